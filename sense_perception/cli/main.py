@@ -1,0 +1,64 @@
+"""`sense-perception` command line: one sub-command per module in this package.
+
+Each sub-command module exposes ``add_parser(subparsers)`` (registers its parser and sets
+``func`` to a callable taking the parsed args and returning an exit code).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import SensePerceptionError
+
+# Modules are imported lazily by name so `sense-perception --help` stays fast and a sub-command's
+# heavy imports (rclpy for `run`) never load for another.
+SUBCOMMANDS = {
+    "detect": "sense_perception.cli.detect",
+    "driver": "sense_perception.cli.driver",
+    "replay": "sense_perception.cli.replay",
+    "run": "sense_perception.cli.run",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every available sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="sense-perception",
+        description="Camera perception for automated cars: object and pedestrian detection, tracking "
+                    "and consented in-cabin driver identification on ONNX Runtime.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # sub-command not built yet in this tree
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `sense-perception` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SensePerceptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
