@@ -1,0 +1,489 @@
+"""Decode sensor_msgs/Image and sensor_msgs/CompressedImage into BGR uint8 arrays, without ROS.
+
+Works on any object with the message's fields: an rclpy message, a rosbags message, a dataclass.
+``data`` may be bytes, bytearray, memoryview, ``array.array('B')`` (rclpy), a uint8 numpy array
+(rosbags) or a list of ints.
+
+Conventions:
+    * Output is always a fresh, writable, C-contiguous ``(H, W, 3)`` uint8 BGR array, the format the
+      whole pipeline works in. It never aliases the message buffer.
+    * ``mono16`` / ``16UC1`` are scaled to 8 bit by ``>> 8`` (the high byte), like PNG's 16 -> 8 bit
+      strip; use :func:`decode_mono16` to keep the full depth.
+    * ``data`` longer than ``step * height`` is accepted and the trailing bytes are ignored (some
+      drivers over-allocate); shorter is an error.
+    * ``is_bigendian`` only matters for 16-bit encodings.
+    * Compressed colour images follow compressed_image_transport: after ``imdecode`` the channels
+      are BGR when the format says ``compressed bgr...`` (or names no source encoding); they are RGB
+      (and swapped here) when the source encoding is a colour one and ``compressed bgr`` is absent.
+
+Every bad message raises :class:`~sense_perception.errors.ImageDecodeError` whose ``field`` is one of
+``msg``, ``height``, ``width``, ``height*width``, ``encoding``, ``is_bigendian``, ``step``, ``data``,
+``format`` or ``max_pixels``; no other exception type escapes the public decoders.
+"""
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, TypeVar
+
+import cv2
+import numpy as np
+
+from ..errors import ImageDecodeError
+
+DEFAULT_MAX_PIXELS = 50_000_000
+
+Converter = Callable[[np.ndarray], np.ndarray]
+_F = TypeVar("_F", bound=Callable[..., np.ndarray])
+
+
+def _copy(view: np.ndarray) -> np.ndarray:
+    # Always copy: the result must be writable and must not alias a buffer the transport may reuse.
+    return view.copy(order="C")
+
+
+def _cvt(code: int) -> Converter:
+    return lambda view: cv2.cvtColor(view, code)
+
+
+def _mono16_to_bgr(view: np.ndarray) -> np.ndarray:
+    gray = np.right_shift(view, 8, out=np.empty(view.shape, np.uint8), casting="unsafe")
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+def _bayer(ros_name: str, legacy_name: str) -> Converter:
+    # OpenCV's historic COLOR_BayerXY names describe the 2nd row's 2nd/3rd pixels, so ROS
+    # bayer_rggb8 is COLOR_BayerBG2BGR. Newer OpenCV adds unambiguous aliases (BayerRGGB...);
+    # the tests check the mapping against a known mosaic either way.
+    return _cvt(getattr(cv2, f"COLOR_Bayer{ros_name}2BGR", getattr(cv2, f"COLOR_Bayer{legacy_name}2BGR")))
+
+
+@dataclass(frozen=True)
+class EncodingSpec:
+    """How one sensor_msgs/Image encoding is laid out and turned into BGR.
+
+    Attributes:
+        channels: elements per pixel (2 for packed YUV 4:2:2, 1 for Bayer mosaics).
+        dtype: element type; its byte order is set from ``is_bigendian`` when wider than a byte.
+        to_bgr: converts an ``(H, W, channels)`` (or ``(H, W)``) view to a new BGR uint8 array.
+        even_width: the width must be even (YUV 4:2:2 packs two pixels per 4 bytes).
+    """
+
+    channels: int
+    dtype: np.dtype
+    to_bgr: Converter
+    even_width: bool = False
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        return self.channels * self.dtype.itemsize
+
+
+_U8 = np.dtype(np.uint8)
+_U16 = np.dtype(np.uint16)
+
+# The single table of supported encodings: adding one is one line.
+_ENCODINGS: dict[str, EncodingSpec] = {
+    "bgr8": EncodingSpec(3, _U8, _copy),
+    "rgb8": EncodingSpec(3, _U8, _cvt(cv2.COLOR_RGB2BGR)),
+    "bgra8": EncodingSpec(4, _U8, _cvt(cv2.COLOR_BGRA2BGR)),
+    "rgba8": EncodingSpec(4, _U8, _cvt(cv2.COLOR_RGBA2BGR)),
+    "mono8": EncodingSpec(1, _U8, _cvt(cv2.COLOR_GRAY2BGR)),
+    "mono16": EncodingSpec(1, _U16, _mono16_to_bgr),
+    # ROS "yuv422" is UYVY byte order; "yuv422_yuy2" is YUYV.
+    "yuv422": EncodingSpec(2, _U8, _cvt(cv2.COLOR_YUV2BGR_UYVY), even_width=True),
+    "yuv422_yuy2": EncodingSpec(2, _U8, _cvt(cv2.COLOR_YUV2BGR_YUY2), even_width=True),
+    "bayer_rggb8": EncodingSpec(1, _U8, _bayer("RGGB", "BG")),
+    "bayer_bggr8": EncodingSpec(1, _U8, _bayer("BGGR", "RG")),
+    "bayer_gbrg8": EncodingSpec(1, _U8, _bayer("GBRG", "GR")),
+    "bayer_grbg8": EncodingSpec(1, _U8, _bayer("GRBG", "GB")),
+}
+_ALIASES = {"8UC3": "bgr8", "8UC1": "mono8", "16UC1": "mono16", "uyvy": "yuv422", "yuyv": "yuv422_yuy2"}
+_ENCODINGS.update({alias: _ENCODINGS[name] for alias, name in _ALIASES.items()})
+
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
+_MONO16_ENCODINGS = frozenset(name for name, spec in _ENCODINGS.items() if spec.to_bgr is _mono16_to_bgr)
+
+SUPPORTED_COMPRESSED_FORMATS: tuple[str, ...] = ("jpeg", "png")
+# Source encodings whose channels compressed_image_transport reorders (sensor_msgs isColor()).
+_COLOR_ENCODINGS = frozenset(
+    {"rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16", "bgra16"}
+)
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC) share the range.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _wrap_unexpected(func: _F) -> _F:
+    """Let ImageDecodeError through and turn anything else into one, so callers catch one type."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> np.ndarray:
+        try:
+            return func(*args, **kwargs)
+        except ImageDecodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the documented contract is a single error type
+            raise ImageDecodeError("msg", f"cannot decode ({type(exc).__name__}: {exc})") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _field(msg: object, name: str) -> Any:
+    try:
+        return getattr(msg, name)
+    except AttributeError:
+        raise ImageDecodeError(
+            name, f"missing; {type(msg).__name__} is not a sensor_msgs/Image-like message"
+        ) from None
+
+
+def _int_field(msg: object, name: str) -> int:
+    value = _field(msg, name)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ImageDecodeError(name, f"must be an integer, got {type(value).__name__} {value!r:.40}")
+    return int(value)
+
+
+def _str_field(msg: object, name: str) -> str:
+    value = _field(msg, name)
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii", "replace")
+    if not isinstance(value, str):
+        raise ImageDecodeError(name, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _check_max_pixels(max_pixels: int) -> None:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels <= 0:
+        raise ImageDecodeError("max_pixels", f"must be a positive integer, got {max_pixels!r}")
+
+
+def _check_pixels(height: int, width: int, max_pixels: int, field: str, what: str) -> None:
+    if height * width > max_pixels:
+        raise ImageDecodeError(
+            field,
+            f"{what} {width}x{height} = {height * width} pixels exceeds max_pixels={max_pixels}; "
+            "the message is corrupt or hostile, or raise max_pixels for a camera that large",
+        )
+
+
+def _as_bytes(data: Any, needed: int = 0) -> np.ndarray:
+    """View ``data`` as a 1-D uint8 array without copying (lists are the one exception)."""
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            raise ImageDecodeError("data", f"numpy array of dtype {data.dtype}; expected uint8")
+        if not data.flags.c_contiguous:
+            raise ImageDecodeError("data", "numpy array is not contiguous")
+        return data.reshape(-1)
+    if isinstance(data, (list, tuple)):
+        # Check the length first so a short list never costs a conversion.
+        if len(data) < needed:
+            raise ImageDecodeError("data", f"has {len(data)} items; {needed} bytes are needed")
+        try:
+            return np.asarray(data, dtype=np.uint8)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise ImageDecodeError("data", f"list must hold integers 0..255 ({exc})") from exc
+    if isinstance(data, str) or data is None:
+        raise ImageDecodeError("data", f"must be bytes-like, got {type(data).__name__}")
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except (TypeError, ValueError, BufferError) as exc:
+        raise ImageDecodeError(
+            "data", f"{type(data).__name__} is not a contiguous byte buffer ({exc})"
+        ) from exc
+
+
+def _lookup_encoding(encoding: str) -> EncodingSpec:
+    try:
+        return _ENCODINGS[encoding]
+    except KeyError:
+        raise ImageDecodeError(
+            "encoding",
+            f"{encoding!r} is not supported; supported: {', '.join(SUPPORTED_ENCODINGS)}",
+        ) from None
+
+
+def _raw_view(msg: object, max_pixels: int) -> tuple[EncodingSpec, np.ndarray]:
+    """Validate an Image-like message and return its encoding and a zero-copy view of its pixels."""
+    _check_max_pixels(max_pixels)
+    height = _int_field(msg, "height")
+    width = _int_field(msg, "width")
+    for name, value in (("height", height), ("width", width)):
+        if value <= 0:
+            raise ImageDecodeError(name, f"must be > 0, got {value}")
+    spec = _lookup_encoding(_str_field(msg, "encoding"))
+    # Before touching step or data: a hostile header must not cost an allocation.
+    _check_pixels(height, width, max_pixels, "height*width", "image")
+    if spec.even_width and width % 2:
+        raise ImageDecodeError("width", f"YUV 4:2:2 packs pixel pairs; width {width} must be even")
+    row_bytes = width * spec.bytes_per_pixel
+    step = _int_field(msg, "step")
+    if step < row_bytes:
+        raise ImageDecodeError(
+            "step",
+            f"{step} is less than width*bytes_per_pixel = {width}*{spec.bytes_per_pixel} = {row_bytes}",
+        )
+    dtype = spec.dtype
+    if dtype.itemsize > 1:
+        flag = _field(msg, "is_bigendian")
+        # uint8 in the .msg, but a hand-made message may well say True/False.
+        big = int(flag) if isinstance(flag, (bool, np.bool_)) else _int_field(msg, "is_bigendian")
+        if big not in (0, 1):
+            raise ImageDecodeError("is_bigendian", f"must be 0 or 1, got {big}")
+        dtype = dtype.newbyteorder(">" if big else "<")
+    needed = step * height
+    buf = _as_bytes(_field(msg, "data"), needed)
+    if buf.size < needed:
+        raise ImageDecodeError(
+            "data", f"has {buf.size} bytes; step*height = {step}*{height} = {needed} are needed"
+        )
+    if spec.channels == 1:
+        shape: tuple[int, ...] = (height, width)
+        strides: tuple[int, ...] = (step, dtype.itemsize)
+    else:
+        shape = (height, width, spec.channels)
+        strides = (step, spec.bytes_per_pixel, dtype.itemsize)
+    # A strided view handles row padding without copying; numpy copes with unaligned 16-bit rows.
+    return spec, np.ndarray(shape, dtype, buffer=buf, strides=strides)
+
+
+@_wrap_unexpected
+def decode_image(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a sensor_msgs/Image-like message to BGR.
+
+    Args:
+        msg: object with ``height``, ``width``, ``encoding``, ``is_bigendian``, ``step``, ``data``.
+        max_pixels: largest ``height*width`` accepted, checked before any allocation.
+
+    Returns:
+        New C-contiguous ``(height, width, 3)`` uint8 BGR array.
+
+    Raises:
+        ImageDecodeError: a field is missing, out of range or inconsistent; ``field`` names it.
+    """
+    spec, view = _raw_view(msg, max_pixels)
+    return spec.to_bgr(view)
+
+
+@_wrap_unexpected
+def decode_mono16(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a ``mono16``/``16UC1`` Image at full depth (e.g. depth maps in millimetres).
+
+    Returns:
+        New C-contiguous ``(height, width)`` uint16 array in native byte order.
+
+    Raises:
+        ImageDecodeError: as :func:`decode_image`, or the encoding is not a 16-bit mono one.
+    """
+    encoding = _str_field(msg, "encoding")
+    if encoding not in _MONO16_ENCODINGS:
+        raise ImageDecodeError(
+            "encoding", f"{encoding!r}: decode_mono16 needs one of {', '.join(sorted(_MONO16_ENCODINGS))}"
+        )
+    _, view = _raw_view(msg, max_pixels)
+    return view.astype(np.uint16, order="C")
+
+
+class _Format(NamedTuple):
+    codec: str  # "jpeg", "png" or "" (unknown: sniff the data)
+    rgb_order: bool  # imdecode's output holds R, G, B and must be swapped
+
+
+def _parse_format(fmt: str) -> _Format:
+    source, sep, rest = fmt.strip().partition(";")
+    descr = (rest if sep else source).strip().lower()
+    supported = ", ".join(SUPPORTED_COMPRESSED_FORMATS)
+    if "compresseddepth" in descr:
+        # compressed_depth_image_transport prepends its own header to the PNG; not handled here.
+        raise ImageDecodeError("format", f"{fmt!r}: compressedDepth is not supported; supported: {supported}")
+    if "jpeg" in descr or "jpg" in descr:
+        codec = "jpeg"
+    elif "png" in descr:
+        codec = "png"
+    elif descr == "":
+        codec = ""
+    else:
+        raise ImageDecodeError("format", f"{fmt!r} is not supported; supported: {supported}")
+    rgb_order = bool(sep) and source.strip() in _COLOR_ENCODINGS and "compressed bgr" not in descr
+    return _Format(codec, rgb_order)
+
+
+def _jpeg_size(mv: memoryview) -> tuple[int, int, int]:
+    """Return (width, height, offset of the first SOS) from the JPEG marker segments."""
+    pos, n, size = 2, len(mv), None
+    while pos + 4 <= n:
+        if mv[pos] != 0xFF:
+            raise ImageDecodeError("data", f"corrupt JPEG: no marker at byte {pos}")
+        marker = mv[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # stand-alone markers carry no length
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", mv, pos + 2)
+        if marker in _SOF_MARKERS and pos + 9 <= n:
+            height, width = struct.unpack_from(">HH", mv, pos + 5)
+            size = (width, height)
+        if marker == 0xDA:
+            if size is None:
+                raise ImageDecodeError("data", "corrupt JPEG: scan data before any frame header")
+            return size[0], size[1], pos
+        if length < 2:
+            raise ImageDecodeError("data", f"corrupt JPEG: segment length {length} at byte {pos}")
+        pos += 2 + length
+    raise ImageDecodeError("data", "truncated JPEG: the stream ends before its first scan")
+
+
+def _png_size(mv: memoryview) -> tuple[int, int]:
+    if len(mv) < 33 or bytes(mv[12:16]) != b"IHDR":
+        raise ImageDecodeError("data", "truncated or corrupt PNG: no IHDR chunk")
+    width, height = struct.unpack_from(">II", mv, 16)
+    return width, height
+
+
+def _check_header(buf: np.ndarray, codec: str, max_pixels: int) -> tuple[int, int]:
+    """Read the dimensions from the stream's header and check it is complete, before decoding."""
+    mv = memoryview(buf)
+    head = bytes(mv[:8])
+    if head.startswith(_JPEG_MAGIC):
+        width, height, sos = _jpeg_size(mv)
+        # Entropy-coded data stuffs every 0xFF, so the only FF D9 after the first scan is EOI.
+        complete = buf[sos:].tobytes().rfind(b"\xff\xd9") >= 0
+        kind = "JPEG"
+    elif head == _PNG_MAGIC:
+        width, height = _png_size(mv)
+        complete = buf[-256:].tobytes().rfind(b"IEND") >= 0
+        kind = "PNG"
+    else:
+        raise ImageDecodeError(
+            "data",
+            f"not a JPEG or PNG stream (starts with {head.hex(' ')}); format said {codec or 'nothing'}",
+        )
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError("data", f"{kind} header gives an empty size {width}x{height}")
+    _check_pixels(height, width, max_pixels, "data", f"{kind} header claims")
+    if not complete:
+        raise ImageDecodeError("data", f"truncated {kind}: no end marker ({len(mv)} bytes)")
+    return width, height
+
+
+@_wrap_unexpected
+def decode_compressed(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage-like message (JPEG or PNG) to BGR.
+
+    The image dimensions are read from the stream header and checked against ``max_pixels``
+    before the decoder allocates anything. EXIF orientation is ignored: the pixels stay as the
+    camera wrote them.
+
+    Args:
+        msg: object with ``format`` (``"jpeg"``, ``"png"``, ``"rgb8; jpeg compressed bgr8"``, ...)
+            and ``data``.
+        max_pixels: largest width*height accepted.
+
+    Returns:
+        New C-contiguous ``(H, W, 3)`` uint8 BGR array (16-bit PNGs are scaled to 8 bit).
+
+    Raises:
+        ImageDecodeError: unsupported ``format``; empty, truncated, corrupt or oversized ``data``.
+    """
+    _check_max_pixels(max_pixels)
+    fmt = _parse_format(_str_field(msg, "format"))
+    buf = _as_bytes(_field(msg, "data"))
+    if buf.size == 0:
+        raise ImageDecodeError("data", "is empty")
+    width, height = _check_header(buf, fmt.codec, max_pixels)
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise ImageDecodeError("data", f"corrupt image: OpenCV cannot decode these {buf.size} bytes")
+    if image.shape[:2] != (height, width):
+        raise ImageDecodeError(
+            "data", f"decoded size {image.shape[1]}x{image.shape[0]} differs from header {width}x{height}"
+        )
+    if fmt.rgb_order:
+        cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=image)
+    return image
+
+
+@_wrap_unexpected
+def decode_any(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an Image or CompressedImage-like message, chosen by its ``format``/``encoding`` field.
+
+    Raises:
+        ImageDecodeError: for any bad input; no other exception type escapes.
+    """
+    if hasattr(msg, "format"):
+        return decode_compressed(msg, max_pixels)
+    if hasattr(msg, "encoding"):
+        return decode_image(msg, max_pixels)
+    raise ImageDecodeError(
+        "msg", f"{type(msg).__name__} has neither 'format' (CompressedImage) nor 'encoding' (Image)"
+    )
+
+
+def _gray16(bgr: np.ndarray) -> np.ndarray:
+    # x * 257 spreads 0..255 over 0..65535 so that decoding's >> 8 gives x back exactly.
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16) * np.uint16(257)
+
+
+_ENCODERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "bgr8": lambda bgr: bgr,
+    "rgb8": lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+    "bgra8": lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+    "rgba8": lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA),
+    "mono8": lambda bgr: cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
+    "mono16": _gray16,
+}
+ENCODABLE_ENCODINGS: tuple[str, ...] = tuple(_ENCODERS)
+
+
+def encode_image(
+    bgr: np.ndarray, encoding: str, *, row_padding: int = 0, bigendian: bool = False
+) -> tuple[int, bytes]:
+    """Make the ``step`` and ``data`` of a sensor_msgs/Image from a BGR image.
+
+    Args:
+        bgr: ``(H, W, 3)`` uint8 BGR image.
+        encoding: one of :data:`ENCODABLE_ENCODINGS`.
+        row_padding: zero bytes appended to every row (exercises decoders' ``step`` handling).
+        bigendian: byte order of 16-bit encodings; set ``is_bigendian`` to match.
+
+    Returns:
+        ``(step, data)``; ``height``/``width`` are ``bgr.shape[:2]``.
+
+    Raises:
+        ImageDecodeError: ``encoding`` not encodable or ``bgr`` not an (H, W, 3) uint8 array.
+    """
+    if encoding not in _ENCODERS:
+        raise ImageDecodeError(
+            "encoding", f"{encoding!r} cannot be encoded; encodable: {', '.join(ENCODABLE_ENCODINGS)}"
+        )
+    if not isinstance(bgr, np.ndarray) or bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
+        raise ImageDecodeError("image", "must be an (H, W, 3) uint8 BGR numpy array")
+    if row_padding < 0:
+        raise ImageDecodeError("step", f"row_padding must be >= 0, got {row_padding}")
+    pixels = _ENCODERS[encoding](bgr)
+    if pixels.dtype.itemsize > 1:
+        pixels = pixels.astype(pixels.dtype.newbyteorder(">" if bigendian else "<"), copy=False)
+    height = pixels.shape[0]
+    rows = np.ascontiguousarray(pixels).view(np.uint8).reshape(height, -1)
+    if row_padding:
+        rows = np.concatenate([rows, np.zeros((height, row_padding), np.uint8)], axis=1)
+    return rows.shape[1], rows.tobytes()
+
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ENCODABLE_ENCODINGS",
+    "SUPPORTED_COMPRESSED_FORMATS",
+    "SUPPORTED_ENCODINGS",
+    "EncodingSpec",
+    "decode_any",
+    "decode_compressed",
+    "decode_image",
+    "decode_mono16",
+    "encode_image",
+]
