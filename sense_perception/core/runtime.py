@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -52,6 +52,50 @@ class RuntimeOptions:
     device_id: int = 0
     trt_cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "sense_perception", "trt")
     trt_fp16: bool = True
+
+
+@dataclass
+class RuntimeConfig:
+    """The ``runtime.*`` parameters of a node; :meth:`options` turns them into :class:`RuntimeOptions`.
+
+    Attributes:
+        providers: execution providers in order of preference; unavailable ones are skipped with
+            the reason recorded (CPU is always appended last).
+        intra_op_threads: threads per operator; 0 lets onnxruntime choose (one per physical core).
+        device_id: GPU index for the CUDA and TensorRT providers.
+        trt_cache_dir: TensorRT engine/timing cache directory; "" = ~/.cache/sense_perception/trt.
+        trt_fp16: let TensorRT build FP16 engines.
+    """
+
+    providers: list[str] = field(default_factory=lambda: list(DEFAULT_PROVIDERS))
+    intra_op_threads: int = 0
+    device_id: int = 0
+    trt_cache_dir: str = ""
+    trt_fp16: bool = True
+
+    def __post_init__(self) -> None:
+        if self.intra_op_threads < 0:
+            raise ValueError(f"runtime.intra_op_threads must be >= 0, got {self.intra_op_threads}")
+        if self.device_id < 0:
+            raise ValueError(f"runtime.device_id must be >= 0, got {self.device_id}")
+        if not self.providers:
+            raise ValueError("runtime.providers must name at least one provider, e.g. "
+                             "[CPUExecutionProvider]")
+
+    @classmethod
+    def from_params(cls, params: dict, source: str = "config") -> "RuntimeConfig":
+        """Read the ``runtime.*`` keys of flattened node parameters (unknown keys are errors)."""
+        from ..config import section_from_params
+
+        return section_from_params(cls, params, "runtime.", source)
+
+    def options(self) -> RuntimeOptions:
+        """The equivalent :class:`RuntimeOptions`."""
+        defaults = RuntimeOptions()
+        return RuntimeOptions(
+            providers=tuple(self.providers), intra_op_threads=self.intra_op_threads,
+            device_id=self.device_id, trt_cache_dir=self.trt_cache_dir or defaults.trt_cache_dir,
+            trt_fp16=self.trt_fp16)
 
 
 def _provider_entry(name: str, options: RuntimeOptions) -> str | tuple[str, dict]:

