@@ -17,7 +17,7 @@ ros-env: $(VENV)/.installed
 	bash tools/make_ros_env.sh $(ROS_VENV)
 
 demo: venv
-	$(VENV)/bin/sense-perception detect sense_perception/data/*.jpg --out demo_out
+	$(VENV)/bin/sense-perception replay sense_perception/data/sample_bag --out demo_out --force --cabin /camera/cabin/image_raw/compressed --video
 
 test-core: venv
 	$(VENV)/bin/python -m pytest -m "not ros" test

@@ -24,6 +24,7 @@ setup(
             "models/*.txt",
             "interfaces/vision_msgs/msg/*.msg",
             "data/*",
+            "data/sample_bag/*",
         ],
     },
     data_files=[
@@ -38,11 +39,13 @@ setup(
         "onnx>=1.15",
         "opencv-python-headless>=4.8",
         "pyyaml>=6",
-        "rosbags>=0.10",
+        "rosbags>=0.11",  # replay opens single .mcap/.db3 files (tested with 0.11.9)
         "rosbags-image>=0.10",
+        "mcap>=1.1",  # replay: streams damaged MCAP files record by record
         "cryptography>=42",
         "rich>=13",
         "lap>=0.5",
+        "scipy>=1.10",  # tiling: box overlap helpers
         *WEIGHT_PACKAGES,
     ],
     extras_require={

@@ -1,0 +1,426 @@
+"""Replay a rosbag2 recording through the perception core: the engine behind ``sense-perception replay``.
+
+Per exterior camera frame: decode -> ObjectDetector (frames of several cameras close in bag time
+share one ``detect`` call) -> per-camera tracker -> Detection2DArray. Per cabin frame (``cabin``
+topic only, never an exterior camera): DriverIdentifier -> faces (Detection2DArray) and the driver
+identity (Classification). Outputs keep the input's header and bag timestamp, so they line up with
+the input in Foxglove or ``ros2 bag play``.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from ..config import load_params
+from ..core import messages
+from ..core.image_decode import decode_any
+from ..core.types import Detections, Header
+from ..errors import BagError, ImageDecodeError
+from .reader import Bag, BagMessage, open_bag
+from .skips import ALL_TOPICS, SkipLog
+from .summary import SummaryBuilder, write_summary
+from .writer import LATCHED_QOS, OutputBag, camera_namespace
+
+LOG = logging.getLogger(__name__)
+
+DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
+LABEL_INFO = "vision_msgs/msg/LabelInfo"
+CLASSIFICATION = "vision_msgs/msg/Classification"
+DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+DIAGNOSTICS_PERIOD_NS = 1_000_000_000
+FACE_LABELS = ("face", "driver")  # faces message: the driver's face is labelled "driver"
+
+# What --out receives; --force replaces exactly these, nothing else in the directory.
+BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
+
+
+@dataclass
+class ReplayOptions:
+    """What to replay and where to; mirrors the command-line options."""
+
+    bag: Path
+    out: Path
+    topics: list[str] | None = None
+    cabin: str | None = None
+    config: Path | None = None
+    copy_input: bool = False
+    video: bool = False
+    publish: bool = False
+    rate: float = 1.0
+    force: bool = False
+    batch_window_s: float = 0.05  # frames of different cameras this close in bag time share a batch
+
+
+@dataclass
+class ReplayResult:
+    """Where the outputs are and what happened."""
+
+    summary: dict[str, Any]
+    out_bag: Path
+    summary_path: Path
+    videos: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every selected frame was read, decoded and processed."""
+        return not self.summary["skipped"]
+
+
+class _Frame(NamedTuple):
+    topic: str
+    timestamp: int  # bag time, ns
+    header: Header
+    image: np.ndarray
+    started: float  # perf_counter() when its decode began
+
+
+def identity_results(state: str, driver_id: str | None, score: float) -> list[tuple[str, float]]:
+    """Classification hypotheses of a driver state: the driver id when identified, else the state."""
+    return [(driver_id if driver_id else state, float(score) if np.isfinite(score) else 0.0)]
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    """Create ``out``; refuse a non-empty one unless ``force`` (then replace only replay outputs).
+
+    Raises:
+        BagError: ``out`` is a file, or holds files and ``force`` is false.
+    """
+    if out.exists() and not out.is_dir():
+        raise BagError(f"--out {out} is a file; give a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise BagError(f"--out {out} is not empty; pass --force to replace its replay outputs "
+                           f"({BAG_DIR}/, {VIDEO_DIR}/, {SUMMARY_FILE}) or choose another directory")
+        for name in (BAG_DIR, VIDEO_DIR):
+            if (out / name).exists():
+                shutil.rmtree(out / name)
+        (out / SUMMARY_FILE).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
+                  skipped: SkipLog) -> list[str]:
+    """Camera topics to replay: ``topics`` (checked) or every image topic, plus ``cabin``.
+
+    Topics whose type is unknown are recorded as skipped: in auto mode they might carry images.
+
+    Raises:
+        BagError: a named topic is missing or not an image topic, or no image topic is left.
+    """
+    available = ", ".join(bag.image_topics()) or "none"
+    wanted = list(dict.fromkeys([*(topics or bag.image_topics()), *([cabin] if cabin else [])]))
+    selected = []
+    for topic in wanted:
+        meta = bag.topics.get(topic)
+        if meta is None:
+            raise BagError(f"topic {topic} is not in bag {bag.path}; image topics: {available}")
+        if not meta.known:
+            skipped.add(topic, f"unknown message type {meta.msgtype}: no definition in the bag or "
+                               "the typestore", max(meta.count, 1))
+        elif not meta.is_image:
+            raise BagError(f"topic {topic} carries {meta.msgtype}, not sensor_msgs/msg/Image or "
+                           f"CompressedImage; image topics: {available}")
+        else:
+            selected.append(topic)
+    if not topics:
+        for topic in bag.unknown_topics():
+            if topic not in wanted:
+                skipped.add(topic, f"unknown message type {bag.topics[topic].msgtype}: no definition "
+                                   "in the bag or the typestore, so it cannot be checked for images",
+                            max(bag.topics[topic].count, 1))
+    if not selected:
+        raise BagError(f"bag {bag.path} has no readable image topic to replay (image topics: "
+                       f"{available}); check --topics or the bag")
+    return selected
+
+
+def _namespaces(topics: list[str]) -> dict[str, str]:
+    spaces = {t: camera_namespace(t) for t in topics}
+    # Two topics of one camera (raw and compressed) would collide: fall back to the full topic.
+    clashes = {ns for ns in spaces.values() if list(spaces.values()).count(ns) > 1}
+    return {t: (t if ns in clashes else ns) for t, ns in spaces.items()}
+
+
+class Replayer:
+    """One replay run. Build it, then call :meth:`run`.
+
+    Args:
+        options: what to do.
+        progress: called with (messages read so far, messages expected or None) as reading goes.
+        detector, identifier: prebuilt core objects (tests share them between runs); default
+            built from the config file like the nodes do.
+    """
+
+    def __init__(self, options: ReplayOptions,
+                 progress: Callable[[int, int | None], None] | None = None,
+                 detector: Any = None, identifier: Any = None) -> None:
+        self.options = options
+        self.progress = progress
+        self._detector = detector
+        self._identifier = identifier
+        if options.rate <= 0:
+            raise BagError(f"--rate must be > 0, got {options.rate}")
+
+    # -- setup ------------------------------------------------------------------------------------
+
+    def _build_core(self, exterior: list[str], cabin: str | None) -> None:
+        source = str(self.options.config) if self.options.config else "default parameters"
+        if exterior and self._detector is None:
+            from ..core.detector import ObjectDetector
+
+            self._detector = ObjectDetector.from_params(
+                load_params(self.options.config, "object_detector"), source)
+        if cabin and self._identifier is None:
+            from ..face.pipeline import DriverIdentifier
+
+            self._identifier = DriverIdentifier.from_params(
+                load_params(self.options.config, "driver_monitor"), source)
+        self._trackers = None
+        if exterior:
+            from ..core.tracking import TrackerBank, TrackingConfig
+
+            config = TrackingConfig.from_params(load_params(self.options.config, "object_detector"),
+                                                source)
+            if config.enabled:
+                self._trackers = TrackerBank(config, self._detector.label_names)
+
+    # -- run --------------------------------------------------------------------------------------
+
+    def run(self) -> ReplayResult:
+        """Replay the bag; returns the summary (also written to ``out/summary.json``).
+
+        Raises:
+            BagError: the bag cannot be opened at all, a topic option is wrong, or an output
+                cannot be written. ConfigError / ModelError / PrivacyError from the core.
+        """
+        opts = self.options
+        out = Path(opts.out)
+        prepare_out(out, opts.force)
+        bag = open_bag(opts.bag)
+        try:
+            return self._run(bag, out)
+        finally:
+            bag.close()
+
+    def _run(self, bag: Bag, out: Path) -> ReplayResult:
+        opts = self.options
+        skipped = bag.skipped
+        topics = select_topics(bag, opts.topics, opts.cabin, skipped)
+        self._cabin = opts.cabin if opts.cabin in topics else None
+        self._exterior = [t for t in topics if t != self._cabin]
+        self._publisher = None
+        if opts.publish:  # first: without rclpy this fails before models load or outputs exist
+            from .publish import LivePublisher
+
+            self._publisher = LivePublisher(rate=opts.rate, skipped=skipped)
+        try:
+            self._setup(bag, out, topics)
+        except BaseException:
+            if self._publisher is not None:
+                self._publisher.close()
+            raise
+        wall0 = time.perf_counter()
+        try:
+            self._loop(bag, topics, skipped)
+        finally:
+            # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
+            try:
+                self._flush(self._pending)
+                if self._last is not None:  # final state of every camera, at the last frame's time
+                    self._write_diagnostics(self._last[1], self._last[0], skipped)
+            finally:
+                wall = time.perf_counter() - wall0
+                videos = self._videos.close() if self._videos else []
+                if self._publisher is not None:
+                    self._publisher.close()
+                self._out.close()
+        summary = self._summary.build(wall, skipped.entries())
+        write_summary(out / SUMMARY_FILE, summary)
+        return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos, list(bag.notes))
+
+    def _setup(self, bag: Bag, out: Path, topics: list[str]) -> None:
+        self._build_core(self._exterior, self._cabin)
+        self._ns = _namespaces(topics)
+        self._summary = SummaryBuilder(topics)
+        self._diag_next: int | None = None
+        self._cam_stats = {t: {"frames": 0, "detections": 0} for t in topics}
+        self._label_info_done: set[str] = set()
+        self._pending: list[_Frame] = []
+        self._last: tuple[Header, int] | None = None  # header and bag time of the last frame
+        self._out = OutputBag(out / BAG_DIR, bag.typestore)
+        self._videos = None
+        if self.options.video:
+            from .video import VideoSet
+
+            self._videos = VideoSet(out / VIDEO_DIR, self._fps_by_topic(bag, topics))
+
+    def _loop(self, bag: Bag, topics: list[str], skipped: SkipLog) -> None:
+        window_ns = self.options.batch_window_s * 1e9
+        pending = self._pending
+        expected = sum(bag.topics[t].count for t in topics) or None
+        done = 0
+        try:
+            for msg in bag.messages(list(bag.topics) if self._publisher else topics):
+                if self._publisher is not None:
+                    self._publisher.play(msg, bag.topics[msg.topic].qos)
+                if msg.topic not in self._ns:
+                    continue  # played into the graph only (--publish)
+                done += 1
+                frame = self._decode(bag, msg, skipped)
+                if frame is not None:
+                    if self._last is None or msg.timestamp >= self._last[1]:
+                        self._last = (frame.header, msg.timestamp)
+                    if msg.topic == self._cabin:
+                        self._process_cabin(frame)
+                    else:
+                        if pending and (msg.topic in {p.topic for p in pending}
+                                        or msg.timestamp - pending[0].timestamp > window_ns):
+                            self._flush(pending)
+                        pending.append(frame)
+                        if len(pending) == len(self._exterior):
+                            self._flush(pending)
+                    self._maybe_diagnostics(frame, skipped)
+                if self.progress:
+                    self.progress(done, expected)
+        except KeyboardInterrupt:
+            skipped.add(ALL_TOPICS, "replay interrupted (Ctrl-C) before the end of the bag",
+                        max((expected or 0) - done, 1))
+
+    @staticmethod
+    def _fps_by_topic(bag: Bag, topics: list[str]) -> dict[str, float]:
+        span = bag.time_range
+        fps: dict[str, float] = {}
+        for topic in topics:
+            count = bag.topics[topic].count
+            if span and count > 1 and span[1] > span[0]:
+                fps[topic] = (count - 1) / ((span[1] - span[0]) * 1e-9)
+        return fps
+
+    # -- per frame --------------------------------------------------------------------------------
+
+    def _decode(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> _Frame | None:
+        started = time.perf_counter()
+        try:
+            ros_msg = bag.deserialize(msg)
+        except Exception:  # rosbags raises several types on corrupt CDR
+            skipped.add(msg.topic, f"corrupt message: bytes are not a valid {msg.msgtype}")
+            return None
+        if self.options.copy_input:
+            self._out.write_raw(msg.topic, msg.msgtype, msg.timestamp, msg.data,
+                                bag.topics[msg.topic].qos)
+        try:
+            header = Header.from_msg(ros_msg.header)
+            image = decode_any(ros_msg)
+        except ImageDecodeError as exc:
+            skipped.add(msg.topic, f"undecodable image: {str(exc)[:200]}")
+            return None
+        return _Frame(msg.topic, msg.timestamp, header, image, started)
+
+    def _emit(self, topic: str, msgtype: str, timestamp: int, message: dict[str, Any],
+              qos: list | None = None) -> None:
+        obj = self._out.convert(msgtype, message)
+        raw = self._out.typestore.serialize_cdr(obj, msgtype)
+        self._out.write_raw(topic, msgtype, timestamp, raw, qos or ())
+        if self._publisher is not None:
+            self._publisher.publish(topic, msgtype, raw, qos or ())
+
+    def _flush(self, pending: list[_Frame]) -> None:
+        if not pending:
+            return
+        detector = self._detector
+        results = detector.detect([f.image for f in pending])
+        for frame, dets in zip(pending, results):
+            if self._trackers is not None:
+                dets = self._trackers.update(frame.topic, dets, frame.header.seconds)
+            latency_ms = (time.perf_counter() - frame.started) * 1e3
+            ns = self._ns[frame.topic]
+            if frame.topic not in self._label_info_done:
+                self._label_info_done.add(frame.topic)
+                self._emit(f"{ns}/label_info", LABEL_INFO, frame.timestamp,
+                           messages.label_info(frame.header, detector.label_names,
+                                               detector.config.score_threshold), LATCHED_QOS)
+            self._emit(f"{ns}/detections", DETECTION_ARRAY, frame.timestamp,
+                       messages.detection2d_array(frame.header, dets, detector.label_names))
+            names = np.asarray(detector.label_names, dtype=object)[dets.labels] if len(dets) else []
+            self._summary.add_frame(frame.topic, names, latency_ms)
+            self._cam_stats[frame.topic]["frames"] += 1
+            self._cam_stats[frame.topic]["detections"] += len(dets)
+            if self._videos is not None:
+                self._videos.write(frame.topic, _annotate(frame.image, dets, detector.label_names),
+                                   frame.header.seconds)
+        pending.clear()
+
+    def _process_cabin(self, frame: _Frame) -> None:
+        result = self._identifier.process(frame.image, frame.header.seconds)
+        latency_ms = (time.perf_counter() - frame.started) * 1e3
+        ns = self._ns[frame.topic]
+        faces = result.faces
+        labels = np.zeros(len(faces), np.int32)
+        if result.driver_index >= 0:
+            labels[result.driver_index] = 1
+        face_dets = Detections(faces.boxes.astype(np.float32), faces.scores.astype(np.float32), labels)
+        self._emit(f"{ns}/faces", DETECTION_ARRAY, frame.timestamp,
+                   messages.detection2d_array(frame.header, face_dets, FACE_LABELS))
+        state = getattr(result.state, "value", str(result.state))
+        self._emit(f"{ns}/driver_identity", CLASSIFICATION, frame.timestamp,
+                   messages.classification(frame.header,
+                                           identity_results(state, result.driver_id, result.score)))
+        self._summary.add_frame(frame.topic, ["face"] * len(faces), latency_ms)
+        self._summary.add_identity(frame.header.seconds, state, result.driver_id)
+        self._cam_stats[frame.topic]["frames"] += 1
+        self._cam_stats[frame.topic]["detections"] += len(faces)
+        if self._videos is not None:
+            self._videos.write(frame.topic, _annotate(frame.image, face_dets, FACE_LABELS,
+                                                      caption=_identity_caption(result)),
+                               frame.header.seconds)
+
+    def _maybe_diagnostics(self, frame: _Frame, skipped: SkipLog) -> None:
+        if self._diag_next is None or frame.timestamp >= self._diag_next:
+            self._diag_next = frame.timestamp + DIAGNOSTICS_PERIOD_NS
+            self._write_diagnostics(frame.timestamp, frame.header, skipped)
+
+    def _write_diagnostics(self, timestamp: int, header: Header, skipped: SkipLog) -> None:
+        lost = {}
+        for item in skipped.entries():
+            lost[item["topic"]] = lost.get(item["topic"], 0) + item["count"]
+        provider = getattr(self._detector, "provider", "") if self._detector else ""
+        statuses = []
+        for topic, stats in self._cam_stats.items():
+            n_lost = lost.get(topic, 0) + lost.get(ALL_TOPICS, 0)
+            role = "cabin" if topic == self.options.cabin else "exterior"
+            statuses.append(messages.diagnostic_status(
+                f"sense_perception replay: {topic}", messages.WARN if n_lost else messages.OK,
+                f"{n_lost} messages skipped" if n_lost else "all frames processed",
+                hardware_id=topic,
+                values={"role": role, "frames": stats["frames"], "detections": stats["detections"],
+                        "skipped": n_lost, "provider": provider}))
+        self._emit(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, timestamp,
+                   messages.diagnostic_array(Header(header.sec, header.nanosec, ""), statuses))
+
+
+def _identity_caption(result: Any) -> str:
+    state = getattr(result.state, "value", str(result.state))
+    who = result.display_name or result.driver_id
+    return f"driver: {state}" + (f" ({who}, {result.score:.2f})" if who else "")
+
+
+def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "") -> np.ndarray:
+    from ..core.annotate import draw_detections
+    from .video import draw_caption
+
+    out = draw_detections(image, dets, label_names)
+    return draw_caption(out, caption) if caption else out
+
+
+def replay(options: ReplayOptions, progress: Callable[[int, int | None], None] | None = None,
+           **core: Any) -> ReplayResult:
+    """Replay ``options.bag``; see :class:`Replayer`."""
+    return Replayer(options, progress, **core).run()

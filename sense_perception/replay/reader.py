@@ -1,0 +1,402 @@
+"""Open rosbag2 recordings (MCAP or sqlite3) and stream their messages, tolerating damage.
+
+A healthy bag is read with rosbags. When that fails the reader falls back step by step, replaying
+whatever is readable and recording in a :class:`~.skips.SkipLog` what was lost and why:
+
+- missing or unreadable ``metadata.yaml``: the storage files (``*.mcap``, ``*.db3``) are read
+  directly, which rosbags supports (MCAP and rosbag2 >= Iron sqlite3 carry the type definitions);
+- MCAP without a valid footer or index (a recorder that crashed, a copy cut short): the file is
+  streamed record by record with the ``mcap`` library up to the first damaged record;
+- an error while iterating a storage file: reading stops there and the loss is recorded;
+- message types without a definition in the bag or the typestore: reported, never guessed.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import struct
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Iterable, Iterator, NamedTuple, Protocol
+
+import yaml
+from mcap.data_stream import ReadDataStream
+from mcap.opcode import Opcode
+from mcap.records import Channel as McapChannel
+from mcap.records import Chunk, DataEnd, Message, Schema
+from mcap.stream_reader import StreamReader, get_chunk_data_stream
+from rosbags.interfaces import (
+    Connection,
+    ConnectionExtRosbag2,
+    MessageDefinition,
+    MessageDefinitionFormat,
+    Qos,
+)
+from rosbags.rosbag2 import Reader
+from rosbags.rosbag2.metadata import parse_qos
+
+from ..errors import BagError
+from .skips import ALL_TOPICS, SkipLog
+from .typestore import IMAGE_TYPES, make_typestore, register_bag_types
+
+LOG = logging.getLogger(__name__)
+
+STORAGE_SUFFIXES = (".mcap", ".db3")
+_SCHEMA_FORMATS = {"ros2msg": MessageDefinitionFormat.MSG, "ros2idl": MessageDefinitionFormat.IDL,
+                   "omgidl": MessageDefinitionFormat.IDL}
+
+
+class BagMessage(NamedTuple):
+    """One serialized message as stored: topic, type, bag (receive) time in ns and CDR bytes."""
+
+    topic: str
+    msgtype: str
+    timestamp: int
+    data: bytes | memoryview
+
+
+@dataclass
+class TopicMeta:
+    """What the bag says about one topic."""
+
+    name: str
+    msgtype: str
+    count: int  # messages the storage index announces (0 when unknown, e.g. a salvaged file)
+    qos: list[Qos] = field(default_factory=list)
+    known: bool = True  # the typestore can deserialise its messages
+
+    @property
+    def is_image(self) -> bool:
+        return self.msgtype in IMAGE_TYPES
+
+
+class _Part(Protocol):
+    """One storage file (or a rosbags directory reader) of a bag."""
+
+    name: str
+    connections: list[Connection]
+
+    def messages(self, topics: set[str]) -> Iterator[tuple[Connection, int, bytes | memoryview]]: ...
+
+    def close(self) -> None: ...
+
+
+class _RosbagsPart:
+    """A bag directory or storage file that rosbags opens."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self.reader = Reader(path)
+        self.reader.open()
+        self.connections = list(self.reader.connections)
+
+    def messages(self, topics: set[str]) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
+        conns = [c for c in self.connections if c.topic in topics]
+        if conns:
+            yield from self.reader.messages(conns)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class _McapSalvagePart:
+    """An MCAP file rosbags rejects, streamed record by record up to the first damaged record.
+
+    Whole chunks are read with the ``mcap`` library; in the damaged chunk of an uncompressed file
+    (rosbags' and rosbag2's default) the complete records before the cut are recovered as well.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self.path = path
+        self.damage: str | None = None  # what stopped the stream; None when it reached DataEnd
+        self._schemas: dict[int, Schema] = {}
+        counts: dict[int, int] = {}
+        by_id: dict[int, Connection] = {}
+        # A first pass learns the channels (rosbags' writer puts them inside chunks) and counts,
+        # so topics can be selected before streaming.
+        for record in self._records():
+            if isinstance(record, Message):
+                counts[record.channel_id] = counts.get(record.channel_id, 0) + 1
+            elif isinstance(record, McapChannel) and record.id not in by_id:
+                by_id[record.id] = self._connection(record)
+        self.connections = [c._replace(msgcount=counts.get(c.id, 0)) for c in by_id.values()]
+        self._by_id = {c.id: c for c in self.connections}
+
+    def _records(self) -> Iterator[Any]:
+        self.damage = None
+        with self.path.open("rb") as stream:
+            good = 0  # end of the last record read in full
+            try:
+                for record in StreamReader(stream, emit_chunks=True, record_size_limit=1 << 31).records:
+                    if isinstance(record, Chunk):
+                        data, _ = get_chunk_data_stream(record)
+                        yield from self._inner(data.read(record.uncompressed_size) if
+                                               record.uncompressed_size else b"")
+                    elif isinstance(record, DataEnd):
+                        return
+                    else:
+                        yield from self._inner_record(record)
+                    good = stream.tell()
+            except Exception as exc:  # any parse failure marks where the readable part ends
+                self.damage = (f"{self.path.name} is damaged after byte {good} "
+                               f"({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})")
+                stream.seek(good)
+                yield from self._partial_chunk(stream.read())
+                return
+        self.damage = f"{self.path.name} has no MCAP data-end record"
+
+    def _inner_record(self, record: Any) -> Iterator[Any]:
+        if isinstance(record, Schema):
+            self._schemas[record.id] = record
+        yield record
+
+    def _inner(self, data: bytes) -> Iterator[Any]:
+        """Records of a chunk's (possibly cut) uncompressed data, up to the first incomplete one."""
+        pos, end = 0, len(data)
+        while pos + 9 <= end:
+            opcode = data[pos]
+            (length,) = struct.unpack_from("<Q", data, pos + 1)
+            if pos + 9 + length > end:
+                return
+            body = ReadDataStream(BytesIO(data[pos + 9:pos + 9 + length]))
+            if opcode == Opcode.MESSAGE:
+                yield Message.read(body, length)
+            elif opcode == Opcode.SCHEMA:
+                yield from self._inner_record(Schema.read(body))
+            elif opcode == Opcode.CHANNEL:
+                yield McapChannel.read(body)
+            pos += 9 + length
+
+    def _partial_chunk(self, tail: bytes) -> Iterator[Any]:
+        # Chunk record: opcode, length, start, end, uncompressed size, crc, compression, data size
+        if len(tail) < 41 or tail[0] != Opcode.CHUNK:
+            return
+        (name_len,) = struct.unpack_from("<I", tail, 37)
+        compression = tail[41:41 + name_len]
+        if compression:  # a cut compressed stream cannot be decoded
+            return
+        yield from self._inner(tail[41 + name_len + 8:])
+
+    def _connection(self, channel: McapChannel) -> Connection:
+        schema = self._schemas.get(channel.schema_id)
+        msgdef = MessageDefinition(MessageDefinitionFormat.NONE, "")
+        if schema is not None and schema.encoding in _SCHEMA_FORMATS:
+            msgdef = MessageDefinition(_SCHEMA_FORMATS[schema.encoding], schema.data.decode())
+        qos: list[Qos] = []
+        if raw_qos := channel.metadata.get("offered_qos_profiles"):
+            try:
+                qos = parse_qos(raw_qos)
+            except Exception:  # QoS metadata is advisory; a bad one must not cost the topic
+                qos = []
+        return Connection(channel.id, channel.topic, schema.name if schema else "", msgdef, "", 0,
+                          ConnectionExtRosbag2(channel.message_encoding, qos), self)
+
+    def messages(self, topics: set[str]) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
+        wanted = {c.id for c in self.connections if c.topic in topics}
+        for record in self._records():
+            if isinstance(record, Message) and record.channel_id in wanted:
+                yield self._by_id[record.channel_id], record.log_time, record.data
+
+    def close(self) -> None:
+        pass
+
+
+def _natural_key(path: Path) -> list[Any]:
+    # rosbag2 splits recordings into name_0.mcap, name_1.mcap, ..., name_10.mcap
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def _expected_topics(meta: Path) -> dict[str, tuple[str, int]] | None:
+    """``{topic: (type, message count)}`` from a metadata.yaml rosbags could not use, if readable."""
+    try:
+        info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+        return {t["topic_metadata"]["name"]: (str(t["topic_metadata"]["type"]), int(t["message_count"]))
+                for t in info["topics_with_message_count"]}
+    except Exception:  # a broken metadata.yaml may be why we are here; counts are a bonus
+        return None
+
+
+class Bag:
+    """A readable view of a rosbag2 recording, whatever state it is in.
+
+    Attributes:
+        path: what was opened.
+        storage: "mcap" or "sqlite3".
+        typestore: Jazzy + vision_msgs + the types defined in the bag.
+        topics: ``{name: TopicMeta}`` of every topic found.
+        skipped: what could not be read so far.
+        notes: human-readable remarks on how the bag was opened (fallbacks taken).
+    """
+
+    def __init__(self, path: Path, parts: list[_Part], storage: str, skipped: SkipLog,
+                 notes: list[str], expected: dict[str, tuple[str, int]] | None) -> None:
+        self.path = path
+        self.storage = storage
+        self.skipped = skipped
+        self.notes = notes
+        self._parts = parts
+        self._expected = {t: n for t, (_, n) in expected.items()} if expected else None
+        self.typestore = make_typestore()
+        connections = [c for part in parts for c in part.connections]
+        for msgtype, reason in register_bag_types(self.typestore, connections).items():
+            notes.append(f"type {msgtype}: {reason}")
+        self.topics: dict[str, TopicMeta] = {}
+        for conn in connections:
+            meta = self.topics.get(conn.topic)
+            if meta is None:
+                qos = list(getattr(conn.ext, "offered_qos_profiles", []) or [])
+                self.topics[conn.topic] = TopicMeta(conn.topic, conn.msgtype, conn.msgcount, qos,
+                                                    conn.msgtype in self.typestore.fielddefs)
+            elif meta.msgtype == conn.msgtype:
+                meta.count += conn.msgcount
+            else:
+                notes.append(f"topic {conn.topic} has several types ({meta.msgtype}, {conn.msgtype}); "
+                             f"only {meta.msgtype} is read")
+        # Topics metadata.yaml announces whose channel records were lost with the damaged data:
+        # listing them lets their loss be counted and --topics name them.
+        for topic, (msgtype, count) in (expected or {}).items():
+            if topic not in self.topics:
+                self.topics[topic] = TopicMeta(topic, msgtype, count, [], msgtype in self.typestore.fielddefs)
+
+    # -- topic selection -------------------------------------------------------------------------
+
+    def image_topics(self) -> list[str]:
+        """Topics of type sensor_msgs/msg/Image or CompressedImage, sorted."""
+        return sorted(t for t, m in self.topics.items() if m.is_image)
+
+    def unknown_topics(self) -> list[str]:
+        """Topics whose type has no definition in the bag or the typestore."""
+        return sorted(t for t, m in self.topics.items() if not m.known)
+
+    # -- streaming -------------------------------------------------------------------------------
+
+    def messages(self, topics: Iterable[str]) -> Iterator[BagMessage]:
+        """Yield the messages of ``topics`` in storage order (time order within a file).
+
+        Damage met while reading ends that storage file; what was lost is added to
+        :attr:`skipped` once the stream ends.
+        """
+        wanted = set(topics)
+        read_total: dict[str, int] = {}
+        deferred: list[str] = []
+        for part in self._parts:
+            read: dict[str, int] = {}
+            damage: str | None = None
+            try:
+                for conn, timestamp, data in part.messages(wanted):
+                    meta = self.topics[conn.topic]
+                    if conn.msgtype != meta.msgtype:
+                        self.skipped.add(conn.topic, f"message type {conn.msgtype} differs from the "
+                                                     f"topic's first type {meta.msgtype}")
+                        continue
+                    read[conn.topic] = read.get(conn.topic, 0) + 1
+                    yield BagMessage(conn.topic, conn.msgtype, timestamp, data)
+            except Exception as exc:  # storage errors after the open (bad page, bad chunk)
+                damage = f"{part.name}: reading stopped by {type(exc).__name__}: {exc}"
+                LOG.warning("%s", damage)
+            for topic, n in read.items():
+                read_total[topic] = read_total.get(topic, 0) + n
+            if isinstance(part, _McapSalvagePart):
+                damage = damage or part.damage
+                if damage and self._expected is not None:
+                    deferred.append(damage)  # metadata.yaml counts are bag totals: settle at the end
+                elif damage:
+                    # Without index or metadata.yaml the number of lost messages is unknowable;
+                    # count the damaged file once so the loss still shows (and sets the exit code).
+                    self.skipped.add(ALL_TOPICS, f"unreadable, number of lost messages unknown: {damage}")
+            elif damage:
+                for conn in part.connections:
+                    if conn.topic in wanted and (lost := conn.msgcount - read.get(conn.topic, 0)) > 0:
+                        self.skipped.add(conn.topic, f"unreadable: {damage}", lost)
+        if deferred and self._expected is not None:
+            for topic in sorted(wanted & self._expected.keys()):
+                self.skipped.add(topic, f"unreadable: {'; '.join(deferred)}",
+                                 self._expected[topic] - read_total.get(topic, 0))
+
+    def deserialize(self, message: BagMessage) -> Any:
+        """Deserialise a message with the bag's typestore (raises on corrupt bytes)."""
+        return self.typestore.deserialize_cdr(message.data, message.msgtype)
+
+    @property
+    def time_range(self) -> tuple[int, int] | None:
+        """(first, last) bag time in ns when the storage index gives it, else None."""
+        starts, ends = [], []
+        for part in self._parts:
+            if isinstance(part, _RosbagsPart) and part.reader.message_count:
+                starts.append(part.reader.start_time)
+                ends.append(part.reader.end_time)
+        return (min(starts), max(ends)) if starts else None
+
+    def close(self) -> None:
+        """Close every storage file."""
+        for part in self._parts:
+            part.close()
+
+    def __enter__(self) -> "Bag":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_file(path: Path, notes: list[str]) -> _Part:
+    try:
+        return _RosbagsPart(path)
+    except Exception as exc:  # rosbags raises ReaderError, but also KeyError/struct.error on junk
+        if path.suffix != ".mcap":
+            raise BagError(f"storage file {path} cannot be read: {exc}; if it is a sqlite3 bag from "
+                           "before ROS 2 Iron, restore its metadata.yaml") from exc
+        notes.append(f"{path.name}: rosbags cannot open it ({exc}); streaming it record by record")
+        return _McapSalvagePart(path)
+
+
+def open_bag(path: str | Path) -> Bag:
+    """Open a rosbag2 directory or a single ``.mcap`` / ``.db3`` file.
+
+    Raises:
+        BagError: nothing readable at ``path`` (names the path and what to check).
+    """
+    root = Path(path)
+    if not root.exists():
+        raise BagError(f"bag {root} does not exist; pass a rosbag2 directory or a .mcap/.db3 file")
+    notes: list[str] = []
+    skipped = SkipLog()
+    expected: dict[str, tuple[str, int]] | None = None
+    if root.is_dir():
+        files = sorted((p for p in root.iterdir() if p.suffix in STORAGE_SUFFIXES), key=_natural_key)
+        meta = root / "metadata.yaml"
+        if meta.exists():
+            try:
+                part = _RosbagsPart(root)
+                return Bag(root, [part], _storage_of(part, files), skipped, notes, None)
+            except Exception as exc:
+                notes.append(f"metadata.yaml present but the bag does not open with it ({exc}); "
+                             "reading the storage files directly")
+                expected = _expected_topics(meta)
+        else:
+            notes.append(f"{meta} is missing (recording not closed cleanly?); "
+                         "reading the storage files directly")
+        if not files:
+            raise BagError(f"bag directory {root} holds no .mcap or .db3 storage file")
+    elif root.suffix in STORAGE_SUFFIXES:
+        files = [root]
+    else:
+        raise BagError(f"{root} is neither a rosbag2 directory nor a .mcap/.db3 storage file")
+    suffixes = {p.suffix for p in files}
+    if len(suffixes) > 1:
+        raise BagError(f"bag directory {root} mixes .mcap and .db3 files; replay one storage at a time")
+    parts = [_open_file(p, notes) for p in files]
+    for note in notes:
+        LOG.warning("%s", note)
+    return Bag(root, parts, "mcap" if ".mcap" in suffixes else "sqlite3", skipped, notes, expected)
+
+
+def _storage_of(part: _RosbagsPart, files: list[Path]) -> str:
+    storage = getattr(part.reader.storage, "storages", None)
+    if storage and type(storage[0]).__name__.lower().startswith("sqlite"):
+        return "sqlite3"
+    if files and files[0].suffix == ".db3":
+        return "sqlite3"
+    return "mcap"

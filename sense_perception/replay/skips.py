@@ -1,0 +1,31 @@
+"""Accounting of what a replay could not use: one entry per (topic, reason) with a count."""
+from __future__ import annotations
+
+from typing import Any
+
+ALL_TOPICS = "*"  # topic of an entry that concerns the whole bag or an unknown topic
+
+
+class SkipLog:
+    """Counts skipped items by topic and reason, in the order they were first seen."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def add(self, topic: str, reason: str, count: int = 1) -> None:
+        """Record ``count`` items of ``topic`` skipped for ``reason``."""
+        if count <= 0:
+            return
+        key = (topic, reason)
+        self._counts[key] = self._counts.get(key, 0) + int(count)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """``[{"topic", "reason", "count"}]`` as summary.json lists them."""
+        return [{"topic": t, "reason": r, "count": c} for (t, r), c in self._counts.items()]
+
+    def total(self) -> int:
+        """Number of skipped items over all entries."""
+        return sum(self._counts.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._counts)

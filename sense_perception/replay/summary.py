@@ -1,0 +1,98 @@
+"""summary.json of a replay and the table printed at its end."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+
+class SummaryBuilder:
+    """Collects per-frame facts during a replay and produces the summary dict.
+
+    The dict has exactly the keys of summary.json: ``frames``, ``cameras`` (per topic ``frames``
+    and ``detections`` per label), ``identity`` (the driver state timeline: the first cabin frame
+    and every frame where state or driver changes), ``latency_ms`` (p50/p95/p99 of the time from a
+    frame's decode to its results), ``throughput_fps`` and ``skipped``.
+    """
+
+    def __init__(self, cameras: Sequence[str]) -> None:
+        self._frames: dict[str, int] = {topic: 0 for topic in cameras}
+        self._labels: dict[str, dict[str, int]] = {topic: {} for topic in cameras}
+        self._latency_ms: list[float] = []
+        self._identity: list[dict[str, Any]] = []
+
+    def add_frame(self, topic: str, labels: Sequence[str] | np.ndarray, latency_ms: float) -> None:
+        """Count one processed frame of ``topic`` with the labels of its detections."""
+        self._frames[topic] = self._frames.get(topic, 0) + 1
+        counts = self._labels.setdefault(topic, {})
+        if len(labels):
+            names, n = np.unique(np.asarray(labels, dtype=object).astype(str), return_counts=True)
+            for name, k in zip(names.tolist(), n.tolist()):
+                counts[name] = counts.get(name, 0) + k
+        self._latency_ms.append(float(latency_ms))
+
+    def add_identity(self, t: float, state: str, driver: str | None) -> None:
+        """Record the driver state of a cabin frame; kept only when it differs from the last one."""
+        last = self._identity[-1] if self._identity else None
+        if last is None or (last["state"], last["driver"]) != (state, driver):
+            self._identity.append({"t": round(float(t), 9), "state": str(state),
+                                   "driver": None if driver is None else str(driver)})
+
+    @property
+    def frames(self) -> int:
+        return sum(self._frames.values())
+
+    def build(self, wall_seconds: float, skipped: list[dict[str, Any]]) -> dict[str, Any]:
+        """The summary dict, given the processing wall time and the skip entries."""
+        lat = np.asarray(self._latency_ms, np.float64)
+        pct = np.percentile(lat, [50, 95, 99]).tolist() if lat.size else [0.0, 0.0, 0.0]
+        frames = self.frames
+        return {
+            "frames": frames,
+            "cameras": {
+                topic: {"frames": self._frames[topic],
+                        "detections": dict(sorted(self._labels.get(topic, {}).items()))}
+                for topic in sorted(self._frames)
+            },
+            "identity": list(self._identity),
+            "latency_ms": {"p50": round(pct[0], 3), "p95": round(pct[1], 3), "p99": round(pct[2], 3)},
+            "throughput_fps": round(frames / wall_seconds, 3) if wall_seconds > 0 else 0.0,
+            "skipped": list(skipped),
+        }
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write ``summary`` as indented JSON."""
+    Path(path).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def render_table(summary: dict[str, Any], console: Console | None = None) -> None:
+    """Print the per-camera table, timing and skipped items with rich."""
+    console = console or Console()
+    table = Table(title="sense-perception replay", show_lines=False)
+    table.add_column("camera")
+    table.add_column("frames", justify="right")
+    table.add_column("detections")
+    for topic, cam in summary["cameras"].items():
+        dets = ", ".join(f"{label} {n}" for label, n in sorted(cam["detections"].items(),
+                                                                key=lambda kv: (-kv[1], kv[0])))
+        table.add_row(topic, str(cam["frames"]), dets or "-")
+    console.print(table)
+    lat = summary["latency_ms"]
+    console.print(f"frames {summary['frames']}  throughput {summary['throughput_fps']:.1f} fps  "
+                  f"latency p50 {lat['p50']:.1f} ms  p95 {lat['p95']:.1f} ms  p99 {lat['p99']:.1f} ms")
+    for item in summary["identity"]:
+        console.print(f"driver at t={item['t']:.3f}: {item['state']}"
+                      + (f" ({item['driver']})" if item["driver"] else ""))
+    if summary["skipped"]:
+        skipped = Table(title="skipped", title_style="bold red")
+        skipped.add_column("topic")
+        skipped.add_column("count", justify="right")
+        skipped.add_column("reason")
+        for item in summary["skipped"]:
+            skipped.add_row(item["topic"], str(item["count"]), item["reason"])
+        console.print(skipped)

@@ -1,0 +1,112 @@
+"""Annotated MP4 per camera (OpenCV's FFmpeg backend, MPEG-4 Part 2 ``mp4v``).
+
+opencv-python-headless wheels bundle FFmpeg, so no other dependency is needed. Each video plays in
+bag time: frames are placed by their header stamps on a constant-rate grid, the previous frame held
+over gaps (up to ``max_hold_s``), so a 1 Hz camera and a 30 Hz camera both play at true speed.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import BagError
+
+FOURCC = "mp4v"
+
+
+def video_name(topic: str) -> str:
+    """File name of a topic's video: ``/camera/front/image_raw`` -> ``camera_front_image_raw.mp4``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", topic.strip("/")) + ".mp4"
+
+
+def draw_caption(image: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` on a dark band at the top of ``image`` (in place; returns it)."""
+    height, width = image.shape[:2]
+    scale = max(0.5, min(width, height) / 900)
+    (_, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    band = th + base + 8
+    image[:band] = (image[:band] * 0.35).astype(np.uint8)
+    cv2.putText(image, text, (6, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return image
+
+
+class CameraVideo:
+    """One camera's MP4, opened on the first frame (its size fixes the video size).
+
+    Args:
+        path: output file.
+        fps: frame rate of the video grid, e.g. the camera's nominal rate.
+        max_hold_s: longest gap filled by repeating the previous frame.
+    """
+
+    def __init__(self, path: Path, fps: float, max_hold_s: float = 2.0) -> None:
+        self.path = Path(path)
+        self.fps = float(min(max(fps, 1.0), 60.0))
+        self.max_hold = max(1, int(round(max_hold_s * self.fps)))
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self._t0: float | None = None
+        self._slots = 0  # grid slots written so far
+        self._last: np.ndarray | None = None
+        self.frames = 0  # source frames written
+
+    def _open(self, width: int, height: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (width, height))
+        if not writer.isOpened():
+            raise BagError(f"video {self.path} cannot be written with OpenCV's '{FOURCC}' codec; "
+                           "check the directory is writable, or replay without --video")
+        self._writer = writer
+        self._size = (width, height)
+
+    def write(self, bgr: np.ndarray, t: float) -> None:
+        """Add a BGR frame stamped ``t`` seconds (header time)."""
+        if self._writer is None:
+            self._open(bgr.shape[1], bgr.shape[0])
+            self._t0 = t
+        assert self._writer is not None and self._size is not None and self._t0 is not None
+        if (bgr.shape[1], bgr.shape[0]) != self._size:
+            bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
+        slot = int(round((t - self._t0) * self.fps))
+        if self._last is not None:
+            # hold the previous frame until this one's slot; time going backwards just appends
+            for _ in range(min(slot - self._slots, self.max_hold)):
+                self._writer.write(self._last)
+                self._slots += 1
+        self._writer.write(bgr)
+        self._slots += 1
+        self._last = bgr
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+class VideoSet:
+    """The videos of all cameras of a replay, in ``directory``."""
+
+    def __init__(self, directory: Path, fps_by_topic: dict[str, float]) -> None:
+        self.directory = Path(directory)
+        self._fps = fps_by_topic
+        self.videos: dict[str, CameraVideo] = {}
+
+    def write(self, topic: str, bgr: np.ndarray, t: float) -> None:
+        """Add an annotated frame of ``topic``."""
+        video = self.videos.get(topic)
+        if video is None:
+            video = self.videos[topic] = CameraVideo(self.directory / video_name(topic),
+                                                     self._fps.get(topic, 10.0))
+        video.write(bgr, t)
+
+    def close(self) -> list[Path]:
+        """Finish every video; returns their paths."""
+        for video in self.videos.values():
+            video.close()
+        return [v.path for v in self.videos.values()]

@@ -1,0 +1,94 @@
+"""The output rosbag2 (MCAP) of a replay: perception results next to (optionally) the input images."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
+from rosbags.interfaces import QosTime
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys.store import Typestore
+
+from ..errors import BagError
+from .to_rosbags import MessageConverter
+
+_INFINITE = QosTime(sec=2147483647, nsec=4294967295)
+# LabelInfo is latched in vision_msgs' convention: late subscribers (ros2 bag play into a live graph)
+# must still get it, so the bag records it as offered with transient-local durability.
+LATCHED_QOS = [Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+                   _INFINITE, _INFINITE, QosLiveliness.AUTOMATIC, _INFINITE, False)]
+
+
+def camera_namespace(topic: str) -> str:
+    """Namespace of a camera image topic, where its perception outputs go.
+
+    ``/cam/front/image_raw`` and ``/cam/front/image_raw/compressed`` both give ``/cam/front``; a
+    topic with no namespace (``/image``) gives ``/image`` so outputs never land at the root.
+    """
+    parts = [p for p in topic.split("/") if p]
+    if parts and parts[-1] in ("compressed", "theora", "zstd", "compressedDepth"):
+        parts = parts[:-1]
+    if len(parts) > 1:
+        parts = parts[:-1]
+    return "/" + "/".join(parts)
+
+
+class OutputBag:
+    """Write perception results and copied input messages to a new rosbag2 MCAP bag.
+
+    Topics are added on first use. Messages may be the core's message-shaped dicts (converted
+    with the typestore's definitions) or rosbags message objects; raw CDR bytes are copied as they
+    are, so copied input is byte-identical to the input bag.
+
+    Args:
+        path: directory of the new bag; must not exist.
+        typestore: knows every type written.
+    """
+
+    def __init__(self, path: Path, typestore: Typestore) -> None:
+        self.path = Path(path)
+        self.typestore = typestore
+        self.convert = MessageConverter(typestore)
+        try:
+            self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+            self._writer.open()
+        except Exception as exc:
+            raise BagError(f"output bag {self.path} cannot be created: {exc}") from exc
+        self._connections: dict[str, Connection] = {}
+        self.counts: dict[str, int] = {}
+        self._closed = False
+
+    def _connection(self, topic: str, msgtype: str, qos: Sequence[Qos]) -> Connection:
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._writer.add_connection(topic, msgtype, typestore=self.typestore,
+                                               offered_qos_profiles=list(qos))
+            self._connections[topic] = conn
+            self.counts[topic] = 0
+        elif conn.msgtype != msgtype:
+            raise BagError(f"output topic {topic} already carries {conn.msgtype}, cannot add {msgtype}")
+        return conn
+
+    def write(self, topic: str, msgtype: str, timestamp: int, message: Any,
+              qos: Sequence[Qos] = ()) -> None:
+        """Serialise ``message`` (dict or rosbags object) as ``msgtype`` at bag time ``timestamp`` ns."""
+        obj = self.convert(msgtype, message)
+        self.write_raw(topic, msgtype, timestamp, self.typestore.serialize_cdr(obj, msgtype), qos)
+
+    def write_raw(self, topic: str, msgtype: str, timestamp: int, data: bytes | memoryview,
+                  qos: Sequence[Qos] = ()) -> None:
+        """Write already serialised CDR bytes."""
+        self._writer.write(self._connection(topic, msgtype, qos), int(timestamp), data)
+        self.counts[topic] += 1
+
+    def close(self) -> None:
+        """Finish the MCAP (index, summary) and write metadata.yaml."""
+        if not self._closed:
+            self._closed = True
+            self._writer.close()
+
+    def __enter__(self) -> "OutputBag":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,88 @@
+"""Shared helpers of the replay tests: the sample bag, bag surgery and output reading."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterable, NamedTuple
+
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SAMPLE_BAG = ROOT / "sense_perception" / "data" / "sample_bag"
+FRONT = "/camera/front/image_raw/compressed"
+WINDSHIELD = "/camera/windshield/image_raw"
+CABIN = "/camera/cabin/image_raw/compressed"
+SAMPLE_COUNTS = {FRONT: 4, WINDSHIELD: 1, CABIN: 8}
+
+Edit = Callable[[str, str, int, bytes], "Iterable[tuple[str, str, int, bytes]]"]
+
+
+def copy_bag(src: Path, dst: Path, storage: StoragePlugin = StoragePlugin.MCAP,
+             edit: Edit | None = None, extra: Iterable[tuple[str, str, str, int, bytes]] = ()) -> Path:
+    """Rewrite bag ``src`` as ``dst`` message by message (raw bytes), optionally edited.
+
+    Args:
+        edit: maps (topic, msgtype, timestamp, raw) to the messages to write instead.
+        extra: (topic, msgtype, msgdef, timestamp, raw) written on connections with that definition
+            (msgdef "" = a type the bag gives no definition of).
+    """
+    store = get_typestore(Stores.ROS2_JAZZY)
+    with Reader(src) as reader, Writer(dst, version=9, storage_plugin=storage) as writer:
+        conns: dict[str, Any] = {}
+
+        def conn(topic: str, msgtype: str, msgdef: str | None = None) -> Any:
+            if topic not in conns:
+                if msgdef is None:
+                    conns[topic] = writer.add_connection(topic, msgtype, typestore=store)
+                else:
+                    conns[topic] = writer.add_connection(topic, msgtype, msgdef=msgdef,
+                                                         rihs01="RIHS01_" + "0" * 64)
+            return conns[topic]
+
+        for c, timestamp, raw in reader.messages():
+            items = edit(c.topic, c.msgtype, timestamp, bytes(raw)) if edit else [
+                (c.topic, c.msgtype, timestamp, bytes(raw))]
+            for topic, msgtype, ts, data in items:
+                writer.write(conn(topic, msgtype), ts, data)
+        for topic, msgtype, msgdef, ts, data in extra:
+            writer.write(conn(topic, msgtype, msgdef), ts, data)
+    return dst
+
+
+def copy_dir(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+class Decoded(NamedTuple):
+    channel: Any
+    message: Any  # mcap record: .data raw CDR, .log_time ns
+    ros_msg: Any
+
+    @property
+    def log_time_ns(self) -> int:
+        return int(self.message.log_time)
+
+
+def read_output(bag_dir: Path) -> list[Decoded]:
+    """Every message of an output bag, decoded by mcap-ros2-support (independent of rosbags)."""
+    (mcap,) = sorted(Path(bag_dir).glob("*.mcap"))
+    with mcap.open("rb") as f:
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        return [Decoded(channel, message, ros_msg)
+                for _, channel, message, ros_msg in reader.iter_decoded_messages(log_time_order=True)]
+
+
+def input_stamps(bag: Path = SAMPLE_BAG) -> dict[tuple[str, int], tuple[int, int, str]]:
+    """{(topic, bag time): (sec, nanosec, frame_id)} of the sample bag's images."""
+    store = get_typestore(Stores.ROS2_JAZZY)
+    out = {}
+    with Reader(bag) as reader:
+        for c, ts, raw in reader.messages():
+            msg = store.deserialize_cdr(raw, c.msgtype)
+            out[(c.topic, ts)] = (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
+    return out

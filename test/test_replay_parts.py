@@ -1,0 +1,179 @@
+"""Replay building blocks: typestore, dict -> rosbags conversion, naming, skips, summary, video,
+and the reproducible sample bag."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import cv2
+import numpy as np
+import pytest
+from replay_helpers import CABIN, FRONT, ROOT, SAMPLE_BAG, SAMPLE_COUNTS, SHARED, WINDSHIELD, input_stamps
+from rich.console import Console
+
+from sense_perception.core import messages
+from sense_perception.core.types import Detections, Header
+from sense_perception.errors import BagError
+from sense_perception.replay.skips import SkipLog
+from sense_perception.replay.summary import SummaryBuilder, render_table, write_summary
+from sense_perception.replay.to_rosbags import MessageConverter
+from sense_perception.replay.typestore import make_typestore
+from sense_perception.replay.video import CameraVideo, video_name
+from sense_perception.replay.writer import camera_namespace
+
+
+@pytest.fixture(scope="module")
+def store():
+    return make_typestore()
+
+
+def test_typestore_has_jazzy_and_vision_msgs(store):
+    for name in ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage",
+                 "diagnostic_msgs/msg/DiagnosticArray", "rosgraph_msgs/msg/Clock",
+                 "vision_msgs/msg/Detection2DArray", "vision_msgs/msg/LabelInfo",
+                 "vision_msgs/msg/Classification"):
+        assert name in store.fielddefs
+    # the upstream vision_msgs 4.x hash: rclpy typesupport built from the same .msg agrees
+    assert store.hash_rihs01("vision_msgs/msg/Detection2DArray").startswith("RIHS01_")
+
+
+def test_converter_round_trip(store):
+    convert = MessageConverter(store)
+    dets = Detections(np.array([[10, 20, 110, 220], [0, 0, 5, 5]], np.float32),
+                      np.array([0.9, 0.4], np.float32), np.array([1, 0], np.int32),
+                      np.array([7, -1], np.int64))
+    header = Header(12, 34, "cam")
+    msg = convert("vision_msgs/msg/Detection2DArray", messages.detection2d_array(header, dets, ["a", "car"]))
+    raw = store.serialize_cdr(msg, "vision_msgs/msg/Detection2DArray")
+    back = store.deserialize_cdr(raw, "vision_msgs/msg/Detection2DArray")
+    assert (back.header.stamp.sec, back.header.stamp.nanosec, back.header.frame_id) == (12, 34, "cam")
+    first = back.detections[0]
+    assert first.id == "7" and back.detections[1].id == ""
+    assert first.results[0].hypothesis.class_id == "car"
+    assert first.results[0].hypothesis.score == pytest.approx(0.9, abs=1e-6)
+    assert (first.bbox.center.position.x, first.bbox.center.position.y) == (60.0, 120.0)
+    assert (first.bbox.size_x, first.bbox.size_y) == (100.0, 200.0)
+    assert first.results[0].pose.covariance.shape == (36,)
+    # omitted fields take ROS defaults
+    empty = convert("sensor_msgs/msg/CompressedImage", {"format": "jpeg"})
+    assert empty.header.frame_id == "" and empty.data.dtype == np.uint8 and empty.data.size == 0
+    info = convert("vision_msgs/msg/LabelInfo", messages.label_info(header, ["a", "b"], 0.3))
+    assert [c.class_id for c in info.class_map] == [0, 1]
+
+
+def test_converter_names_the_bad_field(store):
+    convert = MessageConverter(store)
+    with pytest.raises(BagError, match=r"Detection2DArray\.detections\[0\]\.bbox.*size_z"):
+        convert("vision_msgs/msg/Detection2DArray",
+                {"detections": [{"bbox": {"size_z": 1.0}}]})
+    with pytest.raises(BagError, match=r"stamp\.sec.*'soon'"):
+        convert("std_msgs/msg/Header", {"stamp": {"sec": "soon"}})
+    with pytest.raises(BagError, match="covariance: needs exactly 36"):
+        convert("geometry_msgs/msg/PoseWithCovariance", {"covariance": [0.0] * 3})
+    with pytest.raises(BagError, match="not in the typestore"):
+        convert("acme_msgs/msg/Nope", {})
+
+
+@pytest.mark.parametrize("topic, ns", [
+    ("/camera/front/image_raw", "/camera/front"),
+    ("/camera/front/image_raw/compressed", "/camera/front"),
+    ("/image", "/image"),
+    ("image_raw/compressed", "/image_raw"),
+])
+def test_camera_namespace(topic, ns):
+    assert camera_namespace(topic) == ns
+
+
+def test_skip_log_aggregates():
+    log = SkipLog()
+    log.add("/a", "corrupt")
+    log.add("/a", "corrupt", 2)
+    log.add("/b", "other")
+    log.add("/c", "nothing", 0)
+    assert log.entries() == [{"topic": "/a", "reason": "corrupt", "count": 3},
+                             {"topic": "/b", "reason": "other", "count": 1}]
+    assert log.total() == 4 and log
+
+
+def test_summary_builder(tmp_path):
+    builder = SummaryBuilder(["/a", "/cabin"])
+    builder.add_frame("/a", np.array(["car", "car", "pedestrian"], dtype=object), 10.0)
+    builder.add_frame("/a", [], 30.0)
+    builder.add_frame("/cabin", ["face"], 20.0)
+    for t, state, driver in [(1.0, "uncertain", None), (2.0, "uncertain", None),
+                             (3.0, "identified", "drv-1"), (4.0, "identified", "drv-1")]:
+        builder.add_identity(t, state, driver)
+    summary = builder.build(2.0, [{"topic": "/a", "reason": "x", "count": 1}])
+    assert summary["frames"] == 3
+    assert summary["cameras"]["/a"] == {"frames": 2, "detections": {"car": 2, "pedestrian": 1}}
+    assert summary["identity"] == [{"t": 1.0, "state": "uncertain", "driver": None},
+                                   {"t": 3.0, "state": "identified", "driver": "drv-1"}]
+    assert summary["latency_ms"] == {"p50": 20.0, "p95": 29.0, "p99": 29.8}
+    assert summary["throughput_fps"] == 1.5
+    write_summary(tmp_path / "s.json", summary)
+    assert json.loads((tmp_path / "s.json").read_text()) == summary
+    console = Console(record=True, width=160)
+    render_table(summary, console)
+    text = console.export_text()
+    assert "car 2" in text and "skipped" in text and "drv-1" in text
+
+
+def test_video_holds_frames_over_gaps(tmp_path):
+    video = CameraVideo(tmp_path / "v.mp4", fps=10.0)
+    for t, level in [(0.0, 0), (0.1, 80), (0.5, 160)]:
+        video.write(np.full((48, 64, 3), level, np.uint8), t)
+    video.write(np.full((96, 128, 3), 240, np.uint8), 0.6)  # other size: resized
+    video.close()
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    levels = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        levels.append(int(round(frame.mean() / 80)))
+    assert levels == [0, 1, 1, 1, 1, 2, 3]  # 0.1 s grid: slots 0, 1, (2-4 held), 5, 6
+    assert video_name("/camera/front/image_raw") == "camera_front_image_raw.mp4"
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("make_sample_bag", ROOT / "tools" / "make_sample_bag.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sample_bag_is_reproducible(tmp_path):
+    tool = _load_tool()
+    a, b = tmp_path / "a" / "sample_bag", tmp_path / "b" / "sample_bag"
+    assert tool.main(["--shared", str(SHARED), "--out", str(a)]) == 0
+    assert tool.main(["--shared", str(SHARED), "--out", str(b)]) == 0
+    assert tool.digest(a) == tool.digest(b)
+    # the shipped bag has the same messages at the same times with the same headers
+    assert input_stamps(a) == input_stamps(SAMPLE_BAG)
+    size = sum(p.stat().st_size for p in SAMPLE_BAG.iterdir())
+    assert size < 3_000_000
+
+
+def test_sample_bag_contents_and_attribution():
+    from sense_perception.core.image_decode import decode_any
+    from sense_perception.replay.reader import open_bag
+
+    with open_bag(SAMPLE_BAG) as bag:
+        assert {t: bag.topics[t].count for t in bag.image_topics()} == SAMPLE_COUNTS
+        assert bag.topics[FRONT].msgtype == "sensor_msgs/msg/CompressedImage"
+        assert bag.topics[WINDSHIELD].msgtype == "sensor_msgs/msg/Image"
+        shapes = {m.topic: decode_any(bag.deserialize(m)).shape for m in bag.messages(SAMPLE_COUNTS)}
+    assert shapes == {FRONT: (540, 960, 3), WINDSHIELD: (480, 640, 3), CABIN: (480, 640, 3)}
+    text = (SAMPLE_BAG / "ATTRIBUTION").read_text()
+    for needle in ("PandaSet", "CC BY 4.0", "comma.ai", "MIT License", "Pete Souza", "public domain"):
+        assert needle in text
+
+
+def test_replay_never_imports_rclpy():
+    import subprocess
+    import sys
+
+    code = ("import sys, sense_perception.replay as r, sense_perception.cli.replay\n"
+            "for name in r.__all__: getattr(r, name)\n"
+            "assert 'rclpy' not in sys.modules, 'rclpy imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
