@@ -1,0 +1,189 @@
+"""`sense-perception detect`: run the object detector on image files.
+
+Writes ``DIR/detections.json`` (``{"images": [{"path", "width", "height", "detections": [{"label",
+"score", "bbox_xyxy"}]}]}``, boxes in source pixels) and, unless ``--no-annotate``, one annotated
+copy of each image in DIR. Unreadable images are reported and skipped; the exit status is then 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ImageDecodeError
+
+NODE_NAME = "object_detector"
+_WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``detect`` sub-command."""
+    from ..core.model_registry import MODELS
+
+    detectors = sorted(n for n, m in MODELS.items() if m.family in ("gfl", "yolox", "yolov8",
+                                                                    "rtdetr"))
+    parser = subparsers.add_parser(
+        "detect", help="detect objects and pedestrians in image files",
+        description="Detect pedestrians, vehicles, traffic lights and stop signs in image files. "
+                    "Writes DIR/detections.json (boxes in source-image pixels) and annotated "
+                    "copies of the images. Unreadable images are reported and skipped; the exit "
+                    "status is then 1.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files (anything OpenCV reads: jpg, png, bmp, tiff, webp...)")
+    parser.add_argument("--out", required=True, metavar="DIR", type=Path,
+                        help="output directory (created if missing) for detections.json and the "
+                             "annotated images (same file names as the inputs)")
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="ROS 2 parameter YAML, the same file the object_detector node reads "
+                             "(detector.*, runtime.*, tiling.* keys); options below override it")
+    parser.add_argument("--node-name", default=NODE_NAME,
+                        help="section of --config to read (ros__parameters of this node; "
+                             "default: %(default)s)")
+    parser.add_argument("--model", choices=detectors, default=None,
+                        help="bundled detector (default: detector.model from --config, else "
+                             "picodet_s_416)")
+    parser.add_argument("--score-threshold", type=float, default=None, metavar="X",
+                        help="minimum confidence 0..1 (default: detector.score_threshold, 0.35)")
+    parser.add_argument("--tiling", choices=("off", "horizon_bands"), default=None,
+                        help="tiling mode: 'horizon_bands' adds overlapping bands around the "
+                             "horizon to find far, small pedestrians (default: tiling.mode)")
+    parser.add_argument("--no-annotate", action="store_true",
+                        help="write only detections.json, no annotated images")
+    parser.add_argument("--batch-size", type=int, default=4, metavar="N",
+                        help="images read and detected per call, one inference when the model "
+                             "allows a batch (default: %(default)s)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    from ..config import load_params
+
+    params = load_params(args.config, args.node_name)
+    if args.model is not None:
+        params["detector.model"] = args.model
+        params.pop("detector.model_path", None)
+    if args.score_threshold is not None:
+        params["detector.score_threshold"] = args.score_threshold
+    if args.tiling is not None:
+        params["tiling.mode"] = args.tiling
+    return params
+
+
+def read_image(path: str) -> Any:
+    """Read an image as BGR uint8; raises :class:`ImageDecodeError` naming the file."""
+    import cv2
+
+    file = Path(path)
+    if not file.is_file():
+        raise ImageDecodeError("file", f"cannot read {path}: no such file")
+    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageDecodeError("file", f"cannot read {path}: not a decodable image (unknown "
+                                       "format or truncated file)")
+    return image
+
+
+def _output_name(path: str, used: set[str]) -> str:
+    p = Path(path)
+    suffix = p.suffix.lower() if p.suffix.lower() in _WRITABLE else ".png"
+    name, n = f"{p.stem}{suffix}", 1
+    while name in used or name == "detections.json":
+        n += 1
+        name = f"{p.stem}_{n}{suffix}"
+    used.add(name)
+    return name
+
+
+def _record(path: str, width: int, height: int, names: list[str], dets: Any) -> dict[str, Any]:
+    """One entry of detections.json."""
+    return {
+        "path": path, "width": int(width), "height": int(height),
+        "detections": [
+            {"label": name, "score": round(float(score), 4),
+             "bbox_xyxy": [round(float(v), 2) for v in box]}
+            for name, score, box in zip(names, dets.scores.tolist(), dets.boxes.tolist(),
+                                        strict=True)
+        ],
+    }
+
+
+def _summary(rows: list[tuple[str, str, int, str, str]], threshold: float) -> Any:
+    """Rich table: one row per processed image."""
+    from rich.table import Table
+
+    table = Table(title=f"detections (score >= {threshold:g})")
+    for column in ("image", "size", "count", "labels", "annotated"):
+        table.add_column(column, justify="right" if column == "count" else "left",
+                         overflow="fold")
+    for path, size, count, labels, written in rows:
+        table.add_row(path, size, str(count), labels, written)
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``detect``; returns the exit status."""
+    import cv2
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ..core.annotate import draw_detections
+    from ..core.detector import ObjectDetector
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} exists and is not a directory")
+    console, errors = Console(), Console(stderr=True)
+    detector = ObjectDetector.from_params(_params(args), source=args.config or "command line")
+    args.out.mkdir(parents=True, exist_ok=True)
+    console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
+                  f"batching {'on' if detector.batch_dynamic else 'off'}")
+    records: list[dict[str, Any]] = []
+    rows: list[tuple[str, str, int, str, str]] = []
+    failed = 0
+    used: set[str] = set()
+    paths = list(args.images)
+    with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress:
+        task = progress.add_task("detecting", total=len(paths))
+        for start in range(0, len(paths), args.batch_size):
+            batch, images = [], []
+            for path in paths[start:start + args.batch_size]:
+                try:
+                    images.append(read_image(path))
+                    batch.append(path)
+                except ImageDecodeError as exc:
+                    failed += 1
+                    errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+                    progress.advance(task)
+            results = detector.detect(images) if images else []
+            for path, image, dets in zip(batch, images, results, strict=True):
+                height, width = image.shape[:2]
+                names = [detector.label_names[i] for i in dets.labels.tolist()]
+                records.append(_record(path, width, height, names, dets))
+                written = "-"
+                if not args.no_annotate:
+                    written = _output_name(path, used)
+                    annotated = draw_detections(image, dets, detector.label_names)
+                    if not cv2.imwrite(str(args.out / written), annotated):
+                        errors.print(f"[red]error:[/red] cannot write {args.out / written}",
+                                     soft_wrap=True)
+                        failed += 1
+                        written = "-"
+                counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
+                rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
+                progress.advance(task)
+    (args.out / "detections.json").write_text(json.dumps({"images": records}, indent=1) + "\n")
+    console.print(_summary(rows, detector.config.score_threshold))
+    console.print(f"wrote {args.out / 'detections.json'} ({len(records)} images"
+                  + (f", {failed} failed" if failed else "") + ")")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for python -m
+    from .main import main
+
+    sys.exit(main(["detect", *sys.argv[1:]]))

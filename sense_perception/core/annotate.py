@@ -1,0 +1,65 @@
+"""Draw detections on a BGR image (detect CLI output, replay videos, debug images)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .types import Detections
+
+# Fixed colours for the driving labels so a class looks the same in every image and video (BGR).
+_LABEL_COLOURS = {
+    "pedestrian": (60, 20, 220),
+    "bicycle": (0, 200, 255),
+    "car": (255, 144, 30),
+    "motorcycle": (0, 140, 255),
+    "bus": (180, 105, 255),
+    "truck": (50, 205, 50),
+    "traffic_light": (0, 255, 255),
+    "stop_sign": (0, 0, 180),
+}
+
+
+def label_colour(name: str) -> tuple[int, int, int]:
+    """BGR colour of a label: fixed for the driving labels, hashed (but stable) for others."""
+    if name in _LABEL_COLOURS:
+        return _LABEL_COLOURS[name]
+    h = sum((i + 1) * ord(c) for i, c in enumerate(name))
+    return (64 + h * 37 % 192, 64 + h * 91 % 192, 64 + h * 53 % 192)
+
+
+def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequence[str],
+                    copy: bool = True, thickness: int = 0) -> np.ndarray:
+    """Draw boxes with "label score" captions (and "#track" when tracked).
+
+    Args:
+        image: BGR uint8 HxWx3.
+        detections: boxes in this image's pixels.
+        label_names: names indexed by ``detections.labels``.
+        copy: draw on a copy (True) or in place.
+        thickness: line thickness in pixels; 0 scales with the image size.
+
+    Returns:
+        The annotated image.
+    """
+    out = image.copy() if copy else image
+    height, width = out.shape[:2]
+    line = thickness or max(1, round(min(width, height) / 400))
+    font_scale = max(0.4, min(width, height) / 1400)
+    corners = np.rint(detections.boxes).astype(np.int32)
+    for (x1, y1, x2, y2), score, label, track in zip(corners, detections.scores.tolist(),
+                                                    detections.labels.tolist(),
+                                                    detections.track_ids.tolist(), strict=True):
+        name = label_names[label] if 0 <= label < len(label_names) else str(label)
+        colour = label_colour(name)
+        cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, line)
+        caption = f"{name} {score:.2f}" + (f" #{track}" if track >= 0 else "")
+        (tw, th), base = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        # Caption above the box, or inside it when the box touches the top edge.
+        ty = int(y1) - base - 2 if y1 - th - base - 4 >= 0 else int(y1) + th + 2
+        tx = int(min(max(x1, 0), max(width - tw - 2, 0)))
+        cv2.rectangle(out, (tx, ty - th - 2), (tx + tw + 2, ty + base), colour, cv2.FILLED)
+        cv2.putText(out, caption, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    (255, 255, 255) if sum(colour) < 400 else (0, 0, 0), 1, cv2.LINE_AA)
+    return out

@@ -1,0 +1,46 @@
+"""YOLOv8 / YOLO11 (Ultralytics) exports: one [B, 4 + C, N] output.
+
+Per anchor column: cx, cy, w, h in network-input pixels (decoded in the model), then C class scores
+that the export has already passed through a sigmoid. No objectness.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .base import Candidates, Decoder, OutputFormatError, OutputLayout, best_class, xywh_to_xyxy
+
+
+class YOLOv8Decoder(Decoder):
+    """Decoder for Ultralytics YOLOv8/YOLO11 detection exports."""
+
+    family = "yolov8"
+    layout_doc = ("yolov8: one [B, 4+C, N] output (cx, cy, w, h in input pixels, class scores), "
+                  "N > 4+C")
+
+    def __init__(self, layout: OutputLayout) -> None:
+        super().__init__(layout)
+        if len(layout.shapes) != 1 or len(layout.shapes[0]) != 3:
+            raise OutputFormatError("needs exactly one rank-3 output [B, 4+C, N]")
+        _, channels, n = layout.shapes[0]
+        # Channels first: the anchor axis is the long one (8400 at 640 vs 84 channels).
+        if channels <= 4 or n <= channels:
+            raise OutputFormatError(f"expects channels (4+C) first and more anchors than channels, "
+                                    f"got {channels} x {n}")
+        self.check_classes(channels - 4)
+
+    def decode(self, outputs: Sequence[np.ndarray], score_threshold: float) -> list[Candidates]:
+        out = outputs[0]
+        cls, best = best_class(out[:, 4:, :], axis=1)
+        best = self.activate(best)
+        results = []
+        for b in range(out.shape[0]):
+            keep = np.flatnonzero(best[b] >= score_threshold)
+            if keep.size == 0:
+                results.append(Candidates.empty())
+                continue
+            xywh = out[b, :4, keep].astype(np.float32)  # fancy index last: (K, 4)
+            results.append(Candidates(xywh_to_xyxy(xywh), best[b, keep].astype(np.float32),
+                                      cls[b, keep]))
+        return results

@@ -1,0 +1,359 @@
+"""Object and pedestrian detector: bundled or custom ONNX model -> :class:`Detections` per image.
+
+Pipeline: preprocess (resize + normalise into a reused blob) -> one onnxruntime call per batch ->
+family decoder -> label mapping, source-pixel boxes, class-aware NMS, top-k. Optionally each image
+is cut into tiles (``tiling.*``), detected tile by tile in the same batch and merged.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import section_from_params
+from ..errors import ConfigError, ImageDecodeError, ModelError
+from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
+from .labels import LabelMap, build_label_map
+from .model_prepare import prepare_detector_model
+from .model_registry import MODELS, InputSpec, get_model, read_labels
+from .postprocess import finalize
+from .preprocess import Preprocessor, PreprocessSpec
+from .runtime import RuntimeConfig, RuntimeOptions
+from .types import Detections
+
+LOG = logging.getLogger(__name__)
+
+
+def _input_fields(spec: InputSpec) -> dict[str, Any]:
+    """The :class:`PreprocessSpec` fields a registry :class:`InputSpec` sets."""
+    return dict(color=spec.color, resize=spec.resize, pad_value=spec.pad_value, scale=spec.scale,
+                mean=tuple(spec.mean), std=tuple(spec.std))
+
+
+def _input_defaults(model: str, interpolation: str) -> dict[str, Any]:
+    spec = MODELS[model].input
+    assert spec is not None
+    return {**_input_fields(spec), "interpolation": interpolation}
+
+
+# Pre-processing each family was trained with, for custom models (bundled ones use the registry).
+FAMILY_INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
+    # PaddleDetection evaluates PicoDet with Resize interp=2 (cubic); RGB, ImageNet mean/std.
+    "gfl": _input_defaults("picodet_s_416", "cubic"),
+    # YOLOX: BGR 0..255, letterbox at the top-left padded with 114, bilinear.
+    "yolox": _input_defaults("yolox_nano", "linear"),
+    # Ultralytics: RGB 0..1, centred letterbox padded with 114.
+    "yolov8": dict(color="rgb", resize="letterbox_center", scale=1 / 255.0, pad_value=114.0,
+                   interpolation="linear"),
+    # RT-DETR (Ultralytics and PaddleDetection): RGB 0..1, plain resize.
+    "rtdetr": dict(color="rgb", resize="stretch", scale=1 / 255.0, interpolation="linear"),
+}
+
+
+@dataclass
+class DetectorConfig:
+    """Settings of :class:`ObjectDetector`; parameters ``detector.*`` of the object_detector node.
+
+    Attributes:
+        model: bundled model name (``picodet_s_416``, ``yolox_nano``); ignored if model_path is set.
+        model_path: your own ONNX file; needs labels_path (and preferably model_family).
+        model_family: decoder family ``gfl`` | ``yolox`` | ``yolov8`` | ``rtdetr`` (aliases picodet,
+            nanodet, yolo11); "" detects it from the output shapes.
+        labels_path: class names of a custom model, one per line, in output order.
+        score_threshold: minimum confidence kept (inclusive), 0..1.
+        nms_iou: IoU above which a lower-scored box of the same label is suppressed, 0..1.
+        max_detections: most detections per image after NMS (0 = no limit).
+        keep_other_classes: report classes outside the driving label set (under their own
+            snake_case names) instead of dropping them.
+        batching: try to run several images in one inference (verified at load, else one by one).
+        max_batch: most images per inference call.
+        input_width, input_height: network input size for models whose input size is dynamic
+            (0 = read it from the model).
+        resize: override the resize mode: ``stretch`` | ``letterbox`` | ``letterbox_center``
+            ("" = model/family default).
+        color_order: override the channel order the network wants: ``rgb`` | ``bgr``.
+        pixel_scale: override the factor applied to 0..255 pixels before mean/std (0 = default).
+        mean, std: override per-channel normalisation in the network's channel order ([] = default).
+        pad_value: override the letterbox padding value, 0..255 (negative = default).
+        interpolation: override the resize filter: ``linear`` | ``cubic`` | ``area`` | ``nearest``.
+        score_activation: ``none`` if the model outputs probabilities, ``sigmoid`` for logits.
+        cell_offset: GFL anchor-point offset in cells (negative = layout default: 0.5 for
+            split outputs as PicoDet, 0.0 for NanoDet-Plus single output).
+    """
+
+    model: str = "picodet_s_416"
+    model_path: str = ""
+    model_family: str = ""
+    labels_path: str = ""
+    score_threshold: float = 0.35
+    nms_iou: float = 0.5
+    max_detections: int = 100
+    keep_other_classes: bool = False
+    batching: bool = True
+    max_batch: int = 8
+    input_width: int = 0
+    input_height: int = 0
+    resize: str = ""
+    color_order: str = ""
+    pixel_scale: float = 0.0
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    pad_value: float = -1.0
+    interpolation: str = ""
+    score_activation: str = "none"
+    cell_offset: float = -1.0
+
+    def __post_init__(self) -> None:
+        for key in ("score_threshold", "nms_iou"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"detector.{key} must be within 0..1, got {value}")
+        for key in ("max_detections", "input_width", "input_height"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"detector.{key} must be >= 0, got {getattr(self, key)}")
+        if self.max_batch < 1:
+            raise ConfigError(f"detector.max_batch must be >= 1, got {self.max_batch}")
+        if self.model_path and not self.labels_path:
+            raise ConfigError("detector.model_path is set but detector.labels_path is empty; fix: "
+                              "give the labels file of that model (one class name per line)")
+        canonical_family(self.model_family)  # reject unknown names early
+
+    @classmethod
+    def from_params(cls, params: dict, source: str = "config") -> DetectorConfig:
+        """Read the ``detector.*`` keys of flattened node parameters."""
+        return section_from_params(cls, params, "detector.", source)
+
+
+def _tiling_from_params(params: dict, source: str) -> Any:
+    try:
+        from . import tiling
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.tiling":
+            raise
+        if any(k.startswith("tiling.") for k in params):
+            raise ConfigError(f"tiling.* parameters in {source}, but this build has no tiling "
+                              "module") from exc
+        return None
+    return section_from_params(tiling.TilingConfig, params, "tiling.", source)
+
+
+def _resolve_model(cfg: DetectorConfig) -> tuple[Path, str, Path, InputSpec | None, str]:
+    """(weights, name, labels file, registry input spec or None, family or "") of the config."""
+    if cfg.model_path:
+        path, labels = Path(cfg.model_path), Path(cfg.labels_path)
+        if not path.is_file():
+            raise ModelError(f"detector.model_path {path} does not exist; fix: point it at an "
+                             "ONNX file or clear it to use a bundled model")
+        if not labels.is_file():
+            raise ModelError(f"detector.labels_path {labels} does not exist; fix: give the "
+                             "model's class names, one per line")
+        return path, path.name, labels, None, canonical_family(cfg.model_family)
+    spec = get_model(cfg.model)
+    if spec.input is None or spec.family not in FAMILY_INPUT_DEFAULTS:
+        raise ConfigError(f"detector.model '{cfg.model}' is a {spec.family} model, not an "
+                          "object detector; use picodet_s_416 or yolox_nano")
+    labels = Path(str(resources.files("sense_perception") / (spec.labels_resource or "")))
+    return spec.verified_path(), spec.name, labels, spec.input, spec.family
+
+
+class ObjectDetector:
+    """Detects driving-relevant objects (pedestrians, vehicles, traffic lights, stop signs).
+
+    Not thread-safe by design of its reused buffers; :meth:`detect` holds a lock.
+
+    Attributes:
+        label_names: output label names; ``Detections.labels`` index into it.
+        provider: execution provider actually running the model.
+        fallback_reasons: providers skipped and why.
+        batch_dynamic: True when several images go through one inference call.
+        notes: what model preparation did (initializer cleanup, batching verification).
+        timings: milliseconds of the last :meth:`detect` call per stage.
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, runtime: RuntimeOptions | None = None,
+                 tiling: Any = None) -> None:
+        self.config = config or DetectorConfig()
+        self.tiling = tiling
+        self._lock = threading.Lock()
+        cfg = self.config
+        path, self.model_name, labels_path, registry_input, family = _resolve_model(cfg)
+        classes = read_labels(labels_path)
+        if not classes:
+            raise ModelError(f"labels file {labels_path} names no class")
+        self.labels_source = str(labels_path)
+        prepared = prepare_detector_model(path, runtime, self.model_name, cfg.batching)
+        self._model = prepared.model
+        self.batch_dynamic = prepared.batch_dynamic
+        self.notes = prepared.notes
+        width, height, self._input = self._input_geometry(registry_input)
+        self._decoder = self._build_decoder(family, width, height, len(classes))
+        self.family = self._decoder.family
+        self.preprocess_spec = self._preprocess_spec(registry_input, width, height)
+        self._label_map: LabelMap = build_label_map(classes, cfg.keep_other_classes,
+                                                    self.labels_source)
+        self.label_names: list[str] = list(self._label_map.names)
+        self._max_batch = cfg.max_batch if self.batch_dynamic else 1
+        self._pre = Preprocessor(self.preprocess_spec, self._max_batch)
+        self.timings: dict[str, float] = {}
+        LOG.info("%s (%s) on %s, input %dx%d, batching %s", self.model_name, self.family,
+                 self.provider, width, height, "on" if self.batch_dynamic else "off")
+
+    @classmethod
+    def from_params(cls, params: dict, source: str = "config") -> ObjectDetector:
+        """Build from flattened node parameters (``detector.*``, ``runtime.*``, ``tiling.*``)."""
+        config = DetectorConfig.from_params(params, source)
+        runtime = RuntimeConfig.from_params(params, source).options()
+        return cls(config, runtime, _tiling_from_params(params, source))
+
+    @property
+    def provider(self) -> str:
+        return self._model.provider
+
+    @property
+    def fallback_reasons(self) -> list[str]:
+        return self._model.fallback_reasons
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Network input (width, height)."""
+        return self.preprocess_spec.width, self.preprocess_spec.height
+
+    def _input_geometry(self, registry_input: InputSpec | None) -> tuple[int, int, Any]:
+        inputs = self._model.inputs
+        if len(inputs) != 1:
+            raise ModelError(f"{self.model_name} has {len(inputs)} inputs "
+                             f"({', '.join(i.name for i in inputs)}); only single-image-input "
+                             "detectors are supported (export without in-model post-processing)")
+        spec = inputs[0]
+        if len(spec.shape) != 4 or spec.shape[1] not in (3, None) or spec.shape[0] not in (1, None):
+            raise ModelError(f"{self.model_name} input '{spec.name}' has shape {list(spec.shape)}; "
+                             "expected NCHW [1 or dynamic batch, 3, height, width]")
+        height = spec.shape[2] or self.config.input_height
+        width = spec.shape[3] or self.config.input_width
+        if not width or not height:
+            raise ConfigError(f"{self.model_name} has a dynamic input size; set "
+                              "detector.input_width and detector.input_height")
+        for name, got, want in (("width", width, self.config.input_width),
+                                ("height", height, self.config.input_height)):
+            if want and want != got:
+                raise ConfigError(f"detector.input_{name} {want} disagrees with the model's fixed "
+                                  f"input {name} {got}; fix: set it to 0")
+        expected = (registry_input.width, registry_input.height) if registry_input else None
+        if expected is not None and expected != (width, height):
+            raise ModelError(f"{self.model_name}: registry says {registry_input.width}x"
+                             f"{registry_input.height} input, model has {width}x{height}")
+        return int(width), int(height), spec
+
+    def _build_decoder(self, family: str, width: int, height: int, num_classes: int) -> Decoder:
+        # Shapes come from a real run: exporters often leave output axes symbolic.
+        zeros = np.zeros((1, 3, height, width), self._input.dtype)
+        outputs = self._model.run({self._input.name: zeros})
+        layout = OutputLayout(
+            shapes=tuple(tuple(int(d) for d in o.shape) for o in outputs),
+            names=tuple(self._model.output_names), input_width=width, input_height=height,
+            num_classes=num_classes, labels_source=self.labels_source,
+            model_name=self.model_name, score_activation=self.config.score_activation,
+            options={"cell_offset": self.config.cell_offset})
+        return make_decoder(family, layout)
+
+    def _preprocess_spec(self, registry_input: InputSpec | None, width: int,
+                         height: int) -> PreprocessSpec:
+        cfg = self.config
+        base = dict(FAMILY_INPUT_DEFAULTS[self.family])
+        if registry_input is not None:
+            base.update(_input_fields(registry_input))
+        overrides = {"resize": cfg.resize, "color": cfg.color_order,
+                     "interpolation": cfg.interpolation, "scale": cfg.pixel_scale or None,
+                     "mean": tuple(cfg.mean) or None, "std": tuple(cfg.std) or None,
+                     "pad_value": cfg.pad_value if cfg.pad_value >= 0 else None}
+        base.update({k: v for k, v in overrides.items() if v not in (None, "")})
+        return PreprocessSpec(width=width, height=height, **base)
+
+    def detect_one(self, image: np.ndarray) -> Detections:
+        """Detect objects in one BGR uint8 image."""
+        return self.detect([image])[0]
+
+    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+        """Detect objects in BGR uint8 HxWx3 images of any sizes.
+
+        Images share inference calls (up to ``max_batch``) when the model allows a batch. With
+        tiling on, each image is cut into tiles that are detected together and merged.
+
+        Returns:
+            One :class:`Detections` per image, boxes in that image's pixels, best score first.
+
+        Raises:
+            ImageDecodeError: an entry is not a non-empty BGR uint8 HxWx3 array.
+        """
+        for index, image in enumerate(images):
+            _check_image(index, image)
+        with self._lock:
+            self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+            if self.tiling is None or getattr(self.tiling, "mode", "off") == "off":
+                return self._detect_images(list(images))
+            return self._detect_tiled(list(images))
+
+    def _detect_tiled(self, images: list[np.ndarray]) -> list[Detections]:
+        from . import tiling as tiling_mod
+
+        crops, plans = [], []
+        for image in images:
+            height, width = image.shape[:2]
+            tiles = tiling_mod.plan_tiles(width, height, self.tiling)
+            plans.append(tiles)
+            crops.extend(image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles)
+        per_crop = self._detect_images(crops)
+        start = time.perf_counter()
+        results, cursor = [], 0
+        for image, tiles in zip(images, plans, strict=True):
+            per_tile = per_crop[cursor:cursor + len(tiles)]
+            cursor += len(tiles)
+            for dets, (x0, y0, _, _) in zip(per_tile, tiles, strict=True):
+                dets.boxes += np.array([x0, y0, x0, y0], np.float32)  # tile -> image pixels
+            merged = tiling_mod.merge_tile_detections(per_tile, tiles, image.shape, self.tiling,
+                                                      self.config.nms_iou)
+            if self.config.max_detections and len(merged) > self.config.max_detections:
+                merged = merged.select(np.argsort(-merged.scores, kind="stable")
+                                       [:self.config.max_detections])
+            results.append(merged)
+        self.timings["postprocess"] += (time.perf_counter() - start) * 1e3
+        return results
+
+    def _detect_images(self, images: list[np.ndarray]) -> list[Detections]:
+        cfg = self.config
+        results: list[Detections] = []
+        for start in range(0, len(images), self._max_batch):
+            chunk = images[start:start + self._max_batch]
+            t0 = time.perf_counter()
+            blob, transforms = self._pre(chunk)
+            if blob.dtype != self._input.dtype:
+                blob = blob.astype(self._input.dtype)
+            t1 = time.perf_counter()
+            outputs = self._model.run({self._input.name: blob})
+            t2 = time.perf_counter()
+            candidates = self._decoder.decode(outputs, cfg.score_threshold)
+            for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
+                height, width = image.shape[:2]
+                results.append(finalize(cand, transform, width, height, self._label_map,
+                                        cfg.nms_iou, cfg.max_detections,
+                                        self._decoder.needs_nms))
+            t3 = time.perf_counter()
+            self.timings["preprocess"] += (t1 - t0) * 1e3
+            self.timings["inference"] += (t2 - t1) * 1e3
+            self.timings["postprocess"] += (t3 - t2) * 1e3
+        return results
+
+
+def _check_image(index: int, image: Any) -> None:
+    if not isinstance(image, np.ndarray):
+        raise ImageDecodeError(f"images[{index}]", f"expected a numpy array, got "
+                                                  f"{type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ImageDecodeError(f"images[{index}]", f"expected a BGR uint8 HxWx3 image, got "
+                                                  f"{image.dtype} array of shape {image.shape}")

@@ -1,0 +1,79 @@
+"""Model classes -> the label set a driving stack uses.
+
+The output set starts with :data:`AD_LABELS` (always in this order, so label indices are stable
+across models); other model classes are dropped, or appended after them with snake_case names when
+``detector.keep_other_classes`` is set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+
+AD_LABELS: tuple[str, ...] = (
+    "pedestrian", "bicycle", "car", "motorcycle", "bus", "truck", "traffic_light", "stop_sign",
+)
+
+# Model class name (normalised: lower case, spaces/dashes as underscores) -> AD label.
+_TO_AD: dict[str, str] = {
+    "person": "pedestrian",
+    "pedestrian": "pedestrian",
+    "bicycle": "bicycle",
+    "car": "car",
+    "motorcycle": "motorcycle",
+    "motorbike": "motorcycle",
+    "bus": "bus",
+    "truck": "truck",
+    "traffic_light": "traffic_light",
+    "stop_sign": "stop_sign",
+}
+
+
+def normalise_name(name: str) -> str:
+    """``"traffic light"`` -> ``"traffic_light"``."""
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """How model class indices become output label indices.
+
+    Attributes:
+        names: output label names; a detection's label is an index into this list.
+        lookup: (num_model_classes,) int32, output label index per model class, -1 = dropped.
+    """
+
+    names: tuple[str, ...]
+    lookup: np.ndarray
+
+    def apply(self, class_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map model class ids; returns (labels, keep mask) with labels valid where kept."""
+        labels = self.lookup[class_ids]
+        return labels, labels >= 0
+
+
+def build_label_map(model_classes: list[str], keep_other_classes: bool = False,
+                    source: str = "labels") -> LabelMap:
+    """Build the map for a model whose class names are ``model_classes``.
+
+    Raises:
+        ModelError: no class maps to the AD label set and other classes are dropped, so the
+            detector could never report anything.
+    """
+    names = list(AD_LABELS)
+    lookup = np.full(len(model_classes), -1, np.int32)
+    for index, raw in enumerate(model_classes):
+        key = normalise_name(raw)
+        if key in _TO_AD:
+            lookup[index] = AD_LABELS.index(_TO_AD[key])
+        elif keep_other_classes:
+            if key not in names:
+                names.append(key)
+            lookup[index] = names.index(key)
+    if not (lookup >= 0).any():
+        raise ModelError(f"no class in {source} maps to the driving label set "
+                         f"({', '.join(AD_LABELS)}); fix: check that it is this model's labels "
+                         "file, or set detector.keep_other_classes: true to report its own classes")
+    return LabelMap(tuple(names), lookup)

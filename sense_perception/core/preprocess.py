@@ -1,0 +1,148 @@
+"""Image -> network input: resize (stretch or letterbox), normalise into a preallocated NCHW blob.
+
+Each image is resized once with ``cv2.resize(..., dst=...)`` straight into a reused uint8 canvas,
+then written into the float32 blob by one affine pass per image (``x * gain + offset`` per channel,
+which folds the 1/255 scale, the mean and the std together) that also swaps BGR to RGB when the
+network wants RGB. No per-frame allocation besides what onnxruntime does.
+
+The returned per-image transforms map network-input pixels back to source pixels exactly:
+``x_src = (x_net - dx) / sx`` with the per-axis scale actually applied by the resize.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError
+from .model_registry import InputSpec
+
+INTERPOLATIONS = {
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "nearest": cv2.INTER_NEAREST,
+}
+RESIZE_MODES = ("stretch", "letterbox", "letterbox_center")
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Everything the network expects of its input image.
+
+    Attributes:
+        width, height: network input size in pixels.
+        color: channel order the network wants, "rgb" or "bgr" (images arrive as BGR).
+        resize: "stretch" (plain resize, aspect ratio not kept), "letterbox" (aspect kept, image at
+            the top-left, rest padded) or "letterbox_center" (aspect kept, image centred).
+        pad_value: 0..255 value of the letterbox padding, before normalisation.
+        scale: factor applied to 0..255 pixel values before mean/std.
+        mean, std: per-channel normalisation, in the network's channel order.
+        interpolation: cv2 resize filter, one of :data:`INTERPOLATIONS`.
+    """
+
+    width: int
+    height: int
+    color: str = "rgb"
+    resize: str = "stretch"
+    pad_value: float = 114.0
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    interpolation: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ConfigError(f"network input size must be positive, got "
+                              f"{self.width}x{self.height}")
+        if self.color not in ("rgb", "bgr"):
+            raise ConfigError(f"detector.color_order must be 'rgb' or 'bgr', got {self.color!r}")
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"detector.resize must be one of {', '.join(RESIZE_MODES)}, "
+                              f"got {self.resize!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ConfigError(f"detector.interpolation must be one of {', '.join(INTERPOLATIONS)}, "
+                              f"got {self.interpolation!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ConfigError(f"detector.mean and detector.std need 3 values each, got "
+                              f"{list(self.mean)} and {list(self.std)}")
+        if any(s == 0 for s in self.std):
+            raise ConfigError(f"detector.std must not contain 0, got {list(self.std)}")
+
+    @classmethod
+    def from_input_spec(cls, spec: InputSpec, interpolation: str = "linear") -> PreprocessSpec:
+        """Build from a model registry :class:`InputSpec`."""
+        return cls(spec.width, spec.height, spec.color, spec.resize, spec.pad_value, spec.scale,
+                   tuple(spec.mean), tuple(spec.std), interpolation)
+
+
+class Preprocessor:
+    """Turns lists of BGR uint8 images into a float32 NCHW blob plus back-mapping transforms."""
+
+    def __init__(self, spec: PreprocessSpec, max_batch: int = 1) -> None:
+        self.spec = spec
+        self.max_batch = max(1, int(max_batch))
+        h, w = spec.height, spec.width
+        self._canvas = np.empty((h, w, 3), np.uint8)
+        self._blob = np.empty((self.max_batch, 3, h, w), np.float32)
+        std = np.asarray(spec.std, np.float64)
+        self._gain = (spec.scale / std).astype(np.float32).reshape(3, 1, 1)
+        offset = -np.asarray(spec.mean, np.float64) / std
+        self._offset = offset.astype(np.float32).reshape(3, 1, 1)
+        # Images arrive BGR; reversing the channel axis (a view, no copy) feeds an RGB network.
+        self._channels = slice(None, None, -1) if spec.color == "rgb" else slice(None)
+        self._interp = INTERPOLATIONS[spec.interpolation]
+
+    def geometry(self, width: int, height: int) -> tuple[int, int, np.ndarray]:
+        """Resized size and transform ``[sx, sy, dx, dy]`` for a ``width`` x ``height`` image."""
+        spec = self.spec
+        if spec.resize == "stretch":
+            nw, nh = spec.width, spec.height
+            dx = dy = 0
+        else:
+            r = min(spec.width / width, spec.height / height)
+            # Floor as YOLOX does, but let 415.99999 of the limiting side be 416: no pad sliver.
+            nw = min(spec.width, max(1, int(width * r + 1e-6)))
+            nh = min(spec.height, max(1, int(height * r + 1e-6)))
+            if spec.resize == "letterbox_center":
+                dx, dy = (spec.width - nw) // 2, (spec.height - nh) // 2
+            else:
+                dx = dy = 0
+        # The scale actually applied per axis (not the nominal r): exact back-mapping.
+        return nw, nh, np.array([nw / width, nh / height, dx, dy], np.float64)
+
+    def __call__(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Fill the blob with ``images`` (at most ``max_batch``).
+
+        Returns:
+            (blob, transforms): a (N, 3, H, W) float32 view of the internal buffer, valid until the
+            next call, and (N, 4) float64 transforms ``[sx, sy, dx, dy]``.
+        """
+        n = len(images)
+        if n > self.max_batch:
+            raise ValueError(f"{n} images for a preprocessor of max_batch {self.max_batch}")
+        transforms = np.empty((n, 4), np.float64)
+        canvas = self._canvas
+        for i, image in enumerate(images):
+            height, width = image.shape[:2]
+            nw, nh, transforms[i] = self.geometry(width, height)
+            dx, dy = int(transforms[i, 2]), int(transforms[i, 3])
+            if (nw, nh) != (self.spec.width, self.spec.height):
+                canvas[...] = int(round(self.spec.pad_value))
+            cv2.resize(image, (nw, nh), dst=canvas[dy:dy + nh, dx:dx + nw],
+                       interpolation=self._interp)
+            out = self._blob[i]
+            np.multiply(canvas.transpose(2, 0, 1)[self._channels], self._gain, out=out)
+            np.add(out, self._offset, out=out)
+        return self._blob[:n], transforms
+
+
+def boxes_to_source(boxes: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """Map (N, 4) xyxy boxes from network-input pixels to source pixels, in place; returns them."""
+    sx, sy, dx, dy = transform
+    boxes[:, 0::2] -= dx
+    boxes[:, 1::2] -= dy
+    boxes[:, 0::2] /= sx
+    boxes[:, 1::2] /= sy
+    return boxes

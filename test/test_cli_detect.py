@@ -1,0 +1,106 @@
+"""`sense-perception detect` end to end on real street frames."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from sense_perception.cli.main import main
+
+STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"
+PANDASET = STREET / "pandaset_seq002_front_camera_40.jpg"
+COMMA = STREET / "comma2k19_highway280_rav4_preview.png"
+CPU_ONLY = """object_detector:
+  ros__parameters:
+    detector:
+      score_threshold: {threshold}
+    runtime:
+      providers: [CPUExecutionProvider]
+"""
+
+
+def _config(tmp_path: Path, threshold: float = 0.35) -> str:
+    path = tmp_path / "detector.yaml"
+    path.write_text(CPU_ONLY.format(threshold=threshold))
+    return str(path)
+
+
+def _check_schema(doc: dict) -> None:
+    assert set(doc) == {"images"}
+    for image in doc["images"]:
+        assert set(image) == {"path", "width", "height", "detections"}
+        assert isinstance(image["path"], str)
+        assert isinstance(image["width"], int) and isinstance(image["height"], int)
+        for det in image["detections"]:
+            assert set(det) == {"label", "score", "bbox_xyxy"}
+            assert isinstance(det["label"], str) and isinstance(det["score"], float)
+            x1, y1, x2, y2 = det["bbox_xyxy"]
+            assert 0 <= x1 < x2 <= image["width"] and 0 <= y1 < y2 <= image["height"]
+
+
+def test_detect_two_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(["detect", str(PANDASET), str(COMMA), "--out", str(out),
+                 "--config", _config(tmp_path)])
+    assert code == 0
+    doc = json.loads((out / "detections.json").read_text())
+    _check_schema(doc)
+    assert [i["path"] for i in doc["images"]] == [str(PANDASET), str(COMMA)]
+    assert [(i["width"], i["height"]) for i in doc["images"]] == [(1920, 1080), (1164, 874)]
+    for image in doc["images"]:
+        assert sum(d["label"] == "car" for d in image["detections"]) >= 4
+    for src in (PANDASET, COMMA):
+        annotated = cv2.imread(str(out / src.name))
+        assert annotated is not None
+        assert annotated.shape == cv2.imread(str(src)).shape
+        assert (annotated != cv2.imread(str(src))).any()  # boxes were drawn
+    table = capsys.readouterr().out
+    assert "car" in table and "1920x1080" in table
+
+
+def test_unreadable_image_is_reported_and_others_still_processed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "out"
+    code = main(["detect", str(broken), str(COMMA), str(tmp_path / "missing.png"),
+                 "--out", str(out), "--config", _config(tmp_path, 0.6), "--model", "yolox_nano",
+                 "--no-annotate"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "not a decodable image" in err
+    assert "missing.png" in err and "no such file" in err
+    doc = json.loads((out / "detections.json").read_text())
+    _check_schema(doc)
+    assert [i["path"] for i in doc["images"]] == [str(COMMA)]
+    assert all(d["score"] >= 0.6 for d in doc["images"][0]["detections"])
+    assert sorted(p.name for p in out.iterdir()) == ["detections.json"]
+
+
+def test_score_threshold_option_overrides_config(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["detect", str(COMMA), "--out", str(out), "--config", _config(tmp_path),
+                 "--score-threshold", "0.7", "--no-annotate"]) == 0
+    dets = json.loads((out / "detections.json").read_text())["images"][0]["detections"]
+    assert dets and all(d["score"] >= 0.7 for d in dets)
+
+
+def test_bad_config_value_is_a_clear_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["detect", str(COMMA), "--out", str(tmp_path / "o"),
+                 "--config", _config(tmp_path, 1.5)])
+    assert code == 2
+    assert "detector.score_threshold" in capsys.readouterr().err
+
+
+def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--out", "--config", "--model", "--score-threshold", "--tiling",
+                   "--no-annotate", "--batch-size", "--node-name", "IMAGE"):
+        assert option in text
+    assert "picodet_s_416" in text and "horizon_bands" in text
