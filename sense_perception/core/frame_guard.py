@@ -1,0 +1,144 @@
+"""Decode an incoming image message without ever raising: size limits first, then the decoder.
+
+A node's callback or a replay loop calls :func:`safe_decode` and gets ``(image, None)`` or
+``(None, error)``; every error is also counted in a :class:`~.frame_errors.FrameErrorLedger`. The
+``input.*`` parameters (:class:`InputLimits`) bound what a message may cost before any pixel buffer
+is allocated, so a corrupt or hostile header (``100000 x 100000``) is a counted error, not an
+out-of-memory kill.
+"""
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..errors import ImageDecodeError
+from .frame_errors import FrameErrorLedger
+from .image_decode import decode_any
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The ``input.*`` parameters: the largest image message a node or replay accepts.
+
+    The defaults fit automotive cameras (8 MP front cameras, 4K cabin cameras, 12 MP
+    surround stitches) with room to spare, while capping one decoded frame at 120 MB.
+
+    Attributes:
+        max_width: widest image, in pixels.
+        max_height: tallest image, in pixels.
+        max_pixels: largest ``width * height``; a decoded BGR frame costs 3 bytes per pixel.
+        max_compressed_bytes: largest CompressedImage ``data``; checked before the codec runs.
+    """
+
+    max_width: int = 8192
+    max_height: int = 8192
+    max_pixels: int = 40_000_000
+    max_compressed_bytes: int = 32 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_width", "max_height", "max_pixels", "max_compressed_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"input.{name} must be a positive integer, got {value!r}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], source: str = "config") -> InputLimits:
+        """Read the ``input.*`` keys of flattened node parameters (unknown keys are errors)."""
+        from ..config import section_from_params
+
+        return section_from_params(cls, params, "input.", source)
+
+
+_DEFAULT_LIMITS = InputLimits()
+
+
+class DecodeResult(NamedTuple):
+    """What :func:`safe_decode` gives: exactly one of ``image`` and ``error`` is not None."""
+
+    image: np.ndarray | None
+    error: ImageDecodeError | None
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        return None  # the decoder names the field and its wrong type
+    return int(value)
+
+
+def _byte_length(data: Any) -> int | None:
+    """Size in bytes of a message's ``data`` without copying it; None when it is not bytes-like."""
+    if isinstance(data, (np.ndarray, memoryview)):
+        return int(data.nbytes)
+    if isinstance(data, array.array):
+        return len(data) * data.itemsize
+    if isinstance(data, (bytes, bytearray, list, tuple)):
+        return len(data)
+    return None
+
+
+def _too_large(field: str, what: str, name: str, limit: int) -> ImageDecodeError:
+    return ImageDecodeError(
+        field,
+        f"{what} exceeds input.{name}={limit}; the message is corrupt or hostile, or raise input.{name} "
+        "for a camera that large",
+    )
+
+
+def _check_size(width: int, height: int, limits: InputLimits, compressed: bool) -> None:
+    # A CompressedImage has no width/height fields: its dimensions come from the stream in "data".
+    for value, name, field in ((width, "max_width", "width"), (height, "max_height", "height")):
+        limit = getattr(limits, name)
+        if value > limit:
+            if compressed:
+                raise _too_large("data", f"decoded image {field} {value} px", name, limit)
+            raise _too_large(field, f"{value} px", name, limit)
+
+
+def _decode_within(msg: object, limits: InputLimits) -> np.ndarray:
+    if hasattr(msg, "format"):
+        size = _byte_length(getattr(msg, "data", None))
+        if size is not None and size > limits.max_compressed_bytes:
+            raise _too_large("data", f"{size} bytes", "max_compressed_bytes", limits.max_compressed_bytes)
+        image = decode_any(msg, limits.max_pixels)
+        # The codec has already allocated at most max_pixels; reject a shape outside the limits anyway
+        # so that what passes does not depend on the transport.
+        _check_size(image.shape[1], image.shape[0], limits, compressed=True)
+        return image
+    width = _int_or_none(getattr(msg, "width", None))
+    height = _int_or_none(getattr(msg, "height", None))
+    if width is not None and height is not None:
+        _check_size(width, height, limits, compressed=False)
+    return decode_any(msg, limits.max_pixels)
+
+
+def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErrorLedger | None = None,
+                source: str = "") -> DecodeResult:
+    """Decode a sensor_msgs/Image or CompressedImage-like message within ``limits``; never raises.
+
+    Args:
+        msg: any object with the fields of either message (rclpy, rosbags, a dataclass).
+        limits: size limits; None means the :class:`InputLimits` defaults.
+        ledger: where a failure is counted, under ``decode.<field>``; None counts nowhere.
+        source: the topic or file the message came from, kept with the error in the ledger.
+
+    Returns:
+        ``(image, None)`` with a new C-contiguous ``(H, W, 3)`` uint8 BGR array, or ``(None, error)``
+        with an :class:`~sense_perception.errors.ImageDecodeError` whose ``field`` names the fault.
+    """
+    try:
+        image = _decode_within(msg, limits or _DEFAULT_LIMITS)
+    except ImageDecodeError as exc:
+        error = exc
+    except Exception as exc:  # noqa: BLE001 - the promise is that nothing escapes a transport callback
+        error = ImageDecodeError("msg", f"unexpected {type(exc).__name__} while decoding: {exc}")
+    else:
+        return DecodeResult(image, None)
+    if ledger is not None:
+        ledger.record_decode_error(error, source)
+    return DecodeResult(None, error)
+
+
+__all__ = ["DecodeResult", "InputLimits", "safe_decode"]
