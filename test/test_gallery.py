@@ -52,7 +52,8 @@ def test_no_temp_or_stray_files_are_left(tmp_path: Path) -> None:
     store = GalleryStore(tmp_path / "gallery.json")
     store.enroll("Ada", templates(1, 0), consent())
     store.enroll("Bob", templates(1, 1), consent("Bob"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gallery.json", "gallery.json.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gallery.json", "gallery.json.bak",
+                                                          "gallery.json.lock"]
 
 
 def test_max_templates_is_enforced(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`sense-perception driver`: enrol a consenting driver, list, forget, identify, evaluate.
+"""`sense-perception driver`: enrol a consenting driver, list, forget, restore, identify, evaluate.
 
 Still images (``--images``, ``identify``, ``eval``) use the largest face of each image; a bag uses
 the driver-seat region of the cabin camera, as the driver_monitor node does. Only that one face is
@@ -209,6 +209,14 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    store = _store(_settings(args))
+    drivers = store.restore()
+    print(f"restored {store.path} from its last good copy {store.backup_path}: "
+          f"{len(drivers)} driver(s)")
+    return 0
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from ..face.gallery import generate_key_file
 
@@ -396,6 +404,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="erase a driver: templates, consent record and kept images")
     p.add_argument("id", help="driver id from `driver list`")
     p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("restore", parents=[common],
+                       help="put the gallery's last good copy (<gallery>.bak) back after corruption",
+                       description="Replace a corrupt or missing gallery with the last good copy "
+                                   "kept beside it (<gallery>.bak, rewritten on every enrol and "
+                                   "forget). Refused when the gallery is readable.")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("identify", parents=[common], help="identify the largest face in photos")
     p.add_argument("images", nargs="+", metavar="IMAGE")

@@ -7,8 +7,11 @@ Outputs in DIR: ``bag/`` (rosbag2 MCAP with ``<camera ns>/detections`` Detection
 
 Exit status: 0 every frame of the selected cameras was read, decoded and processed; 1 the replay
 finished but something was skipped or lost (listed under "skipped" in summary.json: damaged or
-truncated storage, unknown message types, corrupt frames, interruption); 2 nothing was replayed
-(bad arguments, unreadable bag, bad config, missing model).
+truncated storage, unknown message types, corrupt frames, frames whose inference failed,
+interruption); 2 nothing was replayed (bad arguments, unreadable bag, bad config, missing model) or
+an output could not be written (disk full): then ``REPLAY_INCOMPLETE.txt`` stays in DIR to mark the
+partial outputs (it is there from the first output byte and removed only once summary.json is
+complete).
 """
 from __future__ import annotations
 
@@ -27,7 +30,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "the same perception core and config as the nodes. Writes DIR/bag (MCAP with "
                     "detections, label info, driver identity, diagnostics), DIR/summary.json and, "
                     "on request, annotated MP4s. Exit status: 0 all frames processed, 1 something "
-                    "was skipped (see summary.json 'skipped'), 2 fatal error.")
+                    "was skipped (see summary.json 'skipped'), 2 fatal error (an output that "
+                    "could not be written, e.g. a full disk, leaves DIR/REPLAY_INCOMPLETE.txt "
+                    "beside the partial outputs).")
     parser.add_argument("bag", type=Path, metavar="BAG",
                         help="rosbag2 directory, or a single .mcap / .db3 file (also works when "
                              "metadata.yaml is missing or the MCAP is truncated)")

@@ -8,6 +8,13 @@ One place knows the file format. Promises kept here:
   The previous version's bytes are then overwritten with zeros through a still-open descriptor, so
   a forgotten driver's templates do not linger in the old inode either (best effort: copy-on-write
   filesystems and SSD wear levelling may keep old blocks; encryption at rest covers that case).
+  Temp files a killed writer left behind are erased by the next change.
+* The last good copy is kept: every change also writes ``<gallery>.bak`` (same bytes, same
+  protection). A gallery found corrupt is refused, never overwritten or reset, and
+  :meth:`GalleryStore.restore` puts the last good copy back. The two files are written in an order
+  that keeps every driver of the ``.bak`` also in the gallery (enrol: gallery first; forget:
+  ``.bak`` first), so forgetting a driver through the gallery also removes it from the ``.bak``,
+  even after a crash between the two writes.
 * Optional encryption at rest (AES-256-GCM, key from a key file or an environment variable). A wrong
   key and a tampered file are told apart and both refused without writing anything. An unencrypted
   file carries a sha256 of its content, so corruption and hand edits are detected (not forgery:
@@ -22,6 +29,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -294,6 +302,11 @@ class GalleryStore:
         return self._cipher is not None
 
     @property
+    def backup_path(self) -> Path:
+        """The last good copy of the gallery, rewritten with it on every change."""
+        return self.path.with_name(self.path.name + ".bak")
+
+    @property
     def images_dir(self) -> Path:
         """Directory of kept face crops (exists only when images were kept)."""
         return self.path.with_name(self.path.name + ".images")
@@ -322,27 +335,55 @@ class GalleryStore:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _check_mode(self, st: os.stat_result) -> None:
+    def _check_mode(self, st: os.stat_result, path: Path | None = None) -> None:
+        path = path or self.path
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
             raise GalleryError(
-                f"gallery {self.path} has mode {mode:04o}: other users can read its face templates "
-                f"(biometric data), so it is refused; fix: chmod 600 {self.path}")
+                f"gallery {path} has mode {mode:04o}: other users can read its face templates "
+                f"(biometric data), so it is refused; fix: chmod 600 {path}")
+
+    def _read_file(self, path: Path) -> bytes | None:
+        """Bytes of ``path`` after the permission check; None when it does not exist."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise GalleryError(f"gallery {path} cannot be read: {exc}") from exc
+        with os.fdopen(fd, "rb") as f:
+            self._check_mode(os.fstat(f.fileno()), path)
+            return f.read()
 
     def _read(self) -> list[DriverRecord]:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+        blob = self._read_file(self.path)
+        if blob is None:
+            if self.backup_path.exists():
+                # Never start an empty gallery over a lost one: its last good copy is still here.
+                raise GalleryError(
+                    f"gallery {self.path} is missing but its last good copy {self.backup_path} "
+                    f"exists; nothing was changed; fix: `sense-perception driver restore` to put it "
+                    f"back, or delete {self.backup_path} to start an empty gallery")
             return []
-        except OSError as exc:
-            raise GalleryError(f"gallery {self.path} cannot be read: {exc}") from exc
-        with os.fdopen(fd, "rb") as f:
-            self._check_mode(os.fstat(f.fileno()))
-            blob = f.read()
-        return self._decode(blob)
+        try:
+            return self._decode(blob)
+        except GalleryError as exc:
+            raise GalleryError(f"{exc}{self._backup_hint()}") from exc
 
-    def _decode(self, blob: bytes) -> list[DriverRecord]:
-        what = f"gallery {self.path}"
+    def _backup_hint(self) -> str:
+        """Where the last good copy is and how to restore it; "" when it is missing or unusable."""
+        try:
+            blob = self._read_file(self.backup_path)
+            drivers = None if blob is None else self._decode(blob, self.backup_path)
+        except GalleryError:
+            drivers = None
+        if drivers is None:
+            return ""
+        return (f"; the last good copy {self.backup_path} ({len(drivers)} driver(s)) is kept; "
+                "fix: `sense-perception driver restore` puts it back")
+
+    def _decode(self, blob: bytes, path: Path | None = None) -> list[DriverRecord]:
+        what = f"gallery {path or self.path}"
         if blob.startswith(MAGIC):
             if self._cipher is None:
                 raise GalleryError(f"{what} is encrypted; give its key with gallery.key_file / "
@@ -391,16 +432,28 @@ class GalleryStore:
         data = json.dumps(doc, indent=1).encode()
         return self._cipher.seal(data, b"gallery") if self._cipher else data
 
-    def _write(self, drivers: Sequence[DriverRecord]) -> None:
-        """Replace the gallery with a fresh file, then zero the previous version's bytes."""
+    def _write(self, drivers: Sequence[DriverRecord], removing: bool = False) -> None:
+        """Replace the gallery and its last good copy with fresh files; zero the old versions.
+
+        Args:
+            removing: the change removes data (forget): the ``.bak`` is written first, so it never
+                holds a driver the gallery no longer lists; otherwise the gallery is written first.
+        """
         data = self._encode(drivers)
-        folder = self.path.parent
+        self._sweep_temps()
+        order = (self.backup_path, self.path) if removing else (self.path, self.backup_path)
+        for target in order:
+            self._replace(target, data)
+
+    def _replace(self, target: Path, data: bytes) -> None:
+        """Atomically replace ``target`` with ``data`` (mode 0600), then zero the old inode."""
+        folder = target.parent
         try:
-            old_fd = os.open(self.path, os.O_WRONLY)
+            old_fd = os.open(target, os.O_WRONLY)
         except FileNotFoundError:
             old_fd = None
         except OSError as exc:
-            raise GalleryError(f"gallery {self.path} cannot be opened for writing: {exc}") from exc
+            raise GalleryError(f"gallery {target} cannot be opened for writing: {exc}") from exc
         try:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
             try:
@@ -408,7 +461,7 @@ class GalleryStore:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
-                os.replace(tmp, self.path)
+                os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -416,10 +469,29 @@ class GalleryStore:
             if old_fd is not None:
                 _scrub(old_fd)
         except OSError as exc:
-            raise GalleryError(f"gallery {self.path} cannot be written: {exc}") from exc
+            raise GalleryError(f"gallery {target} cannot be written: {exc}") from exc
         finally:
             if old_fd is not None:
                 os.close(old_fd)
+
+    def _sweep_temps(self) -> None:
+        """Zero and delete temp files a killed writer left (they may hold templates).
+
+        Called under the exclusive lock, so no live writer owns one of them.
+        """
+        for path in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
+            try:
+                fd = os.open(path, os.O_WRONLY)
+                try:
+                    _scrub(fd)
+                finally:
+                    os.close(fd)
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise GalleryError(f"stale gallery temp file {path} could not be erased: {exc}; "
+                                   "delete it by hand") from exc
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -491,9 +563,37 @@ class GalleryStore:
             if not gone:
                 raise GalleryError(f"no enrolled driver has id '{driver_id}'; "
                                    "`sense-perception driver list` shows the ids")
-            self._write([d for d in drivers if d.id != driver_id])
+            self._write([d for d in drivers if d.id != driver_id], removing=True)
             self._erase_images(gone[0])
         return gone[0]
+
+    def restore(self) -> list[DriverRecord]:
+        """Put the last good copy (``<gallery>.bak``) back in place of a corrupt or missing gallery.
+
+        Returns:
+            The drivers of the restored gallery.
+
+        Raises:
+            GalleryError: the gallery is fine (nothing to restore) or has unsafe permissions, or the
+                last good copy is missing, unsafe or unreadable too.
+        """
+        with self._locked(exclusive=True):
+            current = self._read_file(self.path)  # unsafe permissions: fix them, do not restore
+            backup = self._read_file(self.backup_path)
+            if backup is None:
+                raise GalleryError(f"there is no last good copy {self.backup_path} to restore; "
+                                   "delete the gallery and enrol again")
+            drivers = self._decode(backup, self.backup_path)
+            if current is not None:
+                try:
+                    self._decode(current)
+                except GalleryError:
+                    pass
+                else:
+                    raise GalleryError(f"gallery {self.path} is readable; nothing to restore")
+            self._sweep_temps()
+            self._replace(self.path, backup)
+        return drivers
 
     def load_image(self, name: str) -> np.ndarray:
         """Decode a kept aligned crop (BGR uint8) by its name in a record's ``images``."""

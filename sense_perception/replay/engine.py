@@ -19,13 +19,13 @@ import numpy as np
 
 from ..config import load_params
 from ..core import messages
-from ..core.image_decode import decode_any
+from ..core.frame_guard import InputLimits, safe_decode
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
 from .reader import Bag, BagMessage, open_bag
 from .skips import ALL_TOPICS, SkipLog
 from .summary import SummaryBuilder, write_summary
-from .writer import LATCHED_QOS, OutputBag, camera_namespace
+from .writer import LATCHED_QOS, OutputBag, OutputWriteError, camera_namespace
 
 LOG = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ FACE_LABELS = ("face", "driver")  # faces message: the driver's face is labelled
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
+# Written before the first output byte and removed only once summary.json is complete, so outputs
+# cut short (disk full, crash, kill) are always recognisable as incomplete.
+INCOMPLETE_FILE = "REPLAY_INCOMPLETE.txt"
 
 
 @dataclass
@@ -98,11 +101,13 @@ def prepare_out(out: Path, force: bool) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise BagError(f"--out {out} is not empty; pass --force to replace its replay outputs "
-                           f"({BAG_DIR}/, {VIDEO_DIR}/, {SUMMARY_FILE}) or choose another directory")
+                           f"({BAG_DIR}/, {VIDEO_DIR}/, {SUMMARY_FILE}, {INCOMPLETE_FILE}) or "
+                           "choose another directory")
         for name in (BAG_DIR, VIDEO_DIR):
             if (out / name).exists():
                 shutil.rmtree(out / name)
-        (out / SUMMARY_FILE).unlink(missing_ok=True)
+        for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -173,6 +178,10 @@ class Replayer:
 
     def _build_core(self, exterior: list[str], cabin: str | None) -> None:
         source = str(self.options.config) if self.options.config else "default parameters"
+        # The input.* size limits of the node that would handle each camera apply here too.
+        self._limits = {role: InputLimits.from_params(load_params(self.options.config, node), source)
+                        for role, node in (("exterior", "object_detector"),
+                                           ("cabin", "driver_monitor"))}
         if exterior and self._detector is None:
             from ..core.detector import ObjectDetector
 
@@ -213,6 +222,7 @@ class Replayer:
     def _run(self, bag: Bag, out: Path) -> ReplayResult:
         opts = self.options
         skipped = bag.skipped
+        self._skipped = skipped
         topics = select_topics(bag, opts.topics, opts.cabin, skipped)
         self._cabin = opts.cabin if opts.cabin in topics else None
         self._exterior = [t for t in topics if t != self._cabin]
@@ -228,23 +238,59 @@ class Replayer:
                 self._publisher.close()
             raise
         wall0 = time.perf_counter()
+        failure: BaseException | None = None
         try:
-            self._loop(bag, topics, skipped)
-        finally:
-            # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
+            try:
+                self._loop(bag, topics, skipped)
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
+                wall, videos = self._finish(skipped, wall0, failure)
+            summary = self._summary.build(wall, skipped.entries())
+            try:
+                write_summary(out / SUMMARY_FILE, summary)
+            except OSError as exc:
+                raise OutputWriteError(out / SUMMARY_FILE, exc) from exc
+        except OutputWriteError as exc:
+            raise _incomplete(out, exc) from exc
+        (out / INCOMPLETE_FILE).unlink(missing_ok=True)
+        return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos, list(bag.notes))
+
+    def _finish(self, skipped: SkipLog, wall0: float,
+                failure: BaseException | None) -> tuple[float, list[Path]]:
+        """Flush pending frames and close every output; returns the wall time and the videos.
+
+        After a ``failure`` this is best effort: later errors are logged, the failure is what the
+        caller raises. Without one, the first error is raised once everything is closed.
+        """
+        errors: list[BaseException] = []
+        if not isinstance(failure, OutputWriteError):  # after a failed write more writes fail too
             try:
                 self._flush(self._pending)
                 if self._last is not None:  # final state of every camera, at the last frame's time
                     self._write_diagnostics(self._last[1], self._last[0], skipped)
-            finally:
-                wall = time.perf_counter() - wall0
-                videos = self._videos.close() if self._videos else []
-                if self._publisher is not None:
-                    self._publisher.close()
-                self._out.close()
-        summary = self._summary.build(wall, skipped.entries())
-        write_summary(out / SUMMARY_FILE, summary)
-        return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos, list(bag.notes))
+            except Exception as exc:  # noqa: BLE001 - closing the outputs below must still happen
+                errors.append(exc)
+        wall = time.perf_counter() - wall0
+        videos: list[Path] = []
+        for name in ("_videos", "_publisher", "_out"):
+            target = getattr(self, name)
+            if target is None:
+                continue
+            try:
+                closed = target.close()
+            except Exception as exc:  # noqa: BLE001 - the other outputs must still be closed
+                errors.append(exc)
+                continue
+            if name == "_videos":
+                videos = closed
+        if errors and failure is None:
+            raise errors[0]
+        for exc in errors:
+            LOG.debug("while closing the outputs after %r: %r", failure, exc)
+        return wall, videos
 
     def _setup(self, bag: Bag, out: Path, topics: list[str]) -> None:
         self._build_core(self._exterior, self._cabin)
@@ -255,6 +301,8 @@ class Replayer:
         self._label_info_done: set[str] = set()
         self._pending: list[_Frame] = []
         self._last: tuple[Header, int] | None = None  # header and bag time of the last frame
+        _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
+                              "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore)
         self._videos = None
         if self.options.video:
@@ -318,9 +366,13 @@ class Replayer:
                                 bag.topics[msg.topic].qos)
         try:
             header = Header.from_msg(ros_msg.header)
-            image = decode_any(ros_msg)
         except ImageDecodeError as exc:
             skipped.add(msg.topic, f"undecodable image: {str(exc)[:200]}")
+            return None
+        limits = self._limits["cabin" if msg.topic == self._cabin else "exterior"]
+        image, error = safe_decode(ros_msg, limits)
+        if error is not None:
+            skipped.add(msg.topic, f"undecodable image: {str(error)[:200]}")
             return None
         return _Frame(msg.topic, msg.timestamp, header, image, started)
 
@@ -332,12 +384,31 @@ class Replayer:
         if self._publisher is not None:
             self._publisher.publish(topic, msgtype, raw, qos or ())
 
+    def _inference_failed(self, frames: list[_Frame], exc: Exception) -> None:
+        """Count ``frames`` as skipped because inference raised; the replay goes on."""
+        reason = f"inference failed: {type(exc).__name__}: {str(exc)[:200]}"
+        for frame in frames:
+            self._skipped.add(frame.topic, reason)
+        LOG.warning("dropped %d frame(s) of %s: %s", len(frames),
+                    ", ".join(sorted({f.topic for f in frames})), reason)
+
+    def _detect(self, pending: list[_Frame]) -> list[tuple[_Frame, Detections]]:
+        """Detections of each frame; a frame whose inference raises is counted and left out."""
+        try:
+            return list(zip(pending, self._detector.detect([f.image for f in pending])))
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
+            if len(pending) == 1:
+                self._inference_failed(pending, exc)
+                return []
+        # The batch failed: run its frames one by one so only the frame at fault is dropped.
+        return [pair for frame in pending for pair in self._detect([frame])]
+
     def _flush(self, pending: list[_Frame]) -> None:
         if not pending:
             return
         detector = self._detector
-        results = detector.detect([f.image for f in pending])
-        for frame, dets in zip(pending, results):
+        results = self._detect(pending)
+        for frame, dets in results:
             if self._trackers is not None:
                 dets = self._trackers.update(frame.topic, dets, frame.header.seconds)
             latency_ms = (time.perf_counter() - frame.started) * 1e3
@@ -359,7 +430,11 @@ class Replayer:
         pending.clear()
 
     def _process_cabin(self, frame: _Frame) -> None:
-        result = self._identifier.process(frame.image, frame.header.seconds)
+        try:
+            result = self._identifier.process(frame.image, frame.header.seconds)
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
+            self._inference_failed([frame], exc)
+            return
         latency_ms = (time.perf_counter() - frame.started) * 1e3
         ns = self._ns[frame.topic]
         faces = result.faces
@@ -392,18 +467,49 @@ class Replayer:
         for item in skipped.entries():
             lost[item["topic"]] = lost.get(item["topic"], 0) + item["count"]
         provider = getattr(self._detector, "provider", "") if self._detector else ""
+        engine = getattr(self._identifier, "engine", None)
+        fallback = {  # GPU providers skipped at model load, and why
+            "exterior": _fallback_reasons([self._detector]),
+            "cabin": _fallback_reasons([getattr(getattr(engine, part, None), "model", None)
+                                        for part in ("detector", "embedder")]),
+        }
         statuses = []
         for topic, stats in self._cam_stats.items():
             n_lost = lost.get(topic, 0) + lost.get(ALL_TOPICS, 0)
             role = "cabin" if topic == self.options.cabin else "exterior"
+            values = {"role": role, "frames": stats["frames"], "detections": stats["detections"],
+                      "skipped": n_lost, "provider": provider}
+            if fallback[role]:
+                values["provider_fallback"] = fallback[role]
             statuses.append(messages.diagnostic_status(
                 f"sense_perception replay: {topic}", messages.WARN if n_lost else messages.OK,
                 f"{n_lost} messages skipped" if n_lost else "all frames processed",
-                hardware_id=topic,
-                values={"role": role, "frames": stats["frames"], "detections": stats["detections"],
-                        "skipped": n_lost, "provider": provider}))
+                hardware_id=topic, values=values))
         self._emit(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, timestamp,
                    messages.diagnostic_array(Header(header.sec, header.nanosec, ""), statuses))
+
+
+def _fallback_reasons(models: list[Any]) -> str:
+    return " | ".join(r for m in models if m is not None for r in getattr(m, "fallback_reasons", ()))
+
+
+def _mark_incomplete(out: Path, text: str) -> None:
+    try:
+        (out / INCOMPLETE_FILE).write_text(text + "\n")
+    except OSError as exc:
+        raise OutputWriteError(out / INCOMPLETE_FILE, exc) from exc
+
+
+def _incomplete(out: Path, exc: OutputWriteError) -> BagError:
+    """The error a replay stopped by a failed output write raises; notes why in the marker."""
+    marker = out / INCOMPLETE_FILE
+    try:  # best effort: the disk may be full; the marker itself is there since the start
+        _mark_incomplete(out, f"replay stopped: {exc}; the outputs here are incomplete")
+    except OutputWriteError:
+        pass
+    return BagError(f"replay stopped: {exc}; the outputs in {out} are incomplete and marked so by "
+                    f"{marker}; fix: free space on that disk or choose another --out, then run "
+                    "again (--force replaces the partial outputs)")
 
 
 def _identity_caption(result: Any) -> str:

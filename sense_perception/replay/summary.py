@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,8 +67,19 @@ class SummaryBuilder:
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Write ``summary`` as indented JSON."""
-    Path(path).write_text(json.dumps(summary, indent=2) + "\n")
+    """Write ``summary`` as indented JSON, atomically: a full file or none, never half of one.
+
+    Raises:
+        OSError: it cannot be written (the temp file is removed).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def render_table(summary: dict[str, Any], console: Console | None = None) -> None:

@@ -1,6 +1,7 @@
 """The output rosbag2 (MCAP) of a replay: perception results next to (optionally) the input images."""
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +18,21 @@ _INFINITE = QosTime(sec=2147483647, nsec=4294967295)
 # must still get it, so the bag records it as offered with transient-local durability.
 LATCHED_QOS = [Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
                    _INFINITE, _INFINITE, QosLiveliness.AUTOMATIC, _INFINITE, False)]
+
+
+class OutputWriteError(BagError):
+    """An output file of a replay cannot be written (disk full, I/O error, permissions).
+
+    Attributes:
+        path: the file or directory being written.
+    """
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason += " (the output disk is full)"
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = Path(path)
 
 
 def camera_namespace(topic: str) -> str:
@@ -77,15 +93,36 @@ class OutputBag:
 
     def write_raw(self, topic: str, msgtype: str, timestamp: int, data: bytes | memoryview,
                   qos: Sequence[Qos] = ()) -> None:
-        """Write already serialised CDR bytes."""
-        self._writer.write(self._connection(topic, msgtype, qos), int(timestamp), data)
+        """Write already serialised CDR bytes.
+
+        Raises:
+            OutputWriteError: the bag file cannot be written (e.g. the disk is full).
+        """
+        try:
+            self._writer.write(self._connection(topic, msgtype, qos), int(timestamp), data)
+        except OSError as exc:
+            raise OutputWriteError(self.path, exc) from exc
         self.counts[topic] += 1
 
     def close(self) -> None:
-        """Finish the MCAP (index, summary) and write metadata.yaml."""
+        """Finish the MCAP (index, summary) and write metadata.yaml.
+
+        Raises:
+            OutputWriteError: the rest of the bag cannot be written (the file is closed anyway).
+        """
         if not self._closed:
             self._closed = True
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError as exc:
+                # rosbags stops before closing its file when a write fails: close it here.
+                bio = getattr(getattr(self._writer, "storage", None), "bio", None)
+                if bio is not None:
+                    try:
+                        bio.close()
+                    except OSError:
+                        pass  # its unwritten buffer is lost either way
+                raise OutputWriteError(self.path, exc) from exc
 
     def __enter__(self) -> "OutputBag":
         return self

@@ -1,0 +1,291 @@
+"""Gallery faults: a corrupt or missing file (refused, last good copy kept, restorable) and kill -9
+in the middle of enrol or forget (the gallery is always the old or the new version, never torn).
+
+Templates are synthetic unit 128-D vectors: these tests are about the file, not about faces.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import stat
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sense_perception.cli.main import main
+from sense_perception.errors import GalleryError
+from sense_perception.face.gallery import ConsentRecord, GalleryStore
+
+KEY = bytes(range(100, 132))
+
+
+def templates_for(name: str, n: int = 2) -> np.ndarray:
+    """Deterministic templates of a driver name, so content can be checked after a crash."""
+    t = np.random.default_rng(zlib.crc32(name.encode())).normal(size=(n, 128)).astype(np.float32)
+    return t / np.linalg.norm(t, axis=1, keepdims=True)
+
+
+def enrol(store: GalleryStore, name: str) -> str:
+    return store.enroll(name, templates_for(name), ConsentRecord.now(name)).id
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def names(store: GalleryStore) -> list[str]:
+    return sorted(d.name for d in store.drivers())
+
+
+def read_copy(path: Path, key: bytes | None, tmp: Path) -> list[str]:
+    """Drivers of a gallery file read through its own store (a copy, so no lock file is left)."""
+    copy = tmp / f"copy_{time.monotonic_ns()}" / "g.json"
+    copy.parent.mkdir(mode=0o700)
+    copy.write_bytes(path.read_bytes())
+    copy.chmod(0o600)
+    drivers = GalleryStore(copy, key=key).drivers()
+    for d in drivers:  # content, not only structure: every template is the one enrolled
+        np.testing.assert_array_equal(d.templates, templates_for(d.name))
+    return sorted(d.name for d in drivers)
+
+
+# -- corrupt or missing gallery ----------------------------------------------------------------------
+
+CORRUPTIONS = {
+    "truncated": lambda b: b[: len(b) // 2],
+    "bit_flip": lambda b: b[:100] + bytes([b[100] ^ 0x04]) + b[101:],
+    "zeroed": lambda b: bytes(len(b)),  # what some filesystems show after a crash mid-write
+    "empty": lambda b: b"",
+}
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "encrypted"])
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_corrupt_gallery_is_refused_never_reset_and_restorable(tmp_path: Path, key, corruption: str
+                                                                ) -> None:
+    store = GalleryStore(tmp_path / "gallery.json", key=key)
+    ada = enrol(store, "Ada")
+    enrol(store, "Bob")
+    good = store.path.read_bytes()
+    assert store.backup_path.read_bytes() == good and mode(store.backup_path) == 0o600
+    store.path.write_bytes(CORRUPTIONS[corruption](good))
+    corrupt = store.path.read_bytes()
+
+    with pytest.raises(GalleryError) as exc:
+        store.drivers()
+    message = str(exc.value)
+    assert str(store.path) in message
+    assert f"last good copy {store.backup_path} (2 driver(s)) is kept" in message
+    assert "sense-perception driver restore" in message
+    # nothing writes over the corrupt file or the last good copy, and nothing starts afresh
+    with pytest.raises(GalleryError, match="last good copy"):
+        enrol(store, "Eve")
+    with pytest.raises(GalleryError, match="last good copy"):
+        store.forget(ada)
+    assert store.path.read_bytes() == corrupt
+    assert store.backup_path.read_bytes() == good
+
+    restored = store.restore()
+    assert sorted(d.name for d in restored) == ["Ada", "Bob"] == names(store)
+    assert store.path.read_bytes() == good and mode(store.path) == 0o600
+    enrol(store, "Cy")  # usable again
+    assert names(store) == ["Ada", "Bob", "Cy"]
+
+
+def test_missing_gallery_with_a_last_good_copy_is_not_silently_reset(tmp_path: Path, capsys) -> None:
+    gallery = tmp_path / "gallery.json"
+    store = GalleryStore(gallery)
+    enrol(store, "Ada")
+    gallery.unlink()  # e.g. lost by the filesystem, or deleted by mistake
+    with pytest.raises(GalleryError, match="is missing but its last good copy"):
+        store.drivers()
+    with pytest.raises(GalleryError, match="is missing but its last good copy"):
+        enrol(store, "Eve")
+    assert not gallery.exists()
+    assert main(["driver", "restore", "--gallery", str(gallery)]) == 0
+    assert "1 driver(s)" in capsys.readouterr().out
+    assert names(store) == ["Ada"]
+
+
+def test_restore_is_refused_when_not_needed_or_not_possible(tmp_path: Path) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    with pytest.raises(GalleryError, match="no last good copy"):
+        store.restore()
+    enrol(store, "Ada")
+    before = store.path.read_bytes()
+    with pytest.raises(GalleryError, match="is readable; nothing to restore"):
+        store.restore()
+    store.path.chmod(0o644)  # unsafe permissions are fixed with chmod, not by a restore
+    with pytest.raises(GalleryError, match="chmod 600"):
+        store.restore()
+    store.path.chmod(0o600)
+    store.path.write_bytes(b"{")
+    store.backup_path.write_bytes(b"{")
+    with pytest.raises(GalleryError, match=r"gallery .*\.bak is not valid JSON"):
+        store.restore()
+    with pytest.raises(GalleryError) as exc:
+        store.drivers()
+    assert "last good copy" not in str(exc.value)  # an unusable copy is not offered
+    assert before != store.path.read_bytes()
+
+
+class _Crash(BaseException):
+    """Stands for the process dying between two file writes."""
+
+
+def _crash_after_first_write(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    written: list[Path] = []
+    real = GalleryStore._replace
+
+    def replace(self, target: Path, data: bytes) -> None:
+        if written:
+            raise _Crash
+        real(self, target, data)
+        written.append(target)
+
+    monkeypatch.setattr(GalleryStore, "_replace", replace)
+    return written
+
+
+def test_crash_between_the_two_writes_never_leaves_a_forgotten_driver_in_the_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enrol writes the gallery first, forget writes the copy first: the copy never holds a driver
+    the gallery does not list, so forgetting through the gallery always reaches the copy too."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    ada = enrol(store, "Ada")
+    with monkeypatch.context() as m:
+        written = _crash_after_first_write(m)
+        with pytest.raises(_Crash):
+            enrol(store, "Bob")
+        assert written == [store.path]
+    assert names(store) == ["Ada", "Bob"]
+    assert read_copy(store.backup_path, None, tmp_path) == ["Ada"]
+
+    with monkeypatch.context() as m:
+        written = _crash_after_first_write(m)
+        with pytest.raises(_Crash):
+            store.forget(ada)
+        assert written == [store.backup_path]
+    assert names(store) == ["Ada", "Bob"]  # not forgotten yet, and shown so: the user retries
+    assert read_copy(store.backup_path, None, tmp_path) == ["Bob"]
+    store.forget(ada)
+    assert names(store) == ["Bob"] == read_copy(store.backup_path, None, tmp_path)
+    for row in templates_for("Ada"):
+        for path in (store.path, store.backup_path):
+            assert row.tobytes() not in path.read_bytes()
+
+
+def test_temp_files_left_by_a_killed_writer_are_erased_by_the_next_change(tmp_path: Path) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    enrol(store, "Ada")
+    stale = tmp_path / ".gallery.json.k1ll3d.tmp"  # what mkstemp leaves when the writer dies
+    stale.write_bytes(store.path.read_bytes())
+    stale.chmod(0o600)
+    other = tmp_path / "notes.tmp"  # not ours: left alone
+    other.write_text("keep")
+    enrol(store, "Bob")
+    assert not stale.exists() and other.read_text() == "keep"
+
+
+# -- kill -9 during enrol and forget -------------------------------------------------------------------
+
+TRIALS = 100
+
+
+def _worker(path: Path, key: bytes | None, journal: Path, seed: int) -> None:
+    """Loop enrol/forget forever, journaling the state each operation is about to commit."""
+    store = GalleryStore(path, key=key)
+    rng = random.Random(seed)
+    fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    n = 0
+    while True:
+        drivers = store.drivers()
+        current = sorted(d.name for d in drivers)
+        if len(drivers) < 2 or (len(drivers) < 6 and rng.random() < 0.5):
+            name = f"t{seed}-{n}"
+            n += 1
+            os.write(fd, (json.dumps({"begin": sorted(current + [name])}) + "\n").encode())
+            enrol(store, name)
+        else:
+            victim = rng.choice(drivers)
+            os.write(fd, (json.dumps({"begin": sorted(set(current) - {victim.name})}) + "\n").encode())
+            store.forget(victim.id)
+        os.write(fd, b'{"end": true}\n')
+
+
+def _allowed_states(journal: Path, before: list[str]) -> tuple[list[list[str]], bool]:
+    """States the gallery may be in: the last committed one and the one being written."""
+    state, writing, in_op = before, None, False
+    lines = journal.read_text().splitlines() if journal.exists() else []
+    for line in lines:
+        if not line.endswith("}"):
+            break  # the kill hit the journal write itself
+        entry = json.loads(line)
+        if "begin" in entry:
+            writing, in_op = entry["begin"], True
+        else:
+            state, writing, in_op = writing, None, False
+    return [state] + ([writing] if writing is not None else []), in_op
+
+
+def test_kill_9_during_enrol_and_forget_never_tears_the_gallery(tmp_path: Path) -> None:
+    rng = random.Random(20240501)
+    galleries = {}
+    for label, key in (("plain", None), ("encrypted", KEY)):
+        store = GalleryStore(tmp_path / label / "gallery.json", key=key)
+        for name in ("seed-a", "seed-b"):
+            enrol(store, name)
+        galleries[label] = (store, key, names(store))
+    # Every state a gallery went through: the last good copy may lag behind by one interrupted
+    # change, which can be several trials old.
+    history = {label: [g[2]] for label, g in galleries.items()}
+    outcomes = {"old": 0, "new": 0}
+    killed_mid_operation = 0
+    for trial in range(TRIALS):
+        label = ("plain", "encrypted")[trial % 2]
+        store, key, before = galleries[label]
+        journal = tmp_path / f"journal_{trial}.jsonl"
+        pid = os.fork()
+        if pid == 0:  # child: never returns into pytest
+            code = 0
+            try:
+                _worker(store.path, key, journal, trial)
+            except BaseException:  # noqa: BLE001
+                code = 3
+            finally:
+                os._exit(code)
+        time.sleep(rng.uniform(0.001, 0.04))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
+            f"trial {trial}: the worker ended by itself (status {status}); see its journal"
+        allowed, in_op = _allowed_states(journal, before)
+        killed_mid_operation += in_op
+
+        now = names(GalleryStore(store.path, key=key))  # loads: permissions, decryption, checksum
+        assert now in allowed, f"trial {trial} ({label}): gallery {now} is neither of {allowed}"
+        outcomes["old" if now == allowed[0] else "new"] += 1
+        for d in GalleryStore(store.path, key=key).drivers():
+            np.testing.assert_array_equal(d.templates, templates_for(d.name))
+        assert mode(store.path) == 0o600
+        history[label] += allowed
+        backup = read_copy(store.backup_path, key, tmp_path)
+        assert backup in history[label], f"trial {trial} ({label}): last good copy {backup} torn"
+        assert set(backup) <= set(now), f"trial {trial}: the copy holds drivers the gallery lacks"
+        assert mode(store.backup_path) == 0o600
+        for leftover in store.path.parent.glob(".gallery.json.*.tmp"):
+            assert mode(leftover) == 0o600
+        galleries[label] = (store, key, now)
+
+    # The kills really hit operations in progress (each trial runs several enrol/forget).
+    assert killed_mid_operation >= TRIALS // 2, killed_mid_operation
+    print(f"{TRIALS} kills: {killed_mid_operation} mid-operation; gallery old {outcomes['old']}, "
+          f"new {outcomes['new']}")
+    for store, key, _ in galleries.values():  # the next change erases what killed writers left
+        enrol(store, "after")
+        assert not list(store.path.parent.glob(".gallery.json.*.tmp"))
