@@ -1,0 +1,53 @@
+"""`sense-perception run`: both ROS 2 nodes in one process (needs rclpy; imported only when run)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+NODES = ("object_detector", "driver_monitor")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the `run` sub-command."""
+    p = subparsers.add_parser(
+        "run", help="run the ROS 2 nodes (object_detector, driver_monitor) in one process",
+        description="Run the perception nodes in one process with a multi-threaded executor. "
+                    "Parameters come from --config (the ROS 2 parameter YAML of both nodes); anything "
+                    "after --ros-args goes to ROS (remaps, -p overrides, --log-level).")
+    p.add_argument("--config", metavar="FILE", help="ROS 2 parameter YAML (sections object_detector "
+                   "and driver_monitor, or /**); default: built-in defaults")
+    p.add_argument("--nodes", nargs="+", choices=NODES, default=list(NODES), metavar="NODE",
+                   help=f"which nodes to run (default: all: {' '.join(NODES)})")
+    p.add_argument("--namespace", default="", help="ROS namespace of the nodes")
+    p.add_argument("ros_args", nargs=argparse.REMAINDER,
+                   help="--ros-args ... passed to ROS, e.g. --ros-args -r /camera/image_raw:=/front/image")
+    p.set_defaults(func=cmd_run)
+    return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start the selected nodes and spin until Ctrl-C."""
+    from ..config import load_params
+
+    try:
+        from ..ros.run import run_nodes, to_parameters
+    except ImportError as exc:
+        print(f"error: `run` needs ROS 2 (rclpy and vision_msgs): {exc}. Source a ROS 2 install "
+              "(with ros-$ROS_DISTRO-vision-msgs) or use the test environment: make ros-env && "
+              ".venv-ros/bin/sense-perception run ...", file=sys.stderr)
+        return 2
+    from ..ros.driver_monitor_node import DriverMonitorNode
+    from ..ros.object_detector_node import ObjectDetectorNode
+
+    classes = {"object_detector": ObjectDetectorNode, "driver_monitor": DriverMonitorNode}
+    factories, kwargs = [], []
+    for name in args.nodes:
+        params = load_params(args.config, name)
+        factories.append(classes[name])
+        kwargs.append({"namespace": args.namespace,
+                       "parameter_overrides": to_parameters(params, args.config or "defaults")})
+    ros_args = list(args.ros_args)
+    if ros_args and ros_args[0] == "--":
+        ros_args = ros_args[1:]
+    return run_nodes(factories, ["sense-perception", *ros_args], multi_threaded=True, node_kwargs=kwargs)

@@ -1,0 +1,168 @@
+"""``driver_monitor``: a lifecycle node identifying the enrolled, consenting driver on the cabin camera.
+
+Subscribes to ``camera_topic`` (Image or CompressedImage) and publishes in the camera's namespace,
+with the input header copied exactly (same topics and content as ``sense-perception replay``):
+
+* ``<ns>/faces`` vision_msgs/Detection2DArray: every face; the driver's face has class_id
+  ``driver``, the others ``face``;
+* ``<ns>/driver_identity`` vision_msgs/Classification: one hypothesis, the driver id when
+  identified, else the state (``no_face``, ``unknown``, ``uncertain``), with its score;
+
+the driver state and its reason in ``/diagnostics``, and the std_srvs/Trigger service
+``~/reload_gallery`` to re-read the gallery after ``sense-perception driver enroll/forget`` (it is
+also re-read on its own when the file changes). Identity runs only with ``camera_role: cabin``.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from std_srvs.srv import Trigger
+from vision_msgs.msg import Classification, Detection2DArray
+
+from ..core import messages
+from ..core.types import Detections, Header
+from ..errors import SensePerceptionError
+from .convert import to_msg
+from .frame_slots import Frame
+from .node_common import PerceptionNode, resolve_transport
+from .settings import DriverMonitorNodeSettings, join_topic, output_namespace
+
+NODE_NAME = "driver_monitor"
+FACE_LABELS = ("face", "driver")  # same labels as the replay's faces output
+
+
+def identity_results(state: str, driver_id: str | None, score: float) -> list[tuple[str, float]]:
+    """Classification hypotheses: the driver id when identified, else the state (as the replay)."""
+    return [(driver_id if driver_id else state, float(score) if math.isfinite(score) else 0.0)]
+
+
+class DriverMonitorNode(PerceptionNode):
+    """Lifecycle node around :class:`~sense_perception.face.pipeline.DriverIdentifier`."""
+
+    SETTINGS = DriverMonitorNodeSettings
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.identifier: Any = None
+        self._lock = threading.Lock()  # process() and reload_gallery share the identifier
+        self._faces_pub: Any = None
+        self._identity_pub: Any = None
+        self._last: dict[str, Any] = {}
+        self._reload_srv = self.create_service(Trigger, "~/reload_gallery", self._on_reload_gallery)
+
+    def inputs(self, settings: DriverMonitorNodeSettings) -> list[tuple[str, type]]:
+        return [(settings.camera_topic, resolve_transport(settings.camera_topic, settings.camera_transport))]
+
+    def load(self, params: dict[str, Any], source: str) -> None:
+        from ..face.pipeline import DriverIdentifier
+
+        t0 = time.perf_counter()
+        self.identifier = DriverIdentifier.from_params(params, source)
+        self.get_logger().info(f"face models loaded in {time.perf_counter() - t0:.1f} s; gallery "
+                               f"{self.identifier.gallery.path}: {len(self.identifier.index)} driver(s)")
+
+    def make_outputs(self) -> None:
+        ns = output_namespace(self.settings.camera_topic)
+        out_qos = self.output_qos()
+        self._faces_pub = self.create_lifecycle_publisher(Detection2DArray, join_topic(ns, "faces"), out_qos)
+        self._identity_pub = self.create_lifecycle_publisher(
+            Classification, join_topic(ns, "driver_identity"), out_qos)
+
+    def release(self) -> None:
+        for pub in (self._faces_pub, self._identity_pub):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self._faces_pub = self._identity_pub = None
+        with self._lock:
+            self.identifier = None
+        self._last = {}
+
+    def process(self, frames: list[Frame]) -> None:
+        (frame,) = frames
+        image = self.decode(frame)
+        if image is None:
+            return
+        header = Header.from_msg(frame.msg.header)
+        with self._lock:
+            identifier = self.identifier
+            if identifier is None:
+                return
+            try:
+                result = identifier.process(image, header.seconds)
+            except Exception as exc:  # noqa: BLE001  counted, frame dropped, node continues
+                self.health.inference_error(f"{type(exc).__name__}: {exc}", 1)
+                self.get_logger().error(f"identity pipeline failed, frame dropped: {exc!r}",
+                                        throttle_duration_sec=5.0)
+                return
+        faces = result.faces
+        labels = np.zeros(len(faces.boxes), np.int32)
+        if result.driver_index >= 0:
+            labels[result.driver_index] = 1
+        dets = Detections(np.asarray(faces.boxes, np.float32).reshape(-1, 4),
+                          np.asarray(faces.scores, np.float32).reshape(-1), labels)
+        state = getattr(result.state, "value", str(result.state))
+        self._faces_pub.publish(to_msg(Detection2DArray, messages.detection2d_array(header, dets, FACE_LABELS)))
+        self._identity_pub.publish(to_msg(Classification, messages.classification(
+            header, identity_results(state, result.driver_id, result.score))))
+        self.health.frame_processed(time.monotonic() - frame.received)
+        # No display name in diagnostics: they are broadcast; the pseudonymous id is enough.
+        self._last = {"driver_state": state, "driver_id": result.driver_id or "",
+                      "driver_score": f"{result.score:.3f}" if math.isfinite(result.score) else "n/a",
+                      "driver_reason": result.reason, "faces": len(faces.boxes)}
+
+    def _on_reload_gallery(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            identifier = self.identifier
+            if identifier is None:
+                response.success = False
+                response.message = f"node is {self.lifecycle_state}; configure it first"
+                return response
+            try:
+                identifier.reload_gallery()
+            except SensePerceptionError as exc:
+                response.success = False
+                response.message = f"gallery reload failed: {exc}"
+                self.get_logger().error(response.message)
+                return response
+            n = len(identifier.index)
+        response.success = True
+        response.message = f"gallery reloaded: {n} driver(s) enrolled"
+        self.get_logger().info(response.message)
+        return response
+
+    def _models(self) -> list[Any]:
+        engine = getattr(self.identifier, "engine", None)
+        return [m.model for m in (getattr(engine, "detector", None), getattr(engine, "embedder", None))
+                if m is not None and hasattr(m, "model")]
+
+    def hardware_id(self) -> str:
+        models = self._models()
+        return models[0].provider if models else ""
+
+    def diagnostic_extra(self) -> dict[str, Any]:
+        identifier = self.identifier
+        if identifier is None:
+            return {}
+        extra: dict[str, Any] = {"enrolled_drivers": len(identifier.index)}
+        for model in self._models():
+            extra[f"provider[{model.name}]"] = model.provider
+            if model.fallback_reasons:
+                extra[f"provider_fallback[{model.name}]"] = " | ".join(model.fallback_reasons)
+        extra.update(self._last or {"driver_state": "waiting for the first frame"})
+        return extra
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point: ``driver_monitor [--ros-args ...]``."""
+    from .run import run_nodes
+
+    return run_nodes([DriverMonitorNode], args if args is not None else sys.argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

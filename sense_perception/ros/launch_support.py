@@ -1,0 +1,111 @@
+"""What the launch files in ``launch/`` share: their arguments and the lifecycle node actions.
+
+:func:`node_parameters` is ROS-free (tested without ROS); :func:`launch_description` imports
+``launch`` / ``launch_ros`` and is only called by the launch files.
+
+The config file is read here with :func:`sense_perception.config.load_params` (the node's own
+section merged over ``/**``) and handed to the node as a parameter dict, so a node started in any
+namespace gets its section (a params file keyed ``object_detector:`` would only match the root
+namespace).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config import load_params
+from .settings import ros_param_value
+
+NODES = ("object_detector", "driver_monitor")
+
+#: name -> (default, description). "" means "keep the config file's value".
+ARGUMENTS: dict[str, tuple[str, str]] = {
+    "config": ("", "ROS 2 parameter YAML of the nodes ('' = the package's config/perception.yaml)"),
+    "namespace": ("", "namespace of the nodes"),
+    "use_sim_time": ("false", "take time from /clock (true when playing a bag with --clock)"),
+    "autostart": ("", "true/false: configure and activate at start ('' = config's autostart)"),
+    "camera_topics": ("", "object_detector camera topics, comma-separated ('' = from config)"),
+    "camera_topic": ("", "driver_monitor cabin camera topic ('' = from config)"),
+    "gallery_path": ("", "driver_monitor gallery file ('' = from config)"),
+    "log_level": ("info", "log level of the nodes: debug, info, warn, error"),
+}
+NODE_ARGUMENTS = {
+    "object_detector": ("config", "namespace", "use_sim_time", "autostart", "camera_topics", "log_level"),
+    "driver_monitor": ("config", "namespace", "use_sim_time", "autostart", "camera_topic",
+                       "gallery_path", "log_level"),
+}
+
+
+def default_config() -> Path:
+    """config/perception.yaml: in the install share directory or the source tree."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "config" / "perception.yaml"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.insert(0, Path(get_package_share_directory("sense_perception")) / "config" / "perception.yaml")
+    except Exception:  # noqa: BLE001  not in a ROS install: the source tree's copy
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path
+    return candidates[-1]
+
+
+def _bool(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    from ..errors import ConfigError
+
+    raise ConfigError(f"launch argument {name}:={text!r} must be true or false")
+
+
+def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
+    """Parameters of ``node_name`` from the config file and the launch arguments (ROS-free).
+
+    Args:
+        node_name: ``object_detector`` or ``driver_monitor``.
+        args: launch argument values as strings (missing ones take their defaults).
+    """
+    values = {name: args.get(name, default) for name, (default, _) in ARGUMENTS.items()}
+    config = values["config"] or str(default_config())
+    params = {k: ros_param_value(v) for k, v in load_params(config, node_name).items()}
+    params["use_sim_time"] = _bool("use_sim_time", values["use_sim_time"])
+    if values["autostart"]:
+        params["autostart"] = _bool("autostart", values["autostart"])
+    if node_name == "object_detector" and values["camera_topics"]:
+        params["camera_topics"] = [t.strip() for t in values["camera_topics"].split(",") if t.strip()]
+    if node_name == "driver_monitor":
+        if values["camera_topic"]:
+            params["camera_topic"] = values["camera_topic"]
+        if values["gallery_path"]:
+            params["gallery.path"] = values["gallery_path"]
+    return params
+
+
+def launch_description(nodes: Sequence[str]) -> Any:
+    """LaunchDescription declaring the arguments of ``nodes`` and starting them as lifecycle nodes."""
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    names = [a for a in ARGUMENTS if any(a in NODE_ARGUMENTS[n] for n in nodes)]
+    declared = [DeclareLaunchArgument(a, default_value=ARGUMENTS[a][0], description=ARGUMENTS[a][1])
+                for a in names]
+    return LaunchDescription([*declared, OpaqueFunction(function=_node_actions, args=[list(nodes)])])
+
+
+def _node_actions(context: Any, nodes: list[str]) -> list[Any]:
+    from launch_ros.actions import LifecycleNode
+
+    args = {name: context.launch_configurations.get(name, default)
+            for name, (default, _) in ARGUMENTS.items()}
+    return [
+        LifecycleNode(
+            package="sense_perception", executable=name, name=name, namespace=args["namespace"],
+            parameters=[node_parameters(name, args)], output="screen", emulate_tty=True,
+            arguments=["--ros-args", "--log-level", args["log_level"]])
+        for name in nodes
+    ]

@@ -1,0 +1,327 @@
+"""What both perception nodes share: parameters, lifecycle plumbing, camera inputs, the latest-first
+worker thread and periodic diagnostics.
+
+A subclass supplies its settings dataclass (the node's own top-level parameters), loads its core
+objects in :meth:`PerceptionNode.load`, creates its publishers in :meth:`PerceptionNode.make_outputs`
+and handles a batch of frames in :meth:`PerceptionNode.process`. Perception itself stays in the core.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, Sequence
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import CompressedImage, Image
+
+from ..config import section_from_params
+from ..core import messages
+from ..core.health import HealthStats
+from ..core.types import Header
+from ..errors import ConfigError, SensePerceptionError
+from . import qos
+from .convert import to_msg
+from .frame_slots import Frame, LatestFrames
+from .settings import InputSettings, transport_kind
+
+#: Parameters rclpy declares on every node; they are not the perception settings.
+ROS_PARAMS = frozenset({"use_sim_time", "start_type_description_service"})
+ROS_PARAM_PREFIXES = ("qos_overrides.",)
+DIAGNOSTICS_TOPIC = "/diagnostics"
+
+
+def node_params(node: Any) -> dict[str, Any]:
+    """The node's parameters as a flat dict, without the ones rclpy declares itself."""
+    return {name: p.value for name, p in node.get_parameters_by_prefix("").items()
+            if name not in ROS_PARAMS and not name.startswith(ROS_PARAM_PREFIXES)}
+
+
+def declare_settings(node: Any, cls: type) -> None:
+    """Declare every field of settings dataclass ``cls`` as a parameter (unless already overridden)."""
+    for f in dataclasses.fields(cls):
+        if node.has_parameter(f.name):
+            continue  # given in a params file or override: declared already with that value
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        node.declare_parameter(f.name, default,
+                               ParameterDescriptor(description=f.metadata.get("description", "")))
+
+
+def resolve_transport(topic: str, transport: str) -> type:
+    """Message class of a camera topic (see :func:`.settings.transport_kind`)."""
+    return CompressedImage if transport_kind(topic, transport) == "compressed" else Image
+
+
+class PerceptionNode(LifecycleNode):
+    """Lifecycle plumbing shared by the perception nodes.
+
+    Subclasses set ``SETTINGS`` and implement :meth:`inputs`, :meth:`load`, :meth:`make_outputs`,
+    :meth:`process`; optionally :meth:`on_outputs_active`, :meth:`release`, :meth:`diagnostic_extra`.
+    """
+
+    SETTINGS: type = InputSettings
+    GATHER_S = 0.0  # how long the worker waits for the other cameras' frames after the first
+
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("automatically_declare_parameters_from_overrides", True)
+        super().__init__(node_name, **kwargs)
+        declare_settings(self, self.SETTINGS)
+        self.settings: Any = None
+        self.lifecycle_state = "unconfigured"
+        self.config_error = ""
+        self.health = HealthStats()
+        self._slots: LatestFrames | None = None
+        self._worker: threading.Thread | None = None
+        self._subscriptions_in: list[Any] = []
+        self._inputs: list[tuple[str, type]] = []
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        period = self.get_parameter("diagnostics_period_s").value
+        period = float(period) if isinstance(period, (int, float)) and period > 0 else 1.0
+        self._diag_timer = self.create_timer(period, self.publish_diagnostics)
+
+    # -- hooks for subclasses ---------------------------------------------------------------------
+
+    def inputs(self, settings: Any) -> list[tuple[str, type]]:
+        """(topic, message class) of each camera input."""
+        raise NotImplementedError
+
+    def load(self, params: dict[str, Any], source: str) -> None:
+        """Build the core objects (models load here). Raise SensePerceptionError on bad config."""
+        raise NotImplementedError
+
+    def make_outputs(self) -> None:
+        """Create the lifecycle publishers."""
+        raise NotImplementedError
+
+    def process(self, frames: list[Frame]) -> None:
+        """Handle the frames taken from the slots (worker thread)."""
+        raise NotImplementedError
+
+    def on_outputs_active(self) -> None:
+        """Called once the publishers are active (e.g. to publish latched messages)."""
+
+    def release(self) -> None:
+        """Drop the core objects and publishers (cleanup, failed configure, shutdown)."""
+
+    def diagnostic_extra(self) -> dict[str, Any]:
+        """Node-specific key/values placed first in the diagnostic status."""
+        return {}
+
+    def hardware_id(self) -> str:
+        return ""
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        return f"parameters of node {self.get_fully_qualified_name()}"
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        params = node_params(self)
+        try:
+            names = {f.name for f in dataclasses.fields(self.SETTINGS)}
+            own = {k: v for k, v in params.items() if "." not in k}
+            unknown = sorted(set(own) - names)
+            if unknown:
+                raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} in {self.source}; "
+                                  f"valid: {', '.join(sorted(names))} and the dotted component "
+                                  "settings (detector.*, tracking.*, face.*, ...)")
+            settings = section_from_params(self.SETTINGS, own, "", self.source)
+            settings.validate()
+            self._inputs = self.inputs(settings)
+            self.settings = settings
+            self.health = HealthStats([t for t, _ in self._inputs])
+            self.load(params, self.source)
+            self.make_outputs()
+        except SensePerceptionError as exc:
+            return self._configure_failed(str(exc))
+        except Exception as exc:  # noqa: BLE001  a bug must not kill the node: report and stay unconfigured
+            self.get_logger().error(f"configure failed unexpectedly: {exc!r}")
+            return self._configure_failed(f"{type(exc).__name__}: {exc}")
+        self.config_error = ""
+        self.lifecycle_state = "inactive"
+        self.get_logger().info("configured: inputs " + ", ".join(
+            f"{t} ({c.__name__}, {qos.describe(self.input_qos())})" for t, c in self._inputs))
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure_failed(self, error: str) -> TransitionCallbackReturn:
+        self.config_error = error
+        self.get_logger().error(f"configure failed, node stays unconfigured: {error}")
+        self._safe_release()
+        self.lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.FAILURE
+
+    def _safe_release(self) -> None:
+        try:
+            self.release()
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"release failed: {exc!r}")
+
+    def input_qos(self) -> Any:
+        return qos.profile(self.settings.input_reliability, self.settings.input_depth, what="input")
+
+    def output_qos(self) -> Any:
+        return qos.profile("reliable", self.settings.output_depth, what="output")
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            ret = super().on_activate(state)
+            if ret != TransitionCallbackReturn.SUCCESS:
+                return ret
+            self.health.restart_silence_clock()
+            self._slots = LatestFrames(len(self._inputs), on_stale=lambda _i: self.health.frames_dropped_stale())
+            profile = self.input_qos()
+            for index, (topic, cls) in enumerate(self._inputs):
+                self._subscriptions_in.append(self.create_subscription(
+                    cls, topic, self._make_callback(index, topic), profile,
+                    event_callbacks=qos.subscription_events(topic, self.on_qos_event)))
+            self._worker = threading.Thread(target=self._work, args=(self._slots,),
+                                            name=f"{self.get_name()}-worker", daemon=True)
+            self._worker.start()
+            self.on_outputs_active()
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"activate failed, node stays inactive: {exc!r}")
+            self._stop_inputs()
+            super().on_deactivate(state)  # the publishers were already activated
+            return TransitionCallbackReturn.FAILURE
+        self.lifecycle_state = "active"
+        self.get_logger().info("active")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        self.lifecycle_state = "inactive"
+        self.get_logger().info("inactive")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        self._safe_release()
+        self.lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        self._safe_release()
+        self.lifecycle_state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        self._safe_release()
+        self.lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Stop the worker and the inputs (before destroying the node)."""
+        self._stop_inputs()
+
+    # -- inputs and the worker ----------------------------------------------------------------------
+
+    def _make_callback(self, index: int, topic: str) -> Any:
+        health, slots = self.health, self._slots
+
+        def on_image(msg: Any) -> None:
+            health.frame_received(topic)
+            slots.put(index, msg)
+        return on_image
+
+    def _stop_inputs(self) -> None:
+        for sub in self._subscriptions_in:
+            self.destroy_subscription(sub)
+        self._subscriptions_in = []
+        if self._slots is not None:
+            self._slots.close()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10.0)
+            if self._worker.is_alive():
+                self.get_logger().error("worker thread did not stop within 10 s")
+        self._worker = None
+        self._slots = None
+
+    def _work(self, slots: LatestFrames) -> None:
+        while not slots.closed:
+            frames = slots.take(timeout=0.2, gather_s=self.GATHER_S)
+            if not frames:
+                continue
+            try:
+                self.process(frames)
+            except Exception as exc:  # noqa: BLE001  a failed frame must never stop the node
+                self.health.inference_error(f"{type(exc).__name__}: {exc}", len(frames))
+                self.get_logger().error(f"dropped {len(frames)} frame(s): {exc!r}",
+                                        throttle_duration_sec=5.0)
+
+    def input_topic(self, index: int) -> str:
+        return self._inputs[index][0]
+
+    def decode(self, frame: Frame) -> Any:
+        """Decode a frame to BGR; None (counted, logged) when the message is malformed."""
+        from ..core.image_decode import decode_any
+        from ..errors import ImageDecodeError
+
+        try:
+            return decode_any(frame.msg, max_pixels=self.settings.decode_max_pixels)
+        except ImageDecodeError as exc:
+            topic = self.input_topic(frame.source)
+            self.health.decode_error(topic, str(exc))
+            self.get_logger().warning(f"cannot decode image on {topic}: {exc}", throttle_duration_sec=5.0)
+            return None
+
+    def on_qos_event(self, description: str) -> None:
+        self.health.qos_event(description)
+        self.get_logger().warning(f"incompatible QoS: {description}. Fix: make the camera and "
+                                  "'input_reliability' agree (best_effort receives from both)",
+                                  throttle_duration_sec=5.0)
+
+    # -- diagnostics ------------------------------------------------------------------------------
+
+    def publish_diagnostics(self) -> None:
+        """Publish one DiagnosticArray with this node's status (timer callback)."""
+        settings = self.settings
+        no_input = settings.no_input_warn_s if settings is not None else 3.0
+        extra = {"state": self.lifecycle_state}
+        if self.lifecycle_state == "active" and settings is not None:
+            extra["input_qos"] = qos.describe(self.input_qos())
+        try:
+            extra.update(self.diagnostic_extra())
+        except Exception as exc:  # noqa: BLE001
+            extra["diagnostic_extra_error"] = repr(exc)
+        status = self.health.report(
+            self.get_fully_qualified_name(), self.hardware_id(), extra, no_input,
+            expect_input=self.lifecycle_state == "active")
+        if self.config_error and self.lifecycle_state == "unconfigured":
+            status["level"] = messages.ERROR
+            status["message"] = f"not configured: {self.config_error}"
+        elif self.lifecycle_state in ("unconfigured", "inactive") and status["level"] == messages.OK:
+            status["message"] = f"{self.lifecycle_state}: waiting for lifecycle transitions"
+        now = self.get_clock().now().seconds_nanoseconds()
+        array_ = messages.diagnostic_array(Header(int(now[0]), int(now[1]), ""), [status])
+        self._diag_pub.publish(to_msg(DiagnosticArray, array_))
+
+
+def autostart(node: PerceptionNode) -> bool:
+    """Configure and activate ``node`` when its ``autostart`` parameter is true; False if that failed."""
+    if not node.get_parameter("autostart").value:
+        node.get_logger().info("autostart is false: waiting for lifecycle transitions")
+        return True
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        return False
+    return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+
+def spin(nodes: Sequence[PerceptionNode], executor: Any) -> None:
+    """Spin until Ctrl-C / shutdown, then stop workers and destroy the nodes."""
+    from rclpy.executors import ExternalShutdownException
+
+    for node in nodes:
+        executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.stop()
+            node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)

@@ -1,0 +1,68 @@
+"""Start perception nodes in one process: the console entry points and ``sense-perception run``."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from ..errors import ConfigError
+
+
+def to_parameters(params: dict[str, Any], source: str) -> list[Any]:
+    """rclpy Parameters from flattened YAML values (e.g. :func:`sense_perception.config.load_params`).
+
+    A list mixing ints and floats (``[58, 57.1]``) becomes a float list, as ROS requires one type.
+
+    Raises:
+        ConfigError: a value no ROS parameter type can hold (names the key).
+    """
+    from rclpy.parameter import Parameter
+
+    from .settings import ros_param_value
+
+    out = []
+    for name, value in params.items():
+        value = ros_param_value(value)
+        try:
+            out.append(Parameter(name, value=value))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"parameter '{name}' in {source} cannot be a ROS parameter "
+                              f"({value!r}): {exc}") from exc
+    return out
+
+
+def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | None = None,
+              multi_threaded: bool = False, node_kwargs: Sequence[dict[str, Any]] | None = None) -> int:
+    """Create the nodes, autostart them, and spin until Ctrl-C or shutdown.
+
+    A node whose configuration fails stays up, unconfigured, reporting the error in /diagnostics and
+    answering lifecycle services, so it can be fixed and configured again without a restart.
+
+    Args:
+        factories: node classes (or callables returning a node).
+        args: command line incl. ``--ros-args ...`` (remaps, ``-p``, ``--params-file``).
+        multi_threaded: spin with a MultiThreadedExecutor (several nodes in one process).
+        node_kwargs: per factory, keyword arguments (namespace, parameter_overrides...).
+
+    Returns:
+        Process exit code: 0 after a clean shutdown.
+    """
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+
+    from .node_common import autostart, spin
+
+    rclpy.init(args=list(args) if args is not None else None)
+    nodes = []
+    try:
+        for i, factory in enumerate(factories):
+            nodes.append(factory(**(node_kwargs[i] if node_kwargs else {})))
+        for node in nodes:
+            autostart(node)
+        executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
+        spin(nodes, executor)
+    except KeyboardInterrupt:
+        for node in nodes:
+            node.stop()
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,152 @@
+"""The nodes' own (top-level) parameters and topic naming rules, ROS-free so config files can be
+checked without ROS. Dotted parameters (``detector.*``, ``face.*``...) belong to core components."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+RELIABILITIES = ("best_effort", "reliable")
+TRANSPORTS = ("auto", "image", "compressed")
+
+
+def param(default: Any, description: str) -> Any:
+    """A settings field with the description shown by ``ros2 param describe``."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"description": description})
+    return field(default=default, metadata={"description": description})
+
+
+def _check_qos(prefix: str, reliability: str, depth: int) -> None:
+    if reliability not in RELIABILITIES:
+        raise ConfigError(f"parameter '{prefix}_reliability' is {reliability!r}; valid: "
+                          f"{', '.join(RELIABILITIES)}")
+    if depth < 1:
+        raise ConfigError(f"parameter '{prefix}_depth' must be >= 1, got {depth}")
+
+
+@dataclass
+class InputSettings:
+    """Node parameters both nodes have."""
+
+    autostart: bool = param(True, "configure and activate at start-up; false waits for lifecycle "
+                                  "transitions (e.g. from a lifecycle manager)")
+    input_reliability: str = param("best_effort", "camera subscription reliability: best_effort "
+                                                  "(sensor data; receives from any camera) or reliable")
+    input_depth: int = param(1, "camera subscription queue depth (frames are handled latest-first)")
+    output_depth: int = param(10, "queue depth of the result publishers (always reliable)")
+    diagnostics_period_s: float = param(1.0, "seconds between /diagnostics messages (read at start-up)")
+    no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long")
+    decode_max_pixels: int = param(50_000_000, "refuse images larger than this many pixels")
+
+    def validate(self) -> None:
+        """Raise ConfigError naming a bad node parameter."""
+        _check_qos("input", self.input_reliability, self.input_depth)
+        if self.output_depth < 1:
+            raise ConfigError(f"parameter 'output_depth' must be >= 1, got {self.output_depth}")
+        for name in ("diagnostics_period_s", "no_input_warn_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
+        if self.decode_max_pixels < 1:
+            raise ConfigError(f"parameter 'decode_max_pixels' must be >= 1, got {self.decode_max_pixels}")
+
+
+@dataclass
+class ObjectDetectorSettings(InputSettings):
+    """object_detector's own parameters; ``detector.*``, ``tiling.*``, ``runtime.*`` and
+    ``tracking.*`` belong to the core components."""
+
+    camera_topics: list[str] = param(["/camera/image_raw"], "camera image topics; results go to each "
+                                     "topic's namespace (<ns>/detections, <ns>/label_info)")
+    camera_transports: list[str] = param(["auto"], "per topic: image | compressed | auto (compressed "
+                                         "iff the topic ends in /compressed); one value applies to all")
+    batch_wait_ms: float = param(5.0, "after the first frame, wait up to this long for the other "
+                                      "cameras' frames so they share one inference")
+    publish_debug_image: bool = param(True, "publish <ns>/detections_image (bgr8, boxes drawn) while "
+                                            "it has subscribers")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.camera_topics or any(not t for t in self.camera_topics):
+            raise ConfigError("parameter 'camera_topics' must list at least one non-empty topic")
+        if len(set(self.camera_topics)) != len(self.camera_topics):
+            raise ConfigError(f"parameter 'camera_topics' lists a topic twice: {self.camera_topics}")
+        if len(self.camera_transports) not in (1, len(self.camera_topics)):
+            raise ConfigError(f"parameter 'camera_transports' needs 1 or {len(self.camera_topics)} "
+                              f"entries (one per camera topic), got {len(self.camera_transports)}")
+        for topic, transport in zip(self.camera_topics, self.transports()):
+            transport_kind(topic, transport)
+        if self.batch_wait_ms < 0:
+            raise ConfigError(f"parameter 'batch_wait_ms' must be >= 0, got {self.batch_wait_ms}")
+
+    def transports(self) -> list[str]:
+        """One transport per camera topic."""
+        if len(self.camera_transports) == 1:
+            return self.camera_transports * len(self.camera_topics)
+        return list(self.camera_transports)
+
+
+@dataclass
+class DriverMonitorNodeSettings(InputSettings):
+    """driver_monitor's own parameters; ``face.*``, ``identity.*``, ``gallery.*`` and ``runtime.*``
+    belong to the identity pipeline."""
+
+    camera_topic: str = param("/cabin_camera/image_raw", "in-cabin camera image topic; results go to "
+                              "its namespace (<ns>/faces, <ns>/driver_identity)")
+    camera_transport: str = param("auto", "image | compressed | auto (compressed iff the topic ends "
+                                  "in /compressed)")
+    camera_role: str = param("cabin", "must be 'cabin': identity is refused on any other camera "
+                             "(people outside the car never consented)")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.camera_topic:
+            raise ConfigError("parameter 'camera_topic' must not be empty")
+        transport_kind(self.camera_topic, self.camera_transport)
+
+
+def transport_kind(topic: str, transport: str) -> str:
+    """``image`` or ``compressed`` for a camera topic; ``auto`` = compressed iff it ends in /compressed.
+
+    Raises:
+        ConfigError: unknown transport name.
+    """
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"camera transport {transport!r} for '{topic}' is unknown; valid: "
+                          f"{', '.join(TRANSPORTS)}")
+    if transport == "auto":
+        return "compressed" if topic.rstrip("/").endswith("/compressed") else "image"
+    return transport
+
+
+def output_namespace(topic: str) -> str:
+    """Where a camera's results go: the topic's namespace, the same rule as the replay's outputs.
+
+    ``/cam/front/image_raw`` and ``/cam/front/image_raw/compressed`` give ``/cam/front``; ``/image``
+    gives ``/image``. A relative topic gives a relative namespace, resolved in the node's namespace.
+    """
+    from ..replay.writer import camera_namespace
+
+    ns = camera_namespace(topic)
+    return ns if topic.startswith("/") else ns.lstrip("/")
+
+
+def output_namespaces(topics: list[str]) -> list[str]:
+    """:func:`output_namespace` of each topic; the full topic where two would collide (raw and
+    compressed of one camera)."""
+    spaces = [output_namespace(t) for t in topics]
+    return [t if spaces.count(ns) > 1 else ns for t, ns in zip(topics, spaces)]
+
+
+def join_topic(ns: str, name: str) -> str:
+    """``ns/name`` (``name`` alone for the empty namespace)."""
+    return f"{ns.rstrip('/')}/{name}" if ns else name
+
+
+def ros_param_value(value: Any) -> Any:
+    """A YAML value as ROS 2 parameters hold it: a list mixing ints and floats becomes all floats."""
+    if isinstance(value, list) and value and any(isinstance(v, float) for v in value) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return [float(v) for v in value]
+    return value

@@ -1,0 +1,298 @@
+"""Helpers of the ROS 2 graph tests (.venv-ros, `make test-ros`); fixtures are in conftest.py.
+
+* Without rclpy / vision_msgs the tests skip with the reason, except under CI (CI=true), where a
+  missing ROS environment fails the run: CI must never pass by skipping them.
+* Every run gets its own ROS_DOMAIN_ID and ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: no packet
+  leaves the machine and parallel runs do not see each other.
+* Nodes run as separate processes of this interpreter; they are stopped with SIGINT, then SIGKILL
+  after 3 s. Every wait is bounded.
+"""
+from __future__ import annotations
+
+import array
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _ros_import_error() -> str | None:
+    try:
+        import rclpy  # noqa: F401
+        import rclpy.lifecycle  # noqa: F401
+        import vision_msgs.msg  # noqa: F401
+        from sensor_msgs.msg import Image  # noqa: F401
+    except ImportError as exc:
+        return (f"ROS 2 test environment not available ({exc}); build it with `make ros-env` and run "
+                "`.venv-ros/bin/python -m pytest -m ros test`")
+    return None
+
+
+ROS_ERROR = _ros_import_error()
+
+
+def require_ros() -> None:
+    """Skip (outside CI) or fail (under CI) when the ROS environment is missing."""
+    if ROS_ERROR:
+        if CI:
+            pytest.fail(ROS_ERROR)
+        pytest.skip(ROS_ERROR)
+
+
+def make_ros_env(log_dir: Path) -> dict[str, str]:
+    """Environment of this run's graph: own domain, localhost-only discovery, logs in ``log_dir``."""
+    env = dict(os.environ)
+    env.update({
+        "ROS_DOMAIN_ID": str(random.SystemRandom().randint(1, 200)),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_LOG_DIR": str(log_dir),
+        "AMENT_PREFIX_PATH": sys.prefix,
+        "PYTHONUNBUFFERED": "1",
+        "RCUTILS_COLORIZED_OUTPUT": "0",
+    })
+    return env
+
+
+class Graph:
+    """The test's own rclpy node in a private context, spun only inside bounded waits."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR"):
+            os.environ[key] = env[key]  # read by rcl at init
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"probe_{os.getpid()}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.diagnostics: dict[str, Any] = {}  # status name -> latest DiagnosticStatus
+        self._entities: list[Any] = []
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+
+    def _on_diag(self, msg: Any) -> None:
+        for status in msg.status:
+            self.diagnostics[status.name] = status
+
+    def spin_until(self, predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
+        """Spin until ``predicate()`` is truthy (returns it) or ``timeout`` s passed (returns it too)."""
+        end = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value or time.monotonic() >= end:
+                return value
+            self.executor.spin_once(timeout_sec=step)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def subscribe(self, cls: type, topic: str, qos: Any = 10) -> list:
+        got: list = []
+        self._entities.append(self.node.create_subscription(cls, topic, got.append, qos))
+        return got
+
+    def publisher(self, cls: type, topic: str, qos: Any = 10) -> Any:
+        pub = self.node.create_publisher(cls, topic, qos)
+        self._entities.append(pub)
+        return pub
+
+    def client(self, cls: type, name: str) -> Any:
+        cli = self.node.create_client(cls, name)
+        self._entities.append(cli)
+        return cli
+
+    def call(self, cls: type, name: str, request: Any, timeout: float = 30.0) -> Any:
+        """Call a service; fails the test if it is not there or does not answer within ``timeout``."""
+        cli = self.client(cls, name)
+        assert self.spin_until(lambda: cli.service_is_ready(), 20.0), f"service {name} not available"
+        future = cli.call_async(request)
+        assert self.spin_until(future.done, timeout), f"service {name} did not answer in {timeout} s"
+        return future.result()
+
+    def wait_subscribed(self, pub: Any, timeout: float = 20.0) -> None:
+        assert self.spin_until(lambda: pub.get_subscription_count() > 0, timeout), \
+            f"nobody subscribed to {pub.topic_name} within {timeout} s"
+
+    def wait_status(self, name: str, predicate: Callable[[Any], bool], timeout: float) -> Any:
+        """Latest diagnostic status ``name`` satisfying ``predicate`` (fails after ``timeout``)."""
+        def ok() -> Any:
+            status = self.diagnostics.get(name)
+            return status if status is not None and predicate(status) else None
+        status = self.spin_until(ok, timeout)
+        assert status is not None, (f"no diagnostic status '{name}' as expected within {timeout} s; "
+                                    f"last: {describe_status(self.diagnostics.get(name))}")
+        return status
+
+    def release(self) -> None:
+        for entity in self._entities:
+            destroy = {"Subscription": self.node.destroy_subscription, "Publisher": self.node.destroy_publisher,
+                       "Client": self.node.destroy_client}.get(type(entity).__name__)
+            if destroy is not None:
+                destroy(entity)
+        self._entities = []
+
+    def close(self) -> None:
+        import rclpy
+
+        self.release()
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+class NodeProcess:
+    """A node running in a child process of this interpreter, output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log_path = log
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen([sys.executable, *args], env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGINT, then SIGKILL after 3 s; returns the exit code."""
+        self.killed = False
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=3.0)
+            except subprocess.TimeoutExpired:
+                self.killed = True
+                self.proc.kill()
+                self.proc.wait(timeout=5.0)
+        self._log.close()
+        return self.proc.returncode
+
+
+def wait_active(graph: Graph, proc: NodeProcess, node: str, timeout: float = 90.0) -> Any:
+    """Wait until ``node`` (in ``proc``) reports state ``active`` in /diagnostics; fail fast if it died."""
+    status = graph.spin_until(
+        lambda: (not proc.alive()) or (
+            (s := graph.diagnostics.get(node)) is not None and status_values(s).get("state") == "active"),
+        timeout)
+    if not proc.alive() or not status:
+        raise AssertionError(f"{node} did not become active (exit code {proc.proc.poll()}; last status "
+                             f"{describe_status(graph.diagnostics.get(node))}); its output:\n{proc.output()}")
+    return graph.diagnostics[node]
+
+
+def start_node(module: str, params: Path, env: dict[str, str], log: Path, *ros_args: str) -> NodeProcess:
+    """``python -m sense_perception.ros.<module> --ros-args --params-file params ...``."""
+    return NodeProcess(["-m", f"sense_perception.ros.{module}", "--ros-args", "--params-file", str(params),
+                        *ros_args], env, log)
+
+
+def write_params(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """A ROS 2 parameter YAML with one ``ros__parameters`` section per node."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({node: {"ros__parameters": p} for node, p in sections.items()}))
+    return path
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, f"cannot read test image {path}"
+    return image
+
+
+def stamp_header(msg: Any, sec: int, nanosec: int, frame_id: str) -> Any:
+    msg.header.stamp.sec = sec
+    msg.header.stamp.nanosec = nanosec
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def image_msg(bgr: np.ndarray, sec: int, nanosec: int = 0, frame_id: str = "camera") -> Any:
+    """sensor_msgs/Image bgr8 of a real image."""
+    from sensor_msgs.msg import Image
+
+    h, w = bgr.shape[:2]
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(bgr).tobytes())
+    msg = Image(height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3)
+    msg.data = data
+    return stamp_header(msg, sec, nanosec, frame_id)
+
+
+def compressed_msg(bgr: np.ndarray, sec: int, nanosec: int = 0, frame_id: str = "camera") -> Any:
+    """sensor_msgs/CompressedImage (JPEG, as compressed_image_transport writes it)."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    data = array.array("B")
+    data.frombytes(buf.tobytes())
+    msg = CompressedImage(format="bgr8; jpeg compressed bgr8")
+    msg.data = data
+    return stamp_header(msg, sec, nanosec, frame_id)
+
+
+def header_key(msg: Any) -> tuple[int, int, str]:
+    return (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
+
+
+def status_values(status: Any) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def level(status: Any) -> int:
+    lv = status.level
+    return lv[0] if isinstance(lv, (bytes, bytearray)) else int(lv)
+
+
+def describe_status(status: Any) -> str:
+    if status is None:
+        return "none received"
+    return f"level {level(status)} '{status.message}' {status_values(status)}"
+
+
+def publish_until(graph: Graph, pub: Any, make: Callable[[int], Any], results: list,
+                  accept: Callable[[Any], bool] = lambda r: True, timeout: float = 30.0,
+                  period: float = 0.4) -> tuple[Any, Any]:
+    """Publish ``make(i)`` every ``period`` s until a result answering one of them arrives.
+
+    Best-effort links may lose a frame (e.g. right after discovery), so frames are re-sent with new
+    stamps. A result answers a frame when its header equals that frame's header exactly and
+    ``accept(result)`` holds. Returns (the sent message, its result).
+    """
+    end = time.monotonic() + timeout
+    sent: dict[tuple, Any] = {}
+
+    def answered() -> Any:
+        return next((r for r in results if header_key(r) in sent and accept(r)), None)
+
+    while time.monotonic() < end:
+        msg = make(len(sent))
+        sent[header_key(msg)] = msg
+        pub.publish(msg)
+        result = graph.spin_until(answered, max(0.0, min(period, end - time.monotonic())))
+        if result is not None:
+            return sent[header_key(result)], result
+    raise AssertionError(f"no accepted result for {pub.topic_name} within {timeout} s "
+                         f"({len(sent)} frames sent, {len(results)} results received)")

@@ -1,0 +1,144 @@
+"""driver_monitor (and `sense-perception run`) in a real ROS 2 graph.
+
+One process started as `sense-perception run --config FILE` runs both nodes with a multi-threaded
+executor. The driver is enrolled beforehand through the gallery API in a temporary gallery, from real
+photos; another photo of the same person must be identified, a stranger called unknown.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros_helpers import (DATA, NodeProcess, compressed_msg, header_key, image_msg, publish_until, read_bgr,
+                         status_values, wait_active, write_params)
+
+pytestmark = pytest.mark.ros
+
+CABIN = "/sp_test/cabin/image_raw/compressed"
+FRONT = "/sp_test/run_cam/image_raw"
+FACES = DATA / "faces"
+WHOLE_IMAGE = [0.0, 0.0, 1.0, 1.0]  # portraits: the face is anywhere, not at a driver's seat position
+
+
+def _enrol(gallery, name: str, photos: list[str]) -> str:
+    from sense_perception.face import ConsentRecord, FaceConfig, FaceEngine, GalleryStore
+
+    engine = FaceEngine(FaceConfig(driver_region=WHOLE_IMAGE))
+    embeddings = []
+    for photo in photos:
+        _, index, emb, _ = engine.driver_embedding(read_bgr(FACES / photo))
+        assert index >= 0, f"no face found in {photo}"
+        embeddings.append(emb)
+    record = GalleryStore(gallery).enroll(name, np.stack(embeddings), ConsentRecord.now(name))
+    return record.id
+
+
+@pytest.fixture(scope="module")
+def setup(ros_env, graph, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("driver_monitor")
+    gallery = tmp / "gallery" / "gallery.json"
+    gallery.parent.mkdir(mode=0o700)
+    obama = _enrol(gallery, "Barack Obama", ["obama_1_official_portrait_2012.jpg", "obama_2_congress_2009.jpg"])
+    config = write_params(tmp / "perception.yaml", {
+        "object_detector": {"camera_topics": [FRONT], "no_input_warn_s": 60.0,
+                            "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}},
+        "driver_monitor": {"camera_topic": CABIN, "no_input_warn_s": 60.0,
+                           "face": {"driver_region": WHOLE_IMAGE},
+                           "gallery": {"path": str(gallery)},
+                           "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}},
+    })
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--config", str(config)], ros_env,
+                       tmp / "run.log")
+    try:
+        for node in ("/driver_monitor", "/object_detector"):
+            wait_active(graph, proc, node)
+        yield {"proc": proc, "gallery": gallery, "obama": obama}
+    finally:
+        code = proc.stop()
+        print(proc.output())
+        print(f"exit code {code}, killed: {proc.killed}")
+
+
+def _reliable():
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _cabin_stream(image: np.ndarray, start_sec: int):
+    """Frames of a 10 Hz camera: stamps 0.1 s apart (the identity decision votes over time)."""
+    return lambda i: compressed_msg(image, start_sec + i // 10, (i % 10) * 100_000_000, "cabin_optical")
+
+
+def _identity(probe):
+    from sensor_msgs.msg import CompressedImage
+    from vision_msgs.msg import Classification, Detection2DArray
+
+    ids = probe.subscribe(Classification, "/sp_test/cabin/driver_identity")
+    faces = probe.subscribe(Detection2DArray, "/sp_test/cabin/faces")
+    pub = probe.publisher(CompressedImage, CABIN, _reliable())
+    probe.wait_subscribed(pub)
+    return pub, ids, faces
+
+
+def test_enrolled_driver_is_identified(setup, probe):
+    pub, ids, faces = _identity(probe)
+    photo = read_bgr(FACES / "obama_3_blue_room_2010.jpg")  # not one of the enrolment photos
+    sent, result = publish_until(probe, pub, _cabin_stream(photo, 1000), ids,
+                                 accept=lambda r: r.results[0].class_id == setup["obama"], timeout=60.0)
+    assert header_key(result) == header_key(sent)
+    assert len(result.results) == 1 and result.results[0].score > 0.4
+    assert probe.spin_until(lambda: [m for m in faces if header_key(m) == header_key(sent)], 5.0)
+    face_msg = [m for m in faces if header_key(m) == header_key(sent)][0]
+    labels = [d.results[0].hypothesis.class_id for d in face_msg.detections]
+    assert labels.count("driver") == 1 and set(labels) <= {"driver", "face"}
+    driver = face_msg.detections[labels.index("driver")]
+    h, w = photo.shape[:2]
+    x1 = driver.bbox.center.position.x - driver.bbox.size_x / 2
+    y1 = driver.bbox.center.position.y - driver.bbox.size_y / 2
+    assert 0 <= x1 and x1 + driver.bbox.size_x <= w and 0 <= y1 and y1 + driver.bbox.size_y <= h
+    assert 40 < driver.bbox.size_x < w / 2  # a face, not the whole image
+
+
+def test_stranger_is_unknown_and_empty_seat_is_no_face(setup, probe):
+    pub, ids, _ = _identity(probe)
+    stranger = read_bgr(FACES / "eileen_collins_nasa_astronaut.png")
+    _, result = publish_until(probe, pub, _cabin_stream(stranger, 2000), ids,
+                              accept=lambda r: r.results[0].class_id == "unknown", timeout=60.0)
+    assert result.results[0].class_id != setup["obama"]
+    street = read_bgr(DATA / "street" / "comma2k19_highway280_rav4_preview.png")
+    publish_until(probe, pub, _cabin_stream(street, 3000), ids,
+                  accept=lambda r: r.results[0].class_id == "no_face", timeout=30.0)
+
+
+def test_driver_state_in_diagnostics(setup, probe):
+    status = probe.wait_status("/driver_monitor", lambda s: "driver_state" in status_values(s), 10.0)
+    values = status_values(status)
+    assert values["state"] == "active"
+    assert values["driver_state"] in ("no_face", "unknown", "identified", "uncertain")
+    assert values["enrolled_drivers"] == "1"
+    assert values["provider[yunet]"] == "CPUExecutionProvider"
+    assert "Obama" not in str(values)  # names are never broadcast
+
+
+def test_reload_gallery_service_after_enrolment(setup, probe):
+    from std_srvs.srv import Trigger
+
+    _enrol(setup["gallery"], "Joe Biden", ["biden_1_official_vp_portrait_2013.jpg"])
+    response = probe.call(Trigger, "/driver_monitor/reload_gallery", Trigger.Request())
+    assert response.success, response.message
+    assert "2 driver(s)" in response.message
+
+
+def test_run_also_serves_the_object_detector(setup, probe):
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    street = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_40.jpg")
+    results = probe.subscribe(Detection2DArray, "/sp_test/run_cam/detections")
+    pub = probe.publisher(Image, FRONT, _reliable())
+    probe.wait_subscribed(pub)
+    sent, msg = publish_until(probe, pub, lambda i: image_msg(street, 4000 + i, 0, "front"), results)
+    assert header_key(msg) == header_key(sent)
+    assert msg.detections, "no object found in a real street frame"
+    assert setup["proc"].alive()

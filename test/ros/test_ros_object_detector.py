@@ -1,0 +1,319 @@
+"""object_detector in a real ROS 2 graph: a separate node process, real camera frames, real messages.
+
+Two node processes per module: one autostarted with two cameras (raw Image and CompressedImage), and
+one driven through lifecycle services with a reliable camera subscription.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros_helpers import (DATA, compressed_msg, header_key, image_msg, level, publish_until, read_bgr,
+                         start_node, status_values, wait_active, write_params)
+
+pytestmark = pytest.mark.ros
+
+CAM_A = "/sp_test/cam_a/image_raw"
+CAM_B = "/sp_test/cam_b/image_raw/compressed"
+CAM_C = "/sp_test/cam_c/image_raw"
+STREET = DATA / "street" / "pandaset_seq002_front_camera_00.jpg"
+STREET_2 = DATA / "street" / "comma2k19_highway280_rav4_preview.png"
+DRIVING_LABELS = {"pedestrian", "bicycle", "car", "motorcycle", "bus", "truck", "traffic_light", "stop_sign"}
+
+
+def _sensor_qos():
+    from rclpy.qos import qos_profile_sensor_data
+
+    return qos_profile_sensor_data
+
+
+def _reliable(depth: int = 10, transient_local: bool = False):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if transient_local else DurabilityPolicy.VOLATILE)
+
+
+@pytest.fixture(scope="module")
+def street() -> np.ndarray:
+    return read_bgr(STREET)
+
+
+@pytest.fixture(scope="module")
+def detector(ros_env, graph, tmp_path_factory):
+    """object_detector with two cameras, autostarted; waits until its diagnostics say active."""
+    tmp = tmp_path_factory.mktemp("object_detector")
+    params = write_params(tmp / "params.yaml", {"object_detector": {
+        "camera_topics": [CAM_A, CAM_B],
+        "batch_wait_ms": 20.0,
+        "no_input_warn_s": 60.0,  # the silence warning has its own test in test_health.py
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1},
+    }})
+    proc = start_node("object_detector_node", params, ros_env, tmp / "node.log")
+    try:
+        wait_active(graph, proc, "/object_detector")
+        yield proc
+    finally:
+        code = proc.stop()
+        print(proc.output())
+        print(f"exit code {code}, killed: {proc.killed}")
+
+
+def _boxes_inside(msg, width: int, height: int) -> None:
+    for d in msg.detections:
+        cx, cy, w, h = d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x, d.bbox.size_y
+        assert w > 0 and h > 0
+        assert -0.5 <= cx - w / 2 and cx + w / 2 <= width + 0.5, (cx, w, width)
+        assert -0.5 <= cy - h / 2 and cy + h / 2 <= height + 0.5, (cy, h, height)
+
+
+def test_detections_copy_header_find_cars_inside_the_image(detector, probe, street):
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_a/detections", _sensor_qos())  # best effort
+    pub = probe.publisher(Image, CAM_A, _reliable())  # cameras publish reliable (REP-2003)
+    probe.wait_subscribed(pub)
+    sent, msg = publish_until(probe, pub, lambda i: image_msg(street, 100 + i, 250_000_000, "cam_a_optical"),
+                              results)
+    assert header_key(msg) == header_key(sent)
+    assert all(header_key(d) == header_key(sent) for d in msg.detections)
+    classes = [d.results[0].hypothesis.class_id for d in msg.detections]
+    assert "car" in classes
+    assert set(classes) <= DRIVING_LABELS
+    scores = [d.results[0].hypothesis.score for d in msg.detections]
+    assert all(0.35 <= s <= 1.0 for s in scores)
+    _boxes_inside(msg, street.shape[1], street.shape[0])
+
+
+def test_track_ids_on_repeated_frames(detector, probe, street):
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_a/detections")
+    pub = probe.publisher(Image, CAM_A, _reliable())
+    probe.wait_subscribed(pub)
+    # stamps 0.1 s apart, as a 10 Hz camera: tracks are confirmed after min_hits frames
+    _, msg = publish_until(probe, pub, lambda i: image_msg(street, 200 + i // 10, (i % 10) * 100_000_000, "cam_a"),
+                           results, accept=lambda r: any(d.id for d in r.detections), timeout=40.0)
+    ids = [d.id for d in msg.detections if d.id]
+    assert all(i.isdigit() and int(i) >= 1 for i in ids)
+    assert len(set(ids)) == len(ids)  # one object, one id
+
+
+def test_compressed_image_input(detector, probe, street):
+    from sensor_msgs.msg import CompressedImage
+    from vision_msgs.msg import Detection2DArray
+
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_b/detections")
+    pub = probe.publisher(CompressedImage, CAM_B, _reliable())
+    probe.wait_subscribed(pub)
+    sent, msg = publish_until(probe, pub, lambda i: compressed_msg(street, 300 + i, 7, "cam_b"), results)
+    assert header_key(msg) == header_key(sent)
+    assert "car" in {d.results[0].hypothesis.class_id for d in msg.detections}
+    _boxes_inside(msg, street.shape[1], street.shape[0])
+
+
+def test_two_cameras_at_once(detector, probe, street):
+    from sensor_msgs.msg import CompressedImage, Image
+    from vision_msgs.msg import Detection2DArray
+
+    other = read_bgr(STREET_2)
+    got_a = probe.subscribe(Detection2DArray, "/sp_test/cam_a/detections")
+    got_b = probe.subscribe(Detection2DArray, "/sp_test/cam_b/detections")
+    pub_a = probe.publisher(Image, CAM_A, _reliable())
+    pub_b = probe.publisher(CompressedImage, CAM_B, _reliable())
+    probe.wait_subscribed(pub_a)
+    probe.wait_subscribed(pub_b)
+    sent: dict[int, tuple] = {}
+
+    def both():  # any pair sent together whose two results both arrived (each header exact)
+        for a_key, b_key in sent.values():
+            ra = [m for m in got_a if header_key(m) == a_key]
+            rb = [m for m in got_b if header_key(m) == b_key]
+            if ra and rb:
+                return ra[0], rb[0]
+        return None
+
+    # Latest-first: a pair sent while the previous one is still in inference may replace it, so
+    # pairs go out every 2 s until one comes back whole (on a loaded machine inference may be slow).
+    pair = None
+    for attempt in range(30):
+        a, b = image_msg(street, 400 + attempt, 0, "cam_a"), compressed_msg(other, 400 + attempt, 0, "cam_b")
+        sent[attempt] = (header_key(a), header_key(b))
+        pub_a.publish(a)
+        pub_b.publish(b)
+        pair = probe.spin_until(both, 2.0)
+        if pair:
+            break
+    assert pair, (f"no pair of results for {len(sent)} pairs sent to both cameras together; results: "
+                  f"{[header_key(m) for m in got_a]} / {[header_key(m) for m in got_b]}")
+    ra, rb = pair
+    _boxes_inside(ra, street.shape[1], street.shape[0])
+    _boxes_inside(rb, other.shape[1], other.shape[0])
+    assert "car" in {d.results[0].hypothesis.class_id for d in ra.detections}
+    assert "car" in {d.results[0].hypothesis.class_id for d in rb.detections}
+
+
+def test_label_info_reaches_a_late_transient_local_subscriber(detector, probe):
+    from vision_msgs.msg import LabelInfo
+
+    # The node published LabelInfo when it was activated, long before this subscription exists.
+    got = probe.subscribe(LabelInfo, "/sp_test/cam_b/label_info", _reliable(1, transient_local=True))
+    assert probe.spin_until(lambda: got, 15.0), "LabelInfo not delivered to a late transient-local subscriber"
+    info = got[0]
+    names = [c.class_name for c in info.class_map]
+    assert [c.class_id for c in info.class_map] == list(range(len(names)))
+    assert {"car", "pedestrian", "truck"} <= set(names) and set(names) <= DRIVING_LABELS
+    assert info.threshold == pytest.approx(0.35)
+
+
+def test_debug_image_while_subscribed(detector, probe, street):
+    from sensor_msgs.msg import Image
+
+    images = probe.subscribe(Image, "/sp_test/cam_a/detections_image")
+    pub = probe.publisher(Image, CAM_A, _reliable())
+    probe.wait_subscribed(pub)
+    sent, out = publish_until(probe, pub, lambda i: image_msg(street, 500 + i, 0, "cam_a"), images)
+    assert (out.height, out.width, out.encoding, out.step) == (street.shape[0], street.shape[1], "bgr8",
+                                                               street.shape[1] * 3)
+    drawn = np.frombuffer(bytes(out.data), np.uint8).reshape(street.shape)
+    assert np.count_nonzero(np.any(drawn != street, axis=2)) > 100  # boxes were drawn
+
+
+def test_diagnostics_report_rates_latency_provider(detector, probe, street):
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_a/detections")
+    pub = probe.publisher(Image, CAM_A, _reliable())
+    probe.wait_subscribed(pub)
+    publish_until(probe, pub, lambda i: image_msg(street, 600 + i, 0, "cam_a"), results)
+    status = probe.wait_status("/object_detector",
+                               lambda s: int(status_values(s).get("frames_processed", 0)) >= 1
+                               and status_values(s)["latency_p50_ms"] != "n/a", 10.0)
+    values = status_values(status)
+    assert values["state"] == "active"
+    assert values["provider"] == "CPUExecutionProvider" == status.hardware_id
+    assert values["model"] == "picodet_s_416"
+    assert float(values["latency_p99_ms"]) >= float(values["latency_p50_ms"]) > 0
+    assert f"input_rate_hz[{CAM_A}]" in values and f"input_rate_hz[{CAM_B}]" in values
+    assert int(values["frames_received"]) >= int(values["frames_processed"])
+    assert values["input_qos"].startswith("best_effort/volatile")
+
+
+def test_malformed_image_is_a_diagnostic_error_and_the_node_keeps_running(detector, probe, street):
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    pub = probe.publisher(Image, CAM_A, _reliable())
+    probe.wait_subscribed(pub)
+    bad = image_msg(street[:8, :8], 700, 0, "cam_a")
+    bad.height = 480  # claims far more rows than the data holds
+    for _ in range(3):  # best effort: send a few; each one is a decode error
+        pub.publish(bad)
+        probe.spin_for(0.2)
+    status = probe.wait_status("/object_detector", lambda s: level(s) == 2 and "decode" in s.message, 10.0)
+    assert CAM_A in status.message
+    assert int(status_values(status)["decode_errors"]) >= 1
+    assert detector.alive()
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_a/detections")
+    sent, msg = publish_until(probe, pub, lambda i: image_msg(street, 701 + i, 0, "cam_a"), results)
+    assert "car" in {d.results[0].hypothesis.class_id for d in msg.detections}
+    # the error clears once later periods pass without new decode errors
+    probe.wait_status("/object_detector", lambda s: level(s) == 0, 10.0)
+
+
+# -- lifecycle node: autostart off, reliable camera subscription, a wrong model at first ------------
+
+@pytest.fixture(scope="module")
+def managed(ros_env, graph, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("managed_detector")
+    params = write_params(tmp / "params.yaml", {"managed_detector": {
+        "autostart": False,
+        "camera_topics": [CAM_C],
+        "input_reliability": "reliable",
+        "publish_debug_image": False,
+        "no_input_warn_s": 60.0,
+        "detector": {"model_path": str(tmp / "missing_model.onnx"), "labels_path": str(tmp / "labels.txt")},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1},
+    }})
+    proc = start_node("object_detector_node", params, ros_env, tmp / "node.log", "-r", "__node:=managed_detector")
+    try:
+        graph.spin_until(lambda: "/managed_detector" in graph.diagnostics or not proc.alive(), 60.0)
+        assert proc.alive(), proc.output()
+        yield proc
+    finally:
+        code = proc.stop()
+        print(proc.output())
+        print(f"exit code {code}, killed: {proc.killed}")
+
+
+def _state(probe, node: str) -> str:
+    from lifecycle_msgs.srv import GetState
+
+    return probe.call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+
+
+def _transition(probe, node: str, transition_id: int) -> bool:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    return probe.call(ChangeState, f"{node}/change_state",
+                      ChangeState.Request(transition=Transition(id=transition_id)), timeout=60.0).success
+
+
+def test_lifecycle_missing_model_then_configure_activate_deactivate(managed, probe, street):
+    from lifecycle_msgs.msg import Transition
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    node = "/managed_detector"
+    assert _state(probe, node) == "unconfigured"
+    assert not _transition(probe, node, Transition.TRANSITION_CONFIGURE)  # the model file is missing
+    assert _state(probe, node) == "unconfigured"
+    status = probe.wait_status(node, lambda s: level(s) == 2 and "not configured" in s.message, 10.0)
+    assert "missing_model.onnx" in status.message
+    assert managed.alive()
+
+    # fix the parameter (back to the bundled model) and configure again, without a restart
+    reset = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="")
+    response = probe.call(SetParameters, f"{node}/set_parameters", SetParameters.Request(parameters=[
+        Parameter(name="detector.model_path", value=reset), Parameter(name="detector.labels_path", value=reset)]))
+    assert all(r.successful for r in response.results)
+    assert _transition(probe, node, Transition.TRANSITION_CONFIGURE)
+    assert _state(probe, node) == "inactive"
+    assert _transition(probe, node, Transition.TRANSITION_ACTIVATE)
+    assert _state(probe, node) == "active"
+
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_c/detections")
+    pub = probe.publisher(Image, CAM_C, _reliable())
+    probe.wait_subscribed(pub)
+    sent, msg = publish_until(probe, pub, lambda i: image_msg(street, 800 + i, 0, "cam_c"), results)
+    assert "car" in {d.results[0].hypothesis.class_id for d in msg.detections}
+
+    assert _transition(probe, node, Transition.TRANSITION_DEACTIVATE)
+    assert _state(probe, node) == "inactive"
+    probe.spin_until(lambda: pub.get_subscription_count() == 0, 10.0)
+    results.clear()
+    late = image_msg(street, 900, 0, "cam_c")
+    pub.publish(late)
+    probe.spin_for(2.0)
+    assert not [m for m in results if header_key(m) == header_key(late)], "inactive node still published"
+    assert _transition(probe, node, Transition.TRANSITION_ACTIVATE)  # leave it active for the QoS test
+
+
+def test_incompatible_qos_event_is_counted(managed, probe):
+    from sensor_msgs.msg import Image
+
+    node = "/managed_detector"
+    if _state(probe, node) != "active":
+        pytest.fail("the lifecycle test must leave the node active")
+    # a best-effort camera can never reach the node's reliable subscription
+    probe.publisher(Image, CAM_C, _sensor_qos())
+    status = probe.wait_status(node, lambda s: int(status_values(s).get("qos_incompatible_events", 0)) >= 1
+                               and "incompatible QoS" in s.message, 15.0)
+    assert level(status) == 1
+    assert "RELIABILITY" in status.message

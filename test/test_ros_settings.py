@@ -1,0 +1,134 @@
+"""Node settings, config/perception.yaml and the launch files' parameter logic (ROS-free)."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from sense_perception.config import load_params, section_from_params
+from sense_perception.core.detector import DetectorConfig
+from sense_perception.core.runtime import RuntimeConfig
+from sense_perception.core.tiling import TilingConfig
+from sense_perception.core.tracking import TrackingConfig
+from sense_perception.errors import ConfigError
+from sense_perception.face.decision import IdentityConfig
+from sense_perception.face.gallery import GalleryConfig
+from sense_perception.face.settings import DriverMonitorSettings, FaceConfig
+from sense_perception.ros import launch_support
+from sense_perception.ros.settings import (DriverMonitorNodeSettings, ObjectDetectorSettings, output_namespace,
+                                          output_namespaces, ros_param_value, transport_kind)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "perception.yaml"
+SECTIONS = {
+    "object_detector": [("", ObjectDetectorSettings), ("detector.", DetectorConfig), ("tiling.", TilingConfig),
+                        ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
+    "driver_monitor": [("", DriverMonitorNodeSettings), ("face.", FaceConfig), ("identity.", IdentityConfig),
+                       ("gallery.", GalleryConfig), ("runtime.", RuntimeConfig)],
+}
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+@pytest.mark.parametrize("node", list(SECTIONS))
+def test_config_lists_every_parameter_with_its_default(node):
+    params = load_params(CONFIG, node)
+    text = CONFIG.read_text()
+    known = set()
+    for prefix, cls in SECTIONS[node]:
+        for f in dataclasses.fields(cls):
+            key = prefix + f.name
+            known.add(key)
+            if key not in params:
+                # only a parameter whose default (an empty list) a ROS params file cannot hold may be
+                # documented as a comment
+                assert _default(f) == [] and re.search(rf"#\s*{f.name}:", text), f"{key} not documented"
+                continue
+            default = _default(f)
+            value = params[key]
+            if isinstance(default, float):
+                assert value == pytest.approx(default, rel=1e-6), key
+            else:
+                assert value == default, key
+    assert set(params) <= known, f"unknown keys: {set(params) - known}"
+
+
+def test_config_builds_every_component():
+    od = load_params(CONFIG, "object_detector")
+    own = {k: v for k, v in od.items() if "." not in k}
+    section_from_params(ObjectDetectorSettings, own, "", str(CONFIG)).validate()
+    DetectorConfig.from_params(od, str(CONFIG))
+    section_from_params(TilingConfig, od, "tiling.", str(CONFIG))
+    TrackingConfig.from_params(od, str(CONFIG))
+    RuntimeConfig.from_params(od, str(CONFIG))
+    dm = load_params(CONFIG, "driver_monitor")
+    section_from_params(DriverMonitorNodeSettings, {k: v for k, v in dm.items() if "." not in k}, "",
+                        str(CONFIG)).validate()
+    assert DriverMonitorSettings.from_params(dm, str(CONFIG)).camera_role == "cabin"
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    (ObjectDetectorSettings(input_reliability="sometimes"), "input_reliability"),
+    (ObjectDetectorSettings(input_depth=0), "input_depth"),
+    (ObjectDetectorSettings(camera_topics=[]), "camera_topics"),
+    (ObjectDetectorSettings(camera_topics=["/a", "/a"]), "twice"),
+    (ObjectDetectorSettings(camera_topics=["/a", "/b", "/c"], camera_transports=["image", "auto"]),
+     "camera_transports"),
+    (ObjectDetectorSettings(camera_transports=["h264"]), "transport 'h264'"),
+    (ObjectDetectorSettings(batch_wait_ms=-1.0), "batch_wait_ms"),
+    (ObjectDetectorSettings(diagnostics_period_s=0.0), "diagnostics_period_s"),
+    (DriverMonitorNodeSettings(camera_topic=""), "camera_topic"),
+])
+def test_bad_node_settings_name_the_parameter(settings, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        settings.validate()
+
+
+def test_transport_and_output_namespace_rules():
+    assert transport_kind("/cam/image_raw", "auto") == "image"
+    assert transport_kind("/cam/image_raw/compressed", "auto") == "compressed"
+    assert transport_kind("/cam/image_raw", "compressed") == "compressed"
+    assert output_namespace("/cam/front/image_raw") == "/cam/front"
+    assert output_namespace("/cam/front/image_raw/compressed") == "/cam/front"
+    assert output_namespace("/image") == "/image"
+    assert output_namespace("front/image_raw") == "front"  # relative stays relative (node namespace)
+    assert output_namespaces(["/c/image_raw", "/c/image_raw/compressed", "/d/image"]) == [
+        "/c/image_raw", "/c/image_raw/compressed", "/d"]
+    assert ros_param_value([58, 57.1]) == [58.0, 57.1] and ros_param_value([1, 2]) == [1, 2]
+    assert ros_param_value([True, 1]) == [True, 1]
+
+
+def test_launch_parameters_from_config_and_arguments(tmp_path):
+    params = launch_support.node_parameters("object_detector", {
+        "config": str(CONFIG), "camera_topics": "/front/image_raw, /rear/image_raw/compressed",
+        "use_sim_time": "true", "autostart": "false"})
+    assert params["camera_topics"] == ["/front/image_raw", "/rear/image_raw/compressed"]
+    assert params["use_sim_time"] is True and params["autostart"] is False
+    assert params["detector.model"] == "picodet_s_416"  # the rest comes from the config file
+    params = launch_support.node_parameters("driver_monitor", {
+        "camera_topic": "/cabin/image_raw", "gallery_path": str(tmp_path / "g.json")})
+    assert params["camera_topic"] == "/cabin/image_raw" and params["gallery.path"] == str(tmp_path / "g.json")
+    assert params["use_sim_time"] is False and params["autostart"] is True  # config default
+    with pytest.raises(ConfigError, match="use_sim_time"):
+        launch_support.node_parameters("driver_monitor", {"use_sim_time": "maybe"})
+    assert launch_support.default_config() == CONFIG
+
+
+@pytest.mark.parametrize("name, nodes", [("perception.launch.py", ["object_detector", "driver_monitor"]),
+                                         ("object_detector.launch.py", ["object_detector"]),
+                                         ("driver_monitor.launch.py", ["driver_monitor"])])
+def test_launch_files_start_the_right_nodes(name, nodes):
+    tree = ast.parse((ROOT / "launch" / name).read_text())
+    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    assert "generate_launch_description" in funcs
+    call = funcs["generate_launch_description"].body[0].value
+    assert call.func.id == "launch_description"
+    assert ast.literal_eval(call.args[0]) == nodes
+    for node in nodes:
+        assert set(launch_support.NODE_ARGUMENTS[node]) >= {"config", "namespace", "use_sim_time"}
+    assert any(a in launch_support.NODE_ARGUMENTS[nodes[0]] for a in ("camera_topics", "camera_topic"))
