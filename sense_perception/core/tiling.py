@@ -35,6 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import ConfigError
+from .boxes import pairwise_iou
 from .postprocess import nms_class_aware
 from .types import Detections
 
@@ -335,7 +336,7 @@ def merge_tile_detections(per_tile: Sequence[Detections], tiles: Sequence[Tile],
     # 4. Two views of one object that disagree on its class (car in one tile, truck in the full
     #    frame): keep the more confident. Boxes of a single view are left to the detector.
     if cfg.cross_class_iou < 1.0 and boxes.shape[0] > 1:
-        iou = _iou_matrix(boxes, boxes)
+        iou = pairwise_iou(boxes, boxes)
         n = boxes.shape[0]
         rank = np.empty(n, np.int64)
         rank[np.argsort(-scores, kind="stable")] = np.arange(n)
@@ -352,7 +353,7 @@ def merge_tile_detections(per_tile: Sequence[Detections], tiles: Sequence[Tile],
     out_scores = scores[keep].copy()
     if keep.size < boxes.shape[0]:
         # A kept box reports the best score among the boxes it stands for.
-        iou = _iou_matrix(boxes, boxes[keep])
+        iou = pairwise_iou(boxes, boxes[keep])
         iou[labels[:, None] != labels[keep][None, :]] = 0.0
         owner = iou.argmax(1)
         owned = iou[np.arange(boxes.shape[0]), owner] > nms_iou
@@ -361,9 +362,3 @@ def merge_tile_detections(per_tile: Sequence[Detections], tiles: Sequence[Tile],
     keep = keep[order]
     return Detections(boxes[keep], out_scores[order], labels[keep])
 
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of xyxy boxes."""
-    inter = _pairwise_intersection(a, b)
-    union = _area(a)[:, None] + _area(b)[None, :] - inter
-    return inter / np.maximum(union, 1e-6)

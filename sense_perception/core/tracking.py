@@ -36,6 +36,7 @@ import numpy as np
 from ..config import section_from_params
 from ..errors import ConfigError
 from . import kalman
+from .boxes import pairwise_iou
 from .types import Detections
 
 LOG = logging.getLogger(__name__)
@@ -127,17 +128,6 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
     if not ok:
         interval = f"{'(' if low_open else '['}{low}, {high}]"
         raise ConfigError(f"tracking.{name} must be in {interval}, got {value}")
-
-
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), both xyxy; (N, M)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def linear_assignment(cost: np.ndarray, max_cost: float
