@@ -10,6 +10,7 @@ import pytest
 
 from sense_perception.config import load_params, section_from_params
 from sense_perception.core.detector import DetectorConfig
+from sense_perception.core.frame_guard import InputLimits
 from sense_perception.core.runtime import RuntimeConfig
 from sense_perception.core.tiling import TilingConfig
 from sense_perception.core.tracking import TrackingConfig
@@ -18,16 +19,16 @@ from sense_perception.face.decision import IdentityConfig
 from sense_perception.face.gallery import GalleryConfig
 from sense_perception.face.settings import DriverMonitorSettings, FaceConfig
 from sense_perception.ros import launch_support
-from sense_perception.ros.settings import (DriverMonitorNodeSettings, ObjectDetectorSettings, output_namespace,
-                                          output_namespaces, ros_param_value, transport_kind)
+from sense_perception.ros.settings import (DriverMonitorNodeSettings, ObjectDetectorSettings, check_param_names,
+                                          output_namespace, output_namespaces, ros_param_value, transport_kind)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "perception.yaml"
 SECTIONS = {
-    "object_detector": [("", ObjectDetectorSettings), ("detector.", DetectorConfig), ("tiling.", TilingConfig),
-                        ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
-    "driver_monitor": [("", DriverMonitorNodeSettings), ("face.", FaceConfig), ("identity.", IdentityConfig),
-                       ("gallery.", GalleryConfig), ("runtime.", RuntimeConfig)],
+    "object_detector": [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
+                        ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
+    "driver_monitor": [("", DriverMonitorNodeSettings), ("input.", InputLimits), ("face.", FaceConfig),
+                       ("identity.", IdentityConfig), ("gallery.", GalleryConfig), ("runtime.", RuntimeConfig)],
 }
 
 
@@ -58,8 +59,29 @@ def test_config_lists_every_parameter_with_its_default(node):
     assert set(params) <= known, f"unknown keys: {set(params) - known}"
 
 
+@pytest.mark.parametrize("node, cls", [("object_detector", ObjectDetectorSettings),
+                                       ("driver_monitor", DriverMonitorNodeSettings)])
+def test_node_prefixes_are_the_config_sections(node, cls):
+    assert {prefix.rstrip(".") for prefix, _ in SECTIONS[node] if prefix} == set(cls.PREFIXES)
+    check_param_names(load_params(CONFIG, node), cls, str(CONFIG))  # the shipped config passes
+
+
+def test_replaced_and_misspelt_parameter_names_are_refused():
+    with pytest.raises(ConfigError, match=r"'decode_max_pixels' was replaced by input\.max_pixels") as exc:
+        check_param_names({"decode_max_pixels": 5}, ObjectDetectorSettings, "my.yaml")
+    assert "my.yaml" in str(exc.value)
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) inputs\.max_pixels") as exc:
+        check_param_names({"inputs.max_pixels": 5, "input.max_pixels": 5}, ObjectDetectorSettings, "my.yaml")
+    assert "input.*" in str(exc.value) and "detector.*" in str(exc.value)
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) detector\.model"):
+        check_param_names({"detector.model": "x"}, DriverMonitorNodeSettings, "my.yaml")  # not its section
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) camera_topic\b"):
+        check_param_names({"camera_topic": "/a"}, ObjectDetectorSettings, "my.yaml")
+
+
 def test_config_builds_every_component():
     od = load_params(CONFIG, "object_detector")
+    assert InputLimits.from_params(od, str(CONFIG)) == InputLimits()
     own = {k: v for k, v in od.items() if "." not in k}
     section_from_params(ObjectDetectorSettings, own, "", str(CONFIG)).validate()
     DetectorConfig.from_params(od, str(CONFIG))

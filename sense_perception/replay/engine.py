@@ -20,12 +20,15 @@ import numpy as np
 from ..config import load_params
 from ..core import messages
 from ..core.frame_guard import InputLimits, safe_decode
+from ..core.inference_guard import safe_detect
+from ..core.topics import output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
+from ..face.results import FACE_LABELS, face_detections, identity_results, state_name
 from .reader import Bag, BagMessage, open_bag
 from .skips import ALL_TOPICS, SkipLog
 from .summary import SummaryBuilder, write_summary
-from .writer import LATCHED_QOS, OutputBag, OutputWriteError, camera_namespace
+from .writer import LATCHED_QOS, OutputBag, OutputWriteError
 
 LOG = logging.getLogger(__name__)
 
@@ -35,7 +38,6 @@ CLASSIFICATION = "vision_msgs/msg/Classification"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DIAGNOSTICS_PERIOD_NS = 1_000_000_000
-FACE_LABELS = ("face", "driver")  # faces message: the driver's face is labelled "driver"
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
@@ -83,11 +85,6 @@ class _Frame(NamedTuple):
     header: Header
     image: np.ndarray
     started: float  # perf_counter() when its decode began
-
-
-def identity_results(state: str, driver_id: str | None, score: float) -> list[tuple[str, float]]:
-    """Classification hypotheses of a driver state: the driver id when identified, else the state."""
-    return [(driver_id if driver_id else state, float(score) if np.isfinite(score) else 0.0)]
 
 
 def prepare_out(out: Path, force: bool) -> None:
@@ -148,10 +145,8 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
 
 
 def _namespaces(topics: list[str]) -> dict[str, str]:
-    spaces = {t: camera_namespace(t) for t in topics}
-    # Two topics of one camera (raw and compressed) would collide: fall back to the full topic.
-    clashes = {ns for ns in spaces.values() if list(spaces.values()).count(ns) > 1}
-    return {t: (t if ns in clashes else ns) for t, ns in spaces.items()}
+    # The nodes' rule: two topics of one camera (raw and compressed) keep their full topic names.
+    return dict(zip(topics, output_namespaces(topics)))
 
 
 class Replayer:
@@ -394,14 +389,13 @@ class Replayer:
 
     def _detect(self, pending: list[_Frame]) -> list[tuple[_Frame, Detections]]:
         """Detections of each frame; a frame whose inference raises is counted and left out."""
-        try:
-            return list(zip(pending, self._detector.detect([f.image for f in pending])))
-        except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
-            if len(pending) == 1:
-                self._inference_failed(pending, exc)
-                return []
-        # The batch failed: run its frames one by one so only the frame at fault is dropped.
-        return [pair for frame in pending for pair in self._detect([frame])]
+        pairs = []
+        for frame, (dets, error) in zip(pending, safe_detect(self._detector, [f.image for f in pending])):
+            if error is not None:
+                self._inference_failed([frame], error)
+            else:
+                pairs.append((frame, dets))
+        return pairs
 
     def _flush(self, pending: list[_Frame]) -> None:
         if not pending:
@@ -438,13 +432,10 @@ class Replayer:
         latency_ms = (time.perf_counter() - frame.started) * 1e3
         ns = self._ns[frame.topic]
         faces = result.faces
-        labels = np.zeros(len(faces), np.int32)
-        if result.driver_index >= 0:
-            labels[result.driver_index] = 1
-        face_dets = Detections(faces.boxes.astype(np.float32), faces.scores.astype(np.float32), labels)
+        face_dets = face_detections(result)
         self._emit(f"{ns}/faces", DETECTION_ARRAY, frame.timestamp,
                    messages.detection2d_array(frame.header, face_dets, FACE_LABELS))
-        state = getattr(result.state, "value", str(result.state))
+        state = state_name(result)
         self._emit(f"{ns}/driver_identity", CLASSIFICATION, frame.timestamp,
                    messages.classification(frame.header,
                                            identity_results(state, result.driver_id, result.score)))
@@ -513,7 +504,7 @@ def _incomplete(out: Path, exc: OutputWriteError) -> BagError:
 
 
 def _identity_caption(result: Any) -> str:
-    state = getattr(result.state, "value", str(result.state))
+    state = state_name(result)
     who = result.display_name or result.driver_id
     return f"driver: {state}" + (f" ({who}, {result.score:.2f})" if who else "")
 

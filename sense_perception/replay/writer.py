@@ -10,6 +10,7 @@ from rosbags.interfaces import QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
+from ..core.topics import camera_namespace  # noqa: F401  re-exported: replay's public name
 from ..errors import BagError
 from .to_rosbags import MessageConverter
 
@@ -33,20 +34,6 @@ class OutputWriteError(BagError):
             reason += " (the output disk is full)"
         super().__init__(f"cannot write {path}: {reason}")
         self.path = Path(path)
-
-
-def camera_namespace(topic: str) -> str:
-    """Namespace of a camera image topic, where its perception outputs go.
-
-    ``/cam/front/image_raw`` and ``/cam/front/image_raw/compressed`` both give ``/cam/front``; a
-    topic with no namespace (``/image``) gives ``/image`` so outputs never land at the root.
-    """
-    parts = [p for p in topic.split("/") if p]
-    if parts and parts[-1] in ("compressed", "theora", "zstd", "compressedDepth"):
-        parts = parts[:-1]
-    if len(parts) > 1:
-        parts = parts[:-1]
-    return "/" + "/".join(parts)
 
 
 class OutputBag:

@@ -20,25 +20,20 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Classification, Detection2DArray
 
 from ..core import messages
-from ..core.types import Detections, Header
+from ..core.topics import join_topic, output_namespace
+from ..core.types import Header
 from ..errors import SensePerceptionError
+from ..face.results import FACE_LABELS, face_detections, identity_results, state_name
 from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
-from .settings import DriverMonitorNodeSettings, join_topic, output_namespace
+from .settings import DriverMonitorNodeSettings
 
 NODE_NAME = "driver_monitor"
-FACE_LABELS = ("face", "driver")  # same labels as the replay's faces output
-
-
-def identity_results(state: str, driver_id: str | None, score: float) -> list[tuple[str, float]]:
-    """Classification hypotheses: the driver id when identified, else the state (as the replay)."""
-    return [(driver_id if driver_id else state, float(score) if math.isfinite(score) else 0.0)]
 
 
 class DriverMonitorNode(PerceptionNode):
@@ -95,17 +90,13 @@ class DriverMonitorNode(PerceptionNode):
             try:
                 result = identifier.process(image, header.seconds)
             except Exception as exc:  # noqa: BLE001  counted, frame dropped, node continues
-                self.health.inference_error(f"{type(exc).__name__}: {exc}", 1)
+                self.health.inference_error(
+                    f"{self.input_topic(frame.source)}: {type(exc).__name__}: {exc}", 1)
                 self.get_logger().error(f"identity pipeline failed, frame dropped: {exc!r}",
                                         throttle_duration_sec=5.0)
                 return
-        faces = result.faces
-        labels = np.zeros(len(faces.boxes), np.int32)
-        if result.driver_index >= 0:
-            labels[result.driver_index] = 1
-        dets = Detections(np.asarray(faces.boxes, np.float32).reshape(-1, 4),
-                          np.asarray(faces.scores, np.float32).reshape(-1), labels)
-        state = getattr(result.state, "value", str(result.state))
+        dets = face_detections(result)
+        state = state_name(result)
         self._faces_pub.publish(to_msg(Detection2DArray, messages.detection2d_array(header, dets, FACE_LABELS)))
         self._identity_pub.publish(to_msg(Classification, messages.classification(
             header, identity_results(state, result.driver_id, result.score))))
@@ -113,7 +104,7 @@ class DriverMonitorNode(PerceptionNode):
         # No display name in diagnostics: they are broadcast; the pseudonymous id is enough.
         self._last = {"driver_state": state, "driver_id": result.driver_id or "",
                       "driver_score": f"{result.score:.3f}" if math.isfinite(result.score) else "n/a",
-                      "driver_reason": result.reason, "faces": len(faces.boxes)}
+                      "driver_reason": result.reason, "faces": len(dets)}
 
     def _on_reload_gallery(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:

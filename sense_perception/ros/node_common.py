@@ -18,13 +18,14 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..config import section_from_params
 from ..core import messages
+from ..core.frame_guard import InputLimits, safe_decode
 from ..core.health import HealthStats
 from ..core.types import Header
-from ..errors import ConfigError, SensePerceptionError
+from ..errors import SensePerceptionError
 from . import qos
 from .convert import to_msg
 from .frame_slots import Frame, LatestFrames
-from .settings import InputSettings, transport_kind
+from .settings import InputSettings, check_param_names, transport_kind
 
 #: Parameters rclpy declares on every node; they are not the perception settings.
 ROS_PARAMS = frozenset({"use_sim_time", "start_type_description_service"})
@@ -70,6 +71,7 @@ class PerceptionNode(LifecycleNode):
         self.settings: Any = None
         self.lifecycle_state = "unconfigured"
         self.config_error = ""
+        self.limits = InputLimits()
         self.health = HealthStats()
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
@@ -120,15 +122,11 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         params = node_params(self)
         try:
-            names = {f.name for f in dataclasses.fields(self.SETTINGS)}
             own = {k: v for k, v in params.items() if "." not in k}
-            unknown = sorted(set(own) - names)
-            if unknown:
-                raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} in {self.source}; "
-                                  f"valid: {', '.join(sorted(names))} and the dotted component "
-                                  "settings (detector.*, tracking.*, face.*, ...)")
+            check_param_names(params, self.SETTINGS, self.source)
             settings = section_from_params(self.SETTINGS, own, "", self.source)
             settings.validate()
+            self.limits = InputLimits.from_params(params, self.source)
             self._inputs = self.inputs(settings)
             self.settings = settings
             self.health = HealthStats([t for t, _ in self._inputs])
@@ -256,17 +254,15 @@ class PerceptionNode(LifecycleNode):
         return self._inputs[index][0]
 
     def decode(self, frame: Frame) -> Any:
-        """Decode a frame to BGR; None (counted, logged) when the message is malformed."""
-        from ..core.image_decode import decode_any
-        from ..errors import ImageDecodeError
-
-        try:
-            return decode_any(frame.msg, max_pixels=self.settings.decode_max_pixels)
-        except ImageDecodeError as exc:
+        """Decode a frame to BGR within the ``input.*`` limits; None (counted, logged) when the
+        message is malformed or too large."""
+        image, error = safe_decode(frame.msg, self.limits)
+        if error is not None:
+            # HealthStats is the node's one count of lost frames: it also sets the diagnostic level.
             topic = self.input_topic(frame.source)
-            self.health.decode_error(topic, str(exc))
-            self.get_logger().warning(f"cannot decode image on {topic}: {exc}", throttle_duration_sec=5.0)
-            return None
+            self.health.decode_error(topic, str(error))
+            self.get_logger().warning(f"cannot decode image on {topic}: {error}", throttle_duration_sec=5.0)
+        return image
 
     def on_qos_event(self, description: str) -> None:
         self.health.qos_event(description)

@@ -24,12 +24,14 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from ..core import messages
+from ..core.inference_guard import safe_detect
+from ..core.topics import join_topic, output_namespaces
 from ..core.types import Header
 from . import qos
 from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
-from .settings import ObjectDetectorSettings, join_topic, output_namespaces
+from .settings import ObjectDetectorSettings
 
 NODE_NAME = "object_detector"
 
@@ -113,18 +115,17 @@ class ObjectDetectorNode(PerceptionNode):
         if not decoded:
             return
         detector = self.detector
-        try:
-            results = detector.detect([img for _, img in decoded])
-        except Exception as exc:  # noqa: BLE001  counted, frame dropped, node continues
-            self.health.inference_error(f"{type(exc).__name__}: {exc}", len(decoded))
-            self.get_logger().error(f"inference failed, {len(decoded)} frame(s) dropped: {exc!r}",
-                                    throttle_duration_sec=5.0)
-            return
         names = detector.label_names
-        latencies = np.empty(len(decoded), np.float64)
-        for i, ((frame, image), dets) in enumerate(zip(decoded, results)):
-            header = Header.from_msg(frame.msg.header)
+        latencies = []
+        # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
+        for (frame, image), (dets, error) in zip(decoded, safe_detect(detector, [img for _, img in decoded])):
             topic = self.input_topic(frame.source)
+            if error is not None:
+                self.health.inference_error(f"{topic}: {type(error).__name__}: {error}", 1)
+                self.get_logger().error(f"inference failed on a frame of {topic}, dropped: {error!r}",
+                                        throttle_duration_sec=5.0)
+                continue
+            header = Header.from_msg(frame.msg.header)
             if self.trackers is not None:
                 dets = self.trackers.update(topic, dets, header.seconds)
             out = self._outputs[frame.source]
@@ -132,8 +133,9 @@ class ObjectDetectorNode(PerceptionNode):
             debug = out["debug"]
             if debug is not None and debug.get_subscription_count() > 0:
                 debug.publish(to_msg(Image, _image_dict(header, _annotate(image, dets, names))))
-            latencies[i] = time.monotonic() - frame.received
-        self.health.frames_processed(latencies)
+            latencies.append(time.monotonic() - frame.received)
+        if latencies:
+            self.health.frames_processed(np.asarray(latencies, np.float64))
 
     # -- diagnostics --------------------------------------------------------------------------------
 

@@ -1,14 +1,20 @@
-"""The nodes' own (top-level) parameters and topic naming rules, ROS-free so config files can be
+"""The nodes' own (top-level) parameters and camera transport rules, ROS-free so config files can be
 checked without ROS. Dotted parameters (``detector.*``, ``face.*``...) belong to core components."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
+from ..core.topics import join_topic, output_namespace, output_namespaces  # noqa: F401  the nodes' names
 from ..errors import ConfigError
 
 RELIABILITIES = ("best_effort", "reliable")
 TRANSPORTS = ("auto", "image", "compressed")
+#: Node parameters that were replaced: a config still giving one is refused with its replacement.
+REPLACED_PARAMS = {
+    "decode_max_pixels": "input.max_pixels (with input.max_width, input.max_height and "
+                         "input.max_compressed_bytes, the limits the replay applies too)",
+}
 
 
 def param(default: Any, description: str) -> Any:
@@ -30,6 +36,9 @@ def _check_qos(prefix: str, reliability: str, depth: int) -> None:
 class InputSettings:
     """Node parameters both nodes have."""
 
+    #: First parts of the dotted parameters the node's core components read (``input.max_pixels``).
+    PREFIXES: ClassVar[tuple[str, ...]] = ("input",)
+
     autostart: bool = param(True, "configure and activate at start-up; false waits for lifecycle "
                                   "transitions (e.g. from a lifecycle manager)")
     input_reliability: str = param("best_effort", "camera subscription reliability: best_effort "
@@ -38,7 +47,6 @@ class InputSettings:
     output_depth: int = param(10, "queue depth of the result publishers (always reliable)")
     diagnostics_period_s: float = param(1.0, "seconds between /diagnostics messages (read at start-up)")
     no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long")
-    decode_max_pixels: int = param(50_000_000, "refuse images larger than this many pixels")
 
     def validate(self) -> None:
         """Raise ConfigError naming a bad node parameter."""
@@ -48,14 +56,14 @@ class InputSettings:
         for name in ("diagnostics_period_s", "no_input_warn_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
-        if self.decode_max_pixels < 1:
-            raise ConfigError(f"parameter 'decode_max_pixels' must be >= 1, got {self.decode_max_pixels}")
 
 
 @dataclass
 class ObjectDetectorSettings(InputSettings):
     """object_detector's own parameters; ``detector.*``, ``tiling.*``, ``runtime.*`` and
     ``tracking.*`` belong to the core components."""
+
+    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime")
 
     camera_topics: list[str] = param(["/camera/image_raw"], "camera image topics; results go to each "
                                      "topic's namespace (<ns>/detections, <ns>/label_info)")
@@ -92,6 +100,8 @@ class DriverMonitorNodeSettings(InputSettings):
     """driver_monitor's own parameters; ``face.*``, ``identity.*``, ``gallery.*`` and ``runtime.*``
     belong to the identity pipeline."""
 
+    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "runtime")
+
     camera_topic: str = param("/cabin_camera/image_raw", "in-cabin camera image topic; results go to "
                               "its namespace (<ns>/faces, <ns>/driver_identity)")
     camera_transport: str = param("auto", "image | compressed | auto (compressed iff the topic ends "
@@ -106,6 +116,30 @@ class DriverMonitorNodeSettings(InputSettings):
         transport_kind(self.camera_topic, self.camera_transport)
 
 
+def check_param_names(params: dict[str, Any], settings_cls: type, source: str) -> None:
+    """Refuse parameter names a node does not read: typos, misspelt prefixes, replaced names.
+
+    Args:
+        params: the node's flattened parameters.
+        settings_cls: the node's own settings dataclass: its fields are the top-level names, its
+            ``PREFIXES`` the first parts of the dotted names its core components read.
+        source: where the parameters came from, for the message.
+
+    Raises:
+        ConfigError: naming each refused parameter, the replacement of a replaced one and what is valid.
+    """
+    names = {f.name for f in fields(settings_cls)}
+    prefixes = settings_cls.PREFIXES
+    replaced = [f"'{k}' was replaced by {REPLACED_PARAMS[k]}" for k in sorted(params) if k in REPLACED_PARAMS]
+    unknown = sorted(k for k in params if "." not in k and k not in names and k not in REPLACED_PARAMS)
+    # A misspelt prefix ("inputs.max_pixels") would otherwise be ignored without a word.
+    unknown += sorted(k for k in params if "." in k and k.split(".", 1)[0] not in prefixes)
+    if replaced or unknown:
+        problems = replaced + ([f"unknown parameter(s) {', '.join(unknown)}"] if unknown else [])
+        raise ConfigError(f"{'; '.join(problems)} in {source}; valid: {', '.join(sorted(names))} and "
+                          f"the dotted settings {', '.join(p + '.*' for p in prefixes)}")
+
+
 def transport_kind(topic: str, transport: str) -> str:
     """``image`` or ``compressed`` for a camera topic; ``auto`` = compressed iff it ends in /compressed.
 
@@ -118,30 +152,6 @@ def transport_kind(topic: str, transport: str) -> str:
     if transport == "auto":
         return "compressed" if topic.rstrip("/").endswith("/compressed") else "image"
     return transport
-
-
-def output_namespace(topic: str) -> str:
-    """Where a camera's results go: the topic's namespace, the same rule as the replay's outputs.
-
-    ``/cam/front/image_raw`` and ``/cam/front/image_raw/compressed`` give ``/cam/front``; ``/image``
-    gives ``/image``. A relative topic gives a relative namespace, resolved in the node's namespace.
-    """
-    from ..replay.writer import camera_namespace
-
-    ns = camera_namespace(topic)
-    return ns if topic.startswith("/") else ns.lstrip("/")
-
-
-def output_namespaces(topics: list[str]) -> list[str]:
-    """:func:`output_namespace` of each topic; the full topic where two would collide (raw and
-    compressed of one camera)."""
-    spaces = [output_namespace(t) for t in topics]
-    return [t if spaces.count(ns) > 1 else ns for t, ns in zip(topics, spaces)]
-
-
-def join_topic(ns: str, name: str) -> str:
-    """``ns/name`` (``name`` alone for the empty namespace)."""
-    return f"{ns.rstrip('/')}/{name}" if ns else name
 
 
 def ros_param_value(value: Any) -> Any:

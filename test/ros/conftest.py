@@ -44,6 +44,19 @@ def graph(ros_env: dict[str, str]) -> Any:
 
 
 @pytest.fixture()
+def context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A private rclpy context for nodes built inside the test process (in-process tests)."""
+    import rclpy
+
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR"):
+        monkeypatch.setenv(key, ros_env[key])
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture()
 def probe(graph: Graph) -> Any:
     """The module's graph; what a test subscribes/publishes/calls is removed after it."""
     yield graph

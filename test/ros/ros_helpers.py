@@ -296,3 +296,34 @@ def publish_until(graph: Graph, pub: Any, make: Callable[[int], Any], results: l
             return sent[header_key(result)], result
     raise AssertionError(f"no accepted result for {pub.topic_name} within {timeout} s "
                          f"({len(sent)} frames sent, {len(results)} results received)")
+
+
+# -- nodes built inside the test process -------------------------------------------------------------
+
+def overrides(**values: Any) -> list:
+    """rclpy parameter overrides from keyword arguments (dotted names via ``**{"a.b": v}``)."""
+    from rclpy.parameter import Parameter
+
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll ``predicate`` (no spinning: for a node's own worker thread) until truthy or ``timeout``."""
+    end = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.05)
+    return predicate()
+
+
+def published_status(node: Any) -> Any:
+    """The DiagnosticStatus ``node`` publishes on /diagnostics now (its real publication path, captured)."""
+    sent: list = []
+    publish = node._diag_pub.publish
+    node._diag_pub.publish = sent.append
+    try:
+        node.publish_diagnostics()
+    finally:
+        node._diag_pub.publish = publish
+    [array_] = sent
+    [status] = array_.status
+    return status

@@ -1,69 +1,55 @@
-"""Node behaviour checked in-process (no DDS traffic needed): failure paths and parameter handling."""
-from __future__ import annotations
+"""Node behaviour checked in-process (no DDS traffic needed): failure paths and parameter handling.
 
-import time
+Fault tests that need a node's /diagnostics or an injected model fault are in test_ros_node_faults.py."""
+from __future__ import annotations
 
 import pytest
 
-from ros_helpers import DATA, image_msg, read_bgr, require_ros
+from ros_helpers import DATA, image_msg, overrides, read_bgr, wait_for
 
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture()
-def context(ros_env, monkeypatch):
-    require_ros()
-    import rclpy
-
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR"):
-        monkeypatch.setenv(key, ros_env[key])
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
-
-
-def _params(**values):
-    from rclpy.parameter import Parameter
-
-    return [Parameter(k, value=v) for k, v in values.items()]
-
-
-def _wait(predicate, timeout: float = 30.0):
-    end = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < end:
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_inference_failure_drops_the_frame_counts_it_and_the_node_continues(context):
+    """Two cameras share one detect() call; it raises because of one frame: the batch is retried frame
+    by frame, so only that frame is dropped and counted, the other camera's frame is published."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
-    node = ObjectDetectorNode("inproc_detector", context=context, parameter_overrides=_params(**{
-        "camera_topics": ["/sp_inproc/cam/image_raw"], "runtime.providers": ["CPUExecutionProvider"],
-        "runtime.intra_op_threads": 1}))
+    cams = ["/sp_inproc/cam_a/image_raw", "/sp_inproc/cam_b/image_raw"]
+    node = ObjectDetectorNode("inproc_detector", context=context, parameter_overrides=overrides(**{
+        "camera_topics": cams, "batch_wait_ms": 500.0, "no_input_warn_s": 60.0,
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        msg = image_msg(read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg"), 5, 0, "cam")
+        good = image_msg(read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg"), 5, 0, "cam_a")
+        bad_image = read_bgr(DATA / "street" / "comma2k19_highway280_rav4_preview.png")
+        bad = image_msg(bad_image, 5, 0, "cam_b")
         real_detect = node.detector.detect
+        batches: list[int] = []
 
-        def failing_detect(images):  # fault injection: what an onnxruntime error looks like to the node
-            raise RuntimeError("injected: onnxruntime Run() failed")
+        def failing_detect(images):  # fault injection: onnxruntime failing on one particular frame
+            batches.append(len(images))
+            if any(im.shape == bad_image.shape for im in images):
+                raise RuntimeError("injected: onnxruntime Run() failed")
+            return real_detect(images)
 
         node.detector.detect = failing_detect
-        node._slots.put(0, msg)  # the same path a camera callback takes, through the worker thread
-        assert _wait(lambda: node.health.snapshot().inference_errors == 1)
+        node._slots.put(0, good)  # the path a camera callback takes, through the worker thread
+        node._slots.put(1, bad)
+        assert wait_for(lambda: node.health.snapshot().processed == 1 and len(batches) == 3)
+        assert batches == [2, 1, 1]  # one batch of both cameras, then each frame alone
         snap = node.health.snapshot()
-        assert snap.dropped_error == 1 and snap.processed == 0
+        assert snap.inference_errors == 1 and snap.dropped_error == 1
         status = node.health.report("n")
         assert status["level"] == 2 and "injected: onnxruntime Run() failed" in status["message"]
+        assert cams[1] in status["message"] and cams[0] not in status["message"]  # the camera at fault
         node.detector.detect = real_detect
-        node._slots.put(0, msg)
-        assert _wait(lambda: node.health.snapshot().processed == 1), "worker stopped after a failure"
-        assert node._worker.is_alive()
+        node._slots.put(1, bad)
+        assert wait_for(lambda: node.health.snapshot().processed == 2), "worker stopped after a failure"
+        assert node._worker.is_alive() and node.health.snapshot().inference_errors == 1
     finally:
         node.stop()
         node.destroy_node()
@@ -75,7 +61,7 @@ def test_unknown_parameter_leaves_the_node_unconfigured_with_the_reason(context)
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
     node = ObjectDetectorNode("inproc_typo", context=context,
-                              parameter_overrides=_params(camera_topic="/typo/image_raw"))
+                              parameter_overrides=overrides(camera_topic="/typo/image_raw"))
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.lifecycle_state == "unconfigured"
@@ -91,11 +77,12 @@ def test_identity_is_refused_on_an_exterior_camera(context):
     from sense_perception.ros.driver_monitor_node import DriverMonitorNode
 
     node = DriverMonitorNode("inproc_driver", context=context,
-                             parameter_overrides=_params(camera_role="front", camera_topic="/front/image_raw"))
+                             parameter_overrides=overrides(camera_role="front", camera_topic="/front/image_raw"))
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.identifier is None and node.lifecycle_state == "unconfigured"
         assert "refused" in node.config_error and "front" in node.config_error
+        assert node._faces_pub is None and node._identity_pub is None  # nothing to publish identity on
     finally:
         node.destroy_node()
 
@@ -113,5 +100,57 @@ def test_node_parameters_are_declared_with_descriptions(context):
             descriptor = node.describe_parameter(f.name)
             assert descriptor.description, f.name
         assert node.get_parameter("input_reliability").value == "best_effort"
+    finally:
+        node.destroy_node()
+
+
+def test_input_size_limits_apply_to_the_node_frames(context):
+    """The ``input.*`` limits the replay applies: a frame beyond one is a counted decode error that
+    names the limit; a frame within them is processed."""
+    import cv2
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.core.frame_guard import InputLimits
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    topic = "/sp_inproc/limits/image_raw"
+    node = ObjectDetectorNode("inproc_limits", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [topic], "no_input_warn_s": 60.0, "input.max_width": 1280,
+        "input.max_pixels": 1_000_000, "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.limits == InputLimits(max_width=1280, max_pixels=1_000_000)
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        street = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")  # 1920 x 1080
+        node._slots.put(0, image_msg(street, 3, 0, "cam"))
+        assert wait_for(lambda: node.health.snapshot().decode_errors == 1)
+        status = node.health.report("n")
+        assert status["level"] == 2 and "input.max_width=1280" in status["message"] and topic in status["message"]
+        small = cv2.resize(street, (960, 540), interpolation=cv2.INTER_AREA)  # 0.52 MP: within both
+        node._slots.put(0, image_msg(small, 4, 0, "cam"))
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        assert node.health.snapshot().decode_errors == 1
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("decode_max_pixels", 50_000_000, "'decode_max_pixels' was replaced by input.max_pixels"),
+    ("inputs.max_pixels", 1000, "unknown parameter(s) inputs.max_pixels"),  # a misspelt prefix
+    ("input.max_pixel", 1000, "unknown parameter 'input.max_pixel'"),
+    ("input.max_width", 0, "input.max_width must be a positive integer"),
+])
+def test_bad_input_parameters_leave_the_node_unconfigured(context, name, value, expected):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    node = ObjectDetectorNode("inproc_bad_input", context=context, parameter_overrides=overrides(**{name: value}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.lifecycle_state == "unconfigured" and node.detector is None
+        assert expected in node.config_error, node.config_error
     finally:
         node.destroy_node()

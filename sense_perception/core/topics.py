@@ -1,0 +1,54 @@
+"""Where a camera's perception results go: topic naming shared by the nodes and the replay (ROS-free).
+
+The replay writes, and the nodes publish, the same output topics for a camera, so that a recording
+replayed offline lines up with a live graph: ``<ns>/detections``, ``<ns>/faces``... where ``<ns>`` is
+:func:`camera_namespace` of the camera's image topic.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+# Last names of image_transport sub-topics: ``/cam/image_raw/compressed`` is still camera ``/cam``.
+TRANSPORT_SUFFIXES = ("compressed", "theora", "zstd", "compressedDepth")
+
+
+def camera_namespace(topic: str) -> str:
+    """Namespace of a camera image topic, where its perception outputs go.
+
+    ``/cam/front/image_raw`` and ``/cam/front/image_raw/compressed`` both give ``/cam/front``; a
+    topic with no namespace (``/image``) gives ``/image`` so outputs never land at the root.
+    """
+    parts = [p for p in topic.split("/") if p]
+    if parts and parts[-1] in TRANSPORT_SUFFIXES:
+        parts = parts[:-1]
+    if len(parts) > 1:
+        parts = parts[:-1]
+    return "/" + "/".join(parts)
+
+
+def output_namespace(topic: str) -> str:
+    """:func:`camera_namespace`, but a relative topic gives a relative namespace.
+
+    A node resolves a relative name in its own namespace, so ``front/image_raw`` must give
+    ``front``, not ``/front``.
+    """
+    ns = camera_namespace(topic)
+    return ns if topic.startswith("/") else ns.lstrip("/")
+
+
+def output_namespaces(topics: Sequence[str]) -> list[str]:
+    """:func:`output_namespace` of each topic; the full topic where two would collide.
+
+    Two topics of one camera (raw and compressed) would write to the same outputs, so each of
+    those keeps its whole topic name as its namespace instead.
+    """
+    spaces = [output_namespace(t) for t in topics]
+    return [t if spaces.count(ns) > 1 else ns for t, ns in zip(topics, spaces)]
+
+
+def join_topic(ns: str, name: str) -> str:
+    """``ns/name`` (``name`` alone for the empty namespace)."""
+    return f"{ns.rstrip('/')}/{name}" if ns else name
+
+
+__all__ = ["TRANSPORT_SUFFIXES", "camera_namespace", "join_topic", "output_namespace", "output_namespaces"]

@@ -1,0 +1,233 @@
+"""Faults as a lifecycle node shows them (issue 8, point 2), with nodes built in the test process.
+
+The ROS-free side of each fault is tested in test/test_faults_*.py and test/test_health.py; these
+tests check the node wiring: lifecycle state, the /diagnostics status, and that the node keeps going.
+In-process nodes cost no process start-up, and a fault that cannot be set through a parameter (a
+face model, which comes from the registry) can be injected.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ros_helpers import (DATA, image_msg, level, overrides, published_status, read_bgr, status_values,
+                         wait_for)
+
+pytestmark = pytest.mark.ros
+
+GPU_FIRST = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+STREET = DATA / "street" / "pandaset_seq002_front_camera_10.jpg"
+PORTRAIT = DATA / "faces" / "obama_1_official_portrait_2012.jpg"
+WHOLE_IMAGE = [0.0, 0.0, 1.0, 1.0]  # portraits: the face is anywhere, not at a driver's seat position
+
+
+def _gpu_available() -> bool:
+    import onnxruntime as ort
+
+    return bool({"TensorrtExecutionProvider", "CUDAExecutionProvider"} & set(ort.get_available_providers()))
+
+
+def _assert_fallback_to_cpu(reasons: str) -> None:
+    """What the default provider list gives on a machine without a GPU provider."""
+    assert "TensorrtExecutionProvider skipped: not available" in reasons, reasons
+    assert "CUDAExecutionProvider skipped" in reasons, reasons
+
+
+def _private_gallery(tmp_path: Path) -> str:
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    return str(folder / "gallery.json")
+
+
+# -- model missing or altered: the node stays unconfigured, the reason in /diagnostics -----------------
+
+def test_altered_custom_model_leaves_the_detector_unconfigured_naming_the_file(context, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.core.model_registry import MODELS
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    bundled = MODELS["picodet_s_416"].path()
+    model = tmp_path / "my_detector.onnx"
+    data = bundled.read_bytes()
+    model.write_bytes(data[: len(data) // 2])  # a truncated copy: an interrupted download or copy
+    node = ObjectDetectorNode("inproc_altered", context=context, parameter_overrides=overrides(**{
+        "detector.model_path": str(model), "detector.labels_path": str(bundled.parent / "coco_labels.txt"),
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.lifecycle_state == "unconfigured" and node.detector is None
+        assert str(model) in node.config_error and "not a readable ONNX model" in node.config_error
+        assert "detector.model_path" in node.config_error  # the parameter to fix
+        status = published_status(node)
+        assert level(status) == 2
+        assert status.message.startswith("not configured: ") and str(model) in status.message
+        assert status_values(status)["state"] == "unconfigured"
+    finally:
+        node.destroy_node()
+
+
+def test_altered_face_model_leaves_the_driver_monitor_unconfigured_naming_the_file(context, tmp_path,
+                                                                                    monkeypatch):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.core import model_registry
+    from sense_perception.core.model_registry import MODELS
+    from sense_perception.face import model_fold
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    # The registry points at copies in tmp (the installed weights are never touched); one bit of the
+    # SFace copy is flipped: it would still load and silently give wrong identities.
+    real = {name: spec.path() for name, spec in MODELS.items()}
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("yunet", "sface"):
+        shutil.copyfile(real[name], weights / real[name].name)
+    altered = weights / real["sface"].name
+    data = bytearray(altered.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    altered.write_bytes(bytes(data))
+    monkeypatch.setattr(model_registry.ModelSpec, "path", lambda self: weights / real[self.name].name)
+    monkeypatch.setenv(model_fold.CACHE_ENV, str(tmp_path / "cache"))
+
+    node = DriverMonitorNode("inproc_face_fault", context=context, parameter_overrides=overrides(**{
+        "gallery.path": _private_gallery(tmp_path), "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.lifecycle_state == "unconfigured" and node.identifier is None
+        for part in (str(altered), "is altered", "reinstall"):
+            assert part in node.config_error, node.config_error
+        status = published_status(node)
+        assert level(status) == 2
+        assert status.message.startswith("not configured: ") and str(altered) in status.message
+    finally:
+        node.destroy_node()
+
+
+# -- an exception inside inference: frame dropped and counted, the node continues ---------------------
+
+def test_driver_monitor_inference_exception_drops_the_frame_and_the_node_continues(context, tmp_path):
+    """Also: with the default GPU-first providers on a machine without them, the diagnostics show the
+    CPU provider in use and why each GPU provider was skipped."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    topic = "/sp_inproc/cabin/image_raw"
+    node = DriverMonitorNode("inproc_driver_fault", context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "face.driver_region": WHOLE_IMAGE,
+        "gallery.path": _private_gallery(tmp_path), "runtime.providers": GPU_FIRST,
+        "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        msg = image_msg(read_bgr(PORTRAIT), 7, 0, "cabin")
+        identifier = node.identifier
+        real_process = identifier.process
+        calls = []
+
+        def failing_once(image, t):  # fault injection: the first frame's inference raises
+            calls.append(t)
+            if len(calls) == 1:
+                raise RuntimeError("injected: YuNet Run() failed")
+            return real_process(image, t)
+
+        identifier.process = failing_once
+        node._slots.put(0, msg)  # the path a camera callback takes, through the worker thread
+        assert wait_for(lambda: node.health.snapshot().inference_errors == 1)
+        snap = node.health.snapshot()
+        assert snap.dropped_error == 1 and snap.processed == 0
+        status = published_status(node)
+        assert level(status) == 2
+        assert "injected: YuNet Run() failed" in status.message and topic in status.message
+        values = status_values(status)
+        assert values["inference_errors"] == "1" and values["frames_dropped_error"] == "1"
+
+        node._slots.put(0, msg)
+        assert wait_for(lambda: node.health.snapshot().processed == 1), "worker stopped after a failure"
+        assert node._worker.is_alive() and len(calls) == 2
+        status = published_status(node)
+        values = status_values(status)
+        assert level(status) == 0, status.message  # the error was reported once; the node recovered
+        assert values["driver_state"] in ("no_face", "unknown", "uncertain", "identified")
+        assert values["faces"] == "1"  # the portrait's face was found after the failure
+        if _gpu_available():
+            return  # the fallback below happens only where the GPU providers are missing
+        for model in ("yunet", "sface"):
+            assert values[f"provider[{model}]"] == "CPUExecutionProvider"
+            _assert_fallback_to_cpu(values[f"provider_fallback[{model}]"])
+        assert status.hardware_id == "CPUExecutionProvider"
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+# -- camera silence and the provider in use, as /diagnostics carries them -----------------------------
+
+def test_silent_camera_warns_only_while_active_and_clears_when_frames_arrive(context):
+    """Real /diagnostics messages from the node's timer, received by a subscriber in the same graph."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import Image
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    topic = "/sp_inproc/silent/image_raw"
+    name = "/inproc_silence"
+    node = ObjectDetectorNode(name[1:], context=context, parameter_overrides=overrides(**{
+        "camera_topics": [topic], "no_input_warn_s": 1.0, "diagnostics_period_s": 0.5,
+        "publish_debug_image": False, "runtime.providers": GPU_FIRST, "runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("inproc_silence_probe", context=context)
+    statuses: list = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics",
+                              lambda m: statuses.extend(s for s in m.status if s.name == name), 50)
+    camera = probe.create_publisher(Image, topic, 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(probe)
+
+    def spin_until(predicate, timeout: float):
+        return wait_for(lambda: executor.spin_once(timeout_sec=0.05) or predicate(), timeout)
+
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        # Inactive: no subscription exists, so silence is expected and must not warn.
+        statuses.clear()
+        spin_until(lambda: False, 1.8)  # longer than no_input_warn_s
+        assert len(statuses) >= 2, "no diagnostics from the node's timer"
+        assert all(level(s) == 0 and s.message.startswith("inactive") for s in statuses), \
+            [s.message for s in statuses]
+        values = status_values(statuses[-1])
+        assert values["state"] == "inactive"
+        if not _gpu_available():  # the fallback happens only where the GPU providers are missing
+            assert values["provider"] == "CPUExecutionProvider" == statuses[-1].hardware_id
+            _assert_fallback_to_cpu(values["provider_fallback"])
+
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        statuses.clear()
+        warned = spin_until(lambda: [s for s in statuses if level(s) == 1], 5.0)
+        assert warned, f"no WARN within 5 s: {[s.message for s in statuses]}"
+        assert f"no input for 1 s on {topic}" in warned[0].message
+        assert status_values(warned[0])[f"seconds_since_input[{topic}]"] == "never"
+
+        frame = image_msg(read_bgr(STREET), 9, 0, "silent")
+        statuses.clear()
+        ok = None
+        for _ in range(40):  # a 5 Hz camera starts publishing
+            camera.publish(frame)
+            ok = spin_until(lambda: [s for s in statuses if level(s) == 0
+                                     and int(status_values(s)["frames_received"]) >= 1], 0.2)
+            if ok:
+                break
+        assert ok, f"still warning while frames arrive: {[s.message for s in statuses]}"
+        assert ok[0].message == "ok" and status_values(ok[0])["state"] == "active"
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.stop()
+        node.destroy_node()
+        probe.destroy_node()
