@@ -54,7 +54,7 @@ def sample_run(tmp_path_factory, detector, gallery_config):
     config, _ = gallery_config
     out = tmp_path_factory.mktemp("replay") / "out"
     result = Replayer(ReplayOptions(SAMPLE_BAG, out, cabin=CABIN, config=config, copy_input=True,
-                                    video=True), detector=detector).run()
+                                    video=True, video_cabin=True), detector=detector).run()
     return out, result
 
 

@@ -383,7 +383,7 @@ def test_no_face_pixels_are_written_by_enrol_identify_or_replay(sandbox: Path, s
 
 def test_face_pixels_appear_only_where_asked(sandbox: Path, still_engine) -> None:
     """--keep-images keeps the aligned crops beside the gallery (and only there); --copy-input and
-    --video put camera frames in the replay output. Also shows that the scan finds images."""
+    --video-cabin put camera frames in the replay output (--video alone does not film the cabin). Also shows that the scan finds images."""
     crops = _crops(still_engine, [OBAMA_2, OBAMA_3])
     assert main(["driver", "enroll", "--name", "Barack Obama", "--consent", "--keep-images",
                  "--images", OBAMA_2, OBAMA_3]) == 0
@@ -396,8 +396,12 @@ def test_face_pixels_appear_only_where_asked(sandbox: Path, still_engine) -> Non
         assert image.shape == (112, 112, 3)
         assert any(np.array_equal(image, crop) for crop in crops)
 
+    # --video alone never films the cabin: the driver's face needs its own request.
     assert main(["replay", str(SAMPLE_BAG), "--out", "out", "--topics", CABIN, "--cabin", CABIN,
-                 "--copy-input", "--video"]) == 0
+                 "--video"]) == 0
+    assert not any((sandbox / "cwd" / "out").rglob("*.mp4"))
+    assert main(["replay", str(SAMPLE_BAG), "--out", "out", "--topics", CABIN, "--cabin", CABIN,
+                 "--copy-input", "--video-cabin", "--force"]) == 0
     hits = {k: v for k, v in scan(sandbox, []).items() if not k.startswith(images_dir)}
     videos = [str(p.relative_to(sandbox)) for p in (sandbox / "cwd" / "out" / "video").iterdir()]
     assert len(videos) == 1 and hits.pop(videos[0]) == ["MP4 video"]

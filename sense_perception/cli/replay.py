@@ -49,7 +49,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "driver_monitor sections)")
     parser.add_argument("--copy-input", action="store_true",
                         help="copy the input image messages into the output bag, byte for byte")
-    parser.add_argument("--video", action="store_true", help="write an annotated MP4 per camera")
+    parser.add_argument("--video", action="store_true",
+                        help="write an annotated MP4 per exterior camera (not the cabin camera)")
+    parser.add_argument("--video-cabin", action="store_true",
+                        help="also write the cabin camera's annotated MP4; it shows the driver's "
+                             "face, so it is written only on this explicit request")
     parser.add_argument("--publish", action="store_true",
                         help="also play the bag into a live ROS 2 graph in recorded time, with "
                              "/clock and the perception topics (needs rclpy)")
@@ -71,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = ReplayOptions(bag=args.bag, out=args.out, topics=args.topics, cabin=args.cabin,
                             config=args.config, copy_input=args.copy_input, video=args.video,
+                            video_cabin=args.video_cabin,
                             publish=args.publish, rate=args.rate, force=args.force)
     console = Console(stderr=True)
     with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

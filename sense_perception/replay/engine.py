@@ -57,6 +57,8 @@ class ReplayOptions:
     config: Path | None = None
     copy_input: bool = False
     video: bool = False
+    # The cabin video shows the driver's face: written only on this explicit, separate request.
+    video_cabin: bool = False
     publish: bool = False
     rate: float = 1.0
     force: bool = False
@@ -300,7 +302,7 @@ class Replayer:
                               "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore)
         self._videos = None
-        if self.options.video:
+        if self.options.video or self.options.video_cabin:
             from .video import VideoSet
 
             self._videos = VideoSet(out / VIDEO_DIR, self._fps_by_topic(bag, topics))
@@ -418,7 +420,7 @@ class Replayer:
             self._summary.add_frame(frame.topic, names, latency_ms)
             self._cam_stats[frame.topic]["frames"] += 1
             self._cam_stats[frame.topic]["detections"] += len(dets)
-            if self._videos is not None:
+            if self._videos is not None and self.options.video:
                 self._videos.write(frame.topic, _annotate(frame.image, dets, detector.label_names),
                                    frame.header.seconds)
         pending.clear()
@@ -443,7 +445,7 @@ class Replayer:
         self._summary.add_identity(frame.header.seconds, state, result.driver_id)
         self._cam_stats[frame.topic]["frames"] += 1
         self._cam_stats[frame.topic]["detections"] += len(faces)
-        if self._videos is not None:
+        if self._videos is not None and self.options.video_cabin:
             self._videos.write(frame.topic, _annotate(frame.image, face_dets, FACE_LABELS,
                                                       caption=_identity_caption(result)),
                                frame.header.seconds)
