@@ -1,10 +1,12 @@
 """Load a detector ONNX file, clean it up in memory, make its batch axis dynamic where that is safe.
 
-Two rewrites, both in memory (the shipped file, whose sha256 the registry checks, is never touched):
+Rewrites, all in memory (the shipped file, whose sha256 the registry checks, is never touched):
 
 * Old exporters (paddle2onnx for PicoDet) list every initializer as a graph input too. onnxruntime
   then warns once per tensor and will not constant-fold them, because a caller could override them.
   Dropping them from the input list fixes both.
+* HardSwish spelt as four element-wise ops is rewritten so onnxruntime fuses it into the
+  convolutions (:mod:`.graph_fusion`; same function up to float rounding).
 * Single-image exports hard-code batch 1. Marking the batch axis dynamic and turning a leading ``1``
   of constant Reshape targets into ``0`` ("copy this dimension from the input") lets several camera
   images share one inference. That is only correct if every such Reshape really carries the batch
@@ -23,6 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelError
+from .graph_fusion import fuse_hard_swish
 from .runtime import OnnxModel, RuntimeOptions
 
 LOG = logging.getLogger(__name__)
@@ -177,6 +180,9 @@ def prepare_detector_model(path: str | Path, options: RuntimeOptions | None = No
     removed = drop_initializer_inputs(proto)
     if removed:
         notes.append(f"dropped {removed} initializers listed as graph inputs")
+    fused = fuse_hard_swish(proto)  # same function, ~1/3 less CPU time on PicoDet (graph_fusion)
+    if fused:
+        notes.append(f"fused {fused} HardSwish patterns into HardSigmoid*x")
     static_bytes = proto.SerializeToString()
     dyn, reason = make_batch_dynamic(proto) if allow_batch else (None, "")
     if dyn is None:

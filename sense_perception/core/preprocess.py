@@ -1,9 +1,9 @@
 """Image -> network input: resize (stretch or letterbox), normalise into a preallocated NCHW blob.
 
 Each image is resized once with ``cv2.resize(..., dst=...)`` straight into a reused uint8 canvas,
-then written into the float32 blob by one affine pass per image (``x * gain + offset`` per channel,
-which folds the 1/255 scale, the mean and the std together) that also swaps BGR to RGB when the
-network wants RGB. No per-frame allocation besides what onnxruntime does.
+then written into the float32 blob through one look-up table per channel (``x * gain + offset``,
+which folds the 1/255 scale, the mean and the std together), reading the planes in the network's
+channel order. No per-frame allocation besides what onnxruntime does.
 
 The returned per-image transforms map network-input pixels back to source pixels exactly:
 ``x_src = (x_net - dx) / sx`` with the per-axis scale actually applied by the resize.
@@ -87,12 +87,17 @@ class Preprocessor:
         self._canvas = np.empty((h, w, 3), np.uint8)
         self._blob = np.empty((self.max_batch, 3, h, w), np.float32)
         std = np.asarray(spec.std, np.float64)
-        self._gain = (spec.scale / std).astype(np.float32).reshape(3, 1, 1)
         offset = -np.asarray(spec.mean, np.float64) / std
-        self._offset = offset.astype(np.float32).reshape(3, 1, 1)
-        # Images arrive BGR; reversing the channel axis (a view, no copy) feeds an RGB network.
-        self._channels = slice(None, None, -1) if spec.color == "rgb" else slice(None)
         self._interp = INTERPOLATIONS[spec.interpolation]
+        # Per network channel, a 256-entry table of normalised values, x * scale / std - mean / std:
+        # cv2.LUT writes each plane of the blob in one pass, where numpy's multiply-then-add made
+        # three passes over the whole blob.
+        levels = np.arange(256, dtype=np.float64)
+        self._luts = [(levels * (spec.scale / std[c]) + offset[c]).astype(np.float32).reshape(1, -1)
+                      for c in range(3)]
+        # Images arrive BGR; an RGB network reads the planes in reverse order.
+        self._source_channel = (2, 1, 0) if spec.color == "rgb" else (0, 1, 2)
+        self._planes = [np.empty((h, w), np.uint8) for _ in range(3)]
 
     def geometry(self, width: int, height: int) -> tuple[int, int, np.ndarray]:
         """Resized size and transform ``[sx, sy, dx, dy]`` for a ``width`` x ``height`` image."""
@@ -132,9 +137,12 @@ class Preprocessor:
                 canvas[...] = int(round(self.spec.pad_value))
             cv2.resize(image, (nw, nh), dst=canvas[dy:dy + nh, dx:dx + nw],
                        interpolation=self._interp)
-            out = self._blob[i]
-            np.multiply(canvas.transpose(2, 0, 1)[self._channels], self._gain, out=out)
-            np.add(out, self._offset, out=out)
+            planes = cv2.split(canvas, self._planes)
+            for c, source in enumerate(self._source_channel):
+                dst = self._blob[i, c]
+                written = cv2.LUT(planes[source], self._luts[c], dst=dst)
+                if written is not dst:  # OpenCV allocated instead of writing in place
+                    dst[...] = written
         return self._blob[:n], transforms
 
 

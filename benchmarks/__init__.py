@@ -1,0 +1,1 @@
+"""Benchmark suite of sense_perception; run with ``make bench`` (see run.py)."""

@@ -1,0 +1,248 @@
+"""Benchmark suite of sense_perception: ``make bench`` (or ``python benchmarks/run.py``).
+
+Prints a table and writes ``benchmarks/results.json``: machine and library versions, the sha256 of
+every input frame and of the model, and these figures (ratios measured side by side in one run,
+interleaved, as medians of per-round ratios):
+
+* ``pipeline_over_raw``: whole frame (decode -> pre-process -> inference -> post-process ->
+  message dict) over the bare ``session.run`` of the same model on the same input (also with the
+  tracker update, from JPEG, and from 1280x720 frames);
+* ``speedup_vs_cv2dnn``: detector throughput over the common OpenCV-DNN demo on the same model;
+* ``batched6_over_single6``: six cameras in one batched call over six single calls;
+* ``gallery_10_ms`` .. ``gallery_100k_ms``: identification against N enrolled templates;
+* ``rss_growth_mb``: memory growth over 10,000 frames of the pipeline;
+* ``replay_fps``: replay throughput on the bundled sample bag;
+* ``gpu``: CUDA/TensorRT figures where a GPU is present, else why none were measured.
+
+``--quick`` runs every benchmark with a few iterations only (for the smoke test): its numbers
+mean nothing and it refuses to overwrite the committed results file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = "benchmarks"
+
+from benchmarks import (bench_batch, bench_cv2dnn, bench_gallery, bench_gpu,  # noqa: E402
+                        bench_memory, bench_pipeline, bench_replay)
+from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
+                               machine_info, sha256_file)
+
+DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
+BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "gpu")
+
+# (key, target text, check) for the table; check returns True/False, or None for no target.
+TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
+    ("pipeline_over_raw", "<= 1.10", lambda v: v <= 1.10),
+    ("pipeline_over_raw_with_tracking", "(info)", lambda v: None),
+    ("pipeline_over_raw_jpeg", "(info)", lambda v: None),
+    ("pipeline_over_raw_720p", "(info)", lambda v: None),
+    ("speedup_vs_cv2dnn", ">= 1.5", lambda v: v >= 1.5),
+    ("batched6_over_single6", "< 1 helps", lambda v: None),
+    ("gallery_10_ms", "(info)", lambda v: None),
+    ("gallery_1k_ms", "(info)", lambda v: None),
+    ("gallery_10k_ms", "(info)", lambda v: None),
+    ("gallery_100k_ms", "< 2", lambda v: v < 2.0),
+    ("rss_growth_mb", "~ 0 (|x| < 5)", lambda v: abs(v) < 5.0),
+    ("replay_fps", "(info)", lambda v: None),
+]
+
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Iteration counts of one run."""
+
+    rounds: int  # interleaved rounds per ratio
+    calls: int  # calls per variant per round
+    gallery_calls: int
+    memory_frames: int
+    memory_every: int
+    replay_runs: int
+
+
+# Many short rounds: on a shared machine the load changes from second to second, and a ratio of
+# two measurements taken a few milliseconds apart is what stays meaningful.
+FULL = Settings(rounds=41, calls=1, gallery_calls=300, memory_frames=10_000, memory_every=1000,
+                replay_runs=5)
+QUICK = Settings(rounds=2, calls=1, gallery_calls=3, memory_frames=6, memory_every=3,
+                 replay_runs=1)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="few iterations, to check the suite runs (numbers are meaningless)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"results file (default {DEFAULT_OUT.relative_to(ROOT)}; --quick "
+                             "needs an explicit --out)")
+    parser.add_argument("--images", type=Path, default=SHARED_STREET,
+                        help="directory of real camera frames (default: %(default)s)")
+    parser.add_argument("--only", default=",".join(BENCHMARKS),
+                        help="comma-separated subset of: " + ", ".join(BENCHMARKS))
+    parser.add_argument("--memory-frames", type=int, default=None,
+                        help="frames of the memory benchmark (default 10000)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
+                        help="also profile 200 pipeline frames with cProfile into FILE")
+    args = parser.parse_args(argv)
+    if args.quick and args.out is None:
+        parser.error("--quick writes meaningless numbers: give --out elsewhere than "
+                     f"{DEFAULT_OUT.relative_to(ROOT)}")
+    unknown = set(args.only.split(",")) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(BENCHMARKS)}")
+    return args
+
+
+def build_detector() -> Any:
+    """The default detector (bundled PicoDet) on the CPU provider, as the nodes build it."""
+    from sense_perception.core.detector import ObjectDetector
+
+    return ObjectDetector.from_params({"runtime.providers": ["CPUExecutionProvider"]}, "benchmark")
+
+
+def profile_pipeline(detector: Any, inputs: Any, path: Path, frames: int = 200) -> None:
+    """cProfile ``frames`` pipeline frames; writes the top functions by own time to ``path``."""
+    import cProfile
+    import io
+    import pstats
+
+    msgs = bench_pipeline.ros_messages(inputs.images)
+    pipeline = bench_pipeline.Pipeline(detector)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(frames):
+        pipeline(msgs[i % len(msgs)], i * 0.1)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+    path.write_text(text.getvalue())
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the selected benchmarks; returns the results document."""
+    settings = QUICK if args.quick else FULL
+    if args.memory_frames is not None:
+        settings = Settings(**{**settings.__dict__, "memory_frames": args.memory_frames})
+    only = args.only.split(",")
+    started = time.perf_counter()
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "mode": "quick" if args.quick else "full",
+        "command": "make bench  (= python benchmarks/run.py" + (" --quick" if args.quick else "")
+                   + ")",
+        "date_utc": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "load_average_start": load_average(),
+        "machine": machine_info(),
+        "settings": settings.__dict__,
+    }
+    inputs = load_inputs(args.images)
+    doc["inputs"] = {
+        "directory": str(args.images),
+        "files": inputs.sha256,
+        "sha256": inputs.combined_sha256,
+        "sizes": {p.name: f"{im.shape[1]}x{im.shape[0]}"
+                  for p, im in zip(inputs.paths, inputs.images, strict=True)},
+    }
+    detector = build_detector()
+    from sense_perception.core.model_registry import get_model
+
+    doc["model"] = {"name": detector.model_name, "sha256": sha256_file(
+        get_model(detector.model_name).verified_path()), "provider": detector.provider,
+        "batch_dynamic": detector.batch_dynamic, "notes": detector.notes}
+    detail: dict[str, Any] = {}
+
+    def merge(name: str, result: dict[str, Any]) -> None:
+        detail[name] = result.pop("detail", {})
+        doc.update(result)
+
+    s = settings
+    steps: dict[str, Callable[[], dict[str, Any]]] = {
+        "pipeline": lambda: bench_pipeline.run(detector, inputs, s.rounds, s.calls),
+        "cv2dnn": lambda: bench_cv2dnn.run(detector, inputs, s.rounds, s.calls),
+        "batch": lambda: bench_batch.run(detector, inputs, max(2, s.rounds // 2), 1),
+        "gallery": lambda: bench_gallery.run(s.gallery_calls),
+        "memory": lambda: bench_memory.run(detector, inputs, s.memory_frames, s.memory_every),
+        "replay": lambda: bench_replay.run(detector, s.replay_runs),
+    }
+    for name in only:
+        if name == "gpu":
+            continue
+        t0 = time.perf_counter()
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        merge(name, steps[name]())
+        detail[name]["seconds"] = round(time.perf_counter() - t0, 1)
+    if "gpu" in only:
+        doc["gpu"] = bench_gpu.run(detector, inputs, s.rounds, s.calls)
+    if args.profile:
+        profile_pipeline(detector, inputs, args.profile)
+    doc["detail"] = detail
+    doc["targets"] = {key: text for key, text, _ in TARGETS}
+    doc["load_average_end"] = load_average()
+    doc["duration_s"] = round(time.perf_counter() - started, 1)
+    return doc
+
+
+def print_table(doc: dict[str, Any]) -> None:
+    """Rich table of the headline figures with their targets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    machine = doc["machine"]
+    table = Table(title=f"sense_perception benchmark ({doc['mode']}) - {machine['cpu_model']}, "
+                        f"{machine['logical_cores']} cores, load {doc['load_average_start']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("target")
+    table.add_column("", justify="center")
+    for key, target, check in TARGETS:
+        if key not in doc:
+            continue
+        value = doc[key]
+        verdict = None if value is None else check(value)
+        mark = {True: "[green]ok[/]", False: "[red]miss[/]", None: ""}[verdict]
+        table.add_row(key, "n/a" if value is None else f"{value:g}", target, mark)
+    gpu = doc.get("gpu")
+    if gpu is not None:
+        table.add_row("gpu", "measured" if gpu.get("measured") else "not measured",
+                      "", "", end_section=False)
+    console = Console()
+    console.print(table)
+    if gpu is not None and not gpu.get("measured"):
+        console.print(f"GPU: {gpu['reason']}")
+    pipe = doc.get("detail", {}).get("pipeline", {}).get("rgb8")
+    if pipe:
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in pipe["stage_mean_ms"].items())
+        console.print(f"pipeline {pipe['pipeline_ms']:.2f} ms/frame vs session.run "
+                      f"{pipe['raw_session_run_ms']:.2f} ms; stages (mean ms): {stages}")
+    console.print(f"load average start {doc['load_average_start']} end {doc['load_average_end']}; "
+                  f"{doc['duration_s']} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run, print, write JSON."""
+    logging.basicConfig(level=logging.WARNING)
+    args = parse_args(argv)
+    doc = run(args)
+    print_table(doc)
+    out = args.out or DEFAULT_OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

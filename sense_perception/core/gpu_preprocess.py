@@ -1,0 +1,296 @@
+"""Pre-processing in torch on the GPU, handed to onnxruntime through IO binding without a host copy.
+
+Optional: needs ``torch`` (the ``gpu`` extra installs a CUDA build). Importing this module without
+torch works; building a :class:`TorchPreprocessor` then raises a :class:`ConfigError` with the fix.
+
+Path of one frame on a CUDA machine:
+
+1. raw ``sensor_msgs/Image`` bytes are validated on the CPU (same checks as
+   :func:`~sense_perception.core.image_decode.decode_image`), uploaded as they are, and converted to
+   BGR on the device (rgb8, bgr8, rgba8, bgra8, mono8); other encodings and ``CompressedImage``
+   (JPEG/PNG) are decoded on the CPU and the BGR result uploaded;
+2. resize (bilinear or bicubic, the same sampling grid and kernels as OpenCV), rounding to whole
+   pixel values as OpenCV's uint8 resize does, letterbox padding and the per-channel affine
+   normalisation all run on the device, into a preallocated NCHW float32 tensor;
+3. :class:`IOBindingRunner` binds that tensor's device memory as the model input
+   (``bind_input(..., buffer_ptr=tensor.data_ptr())``), so onnxruntime reads it in place.
+
+The math is the CPU :class:`~sense_perception.core.preprocess.Preprocessor`'s, so the same code runs
+on a CPU torch device: that is how its parity with the CPU path is tested on machines without a GPU
+(results agree to one grey level; OpenCV uses fixed-point weights).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, ImageDecodeError
+from .image_decode import DEFAULT_MAX_PIXELS, _raw_view, decode_any
+from .postprocess import finalize
+from .preprocess import Preprocessor, PreprocessSpec
+from .types import Detections
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .detector import ObjectDetector
+
+_TORCH_MODES = {"linear": "bilinear", "cubic": "bicubic", "nearest": "nearest"}
+# Channel order of each raw encoding converted on the device, as indices into the source channels
+# that give B, G, R.
+_DEVICE_ENCODINGS = {"bgr8": (0, 1, 2), "8UC3": (0, 1, 2), "rgb8": (2, 1, 0), "bgra8": (0, 1, 2),
+                     "rgba8": (2, 1, 0), "mono8": (0, 0, 0), "8UC1": (0, 0, 0)}
+_TORCH_DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ModuleNotFoundError as exc:
+        raise ConfigError("GPU pre-processing needs torch; fix: pip install "
+                          "'sense_perception[gpu]' (CUDA build of torch), or use the CPU "
+                          "path") from exc
+    return torch
+
+
+def torch_available() -> bool:
+    """True when torch can be imported."""
+    try:
+        _torch()
+    except ConfigError:
+        return False
+    return True
+
+
+def cuda_available() -> bool:
+    """True when torch is installed with CUDA and sees a GPU."""
+    return torch_available() and bool(_torch().cuda.is_available())
+
+
+class TorchPreprocessor:
+    """Same contract as :class:`~sense_perception.core.preprocess.Preprocessor`, on a torch device.
+
+    Args:
+        spec: what the network expects.
+        device: torch device, e.g. ``"cuda"``, ``"cuda:1"`` or ``"cpu"``.
+        max_batch: most images per call; the output tensor is allocated once for this many.
+
+    Raises:
+        ConfigError: torch is missing, the device is unavailable, or the interpolation has no exact
+            torch equivalent (``area``).
+    """
+
+    def __init__(self, spec: PreprocessSpec, device: str = "cuda", max_batch: int = 1) -> None:
+        torch = _torch()
+        self._t = torch
+        if spec.interpolation not in _TORCH_MODES:
+            raise ConfigError(f"detector.interpolation {spec.interpolation!r} has no exact torch "
+                              f"equivalent; GPU pre-processing supports {', '.join(_TORCH_MODES)}")
+        try:
+            self.device = torch.device(device)
+            if self.device.type == "cuda" and not torch.cuda.is_available():
+                raise RuntimeError("torch.cuda.is_available() is False")
+            self._blob = torch.empty((max(1, int(max_batch)), 3, spec.height, spec.width),
+                                     dtype=torch.float32, device=self.device)
+        except RuntimeError as exc:
+            raise ConfigError(f"torch device {device!r} cannot be used ({exc}); fix: install a "
+                              "CUDA build of torch and check the GPU, or use the CPU path") from exc
+        self.spec = spec
+        self.max_batch = self._blob.shape[0]
+        # Geometry and back-mapping transforms come from the CPU class: one definition of both.
+        self._geometry = Preprocessor(spec, 1).geometry
+        self._canvas = torch.empty((3, spec.height, spec.width), dtype=torch.float32,
+                                   device=self.device)
+        std = np.asarray(spec.std, np.float64)
+        gain = (spec.scale / std).astype(np.float32).reshape(3, 1, 1)
+        offset = (-np.asarray(spec.mean, np.float64) / std).astype(np.float32).reshape(3, 1, 1)
+        self._gain = torch.from_numpy(gain).to(self.device)
+        self._offset = torch.from_numpy(offset).to(self.device)
+        # Images are BGR; an RGB network reads the channels reversed.
+        self._rgb = spec.color == "rgb"
+        self._mode = _TORCH_MODES[spec.interpolation]
+
+    def to_device(self, image: np.ndarray) -> torch.Tensor:
+        """Upload a BGR uint8 HxWx3 array (a view is fine) to the device."""
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ImageDecodeError("image", f"expected a BGR uint8 HxWx3 array, got {image.dtype} "
+                                            f"array of shape {image.shape}")
+        return _upload(self._t, image, self.device)
+
+    def decode(self, msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+        """Decode an Image or CompressedImage-like message to a BGR uint8 HxWx3 device tensor.
+
+        Raises:
+            ImageDecodeError: as :func:`~sense_perception.core.image_decode.decode_any`.
+        """
+        encoding = getattr(msg, "encoding", None) if not hasattr(msg, "format") else None
+        if encoding in _DEVICE_ENCODINGS:
+            try:
+                _, view = _raw_view(msg, max_pixels)  # validates every field, zero-copy view
+            except ImageDecodeError:
+                raise
+            except Exception as exc:  # keep decode_any's promise: one error type
+                raise ImageDecodeError("msg", f"cannot read the message: {exc}") from exc
+            raw = _upload(self._t, view, self.device)
+            if raw.ndim == 2:
+                raw = raw.unsqueeze(2)
+            order = _DEVICE_ENCODINGS[encoding]
+            if order == (0, 1, 2):
+                return raw[:, :, :3]
+            return raw[:, :, list(order)]
+        return _upload(self._t, decode_any(msg, max_pixels), self.device)
+
+    def geometry(self, width: int, height: int) -> tuple[int, int, np.ndarray]:
+        """Resized size and ``[sx, sy, dx, dy]`` transform, exactly as the CPU preprocessor's."""
+        return self._geometry(width, height)
+
+    def __call__(self, images: Sequence[Any]) -> tuple[torch.Tensor, np.ndarray]:
+        """Fill the device blob with ``images`` (BGR uint8 HxWx3 arrays or device tensors).
+
+        Returns:
+            (blob, transforms): a (N, 3, H, W) float32 view of the internal device tensor, valid
+            until the next call, and (N, 4) float64 transforms ``[sx, sy, dx, dy]``.
+        """
+        torch = self._t
+        n = len(images)
+        if n > self.max_batch:
+            raise ValueError(f"{n} images for a preprocessor of max_batch {self.max_batch}")
+        spec = self.spec
+        transforms = np.empty((n, 4), np.float64)
+        canvas = self._canvas
+        with torch.no_grad():
+            for i, image in enumerate(images):
+                src = image if isinstance(image, torch.Tensor) else self.to_device(image)
+                height, width = int(src.shape[0]), int(src.shape[1])
+                nw, nh, transforms[i] = self.geometry(width, height)
+                dx, dy = int(transforms[i, 2]), int(transforms[i, 3])
+                if (nw, nh) != (spec.width, spec.height):
+                    canvas.fill_(float(int(round(spec.pad_value))))
+                canvas[:, dy:dy + nh, dx:dx + nw] = self._resize(src, nw, nh)
+                out = self._blob[i]
+                torch.mul(canvas.flip(0) if self._rgb else canvas, self._gain, out=out)
+                out.add_(self._offset)
+        return self._blob[:n], transforms
+
+    def _resize(self, src: torch.Tensor, nw: int, nh: int) -> torch.Tensor:
+        """(3, nh, nw) float resize of an HxWx3 uint8 tensor, rounded like OpenCV's uint8."""
+        torch = self._t
+        chw = src.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+        if (int(src.shape[0]), int(src.shape[1])) == (nh, nw):
+            return chw[0]
+        if self._mode == "nearest":
+            # torch's float index rounding picks other source pixels than OpenCV at some ratios;
+            # OpenCV's rule (floor(i * src/dst) in double) is cheap to apply as a gather.
+            return chw[0][:, self._nearest_index(int(src.shape[0]), nh)][
+                :, :, self._nearest_index(int(src.shape[1]), nw)]
+        out = torch.nn.functional.interpolate(chw, size=(nh, nw), mode=self._mode,
+                                              align_corners=False)
+        # OpenCV resizes uint8 to uint8: the network sees whole, saturated grey levels.
+        return out[0].round_().clamp_(0.0, 255.0)
+
+
+    def _nearest_index(self, src: int, dst: int) -> torch.Tensor:
+        index = np.minimum(np.floor(np.arange(dst) * (1.0 / (dst / src))), src - 1)
+        return self._t.from_numpy(index.astype(np.int64)).to(self.device)
+
+
+def _upload(torch: Any, array: np.ndarray, device: Any) -> torch.Tensor:
+    with warnings.catch_warnings():
+        # Message buffers are often read-only; the tensor is only read (and copied to the device).
+        warnings.simplefilter("ignore", UserWarning)
+        host = torch.from_numpy(array)
+    if device.type == "cuda":
+        return host.to(device, non_blocking=False)
+    return host
+
+
+class IOBindingRunner:
+    """Runs an onnxruntime session on a torch tensor in place: the input is bound, not copied.
+
+    Outputs come back as numpy arrays (the decoders run on the CPU).
+
+    Args:
+        session: an ``onnxruntime.InferenceSession`` (e.g. ``OnnxModel.session``).
+        input_name: the model input to bind.
+        output_names: outputs to fetch, in order.
+    """
+
+    def __init__(self, session: Any, input_name: str, output_names: Sequence[str]) -> None:
+        self.session = session
+        self.input_name = input_name
+        self.output_names = list(output_names)
+        self._binding = session.io_binding()
+        for name in self.output_names:
+            self._binding.bind_output(name, "cpu")
+
+    def run(self, blob: torch.Tensor) -> list[np.ndarray]:
+        """Run the model on ``blob`` (contiguous, on ``cpu`` or ``cuda``); returns the outputs."""
+        torch = _torch()
+        if not blob.is_contiguous():
+            blob = blob.contiguous()
+        element = {torch.float32: np.float32, torch.float16: np.float16}.get(blob.dtype)
+        if element is None:
+            raise ConfigError(f"IO binding supports float32/float16 input tensors, got "
+                              f"{blob.dtype}")
+        device = blob.device
+        if device.type == "cuda":
+            # onnxruntime reads on its own stream: the kernels writing the blob must be done.
+            torch.cuda.current_stream(device).synchronize()
+        self._binding.bind_input(self.input_name, device.type, device.index or 0, element,
+                                 tuple(blob.shape), blob.data_ptr())
+        self.session.run_with_iobinding(self._binding)
+        return self._binding.copy_outputs_to_cpu()
+
+
+class DeviceDetector:
+    """An :class:`ObjectDetector` whose pre-processing runs in torch and whose input is IO-bound.
+
+    Decoding of model outputs, NMS and label mapping are the detector's own, so results equal
+    :meth:`ObjectDetector.detect` up to the one-grey-level rounding differences of the resize.
+    Tiling is not applied on this path.
+
+    Args:
+        detector: a built detector; its session is used as is.
+        device: torch device; ``cuda`` needs the CUDA or TensorRT provider in the detector.
+
+    Raises:
+        ConfigError: torch/device unavailable, or a CUDA device with a CPU-only session.
+    """
+
+    def __init__(self, detector: ObjectDetector, device: str = "cuda") -> None:
+        if device.startswith("cuda") and detector.provider not in (
+                "CUDAExecutionProvider", "TensorrtExecutionProvider"):
+            raise ConfigError(f"GPU pre-processing on {device!r} needs the detector on the CUDA or "
+                              f"TensorRT provider, but it runs on {detector.provider}; fix: "
+                              "install the 'gpu' extra or pre-process on the CPU")
+        self.detector = detector
+        # The detector's internals are used read-only: one session, one decoder, one label map.
+        self._input = detector._input
+        self._decoder = detector._decoder
+        self._label_map = detector._label_map
+        self._max_batch = detector._max_batch
+        self.pre = TorchPreprocessor(detector.preprocess_spec, device, self._max_batch)
+        self.runner = IOBindingRunner(detector._model.session, self._input.name,
+                                      detector._model.output_names)
+        self._dtype = getattr(_torch(), _TORCH_DTYPES.get(np.dtype(self._input.dtype), "float32"))
+
+    def detect(self, images: Sequence[Any]) -> list[Detections]:
+        """Detect objects in BGR images: uint8 HxWx3 arrays or tensors from :meth:`decode`."""
+        cfg = self.detector.config
+        results: list[Detections] = []
+        for start in range(0, len(images), self._max_batch):
+            chunk = images[start:start + self._max_batch]
+            blob, transforms = self.pre(chunk)
+            outputs = self.runner.run(blob.to(self._dtype))
+            candidates = self._decoder.decode(outputs, cfg.score_threshold)
+            for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
+                height, width = int(image.shape[0]), int(image.shape[1])
+                results.append(finalize(cand, transform, width, height, self._label_map,
+                                        cfg.nms_iou, cfg.max_detections, self._decoder.needs_nms))
+        return results
+
+    def decode(self, msg: object) -> torch.Tensor:
+        """Decode an image message straight to the device (see :meth:`TorchPreprocessor.decode`)."""
+        return self.pre.decode(msg)

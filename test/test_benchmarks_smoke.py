@@ -1,0 +1,83 @@
+"""The benchmark suite runs end to end in its quick mode and writes every documented key.
+
+Only structure and correctness cross-checks are asserted, never a timing: the quick mode runs a few
+iterations on a shared machine, its numbers mean nothing.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "benchmarks" / "run.py"
+METRICS = ("pipeline_over_raw", "pipeline_over_raw_with_tracking", "pipeline_over_raw_jpeg",
+           "pipeline_over_raw_720p",
+           "speedup_vs_cv2dnn", "batched6_over_single6", "gallery_10_ms", "gallery_1k_ms",
+           "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps")
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    proc = subprocess.run([sys.executable, str(RUN), "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pipeline_over_raw" in proc.stdout  # the table was printed
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_key(quick_results: dict) -> None:
+    doc = quick_results
+    assert doc["mode"] == "quick"
+    for key in METRICS:
+        assert isinstance(doc[key], (int, float)), f"{key} = {doc.get(key)!r}"
+    machine = doc["machine"]
+    for key in ("cpu_model", "logical_cores", "python", "numpy", "onnxruntime", "opencv"):
+        assert machine[key], key
+    inputs = doc["inputs"]
+    assert len(inputs["files"]) == 5 and len(inputs["sha256"]) == 64
+    assert all(len(h) == 64 for h in inputs["files"].values())
+    assert doc["model"]["name"] == "picodet_s_416" and len(doc["model"]["sha256"]) == 64
+    assert doc["load_average_start"] is not None and doc["duration_s"] > 0
+
+
+@pytest.mark.slow
+def test_quick_run_cross_checks_hold(quick_results: dict) -> None:
+    detail = quick_results["detail"]
+    # cv2.dnn demo and detector share no code; on the same file and frames they must agree.
+    agreement = detail["cv2dnn"]["agreement"]
+    assert len(agreement) == 5 and detail["cv2dnn"]["same_detections"], agreement
+    assert all(row["count_a"] >= 10 for row in agreement)  # real street scenes
+    assert all(detail["gallery"][k]["same_as_brute_force"]
+               for k in ("gallery_10_ms", "gallery_1k_ms", "gallery_10k_ms", "gallery_100k_ms"))
+    assert detail["replay"]["frames"] == 13 and detail["replay"]["skipped"] == []
+    assert detail["memory"]["frames"] == 6 and len(detail["memory"]["rss_mb_samples"]) == 3
+    assert set(detail["pipeline"]["rgb8"]["stage_mean_ms"]) >= {"decode", "preprocess",
+                                                                 "inference", "postprocess"}
+    gpu = quick_results["gpu"]
+    assert gpu["measured"] or gpu["reason"]  # never silent about GPU figures
+
+
+def test_quick_mode_refuses_to_overwrite_committed_results() -> None:
+    proc = subprocess.run([sys.executable, str(RUN), "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "--out" in proc.stderr
+
+
+def test_device_path_runs_on_cpu_torch() -> None:
+    pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0)")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_gpu
+    from benchmarks.common import load_inputs
+    from sense_perception.core.detector import ObjectDetector
+
+    inputs = load_inputs()
+    inputs.paths, inputs.images = inputs.paths[:2], inputs.images[:2]
+    detector = ObjectDetector.from_params({"runtime.providers": ["CPUExecutionProvider"]})
+    result = bench_gpu.device_path(detector, inputs, "cpu", rounds=1, calls=1)
+    assert result["parity_vs_detect"]["same_detections"], result["parity_vs_detect"]
