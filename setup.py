@@ -62,6 +62,7 @@ setup(
             "pytest>=7",
             "hypothesis>=6",
             "mcap-ros2-support>=0.5",
+            "colcon-common-extensions>=0.3",  # test: the tree builds with colcon as in a ROS workspace
         ],
     },
     entry_points={

@@ -1,0 +1,33 @@
+"""The same tree builds as a ROS 2 ament_python package with colcon (what a ROS workspace runs)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_colcon_build_installs_executables_launch_and_config(tmp_path: Path) -> None:
+    colcon = Path(sys.executable).with_name("colcon")
+    assert colcon.is_file(), "colcon comes with the 'test' extra (colcon-common-extensions)"
+    env = {**os.environ, "COLCON_HOME": str(tmp_path / "colcon_home")}
+    proc = subprocess.run(
+        [str(colcon), "--log-base", str(tmp_path / "log"), "build", "--base-paths", str(ROOT),
+         "--build-base", str(tmp_path / "build"), "--install-base", str(tmp_path / "install"),
+         "--packages-select", "sense_perception"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    prefix = tmp_path / "install" / "sense_perception"
+    # `ros2 run sense_perception <exe>` looks in lib/<package>; `ros2 launch` in share/<package>.
+    for exe in ("object_detector", "driver_monitor", "sense-perception"):
+        assert (prefix / "lib" / "sense_perception" / exe).is_file(), exe
+    share = prefix / "share" / "sense_perception"
+    assert (share / "package.xml").is_file()
+    assert {p.name for p in (share / "launch").iterdir()} >= {
+        "perception.launch.py", "object_detector.launch.py", "driver_monitor.launch.py"}
+    assert (share / "config" / "perception.yaml").is_file()
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "sense_perception").is_file()
+    installed = list((prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.onnx"))
+    assert {p.name for p in installed} == {"picodet_s_416_coco.onnx", "yolox_nano.onnx"}
