@@ -45,6 +45,7 @@ BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "gpu
 TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("pipeline_over_raw", "<= 1.10", lambda v: v <= 1.10),
     ("pipeline_over_raw_with_tracking", "(info)", lambda v: None),
+    ("pipeline_over_raw_bgr_copy", "(info)", lambda v: None),
     ("pipeline_over_raw_jpeg", "(info)", lambda v: None),
     ("pipeline_over_raw_720p", "(info)", lambda v: None),
     ("speedup_vs_cv2dnn", ">= 1.5", lambda v: v >= 1.5),

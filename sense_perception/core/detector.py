@@ -19,6 +19,7 @@ import numpy as np
 from ..config import section_from_params
 from ..errors import ConfigError, ImageDecodeError, ModelError
 from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
+from .image_decode import VIEW_ORDERS, ImageView
 from .labels import LabelMap, build_label_map
 from .model_prepare import prepare_detector_model
 from .model_registry import MODELS, InputSpec, get_model, read_labels
@@ -279,8 +280,13 @@ class ObjectDetector:
         """Detect objects in one BGR uint8 image."""
         return self.detect([image])[0]
 
-    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+    def detect(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         """Detect objects in BGR uint8 HxWx3 images of any sizes.
+
+        An entry may also be an :class:`~sense_perception.core.image_decode.ImageView` (from
+        :func:`~sense_perception.core.image_decode.decode_view`): pixels in another channel order,
+        read where they lie without a full-frame conversion; the detections are those of the same
+        image in BGR, exactly.
 
         Images share inference calls (up to ``max_batch``) when the model allows a batch. With
         tiling on, each image is cut into tiles that are detected together and merged.
@@ -289,7 +295,8 @@ class ObjectDetector:
             One :class:`Detections` per image, boxes in that image's pixels, best score first.
 
         Raises:
-            ImageDecodeError: an entry is not a non-empty BGR uint8 HxWx3 array.
+            ImageDecodeError: an entry is not a non-empty BGR uint8 HxWx3 array or a valid
+                ImageView.
         """
         for index, image in enumerate(images):
             _check_image(index, image)
@@ -299,15 +306,20 @@ class ObjectDetector:
                 return self._detect_images(list(images))
             return self._detect_tiled(list(images))
 
-    def _detect_tiled(self, images: list[np.ndarray]) -> list[Detections]:
+    def _detect_tiled(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         from . import tiling as tiling_mod
 
-        crops, plans = [], []
+        crops: list[np.ndarray | ImageView] = []
+        plans = []
         for image in images:
-            height, width = image.shape[:2]
+            height, width = _pixels(image).shape[:2]
             tiles = tiling_mod.plan_tiles(width, height, self.tiling)
             plans.append(tiles)
-            crops.extend(image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles)
+            if isinstance(image, ImageView):
+                crops.extend(ImageView(image.array[y0:y1, x0:x1], image.order)
+                             for x0, y0, x1, y1 in tiles)
+            else:
+                crops.extend(image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles)
         per_crop = self._detect_images(crops)
         start = time.perf_counter()
         results, cursor = [], 0
@@ -316,7 +328,8 @@ class ObjectDetector:
             cursor += len(tiles)
             for dets, (x0, y0, _, _) in zip(per_tile, tiles, strict=True):
                 dets.boxes += np.array([x0, y0, x0, y0], np.float32)  # tile -> image pixels
-            merged = tiling_mod.merge_tile_detections(per_tile, tiles, image.shape, self.tiling,
+            merged = tiling_mod.merge_tile_detections(per_tile, tiles, _pixels(image).shape,
+                                                      self.tiling,
                                                       self.config.nms_iou)
             if self.config.max_detections and len(merged) > self.config.max_detections:
                 merged = merged.select(np.argsort(-merged.scores, kind="stable")
@@ -325,7 +338,7 @@ class ObjectDetector:
         self.timings["postprocess"] += (time.perf_counter() - start) * 1e3
         return results
 
-    def _detect_images(self, images: list[np.ndarray]) -> list[Detections]:
+    def _detect_images(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         cfg = self.config
         results: list[Detections] = []
         for start in range(0, len(images), self._max_batch):
@@ -339,7 +352,7 @@ class ObjectDetector:
             t2 = time.perf_counter()
             candidates = self._decoder.decode(outputs, cfg.score_threshold)
             for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
-                height, width = image.shape[:2]
+                height, width = _pixels(image).shape[:2]
                 results.append(finalize(cand, transform, width, height, self._label_map,
                                         cfg.nms_iou, cfg.max_detections,
                                         self._decoder.needs_nms))
@@ -350,7 +363,23 @@ class ObjectDetector:
         return results
 
 
+def _pixels(image: np.ndarray | ImageView) -> np.ndarray:
+    return image.array if isinstance(image, ImageView) else image
+
+
 def _check_image(index: int, image: Any) -> None:
+    if isinstance(image, ImageView):
+        array, order = image
+        if order not in VIEW_ORDERS:
+            raise ImageDecodeError(f"images[{index}].order", f"{order!r} is not one of "
+                                                            f"{', '.join(VIEW_ORDERS)}")
+        if (not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 3
+                or array.shape[2] != len(order) or 0 in array.shape):
+            shape = getattr(array, "shape", None)
+            raise ImageDecodeError(f"images[{index}].array", f"expected a uint8 HxWx{len(order)} "
+                                   f"array for order {order!r}, got {type(array).__name__} "
+                                   f"of shape {shape}")
+        return
     if not isinstance(image, np.ndarray):
         raise ImageDecodeError(f"images[{index}]", f"expected a numpy array, got "
                                                   f"{type(image).__name__}")

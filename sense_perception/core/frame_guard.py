@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ImageDecodeError
 from .frame_errors import FrameErrorLedger
-from .image_decode import decode_any
+from .image_decode import ImageView, decode_any, decode_view
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ _DEFAULT_LIMITS = InputLimits()
 class DecodeResult(NamedTuple):
     """What :func:`safe_decode` gives: exactly one of ``image`` and ``error`` is not None."""
 
-    image: np.ndarray | None
+    image: np.ndarray | ImageView | None  # an ImageView only when asked for with zero_copy
     error: ImageDecodeError | None
 
 
@@ -97,7 +97,8 @@ def _check_size(width: int, height: int, limits: InputLimits, compressed: bool) 
             raise _too_large(field, f"{value} px", name, limit)
 
 
-def _decode_within(msg: object, limits: InputLimits) -> np.ndarray:
+def _decode_within(msg: object, limits: InputLimits, zero_copy: bool = False
+                   ) -> np.ndarray | ImageView:
     if hasattr(msg, "format"):
         size = _byte_length(getattr(msg, "data", None))
         if size is not None and size > limits.max_compressed_bytes:
@@ -111,11 +112,13 @@ def _decode_within(msg: object, limits: InputLimits) -> np.ndarray:
     height = _int_or_none(getattr(msg, "height", None))
     if width is not None and height is not None:
         _check_size(width, height, limits, compressed=False)
+    if zero_copy:
+        return decode_view(msg, limits.max_pixels)
     return decode_any(msg, limits.max_pixels)
 
 
 def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErrorLedger | None = None,
-                source: str = "") -> DecodeResult:
+                source: str = "", zero_copy: bool = False) -> DecodeResult:
     """Decode a sensor_msgs/Image or CompressedImage-like message within ``limits``; never raises.
 
     Args:
@@ -123,13 +126,17 @@ def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErr
         limits: size limits; None means the :class:`InputLimits` defaults.
         ledger: where a failure is counted, under ``decode.<field>``; None counts nowhere.
         source: the topic or file the message came from, kept with the error in the ledger.
+        zero_copy: for a raw Image, return an
+            :class:`~sense_perception.core.image_decode.ImageView` from
+            :func:`~sense_perception.core.image_decode.decode_view` (the detector's cheap path; it
+            aliases the message buffer) instead of a BGR copy.
 
     Returns:
         ``(image, None)`` with a new C-contiguous ``(H, W, 3)`` uint8 BGR array, or ``(None, error)``
         with an :class:`~sense_perception.errors.ImageDecodeError` whose ``field`` names the fault.
     """
     try:
-        image = _decode_within(msg, limits or _DEFAULT_LIMITS)
+        image = _decode_within(msg, limits or _DEFAULT_LIMITS, zero_copy)
     except ImageDecodeError as exc:
         error = exc
     except Exception as exc:  # noqa: BLE001 - the promise is that nothing escapes a transport callback

@@ -424,6 +424,65 @@ def decode_any(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     )
 
 
+class ImageView(NamedTuple):
+    """Pixels in a stated channel order, possibly a zero-copy view of a message buffer.
+
+    Attributes:
+        array: ``(H, W, len(order))`` uint8 array; rows may be padded (``strides[0]`` > row bytes)
+            and it may alias, read-only, the buffer of the message it came from.
+        order: channel order, one of :data:`VIEW_ORDERS` (``"bgr"``, ``"rgb"``, ``"bgra"``,
+            ``"rgba"``).
+    """
+
+    array: np.ndarray
+    order: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``array.shape``: code that only looks at the size takes a view like an array."""
+        return self.array.shape
+
+    def to_bgr(self) -> np.ndarray:
+        """New C-contiguous ``(H, W, 3)`` BGR copy (for annotation or debug images)."""
+        return _VIEW_TO_BGR[self.order](self.array)
+
+
+_VIEW_TO_BGR: dict[str, Converter] = {
+    "bgr": _copy,
+    "rgb": _cvt(cv2.COLOR_RGB2BGR),
+    "bgra": _cvt(cv2.COLOR_BGRA2BGR),
+    "rgba": _cvt(cv2.COLOR_RGBA2BGR),
+}
+VIEW_ORDERS: tuple[str, ...] = tuple(_VIEW_TO_BGR)
+# Encodings whose pixels a detector can resize as they lie in the message. mono8 is left out on
+# purpose: OpenCV's 1-channel cubic resize rounds differently from its 3-channel one, so resizing
+# the gray plane would not give the detections of the BGR image bit for bit.
+_VIEW_ENCODINGS = {"bgr8": "bgr", "8UC3": "bgr", "rgb8": "rgb", "bgra8": "bgra", "rgba8": "rgba"}
+
+
+@_wrap_unexpected
+def decode_view(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageView:
+    """Decode without copying where the encoding allows: the cheap path into a detector.
+
+    ``bgr8``, ``rgb8``, ``bgra8`` and ``rgba8`` Images give a view of the message buffer in the
+    message's own channel order (no conversion, no copy), so the detector resizes straight from
+    it and swaps channels on its small network input only. Every other message goes through
+    :func:`decode_any` and comes back as a new BGR array.
+
+    The view is only valid while the message's buffer is alive and unchanged; call
+    :meth:`ImageView.to_bgr` for a copy that outlives it.
+
+    Raises:
+        ImageDecodeError: as :func:`decode_any`.
+    """
+    if not hasattr(msg, "format") and hasattr(msg, "encoding"):
+        order = _VIEW_ENCODINGS.get(_str_field(msg, "encoding"))
+        if order is not None:
+            _, view = _raw_view(msg, max_pixels)
+            return ImageView(view, order)
+    return ImageView(decode_any(msg, max_pixels), "bgr")
+
+
 def _gray16(bgr: np.ndarray) -> np.ndarray:
     # x * 257 spreads 0..255 over 0..65535 so that decoding's >> 8 gives x back exactly.
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16) * np.uint16(257)
@@ -481,9 +540,12 @@ __all__ = [
     "SUPPORTED_COMPRESSED_FORMATS",
     "SUPPORTED_ENCODINGS",
     "EncodingSpec",
+    "ImageView",
+    "VIEW_ORDERS",
     "decode_any",
     "decode_compressed",
     "decode_image",
     "decode_mono16",
+    "decode_view",
     "encode_image",
 ]

@@ -27,7 +27,7 @@ def safe_detect(detector: Any, images: Sequence[np.ndarray]) -> list[DetectResul
     Args:
         detector: anything with ``detect(list[np.ndarray]) -> list[Detections]``
             (:class:`~sense_perception.core.detector.ObjectDetector`).
-        images: BGR frames, one per camera.
+        images: BGR frames (or ImageViews), one per camera.
 
     Returns:
         One :class:`DetectResult` per image, in order. Never raises an ``Exception`` from ``detect``

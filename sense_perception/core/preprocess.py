@@ -5,6 +5,11 @@ then written into the float32 blob through one look-up table per channel (``x * 
 which folds the 1/255 scale, the mean and the std together), reading the planes in the network's
 channel order. No per-frame allocation besides what onnxruntime does.
 
+Images are BGR arrays or :class:`~sense_perception.core.image_decode.ImageView` s in another
+channel order (an rgb8 message buffer, say): the resize reads them as they are and the channel
+order is only resolved on the small resized canvas, by which plane each look-up table reads.
+Resizing works per channel, so this gives the blob of the BGR image bit for bit.
+
 The returned per-image transforms map network-input pixels back to source pixels exactly:
 ``x_src = (x_net - dx) / sx`` with the per-axis scale actually applied by the resize.
 """
@@ -16,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError
+from .image_decode import ImageView
 from .model_registry import InputSpec
 
 INTERPOLATIONS = {
@@ -78,7 +84,8 @@ class PreprocessSpec:
 
 
 class Preprocessor:
-    """Turns lists of BGR uint8 images into a float32 NCHW blob plus back-mapping transforms."""
+    """Turns lists of BGR uint8 images (or :class:`ImageView` s) into a float32 NCHW blob plus
+    back-mapping transforms."""
 
     def __init__(self, spec: PreprocessSpec, max_batch: int = 1) -> None:
         self.spec = spec
@@ -95,9 +102,25 @@ class Preprocessor:
         levels = np.arange(256, dtype=np.float64)
         self._luts = [(levels * (spec.scale / std[c]) + offset[c]).astype(np.float32).reshape(1, -1)
                       for c in range(3)]
-        # Images arrive BGR; an RGB network reads the planes in reverse order.
-        self._source_channel = (2, 1, 0) if spec.color == "rgb" else (0, 1, 2)
-        self._planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+        # Canvas and planes per source channel count (3 or 4), made on first use.
+        self._canvases = {3: self._canvas}
+        self._planes = {3: [np.empty((h, w), np.uint8) for _ in range(3)]}
+        self._source_channels: dict[str, tuple[int, ...]] = {}
+
+    def _source_channel(self, order: str) -> tuple[int, ...]:
+        """Which plane of an ``order`` image each network channel reads (BGR images: 2, 1, 0)."""
+        found = self._source_channels.get(order)
+        if found is None:
+            found = tuple(order.index(ch) for ch in self.spec.color)
+            self._source_channels[order] = found
+        return found
+
+    def _buffers(self, channels: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        if channels not in self._canvases:
+            h, w = self.spec.height, self.spec.width
+            self._canvases[channels] = np.empty((h, w, channels), np.uint8)
+            self._planes[channels] = [np.empty((h, w), np.uint8) for _ in range(channels)]
+        return self._canvases[channels], self._planes[channels]
 
     def geometry(self, width: int, height: int) -> tuple[int, int, np.ndarray]:
         """Resized size and transform ``[sx, sy, dx, dy]`` for a ``width`` x ``height`` image."""
@@ -117,8 +140,8 @@ class Preprocessor:
         # The scale actually applied per axis (not the nominal r): exact back-mapping.
         return nw, nh, np.array([nw / width, nh / height, dx, dy], np.float64)
 
-    def __call__(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Fill the blob with ``images`` (at most ``max_batch``).
+    def __call__(self, images: list[np.ndarray | ImageView]) -> tuple[np.ndarray, np.ndarray]:
+        """Fill the blob with ``images`` (at most ``max_batch``): BGR arrays or ImageViews.
 
         Returns:
             (blob, transforms): a (N, 3, H, W) float32 view of the internal buffer, valid until the
@@ -128,8 +151,12 @@ class Preprocessor:
         if n > self.max_batch:
             raise ValueError(f"{n} images for a preprocessor of max_batch {self.max_batch}")
         transforms = np.empty((n, 4), np.float64)
-        canvas = self._canvas
         for i, image in enumerate(images):
+            if isinstance(image, ImageView):
+                image, order = image
+            else:
+                order = "bgr"
+            canvas, plane_buffers = self._buffers(len(order))
             height, width = image.shape[:2]
             nw, nh, transforms[i] = self.geometry(width, height)
             dx, dy = int(transforms[i, 2]), int(transforms[i, 3])
@@ -137,8 +164,8 @@ class Preprocessor:
                 canvas[...] = int(round(self.spec.pad_value))
             cv2.resize(image, (nw, nh), dst=canvas[dy:dy + nh, dx:dx + nw],
                        interpolation=self._interp)
-            planes = cv2.split(canvas, self._planes)
-            for c, source in enumerate(self._source_channel):
+            planes = cv2.split(canvas, plane_buffers)
+            for c, source in enumerate(self._source_channel(order)):
                 dst = self._blob[i, c]
                 written = cv2.LUT(planes[source], self._luts[c], dst=dst)
                 if written is not dst:  # OpenCV allocated instead of writing in place

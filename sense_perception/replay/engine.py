@@ -20,6 +20,7 @@ import numpy as np
 from ..config import load_params
 from ..core import messages
 from ..core.frame_guard import InputLimits, safe_decode
+from ..core.image_decode import ImageView
 from ..core.inference_guard import safe_detect
 from ..core.topics import output_namespaces
 from ..core.types import Detections, Header
@@ -85,7 +86,7 @@ class _Frame(NamedTuple):
     topic: str
     timestamp: int  # bag time, ns
     header: Header
-    image: np.ndarray
+    image: np.ndarray | ImageView  # a view of the message buffer on exterior cameras
     started: float  # perf_counter() when its decode began
 
 
@@ -367,7 +368,9 @@ class Replayer:
             skipped.add(msg.topic, f"undecodable image: {str(exc)[:200]}")
             return None
         limits = self._limits["cabin" if msg.topic == self._cabin else "exterior"]
-        image, error = safe_decode(ros_msg, limits)
+        # Exterior frames only feed the detector: it reads a raw Image where it lies (no
+        # full-frame BGR copy). The cabin's face pipeline wants BGR.
+        image, error = safe_decode(ros_msg, limits, zero_copy=msg.topic != self._cabin)
         if error is not None:
             skipped.add(msg.topic, f"undecodable image: {str(error)[:200]}")
             return None
@@ -421,7 +424,8 @@ class Replayer:
             self._cam_stats[frame.topic]["frames"] += 1
             self._cam_stats[frame.topic]["detections"] += len(dets)
             if self._videos is not None and self.options.video:
-                self._videos.write(frame.topic, _annotate(frame.image, dets, detector.label_names),
+                self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets,
+                                                          detector.label_names),
                                    frame.header.seconds)
         pending.clear()
 
@@ -509,6 +513,11 @@ def _identity_caption(result: Any) -> str:
     state = state_name(result)
     who = result.display_name or result.driver_id
     return f"driver: {state}" + (f" ({who}, {result.score:.2f})" if who else "")
+
+
+def _bgr(image: np.ndarray | ImageView) -> np.ndarray:
+    # Only the annotated video needs BGR pixels; the conversion is paid only when it is on.
+    return image.to_bgr() if isinstance(image, ImageView) else image
 
 
 def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "") -> np.ndarray:

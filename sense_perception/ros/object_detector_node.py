@@ -110,7 +110,8 @@ class ObjectDetectorNode(PerceptionNode):
     # -- frames -------------------------------------------------------------------------------------
 
     def process(self, frames: list[Frame]) -> None:
-        decoded = [(f, self.decode(f)) for f in frames]
+        # The detector reads raw rgb8/bgr8/... Images in place; BGR only for the debug image.
+        decoded = [(f, self.decode(f, zero_copy=True)) for f in frames]
         decoded = [(f, img) for f, img in decoded if img is not None]
         if not decoded:
             return
@@ -154,10 +155,13 @@ class ObjectDetectorNode(PerceptionNode):
         return extra
 
 
-def _annotate(image: np.ndarray, dets: Any, names: Any) -> np.ndarray:
+def _annotate(image: Any, dets: Any, names: Any) -> np.ndarray:
     from ..core.annotate import draw_detections
+    from ..core.image_decode import ImageView
 
-    return draw_detections(image, dets, names, copy=False)  # the decoded frame is ours to draw on
+    # An ImageView aliases the message: draw on a BGR copy. A decoded BGR frame is ours to draw on.
+    bgr = image.to_bgr() if isinstance(image, ImageView) else image
+    return draw_detections(bgr, dets, names, copy=False)
 
 
 def _image_dict(header: Header, bgr: np.ndarray) -> dict[str, Any]:

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, anchor_grid, best_class,
-                   total_cells)
+from .base import Candidates, Decoder, OutputFormatError, OutputLayout, anchor_grid, total_cells
 
 _STRIDE_CHOICES = (4, 8, 16, 32, 64, 128)
 _SINGLE_STRIDES = ((8, 16, 32, 64), (8, 16, 32))
@@ -49,6 +48,7 @@ class GFLDecoder(Decoder):
         self._points, self._anchor_strides = anchor_grid(
             layout.input_width, layout.input_height, self.strides, self.cell_offset)
         self._bins = np.arange(self.reg_max + 1, dtype=np.float32)
+        self._rows: dict[int, np.ndarray] = {}  # arange(n) per anchor count, made once
 
     def _init_single(self, shape: tuple[int, ...]) -> None:
         layout = self.layout
@@ -105,24 +105,37 @@ class GFLDecoder(Decoder):
     def decode(self, outputs: Sequence[np.ndarray], score_threshold: float) -> list[Candidates]:
         c = self.layout.num_classes
         if self.single:
-            scores = outputs[0][:, :, :c]
-            dists = outputs[0][:, :, c:]
-            cls, best = best_class(scores)
+            levels = [(outputs[0][:, :, :c], outputs[0][:, :, c:])]
         else:
-            per_level = [best_class(outputs[a]) for a, _ in self._order]
-            cls = np.concatenate([p[0] for p in per_level], axis=1)
-            best = np.concatenate([p[1] for p in per_level], axis=1)
-            dists = np.concatenate([outputs[b] for _, b in self._order], axis=1)
-        best = self.activate(best)
+            levels = [(outputs[a], outputs[b]) for a, b in self._order]
+        per_level = [scores.argmax(axis=2) for scores, _ in levels]
+        cls = np.concatenate(per_level, axis=1)
+        best = self.activate(np.concatenate([self._gather_best(scores, idx) for (scores, _), idx
+                                             in zip(levels, per_level)], axis=1))
+        bounds = np.cumsum([0] + [scores.shape[1] for scores, _ in levels])
         results = []
         for b in range(best.shape[0]):
             keep = np.flatnonzero(best[b] >= score_threshold)
             if keep.size == 0:
                 results.append(Candidates.empty())
                 continue
-            results.append(Candidates(self._boxes(dists[b, keep], keep),
-                                      best[b, keep].astype(np.float32), cls[b, keep]))
+            # Box distributions only for the anchors that pass, level by level: no copy of the
+            # whole box maps.
+            cuts = np.searchsorted(keep, bounds)
+            dists = np.concatenate([reg[b, keep[lo:hi] - start] for (_, reg), lo, hi, start
+                                    in zip(levels, cuts[:-1], cuts[1:], bounds[:-1])])
+            results.append(Candidates(self._boxes(dists, keep), best[b, keep].astype(np.float32),
+                                      cls[b, keep].astype(np.int32)))
         return results
+
+    def _gather_best(self, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """``scores`` at ``idx`` along the class axis; cheaper than take_along_axis, and than a
+        second max pass, which numpy runs slowly along a short last axis."""
+        n = idx.size
+        rows = self._rows.get(n)
+        if rows is None:
+            rows = self._rows[n] = np.arange(n)
+        return scores.reshape(n, -1)[rows, idx.reshape(-1)].reshape(idx.shape)
 
     def _boxes(self, reg: np.ndarray, keep: np.ndarray) -> np.ndarray:
         logits = reg.reshape(-1, 4, self.reg_max + 1).astype(np.float32)
