@@ -36,7 +36,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import GalleryError
+from ..fileio import atomic_write, fsync_dir
 
 #: Length of a stored template: SFace embeddings are 128-D (checked against the model in tests).
 EMBEDDING_DIM = 128
@@ -253,14 +253,6 @@ def _decode_templates(rows: Sequence[str], where: str) -> np.ndarray:
     return np.asarray(arr, np.float32).reshape(-1, EMBEDDING_DIM)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _scrub(fd: int) -> None:
     """Overwrite an (already replaced) file's content with zeros through its open descriptor."""
     size = os.fstat(fd).st_size
@@ -270,6 +262,21 @@ def _scrub(fd: int) -> None:
     while written < size:
         written += os.write(fd, zeros[: size - written])
     os.fsync(fd)
+
+
+def _erase_file(path: Path, what: str) -> None:
+    """Zero a file's content, then delete it; a file already gone is fine."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            _scrub(fd)
+        finally:
+            os.close(fd)
+        path.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise GalleryError(f"{what} {path} could not be erased: {exc}; delete it by hand") from exc
 
 
 class GalleryStore:
@@ -447,7 +454,6 @@ class GalleryStore:
 
     def _replace(self, target: Path, data: bytes) -> None:
         """Atomically replace ``target`` with ``data`` (mode 0600), then zero the old inode."""
-        folder = target.parent
         try:
             old_fd = os.open(target, os.O_WRONLY)
         except FileNotFoundError:
@@ -455,17 +461,7 @@ class GalleryStore:
         except OSError as exc:
             raise GalleryError(f"gallery {target} cannot be opened for writing: {exc}") from exc
         try:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:  # mkstemp creates the file with mode 0600
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            _fsync_dir(folder)
+            atomic_write(target, data, temp_prefix=f".{self.path.name}.")
             if old_fd is not None:
                 _scrub(old_fd)
         except OSError as exc:
@@ -480,18 +476,7 @@ class GalleryStore:
         Called under the exclusive lock, so no live writer owns one of them.
         """
         for path in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
-            try:
-                fd = os.open(path, os.O_WRONLY)
-                try:
-                    _scrub(fd)
-                finally:
-                    os.close(fd)
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise GalleryError(f"stale gallery temp file {path} could not be erased: {exc}; "
-                                   "delete it by hand") from exc
+            _erase_file(path, "stale gallery temp file")
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -636,7 +621,7 @@ class GalleryStore:
                 f.flush()
                 os.fsync(f.fileno())
             names.append(name)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return names
 
     def _erase_images(self, record: DriverRecord) -> None:
@@ -645,22 +630,11 @@ class GalleryStore:
         paths = set(folder.glob(f"{record.id}_*")) if folder.is_dir() else set()
         paths |= {folder / n for n in record.images if (folder / n).exists()}
         for path in paths:
-            try:
-                fd = os.open(path, os.O_WRONLY)
-                try:
-                    _scrub(fd)
-                finally:
-                    os.close(fd)
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise GalleryError(f"kept image {path} could not be erased: {exc}; delete it by "
-                                   "hand") from exc
+            _erase_file(path, "kept image")
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         if folder.parent.is_dir():
-            _fsync_dir(folder.parent)
+            fsync_dir(folder.parent)
 
 
 def _digest(body: object) -> str:

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..core.model_registry import ModelSpec, get_model, sha256_file
 from ..errors import ModelError
+from ..fileio import atomic_write
 
 if TYPE_CHECKING:
     import onnx
@@ -125,25 +125,6 @@ def fold_constant_dequantize(model: onnx.ModelProto, dynamic_batch: bool = False
     return model
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 _FOLD_OPTIONS = {"yunet": {"dynamic_hw": True}, "sface": {"dynamic_batch": True}}
 
 
@@ -178,10 +159,11 @@ def folded_model_path(name: str, directory: str | Path | None = None) -> Path:
     model = fold_constant_dequantize(onnx.load(str(source)), **_FOLD_OPTIONS[name])
     data = model.SerializeToString()
     try:
-        _atomic_write(target, data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, data)
         meta = {"source": str(source), "source_sha256": spec.sha256, "fold_version": FOLD_VERSION,
                 "sha256": hashlib.sha256(data).hexdigest(), "onnx": onnx.__version__}
-        _atomic_write(sidecar, json.dumps(meta, indent=2).encode())
+        atomic_write(sidecar, json.dumps(meta, indent=2).encode())
     except OSError as exc:
         raise ModelError(f"cannot write the folded model cache {target}: {exc}; fix: make the "
                          f"directory writable or set {CACHE_ENV} to a writable directory") from exc
