@@ -6,15 +6,14 @@ at least 60 px tall, and not a rider (riders and their bikes merge into one shap
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from support import load_eval_recall
 from sense_perception.core.detector import DetectorConfig, ObjectDetector
 from sense_perception.core.labels import AD_LABELS
 from sense_perception.core.runtime import RuntimeOptions
@@ -27,15 +26,7 @@ CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
 MIN_CLEAR_HEIGHT = 60
 
 
-def _eval_module():
-    spec = importlib.util.spec_from_file_location("eval_recall", REPO / "tools" / "eval_recall.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_recall"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _eval_module()
+ev = load_eval_recall()
 
 
 @pytest.fixture(scope="module")

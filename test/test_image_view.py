@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from support import RawImage
 from sense_perception.core.detector import DetectorConfig, ObjectDetector
 from sense_perception.core.image_decode import (ImageView, decode_any, decode_view,
                                                 encode_image)
@@ -26,27 +26,15 @@ CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
 VIEW_ENCODINGS = {"bgr8": "bgr", "rgb8": "rgb", "bgra8": "bgra", "rgba8": "rgba"}
 
 
-@dataclass
-class Image:
-    """A plain dataclass with the fields of sensor_msgs/Image."""
-
-    height: int
-    width: int
-    encoding: str
-    is_bigendian: int
-    step: int
-    data: Any
-
-
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
     assert len(FRAMES) == 5, f"expected the 5 street frames in {STREET}"
     return [cv2.imread(str(p)) for p in FRAMES]
 
 
-def message(bgr: np.ndarray, encoding: str, padding: int = 0) -> Image:
+def message(bgr: np.ndarray, encoding: str, padding: int = 0) -> RawImage:
     step, data = encode_image(bgr, encoding, row_padding=padding)
-    return Image(bgr.shape[0], bgr.shape[1], encoding, 0, step, data)
+    return RawImage(bgr.shape[0], bgr.shape[1], encoding, 0, step, data)
 
 
 @pytest.mark.parametrize("padding", [0, 5])
@@ -70,7 +58,7 @@ def test_view_equals_decode_any_with_row_padding(frames: list[np.ndarray], encod
 def test_other_encodings_fall_back_to_a_bgr_copy(frames: list[np.ndarray], encoding: str) -> None:
     image = frames[0][:6, :8]
     if encoding == "yuv422":
-        msg = Image(2, 2, "yuv422", 0, 4, bytes([128, 16, 128, 16, 128, 235, 128, 235]))
+        msg = RawImage(2, 2, "yuv422", 0, 4, bytes([128, 16, 128, 16, 128, 235, 128, 235]))
     else:
         msg = message(image, encoding, padding=3)
     view = decode_view(msg)
@@ -97,7 +85,7 @@ def test_view_decode_errors_name_the_field(frames: list[np.ndarray]) -> None:
         decode_view(msg)
     assert info.value.field == "step"
     with pytest.raises(ImageDecodeError) as info:
-        decode_view(Image(4, 4, "rgb9", 0, 12, bytes(48)))
+        decode_view(RawImage(4, 4, "rgb9", 0, 12, bytes(48)))
     assert info.value.field == "encoding"
 
 

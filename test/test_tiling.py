@@ -1,14 +1,13 @@
 """Tiling: the tile plan, the tile-aware merge (synthetic boxes) and its effect on real frames."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from support import load_eval_recall
 from sense_perception.config import section_from_params
 from sense_perception.core.postprocess import nms_class_aware
 from sense_perception.core.tiling import TilingConfig, merge_tile_detections, plan_tiles
@@ -238,17 +237,9 @@ def test_merge_output_is_sorted_and_tracks_unset() -> None:
 # ---- real frames: the real detector with and without tiling vs the hand labels ----------------
 
 
-def _eval_module():
-    spec = importlib.util.spec_from_file_location("eval_recall", REPO / "tools" / "eval_recall.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_recall"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def ev():
-    return _eval_module()
+    return load_eval_recall()
 
 
 @pytest.fixture(scope="module")
