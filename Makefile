@@ -8,7 +8,13 @@ ROS_VENV := .venv-ros
 $(VENV)/.installed: setup.py
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,torch]'
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+# CPU torch, only for the test of the GPU pre-processing math on a CPU torch device; the demo and
+# the package itself never need it. (On these machines torch==2.13.0 is a CPU wheel on disk.)
+$(VENV)/.torch: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e '.[torch]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -19,7 +25,7 @@ ros-env: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/sense-perception replay sense_perception/data/sample_bag --out demo_out --force --cabin /camera/cabin/image_raw/compressed --video
 
-test-core: venv
+test-core: $(VENV)/.torch
 	$(VENV)/bin/python -m pytest -m "not ros" test
 
 test-ros: ros-env
@@ -27,7 +33,7 @@ test-ros: ros-env
 
 test: test-core test-ros
 
-bench: venv
+bench: $(VENV)/.torch
 	$(VENV)/bin/python benchmarks/run.py
 
 clean:
