@@ -73,20 +73,6 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def read_image(path: str) -> Any:
-    """Read an image as BGR uint8; raises :class:`ImageDecodeError` naming the file."""
-    import cv2
-
-    file = Path(path)
-    if not file.is_file():
-        raise ImageDecodeError("file", f"cannot read {path}: no such file")
-    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageDecodeError("file", f"cannot read {path}: not a decodable image (unknown "
-                                       "format or truncated file)")
-    return image
-
-
 def _output_name(path: str, used: set[str]) -> str:
     p = Path(path)
     suffix = p.suffix.lower() if p.suffix.lower() in _WRITABLE else ".png"
@@ -132,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..core.annotate import draw_detections
     from ..core.detector import ObjectDetector
+    from ..core.image_decode import read_image_file
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -153,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             batch, images = [], []
             for path in paths[start:start + args.batch_size]:
                 try:
-                    images.append(read_image(path))
+                    images.append(read_image_file(path))
                     batch.append(path)
                 except ImageDecodeError as exc:
                     failed += 1

@@ -62,16 +62,6 @@ def _still_engine(settings: Any) -> Any:
                       settings.runtime.options())
 
 
-def _read_image(path: str | Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageDecodeError(str(path), "cannot be read as an image (missing file or unknown "
-                                          "format); give a JPEG or PNG file")
-    return image
-
-
 # -- enroll ---------------------------------------------------------------------------------------
 
 def _bag_frames(bag: str, topic: str, stride: int) -> Iterator[tuple[str, np.ndarray]]:
@@ -100,11 +90,13 @@ def _bag_frames(bag: str, topic: str, stride: int) -> Iterator[tuple[str, np.nda
 
 def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Embeddings, aligned crops and source labels of the faces to enrol."""
+    from ..core.image_decode import read_image_file
+
     embs, crops, labels = [], [], []
     if args.images:
         engine = _still_engine(settings)
         for path in args.images:
-            image = _read_image(path)
+            image = read_image_file(path)
             faces = engine.detect(image)
             if len(faces) != 1:
                 raise GalleryError(
@@ -229,6 +221,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 # -- identify -------------------------------------------------------------------------------------
 
 def cmd_identify(args: argparse.Namespace) -> int:
+    from ..core.image_decode import read_image_file
+
     from ..face.identify import TemplateIndex
 
     settings = _settings(args)
@@ -237,7 +231,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     threshold = settings.identity.match_threshold
     results = []
     for path in args.images:
-        image = _read_image(path)
+        image = read_image_file(path)
         faces, _, emb, _ = engine.driver_embedding(image)
         row: dict[str, Any] = {"image": str(path), "faces": len(faces), "driver_id": None,
                                "name": None, "score": None, "verdict": "no_face"}
@@ -299,11 +293,13 @@ def rates(scores: np.ndarray, same: np.ndarray, thresholds: Sequence[float]) -> 
 def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, threshold: float,
              table: Sequence[float] = DEFAULT_TABLE, augment: bool = False) -> dict[str, Any]:
     """Score every pair and return the eval JSON document (see ``driver eval --help``)."""
+    from ..core.image_decode import read_image_file
+
     from ..face.augment import AUGMENTATIONS, augment as make_variants
 
     images: dict[str, np.ndarray] = {}
     for name in {p for pair in pairs for p in pair[:2]}:
-        images[name] = _read_image(root / name)
+        images[name] = read_image_file(root / name)
     all_pairs = list(pairs)
     if augment:
         for name in sorted(images):
