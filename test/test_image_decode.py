@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from support import RawImage as Image
 from sense_perception.core.image_decode import (
     ENCODABLE_ENCODINGS,
     SUPPORTED_ENCODINGS,
@@ -36,18 +37,6 @@ PNG_PATH = STREET / "comma2k19_highway280_rav4_preview.png"
 
 H, W = 6, 8  # even width (YUV 4:2:2), quadrant borders on even columns and rows
 PAD_BYTE = 0xEE  # padding filler: leaks into the output if step is ignored
-
-
-@dataclass
-class Image:
-    """A plain dataclass with the fields of sensor_msgs/Image."""
-
-    height: int
-    width: int
-    encoding: str
-    is_bigendian: int
-    step: int
-    data: Any
 
 
 @dataclass
