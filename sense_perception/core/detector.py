@@ -19,7 +19,7 @@ import numpy as np
 from ..config import section_from_params
 from ..errors import ConfigError, ImageDecodeError, ModelError
 from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
-from .image_decode import VIEW_ORDERS, ImageView
+from .image_decode import VIEW_ORDERS, ImageView, SizeFloor
 from .labels import LabelMap, build_label_map
 from .model_prepare import prepare_detector_model
 from .model_registry import MODELS, InputSpec, get_model, read_labels
@@ -86,6 +86,11 @@ class DetectorConfig:
         score_activation: ``none`` if the model outputs probabilities, ``sigmoid`` for logits.
         cell_offset: GFL anchor-point offset in cells (negative = layout default: 0.5 for
             split outputs as PicoDet, 0.0 for NanoDet-Plus single output).
+        reduced_jpeg_decode: let nodes and replay decode a JPEG CompressedImage at 1/2, 1/4 or
+            1/8 scale (libjpeg's DCT scaling, 2-3x faster) when that is still at least the
+            network's resized input; boxes stay in full-image pixels. Off (or with tiling on):
+            always full resolution. The detections are close to, not bit-identical with, those
+            of a full decode.
     """
 
     model: str = "picodet_s_416"
@@ -109,6 +114,7 @@ class DetectorConfig:
     interpolation: str = ""
     score_activation: str = "none"
     cell_offset: float = -1.0
+    reduced_jpeg_decode: bool = True
 
     def __post_init__(self) -> None:
         for key in ("score_threshold", "nms_iou"):
@@ -225,6 +231,20 @@ class ObjectDetector:
         """Network input (width, height)."""
         return self.preprocess_spec.width, self.preprocess_spec.height
 
+    @property
+    def decode_floor(self) -> SizeFloor | None:
+        """What a JPEG frame may be decoded down to for this detector (the ``size_floor`` of
+        :func:`~sense_perception.core.frame_guard.safe_decode`): the resized network input, or
+        None (full resolution) when ``reduced_jpeg_decode`` is off or tiling is on (tiles need
+        the camera's full resolution)."""
+        if not self.config.reduced_jpeg_decode or _tiling_on(self.tiling):
+            return None
+        return self._resized_size
+
+    def _resized_size(self, width: int, height: int) -> tuple[int, int]:
+        nw, nh, _ = self._pre.geometry(width, height)
+        return nw, nh
+
     def _input_geometry(self, registry_input: InputSpec | None) -> tuple[int, int, Any]:
         inputs = self._model.inputs
         if len(inputs) != 1:
@@ -302,7 +322,7 @@ class ObjectDetector:
             _check_image(index, image)
         with self._lock:
             self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-            if self.tiling is None or getattr(self.tiling, "mode", "off") == "off":
+            if not _tiling_on(self.tiling):
                 return self._detect_images(list(images))
             return self._detect_tiled(list(images))
 
@@ -312,7 +332,7 @@ class ObjectDetector:
         crops: list[np.ndarray | ImageView] = []
         plans = []
         for image in images:
-            height, width = _pixels(image).shape[:2]
+            height, width = _pixels(image).shape[:2]  # a reduced decode is tiled as it is
             tiles = tiling_mod.plan_tiles(width, height, self.tiling)
             plans.append(tiles)
             if isinstance(image, ImageView):
@@ -334,6 +354,10 @@ class ObjectDetector:
             if self.config.max_detections and len(merged) > self.config.max_detections:
                 merged = merged.select(np.argsort(-merged.scores, kind="stable")
                                        [:self.config.max_detections])
+            if isinstance(image, ImageView) and image.full_size is not None:
+                width, height = image.full_size
+                merged.boxes *= np.array([width / _pixels(image).shape[1],
+                                          height / _pixels(image).shape[0]] * 2, np.float32)
             results.append(merged)
         self.timings["postprocess"] += (time.perf_counter() - start) * 1e3
         return results
@@ -352,7 +376,7 @@ class ObjectDetector:
             t2 = time.perf_counter()
             candidates = self._decoder.decode(outputs, cfg.score_threshold)
             for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
-                height, width = _pixels(image).shape[:2]
+                width, height = _source_size(image)
                 results.append(finalize(cand, transform, width, height, self._label_map,
                                         cfg.nms_iou, cfg.max_detections,
                                         self._decoder.needs_nms))
@@ -367,9 +391,24 @@ def _pixels(image: np.ndarray | ImageView) -> np.ndarray:
     return image.array if isinstance(image, ImageView) else image
 
 
+def _tiling_on(tiling: Any) -> bool:
+    return tiling is not None and getattr(tiling, "mode", "off") != "off"
+
+
+def _source_size(image: np.ndarray | ImageView) -> tuple[int, int]:
+    """(width, height) the detections are reported in: the full image of a reduced decode."""
+    if isinstance(image, ImageView):
+        return image.source_size
+    return image.shape[1], image.shape[0]
+
+
 def _check_image(index: int, image: Any) -> None:
     if isinstance(image, ImageView):
-        array, order = image
+        array, order, full_size = image
+        if full_size is not None and (not isinstance(full_size, tuple) or len(full_size) != 2 or
+                                      not all(isinstance(v, int) and v > 0 for v in full_size)):
+            raise ImageDecodeError(f"images[{index}].full_size", f"expected (width, height) "
+                                   f"positive integers or None, got {full_size!r}")
         if order not in VIEW_ORDERS:
             raise ImageDecodeError(f"images[{index}].order", f"{order!r} is not one of "
                                                             f"{', '.join(VIEW_ORDERS)}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ImageDecodeError
 from .frame_errors import FrameErrorLedger
-from .image_decode import ImageView, decode_any, decode_view
+from .image_decode import ImageView, SizeFloor, decode_any, decode_view
 
 
 @dataclass(frozen=True)
@@ -97,15 +97,19 @@ def _check_size(width: int, height: int, limits: InputLimits, compressed: bool) 
             raise _too_large(field, f"{value} px", name, limit)
 
 
-def _decode_within(msg: object, limits: InputLimits, zero_copy: bool = False
-                   ) -> np.ndarray | ImageView:
+def _decode_within(msg: object, limits: InputLimits, zero_copy: bool = False,
+                   size_floor: SizeFloor | None = None) -> np.ndarray | ImageView:
     if hasattr(msg, "format"):
         size = _byte_length(getattr(msg, "data", None))
         if size is not None and size > limits.max_compressed_bytes:
             raise _too_large("data", f"{size} bytes", "max_compressed_bytes", limits.max_compressed_bytes)
+        if zero_copy:
+            view = decode_view(msg, limits.max_pixels, size_floor)
+            # The codec has already allocated at most max_pixels; reject a shape outside the limits
+            # anyway so that what passes does not depend on the transport.
+            _check_size(*view.source_size, limits, compressed=True)
+            return view
         image = decode_any(msg, limits.max_pixels)
-        # The codec has already allocated at most max_pixels; reject a shape outside the limits anyway
-        # so that what passes does not depend on the transport.
         _check_size(image.shape[1], image.shape[0], limits, compressed=True)
         return image
     width = _int_or_none(getattr(msg, "width", None))
@@ -118,7 +122,8 @@ def _decode_within(msg: object, limits: InputLimits, zero_copy: bool = False
 
 
 def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErrorLedger | None = None,
-                source: str = "", zero_copy: bool = False) -> DecodeResult:
+                source: str = "", zero_copy: bool = False,
+                size_floor: SizeFloor | None = None) -> DecodeResult:
     """Decode a sensor_msgs/Image or CompressedImage-like message within ``limits``; never raises.
 
     Args:
@@ -129,14 +134,18 @@ def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErr
         zero_copy: for a raw Image, return an
             :class:`~sense_perception.core.image_decode.ImageView` from
             :func:`~sense_perception.core.image_decode.decode_view` (the detector's cheap path; it
-            aliases the message buffer) instead of a BGR copy.
+            aliases the message buffer) instead of a BGR copy; a CompressedImage comes back as
+            an ImageView too.
+        size_floor: with ``zero_copy``, lets a JPEG decode at reduced scale down to this size
+            (see :func:`~sense_perception.core.image_decode.decode_view`);
+            :meth:`~sense_perception.core.detector.ObjectDetector.decode_floor` gives it.
 
     Returns:
-        ``(image, None)`` with a new C-contiguous ``(H, W, 3)`` uint8 BGR array, or ``(None, error)``
-        with an :class:`~sense_perception.errors.ImageDecodeError` whose ``field`` names the fault.
+        ``(image, None)`` with a new C-contiguous ``(H, W, 3)`` uint8 BGR array (an ImageView with
+        ``zero_copy``), or ``(None, error)`` with an :class:`~sense_perception.errors.ImageDecodeError` whose ``field`` names the fault.
     """
     try:
-        image = _decode_within(msg, limits or _DEFAULT_LIMITS, zero_copy)
+        image = _decode_within(msg, limits or _DEFAULT_LIMITS, zero_copy, size_floor)
     except ImageDecodeError as exc:
         error = exc
     except Exception as exc:  # noqa: BLE001 - the promise is that nothing escapes a transport callback

@@ -372,6 +372,49 @@ def _check_header(buf: np.ndarray, codec: str, max_pixels: int) -> tuple[int, in
     return width, height
 
 
+# libjpeg decodes at 1/2, 1/4 or 1/8 scale in the DCT domain: far less work than a full decode.
+_JPEG_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                       4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+SizeFloor = Callable[[int, int], tuple[int, int]]
+
+
+def jpeg_reduction(width: int, height: int, floor: tuple[int, int]) -> int:
+    """Largest libjpeg scale denominator (8, 4, 2 or 1) whose output, ``ceil(width / r)`` x
+    ``ceil(height / r)``, is still at least ``floor`` = (width, height) in both directions."""
+    for r in (8, 4, 2):
+        if -(-width // r) >= floor[0] and -(-height // r) >= floor[1]:
+            return r
+    return 1
+
+
+def _decode_compressed(msg: object, max_pixels: int, size_floor: SizeFloor | None
+                       ) -> tuple[np.ndarray, int, int]:
+    """(BGR pixels, full width, full height); the pixels are a reduced-scale JPEG decode when
+    ``size_floor`` (full width, height -> smallest acceptable width, height) allows one."""
+    _check_max_pixels(max_pixels)
+    fmt = _parse_format(_str_field(msg, "format"))
+    buf = _as_bytes(_field(msg, "data"))
+    if buf.size == 0:
+        raise ImageDecodeError("data", "is empty")
+    width, height = _check_header(buf, fmt.codec, max_pixels)
+    r = 1
+    if size_floor is not None and buf[:3].tobytes() == _JPEG_MAGIC:
+        r = jpeg_reduction(width, height, size_floor(width, height))
+    image = cv2.imdecode(buf, _JPEG_REDUCED_FLAGS[r] | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise ImageDecodeError("data", f"corrupt image: OpenCV cannot decode these {buf.size} bytes")
+    expected = (-(-height // r), -(-width // r))
+    if image.shape[:2] != expected:
+        scale = f" at 1/{r} scale" if r > 1 else ""
+        raise ImageDecodeError(
+            "data", f"decoded size {image.shape[1]}x{image.shape[0]}{scale} differs from header "
+                    f"{width}x{height}")
+    if fmt.rgb_order:
+        cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=image)
+    return image, width, height
+
+
 @_wrap_unexpected
 def decode_compressed(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage-like message (JPEG or PNG) to BGR.
@@ -391,22 +434,7 @@ def decode_compressed(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
     Raises:
         ImageDecodeError: unsupported ``format``; empty, truncated, corrupt or oversized ``data``.
     """
-    _check_max_pixels(max_pixels)
-    fmt = _parse_format(_str_field(msg, "format"))
-    buf = _as_bytes(_field(msg, "data"))
-    if buf.size == 0:
-        raise ImageDecodeError("data", "is empty")
-    width, height = _check_header(buf, fmt.codec, max_pixels)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise ImageDecodeError("data", f"corrupt image: OpenCV cannot decode these {buf.size} bytes")
-    if image.shape[:2] != (height, width):
-        raise ImageDecodeError(
-            "data", f"decoded size {image.shape[1]}x{image.shape[0]} differs from header {width}x{height}"
-        )
-    if fmt.rgb_order:
-        cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=image)
-    return image
+    return _decode_compressed(msg, max_pixels, None)[0]
 
 
 @_wrap_unexpected
@@ -433,19 +461,37 @@ class ImageView(NamedTuple):
             and it may alias, read-only, the buffer of the message it came from.
         order: channel order, one of :data:`VIEW_ORDERS` (``"bgr"``, ``"rgb"``, ``"bgra"``,
             ``"rgba"``).
+        full_size: (width, height) of the message's image when ``array`` is a reduced-scale
+            decode of it (see :func:`decode_view`'s ``size_floor``); None when it is full size.
     """
 
     array: np.ndarray
     order: str
+    full_size: tuple[int, int] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
         """``array.shape``: code that only looks at the size takes a view like an array."""
         return self.array.shape
 
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(width, height) of the image the message carries: detections are reported in it."""
+        if self.full_size is not None:
+            return self.full_size
+        return self.array.shape[1], self.array.shape[0]
+
     def to_bgr(self) -> np.ndarray:
-        """New C-contiguous ``(H, W, 3)`` BGR copy (for annotation or debug images)."""
+        """New C-contiguous ``(H, W, 3)`` BGR copy of ``array`` (for annotation or debug images)."""
         return _VIEW_TO_BGR[self.order](self.array)
+
+    def full_bgr(self) -> np.ndarray:
+        """BGR copy at :attr:`source_size` (a reduced decode is scaled back up), so that
+        detections, which are in source pixels, can be drawn on it as they are."""
+        bgr = self.to_bgr()
+        if self.full_size is None or self.full_size == (bgr.shape[1], bgr.shape[0]):
+            return bgr
+        return cv2.resize(bgr, self.full_size, interpolation=cv2.INTER_LINEAR)
 
 
 _VIEW_TO_BGR: dict[str, Converter] = {
@@ -462,7 +508,8 @@ _VIEW_ENCODINGS = {"bgr8": "bgr", "8UC3": "bgr", "rgb8": "rgb", "bgra8": "bgra",
 
 
 @_wrap_unexpected
-def decode_view(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageView:
+def decode_view(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS,
+                size_floor: SizeFloor | None = None) -> ImageView:
     """Decode without copying where the encoding allows: the cheap path into a detector.
 
     ``bgr8``, ``rgb8``, ``bgra8`` and ``rgba8`` Images give a view of the message buffer in the
@@ -473,10 +520,22 @@ def decode_view(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageView:
     The view is only valid while the message's buffer is alive and unchanged; call
     :meth:`ImageView.to_bgr` for a copy that outlives it.
 
+    Args:
+        msg: a sensor_msgs/Image or CompressedImage-like message.
+        max_pixels: largest ``height*width`` accepted, checked before any allocation.
+        size_floor: for JPEG CompressedImages: given the full (width, height), the smallest
+            (width, height) the consumer needs (a detector: its resized network input). The JPEG
+            is then decoded at the smallest libjpeg scale (1/2, 1/4, 1/8) that still meets it,
+            and the view's ``full_size`` says the full size. None: always full resolution.
+
     Raises:
         ImageDecodeError: as :func:`decode_any`.
     """
-    if not hasattr(msg, "format") and hasattr(msg, "encoding"):
+    if hasattr(msg, "format"):
+        image, width, height = _decode_compressed(msg, max_pixels, size_floor)
+        reduced = (width, height) != (image.shape[1], image.shape[0])
+        return ImageView(image, "bgr", (width, height) if reduced else None)
+    if hasattr(msg, "encoding"):
         order = _VIEW_ENCODINGS.get(_str_field(msg, "encoding"))
         if order is not None:
             _, view = _raw_view(msg, max_pixels)

@@ -11,7 +11,8 @@ order is only resolved on the small resized canvas, by which plane each look-up 
 Resizing works per channel, so this gives the blob of the BGR image bit for bit.
 
 The returned per-image transforms map network-input pixels back to source pixels exactly:
-``x_src = (x_net - dx) / sx`` with the per-axis scale actually applied by the resize.
+``x_src = (x_net - dx) / sx`` with the per-axis scale actually applied by the resize (for an
+ImageView with ``full_size``, a reduced-scale decode, the source is the full image).
 """
 from __future__ import annotations
 
@@ -152,14 +153,19 @@ class Preprocessor:
             raise ValueError(f"{n} images for a preprocessor of max_batch {self.max_batch}")
         transforms = np.empty((n, 4), np.float64)
         for i, image in enumerate(images):
+            full_size = None
             if isinstance(image, ImageView):
-                image, order = image
+                image, order, full_size = image
             else:
                 order = "bgr"
             canvas, plane_buffers = self._buffers(len(order))
             height, width = image.shape[:2]
             nw, nh, transforms[i] = self.geometry(width, height)
             dx, dy = int(transforms[i, 2]), int(transforms[i, 3])
+            if full_size is not None:
+                # A reduced-scale decode: map network pixels to the full image the message carries.
+                transforms[i, 0] *= width / full_size[0]
+                transforms[i, 1] *= height / full_size[1]
             if (nw, nh) != (self.spec.width, self.spec.height):
                 canvas[...] = int(round(self.spec.pad_value))
             cv2.resize(image, (nw, nh), dst=canvas[dy:dy + nh, dx:dx + nw],

@@ -369,8 +369,11 @@ class Replayer:
             return None
         limits = self._limits["cabin" if msg.topic == self._cabin else "exterior"]
         # Exterior frames only feed the detector: it reads a raw Image where it lies (no
-        # full-frame BGR copy). The cabin's face pipeline wants BGR.
-        image, error = safe_decode(ros_msg, limits, zero_copy=msg.topic != self._cabin)
+        # full-frame BGR copy) and a JPEG at the smallest scale it needs. The cabin's face
+        # pipeline wants full-resolution BGR.
+        exterior = msg.topic != self._cabin
+        image, error = safe_decode(ros_msg, limits, zero_copy=exterior,
+                                   size_floor=self._detector.decode_floor if exterior else None)
         if error is not None:
             skipped.add(msg.topic, f"undecodable image: {str(error)[:200]}")
             return None
@@ -516,8 +519,8 @@ def _identity_caption(result: Any) -> str:
 
 
 def _bgr(image: np.ndarray | ImageView) -> np.ndarray:
-    # Only the annotated video needs BGR pixels; the conversion is paid only when it is on.
-    return image.to_bgr() if isinstance(image, ImageView) else image
+    # Only the annotated video needs full-size BGR pixels; the conversion is paid only when it is on.
+    return image.full_bgr() if isinstance(image, ImageView) else image
 
 
 def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "") -> np.ndarray:

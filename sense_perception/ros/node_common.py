@@ -253,11 +253,14 @@ class PerceptionNode(LifecycleNode):
     def input_topic(self, index: int) -> str:
         return self._inputs[index][0]
 
-    def decode(self, frame: Frame, zero_copy: bool = False) -> Any:
+    def decode(self, frame: Frame, zero_copy: bool = False, size_floor: Any = None) -> Any:
         """Decode a frame to BGR within the ``input.*`` limits; None (counted, logged) when the
-        message is malformed or too large. ``zero_copy``: raw Images the detector can read as
-        they lie come back as an :class:`~sense_perception.core.image_decode.ImageView`."""
-        image, error = safe_decode(frame.msg, self.limits, zero_copy=zero_copy)
+        message is malformed or too large. ``zero_copy``: the frame comes back as an
+        :class:`~sense_perception.core.image_decode.ImageView` (raw Images read where they lie);
+        ``size_floor``: a JPEG may be decoded at reduced scale down to it (the detector's
+        ``decode_floor``)."""
+        image, error = safe_decode(frame.msg, self.limits, zero_copy=zero_copy,
+                                   size_floor=size_floor)
         if error is not None:
             # HealthStats is the node's one count of lost frames: it also sets the diagnostic level.
             topic = self.input_topic(frame.source)

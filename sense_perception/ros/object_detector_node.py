@@ -110,8 +110,10 @@ class ObjectDetectorNode(PerceptionNode):
     # -- frames -------------------------------------------------------------------------------------
 
     def process(self, frames: list[Frame]) -> None:
-        # The detector reads raw rgb8/bgr8/... Images in place; BGR only for the debug image.
-        decoded = [(f, self.decode(f, zero_copy=True)) for f in frames]
+        # The detector reads raw rgb8/bgr8/... Images in place and JPEGs at the smallest scale it
+        # needs; full-size BGR only for the debug image.
+        floor = self.detector.decode_floor
+        decoded = [(f, self.decode(f, zero_copy=True, size_floor=floor)) for f in frames]
         decoded = [(f, img) for f, img in decoded if img is not None]
         if not decoded:
             return
@@ -159,8 +161,8 @@ def _annotate(image: Any, dets: Any, names: Any) -> np.ndarray:
     from ..core.annotate import draw_detections
     from ..core.image_decode import ImageView
 
-    # An ImageView aliases the message: draw on a BGR copy. A decoded BGR frame is ours to draw on.
-    bgr = image.to_bgr() if isinstance(image, ImageView) else image
+    # An ImageView aliases the message (or is a reduced decode): draw on a full-size BGR copy.
+    bgr = image.full_bgr() if isinstance(image, ImageView) else image
     return draw_detections(bgr, dets, names, copy=False)
 
 

@@ -120,6 +120,24 @@ def test_compressed_image_input(detector, probe, street):
     _boxes_inside(msg, street.shape[1], street.shape[0])
 
 
+def test_full_hd_jpeg_is_reported_in_full_image_pixels(detector, probe):
+    # A 1920x1080 JPEG (~0.4 MB, unlike its 6 MB raw frame) is decoded at half scale for PicoDet's
+    # 416x416 input (detector.reduced_jpeg_decode, on by default); boxes are still full-HD pixels.
+    from sensor_msgs.msg import CompressedImage
+    from vision_msgs.msg import Detection2DArray
+
+    full = read_bgr(STREET)
+    assert full.shape[:2] == (1080, 1920)
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_b/detections")
+    pub = probe.publisher(CompressedImage, CAM_B, _reliable())
+    probe.wait_subscribed(pub)
+    sent, msg = publish_until(probe, pub, lambda i: compressed_msg(full, 350 + i, 9, "cam_b"), results)
+    assert header_key(msg) == header_key(sent)
+    _boxes_inside(msg, 1920, 1080)
+    right_edges = [d.bbox.center.position.x + d.bbox.size_x / 2 for d in msg.detections]
+    assert max(right_edges) > 960, right_edges
+
+
 def test_two_cameras_at_once(detector, probe, street):
     from sensor_msgs.msg import CompressedImage, Image
     from vision_msgs.msg import Detection2DArray
