@@ -54,10 +54,13 @@ def ros_messages(images: list[np.ndarray], compressed: bool = False) -> list[Any
 class Pipeline:
     """The per-frame path of the object_detector node, with per-stage timing."""
 
-    def __init__(self, detector: Any, tracking: bool = True, zero_copy: bool = True) -> None:
+    def __init__(self, detector: Any, tracking: bool = True, zero_copy: bool = True,
+                 reduced_jpeg: bool = True) -> None:
         self.detector = detector
-        # zero_copy=False is the former path (decode_any to a BGR copy), kept as a comparison.
-        self.decode = decode_view if zero_copy else decode_any
+        # zero_copy=False is the former path (decode_any to a BGR copy), kept as a comparison;
+        # reduced_jpeg=False decodes JPEGs at full resolution (the path before reduced decoding).
+        floor = detector.decode_floor if reduced_jpeg else None
+        self.decode = (lambda msg: decode_view(msg, size_floor=floor)) if zero_copy else decode_any
         self.trackers = TrackerBank(TrackingConfig(), detector.label_names) if tracking else None
         self.stage_ms = {name: 0.0 for name in STAGES}
         self.frames = 0
@@ -90,8 +93,18 @@ class Pipeline:
         return {k: round(v / max(self.frames, 1), 4) for k, v in self.stage_ms.items()}
 
 
+def _floor(detector: Any, msg: Any, blob: np.ndarray, session: Any, name: str,
+           outputs: list[str], canvas: np.ndarray) -> None:
+    """The least any pipeline with this model's trained pre-processing does: the resize of the
+    frame with the model's filter, then session.run (no normalisation, decode, NMS or message)."""
+    view = decode_view(msg)
+    cv2.resize(view.array, (canvas.shape[1], canvas.shape[0]), dst=canvas,
+               interpolation=detector._pre._interp)
+    session.run(outputs, {name: blob})
+
+
 def _measure(detector: Any, msgs: list[Any], rounds: int, calls: int,
-             with_tracking: bool = True) -> dict[str, Any]:
+             with_tracking: bool = True, full_jpeg: bool = False) -> dict[str, Any]:
     images = [decode_any(m) for m in msgs]
     session = detector._model.session  # the detector's own session: same model, same options
     name = detector._model.inputs[0].name
@@ -101,10 +114,16 @@ def _measure(detector: Any, msgs: list[Any], rounds: int, calls: int,
     tracked = Pipeline(detector, tracking=True)
     copying = Pipeline(detector, tracking=False, zero_copy=False)
     n = len(msgs)
+    canvas = np.empty((*detector.input_size[::-1], 3), np.uint8)
     variants = {
         "pipeline": lambda i: pipeline(msgs[i % n], i * 0.1),
         "raw": lambda i: session.run(outputs, {name: blobs[i % n]}),
+        "floor": lambda i: _floor(detector, msgs[i % n], blobs[i % n], session, name, outputs,
+                                  canvas),
     }
+    full = Pipeline(detector, tracking=False, reduced_jpeg=False)
+    if full_jpeg:
+        variants["pipeline_full_jpeg"] = lambda i: full(msgs[i % n], i * 0.1)
     if with_tracking:
         variants["pipeline_tracked"] = lambda i: tracked(msgs[i % n], i * 0.1)
         variants["pipeline_bgr_copy"] = lambda i: copying(msgs[i % n], i * 0.1)
@@ -115,8 +134,12 @@ def _measure(detector: Any, msgs: list[Any], rounds: int, calls: int,
         "pipeline_ms": round(result.median_ms("pipeline"), 3),
         "raw_session_run_ms": round(result.median_ms("raw"), 3),
         "stage_mean_ms": pipeline.mean_stage_ms(),
+        "floor_ratio": round(result.ratio("floor", "raw"), 4),
         "timing": result.summary(),
     }
+    if full_jpeg:
+        out["ratio_full_jpeg_decode"] = round(result.ratio("pipeline_full_jpeg", "raw"), 4)
+        out["stage_mean_ms_full_jpeg_decode"] = full.mean_stage_ms()
     if with_tracking:
         out["ratio_with_tracking"] = round(result.ratio("pipeline_tracked", "raw"), 4)
         out["stage_mean_ms_with_tracking"] = tracked.mean_stage_ms()
@@ -129,7 +152,7 @@ def run(detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str, Any
     """Measure ``pipeline_over_raw`` for rgb8 Image messages, with tracking, and for JPEG."""
     rgb8 = _measure(detector, ros_messages(inputs.images), rounds, calls)
     jpeg = _measure(detector, ros_messages(inputs.images, compressed=True), rounds, calls,
-                    with_tracking=False)
+                    with_tracking=False, full_jpeg=True)
     # The per-frame overhead scales with the camera resolution, inference does not.
     hd = [cv2.resize(im, (1280, 720), interpolation=cv2.INTER_AREA) for im in inputs.images]
     rgb8_720p = _measure(detector, ros_messages(hd), rounds, calls, with_tracking=False)
@@ -138,6 +161,8 @@ def run(detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str, Any
         "pipeline_over_raw_with_tracking": rgb8["ratio_with_tracking"],
         "pipeline_over_raw_bgr_copy": rgb8["ratio_bgr_copy"],
         "pipeline_over_raw_jpeg": jpeg["ratio"],
+        "pipeline_over_raw_jpeg_full_decode": jpeg["ratio_full_jpeg_decode"],
+        "floor_over_raw": rgb8["floor_ratio"],
         "pipeline_over_raw_720p": rgb8_720p["ratio"],
         "detail": {
             "what": ("per frame: sensor_msgs/Image rgb8 (rosbags type) -> decode_view (zero-copy "
@@ -148,8 +173,14 @@ def run(detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str, Any
                      "_with_tracking adds the per-camera ByteTrack update (as the node runs it); "
                      "_bgr_copy decodes with decode_any to a full BGR copy instead (the path "
                      "before the zero-copy view, for comparison); "
-                     "_jpeg starts from a JPEG CompressedImage (q90) instead; _720p from rgb8 "
-                     "frames downscaled to 1280x720 (INTER_AREA). Variants interleaved "
+                     "_jpeg starts from a JPEG CompressedImage (q90) instead, decoded at the "
+                     "smallest libjpeg scale that still covers the network input "
+                     "(detector.reduced_jpeg_decode, the default; _jpeg_full_decode: at full "
+                     "resolution); _720p from rgb8 "
+                     "frames downscaled to 1280x720 (INTER_AREA). floor_over_raw: only the "
+                     "resize of the rgb8 frame with the model's own filter (cubic for PicoDet) "
+                     "plus session.run, over session.run: the least any pipeline with the "
+                     "model's trained pre-processing costs here. Variants interleaved "
                      "round by round; each ratio is the median of per-round ratios"),
             "model": detector.model_name,
             "provider": detector.provider,
