@@ -171,6 +171,31 @@ def test_custom_model_path_with_bundled_file_matches_bundled(frames: dict[str, n
     np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
 
 
+def test_custom_model_sha256_is_checked_before_loading(tmp_path: Path) -> None:
+    import shutil
+
+    from sense_perception.core.model_registry import MODELS as REGISTRY
+    from sense_perception.core.model_registry import sha256_file
+
+    spec = REGISTRY["yolox_nano"]
+    labels = Path(str(spec.path().parent / "coco_labels.txt"))
+    model = Path(shutil.copy(spec.path(), tmp_path / "custom.onnx"))
+    good = sha256_file(model)
+    assert good == spec.sha256
+    cfg = dict(model_path=str(model), labels_path=str(labels), model_family="yolox")
+    ObjectDetector(DetectorConfig(**cfg, model_sha256=good.upper()), CPU)  # sha256sum case-free
+    with pytest.raises(ConfigError, match="64 hex digits"):
+        DetectorConfig(**cfg, model_sha256="abc")
+    with pytest.raises(ConfigError, match="model_path is empty"):
+        DetectorConfig(model_sha256=good)
+    # Flip one byte inside the weights: the file still parses as ONNX, but must be refused.
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=f"has sha256 [0-9a-f]{{64}}, but .*expects {good}"):
+        ObjectDetector(DetectorConfig(**cfg, model_sha256=good), CPU)
+
+
 def test_tiling_runs_band_tiles_and_merges_per_image(frames: dict[str, np.ndarray]) -> None:
     tiling = pytest.importorskip("sense_perception.core.tiling")
     params = {"runtime.providers": ["CPUExecutionProvider"], "detector.batching": True}

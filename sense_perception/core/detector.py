@@ -7,6 +7,7 @@ is cut into tiles (``tiling.*``), detected tile by tile in the same batch and me
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
 from .image_decode import VIEW_ORDERS, ImageView, SizeFloor
 from .labels import LabelMap, build_label_map
 from .model_prepare import prepare_detector_model
-from .model_registry import MODELS, InputSpec, get_model, read_labels
+from .model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
 from .runtime import RuntimeConfig, RuntimeOptions
@@ -64,6 +65,8 @@ class DetectorConfig:
     Attributes:
         model: bundled model name (``picodet_s_416``, ``yolox_nano``); ignored if model_path is set.
         model_path: your own ONNX file; needs labels_path (and preferably model_family).
+        model_sha256: hex sha256 that model_path must have, checked before loading ("" = not
+            checked; bundled models are always checked against the registry).
         model_family: decoder family ``gfl`` | ``yolox`` | ``yolov8`` | ``rtdetr`` (aliases picodet,
             nanodet, yolo11); "" detects it from the output shapes.
         labels_path: class names of a custom model, one per line, in output order.
@@ -95,6 +98,7 @@ class DetectorConfig:
 
     model: str = "picodet_s_416"
     model_path: str = ""
+    model_sha256: str = ""
     model_family: str = ""
     labels_path: str = ""
     score_threshold: float = 0.35
@@ -126,6 +130,13 @@ class DetectorConfig:
                 raise ConfigError(f"detector.{key} must be >= 0, got {getattr(self, key)}")
         if self.max_batch < 1:
             raise ConfigError(f"detector.max_batch must be >= 1, got {self.max_batch}")
+        if self.model_sha256:
+            if not self.model_path:
+                raise ConfigError("detector.model_sha256 is set but detector.model_path is empty; "
+                                  "bundled models are checked against their own hashes: clear it")
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", self.model_sha256):
+                raise ConfigError(f"detector.model_sha256 must be 64 hex digits (sha256sum's "
+                                  f"output), got {self.model_sha256!r}")
         if self.model_path and not self.labels_path:
             raise ConfigError("detector.model_path is set but detector.labels_path is empty; fix: "
                               "give the labels file of that model (one class name per line)")
@@ -160,6 +171,14 @@ def _resolve_model(cfg: DetectorConfig) -> tuple[Path, str, Path, InputSpec | No
         if not labels.is_file():
             raise ModelError(f"detector.labels_path {labels} does not exist; fix: give the "
                              "model's class names, one per line")
+        if cfg.model_sha256:
+            digest = sha256_file(path)
+            if digest != cfg.model_sha256.lower():
+                raise ModelError(f"detector.model_path {path} has sha256 {digest}, but "
+                                 f"detector.model_sha256 expects {cfg.model_sha256.lower()}: the "
+                                 "file was altered or swapped; fix: restore the intended model, or "
+                                 "set model_sha256 to the new file's sha256sum if the change is "
+                                 "intended")
         return path, path.name, labels, None, canonical_family(cfg.model_family)
     spec = get_model(cfg.model)
     if spec.input is None or spec.family not in FAMILY_INPUT_DEFAULTS:
