@@ -107,18 +107,22 @@ def test_encrypted_gallery_with_kept_images_and_key_file(tmp_path: Path, capsys)
     assert not Path(str(gallery) + ".images").exists()
 
 
-def _write_bag(path: Path, frames: list[np.ndarray], topic: str) -> None:
+def _write_bag(path: Path, frames: list[np.ndarray | bytes], topic: str) -> None:
+    """A rosbag2 of JPEG CompressedImages (a ``bytes`` entry is written as the data as it is)."""
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
 
     store = get_typestore(Stores.ROS2_HUMBLE)
     Img, Header, Time = (store.types[n] for n in ("sensor_msgs/msg/CompressedImage",
                                                   "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
+    String = store.types["std_msgs/msg/String"]
     with Writer(path, version=9) as writer:
         conn = writer.add_connection(topic, Img.__msgtype__, typestore=store)
+        other = writer.add_connection("/rosout_text", String.__msgtype__, typestore=store)
+        writer.write(other, 0, store.serialize_cdr(String("not an image"), String.__msgtype__))
         for i, frame in enumerate(frames):
-            data = np.frombuffer(cv2.imencode(".jpg", frame)[1].tobytes(), np.uint8)
-            msg = Img(Header(Time(i, 0), "cabin_camera"), "jpeg", data)
+            raw = frame if isinstance(frame, bytes) else cv2.imencode(".jpg", frame)[1].tobytes()
+            msg = Img(Header(Time(i, 0), "cabin_camera"), "jpeg", np.frombuffer(raw, np.uint8))
             writer.write(conn, i * 10**9, store.serialize_cdr(msg, Img.__msgtype__))
 
 
@@ -137,6 +141,25 @@ def test_enrol_from_a_rosbag2_of_the_cabin_camera(tmp_path: Path, capsys) -> Non
     assert driver.templates.shape == (4, 128)
     code, out, _ = cli(capsys, "identify", OBAMA_1, "--json", "--gallery", str(gallery))
     assert json.loads(out)[0]["driver_id"] == driver.id
+
+
+def test_enrol_from_a_bag_skips_a_corrupt_frame_and_names_a_wrong_topic(tmp_path: Path,
+                                                                         capsys) -> None:
+    frame = cv2.imread(OBAMA_2)
+    good = cv2.imencode(".jpg", frame)[1].tobytes()
+    bag = tmp_path / "cabin_bag"
+    # the second frame is cut short, as a recording interrupted mid-write leaves it
+    _write_bag(bag, [frame, good[: len(good) // 3], frame, cv2.flip(frame, 1)], "/cabin/image")
+    gallery = tmp_path / "g.json"
+    code, _, err = cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag),
+                       "--topic", "/rosout_text", "--gallery", str(gallery))
+    assert code == 2 and "std_msgs/msg/String" in err and "/cabin/image" in err
+    code, out, err = cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag),
+                         "--topic", "/cabin/image", "--stride", "1", "--gallery", str(gallery))
+    assert code == 0, out + err
+    assert "skipped 1 frame(s) of /cabin/image: undecodable image" in err and "truncated" in err
+    [driver] = GalleryStore(gallery).drivers()
+    assert driver.templates.shape == (3, 128)
 
 
 def test_eval_json_schema_and_rates_on_real_pairs(tmp_path: Path, capsys) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import BagError, ConfigError, GalleryError, ImageDecodeError
+from ..errors import BagError, ConfigError, GalleryError
 
 NODE_NAME = "driver_monitor"
 DEFAULT_TABLE = (0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
@@ -64,28 +64,41 @@ def _still_engine(settings: Any) -> Any:
 
 # -- enroll ---------------------------------------------------------------------------------------
 
-def _bag_frames(bag: str, topic: str, stride: int) -> Iterator[tuple[str, np.ndarray]]:
-    """Decoded frames of ``topic`` in a rosbag2, every ``stride``-th one."""
-    from rosbags.highlevel import AnyReader
+def _bag_frames(bag_path: str, topic: str, stride: int,
+                skipped: Any) -> Iterator[tuple[str, np.ndarray]]:
+    """Decoded frames of ``topic`` in a rosbag2, every ``stride``-th one.
 
-    from ..core.image_decode import decode_any
+    Reads with the replay's damage-tolerant reader: a corrupt or undecodable frame, or a damaged
+    part of the bag, is recorded in ``skipped`` (a :class:`~sense_perception.replay.skips.SkipLog`)
+    and passed over, so one bad frame does not end an enrolment.
+    """
+    from ..core.frame_guard import safe_decode
+    from ..replay.reader import open_bag
 
-    path = Path(bag)
-    if not path.exists():
-        raise BagError(f"bag {path} does not exist; give a rosbag2 directory or .mcap/.db3 file")
-    try:
-        with AnyReader([path]) as reader:
-            conns = [c for c in reader.connections if c.topic == topic]
-            if not conns:
-                topics = sorted({c.topic for c in reader.connections})
-                raise BagError(f"bag {path} has no topic '{topic}'; its topics: {', '.join(topics)}")
-            for n, (conn, stamp, raw) in enumerate(reader.messages(connections=conns)):
-                if n % stride == 0:
-                    yield f"{topic}@{stamp}", decode_any(reader.deserialize(raw, conn.msgtype))
-    except (BagError, ImageDecodeError):
-        raise
-    except Exception as exc:  # rosbags raises its own hierarchy for unreadable bags
-        raise BagError(f"bag {path} cannot be read: {exc}") from exc
+    with open_bag(bag_path) as bag:
+        meta = bag.topics.get(topic)
+        if meta is None:
+            raise BagError(f"bag {bag_path} has no topic '{topic}'; its topics: "
+                           f"{', '.join(sorted(bag.topics))}")
+        if not meta.is_image:
+            raise BagError(f"topic '{topic}' in {bag_path} carries {meta.msgtype}, not "
+                           "sensor_msgs/Image or CompressedImage; image topics: "
+                           f"{', '.join(bag.image_topics()) or 'none'}")
+        for n, message in enumerate(bag.messages([topic])):
+            if n % stride:
+                continue
+            try:
+                msg = bag.deserialize(message)
+            except Exception:  # noqa: BLE001 - rosbags raises several types on corrupt CDR
+                skipped.add(topic, f"corrupt message: bytes are not a valid {message.msgtype}")
+                continue
+            image, error = safe_decode(msg)
+            if error is not None:
+                skipped.add(topic, f"undecodable image: {str(error)[:200]}")
+                continue
+            yield f"{topic}@{message.timestamp}", image
+        for entry in bag.skipped.entries():
+            skipped.add(entry["topic"], entry["reason"], entry["count"])
 
 
 def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -109,8 +122,11 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
     else:
         from ..face.pipeline import FaceEngine
 
+        from ..replay.skips import SkipLog
+
         engine = FaceEngine(settings.face, settings.runtime.options())
-        for label, image in _bag_frames(args.bag, args.topic, args.stride):
+        skipped = SkipLog()
+        for label, image in _bag_frames(args.bag, args.topic, args.stride, skipped):
             _, _, emb, aligned = engine.driver_embedding(image)
             if emb is not None:
                 embs.append(emb)
@@ -118,9 +134,13 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
                 labels.append(label)
             if len(embs) >= settings.gallery.max_templates:
                 break
+        for entry in skipped.entries():
+            print(f"warning: skipped {entry['count']} frame(s) of {entry['topic']}: "
+                  f"{entry['reason']}", file=sys.stderr)
         if not embs:
             raise GalleryError(f"no driver face found on {args.topic} in {args.bag} (driver region "
-                               f"{list(engine.region)}); check face.driver_side / face.driver_region")
+                               f"{list(engine.region)}; {skipped.total()} frame(s) skipped); "
+                               "check face.driver_side / face.driver_region")
     return np.stack(embs), np.stack(crops), labels
 
 
