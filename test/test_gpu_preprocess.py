@@ -153,6 +153,13 @@ def test_io_binding_reads_the_tensor_in_place(detector: ObjectDetector,
     plain = session.run(detector._model.output_names, {name: blob.numpy().copy()})
     for a, b in zip(bound, plain, strict=True):
         np.testing.assert_array_equal(a, b)
+    # The next call with another batch size (one camera after two) gets outputs of its own size.
+    single, _ = TorchPreprocessor(detector.preprocess_spec, "cpu", 1)(frames[2:3])
+    bound = runner.run(single)
+    plain = session.run(detector._model.output_names, {name: single.numpy().copy()})
+    for a, b in zip(bound, plain, strict=True):
+        assert a.shape[0] == 1
+        np.testing.assert_array_equal(a, b)
 
 
 def _assert_same_detections(a: Detections, b: Detections, what: str) -> None:
@@ -202,3 +209,81 @@ def test_cuda_io_binding_matches_cpu_detections(detector: ObjectDetector,
     got = device_detector.detect(on_device)
     for i, (a, b) in enumerate(zip(got, detector.detect(frames[:5]), strict=True)):
         _assert_same_detections(a, b, f"frame {i} (CUDA vs CPU)")
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgra8", "rgba8"])
+def test_image_views_on_the_torch_path_match_bgr_arrays(encoding: str, detector: ObjectDetector,
+                                                        frames: list[np.ndarray]) -> None:
+    # The nodes and the replay hand the detector zero-copy views of the message buffer (with row
+    # padding here); the torch path must read them as the BGR image they show.
+    from sense_perception.core.image_decode import decode_view
+
+    device = DeviceDetector(detector, "cpu")
+    frame = frames[1]
+    msg = _image_msg(frame, encoding)
+    step = msg.step + 8  # pad every row
+    padded = np.zeros((msg.height, step), np.uint8)
+    padded[:, :msg.step] = np.asarray(msg.data).reshape(msg.height, msg.step)
+    msg = Image(header=msg.header, height=msg.height, width=msg.width, encoding=encoding,
+                is_bigendian=0, step=step, data=padded.reshape(-1))
+    view = decode_view(msg)
+    assert view.order != "bgr" or encoding == "bgr8"
+    _assert_same_detections(device.detect([view])[0], device.detect([frame])[0], encoding)
+
+
+def test_reduced_jpeg_view_on_the_torch_path_reports_full_image_pixels(
+        detector: ObjectDetector, frames: list[np.ndarray]) -> None:
+    from sense_perception.core.image_decode import ImageView
+
+    device = DeviceDetector(detector, "cpu")
+    half = np.ascontiguousarray(frames[1][::2, ::2])
+    plain = device.detect([half])[0]
+    scaled = device.detect([ImageView(half, "bgr", (half.shape[1] * 2, half.shape[0] * 2))])[0]
+    assert len(plain) > 3
+    np.testing.assert_array_equal(scaled.labels, plain.labels)
+    np.testing.assert_allclose(scaled.boxes, plain.boxes * 2, rtol=1e-5, atol=1e-3)
+
+
+def test_device_detector_stands_in_for_the_detector(detector: ObjectDetector) -> None:
+    device = DeviceDetector(detector, "cpu")
+    assert device.preprocess_device == "torch cpu" and detector.preprocess_device == "cpu"
+    assert device.label_names == detector.label_names and device.provider == detector.provider
+    assert device.decode_floor is not None and device.config is detector.config
+    with pytest.raises(ImageDecodeError, match=r"images\[0\]"):
+        device.detect([np.zeros((10, 10), np.uint8)])
+
+
+def test_build_detector_torch_cpu_and_a_replay_through_it(tmp_path: Path) -> None:
+    from replay_helpers import FRONT, SAMPLE_BAG, WINDSHIELD, read_output
+
+    from sense_perception.core.detector_setup import build_detector
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    params = {"runtime.providers": ["CPUExecutionProvider"]}
+    torch_path = build_detector({**params, "detector.preprocess": "torch_cpu"})
+    assert isinstance(torch_path, DeviceDetector)
+    cpu_path = build_detector({**params, "detector.preprocess": "cpu"})
+    assert isinstance(cpu_path, ObjectDetector)
+    outputs = {}
+    for name, det in (("torch", torch_path), ("cpu", cpu_path)):
+        out = tmp_path / name
+        result = Replayer(ReplayOptions(SAMPLE_BAG, out, topics=[FRONT, WINDSHIELD]),
+                          detector=det).run()
+        assert result.complete and result.summary["frames"] == 5
+        outputs[name] = [m.ros_msg for m in read_output(out / "bag")]
+    diag = [m for m in outputs["torch"] if hasattr(m, "status")]
+    assert diag and all(dict((v.key, v.value) for v in s.values)["preprocess"] == "torch cpu"
+                        for s in diag[-1].status)
+    dets = {name: [m for m in msgs if hasattr(m, "detections")] for name, msgs in outputs.items()}
+    assert len(dets["torch"]) == len(dets["cpu"]) == 5
+    for a, b in zip(dets["torch"], dets["cpu"], strict=True):
+        assert (a.header.frame_id, a.header.stamp.sec) == (b.header.frame_id, b.header.stamp.sec)
+        assert abs(len(a.detections) - len(b.detections)) <= 1
+        centres_b = np.array([[d.bbox.center.position.x, d.bbox.center.position.y]
+                              for d in b.detections])
+        for d in a.detections:
+            if d.results[0].hypothesis.score < 0.5:
+                continue
+            gap = np.hypot(*(centres_b - [d.bbox.center.position.x,
+                                          d.bbox.center.position.y]).T).min()
+            assert gap < 3.0, f"{d.results[0].hypothesis.class_id} moved {gap:.1f} px"

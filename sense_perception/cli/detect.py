@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from ..core.annotate import draw_detections
-    from ..core.detector import ObjectDetector
+    from ..core.detector_setup import build_detector
     from ..core.image_decode import read_image_file
 
     if args.batch_size < 1:
@@ -125,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     console, errors = Console(), Console(stderr=True)
-    detector = ObjectDetector.from_params(_params(args), source=args.config or "command line")
+    detector = build_detector(_params(args), source=args.config or "command line")
     args.out.mkdir(parents=True, exist_ok=True)
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
+                  f"pre-processing on {detector.preprocess_device}, "
                   f"batching {'on' if detector.batch_dynamic else 'off'}")
     records: list[dict[str, Any]] = []
     rows: list[tuple[str, str, int, str, str]] = []

@@ -58,6 +58,9 @@ FAMILY_INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+PREPROCESS_CHOICES = ("auto", "cpu", "gpu", "torch_cpu")
+
+
 @dataclass
 class DetectorConfig:
     """Settings of :class:`ObjectDetector`; parameters ``detector.*`` of the object_detector node.
@@ -94,6 +97,12 @@ class DetectorConfig:
             network's resized input; boxes stay in full-image pixels. Off (or with tiling on):
             always full resolution. The detections are close to, not bit-identical with, those
             of a full decode.
+        preprocess: where nodes, replay and ``detect`` pre-process frames
+            (:func:`~sense_perception.core.detector_setup.build_detector`): ``auto`` (the GPU
+            when torch sees CUDA and the model runs on the CUDA or TensorRT provider, without
+            tiling; else the CPU), ``cpu`` (numpy/OpenCV), ``gpu`` (torch on the GPU with IO
+            binding; refused where it cannot run) or ``torch_cpu`` (the torch path on the CPU, to
+            check its results on a machine without a GPU; slower).
     """
 
     model: str = "picodet_s_416"
@@ -119,6 +128,7 @@ class DetectorConfig:
     score_activation: str = "none"
     cell_offset: float = -1.0
     reduced_jpeg_decode: bool = True
+    preprocess: str = "auto"
 
     def __post_init__(self) -> None:
         for key in ("score_threshold", "nms_iou"):
@@ -140,6 +150,9 @@ class DetectorConfig:
         if self.model_path and not self.labels_path:
             raise ConfigError("detector.model_path is set but detector.labels_path is empty; fix: "
                               "give the labels file of that model (one class name per line)")
+        if self.preprocess not in PREPROCESS_CHOICES:
+            raise ConfigError(f"detector.preprocess must be one of {', '.join(PREPROCESS_CHOICES)}, "
+                              f"got {self.preprocess!r}")
         canonical_family(self.model_family)  # reject unknown names early
 
     @classmethod
@@ -251,6 +264,11 @@ class ObjectDetector:
         return self.preprocess_spec.width, self.preprocess_spec.height
 
     @property
+    def preprocess_device(self) -> str:
+        """Where frames are pre-processed: ``cpu`` here (see ``DeviceDetector`` for torch)."""
+        return "cpu"
+
+    @property
     def decode_floor(self) -> SizeFloor | None:
         """What a JPEG frame may be decoded down to for this detector (the ``size_floor`` of
         :func:`~sense_perception.core.frame_guard.safe_decode`): the resized network input, or
@@ -338,7 +356,7 @@ class ObjectDetector:
                 ImageView.
         """
         for index, image in enumerate(images):
-            _check_image(index, image)
+            check_image(index, image)
         with self._lock:
             self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
             if not _tiling_on(self.tiling):
@@ -421,7 +439,9 @@ def _source_size(image: np.ndarray | ImageView) -> tuple[int, int]:
     return image.shape[1], image.shape[0]
 
 
-def _check_image(index: int, image: Any) -> None:
+def check_image(index: int, image: Any) -> None:
+    """Raise :class:`ImageDecodeError` naming ``images[index]`` unless ``image`` is a non-empty BGR
+    uint8 HxWx3 array or a valid :class:`ImageView`."""
     if isinstance(image, ImageView):
         array, order, full_size = image
         if full_size is not None and (not isinstance(full_size, tuple) or len(full_size) != 2 or

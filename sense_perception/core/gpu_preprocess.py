@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, ImageDecodeError
-from .image_decode import DEFAULT_MAX_PIXELS, _raw_view, decode_any
+from .image_decode import DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
 from .types import Detections
@@ -42,7 +42,10 @@ _TORCH_MODES = {"linear": "bilinear", "cubic": "bicubic", "nearest": "nearest"}
 # that give B, G, R.
 _DEVICE_ENCODINGS = {"bgr8": (0, 1, 2), "8UC3": (0, 1, 2), "rgb8": (2, 1, 0), "bgra8": (0, 1, 2),
                      "rgba8": (2, 1, 0), "mono8": (0, 0, 0), "8UC1": (0, 0, 0)}
+# The same for the channel orders of an ImageView (decode_view's zero-copy message views).
+_VIEW_BGR = {"bgr": (0, 1, 2), "rgb": (2, 1, 0), "bgra": (0, 1, 2), "rgba": (2, 1, 0)}
 _TORCH_DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 def _torch() -> Any:
@@ -112,8 +115,14 @@ class TorchPreprocessor:
         self._rgb = spec.color == "rgb"
         self._mode = _TORCH_MODES[spec.interpolation]
 
-    def to_device(self, image: np.ndarray) -> torch.Tensor:
-        """Upload a BGR uint8 HxWx3 array (a view is fine) to the device."""
+    def to_device(self, image: np.ndarray | ImageView) -> torch.Tensor:
+        """Upload a BGR uint8 HxWx3 array (a view is fine) to the device, or an
+        :class:`~sense_perception.core.image_decode.ImageView` (a message buffer in its own
+        channel order, uploaded as it lies and put in BGR order on the device)."""
+        if isinstance(image, ImageView):
+            raw = _upload(self._t, image.array, self.device)
+            order = _VIEW_BGR[image.order]
+            return raw[:, :, :3] if order == (0, 1, 2) else raw[:, :, list(order)]
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ImageDecodeError("image", f"expected a BGR uint8 HxWx3 array, got {image.dtype} "
                                             f"array of shape {image.shape}")
@@ -147,7 +156,8 @@ class TorchPreprocessor:
         return self._geometry(width, height)
 
     def __call__(self, images: Sequence[Any]) -> tuple[torch.Tensor, np.ndarray]:
-        """Fill the device blob with ``images`` (BGR uint8 HxWx3 arrays or device tensors).
+        """Fill the device blob with ``images``: BGR uint8 HxWx3 arrays, ImageViews or device
+        tensors. An ImageView's ``full_size`` (a reduced-scale decode) is honoured as on the CPU.
 
         Returns:
             (blob, transforms): a (N, 3, H, W) float32 view of the internal device tensor, valid
@@ -166,6 +176,10 @@ class TorchPreprocessor:
                 height, width = int(src.shape[0]), int(src.shape[1])
                 nw, nh, transforms[i] = self.geometry(width, height)
                 dx, dy = int(transforms[i, 2]), int(transforms[i, 3])
+                full_size = image.full_size if isinstance(image, ImageView) else None
+                if full_size is not None:  # map network pixels to the message's full image
+                    transforms[i, 0] *= width / full_size[0]
+                    transforms[i, 1] *= height / full_size[1]
                 if (nw, nh) != (spec.width, spec.height):
                     canvas.fill_(float(int(round(spec.pad_value))))
                 canvas[:, dy:dy + nh, dx:dx + nw] = self._resize(src, nw, nh)
@@ -222,8 +236,6 @@ class IOBindingRunner:
         self.input_name = input_name
         self.output_names = list(output_names)
         self._binding = session.io_binding()
-        for name in self.output_names:
-            self._binding.bind_output(name, "cpu")
 
     def run(self, blob: torch.Tensor) -> list[np.ndarray]:
         """Run the model on ``blob`` (contiguous, on ``cpu`` or ``cuda``); returns the outputs."""
@@ -240,6 +252,11 @@ class IOBindingRunner:
             torch.cuda.current_stream(device).synchronize()
         self._binding.bind_input(self.input_name, device.type, device.index or 0, element,
                                  tuple(blob.shape), blob.data_ptr())
+        # Outputs are bound afresh each run: onnxruntime would otherwise reuse the previous run's
+        # output buffers, whose batch size may differ (a batch of 2 cameras, then 1).
+        self._binding.clear_binding_outputs()
+        for name in self.output_names:
+            self._binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(self._binding)
         return self._binding.copy_outputs_to_cpu()
 
@@ -247,9 +264,13 @@ class IOBindingRunner:
 class DeviceDetector:
     """An :class:`ObjectDetector` whose pre-processing runs in torch and whose input is IO-bound.
 
-    Decoding of model outputs, NMS and label mapping are the detector's own, so results equal
-    :meth:`ObjectDetector.detect` up to the one-grey-level rounding differences of the resize.
-    Tiling is not applied on this path.
+    A drop-in for the detector in the nodes, the replay and ``detect``
+    (:func:`sense_perception.core.detector_setup.build_detector` picks it with
+    ``detector.preprocess``): it takes the same inputs (BGR arrays, ImageViews) plus device tensors
+    from :meth:`decode`, and every other attribute (``label_names``, ``provider``, ``config``,
+    ``decode_floor``...) is the wrapped detector's. Decoding of model outputs, NMS and label mapping
+    are the detector's own, so results equal :meth:`ObjectDetector.detect` up to the
+    one-grey-level rounding differences of the resize. Tiling is not applied on this path.
 
     Args:
         detector: a built detector; its session is used as is.
@@ -260,8 +281,7 @@ class DeviceDetector:
     """
 
     def __init__(self, detector: ObjectDetector, device: str = "cuda") -> None:
-        if device.startswith("cuda") and detector.provider not in (
-                "CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        if device.startswith("cuda") and detector.provider not in GPU_PROVIDERS:
             raise ConfigError(f"GPU pre-processing on {device!r} needs the detector on the CUDA or "
                               f"TensorRT provider, but it runs on {detector.provider}; fix: "
                               "install the 'gpu' extra or pre-process on the CPU")
@@ -275,9 +295,27 @@ class DeviceDetector:
         self.runner = IOBindingRunner(detector._model.session, self._input.name,
                                       detector._model.output_names)
         self._dtype = getattr(_torch(), _TORCH_DTYPES.get(np.dtype(self._input.dtype), "float32"))
+        self.preprocess_device = f"torch {self.pre.device}"
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names this class lacks: those are the wrapped detector's.
+        if name == "detector":
+            raise AttributeError(name)
+        return getattr(self.detector, name)
 
     def detect(self, images: Sequence[Any]) -> list[Detections]:
-        """Detect objects in BGR images: uint8 HxWx3 arrays or tensors from :meth:`decode`."""
+        """Detect objects in BGR uint8 HxWx3 arrays, ImageViews or tensors from :meth:`decode`.
+
+        Raises:
+            ImageDecodeError: an array or ImageView entry is malformed (as
+                :meth:`ObjectDetector.detect` says).
+        """
+        from .detector import check_image
+
+        torch = _torch()
+        for index, image in enumerate(images):
+            if not isinstance(image, torch.Tensor):
+                check_image(index, image)
         cfg = self.detector.config
         results: list[Detections] = []
         for start in range(0, len(images), self._max_batch):
@@ -286,7 +324,7 @@ class DeviceDetector:
             outputs = self.runner.run(blob.to(self._dtype))
             candidates = self._decoder.decode(outputs, cfg.score_threshold)
             for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
-                height, width = int(image.shape[0]), int(image.shape[1])
+                width, height = _source_size(image)
                 results.append(finalize(cand, transform, width, height, self._label_map,
                                         cfg.nms_iou, cfg.max_detections, self._decoder.needs_nms))
         return results
@@ -294,3 +332,10 @@ class DeviceDetector:
     def decode(self, msg: object) -> torch.Tensor:
         """Decode an image message straight to the device (see :meth:`TorchPreprocessor.decode`)."""
         return self.pre.decode(msg)
+
+
+def _source_size(image: Any) -> tuple[int, int]:
+    """(width, height) detections are reported in: an ImageView's full image, else its shape."""
+    if isinstance(image, ImageView):
+        return image.source_size
+    return int(image.shape[1]), int(image.shape[0])

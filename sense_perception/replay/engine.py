@@ -181,10 +181,10 @@ class Replayer:
                         for role, node in (("exterior", "object_detector"),
                                            ("cabin", "driver_monitor"))}
         if exterior and self._detector is None:
-            from ..core.detector import ObjectDetector
+            from ..core.detector_setup import build_detector
 
-            self._detector = ObjectDetector.from_params(
-                load_params(self.options.config, "object_detector"), source)
+            self._detector = build_detector(load_params(self.options.config, "object_detector"),
+                                            source)
         if cabin and self._identifier is None:
             from ..face.pipeline import DriverIdentifier
 
@@ -479,6 +479,8 @@ class Replayer:
             role = "cabin" if topic == self.options.cabin else "exterior"
             values = {"role": role, "frames": stats["frames"], "detections": stats["detections"],
                       "skipped": n_lost, "provider": provider}
+            if role == "exterior":
+                values["preprocess"] = getattr(self._detector, "preprocess_device", "")
             if fallback[role]:
                 values["provider_fallback"] = fallback[role]
             statuses.append(messages.diagnostic_status(

@@ -60,16 +60,17 @@ class ObjectDetectorNode(PerceptionNode):
                 for topic, tr in zip(settings.camera_topics, settings.transports())]
 
     def load(self, params: dict[str, Any], source: str) -> None:
-        from ..core.detector import ObjectDetector
+        from ..core.detector_setup import build_detector
         from ..core.tracking import TrackerBank, TrackingConfig
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
-        self.detector = ObjectDetector.from_params(params, source)
+        self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)
         self.trackers = TrackerBank(tracking, self.detector.label_names) if tracking.enabled else None
         self.get_logger().info(
-            f"model {self.detector.model_name} on {self.detector.provider} loaded in "
+            f"model {self.detector.model_name} on {self.detector.provider} (pre-processing on "
+            f"{self.detector.preprocess_device}) loaded in "
             f"{time.perf_counter() - t0:.1f} s; {len(self.detector.label_names)} labels; tracking "
             f"{'on' if self.trackers else 'off'}")
         for reason in self.detector.fallback_reasons:
@@ -149,7 +150,8 @@ class ObjectDetectorNode(PerceptionNode):
         d = self.detector
         if d is None:
             return {}
-        extra = {"model": d.model_name, "provider": d.provider, "labels": len(d.label_names),
+        extra = {"model": d.model_name, "provider": d.provider,
+                 "preprocess": getattr(d, "preprocess_device", ""), "labels": len(d.label_names),
                  "batching": "on" if d.batch_dynamic else "off",
                  "tracking": "on" if self.trackers is not None else "off"}
         if d.fallback_reasons:

@@ -220,6 +220,7 @@ def test_diagnostics_report_rates_latency_provider(detector, probe, street):
     assert values["state"] == "active"
     assert values["provider"] == "CPUExecutionProvider" == status.hardware_id
     assert values["model"] == "picodet_s_416"
+    assert values["preprocess"] == "cpu"  # detector.preprocess auto: no GPU provider here
     assert float(values["latency_p99_ms"]) >= float(values["latency_p50_ms"]) > 0
     assert f"input_rate_hz[{CAM_A}]" in values and f"input_rate_hz[{CAM_B}]" in values
     assert int(values["frames_received"]) >= int(values["frames_processed"])
