@@ -619,3 +619,35 @@ def test_real_street_frames_decode_within_default_limits(name: str) -> None:
     assert error is None and ledger.total() == 0
     reference = cv2.imread(str(STREET / name), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     np.testing.assert_array_equal(image, reference)
+
+
+# --- the detector's path: zero-copy views and reduced-scale JPEG decoding -------------------------------
+
+N_REDUCED = 600
+SMALLEST = lambda w, h: (1, 1)  # noqa: E731 - allow the deepest libjpeg reduction (1/8)
+
+
+def _same_verdict(msg: object, limits: InputLimits) -> None:
+    """The detector's path (a view, JPEGs at 1/8 scale) fails exactly where a full BGR decode does,
+    with the same field; where it succeeds, it reports the full image's size."""
+    full, full_error = safe_decode(msg, limits)
+    view, view_error = safe_decode(msg, limits, zero_copy=True, size_floor=SMALLEST)
+    assert (view is None) != (view_error is None)
+    if full_error is not None:
+        assert view_error is not None and view_error.field == full_error.field, (
+            f"full decode: {full_error}; reduced: {view_error or 'decoded'}")
+        return
+    assert view_error is None, f"full decode worked, the reduced one failed: {view_error}"
+    assert view.source_size == (full.shape[1], full.shape[0])
+    assert view.array.dtype == np.uint8 and view.array.shape[2] == len(view.order)
+
+
+def test_fuzz_compressed_on_the_detector_path_fails_where_a_full_decode_does() -> None:
+    ran = run_counted(N_REDUCED, compressed_messages(), lambda ex: _same_verdict(ex[0], ex[1]))
+    assert ran >= N_REDUCED
+
+
+@pytest.mark.parametrize("path", CORPUS_CASES, ids=lambda p: p.stem)
+def test_corpus_case_on_the_detector_path(path: Path) -> None:
+    _, msg, limits = load_case(path)
+    _same_verdict(msg, limits)
