@@ -188,8 +188,15 @@ def test_replay_of_full_hd_jpegs_reports_full_image_pixels(tmp_path):
     for reduced in (True, False):
         det = ObjectDetector(DetectorConfig(reduced_jpeg_decode=reduced), CPU)
         out = tmp_path / f"out_{reduced}"
-        result = Replayer(ReplayOptions(bag, out, topics=[FRONT]), detector=det).run()
+        result = Replayer(ReplayOptions(bag, out, topics=[FRONT], video=reduced),
+                          detector=det).run()
         assert result.summary["frames"] == 4 and result.complete
+        if reduced:  # the annotated video shows the camera's full resolution, not the decode's
+            (video,) = result.videos
+            capture = cv2.VideoCapture(str(video))
+            ok, first = capture.read()
+            capture.release()
+            assert ok and first.shape == (1080, 1920, 3)
         detections[reduced] = [m.ros_msg for m in read_output(out / "bag")
                                if m.channel.topic.endswith("/detections")]
     assert len(detections[True]) == len(detections[False]) == 4
