@@ -20,7 +20,7 @@ import numpy as np
 from ..config import section_from_params
 from ..errors import ConfigError, ImageDecodeError, ModelError
 from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
-from .image_decode import VIEW_ORDERS, ImageView, SizeFloor
+from .image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import LabelMap, build_label_map
 from .model_prepare import prepare_detector_model
 from .model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
@@ -264,6 +264,11 @@ class ObjectDetector:
         return self.preprocess_spec.width, self.preprocess_spec.height
 
     @property
+    def tiling_enabled(self) -> bool:
+        """True when images are cut into tiles (``tiling.mode`` other than ``off``)."""
+        return self.tiling is not None and getattr(self.tiling, "mode", "off") != "off"
+
+    @property
     def preprocess_device(self) -> str:
         """Where frames are pre-processed: ``cpu`` here (see ``DeviceDetector`` for torch)."""
         return "cpu"
@@ -274,7 +279,7 @@ class ObjectDetector:
         :func:`~sense_perception.core.frame_guard.safe_decode`): the resized network input, or
         None (full resolution) when ``reduced_jpeg_decode`` is off or tiling is on (tiles need
         the camera's full resolution)."""
-        if not self.config.reduced_jpeg_decode or _tiling_on(self.tiling):
+        if not self.config.reduced_jpeg_decode or self.tiling_enabled:
             return None
         return self._resized_size
 
@@ -359,7 +364,7 @@ class ObjectDetector:
             check_image(index, image)
         with self._lock:
             self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-            if not _tiling_on(self.tiling):
+            if not self.tiling_enabled:
                 return self._detect_images(list(images))
             return self._detect_tiled(list(images))
 
@@ -393,8 +398,8 @@ class ObjectDetector:
                                        [:self.config.max_detections])
             if isinstance(image, ImageView) and image.full_size is not None:
                 width, height = image.full_size
-                merged.boxes *= np.array([width / _pixels(image).shape[1],
-                                          height / _pixels(image).shape[0]] * 2, np.float32)
+                merged.boxes *= np.array([width / image.shape[1], height / image.shape[0]] * 2,
+                                         np.float32)
             results.append(merged)
         self.timings["postprocess"] += (time.perf_counter() - start) * 1e3
         return results
@@ -413,7 +418,7 @@ class ObjectDetector:
             t2 = time.perf_counter()
             candidates = self._decoder.decode(outputs, cfg.score_threshold)
             for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
-                width, height = _source_size(image)
+                width, height = source_size(image)
                 results.append(finalize(cand, transform, width, height, self._label_map,
                                         cfg.nms_iou, cfg.max_detections,
                                         self._decoder.needs_nms))
@@ -426,17 +431,6 @@ class ObjectDetector:
 
 def _pixels(image: np.ndarray | ImageView) -> np.ndarray:
     return image.array if isinstance(image, ImageView) else image
-
-
-def _tiling_on(tiling: Any) -> bool:
-    return tiling is not None and getattr(tiling, "mode", "off") != "off"
-
-
-def _source_size(image: np.ndarray | ImageView) -> tuple[int, int]:
-    """(width, height) the detections are reported in: the full image of a reduced decode."""
-    if isinstance(image, ImageView):
-        return image.source_size
-    return image.shape[1], image.shape[0]
 
 
 def check_image(index: int, image: Any) -> None:

@@ -21,7 +21,7 @@ def gpu_unavailable_reason(detector: ObjectDetector) -> str | None:
     """Why the GPU pre-processing path cannot run for ``detector``; None when it can."""
     from .gpu_preprocess import _TORCH_MODES, GPU_PROVIDERS, cuda_available, torch_available
 
-    if detector.tiling is not None and getattr(detector.tiling, "mode", "off") != "off":
+    if detector.tiling_enabled:
         return "tiling is on (the GPU path does not tile)"
     if detector.provider not in GPU_PROVIDERS:
         return f"the model runs on {detector.provider}, not on the CUDA or TensorRT provider"
@@ -52,7 +52,7 @@ def with_preprocess(detector: ObjectDetector) -> Any:
     from .gpu_preprocess import DeviceDetector
 
     if choice == "torch_cpu":
-        if reason is not None and reason.startswith("tiling"):
+        if detector.tiling_enabled:
             raise ConfigError(f"detector.preprocess is torch_cpu but {reason}; fix: set "
                               "tiling.mode off or detector.preprocess cpu")
         return DeviceDetector(detector, "cpu")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, ImageDecodeError
-from .image_decode import DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any
+from .image_decode import DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any, source_size
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
 from .types import Detections
@@ -42,8 +42,6 @@ _TORCH_MODES = {"linear": "bilinear", "cubic": "bicubic", "nearest": "nearest"}
 # that give B, G, R.
 _DEVICE_ENCODINGS = {"bgr8": (0, 1, 2), "8UC3": (0, 1, 2), "rgb8": (2, 1, 0), "bgra8": (0, 1, 2),
                      "rgba8": (2, 1, 0), "mono8": (0, 0, 0), "8UC1": (0, 0, 0)}
-# The same for the channel orders of an ImageView (decode_view's zero-copy message views).
-_VIEW_BGR = {"bgr": (0, 1, 2), "rgb": (2, 1, 0), "bgra": (0, 1, 2), "rgba": (2, 1, 0)}
 _TORCH_DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
@@ -121,8 +119,8 @@ class TorchPreprocessor:
         channel order, uploaded as it lies and put in BGR order on the device)."""
         if isinstance(image, ImageView):
             raw = _upload(self._t, image.array, self.device)
-            order = _VIEW_BGR[image.order]
-            return raw[:, :, :3] if order == (0, 1, 2) else raw[:, :, list(order)]
+            order = [image.order.index(channel) for channel in "bgr"]
+            return raw[:, :, :3] if order == [0, 1, 2] else raw[:, :, order]
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ImageDecodeError("image", f"expected a BGR uint8 HxWx3 array, got {image.dtype} "
                                             f"array of shape {image.shape}")
@@ -151,9 +149,10 @@ class TorchPreprocessor:
             return raw[:, :, list(order)]
         return _upload(self._t, decode_any(msg, max_pixels), self.device)
 
-    def geometry(self, width: int, height: int) -> tuple[int, int, np.ndarray]:
+    def geometry(self, width: int, height: int, full_size: tuple[int, int] | None = None
+                 ) -> tuple[int, int, np.ndarray]:
         """Resized size and ``[sx, sy, dx, dy]`` transform, exactly as the CPU preprocessor's."""
-        return self._geometry(width, height)
+        return self._geometry(width, height, full_size)
 
     def __call__(self, images: Sequence[Any]) -> tuple[torch.Tensor, np.ndarray]:
         """Fill the device blob with ``images``: BGR uint8 HxWx3 arrays, ImageViews or device
@@ -174,12 +173,9 @@ class TorchPreprocessor:
             for i, image in enumerate(images):
                 src = image if isinstance(image, torch.Tensor) else self.to_device(image)
                 height, width = int(src.shape[0]), int(src.shape[1])
-                nw, nh, transforms[i] = self.geometry(width, height)
-                dx, dy = int(transforms[i, 2]), int(transforms[i, 3])
                 full_size = image.full_size if isinstance(image, ImageView) else None
-                if full_size is not None:  # map network pixels to the message's full image
-                    transforms[i, 0] *= width / full_size[0]
-                    transforms[i, 1] *= height / full_size[1]
+                nw, nh, transforms[i] = self.geometry(width, height, full_size)
+                dx, dy = int(transforms[i, 2]), int(transforms[i, 3])
                 if (nw, nh) != (spec.width, spec.height):
                     canvas.fill_(float(int(round(spec.pad_value))))
                 canvas[:, dy:dy + nh, dx:dx + nw] = self._resize(src, nw, nh)
@@ -324,7 +320,7 @@ class DeviceDetector:
             outputs = self.runner.run(blob.to(self._dtype))
             candidates = self._decoder.decode(outputs, cfg.score_threshold)
             for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
-                width, height = _source_size(image)
+                width, height = source_size(image)
                 results.append(finalize(cand, transform, width, height, self._label_map,
                                         cfg.nms_iou, cfg.max_detections, self._decoder.needs_nms))
         return results
@@ -332,10 +328,3 @@ class DeviceDetector:
     def decode(self, msg: object) -> torch.Tensor:
         """Decode an image message straight to the device (see :meth:`TorchPreprocessor.decode`)."""
         return self.pre.decode(msg)
-
-
-def _source_size(image: Any) -> tuple[int, int]:
-    """(width, height) detections are reported in: an ImageView's full image, else its shape."""
-    if isinstance(image, ImageView):
-        return image.source_size
-    return int(image.shape[1]), int(image.shape[0])

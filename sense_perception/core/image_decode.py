@@ -346,8 +346,9 @@ def _png_size(mv: memoryview) -> tuple[int, int]:
     return width, height
 
 
-def _check_header(buf: np.ndarray, codec: str, max_pixels: int) -> tuple[int, int]:
-    """Read the dimensions from the stream's header and check it is complete, before decoding."""
+def _check_header(buf: np.ndarray, codec: str, max_pixels: int) -> tuple[int, int, str]:
+    """Read (width, height, "JPEG" or "PNG") from the stream's header and check the stream is
+    complete, before decoding."""
     mv = memoryview(buf)
     head = bytes(mv[:8])
     if head.startswith(_JPEG_MAGIC):
@@ -369,7 +370,7 @@ def _check_header(buf: np.ndarray, codec: str, max_pixels: int) -> tuple[int, in
     _check_pixels(height, width, max_pixels, "data", f"{kind} header claims")
     if not complete:
         raise ImageDecodeError("data", f"truncated {kind}: no end marker ({len(mv)} bytes)")
-    return width, height
+    return width, height, kind
 
 
 # libjpeg decodes at 1/2, 1/4 or 1/8 scale in the DCT domain: far less work than a full decode.
@@ -397,9 +398,9 @@ def _decode_compressed(msg: object, max_pixels: int, size_floor: SizeFloor | Non
     buf = _as_bytes(_field(msg, "data"))
     if buf.size == 0:
         raise ImageDecodeError("data", "is empty")
-    width, height = _check_header(buf, fmt.codec, max_pixels)
+    width, height, kind = _check_header(buf, fmt.codec, max_pixels)
     r = 1
-    if size_floor is not None and buf[:3].tobytes() == _JPEG_MAGIC:
+    if size_floor is not None and kind == "JPEG":
         r = jpeg_reduction(width, height, size_floor(width, height))
     image = cv2.imdecode(buf, _JPEG_REDUCED_FLAGS[r] | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
@@ -492,6 +493,14 @@ class ImageView(NamedTuple):
         if self.full_size is None or self.full_size == (bgr.shape[1], bgr.shape[0]):
             return bgr
         return cv2.resize(bgr, self.full_size, interpolation=cv2.INTER_LINEAR)
+
+
+def source_size(image: np.ndarray | ImageView) -> tuple[int, int]:
+    """(width, height) of the image a frame stands for: an ImageView's :attr:`~ImageView.source_size`
+    (the full image of a reduced-scale decode), else the array's (or tensor's) own size."""
+    if isinstance(image, ImageView):
+        return image.source_size
+    return int(image.shape[1]), int(image.shape[0])
 
 
 _VIEW_TO_BGR: dict[str, Converter] = {
@@ -601,6 +610,7 @@ __all__ = [
     "SUPPORTED_ENCODINGS",
     "EncodingSpec",
     "ImageView",
+    "SizeFloor",
     "VIEW_ORDERS",
     "decode_any",
     "decode_compressed",
@@ -608,6 +618,9 @@ __all__ = [
     "decode_mono16",
     "decode_view",
     "encode_image",
+    "jpeg_reduction",
+    "read_image_file",
+    "source_size",
 ]
 
 

@@ -123,8 +123,13 @@ class Preprocessor:
             self._planes[channels] = [np.empty((h, w), np.uint8) for _ in range(channels)]
         return self._canvases[channels], self._planes[channels]
 
-    def geometry(self, width: int, height: int) -> tuple[int, int, np.ndarray]:
-        """Resized size and transform ``[sx, sy, dx, dy]`` for a ``width`` x ``height`` image."""
+    def geometry(self, width: int, height: int, full_size: tuple[int, int] | None = None
+                 ) -> tuple[int, int, np.ndarray]:
+        """Resized size and transform ``[sx, sy, dx, dy]`` for a ``width`` x ``height`` image.
+
+        ``full_size``: (width, height) of the full image when this one is a reduced-scale decode
+        of it (an ImageView's ``full_size``); the transform then maps to the full image's pixels.
+        """
         spec = self.spec
         if spec.resize == "stretch":
             nw, nh = spec.width, spec.height
@@ -139,7 +144,8 @@ class Preprocessor:
             else:
                 dx = dy = 0
         # The scale actually applied per axis (not the nominal r): exact back-mapping.
-        return nw, nh, np.array([nw / width, nh / height, dx, dy], np.float64)
+        src_w, src_h = full_size or (width, height)
+        return nw, nh, np.array([nw / src_w, nh / src_h, dx, dy], np.float64)
 
     def __call__(self, images: list[np.ndarray | ImageView]) -> tuple[np.ndarray, np.ndarray]:
         """Fill the blob with ``images`` (at most ``max_batch``): BGR arrays or ImageViews.
@@ -160,12 +166,8 @@ class Preprocessor:
                 order = "bgr"
             canvas, plane_buffers = self._buffers(len(order))
             height, width = image.shape[:2]
-            nw, nh, transforms[i] = self.geometry(width, height)
+            nw, nh, transforms[i] = self.geometry(width, height, full_size)
             dx, dy = int(transforms[i, 2]), int(transforms[i, 3])
-            if full_size is not None:
-                # A reduced-scale decode: map network pixels to the full image the message carries.
-                transforms[i, 0] *= width / full_size[0]
-                transforms[i, 1] *= height / full_size[1]
             if (nw, nh) != (self.spec.width, self.spec.height):
                 canvas[...] = int(round(self.spec.pad_value))
             cv2.resize(image, (nw, nh), dst=canvas[dy:dy + nh, dx:dx + nw],
