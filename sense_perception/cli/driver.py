@@ -87,14 +87,12 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
         for n, message in enumerate(bag.messages([topic])):
             if n % stride:
                 continue
-            try:
-                msg = bag.deserialize(message)
-            except Exception:  # noqa: BLE001 - rosbags raises several types on corrupt CDR
-                skipped.add(topic, f"corrupt message: bytes are not a valid {message.msgtype}")
+            msg = bag.deserialize_or_skip(message, skipped)
+            if msg is None:
                 continue
             image, error = safe_decode(msg)
             if error is not None:
-                skipped.add(topic, f"undecodable image: {str(error)[:200]}")
+                skipped.add_undecodable(topic, error)
                 continue
             yield f"{topic}@{message.timestamp}", image
         for entry in bag.skipped.entries():

@@ -354,10 +354,8 @@ class Replayer:
 
     def _decode(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> _Frame | None:
         started = time.perf_counter()
-        try:
-            ros_msg = bag.deserialize(msg)
-        except Exception:  # rosbags raises several types on corrupt CDR
-            skipped.add(msg.topic, f"corrupt message: bytes are not a valid {msg.msgtype}")
+        ros_msg = bag.deserialize_or_skip(msg, skipped)
+        if ros_msg is None:
             return None
         if self.options.copy_input:
             self._out.write_raw(msg.topic, msg.msgtype, msg.timestamp, msg.data,
@@ -365,7 +363,7 @@ class Replayer:
         try:
             header = Header.from_msg(ros_msg.header)
         except ImageDecodeError as exc:
-            skipped.add(msg.topic, f"undecodable image: {str(exc)[:200]}")
+            skipped.add_undecodable(msg.topic, exc)
             return None
         limits = self._limits["cabin" if msg.topic == self._cabin else "exterior"]
         # Exterior frames only feed the detector: it reads a raw Image where it lies (no
@@ -375,7 +373,7 @@ class Replayer:
         image, error = safe_decode(ros_msg, limits, zero_copy=exterior,
                                    size_floor=self._detector.decode_floor if exterior else None)
         if error is not None:
-            skipped.add(msg.topic, f"undecodable image: {str(error)[:200]}")
+            skipped.add_undecodable(msg.topic, error)
             return None
         return _Frame(msg.topic, msg.timestamp, header, image, started)
 

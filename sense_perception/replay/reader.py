@@ -319,6 +319,14 @@ class Bag:
         """Deserialise a message with the bag's typestore (raises on corrupt bytes)."""
         return self.typestore.deserialize_cdr(message.data, message.msgtype)
 
+    def deserialize_or_skip(self, message: BagMessage, skipped: SkipLog) -> Any | None:
+        """Deserialise ``message``; None, and an entry in ``skipped``, when its bytes are corrupt."""
+        try:
+            return self.deserialize(message)
+        except Exception:  # noqa: BLE001 - rosbags raises several types on corrupt CDR
+            skipped.add(message.topic, f"corrupt message: bytes are not a valid {message.msgtype}")
+            return None
+
     @property
     def time_range(self) -> tuple[int, int] | None:
         """(first, last) bag time in ns when the storage index gives it, else None."""

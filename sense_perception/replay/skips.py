@@ -19,6 +19,10 @@ class SkipLog:
         key = (topic, reason)
         self._counts[key] = self._counts.get(key, 0) + int(count)
 
+    def add_undecodable(self, topic: str, error: Exception) -> None:
+        """Record one frame of ``topic`` whose image could not be decoded, with the error."""
+        self.add(topic, f"undecodable image: {str(error)[:200]}")
+
     def entries(self) -> list[dict[str, Any]]:
         """``[{"topic", "reason", "count"}]`` as summary.json lists them."""
         return [{"topic": t, "reason": r, "count": c} for (t, r), c in self._counts.items()]
