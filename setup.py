@@ -52,7 +52,7 @@ setup(
         # onnxruntime-gpu provides the CUDA and TensorRT execution providers; uninstall plain
         # onnxruntime first, both install the same module.
         # torch (a CUDA build from PyPI) runs decode/resize/normalise on the GPU
-        # (sense_perception.core.gpu_preprocess).
+        # (sense_perception.core.detection.gpu_preprocess).
         "gpu": ["onnxruntime-gpu>=1.17", "torch>=2.1"],
         # The CPU build of torch for the GPU pre-processing parity test (its math runs on a CPU
         # torch device too). Pinned to the wheel this project's machines carry on disk; elsewhere

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sense_perception.core.model_registry import get_model
+from sense_perception.core.runtime.model_registry import get_model
 
 from .common import Inputs, match_detections, side_by_side
 from .cv2dnn_demo import PicoDetCv2Demo

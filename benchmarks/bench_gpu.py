@@ -51,7 +51,7 @@ def parity(reference: Any, candidate: Any, inputs: Inputs) -> dict[str, Any]:
 def device_path(detector: Any, inputs: Inputs, device: str, rounds: int,
                 calls: int) -> dict[str, Any]:
     """Time and check the torch pre-processing + IO binding path of ``detector`` on ``device``."""
-    from sense_perception.core.gpu_preprocess import DeviceDetector
+    from sense_perception.core.detection.gpu_preprocess import DeviceDetector
 
     dev = DeviceDetector(detector, device)
     msgs = ros_messages(inputs.images)
@@ -75,8 +75,8 @@ def run(cpu_detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str,
         return {"measured": False, "reason": reason}
     import torch
 
-    from sense_perception.core.detector import DetectorConfig, ObjectDetector
-    from sense_perception.core.runtime import RuntimeOptions
+    from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+    from sense_perception.core.runtime.session import RuntimeOptions
 
     out: dict[str, Any] = {"measured": True, "gpu": torch.cuda.get_device_name(0), "providers": {}}
     for providers in PROVIDER_SETS:

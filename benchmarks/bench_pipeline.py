@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sense_perception.core import messages
-from sense_perception.core.image_decode import decode_any, decode_view
-from sense_perception.core.tracking import TrackerBank, TrackingConfig
+from sense_perception.core.output import messages
+from sense_perception.core.imaging.image_decode import decode_any, decode_view
+from sense_perception.core.tracking.tracker import TrackerBank, TrackingConfig
 from sense_perception.core.types import Header
 
 from .common import Inputs, side_by_side

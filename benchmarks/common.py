@@ -180,7 +180,7 @@ def match_detections(a_boxes: np.ndarray, a_labels: Sequence[str], b_boxes: np.n
         equal counts and every detection paired at IoU >= ``iou_min``.
     """
     from sense_perception.core.boxes import pairwise_iou
-    from sense_perception.core.tracking import linear_assignment
+    from sense_perception.core.tracking.tracker import linear_assignment
 
     a_boxes = np.asarray(a_boxes, np.float64).reshape(-1, 4)
     b_boxes = np.asarray(b_boxes, np.float64).reshape(-1, 4)

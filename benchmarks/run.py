@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_detector() -> Any:
     """The default detector (bundled PicoDet) on the CPU provider, as the nodes build it."""
-    from sense_perception.core.detector import ObjectDetector
+    from sense_perception.core.detection.detector import ObjectDetector
 
     return ObjectDetector.from_params({"runtime.providers": ["CPUExecutionProvider"]}, "benchmark")
 
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   for p, im in zip(inputs.paths, inputs.images, strict=True)},
     }
     detector = build_detector()
-    from sense_perception.core.model_registry import get_model
+    from sense_perception.core.runtime.model_registry import get_model
 
     doc["model"] = {"name": detector.model_name, "sha256": sha256_file(
         get_model(detector.model_name).verified_path()), "provider": detector.provider,

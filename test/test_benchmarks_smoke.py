@@ -74,7 +74,7 @@ def test_device_path_runs_on_cpu_torch() -> None:
     sys.path.insert(0, str(ROOT))
     from benchmarks import bench_gpu
     from benchmarks.common import load_inputs
-    from sense_perception.core.detector import ObjectDetector
+    from sense_perception.core.detection.detector import ObjectDetector
 
     inputs = load_inputs()
     inputs.paths, inputs.images = inputs.paths[:2], inputs.images[:2]

@@ -10,11 +10,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from sense_perception.core.decoders import OutputLayout, make_decoder, supported_formats
-from sense_perception.core.decoders.gfl import GFLDecoder
-from sense_perception.core.decoders.yolox import YOLOXDecoder
-from sense_perception.core.detector import DetectorConfig, ObjectDetector
-from sense_perception.core.runtime import RuntimeOptions
+from sense_perception.core.detection.decoders import OutputLayout, make_decoder, supported_formats
+from sense_perception.core.detection.decoders.gfl import GFLDecoder
+from sense_perception.core.detection.decoders.yolox import YOLOXDecoder
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.runtime.session import RuntimeOptions
 from sense_perception.errors import ConfigError, ModelError
 
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",))

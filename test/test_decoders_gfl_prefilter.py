@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sense_perception.core.decoders import OutputLayout, make_decoder
+from sense_perception.core.detection.decoders import OutputLayout, make_decoder
 
 
 def _layout(shapes: list[tuple[int, ...]], size: int, classes: int, activation: str) -> OutputLayout:

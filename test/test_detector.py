@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from sense_perception.core.detector import DetectorConfig, ObjectDetector
-from sense_perception.core.labels import AD_LABELS
-from sense_perception.core.runtime import RuntimeOptions
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.detection.labels import AD_LABELS
+from sense_perception.core.runtime.session import RuntimeOptions
 from sense_perception.core.types import Detections
 from sense_perception.errors import ConfigError, ImageDecodeError, ModelError
 
@@ -158,7 +158,7 @@ def test_model_configuration_errors(tmp_path: Path) -> None:
 
 def test_custom_model_path_with_bundled_file_matches_bundled(frames: dict[str, np.ndarray]
                                                              ) -> None:
-    from sense_perception.core.model_registry import MODELS as REGISTRY
+    from sense_perception.core.runtime.model_registry import MODELS as REGISTRY
 
     spec = REGISTRY["yolox_nano"]
     labels = Path(str(spec.path().parent / "coco_labels.txt"))
@@ -174,8 +174,8 @@ def test_custom_model_path_with_bundled_file_matches_bundled(frames: dict[str, n
 def test_custom_model_sha256_is_checked_before_loading(tmp_path: Path) -> None:
     import shutil
 
-    from sense_perception.core.model_registry import MODELS as REGISTRY
-    from sense_perception.core.model_registry import sha256_file
+    from sense_perception.core.runtime.model_registry import MODELS as REGISTRY
+    from sense_perception.core.runtime.model_registry import sha256_file
 
     spec = REGISTRY["yolox_nano"]
     labels = Path(str(spec.path().parent / "coco_labels.txt"))
@@ -197,7 +197,7 @@ def test_custom_model_sha256_is_checked_before_loading(tmp_path: Path) -> None:
 
 
 def test_tiling_runs_band_tiles_and_merges_per_image(frames: dict[str, np.ndarray]) -> None:
-    tiling = pytest.importorskip("sense_perception.core.tiling")
+    tiling = pytest.importorskip("sense_perception.core.detection.tiling")
     params = {"runtime.providers": ["CPUExecutionProvider"], "detector.batching": True}
     plain = ObjectDetector.from_params(params)
     tiled = ObjectDetector.from_params({**params, "tiling.mode": "horizon_bands"})
@@ -218,7 +218,7 @@ def test_tiling_runs_band_tiles_and_merges_per_image(frames: dict[str, np.ndarra
 
 
 def test_draw_detections_marks_boxes_without_touching_the_input() -> None:
-    from sense_perception.core.annotate import draw_detections, label_colour
+    from sense_perception.core.output.annotate import draw_detections, label_colour
 
     image = np.zeros((120, 200, 3), np.uint8)
     dets = Detections(np.array([[20, 40, 80, 100], [150, 0, 199, 30]], np.float32),

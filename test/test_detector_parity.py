@@ -122,9 +122,9 @@ REFERENCES = {"picodet_s_416": picodet, "yolox_nano": yolox}
 
 @pytest.mark.parametrize("model", sorted(REFERENCES))
 def test_detector_matches_reference(model: str) -> None:
-    from sense_perception.core.detector import DetectorConfig, ObjectDetector
-    from sense_perception.core.model_registry import MODELS
-    from sense_perception.core.runtime import RuntimeOptions
+    from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+    from sense_perception.core.runtime.model_registry import MODELS
+    from sense_perception.core.runtime.session import RuntimeOptions
 
     spec = MODELS[model]
     reference_session = session(str(spec.verified_path()))

@@ -8,10 +8,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from sense_perception.core.model_prepare import (drop_initializer_inputs, load_onnx,
-                                                 make_batch_dynamic, prepare_detector_model)
-from sense_perception.core.model_registry import MODELS
-from sense_perception.core.runtime import RuntimeOptions
+from sense_perception.core.runtime.model_prepare import (drop_initializer_inputs, load_onnx,
+                                                         make_batch_dynamic,
+                                                         prepare_detector_model)
+from sense_perception.core.runtime.model_registry import MODELS
+from sense_perception.core.runtime.session import RuntimeOptions
 
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",))
 

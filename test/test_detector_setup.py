@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from sense_perception.core.detector import DetectorConfig, ObjectDetector
-from sense_perception.core.detector_setup import (build_detector, gpu_unavailable_reason,
-                                                   with_preprocess)
-from sense_perception.core.runtime import RuntimeOptions
-from sense_perception.core.tiling import TilingConfig
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.detection.detector_setup import (build_detector, gpu_unavailable_reason,
+                                                            with_preprocess)
+from sense_perception.core.runtime.session import RuntimeOptions
+from sense_perception.core.detection.tiling import TilingConfig
 from sense_perception.errors import ConfigError
 
 CPU_PARAMS = {"runtime.providers": ["CPUExecutionProvider"]}
@@ -22,7 +22,7 @@ CPU_PARAMS = {"runtime.providers": ["CPUExecutionProvider"]}
 
 def test_auto_on_a_cpu_provider_keeps_the_cpu_path_without_importing_torch():
     code = ("import sys\n"
-            "from sense_perception.core.detector_setup import build_detector\n"
+            "from sense_perception.core.detection.detector_setup import build_detector\n"
             "d = build_detector({'runtime.providers': ['CPUExecutionProvider']})\n"
             "print(type(d).__name__, d.preprocess_device, 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

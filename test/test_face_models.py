@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from sense_perception.core.model_registry import get_model
+from sense_perception.core.runtime.model_registry import get_model
 from sense_perception.errors import ImageDecodeError, ModelError
 from sense_perception.face import model_fold
 from sense_perception.face.align import ARCFACE_TEMPLATE, align_faces, similarity_transforms

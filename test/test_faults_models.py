@@ -17,10 +17,10 @@ import pytest
 from replay_helpers import FRONT, SAMPLE_BAG, WINDSHIELD, read_output
 
 from sense_perception.cli.main import main
-from sense_perception.core import model_registry, runtime
-from sense_perception.core.detector import DetectorConfig, ObjectDetector
-from sense_perception.core.model_registry import MODELS
-from sense_perception.core.runtime import OnnxModel, RuntimeOptions
+from sense_perception.core.runtime import model_registry, session as runtime
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.runtime.model_registry import MODELS
+from sense_perception.core.runtime.session import OnnxModel, RuntimeOptions
 from sense_perception.errors import ModelError
 from sense_perception.face import model_fold
 from sense_perception.face.pipeline import DriverIdentifier, FaceEngine

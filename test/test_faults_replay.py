@@ -21,7 +21,7 @@ from replay_helpers import CABIN, FRONT, SAMPLE_BAG, SAMPLE_COUNTS, WINDSHIELD, 
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from sense_perception.core.image_decode import decode_any
+from sense_perception.core.imaging.image_decode import decode_any
 from sense_perception.replay.engine import INCOMPLETE_FILE, ReplayOptions, Replayer
 
 ALL_TOPICS = [FRONT, WINDSHIELD, CABIN]
@@ -148,7 +148,7 @@ class _FailOn:
 
 @pytest.fixture(scope="module")
 def detector():
-    from sense_perception.core.detector import ObjectDetector
+    from sense_perception.core.detection.detector import ObjectDetector
 
     return ObjectDetector.from_params({"runtime.intra_op_threads": 1}, "test")
 

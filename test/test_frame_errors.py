@@ -12,14 +12,9 @@ import numpy as np
 import pytest
 
 from sense_perception.config import load_params
-from sense_perception.core.frame_errors import (
-    DECODE_PREFIX,
-    INFERENCE,
-    STALE,
-    FrameErrorLedger,
-    decode_kind,
-)
-from sense_perception.core.frame_guard import DecodeResult, InputLimits, safe_decode
+from sense_perception.core.imaging.frame_errors import (DECODE_PREFIX, INFERENCE, STALE,
+                                                        FrameErrorLedger, decode_kind)
+from sense_perception.core.imaging.frame_guard import DecodeResult, InputLimits, safe_decode
 from sense_perception.errors import ConfigError, ImageDecodeError
 
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"

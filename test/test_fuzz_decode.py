@@ -28,9 +28,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sense_perception.core.frame_errors import DEFAULT_MAX_MESSAGE_CHARS, FrameErrorLedger
-from sense_perception.core.frame_guard import InputLimits, safe_decode
-from sense_perception.core.image_decode import SUPPORTED_ENCODINGS
+from sense_perception.core.imaging.frame_errors import DEFAULT_MAX_MESSAGE_CHARS, FrameErrorLedger
+from sense_perception.core.imaging.frame_guard import InputLimits, safe_decode
+from sense_perception.core.imaging.image_decode import SUPPORTED_ENCODINGS
 
 HERE = Path(__file__).resolve().parent
 STREET = HERE.parents[1] / "shared" / "data" / "street"

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from sense_perception.errors import GalleryError
-from sense_perception.face.gallery import (
-    MAGIC, ConsentRecord, GalleryConfig, GalleryStore, default_gallery_path, generate_key_file,
-    load_key)
+from sense_perception.face.gallery import (MAGIC, ConsentRecord, GalleryConfig, GalleryStore,
+                                           default_gallery_path, generate_key_file, load_key)
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))

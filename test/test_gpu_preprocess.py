@@ -18,15 +18,15 @@ torch = pytest.importorskip("torch", reason="torch not installed (pip install to
 
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
-from sense_perception.core.boxes import pairwise_iou  # noqa: E402
-from sense_perception.core.detector import DetectorConfig, ObjectDetector  # noqa: E402
-from sense_perception.core.gpu_preprocess import (DeviceDetector, IOBindingRunner,  # noqa: E402
-                                                  TorchPreprocessor, cuda_available)
-from sense_perception.core.image_decode import decode_any  # noqa: E402
-from sense_perception.core.preprocess import Preprocessor, PreprocessSpec  # noqa: E402
-from sense_perception.core.runtime import RuntimeOptions  # noqa: E402
-from sense_perception.core.types import Detections  # noqa: E402
-from sense_perception.errors import ConfigError, ImageDecodeError  # noqa: E402
+from sense_perception.core.boxes import pairwise_iou
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.detection.gpu_preprocess import (DeviceDetector, IOBindingRunner,
+                                                            TorchPreprocessor, cuda_available)
+from sense_perception.core.imaging.image_decode import decode_any
+from sense_perception.core.detection.preprocess import Preprocessor, PreprocessSpec
+from sense_perception.core.runtime.session import RuntimeOptions
+from sense_perception.core.types import Detections
+from sense_perception.errors import ConfigError, ImageDecodeError
 
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"
 FRAMES = sorted(STREET.glob("*.jpg")) + sorted(STREET.glob("*.png"))
@@ -216,7 +216,7 @@ def test_image_views_on_the_torch_path_match_bgr_arrays(encoding: str, detector:
                                                         frames: list[np.ndarray]) -> None:
     # The nodes and the replay hand the detector zero-copy views of the message buffer (with row
     # padding here); the torch path must read them as the BGR image they show.
-    from sense_perception.core.image_decode import decode_view
+    from sense_perception.core.imaging.image_decode import decode_view
 
     device = DeviceDetector(detector, "cpu")
     frame = frames[1]
@@ -233,7 +233,7 @@ def test_image_views_on_the_torch_path_match_bgr_arrays(encoding: str, detector:
 
 def test_reduced_jpeg_view_on_the_torch_path_reports_full_image_pixels(
         detector: ObjectDetector, frames: list[np.ndarray]) -> None:
-    from sense_perception.core.image_decode import ImageView
+    from sense_perception.core.imaging.image_decode import ImageView
 
     device = DeviceDetector(detector, "cpu")
     half = np.ascontiguousarray(frames[1][::2, ::2])
@@ -256,7 +256,7 @@ def test_device_detector_stands_in_for_the_detector(detector: ObjectDetector) ->
 def test_build_detector_torch_cpu_and_a_replay_through_it(tmp_path: Path) -> None:
     from replay_helpers import FRONT, SAMPLE_BAG, WINDSHIELD, read_output
 
-    from sense_perception.core.detector_setup import build_detector
+    from sense_perception.core.detection.detector_setup import build_detector
     from sense_perception.replay.engine import ReplayOptions, Replayer
 
     params = {"runtime.providers": ["CPUExecutionProvider"]}

@@ -10,9 +10,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from sense_perception.core.graph_fusion import fuse_hard_swish
-from sense_perception.core.model_prepare import drop_initializer_inputs, load_onnx
-from sense_perception.core.model_registry import get_model
+from sense_perception.core.runtime.graph_fusion import fuse_hard_swish
+from sense_perception.core.runtime.model_prepare import drop_initializer_inputs, load_onnx
+from sense_perception.core.runtime.model_registry import get_model
 
 FRAME = (Path(__file__).resolve().parents[2] / "shared" / "data" / "street"
          / "pandaset_seq002_front_camera_00.jpg")

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from support import load_eval_recall
-from sense_perception.core.detector import DetectorConfig, ObjectDetector
-from sense_perception.core.labels import AD_LABELS
-from sense_perception.core.runtime import RuntimeOptions
-from sense_perception.core.tiling import TilingConfig
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.detection.labels import AD_LABELS
+from sense_perception.core.runtime.session import RuntimeOptions
+from sense_perception.core.detection.tiling import TilingConfig
 
 REPO = Path(__file__).resolve().parents[1]
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"

@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from sense_perception.core import messages
-from sense_perception.core.health import HealthStats
+from sense_perception.core.output import messages
+from sense_perception.core.health.stats import HealthStats
 
 
 class Clock:

@@ -20,15 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support import RawImage as Image
-from sense_perception.core.image_decode import (
-    ENCODABLE_ENCODINGS,
-    SUPPORTED_ENCODINGS,
-    decode_any,
-    decode_compressed,
-    decode_image,
-    decode_mono16,
-    encode_image,
-)
+from sense_perception.core.imaging.image_decode import (ENCODABLE_ENCODINGS, SUPPORTED_ENCODINGS,
+                                                        decode_any, decode_compressed,
+                                                        decode_image, decode_mono16, encode_image)
 from sense_perception.errors import ImageDecodeError
 
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"

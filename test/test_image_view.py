@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from support import RawImage
-from sense_perception.core.detector import DetectorConfig, ObjectDetector
-from sense_perception.core.image_decode import (ImageView, decode_any, decode_view,
-                                                encode_image)
-from sense_perception.core.runtime import RuntimeOptions
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.imaging.image_decode import (ImageView, decode_any, decode_view,
+                                                        encode_image)
+from sense_perception.core.runtime.session import RuntimeOptions
 from sense_perception.core.types import Detections
 from sense_perception.errors import ImageDecodeError
 
@@ -135,7 +135,7 @@ def test_bad_views_raise_named_errors(frames: list[np.ndarray]) -> None:
 
 
 def test_safe_decode_zero_copy_keeps_the_input_limits(frames: list[np.ndarray]) -> None:
-    from sense_perception.core.frame_guard import InputLimits, safe_decode
+    from sense_perception.core.imaging.frame_guard import InputLimits, safe_decode
 
     msg = message(frames[0], "rgb8", padding=2)
     image, error = safe_decode(msg, zero_copy=True)

@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sense_perception.core.decoders import Candidates
-from sense_perception.core.labels import AD_LABELS, build_label_map
-from sense_perception.core.postprocess import clip_boxes, finalize, nms_class_aware
-from sense_perception.core.preprocess import Preprocessor, PreprocessSpec, boxes_to_source
+from sense_perception.core.detection.decoders import Candidates
+from sense_perception.core.detection.labels import AD_LABELS, build_label_map
+from sense_perception.core.detection.postprocess import clip_boxes, finalize, nms_class_aware
+from sense_perception.core.detection.preprocess import (Preprocessor, PreprocessSpec,
+                                                        boxes_to_source)
 from sense_perception.errors import ConfigError, ModelError
 
 

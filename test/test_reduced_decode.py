@@ -16,11 +16,11 @@ import pytest
 
 from support import load_eval_recall
 from sense_perception.core.boxes import pairwise_iou
-from sense_perception.core.detector import DetectorConfig, ObjectDetector
-from sense_perception.core.frame_guard import InputLimits, safe_decode
-from sense_perception.core.image_decode import ImageView, decode_view, jpeg_reduction
-from sense_perception.core.runtime import RuntimeOptions
-from sense_perception.core.tiling import TilingConfig
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.imaging.frame_guard import InputLimits, safe_decode
+from sense_perception.core.imaging.image_decode import ImageView, decode_view, jpeg_reduction
+from sense_perception.core.runtime.session import RuntimeOptions
+from sense_perception.core.detection.tiling import TilingConfig
 from sense_perception.errors import ImageDecodeError
 
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"

@@ -18,7 +18,7 @@ CAMERAS = [FRONT, WINDSHIELD]
 
 @pytest.fixture(scope="module")
 def detector():
-    from sense_perception.core.detector import ObjectDetector
+    from sense_perception.core.detection.detector import ObjectDetector
 
     return ObjectDetector.from_params({}, "test")
 

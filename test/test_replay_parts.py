@@ -11,7 +11,7 @@ import pytest
 from replay_helpers import CABIN, FRONT, ROOT, SAMPLE_BAG, SAMPLE_COUNTS, SHARED, WINDSHIELD, input_stamps
 from rich.console import Console
 
-from sense_perception.core import messages
+from sense_perception.core.output import messages
 from sense_perception.core.types import Detections, Header
 from sense_perception.errors import BagError
 from sense_perception.replay.skips import SkipLog
@@ -155,7 +155,7 @@ def test_sample_bag_is_reproducible(tmp_path):
 
 
 def test_sample_bag_contents_and_attribution():
-    from sense_perception.core.image_decode import decode_any
+    from sense_perception.core.imaging.image_decode import decode_any
     from sense_perception.replay.reader import open_bag
 
     with open_bag(SAMPLE_BAG) as bag:

@@ -9,18 +9,19 @@ from pathlib import Path
 import pytest
 
 from sense_perception.config import load_params, section_from_params
-from sense_perception.core.detector import DetectorConfig
-from sense_perception.core.frame_guard import InputLimits
-from sense_perception.core.runtime import RuntimeConfig
-from sense_perception.core.tiling import TilingConfig
-from sense_perception.core.tracking import TrackingConfig
+from sense_perception.core.detection.detector import DetectorConfig
+from sense_perception.core.imaging.frame_guard import InputLimits
+from sense_perception.core.runtime.session import RuntimeConfig
+from sense_perception.core.detection.tiling import TilingConfig
+from sense_perception.core.tracking.tracker import TrackingConfig
 from sense_perception.errors import ConfigError
 from sense_perception.face.decision import IdentityConfig
 from sense_perception.face.gallery import GalleryConfig
 from sense_perception.face.settings import DriverMonitorSettings, FaceConfig
 from sense_perception.ros import launch_support
-from sense_perception.ros.settings import (DriverMonitorNodeSettings, ObjectDetectorSettings, check_param_names,
-                                          output_namespace, output_namespaces, ros_param_value, transport_kind)
+from sense_perception.ros.settings import (DriverMonitorNodeSettings, ObjectDetectorSettings,
+                                           check_param_names, output_namespace, output_namespaces,
+                                           ros_param_value, transport_kind)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "perception.yaml"

@@ -22,7 +22,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
 from sense_perception.cli.main import main
-from sense_perception.core.image_decode import decode_any
+from sense_perception.core.imaging.image_decode import decode_any
 from sense_perception.errors import BagError, GalleryError, PrivacyError
 from sense_perception.face import model_fold
 from sense_perception.face.gallery import ConsentRecord, GalleryStore, generate_key_file, load_key
@@ -249,7 +249,7 @@ def test_replay_refuses_identity_when_the_cabin_camera_is_not_configured_as_cabi
 
 @pytest.fixture(scope="module")
 def detector():
-    from sense_perception.core.detector import ObjectDetector
+    from sense_perception.core.detection.detector import ObjectDetector
 
     return ObjectDetector.from_params({"runtime.intra_op_threads": 1}, "test")
 

@@ -9,15 +9,15 @@ import pytest
 
 from support import load_eval_recall
 from sense_perception.config import section_from_params
-from sense_perception.core.postprocess import nms_class_aware
-from sense_perception.core.tiling import TilingConfig, merge_tile_detections, plan_tiles
+from sense_perception.core.detection.postprocess import nms_class_aware
+from sense_perception.core.detection.tiling import TilingConfig, merge_tile_detections, plan_tiles
 from sense_perception.core.types import Detections
 from sense_perception.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"
 ON = TilingConfig(mode="horizon_bands")
-CAR, TRUCK, PED = 2, 5, 0  # label indices as in sense_perception.core.labels.AD_LABELS
+CAR, TRUCK, PED = 2, 5, 0  # label indices as in sense_perception.core.detection.labels.AD_LABELS
 
 
 def dets(*rows: tuple[float, float, float, float, float, int]) -> Detections:
@@ -245,7 +245,7 @@ def ev():
 @pytest.fixture(scope="module")
 def scored(ev) -> dict[str, list]:
     """PicoDet (the default model): no tiling, tiling, and tiling with a plain NMS merge."""
-    from sense_perception.core import tiling as tiling_mod
+    from sense_perception.core.detection import tiling as tiling_mod
 
     frames = ev.load_all()
     assert len(frames) >= 3 and all(f.image_path.is_file() for f in frames), STREET

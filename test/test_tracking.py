@@ -8,15 +8,10 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from sense_perception.config import section_from_params
-from sense_perception.core import kalman
-from sense_perception.core.tracking import (
-    MultiObjectTracker,
-    TrackerBank,
-    TrackingConfig,
-    label_groups,
-    linear_assignment,
-    pairwise_iou,
-)
+from sense_perception.core.tracking import kalman
+from sense_perception.core.tracking.tracker import (MultiObjectTracker, TrackerBank,
+                                                    TrackingConfig, label_groups,
+                                                    linear_assignment, pairwise_iou)
 from sense_perception.core.types import Detections
 from sense_perception.errors import ConfigError
 

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sense_perception.core.detector import ObjectDetector
-from sense_perception.core.tracking import MultiObjectTracker, TrackingConfig, pairwise_iou
+from sense_perception.core.detection.detector import ObjectDetector
+from sense_perception.core.tracking.tracker import MultiObjectTracker, TrackingConfig, pairwise_iou
 
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"
 # Two cities, two cameras: PandaSet (San Francisco, 1920x1080) and comma2k19 (CA-280, 1164x874).

@@ -234,8 +234,8 @@ def detect_frames(detector: Any, frames: Sequence[GroundTruth]) -> list[tuple[np
 def make_detector(model: str, tiling: Any = None, score_threshold: float | None = None,
                   threads: int = 0) -> Any:
     """The package's real ObjectDetector on CPU with the given tiling settings."""
-    from sense_perception.core.detector import DetectorConfig, ObjectDetector
-    from sense_perception.core.runtime import RuntimeOptions
+    from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+    from sense_perception.core.runtime.session import RuntimeOptions
 
     cfg = DetectorConfig(model=model)
     if score_threshold is not None:
@@ -268,7 +268,7 @@ def run_table(models: Sequence[str], variants: dict[str, Any], frames: Sequence[
         for name, tiling in variants.items():
             detector = make_detector(model, tiling, threads=threads)
             if name == NAIVE:
-                from sense_perception.core import tiling as tiling_mod
+                from sense_perception.core.detection import tiling as tiling_mod
 
                 real = tiling_mod.merge_tile_detections
                 tiling_mod.merge_tile_detections = naive_merge
@@ -297,7 +297,7 @@ def _runs_per_frame(tiling: Any, frames: Sequence[GroundTruth]) -> float:
     """Network runs (full frame + tiles) per frame, averaged over the frames."""
     if tiling is None:
         return 1.0
-    from sense_perception.core.tiling import plan_tiles
+    from sense_perception.core.detection.tiling import plan_tiles
 
     return float(np.mean([len(plan_tiles(f.width, f.height, tiling)) for f in frames]))
 
@@ -365,7 +365,7 @@ NAIVE = "same tiles, plain NMS merge"
 def naive_merge(per_tile: Sequence[Any], tiles: Sequence[Any], image_shape: Any, cfg: Any,
                 nms_iou: float) -> Any:
     """Baseline for comparison only: concatenate all tiles' boxes and run class-aware NMS."""
-    from sense_perception.core.postprocess import nms_class_aware
+    from sense_perception.core.detection.postprocess import nms_class_aware
     from sense_perception.core.types import Detections
 
     boxes = np.concatenate([d.boxes for d in per_tile]).astype(np.float32)
@@ -377,7 +377,7 @@ def naive_merge(per_tile: Sequence[Any], tiles: Sequence[Any], image_shape: Any,
 
 def default_variants(sweep: bool) -> dict[str, Any]:
     """Tiling settings to compare: off, the package default, and (with ``sweep``) variants."""
-    from sense_perception.core.tiling import TilingConfig
+    from sense_perception.core.detection.tiling import TilingConfig
 
     on = TilingConfig(mode="horizon_bands")
     variants: dict[str, Any] = {"off": None, "horizon_bands (default)": on}

@@ -21,7 +21,7 @@ _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``detect`` sub-command."""
-    from ..core.model_registry import MODELS
+    from ..core.runtime.model_registry import MODELS
 
     detectors = sorted(n for n, m in MODELS.items() if m.family in ("gfl", "yolox", "yolov8",
                                                                     "rtdetr"))
@@ -116,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from ..core.annotate import draw_detections
-    from ..core.detector_setup import build_detector
-    from ..core.image_decode import read_image_file
+    from ..core.output.annotate import draw_detections
+    from ..core.detection.detector_setup import build_detector
+    from ..core.imaging.image_decode import read_image_file
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")

@@ -72,7 +72,7 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
     part of the bag, is recorded in ``skipped`` (a :class:`~sense_perception.replay.skips.SkipLog`)
     and passed over, so one bad frame does not end an enrolment.
     """
-    from ..core.frame_guard import safe_decode
+    from ..core.imaging.frame_guard import safe_decode
     from ..replay.reader import open_bag
 
     with open_bag(bag_path) as bag:
@@ -101,7 +101,7 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
 
 def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Embeddings, aligned crops and source labels of the faces to enrol."""
-    from ..core.image_decode import read_image_file
+    from ..core.imaging.image_decode import read_image_file
 
     embs, crops, labels = [], [], []
     if args.images:
@@ -239,7 +239,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 # -- identify -------------------------------------------------------------------------------------
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from ..core.image_decode import read_image_file
+    from ..core.imaging.image_decode import read_image_file
 
     from ..face.identify import TemplateIndex
 
@@ -311,7 +311,7 @@ def rates(scores: np.ndarray, same: np.ndarray, thresholds: Sequence[float]) -> 
 def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, threshold: float,
              table: Sequence[float] = DEFAULT_TABLE, augment: bool = False) -> dict[str, Any]:
     """Score every pair and return the eval JSON document (see ``driver eval --help``)."""
-    from ..core.image_decode import read_image_file
+    from ..core.imaging.image_decode import read_image_file
 
     from ..face.augment import AUGMENTATIONS, augment as make_variants
 

@@ -65,7 +65,7 @@ class _Int8Scores:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
 
-        from ..core.runtime import OnnxModel, RuntimeOptions
+        from ..core.runtime.session import OnnxModel, RuntimeOptions
 
         absmax = np.abs(matrix).max(axis=1)
         self.scale = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from ..core.model_registry import ModelSpec, get_model, sha256_file
+from ..core.runtime.model_registry import ModelSpec, get_model, sha256_file
 from ..errors import ModelError
 from ..fileio import atomic_write
 

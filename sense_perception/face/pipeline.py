@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.runtime import RuntimeOptions
+from ..core.runtime.session import RuntimeOptions
 from .align import ALIGNED_SIZE, align_faces
 from .decision import DriverState, IdentityDecider
 from .driver_select import select_driver

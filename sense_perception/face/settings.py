@@ -2,7 +2,7 @@
 
 Each component owns a dataclass under a dotted prefix: ``face.*`` (:class:`FaceConfig`, here),
 ``identity.*`` (:class:`~.decision.IdentityConfig`), ``gallery.*`` (:class:`~.gallery.GalleryConfig`)
-and ``runtime.*`` (:class:`~sense_perception.core.runtime.RuntimeConfig`). ``camera_role`` is a
+and ``runtime.*`` (:class:`~sense_perception.core.runtime.session.RuntimeConfig`). ``camera_role`` is a
 top-level node parameter.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import section_from_params
-from ..core.runtime import RuntimeConfig
+from ..core.runtime.session import RuntimeConfig
 from ..errors import ConfigError
 from .decision import IdentityConfig
 from .driver_select import validate_region

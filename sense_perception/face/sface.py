@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.runtime import OnnxModel, RuntimeOptions
+from ..core.runtime.session import OnnxModel, RuntimeOptions
 from ..errors import ImageDecodeError
 from .align import ALIGNED_SIZE
 from .model_fold import folded_model_path

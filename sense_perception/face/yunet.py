@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..core.runtime import OnnxModel, RuntimeOptions
+from ..core.runtime.session import OnnxModel, RuntimeOptions
 from ..errors import ConfigError, ImageDecodeError
 from .model_fold import folded_model_path
 

@@ -18,11 +18,11 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..config import load_params
-from ..core import messages
-from ..core.frame_guard import InputLimits, safe_decode
-from ..core.image_decode import ImageView
-from ..core.inference_guard import safe_detect
-from ..core.topics import output_namespaces
+from ..core.output import messages
+from ..core.imaging.frame_guard import InputLimits, safe_decode
+from ..core.imaging.image_decode import ImageView
+from ..core.health.inference_guard import safe_detect
+from ..core.output.topics import output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
 from ..face.results import FACE_LABELS, face_detections, identity_results, state_name
@@ -181,7 +181,7 @@ class Replayer:
                         for role, node in (("exterior", "object_detector"),
                                            ("cabin", "driver_monitor"))}
         if exterior and self._detector is None:
-            from ..core.detector_setup import build_detector
+            from ..core.detection.detector_setup import build_detector
 
             self._detector = build_detector(load_params(self.options.config, "object_detector"),
                                             source)
@@ -192,7 +192,7 @@ class Replayer:
                 load_params(self.options.config, "driver_monitor"), source)
         self._trackers = None
         if exterior:
-            from ..core.tracking import TrackerBank, TrackingConfig
+            from ..core.tracking.tracker import TrackerBank, TrackingConfig
 
             config = TrackingConfig.from_params(load_params(self.options.config, "object_detector"),
                                                 source)
@@ -524,7 +524,7 @@ def _bgr(image: np.ndarray | ImageView) -> np.ndarray:
 
 
 def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "") -> np.ndarray:
-    from ..core.annotate import draw_detections
+    from ..core.output.annotate import draw_detections
     from .video import draw_caption
 
     out = draw_detections(image, dets, label_names)

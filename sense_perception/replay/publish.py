@@ -47,7 +47,7 @@ class LivePublisher:
                            "or replay without --publish") from exc
         if rate <= 0:
             raise BagError(f"--rate must be > 0, got {rate}")
-        from ..ros.convert import msg_class  # ROS-side helper: safe to import once rclpy is
+        from ..ros.convert import msg_class
 
         self._msg_class = msg_class
         self._rclpy = rclpy

@@ -1,6 +1,6 @@
 """Generic conversion of the core's message-shaped dicts to rosbags message objects.
 
-The core (:mod:`sense_perception.core.messages`) builds nested dicts with exactly the fields of the
+The core (:mod:`sense_perception.core.output.messages`) builds nested dicts with exactly the fields of the
 ROS messages; this module walks the typestore's field definitions to turn them into rosbags
 dataclasses, filling every field the dict leaves out with its ROS default (0, "", empty
 sequence, zero array), as rclpy message constructors do.

@@ -10,7 +10,7 @@ from rosbags.interfaces import QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
-from ..core.topics import camera_namespace  # noqa: F401  re-exported: replay's public name
+from ..core.output.topics import camera_namespace
 from ..errors import BagError
 from .to_rosbags import MessageConverter
 

@@ -1,6 +1,6 @@
 """Generic conversion of the core's message-shaped dicts to rclpy message objects.
 
-The core (:mod:`sense_perception.core.messages`) builds nested dicts with exactly the fields of the ROS
+The core (:mod:`sense_perception.core.output.messages`) builds nested dicts with exactly the fields of the ROS
 messages. :func:`to_msg` walks the rclpy message class's own field types (``SLOT_TYPES``, the rosidl
 definitions the class was generated from) and builds the message, so one converter serves every type
 and a dict that does not fit its type fails here, naming the field, instead of inside the middleware.

@@ -23,8 +23,8 @@ from typing import Any
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Classification, Detection2DArray
 
-from ..core import messages
-from ..core.topics import join_topic, output_namespace
+from ..core.output import messages
+from ..core.output.topics import join_topic, output_namespace
 from ..core.types import Header
 from ..errors import SensePerceptionError
 from ..face.results import FACE_LABELS, face_detections, identity_results, state_name

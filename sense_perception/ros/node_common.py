@@ -17,9 +17,9 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..config import section_from_params
-from ..core import messages
-from ..core.frame_guard import InputLimits, safe_decode
-from ..core.health import HealthStats
+from ..core.output import messages
+from ..core.imaging.frame_guard import InputLimits, safe_decode
+from ..core.health.stats import HealthStats
 from ..core.types import Header
 from ..errors import SensePerceptionError
 from . import qos
@@ -256,7 +256,7 @@ class PerceptionNode(LifecycleNode):
     def decode(self, frame: Frame, zero_copy: bool = False, size_floor: Any = None) -> Any:
         """Decode a frame to BGR within the ``input.*`` limits; None (counted, logged) when the
         message is malformed or too large. ``zero_copy``: the frame comes back as an
-        :class:`~sense_perception.core.image_decode.ImageView` (raw Images read where they lie);
+        :class:`~sense_perception.core.imaging.image_decode.ImageView` (raw Images read where they lie);
         ``size_floor``: a JPEG may be decoded at reduced scale down to it (the detector's
         ``decode_floor``)."""
         image, error = safe_decode(frame.msg, self.limits, zero_copy=zero_copy,

@@ -11,7 +11,7 @@ publishes, with the input header copied exactly:
 
 and ``/diagnostics``. Frames are handled latest-first: frames from all cameras that are waiting are
 detected in one batched call; a frame overwritten before inference reached it is dropped and
-counted. All perception happens in :class:`sense_perception.core.detector.ObjectDetector`.
+counted. All perception happens in :class:`sense_perception.core.detection.detector.ObjectDetector`.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import numpy as np
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from ..core import messages
-from ..core.inference_guard import safe_detect
-from ..core.topics import join_topic, output_namespaces
+from ..core.output import messages
+from ..core.health.inference_guard import safe_detect
+from ..core.output.topics import join_topic, output_namespaces
 from ..core.types import Header
 from . import qos
 from .convert import to_msg
@@ -37,7 +37,7 @@ NODE_NAME = "object_detector"
 
 
 class ObjectDetectorNode(PerceptionNode):
-    """Lifecycle node around :class:`~sense_perception.core.detector.ObjectDetector`.
+    """Lifecycle node around :class:`~sense_perception.core.detection.detector.ObjectDetector`.
 
     Args:
         node_name: ROS node name.
@@ -60,8 +60,8 @@ class ObjectDetectorNode(PerceptionNode):
                 for topic, tr in zip(settings.camera_topics, settings.transports())]
 
     def load(self, params: dict[str, Any], source: str) -> None:
-        from ..core.detector_setup import build_detector
-        from ..core.tracking import TrackerBank, TrackingConfig
+        from ..core.detection.detector_setup import build_detector
+        from ..core.tracking.tracker import TrackerBank, TrackingConfig
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
@@ -160,8 +160,8 @@ class ObjectDetectorNode(PerceptionNode):
 
 
 def _annotate(image: Any, dets: Any, names: Any) -> np.ndarray:
-    from ..core.annotate import draw_detections
-    from ..core.image_decode import ImageView
+    from ..core.output.annotate import draw_detections
+    from ..core.imaging.image_decode import ImageView
 
     # An ImageView aliases the message (or is a reduced decode): draw on a full-size BGR copy.
     bgr = image.full_bgr() if isinstance(image, ImageView) else image

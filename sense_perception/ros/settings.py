@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from ..core.topics import join_topic, output_namespace, output_namespaces  # noqa: F401  the nodes' names
+from ..core.output.topics import join_topic, output_namespace, output_namespaces
 from ..errors import ConfigError
 
 RELIABILITIES = ("best_effort", "reliable")

@@ -14,9 +14,9 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.serialization import deserialize_message  # noqa: E402
 from rosbags.rosbag2 import Reader  # noqa: E402
 
-from sense_perception.replay.engine import ReplayOptions, Replayer  # noqa: E402
-from sense_perception.ros.convert import msg_class  # noqa: E402
-from sense_perception.replay.typestore import make_typestore  # noqa: E402
+from sense_perception.replay.engine import ReplayOptions, Replayer
+from sense_perception.ros.convert import msg_class
+from sense_perception.replay.typestore import make_typestore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = ROOT / "sense_perception" / "data" / "sample_bag"

@@ -19,7 +19,7 @@ def _ros(monkeypatch):
 
 
 def _core_dicts():
-    from sense_perception.core import messages
+    from sense_perception.core.output import messages
     from sense_perception.core.types import Detections, Header
 
     header = Header(1_700_000_000, 123_456_789, "camera_front")

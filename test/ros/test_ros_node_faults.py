@@ -46,7 +46,7 @@ def _private_gallery(tmp_path: Path) -> str:
 def test_altered_custom_model_leaves_the_detector_unconfigured_naming_the_file(context, tmp_path):
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from sense_perception.core.model_registry import MODELS
+    from sense_perception.core.runtime.model_registry import MODELS
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
     bundled = MODELS["picodet_s_416"].path()
@@ -73,8 +73,8 @@ def test_altered_face_model_leaves_the_driver_monitor_unconfigured_naming_the_fi
                                                                                     monkeypatch):
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from sense_perception.core import model_registry
-    from sense_perception.core.model_registry import MODELS
+    from sense_perception.core.runtime import model_registry
+    from sense_perception.core.runtime.model_registry import MODELS
     from sense_perception.face import model_fold
     from sense_perception.ros.driver_monitor_node import DriverMonitorNode
 

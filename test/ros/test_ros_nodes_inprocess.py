@@ -110,7 +110,7 @@ def test_input_size_limits_apply_to_the_node_frames(context):
     import cv2
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from sense_perception.core.frame_guard import InputLimits
+    from sense_perception.core.imaging.frame_guard import InputLimits
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
     topic = "/sp_inproc/limits/image_raw"

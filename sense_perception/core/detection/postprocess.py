@@ -12,7 +12,7 @@ import numpy as np
 from .decoders import Candidates
 from .labels import LabelMap
 from .preprocess import boxes_to_source
-from .types import Detections
+from ..types import Detections
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:

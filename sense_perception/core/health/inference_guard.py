@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from .types import Detections
+from ..types import Detections
 
 
 class DetectResult(NamedTuple):
@@ -26,7 +26,7 @@ def safe_detect(detector: Any, images: Sequence[np.ndarray]) -> list[DetectResul
 
     Args:
         detector: anything with ``detect(list[np.ndarray]) -> list[Detections]``
-            (:class:`~sense_perception.core.detector.ObjectDetector`).
+            (:class:`~sense_perception.core.detection.detector.ObjectDetector`).
         images: BGR frames (or ImageViews), one per camera.
 
     Returns:

@@ -34,10 +34,10 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..errors import ConfigError
-from .boxes import pairwise_iou
+from ...errors import ConfigError
+from ..boxes import pairwise_iou
 from .postprocess import nms_class_aware
-from .types import Detections
+from ..types import Detections
 
 Tile = tuple[int, int, int, int]
 

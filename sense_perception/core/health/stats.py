@@ -5,7 +5,7 @@ One :class:`HealthStats` per pipeline counts what happened to every input frame 
 dropped as stale, lost to a decode or inference error), keeps a fixed ring of recent latencies for
 p50/p99, per-source arrival times for the input rate and the time since the last input, and QoS
 incompatibility events. :meth:`HealthStats.report` turns a snapshot into a
-``diagnostic_msgs/DiagnosticStatus`` dict (:mod:`sense_perception.core.messages`) with a level that
+``diagnostic_msgs/DiagnosticStatus`` dict (:mod:`sense_perception.core.output.messages`) with a level that
 says what a person should look at.
 
 All methods are thread-safe: transport callbacks and the inference worker update it concurrently.
@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import messages
+from ..output import messages
 
 _RATE_SAMPLES = 64  # arrival times kept per source for the input rate
 

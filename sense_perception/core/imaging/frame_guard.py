@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import ImageDecodeError
+from ...errors import ImageDecodeError
 from .frame_errors import FrameErrorLedger
 from .image_decode import ImageView, SizeFloor, decode_any, decode_view
 
@@ -47,7 +47,7 @@ class InputLimits:
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> InputLimits:
         """Read the ``input.*`` keys of flattened node parameters (unknown keys are errors)."""
-        from ..config import section_from_params
+        from ...config import section_from_params
 
         return section_from_params(cls, params, "input.", source)
 
@@ -132,13 +132,13 @@ def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErr
         ledger: where a failure is counted, under ``decode.<field>``; None counts nowhere.
         source: the topic or file the message came from, kept with the error in the ledger.
         zero_copy: for a raw Image, return an
-            :class:`~sense_perception.core.image_decode.ImageView` from
-            :func:`~sense_perception.core.image_decode.decode_view` (the detector's cheap path; it
+            :class:`~sense_perception.core.imaging.image_decode.ImageView` from
+            :func:`~sense_perception.core.imaging.image_decode.decode_view` (the detector's cheap path; it
             aliases the message buffer) instead of a BGR copy; a CompressedImage comes back as
             an ImageView too.
         size_floor: with ``zero_copy``, lets a JPEG decode at reduced scale down to this size
-            (see :func:`~sense_perception.core.image_decode.decode_view`);
-            :meth:`~sense_perception.core.detector.ObjectDetector.decode_floor` gives it.
+            (see :func:`~sense_perception.core.imaging.image_decode.decode_view`);
+            :meth:`~sense_perception.core.detection.detector.ObjectDetector.decode_floor` gives it.
 
     Returns:
         ``(image, None)`` with a new C-contiguous ``(H, W, 3)`` uint8 BGR array (an ImageView with

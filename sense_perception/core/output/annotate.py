@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .types import Detections
+from ..types import Detections
 
 # Fixed colours for the driving labels so a class looks the same in every image and video (BGR).
 _LABEL_COLOURS = {

@@ -1,8 +1,8 @@
 """Build the object detector the nodes, the replay and ``detect`` use, with its pre-processing.
 
 ``detector.preprocess`` chooses where frames are resized and normalised: the numpy/OpenCV path of
-:class:`~sense_perception.core.detector.ObjectDetector`, or the torch path of
-:class:`~sense_perception.core.gpu_preprocess.DeviceDetector`, which hands the network input to
+:class:`~sense_perception.core.detection.detector.ObjectDetector`, or the torch path of
+:class:`~sense_perception.core.detection.gpu_preprocess.DeviceDetector`, which hands the network input to
 onnxruntime on the GPU through IO binding. ``auto`` takes the GPU only where it can work, and
 checks the cheap conditions first so that a CPU-only machine never imports torch.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from .detector import ObjectDetector
 
 LOG = logging.getLogger(__name__)

@@ -17,17 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from ..config import section_from_params
-from ..errors import ConfigError, ImageDecodeError, ModelError
+from ...config import section_from_params
+from ...errors import ConfigError, ImageDecodeError, ModelError
 from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
-from .image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
+from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import LabelMap, build_label_map
-from .model_prepare import prepare_detector_model
-from .model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
+from ..runtime.model_prepare import prepare_detector_model
+from ..runtime.model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
-from .runtime import RuntimeConfig, RuntimeOptions
-from .types import Detections
+from ..runtime.session import RuntimeConfig, RuntimeOptions
+from ..types import Detections
 
 LOG = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class DetectorConfig:
             always full resolution. The detections are close to, not bit-identical with, those
             of a full decode.
         preprocess: where nodes, replay and ``detect`` pre-process frames
-            (:func:`~sense_perception.core.detector_setup.build_detector`): ``auto`` (the GPU
+            (:func:`~sense_perception.core.detection.detector_setup.build_detector`): ``auto`` (the GPU
             when torch sees CUDA and the model runs on the CUDA or TensorRT provider, without
             tiling; else the CPU), ``cpu`` (numpy/OpenCV), ``gpu`` (torch on the GPU with IO
             binding; refused where it cannot run) or ``torch_cpu`` (the torch path on the CPU, to
@@ -276,7 +276,7 @@ class ObjectDetector:
     @property
     def decode_floor(self) -> SizeFloor | None:
         """What a JPEG frame may be decoded down to for this detector (the ``size_floor`` of
-        :func:`~sense_perception.core.frame_guard.safe_decode`): the resized network input, or
+        :func:`~sense_perception.core.imaging.frame_guard.safe_decode`): the resized network input, or
         None (full resolution) when ``reduced_jpeg_decode`` is off or tiling is on (tiles need
         the camera's full resolution)."""
         if not self.config.reduced_jpeg_decode or self.tiling_enabled:
@@ -345,8 +345,8 @@ class ObjectDetector:
     def detect(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         """Detect objects in BGR uint8 HxWx3 images of any sizes.
 
-        An entry may also be an :class:`~sense_perception.core.image_decode.ImageView` (from
-        :func:`~sense_perception.core.image_decode.decode_view`): pixels in another channel order,
+        An entry may also be an :class:`~sense_perception.core.imaging.image_decode.ImageView` (from
+        :func:`~sense_perception.core.imaging.image_decode.decode_view`): pixels in another channel order,
         read where they lie without a full-frame conversion; the detections are those of the same
         image in BGR, exactly.
 

@@ -5,7 +5,7 @@ whose structure matches; a named family must match or the error says what it exp
 """
 from __future__ import annotations
 
-from ...errors import ConfigError, ModelError
+from ....errors import ConfigError, ModelError
 from .base import Candidates, Decoder, OutputFormatError, OutputLayout
 from .gfl import GFLDecoder
 from .rtdetr import RTDETRDecoder

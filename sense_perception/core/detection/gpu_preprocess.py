@@ -6,7 +6,7 @@ torch works; building a :class:`TorchPreprocessor` then raises a :class:`ConfigE
 Path of one frame on a CUDA machine:
 
 1. raw ``sensor_msgs/Image`` bytes are validated on the CPU (same checks as
-   :func:`~sense_perception.core.image_decode.decode_image`), uploaded as they are, and converted to
+   :func:`~sense_perception.core.imaging.image_decode.decode_image`), uploaded as they are, and converted to
    BGR on the device (rgb8, bgr8, rgba8, bgra8, mono8); other encodings and ``CompressedImage``
    (JPEG/PNG) are decoded on the CPU and the BGR result uploaded;
 2. resize (bilinear or bicubic, the same sampling grid and kernels as OpenCV), rounding to whole
@@ -15,7 +15,7 @@ Path of one frame on a CUDA machine:
 3. :class:`IOBindingRunner` binds that tensor's device memory as the model input
    (``bind_input(..., buffer_ptr=tensor.data_ptr())``), so onnxruntime reads it in place.
 
-The math is the CPU :class:`~sense_perception.core.preprocess.Preprocessor`'s, so the same code runs
+The math is the CPU :class:`~sense_perception.core.detection.preprocess.Preprocessor`'s, so the same code runs
 on a CPU torch device: that is how its parity with the CPU path is tested on machines without a GPU
 (results agree to one grey level; OpenCV uses fixed-point weights).
 """
@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ImageDecodeError
-from .image_decode import DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any, source_size
+from ...errors import ConfigError, ImageDecodeError
+from ..imaging.image_decode import (DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any,
+                                    source_size)
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
-from .types import Detections
+from ..types import Detections
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -71,7 +72,7 @@ def cuda_available() -> bool:
 
 
 class TorchPreprocessor:
-    """Same contract as :class:`~sense_perception.core.preprocess.Preprocessor`, on a torch device.
+    """Same contract as :class:`~sense_perception.core.detection.preprocess.Preprocessor`, on a torch device.
 
     Args:
         spec: what the network expects.
@@ -115,7 +116,7 @@ class TorchPreprocessor:
 
     def to_device(self, image: np.ndarray | ImageView) -> torch.Tensor:
         """Upload a BGR uint8 HxWx3 array (a view is fine) to the device, or an
-        :class:`~sense_perception.core.image_decode.ImageView` (a message buffer in its own
+        :class:`~sense_perception.core.imaging.image_decode.ImageView` (a message buffer in its own
         channel order, uploaded as it lies and put in BGR order on the device)."""
         if isinstance(image, ImageView):
             raw = _upload(self._t, image.array, self.device)
@@ -130,7 +131,7 @@ class TorchPreprocessor:
         """Decode an Image or CompressedImage-like message to a BGR uint8 HxWx3 device tensor.
 
         Raises:
-            ImageDecodeError: as :func:`~sense_perception.core.image_decode.decode_any`.
+            ImageDecodeError: as :func:`~sense_perception.core.imaging.image_decode.decode_any`.
         """
         encoding = getattr(msg, "encoding", None) if not hasattr(msg, "format") else None
         if encoding in _DEVICE_ENCODINGS:
@@ -261,7 +262,7 @@ class DeviceDetector:
     """An :class:`ObjectDetector` whose pre-processing runs in torch and whose input is IO-bound.
 
     A drop-in for the detector in the nodes, the replay and ``detect``
-    (:func:`sense_perception.core.detector_setup.build_detector` picks it with
+    (:func:`sense_perception.core.detection.detector_setup.build_detector` picks it with
     ``detector.preprocess``): it takes the same inputs (BGR arrays, ImageViews) plus device tensors
     from :meth:`decode`, and every other attribute (``label_names``, ``provider``, ``config``,
     ``decode_floor``...) is the wrapped detector's. Decoding of model outputs, NMS and label mapping

@@ -24,9 +24,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import ModelError
+from ...errors import ModelError
 from .graph_fusion import fuse_hard_swish
-from .runtime import OnnxModel, RuntimeOptions
+from .session import OnnxModel, RuntimeOptions
 
 LOG = logging.getLogger(__name__)
 

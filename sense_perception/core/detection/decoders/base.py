@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...errors import ModelError
+from ....errors import ModelError
 
 SCORE_ACTIVATIONS = ("none", "sigmoid")
 

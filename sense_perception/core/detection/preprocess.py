@@ -5,7 +5,7 @@ then written into the float32 blob through one look-up table per channel (``x * 
 which folds the 1/255 scale, the mean and the std together), reading the planes in the network's
 channel order. No per-frame allocation besides what onnxruntime does.
 
-Images are BGR arrays or :class:`~sense_perception.core.image_decode.ImageView` s in another
+Images are BGR arrays or :class:`~sense_perception.core.imaging.image_decode.ImageView` s in another
 channel order (an rgb8 message buffer, say): the resize reads them as they are and the channel
 order is only resolved on the small resized canvas, by which plane each look-up table reads.
 Resizing works per channel, so this gives the blob of the BGR image bit for bit.
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
-from .image_decode import ImageView
-from .model_registry import InputSpec
+from ...errors import ConfigError
+from ..imaging.image_decode import ImageView
+from ..runtime.model_registry import InputSpec
 
 INTERPOLATIONS = {
     "linear": cv2.INTER_LINEAR,

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ImageDecodeError
+from ...errors import ImageDecodeError
 
 DECODE_PREFIX = "decode."
 INFERENCE = "inference"

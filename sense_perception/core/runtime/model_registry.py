@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 
 @dataclass(frozen=True)

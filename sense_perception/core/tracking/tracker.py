@@ -33,11 +33,11 @@ from typing import Any, Sequence
 import lap
 import numpy as np
 
-from ..config import section_from_params
-from ..errors import ConfigError
+from ...config import section_from_params
+from ...errors import ConfigError
 from . import kalman
-from .boxes import pairwise_iou
-from .types import Detections
+from ..boxes import pairwise_iou
+from ..types import Detections
 
 LOG = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 AD_LABELS: tuple[str, ...] = (
     "pedestrian", "bicycle", "car", "motorcycle", "bus", "truck", "traffic_light", "stop_sign",

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 LOG = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class RuntimeConfig:
     @classmethod
     def from_params(cls, params: dict, source: str = "config") -> "RuntimeConfig":
         """Read the ``runtime.*`` keys of flattened node parameters (unknown keys are errors)."""
-        from ..config import section_from_params
+        from ...config import section_from_params
 
         return section_from_params(cls, params, "runtime.", source)
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, NamedTuple, TypeVar
 import cv2
 import numpy as np
 
-from ..errors import ImageDecodeError
+from ...errors import ImageDecodeError
 
 DEFAULT_MAX_PIXELS = 50_000_000
 

@@ -1,0 +1,1 @@
+"""Object and pedestrian detection: pre-processing, model families' decoders, post-processing, tiling."""

@@ -1,0 +1,1 @@
+"""Pipeline health: frame counters and latency statistics, per-frame inference retries."""

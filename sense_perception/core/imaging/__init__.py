@@ -1,0 +1,1 @@
+"""Image decoding of camera messages and the guards around it (size limits, lost-frame ledger)."""

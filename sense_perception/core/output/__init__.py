@@ -1,0 +1,1 @@
+"""Message-shaped results, output topic naming and drawing of detections."""

@@ -1,0 +1,1 @@
+"""ONNX Runtime sessions and the bundled models: registry, verification, in-memory preparation."""

@@ -1,0 +1,1 @@
+"""Per-camera multi-object tracking (ByteTrack-style) and its Kalman filter."""
