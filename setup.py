@@ -23,6 +23,7 @@ setup(
             "models/*.onnx",
             "models/*.txt",
             "interfaces/vision_msgs/msg/*.msg",
+            "interfaces/foxglove_msgs/msg/*.msg",
             "data/*",
             "data/sample_bag/*",
         ],
