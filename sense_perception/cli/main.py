@@ -42,10 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def ros_args_last(argv: list[str]) -> list[str]:
+    """``argv`` with ``--`` put before ``--ros-args``: by the ROS convention everything from there on
+    belongs to ROS (``run ... --ros-args -p x:=1``), which argparse would otherwise read as options."""
+    if "--ros-args" not in argv:
+        return argv
+    i = argv.index("--ros-args")
+    return argv if "--" in argv[:i] else [*argv[:i], "--", *argv[i:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sense-perception` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(ros_args_last(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
