@@ -129,6 +129,9 @@ def test_configs_are_selectable_by_name(tmp_path, monkeypatch):
         assert resolve_config(name) == bundled_config(name) == path
         params = launch_support.node_parameters("object_detector", {"config": name})
         assert params["camera_topics"] == load_params(path, "object_detector")["camera_topics"]
+        assert params["use_sim_time"] is (name != "perception")  # the set-up's own, unless given
+    assert launch_support.node_parameters("object_detector", {"config": "carla", "use_sim_time": "false"})[
+        "use_sim_time"] is False
     assert resolve_config(str(CONFIG)) == CONFIG  # a path still works
     monkeypatch.chdir(tmp_path)
     (tmp_path / "carla").write_text("object_detector:\n  ros__parameters: {}\n")

@@ -24,7 +24,8 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
                    f"{', '.join(BUNDLED_CONFIGS)} (share/sense_perception/config/<name>.yaml; "
                    "'' = perception)"),
     "namespace": ("", "namespace of the nodes"),
-    "use_sim_time": ("false", "take time from /clock (true when playing a bag with --clock)"),
+    "use_sim_time": ("", "true/false: take time from /clock (a simulator, a bag played with "
+                         "--clock) ('' = the config's use_sim_time: true in carla and awsim, else false)"),
     "autostart": ("", "true/false: configure and activate at start ('' = config's autostart)"),
     "camera_topics": ("", "object_detector camera topics, comma-separated ('' = from config)"),
     "camera_topic": ("", "driver_monitor cabin camera topic ('' = from config)"),
@@ -64,7 +65,9 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
     values = {name: args.get(name, default) for name, (default, _) in ARGUMENTS.items()}
     config = resolve_config(values["config"]) if values["config"] else default_config()
     params = {k: ros_param_value(v) for k, v in load_params(config, node_name).items()}
-    params["use_sim_time"] = _bool("use_sim_time", values["use_sim_time"])
+    if values["use_sim_time"]:
+        params["use_sim_time"] = _bool("use_sim_time", values["use_sim_time"])
+    params.setdefault("use_sim_time", False)
     if values["autostart"]:
         params["autostart"] = _bool("autostart", values["autostart"])
     if node_name == "object_detector" and values["camera_topics"]:
