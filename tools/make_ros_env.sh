@@ -12,8 +12,8 @@
 #   2. the project itself: pip install -e '.[test]';
 #   3. the message packages vision_msgs and foxglove_msgs: the project's own definitions
 #      (sense_perception/interfaces/<package>/msg/*.msg, the single source of truth) built with
-#      rosidl/cmake (tools/ros_env/<package>/) into real typesupport installed in VENV, one stamp
-#      per package keyed on its definitions' hash.
+#      rosidl/cmake (tools/ros_env/CMakeLists.txt with tools/ros_env/<package>/package.xml) into real
+#      typesupport installed in VENV, one stamp per package keyed on its definitions' hash.
 # A changed stage rebuilds it and every later stage (a changed package only itself). Any failure
 # exits non-zero with the reason.
 set -euo pipefail
@@ -59,13 +59,11 @@ PY_INCLUDE="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["inclu
 for tool in gcc g++ cmake; do
   command -v "$tool" >/dev/null || die "$tool not found; install it (Debian: apt-get install build-essential cmake)"
 done
-for f in "$REQS" "$CONSTRAINTS"; do
+for f in "$REQS" "$CONSTRAINTS" "$ENV_DIR/CMakeLists.txt"; do
   [[ -f "$f" ]] || die "missing $f (part of the repository; restore it with git)"
 done
 for pkg in "${MSG_PACKAGES[@]}"; do
-  for f in "$ENV_DIR/$pkg/package.xml" "$ENV_DIR/$pkg/CMakeLists.txt"; do
-    [[ -f "$f" ]] || die "missing $f (part of the repository; restore it with git)"
-  done
+  [[ -f "$ENV_DIR/$pkg/package.xml" ]] || die "missing $ENV_DIR/$pkg/package.xml (part of the repository; restore it with git)"
   compgen -G "$(msg_dir "$pkg")/*.msg" >/dev/null || die "no .msg files in $(msg_dir "$pkg")"
 done
 
@@ -78,7 +76,7 @@ msgs_hash() {  # PACKAGE: names and contents, so a renamed or deleted .msg chang
   local f dir
   dir="$(msg_dir "$1")"
   for f in $(cd "$dir" && LC_ALL=C ls -- *.msg); do echo "== $f"; cat "$dir/$f"; done \
-    | cat - "$ENV_DIR/$1/package.xml" "$ENV_DIR/$1/CMakeLists.txt" | sha256sum | cut -c1-16
+    | cat - "$ENV_DIR/$1/package.xml" "$ENV_DIR/CMakeLists.txt" | sha256sum | cut -c1-16
 }
 stamp_ok() { [[ -f "$VENV/.stamp-$1" && "$(cat "$VENV/.stamp-$1")" == "$2" ]]; }
 
@@ -139,7 +137,7 @@ build_msgs() {  # PACKAGE: build the project's definitions of PACKAGE into VENV
   find "$VENV/share/ament_index" -name "$pkg" -delete 2>/dev/null || true
   rm -rf "$build_dir"
   mkdir -p "$build_dir/src/msg"
-  cp "$ENV_DIR/$pkg/package.xml" "$ENV_DIR/$pkg/CMakeLists.txt" "$build_dir/src/"
+  cp "$ENV_DIR/$pkg/package.xml" "$ENV_DIR/CMakeLists.txt" "$build_dir/src/"
   cp "$(msg_dir "$pkg")"/*.msg "$build_dir/src/msg/"
   # The venv's python re-executes itself with LD_LIBRARY_PATH naming the wheels' library dirs
   # (ros-wheels-bootstrapper); cmake, the generators and the linker need the same path.
