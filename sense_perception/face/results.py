@@ -33,17 +33,21 @@ def face_detections(result: Any) -> Detections:
     return Detections(boxes, np.asarray(faces.scores, np.float32).reshape(-1), labels)
 
 
-def face_captions(result: Any) -> list[str]:
-    """Caption of each face of :func:`face_detections` for the ``<ns>/annotations`` topic.
+def face_captions(faces: Detections, result: Any) -> list[str]:
+    """Caption of each face for the ``<ns>/annotations`` topic.
 
-    The driver's face shows what ``driver_identity`` publishes (the pseudonymous driver id when
-    identified, else the state) and its score; other faces only ``face`` and the detector score.
-    Never a display name: annotations are broadcast like every other topic.
+    Args:
+        faces: :func:`face_detections` of ``result``.
+        result: the :class:`~.pipeline.DriverResult` of the frame.
+
+    Returns:
+        One text per face: the driver's shows what ``driver_identity`` publishes (the pseudonymous
+        driver id when identified, else the state) and its score, the others ``face`` and the
+        detector score. Never a display name: annotations are broadcast like every other topic.
     """
-    dets = face_detections(result)
     ((who, score),) = identity_results(state_name(result), result.driver_id, result.score)
     return [f"driver {who} {score:.2f}" if label == DRIVER else f"face {s:.2f}"
-            for label, s in zip(dets.labels.tolist(), dets.scores.tolist())]
+            for label, s in zip(faces.labels.tolist(), faces.scores.tolist())]
 
 
 def identity_results(state: str, driver_id: str | None, score: float) -> list[tuple[str, float]]:

@@ -456,7 +456,7 @@ class Replayer:
                    messages.detection2d_array(frame.header, face_dets, FACE_LABELS))
         self._emit(f"{ns}/annotations", IMAGE_ANNOTATIONS, frame.timestamp,
                    image_annotations(frame.header, face_dets, FACE_LABELS,
-                                     image_size_of(frame.image), face_captions(result)))
+                                     image_size_of(frame.image), face_captions(face_dets, result)))
         state = state_name(result)
         self._emit(f"{ns}/driver_identity", CLASSIFICATION, frame.timestamp,
                    messages.classification(frame.header,

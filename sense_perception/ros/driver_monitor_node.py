@@ -107,7 +107,7 @@ class DriverMonitorNode(PerceptionNode):
         self._identity_pub.publish(to_msg(Classification, messages.classification(
             header, identity_results(state, result.driver_id, result.score))))
         self.publish_annotations(self._annotations_pub, lambda: image_annotations(
-            header, dets, FACE_LABELS, image_size_of(image), face_captions(result)))
+            header, dets, FACE_LABELS, image_size_of(image), face_captions(dets, result)))
         self.health.frame_processed(time.monotonic() - frame.received)
         # No display name in diagnostics: they are broadcast; the pseudonymous id is enough.
         self._last = {"driver_state": state, "driver_id": result.driver_id or "",

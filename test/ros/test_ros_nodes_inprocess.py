@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ros_helpers import DATA, image_msg, overrides, read_bgr, wait_for
+from ros_helpers import DATA, image_msg, overrides, published_status, read_bgr, status_values, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -237,5 +237,32 @@ def test_annotations_off_creates_no_publisher(context, tmp_path):
         assert node._annotations_pub is None and node._faces_pub is not None
         assert node.annotations_state == "off (publish_annotations: false)"
         assert not node.count_publishers("/sp_inproc/cabin_off/annotations")
+    finally:
+        node.destroy_node()
+
+
+
+def test_missing_foxglove_msgs_leaves_annotations_unavailable_and_the_node_working(context, tmp_path,
+                                                                                  monkeypatch):
+    """A ROS install without foxglove_msgs: the node still configures and publishes its real outputs;
+    the log and /diagnostics say why there are no annotations and how to get them."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import node_common
+    from sense_perception.ros.convert import MessageConversionError
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    def missing(name):
+        raise MessageConversionError(f"message type {name} cannot be imported (No module named 'foxglove_msgs')")
+
+    monkeypatch.setattr(node_common, "msg_class", missing)
+    node = DriverMonitorNode("inproc_no_foxglove", context=context, parameter_overrides=overrides(**{
+        "camera_topic": "/sp_inproc/cabin_nofox/image_raw", "gallery.path": str(tmp_path / "gallery.json"),
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node._annotations_pub is None and node._faces_pub is not None
+        assert node.annotations_state.startswith("unavailable: message type foxglove_msgs/msg/ImageAnnotations")
+        assert status_values(published_status(node))["annotations"] == node.annotations_state
     finally:
         node.destroy_node()

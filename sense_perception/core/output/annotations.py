@@ -83,14 +83,16 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
     if captions is None:
         captions = [caption(name, score, track) for name, score, track in
                     zip(names, detections.scores.tolist(), detections.track_ids.tolist())]
-    colours = {name: label_colour(name) for name in set(names)}
+    # per label: (outline and text background, text colour)
+    palette = {name: (rgba(label_colour(name)), rgba(text_colour_on(label_colour(name))))
+               for name in set(names)}
     return {
         "circles": [],
         "points": [{
             "timestamp": stamp,
             "type": LINE_LOOP,
             "points": [{"x": x, "y": y} for x, y in corners[i]],
-            "outline_color": rgba(colours[names[i]]),
+            "outline_color": palette[names[i]][0],
             "outline_colors": [],
             "fill_color": _TRANSPARENT,
             "thickness": thickness,
@@ -100,8 +102,8 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
             "position": {"x": text_x[i], "y": text_y[i]},
             "text": str(captions[i]),
             "font_size": font_px,
-            "text_color": rgba(text_colour_on(colours[names[i]])),
-            "background_color": rgba(colours[names[i]]),
+            "text_color": palette[names[i]][1],
+            "background_color": palette[names[i]][0],
         } for i in range(n)],
     }
 
