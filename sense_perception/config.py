@@ -15,8 +15,10 @@ and wrong types with a :class:`ConfigError` that names the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -116,6 +118,15 @@ def load_params(path: str | Path | None, node_name: str) -> dict[str, Any]:
     return params
 
 
+def did_you_mean(name: str, valid: Iterable[str], prefix: str = "") -> str:
+    """``"did you mean <prefix>X? "`` for the valid name X closest to a misspelt ``name``, or ``""``.
+
+    Names are compared without their shared ``prefix``, which would make every name look close.
+    """
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f"did you mean {prefix}{close[0]}? " if close else ""
+
+
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     origin = typing.get_origin(hint)
     if hint is bool:
@@ -165,7 +176,8 @@ def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
         if name in names:
             values[name] = _coerce(key, value, hints[name], source)
         elif strict and "." not in name:
-            raise ConfigError(f"unknown parameter '{key}' in {source}; valid: "
+            raise ConfigError(f"unknown parameter '{key}' in {source}; "
+                              f"{did_you_mean(name, names, prefix)}valid: "
                               f"{', '.join(prefix + n for n in sorted(names))}")
     try:
         return cls(**values)  # type: ignore[call-arg]
