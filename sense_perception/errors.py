@@ -40,3 +40,7 @@ class PrivacyError(SensePerceptionError):
 
 class BagError(SensePerceptionError):
     """A rosbag2 file or directory cannot be read or written."""
+
+
+class GroundTruthError(SensePerceptionError):
+    """A ground-truth file for ``sense-perception eval`` is unreadable or malformed."""

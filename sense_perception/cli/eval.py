@@ -1,0 +1,107 @@
+"""`sense-perception eval`: score the configured detector against ground truth of your own.
+
+Writes ``DIR/eval.json`` (per class: ground truth, found, false positives, recall, precision, AP,
+recall by object height; false positives per image) and ``DIR/precision_recall.png``, and prints
+the same as tables. Exit status: 0 scored, 2 bad ground truth, config or model.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+NODE_NAME = "object_detector"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``eval`` sub-command."""
+    from ..evaluation.ground_truth import FORMATS
+
+    parser = subparsers.add_parser(
+        "eval", help="measure detection quality (recall, precision, AP) on labelled images",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the detector configured as for the nodes (--config) on every image a "
+                    "ground truth lists and score it: per class ground truth, found, false "
+                    "positives, recall, precision and AP (COCO-style, pycocotools, at --iou), "
+                    "recall by object height (<25, 25-50, 50-100, >=100 px) and false positives "
+                    "per image. Boxes marked difficult count neither as misses nor as false "
+                    "positives. False positives are only counted for classes the ground truth "
+                    "covers.",
+        epilog="ground truth formats:\n"
+               "  project  {\"cameras\": {KEY: {\"image\": PATH relative to the file, \"boxes\": "
+               "[{\"label\": \"pedestrian\",\n"
+               "           \"bbox_xyxy\": [x1, y1, x2, y2], \"difficult\": false}]}}}\n"
+               "  kitti    a label_2 folder (images in image_2 beside it, or --images); Van and\n"
+               "           Person_sitting are difficult car/pedestrian, DontCare areas ignore\n"
+               "           everything, boxes below KITTI's hard level are difficult\n"
+               "  coco     instances json (person -> pedestrian; iscrowd/ignore -> difficult)\n"
+               "output: DIR/eval.json, DIR/precision_recall.png")
+    parser.add_argument("ground_truth", type=Path, metavar="GT",
+                        help="ground-truth file (project or COCO json) or KITTI label_2 folder")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="output directory (created if missing) for eval.json and the plot")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="ROS 2 parameter YAML the object_detector node reads (detector.*, "
+                             "tiling.*, runtime.*): the settings being measured; a bundled name "
+                             "(perception, carla, awsim) works too")
+    parser.add_argument("--node-name", default=NODE_NAME,
+                        help="section of --config to read (default: %(default)s)")
+    parser.add_argument("--iou", type=float, default=0.5, metavar="X",
+                        help="IoU a detection needs with a box to be a hit (default: %(default)s; "
+                             "0.3 suits boxes projected from 3-D cuboids, which are loose)")
+    parser.add_argument("--model", default=None, metavar="NAME",
+                        help="general detector model (overrides detector.model)")
+    parser.add_argument("--pedestrian-model", default=None, metavar="NAME",
+                        help="pedestrian specialist, or 'none' (overrides "
+                             "detector.pedestrian_model)")
+    parser.add_argument("--format", choices=FORMATS, default="auto",
+                        help="ground-truth format (default: guessed from the path)")
+    parser.add_argument("--images", type=Path, default=None, metavar="DIR",
+                        help="where the images are, when not where the ground truth says")
+    parser.add_argument("--no-curve", action="store_true",
+                        help="skip the low-threshold pass: no AP or precision-recall plot (half "
+                             "the time)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``eval``; returns the exit status (errors raise and main() returns 2)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..config import load_params, resolve_config
+    from ..errors import ConfigError
+    from ..evaluation.report import render, write_json, write_plot
+    from ..evaluation.run import run_evaluation
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} exists and is not a directory")
+    config = resolve_config(args.config) if args.config else None
+    params = load_params(config, args.node_name)
+    if args.model is not None:
+        params["detector.model"] = args.model
+        params.pop("detector.model_path", None)
+    if args.pedestrian_model is not None:
+        params["detector.pedestrian_model"] = args.pedestrian_model
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("images"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("eval", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result, meta, _ = run_evaluation(args.ground_truth, params, str(config or "defaults"),
+                                         args.iou, args.format, args.images,
+                                         curve=not args.no_curve, progress=progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = Console()
+    out.print(f"{meta['model']} ({', '.join(f'{k}: {v}' for k, v in meta['providers'].items())}), "
+              f"tiling {meta['tiling']}, {meta['ms_per_image']} ms per image")
+    render(result, out)
+    json_path = write_json(result, args.out, meta)
+    plot = write_plot(result, args.out)
+    out.print(f"wrote {json_path}" + (f" and {plot}" if plot else ""))
+    return 0
