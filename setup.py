@@ -46,6 +46,9 @@ setup(
         "rich>=13",
         "lap>=0.5",
         "scipy>=1.10",  # tiling: box overlap helpers
+        "openvino>=2024.0",  # the pedestrian specialist on the CPU (its IR reshapes to the band)
+        "pycocotools>=2.0.7",  # eval: COCO matching and average precision
+        "matplotlib>=3.7",  # eval: the precision-recall plot
         *WEIGHT_PACKAGES,
     ],
     extras_require={

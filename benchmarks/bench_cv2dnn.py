@@ -22,7 +22,10 @@ def run(detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str, Any
         demo = PicoDetCv2Demo(spec.verified_path(), spec.labels(),
                               score_threshold=detector.config.score_threshold,
                               nms_iou=detector.config.nms_iou,
-                              max_det=detector.config.max_detections)
+                              max_det=detector.config.max_detections,
+                              interpolation=detector._pre._interp,
+                              label_thresholds={n: detector.config.threshold(n)
+                                                for n in detector.label_names})
     except Exception as exc:  # cv2.dnn raises cv2.error for graphs it cannot import
         return {"speedup_vs_cv2dnn": None,
                 "detail": {"error": f"cv2.dnn.readNetFromONNX cannot load {spec.name}: {exc}"}}

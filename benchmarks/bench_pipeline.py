@@ -178,7 +178,7 @@ def run(detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str, Any
                      "(detector.reduced_jpeg_decode, the default; _jpeg_full_decode: at full "
                      "resolution); _720p from rgb8 "
                      "frames downscaled to 1280x720 (INTER_AREA). floor_over_raw: only the "
-                     "resize of the rgb8 frame with the model's own filter (cubic for PicoDet) "
+                     "resize of the rgb8 frame with the model's own filter (bilinear for PicoDet) "
                      "plus session.run, over session.run: the least any pipeline with the "
                      "model's trained pre-processing costs here. Variants interleaved "
                      "round by round; each ratio is the median of per-round ratios"),

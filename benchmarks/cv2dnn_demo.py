@@ -6,9 +6,9 @@ post-processing in Python loops (per level, per kept anchor, per class for NMS).
 baseline of ``speedup_vs_cv2dnn`` and shares no code with sense_perception.core, so that agreeing
 detections also cross-check the detector.
 
-To compare detections, the demo uses the pre-processing PicoDet was trained with (bicubic stretch
-to 416x416, RGB, ImageNet mean/std), the detector's thresholds (score >= 0.35, per-class NMS at
-IoU 0.5, top 100) and its COCO -> driving label mapping.
+To compare detections, the demo uses the detector's pre-processing (stretch to 416x416 with the
+detector's resize filter, bilinear by default; RGB, ImageNet mean/std), its thresholds (score >=
+0.35, cars >= 0.3, per-class NMS at IoU 0.5, top 100) and its COCO -> driving label mapping.
 """
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ class PicoDetCv2Demo:
     """
 
     def __init__(self, model_path: Path, coco_names: list[str], size: int = 416,
-                 score_threshold: float = 0.35, nms_iou: float = 0.5, max_det: int = 100) -> None:
+                 score_threshold: float = 0.35, nms_iou: float = 0.5, max_det: int = 100,
+                 interpolation: int = cv2.INTER_LINEAR,
+                 label_thresholds: dict[str, float] | None = None) -> None:
         self.net = cv2.dnn.readNetFromONNX(str(model_path))
         self.out_names = list(self.net.getUnconnectedOutLayersNames())
         self.names = coco_names
@@ -40,13 +42,16 @@ class PicoDetCv2Demo:
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.max_det = max_det
+        self.interpolation = interpolation
+        # Per driving label, the detector's own threshold (detector.class_thresholds).
+        self.label_thresholds = label_thresholds or {}
         self.mean = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 1, 3)
         self.std = np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 1, 3)
         self.strides = [8, 16, 32, 64]
         self.reg_max = 7
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        img = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_CUBIC)
+        img = cv2.resize(image, (self.size, self.size), interpolation=self.interpolation)
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
         img = (img - self.mean) / self.std
         return cv2.dnn.blobFromImage(img)
@@ -67,10 +72,12 @@ class PicoDetCv2Demo:
             cls_score, bbox_pred = sorted(pair, key=lambda o: o.shape[2] != len(self.names))
             cls_score, bbox_pred = cls_score[0], bbox_pred[0]
             best = cls_score.max(axis=1)
-            for idx in np.where(best >= self.score_threshold)[0]:
+            lowest = min([self.score_threshold, *self.label_thresholds.values()])
+            for idx in np.where(best >= lowest)[0]:
                 class_id = int(np.argmax(cls_score[idx]))
                 name = self.names[class_id]
-                if name not in COCO_TO_DRIVING:
+                if name not in COCO_TO_DRIVING or best[idx] < self.label_thresholds.get(
+                        COCO_TO_DRIVING[name], self.score_threshold):
                     continue
                 cx = (idx % cols + 0.5) * stride
                 cy = (idx // cols + 0.5) * stride

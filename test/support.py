@@ -1,11 +1,8 @@
 """Small helpers shared by several test modules."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,15 +20,28 @@ class RawImage:
     data: Any
 
 
-def load_eval_recall() -> ModuleType:
-    """tools/eval_recall.py (a script, not a package module) loaded as a module."""
-    if "eval_recall" in sys.modules:
-        return sys.modules["eval_recall"]
-    spec = importlib.util.spec_from_file_location("eval_recall", REPO / "tools" / "eval_recall.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_recall"] = module
-    spec.loader.exec_module(module)
-    return module
+DEV_SET = REPO.parent / "shared" / "data" / "street_labelled" / "pandaset_seq002_front" / \
+    "ground_truth.json"
+HAND_LABELLED = REPO / "test" / "data" / "hand_labelled" / "ground_truth.json"
+
+
+def detect_all(detector: Any, ground_truth: list, read: Any = None) -> list:
+    """``ImageDetections`` of ``detector`` on every image of ``ground_truth``, four per call.
+
+    Args:
+        read: turns a ground-truth image into the detector's input (default: cv2.imread).
+    """
+    import cv2
+
+    from sense_perception.evaluation.scoring import ImageDetections
+
+    read = read or (lambda g: cv2.imread(str(g.path)))
+    out = []
+    for start in range(0, len(ground_truth), 4):
+        images = [read(g) for g in ground_truth[start:start + 4]]
+        out += [ImageDetections(d.boxes, d.scores, [detector.label_names[i] for i in d.labels])
+                for d in detector.detect(images)]
+    return out
 
 
 # -- comparing detections of two code paths -------------------------------------------------------
@@ -52,14 +62,17 @@ CROSS_PATH_SCORE = 1e-3
 
 
 def assert_detections_close(got: Any, want: Any, *, box_px: float = CROSS_PATH_BOX_PX,
-                            score: float = CROSS_PATH_SCORE, threshold: float | None = None,
-                            what: str = "") -> None:
+                            score: float = CROSS_PATH_SCORE,
+                            threshold: float | tuple[float, ...] | None = None,
+                            min_iou: float | None = None, what: str = "") -> None:
     """Assert that two ``Detections`` of the same image from two code paths agree.
 
     Detections are paired one to one by label and box overlap (the order may differ where two
-    scores nearly tie). Paired boxes must lie within ``box_px`` pixels and scores within ``score``.
-    A detection without a partner fails the assertion unless ``threshold`` is given and its score
-    is within ``score`` of it.
+    scores nearly tie). Paired boxes must lie within ``box_px`` pixels (or, with ``min_iou``,
+    overlap at least that much: for paths whose inputs differ in many pixels, where large boxes
+    move more) and scores within ``score``. A detection without a partner fails the assertion
+    unless ``threshold`` is given and its score is within ``score`` of it (or of one of several
+    thresholds: labels may have their own).
     """
     import numpy as np
     from scipy.optimize import linear_sum_assignment
@@ -73,14 +86,20 @@ def assert_detections_close(got: Any, want: Any, *, box_px: float = CROSS_PATH_B
     rows, cols = rows[paired], cols[paired]
     for side, dets, used in (("got", got, rows), ("want", want, cols)):
         alone = np.setdiff1d(np.arange(len(dets.scores)), used)
-        near = threshold is not None and bool(
-            (np.abs(np.asarray(dets.scores)[alone] - threshold) <= score).all())
+        cuts = np.atleast_1d(np.asarray(threshold if threshold is not None else [], np.float64))
+        gaps = np.abs(np.asarray(dets.scores)[alone, None] - cuts[None, :])
+        near = cuts.size > 0 and bool((gaps.min(axis=1, initial=np.inf) <= score).all())
         assert len(alone) == 0 or near, (
             f"{what}: {len(alone)} detection(s) of '{side}' have no partner on the other side "
             f"(scores {np.asarray(dets.scores)[alone].tolist()}, threshold {threshold})")
-    box_gap = np.abs(np.asarray(got.boxes)[rows] - np.asarray(want.boxes)[cols])
-    assert box_gap.size == 0 or box_gap.max() <= box_px, (
-        f"{what}: boxes differ by up to {box_gap.max():.5f} px (tolerance {box_px} px)")
+    if min_iou is not None:
+        overlap = iou[rows, cols]
+        assert overlap.size == 0 or overlap.min() >= min_iou, (
+            f"{what}: paired boxes overlap down to IoU {overlap.min():.4f} (needed {min_iou})")
+    else:
+        box_gap = np.abs(np.asarray(got.boxes)[rows] - np.asarray(want.boxes)[cols])
+        assert box_gap.size == 0 or box_gap.max() <= box_px, (
+            f"{what}: boxes differ by up to {box_gap.max():.5f} px (tolerance {box_px} px)")
     score_gap = np.abs(np.asarray(got.scores)[rows] - np.asarray(want.scores)[cols])
     assert score_gap.size == 0 or score_gap.max() <= score, (
         f"{what}: scores differ by up to {score_gap.max():.2e} (tolerance {score})")

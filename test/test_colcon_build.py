@@ -30,7 +30,8 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path: Path) -> 
     assert {p.name for p in (share / "config").iterdir()} >= {"perception.yaml", "carla.yaml", "awsim.yaml"}
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "sense_perception").is_file()
     installed = list((prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.onnx"))
-    assert {p.name for p in installed} == {"picodet_s_416_coco.onnx", "yolox_nano.onnx"}
+    assert {p.name for p in installed} == {"picodet_s_416_coco.onnx", "yolox_nano.onnx",
+                                           "person_detection_0203.onnx"}
     msgs = list((prefix / "lib").glob("python3*/site-packages/sense_perception/interfaces/*/msg/*.msg"))
     assert {p.parent.parent.name for p in msgs} == {"vision_msgs", "foxglove_msgs"}
     # the ROS test environment's message packages (tools/ros_env/*/package.xml) lie inside this

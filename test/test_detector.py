@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from support import assert_detections_close
-from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig, ObjectDetector
 from sense_perception.core.detection.labels import AD_LABELS
 from sense_perception.core.runtime.session import RuntimeOptions
 from sense_perception.core.types import Detections
@@ -63,7 +63,9 @@ def test_detections_well_formed(detector: ObjectDetector, frames: dict[str, np.n
         assert (b[:, 0] >= 0).all() and (b[:, 1] >= 0).all()
         assert (b[:, 2] <= width).all() and (b[:, 3] <= height).all()
         assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
-        assert (dets.scores >= 0.35).all() and (dets.scores <= 1).all()
+        thresholds = np.array([detector.config.threshold(n) for n in _names(detector, dets)])
+        assert (dets.scores >= thresholds).all() and (dets.scores <= 1).all()
+        assert detector.min_score == 0.3  # cars (detector.class_thresholds.car)
         assert (np.diff(dets.scores) <= 0).all()
         assert (dets.track_ids == -1).all()
 
@@ -84,7 +86,8 @@ def test_batch_equals_single_runs(detector: ObjectDetector, frames: dict[str, np
     for name, image in frames.items():
         # A batch of one and a batch of five may take other kernel blockings: tolerance, not bits.
         assert_detections_close(detector.detect_one(image), results[name],
-                                threshold=detector.config.score_threshold, what=name)
+                                threshold=(detector.min_score, detector.config.score_threshold),
+                                what=name)
 
 
 def test_plain_images_give_nothing(detector: ObjectDetector) -> None:
@@ -105,17 +108,27 @@ def test_bad_images_raise_named_errors(detector: ObjectDetector) -> None:
 def test_threshold_and_max_detections(frames: dict[str, np.ndarray]) -> None:
     image = frames["pandaset_seq002_front_camera_10.jpg"]
     # batching=False skips the load-time batch check: these only run single images.
+    own = ClassThresholds(car=-1.0)  # every label follows score_threshold
     full = ObjectDetector(DetectorConfig(model="yolox_nano", score_threshold=0.3,
-                                         batching=False), CPU)
+                                         class_thresholds=own, batching=False), CPU)
     top = ObjectDetector(DetectorConfig(model="yolox_nano", score_threshold=0.3,
-                                        max_detections=3, batching=False), CPU)
+                                        class_thresholds=own, max_detections=3, batching=False), CPU)
     strict = ObjectDetector(DetectorConfig(model="yolox_nano", score_threshold=0.6,
-                                           batching=False), CPU)
+                                           class_thresholds=own, batching=False), CPU)
     all_dets, top_dets = full.detect_one(image), top.detect_one(image)
     assert len(all_dets) > 3 and len(top_dets) == 3
     np.testing.assert_allclose(top_dets.boxes, all_dets.boxes[:3], atol=1e-3)
     strict_dets = strict.detect_one(image)
     assert 0 < len(strict_dets) < len(all_dets) and (strict_dets.scores >= 0.6).all()
+    # A label's own threshold wins over score_threshold: cars down to 0.3, the rest from 0.6.
+    cars_low = ObjectDetector(DetectorConfig(model="yolox_nano", score_threshold=0.6,
+                                             class_thresholds=ClassThresholds(car=0.3),
+                                             batching=False), CPU).detect_one(image)
+    names = np.array(_names(strict, cars_low))
+    assert (cars_low.scores[names == "car"] >= 0.3).all()
+    assert (cars_low.scores[names != "car"] >= 0.6).all()
+    assert (cars_low.scores[names == "car"] < 0.6).any()
+    assert len(all_dets.select(np.array(_names(full, all_dets)) == "car")) == (names == "car").sum()
 
 
 def test_keep_other_classes_extends_label_names() -> None:
@@ -208,7 +221,8 @@ def test_tiling_runs_band_tiles_and_merges_per_image(frames: dict[str, np.ndarra
         height, width = image.shape[:2]
         assert len(tiling.plan_tiles(width, height, tiled.tiling)) > 1
         assert_detections_close(tiled.detect_one(image), dets,
-                                threshold=tiled.config.score_threshold, what=f"tiled {image.shape}")
+                                threshold=(tiled.min_score, tiled.config.score_threshold),
+                                what=f"tiled {image.shape}")
         assert (dets.boxes[:, 0] >= 0).all() and (dets.boxes[:, 2] <= width).all()
         assert (dets.boxes[:, 1] >= 0).all() and (dets.boxes[:, 3] <= height).all()
         assert (np.diff(dets.scores) <= 0).all()

@@ -23,10 +23,12 @@ CPU_PARAMS = {"runtime.providers": ["CPUExecutionProvider"]}
 def test_auto_on_a_cpu_provider_keeps_the_cpu_path_without_importing_torch():
     code = ("import sys\n"
             "from sense_perception.core.detection.detector_setup import build_detector\n"
-            "d = build_detector({'runtime.providers': ['CPUExecutionProvider']})\n"
-            "print(type(d).__name__, d.preprocess_device, 'torch' in sys.modules)\n")
+            "for p in ({}, {'detector.pedestrian_model': 'none'}):\n"
+            "    d = build_detector({'runtime.providers': ['CPUExecutionProvider'], **p})\n"
+            "    print(type(d).__name__, d.preprocess_device, 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["ObjectDetector", "cpu", "False"]
+    assert out.stdout.split() == ["MultiModelDetector", "cpu", "False",
+                                  "ObjectDetector", "cpu", "False"]
 
 
 def test_gpu_is_refused_with_the_reason_and_the_fix():

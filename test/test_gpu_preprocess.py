@@ -164,9 +164,11 @@ def test_io_binding_reads_the_tensor_in_place(detector: ObjectDetector,
 
 def _assert_same_detections(a: Detections, b: Detections, what: str) -> None:
     # torch resizes in float, OpenCV in fixed point: up to 15 % of the pixels one grey level apart
-    # (the blob test above), which moved boxes by up to 0.17 px and scores by up to 3.6e-4 on the
-    # street frames (measured). 1 px and 0.02 leave a wide margin for other CPUs and for CUDA.
-    assert_detections_close(a, b, box_px=1.0, score=0.02, threshold=0.35, what=what)
+    # (the blob test above; 10 % with the bilinear default), which moved boxes of the street frames
+    # by up to 4.3 px on a 384 px truck; paired boxes kept IoU >= 0.97, except one car scored 0.32
+    # whose bottom edge moved 5.5 px (IoU 0.88); scores within 0.078 (measured). Low-scored boxes
+    # are the least stable: IoU 0.85 and 0.1 in score hold that, for other CPUs and CUDA.
+    assert_detections_close(a, b, min_iou=0.85, score=0.1, threshold=(0.3, 0.35), what=what)
 
 
 def test_device_detector_on_cpu_tensor_matches_detector(detector: ObjectDetector,
@@ -254,7 +256,9 @@ def test_build_detector_torch_cpu_and_a_replay_through_it(tmp_path: Path) -> Non
     from sense_perception.core.detection.detector_setup import build_detector
     from sense_perception.replay.engine import ReplayOptions, Replayer
 
-    params = {"runtime.providers": ["CPUExecutionProvider"]}
+    # PicoDet alone: the torch path is the general model's (the pedestrian specialist tiles the
+    # horizon band, which that path does not do).
+    params = {"runtime.providers": ["CPUExecutionProvider"], "detector.pedestrian_model": "none"}
     torch_path = build_detector({**params, "detector.preprocess": "torch_cpu"})
     assert isinstance(torch_path, DeviceDetector)
     cpu_path = build_detector({**params, "detector.preprocess": "cpu"})
@@ -281,4 +285,7 @@ def test_build_detector_torch_cpu_and_a_replay_through_it(tmp_path: Path) -> Non
                 continue
             gap = np.hypot(*(centres_b - [d.bbox.center.position.x,
                                           d.bbox.center.position.y]).T).min()
-            assert gap < 3.0, f"{d.results[0].hypothesis.class_id} moved {gap:.1f} px"
+            # The same one-grey-level differences as above: centres within 3 % of the box size
+            # or 4 px (measured: 3.3 px on a small car).
+            allowed = max(4.0, 0.03 * max(d.bbox.size_x, d.bbox.size_y))
+            assert gap < allowed, f"{d.results[0].hypothesis.class_id} moved {gap:.1f} px"

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="bundled detector (default: detector.model from --config, else "
                              "picodet_s_416)")
     parser.add_argument("--score-threshold", type=float, default=None, metavar="X",
-                        help="minimum confidence 0..1 (default: detector.score_threshold, 0.35)")
+                        help="minimum confidence 0..1 for every label, the pedestrian "
+                             "specialist's included (default: detector.score_threshold 0.35, "
+                             "cars 0.3, the specialist's pedestrians 0.15)")
     parser.add_argument("--tiling", choices=("off", "horizon_bands"), default=None,
                         help="tiling mode: 'horizon_bands' adds overlapping bands around the "
                              "horizon to find far, small pedestrians (default: tiling.mode)")
@@ -61,6 +64,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def every_threshold(value: float) -> dict[str, float]:
+    """Parameters that set the lowest kept score of every label to ``value``."""
+    from ..core.detection.detector import ClassThresholds
+
+    return {"detector.score_threshold": value, "detector.pedestrian_threshold": value,
+            **{f"detector.class_thresholds.{f.name}": -1.0 for f in fields(ClassThresholds)}}
+
+
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     from ..config import load_params
 
@@ -69,7 +80,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params["detector.model"] = args.model
         params.pop("detector.model_path", None)
     if args.score_threshold is not None:
-        params["detector.score_threshold"] = args.score_threshold
+        params.update(every_threshold(args.score_threshold))
     if args.tiling is not None:
         params["tiling.mode"] = args.tiling
     return params
@@ -103,7 +114,7 @@ def _summary(rows: list[tuple[str, str, int, str, str]], threshold: float) -> An
     """Rich table: one row per processed image."""
     from rich.table import Table
 
-    table = Table(title=f"detections (score >= {threshold:g})")
+    table = Table(title=f"detections (score >= {threshold:g} and each label's own threshold)")
     for column in ("image", "size", "count", "labels", "annotated"):
         table.add_column(column, justify="right" if column == "count" else "left",
                          overflow="fold")
@@ -167,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
                 rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
                 progress.advance(task)
     (args.out / "detections.json").write_text(json.dumps({"images": records}, indent=1) + "\n")
-    console.print(_summary(rows, detector.config.score_threshold))
+    console.print(_summary(rows, detector.min_score))
     console.print(f"wrote {args.out / 'detections.json'} ({len(records)} images"
                   + (f", {failed} failed" if failed else "") + ")")
     return 1 if failed else 0

@@ -426,7 +426,7 @@ class Replayer:
                 self._label_info_done.add(frame.topic)
                 self._emit(f"{ns}/label_info", LABEL_INFO, frame.timestamp,
                            messages.label_info(frame.header, detector.label_names,
-                                               detector.config.score_threshold), LATCHED_QOS)
+                                               detector.min_score), LATCHED_QOS)
             self._emit(f"{ns}/detections", DETECTION_ARRAY, frame.timestamp,
                        messages.detection2d_array(frame.header, dets, detector.label_names))
             self._emit(f"{ns}/annotations", IMAGE_ANNOTATIONS, frame.timestamp,

@@ -100,7 +100,7 @@ class ObjectDetectorNode(PerceptionNode):
         stamp = self.get_clock().now().seconds_nanoseconds()
         info = to_msg(LabelInfo, messages.label_info(
             Header(int(stamp[0]), int(stamp[1]), ""), self.detector.label_names,
-            self.detector.config.score_threshold))
+            self.detector.min_score))
         for out in self._outputs:
             out["label_info"].publish(info)
 

@@ -10,10 +10,10 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -21,8 +21,9 @@ from ...config import section_from_params
 from ...errors import ConfigError, ImageDecodeError, ModelError
 from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
-from .labels import LabelMap, build_label_map
+from .labels import AD_LABELS, LabelMap, build_label_map
 from ..runtime.model_prepare import prepare_detector_model
+from ..runtime.openvino_session import PROVIDER as OPENVINO_PROVIDER
 from ..runtime.model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
@@ -46,8 +47,11 @@ def _input_defaults(model: str, interpolation: str) -> dict[str, Any]:
 
 # Pre-processing each family was trained with, for custom models (bundled ones use the registry).
 FAMILY_INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
-    # PaddleDetection evaluates PicoDet with Resize interp=2 (cubic); RGB, ImageNet mean/std.
-    "gfl": _input_defaults("picodet_s_416", "cubic"),
+    # PaddleDetection evaluates PicoDet with Resize interp=2 (cubic) but trains it with
+    # BatchRandomResize(random_interp=True), so bilinear is inside its training distribution too.
+    # On the 80 labelled PandaSet frames bilinear found as many cars and pedestrians as cubic with
+    # fewer false positives (README, Detection quality), and it is cheaper: the default.
+    "gfl": _input_defaults("picodet_s_416", "linear"),
     # YOLOX: BGR 0..255, letterbox at the top-left padded with 114, bilinear.
     "yolox": _input_defaults("yolox_nano", "linear"),
     # Ultralytics: RGB 0..1, centred letterbox padded with 114.
@@ -55,7 +59,42 @@ FAMILY_INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
                    interpolation="linear"),
     # RT-DETR (Ultralytics and PaddleDetection): RGB 0..1, plain resize.
     "rtdetr": dict(color="rgb", resize="stretch", scale=1 / 255.0, interpolation="linear"),
+    # Open Model Zoo detectors: BGR 0..255 (normalisation folded into the graph), plain resize.
+    "detection_output": _input_defaults("person_detection_0203", "linear"),
 }
+
+NO_MODEL = "none"
+
+
+@dataclass
+class ClassThresholds:
+    """``detector.class_thresholds.<label>``: the lowest score kept per driving label.
+
+    Negative means ``detector.score_threshold``. They apply to the general model; the pedestrian
+    specialist has a threshold of its own (``detector.pedestrian_threshold``), since its scores
+    run lower. The defaults were chosen with ``sense-perception eval`` (README, Detection quality).
+    """
+
+    pedestrian: float = -1.0
+    bicycle: float = -1.0
+    car: float = 0.3
+    motorcycle: float = -1.0
+    bus: float = -1.0
+    truck: float = -1.0
+    traffic_light: float = -1.0
+    stop_sign: float = -1.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value > 1.0:
+                raise ConfigError(f"detector.class_thresholds.{f.name} must be within 0..1 "
+                                  f"(negative: detector.score_threshold), got {value}")
+
+    def of(self, label: str, default: float) -> float:
+        """Threshold of ``label`` (``default`` for labels without one of their own)."""
+        value = getattr(self, label, -1.0) if label in AD_LABELS else -1.0
+        return default if value < 0 else value
 
 
 PREPROCESS_CHOICES = ("auto", "cpu", "gpu", "torch_cpu")
@@ -66,14 +105,28 @@ class DetectorConfig:
     """Settings of :class:`ObjectDetector`; parameters ``detector.*`` of the object_detector node.
 
     Attributes:
-        model: bundled model name (``picodet_s_416``, ``yolox_nano``); ignored if model_path is set.
+        model: bundled general model name (``picodet_s_416``, ``yolox_nano``); ignored if
+            model_path is set.
+        pedestrian_model: bundled pedestrian specialist (``person_detection_0203``) that owns the
+            ``pedestrian`` label: the general model's pedestrians are then dropped, the two
+            models' outputs merged into one result per image. ``none``: the general model alone.
+        pedestrian_threshold: lowest score kept of the specialist's pedestrians (its confidences
+            run lower than the general model's: this is its calibration).
+        pedestrian_band: [top, bottom] rows, as fractions of the image height, that the
+            specialist sees at high resolution (where far pedestrians stand); [] = it sees the
+            whole frame at its own input size instead
+            (:mod:`~sense_perception.core.detection.band`).
+        pedestrian_band_input: [width, height] of the specialist's network on the band, where
+            it runs on OpenVINO (onnxruntime cuts the band into tiles of its fixed 864x480).
         model_path: your own ONNX file; needs labels_path (and preferably model_family).
         model_sha256: hex sha256 that model_path must have, checked before loading ("" = not
             checked; bundled models are always checked against the registry).
         model_family: decoder family ``gfl`` | ``yolox`` | ``yolov8`` | ``rtdetr`` (aliases picodet,
             nanodet, yolo11); "" detects it from the output shapes.
         labels_path: class names of a custom model, one per line, in output order.
-        score_threshold: minimum confidence kept (inclusive), 0..1.
+        score_threshold: minimum confidence kept (inclusive), 0..1, for every label without a
+            threshold of its own in ``class_thresholds``.
+        class_thresholds: per-label minimum confidence (``detector.class_thresholds.<label>``).
         nms_iou: IoU above which a lower-scored box of the same label is suppressed, 0..1.
         max_detections: most detections per image after NMS (0 = no limit).
         keep_other_classes: report classes outside the driving label set (under their own
@@ -106,6 +159,10 @@ class DetectorConfig:
     """
 
     model: str = "picodet_s_416"
+    pedestrian_model: str = "person_detection_0203"
+    pedestrian_threshold: float = 0.15
+    pedestrian_band: list[float] = field(default_factory=lambda: [0.25, 0.75])
+    pedestrian_band_input: list[int] = field(default_factory=lambda: [1280, 384])
     model_path: str = ""
     model_sha256: str = ""
     model_family: str = ""
@@ -129,9 +186,10 @@ class DetectorConfig:
     cell_offset: float = -1.0
     reduced_jpeg_decode: bool = True
     preprocess: str = "auto"
+    class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
 
     def __post_init__(self) -> None:
-        for key in ("score_threshold", "nms_iou"):
+        for key in ("score_threshold", "nms_iou", "pedestrian_threshold"):
             value = getattr(self, key)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"detector.{key} must be within 0..1, got {value}")
@@ -154,11 +212,39 @@ class DetectorConfig:
             raise ConfigError(f"detector.preprocess must be one of {', '.join(PREPROCESS_CHOICES)}, "
                               f"got {self.preprocess!r}")
         canonical_family(self.model_family)  # reject unknown names early
+        band = self.pedestrian_band
+        if band and (len(band) != 2 or not 0.0 <= band[0] < band[1] <= 1.0):
+            raise ConfigError(f"detector.pedestrian_band must be [top, bottom] with "
+                              f"0 <= top < bottom <= 1 (fractions of the image height) or [], "
+                              f"got {list(band)}")
+        size = self.pedestrian_band_input
+        if len(size) != 2 or min(size) < 32 or max(size) > 4096:
+            raise ConfigError(f"detector.pedestrian_band_input must be [width, height] in pixels, "
+                              f"each 32..4096, got {list(size)}")
+        specialists = detector_models()
+        if self.pedestrian_model != NO_MODEL and self.pedestrian_model not in specialists:
+            raise ConfigError(f"detector.pedestrian_model {self.pedestrian_model!r} is not a "
+                              f"bundled detector; use one of {', '.join(specialists)} or "
+                              f"{NO_MODEL!r} (the general model finds pedestrians itself)")
 
     @classmethod
     def from_params(cls, params: dict, source: str = "config") -> DetectorConfig:
-        """Read the ``detector.*`` keys of flattened node parameters."""
-        return section_from_params(cls, params, "detector.", source)
+        """Read the ``detector.*`` keys of flattened node parameters (and
+        ``detector.class_thresholds.*``)."""
+        config = section_from_params(cls, params, "detector.", source)
+        config.class_thresholds = section_from_params(ClassThresholds, params,
+                                                      "detector.class_thresholds.", source)
+        return config
+
+    def threshold(self, label: str) -> float:
+        """Lowest score kept for ``label``."""
+        return self.class_thresholds.of(label, self.score_threshold)
+
+
+def detector_models() -> list[str]:
+    """Names of the bundled models that are object detectors."""
+    return [name for name, spec in MODELS.items()
+            if spec.input is not None and spec.family in FAMILY_INPUT_DEFAULTS]
 
 
 def _tiling_from_params(params: dict, source: str) -> Any:
@@ -174,8 +260,20 @@ def _tiling_from_params(params: dict, source: str) -> Any:
     return section_from_params(tiling.TilingConfig, params, "tiling.", source)
 
 
-def _resolve_model(cfg: DetectorConfig) -> tuple[Path, str, Path, InputSpec | None, str]:
-    """(weights, name, labels file, registry input spec or None, family or "") of the config."""
+class ResolvedModel(NamedTuple):
+    """Where a detector's model comes from and what the registry knows of it."""
+
+    path: Path
+    name: str
+    labels: Path
+    input: InputSpec | None  # None for a custom model
+    family: str  # "" for a custom model without detector.model_family
+    batchable: bool  # False where the outputs have no batch axis
+    openvino: Path | None  # the OpenVINO IR of the same weights (verified), if the model has one
+
+
+def _resolve_model(cfg: DetectorConfig) -> ResolvedModel:
+    """The weights, labels and registry facts of the model the config names."""
     if cfg.model_path:
         path, labels = Path(cfg.model_path), Path(cfg.labels_path)
         if not path.is_file():
@@ -192,19 +290,36 @@ def _resolve_model(cfg: DetectorConfig) -> tuple[Path, str, Path, InputSpec | No
                                  "file was altered or swapped; fix: restore the intended model, or "
                                  "set model_sha256 to the new file's sha256sum if the change is "
                                  "intended")
-        return path, path.name, labels, None, canonical_family(cfg.model_family)
+        return ResolvedModel(path, path.name, labels, None, canonical_family(cfg.model_family),
+                             True, None)
     spec = get_model(cfg.model)
     if spec.input is None or spec.family not in FAMILY_INPUT_DEFAULTS:
         raise ConfigError(f"detector.model '{cfg.model}' is a {spec.family} model, not an "
-                          "object detector; use picodet_s_416 or yolox_nano")
+                          f"object detector; use one of {', '.join(detector_models())}")
     labels = Path(str(resources.files("sense_perception") / (spec.labels_resource or "")))
-    return spec.verified_path(), spec.name, labels, spec.input, spec.family
+    openvino = None
+    if "openvino_xml" in spec.variants:
+        spec.verified_variant("openvino_bin")  # read by OpenVINO beside the .xml
+        openvino = spec.verified_variant("openvino_xml")
+    return ResolvedModel(spec.verified_path(), spec.name, labels, spec.input, spec.family,
+                         bool(spec.extra.get("batch", True)), openvino)
 
 
 class ObjectDetector:
     """Detects driving-relevant objects (pedestrians, vehicles, traffic lights, stop signs).
 
     Not thread-safe by design of its reused buffers; :meth:`detect` holds a lock.
+
+    Args:
+        config: the ``detector.*`` settings.
+        runtime: providers, threads, device.
+        tiling: ``tiling.*`` settings (None or mode off: the full frame only).
+        owned_labels: the labels this detector reports (others are dropped); None: every label.
+        excluded_labels: labels it never reports (owned by another model). Detectors owning
+            disjoint labels make up a
+            :class:`~sense_perception.core.detection.multi_model.MultiModelDetector`.
+        openvino_input: (width, height) to reshape the network to where the model runs on
+            OpenVINO from its IR (other runtimes keep the model's own input size).
 
     Attributes:
         label_names: output label names; ``Detections.labels`` index into it.
@@ -216,27 +331,42 @@ class ObjectDetector:
     """
 
     def __init__(self, config: DetectorConfig | None = None, runtime: RuntimeOptions | None = None,
-                 tiling: Any = None) -> None:
+                 tiling: Any = None, owned_labels: Sequence[str] | None = None,
+                 excluded_labels: Sequence[str] = (),
+                 openvino_input: tuple[int, int] | None = None) -> None:
         self.config = config or DetectorConfig()
         self.tiling = tiling
         self._lock = threading.Lock()
         cfg = self.config
-        path, self.model_name, labels_path, registry_input, family = _resolve_model(cfg)
+        resolved = _resolve_model(cfg)
+        self.model_name, labels_path, registry_input = resolved.name, resolved.labels, resolved.input
         classes = read_labels(labels_path)
         if not classes:
             raise ModelError(f"labels file {labels_path} names no class")
         self.labels_source = str(labels_path)
-        prepared = prepare_detector_model(path, runtime, self.model_name, cfg.batching)
+        prepared = prepare_detector_model(resolved.path, runtime, self.model_name,
+                                          cfg.batching and resolved.batchable, resolved.openvino,
+                                          openvino_input)
         self._model = prepared.model
+        # True when OpenVINO reshaped the network to ``openvino_input``.
+        self.reshaped = openvino_input is not None and self._model.provider == OPENVINO_PROVIDER
         self.batch_dynamic = prepared.batch_dynamic
         self.notes = prepared.notes
         width, height, self._input = self._input_geometry(registry_input)
-        self._decoder = self._build_decoder(family, width, height, len(classes))
+        self._decoder = self._build_decoder(resolved.family, width, height, len(classes))
         self.family = self._decoder.family
         self.preprocess_spec = self._preprocess_spec(registry_input, width, height)
         self._label_map: LabelMap = build_label_map(classes, cfg.keep_other_classes,
                                                     self.labels_source)
         self.label_names: list[str] = list(self._label_map.names)
+        if owned_labels is not None or excluded_labels:
+            keep = [n for n in (owned_labels if owned_labels is not None else self.label_names)
+                    if n not in set(excluded_labels)]
+            self._label_map = self._label_map.restricted(keep, self.model_name)
+        self.owned_labels = tuple(self._label_map.reported())
+        # Per output label, the lowest score kept; the decoder pre-filters at the lowest of them.
+        self._min_scores = np.array([cfg.threshold(n) for n in self.label_names], np.float32)
+        self._decode_threshold = float(min(cfg.threshold(n) for n in self.owned_labels))
         self._max_batch = cfg.max_batch if self.batch_dynamic else 1
         self._pre = Preprocessor(self.preprocess_spec, self._max_batch)
         self.timings: dict[str, float] = {}
@@ -253,6 +383,11 @@ class ObjectDetector:
     @property
     def provider(self) -> str:
         return self._model.provider
+
+    @property
+    def min_score(self) -> float:
+        """The lowest score any reported label keeps (LabelInfo.threshold)."""
+        return self._decode_threshold
 
     @property
     def fallback_reasons(self) -> list[str]:
@@ -308,6 +443,8 @@ class ObjectDetector:
                 raise ConfigError(f"detector.input_{name} {want} disagrees with the model's fixed "
                                   f"input {name} {got}; fix: set it to 0")
         expected = (registry_input.width, registry_input.height) if registry_input else None
+        if self.reshaped:
+            expected = None  # OpenVINO reshaped the network on purpose
         if expected is not None and expected != (width, height):
             raise ModelError(f"{self.model_name}: registry says {registry_input.width}x"
                              f"{registry_input.height} input, model has {width}x{height}")
@@ -405,8 +542,17 @@ class ObjectDetector:
         self.timings["postprocess"] += (time.perf_counter() - start) * 1e3
         return results
 
-    def _detect_images(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
+    def postprocess(self, outputs: Sequence[np.ndarray], images: Sequence[Any],
+                    transforms: np.ndarray) -> list[Detections]:
+        """Model outputs of a batch of ``images`` -> one :class:`Detections` per image: decoding,
+        label mapping, per-label thresholds, source-pixel boxes, NMS, top-k."""
         cfg = self.config
+        candidates = self._decoder.decode(outputs, self._decode_threshold)
+        return [finalize(cand, transform, *source_size(image), self._label_map, cfg.nms_iou,
+                         cfg.max_detections, self._decoder.needs_nms, self._min_scores)
+                for image, cand, transform in zip(images, candidates, transforms, strict=True)]
+
+    def _detect_images(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         results: list[Detections] = []
         for start in range(0, len(images), self._max_batch):
             chunk = images[start:start + self._max_batch]
@@ -417,12 +563,7 @@ class ObjectDetector:
             t1 = time.perf_counter()
             outputs = self._model.run({self._input.name: blob})
             t2 = time.perf_counter()
-            candidates = self._decoder.decode(outputs, cfg.score_threshold)
-            for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
-                width, height = source_size(image)
-                results.append(finalize(cand, transform, width, height, self._label_map,
-                                        cfg.nms_iou, cfg.max_detections,
-                                        self._decoder.needs_nms))
+            results.extend(self.postprocess(outputs, chunk, transforms))
             t3 = time.perf_counter()
             self.timings["preprocess"] += (t1 - t0) * 1e3
             self.timings["inference"] += (t2 - t1) * 1e3

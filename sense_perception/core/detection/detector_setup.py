@@ -1,5 +1,10 @@
 """Build the object detector the nodes, the replay and ``detect`` use, with its pre-processing.
 
+With ``detector.pedestrian_model`` set (the default), the detector is a
+:class:`~sense_perception.core.detection.multi_model.MultiModelDetector`: the general model
+(``detector.model``, with tiling) owns every label but ``pedestrian``, the specialist owns
+``pedestrian``.
+
 ``detector.preprocess`` chooses where frames are resized and normalised: the numpy/OpenCV path of
 :class:`~sense_perception.core.detection.detector.ObjectDetector`, or the torch path of
 :class:`~sense_perception.core.detection.gpu_preprocess.DeviceDetector`, which hands the network input to
@@ -12,7 +17,17 @@ import logging
 from typing import Any
 
 from ...errors import ConfigError
-from .detector import ObjectDetector
+from ..runtime.session import RuntimeConfig
+from ..runtime.session import RuntimeOptions
+from .band import band_tiling
+from .detector import NO_MODEL, DetectorConfig, ObjectDetector, _tiling_from_params
+from .multi_model import MultiModelDetector
+
+PEDESTRIAN = "pedestrian"
+# The settings a specialist shares with the general model; the rest (model, thresholds, custom-model
+# pre-processing overrides, tiling) belong to the general model alone.
+_SHARED = ("nms_iou", "max_detections", "batching", "max_batch", "reduced_jpeg_decode",
+           "preprocess")
 
 LOG = logging.getLogger(__name__)
 
@@ -65,10 +80,47 @@ def with_preprocess(detector: ObjectDetector) -> Any:
     return DeviceDetector(detector, device)
 
 
+def specialist_config(config: DetectorConfig, model: str) -> DetectorConfig:
+    """The settings of the pedestrian specialist ``model`` next to the general model's
+    ``config``: its own threshold (``detector.pedestrian_threshold``), the shared rest."""
+    return DetectorConfig(model=model, pedestrian_model=NO_MODEL,
+                          score_threshold=config.pedestrian_threshold,
+                          **{name: getattr(config, name) for name in _SHARED})
+
+
 def build_detector(params: dict, source: str = "config") -> Any:
     """The detector for flattened node parameters (``detector.*``, ``runtime.*``, ``tiling.*``),
-    with the pre-processing ``detector.preprocess`` asks for."""
-    return with_preprocess(ObjectDetector.from_params(params, source))
+    with the pre-processing ``detector.preprocess`` asks for: the general model alone, or with
+    the pedestrian specialist (``detector.pedestrian_model``)."""
+    config = DetectorConfig.from_params(params, source)
+    runtime = RuntimeConfig.from_params(params, source).options()
+    tiling = _tiling_from_params(params, source)
+    if config.pedestrian_model == NO_MODEL:
+        return with_preprocess(ObjectDetector(config, runtime, tiling))
+    own = specialist_config(config, config.pedestrian_model)
+    if not config.pedestrian_band:  # the specialist on the whole frame, at its own input size
+        return MultiModelDetector([
+            with_preprocess(ObjectDetector(config, runtime, tiling, excluded_labels=[PEDESTRIAN])),
+            with_preprocess(ObjectDetector(own, runtime, owned_labels=[PEDESTRIAN]))])
+    # The specialist on the horizon band; the general model keeps the pedestrians reaching beyond
+    # it (near ones), so it reports pedestrians too.
+    return MultiModelDetector([with_preprocess(ObjectDetector(config, runtime, tiling)),
+                               band_specialist(own, config, runtime)],
+                              band=config.pedestrian_band, band_labels=[PEDESTRIAN])
+
+
+def band_specialist(own: DetectorConfig, config: DetectorConfig,
+                    runtime: RuntimeOptions) -> ObjectDetector:
+    """The pedestrian specialist on the horizon band: one tile of the band at
+    ``detector.pedestrian_band_input`` where OpenVINO reshapes it, else tiles of its fixed size."""
+    band = ObjectDetector(own, runtime, band_tiling(config.pedestrian_band, None),
+                          owned_labels=[PEDESTRIAN],
+                          openvino_input=tuple(config.pedestrian_band_input))
+    if band.reshaped:
+        return band
+    width, height = band.input_size  # onnxruntime: tiles of the network's own shape
+    return ObjectDetector(own, runtime, band_tiling(config.pedestrian_band, width / height),
+                          owned_labels=[PEDESTRIAN])
 
 
 __all__ = ["build_detector", "gpu_unavailable_reason", "with_preprocess"]

@@ -27,9 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ...errors import ConfigError, ImageDecodeError
-from ..imaging.image_decode import (DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any,
-                                    source_size)
-from .postprocess import finalize
+from ..imaging.image_decode import DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any
 from .preprocess import Preprocessor, PreprocessSpec
 from ..types import Detections
 
@@ -283,10 +281,8 @@ class DeviceDetector:
                               f"TensorRT provider, but it runs on {detector.provider}; fix: "
                               "install the 'gpu' extra or pre-process on the CPU")
         self.detector = detector
-        # The detector's internals are used read-only: one session, one decoder, one label map.
+        # The detector's internals are used read-only: one session, one input, its post-processing.
         self._input = detector._input
-        self._decoder = detector._decoder
-        self._label_map = detector._label_map
         self._max_batch = detector._max_batch
         self.pre = TorchPreprocessor(detector.preprocess_spec, device, self._max_batch)
         self.runner = IOBindingRunner(detector._model.session, self._input.name,
@@ -313,17 +309,12 @@ class DeviceDetector:
         for index, image in enumerate(images):
             if not isinstance(image, torch.Tensor):
                 check_image(index, image)
-        cfg = self.detector.config
         results: list[Detections] = []
         for start in range(0, len(images), self._max_batch):
             chunk = images[start:start + self._max_batch]
             blob, transforms = self.pre(chunk)
             outputs = self.runner.run(blob.to(self._dtype))
-            candidates = self._decoder.decode(outputs, cfg.score_threshold)
-            for image, cand, transform in zip(chunk, candidates, transforms, strict=True):
-                width, height = source_size(image)
-                results.append(finalize(cand, transform, width, height, self._label_map,
-                                        cfg.nms_iou, cfg.max_detections, self._decoder.needs_nms))
+            results.extend(self.detector.postprocess(outputs, chunk, transforms))
         return results
 
     def decode(self, msg: object) -> torch.Tensor:

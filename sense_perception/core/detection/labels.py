@@ -6,6 +6,7 @@ across models); other model classes are dropped, or appended after them with sna
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,11 @@ def normalise_name(name: str) -> str:
     return "_".join(name.strip().lower().replace("-", " ").split())
 
 
+def driving_label(name: str) -> str | None:
+    """The driving label of a class name (``"person"`` -> ``"pedestrian"``), or None."""
+    return _TO_AD.get(normalise_name(name))
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """How model class indices become output label indices.
@@ -52,6 +58,24 @@ class LabelMap:
         """Map model class ids; returns (labels, keep mask) with labels valid where kept."""
         labels = self.lookup[class_ids]
         return labels, labels >= 0
+
+    def reported(self) -> list[str]:
+        """The output labels some model class maps to, in label order."""
+        used = set(self.lookup[self.lookup >= 0].tolist())
+        return [name for i, name in enumerate(self.names) if i in used]
+
+    def restricted(self, labels: Sequence[str], model: str = "model") -> LabelMap:
+        """The same map reporting only ``labels`` (the model classes of other labels are dropped).
+
+        Raises:
+            ModelError: none of the model's classes maps to ``labels``.
+        """
+        keep = np.array([i for i, name in enumerate(self.names) if name in set(labels)], np.int32)
+        lookup = np.where(np.isin(self.lookup, keep), self.lookup, -1).astype(np.int32)
+        if not (lookup >= 0).any():
+            raise ModelError(f"{model} has no class among the labels it should report "
+                             f"({', '.join(labels)}); its labels: {', '.join(self.reported())}")
+        return LabelMap(self.names, lookup)
 
 
 def build_label_map(model_classes: list[str], keep_other_classes: bool = False,

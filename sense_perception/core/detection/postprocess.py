@@ -54,7 +54,7 @@ def nms_class_aware(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
 
 def finalize(candidates: Candidates, transform: np.ndarray, width: int, height: int,
              label_map: LabelMap, nms_iou: float, max_detections: int,
-             apply_nms: bool = True) -> Detections:
+             apply_nms: bool = True, min_scores: np.ndarray | None = None) -> Detections:
     """Turn one image's decoder candidates into :class:`Detections` in source pixels.
 
     Args:
@@ -65,8 +65,12 @@ def finalize(candidates: Candidates, transform: np.ndarray, width: int, height: 
         nms_iou: class-aware NMS IoU threshold.
         max_detections: keep the best this many (0 = all).
         apply_nms: False for set-prediction models (DETR) that emit no duplicates.
+        min_scores: (num_labels,) lowest score kept per output label (None: the decoder's
+            threshold alone).
     """
     labels, mapped = label_map.apply(candidates.class_ids)
+    if min_scores is not None:
+        mapped &= candidates.scores >= min_scores[np.where(mapped, labels, 0)]
     boxes = candidates.boxes[mapped].astype(np.float32)
     scores = candidates.scores[mapped].astype(np.float32)
     labels = labels[mapped].astype(np.int32)

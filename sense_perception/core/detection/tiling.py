@@ -20,8 +20,8 @@ smaller box that NMS (IoU) does not suppress against the car's full box:
 5. class-aware NMS in which tile boxes (tighter for small objects) win over full-frame boxes, and
    the kept box takes the best score of the boxes it suppressed.
 
-On hand-labelled real frames this halved the false positives a plain NMS merge of the same tiles
-left, at equal recall (tools/eval_recall.py).
+On the 80 labelled developer frames (PicoDet alone) this left 6.2 false positives per image where a
+plain NMS merge of the same tiles left 9.8, at equal recall (test/test_tiling.py).
 
 Everything works on all detections of a frame at once with numpy (a few hundred boxes at most).
 """

