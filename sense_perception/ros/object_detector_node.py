@@ -161,6 +161,8 @@ class ObjectDetectorNode(PerceptionNode):
                  "preprocess": getattr(d, "preprocess_device", ""), "labels": len(d.label_names),
                  "batching": "on" if d.batch_dynamic else "off",
                  "tracking": "on" if self.trackers is not None else "off"}
+        for model, provider in getattr(d, "providers", {}).items():  # several models
+            extra[f"provider[{model}]"] = provider
         if d.fallback_reasons:
             extra["provider_fallback"] = " | ".join(d.fallback_reasons)
         return extra
