@@ -40,3 +40,7 @@ class PrivacyError(SensePerceptionError):
 
 class BagError(SensePerceptionError):
     """A rosbag2 file or directory cannot be read or written."""
+
+
+class FleetError(SensePerceptionError):
+    """A fleet replay cannot run: Ray missing, the cluster unreachable, or resources it lacks."""

@@ -17,6 +17,7 @@ from ..errors import SensePerceptionError
 SUBCOMMANDS = {
     "detect": "sense_perception.cli.detect",
     "driver": "sense_perception.cli.driver",
+    "fleet": "sense_perception.cli.fleet",
     "replay": "sense_perception.cli.replay",
     "run": "sense_perception.cli.run",
 }
