@@ -60,7 +60,7 @@ setup(
         "torch": ["torch==2.13.0"],
         # `sense-perception fleet`: many bags on Ray actors (a local Ray instance or a cluster).
         # Nothing outside sense_perception/fleet imports it.
-        "fleet": ["ray>=2.9"],
+        "fleet": ["ray[client]>=2.9"],  # client: --address ray://HOST:10001 (Ray Client, grpcio)
         "test": [
             "pytest>=7",
             "hypothesis>=6",

@@ -13,8 +13,11 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -282,3 +285,62 @@ def test_cli_starts_local_ray_and_refuses_missing_gpus(inputs, tmp_path):
                            "--gpus-per-worker", "1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "--gpus-per-worker 1" in proc.stderr and "GPUs: 0" in proc.stderr
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A one-node cluster as the README starts it (`ray start --head`), with token authentication
+    (the default of `ray start` since Ray 2.59, set here explicitly) in a private temp dir, so no
+    other Ray on this machine can find it; stopped by signalling its own process group."""
+    token = os.urandom(16).hex()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    # Ray's socket paths live under it and must stay under 108 bytes: pytest's tmp_path is too deep
+    temp = Path(tempfile.mkdtemp(prefix="sp-ray-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        client_port = s.getsockname()[1]
+    log = (tmp_path / "ray_start.log").open("w")
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head",
+                             "--block", "--port", "0", "--temp-dir", str(temp), "--num-cpus", "1",
+                             "--include-dashboard", "false", "--disable-usage-stats",
+                             "--ray-client-server-port", str(client_port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    address_file = temp / "ray_current_cluster"
+    try:
+        deadline = time.monotonic() + 120
+        while not (address_file.is_file() and address_file.read_text().strip()):
+            assert head.poll() is None, (tmp_path / "ray_start.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "ray start --head did not come up in 120 s"
+            time.sleep(0.5)
+        yield address_file.read_text().strip(), env
+    finally:
+        head.terminate()  # `ray start --block` stops the processes it started, then exits
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait(timeout=30)
+        try:  # anything of that cluster still running is in the process group started above
+            os.killpg(head.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_cli_joins_a_cluster_started_with_ray_start(ray_head, inputs, tmp_path):
+    address, env = ray_head
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "fleet",
+                           str(inputs / "loose"), "--out", str(out), "--address", address],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "fleet_summary.json").read_text())
+    assert summary["ray"]["address"] == address and summary["ray"]["resources"]["CPU"] == 1
+    assert summary["bags"]["done"] == 1 and len(summary["workers"]) == 1
+    # without the cluster's token the join fails with an error that says what to set
+    proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "fleet",
+                           str(inputs / "loose"), "--out", str(tmp_path / "o2"), "--address",
+                           address], capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in env.items() if not k.startswith("RAY_AUTH")})
+    assert proc.returncode == 2 and "RAY_AUTH_MODE=token" in proc.stderr

@@ -76,8 +76,11 @@ def connect(address: str | None, num_cpus: int) -> RaySession:
         where = "start a local Ray instance" if address is None else \
             f"join the Ray cluster at {address}"
         fix = ("check /tmp/ray for the logs" if address is None else
-               "start one with `ray start --head` on the head node (then --address auto there), "
-               "or leave out --address to run on this machine")
+               "check the cluster runs (`ray start --head` on the head node, then --address "
+               "auto there); if it uses token authentication (the default of `ray start` since "
+               "Ray 2.59), set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to its token (`ray "
+               "get-auth-token` on the head node) here; or leave out --address to run on this "
+               "machine")
         raise FleetError(f"cannot {where}: {type(exc).__name__}: {exc}; {fix}") from exc
     return RaySession(ray, address or "local", True, _resources(ray))
 

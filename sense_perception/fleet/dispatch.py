@@ -52,6 +52,9 @@ class DispatchOptions:
     time_limit_s: float | None = None  # per bag and attempt; None = no limit
     start_timeout_s: float = 600.0  # a worker whose models are not loaded by then is given up
     force: bool = False
+    # Hand out the first bags only once every worker has loaded its models, so that bag times
+    # hold no model loading (benchmarks); normally the first ready worker starts at once.
+    start_together: bool = False
 
 
 @dataclass
@@ -183,6 +186,9 @@ class Dispatcher:
             self._next_id += 1
 
     def _hand_out(self) -> None:
+        if (self._options.start_together and self._first_start is None
+                and any(s.info is None for s in self._slots)):
+            return
         for slot in self._slots:
             if slot.info is None or slot.job is not None or not self._queue:
                 continue

@@ -111,7 +111,8 @@ def render_fleet_table(summary: dict[str, Any], console: Console | None = None) 
     if summary["workers"]:
         workers = Table(title="workers")
         for name in ("worker", "pid", "host", "gpus", "bags", "frames", "frames/s", "end"):
-            workers.add_column(name)
+            workers.add_column(name, justify="right" if name in ("bags", "frames", "frames/s")
+                               else "left")
         for w in summary["workers"]:
             workers.add_row(str(w["id"]), str(w["pid"] or "-"), str(w["host"] or "-"),
                             ",".join(w["gpu_ids"] or []) or "-", str(w["bags"]), str(w["frames"]),

@@ -34,6 +34,7 @@ class FleetRequest:
     video_cabin: bool = False
     force: bool = False
     time_limit_s: float | None = DEFAULT_TIME_LIMIT_S  # None or 0: no limit
+    start_together: bool = False  # see DispatchOptions.start_together (benchmarks)
 
     def check(self) -> None:
         """Refuse values Ray would reject late or not at all.
@@ -111,7 +112,11 @@ def run_fleet(request: FleetRequest, listener: Listener | None = None) -> FleetR
         from .cluster import check_workers, connect
 
         cpus, gpus = request.cpus_per_worker, request.gpus_per_worker
-        session = connect(request.address, (request.workers or os.cpu_count() or 1) * cpus)
+        # A local instance offers what was asked for (--workers x --cpus-per-worker), else the
+        # machine's cores; a cluster offers what its nodes have.
+        local_cpus = (request.workers * cpus if request.workers
+                      else max(os.cpu_count() or 1, cpus))
+        session = connect(request.address, local_cpus)
         try:
             workers = request.workers or default_workers(session, cpus, gpus)
             workers, fit_notes = check_workers(session.ray, min(workers, len(to_run)), cpus, gpus)
@@ -124,7 +129,8 @@ def run_fleet(request: FleetRequest, listener: Listener | None = None) -> FleetR
             result = Dispatcher(session.ray, to_run, settings,
                                 DispatchOptions(workers=workers, cpus_per_worker=cpus,
                                                 gpus_per_worker=gpus, time_limit_s=limit,
-                                                force=request.force),
+                                                force=request.force,
+                                                start_together=request.start_together),
                                 listener).run()
             notes += result.notes
         finally:
