@@ -9,9 +9,10 @@ Each round runs, in alternating order: the plain replay engine over all bags in 
 bag handed out to last bag settled, with the first bag handed out only once every worker has
 loaded its models (``start_together``), so worker start-up (paid once per worker, reported apart
 as ``worker_start_s``) is left out, as the models are for the plain replay.
-Both sides run onnxruntime with one thread per worker (``runtime.intra_op_threads: 1``): the
-overhead figure is then the fleet machinery itself (Ray calls, actors, the temporary folder and
-its rename, progress polling), not a different thread count. Figures are medians of per-round
+Both sides run onnxruntime and OpenCV with one thread (``runtime.intra_op_threads: 1``; a
+worker sets OpenCV's threads to its one CPU, this process does the same for the plain replay):
+the overhead figure is then the fleet machinery itself (Ray calls, actors, the temporary folder
+and its rename, progress polling), not a different thread count. Figures are medians of per-round
 ratios.
 """
 from __future__ import annotations
@@ -75,6 +76,17 @@ def run(bags: int, rounds: int) -> dict[str, Any]:
         return {"fleet_scaling": None, "fleet_over_replay_per_frame": None,
                 "detail": {"measured": False,
                            "reason": f"Ray is not installed ({exc}): pip install '.[fleet]'"}}
+    import cv2
+
+    cv2_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # as each fleet worker of one CPU does (fleet.worker.BagWorker)
+    try:
+        return _measure(ray, bags, rounds)
+    finally:
+        cv2.setNumThreads(cv2_threads)
+
+
+def _measure(ray: Any, bags: int, rounds: int) -> dict[str, Any]:
     from sense_perception.config import load_params
     from sense_perception.core.detection.detector_setup import build_detector
     from sense_perception.face.pipeline import DriverIdentifier
@@ -123,7 +135,7 @@ def run(bags: int, rounds: int) -> dict[str, Any]:
             "measured": True,
             "what": (f"{bags} copies of sense_perception/data/sample_bag ({frames // bags} frames "
                      f"each), all 3 cameras, identity on {CABIN}; {gallery_note}; onnxruntime "
-                     "1 thread per worker and in the plain replay; local Ray, 2 CPUs; fleet time "
+                     "and OpenCV 1 thread per worker and in the plain replay; local Ray, 2 CPUs; fleet time "
                      "= replay_wall_s (worker start-up apart), plain = Replayer loop in-process "
                      "(models prebuilt); medians of per-round ratios, variants alternating"),
             "rounds": rounds,

@@ -260,8 +260,11 @@ def test_gpu_request_reaches_ray(ray_local, inputs, tmp_path):
     assert "num_gpus" not in worker_options(1, 0)
     out = tmp_path / "out"
     result = run_fleet(FleetRequest(inputs=[inputs / "sqlite_bag", inputs / "loose"], out=out,
-                                    workers=2, gpus_per_worker=0.5))
+                                    workers=2, gpus_per_worker=0.5, cabin=CABIN, video=True))
     assert result.summary["bags"]["done"] == 2
+    # --video: the exterior cameras' MP4s; the cabin's shows a face and needs --video-cabin
+    assert sorted(p.name for p in (out / "drive" / "video").iterdir()) == [
+        "camera_front_image_raw_compressed.mp4", "camera_windshield_image_raw.mp4"]
     workers = result.summary["workers"]
     # two half-GPU workers share the one (logical) GPU; Ray tells each which one it got
     assert len(workers) == 2 and all(w["gpu_ids"] == ["0"] for w in workers)

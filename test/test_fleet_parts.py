@@ -140,3 +140,20 @@ def test_core_and_replay_never_import_ray():
             "import sense_perception.fleet.runner, sense_perception.fleet.worker\n"
             "assert 'ray' not in sys.modules, 'ray imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_bag_without_the_cabin_topic_replays_its_exterior_cameras(tmp_path):
+    from sense_perception.core.detection.detector import ObjectDetector
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    detector = ObjectDetector.from_params({}, "test")
+    missing = "/camera/driver/image_raw/compressed"  # another car's cabin camera
+    with pytest.raises(BagError, match=missing):  # plain replay: a wrong topic is an error
+        Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "a", cabin=missing), detector=detector).run()
+    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "b", cabin=missing,
+                                    cabin_if_present=True), detector=detector).run()
+    assert result.complete and result.summary["identity"] == []
+    assert set(result.summary["cameras"]) == {"/camera/front/image_raw/compressed",
+                                              "/camera/windshield/image_raw",
+                                              "/camera/cabin/image_raw/compressed"}
+    assert any(missing in note and "exterior cameras only" in note for note in result.notes)
