@@ -74,6 +74,7 @@ class _ProgressListener:
         self._bar, self._task = bar, task
 
     def started(self, name: str, attempt: int, worker: dict[str, Any]) -> None:
+        self._bar.update(self._task, state="")
         if attempt > 1:
             self._bar.console.log(f"retrying {name} on worker {worker['worker']}")
 
@@ -101,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     with Progress(TextColumn("fleet: bags"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("frames {task.fields[frames]}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("fleet", total=None, frames=0)
+                  TextColumn("{task.fields[state]}"), console=console, transient=True) as bar:
+        task = bar.add_task("fleet", total=None, frames=0,
+                            state="starting Ray and loading the models in each worker")
         result = run_fleet(request, _ProgressListener(bar, task))
     render_fleet_table(result.summary, Console())
     print(f"summary: {result.summary_path}")
