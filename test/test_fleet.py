@@ -32,16 +32,23 @@ from sense_perception.fleet.dispatch import Listener
 from sense_perception.fleet.runner import FleetRequest, run_fleet
 from sense_perception.replay.engine import ReplayOptions, Replayer
 
-if os.environ.get("CI"):
-    import ray  # CI installs the fleet extra (make test): a missing Ray must fail, not skip
-else:
-    ray = pytest.importorskip("ray", reason="Ray not installed: pip install '.[fleet]'")
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_local():
+def ray_module():
+    # Imported here, not at module level: the ROS test run collects this module in .venv-ros,
+    # which has no Ray (and deselects these tests).
+    if os.environ.get("CI"):
+        import ray  # CI installs the fleet extra (make test): a missing Ray must fail, not skip
+    else:
+        ray = pytest.importorskip("ray", reason="Ray not installed: pip install '.[fleet]'")
+    return ray
+
+
+@pytest.fixture(scope="module")
+def ray_local(ray_module):
+    ray = ray_module
     ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
              object_store_memory=100 * 1024 * 1024, log_to_driver=False,
              logging_level=logging.WARNING)
@@ -273,7 +280,7 @@ def test_gpu_request_reaches_ray(ray_local, inputs, tmp_path):
                                gpus_per_worker=2))
 
 
-def test_cli_starts_local_ray_and_refuses_missing_gpus(inputs, tmp_path):
+def test_cli_starts_local_ray_and_refuses_missing_gpus(ray_module, inputs, tmp_path):
     """The command as users run it: its own local Ray, progress, table, summary, exit status."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "sense_perception.cli.main", "fleet"]
@@ -291,7 +298,7 @@ def test_cli_starts_local_ray_and_refuses_missing_gpus(inputs, tmp_path):
 
 
 @pytest.fixture
-def ray_head(tmp_path):
+def ray_head(ray_module, tmp_path):
     """A one-node cluster as the README starts it (`ray start --head`), with token authentication
     (the default of `ray start` since Ray 2.59, set here explicitly) in a private temp dir, so no
     other Ray on this machine can find it; stopped by signalling its own process group."""
