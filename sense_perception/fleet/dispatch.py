@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from .discover import BagJob
 from .outputs import final_dir
+from .report import bag_entry
 from .worker import WorkerSettings
 
 MAX_ATTEMPTS = 2  # the first try and one retry on a new worker
@@ -306,20 +307,9 @@ class Dispatcher:
 
     def _settle(self, job: BagJob, attempt: int, slot: _Slot | None,
                 outcome: dict[str, Any]) -> None:
-        report = {
-            "name": job.name, "bag": str(job.path), "status": outcome.get("status", "failed"),
-            "reason": outcome.get("reason"), "attempts": attempt,
-            "worker": slot.id if slot else None,
-            "output": (str(final_dir(self._settings.out, job.name))
-                       if outcome.get("status") in ("done", "partial") else None),
-            "frames": int(outcome.get("frames", 0)),
-            "detections": dict(outcome.get("detections", {})),
-            "skipped_messages": int(outcome.get("skipped_messages", 0)),
-            "skipped_reasons": list(outcome.get("skipped_reasons", [])),
-            "throughput_fps": float(outcome.get("throughput_fps", 0.0)),
-            "wall_s": float(outcome.get("wall_s", 0.0)),
-            "notes": list(outcome.get("notes", [])),
-        }
+        replayed = outcome.get("status") in ("done", "partial")
+        report = bag_entry(job, outcome, attempt, slot.id if slot else None,
+                           final_dir(self._settings.out, job.name) if replayed else None)
         if job.name in self._losses and report["status"] != "failed":
             report["notes"].append("retried after: " + "; ".join(self._losses[job.name]))
         self._reports[job.name] = report

@@ -8,7 +8,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..replay.summary import write_summary
 
 STATUSES = ("done", "partial", "failed", "skipped")
 EXIT_OK, EXIT_SOME, EXIT_NOTHING = 0, 1, 2
@@ -61,17 +60,37 @@ def build_summary(reports: list[dict[str, Any]], result: Any, request: Any,
     }
 
 
+def bag_entry(job: Any, outcome: dict[str, Any], attempts: int, worker: int | None,
+              output: Path | None) -> dict[str, Any]:
+    """The entry of one bag in fleet_summary.json ``per_bag``.
+
+    Args:
+        job: the :class:`~.discover.BagJob`.
+        outcome: what the worker reported (see :meth:`.worker.BagWorker.replay`), or the figures
+            of an output already there, with ``status`` and ``reason`` set.
+        attempts: tries in this run (0: skipped). worker: the worker id of the last try.
+        output: ``DIR/<name>/`` when it holds the bag's outputs.
+    """
+    return {
+        "name": job.name, "bag": str(job.path), "status": outcome.get("status", "failed"),
+        "reason": outcome.get("reason"), "attempts": attempts, "worker": worker,
+        "output": str(output) if output else None,
+        "frames": int(outcome.get("frames", 0)),
+        "detections": dict(outcome.get("detections", {})),
+        "skipped_messages": int(outcome.get("skipped_messages", 0)),
+        "skipped_reasons": list(outcome.get("skipped_reasons", [])),
+        "throughput_fps": float(outcome.get("throughput_fps", 0.0)),
+        "wall_s": float(outcome.get("wall_s", 0.0)),
+        "notes": list(outcome.get("notes", [])),
+    }
+
+
 def exit_code(summary: dict[str, Any]) -> int:
     """0 every bag done (now or before), 1 some partial or failed, 2 none could be replayed."""
     bags = summary["bags"]
     if bags["found"] == 0 or bags["failed"] == bags["found"]:
         return EXIT_NOTHING
     return EXIT_SOME if bags["failed"] or bags["partial"] else EXIT_OK
-
-
-def write_fleet_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Write ``summary`` atomically (a whole file or none), like the replay's summary.json."""
-    write_summary(path, summary)
 
 
 def _top_labels(detections: dict[str, int], n: int = 4) -> str:

@@ -10,11 +10,12 @@ from typing import Any
 
 from ..config import load_params
 from ..errors import FleetError
+from ..replay.summary import write_summary
 from . import DEFAULT_TIME_LIMIT_S
 from .discover import BagJob, find_bags
 from .dispatch import Dispatcher, DispatchOptions, DispatchResult, Listener
 from .outputs import FLEET_SUMMARY, discard, final_dir, is_complete, leftovers, read_summary
-from .report import build_summary, exit_code, write_fleet_summary
+from .report import bag_entry, build_summary, exit_code
 from .worker import WorkerSettings, outcome_of
 
 
@@ -78,12 +79,9 @@ def default_workers(session: Any, cpus: int, gpus: float) -> int:
 
 def _skipped_report(job: BagJob, out: Path) -> dict[str, Any]:
     folder = final_dir(out, job.name)
-    figures = outcome_of(read_summary(folder) or {})
-    figures.pop("status")
-    return {"name": job.name, "bag": str(job.path), "status": "skipped",
-            "reason": "already done: its output is complete (--force replays it)",
-            "attempts": 0, "worker": None, "output": str(folder), **figures,
-            "wall_s": 0.0, "notes": []}
+    outcome = {**outcome_of(read_summary(folder) or {}), "status": "skipped",
+               "reason": "already done: its output is complete (--force replays it)"}
+    return bag_entry(job, outcome, 0, None, folder)
 
 
 def run_fleet(request: FleetRequest, listener: Listener | None = None) -> FleetResult:
@@ -142,5 +140,5 @@ def run_fleet(request: FleetRequest, listener: Listener | None = None) -> FleetR
     summary = build_summary(reports, result, request, ray_info, time.perf_counter() - wall0,
                             notes)
     path = out / FLEET_SUMMARY
-    write_fleet_summary(path, summary)
+    write_summary(path, summary)  # atomic, like each bag's summary.json
     return FleetResult(summary, path, exit_code(summary), notes)

@@ -175,11 +175,6 @@ class BagWorker:
             outcome = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
         finally:
             self._current = None
-        if outcome["status"] == "failed":
-            try:
-                discard(temp)
-            except OSError:
-                pass
         return {**outcome, "wall_s": round(time.perf_counter() - started, 3)}
 
     def _on_progress(self, done: int, expected: int | None) -> None:
