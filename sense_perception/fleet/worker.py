@@ -139,11 +139,12 @@ class BagWorker:
 
         Args:
             job: the bag and its output name.
-            force: replace a finished output already there (else it is reported as skipped).
+            force: replay and replace a finished output already there (without it, such an
+                output is kept and its figures returned: see the comment below).
 
         Returns:
-            The bag's outcome: ``status`` (done, partial, skipped or failed), ``reason`` when
-            failed, frames, detections per label, what was skipped, timing.
+            The bag's outcome: ``status`` (done, partial or failed), ``reason`` when failed,
+            frames, detections per label, what was skipped, timing, notes.
         """
         s = self.settings
         final, temp = final_dir(s.out, job.name), temp_dir(s.out, job.name)
