@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fleet import DEFAULT_TIME_LIMIT_S
+from . import CONFIG_HELP, config_file
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -49,8 +50,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
                         help="GPUs per worker: 1 = one GPU each, 0.5 = two workers share a GPU "
                              "(default: 0, CPU only); refused at once if no node has them")
-    parser.add_argument("--config", type=Path, metavar="FILE", default=None,
-                        help="ROS 2 parameter YAML the nodes use (as for replay)")
+    parser.add_argument("--config", type=config_file, metavar="FILE", default=None,
+                        help=f"ROS 2 parameter YAML the nodes use (as for replay), {CONFIG_HELP}")
     parser.add_argument("--cabin", metavar="TOPIC", default=None,
                         help="the in-cabin camera topic (driver identity); bags without it "
                              "replay their exterior cameras only")

@@ -7,6 +7,9 @@ with the input header copied exactly (same topics and content as ``sense-percept
   ``driver``, the others ``face``;
 * ``<ns>/driver_identity`` vision_msgs/Classification: one hypothesis, the driver id when
   identified, else the state (``no_face``, ``unknown``, ``uncertain``), with its score;
+* ``<ns>/annotations`` foxglove_msgs/ImageAnnotations of the faces, captioned with what
+  ``driver_identity`` carries (never a name), only while something subscribes
+  (``publish_annotations``);
 
 the driver state and its reason in ``/diagnostics``, and the std_srvs/Trigger service
 ``~/reload_gallery`` to re-read the gallery after ``sense-perception driver enroll/forget`` (it is
@@ -24,10 +27,11 @@ from std_srvs.srv import Trigger
 from vision_msgs.msg import Classification, Detection2DArray
 
 from ..core.output import messages
+from ..core.output.annotations import image_annotations, image_size_of
 from ..core.output.topics import join_topic, output_namespace
 from ..core.types import Header
 from ..errors import SensePerceptionError
-from ..face.results import FACE_LABELS, face_detections, identity_results, state_name
+from ..face.results import FACE_LABELS, face_captions, face_detections, identity_results, state_name
 from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
@@ -47,6 +51,7 @@ class DriverMonitorNode(PerceptionNode):
         self._lock = threading.Lock()  # process() and reload_gallery share the identifier
         self._faces_pub: Any = None
         self._identity_pub: Any = None
+        self._annotations_pub: Any = None
         self._last: dict[str, Any] = {}
         self._reload_srv = self.create_service(Trigger, "~/reload_gallery", self._on_reload_gallery)
 
@@ -67,12 +72,13 @@ class DriverMonitorNode(PerceptionNode):
         self._faces_pub = self.create_lifecycle_publisher(Detection2DArray, join_topic(ns, "faces"), out_qos)
         self._identity_pub = self.create_lifecycle_publisher(
             Classification, join_topic(ns, "driver_identity"), out_qos)
+        self._annotations_pub = self.make_annotations_publisher(ns)
 
     def release(self) -> None:
-        for pub in (self._faces_pub, self._identity_pub):
+        for pub in (self._faces_pub, self._identity_pub, self._annotations_pub):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
-        self._faces_pub = self._identity_pub = None
+        self._faces_pub = self._identity_pub = self._annotations_pub = None
         with self._lock:
             self.identifier = None
         self._last = {}
@@ -100,6 +106,8 @@ class DriverMonitorNode(PerceptionNode):
         self._faces_pub.publish(to_msg(Detection2DArray, messages.detection2d_array(header, dets, FACE_LABELS)))
         self._identity_pub.publish(to_msg(Classification, messages.classification(
             header, identity_results(state, result.driver_id, result.score))))
+        self.publish_annotations(self._annotations_pub, lambda: image_annotations(
+            header, dets, FACE_LABELS, image_size_of(image), face_captions(dets, result)))
         self.health.frame_processed(time.monotonic() - frame.received)
         # No display name in diagnostics: they are broadcast; the pseudonymous id is enough.
         self._last = {"driver_state": state, "driver_id": result.driver_id or "",

@@ -42,6 +42,7 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
     assert result.complete
     store = make_typestore()
     seen = set()
+    annotated = 0
     with Reader(out / "bag") as reader:
         for conn, _, raw in reader.messages():
             msg = deserialize_message(bytes(raw), msg_class(conn.msgtype))
@@ -55,10 +56,23 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
                     assert a.results[0].hypothesis.class_id == b.results[0].hypothesis.class_id
                     assert a.bbox.size_x == b.bbox.size_x and a.bbox.center.position.y == \
                         b.bbox.center.position.y
+            if conn.msgtype == "foxglove_msgs/msg/ImageAnnotations":
+                # the project's .msg files built into real typesupport read what rosbags wrote
+                assert type(msg).__module__.startswith("foxglove_msgs.msg")
+                assert len(msg.points) == len(ref.points) and len(msg.texts) == len(ref.texts)
+                for a, b in zip(msg.points, ref.points):
+                    assert a.type == b.type == type(a).LINE_LOOP
+                    assert [(p.x, p.y) for p in a.points] == [(p.x, p.y) for p in b.points]
+                    assert (a.timestamp.sec, a.timestamp.nanosec) == (b.timestamp.sec, b.timestamp.nanosec)
+                    assert (a.outline_color.r, a.outline_color.a) == (b.outline_color.r, b.outline_color.a)
+                assert [x.text for x in msg.texts] == [x.text for x in ref.texts]
+                annotated += len(msg.points)
             seen.add(conn.msgtype)
+    assert annotated > 0
     assert seen == {"sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/Image",
                     "vision_msgs/msg/Detection2DArray", "vision_msgs/msg/LabelInfo",
-                    "vision_msgs/msg/Classification", "diagnostic_msgs/msg/DiagnosticArray"}
+                    "vision_msgs/msg/Classification", "diagnostic_msgs/msg/DiagnosticArray",
+                    "foxglove_msgs/msg/ImageAnnotations"}
 
 
 def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):
