@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from replay_helpers import (CABIN, FRONT, SAMPLE_BAG, SAMPLE_COUNTS, WINDSHIELD, copy_bag,
                             enrol_sample_driver, input_stamps, read_output)
