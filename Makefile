@@ -11,7 +11,7 @@ ROS_VENV := .venv-ros
 $(VENV)/.installed: setup.py
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip 'setuptools>=70.1,<80'
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,fleet]'
 	touch $@
 
 # CPU torch, only for the test of the GPU pre-processing math on a CPU torch device; the demo and

@@ -61,6 +61,9 @@ setup(
         # torch device too). Pinned to the wheel this project's machines carry on disk; elsewhere
         # install it first from PyTorch's CPU index, or PyPI serves a multi-GB CUDA build.
         "torch": ["torch==2.13.0"],
+        # `sense-perception fleet`: many bags on Ray actors (a local Ray instance or a cluster).
+        # Nothing outside sense_perception/fleet imports it.
+        "fleet": ["ray[client]>=2.9"],  # client: --address ray://HOST:10001 (Ray Client, grpcio)
         "test": [
             "pytest>=7",
             "hypothesis>=6",

@@ -14,6 +14,8 @@ interleaved, as medians of per-round ratios):
 * ``gallery_10_ms`` .. ``gallery_100k_ms``: identification against N enrolled templates;
 * ``rss_growth_mb``: memory growth over 10,000 frames of the pipeline;
 * ``replay_fps``: replay throughput on the bundled sample bag;
+* ``fleet_scaling``: bags/s of ``sense-perception fleet`` with 2 workers over 1 on the same bags,
+  and ``fleet_over_replay_per_frame``: the fleet path's time per frame over a plain replay's;
 * ``gpu``: CUDA/TensorRT figures where a GPU is present, else why none were measured.
 
 ``--quick`` runs every benchmark with a few iterations only (for the smoke test): its numbers
@@ -35,13 +37,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "benchmarks"
 
-from benchmarks import (bench_batch, bench_cv2dnn, bench_gallery, bench_gpu,  # noqa: E402
-                        bench_memory, bench_pipeline, bench_replay)
+from benchmarks import (bench_batch, bench_cv2dnn, bench_fleet, bench_gallery,  # noqa: E402
+                        bench_gpu, bench_memory, bench_pipeline, bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
-BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "gpu")
+BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet", "gpu")
 
 # (key, target text, check) for the table; check returns True/False, or None for no target.
 TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
@@ -60,6 +62,8 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("gallery_100k_ms", "< 2", lambda v: v < 2.0),
     ("rss_growth_mb", "~ 0 (|x| < 5)", lambda v: abs(v) < 5.0),
     ("replay_fps", "(info)", lambda v: None),
+    ("fleet_scaling", "(info: 2 workers / 1, 2 cores)", lambda v: None),
+    ("fleet_over_replay_per_frame", "(info)", lambda v: None),
 ]
 
 
@@ -74,14 +78,16 @@ class Settings:
     memory_frames: int
     memory_every: int
     replay_runs: int
+    fleet_bags: int
+    fleet_rounds: int
 
 
 # Many short rounds: on a shared machine the load changes from second to second, and a ratio of
 # two measurements taken a few milliseconds apart is what stays meaningful.
 FULL = Settings(rounds=41, calls=1, gallery_calls=300, memory_frames=10_000, memory_every=1000,
-                replay_runs=5)
+                replay_runs=5, fleet_bags=8, fleet_rounds=5)
 QUICK = Settings(rounds=2, calls=1, gallery_calls=3, memory_frames=6, memory_every=3,
-                 replay_runs=1)
+                 replay_runs=1, fleet_bags=2, fleet_rounds=1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,6 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="frames of the memory benchmark (default 10000)")
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
                         help="also profile 200 pipeline frames with cProfile into FILE")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: replace just those benchmarks' figures in the existing "
+                             "results file and keep the others (each benchmark's detail says "
+                             "when it ran and under what load)")
     args = parser.parse_args(argv)
     if args.quick and args.out is None:
         parser.error("--quick writes meaningless numbers: give --out elsewhere than "
@@ -136,6 +146,33 @@ def profile_pipeline(detector: Any, inputs: Any, path: Path, frames: int = 200) 
     path.write_text(text.getvalue())
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the figures of the benchmarks that ran in ``new`` replaced (``--merge``).
+
+    Machine, inputs and model facts are taken from ``new`` only when ``old`` lacks them: the kept
+    figures were measured with the old ones. ``merged`` lists when each benchmark was replaced.
+    """
+    doc = {**old}
+    produced = {**old.get("produced_by", {})}
+    for name, keys in new["produced_by"].items():
+        for key in produced.get(name, []):
+            doc.pop(key, None)
+        for key in keys:
+            doc[key] = new[key]
+        produced[name] = keys
+        doc.setdefault("detail", {})[name] = new["detail"][name]
+        doc.setdefault("merged", {})[name] = new["date_utc"]
+    doc["produced_by"] = produced
+    doc["targets"] = {**old.get("targets", {}), **new["targets"]}
+    for key in ("machine", "inputs", "model", "settings"):
+        doc.setdefault(key, new[key])
+    return doc
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the selected benchmarks; returns the results document."""
     settings = QUICK if args.quick else FULL
@@ -148,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "mode": "quick" if args.quick else "full",
         "command": "make bench  (= python benchmarks/run.py" + (" --quick" if args.quick else "")
                    + ")",
-        "date_utc": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "date_utc": _now(),
         "load_average_start": load_average(),
         "machine": machine_info(),
         "settings": settings.__dict__,
@@ -168,6 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         get_model(detector.model_name).verified_path()), "provider": detector.provider,
         "batch_dynamic": detector.batch_dynamic, "notes": detector.notes}
     detail: dict[str, Any] = {}
+    produced: dict[str, list[str]] = {}
 
     def merge(name: str, result: dict[str, Any]) -> None:
         detail[name] = result.pop("detail", {})
@@ -181,16 +219,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "gallery": lambda: bench_gallery.run(s.gallery_calls),
         "memory": lambda: bench_memory.run(detector, inputs, s.memory_frames, s.memory_every),
         "replay": lambda: bench_replay.run(detector, s.replay_runs),
+        "fleet": lambda: bench_fleet.run(s.fleet_bags, s.fleet_rounds),
     }
     for name in only:
         if name == "gpu":
             continue
         t0 = time.perf_counter()
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        merge(name, steps[name]())
-        detail[name]["seconds"] = round(time.perf_counter() - t0, 1)
+        load0, result = load_average(), steps[name]()
+        produced[name] = [key for key in result if key != "detail"]
+        merge(name, result)
+        detail[name].update(seconds=round(time.perf_counter() - t0, 1),
+                            date_utc=_now(), load_average=[load0, load_average()])
     if "gpu" in only:
         doc["gpu"] = bench_gpu.run(detector, inputs, s.rounds, s.calls)
+        produced["gpu"] = ["gpu"]
+    doc["produced_by"] = produced
     if args.profile:
         profile_pipeline(detector, inputs, args.profile)
     doc["detail"] = detail
@@ -244,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(doc)
     out = args.out or DEFAULT_OUT
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and out.is_file():
+        doc = merge_results(json.loads(out.read_text()), doc)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"results: {out}")
     return 0

@@ -44,3 +44,7 @@ class BagError(SensePerceptionError):
 
 class GroundTruthError(SensePerceptionError):
     """A ground-truth file for ``sense-perception eval`` is unreadable or malformed."""
+
+
+class FleetError(SensePerceptionError):
+    """A fleet replay cannot run: Ray missing, the cluster unreachable, or resources it lacks."""

@@ -17,6 +17,8 @@ FRONT = "/camera/front/image_raw/compressed"
 WINDSHIELD = "/camera/windshield/image_raw"
 CABIN = "/camera/cabin/image_raw/compressed"
 SAMPLE_COUNTS = {FRONT: 4, WINDSHIELD: 1, CABIN: 8}
+# Two photos of the sample bag's driver that are NOT in the bag (shared/data/faces).
+ENROL_PHOTOS = ("obama_2_congress_2009.jpg", "obama_3_blue_room_2010.jpg")
 
 Edit = Callable[[str, str, int, bytes], "Iterable[tuple[str, str, int, bytes]]"]
 
@@ -87,3 +89,28 @@ def input_stamps(bag: Path = SAMPLE_BAG) -> dict[tuple[str, int], tuple[int, int
             msg = store.deserialize_cdr(raw, c.msgtype)
             out[(c.topic, ts)] = (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
     return out
+
+
+def enrol_sample_driver(folder: Path) -> tuple[Path, str]:
+    """A gallery in ``folder`` holding the sample bag's driver, enrolled from :data:`ENROL_PHOTOS`.
+
+    Returns:
+        The gallery file and the enrolled driver's id.
+    """
+    import cv2
+    import numpy as np
+
+    from sense_perception.face.gallery import ConsentRecord, GalleryStore
+    from sense_perception.face.pipeline import FaceEngine
+    from sense_perception.face.settings import FaceConfig
+
+    engine = FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]))
+    embs = []
+    for name in ENROL_PHOTOS:
+        _, index, emb, _ = engine.driver_embedding(cv2.imread(str(SHARED / "faces" / name)))
+        assert index >= 0, name
+        embs.append(emb)
+    gallery = Path(folder) / "gallery.json"
+    record = GalleryStore(gallery).enroll("Barack Obama", np.stack(embs),
+                                          ConsentRecord.now("Barack Obama"))
+    return gallery, record.id

@@ -17,7 +17,8 @@ RUN = ROOT / "benchmarks" / "run.py"
 METRICS = ("pipeline_over_raw", "pipeline_over_raw_with_tracking", "pipeline_over_raw_jpeg",
            "pipeline_over_raw_720p", "pipeline_over_raw_bgr_copy",
            "speedup_vs_cv2dnn", "batched6_over_single6", "gallery_10_ms", "gallery_1k_ms",
-           "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps")
+           "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps", "fleet_scaling",
+           "fleet_over_replay_per_frame")
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,8 @@ def test_quick_run_cross_checks_hold(quick_results: dict) -> None:
     assert all(detail["gallery"][k]["same_as_brute_force"]
                for k in ("gallery_10_ms", "gallery_1k_ms", "gallery_10k_ms", "gallery_100k_ms"))
     assert detail["replay"]["frames"] == 13 and detail["replay"]["skipped"] == []
+    # the fleet replayed the same bags as the plain engine, with the same per-camera results
+    assert detail["fleet"]["frames"] == 2 * 13 and detail["fleet"]["same_cameras_summary_as_replay"]
     assert detail["memory"]["frames"] == 6 and len(detail["memory"]["rss_mb_samples"]) == 3
     assert set(detail["pipeline"]["rgb8"]["stage_mean_ms"]) >= {"decode", "preprocess",
                                                                  "inference", "postprocess"}
@@ -85,3 +88,24 @@ def test_device_path_runs_on_cpu_torch() -> None:
     for row in result["parity_vs_detect"]["per_image"]:
         assert abs(row["count_a"] - row["count_b"]) <= 2, row
         assert row["matched"] >= min(row["count_a"], row["count_b"]) - 1, row
+
+
+def test_merge_replaces_only_the_benchmarks_that_ran() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.run import merge_results
+
+    old = {"date_utc": "2026-01-01", "machine": {"cpu_model": "old"}, "replay_fps": 17.0,
+           "pipeline_over_raw": 1.2, "targets": {"replay_fps": "(info)"},
+           "detail": {"replay": {"runs": 5}, "pipeline": {"rounds": 41}}}
+    new = {"date_utc": "2026-02-02", "machine": {"cpu_model": "new"}, "inputs": {}, "model": {},
+           "settings": {}, "replay_fps": 18.0, "fleet_scaling": 1.3,
+           "targets": {"replay_fps": "(info)", "fleet_scaling": "(info)"},
+           "detail": {"replay": {"runs": 1}, "fleet": {"rounds": 5}},
+           "produced_by": {"replay": ["replay_fps"], "fleet": ["fleet_scaling"]}}
+    doc = merge_results(old, new)
+    assert doc["replay_fps"] == 18.0 and doc["fleet_scaling"] == 1.3
+    assert doc["pipeline_over_raw"] == 1.2 and doc["detail"]["pipeline"] == {"rounds": 41}
+    assert doc["detail"]["replay"] == {"runs": 1} and doc["detail"]["fleet"] == {"rounds": 5}
+    assert doc["date_utc"] == "2026-01-01" and doc["machine"] == {"cpu_model": "old"}
+    assert doc["merged"] == {"replay": "2026-02-02", "fleet": "2026-02-02"}
+    assert set(doc["targets"]) == {"replay_fps", "fleet_scaling"}

@@ -8,14 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from replay_helpers import (CABIN, FRONT, SAMPLE_BAG, SAMPLE_COUNTS, SHARED, WINDSHIELD, copy_bag,
-                            input_stamps, read_output)
+from replay_helpers import (CABIN, FRONT, SAMPLE_BAG, SAMPLE_COUNTS, WINDSHIELD, copy_bag,
+                            enrol_sample_driver, input_stamps, read_output)
 from rosbags.rosbag2 import Reader, StoragePlugin
 
 from sense_perception.cli.main import main
 from sense_perception.replay.engine import ReplayOptions, Replayer
-
-FACES = SHARED / "faces"
 
 
 @pytest.fixture(scope="module")
@@ -28,24 +26,12 @@ def detector():
 @pytest.fixture(scope="module")
 def gallery_config(tmp_path_factory):
     """A replay config whose gallery holds Obama, enrolled from two photos that are NOT in the bag."""
-    from sense_perception.face.gallery import ConsentRecord, GalleryStore
-    from sense_perception.face.pipeline import FaceEngine
-    from sense_perception.face.settings import FaceConfig
-
     tmp = tmp_path_factory.mktemp("gallery")
-    engine = FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]))
-    embs = []
-    for name in ("obama_2_congress_2009.jpg", "obama_3_blue_room_2010.jpg"):
-        image = cv2.imread(str(FACES / name))
-        _, index, emb, _ = engine.driver_embedding(image)
-        assert index >= 0, name
-        embs.append(emb)
-    record = GalleryStore(tmp / "gallery.json").enroll("Barack Obama", np.stack(embs),
-                                                       ConsentRecord.now("Barack Obama"))
+    gallery, driver_id = enrol_sample_driver(tmp)
     config = tmp / "params.yaml"
     config.write_text("driver_monitor:\n  ros__parameters:\n    gallery:\n"
-                      f"      path: {tmp / 'gallery.json'}\n")
-    return config, record.id
+                      f"      path: {gallery}\n")
+    return config, driver_id
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "detect": "sense_perception.cli.detect",
     "driver": "sense_perception.cli.driver",
     "eval": "sense_perception.cli.eval",
+    "fleet": "sense_perception.cli.fleet",
     "replay": "sense_perception.cli.replay",
     "run": "sense_perception.cli.run",
 }

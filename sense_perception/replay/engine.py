@@ -69,6 +69,9 @@ class ReplayOptions:
     rate: float = 1.0
     force: bool = False
     batch_window_s: float = 0.05  # frames of different cameras this close in bag time share a batch
+    # Fleet replay: bags of a fleet differ (not every car has a cabin camera); a bag without the
+    # ``cabin`` topic replays its exterior cameras with a note instead of failing.
+    cabin_if_present: bool = False
 
 
 @dataclass
@@ -226,7 +229,11 @@ class Replayer:
         opts = self.options
         skipped = bag.skipped
         self._skipped = skipped
-        topics = select_topics(bag, opts.topics, opts.cabin, skipped)
+        cabin = opts.cabin
+        if cabin and opts.cabin_if_present and cabin not in bag.topics:
+            bag.notes.append(f"cabin topic {cabin} is not in this bag: exterior cameras only")
+            cabin = None
+        topics = select_topics(bag, opts.topics, cabin, skipped)
         self._cabin = opts.cabin if opts.cabin in topics else None
         self._exterior = [t for t in topics if t != self._cabin]
         self._publisher = None

@@ -1,0 +1,155 @@
+"""Ray for a fleet run: import it (an optional extra), start a local instance or join a cluster,
+and check the cluster can place the workers asked for before any is started."""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from ..errors import FleetError
+
+LOG = logging.getLogger(__name__)
+
+EXTRA_HINT = ("install the fleet extra: pip install 'sense_perception[fleet]' (from a source tree: "
+              "pip install '.[fleet]')")
+# The object store carries only small per-bag result dicts: frames and bags stay on disk.
+OBJECT_STORE_BYTES = 100 * 1024 * 1024
+
+
+def require_ray() -> ModuleType:
+    """The ``ray`` module.
+
+    Raises:
+        FleetError: Ray is not installed; the message names the extra that brings it.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise FleetError(f"sense-perception fleet needs Ray, which is not installed ({exc}); "
+                         f"{EXTRA_HINT}") from exc
+    return ray
+
+
+@dataclass
+class RaySession:
+    """A connection to Ray for one fleet run; :meth:`close` ends what this run started."""
+
+    ray: ModuleType
+    address: str  # "local" for an instance started by this run
+    started_here: bool
+    resources: dict[str, float] = field(default_factory=dict)
+
+    def close(self) -> None:
+        if self.started_here and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def connect(address: str | None, num_cpus: int) -> RaySession:
+    """Join the Ray cluster at ``address``, or start a local instance with ``num_cpus`` CPUs.
+
+    A Ray already initialised in this process (a notebook, a test) is used as it is and left
+    running afterwards.
+
+    Args:
+        address: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``; None starts Ray on this machine.
+        num_cpus: CPUs the local instance offers (workers x CPUs per worker).
+
+    Raises:
+        FleetError: Ray is missing, or the cluster cannot be reached / the local one started.
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        return RaySession(ray, "existing", False, _resources(ray))
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    try:
+        if address is None:
+            # "local" always starts a new instance, never attaches to one a `ray start` left.
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     object_store_memory=OBJECT_STORE_BYTES, **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+        if ray.is_initialized():
+            ray.shutdown()
+        where = "start a local Ray instance" if address is None else \
+            f"join the Ray cluster at {address}"
+        fix = ("check /tmp/ray for the logs" if address is None else
+               "check the cluster runs (`ray start --head` on the head node, then --address "
+               "auto there); if it uses token authentication (the default of `ray start` since "
+               "Ray 2.59), set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to its token (`ray "
+               "get-auth-token` on the head node) here; or leave out --address to run on this "
+               "machine")
+        raise FleetError(f"cannot {where}: {type(exc).__name__}: {exc}; {fix}") from exc
+    return RaySession(ray, address or "local", True, _resources(ray))
+
+
+def _resources(ray: ModuleType) -> dict[str, float]:
+    return {k: float(v) for k, v in sorted(ray.cluster_resources().items())
+            if k in ("CPU", "GPU", "memory", "object_store_memory")}
+
+
+def worker_options(cpus: int, gpus: float) -> dict[str, Any]:
+    """Ray actor options of one worker: the CPUs and GPUs it reserves, and no automatic restarts.
+
+    A dead worker is not restarted by Ray: the dispatcher starts a new one and retries the bag
+    itself, so it can count attempts per bag, report why each failed, and time each attempt.
+    """
+    options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": 0, "max_task_retries": 0}
+    if gpus:
+        options["num_gpus"] = gpus
+    return options
+
+
+def _fits(free: float, each: float) -> int:
+    return int(math.floor(free / each + 1e-9)) if each > 0 else 1 << 30
+
+
+def workers_that_fit(nodes: list[dict[str, Any]], cpus: int, gpus: float) -> int:
+    """How many workers of ``cpus`` CPUs and ``gpus`` GPUs the alive nodes can hold at once.
+
+    A worker lives on one node, so each node is counted on its own (four half-GPU workers need
+    two GPUs, but on one node or two: not a half here and a half there).
+    """
+    total = 0
+    for node in nodes:
+        if not node.get("Alive", True):
+            continue
+        res = node.get("Resources", {})
+        total += min(_fits(res.get("CPU", 0.0), cpus),
+                     _fits(res.get("GPU", 0.0), gpus) if gpus else 1 << 30)
+    return total
+
+
+def check_workers(ray: ModuleType, workers: int, cpus: int, gpus: float) -> tuple[int, list[str]]:
+    """The number of workers to start: ``workers``, or fewer when the cluster cannot hold them.
+
+    Ray would leave an actor that fits nowhere pending forever; asking first turns that into an
+    error naming what is missing.
+
+    Returns:
+        (workers to start, notes on why fewer than asked).
+
+    Raises:
+        FleetError: not even one worker fits.
+    """
+    nodes = ray.nodes()
+    fit = workers_that_fit(nodes, cpus, gpus)
+    totals = _resources(ray)
+    have = f"CPUs: {totals.get('CPU', 0):g}, GPUs: {totals.get('GPU', 0):g}"
+    if fit == 0:
+        if gpus and not any(n.get("Resources", {}).get("GPU", 0) >= gpus - 1e-9
+                            for n in nodes if n.get("Alive", True)):
+            raise FleetError(f"--gpus-per-worker {gpus:g}: the Ray cluster has no node with that "
+                             f"many GPUs (in all {have}); leave out --gpus-per-worker to run on "
+                             "CPUs, or join a cluster with GPUs (--address)")
+        raise FleetError(f"no node of the Ray cluster ({have}) can hold one worker of "
+                         f"{cpus} CPUs and {gpus:g} GPUs; lower --cpus-per-worker / "
+                         "--gpus-per-worker")
+    if fit < workers:
+        note = (f"{workers} workers asked for, but the cluster ({have}) holds {fit} of "
+                f"{cpus} CPUs and {gpus:g} GPUs each: starting {fit}")
+        LOG.warning("%s", note)
+        return fit, [note]
+    return workers, []

@@ -1,0 +1,159 @@
+"""Fleet replay parts that need no Ray: finding bags, naming outputs, publishing, exit status,
+placing workers, and that nothing outside sense_perception/fleet ever imports Ray."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from replay_helpers import SAMPLE_BAG
+
+from sense_perception.cli.main import main
+from sense_perception.errors import BagError
+from sense_perception.fleet.cluster import workers_that_fit
+from sense_perception.fleet.discover import find_bags
+from sense_perception.fleet.outputs import is_complete, publish, temp_dir
+from sense_perception.fleet.report import exit_code
+from sense_perception.fleet.worker import node_params
+
+MCAP = SAMPLE_BAG / "sample_bag.mcap"
+
+
+def _tree(root: Path) -> Path:
+    """in/ with two bags named alike, a split recording without metadata, loose files, noise."""
+    shutil.copytree(SAMPLE_BAG, root / "day1" / "run")
+    shutil.copytree(SAMPLE_BAG, root / "day2" / "run")
+    crashed = root / "crashed"
+    crashed.mkdir()
+    for i in range(2):  # the recorder's own naming: <dir>_<n>.mcap
+        shutil.copy(MCAP, crashed / f"crashed_{i}.mcap")
+    loose = root / "loose"
+    loose.mkdir()
+    shutil.copy(MCAP, loose / "a.mcap")
+    shutil.copy(MCAP, loose / "b.mcap")
+    (loose / "notes.txt").write_text("not a bag")
+    shutil.copytree(SAMPLE_BAG, root / ".cache" / "hidden")  # hidden: never searched
+    return root
+
+
+def test_find_bags_tells_recordings_apart(tmp_path):
+    root = _tree(tmp_path / "in")
+    out = root / "out"  # an output folder inside the inputs is not searched
+    shutil.copytree(SAMPLE_BAG, out / "run")
+    jobs = find_bags([root], exclude=[out])
+    paths = {j.path.relative_to(root.resolve()).as_posix(): j.name for j in jobs}
+    assert set(paths) == {"day1/run", "day2/run", "crashed", "loose/a.mcap", "loose/b.mcap"}
+    assert paths["crashed"] == "crashed" and paths["loose/a.mcap"] == "a"
+    # same name, two recordings: both kept, told apart by a hash of the path, stable across runs
+    assert paths["day1/run"] != paths["day2/run"]
+    assert all(paths[p].startswith("run-") for p in ("day1/run", "day2/run"))
+    assert find_bags([root], exclude=[out]) == jobs
+    # a bag reached through two inputs is replayed once; a bag given directly is itself
+    (once,) = find_bags([root / "day1" / "run", root / "day1"])
+    assert once.path == (root / "day1" / "run").resolve() and once.name == "run"
+    (single,) = find_bags([root / "loose" / "a.mcap"])
+    assert single.name == "a" and single.path == (root / "loose" / "a.mcap").resolve()
+
+
+def test_find_bags_refuses_what_is_not_there(tmp_path):
+    with pytest.raises(BagError, match="does not exist"):
+        find_bags([tmp_path / "nope"])
+    (tmp_path / "x.txt").write_text("")
+    with pytest.raises(BagError, match="neither a directory nor a .mcap/.db3"):
+        find_bags([tmp_path / "x.txt"])
+    assert find_bags([tmp_path]) == []
+
+
+def test_publish_replaces_only_when_complete(tmp_path):
+    out = tmp_path / "out"
+    final = out / "bag1"
+    final.mkdir(parents=True)
+    (final / "summary.json").write_text('{"old": true}')
+    temp = temp_dir(out, "bag1")
+    temp.mkdir()
+    (temp / "summary.json").write_text('{"new": true}')
+    (temp / "REPLAY_INCOMPLETE.txt").write_text("running")
+    assert not is_complete(temp)
+    (temp / "REPLAY_INCOMPLETE.txt").unlink()
+    assert is_complete(temp)
+    publish(temp, final)
+    assert (final / "summary.json").read_text() == '{"new": true}'
+    assert sorted(p.name for p in out.iterdir()) == ["bag1"]  # nothing hidden left behind
+
+
+@pytest.mark.parametrize("counts, code", [
+    ({"found": 3, "done": 3, "partial": 0, "failed": 0, "skipped": 0}, 0),
+    ({"found": 3, "done": 0, "partial": 0, "failed": 0, "skipped": 3}, 0),
+    ({"found": 3, "done": 2, "partial": 1, "failed": 0, "skipped": 0}, 1),
+    ({"found": 3, "done": 1, "partial": 0, "failed": 2, "skipped": 0}, 1),
+    ({"found": 2, "done": 0, "partial": 0, "failed": 2, "skipped": 0}, 2),
+])
+def test_exit_status(counts, code):
+    assert exit_code({"bags": counts}) == code
+
+
+def test_workers_fit_per_node():
+    # the shape ray.nodes() returns; a worker lives on one node, GPUs are not pooled across nodes
+    nodes = [{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 2.0}},
+             {"Alive": True, "Resources": {"CPU": 4.0}},
+             {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+    assert workers_that_fit(nodes, cpus=1, gpus=0) == 20
+    assert workers_that_fit(nodes, cpus=4, gpus=0) == 5
+    assert workers_that_fit(nodes, cpus=1, gpus=0.5) == 4
+    assert workers_that_fit(nodes, cpus=1, gpus=1) == 2
+    assert workers_that_fit(nodes, cpus=1, gpus=0.1) == 16  # CPUs bind first (20 GPU tenths)
+    assert workers_that_fit(nodes, cpus=1, gpus=3) == 0
+
+
+def test_worker_threads_follow_its_cpus_unless_configured(tmp_path):
+    assert node_params(None, "object_detector", 3)["runtime.intra_op_threads"] == 3
+    config = tmp_path / "p.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    runtime:\n      intra_op_threads: 2\n")
+    assert node_params(config, "object_detector", 3)["runtime.intra_op_threads"] == 2
+
+
+def test_fleet_without_ray_names_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if not installed
+    assert main(["fleet", str(SAMPLE_BAG), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "needs Ray" in err and "pip install 'sense_perception[fleet]'" in err
+
+
+def test_fleet_refuses_bad_options(tmp_path, capsys):
+    assert main(["fleet", str(SAMPLE_BAG), "--out", str(tmp_path), "--gpus-per-worker", "1.5"]) == 2
+    assert "whole number" in capsys.readouterr().err
+    assert main(["fleet", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["fleet", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no rosbag2 recording" in capsys.readouterr().err
+
+
+def test_core_and_replay_never_import_ray():
+    code = ("import sys\n"
+            "from sense_perception.cli.main import build_parser\n"
+            "build_parser()  # registers every sub-command, fleet included\n"
+            "import sense_perception.replay.engine, sense_perception.cli.replay\n"
+            "import sense_perception.core.detection.detector, sense_perception.face.pipeline\n"
+            "import sense_perception.fleet.runner, sense_perception.fleet.worker\n"
+            "assert 'ray' not in sys.modules, 'ray imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_bag_without_the_cabin_topic_replays_its_exterior_cameras(tmp_path):
+    from sense_perception.core.detection.detector import ObjectDetector
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    detector = ObjectDetector.from_params({}, "test")
+    missing = "/camera/driver/image_raw/compressed"  # another car's cabin camera
+    with pytest.raises(BagError, match=missing):  # plain replay: a wrong topic is an error
+        Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "a", cabin=missing), detector=detector).run()
+    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "b", cabin=missing,
+                                    cabin_if_present=True), detector=detector).run()
+    assert result.complete and result.summary["identity"] == []
+    assert set(result.summary["cameras"]) == {"/camera/front/image_raw/compressed",
+                                              "/camera/windshield/image_raw",
+                                              "/camera/cabin/image_raw/compressed"}
+    assert any(missing in note and "exterior cameras only" in note for note in result.notes)
