@@ -227,25 +227,26 @@ class AttentionStatus:
 
 
 class _Debounce:
-    """A flag that turns on after its condition held ``on_s`` and off after its opposite held
-    ``off_s`` (stamped time)."""
+    """A flag that turns on once its condition has held ``on_s`` and off once its opposite has
+    held ``off_s``, counted from the first frame that showed it (stamped time)."""
 
     def __init__(self, on_s: float, off_s: float) -> None:
         self.on_s, self.off_s = on_s, off_s
-        self.active = False
-        self._held = 0.0  # how long the condition for a change has held
+        self.reset()
 
     def update(self, condition: bool, dt: float) -> bool:
         if condition == self.active:
-            self._held = 0.0
+            self._held = None
         else:
-            self._held += dt
+            # The first frame showing the change starts the count; the time before it did not.
+            self._held = 0.0 if self._held is None else self._held + dt
             if self._held >= (self.on_s if condition else self.off_s):
-                self.active, self._held = condition, 0.0
+                self.active, self._held = condition, None
         return self.active
 
     def reset(self) -> None:
-        self.active, self._held = False, 0.0
+        self.active = False
+        self._held: float | None = None
 
 
 class _Window:
@@ -295,7 +296,7 @@ class AttentionMonitor:
     def reset(self) -> None:
         """Forget everything (a new drive): calibration, timers, windows; totals are kept."""
         self._last_t: float | None = None
-        self._absent = 0.0
+        self._absent: float | None = None  # seconds since the first frame without a face
         self._forget_driver()
         self.state = AttentionState.NO_FACE
         self.level = 0
@@ -332,17 +333,21 @@ class AttentionMonitor:
         dt = 0.0 if self._last_t is None else min(t - self._last_t, c.max_gap_s)
         self._last_t = t
         if obs.face:
-            self._absent = 0.0
+            self._absent = None
             self._observe(t, dt, obs)
         else:
-            self._absent += dt
+            self._absent = 0.0 if self._absent is None else self._absent + dt
             if self._absent >= c.recalibrate_after_s:
                 self._forget_driver()
         previous_state = self.state
         self.state = self._decide(obs)
+        if self.state is AttentionState.NO_FACE and previous_state is not AttentionState.NO_FACE:
+            self._distracted.reset()  # a face that comes back is judged afresh
+            self._closed.reset()
         self._score_windows(t, dt, obs)
-        self.time_in_state[previous_state.value] += dt  # the time since the last frame
-        alert = self._escalate(dt)
+        # The time since the last frame belonged to the state that frame ended in.
+        self.time_in_state[previous_state.value] += dt
+        alert = self._escalate(previous_state, dt)
         return AttentionStatus(
             state=self.state, level=self.level, score=self._state_score(),
             level_score=self._timer / self._levels[2], perclos=self._perclos.share(),
@@ -394,7 +399,7 @@ class AttentionMonitor:
         c = self.config
         if not obs.face:
             # A face missing for a moment (a hand, a turn of the head) keeps the state.
-            return AttentionState.NO_FACE if self._absent >= c.no_face_s else self.state
+            return AttentionState.NO_FACE if (self._absent or 0.0) >= c.no_face_s else self.state
         if self._closed.active:
             return AttentionState.EYES_CLOSED
         if self._distracted.active:
@@ -419,17 +424,21 @@ class AttentionMonitor:
         window = self._scores[self.state]
         return window.share(1.0)  # the first frame alone: its own condition decided
 
-    def _escalate(self, dt: float) -> bool:
+    def _inattentive(self, state: AttentionState) -> bool:
+        return state in _INATTENTIVE or (state is AttentionState.NO_FACE
+                                         and self.config.no_face_escalates)
+
+    def _escalate(self, previous: AttentionState, dt: float) -> bool:
+        """Run the inattention timer over the time since the last frame (in ``previous``)."""
         c = self.config
         terminal = self._levels[2]
-        inattentive = self.state in _INATTENTIVE or (
-            self.state is AttentionState.NO_FACE and c.no_face_escalates)
-        if inattentive:
+        if self._inattentive(previous):
             self._timer = min(self._timer + dt, terminal)
-        elif self.state in (AttentionState.ATTENTIVE, AttentionState.DROWSY):
+        elif previous in (AttentionState.ATTENTIVE, AttentionState.DROWSY):
             factor = c.recovery_factor_min + (c.recovery_factor_max - c.recovery_factor_min) * (
                 self._timer / terminal)
             self._timer = max(self._timer - factor * dt, 0.0)
+        inattentive = self._inattentive(self.state)
         level = sum(self._timer >= t for t in self._levels)
         if not inattentive and level == 1:
             level = 0  # the pre-alert clears as soon as the driver pays attention
