@@ -1,7 +1,9 @@
-"""The per-frame driver-identity pipeline: detect, pick the driver, align, embed, match, decide.
+"""The per-frame driver pipeline: detect, pick the driver, then identity (align, embed, match,
+decide) and attention (face mesh, head pose, eyes, attention state).
 
 Only the driver's face is embedded and matched; other faces in the cabin (passengers) are detected
-so they can be reported or blurred, but never recognised.
+so they can be reported or blurred, but never recognised. Attention needs no identity: it runs on
+the driver's face whether or not anybody is enrolled.
 """
 from __future__ import annotations
 
@@ -88,7 +90,8 @@ class DriverResult:
         score: cosine similarity behind the state (window mean), 0 for no_face.
         reason: why this state, in words.
         frame_score: this frame's best similarity of the driver's face (NaN when not scored).
-        timings_ms: milliseconds spent in detect / embed (align + SFace) / match.
+        timings_ms: milliseconds spent in detect / embed (align + SFace) / match / attention.
+        attention: head pose, eyes and attention state (None with ``attention.enabled`` false).
     """
 
     faces: Faces
@@ -100,6 +103,7 @@ class DriverResult:
     reason: str
     frame_score: float = math.nan
     timings_ms: dict[str, float] = field(default_factory=dict)
+    attention: Any = None
 
 
 class DriverIdentifier:
@@ -109,6 +113,8 @@ class DriverIdentifier:
         settings: all ``driver_monitor`` settings.
         gallery: the gallery to match against; default built from ``settings.gallery``.
         engine: a FaceEngine to share (tests, CLI); default built from ``settings``.
+        attention_estimator: an :class:`~.attention.estimator.AttentionEstimator` to share (its
+            models); default built from ``settings`` when ``attention.enabled``.
 
     Raises:
         PrivacyError: ``settings.camera_role`` is not ``cabin`` (checked before anything loads).
@@ -118,12 +124,18 @@ class DriverIdentifier:
     GALLERY_CHECK_S = 1.0
 
     def __init__(self, settings: DriverMonitorSettings, gallery: GalleryStore | None = None,
-                 engine: FaceEngine | None = None) -> None:
+                 engine: FaceEngine | None = None, attention_estimator: Any = None) -> None:
         check_identity_allowed(settings.camera_role)
         self.settings = settings
         self.gallery = gallery if gallery is not None else GalleryStore.from_config(settings.gallery)
         self.engine = engine or FaceEngine(settings.face, settings.runtime.options())
         self.decider = IdentityDecider(settings.identity)
+        self.attention = None
+        if settings.attention.enabled:
+            from .attention.estimator import DriverAttention
+
+            self.attention = DriverAttention(settings.attention, settings.runtime.options(),
+                                             attention_estimator)
         self._gallery_stamp: tuple[int, int] | None = None
         self._last_check = -math.inf
         self.reload_gallery()
@@ -162,7 +174,14 @@ class DriverIdentifier:
         faces = self.engine.detect(image_bgr)
         index = self.engine.select(faces, image_bgr.shape)
         t1 = time.perf_counter()
-        timings = {"detect": (t1 - t0) * 1e3, "embed": 0.0, "match": 0.0}
+        timings = {"detect": (t1 - t0) * 1e3, "embed": 0.0, "match": 0.0, "attention": 0.0}
+        attention = None
+        if self.attention is not None:
+            box, marks = (faces.boxes[index], faces.landmarks[index]) if index >= 0 else (None, None)
+            attention = self.attention.process(image_bgr, box, marks, t)
+            t_att = time.perf_counter()
+            timings["attention"] = (t_att - t1) * 1e3
+            t1 = t_att
         frame_score = math.nan
         if index < 0:
             decision = self.decider.update(t, face=False)
@@ -183,4 +202,4 @@ class DriverIdentifier:
             driver_id=self.index.ids[decision.index] if identified else None,
             display_name=self.index.names[decision.index] if identified else None,
             score=decision.score, reason=decision.reason, frame_score=frame_score,
-            timings_ms=timings)
+            timings_ms=timings, attention=attention)

@@ -1,8 +1,9 @@
-"""Settings of the driver-identity pipeline, read from the ``driver_monitor`` node parameters.
+"""Settings of the driver pipeline (identity and attention), read from the ``driver_monitor`` node
+parameters.
 
 Each component owns a dataclass under a dotted prefix: ``face.*`` (:class:`FaceConfig`, here),
-``identity.*`` (:class:`~.decision.IdentityConfig`), ``gallery.*`` (:class:`~.gallery.GalleryConfig`)
-and ``runtime.*`` (:class:`~sense_perception.core.runtime.session.RuntimeConfig`). ``camera_role`` is a
+``identity.*`` (:class:`~.decision.IdentityConfig`), ``gallery.*`` (:class:`~.gallery.GalleryConfig`),
+``attention.*`` (:class:`~.attention.state.AttentionConfig`) and ``runtime.*`` (:class:`~sense_perception.core.runtime.session.RuntimeConfig`). ``camera_role`` is a
 top-level node parameter.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from ..config import section_from_params
 from ..core.runtime.session import RuntimeConfig
 from ..errors import ConfigError
+from .attention.state import AttentionConfig
 from .decision import IdentityConfig
 from .driver_select import validate_region
 from .gallery import GalleryConfig
@@ -62,12 +64,13 @@ class FaceConfig:
 
 @dataclass
 class DriverMonitorSettings:
-    """Everything the identity pipeline reads from the node parameters."""
+    """Everything the driver pipeline reads from the node parameters."""
 
     camera_role: str = "cabin"
     face: FaceConfig = field(default_factory=FaceConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @classmethod
@@ -86,5 +89,6 @@ class DriverMonitorSettings:
             face=section_from_params(FaceConfig, params, "face.", source),
             identity=section_from_params(IdentityConfig, params, "identity.", source),
             gallery=section_from_params(GalleryConfig, params, "gallery.", source),
+            attention=section_from_params(AttentionConfig, params, "attention.", source),
             runtime=RuntimeConfig.from_params(params, source),
         )

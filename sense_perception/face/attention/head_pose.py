@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +122,11 @@ class CameraIntrinsics:
                                 f"{self.source}, scaled to {width}x{height}")
 
 
-@lru_cache(maxsize=1)
 def canonical_face(path: str | None = None) -> np.ndarray:
     """The canonical face's 468 vertices (x to the person's left, y up, z out of the face), metres.
+
+    Read and sha256-checked on every call: load it once (as :class:`~.estimator.AttentionEstimator`
+    does) and pass it to :func:`solve_head_pose`.
 
     Args:
         path: an .obj file; default the bundled, sha256-checked one.
@@ -195,6 +196,11 @@ def solve_head_pose(points_xy: np.ndarray, intrinsics: CameraIntrinsics,
 
     SQPnP is a global solver (no initial guess, no local minimum), so each frame's pose depends on
     that frame alone.
+
+    Args:
+        points_xy: mesh points in continuous image coordinates.
+        intrinsics: the camera's, for this image size.
+        model: :func:`canonical_face` vertices; read (and checked) on each call when None.
     """
     model = canonical_face() if model is None else model
     image = np.ascontiguousarray(points_xy, np.float64).reshape(-1, 1, 2)
