@@ -14,6 +14,8 @@ interleaved, as medians of per-round ratios):
 * ``gallery_10_ms`` .. ``gallery_100k_ms``: identification against N enrolled templates;
 * ``rss_growth_mb``: memory growth over 10,000 frames of the pipeline;
 * ``replay_fps``: replay throughput on the bundled sample bag;
+* ``driver_identity_ms`` / ``driver_identity_attention_ms``: the driver monitor per 1280x720 cabin
+  frame, identity alone and identity + attention (head pose, eyes, state), side by side;
 * ``gpu``: CUDA/TensorRT figures where a GPU is present, else why none were measured.
 
 ``--quick`` runs every benchmark with a few iterations only (for the smoke test): its numbers
@@ -35,13 +37,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "benchmarks"
 
-from benchmarks import (bench_batch, bench_cv2dnn, bench_gallery, bench_gpu,  # noqa: E402
-                        bench_memory, bench_pipeline, bench_replay)
+from benchmarks import (bench_batch, bench_cv2dnn, bench_driver, bench_gallery,  # noqa: E402
+                        bench_gpu, bench_memory, bench_pipeline, bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
-BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "gpu")
+BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "driver", "gpu")
 
 # (key, target text, check) for the table; check returns True/False, or None for no target.
 TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
@@ -60,6 +62,11 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("gallery_100k_ms", "< 2", lambda v: v < 2.0),
     ("rss_growth_mb", "~ 0 (|x| < 5)", lambda v: abs(v) < 5.0),
     ("replay_fps", "(info)", lambda v: None),
+    ("driver_identity_ms", "(info)", lambda v: None),
+    ("driver_identity_attention_ms", "<= 35", lambda v: v <= 35.0),
+    ("driver_attention_over_identity", "(info)", lambda v: None),
+    ("driver_identity_attention_interval_ms", "(info: identity.embed_interval_s 0.5)",
+     lambda v: None),
 ]
 
 
@@ -181,6 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "gallery": lambda: bench_gallery.run(s.gallery_calls),
         "memory": lambda: bench_memory.run(detector, inputs, s.memory_frames, s.memory_every),
         "replay": lambda: bench_replay.run(detector, s.replay_runs),
+        "driver": lambda: bench_driver.run(max(2, s.rounds // 2)),
     }
     for name in only:
         if name == "gpu":

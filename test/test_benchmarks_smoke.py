@@ -17,7 +17,9 @@ RUN = ROOT / "benchmarks" / "run.py"
 METRICS = ("pipeline_over_raw", "pipeline_over_raw_with_tracking", "pipeline_over_raw_jpeg",
            "pipeline_over_raw_720p", "pipeline_over_raw_bgr_copy",
            "speedup_vs_cv2dnn", "batched6_over_single6", "gallery_10_ms", "gallery_1k_ms",
-           "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps")
+           "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps",
+           "driver_identity_ms", "driver_identity_attention_ms", "driver_attention_over_identity",
+           "driver_identity_attention_interval_ms")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,11 @@ def test_quick_run_cross_checks_hold(quick_results: dict) -> None:
                for k in ("gallery_10_ms", "gallery_1k_ms", "gallery_10k_ms", "gallery_100k_ms"))
     assert detail["replay"]["frames"] == 13 and detail["replay"]["skipped"] == []
     assert detail["memory"]["frames"] == 6 and len(detail["memory"]["rss_mb_samples"]) == 3
+    driver = detail["driver"]  # six real faces, every one measured by the attention pipeline
+    assert len(driver["frames"]) == 6 and driver["attention_measured"]
+    assert driver["embedded_share"]["identity"] == 1.0  # SFace on every frame by default ...
+    assert driver["embedded_share"]["identity_attention_interval"] < 1.0  # ... not with the interval
+    assert {"detect", "embed", "attention", "attention.mesh", "attention.eyes"} <= set(driver["stage_mean_ms"])
     assert set(detail["pipeline"]["rgb8"]["stage_mean_ms"]) >= {"decode", "preprocess",
                                                                  "inference", "postprocess"}
     gpu = quick_results["gpu"]

@@ -30,4 +30,8 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path: Path) -> 
     assert (share / "config" / "perception.yaml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "sense_perception").is_file()
     installed = list((prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.onnx"))
-    assert {p.name for p in installed} == {"picodet_s_416_coco.onnx", "yolox_nano.onnx"}
+    assert {p.name for p in installed} == {"picodet_s_416_coco.onnx", "yolox_nano.onnx",
+                                           "face_landmark.onnx", "iris_landmark.onnx"}
+    # the canonical face of the head pose ships too, byte for byte (its sha256 is checked at load)
+    [obj] = (prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.obj")
+    assert obj.read_bytes() == (ROOT / "sense_perception" / "models" / obj.name).read_bytes()

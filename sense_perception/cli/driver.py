@@ -310,7 +310,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = _still_engine(settings)
-    estimator = AttentionEstimator(settings.attention, settings.runtime.options())
+    estimator = AttentionEstimator(settings.attention, settings.attention_options())
     rows = []
     for path in args.images:
         image = read_image_file(path)

@@ -17,7 +17,7 @@ import numpy as np
 from ..core.runtime.session import RuntimeOptions
 from .align import ALIGNED_SIZE, align_faces
 from .decision import DriverState, IdentityDecider
-from .driver_select import select_driver
+from .driver_select import same_face, select_driver
 from .gallery import GalleryStore
 from .identify import TemplateIndex
 from .privacy import check_identity_allowed
@@ -134,10 +134,12 @@ class DriverIdentifier:
         if settings.attention.enabled:
             from .attention.estimator import DriverAttention
 
-            self.attention = DriverAttention(settings.attention, settings.runtime.options(),
+            self.attention = DriverAttention(settings.attention, settings.attention_options(),
                                              attention_estimator)
         self._gallery_stamp: tuple[int, int] | None = None
         self._last_check = -math.inf
+        self._last_embed_t: float | None = None  # stamp of the last frame whose face was embedded
+        self._previous: tuple[float, np.ndarray] | None = None  # previous frame: stamp, driver box
         self.reload_gallery()
 
     @classmethod
@@ -164,6 +166,16 @@ class DriverIdentifier:
         self.index = TemplateIndex(self.gallery.drivers())
         self.decider.reset(self.index.names)
 
+    def _keep_decision(self, box: np.ndarray, t: float) -> bool:
+        """Skip this frame's embedding (``identity.embed_interval_s``): the decision is settled,
+        the same face is still there (its box moved little since the previous frame) and it was
+        embedded less than the interval ago."""
+        interval = self.settings.identity.embed_interval_s
+        previous = self._previous
+        return bool(interval > 0 and self.decider.settled and self._last_embed_t is not None
+                    and previous is not None and t >= previous[0]
+                    and 0.0 <= t - self._last_embed_t < interval and same_face(previous[1], box))
+
     def process(self, image_bgr: np.ndarray, t: float) -> DriverResult:
         """Run the whole pipeline on one BGR frame taken at time ``t`` (seconds)."""
         if t - self._last_check >= self.GALLERY_CHECK_S or t < self._last_check:
@@ -187,6 +199,8 @@ class DriverIdentifier:
             decision = self.decider.update(t, face=False)
         elif faces.boxes[index, 2] - faces.boxes[index, 0] < self.settings.identity.min_face_px:
             decision = self.decider.update(t, face=True)
+        elif self._keep_decision(faces.boxes[index], t):
+            decision = self.decider.hold(t)
         else:
             emb, _ = self.engine.embed(image_bgr, faces.landmarks[index:index + 1])
             t2 = time.perf_counter()
@@ -196,6 +210,8 @@ class DriverIdentifier:
             frame_score = float(match.score[0]) if len(self.index) else math.nan
             decision = self.decider.update(t, True, int(match.index[0]),
                                            float(match.score[0]) if len(self.index) else -1.0)
+            self._last_embed_t = t
+        self._previous = (t, faces.boxes[index].copy()) if index >= 0 else None
         identified = decision.state is DriverState.IDENTIFIED
         return DriverResult(
             faces=faces, driver_index=index, state=decision.state,

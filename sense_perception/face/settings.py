@@ -8,11 +8,11 @@ top-level node parameter.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import section_from_params
-from ..core.runtime.session import RuntimeConfig
+from ..core.runtime.session import RuntimeConfig, RuntimeOptions
 from ..errors import ConfigError
 from .attention.state import AttentionConfig
 from .decision import IdentityConfig
@@ -72,6 +72,13 @@ class DriverMonitorSettings:
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def attention_options(self) -> RuntimeOptions:
+        """onnxruntime options of the attention networks: ``runtime.*`` with ``attention.intra_op_threads``."""
+        options = self.runtime.options()
+        if self.attention.intra_op_threads:
+            options = replace(options, intra_op_threads=self.attention.intra_op_threads)
+        return options
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> "DriverMonitorSettings":

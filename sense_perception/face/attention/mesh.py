@@ -22,6 +22,7 @@ import numpy as np
 
 from ...core.runtime.model_registry import get_model
 from ...core.runtime.session import OnnxModel, RuntimeOptions
+from ..driver_select import same_face
 from .crops import CropTransform, fill_rgb_blob
 
 MESH_POINTS = 468
@@ -29,10 +30,6 @@ MESH_POINTS = 468
 BOX_SCALE = 1.5
 #: Outer corners of the right (image-left) and left eye: the roll of a crop from a mesh.
 EYE_LINE = (33, 263)
-#: A detector box shows the previous frame's face when its centre moved less than this share of
-#: the previous box's size and its size changed less than this factor.
-TRACK_SHIFT = 0.15
-TRACK_SCALE = 1.3
 
 
 @dataclass
@@ -94,13 +91,7 @@ class FaceMesh:
     @staticmethod
     def tracks(previous: Mesh, box: np.ndarray) -> bool:
         """True when this frame's detector ``box`` shows the face of ``previous``, moved little."""
-        if previous.box is None:
-            return False
-        box, old = np.asarray(box, np.float64), np.asarray(previous.box, np.float64)
-        size, old_size = max(box[2:] - box[:2]), max(old[2:] - old[:2])
-        shift = float(np.linalg.norm((box[:2] + box[2:] - old[:2] - old[2:]) / 2.0))
-        return bool(old_size > 0 and shift < TRACK_SHIFT * old_size
-                    and 1.0 / TRACK_SCALE < size / old_size < TRACK_SCALE)
+        return previous.box is not None and same_face(previous.box, box)
 
     def run_crop(self, image_bgr: np.ndarray, crop: CropTransform) -> Mesh:
         """The mesh of the face in ``crop`` of ``image_bgr``."""

@@ -69,6 +69,9 @@ class AttentionConfig:
 
     Attributes:
         enabled: estimate head pose, eye openness and attention at all.
+        intra_op_threads: onnxruntime threads per operator of the face mesh and iris networks;
+            0 = ``runtime.intra_op_threads``. These networks are small: one thread each leaves the
+            other cores to the identity networks instead of contending with their thread pools.
         min_face_px: driver faces narrower than this (pixels) are too small for the mesh and
             count as no face.
         mesh_min_score: the mesh network's face-presence probability a face needs.
@@ -104,6 +107,7 @@ class AttentionConfig:
     """
 
     enabled: bool = True
+    intra_op_threads: int = 1
     min_face_px: int = 32
     mesh_min_score: float = 0.5
     calibration_s: float = 5.0
@@ -146,7 +150,7 @@ class AttentionConfig:
 
         positive("calibration_s", "yaw_limit_deg", "pitch_down_limit_deg", "pitch_up_limit_deg",
                  "perclos_window_s", "score_window_s", "max_gap_s", "recovery_factor_min")
-        at_least_zero("min_face_px", "recalibrate_after_s",
+        at_least_zero("intra_op_threads", "min_face_px", "recalibrate_after_s",
                       "max_neutral_offset_deg", "distracted_after_s", "attentive_after_s",
                       "eyes_closed_s", "perclos_min_s", "no_face_s")
         if not 0.0 <= self.mesh_min_score < 1.0:
