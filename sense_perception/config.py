@@ -15,7 +15,9 @@ and wrong types with a :class:`ConfigError` that names the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +64,15 @@ def load_params(path: str | Path | None, node_name: str) -> dict[str, Any]:
             raise ConfigError(f"config file {path}: '{key}' must contain a 'ros__parameters' mapping")
         params.update(flatten(section.get("ros__parameters") or {}))
     return params
+
+
+def did_you_mean(name: str, valid: Iterable[str], prefix: str = "") -> str:
+    """``"did you mean <prefix>X? "`` for the valid name X closest to a misspelt ``name``, or ``""``.
+
+    Names are compared without their shared ``prefix``, which would make every name look close.
+    """
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f"did you mean {prefix}{close[0]}? " if close else ""
 
 
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
@@ -113,7 +124,8 @@ def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
         if name in names:
             values[name] = _coerce(key, value, hints[name], source)
         elif strict and "." not in name:
-            raise ConfigError(f"unknown parameter '{key}' in {source}; valid: "
+            raise ConfigError(f"unknown parameter '{key}' in {source}; "
+                              f"{did_you_mean(name, names, prefix)}valid: "
                               f"{', '.join(prefix + n for n in sorted(names))}")
     try:
         return cls(**values)  # type: ignore[call-arg]

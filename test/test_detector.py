@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from support import assert_detections_close
 from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
 from sense_perception.core.detection.labels import AD_LABELS
 from sense_perception.core.runtime.session import RuntimeOptions
@@ -81,10 +82,9 @@ def test_motorcyclist_ahead_in_pandaset_frames(frames: dict[str, np.ndarray]) ->
 def test_batch_equals_single_runs(detector: ObjectDetector, frames: dict[str, np.ndarray],
                                   results: dict[str, Detections]) -> None:
     for name, image in frames.items():
-        single = detector.detect_one(image)
-        assert single.labels.tolist() == results[name].labels.tolist()
-        np.testing.assert_allclose(single.boxes, results[name].boxes, atol=1e-3)
-        np.testing.assert_allclose(single.scores, results[name].scores, atol=1e-5)
+        # A batch of one and a batch of five may take other kernel blockings: tolerance, not bits.
+        assert_detections_close(detector.detect_one(image), results[name],
+                                threshold=detector.config.score_threshold, what=name)
 
 
 def test_plain_images_give_nothing(detector: ObjectDetector) -> None:
@@ -207,9 +207,8 @@ def test_tiling_runs_band_tiles_and_merges_per_image(frames: dict[str, np.ndarra
     for image, dets in zip(images, both, strict=True):
         height, width = image.shape[:2]
         assert len(tiling.plan_tiles(width, height, tiled.tiling)) > 1
-        alone = tiled.detect_one(image)
-        assert alone.labels.tolist() == dets.labels.tolist()
-        np.testing.assert_allclose(alone.boxes, dets.boxes, atol=1e-3)
+        assert_detections_close(tiled.detect_one(image), dets,
+                                threshold=tiled.config.score_threshold, what=f"tiled {image.shape}")
         assert (dets.boxes[:, 0] >= 0).all() and (dets.boxes[:, 2] <= width).all()
         assert (dets.boxes[:, 1] >= 0).all() and (dets.boxes[:, 3] <= height).all()
         assert (np.diff(dets.scores) <= 0).all()

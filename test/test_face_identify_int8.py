@@ -47,7 +47,15 @@ def test_two_stage_equals_brute_force() -> None:
     queries = _queries(brute, 200, rng)
     got = fast.match(queries)
     want = brute.match(queries)
-    np.testing.assert_array_equal(got.index, want.index)
+    # The exact stage scores a few rows with a matrix-vector product, brute force all rows with a
+    # matrix product: BLAS may sum the 128 terms in another order (per CPU), so two drivers whose
+    # best scores tie to within float32 rounding may come out in either order. Anywhere else the
+    # answer must be the same driver.
+    differ = np.flatnonzero(got.index != want.index)
+    rows = np.arange(len(queries))
+    tie_gap = np.abs(want.per_driver[rows, got.index] - want.per_driver[rows, want.index])
+    assert (tie_gap[differ] <= 1e-6).all(), f"queries {differ.tolist()} pick another driver"
+    assert len(differ) <= 2, f"{len(differ)} float ties out of {len(queries)} queries"
     np.testing.assert_allclose(got.score, want.score, atol=1e-6)
     np.testing.assert_allclose(got.per_driver, want.per_driver, atol=1e-6)  # computed lazily
     single = fast.match(queries[5])  # one face per frame, the node's case
@@ -61,4 +69,9 @@ def test_duplicate_templates_of_two_drivers_tie_like_brute_force() -> None:
     fast = TemplateIndex(drivers, coarse_min_templates=100)
     brute = TemplateIndex(drivers, coarse_min_templates=10**9)
     q = drivers[2].templates[4][None]
-    assert fast.match(q).index.tolist() == brute.match(q).index.tolist() == [2]
+    want = brute.match(q)
+    if want.per_driver[0, 2] == want.per_driver[0, 7]:  # an exact tie: the first driver wins
+        assert fast.match(q).index.tolist() == want.index.tolist() == [2]
+    else:  # BLAS rounded the two identical rows differently on this CPU: either owner is right
+        assert abs(want.per_driver[0, 2] - want.per_driver[0, 7]) <= 1e-6
+        assert fast.match(q).index[0] in (2, 7) and want.index[0] in (2, 7)

@@ -218,6 +218,18 @@ def _worker(path: Path, key: bytes | None, journal: Path, seed: int) -> None:
         os.write(fd, b'{"end": true}\n')
 
 
+def _wait_for_journal(journal: Path, pid: int, timeout: float = 30.0) -> None:
+    """Wait until the worker ``pid`` has journaled its first operation (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if journal.exists() and journal.stat().st_size > 0:
+            return
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            raise AssertionError(f"worker {pid} ended before its first operation; see {journal}")
+        time.sleep(0.0005)
+    raise AssertionError(f"worker {pid} journaled nothing within {timeout} s")
+
+
 def _allowed_states(journal: Path, before: list[str]) -> tuple[list[list[str]], bool]:
     """States the gallery may be in: the last committed one and the one being written."""
     state, writing, in_op = before, None, False
@@ -259,6 +271,9 @@ def test_kill_9_during_enrol_and_forget_never_tears_the_gallery(tmp_path: Path) 
                 code = 3
             finally:
                 os._exit(code)
+        # Kill at a random moment once the worker is inside its loop (its first journal line), so
+        # that where the kill lands does not depend on how fast a loaded machine starts a process.
+        _wait_for_journal(journal, pid)
         time.sleep(rng.uniform(0.001, 0.04))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch", reason="torch not installed (pip install to
 
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
-from sense_perception.core.boxes import pairwise_iou
+from support import assert_detections_close  # noqa: E402
 from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
 from sense_perception.core.detection.gpu_preprocess import (DeviceDetector, IOBindingRunner,
                                                             TorchPreprocessor, cuda_available)
@@ -163,15 +163,10 @@ def test_io_binding_reads_the_tensor_in_place(detector: ObjectDetector,
 
 
 def _assert_same_detections(a: Detections, b: Detections, what: str) -> None:
-    assert len(a) == len(b), f"{what}: {len(a)} vs {len(b)} detections"
-    if len(a) == 0:
-        return
-    iou = pairwise_iou(a.boxes, b.boxes)
-    best = iou.argmax(axis=1)
-    assert len(set(best.tolist())) == len(a), f"{what}: detections do not pair one-to-one"
-    assert iou[np.arange(len(a)), best].min() > 0.98, what
-    np.testing.assert_array_equal(a.labels, b.labels[best])
-    np.testing.assert_allclose(a.scores, b.scores[best], atol=0.02)
+    # torch resizes in float, OpenCV in fixed point: up to 15 % of the pixels one grey level apart
+    # (the blob test above), which moved boxes by up to 0.17 px and scores by up to 3.6e-4 on the
+    # street frames (measured). 1 px and 0.02 leave a wide margin for other CPUs and for CUDA.
+    assert_detections_close(a, b, box_px=1.0, score=0.02, threshold=0.35, what=what)
 
 
 def test_device_detector_on_cpu_tensor_matches_detector(detector: ObjectDetector,

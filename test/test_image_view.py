@@ -1,7 +1,11 @@
 """Zero-copy decode (decode_view / ImageView) and detection from views, on real street frames.
 
 A view must hold the same pixels as decode_any (row padding included), and a detector fed the view
-must give exactly the detections of the BGR image: same boxes, scores and labels, bit for bit.
+must give the detections of the BGR image. A bgr8 view runs the same 3-channel resize kernel on the
+same pixel values as the BGR array, so its detections are identical bit for bit. Other orders run the
+resize on other bytes (rgb8) or with another kernel (4-channel bgra8/rgba8, which OpenCV rounds a few
+pixels one grey level differently on some CPUs), so they agree within the cross-path tolerances of
+``support.assert_detections_close``: same labels and count, boxes within 0.1 px, scores within 1e-3.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from support import RawImage
+from support import RawImage, assert_detections_close
 from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
 from sense_perception.core.imaging.image_decode import (ImageView, decode_any, decode_view,
                                                         encode_image)
@@ -89,10 +93,14 @@ def test_view_decode_errors_name_the_field(frames: list[np.ndarray]) -> None:
     assert info.value.field == "encoding"
 
 
-def assert_same(a: Detections, b: Detections) -> None:
-    np.testing.assert_array_equal(a.boxes, b.boxes)
-    np.testing.assert_array_equal(a.scores, b.scores)
-    np.testing.assert_array_equal(a.labels, b.labels)
+def assert_same(a: Detections, b: Detections, exact: bool, what: str = "") -> None:
+    """Bit for bit where the same kernel ran on the same bytes, within tolerance otherwise."""
+    if exact:
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    else:
+        assert_detections_close(a, b, threshold=0.35, what=what)
 
 
 @pytest.fixture(scope="module", params=["picodet_s_416", "yolox_nano"])
@@ -100,20 +108,22 @@ def detector(request: pytest.FixtureRequest) -> ObjectDetector:
     return ObjectDetector(DetectorConfig(model=request.param), CPU)
 
 
-def test_detections_from_views_equal_bgr_exactly(detector: ObjectDetector,
-                                                 frames: list[np.ndarray]) -> None:
+def test_detections_from_views_equal_bgr(detector: ObjectDetector,
+                                         frames: list[np.ndarray]) -> None:
     expected = detector.detect(frames)
     assert sum(len(d) for d in expected) > 10  # real frames: real detections to compare
     for encoding in sorted(VIEW_ENCODINGS):
         views = [decode_view(message(f, encoding, padding=7)) for f in frames]
         got = detector.detect(views)  # batched, mixed sizes
+        # Same batch of 5, same pixels: identical for bgr8 views.
         for want, have in zip(expected, got, strict=True):
-            assert_same(want, have)
-        # One by one, and mixed with a plain BGR array in one batch.
-        assert_same(detector.detect([views[0]])[0], expected[0])
+            assert_same(have, want, encoding == "bgr8", encoding)
+        # One by one, and mixed with a plain BGR array in one batch: other batch shapes, so the
+        # inference may round differently even for the same pixels.
+        assert_same(detector.detect([views[0]])[0], expected[0], False, f"{encoding} alone")
         mixed = detector.detect([frames[1], views[2]])
-        assert_same(mixed[0], expected[1])
-        assert_same(mixed[1], expected[2])
+        assert_same(mixed[0], expected[1], False, "bgr array in a batch of 2")
+        assert_same(mixed[1], expected[2], False, f"{encoding} in a batch of 2")
 
 
 def test_tiled_detections_from_a_view_equal_bgr(frames: list[np.ndarray]) -> None:
@@ -121,7 +131,7 @@ def test_tiled_detections_from_a_view_equal_bgr(frames: list[np.ndarray]) -> Non
                                       "runtime.providers": ["CPUExecutionProvider"],
                                       "tiling.mode": "horizon_bands"})
     view = decode_view(message(frames[1], "rgba8", padding=4))
-    assert_same(det.detect([view])[0], det.detect([frames[1]])[0])
+    assert_same(det.detect([view])[0], det.detect([frames[1]])[0], False, "tiled rgba8")
 
 
 def test_bad_views_raise_named_errors(frames: list[np.ndarray]) -> None:

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Camera perception for automated cars: object and pedestrian detection, tracking "
                     "and consented in-cabin driver identification on ONNX Runtime.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in SUBCOMMANDS.items():
         try:
@@ -39,14 +39,41 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # sub-command not built yet in this tree
         module.add_parser(sub)
+    for command in sub.choices.values():  # `sense-perception replay ... -v` works too
+        _add_verbose(command)
     return parser
+
+
+VERBOSE_HELP = ("-v: also log what model preparation and provider selection did (INFO); -vv: debug "
+                "messages. Default: warnings and errors only (`run` logs INFO, like the nodes)")
+
+# Sub-commands that are ROS nodes keep the nodes' INFO logging by default.
+INFO_BY_DEFAULT = {"run"}
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:  # nested sub-commands (driver enroll, ...) get it as well
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbose(child)
+    if not {"-v", "--verbose"} & set(parser._option_string_actions):
+        # Its own dest: a sub-parser's default would otherwise overwrite the top-level count.
+        parser.add_argument("-v", "--verbose", dest="sub_verbose", action="count", default=0,
+                            help=VERBOSE_HELP)
+
+
+def log_level(command: str | None, verbosity: int) -> int:
+    """Python logging level for ``command`` run with ``verbosity`` times -v."""
+    base = 1 if command in INFO_BY_DEFAULT else 0
+    return (logging.WARNING, logging.INFO, logging.DEBUG)[min(2, base + verbosity)]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sense-perception` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    verbosity = args.verbose + getattr(args, "sub_verbose", 0)
+    logging.basicConfig(level=log_level(args.command, verbosity),
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()

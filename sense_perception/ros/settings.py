@@ -3,8 +3,9 @@ checked without ROS. Dotted parameters (``detector.*``, ``face.*``...) belong to
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
+from ..config import did_you_mean
 from ..core.output.topics import camera_info_topic, join_topic, output_namespace, output_namespaces
 from ..errors import ConfigError
 
@@ -144,9 +145,20 @@ def check_param_names(params: dict[str, Any], settings_cls: type, source: str) -
     # A misspelt prefix ("inputs.max_pixels") would otherwise be ignored without a word.
     unknown += sorted(k for k in params if "." in k and k.split(".", 1)[0] not in prefixes)
     if replaced or unknown:
-        problems = replaced + ([f"unknown parameter(s) {', '.join(unknown)}"] if unknown else [])
+        named = [f"{k} ({hint.strip()})" if (hint := _closest_param(k, names, prefixes)) else k
+                 for k in unknown]
+        problems = replaced + ([f"unknown parameter(s) {', '.join(named)}"] if unknown else [])
         raise ConfigError(f"{'; '.join(problems)} in {source}; valid: {', '.join(sorted(names))} and "
                           f"the dotted settings {', '.join(p + '.*' for p in prefixes)}")
+
+
+def _closest_param(key: str, names: set[str], prefixes: Sequence[str]) -> str:
+    """``"did you mean ...? "`` for an unknown node parameter (a misspelt prefix keeps its rest)."""
+    if "." in key:
+        head, rest = key.split(".", 1)
+        hint = did_you_mean(head, prefixes)
+        return hint.replace("? ", f".{rest}? ") if hint else ""
+    return did_you_mean(key, names)
 
 
 def transport_kind(topic: str, transport: str) -> str:

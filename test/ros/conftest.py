@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import CI, ROS_ERROR, Graph, make_ros_env, require_ros
+from ros_helpers import CI, GRAPH_ENV_KEYS, ROS_ERROR, Graph, make_ros_env, require_ros
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -48,7 +48,7 @@ def context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """A private rclpy context for nodes built inside the test process (in-process tests)."""
     import rclpy
 
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR"):
+    for key in GRAPH_ENV_KEYS:
         monkeypatch.setenv(key, ros_env[key])
     ctx = rclpy.Context()
     rclpy.init(context=ctx)

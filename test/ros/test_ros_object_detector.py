@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros_helpers import (DATA, compressed_msg, header_key, image_msg, level, publish_until, read_bgr,
-                         start_node, status_values, wait_active, write_params)
+from ros_helpers import (DATA, compressed_msg, half_size, header_key, image_msg, level, publish_until,
+                         read_bgr, start_node, status_values, wait_active, write_params)
 
 pytestmark = pytest.mark.ros
 
@@ -36,13 +36,7 @@ def _reliable(depth: int = 10, transient_local: bool = False):
 
 @pytest.fixture(scope="module")
 def street() -> np.ndarray:
-    # Half size (960x540, 1.5 MB as rgb8): a full-HD raw frame is 6 MB, ~100 UDP fragments, and a
-    # best-effort DDS link on a loaded 2-core machine loses whole samples of that size for many
-    # seconds (seen in CI); these tests are about the node, not about DDS socket-buffer tuning.
-    import cv2
-
-    image = read_bgr(STREET)
-    return cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return half_size(read_bgr(STREET))  # 960x540: see half_size
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +165,7 @@ def test_two_cameras_at_once(detector, probe, street):
         if pair:
             break
     assert pair, (f"no pair of results for {len(sent)} pairs sent to both cameras together; results: "
-                  f"{[header_key(m) for m in got_a]} / {[header_key(m) for m in got_b]}")
+                  f"{[header_key(m) for m in got_a]} / {[header_key(m) for m in got_b]}" + str(status_values(probe.diagnostics.get('/object_detector'))))
     ra, rb = pair
     _boxes_inside(ra, street.shape[1], street.shape[0])
     _boxes_inside(rb, other.shape[1], other.shape[0])

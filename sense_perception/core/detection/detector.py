@@ -348,7 +348,8 @@ class ObjectDetector:
         An entry may also be an :class:`~sense_perception.core.imaging.image_decode.ImageView` (from
         :func:`~sense_perception.core.imaging.image_decode.decode_view`): pixels in another channel order,
         read where they lie without a full-frame conversion; the detections are those of the same
-        image in BGR, exactly.
+        image in BGR (identical for 3-channel views; for 4-channel ones within a few thousandths
+        of a pixel, since OpenCV's 4-channel resize kernel may round a pixel differently).
 
         Images share inference calls (up to ``max_batch``) when the model allows a batch. With
         tiling on, each image is cut into tiles that are detected together and merged.

@@ -8,7 +8,9 @@ channel order. No per-frame allocation besides what onnxruntime does.
 Images are BGR arrays or :class:`~sense_perception.core.imaging.image_decode.ImageView` s in another
 channel order (an rgb8 message buffer, say): the resize reads them as they are and the channel
 order is only resolved on the small resized canvas, by which plane each look-up table reads.
-Resizing works per channel, so this gives the blob of the BGR image bit for bit.
+Resizing works per channel, so this gives the blob of the BGR image: bit for bit for 3-channel
+orders (the same kernel on the same values); a 4-channel view goes through OpenCV's 4-channel
+kernel, which on some CPUs rounds a few pixels of a frame one grey level differently.
 
 The returned per-image transforms map network-input pixels back to source pixels exactly:
 ``x_src = (x_net - dx) / sx`` with the per-axis scale actually applied by the resize (for an

@@ -511,8 +511,8 @@ _VIEW_TO_BGR: dict[str, Converter] = {
 }
 VIEW_ORDERS: tuple[str, ...] = tuple(_VIEW_TO_BGR)
 # Encodings whose pixels a detector can resize as they lie in the message. mono8 is left out on
-# purpose: OpenCV's 1-channel cubic resize rounds differently from its 3-channel one, so resizing
-# the gray plane would not give the detections of the BGR image bit for bit.
+# purpose: OpenCV's 1-channel cubic resize rounds differently from its 3-channel one (by more than
+# the 4-channel kernel's occasional grey level), so the gray plane would move the detections.
 _VIEW_ENCODINGS = {"bgr8": "bgr", "8UC3": "bgr", "rgb8": "rgb", "bgra8": "bgra", "rgba8": "rgba"}
 
 
