@@ -61,9 +61,9 @@ def attention_results(attention: Any) -> list[tuple[str, float]]:
     status = attention.status
     out = [(status.state.value, _finite(status.score)), (f"level_{status.level}",
                                                          _finite(status.level_score))]
-    eyes = attention.eyes
-    if eyes is not None and status.ear_baseline > 0:
-        out += [(f"eye_openness_{eye}", eyes.ear[eye] / status.ear_baseline) for eye in EYES]
+    openness = attention.eye_openness()
+    if openness is not None:
+        out += [(f"eye_openness_{eye}", openness[eye]) for eye in EYES]
     return out
 
 
@@ -78,7 +78,8 @@ def head_pose_message(header: Header, attention: Any) -> dict[str, Any] | None:
 
 def attention_values(attention: Any) -> dict[str, str]:
     """Diagnostics key/values of an attention result (angles in degrees, EAR, PERCLOS)."""
-    status, pose, eyes = attention.status, attention.pose, attention.eyes
+    status, pose, eyes, openness = (attention.status, attention.pose, attention.eyes,
+                                    attention.eye_openness())
 
     def num(value: float, digits: int = 3) -> str:
         return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
@@ -95,8 +96,7 @@ def attention_values(attention: Any) -> dict[str, str]:
     }
     for eye in EYES:
         values[f"eye_aspect_ratio_{eye}"] = num(eyes.ear[eye]) if eyes else "n/a"
-        values[f"eye_openness_{eye}"] = (num(eyes.ear[eye] / status.ear_baseline)
-                                         if eyes and status.ear_baseline > 0 else "n/a")
+        values[f"eye_openness_{eye}"] = num(openness[eye]) if openness else "n/a"
     if attention.measurement.reason:
         values["attention_reason"] = attention.measurement.reason
     return values

@@ -14,13 +14,12 @@ LEVEL_COLOURS = ((80, 200, 80), (0, 220, 255), (0, 140, 255), (0, 0, 255))
 
 def attention_caption(attention: Any) -> str:
     """One line: state, level, head angles and eye openness."""
-    status, pose, eyes = attention.status, attention.pose, attention.eyes
+    status, pose, openness = attention.status, attention.pose, attention.eye_openness()
     text = f"attention: {status.state.value} level {status.level}"
     if pose is not None:
         text += f" | yaw {pose.yaw:+.0f} pitch {pose.pitch:+.0f} roll {pose.roll:+.0f} deg"
-    if eyes is not None and status.ear_baseline > 0:
-        text += (f" | eyes R {eyes.ear['right'] / status.ear_baseline:.2f}"
-                 f" L {eyes.ear['left'] / status.ear_baseline:.2f}")
+    if openness is not None:
+        text += f" | eyes R {openness['right']:.2f} L {openness['left']:.2f}"
     return text
 
 

@@ -129,6 +129,14 @@ class AttentionResult:
     def eyes(self) -> Eyes | None:
         return self.measurement.eyes
 
+    def eye_openness(self) -> dict[str, float] | None:
+        """Each eye's EAR over the driver's open-eye baseline (1 = as open as usual); None when
+        the eyes were not measured or no baseline exists yet."""
+        eyes, baseline = self.measurement.eyes, self.status.ear_baseline
+        if eyes is None or not baseline > 0:
+            return None
+        return {eye: ear / baseline for eye, ear in eyes.ear.items()}
+
 
 class DriverAttention:
     """Attention of whoever sits in the driver seat, from the driver face of each cabin frame.
