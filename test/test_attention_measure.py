@@ -7,8 +7,8 @@ squashed face has narrower eyes. The conventions themselves (signs, axes) are ch
 canonical face projected with known angles.
 
 Tolerances: the face mesh network is not exactly equivariant under mirroring or rotation. Measured
-on these six photos, mirrored yaw and roll sums stay within 3.5 deg and rolled poses within 3 deg of
-the prediction; an x86-64 CPU with other kernels (AVX2 vs AVX-512) moves the network's points by
+on these six photos, mirrored yaw and roll sums stay within 3.2 deg and rolled poses within 2.9 deg
+of the prediction; an x86-64 CPU with other kernels (AVX2 vs AVX-512) moves the network's points by
 under 1e-3 px, i.e. by less than 0.01 deg, so each bound below is the measured worst plus a margin
 of about 1.5 deg for that and nothing else.
 """
@@ -31,8 +31,8 @@ from sense_perception.face.yunet import YuNetDetector
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 PHOTOS = sorted(p.name for p in FACES.glob("*") if p.suffix in (".jpg", ".png"))
 CPU = RuntimeOptions(providers=("CPUExecutionProvider",), intra_op_threads=1)
-MIRROR_TOL_DEG = 5.0  # measured worst 3.4 (yaw sum, obama_1 two-pass)
-ROLL_TOL_DEG = 4.0  # measured worst 2.7 against the predicted rolled pose
+MIRROR_TOL_DEG = 5.0  # measured worst: yaw sum 3.2, roll sum 2.3 (pitch difference 4.8, 2x allowed)
+ROLL_TOL_DEG = 4.0  # measured worst 2.9 against the predicted rolled pose
 
 
 @pytest.fixture(scope="module")
