@@ -12,11 +12,11 @@ SFace still embeds the driver's face, the matching is trivial) and one shared Fa
 * ``identity_attention``: the defaults (face mesh, head pose, both eyes, the state machine; the
   previous frame's mesh places the crop, as in a stream);
 * ``identity_attention_interval``: also ``identity.embed_interval_s`` 0.5 (SFace at most twice a
-  second on a settled, steady face);
-* ``identity_attention_shared_threads``: ``attention.intra_op_threads`` 0 (the attention networks
-  on ``runtime.intra_op_threads``, onnxruntime's default of one thread per core).
+  second on a settled, steady face).
 
-They alternate round by round (side by side), so their ratios saw the same machine.
+They alternate round by round (side by side), so their ratios saw the same machine. The attention
+networks run on one thread each (``attention.intra_op_threads`` 1): no variant adds a thread pool
+of its own, whose idle, spinning workers would slow the others down.
 """
 from __future__ import annotations
 
@@ -83,7 +83,6 @@ def run(rounds: int) -> dict[str, Any]:
             "identity": {"attention.enabled": False},
             "identity_attention": {},
             "identity_attention_interval": {"identity.embed_interval_s": 0.5},
-            "identity_attention_shared_threads": {"attention.intra_op_threads": 0},
         }
         identifiers = {name: DriverIdentifier(DriverMonitorSettings.from_params(
             {**base, **extra}, "bench"), engine=engine) for name, extra in variants.items()}
