@@ -5,9 +5,12 @@ ROS_VENV := .venv-ros
 
 .PHONY: demo test test-core test-ros bench ros-env venv clean
 
+# setuptools >= 70.1 builds wheels by itself (test_packaging: `pip wheel --no-build-isolation`); a
+# fresh Python 3.11 venv has 65.5, which needs the separate `wheel` package for that; colcon-core
+# (a test extra) wants < 80.
 $(VENV)/.installed: setup.py
 	$(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q --upgrade pip 'setuptools>=70.1,<80'
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 import typing
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,6 +39,57 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+#: Parameter files shipped in config/ (and installed to share/sense_perception/config/), by name.
+BUNDLED_CONFIGS = ("perception", "carla", "awsim")
+
+
+def bundled_config(name: str) -> Path:
+    """Path of the bundled parameter file ``name`` (``carla`` -> ``config/carla.yaml``).
+
+    Looked up in the ROS 2 package's share directory (ament index), then the pip install's
+    ``<prefix>/share/sense_perception/config``, then the source tree.
+
+    Raises:
+        ConfigError: ``name`` is not bundled, or its file is in none of those places.
+    """
+    if name not in BUNDLED_CONFIGS:
+        raise ConfigError(f"no bundled config named {name!r}; bundled: {', '.join(BUNDLED_CONFIGS)} "
+                          "(or give the path of a YAML file)")
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("sense_perception")) / "config")
+    except Exception:  # noqa: BLE001  not a ROS install (or the package is not in its index)
+        pass
+    candidates += [Path(sys.prefix) / "share" / "sense_perception" / "config",
+                   Path(__file__).resolve().parents[1] / "config"]
+    for folder in candidates:
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    raise ConfigError(f"bundled config {name}.yaml not found in {', '.join(map(str, candidates))}; "
+                      "reinstall the package or give the path of a YAML file")
+
+
+def resolve_config(value: str | Path) -> Path:
+    """A ``--config`` / ``config:=`` value as a file: a bundled name (``carla``) or a path.
+
+    A name wins only when no file of that name exists in the working directory, so a path that
+    happens to be called ``carla`` still works.
+
+    Raises:
+        ConfigError: an unknown bare name that is no existing file either.
+    """
+    text = str(value)
+    path = Path(text)
+    if text in BUNDLED_CONFIGS and not path.exists():
+        return bundled_config(text)
+    if not path.exists() and "/" not in text and not path.suffix:
+        raise ConfigError(f"config {text!r} is neither a file nor a bundled config "
+                          f"({', '.join(BUNDLED_CONFIGS)})")
+    return path
 
 
 def load_params(path: str | Path | None, node_name: str) -> dict[str, Any]:

@@ -62,6 +62,7 @@ class Decoded(NamedTuple):
     channel: Any
     message: Any  # mcap record: .data raw CDR, .log_time ns
     ros_msg: Any
+    schema: Any = None  # mcap schema record: .name (e.g. foxglove_msgs/msg/ImageAnnotations), .data
 
     @property
     def log_time_ns(self) -> int:
@@ -73,8 +74,8 @@ def read_output(bag_dir: Path) -> list[Decoded]:
     (mcap,) = sorted(Path(bag_dir).glob("*.mcap"))
     with mcap.open("rb") as f:
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
-        return [Decoded(channel, message, ros_msg)
-                for _, channel, message, ros_msg in reader.iter_decoded_messages(log_time_order=True)]
+        return [Decoded(channel, message, ros_msg, schema)
+                for schema, channel, message, ros_msg in reader.iter_decoded_messages(log_time_order=True)]
 
 
 def input_stamps(bag: Path = SAMPLE_BAG) -> dict[tuple[str, int], tuple[int, int, str]]:

@@ -27,7 +27,7 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path: Path) -> 
     assert (share / "package.xml").is_file()
     assert {p.name for p in (share / "launch").iterdir()} >= {
         "perception.launch.py", "object_detector.launch.py", "driver_monitor.launch.py"}
-    assert (share / "config" / "perception.yaml").is_file()
+    assert {p.name for p in (share / "config").iterdir()} >= {"perception.yaml", "carla.yaml", "awsim.yaml"}
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "sense_perception").is_file()
     installed = list((prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.onnx"))
     assert {p.name for p in installed} == {"picodet_s_416_coco.onnx", "yolox_nano.onnx",
@@ -35,3 +35,10 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path: Path) -> 
     # the canonical face of the head pose ships too, byte for byte (its sha256 is checked at load)
     [obj] = (prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.obj")
     assert obj.read_bytes() == (ROOT / "sense_perception" / "models" / obj.name).read_bytes()
+    msgs = list((prefix / "lib").glob("python3*/site-packages/sense_perception/interfaces/*/msg/*.msg"))
+    assert {p.parent.parent.name for p in msgs} == {"vision_msgs", "foxglove_msgs"}
+    # the ROS test environment's message packages (tools/ros_env/*/package.xml) lie inside this
+    # package, where colcon does not look: a workspace build never picks them up
+    listed = subprocess.run([str(colcon), "list", "--names-only", "--base-paths", str(ROOT)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert listed.stdout.split() == ["sense_perception"], listed.stdout + listed.stderr

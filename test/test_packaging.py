@@ -65,8 +65,11 @@ def test_wheel_holds_only_sense_perception_and_its_data(built: tuple[Path, str])
                    "sense_perception/models/picodet_s_416_coco.onnx",
                    "sense_perception/models/coco_labels.txt",
                    "sense_perception/interfaces/vision_msgs/msg/Detection2DArray.msg",
+                   "sense_perception/interfaces/foxglove_msgs/msg/ImageAnnotations.msg",
                    f"sense_perception-{version}.data/data/share/sense_perception/package.xml",
                    f"sense_perception-{version}.data/data/share/sense_perception/config/perception.yaml",
+                   f"sense_perception-{version}.data/data/share/sense_perception/config/carla.yaml",
+                   f"sense_perception-{version}.data/data/share/sense_perception/config/awsim.yaml",
                    f"sense_perception-{version}.data/data/share/sense_perception/launch/"
                    "perception.launch.py",
                    f"sense_perception-{version}.dist-info/licenses/NOTICE"):
@@ -113,3 +116,8 @@ def test_installed_wheel_replays_its_own_sample_bag(built: tuple[Path, str],
     cameras = summary["cameras"]
     assert cameras["/camera/front/image_raw/compressed"]["detections"].get("car", 0) > 0, cameras
     assert (out / "bag" / "metadata.yaml").is_file()
+    # --config carla / config:=carla find the installed copy of the simulator set-up
+    found = subprocess.run([str(python), "-c", "from sense_perception.config import bundled_config; "
+                            "print(bundled_config('carla'))"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, check=True)
+    assert Path(found.stdout.strip()) == venv / "share" / "sense_perception" / "config" / "carla.yaml"

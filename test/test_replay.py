@@ -138,6 +138,50 @@ def test_copy_input_is_byte_identical(sample_run):
     assert copied == original
 
 
+def _corners(d) -> list[tuple[float, float]]:
+    """The 4 corners of a Detection2D's box, clockwise from the top-left."""
+    cx, cy = d.bbox.center.position.x, d.bbox.center.position.y
+    x1, y1, x2, y2 = cx - d.bbox.size_x / 2, cy - d.bbox.size_y / 2, cx + d.bbox.size_x / 2, cy + d.bbox.size_y / 2
+    return [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
+
+
+def test_annotations_for_every_camera_match_the_boxes(sample_run, gallery_config):
+    """``<ns>/annotations`` per camera, decoded independently (mcap-ros2-support) under the exact
+    schema name Foxglove recognises: one closed polyline per Detection2D of the same frame, through
+    its box's corners, and every timestamp equal to the frame's header stamp."""
+    out, _ = sample_run
+    messages = read_output(out / "bag")
+    by_topic: dict[str, dict[tuple, object]] = {}
+    for m in messages:
+        by_topic.setdefault(m.channel.topic, {})[(m.log_time_ns,)] = m
+    for ns, boxes_topic, camera in (("/camera/front", "detections", FRONT),
+                                    ("/camera/windshield", "detections", WINDSHIELD),
+                                    ("/camera/cabin", "faces", CABIN)):
+        annotations, boxes = by_topic[f"{ns}/annotations"], by_topic[f"{ns}/{boxes_topic}"]
+        assert len(annotations) == SAMPLE_COUNTS[camera] == len(boxes)  # one per frame, empty too
+        for key, ann in annotations.items():
+            assert ann.schema.name == "foxglove_msgs/msg/ImageAnnotations"
+            assert ann.channel.message_encoding == "cdr"
+            det = boxes[key].ros_msg
+            msg = ann.ros_msg
+            assert len(msg.points) == len(msg.texts) == len(det.detections) and msg.circles == []
+            stamp = (det.header.stamp.sec, det.header.stamp.nanosec)
+            for poly, text, d in zip(msg.points, msg.texts, det.detections):
+                assert poly.type == 2  # LINE_LOOP: a closed box
+                # same float32 box through two float64 formulas (centre/size vs corners)
+                np.testing.assert_allclose([(p.x, p.y) for p in poly.points], _corners(d), atol=1e-6)
+                assert (poly.timestamp.sec, poly.timestamp.nanosec) == stamp
+                assert (text.timestamp.sec, text.timestamp.nanosec) == stamp
+                assert text.text.startswith(d.results[0].hypothesis.class_id + " ")
+                assert 0.0 < poly.outline_color.a <= 1.0 and poly.thickness > 0
+    _, driver_id = gallery_config
+    cabin = [m.ros_msg for m in messages if m.channel.topic == "/camera/cabin/annotations"]
+    texts = [t.text for a in cabin for t in a.texts]
+    # the driver's face carries what driver_identity publishes, never the enrolled display name
+    assert any(t.startswith(f"driver {driver_id} ") for t in texts)
+    assert not any("Obama" in t or "Barack" in t for t in texts)
+
+
 def test_videos(sample_run):
     out, result = sample_run
     assert sorted(p.name for p in result.videos) == sorted(

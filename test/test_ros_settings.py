@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sense_perception.config import load_params, section_from_params
+from sense_perception.config import bundled_config, load_params, resolve_config, section_from_params
 from sense_perception.core.detection.detector import DetectorConfig
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.runtime.session import RuntimeConfig
@@ -26,6 +26,11 @@ from sense_perception.ros.settings import (DriverMonitorNodeSettings, ObjectDete
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "perception.yaml"
+# The simulator set-ups: complete parameter files like perception.yaml, values tuned for the simulator.
+SIM_CONFIGS = {"carla": ROOT / "config" / "carla.yaml", "awsim": ROOT / "config" / "awsim.yaml"}
+ALL_CONFIGS = {"perception": CONFIG, **SIM_CONFIGS}
+# Parameters rclpy declares itself, allowed in a config next to the nodes' own.
+ROS_DECLARED = {"use_sim_time"}
 SECTIONS = {
     "object_detector": [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                         ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
@@ -39,11 +44,14 @@ def _default(f: dataclasses.Field):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
+@pytest.mark.parametrize("name", list(ALL_CONFIGS))
 @pytest.mark.parametrize("node", list(SECTIONS))
-def test_config_lists_every_parameter_with_its_default(node):
-    params = load_params(CONFIG, node)
-    text = CONFIG.read_text()
-    known = set()
+def test_config_lists_every_parameter(node, name):
+    """Every shipped config lists every parameter; perception.yaml with its default value."""
+    path = ALL_CONFIGS[name]
+    params = load_params(path, node)
+    text = path.read_text()
+    known = set(ROS_DECLARED)
     for prefix, cls in SECTIONS[node]:
         for f in dataclasses.fields(cls):
             key = prefix + f.name
@@ -53,20 +61,25 @@ def test_config_lists_every_parameter_with_its_default(node):
                 # documented as a comment
                 assert _default(f) == [] and re.search(rf"#\s*{f.name}:", text), f"{key} not documented"
                 continue
+            if path != CONFIG:
+                continue  # a simulator set-up chooses its own values
             default = _default(f)
             value = params[key]
             if isinstance(default, float):
                 assert value == pytest.approx(default, rel=1e-6), key
             else:
                 assert value == default, key
-    assert set(params) <= known, f"unknown keys: {set(params) - known}"
+    assert set(params) <= known, f"unknown keys in {path.name}: {set(params) - known}"
+    assert params.get("use_sim_time", False) is (path != CONFIG)  # simulators: time from /clock
 
 
 @pytest.mark.parametrize("node, cls", [("object_detector", ObjectDetectorSettings),
                                        ("driver_monitor", DriverMonitorNodeSettings)])
 def test_node_prefixes_are_the_config_sections(node, cls):
     assert {prefix.rstrip(".") for prefix, _ in SECTIONS[node] if prefix} == set(cls.PREFIXES)
-    check_param_names(load_params(CONFIG, node), cls, str(CONFIG))  # the shipped config passes
+    for path in ALL_CONFIGS.values():  # the shipped configs pass the node's own check
+        params = {k: v for k, v in load_params(path, node).items() if k not in ROS_DECLARED}
+        check_param_names(params, cls, str(path))
 
 
 def test_replaced_and_misspelt_parameter_names_are_refused():
@@ -82,19 +95,53 @@ def test_replaced_and_misspelt_parameter_names_are_refused():
         check_param_names({"camera_topic": "/a"}, ObjectDetectorSettings, "my.yaml")
 
 
-def test_config_builds_every_component():
-    od = load_params(CONFIG, "object_detector")
-    assert InputLimits.from_params(od, str(CONFIG)) == InputLimits()
-    own = {k: v for k, v in od.items() if "." not in k}
-    section_from_params(ObjectDetectorSettings, own, "", str(CONFIG)).validate()
-    DetectorConfig.from_params(od, str(CONFIG))
-    section_from_params(TilingConfig, od, "tiling.", str(CONFIG))
-    TrackingConfig.from_params(od, str(CONFIG))
-    RuntimeConfig.from_params(od, str(CONFIG))
-    dm = load_params(CONFIG, "driver_monitor")
-    section_from_params(DriverMonitorNodeSettings, {k: v for k, v in dm.items() if "." not in k}, "",
-                        str(CONFIG)).validate()
-    assert DriverMonitorSettings.from_params(dm, str(CONFIG)).camera_role == "cabin"
+@pytest.mark.parametrize("name", list(ALL_CONFIGS))
+def test_config_builds_every_component(name):
+    path = ALL_CONFIGS[name]
+    od = load_params(path, "object_detector")
+    assert InputLimits.from_params(od, str(path)) == InputLimits()
+    own = {k: v for k, v in od.items() if "." not in k and k not in ROS_DECLARED}
+    section_from_params(ObjectDetectorSettings, own, "", str(path)).validate()
+    DetectorConfig.from_params(od, str(path))
+    section_from_params(TilingConfig, od, "tiling.", str(path))
+    TrackingConfig.from_params(od, str(path))
+    RuntimeConfig.from_params(od, str(path))
+    dm = load_params(path, "driver_monitor")
+    section_from_params(DriverMonitorNodeSettings,
+                        {k: v for k, v in dm.items() if "." not in k and k not in ROS_DECLARED}, "",
+                        str(path)).validate()
+    assert DriverMonitorSettings.from_params(dm, str(path)).camera_role == "cabin"
+
+
+@pytest.mark.parametrize("name, topic, rate", [
+    ("carla", "/carla/ego_vehicle/rgb_front/image", 20.0),
+    ("awsim", "/sensing/camera/traffic_light/image_raw", 10.0)])
+def test_simulator_configs_match_the_simulators(name, topic, rate):
+    od = load_params(SIM_CONFIGS[name], "object_detector")
+    assert od["camera_topics"] == [topic] and od["camera_transports"] == ["image"]
+    assert od["input_reliability"] == "best_effort"  # AWSIM's camera is best effort
+    assert od["tracking.frame_rate"] == rate
+    assert od["detector.score_threshold"] < load_params(CONFIG, "object_detector")["detector.score_threshold"]
+    # no real, consenting driver in a simulator: the driver monitor waits unconfigured
+    assert load_params(SIM_CONFIGS[name], "driver_monitor")["autostart"] is False
+
+
+def test_configs_are_selectable_by_name(tmp_path, monkeypatch):
+    for name, path in ALL_CONFIGS.items():
+        assert resolve_config(name) == bundled_config(name) == path
+        params = launch_support.node_parameters("object_detector", {"config": name})
+        assert params["camera_topics"] == load_params(path, "object_detector")["camera_topics"]
+        assert params["use_sim_time"] is (name != "perception")  # the set-up's own, unless given
+    assert launch_support.node_parameters("object_detector", {"config": "carla", "use_sim_time": "false"})[
+        "use_sim_time"] is False
+    assert resolve_config(str(CONFIG)) == CONFIG  # a path still works
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "carla").write_text("object_detector:\n  ros__parameters: {}\n")
+    assert resolve_config("carla") == Path("carla")  # an existing file of that name wins
+    with pytest.raises(ConfigError, match="neither a file nor a bundled config"):
+        resolve_config("carl")
+    with pytest.raises(ConfigError, match="no bundled config named 'gazebo'"):
+        bundled_config("gazebo")
 
 
 @pytest.mark.parametrize("settings, fragment", [

@@ -10,16 +10,20 @@
 #      then the wheels' *.cmake files are rewritten to this interpreter's include dirs (the wheels
 #      hard-code their build machine's /opt/python paths);
 #   2. the project itself: pip install -e '.[test]';
-#   3. vision_msgs: the project's own definitions (sense_perception/interfaces/vision_msgs/msg/*.msg,
-#      the single source of truth) built with rosidl/cmake into real typesupport installed in VENV.
-# A changed stage rebuilds it and every later stage. Any failure exits non-zero with the reason.
+#   3. the message packages vision_msgs and foxglove_msgs: the project's own definitions
+#      (sense_perception/interfaces/<package>/msg/*.msg, the single source of truth) built with
+#      rosidl/cmake (tools/ros_env/CMakeLists.txt with tools/ros_env/<package>/package.xml) into real
+#      typesupport installed in VENV, one stamp per package keyed on its definitions' hash.
+# A changed stage rebuilds it and every later stage (a changed package only itself). Any failure
+# exits non-zero with the reason.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENV_DIR="$ROOT/tools/ros_env"
 REQS="$ENV_DIR/requirements-ros.txt"
 CONSTRAINTS="$ENV_DIR/constraints-ros.txt"
-MSG_DIR="$ROOT/sense_perception/interfaces/vision_msgs/msg"
+MSG_PACKAGES=(vision_msgs foxglove_msgs)
+msg_dir() { echo "$ROOT/sense_perception/interfaces/$1/msg"; }
 PYTHON="${ROS_ENV_PYTHON:-python3.11}"
 
 die() { echo "make_ros_env: ERROR: $*" >&2; exit 1; }
@@ -41,7 +45,7 @@ fi
 
 VENV_ARG="${1:-.venv-ros}"
 case "$VENV_ARG" in /*) VENV="$VENV_ARG" ;; *) VENV="$PWD/$VENV_ARG" ;; esac
-BUILD_DIR="$ROOT/.ros-build/vision_msgs-$(printf %s "$VENV" | sha256sum | cut -c1-8)"  # one per venv
+VENV_TAG="$(printf %s "$VENV" | sha256sum | cut -c1-8)"  # one build dir per venv and package
 START=$SECONDS
 
 # ---------------------------------------------------------------- prerequisites (fail loudly)
@@ -55,20 +59,24 @@ PY_INCLUDE="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["inclu
 for tool in gcc g++ cmake; do
   command -v "$tool" >/dev/null || die "$tool not found; install it (Debian: apt-get install build-essential cmake)"
 done
-for f in "$REQS" "$CONSTRAINTS" "$ENV_DIR/vision_msgs/package.xml" "$ENV_DIR/vision_msgs/CMakeLists.txt"; do
+for f in "$REQS" "$CONSTRAINTS" "$ENV_DIR/CMakeLists.txt"; do
   [[ -f "$f" ]] || die "missing $f (part of the repository; restore it with git)"
 done
-compgen -G "$MSG_DIR/*.msg" >/dev/null || die "no .msg files in $MSG_DIR"
+for pkg in "${MSG_PACKAGES[@]}"; do
+  [[ -f "$ENV_DIR/$pkg/package.xml" ]] || die "missing $ENV_DIR/$pkg/package.xml (part of the repository; restore it with git)"
+  compgen -G "$(msg_dir "$pkg")/*.msg" >/dev/null || die "no .msg files in $(msg_dir "$pkg")"
+done
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 # Stage keys chain: a new venv (stage 1) redoes everything; the project (stage 2) depends on setup.py;
-# vision_msgs (stage 3) on the definitions and the numpy it compiles against, not on setup.py.
+# each message package (stage 3) on its definitions and the numpy it compiles against, not on setup.py.
 KEY1="$(hash_of "${BASH_SOURCE[0]}" "$REQS" "$CONSTRAINTS")-py$PYVER"
 KEY2="$KEY1-$(hash_of "$ROOT/setup.py")"
-msgs_hash() {  # names and contents, so a renamed or deleted .msg changes the key too
-  local f
-  for f in $(cd "$MSG_DIR" && LC_ALL=C ls -- *.msg); do echo "== $f"; cat "$MSG_DIR/$f"; done \
-    | cat - "$ENV_DIR/vision_msgs/package.xml" "$ENV_DIR/vision_msgs/CMakeLists.txt" | sha256sum | cut -c1-16
+msgs_hash() {  # PACKAGE: names and contents, so a renamed or deleted .msg changes the key too
+  local f dir
+  dir="$(msg_dir "$1")"
+  for f in $(cd "$dir" && LC_ALL=C ls -- *.msg); do echo "== $f"; cat "$dir/$f"; done \
+    | cat - "$ENV_DIR/$1/package.xml" "$ENV_DIR/CMakeLists.txt" | sha256sum | cut -c1-16
 }
 stamp_ok() { [[ -f "$VENV/.stamp-$1" && "$(cat "$VENV/.stamp-$1")" == "$2" ]]; }
 
@@ -115,54 +123,62 @@ if ! stamp_ok project "$KEY2"; then
   log "stage 2/3 done ($((SECONDS - START)) s)"
 fi
 
-# ---------------------------------------------------------------- stage 3: vision_msgs
+# ---------------------------------------------------------------- stage 3: message packages
 NUMPY_VERSION="$("$VENV/bin/python" -c 'import numpy; print(numpy.__version__)')" \
   || die "numpy is missing from $VENV"
-KEY3="$KEY1-$(msgs_hash)-numpy$NUMPY_VERSION"
-if ! stamp_ok msgs "$KEY3"; then
-  log "stage 3/3: building vision_msgs from $MSG_DIR"
-  rm -f "$VENV/.stamp-msgs"
-  SITE="$VENV/lib/python$PYVER/site-packages"
+SITE="$VENV/lib/python$PYVER/site-packages"
+build_msgs() {  # PACKAGE: build the project's definitions of PACKAGE into VENV
+  local pkg="$1" build_dir="$ROOT/.ros-build/$1-$VENV_TAG" ros_ld_path jobs
+  log "stage 3/3: building $pkg from $(msg_dir "$pkg")"
+  rm -f "$VENV/.stamp-msgs-$pkg"
   # Remove a previous build's install so a deleted .msg leaves nothing behind.
-  rm -rf "$SITE/vision_msgs" "$VENV/include/vision_msgs" "$VENV/share/vision_msgs" \
-    "$VENV/share/ament_index/resource_index/packages/vision_msgs" "$VENV"/lib/libvision_msgs__*
-  find "$VENV/share/ament_index" -name vision_msgs -delete 2>/dev/null || true
-  rm -rf "$BUILD_DIR"
-  mkdir -p "$BUILD_DIR/src/msg"
-  cp "$ENV_DIR/vision_msgs/package.xml" "$ENV_DIR/vision_msgs/CMakeLists.txt" "$BUILD_DIR/src/"
-  cp "$MSG_DIR"/*.msg "$BUILD_DIR/src/msg/"
+  rm -rf "${SITE:?}/$pkg" "$VENV/include/$pkg" "$VENV/share/$pkg" \
+    "$VENV/share/ament_index/resource_index/packages/$pkg" "$VENV"/lib/lib"$pkg"__*
+  find "$VENV/share/ament_index" -name "$pkg" -delete 2>/dev/null || true
+  rm -rf "$build_dir"
+  mkdir -p "$build_dir/src/msg"
+  cp "$ENV_DIR/$pkg/package.xml" "$ENV_DIR/CMakeLists.txt" "$build_dir/src/"
+  cp "$(msg_dir "$pkg")"/*.msg "$build_dir/src/msg/"
   # The venv's python re-executes itself with LD_LIBRARY_PATH naming the wheels' library dirs
   # (ros-wheels-bootstrapper); cmake, the generators and the linker need the same path.
-  ROS_LD_PATH="$("$VENV/bin/python" -c 'import os; print(os.environ.get("LD_LIBRARY_PATH", ""))')"
-  [[ -n "$ROS_LD_PATH" ]] || die "the venv's python did not set LD_LIBRARY_PATH (ros-wheels-bootstrapper missing?)"
-  JOBS="$(nproc 2>/dev/null || echo 2)"
+  ros_ld_path="$("$VENV/bin/python" -c 'import os; print(os.environ.get("LD_LIBRARY_PATH", ""))')"
+  [[ -n "$ros_ld_path" ]] || die "the venv's python did not set LD_LIBRARY_PATH (ros-wheels-bootstrapper missing?)"
+  jobs="$(nproc 2>/dev/null || echo 2)"
   (
-    export LD_LIBRARY_PATH="$ROS_LD_PATH" AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+    export LD_LIBRARY_PATH="$ros_ld_path" AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
     export PATH="$VENV/bin:$PATH" PYTHONDONTWRITEBYTECODE=1
-    cmake -S "$BUILD_DIR/src" -B "$BUILD_DIR/build" -DCMAKE_BUILD_TYPE=Release \
+    cmake -S "$build_dir/src" -B "$build_dir/build" -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_INSTALL_PREFIX="$VENV" -DBUILD_TESTING=OFF \
       -DPython3_EXECUTABLE="$VENV/bin/python" -DPython3_FIND_VIRTUALENV=ONLY \
-      >"$BUILD_DIR/cmake-configure.log" 2>&1 \
-      || { tail -40 "$BUILD_DIR/cmake-configure.log" >&2; exit 1; }
-    cmake --build "$BUILD_DIR/build" -j"$JOBS" >"$BUILD_DIR/cmake-build.log" 2>&1 \
-      || { grep -E -B2 -A8 "error|Error" "$BUILD_DIR/cmake-build.log" | tail -60 >&2; exit 1; }
-    cmake --install "$BUILD_DIR/build" >"$BUILD_DIR/cmake-install.log" 2>&1 \
-      || { tail -40 "$BUILD_DIR/cmake-install.log" >&2; exit 1; }
-  ) || die "building vision_msgs failed (logs in $BUILD_DIR)"
-  echo "$KEY3" > "$VENV/.stamp-msgs"
-fi
+      >"$build_dir/cmake-configure.log" 2>&1 \
+      || { tail -40 "$build_dir/cmake-configure.log" >&2; exit 1; }
+    cmake --build "$build_dir/build" -j"$jobs" >"$build_dir/cmake-build.log" 2>&1 \
+      || { grep -E -B2 -A8 "error|Error" "$build_dir/cmake-build.log" | tail -60 >&2; exit 1; }
+    cmake --install "$build_dir/build" >"$build_dir/cmake-install.log" 2>&1 \
+      || { tail -40 "$build_dir/cmake-install.log" >&2; exit 1; }
+  ) || die "building $pkg failed (logs in $build_dir)"
+}
+for pkg in "${MSG_PACKAGES[@]}"; do
+  KEY3="$KEY1-$(msgs_hash "$pkg")-numpy$NUMPY_VERSION"
+  if ! stamp_ok "msgs-$pkg" "$KEY3"; then
+    build_msgs "$pkg"
+    echo "$KEY3" > "$VENV/.stamp-msgs-$pkg"
+    log "stage 3/3: $pkg done ($((SECONDS - START)) s)"
+  fi
+done
 
 # ---------------------------------------------------------------- check (every run; ~1 s)
 # Real typesupport round trip of every project message type, plus the runtime the nodes need.
-AMENT_PREFIX_PATH="$VENV" "$VENV/bin/python" - "$MSG_DIR" <<'EOF' || die "the environment in $VENV does not work (see above); delete it and re-run"
+AMENT_PREFIX_PATH="$VENV" "$VENV/bin/python" - "$ROOT/sense_perception/interfaces" "${MSG_PACKAGES[@]}" <<'EOF' || die "the environment in $VENV does not work (see above); delete it and re-run"
 import importlib, pathlib, sys
 import rclpy, rclpy.lifecycle  # noqa: F401  (lifecycle needs rcl_lifecycle)
 from rclpy.serialization import deserialize_message, serialize_message
 import diagnostic_msgs.msg, sensor_msgs.msg, std_srvs.srv, lifecycle_msgs.srv  # noqa: F401
 import sense_perception  # noqa: F401
-msgs = importlib.import_module("vision_msgs.msg")
-for f in sorted(pathlib.Path(sys.argv[1]).glob("*.msg")):
-    cls = getattr(msgs, f.stem)
-    assert deserialize_message(serialize_message(cls()), cls) == cls(), f.stem
+for package in sys.argv[2:]:
+    msgs = importlib.import_module(f"{package}.msg")
+    for f in sorted((pathlib.Path(sys.argv[1]) / package / "msg").glob("*.msg")):
+        cls = getattr(msgs, f.stem)
+        assert deserialize_message(serialize_message(cls()), cls) == cls(), f"{package}/{f.stem}"
 EOF
 log "ok: $VENV ready ($((SECONDS - START)) s)"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ImageDecodeError
+from . import CONFIG_HELP, config_file
 
 NODE_NAME = "object_detector"
 _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -36,9 +37,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, metavar="DIR", type=Path,
                         help="output directory (created if missing) for detections.json and the "
                              "annotated images (same file names as the inputs)")
-    parser.add_argument("--config", metavar="FILE", default=None,
+    parser.add_argument("--config", metavar="FILE", default=None, type=config_file,
                         help="ROS 2 parameter YAML, the same file the object_detector node reads "
-                             "(detector.*, runtime.*, tiling.* keys); options below override it")
+                             f"(detector.*, runtime.*, tiling.* keys), {CONFIG_HELP}; options "
+                             "below override it")
     parser.add_argument("--node-name", default=NODE_NAME,
                         help="section of --config to read (ros__parameters of this node; "
                              "default: %(default)s)")
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     console, errors = Console(), Console(stderr=True)
-    detector = build_detector(_params(args), source=args.config or "command line")
+    detector = build_detector(_params(args), source=str(args.config or "command line"))
     args.out.mkdir(parents=True, exist_ok=True)
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "

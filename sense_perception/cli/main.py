@@ -68,10 +68,19 @@ def log_level(command: str | None, verbosity: int) -> int:
     return (logging.WARNING, logging.INFO, logging.DEBUG)[min(2, base + verbosity)]
 
 
+def ros_args_last(argv: list[str]) -> list[str]:
+    """``argv`` with ``--`` put before ``--ros-args``: by the ROS convention everything from there on
+    belongs to ROS (``run ... --ros-args -p x:=1``), which argparse would otherwise read as options."""
+    if "--ros-args" not in argv:
+        return argv
+    i = argv.index("--ros-args")
+    return argv if "--" in argv[:i] else [*argv[:i], "--", *argv[i:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sense-perception` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(ros_args_last(list(sys.argv[1:] if argv is None else argv)))
     verbosity = args.verbose + getattr(args, "sub_verbose", 0)
     logging.basicConfig(level=log_level(args.command, verbosity),
                         format="%(levelname)s %(name)s: %(message)s")

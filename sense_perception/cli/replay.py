@@ -1,7 +1,8 @@
 """`sense-perception replay`: run a rosbag2 recording through perception, without ROS.
 
-Outputs in DIR: ``bag/`` (rosbag2 MCAP with ``<camera ns>/detections`` Detection2DArray and
-``<camera ns>/label_info`` LabelInfo per exterior camera, ``<cabin ns>/faces`` and
+Outputs in DIR: ``bag/`` (rosbag2 MCAP with ``<camera ns>/detections`` Detection2DArray,
+``<camera ns>/label_info`` LabelInfo and ``<camera ns>/annotations`` foxglove_msgs
+ImageAnnotations per exterior camera, ``<cabin ns>/faces``, ``<cabin ns>/annotations`` and
 ``<cabin ns>/driver_identity`` for the cabin camera, ``/diagnostics``, and the input images with
 --copy-input), ``video/<topic>.mp4`` with --video, and ``summary.json``.
 
@@ -16,8 +17,11 @@ complete).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
+
+from . import CONFIG_HELP, config_file
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FATAL = 0, 1, 2
 
@@ -28,7 +32,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "replay", help="replay a rosbag2 (MCAP or sqlite3) through perception",
         description="Replay a rosbag2 recording (MCAP or sqlite3, no ROS install needed) through "
                     "the same perception core and config as the nodes. Writes DIR/bag (MCAP with "
-                    "detections, label info, driver identity, diagnostics), DIR/summary.json and, "
+                    "detections, label info, Foxglove image annotations, driver identity, "
+                    "diagnostics; with --copy-input it opens in Foxglove with the boxes drawn "
+                    "over the frames), DIR/summary.json and, "
                     "on request, annotated MP4s. Exit status: 0 all frames processed, 1 something "
                     "was skipped (see summary.json 'skipped'), 2 fatal error (an output that "
                     "could not be written, e.g. a full disk, leaves DIR/REPLAY_INCOMPLETE.txt "
@@ -44,9 +50,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--cabin", metavar="TOPIC", default=None,
                         help="the in-cabin camera topic: runs the driver-identity pipeline on it "
                              "(and only on it: exterior cameras never get face identification)")
-    parser.add_argument("--config", type=Path, metavar="FILE", default=None,
+    parser.add_argument("--config", type=config_file, metavar="FILE", default=None,
                         help="ROS 2 parameter YAML the nodes use (object_detector and "
-                             "driver_monitor sections)")
+                             f"driver_monitor sections), {CONFIG_HELP}")
     parser.add_argument("--copy-input", action="store_true",
                         help="copy the input image messages into the output bag, byte for byte")
     parser.add_argument("--video", action="store_true",
@@ -57,6 +63,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--publish", action="store_true",
                         help="also play the bag into a live ROS 2 graph in recorded time, with "
                              "/clock and the perception topics (needs rclpy)")
+    parser.add_argument("--publish-input-only", action="store_true",
+                        help="with --publish: play only the bag's messages and /clock, not the "
+                             "replay's own results (when live nodes under test publish those "
+                             "topics themselves)")
     parser.add_argument("--rate", type=float, default=1.0, metavar="R",
                         help="playback speed factor with --publish (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
@@ -73,10 +83,15 @@ def run(args: argparse.Namespace) -> int:
     from ..replay.engine import ReplayOptions, replay
     from ..replay.summary import render_table
 
+    if args.publish_input_only and not args.publish:
+        print("error: --publish-input-only only applies with --publish", file=sys.stderr)
+        return EXIT_FATAL
+
     options = ReplayOptions(bag=args.bag, out=args.out, topics=args.topics, cabin=args.cabin,
                             config=args.config, copy_input=args.copy_input, video=args.video,
                             video_cabin=args.video_cabin,
-                            publish=args.publish, rate=args.rate, force=args.force)
+                            publish=args.publish, publish_results=not args.publish_input_only,
+                            rate=args.rate, force=args.force)
     console = Console(stderr=True)
     with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

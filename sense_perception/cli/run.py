@@ -5,6 +5,8 @@ import argparse
 import sys
 from typing import Any
 
+from . import CONFIG_HELP, config_file
+
 NODES = ("object_detector", "driver_monitor")
 
 
@@ -15,8 +17,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Run the perception nodes in one process with a multi-threaded executor. "
                     "Parameters come from --config (the ROS 2 parameter YAML of both nodes); anything "
                     "after --ros-args goes to ROS (remaps, -p overrides, --log-level).")
-    p.add_argument("--config", metavar="FILE", help="ROS 2 parameter YAML (sections object_detector "
-                   "and driver_monitor, or /**); default: built-in defaults")
+    p.add_argument("--config", metavar="FILE", type=config_file,
+                   help="ROS 2 parameter YAML (sections object_detector and driver_monitor, or /**), "
+                        f"{CONFIG_HELP}; default: built-in defaults")
     p.add_argument("--nodes", nargs="+", choices=NODES, default=list(NODES), metavar="NODE",
                    help=f"which nodes to run (default: all: {' '.join(NODES)})")
     p.add_argument("--namespace", default="", help="ROS namespace of the nodes")
@@ -46,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         params = load_params(args.config, name)
         factories.append(classes[name])
         kwargs.append({"namespace": args.namespace,
-                       "parameter_overrides": to_parameters(params, args.config or "defaults")})
+                       "parameter_overrides": to_parameters(params, str(args.config or "defaults"))})
     ros_args = list(args.ros_args)
     if ros_args and ros_args[0] == "--":
         ros_args = ros_args[1:]

@@ -2,9 +2,10 @@
 
 Both publish, per cabin frame, the faces as a Detection2DArray labelled with :data:`FACE_LABELS`
 (the driver's face ``driver``, every other ``face``), the identity as a Classification with one
-hypothesis (:func:`identity_results`), the attention as a Classification (:func:`attention_results`)
-and, when a face was measured, the head pose as a PoseStamped (:func:`head_pose_message`), so a live
-graph and a replayed bag carry the same content. :func:`attention_values` are the diagnostics keys.
+hypothesis (:func:`identity_results`), annotations captioned by :func:`face_captions`, the
+attention as a Classification (:func:`attention_results`) and, when a face was measured, the head
+pose as a PoseStamped (:func:`head_pose_message`), so a live graph and a replayed bag carry the
+same content. :func:`attention_values` are the diagnostics keys.
 """
 from __future__ import annotations
 
@@ -33,6 +34,23 @@ def face_detections(result: Any) -> Detections:
     if result.driver_index >= 0:
         labels[result.driver_index] = DRIVER
     return Detections(boxes, np.asarray(faces.scores, np.float32).reshape(-1), labels)
+
+
+def face_captions(faces: Detections, result: Any) -> list[str]:
+    """Caption of each face for the ``<ns>/annotations`` topic.
+
+    Args:
+        faces: :func:`face_detections` of ``result``.
+        result: the :class:`~.pipeline.DriverResult` of the frame.
+
+    Returns:
+        One text per face: the driver's shows what ``driver_identity`` publishes (the pseudonymous
+        driver id when identified, else the state) and its score, the others ``face`` and the
+        detector score. Never a display name: annotations are broadcast like every other topic.
+    """
+    ((who, score),) = identity_results(state_name(result), result.driver_id, result.score)
+    return [f"driver {who} {score:.2f}" if label == DRIVER else f"face {s:.2f}"
+            for label, s in zip(faces.labels.tolist(), faces.scores.tolist())]
 
 
 def identity_results(state: str, driver_id: str | None, score: float) -> list[tuple[str, float]]:
@@ -103,4 +121,4 @@ def attention_values(attention: Any) -> dict[str, str]:
 
 
 __all__ = ["DRIVER", "EYES", "FACE", "FACE_LABELS", "attention_results", "attention_values",
-           "face_detections", "head_pose_message", "identity_results", "state_name"]
+           "face_captions", "face_detections", "head_pose_message", "identity_results", "state_name"]

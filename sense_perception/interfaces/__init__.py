@@ -1,16 +1,27 @@
-"""Message definitions the project carries (vision_msgs 4.x field layout, byte-for-byte compatible).
+"""Message definitions the project carries, byte-for-byte compatible with the upstream packages.
 
-rosbags needs them to write vision_msgs into bags without a ROS install; the ROS test environment
-builds real typesupport from the same files.
+* ``vision_msgs/msg/*.msg``: the vision_msgs 4.x types the nodes publish;
+* ``foxglove_msgs/msg/*.msg``: the foxglove_msgs 3.x types of ``ImageAnnotations`` (boxes drawn
+  over camera images in Foxglove's Image panel).
+
+rosbags needs them to write these types into bags without a ROS install; the ROS test environment
+(tools/make_ros_env.sh) builds real typesupport from the same files.
 """
 from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
 
-VISION_MSGS_DIR = Path(str(files(__package__) / "vision_msgs" / "msg"))
+PACKAGES = ("vision_msgs", "foxglove_msgs")
 
 
-def vision_msgs_definitions() -> dict[str, str]:
-    """Return ``{"vision_msgs/msg/Name": msg_text}`` for every bundled definition."""
-    return {f"vision_msgs/msg/{p.stem}": p.read_text() for p in sorted(VISION_MSGS_DIR.glob("*.msg"))}
+def definitions(package: str) -> dict[str, str]:
+    """Return ``{"<package>/msg/Name": msg_text}`` for every bundled definition of ``package``.
+
+    Raises:
+        ValueError: ``package`` is not one of :data:`PACKAGES`.
+    """
+    if package not in PACKAGES:
+        raise ValueError(f"no bundled message definitions for {package!r}; bundled: {', '.join(PACKAGES)}")
+    folder = Path(str(files(__package__) / package / "msg"))
+    return {f"{package}/msg/{p.stem}": p.read_text() for p in sorted(folder.glob("*.msg"))}

@@ -1,12 +1,14 @@
 """Replay a rosbag2 recording through the perception core: the engine behind ``sense-perception replay``.
 
 Per exterior camera frame: decode -> ObjectDetector (frames of several cameras close in bag time
-share one ``detect`` call) -> per-camera tracker -> Detection2DArray. Per cabin frame (``cabin``
-topic only, never an exterior camera): DriverIdentifier -> faces (Detection2DArray), the driver
-identity (Classification), the driver attention (Classification) and the head pose (PoseStamped,
-when a face was measured); a sensor_msgs/CameraInfo on the cabin camera's ``camera_info`` topic
-(``driver_monitor.camera_info_topic``) gives the head pose its intrinsics. Outputs keep the
-input's header and bag timestamp, so they line up with the input in Foxglove or ``ros2 bag play``.
+share one ``detect`` call) -> per-camera tracker -> Detection2DArray and foxglove_msgs
+ImageAnnotations. Per cabin frame (``cabin`` topic only, never an exterior camera):
+DriverIdentifier -> faces (Detection2DArray, ImageAnnotations captioned with the pseudonymous
+driver id only), the driver identity (Classification), the driver attention (Classification) and
+the head pose (PoseStamped, when a face was measured); a sensor_msgs/CameraInfo on the cabin
+camera's ``camera_info`` topic (``driver_monitor.camera_info_topic``) gives the head pose its
+intrinsics. Outputs keep the input's header and bag timestamp, so they line up with the input in
+Foxglove or ``ros2 bag play``.
 """
 from __future__ import annotations
 
@@ -21,14 +23,15 @@ import numpy as np
 
 from ..config import load_params
 from ..core.output import messages
+from ..core.output.annotations import IMAGE_ANNOTATIONS, image_annotations, image_size_of
 from ..core.imaging.frame_guard import InputLimits, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.health.inference_guard import safe_detect
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
-from ..face.results import (FACE_LABELS, attention_results, attention_values, face_detections,
-                            head_pose_message, identity_results, state_name)
+from ..face.results import (FACE_LABELS, attention_results, attention_values, face_captions,
+                            face_detections, head_pose_message, identity_results, state_name)
 from .reader import Bag, BagMessage, open_bag
 from .skips import ALL_TOPICS, SkipLog
 from .summary import SummaryBuilder, write_summary
@@ -66,6 +69,9 @@ class ReplayOptions:
     # The cabin video shows the driver's face: written only on this explicit, separate request.
     video_cabin: bool = False
     publish: bool = False
+    # With publish: also publish the replay's own results (False: only the bag and /clock, for
+    # live nodes under test that publish those topics themselves).
+    publish_results: bool = True
     rate: float = 1.0
     force: bool = False
     batch_window_s: float = 0.05  # frames of different cameras this close in bag time share a batch
@@ -234,6 +240,10 @@ class Replayer:
             from .publish import LivePublisher
 
             self._publisher = LivePublisher(rate=opts.rate, skipped=skipped)
+            # Before the models load: subscribers discover the publishers meanwhile, so the
+            # first frames are not lost to discovery.
+            self._publisher.advertise([(t, m.msgtype, m.qos) for t, m in bag.topics.items()
+                                       if m.known])
         try:
             self._setup(bag, out, topics)
         except BaseException:
@@ -418,7 +428,7 @@ class Replayer:
         obj = self._out.convert(msgtype, message)
         raw = self._out.typestore.serialize_cdr(obj, msgtype)
         self._out.write_raw(topic, msgtype, timestamp, raw, qos or ())
-        if self._publisher is not None:
+        if self._publisher is not None and self.options.publish_results:
             self._publisher.publish(topic, msgtype, raw, qos or ())
 
     def _inference_failed(self, frames: list[_Frame], exc: Exception) -> None:
@@ -456,6 +466,9 @@ class Replayer:
                                                detector.config.score_threshold), LATCHED_QOS)
             self._emit(f"{ns}/detections", DETECTION_ARRAY, frame.timestamp,
                        messages.detection2d_array(frame.header, dets, detector.label_names))
+            self._emit(f"{ns}/annotations", IMAGE_ANNOTATIONS, frame.timestamp,
+                       image_annotations(frame.header, dets, detector.label_names,
+                                         image_size_of(frame.image)))
             names = np.asarray(detector.label_names, dtype=object)[dets.labels] if len(dets) else []
             self._summary.add_frame(frame.topic, names, latency_ms)
             self._cam_stats[frame.topic]["frames"] += 1
@@ -478,6 +491,9 @@ class Replayer:
         face_dets = face_detections(result)
         self._emit(f"{ns}/faces", DETECTION_ARRAY, frame.timestamp,
                    messages.detection2d_array(frame.header, face_dets, FACE_LABELS))
+        self._emit(f"{ns}/annotations", IMAGE_ANNOTATIONS, frame.timestamp,
+                   image_annotations(frame.header, face_dets, FACE_LABELS,
+                                     image_size_of(frame.image), face_captions(face_dets, result)))
         state = state_name(result)
         self._emit(f"{ns}/driver_identity", CLASSIFICATION, frame.timestamp,
                    messages.classification(frame.header,

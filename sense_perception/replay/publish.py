@@ -97,6 +97,15 @@ class LivePublisher:
         msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
         self._clock_pub.publish(msg)
 
+    def advertise(self, topics: Sequence[tuple[str, str, Sequence[Qos]]]) -> None:
+        """Create the publishers of (topic, msgtype, offered QoS) now, before playing.
+
+        DDS discovery takes a moment; a publisher created just before its first message would
+        lose that message to subscribers not matched yet.
+        """
+        for topic, msgtype, qos in topics:
+            self._publisher(topic, msgtype, qos)
+
     def play(self, message: BagMessage, qos: Sequence[Qos] = ()) -> None:
         """Wait until ``message``'s recorded time (scaled by rate), then publish its raw bytes."""
         if self._bag0 is None:

@@ -1,4 +1,5 @@
-"""The rosbags typestore replay works with: ROS 2 Jazzy types plus the project's vision_msgs."""
+"""The rosbags typestore replay works with: ROS 2 Jazzy types plus the project's vision_msgs and
+foxglove_msgs definitions."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,7 @@ from rosbags.interfaces import Connection, MessageDefinitionFormat
 from rosbags.typesys import Stores, TypesysError, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from ..interfaces import vision_msgs_definitions
+from ..interfaces import PACKAGES, definitions
 
 LOG = logging.getLogger(__name__)
 
@@ -21,14 +22,16 @@ _IDL_SEPARATOR = "=" * 80 + "\n"
 
 
 def make_typestore() -> Typestore:
-    """A fresh typestore: every ROS 2 Jazzy type and the vision_msgs 4.x types the project writes.
+    """A fresh typestore: every ROS 2 Jazzy type, and the vision_msgs 4.x and foxglove_msgs 3.x types
+    the project writes.
 
     A new store per bag, because types defined inside a bag are registered into it.
     """
     store = get_typestore(Stores.ROS2_JAZZY)
     types: dict = {}
-    for name, text in vision_msgs_definitions().items():
-        types.update(get_types_from_msg(text, name))
+    for package in PACKAGES:
+        for name, text in definitions(package).items():
+            types.update(get_types_from_msg(text, name))
     store.register(types)
     return store
 

@@ -9,6 +9,9 @@ input header copied exactly (same topics and content as ``sense-perception repla
   ``driver``, the others ``face``;
 * ``<ns>/driver_identity`` vision_msgs/Classification: one hypothesis, the driver id when
   identified, else the state (``no_face``, ``unknown``, ``uncertain``), with its score;
+* ``<ns>/annotations`` foxglove_msgs/ImageAnnotations of the faces, captioned with what
+  ``driver_identity`` carries (never a name), only while something subscribes
+  (``publish_annotations``);
 * ``<ns>/driver_attention`` vision_msgs/Classification: the attention state with its score, the
   escalation level ``level_<n>`` with its progress, each eye's openness
   (:func:`~sense_perception.face.results.attention_results`);
@@ -34,11 +37,12 @@ from std_srvs.srv import Trigger
 from vision_msgs.msg import Classification, Detection2DArray
 
 from ..core.output import messages
+from ..core.output.annotations import image_annotations, image_size_of
 from ..core.output.topics import join_topic, output_namespace
 from ..core.types import Header
 from ..errors import SensePerceptionError
-from ..face.results import (FACE_LABELS, attention_results, attention_values, face_detections,
-                            head_pose_message, identity_results, state_name)
+from ..face.results import (FACE_LABELS, attention_results, attention_values, face_captions,
+                            face_detections, head_pose_message, identity_results, state_name)
 from . import qos
 from .convert import to_msg
 from .frame_slots import Frame
@@ -59,6 +63,7 @@ class DriverMonitorNode(PerceptionNode):
         self._lock = threading.Lock()  # process() and reload_gallery share the identifier
         self._faces_pub: Any = None
         self._identity_pub: Any = None
+        self._annotations_pub: Any = None
         self._attention_pub: Any = None
         self._pose_pub: Any = None
         self._camera_info_sub: Any = None
@@ -83,6 +88,7 @@ class DriverMonitorNode(PerceptionNode):
         self._faces_pub = self.create_lifecycle_publisher(Detection2DArray, join_topic(ns, "faces"), out_qos)
         self._identity_pub = self.create_lifecycle_publisher(
             Classification, join_topic(ns, "driver_identity"), out_qos)
+        self._annotations_pub = self.make_annotations_publisher(ns)
         if self.identifier.attention is None:
             return
         self._attention_pub = self.create_lifecycle_publisher(
@@ -98,10 +104,12 @@ class DriverMonitorNode(PerceptionNode):
                 event_callbacks=qos.subscription_events(info_topic, self.on_qos_event))
 
     def release(self) -> None:
-        for pub in (self._faces_pub, self._identity_pub, self._attention_pub, self._pose_pub):
+        for pub in (self._faces_pub, self._identity_pub, self._annotations_pub, self._attention_pub,
+                    self._pose_pub):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
-        self._faces_pub = self._identity_pub = self._attention_pub = self._pose_pub = None
+        self._faces_pub = self._identity_pub = self._annotations_pub = None
+        self._attention_pub = self._pose_pub = None
         if self._camera_info_sub is not None:
             self.destroy_subscription(self._camera_info_sub)
             self._camera_info_sub = None
@@ -140,6 +148,8 @@ class DriverMonitorNode(PerceptionNode):
         self._faces_pub.publish(to_msg(Detection2DArray, messages.detection2d_array(header, dets, FACE_LABELS)))
         self._identity_pub.publish(to_msg(Classification, messages.classification(
             header, identity_results(state, result.driver_id, result.score))))
+        self.publish_annotations(self._annotations_pub, lambda: image_annotations(
+            header, dets, FACE_LABELS, image_size_of(image), face_captions(dets, result)))
         attention = result.attention
         if attention is not None:
             self._attention_pub.publish(to_msg(Classification, messages.classification(

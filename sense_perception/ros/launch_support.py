@@ -13,16 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import load_params
+from ..config import BUNDLED_CONFIGS, bundled_config, load_params, resolve_config
 from .settings import ros_param_value
 
 NODES = ("object_detector", "driver_monitor")
 
 #: name -> (default, description). "" means "keep the config file's value".
 ARGUMENTS: dict[str, tuple[str, str]] = {
-    "config": ("", "ROS 2 parameter YAML of the nodes ('' = the package's config/perception.yaml)"),
+    "config": ("", "ROS 2 parameter YAML of the nodes, or a bundled one by name: "
+                   f"{', '.join(BUNDLED_CONFIGS)} (share/sense_perception/config/<name>.yaml; "
+                   "'' = perception)"),
     "namespace": ("", "namespace of the nodes"),
-    "use_sim_time": ("false", "take time from /clock (true when playing a bag with --clock)"),
+    "use_sim_time": ("", "true/false: take time from /clock (a simulator, a bag played with "
+                         "--clock) ('' = the config's use_sim_time: true in carla and awsim, else false)"),
     "autostart": ("", "true/false: configure and activate at start ('' = config's autostart)"),
     "camera_topics": ("", "object_detector camera topics, comma-separated ('' = from config)"),
     "camera_topic": ("", "driver_monitor cabin camera topic ('' = from config)"),
@@ -38,18 +41,7 @@ NODE_ARGUMENTS = {
 
 def default_config() -> Path:
     """config/perception.yaml: in the install share directory or the source tree."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "config" / "perception.yaml"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.insert(0, Path(get_package_share_directory("sense_perception")) / "config" / "perception.yaml")
-    except Exception:  # noqa: BLE001  not in a ROS install: the source tree's copy
-        pass
-    for path in candidates:
-        if path.is_file():
-            return path
-    return candidates[-1]
+    return bundled_config("perception")
 
 
 def _bool(name: str, text: str) -> bool:
@@ -71,9 +63,11 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
         args: launch argument values as strings (missing ones take their defaults).
     """
     values = {name: args.get(name, default) for name, (default, _) in ARGUMENTS.items()}
-    config = values["config"] or str(default_config())
+    config = resolve_config(values["config"]) if values["config"] else default_config()
     params = {k: ros_param_value(v) for k, v in load_params(config, node_name).items()}
-    params["use_sim_time"] = _bool("use_sim_time", values["use_sim_time"])
+    if values["use_sim_time"]:
+        params["use_sim_time"] = _bool("use_sim_time", values["use_sim_time"])
+    params.setdefault("use_sim_time", False)
     if values["autostart"]:
         params["autostart"] = _bool("autostart", values["autostart"])
     if node_name == "object_detector" and values["camera_topics"]:

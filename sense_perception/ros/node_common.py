@@ -18,12 +18,14 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..config import section_from_params
 from ..core.output import messages
+from ..core.output.annotations import IMAGE_ANNOTATIONS
+from ..core.output.topics import join_topic
 from ..core.imaging.frame_guard import InputLimits, safe_decode
 from ..core.health.stats import HealthStats
 from ..core.types import Header
 from ..errors import SensePerceptionError
 from . import qos
-from .convert import to_msg
+from .convert import msg_class, to_msg
 from .frame_slots import Frame, LatestFrames
 from .settings import InputSettings, check_param_names, transport_kind
 
@@ -77,6 +79,7 @@ class PerceptionNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._subscriptions_in: list[Any] = []
         self._inputs: list[tuple[str, type]] = []
+        self.annotations_state = ""  # for /diagnostics: on, off, or why they are unavailable
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         period = self.get_parameter("diagnostics_period_s").value
         period = float(period) if isinstance(period, (int, float)) and period > 0 else 1.0
@@ -274,6 +277,33 @@ class PerceptionNode(LifecycleNode):
                                   "'input_reliability' agree (best_effort receives from both)",
                                   throttle_duration_sec=5.0)
 
+    # -- annotations ------------------------------------------------------------------------------
+
+    def make_annotations_publisher(self, ns: str) -> Any:
+        """Lifecycle publisher of ``<ns>/annotations`` (foxglove_msgs/ImageAnnotations), or None
+        when ``publish_annotations`` is off or foxglove_msgs is not installed (logged, shown in
+        /diagnostics: the node's real outputs do not depend on a visualisation package)."""
+        if not self.settings.publish_annotations:
+            self.annotations_state = "off (publish_annotations: false)"
+            return None
+        try:
+            cls = msg_class(IMAGE_ANNOTATIONS)
+        except SensePerceptionError as exc:
+            self.annotations_state = f"unavailable: {exc}"
+            self.get_logger().warning(
+                f"no <ns>/annotations: {exc}. Install foxglove_msgs (apt install "
+                "ros-$ROS_DISTRO-foxglove-msgs) or set publish_annotations: false")
+            return None
+        self.annotations_state = "on (while subscribed)"
+        return self.create_lifecycle_publisher(cls, join_topic(ns, "annotations"), self.output_qos())
+
+    @staticmethod
+    def publish_annotations(pub: Any, build: Any) -> None:
+        """Publish ``build()`` (an ImageAnnotations dict) on ``pub`` only while someone subscribes:
+        nothing is built for nobody."""
+        if pub is not None and pub.get_subscription_count() > 0:
+            pub.publish(to_msg(pub.msg_type, build()))
+
     # -- diagnostics ------------------------------------------------------------------------------
 
     def publish_diagnostics(self) -> None:
@@ -287,6 +317,8 @@ class PerceptionNode(LifecycleNode):
             extra.update(self.diagnostic_extra())
         except Exception as exc:  # noqa: BLE001
             extra["diagnostic_extra_error"] = repr(exc)
+        if self.annotations_state and self.lifecycle_state != "unconfigured":
+            extra["annotations"] = self.annotations_state
         status = self.health.report(
             self.get_fully_qualified_name(), self.hardware_id(), extra, no_input,
             expect_input=self.lifecycle_state == "active")

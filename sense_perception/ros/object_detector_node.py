@@ -8,6 +8,9 @@ publishes, with the input header copied exactly:
 * ``<ns>/label_info`` vision_msgs/LabelInfo, transient-local, once per activation;
 * ``<ns>/detections_image`` sensor_msgs/Image (bgr8) with the boxes drawn, built only while
   something subscribes (``publish_debug_image``);
+* ``<ns>/annotations`` foxglove_msgs/ImageAnnotations (a closed polyline and a caption per
+  detection, timestamp = the image's stamp: Foxglove draws them over the camera image), built
+  only while something subscribes (``publish_annotations``);
 
 and ``/diagnostics``. Frames are handled latest-first: frames from all cameras that are waiting are
 detected in one batched call; a frame overwritten before inference reached it is dropped and
@@ -24,6 +27,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from ..core.output import messages
+from ..core.output.annotations import image_annotations, image_size_of
 from ..core.health.inference_guard import safe_detect
 from ..core.output.topics import join_topic, output_namespaces
 from ..core.types import Header
@@ -89,6 +93,7 @@ class ObjectDetectorNode(PerceptionNode):
                 "label_info": self.create_lifecycle_publisher(LabelInfo, names["label_info"], latched),
                 "debug": self.create_lifecycle_publisher(Image, names["detections_image"], out_qos)
                 if self.settings.publish_debug_image else None,
+                "annotations": self.make_annotations_publisher(ns),
             })
 
     def on_outputs_active(self) -> None:
@@ -101,7 +106,7 @@ class ObjectDetectorNode(PerceptionNode):
 
     def release(self) -> None:
         for out in self._outputs:
-            for key in ("detections", "label_info", "debug"):
+            for key in ("detections", "label_info", "debug", "annotations"):
                 if out[key] is not None:
                     self.destroy_lifecycle_publisher(out[key])
         self._outputs = []
@@ -137,6 +142,8 @@ class ObjectDetectorNode(PerceptionNode):
             debug = out["debug"]
             if debug is not None and debug.get_subscription_count() > 0:
                 debug.publish(to_msg(Image, _image_dict(header, _annotate(image, dets, names))))
+            self.publish_annotations(out["annotations"], lambda: image_annotations(
+                header, dets, names, image_size_of(image)))
             latencies.append(time.monotonic() - frame.received)
         if latencies:
             self.health.frames_processed(np.asarray(latencies, np.float64))

@@ -48,6 +48,9 @@ class InputSettings:
     output_depth: int = param(10, "queue depth of the result publishers (always reliable)")
     diagnostics_period_s: float = param(1.0, "seconds between /diagnostics messages (read at start-up)")
     no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long")
+    publish_annotations: bool = param(True, "publish <ns>/annotations (foxglove_msgs/ImageAnnotations: "
+                                            "the boxes Foxglove's Image panel draws over the camera "
+                                            "image) while it has subscribers")
 
     def validate(self) -> None:
         """Raise ConfigError naming a bad node parameter."""

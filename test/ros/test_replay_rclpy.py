@@ -42,6 +42,7 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
     assert result.complete
     store = make_typestore()
     seen = set()
+    annotated = 0
     with Reader(out / "bag") as reader:
         for conn, _, raw in reader.messages():
             msg = deserialize_message(bytes(raw), msg_class(conn.msgtype))
@@ -58,11 +59,23 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
             if conn.msgtype == "geometry_msgs/msg/PoseStamped":  # the driver's head pose
                 assert (msg.pose.orientation.x, msg.pose.orientation.w, msg.pose.position.z) == (
                     ref.pose.orientation.x, ref.pose.orientation.w, ref.pose.position.z)
+            if conn.msgtype == "foxglove_msgs/msg/ImageAnnotations":
+                # the project's .msg files built into real typesupport read what rosbags wrote
+                assert type(msg).__module__.startswith("foxglove_msgs.msg")
+                assert len(msg.points) == len(ref.points) and len(msg.texts) == len(ref.texts)
+                for a, b in zip(msg.points, ref.points):
+                    assert a.type == b.type == type(a).LINE_LOOP
+                    assert [(p.x, p.y) for p in a.points] == [(p.x, p.y) for p in b.points]
+                    assert (a.timestamp.sec, a.timestamp.nanosec) == (b.timestamp.sec, b.timestamp.nanosec)
+                    assert (a.outline_color.r, a.outline_color.a) == (b.outline_color.r, b.outline_color.a)
+                assert [x.text for x in msg.texts] == [x.text for x in ref.texts]
+                annotated += len(msg.points)
             seen.add(conn.msgtype)
+    assert annotated > 0
     assert seen == {"sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/Image",
                     "vision_msgs/msg/Detection2DArray", "vision_msgs/msg/LabelInfo",
                     "vision_msgs/msg/Classification", "diagnostic_msgs/msg/DiagnosticArray",
-                    "geometry_msgs/msg/PoseStamped"}
+                    "foxglove_msgs/msg/ImageAnnotations", "geometry_msgs/msg/PoseStamped"}
 
 
 def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):

@@ -84,6 +84,9 @@ def _identity(probe):
 
 
 def test_enrolled_driver_is_identified(setup, probe):
+    from foxglove_msgs.msg import ImageAnnotations
+
+    annotations = probe.subscribe(ImageAnnotations, "/sp_test/cabin/annotations")
     pub, ids, faces = _identity(probe)
     photo = read_bgr(FACES / "obama_3_blue_room_2010.jpg")  # not one of the enrolment photos
     sent, result = publish_until(probe, pub, _cabin_stream(photo, 1000), ids,
@@ -100,6 +103,14 @@ def test_enrolled_driver_is_identified(setup, probe):
     y1 = driver.bbox.center.position.y - driver.bbox.size_y / 2
     assert 0 <= x1 and x1 + driver.bbox.size_x <= w and 0 <= y1 and y1 + driver.bbox.size_y <= h
     assert 40 < driver.bbox.size_x < w / 2  # a face, not the whole image
+    # annotations of the same frame: the driver's face captioned with the pseudonymous id only
+    stamp = (sent.header.stamp.sec, sent.header.stamp.nanosec)
+    ann = probe.spin_until(lambda: next((a for a in annotations if a.points and (
+        a.points[0].timestamp.sec, a.points[0].timestamp.nanosec) == stamp), None), 5.0)
+    assert ann is not None and len(ann.points) == len(face_msg.detections)
+    captions = [text.text for text in ann.texts]
+    assert captions[labels.index("driver")].startswith(f"driver {setup['obama']} ")
+    assert not any("Obama" in c or "Barack" in c for c in captions)
 
 
 def test_stranger_is_unknown_and_empty_seat_is_no_face(setup, probe):

@@ -3,9 +3,11 @@
 Fault tests that need a node's /diagnostics or an injected model fault are in test_ros_node_faults.py."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from ros_helpers import DATA, image_msg, overrides, read_bgr, wait_for
+from ros_helpers import DATA, image_msg, overrides, published_status, read_bgr, status_values, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -152,5 +154,115 @@ def test_bad_input_parameters_leave_the_node_unconfigured(context, name, value, 
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.lifecycle_state == "unconfigured" and node.detector is None
         assert expected in node.config_error, node.config_error
+    finally:
+        node.destroy_node()
+
+
+def test_annotations_are_built_only_while_subscribed(context, monkeypatch):
+    """``publish_annotations``: nothing is built for nobody; with a subscriber, one ImageAnnotations per
+    frame with the frame's stamp and one closed box per published detection."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from foxglove_msgs.msg import ImageAnnotations
+    from vision_msgs.msg import Detection2DArray
+
+    from sense_perception.ros import object_detector_node
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    built: list[int] = []
+    real = object_detector_node.image_annotations
+
+    def counting(*args, **kwargs):
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(object_detector_node, "image_annotations", counting)
+    topic = "/sp_inproc/ann/image_raw"
+    node = ObjectDetectorNode("inproc_annotations", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [topic], "no_input_warn_s": 60.0, "tracking.enabled": False,
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("inproc_annotations_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert node.annotations_state == "on (while subscribed)"
+        frame = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")
+        detections: list = []
+        probe.create_subscription(Detection2DArray, "/sp_inproc/ann/detections", detections.append, 10)
+        node._slots.put(0, image_msg(frame, 5, 0, "ann"))
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        assert built == []  # nobody subscribed: not even built
+
+        got: list = []
+        probe.create_subscription(ImageAnnotations, "/sp_inproc/ann/annotations", got.append, 10)
+        publisher = node._outputs[0]["annotations"]
+        end = time.monotonic() + 20.0
+        while publisher.get_subscription_count() == 0 and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        assert publisher.get_subscription_count() == 1
+        node._slots.put(0, image_msg(frame, 6, 250, "ann"))
+        end = time.monotonic() + 30.0
+        while not (got and any(d.header.stamp.sec == 6 for d in detections)) and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        assert len(built) == 1 and len(got) == 1
+        [ann] = got
+        [det] = [d for d in detections if d.header.stamp.sec == 6]
+        assert len(ann.points) == len(det.detections) > 0
+        for poly, d in zip(ann.points, det.detections):
+            assert (poly.timestamp.sec, poly.timestamp.nanosec) == (6, 250)
+            assert poly.type == poly.LINE_LOOP and len(poly.points) == 4
+            x1 = d.bbox.center.position.x - d.bbox.size_x / 2
+            assert abs(poly.points[0].x - x1) < 1e-6
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
+
+
+def test_annotations_off_creates_no_publisher(context, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    node = DriverMonitorNode("inproc_no_annotations", context=context, parameter_overrides=overrides(**{
+        "camera_topic": "/sp_inproc/cabin_off/image_raw", "publish_annotations": False,
+        "gallery.path": str(tmp_path / "gallery.json"),
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node._annotations_pub is None and node._faces_pub is not None
+        assert node.annotations_state == "off (publish_annotations: false)"
+        assert not node.count_publishers("/sp_inproc/cabin_off/annotations")
+    finally:
+        node.destroy_node()
+
+
+
+def test_missing_foxglove_msgs_leaves_annotations_unavailable_and_the_node_working(context, tmp_path,
+                                                                                  monkeypatch):
+    """A ROS install without foxglove_msgs: the node still configures and publishes its real outputs;
+    the log and /diagnostics say why there are no annotations and how to get them."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import node_common
+    from sense_perception.ros.convert import MessageConversionError
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    def missing(name):
+        raise MessageConversionError(f"message type {name} cannot be imported (No module named 'foxglove_msgs')")
+
+    monkeypatch.setattr(node_common, "msg_class", missing)
+    node = DriverMonitorNode("inproc_no_foxglove", context=context, parameter_overrides=overrides(**{
+        "camera_topic": "/sp_inproc/cabin_nofox/image_raw", "gallery.path": str(tmp_path / "gallery.json"),
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node._annotations_pub is None and node._faces_pub is not None
+        assert node.annotations_state.startswith("unavailable: message type foxglove_msgs/msg/ImageAnnotations")
+        assert status_values(published_status(node))["annotations"] == node.annotations_state
     finally:
         node.destroy_node()

@@ -199,6 +199,38 @@ def test_debug_image_while_subscribed(detector, probe, street):
     assert np.count_nonzero(np.any(drawn != street, axis=2)) > 100  # boxes were drawn
 
 
+def test_annotations_while_subscribed_match_the_detections(detector, probe, street):
+    from foxglove_msgs.msg import ImageAnnotations
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    annotations = probe.subscribe(ImageAnnotations, "/sp_test/cam_a/annotations")
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_a/detections")
+    pub = probe.publisher(Image, CAM_A, _reliable())
+    probe.wait_subscribed(pub)
+    sent, det = publish_until(probe, pub, lambda i: image_msg(street, 550 + i, 0, "cam_a"), results,
+                              accept=lambda r: len(r.detections) > 0)
+    stamp = (sent.header.stamp.sec, sent.header.stamp.nanosec)
+    ann = probe.spin_until(lambda: next((a for a in annotations if a.points and (
+        a.points[0].timestamp.sec, a.points[0].timestamp.nanosec) == stamp), None), 10.0)
+    assert ann is not None, f"no annotations with the frame's stamp {stamp}"
+    assert len(ann.points) == len(ann.texts) == len(det.detections)
+    for poly, text, d in zip(ann.points, ann.texts, det.detections):
+        assert (poly.timestamp.sec, poly.timestamp.nanosec) == stamp == (text.timestamp.sec,
+                                                                         text.timestamp.nanosec)
+        assert poly.type == 2  # PointsAnnotation.LINE_LOOP: a closed box
+        cx, cy = d.bbox.center.position.x, d.bbox.center.position.y
+        hw, hh = d.bbox.size_x / 2, d.bbox.size_y / 2
+        assert np.allclose([(p.x, p.y) for p in poly.points],
+                           [(cx - hw, cy - hh), (cx + hw, cy - hh), (cx + hw, cy + hh), (cx - hw, cy + hh)],
+                           atol=1e-6)
+        assert text.text.startswith(d.results[0].hypothesis.class_id + " ")
+        if d.id:  # tracked: the caption shows the track id
+            assert text.text.endswith(f"#{d.id}")
+    status = probe.wait_status("/object_detector", lambda s: "annotations" in status_values(s), 10.0)
+    assert status_values(status)["annotations"] == "on (while subscribed)"
+
+
 def test_diagnostics_report_rates_latency_provider(detector, probe, street):
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray

@@ -29,6 +29,21 @@ def label_colour(name: str) -> tuple[int, int, int]:
     return (64 + h * 37 % 192, 64 + h * 91 % 192, 64 + h * 53 % 192)
 
 
+def text_colour_on(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """White on a dark background colour, black on a light one (BGR), so captions stay readable."""
+    return (255, 255, 255) if sum(colour) < 400 else (0, 0, 0)
+
+
+def caption(name: str, score: float, track: int) -> str:
+    """The text shown with a box: ``"car 0.87 #12"`` (``#track`` only when tracked)."""
+    return f"{name} {score:.2f}" + (f" #{track}" if track >= 0 else "")
+
+
+def label_name(label: int, label_names: Sequence[str]) -> str:
+    """Name of label index ``label``; the index itself when the names do not cover it."""
+    return label_names[label] if 0 <= label < len(label_names) else str(label)
+
+
 def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequence[str],
                     copy: bool = True, thickness: int = 0) -> np.ndarray:
     """Draw boxes with "label score" captions (and "#track" when tracked).
@@ -51,15 +66,15 @@ def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequ
     for (x1, y1, x2, y2), score, label, track in zip(corners, detections.scores.tolist(),
                                                     detections.labels.tolist(),
                                                     detections.track_ids.tolist(), strict=True):
-        name = label_names[label] if 0 <= label < len(label_names) else str(label)
+        name = label_name(label, label_names)
         colour = label_colour(name)
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, line)
-        caption = f"{name} {score:.2f}" + (f" #{track}" if track >= 0 else "")
-        (tw, th), base = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        text = caption(name, score, track)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         # Caption above the box, or inside it when the box touches the top edge.
         ty = int(y1) - base - 2 if y1 - th - base - 4 >= 0 else int(y1) + th + 2
         tx = int(min(max(x1, 0), max(width - tw - 2, 0)))
         cv2.rectangle(out, (tx, ty - th - 2), (tx + tw + 2, ty + base), colour, cv2.FILLED)
-        cv2.putText(out, caption, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                    (255, 255, 255) if sum(colour) < 400 else (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(out, text, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    text_colour_on(colour), 1, cv2.LINE_AA)
     return out
