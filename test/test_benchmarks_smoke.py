@@ -18,7 +18,9 @@ METRICS = ("pipeline_over_raw", "pipeline_over_raw_with_tracking", "pipeline_ove
            "pipeline_over_raw_720p", "pipeline_over_raw_bgr_copy",
            "speedup_vs_cv2dnn", "batched6_over_single6", "gallery_10_ms", "gallery_1k_ms",
            "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps", "fleet_scaling",
-           "fleet_over_replay_per_frame")
+           "fleet_over_replay_per_frame",
+           "driver_identity_ms", "driver_identity_attention_ms", "driver_attention_over_identity",
+           "driver_identity_attention_interval_ms")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,11 @@ def test_quick_run_cross_checks_hold(quick_results: dict) -> None:
     # the fleet replayed the same bags as the plain engine, with the same per-camera results
     assert detail["fleet"]["frames"] == 2 * 13 and detail["fleet"]["same_cameras_summary_as_replay"]
     assert detail["memory"]["frames"] == 6 and len(detail["memory"]["rss_mb_samples"]) == 3
+    driver = detail["driver"]  # six real faces, every one measured by the attention pipeline
+    assert len(driver["frames"]) == 6 and driver["attention_measured"]
+    assert driver["embedded_share"]["identity"] == 1.0  # SFace on every frame by default ...
+    assert driver["embedded_share"]["identity_attention_interval"] < 1.0  # ... not with the interval
+    assert {"detect", "embed", "attention", "attention.mesh", "attention.eyes"} <= set(driver["stage_mean_ms"])
     assert set(detail["pipeline"]["rgb8"]["stage_mean_ms"]) >= {"decode", "preprocess",
                                                                  "inference", "postprocess"}
     gpu = quick_results["gpu"]

@@ -31,7 +31,11 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path: Path) -> 
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "sense_perception").is_file()
     installed = list((prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.onnx"))
     assert {p.name for p in installed} == {"picodet_s_416_coco.onnx", "yolox_nano.onnx",
-                                           "person_detection_0203.onnx"}
+                                           "person_detection_0203.onnx",
+                                           "face_landmark.onnx", "iris_landmark.onnx"}
+    # the canonical face of the head pose ships too, byte for byte (its sha256 is checked at load)
+    [obj] = (prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.obj")
+    assert obj.read_bytes() == (ROOT / "sense_perception" / "models" / obj.name).read_bytes()
     msgs = list((prefix / "lib").glob("python3*/site-packages/sense_perception/interfaces/*/msg/*.msg"))
     assert {p.parent.parent.name for p in msgs} == {"vision_msgs", "foxglove_msgs"}
     # the ROS test environment's message packages (tools/ros_env/*/package.xml) lie inside this

@@ -143,6 +143,41 @@ def test_hysteresis_keeps_identity_through_a_few_foreign_frames(
     assert states[-1] is DriverState.UNKNOWN  # a lasting change does
 
 
+def test_embed_interval_skips_sface_only_on_a_settled_face_that_stays(
+        tmp_path: Path, engine: FaceEngine, embeddings: dict[str, np.ndarray],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = GalleryStore(tmp_path / "gallery.json")
+    obama_id = enrol(store, "Barack", embeddings[OBAMA[0]])
+    ident = DriverIdentifier(settings(store.path, **{"identity.embed_interval_s": 0.5,
+                                                     "attention.enabled": False}), store, engine)
+    embedded: list[float] = []
+    original = ident.engine.embed
+    stamp = {"t": 0.0}
+    monkeypatch.setattr(ident.engine, "embed",
+                        lambda image, marks: embedded.append(stamp["t"]) or original(image, marks))
+
+    def run(frame: np.ndarray, t: float):
+        stamp["t"] = round(t, 3)
+        return ident.process(frame, t)
+
+    frame = read(OBAMA[1])
+    states = [run(frame, 0.1 * i).state for i in range(20)]
+    assert states[:5] == [DriverState.UNCERTAIN] * 5 and set(states[5:]) == {DriverState.IDENTIFIED}
+    # every frame until settled (identified at 0.5 s), then at most one embedding per 0.5 s
+    assert embedded == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 1.5]
+    assert run(frame, 2.0).driver_id == obama_id and embedded[-1] == 2.0
+    # the face jumps across the image (someone else leaned in): embedded at once
+    h, w = frame.shape[:2]
+    moved = cv2.warpAffine(frame, np.float32([[1, 0, 0.3 * w], [0, 1, 0]]), (w, h))
+    run(moved, 2.1)
+    assert embedded[-1] == 2.1
+    # an unsettled decision (a reloaded gallery) is embedded every frame again
+    ident.reload_gallery()
+    for i in range(3):
+        run(moved, 2.2 + 0.1 * i)
+    assert embedded[-3:] == [2.2, 2.3, 2.4]
+
+
 def test_only_the_driver_face_is_embedded(tmp_path: Path, engine: FaceEngine,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     store = GalleryStore(tmp_path / "gallery.json")

@@ -23,6 +23,9 @@ from sense_perception.core.runtime.model_registry import MODELS
 from sense_perception.core.runtime.session import OnnxModel, RuntimeOptions
 from sense_perception.errors import ModelError
 from sense_perception.face import model_fold
+from sense_perception.face.attention.eyes import EyeOpenness
+from sense_perception.face.attention.head_pose import canonical_face
+from sense_perception.face.attention.mesh import FaceMesh
 from sense_perception.face.pipeline import DriverIdentifier, FaceEngine
 from sense_perception.face.sface import SFaceEmbedder
 from sense_perception.face.yunet import YuNetDetector
@@ -92,8 +95,10 @@ def test_detector_loads_from_an_intact_copy(weights) -> None:
     assert "car" in {detector.label_names[i] for i in dets.labels}
 
 
-@pytest.mark.parametrize("name,build", [("yunet", lambda: YuNetDetector(options=CPU)),
-                                        ("sface", lambda: SFaceEmbedder(CPU))])
+@pytest.mark.parametrize("name,build", [
+    ("yunet", lambda: YuNetDetector(options=CPU)), ("sface", lambda: SFaceEmbedder(CPU)),
+    ("face_mesh", lambda: FaceMesh(CPU)), ("iris_landmark", lambda: EyeOpenness(CPU)),
+    ("canonical_face", canonical_face)])
 def test_face_model_missing_or_altered(weights, name: str, build) -> None:
     expected = model_registry.ModelSpec.path(MODELS[name])
     with pytest.raises(ModelError) as exc:
@@ -103,6 +108,21 @@ def test_face_model_missing_or_altered(weights, name: str, build) -> None:
     with pytest.raises(ModelError) as exc:
         build()
     _assert_names_file_and_fix(exc, expected, "is altered")
+
+
+def test_driver_pipeline_refuses_an_altered_attention_model(weights, tmp_path: Path) -> None:
+    """The node configures through this: an altered mesh leaves it unconfigured, named; with
+    attention off the same files are not needed."""
+    weights("yunet")
+    weights("sface")
+    weights("iris_landmark")
+    weights("canonical_face")
+    path = weights("face_mesh", "flip")
+    params = {"gallery.path": str(tmp_path / "g.json"), "runtime.providers": ["CPUExecutionProvider"]}
+    with pytest.raises(ModelError) as exc:
+        DriverIdentifier.from_params(params, "test")
+    _assert_names_file_and_fix(exc, path, "is altered")
+    assert DriverIdentifier.from_params({**params, "attention.enabled": False}, "test").attention is None
 
 
 def test_valid_fold_cache_does_not_hide_an_altered_source(weights, tmp_path: Path) -> None:

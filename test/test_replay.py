@@ -53,7 +53,8 @@ def test_sample_replay_summary(sample_run, gallery_config):
     out, result = sample_run
     summary = json.loads((out / "summary.json").read_text())
     assert summary == result.summary
-    assert set(summary) == {"frames", "cameras", "identity", "latency_ms", "throughput_fps", "skipped"}
+    assert set(summary) == {"frames", "cameras", "identity", "attention", "latency_ms",
+                            "throughput_fps", "skipped"}
     assert summary["frames"] == sum(SAMPLE_COUNTS.values())
     assert {t: c["frames"] for t, c in summary["cameras"].items()} == SAMPLE_COUNTS
     assert summary["skipped"] == []
@@ -80,6 +81,7 @@ def test_output_bag_read_independently(sample_run, gallery_config):
     assert topics["/camera/windshield/detections"] == 1
     assert topics["/camera/front/label_info"] == topics["/camera/windshield/label_info"] == 1
     assert topics["/camera/cabin/faces"] == topics["/camera/cabin/driver_identity"] == 8
+    assert topics["/camera/cabin/driver_attention"] == topics["/camera/cabin/head_pose"] == 8
     assert "/camera/cabin/detections" not in topics  # the cabin camera gets no object detection
     assert topics["/diagnostics"] >= 1
     assert {t: topics[t] for t in SAMPLE_COUNTS} == SAMPLE_COUNTS  # --copy-input
@@ -88,7 +90,8 @@ def test_output_bag_read_independently(sample_run, gallery_config):
     by_input_ns = {"/camera/front": FRONT, "/camera/windshield": WINDSHIELD, "/camera/cabin": CABIN}
     for m in messages:
         ns = m.channel.topic.rsplit("/", 1)[0]
-        if m.channel.topic.endswith(("/detections", "/faces", "/driver_identity")):
+        if m.channel.topic.endswith(("/detections", "/faces", "/driver_identity", "/driver_attention",
+                                     "/head_pose")):
             source = by_input_ns[ns]
             # bag time and header copied from the input frame
             sec, nanosec, frame_id = stamps[(source, m.log_time_ns)]

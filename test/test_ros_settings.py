@@ -15,6 +15,7 @@ from sense_perception.core.runtime.session import RuntimeConfig
 from sense_perception.core.detection.tiling import TilingConfig
 from sense_perception.core.tracking.tracker import TrackingConfig
 from sense_perception.errors import ConfigError
+from sense_perception.face.attention.state import AttentionConfig
 from sense_perception.face.decision import IdentityConfig
 from sense_perception.face.gallery import GalleryConfig
 from sense_perception.face.settings import DriverMonitorSettings, FaceConfig
@@ -35,7 +36,8 @@ SECTIONS = {
                         ("detector.class_thresholds.", ClassThresholds),
                         ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("input.", InputLimits), ("face.", FaceConfig),
-                       ("identity.", IdentityConfig), ("gallery.", GalleryConfig), ("runtime.", RuntimeConfig)],
+                       ("identity.", IdentityConfig), ("gallery.", GalleryConfig),
+                       ("attention.", AttentionConfig), ("runtime.", RuntimeConfig)],
 }
 
 

@@ -1,8 +1,9 @@
-"""`sense-perception driver`: enrol a consenting driver, list, forget, restore, identify, evaluate.
+"""`sense-perception driver`: enrol a consenting driver, list, forget, restore, identify, evaluate,
+and measure head pose and eye openness on photos (``attention``).
 
-Still images (``--images``, ``identify``, ``eval``) use the largest face of each image; a bag uses
-the driver-seat region of the cabin camera, as the driver_monitor node does. Only that one face is
-ever embedded.
+Still images (``--images``, ``identify``, ``eval``, ``attention``) use the largest face of each
+image; a bag uses the driver-seat region of the cabin camera, as the driver_monitor node does. Only
+that one face is ever embedded.
 """
 from __future__ import annotations
 
@@ -273,6 +274,66 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- attention ------------------------------------------------------------------------------------
+
+ATTENTION_CONVENTIONS = (
+    "Angles in degrees, relative to a face looking straight into the camera: yaw > 0 when the face "
+    "turns towards the image's left (the person turns to their right), pitch > 0 chin up, roll > 0 "
+    "when the head tilts counter-clockwise in the image. They come from the 468-point face mesh "
+    "fitted to MediaPipe's canonical face with solvePnP, with the default intrinsics fx = fy = "
+    "image width and the principal point at the image centre (a face far from the centre of a "
+    "cropped photo therefore reads as turned, as a camera there would see it). Eye openness is the "
+    "eye aspect ratio (EAR: lid distance over corner distance) of each eye (the person's right and "
+    "left): about 0.2-0.4 when open, falling as the lids close; people differ, so the "
+    "driver_monitor node judges it against the driver's own open-eye baseline.")
+
+
+def _attention_row(path: str, faces: Any, measurement: Any) -> dict[str, Any]:
+    """One image's JSON row; ``measurement`` None when no face was found."""
+    row: dict[str, Any] = {"image": str(path), "faces": len(faces), "yaw_deg": None,
+                           "pitch_deg": None, "roll_deg": None, "eye_aspect_ratio": None,
+                           "reason": measurement.reason if measurement else "no face found"}
+    if measurement is None:
+        return row
+    pose, eyes = measurement.pose, measurement.eyes
+    if pose is not None:
+        row.update(yaw_deg=round(pose.yaw, 2), pitch_deg=round(pose.pitch, 2),
+                   roll_deg=round(pose.roll, 2))
+    if eyes is not None:
+        row["eye_aspect_ratio"] = {eye: round(eyes.ear[eye], 4) for eye in ("right", "left")}
+    return row
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    from ..core.imaging.image_decode import read_image_file
+    from ..face.attention.estimator import AttentionEstimator
+
+    settings = _settings(args)
+    engine = _still_engine(settings)
+    estimator = AttentionEstimator(settings.attention, settings.attention_options())
+    rows = []
+    for path in args.images:
+        image = read_image_file(path)
+        faces = engine.detect(image)
+        index = engine.select(faces, image.shape)
+        measurement = (estimator.measure(image, faces.boxes[index], faces.landmarks[index])
+                       if index >= 0 else None)
+        row = _attention_row(path, faces, measurement)
+        rows.append(row)
+        if row["yaw_deg"] is None:
+            print(f"{path}: {row['reason']}")
+            continue
+        ear = row["eye_aspect_ratio"]
+        print(f"{path}: yaw {row['yaw_deg']:+.1f}  pitch {row['pitch_deg']:+.1f}  roll "
+              f"{row['roll_deg']:+.1f} deg; eye openness (EAR) right {ear['right']:.3f} left "
+              f"{ear['left']:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"conventions": ATTENTION_CONVENTIONS,
+                                               "images": rows}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 # -- eval -----------------------------------------------------------------------------------------
 
 def read_pairs(path: str | Path) -> list[tuple[str, str, int]]:
@@ -430,6 +491,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_identify)
+
+    config_only = argparse.ArgumentParser(add_help=False)
+    config_only.add_argument("--config", metavar="YAML",
+                             help="ROS 2 parameter file; reads the driver_monitor node's face.*, "
+                                  "attention.* and runtime.* settings")
+    p = sub.add_parser(
+        "attention", parents=[config_only],
+        help="head pose (yaw, pitch, roll) and each eye's openness of the largest face in photos",
+        description="Measure the head pose and eye openness of the largest face in each photo, "
+                    "as the driver_monitor node does for the driver (no identity, no gallery). "
+                    + ATTENTION_CONVENTIONS,
+        epilog="JSON (--json OUT): {conventions, images: [{image, faces, yaw_deg, pitch_deg, "
+               "roll_deg, eye_aspect_ratio: {right, left}, reason}]}; the angles are null and "
+               "reason says why when no face was measured.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    p.set_defaults(func=cmd_attention)
 
     p = sub.add_parser(
         "eval", parents=[common], help="false-accept / false-reject rates on labelled photo pairs",

@@ -45,6 +45,10 @@ class IdentityConfig:
         max_gap_s: a pause between frames longer than this clears the window.
         min_face_px: driver faces narrower than this (source pixels) are too small to identify;
             they count as present but cast no vote.
+        embed_interval_s: once the decision is settled (identified or unknown), embed the
+            driver's face at most this often while it stays the same face (its box moving little
+            from frame to frame); the frames between keep the decision. 0 = every frame. A face
+            that jumps, leaves or is not settled is embedded on every frame.
     """
 
     match_threshold: float = DEFAULT_MATCH_THRESHOLD
@@ -55,6 +59,7 @@ class IdentityConfig:
     no_face_frames: int = 3
     max_gap_s: float = 2.0
     min_face_px: int = 40
+    embed_interval_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("match_threshold", "enter_threshold", "exit_threshold"):
@@ -71,6 +76,9 @@ class IdentityConfig:
         if self.no_face_frames < 1 or self.max_gap_s <= 0 or self.min_face_px < 0:
             raise ValueError("identity.no_face_frames must be >= 1, identity.max_gap_s > 0 and "
                              "identity.min_face_px >= 0")
+        if not 0.0 <= self.embed_interval_s < self.max_gap_s:
+            raise ValueError(f"identity.embed_interval_s must be in [0, identity.max_gap_s "
+                             f"({self.max_gap_s})), got {self.embed_interval_s}")
 
 
 @dataclass
@@ -143,6 +151,19 @@ class IdentityDecider:
         self._filled = min(self._filled + 1, cfg.window)
         # Vote order does not matter, so the ring buffer's filled prefix is the window.
         self.decision = self._decide(self._index[: self._filled], self._score[: self._filled])
+        return self.decision
+
+    @property
+    def settled(self) -> bool:
+        """The decision is identified or unknown (not collecting evidence, not no_face)."""
+        return self.decision.state in (DriverState.IDENTIFIED, DriverState.UNKNOWN)
+
+    def hold(self, t: float) -> Decision:
+        """A frame whose driver face was present but deliberately not scored
+        (``identity.embed_interval_s``): time and presence advance, window and decision stay.
+        Call it only within ``max_gap_s`` of the previous frame."""
+        self._last_t = t
+        self._missing = 0
         return self.decision
 
     def _decide(self, idx: np.ndarray, score: np.ndarray) -> Decision:

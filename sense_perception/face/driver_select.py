@@ -1,4 +1,5 @@
-"""Choose the driver's face: the largest face whose centre lies in the driver-seat region."""
+"""Choose the driver's face: the largest face whose centre lies in the driver-seat region; and tell
+whether a face box is the previous frame's face, moved a little (:func:`same_face`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,3 +47,18 @@ def select_driver(boxes: np.ndarray, image_shape: tuple[int, ...],
         return -1
     area = np.where(inside, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), -1.0)
     return int(area.argmax())
+
+
+#: A box shows the previous frame's face when its centre moved less than this share of the previous
+#: box's size and its size changed less than this factor (a head moves little in 1/10 s).
+TRACK_SHIFT = 0.15
+TRACK_SCALE = 1.3
+
+
+def same_face(previous: np.ndarray, box: np.ndarray) -> bool:
+    """True when ``box`` (x1, y1, x2, y2) shows the face of ``previous`` from the frame before."""
+    box, old = np.asarray(box, np.float64), np.asarray(previous, np.float64)
+    size, old_size = float(max(box[2:] - box[:2])), float(max(old[2:] - old[:2]))
+    shift = float(np.linalg.norm((box[:2] + box[2:] - old[:2] - old[2:]) / 2.0))
+    return bool(old_size > 0 and shift < TRACK_SHIFT * old_size
+                and 1.0 / TRACK_SCALE < size / old_size < TRACK_SCALE)

@@ -1,7 +1,9 @@
-"""The per-frame driver-identity pipeline: detect, pick the driver, align, embed, match, decide.
+"""The per-frame driver pipeline: detect, pick the driver, then identity (align, embed, match,
+decide) and attention (face mesh, head pose, eyes, attention state).
 
 Only the driver's face is embedded and matched; other faces in the cabin (passengers) are detected
-so they can be reported or blurred, but never recognised.
+so they can be reported or blurred, but never recognised. Attention needs no identity: it runs on
+the driver's face whether or not anybody is enrolled.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import numpy as np
 from ..core.runtime.session import RuntimeOptions
 from .align import ALIGNED_SIZE, align_faces
 from .decision import DriverState, IdentityDecider
-from .driver_select import select_driver
+from .driver_select import same_face, select_driver
 from .gallery import GalleryStore
 from .identify import TemplateIndex
 from .privacy import check_identity_allowed
@@ -88,7 +90,8 @@ class DriverResult:
         score: cosine similarity behind the state (window mean), 0 for no_face.
         reason: why this state, in words.
         frame_score: this frame's best similarity of the driver's face (NaN when not scored).
-        timings_ms: milliseconds spent in detect / embed (align + SFace) / match.
+        timings_ms: milliseconds spent in detect / embed (align + SFace) / match / attention.
+        attention: head pose, eyes and attention state (None with ``attention.enabled`` false).
     """
 
     faces: Faces
@@ -100,6 +103,7 @@ class DriverResult:
     reason: str
     frame_score: float = math.nan
     timings_ms: dict[str, float] = field(default_factory=dict)
+    attention: Any = None
 
 
 class DriverIdentifier:
@@ -109,6 +113,8 @@ class DriverIdentifier:
         settings: all ``driver_monitor`` settings.
         gallery: the gallery to match against; default built from ``settings.gallery``.
         engine: a FaceEngine to share (tests, CLI); default built from ``settings``.
+        attention_estimator: an :class:`~.attention.estimator.AttentionEstimator` to share (its
+            models); default built from ``settings`` when ``attention.enabled``.
 
     Raises:
         PrivacyError: ``settings.camera_role`` is not ``cabin`` (checked before anything loads).
@@ -118,14 +124,22 @@ class DriverIdentifier:
     GALLERY_CHECK_S = 1.0
 
     def __init__(self, settings: DriverMonitorSettings, gallery: GalleryStore | None = None,
-                 engine: FaceEngine | None = None) -> None:
+                 engine: FaceEngine | None = None, attention_estimator: Any = None) -> None:
         check_identity_allowed(settings.camera_role)
         self.settings = settings
         self.gallery = gallery if gallery is not None else GalleryStore.from_config(settings.gallery)
         self.engine = engine or FaceEngine(settings.face, settings.runtime.options())
         self.decider = IdentityDecider(settings.identity)
+        self.attention = None
+        if settings.attention.enabled:
+            from .attention.estimator import DriverAttention
+
+            self.attention = DriverAttention(settings.attention, settings.attention_options(),
+                                             attention_estimator)
         self._gallery_stamp: tuple[int, int] | None = None
         self._last_check = -math.inf
+        self._last_embed_t: float | None = None  # stamp of the last frame whose face was embedded
+        self._previous: tuple[float, np.ndarray] | None = None  # previous frame: stamp, driver box
         self.reload_gallery()
 
     @classmethod
@@ -152,6 +166,16 @@ class DriverIdentifier:
         self.index = TemplateIndex(self.gallery.drivers())
         self.decider.reset(self.index.names)
 
+    def _keep_decision(self, box: np.ndarray, t: float) -> bool:
+        """Skip this frame's embedding (``identity.embed_interval_s``): the decision is settled,
+        the same face is still there (its box moved little since the previous frame) and it was
+        embedded less than the interval ago."""
+        interval = self.settings.identity.embed_interval_s
+        previous = self._previous
+        return bool(interval > 0 and self.decider.settled and self._last_embed_t is not None
+                    and previous is not None and t >= previous[0]
+                    and 0.0 <= t - self._last_embed_t < interval and same_face(previous[1], box))
+
     def process(self, image_bgr: np.ndarray, t: float) -> DriverResult:
         """Run the whole pipeline on one BGR frame taken at time ``t`` (seconds)."""
         if t - self._last_check >= self.GALLERY_CHECK_S or t < self._last_check:
@@ -162,12 +186,21 @@ class DriverIdentifier:
         faces = self.engine.detect(image_bgr)
         index = self.engine.select(faces, image_bgr.shape)
         t1 = time.perf_counter()
-        timings = {"detect": (t1 - t0) * 1e3, "embed": 0.0, "match": 0.0}
+        timings = {"detect": (t1 - t0) * 1e3, "embed": 0.0, "match": 0.0, "attention": 0.0}
+        attention = None
+        if self.attention is not None:
+            box, marks = (faces.boxes[index], faces.landmarks[index]) if index >= 0 else (None, None)
+            attention = self.attention.process(image_bgr, box, marks, t)
+            t_att = time.perf_counter()
+            timings["attention"] = (t_att - t1) * 1e3
+            t1 = t_att
         frame_score = math.nan
         if index < 0:
             decision = self.decider.update(t, face=False)
         elif faces.boxes[index, 2] - faces.boxes[index, 0] < self.settings.identity.min_face_px:
             decision = self.decider.update(t, face=True)
+        elif self._keep_decision(faces.boxes[index], t):
+            decision = self.decider.hold(t)
         else:
             emb, _ = self.engine.embed(image_bgr, faces.landmarks[index:index + 1])
             t2 = time.perf_counter()
@@ -177,10 +210,12 @@ class DriverIdentifier:
             frame_score = float(match.score[0]) if len(self.index) else math.nan
             decision = self.decider.update(t, True, int(match.index[0]),
                                            float(match.score[0]) if len(self.index) else -1.0)
+            self._last_embed_t = t
+        self._previous = (t, faces.boxes[index].copy()) if index >= 0 else None
         identified = decision.state is DriverState.IDENTIFIED
         return DriverResult(
             faces=faces, driver_index=index, state=decision.state,
             driver_id=self.index.ids[decision.index] if identified else None,
             display_name=self.index.names[decision.index] if identified else None,
             score=decision.score, reason=decision.reason, frame_score=frame_score,
-            timings_ms=timings)
+            timings_ms=timings, attention=attention)

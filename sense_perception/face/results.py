@@ -1,9 +1,11 @@
-"""How a driver identity result becomes output messages, shared by the node and the replay (ROS-free).
+"""How a driver result becomes output messages, shared by the node and the replay (ROS-free).
 
 Both publish, per cabin frame, the faces as a Detection2DArray labelled with :data:`FACE_LABELS`
-(the driver's face ``driver``, every other ``face``) and the identity as a Classification with one
-hypothesis (:func:`identity_results`), and annotations captioned by :func:`face_captions`, so a
-live graph and a replayed bag carry the same content.
+(the driver's face ``driver``, every other ``face``), the identity as a Classification with one
+hypothesis (:func:`identity_results`), annotations captioned by :func:`face_captions`, the
+attention as a Classification (:func:`attention_results`) and, when a face was measured, the head
+pose as a PoseStamped (:func:`head_pose_message`), so a live graph and a replayed bag carry the
+same content. :func:`attention_values` are the diagnostics keys.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.types import Detections
+from ..core.output import messages
+from ..core.types import Detections, Header
 
 FACE_LABELS = ("face", "driver")  # label index 1 marks the driver's face
 FACE, DRIVER = 0, 1
@@ -58,5 +61,64 @@ def identity_results(state: str, driver_id: str | None, score: float) -> list[tu
     return [(driver_id if driver_id else state, float(score) if math.isfinite(score) else 0.0)]
 
 
-__all__ = ["DRIVER", "FACE", "FACE_LABELS", "face_captions", "face_detections", "identity_results",
-           "state_name"]
+EYES = ("right", "left")  # the person's right and left eye
+
+
+def _finite(value: float) -> float:
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def attention_results(attention: Any) -> list[tuple[str, float]]:
+    """Classification hypotheses of an :class:`~.attention.estimator.AttentionResult`.
+
+    In this order: the state (``attentive``, ``distracted``, ``eyes_closed``, ``drowsy``,
+    ``no_face``) with its score, ``level_<0..3>`` with the inattention timer over the terminal
+    time, then, when the eyes were measured, ``eye_openness_right`` and ``eye_openness_left``: each
+    eye's EAR over the driver's open-eye baseline (1 = as open as usual).
+    """
+    status = attention.status
+    out = [(status.state.value, _finite(status.score)), (f"level_{status.level}",
+                                                         _finite(status.level_score))]
+    openness = attention.eye_openness()
+    if openness is not None:
+        out += [(f"eye_openness_{eye}", openness[eye]) for eye in EYES]
+    return out
+
+
+def head_pose_message(header: Header, attention: Any) -> dict[str, Any] | None:
+    """geometry_msgs/PoseStamped of the head in the camera optical frame (header copied from the
+    image); None when no pose was measured on this frame."""
+    pose = attention.pose
+    if pose is None:
+        return None
+    return messages.pose_stamped(header, pose.translation, pose.quaternion())
+
+
+def attention_values(attention: Any) -> dict[str, str]:
+    """Diagnostics key/values of an attention result (angles in degrees, EAR, PERCLOS)."""
+    status, pose, eyes, openness = (attention.status, attention.pose, attention.eyes,
+                                    attention.eye_openness())
+
+    def num(value: float, digits: int = 3) -> str:
+        return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
+
+    values = {
+        "attention_state": status.state.value, "attention_level": str(status.level),
+        "attention_score": num(status.score), "attention_calibrated": str(status.calibrated).lower(),
+        "head_yaw_deg": num(pose.yaw, 1) if pose else "n/a",
+        "head_pitch_deg": num(pose.pitch, 1) if pose else "n/a",
+        "head_roll_deg": num(pose.roll, 1) if pose else "n/a",
+        "neutral_yaw_deg": num(status.neutral_yaw, 1), "neutral_pitch_deg": num(status.neutral_pitch, 1),
+        "ear_baseline": num(status.ear_baseline), "perclos": num(status.perclos),
+        "intrinsics": attention.intrinsics,
+    }
+    for eye in EYES:
+        values[f"eye_aspect_ratio_{eye}"] = num(eyes.ear[eye]) if eyes else "n/a"
+        values[f"eye_openness_{eye}"] = num(openness[eye]) if openness else "n/a"
+    if attention.measurement.reason:
+        values["attention_reason"] = attention.measurement.reason
+    return values
+
+
+__all__ = ["DRIVER", "EYES", "FACE", "FACE_LABELS", "attention_results", "attention_values",
+           "face_captions", "face_detections", "head_pose_message", "identity_results", "state_name"]

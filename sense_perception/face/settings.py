@@ -1,18 +1,20 @@
-"""Settings of the driver-identity pipeline, read from the ``driver_monitor`` node parameters.
+"""Settings of the driver pipeline (identity and attention), read from the ``driver_monitor`` node
+parameters.
 
 Each component owns a dataclass under a dotted prefix: ``face.*`` (:class:`FaceConfig`, here),
-``identity.*`` (:class:`~.decision.IdentityConfig`), ``gallery.*`` (:class:`~.gallery.GalleryConfig`)
-and ``runtime.*`` (:class:`~sense_perception.core.runtime.session.RuntimeConfig`). ``camera_role`` is a
+``identity.*`` (:class:`~.decision.IdentityConfig`), ``gallery.*`` (:class:`~.gallery.GalleryConfig`),
+``attention.*`` (:class:`~.attention.state.AttentionConfig`) and ``runtime.*`` (:class:`~sense_perception.core.runtime.session.RuntimeConfig`). ``camera_role`` is a
 top-level node parameter.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import section_from_params
-from ..core.runtime.session import RuntimeConfig
+from ..core.runtime.session import RuntimeConfig, RuntimeOptions
 from ..errors import ConfigError
+from .attention.state import AttentionConfig
 from .decision import IdentityConfig
 from .driver_select import validate_region
 from .gallery import GalleryConfig
@@ -62,13 +64,21 @@ class FaceConfig:
 
 @dataclass
 class DriverMonitorSettings:
-    """Everything the identity pipeline reads from the node parameters."""
+    """Everything the driver pipeline reads from the node parameters."""
 
     camera_role: str = "cabin"
     face: FaceConfig = field(default_factory=FaceConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def attention_options(self) -> RuntimeOptions:
+        """onnxruntime options of the attention networks: ``runtime.*`` with ``attention.intra_op_threads``."""
+        options = self.runtime.options()
+        if self.attention.intra_op_threads:
+            options = replace(options, intra_op_threads=self.attention.intra_op_threads)
+        return options
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> "DriverMonitorSettings":
@@ -86,5 +96,6 @@ class DriverMonitorSettings:
             face=section_from_params(FaceConfig, params, "face.", source),
             identity=section_from_params(IdentityConfig, params, "identity.", source),
             gallery=section_from_params(GalleryConfig, params, "gallery.", source),
+            attention=section_from_params(AttentionConfig, params, "attention.", source),
             runtime=RuntimeConfig.from_params(params, source),
         )

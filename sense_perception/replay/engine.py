@@ -4,8 +4,11 @@ Per exterior camera frame: decode -> ObjectDetector (frames of several cameras c
 share one ``detect`` call) -> per-camera tracker -> Detection2DArray and foxglove_msgs
 ImageAnnotations. Per cabin frame (``cabin`` topic only, never an exterior camera):
 DriverIdentifier -> faces (Detection2DArray, ImageAnnotations captioned with the pseudonymous
-driver id only) and the driver identity (Classification). Outputs keep the input's header and bag
-timestamp, so they line up with the input in Foxglove or ``ros2 bag play``.
+driver id only), the driver identity (Classification), the driver attention (Classification) and
+the head pose (PoseStamped, when a face was measured); a sensor_msgs/CameraInfo on the cabin
+camera's ``camera_info`` topic (``driver_monitor.camera_info_topic``) gives the head pose its
+intrinsics. Outputs keep the input's header and bag timestamp, so they line up with the input in
+Foxglove or ``ros2 bag play``.
 """
 from __future__ import annotations
 
@@ -24,10 +27,11 @@ from ..core.output.annotations import IMAGE_ANNOTATIONS, image_annotations, imag
 from ..core.imaging.frame_guard import InputLimits, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.health.inference_guard import safe_detect
-from ..core.output.topics import output_namespaces
+from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
-from ..face.results import FACE_LABELS, face_captions, face_detections, identity_results, state_name
+from ..face.results import (FACE_LABELS, attention_results, attention_values, face_captions,
+                            face_detections, head_pose_message, identity_results, state_name)
 from .reader import Bag, BagMessage, open_bag
 from .skips import ALL_TOPICS, SkipLog
 from .summary import SummaryBuilder, write_summary
@@ -38,6 +42,8 @@ LOG = logging.getLogger(__name__)
 DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
 LABEL_INFO = "vision_msgs/msg/LabelInfo"
 CLASSIFICATION = "vision_msgs/msg/Classification"
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DIAGNOSTICS_PERIOD_NS = 1_000_000_000
@@ -262,6 +268,8 @@ class Replayer:
             finally:
                 # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
                 wall, videos = self._finish(skipped, wall0, failure)
+            if self._last_attention is not None:
+                self._summary.set_attention_time(self._identifier.attention.monitor.time_in_state)
             summary = self._summary.build(wall, skipped.entries())
             try:
                 write_summary(out / SUMMARY_FILE, summary)
@@ -270,7 +278,8 @@ class Replayer:
         except OutputWriteError as exc:
             raise _incomplete(out, exc) from exc
         (out / INCOMPLETE_FILE).unlink(missing_ok=True)
-        return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos, list(bag.notes))
+        return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos,
+                            list(bag.notes) + self._notes)
 
     def _finish(self, skipped: SkipLog, wall0: float,
                 failure: BaseException | None) -> tuple[float, list[Path]]:
@@ -315,6 +324,9 @@ class Replayer:
         self._label_info_done: set[str] = set()
         self._pending: list[_Frame] = []
         self._last: tuple[Header, int] | None = None  # header and bag time of the last frame
+        self._last_attention: Any = None
+        self._notes: list[str] = []
+        self._camera_info = self._camera_info_topic(bag)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore)
@@ -324,15 +336,40 @@ class Replayer:
 
             self._videos = VideoSet(out / VIDEO_DIR, self._fps_by_topic(bag, topics))
 
+    def _camera_info_topic(self, bag: Bag) -> str | None:
+        """The cabin camera's CameraInfo topic in the bag, if it has one and attention runs."""
+        if self._cabin is None or getattr(self._identifier, "attention", None) is None:
+            return None
+        setting = load_params(self.options.config, "driver_monitor").get("camera_info_topic", "auto")
+        topic = camera_info_topic(self._cabin, str(setting))
+        meta = bag.topics.get(topic) if topic else None
+        if meta is None or meta.msgtype != CAMERA_INFO:
+            return None
+        return topic
+
+    def _on_camera_info(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
+        info = bag.deserialize_or_skip(msg, skipped)
+        attention = self._identifier.attention
+        if info is not None and not attention.set_camera_info(info):
+            note = (f"{msg.topic}: {attention.camera_info_error}; the head pose uses "
+                    "the previous or the default intrinsics")
+            if note not in self._notes:
+                self._notes.append(note)
+
     def _loop(self, bag: Bag, topics: list[str], skipped: SkipLog) -> None:
         window_ns = self.options.batch_window_s * 1e9
         pending = self._pending
         expected = sum(bag.topics[t].count for t in topics) or None
         done = 0
+        read = list(bag.topics) if self._publisher else (
+            topics + [self._camera_info] if self._camera_info else topics)
         try:
-            for msg in bag.messages(list(bag.topics) if self._publisher else topics):
+            for msg in bag.messages(read):
                 if self._publisher is not None:
                     self._publisher.play(msg, bag.topics[msg.topic].qos)
+                if msg.topic == self._camera_info:
+                    self._on_camera_info(bag, msg, skipped)
+                    continue
                 if msg.topic not in self._ns:
                     continue  # played into the graph only (--publish)
                 done += 1
@@ -468,14 +505,28 @@ class Replayer:
         self._emit(f"{ns}/driver_identity", CLASSIFICATION, frame.timestamp,
                    messages.classification(frame.header,
                                            identity_results(state, result.driver_id, result.score)))
+        attention = result.attention
+        if attention is not None:
+            self._emit(f"{ns}/driver_attention", CLASSIFICATION, frame.timestamp,
+                       messages.classification(frame.header, attention_results(attention)))
+            pose = head_pose_message(frame.header, attention)
+            if pose is not None:
+                self._emit(f"{ns}/head_pose", POSE_STAMPED, frame.timestamp, pose)
+            status = attention.status
+            self._summary.add_attention(frame.header.seconds, status.state.value, status.level,
+                                        status.alert, attention.intrinsics)
+            self._last_attention = attention
         self._summary.add_frame(frame.topic, ["face"] * len(faces), latency_ms)
         self._summary.add_identity(frame.header.seconds, state, result.driver_id)
         self._cam_stats[frame.topic]["frames"] += 1
         self._cam_stats[frame.topic]["detections"] += len(faces)
         if self._videos is not None and self.options.video_cabin:
-            self._videos.write(frame.topic, _annotate(frame.image, face_dets, FACE_LABELS,
-                                                      caption=_identity_caption(result)),
-                               frame.header.seconds)
+            image = _annotate(frame.image, face_dets, FACE_LABELS, caption=_identity_caption(result))
+            if attention is not None:
+                from ..face.attention.draw import draw_attention
+
+                draw_attention(image, attention)
+            self._videos.write(frame.topic, image, frame.header.seconds)
 
     def _maybe_diagnostics(self, frame: _Frame, skipped: SkipLog) -> None:
         if self._diag_next is None or frame.timestamp >= self._diag_next:
@@ -491,7 +542,8 @@ class Replayer:
         fallback = {  # GPU providers skipped at model load, and why
             "exterior": _fallback_reasons([self._detector]),
             "cabin": _fallback_reasons([getattr(getattr(engine, part, None), "model", None)
-                                        for part in ("detector", "embedder")]),
+                                        for part in ("detector", "embedder")]
+                                       + _attention_models(self._identifier)),
         }
         statuses = []
         for topic, stats in self._cam_stats.items():
@@ -501,6 +553,8 @@ class Replayer:
                       "skipped": n_lost, "provider": provider}
             if role == "exterior":
                 values["preprocess"] = getattr(self._detector, "preprocess_device", "")
+            elif self._last_attention is not None:
+                values.update(attention_values(self._last_attention))
             if fallback[role]:
                 values["provider_fallback"] = fallback[role]
             statuses.append(messages.diagnostic_status(
@@ -509,6 +563,11 @@ class Replayer:
                 hardware_id=topic, values=values))
         self._emit(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, timestamp,
                    messages.diagnostic_array(Header(header.sec, header.nanosec, ""), statuses))
+
+
+def _attention_models(identifier: Any) -> list[Any]:
+    attention = getattr(identifier, "attention", None)
+    return attention.estimator.models if attention is not None else []
 
 
 def _fallback_reasons(models: list[Any]) -> str:

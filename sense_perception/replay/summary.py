@@ -16,8 +16,11 @@ class SummaryBuilder:
 
     The dict has exactly the keys of summary.json: ``frames``, ``cameras`` (per topic ``frames``
     and ``detections`` per label), ``identity`` (the driver state timeline: the first cabin frame
-    and every frame where state or driver changes), ``latency_ms`` (p50/p95/p99 of the time from a
-    frame's decode to its results), ``throughput_fps`` and ``skipped``.
+    and every frame where state or driver changes), ``attention`` (None without a cabin camera or
+    with attention off; else ``time_in_state_s`` per state, ``alerts``: each rise of the
+    escalation level with its time, level and state, ``max_level``, ``timeline``: the first cabin
+    frame and every change of state or level, and ``intrinsics``), ``latency_ms`` (p50/p95/p99 of
+    the time from a frame's decode to its results), ``throughput_fps`` and ``skipped``.
     """
 
     def __init__(self, cameras: Sequence[str]) -> None:
@@ -25,6 +28,7 @@ class SummaryBuilder:
         self._labels: dict[str, dict[str, int]] = {topic: {} for topic in cameras}
         self._latency_ms: list[float] = []
         self._identity: list[dict[str, Any]] = []
+        self._attention: dict[str, Any] | None = None
 
     def add_frame(self, topic: str, labels: Sequence[str] | np.ndarray, latency_ms: float) -> None:
         """Count one processed frame of ``topic`` with the labels of its detections."""
@@ -43,6 +47,27 @@ class SummaryBuilder:
             self._identity.append({"t": round(float(t), 9), "state": str(state),
                                    "driver": None if driver is None else str(driver)})
 
+    def add_attention(self, t: float, state: str, level: int, alert: bool, intrinsics: str) -> None:
+        """Record the attention of a cabin frame: the timeline keeps changes, alerts every rise."""
+        if self._attention is None:
+            self._attention = {"time_in_state_s": {}, "alerts": [], "max_level": 0,
+                               "timeline": [], "intrinsics": intrinsics}
+        att = self._attention
+        t = round(float(t), 9)
+        timeline = att["timeline"]
+        if not timeline or (timeline[-1]["state"], timeline[-1]["level"]) != (state, level):
+            timeline.append({"t": t, "state": str(state), "level": int(level)})
+        if alert:
+            att["alerts"].append({"t": t, "level": int(level), "state": str(state)})
+        att["max_level"] = max(att["max_level"], int(level))
+        att["intrinsics"] = intrinsics
+
+    def set_attention_time(self, time_in_state_s: dict[str, float]) -> None:
+        """Seconds of stamped time spent in each attention state (the monitor's own totals)."""
+        if self._attention is not None:
+            self._attention["time_in_state_s"] = {k: round(float(v), 3)
+                                                  for k, v in sorted(time_in_state_s.items())}
+
     @property
     def frames(self) -> int:
         return sum(self._frames.values())
@@ -60,6 +85,7 @@ class SummaryBuilder:
                 for topic in sorted(self._frames)
             },
             "identity": list(self._identity),
+            "attention": self._attention,
             "latency_ms": {"p50": round(pct[0], 3), "p95": round(pct[1], 3), "p99": round(pct[2], 3)},
             "throughput_fps": round(frames / wall_seconds, 3) if wall_seconds > 0 else 0.0,
             "skipped": list(skipped),
@@ -100,6 +126,12 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
     for item in summary["identity"]:
         console.print(f"driver at t={item['t']:.3f}: {item['state']}"
                       + (f" ({item['driver']})" if item["driver"] else ""))
+    attention = summary.get("attention")
+    if attention:
+        spent = ", ".join(f"{state} {seconds:.1f} s" for state, seconds
+                          in attention["time_in_state_s"].items() if seconds > 0)
+        console.print(f"attention: {spent or 'one frame only'}; highest level "
+                      f"{attention['max_level']}, {len(attention['alerts'])} alert(s)")
     if summary["skipped"]:
         skipped = Table(title="skipped", title_style="bold red")
         skipped.add_column("topic")

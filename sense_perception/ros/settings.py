@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Sequence
 
 from ..config import did_you_mean
-from ..core.output.topics import join_topic, output_namespace, output_namespaces
+from ..core.output.topics import camera_info_topic, join_topic, output_namespace, output_namespaces
 from ..errors import ConfigError
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -101,13 +101,18 @@ class ObjectDetectorSettings(InputSettings):
 
 @dataclass
 class DriverMonitorNodeSettings(InputSettings):
-    """driver_monitor's own parameters; ``face.*``, ``identity.*``, ``gallery.*`` and ``runtime.*``
-    belong to the identity pipeline."""
+    """driver_monitor's own parameters; ``face.*``, ``identity.*``, ``gallery.*``, ``attention.*``
+    and ``runtime.*`` belong to the driver pipeline."""
 
-    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "runtime")
+    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "attention",
+                                           "runtime")
 
     camera_topic: str = param("/cabin_camera/image_raw", "in-cabin camera image topic; results go to "
-                              "its namespace (<ns>/faces, <ns>/driver_identity)")
+                              "its namespace (<ns>/faces, <ns>/driver_identity, <ns>/driver_attention, "
+                              "<ns>/head_pose)")
+    camera_info_topic: str = param("auto", "sensor_msgs/CameraInfo of the cabin camera for the head "
+                                   "pose: auto = <ns>/camera_info, \"\" = none (default intrinsics "
+                                   "fx = fy = image width, principal point at the centre), or a topic")
     camera_transport: str = param("auto", "image | compressed | auto (compressed iff the topic ends "
                                   "in /compressed)")
     camera_role: str = param("cabin", "must be 'cabin': identity is refused on any other camera "
@@ -118,6 +123,10 @@ class DriverMonitorNodeSettings(InputSettings):
         if not self.camera_topic:
             raise ConfigError("parameter 'camera_topic' must not be empty")
         transport_kind(self.camera_topic, self.camera_transport)
+
+    def camera_info(self) -> str:
+        """The CameraInfo topic to read, "" for none."""
+        return camera_info_topic(self.camera_topic, self.camera_info_topic)
 
 
 def check_param_names(params: dict[str, Any], settings_cls: type, source: str) -> None:

@@ -56,6 +56,9 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
                     assert a.results[0].hypothesis.class_id == b.results[0].hypothesis.class_id
                     assert a.bbox.size_x == b.bbox.size_x and a.bbox.center.position.y == \
                         b.bbox.center.position.y
+            if conn.msgtype == "geometry_msgs/msg/PoseStamped":  # the driver's head pose
+                assert (msg.pose.orientation.x, msg.pose.orientation.w, msg.pose.position.z) == (
+                    ref.pose.orientation.x, ref.pose.orientation.w, ref.pose.position.z)
             if conn.msgtype == "foxglove_msgs/msg/ImageAnnotations":
                 # the project's .msg files built into real typesupport read what rosbags wrote
                 assert type(msg).__module__.startswith("foxglove_msgs.msg")
@@ -72,7 +75,7 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
     assert seen == {"sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/Image",
                     "vision_msgs/msg/Detection2DArray", "vision_msgs/msg/LabelInfo",
                     "vision_msgs/msg/Classification", "diagnostic_msgs/msg/DiagnosticArray",
-                    "foxglove_msgs/msg/ImageAnnotations"}
+                    "foxglove_msgs/msg/ImageAnnotations", "geometry_msgs/msg/PoseStamped"}
 
 
 def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):

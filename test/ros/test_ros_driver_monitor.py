@@ -2,7 +2,9 @@
 
 One process started as `sense-perception run --config FILE` runs both nodes with a multi-threaded
 executor. The driver is enrolled beforehand through the gallery API in a temporary gallery, from real
-photos; another photo of the same person must be identified, a stranger called unknown.
+photos; another photo of the same person must be identified, a stranger called unknown. Attention
+(head pose, eyes, state) is published for anyone in the seat, the stranger too, and takes the
+intrinsics of a CameraInfo on the camera's camera_info topic.
 """
 from __future__ import annotations
 
@@ -154,3 +156,72 @@ def test_run_also_serves_the_object_detector(setup, probe):
     assert header_key(msg) == header_key(sent)
     assert msg.detections, "no object found in a real street frame"
     assert setup["proc"].alive()
+
+
+ATTENTION_STATES = {"attentive", "distracted", "eyes_closed", "drowsy", "no_face"}
+
+
+def test_attention_and_head_pose_for_a_driver_nobody_enrolled(setup, probe):
+    from geometry_msgs.msg import PoseStamped
+    from vision_msgs.msg import Classification
+
+    attention = probe.subscribe(Classification, "/sp_test/cabin/driver_attention")
+    poses = probe.subscribe(PoseStamped, "/sp_test/cabin/head_pose")
+    pub, ids, _ = _identity(probe)
+    stranger = read_bgr(FACES / "eileen_collins_nasa_astronaut.png")
+    # Frames until the stranger is called unknown: attention must be there for those frames too.
+    sent, identity = publish_until(probe, pub, _cabin_stream(stranger, 5000), ids,
+                                   accept=lambda r: r.results[0].class_id == "unknown", timeout=60.0)
+    key = header_key(sent)
+    assert probe.spin_until(lambda: [m for m in attention if header_key(m) == key]
+                            and [m for m in poses if header_key(m) == key], 10.0)
+    [state] = [m for m in attention if header_key(m) == key]
+    results = [(r.class_id, r.score) for r in state.results]
+    assert results[0][0] == "attentive" and 0.0 <= results[0][1] <= 1.0
+    assert results[1][0] == "level_0"
+    assert [c for c, _ in results[2:]] == ["eye_openness_right", "eye_openness_left"]
+    [pose] = [m for m in poses if header_key(m) == key]
+    q = pose.pose.orientation
+    assert abs(q.x ** 2 + q.y ** 2 + q.z ** 2 + q.w ** 2 - 1.0) < 1e-6
+    assert abs(q.x) > 0.9  # facing the camera: a half turn about the optical frame's x axis
+    assert pose.pose.position.z > 0.1  # in front of the lens
+    assert pose.header.frame_id == "cabin_optical"
+
+
+def test_camera_info_sets_the_intrinsics(setup, probe):
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo(width=512, height=512, distortion_model="plumb_bob")
+    info.header.frame_id = "cabin_optical"
+    pub = probe.publisher(CameraInfo, "/sp_test/cabin/camera_info", _reliable())
+    probe.wait_subscribed(pub)
+    info.k = [0.0] * 9  # an uncalibrated camera: refused, named, the default kept
+    pub.publish(info)
+    status = probe.wait_status("/driver_monitor",
+                               lambda s: "not calibrated" in status_values(s).get("camera_info_error", ""),
+                               15.0)
+    assert "intrinsics" not in status_values(status) or \
+        not status_values(status)["intrinsics"].startswith("camera_info")
+    info.k = [600.0, 0.0, 255.5, 0.0, 600.0, 255.5, 0.0, 0.0, 1.0]
+    info.d = [0.0] * 5
+    pub.publish(info)
+    status = probe.wait_status(
+        "/driver_monitor", lambda s: status_values(s).get("intrinsics", "").startswith(
+            "camera_info (512x512, fx 600.0"), 15.0)
+    assert "camera_info_error" not in status_values(status)
+
+
+def test_attention_in_diagnostics(setup, probe):
+    pub, ids, _ = _identity(probe)
+    photo = read_bgr(FACES / "obama_2_congress_2009.jpg")
+    publish_until(probe, pub, _cabin_stream(photo, 6000), ids)
+    status = probe.wait_status("/driver_monitor",
+                               lambda s: status_values(s).get("attention_state") in ATTENTION_STATES,
+                               20.0)
+    values = status_values(status)
+    for key in ("attention_level", "head_yaw_deg", "head_pitch_deg", "head_roll_deg",
+                "eye_aspect_ratio_right", "eye_aspect_ratio_left", "eye_openness_right",
+                "perclos", "neutral_yaw_deg", "attention_calibrated", "intrinsics"):
+        assert key in values, key
+    assert values["provider[face_mesh]"] == "CPUExecutionProvider"
+    assert values["provider[iris_landmark]"] == "CPUExecutionProvider"

