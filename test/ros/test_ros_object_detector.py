@@ -59,6 +59,12 @@ def detector(ros_env, graph, tmp_path_factory):
         print(f"exit code {code}, killed: {proc.killed}")
 
 
+def _diagnostics(probe) -> dict:
+    """The object_detector's latest diagnostic values (for failure messages)."""
+    status = probe.diagnostics.get("/object_detector")
+    return status_values(status) if status is not None else {}
+
+
 def _boxes_inside(msg, width: int, height: int) -> None:
     for d in msg.detections:
         cx, cy, w, h = d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x, d.bbox.size_y
@@ -169,7 +175,8 @@ def test_two_cameras_at_once(detector, probe, street):
         if pair:
             break
     assert pair, (f"no pair of results for {len(sent)} pairs sent to both cameras together; results: "
-                  f"{[header_key(m) for m in got_a]} / {[header_key(m) for m in got_b]}" + str(status_values(probe.diagnostics.get('/object_detector'))))
+                  f"{[header_key(m) for m in got_a]} / {[header_key(m) for m in got_b]}; node "
+                  f"diagnostics: {_diagnostics(probe)}")
     ra, rb = pair
     _boxes_inside(ra, street.shape[1], street.shape[0])
     _boxes_inside(rb, other.shape[1], other.shape[0])
