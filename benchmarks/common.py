@@ -102,6 +102,7 @@ def machine_info() -> dict[str, Any]:
         "onnxruntime_providers": list(ort.get_available_providers()),
         "opencv": cv2.__version__,
         "opencv_threads": cv2.getNumThreads(),
+        "openvino": _version("openvino"),
         "torch": _version("torch"),
         "rosbags": _version("rosbags"),
     }

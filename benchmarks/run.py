@@ -9,6 +9,9 @@ interleaved, as medians of per-round ratios):
   tracker update, from JPEG with and without reduced-scale decoding, and from 1280x720 frames);
   ``floor_over_raw`` is the model's own resize of the frame plus ``session.run`` alone: the least
   any pipeline that keeps the model's trained pre-processing can reach on the machine;
+* ``default_over_picodet``: per-frame cost of the default detector (PicoDet-S + the pedestrian
+  specialist on the horizon band) over PicoDet-S alone, and ``default_fps_1080p``: its frames/s
+  for one 1920x1080 camera;
 * ``speedup_vs_cv2dnn``: detector throughput over the common OpenCV-DNN demo on the same model;
 * ``batched6_over_single6``: six cameras in one batched call over six single calls;
 * ``gallery_10_ms`` .. ``gallery_100k_ms``: identification against N enrolled templates;
@@ -39,15 +42,15 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "benchmarks"
 
-from benchmarks import (bench_batch, bench_cv2dnn, bench_driver, bench_fleet,  # noqa: E402
-                        bench_gallery,
+from benchmarks import (bench_batch, bench_cv2dnn, bench_default, bench_driver,  # noqa: E402
+                        bench_fleet, bench_gallery,
                         bench_gpu, bench_memory, bench_pipeline, bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
-BENCHMARKS = ("pipeline", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet", "driver",
-              "gpu")
+BENCHMARKS = ("pipeline", "default", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet",
+              "driver", "gpu")
 
 # (key, target text, check) for the table; check returns True/False, or None for no target.
 TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
@@ -58,6 +61,8 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("pipeline_over_raw_jpeg_full_decode", "(info)", lambda v: None),
     ("floor_over_raw", "(info: resize + run)", lambda v: None),
     ("pipeline_over_raw_720p", "(info)", lambda v: None),
+    ("default_over_picodet", "(info: cost of the default)", lambda v: None),
+    ("default_fps_1080p", ">= 15", lambda v: v >= 15.0),
     ("speedup_vs_cv2dnn", ">= 1.5", lambda v: v >= 1.5),
     ("batched6_over_single6", "< 1 helps", lambda v: None),
     ("gallery_10_ms", "(info)", lambda v: None),
@@ -223,6 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     s = settings
     steps: dict[str, Callable[[], dict[str, Any]]] = {
         "pipeline": lambda: bench_pipeline.run(detector, inputs, s.rounds, s.calls),
+        "default": lambda: bench_default.run(inputs, max(2, s.rounds // 2), s.calls),
         "cv2dnn": lambda: bench_cv2dnn.run(detector, inputs, s.rounds, s.calls),
         "batch": lambda: bench_batch.run(detector, inputs, max(2, s.rounds // 2), 1),
         "gallery": lambda: bench_gallery.run(s.gallery_calls),

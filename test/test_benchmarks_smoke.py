@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "benchmarks" / "run.py"
 METRICS = ("pipeline_over_raw", "pipeline_over_raw_with_tracking", "pipeline_over_raw_jpeg",
-           "pipeline_over_raw_720p", "pipeline_over_raw_bgr_copy",
+           "pipeline_over_raw_720p", "pipeline_over_raw_bgr_copy", "default_over_picodet",
+           "default_fps_1080p",
            "speedup_vs_cv2dnn", "batched6_over_single6", "gallery_10_ms", "gallery_1k_ms",
            "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps", "fleet_scaling",
            "fleet_over_replay_per_frame",

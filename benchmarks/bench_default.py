@@ -1,0 +1,50 @@
+"""default_over_picodet and default_fps_1080p: the cost of the default detector.
+
+The default detector is what a user who changes nothing runs (``build_detector`` with the shipped
+defaults): PP-PicoDet-S on the whole frame plus the pedestrian specialist on the horizon band
+(OpenVINO where no GPU provider exists). Both it and PicoDet-S alone (``pedestrian_model: none``)
+run the object_detector node's per-frame path (rgb8 ``Image`` -> zero-copy view -> detect ->
+Detection2DArray) on the same 1920x1080 frames, interleaved round by round; the ratio is the median
+of per-round ratios, the frame rate is that of one camera fed back to back.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .bench_pipeline import Pipeline, ros_messages
+from .common import Inputs, side_by_side
+
+
+def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
+    """Measure the default detector against PicoDet-S alone on the 1080p input frames."""
+    from sense_perception.core.detection.detector_setup import build_detector
+
+    cpu = {"runtime.providers": ["CPUExecutionProvider"]}
+    default = build_detector(cpu, "benchmark")
+    picodet = build_detector({**cpu, "detector.pedestrian_model": "none"}, "benchmark")
+    full_hd = [im for im in inputs.images if im.shape[:2] == (1080, 1920)]
+    msgs = ros_messages(full_hd)
+    n = len(msgs)
+    paths = {"default": Pipeline(default, tracking=False), "picodet": Pipeline(picodet, tracking=False)}
+    result = side_by_side({name: (lambda i, p=p: p(msgs[i % n], i * 0.1)) for name, p in paths.items()},
+                          rounds, calls)
+    default_ms = result.median_ms("default")
+    return {
+        "default_over_picodet": round(result.ratio("default", "picodet"), 4),
+        "default_fps_1080p": round(1000.0 / default_ms, 2),
+        "detail": {
+            "what": ("per frame of one 1920x1080 camera: sensor_msgs/Image rgb8 -> decode_view -> "
+                     "detect -> Detection2DArray, with the default detector (PicoDet-S + "
+                     "person-detection-0203 on the horizon band) and with PicoDet-S alone "
+                     "(detector.pedestrian_model: none), interleaved; ratio = median of per-round "
+                     "ratios, frames/s = 1000 / the default's median ms"),
+            "models": default.model_name,
+            "providers": default.providers,
+            "frames": len(full_hd),
+            "default_ms": round(default_ms, 3),
+            "picodet_ms": round(result.median_ms("picodet"), 3),
+            "ratio_iqr": [round(x, 4) for x in result.ratio_spread("default", "picodet")],
+            "stage_mean_ms": {name: p.mean_stage_ms() for name, p in paths.items()},
+            "timing": result.summary(),
+        },
+    }
