@@ -52,25 +52,28 @@ def require_ros() -> None:
 
 # What each process of a test graph must share (read by rcl and Fast DDS at init).
 GRAPH_ENV_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR",
-                  "FASTDDS_BUILTIN_TRANSPORTS")
+                  "FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
+
+# Shared memory with segments that hold whole raw frames, plus UDP (see the file's comment).
+FASTDDS_PROFILE = Path(__file__).with_name("fastdds_large_frames.xml")
 
 
 def make_ros_env(log_dir: Path) -> dict[str, str]:
     """Environment of this run's graph: own domain, localhost-only discovery, logs in ``log_dir``.
 
-    Fast DDS over UDP only: with its default shared-memory transport, a best-effort subscriber of
-    a node sometimes received not one raw camera frame from a test publisher for a whole test (2 of
-    about 60 runs of test_two_cameras_at_once, under the default and the LARGE_DATA transports
-    alike; none in 12 runs over UDP). /dev/shm holds the ports of every test process, killed ones
-    included; UDP on loopback keeps no state between processes. Frames lost to a full socket
-    buffer under load are re-sent by the tests (publish_until).
+    Fast DDS transports from ``FASTDDS_PROFILE``: shared memory with 32 MB segments, and UDP.
+    With the default 512 kB segments a 1.5 MB raw frame cannot go through shared memory; over
+    UDP alone its ~25 fragments were dropped whole while the node was busy inferring, so that
+    test_two_cameras_at_once got no pair back in about half of its runs on 2 cores. Frames still
+    lost under load are re-sent by the tests (publish_until).
     """
     env = dict(os.environ)
     env.update({
         "ROS_DOMAIN_ID": str(random.SystemRandom().randint(1, 200)),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
         "ROS_LOG_DIR": str(log_dir),
-        "FASTDDS_BUILTIN_TRANSPORTS": "UDPv4",
+        "FASTRTPS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE),
+        "FASTDDS_BUILTIN_TRANSPORTS": "",  # an inherited value would override the profile
         "AMENT_PREFIX_PATH": sys.prefix,
         "PYTHONUNBUFFERED": "1",
         "RCUTILS_COLORIZED_OUTPUT": "0",
