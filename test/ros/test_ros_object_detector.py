@@ -1,7 +1,9 @@
 """object_detector in a real ROS 2 graph: a separate node process, real camera frames, real messages.
 
-Two node processes per module: one autostarted with two cameras (raw Image and CompressedImage), and
-one driven through lifecycle services with a reliable camera subscription.
+Three node processes per module: one autostarted with two cameras (raw Image and CompressedImage) on
+the default best-effort subscriptions, one with two cameras on reliable subscriptions for the
+cross-camera batching test, and one driven through lifecycle services with a reliable camera
+subscription.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ pytestmark = pytest.mark.ros
 CAM_A = "/sp_test/cam_a/image_raw"
 CAM_B = "/sp_test/cam_b/image_raw/compressed"
 CAM_C = "/sp_test/cam_c/image_raw"
+CAM_D = "/sp_test/cam_d/image_raw"
+CAM_E = "/sp_test/cam_e/image_raw/compressed"
 STREET = DATA / "street" / "pandaset_seq002_front_camera_00.jpg"
 STREET_2 = DATA / "street" / "comma2k19_highway280_rav4_preview.png"
 DRIVING_LABELS = {"pedestrian", "bicycle", "car", "motorcycle", "bus", "truck", "traffic_light", "stop_sign"}
@@ -142,15 +146,45 @@ def test_full_hd_jpeg_is_reported_in_full_image_pixels(detector, probe):
     assert max(right_edges) > 960, right_edges
 
 
-def test_two_cameras_at_once(detector, probe, street):
+@pytest.fixture(scope="module")
+def pair_detector(ros_env, graph, tmp_path_factory):
+    """object_detector with a raw and a compressed camera on reliable subscriptions, autostarted.
+
+    The two-camera test checks batching across cameras, not transport: over best-effort UDP a
+    1.5 MB raw frame is ~25 fragments, and on a loaded 2-core machine (and wherever shared memory
+    is unavailable to Fast DDS) a writer's raw frames were lost for a whole test while the small
+    compressed ones arrived. A reliable subscription has lost fragments re-sent (REP-2003 cameras
+    publish reliable), so every pair reaches the node; best-effort input stays covered by the
+    single-camera tests above, which re-send until answered.
+    """
+    tmp = tmp_path_factory.mktemp("pair_detector")
+    params = write_params(tmp / "params.yaml", {"pair_detector": {
+        "camera_topics": [CAM_D, CAM_E],
+        "input_reliability": "reliable",
+        "batch_wait_ms": 20.0,
+        "publish_debug_image": False,
+        "no_input_warn_s": 60.0,
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1},
+    }})
+    proc = start_node("object_detector_node", params, ros_env, tmp / "node.log", "-r", "__node:=pair_detector")
+    try:
+        wait_active(graph, proc, "/pair_detector")
+        yield proc
+    finally:
+        code = proc.stop()
+        print(proc.output())
+        print(f"exit code {code}, killed: {proc.killed}")
+
+
+def test_two_cameras_at_once(pair_detector, probe, street):
     from sensor_msgs.msg import CompressedImage, Image
     from vision_msgs.msg import Detection2DArray
 
     other = read_bgr(STREET_2)
-    got_a = probe.subscribe(Detection2DArray, "/sp_test/cam_a/detections")
-    got_b = probe.subscribe(Detection2DArray, "/sp_test/cam_b/detections")
-    pub_a = probe.publisher(Image, CAM_A, _reliable())
-    pub_b = probe.publisher(CompressedImage, CAM_B, _reliable())
+    got_a = probe.subscribe(Detection2DArray, "/sp_test/cam_d/detections")
+    got_b = probe.subscribe(Detection2DArray, "/sp_test/cam_e/detections")
+    pub_a = probe.publisher(Image, CAM_D, _reliable())
+    pub_b = probe.publisher(CompressedImage, CAM_E, _reliable())
     probe.wait_subscribed(pub_a)
     probe.wait_subscribed(pub_b)
     sent: dict[int, tuple] = {}
@@ -165,28 +199,19 @@ def test_two_cameras_at_once(detector, probe, street):
 
     # Latest-first: a pair sent while the previous one is still in inference may replace it, so
     # pairs go out every 2 s until one comes back whole (on a loaded machine inference may be slow).
-    # A fresh writer whose raw frames a node's best-effort reader never took for a whole test was
-    # seen twice in ~80 CI-like runs (transport state, cause not found; the node then received
-    # every frame of the next test's writer): the writers are renewed every 8 unanswered pairs.
     pair = None
-    for attempt in range(30):
-        if attempt and attempt % 8 == 0:
-            probe.node.destroy_publisher(pub_a)
-            probe.node.destroy_publisher(pub_b)
-            pub_a = probe.publisher(Image, CAM_A, _reliable())
-            pub_b = probe.publisher(CompressedImage, CAM_B, _reliable())
-            probe.wait_subscribed(pub_a)
-            probe.wait_subscribed(pub_b)
-        a, b = image_msg(street, 400 + attempt, 0, "cam_a"), compressed_msg(other, 400 + attempt, 0, "cam_b")
+    for attempt in range(15):
+        a, b = image_msg(street, 400 + attempt, 0, "cam_d"), compressed_msg(other, 400 + attempt, 0, "cam_e")
         sent[attempt] = (header_key(a), header_key(b))
         pub_a.publish(a)
         pub_b.publish(b)
         pair = probe.spin_until(both, 2.0)
         if pair:
             break
+    status = probe.diagnostics.get("/pair_detector")
     assert pair, (f"no pair of results for {len(sent)} pairs sent to both cameras together; results: "
                   f"{[header_key(m) for m in got_a]} / {[header_key(m) for m in got_b]}; node "
-                  f"diagnostics: {_diagnostics(probe)}")
+                  f"diagnostics: {status_values(status) if status is not None else {}}")
     ra, rb = pair
     _boxes_inside(ra, street.shape[1], street.shape[0])
     _boxes_inside(rb, other.shape[1], other.shape[0])
