@@ -328,6 +328,30 @@ def publish_until(graph: Graph, pub: Any, make: Callable[[int], Any], results: l
                          f"({len(sent)} frames sent, {len(results)} results received)")
 
 
+def publish_until_status(graph: Graph, pub: Any, msg: Any, node: str, predicate: Callable[[Any], bool],
+                         timeout: float = 20.0, period: float = 0.5) -> Any:
+    """Publish ``msg`` every ``period`` s until ``node``'s diagnostics satisfy ``predicate``.
+
+    A node's best-effort subscription drops a sample that arrives before it has discovered the
+    writer (the writer may match first), so a single publish can be lost; cameras re-send anyway
+    (CameraInfo with every frame). Returns the matching DiagnosticStatus.
+    """
+    end = time.monotonic() + timeout
+
+    def matching() -> Any:
+        status = graph.diagnostics.get(node)
+        return status if status is not None and predicate(status) else None
+
+    while True:
+        pub.publish(msg)
+        status = graph.spin_until(matching, max(0.0, min(period, end - time.monotonic())))
+        if status is not None or time.monotonic() >= end:
+            break
+    assert status is not None, (f"no diagnostic status '{node}' as expected within {timeout} s while "
+                                f"publishing on {pub.topic_name}; last: {describe_status(graph.diagnostics.get(node))}")
+    return status
+
+
 # -- nodes built inside the test process -------------------------------------------------------------
 
 def overrides(**values: Any) -> list:

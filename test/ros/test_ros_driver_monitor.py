@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ros_helpers import (DATA, NodeProcess, compressed_msg, half_size, header_key, image_msg,
-                         publish_until, read_bgr, status_values, wait_active, write_params)
+                         publish_until, publish_until_status, read_bgr, status_values, wait_active, write_params)
 
 pytestmark = pytest.mark.ros
 
@@ -196,18 +196,15 @@ def test_camera_info_sets_the_intrinsics(setup, probe):
     pub = probe.publisher(CameraInfo, "/sp_test/cabin/camera_info", _reliable())
     probe.wait_subscribed(pub)
     info.k = [0.0] * 9  # an uncalibrated camera: refused, named, the default kept
-    pub.publish(info)
-    status = probe.wait_status("/driver_monitor",
-                               lambda s: "not calibrated" in status_values(s).get("camera_info_error", ""),
-                               15.0)
+    status = publish_until_status(probe, pub, info, "/driver_monitor",
+                                  lambda s: "not calibrated" in status_values(s).get("camera_info_error", ""))
     assert "intrinsics" not in status_values(status) or \
         not status_values(status)["intrinsics"].startswith("camera_info")
     info.k = [600.0, 0.0, 255.5, 0.0, 600.0, 255.5, 0.0, 0.0, 1.0]
     info.d = [0.0] * 5
-    pub.publish(info)
-    status = probe.wait_status(
-        "/driver_monitor", lambda s: status_values(s).get("intrinsics", "").startswith(
-            "camera_info (512x512, fx 600.0"), 15.0)
+    status = publish_until_status(
+        probe, pub, info, "/driver_monitor", lambda s: status_values(s).get("intrinsics", "").startswith(
+            "camera_info (512x512, fx 600.0"))
     assert "camera_info_error" not in status_values(status)
 
 

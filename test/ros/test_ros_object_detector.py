@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ros_helpers import (DATA, compressed_msg, half_size, header_key, image_msg, level, publish_until,
-                         read_bgr, start_node, status_values, wait_active, write_params)
+                         publish_until_status, read_bgr, start_node, status_values, wait_active, write_params)
 
 pytestmark = pytest.mark.ros
 
@@ -310,10 +310,9 @@ def test_malformed_image_is_a_diagnostic_error_and_the_node_keeps_running(detect
     probe.wait_subscribed(pub)
     bad = image_msg(street[:8, :8], 700, 0, "cam_a")
     bad.height = 480  # claims far more rows than the data holds
-    for _ in range(3):  # best effort: send a few; each one is a decode error
-        pub.publish(bad)
-        probe.spin_for(0.2)
-    status = probe.wait_status("/object_detector", lambda s: level(s) == 2 and "decode" in s.message, 10.0)
+    # best effort: re-sent until the node reports it; each one that arrives is a decode error
+    status = publish_until_status(probe, pub, bad, "/object_detector",
+                                  lambda s: level(s) == 2 and "decode" in s.message)
     assert CAM_A in status.message
     assert int(status_values(status)["decode_errors"]) >= 1
     assert detector.alive()
