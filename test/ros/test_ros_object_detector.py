@@ -46,16 +46,22 @@ def street() -> np.ndarray:
 @pytest.fixture(scope="module")
 def detector(ros_env, graph, tmp_path_factory):
     """object_detector with two cameras, autostarted; waits until its diagnostics say active."""
-    tmp = tmp_path_factory.mktemp("object_detector")
-    params = write_params(tmp / "params.yaml", {"object_detector": {
+    yield from _active_detector(ros_env, graph, tmp_path_factory, "object_detector", {
         "camera_topics": [CAM_A, CAM_B],
         "batch_wait_ms": 20.0,
         "no_input_warn_s": 60.0,  # the silence warning has its own test in test_health.py
         "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1},
-    }})
-    proc = start_node("object_detector_node", params, ros_env, tmp / "node.log")
+    })
+
+
+def _active_detector(ros_env, graph, tmp_path_factory, name: str, settings: dict):
+    """Start an object_detector node process called ``name``; yield it once its diagnostics say
+    active; stop it afterwards and print its output (shown with a failing test)."""
+    tmp = tmp_path_factory.mktemp(name)
+    params = write_params(tmp / "params.yaml", {name: settings})
+    proc = start_node("object_detector_node", params, ros_env, tmp / "node.log", "-r", f"__node:={name}")
     try:
-        wait_active(graph, proc, "/object_detector")
+        wait_active(graph, proc, f"/{name}")
         yield proc
     finally:
         code = proc.stop()
@@ -157,23 +163,14 @@ def pair_detector(ros_env, graph, tmp_path_factory):
     publish reliable), so every pair reaches the node; best-effort input stays covered by the
     single-camera tests above, which re-send until answered.
     """
-    tmp = tmp_path_factory.mktemp("pair_detector")
-    params = write_params(tmp / "params.yaml", {"pair_detector": {
+    yield from _active_detector(ros_env, graph, tmp_path_factory, "pair_detector", {
         "camera_topics": [CAM_D, CAM_E],
         "input_reliability": "reliable",
         "batch_wait_ms": 20.0,
         "publish_debug_image": False,
         "no_input_warn_s": 60.0,
         "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1},
-    }})
-    proc = start_node("object_detector_node", params, ros_env, tmp / "node.log", "-r", "__node:=pair_detector")
-    try:
-        wait_active(graph, proc, "/pair_detector")
-        yield proc
-    finally:
-        code = proc.stop()
-        print(proc.output())
-        print(f"exit code {code}, killed: {proc.killed}")
+    })
 
 
 def test_two_cameras_at_once(pair_detector, probe, street):
