@@ -147,12 +147,14 @@ class Graph:
         assert self.spin_until(lambda: pub.get_subscription_count() > 0, timeout), \
             f"nobody subscribed to {pub.topic_name} within {timeout} s"
 
+    def matching_status(self, name: str, predicate: Callable[[Any], bool]) -> Any:
+        """Latest diagnostic status ``name`` if it satisfies ``predicate``, else None."""
+        status = self.diagnostics.get(name)
+        return status if status is not None and predicate(status) else None
+
     def wait_status(self, name: str, predicate: Callable[[Any], bool], timeout: float) -> Any:
         """Latest diagnostic status ``name`` satisfying ``predicate`` (fails after ``timeout``)."""
-        def ok() -> Any:
-            status = self.diagnostics.get(name)
-            return status if status is not None and predicate(status) else None
-        status = self.spin_until(ok, timeout)
+        status = self.spin_until(lambda: self.matching_status(name, predicate), timeout)
         assert status is not None, (f"no diagnostic status '{name}' as expected within {timeout} s; "
                                     f"last: {describe_status(self.diagnostics.get(name))}")
         return status
@@ -329,7 +331,7 @@ def publish_until(graph: Graph, pub: Any, make: Callable[[int], Any], results: l
 
 
 def publish_until_status(graph: Graph, pub: Any, msg: Any, node: str, predicate: Callable[[Any], bool],
-                         timeout: float = 20.0, period: float = 0.5) -> Any:
+                         timeout: float, period: float = 0.5) -> Any:
     """Publish ``msg`` every ``period`` s until ``node``'s diagnostics satisfy ``predicate``.
 
     A node's best-effort subscription drops a sample that arrives before it has discovered the
@@ -337,14 +339,10 @@ def publish_until_status(graph: Graph, pub: Any, msg: Any, node: str, predicate:
     (CameraInfo with every frame). Returns the matching DiagnosticStatus.
     """
     end = time.monotonic() + timeout
-
-    def matching() -> Any:
-        status = graph.diagnostics.get(node)
-        return status if status is not None and predicate(status) else None
-
     while True:
         pub.publish(msg)
-        status = graph.spin_until(matching, max(0.0, min(period, end - time.monotonic())))
+        status = graph.spin_until(lambda: graph.matching_status(node, predicate),
+                                  max(0.0, min(period, end - time.monotonic())))
         if status is not None or time.monotonic() >= end:
             break
     assert status is not None, (f"no diagnostic status '{node}' as expected within {timeout} s while "

@@ -197,14 +197,14 @@ def test_camera_info_sets_the_intrinsics(setup, probe):
     probe.wait_subscribed(pub)
     info.k = [0.0] * 9  # an uncalibrated camera: refused, named, the default kept
     status = publish_until_status(probe, pub, info, "/driver_monitor",
-                                  lambda s: "not calibrated" in status_values(s).get("camera_info_error", ""))
+                                  lambda s: "not calibrated" in status_values(s).get("camera_info_error", ""), 15.0)
     assert "intrinsics" not in status_values(status) or \
         not status_values(status)["intrinsics"].startswith("camera_info")
     info.k = [600.0, 0.0, 255.5, 0.0, 600.0, 255.5, 0.0, 0.0, 1.0]
     info.d = [0.0] * 5
     status = publish_until_status(
         probe, pub, info, "/driver_monitor", lambda s: status_values(s).get("intrinsics", "").startswith(
-            "camera_info (512x512, fx 600.0"))
+            "camera_info (512x512, fx 600.0"), 15.0)
     assert "camera_info_error" not in status_values(status)
 
 

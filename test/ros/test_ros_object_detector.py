@@ -69,9 +69,9 @@ def _active_detector(ros_env, graph, tmp_path_factory, name: str, settings: dict
         print(f"exit code {code}, killed: {proc.killed}")
 
 
-def _diagnostics(probe) -> dict:
-    """The object_detector's latest diagnostic values (for failure messages)."""
-    status = probe.diagnostics.get("/object_detector")
+def _diagnostics(probe, node: str) -> dict:
+    """A node's latest diagnostic values (for failure messages)."""
+    status = probe.diagnostics.get(node)
     return status_values(status) if status is not None else {}
 
 
@@ -205,10 +205,9 @@ def test_two_cameras_at_once(pair_detector, probe, street):
         pair = probe.spin_until(both, 2.0)
         if pair:
             break
-    status = probe.diagnostics.get("/pair_detector")
     assert pair, (f"no pair of results for {len(sent)} pairs sent to both cameras together; results: "
                   f"{[header_key(m) for m in got_a]} / {[header_key(m) for m in got_b]}; node "
-                  f"diagnostics: {status_values(status) if status is not None else {}}")
+                  f"diagnostics: {_diagnostics(probe, '/pair_detector')}")
     ra, rb = pair
     _boxes_inside(ra, street.shape[1], street.shape[0])
     _boxes_inside(rb, other.shape[1], other.shape[0])
@@ -309,7 +308,7 @@ def test_malformed_image_is_a_diagnostic_error_and_the_node_keeps_running(detect
     bad.height = 480  # claims far more rows than the data holds
     # best effort: re-sent until the node reports it; each one that arrives is a decode error
     status = publish_until_status(probe, pub, bad, "/object_detector",
-                                  lambda s: level(s) == 2 and "decode" in s.message)
+                                  lambda s: level(s) == 2 and "decode" in s.message, 10.0)
     assert CAM_A in status.message
     assert int(status_values(status)["decode_errors"]) >= 1
     assert detector.alive()
