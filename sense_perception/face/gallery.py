@@ -83,7 +83,7 @@ class GalleryConfig:
     key_file: str = ""
     key_env: str = DEFAULT_KEY_ENV
     keep_images: bool = False
-    max_templates: int = 20
+    max_templates: int = field(default=20, metadata={"range": (1, 1000)})
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_templates <= 1000:
