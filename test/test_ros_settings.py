@@ -26,7 +26,7 @@ from sense_perception.ros.settings import (DriverMonitorNodeSettings, ObjectDete
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "perception.yaml"
-# The simulator set-ups: complete parameter files like perception.yaml, values tuned for the simulator.
+# The simulator set-ups: overlays on perception.yaml (# base: perception.yaml), values tuned for the simulator.
 SIM_CONFIGS = {"carla": ROOT / "config" / "carla.yaml", "awsim": ROOT / "config" / "awsim.yaml"}
 ALL_CONFIGS = {"perception": CONFIG, **SIM_CONFIGS}
 # Parameters rclpy declares itself, allowed in a config next to the nodes' own.
@@ -49,10 +49,11 @@ def _default(f: dataclasses.Field):
 @pytest.mark.parametrize("name", list(ALL_CONFIGS))
 @pytest.mark.parametrize("node", list(SECTIONS))
 def test_config_lists_every_parameter(node, name):
-    """Every shipped config lists every parameter; perception.yaml with its default value."""
+    """Every shipped config lists every parameter; perception.yaml with its default value, and the
+    simulator overlays through it."""
     path = ALL_CONFIGS[name]
     params = load_params(path, node)
-    text = path.read_text()
+    text = path.read_text() + (CONFIG.read_text() if path != CONFIG else "")
     known = set(ROS_DECLARED)
     for prefix, cls in SECTIONS[node]:
         for f in dataclasses.fields(cls):

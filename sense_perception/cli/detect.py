@@ -75,7 +75,7 @@ def every_threshold(value: float) -> dict[str, float]:
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     from ..config import load_params
 
-    params = load_params(args.config, args.node_name)
+    params = load_params(args.config, args.node_name, kind=NODE_NAME)
     if args.model is not None:
         params["detector.model"] = args.model
         params.pop("detector.model_path", None)

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import BagError, ConfigError, GalleryError
+from . import CONFIG_HELP, config_file
 
 NODE_NAME = "driver_monitor"
 DEFAULT_TABLE = (0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
@@ -436,8 +437,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument("--key-file", metavar="FILE",
                         help="AES-256 key file (mode 0600) to encrypt the gallery at rest; or set "
                              "$SENSE_PERCEPTION_GALLERY_KEY (hex or base64)")
-    common.add_argument("--config", metavar="YAML",
-                        help="ROS 2 parameter file; reads the driver_monitor node's face.*, "
+    common.add_argument("--config", metavar="YAML", type=config_file,
+                        help=f"ROS 2 parameter file (or the plain form), {CONFIG_HELP}; reads the "
+                             "driver_monitor node's face.*, "
                              "identity.*, gallery.* and runtime.* settings")
 
     parser = subparsers.add_parser(
@@ -493,8 +495,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_identify)
 
     config_only = argparse.ArgumentParser(add_help=False)
-    config_only.add_argument("--config", metavar="YAML",
-                             help="ROS 2 parameter file; reads the driver_monitor node's face.*, "
+    config_only.add_argument("--config", metavar="YAML", type=config_file,
+                             help=f"ROS 2 parameter file (or the plain form), {CONFIG_HELP}; reads "
+                                  "the driver_monitor node's face.*, "
                                   "attention.* and runtime.* settings")
     p = sub.add_parser(
         "attention", parents=[config_only],
