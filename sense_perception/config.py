@@ -172,20 +172,31 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
     kind = kind or node_name
     doc = read_config(path)
     checked = check and kind in NODE_KINDS
-    sections = [k for k, v in doc.items() if k == "/**" or _is_node_section(v)]
-    if not sections:  # the plain form
-        return _plain_params(doc, kind, str(path), checked)
+    if not any(k == "/**" or _is_node_section(v) for k, v in doc.items()):  # the plain form
+        for name in NODE_KINDS:
+            if name in doc or f"/{name}" in doc:
+                raise ConfigError(f"'{name}' in {path} has no ros__parameters: write "
+                                  f"{name}: ros__parameters: <its settings> (the ROS 2 form), or "
+                                  "drop the node names (the plain form: detector: {...} at the top)")
+        return _shared_params(flatten(doc), kind, str(path), checked)
     params: dict[str, Any] = {}
     valid = {"/**", *NODE_KINDS, node_name, *(f"/{n}" for n in (*NODE_KINDS, node_name))}
     for key, section in doc.items():
         if check and key not in valid:
             raise ConfigError(_misplaced_section(key, section, valid, path))
-        if key not in ("/**", node_name, f"/{node_name}"):
+        if key not in valid:
             continue
-        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+        if not _is_node_section(section) or not isinstance(section["ros__parameters"], dict):
             raise ConfigError(f"config file {path}: '{key}' must contain a 'ros__parameters' "
                               "mapping")
-        params.update(flatten(section["ros__parameters"]))
+        flat = flatten(section["ros__parameters"])
+        name = key if key == "/**" else key.lstrip("/")
+        if name == "/**":
+            params = {**_shared_params(flat, kind, str(path), checked), **params}
+        elif name == node_name:
+            params.update(flat)
+        elif check and name in NODE_KINDS:  # the other node's section: not read, but checked
+            check_names(flat, name, str(path))
     if checked:
         check_names(params, kind, str(path))
     return params
@@ -197,25 +208,22 @@ def _misplaced_section(key: str, value: Any, valid: set[str], path: str | Path) 
         names = sorted(v for v in valid if not v.startswith("/") or v == "/**")
         return (f"unknown node section '{key}' in {path}; "
                 f"{did_you_mean(key, names)}valid: {', '.join(names)}")
-    return (f"'{key}' in {path} is outside the node sections: move it under "
-            f"<node>: ros__parameters: (object_detector or driver_monitor), or drop the node "
-            "sections and write the whole file in the plain form (detector: {...} at the top)")
+    owners = [kind for kind in NODE_KINDS
+              if any(n == key or n.startswith(f"{key}.") for n in node_schema(kind))]
+    where = " and ".join(f"{kind}: ros__parameters:" for kind in owners or NODE_KINDS)
+    return (f"'{key}' in {path} is outside the node sections: move it under {where}, or drop "
+            "the node sections and write the whole file in the plain form (detector: {...} at "
+            "the top)")
 
 
-def _plain_params(doc: dict[str, Any], kind: str, source: str, checked: bool) -> dict[str, Any]:
-    """The keys of a plain-form document that node ``kind`` reads; a key no node reads is refused."""
-    for name in NODE_KINDS:
-        if name in doc or f"/{name}" in doc:
-            raise ConfigError(f"'{name}' in {source} has no ros__parameters: write "
-                              f"{name}: ros__parameters: <its settings> (the ROS 2 form), or "
-                              "drop the node names (the plain form: detector: {...} at the top)")
-    flat = flatten(doc)
+def _shared_params(flat: dict[str, Any], kind: str, source: str, checked: bool) -> dict[str, Any]:
+    """The keys of a plain-form document or a ``/**`` section that node ``kind`` reads; the other
+    node's keys are left to it, and a key no node reads is refused."""
     if not checked:
         return flat
     mine = node_schema(kind)
     others = {name for other in NODE_KINDS if other != kind for name in node_schema(other)}
-    unknown = {k: v for k, v in flat.items()
-               if k not in mine and k not in others and not is_ros_param(k)}
+    unknown = [k for k in flat if k not in mine and k not in others and not is_ros_param(k)]
     if unknown:
         check_names(unknown, kind, source, also=others)
     return {k: v for k, v in flat.items() if k in mine or is_ros_param(k)}
