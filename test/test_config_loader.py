@@ -14,7 +14,7 @@ from replay_helpers import FRONT, SAMPLE_BAG
 from sense_perception.cli.main import main
 from sense_perception.config import NODE_KINDS, load_params, node_schema
 from sense_perception.errors import ConfigError
-from sense_perception.ros.settings import descriptor_fields, ros_default
+from sense_perception.ros.settings import descriptor_fields, ros_default, ros_param_value
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "config"
@@ -45,6 +45,20 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
     assert path.read_text().startswith("# base: perception.yaml\n")
     assert len(path.read_text().splitlines()) < 60  # only the keys it changes (was 215 lines)
     assert load_params(path, node) == before
+
+
+@pytest.mark.parametrize("name", ["carla", "awsim"])
+def test_launch_files_resolve_the_overlays(name):
+    from sense_perception.ros import launch_support
+
+    for node in NODE_KINDS:
+        params = launch_support.node_parameters(node, {"config": name})
+        before = json.loads(BEFORE_OVERLAYS.read_text())[name][node]
+        assert {k: v for k, v in params.items() if k in before} == {
+            k: ros_param_value(v) for k, v in before.items()}
+        assert set(before) <= set(params)
+    params = launch_support.node_parameters("object_detector", {"config": name})
+    assert params["detector.score_threshold"] == 0.3 and params["detector.nms_iou"] == 0.5  # base
 
 
 def test_an_overlay_replaces_only_its_keys_and_its_base_is_relative_to_it(tmp_path):

@@ -100,7 +100,7 @@ class PerceptionNode(LifecycleNode):
     :meth:`process`; optionally :meth:`on_outputs_active`, :meth:`release`, :meth:`diagnostic_extra`.
     """
 
-    SETTINGS: type = InputSettings
+    SETTINGS: type[InputSettings] = InputSettings
     GATHER_S = 0.0  # how long the worker waits for the other cameras' frames after the first
 
     def __init__(self, node_name: str, **kwargs: Any) -> None:

@@ -39,6 +39,8 @@ def _check_qos(prefix: str, reliability: str, depth: int) -> None:
 class InputSettings:
     """Node parameters both nodes have."""
 
+    #: The node these are the parameters of (see :func:`sense_perception.config.node_schema`).
+    KIND: ClassVar[str] = ""
     #: First parts of the dotted parameters the node's core components read (``input.max_pixels``).
     PREFIXES: ClassVar[tuple[str, ...]] = ("input",)
 
@@ -138,7 +140,7 @@ class DriverMonitorNodeSettings(InputSettings):
         return camera_info_topic(self.camera_topic, self.camera_info_topic)
 
 
-def check_param_names(params: dict[str, Any], settings_cls: type, source: str) -> None:
+def check_param_names(params: dict[str, Any], settings_cls: type[InputSettings], source: str) -> None:
     """Refuse parameter names the node of ``settings_cls`` does not read (see
     :func:`sense_perception.config.check_names`): typos, misspelt prefixes, replaced names.
 
