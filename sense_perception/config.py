@@ -8,9 +8,16 @@ Files have the usual ROS 2 layout::
         tiling:
           mode: horizon_bands
 
+or the plain form, the settings without the node wrapper (``detector: {score_threshold: 0.5}``),
+which configures every node that reads them. A first line ``# base: perception.yaml`` makes a
+file an overlay (config/carla.yaml and config/awsim.yaml are). :func:`load_params` reads all of
+them for every command, the launch files and ``sense-perception run``.
+
 Nested keys flatten to dotted names (``tiling.mode``), as ROS 2 parameters do. Each component
-declares a dataclass of its settings; :func:`section_from_params` fills it, rejecting unknown keys
-and wrong types with a :class:`ConfigError` that names the key and the file.
+declares a dataclass of its settings (field metadata: ``description``, ``range``);
+:func:`node_schema` lists every parameter of a node from them, :func:`check_names` refuses names
+no node reads, and :func:`section_from_params` fills a dataclass, rejecting wrong types with a
+:class:`ConfigError` that names the key and the file.
 """
 from __future__ import annotations
 
@@ -160,8 +167,8 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
         node_name: the section to read (``--node-name`` of detect and eval).
         kind: which node's parameters these are (``object_detector`` or ``driver_monitor``);
             default ``node_name``.
-        check: refuse unknown sections and names (see :func:`check_names`); off only for tests
-            that need a raw read.
+        check: refuse unknown sections and names (see :func:`check_names`; names are checked
+            only for the known node kinds); off only for tests that need a raw read.
 
     Raises:
         ConfigError: unreadable file, a misplaced or unknown section, or an unknown parameter
