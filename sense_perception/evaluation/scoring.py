@@ -112,7 +112,7 @@ def _coco_ground_truth(ground_truth: Sequence[GroundTruthImage], labels: list[st
                             "box_index": index})
 
     for image_id, g in enumerate(ground_truth, 1):
-        for index, (box, label, difficult) in enumerate(zip(g.boxes, g.labels, g.difficult)):
+        for index, (box, label, difficult) in enumerate(zip(g.boxes, g.labels, g.difficult, strict=True)):
             if label in category:
                 add(image_id, index, box, label, bool(difficult))
             targets = labels if label == IGNORE_ALL else NEIGHBOUR_IGNORE.get(label, ())
@@ -138,7 +138,7 @@ def _coco_eval(ground_truth: Sequence[GroundTruthImage], detections: Sequence[Im
         dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"],
                       "annotations": []}
         for image_id, dets in enumerate(detections, 1):
-            for box, score, label in zip(dets.boxes, dets.scores, dets.labels):
+            for box, score, label in zip(dets.boxes, dets.scores, dets.labels, strict=True):
                 if label in category:
                     x1, y1, x2, y2 = (float(v) for v in box)
                     dt.dataset["annotations"].append({
@@ -191,7 +191,7 @@ def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[Image
         score.tp += int((found & counted).sum())
         kept = ~np.asarray(e["dtIgnore"][0], bool)
         score.fp += int(((np.asarray(e["dtMatches"][0]) == 0) & kept).sum())
-        for gt_id, ok, hit in zip(e["gtIds"], counted, found):
+        for gt_id, ok, hit in zip(e["gtIds"], counted, found, strict=True):
             if not ok:
                 continue
             h = anns[gt_id]["bbox"][3]
