@@ -22,7 +22,7 @@ from ...errors import ImageDecodeError
 from .frame_guard import InputLimits
 from .image_decode import _JPEG_MAGIC, _PNG_MAGIC, _jpeg_size, _png_size
 
-__all__ = ["read_image_file", "image_file_size"]
+__all__ = ["image_file_size", "probe_image_file", "read_image_file"]
 
 
 def _error(path: str | Path, why: str) -> ImageDecodeError:
@@ -123,6 +123,26 @@ def _check_limits(path: str | Path, width: int, height: int, limits: InputLimits
                            "or raise input.max_pixels for images that large")
 
 
+def _checked_header(path: str | Path, limits: InputLimits) -> tuple[bytes, tuple[int, int]]:
+    data = _read_bytes(path, limits)
+    size = image_file_size(path, data)
+    if size is None:  # decoding a format whose size is unknown could allocate anything
+        raise _error(path, "not a decodable image (unknown format or corrupt header; readable: "
+                           "JPEG, PNG, BMP, TIFF, WebP, PNM and the other formats Pillow sizes)")
+    _check_limits(path, *size, limits, "the header claims")
+    return data, size
+
+
+def probe_image_file(path: str | Path, limits: InputLimits | None = None) -> tuple[int, int]:
+    """(width, height) the header of an image file claims, checked as :func:`read_image_file`
+    checks it, without decoding any pixel (a cheap look at every image before a long run).
+
+    Raises:
+        ImageDecodeError: as :func:`read_image_file`, for the faults found before decoding.
+    """
+    return _checked_header(path, limits or InputLimits())[1]
+
+
 def read_image_file(path: str | Path, limits: InputLimits | None = None) -> np.ndarray:
     """Read an image file (anything OpenCV reads) as BGR uint8, within ``limits``.
 
@@ -143,12 +163,7 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None) -> np.n
             directory, not a regular file, too large, corrupt, not an image).
     """
     limits = limits or InputLimits()
-    data = _read_bytes(path, limits)
-    size = image_file_size(path, data)
-    if size is None:  # decoding a format whose size is unknown could allocate anything
-        raise _error(path, "not a decodable image (unknown format or corrupt header; readable: "
-                           "JPEG, PNG, BMP, TIFF, WebP, PNM and the other formats Pillow sizes)")
-    _check_limits(path, *size, limits, "the header claims")
+    data, _ = _checked_header(path, limits)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except (cv2.error, MemoryError, ValueError) as exc:
