@@ -146,5 +146,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write the results to --out {args.out}: "
                           f"{exc.strerror or exc}") from None
     out.print(f"wrote {json_path}" + (f" and {plot}" if plot else "")
-              + (f"; {len(skipped)} image(s) skipped, not scored" if skipped else ""))
+              + (f"; {len(skipped)} image(s) skipped, not scored" if skipped else ""),
+              soft_wrap=True)
     return 1 if skipped else 0

@@ -90,14 +90,19 @@ def image_file_size(path: str | Path, data: bytes) -> tuple[int, int] | None:
     header parser knows the format.
 
     Raises:
-        ImageDecodeError: a JPEG or PNG header that is corrupt or truncated.
+        ImageDecodeError: a JPEG or PNG that is corrupt or truncated.
     """
     buf = memoryview(data)
     try:
+        # A truncated stream would decode to grey rows (and wrong scores): refuse it, as bags do.
         if data.startswith(_JPEG_MAGIC):
-            width, height, _ = _jpeg_size(buf)
+            width, height, scan = _jpeg_size(buf)
+            if data.rfind(b"\xff\xd9", scan) < 0:
+                raise ImageDecodeError("data", f"truncated JPEG: no end marker ({len(data)} bytes)")
             return width, height
         if data.startswith(_PNG_MAGIC):
+            if data.rfind(b"IEND") < 0:
+                raise ImageDecodeError("data", f"truncated PNG: no IEND chunk ({len(data)} bytes)")
             return _png_size(buf)
     except ImageDecodeError as exc:
         raise _error(path, f"not a decodable image ({str(exc).removeprefix('data: ')})") from None
