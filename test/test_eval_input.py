@@ -104,6 +104,12 @@ MALFORMED = [
      "car box 0 [2000.0, 100.0, 2100.0, 200.0] lies wholly outside the 1920x1080 image"),
     (project([{"label": "car", "bbox_xyxy": CAR}], width=640, height=480),
      "the ground truth says 640x480 px, but"),
+    ('{"cameras": {"a": {"image": "00.jpg", "boxes": []}, "a": {"image": "00.jpg", "boxes": []}}}',
+     "the key 'a' appears twice in one object"),
+    (project([{"label": "car\x1b[2J", "bbox_xyxy": CAR}]),
+     "boxes[0].label: the class name 'car\\x1b[2J' has control characters"),
+    ({"cameras": {"front\nfake": {"image": str(FRAME), "boxes": []}}},
+     "cameras: the key 'front\\nfake' is empty or has control characters"),
 ]
 
 
@@ -111,7 +117,7 @@ MALFORMED = [
 def test_malformed_ground_truth_is_exit_2_naming_the_field(tmp_path: Path, capsys, doc,
                                                            message: str) -> None:
     gt = write_gt(tmp_path, doc)
-    if "NaN" in str(doc):
+    if isinstance(doc, str):
         shutil.copy(FRAME, tmp_path / "00.jpg")
     code = main(["eval", str(gt), "--out", str(tmp_path / "out"), "--images", str(DEV)])
     err = capsys.readouterr().err
@@ -212,7 +218,8 @@ def test_coco_names_and_case_are_scored_and_no_curve_means_no_ap(tmp_path: Path,
     gt = write_gt(tmp_path, project([
         {"label": "Car", "bbox_xyxy": CAR},
         {"label": "person", "bbox_xyxy": PERSON, "difficult": False},
-        {"label": "Pedestrian", "bbox_xyxy": [300, 100, 340, 200], "difficult": True}]))
+        {"label": "Pedestrian", "bbox_xyxy": [300, 100, 340, 200], "difficult": True},
+        {"label": "[/red] sign", "bbox_xyxy": [500, 100, 540, 200]}]))
     out = tmp_path / "out"
     code = main(["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml"),
                  "--no-curve"])
@@ -220,7 +227,8 @@ def test_coco_names_and_case_are_scored_and_no_curve_means_no_ap(tmp_path: Path,
     doc = json.loads((out / "eval.json").read_text())
     # 'Car' is car, 'person' and 'Pedestrian' are pedestrians (the difficult one not counted).
     assert doc["classes"]["car"]["gt"] == 1 and doc["classes"]["car"]["tp"] == 1
-    assert doc["classes"]["pedestrian"]["gt"] == 1 and doc["not_scored"] == []
+    assert doc["classes"]["pedestrian"]["gt"] == 1 and doc["not_scored"] == ["[/red]_sign"]
+    assert "not scored (classes the detector does not have): [/red]_sign" in capsys.readouterr().out
     assert all(c["ap"] is None for c in doc["classes"].values())
     assert doc["curve"] is False and doc["skipped"] == []
     assert not (out / "precision_recall.png").exists()

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GroundTruthError
-from .gt_fields import (IGNORE_ALL, count, flag, identifier, label, mapping, read_json, read_text,
-                        sequence, text, xywh, xyxy)
+from .gt_fields import (IGNORE_ALL, count, flag, entry_key, identifier, label, mapping, read_json,
+                        read_text, sequence, text, xywh, xyxy)
 
 FORMATS = ("auto", "project", "kitti", "coco")
 
@@ -111,8 +111,8 @@ def load_project(path: Path, doc: Any = None) -> list[GroundTruthImage]:
         raise GroundTruthError(f"{path}: expected {{\"cameras\": {{KEY: {{\"image\": ..., "
                                "\"boxes\": [...]}}} with at least one camera")
     images = []
-    for key, cam in cameras.items():
-        where = f"{path}: cameras.{key}"
+    for name, cam in cameras.items():
+        where = f"{path}: cameras.{entry_key(name, f'{path}: cameras')}"
         if not isinstance(cam, dict) or "image" not in cam or "boxes" not in cam:
             raise GroundTruthError(f"{where}: needs 'image' (path relative to the file) and "
                                    "'boxes'")
@@ -138,7 +138,7 @@ def load_project(path: Path, doc: Any = None) -> list[GroundTruthImage]:
         except (OSError, ValueError) as exc:
             raise GroundTruthError(f"{where}.image: {_show_path(image)} is not a usable path: "
                                    f"{exc}") from None
-        images.append(_image(str(key), resolved, width, height, rows, where))
+        images.append(_image(name, resolved, width, height, rows, where))
     return images
 
 

@@ -54,8 +54,18 @@ def read_text(path: Path) -> str:
 def read_json(path: Path) -> Any:
     """The parsed JSON document of ``path``."""
     text = read_text(path)
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):  # json would keep the last silently: a camera lost
+            seen: set[str] = set()
+            twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+            raise GroundTruthError(f"{path}: the key {_show(twice)} appears twice in one object; "
+                                   "all but the last would be silently lost")
+        return obj
+
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique)
     except ValueError as exc:
         raise GroundTruthError(f"{path}: not readable JSON: {exc}") from None
 
@@ -134,10 +144,20 @@ def label(value: Any, where: str) -> str:
     name = driving_label(value) or normalise_name(value)
     if not name:
         raise GroundTruthError(f"{where}: the class name is empty")
+    if not name.isprintable():  # it is printed in tables: no escape sequences or line breaks
+        raise GroundTruthError(f"{where}: the class name {_show(value)} has control characters")
     if IGNORE_ALL in name:
         raise GroundTruthError(f"{where}: {_show(value)} is not a class name ('{IGNORE_ALL}' is "
                                "reserved); mark areas where nothing counts with ignore_regions")
     return name
+
+
+def entry_key(value: str, where: str) -> str:
+    """An entry's key (a camera name), printed in tables and messages: no control characters."""
+    if not value.strip() or not value.isprintable():
+        raise GroundTruthError(f"{where}: the key {_show(value)} is empty or has control "
+                               "characters")
+    return value
 
 
 def identifier(value: Any, where: str) -> int | str:
