@@ -191,6 +191,13 @@ def test_driver_commands_read_photos_within_the_limits(face_env: Path, bomb: Pat
     code = main(["driver", "attention", str(FACE), "--config", str(config)])
     assert code == 2
     assert "width 512 exceeds input.max_width=500" in capsys.readouterr().err
+    import cv2
+    import numpy as np
+
+    tiny = face_env / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((1, 1, 3), 200, np.uint8))
+    assert main(["driver", "attention", str(tiny)]) == 2
+    assert f"{tiny}: image 1x1 is too small" in capsys.readouterr().err
     folder = face_env / "photos"
     folder.mkdir()
     assert main(["driver", "attention", str(folder)]) == 2

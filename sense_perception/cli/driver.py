@@ -48,14 +48,16 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _read_image(path: str | Path, args: argparse.Namespace) -> np.ndarray:
-    """A photo read within the driver_monitor's ``input.*`` limits (header checked first)."""
+    """A photo read within the driver_monitor's ``input.*`` limits (header checked first), and
+    one the face detector can take (at least 8x8 px); every error names the file."""
     from ..config import load_params
     from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
+    from ..face.yunet import check_image
 
     config = getattr(args, "config", None)
     limits = InputLimits.from_params(load_params(config, NODE_NAME), str(config or "defaults"))
-    return read_image_file(path, limits)
+    return check_image(read_image_file(path, limits), str(path))
 
 
 def _store(settings: Any) -> Any:
