@@ -83,6 +83,7 @@ MALFORMED = [
     (project([], ignore_regions=3), "cameras.front/00.ignore_regions: expected a list"),
     ('{"cameras": {"a": {"image": "00.jpg", "boxes": [{"label": "car", '
      '"bbox_xyxy": [NaN, 1, 2, 3]}]}}}', "bbox_xyxy[0]: expected a finite number, got nan"),
+    ('{"cameras": ' + "[" * 100000 + "]" * 100000 + "}", "not readable JSON: nested too deeply"),
     ({"cameras": ["front"]}, 'expected {"cameras": {KEY: {"image": ..., "boxes": [...]}}} with'),
     (coco(annotations=[{"id": 1, "image_id": 7, "category_id": 99, "bbox": [1, 2, 3, 4]}]),
      "annotations[0]: category_id 99 is not the id of any entry of 'categories'"),

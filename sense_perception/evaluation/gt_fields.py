@@ -68,6 +68,8 @@ def read_json(path: Path) -> Any:
         return json.loads(text, object_pairs_hook=unique)
     except ValueError as exc:
         raise GroundTruthError(f"{path}: not readable JSON: {exc}") from None
+    except RecursionError:
+        raise GroundTruthError(f"{path}: not readable JSON: nested too deeply") from None
 
 
 def number(value: Any, where: str) -> float:
