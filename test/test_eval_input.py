@@ -144,6 +144,16 @@ def test_malformed_kitti_labels_are_exit_2_naming_file_and_line(tmp_path: Path, 
     assert code == 2 and "Traceback" not in err and message in err, err
 
 
+def test_kitti_classes_of_other_sets_are_read_not_dropped(tmp_path: Path) -> None:
+    from sense_perception.evaluation.ground_truth import load_ground_truth
+
+    labels = kitti(tmp_path, (GOOD_KITTI + GOOD_KITTI.replace("Car", "Bus")
+                              + GOOD_KITTI.replace("Car", "person")
+                              + GOOD_KITTI.replace("Car", "Misc")).encode())
+    (image,) = load_ground_truth(labels)
+    assert image.labels == ["car", "bus", "pedestrian"]  # Misc is KITTI's "left out" class
+
+
 def test_ground_truth_that_is_a_fifo_or_a_folder_is_refused(tmp_path: Path, capsys) -> None:
     import os
 
@@ -222,6 +232,8 @@ def test_coco_names_and_case_are_scored_and_no_curve_means_no_ap(tmp_path: Path,
         {"label": "Pedestrian", "bbox_xyxy": [300, 100, 340, 200], "difficult": True},
         {"label": "[/red] sign", "bbox_xyxy": [500, 100, 540, 200]}]))
     out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(FRAME, out / "precision_recall.png")  # stands for an earlier run's plot
     code = main(["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml"),
                  "--no-curve"])
     assert code == 0, capsys.readouterr().err

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import load_params, resolve_config
     from ..errors import ConfigError
-    from ..evaluation.report import render, write_json, write_plot
+    from ..evaluation.report import PLOT_FILE, render, write_json, write_plot
     from ..evaluation.run import run_evaluation
 
     _check_iou(args.iou)  # options first: nothing is read or loaded for a wrong one
@@ -142,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         json_path = write_json(result, args.out, meta)
         plot = write_plot(result, args.out)
+        stale = args.out / PLOT_FILE
+        if plot is None and stale.is_file():  # an earlier run's curve would pass for this one's
+            stale.unlink()
+            out.print(f"removed {stale} of an earlier run (no curve in this one)", soft_wrap=True)
     except OSError as exc:
         raise ConfigError(f"cannot write the results to --out {args.out}: "
                           f"{exc.strerror or exc}") from None

@@ -38,7 +38,7 @@ KITTI_CLASSES: dict[str, tuple[str, bool]] = {
     "Pedestrian": ("pedestrian", False), "Person_sitting": ("pedestrian", True),
     "Cyclist": ("cyclist", False), "Tram": ("bus", True),
 }
-KITTI_DONT_CARE = "DontCare"
+KITTI_DONT_CARE, KITTI_MISC = "DontCare", "Misc"
 # KITTI's "hard" level: boxes below it (shorter, more occluded or truncated) are difficult.
 KITTI_MIN_HEIGHT_PX, KITTI_MAX_OCCLUSION, KITTI_MAX_TRUNCATION = 25.0, 2, 0.5
 
@@ -167,9 +167,11 @@ def _kitti_row(file: Path, n: int, parts: list[str]) -> tuple[str, list[float], 
     box = [field(4 + i, name) for i, name in enumerate(("left", "top", "right", "bottom"))]
     if cls == KITTI_DONT_CARE:
         return IGNORE_ALL, box, True
-    if cls not in KITTI_CLASSES:
-        return None  # Misc, and classes of other KITTI-like sets
-    name, always = KITTI_CLASSES[cls]
+    if cls == KITTI_MISC:
+        return None
+    # Another set's class ('Bus', 'person') is read as a project label is, so that it is scored
+    # or listed as not scored, never dropped unseen.
+    name, always = KITTI_CLASSES.get(cls) or (label(cls, f"{where}: field 1 (class)"), False)
     hard = (box[3] - box[1] < KITTI_MIN_HEIGHT_PX or occluded > KITTI_MAX_OCCLUSION
             or truncated > KITTI_MAX_TRUNCATION)
     return name, box, always or hard
