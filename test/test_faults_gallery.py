@@ -142,10 +142,10 @@ def _crash_after_first_write(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     written: list[Path] = []
     real = GalleryStore._replace
 
-    def replace(self, target: Path, data: bytes) -> None:
+    def replace(self, target: Path, data: bytes, *args, **kwargs) -> None:
         if written:
             raise _Crash
-        real(self, target, data)
+        real(self, target, data, *args, **kwargs)
         written.append(target)
 
     monkeypatch.setattr(GalleryStore, "_replace", replace)
