@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,19 @@ def test_a_fifo_gallery_fails_configure_at_once_naming_it(context, tmp_path):
     gallery = folder / "gallery.json"
     os.mkfifo(gallery, 0o600)
     node = _node(context, "inproc_fifo_configure", gallery, "/sp_fifo/cabin/image_raw")
+
+    def hung(signum, frame):
+        raise TimeoutError("configure hung on a FIFO gallery")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)  # a blocking open would otherwise hang the test run forever
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # returned: no hang
         assert node.lifecycle_state == "unconfigured"
         assert f"{gallery} is a FIFO (named pipe)" in node.config_error, node.config_error
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
         node.destroy_node()
 
 
