@@ -560,7 +560,7 @@ class GalleryStore:
         for d in self.drivers():
             if d.id == driver_id:
                 return d
-        raise GalleryError(f"no enrolled driver has id '{driver_id}'; "
+        raise GalleryError(f"no enrolled driver has id '{printable(driver_id)}'; "
                            "`sense-perception driver list` shows the ids")
 
     def enroll(self, name: str, templates: np.ndarray, consent: ConsentRecord,
