@@ -155,6 +155,16 @@ def _plant(kind: str, gallery: Path, victim: Path) -> Path:
     elif kind == "temp hard link":
         planted = folder / ".gallery.json.x.tmp"
         os.link(victim, planted)
+    elif kind == "temp fifo":
+        planted = folder / ".gallery.json.x.tmp"
+        os.mkfifo(planted, 0o600)
+    elif kind == "temp directory":
+        planted = folder / ".gallery.json.x.tmp"
+        planted.mkdir()
+    elif kind == "lock symlink":
+        planted = folder / "gallery.json.lock"
+        planted.unlink(missing_ok=True)
+        planted.symlink_to(victim)
     elif kind == "gallery symlink":
         # The owner keeps the real gallery elsewhere ("another disk") behind a link: the victim
         # is that real gallery, which a change used to zero.
@@ -167,7 +177,11 @@ def _plant(kind: str, gallery: Path, victim: Path) -> Path:
     return planted
 
 
-KINDS = ["bak symlink", "bak hard link", "temp symlink", "temp hard link", "gallery symlink"]
+#: What the refusal says about each planted thing.
+KINDS = {"bak symlink": "is a symbolic link", "bak hard link": "has 2 hard links",
+         "temp symlink": "is a symbolic link", "temp hard link": "has 2 hard links",
+         "temp fifo": "is a FIFO (named pipe)", "temp directory": "is a directory",
+         "lock symlink": "is a symbolic link", "gallery symlink": "is a symbolic link"}
 
 
 @pytest.mark.parametrize("command", ["enroll", "forget"])
@@ -184,8 +198,7 @@ def test_planted_links_are_refused_by_enroll_and_forget_and_nothing_is_zeroed(
     code, out, err = cli(capsys, *argv, "--gallery", str(gallery))
     assert victim.read_bytes() == content  # the file behind the link keeps every byte
     assert code == 2 and not out, err
-    assert str(planted) in err
-    assert ("is a symbolic link" in err) if "symlink" in kind else ("has 2 hard links" in err)
+    assert f"{planted} {KINDS[kind]}" in err
     # nothing in the gallery directory changed either
     assert {p.name: p.read_bytes() for p in gallery.parent.iterdir()
             if p.is_file() and not p.is_symlink() and p.name != "gallery.json.lock"} == files

@@ -61,11 +61,13 @@ def refusal(path: Path, what: str, st: os.stat_result, setting: bool = False) ->
             f"would make this command destroy that file); fix: {own}delete {path} and make "
             f"{folder} writable by you only (chmod 700 {folder})")
     if stat.S_ISDIR(st.st_mode):
-        return UnsafeFileError(f"{what} {path} is a directory, not a file; fix: give the path of the "
-                            f"file itself (for a gallery e.g. {path / 'gallery.json'})")
-    return UnsafeFileError(f"{what} {path} is {kind_of(st.st_mode)}, not a regular file; it is refused "
-                        f"(reading it could block forever); fix: delete {path} (check who can "
-                        f"write {folder})")
+        fix = ("give the path of the file itself"
+               + (f", e.g. {path / 'gallery.json'}" if what == "gallery" else "")
+               if setting else f"remove {path} (check who can write {folder})")
+        return UnsafeFileError(f"{what} {path} is a directory, not a file; fix: {fix}")
+    return UnsafeFileError(f"{what} {path} is {kind_of(st.st_mode)}, not a regular file; it is "
+                           f"refused (reading it could block forever); fix: delete {path} (check "
+                           f"who can write {folder})")
 
 
 def open_regular(path: Path, flags: int, what: str,
