@@ -297,7 +297,7 @@ def test_fifo_gallery_ends_list_and_replay_cabin_as_separate_processes(
 
 
 def test_the_frame_loop_never_blocks_on_the_gallery_and_reports_a_failed_reload(
-        tmp_path: Path, capsys) -> None:
+        tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture) -> None:
     """In a running driver_monitor the 1-s re-read runs between frames: a FIFO swapped in, or a lock
     held by a stuck process, neither blocks the frame nor stops identity and attention; the reason
     is kept in ``gallery_error`` (which the node puts in /diagnostics) until the gallery is
@@ -326,6 +326,11 @@ def test_the_frame_loop_never_blocks_on_the_gallery_and_reports_a_failed_reload(
     t += 1.5
     assert "FIFO" in (ident.gallery_error or "") and "still using the 1 driver(s)" in ident.gallery_error
     assert result.driver_id == barack and result.attention is not None  # the frame went on
+    with no_hang(30, "a second frame on the FIFO"):
+        ident.process(frame, t + 1.5)  # retried, still failing: logged once, not every second
+    t += 1.5
+    warnings = [r for r in caplog.records if "gallery reload failed" in r.getMessage()]
+    assert len(warnings) == 1 and "FIFO" in warnings[0].getMessage()
     # the node's configure builds the same identifier: refused at once, not hung
     with no_hang(60, "configure on a FIFO"), pytest.raises(GalleryError, match="FIFO"):
         DriverIdentifier.from_params(params, "test")

@@ -7,6 +7,7 @@ the driver's face whether or not anybody is enrolled.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -26,6 +27,8 @@ from .privacy import check_identity_allowed
 from .sface import SFaceEmbedder
 from .settings import DriverMonitorSettings, FaceConfig
 from .yunet import Faces, YuNetDetector
+
+LOG = logging.getLogger(__name__)
 
 
 class FaceEngine:
@@ -194,8 +197,11 @@ class DriverIdentifier:
         try:
             self.reload_gallery(wait=False)
         except GalleryError as exc:
-            self.gallery_error = (f"gallery reload failed, still using the {len(self.index)} "
-                                  f"driver(s) loaded before: {exc}")
+            error = (f"gallery reload failed, still using the {len(self.index)} driver(s) loaded "
+                     f"before: {exc}")
+            if error != self.gallery_error:  # logged once per distinct failure, not every second
+                LOG.warning("%s", error)
+            self.gallery_error = error
 
     def _keep_decision(self, box: np.ndarray, t: float) -> bool:
         """Skip this frame's embedding (``identity.embed_interval_s``): the decision is settled,
