@@ -470,3 +470,14 @@ def test_a_readable_last_good_copy_is_reported_by_list(bits: int, gallery: Path,
     assert f"gallery {bak} has mode {bits:04o}" in err and f"chmod 600 {bak}" in err
     bak.chmod(0o600)
     assert cli(capsys, "list", "--gallery", str(gallery))[0] == 0
+
+
+def test_a_device_as_gallery_and_a_file_as_key_directory_are_clear_errors(tmp_path: Path,
+                                                                         capsys) -> None:
+    code, out, err = cli(capsys, "list", "--gallery", os.devnull)
+    assert code == 2 and f"gallery {os.devnull} is a character device, not a regular file" in err
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_bytes(PRECIOUS)
+    code, out, err = cli(capsys, "keygen", "--out", str(blocker / "key.hex"))
+    assert code == 2 and f"its directory {blocker} cannot be made" in err
+    assert blocker.read_bytes() == PRECIOUS

@@ -213,6 +213,10 @@ def generate_key_file(path: str | Path) -> Path:
     path = Path(path).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GalleryError(f"key file {path} cannot be created: its directory {path.parent} cannot "
+                           f"be made ({exc.strerror or exc})") from exc
+    try:
         # O_EXCL also refuses a planted (even dangling) link: the key goes to a new file only.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError as exc:
@@ -578,7 +582,7 @@ class GalleryStore:
         """
         name = name.strip()
         if not name or len(name) > 200:
-            raise GalleryError("driver name must be 1 to 200 characters")
+            raise GalleryError(f"driver name must be 1 to 200 characters, got {len(name)}")
         if not consent.who.strip() or not consent.when:
             raise GalleryError("a consent record needs who consented and when")
         if len(consent.who) > 200:

@@ -65,9 +65,11 @@ def refusal(path: Path, what: str, st: os.stat_result, setting: bool = False) ->
                + (f", e.g. {path / 'gallery.json'}" if what == "gallery" else "")
                if setting else f"remove {path} (check who can write {folder})")
         return UnsafeFileError(f"{what} {path} is a directory, not a file; fix: {fix}")
+    fix = (f"give the path of a regular file; if {path} is the one you meant, someone replaced "
+           f"it: delete it and check who can write {folder}" if setting else
+           f"delete {path} (check who can write {folder})")
     return UnsafeFileError(f"{what} {path} is {kind_of(st.st_mode)}, not a regular file; it is "
-                           f"refused (reading it could block forever); fix: delete {path} (check "
-                           f"who can write {folder})")
+                           f"refused (reading it could block forever); fix: {fix}")
 
 
 def open_regular(path: Path, flags: int, what: str,
