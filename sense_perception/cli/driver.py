@@ -173,14 +173,27 @@ def _check_one_person(embs: np.ndarray, labels: Sequence[str], threshold: float)
                            f"(< {threshold:.2f}); enrol one person at a time")
 
 
+def _check_names(args: argparse.Namespace) -> None:
+    """Refuse a name that would forge or hide terminal output, before any model loads."""
+    from ..face.safe_text import unsafe_text_error
+
+    for text, what in ((args.name, "driver name (--name)"),
+                       (args.consent_by, "who consented (--consent-by)")):
+        error = unsafe_text_error(text, what) if text else None
+        if error:
+            raise GalleryError(error)
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     from ..face.gallery import CONSENT_TEXT, CONSENT_TEXT_VERSION, ConsentRecord
     from ..face.identify import TemplateIndex
+    from ..face.safe_text import printable
 
     if not args.consent:
         print(f"refused: --consent is required.\n{_CONSENT_HELP}\n\nConsent text (version "
               f"{CONSENT_TEXT_VERSION}):\n  {CONSENT_TEXT}", file=sys.stderr)
         return 2
+    _check_names(args)
     settings = _settings(args)
     store = _store(settings)
     embs, crops, labels = _enrol_templates(args, settings)
@@ -192,19 +205,22 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         best = int(np.argmax(match.score))
         if match.score[best] >= threshold:
             j = int(match.index[best])
-            print(f"warning: this face matches already enrolled '{existing.names[j]}' "
-                  f"({existing.ids[j]}, score {match.score[best]:.2f})", file=sys.stderr)
+            print(f"warning: this face matches already enrolled '{printable(existing.names[j])}' "
+                  f"({printable(existing.ids[j])}, score {match.score[best]:.2f})", file=sys.stderr)
     record = store.enroll(args.name, embs, ConsentRecord.now(args.consent_by or args.name),
                           images=list(crops) if settings.gallery.keep_images else None)
-    print(f"enrolled {record.id} '{record.name}' with {len(record.templates)} template(s), "
-          f"{len(record.images)} kept image(s); consent v{record.consent.text_version} by "
-          f"{record.consent.who} at {record.consent.when}; gallery {store.path}")
+    print(f"enrolled {record.id} '{printable(record.name)}' with {len(record.templates)} "
+          f"template(s), {len(record.images)} kept image(s); consent "
+          f"v{printable(record.consent.text_version)} by {printable(record.consent.who)} at "
+          f"{printable(record.consent.when)}; gallery {store.path}")
     return 0
 
 
 # -- list / forget / keygen ------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..face.safe_text import printable
+
     store = _store(_settings(args))
     drivers = store.drivers()
     if args.json:
@@ -218,17 +234,23 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"no enrolled drivers in {store.path}")
         return 0
     print(f"{'ID':<13} {'NAME':<24} {'CREATED':<26} {'TPL':>3} {'IMG':>3}  CONSENT")
+    # Every field comes from the file: escaped, so no name can forge a row or hide text (a
+    # gallery written before names were checked, or by hand). JSON escapes them by itself.
     for d in drivers:
-        print(f"{d.id:<13} {d.name[:24]:<24} {d.created:<26} {len(d.templates):>3} "
-              f"{len(d.images):>3}  v{d.consent.text_version} by {d.consent.who} at {d.consent.when}")
+        print(f"{printable(d.id):<13} {printable(d.name[:24]):<24} {printable(d.created):<26} "
+              f"{len(d.templates):>3} {len(d.images):>3}  v{printable(d.consent.text_version)} by "
+              f"{printable(d.consent.who)} at {printable(d.consent.when)}")
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from ..face.safe_text import printable
+
     store = _store(_settings(args))
     record = store.forget(args.id)
-    print(f"forgot {record.id} '{record.name}': {len(record.templates)} template(s), consent record "
-          f"and {len(record.images)} kept image(s) erased from {store.path}")
+    print(f"forgot {printable(record.id)} '{printable(record.name)}': {len(record.templates)} "
+          f"template(s), consent record and {len(record.images)} kept image(s) erased from "
+          f"{store.path}")
     return 0
 
 
@@ -275,7 +297,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
                 row["verdict"] = "unknown"
         results.append(row)
         if not args.json:
-            detail = {"identified": f"{row['name']} ({row['driver_id']}) score {row['score']}",
+            from ..face.safe_text import printable
+
+            detail = {"identified": f"{printable(row['name'])} ({printable(row['driver_id'])}) "
+                                    f"score {row['score']}",
                       "unknown": f"unknown (best score {row['score']}, threshold {threshold:.2f})",
                       "no_face": "no face found"}[row["verdict"]]
             print(f"{path}: {detail}")
