@@ -382,15 +382,16 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default
 
 
-def _settings_of(cls: type, prefix: str) -> dict[str, Setting]:
-    """The parameters of dataclass ``cls`` under ``prefix``; a nested dataclass adds its own."""
+def _settings_of(cls: type, prefix: str, instance: Any = None) -> dict[str, Setting]:
+    """The parameters of dataclass ``cls`` under ``prefix``; a nested dataclass adds its own,
+    with the defaults of the nested ``instance`` its field's default holds."""
     hints = typing.get_type_hints(cls)
     docs = _attribute_docs(cls)
     out: dict[str, Setting] = {}
     for f in dataclasses.fields(cls):
-        default = _default(f)
+        default = getattr(instance, f.name) if instance is not None else _default(f)
         if dataclasses.is_dataclass(default):
-            out.update(_settings_of(type(default), f"{prefix}{f.name}."))
+            out.update(_settings_of(type(default), f"{prefix}{f.name}.", default))
             continue
         description = f.metadata.get("description") or docs.get(f.name, "")
         out[prefix + f.name] = Setting(prefix + f.name, default, hints[f.name], description,
@@ -402,6 +403,7 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
     """(prefix, settings dataclass) of every parameter group node ``kind`` reads."""
     from .core.detection.detector import DetectorConfig
     from .core.detection.tiling import TilingConfig
+    from .core.health.camera_settings import CameraHealthSettings
     from .core.imaging.frame_guard import InputLimits
     from .core.runtime.session import RuntimeConfig
     from .core.tracking.tracker import TrackingConfig
@@ -411,12 +413,12 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
     if kind == "object_detector":
         return [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                 ("tiling.", TilingConfig), ("tracking.", TrackingConfig),
-                ("runtime.", RuntimeConfig)]
+                ("runtime.", RuntimeConfig), ("camera_health.", CameraHealthSettings)]
     if kind == "driver_monitor":
         # DriverMonitorSettings holds camera_role and the face.*, identity.*, gallery.*,
         # attention.* and runtime.* groups.
         return [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings),
-                ("input.", InputLimits)]
+                ("input.", InputLimits), ("camera_health.", CameraHealthSettings)]
     raise ConfigError(f"no node named {kind!r}; nodes: {', '.join(NODE_KINDS)}")
 
 

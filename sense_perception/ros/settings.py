@@ -76,7 +76,8 @@ class ObjectDetectorSettings(InputSettings):
     ``tracking.*`` belong to the core components."""
 
     KIND: ClassVar[str] = "object_detector"
-    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime")
+    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime",
+                                           "camera_health")
 
     camera_topics: list[str] = param(["/camera/image_raw"], "camera image topics; results go to each "
                                      "topic's namespace (<ns>/detections, <ns>/label_info)",
@@ -118,7 +119,7 @@ class DriverMonitorNodeSettings(InputSettings):
 
     KIND: ClassVar[str] = "driver_monitor"
     PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "attention",
-                                           "runtime")
+                                           "runtime", "camera_health")
 
     camera_topic: str = param("/cabin_camera/image_raw", "in-cabin camera image topic; results go to "
                               "its namespace (<ns>/faces, <ns>/driver_identity, <ns>/driver_attention, "
