@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "driver": "sense_perception.cli.driver",
     "eval": "sense_perception.cli.eval",
     "fleet": "sense_perception.cli.fleet",
+    "health": "sense_perception.cli.health",
     "replay": "sense_perception.cli.replay",
     "run": "sense_perception.cli.run",
 }
