@@ -41,7 +41,7 @@ def test_clean_images_have_no_condition_and_degraded_ones_theirs(tmp_path, degra
     images = json.loads(out.read_text())["images"]
     assert [i["path"] for i in images] == [str(PANDASET), str(COMMA), *degraded.values()]
     assert images[0]["conditions"] == [] and images[1]["conditions"] == []
-    for record, want in zip(images[2:], degraded):
+    for record, want in zip(images[2:], degraded, strict=True):
         assert want in record["conditions"], record
         assert set(record["conditions"]) <= {"blocked", "low_visibility", "dark", "bright"}
     assert {"mean", "highlight", "clipped", "sharp", "flat_dark", "structure", "fine"} <= \

@@ -132,7 +132,7 @@ def sequences(pandaset: list[Path], settings: CameraHealthSettings, starts: Iter
                                  "within_1s": sum(d <= 1.0 for d in found),
                                  "delay_s_max": max(found) if found else None}
     alarms = []
-    for start, frames in runs.items():
+    for frames in runs.values():
         monitor = CameraHealthMonitor("/camera", settings)
         alarms += [e.condition for i, f in enumerate(frames)
                    for e in monitor.update(f, i * period, "camera", i * period) if e.raised]
@@ -148,7 +148,7 @@ def sequences(pandaset: list[Path], settings: CameraHealthSettings, starts: Iter
                                       "alarms": alarms}
     for hz in (10, 30):
         delays = []
-        for start, frames in runs.items():
+        for frames in runs.values():
             monitor = CameraHealthMonitor("/camera", settings)
             # moving frames first, then the camera repeats its last frame
             seq = frames[:3] + degrade.repeated(frames[3], 2 * hz)
