@@ -91,52 +91,60 @@ class FrameMetrics:
         return {k: (None if v is None else round(float(v), 4)) for k, v in asdict(self).items()}
 
 
-def _blocks(values: np.ndarray, size: int) -> np.ndarray:
-    """(rows, cols) block means of ``values``; the edge rows and columns that do not fill a block
-    are left out, split evenly between the two sides."""
-    h, w = values.shape
-    rows, cols = h // size, w // size
-    top, left = (h - rows * size) // 2, (w - cols * size) // 2
-    view = values[top:top + rows * size, left:left + cols * size]
-    return view.reshape(rows, size, cols, size).mean(axis=(1, 3))
+def _cell_means(values: np.ndarray, size: int) -> np.ndarray:
+    """Means over ``size`` x ``size`` cells (an exact area average; the edge rows and columns that
+    do not fill a cell are left out)."""
+    h, w = values.shape[:2]
+    rows, cols = max(1, h // size), max(1, w // size)
+    return cv2.resize(values[:rows * size, :cols * size], (cols, rows), interpolation=cv2.INTER_AREA)
+
+
+def _box2(cells: np.ndarray) -> np.ndarray:
+    """Means over 2x2 neighbouring cells (a block-sized window, every half block)."""
+    return cv2.blur(cells, (2, 2)) if min(cells.shape[:2]) >= 2 else cells
+
+
+def _grey(small: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
 
 def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
                   settings: CameraHealthSettings) -> FrameMetrics:
     """Measure one small frame (from :func:`small_copy`) against the previous one."""
-    colour = small.ndim == 3
-    grey8 = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if colour else small
+    grey8 = _grey(small)
     grey = grey8.astype(np.float32)
-    k = (settings.block_px, settings.block_px)
-    # sliding-window means: a block-sized neighbourhood around every pixel, so a blob is measured
-    # by its area, not by the fixed blocks it happens to fill
-    brightness = cv2.blur(grey, k)
     laplacian = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=1))
-    detail = cv2.blur(laplacian, k) / (brightness + settings.noise_floor)
+    # brightness, detail (and colour) over a block-sized neighbourhood, every half block: the
+    # cells of half a block, then a 2x2 box over them. A blob is measured by its area, not by
+    # the fixed blocks it happens to fill.
+    cell = max(1, settings.block_px // 2)
+    grey_cells = _cell_means(grey, cell)
+    brightness, texture = (_box2(c) for c in (grey_cells, _cell_means(laplacian, cell)))
+    detail = texture / (brightness + settings.noise_floor)
     flat_dark = (detail < settings.flat_detail) & (brightness <= settings.blocked_max_brightness)
-    if colour:  # a clear or dusk sky is blue (Rayleigh scattering); mud, stickers, hands are not
-        b, r = (cv2.blur(small[:, :, i].astype(np.float32), k) for i in (0, 2))
+    if small.ndim == 3:  # a clear or dusk sky is blue (Rayleigh scattering); mud, stickers, hands are not
+        colour = _box2(_cell_means(small, cell).astype(np.float32))
+        b, r = colour[:, :, 0], colour[:, :, 2]
         flat_dark &= (b - r) < settings.sky_blue * (b + r + settings.noise_floor)
-    cells = _blocks(grey, 2 * settings.block_px)
+    coarse = _cell_means(grey_cells, 4)
     # mid-frequency structure: a smooth gradient (sky, vignetting) has no Laplacian
-    structure = float(np.abs(cv2.Laplacian(cells, cv2.CV_32F, ksize=1)).mean()) \
-        if min(cells.shape) >= 3 else float(cells.std())
+    structure = float(np.abs(cv2.Laplacian(coarse, cv2.CV_32F, ksize=1)).mean()) \
+        if min(coarse.shape) >= 3 else float(coarse.std())
     half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    fine = float(laplacian.mean()) / (float(np.abs(cv2.Laplacian(half, cv2.CV_32F, ksize=1)).mean())
-                                      + 1e-3)
-    hist = np.bincount(grey8.ravel(), minlength=256)
+    fine = float(cv2.mean(laplacian)[0]) / (
+        float(cv2.mean(np.abs(cv2.Laplacian(half, cv2.CV_32F, ksize=1)))[0]) + 1e-3)
+    hist = cv2.calcHist([grey8], [0], None, [256], [0, 256]).ravel()
     cdf = np.cumsum(hist)
     highlight = float(np.searchsorted(cdf, 0.999 * cdf[-1]))
     change = None
     if previous is not None and previous.shape == small.shape:
-        diff = cv2.absdiff(small, previous)
-        diff = (diff.max(axis=2) if colour else diff).astype(np.float32)
-        change = float(_blocks(diff, settings.block_px).max())
-    return FrameMetrics(mean=float(grey.mean()), highlight=highlight,
+        diff = cv2.absdiff(grey8, _grey(previous))
+        change = float(_cell_means(diff.astype(np.float32), settings.block_px).max())
+    return FrameMetrics(mean=float(cv2.mean(grey8)[0]), highlight=highlight,
                         clipped=float(hist[_CLIP_LEVEL:].sum() / cdf[-1]),
-                        sharp=float((detail >= settings.sharp_detail).mean()),
-                        flat_dark=float(flat_dark.mean()), structure=structure,
-                        fine=fine, change=change)
+                        sharp=float(np.count_nonzero(detail >= settings.sharp_detail) / detail.size),
+                        flat_dark=float(np.count_nonzero(flat_dark) / flat_dark.size),
+                        structure=structure, fine=fine, change=change)
 
 
 def image_conditions(m: FrameMetrics, settings: CameraHealthSettings) -> list[str]:
