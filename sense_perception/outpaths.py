@@ -85,13 +85,19 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
         OutputPathError: naming the path, the reason and the fix.
     """
     path = Path(path)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        raise OutputPathError(f"{option} {path} has an image suffix ({path.suffix}); a result file "
-                              "is never written over an image: give a name ending in .json")
+    for form in (path, path.resolve()):  # a link named .json may point at a photo
+        if form.suffix.lower() in IMAGE_SUFFIXES:
+            what = (f"has an image suffix ({form.suffix})" if form == path
+                    else f"is a link to the image {form}")
+            raise OutputPathError(f"{option} {path} {what}; a result file is never written over "
+                                  "an image: give a name ending in .json")
     for source in inputs:
         if overlap(path, Path(source)) == "is" or _same_file(path, Path(source)):
             raise OutputPathError(f"{option} {path} is the input {source}; it would be "
                                   "overwritten: give another file name")
+    if path.is_file() and _is_image(path):
+        raise OutputPathError(f"{option} {path} is an image file; a result file is never written "
+                              "over an image: give another file name")
     if path.is_dir():
         raise OutputPathError(f"{option} {path} is a directory; give a file name")
     folder = path.parent
@@ -106,6 +112,16 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
     except OSError as exc:
         raise OutputPathError(f"{option} {path} cannot be written: {exc.strerror or exc}; give a "
                               "path you can write to") from exc
+
+
+def _is_image(path: Path) -> bool:
+    """True when OpenCV recognises the file's content as an image (its signature, not its name)."""
+    import cv2
+
+    try:
+        return bool(cv2.haveImageReader(str(path)))
+    except cv2.error:
+        return False
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -58,7 +58,8 @@ def test_json_is_a_flag_that_never_overwrites_a_photo(photos, capsys) -> None:
     assert doc["images"][0]["yaw_deg"] > 5.0 and doc["skipped"] == []
 
 
-@pytest.mark.parametrize("target", ["image_suffix", "an_input", "hard_link", "unwritable"])
+@pytest.mark.parametrize("target", ["image_suffix", "an_input", "hard_link", "an_image_by_content",
+                                    "link_to_an_image", "unwritable"])
 def test_json_out_is_refused_before_any_work(photos, tmp_path, capsys, target) -> None:
     victim, other = photos
     disguised = tmp_path / "face.data"  # an input without an image suffix (OpenCV reads content)
@@ -72,6 +73,16 @@ def test_json_out_is_refused_before_any_work(photos, tmp_path, capsys, target) -
         out = tmp_path / "result.json"
         out.hardlink_to(disguised)
         reason = f"is the input {disguised}"
+    elif target == "an_image_by_content":  # a photo that is not among the inputs
+        out, reason = tmp_path / "holiday.json", "is an image file"
+        shutil.copy(COLLINS, out)
+        before[out] = out.read_bytes()
+    elif target == "link_to_an_image":
+        photo = tmp_path / "holiday.jpg"
+        shutil.copy(COLLINS, photo)
+        before[photo] = photo.read_bytes()
+        out, reason = tmp_path / "result.json", f"is a link to the image {photo}"
+        out.symlink_to(photo)
     else:
         blocker = tmp_path / "a_file"
         blocker.write_text("x")

@@ -129,6 +129,12 @@ def test_video_without_cabin_films_no_face(tmp_path, capsys) -> None:
     assert f"{CABIN} is the cabin camera" in " ".join(err.split())
 
 
+def test_video_cabin_without_cabin_is_refused_not_ignored(tmp_path, capsys) -> None:
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--video-cabin")
+    assert code == 2 and "--video-cabin films the camera named by --cabin" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_naming_the_cabin_camera_as_an_exterior_topic_is_refused(tmp_path, capsys) -> None:
     code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--topics", FRONT, CABIN)
     assert code == 2 and f"topic {CABIN} is the cabin camera" in err and f"--cabin {CABIN}" in err
@@ -148,8 +154,11 @@ def test_a_cabin_other_than_the_configured_one_is_warned_about(tmp_path, capsys)
     # the configured cabin camera is still kept away from the detector
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert set(summary["cameras"]) == {FRONT, WINDSHIELD}
-    assert summary["cameras"][WINDSHIELD]["detections"] in ({}, {"face": 0}) or \
-        set(summary["cameras"][WINDSHIELD]["detections"]) <= {"face"}
+    topics = {m.channel.topic for m in read_output(tmp_path / "o" / "bag")}
+    # --cabin is still obeyed: the driver pipeline on the windshield camera, no detector there
+    assert "/camera/windshield/driver_identity" in topics
+    assert "/camera/windshield/detections" not in topics
+    assert not any(t.startswith("/camera/cabin/") for t in topics)
 
 
 def test_the_default_config_names_the_sample_bags_cabin_camera() -> None:

@@ -2,7 +2,9 @@
 
 Per exterior camera frame: decode -> ObjectDetector (frames of several cameras close in bag time
 share one ``detect`` call) -> per-camera tracker -> Detection2DArray and foxglove_msgs
-ImageAnnotations. Per cabin frame (``cabin`` topic only, never an exterior camera):
+ImageAnnotations. The configured cabin camera (``driver_monitor.camera_topic``) shows the
+driver: it is never an exterior camera (no detector, no ``--video``), only ``cabin``.
+Per cabin frame (``cabin`` topic only, never an exterior camera):
 DriverIdentifier -> faces (Detection2DArray, ImageAnnotations captioned with the pseudonymous
 driver id only), the driver identity (Classification), the driver attention (Classification) and
 the head pose (PoseStamped, when a face was measured); a sensor_msgs/CameraInfo on the cabin
