@@ -57,8 +57,11 @@ def check_apart(out: Path, inputs: Iterable[Path], option: str = "--out") -> Non
                 f"the input; choose an {option} outside the input (and the input outside it)")
 
 
-def check_writable_dir(path: Path, option: str = "--out") -> None:
-    """Create directory ``path`` if needed and prove a file can be created in it.
+def check_writable_dir(path: Path, option: str = "--out", create: bool = True) -> None:
+    """Prove a file can be created in directory ``path``, creating it first if ``create``.
+
+    With ``create`` false nothing is left behind: a missing ``path`` is judged by its nearest
+    existing parent, which must be a writable directory.
 
     Raises:
         OutputPathError: it is a file, cannot be created or is not writable (read-only disk,
@@ -67,9 +70,17 @@ def check_writable_dir(path: Path, option: str = "--out") -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{option} {path} is a file, not a directory; give a directory")
+    probe = path
+    if not create:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise OutputPathError(f"{option} {path} cannot be created: {probe} is a file, not a "
+                                  "directory; choose a directory you can write to")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path, prefix=".write-check-"):
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=probe, prefix=".write-check-"):
             pass
     except OSError as exc:
         raise OutputPathError(f"{option} {path} is not writable: {exc.strerror or exc}; choose a "

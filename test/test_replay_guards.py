@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from replay_helpers import (CABIN, FRONT, ROOT, SAMPLE_BAG, WINDSHIELD, copy_bag, copy_dir,
-                            enrol_sample_driver, read_output)
+from replay_helpers import (CABIN, FRONT, ROOT, SAMPLE_BAG, SHARED, WINDSHIELD, copy_bag,
+                            copy_dir, enrol_sample_driver, read_output)
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
@@ -87,7 +87,8 @@ def test_unwritable_out_fails_before_any_work(tmp_path, capsys) -> None:
     blocker.write_text("not a folder")
     code, out, err = _run(capsys, SAMPLE_BAG, "--out", blocker / "out", "--topics", WINDSHIELD)
     assert code == 2 and "Traceback" not in err
-    assert f"--out {blocker / 'out'} is not writable" in err and "choose a directory" in err
+    assert f"--out {blocker / 'out'} cannot be created: {blocker} is a file" in err
+    assert "choose a directory" in err
     assert blocker.read_text() == "not a folder" and "summary" not in out
     code, _, err = _run(capsys, SAMPLE_BAG, "--out", blocker, "--topics", WINDSHIELD)
     assert code == 2 and "is a file" in err
@@ -214,3 +215,47 @@ def test_a_one_pixel_frame_is_an_invalid_frame_not_an_inference_failure(tmp_path
     assert entry["reason"].startswith("invalid frame: 1x1 px is too small")
     assert "tiling" not in entry["reason"] and "inference" not in entry["reason"]
     assert summary["cameras"][FRONT]["frames"] == 4  # the other camera went on
+
+
+_READ_ONLY = '''
+import contextlib, io, json, sys, time
+from sense_perception.cli.main import main
+bag, photo, disk, topic = sys.argv[1:5]
+report = {}
+for name, argv in (("replay", ["replay", bag, "--out", f"{disk}/out", "--topics", topic]),
+                   ("attention", ["driver", "attention", photo, "--json-out", f"{disk}/a.json"])):
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    report[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
+                    "seconds": time.perf_counter() - start}
+print(json.dumps(report))
+'''
+
+
+def test_a_read_only_out_is_refused_before_any_work(tmp_path) -> None:
+    """A real read-only disk (a tmpfs mounted ro in a private mount namespace) under --out and
+    --json-out: refused with the reason, before a model loads or a photo is measured."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    script = tmp_path / "inside.py"
+    script.write_text(_READ_ONLY)
+    proc = subprocess.run(
+        [*prefix, "sh", "-c", 'mount -t tmpfs -o ro,size=64k tmpfs "$1" && exec "$2" "$3" "$4" '
+         '"$5" "$1" "$6"', "sh", str(disk), sys.executable, str(script), str(SAMPLE_BAG),
+         str(SHARED / "faces" / "obama_2_congress_2009.jpg"), WINDSHIELD],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    replay, attention = report["replay"], report["attention"]
+    assert replay["code"] == 2 and "Traceback" not in replay["stderr"]
+    assert f"--out {disk}/out is not writable: Read-only file system" in replay["stderr"]
+    assert "summary" not in replay["stdout"]
+    assert attention["code"] == 2 and "Traceback" not in attention["stderr"]
+    assert f"--json-out {disk}/a.json cannot be written: Read-only file system" in attention["stderr"]
+    assert attention["stdout"] == ""  # no photo was measured

@@ -255,6 +255,7 @@ class Replayer:
         out = Path(opts.out)
         # Before anything is opened or deleted: --force must never clear the input itself.
         check_apart(out, [Path(opts.bag)])
+        check_writable_dir(out, create=False)  # before even the bag is read
         bag = open_bag(opts.bag)  # an unreadable input clears nothing in --out
         try:
             prepare_out(out, opts.force)
