@@ -43,48 +43,50 @@ def overlap(a: Path, b: Path) -> str | None:
     return None
 
 
-def check_apart(out: Path, inputs: Iterable[Path], option: str = "--out") -> None:
+def check_apart(out: Path, inputs: Iterable[Path], option: str = "--out",
+                error: type[SensePerceptionError] = OutputPathError) -> None:
     """Refuse an output directory ``out`` that is, contains or lies inside one of ``inputs``.
 
     Raises:
-        OutputPathError: naming both paths and the fix.
+        error: (default :class:`OutputPathError`) naming both paths and the fix.
     """
     for source in inputs:
         how = overlap(Path(out), Path(source))
         if how:
-            raise OutputPathError(
+            raise error(
                 f"{option} {out} {how} the input {source}; writing there could replace or delete "
                 f"the input; choose an {option} outside the input (and the input outside it)")
 
 
-def check_writable_dir(path: Path, option: str = "--out", create: bool = True) -> None:
+def check_writable_dir(path: Path, option: str = "--out", create: bool = True,
+                       error: type[SensePerceptionError] = OutputPathError) -> None:
     """Prove a file can be created in directory ``path``, creating it first if ``create``.
 
     With ``create`` false nothing is left behind: a missing ``path`` is judged by its nearest
     existing parent, which must be a writable directory.
 
     Raises:
-        OutputPathError: it is a file, cannot be created or is not writable (read-only disk,
-            permissions), naming the reason.
+        error: (default :class:`OutputPathError`) it is a file, cannot be created or is not
+            writable (read-only disk, permissions), naming the reason.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OutputPathError(f"{option} {path} is a file, not a directory; give a directory")
+        raise error(f"{option} {path} is a file, not a directory; give a directory")
     probe = path
     if not create:
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
         if not probe.is_dir():
-            raise OutputPathError(f"{option} {path} cannot be created: {probe} is a file, not a "
-                                  "directory; choose a directory you can write to")
+            raise error(f"{option} {path} cannot be created: {probe} is a file, not a "
+                        "directory; choose a directory you can write to")
     try:
         if create:
             path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=probe, prefix=".write-check-"):
             pass
     except OSError as exc:
-        raise OutputPathError(f"{option} {path} is not writable: {exc.strerror or exc}; choose a "
-                              "directory you can write to") from exc
+        raise error(f"{option} {path} is not writable: {exc.strerror or exc}; choose a "
+                    "directory you can write to") from exc
 
 
 def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:

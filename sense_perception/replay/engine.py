@@ -119,7 +119,7 @@ def prepare_out(out: Path, force: bool) -> None:
     """
     if out.exists() and not out.is_dir():
         raise BagError(f"--out {out} is a file; give a directory")
-    check_writable_dir(out)  # an unwritable --out fails here, before any model loads
+    check_writable_dir(out, error=BagError)  # an unwritable --out fails before any model loads
     if any(out.iterdir()):
         if not force:
             raise BagError(f"--out {out} is not empty; pass --force to replace its replay outputs "
@@ -254,8 +254,8 @@ class Replayer:
         opts = self.options
         out = Path(opts.out)
         # Before anything is opened or deleted: --force must never clear the input itself.
-        check_apart(out, [Path(opts.bag)])
-        check_writable_dir(out, create=False)  # before even the bag is read
+        check_apart(out, [Path(opts.bag)], error=BagError)
+        check_writable_dir(out, create=False, error=BagError)  # before even the bag is read
         bag = open_bag(opts.bag)  # an unreadable input clears nothing in --out
         try:
             prepare_out(out, opts.force)
