@@ -47,6 +47,19 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings
 
 
+def _read_image(path: str | Path, args: argparse.Namespace) -> np.ndarray:
+    """A photo read within the driver_monitor's ``input.*`` limits (header checked first), and
+    one the face detector can take (at least 8x8 px); every error names the file."""
+    from ..config import load_params
+    from ..core.imaging.frame_guard import InputLimits
+    from ..core.imaging.image_file import read_image_file
+    from ..face.yunet import check_image
+
+    config = getattr(args, "config", None)
+    limits = InputLimits.from_params(load_params(config, NODE_NAME), str(config or "defaults"))
+    return check_image(read_image_file(path, limits), str(path))
+
+
 def _store(settings: Any) -> Any:
     from ..face.gallery import GalleryStore
 
@@ -102,13 +115,11 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
 
 def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Embeddings, aligned crops and source labels of the faces to enrol."""
-    from ..core.imaging.image_decode import read_image_file
-
     embs, crops, labels = [], [], []
     if args.images:
         engine = _still_engine(settings)
         for path in args.images:
-            image = read_image_file(path)
+            image = _read_image(path, args)
             faces = engine.detect(image)
             if len(faces) != 1:
                 raise GalleryError(
@@ -244,8 +255,6 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 # -- identify -------------------------------------------------------------------------------------
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from ..core.imaging.image_decode import read_image_file
-
     from ..face.identify import TemplateIndex
 
     settings = _settings(args)
@@ -254,7 +263,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     threshold = settings.identity.match_threshold
     results = []
     for path in args.images:
-        image = read_image_file(path)
+        image = _read_image(path, args)
         faces, _, emb, _ = engine.driver_embedding(image)
         row: dict[str, Any] = {"image": str(path), "faces": len(faces), "driver_id": None,
                                "name": None, "score": None, "verdict": "no_face"}
@@ -328,20 +337,15 @@ def _write_json(path: Path, doc: Any) -> None:
         raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}") from exc
 
 
-def _measure_photo(path: str, engine: Any, estimator: Any) -> dict[str, Any]:
+def _measure_photo(path: str, args: argparse.Namespace, engine: Any,
+                   estimator: Any) -> dict[str, Any]:
     """The attention row of one photo.
 
     Raises:
         SensePerceptionError: the photo cannot be read or is not a usable image (named).
     """
-    from ..core.imaging.image_decode import read_image_file
-    from ..errors import ImageDecodeError
-
-    image = read_image_file(path)
-    try:
-        faces = engine.detect(image)
-    except ImageDecodeError as exc:  # e.g. a 1x1 image: say which file
-        raise ImageDecodeError("file", f"{path}: {exc}") from exc
+    image = _read_image(path, args)
+    faces = engine.detect(image)
     index = engine.select(faces, image.shape)
     measurement = (estimator.measure(image, faces.boxes[index], faces.landmarks[index])
                    if index >= 0 else None)
@@ -362,7 +366,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     skipped: list[dict[str, str]] = []
     for path in args.images:
         try:
-            row = _measure_photo(path, engine, estimator)
+            row = _measure_photo(path, args, engine, estimator)
         except SensePerceptionError as exc:  # one bad photo must not cost the others theirs
             skipped.append({"image": str(path), "reason": str(exc)})
             print(f"warning: skipped {path}: {exc}", file=sys.stderr)
@@ -428,8 +432,7 @@ def rates(scores: np.ndarray, same: np.ndarray, thresholds: Sequence[float]) -> 
 def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, threshold: float,
              table: Sequence[float] = DEFAULT_TABLE, augment: bool = False) -> dict[str, Any]:
     """Score every pair and return the eval JSON document (see ``driver eval --help``)."""
-    from ..core.imaging.image_decode import read_image_file
-
+    from ..core.imaging.image_file import read_image_file
     from ..face.augment import AUGMENTATIONS, augment as make_variants
 
     images: dict[str, np.ndarray] = {}

@@ -15,7 +15,8 @@ from enum import Enum
 
 import numpy as np
 
-#: Calibrated on real photo pairs (test/data/face_pairs.csv) plus augmentations: see README.
+#: Calibrated on real photo pairs (test/data/face_pairs.csv) plus augmentations: see
+#: docs/driver-monitoring.md.
 DEFAULT_MATCH_THRESHOLD = 0.45
 
 

@@ -50,7 +50,7 @@ FAMILY_INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
     # PaddleDetection evaluates PicoDet with Resize interp=2 (cubic) but trains it with
     # BatchRandomResize(random_interp=True), so bilinear is inside its training distribution too.
     # On the 80 labelled PandaSet frames bilinear found as many cars and pedestrians as cubic with
-    # fewer false positives (README, Detection quality), and it is cheaper: the default.
+    # fewer false positives (docs/detection-quality.md), and it is cheaper: the default.
     "gfl": _input_defaults("picodet_s_416", "linear"),
     # YOLOX: BGR 0..255, letterbox at the top-left padded with 114, bilinear.
     "yolox": _input_defaults("yolox_nano", "linear"),
@@ -72,7 +72,7 @@ class ClassThresholds:
 
     Negative means ``detector.score_threshold``. They apply to the general model; the pedestrian
     specialist has a threshold of its own (``detector.pedestrian_threshold``), since its scores
-    run lower. The defaults were chosen with ``sense-perception eval`` (README, Detection quality).
+    run lower. The defaults were chosen with ``sense-perception eval`` (docs/detection-quality.md).
     """
 
     pedestrian: float = -1.0

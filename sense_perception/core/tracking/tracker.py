@@ -180,6 +180,16 @@ class MultiObjectTracker:
     full, so steady-state frames allocate only small temporaries.
     """
 
+    # Per-track state, rows [:n] live; (re)created together by ``_alloc``.
+    _mean: np.ndarray
+    _cov: np.ndarray
+    _scratch: np.ndarray
+    _ids: np.ndarray
+    _group: np.ndarray
+    _state: np.ndarray
+    _hits: np.ndarray
+    _last_seen: np.ndarray
+
     def __init__(self, config: TrackingConfig | None = None,
                  label_names: Sequence[str] | None = None, capacity: int = 64) -> None:
         """Create an empty tracker.
@@ -201,7 +211,7 @@ class MultiObjectTracker:
     def _alloc(self, capacity: int) -> None:
         old = getattr(self, "_mean", None)
         n = self._n
-        new = {
+        new: dict[str, np.ndarray] = {
             "_mean": np.zeros((capacity, 8), np.float64),
             "_cov": np.zeros((capacity, 8, 8), np.float64),
             "_scratch": np.zeros((capacity, 8, 8), np.float64),
@@ -422,7 +432,7 @@ class MultiObjectTracker:
             mask &= counts
         if self.config.class_aware:
             mask &= groups[cand][:, None] == groups[winners][None, :]
-        return mask.any(axis=1)
+        return np.asarray(mask.any(axis=1))
 
     def _confirm(self, idx: np.ndarray) -> None:
         if idx.size == 0:
