@@ -28,7 +28,7 @@ def dets(*rows: tuple[float, float, float, float, float, int]) -> Detections:
 
 
 def as_set(d: Detections) -> set[tuple]:
-    return {(tuple(np.round(b).astype(int).tolist()), int(lb)) for b, lb in zip(d.boxes, d.labels)}
+    return {(tuple(np.round(b).astype(int).tolist()), int(lb)) for b, lb in zip(d.boxes, d.labels, strict=True)}
 
 
 # ---- plan_tiles -------------------------------------------------------------------------------
