@@ -80,7 +80,7 @@ def _import(namespaces: tuple[str, ...], name: str) -> type:
 def _plan(cls: type) -> Converter:
     names = list(cls.get_fields_and_field_types())
     converters = [_field(t) for t in cls.SLOT_TYPES]
-    table = dict(zip(names, converters))
+    table = dict(zip(names, converters, strict=True))
 
     def convert(value: Any, where: str) -> Any:
         if isinstance(value, cls):

@@ -51,7 +51,7 @@ def _equal(msg, value, where="msg"):
             _equal(getattr(msg, key), item, f"{where}.{key}")
     elif isinstance(value, list):
         assert len(msg) == len(value), where
-        for i, (m, v) in enumerate(zip(msg, value)):
+        for i, (m, v) in enumerate(zip(msg, value, strict=True)):
             _equal(m, v, f"{where}[{i}]")
     elif isinstance(value, float):
         assert math.isclose(float(msg), value, rel_tol=1e-6, abs_tol=1e-6), where
