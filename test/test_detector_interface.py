@@ -76,6 +76,17 @@ def test_device_detector_defines_every_member_itself():
     assert "detector._" not in source  # reads only the detector's public members
 
 
+def test_device_detector_on_the_torch_cpu_path_honours_the_protocol():
+    pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0, CPU "
+                                        "build, as `make test` does)")
+    detector = ObjectDetector(DetectorConfig(pedestrian_model="none"),
+                              RuntimeOptions(providers=("CPUExecutionProvider",)))
+    device = DeviceDetector(detector, "cpu")
+    _check(device)
+    assert device.preprocess_device == "torch cpu" and device.providers == detector.providers
+    assert set(device.timings) == {"preprocess", "inference", "postprocess"}
+
+
 def test_wiring_takes_a_fake_detector():
     general = FakeDetector(rows=((10, 10, 50, 60, 0.8, "car"), (0, 0, 5, 5, 0.6, "pedestrian")),
                            owned_labels=("car",), name="general")
