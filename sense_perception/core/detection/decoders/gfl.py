@@ -33,8 +33,8 @@ class GFLDecoder(Decoder):
     # PaddleDetection trains PicoDet with keep_ratio=False: stretch, RGB, ImageNet mean/std. It
     # evaluates with Resize interp=2 (cubic) but trains with BatchRandomResize(random_interp=True),
     # so bilinear is inside its training distribution too. On the 80 labelled PandaSet frames
-    # bilinear found as many cars and pedestrians as cubic with fewer false positives (README,
-    # Detection quality), and it is cheaper: the default.
+    # bilinear found as many cars and pedestrians as cubic with fewer false positives
+    # (docs/detection-quality.md), and it is cheaper: the default.
     input_defaults = trained_input(color="rgb", resize="stretch", pad_value=114.0,
                                    scale=1 / 255.0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                                    interpolation="linear")
