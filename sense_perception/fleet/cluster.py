@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -46,22 +47,39 @@ class RaySession:
             self.ray.shutdown()
 
 
-def connect(address: str | None, num_cpus: int) -> RaySession:
-    """Join the Ray cluster at ``address``, or start a local instance with ``num_cpus`` CPUs.
+def local_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
-    A Ray already initialised in this process (a notebook, a test) is used as it is and left
-    running afterwards.
+
+def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
+    """Join the Ray cluster at ``address``, or start a local instance sized by this machine.
+
+    A local instance offers the CPUs this process may use (:func:`local_cpus`), whatever
+    --workers asks: Ray then places only as many workers as fit, and :func:`check_workers` says
+    when that is fewer. A Ray already initialised in this process (a notebook, a test) is used as
+    it is and left running afterwards.
 
     Args:
         address: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``; None starts Ray on this machine.
-        num_cpus: CPUs the local instance offers (workers x CPUs per worker).
+        cpus_per_worker: CPUs one worker reserves; more than this machine has is refused before
+            Ray starts.
 
     Raises:
-        FleetError: Ray is missing, or the cluster cannot be reached / the local one started.
+        FleetError: Ray is missing, a worker cannot fit this machine, or the cluster cannot be
+            reached / the local one started.
     """
     ray = require_ray()
     if ray.is_initialized():
         return RaySession(ray, "existing", False, _resources(ray))
+    num_cpus = local_cpus()
+    if address is None and cpus_per_worker > num_cpus:
+        raise FleetError(f"--cpus-per-worker {cpus_per_worker}: this machine has {num_cpus} "
+                         f"CPUs, so not even one worker fits; give --cpus-per-worker "
+                         f"{num_cpus} or less, or join a cluster with bigger nodes (--address)")
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
         if address is None:
@@ -70,9 +88,11 @@ def connect(address: str | None, num_cpus: int) -> RaySession:
                      object_store_memory=OBJECT_STORE_BYTES, **quiet)
         else:
             ray.init(address=address, **quiet)
-    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+    except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         if ray.is_initialized():
             ray.shutdown()
+        if not isinstance(exc, Exception):
+            raise  # Ctrl-C / SIGTERM while Ray starts: the caller reports it
         where = "start a local Ray instance" if address is None else \
             f"join the Ray cluster at {address}"
         fix = ("check /tmp/ray for the logs" if address is None else

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from .discover import BagJob
 from .outputs import final_dir
-from .report import bag_entry
+from .report import bag_entry, interrupted_entry
+from .signals import Interrupted
 from .worker import WorkerSettings
 
 MAX_ATTEMPTS = 2  # the first try and one retry on a new worker
@@ -87,6 +88,7 @@ class DispatchResult:
     replay_wall_s: float  # first bag handed out -> last bag settled
     worker_start_s: float | None  # spawn -> first worker ready
     notes: list[str]
+    interrupted: Interrupted | None = None  # the SIGINT / SIGTERM that stopped the run
 
 
 class Dispatcher:
@@ -131,8 +133,10 @@ class Dispatcher:
     # -- main loop --------------------------------------------------------------------------------
 
     def run(self) -> DispatchResult:
-        """Replay every job; returns when each is done, partial or failed."""
+        """Replay every job; returns when each is done, partial or failed, or on SIGINT / SIGTERM
+        (see :mod:`.signals`) with the unfinished ones reported ``interrupted``."""
         ray = self._ray
+        interrupted = None
         try:
             while self._queue or any(s.job for s in self._slots):
                 self._top_up()
@@ -149,10 +153,16 @@ class Dispatcher:
                         getattr(self, f"_on_{kind}")(slot, ref)
                 self._enforce_limits()
                 self._report_progress()
+        except Interrupted as exc:
+            interrupted = exc
         finally:
             for slot in list(self._slots):
                 self._kill(slot)
-                self._retire(slot, slot.end)
+                self._retire(slot, f"stopped by {interrupted.name}" if interrupted else slot.end)
+        if interrupted is not None:
+            for job in self._jobs:
+                if job.name not in self._reports:
+                    self._reports[job.name] = interrupted_entry(job, interrupted.name)
         end = time.perf_counter()
         return DispatchResult(
             reports=[self._reports[job.name] for job in self._jobs],
@@ -160,7 +170,7 @@ class Dispatcher:
             replay_wall_s=round(end - self._first_start, 3) if self._first_start else 0.0,
             worker_start_s=(round(self._first_ready - self._spawned_at, 3)
                             if self._first_ready and self._spawned_at else None),
-            notes=self._notes)
+            notes=self._notes, interrupted=interrupted)
 
     def _futures(self) -> dict[Any, tuple[str, _Slot]]:
         waiting: dict[Any, tuple[str, _Slot]] = {}
