@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import FleetError
+from . import reaper
 
 LOG = logging.getLogger(__name__)
 
@@ -41,10 +42,15 @@ class RaySession:
     address: str  # "local" for an instance started by this run
     started_here: bool
     resources: dict[str, float] = field(default_factory=dict)
+    reaper: Any = None  # see :mod:`.reaper`: a local instance's processes end with this one
 
     def close(self) -> None:
-        if self.started_here and self.ray.is_initialized():
-            self.ray.shutdown()
+        """Shut down the Ray this run started (a cluster's or an existing one stays up)."""
+        try:
+            if self.started_here and self.ray.is_initialized():
+                self.ray.shutdown()
+        finally:
+            reaper.stop(self.reaper)
 
 
 def local_cpus() -> int:
@@ -81,6 +87,8 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
                          f"CPUs, so not even one worker fits; give --cpus-per-worker "
                          f"{num_cpus} or less, or join a cluster with bigger nodes (--address)")
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    # Started first, so that a kill -9 while Ray starts is covered too.
+    watch = reaper.start() if address is None else None
     try:
         if address is None:
             # "local" always starts a new instance, never attaches to one a `ray start` left.
@@ -91,6 +99,7 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
     except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         if ray.is_initialized():
             ray.shutdown()
+        reaper.stop(watch)
         if not isinstance(exc, Exception):
             raise  # Ctrl-C / SIGTERM while Ray starts: the caller reports it
         where = "start a local Ray instance" if address is None else \
@@ -102,7 +111,7 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
                "get-auth-token` on the head node) here; or leave out --address to run on this "
                "machine")
         raise FleetError(f"cannot {where}: {type(exc).__name__}: {exc}; {fix}") from exc
-    return RaySession(ray, address or "local", True, _resources(ray))
+    return RaySession(ray, address or "local", True, _resources(ray), watch)
 
 
 def _resources(ray: ModuleType) -> dict[str, float]:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from .discover import BagJob
 from .outputs import final_dir
 from .report import bag_entry, interrupted_entry
-from .signals import Interrupted
+from .signals import InterruptGuard, Interrupted
 from .worker import WorkerSettings
 
 MAX_ATTEMPTS = 2  # the first try and one retry on a new worker
@@ -101,11 +101,14 @@ class Dispatcher:
         options: workers, sizes, limits.
         listener: progress hooks.
         spawn: starts one worker actor from Ray options (default :func:`.actor.spawn`).
+        interrupts: looked at on every turn of the loop: a SIGINT / SIGTERM it caught stops
+            the run (see :meth:`run`).
     """
 
     def __init__(self, ray: ModuleType, jobs: list[BagJob], settings: WorkerSettings,
                  options: DispatchOptions, listener: Listener | None = None,
-                 spawn: Callable[[WorkerSettings, dict[str, Any]], Any] | None = None) -> None:
+                 spawn: Callable[[WorkerSettings, dict[str, Any]], Any] | None = None,
+                 interrupts: InterruptGuard | None = None) -> None:
         from .cluster import worker_options
 
         if spawn is None:
@@ -116,6 +119,7 @@ class Dispatcher:
         self._options = options
         self._listener = listener or Listener()
         self._spawn = spawn
+        self._interrupts = interrupts or InterruptGuard()
         self._actor_options = worker_options(options.cpus_per_worker, options.gpus_per_worker)
         self._queue: deque[tuple[BagJob, int]] = deque((job, 1) for job in jobs)
         self._slots: list[_Slot] = []
@@ -139,6 +143,7 @@ class Dispatcher:
         interrupted = None
         try:
             while self._queue or any(s.job for s in self._slots):
+                self._interrupts.check()
                 self._top_up()
                 self._hand_out()
                 self._poll_progress()

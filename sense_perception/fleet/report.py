@@ -155,6 +155,8 @@ def render_fleet_table(summary: dict[str, Any], console: Console | None = None) 
             note = f"{r['skipped_messages']} messages skipped: " + "; ".join(r["skipped_reasons"])
         elif r["status"] == "skipped":
             note = "already done"
+        elif r["status"] == INTERRUPTED:
+            note = "not finished: run again to resume"
         if r["attempts"] > 1 and r["status"] != "failed":
             note = (note + "; " if note else "") + "retried on a new worker"
         table.add_row(r["name"], f"[{style[r['status']]}]{r['status']}[/]", str(r["frames"]),

@@ -156,6 +156,7 @@ def _run_locked(request: FleetRequest, listener: Listener | None, jobs: list[Bag
             session = _connect(connect, request.address, cpus)
             guard.install()  # ray.init put its own SIGTERM handler in place of ours
             try:
+                guard.check()  # a Ctrl-C while Ray started
                 workers = request.workers or default_workers(session, cpus, gpus)
                 workers, fit_notes = check_workers(session.ray, min(workers, len(to_run)), cpus,
                                                    gpus)
@@ -171,7 +172,7 @@ def _run_locked(request: FleetRequest, listener: Listener | None, jobs: list[Bag
                                                     gpus_per_worker=gpus, time_limit_s=limit,
                                                     force=request.force,
                                                     start_together=request.start_together),
-                                    listener).run()
+                                    listener, interrupts=guard).run()
                 notes += result.notes
                 interrupted = result.interrupted
             finally:

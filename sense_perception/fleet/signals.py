@@ -1,9 +1,11 @@
 """Ctrl-C and SIGTERM during a fleet run: stop handing out bags, end the workers and Ray, and still
 write ``fleet_summary.json`` (unfinished bags marked ``interrupted``), then exit 128 + the signal.
 
-``ray.init`` installs its own SIGTERM handler (``sys.exit``), which would end the run without a
-summary and with Ray's native stack dumps; :meth:`InterruptGuard.install` is therefore called
-again once Ray is up.
+The handler only notes the signal; the dispatcher's loop, which wakes at least every quarter of
+a second, calls :meth:`InterruptGuard.check` and stops. (An exception raised by the handler
+itself would surface inside Ray's native calls, as a SystemError.) ``ray.init`` installs its own
+SIGTERM handler (``sys.exit``), which would end the run without a summary and with Ray's native
+stack dumps; :meth:`InterruptGuard.install` is therefore called again once Ray is up.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(BaseException):
-    """Raised in the main thread by the first SIGINT / SIGTERM of a run.
+    """Raised by :meth:`InterruptGuard.check` after the first SIGINT / SIGTERM of a run.
 
     A BaseException, like KeyboardInterrupt, so that the ``except Exception`` around each Ray call
     does not swallow it.
@@ -40,7 +42,8 @@ class Interrupted(BaseException):
 
 
 class InterruptGuard:
-    """Turns the first SIGINT / SIGTERM into :class:`Interrupted`; a second one exits at once.
+    """Notes the first SIGINT / SIGTERM (:meth:`check` raises :class:`Interrupted`); a second one
+    exits at once.
 
     Only in the main thread (Python delivers signals there); elsewhere it does nothing.
     """
@@ -63,10 +66,21 @@ class InterruptGuard:
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
         self._old.clear()
 
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a signal came.
+
+        Raises:
+            Interrupted: the first SIGINT / SIGTERM since :meth:`install`.
+        """
+        if self._caught is not None:
+            raise Interrupted(self._caught)
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._caught is None:
             self._caught = signum
-            raise Interrupted(signum)
+            sys.stderr.write(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and "
+                             "writing the summary (again to exit at once)\n")
+            return
         # Cleanup is under way and the user insists: leave now. Ray's reaper process ends the
         # local instance's processes when this one is gone.
         sys.stderr.write(f"\nfleet: {signal.Signals(signum).name} again: exiting without "
