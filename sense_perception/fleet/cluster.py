@@ -151,11 +151,16 @@ def workers_that_fit(nodes: list[dict[str, Any]], cpus: int, gpus: float) -> int
     return total
 
 
-def check_workers(ray: ModuleType, workers: int, cpus: int, gpus: float) -> tuple[int, list[str]]:
+def check_workers(ray: ModuleType, workers: int, cpus: int, gpus: float,
+                  asked: int | None = None) -> tuple[int, list[str]]:
     """The number of workers to start: ``workers``, or fewer when the cluster cannot hold them.
 
     Ray would leave an actor that fits nowhere pending forever; asking first turns that into an
     error naming what is missing.
+
+    Args:
+        workers: workers wanted (--workers, at most one per bag to run).
+        asked: what --workers said, for the note (default ``workers``).
 
     Returns:
         (workers to start, notes on why fewer than asked).
@@ -177,7 +182,7 @@ def check_workers(ray: ModuleType, workers: int, cpus: int, gpus: float) -> tupl
                          f"{cpus} CPUs and {gpus:g} GPUs; lower --cpus-per-worker / "
                          "--gpus-per-worker")
     if fit < workers:
-        note = (f"{workers} workers asked for, but the cluster ({have}) holds {fit} of "
+        note = (f"{asked or workers} workers asked for, but the cluster ({have}) holds {fit} of "
                 f"{cpus} CPUs and {gpus:g} GPUs each: starting {fit}")
         LOG.warning("%s", note)
         return fit, [note]

@@ -159,7 +159,7 @@ def _run_locked(request: FleetRequest, listener: Listener | None, jobs: list[Bag
                 guard.check()  # a Ctrl-C while Ray started
                 workers = request.workers or default_workers(session, cpus, gpus)
                 workers, fit_notes = check_workers(session.ray, min(workers, len(to_run)), cpus,
-                                                   gpus)
+                                                   gpus, asked=workers)
                 notes += fit_notes
                 ray_info = {"used": True, "address": session.address,
                             "resources": session.resources}
