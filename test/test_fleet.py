@@ -29,6 +29,7 @@ from rosbags.typesys import Stores, get_typestore
 from sense_perception.errors import FleetError
 from sense_perception.fleet.cluster import worker_options
 from sense_perception.fleet.dispatch import Listener
+from sense_perception.fleet.outputs import MARKER
 from sense_perception.fleet.runner import FleetRequest, run_fleet
 from sense_perception.replay.engine import ReplayOptions, Replayer
 
@@ -147,11 +148,12 @@ def test_outputs_and_summary(fleet_run, config):
     failed = bags["no_cameras"]
     assert failed["status"] == "failed" and failed["attempts"] == 1  # an engine error: no retry
     assert "no readable image topic" in failed["reason"] and failed["output"] is None
-    # DIR/<name>/ holds exactly what replay writes, for every replayed bag, and nothing else
+    # DIR/<name>/ holds exactly what replay writes, for every replayed bag, and nothing else but
+    # the marker that lets fleet (and only fleet) replace it
     replayed = {r["name"] for r in bags.values() if r["status"] in ("done", "partial")}
     assert {p.name for p in out.iterdir()} == replayed | {"fleet_summary.json"}
     for name in replayed:
-        assert {p.name for p in (out / name).iterdir()} == {"bag", "summary.json"}
+        assert {p.name for p in (out / name).iterdir()} == {"bag", "summary.json", MARKER}
         assert json.loads((out / name / "summary.json").read_text())["frames"] == \
             next(r["frames"] for r in bags.values() if r["name"] == name)
     _, driver_id = config
