@@ -219,3 +219,52 @@ def test_linked_bag_folders_are_followed_once_and_loops_end(tmp_path):
     assert any("gone" in n and "does not exist" in n for n in notes), notes
     assert any("loop" in n and "searched once" in n for n in notes), notes
 
+
+
+# -- the reaper of a local Ray instance -----------------------------------------------------------
+
+_PARENT = """
+import subprocess, sys, time
+from sense_perception.fleet import reaper
+before = subprocess.Popen(["sleep", "300"])  # the caller's own: never killed
+proc = reaper.start()
+# an orphan-to-be, as Ray's agents become when the raylet dies: a child of a child
+mid = subprocess.Popen(["bash", "-c", "sleep 300 & echo $!; wait"], stdout=subprocess.PIPE,
+                       text=True)
+orphan = int(mid.stdout.readline())
+time.sleep(2.5)  # the reaper notes them (once a second)
+print(before.pid, orphan, flush=True)
+if sys.argv[1] == "stop":
+    reaper.stop(proc)
+    print("stopped", flush=True)
+time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().split(b") ")[1][:1] != b"Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("end", ["kill", "stop"])
+def test_reaper_ends_what_a_killed_run_left_and_only_that(end):
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, end], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    before, orphan = map(int, parent.stdout.readline().split())
+    try:
+        if end == "stop":
+            assert parent.stdout.readline().strip() == "stopped"
+        parent.kill()  # kill -9: no clean-up of its own
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(orphan) and time.monotonic() < deadline and end == "kill":
+            time.sleep(0.2)
+        # killed after kill -9; after a normal stop the reaper had left, killing nothing
+        assert _alive(orphan) == (end == "stop")
+        assert _alive(before)
+    finally:
+        for pid in (before, orphan):
+            if _alive(pid):
+                os.kill(pid, 9)

@@ -3,9 +3,10 @@
 Ray kills its direct children (GCS, raylet) when the driver dies, but the raylet's own children
 (the dashboard and runtime-env agents) notice late and then spend up to a minute trying to report
 to the dead GCS. This small process, started with the local Ray instance, notes every process
-below the fleet process once a second; when the fleet process is gone (its stdin pipe reaches end
-of file) it kills those that are still alive. A run that ends normally shuts Ray down first, so
-there is nothing left for it to do.
+that appears below the fleet process once a second; when the fleet process is gone (its stdin
+pipe reaches end of file) it kills those that are still alive. A run that ends normally shuts Ray
+down first and then says so on the pipe (:func:`stop`): the reaper then leaves without killing
+anything, so processes a caller of :func:`~.runner.run_fleet` runs beside it are never touched.
 
 Run as ``python -m sense_perception.fleet.reaper PID``; see :func:`start`.
 """
@@ -19,29 +20,36 @@ import sys
 from typing import IO
 
 POLL_S = 1.0
+_DONE = b"done\n"  # the run ended normally: nothing to kill
 
 
 def start() -> subprocess.Popen[bytes] | None:
     """Start the reaper for this process; None where it cannot run (no Linux /proc).
 
-    It gets its own session, so a Ctrl-C in the terminal reaches the fleet run, not it.
+    It gets its own session, so a Ctrl-C in the terminal reaches the fleet run, not it. Returns
+    once it has taken note of the processes already there (which it never kills).
     """
     if not os.path.isdir("/proc/self"):
         return None  # it reads the process tree from Linux's /proc
     try:
-        return subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid())],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid())],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError:
         return None
+    assert proc.stdout is not None
+    proc.stdout.readline()  # "ready" (or nothing, if it failed: then it simply is not there)
+    proc.stdout.close()
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    """Let the reaper go (its watch ends); after ``ray.shutdown`` nothing is left to kill."""
+    """Let the reaper go without killing anything (call it after ``ray.shutdown``)."""
     if proc is None:
         return
     try:
         if proc.stdin:
+            proc.stdin.write(_DONE)
             proc.stdin.close()
         proc.wait(timeout=10)
     except (OSError, subprocess.TimeoutExpired):
@@ -78,16 +86,28 @@ def _descendants(parent: int) -> dict[int, int]:
 
 
 def _watch(parent: int, stdin: IO[bytes]) -> dict[int, int]:
-    """Note the processes below ``parent`` until ``stdin`` ends; returns pid -> start time."""
+    """Note the processes that appear below ``parent`` until ``stdin`` ends.
+
+    Returns:
+        pid -> start time of each, or nothing when the parent said :data:`_DONE` (it ended
+        normally).
+    """
+    before = set(_descendants(parent))  # the caller's own children: never ours to kill
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     seen: dict[int, int] = {}
     me = os.getpid()
+    received = b""
     while True:
         for pid, started in _descendants(parent).items():
-            if pid != me:
+            if pid != me and pid not in before:
                 seen.setdefault(pid, started)
         ready, _, _ = select.select([stdin], [], [], POLL_S)
-        if ready and not os.read(stdin.fileno(), 4096):
-            return seen
+        if ready:
+            chunk = os.read(stdin.fileno(), 4096)
+            received += chunk
+            if not chunk:
+                return {} if received.endswith(_DONE) else seen
 
 
 def _kill(seen: dict[int, int]) -> None:
