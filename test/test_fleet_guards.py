@@ -88,14 +88,14 @@ def test_output_names_are_safe_and_unique(tmp_path):
     root = tmp_path / "in"
     root.mkdir()
     for name in ("fleet_summary.json.mcap", "...mcap", "..mcap", ".hidden.mcap",
-                 "FLEET_SUMMARY.JSON.mcap", "a\nb.mcap", "plain.mcap"):
+                 "FLEET_SUMMARY.JSON.mcap", "a\nb.mcap", "plain.mcap", "\u202egpj.mcap"):
         shutil.copy(MCAP, root / name)
     shutil.copytree(SAMPLE_BAG, root / "Run")
     shutil.copytree(SAMPLE_BAG, root / "sub" / "run")  # differs only in case from Run
     shutil.copytree(SAMPLE_BAG, root / "sub" / ".fleet.lock_bag")  # hidden: not searched
     jobs = find_bags([root])
     names = [j.name for j in jobs]
-    assert len(jobs) == 9 and len({n.casefold() for n in names}) == 9, names
+    assert len(jobs) == 10 and len({n.casefold() for n in names}) == 10, names
     for name in names:
         assert name not in ("", ".", "..") and not name.startswith("."), name
         assert "/" not in name and "\n" not in name and name.casefold() not in RESERVED_NAMES
@@ -104,6 +104,7 @@ def test_output_names_are_safe_and_unique(tmp_path):
     assert by_file["fleet_summary.json.mcap"].startswith("fleet_summary.json-")
     assert by_file["...mcap"].startswith("bag") and by_file["..mcap"].startswith("bag")
     assert by_file["a\nb.mcap"] == "a_b" and by_file[".hidden.mcap"] == "hidden"
+    assert by_file["\u202egpj.mcap"] == "_gpj"  # a bidi override would show it as "jpg"
     assert find_bags([root]) == jobs  # stable: resume finds the same names again
     assert safe_name("x" * 300).encode().__len__() <= 200
 
@@ -189,12 +190,24 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys):
         make_out(tmp_path / "file" / "x")
 
 
-def test_summary_is_strict_json(tmp_path):
+def test_summary_is_strict_json_and_never_written_through_a_link(tmp_path):
     path = tmp_path / "fleet_summary.json"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / ".fleet_summary.json.tmp").symlink_to(victim)  # planted where the temp file goes
     write_fleet_summary(path, {"a": float("nan"), "b": [float("inf"), 1.5], "c": {"d": -float("inf")}})
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": {"d": None}}
+    assert victim.read_text() == "precious" and not path.is_symlink()
+
+
+def test_summary_path_taken_by_a_folder_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "fleet_summary.json").mkdir(parents=True)
+    code, err = _fleet(capsys, str(SAMPLE_BAG), "--out", str(out))
+    assert code == 2 and "fleet_summary.json exists and is not a file" in err
+    assert not (out / LOCK_FILE).exists()
 
 
 # -- bags behind links ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ RESERVED_NAMES = frozenset({"fleet_summary.json", ".fleet_summary.json.tmp", ".f
 # Room under the usual 255-byte name limit for the ".<name>.replaced" work folder around a name.
 MAX_NAME_BYTES = 200
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,15 @@ def _note(notes: list[str], text: str) -> None:
 def safe_name(raw: str) -> str:
     """An output folder name for a bag named ``raw``: one path component, never hidden.
 
-    Control characters and separators become ``_``; leading dots and spaces are dropped (``..``
+    Control, format (bidi, zero-width) characters and separators become ``_``; leading dots and spaces are dropped (``..``
     would be the parent of --out, ``.x`` a hidden name like fleet's own work folders); an empty
     result is ``bag``; the name is cut to :data:`MAX_NAME_BYTES` bytes of UTF-8.
     """
-    name = _UNSAFE.sub("_", unicodedata.normalize("NFC", raw)).lstrip(". ").rstrip(" ")
+    text = _UNSAFE.sub("_", unicodedata.normalize("NFC", raw))
+    # Invisible and direction-changing characters (bidi overrides, zero-width) would make the
+    # table and the folder list lie about the name.
+    text = "".join("_" if unicodedata.category(c) in _INVISIBLE else c for c in text)
+    name = text.lstrip(". ").rstrip(" ")
     name = name or "bag"
     while len(name.encode()) > MAX_NAME_BYTES:
         name = name[:-1]

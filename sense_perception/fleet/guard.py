@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import FleetError
+from .outputs import FLEET_SUMMARY
 
 _FIX = "choose an --out folder outside every input (e.g. next to them, not in them)"
 
@@ -83,4 +84,8 @@ def make_out(out: Path) -> Path:
     if not os.access(out, os.W_OK | os.X_OK):
         raise FleetError(f"--out {out} is not writable by this user; choose a folder you can "
                          "write, or fix its permissions")
+    summary = out / FLEET_SUMMARY
+    if summary.exists() and not summary.is_file():
+        raise FleetError(f"{summary} exists and is not a file, so the run's summary could not be "
+                         "written there; move it away, or choose another --out")
     return out.resolve()

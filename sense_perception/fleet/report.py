@@ -118,8 +118,11 @@ def write_fleet_summary(path: Path, summary: dict[str, Any]) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     text = json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n"
+    tmp.unlink(missing_ok=True)  # a link planted there is removed, never written through
     try:
-        tmp.write_text(text)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
