@@ -18,7 +18,7 @@ import pytest
 from replay_helpers import SAMPLE_BAG
 
 from sense_perception.cli.main import main
-from sense_perception.errors import FleetError
+from sense_perception.errors import BagError, FleetError
 from sense_perception.fleet.discover import RESERVED_NAMES, find_bags, safe_name
 from sense_perception.fleet.guard import check_bags_apart, check_out_apart, make_out
 from sense_perception.fleet.lock import LOCK_FILE, OutLock
@@ -222,6 +222,7 @@ def test_linked_bag_folders_are_followed_once_and_loops_end(tmp_path):
     (root / "day1" / "loop").symlink_to(root)  # a link back up: must not walk forever
     (root / "day1" / "gone").symlink_to(tmp_path / "nothing")  # broken
     shutil.copy(MCAP, root / "day1" / "file.mcap")
+    os.mkfifo(root / "day1" / "pipe.mcap")  # would block a worker until its time limit
     notes: list[str] = []
     started = time.monotonic()
     jobs = find_bags([root], notes=notes)
@@ -231,6 +232,9 @@ def test_linked_bag_folders_are_followed_once_and_loops_end(tmp_path):
     assert real[(store / "recording_7").resolve()] in ("run7", "again")
     assert any("gone" in n and "does not exist" in n for n in notes), notes
     assert any("loop" in n and "searched once" in n for n in notes), notes
+    assert any("pipe.mcap is not a regular file" in n for n in notes), notes
+    with pytest.raises(BagError, match="not a regular file"):
+        find_bags([root / "day1" / "pipe.mcap"])
 
 
 

@@ -38,8 +38,16 @@ class BagJob:
     path: Path
 
 
-def _storage_files(entries: list[Path]) -> list[Path]:
-    return [p for p in entries if p.suffix in STORAGE_SUFFIXES and p.exists() and not p.is_dir()]
+def _storage_files(entries: list[Path], notes: list[str]) -> list[Path]:
+    files = []
+    for p in entries:
+        if p.suffix not in STORAGE_SUFFIXES or not p.exists() or p.is_dir():
+            continue
+        if p.is_file():
+            files.append(p)
+        else:  # a FIFO or device: reading it could block the worker until the time limit
+            _note(notes, f"{p} is not a regular file (a pipe or device): skipped")
+    return files
 
 
 def _is_split_recording(directory: Path, files: list[Path]) -> bool:
@@ -55,6 +63,9 @@ def _is_split_recording(directory: Path, files: list[Path]) -> bool:
 def _bags_in(root: Path, exclude: set[Path], notes: list[str]) -> Iterable[Path]:
     if not root.is_dir():
         if root.suffix in STORAGE_SUFFIXES:
+            if not root.is_file():
+                raise BagError(f"{root} is not a regular file (a pipe or device); pass rosbag2 "
+                               "directories or .mcap/.db3 files")
             yield root
             return
         raise BagError(f"{root} is neither a directory nor a .mcap/.db3 file; pass rosbag2 "
@@ -91,7 +102,7 @@ def _bags_in(root: Path, exclude: set[Path], notes: list[str]) -> Iterable[Path]
         for broken in (p for p in entries if p.is_symlink() and not p.exists()):
             _note(notes, f"{broken} is a link to {os.readlink(broken)}, which does not exist: "
                          "skipped")
-        files = _storage_files(entries)
+        files = _storage_files(entries, notes)
         if (here / METADATA).is_file() or _is_split_recording(here, files):
             dirs[:] = []  # one recording: its files are not bags of their own
             yield here
