@@ -38,16 +38,8 @@ class BagJob:
     path: Path
 
 
-def _storage_files(entries: list[Path], notes: list[str]) -> list[Path]:
-    files = []
-    for p in entries:
-        if p.suffix not in STORAGE_SUFFIXES or not p.exists() or p.is_dir():
-            continue
-        if p.is_file():
-            files.append(p)
-        else:  # a FIFO or device: reading it could block the worker until the time limit
-            _note(notes, f"{p} is not a regular file (a pipe or device): skipped")
-    return files
+def _storage_files(entries: list[Path]) -> list[Path]:
+    return [p for p in entries if p.suffix in STORAGE_SUFFIXES and p.exists() and not p.is_dir()]
 
 
 def _is_split_recording(directory: Path, files: list[Path]) -> bool:
@@ -102,12 +94,16 @@ def _bags_in(root: Path, exclude: set[Path], notes: list[str]) -> Iterable[Path]
         for broken in (p for p in entries if p.is_symlink() and not p.exists()):
             _note(notes, f"{broken} is a link to {os.readlink(broken)}, which does not exist: "
                          "skipped")
-        files = _storage_files(entries, notes)
+        files = _storage_files(entries)
         if (here / METADATA).is_file() or _is_split_recording(here, files):
             dirs[:] = []  # one recording: its files are not bags of their own
             yield here
-        else:
-            yield from files
+            continue
+        for file in files:
+            if file.is_file():
+                yield file
+            else:  # a FIFO or device: reading it could block a worker until its time limit
+                _note(notes, f"{file} is not a regular file (a pipe or device): skipped")
 
 
 def _note(notes: list[str], text: str) -> None:
