@@ -151,7 +151,7 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
 
 def _namespaces(topics: list[str]) -> dict[str, str]:
     # The nodes' rule: two topics of one camera (raw and compressed) keep their full topic names.
-    return dict(zip(topics, output_namespaces(topics)))
+    return dict(zip(topics, output_namespaces(topics), strict=True))
 
 
 class Replayer:

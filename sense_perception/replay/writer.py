@@ -11,6 +11,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys.store import Typestore
 
+from ..core.output.topics import camera_namespace  # noqa: F401 - sense_perception.replay exports it
 from ..errors import BagError
 from .to_rosbags import MessageConverter
 

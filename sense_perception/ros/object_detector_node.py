@@ -60,7 +60,7 @@ class ObjectDetectorNode(PerceptionNode):
 
     def inputs(self, settings: ObjectDetectorSettings) -> list[tuple[str, type]]:
         return [(topic, resolve_transport(topic, tr))
-                for topic, tr in zip(settings.camera_topics, settings.transports())]
+                for topic, tr in zip(settings.camera_topics, settings.transports(), strict=True)]
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
@@ -91,7 +91,7 @@ class ObjectDetectorNode(PerceptionNode):
                               detector.label_names, detector.min_score)
         latched = [row for row in EXTERIOR_OUTPUTS if row.latched]
         for ns, pubs in self._outputs:
-            for message in frame_messages(latched, ns, frame, lambda row: row.name in pubs):
+            for message in frame_messages(latched, ns, frame, lambda row, pubs=pubs: row.name in pubs):
                 pub = pubs[message.output.name]
                 pub.publish(to_msg(pub.msg_type, message.message))
 
@@ -115,7 +115,8 @@ class ObjectDetectorNode(PerceptionNode):
         detector = self.detector
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
-        for (frame, image), (dets, error) in zip(decoded, safe_detect(detector, [img for _, img in decoded])):
+        for (frame, image), (dets, error) in zip(
+                decoded, safe_detect(detector, [img for _, img in decoded]), strict=True):
             topic = self.input_topic(frame.source)
             if error is not None:
                 self.health.inference_error(f"{topic}: {type(error).__name__}: {error}", 1)

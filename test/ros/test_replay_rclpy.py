@@ -35,6 +35,16 @@ def ros_env(monkeypatch, tmp_path):
     return config
 
 
+def test_replay_never_imports_rclpy_where_rclpy_is_importable(monkeypatch):
+    """The replay needs no ROS: checked here, where importing rclpy would succeed (in the plain
+    venv the same check could not fail)."""
+    monkeypatch.syspath_prepend(str(ROOT / "test"))
+    from replay_helpers import assert_replay_never_imports_rclpy
+
+    assert rclpy is not None  # importable in this interpreter: the subprocess check can fail
+    assert_replay_never_imports_rclpy()
+
+
 def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
     out = tmp_path / "out"
     result = Replayer(ReplayOptions(SAMPLE_BAG, out, cabin=CABIN, config=ros_env,
