@@ -1,7 +1,8 @@
 """The golden replay: the sample bag's replay outputs as JSON, and how a new replay is compared to it.
 
 ``make golden`` (``python test/golden_replay.py``) replays the sample bag the way test_replay.py's
-``sample_run`` does (every camera, the driver enrolled from two photos not in the bag) and writes
+``sample_run`` does (every camera, the default ObjectDetector without the pedestrian specialist
+that ``build_detector`` adds, the driver enrolled from two photos not in the bag) and writes
 every output message but the copied input as message dicts to :data:`GOLDEN`. The enrolled
 driver's id is random per enrolment, so it is stored as :data:`DRIVER`.
 
@@ -16,7 +17,8 @@ Tolerances (the cross-path ones of test/support.py, because another CPU picks ot
 * Classification: the same class ids, scores within 1e-3; PoseStamped: within 1e-3 (m and
   quaternion);
 * LabelInfo, headers and bag times: exactly the same;
-* /diagnostics: the same statuses with the same keys (their values are timings and counters).
+* /diagnostics: the same statuses with the same keys (their values are timings and counters;
+  the ``provider*`` keys depend on the machine's execution providers and are left out).
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ BOX_PX, SCORE, POSE = 0.1, 1e-3, 1e-3
 def _plain(value: Any) -> Any:
     """A rosbags message as JSON-ready nested dicts and lists."""
     if hasattr(value, "__dataclass_fields__"):
-        return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
+        return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__
+                if k != "__msgtype__"}
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (list, tuple)):
@@ -61,7 +64,13 @@ def _mask(value: Any, driver_id: str) -> Any:
 def replay_messages(bag_dir: Path, driver_id: str = "",
                     skip_topics: frozenset[str] = frozenset()) -> dict[str, list[dict[str, Any]]]:
     """{topic: [{"t": bag time ns, "type": msgtype, "msg": dict}]} of an output bag, the enrolled
-    driver's id replaced by :data:`DRIVER`; /diagnostics keeps only each status' name and keys."""
+    driver's id replaced by :data:`DRIVER`; /diagnostics keeps only each status' name and keys.
+
+    Args:
+        bag_dir: the replay's output bag.
+        driver_id: the enrolled driver's id in this run ("" for none).
+        skip_topics: topics left out (the copied input).
+    """
     from rosbags.rosbag2 import Reader
 
     from sense_perception.replay.typestore import make_typestore
@@ -74,8 +83,10 @@ def replay_messages(bag_dir: Path, driver_id: str = "",
                 continue
             msg = _plain(store.deserialize_cdr(raw, conn.msgtype))
             if conn.topic == "/diagnostics":
-                msg = {"status": [{"name": s["name"], "keys": sorted(kv["key"] for kv in s["values"])}
-                                  for s in msg["status"]]}
+                # the keys but the execution providers' (which differ by machine)
+                msg = {"status": [{"name": s["name"], "keys": sorted(
+                    kv["key"] for kv in s["values"] if not kv["key"].startswith("provider"))}
+                    for s in msg["status"]]}
             out[conn.topic].append({"t": int(t), "type": conn.msgtype, "msg": _mask(msg, driver_id)})
     return dict(sorted(out.items()))
 
@@ -171,6 +182,7 @@ def main() -> int:
     sys.path.insert(0, str(TEST))
     from replay_helpers import CABIN, SAMPLE_BAG, SAMPLE_COUNTS, enrol_sample_driver
 
+    from sense_perception.core.detection.detector import ObjectDetector
     from sense_perception.replay.engine import ReplayOptions, Replayer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,11 +190,15 @@ def main() -> int:
         config = Path(tmp) / "params.yaml"
         config.write_text(f"driver_monitor:\n  ros__parameters:\n    gallery:\n      path: {gallery}\n")
         out = Path(tmp) / "out"
-        result = Replayer(ReplayOptions(SAMPLE_BAG, out, cabin=CABIN, config=config)).run()
+        result = Replayer(ReplayOptions(SAMPLE_BAG, out, cabin=CABIN, config=config),
+                          detector=ObjectDetector.from_params({}, "golden")).run()
         assert result.complete, result.summary["skipped"]
         topics = replay_messages(out / "bag", driver_id, frozenset(SAMPLE_COUNTS))
-    GOLDEN.write_text(json.dumps({"about": __doc__.splitlines()[0], "bag": "sense_perception/data/sample_bag",
-                                  "topics": topics}, indent=1) + "\n")
+    # One message a line: a regenerated file diffs message by message.
+    lines = [f' {json.dumps(topic)}: [\n' + ",\n".join(f"  {json.dumps(m)}" for m in messages) + "\n ]"
+             for topic, messages in topics.items()]
+    GOLDEN.write_text('{"about": ' + json.dumps(__doc__.splitlines()[0]) + ',\n"bag": '
+                      '"sense_perception/data/sample_bag",\n"topics": {\n' + ",\n".join(lines) + "\n}}\n")
     print(f"wrote {GOLDEN} ({sum(len(v) for v in topics.values())} messages)")
     return 0
 

@@ -1,14 +1,19 @@
 """Replay a rosbag2 recording through the perception core: the engine behind ``sense-perception replay``.
 
 Per exterior camera frame: decode -> ObjectDetector (frames of several cameras close in bag time
-share one ``detect`` call) -> per-camera tracker -> Detection2DArray and foxglove_msgs
-ImageAnnotations. Per cabin frame (``cabin`` topic only, never an exterior camera):
-DriverIdentifier -> faces (Detection2DArray, ImageAnnotations captioned with the pseudonymous
-driver id only), the driver identity (Classification), the driver attention (Classification) and
-the head pose (PoseStamped, when a face was measured); a sensor_msgs/CameraInfo on the cabin
-camera's ``camera_info`` topic (``driver_monitor.camera_info_topic``) gives the head pose its
-intrinsics. Outputs keep the input's header and bag timestamp, so they line up with the input in
-Foxglove or ``ros2 bag play``.
+share one ``detect`` call) -> per-camera tracker. Per cabin frame (``cabin`` topic only, never an
+exterior camera): DriverIdentifier (identity, attention, head pose); a sensor_msgs/CameraInfo on
+the cabin camera's ``camera_info`` topic (``driver_monitor.camera_info_topic``) gives the head pose
+its intrinsics. Each frame's results become the messages of the output table the nodes publish
+(:mod:`sense_perception.core.output.frame_outputs`: topics, types, builders and switches such as
+``publish_annotations`` from the config), so a replayed bag carries what a live graph would.
+Outputs keep the input's header and bag timestamp, so they line up with the input in Foxglove or
+``ros2 bag play``. The output MCAP is named after the input bag.
+
+The parts, one job each: :mod:`.reader` reads the bag, :mod:`.pipelines` runs the perception,
+:mod:`.sink` writes (and with ``--publish`` publishes) the messages, :mod:`.diagnostics` keeps the
+``/diagnostics`` statuses, :mod:`.summary` the summary and :mod:`.video` the videos; the
+:class:`Replayer` here wires them and owns the loop and the output directory.
 """
 from __future__ import annotations
 
