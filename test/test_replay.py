@@ -209,7 +209,7 @@ def test_annotations_for_every_camera_match_the_boxes(sample_run, gallery_config
             msg = ann.ros_msg
             assert len(msg.points) == len(msg.texts) == len(det.detections) and msg.circles == []
             stamp = (det.header.stamp.sec, det.header.stamp.nanosec)
-            for poly, text, d in zip(msg.points, msg.texts, det.detections):
+            for poly, text, d in zip(msg.points, msg.texts, det.detections, strict=True):
                 assert poly.type == 2  # LINE_LOOP: a closed box
                 # same float32 box through two float64 formulas (centre/size vs corners)
                 np.testing.assert_allclose([(p.x, p.y) for p in poly.points], _corners(d), atol=1e-6)
