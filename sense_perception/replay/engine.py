@@ -418,8 +418,10 @@ class Replayer:
                     if self._last is None or msg.timestamp >= self._last[0]:
                         self._last = (msg.timestamp, frame.header)
                     if msg.topic == self._cabin:
+                        assert self._cabin_stage is not None  # set up with the cabin topic
                         self._cabin_stage.process(frame)
                     else:
+                        assert self._stage is not None  # set up with the exterior topics
                         self._stage.add(frame)
                     self._diagnostics.maybe_write(frame.timestamp, frame.header)
                 if self.progress:

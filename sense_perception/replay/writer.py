@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 from rosbags.interfaces import QosTime
@@ -51,9 +51,12 @@ class _NamedDir:
 
 def _writer(path: Path, name: str) -> Writer:
     writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+
+    def mcap(directory: Path, compression: Any) -> McapWriter:
+        return McapWriter(cast(Path, _NamedDir(directory, name)), compression)
+
     # rosbags has no option for the file name: its storage plugin table is per instance here.
-    writer.STORAGE_PLUGINS = {StoragePlugin.MCAP: lambda p, compression: McapWriter(
-        _NamedDir(p, name), compression)}  # type: ignore[misc]
+    writer.STORAGE_PLUGINS = {StoragePlugin.MCAP: mcap}  # type: ignore[misc, dict-item]
     return writer
 
 

@@ -189,8 +189,9 @@ def enabled_outputs(table: Iterable[Output], switches: Mapping[str, bool],
 def switches(settings: Any, attention: bool = False) -> dict[str, bool]:
     """The switches of every table row, from a node's settings dataclass (``publish_*``) and
     whether the driver pipeline runs attention."""
-    names = {o.switch for o in (*EXTERIOR_OUTPUTS, *CABIN_OUTPUTS)} - {None, ATTENTION_SWITCH}
-    out = {name: bool(getattr(settings, name)) for name in names if hasattr(settings, name)}
+    names = {o.switch for o in (*EXTERIOR_OUTPUTS, *CABIN_OUTPUTS) if o.switch is not None}
+    out = {name: bool(getattr(settings, name)) for name in names - {ATTENTION_SWITCH}
+           if hasattr(settings, name)}
     out[ATTENTION_SWITCH] = bool(attention)
     return out
 
@@ -222,7 +223,7 @@ def image_message(header: Header, bgr: np.ndarray) -> dict[str, Any]:
     """sensor_msgs/Image fields of a BGR uint8 array."""
     h, w = bgr.shape[:2]
     return {"header": messages.header_msg(header), "height": h, "width": w, "encoding": "bgr8",
-            "is_bigendian": 0, "step": w * 3, "data": memoryview(np.ascontiguousarray(bgr)).cast("B")}
+            "is_bigendian": 0, "step": w * 3, "data": np.ascontiguousarray(bgr).data.cast("B")}
 
 
 __all__ = ["ATTENTION_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION", "DETECTION_ARRAY",
