@@ -26,8 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..config import load_params, section_from_params
-from ..core.imaging.frame_guard import InputLimits, safe_decode
+from ..core.imaging.frame_guard import safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
 from ..core.output.status import (detector_hardware_id, detector_values, driver_hardware_id,
@@ -36,9 +35,8 @@ from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
 from ..face.results import FACE_LABELS, state_name
-from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
 from .diagnostics import PipelineHealth, ReplayDiagnostics
-from .pipelines import CabinStage, DecodedFrame, ExteriorStage
+from .pipelines import CABIN, EXTERIOR, NODES, CabinStage, DecodedFrame, ExteriorStage, build_core
 from .reader import Bag, BagMessage, open_bag
 from .sink import ResultSink
 from .skips import ALL_TOPICS, SkipLog
@@ -187,32 +185,10 @@ class Replayer:
     # -- setup ------------------------------------------------------------------------------------
 
     def _build_core(self, exterior: list[str], cabin: str | None) -> None:
-        source = str(self.options.config) if self.options.config else "default parameters"
-        params = {node: load_params(self.options.config, node)
-                  for node in ("object_detector", "driver_monitor")}
-        # The input.* size limits of the node that would handle each camera apply here too.
-        self._limits = {role: InputLimits.from_params(params[node], source)
-                        for role, node in (("exterior", "object_detector"),
-                                           ("cabin", "driver_monitor"))}
-        # The nodes' own parameters: which outputs are on, when silence warns.
-        self._settings = {
-            "exterior": _node_settings(ObjectDetectorSettings, params["object_detector"], source),
-            "cabin": _node_settings(DriverMonitorNodeSettings, params["driver_monitor"], source)}
-        if exterior and self._detector is None:
-            from ..core.detection.detector_setup import build_detector
-
-            self._detector = build_detector(params["object_detector"], source)
-        if cabin and self._identifier is None:
-            from ..face.pipeline import DriverIdentifier
-
-            self._identifier = DriverIdentifier.from_params(params["driver_monitor"], source)
-        self._trackers = None
-        if exterior:
-            from ..core.tracking.tracker import TrackerBank, TrackingConfig
-
-            config = TrackingConfig.from_params(params["object_detector"], source)
-            if config.enabled:
-                self._trackers = TrackerBank(config, self._detector.label_names)
+        core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
+                          self._identifier)
+        self._limits, self._settings = core.limits, core.settings
+        self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -336,12 +312,12 @@ class Replayer:
         if self._exterior:
             self._stage = ExteriorStage(
                 self._detector, self._trackers, {t: self._ns[t] for t in self._exterior},
-                switches(self._settings["exterior"]), self.options.batch_window_s * 1e9,
+                switches(self._settings[EXTERIOR]), self.options.batch_window_s * 1e9,
                 self._on_exterior, self._inference_failed)
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
-                switches(self._settings["cabin"], self._identifier.attention is not None),
+                switches(self._settings[CABIN], self._identifier.attention is not None),
                 self._on_cabin, self._inference_failed)
         self._videos = None
         if self.options.video or self.options.video_cabin:
@@ -362,15 +338,15 @@ class Replayer:
 
         health: dict[str, PipelineHealth] = {}
         if self._exterior:
-            health["exterior"] = PipelineHealth(
-                "object_detector", self._exterior, clock,
-                self._settings["exterior"].no_input_warn_s, annotations("exterior"),
+            health[EXTERIOR] = PipelineHealth(
+                NODES[EXTERIOR], self._exterior, clock, self._settings[EXTERIOR].no_input_warn_s,
+                annotations(EXTERIOR),
                 lambda: detector_values(self._detector, self._trackers),
                 lambda: detector_hardware_id(self._detector))
         if self._cabin:
-            health["cabin"] = PipelineHealth(
-                "driver_monitor", [self._cabin], clock, self._settings["cabin"].no_input_warn_s,
-                annotations("cabin"),
+            health[CABIN] = PipelineHealth(
+                NODES[CABIN], [self._cabin], clock, self._settings[CABIN].no_input_warn_s,
+                annotations(CABIN),
                 lambda: driver_values(self._identifier, self._last_driver, self._last_attention),
                 lambda: driver_hardware_id(self._identifier))
         return health
@@ -379,8 +355,7 @@ class Replayer:
         """The cabin camera's CameraInfo topic in the bag, if it has one and attention runs."""
         if self._cabin is None or getattr(self._identifier, "attention", None) is None:
             return None
-        setting = load_params(self.options.config, "driver_monitor").get("camera_info_topic", "auto")
-        topic = camera_info_topic(self._cabin, str(setting))
+        topic = camera_info_topic(self._cabin, self._settings[CABIN].camera_info_topic)
         meta = bag.topics.get(topic) if topic else None
         if meta is None or meta.msgtype != CAMERA_INFO:
             return None
@@ -443,7 +418,7 @@ class Replayer:
     # -- per frame --------------------------------------------------------------------------------
 
     def _role_health(self, topic: str) -> Any:
-        return self._health["cabin" if topic == self._cabin else "exterior"].stats
+        return self._health[CABIN if topic == self._cabin else EXTERIOR].stats
 
     def _decode(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> DecodedFrame | None:
         started = time.perf_counter()
@@ -462,7 +437,7 @@ class Replayer:
             skipped.add_undecodable(msg.topic, exc)
             health.decode_error(msg.topic, exc)
             return None
-        limits = self._limits["cabin" if msg.topic == self._cabin else "exterior"]
+        limits = self._limits[CABIN if msg.topic == self._cabin else EXTERIOR]
         # Exterior frames only feed the detector: it reads a raw Image where it lies (no
         # full-frame BGR copy) and a JPEG at the smallest scale it needs. The cabin's face
         # pipeline wants full-resolution BGR.
@@ -518,12 +493,6 @@ class Replayer:
 
                 draw_attention(image, attention)
             self._videos.write(frame.topic, image, frame.header.seconds)
-
-
-def _node_settings(cls: type, params: dict[str, Any], source: str) -> Any:
-    """A node's own (top-level) parameters from its flattened parameters, defaults for the rest."""
-    return section_from_params(cls, {k: v for k, v in params.items() if "." not in k}, "", source,
-                               strict=False)
 
 
 def output_bag_name(bag: Path) -> str:

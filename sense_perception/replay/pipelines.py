@@ -1,7 +1,7 @@
 """The perception of a replay: exterior frames through the object detector (batched across cameras
 close in bag time) and the tracker, cabin frames through the driver pipeline.
 
-Each stage turns decoded frames into their results (:class:`ExteriorFrame`, :class:`CabinFrame`)
+:func:`build_core` builds the core objects from the config file like the nodes do. Each stage turns decoded frames into their results (:class:`ExteriorFrame`, :class:`CabinFrame`)
 and hands them, with the messages they publish
 (:func:`~sense_perception.core.output.frame_outputs.frame_messages`), to a callback; a frame whose
 inference raises goes to ``on_failure`` and the replay goes on.
@@ -9,16 +9,83 @@ inference raises goes to ``on_failure`` and the replay goes on.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from ..config import load_params, section_from_params
 from ..core.health.inference_guard import safe_detect
+from ..core.imaging.frame_guard import InputLimits
 from ..core.imaging.image_decode import ImageView
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (CABIN_OUTPUTS, EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame,
                                          Message, Output, enabled_outputs, frame_messages)
 from ..core.types import Header
+from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
+
+EXTERIOR, CABIN = "exterior", "cabin"  # camera roles: object_detector's cameras, driver_monitor's
+NODES = {EXTERIOR: "object_detector", CABIN: "driver_monitor"}
+
+
+@dataclass
+class ReplayCore:
+    """The core objects and parameters of a replay, by camera role (:data:`EXTERIOR`, :data:`CABIN`).
+
+    Attributes:
+        limits: the ``input.*`` size limits of the node that would handle each role's cameras.
+        settings: that node's own parameters (which outputs are on, when silence warns).
+        detector, trackers: exterior cameras (None without them; trackers None with tracking off).
+        identifier: the driver pipeline (None without a cabin camera).
+    """
+
+    limits: dict[str, InputLimits]
+    settings: dict[str, Any]
+    detector: Any = None
+    trackers: Any = None
+    identifier: Any = None
+
+
+def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any = None,
+               identifier: Any = None) -> ReplayCore:
+    """Build what a replay needs from the config file, like the nodes do.
+
+    Args:
+        config: the ROS 2 parameter file (None: defaults).
+        exterior, cabin: whether there are exterior cameras / a cabin camera to build for.
+        detector, identifier: prebuilt ones to use instead (tests and the fleet share them).
+
+    Raises:
+        ConfigError / ModelError / PrivacyError from the core.
+    """
+    source = str(config) if config else "default parameters"
+    params = {role: load_params(config, node) for role, node in NODES.items()}
+    limits = {role: InputLimits.from_params(params[role], source) for role in NODES}
+    settings = {EXTERIOR: _node_settings(ObjectDetectorSettings, params[EXTERIOR], source),
+                CABIN: _node_settings(DriverMonitorNodeSettings, params[CABIN], source)}
+    if exterior and detector is None:
+        from ..core.detection.detector_setup import build_detector
+
+        detector = build_detector(params[EXTERIOR], source)
+    if cabin and identifier is None:
+        from ..face.pipeline import DriverIdentifier
+
+        identifier = DriverIdentifier.from_params(params[CABIN], source)
+    trackers = None
+    if exterior:
+        from ..core.tracking.tracker import TrackerBank, TrackingConfig
+
+        tracking = TrackingConfig.from_params(params[EXTERIOR], source)
+        if tracking.enabled:
+            trackers = TrackerBank(tracking, detector.label_names)
+    return ReplayCore(limits, settings, detector, trackers, identifier)
+
+
+def _node_settings(cls: type, params: dict[str, Any], source: str) -> Any:
+    """A node's own (top-level) parameters from its flattened parameters, defaults for the rest."""
+    return section_from_params(cls, {k: v for k, v in params.items() if "." not in k}, "", source,
+                               strict=False)
 
 
 class DecodedFrame(NamedTuple):
