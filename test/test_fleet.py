@@ -299,7 +299,7 @@ def test_cli_starts_local_ray_and_refuses_missing_gpus(ray_module, inputs, tmp_p
 
 @pytest.fixture
 def ray_head(ray_module, tmp_path):
-    """A one-node cluster as the README starts it (`ray start --head`), with token authentication
+    """A one-node cluster as docs/fleet.md starts it (`ray start --head`), with token authentication
     (the default of `ray start` since Ray 2.59, set here explicitly) in a private temp dir, so no
     other Ray on this machine can find it; stopped by signalling its own process group."""
     token = os.urandom(16).hex()

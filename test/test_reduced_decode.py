@@ -148,7 +148,7 @@ def test_recall_on_labelled_frames_does_not_drop(detector):
     # Measured, cars found / false positives per image over all classes: PicoDet (1/2 scale)
     # 574 and 3.3 (full) vs 574 and 2.8 (reduced); YOLOX-Nano (1/4 scale) 486 and 1.3 vs 498 and
     # 0.6. YOLOX reports fewer trucks from a 1/4-scale decode (47 -> 28 of 100, false positives
-    # 51 -> 16): README, Performance.
+    # 51 -> 16): docs/performance.md.
     assert reduced.classes["car"].tp >= full.classes["car"].tp - 3
     assert reduced.fp_per_image <= full.fp_per_image + 0.5
 

@@ -6,7 +6,7 @@ Every object is then half as tall in a frame of the same size, as if twice as fa
 set's pedestrians (50-100 px) become 25-50 px, like the far pedestrians of side and rear cameras,
 while the horizon stays at the frame's middle. It is a stand-in for frames this project does not
 have (the detector is judged on real frames from other cars too), not a benchmark of its own:
-README, Detection quality, shows both.
+docs/detection-quality.md shows both.
 
     python tools/make_far_proxy.py ../shared/data/street_labelled/pandaset_seq002_front/ground_truth.json /tmp/far
     sense-perception eval /tmp/far/ground_truth.json --out /tmp/far_eval --iou 0.3

@@ -23,7 +23,10 @@ def _rotate(deg: float) -> Callable[[np.ndarray], np.ndarray]:
 def _jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
     def apply(img: np.ndarray) -> np.ndarray:
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is None:
+            raise RuntimeError(f"JPEG round trip at quality {quality} failed")
+        return decoded
     return apply
 
 

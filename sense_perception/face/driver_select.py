@@ -23,7 +23,7 @@ def validate_region(region: object, side: str = "left") -> tuple[float, float, f
         raise ValueError(f"face.driver_side must be 'left' or 'right', got {side!r}")
     if not region:
         return DEFAULT_REGIONS[side]
-    r = [float(v) for v in region]  # type: ignore[union-attr]
+    r = [float(v) for v in region]  # type: ignore[attr-defined]
     if len(r) != 4 or not (0.0 <= r[0] < r[2] <= 1.0 and 0.0 <= r[1] < r[3] <= 1.0):
         raise ValueError(f"face.driver_region must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= 1 and "
                          f"0 <= y0 < y1 <= 1, got {region}")

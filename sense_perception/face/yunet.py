@@ -151,8 +151,8 @@ class YuNetDetector:
         landmarks = ((kps.reshape(-1, 5, 2) + cells[:, None, :]) * strides[:, None, :]).astype(np.float32)
         scores = scores[keep].astype(np.float32)
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-        idx = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.score_threshold, self.nms_iou,
-                               top_k=self.top_k)
-        idx = np.asarray(idx, np.int64).reshape(-1)
+        kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.score_threshold, self.nms_iou,
+                                top_k=self.top_k)
+        idx = np.asarray(kept, np.int64).reshape(-1)
         idx = idx[np.argsort(-scores[idx], kind="stable")]
         return Faces(boxes[idx], scores[idx], landmarks[idx])

@@ -140,7 +140,7 @@ class DriverMonitorNode(PerceptionNode):
                 response.message = f"node is {self.lifecycle_state}; configure it first"
                 return response
             try:
-                identifier.reload_gallery()
+                identifier.reload_gallery(wait=False)  # never hold up frames on a held lock
             except SensePerceptionError as exc:
                 response.success = False
                 response.message = f"gallery reload failed: {exc}"

@@ -245,7 +245,7 @@ def half_size(bgr: np.ndarray) -> np.ndarray:
 
     A full-HD raw frame is 6 MB, ~100 UDP fragments, and a best-effort DDS link on a loaded 2-core
     machine loses whole samples of that size for many seconds (seen in CI); the graph tests are
-    about the nodes, not about DDS socket-buffer tuning (see README, QoS).
+    about the nodes, not about DDS socket-buffer tuning (see docs/ros2-nodes.md, QoS).
     """
     import cv2
 

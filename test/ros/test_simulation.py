@@ -24,7 +24,8 @@ pytestmark = pytest.mark.ros
 # 480x270: the simulators render larger frames (CARLA's default camera is 800x600, AWSIM's
 # 1920x1080), but best-effort raw frames above about 0.5 MB lose whole samples between two processes
 # on this kind of machine (measured with plain rclpy, 40 frames at 20 Hz: 480x270 bgra8 (518 kB) 40/40
-# received, 640x360 bgra8 (922 kB) 13/40; README, QoS). The test is about time and headers.
+# received, 640x360 bgra8 (922 kB) 13/40; docs/ros2-nodes.md, QoS). The test is about time and
+# headers.
 SIZE = (480, 270)
 STREET = sorted((DATA / "street").glob("*"))
 # Two runs execute the same code on the same bytes with the same onnxruntime kernels on this machine:

@@ -50,7 +50,7 @@ FAMILY_INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
     # PaddleDetection evaluates PicoDet with Resize interp=2 (cubic) but trains it with
     # BatchRandomResize(random_interp=True), so bilinear is inside its training distribution too.
     # On the 80 labelled PandaSet frames bilinear found as many cars and pedestrians as cubic with
-    # fewer false positives (README, Detection quality), and it is cheaper: the default.
+    # fewer false positives (docs/detection-quality.md), and it is cheaper: the default.
     "gfl": _input_defaults("picodet_s_416", "linear"),
     # YOLOX: BGR 0..255, letterbox at the top-left padded with 114, bilinear.
     "yolox": _input_defaults("yolox_nano", "linear"),
@@ -72,17 +72,41 @@ class ClassThresholds:
 
     Negative means ``detector.score_threshold``. They apply to the general model; the pedestrian
     specialist has a threshold of its own (``detector.pedestrian_threshold``), since its scores
-    run lower. The defaults were chosen with ``sense-perception eval`` (README, Detection quality).
+    run lower. The defaults were chosen with ``sense-perception eval`` (docs/detection-quality.md).
     """
 
-    pedestrian: float = -1.0
-    bicycle: float = -1.0
-    car: float = 0.3
-    motorcycle: float = -1.0
-    bus: float = -1.0
-    truck: float = -1.0
-    traffic_light: float = -1.0
-    stop_sign: float = -1.0
+    pedestrian: float = field(default=-1.0, metadata={
+        "description": "lowest score of pedestrian kept by the general model, 0..1; negative: "
+            "detector.score_threshold",
+        "range": (-1.0, 1.0)})
+    bicycle: float = field(default=-1.0, metadata={
+        "description": "lowest score of bicycle kept by the general model, 0..1; negative: "
+            "detector.score_threshold",
+        "range": (-1.0, 1.0)})
+    car: float = field(default=0.3, metadata={
+        "description": "lowest score of car kept by the general model, 0..1; negative: "
+            "detector.score_threshold",
+        "range": (-1.0, 1.0)})
+    motorcycle: float = field(default=-1.0, metadata={
+        "description": "lowest score of motorcycle kept by the general model, 0..1; negative: "
+            "detector.score_threshold",
+        "range": (-1.0, 1.0)})
+    bus: float = field(default=-1.0, metadata={
+        "description": "lowest score of bus kept by the general model, 0..1; negative: "
+            "detector.score_threshold",
+        "range": (-1.0, 1.0)})
+    truck: float = field(default=-1.0, metadata={
+        "description": "lowest score of truck kept by the general model, 0..1; negative: "
+            "detector.score_threshold",
+        "range": (-1.0, 1.0)})
+    traffic_light: float = field(default=-1.0, metadata={
+        "description": "lowest score of traffic_light kept by the general model, 0..1; negative: "
+            "detector.score_threshold",
+        "range": (-1.0, 1.0)})
+    stop_sign: float = field(default=-1.0, metadata={
+        "description": "lowest score of stop_sign kept by the general model, 0..1; negative: "
+            "detector.score_threshold",
+        "range": (-1.0, 1.0)})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -160,32 +184,52 @@ class DetectorConfig:
 
     model: str = "picodet_s_416"
     pedestrian_model: str = "person_detection_0203"
-    pedestrian_threshold: float = 0.15
-    pedestrian_band: list[float] = field(default_factory=lambda: [0.25, 0.75])
-    pedestrian_band_input: list[int] = field(default_factory=lambda: [1280, 384])
+    pedestrian_threshold: float = field(default=0.15, metadata={"range": (0.0, 1.0)})
+    pedestrian_band: list[float] = field(default_factory=lambda: [0.25, 0.75], metadata={
+        "range": "[top, bottom] with 0 <= top < bottom <= 1, or [] (the whole frame)"})
+    pedestrian_band_input: list[int] = field(default_factory=lambda: [1280, 384], metadata={
+        "range": "[width, height] in pixels, each 32..4096"})
     model_path: str = ""
     model_sha256: str = ""
-    model_family: str = ""
+    model_family: str = field(default="", metadata={
+        "range": ("", "gfl", "yolox", "yolov8", "rtdetr", "picodet", "nanodet", "yolo11")})
     labels_path: str = ""
-    score_threshold: float = 0.35
-    nms_iou: float = 0.5
-    max_detections: int = 100
+    score_threshold: float = field(default=0.35, metadata={"range": (0.0, 1.0)})
+    nms_iou: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    max_detections: int = field(default=100, metadata={"range": (0, None)})
     keep_other_classes: bool = False
     batching: bool = True
-    max_batch: int = 8
-    input_width: int = 0
-    input_height: int = 0
-    resize: str = ""
-    color_order: str = ""
-    pixel_scale: float = 0.0
-    mean: list[float] = field(default_factory=list)
-    std: list[float] = field(default_factory=list)
-    pad_value: float = -1.0
-    interpolation: str = ""
-    score_activation: str = "none"
-    cell_offset: float = -1.0
+    max_batch: int = field(default=8, metadata={"range": (1, None)})
+    input_width: int = field(default=0, metadata={
+        "description": "network input width for models with a dynamic input size (0: read it from the "
+            "model)",
+        "range": (0, None)})
+    input_height: int = field(default=0, metadata={
+        "description": "network input height for models with a dynamic input size (0: read it from the "
+            "model)",
+        "range": (0, None)})
+    resize: str = field(default="", metadata={
+        "range": ("", "stretch", "letterbox", "letterbox_center")})
+    color_order: str = field(default="", metadata={"range": ("", "rgb", "bgr")})
+    pixel_scale: float = field(default=0.0, metadata={
+        "range": "a factor; 0 or negative: the model's or family's default"})
+    mean: list[float] = field(default_factory=list, metadata={
+        "description": "per-channel mean subtracted before dividing by std (custom models); [] = the "
+            "model's default",
+        "range": "one value per channel, in the network's channel order; [] = the model's"})
+    std: list[float] = field(default_factory=list, metadata={
+        "description": "per-channel standard deviation the input is divided by (custom models); [] = the"
+            " model's default",
+        "range": "one value per channel, in the network's channel order; [] = the model's"})
+    pad_value: float = field(default=-1.0, metadata={
+        "range": "0..255; negative: the model's or family's default"})
+    interpolation: str = field(default="", metadata={
+        "range": ("", "linear", "cubic", "area", "nearest")})
+    score_activation: str = field(default="none", metadata={"range": ("none", "sigmoid")})
+    cell_offset: float = field(default=-1.0, metadata={
+        "range": "cells; negative: the layout's default"})
     reduced_jpeg_decode: bool = True
-    preprocess: str = "auto"
+    preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
     class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
 
     def __post_init__(self) -> None:

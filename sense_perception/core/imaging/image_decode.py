@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, NamedTuple, TypeVar
 
 import cv2
@@ -36,7 +35,7 @@ from ...errors import ImageDecodeError
 DEFAULT_MAX_PIXELS = 50_000_000
 
 Converter = Callable[[np.ndarray], np.ndarray]
-_F = TypeVar("_F", bound=Callable[..., np.ndarray])
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _copy(view: np.ndarray) -> np.ndarray:
@@ -121,7 +120,7 @@ def _wrap_unexpected(func: _F) -> _F:
     """Let ImageDecodeError through and turn anything else into one, so callers catch one type."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> np.ndarray:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except ImageDecodeError:
@@ -349,7 +348,7 @@ def _png_size(mv: memoryview) -> tuple[int, int]:
 def _check_header(buf: np.ndarray, codec: str, max_pixels: int) -> tuple[int, int, str]:
     """Read (width, height, "JPEG" or "PNG") from the stream's header and check the stream is
     complete, before decoding."""
-    mv = memoryview(buf)
+    mv = buf.data  # the buffer without a copy (a contiguous 1-D uint8 array)
     head = bytes(mv[:8])
     if head.startswith(_JPEG_MAGIC):
         width, height, sos = _jpeg_size(mv)
@@ -619,23 +618,5 @@ __all__ = [
     "decode_view",
     "encode_image",
     "jpeg_reduction",
-    "read_image_file",
     "source_size",
 ]
-
-
-def read_image_file(path: str | Path) -> np.ndarray:
-    """Read an image file (anything OpenCV reads) as BGR uint8.
-
-    Raises:
-        ImageDecodeError: field ``file``; the message names the path and whether it is missing or
-            not a decodable image.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise ImageDecodeError("file", f"cannot read {path}: no such file")
-    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageDecodeError("file", f"cannot read {path}: not a decodable image (unknown "
-                                       "format or truncated file)")
-    return image

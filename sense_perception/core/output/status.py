@@ -71,6 +71,8 @@ def driver_values(identifier: Any, last: dict[str, Any] | None,
     if identifier is None:
         return {}
     extra: dict[str, Any] = {"enrolled_drivers": len(identifier.index)}
+    if identifier.gallery_error:  # a failed re-read: identity goes on with the old gallery
+        extra["gallery_error"] = identifier.gallery_error
     for model in driver_models(identifier):
         extra[f"provider[{model.name}]"] = model.provider
         if model.fallback_reasons:

@@ -2,7 +2,7 @@
 
 Intel's Open Model Zoo models ship as OpenVINO IR, which reshapes to any input size (their ONNX
 conversions are fixed to one size): person-detection-0203 runs on the horizon band of a wide
-frame at a resolution of its own this way (README, Detection quality). The GPU path stays
+frame at a resolution of its own this way (docs/detection-quality.md). The GPU path stays
 onnxruntime's (CUDA, TensorRT) with the ONNX copy: OpenVINO is used only where a model would
 otherwise run on onnxruntime's CPU provider.
 

@@ -1,6 +1,6 @@
 """Head pose from the 468 mesh points: ``cv2.solvePnP`` against MediaPipe's canonical 3-D face.
 
-Frames and conventions (also in README and ``driver attention --help``):
+Frames and conventions (also in docs/driver-monitoring.md and ``driver attention --help``):
 
 * The camera optical frame (REP-103 ``*_optical``): x right, y down, z forward out of the lens.
 * The head frame is the canonical face's: x towards the person's left (image right on a frontal

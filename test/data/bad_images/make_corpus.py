@@ -4,7 +4,7 @@ Usage: ``python test/data/bad_images/make_corpus.py`` from the repository root, 
 
 Each case is ``<name>.json`` (the message fields, optional ``limits`` and the expected outcome) plus
 ``<name>.bin`` (its ``data`` bytes). The payloads come from a 64x48 crop of the comma2k19 frame
-(see README.md for its licence), re-encoded and then cut or patched, so the corpus stays a few kB.
+(see NOTICE for its licence), re-encoded and then cut or patched, so the corpus stays a few kB.
 """
 from __future__ import annotations
 
