@@ -62,7 +62,7 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
                     ref.header.stamp.sec, ref.header.stamp.nanosec, ref.header.frame_id)
             if conn.msgtype == "vision_msgs/msg/Detection2DArray":
                 assert len(msg.detections) == len(ref.detections)
-                for a, b in zip(msg.detections, ref.detections):
+                for a, b in zip(msg.detections, ref.detections, strict=True):
                     assert a.results[0].hypothesis.class_id == b.results[0].hypothesis.class_id
                     assert a.bbox.size_x == b.bbox.size_x and a.bbox.center.position.y == \
                         b.bbox.center.position.y
@@ -73,7 +73,7 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
                 # the project's .msg files built into real typesupport read what rosbags wrote
                 assert type(msg).__module__.startswith("foxglove_msgs.msg")
                 assert len(msg.points) == len(ref.points) and len(msg.texts) == len(ref.texts)
-                for a, b in zip(msg.points, ref.points):
+                for a, b in zip(msg.points, ref.points, strict=True):
                     assert a.type == b.type == type(a).LINE_LOOP
                     assert [(p.x, p.y) for p in a.points] == [(p.x, p.y) for p in b.points]
                     assert (a.timestamp.sec, a.timestamp.nanosec) == (b.timestamp.sec, b.timestamp.nanosec)

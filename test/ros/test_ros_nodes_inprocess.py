@@ -211,7 +211,7 @@ def test_annotations_are_built_only_while_subscribed(context, monkeypatch):
         [ann] = got
         [det] = [d for d in detections if d.header.stamp.sec == 6]
         assert len(ann.points) == len(det.detections) > 0
-        for poly, d in zip(ann.points, det.detections):
+        for poly, d in zip(ann.points, det.detections, strict=True):
             assert (poly.timestamp.sec, poly.timestamp.nanosec) == (6, 250)
             assert poly.type == poly.LINE_LOOP and len(poly.points) == 4
             x1 = d.bbox.center.position.x - d.bbox.size_x / 2
