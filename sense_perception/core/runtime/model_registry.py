@@ -200,4 +200,5 @@ def get_model(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise ModelError(f"unknown model '{name}'; bundled models: {', '.join(sorted(MODELS))}; "
-                         "or set 'model_path', 'model_family' and 'labels_path' for your own ONNX file")
+                         "or set 'model_path', 'model_family' and 'labels_path' for your own ONNX file"
+                         ) from None  # the message says all; the KeyError adds nothing
