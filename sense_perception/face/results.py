@@ -50,7 +50,7 @@ def face_captions(faces: Detections, result: Any) -> list[str]:
     """
     ((who, score),) = identity_results(state_name(result), result.driver_id, result.score)
     return [f"driver {who} {score:.2f}" if label == DRIVER else f"face {s:.2f}"
-            for label, s in zip(faces.labels.tolist(), faces.scores.tolist())]
+            for label, s in zip(faces.labels.tolist(), faces.scores.tolist(), strict=True)]
 
 
 def identity_results(state: str, driver_id: str | None, score: float) -> list[tuple[str, float]]:
