@@ -275,7 +275,7 @@ def test_replay_runs_identity_on_cabin_frames_only(tmp_path: Path, detector, cle
     assert result.complete
     cabin = bag_frames(CABIN)
     assert len(identifier.seen) == len(cabin) == SAMPLE_COUNTS[CABIN]
-    for seen, frame in zip(identifier.seen, cabin):
+    for seen, frame in zip(identifier.seen, cabin, strict=True):
         np.testing.assert_array_equal(seen, frame)
     topics = {m.channel.topic for m in read_output(tmp_path / "out" / "bag")}
     identity_topics = {t for t in topics if t.endswith(("/faces", "/driver_identity"))}
