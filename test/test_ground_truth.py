@@ -40,7 +40,8 @@ def test_hand_labels_describe_real_frames() -> None:
         assert (~gt.difficult).sum() >= 10, gt.key
         real = np.array([lb != IGNORE_ALL for lb in gt.labels])
         assert (gt.boxes[real, 2:] - gt.boxes[real, :2] >= 8).all(), "boxes at least 8 px a side"
-        with_people += any(lb == "pedestrian" and not d for lb, d in zip(gt.labels, gt.difficult, strict=True))
+        with_people += any(lb == "pedestrian" and not d
+                           for lb, d in zip(gt.labels, gt.difficult, strict=True))
     assert with_people >= 2
 
 
