@@ -204,7 +204,7 @@ def test_replay_of_full_hd_jpegs_reports_full_image_pixels(tmp_path):
         detections[reduced] = [m.ros_msg for m in read_output(out / "bag")
                                if m.channel.topic.endswith("/detections")]
     assert len(detections[True]) == len(detections[False]) == 4
-    for fast, slow in zip(detections[True], detections[False]):
+    for fast, slow in zip(detections[True], detections[False], strict=True):
         assert (fast.header.stamp.sec, fast.header.stamp.nanosec) == (slow.header.stamp.sec,
                                                                       slow.header.stamp.nanosec)
         centres = np.array([[d.bbox.center.position.x, d.bbox.center.position.y]

@@ -489,10 +489,9 @@ class ObjectDetector:
             if want and want != got:
                 raise ConfigError(f"detector.input_{name} {want} disagrees with the model's fixed "
                                   f"input {name} {got}; fix: set it to 0")
-        expected = (registry_input.width, registry_input.height) if registry_input else None
-        if self.reshaped:
-            expected = None  # OpenVINO reshaped the network on purpose
-        if expected is not None and expected != (width, height):
+        # When OpenVINO reshaped the network on purpose, the registry's size no longer applies.
+        if registry_input is not None and not self.reshaped \
+                and (registry_input.width, registry_input.height) != (width, height):
             raise ModelError(f"{self.model_name}: registry says {registry_input.width}x"
                              f"{registry_input.height} input, model has {width}x{height}")
         return int(width), int(height), spec
