@@ -182,9 +182,10 @@ def test_custom_model_path_with_bundled_file_matches_bundled(frames: dict[str, n
 
     spec = REGISTRY["yolox_nano"]
     labels = Path(str(spec.path().parent / "coco_labels.txt"))
+    # Raw scores on both: a custom model has no shipped calibration, the bundled one has.
     custom = ObjectDetector(DetectorConfig(model_path=str(spec.path()), labels_path=str(labels),
-                                           model_family="yolox"), CPU)
-    bundled = ObjectDetector(DetectorConfig(model="yolox_nano"), CPU)
+                                           model_family="yolox", calibrated_scores=False), CPU)
+    bundled = ObjectDetector(DetectorConfig(model="yolox_nano", calibrated_scores=False), CPU)
     image = frames["comma2k19_highway280_rav4_preview.png"]
     a, b = custom.detect_one(image), bundled.detect_one(image)
     assert custom.preprocess_spec == bundled.preprocess_spec

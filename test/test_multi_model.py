@@ -91,7 +91,7 @@ def test_openvino_and_onnxruntime_run_the_same_weights(frame) -> None:
     # a tolerance (measured: same detections, boxes within a few hundredths of a pixel).
     # Raw scores: the calibration's steep slope would magnify the engines' rounding.
     config = DetectorConfig(model="person_detection_0203", score_threshold=0.15,
-                            calibrated_scores=False)
+                            class_thresholds=ClassThresholds.unset(), calibrated_scores=False)
     on_ov = ObjectDetector(config, RuntimeOptions(providers=("CPUExecutionProvider",)))
     on_ort = ObjectDetector(config, RuntimeOptions(providers=("CPUExecutionProvider",),
                                                    openvino="off"))
