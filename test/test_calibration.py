@@ -22,6 +22,7 @@ from sense_perception.core.detection.detector import (CALIBRATED_DEFAULTS, Class
                                                       detector_models)
 from sense_perception.core.detection.detector_setup import build_detector
 from sense_perception.core.runtime.model_registry import MODELS
+from sense_perception.core.tracking.tracker import TrackingConfig
 from sense_perception.errors import ModelError
 from sense_perception.evaluation.run import run_evaluation
 
@@ -111,6 +112,11 @@ def test_default_thresholds_are_the_calibrated_raw_operating_point() -> None:
     assert config.pedestrian_threshold == CALIBRATED_DEFAULTS["pedestrian_threshold"]
     for label in ("pedestrian", "car", "truck"):
         assert config.threshold(label) == CALIBRATED_DEFAULTS[f"class_thresholds.{label}"]
+    # The tracker's score thresholds: PicoDet's calibrated car scores of raw 0.45, 0.1 and 0.5.
+    car = SHIPPED["picodet_s_416"].map_of("car")
+    tracking = TrackingConfig()
+    assert (tracking.high_threshold, tracking.low_threshold, tracking.new_track_threshold) == \
+        tuple(round(float(car(raw)), 3) for raw in (0.45, 0.1, 0.5))
     # The shipped config says the same as the settings' defaults.
     doc = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
     detector = doc["object_detector"]["ros__parameters"]["detector"]
@@ -119,6 +125,9 @@ def test_default_thresholds_are_the_calibrated_raw_operating_point() -> None:
     assert detector["pedestrian_threshold"] == config.pedestrian_threshold
     for f in fields(ClassThresholds):
         assert detector["class_thresholds"][f.name] == getattr(config.class_thresholds, f.name)
+    shipped = doc["object_detector"]["ros__parameters"]["tracking"]
+    for key in ("high_threshold", "low_threshold", "new_track_threshold"):
+        assert shipped[key] == getattr(tracking, key)
 
 
 # -- real frames: same detections, calibrated scores, on every path ----------------------------------

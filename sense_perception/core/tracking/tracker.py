@@ -80,14 +80,16 @@ class TrackingConfig:
             Ignored when the tracker is not given the detector's label names. A name the detector
             does not output is an error, except in the default groups (written for COCO models).
 
-    The score thresholds suit the bundled PP-PicoDet, whose clear cars score 0.6-0.9 and partly
-    hidden ones 0.35-0.5 (ByteTrack's 0.6 / 0.1 were tuned for YOLOX-X on MOT17).
+    The score thresholds suit the bundled PP-PicoDet, whose clear cars score 0.6-0.9 raw and
+    partly hidden ones 0.35-0.5 (ByteTrack's 0.6 / 0.1 were tuned for YOLOX-X on MOT17): they were
+    chosen as raw 0.45 / 0.1 / 0.5 and are given as PicoDet's calibrated car scores of those
+    (``detector.calibrated_scores``; raw 0.1 calibrates to 0.001, below every detector threshold).
     """
 
     enabled: bool = True
-    high_threshold: float = 0.45
-    low_threshold: float = 0.1
-    new_track_threshold: float = 0.5
+    high_threshold: float = 0.575
+    low_threshold: float = 0.001
+    new_track_threshold: float = 0.738
     match_iou: float = 0.2
     low_match_iou: float = 0.5
     tentative_match_iou: float = 0.3
