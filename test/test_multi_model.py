@@ -66,7 +66,7 @@ def test_each_label_keeps_its_own_threshold(default, frame) -> None:
     assert "pedestrian" in names and "car" in names
     config = default.config  # pedestrians: the specialist's threshold or PicoDet's, the lower
     lowest = {"pedestrian": min(config.pedestrian_threshold, config.threshold("pedestrian"))}
-    for name, score in zip(names, found.scores.tolist()):
+    for name, score in zip(names, found.scores.tolist(), strict=True):
         assert score >= lowest.get(name, config.threshold(name)) - 1e-6, (name, score)
     assert (np.diff(found.scores) <= 0).all()  # merged best first
 

@@ -188,7 +188,7 @@ def test_dropped_frames_use_elapsed_time_in_the_prediction():
     times = [0.1 * k for k in range(10)] + [1.2, 1.5, 1.8, 2.1]
     frames = [dets([box(100 + 200 * t, 200)]) for t in times]
     tracker = MultiObjectTracker(TrackingConfig(min_hits=2))
-    ids = [int(tracker.update(d, t).track_ids[0]) for d, t in zip(frames, times)]
+    ids = [int(tracker.update(d, t).track_ids[0]) for d, t in zip(frames, times, strict=True)]
     assert ids[1:] == [1] * (len(times) - 1)
 
 

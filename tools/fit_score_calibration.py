@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sense_perception.config import load_params, resolve_config  # noqa: E402
 from sense_perception.core.detection.calibration import (  # noqa: E402
-    CALIBRATION_RESOURCE, PlattMap, _logit)
+    CALIBRATION_RESOURCE, PlattMap, logit)
 from sense_perception.core.detection.detector_setup import build_detector  # noqa: E402
 from sense_perception.core.imaging.frame_guard import InputLimits  # noqa: E402
 from sense_perception.core.imaging.image_file import read_image_file  # noqa: E402
@@ -86,7 +86,7 @@ def collect(ground_truth: Path, params: dict[str, Any], iou: float) -> dict[str,
 
 def fit_platt(scores: np.ndarray, hit: np.ndarray) -> PlattMap:
     """Maximum-likelihood Platt map of ``hit`` on logit(``scores``), slope kept > 0."""
-    x, y = _logit(scores), hit.astype(np.float64)
+    x, y = logit(scores), hit.astype(np.float64)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = theta[0] * x + theta[1]

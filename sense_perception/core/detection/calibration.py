@@ -28,7 +28,8 @@ CALIBRATION_RESOURCE = "models/score_calibration.json"
 _EPS = 1e-12  # scores are clipped into (0, 1) before the logit (0 and 1 stay themselves)
 
 
-def _logit(p: np.ndarray | float) -> np.ndarray:
+def logit(p: np.ndarray | float) -> np.ndarray:
+    """log(p / (1 - p)) in float64, ``p`` clipped into (0, 1)."""
     p = np.clip(np.asarray(p, np.float64), _EPS, 1.0 - _EPS)
     return np.log(p) - np.log1p(-p)
 
@@ -50,13 +51,13 @@ class PlattMap:
                              f"b={self.b}")
 
     def __call__(self, raw: np.ndarray | float) -> np.ndarray:
-        return _sigmoid(self.a * _logit(raw) + self.b)
+        return _sigmoid(self.a * logit(raw) + self.b)
 
     def inverse(self, calibrated: float) -> float:
         """The raw score that maps to ``calibrated`` (0 and 1 map to themselves)."""
         if calibrated <= 0.0 or calibrated >= 1.0:
             return float(calibrated)
-        return float(_sigmoid((_logit(calibrated) - self.b) / self.a))
+        return float(_sigmoid((logit(calibrated) - self.b) / self.a))
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def apply_maps(scores: np.ndarray, labels: np.ndarray, a: np.ndarray, b: np.ndar
     """Calibrated float32 ``scores``; ``labels`` index ``a`` and ``b`` (negative: left as they are,
     for candidates the label map drops anyway)."""
     index = np.maximum(labels, 0)
-    out = _sigmoid(a[index] * _logit(scores) + b[index]).astype(np.float32)
+    out = _sigmoid(a[index] * logit(scores) + b[index]).astype(np.float32)
     return np.where(labels >= 0, out, scores).astype(np.float32)
 
 
@@ -150,4 +151,4 @@ def calibration_for(model: str, sha256: str, path: Path | None = None) -> ScoreC
 
 
 __all__ = ["CALIBRATION_RESOURCE", "PlattMap", "ScoreCalibration", "apply_maps",
-           "calibration_for", "load_calibrations"]
+           "calibration_for", "load_calibrations", "logit"]
