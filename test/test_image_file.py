@@ -74,10 +74,12 @@ def test_a_small_png_claiming_20000_square_is_refused_from_its_header(bomb: Path
                                                r"width 20000 exceeds input\.max_width=8192"):
         read_image_file(bomb)
     # Cheap: a separate process refuses it and its peak memory stays far below one decode.
-    code = ("import resource, sys\n"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent (this pytest
+    # process, models loaded) across exec; VmHWM belongs to the new program's memory alone.
+    code = ("import re, sys\n"
             "from sense_perception.core.imaging.image_file import read_image_file\n"
             "try:\n    read_image_file(sys.argv[1])\nexcept Exception as exc:\n    print(exc)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n")
     run = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=True)
     message, peak_kib = run.stdout.strip().splitlines()

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from support import assert_detections_close
+from support import FakeDetector, assert_detections_close
 from sense_perception.core.detection.band import band_rect, merge_band
 from sense_perception.core.detection.detector import (CALIBRATED_DEFAULTS, ClassThresholds,
                                                       DetectorConfig, ObjectDetector)
@@ -178,11 +178,17 @@ def test_bad_settings_are_refused_by_name(params: dict, match: str) -> None:
 
 
 def test_labels_need_one_owner() -> None:
-    runtime = RuntimeOptions(providers=("CPUExecutionProvider",))
-    picodet = ObjectDetector(DetectorConfig(class_thresholds=ClassThresholds()), runtime)
-    specialist = ObjectDetector(DetectorConfig(model="person_detection_0203"), runtime,
-                                owned_labels=["pedestrian"])
-    with pytest.raises(ModelError, match="'pedestrian' is owned by both"):
+    # Wiring only: small fakes stand in for PicoDet (every label) and the specialist.
+    picodet = FakeDetector(name="picodet_s_416")
+    specialist = FakeDetector(owned_labels=("pedestrian",), name="person_detection_0203")
+    with pytest.raises(ModelError, match="'pedestrian' is owned by both picodet_s_416 and "
+                                         "person_detection_0203"):
         MultiModelDetector([picodet, specialist])  # the band's shared ownership not declared
+    MultiModelDetector([picodet, specialist], band=(0.25, 0.75), band_labels=["pedestrian"])
+    reordered = FakeDetector(owned_labels=("pedestrian",), name="reordered")
+    reordered.label_names = reordered.label_names[::-1]
+    with pytest.raises(ModelError, match="reordered orders its labels differently"):
+        MultiModelDetector([picodet, reordered])
+    runtime = RuntimeOptions(providers=("CPUExecutionProvider",))
     with pytest.raises(ModelError, match="has no class among the labels"):
         ObjectDetector(DetectorConfig(model="person_detection_0203"), runtime, owned_labels=["car"])

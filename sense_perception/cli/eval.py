@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     config = resolve_config(args.config) if args.config else None
-    params = load_params(config, args.node_name)
+    params = load_params(config, args.node_name, kind=NODE_NAME)
     if args.model is not None:
         params["detector.model"] = args.model
         params.pop("detector.model_path", None)
