@@ -33,9 +33,14 @@ _INSIDE = textwrap.dedent('''
     from pathlib import Path
     from sense_perception.cli.main import main
     bag, out = sys.argv[1], Path(sys.argv[2])
+    # The sample's cabin camera adds its bytes as a third exterior camera: a config that puts the
+    # cabin camera elsewhere (the configured one is never replayed as an exterior camera).
+    config = Path(__file__).with_name("cabin_elsewhere.yaml")
+    config.write_text("driver_monitor:\\n  ros__parameters:\\n    camera_topic: /cabin_camera/image_raw\\n")
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        code = main(["replay", bag, "--out", str(out), "--copy-input", "--topics", *sys.argv[3:]])
+        code = main(["replay", bag, "--out", str(out), "--copy-input", "--config", str(config),
+                     "--topics", *sys.argv[3:]])
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     marker = out / "REPLAY_INCOMPLETE.txt"
     print(json.dumps({"code": code, "stderr": err.getvalue(), "files": files,
@@ -173,8 +178,11 @@ def test_detector_raising_on_one_frame_drops_only_that_frame(tmp_path: Path, det
     assert topics.count("/camera/front/detections") == SAMPLE_COUNTS[FRONT]
     assert "/camera/windshield/detections" not in topics
     last = [m.ros_msg for m in messages if m.channel.topic == "/diagnostics"][-1]
-    windshield = next(s for s in last.status if s.hardware_id == WINDSHIELD)
-    assert {kv.key: kv.value for kv in windshield.values}["skipped"] == "1"
+    # the object_detector status, with the node's keys: the lost frame by cause and where
+    [status] = [s for s in last.status if s.name == "sense_perception replay: object_detector"]
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["frames_dropped_error"] == values["lost[inference]"] == "1"
+    assert values["last_error[inference]"].startswith(f"{WINDSHIELD}: RuntimeError")
 
 
 def test_identifier_raising_on_one_cabin_frame_drops_only_that_frame(tmp_path: Path,
