@@ -26,12 +26,14 @@ def test_topics_and_types_are_the_documented_ones():
     assert [(o.name, o.msgtype) for o in EXTERIOR_OUTPUTS] == [
         ("label_info", "vision_msgs/msg/LabelInfo"), ("detections", "vision_msgs/msg/Detection2DArray"),
         ("detections_image", "sensor_msgs/msg/Image"),
-        ("annotations", "foxglove_msgs/msg/ImageAnnotations")]
+        ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
+        ("camera_health", "diagnostic_msgs/msg/DiagnosticStatus")]
     assert [(o.name, o.msgtype) for o in CABIN_OUTPUTS] == [
         ("faces", "vision_msgs/msg/Detection2DArray"), ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
         ("driver_identity", "vision_msgs/msg/Classification"),
         ("driver_attention", "vision_msgs/msg/Classification"),
-        ("head_pose", "geometry_msgs/msg/PoseStamped")]
+        ("head_pose", "geometry_msgs/msg/PoseStamped"),
+        ("camera_health", "diagnostic_msgs/msg/DiagnosticStatus")]
 
 
 def test_switches_come_from_the_node_settings():
@@ -39,13 +41,14 @@ def test_switches_come_from_the_node_settings():
     on = switches(detector)
     assert on == {"publish_annotations": False, "publish_debug_image": True, ATTENTION_SWITCH: False}
     live = [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, on)]
-    assert live == ["label_info", "detections", "detections_image"]
+    assert live == ["label_info", "detections", "detections_image", "camera_health"]
     # the replay writes no drawn debug image (its equivalent is --video)
     assert [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, switches(ObjectDetectorSettings()),
-                                            live=False)] == ["label_info", "detections", "annotations"]
+                                            live=False)] == ["label_info", "detections", "annotations",
+                                                             "camera_health"]
     cabin = switches(DriverMonitorNodeSettings(), attention=False)
     assert [o.name for o in enabled_outputs(CABIN_OUTPUTS, cabin)] == [
-        "faces", "annotations", "driver_identity"]
+        "faces", "annotations", "driver_identity", "camera_health"]
     with_attention = switches(DriverMonitorNodeSettings(), attention=True)
     assert len(enabled_outputs(CABIN_OUTPUTS, with_attention)) == len(CABIN_OUTPUTS)
 

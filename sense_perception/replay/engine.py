@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import load_params
+from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
@@ -227,6 +228,7 @@ class Replayer:
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings
+        self._health_settings = core.health
         self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers
 
     # -- run --------------------------------------------------------------------------------------
@@ -291,6 +293,9 @@ class Replayer:
             if self._last_attention is not None:
                 self._summary.set_attention_time(self._identifier.attention.monitor.time_in_state)
             summary = self._summary.build(wall, skipped.entries())
+            if self._cameras:  # per camera topic: seconds in each condition, raise/clear events
+                summary["camera_health"] = {t: v for bank in self._cameras.values()
+                                            for t, v in bank.summary().items()}
             try:
                 write_summary(out / SUMMARY_FILE, summary)
             except OSError as exc:
@@ -372,18 +377,24 @@ class Replayer:
                               "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
         self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None)
+        self._cameras = {
+            role: CameraHealthBank(role_topics, self._health_settings[role],
+                                   f"{NODES[role]}/camera_health")
+            for role, role_topics in ((EXTERIOR, self._exterior),
+                                      (CABIN, [self._cabin] if self._cabin else []))
+            if role_topics and self._health_settings[role].enabled}
         self._health = self._make_health()
         self._diagnostics = ReplayDiagnostics(list(self._health.values()), self._sink.emit)
         if self._exterior:
             self._stage = ExteriorStage(
                 self._detector, self._trackers, {t: self._ns[t] for t in self._exterior},
                 switches(self._settings[EXTERIOR]), self.options.batch_window_s * 1e9,
-                self._on_exterior, self._inference_failed)
+                self._on_exterior, self._inference_failed, self._cameras.get(EXTERIOR))
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
                 switches(self._settings[CABIN], self._identifier.attention is not None),
-                self._on_cabin, self._inference_failed)
+                self._on_cabin, self._inference_failed, self._cameras.get(CABIN))
         self._videos = None
         if self.options.video or self.options.video_cabin:
             from .video import VideoSet
@@ -407,13 +418,13 @@ class Replayer:
                 NODES[EXTERIOR], self._exterior, clock, self._settings[EXTERIOR].no_input_warn_s,
                 annotations(EXTERIOR),
                 lambda: detector_values(self._detector, self._trackers),
-                lambda: detector_hardware_id(self._detector))
+                lambda: detector_hardware_id(self._detector), self._cameras.get(EXTERIOR))
         if self._cabin:
             health[CABIN] = PipelineHealth(
                 NODES[CABIN], [self._cabin], clock, self._settings[CABIN].no_input_warn_s,
                 annotations(CABIN),
                 lambda: driver_values(self._identifier, self._last_driver, self._last_attention),
-                lambda: driver_hardware_id(self._identifier))
+                lambda: driver_hardware_id(self._identifier), self._cameras.get(CABIN))
         return health
 
     def _camera_info_topic(self, bag: Bag) -> str | None:
@@ -535,7 +546,8 @@ class Replayer:
         self._summary.add_frame(frame.topic, names, latency_ms)
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video:
-            self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names),
+            self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names,
+                                                      _health_caption(result.health)),
                                frame.header.seconds)
 
     def _on_cabin(self, frame: DecodedFrame, cabin: CabinFrame, messages: list[Message]) -> None:
@@ -553,7 +565,9 @@ class Replayer:
         self._summary.add_identity(frame.header.seconds, state_name(result), result.driver_id)
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video_cabin:
-            image = _annotate(frame.image, cabin.faces, FACE_LABELS, caption=_identity_caption(result))
+            caption = " | ".join(c for c in (_identity_caption(result),
+                                             _health_caption(cabin.health)) if c)
+            image = _annotate(frame.image, cabin.faces, FACE_LABELS, caption=caption)
             if attention is not None:
                 from ..face.attention.draw import draw_attention
 
@@ -593,6 +607,13 @@ def _identity_caption(result: Any) -> str:
     state = state_name(result)
     who = result.driver_id
     return f"driver: {state}" + (f" ({who}, {result.score:.2f})" if who else "")
+
+
+def _health_caption(status: dict[str, Any] | None) -> str:
+    """``camera: blocked, low_visibility`` while a camera condition is raised; "" when healthy."""
+    if status is None or status["level"] == 0:
+        return ""
+    return f"camera: {status['message']}"
 
 
 def _bgr(image: np.ndarray | ImageView) -> np.ndarray:

@@ -124,3 +124,79 @@ class CameraHealthMonitor:
         """One line for the diagnostic: ``ok`` or the raised conditions."""
         active = self.conditions
         return ", ".join(active) if active else "ok"
+
+
+def _pixels(image: Any) -> np.ndarray:
+    """The BGR (or grey) array of a decoded frame: an ndarray, or an ImageView in any order."""
+    array = getattr(image, "array", image)
+    order = getattr(image, "order", "bgr")
+    if order.startswith("rgb") and array.ndim == 3:
+        small = small_copy(array)  # swap channels on the small copy only
+        return np.ascontiguousarray(small[:, :, 2::-1])
+    return array
+
+
+class CameraHealthBank:
+    """The health of every camera of a node (or of a replay's pipeline).
+
+    Args:
+        topics: the camera topics.
+        settings: the ``camera_health.*`` parameters.
+        name: the status name, e.g. ``object_detector/camera_health``.
+    """
+
+    def __init__(self, topics: list[str], settings: CameraHealthSettings, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.monitors = {t: CameraHealthMonitor(t, settings) for t in topics}
+        self._events: dict[str, list[HealthEvent]] = {t: [] for t in topics}
+        self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
+        self._last_stamp: dict[str, float] = {}
+
+    def start(self, now: float) -> None:
+        """Start every camera's silence clock (a node's activation, a replay's first message)."""
+        for monitor in self.monitors.values():
+            monitor.start(now)
+
+    def update(self, topic: str, image: Any, stamp: float, frame_id: str,
+               arrival: float) -> dict[str, Any]:
+        """Judge one frame of ``topic``; its camera's DiagnosticStatus dict after it."""
+        monitor = self.monitors[topic]
+        previous = self._last_stamp.get(topic)
+        if previous is not None and stamp > previous:  # time spent in the conditions held so far
+            spent = self._seconds[topic]
+            for condition in monitor.conditions:
+                spent[condition] = spent.get(condition, 0.0) + stamp - previous
+        self._last_stamp[topic] = stamp if previous is None else max(previous, stamp)
+        self._events[topic] += monitor.update(_pixels(image), stamp, frame_id, arrival)
+        return self.status(topic)
+
+    def check(self, now: float) -> None:
+        """Raise ``silent`` on cameras that stopped (``now`` on the arrival clock)."""
+        for topic, monitor in self.monitors.items():
+            self._events[topic] += monitor.check(now)
+
+    def status(self, topic: str) -> dict[str, Any]:
+        """The DiagnosticStatus dict of one camera: hardware_id = its topic, the conditions in
+        the message, the metrics in the values."""
+        from ..output import messages
+
+        m = self.monitors[topic]
+        return messages.diagnostic_status(self.name, m.level, m.message(), topic, m.values())
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """One status per camera."""
+        return [self.status(t) for t in self.monitors]
+
+    def faults(self) -> dict[str, list[str]]:
+        """The cameras in ERROR, with their conditions."""
+        return {t: m.conditions for t, m in self.monitors.items() if m.level == ERROR}
+
+    def fault_text(self) -> str:
+        """``/front/image_raw (blocked)`` for each camera in ERROR, joined; "" when none."""
+        return "; ".join(f"{t} ({', '.join(c)})" for t, c in self.faults().items())
+
+    def summary(self) -> dict[str, Any]:
+        """Per camera topic ``{"conditions_s": {condition: seconds}, "events": [...]}``."""
+        return {t: {"conditions_s": {c: round(s, 3) for c, s in sorted(self._seconds[t].items())},
+                    "events": [e.as_dict() for e in self._events[t]]} for t in self.monitors}

@@ -32,6 +32,7 @@ CLASSIFICATION = "vision_msgs/msg/Classification"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 IMAGE = "sensor_msgs/msg/Image"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+DIAGNOSTIC_STATUS = "diagnostic_msgs/msg/DiagnosticStatus"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 #: The switch of the attention outputs: the ``attention.enabled`` parameter of driver_monitor.
@@ -50,6 +51,9 @@ class ExteriorFrame:
         image_size: (width, height) of the source image.
         image: the decoded frame (BGR array or ImageView), for the drawn debug image; None in
             replay, which draws into videos instead.
+        health: the camera's health after this frame, a DiagnosticStatus dict
+            (:meth:`~sense_perception.core.health.camera_health.CameraHealthBank.update`); None
+            with ``camera_health.enabled`` false.
     """
 
     header: Header
@@ -58,6 +62,7 @@ class ExteriorFrame:
     min_score: float
     image_size: tuple[int, int] | None = None
     image: Any = None
+    health: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class CabinFrame:
     header: Header
     result: Any
     image_size: tuple[int, int] | None = None
+    health: dict[str, Any] | None = None  # as ExteriorFrame.health
 
     @cached_property
     def faces(self) -> Detections:
@@ -133,6 +139,10 @@ def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
     return image_message(f.header, draw_detections(bgr, f.detections, f.label_names, copy=False))
 
 
+def _camera_health(f: ExteriorFrame | CabinFrame) -> dict[str, Any] | None:
+    return f.health
+
+
 def _faces(f: CabinFrame) -> dict[str, Any]:
     return messages.detection2d_array(f.header, f.faces, FACE_LABELS)
 
@@ -165,6 +175,7 @@ EXTERIOR_OUTPUTS: tuple[Output, ...] = (
            live_only=True),
     Output("annotations", IMAGE_ANNOTATIONS, "publish_annotations", _exterior_annotations,
            on_demand=True),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
 )
 
 #: The cabin camera's outputs (driver_monitor), in publishing order.
@@ -175,6 +186,7 @@ CABIN_OUTPUTS: tuple[Output, ...] = (
     Output("driver_identity", CLASSIFICATION, None, _identity),
     Output("driver_attention", CLASSIFICATION, ATTENTION_SWITCH, _attention),
     Output("head_pose", POSE_STAMPED, ATTENTION_SWITCH, _head_pose),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
 )
 
 
@@ -227,6 +239,7 @@ def image_message(header: Header, bgr: np.ndarray) -> dict[str, Any]:
 
 
 __all__ = ["ATTENTION_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION", "DETECTION_ARRAY",
-           "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
+           "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY", "DIAGNOSTIC_STATUS", "EXTERIOR_OUTPUTS", "IMAGE",
+           "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
            "frame_messages", "image_message", "switches"]
