@@ -193,8 +193,43 @@ def evaluate(data: Path = DATA, step: int = 4, starts: Iterable[int] = (0, 40),
             "cost_ms_1080p": per_frame_cost_ms(cv2.imread(str(pandaset[0])), settings)}
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f} %"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The tables of docs/camera-health.md from an :func:`evaluate` result."""
+    single, seq = result["single_frames"], result["sequences"]
+    lines = ["| degradation | condition | frames | detected (one frame) | any condition | "
+             "sequences raised within 1 s | longest delay |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, row in single["degraded"].items():
+        s = seq["degraded"][name]
+        delay = "-" if s["delay_s_max"] is None else f"{s['delay_s_max']:.1f} s"
+        lines.append(f"| {name} | {row['condition']} | {row['frames']} | {_pct(row['rate'])} | "
+                     f"{_pct(row['any_condition'])} | {s['within_1s']} / {s['sequences']} | {delay} |")
+    for hz, s in seq["frozen"].items():
+        delay = "-" if s["delay_s_max"] is None else f"{s['delay_s_max']:.2f} s"
+        lines.append(f"| repeated frames, {hz.replace('_', ' ')} | frozen | - | - | - | "
+                     f"{s['within_1s']} / {s['sequences']} | {delay} |")
+    lines += ["", "Soiling found as `blocked`, by the share of the view covered (street frames):", "",
+              "| soiling | " + " | ".join(f"{float(c):.0%}" for c in COVERAGES) + " |",
+              "| --- |" + " ---: |" * len(COVERAGES)]
+    for name, rates in single["soiling_by_coverage"].items():
+        lines.append(f"| {name} | " + " | ".join(_pct(r["rate"]) for r in rates.values()) + " |")
+    lines += ["", "False alarms (any condition raised):", "", "| clean frames | frames | false alarms |",
+              "| --- | ---: | ---: |"]
+    for group, key in (("clean", "clean"), ("scene proxy", "scenes")):
+        for name, row in single[key].items():
+            extra = f" ({', '.join(row['conditions'])})" if row["conditions"] else ""
+            lines.append(f"| {group}: {name} | {row['frames']} | {_pct(row['rate'])}{extra} |")
+    for name, row in seq["clean"].items():
+        lines.append(f"| 10 Hz sequence, {name.replace('_', ' ')} (hysteresis) | {row['frames']} | "
+                     f"{len(row['alarms'])} alarms{' (' + ', '.join(row['alarms']) + ')' if row['alarms'] else ''} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: write ``camera_health_eval.json`` under ``--out`` and print it."""
+    """Command line: write ``camera_health_eval.json`` and ``.md`` under ``--out``; print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for camera_health_eval.json")
@@ -207,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate(args.data, args.step)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "camera_health_eval.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
+    (args.out / "camera_health_eval.md").write_text(markdown(result) + "\n")
+    print(markdown(result))
     return 0
 
 

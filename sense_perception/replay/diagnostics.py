@@ -65,7 +65,8 @@ class PipelineHealth:
         if self.cameras is None:
             return []
         self.cameras.check(now)
-        return [{**s, "name": STATUS_PREFIX + s["name"]} for s in self.cameras.statuses()]
+        return [{**s, "name": f"{STATUS_PREFIX}{self.node} {s['name']}"}
+                for s in self.cameras.statuses()]
 
 
 class ReplayDiagnostics:

@@ -378,8 +378,7 @@ class Replayer:
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
         self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None)
         self._cameras = {
-            role: CameraHealthBank(role_topics, self._health_settings[role],
-                                   f"{NODES[role]}/camera_health")
+            role: CameraHealthBank(role_topics, self._health_settings[role])
             for role, role_topics in ((EXTERIOR, self._exterior),
                                       (CABIN, [self._cabin] if self._cabin else []))
             if role_topics and self._health_settings[role].enabled}

@@ -11,8 +11,10 @@ publishes, with the input header copied exactly:
 * ``<ns>/annotations`` foxglove_msgs/ImageAnnotations (a closed polyline and a caption per
   detection, timestamp = the image's stamp: Foxglove draws them over the camera image), built
   only while something subscribes (``publish_annotations``);
+* ``<ns>/camera_health`` diagnostic_msgs/DiagnosticStatus, one per frame: whether the camera can
+  be trusted (blocked, low_visibility, dark, bright, frozen, stream timing; ``camera_health.*``);
 
-and ``/diagnostics``. The per-frame outputs are the rows of
+and ``/diagnostics``: the node's status (naming any camera in ERROR) and one per camera. The per-frame outputs are the rows of
 :data:`~sense_perception.core.output.frame_outputs.EXTERIOR_OUTPUTS`. Frames are handled latest-first: frames from all cameras that are waiting are
 detected in one batched call; a frame overwritten before inference reached it is dropped and
 counted. All perception happens in :class:`sense_perception.core.detection.detector.ObjectDetector`.
@@ -113,10 +115,12 @@ class ObjectDetectorNode(PerceptionNode):
         if not decoded:
             return
         detector = self.detector
+        # every decoded frame is judged, those whose inference fails too
+        health = [self.judge_camera(f, img) for f, img in decoded]
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
-        for (frame, image), (dets, error) in zip(
-                decoded, safe_detect(detector, [img for _, img in decoded]), strict=True):
+        for (frame, image), status, (dets, error) in zip(
+                decoded, health, safe_detect(detector, [img for _, img in decoded]), strict=True):
             topic = self.input_topic(frame.source)
             if error is not None:
                 self.health.inference_error(f"{topic}: {type(error).__name__}: {error}", 1)
@@ -127,8 +131,10 @@ class ObjectDetectorNode(PerceptionNode):
             if self.trackers is not None:
                 dets = self.trackers.update(topic, dets, header.seconds)
             ns, pubs = self._outputs[frame.source]
+            # a camera in ERROR keeps publishing: its health says how far to trust the detections
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
-                header, dets, detector.label_names, detector.min_score, image_size_of(image), image))
+                header, dets, detector.label_names, detector.min_score, image_size_of(image), image,
+                health=status))
             latencies.append(time.monotonic() - frame.received)
         if latencies:
             self.health.frames_processed(np.asarray(latencies, np.float64))

@@ -142,12 +142,10 @@ class CameraHealthBank:
     Args:
         topics: the camera topics.
         settings: the ``camera_health.*`` parameters.
-        name: the status name, e.g. ``object_detector/camera_health``.
     """
 
-    def __init__(self, topics: list[str], settings: CameraHealthSettings, name: str) -> None:
+    def __init__(self, topics: list[str], settings: CameraHealthSettings) -> None:
         self.settings = settings
-        self.name = name
         self.monitors = {t: CameraHealthMonitor(t, settings) for t in topics}
         self._events: dict[str, list[HealthEvent]] = {t: [] for t in topics}
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
@@ -177,12 +175,14 @@ class CameraHealthBank:
             self._events[topic] += monitor.check(now)
 
     def status(self, topic: str) -> dict[str, Any]:
-        """The DiagnosticStatus dict of one camera: hardware_id = its topic, the conditions in
-        the message, the metrics in the values."""
+        """The DiagnosticStatus dict of one camera: named ``camera_health: <topic>``, hardware_id
+        = its topic, the conditions in the message, the metrics in the values. The same live and
+        in a replay (the node's name is added only in ``/diagnostics``)."""
         from ..output import messages
 
         m = self.monitors[topic]
-        return messages.diagnostic_status(self.name, m.level, m.message(), topic, m.values())
+        return messages.diagnostic_status(f"camera_health: {topic}", m.level, m.message(), topic,
+                                          m.values())
 
     def statuses(self) -> list[dict[str, Any]]:
         """One status per camera."""
