@@ -44,8 +44,8 @@ def test_clean_images_have_no_condition_and_degraded_ones_theirs(tmp_path, degra
     for record, want in zip(images[2:], degraded, strict=True):
         assert want in record["conditions"], record
         assert set(record["conditions"]) <= {"blocked", "low_visibility", "dark", "bright"}
-    assert {"mean", "highlight", "clipped", "sharp", "flat_dark", "structure", "fine"} <= \
-        set(images[0]["metrics"])
+    assert {"mean", "highlight", "clipped", "sharp", "featureless", "flat_dark", "structure",
+            "fine"} <= set(images[0]["metrics"])
     text = capsys.readouterr().out
     assert f"{COMMA}  1164x874  ok" in text and "6 images judged, 4 with a condition" in text
 

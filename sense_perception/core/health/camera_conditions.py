@@ -15,7 +15,7 @@ The physics each test rests on:
   stays sharp. A uniform sky, a lit wall or a white truck side is flat but bright; a clear or
   dusk sky is flat but blue.
 - **Low visibility**: the coarse view has structure (a uniform sky is no evidence of fog), but
-  little of the view shows sharp detail, or the finest scale has lost its share of the structure
+  little of its textured part shows sharp detail, or the finest scale has lost its share of the structure
   (defocus and water blur the finest scale first; fog lowers the contrast of all of them).
 - **Dark**: nothing in the view is exposed into the upper half of the range; night scenes with a
   street light, headlights or a lit sign reach it. **Bright**: a large share of clipped pixels.
@@ -68,6 +68,7 @@ class FrameMetrics:
         highlight: grey level the brightest 0.1 % of the view reaches.
         clipped: share of pixels at or above the clipping level.
         sharp: share of the view with sharp detail.
+        featureless: share of the view that is blue sky without texture: no detail there to lose.
         flat_dark: share of the view that is flat and not brightly lit (candidate blockage).
         structure: mid-frequency contrast of the coarse view: mean absolute Laplacian of the
             means of cells two neighbourhoods wide, in grey levels (a smooth gradient has none).
@@ -81,6 +82,7 @@ class FrameMetrics:
     highlight: float
     clipped: float
     sharp: float
+    featureless: float
     flat_dark: float
     structure: float
     fine: float
@@ -122,10 +124,15 @@ def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
     brightness, texture = (_box2(c) for c in (grey_cells, _cell_means(laplacian, cell)))
     detail = texture / (brightness + settings.noise_floor)
     flat_dark = (detail < settings.flat_detail) & (brightness <= settings.blocked_max_brightness)
+    featureless = detail < settings.featureless_detail
     if small.ndim == 3:  # a clear or dusk sky is blue (Rayleigh scattering); mud, stickers, hands are not
         colour = _box2(_cell_means(small, cell).astype(np.float32))
         b, r = colour[:, :, 0], colour[:, :, 2]
-        flat_dark &= (b - r) < settings.sky_blue * (b + r + settings.noise_floor)
+        blue = (b - r) >= settings.sky_blue * (b + r + settings.noise_floor)
+        flat_dark &= ~blue
+        featureless &= blue
+    else:  # no colour, no sky: every featureless part counts as texture lost
+        featureless[:] = False
     coarse = _cell_means(grey_cells, 4)
     # mid-frequency structure: a smooth gradient (sky, vignetting) has no Laplacian
     structure = float(np.abs(cv2.Laplacian(coarse, cv2.CV_32F, ksize=1)).mean()) \
@@ -143,6 +150,7 @@ def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
     return FrameMetrics(mean=float(cv2.mean(grey8)[0]), highlight=highlight,
                         clipped=float(hist[_CLIP_LEVEL:].sum() / cdf[-1]),
                         sharp=float(np.count_nonzero(detail >= settings.sharp_detail) / detail.size),
+                        featureless=float(np.count_nonzero(featureless) / detail.size),
                         flat_dark=float(np.count_nonzero(flat_dark) / flat_dark.size),
                         structure=structure, fine=fine, change=change)
 
@@ -162,8 +170,11 @@ def image_conditions(m: FrameMetrics, settings: CameraHealthSettings) -> list[st
     # both can hold: a lens 60 % covered by mud also sees little, water drops also hide a part
     if m.flat_dark >= settings.blocked_fraction and m.sharp >= settings.blocked_min_sharp_fraction:
         found.append("blocked")
+    # sharp detail is counted against the part of the view that has texture to lose: a lamp post
+    # against a clear sky is a sharp view of a featureless sky, not fog
+    textured = 1.0 - m.featureless
     if m.structure >= settings.low_visibility_min_structure and (
-            m.sharp < settings.low_visibility_sharp_fraction
+            m.sharp < settings.low_visibility_sharp_fraction * textured
             or m.fine < settings.low_visibility_fine_ratio):
         found.append("low_visibility")
     return found

@@ -66,6 +66,8 @@ class CameraHealthSettings:
         flat_detail: where the detail (mean absolute Laplacian over mean brightness plus the
             noise floor) is below this, the view has no texture: candidate blockage.
         sharp_detail: where the detail is above this, the view shows sharp structure.
+        featureless_detail: where the detail is below this and the view is blue (``sky_blue``),
+            it is a clear sky with no texture to lose; low visibility is judged on the rest.
         blocked_fraction: share of the view that must be flat and not brightly lit, while the
             rest of the view shows sharp structure, to judge the lens blocked.
         blocked_max_brightness: flat areas brighter than this are not counted as blockage
@@ -75,8 +77,8 @@ class CameraHealthSettings:
             dusk sky) are not counted as blockage either; mud, stickers and hands are not blue.
         blocked_min_sharp_fraction: share of the view that must still be sharp for blockage
             (otherwise the whole view lacks detail: low visibility, not a covered part).
-        low_visibility_sharp_fraction: the view has low visibility when less of it than this
-            share is sharp...
+        low_visibility_sharp_fraction: the view has low visibility when less than this share of
+            its textured part (not featureless) is sharp...
         low_visibility_min_structure: ...and it still shows coarse structure (mean absolute
             Laplacian of the means of cells two neighbourhoods wide, grey levels, above this): a
             uniform sky or wall is no evidence of fog. A view is also of low visibility when...
@@ -108,6 +110,7 @@ class CameraHealthSettings:
     noise_floor: float = setting(8.0, range=(0.0, 255.0))
     flat_detail: float = setting(0.03, range=(0.0, 1.0))
     sharp_detail: float = setting(0.05, range=(0.0, 1.0))
+    featureless_detail: float = setting(0.012, range=(0.0, 1.0))
     blocked_fraction: float = setting(0.14, range=(0.0, 1.0))
     blocked_max_brightness: float = setting(150.0, range=(0.0, 255.0))
     sky_blue: float = setting(0.05, range=(0.0, 1.0))
@@ -132,6 +135,10 @@ class CameraHealthSettings:
 
     def __post_init__(self) -> None:
         _check_ranges(self, "camera_health.")
+        if not self.featureless_detail <= self.flat_detail < self.sharp_detail:
+            raise ValueError(f"camera_health.featureless_detail ({self.featureless_detail}) <= "
+                             f"flat_detail ({self.flat_detail}) < sharp_detail "
+                             f"({self.sharp_detail}) must hold")
         if self.sharp_detail <= self.flat_detail:
             raise ValueError(f"camera_health.sharp_detail ({self.sharp_detail}) must be above "
                              f"camera_health.flat_detail ({self.flat_detail})")
