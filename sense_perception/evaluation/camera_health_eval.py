@@ -35,6 +35,14 @@ SEED = 2024
 COVERAGES = (0.1, 0.2, 0.3, 0.45, 0.6)
 
 
+def read(path: Path) -> np.ndarray:
+    """A BGR frame; a file OpenCV cannot read is an error naming it."""
+    image = cv2.imread(str(path))
+    if image is None:
+        raise FileNotFoundError(f"{path} is not a readable image")
+    return image
+
+
 def clean_sets(data: Path, step: int) -> dict[str, list[Path]]:
     """The clean frames: PandaSet (every ``step``-th of 80), the other street frames, the faces."""
     pandaset = sorted((data / "street_labelled" / "pandaset_seq002_front").glob("*.jpg"))
@@ -65,7 +73,7 @@ def vehicle_crops(data: Path, frames: Iterable[str]) -> list[np.ndarray]:
                     if b["label"] in ("car", "truck") and b["occluded_fraction"] < 0.3]
         if vehicles:
             box = max(vehicles, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-            crops.append(degrade.crop(cv2.imread(str(folder / f"{key}.jpg")), box))
+            crops.append(degrade.crop(read(folder / f"{key}.jpg"), box))
     return crops
 
 
@@ -117,7 +125,7 @@ def sequences(pandaset: list[Path], settings: CameraHealthSettings, starts: Iter
     """Delay to raise on 10 Hz PandaSet sequences; alarms on clean and standing-still ones."""
     period = 0.1
     out: dict[str, Any] = {"period_s": period, "degraded": {}, "clean": {}, "frozen": {}}
-    runs = {start: [cv2.imread(str(p)) for p in pandaset[start:start + length]] for start in starts}
+    runs = {start: [read(p) for p in pandaset[start:start + length]] for start in starts}
     for name, fn in degrade.DEGRADATIONS.items():
         want = degrade.EXPECTED[name]
         delays = []
@@ -184,13 +192,13 @@ def evaluate(data: Path = DATA, step: int = 4, starts: Iterable[int] = (0, 40),
     settings = settings or CameraHealthSettings()
     cv2.setNumThreads(1)
     sets = clean_sets(data, step)
-    images = {name: [cv2.imread(str(p)) for p in paths] for name, paths in sets.items()}
+    images = {name: [read(p) for p in paths] for name, paths in sets.items()}
     rng = np.random.default_rng(SEED)
     pandaset = sorted((data / "street_labelled" / "pandaset_seq002_front").glob("*.jpg"))
     return {"seed": SEED, "frames": {k: len(v) for k, v in images.items()},
             "single_frames": single_frames(images, settings, rng, data),
             "sequences": sequences(pandaset, settings, starts, length),
-            "cost_ms_1080p": per_frame_cost_ms(cv2.imread(str(pandaset[0])), settings)}
+            "cost_ms_1080p": per_frame_cost_ms(read(pandaset[0]), settings)}
 
 
 def _pct(value: float | None) -> str:
