@@ -55,3 +55,37 @@ def test_a_dark_camera_is_named_and_its_detections_keep_flowing(context, monkeyp
     finally:
         node.stop()
         node.destroy_node()
+
+
+def test_a_dark_cabin_camera_is_a_camera_fault_not_a_missing_face(context, tmp_path):
+    """driver_monitor: a covered cabin lens is a camera fault in its status, beside (not instead
+    of) the driver state; a face that is merely absent raises no camera fault."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.frame_slots import Frame
+
+    cam = "/sp_health/cabin/image_raw"
+    node = DriverMonitorNode("health_driver", context=context, parameter_overrides=overrides(**{
+        "camera_topic": cam, "gallery.path": str(tmp_path / "gallery.json"),
+        "runtime.intra_op_threads": 1, "camera_health.dark.raise_frames": 2}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        # an empty seat: a real street frame has no driver face, and the camera is fine
+        seat = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_40.jpg")[::3, ::3].copy()
+        node.process([Frame(0, image_msg(seat, 5, 0, "cabin"), time.monotonic())])
+        own, camera = published_statuses(node)
+        assert level(camera) == 0 and status_values(own)["camera_faults"] == "none"
+        assert "camera fault" not in own.message
+        for i in range(3):  # the lens covered: dark
+            node.process([Frame(0, image_msg(np.zeros_like(seat), 6 + i, 0, "cabin"),
+                                time.monotonic())])
+        own, camera = published_statuses(node)
+        assert level(camera) == 2 and camera.message == "dark" and camera.hardware_id == cam
+        values = status_values(own)
+        assert values["camera_faults"] == f"{cam} (dark)" and f"camera fault: {cam} (dark)" in own.message
+        assert level(own) >= 1 and "driver_state" in values  # the driver state is reported apart
+    finally:
+        node.stop()
+        node.destroy_node()
