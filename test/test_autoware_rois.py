@@ -44,10 +44,10 @@ def _dets(boxes, scores, labels) -> Detections:
 
 def test_labels_map_to_autoware_classes_and_others_are_dropped_or_unknown():
     names = list(AD_LABELS) + ["dog"]
-    dropped = dict(zip(names, label_lookup(names).tolist()))
+    dropped = dict(zip(names, label_lookup(names).tolist(), strict=True))
     assert dropped == {"pedestrian": 7, "bicycle": 6, "car": 1, "motorcycle": 5, "bus": 3, "truck": 2,
                        "traffic_light": -1, "stop_sign": -1, "dog": -1}
-    unknown = dict(zip(names, label_lookup(names, "unknown").tolist()))
+    unknown = dict(zip(names, label_lookup(names, "unknown").tolist(), strict=True))
     assert unknown == {**dropped, "traffic_light": 0, "stop_sign": 0, "dog": 0}
     with pytest.raises(ValueError, match="other_labels"):
         label_lookup(names, "keep")

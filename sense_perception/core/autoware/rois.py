@@ -132,7 +132,7 @@ def rois_topics(camera_topics: Sequence[str], template: str) -> list[str]:
         else:
             topics.append(template)
     seen: dict[str, str] = {}
-    for camera, topic in zip(camera_topics, topics):
+    for camera, topic in zip(camera_topics, topics, strict=True):
         if topic in seen:
             raise ConfigError(f"cameras '{seen[topic]}' and '{camera}' would both publish their ROIs on "
                               f"'{topic}'; give autoware.rois_topic with {INDEX_PLACEHOLDER} (e.g. "
@@ -199,7 +199,7 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
                 "feature": {"roi": {"x_offset": x, "y_offset": y, "width": w, "height": h,
                                     "do_rectify": False}},
             }
-            for (x, y, w, h), label, score in zip(rows, labels, scores)
+            for (x, y, w, h), label, score in zip(rows, labels, scores, strict=True)
         ],
     }
 
