@@ -67,7 +67,8 @@ class ObjectDetectorSettings(InputSettings):
     """object_detector's own parameters; ``detector.*``, ``tiling.*``, ``runtime.*`` and
     ``tracking.*`` belong to the core components."""
 
-    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime")
+    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime",
+                                           "autoware")
 
     camera_topics: list[str] = param(["/camera/image_raw"], "camera image topics; results go to each "
                                      "topic's namespace (<ns>/detections, <ns>/label_info)")
