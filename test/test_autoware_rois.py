@@ -12,7 +12,7 @@ from sense_perception.core.autoware.camera_info import CameraInfoWatch, camera_i
 from sense_perception.core.autoware.rois import (AUTOWARE_ROIS_TOPIC, DETECTED_OBJECTS_WITH_FEATURE,
                                                  AutowareConfig, camera_index,
                                                  detected_objects_with_feature, label_lookup,
-                                                 pixel_rois, rois_topics)
+                                                 namespace_rois_topic, pixel_rois, rois_topics)
 from sense_perception.core.detection.labels import AD_LABELS
 from sense_perception.core.types import Detections, Header
 from sense_perception.errors import ConfigError
@@ -128,6 +128,12 @@ def test_rois_topics_follow_each_cameras_own_index():
         rois_topics(cams, "/my/rois")
     with pytest.raises(ConfigError, match="both publish"):  # raw and compressed of one camera
         rois_topics([cams[0], cams[0] + "/compressed"], AUTOWARE_ROIS_TOPIC)
+    # The table's rows know a camera by its output namespace: the same index from there.
+    assert namespace_rois_topic("/sensing/camera/camera3", AUTOWARE_ROIS_TOPIC) == (
+        "/perception/object_recognition/detection/rois3")
+    assert namespace_rois_topic("/any/where", "/my/rois") == "/my/rois"
+    with pytest.raises(ConfigError, match="'/camera/front' ends in no index"):
+        namespace_rois_topic("/camera/front", AUTOWARE_ROIS_TOPIC)
 
 
 def test_autoware_settings_are_read_and_checked_from_parameters():

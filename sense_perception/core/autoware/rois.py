@@ -99,14 +99,35 @@ class AutowareConfig:
         return bool(self.rois_topic)
 
 
+def namespace_index(ns: str) -> int | None:
+    """The digits that end the last name of a camera namespace (``/sensing/camera/camera3`` -> 3),
+    or None."""
+    parts = [p for p in ns.split("/") if p]
+    match = _INDEX.search(parts[-1]) if parts else None
+    return int(match.group(1)) if match else None
+
+
 def camera_index(camera_topic: str) -> int | None:
     """The camera's own index: the digits that end its namespace, or None.
 
     ``/sensing/camera/camera3/image_rect_color`` and ``.../image_rect_color/compressed`` give 3.
     """
-    parts = [p for p in camera_namespace(camera_topic).split("/") if p]
-    match = _INDEX.search(parts[-1]) if parts else None
-    return int(match.group(1)) if match else None
+    return namespace_index(camera_namespace(camera_topic))
+
+
+def namespace_rois_topic(ns: str, template: str) -> str:
+    """The ROI topic of the camera whose output namespace is ``ns`` (checked by :func:`rois_topics`).
+
+    Raises:
+        ConfigError: ``template`` holds ``{index}`` and ``ns`` ends in no digits.
+    """
+    if INDEX_PLACEHOLDER not in template:
+        return template
+    index = namespace_index(ns)
+    if index is None:
+        raise ConfigError(f"autoware.rois_topic {template!r}: the camera namespace '{ns}' ends in no "
+                          "index (Autoware's cameras are /sensing/camera/camera<i>/image_rect_color)")
+    return template.replace(INDEX_PLACEHOLDER, str(index))
 
 
 def rois_topics(camera_topics: Sequence[str], template: str) -> list[str]:
@@ -206,4 +227,4 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
 
 __all__ = ["AUTOWARE_LABELS", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
            "OTHER_LABELS", "camera_index", "detected_objects_with_feature", "label_lookup",
-           "pixel_rois", "rois_topics"]
+           "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]
