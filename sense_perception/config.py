@@ -8,14 +8,22 @@ Files have the usual ROS 2 layout::
         tiling:
           mode: horizon_bands
 
+or the plain form, the settings without the node wrapper (``detector: {score_threshold: 0.5}``),
+which configures every node that reads them. A first line ``# base: perception.yaml`` makes a
+file an overlay (config/carla.yaml and config/awsim.yaml are). :func:`load_params` reads all of
+them for every command, the launch files and ``sense-perception run``.
+
 Nested keys flatten to dotted names (``tiling.mode``), as ROS 2 parameters do. Each component
-declares a dataclass of its settings; :func:`section_from_params` fills it, rejecting unknown keys
-and wrong types with a :class:`ConfigError` that names the key and the file.
+declares a dataclass of its settings (field metadata: ``description``, ``range``);
+:func:`node_schema` lists every parameter of a node from them, :func:`check_names` refuses names
+no node reads, and :func:`section_from_params` fills a dataclass, rejecting wrong types with a
+:class:`ConfigError` that names the key and the file.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import sys
 import typing
 from collections.abc import Iterable
@@ -92,30 +100,140 @@ def resolve_config(value: str | Path) -> Path:
     return path
 
 
-def load_params(path: str | Path | None, node_name: str) -> dict[str, Any]:
-    """Read the flattened parameters of ``node_name`` (merged over ``/**``) from a ROS 2 YAML file.
+#: A first line ``# base: NAME`` makes a file an overlay: NAME (a bundled config such as
+#: ``perception``, or a path relative to the file) is read first and the file's keys replace its.
+BASE_DIRECTIVE = re.compile(r"#\s*base:\s*(\S+)\s*$")
 
-    Returns an empty dict when ``path`` is None.
+
+def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML document of ``path`` with its ``# base:`` file (if any) merged under it.
+
+    Raises:
+        ConfigError: the file (or its base) cannot be read, is not YAML or not a mapping, or
+            the bases form a cycle.
     """
-    if path is None:
-        return {}
+    path = Path(path)
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
+        text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    try:
+        doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):
-        raise ConfigError(f"config file {path}: top level must map node names to ros__parameters")
+        raise ConfigError(f"config file {path}: the top level must be a mapping (node names to "
+                          "ros__parameters, or the settings themselves: detector: {...})")
+    first = text.lstrip().splitlines()[0] if text.strip() else ""
+    match = BASE_DIRECTIVE.match(first)
+    if not match:
+        return doc
+    name = match.group(1)
+    base = (bundled_config(name) if name in BUNDLED_CONFIGS and not (path.parent / name).exists()
+            else path.parent / name)
+    if base.resolve() in _seen or base.resolve() == path.resolve():
+        raise ConfigError(f"config file {path}: '# base: {name}' leads back to itself")
+    return _merge(read_config(base, (*_seen, path.resolve())), doc)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` deep-merged over ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _is_node_section(value: Any) -> bool:
+    return isinstance(value, dict) and "ros__parameters" in value
+
+
+def load_params(path: str | Path | None, node_name: str, kind: str | None = None,
+                check: bool = True) -> dict[str, Any]:
+    """The flattened parameters of node ``node_name`` in a config file: the one loader of every
+    command, the launch files and ``sense-perception run``.
+
+    Two forms are read. The ROS 2 form (``object_detector: ros__parameters: {...}``) gives the
+    node's own section merged over ``/**``. The plain form (no node sections: ``detector:
+    {score_threshold: 0.5}``) holds the settings themselves; each node takes the keys it reads,
+    so one plain file configures both nodes. A ``# base: NAME`` first line makes the file an
+    overlay on NAME (see :func:`read_config`).
+
+    Args:
+        path: the config file; None gives an empty dict (the built-in defaults).
+        node_name: the section to read (``--node-name`` of detect and eval).
+        kind: which node's parameters these are (``object_detector`` or ``driver_monitor``);
+            default ``node_name``.
+        check: refuse unknown sections and names (see :func:`check_names`; names are checked
+            only for the known node kinds); off only for tests that need a raw read.
+
+    Raises:
+        ConfigError: unreadable file, a misplaced or unknown section, or an unknown parameter
+            name (with the closest valid one).
+    """
+    if path is None:
+        return {}
+    kind = kind or node_name
+    doc = read_config(path)
+    checked = check and kind in NODE_KINDS
+    if not any(k == "/**" or _is_node_section(v) for k, v in doc.items()):  # the plain form
+        for name in NODE_KINDS:
+            if name in doc or f"/{name}" in doc:
+                raise ConfigError(f"'{name}' in {path} has no ros__parameters: write "
+                                  f"{name}: ros__parameters: <its settings> (the ROS 2 form), or "
+                                  "drop the node names (the plain form: detector: {...} at the top)")
+        return _shared_params(flatten(doc), kind, str(path), checked)
     params: dict[str, Any] = {}
-    for key in ("/**", node_name, f"/{node_name}"):
-        section = doc.get(key)
-        if section is None:
+    valid = {"/**", *NODE_KINDS, node_name, *(f"/{n}" for n in (*NODE_KINDS, node_name))}
+    for key, section in doc.items():
+        if check and key not in valid:
+            raise ConfigError(_misplaced_section(key, section, valid, path))
+        if key not in valid:
             continue
-        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters", {}), dict):
-            raise ConfigError(f"config file {path}: '{key}' must contain a 'ros__parameters' mapping")
-        params.update(flatten(section.get("ros__parameters") or {}))
+        if not _is_node_section(section) or not isinstance(section["ros__parameters"], dict):
+            raise ConfigError(f"config file {path}: '{key}' must contain a 'ros__parameters' "
+                              "mapping")
+        flat = flatten(section["ros__parameters"])
+        name = key if key == "/**" else key.lstrip("/")
+        if name == "/**":
+            params = {**_shared_params(flat, kind, str(path), checked), **params}
+        elif name == node_name:
+            params.update(flat)
+        elif check and name in NODE_KINDS:  # the other node's section: not read, but checked
+            check_names(flat, name, str(path))
+    if checked:
+        check_names(params, kind, str(path))
     return params
+
+
+def _misplaced_section(key: str, value: Any, valid: set[str], path: str | Path) -> str:
+    """Why top-level ``key`` of a ROS 2 form config is refused, and the fix."""
+    if _is_node_section(value):
+        names = sorted(v for v in valid if not v.startswith("/") or v == "/**")
+        return (f"unknown node section '{key}' in {path}; "
+                f"{did_you_mean(key, names)}valid: {', '.join(names)}")
+    owners = [kind for kind in NODE_KINDS
+              if any(n == key or n.startswith(f"{key}.") for n in node_schema(kind))]
+    where = " and ".join(f"{kind}: ros__parameters:" for kind in owners or NODE_KINDS)
+    return (f"'{key}' in {path} is outside the node sections: move it under {where}, or drop "
+            "the node sections and write the whole file in the plain form (detector: {...} at "
+            "the top)")
+
+
+def _shared_params(flat: dict[str, Any], kind: str, source: str, checked: bool) -> dict[str, Any]:
+    """The keys of a plain-form document or a ``/**`` section that node ``kind`` reads; the other
+    node's keys are left to it, and a key no node reads is refused."""
+    if not checked:
+        return flat
+    mine = node_schema(kind)
+    others = {name for other in NODE_KINDS if other != kind for name in node_schema(other)}
+    unknown = [k for k in flat if k not in mine and k not in others and not is_ros_param(k)]
+    if unknown:
+        check_names(unknown, kind, source, also=others)
+    return {k: v for k, v in flat.items() if k in mine or is_ros_param(k)}
 
 
 def did_you_mean(name: str, valid: Iterable[str], prefix: str = "") -> str:
@@ -183,3 +301,185 @@ def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
         return cls(**values)  # type: ignore[call-arg]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid settings in {source}: {exc}") from exc
+
+
+# -- the parameters of each node: names, defaults, descriptions and ranges ----------------------
+
+#: The nodes whose parameters a config holds.
+NODE_KINDS = ("object_detector", "driver_monitor")
+#: Parameters rclpy declares on every node: allowed in a config beside the perception settings.
+ROS_PARAMS = frozenset({"use_sim_time", "start_type_description_service"})
+ROS_PARAM_PREFIXES = ("qos_overrides.",)
+
+
+def is_ros_param(name: str) -> bool:
+    """A parameter rclpy declares itself (use_sim_time, qos_overrides.*), not a perception setting."""
+    return name in ROS_PARAMS or name.startswith(ROS_PARAM_PREFIXES)
+
+
+def setting(default: Any, description: str = "", range: Any = None) -> Any:  # noqa: A002
+    """A settings dataclass field with what ``ros2 param describe`` shows.
+
+    Args:
+        default: the default value (a list is copied for each instance).
+        description: one line; "" takes the class docstring's ``Attributes:`` entry.
+        range: ``(low, high)`` inclusive for a number (None for an open end), a tuple of the
+            allowed strings, or a short text for anything else.
+    """
+    metadata = {k: v for k, v in (("description", description), ("range", range)) if v}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One parameter of a node: its dotted name and what its dataclass field says about it."""
+
+    name: str
+    default: Any
+    hint: Any
+    description: str
+    range: Any = None
+
+    @property
+    def numeric(self) -> bool:
+        """An int or float parameter (ROS 2 can hold a range for it)."""
+        return self.hint in (int, float)
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` entries of a Google-style class docstring, joined to one line each."""
+    import inspect
+
+    docs: dict[str, str] = {}
+    lines = (inspect.getdoc(cls) or "").splitlines()
+    if "Attributes:" not in [line.strip() for line in lines]:
+        return docs
+    start = [line.strip() for line in lines].index("Attributes:") + 1
+    indent, name = None, None
+    for line in lines[start:]:
+        if not line.strip():
+            name = None
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent:
+            break
+        match = re.match(r"(\w+)(?: \([^)]*\))?: (.*)", line.strip())
+        if depth == indent and match:
+            name = match.group(1)
+            docs[name] = match.group(2).strip()
+        elif name and depth > indent:
+            docs[name] += " " + line.strip()
+    return docs
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return f.default
+
+
+def _settings_of(cls: type, prefix: str) -> dict[str, Setting]:
+    """The parameters of dataclass ``cls`` under ``prefix``; a nested dataclass adds its own."""
+    hints = typing.get_type_hints(cls)
+    docs = _attribute_docs(cls)
+    out: dict[str, Setting] = {}
+    for f in dataclasses.fields(cls):
+        default = _default(f)
+        if dataclasses.is_dataclass(default):
+            out.update(_settings_of(type(default), f"{prefix}{f.name}."))
+            continue
+        description = f.metadata.get("description") or docs.get(f.name, "")
+        out[prefix + f.name] = Setting(prefix + f.name, default, hints[f.name], description,
+                                       f.metadata.get("range"))
+    return out
+
+
+def node_sections(kind: str) -> list[tuple[str, type]]:
+    """(prefix, settings dataclass) of every parameter group node ``kind`` reads."""
+    from .core.autoware.rois import AutowareConfig
+    from .core.detection.detector import DetectorConfig
+    from .core.detection.tiling import TilingConfig
+    from .core.imaging.frame_guard import InputLimits
+    from .core.runtime.session import RuntimeConfig
+    from .core.tracking.tracker import TrackingConfig
+    from .face.settings import DriverMonitorSettings
+    from .ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
+
+    if kind == "object_detector":
+        return [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
+                ("tiling.", TilingConfig), ("tracking.", TrackingConfig),
+                ("runtime.", RuntimeConfig), ("autoware.", AutowareConfig)]
+    if kind == "driver_monitor":
+        # DriverMonitorSettings holds camera_role and the face.*, identity.*, gallery.*,
+        # attention.* and runtime.* groups.
+        return [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings),
+                ("input.", InputLimits)]
+    raise ConfigError(f"no node named {kind!r}; nodes: {', '.join(NODE_KINDS)}")
+
+
+_SCHEMAS: dict[str, dict[str, Setting]] = {}
+
+
+def node_schema(kind: str) -> dict[str, Setting]:
+    """Every parameter of node ``kind`` (``object_detector``, ``driver_monitor``) by dotted name."""
+    if kind not in _SCHEMAS:
+        schema: dict[str, Setting] = {}
+        for prefix, cls in node_sections(kind):
+            schema.update(_settings_of(cls, prefix))
+        _SCHEMAS[kind] = schema
+    return _SCHEMAS[kind]
+
+
+def check_names(params: Iterable[str], kind: str, source: str,
+                also: Iterable[str] = ()) -> None:
+    """Refuse parameter names node ``kind`` does not read: typos, misspelt sections, replaced names.
+
+    Args:
+        params: the parameter names (flattened, dotted).
+        kind: ``object_detector`` or ``driver_monitor``.
+        source: where the parameters came from, for the message.
+        also: further names to accept (the other node's, for a plain-form file).
+
+    Raises:
+        ConfigError: naming each refused parameter, with the closest valid name ("did you
+            mean") and the valid names of its group.
+    """
+    from .ros.settings import REPLACED_PARAMS
+
+    schema = node_schema(kind)
+    valid = set(schema) | set(also)
+    unknown = [k for k in params if k not in valid and not is_ros_param(k)]
+    if not unknown:
+        return
+    groups = sorted({n.rsplit(".", 1)[0] + "." for n in valid if "." in n}, key=len, reverse=True)
+    top = sorted(n for n in valid if "." not in n)
+    heads = sorted({n.split(".", 1)[0] for n in valid if "." in n})
+    replaced = [f"'{k}' was replaced by {REPLACED_PARAMS[k]}" for k in unknown if k in REPLACED_PARAMS]
+    loose, problems = [], []
+    for key in (k for k in unknown if k not in REPLACED_PARAMS):
+        group = next((g for g in groups if key.startswith(g)), "")
+        if not group:  # a top-level name or a misspelt group: hint at the closest
+            loose.append(key)
+            continue
+        names = sorted(n[len(group):] for n in valid if n.startswith(group)
+                       and "." not in n[len(group):])
+        problems.append(f"unknown parameter '{key}' in {source}; "
+                        f"{did_you_mean(key[len(group):], names, group)}valid: "
+                        f"{', '.join(group + n for n in names)}")
+    if replaced or loose:
+        named = []
+        for key in loose:
+            if "." in key:
+                head, rest = key.split(".", 1)
+                hint = did_you_mean(head, heads).replace("? ", f".{rest}? ")
+            else:
+                hint = did_you_mean(key, top)
+            named.append(f"{key} ({hint.strip()})" if hint else key)
+        found = replaced + ([f"unknown parameter(s) {', '.join(named)}"] if named else [])
+        problems.insert(0, f"{'; '.join(found)} in {source}; valid: {', '.join(top)} and the "
+                           f"dotted settings {', '.join(h + '.*' for h in heads)}")
+    raise ConfigError("; ".join(problems))

@@ -55,13 +55,16 @@ def test_misspelt_key_names_the_closest_valid_key_first(tmp_path: Path) -> None:
     config = tmp_path / "perception.yaml"
     config.write_text("object_detector:\n  ros__parameters:\n    detector:\n"
                       "      score_treshold: 0.3\n")
-    params = load_params(config, "object_detector")
+    # The loader refuses it (every command reads configs through it) ...
     with pytest.raises(ConfigError) as info:
-        ObjectDetector.from_params(params, str(config))
-    message = str(info.value)
-    assert message.startswith(f"unknown parameter 'detector.score_treshold' in {config}; "
-                              "did you mean detector.score_threshold? valid: "), message
-    assert "detector.nms_iou" in message  # and the whole list after it
+        load_params(config, "object_detector")
+    # ... and so does the component reading a raw parameter dict, in the same words.
+    with pytest.raises(ConfigError) as raw:
+        ObjectDetector.from_params(load_params(config, "object_detector", check=False), str(config))
+    for message in (str(info.value), str(raw.value)):
+        assert message.startswith(f"unknown parameter 'detector.score_treshold' in {config}; "
+                                  "did you mean detector.score_threshold? valid: "), message
+        assert "detector.nms_iou" in message  # and the whole list after it
     # Nothing close: no guess, only the list.
     with pytest.raises(ConfigError) as info:
         section_from_params(DetectorConfig, {"detector.zzz": 1}, "detector.", "f.yaml")

@@ -142,10 +142,10 @@ def _crash_after_first_write(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     written: list[Path] = []
     real = GalleryStore._replace
 
-    def replace(self, target: Path, data: bytes) -> None:
+    def replace(self, target: Path, data: bytes, *args, **kwargs) -> None:
         if written:
             raise _Crash
-        real(self, target, data)
+        real(self, target, data, *args, **kwargs)
         written.append(target)
 
     monkeypatch.setattr(GalleryStore, "_replace", replace)
@@ -301,6 +301,6 @@ def test_kill_9_during_enrol_and_forget_never_tears_the_gallery(tmp_path: Path) 
     assert killed_mid_operation >= TRIALS // 2, killed_mid_operation
     print(f"{TRIALS} kills: {killed_mid_operation} mid-operation; gallery old {outcomes['old']}, "
           f"new {outcomes['new']}")
-    for store, key, _ in galleries.values():  # the next change erases what killed writers left
+    for store, _key, _ in galleries.values():  # the next change erases what killed writers left
         enrol(store, "after")
         assert not list(store.path.parent.glob(".gallery.json.*.tmp"))

@@ -155,7 +155,7 @@ def test_defaults_fit_car_cameras() -> None:
 
 def write_params(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "params.yaml"
-    path.write_text("object_detector:\n  ros__parameters:\n    topic: /cam\n    input:\n" + body)
+    path.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [/cam]\n    input:\n" + body)
     return path
 
 

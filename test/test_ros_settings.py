@@ -27,7 +27,7 @@ from sense_perception.ros.settings import (DriverMonitorNodeSettings, ObjectDete
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "perception.yaml"
-# The simulator set-ups: complete parameter files like perception.yaml, values tuned for the simulator.
+# The simulator set-ups: overlays on perception.yaml (# base: perception.yaml), values tuned for the simulator.
 SIM_CONFIGS = {"carla": ROOT / "config" / "carla.yaml", "awsim": ROOT / "config" / "awsim.yaml"}
 ALL_CONFIGS = {"perception": CONFIG, **SIM_CONFIGS}
 # Parameters rclpy declares itself, allowed in a config next to the nodes' own.
@@ -37,7 +37,8 @@ SECTIONS = {
                         ("detector.class_thresholds.", ClassThresholds),
                         ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig),
                         ("autoware.", AutowareConfig)],
-    "driver_monitor": [("", DriverMonitorNodeSettings), ("input.", InputLimits), ("face.", FaceConfig),
+    "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
+                       ("face.", FaceConfig),
                        ("identity.", IdentityConfig), ("gallery.", GalleryConfig),
                        ("attention.", AttentionConfig), ("runtime.", RuntimeConfig)],
 }
@@ -50,10 +51,11 @@ def _default(f: dataclasses.Field):
 @pytest.mark.parametrize("name", list(ALL_CONFIGS))
 @pytest.mark.parametrize("node", list(SECTIONS))
 def test_config_lists_every_parameter(node, name):
-    """Every shipped config lists every parameter; perception.yaml with its default value."""
+    """Every shipped config lists every parameter; perception.yaml with its default value, and the
+    simulator overlays through it."""
     path = ALL_CONFIGS[name]
     params = load_params(path, node)
-    text = path.read_text()
+    text = path.read_text() + (CONFIG.read_text() if path != CONFIG else "")
     known = set(ROS_DECLARED)
     for prefix, cls in SECTIONS[node]:
         for f in dataclasses.fields(cls):
@@ -81,7 +83,8 @@ def test_config_lists_every_parameter(node, name):
 @pytest.mark.parametrize("node, cls", [("object_detector", ObjectDetectorSettings),
                                        ("driver_monitor", DriverMonitorNodeSettings)])
 def test_node_prefixes_are_the_config_sections(node, cls):
-    assert {prefix.split(".")[0] for prefix, _ in SECTIONS[node] if prefix} == set(cls.PREFIXES)
+    assert {prefix.split(".")[0] for prefix, _ in SECTIONS[node] if prefix} | (
+        {"face", "identity", "gallery", "attention", "runtime"} if node == "driver_monitor" else set()) == set(cls.PREFIXES)
     for path in ALL_CONFIGS.values():  # the shipped configs pass the node's own check
         params = {k: v for k, v in load_params(path, node).items() if k not in ROS_DECLARED}
         check_param_names(params, cls, str(path))
@@ -112,9 +115,8 @@ def test_config_builds_every_component(name):
     TrackingConfig.from_params(od, str(path))
     RuntimeConfig.from_params(od, str(path))
     dm = load_params(path, "driver_monitor")
-    section_from_params(DriverMonitorNodeSettings,
-                        {k: v for k, v in dm.items() if "." not in k and k not in ROS_DECLARED}, "",
-                        str(path)).validate()
+    own = {k: v for k, v in dm.items() if k in {f.name for f in dataclasses.fields(DriverMonitorNodeSettings)}}
+    section_from_params(DriverMonitorNodeSettings, own, "", str(path)).validate()
     assert DriverMonitorSettings.from_params(dm, str(path)).camera_role == "cabin"
 
 

@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ImageDecodeError
+from ..errors import ConfigError, ImageDecodeError, SensePerceptionError
 from . import CONFIG_HELP, config_file
 
 NODE_NAME = "object_detector"
@@ -23,10 +23,9 @@ _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``detect`` sub-command."""
-    from ..core.runtime.model_registry import MODELS
+    from ..core.detection.decoders import detector_models
 
-    detectors = sorted(n for n, m in MODELS.items() if m.family in ("gfl", "yolox", "yolov8",
-                                                                    "rtdetr"))
+    detectors = sorted(detector_models(general_only=True))  # the specialists pair with one of them
     parser = subparsers.add_parser(
         "detect", help="detect objects and pedestrians in image files",
         description="Detect pedestrians, vehicles, traffic lights and stop signs in image files. "
@@ -75,7 +74,7 @@ def every_threshold(value: float) -> dict[str, float]:
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     from ..config import load_params
 
-    params = load_params(args.config, args.node_name)
+    params = load_params(args.config, args.node_name, kind=NODE_NAME)
     if args.model is not None:
         params["detector.model"] = args.model
         params.pop("detector.model_path", None)
@@ -123,6 +122,28 @@ def _summary(rows: list[tuple[str, str, int, str, str]], threshold: float) -> An
     return table
 
 
+def detect_each(detector: Any, paths: list[Any], images: list[Any],
+                report: Any) -> list[tuple[Any, Any, Any]]:
+    """``(path, image, detections)`` of every image the detector takes; ``report(path, message)``
+    is called for each one it cannot take (a 1x1 photo is too small to tile), which is left out.
+
+    The batch is detected in one call; only when that fails is each image tried alone, so that
+    one bad image neither ends the run nor takes its batch-mates with it.
+    """
+    try:
+        return list(zip(paths, images, detector.detect(images) if images else [], strict=True))
+    except SensePerceptionError:
+        pass
+    done = []
+    for path, image in zip(paths, images, strict=True):
+        try:
+            done.append((path, image, detector.detect([image])[0]))
+        except SensePerceptionError as exc:
+            height, width = image.shape[:2]
+            report(path, f"cannot detect on {path} ({width}x{height} px): {exc}")
+    return done
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``detect``; returns the exit status."""
     import cv2
@@ -131,14 +152,17 @@ def run(args: argparse.Namespace) -> int:
 
     from ..core.output.annotate import draw_detections
     from ..core.detection.detector_setup import build_detector
-    from ..core.imaging.image_decode import read_image_file
+    from ..core.imaging.frame_guard import InputLimits
+    from ..core.imaging.image_file import read_image_file
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     console, errors = Console(), Console(stderr=True)
-    detector = build_detector(_params(args), source=str(args.config or "command line"))
+    params, source = _params(args), str(args.config or "command line")
+    limits = InputLimits.from_params(params, source)  # the nodes' input.* limits, for files too
+    detector = build_detector(params, source=source)
     args.out.mkdir(parents=True, exist_ok=True)
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "
@@ -150,18 +174,22 @@ def run(args: argparse.Namespace) -> int:
     paths = list(args.images)
     with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress:
         task = progress.add_task("detecting", total=len(paths))
+
+        def skip(path: str, message: str) -> None:
+            nonlocal failed
+            failed += 1
+            errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+            progress.advance(task)
+
         for start in range(0, len(paths), args.batch_size):
             batch, images = [], []
             for path in paths[start:start + args.batch_size]:
                 try:
-                    images.append(read_image_file(path))
+                    images.append(read_image_file(path, limits))
                     batch.append(path)
                 except ImageDecodeError as exc:
-                    failed += 1
-                    errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-                    progress.advance(task)
-            results = detector.detect(images) if images else []
-            for path, image, dets in zip(batch, images, results, strict=True):
+                    skip(path, str(exc))
+            for path, image, dets in detect_each(detector, batch, images, skip):
                 height, width = image.shape[:2]
                 names = [detector.label_names[i] for i in dets.labels.tolist()]
                 records.append(_record(path, width, height, names, dets))

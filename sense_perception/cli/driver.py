@@ -17,7 +17,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import BagError, ConfigError, GalleryError
+from ..errors import BagError, ConfigError, GalleryError, ImageDecodeError
+from . import CONFIG_HELP, config_file
 
 NODE_NAME = "driver_monitor"
 DEFAULT_TABLE = (0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
@@ -45,6 +46,19 @@ def _settings(args: argparse.Namespace) -> Any:
     if getattr(args, "keep_images", False):
         g.keep_images = True
     return settings
+
+
+def _read_image(path: str | Path, args: argparse.Namespace) -> np.ndarray:
+    """A photo read within the driver_monitor's ``input.*`` limits (header checked first), and
+    one the face detector can take (at least 8x8 px); every error names the file."""
+    from ..config import load_params
+    from ..core.imaging.frame_guard import InputLimits
+    from ..core.imaging.image_file import read_image_file
+    from ..face.yunet import check_image
+
+    config = getattr(args, "config", None)
+    limits = InputLimits.from_params(load_params(config, NODE_NAME), str(config or "defaults"))
+    return check_image(read_image_file(path, limits), str(path))
 
 
 def _store(settings: Any) -> Any:
@@ -102,13 +116,11 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
 
 def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Embeddings, aligned crops and source labels of the faces to enrol."""
-    from ..core.imaging.image_decode import read_image_file
-
     embs, crops, labels = [], [], []
     if args.images:
         engine = _still_engine(settings)
         for path in args.images:
-            image = read_image_file(path)
+            image = _read_image(path, args)
             faces = engine.detect(image)
             if len(faces) != 1:
                 raise GalleryError(
@@ -126,7 +138,11 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
         engine = FaceEngine(settings.face, settings.runtime.options())
         skipped = SkipLog()
         for label, image in _bag_frames(args.bag, args.topic, args.stride, skipped):
-            _, _, emb, aligned = engine.driver_embedding(image)
+            try:
+                _, _, emb, aligned = engine.driver_embedding(image)
+            except ImageDecodeError as exc:  # a 1x1 frame: skipped and counted, the rest goes on
+                skipped.add(args.topic, f"invalid frame {image.shape[1]}x{image.shape[0]}: {exc}")
+                continue
             if emb is not None:
                 embs.append(emb)
                 crops.append(aligned.copy())
@@ -161,14 +177,27 @@ def _check_one_person(embs: np.ndarray, labels: Sequence[str], threshold: float)
                            f"(< {threshold:.2f}); enrol one person at a time")
 
 
+def _check_names(args: argparse.Namespace) -> None:
+    """Refuse a name that would forge or hide terminal output, before any model loads."""
+    from ..face.safe_text import unsafe_text_error
+
+    for text, what in ((args.name, "driver name (--name)"),
+                       (args.consent_by, "who consented (--consent-by)")):
+        error = unsafe_text_error(text, what) if text else None
+        if error:
+            raise GalleryError(error)
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     from ..face.gallery import CONSENT_TEXT, CONSENT_TEXT_VERSION, ConsentRecord
     from ..face.identify import TemplateIndex
+    from ..face.safe_text import printable
 
     if not args.consent:
         print(f"refused: --consent is required.\n{_CONSENT_HELP}\n\nConsent text (version "
               f"{CONSENT_TEXT_VERSION}):\n  {CONSENT_TEXT}", file=sys.stderr)
         return 2
+    _check_names(args)
     settings = _settings(args)
     store = _store(settings)
     embs, crops, labels = _enrol_templates(args, settings)
@@ -180,19 +209,22 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         best = int(np.argmax(match.score))
         if match.score[best] >= threshold:
             j = int(match.index[best])
-            print(f"warning: this face matches already enrolled '{existing.names[j]}' "
-                  f"({existing.ids[j]}, score {match.score[best]:.2f})", file=sys.stderr)
+            print(f"warning: this face matches already enrolled '{printable(existing.names[j])}' "
+                  f"({printable(existing.ids[j])}, score {match.score[best]:.2f})", file=sys.stderr)
     record = store.enroll(args.name, embs, ConsentRecord.now(args.consent_by or args.name),
                           images=list(crops) if settings.gallery.keep_images else None)
-    print(f"enrolled {record.id} '{record.name}' with {len(record.templates)} template(s), "
-          f"{len(record.images)} kept image(s); consent v{record.consent.text_version} by "
-          f"{record.consent.who} at {record.consent.when}; gallery {store.path}")
+    print(f"enrolled {record.id} '{printable(record.name)}' with {len(record.templates)} "
+          f"template(s), {len(record.images)} kept image(s); consent "
+          f"v{printable(record.consent.text_version)} by {printable(record.consent.who)} at "
+          f"{printable(record.consent.when)}; gallery {store.path}")
     return 0
 
 
 # -- list / forget / keygen ------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..face.safe_text import printable
+
     store = _store(_settings(args))
     drivers = store.drivers()
     if args.json:
@@ -206,17 +238,23 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"no enrolled drivers in {store.path}")
         return 0
     print(f"{'ID':<13} {'NAME':<24} {'CREATED':<26} {'TPL':>3} {'IMG':>3}  CONSENT")
+    # Every field comes from the file: escaped, so no name can forge a row or hide text (a
+    # gallery written before names were checked, or by hand). JSON escapes them by itself.
     for d in drivers:
-        print(f"{d.id:<13} {d.name[:24]:<24} {d.created:<26} {len(d.templates):>3} "
-              f"{len(d.images):>3}  v{d.consent.text_version} by {d.consent.who} at {d.consent.when}")
+        print(f"{printable(d.id):<13} {printable(d.name[:24]):<24} {printable(d.created):<26} "
+              f"{len(d.templates):>3} {len(d.images):>3}  v{printable(d.consent.text_version)} by "
+              f"{printable(d.consent.who)} at {printable(d.consent.when)}")
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from ..face.safe_text import printable
+
     store = _store(_settings(args))
     record = store.forget(args.id)
-    print(f"forgot {record.id} '{record.name}': {len(record.templates)} template(s), consent record "
-          f"and {len(record.images)} kept image(s) erased from {store.path}")
+    print(f"forgot {printable(record.id)} '{printable(record.name)}': {len(record.templates)} "
+          f"template(s), consent record and {len(record.images)} kept image(s) erased from "
+          f"{store.path}")
     return 0
 
 
@@ -240,8 +278,6 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 # -- identify -------------------------------------------------------------------------------------
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from ..core.imaging.image_decode import read_image_file
-
     from ..face.identify import TemplateIndex
 
     settings = _settings(args)
@@ -250,7 +286,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     threshold = settings.identity.match_threshold
     results = []
     for path in args.images:
-        image = read_image_file(path)
+        image = _read_image(path, args)
         faces, _, emb, _ = engine.driver_embedding(image)
         row: dict[str, Any] = {"image": str(path), "faces": len(faces), "driver_id": None,
                                "name": None, "score": None, "verdict": "no_face"}
@@ -265,7 +301,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
                 row["verdict"] = "unknown"
         results.append(row)
         if not args.json:
-            detail = {"identified": f"{row['name']} ({row['driver_id']}) score {row['score']}",
+            from ..face.safe_text import printable
+
+            detail = {"identified": f"{printable(row['name'])} ({printable(row['driver_id'])}) "
+                                    f"score {row['score']}",
                       "unknown": f"unknown (best score {row['score']}, threshold {threshold:.2f})",
                       "no_face": "no face found"}[row["verdict"]]
             print(f"{path}: {detail}")
@@ -304,22 +343,63 @@ def _attention_row(path: str, faces: Any, measurement: Any) -> dict[str, Any]:
     return row
 
 
+def _json_out(args: argparse.Namespace, inputs: Sequence[str | Path]) -> Path | None:
+    """``--json-out FILE`` checked before any work: never an input, an image or unwritable."""
+    from ..outpaths import check_result_file
+
+    if not getattr(args, "json_out", None):
+        return None
+    path = Path(args.json_out)
+    check_result_file(path, [Path(p) for p in inputs], "--json-out")
+    return path
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    from ..outpaths import OutputPathError
+
+    try:
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}") from exc
+
+
+def _measure_photo(path: str, args: argparse.Namespace, engine: Any,
+                   estimator: Any) -> dict[str, Any]:
+    """The attention row of one photo.
+
+    Raises:
+        SensePerceptionError: the photo cannot be read or is not a usable image (named).
+    """
+    image = _read_image(path, args)
+    faces = engine.detect(image)
+    index = engine.select(faces, image.shape)
+    measurement = (estimator.measure(image, faces.boxes[index], faces.landmarks[index])
+                   if index >= 0 else None)
+    return _attention_row(path, faces, measurement)
+
+
 def cmd_attention(args: argparse.Namespace) -> int:
-    from ..core.imaging.image_decode import read_image_file
+    """Exit status: 0 every photo read, 1 some skipped (named on stderr and under "skipped" in
+    the JSON), 2 none could be read or a bad argument."""
+    from ..errors import SensePerceptionError
     from ..face.attention.estimator import AttentionEstimator
 
+    json_out = _json_out(args, args.images)
     settings = _settings(args)
     engine = _still_engine(settings)
     estimator = AttentionEstimator(settings.attention, settings.attention_options())
-    rows = []
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     for path in args.images:
-        image = read_image_file(path)
-        faces = engine.detect(image)
-        index = engine.select(faces, image.shape)
-        measurement = (estimator.measure(image, faces.boxes[index], faces.landmarks[index])
-                       if index >= 0 else None)
-        row = _attention_row(path, faces, measurement)
+        try:
+            row = _measure_photo(path, args, engine, estimator)
+        except SensePerceptionError as exc:  # one bad photo must not cost the others theirs
+            skipped.append({"image": str(path), "reason": str(exc)})
+            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            continue
         rows.append(row)
+        if args.json:
+            continue
         if row["yaw_deg"] is None:
             print(f"{path}: {row['reason']}")
             continue
@@ -327,10 +407,16 @@ def cmd_attention(args: argparse.Namespace) -> int:
         print(f"{path}: yaw {row['yaw_deg']:+.1f}  pitch {row['pitch_deg']:+.1f}  roll "
               f"{row['roll_deg']:+.1f} deg; eye openness (EAR) right {ear['right']:.3f} left "
               f"{ear['left']:.3f}")
+    doc = {"conventions": ATTENTION_CONVENTIONS, "images": rows, "skipped": skipped}
     if args.json:
-        Path(args.json).write_text(json.dumps({"conventions": ATTENTION_CONVENTIONS,
-                                               "images": rows}, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        print(json.dumps(doc, indent=2))
+    if json_out is not None:
+        _write_json(json_out, doc)
+        print(f"wrote {json_out}", file=sys.stderr if args.json else sys.stdout)
+    if skipped:
+        print(f"warning: {len(skipped)} of {len(args.images)} image(s) skipped: "
+              f"{', '.join(s['image'] for s in skipped)}", file=sys.stderr)
+        return 2 if not rows else 1
     return 0
 
 
@@ -372,8 +458,7 @@ def rates(scores: np.ndarray, same: np.ndarray, thresholds: Sequence[float]) -> 
 def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, threshold: float,
              table: Sequence[float] = DEFAULT_TABLE, augment: bool = False) -> dict[str, Any]:
     """Score every pair and return the eval JSON document (see ``driver eval --help``)."""
-    from ..core.imaging.image_decode import read_image_file
-
+    from ..core.imaging.image_file import read_image_file
     from ..face.augment import AUGMENTATIONS, augment as make_variants
 
     images: dict[str, np.ndarray] = {}
@@ -407,12 +492,18 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    settings = _settings(args)
     pairs = read_pairs(args.pairs)
     root = Path(args.root) if args.root else Path(args.pairs).resolve().parent
+    json_out = _json_out(args, [args.pairs, *{root / p for pair in pairs for p in pair[:2]}])
+    settings = _settings(args)
     threshold = settings.identity.match_threshold
     table = sorted(set(args.thresholds or DEFAULT_TABLE))
     doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment)
+    if json_out is not None:
+        _write_json(json_out, doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
     print(f"{doc['pairs']} pairs ({'with' if args.augment else 'no'} augmentation), "
           f"{doc['failed_detections']} with a face not found (left out of the rates)")
     print(f"{'threshold':>9}  {'FAR':>7}  {'FRR':>7}")
@@ -420,8 +511,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         mark = "  <- shipped" if math.isclose(row["threshold"], threshold) else ""
         print(f"{row['threshold']:>9.2f}  {row['far']:>7.3f}  {row['frr']:>7.3f}{mark}")
     print(f"shipped threshold {threshold:.2f}: FAR {doc['far']:.3f}, FRR {doc['frr']:.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 
 
@@ -436,8 +525,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument("--key-file", metavar="FILE",
                         help="AES-256 key file (mode 0600) to encrypt the gallery at rest; or set "
                              "$SENSE_PERCEPTION_GALLERY_KEY (hex or base64)")
-    common.add_argument("--config", metavar="YAML",
-                        help="ROS 2 parameter file; reads the driver_monitor node's face.*, "
+    common.add_argument("--config", metavar="YAML", type=config_file,
+                        help=f"ROS 2 parameter file (or the plain form), {CONFIG_HELP}; reads the "
+                             "driver_monitor node's face.*, "
                              "identity.*, gallery.* and runtime.* settings")
 
     parser = subparsers.add_parser(
@@ -493,8 +583,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_identify)
 
     config_only = argparse.ArgumentParser(add_help=False)
-    config_only.add_argument("--config", metavar="YAML",
-                             help="ROS 2 parameter file; reads the driver_monitor node's face.*, "
+    config_only.add_argument("--config", metavar="YAML", type=config_file,
+                             help=f"ROS 2 parameter file (or the plain form), {CONFIG_HELP}; reads "
+                                  "the driver_monitor node's face.*, "
                                   "attention.* and runtime.* settings")
     p = sub.add_parser(
         "attention", parents=[config_only],
@@ -502,11 +593,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Measure the head pose and eye openness of the largest face in each photo, "
                     "as the driver_monitor node does for the driver (no identity, no gallery). "
                     + ATTENTION_CONVENTIONS,
-        epilog="JSON (--json OUT): {conventions, images: [{image, faces, yaw_deg, pitch_deg, "
-               "roll_deg, eye_aspect_ratio: {right, left}, reason}]}; the angles are null and "
-               "reason says why when no face was measured.")
+        epilog="JSON (--json, --json-out FILE): {conventions, images: [{image, faces, yaw_deg, "
+               "pitch_deg, roll_deg, eye_aspect_ratio: {right, left}, reason}], skipped: [{image, "
+               "reason}]}; the angles are null and reason says why when no face was measured. A "
+               "photo that cannot be read is skipped, named and counted; the others go on. Exit "
+               "status: 0 every photo read, 1 some skipped, 2 none read or a bad argument.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON on stdout instead of the text lines")
+    p.add_argument("--json-out", metavar="FILE",
+                   help="also write the results as JSON to FILE (never an input or an image file)")
     p.set_defaults(func=cmd_attention)
 
     p = sub.add_parser(
@@ -518,7 +614,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--pairs", required=True, metavar="CSV", help="CSV with columns file_x,file_y,same")
     p.add_argument("--root", metavar="DIR", help="directory the CSV paths are relative to "
                                                  "(default: the CSV's directory)")
-    p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as JSON on stdout instead of the table")
+    p.add_argument("--json-out", metavar="FILE",
+                   help="also write the result as JSON to FILE (never an input or an image file)")
     p.add_argument("--augment", action="store_true",
                    help="add pairs of altered copies (flip, crop, exposure, scale, blur, JPEG, "
                         "rotation, grey) of the same photos; easier than real pairs")

@@ -2,7 +2,9 @@
 
 Writes ``DIR/eval.json`` (per class: ground truth, found, false positives, recall, precision, AP,
 recall by object height; false positives per image) and ``DIR/precision_recall.png``, and prints
-the same as tables. Exit status: 0 scored, 2 bad ground truth, config or model.
+the same as tables. Exit status: 0 scored, 1 scored but some image was left out (unreadable, or
+too small to detect on: listed in eval.json's ``skipped``), 2 bad options, ground truth, config,
+model or output directory.
 """
 from __future__ import annotations
 
@@ -35,7 +37,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                "           Person_sitting are difficult car/pedestrian, DontCare areas ignore\n"
                "           everything, boxes below KITTI's hard level are difficult\n"
                "  coco     instances json (person -> pedestrian; iscrowd/ignore -> difficult)\n"
-               "output: DIR/eval.json, DIR/precision_recall.png")
+               "output: DIR/eval.json, DIR/precision_recall.png\n"
+               "exit status: 0 scored, 1 scored but images left out (eval.json: skipped), 2 bad\n"
+               "  options, ground truth, config, model or --out")
     parser.add_argument("ground_truth", type=Path, metavar="GT",
                         help="ground-truth file (project or COCO json) or KITTI label_2 folder")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -59,26 +63,56 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--images", type=Path, default=None, metavar="DIR",
                         help="where the images are, when not where the ground truth says")
     parser.add_argument("--no-curve", action="store_true",
-                        help="skip the low-threshold pass: no AP or precision-recall plot (half "
-                             "the time)")
+                        help="skip the low-threshold pass: no AP (null in eval.json) and no "
+                             "precision-recall plot (half the time)")
     parser.set_defaults(func=run)
     return parser
+
+
+def check_output_dir(out: Path) -> None:
+    """Create ``out`` and prove a file can be written there, before any detection.
+
+    Raises:
+        ConfigError: naming ``out`` and why (not a directory, read-only, no permission...).
+    """
+    import tempfile
+
+    from ..errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".eval-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {out} is not writable ({exc.strerror or exc}); fix: choose a "
+                          "directory you can write") from None
+
+
+def _check_iou(iou: float) -> None:
+    from ..errors import ConfigError
+
+    if not 0.0 < iou <= 1.0:  # nan fails the comparison too
+        raise ConfigError(f"--iou must be within (0, 1] (a hit needs that overlap), got {iou}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``eval``; returns the exit status (errors raise and main() returns 2)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..config import load_params, resolve_config
     from ..errors import ConfigError
-    from ..evaluation.report import render, write_json, write_plot
+    from ..evaluation.report import PLOT_FILE, render, write_json, write_plot
     from ..evaluation.run import run_evaluation
 
+    _check_iou(args.iou)  # options first: nothing is read or loaded for a wrong one
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     config = resolve_config(args.config) if args.config else None
-    params = load_params(config, args.node_name)
+    params = load_params(config, args.node_name, kind=NODE_NAME)
     if args.model is not None:
         params["detector.model"] = args.model
         params.pop("detector.model_path", None)
@@ -95,13 +129,27 @@ def run(args: argparse.Namespace) -> int:
 
         result, meta, _ = run_evaluation(args.ground_truth, params, str(config or "defaults"),
                                          args.iou, args.format, args.images,
-                                         curve=not args.no_curve, progress=progress)
-    args.out.mkdir(parents=True, exist_ok=True)
+                                         curve=not args.no_curve, progress=progress,
+                                         before_detection=lambda: check_output_dir(args.out))
     out = Console()
     out.print(f"{meta['model']} ({', '.join(f'{k}: {v}' for k, v in meta['providers'].items())}), "
               f"tiling {meta['tiling']}, {meta['ms_per_image']} ms per image")
     render(result, out)
-    json_path = write_json(result, args.out, meta)
-    plot = write_plot(result, args.out)
-    out.print(f"wrote {json_path}" + (f" and {plot}" if plot else ""))
-    return 0
+    skipped = meta["skipped"]
+    for entry in skipped:
+        console.print(f"[red]skipped:[/red] {escape(entry['image'])}: {escape(entry['reason'])}",
+                      highlight=False, soft_wrap=True)
+    try:
+        json_path = write_json(result, args.out, meta)
+        plot = write_plot(result, args.out)
+        stale = args.out / PLOT_FILE
+        if plot is None and stale.is_file():  # an earlier run's curve would pass for this one's
+            stale.unlink()
+            out.print(f"removed {stale} of an earlier run (no curve in this one)", soft_wrap=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the results to --out {args.out}: "
+                          f"{exc.strerror or exc}") from None
+    out.print(f"wrote {json_path}" + (f" and {plot}" if plot else "")
+              + (f"; {len(skipped)} image(s) skipped, not scored" if skipped else ""),
+              soft_wrap=True)
+    return 1 if skipped else 0

@@ -8,19 +8,25 @@ a miss nor, when a detection lies on it, as a false positive.
 Project format (``{"cameras": {KEY: {"image": PATH relative to the file, "boxes": [{"label",
 "bbox_xyxy": [x1, y1, x2, y2], "difficult": bool (optional)}]}}}``; ``width``/``height`` optional,
 read from the image when absent; optional ``"ignore_regions": [{"bbox_xyxy": [...]}]`` per camera:
-areas where no detection counts, such as dense far traffic that could not be labelled).
+areas where no detection counts, such as dense far traffic that could not be labelled). Class
+names are read as COCO's are: ``person`` -> ``pedestrian``, ``Car`` -> ``car``.
+
+Every value is checked (:mod:`.gt_fields`): a wrong type, a repeated or unknown id, a box wholly
+outside its image is a :class:`~sense_perception.errors.GroundTruthError` naming the file, the entry
+and the field.
 """
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.detection.labels import driving_label, normalise_name
 from ..errors import GroundTruthError
+from .gt_fields import (IGNORE_ALL, count, flag, entry_key, identifier, label, mapping, read_json,
+                        read_text, sequence, text, xywh, xyxy)
 
 FORMATS = ("auto", "project", "kitti", "coco")
 
@@ -32,10 +38,9 @@ KITTI_CLASSES: dict[str, tuple[str, bool]] = {
     "Pedestrian": ("pedestrian", False), "Person_sitting": ("pedestrian", True),
     "Cyclist": ("cyclist", False), "Tram": ("bus", True),
 }
-KITTI_DONT_CARE = "DontCare"
+KITTI_DONT_CARE, KITTI_MISC = "DontCare", "Misc"
 # KITTI's "hard" level: boxes below it (shorter, more occluded or truncated) are difficult.
 KITTI_MIN_HEIGHT_PX, KITTI_MAX_OCCLUSION, KITTI_MAX_TRUNCATION = 25.0, 2, 0.5
-IGNORE_ALL = "*"  # label of an area where no detection counts (KITTI DontCare)
 
 
 @dataclass
@@ -68,8 +73,6 @@ class GroundTruthImage:
 def _image(key: str, path: Path, width: int, height: int, rows: list[tuple[str, list, bool]],
            where: str) -> GroundTruthImage:
     boxes = np.array([r[1] for r in rows], np.float64).reshape(-1, 4)
-    if len(boxes) and not np.isfinite(boxes).all():
-        raise GroundTruthError(f"{where}: a box has a non-finite coordinate")
     bad = np.flatnonzero((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
     if len(bad):
         raise GroundTruthError(f"{where}: box {int(bad[0])} {boxes[bad[0]].tolist()} is empty "
@@ -78,70 +81,116 @@ def _image(key: str, path: Path, width: int, height: int, rows: list[tuple[str, 
                             np.array([r[2] for r in rows], bool))
 
 
-def load_project(path: Path) -> list[GroundTruthImage]:
-    """Read the project's JSON format (see the module docstring)."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GroundTruthError(f"{path}: not readable JSON: {exc}") from exc
+def check_inside(image: GroundTruthImage, where: str = "") -> None:
+    """Refuse a box that lies wholly outside its image (it could never be found, and would count
+    as a miss): the labels belong to another image or another resolution.
+
+    Raises:
+        GroundTruthError: naming the image and the box.
+    """
+    if not (image.width and image.height) or not len(image.boxes):
+        return
+    b = image.boxes
+    outside = np.flatnonzero((b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= image.width)
+                             | (b[:, 1] >= image.height))
+    if len(outside):
+        i = int(outside[0])
+        kind = "ignore region" if image.labels[i] == IGNORE_ALL else f"{image.labels[i]} box"
+        raise GroundTruthError(
+            f"{where or image.key}: {kind} {i} {b[i].tolist()} lies wholly outside the "
+            f"{image.width}x{image.height} image {image.path}"
+            + (f" (and {len(outside) - 1} more)" if len(outside) > 1 else "")
+            + "; fix: the boxes must be in that image's pixels")
+
+
+def load_project(path: Path, doc: Any = None) -> list[GroundTruthImage]:
+    """Read the project's JSON format (see the module docstring); ``doc``: the parsed file."""
+    doc = read_json(path) if doc is None else doc
     cameras = doc.get("cameras") if isinstance(doc, dict) else None
     if not isinstance(cameras, dict) or not cameras:
         raise GroundTruthError(f"{path}: expected {{\"cameras\": {{KEY: {{\"image\": ..., "
-                               "\"boxes\": [...]}}}}}} with at least one camera")
+                               "\"boxes\": [...]}}} with at least one camera")
     images = []
-    for key, cam in cameras.items():
-        where = f"{path}: cameras.{key}"
+    for name, cam in cameras.items():
+        where = f"{path}: cameras.{entry_key(name, f'{path}: cameras')}"
         if not isinstance(cam, dict) or "image" not in cam or "boxes" not in cam:
             raise GroundTruthError(f"{where}: needs 'image' (path relative to the file) and "
                                    "'boxes'")
+        image = text(cam["image"], f"{where}.image")
         rows = []
-        for i, box in enumerate(cam["boxes"]):
+        for i, box in enumerate(sequence(cam["boxes"], f"{where}.boxes", "boxes")):
+            at = f"{where}.boxes[{i}]"
             if not isinstance(box, dict) or "label" not in box or "bbox_xyxy" not in box:
-                raise GroundTruthError(f"{where}.boxes[{i}]: needs 'label' and 'bbox_xyxy'")
-            xyxy = box["bbox_xyxy"]
-            if not isinstance(xyxy, (list, tuple)) or len(xyxy) != 4:
-                raise GroundTruthError(f"{where}.boxes[{i}].bbox_xyxy: expected [x1, y1, x2, y2], "
-                                       f"got {xyxy!r}")
-            rows.append((str(box["label"]), [float(v) for v in xyxy],
-                         bool(box.get("difficult", False))))
-        for i, region in enumerate(cam.get("ignore_regions", [])):
-            xyxy = region.get("bbox_xyxy") if isinstance(region, dict) else None
-            if not isinstance(xyxy, (list, tuple)) or len(xyxy) != 4:
+                raise GroundTruthError(f"{at}: needs 'label' and 'bbox_xyxy'")
+            rows.append((label(box["label"], f"{at}.label"), xyxy(box["bbox_xyxy"],
+                         f"{at}.bbox_xyxy"), flag(box.get("difficult", False),
+                                                  f"{at}.difficult")))
+        regions = sequence(cam.get("ignore_regions", []), f"{where}.ignore_regions", "regions")
+        for i, region in enumerate(regions):
+            if not isinstance(region, dict) or "bbox_xyxy" not in region:
                 raise GroundTruthError(f"{where}.ignore_regions[{i}]: needs 'bbox_xyxy': "
                                        "[x1, y1, x2, y2]")
-            rows.append((IGNORE_ALL, [float(v) for v in xyxy], True))
-        images.append(_image(str(key), (path.parent / cam["image"]).resolve(),
-                             cam.get("width", 0), cam.get("height", 0), rows, where))
+            rows.append((IGNORE_ALL, xyxy(region["bbox_xyxy"],
+                                          f"{where}.ignore_regions[{i}].bbox_xyxy"), True))
+        width, height = (count(cam.get(side), f"{where}.{side}") for side in ("width", "height"))
+        try:
+            resolved = (path.parent / image).resolve()
+        except (OSError, ValueError) as exc:
+            raise GroundTruthError(f"{where}.image: {_show_path(image)} is not a usable path: "
+                                   f"{exc}") from None
+        images.append(_image(name, resolved, width, height, rows, where))
     return images
+
+
+def _show_path(value: str) -> str:
+    return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+
+
+def _kitti_row(file: Path, n: int, parts: list[str]) -> tuple[str, list[float], bool] | None:
+    """One KITTI label line as (label, xyxy, difficult); None for a class left out (Misc)."""
+    where = f"{file}:{n}"
+    if len(parts) < 15:
+        raise GroundTruthError(f"{where}: a KITTI label line has 15 fields, got {len(parts)}")
+
+    def field(index: int, name: str) -> float:
+        try:
+            value = float(parts[index])
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            raise GroundTruthError(f"{where}: field {index + 1} ({name}) must be a number, got "
+                                   f"{parts[index][:40]!r}")
+        return value
+
+    cls = parts[0]
+    truncated, occluded = field(1, "truncated"), field(2, "occluded")
+    box = [field(4 + i, name) for i, name in enumerate(("left", "top", "right", "bottom"))]
+    if cls == KITTI_DONT_CARE:
+        return IGNORE_ALL, box, True
+    if cls == KITTI_MISC:
+        return None
+    # Another set's class ('Bus', 'person') is read as a project label is, so that it is scored
+    # or listed as not scored, never dropped unseen.
+    name, always = KITTI_CLASSES.get(cls) or (label(cls, f"{where}: field 1 (class)"), False)
+    hard = (box[3] - box[1] < KITTI_MIN_HEIGHT_PX or occluded > KITTI_MAX_OCCLUSION
+            or truncated > KITTI_MAX_TRUNCATION)
+    return name, box, always or hard
 
 
 def load_kitti(label_dir: Path, image_dir: Path | None = None) -> list[GroundTruthImage]:
     """Read a KITTI object ``label_2`` folder; images in ``image_dir`` (default: ``image_2`` beside)."""
-    files = sorted(label_dir.glob("*.txt"))
+    files = sorted(f for f in label_dir.glob("*.txt") if f.is_file())
     if not files:
         raise GroundTruthError(f"{label_dir}: no KITTI label files (*.txt)")
     image_dir = image_dir or label_dir.parent / "image_2"
     images = []
     for file in files:
         rows = []
-        for n, line in enumerate(file.read_text().splitlines(), 1):
+        for n, line in enumerate(read_text(file).splitlines(), 1):
             parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 15:
-                raise GroundTruthError(f"{file}:{n}: a KITTI label line has 15 fields, got "
-                                       f"{len(parts)}")
-            cls, truncated, occluded = parts[0], float(parts[1]), int(float(parts[2]))
-            xyxy = [float(v) for v in parts[4:8]]
-            if cls == KITTI_DONT_CARE:
-                rows.append((IGNORE_ALL, xyxy, True))
-                continue
-            if cls not in KITTI_CLASSES:
-                continue  # Misc
-            label, always = KITTI_CLASSES[cls]
-            hard = (xyxy[3] - xyxy[1] < KITTI_MIN_HEIGHT_PX or occluded > KITTI_MAX_OCCLUSION
-                    or truncated > KITTI_MAX_TRUNCATION)
-            rows.append((label, xyxy, always or hard))
+            row = _kitti_row(file, n, parts) if parts else None
+            if row is not None:
+                rows.append(row)
         image = _find_image(image_dir, file.stem)
         images.append(_image(file.stem, image, 0, 0, rows, str(file)))
     return images
@@ -154,31 +203,76 @@ def _find_image(folder: Path, stem: str) -> Path:
     raise GroundTruthError(f"no image {stem}.png/.jpg in {folder}; fix: pass --images DIR")
 
 
-def load_coco(path: Path, image_dir: Path | None = None) -> list[GroundTruthImage]:
-    """Read COCO instances json; category names map to the driving labels (person -> pedestrian)."""
-    try:
-        doc = json.loads(path.read_text())
-        names = {c["id"]: c["name"] for c in doc["categories"]}
-        anns: dict[Any, list] = {}
-        for ann in doc["annotations"]:
-            anns.setdefault(ann["image_id"], []).append(ann)
-        entries = doc["images"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise GroundTruthError(f"{path}: not a COCO instances file (images, annotations, "
-                               f"categories): {exc}") from exc
+def _unique(entries: list, key: str, where: str, what: str) -> dict[Any, int]:
+    """Position of every ``entries[i][key]``; a repeated id is an error (it would relabel or
+    double boxes)."""
+    seen: dict[Any, int] = {}
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        mapping(entry, at, f"with '{key}'")
+        if key not in entry:
+            raise GroundTruthError(f"{at}: needs '{key}'")
+        value = identifier(entry[key], f"{at}.{key}")
+        if value in seen:
+            raise GroundTruthError(f"{at}: {what} id {value!r} is also {where}[{seen[value]}]; "
+                                   "ids must be unique")
+        seen[value] = i
+    return seen
+
+
+def load_coco(path: Path, image_dir: Path | None = None, doc: Any = None) -> list[GroundTruthImage]:
+    """Read COCO instances json; category names map to the driving labels (person -> pedestrian).
+
+    Ids are checked: categories and images must have unique ids, and every annotation must name
+    an image and a category that exist.
+    """
+    doc = read_json(path) if doc is None else doc
+    mapping(doc, str(path), "with images, annotations and categories (COCO instances)")
+    for part in ("images", "annotations", "categories"):
+        if part not in doc:
+            raise GroundTruthError(f"{path}: not a COCO instances file: no '{part}' (a COCO "
+                                   "instances json has images, annotations and categories)")
+        sequence(doc[part], f"{path}: {part}", part)
+    if not doc["images"]:
+        raise GroundTruthError(f"{path}: 'images' is empty: nothing to evaluate")
+    categories = doc["categories"]
+    by_category = _unique(categories, "id", f"{path}: categories", "category")
+    names = {}
+    for cid, i in by_category.items():
+        if "name" not in categories[i]:
+            raise GroundTruthError(f"{path}: categories[{i}]: needs 'name'")
+        names[cid] = label(categories[i]["name"], f"{path}: categories[{i}].name")
+    entries = doc["images"]
+    by_image = _unique(entries, "id", f"{path}: images", "image")
+    rows: dict[Any, list] = {image_id: [] for image_id in by_image}
+    for i, ann in enumerate(doc["annotations"]):
+        at = f"{path}: annotations[{i}]"
+        mapping(ann, at, "with image_id, category_id and bbox")
+        for key in ("image_id", "category_id", "bbox"):
+            if key not in ann:
+                raise GroundTruthError(f"{at}: needs '{key}'")
+        image_id = identifier(ann["image_id"], f"{at}.image_id")
+        if image_id not in rows:
+            raise GroundTruthError(f"{at}: image_id {image_id!r} is not the id of any entry of "
+                                   "'images'; its boxes would be lost")
+        category = identifier(ann["category_id"], f"{at}.category_id")
+        if category not in names:
+            raise GroundTruthError(f"{at}: category_id {category!r} is not the id of any entry "
+                                   f"of 'categories' (ids: {sorted(map(str, names))[:10]})")
+        box = xywh(ann["bbox"], f"{at}.bbox")
+        difficult = (flag(ann.get("iscrowd", 0), f"{at}.iscrowd")
+                     or flag(ann.get("ignore", 0), f"{at}.ignore"))
+        rows[image_id].append((names[category], box, difficult))
     image_dir = image_dir or path.parent
     images = []
-    for entry in entries:
-        rows = []
-        for ann in anns.get(entry["id"], []):
-            name = names[ann["category_id"]]
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            difficult = bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0))
-            label = driving_label(name) or normalise_name(name)
-            rows.append((label, [x, y, x + w, y + h], difficult))
-        images.append(_image(str(entry["id"]), (image_dir / entry["file_name"]).resolve(),
-                             entry.get("width", 0), entry.get("height", 0), rows,
-                             f"{path}: image {entry['id']}"))
+    for image_id, i in by_image.items():
+        entry, at = entries[i], f"{path}: images[{i}]"
+        if "file_name" not in entry:
+            raise GroundTruthError(f"{at}: needs 'file_name'")
+        file_name = text(entry["file_name"], f"{at}.file_name")
+        width, height = (count(entry.get(side), f"{at}.{side}") for side in ("width", "height"))
+        images.append(_image(str(image_id), (image_dir / file_name).resolve(), width, height,
+                             rows[image_id], f"{path}: image {image_id}"))
     return images
 
 
@@ -186,12 +280,7 @@ def detect_format(path: Path) -> str:
     """``kitti`` for a folder, ``coco`` for a json with ``annotations``, else ``project``."""
     if path.is_dir():
         return "kitti"
-    if not path.is_file():
-        raise GroundTruthError(f"ground truth {path} does not exist")
-    try:
-        head = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GroundTruthError(f"{path}: not readable JSON: {exc}") from exc
+    head = read_json(path)
     return "coco" if isinstance(head, dict) and "annotations" in head else "project"
 
 
@@ -200,14 +289,19 @@ def load_ground_truth(path: Path, fmt: str = "auto",
     """Read ground truth in ``fmt`` (one of :data:`FORMATS`; ``auto`` guesses from the path).
 
     Raises:
-        GroundTruthError: unreadable or malformed, naming the file and the entry at fault.
+        GroundTruthError: unreadable or malformed, naming the file, the entry and the field.
     """
     path = Path(path)
     if fmt not in FORMATS:
         raise GroundTruthError(f"unknown ground-truth format {fmt!r}; use one of {', '.join(FORMATS)}")
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    if fmt == "kitti":
-        return load_kitti(path, image_dir)
-    if fmt == "coco":
-        return load_coco(path, image_dir)
-    return load_project(path)
+    if fmt == "kitti" or (fmt == "auto" and path.is_dir()):
+        if not path.is_dir():
+            raise GroundTruthError(f"{path}: --format kitti needs a label_2 folder")
+        images = load_kitti(path, image_dir)
+    else:
+        doc = read_json(path)
+        if fmt == "coco" or (fmt == "auto" and isinstance(doc, dict) and "annotations" in doc):
+            images = load_coco(path, image_dir, doc)
+        else:
+            images = load_project(path, doc)
+    return images

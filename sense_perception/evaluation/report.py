@@ -70,6 +70,7 @@ def write_plot(result: Evaluation, out: Path, title: str = "") -> Path | None:
 
 def render(result: Evaluation, console: Any) -> None:
     """Print the per-class table, recall by object height and false positives per image."""
+    from rich.markup import escape
     from rich.table import Table
 
     def pct(value: float | None) -> str:
@@ -80,7 +81,7 @@ def render(result: Evaluation, console: Any) -> None:
                    "precision", "AP"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for label, c in result.classes.items():
-        table.add_row(label, str(c.gt), str(c.tp), str(c.fp),
+        table.add_row(escape(label), str(c.gt), str(c.tp), str(c.fp),
                       f"{result.class_fp_per_image(label):.2f}", pct(c.recall), pct(c.precision),
                       "-" if c.ap is None else f"{c.ap:.3f}")
     console.print(table)
@@ -91,10 +92,10 @@ def render(result: Evaluation, console: Any) -> None:
     for label, c in result.classes.items():
         cells = [f"{f}/{t} ({pct(f / t)})" if t else "-"
                  for f, t in (c.recall_by_height[n] for n, _, _ in HEIGHT_BINS)]
-        heights.add_row(label, *cells)
+        heights.add_row(escape(label), *cells)
     console.print(heights)
     console.print(f"false positives per image: {result.fp_per_image:.2f} ({result.fp} in "
                   f"{result.images} images)")
     if result.not_scored:
         console.print(f"not scored (classes the detector does not have): "
-                      f"{', '.join(result.not_scored)}")
+                      f"{escape(', '.join(result.not_scored))}", highlight=False)

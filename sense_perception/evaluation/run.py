@@ -13,10 +13,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..core.imaging.image_decode import read_image_file
-from ..errors import GroundTruthError
-from .ground_truth import GroundTruthImage, load_ground_truth
-from .scoring import Evaluation, ImageDetections, evaluate
+from ..core.imaging.frame_guard import InputLimits
+from ..core.imaging.image_file import probe_image_file, read_image_file
+from ..errors import ConfigError, GroundTruthError, ImageDecodeError, SensePerceptionError
+from .ground_truth import GroundTruthImage, check_inside, load_ground_truth
+from .scoring import Evaluation, ImageDetections, evaluate, scored_labels
 
 CURVE_FLOOR = 0.05  # lowest score of the curve pass: below it detections are noise
 CURVE_MAX_DETECTIONS = 300
@@ -44,64 +45,158 @@ def _as_image_detections(detector: Any, dets: Any) -> ImageDetections:
     return ImageDetections(dets.boxes, dets.scores, [detector.label_names[i] for i in dets.labels])
 
 
+def _detect(detector: Any, pixels: list[Any]) -> list[Any]:
+    """Detections per image, or the error of an image the detector cannot take (a 1x1 photo is
+    too small to tile): the chunk in one call, each image alone only when that call fails."""
+    try:
+        return list(detector.detect(pixels))
+    except SensePerceptionError:
+        pass
+    out: list[Any] = []
+    for image in pixels:
+        try:
+            out.append(detector.detect([image])[0])
+        except SensePerceptionError as exc:
+            out.append(exc)
+    return out
+
+
+def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: InputLimits,
+                 skipped: list[dict[str, str]]) -> list[GroundTruthImage]:
+    """The images whose header is readable within ``limits``, before any detection.
+
+    A missing image is an error (the paths are wrong, not one image); an image that cannot be
+    read is left out and recorded in ``skipped``. The header's size fills a width/height the
+    ground truth left out, must agree with one it gives, and boxes wholly outside it are refused.
+
+    Raises:
+        GroundTruthError: a missing image, a size that disagrees, a box outside its image.
+    """
+    missing = [str(g.path) for g in images if not g.path.exists()]
+    if missing:
+        raise GroundTruthError(f"{len(missing)} image(s) of {ground_truth} are missing, first "
+                               f"{missing[0]}; fix: paths are relative to the ground-truth file, "
+                               "or pass --images DIR")
+    kept = []
+    for g in images:
+        try:
+            width, height = probe_image_file(g.path, limits)
+        except ImageDecodeError as exc:
+            skipped.append(skip_record(g, exc))
+            continue
+        if g.width and g.height and {(g.width, g.height), (g.height, g.width)}.isdisjoint(
+                {(width, height)}):
+            raise GroundTruthError(f"{ground_truth}: image {g.key}: the ground truth says "
+                                   f"{g.width}x{g.height} px, but {g.path} is {width}x{height}; "
+                                   "the boxes are for another image or resolution")
+        if not (g.width and g.height):
+            g.width, g.height = width, height
+        check_inside(g, f"{ground_truth}: image {g.key}")
+        kept.append(g)
+    return kept
+
+
+def skip_record(g: GroundTruthImage, reason: Exception | str) -> dict[str, str]:
+    """What eval.json's ``skipped`` says of an image left out."""
+    text = str(reason).removeprefix("file: ")
+    return {"image": g.key, "path": str(g.path), "reason": text}
+
+
 def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "config",
                    iou: float = 0.5, fmt: str = "auto", image_dir: Path | None = None,
                    curve: bool = True,
-                   progress: Callable[[int, int], None] | None = None
+                   progress: Callable[[int, int], None] | None = None,
+                   before_detection: Callable[[], None] | None = None,
                    ) -> tuple[Evaluation, dict[str, Any], list[GroundTruthImage]]:
     """Detect on every image of ``ground_truth`` and score the result.
 
     Args:
         ground_truth: project JSON, KITTI ``label_2`` folder or COCO json.
-        params: flattened object_detector parameters (``detector.*``, ``tiling.*``, ``runtime.*``).
+        params: flattened object_detector parameters (``detector.*``, ``tiling.*``, ``runtime.*``,
+            ``input.*`` for the largest image accepted).
         source: where ``params`` came from, for error messages.
-        iou: IoU a detection needs to count as a hit.
+        iou: IoU a detection needs to count as a hit, in (0, 1].
         fmt: ground-truth format (``auto`` guesses).
         image_dir: where the images are, when not beside the labels.
-        curve: also run the low-threshold pass for the precision-recall curve and AP.
+        curve: also run the low-threshold pass for the precision-recall curve and AP; without
+            it no AP and no curve are reported.
         progress: called with (images done, images) as detection goes.
+        before_detection: called once the ground truth and the images' headers are checked and
+            before the models load (the CLI checks there that its output is writable).
 
     Returns:
-        (scores, facts about the run for eval.json, the ground truth read).
+        (scores, facts about the run for eval.json, the ground truth scored). An image that
+        cannot be read or detected on is left out of the scores and listed in the facts'
+        ``skipped`` (image, path, reason).
 
     Raises:
-        GroundTruthError: bad ground truth or a missing image (checked before any detection).
+        GroundTruthError: bad ground truth, a missing image, no class the detector reports,
+            or no image readable (all checked before any detection, but the last).
         ConfigError, ModelError: from the detector's parameters.
     """
     from ..core.detection.detector_setup import build_detector
 
-    images = load_ground_truth(ground_truth, fmt, image_dir)
-    missing = [str(g.path) for g in images if not g.path.is_file()]
-    if missing:
-        raise GroundTruthError(f"{len(missing)} image(s) of {ground_truth} are missing, first "
-                               f"{missing[0]}; fix: paths are relative to the ground-truth file, "
-                               "or pass --images DIR")
+    if not 0.0 < iou <= 1.0:  # nan fails this too
+        raise ConfigError(f"--iou must be within (0, 1], got {iou}")
+    limits = InputLimits.from_params(params, source)
+    skipped: list[dict[str, str]] = []
+    images = check_images(load_ground_truth(ground_truth, fmt, image_dir), ground_truth, limits,
+                          skipped)
+    if before_detection is not None:
+        before_detection()
     operating = build_detector(params, source)
+    labels, not_scored = scored_labels(images, operating.label_names)
+    if images and not labels:
+        raise GroundTruthError(
+            f"{ground_truth}: no class of the ground truth is one the detector reports, so "
+            f"nothing would be scored; its classes: {', '.join(not_scored) or 'none (no boxes)'}; "
+            f"the detector's: {', '.join(operating.label_names)}; fix: name the classes as the "
+            "detector does (pedestrian, car, ...)")
     curve_detector = build_detector(curve_params(params), source) if curve else None
     op_results: list[ImageDetections] = []
     curve_results: list[ImageDetections] = []
+    scored: list[GroundTruthImage] = []
     started = time.perf_counter()
     detect_seconds = 0.0
     for start in range(0, len(images), BATCH):
-        chunk = images[start:start + BATCH]
-        pixels = [read_image_file(g.path) for g in chunk]
-        for g, image in zip(chunk, pixels, strict=True):
-            g.height, g.width = image.shape[:2]
+        chunk, pixels = [], []
+        for g in images[start:start + BATCH]:
+            try:
+                pixels.append(read_image_file(g.path, limits))
+                chunk.append(g)
+            except ImageDecodeError as exc:
+                skipped.append(skip_record(g, exc))
         t0 = time.perf_counter()
-        op_results += [_as_image_detections(operating, d) for d in operating.detect(pixels)]
+        op = _detect(operating, pixels)
         detect_seconds += time.perf_counter() - t0
-        if curve_detector is not None:
-            curve_results += [_as_image_detections(curve_detector, d)
-                              for d in curve_detector.detect(pixels)]
+        low = _detect(curve_detector, pixels) if curve_detector is not None else op
+        for g, image, a, b in zip(chunk, pixels, op, low, strict=True):
+            failure = a if isinstance(a, Exception) else b if isinstance(b, Exception) else None
+            if failure is not None:
+                height, width = image.shape[:2]
+                skipped.append(skip_record(g, f"cannot detect on {g.path} ({width}x{height} "
+                                              f"px): {failure}"))
+                continue
+            g.height, g.width = image.shape[:2]
+            scored.append(g)
+            op_results.append(_as_image_detections(operating, a))
+            if curve_detector is not None:
+                curve_results.append(_as_image_detections(curve_detector, b))
         if progress is not None:
             progress(min(start + BATCH, len(images)), len(images))
-    result = evaluate(images, op_results, curve_results if curve else None,
-                      operating.label_names, iou)
+    if not scored:
+        raise GroundTruthError(f"none of the {len(images) + len(skipped)} image(s) of "
+                               f"{ground_truth} could be read or detected on; first: "
+                               f"{skipped[0]['path']}: {skipped[0]['reason']}" if skipped else
+                               f"{ground_truth} lists no image")
+    result = evaluate(scored, op_results, curve_results if curve else None,
+                      operating.label_names, iou, ap=curve)
     thresholds = {label: operating.config.threshold(label) for label in result.classes}
     meta = {"ground_truth": str(ground_truth), "config": source, "model": operating.model_name,
-            "providers": getattr(operating, "providers", {operating.model_name: operating.provider}),
+            "providers": operating.providers,
             "thresholds": thresholds,
-            "tiling": getattr(operating.tiling, "mode", "off"),
-            "ms_per_image": round(1e3 * detect_seconds / max(1, len(images)), 1),
-            "seconds": round(time.perf_counter() - started, 1)}
-    return result, meta, images
+            "tiling": operating.tiling.mode if operating.tiling is not None else "off",
+            "ms_per_image": round(1e3 * detect_seconds / max(1, len(scored)), 1),
+            "seconds": round(time.perf_counter() - started, 1),
+            "curve": curve, "skipped": skipped}
+    return result, meta, scored

@@ -112,7 +112,7 @@ def _coco_ground_truth(ground_truth: Sequence[GroundTruthImage], labels: list[st
                             "box_index": index})
 
     for image_id, g in enumerate(ground_truth, 1):
-        for index, (box, label, difficult) in enumerate(zip(g.boxes, g.labels, g.difficult)):
+        for index, (box, label, difficult) in enumerate(zip(g.boxes, g.labels, g.difficult, strict=True)):
             if label in category:
                 add(image_id, index, box, label, bool(difficult))
             targets = labels if label == IGNORE_ALL else NEIGHBOUR_IGNORE.get(label, ())
@@ -138,7 +138,7 @@ def _coco_eval(ground_truth: Sequence[GroundTruthImage], detections: Sequence[Im
         dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"],
                       "annotations": []}
         for image_id, dets in enumerate(detections, 1):
-            for box, score, label in zip(dets.boxes, dets.scores, dets.labels):
+            for box, score, label in zip(dets.boxes, dets.scores, dets.labels, strict=True):
                 if label in category:
                     x1, y1, x2, y2 = (float(v) for v in box)
                     dt.dataset["annotations"].append({
@@ -158,7 +158,7 @@ def _coco_eval(ground_truth: Sequence[GroundTruthImage], detections: Sequence[Im
 
 def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[ImageDetections],
              curve: Sequence[ImageDetections] | None, detector_labels: Sequence[str],
-             iou: float = 0.5, declared: Sequence[str] = ()) -> Evaluation:
+             iou: float = 0.5, declared: Sequence[str] = (), ap: bool = True) -> Evaluation:
     """Score detections of every image of ``ground_truth``.
 
     Args:
@@ -169,6 +169,8 @@ def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[Image
         detector_labels: every label the detector can report.
         iou: IoU a detection needs with a box to be a hit.
         declared: classes the ground truth says it covers even where no box has them.
+        ap: compute the average precision and the curve (False: both stay None, as with
+            ``eval --no-curve``).
     """
     if not 0.0 < iou <= 1.0:
         raise ValueError(f"--iou must be within (0, 1], got {iou}")
@@ -191,7 +193,7 @@ def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[Image
         score.tp += int((found & counted).sum())
         kept = ~np.asarray(e["dtIgnore"][0], bool)
         score.fp += int(((np.asarray(e["dtMatches"][0]) == 0) & kept).sum())
-        for gt_id, ok, hit in zip(e["gtIds"], counted, found):
+        for gt_id, ok, hit in zip(e["gtIds"], counted, found, strict=True):
             if not ok:
                 continue
             h = anns[gt_id]["bbox"][3]
@@ -203,6 +205,8 @@ def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[Image
                 if low <= h < high:
                     f, t = score.recall_by_height[bin_name]
                     score.recall_by_height[bin_name] = (f + int(hit), t + 1)
+    if not ap:
+        return result
     curve_eval = op_eval if curve is None else _coco_eval(ground_truth, curve, labels, iou)
     precision = curve_eval.eval["precision"][0, :, :, 0, 0]  # (recall thresholds, classes)
     for k, label in enumerate(labels):

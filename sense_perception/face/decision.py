@@ -10,7 +10,7 @@ only reported, never enrolled.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
@@ -52,15 +52,15 @@ class IdentityConfig:
             that jumps, leaves or is not settled is embedded on every frame.
     """
 
-    match_threshold: float = DEFAULT_MATCH_THRESHOLD
-    enter_threshold: float = 0.50
-    exit_threshold: float = 0.40
-    window: int = 10
-    min_votes: int = 6
-    no_face_frames: int = 3
-    max_gap_s: float = 2.0
-    min_face_px: int = 40
-    embed_interval_s: float = 0.0
+    match_threshold: float = field(default=DEFAULT_MATCH_THRESHOLD, metadata={"range": (-1.0, 1.0)})
+    enter_threshold: float = field(default=0.50, metadata={"range": (-1.0, 1.0)})
+    exit_threshold: float = field(default=0.40, metadata={"range": (-1.0, 1.0)})
+    window: int = field(default=10, metadata={"range": (1, None)})
+    min_votes: int = field(default=6, metadata={"range": (1, None)})
+    no_face_frames: int = field(default=3, metadata={"range": (1, None)})
+    max_gap_s: float = field(default=2.0, metadata={"range": (0.0, None)})
+    min_face_px: int = field(default=40, metadata={"range": (0, None)})
+    embed_interval_s: float = field(default=0.0, metadata={"range": (0.0, None)})
 
     def __post_init__(self) -> None:
         for name in ("match_threshold", "enter_threshold", "exit_threshold"):

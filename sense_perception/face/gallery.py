@@ -9,6 +9,11 @@ One place knows the file format. Promises kept here:
   a forgotten driver's templates do not linger in the old inode either (best effort: copy-on-write
   filesystems and SSD wear levelling may keep old blocks; encryption at rest covers that case).
   Temp files a killed writer left behind are erased by the next change.
+* Only regular files are ever opened, and never through a link (:mod:`.gallery_files`): a symbolic
+  link, hard link, FIFO or directory planted under a gallery name (the gallery, ``.bak``, lock,
+  temp files, kept images, the key file) is refused with a message naming it, so nobody who can
+  write the gallery directory can make a change zero another file or make a command hang. Only
+  the inode read under the lock is zeroed (same ``st_dev``/``st_ino``).
 * The last good copy is kept: every change also writes ``<gallery>.bak`` (same bytes, same
   protection). A gallery found corrupt is refused, never overwritten or reset, and
   :meth:`GalleryStore.restore` puts the last good copy back. The two files are written in an order
@@ -45,6 +50,9 @@ import numpy as np
 
 from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
+from .gallery_files import (UnsafeFileError, check_single_link, erase_file, lstat_regular,
+                            open_regular, read_fd, refusal, scrub)
+from .safe_text import printable, unsafe_text_error
 
 #: Length of a stored template: SFace embeddings are 128-D (checked against the model in tests).
 EMBEDDING_DIM = 128
@@ -56,6 +64,13 @@ _CHECK_LEN = 16
 _NONCE_LEN = 12
 DEFAULT_KEY_ENV = "SENSE_PERCEPTION_GALLERY_KEY"
 GALLERY_ENV = "SENSE_PERCEPTION_GALLERY"
+#: Largest gallery file read (about 90 drivers at 1000 templates); more is not a gallery.
+MAX_GALLERY_BYTES = 64 << 20
+_MAX_KEY_FILE_BYTES = 4096
+_MAX_IMAGE_BYTES = 16 << 20
+
+#: (st_dev, st_ino) of a file as examined under the lock: only that inode is ever zeroed.
+FileId = tuple[int, int]
 
 CONSENT_TEXT_VERSION = "1"
 CONSENT_TEXT = (
@@ -83,7 +98,7 @@ class GalleryConfig:
     key_file: str = ""
     key_env: str = DEFAULT_KEY_ENV
     keep_images: bool = False
-    max_templates: int = 20
+    max_templates: int = field(default=20, metadata={"range": (1, 1000)})
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_templates <= 1000:
@@ -169,14 +184,23 @@ def load_key(key_file: str = "", key_env: str = DEFAULT_KEY_ENV) -> bytes | None
     if key_file:
         path = Path(key_file).expanduser()
         try:
-            st = path.stat()
-            data = path.read_bytes()
-        except OSError as exc:
-            raise GalleryError(f"gallery key file {path} cannot be read: {exc}; fix: set "
-                               "gallery.key_file to an existing file") from exc
+            opened = open_regular(path, os.O_RDONLY, "gallery key file", setting=True)
+        except UnsafeFileError:
+            raise
+        except GalleryError as exc:
+            raise GalleryError(f"{exc}; fix: make it readable by this user") from exc
+        if opened is None:
+            raise GalleryError(f"gallery key file {path} cannot be read: it does not exist; fix: "
+                               "set gallery.key_file to an existing file")
+        fd, st = opened
         if st.st_mode & 0o077:
+            os.close(fd)
             raise GalleryError(f"gallery key file {path} has mode {stat.S_IMODE(st.st_mode):04o} and "
                                f"is readable by other users; fix: chmod 600 {path}")
+        try:
+            data = read_fd(fd, _MAX_KEY_FILE_BYTES, path, "gallery key file")
+        except OSError as exc:
+            raise GalleryError(f"gallery key file {path} cannot be read: {exc}") from exc
         return _parse_key(data, f"gallery key file {path}")
     value = os.environ.get(key_env, "") if key_env else ""
     if value:
@@ -187,12 +211,19 @@ def load_key(key_file: str = "", key_env: str = DEFAULT_KEY_ENV) -> bytes | None
 def generate_key_file(path: str | Path) -> Path:
     """Write a new random key (hex) to ``path`` with mode 0600; refuses to overwrite a file."""
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GalleryError(f"key file {path} cannot be created: its directory {path.parent} cannot "
+                           f"be made ({exc.strerror or exc})") from exc
+    try:
+        # O_EXCL also refuses a planted (even dangling) link: the key goes to a new file only.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError as exc:
         raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
                            "never overwritten") from exc
+    except OSError as exc:
+        raise GalleryError(f"key file {path} cannot be created: {exc.strerror or exc}") from exc
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
         f.flush()
@@ -253,32 +284,6 @@ def _decode_templates(rows: Sequence[str], where: str) -> np.ndarray:
     return np.asarray(arr, np.float32).reshape(-1, EMBEDDING_DIM)
 
 
-def _scrub(fd: int) -> None:
-    """Overwrite an (already replaced) file's content with zeros through its open descriptor."""
-    size = os.fstat(fd).st_size
-    os.lseek(fd, 0, os.SEEK_SET)
-    zeros = bytes(min(size, 1 << 20))
-    written = 0
-    while written < size:
-        written += os.write(fd, zeros[: size - written])
-    os.fsync(fd)
-
-
-def _erase_file(path: Path, what: str) -> None:
-    """Zero a file's content, then delete it; a file already gone is fine."""
-    try:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            _scrub(fd)
-        finally:
-            os.close(fd)
-        path.unlink()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise GalleryError(f"{what} {path} could not be erased: {exc}; delete it by hand") from exc
-
-
 class GalleryStore:
     """Local store of enrolled drivers.
 
@@ -321,23 +326,38 @@ class GalleryStore:
     # -- locking and file I/O -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self, exclusive: bool) -> Iterator[None]:
+    def _locked(self, exclusive: bool, wait: bool = True) -> Iterator[None]:
         lock_path = self.path.with_name(self.path.name + ".lock")
+        folder = self.path.parent
         if exclusive:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        elif not self.path.parent.is_dir():
+            try:
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise GalleryError(f"cannot create the gallery directory {folder}: "
+                                   f"{exc.strerror or exc}; fix: give a gallery path whose "
+                                   "directory can be created by this user") from exc
+        elif not folder.is_dir():
             yield  # nothing to read and nothing to lock
             return
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            if not exclusive:  # read-only medium: writes are atomic renames, so read unlocked
-                yield
-                return
-            raise GalleryError(f"cannot open the gallery lock {lock_path}: {exc}; fix: make "
-                               f"{self.path.parent} writable by this user") from exc
+            opened = open_regular(lock_path, os.O_RDWR | os.O_CREAT, "gallery lock")
+        except UnsafeFileError:
+            raise
+        except GalleryError as exc:
+            if exclusive:
+                raise GalleryError(f"{exc}; fix: make {folder} writable by this user") from exc
+            opened = None  # read-only medium: writes are atomic renames, so read unlocked
+        if opened is None:
+            yield
+            return
+        fd = opened[0]
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+                            | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError as exc:
+                raise GalleryError(f"gallery {self.path} is locked by another process (an enrol "
+                                   "or forget in progress?); it was not read now") from exc
             yield
         finally:
             os.close(fd)  # closing releases the lock
@@ -350,43 +370,69 @@ class GalleryStore:
                 f"gallery {path} has mode {mode:04o}: other users can read its face templates "
                 f"(biometric data), so it is refused; fix: chmod 600 {path}")
 
-    def _read_file(self, path: Path) -> bytes | None:
-        """Bytes of ``path`` after the permission check; None when it does not exist."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+    def _read_file(self, path: Path) -> tuple[bytes, FileId] | None:
+        """Bytes of ``path`` and its (st_dev, st_ino) after the type and permission checks; None
+        when it does not exist. Never follows a link and never blocks (a FIFO is refused)."""
+        opened = open_regular(path, os.O_RDONLY, "gallery", setting=path == self.path)
+        if opened is None:
             return None
+        fd, st = opened
+        try:
+            self._check_mode(st, path)
+        except GalleryError:
+            os.close(fd)
+            raise
+        try:
+            return read_fd(fd, MAX_GALLERY_BYTES, path, "gallery"), (st.st_dev, st.st_ino)
         except OSError as exc:
             raise GalleryError(f"gallery {path} cannot be read: {exc}") from exc
-        with os.fdopen(fd, "rb") as f:
-            self._check_mode(os.fstat(f.fileno()), path)
-            return f.read()
 
-    def _read(self) -> list[DriverRecord]:
-        blob = self._read_file(self.path)
-        if blob is None:
-            if self.backup_path.exists():
+    def _check_backup(self) -> os.stat_result | None:
+        """lstat of the last good copy, None when there is none; refuses it, as the gallery
+        itself, when it is a link or not a regular file or others may read it (lstat only: never
+        follows, never blocks)."""
+        st = lstat_regular(self.backup_path, "gallery")
+        if st is not None:
+            self._check_mode(st, self.backup_path)
+        return st
+
+    def _read_state(self) -> tuple[list[DriverRecord], FileId | None]:
+        """The drivers and the (st_dev, st_ino) of the file they were read from (None: no file)."""
+        got = self._read_file(self.path)
+        backup = self._check_backup()
+        if got is None:
+            if backup is not None:
                 # Never start an empty gallery over a lost one: its last good copy is still here.
-                raise GalleryError(
-                    f"gallery {self.path} is missing but its last good copy {self.backup_path} "
-                    f"exists; nothing was changed; fix: `sense-perception driver restore` to put it "
-                    f"back, or delete {self.backup_path} to start an empty gallery")
-            return []
+                count, why = self._backup_state()
+                fix = ("`sense-perception driver restore` to put it back, or delete "
+                       f"{self.backup_path} to start an empty gallery" if count is not None else
+                       f"that copy cannot be restored either ({why}); put back a backup of your "
+                       f"own, or delete {self.backup_path} to start an empty gallery")
+                raise GalleryError(f"gallery {self.path} is missing but its last good copy "
+                                   f"{self.backup_path} exists; nothing was changed; fix: {fix}")
+            return [], None
         try:
-            return self._decode(blob)
+            return self._decode(got[0]), got[1]
         except GalleryError as exc:
             raise GalleryError(f"{exc}{self._backup_hint()}") from exc
 
-    def _backup_hint(self) -> str:
-        """Where the last good copy is and how to restore it; "" when it is missing or unusable."""
+    def _backup_state(self) -> tuple[int | None, str]:
+        """(drivers in the last good copy, "") when it can be restored, else (None, why not)."""
         try:
-            blob = self._read_file(self.backup_path)
-            drivers = None if blob is None else self._decode(blob, self.backup_path)
-        except GalleryError:
-            drivers = None
-        if drivers is None:
+            got = self._read_file(self.backup_path)
+            if got is None:
+                return None, "it does not exist"
+            return len(self._decode(got[0], self.backup_path)), ""
+        except GalleryError as exc:
+            return None, str(exc)
+
+    def _backup_hint(self) -> str:
+        """Where the last good copy is and how to restore it; "" when it is missing or unusable
+        (`restore` is only advised where it works)."""
+        count, _ = self._backup_state()
+        if count is None:
             return ""
-        return (f"; the last good copy {self.backup_path} ({len(drivers)} driver(s)) is kept; "
+        return (f"; the last good copy {self.backup_path} ({count} driver(s)) is kept; "
                 "fix: `sense-perception driver restore` puts it back")
 
     def _decode(self, blob: bytes, path: Path | None = None) -> list[DriverRecord]:
@@ -439,31 +485,53 @@ class GalleryStore:
         data = json.dumps(doc, indent=1).encode()
         return self._cipher.seal(data, b"gallery") if self._cipher else data
 
-    def _write(self, drivers: Sequence[DriverRecord], removing: bool = False) -> None:
+    def _write(self, drivers: Sequence[DriverRecord], gallery_id: FileId | None,
+               removing: bool = False) -> None:
         """Replace the gallery and its last good copy with fresh files; zero the old versions.
 
         Args:
+            gallery_id: (st_dev, st_ino) of the gallery as read under this lock (None: there was
+                none); only that inode is ever zeroed.
             removing: the change removes data (forget): the ``.bak`` is written first, so it never
                 holds a driver the gallery no longer lists; otherwise the gallery is written first.
         """
         data = self._encode(drivers)
+        # Look at both names before writing anything: a planted link, hard link or FIFO changes
+        # nothing. The gallery was decoded under this lock, so its inode is ours to zero (also
+        # through other names: forget erases every trace); the .bak was not, so a second name
+        # there may be someone else's file and is refused.
+        backup = self._check_backup()
+        if backup is not None:
+            check_single_link(self.backup_path, "gallery", backup)
+        expected = {self.path: gallery_id,
+                    self.backup_path: None if backup is None else (backup.st_dev, backup.st_ino)}
         self._sweep_temps()
         order = (self.backup_path, self.path) if removing else (self.path, self.backup_path)
         for target in order:
-            self._replace(target, data)
+            self._replace(target, data, expected[target], verified=target == self.path)
 
-    def _replace(self, target: Path, data: bytes) -> None:
-        """Atomically replace ``target`` with ``data`` (mode 0600), then zero the old inode."""
+    def _replace(self, target: Path, data: bytes, expected: FileId | None,
+                 verified: bool = False) -> None:
+        """Atomically replace ``target`` with ``data`` (mode 0600), then zero the old inode.
+
+        The old file is opened without following a link and zeroed only if it is the regular
+        inode ``expected`` that was examined under the lock, and, unless its content was
+        ``verified`` as this gallery, has no other name.
+        """
+        opened = open_regular(target, os.O_WRONLY, "gallery", setting=target == self.path)
+        old_fd = opened[0] if opened is not None else None
         try:
-            old_fd = os.open(target, os.O_WRONLY)
-        except FileNotFoundError:
-            old_fd = None
-        except OSError as exc:
-            raise GalleryError(f"gallery {target} cannot be opened for writing: {exc}") from exc
-        try:
+            found = (opened[1].st_dev, opened[1].st_ino) if opened is not None else None
+            if found != expected:
+                raise GalleryError(
+                    f"gallery {target} was replaced by another program while this change was "
+                    f"being made; it was not touched; fix: check who can write {target.parent} "
+                    "and run the command again")
+            if opened is not None and not verified:
+                check_single_link(target, "gallery", opened[1])
             atomic_write(target, data, temp_prefix=f".{self.path.name}.")
             if old_fd is not None:
-                _scrub(old_fd)
+                scrub(old_fd)
         except OSError as exc:
             raise GalleryError(f"gallery {target} cannot be written: {exc}") from exc
         finally:
@@ -473,24 +541,30 @@ class GalleryStore:
     def _sweep_temps(self) -> None:
         """Zero and delete temp files a killed writer left (they may hold templates).
 
-        Called under the exclusive lock, so no live writer owns one of them.
+        Called under the exclusive lock, so no live writer owns one of them. A link or other
+        non-regular file under a temp name is refused, never followed.
         """
         for path in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
-            _erase_file(path, "stale gallery temp file")
+            erase_file(path, "stale gallery temp file")
 
     # -- public API -----------------------------------------------------------------------------
 
-    def drivers(self) -> list[DriverRecord]:
-        """All enrolled drivers (empty when the gallery does not exist yet)."""
-        with self._locked(exclusive=False):
-            return self._read()
+    def drivers(self, wait: bool = True) -> list[DriverRecord]:
+        """All enrolled drivers (empty when the gallery does not exist yet).
+
+        Args:
+            wait: wait for a change in progress (a held lock); False raises GalleryError at once
+                instead, for a caller that must never block (the driver_monitor's frame thread).
+        """
+        with self._locked(exclusive=False, wait=wait):
+            return self._read_state()[0]
 
     def get(self, driver_id: str) -> DriverRecord:
         """The driver with ``driver_id``; GalleryError naming the valid ids otherwise."""
         for d in self.drivers():
             if d.id == driver_id:
                 return d
-        raise GalleryError(f"no enrolled driver has id '{driver_id}'; "
+        raise GalleryError(f"no enrolled driver has id '{printable(driver_id)}'; "
                            "`sense-perception driver list` shows the ids")
 
     def enroll(self, name: str, templates: np.ndarray, consent: ConsentRecord,
@@ -498,7 +572,7 @@ class GalleryStore:
         """Add a driver with its templates; only ever called after explicit consent.
 
         Args:
-            name: display name.
+            name: display name (no control or bidirectional-formatting characters).
             templates: (K, 128) unit-length embeddings (the first ``max_templates`` are kept).
             consent: the consent record of this driver.
             images: aligned face crops matching ``templates``; stored only when keep_images is on.
@@ -508,9 +582,15 @@ class GalleryStore:
         """
         name = name.strip()
         if not name or len(name) > 200:
-            raise GalleryError("driver name must be 1 to 200 characters")
+            raise GalleryError(f"driver name must be 1 to 200 characters, got {len(name)}")
         if not consent.who.strip() or not consent.when:
             raise GalleryError("a consent record needs who consented and when")
+        if len(consent.who) > 200:
+            raise GalleryError("who consented must be 1 to 200 characters")
+        for text, what in ((name, "driver name"), (consent.who, "who consented (--consent-by)")):
+            error = unsafe_text_error(text, what)
+            if error:
+                raise GalleryError(error)
         t = np.ascontiguousarray(templates, np.float32).reshape(-1, EMBEDDING_DIM)
         if t.shape[0] == 0:
             raise GalleryError("no face template to enrol")
@@ -518,7 +598,7 @@ class GalleryStore:
             raise GalleryError("templates must be finite unit-length SFace embeddings")
         t = t[: self.max_templates]
         with self._locked(exclusive=True):
-            drivers = self._read()
+            drivers, gallery_id = self._read_state()
             taken = {d.id for d in drivers}
             driver_id = f"drv-{secrets.token_hex(4)}"
             while driver_id in taken:
@@ -527,7 +607,7 @@ class GalleryStore:
             try:
                 if self.keep_images and images is not None:
                     record.images = self._save_images(driver_id, list(images)[: t.shape[0]])
-                self._write(drivers + [record])
+                self._write(drivers + [record], gallery_id)
             except BaseException:
                 self._erase_images(record)  # no orphan face image survives a failed enrolment
                 raise
@@ -543,12 +623,13 @@ class GalleryStore:
             GalleryError: no driver has that id, or the gallery cannot be rewritten.
         """
         with self._locked(exclusive=True):
-            drivers = self._read()
+            drivers, gallery_id = self._read_state()
             gone = [d for d in drivers if d.id == driver_id]
             if not gone:
-                raise GalleryError(f"no enrolled driver has id '{driver_id}'; "
+                raise GalleryError(f"no enrolled driver has id '{printable(driver_id)}'; "
                                    "`sense-perception driver list` shows the ids")
-            self._write([d for d in drivers if d.id != driver_id], removing=True)
+            self._images_dir_exists()  # a planted link is refused before anything changes
+            self._write([d for d in drivers if d.id != driver_id], gallery_id, removing=True)
             self._erase_images(gone[0])
         return gone[0]
 
@@ -568,27 +649,30 @@ class GalleryStore:
             if backup is None:
                 raise GalleryError(f"there is no last good copy {self.backup_path} to restore; "
                                    "delete the gallery and enrol again")
-            drivers = self._decode(backup, self.backup_path)
+            drivers = self._decode(backup[0], self.backup_path)
             if current is not None:
                 try:
-                    self._decode(current)
+                    self._decode(current[0])
                 except GalleryError:
                     pass
                 else:
                     raise GalleryError(f"gallery {self.path} is readable; nothing to restore")
             self._sweep_temps()
-            self._replace(self.path, backup)
+            self._replace(self.path, backup[0], current[1] if current is not None else None)
         return drivers
 
     def load_image(self, name: str) -> np.ndarray:
         """Decode a kept aligned crop (BGR uint8) by its name in a record's ``images``."""
         import cv2
 
-        if Path(name).name != name:
-            raise GalleryError(f"kept image name {name!r} is not a plain file name")
+        if not _plain_name(name):
+            raise GalleryError(f"kept image name {printable(name)!r} is not a plain file name")
         path = self.images_dir / name
+        opened = open_regular(path, os.O_RDONLY, "kept image")
+        if opened is None:
+            raise GalleryError(f"kept image {path} cannot be read: it does not exist")
         try:
-            blob = path.read_bytes()
+            blob = read_fd(opened[0], _MAX_IMAGE_BYTES, path, "kept image")
         except OSError as exc:
             raise GalleryError(f"kept image {path} cannot be read: {exc}") from exc
         if self._cipher is not None:
@@ -600,11 +684,28 @@ class GalleryStore:
 
     # -- kept images ----------------------------------------------------------------------------
 
+    def _images_dir_exists(self) -> bool:
+        """Whether the kept-images directory exists; refuses a link or a non-directory there."""
+        folder = self.images_dir
+        try:
+            st = os.lstat(folder)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise GalleryError(f"kept-images directory {folder} cannot be examined: {exc}") from exc
+        if stat.S_ISDIR(st.st_mode):
+            return True
+        if stat.S_ISREG(st.st_mode):
+            raise GalleryError(f"kept-images directory {folder} is a file, not a directory; fix: "
+                               f"delete {folder} (check who can write {folder.parent})")
+        raise refusal(folder, "kept-images directory", st)
+
     def _save_images(self, driver_id: str, images: list[np.ndarray]) -> list[str]:
         import cv2
 
         folder = self.images_dir
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self._images_dir_exists():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         names = []
         suffix = ".png.enc" if self._cipher else ".png"
         for i, image in enumerate(images):
@@ -615,7 +716,12 @@ class GalleryStore:
             blob = png.tobytes()
             if self._cipher is not None:
                 blob = self._cipher.seal(blob, name.encode())
-            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:  # a new file only: O_EXCL also refuses a planted (even dangling) link
+                fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o600)
+            except OSError as exc:
+                raise GalleryError(f"kept image {folder / name} cannot be created: "
+                                   f"{exc.strerror or exc}") from exc
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
                 f.flush()
@@ -626,15 +732,23 @@ class GalleryStore:
 
     def _erase_images(self, record: DriverRecord) -> None:
         folder = self.images_dir
-        # Also catch files of this driver a crash left out of the record.
-        paths = set(folder.glob(f"{record.id}_*")) if folder.is_dir() else set()
-        paths |= {folder / n for n in record.images if (folder / n).exists()}
+        if not self._images_dir_exists():
+            return
+        # Also catch files of this driver a crash left out of the record. Names come from the
+        # gallery file, which someone may have forged: only plain names inside the folder count.
+        prefix = f"{record.id}_"
+        paths = {p for p in folder.iterdir() if p.name.startswith(prefix)}
+        paths |= {folder / n for n in record.images if _plain_name(n)}
         for path in paths:
-            _erase_file(path, "kept image")
-        if folder.is_dir() and not any(folder.iterdir()):
+            erase_file(path, "kept image")
+        if not any(folder.iterdir()):
             folder.rmdir()
-        if folder.parent.is_dir():
-            fsync_dir(folder.parent)
+        fsync_dir(folder.parent)
+
+
+def _plain_name(name: str) -> bool:
+    """A file name without any directory part ("a.png", not "../a.png" or ".")."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
 
 
 def _digest(body: object) -> str:

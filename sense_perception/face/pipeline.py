@@ -7,7 +7,9 @@ the driver's face whether or not anybody is enrolled.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..core.runtime.session import RuntimeOptions
+from ..errors import GalleryError
 from .align import ALIGNED_SIZE, align_faces
 from .decision import DriverState, IdentityDecider
 from .driver_select import same_face, select_driver
@@ -24,6 +27,8 @@ from .privacy import check_identity_allowed
 from .sface import SFaceEmbedder
 from .settings import DriverMonitorSettings, FaceConfig
 from .yunet import Faces, YuNetDetector
+
+LOG = logging.getLogger(__name__)
 
 
 class FaceEngine:
@@ -116,8 +121,13 @@ class DriverIdentifier:
         attention_estimator: an :class:`~.attention.estimator.AttentionEstimator` to share (its
             models); default built from ``settings`` when ``attention.enabled``.
 
+    Attributes:
+        gallery_error: why the last re-read of the gallery failed (None when it is current): the
+            frames go on with the drivers loaded before, and this is shown in ``/diagnostics``.
+
     Raises:
         PrivacyError: ``settings.camera_role`` is not ``cabin`` (checked before anything loads).
+        GalleryError: the gallery cannot be read (link, FIFO, unsafe mode, corrupt, ...).
     """
 
     #: Seconds of stream time between checks whether the gallery file changed on disk.
@@ -137,6 +147,7 @@ class DriverIdentifier:
             self.attention = DriverAttention(settings.attention, settings.attention_options(),
                                              attention_estimator)
         self._gallery_stamp: tuple[int, int] | None = None
+        self.gallery_error: str | None = None
         self._last_check = -math.inf
         self._last_embed_t: float | None = None  # stamp of the last frame whose face was embedded
         self._previous: tuple[float, np.ndarray] | None = None  # previous frame: stamp, driver box
@@ -154,17 +165,43 @@ class DriverIdentifier:
         return cls(settings)
 
     def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.gallery.path.stat()
-        except FileNotFoundError:
+        try:  # lstat: never follows a link, never blocks (a FIFO is refused when read)
+            st = os.lstat(self.gallery.path)
+        except OSError:
             return None
         return st.st_ino, st.st_mtime_ns
 
-    def reload_gallery(self) -> None:
-        """Re-read the gallery (after enrol/forget) and clear the decision history."""
-        self._gallery_stamp = self._stamp()
-        self.index = TemplateIndex(self.gallery.drivers())
+    def reload_gallery(self, wait: bool = True) -> None:
+        """Re-read the gallery (after enrol/forget) and clear the decision history.
+
+        Args:
+            wait: wait for an enrol or forget in progress; False refuses at once instead.
+
+        Raises:
+            GalleryError: the gallery cannot be read; the drivers loaded before stay in use.
+        """
+        stamp = self._stamp()
+        index = TemplateIndex(self.gallery.drivers(wait=wait))
+        self.index, self._gallery_stamp, self.gallery_error = index, stamp, None
         self.decider.reset(self.index.names)
+
+    def _check_gallery(self) -> None:
+        """Re-read a changed gallery between frames without ever blocking the frame thread.
+
+        The read opens only a regular file, non-blocking, under a lock it does not wait for; a
+        failure keeps the drivers loaded before, is kept in :attr:`gallery_error` and is retried
+        at the next check (a held lock is gone by then).
+        """
+        if self.gallery_error is None and self._stamp() == self._gallery_stamp:
+            return
+        try:
+            self.reload_gallery(wait=False)
+        except GalleryError as exc:
+            error = (f"gallery reload failed, still using the {len(self.index)} driver(s) loaded "
+                     f"before: {exc}")
+            if error != self.gallery_error:  # logged once per distinct failure, not every second
+                LOG.warning("%s", error)
+            self.gallery_error = error
 
     def _keep_decision(self, box: np.ndarray, t: float) -> bool:
         """Skip this frame's embedding (``identity.embed_interval_s``): the decision is settled,
@@ -180,8 +217,7 @@ class DriverIdentifier:
         """Run the whole pipeline on one BGR frame taken at time ``t`` (seconds)."""
         if t - self._last_check >= self.GALLERY_CHECK_S or t < self._last_check:
             self._last_check = t
-            if self._stamp() != self._gallery_stamp:  # an enrol or forget happened meanwhile
-                self.reload_gallery()
+            self._check_gallery()  # an enrol or forget may have happened meanwhile
         t0 = time.perf_counter()
         faces = self.engine.detect(image_bgr)
         index = self.engine.select(faces, image_bgr.shape)

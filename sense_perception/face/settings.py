@@ -37,12 +37,13 @@ class FaceConfig:
             driver head-on (steering column).
     """
 
-    score_threshold: float = 0.7
-    nms_iou: float = 0.3
-    max_side: int = 640
-    top_k: int = 20
-    driver_side: str = "left"
-    driver_region: list[float] = field(default_factory=list)
+    score_threshold: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
+    nms_iou: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
+    max_side: int = field(default=640, metadata={"range": (64, 4096)})
+    top_k: int = field(default=20, metadata={"range": (1, None)})
+    driver_side: str = field(default="left", metadata={"range": ("left", "right")})
+    driver_region: list[float] = field(default_factory=list, metadata={
+        "range": "[x0, y0, x1, y1], each 0..1, x0 < x1 and y0 < y1; [] = the region for driver_side"})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.score_threshold < 1.0:
@@ -66,7 +67,10 @@ class FaceConfig:
 class DriverMonitorSettings:
     """Everything the driver pipeline reads from the node parameters."""
 
-    camera_role: str = "cabin"
+    camera_role: str = field(default="cabin", metadata={
+        "description": "camera this node watches; must be cabin: face identity is refused on any other "
+            "camera (people outside the car never consented)",
+        "range": ("cabin",)})
     face: FaceConfig = field(default_factory=FaceConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)

@@ -172,7 +172,7 @@ class DriverMonitorNode(PerceptionNode):
                 response.message = f"node is {self.lifecycle_state}; configure it first"
                 return response
             try:
-                identifier.reload_gallery()
+                identifier.reload_gallery(wait=False)  # never hold up frames on a held lock
             except SensePerceptionError as exc:
                 response.success = False
                 response.message = f"gallery reload failed: {exc}"
@@ -200,6 +200,8 @@ class DriverMonitorNode(PerceptionNode):
         if identifier is None:
             return {}
         extra: dict[str, Any] = {"enrolled_drivers": len(identifier.index)}
+        if identifier.gallery_error:  # a failed re-read: identity goes on with the old gallery
+            extra["gallery_error"] = identifier.gallery_error
         for model in self._models():
             extra[f"provider[{model.name}]"] = model.provider
             if model.fallback_reasons:

@@ -3,10 +3,11 @@
 :func:`node_parameters` is ROS-free (tested without ROS); :func:`launch_description` imports
 ``launch`` / ``launch_ros`` and is only called by the launch files.
 
-The config file is read here with :func:`sense_perception.config.load_params` (the node's own
-section merged over ``/**``) and handed to the node as a parameter dict, so a node started in any
-namespace gets its section (a params file keyed ``object_detector:`` would only match the root
-namespace).
+The config file is read here with :func:`sense_perception.config.load_params`, the loader every
+command uses (the node's own section merged over ``/**``, an overlay such as ``carla`` merged over
+its ``# base:`` file, unknown names refused) and handed to the node as a parameter dict, so a node
+started in any namespace gets its section (a params file keyed ``object_detector:`` would only match
+the root namespace).
 """
 from __future__ import annotations
 

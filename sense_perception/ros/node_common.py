@@ -7,48 +7,85 @@ and handles a batch of frames in :meth:`PerceptionNode.process`. Perception itse
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import threading
 from typing import Any, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 
-from ..config import section_from_params
+from ..config import Setting, is_ros_param, check_names, node_schema, section_from_params
 from ..core.output import messages
 from ..core.output.annotations import IMAGE_ANNOTATIONS
 from ..core.output.topics import join_topic
 from ..core.imaging.frame_guard import InputLimits, safe_decode
 from ..core.health.stats import HealthStats
 from ..core.types import Header
-from ..errors import SensePerceptionError
+from ..errors import ConfigError, SensePerceptionError
 from . import qos
 from .convert import msg_class, to_msg
 from .frame_slots import Frame, LatestFrames
-from .settings import InputSettings, check_param_names, transport_kind
+from .settings import InputSettings, descriptor_fields, ros_default, transport_kind
 
-#: Parameters rclpy declares on every node; they are not the perception settings.
-ROS_PARAMS = frozenset({"use_sim_time", "start_type_description_service"})
-ROS_PARAM_PREFIXES = ("qos_overrides.",)
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
 def node_params(node: Any) -> dict[str, Any]:
-    """The node's parameters as a flat dict, without the ones rclpy declares itself."""
-    return {name: p.value for name, p in node.get_parameters_by_prefix("").items()
-            if name not in ROS_PARAMS and not name.startswith(ROS_PARAM_PREFIXES)}
+    """The node's set parameters as a flat dict, without the ones rclpy declares itself (a
+    parameter left unset keeps the core's default; a ROS array becomes a list)."""
+    return {name: list(p.value) if isinstance(p.value, array.array) else p.value
+            for name, p in node.get_parameters_by_prefix("").items()
+            if p.value is not None and not is_ros_param(name)}
 
 
-def declare_settings(node: Any, cls: type) -> None:
-    """Declare every field of settings dataclass ``cls`` as a parameter (unless already overridden)."""
-    for f in dataclasses.fields(cls):
-        if node.has_parameter(f.name):
-            continue  # given in a params file or override: declared already with that value
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        node.declare_parameter(f.name, default,
-                               ParameterDescriptor(description=f.metadata.get("description", "")))
+def parameter_descriptor(item: Setting) -> ParameterDescriptor:
+    """The ParameterDescriptor of a core parameter: description, constraints and numeric range.
+
+    Typing stays dynamic, as when parameters were declared from a YAML file: ``1`` for a float
+    parameter still works, and the core checks types with a message naming the parameter.
+    """
+    fields = descriptor_fields(item)
+    descriptor = ParameterDescriptor(description=fields["description"], dynamic_typing=True,
+                                     additional_constraints=fields["additional_constraints"])
+    if "range" in fields:
+        low, high = fields["range"]
+        if item.hint is int:
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=0)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high,
+                                                                  step=0.0)]
+    return descriptor
+
+
+def declare_settings(node: Any, kind: str) -> dict[str, Any]:
+    """Declare every parameter of node ``kind`` with its descriptor (values from the parameter
+    overrides, else the defaults), so that ``ros2 param list/describe/set`` know them all.
+
+    Returns:
+        The overrides ROS refused at declaration (out of the parameter's range), by name: they
+        are reported when the node is configured, where the core names the problem.
+    """
+    refused: dict[str, Any] = {}
+    for item in node_schema(kind).values():
+        if node.has_parameter(item.name):
+            continue
+        descriptor = parameter_descriptor(item)
+        try:
+            node.declare_parameter(item.name, ros_default(item), descriptor)
+        except (InvalidParameterValueException, InvalidParameterTypeException):
+            refused[item.name] = node._parameter_overrides[item.name].value
+            node.declare_parameter(item.name, ros_default(item), descriptor, ignore_override=True)
+    return refused
+
+
+def undeclared_overrides(node: Any) -> dict[str, Any]:
+    """Overrides (params file, ``-p``) of names the node does not declare: typos to refuse."""
+    overrides = getattr(node, "_parameter_overrides", {})  # rclpy keeps them there
+    return {name: p.value for name, p in overrides.items() if not node.has_parameter(name)}
 
 
 def resolve_transport(topic: str, transport: str) -> type:
@@ -63,13 +100,12 @@ class PerceptionNode(LifecycleNode):
     :meth:`process`; optionally :meth:`on_outputs_active`, :meth:`release`, :meth:`diagnostic_extra`.
     """
 
-    SETTINGS: type = InputSettings
+    SETTINGS: type[InputSettings] = InputSettings
     GATHER_S = 0.0  # how long the worker waits for the other cameras' frames after the first
 
     def __init__(self, node_name: str, **kwargs: Any) -> None:
-        kwargs.setdefault("automatically_declare_parameters_from_overrides", True)
         super().__init__(node_name, **kwargs)
-        declare_settings(self, self.SETTINGS)
+        self._refused_overrides = declare_settings(self, self.SETTINGS.KIND)
         self.settings: Any = None
         self.lifecycle_state = "unconfigured"
         self.config_error = ""
@@ -123,17 +159,24 @@ class PerceptionNode(LifecycleNode):
         return f"parameters of node {self.get_fully_qualified_name()}"
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        params = node_params(self)
+        # Refused overrides take part so that the core names what is wrong with them.
+        params = {**node_params(self), **self._refused_overrides}
         try:
-            own = {k: v for k, v in params.items() if "." not in k}
-            check_param_names(params, self.SETTINGS, self.source)
-            settings = section_from_params(self.SETTINGS, own, "", self.source)
+            check_names([*params, *undeclared_overrides(self)], self.SETTINGS.KIND, self.source)
+            own_names = {f.name for f in dataclasses.fields(self.SETTINGS)}
+            own = {k: v for k, v in params.items() if k in own_names}
+            settings = section_from_params(self.SETTINGS, own, "", self.source, strict=False)
             settings.validate()
             self.limits = InputLimits.from_params(params, self.source)
             self._inputs = self.inputs(settings)
             self.settings = settings
             self.health = HealthStats([t for t, _ in self._inputs])
             self.load(params, self.source)
+            if self._refused_overrides:  # the core accepted them, but they are outside ROS's range
+                raise ConfigError("; ".join(
+                    f"parameter '{k}' = {v!r} in {self.source} is outside its range "
+                    f"{descriptor_fields(node_schema(self.SETTINGS.KIND)[k])['additional_constraints']}"
+                    for k, v in self._refused_overrides.items()))
             self.make_outputs()
         except SensePerceptionError as exc:
             return self._configure_failed(str(exc))

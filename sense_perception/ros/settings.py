@@ -2,14 +2,18 @@
 checked without ROS. Dotted parameters (``detector.*``, ``face.*``...) belong to core components."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Sequence
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from ..config import did_you_mean
-from ..core.output.topics import camera_info_topic, join_topic, output_namespace, output_namespaces
+from ..config import Setting, check_names, setting
+from ..core.output.topics import camera_info_topic
+# Re-exported: the topic rules were first defined here and callers still import them from here.
+from ..core.output.topics import join_topic, output_namespace, output_namespaces  # noqa: F401
 from ..errors import ConfigError
 
 RELIABILITIES = ("best_effort", "reliable")
+INT64 = (-(2**63), 2**63 - 1)
 TRANSPORTS = ("auto", "image", "compressed")
 #: Node parameters that were replaced: a config still giving one is refused with its replacement.
 REPLACED_PARAMS = {
@@ -18,11 +22,9 @@ REPLACED_PARAMS = {
 }
 
 
-def param(default: Any, description: str) -> Any:
-    """A settings field with the description shown by ``ros2 param describe``."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"description": description})
-    return field(default=default, metadata={"description": description})
+def param(default: Any, description: str, range: Any = None) -> Any:  # noqa: A002
+    """A node settings field with what ``ros2 param describe`` shows (see :func:`..config.setting`)."""
+    return setting(default, description, range)
 
 
 def _check_qos(prefix: str, reliability: str, depth: int) -> None:
@@ -37,17 +39,23 @@ def _check_qos(prefix: str, reliability: str, depth: int) -> None:
 class InputSettings:
     """Node parameters both nodes have."""
 
+    #: The node these are the parameters of (see :func:`sense_perception.config.node_schema`).
+    KIND: ClassVar[str] = ""
     #: First parts of the dotted parameters the node's core components read (``input.max_pixels``).
     PREFIXES: ClassVar[tuple[str, ...]] = ("input",)
 
     autostart: bool = param(True, "configure and activate at start-up; false waits for lifecycle "
                                   "transitions (e.g. from a lifecycle manager)")
     input_reliability: str = param("best_effort", "camera subscription reliability: best_effort "
-                                                  "(sensor data; receives from any camera) or reliable")
-    input_depth: int = param(1, "camera subscription queue depth (frames are handled latest-first)")
-    output_depth: int = param(10, "queue depth of the result publishers (always reliable)")
-    diagnostics_period_s: float = param(1.0, "seconds between /diagnostics messages (read at start-up)")
-    no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long")
+                                   "(sensor data; receives from any camera) or reliable",
+                                   RELIABILITIES)
+    input_depth: int = param(1, "camera subscription queue depth (frames are handled latest-first)",
+                             (1, None))
+    output_depth: int = param(10, "queue depth of the result publishers (always reliable)", (1, None))
+    diagnostics_period_s: float = param(1.0, "seconds between /diagnostics messages (read at "
+                                        "start-up); > 0", (0.0, None))
+    no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long; "
+                                   "> 0", (0.0, None))
     publish_annotations: bool = param(True, "publish <ns>/annotations (foxglove_msgs/ImageAnnotations: "
                                             "the boxes Foxglove's Image panel draws over the camera "
                                             "image) while it has subscribers")
@@ -67,15 +75,18 @@ class ObjectDetectorSettings(InputSettings):
     """object_detector's own parameters; ``detector.*``, ``tiling.*``, ``runtime.*`` and
     ``tracking.*`` belong to the core components."""
 
+    KIND: ClassVar[str] = "object_detector"
     PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime",
                                            "autoware")
 
     camera_topics: list[str] = param(["/camera/image_raw"], "camera image topics; results go to each "
-                                     "topic's namespace (<ns>/detections, <ns>/label_info)")
+                                     "topic's namespace (<ns>/detections, <ns>/label_info)",
+                                     "one or more distinct, non-empty topic names")
     camera_transports: list[str] = param(["auto"], "per topic: image | compressed | auto (compressed "
-                                         "iff the topic ends in /compressed); one value applies to all")
+                                         "iff the topic ends in /compressed); one value applies to all",
+                                         "1 or len(camera_topics) of: " + ", ".join(TRANSPORTS))
     batch_wait_ms: float = param(5.0, "after the first frame, wait up to this long for the other "
-                                      "cameras' frames so they share one inference")
+                                      "cameras' frames so they share one inference", (0.0, None))
     publish_debug_image: bool = param(True, "publish <ns>/detections_image (bgr8, boxes drawn) while "
                                             "it has subscribers")
 
@@ -88,7 +99,7 @@ class ObjectDetectorSettings(InputSettings):
         if len(self.camera_transports) not in (1, len(self.camera_topics)):
             raise ConfigError(f"parameter 'camera_transports' needs 1 or {len(self.camera_topics)} "
                               f"entries (one per camera topic), got {len(self.camera_transports)}")
-        for topic, transport in zip(self.camera_topics, self.transports()):
+        for topic, transport in zip(self.camera_topics, self.transports(), strict=True):
             transport_kind(topic, transport)
         if self.batch_wait_ms < 0:
             raise ConfigError(f"parameter 'batch_wait_ms' must be >= 0, got {self.batch_wait_ms}")
@@ -102,22 +113,22 @@ class ObjectDetectorSettings(InputSettings):
 
 @dataclass
 class DriverMonitorNodeSettings(InputSettings):
-    """driver_monitor's own parameters; ``face.*``, ``identity.*``, ``gallery.*``, ``attention.*``
-    and ``runtime.*`` belong to the driver pipeline."""
+    """driver_monitor's own parameters; ``camera_role``, ``face.*``, ``identity.*``, ``gallery.*``,
+    ``attention.*`` and ``runtime.*`` belong to the driver pipeline
+    (:class:`~sense_perception.face.settings.DriverMonitorSettings`)."""
 
+    KIND: ClassVar[str] = "driver_monitor"
     PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "attention",
                                            "runtime")
 
-    camera_topic: str = param("/cabin_camera/image_raw", "in-cabin camera image topic; results go to "
-                              "its namespace (<ns>/faces, <ns>/driver_identity, <ns>/driver_attention, "
-                              "<ns>/head_pose)")
+    camera_topic: str = param("/camera/cabin/image_raw/compressed", "in-cabin camera image topic; "
+                              "results go to its namespace (<ns>/faces, <ns>/driver_identity, "
+                              "<ns>/driver_attention, <ns>/head_pose)")
     camera_info_topic: str = param("auto", "sensor_msgs/CameraInfo of the cabin camera for the head "
                                    "pose: auto = <ns>/camera_info, \"\" = none (default intrinsics "
                                    "fx = fy = image width, principal point at the centre), or a topic")
     camera_transport: str = param("auto", "image | compressed | auto (compressed iff the topic ends "
-                                  "in /compressed)")
-    camera_role: str = param("cabin", "must be 'cabin': identity is refused on any other camera "
-                             "(people outside the car never consented)")
+                                  "in /compressed)", TRANSPORTS)
 
     def validate(self) -> None:
         super().validate()
@@ -130,39 +141,14 @@ class DriverMonitorNodeSettings(InputSettings):
         return camera_info_topic(self.camera_topic, self.camera_info_topic)
 
 
-def check_param_names(params: dict[str, Any], settings_cls: type, source: str) -> None:
-    """Refuse parameter names a node does not read: typos, misspelt prefixes, replaced names.
-
-    Args:
-        params: the node's flattened parameters.
-        settings_cls: the node's own settings dataclass: its fields are the top-level names, its
-            ``PREFIXES`` the first parts of the dotted names its core components read.
-        source: where the parameters came from, for the message.
+def check_param_names(params: dict[str, Any], settings_cls: type[InputSettings], source: str) -> None:
+    """Refuse parameter names the node of ``settings_cls`` does not read (see
+    :func:`sense_perception.config.check_names`): typos, misspelt prefixes, replaced names.
 
     Raises:
         ConfigError: naming each refused parameter, the replacement of a replaced one and what is valid.
     """
-    names = {f.name for f in fields(settings_cls)}
-    prefixes = settings_cls.PREFIXES
-    replaced = [f"'{k}' was replaced by {REPLACED_PARAMS[k]}" for k in sorted(params) if k in REPLACED_PARAMS]
-    unknown = sorted(k for k in params if "." not in k and k not in names and k not in REPLACED_PARAMS)
-    # A misspelt prefix ("inputs.max_pixels") would otherwise be ignored without a word.
-    unknown += sorted(k for k in params if "." in k and k.split(".", 1)[0] not in prefixes)
-    if replaced or unknown:
-        named = [f"{k} ({hint.strip()})" if (hint := _closest_param(k, names, prefixes)) else k
-                 for k in unknown]
-        problems = replaced + ([f"unknown parameter(s) {', '.join(named)}"] if unknown else [])
-        raise ConfigError(f"{'; '.join(problems)} in {source}; valid: {', '.join(sorted(names))} and "
-                          f"the dotted settings {', '.join(p + '.*' for p in prefixes)}")
-
-
-def _closest_param(key: str, names: set[str], prefixes: Sequence[str]) -> str:
-    """``"did you mean ...? "`` for an unknown node parameter (a misspelt prefix keeps its rest)."""
-    if "." in key:
-        head, rest = key.split(".", 1)
-        hint = did_you_mean(head, prefixes)
-        return hint.replace("? ", f".{rest}? ") if hint else ""
-    return did_you_mean(key, names)
+    check_names(params, settings_cls.KIND, source)
 
 
 def transport_kind(topic: str, transport: str) -> str:
@@ -185,3 +171,39 @@ def ros_param_value(value: Any) -> Any:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return [float(v) for v in value]
     return value
+
+
+def descriptor_fields(item: Setting) -> dict[str, Any]:
+    """What ``ros2 param describe`` shows of a core parameter, as ParameterDescriptor fields
+    (ROS-free): ``description``, ``additional_constraints`` and a numeric ``range`` (low, high),
+    whose open ends are the type's limits."""
+    out: dict[str, Any] = {"description": item.description, "additional_constraints": ""}
+    bound = item.range
+    if isinstance(bound, tuple) and len(bound) == 2 and item.numeric and all(
+            b is None or isinstance(b, (int, float)) for b in bound):
+        if item.hint is int:
+            out["range"] = (INT64[0] if bound[0] is None else int(bound[0]),
+                            INT64[1] if bound[1] is None else int(bound[1]))
+        else:
+            out["range"] = (-math.inf if bound[0] is None else float(bound[0]),
+                            math.inf if bound[1] is None else float(bound[1]))
+        low, high = ("" if b is None else f"{b:g}" for b in bound)
+        out["additional_constraints"] = f"{low or '-inf'}..{high or 'inf'}"
+    elif isinstance(bound, tuple):
+        out["additional_constraints"] = "one of: " + ", ".join(repr(b) if b == "" else b for b in bound)
+    elif bound:
+        out["additional_constraints"] = str(bound)
+    return out
+
+
+def ros_default(item: Setting) -> Any:
+    """The default of a core parameter as a ROS parameter value; None (not set: the core's own
+    default applies) where ROS cannot hold it, e.g. an empty list."""
+    value = item.default
+    if isinstance(value, tuple):
+        value = list(value)
+    if value is None or value == []:
+        return None
+    if item.hint is float:
+        return float(value)
+    return ros_param_value(value)

@@ -27,7 +27,7 @@ Everything works on all detections of a frame at once with numpy (a few hundred 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -80,21 +80,21 @@ class TilingConfig:
             the full frame missed). Off by default: such a box is usually a real object.
     """
 
-    mode: str = "off"
-    horizon_y: float = 0.5
-    band_height: float = 0.4
-    columns: int = 0
-    tile_aspect: float = 4.0 / 3.0
-    rows: int = 1
-    overlap: float = 0.25
+    mode: str = field(default="off", metadata={"range": ("off", "horizon_bands")})
+    horizon_y: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    band_height: float = field(default=0.4, metadata={"range": (0.0, 1.0)})
+    columns: int = field(default=0, metadata={"range": (0, None)})
+    tile_aspect: float = field(default=4.0 / 3.0, metadata={"range": (0.0, None)})
+    rows: int = field(default=1, metadata={"range": (1, None)})
+    overlap: float = field(default=0.25, metadata={"range": (0.0, 1.0)})
     include_full_frame: bool = True
-    min_image_width: int = 960
-    min_tile_px: int = 64
-    edge_margin_px: float = 4.0
-    cover_threshold: float = 0.7
-    fuse_min_overlap: float = 0.5
-    large_object_fraction: float = 0.5
-    cross_class_iou: float = 0.7
+    min_image_width: int = field(default=960, metadata={"range": (0, None)})
+    min_tile_px: int = field(default=64, metadata={"range": (1, None)})
+    edge_margin_px: float = field(default=4.0, metadata={"range": (0.0, None)})
+    cover_threshold: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
+    fuse_min_overlap: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    large_object_fraction: float = field(default=0.5, metadata={"range": (0.0, None)})
+    cross_class_iou: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
     drop_uncovered_fragments: bool = False
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ out-of-memory kill.
 from __future__ import annotations
 
 import array
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -33,10 +34,10 @@ class InputLimits:
         max_compressed_bytes: largest CompressedImage ``data``; checked before the codec runs.
     """
 
-    max_width: int = 8192
-    max_height: int = 8192
-    max_pixels: int = 40_000_000
-    max_compressed_bytes: int = 32 * 1024 * 1024
+    max_width: int = dataclasses.field(default=8192, metadata={"range": (1, None)})
+    max_height: int = dataclasses.field(default=8192, metadata={"range": (1, None)})
+    max_pixels: int = dataclasses.field(default=40_000_000, metadata={"range": (1, None)})
+    max_compressed_bytes: int = dataclasses.field(default=32 * 1024 * 1024, metadata={"range": (1, None)})
 
     def __post_init__(self) -> None:
         for name in ("max_width", "max_height", "max_pixels", "max_compressed_bytes"):

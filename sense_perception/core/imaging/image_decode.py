@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, NamedTuple, TypeVar
 
 import cv2
@@ -619,23 +618,5 @@ __all__ = [
     "decode_view",
     "encode_image",
     "jpeg_reduction",
-    "read_image_file",
     "source_size",
 ]
-
-
-def read_image_file(path: str | Path) -> np.ndarray:
-    """Read an image file (anything OpenCV reads) as BGR uint8.
-
-    Raises:
-        ImageDecodeError: field ``file``; the message names the path and whether it is missing or
-            not a decodable image.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise ImageDecodeError("file", f"cannot read {path}: no such file")
-    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageDecodeError("file", f"cannot read {path}: not a decodable image (unknown "
-                                       "format or truncated file)")
-    return image

@@ -79,12 +79,13 @@ class RuntimeConfig:
             package is installed; ``off``: onnxruntime only.
     """
 
-    providers: list[str] = field(default_factory=lambda: list(DEFAULT_PROVIDERS))
-    intra_op_threads: int = 0
-    device_id: int = 0
+    providers: list[str] = field(default_factory=lambda: list(DEFAULT_PROVIDERS), metadata={
+        "range": "onnxruntime execution provider names, e.g. CPUExecutionProvider"})
+    intra_op_threads: int = field(default=0, metadata={"range": (0, None)})
+    device_id: int = field(default=0, metadata={"range": (0, None)})
     trt_cache_dir: str = ""
     trt_fp16: bool = True
-    openvino: str = "auto"
+    openvino: str = field(default="auto", metadata={"range": ("auto", "off")})
 
     def __post_init__(self) -> None:
         if self.intra_op_threads < 0:

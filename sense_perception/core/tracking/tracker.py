@@ -85,19 +85,20 @@ class TrackingConfig:
     """
 
     enabled: bool = True
-    high_threshold: float = 0.45
-    low_threshold: float = 0.1
-    new_track_threshold: float = 0.5
-    match_iou: float = 0.2
-    low_match_iou: float = 0.5
-    tentative_match_iou: float = 0.3
+    high_threshold: float = field(default=0.45, metadata={"range": (0.0, 1.0)})
+    low_threshold: float = field(default=0.1, metadata={"range": (0.0, 1.0)})
+    new_track_threshold: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    match_iou: float = field(default=0.2, metadata={"range": (0.0, 1.0)})
+    low_match_iou: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    tentative_match_iou: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
     fuse_score: bool = True
-    duplicate_iou: float = 0.7
-    min_hits: int = 2
-    max_age: float = 1.0
-    frame_rate: float = 10.0
+    duplicate_iou: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
+    min_hits: int = field(default=2, metadata={"range": (1, None)})
+    max_age: float = field(default=1.0, metadata={"range": (0.0, None)})
+    frame_rate: float = field(default=10.0, metadata={"range": (0.0, None)})
     class_aware: bool = True
-    class_groups: list[str] = field(default_factory=lambda: list(DEFAULT_CLASS_GROUPS))
+    class_groups: list[str] = field(default_factory=lambda: list(DEFAULT_CLASS_GROUPS), metadata={
+        "range": "comma-separated label names per group, e.g. car,truck,bus"})
 
     PREFIX = "tracking."
 

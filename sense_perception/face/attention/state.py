@@ -107,35 +107,48 @@ class AttentionConfig:
     """
 
     enabled: bool = True
-    intra_op_threads: int = 1
-    min_face_px: int = 32
-    mesh_min_score: float = 0.5
-    calibration_s: float = 5.0
-    recalibrate_after_s: float = 10.0
-    neutral_yaw_deg: float = 0.0
-    neutral_pitch_deg: float = 0.0
-    max_neutral_offset_deg: float = 30.0
-    yaw_limit_deg: float = 29.0
-    pitch_down_limit_deg: float = 18.5
-    pitch_up_limit_deg: float = 30.0
-    cone_exit_fraction: float = 0.8
-    distracted_after_s: float = 0.5
-    attentive_after_s: float = 0.5
-    eye_closed_ratio: float = 0.5
-    eye_open_ratio: float = 0.65
-    eyes_closed_s: float = 1.0
-    perclos_window_s: float = 60.0
-    perclos_threshold: float = 0.15
-    perclos_exit_threshold: float = 0.10
-    perclos_min_s: float = 20.0
-    no_face_s: float = 0.5
+    intra_op_threads: int = field(default=1, metadata={"range": (0, None)})
+    min_face_px: int = field(default=32, metadata={"range": (0, None)})
+    mesh_min_score: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    calibration_s: float = field(default=5.0, metadata={"range": (0.0, None)})
+    recalibrate_after_s: float = field(default=10.0, metadata={"range": (0.0, None)})
+    neutral_yaw_deg: float = field(default=0.0, metadata={
+        "description": "yaw (degrees) of a driver watching the road, as this camera sees it: 0 for a "
+            "camera straight ahead of the face",
+        "range": (-180.0, 180.0)})
+    neutral_pitch_deg: float = field(default=0.0, metadata={
+        "description": "pitch (degrees) of a driver watching the road, as this camera sees it: 0 for a "
+            "camera straight ahead of the face",
+        "range": (-90.0, 90.0)})
+    max_neutral_offset_deg: float = field(default=30.0, metadata={"range": (0.0, None)})
+    yaw_limit_deg: float = field(default=29.0, metadata={"range": (0.0, None)})
+    pitch_down_limit_deg: float = field(default=18.5, metadata={"range": (0.0, None)})
+    pitch_up_limit_deg: float = field(default=30.0, metadata={"range": (0.0, None)})
+    cone_exit_fraction: float = field(default=0.8, metadata={"range": (0.0, 1.0)})
+    distracted_after_s: float = field(default=0.5, metadata={"range": (0.0, None)})
+    attentive_after_s: float = field(default=0.5, metadata={"range": (0.0, None)})
+    eye_closed_ratio: float = field(default=0.5, metadata={"range": (0.0, 1.5)})
+    eye_open_ratio: float = field(default=0.65, metadata={"range": (0.0, 1.5)})
+    eyes_closed_s: float = field(default=1.0, metadata={"range": (0.0, None)})
+    perclos_window_s: float = field(default=60.0, metadata={"range": (0.0, None)})
+    perclos_threshold: float = field(default=0.15, metadata={"range": (0.0, 1.0)})
+    perclos_exit_threshold: float = field(default=0.10, metadata={"range": (0.0, 1.0)})
+    perclos_min_s: float = field(default=20.0, metadata={"range": (0.0, None)})
+    no_face_s: float = field(default=0.5, metadata={"range": (0.0, None)})
     no_face_escalates: bool = True
-    level_times_s: list[float] = field(default_factory=lambda: [3.0, 5.0, 11.0])
-    recovery_factor_min: float = 1.25
-    recovery_factor_max: float = 5.0
-    drowsy_min_level: int = 1
-    score_window_s: float = 1.0
-    max_gap_s: float = 1.0
+    level_times_s: list[float] = field(default_factory=lambda: [3.0, 5.0, 11.0], metadata={
+        "range": "three increasing positive seconds (levels 1, 2, 3)"})
+    recovery_factor_min: float = field(default=1.25, metadata={
+        "description": "while attentive the inattention timer runs back at least this much faster than "
+            "time (near 0)",
+        "range": (0.0, None)})
+    recovery_factor_max: float = field(default=5.0, metadata={
+        "description": "while attentive the inattention timer runs back at most this much faster than "
+            "time (near the terminal time)",
+        "range": (0.0, None)})
+    drowsy_min_level: int = field(default=1, metadata={"range": (0, 3)})
+    score_window_s: float = field(default=1.0, metadata={"range": (0.0, None)})
+    max_gap_s: float = field(default=1.0, metadata={"range": (0.0, None)})
 
     def __post_init__(self) -> None:
         def positive(*names: str) -> None:

@@ -1,0 +1,182 @@
+"""Read a still image file within the ``input.*`` limits: the header first, then the decoder.
+
+``detect``, ``eval`` and the ``driver`` commands read photos from disk. A small file can claim a
+huge size (a 389 KB PNG claiming 20000x20000 px decodes to 1.2 GB), so, as for bag frames
+(:mod:`.frame_guard`), the dimensions are read from the header and checked against
+:class:`~.frame_guard.InputLimits` before a pixel buffer is allocated. JPEG and PNG headers are
+parsed here (the same parsers as compressed bag frames); other formats OpenCV reads (BMP, TIFF,
+WebP, ...) are sized by Pillow, which reads only the header on open. Every error is an
+:class:`~sense_perception.errors.ImageDecodeError` (field ``file``) that names the file.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ...errors import ImageDecodeError
+from .frame_guard import InputLimits
+from .image_decode import _JPEG_MAGIC, _PNG_MAGIC, _jpeg_size, _png_size
+
+__all__ = ["image_file_size", "probe_image_file", "read_image_file"]
+
+
+def _error(path: str | Path, why: str) -> ImageDecodeError:
+    return ImageDecodeError("file", f"cannot read {path}: {why}")
+
+
+def _read_bytes(path: str | Path, limits: InputLimits) -> bytes:
+    """The file's bytes; refuses what is not a readable regular file within max_compressed_bytes."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise _error(path, "no such file") from None
+    except IsADirectoryError:
+        raise _error(path, "is a directory, not an image file") from None
+    except PermissionError:
+        raise _error(path, "permission denied") from None
+    except OSError as exc:
+        raise _error(path, exc.strerror or str(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _error(path, "is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _error(path, "not a regular file (a FIFO, socket or device)")
+        if info.st_size > limits.max_compressed_bytes:
+            raise _error(path, f"the file is {info.st_size} bytes, more than "
+                               f"input.max_compressed_bytes={limits.max_compressed_bytes}; raise "
+                               "input.max_compressed_bytes for images that large")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            data = file.read(limits.max_compressed_bytes + 1)
+    except OSError as exc:
+        raise _error(path, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    if not data:
+        raise _error(path, "the file is empty")
+    if len(data) > limits.max_compressed_bytes:  # grew while being read
+        raise _error(path, f"more than input.max_compressed_bytes={limits.max_compressed_bytes} "
+                           "bytes")
+    return data
+
+
+class _Unsized(Exception):
+    """The header gives no size this module can read."""
+
+
+def _pillow_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of a non-JPEG/PNG file from its header, via Pillow (no pixels decoded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return int(image.width), int(image.height)
+    except Image.DecompressionBombError as exc:
+        raise _error(path, f"the header claims an image too large to decode ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise _Unsized from None
+
+
+def image_file_size(path: str | Path, data: bytes) -> tuple[int, int] | None:
+    """(width, height) claimed by the header of ``data`` (the bytes of ``path``); None when no
+    header parser knows the format.
+
+    Raises:
+        ImageDecodeError: a JPEG or PNG that is corrupt or truncated.
+    """
+    buf = memoryview(data)
+    try:
+        # A truncated stream would decode to grey rows (and wrong scores): refuse it, as bags do.
+        if data.startswith(_JPEG_MAGIC):
+            width, height, scan = _jpeg_size(buf)
+            if data.rfind(b"\xff\xd9", scan) < 0:
+                raise ImageDecodeError("data", f"truncated JPEG: no end marker ({len(data)} bytes)")
+            return width, height
+        if data.startswith(_PNG_MAGIC):
+            if data.rfind(b"IEND") < 0:
+                raise ImageDecodeError("data", f"truncated PNG: no IEND chunk ({len(data)} bytes)")
+            return _png_size(buf)
+    except ImageDecodeError as exc:
+        raise _error(path, f"not a decodable image ({str(exc).removeprefix('data: ')})") from None
+    try:
+        return _pillow_size(path)
+    except _Unsized:
+        return None
+
+
+def _check_limits(path: str | Path, width: int, height: int, limits: InputLimits,
+                  what: str) -> None:
+    if width <= 0 or height <= 0:
+        raise _error(path, f"not a decodable image ({what} an empty size {width}x{height})")
+    for value, side, name in ((width, "width", "max_width"), (height, "height", "max_height")):
+        limit = getattr(limits, name)
+        if value > limit:
+            raise _error(path, f"{what} {width}x{height} px: {side} {value} exceeds "
+                               f"input.{name}={limit}; the file is corrupt or hostile, or raise "
+                               f"input.{name} for images that large")
+    if width * height > limits.max_pixels:
+        raise _error(path, f"{what} {width}x{height} = {width * height} px, more than "
+                           f"input.max_pixels={limits.max_pixels}; the file is corrupt or hostile, "
+                           "or raise input.max_pixels for images that large")
+
+
+def _checked_header(path: str | Path, limits: InputLimits) -> tuple[bytes, tuple[int, int]]:
+    data = _read_bytes(path, limits)
+    size = image_file_size(path, data)
+    if size is None:  # decoding a format whose size is unknown could allocate anything
+        raise _error(path, "not a decodable image (unknown format or corrupt header; readable: "
+                           "JPEG, PNG, BMP, TIFF, WebP, PNM and the other formats Pillow sizes)")
+    _check_limits(path, *size, limits, "the header claims")
+    return data, size
+
+
+def probe_image_file(path: str | Path, limits: InputLimits | None = None) -> tuple[int, int]:
+    """(width, height) the header of an image file claims, checked as :func:`read_image_file`
+    checks it, without decoding any pixel (a cheap look at every image before a long run).
+
+    Raises:
+        ImageDecodeError: as :func:`read_image_file`, for the faults found before decoding.
+    """
+    return _checked_header(path, limits or InputLimits())[1]
+
+
+def read_image_file(path: str | Path, limits: InputLimits | None = None) -> np.ndarray:
+    """Read an image file (anything OpenCV reads) as BGR uint8, within ``limits``.
+
+    The width and height the header claims are checked against ``input.max_width``,
+    ``input.max_height`` and ``input.max_pixels``, and the file size against
+    ``input.max_compressed_bytes``, before anything is decoded. EXIF orientation is applied, as
+    a photo viewer would.
+
+    Args:
+        path: the image file.
+        limits: the ``input.*`` limits; None means the :class:`InputLimits` defaults.
+
+    Returns:
+        New ``(H, W, 3)`` uint8 BGR array.
+
+    Raises:
+        ImageDecodeError: field ``file``; the message names the path and the fault (missing, a
+            directory, not a regular file, too large, corrupt, not an image).
+    """
+    limits = limits or InputLimits()
+    data, _ = _checked_header(path, limits)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except (cv2.error, MemoryError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise _error(path, f"not a decodable image (the decoder refused it: "
+                           f"{detail.split(' error: ')[-1]})") from None
+    if image is None:
+        raise _error(path, "not a decodable image (unknown format or truncated file)")
+    # EXIF orientation may swap the sides: check what was decoded too.
+    _check_limits(path, image.shape[1], image.shape[0], limits, "decoded")
+    return image

@@ -1,0 +1,100 @@
+"""Issue 20, item 9, as the driver_monitor node shows it (nodes built in the test process): a gallery
+that is a FIFO leaves configure failing at once with the reason; a FIFO swapped in while the node runs
+neither blocks the frame thread nor stops identity and attention, and the reason is in /diagnostics;
+the reload service never waits for a held gallery lock.
+
+The ROS-free side is tested in test/test_gallery_hostile.py.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from ros_helpers import (DATA, image_msg, overrides, published_status, read_bgr, status_values,
+                         wait_for)
+
+pytestmark = pytest.mark.ros
+
+PORTRAIT = DATA / "faces" / "obama_1_official_portrait_2012.jpg"
+WHOLE_IMAGE = [0.0, 0.0, 1.0, 1.0]  # a portrait: the face is anywhere, not at a driver's seat position
+
+
+def _node(context, name: str, gallery: Path, topic: str):
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    return DriverMonitorNode(name, context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "face.driver_region": WHOLE_IMAGE,
+        "gallery.path": str(gallery), "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+
+
+def test_a_fifo_gallery_fails_configure_at_once_naming_it(context, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    gallery = folder / "gallery.json"
+    os.mkfifo(gallery, 0o600)
+    node = _node(context, "inproc_fifo_configure", gallery, "/sp_fifo/cabin/image_raw")
+
+    def hung(signum, frame):
+        raise TimeoutError("configure hung on a FIFO gallery")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)  # a blocking open would otherwise hang the test run forever
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # returned: no hang
+        assert node.lifecycle_state == "unconfigured"
+        assert f"{gallery} is a FIFO (named pipe)" in node.config_error, node.config_error
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        node.destroy_node()
+
+
+def test_a_fifo_swapped_in_while_running_is_in_diagnostics_and_frames_go_on(context, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from std_srvs.srv import Trigger
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    gallery = folder / "gallery.json"
+    topic = "/sp_fifo_run/cabin/image_raw"
+    node = _node(context, "inproc_fifo_running", gallery, topic)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        bgr = read_bgr(PORTRAIT)
+        node._slots.put(0, image_msg(bgr, 7, 0, "cabin"))
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        assert "gallery_error" not in status_values(published_status(node))
+
+        os.mkfifo(folder / "swap", 0o600)
+        os.replace(folder / "swap", gallery)  # the gallery becomes a FIFO while the node runs
+        node._slots.put(0, image_msg(bgr, 9, 0, "cabin"))  # 2 s later: the gallery is re-checked
+        assert wait_for(lambda: node.health.snapshot().processed == 2), "the frame thread blocked"
+        snap = node.health.snapshot()
+        assert snap.inference_errors == 0 and snap.dropped_error == 0  # no frame was lost
+        values = status_values(published_status(node))
+        assert f"{gallery} is a FIFO" in values["gallery_error"], values
+        assert values["faces"] == "1" and values["attention_state"] != "waiting for the first frame"
+
+        # the reload service does not wait for a held lock (it would hold up the frames)
+        gallery.unlink()
+        lock = os.open(folder / "gallery.json.lock", os.O_RDWR)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            response = node._on_reload_gallery(Trigger.Request(), Trigger.Response())
+            assert not response.success and "locked by another process" in response.message
+        finally:
+            os.close(lock)
+        response = node._on_reload_gallery(Trigger.Request(), Trigger.Response())
+        assert response.success, response.message
+        assert "gallery_error" not in status_values(published_status(node))
+    finally:
+        node.stop()
+        node.destroy_node()

@@ -1,0 +1,220 @@
+"""The one config loader (sense_perception.config.load_params) and every command that reads configs
+through it: misspelt sections and names are refused with the closest valid name, the plain form
+(no node wrapper) is applied, never ignored, and the simulator overlays give the settings of the
+complete files they replaced."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from replay_helpers import FRONT, SAMPLE_BAG
+from sense_perception.cli.main import main
+from sense_perception.config import NODE_KINDS, load_params, node_schema
+from sense_perception.errors import ConfigError
+from sense_perception.ros.settings import descriptor_fields, ros_default, ros_param_value
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "config"
+# load_params of config/carla.yaml and config/awsim.yaml, captured while they were still complete
+# files (every parameter listed), before they became overlays on perception.yaml.
+BEFORE_OVERLAYS = ROOT / "test" / "data" / "config" / "simulator_params_before_overlays.json"
+STREET = ROOT.parent / "shared" / "data" / "street"
+IMAGE = STREET / "comma2k19_highway280_rav4_preview.png"
+HAND_LABELLED = ROOT / "test" / "data" / "hand_labelled" / "ground_truth.json"
+
+MISSPELT_SECTION = "object_detector:\n  ros__parameters:\n    detectr:\n      score_threshold: 0.99\n"
+PLAIN = "detector:\n  score_threshold: 0.99\n"
+
+
+def _write(tmp_path: Path, text: str, name: str = "x.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# -- the loader ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["carla", "awsim"])
+@pytest.mark.parametrize("node", NODE_KINDS)
+def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
+    before = json.loads(BEFORE_OVERLAYS.read_text())[name][node]
+    path = CONFIGS / f"{name}.yaml"
+    assert path.read_text().startswith("# base: perception.yaml\n")
+    assert len(path.read_text().splitlines()) < 60  # only the keys it changes (was 215 lines)
+    assert load_params(path, node) == before
+
+
+@pytest.mark.parametrize("name", ["carla", "awsim"])
+def test_launch_files_resolve_the_overlays(name):
+    from sense_perception.ros import launch_support
+
+    for node in NODE_KINDS:
+        params = launch_support.node_parameters(node, {"config": name})
+        before = json.loads(BEFORE_OVERLAYS.read_text())[name][node]
+        assert {k: v for k, v in params.items() if k in before} == {
+            k: ros_param_value(v) for k, v in before.items()}
+        assert set(before) <= set(params)
+    params = launch_support.node_parameters("object_detector", {"config": name})
+    assert params["detector.score_threshold"] == 0.3 and params["detector.nms_iou"] == 0.5  # base
+
+
+def test_an_overlay_replaces_only_its_keys_and_its_base_is_relative_to_it(tmp_path):
+    (tmp_path / "sub").mkdir()
+    _write(tmp_path, "object_detector:\n  ros__parameters:\n    detector: {nms_iou: 0.4, model: yolox_nano}\n"
+                     "    tracking: {enabled: false}\n", "base.yaml")
+    over = _write(tmp_path / "sub", "# base: ../base.yaml\nobject_detector:\n  ros__parameters:\n"
+                                    "    detector: {nms_iou: 0.6}\n")
+    assert load_params(over, "object_detector") == {
+        "detector.nms_iou": 0.6, "detector.model": "yolox_nano", "tracking.enabled": False}
+    # A bundled name works as a base; the overlay's own typo is still refused.
+    bundled = _write(tmp_path, "# base: perception\nobject_detector:\n  ros__parameters:\n"
+                               "    detector: {score_treshold: 0.5}\n", "b.yaml")
+    with pytest.raises(ConfigError, match="did you mean detector.score_threshold"):
+        load_params(bundled, "object_detector")
+    loop = _write(tmp_path, "# base: loop.yaml\n{}\n", "loop.yaml")
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        load_params(loop, "object_detector")
+
+
+def test_a_misspelt_section_is_refused_with_the_section_meant(tmp_path):
+    path = _write(tmp_path, MISSPELT_SECTION)
+    for node in NODE_KINDS:  # whichever node a command reads, the file is refused
+        with pytest.raises(ConfigError) as info:
+            load_params(path, node)
+        assert "unknown parameter(s) detectr.score_threshold (did you mean " \
+               "detector.score_threshold?)" in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("object_detectr:\n  ros__parameters:\n    autostart: true\n",
+     ["unknown node section 'object_detectr'", "did you mean object_detector?"]),
+    ("object_detector:\n  ros__parameters: {}\ndetector:\n  score_threshold: 0.5\n",
+     ["'detector'", "outside the node sections", "object_detector: ros__parameters:"]),
+    ("object_detector:\n  detector:\n    score_threshold: 0.5\n",
+     ["'object_detector'", "has no ros__parameters"]),
+    ("detector:\n  score_treshold: 0.5\n", ["detector.score_treshold", "did you mean detector.score_threshold?"]),
+    ("detectr:\n  score_threshold: 0.5\n", ["detectr.score_threshold (did you mean detector.score_threshold?)"]),
+    ("'/**':\n  ros__parameters:\n    runtime: {provders: []}\n", ["runtime.provders", "did you mean runtime.providers?"]),
+    ("driver_monitor:\n  ros__parameters:\n    gallry: {path: g.json}\n",
+     ["gallry.path (did you mean gallery.path?)"]),
+    ("object_detector:\n  ros__parameters:\n    detector:\n      class_thresholds: {carr: 0.2}\n",
+     ["detector.class_thresholds.carr", "did you mean detector.class_thresholds.car?"]),
+])
+def test_unknown_sections_and_names_are_refused_with_the_fix(tmp_path, text, words):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_params(path, "object_detector")
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_the_plain_form_is_the_parameters_of_both_nodes(tmp_path):
+    path = _write(tmp_path, "detector: {score_threshold: 0.99}\ninput: {max_width: 640}\n"
+                            "gallery: {path: /tmp/g.json}\nautostart: false\n")
+    assert load_params(path, "object_detector") == {
+        "detector.score_threshold": 0.99, "input.max_width": 640, "autostart": False}
+    assert load_params(path, "driver_monitor") == {
+        "input.max_width": 640, "gallery.path": "/tmp/g.json", "autostart": False}
+    # /** of the ROS 2 form is shared the same way; the node's own section wins over it.
+    shared = _write(tmp_path, "'/**':\n  ros__parameters:\n    detector: {nms_iou: 0.4}\n    input: {max_width: 640}\n"
+                              "driver_monitor:\n  ros__parameters:\n    input: {max_width: 800}\n", "s.yaml")
+    assert load_params(shared, "object_detector") == {"detector.nms_iou": 0.4, "input.max_width": 640}
+    assert load_params(shared, "driver_monitor") == {"input.max_width": 800}
+
+
+# -- the parameters the nodes declare -------------------------------------------------------------
+
+@pytest.mark.parametrize("node", NODE_KINDS)
+def test_every_parameter_has_a_description_and_numbers_a_range(node):
+    ranged = 0
+    for name, item in node_schema(node).items():
+        fields = descriptor_fields(item)
+        ranged += "range" in fields
+        assert len(fields["description"]) > 10, name
+        if item.numeric:  # a range ROS enforces, or (e.g. "negative: the default") the rule in words
+            assert fields["additional_constraints"], name
+            if "range" in fields:
+                low, high = fields["range"]
+                assert low <= item.default <= high, name
+        if str(item.hint).startswith("list"):
+            assert fields["additional_constraints"], f"{name}: say what the list holds"
+    assert ranged >= 40
+    schema = node_schema(node)
+    assert "camera_role" in schema if node == "driver_monitor" else "detector.score_threshold" in schema
+    assert descriptor_fields(node_schema("object_detector")["detector.score_threshold"])["range"] == (0.0, 1.0)
+    high = descriptor_fields(node_schema("object_detector")["tracking.max_age"])["range"][1]
+    assert math.isinf(high)  # open upwards
+    assert ros_default(node_schema("object_detector")["detector.mean"]) is None  # [] cannot be a ROS value
+
+
+# -- every command -----------------------------------------------------------------------------------
+
+def _commands(tmp_path: Path, config: Path) -> dict[str, list[str]]:
+    return {
+        "detect": ["detect", str(IMAGE), "--out", str(tmp_path / "d"), "--config", str(config)],
+        "eval": ["eval", str(HAND_LABELLED), "--out", str(tmp_path / "e"), "--config", str(config)],
+        "replay": ["replay", str(SAMPLE_BAG), "--out", str(tmp_path / "r"), "--config", str(config)],
+        "fleet": ["fleet", str(SAMPLE_BAG), "--out", str(tmp_path / "f"), "--config", str(config)],
+        "driver": ["driver", "list", "--gallery", str(tmp_path / "g.json"), "--config", str(config)],
+    }
+
+
+@pytest.mark.parametrize("command", ["detect", "eval", "replay", "fleet", "driver"])
+def test_every_command_refuses_a_misspelt_section(tmp_path, capsys, command):
+    # The driver command reads driver_monitor: its misspelt section is its own.
+    text = MISSPELT_SECTION if command != "driver" else MISSPELT_SECTION.replace(
+        "object_detector", "driver_monitor").replace("detectr", "gallry").replace("score_threshold", "path")
+    config = _write(tmp_path, text)
+    assert main(_commands(tmp_path, config)[command]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean " + ("gallery.path" if command == "driver" else "detector.score_threshold") in err, err
+    assert str(config) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["detect", "eval", "replay", "fleet"])
+def test_every_command_refuses_a_misspelt_plain_key(tmp_path, capsys, command):
+    config = _write(tmp_path, "detector:\n  score_treshold: 0.99\n")
+    assert main(_commands(tmp_path, config)[command]) == 2
+    assert "did you mean detector.score_threshold?" in capsys.readouterr().err
+
+
+def test_detect_applies_the_plain_form(tmp_path, capsys):
+    config = _write(tmp_path, "detector:\n  score_threshold: 0.99\n  pedestrian_threshold: 0.99\n"
+                              "  class_thresholds: {car: -1.0}\nruntime:\n  providers: [CPUExecutionProvider]\n")
+    assert main(_commands(tmp_path, config)["detect"] + ["--no-annotate"]) == 0
+    assert "score >= 0.99" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "d" / "detections.json").read_text())
+    assert all(d["score"] >= 0.99 for image in doc["images"] for d in image["detections"])
+
+
+def test_eval_applies_the_plain_form(tmp_path, capsys):
+    # A value the detector refuses shows the plain key was read (ignored, eval would have run).
+    config = _write(tmp_path, "detector:\n  preprocess: quantum\n")
+    assert main(_commands(tmp_path, config)["eval"]) == 2
+    assert "detector.preprocess must be one of" in capsys.readouterr().err
+
+
+def test_replay_applies_the_plain_form(tmp_path, capsys):
+    # input.max_width 64: every exterior frame is too wide, dropped and counted, naming the limit.
+    config = _write(tmp_path, "input:\n  max_width: 64\nruntime:\n  providers: [CPUExecutionProvider]\n")
+    assert main(_commands(tmp_path, config)["replay"] + ["--topics", FRONT]) == 1
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert "input.max_width=64" in json.dumps(summary["skipped"])
+
+
+def test_driver_applies_the_plain_form(tmp_path, capsys):
+    gallery = tmp_path / "plain_gallery.json"
+    config = _write(tmp_path, f"gallery:\n  path: {gallery}\n")
+    assert main(["driver", "list", "--config", str(config)]) == 0
+    assert str(gallery) in capsys.readouterr().out
+
+
+def test_bundled_names_work_in_every_command(tmp_path, capsys):
+    assert main(["driver", "list", "--gallery", str(tmp_path / "g.json"), "--config", "carla"]) == 0
+    with pytest.raises(SystemExit) as info:  # argparse: a name that is neither file nor bundled
+        main(["driver", "list", "--config", "carl"])
+    assert info.value.code == 2
+    assert "neither a file nor a bundled config" in capsys.readouterr().err

@@ -1,0 +1,286 @@
+"""`sense-perception eval` on malformed, misleading and hostile input (issue 20, items 12-15).
+
+Every case writes a real ground-truth file (project JSON, COCO json or a KITTI folder) around real
+frames of ../shared/data and runs the real command: a malformed file must end with exit 2 and a
+message naming the file, the entry and the field, never a traceback; ground truth that would score
+nothing, or wrongly, must be refused or read right.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sense_perception.cli.main import main
+from sense_perception.core.detection import detector_setup
+from sense_perception.evaluation import run as eval_run
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "street_labelled" / \
+    "pandaset_seq002_front"
+FRAME = DEV / "00.jpg"  # 1920x1080
+CAR = [1532.4, 562.5, 1920.0, 1080.0]  # a parked car at the right edge of 00.jpg
+PERSON = [100.0, 100.0, 140.0, 200.0]
+CPU = "object_detector:\n  ros__parameters:\n    runtime: {providers: [CPUExecutionProvider]}\n"
+
+
+def project(boxes: object, **camera: object) -> dict:
+    return {"cameras": {"front/00": {"image": str(FRAME), "boxes": boxes, **camera}}}
+
+
+def coco(**parts: object) -> dict:
+    doc = {"images": [{"id": 7, "file_name": FRAME.name, "width": 1920, "height": 1080}],
+           "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
+           "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [1532, 562, 388, 518]}]}
+    doc.update(parts)
+    return doc
+
+
+def ann(**fields: object) -> list[dict]:
+    return [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [1532, 562, 388, 518], **fields}]
+
+
+def write_gt(tmp_path: Path, doc: object) -> Path:
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+    return path
+
+
+def kitti(tmp_path: Path, content: bytes) -> Path:
+    labels = tmp_path / "training" / "label_2"
+    labels.mkdir(parents=True)
+    (tmp_path / "training" / "image_2").mkdir()
+    shutil.copy(FRAME, tmp_path / "training" / "image_2" / "000001.jpg")
+    (labels / "000001.txt").write_bytes(content)
+    return labels
+
+
+GOOD_KITTI = "Car 0.00 0 -1.56 1532.4 562.5 1919.0 1079.0 1.61 1.66 3.20 -0.69 1.69 25.01 -1.59\n"
+
+# (ground truth, part of the message), each a file the hostile run crashed on or misread.
+MALFORMED = [
+    (project([{"label": "car", "bbox_xyxy": ["abc", 1, 2, 3]}]),
+     "cameras.front/00.boxes[0].bbox_xyxy[0]: expected a finite number, got 'abc'"),
+    (project([{"label": "car", "bbox_xyxy": [1, 2, None, 3]}]),
+     "cameras.front/00.boxes[0].bbox_xyxy[2]: expected a finite number, got None"),
+    (project(5), "cameras.front/00.boxes: expected a list of boxes, got 5"),
+    ({"cameras": {"a": {"image": None, "boxes": []}}},
+     "cameras.a.image: expected a non-empty string, got None"),
+    (project([], width="wide"), "cameras.front/00.width: expected a whole number of pixels"),
+    (project([{"label": "car", "bbox_xyxy": "1,2,3,4"}]),
+     "cameras.front/00.boxes[0].bbox_xyxy: expected [x1, y1, x2, y2], got '1,2,3,4'"),
+    (project([{"label": ["car"], "bbox_xyxy": CAR}]),
+     "cameras.front/00.boxes[0].label: expected a class name"),
+    (project([{"label": None, "bbox_xyxy": CAR}]),
+     "cameras.front/00.boxes[0].label: expected a class name"),
+    (project([{"label": "car", "bbox_xyxy": CAR, "difficult": "false"}]),
+     "cameras.front/00.boxes[0].difficult: expected true or false, got 'false'"),
+    (project([{"label": "*", "bbox_xyxy": CAR}]), "'*' is not a class name ('*' is reserved)"),
+    (project([], ignore_regions=3), "cameras.front/00.ignore_regions: expected a list"),
+    ('{"cameras": {"a": {"image": "00.jpg", "boxes": [{"label": "car", '
+     '"bbox_xyxy": [NaN, 1, 2, 3]}]}}}', "bbox_xyxy[0]: expected a finite number, got nan"),
+    ('{"cameras": ' + "[" * 100000 + "]" * 100000 + "}", "not readable JSON: nested too deeply"),
+    ({"cameras": ["front"]}, 'expected {"cameras": {KEY: {"image": ..., "boxes": [...]}}} with'),
+    (coco(annotations=[{"id": 1, "image_id": 7, "category_id": 99, "bbox": [1, 2, 3, 4]}]),
+     "annotations[0]: category_id 99 is not the id of any entry of 'categories'"),
+    (coco(annotations=ann(bbox=[1, 2, 3])), "annotations[0].bbox: expected a COCO bbox"),
+    (coco(annotations=ann(bbox=[1, 2, "w", 4])), "annotations[0].bbox[2]: expected a finite number"),
+    (coco(images={"7": FRAME.name}), "images: expected a list of images"),
+    (coco(annotations="none"), "annotations: expected a list of annotations"),
+    (coco(annotations=ann(iscrowd="yes")), "annotations[0].iscrowd: expected true or false"),
+    (coco(images=[{"id": 7}]), "images[0]: needs 'file_name'"),
+    (coco(categories=[{"id": 1, "name": 5}]), "categories[0].name: expected a class name"),
+    (coco(images=[]), "'images' is empty: nothing to evaluate"),
+    (coco(categories=[{"id": 3, "name": "car"}, {"id": 3, "name": "person"}]),
+     "categories[1]: category id 3 is also"),
+    (coco(images=[{"id": 7, "file_name": FRAME.name}, {"id": 7, "file_name": "01.jpg"}]),
+     "images[1]: image id 7 is also"),
+    (coco(annotations=[{"id": 1, "image_id": 8, "category_id": 3, "bbox": [1, 2, 3, 4]}]),
+     "annotations[0]: image_id 8 is not the id of any entry of 'images'"),
+    (project([{"label": "car", "bbox_xyxy": [2000, 100, 2100, 200]}]),
+     "car box 0 [2000.0, 100.0, 2100.0, 200.0] lies wholly outside the 1920x1080 image"),
+    (project([{"label": "car", "bbox_xyxy": CAR}], width=640, height=480),
+     "the ground truth says 640x480 px, but"),
+    ('{"cameras": {"a": {"image": "00.jpg", "boxes": []}, "a": {"image": "00.jpg", "boxes": []}}}',
+     "the key 'a' appears twice in one object"),
+    (project([{"label": "car\x1b[2J", "bbox_xyxy": CAR}]),
+     "boxes[0].label: the class name 'car\\x1b[2J' has control characters"),
+    ({"cameras": {"front\nfake": {"image": str(FRAME), "boxes": []}}},
+     "cameras: the key 'front\\nfake' is empty or has control characters"),
+]
+
+
+@pytest.mark.parametrize("doc, message", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_ground_truth_is_exit_2_naming_the_field(tmp_path: Path, capsys, doc,
+                                                           message: str) -> None:
+    gt = write_gt(tmp_path, doc)
+    if isinstance(doc, str):
+        shutil.copy(FRAME, tmp_path / "00.jpg")
+    code = main(["eval", str(gt), "--out", str(tmp_path / "out"), "--images", str(DEV)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and message in err and str(gt) in err, err
+
+
+@pytest.mark.parametrize("content, message", [
+    (GOOD_KITTI.replace("1532.4", "left").encode(),
+     "000001.txt:1: field 5 (left) must be a number, got 'left'"),
+    (GOOD_KITTI.replace("0.00", "x", 1).encode(),
+     "000001.txt:1: field 2 (truncated) must be a number, got 'x'"),
+    (GOOD_KITTI.replace("1532.4", "inf").encode(), "field 5 (left) must be a number, got 'inf'"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe binary", "not a UTF-8 text file"),
+    (b"Car 0 0 0 1 2 3\n", "a KITTI label line has 15 fields, got 7"),
+])
+def test_malformed_kitti_labels_are_exit_2_naming_file_and_line(tmp_path: Path, capsys,
+                                                                content: bytes,
+                                                                message: str) -> None:
+    labels = kitti(tmp_path, content)
+    code = main(["eval", str(labels), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and message in err, err
+
+
+def test_kitti_classes_of_other_sets_are_read_not_dropped(tmp_path: Path) -> None:
+    from sense_perception.evaluation.ground_truth import load_ground_truth
+
+    labels = kitti(tmp_path, (GOOD_KITTI + GOOD_KITTI.replace("Car", "Bus")
+                              + GOOD_KITTI.replace("Car", "person")
+                              + GOOD_KITTI.replace("Car", "Misc")).encode())
+    (image,) = load_ground_truth(labels)
+    assert image.labels == ["car", "bus", "pedestrian"]  # Misc is KITTI's "left out" class
+
+
+def test_ground_truth_that_is_a_fifo_or_a_folder_is_refused(tmp_path: Path, capsys) -> None:
+    import os
+
+    fifo = tmp_path / "gt.json"
+    os.mkfifo(fifo)
+    assert main(["eval", str(fifo), "--out", str(tmp_path / "out")]) == 2  # not blocked
+    assert "not a regular file" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--format", "coco", "--out", str(tmp_path / "o")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_the_project_format_message_has_no_stray_braces(tmp_path: Path, capsys) -> None:
+    gt = write_gt(tmp_path, {"cameras": {}})
+    assert main(["eval", str(gt), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert '"boxes": [...]}}} with at least one camera' in err and "}}}}" not in err
+
+
+# -- options and output, checked before any work ---------------------------------------------------
+
+@pytest.fixture()
+def no_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a detector is built: the refusal must come first."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a detector was built before the refusal")
+
+    monkeypatch.setattr(detector_setup, "build_detector", refuse)
+
+
+@pytest.mark.parametrize("iou", ["0", "-0.5", "1.5", "nan", "inf"])
+def test_iou_out_of_range_is_refused_before_any_work(tmp_path: Path, capsys, monkeypatch,
+                                                     no_detection, iou: str) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the ground truth was read before --iou was checked")
+
+    monkeypatch.setattr(eval_run, "run_evaluation", never)
+    gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
+    code = main(["eval", str(gt), "--out", str(tmp_path / "out"), "--iou", iou])
+    err = capsys.readouterr().err
+    assert code == 2 and "--iou must be within (0, 1]" in err and str(float(iou)) in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_out_is_refused_before_detection(tmp_path: Path, capsys, no_detection) -> None:
+    gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("a file where a folder is needed")
+    for out, why in ((blocker / "eval", "is not writable (Not a directory)"),
+                     (blocker, "exists and is not a directory"),
+                     (Path("/proc/sense_perception_eval"), "is not writable")):
+        code = main(["eval", str(gt), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"--out {out} {why}" in err and "Traceback" not in err, err
+    assert blocker.read_text() == "a file where a folder is needed"
+
+
+# -- what is scored ------------------------------------------------------------------------------
+
+def test_ground_truth_with_no_class_the_detector_reports_fails(tmp_path: Path, capsys) -> None:
+    (tmp_path / "cpu.yaml").write_text(CPU)
+    gt = write_gt(tmp_path, project([{"label": "zebra", "bbox_xyxy": CAR},
+                                     {"label": "cyclist", "bbox_xyxy": PERSON}]))
+    code = main(["eval", str(gt), "--out", str(tmp_path / "out"), "--config",
+                 str(tmp_path / "cpu.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nothing would be scored" in err and "cyclist, zebra" in err, err
+    assert not (tmp_path / "out" / "eval.json").exists()
+
+
+def test_coco_names_and_case_are_scored_and_no_curve_means_no_ap(tmp_path: Path,
+                                                                 capsys) -> None:
+    (tmp_path / "cpu.yaml").write_text(CPU)
+    gt = write_gt(tmp_path, project([
+        {"label": "Car", "bbox_xyxy": CAR},
+        {"label": "person", "bbox_xyxy": PERSON, "difficult": False},
+        {"label": "Pedestrian", "bbox_xyxy": [300, 100, 340, 200], "difficult": True},
+        {"label": "[/red] sign", "bbox_xyxy": [500, 100, 540, 200]}]))
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(FRAME, out / "precision_recall.png")  # stands for an earlier run's plot
+    code = main(["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml"),
+                 "--no-curve"])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads((out / "eval.json").read_text())
+    # 'Car' is car, 'person' and 'Pedestrian' are pedestrians (the difficult one not counted).
+    assert doc["classes"]["car"]["gt"] == 1 and doc["classes"]["car"]["tp"] == 1
+    assert doc["classes"]["pedestrian"]["gt"] == 1 and doc["not_scored"] == ["[/red]_sign"]
+    assert "not scored (classes the detector does not have): [/red]_sign" in capsys.readouterr().out
+    assert all(c["ap"] is None for c in doc["classes"].values())
+    assert doc["curve"] is False and doc["skipped"] == []
+    assert not (out / "precision_recall.png").exists()
+
+
+def test_an_unreadable_and_a_1x1_image_are_skipped_counted_and_named(tmp_path: Path,
+                                                                     capsys) -> None:
+    (tmp_path / "cpu.yaml").write_text(CPU)
+    (tmp_path / "broken.jpg").write_bytes(FRAME.read_bytes()[:2000])  # header, no scan end
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.full((1, 1, 3), 90, np.uint8))
+    shutil.copy(FRAME, tmp_path / "frame.jpg")
+    (tmp_path / "bomb.png").write_bytes(_claiming(tmp_path / "tiny.png", 20000, 20000))
+    cameras = {"a": {"image": "frame.jpg", "boxes": [{"label": "car", "bbox_xyxy": CAR}]},
+               "b": {"image": "broken.jpg", "boxes": [{"label": "car", "bbox_xyxy": CAR}]},
+               "c": {"image": "tiny.png", "boxes": []},
+               "d": {"image": "bomb.png", "boxes": []}}
+    gt = write_gt(tmp_path, {"cameras": cameras})
+    out = tmp_path / "out"
+    code = main(["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml")])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err
+    doc = json.loads((out / "eval.json").read_text())
+    assert doc["images"] == 1 and doc["classes"]["car"]["gt"] == 1  # b's car is not a miss
+    reasons = {s["image"]: s["reason"] for s in doc["skipped"]}
+    assert set(reasons) == {"b", "c", "d"}
+    assert "broken.jpg" in reasons["b"] and "not a decodable image" in reasons["b"]
+    assert "cannot detect on" in reasons["c"] and "tiny.png (1x1 px)" in reasons["c"]
+    assert "bomb.png: the header claims 20000x20000" in reasons["d"]
+    for key in "bcd":
+        assert f"skipped: {key}:" in captured.err
+    assert "3 image(s) skipped" in captured.out
+    assert math.isclose(doc["classes"]["car"]["recall"], 1.0)
+
+
+def _claiming(source: Path, width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    data = bytearray(source.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)

@@ -1,0 +1,483 @@
+"""Issue 20: a hostile gallery directory (SECURITY.md adversary 1: links, hard links, FIFOs and
+directories planted under the gallery's names) and hostile names, through the real
+`sense-perception driver ...` commands on real face photos.
+
+Every case checks what matters to the owner: the file a link points to keeps its bytes, the
+command ends (a FIFO is never waited on) with exit status 2 and a message naming the planted file,
+and no traceback reaches the user.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import pytest
+from replay_helpers import CABIN, SAMPLE_BAG
+
+from sense_perception.cli.main import main
+from sense_perception.errors import GalleryError
+from sense_perception.face import model_fold
+from sense_perception.face.gallery import GalleryStore, _digest
+from sense_perception.face.pipeline import DriverIdentifier
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+BIDEN_1 = str(FACES / "biden_1_official_vp_portrait_2013.jpg")
+COLLINS = str(FACES / "eileen_collins_nasa_astronaut.png")
+OBAMA_1, OBAMA_2, OBAMA_3 = (str(FACES / n) for n in (
+    "obama_1_official_portrait_2012.jpg", "obama_2_congress_2009.jpg", "obama_3_blue_room_2010.jpg"))
+PRECIOUS = b"precious\n"
+
+
+@pytest.fixture(scope="module")
+def fold_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fold_cache")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, fold_cache: Path) -> None:
+    monkeypatch.setenv(model_fold.CACHE_ENV, str(fold_cache))
+    for var in ("SENSE_PERCEPTION_GALLERY", "SENSE_PERCEPTION_GALLERY_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """Run `sense-perception driver ...` in this process; a hang fails the test after 60 s."""
+    with no_hang(60, " ".join(argv)):
+        code = main(["driver", *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+@contextlib.contextmanager
+def no_hang(seconds: int, what: str) -> Iterator[None]:
+    """Interrupt a blocking call (a FIFO open) with a test failure instead of hanging forever."""
+    def expire(signum, frame):
+        raise TimeoutError(f"{what} hung for {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def seed_gallery(tmp_path_factory: pytest.TempPathFactory, fold_cache: Path) -> Path:
+    """A gallery (and its .bak) with Seed (Biden) enrolled by the real command, once."""
+    folder = tmp_path_factory.mktemp("seed") / "g"
+    folder.mkdir(mode=0o700)
+    mp = pytest.MonkeyPatch()
+    mp.setenv(model_fold.CACHE_ENV, str(fold_cache))
+    mp.delenv("SENSE_PERCEPTION_GALLERY_KEY", raising=False)
+    try:
+        assert main(["driver", "enroll", "--consent", "--name", "Seed", "--images", BIDEN_1,
+                     "--gallery", str(folder / "gallery.json")]) == 0
+    finally:
+        mp.undo()
+    return folder
+
+
+@pytest.fixture
+def gallery(tmp_path: Path, seed_gallery: Path) -> Path:
+    """A private copy (mode 0600 files in a 0700 directory) of the seeded gallery."""
+    folder = tmp_path / "g"
+    folder.mkdir(mode=0o700)
+    for name in ("gallery.json", "gallery.json.bak"):
+        shutil.copy2(seed_gallery / name, folder / name)
+    return folder / "gallery.json"
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    path = tmp_path / "victim.txt"
+    path.write_bytes(PRECIOUS)
+    path.chmod(0o600)  # as private as a gallery file: only the link checks can save it
+    return path
+
+
+def seed_id(gallery: Path) -> str:
+    [driver] = GalleryStore(gallery).drivers()
+    return driver.id
+
+
+# -- item 1: links are never followed -----------------------------------------------------------------
+
+
+def test_the_issue_scenario_a_bak_link_is_refused_and_the_victim_keeps_its_bytes(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact reproduction of issue 20, item 1."""
+    g = tmp_path / "g"
+    g.mkdir(mode=0o700)
+    monkeypatch.setenv("SENSE_PERCEPTION_GALLERY", str(g / "gallery.json"))
+    assert cli(capsys, "enroll", "--consent", "--name", "Seed", "--images", BIDEN_1)[0] == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(PRECIOUS)
+    (g / "gallery.json.bak").unlink()
+    (g / "gallery.json.bak").symlink_to(victim)
+    before = (g / "gallery.json").read_bytes()
+    code, out, err = cli(capsys, "enroll", "--consent", "--name", "Eve", "--images", COLLINS)
+    assert victim.read_bytes() == PRECIOUS  # was all zero bytes
+    assert code == 2 and not out
+    assert f"{g / 'gallery.json.bak'} is a symbolic link (to {victim})" in err
+    assert "chmod 700" in err
+    assert (g / "gallery.json").read_bytes() == before  # nothing was changed
+    assert (g / "gallery.json.bak").is_symlink()  # left for the owner to look at
+
+
+def _plant(kind: str, gallery: Path, victim: Path) -> Path:
+    """Plant ``kind`` in the gallery directory; returns the planted name."""
+    folder = gallery.parent
+    if kind == "bak symlink":
+        planted = folder / "gallery.json.bak"
+        planted.unlink()
+        planted.symlink_to(victim)
+    elif kind == "bak hard link":
+        planted = folder / "gallery.json.bak"
+        planted.unlink()
+        os.link(victim, planted)
+    elif kind == "temp symlink":
+        planted = folder / ".gallery.json.x.tmp"
+        planted.symlink_to(victim)
+    elif kind == "temp hard link":
+        planted = folder / ".gallery.json.x.tmp"
+        os.link(victim, planted)
+    elif kind == "temp fifo":
+        planted = folder / ".gallery.json.x.tmp"
+        os.mkfifo(planted, 0o600)
+    elif kind == "temp directory":
+        planted = folder / ".gallery.json.x.tmp"
+        planted.mkdir()
+    elif kind == "lock symlink":
+        planted = folder / "gallery.json.lock"
+        planted.unlink(missing_ok=True)
+        planted.symlink_to(victim)
+    elif kind == "gallery symlink":
+        # The owner keeps the real gallery elsewhere ("another disk") behind a link: the victim
+        # is that real gallery, which a change used to zero.
+        victim.write_bytes(gallery.read_bytes())
+        planted = gallery
+        planted.unlink()
+        planted.symlink_to(victim)
+    else:
+        raise AssertionError(kind)
+    return planted
+
+
+#: What the refusal says about each planted thing.
+KINDS = {"bak symlink": "is a symbolic link", "bak hard link": "has 2 hard links",
+         "temp symlink": "is a symbolic link", "temp hard link": "has 2 hard links",
+         "temp fifo": "is a FIFO (named pipe)", "temp directory": "is a directory",
+         "lock symlink": "is a symbolic link", "gallery symlink": "is a symbolic link"}
+
+
+@pytest.mark.parametrize("command", ["enroll", "forget"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_planted_links_are_refused_by_enroll_and_forget_and_nothing_is_zeroed(
+        kind: str, command: str, gallery: Path, victim: Path, capsys) -> None:
+    driver_id = seed_id(gallery)
+    planted = _plant(kind, gallery, victim)
+    content = victim.read_bytes()
+    files = {p.name: p.read_bytes() for p in gallery.parent.iterdir()
+             if p.is_file() and not p.is_symlink() and p.name != "gallery.json.lock"}
+    argv = (["enroll", "--consent", "--name", "Eve", "--images", COLLINS] if command == "enroll"
+            else ["forget", driver_id])
+    code, out, err = cli(capsys, *argv, "--gallery", str(gallery))
+    assert victim.read_bytes() == content  # the file behind the link keeps every byte
+    assert code == 2 and not out, err
+    assert f"{planted} {KINDS[kind]}" in err
+    # nothing in the gallery directory changed either
+    assert {p.name: p.read_bytes() for p in gallery.parent.iterdir()
+            if p.is_file() and not p.is_symlink() and p.name != "gallery.json.lock"} == files
+
+
+def test_a_symlinked_gallery_is_refused_by_every_command_with_the_real_path(
+        gallery: Path, victim: Path, capsys) -> None:
+    _plant("gallery symlink", gallery, victim)
+    for argv in (["list"], ["restore"], ["identify", OBAMA_1]):
+        code, out, err = cli(capsys, *argv, "--gallery", str(gallery))
+        assert code == 2 and f"{gallery} is a symbolic link (to {victim})" in err, argv
+        assert f"give the real file's path ({victim}) instead" in err
+    assert GalleryStore(victim).drivers()[0].name == "Seed"  # the real file is intact
+
+
+def test_a_symlinked_or_fifo_key_file_is_refused(tmp_path: Path, gallery: Path, capsys) -> None:
+    key = tmp_path / "key.hex"
+    assert main(["driver", "keygen", "--out", str(key)]) == 0
+    capsys.readouterr()
+    link = tmp_path / "key_link"
+    link.symlink_to(key)
+    code, _, err = cli(capsys, "list", "--gallery", str(gallery), "--key-file", str(link))
+    assert code == 2 and f"gallery key file {link} is a symbolic link (to {key})" in err
+    fifo = tmp_path / "key_fifo"
+    os.mkfifo(fifo, 0o600)
+    code, _, err = cli(capsys, "list", "--gallery", str(gallery), "--key-file", str(fifo))
+    assert code == 2 and f"gallery key file {fifo} is a FIFO (named pipe)" in err
+
+
+def test_forged_kept_image_names_and_a_linked_images_folder_never_reach_other_files(
+        gallery: Path, victim: Path, capsys) -> None:
+    """Names of kept images come from the file, which adversary 1 can forge (without a key the
+    checksum is no signature): forget erases only plain names inside the images folder."""
+    doc = json.loads(gallery.read_text())
+    doc["drivers"][0]["images"] = [f"../../{victim.name}", str(victim), ".."]
+    doc["sha256"] = _digest(doc["drivers"])
+    gallery.write_text(json.dumps(doc))
+    images = gallery.with_name("gallery.json.images")
+    images.mkdir(mode=0o700)
+    code, out, err = cli(capsys, "forget", seed_id(gallery), "--gallery", str(gallery))
+    assert code == 0 and "forgot" in out, err
+    assert victim.read_bytes() == PRECIOUS and not images.exists()
+
+    # a kept-images folder that is a link to someone else's folder is refused before any change
+    assert cli(capsys, "enroll", "--consent", "--name", "Seed", "--images", BIDEN_1,
+               "--gallery", str(gallery))[0] == 0
+    other = victim.parent / "other_folder"
+    other.mkdir()
+    (other / f"{seed_id(gallery)}_000.png").write_bytes(PRECIOUS)
+    images.symlink_to(other)
+    before = gallery.read_bytes()
+    code, _, err = cli(capsys, "forget", seed_id(gallery), "--gallery", str(gallery))
+    assert code == 2 and f"kept-images directory {images} is a symbolic link" in err
+    assert (other / f"{seed_id(gallery)}_000.png").read_bytes() == PRECIOUS
+    assert gallery.read_bytes() == before
+
+
+# -- item 9: a FIFO never blocks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["gallery.json", "gallery.json.bak", "gallery.json.lock"])
+def test_a_fifo_under_a_gallery_name_is_refused_at_once(name: str, gallery: Path, capsys) -> None:
+    fifo = gallery.with_name(name)
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo, 0o600)
+    for argv in (["list"], ["forget", "drv-00000000"], ["restore"]):
+        code, out, err = cli(capsys, *argv, "--gallery", str(gallery))
+        assert code == 2 and f"{fifo} is a FIFO (named pipe), not a regular file" in err, argv
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # left alone
+
+
+def _run(argv: list[str], timeout: float, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sense_perception.cli.main", *argv], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_fifo_gallery_ends_list_and_replay_cabin_as_separate_processes(
+        tmp_path: Path, fold_cache: Path) -> None:
+    """The issue's hangs, as a user runs them: `driver list` on a FIFO .bak and `replay --cabin`
+    on a FIFO gallery end with exit status 2 and the reason (subprocess.run would time out)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **{model_fold.CACHE_ENV: str(fold_cache)})
+    folder = tmp_path / "g"
+    folder.mkdir(mode=0o700)
+    os.mkfifo(folder / "gallery.json.bak", 0o600)
+    done = _run(["driver", "list", "--gallery", str(folder / "gallery.json")], 120, env)
+    assert done.returncode == 2 and "gallery.json.bak is a FIFO" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    os.mkfifo(folder / "gallery.json", 0o600)
+    env["SENSE_PERCEPTION_GALLERY"] = str(folder / "gallery.json")
+    done = _run(["replay", str(SAMPLE_BAG), "--out", str(tmp_path / "out"), "--cabin", CABIN],
+                300, env)
+    assert done.returncode == 2, done.stderr
+    assert f"gallery {folder / 'gallery.json'} is a FIFO" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_frame_loop_never_blocks_on_the_gallery_and_reports_a_failed_reload(
+        tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture) -> None:
+    """In a running driver_monitor the 1-s re-read runs between frames: a FIFO swapped in, or a lock
+    held by a stuck process, neither blocks the frame nor stops identity and attention; the reason
+    is kept in ``gallery_error`` (which the node puts in /diagnostics) until the gallery is
+    readable again. The node's configure reads the gallery through the same constructor."""
+    gallery = tmp_path / "g" / "gallery.json"
+    assert cli(capsys, "enroll", "--consent", "--name", "Barack", "--images", OBAMA_1,
+               "--gallery", str(gallery))[0] == 0
+    good = gallery.read_bytes()
+    params = {"gallery.path": str(gallery), "runtime.intra_op_threads": 1}
+    with no_hang(120, "DriverIdentifier"):
+        ident = DriverIdentifier.from_params(params, "test")
+    frame = cv2.imread(OBAMA_2)
+    t = 0.0
+    with no_hang(60, "frames before the FIFO"):
+        for _ in range(8):
+            result = ident.process(frame, t)
+            t += 0.2
+    assert result.driver_id is not None and ident.gallery_error is None
+    barack = result.driver_id
+
+    fifo = gallery.with_name("swap")
+    os.mkfifo(fifo, 0o600)
+    os.replace(fifo, gallery)  # adversary 1 swaps a FIFO in
+    with no_hang(30, "a frame after the FIFO swap"):
+        result = ident.process(frame, t + 1.5)
+    t += 1.5
+    assert "FIFO" in (ident.gallery_error or "") and "still using the 1 driver(s)" in ident.gallery_error
+    assert result.driver_id == barack and result.attention is not None  # the frame went on
+    with no_hang(30, "a second frame on the FIFO"):
+        ident.process(frame, t + 1.5)  # retried, still failing: logged once, not every second
+    t += 1.5
+    warnings = [r for r in caplog.records if "gallery reload failed" in r.getMessage()]
+    assert len(warnings) == 1 and "FIFO" in warnings[0].getMessage()
+    # the node's configure builds the same identifier: refused at once, not hung
+    with no_hang(60, "configure on a FIFO"), pytest.raises(GalleryError, match="FIFO"):
+        DriverIdentifier.from_params(params, "test")
+
+    gallery.unlink()
+    gallery.write_bytes(good)
+    gallery.chmod(0o600)
+    lock = os.open(gallery.with_name("gallery.json.lock"), os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a stuck writer holds the lock
+        with no_hang(30, "a frame while the lock is held"):
+            result = ident.process(frame, t + 1.5)
+        t += 1.5
+        assert "locked by another process" in (ident.gallery_error or "")
+        assert result.attention is not None
+    finally:
+        os.close(lock)
+    ident.process(frame, t + 1.5)
+    assert ident.gallery_error is None and len(ident.index) == 1  # retried and recovered
+
+
+# -- item 8: names that forge or hide output ----------------------------------------------------------
+
+HOSTILE = {
+    "newline": ("Eve\ndrv-00000000 Mallory", "U+000A"),
+    "ansi": ("\x1b[2J\x1b[HEve", "U+001B"),
+    "bidi override": ("Eve\u202eevil", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+    "bidi isolate": ("Eve\u2066x", "U+2066"),
+    "line separator": ("Eve\u2028x", "U+2028"),
+    "zero width space": ("E\u200bve", "U+200B"),
+}
+
+
+@pytest.mark.parametrize("option", ["--name", "--consent-by"])
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_control_and_bidi_characters_are_refused_at_enrolment(case: str, option: str,
+                                                              tmp_path: Path, capsys) -> None:
+    text, code_point = HOSTILE[case]
+    gallery = tmp_path / "g" / "gallery.json"
+    argv = ["enroll", "--consent", "--images", BIDEN_1, "--gallery", str(gallery)]
+    argv += ["--name", text] if option == "--name" else ["--name", "Eve", "--consent-by", text]
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and not out
+    assert code_point in err and option in err and "nothing was enrolled" in err
+    assert not gallery.exists()
+    assert text not in err  # the refusal does not print it raw either
+
+
+def test_a_name_with_a_zero_width_non_joiner_is_enrolled(tmp_path: Path, capsys) -> None:
+    """ZWNJ/ZWJ are part of correct spelling (Persian, Indic scripts): not refused."""
+    gallery = str(tmp_path / "g" / "gallery.json")
+    name = "Mehr\u200cnaz"
+    code, out, _ = cli(capsys, "enroll", "--consent", "--name", name, "--images", COLLINS,
+                       "--gallery", gallery)
+    assert code == 0 and name in out
+
+
+def test_names_of_an_older_gallery_are_escaped_in_every_output(gallery: Path, capsys) -> None:
+    """A gallery written before the check (or by hand) still cannot forge rows, clear the screen or
+    reverse text: list, identify, the enrol warning and forget escape what they print."""
+    code, out, _ = cli(capsys, "enroll", "--consent", "--name", "Barack", "--images", OBAMA_1,
+                       "--gallery", str(gallery))
+    assert code == 0
+    doc = json.loads(gallery.read_text())
+    names = ["Seed\ndrv-00000000 Mallory 2026 1 0 v1 by Mallory", "\x1b[2J\x1b[HBarack\u202ekcab"]
+    for d, name in zip(doc["drivers"], names, strict=True):
+        d["name"] = name
+        d["consent"]["who"] = name
+    doc["sha256"] = _digest(doc["drivers"])
+    gallery.write_text(json.dumps(doc))
+    raw = ("\n", "\x1b", "\u202e")
+
+    def clean(text: str) -> bool:
+        return not any(c in text for c in raw[1:])
+
+    code, out, _ = cli(capsys, "list", "--gallery", str(gallery))
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3  # the header and one row per driver: no forged row
+    assert clean(out) and "drv-00000000" not in lines[0] + lines[2]
+    assert "Seed\\ndrv-00000000" in lines[1]
+    assert "\\x1b[2J\\x1b[HBarack\\u202ekcab" in out
+
+    code, out, _ = cli(capsys, "list", "--json", "--gallery", str(gallery))
+    assert clean(out) and [d["name"] for d in json.loads(out)] == names  # JSON escapes itself
+
+    code, out, _ = cli(capsys, "identify", OBAMA_2, "--gallery", str(gallery))
+    assert code == 0 and clean(out) and len(out.splitlines()) == 1
+    assert "\\x1b[2J\\x1b[HBarack\\u202ekcab (drv-" in out
+
+    code, out, err = cli(capsys, "enroll", "--consent", "--name", "Barack O", "--images", OBAMA_3,
+                         "--gallery", str(gallery))
+    assert code == 0 and clean(err) and "already enrolled '\\x1b[2J\\x1b[HBarack\\u202ekcab'" in err
+
+    barack = json.loads(cli(capsys, "list", "--json", "--gallery", str(gallery))[1])[1]["id"]
+    code, out, _ = cli(capsys, "forget", barack, "--gallery", str(gallery))
+    assert code == 0 and clean(out) and len(out.splitlines()) == 1 and "\\x1b[2J" in out
+
+
+# -- low items ---------------------------------------------------------------------------------------
+
+
+def test_a_directory_as_gallery_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "g"
+    folder.mkdir(mode=0o700)
+    for argv in (["list"], ["forget", "drv-00000000"], ["restore"],
+                 ["enroll", "--consent", "--name", "Eve", "--images", COLLINS]):
+        code, out, err = cli(capsys, *argv, "--gallery", str(folder))
+        assert code == 2 and f"gallery {folder} is a directory, not a file" in err, argv
+        assert f"e.g. {folder / 'gallery.json'}" in err
+    assert list(folder.iterdir()) == []
+
+
+def test_restore_is_advised_only_where_it_works(gallery: Path, capsys) -> None:
+    bak = gallery.with_name("gallery.json.bak")
+    gallery.unlink()
+    code, _, err = cli(capsys, "list", "--gallery", str(gallery))  # a usable copy: advised
+    assert code == 2 and "`sense-perception driver restore` to put it back" in err
+
+    bak.write_bytes(bak.read_bytes()[:50])  # the copy is damaged too: restore cannot work
+    code, _, err = cli(capsys, "list", "--gallery", str(gallery))
+    assert code == 2 and "driver restore` to put it back" not in err
+    assert "that copy cannot be restored either" in err and "is not valid JSON" in err
+    assert cli(capsys, "restore", "--gallery", str(gallery))[0] == 2  # indeed it cannot
+
+    gallery.write_bytes(b"{corrupt")  # corrupt gallery, unusable copy: no advice either
+    gallery.chmod(0o600)
+    code, _, err = cli(capsys, "list", "--gallery", str(gallery))
+    assert code == 2 and "is not valid JSON" in err and "driver restore" not in err
+
+
+@pytest.mark.parametrize("bits", [0o644, 0o640, 0o604])
+def test_a_readable_last_good_copy_is_reported_by_list(bits: int, gallery: Path, capsys) -> None:
+    bak = gallery.with_name("gallery.json.bak")
+    bak.chmod(bits)
+    code, out, err = cli(capsys, "list", "--gallery", str(gallery))
+    assert code == 2 and not out
+    assert f"gallery {bak} has mode {bits:04o}" in err and f"chmod 600 {bak}" in err
+    bak.chmod(0o600)
+    assert cli(capsys, "list", "--gallery", str(gallery))[0] == 0
+
+
+def test_a_device_as_gallery_and_a_file_as_key_directory_are_clear_errors(tmp_path: Path,
+                                                                         capsys) -> None:
+    code, out, err = cli(capsys, "list", "--gallery", os.devnull)
+    assert code == 2 and f"gallery {os.devnull} is a character device, not a regular file" in err
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_bytes(PRECIOUS)
+    code, out, err = cli(capsys, "keygen", "--out", str(blocker / "key.hex"))
+    assert code == 2 and f"its directory {blocker} cannot be made" in err
+    assert blocker.read_bytes() == PRECIOUS
