@@ -24,7 +24,13 @@ def test_autoware_config_is_bundled_and_turns_the_rois_on():
     cfg = section_from_params(AutowareConfig, params, "autoware.", str(AUTOWARE))
     assert cfg.enabled and cfg.other_labels == "drop" and cfg.camera_info_topic == "auto"
     assert rois_topics(params["camera_topics"], cfg.rois_topic) == [ROIS + "0"]
-    assert AUTOWARE.read_text().startswith("# base: perception\n")  # an overlay, not a copy
+    # An overlay, not a copy: the rest comes from perception.yaml.
+    assert AUTOWARE.read_text().startswith("# base: perception.yaml\n")
+    base = load_params(ROOT / "config" / "perception.yaml", "object_detector")
+    changed = {"camera_topics", "autoware.rois_topic"}
+    assert {k: v for k, v in params.items() if k not in changed} == {
+        k: v for k, v in base.items() if k not in changed}
+    assert base["autoware.rois_topic"] == ""  # off unless a config turns it on
 
 
 @pytest.mark.parametrize("number, transport, topics", [
@@ -58,6 +64,7 @@ def test_node_parameters_wire_each_camera_to_its_own_rois_topic():
     params = autoware_launch.node_parameters({"camera_topics": "/sensing/camera/camera3/image_rect_color,"
                                                                 "/sensing/camera/camera5/image_rect_color"})
     assert rois_topics(params["camera_topics"], params["autoware.rois_topic"]) == [ROIS + "3", ROIS + "5"]
+    assert params["detector.model"] == "picodet_s_416"  # the rest comes from perception.yaml
 
 
 def test_launch_file_starts_the_autoware_node_through_the_tested_logic():

@@ -20,11 +20,12 @@ turn them into messages with their generic converters.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from ...config import setting
 from ...errors import ConfigError
 from ..output.messages import header_msg
 from ..output.topics import camera_namespace
@@ -74,15 +75,16 @@ class AutowareConfig:
             camera (Autoware's ``/sensing/camera/camera{i}/camera_info``), "" = no check.
     """
 
-    rois_topic: str = field(default="", metadata={"description": (
-        "topic of each camera's tier4_perception_msgs/DetectedObjectsWithFeature (Autoware's ROIs); "
-        "'' = off; {index} = the digits ending the camera's namespace (camera3 -> 3)")})
-    other_labels: str = field(default="drop", metadata={"description": (
-        "labels with no Autoware class (traffic_light, stop_sign): drop, or unknown (sent as "
-        "UNKNOWN 0, which roi_pointcloud_fusion turns into obstacle clusters)")})
-    camera_info_topic: str = field(default="auto", metadata={"description": (
-        "CameraInfo checked for what Autoware's fusion ignores (only while rois_topic is set): "
-        "auto = <ns>/camera_info, '' = no check")})
+    rois_topic: str = setting("", "topic of each camera's tier4_perception_msgs/DetectedObjectsWithFeature "
+                                  "(Autoware's ROIs); '' = off; {index} = the digits ending the "
+                                  "camera's namespace (camera3 -> 3)",
+                              "'' or a topic, optionally with {index}")
+    other_labels: str = setting("drop", "labels with no Autoware class (traffic_light, stop_sign): drop, "
+                                        "or unknown (sent as UNKNOWN 0, which roi_pointcloud_fusion turns "
+                                        "into obstacle clusters)", OTHER_LABELS)
+    camera_info_topic: str = setting("auto", "CameraInfo checked for what Autoware's fusion ignores (while "
+                                             "rois_topic is set): auto = <ns>/camera_info, '' = no check",
+                                     "auto, '' or a topic")
 
     def __post_init__(self) -> None:
         if self.other_labels not in OTHER_LABELS:
