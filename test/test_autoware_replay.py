@@ -126,3 +126,11 @@ def test_camera_info_autoware_would_ignore_is_reported_in_diagnostics(replayed):
     assert values[f"camera_info[{CAM0}]"] == "ok"
     assert "distortion_model is 'equidistant'" in values[f"camera_info[{CAM1}]"]
     assert last.level == 1 and "equidistant" in last.message  # WARN, with the reason
+
+
+def test_cameras_without_an_index_are_refused_before_any_model_loads(tmp_path, capsys):
+    # The sample bag's cameras (/camera/front/..., /camera/windshield/...) are not in Autoware's layout.
+    assert main(["replay", str(SAMPLE_BAG), "--out", str(tmp_path / "out"), "--config", "autoware",
+                 "--topics", FRONT]) == 2
+    err = capsys.readouterr().err
+    assert "'/camera/front/image_raw/compressed' has none" in err and "/sensing/camera/camera<i>" in err
