@@ -31,9 +31,8 @@ import numpy as np
 from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import rois_topics
-from ..core.imaging.frame_guard import safe_decode
+from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
-from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
 from ..core.output.status import (
     detector_hardware_id,
@@ -67,10 +66,6 @@ from .writer import OutputBag, OutputWriteError
 LOG = logging.getLogger(__name__)
 
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-
-# Smaller frames are invalid, not inference failures: the detector's band tiles and the face
-# detector need more pixels than that, and no real camera sends less.
-MIN_FRAME_PX = 32
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
@@ -553,18 +548,11 @@ class Replayer:
         # pipeline wants full-resolution BGR.
         exterior = msg.topic != self._cabin
         image, error = safe_decode(ros_msg, limits, zero_copy=exterior,
-                                   size_floor=self._detector.decode_floor if exterior else None)
+                                   size_floor=self._detector.decode_floor if exterior else None,
+                                   min_px=MIN_FRAME_PX)
         if error is not None:
             skipped.add_undecodable(msg.topic, error)
             health.decode_error(msg.topic, error)
-            return None
-        width, height = image_size_of(image)
-        if min(width, height) < MIN_FRAME_PX:
-            # Not an inference failure: no camera sends such a frame; a broken driver or a cut
-            # recording does. Named as such, with the size, instead of a detector error.
-            skipped.add(msg.topic, f"invalid frame: {width}x{height} px is too small to process "
-                                   f"(at least {MIN_FRAME_PX}x{MIN_FRAME_PX}); check the camera "
-                                   "driver or the recording")
             return None
         return DecodedFrame(msg.topic, msg.timestamp, header, image, started)
 
