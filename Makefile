@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 ROS_VENV := .venv-ros
 
-.PHONY: demo test test-core test-ros bench ros-env venv clean
+.PHONY: demo test test-fast test-core test-ros bench ros-env venv clean
 
 # setuptools >= 70.1 builds wheels by itself (test_packaging: `pip wheel --no-build-isolation`); a
 # fresh Python 3.11 venv has 65.5, which needs the separate `wheel` package for that; colcon-core
@@ -28,11 +28,17 @@ ros-env: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/sense-perception replay sense_perception/data/sample_bag --out demo_out --force --cabin /camera/cabin/image_raw/compressed --video
 
+# -rs: every skipped test prints its reason.
 test-core: $(VENV)/.torch
-	$(VENV)/bin/python -m pytest -m "not ros" test
+	$(VENV)/bin/python -m pytest -rs -m "not ros" test
 
 test-ros: ros-env
-	$(ROS_VENV)/bin/python -m pytest -m ros test
+	$(ROS_VENV)/bin/python -m pytest -rs -m ros test
+
+# The inner loop: the core tests without the ROS graph and without those marked slow (whole-set
+# evaluations, packaging, benchmarks). `make test` stays the full suite.
+test-fast: $(VENV)/.torch
+	$(VENV)/bin/python -m pytest -rs -m "not ros and not slow" test
 
 test: test-core test-ros
 

@@ -7,6 +7,7 @@ face leave the seat, so that no_face escalates into alerts in the summary.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -138,6 +139,32 @@ def test_uncalibrated_camera_info_is_reported_and_ignored(tmp_path) -> None:
     assert result.summary["attention"]["intrinsics"].startswith("default")
 
 
+def test_implausible_camera_info_is_refused_with_its_value(tmp_path) -> None:
+    """fx = 1e-30 put every face outside the image: a visible driver read as no_face while the
+    replay said nothing. It is refused by value and the default intrinsics stay in use."""
+    first_ns = min(ts for (topic, ts) in input_stamps() if topic == CABIN)
+    info = _camera_info([1e-30, 0, 319.5, 0, 1e-30, 239.5, 0, 0, 1], first_ns - 10_000_000)
+    bag = copy_bag(SAMPLE_BAG, tmp_path / "bag", extra=[(CAMERA_INFO, "sensor_msgs/msg/CameraInfo",
+                                                         None, first_ns - 10_000_000, info)])
+    result = Replayer(ReplayOptions(bag, tmp_path / "out", topics=[CABIN], cabin=CABIN,
+                                    config=_config(tmp_path))).run()
+    assert result.complete
+    (note,) = [n for n in result.notes if CAMERA_INFO in n]
+    assert "CameraInfo fx = 1e-30 px is implausible for a 640x480 image" in note
+    attention = result.summary["attention"]
+    assert attention["intrinsics"].startswith("default")
+    assert attention["time_in_state_s"].get("no_face", 0.0) == 0.0  # the driver is seen
+    from sense_perception.face.attention.head_pose import CameraInfoError, CameraIntrinsics
+
+    base = {"width": 640, "height": 480, "d": [], "distortion_model": "plumb_bob"}
+    for k, value in (([5000.0 * 640, 0, 320, 0, 500, 240, 0, 0, 1], "fx = 3.2e+06"),
+                     ([500.0, 0, 320, 0, -1, 240, 0, 0, 1], "no focal length"),
+                     ([500.0, 0, 99999, 0, 500, 240, 0, 0, 1], "cx = 99999")):
+        with pytest.raises(CameraInfoError, match=re.escape(value)):
+            CameraIntrinsics.from_camera_info({**base, "k": k})
+    CameraIntrinsics.from_camera_info({**base, "k": [300.0, 0, 320, 0, 300, 240, 0, 0, 1]})
+
+
 def test_attention_disabled_publishes_no_attention(tmp_path) -> None:
     config = _config(tmp_path, "    attention:\n      enabled: false\n")
     out = tmp_path / "out"
@@ -191,7 +218,7 @@ def test_cli_driver_attention_prints_and_writes_json(tmp_path, capsys) -> None:
     out = tmp_path / "attention.json"
     images = [faces / "obama_2_congress_2009.jpg", faces / "eileen_collins_nasa_astronaut.png",
               SHARED / "street" / "comma2k19_highway280_rav4_preview.png"]
-    assert main(["driver", "attention", *map(str, images), "--json", str(out)]) == 0
+    assert main(["driver", "attention", *map(str, images), "--json-out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "yaw +" in printed and "eye openness (EAR) right" in printed and "no face found" in printed
     doc = json.loads(out.read_text())

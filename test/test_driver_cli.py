@@ -165,7 +165,7 @@ def test_enrol_from_a_bag_skips_a_corrupt_frame_and_names_a_wrong_topic(tmp_path
 def test_eval_json_schema_and_rates_on_real_pairs(tmp_path: Path, capsys) -> None:
     out_json = tmp_path / "eval.json"
     code, out, _ = cli(capsys, "eval", "--pairs", str(PAIRS), "--root", str(FACES),
-                       "--json", str(out_json))
+                       "--json-out", str(out_json))
     assert code == 0 and "shipped" in out
     doc = json.loads(out_json.read_text())
     assert set(doc) == {"pairs", "failed_detections", "threshold", "far", "frr", "table"}

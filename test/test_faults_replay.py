@@ -33,9 +33,14 @@ _INSIDE = textwrap.dedent('''
     from pathlib import Path
     from sense_perception.cli.main import main
     bag, out = sys.argv[1], Path(sys.argv[2])
+    # The sample's cabin camera adds its bytes as a third exterior camera: a config that puts the
+    # cabin camera elsewhere (the configured one is never replayed as an exterior camera).
+    config = Path(__file__).with_name("cabin_elsewhere.yaml")
+    config.write_text("driver_monitor:\\n  ros__parameters:\\n    camera_topic: /cabin_camera/image_raw\\n")
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        code = main(["replay", bag, "--out", str(out), "--copy-input", "--topics", *sys.argv[3:]])
+        code = main(["replay", bag, "--out", str(out), "--copy-input", "--config", str(config),
+                     "--topics", *sys.argv[3:]])
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     marker = out / "REPLAY_INCOMPLETE.txt"
     print(json.dumps({"code": code, "stderr": err.getvalue(), "files": files,

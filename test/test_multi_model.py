@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from support import assert_detections_close
+from support import FakeDetector, assert_detections_close
 from sense_perception.core.detection.band import band_rect, merge_band
-from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig, ObjectDetector
+from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
 from sense_perception.core.detection.detector_setup import build_detector
 from sense_perception.core.detection.labels import AD_LABELS
 from sense_perception.core.detection.multi_model import MultiModelDetector
@@ -63,7 +63,7 @@ def test_each_label_keeps_its_own_threshold(default, frame) -> None:
     names = [default.label_names[i] for i in found.labels]
     assert "pedestrian" in names and "car" in names
     lowest = {"pedestrian": 0.15, "car": 0.3}
-    for name, score in zip(names, found.scores.tolist()):
+    for name, score in zip(names, found.scores.tolist(), strict=True):
         assert score >= lowest.get(name, 0.35) - 1e-6, (name, score)
     assert (np.diff(found.scores) <= 0).all()  # merged best first
 
@@ -172,11 +172,17 @@ def test_bad_settings_are_refused_by_name(params: dict, match: str) -> None:
 
 
 def test_labels_need_one_owner() -> None:
-    runtime = RuntimeOptions(providers=("CPUExecutionProvider",))
-    picodet = ObjectDetector(DetectorConfig(class_thresholds=ClassThresholds()), runtime)
-    specialist = ObjectDetector(DetectorConfig(model="person_detection_0203"), runtime,
-                                owned_labels=["pedestrian"])
-    with pytest.raises(ModelError, match="'pedestrian' is owned by both"):
+    # Wiring only: small fakes stand in for PicoDet (every label) and the specialist.
+    picodet = FakeDetector(name="picodet_s_416")
+    specialist = FakeDetector(owned_labels=("pedestrian",), name="person_detection_0203")
+    with pytest.raises(ModelError, match="'pedestrian' is owned by both picodet_s_416 and "
+                                         "person_detection_0203"):
         MultiModelDetector([picodet, specialist])  # the band's shared ownership not declared
+    MultiModelDetector([picodet, specialist], band=(0.25, 0.75), band_labels=["pedestrian"])
+    reordered = FakeDetector(owned_labels=("pedestrian",), name="reordered")
+    reordered.label_names = reordered.label_names[::-1]
+    with pytest.raises(ModelError, match="reordered orders its labels differently"):
+        MultiModelDetector([picodet, reordered])
+    runtime = RuntimeOptions(providers=("CPUExecutionProvider",))
     with pytest.raises(ModelError, match="has no class among the labels"):
         ObjectDetector(DetectorConfig(model="person_detection_0203"), runtime, owned_labels=["car"])

@@ -54,12 +54,15 @@ def test_truncated_mcap_with_metadata_counts_losses(tmp_path, detector):
     summary = result.summary
     skipped = {s["topic"]: s for s in summary["skipped"]}
     assert summary["frames"] > 0 and skipped
-    for topic, total in SAMPLE_COUNTS.items():
+    # No --cabin: every exterior camera, never the configured cabin camera (it shows the driver)
+    assert set(summary["cameras"]) == set(CAMERAS)
+    for topic in CAMERAS:
         processed = summary["cameras"][topic]["frames"]
         lost = skipped[topic]["count"] if topic in skipped else 0
-        assert processed + lost == total, topic  # every message is either replayed or reported
+        # every message is either replayed or reported
+        assert processed + lost == SAMPLE_COUNTS[topic], topic
     assert all("damaged after byte" in s["reason"] for s in summary["skipped"])
-    # the partial output is a valid bag (no --cabin: the cabin is one more detection camera)
+    # the partial output is a valid bag
     assert sum(m.channel.topic.endswith("/detections") for m in read_output(tmp_path / "out" / "bag")) \
         == summary["frames"]
 
@@ -96,7 +99,8 @@ def test_unknown_message_type(tmp_path, detector):
     (entry,) = result.summary["skipped"]
     assert entry["topic"] == "/camera/rear/fancy" and entry["count"] == 3
     assert fancy in entry["reason"]
-    assert result.summary["frames"] == 13  # every known camera replayed
+    # every known exterior camera replayed (the configured cabin camera only with --cabin)
+    assert result.summary["frames"] == 5
     # asked for explicitly: skipped the same way, the others still replay
     result = _replay(bag, tmp_path / "out2", detector, topics=[FRONT, "/camera/rear/fancy"])
     assert [s["topic"] for s in result.summary["skipped"]] == ["/camera/rear/fancy"]
@@ -149,4 +153,14 @@ def test_cabin_identity_never_on_exterior_topics(tmp_path, detector):
     assert result.summary["identity"] == []
     topics = {m.channel.topic for m in read_output(tmp_path / "out" / "bag")}
     assert not any(t.endswith(("/faces", "/driver_identity")) for t in topics)
-    assert "/camera/cabin/detections" in topics  # an unmarked cabin is just another camera
+    # the configured cabin camera is never an exterior camera: no detector runs on it
+    assert not any(t.startswith("/camera/cabin/") for t in topics)
+    # a camera the config does not name as the cabin camera is just another camera
+    config = tmp_path / "params.yaml"
+    config.write_text("driver_monitor:\n  ros__parameters:\n    camera_topic: /cabin_camera/image_raw\n")
+    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out2", config=config),
+                      detector=detector).run()
+    assert result.summary["identity"] == []
+    topics = {m.channel.topic for m in read_output(tmp_path / "out2" / "bag")}
+    assert not any(t.endswith(("/faces", "/driver_identity")) for t in topics)
+    assert "/camera/cabin/detections" in topics

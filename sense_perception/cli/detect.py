@@ -23,10 +23,9 @@ _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``detect`` sub-command."""
-    from ..core.runtime.model_registry import MODELS
+    from ..core.detection.decoders import detector_models
 
-    detectors = sorted(n for n, m in MODELS.items() if m.family in ("gfl", "yolox", "yolov8",
-                                                                    "rtdetr"))
+    detectors = sorted(detector_models(general_only=True))  # the specialists pair with one of them
     parser = subparsers.add_parser(
         "detect", help="detect objects and pedestrians in image files",
         description="Detect pedestrians, vehicles, traffic lights and stop signs in image files. "

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import BagError, ConfigError, GalleryError
+from ..errors import BagError, ConfigError, GalleryError, ImageDecodeError
 from . import CONFIG_HELP, config_file
 
 NODE_NAME = "driver_monitor"
@@ -138,7 +138,11 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
         engine = FaceEngine(settings.face, settings.runtime.options())
         skipped = SkipLog()
         for label, image in _bag_frames(args.bag, args.topic, args.stride, skipped):
-            _, _, emb, aligned = engine.driver_embedding(image)
+            try:
+                _, _, emb, aligned = engine.driver_embedding(image)
+            except ImageDecodeError as exc:  # a 1x1 frame: skipped and counted, the rest goes on
+                skipped.add(args.topic, f"invalid frame {image.shape[1]}x{image.shape[0]}: {exc}")
+                continue
             if emb is not None:
                 embs.append(emb)
                 crops.append(aligned.copy())
@@ -339,21 +343,63 @@ def _attention_row(path: str, faces: Any, measurement: Any) -> dict[str, Any]:
     return row
 
 
+def _json_out(args: argparse.Namespace, inputs: Sequence[str | Path]) -> Path | None:
+    """``--json-out FILE`` checked before any work: never an input, an image or unwritable."""
+    from ..outpaths import check_result_file
+
+    if not getattr(args, "json_out", None):
+        return None
+    path = Path(args.json_out)
+    check_result_file(path, [Path(p) for p in inputs], "--json-out")
+    return path
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    from ..outpaths import OutputPathError
+
+    try:
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}") from exc
+
+
+def _measure_photo(path: str, args: argparse.Namespace, engine: Any,
+                   estimator: Any) -> dict[str, Any]:
+    """The attention row of one photo.
+
+    Raises:
+        SensePerceptionError: the photo cannot be read or is not a usable image (named).
+    """
+    image = _read_image(path, args)
+    faces = engine.detect(image)
+    index = engine.select(faces, image.shape)
+    measurement = (estimator.measure(image, faces.boxes[index], faces.landmarks[index])
+                   if index >= 0 else None)
+    return _attention_row(path, faces, measurement)
+
+
 def cmd_attention(args: argparse.Namespace) -> int:
+    """Exit status: 0 every photo read, 1 some skipped (named on stderr and under "skipped" in
+    the JSON), 2 none could be read or a bad argument."""
+    from ..errors import SensePerceptionError
     from ..face.attention.estimator import AttentionEstimator
 
+    json_out = _json_out(args, args.images)
     settings = _settings(args)
     engine = _still_engine(settings)
     estimator = AttentionEstimator(settings.attention, settings.attention_options())
-    rows = []
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     for path in args.images:
-        image = _read_image(path, args)
-        faces = engine.detect(image)
-        index = engine.select(faces, image.shape)
-        measurement = (estimator.measure(image, faces.boxes[index], faces.landmarks[index])
-                       if index >= 0 else None)
-        row = _attention_row(path, faces, measurement)
+        try:
+            row = _measure_photo(path, args, engine, estimator)
+        except SensePerceptionError as exc:  # one bad photo must not cost the others theirs
+            skipped.append({"image": str(path), "reason": str(exc)})
+            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            continue
         rows.append(row)
+        if args.json:
+            continue
         if row["yaw_deg"] is None:
             print(f"{path}: {row['reason']}")
             continue
@@ -361,10 +407,16 @@ def cmd_attention(args: argparse.Namespace) -> int:
         print(f"{path}: yaw {row['yaw_deg']:+.1f}  pitch {row['pitch_deg']:+.1f}  roll "
               f"{row['roll_deg']:+.1f} deg; eye openness (EAR) right {ear['right']:.3f} left "
               f"{ear['left']:.3f}")
+    doc = {"conventions": ATTENTION_CONVENTIONS, "images": rows, "skipped": skipped}
     if args.json:
-        Path(args.json).write_text(json.dumps({"conventions": ATTENTION_CONVENTIONS,
-                                               "images": rows}, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        print(json.dumps(doc, indent=2))
+    if json_out is not None:
+        _write_json(json_out, doc)
+        print(f"wrote {json_out}", file=sys.stderr if args.json else sys.stdout)
+    if skipped:
+        print(f"warning: {len(skipped)} of {len(args.images)} image(s) skipped: "
+              f"{', '.join(s['image'] for s in skipped)}", file=sys.stderr)
+        return 2 if not rows else 1
     return 0
 
 
@@ -440,12 +492,18 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    settings = _settings(args)
     pairs = read_pairs(args.pairs)
     root = Path(args.root) if args.root else Path(args.pairs).resolve().parent
+    json_out = _json_out(args, [args.pairs, *{root / p for pair in pairs for p in pair[:2]}])
+    settings = _settings(args)
     threshold = settings.identity.match_threshold
     table = sorted(set(args.thresholds or DEFAULT_TABLE))
     doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment)
+    if json_out is not None:
+        _write_json(json_out, doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
     print(f"{doc['pairs']} pairs ({'with' if args.augment else 'no'} augmentation), "
           f"{doc['failed_detections']} with a face not found (left out of the rates)")
     print(f"{'threshold':>9}  {'FAR':>7}  {'FRR':>7}")
@@ -453,8 +511,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         mark = "  <- shipped" if math.isclose(row["threshold"], threshold) else ""
         print(f"{row['threshold']:>9.2f}  {row['far']:>7.3f}  {row['frr']:>7.3f}{mark}")
     print(f"shipped threshold {threshold:.2f}: FAR {doc['far']:.3f}, FRR {doc['frr']:.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 
 
@@ -537,11 +593,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Measure the head pose and eye openness of the largest face in each photo, "
                     "as the driver_monitor node does for the driver (no identity, no gallery). "
                     + ATTENTION_CONVENTIONS,
-        epilog="JSON (--json OUT): {conventions, images: [{image, faces, yaw_deg, pitch_deg, "
-               "roll_deg, eye_aspect_ratio: {right, left}, reason}]}; the angles are null and "
-               "reason says why when no face was measured.")
+        epilog="JSON (--json, --json-out FILE): {conventions, images: [{image, faces, yaw_deg, "
+               "pitch_deg, roll_deg, eye_aspect_ratio: {right, left}, reason}], skipped: [{image, "
+               "reason}]}; the angles are null and reason says why when no face was measured. A "
+               "photo that cannot be read is skipped, named and counted; the others go on. Exit "
+               "status: 0 every photo read, 1 some skipped, 2 none read or a bad argument.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON on stdout instead of the text lines")
+    p.add_argument("--json-out", metavar="FILE",
+                   help="also write the results as JSON to FILE (never an input or an image file)")
     p.set_defaults(func=cmd_attention)
 
     p = sub.add_parser(
@@ -553,7 +614,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--pairs", required=True, metavar="CSV", help="CSV with columns file_x,file_y,same")
     p.add_argument("--root", metavar="DIR", help="directory the CSV paths are relative to "
                                                  "(default: the CSV's directory)")
-    p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as JSON on stdout instead of the table")
+    p.add_argument("--json-out", metavar="FILE",
+                   help="also write the result as JSON to FILE (never an input or an image file)")
     p.add_argument("--augment", action="store_true",
                    help="add pairs of altered copies (flip, crop, exposure, scale, blur, JPEG, "
                         "rotation, grey) of the same photos; easier than real pairs")

@@ -45,11 +45,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="output directory; must be empty or new unless --force")
     parser.add_argument("--topics", nargs="+", metavar="TOPIC", default=None,
-                        help="camera topics (sensor_msgs/Image or CompressedImage) to process "
-                             "(default: every image topic in the bag)")
+                        help="exterior camera topics (sensor_msgs/Image or CompressedImage) to "
+                             "process (default: every image topic in the bag except the cabin "
+                             "camera, driver_monitor.camera_topic of --config, which is never "
+                             "run through the object detector)")
     parser.add_argument("--cabin", metavar="TOPIC", default=None,
                         help="the in-cabin camera topic: runs the driver-identity pipeline on it "
-                             "(and only on it: exterior cameras never get face identification)")
+                             "(and only on it: exterior cameras never get face identification); "
+                             "a topic other than driver_monitor.camera_topic is warned about")
     parser.add_argument("--config", type=config_file, metavar="FILE", default=None,
                         help="ROS 2 parameter YAML the nodes use (object_detector and "
                              f"driver_monitor sections), {CONFIG_HELP}")
@@ -70,7 +73,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=1.0, metavar="R",
                         help="playback speed factor with --publish (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
-                        help="replace the replay outputs already in --out")
+                        help="replace the replay outputs already in --out (never an --out that "
+                             "is, holds or lies inside the input bag: refused)")
     parser.set_defaults(func=run)
     return parser
 
@@ -85,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.publish_input_only and not args.publish:
         print("error: --publish-input-only only applies with --publish", file=sys.stderr)
+        return EXIT_FATAL
+    if args.video_cabin and not args.cabin:
+        print("error: --video-cabin films the camera named by --cabin; add --cabin TOPIC",
+              file=sys.stderr)
         return EXIT_FATAL
 
     options = ReplayOptions(bag=args.bag, out=args.out, topics=args.topics, cabin=args.cabin,

@@ -2,7 +2,9 @@
 
 Per exterior camera frame: decode -> ObjectDetector (frames of several cameras close in bag time
 share one ``detect`` call) -> per-camera tracker -> Detection2DArray and foxglove_msgs
-ImageAnnotations. Per cabin frame (``cabin`` topic only, never an exterior camera):
+ImageAnnotations. The configured cabin camera (``driver_monitor.camera_topic``) shows the
+driver: it is never an exterior camera (no detector, no ``--video``), only ``cabin``.
+Per cabin frame (``cabin`` topic only, never an exterior camera):
 DriverIdentifier -> faces (Detection2DArray, ImageAnnotations captioned with the pseudonymous
 driver id only), the driver identity (Classification), the driver attention (Classification) and
 the head pose (PoseStamped, when a face was measured); a sensor_msgs/CameraInfo on the cabin
@@ -29,7 +31,8 @@ from ..core.imaging.image_decode import ImageView
 from ..core.health.inference_guard import safe_detect
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
-from ..errors import BagError, ImageDecodeError
+from ..errors import BagError, ImageDecodeError, PrivacyError
+from ..outpaths import check_apart, check_writable_dir
 from ..face.results import (FACE_LABELS, attention_results, attention_values, face_captions,
                             face_detections, head_pose_message, identity_results, state_name)
 from .reader import Bag, BagMessage, open_bag
@@ -47,6 +50,10 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 DIAGNOSTICS_PERIOD_NS = 1_000_000_000
+
+# Smaller frames are invalid, not inference failures: the detector's band tiles and the face
+# detector need more pixels than that, and no real camera sends less.
+MIN_FRAME_PX = 32
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
@@ -112,30 +119,50 @@ def prepare_out(out: Path, force: bool) -> None:
     """
     if out.exists() and not out.is_dir():
         raise BagError(f"--out {out} is a file; give a directory")
-    if out.is_dir() and any(out.iterdir()):
+    check_writable_dir(out, error=BagError)  # an unwritable --out fails before any model loads
+    if any(out.iterdir()):
         if not force:
             raise BagError(f"--out {out} is not empty; pass --force to replace its replay outputs "
                            f"({BAG_DIR}/, {VIDEO_DIR}/, {SUMMARY_FILE}, {INCOMPLETE_FILE}) or "
                            "choose another directory")
         for name in (BAG_DIR, VIDEO_DIR):
-            if (out / name).exists():
+            if (out / name).is_symlink():
+                (out / name).unlink()  # the link only, never what it points to
+            elif (out / name).exists():
                 shutil.rmtree(out / name)
         for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
             (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def configured_cabin_topic(config: Path | None) -> str:
+    """The cabin camera of ``config`` (``driver_monitor.camera_topic``, else the node's default)."""
+    from ..ros.settings import DriverMonitorNodeSettings
+
+    default = DriverMonitorNodeSettings.__dataclass_fields__["camera_topic"].default
+    return str(load_params(config, "driver_monitor").get("camera_topic", default))
 
 
 def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
-                  skipped: SkipLog) -> list[str]:
+                  skipped: SkipLog, private: str | None = None) -> list[str]:
     """Camera topics to replay: ``topics`` (checked) or every image topic, plus ``cabin``.
 
     Topics whose type is unknown are recorded as skipped: in auto mode they might carry images.
+    ``private`` (the configured cabin camera when it is not ``cabin``) is never an exterior
+    camera: left out of the automatic choice, refused in ``topics``.
 
     Raises:
         BagError: a named topic is missing or not an image topic, or no image topic is left.
+        PrivacyError: ``topics`` names ``private``.
     """
-    available = ", ".join(bag.image_topics()) or "none"
-    wanted = list(dict.fromkeys([*(topics or bag.image_topics()), *([cabin] if cabin else [])]))
+    if private and private in (topics or []):
+        raise PrivacyError(f"topic {private} is the cabin camera (driver_monitor.camera_topic): it "
+                           "shows the driver, so it is never run through the object detector as "
+                           f"an exterior camera; pass --cabin {private} to replay it through the "
+                           "driver pipeline, or a --config whose camera_topic names the real cabin "
+                           "camera")
+    available = ", ".join(t for t in bag.image_topics() if t != private) or "none"
+    auto = [t for t in bag.image_topics() if t != private]
+    wanted = list(dict.fromkeys([*(topics or auto), *([cabin] if cabin else [])]))
     selected = []
     for topic in wanted:
         meta = bag.topics.get(topic)
@@ -156,8 +183,10 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
                                    "in the bag or the typestore, so it cannot be checked for images",
                             max(bag.topics[topic].count, 1))
     if not selected:
+        held = (f"; the cabin camera {private} is replayed only with --cabin {private}"
+                if private in bag.topics else "")
         raise BagError(f"bag {bag.path} has no readable image topic to replay (image topics: "
-                       f"{available}); check --topics or the bag")
+                       f"{available}{held}); check --topics or the bag")
     return selected
 
 
@@ -224,9 +253,12 @@ class Replayer:
         """
         opts = self.options
         out = Path(opts.out)
-        prepare_out(out, opts.force)
-        bag = open_bag(opts.bag)
+        # Before anything is opened or deleted: --force must never clear the input itself.
+        check_apart(out, [Path(opts.bag)], error=BagError)
+        check_writable_dir(out, create=False, error=BagError)  # before even the bag is read
+        bag = open_bag(opts.bag)  # an unreadable input clears nothing in --out
         try:
+            prepare_out(out, opts.force)
             return self._run(bag, out)
         finally:
             bag.close()
@@ -239,7 +271,8 @@ class Replayer:
         if cabin and opts.cabin_if_present and cabin not in bag.topics:
             bag.notes.append(f"cabin topic {cabin} is not in this bag: exterior cameras only")
             cabin = None
-        topics = select_topics(bag, opts.topics, cabin, skipped)
+        private = self._cabin_camera(bag, cabin)
+        topics = select_topics(bag, opts.topics, cabin, skipped, private)
         self._cabin = opts.cabin if opts.cabin in topics else None
         self._exterior = [t for t in topics if t != self._cabin]
         self._publisher = None
@@ -280,6 +313,28 @@ class Replayer:
         (out / INCOMPLETE_FILE).unlink(missing_ok=True)
         return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos,
                             list(bag.notes) + self._notes)
+
+    def _cabin_camera(self, bag: Bag, cabin: str | None) -> str | None:
+        """The configured cabin camera when it is in ``bag`` but not ``cabin``, else None.
+
+        It shows the driver: it is never treated as an exterior camera (detector, video). Notes
+        a ``--cabin`` other than the configured cabin camera.
+        """
+        configured = configured_cabin_topic(self.options.config)
+        source = self.options.config or "the default parameters"
+        if cabin and cabin != configured:
+            note = (f"--cabin {cabin} is not the configured cabin camera (driver_monitor."
+                    f"camera_topic {configured} in {source}); check the topic, or set camera_topic "
+                    "in the --config")
+            LOG.warning("%s", note)
+            bag.notes.append(note)
+        if configured == cabin or configured not in bag.topics:
+            return None
+        if not self.options.topics:
+            bag.notes.append(f"{configured} is the cabin camera (driver_monitor.camera_topic in "
+                             f"{source}): not replayed without --cabin {configured}, never run "
+                             "through the object detector nor filmed as an exterior camera")
+        return configured
 
     def _finish(self, skipped: SkipLog, wall0: float,
                 failure: BaseException | None) -> tuple[float, list[Path]]:
@@ -427,6 +482,14 @@ class Replayer:
                                    size_floor=self._detector.decode_floor if exterior else None)
         if error is not None:
             skipped.add_undecodable(msg.topic, error)
+            return None
+        width, height = image_size_of(image)
+        if min(width, height) < MIN_FRAME_PX:
+            # Not an inference failure: no camera sends such a frame; a broken driver or a cut
+            # recording does. Named as such, with the size, instead of a detector error.
+            skipped.add(msg.topic, f"invalid frame: {width}x{height} px is too small to process "
+                                   f"(at least {MIN_FRAME_PX}x{MIN_FRAME_PX}); check the camera "
+                                   "driver or the recording")
             return None
         return _Frame(msg.topic, msg.timestamp, header, image, started)
 
@@ -594,8 +657,10 @@ def _incomplete(out: Path, exc: OutputWriteError) -> BagError:
 
 
 def _identity_caption(result: Any) -> str:
+    """The cabin video's caption: the state and the pseudonymous driver id, never the display
+    name (SECURITY.md P10: a name burnt into a video leaks with every copy of the file)."""
     state = state_name(result)
-    who = result.display_name or result.driver_id
+    who = result.driver_id
     return f"driver: {state}" + (f" ({who}, {result.score:.2f})" if who else "")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import stat
 import struct
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -369,6 +370,12 @@ def open_bag(path: str | Path) -> Bag:
     root = Path(path)
     if not root.exists():
         raise BagError(f"bag {root} does not exist; pass a rosbag2 directory or a .mcap/.db3 file")
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.suffix in STORAGE_SUFFIXES or entry.name == "metadata.yaml":
+                _check_regular(entry)
+    else:
+        _check_regular(root)
     notes: list[str] = []
     skipped = SkipLog()
     expected: dict[str, tuple[str, int]] | None = None
@@ -399,6 +406,23 @@ def open_bag(path: str | Path) -> Bag:
     for note in notes:
         LOG.warning("%s", note)
     return Bag(root, parts, "mcap" if ".mcap" in suffixes else "sqlite3", skipped, notes, expected)
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse a FIFO, socket or device where a bag file belongs: opening one blocks forever.
+
+    ``stat`` does not open the file (a FIFO without a writer would block ``open``); a symbolic
+    link to a regular file is fine.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise BagError(f"bag file {path} cannot be read: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise BagError(f"bag file {path} is {kind}, not a regular file; a recording must be a "
+                       "file on disk (copy it to one first)")
 
 
 def _storage_of(part: _RosbagsPart, files: list[Path]) -> str:

@@ -158,11 +158,11 @@ class ObjectDetectorNode(PerceptionNode):
         if d is None:
             return {}
         extra = {"model": d.model_name, "provider": d.provider,
-                 "preprocess": getattr(d, "preprocess_device", ""), "labels": len(d.label_names),
+                 "preprocess": d.preprocess_device, "labels": len(d.label_names),
                  "batching": "on" if d.batch_dynamic else "off",
                  "tracking": "on" if self.trackers is not None else "off"}
-        for model, provider in getattr(d, "providers", {}).items():  # several models
-            extra[f"provider[{model}]"] = provider
+        if len(d.providers) > 1:  # several models: each one's provider
+            extra.update({f"provider[{model}]": p for model, p in d.providers.items()})
         if d.fallback_reasons:
             extra["provider_fallback"] = " | ".join(d.fallback_reasons)
         return extra

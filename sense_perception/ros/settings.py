@@ -120,9 +120,9 @@ class DriverMonitorNodeSettings(InputSettings):
     PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "attention",
                                            "runtime")
 
-    camera_topic: str = param("/cabin_camera/image_raw", "in-cabin camera image topic; results go to "
-                              "its namespace (<ns>/faces, <ns>/driver_identity, <ns>/driver_attention, "
-                              "<ns>/head_pose)")
+    camera_topic: str = param("/camera/cabin/image_raw/compressed", "in-cabin camera image topic; "
+                              "results go to its namespace (<ns>/faces, <ns>/driver_identity, "
+                              "<ns>/driver_attention, <ns>/head_pose)")
     camera_info_topic: str = param("auto", "sensor_msgs/CameraInfo of the cabin camera for the head "
                                    "pose: auto = <ns>/camera_info, \"\" = none (default intrinsics "
                                    "fx = fy = image width, principal point at the centre), or a topic")

@@ -19,15 +19,16 @@ import numpy as np
 
 from ...config import section_from_params
 from ...errors import ConfigError, ImageDecodeError, ModelError
-from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
+from .decoders import (FAMILIES, Decoder, OutputLayout, canonical_family, detector_models,
+                       family_input_defaults, make_decoder)
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import AD_LABELS, LabelMap, build_label_map
 from ..runtime.model_prepare import prepare_detector_model
 from ..runtime.openvino_session import PROVIDER as OPENVINO_PROVIDER
-from ..runtime.model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
+from ..runtime.model_registry import InputSpec, get_model, read_labels, sha256_file
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
-from ..runtime.session import RuntimeConfig, RuntimeOptions
+from ..runtime.session import OnnxModel, RuntimeConfig, RuntimeOptions, TensorSpec
 from ..types import Detections
 
 LOG = logging.getLogger(__name__)
@@ -38,30 +39,6 @@ def _input_fields(spec: InputSpec) -> dict[str, Any]:
     return dict(color=spec.color, resize=spec.resize, pad_value=spec.pad_value, scale=spec.scale,
                 mean=tuple(spec.mean), std=tuple(spec.std))
 
-
-def _input_defaults(model: str, interpolation: str) -> dict[str, Any]:
-    spec = MODELS[model].input
-    assert spec is not None
-    return {**_input_fields(spec), "interpolation": interpolation}
-
-
-# Pre-processing each family was trained with, for custom models (bundled ones use the registry).
-FAMILY_INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
-    # PaddleDetection evaluates PicoDet with Resize interp=2 (cubic) but trains it with
-    # BatchRandomResize(random_interp=True), so bilinear is inside its training distribution too.
-    # On the 80 labelled PandaSet frames bilinear found as many cars and pedestrians as cubic with
-    # fewer false positives (docs/detection-quality.md), and it is cheaper: the default.
-    "gfl": _input_defaults("picodet_s_416", "linear"),
-    # YOLOX: BGR 0..255, letterbox at the top-left padded with 114, bilinear.
-    "yolox": _input_defaults("yolox_nano", "linear"),
-    # Ultralytics: RGB 0..1, centred letterbox padded with 114.
-    "yolov8": dict(color="rgb", resize="letterbox_center", scale=1 / 255.0, pad_value=114.0,
-                   interpolation="linear"),
-    # RT-DETR (Ultralytics and PaddleDetection): RGB 0..1, plain resize.
-    "rtdetr": dict(color="rgb", resize="stretch", scale=1 / 255.0, interpolation="linear"),
-    # Open Model Zoo detectors: BGR 0..255 (normalisation folded into the graph), plain resize.
-    "detection_output": _input_defaults("person_detection_0203", "linear"),
-}
 
 NO_MODEL = "none"
 
@@ -285,12 +262,6 @@ class DetectorConfig:
         return self.class_thresholds.of(label, self.score_threshold)
 
 
-def detector_models() -> list[str]:
-    """Names of the bundled models that are object detectors."""
-    return [name for name, spec in MODELS.items()
-            if spec.input is not None and spec.family in FAMILY_INPUT_DEFAULTS]
-
-
 def _tiling_from_params(params: dict, source: str) -> Any:
     try:
         from . import tiling
@@ -337,7 +308,7 @@ def _resolve_model(cfg: DetectorConfig) -> ResolvedModel:
         return ResolvedModel(path, path.name, labels, None, canonical_family(cfg.model_family),
                              True, None)
     spec = get_model(cfg.model)
-    if spec.input is None or spec.family not in FAMILY_INPUT_DEFAULTS:
+    if spec.input is None or spec.family not in FAMILIES:
         raise ConfigError(f"detector.model '{cfg.model}' is a {spec.family} model, not an "
                           f"object detector; use one of {', '.join(detector_models())}")
     labels = Path(str(resources.files("sense_perception") / (spec.labels_resource or "")))
@@ -426,7 +397,39 @@ class ObjectDetector:
 
     @property
     def provider(self) -> str:
+        """Execution provider running the model (``CPUExecutionProvider``, ``OpenVINO (CPU)``...)."""
         return self._model.provider
+
+    @property
+    def providers(self) -> dict[str, str]:
+        """Execution provider per model: this detector's one model."""
+        return {self.model_name: self.provider}
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime ``InferenceSession`` running the network; None where it runs on
+        OpenVINO (read by :class:`~.gpu_preprocess.DeviceDetector` to bind its input)."""
+        return self._model.session if isinstance(self._model, OnnxModel) else None
+
+    @property
+    def output_names(self) -> list[str]:
+        """The network's output names, in the order :meth:`postprocess` takes the outputs."""
+        return list(self._model.output_names)
+
+    @property
+    def input_tensor(self) -> TensorSpec:
+        """The network's one input (name, shape, dtype)."""
+        return self._input
+
+    @property
+    def max_batch(self) -> int:
+        """Most images per inference call (1 where the model has no batch axis)."""
+        return self._max_batch
+
+    @property
+    def device_id(self) -> int:
+        """GPU index the CUDA and TensorRT providers run on (``runtime.device_id``)."""
+        return int(self._model.options.device_id)
 
     @property
     def min_score(self) -> float:
@@ -466,7 +469,7 @@ class ObjectDetector:
         nw, nh, _ = self._pre.geometry(width, height)
         return nw, nh
 
-    def _input_geometry(self, registry_input: InputSpec | None) -> tuple[int, int, Any]:
+    def _input_geometry(self, registry_input: InputSpec | None) -> tuple[int, int, TensorSpec]:
         inputs = self._model.inputs
         if len(inputs) != 1:
             raise ModelError(f"{self.model_name} has {len(inputs)} inputs "
@@ -509,7 +512,7 @@ class ObjectDetector:
     def _preprocess_spec(self, registry_input: InputSpec | None, width: int,
                          height: int) -> PreprocessSpec:
         cfg = self.config
-        base = dict(FAMILY_INPUT_DEFAULTS[self.family])
+        base = family_input_defaults(self.family)
         if registry_input is not None:
             base.update(_input_fields(registry_input))
         overrides = {"resize": cfg.resize, "color": cfg.color_order,
@@ -523,7 +526,7 @@ class ObjectDetector:
         """Detect objects in one BGR uint8 image."""
         return self.detect([image])[0]
 
-    def detect(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
+    def detect(self, images: Sequence[np.ndarray | ImageView]) -> list[Detections]:
         """Detect objects in BGR uint8 HxWx3 images of any sizes.
 
         An entry may also be an :class:`~sense_perception.core.imaging.image_decode.ImageView` (from

@@ -12,7 +12,7 @@ tile-aware merge. Every member batches the cameras of a call as it can; the resu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,14 +20,19 @@ from ...errors import ModelError
 from ..imaging.image_decode import source_size
 from ..types import Detections
 from .band import merge_band
+from .interface import Detector
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .detector import DetectorConfig
 
 
 class MultiModelDetector:
     """Runs every member detector on the same images and merges their detections per image.
 
     Args:
-        members: built detectors (:class:`~sense_perception.core.detection.detector.ObjectDetector`
-            or a ``DeviceDetector`` around one), the general model first, owning disjoint labels.
+        members: built detectors (:class:`~.interface.Detector`: an
+            :class:`~sense_perception.core.detection.detector.ObjectDetector` or a
+            ``DeviceDetector`` around one), the general model first, owning disjoint labels.
         band: (top, bottom) fractions of the height that the last member sees (its tiling cuts
             that band); None: every member sees the whole frame.
         band_labels: labels the band member owns inside the band and the general model beyond it.
@@ -36,7 +41,7 @@ class MultiModelDetector:
         ModelError: members disagree on the label order or two of them own the same label.
     """
 
-    def __init__(self, members: Sequence[Any], band: Sequence[float] | None = None,
+    def __init__(self, members: Sequence[Detector], band: Sequence[float] | None = None,
                  band_labels: Sequence[str] = ()) -> None:
         if not members:
             raise ModelError("a multi-model detector needs at least one model")
@@ -59,7 +64,7 @@ class MultiModelDetector:
         self.owners = owners
         self._shared = np.array([i for i, n in enumerate(self.label_names) if n in shared],
                                 np.int32)
-        self.config = general.config
+        self.config: DetectorConfig = general.config
         self.timings: dict[str, float] = {}
 
     # -- what the nodes, the replay and the CLI read ----------------------------------------------

@@ -42,6 +42,30 @@ class CameraInfoError(SensePerceptionError):
     """A CameraInfo message cannot give usable intrinsics (the default stays in use)."""
 
 
+#: Plausible focal lengths, in image widths: 0.02 is a 175 degree field of view, 100 one of 0.6
+#: degrees. Outside that, K is a unit or calibration mistake (fx = 1e-30 puts every face outside
+#: the image, so the head pose would fail and a visible driver read as "no face").
+FOCAL_RANGE = (0.02, 100.0)
+
+
+def _check_plausible(k: np.ndarray, width: int, height: int) -> None:
+    """Refuse a K no camera of ``width`` x ``height`` has, naming the value and the range."""
+    lo, hi = FOCAL_RANGE[0] * width, FOCAL_RANGE[1] * width
+    for name, value in (("fx", k[0, 0]), ("fy", k[1, 1])):
+        if not lo <= value <= hi:
+            raise CameraInfoError(
+                f"CameraInfo {name} = {value:.6g} px is implausible for a {width}x{height} image "
+                f"(expected {lo:.6g} to {hi:.6g} px, a field of view between 0.6 and 175 "
+                "degrees); fix the calibration, or set camera_info_topic to \"\" to use the "
+                "default intrinsics")
+    for name, value, size in (("cx", k[0, 2], width), ("cy", k[1, 2], height)):
+        if not -size <= value <= 2 * size:
+            raise CameraInfoError(
+                f"CameraInfo {name} = {value:.6g} px lies far outside the {width}x{height} image "
+                "(the principal point is near its centre); fix the calibration, or set "
+                "camera_info_topic to \"\" to use the default intrinsics")
+
+
 @dataclass(frozen=True)
 class CameraIntrinsics:
     """Pinhole intrinsics for solvePnP, in continuous image coordinates (pixel ``i`` spans
@@ -76,8 +100,9 @@ class CameraIntrinsics:
         """Intrinsics of a sensor_msgs/CameraInfo (rclpy or rosbags message, or an equal dict).
 
         Raises:
-            CameraInfoError: K is zero or not finite (an uncalibrated camera publishes zeros), or
-                the image size is missing; the message names the fix.
+            CameraInfoError: K is zero or not finite (an uncalibrated camera publishes zeros),
+                implausible for the image size (see :data:`FOCAL_RANGE`), or the image size is
+                missing; the message names the value and the fix.
         """
         get = info.get if isinstance(info, dict) else lambda k, d=None: getattr(info, k, d)
         k = np.asarray(get("k", ()), np.float64).reshape(-1)
@@ -106,6 +131,7 @@ class CameraIntrinsics:
             note = "; non-finite distortion coefficients ignored"
             d = np.zeros(0)
         k = k / k[2, 2]
+        _check_plausible(k, width, height)
         k[:2, 2] += 0.5  # ROS puts pixel centres at integers; here they are at +0.5
         return cls(k, d, width, height,
                    f"camera_info ({width}x{height}, fx {k[0, 0]:.1f}, fy {k[1, 1]:.1f}{note})")

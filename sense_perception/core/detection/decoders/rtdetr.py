@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import Candidates, Decoder, OutputFormatError, OutputLayout, best_class, xywh_to_xyxy
+from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, best_class, trained_input,
+                   xywh_to_xyxy)
 
 
 class RTDETRDecoder(Decoder):
@@ -23,6 +24,10 @@ class RTDETRDecoder(Decoder):
     needs_nms = False
     layout_doc = ("rtdetr: boxes [B, Q, 4] (cx, cy, w, h normalised 0..1) + scores [B, Q, C], "
                   "or one [B, Q, 4+C] output")
+    aliases = ("rt-detr",)
+    # RT-DETR (Ultralytics and PaddleDetection): RGB 0..1, plain resize.
+    input_defaults = trained_input(color="rgb", resize="stretch", scale=1 / 255.0,
+                                   interpolation="linear")
 
     def __init__(self, layout: OutputLayout) -> None:
         super().__init__(layout)

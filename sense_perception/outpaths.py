@@ -1,0 +1,148 @@
+"""Checks on where a command writes, done before any work: outputs never destroy inputs.
+
+A command that clears or overwrites an output path (``replay --force``, ``driver attention
+--json-out``) first makes sure that path is not one of its inputs, does not contain one and does
+not lie inside one (symbolic links followed and not), that it can be written, and, for a result
+file, that it is not an image: a typo must not turn a photo into JSON.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from .errors import SensePerceptionError
+
+#: Suffixes of image files a JSON or other result file is never written over.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                            ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".exr", ".hdr", ".heic",
+                            ".avif"})
+
+
+class OutputPathError(SensePerceptionError):
+    """An output path would destroy an input, or cannot be written."""
+
+
+def _forms(path: Path) -> set[Path]:
+    # The path as written (made absolute, '..' folded, links kept) and with every link resolved:
+    # `review/bag` may be a link to the real recording, or `out` a link to the input's folder.
+    return {Path(os.path.abspath(path)), Path(path).resolve()}
+
+
+def overlap(a: Path, b: Path) -> str | None:
+    """How ``a`` and ``b`` overlap ("is", "contains", "lies inside"), or None when apart."""
+    for x in _forms(a):
+        for y in _forms(b):
+            if x == y:
+                return "is"
+            if y.is_relative_to(x):
+                return "contains"
+            if x.is_relative_to(y):
+                return "lies inside"
+    return None
+
+
+def check_apart(out: Path, inputs: Iterable[Path], option: str = "--out",
+                error: type[SensePerceptionError] = OutputPathError) -> None:
+    """Refuse an output directory ``out`` that is, contains or lies inside one of ``inputs``.
+
+    Raises:
+        error: (default :class:`OutputPathError`) naming both paths and the fix.
+    """
+    for source in inputs:
+        how = overlap(Path(out), Path(source))
+        if how:
+            raise error(
+                f"{option} {out} {how} the input {source}; writing there could replace or delete "
+                f"the input; choose an {option} outside the input (and the input outside it)")
+
+
+def check_writable_dir(path: Path, option: str = "--out", create: bool = True,
+                       error: type[SensePerceptionError] = OutputPathError) -> None:
+    """Prove a file can be created in directory ``path``, creating it first if ``create``.
+
+    With ``create`` false nothing is left behind: a missing ``path`` is judged by its nearest
+    existing parent, which must be a writable directory.
+
+    Raises:
+        error: (default :class:`OutputPathError`) it is a file, cannot be created or is not
+            writable (read-only disk, permissions), naming the reason.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise error(f"{option} {path} is a file, not a directory; give a directory")
+    probe = path
+    if not create:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise error(f"{option} {path} cannot be created: {probe} is a file, not a "
+                        "directory; choose a directory you can write to")
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=probe, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise error(f"{option} {path} is not writable: {exc.strerror or exc}; choose a "
+                    "directory you can write to") from exc
+
+
+def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
+    """Refuse a result file ``path`` that is an input, an image, a directory or not writable.
+
+    Nothing is created: the directory it goes to is only probed with a temporary file.
+
+    Raises:
+        OutputPathError: naming the path, the reason and the fix.
+    """
+    path = Path(path)
+    for form in (path, path.resolve()):  # a link named .json may point at a photo
+        if form.suffix.lower() in IMAGE_SUFFIXES:
+            what = (f"has an image suffix ({form.suffix})" if form == path
+                    else f"is a link to the image {form}")
+            raise OutputPathError(f"{option} {path} {what}; a result file is never written over "
+                                  "an image: give a name ending in .json")
+    for source in inputs:
+        if overlap(path, Path(source)) == "is" or _same_file(path, Path(source)):
+            raise OutputPathError(f"{option} {path} is the input {source}; it would be "
+                                  "overwritten: give another file name")
+    if path.is_file() and _is_image(path):
+        raise OutputPathError(f"{option} {path} is an image file; a result file is never written "
+                              "over an image: give another file name")
+    if path.is_dir():
+        raise OutputPathError(f"{option} {path} is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputPathError(f"{option} {path}: directory {folder} does not exist; create it "
+                              "or give another path")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise OutputPathError(f"{option} {path} cannot be written: {exc.strerror or exc}; give a "
+                              "path you can write to") from exc
+
+
+def _is_image(path: Path) -> bool:
+    """True when OpenCV recognises the file's content as an image (its signature, not its name)."""
+    import cv2
+
+    try:
+        return bool(cv2.haveImageReader(str(path)))
+    except cv2.error:
+        return False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links too
+    except OSError:
+        return False
+
+
+__all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_result_file",
+           "check_writable_dir", "overlap"]

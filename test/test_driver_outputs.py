@@ -1,0 +1,161 @@
+"""`driver attention` / `driver eval` outputs and bad inputs (issue 20, items 4, 14, 15).
+
+``--json`` means the same in every `driver` command: print JSON on stdout. A file is written only
+with ``--json-out FILE``, never over an input or an image. One unreadable photo or one 1x1 bag
+frame is skipped, counted and named; the rest goes on.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sense_perception.cli.main import main
+from sense_perception.face import model_fold
+from sense_perception.face.gallery import GalleryStore
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+PAIRS = Path(__file__).resolve().parent / "data" / "face_pairs.csv"
+OBAMA_2 = FACES / "obama_2_congress_2009.jpg"
+COLLINS = FACES / "eileen_collins_nasa_astronaut.png"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fold_cache(tmp_path_factory: pytest.TempPathFactory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
+    mp.delenv("SENSE_PERCEPTION_GALLERY_KEY", raising=False)
+    yield
+    mp.undo()
+
+
+def cli(capsys: pytest.CaptureFixture, *argv: str | Path) -> tuple[int, str, str]:
+    code = main(["driver", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> tuple[Path, Path]:
+    victim, other = tmp_path / "victim.jpg", tmp_path / "other.png"
+    shutil.copy(OBAMA_2, victim)
+    shutil.copy(COLLINS, other)
+    return victim, other
+
+
+def test_json_is_a_flag_that_never_overwrites_a_photo(photos, capsys) -> None:
+    victim, other = photos
+    before = victim.read_bytes(), other.read_bytes()
+    code, out, err = cli(capsys, "attention", "--json", victim, other)
+    assert code == 0, err
+    assert (victim.read_bytes(), other.read_bytes()) == before  # the photos are untouched
+    doc = json.loads(out)  # stdout is the JSON alone
+    assert [row["image"] for row in doc["images"]] == [str(victim), str(other)]
+    assert doc["images"][0]["yaw_deg"] > 5.0 and doc["skipped"] == []
+
+
+@pytest.mark.parametrize("target", ["image_suffix", "an_input", "hard_link", "an_image_by_content",
+                                    "link_to_an_image", "unwritable"])
+def test_json_out_is_refused_before_any_work(photos, tmp_path, capsys, target) -> None:
+    victim, other = photos
+    disguised = tmp_path / "face.data"  # an input without an image suffix (OpenCV reads content)
+    shutil.copy(OBAMA_2, disguised)
+    before = {p: p.read_bytes() for p in (victim, other, disguised)}
+    if target == "image_suffix":
+        out, reason = tmp_path / "result.png", "has an image suffix (.png)"
+    elif target == "an_input":
+        out, reason = disguised, f"is the input {disguised}"
+    elif target == "hard_link":
+        out = tmp_path / "result.json"
+        out.hardlink_to(disguised)
+        reason = f"is the input {disguised}"
+    elif target == "an_image_by_content":  # a photo that is not among the inputs
+        out, reason = tmp_path / "holiday.json", "is an image file"
+        shutil.copy(COLLINS, out)
+        before[out] = out.read_bytes()
+    elif target == "link_to_an_image":
+        photo = tmp_path / "holiday.jpg"
+        shutil.copy(COLLINS, photo)
+        before[photo] = photo.read_bytes()
+        out, reason = tmp_path / "result.json", f"is a link to the image {photo}"
+        out.symlink_to(photo)
+    else:
+        blocker = tmp_path / "a_file"
+        blocker.write_text("x")
+        out, reason = blocker / "result.json", f"directory {blocker} does not exist"
+    code, stdout, err = cli(capsys, "attention", victim, other, disguised, "--json-out", out)
+    assert code == 2 and f"--json-out {out}" in err and reason in err, err
+    assert "Traceback" not in err and stdout == ""  # refused before any photo was measured
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_one_bad_photo_is_skipped_named_and_counted(photos, tmp_path, capsys) -> None:
+    victim, other = photos
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(victim.read_bytes()[:200])  # a copy cut short
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((1, 1, 3), 128, np.uint8))
+    missing = tmp_path / "missing.jpg"
+    out = tmp_path / "attention.json"
+    code, stdout, err = cli(capsys, "attention", broken, victim, tiny, missing, other,
+                            "--json-out", out)
+    assert code == 1, err  # something was skipped; the rest was measured
+    assert f"warning: skipped {broken}: " in err and "not a decodable image" in err
+    assert f"warning: skipped {tiny}: " in err and "1x1" in err
+    assert f"warning: skipped {missing}: " in err and "no such file" in err
+    assert f"3 of 5 image(s) skipped: {broken}, {tiny}, {missing}" in err
+    assert "Traceback" not in err
+    assert f"{victim}: yaw" in stdout and f"{other}: yaw" in stdout
+    doc = json.loads(out.read_text())
+    assert [r["image"] for r in doc["images"]] == [str(victim), str(other)]
+    assert [s["image"] for s in doc["skipped"]] == [str(broken), str(tiny), str(missing)]
+    assert all(s["reason"] for s in doc["skipped"])
+    # nothing readable at all: nothing was measured
+    code, _, err = cli(capsys, "attention", broken, tiny)
+    assert code == 2 and "2 of 2 image(s) skipped" in err
+
+
+def test_eval_json_prints_and_json_out_writes(tmp_path, capsys) -> None:
+    code, out, err = cli(capsys, "eval", "--pairs", PAIRS, "--root", FACES, "--json")
+    assert code == 0, err
+    printed = json.loads(out)
+    assert printed["pairs"] == 15 and "table" in printed
+    code, _, err = cli(capsys, "eval", "--pairs", PAIRS, "--root", FACES, "--json-out", PAIRS)
+    assert code == 2 and f"is the input {PAIRS}" in err
+    code, _, err = cli(capsys, "eval", "--pairs", PAIRS, "--root", FACES, "--json-out",
+                       FACES / "obama_2_congress_2009.jpg")
+    assert code == 2 and "image suffix" in err
+    assert cv2.imread(str(OBAMA_2)) is not None  # still a photo
+
+
+def _write_bag(path: Path, frames: list[np.ndarray], topic: str) -> None:
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    Img, Header, Time = (store.types[n] for n in ("sensor_msgs/msg/CompressedImage",
+                                                  "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
+    with Writer(path, version=9) as writer:
+        conn = writer.add_connection(topic, Img.__msgtype__, typestore=store)
+        for i, frame in enumerate(frames):
+            raw = cv2.imencode(".jpg", frame)[1].tobytes()
+            msg = Img(Header(Time(i, 0), "cabin_camera"), "jpeg", np.frombuffer(raw, np.uint8))
+            writer.write(conn, i * 10**9, store.serialize_cdr(msg, Img.__msgtype__))
+
+
+def test_enrol_from_a_bag_skips_a_one_pixel_frame(tmp_path, capsys) -> None:
+    frame = cv2.imread(str(OBAMA_2))
+    bag = tmp_path / "cabin_bag"
+    _write_bag(bag, [frame, np.zeros((1, 1, 3), np.uint8), frame, cv2.flip(frame, 1)],
+               "/cabin/image/compressed")
+    gallery = tmp_path / "g.json"
+    code, out, err = cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", bag,
+                         "--topic", "/cabin/image/compressed", "--stride", "1", "--gallery", gallery)
+    assert code == 0, out + err
+    assert "skipped 1 frame(s) of /cabin/image/compressed: invalid frame 1x1" in err
+    [driver] = GalleryStore(gallery).drivers()
+    assert driver.templates.shape == (3, 128)  # the other frames were all used

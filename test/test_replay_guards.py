@@ -1,0 +1,261 @@
+"""`replay` never destroys its input, never hangs on a non-file, never films or detects on the
+cabin camera unasked, and never burns a driver's name into a video (issue 20, items 3, 6, 7, 9, 15,
+and the 1x1 frame)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from replay_helpers import (CABIN, FRONT, ROOT, SAMPLE_BAG, SHARED, WINDSHIELD, copy_bag,
+                            copy_dir, enrol_sample_driver, read_output)
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_typestore
+
+from sense_perception.cli.main import main
+from sense_perception.replay.engine import _identity_caption
+
+STORE = get_typestore(Stores.ROS2_JAZZY)
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["replay", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+# -- item 3: --force never deletes the input --------------------------------------------------------
+
+def test_force_refuses_an_out_that_holds_the_input(tmp_path, capsys) -> None:
+    review = tmp_path / "review"
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", review, "--topics", WINDSHIELD, "--copy-input")
+    assert code == 0, err
+    before = _tree(review / "bag")
+    code, _, err = _run(capsys, review / "bag", "--out", review, "--force")
+    assert code == 2
+    assert f"--out {review} contains the input {review / 'bag'}" in err and "Traceback" not in err
+    assert _tree(review / "bag") == before  # the recording is untouched ...
+    with Reader(review / "bag") as reader:  # ... and still opens
+        assert reader.message_count > 0
+    # The same input reached through a symbolic link is refused just as well.
+    link = tmp_path / "link"
+    link.symlink_to(review / "bag")
+    code, _, err = _run(capsys, link, "--out", review, "--force")
+    assert code == 2 and "contains the input" in err
+    assert _tree(review / "bag") == before
+
+
+@pytest.mark.parametrize("where", ["same", "inside"])
+def test_an_out_that_is_or_lies_inside_the_input_is_refused(tmp_path, capsys, where) -> None:
+    bag = copy_dir(SAMPLE_BAG, tmp_path / "bag")
+    before = _tree(bag)
+    out = bag if where == "same" else bag / "results"
+    code, _, err = _run(capsys, bag, "--out", out, "--force")
+    assert code == 2
+    assert ("is the input" if where == "same" else "lies inside the input") in err
+    assert _tree(bag) == before and not (bag / "results").exists()
+    # an --out that is a link to the input folder
+    link = tmp_path / "out_link"
+    link.symlink_to(bag, target_is_directory=True)
+    code, _, err = _run(capsys, bag, "--out", link, "--force")
+    assert code == 2 and "is the input" in err and _tree(bag) == before
+
+
+def test_an_unreadable_input_clears_nothing(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD)[0] == 0
+    before = _tree(out)
+    code, _, err = _run(capsys, tmp_path / "missing_bag", "--out", out, "--force")
+    assert code == 2 and "does not exist" in err
+    assert _tree(out) == before  # the old outputs are still there
+
+
+# -- item 15: unwritable --out ---------------------------------------------------------------------
+
+def test_unwritable_out_fails_before_any_work(tmp_path, capsys) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code, out, err = _run(capsys, SAMPLE_BAG, "--out", blocker / "out", "--topics", WINDSHIELD)
+    assert code == 2 and "Traceback" not in err
+    assert f"--out {blocker / 'out'} cannot be created: {blocker} is a file" in err
+    assert "choose a directory" in err
+    assert blocker.read_text() == "not a folder" and "summary" not in out
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", blocker, "--topics", WINDSHIELD)
+    assert code == 2 and "is a file" in err
+
+
+# -- item 9: a FIFO where a bag file belongs -------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["file", "in_folder"])
+def test_a_fifo_bag_file_is_refused_not_waited_on(tmp_path, layout) -> None:
+    if layout == "file":
+        bag = tmp_path / "drive.mcap"
+        os.mkfifo(bag)
+        named = bag
+    else:
+        bag = copy_dir(SAMPLE_BAG, tmp_path / "bag")
+        (named,) = bag.glob("*.mcap")
+        named.unlink()
+        os.mkfifo(named)
+    proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay", str(bag),
+                           "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr
+    assert f"bag file {named} is a FIFO (named pipe), not a regular file" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+# -- item 7: the cabin camera is never an exterior camera ------------------------------------------
+
+def test_video_without_cabin_films_no_face(tmp_path, capsys) -> None:
+    out = tmp_path / "v"
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--video")
+    assert code == 0, err
+    assert {p.name for p in (out / "video").iterdir()} == {
+        "camera_front_image_raw_compressed.mp4", "camera_windshield_image_raw.mp4"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["cameras"]) == {FRONT, WINDSHIELD}
+    topics = {m.channel.topic for m in read_output(out / "bag")}
+    assert not any(t.startswith("/camera/cabin/") for t in topics), topics  # no detector on it
+    assert f"{CABIN} is the cabin camera" in " ".join(err.split())
+
+
+def test_video_cabin_without_cabin_is_refused_not_ignored(tmp_path, capsys) -> None:
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--video-cabin")
+    assert code == 2 and "--video-cabin films the camera named by --cabin" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_naming_the_cabin_camera_as_an_exterior_topic_is_refused(tmp_path, capsys) -> None:
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--topics", FRONT, CABIN)
+    assert code == 2 and f"topic {CABIN} is the cabin camera" in err and f"--cabin {CABIN}" in err
+    assert not (tmp_path / "o" / "bag").exists()
+
+
+def test_a_cabin_other_than_the_configured_one_is_warned_about(tmp_path, capsys) -> None:
+    config = tmp_path / "params.yaml"
+    config.write_text("driver_monitor:\n  ros__parameters:\n    gallery:\n"
+                      f"      path: {tmp_path / 'gallery.json'}\n")
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--cabin", WINDSHIELD,
+                        "--config", config)
+    assert code == 0, err
+    text = " ".join(err.split())
+    assert (f"--cabin {WINDSHIELD} is not the configured cabin camera (driver_monitor.camera_topic "
+            f"{CABIN} in {config})") in text
+    # the configured cabin camera is still kept away from the detector
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert set(summary["cameras"]) == {FRONT, WINDSHIELD}
+    topics = {m.channel.topic for m in read_output(tmp_path / "o" / "bag")}
+    # --cabin is still obeyed: the driver pipeline on the windshield camera, no detector there
+    assert "/camera/windshield/driver_identity" in topics
+    assert "/camera/windshield/detections" not in topics
+    assert not any(t.startswith("/camera/cabin/") for t in topics)
+
+
+def test_the_default_config_names_the_sample_bags_cabin_camera() -> None:
+    from sense_perception.config import bundled_config, load_params
+    from sense_perception.ros.settings import DriverMonitorNodeSettings, transport_kind
+
+    topic = load_params(bundled_config("perception"), "driver_monitor")["camera_topic"]
+    assert topic == CABIN == DriverMonitorNodeSettings().camera_topic
+    with Reader(SAMPLE_BAG) as reader:
+        types = {c.topic: c.msgtype for c in reader.connections}
+    assert types[topic] == "sensor_msgs/msg/CompressedImage"
+    assert transport_kind(topic, "auto") == "compressed"  # the node subscribes to what is there
+
+
+# -- item 6: no display name in the cabin video ----------------------------------------------------
+
+def test_the_cabin_caption_carries_the_pseudonymous_id_never_the_name(tmp_path) -> None:
+    from sense_perception.face.pipeline import DriverIdentifier
+
+    gallery, driver_id = enrol_sample_driver(tmp_path)
+    identifier = DriverIdentifier.from_params({"gallery.path": str(gallery)}, "test")
+    captions, names = [], set()
+    with Reader(SAMPLE_BAG) as reader:
+        conns = [c for c in reader.connections if c.topic == CABIN]
+        for _, ts, raw in reader.messages(conns):
+            msg = STORE.deserialize_cdr(raw, "sensor_msgs/msg/CompressedImage")
+            image = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+            result = identifier.process(image, ts * 1e-9)
+            names.add(result.display_name)
+            captions.append(_identity_caption(result))
+    assert "Barack Obama" in names  # the driver was identified, under his display name ...
+    assert any(f"({driver_id}, " in c and "identified" in c for c in captions), captions
+    assert not any("Obama" in c or "Barack" in c for c in captions), captions  # ... never shown
+
+
+# -- the 1x1 frame: an invalid frame, not an inference failure -------------------------------------
+
+def test_a_one_pixel_frame_is_an_invalid_frame_not_an_inference_failure(tmp_path, capsys) -> None:
+    def edit(topic, msgtype, ts, raw):
+        if topic == WINDSHIELD:
+            msg = STORE.deserialize_cdr(raw, msgtype)
+            msg.height, msg.width, msg.step, msg.data = 1, 1, 3, np.zeros(3, np.uint8)
+            raw = bytes(STORE.serialize_cdr(msg, msgtype))
+        return [(topic, msgtype, ts, raw)]
+
+    bag = copy_bag(SAMPLE_BAG, tmp_path / "bag", edit=edit)
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, bag, "--out", out, "--topics", FRONT, WINDSHIELD)
+    assert code == 1, err
+    summary = json.loads((out / "summary.json").read_text())
+    (entry,) = summary["skipped"]
+    assert entry["topic"] == WINDSHIELD and entry["count"] == 1
+    assert entry["reason"].startswith("invalid frame: 1x1 px is too small")
+    assert "tiling" not in entry["reason"] and "inference" not in entry["reason"]
+    assert summary["cameras"][FRONT]["frames"] == 4  # the other camera went on
+
+
+_READ_ONLY = '''
+import contextlib, io, json, sys, time
+from sense_perception.cli.main import main
+bag, photo, disk, topic = sys.argv[1:5]
+report = {}
+for name, argv in (("replay", ["replay", bag, "--out", f"{disk}/out", "--topics", topic]),
+                   ("attention", ["driver", "attention", photo, "--json-out", f"{disk}/a.json"])):
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    report[name] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
+                    "seconds": time.perf_counter() - start}
+print(json.dumps(report))
+'''
+
+
+def test_a_read_only_out_is_refused_before_any_work(tmp_path) -> None:
+    """A real read-only disk (a tmpfs mounted ro in a private mount namespace) under --out and
+    --json-out: refused with the reason, before a model loads or a photo is measured."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    script = tmp_path / "inside.py"
+    script.write_text(_READ_ONLY)
+    proc = subprocess.run(
+        [*prefix, "sh", "-c", 'mount -t tmpfs -o ro,size=64k tmpfs "$1" && exec "$2" "$3" "$4" '
+         '"$5" "$1" "$6"', "sh", str(disk), sys.executable, str(script), str(SAMPLE_BAG),
+         str(SHARED / "faces" / "obama_2_congress_2009.jpg"), WINDSHIELD],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    replay, attention = report["replay"], report["attention"]
+    assert replay["code"] == 2 and "Traceback" not in replay["stderr"]
+    assert f"--out {disk}/out is not writable: Read-only file system" in replay["stderr"]
+    assert "summary" not in replay["stdout"]
+    assert attention["code"] == 2 and "Traceback" not in attention["stderr"]
+    assert f"--json-out {disk}/a.json cannot be written: Read-only file system" in attention["stderr"]
+    assert attention["stdout"] == ""  # no photo was measured
