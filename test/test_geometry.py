@@ -159,9 +159,8 @@ def test_near_pedestrians_and_cars_are_placed_within_a_few_percent():
     error = np.abs(rel_error(pos, truth))
     assert error[:5].max() < 0.03  # pedestrians
     assert error[5:].max() < 0.08  # cars: an oblique car's nearest wheel is off the box centre
-    miss = np.hypot(*(pos.xyz[:, :2] - np.array(truth)).T)
-    assert (miss < 0.08 * np.hypot(*np.array(truth).T)).all()  # an oblique car's box centre
-    # is not quite its centre's direction
+    d = pos.xyz[:, :2] - np.array(truth)
+    assert (np.einsum("ni,nij,nj->n", d, np.linalg.inv(pos.covariance), d) < 9).all()  # 3 sigma
     assert (pos.xyz[:, 2] == 0).all()
 
 
