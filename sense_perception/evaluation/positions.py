@@ -25,6 +25,7 @@ from .scoring import ImageDetections, _coco_eval, scored_labels
 
 RANGE_BANDS: tuple[tuple[str, float, float], ...] = (
     ("0-20 m", 0.0, 20.0), ("20-40 m", 20.0, 40.0), ("40-80 m", 40.0, 80.0))
+DETECTIONS_FILE = "detections.json"
 GAUSSIAN_1SIGMA_2D = 1.0 - np.exp(-0.5)  # 0.393: share inside a 2-D Gaussian's 1-sigma ellipse
 
 
@@ -220,31 +221,36 @@ def position_report(ground_truth: Sequence[GroundTruthImage],
             "errors": table, "recall_by_range": recall}
 
 
-def render_positions(report: dict[str, Any], console: Any) -> None:
-    """Print the position error table and recall by range."""
+def render_positions(report: dict[str, Any], console: Any, placed: bool = True) -> None:
+    """Print the position error table (when ``placed``: there were positions) and recall by
+    range."""
     from rich.markup import escape
     from rich.table import Table
 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f} %"
 
-    table = Table(title=f"ground positions of matched detections (IoU {report['iou']:g}; range "
-                        "error relative to the true range, < 0 short; 1-sigma coverage "
-                        f"{100 * report['expected_coverage_1sigma']:.0f} % when calibrated)")
-    for column in ("class", "range", "matched", "placed", "median |error|", "90th pct",
-                   "bias", "lateral", "1-sigma coverage"):
-        table.add_column(column, justify="left" if column in ("class", "range") else "right")
+    table = Table(title=f"ground positions of matched detections (IoU {report['iou']:g})",
+                  caption="median / p90: absolute range error relative to the true range; bias: "
+                          "signed median (< 0 short); lateral: median across the line of sight; "
+                          "in 1σ: true positions inside the 1-sigma ellipse "
+                          f"({100 * report['expected_coverage_1sigma']:.0f} % when calibrated)")
+    for column in ("class", "range", "matched", "placed", "median", "p90", "bias", "lateral",
+                   "in 1σ"):
+        table.add_column(column, justify="left" if column in ("class", "range") else "right",
+                         no_wrap=True)
     for label, bands in report["errors"].items():
         for band, s in bands.items():
             if not s["matched"]:
                 continue
-            placed = s["positioned"]
-            table.add_row(escape(label), band, str(s["matched"]), str(placed),
+            placed_here = s["positioned"]
+            table.add_row(escape(label), band, str(s["matched"]), str(s["positioned"]),
                           pct(s.get("median_abs_rel")), pct(s.get("p90_abs_rel")),
-                          f"{100 * s['median_rel']:+.1f} %" if placed else "-",
-                          f"{s['median_lateral_m']:.2f} m" if placed else "-",
+                          f"{100 * s['median_rel']:+.1f} %" if placed_here else "-",
+                          f"{s['median_lateral_m']:.2f} m" if placed_here else "-",
                           pct(s.get("coverage_1sigma")))
-    console.print(table)
+    if placed:
+        console.print(table)
     if report["recall_by_range"]:
         recall = Table(title="recall by true range")
         recall.add_column("class")
@@ -255,3 +261,66 @@ def render_positions(report: dict[str, Any], console: Any) -> None:
                    else "-" for b in report["bands"]]
             recall.add_row(escape(label), *row)
         console.print(recall)
+
+
+@dataclass
+class EvalPositions:
+    """What ``eval`` adds for 3-D: detections.json's content, the error report, and why not.
+
+    Attributes:
+        detections: detections.json (detect's format), with positions where calibrated.
+        report: :func:`position_report` (None when the ground truth has no positions or ranges).
+        source: where the calibration came from (None: no 3-D).
+        unplaced: (image key, reason) of images whose calibration does not fit them.
+    """
+
+    detections: dict[str, Any]
+    report: dict[str, Any] | None
+    source: str | None
+    unplaced: list[tuple[str, str]]
+
+
+def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
+                       detections: Sequence[ImageDetections], labels: Sequence[str],
+                       iou: float, truth: dict[str, CameraTruth3D],
+                       calibration: CameraCalibration | None = None) -> EvalPositions:
+    """Ground positions of every scored image's detections and their errors.
+
+    Args:
+        ground_truth, detections: the scored images and their operating-point detections.
+        labels: the scored classes, in the detector's order.
+        truth: :func:`load_truth_3d` of the ground truth ({} when it has no 3-D).
+        calibration: ``--calibration FILE`` for every image; else each camera's own.
+    """
+    from ..core.output.detection_records import detection_record, positions_note
+
+    positions: list[GroundPositions | None] = []
+    unplaced: list[tuple[str, str]] = []
+    records = []
+    for g, dets in zip(ground_truth, detections, strict=True):
+        calib = calibration or (truth[g.key].calibration if g.key in truth else None)
+        p = None
+        if calib is not None:
+            try:
+                p = positions_for(calib.for_image(g.width, g.height, calib.source), dets)
+            except CalibrationError as exc:
+                unplaced.append((g.key, str(exc)))
+        positions.append(p)
+        records.append(detection_record(str(g.path), g.width, g.height, dets.labels, dets.boxes,
+                                        dets.scores, p))
+    placed = sum(p is not None for p in positions)
+    if not placed:
+        source: str | None = None
+    elif calibration is not None:
+        source = calibration.source if placed == len(positions) else \
+            f"{calibration.source} ({placed} of {len(positions)} images)"
+    else:
+        source = f"the ground truth's per-camera calibration ({placed} of {len(positions)} images)"
+    reason = ("neither the ground truth's cameras nor --calibration FILE give a calibration (K, "
+              "D, distortion_model, width, height, T_base_link_camera)" if not unplaced else
+              "no calibration fits the images' size")
+    doc = {"images": records, "positions": positions_note(source, reason)}
+    has_truth = any(np.isfinite(t.ranges).any() for t in truth.values())
+    report = position_report(ground_truth, detections, positions, truth, labels, iou) \
+        if has_truth else None
+    return EvalPositions(doc, report, source, unplaced)
