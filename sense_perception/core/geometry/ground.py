@@ -114,9 +114,8 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
     cut_top = y1 <= noise.border_px
     cut_side = (x1 <= noise.border_px) | (x2 >= calib.width - noise.border_px)
     uc, vc = 0.5 * (x1 + x2), 0.5 * (y1 + y2)
-    pixels = np.concatenate([np.stack([uc, y2], 1), np.stack([uc, y1], 1),
-                             np.stack([x1, vc], 1), np.stack([x2, vc], 1)])
-    rays = normalised_rays(calib, pixels).reshape(4, n, 3)
+    pixels = np.stack([uc, y2, uc, y1, x1, vc, x2, vc]).reshape(4, 2, n).transpose(0, 2, 1)
+    rays = normalised_rays(calib, pixels.reshape(-1, 2)).reshape(4, n, 3)
     horizontal = np.hypot(rays[..., 0], rays[..., 1])
     slope = rays[..., 2] / horizontal  # z per horizontal metre: < 0 below the horizon
     s_bottom, s_top = slope[0], slope[1]
@@ -150,28 +149,34 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         rel_s = (H_sd / H) ** 2 + 2.0 * (edge / np.maximum(box_h, 1.0)) ** 2
         var_s = d_s ** 2 * rel_s + body_var
         d_s = d_s + body_offset
-        # top: bottom cut by the border; the top ray meets z = H (the far top edge when the
-        # camera is above the object).
-        rise = H - cam_z
-        d_t = rise / s_top
-        var_t = (H_sd / s_top) ** 2 + ((rise ** 2 + d_t ** 2) / np.abs(rise)) ** 2 * angle_var \
-            + body_var
-        d_t = d_t + np.where(rise < 0, -body_offset, body_offset)
-        ok_t = known & cut_bottom & ~cut_top & (np.abs(s_top) > noise.min_slope) \
-            & (d_t > body_offset)
-        # width: last resort, the footprint's extent across the ray against the box width.
-        width_angle = np.abs(np.arctan2(rays[3, :, 1], rays[3, :, 0])
-                             - np.arctan2(rays[2, :, 1], rays[2, :, 0]))
-        ok_w = known & ~(ok_g | ok_s | ok_t) & ~cut_side & (width_angle > 0)
-        d_w = across / width_angle + body_offset  # the near face's distance, then the centre
-        var_w = (_WIDTH_REL_SD * d_w) ** 2 + body_var
-        # border: nothing else (a vehicle filling an image corner). The bottom row's ray meets
-        # the road beyond the hidden contact point, so the contact lies between the camera and
-        # there: the mean and variance of a uniform distribution on [0, that distance].
-        ok_b = known & ~(ok_g | ok_s | ok_t | ok_w) & cut_bottom & (s_bottom < -noise.min_slope)
-        bound = cam_z / -s_bottom
-        d_b = 0.5 * bound + contact_offset
-        var_b = bound ** 2 / 12.0 + contact_var
+        none = np.zeros(n, bool)
+        ok_t, ok_w, ok_b = none, none, none
+        d_t = d_w = d_b = var_t = var_w = var_b = np.zeros(n)
+        if (cut_bottom & known).any():  # (the rare cues are computed only when needed)
+            # top: bottom cut by the border; the top ray meets z = H (the far top edge when
+            # the camera is above the object).
+            rise = H - cam_z
+            d_t = rise / s_top
+            var_t = (H_sd / s_top) ** 2 \
+                + ((rise ** 2 + d_t ** 2) / np.abs(rise)) ** 2 * angle_var + body_var
+            d_t = d_t + np.where(rise < 0, -body_offset, body_offset)
+            ok_t = known & cut_bottom & ~cut_top & (np.abs(s_top) > noise.min_slope) \
+                & (d_t > body_offset)
+        if (known & ~(ok_g | ok_s | ok_t)).any():
+            # width: the footprint's extent across the ray against the box width.
+            width_angle = np.abs(np.arctan2(rays[3, :, 1], rays[3, :, 0])
+                                 - np.arctan2(rays[2, :, 1], rays[2, :, 0]))
+            ok_w = known & ~(ok_g | ok_s | ok_t) & ~cut_side & (width_angle > 0)
+            d_w = across / width_angle + body_offset  # the near face's distance, then centre
+            var_w = (_WIDTH_REL_SD * d_w) ** 2 + body_var
+            # border: nothing else (a vehicle filling an image corner). The bottom row's ray
+            # meets the road beyond the hidden contact point, so the contact lies between the
+            # camera and there: the mean and variance of a uniform distribution on [0, that].
+            ok_b = known & ~(ok_g | ok_s | ok_t | ok_w) & cut_bottom \
+                & (s_bottom < -noise.min_slope)
+            bound = cam_z / -s_bottom
+            d_b = 0.5 * bound + contact_offset
+            var_b = bound ** 2 / 12.0 + contact_var
 
         # Fuse the cues' centre distances by inverse variance; when they disagree beyond their
         # variances (chi-square per degree of freedom > 1), widen the result by that factor.
