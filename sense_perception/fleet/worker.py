@@ -21,7 +21,7 @@ from ..config import load_params
 from ..errors import SensePerceptionError
 from ..replay.engine import ReplayOptions, Replayer
 from .discover import BagJob
-from .outputs import discard, final_dir, is_complete, publish, read_summary, temp_dir
+from .outputs import final_dir, is_complete, prepare_temp, publish, read_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..face.attention.estimator import AttentionEstimator
@@ -162,7 +162,7 @@ class BagWorker:
             frames, detections per label, what was skipped, timing, notes.
         """
         s = self.settings
-        final, temp = final_dir(s.out, job.name), temp_dir(s.out, job.name)
+        final = final_dir(s.out, job.name)
         started = time.perf_counter()
         outcome: dict[str, Any]
         if not force and is_complete(final):
@@ -176,7 +176,7 @@ class BagWorker:
                 raise FileNotFoundError(
                     f"bag {job.path} is not visible on worker host {socket.gethostname()}: on a "
                     "cluster the bags and --out must be on storage every node mounts at the same path")
-            discard(temp)  # what a killed attempt left behind
+            temp = prepare_temp(s.out, job.name)  # wipes what a killed attempt left behind
             options = ReplayOptions(bag=Path(job.path), out=temp, cabin=s.cabin, config=s.config,
                                     video=s.video, video_cabin=s.video_cabin,
                                     cabin_if_present=True)

@@ -1,7 +1,8 @@
 """Decode an incoming image message without ever raising: size limits first, then the decoder.
 
 A node's callback or a replay loop calls :func:`safe_decode` and gets ``(image, None)`` or
-``(None, error)``; every error is also counted in a :class:`~.frame_errors.FrameErrorLedger`. The
+``(None, error)``; the caller counts the error in its pipeline's
+:class:`~.frame_errors.FrameErrorLedger` (``HealthStats.decode_error``, or ``ledger`` here). The
 ``input.*`` parameters (:class:`InputLimits`) bound what a message may cost before any pixel buffer
 is allocated, so a corrupt or hostile header (``100000 x 100000``) is a counted error, not an
 out-of-memory kill.
