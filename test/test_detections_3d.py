@@ -91,7 +91,31 @@ def test_detection3d_array_round_trips_through_the_typestore():
     np.testing.assert_allclose(cov[:2, :2], positions.covariance[0])
     assert cov[5, 5] == pytest.approx(math.pi ** 2 / 3)  # heading unknown
     assert back.detections[1].bbox.size.x == 4.6
-    assert range_captions(["pedestrian", "car", "traffic_light"], [0.71, 0.9, 0.8], positions) \
-        == [f"pedestrian 0.71 · {positions.range_m[0]:.0f} m",
-            f"car 0.90 · {positions.range_m[1]:.0f} m", "traffic_light 0.80"]
-    assert range_captions(["car"], [0.5], None) == ["car 0.50"]
+    assert range_captions(dets, NAMES, positions) == [
+        f"pedestrian 0.71 #4 · {positions.range_m[0]:.0f} m",
+        f"car 0.90 · {positions.range_m[1]:.0f} m", "traffic_light 0.80 #7"]
+    assert range_captions(dets, NAMES, None)[1] == "car 0.90"
+
+
+def test_frame_with_positions_publishes_detections_3d_and_ranged_captions():
+    from dataclasses import replace
+
+    from sense_perception.core.output.frame_outputs import (EXTERIOR_OUTPUTS, ExteriorFrame,
+                                                            frame_messages)
+
+    calib_doc = make_calibration()
+    boxes = np.array([project_box(calib_doc, (14.0, 1.0), "pedestrian")], np.float32)
+    labels = np.array([NAMES.index("pedestrian")], np.int32)
+    dets = Detections(boxes, np.array([0.71], np.float32), labels)
+    positions = estimate_positions(from_dict(calib_doc, "t"), boxes, labels, NAMES)
+    frame = ExteriorFrame(Header(1, 2, "cam"), dets, NAMES, 0.3, (1280, 720),
+                          np.zeros((720, 1280, 3), np.uint8), positions)
+    out = {m.output.name: m.message for m in frame_messages(EXTERIOR_OUTPUTS, "/cam", frame)}
+    assert out["detections_3d"]["header"]["frame_id"] == "base_link"
+    assert out["detections_3d"]["detections"][0]["results"][0]["hypothesis"]["class_id"] == \
+        "pedestrian"
+    assert out["annotations"]["texts"][0]["text"] == "pedestrian 0.71 · 14 m"
+    assert out["detections_image"]["width"] == 1280
+    unplaced = {m.output.name for m in frame_messages(EXTERIOR_OUTPUTS, "/cam",
+                                                      replace(frame, positions=None))}
+    assert "detections_3d" not in unplaced and "detections" in unplaced

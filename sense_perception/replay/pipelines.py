@@ -116,12 +116,15 @@ class ExteriorStage:
         window_ns: frames of different cameras this close in bag time share one ``detect`` call.
         on_result: gets each frame, its results and the messages it publishes.
         on_failure: gets the frames whose inference raised, and the exception.
+        positions: places each frame's detections on the road
+            (:class:`~sense_perception.core.geometry.positioner.CameraPositions`); None: no 3-D.
     """
 
     def __init__(self, detector: Any, trackers: Any, namespaces: dict[str, str],
                  switches: dict[str, bool], window_ns: float,
                  on_result: Callable[[DecodedFrame, ExteriorFrame, list[Message]], None],
-                 on_failure: Failure) -> None:
+                 on_failure: Failure, positions: Any = None) -> None:
+        self.positions = positions
         self.detector = detector
         self.trackers = trackers
         self.namespaces = namespaces
@@ -155,8 +158,12 @@ class ExteriorStage:
                 continue
             if self.trackers is not None:
                 dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
+            size = image_size_of(frame.image)
+            placed = None if self.positions is None else self.positions.positions(
+                frame.topic, frame.header.frame_id, size[0], size[1], dets.boxes, dets.labels,
+                detector.label_names)
             result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
-                                   image_size_of(frame.image))
+                                   size, positions=placed)
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
             rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera

@@ -120,6 +120,17 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
                                                                 key=lambda kv: (-kv[1], kv[0])))
         table.add_row(topic, str(cam["frames"]), dets or "-")
     console.print(table)
+    for topic, cam in summary["cameras"].items():
+        placed = cam.get("positions")
+        if placed is None:
+            continue
+        if placed.get("calibration") and not placed.get("reason"):
+            console.print(f"3-D positions {topic}: {placed['placed']} of {placed['detections']} "
+                          f"detections placed ({placed['calibration']})", highlight=False,
+                          soft_wrap=True)
+        else:
+            console.print(f"3-D positions {topic}: none ({placed.get('reason')})",
+                          highlight=False, soft_wrap=True)
     lat = summary["latency_ms"]
     console.print(f"frames {summary['frames']}  throughput {summary['throughput_fps']:.1f} fps  "
                   f"latency p50 {lat['p50']:.1f} ms  p95 {lat['p95']:.1f} ms  p99 {lat['p99']:.1f} ms")

@@ -63,9 +63,15 @@ def detection3d_array(header: Header, detections: Detections, label_names: Seque
     return {"header": head, "detections": out}
 
 
-def range_captions(names: Sequence[str], scores: Sequence[float],
+def range_captions(detections: Detections, label_names: Sequence[str],
                    positions: GroundPositions | None) -> list[str]:
-    """Captions with the range: ``"pedestrian 0.71 · 14 m"`` (no range where none)."""
-    ranges = positions.range_m.tolist() if positions is not None else [math.nan] * len(names)
-    return [f"{name} {score:.2f}" + (f" · {r:.0f} m" if math.isfinite(r) else "")
-            for name, score, r in zip(names, scores, ranges, strict=True)]
+    """Captions with the range where there is one: ``"pedestrian 0.71 #4 · 14 m"``."""
+    from .annotate import caption, label_name
+
+    n = len(detections)
+    ranges = positions.range_m.tolist() if positions is not None else [math.nan] * n
+    return [caption(label_name(label, label_names), score, track)
+            + (f" · {r:.0f} m" if math.isfinite(r) else "")
+            for label, score, track, r in zip(detections.labels.tolist(),
+                                              detections.scores.tolist(),
+                                              detections.track_ids.tolist(), ranges, strict=True)]

@@ -21,12 +21,15 @@ import numpy as np
 
 from ...face.results import (FACE_LABELS, attention_results, face_captions, face_detections,
                              head_pose_message, identity_results, state_name)
+from ..geometry.ground import GroundPositions
 from ..types import Detections, Header
 from . import messages
 from .annotations import IMAGE_ANNOTATIONS, image_annotations
+from .detections_3d import detection3d_array, range_captions
 from .topics import join_topic
 
 DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
+DETECTION_3D_ARRAY = "vision_msgs/msg/Detection3DArray"
 LABEL_INFO = "vision_msgs/msg/LabelInfo"
 CLASSIFICATION = "vision_msgs/msg/Classification"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
@@ -50,6 +53,8 @@ class ExteriorFrame:
         image_size: (width, height) of the source image.
         image: the decoded frame (BGR array or ImageView), for the drawn debug image; None in
             replay, which draws into videos instead.
+        positions: the detections' ground positions (:mod:`..geometry.ground`); None when the
+            camera has no calibration (then no ``detections_3d``).
     """
 
     header: Header
@@ -58,6 +63,13 @@ class ExteriorFrame:
     min_score: float
     image_size: tuple[int, int] | None = None
     image: Any = None
+    positions: GroundPositions | None = None
+
+    def captions(self) -> list[str] | None:
+        """Captions with the range ("pedestrian 0.71 · 14 m") when placed, else None."""
+        if self.positions is None:
+            return None
+        return range_captions(self.detections, self.label_names, self.positions)
 
 
 @dataclass(frozen=True)
@@ -118,8 +130,14 @@ def _label_info(f: ExteriorFrame) -> dict[str, Any]:
     return messages.label_info(f.header, f.label_names, f.min_score)
 
 
+def _detections_3d(f: ExteriorFrame) -> dict[str, Any] | None:
+    if f.positions is None:  # no calibration: nothing is guessed
+        return None
+    return detection3d_array(f.header, f.detections, f.label_names, f.positions)
+
+
 def _exterior_annotations(f: ExteriorFrame) -> dict[str, Any]:
-    return image_annotations(f.header, f.detections, f.label_names, f.image_size)
+    return image_annotations(f.header, f.detections, f.label_names, f.image_size, f.captions())
 
 
 def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
@@ -130,7 +148,8 @@ def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
 
     # An ImageView aliases the message (or is a reduced decode): draw on a full-size BGR copy.
     bgr = f.image.full_bgr() if isinstance(f.image, ImageView) else f.image
-    return image_message(f.header, draw_detections(bgr, f.detections, f.label_names, copy=False))
+    return image_message(f.header, draw_detections(bgr, f.detections, f.label_names, copy=False,
+                                                   captions=f.captions()))
 
 
 def _faces(f: CabinFrame) -> dict[str, Any]:
@@ -161,6 +180,7 @@ def _head_pose(f: CabinFrame) -> dict[str, Any] | None:
 EXTERIOR_OUTPUTS: tuple[Output, ...] = (
     Output("label_info", LABEL_INFO, None, _label_info, latched=True),
     Output("detections", DETECTION_ARRAY, None, _detections),
+    Output("detections_3d", DETECTION_3D_ARRAY, None, _detections_3d),
     Output("detections_image", IMAGE, "publish_debug_image", _debug_image, on_demand=True,
            live_only=True),
     Output("annotations", IMAGE_ANNOTATIONS, "publish_annotations", _exterior_annotations,
@@ -226,7 +246,8 @@ def image_message(header: Header, bgr: np.ndarray) -> dict[str, Any]:
             "is_bigendian": 0, "step": w * 3, "data": np.ascontiguousarray(bgr).data.cast("B")}
 
 
-__all__ = ["ATTENTION_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION", "DETECTION_ARRAY",
+__all__ = ["ATTENTION_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION", "DETECTION_3D_ARRAY",
+           "DETECTION_ARRAY",
            "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
            "frame_messages", "image_message", "switches"]
