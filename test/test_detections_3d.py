@@ -119,3 +119,70 @@ def test_frame_with_positions_publishes_detections_3d_and_ranged_captions():
     unplaced = {m.output.name for m in frame_messages(EXTERIOR_OUTPUTS, "/cam",
                                                       replace(frame, positions=None))}
     assert "detections_3d" not in unplaced and "detections" in unplaced
+
+
+def test_node_mount_parameters():
+    from sense_perception.errors import ConfigError
+    from sense_perception.ros.settings import ObjectDetectorSettings
+
+    s = ObjectDetectorSettings(camera_topics=["/a/image_raw", "/b/image_raw/compressed"])
+    s.validate()
+    assert s.mount() is None  # from /tf_static
+    assert s.info_topics() == ["/a/camera_info", "/b/camera_info"]
+    s = ObjectDetectorSettings(camera_topics=["/a/image_raw", "/b/image"],
+                               camera_info_topics=["", "/b/info"], mount_height=1.3,
+                               mount_pitch=0.04)
+    s.validate()
+    assert s.info_topics() == ["", "/b/info"]
+    np.testing.assert_allclose(s.mount(), mount_transform(1.3, 0.04))
+    T = mount_transform(1.6, 0.01)
+    assert np.allclose(ObjectDetectorSettings(mount_transform=T.ravel().tolist()).mount(), T)
+    for bad, words in [
+        (ObjectDetectorSettings(mount_transform=[1.0, 2.0]), "needs 16 numbers"),
+        (ObjectDetectorSettings(mount_transform=T.ravel().tolist(), mount_height=1.0),
+         "both give the camera mount"),
+        (ObjectDetectorSettings(camera_info_topics=["a", "b"]), "camera_info_topics' needs 1"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            bad.validate()
+    inverse = ObjectDetectorSettings(mount_transform=np.linalg.inv(T).ravel().tolist())
+    with pytest.raises(ConfigError, match="parameter 'mount_transform'.*not its inverse"):
+        inverse.mount()
+
+
+def test_positioner_says_why_and_counts():
+    from sense_perception.core.geometry.positioner import CameraPositions
+
+    calib_doc = make_calibration()
+    boxes = np.array([project_box(calib_doc, (14.0, 1.0), "pedestrian")])
+    labels = np.array([0])
+    info = {"k": np.ravel(calib_doc["K"]).tolist(), "d": [], "distortion_model": "",
+            "width": 1280, "height": 720, "header": SimpleNamespace(frame_id="cam_optical")}
+    info_obj = SimpleNamespace(**info)
+    p = CameraPositions()
+    p.camera_info_topic("/cam/image", "/cam/camera_info")
+    assert p.positions("/cam/image", "cam_optical", 1280, 720, boxes, labels, NAMES) is None
+    assert "no sensor_msgs/CameraInfo on /cam/camera_info" in p.reason("/cam/image")
+    p.camera_info("/cam/image", info_obj, "/cam/camera_info")
+    assert p.positions("/cam/image", "cam_optical", 1280, 720, boxes, labels, NAMES) is None
+    assert "no chain of transforms from base_link to cam_optical" in p.reason("/cam/image")
+    T = mount_transform(1.5, 0.02)
+    from scipy.spatial.transform import Rotation
+
+    q = Rotation.from_matrix(T[:3, :3]).as_quat()
+    p.tf_static({"transforms": [_stamped("base_link", "cam_optical", T[:3, 3],
+                                         dict(zip("xyzw", q, strict=True)))]})
+    placed = p.positions("/cam/image", "cam_optical", 1280, 720, boxes, labels, NAMES)
+    assert placed is not None and placed.range_m[0] == pytest.approx(np.hypot(14, 1), rel=0.05)
+    assert p.summary("/cam/image") == {"detections": 3, "placed": 1, "calibration":
+                                       "/cam/camera_info (CameraInfo and /tf_static)"}
+    assert p.positions("/cam/image", "cam_optical", 640, 360, boxes, labels, NAMES) is None
+    assert "1280x720 images but the image is 640x360" in p.reason("/cam/image")
+    values = p.diagnostic_values(["/cam/image"])
+    assert "1280x720 images" in values["positions[/cam/image]"]
+    # a node without tf2_msgs says so with the missing mount
+    q2 = CameraPositions()
+    q2.tf_note = "tf2_msgs is not installed"
+    q2.camera_info("/c", info_obj, "/c/info")
+    assert q2.positions("/c", "cam_optical", 1280, 720, boxes, labels, NAMES) is None
+    assert q2.reason("/c").endswith("(tf2_msgs is not installed)")

@@ -6,6 +6,10 @@ publishes, with the input header copied exactly:
 * ``<ns>/detections`` vision_msgs/Detection2DArray, one per processed frame, empty when nothing is
   found (class_id = label name, id = track id or "");
 * ``<ns>/label_info`` vision_msgs/LabelInfo, transient-local, once per activation;
+* ``<ns>/detections_3d`` vision_msgs/Detection3DArray in base_link: the road users' ground
+  positions, when the camera is calibrated (its CameraInfo, ``camera_info_topics``, plus the
+  base_link -> camera chain of ``/tf_static`` or the ``mount_*`` parameters); without a
+  calibration none, and ``/diagnostics`` says why (``positions[<camera>]``);
 * ``<ns>/detections_image`` sensor_msgs/Image (bgr8) with the boxes drawn, built only while
   something subscribes (``publish_debug_image``);
 * ``<ns>/annotations`` foxglove_msgs/ImageAnnotations (a closed polyline and a caption per
@@ -55,6 +59,8 @@ class ObjectDetectorNode(PerceptionNode):
         self.detector: Any = None
         self.trackers: Any = None
         self._outputs: list[tuple[str, dict[str, Any]]] = []  # (namespace, publishers) per input
+        self.positions: Any = None  # CameraPositions: the cameras' calibrations (3-D positions)
+        self._calibration_subs: list[Any] = []
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -64,7 +70,10 @@ class ObjectDetectorNode(PerceptionNode):
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
+        from ..core.geometry.positioner import CameraPositions
         from ..core.tracking.tracker import TrackerBank, TrackingConfig
+
+        self.positions = CameraPositions(mount=self.settings.mount())  # a bad mount: first
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
@@ -83,6 +92,41 @@ class ObjectDetectorNode(PerceptionNode):
         spaces = output_namespaces([t for t, _ in self._inputs])
         on = switches(self.settings)
         self._outputs = [(ns, self.make_publishers(EXTERIOR_OUTPUTS, ns, on)) for ns in spaces]
+        self._subscribe_calibration()
+
+    def _subscribe_calibration(self) -> None:
+        """CameraInfo of every camera and /tf_static: what places the detections on the road."""
+        from sensor_msgs.msg import CameraInfo
+
+        from . import qos
+
+        for camera, info_topic in zip(self.settings.camera_topics, self.settings.info_topics(),
+                                      strict=True):
+            if not info_topic:
+                continue
+            self.positions.camera_info_topic(camera, info_topic)
+            self._calibration_subs.append(self.create_subscription(
+                CameraInfo, info_topic,
+                lambda msg, camera=camera, topic=info_topic: self.positions.camera_info(
+                    camera, msg, topic),
+                qos.profile("best_effort", 1)))
+        if self.positions.mount is not None:
+            return
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.positions.tf_note = ("tf2_msgs is not installed, so /tf_static cannot be read; "
+                                      "fix: install ros-$ROS_DISTRO-tf2-msgs, or set "
+                                      "mount_transform or mount_height")
+            self.get_logger().warning(self.positions.tf_note)
+            return
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        # tf2's static listener profile: latched, so transforms sent before we started arrive.
+        latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._calibration_subs.append(self.create_subscription(
+            TFMessage, "/tf_static", self.positions.tf_static, latched))
 
     def on_outputs_active(self) -> None:
         stamp = self.get_clock().now().seconds_nanoseconds()
@@ -99,6 +143,9 @@ class ObjectDetectorNode(PerceptionNode):
         for _, pubs in self._outputs:
             self.destroy_publishers(pubs)
         self._outputs = []
+        for sub in self._calibration_subs:
+            self.destroy_subscription(sub)
+        self._calibration_subs = []
         self.detector = None
         self.trackers = None
 
@@ -127,8 +174,11 @@ class ObjectDetectorNode(PerceptionNode):
             if self.trackers is not None:
                 dets = self.trackers.update(topic, dets, header.seconds)
             ns, pubs = self._outputs[frame.source]
+            size = image_size_of(image)
+            placed = self.positions.positions(topic, header.frame_id, size[0], size[1], dets.boxes,
+                                              dets.labels, detector.label_names)
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
-                header, dets, detector.label_names, detector.min_score, image_size_of(image), image))
+                header, dets, detector.label_names, detector.min_score, size, image, placed))
             latencies.append(time.monotonic() - frame.received)
         if latencies:
             self.health.frames_processed(np.asarray(latencies, np.float64))
@@ -139,7 +189,10 @@ class ObjectDetectorNode(PerceptionNode):
         return detector_hardware_id(self.detector)
 
     def diagnostic_extra(self) -> dict[str, Any]:
-        return detector_values(self.detector, self.trackers)
+        values = detector_values(self.detector, self.trackers)
+        if self.positions is not None:
+            values.update(self.positions.diagnostic_values(self.settings.camera_topics))
+        return values
 
 
 def main(args: list[str] | None = None) -> int:

@@ -117,7 +117,8 @@ def _check_intrinsics(K: np.ndarray, width: int, height: int, where: str) -> Non
                                f"{width}x{height} image; fix: K is for another resolution")
 
 
-def _check_mount(T: np.ndarray, where: str) -> None:
+def check_mount(T: np.ndarray, where: str) -> None:
+    """Refuse a ``T_base_link_camera`` that is not a camera mount (CalibrationError, with the fix)."""
     if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0]):
         raise CalibrationError(f"{where}: T_base_link_camera's last row must be [0, 0, 0, 1], "
                                f"got {T[3].tolist()}")
@@ -189,7 +190,7 @@ def from_dict(doc: Any, where: str) -> CameraCalibration:
                                f"{' or '.join(map(str, DISTORTION_MODELS[model]))} coefficients in "
                                f"D, got {D.size}")
     T = _matrix(doc["T_base_link_camera"], (4, 4), "T_base_link_camera", where)
-    _check_mount(T, where)
+    check_mount(T, where)
     return CameraCalibration(K, D, model, width, height, T, where)
 
 

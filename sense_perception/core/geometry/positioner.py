@@ -59,6 +59,9 @@ class CameraPositions:
         self.mount = None if mount is None else np.asarray(mount, np.float64)
         self.base_frame = base_frame
         self.tf = StaticTransforms()
+        # Why /tf_static cannot be read, when it cannot (a node without tf2_msgs): said with a
+        # camera's missing mount.
+        self.tf_note = ""
         self._cameras: dict[str, _Camera] = {}
 
     def _camera(self, topic: str) -> _Camera:
@@ -121,7 +124,8 @@ class CameraPositions:
             cam.source = where
             return cam.calibration.for_image(width, height, where), ""
         except CalibrationError as exc:
-            return None, f"no calibration: {exc}"
+            note = f" ({self.tf_note})" if self.tf_note and self.mount is None else ""
+            return None, f"no calibration: {exc}{note}"
 
     def positions(self, camera: str, frame_id: str, width: int, height: int, boxes: np.ndarray,
                   labels: np.ndarray, label_names: Sequence[str]) -> GroundPositions | None:
