@@ -144,7 +144,7 @@ def test_eval_without_calibration_says_why_and_bad_calibration_stops_early(tmp_p
 
 
 @needs_dev_set
-def test_detect_with_calibration_adds_positions(tmp_path, capsys):
+def test_detect_with_calibration_adds_positions(tmp_path, capsys, monkeypatch):
     doc = json.loads(DEV_3D.read_text())["cameras"]["front_camera/00"]
     cal = tmp_path / "cal.json"
     cal.write_text(json.dumps({k: v for k, v in doc["calibration"].items()
@@ -159,6 +159,20 @@ def test_detect_with_calibration_adds_positions(tmp_path, capsys):
     lights = [d for d in found["images"][0]["detections"] if d["label"] == "traffic_light"]
     assert all(d["position_base_link"] is None for d in lights)
     assert found["positions"] == {"calibration": f"--calibration {cal}"}
+    from sense_perception.core.output import annotate
+
+    drawn: list = []
+    real = annotate.draw_detections
+
+    def recording(*args, captions=None, **kwargs):
+        drawn.append(captions)
+        return real(*args, captions=captions, **kwargs)
+
+    monkeypatch.setattr(annotate, "draw_detections", recording)
+    assert main(["detect", str(image), "--out", str(out), "--calibration", str(cal)]) == 0
+    car = cars[0]
+    assert f"car {car['score']:.2f} · {car['range_m']:.0f} m" in drawn[0]  # the annotated copy
+    monkeypatch.setattr(annotate, "draw_detections", real)
     assert main(["detect", str(image), "--out", str(out), "--no-annotate"]) == 0
     assert "3-D positions: none (no camera calibration: give --calibration FILE" in \
         capsys.readouterr().out

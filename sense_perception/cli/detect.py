@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.geometry import estimate_positions, load_calibration
     from ..core.geometry.calibration import CalibrationError
     from ..core.output.detection_records import positions_note
+    from ..core.output.detections_3d import range_captions
 
     calibration = load_calibration(args.calibration) if args.calibration else None
     console, errors = Console(), Console(stderr=True)
@@ -213,7 +214,10 @@ def run(args: argparse.Namespace) -> int:
                 written = "-"
                 if not args.no_annotate:
                     written = _output_name(path, used)
-                    annotated = draw_detections(image, dets, detector.label_names)
+                    captions = None if positions is None else range_captions(
+                        dets, detector.label_names, positions)  # "car 0.87 · 14 m"
+                    annotated = draw_detections(image, dets, detector.label_names,
+                                                captions=captions)
                     if not cv2.imwrite(str(args.out / written), annotated):
                         errors.print(f"[red]error:[/red] cannot write {args.out / written}",
                                      soft_wrap=True)

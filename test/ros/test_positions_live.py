@@ -99,3 +99,62 @@ def test_a_bad_mount_parameter_fails_configure(context):
     finally:
         node.destroy_node()
 
+
+
+def test_tf_static_gives_the_mount(context):
+    """No mount parameters: a latched /tf_static (sent before the node started) gives base_link ->
+    front_camera; the CameraInfo the intrinsics."""
+    import math
+
+    import numpy as np
+    import rclpy
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from scipy.spatial.transform import Rotation
+    from sensor_msgs.msg import CameraInfo
+    from tf2_msgs.msg import TFMessage
+
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.ros import qos
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    probe = rclpy.create_node("tf_probe", context=context)
+    latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         reliability=ReliabilityPolicy.RELIABLE)
+    tf_pub = probe.create_publisher(TFMessage, "/tf_static", latched)
+    T = mount_transform(1.4, math.radians(2.0))
+    stamped = TransformStamped()
+    stamped.header.frame_id, stamped.child_frame_id = "base_link", "front_camera"
+    (stamped.transform.translation.x, stamped.transform.translation.y,
+     stamped.transform.translation.z) = T[:3, 3].tolist()
+    q = Rotation.from_matrix(T[:3, :3]).as_quat()
+    (stamped.transform.rotation.x, stamped.transform.rotation.y, stamped.transform.rotation.z,
+     stamped.transform.rotation.w) = q.tolist()
+    tf_pub.publish(TFMessage(transforms=[stamped]))
+    node = ObjectDetectorNode("positions_tf", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], **{"runtime.intra_op_threads": 1}))
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        info_pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
+        end = time.monotonic() + 20.0
+        while (node.positions._camera(FRONT).info is None or not node.positions.tf.frames) \
+                and time.monotonic() < end:
+            info_pub.publish(_camera_info())
+            executor.spin_once(timeout_sec=0.05)
+        np.testing.assert_allclose(node.positions.tf.lookup("base_link", "front_camera"), T,
+                                   atol=1e-9)
+        node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
+        assert node.diagnostic_extra()[f"positions[{FRONT}]"].endswith(
+            f"({INFO} (CameraInfo and /tf_static))")
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
