@@ -15,7 +15,8 @@ class SummaryBuilder:
     """Collects per-frame facts during a replay and produces the summary dict.
 
     The dict has exactly the keys of summary.json: ``frames``, ``cameras`` (per topic ``frames``
-    and ``detections`` per label), ``identity`` (the driver state timeline: the first cabin frame
+    and ``detections`` per label; the engine adds ``positions`` per exterior camera: detections,
+    placed, calibration, reason), ``identity`` (the driver state timeline: the first cabin frame
     and every frame where state or driver changes), ``attention`` (None without a cabin camera or
     with attention off; else ``time_in_state_s`` per state, ``alerts``: each rise of the
     escalation level with its time, level and state, ``max_level``, ``timeline``: the first cabin
