@@ -30,9 +30,8 @@ import numpy as np
 
 from ..config import load_params
 from ..core.geometry.positioner import CameraPositions
-from ..core.imaging.frame_guard import safe_decode
+from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
-from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
 from ..core.output.status import (
     detector_hardware_id,
@@ -66,10 +65,6 @@ LOG = logging.getLogger(__name__)
 
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 TF_STATIC, TF_MESSAGE = "/tf_static", "tf2_msgs/msg/TFMessage"
-
-# Smaller frames are invalid, not inference failures: the detector's band tiles and the face
-# detector need more pixels than that, and no real camera sends less.
-MIN_FRAME_PX = 32
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
@@ -558,18 +553,11 @@ class Replayer:
         # pipeline wants full-resolution BGR.
         exterior = msg.topic != self._cabin
         image, error = safe_decode(ros_msg, limits, zero_copy=exterior,
-                                   size_floor=self._detector.decode_floor if exterior else None)
+                                   size_floor=self._detector.decode_floor if exterior else None,
+                                   min_px=MIN_FRAME_PX)
         if error is not None:
             skipped.add_undecodable(msg.topic, error)
             health.decode_error(msg.topic, error)
-            return None
-        width, height = image_size_of(image)
-        if min(width, height) < MIN_FRAME_PX:
-            # Not an inference failure: no camera sends such a frame; a broken driver or a cut
-            # recording does. Named as such, with the size, instead of a detector error.
-            skipped.add(msg.topic, f"invalid frame: {width}x{height} px is too small to process "
-                                   f"(at least {MIN_FRAME_PX}x{MIN_FRAME_PX}); check the camera "
-                                   "driver or the recording")
             return None
         return DecodedFrame(msg.topic, msg.timestamp, header, image, started)
 

@@ -23,7 +23,7 @@ from ..core.output import messages
 from ..core.output.annotations import IMAGE_ANNOTATIONS
 from ..core.output.frame_outputs import DIAGNOSTICS_TOPIC, Output, enabled_outputs, frame_messages
 from ..core.output.topics import join_topic
-from ..core.imaging.frame_guard import InputLimits, safe_decode
+from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
 from ..core.health.stats import HealthStats
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
@@ -306,7 +306,7 @@ class PerceptionNode(LifecycleNode):
         ``size_floor``: a JPEG may be decoded at reduced scale down to it (the detector's
         ``decode_floor``)."""
         image, error = safe_decode(frame.msg, self.limits, zero_copy=zero_copy,
-                                   size_floor=size_floor)
+                                   size_floor=size_floor, min_px=MIN_FRAME_PX)
         if error is not None:
             # HealthStats is the node's one count of lost frames: it also sets the diagnostic level.
             topic = self.input_topic(frame.source)
