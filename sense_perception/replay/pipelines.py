@@ -156,6 +156,7 @@ class ExteriorStage:
             if error is not None:
                 self._on_failure([frame], error)
                 continue
+            assert dets is not None  # safe_detect gives detections or an error
             if self.trackers is not None:
                 dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
             size = image_size_of(frame.image)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -106,9 +107,7 @@ class ObjectDetectorNode(PerceptionNode):
                 continue
             self.positions.camera_info_topic(camera, info_topic)
             self._calibration_subs.append(self.create_subscription(
-                CameraInfo, info_topic,
-                lambda msg, camera=camera, topic=info_topic: self.positions.camera_info(
-                    camera, msg, topic),
+                CameraInfo, info_topic, partial(self._on_camera_info, camera, info_topic),
                 qos.profile("best_effort", 1)))
         if self.positions.mount is not None:
             return
@@ -138,6 +137,9 @@ class ObjectDetectorNode(PerceptionNode):
             for message in frame_messages(latched, ns, frame, lambda row, pubs=pubs: row.name in pubs):
                 pub = pubs[message.output.name]
                 pub.publish(to_msg(pub.msg_type, message.message))
+
+    def _on_camera_info(self, camera: str, topic: str, msg: Any) -> None:
+        self.positions.camera_info(camera, msg, topic)
 
     def release(self) -> None:
         for _, pubs in self._outputs:
@@ -170,6 +172,7 @@ class ObjectDetectorNode(PerceptionNode):
                 self.get_logger().error(f"inference failed on a frame of {topic}, dropped: {error!r}",
                                         throttle_duration_sec=5.0)
                 continue
+            assert dets is not None  # safe_detect gives detections or an error
             header = Header.from_msg(frame.msg.header)
             if self.trackers is not None:
                 dets = self.trackers.update(topic, dets, header.seconds)
