@@ -28,6 +28,7 @@ def _frame(image=None) -> ExteriorFrame:
 def test_topics_and_types_are_the_documented_ones():
     assert [(o.name, o.msgtype) for o in EXTERIOR_OUTPUTS] == [
         ("label_info", "vision_msgs/msg/LabelInfo"), ("detections", "vision_msgs/msg/Detection2DArray"),
+        ("detections_3d", "vision_msgs/msg/Detection3DArray"),
         ("detections_image", "sensor_msgs/msg/Image"),
         ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
         ("rois", "tier4_perception_msgs/msg/DetectedObjectsWithFeature")]
@@ -44,10 +45,11 @@ def test_switches_come_from_the_node_settings():
     assert on == {"publish_annotations": False, "publish_debug_image": True, ATTENTION_SWITCH: False,
                   AUTOWARE_SWITCH: ""}  # Autoware's ROIs: off unless autoware.rois_topic is set
     live = [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, on)]
-    assert live == ["label_info", "detections", "detections_image"]
+    assert live == ["label_info", "detections", "detections_3d", "detections_image"]
     # the replay writes no drawn debug image (its equivalent is --video)
     assert [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, switches(ObjectDetectorSettings()),
-                                            live=False)] == ["label_info", "detections", "annotations"]
+                                            live=False)] == ["label_info", "detections",
+                                                             "detections_3d", "annotations"]
     cabin = switches(DriverMonitorNodeSettings(), attention=False)
     assert [o.name for o in enabled_outputs(CABIN_OUTPUTS, cabin)] == [
         "faces", "annotations", "driver_identity"]
@@ -60,7 +62,7 @@ def test_frame_messages_in_the_camera_namespace():
     messages = frame_messages(rows, "/cam/front", _frame())
     assert [(m.topic, m.output.latched) for m in messages] == [
         ("/cam/front/label_info", True), ("/cam/front/detections", False),
-        ("/cam/front/annotations", False)]
+        ("/cam/front/annotations", False)]  # no detections_3d without a calibration
     det = messages[1].message
     assert det["header"] == {"stamp": {"sec": 7, "nanosec": 8}, "frame_id": "front"}
     [d] = det["detections"]

@@ -124,12 +124,16 @@ class ExteriorStage:
         on_result: gets each frame, its results and the messages it publishes.
         on_failure: gets the frames whose inference raised, and the exception.
         autoware: the ``autoware.*`` settings (Autoware's ROIs), None: none.
+        positions: places each frame's detections on the road
+            (:class:`~sense_perception.core.geometry.positioner.CameraPositions`); None: no 3-D.
     """
 
     def __init__(self, detector: Any, trackers: Any, namespaces: dict[str, str],
                  switches: dict[str, Any], window_ns: float,
                  on_result: Callable[[DecodedFrame, ExteriorFrame, list[Message]], None],
-                 on_failure: Failure, autoware: AutowareConfig | None = None) -> None:
+                 on_failure: Failure, autoware: AutowareConfig | None = None,
+                 positions: Any = None) -> None:
+        self.positions = positions
         self.detector = detector
         self.trackers = trackers
         self.namespaces = namespaces
@@ -163,10 +167,15 @@ class ExteriorStage:
             if error is not None:
                 self._on_failure([frame], error)
                 continue
+            assert dets is not None  # safe_detect gives detections or an error
             if self.trackers is not None:
                 dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
+            size = image_size_of(frame.image)
+            placed = None if self.positions is None else self.positions.positions(
+                frame.topic, frame.header.frame_id, size[0], size[1], dets.boxes, dets.labels,
+                detector.label_names)
             result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
-                                   image_size_of(frame.image), autoware=self.autoware)
+                                   size, autoware=self.autoware, positions=placed)
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
             rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera
