@@ -109,7 +109,7 @@ def test_frame_with_positions_publishes_detections_3d_and_ranged_captions():
     dets = Detections(boxes, np.array([0.71], np.float32), labels)
     positions = estimate_positions(from_dict(calib_doc, "t"), boxes, labels, NAMES)
     frame = ExteriorFrame(Header(1, 2, "cam"), dets, NAMES, 0.3, (1280, 720),
-                          np.zeros((720, 1280, 3), np.uint8), positions)
+                          np.zeros((720, 1280, 3), np.uint8), positions=positions)
     out = {m.output.name: m.message for m in frame_messages(EXTERIOR_OUTPUTS, "/cam", frame)}
     assert out["detections_3d"]["header"]["frame_id"] == "base_link"
     assert out["detections_3d"]["detections"][0]["results"][0]["hypothesis"]["class_id"] == \
