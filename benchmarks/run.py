@@ -46,13 +46,14 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks import (bench_batch, bench_camera_health, bench_cv2dnn,  # noqa: E402
                         bench_default, bench_driver, bench_fleet, bench_gallery,
-                        bench_gpu, bench_memory, bench_pipeline, bench_replay)
+                        bench_gpu, bench_memory, bench_pipeline, bench_positions,
+                        bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
 BENCHMARKS = ("pipeline", "default", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet",
-              "driver", "camera_health", "gpu")
+              "driver", "positions", "camera_health", "gpu")
 
 # (key, target text, check) for the table; check returns True/False, or None for no target.
 TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
@@ -76,6 +77,7 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("fleet_scaling", "(info: 2 workers / 1, 2 cores)", lambda v: None),
     ("fleet_over_replay_per_frame", "(info)", lambda v: None),
     ("driver_identity_ms", "(info)", lambda v: None),
+    ("positions_50_ms", "<= 0.2", lambda v: v <= 0.2),
     ("driver_identity_attention_ms", "<= 35", lambda v: v <= 35.0),
     ("driver_attention_over_identity", "(info)", lambda v: None),
     ("camera_health_ms_1080p", "<= 1.0 (one core)", lambda v: v <= 1.0),
@@ -240,6 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "replay": lambda: bench_replay.run(detector, s.replay_runs),
         "fleet": lambda: bench_fleet.run(s.fleet_bags, s.fleet_rounds),
         "driver": lambda: bench_driver.run(max(2, s.rounds // 2)),
+        "positions": lambda: bench_positions.run(s.rounds),
         "camera_health": lambda: bench_camera_health.run(inputs, s.health_calls),
     }
     for name in only:

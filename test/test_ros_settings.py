@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sense_perception.config import bundled_config, load_params, resolve_config, section_from_params
+from sense_perception.core.autoware.rois import AutowareConfig
 from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
 from sense_perception.core.health.camera_settings import CameraHealthSettings, Hysteresis
 from sense_perception.core.imaging.frame_guard import InputLimits
@@ -40,7 +41,7 @@ SECTIONS = {
     "object_detector": [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                         ("detector.class_thresholds.", ClassThresholds),
                         ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig),
-                        *HEALTH],
+                        ("autoware.", AutowareConfig), *HEALTH],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
                        ("face.", FaceConfig),
                        ("identity.", IdentityConfig), ("gallery.", GalleryConfig),
