@@ -103,7 +103,9 @@ def test_autoware_rois_row_goes_to_the_cameras_own_rois_topic():
     autoware = AutowareConfig(rois_topic=AUTOWARE_ROIS_TOPIC)
     on = switches(ObjectDetectorSettings(), autoware=autoware)
     rows = enabled_outputs(EXTERIOR_OUTPUTS, on, live=False)
-    assert [o.name for o in rows] == ["label_info", "detections", "detections_3d", "annotations", "rois"]
+    assert [o.name for o in rows] == ["label_info", "detections", "detections_3d", "annotations", "rois",
+                                      "camera_health"]
+    rows = rows[:-1]  # the rois row last
     assert rows[-1].best_effort  # keep last 1, best effort: as Autoware's fusion subscribes
     frame = ExteriorFrame(Header(7, 8, "camera3/camera_optical_link"), _frame().detections, NAMES, 0.35,
                           (640, 480), autoware=autoware)
