@@ -35,8 +35,8 @@ def degraded(tmp_path_factory) -> dict[str, str]:
 
 
 def test_clean_images_have_no_condition_and_degraded_ones_theirs(tmp_path, degraded, capsys):
-    out = tmp_path / "sub" / "health.json"
-    code = main(["health", str(PANDASET), str(COMMA), *degraded.values(), "--json", str(out)])
+    out = tmp_path / "health.json"
+    code = main(["health", str(PANDASET), str(COMMA), *degraded.values(), "--json-out", str(out)])
     assert code == 0
     images = json.loads(out.read_text())["images"]
     assert [i["path"] for i in images] == [str(PANDASET), str(COMMA), *degraded.values()]
@@ -65,7 +65,7 @@ def test_unreadable_images_are_named_skipped_and_counted(tmp_path, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     out = tmp_path / "h.json"
-    code = main(["health", str(broken), str(COMMA), str(tmp_path / "missing.png"), "--json", str(out)])
+    code = main(["health", str(broken), str(COMMA), str(tmp_path / "missing.png"), "--json-out", str(out)])
     assert code == 1
     err = capsys.readouterr()
     assert "broken.jpg" in err.err and "missing.png" in err.err and "Traceback" not in err.err
@@ -75,9 +75,22 @@ def test_unreadable_images_are_named_skipped_and_counted(tmp_path, capsys):
     assert [s["path"] for s in document["skipped"]] == [str(broken), str(tmp_path / "missing.png")]
 
 
+def test_json_prints_and_json_out_never_overwrites_a_photo(tmp_path, capsys):
+    # --json means what it means in every command (issue 20): print JSON; files go to --json-out.
+    assert main(["health", str(COMMA), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [i["path"] for i in document["images"]] == [str(COMMA)]
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(COMMA.read_bytes())
+    for target in (victim, tmp_path / "new.jpg", COMMA):  # an image, an image name, an input
+        assert main(["health", str(COMMA), "--json-out", str(target)]) == 2
+        assert "--json-out" in capsys.readouterr().err
+    assert victim.read_bytes() == COMMA.read_bytes() and not (tmp_path / "new.jpg").exists()
+
+
 def test_bad_options_exit_2_with_the_fix(tmp_path, capsys):
-    assert main(["health", str(COMMA), "--json", str(tmp_path)]) == 2
-    assert "is a directory; give the path of the JSON file" in capsys.readouterr().err
+    assert main(["health", str(COMMA), "--json-out", str(tmp_path)]) == 2
+    assert "--json-out" in capsys.readouterr().err
     config = tmp_path / "typo.yaml"
     config.write_text("object_detector:\n  ros__parameters:\n    camera_health:\n      dark_men: 3.0\n")
     assert main(["health", str(COMMA), "--config", str(config)]) == 2

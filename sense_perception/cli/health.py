@@ -1,4 +1,4 @@
-"""`sense-perception health IMAGE... [--json OUT]`: judge single images for blocked, low visibility,
+"""`sense-perception health IMAGE... [--json] [--json-out FILE]`: judge single images for blocked, low visibility,
 dark and bright, as the nodes judge each camera frame (but without hysteresis: one image is one
 frame). Unreadable images are reported and skipped; the exit status is then 1.
 """
@@ -27,8 +27,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "reported and skipped; the exit status is then 1.")
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files (anything OpenCV reads: jpg, png, bmp, tiff, webp...)")
-    parser.add_argument("--json", metavar="OUT", type=Path, default=None,
-                        help='also write {"images": [{"path", "conditions", "metrics"}]} to OUT')
+    # --json means the same in every command: print JSON; files go to --json-out (never an input
+    # or an image: `health a.jpg --json b.jpg` must not overwrite a photo).
+    parser.add_argument("--json", action="store_true",
+                        help='print {"images": [{"path", "conditions", "metrics"}]} instead of '
+                             "the text lines")
+    parser.add_argument("--json-out", metavar="FILE", type=Path, default=None,
+                        help="also write that JSON to FILE (refused when FILE is an input, an "
+                             "image or not writable)")
     parser.add_argument("--config", metavar="FILE", default=None, type=config_file,
                         help="ROS 2 parameter YAML (camera_health.* and input.* keys of the node "
                              f"below), {CONFIG_HELP}")
@@ -64,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from ..core.health.camera_settings import CameraHealthSettings
     from ..core.imaging.frame_guard import InputLimits
 
-    if args.json is not None and args.json.is_dir():
-        raise ConfigError(f"--json {args.json} is a directory; give the path of the JSON file "
-                          "to write")
+    from ..outpaths import check_result_file
+
+    if args.json_out is not None:  # before any image is read
+        check_result_file(args.json_out, [Path(p) for p in args.images], "--json-out")
     params = load_params(args.config, args.node_name)
     source = str(args.config or "defaults")
     settings = CameraHealthSettings.from_params(params, source)
@@ -82,19 +89,23 @@ def run(args: argparse.Namespace) -> int:
             skipped.append({"path": str(path), "error": str(exc)})
             continue
         records.append(record)
+        if args.json:
+            continue
         m = record["metrics"]
         print(f"{path}  {record['width']}x{record['height']}  "
               f"{', '.join(record['conditions']) or 'ok'}  (mean {m['mean']:.0f}, sharp "
               f"{m['sharp']:.2f}, flat {m['flat_dark']:.2f}, clipped {m['clipped']:.2f})")
-    if args.json is not None:
-        document = {"images": records, **({"skipped": skipped} if skipped else {})}
+    document = {"images": records, **({"skipped": skipped} if skipped else {})}
+    if args.json_out is not None:
         try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(document, indent=1) + "\n")
+            args.json_out.write_text(json.dumps(document, indent=1) + "\n")
         except OSError as exc:
-            raise ConfigError(f"cannot write --json {args.json}: {exc.strerror or exc}; give a "
-                              "writable file path") from exc
+            raise ConfigError(f"cannot write --json-out {args.json_out}: {exc.strerror or exc}; "
+                              "give a writable file path") from exc
     flagged = sum(bool(r["conditions"]) for r in records)
+    if args.json:
+        print(json.dumps(document, indent=1))
+        return 1 if skipped else 0
     print(f"{len(records)} images judged, {flagged} with a condition"
           + (f", {len(skipped)} unreadable (skipped)" if skipped else ""))
     return 1 if skipped else 0
