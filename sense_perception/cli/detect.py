@@ -85,15 +85,37 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _output_name(path: str, used: set[str]) -> str:
+def _output_name(path: str, used: set[str], out: Path, inputs: list[str]) -> str:
+    """A file name in ``out`` for the annotated copy of ``path``: its own name where free, never
+    one already used in this run, nor an input image (``--out`` may be the inputs' folder)."""
+    from ..outpaths import overlap, _same_file
+
     p = Path(path)
     suffix = p.suffix.lower() if p.suffix.lower() in _WRITABLE else ".png"
     name, n = f"{p.stem}{suffix}", 1
-    while name in used or name == "detections.json":
+    while (name in used or name == "detections.json"
+           or any(overlap(out / name, Path(i)) == "is" or _same_file(out / name, Path(i))
+                  for i in inputs)):
         n += 1
         name = f"{p.stem}_{n}{suffix}"
     used.add(name)
     return name
+
+
+def _write_image(path: Path, image: Any) -> bool:
+    """Encode ``image`` by ``path``'s suffix and write it; False when that fails.
+
+    Written through Python rather than ``cv2.imwrite``, which crashes the process on a file name
+    that is not valid UTF-8 (an input's name is kept in its annotated copy)."""
+    import cv2
+
+    try:
+        ok, data = cv2.imencode(path.suffix, image)
+        if ok:
+            path.write_bytes(data.tobytes())
+        return bool(ok)
+    except (OSError, cv2.error):
+        return False
 
 
 def _record(path: str, width: int, height: int, names: list[str], dets: Any) -> dict[str, Any]:
@@ -146,7 +168,6 @@ def detect_each(detector: Any, paths: list[Any], images: list[Any],
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``detect``; returns the exit status."""
-    import cv2
     from rich.console import Console
     from rich.progress import Progress
 
@@ -154,16 +175,18 @@ def run(args: argparse.Namespace) -> int:
     from ..core.detection.detector_setup import build_detector
     from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
+    from ..outpaths import check_writable_dir
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
+    check_writable_dir(args.out, create=False, error=ConfigError)  # before the model loads
     console, errors = Console(), Console(stderr=True)
     params, source = _params(args), str(args.config or "command line")
     limits = InputLimits.from_params(params, source)  # the nodes' input.* limits, for files too
     detector = build_detector(params, source=source)
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(args.out, error=ConfigError)
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "
                   f"batching {'on' if detector.batch_dynamic else 'off'}")
@@ -195,9 +218,9 @@ def run(args: argparse.Namespace) -> int:
                 records.append(_record(path, width, height, names, dets))
                 written = "-"
                 if not args.no_annotate:
-                    written = _output_name(path, used)
+                    written = _output_name(path, used, args.out, paths)
                     annotated = draw_detections(image, dets, detector.label_names)
-                    if not cv2.imwrite(str(args.out / written), annotated):
+                    if not _write_image(args.out / written, annotated):
                         errors.print(f"[red]error:[/red] cannot write {args.out / written}",
                                      soft_wrap=True)
                         failed += 1

@@ -1,0 +1,103 @@
+"""A careless or hostile user at the command line: odd paths, odd files and odd options.
+
+Each case runs the real `sense-perception` command in a child process (a native crash must fail
+the test, not end the test run) on real images, and checks the exit status the README documents
+(usage and input errors: 2), a one-line error naming the problem, no traceback and no input
+harmed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+STREET = SHARED / "street" / "pandaset_seq002_front_camera_40.jpg"
+FACE = SHARED / "faces" / "obama_1_official_portrait_2012.jpg"
+CPU_ONLY = """object_detector:
+  ros__parameters:
+    runtime:
+      providers: [CPUExecutionProvider]
+"""
+
+
+def sp(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
+       ) -> subprocess.CompletedProcess:
+    """Run `sense-perception ARGS` from ``cwd`` as a user would."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "sense_perception.cli.main", *args], cwd=cwd,
+                          env=full_env, capture_output=True, timeout=timeout)
+
+
+def no_traceback(result: subprocess.CompletedProcess) -> str:
+    """The command's stderr, after checking that no traceback or crash reached the user."""
+    err = result.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    assert result.returncode >= 0, f"killed by signal {-result.returncode}: {err}"
+    return err
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def config(tmp_path: Path) -> str:
+    path = tmp_path / "cpu.yaml"
+    path.write_text(CPU_ONLY)
+    return str(path)
+
+
+def test_detect_out_is_the_images_folder_keeps_the_images(tmp_path: Path) -> None:
+    """`detect --out photos photos/a.jpg` once replaced a.jpg by its annotated copy."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(STREET, photos / "a.jpg")
+    before = digest(photos / "a.jpg")
+    result = sp("detect", "--out", "photos", "photos/a.jpg", "--config", config(tmp_path),
+                cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 0
+    assert digest(photos / "a.jpg") == before
+    assert (photos / "a_2.jpg").is_file()  # the annotated copy, beside it
+    doc = json.loads((photos / "detections.json").read_text())
+    assert [i["path"] for i in doc["images"]] == ["photos/a.jpg"]
+
+
+def test_detect_file_name_not_utf8(tmp_path: Path) -> None:
+    """A photo whose name is not UTF-8 once crashed the process (SIGSEGV in cv2.imwrite)."""
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 name from an old camera card
+    shutil.copy(STREET, tmp_path / name)
+    result = sp("detect", "--out", "out", name, "--config", config(tmp_path), cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 0
+    assert (tmp_path / "out" / name).stat().st_size > 0
+    assert len(json.loads((tmp_path / "out" / "detections.json").read_text())["images"]) == 1
+
+
+def test_detect_out_cannot_be_created(tmp_path: Path) -> None:
+    """An --out that cannot be made is refused before the model loads, without a traceback."""
+    result = sp("detect", "--out", "/proc/sense-perception-out", str(STREET), cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "--out /proc/sense-perception-out is not writable" in err
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"\xff\xfe: x\n", "is not UTF-8 text"),
+    (b"a: [\n", "is not valid YAML: expected the node content"),
+])
+def test_config_not_utf8_or_not_yaml(tmp_path: Path, content: bytes, problem: str) -> None:
+    """A config that is not UTF-8 once gave a traceback; a YAML error spanned four lines."""
+    (tmp_path / "bad.yaml").write_bytes(content)
+    result = sp("detect", "--out", "out", "--config", "bad.yaml", str(STREET), cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert problem in err
+    assert len(err.strip().splitlines()) == 1, err
