@@ -105,7 +105,7 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
             raise OutputPathError(f"{option} {path} {what}; a result file is never written over "
                                   "an image: give a name ending in .json")
     for source in inputs:
-        if overlap(path, Path(source)) == "is" or _same_file(path, Path(source)):
+        if overlap(path, Path(source)) == "is" or same_file(path, Path(source)):
             raise OutputPathError(f"{option} {path} is the input {source}; it would be "
                                   "overwritten: give another file name")
     if path.is_file() and _is_image(path):
@@ -137,7 +137,8 @@ def _is_image(path: Path) -> bool:
         return False
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` both exist and are one file (hard links and symbolic links too)."""
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links too
     except OSError:
@@ -145,4 +146,4 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_result_file",
-           "check_writable_dir", "overlap"]
+           "check_writable_dir", "overlap", "same_file"]

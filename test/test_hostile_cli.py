@@ -101,3 +101,41 @@ def test_config_not_utf8_or_not_yaml(tmp_path: Path, content: bytes, problem: st
     assert result.returncode == 2
     assert problem in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+LABELLED = SHARED / "street_labelled" / "pandaset_seq002_front"
+
+
+def _one_image_ground_truth(folder: Path, image_name: str) -> Path:
+    """A project-format ground truth of one labelled PandaSet frame, copied as ``image_name``."""
+    folder.mkdir(exist_ok=True)
+    shutil.copy(LABELLED / "00.jpg", folder / image_name)
+    camera = json.loads((LABELLED / "ground_truth.json").read_text())["cameras"]["front_camera/00"]
+    path = folder / "gt.json"
+    path.write_text(json.dumps({"cameras": {"front/00": {**camera, "image": image_name}}}))
+    return path
+
+
+def test_eval_never_writes_its_results_over_the_ground_truth(tmp_path: Path) -> None:
+    """`eval --out labels labels/eval.json` once replaced the ground truth by the results."""
+    gt = _one_image_ground_truth(tmp_path / "labels", "00.jpg")
+    gt = gt.rename(gt.with_name("eval.json"))
+    before = digest(gt)
+    result = sp("eval", "--out", "labels", "labels/eval.json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "its eval.json would replace the input labels/eval.json" in err
+    assert digest(gt) == before
+
+
+def test_eval_never_deletes_an_image_named_like_its_plot(tmp_path: Path) -> None:
+    """A labelled image called precision_recall.png in --out was overwritten by the plot, or,
+    with --no-curve, deleted as 'an earlier run's curve'."""
+    _one_image_ground_truth(tmp_path / "labels", "precision_recall.png")
+    image = tmp_path / "labels" / "precision_recall.png"
+    before = digest(image)
+    result = sp("eval", "--out", "labels", "--no-curve", "labels/gt.json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "its precision_recall.png would replace the input" in err
+    assert digest(image) == before

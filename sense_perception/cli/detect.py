@@ -88,13 +88,13 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def _output_name(path: str, used: set[str], out: Path, inputs: list[str]) -> str:
     """A file name in ``out`` for the annotated copy of ``path``: its own name where free, never
     one already used in this run, nor an input image (``--out`` may be the inputs' folder)."""
-    from ..outpaths import overlap, _same_file
+    from ..outpaths import overlap, same_file
 
     p = Path(path)
     suffix = p.suffix.lower() if p.suffix.lower() in _WRITABLE else ".png"
     name, n = f"{p.stem}{suffix}", 1
     while (name in used or name == "detections.json"
-           or any(overlap(out / name, Path(i)) == "is" or _same_file(out / name, Path(i))
+           or any(overlap(out / name, Path(i)) == "is" or same_file(out / name, Path(i))
                   for i in inputs)):
         n += 1
         name = f"{p.stem}_{n}{suffix}"

@@ -106,7 +106,7 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
                    iou: float = 0.5, fmt: str = "auto", image_dir: Path | None = None,
                    curve: bool = True,
                    progress: Callable[[int, int], None] | None = None,
-                   before_detection: Callable[[], None] | None = None,
+                   before_detection: Callable[[list[Path]], None] | None = None,
                    ) -> tuple[Evaluation, dict[str, Any], list[GroundTruthImage]]:
     """Detect on every image of ``ground_truth`` and score the result.
 
@@ -121,8 +121,8 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
         curve: also run the low-threshold pass for the precision-recall curve and AP; without
             it no AP and no curve are reported.
         progress: called with (images done, images) as detection goes.
-        before_detection: called once the ground truth and the images' headers are checked and
-            before the models load (the CLI checks there that its output is writable).
+        before_detection: called with the images' paths once the ground truth and the images'
+            headers are checked and before the models load (the CLI checks there that its output is writable).
 
     Returns:
         (scores, facts about the run for eval.json, the ground truth scored). An image that
@@ -143,7 +143,7 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
     images = check_images(load_ground_truth(ground_truth, fmt, image_dir), ground_truth, limits,
                           skipped)
     if before_detection is not None:
-        before_detection()
+        before_detection([g.path for g in images])
     operating = build_detector(params, source)
     labels, not_scored = scored_labels(images, operating.label_names)
     if images and not labels:
