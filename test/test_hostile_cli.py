@@ -139,3 +139,27 @@ def test_eval_never_deletes_an_image_named_like_its_plot(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "its precision_recall.png would replace the input" in err
     assert digest(image) == before
+
+
+def test_eval_project_format_reads_images_from_images_dir(tmp_path: Path) -> None:
+    """--images was silently ignored for the project format, and the error then advised passing
+    the very --images the user had passed."""
+    _one_image_ground_truth(tmp_path / "pictures", "00.jpg")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "pictures" / "gt.json").rename(tmp_path / "labels" / "gt.json")
+    result = sp("eval", "--out", "out", "--no-curve", "--images", "pictures", "labels/gt.json",
+                cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()
+    doc = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert doc["images"] == 1 and doc["classes"]["car"]["gt"] > 0
+
+
+@pytest.mark.parametrize("images, problem", [("nope", "--images nope does not exist"),
+                                              ("gt.json", "--images gt.json is not a directory")])
+def test_eval_images_dir_missing(tmp_path: Path, images: str, problem: str) -> None:
+    _one_image_ground_truth(tmp_path, "00.jpg")
+    result = sp("eval", "--out", "out", "--images", images, "gt.json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert problem in err

@@ -62,7 +62,8 @@ def _detect(detector: Any, pixels: list[Any]) -> list[Any]:
 
 
 def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: InputLimits,
-                 skipped: list[dict[str, str]]) -> list[GroundTruthImage]:
+                 skipped: list[dict[str, str]],
+                 image_dir: Path | None = None) -> list[GroundTruthImage]:
     """The images whose header is readable within ``limits``, before any detection.
 
     A missing image is an error (the paths are wrong, not one image); an image that cannot be
@@ -74,9 +75,10 @@ def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: Inp
     """
     missing = [str(g.path) for g in images if not g.path.exists()]
     if missing:
+        fix = (f"are the images in --images {image_dir}?" if image_dir is not None else
+               "paths are relative to the ground-truth file, or pass --images DIR")
         raise GroundTruthError(f"{len(missing)} image(s) of {ground_truth} are missing, first "
-                               f"{missing[0]}; fix: paths are relative to the ground-truth file, "
-                               "or pass --images DIR")
+                               f"{missing[0]}; fix: {fix}")
     kept = []
     for g in images:
         try:
@@ -141,7 +143,7 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
     limits = InputLimits.from_params(params, source)
     skipped: list[dict[str, str]] = []
     images = check_images(load_ground_truth(ground_truth, fmt, image_dir), ground_truth, limits,
-                          skipped)
+                          skipped, image_dir)
     if before_detection is not None:
         before_detection([g.path for g in images])
     operating = build_detector(params, source)
