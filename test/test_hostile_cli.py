@@ -163,3 +163,41 @@ def test_eval_images_dir_missing(tmp_path: Path, images: str, problem: str) -> N
     err = no_traceback(result)
     assert result.returncode == 2
     assert problem in err
+
+
+FACES = SHARED / "faces"
+
+
+def test_non_utf8_file_names_print_under_a_strict_utf8_locale(tmp_path: Path) -> None:
+    """Under a strict UTF-8 locale (en_US.UTF-8) printing a non-UTF-8 file name ended detect,
+    driver identify and driver attention in a UnicodeEncodeError traceback."""
+    name = os.fsdecode(b"portr\xe4t.jpg")
+    shutil.copy(FACE, tmp_path / name)
+    strict = {"PYTHONIOENCODING": "utf-8:strict",
+              "SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")}
+    for args in (["detect", "--out", "out", name, "--config", config(tmp_path)],
+                 ["driver", "identify", name], ["driver", "attention", name]):
+        result = sp(*args, cwd=tmp_path, env=strict)
+        no_traceback(result)
+        assert result.returncode == 0, (args, result.stderr.decode())
+        assert "portr\\udce4t.jpg" in result.stdout.decode(), args
+
+
+def test_identify_skips_an_unreadable_photo_and_goes_on(tmp_path: Path) -> None:
+    """One unreadable photo ended `driver identify` and lost the others' results."""
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    env = {"SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")}
+    (tmp_path / "g").mkdir(mode=0o700)
+    enrol = sp("driver", "enroll", "--consent", "--name", "Obama", "--images", str(FACE),
+               cwd=tmp_path, env=env)
+    assert enrol.returncode == 0, enrol.stderr.decode()
+    other = FACES / "obama_2_congress_2009.jpg"
+    result = sp("driver", "identify", "--json", "empty.jpg", str(other), cwd=tmp_path, env=env)
+    err = no_traceback(result)
+    assert result.returncode == 1
+    assert "skipped empty.jpg" in err and "the file is empty" in err
+    rows = json.loads(result.stdout)
+    assert [(r["image"], r["verdict"]) for r in rows] == [(str(other), "identified")]
+    none = sp("driver", "identify", "empty.jpg", cwd=tmp_path, env=env)
+    no_traceback(none)
+    assert none.returncode == 2

@@ -278,6 +278,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 # -- identify -------------------------------------------------------------------------------------
 
 def cmd_identify(args: argparse.Namespace) -> int:
+    """Exit status: 0 every photo read, 1 some skipped (named on stderr), 2 none could be read or
+    a bad argument."""
+    from ..errors import SensePerceptionError
     from ..face.identify import TemplateIndex
 
     settings = _settings(args)
@@ -285,9 +288,15 @@ def cmd_identify(args: argparse.Namespace) -> int:
     engine = _still_engine(settings)
     threshold = settings.identity.match_threshold
     results = []
+    skipped: list[str] = []
     for path in args.images:
-        image = _read_image(path, args)
-        faces, _, emb, _ = engine.driver_embedding(image)
+        try:
+            image = _read_image(path, args)
+            faces, _, emb, _ = engine.driver_embedding(image)
+        except SensePerceptionError as exc:  # one bad photo must not cost the others theirs
+            skipped.append(str(path))
+            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            continue
         row: dict[str, Any] = {"image": str(path), "faces": len(faces), "driver_id": None,
                                "name": None, "score": None, "verdict": "no_face"}
         if emb is not None:
@@ -310,6 +319,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
             print(f"{path}: {detail}")
     if args.json:
         print(json.dumps(results, indent=2))
+    if skipped:
+        print(f"warning: {len(skipped)} of {len(args.images)} image(s) skipped: "
+              f"{', '.join(skipped)}", file=sys.stderr)
+        return 2 if not results else 1
     return 0
 
 
@@ -487,7 +500,7 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
         "far": float(far0[0]),
         "frr": float(frr0[0]),
         "table": [{"threshold": float(t), "far": float(a), "frr": float(r)}
-                  for t, a, r in zip(table, far, frr)],
+                  for t, a, r in zip(table, far, frr, strict=True)],
     }
 
 
@@ -577,7 +590,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                                    "forget). Refused when the gallery is readable.")
     p.set_defaults(func=cmd_restore)
 
-    p = sub.add_parser("identify", parents=[common], help="identify the largest face in photos")
+    p = sub.add_parser("identify", parents=[common], help="identify the largest face in photos",
+                       description="Identify the largest face in each photo against the gallery. "
+                                   "A photo that cannot be read is skipped and named; the others "
+                                   "go on. Exit status: 0 every photo read, 1 some skipped, 2 "
+                                   "none read or a bad argument.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_identify)
