@@ -201,3 +201,60 @@ def test_identify_skips_an_unreadable_photo_and_goes_on(tmp_path: Path) -> None:
     none = sp("driver", "identify", "empty.jpg", cwd=tmp_path, env=env)
     no_traceback(none)
     assert none.returncode == 2
+
+
+def _pairs(folder: Path, text: bytes) -> None:
+    for face in FACES.glob("obama_*.jpg"):
+        shutil.copy(face, folder / face.name)
+    (folder / "pairs.csv").write_bytes(b"file_x,file_y,same\n" + text)
+
+
+OBAMA_PAIR = b"obama_1_official_portrait_2012.jpg,obama_2_congress_2009.jpg,1\n"
+
+
+@pytest.mark.parametrize("rows, problem", [
+    (b"caf\xe9.jpg,obama_2_congress_2009.jpg,1\n", "is not UTF-8 text"),
+    (b"obama_1_official_portrait_2012.jpg\n", "line 2: needs exactly the 3 fields"),
+    (OBAMA_PAIR[:-1] + b",extra\n", "line 2: needs exactly the 3 fields"),
+])
+def test_driver_eval_malformed_pairs_file(tmp_path: Path, rows: bytes, problem: str) -> None:
+    """A Latin-1 pairs CSV gave a traceback; a short row said 'same must be 0 or 1, got None'."""
+    _pairs(tmp_path, rows)
+    result = sp("driver", "eval", "--pairs", "pairs.csv", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert f"pairs file pairs.csv {problem}" in err or f"pairs.csv {problem}" in err, err
+
+
+def test_driver_eval_pairs_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pairs.csv")
+    result = sp("driver", "eval", "--pairs", "pairs.csv", cwd=tmp_path, timeout=60)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "pairs file pairs.csv is not a regular file" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1.5"])
+def test_driver_eval_threshold_outside_cosine_range(tmp_path: Path, value: str) -> None:
+    """--thresholds nan / inf were accepted and written into the JSON as NaN / Infinity."""
+    _pairs(tmp_path, OBAMA_PAIR)
+    result = sp("driver", "eval", "--pairs", "pairs.csv", "--thresholds", "0.3", value,
+                cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert f"argument --thresholds: {value} is not within -1..1" in err
+
+
+def test_driver_eval_skips_an_unreadable_photo_and_scores_the_rest(tmp_path: Path) -> None:
+    """One missing photo ended `driver eval` and lost every other pair."""
+    _pairs(tmp_path, OBAMA_PAIR + b"obama_1_official_portrait_2012.jpg,gone.jpg,0\n")
+    result = sp("driver", "eval", "--pairs", "pairs.csv", "--json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 1
+    assert "skipped" in err and "gone.jpg" in err
+    doc = json.loads(result.stdout)
+    assert doc["pairs"] == 1 and doc["frr"] == 0.0
+    assert [Path(s["image"]).name for s in doc["skipped"]] == ["gone.jpg"]
+    (tmp_path / "pairs.csv").write_bytes(b"file_x,file_y,same\ngone.jpg,obama_2_congress_2009.jpg,1\n")
+    none = sp("driver", "eval", "--pairs", "pairs.csv", cwd=tmp_path)
+    assert "no pair could be scored" in no_traceback(none) and none.returncode == 2
