@@ -258,3 +258,20 @@ def test_driver_eval_skips_an_unreadable_photo_and_scores_the_rest(tmp_path: Pat
     (tmp_path / "pairs.csv").write_bytes(b"file_x,file_y,same\ngone.jpg,obama_2_congress_2009.jpg,1\n")
     none = sp("driver", "eval", "--pairs", "pairs.csv", cwd=tmp_path)
     assert "no pair could be scored" in no_traceback(none) and none.returncode == 2
+
+
+SAMPLE_BAG = ROOT / "sense_perception" / "data" / "sample_bag"
+
+
+@pytest.mark.parametrize("extra, problem", [
+    (["--rate", "nan"], "argument --rate: must be a finite number > 0, got nan"),
+    (["--rate", "inf", "--publish"], "argument --rate: must be a finite number > 0, got inf"),
+    (["--rate", "2"], "--rate sets the playback speed of --publish; add --publish"),
+])
+def test_replay_rate_refused_or_not_ignored(tmp_path: Path, extra: list[str], problem: str) -> None:
+    """`replay --rate nan` was accepted, and --rate without --publish silently ignored."""
+    result = sp("replay", str(SAMPLE_BAG), "--out", "out", *extra, cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert problem in err
+    assert not (tmp_path / "out").exists()
