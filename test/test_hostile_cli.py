@@ -275,3 +275,16 @@ def test_replay_rate_refused_or_not_ignored(tmp_path: Path, extra: list[str], pr
     assert result.returncode == 2
     assert problem in err
     assert not (tmp_path / "out").exists()
+
+
+def test_enroll_from_an_empty_bag_says_so(tmp_path: Path) -> None:
+    """A zero-byte .mcap gave "has no topic '...'; its topics: " with an empty list."""
+    (tmp_path / "drive.mcap").write_bytes(b"")
+    (tmp_path / "g").mkdir(mode=0o700)
+    result = sp("driver", "enroll", "--consent", "--name", "Ann", "--bag", "drive.mcap",
+                "--topic", "/camera/cabin/image_raw/compressed", cwd=tmp_path,
+                env={"SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")})
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "bag drive.mcap holds no readable topic at all" in err
+    assert not (tmp_path / "g" / "gallery.json").exists()

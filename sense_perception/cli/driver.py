@@ -93,6 +93,9 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
 
     with open_bag(bag_path) as bag:
         meta = bag.topics.get(topic)
+        if meta is None and not bag.topics:
+            raise BagError(f"bag {bag_path} holds no readable topic at all (empty, or damaged "
+                           "before its first record); check that it is the recording you meant")
         if meta is None:
             raise BagError(f"bag {bag_path} has no topic '{topic}'; its topics: "
                            f"{', '.join(sorted(bag.topics))}")
