@@ -288,3 +288,12 @@ def test_enroll_from_an_empty_bag_says_so(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "bag drive.mcap holds no readable topic at all" in err
     assert not (tmp_path / "g" / "gallery.json").exists()
+
+
+def test_fleet_video_cabin_without_cabin_is_refused(tmp_path: Path) -> None:
+    """`fleet --video-cabin` without --cabin ran, exit 0, and filmed nothing: replay refuses it."""
+    result = sp("fleet", str(SAMPLE_BAG), "--out", "out", "--video-cabin", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "--video-cabin films the camera named by --cabin; add --cabin TOPIC" in err
+    assert not (tmp_path / "out").exists()
