@@ -297,3 +297,20 @@ def test_fleet_video_cabin_without_cabin_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--video-cabin films the camera named by --cabin; add --cabin TOPIC" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra, problem", [
+    (["--name", "Ann", "--consent-by", " "], "--consent-by is empty; give who consented"),
+    (["--name", "\u0301\u0301"], "driver name (--name) '\\u0301\\u0301' has no visible character"),
+])
+def test_enroll_empty_consent_by_or_invisible_name(tmp_path: Path, extra: list[str],
+                                                   problem: str) -> None:
+    """An empty --consent-by was silently replaced by the driver's name; a name of combining
+    marks only was enrolled and printed as nothing."""
+    (tmp_path / "g").mkdir(mode=0o700)
+    result = sp("driver", "enroll", "--consent", *extra, "--images", str(FACE), cwd=tmp_path,
+                env={"SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")})
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert problem in err
+    assert not (tmp_path / "g" / "gallery.json").exists()

@@ -183,13 +183,22 @@ def _check_one_person(embs: np.ndarray, labels: Sequence[str], threshold: float)
 
 def _check_names(args: argparse.Namespace) -> None:
     """Refuse a name that would forge or hide terminal output, before any model loads."""
+    import unicodedata
+
     from ..face.safe_text import unsafe_text_error
 
+    if args.consent_by is not None and not args.consent_by.strip():
+        raise GalleryError("--consent-by is empty; give who consented, or leave --consent-by out "
+                           "when the driver consented; nothing was enrolled")
     for text, what in ((args.name, "driver name (--name)"),
                        (args.consent_by, "who consented (--consent-by)")):
         error = unsafe_text_error(text, what) if text else None
         if error:
             raise GalleryError(error)
+        # Only combining marks (or spaces) print as nothing, or glue onto the column before.
+        if text and text.strip() and not any(unicodedata.category(c)[0] in "LNPS" for c in text):
+            raise GalleryError(f"{what} {ascii(text)} has no visible character (only combining marks "
+                               "or spaces); nothing was enrolled; fix: type the name itself")
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
