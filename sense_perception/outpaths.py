@@ -127,6 +127,26 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
                               "path you can write to") from exc
 
 
+def check_video_dir(path: Path, option: str = "--out",
+                    error: type[SensePerceptionError] = OutputPathError) -> None:
+    """Refuse a video output directory whose absolute path is not valid UTF-8.
+
+    OpenCV's VideoWriter takes a UTF-8 path: a name read from disk as lone surrogates (bytes that
+    are not UTF-8) crashed the whole process (SIGSEGV) at the first frame, leaving the run
+    half-written.
+
+    Raises:
+        error: (default :class:`OutputPathError`) naming the path and the fix.
+    """
+    shown = os.path.abspath(path)
+    try:
+        shown.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{option} {ascii(shown)} is not a valid UTF-8 path (a name with bytes from "
+                    "another encoding); videos cannot be written there; choose or rename a "
+                    "directory with a UTF-8 name") from None
+
+
 def _is_image(path: Path) -> bool:
     """True when OpenCV recognises the file's content as an image (its signature, not its name)."""
     import cv2
@@ -146,4 +166,4 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_result_file",
-           "check_writable_dir", "overlap", "same_file"]
+           "check_video_dir", "check_writable_dir", "overlap", "same_file"]

@@ -314,3 +314,15 @@ def test_enroll_empty_consent_by_or_invisible_name(tmp_path: Path, extra: list[s
     assert result.returncode == 2
     assert problem in err
     assert not (tmp_path / "g" / "gallery.json").exists()
+
+
+@pytest.mark.parametrize("command", ["replay", "fleet"])
+def test_video_into_a_non_utf8_folder_is_refused_not_a_crash(tmp_path: Path, command: str) -> None:
+    """`replay BAG --out <non-UTF-8 name> --video` died of SIGSEGV in cv2.VideoWriter at the first
+    frame, leaving REPLAY_INCOMPLETE.txt; fleet's workers would die the same way."""
+    out = os.fsdecode(b"review-\xff")
+    result = sp(command, str(SAMPLE_BAG), "--out", out, "--video", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "is not a valid UTF-8 path" in err and "videos cannot be written there" in err
+    assert not (tmp_path / out).exists()

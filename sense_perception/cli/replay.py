@@ -111,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FATAL
 
+    if args.video or args.video_cabin:
+        from ..errors import ConfigError
+        from ..outpaths import check_video_dir
+
+        check_video_dir(args.out, error=ConfigError)  # before any work: OpenCV crashes on it
     options = ReplayOptions(bag=args.bag, out=args.out, topics=args.topics, cabin=args.cabin,
                             config=args.config, copy_input=args.copy_input, video=args.video,
                             video_cabin=args.video_cabin,
