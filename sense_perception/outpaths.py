@@ -148,9 +148,20 @@ def check_video_dir(path: Path, option: str = "--out",
 
 
 def _is_image(path: Path) -> bool:
-    """True when OpenCV recognises the file's content as an image (its signature, not its name)."""
+    """True when OpenCV (or, for a name that is not UTF-8, Pillow) recognises the file's content
+    as an image: its signature, not its name."""
     import cv2
 
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:  # OpenCV crashes (SIGSEGV) on such a name: Pillow opens it in Python
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path):
+                return True
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return False
     try:
         return bool(cv2.haveImageReader(str(path)))
     except cv2.error:

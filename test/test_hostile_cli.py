@@ -326,3 +326,19 @@ def test_video_into_a_non_utf8_folder_is_refused_not_a_crash(tmp_path: Path, com
     assert result.returncode == 2
     assert "is not a valid UTF-8 path" in err and "videos cannot be written there" in err
     assert not (tmp_path / out).exists()
+
+
+def test_json_out_with_a_non_utf8_name(tmp_path: Path) -> None:
+    """`driver attention --json-out <existing file with a non-UTF-8 name>` died of SIGSEGV in
+    cv2.haveImageReader (the check that a result never overwrites an image)."""
+    result_name, photo_name = os.fsdecode(b"r\xe9sultat.json"), os.fsdecode(b"ph\xf6to.json")
+    (tmp_path / result_name).write_text("{}")
+    shutil.copy(FACE, tmp_path / photo_name)  # a photo, whatever its name says
+    ok = sp("driver", "attention", "--json-out", result_name, str(FACE), cwd=tmp_path)
+    no_traceback(ok)
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert json.loads((tmp_path / result_name).read_text())["images"][0]["yaw_deg"] is not None
+    before = digest(tmp_path / photo_name)
+    refused = sp("driver", "attention", "--json-out", photo_name, str(FACE), cwd=tmp_path)
+    assert "is an image file" in no_traceback(refused) and refused.returncode == 2
+    assert digest(tmp_path / photo_name) == before
