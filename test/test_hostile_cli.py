@@ -342,3 +342,21 @@ def test_json_out_with_a_non_utf8_name(tmp_path: Path) -> None:
     refused = sp("driver", "attention", "--json-out", photo_name, str(FACE), cwd=tmp_path)
     assert "is an image file" in no_traceback(refused) and refused.returncode == 2
     assert digest(tmp_path / photo_name) == before
+
+
+def test_detect_never_overwrites_a_users_photo_of_the_same_name(tmp_path: Path) -> None:
+    """`detect --out pics other/holiday.jpg` replaced the user's own pics/holiday.jpg; a re-run
+    replaces only its own earlier annotated copy."""
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "other").mkdir()
+    shutil.copy(FACE, tmp_path / "pics" / "holiday.jpg")
+    shutil.copy(STREET, tmp_path / "other" / "holiday.jpg")
+    before = digest(tmp_path / "pics" / "holiday.jpg")
+    for _ in range(2):
+        result = sp("detect", "--out", "pics", "other/holiday.jpg", "--config", config(tmp_path),
+                    cwd=tmp_path)
+        no_traceback(result)
+        assert result.returncode == 0, result.stderr.decode()
+        assert digest(tmp_path / "pics" / "holiday.jpg") == before
+        assert sorted(p.name for p in (tmp_path / "pics").glob("*.jpg")) == [
+            "holiday.jpg", "holiday_2.jpg"]

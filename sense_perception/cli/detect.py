@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from dataclasses import fields
@@ -85,15 +86,32 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _output_name(path: str, used: set[str], out: Path, inputs: list[str]) -> str:
+#: Hidden list, in --out, of the annotated copies detect wrote there: only those are replaced.
+MANIFEST = ".detect-annotated.json"
+
+
+def _earlier_outputs(out: Path) -> set[str]:
+    """Names of the annotated copies an earlier ``detect`` wrote in ``out`` (see MANIFEST)."""
+    try:
+        names = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+def _output_name(path: str, used: set[str], out: Path, inputs: list[str],
+                 ours: set[str] = frozenset()) -> str:
     """A file name in ``out`` for the annotated copy of ``path``: its own name where free, never
-    one already used in this run, nor an input image (``--out`` may be the inputs' folder)."""
+    one already used in this run, an input image (``--out`` may be the inputs' folder), nor a
+    file already there that is not an annotated copy of an earlier run (``ours``): a user's
+    photo of the same name is never overwritten."""
     from ..outpaths import overlap, same_file
 
     p = Path(path)
     suffix = p.suffix.lower() if p.suffix.lower() in _WRITABLE else ".png"
     name, n = f"{p.stem}{suffix}", 1
-    while (name in used or name == "detections.json"
+    while (name in used or name in ("detections.json", MANIFEST)
+           or (os.path.lexists(out / name) and name not in ours)
            or any(overlap(out / name, Path(i)) == "is" or same_file(out / name, Path(i))
                   for i in inputs)):
         n += 1
@@ -194,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[tuple[str, str, int, str, str]] = []
     failed = 0
     used: set[str] = set()
+    ours = _earlier_outputs(args.out)
     paths = list(args.images)
     with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress:
         task = progress.add_task("detecting", total=len(paths))
@@ -218,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
                 records.append(_record(path, width, height, names, dets))
                 written = "-"
                 if not args.no_annotate:
-                    written = _output_name(path, used, args.out, paths)
+                    written = _output_name(path, used, args.out, paths, ours)
                     annotated = draw_detections(image, dets, detector.label_names)
                     if not _write_image(args.out / written, annotated):
                         errors.print(f"[red]error:[/red] cannot write {args.out / written}",
@@ -229,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
                 rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
                 progress.advance(task)
     (args.out / "detections.json").write_text(json.dumps({"images": records}, indent=1) + "\n")
+    if used:
+        (args.out / MANIFEST).write_text(json.dumps(sorted(ours | used)) + "\n", encoding="utf-8")
     console.print(_summary(rows, detector.min_score))
     console.print(f"wrote {args.out / 'detections.json'} ({len(records)} images"
                   + (f", {failed} failed" if failed else "") + ")")
