@@ -360,3 +360,23 @@ def test_detect_never_overwrites_a_users_photo_of_the_same_name(tmp_path: Path) 
         assert digest(tmp_path / "pics" / "holiday.jpg") == before
         assert sorted(p.name for p in (tmp_path / "pics").glob("*.jpg")) == [
             "holiday.jpg", "holiday_2.jpg"]
+
+
+def test_eval_ground_truth_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """A ground truth saved by a Windows editor (UTF-8 with BOM) was refused with Python's advice
+    'decode using utf-8-sig'."""
+    gt = _one_image_ground_truth(tmp_path, "00.jpg")
+    gt.write_bytes(b"\xef\xbb\xbf" + gt.read_bytes())
+    result = sp("eval", "--out", "out", "--no-curve", "gt.json", cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["classes"]["car"]["gt"] > 0
+
+
+def test_eval_ground_truth_with_a_huge_number(tmp_path: Path) -> None:
+    (tmp_path / "gt.json").write_text('{"cameras": {"a": {"image": "x.jpg", "boxes": [], '
+                                      '"width": 1' + "0" * 5000 + "}}}")
+    result = sp("eval", "--out", "out", "gt.json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "a number with thousands of digits" in err and "set_int_max_str_digits" not in err
