@@ -12,13 +12,14 @@ from sense_perception.cli.main import main
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"
 PANDASET = STREET / "pandaset_seq002_front_camera_40.jpg"
 COMMA = STREET / "comma2k19_highway280_rav4_preview.png"
-# One threshold for every label (cars and the pedestrian specialist have their own by default).
+# One threshold for every label (cars, trucks, pedestrians and the pedestrian specialist have
+# their own by default).
 CPU_ONLY = """object_detector:
   ros__parameters:
     detector:
       score_threshold: {threshold}
       pedestrian_threshold: {threshold}
-      class_thresholds: {{car: -1.0}}
+      class_thresholds: {{car: -1.0, truck: -1.0, pedestrian: -1.0}}
     runtime:
       providers: [CPUExecutionProvider]
 """
@@ -31,7 +32,9 @@ def _config(tmp_path: Path, threshold: float = 0.35) -> str:
 
 
 def _check_schema(doc: dict) -> None:
-    assert set(doc) == {"images"}
+    assert set(doc) == {"images", "positions"}
+    assert doc["positions"]["calibration"] is None and "--calibration FILE" in \
+        doc["positions"]["reason"]  # no 3-D without a calibration (test_eval_positions: with)
     for image in doc["images"]:
         assert set(image) == {"path", "width", "height", "detections"}
         assert isinstance(image["path"], str)

@@ -137,8 +137,10 @@ def test_detector_matches_reference(model: str) -> None:
     spec = MODELS[model]
     reference_session = session(str(spec.verified_path()))
     classes = spec.labels()
-    # One threshold (0.35) for every label, as the reference applies it.
-    detector = ObjectDetector(DetectorConfig(model=model, class_thresholds=ClassThresholds(car=-1)),
+    # One threshold (0.35) for every label on the raw scores, as the reference applies it.
+    detector = ObjectDetector(DetectorConfig(model=model, score_threshold=0.35,
+                                             class_thresholds=ClassThresholds.unset(),
+                                             calibrated_scores=False),
                               RuntimeOptions(providers=("CPUExecutionProvider",)))
     images = [cv2.imread(str(p)) for p in FRAMES]
     assert len(images) == 5

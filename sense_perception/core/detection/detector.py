@@ -19,13 +19,14 @@ import numpy as np
 
 from ...config import section_from_params
 from ...errors import ConfigError, ImageDecodeError, ModelError
-from .decoders import (FAMILIES, Decoder, OutputLayout, canonical_family, detector_models,
-                       family_input_defaults, make_decoder)
+from .calibration import ScoreCalibration, apply_maps, calibration_for
+from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_family,
+                       detector_models, family_input_defaults, make_decoder)
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import AD_LABELS, LabelMap, build_label_map
 from ..runtime.model_prepare import prepare_detector_model
 from ..runtime.openvino_session import PROVIDER as OPENVINO_PROVIDER
-from ..runtime.model_registry import InputSpec, get_model, read_labels, sha256_file
+from ..runtime.model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
 from ..runtime.session import OnnxModel, RuntimeConfig, RuntimeOptions, TensorSpec
@@ -42,17 +43,30 @@ def _input_fields(spec: InputSpec) -> dict[str, Any]:
 
 NO_MODEL = "none"
 
+# The default thresholds: the raw operating point chosen with ``sense-perception eval`` (PicoDet's
+# labels 0.35, its cars 0.3, the pedestrian specialist 0.15; docs/detection-quality.md) mapped
+# through the shipped score calibration, rounded to 3 decimals (test_calibration.py checks them).
+CALIBRATED_DEFAULTS: dict[str, float] = {
+    "score_threshold": 0.267,  # raw 0.35, PicoDet's pooled map (bicycle, bus, traffic light, ...)
+    "class_thresholds.pedestrian": 0.339,  # raw 0.35
+    "class_thresholds.car": 0.114,  # raw 0.3
+    "class_thresholds.truck": 0.222,  # raw 0.35
+    "pedestrian_threshold": 0.034,  # raw 0.15 of the specialist
+}
+
 
 @dataclass
 class ClassThresholds:
     """``detector.class_thresholds.<label>``: the lowest score kept per driving label.
 
     Negative means ``detector.score_threshold``. They apply to the general model; the pedestrian
-    specialist has a threshold of its own (``detector.pedestrian_threshold``), since its scores
-    run lower. The defaults were chosen with ``sense-perception eval`` (docs/detection-quality.md).
+    specialist has a threshold of its own (``detector.pedestrian_threshold``). The defaults were
+    chosen with ``sense-perception eval`` (docs/detection-quality.md) as raw scores (PicoDet's
+    pedestrians 0.35, cars 0.3) and are given here as their calibrated values
+    (``detector.calibrated_scores``), which keep the same detections.
     """
 
-    pedestrian: float = field(default=-1.0, metadata={
+    pedestrian: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.pedestrian"], metadata={
         "description": "lowest score of pedestrian kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
@@ -60,7 +74,7 @@ class ClassThresholds:
         "description": "lowest score of bicycle kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
-    car: float = field(default=0.3, metadata={
+    car: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.car"], metadata={
         "description": "lowest score of car kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
@@ -72,7 +86,7 @@ class ClassThresholds:
         "description": "lowest score of bus kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
-    truck: float = field(default=-1.0, metadata={
+    truck: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.truck"], metadata={
         "description": "lowest score of truck kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
@@ -91,6 +105,11 @@ class ClassThresholds:
             if value > 1.0:
                 raise ConfigError(f"detector.class_thresholds.{f.name} must be within 0..1 "
                                   f"(negative: detector.score_threshold), got {value}")
+
+    @classmethod
+    def unset(cls, **own: float) -> ClassThresholds:
+        """Every label at ``detector.score_threshold`` but those given in ``own``."""
+        return cls(**{**{f.name: -1.0 for f in fields(cls)}, **own})
 
     def of(self, label: str, default: float) -> float:
         """Threshold of ``label`` (``default`` for labels without one of their own)."""
@@ -111,8 +130,9 @@ class DetectorConfig:
         pedestrian_model: bundled pedestrian specialist (``person_detection_0203``) that owns the
             ``pedestrian`` label: the general model's pedestrians are then dropped, the two
             models' outputs merged into one result per image. ``none``: the general model alone.
-        pedestrian_threshold: lowest score kept of the specialist's pedestrians (its confidences
-            run lower than the general model's: this is its calibration).
+        pedestrian_threshold: lowest score kept of the specialist's pedestrians (a threshold of
+            its own, since it is another model: with calibrated scores a value means the same
+            precision as for the general model).
         pedestrian_band: [top, bottom] rows, as fractions of the image height, that the
             specialist sees at high resolution (where far pedestrians stand); [] = it sees the
             whole frame at its own input size instead
@@ -144,6 +164,13 @@ class DetectorConfig:
         pad_value: override the letterbox padding value, 0..255 (negative = default).
         interpolation: override the resize filter: ``linear`` | ``cubic`` | ``area`` | ``nearest``.
         score_activation: ``none`` if the model outputs probabilities, ``sigmoid`` for logits.
+        calibrated_scores: report each bundled model's scores mapped through its shipped
+            calibration (:mod:`~sense_perception.core.detection.calibration`), so that a score is
+            close to the precision of detections at that score whichever model found them; every
+            threshold is then on that calibrated scale. False: the models' raw scores, and the
+            thresholds compare raw scores (the raw defaults were score_threshold 0.35,
+            class_thresholds.car 0.3, pedestrian_threshold 0.15). Custom models (model_path)
+            have no calibration: their scores stay raw either way.
         cell_offset: GFL anchor-point offset in cells (negative = layout default: 0.5 for
             split outputs as PicoDet, 0.0 for NanoDet-Plus single output).
         reduced_jpeg_decode: let nodes and replay decode a JPEG CompressedImage at 1/2, 1/4 or
@@ -161,7 +188,8 @@ class DetectorConfig:
 
     model: str = "picodet_s_416"
     pedestrian_model: str = "person_detection_0203"
-    pedestrian_threshold: float = field(default=0.15, metadata={"range": (0.0, 1.0)})
+    pedestrian_threshold: float = field(default=CALIBRATED_DEFAULTS["pedestrian_threshold"],
+                                        metadata={"range": (0.0, 1.0)})
     pedestrian_band: list[float] = field(default_factory=lambda: [0.25, 0.75], metadata={
         "range": "[top, bottom] with 0 <= top < bottom <= 1, or [] (the whole frame)"})
     pedestrian_band_input: list[int] = field(default_factory=lambda: [1280, 384], metadata={
@@ -171,7 +199,8 @@ class DetectorConfig:
     model_family: str = field(default="", metadata={
         "range": ("", "gfl", "yolox", "yolov8", "rtdetr", "picodet", "nanodet", "yolo11")})
     labels_path: str = ""
-    score_threshold: float = field(default=0.35, metadata={"range": (0.0, 1.0)})
+    score_threshold: float = field(default=CALIBRATED_DEFAULTS["score_threshold"],
+                                   metadata={"range": (0.0, 1.0)})
     nms_iou: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
     max_detections: int = field(default=100, metadata={"range": (0, None)})
     keep_other_classes: bool = False
@@ -207,6 +236,7 @@ class DetectorConfig:
         "range": "cells; negative: the layout's default"})
     reduced_jpeg_decode: bool = True
     preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
+    calibrated_scores: bool = True
     class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
 
     def __post_init__(self) -> None:
@@ -379,14 +409,50 @@ class ObjectDetector:
                     if n not in set(excluded_labels)]
             self._label_map = self._label_map.restricted(keep, self.model_name)
         self.owned_labels = tuple(self._label_map.reported())
-        # Per output label, the lowest score kept; the decoder pre-filters at the lowest of them.
+        self.calibration = self._calibration(resolved)
+        self._calibration_ab = (None if self.calibration is None
+                                else self.calibration.per_label(self.label_names))
+        # Per output label, the lowest (calibrated) score kept; the decoder pre-filters the raw
+        # scores at the lowest raw score any of them maps back to.
         self._min_scores = np.array([cfg.threshold(n) for n in self.label_names], np.float32)
-        self._decode_threshold = float(min(cfg.threshold(n) for n in self.owned_labels))
+        self._min_score = float(min(cfg.threshold(n) for n in self.owned_labels))
+        self._decode_threshold = float(min(self.raw_threshold(n) for n in self.owned_labels))
         self._max_batch = cfg.max_batch if self.batch_dynamic else 1
         self._pre = Preprocessor(self.preprocess_spec, self._max_batch)
         self.timings: dict[str, float] = {}
         LOG.info("%s (%s) on %s, input %dx%d, batching %s", self.model_name, self.family,
                  self.provider, width, height, "on" if self.batch_dynamic else "off")
+
+    def _calibration(self, resolved: ResolvedModel) -> ScoreCalibration | None:
+        """The shipped calibration this detector applies (None: raw scores, and why in notes)."""
+        if not self.config.calibrated_scores:
+            return None
+        spec = MODELS.get(self.model_name) if resolved.input is not None else None
+        found = calibration_for(spec.name, spec.sha256) if spec is not None else None
+        if found is None:
+            self.notes = [*self.notes, f"{self.model_name} has no shipped score calibration: its "
+                                       "scores and thresholds are raw"]
+            LOG.warning("%s has no shipped score calibration: its scores and thresholds are raw",
+                        self.model_name)
+        return found
+
+    def raw_threshold(self, label: str) -> float:
+        """The raw model score ``label``'s threshold stands for (the threshold itself without
+        calibration)."""
+        threshold = self.config.threshold(label)
+        if self.calibration is None:
+            return threshold
+        return self.calibration.raw_threshold(label, threshold)
+
+    def calibrate(self, candidates: Candidates) -> Candidates:
+        """``candidates`` with their raw scores mapped through the model's calibration (the
+        same candidates where there is none)."""
+        if self._calibration_ab is None or not len(candidates.scores):
+            return candidates
+        labels = self._label_map.lookup[candidates.class_ids]
+        return Candidates(candidates.boxes,
+                          apply_maps(candidates.scores, labels, *self._calibration_ab),
+                          candidates.class_ids)
 
     @classmethod
     def from_params(cls, params: dict, source: str = "config") -> ObjectDetector:
@@ -434,7 +500,7 @@ class ObjectDetector:
     @property
     def min_score(self) -> float:
         """The lowest score any reported label keeps (LabelInfo.threshold)."""
-        return self._decode_threshold
+        return self._min_score
 
     @property
     def fallback_reasons(self) -> list[str]:
@@ -489,10 +555,9 @@ class ObjectDetector:
             if want and want != got:
                 raise ConfigError(f"detector.input_{name} {want} disagrees with the model's fixed "
                                   f"input {name} {got}; fix: set it to 0")
-        expected = (registry_input.width, registry_input.height) if registry_input else None
-        if self.reshaped:
-            expected = None  # OpenVINO reshaped the network on purpose
-        if expected is not None and expected != (width, height):
+        # When OpenVINO reshaped the network on purpose, the registry's size no longer applies.
+        if registry_input is not None and not self.reshaped \
+                and (registry_input.width, registry_input.height) != (width, height):
             raise ModelError(f"{self.model_name}: registry says {registry_input.width}x"
                              f"{registry_input.height} input, model has {width}x{height}")
         return int(width), int(height), spec
@@ -592,9 +657,10 @@ class ObjectDetector:
     def postprocess(self, outputs: Sequence[np.ndarray], images: Sequence[Any],
                     transforms: np.ndarray) -> list[Detections]:
         """Model outputs of a batch of ``images`` -> one :class:`Detections` per image: decoding,
-        label mapping, per-label thresholds, source-pixel boxes, NMS, top-k."""
+        score calibration, label mapping, per-label thresholds, source-pixel boxes, NMS, top-k."""
         cfg = self.config
-        candidates = self._decoder.decode(outputs, self._decode_threshold)
+        candidates = [self.calibrate(c) for c in self._decoder.decode(outputs,
+                                                                      self._decode_threshold)]
         return [finalize(cand, transform, *source_size(image), self._label_map, cfg.nms_iou,
                          cfg.max_detections, self._decoder.needs_nms, self._min_scores)
                 for image, cand, transform in zip(images, candidates, transforms, strict=True)]

@@ -19,7 +19,8 @@ from ...errors import ConfigError
 from ..runtime.session import RuntimeConfig
 from ..runtime.session import RuntimeOptions
 from .band import band_tiling
-from .detector import NO_MODEL, DetectorConfig, ObjectDetector, _tiling_from_params
+from .detector import (NO_MODEL, ClassThresholds, DetectorConfig, ObjectDetector,
+                       _tiling_from_params)
 from .interface import Detector
 from .multi_model import MultiModelDetector
 
@@ -27,7 +28,7 @@ PEDESTRIAN = "pedestrian"
 # The settings a specialist shares with the general model; the rest (model, thresholds, custom-model
 # pre-processing overrides, tiling) belong to the general model alone.
 _SHARED = ("nms_iou", "max_detections", "batching", "max_batch", "reduced_jpeg_decode",
-           "preprocess")
+           "preprocess", "calibrated_scores")
 
 LOG = logging.getLogger(__name__)
 
@@ -82,9 +83,11 @@ def with_preprocess(detector: ObjectDetector) -> Detector:
 
 def specialist_config(config: DetectorConfig, model: str) -> DetectorConfig:
     """The settings of the pedestrian specialist ``model`` next to the general model's
-    ``config``: its own threshold (``detector.pedestrian_threshold``), the shared rest."""
+    ``config``: its own threshold (``detector.pedestrian_threshold``, for every label: the
+    general model's ``class_thresholds`` are not its), the shared rest."""
     return DetectorConfig(model=model, pedestrian_model=NO_MODEL,
                           score_threshold=config.pedestrian_threshold,
+                          class_thresholds=ClassThresholds.unset(),
                           **{name: getattr(config, name) for name in _SHARED})
 
 

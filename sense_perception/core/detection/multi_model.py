@@ -125,11 +125,12 @@ class MultiModelDetector:
     def decode_floor(self) -> Callable[[int, int], tuple[int, int]] | None:
         """The largest decode size any member needs (None: full resolution for one of them)."""
         floors = [m.decode_floor for m in self.members]
-        if any(f is None for f in floors):
+        known = [f for f in floors if f is not None]
+        if len(known) < len(floors):
             return None
 
         def floor(width: int, height: int) -> tuple[int, int]:
-            sizes = [f(width, height) for f in floors]
+            sizes = [f(width, height) for f in known]
             return max(s[0] for s in sizes), max(s[1] for s in sizes)
 
         return floor
@@ -154,9 +155,10 @@ class MultiModelDetector:
                 self.timings[stage] = self.timings.get(stage, 0.0) + ms
         limit = self.config.max_detections
         merged = []
-        for image, parts in zip(images, zip(*per_member, strict=True), strict=True):
+        for image, member_dets in zip(images, zip(*per_member, strict=True), strict=True):
+            parts = list(member_dets)
             if self._shared.size:
-                parts = self._join_band(image, list(parts))
+                parts = self._join_band(image, parts)
             boxes = np.concatenate([p.boxes for p in parts])
             scores = np.concatenate([p.scores for p in parts])
             order = np.argsort(-scores, kind="stable")
@@ -170,6 +172,7 @@ class MultiModelDetector:
     def _join_band(self, image: Any, parts: list[Detections]) -> list[Detections]:
         """The general model's and the band member's detections of the shared labels as one
         part (:func:`~.band.merge_band`), the rest as they are."""
+        assert self.band is not None  # labels are only shared with a band (__init__)
         general, banded = parts[0], parts[-1]
         mine = np.isin(general.labels, self._shared)
         width, height = source_size(image)
