@@ -116,15 +116,16 @@ def _one_image_ground_truth(folder: Path, image_name: str) -> Path:
     return path
 
 
-def test_eval_never_writes_its_results_over_the_ground_truth(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["eval.json", "detections.json"])
+def test_eval_never_writes_its_results_over_the_ground_truth(tmp_path: Path, name: str) -> None:
     """`eval --out labels labels/eval.json` once replaced the ground truth by the results."""
     gt = _one_image_ground_truth(tmp_path / "labels", "00.jpg")
-    gt = gt.rename(gt.with_name("eval.json"))
+    gt = gt.rename(gt.with_name(name))
     before = digest(gt)
-    result = sp("eval", "--out", "labels", "labels/eval.json", cwd=tmp_path)
+    result = sp("eval", "--out", "labels", f"labels/{name}", cwd=tmp_path)
     err = no_traceback(result)
     assert result.returncode == 2
-    assert "its eval.json would replace the input labels/eval.json" in err
+    assert f"its {name} would replace the input labels/{name}" in err
     assert digest(gt) == before
 
 

@@ -105,17 +105,18 @@ def check_output_dir(out: Path) -> None:
 
 
 def check_results_apart(out: Path, inputs: list[Path]) -> None:
-    """Refuse an ``out`` where eval.json or the plot would replace (or a run without a curve
-    would delete) one of ``inputs``: the ground truth or one of its images.
+    """Refuse an ``out`` where eval.json, the plot or the detections file would replace (or a run
+    without a curve would delete) one of ``inputs``: the ground truth or one of its images.
 
     Raises:
         ConfigError: naming the input and the fix.
     """
     from ..errors import ConfigError
+    from ..evaluation.positions import DETECTIONS_FILE
     from ..evaluation.report import EVAL_FILE, PLOT_FILE
-    from ..outpaths import same_file, overlap
+    from ..outpaths import overlap, same_file
 
-    for name in (EVAL_FILE, PLOT_FILE):
+    for name in (EVAL_FILE, PLOT_FILE, DETECTIONS_FILE):
         result = out / name
         for source in inputs:
             if overlap(result, Path(source)) == "is" or same_file(result, Path(source)):
