@@ -105,6 +105,14 @@ def resolve_config(value: str | Path) -> Path:
 BASE_DIRECTIVE = re.compile(r"#\s*base:\s*(\S+)\s*$")
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: the problem and where (PyYAML's text spans several lines)."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
+
+
 def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The YAML document of ``path`` with its ``# base:`` file (if any) merged under it.
 
@@ -114,13 +122,17 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 1]!r}); give a YAML parameter "
+                          "file") from exc
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"config file {path}: the top level must be a mapping (node names to "
                           "ros__parameters, or the settings themselves: detector: {...})")
