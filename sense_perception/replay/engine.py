@@ -75,6 +75,9 @@ BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
 # Written before the first output byte and removed only once summary.json is complete, so outputs
 # cut short (disk full, crash, kill) are always recognisable as incomplete.
 INCOMPLETE_FILE = "REPLAY_INCOMPLETE.txt"
+# Written into every --out a replay prepares: --force replaces outputs only where it finds it, so a
+# user's own bag/ or summary.json in a folder given as --out is never deleted.
+REPLAY_MARKER = ".sense-perception-replay"
 
 
 @dataclass
@@ -125,7 +128,8 @@ def prepare_out(out: Path, force: bool) -> None:
     """Create ``out``; refuse a non-empty one unless ``force`` (then replace only replay outputs).
 
     Raises:
-        BagError: ``out`` is a file, or holds files and ``force`` is false.
+        BagError: ``out`` is a file, holds files and ``force`` is false, or holds files that no
+            replay wrote (no :data:`REPLAY_MARKER`), whatever ``force``.
     """
     if out.exists() and not out.is_dir():
         raise BagError(f"--out {out} is a file; give a directory")
@@ -135,6 +139,13 @@ def prepare_out(out: Path, force: bool) -> None:
             raise BagError(f"--out {out} is not empty; pass --force to replace its replay outputs "
                            f"({BAG_DIR}/, {VIDEO_DIR}/, {SUMMARY_FILE}, {INCOMPLETE_FILE}) or "
                            "choose another directory")
+        marked = (out / REPLAY_MARKER).is_file() and not (out / REPLAY_MARKER).is_symlink()
+        theirs = [n for n in (BAG_DIR, VIDEO_DIR, SUMMARY_FILE, INCOMPLETE_FILE)
+                  if (out / n).exists() or (out / n).is_symlink()]
+        if theirs and not marked:  # same names, but no replay wrote them: the user's own files
+            raise BagError(f"--out {out} holds {', '.join(theirs)} that sense-perception replay did "
+                           f"not write (no {REPLAY_MARKER} there), and --force replaces only a "
+                           "replay's own outputs; move them away or choose another directory")
         for name in (BAG_DIR, VIDEO_DIR):
             if (out / name).is_symlink():
                 (out / name).unlink()  # the link only, never what it points to
@@ -142,6 +153,12 @@ def prepare_out(out: Path, force: bool) -> None:
                 shutil.rmtree(out / name)
         for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
             (out / name).unlink(missing_ok=True)
+    try:
+        (out / REPLAY_MARKER).write_text("written by sense-perception replay: --force replaces "
+                                         "bag/, video/ and summary.json here, nothing else\n")
+    except OSError as exc:
+        raise BagError(f"--out {out} cannot be written: {exc.strerror or exc}; choose a directory "
+                       "you can write") from exc
 
 
 def configured_cabin_topic(config: Path | None) -> str:
