@@ -353,8 +353,8 @@ class Replayer:
                 videos = closed
         if errors and failure is None:
             raise errors[0]
-        for exc in errors:
-            LOG.debug("while closing the outputs after %r: %r", failure, exc)
+        for error in errors:
+            LOG.debug("while closing the outputs after %r: %r", failure, error)
         return wall, videos
 
     def _setup(self, bag: Bag, out: Path, topics: list[str]) -> None:
@@ -507,14 +507,14 @@ class Replayer:
         # full-frame BGR copy) and a JPEG at the smallest scale it needs. The cabin's face
         # pipeline wants full-resolution BGR.
         exterior = msg.topic != self._cabin
-        image, error = safe_decode(ros_msg, limits, zero_copy=exterior,
-                                   size_floor=self._detector.decode_floor if exterior else None,
-                                   min_px=MIN_FRAME_PX)
-        if error is not None:
-            skipped.add_undecodable(msg.topic, error)
-            health.decode_error(msg.topic, error)
+        decoded = safe_decode(ros_msg, limits, zero_copy=exterior,
+                              size_floor=self._detector.decode_floor if exterior else None,
+                              min_px=MIN_FRAME_PX)
+        if decoded.error is not None:
+            skipped.add_undecodable(msg.topic, decoded.error)
+            health.decode_error(msg.topic, decoded.error)
             return None
-        return DecodedFrame(msg.topic, msg.timestamp, header, image, started)
+        return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started)
 
     def _inference_failed(self, frames: list[DecodedFrame], exc: Exception) -> None:
         """Count ``frames`` as skipped because inference raised; the replay goes on."""
@@ -553,7 +553,8 @@ class Replayer:
         self._summary.add_identity(frame.header.seconds, state_name(result), result.driver_id)
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video_cabin:
-            image = _annotate(frame.image, cabin.faces, FACE_LABELS, caption=_identity_caption(result))
+            # The cabin is decoded without zero_copy: _bgr hands its BGR array back as it is.
+            image = _annotate(_bgr(frame.image), cabin.faces, FACE_LABELS, caption=_identity_caption(result))
             if attention is not None:
                 from ..face.attention.draw import draw_attention
 

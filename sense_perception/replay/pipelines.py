@@ -149,10 +149,11 @@ class ExteriorStage:
             return
         detector = self.detector
         results = safe_detect(detector, [f.image for f in self.pending])
-        for frame, (dets, error) in zip(self.pending, results, strict=True):
-            if error is not None:
-                self._on_failure([frame], error)
+        for frame, outcome in zip(self.pending, results, strict=True):
+            if outcome.error is not None:
+                self._on_failure([frame], outcome.error)
                 continue
+            dets = outcome.detections
             if self.trackers is not None:
                 dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
             result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
