@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sense_perception.config import bundled_config, load_params, resolve_config, section_from_params
+from sense_perception.core.autoware.rois import AutowareConfig
 from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.runtime.session import RuntimeConfig
@@ -34,7 +35,8 @@ ROS_DECLARED = {"use_sim_time"}
 SECTIONS = {
     "object_detector": [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                         ("detector.class_thresholds.", ClassThresholds),
-                        ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
+                        ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig),
+                        ("autoware.", AutowareConfig)],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
                        ("face.", FaceConfig),
                        ("identity.", IdentityConfig), ("gallery.", GalleryConfig),

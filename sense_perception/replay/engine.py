@@ -29,6 +29,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import load_params
+from ..core.autoware.camera_info import CameraInfoWatch
+from ..core.autoware.rois import rois_topics
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
@@ -52,6 +54,7 @@ from .pipelines import (
     CabinStage,
     DecodedFrame,
     ExteriorStage,
+    autoware_settings,
     build_core,
 )
 from .reader import Bag, BagMessage, open_bag
@@ -224,6 +227,9 @@ class Replayer:
     # -- setup ------------------------------------------------------------------------------------
 
     def _build_core(self, exterior: list[str], cabin: str | None) -> None:
+        # Autoware's ROIs (autoware.*): a clash of ROI topics is refused before any model loads.
+        self._autoware = autoware_settings(self.options.config)
+        rois_topics(exterior, self._autoware.rois_topic)
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings
@@ -368,6 +374,7 @@ class Replayer:
         self._last_driver: dict[str, Any] | None = None
         self._notes: list[str] = []
         self._camera_info = self._camera_info_topic(bag)
+        self._exterior_infos = self._exterior_camera_infos(bag)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
@@ -377,8 +384,9 @@ class Replayer:
         if self._exterior:
             self._stage = ExteriorStage(
                 self._detector, self._trackers, {t: self._ns[t] for t in self._exterior},
-                switches(self._settings[EXTERIOR]), self.options.batch_window_s * 1e9,
-                self._on_exterior, self._inference_failed)
+                switches(self._settings[EXTERIOR], autoware=self._autoware),
+                self.options.batch_window_s * 1e9, self._on_exterior, self._inference_failed,
+                self._autoware)
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
@@ -406,8 +414,9 @@ class Replayer:
             health[EXTERIOR] = PipelineHealth(
                 NODES[EXTERIOR], self._exterior, clock, self._settings[EXTERIOR].no_input_warn_s,
                 annotations(EXTERIOR),
-                lambda: detector_values(self._detector, self._trackers),
-                lambda: detector_hardware_id(self._detector))
+                lambda: {**detector_values(self._detector, self._trackers), **self._camera_info_values()},
+                lambda: detector_hardware_id(self._detector),
+                lambda: self._camera_infos.warnings() if self._camera_infos is not None else [])
         if self._cabin:
             health[CABIN] = PipelineHealth(
                 NODES[CABIN], [self._cabin], clock, self._settings[CABIN].no_input_warn_s,
@@ -426,6 +435,29 @@ class Replayer:
             return None
         return topic
 
+    def _exterior_camera_infos(self, bag: Bag) -> dict[str, str]:
+        """{CameraInfo topic: camera} of the exterior cameras checked for Autoware's fusion (only
+        while Autoware's ROIs are on; the CameraInfo topics the bag has)."""
+        self._camera_infos: CameraInfoWatch | None = None
+        setting = self._autoware.camera_info_topic
+        if not self._exterior or not self._autoware.enabled or not setting:
+            return {}
+        self._camera_infos = CameraInfoWatch(list(self._exterior))
+        infos = {camera_info_topic(camera, setting): camera for camera in self._exterior}
+        return {t: c for t, c in infos.items()
+                if (meta := bag.topics.get(t)) is not None and meta.msgtype == CAMERA_INFO}
+
+    def _camera_info_values(self) -> dict[str, str]:
+        if self._camera_infos is None:
+            return {}
+        return {f"camera_info[{c}]": s for c, s in self._camera_infos.status().items()}
+
+    def _note_camera_info(self, camera: str, problems: list[str]) -> None:
+        for problem in problems:  # each once: the watch reports a problem only the first time
+            self._notes.append(f"{camera} CameraInfo: {problem}; Autoware's fusion would ignore or "
+                               "misplace this camera")
+            LOG.warning("%s CameraInfo: %s", camera, problem)
+
     def _on_camera_info(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
         info = bag.deserialize_or_skip(msg, skipped)
         attention = self._identifier.attention
@@ -439,13 +471,18 @@ class Replayer:
         expected = sum(bag.topics[t].count for t in topics) or None
         done = 0
         read = list(bag.topics) if self._publisher else (
-            topics + [self._camera_info] if self._camera_info else topics)
+            topics + ([self._camera_info] if self._camera_info else []) + list(self._exterior_infos))
         try:
             for msg in bag.messages(read):
                 if self._publisher is not None:
                     self._publisher.play(msg, bag.topics[msg.topic].qos)
                 if msg.topic == self._camera_info:
                     self._on_camera_info(bag, msg, skipped)
+                    continue
+                if msg.topic in self._exterior_infos and self._camera_infos is not None:
+                    camera = self._exterior_infos[msg.topic]
+                    if (info := bag.deserialize_or_skip(msg, skipped)) is not None:
+                        self._note_camera_info(camera, self._camera_infos.camera_info(camera, info))
                     continue
                 if msg.topic not in self._ns:
                     continue  # played into the graph only (--publish)
@@ -462,6 +499,9 @@ class Replayer:
                         self._cabin_stage.process(frame)
                     else:
                         assert self._stage is not None  # set up with the exterior topics
+                        if self._camera_infos is not None:
+                            self._note_camera_info(msg.topic, self._camera_infos.image_frame(
+                                msg.topic, frame.header.frame_id))
                         self._stage.add(frame)
                     self._diagnostics.maybe_write(frame.timestamp, frame.header)
                 if self.progress:

@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..config import load_params, section_from_params
+from ..core.autoware.rois import AutowareConfig
 from ..core.health.inference_guard import safe_detect
 from ..core.imaging.frame_guard import InputLimits
 from ..core.imaging.image_decode import ImageView
@@ -82,6 +83,12 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
     return ReplayCore(limits, settings, detector, trackers, identifier)
 
 
+def autoware_settings(config: Path | None) -> AutowareConfig:
+    """object_detector's ``autoware.*`` parameters (Autoware's ROIs) from the config file."""
+    source = str(config) if config else "default parameters"
+    return section_from_params(AutowareConfig, load_params(config, NODES[EXTERIOR]), "autoware.", source)
+
+
 def _node_settings(cls: type, params: dict[str, Any], source: str) -> Any:
     """A node's own (top-level) parameters from its flattened parameters, defaults for the rest."""
     return section_from_params(cls, {k: v for k, v in params.items() if "." not in k}, "", source,
@@ -116,16 +123,19 @@ class ExteriorStage:
         window_ns: frames of different cameras this close in bag time share one ``detect`` call.
         on_result: gets each frame, its results and the messages it publishes.
         on_failure: gets the frames whose inference raised, and the exception.
+        autoware: the ``autoware.*`` settings (Autoware's ROIs), None: none.
     """
 
     def __init__(self, detector: Any, trackers: Any, namespaces: dict[str, str],
-                 switches: dict[str, bool], window_ns: float,
+                 switches: dict[str, Any], window_ns: float,
                  on_result: Callable[[DecodedFrame, ExteriorFrame, list[Message]], None],
-                 on_failure: Failure) -> None:
+                 on_failure: Failure, autoware: AutowareConfig | None = None) -> None:
         self.detector = detector
         self.trackers = trackers
         self.namespaces = namespaces
         self.outputs: list[Output] = enabled_outputs(EXTERIOR_OUTPUTS, switches, live=False)
+        self.switches = switches
+        self.autoware = autoware
         self.window_ns = window_ns
         self.pending: list[DecodedFrame] = []
         self._on_result = on_result
@@ -157,11 +167,12 @@ class ExteriorStage:
             if self.trackers is not None:
                 dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
             result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
-                                   image_size_of(frame.image))
+                                   image_size_of(frame.image), autoware=self.autoware)
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
             rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera
-            self._on_result(frame, result, frame_messages(rows, self.namespaces[frame.topic], result))
+            self._on_result(frame, result, frame_messages(rows, self.namespaces[frame.topic], result,
+                                                          switches=self.switches))
         self.pending.clear()
 
 

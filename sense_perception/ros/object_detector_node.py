@@ -11,6 +11,9 @@ publishes, with the input header copied exactly:
 * ``<ns>/annotations`` foxglove_msgs/ImageAnnotations (a closed polyline and a caption per
   detection, timestamp = the image's stamp: Foxglove draws them over the camera image), built
   only while something subscribes (``publish_annotations``);
+* with ``autoware.rois_topic`` set, Autoware's ROIs (tier4_perception_msgs/DetectedObjectsWithFeature,
+  best effort, keep last 1) on that topic per camera, and a check of each camera's CameraInfo
+  (:mod:`sense_perception.core.autoware`; docs/autoware.md);
 
 and ``/diagnostics``. The per-frame outputs are the rows of
 :data:`~sense_perception.core.output.frame_outputs.EXTERIOR_OUTPUTS`. Frames are handled latest-first: frames from all cameras that are waiting are
@@ -25,12 +28,16 @@ from typing import Any
 
 import numpy as np
 
+from ..config import section_from_params
+from ..core.autoware.camera_info import CameraInfoWatch
+from ..core.autoware.rois import AutowareConfig, rois_topics
 from ..core.health.inference_guard import safe_detect
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages, switches
 from ..core.output.status import detector_hardware_id, detector_values
-from ..core.output.topics import output_namespaces
+from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
+from . import qos
 from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
@@ -55,6 +62,10 @@ class ObjectDetectorNode(PerceptionNode):
         self.detector: Any = None
         self.trackers: Any = None
         self._outputs: list[tuple[str, dict[str, Any]]] = []  # (namespace, publishers) per input
+        self.autoware = AutowareConfig()
+        self._switches: dict[str, Any] = {}
+        self.camera_infos: CameraInfoWatch | None = None  # while Autoware's ROIs are on
+        self._camera_info_subs: list[Any] = []
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -71,6 +82,11 @@ class ObjectDetectorNode(PerceptionNode):
         self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)
         self.trackers = TrackerBank(tracking, self.detector.label_names) if tracking.enabled else None
+        self.autoware = section_from_params(AutowareConfig, params, "autoware.", source)
+        rois = rois_topics(self.settings.camera_topics, self.autoware.rois_topic)  # refuses clashes
+        if self.autoware.enabled:
+            self.get_logger().info("Autoware ROIs: " + ", ".join(
+                f"{camera} -> {topic}" for camera, topic in zip(self.settings.camera_topics, rois, strict=True)))
         self.get_logger().info(
             f"model {self.detector.model_name} on {self.detector.provider} (pre-processing on "
             f"{self.detector.preprocess_device}) loaded in "
@@ -81,8 +97,30 @@ class ObjectDetectorNode(PerceptionNode):
 
     def make_outputs(self) -> None:
         spaces = output_namespaces([t for t, _ in self._inputs])
-        on = switches(self.settings)
+        on = self._switches = switches(self.settings, autoware=self.autoware)
         self._outputs = [(ns, self.make_publishers(EXTERIOR_OUTPUTS, ns, on)) for ns in spaces]
+        self._watch_camera_infos()
+
+    def _watch_camera_infos(self) -> None:
+        """With Autoware's ROIs on, check each camera's CameraInfo for what Autoware's fusion would
+        silently ignore: warned once per problem, and in /diagnostics."""
+        from sensor_msgs.msg import CameraInfo
+
+        cameras = [t for t, _ in self._inputs]
+        if not self.autoware.enabled or not self.autoware.camera_info_topic:
+            return
+        watch = self.camera_infos = CameraInfoWatch(cameras)
+        for camera in cameras:
+            topic = camera_info_topic(camera, self.autoware.camera_info_topic)
+            self._camera_info_subs.append(self.create_subscription(
+                CameraInfo, topic, lambda msg, camera=camera: self._warn_camera_info(
+                    camera, watch.camera_info(camera, msg)),
+                qos.profile("best_effort", 1, what="input")))
+
+    def _warn_camera_info(self, camera: str, problems: list[str]) -> None:
+        for problem in problems:
+            self.get_logger().warning(f"{camera} CameraInfo: {problem}. Autoware's fusion would "
+                                      "ignore or misplace this camera")
 
     def on_outputs_active(self) -> None:
         stamp = self.get_clock().now().seconds_nanoseconds()
@@ -99,6 +137,10 @@ class ObjectDetectorNode(PerceptionNode):
         for _, pubs in self._outputs:
             self.destroy_publishers(pubs)
         self._outputs = []
+        for sub in self._camera_info_subs:
+            self.destroy_subscription(sub)
+        self._camera_info_subs = []
+        self.camera_infos = None
         self.detector = None
         self.trackers = None
 
@@ -130,7 +172,10 @@ class ObjectDetectorNode(PerceptionNode):
                 dets = self.trackers.update(topic, dets, header.seconds)
             ns, pubs = self._outputs[frame.source]
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
-                header, dets, detector.label_names, detector.min_score, image_size_of(image), image))
+                header, dets, detector.label_names, detector.min_score, image_size_of(image), image,
+                self.autoware), self._switches)
+            if self.camera_infos is not None:
+                self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
             latencies.append(time.monotonic() - frame.received)
         if latencies:
             self.health.frames_processed(np.asarray(latencies, np.float64))
@@ -141,7 +186,13 @@ class ObjectDetectorNode(PerceptionNode):
         return detector_hardware_id(self.detector)
 
     def diagnostic_extra(self) -> dict[str, Any]:
-        return detector_values(self.detector, self.trackers)
+        values = detector_values(self.detector, self.trackers)
+        if self.camera_infos is not None:
+            values.update({f"camera_info[{c}]": s for c, s in self.camera_infos.status().items()})
+        return values
+
+    def diagnostic_warnings(self) -> list[str]:
+        return self.camera_infos.warnings() if self.camera_infos is not None else []
 
 
 def main(args: list[str] | None = None) -> int:

@@ -76,7 +76,8 @@ class ObjectDetectorSettings(InputSettings):
     ``tracking.*`` belong to the core components."""
 
     KIND: ClassVar[str] = "object_detector"
-    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime")
+    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime",
+                                           "autoware")
 
     camera_topics: list[str] = param(["/camera/image_raw"], "camera image topics; results go to each "
                                      "topic's namespace (<ns>/detections, <ns>/label_info)",
