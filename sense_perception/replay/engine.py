@@ -31,6 +31,8 @@ import numpy as np
 from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import rois_topics
+from ..core.geometry.positioner import CameraPositions
+from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
@@ -66,6 +68,7 @@ from .writer import OutputBag, OutputWriteError
 LOG = logging.getLogger(__name__)
 
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF_STATIC, TF_MESSAGE = "/tf_static", "tf2_msgs/msg/TFMessage"
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
@@ -97,6 +100,9 @@ class ReplayOptions:
     # Fleet replay: bags of a fleet differ (not every car has a cabin camera); a bag without the
     # ``cabin`` topic replays its exterior cameras with a note instead of failing.
     cabin_if_present: bool = False
+    # Camera calibration for every exterior camera (JSON, see core/geometry/calibration.py);
+    # None: each camera's CameraInfo in the bag plus /tf_static.
+    calibration: Path | None = None
 
 
 @dataclass
@@ -223,6 +229,10 @@ class Replayer:
         self._identifier = identifier
         if options.rate <= 0:
             raise BagError(f"--rate must be > 0, got {options.rate}")
+        from ..core.geometry import load_calibration
+
+        # Read (and refused) before anything is opened or cleared.
+        self._calibration = load_calibration(options.calibration) if options.calibration else None
 
     # -- setup ------------------------------------------------------------------------------------
 
@@ -233,6 +243,7 @@ class Replayer:
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings
+        self._health_settings = core.health
         self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers
 
     # -- run --------------------------------------------------------------------------------------
@@ -297,6 +308,12 @@ class Replayer:
             if self._last_attention is not None:
                 self._summary.set_attention_time(self._identifier.attention.monitor.time_in_state)
             summary = self._summary.build(wall, skipped.entries())
+            for camera in self._exterior:  # how many detections got a position, or why none
+                summary["cameras"].setdefault(camera, {})["positions"] = \
+                    self._positions.summary(camera)
+            if self._cameras:  # per camera topic: seconds in each condition, raise/clear events
+                summary["camera_health"] = {t: v for bank in self._cameras.values()
+                                            for t, v in bank.summary().items()}
             try:
                 write_summary(out / SUMMARY_FILE, summary)
             except OSError as exc:
@@ -375,10 +392,17 @@ class Replayer:
         self._notes: list[str] = []
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
+        self._positions = CameraPositions(self._calibration)
+        self._calibration_topics = self._calibration_inputs(bag)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
         self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None)
+        self._cameras = {
+            role: CameraHealthBank(role_topics, self._health_settings[role])
+            for role, role_topics in ((EXTERIOR, self._exterior),
+                                      (CABIN, [self._cabin] if self._cabin else []))
+            if role_topics and self._health_settings[role].enabled}
         self._health = self._make_health()
         self._diagnostics = ReplayDiagnostics(list(self._health.values()), self._sink.emit)
         if self._exterior:
@@ -386,12 +410,12 @@ class Replayer:
                 self._detector, self._trackers, {t: self._ns[t] for t in self._exterior},
                 switches(self._settings[EXTERIOR], autoware=self._autoware),
                 self.options.batch_window_s * 1e9, self._on_exterior, self._inference_failed,
-                self._autoware)
+                self._autoware, self._positions, health=self._cameras.get(EXTERIOR))
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
                 switches(self._settings[CABIN], self._identifier.attention is not None),
-                self._on_cabin, self._inference_failed)
+                self._on_cabin, self._inference_failed, health=self._cameras.get(CABIN))
         self._videos = None
         if self.options.video or self.options.video_cabin:
             from .video import VideoSet
@@ -414,15 +438,17 @@ class Replayer:
             health[EXTERIOR] = PipelineHealth(
                 NODES[EXTERIOR], self._exterior, clock, self._settings[EXTERIOR].no_input_warn_s,
                 annotations(EXTERIOR),
-                lambda: {**detector_values(self._detector, self._trackers), **self._camera_info_values()},
+                lambda: {**detector_values(self._detector, self._trackers), **self._camera_info_values(),
+                         **self._positions.diagnostic_values(self._exterior)},
                 lambda: detector_hardware_id(self._detector),
-                lambda: self._camera_infos.warnings() if self._camera_infos is not None else [])
+                lambda: self._camera_infos.warnings() if self._camera_infos is not None else [],
+                cameras=self._cameras.get(EXTERIOR))
         if self._cabin:
             health[CABIN] = PipelineHealth(
                 NODES[CABIN], [self._cabin], clock, self._settings[CABIN].no_input_warn_s,
                 annotations(CABIN),
                 lambda: driver_values(self._identifier, self._last_driver, self._last_attention),
-                lambda: driver_hardware_id(self._identifier))
+                lambda: driver_hardware_id(self._identifier), cameras=self._cameras.get(CABIN))
         return health
 
     def _camera_info_topic(self, bag: Bag) -> str | None:
@@ -458,6 +484,32 @@ class Replayer:
                                "misplace this camera")
             LOG.warning("%s CameraInfo: %s", camera, problem)
 
+    def _calibration_inputs(self, bag: Bag) -> dict[str, str]:
+        """What places the exterior cameras' detections: topic -> the camera it calibrates
+        (an exterior camera's CameraInfo), or ``TF_STATIC``. None with --calibration FILE."""
+        if self._calibration is not None:
+            return {}
+        inputs = {}
+        for camera in self._exterior:
+            topic = camera_info_topic(camera, "auto")
+            meta = bag.topics.get(topic)
+            if meta is not None and meta.msgtype == CAMERA_INFO:
+                inputs[topic] = camera
+            self._positions.camera_info_topic(camera, topic)
+        meta = bag.topics.get(TF_STATIC)
+        if meta is not None and meta.msgtype == TF_MESSAGE:
+            inputs[TF_STATIC] = TF_STATIC
+        return inputs
+
+    def _on_calibration_input(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
+        message = bag.deserialize_or_skip(msg, skipped)
+        if message is None:
+            return
+        if msg.topic == TF_STATIC:
+            self._positions.tf_static(message)
+        else:
+            self._positions.camera_info(self._calibration_topics[msg.topic], message, msg.topic)
+
     def _on_camera_info(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
         info = bag.deserialize_or_skip(msg, skipped)
         attention = self._identifier.attention
@@ -470,12 +522,17 @@ class Replayer:
     def _loop(self, bag: Bag, topics: list[str], skipped: SkipLog) -> None:
         expected = sum(bag.topics[t].count for t in topics) or None
         done = 0
-        read = list(bag.topics) if self._publisher else (
-            topics + ([self._camera_info] if self._camera_info else []) + list(self._exterior_infos))
+        extra = [t for t in (self._camera_info, *self._calibration_topics, *self._exterior_infos) if t]
+        read = list(bag.topics) if self._publisher else topics + sorted(set(extra) - set(topics))
         try:
             for msg in bag.messages(read):
                 if self._publisher is not None:
                     self._publisher.play(msg, bag.topics[msg.topic].qos)
+                # One CameraInfo topic may serve several readers: 3-D positions, the cabin's head
+                # pose, the Autoware check.
+                calibration = msg.topic in self._calibration_topics
+                if calibration:
+                    self._on_calibration_input(bag, msg, skipped)
                 if msg.topic == self._camera_info:
                     self._on_camera_info(bag, msg, skipped)
                     continue
@@ -483,6 +540,8 @@ class Replayer:
                     camera = self._exterior_infos[msg.topic]
                     if (info := bag.deserialize_or_skip(msg, skipped)) is not None:
                         self._note_camera_info(camera, self._camera_infos.camera_info(camera, info))
+                    continue
+                if calibration:
                     continue
                 if msg.topic not in self._ns:
                     continue  # played into the graph only (--publish)
@@ -575,7 +634,9 @@ class Replayer:
         self._summary.add_frame(frame.topic, names, latency_ms)
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video:
-            self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names),
+            self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names,
+                                                      _health_caption(result.health),
+                                                      captions=result.captions()),
                                frame.header.seconds)
 
     def _on_cabin(self, frame: DecodedFrame, cabin: CabinFrame, messages: list[Message]) -> None:
@@ -593,8 +654,10 @@ class Replayer:
         self._summary.add_identity(frame.header.seconds, state_name(result), result.driver_id)
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video_cabin:
+            caption = " | ".join(c for c in (_identity_caption(result),
+                                             _health_caption(cabin.health)) if c)
             # The cabin is decoded without zero_copy: _bgr hands its BGR array back as it is.
-            image = _annotate(_bgr(frame.image), cabin.faces, FACE_LABELS, caption=_identity_caption(result))
+            image = _annotate(_bgr(frame.image), cabin.faces, FACE_LABELS, caption=caption)
             if attention is not None:
                 from ..face.attention.draw import draw_attention
 
@@ -636,16 +699,24 @@ def _identity_caption(result: Any) -> str:
     return f"driver: {state}" + (f" ({who}, {result.score:.2f})" if who else "")
 
 
+def _health_caption(status: dict[str, Any] | None) -> str:
+    """``camera: blocked, low_visibility`` while a camera condition is raised; "" when healthy."""
+    if status is None or status["level"] == 0:
+        return ""
+    return f"camera: {status['message']}"
+
+
 def _bgr(image: np.ndarray | ImageView) -> np.ndarray:
     # Only the annotated video needs full-size BGR pixels; the conversion is paid only when it is on.
     return image.full_bgr() if isinstance(image, ImageView) else image
 
 
-def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "") -> np.ndarray:
+def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "",
+              captions: list[str] | None = None) -> np.ndarray:
     from ..core.output.annotate import draw_detections
     from .video import draw_caption
 
-    out = draw_detections(image, dets, label_names)
+    out = draw_detections(image, dets, label_names, captions=captions)
     return draw_caption(out, caption) if caption else out
 
 

@@ -6,16 +6,22 @@ publishes, with the input header copied exactly:
 * ``<ns>/detections`` vision_msgs/Detection2DArray, one per processed frame, empty when nothing is
   found (class_id = label name, id = track id or "");
 * ``<ns>/label_info`` vision_msgs/LabelInfo, transient-local, once per activation;
+* ``<ns>/detections_3d`` vision_msgs/Detection3DArray in base_link: the road users' ground
+  positions, when the camera is calibrated (its CameraInfo, ``camera_info_topics``, plus the
+  base_link -> camera chain of ``/tf_static`` or the ``mount_*`` parameters); without a
+  calibration none, and ``/diagnostics`` says why (``positions[<camera>]``);
 * ``<ns>/detections_image`` sensor_msgs/Image (bgr8) with the boxes drawn, built only while
   something subscribes (``publish_debug_image``);
 * ``<ns>/annotations`` foxglove_msgs/ImageAnnotations (a closed polyline and a caption per
   detection, timestamp = the image's stamp: Foxglove draws them over the camera image), built
   only while something subscribes (``publish_annotations``);
+* ``<ns>/camera_health`` diagnostic_msgs/DiagnosticStatus, one per frame: whether the camera can
+  be trusted (blocked, low_visibility, dark, bright, frozen, stream timing; ``camera_health.*``);
 * with ``autoware.rois_topic`` set, Autoware's ROIs (tier4_perception_msgs/DetectedObjectsWithFeature,
   best effort, keep last 1) on that topic per camera, and a check of each camera's CameraInfo
   (:mod:`sense_perception.core.autoware`; docs/autoware.md);
 
-and ``/diagnostics``. The per-frame outputs are the rows of
+and ``/diagnostics``: the node's status (naming any camera in ERROR) and one per camera. The per-frame outputs are the rows of
 :data:`~sense_perception.core.output.frame_outputs.EXTERIOR_OUTPUTS`. Frames are handled latest-first: frames from all cameras that are waiting are
 detected in one batched call; a frame overwritten before inference reached it is dropped and
 counted. All perception happens in :class:`sense_perception.core.detection.detector.ObjectDetector`.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -66,6 +73,8 @@ class ObjectDetectorNode(PerceptionNode):
         self._switches: dict[str, Any] = {}
         self.camera_infos: CameraInfoWatch | None = None  # while Autoware's ROIs are on
         self._camera_info_subs: list[Any] = []
+        self.positions: Any = None  # CameraPositions: the cameras' calibrations (3-D positions)
+        self._calibration_subs: list[Any] = []
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -75,7 +84,10 @@ class ObjectDetectorNode(PerceptionNode):
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
+        from ..core.geometry.positioner import CameraPositions
         from ..core.tracking.tracker import TrackerBank, TrackingConfig
+
+        self.positions = CameraPositions(mount=self.settings.mount())  # a bad mount: first
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
@@ -100,6 +112,7 @@ class ObjectDetectorNode(PerceptionNode):
         on = self._switches = switches(self.settings, autoware=self.autoware)
         self._outputs = [(ns, self.make_publishers(EXTERIOR_OUTPUTS, ns, on)) for ns in spaces]
         self._watch_camera_infos()
+        self._subscribe_calibration()
 
     def _watch_camera_infos(self) -> None:
         """With Autoware's ROIs on, check each camera's CameraInfo for what Autoware's fusion would
@@ -122,6 +135,38 @@ class ObjectDetectorNode(PerceptionNode):
             self.get_logger().warning(f"{camera} CameraInfo: {problem}. Autoware's fusion would "
                                       "ignore or misplace this camera")
 
+    def _subscribe_calibration(self) -> None:
+        """CameraInfo of every camera and /tf_static: what places the detections on the road."""
+        from sensor_msgs.msg import CameraInfo
+
+        from . import qos
+
+        for camera, info_topic in zip(self.settings.camera_topics, self.settings.info_topics(),
+                                      strict=True):
+            if not info_topic:
+                continue
+            self.positions.camera_info_topic(camera, info_topic)
+            self._calibration_subs.append(self.create_subscription(
+                CameraInfo, info_topic, partial(self._on_camera_info, camera, info_topic),
+                qos.profile("best_effort", 1)))
+        if self.positions.mount is not None:
+            return
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.positions.tf_note = ("tf2_msgs is not installed, so /tf_static cannot be read; "
+                                      "fix: install ros-$ROS_DISTRO-tf2-msgs, or set "
+                                      "mount_transform or mount_height")
+            self.get_logger().warning(self.positions.tf_note)
+            return
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        # tf2's static listener profile: latched, so transforms sent before we started arrive.
+        latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._calibration_subs.append(self.create_subscription(
+            TFMessage, "/tf_static", self.positions.tf_static, latched))
+
     def on_outputs_active(self) -> None:
         stamp = self.get_clock().now().seconds_nanoseconds()
         detector = self.detector
@@ -133,6 +178,9 @@ class ObjectDetectorNode(PerceptionNode):
                 pub = pubs[message.output.name]
                 pub.publish(to_msg(pub.msg_type, message.message))
 
+    def _on_camera_info(self, camera: str, topic: str, msg: Any) -> None:
+        self.positions.camera_info(camera, msg, topic)
+
     def release(self) -> None:
         for _, pubs in self._outputs:
             self.destroy_publishers(pubs)
@@ -141,6 +189,9 @@ class ObjectDetectorNode(PerceptionNode):
             self.destroy_subscription(sub)
         self._camera_info_subs = []
         self.camera_infos = None
+        for sub in self._calibration_subs:
+            self.destroy_subscription(sub)
+        self._calibration_subs = []
         self.detector = None
         self.trackers = None
 
@@ -155,10 +206,12 @@ class ObjectDetectorNode(PerceptionNode):
         if not decoded:
             return
         detector = self.detector
+        # every decoded frame is judged, those whose inference fails too
+        health = [self.judge_camera(f, img) for f, img in decoded]
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
-        for (frame, image), outcome in zip(
-                decoded, safe_detect(detector, [img for _, img in decoded]), strict=True):
+        for (frame, image), status, outcome in zip(
+                decoded, health, safe_detect(detector, [img for _, img in decoded]), strict=True):
             topic = self.input_topic(frame.source)
             if outcome.error is not None:
                 error = outcome.error
@@ -171,9 +224,13 @@ class ObjectDetectorNode(PerceptionNode):
             if self.trackers is not None:
                 dets = self.trackers.update(topic, dets, header.seconds)
             ns, pubs = self._outputs[frame.source]
+            size = image_size_of(image)
+            placed = self.positions.positions(topic, header.frame_id, size[0], size[1], dets.boxes,
+                                              dets.labels, detector.label_names)
+            # a camera in ERROR keeps publishing: its health says how far to trust the detections
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
-                header, dets, detector.label_names, detector.min_score, image_size_of(image), image,
-                self.autoware), self._switches)
+                header, dets, detector.label_names, detector.min_score, size, image,
+                autoware=self.autoware, positions=placed, health=status), self._switches)
             if self.camera_infos is not None:
                 self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
             latencies.append(time.monotonic() - frame.received)
@@ -189,6 +246,8 @@ class ObjectDetectorNode(PerceptionNode):
         values = detector_values(self.detector, self.trackers)
         if self.camera_infos is not None:
             values.update({f"camera_info[{c}]": s for c, s in self.camera_infos.status().items()})
+        if self.positions is not None:
+            values.update(self.positions.diagnostic_values(self.settings.camera_topics))
         return values
 
     def diagnostic_warnings(self) -> list[str]:

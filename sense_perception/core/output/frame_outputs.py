@@ -23,17 +23,21 @@ from ...face.results import (FACE_LABELS, attention_results, face_captions, face
                              head_pose_message, identity_results, state_name)
 from ..autoware.rois import (DETECTED_OBJECTS_WITH_FEATURE, AutowareConfig,
                              detected_objects_with_feature, namespace_rois_topic)
+from ..geometry.ground import GroundPositions
 from ..types import Detections, Header
 from . import messages
 from .annotations import IMAGE_ANNOTATIONS, image_annotations
+from .detections_3d import detection3d_array, range_captions
 from .topics import join_topic
 
 DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
+DETECTION_3D_ARRAY = "vision_msgs/msg/Detection3DArray"
 LABEL_INFO = "vision_msgs/msg/LabelInfo"
 CLASSIFICATION = "vision_msgs/msg/Classification"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 IMAGE = "sensor_msgs/msg/Image"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+DIAGNOSTIC_STATUS = "diagnostic_msgs/msg/DiagnosticStatus"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 #: The switch of the attention outputs: the ``attention.enabled`` parameter of driver_monitor.
@@ -56,6 +60,11 @@ class ExteriorFrame:
         image: the decoded frame (BGR array or ImageView), for the drawn debug image; None in
             replay, which draws into videos instead.
         autoware: the ``autoware.*`` settings (Autoware's ROIs); None: no ROIs.
+        positions: the detections' ground positions (:mod:`..geometry.ground`); None when the
+            camera has no calibration (then no ``detections_3d``).
+        health: the camera's health after this frame, a DiagnosticStatus dict
+            (:meth:`~sense_perception.core.health.camera_health.CameraHealthBank.update`); None
+            with ``camera_health.enabled`` false.
     """
 
     header: Header
@@ -65,6 +74,14 @@ class ExteriorFrame:
     image_size: tuple[int, int] | None = None
     image: Any = None
     autoware: AutowareConfig | None = None
+    positions: GroundPositions | None = None
+    health: dict[str, Any] | None = None
+
+    def captions(self) -> list[str] | None:
+        """Captions with the range ("pedestrian 0.71 · 14 m") when placed, else None."""
+        if self.positions is None:
+            return None
+        return range_captions(self.detections, self.label_names, self.positions)
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,7 @@ class CabinFrame:
     header: Header
     result: Any
     image_size: tuple[int, int] | None = None
+    health: dict[str, Any] | None = None  # as ExteriorFrame.health
 
     @cached_property
     def faces(self) -> Detections:
@@ -142,8 +160,14 @@ def _autoware_rois_topic(ns: str, on: Mapping[str, Any]) -> str:
     return namespace_rois_topic(ns, str(on[AUTOWARE_SWITCH]))
 
 
+def _detections_3d(f: ExteriorFrame) -> dict[str, Any] | None:
+    if f.positions is None:  # no calibration: nothing is guessed
+        return None
+    return detection3d_array(f.header, f.detections, f.label_names, f.positions)
+
+
 def _exterior_annotations(f: ExteriorFrame) -> dict[str, Any]:
-    return image_annotations(f.header, f.detections, f.label_names, f.image_size)
+    return image_annotations(f.header, f.detections, f.label_names, f.image_size, f.captions())
 
 
 def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
@@ -154,7 +178,12 @@ def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
 
     # An ImageView aliases the message (or is a reduced decode): draw on a full-size BGR copy.
     bgr = f.image.full_bgr() if isinstance(f.image, ImageView) else f.image
-    return image_message(f.header, draw_detections(bgr, f.detections, f.label_names, copy=False))
+    return image_message(f.header, draw_detections(bgr, f.detections, f.label_names, copy=False,
+                                                   captions=f.captions()))
+
+
+def _camera_health(f: ExteriorFrame | CabinFrame) -> dict[str, Any] | None:
+    return f.health
 
 
 def _faces(f: CabinFrame) -> dict[str, Any]:
@@ -185,12 +214,14 @@ def _head_pose(f: CabinFrame) -> dict[str, Any] | None:
 EXTERIOR_OUTPUTS: tuple[Output, ...] = (
     Output("label_info", LABEL_INFO, None, _label_info, latched=True),
     Output("detections", DETECTION_ARRAY, None, _detections),
+    Output("detections_3d", DETECTION_3D_ARRAY, None, _detections_3d),
     Output("detections_image", IMAGE, "publish_debug_image", _debug_image, on_demand=True,
            live_only=True),
     Output("annotations", IMAGE_ANNOTATIONS, "publish_annotations", _exterior_annotations,
            on_demand=True),
     Output("rois", DETECTED_OBJECTS_WITH_FEATURE, AUTOWARE_SWITCH, _autoware_rois,
            topic=_autoware_rois_topic, best_effort=True),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
 )
 
 #: The cabin camera's outputs (driver_monitor), in publishing order.
@@ -201,6 +232,7 @@ CABIN_OUTPUTS: tuple[Output, ...] = (
     Output("driver_identity", CLASSIFICATION, None, _identity),
     Output("driver_attention", CLASSIFICATION, ATTENTION_SWITCH, _attention),
     Output("head_pose", POSE_STAMPED, ATTENTION_SWITCH, _head_pose),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
 )
 
 
@@ -273,7 +305,8 @@ def image_message(header: Header, bgr: np.ndarray) -> dict[str, Any]:
             "is_bigendian": 0, "step": w * 3, "data": np.ascontiguousarray(bgr).data.cast("B")}
 
 
-__all__ = ["ATTENTION_SWITCH", "AUTOWARE_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION", "DETECTION_ARRAY",
-           "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
+__all__ = ["ATTENTION_SWITCH", "AUTOWARE_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION",
+           "DETECTION_3D_ARRAY", "DETECTION_ARRAY", "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY",
+           "DIAGNOSTIC_STATUS", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
            "frame_messages", "image_message", "output_topic", "switches"]
