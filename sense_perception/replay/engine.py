@@ -393,8 +393,8 @@ class Replayer:
                 videos = closed
         if errors and failure is None:
             raise errors[0]
-        for exc in errors:
-            LOG.debug("while closing the outputs after %r: %r", failure, exc)
+        for error in errors:
+            LOG.debug("while closing the outputs after %r: %r", failure, error)
         return wall, videos
 
     def _setup(self, bag: Bag, out: Path, topics: list[str]) -> None:
@@ -623,14 +623,14 @@ class Replayer:
         # full-frame BGR copy) and a JPEG at the smallest scale it needs. The cabin's face
         # pipeline wants full-resolution BGR.
         exterior = msg.topic != self._cabin
-        image, error = safe_decode(ros_msg, limits, zero_copy=exterior,
-                                   size_floor=self._detector.decode_floor if exterior else None,
-                                   min_px=MIN_FRAME_PX)
-        if error is not None:
-            skipped.add_undecodable(msg.topic, error)
-            health.decode_error(msg.topic, error)
+        decoded = safe_decode(ros_msg, limits, zero_copy=exterior,
+                              size_floor=self._detector.decode_floor if exterior else None,
+                              min_px=MIN_FRAME_PX)
+        if decoded.error is not None:
+            skipped.add_undecodable(msg.topic, decoded.error)
+            health.decode_error(msg.topic, decoded.error)
             return None
-        return DecodedFrame(msg.topic, msg.timestamp, header, image, started)
+        return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started)
 
     def _inference_failed(self, frames: list[DecodedFrame], exc: Exception) -> None:
         """Count ``frames`` as skipped because inference raised; the replay goes on."""
@@ -673,7 +673,8 @@ class Replayer:
         if self._videos is not None and self.options.video_cabin:
             caption = " | ".join(c for c in (_identity_caption(result),
                                              _health_caption(cabin.health)) if c)
-            image = _annotate(frame.image, cabin.faces, FACE_LABELS, caption=caption)
+            # The cabin is decoded without zero_copy: _bgr hands its BGR array back as it is.
+            image = _annotate(_bgr(frame.image), cabin.faces, FACE_LABELS, caption=caption)
             if attention is not None:
                 from ..face.attention.draw import draw_attention
 
