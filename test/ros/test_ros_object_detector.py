@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from ros_helpers import (DATA, compressed_msg, half_size, header_key, image_msg, level, publish_until,
                          publish_until_status, read_bgr, start_node, status_values, wait_active, write_params)
+
+from sense_perception.config import bundled_config, load_params
 
 pytestmark = pytest.mark.ros
 
@@ -97,12 +98,16 @@ def test_detections_copy_header_find_cars_inside_the_image(detector, probe, stre
     classes = [d.results[0].hypothesis.class_id for d in msg.detections]
     assert "car" in classes
     assert set(classes) <= DRIVING_LABELS
-    # Each label's own threshold: pedestrians (the specialist) from 0.15, cars from 0.3, the rest
-    # from 0.35 (config/perception.yaml).
-    lowest = {"pedestrian": 0.15, "car": 0.3}
+    # Each label's own (calibrated) threshold from config/perception.yaml: pedestrians from the
+    # specialist's, cars and trucks from theirs, the rest from score_threshold.
+    params = load_params(bundled_config("perception"), "object_detector")
+    lowest = {"pedestrian": params["detector.pedestrian_threshold"],
+              "car": params["detector.class_thresholds.car"],
+              "truck": params["detector.class_thresholds.truck"]}
     for d in msg.detections:
         hyp = d.results[0].hypothesis
-        assert lowest.get(hyp.class_id, 0.35) <= hyp.score <= 1.0, (hyp.class_id, hyp.score)
+        floor = lowest.get(hyp.class_id, params["detector.score_threshold"])
+        assert floor - 1e-6 <= hyp.score <= 1.0, (hyp.class_id, hyp.score)
     _boxes_inside(msg, street.shape[1], street.shape[0])
 
 
@@ -225,7 +230,9 @@ def test_label_info_reaches_a_late_transient_local_subscriber(detector, probe):
     names = [c.class_name for c in info.class_map]
     assert [c.class_id for c in info.class_map] == list(range(len(names)))
     assert {"car", "pedestrian", "truck"} <= set(names) and set(names) <= DRIVING_LABELS
-    assert info.threshold == pytest.approx(0.15)  # the lowest label threshold (pedestrians)
+    # the lowest label threshold: the pedestrian specialist's (calibrated)
+    params = load_params(bundled_config("perception"), "object_detector")
+    assert info.threshold == pytest.approx(params["detector.pedestrian_threshold"])
 
 
 def test_debug_image_while_subscribed(detector, probe, street):
@@ -315,8 +322,9 @@ def test_malformed_image_is_a_diagnostic_error_and_the_node_keeps_running(detect
     results = probe.subscribe(Detection2DArray, "/sp_test/cam_a/detections")
     sent, msg = publish_until(probe, pub, lambda i: image_msg(street, 701 + i, 0, "cam_a"), results)
     assert "car" in {d.results[0].hypothesis.class_id for d in msg.detections}
-    # the error clears once later periods pass without new decode errors
-    probe.wait_status("/object_detector", lambda s: level(s) == 0, 10.0)
+    # the error clears once later periods pass without new decode errors (camera health may stay
+    # at WARN: this module's tests send the same still frame over and over, which is "frozen")
+    probe.wait_status("/object_detector", lambda s: level(s) < 2 and "decode" not in s.message, 10.0)
 
 
 # -- lifecycle node: autostart off, reliable camera subscription, a wrong model at first ------------
