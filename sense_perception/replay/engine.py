@@ -42,6 +42,7 @@ from ..core.output.status import (
     driver_hardware_id,
     driver_last,
     driver_values,
+    driver_warnings,
 )
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
@@ -465,7 +466,8 @@ class Replayer:
                 NODES[CABIN], [self._cabin], clock, self._settings[CABIN].no_input_warn_s,
                 annotations(CABIN),
                 lambda: driver_values(self._identifier, self._last_driver, self._last_attention),
-                lambda: driver_hardware_id(self._identifier), cameras=self._cameras.get(CABIN))
+                lambda: driver_hardware_id(self._identifier),
+                lambda: driver_warnings(self._identifier), cameras=self._cameras.get(CABIN))
         return health
 
     def _camera_info_topic(self, bag: Bag) -> str | None:

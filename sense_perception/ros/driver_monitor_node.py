@@ -36,7 +36,7 @@ from std_srvs.srv import Trigger
 
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, switches
-from ..core.output.status import driver_hardware_id, driver_last, driver_values
+from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
 from ..core.output.topics import output_namespace
 from ..core.types import Header
 from ..errors import SensePerceptionError
@@ -158,6 +158,9 @@ class DriverMonitorNode(PerceptionNode):
 
     def diagnostic_extra(self) -> dict[str, Any]:
         return driver_values(self.identifier, self._last, self._last_attention)
+
+    def diagnostic_warnings(self) -> list[str]:
+        return driver_warnings(self.identifier)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -113,5 +113,22 @@ def name_camera_faults(status: dict[str, Any], health: Any) -> dict[str, Any]:
     return status
 
 
-__all__ = ["camera_values", "name_camera_faults", "detector_hardware_id", "detector_values", "driver_hardware_id", "driver_last",
-           "driver_models", "driver_values"]
+def driver_warnings(identifier: Any) -> list[str]:
+    """What makes driver_monitor's status at least WARN although its frames go on: a failed
+    gallery re-read (identity runs on the drivers loaded before) and a refused CameraInfo (head
+    pose keeps the previous or default intrinsics)."""
+    if identifier is None:
+        return []
+    warnings = []
+    if identifier.gallery_error:
+        warnings.append("gallery re-read failed, identity goes on with the drivers loaded before: "
+                        f"{identifier.gallery_error}")
+    attention = identifier.attention
+    if attention is not None and attention.camera_info_error:
+        warnings.append("CameraInfo refused, head pose keeps the previous or default intrinsics: "
+                        f"{attention.camera_info_error}")
+    return warnings
+
+
+__all__ = ["camera_values", "name_camera_faults", "detector_hardware_id", "detector_values",
+           "driver_hardware_id", "driver_last", "driver_models", "driver_values", "driver_warnings"]
