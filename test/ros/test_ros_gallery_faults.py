@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ros_helpers import (DATA, image_msg, overrides, published_status, read_bgr, status_values,
+from ros_helpers import (DATA, image_msg, level, overrides, published_status, read_bgr, status_values,
                          wait_for)
 
 pytestmark = pytest.mark.ros
@@ -79,8 +79,11 @@ def test_a_fifo_swapped_in_while_running_is_in_diagnostics_and_frames_go_on(cont
         assert wait_for(lambda: node.health.snapshot().processed == 2), "the frame thread blocked"
         snap = node.health.snapshot()
         assert snap.inference_errors == 0 and snap.dropped_error == 0  # no frame was lost
-        values = status_values(published_status(node))
+        status = published_status(node)
+        values = status_values(status)
         assert f"{gallery} is a FIFO" in values["gallery_error"], values
+        # a WARN that says why, though the frames go on
+        assert level(status) >= 1 and "gallery re-read failed" in status.message, status.message
         assert values["faces"] == "1" and values["attention_state"] != "waiting for the first frame"
 
         # the reload service does not wait for a held lock (it would hold up the frames)
