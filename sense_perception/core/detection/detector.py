@@ -20,6 +20,7 @@ import numpy as np
 from ...config import section_from_params
 from ...errors import ConfigError, ImageDecodeError, ModelError
 from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
+from .duplicates import DuplicateSettings, suppress_duplicates
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import AD_LABELS, LabelMap, build_label_map
 from ..runtime.model_prepare import prepare_detector_model
@@ -151,6 +152,8 @@ class DetectorConfig:
         score_threshold: minimum confidence kept (inclusive), 0..1, for every label without a
             threshold of its own in ``class_thresholds``.
         class_thresholds: per-label minimum confidence (``detector.class_thresholds.<label>``).
+        duplicates: nested and cross-class vehicle duplicates dropped after the models' merge
+            (``detector.duplicates.*``, :mod:`~sense_perception.core.detection.duplicates`).
         nms_iou: IoU above which a lower-scored box of the same label is suppressed, 0..1.
         max_detections: most detections per image after NMS (0 = no limit).
         keep_other_classes: report classes outside the driving label set (under their own
@@ -231,6 +234,7 @@ class DetectorConfig:
     reduced_jpeg_decode: bool = True
     preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
     class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
+    duplicates: DuplicateSettings = field(default_factory=DuplicateSettings)
 
     def __post_init__(self) -> None:
         for key in ("score_threshold", "nms_iou", "pedestrian_threshold"):
@@ -278,6 +282,8 @@ class DetectorConfig:
         config = section_from_params(cls, params, "detector.", source)
         config.class_thresholds = section_from_params(ClassThresholds, params,
                                                       "detector.class_thresholds.", source)
+        config.duplicates = section_from_params(DuplicateSettings, params,
+                                                "detector.duplicates.", source)
         return config
 
     def threshold(self, label: str) -> float:
@@ -547,8 +553,10 @@ class ObjectDetector:
         with self._lock:
             self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
             if not self.tiling_enabled:
-                return self._detect_images(list(images))
-            return self._detect_tiled(list(images))
+                found = self._detect_images(list(images))
+            else:
+                found = self._detect_tiled(list(images))
+            return [suppress_duplicates(d, self.label_names, self.config.duplicates) for d in found]
 
     def _detect_tiled(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         from . import tiling as tiling_mod

@@ -29,6 +29,7 @@ import numpy as np
 from ...errors import ConfigError, ImageDecodeError
 from ..imaging.image_decode import DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any
 from .preprocess import Preprocessor, PreprocessSpec
+from .duplicates import suppress_duplicates
 from ..types import Detections
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -315,7 +316,8 @@ class DeviceDetector:
             blob, transforms = self.pre(chunk)
             outputs = self.runner.run(blob.to(self._dtype))
             results.extend(self.detector.postprocess(outputs, chunk, transforms))
-        return results
+        return [suppress_duplicates(d, self.detector.label_names, self.detector.config.duplicates)
+                for d in results]
 
     def decode(self, msg: object) -> torch.Tensor:
         """Decode an image message straight to the device (see :meth:`TorchPreprocessor.decode`)."""
