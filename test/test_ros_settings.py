@@ -11,6 +11,7 @@ import pytest
 from sense_perception.config import bundled_config, load_params, resolve_config, section_from_params
 from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
 from sense_perception.core.detection.duplicates import DuplicateSettings
+from sense_perception.core.detection.ignore_regions import IgnoreRegionSettings
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.runtime.session import RuntimeConfig
 from sense_perception.core.detection.tiling import TilingConfig
@@ -36,6 +37,7 @@ SECTIONS = {
     "object_detector": [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                         ("detector.class_thresholds.", ClassThresholds),
                         ("detector.duplicates.", DuplicateSettings),
+                        ("detector.ignore_regions.", IgnoreRegionSettings),
                         ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
                        ("face.", FaceConfig),

@@ -234,6 +234,17 @@ class Replayer:
             self._identifier = DriverIdentifier.from_params(
                 load_params(self.options.config, "driver_monitor"), source)
         self._trackers = None
+        self._ignore = None
+        if exterior:
+            from ..core.detection.ignore_regions import IgnoreRegions
+
+            self._ignore = IgnoreRegions.from_params(
+                load_params(self.options.config, "object_detector"), source)
+            for topic in self._ignore.topics:
+                if topic not in exterior:  # a region of a camera this replay does not detect on
+                    LOG.warning("detector.ignore_regions.polygons in %s names %s, which is not "
+                                "an exterior camera of this replay (%s): not applied", source,
+                                topic, ", ".join(exterior))
         if exterior:
             from ..core.tracking.tracker import TrackerBank, TrackingConfig
 
@@ -525,6 +536,10 @@ class Replayer:
         detector = self._detector
         results = self._detect(pending)
         for frame, dets in results:
+            size = image_size_of(frame.image)
+            regions = self._ignore.outlines(frame.topic, *size) if self._ignore else []
+            if self._ignore:
+                dets = self._ignore.apply(frame.topic, dets, *size)
             if self._trackers is not None:
                 dets = self._trackers.update(frame.topic, dets, frame.header.seconds)
             latency_ms = (time.perf_counter() - frame.started) * 1e3
@@ -537,15 +552,16 @@ class Replayer:
             self._emit(f"{ns}/detections", DETECTION_ARRAY, frame.timestamp,
                        messages.detection2d_array(frame.header, dets, detector.label_names))
             self._emit(f"{ns}/annotations", IMAGE_ANNOTATIONS, frame.timestamp,
-                       image_annotations(frame.header, dets, detector.label_names,
-                                         image_size_of(frame.image)))
+                       image_annotations(frame.header, dets, detector.label_names, size,
+                                         ignore_regions=regions))
             names = np.asarray(detector.label_names, dtype=object)[dets.labels] if len(dets) else []
             self._summary.add_frame(frame.topic, names, latency_ms)
             self._cam_stats[frame.topic]["frames"] += 1
             self._cam_stats[frame.topic]["detections"] += len(dets)
             if self._videos is not None and self.options.video:
                 self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets,
-                                                          detector.label_names),
+                                                          detector.label_names,
+                                                          regions=regions),
                                    frame.header.seconds)
         pending.clear()
 
@@ -669,11 +685,12 @@ def _bgr(image: np.ndarray | ImageView) -> np.ndarray:
     return image.full_bgr() if isinstance(image, ImageView) else image
 
 
-def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "") -> np.ndarray:
+def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "",
+              regions: Any = ()) -> np.ndarray:
     from ..core.output.annotate import draw_detections
     from .video import draw_caption
 
-    out = draw_detections(image, dets, label_names)
+    out = draw_detections(image, dets, label_names, ignore_regions=regions)
     return draw_caption(out, caption) if caption else out
 
 

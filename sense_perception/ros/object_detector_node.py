@@ -55,6 +55,7 @@ class ObjectDetectorNode(PerceptionNode):
         super().__init__(node_name, **kwargs)
         self.detector: Any = None
         self.trackers: Any = None
+        self.ignore: Any = None
         self._outputs: list[dict[str, Any]] = []
 
     # -- configuration ------------------------------------------------------------------------------
@@ -69,6 +70,10 @@ class ObjectDetectorNode(PerceptionNode):
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
+        from ..core.detection.ignore_regions import IgnoreRegions
+
+        self.ignore = IgnoreRegions.from_params(params, source)
+        self.ignore.check_topics(list(self.settings.camera_topics), source)
         self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)
         self.trackers = TrackerBank(tracking, self.detector.label_names) if tracking.enabled else None
@@ -112,6 +117,7 @@ class ObjectDetectorNode(PerceptionNode):
         self._outputs = []
         self.detector = None
         self.trackers = None
+        self.ignore = None
 
     # -- frames -------------------------------------------------------------------------------------
 
@@ -135,15 +141,19 @@ class ObjectDetectorNode(PerceptionNode):
                                         throttle_duration_sec=5.0)
                 continue
             header = Header.from_msg(frame.msg.header)
+            size = image_size_of(image)
+            regions = self.ignore.outlines(topic, *size) if self.ignore else []
+            dets = self.ignore.apply(topic, dets, *size) if self.ignore else dets
             if self.trackers is not None:
                 dets = self.trackers.update(topic, dets, header.seconds)
             out = self._outputs[frame.source]
             out["detections"].publish(to_msg(Detection2DArray, messages.detection2d_array(header, dets, names)))
             debug = out["debug"]
             if debug is not None and debug.get_subscription_count() > 0:
-                debug.publish(to_msg(Image, _image_dict(header, _annotate(image, dets, names))))
-            self.publish_annotations(out["annotations"], lambda: image_annotations(
-                header, dets, names, image_size_of(image)))
+                debug.publish(to_msg(Image, _image_dict(header, _annotate(image, dets, names,
+                                                                          regions))))
+            self.publish_annotations(out["annotations"], lambda h=header, d=dets, s=size, r=regions:
+                                     image_annotations(h, d, names, s, ignore_regions=r))
             latencies.append(time.monotonic() - frame.received)
         if latencies:
             self.health.frames_processed(np.asarray(latencies, np.float64))
@@ -168,13 +178,13 @@ class ObjectDetectorNode(PerceptionNode):
         return extra
 
 
-def _annotate(image: Any, dets: Any, names: Any) -> np.ndarray:
+def _annotate(image: Any, dets: Any, names: Any, regions: Any = ()) -> np.ndarray:
     from ..core.output.annotate import draw_detections
     from ..core.imaging.image_decode import ImageView
 
     # An ImageView aliases the message (or is a reduced decode): draw on a full-size BGR copy.
     bgr = image.full_bgr() if isinstance(image, ImageView) else image
-    return draw_detections(bgr, dets, names, copy=False)
+    return draw_detections(bgr, dets, names, copy=False, ignore_regions=regions)
 
 
 def _image_dict(header: Header, bgr: np.ndarray) -> dict[str, Any]:

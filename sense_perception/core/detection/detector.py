@@ -21,6 +21,7 @@ from ...config import section_from_params
 from ...errors import ConfigError, ImageDecodeError, ModelError
 from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
 from .duplicates import DuplicateSettings, suppress_duplicates
+from .ignore_regions import IgnoreRegionSettings
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import AD_LABELS, LabelMap, build_label_map
 from ..runtime.model_prepare import prepare_detector_model
@@ -154,6 +155,9 @@ class DetectorConfig:
         class_thresholds: per-label minimum confidence (``detector.class_thresholds.<label>``).
         duplicates: nested and cross-class vehicle duplicates dropped after the models' merge
             (``detector.duplicates.*``, :mod:`~sense_perception.core.detection.duplicates`).
+        ignore_regions: per camera topic, image areas where nothing is reported
+            (``detector.ignore_regions.*``, applied by the node and the replay per camera:
+            :mod:`~sense_perception.core.detection.ignore_regions`).
         nms_iou: IoU above which a lower-scored box of the same label is suppressed, 0..1.
         max_detections: most detections per image after NMS (0 = no limit).
         keep_other_classes: report classes outside the driving label set (under their own
@@ -235,6 +239,7 @@ class DetectorConfig:
     preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
     class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
     duplicates: DuplicateSettings = field(default_factory=DuplicateSettings)
+    ignore_regions: IgnoreRegionSettings = field(default_factory=IgnoreRegionSettings)
 
     def __post_init__(self) -> None:
         for key in ("score_threshold", "nms_iou", "pedestrian_threshold"):
@@ -284,6 +289,8 @@ class DetectorConfig:
                                                       "detector.class_thresholds.", source)
         config.duplicates = section_from_params(DuplicateSettings, params,
                                                 "detector.duplicates.", source)
+        config.ignore_regions = section_from_params(IgnoreRegionSettings, params,
+                                                    "detector.ignore_regions.", source)
         return config
 
     def threshold(self, label: str) -> float:
