@@ -12,6 +12,7 @@ from sense_perception.config import bundled_config, load_params, resolve_config,
 from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
 from sense_perception.core.detection.duplicates import DuplicateSettings
 from sense_perception.core.detection.ignore_regions import IgnoreRegionSettings
+from sense_perception.core.detection.low_light import LowLightSettings
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.runtime.session import RuntimeConfig
 from sense_perception.core.detection.tiling import TilingConfig
@@ -38,6 +39,7 @@ SECTIONS = {
                         ("detector.class_thresholds.", ClassThresholds),
                         ("detector.duplicates.", DuplicateSettings),
                         ("detector.ignore_regions.", IgnoreRegionSettings),
+                        ("detector.low_light.", LowLightSettings),
                         ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
                        ("face.", FaceConfig),

@@ -22,6 +22,7 @@ from ...errors import ConfigError, ImageDecodeError, ModelError
 from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
 from .duplicates import DuplicateSettings, suppress_duplicates
 from .ignore_regions import IgnoreRegionSettings
+from .low_light import LowLightSettings, brighten_input
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import AD_LABELS, LabelMap, build_label_map
 from ..runtime.model_prepare import prepare_detector_model
@@ -158,6 +159,8 @@ class DetectorConfig:
         ignore_regions: per camera topic, image areas where nothing is reported
             (``detector.ignore_regions.*``, applied by the node and the replay per camera:
             :mod:`~sense_perception.core.detection.ignore_regions`).
+        low_light: dark frames smoothed and contrast-equalised before detection
+            (``detector.low_light.*``, :mod:`~sense_perception.core.detection.low_light`).
         nms_iou: IoU above which a lower-scored box of the same label is suppressed, 0..1.
         max_detections: most detections per image after NMS (0 = no limit).
         keep_other_classes: report classes outside the driving label set (under their own
@@ -240,6 +243,7 @@ class DetectorConfig:
     class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
     duplicates: DuplicateSettings = field(default_factory=DuplicateSettings)
     ignore_regions: IgnoreRegionSettings = field(default_factory=IgnoreRegionSettings)
+    low_light: LowLightSettings = field(default_factory=LowLightSettings)
 
     def __post_init__(self) -> None:
         for key in ("score_threshold", "nms_iou", "pedestrian_threshold"):
@@ -291,6 +295,8 @@ class DetectorConfig:
                                                 "detector.duplicates.", source)
         config.ignore_regions = section_from_params(IgnoreRegionSettings, params,
                                                     "detector.ignore_regions.", source)
+        config.low_light = section_from_params(LowLightSettings, params, "detector.low_light.",
+                                               source)
         return config
 
     def threshold(self, label: str) -> float:
@@ -557,6 +563,7 @@ class ObjectDetector:
         """
         for index, image in enumerate(images):
             check_image(index, image)
+        images = [brighten_input(image, self.config.low_light) for image in images]
         with self._lock:
             self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
             if not self.tiling_enabled:

@@ -30,6 +30,7 @@ from ...errors import ConfigError, ImageDecodeError
 from ..imaging.image_decode import DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any
 from .preprocess import Preprocessor, PreprocessSpec
 from .duplicates import suppress_duplicates
+from .low_light import brighten_input
 from ..types import Detections
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -310,6 +311,8 @@ class DeviceDetector:
         for index, image in enumerate(images):
             if not isinstance(image, torch.Tensor):
                 check_image(index, image)
+        low_light = self.detector.config.low_light
+        images = [brighten_input(image, low_light) for image in images]  # tensors pass as they are
         results: list[Detections] = []
         for start in range(0, len(images), self._max_batch):
             chunk = images[start:start + self._max_batch]
