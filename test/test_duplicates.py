@@ -90,6 +90,15 @@ def test_one_vehicle_gets_one_label() -> None:
     keep, _ = vehicle_nms(d.boxes, d.scores, d.labels, np.ones(3, bool), 0.0, "score")
     assert keep.all()  # 0: off
 
+    # Same-label overlaps are the class-aware NMS's (a set-prediction model keeps both cars) ...
+    d = dets(suv_car, (105, 95, 405, 305, 0.5, CAR))
+    assert vehicle_nms(d.boxes, d.scores, d.labels, np.ones(2, bool), 0.5)[0].all()
+    # ... and greedy: a truck suppressed by a car suppresses no further car.
+    chain = dets((0, 0, 100, 100, 0.9, CAR), (30, 0, 130, 100, 0.8, TRUCK),
+                 (60, 0, 160, 100, 0.7, CAR))
+    keep, _ = vehicle_nms(chain.boxes, chain.scores, chain.labels, np.ones(3, bool), 0.3)
+    assert keep.tolist() == [True, False, True]
+
 
 @pytest.mark.parametrize("key,value,words", [
     ("nested_containment", 1.5, "within 0..1"), ("vehicle_nms_iou", -0.1, "within 0..1"),

@@ -4,8 +4,8 @@ Class-aware NMS (IoU > ``detector.nms_iou``) leaves two kinds of duplicates that
 of the models still shows:
 
 - **Cross-class vehicles.** An SUV scored both ``car`` and ``truck``: two labels never suppress
-  each other in class-aware NMS. Among the vehicle labels (``vehicle_labels``: car, truck, bus) a
-  class-agnostic NMS at ``vehicle_nms_iou`` keeps one box per vehicle, with the label of its
+  each other in class-aware NMS. Among the vehicle labels (``vehicle_labels``: car, truck, bus) an
+  NMS across labels at ``vehicle_nms_iou`` keeps one box per vehicle, with the label of its
   best-scored box (all vehicle labels come from the one general model, so their scores are
   comparable even where a calibration changes what a score means between models).
 - **Nested boxes.** On rows of parked cars the detector also emits a box on part of a car (its
@@ -24,13 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from ...errors import ConfigError
 from ..types import Detections
 
 VOTE_RULES = ("score", "vote")
+# "A larger box": the inner box has under 0.8 of its area. Two boxes of nearly one size that
+# overlap this much have an IoU above 0.64, which is the class-aware NMS's to judge (a set-prediction
+# model such as DETR emits such pairs on purpose).
+LARGER = 0.8
 
 
 @dataclass
@@ -102,7 +105,7 @@ def nested_duplicates(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     # [i, j]: box i inside box j; j larger, scored higher, same label.
     inside = ((containment(boxes) >= settings.nested_containment)
               & (labels[:, None] == labels[None, :])
-              & (area[:, None] < area[None, :])
+              & (area[:, None] < LARGER * area[None, :])
               & (scores[:, None] < scores[None, :]))
     # A farther object stands higher: its ground line (bottom edge) is above the nearer one's.
     farther = (boxes[None, :, 3] - boxes[:, None, 3]) >= settings.nested_keep_bottom_gap * \
@@ -113,9 +116,20 @@ def nested_duplicates(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     return (inside & ~farther).any(axis=1)
 
 
+def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
+    """(N, N) IoU of (N, 4) xyxy boxes."""
+    lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    hi = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
+
+
 def vehicle_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, vehicle: np.ndarray,
                 iou: float, rule: str = "score") -> tuple[np.ndarray, np.ndarray]:
-    """Class-agnostic NMS among the boxes flagged ``vehicle``.
+    """Greedy NMS across the labels of the boxes flagged ``vehicle``: a vehicle box goes when a
+    kept, higher-scored vehicle box of *another* label overlaps it above ``iou``. Boxes of one
+    label are left to the class-aware NMS (a set-prediction model's two overlapping cars stay).
 
     Returns:
         (kept mask, labels): the boxes kept (every non-vehicle box is) and their labels: the
@@ -127,25 +141,24 @@ def vehicle_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, vehic
     index = np.flatnonzero(vehicle)
     if index.size < 2 or iou <= 0.0:
         return keep, labels
-    vb = boxes[index].astype(np.float64)
-    xywh = np.concatenate([vb[:, :2], vb[:, 2:] - vb[:, :2]], axis=1)
-    kept = np.asarray(cv2.dnn.NMSBoxes(xywh, scores[index].astype(np.float32), 0.0, float(iou)),
-                      np.int64).reshape(-1)
-    keep[index] = False
-    keep[index[kept]] = True
-    if rule == "vote" and kept.size:
-        lo = np.maximum(vb[kept, None, :2], vb[None, :, :2])
-        hi = np.minimum(vb[kept, None, 2:], vb[None, :, 2:])
-        inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
-        area = np.prod(vb[:, 2:] - vb[:, :2], axis=1)
-        overlap = inter / (area[kept, None] + area[None, :] - inter) > iou
-        overlap[np.arange(kept.size), kept] = True
-        vl = labels[index]
+    vb, vs, vl = boxes[index].astype(np.float64), scores[index], labels[index]
+    overlap = pairwise_iou(vb) > iou
+    # [i, j]: j would suppress i (higher-scored, ties to the earlier box, another label).
+    rank = np.argsort(np.argsort(-vs, kind="stable"), kind="stable")
+    beats = overlap & (vl[:, None] != vl[None, :]) & (rank[None, :] < rank[:, None])
+    kept = np.ones(index.size, bool)
+    for _ in range(index.size):  # greedy as a fixed point: a suppressed box suppresses nothing
+        new = ~(beats & kept[None, :]).any(axis=1)
+        if np.array_equal(new, kept):
+            break
+        kept = new
+    keep[index] = kept
+    if rule == "vote":
+        mine = overlap[kept]  # (kept, all vehicle boxes)
         classes = np.unique(vl)
-        votes = np.stack([(overlap * (scores[index] * (vl == c))[None, :]).sum(1) for c in classes],
-                         axis=1)
+        votes = np.stack([(mine * (vs * (vl == c))[None, :]).sum(1) for c in classes], axis=1)
         own = np.searchsorted(classes, vl[kept])
-        votes[np.arange(kept.size), own] += 1e-6  # a tie keeps the kept box's own label
+        votes[np.arange(own.size), own] += 1e-6  # a tie keeps the kept box's own label
         labels[index[kept]] = classes[np.argmax(votes, axis=1)]
     return keep, labels
 
@@ -165,5 +178,5 @@ def suppress_duplicates(dets: Detections, label_names: list[str],
     return dets.select(~nested) if nested.any() else dets
 
 
-__all__ = ["DuplicateSettings", "containment", "nested_duplicates", "suppress_duplicates",
-           "vehicle_nms"]
+__all__ = ["DuplicateSettings", "containment", "nested_duplicates", "pairwise_iou",
+           "suppress_duplicates", "vehicle_nms"]
