@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 ROS_VENV := .venv-ros
 
-.PHONY: demo test test-core test-ros bench ros-env venv clean
+.PHONY: demo test test-fast test-core test-ros lint bench ros-env venv clean golden
 
 # setuptools >= 70.1 builds wheels by itself (test_packaging: `pip wheel --no-build-isolation`); a
 # fresh Python 3.11 venv has 65.5, which needs the separate `wheel` package for that; colcon-core
@@ -28,13 +28,31 @@ ros-env: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/sense-perception replay sense_perception/data/sample_bag --out demo_out --force --cabin /camera/cabin/image_raw/compressed --video --config sense_perception/data/sample_bag/sample.yaml
 
+# Static gates: pyflakes (F) and bugbear (B) rules, and mypy on the package (its settings are in
+# setup.cfg). Not yet a step of test-core: it joins once every module is clean.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check --select F,B sense_perception test tools benchmarks
+	$(VENV)/bin/mypy sense_perception
+
+# -rs: every skipped test prints its reason.
 test-core: $(VENV)/.torch
-	$(VENV)/bin/python -m pytest -m "not ros" test
+	$(VENV)/bin/python -m pytest -rs -m "not ros" test
 
 test-ros: ros-env
-	$(ROS_VENV)/bin/python -m pytest -m ros test
+	$(ROS_VENV)/bin/python -m pytest -rs -m ros test
+
+# The inner loop: the core tests without the ROS graph and without those marked slow (whole-set
+# evaluations, packaging, benchmarks). `make test` stays the full suite.
+test-fast: $(VENV)/.torch
+	$(VENV)/bin/python -m pytest -rs -m "not ros and not slow" test
 
 test: test-core test-ros
+
+# Regenerate test/data/golden_replay.json, the sample bag's replay outputs that test_replay.py
+# compares against (tolerances in test/golden_replay.py). Run it after a deliberate change of the
+# outputs, and review the diff.
+golden: venv
+	$(VENV)/bin/python test/golden_replay.py
 
 bench: $(VENV)/.torch
 	$(VENV)/bin/python benchmarks/run.py

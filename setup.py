@@ -71,6 +71,10 @@ setup(
             "mcap-ros2-support>=0.5",
             "rosbags-image>=0.10",  # test: cross-check of our image decoding
             "colcon-common-extensions>=0.3",  # test: the tree builds with colcon as in a ROS workspace
+            # `make lint`: pinned, since a new release adds rules or checks and would fail the gate
+            # on unchanged code.
+            "ruff==0.17.6",
+            "mypy==2.4.1",
         ],
     },
     entry_points={

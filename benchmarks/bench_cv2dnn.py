@@ -18,14 +18,15 @@ from .cv2dnn_demo import PicoDetCv2Demo
 def run(detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
     """Measure ``speedup_vs_cv2dnn``; the detector must run the bundled picodet_s_416."""
     spec = get_model(detector.model_name)
+    raw = {n: detector.raw_threshold(n) for n in detector.label_names}
     try:
         demo = PicoDetCv2Demo(spec.verified_path(), spec.labels(),
-                              score_threshold=detector.config.score_threshold,
+                              # The demo thresholds raw scores: the detector's raw equivalents.
+                              score_threshold=min(raw.values()),
                               nms_iou=detector.config.nms_iou,
                               max_det=detector.config.max_detections,
                               interpolation=detector._pre._interp,
-                              label_thresholds={n: detector.config.threshold(n)
-                                                for n in detector.label_names})
+                              label_thresholds=raw)
     except Exception as exc:  # cv2.dnn raises cv2.error for graphs it cannot import
         return {"speedup_vs_cv2dnn": None,
                 "detail": {"error": f"cv2.dnn.readNetFromONNX cannot load {spec.name}: {exc}"}}

@@ -114,3 +114,21 @@ def enrol_sample_driver(folder: Path) -> tuple[Path, str]:
     record = GalleryStore(gallery).enroll("Barack Obama", np.stack(embs),
                                           ConsentRecord.now("Barack Obama"))
     return gallery, record.id
+
+
+def assert_replay_never_imports_rclpy() -> None:
+    """Import every replay module and run a real replay (exterior and cabin) in a fresh interpreter,
+    then fail if rclpy was imported. It can fail only where rclpy is importable, so the ROS tests
+    (.venv-ros) run it too."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        code = ("import sys, sense_perception.replay as r, sense_perception.cli.replay\n"
+                "from sense_perception.cli.main import main\n"
+                "for name in r.__all__: getattr(r, name)\n"
+                f"assert main(['replay', {str(SAMPLE_BAG)!r}, '--out', {tmp + '/out'!r}, "
+                f"'--topics', {WINDSHIELD!r}, {CABIN!r}, '--cabin', {CABIN!r}]) == 0\n"
+                "assert 'rclpy' not in sys.modules, 'rclpy imported'\n")
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=tmp)

@@ -103,3 +103,56 @@ def assert_detections_close(got: Any, want: Any, *, box_px: float = CROSS_PATH_B
     score_gap = np.abs(np.asarray(got.scores)[rows] - np.asarray(want.scores)[cols])
     assert score_gap.size == 0 or score_gap.max() <= score, (
         f"{what}: scores differ by up to {score_gap.max():.2e} (tolerance {score})")
+
+
+# -- a small fake detector, for tests that only check wiring ---------------------------------------
+
+
+class FakeDetector:
+    """A :class:`~sense_perception.core.detection.interface.Detector` without a model: every image
+    gets the same boxes (one row per detection: x1, y1, x2, y2, score, label name).
+
+    For tests of the code around a detector (merging, replay, diagnostics), where a real network
+    would only cost seconds. ``calls`` records the batch size of each :meth:`detect` call.
+    """
+
+    def __init__(self, rows: tuple = ((100.0, 200.0, 300.0, 400.0, 0.9, "car"),),
+                 owned_labels: tuple[str, ...] | None = None, name: str = "fake") -> None:
+        from sense_perception.core.detection.detector import DetectorConfig
+        from sense_perception.core.detection.labels import AD_LABELS
+
+        self.label_names = list(AD_LABELS)
+        self.owned_labels = tuple(owned_labels if owned_labels is not None else self.label_names)
+        self.rows = rows
+        self.model_name, self.family = name, "fake"
+        self.config = DetectorConfig(pedestrian_model="none")
+        self.tiling = None
+        self.tiling_enabled = False
+        self.provider = "FakeExecutionProvider"
+        self.fallback_reasons: list[str] = []
+        self.notes: list[str] = []
+        self.batch_dynamic = True
+        self.preprocess_device = "cpu"
+        self.min_score = 0.5
+        self.decode_floor = None
+        self.timings: dict[str, float] = {}
+        self.calls: list[int] = []
+
+    @property
+    def providers(self) -> dict[str, str]:
+        return {self.model_name: self.provider}
+
+    def detect(self, images: Any) -> list:
+        from sense_perception.core.types import Detections
+
+        import numpy as np
+
+        self.calls.append(len(images))
+        rows = [r for r in self.rows if r[5] in self.owned_labels]
+        boxes = np.array([r[:4] for r in rows], np.float32).reshape(-1, 4)
+        scores = np.array([r[4] for r in rows], np.float32)
+        labels = np.array([self.label_names.index(r[5]) for r in rows], np.int32)
+        return [Detections(boxes.copy(), scores.copy(), labels.copy()) for _ in images]
+
+    def detect_one(self, image: Any) -> Any:
+        return self.detect([image])[0]

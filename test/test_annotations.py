@@ -90,7 +90,17 @@ def test_one_closed_polyline_and_caption_per_detection():
 
 def test_empty_frame_and_custom_captions():
     header = Header(3, 4, "cam")
-    assert image_annotations(header, Detections(), NAMES) == {"circles": [], "points": [], "texts": []}
+    # Without detections the message still carries the image's stamp (Foxglove's "Sync
+    # annotations" matches by it): one PointsAnnotation with no points, drawn as nothing.
+    empty = image_annotations(header, Detections(), NAMES)
+    assert empty["circles"] == [] and empty["texts"] == []
+    [carrier] = empty["points"]
+    assert carrier["timestamp"] == {"sec": 3, "nanosec": 4} and carrier["points"] == []
+    assert carrier["outline_color"]["a"] == carrier["fill_color"]["a"] == 0.0
+    store = make_typestore()  # it is a valid message of the bag's type
+    obj = MessageConverter(store)(IMAGE_ANNOTATIONS, empty)
+    back = store.deserialize_cdr(store.serialize_cdr(obj, IMAGE_ANNOTATIONS), IMAGE_ANNOTATIONS)
+    assert (back.points[0].timestamp.sec, back.points[0].timestamp.nanosec) == (3, 4)
     msg = image_annotations(header, _dets(), NAMES, captions=["driver d-1 0.80", "face 0.42"])
     assert [t["text"] for t in msg["texts"]] == ["driver d-1 0.80", "face 0.42"]
     with pytest.raises(ValueError, match="1 given for 2 detections"):
@@ -113,3 +123,40 @@ def test_image_size_of_frames_and_views():
     assert image_size_of(np.zeros((360, 640, 3), np.uint8)) == (640, 360)
     reduced = ImageView(np.zeros((270, 480, 3), np.uint8), "bgr", (1920, 1080))
     assert image_size_of(reduced) == (1920, 1080)  # boxes are in the message's full-size pixels
+
+
+def _relative_luminance(bgr: tuple[int, int, int]) -> float:
+    def channel(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    b, g, r = bgr
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def test_driver_box_colour_has_high_contrast():
+    """The driver's box was dark grey (64, 64, 64), hard to see in a cabin: now a saturated colour
+    with a WCAG contrast ratio of at least 3:1 against both a dark (30) and a mid-grey (128) cabin."""
+    driver = label_colour("driver")
+    assert max(driver) - min(driver) >= 200  # saturated, not a grey
+    for grey in (30, 128):
+        lum = sorted([_relative_luminance(driver), _relative_luminance((grey, grey, grey))])
+        assert (lum[1] + 0.05) / (lum[0] + 0.05) >= 3.0, grey
+    assert driver != label_colour("face")
+
+
+class _Result:
+    """The fields of a DriverResult that the captions read."""
+
+    def __init__(self, state: str, driver_id: str | None, score: float) -> None:
+        self.state, self.driver_id, self.score = state, driver_id, score
+
+
+def test_driver_caption_has_a_score_only_with_an_identity():
+    from sense_perception.face.results import face_captions
+
+    faces = Detections(np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32),
+                       np.array([0.9, 0.8], np.float32), np.array([1, 0], np.int32))
+    assert face_captions(faces, _Result("unknown", None, -1.0)) == ["driver unknown", "face 0.80"]
+    assert face_captions(faces, _Result("no_face", None, float("nan")))[0] == "driver no_face"
+    assert face_captions(faces, _Result("identified", "d-1a2b", 0.83)) == ["driver d-1a2b 0.83",
+                                                                           "face 0.80"]

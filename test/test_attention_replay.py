@@ -105,7 +105,7 @@ def test_summary_diagnostics_and_camera_info_from_the_bag(cabin_run) -> None:
     assert [e["state"] for e in attention["timeline"]] == ["attentive"]
     assert attention["intrinsics"].startswith("camera_info (640x480, fx 500.0")
     diag = [m.ros_msg for m in read_output(out / "bag") if m.channel.topic == "/diagnostics"]
-    cabin = [s for d in diag for s in d.status if s.hardware_id == CABIN][-1]
+    cabin = [s for d in diag for s in d.status if s.name == "sense_perception replay: driver_monitor"][-1]
     values = {kv.key: kv.value for kv in cabin.values}
     assert values["attention_state"] == "attentive" and values["attention_level"] == "0"
     for key in ("head_yaw_deg", "head_pitch_deg", "head_roll_deg", "eye_aspect_ratio_right",

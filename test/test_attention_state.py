@@ -107,7 +107,7 @@ def test_distracted_after_the_configured_time_then_escalates_3_5_11(recorded) ->
     period = 1.0 / RATE
     assert config.distracted_after_s - 1e-6 <= t_distracted - turned <= config.distracted_after_s + period
     assert all(s.state is ATTENTIVE for t, s in d.frames if turned <= t < t_distracted)
-    for level, after in zip((1, 2, 3), config.level_times_s):
+    for level, after in zip((1, 2, 3), config.level_times_s, strict=True):
         t_level = d.first(t_distracted, lambda s, lv=level: s.level >= lv)
         # the inattention timer runs from the first distracted frame, one frame period late at most
         assert after - 1e-6 <= t_level - t_distracted <= after + period, (level, t_level - t_distracted)

@@ -12,13 +12,14 @@ from sense_perception.cli.main import main
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"
 PANDASET = STREET / "pandaset_seq002_front_camera_40.jpg"
 COMMA = STREET / "comma2k19_highway280_rav4_preview.png"
-# One threshold for every label (cars and the pedestrian specialist have their own by default).
+# One threshold for every label (cars, trucks, pedestrians and the pedestrian specialist have
+# their own by default).
 CPU_ONLY = """object_detector:
   ros__parameters:
     detector:
       score_threshold: {threshold}
       pedestrian_threshold: {threshold}
-      class_thresholds: {{car: -1.0}}
+      class_thresholds: {{car: -1.0, truck: -1.0, pedestrian: -1.0}}
     runtime:
       providers: [CPUExecutionProvider]
 """

@@ -19,7 +19,8 @@ from sense_perception.ros.settings import descriptor_fields, ros_default, ros_pa
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "config"
 # load_params of config/carla.yaml and config/awsim.yaml, captured while they were still complete
-# files (every parameter listed), before they became overlays on perception.yaml.
+# files (every parameter listed), before they became overlays on perception.yaml; score thresholds
+# since given as calibrated scores (detector.calibrated_scores: the same raw operating point).
 BEFORE_OVERLAYS = ROOT / "test" / "data" / "config" / "simulator_params_before_overlays.json"
 STREET = ROOT.parent / "shared" / "data" / "street"
 IMAGE = STREET / "comma2k19_highway280_rav4_preview.png"
@@ -58,7 +59,7 @@ def test_launch_files_resolve_the_overlays(name):
             k: ros_param_value(v) for k, v in before.items()}
         assert set(before) <= set(params)
     params = launch_support.node_parameters("object_detector", {"config": name})
-    assert params["detector.score_threshold"] == 0.3 and params["detector.nms_iou"] == 0.5  # base
+    assert params["detector.score_threshold"] == 0.17 and params["detector.nms_iou"] == 0.5  # base
 
 
 def test_an_overlay_replaces_only_its_keys_and_its_base_is_relative_to_it(tmp_path):
@@ -183,7 +184,7 @@ def test_every_command_refuses_a_misspelt_plain_key(tmp_path, capsys, command):
 
 def test_detect_applies_the_plain_form(tmp_path, capsys):
     config = _write(tmp_path, "detector:\n  score_threshold: 0.99\n  pedestrian_threshold: 0.99\n"
-                              "  class_thresholds: {car: -1.0}\nruntime:\n  providers: [CPUExecutionProvider]\n")
+                              "  class_thresholds: {car: -1.0, pedestrian: -1.0, truck: -1.0}\nruntime:\n  providers: [CPUExecutionProvider]\n")
     assert main(_commands(tmp_path, config)["detect"] + ["--no-annotate"]) == 0
     assert "score >= 0.99" in capsys.readouterr().out
     doc = json.loads((tmp_path / "d" / "detections.json").read_text())

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from sense_perception.core.detection.decoders import OutputLayout, make_decoder, supported_formats
 from sense_perception.core.detection.decoders.gfl import GFLDecoder
 from sense_perception.core.detection.decoders.yolox import YOLOXDecoder
-from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig, ObjectDetector
 from sense_perception.core.runtime.session import RuntimeOptions
 from sense_perception.errors import ConfigError, ModelError
 
@@ -71,6 +71,9 @@ def labels(tmp_path: Path) -> Path:
 
 
 def _detector(model: Path, labels: Path, family: str, **kw) -> ObjectDetector:
+    # A custom model's scores stay raw: the raw operating point (cars 0.3, the rest 0.35), not
+    # the defaults, which are calibrated values of it for the bundled models.
+    kw = {"score_threshold": 0.35, "class_thresholds": ClassThresholds.unset(car=0.3), **kw}
     config = DetectorConfig(model_path=str(model), labels_path=str(labels), model_family=family,
                             **kw)
     return ObjectDetector(config, CPU)

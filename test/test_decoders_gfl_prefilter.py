@@ -54,8 +54,8 @@ def test_prefiltered_decode_equals_plain_order(single: bool, activation: str) ->
         outputs = [np.concatenate([scores, reg], axis=2)]
     else:
         bounds = np.cumsum([0] + cells)
-        outputs = [scores[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        outputs += [reg[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        outputs = [scores[:, a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        outputs += [reg[:, a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     dec = make_decoder("gfl", _layout([o.shape for o in outputs], size, classes, activation))
     assert dec.single is single
     for threshold in (0.0, 0.5, 0.8, 1.0):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from support import assert_detections_close
-from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig, ObjectDetector
+from sense_perception.core.detection.detector import (CALIBRATED_DEFAULTS, ClassThresholds,
+                                                      DetectorConfig, ObjectDetector)
 from sense_perception.core.detection.labels import AD_LABELS
 from sense_perception.core.runtime.session import RuntimeOptions
 from sense_perception.core.types import Detections
@@ -34,6 +35,11 @@ def detector(request: pytest.FixtureRequest) -> ObjectDetector:
 @pytest.fixture(scope="module")
 def results(detector: ObjectDetector, frames: dict[str, np.ndarray]) -> dict[str, Detections]:
     return dict(zip(frames, detector.detect(list(frames.values())), strict=True))
+
+
+def _thresholds(detector: ObjectDetector) -> tuple[float, ...]:
+    """Every label's threshold (a detection within tolerance of one may be kept by one path)."""
+    return tuple({detector.config.threshold(n) for n in detector.owned_labels})
 
 
 def _names(detector: ObjectDetector, dets: Detections) -> list[str]:
@@ -65,7 +71,8 @@ def test_detections_well_formed(detector: ObjectDetector, frames: dict[str, np.n
         assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
         thresholds = np.array([detector.config.threshold(n) for n in _names(detector, dets)])
         assert (dets.scores >= thresholds).all() and (dets.scores <= 1).all()
-        assert detector.min_score == 0.3  # cars (detector.class_thresholds.car)
+        # The lowest threshold: the calibrated value of raw 0.3 for cars (class_thresholds.car).
+        assert detector.min_score == CALIBRATED_DEFAULTS["class_thresholds.car"]
         assert (np.diff(dets.scores) <= 0).all()
         assert (dets.track_ids == -1).all()
 
@@ -86,7 +93,7 @@ def test_batch_equals_single_runs(detector: ObjectDetector, frames: dict[str, np
     for name, image in frames.items():
         # A batch of one and a batch of five may take other kernel blockings: tolerance, not bits.
         assert_detections_close(detector.detect_one(image), results[name],
-                                threshold=(detector.min_score, detector.config.score_threshold),
+                                threshold=_thresholds(detector),
                                 what=name)
 
 
@@ -108,7 +115,7 @@ def test_bad_images_raise_named_errors(detector: ObjectDetector) -> None:
 def test_threshold_and_max_detections(frames: dict[str, np.ndarray]) -> None:
     image = frames["pandaset_seq002_front_camera_10.jpg"]
     # batching=False skips the load-time batch check: these only run single images.
-    own = ClassThresholds(car=-1.0)  # every label follows score_threshold
+    own = ClassThresholds.unset()  # every label follows score_threshold
     full = ObjectDetector(DetectorConfig(model="yolox_nano", score_threshold=0.3,
                                          class_thresholds=own, batching=False), CPU)
     top = ObjectDetector(DetectorConfig(model="yolox_nano", score_threshold=0.3,
@@ -122,7 +129,7 @@ def test_threshold_and_max_detections(frames: dict[str, np.ndarray]) -> None:
     assert 0 < len(strict_dets) < len(all_dets) and (strict_dets.scores >= 0.6).all()
     # A label's own threshold wins over score_threshold: cars down to 0.3, the rest from 0.6.
     cars_low = ObjectDetector(DetectorConfig(model="yolox_nano", score_threshold=0.6,
-                                             class_thresholds=ClassThresholds(car=0.3),
+                                             class_thresholds=ClassThresholds.unset(car=0.3),
                                              batching=False), CPU).detect_one(image)
     names = np.array(_names(strict, cars_low))
     assert (cars_low.scores[names == "car"] >= 0.3).all()
@@ -175,9 +182,10 @@ def test_custom_model_path_with_bundled_file_matches_bundled(frames: dict[str, n
 
     spec = REGISTRY["yolox_nano"]
     labels = Path(str(spec.path().parent / "coco_labels.txt"))
+    # Raw scores on both: a custom model has no shipped calibration, the bundled one has.
     custom = ObjectDetector(DetectorConfig(model_path=str(spec.path()), labels_path=str(labels),
-                                           model_family="yolox"), CPU)
-    bundled = ObjectDetector(DetectorConfig(model="yolox_nano"), CPU)
+                                           model_family="yolox", calibrated_scores=False), CPU)
+    bundled = ObjectDetector(DetectorConfig(model="yolox_nano", calibrated_scores=False), CPU)
     image = frames["comma2k19_highway280_rav4_preview.png"]
     a, b = custom.detect_one(image), bundled.detect_one(image)
     assert custom.preprocess_spec == bundled.preprocess_spec
@@ -221,7 +229,7 @@ def test_tiling_runs_band_tiles_and_merges_per_image(frames: dict[str, np.ndarra
         height, width = image.shape[:2]
         assert len(tiling.plan_tiles(width, height, tiled.tiling)) > 1
         assert_detections_close(tiled.detect_one(image), dets,
-                                threshold=(tiled.min_score, tiled.config.score_threshold),
+                                threshold=_thresholds(tiled),
                                 what=f"tiled {image.shape}")
         assert (dets.boxes[:, 0] >= 0).all() and (dets.boxes[:, 2] <= width).all()
         assert (dets.boxes[:, 1] >= 0).all() and (dets.boxes[:, 3] <= height).all()

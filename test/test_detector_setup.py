@@ -53,3 +53,18 @@ def test_reasons_name_the_blocker():
         with_preprocess(tiled)
     assert with_preprocess(ObjectDetector(DetectorConfig(preprocess="cpu"), cpu)).preprocess_device \
         == "cpu"
+
+
+def test_torch_preprocessing_of_a_model_on_openvino_is_refused_with_the_fix():
+    from sense_perception.core.detection.gpu_preprocess import DeviceDetector
+    from sense_perception.core.runtime.openvino_session import PROVIDER as OPENVINO
+
+    cpu = RuntimeOptions(providers=("CPUExecutionProvider",))
+    specialist = ObjectDetector(DetectorConfig(model="person_detection_0203",
+                                               pedestrian_model="none"), cpu)
+    assert specialist.provider == OPENVINO and specialist.session is None
+    # Was an AttributeError (no session to bind the input to); checked before torch is needed.
+    with pytest.raises(ConfigError, match="torch pre-processing needs person_detection_0203 on "
+                                          "onnxruntime, but it runs on OpenVINO.*fix: set "
+                                          "runtime.openvino off or detector.preprocess cpu"):
+        DeviceDetector(specialist, "cpu")

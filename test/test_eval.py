@@ -109,7 +109,7 @@ def test_curve_params_lower_every_threshold() -> None:
               "detector.max_detections": 50}
     low = curve_params(params)
     assert low["detector.score_threshold"] == low["detector.pedestrian_threshold"] == CURVE_FLOOR
-    # Per-label thresholds follow the lowered score_threshold (the car default 0.3 included),
+    # Per-label thresholds follow the lowered score_threshold (the car default included),
     # unless already lower.
     assert low["detector.class_thresholds.car"] == -1.0
     assert low["detector.class_thresholds.bus"] == 0.01

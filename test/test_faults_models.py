@@ -181,7 +181,7 @@ def test_unavailable_gpu_providers_fall_back_to_cpu_with_reasons(caplog) -> None
                       name="yolox_nano")
     assert model.provider == "CPUExecutionProvider"
     assert len(model.fallback_reasons) == 2
-    for provider, reason in zip(GPU_FIRST[:2], model.fallback_reasons):
+    for provider, reason in zip(GPU_FIRST[:2], model.fallback_reasons, strict=True):
         assert reason.startswith(f"yolox_nano: {provider} skipped: not available")
         assert reason in caplog.text  # logged, not only stored
     outputs = model.run({model.inputs[0].name: np.zeros((1, 3, 416, 416), np.float32)})

@@ -178,8 +178,11 @@ def test_detector_raising_on_one_frame_drops_only_that_frame(tmp_path: Path, det
     assert topics.count("/camera/front/detections") == SAMPLE_COUNTS[FRONT]
     assert "/camera/windshield/detections" not in topics
     last = [m.ros_msg for m in messages if m.channel.topic == "/diagnostics"][-1]
-    windshield = next(s for s in last.status if s.hardware_id == WINDSHIELD)
-    assert {kv.key: kv.value for kv in windshield.values}["skipped"] == "1"
+    # the object_detector status, with the node's keys: the lost frame by cause and where
+    [status] = [s for s in last.status if s.name == "sense_perception replay: object_detector"]
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["frames_dropped_error"] == values["lost[inference]"] == "1"
+    assert values["last_error[inference]"].startswith(f"{WINDSHIELD}: RuntimeError")
 
 
 def test_identifier_raising_on_one_cabin_frame_drops_only_that_frame(tmp_path: Path,

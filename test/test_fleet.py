@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from replay_helpers import (CABIN, SAMPLE_BAG, SAMPLE_COUNTS, copy_bag, copy_dir,
+from replay_helpers import (CABIN, FRONT, SAMPLE_BAG, SAMPLE_COUNTS, copy_bag, copy_dir,
                             enrol_sample_driver, read_output)
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -29,6 +29,7 @@ from rosbags.typesys import Stores, get_typestore
 from sense_perception.errors import FleetError
 from sense_perception.fleet.cluster import worker_options
 from sense_perception.fleet.dispatch import Listener
+from sense_perception.fleet.outputs import MARKER
 from sense_perception.fleet.runner import FleetRequest, run_fleet
 from sense_perception.replay.engine import ReplayOptions, Replayer
 
@@ -147,11 +148,12 @@ def test_outputs_and_summary(fleet_run, config):
     failed = bags["no_cameras"]
     assert failed["status"] == "failed" and failed["attempts"] == 1  # an engine error: no retry
     assert "no readable image topic" in failed["reason"] and failed["output"] is None
-    # DIR/<name>/ holds exactly what replay writes, for every replayed bag, and nothing else
+    # DIR/<name>/ holds exactly what replay writes, for every replayed bag, and nothing else but
+    # the marker that lets fleet (and only fleet) replace it
     replayed = {r["name"] for r in bags.values() if r["status"] in ("done", "partial")}
     assert {p.name for p in out.iterdir()} == replayed | {"fleet_summary.json"}
     for name in replayed:
-        assert {p.name for p in (out / name).iterdir()} == {"bag", "summary.json"}
+        assert {p.name for p in (out / name).iterdir()} == {"bag", "summary.json", MARKER}
         assert json.loads((out / name / "summary.json").read_text())["frames"] == \
             next(r["frames"] for r in bags.values() if r["name"] == name)
     _, driver_id = config
@@ -243,13 +245,15 @@ def test_killed_worker_loses_no_bag(ray_local, fleet_run, inputs, config, tmp_pa
     assert _perception(out / name / "bag") == _perception(main_out / main_name / "bag")
 
 
-def test_hung_bag_hits_time_limit_and_is_retried_once(ray_local, tmp_path):
-    hung = tmp_path / "in" / "hung"
-    hung.mkdir(parents=True)
-    shutil.copy(SAMPLE_BAG / "metadata.yaml", hung)
-    # Its storage file is a FIFO nobody writes to: opening it blocks forever, as a read from a
-    # dead network mount does. Only killing the worker ends that.
-    os.mkfifo(hung / "sample_bag.mcap")
+def test_bag_past_the_time_limit_is_killed_and_retried_once(ray_local, tmp_path):
+    # 300 front-camera frames (each sample frame 75 times, 10 ms apart): far more than any CPU
+    # worker replays in 3 s. A hung read (a dead network mount) takes the same path: only killing
+    # the worker ends it. (A FIFO, the old stand-in for a hung read, is now refused at once.)
+    def many(topic, msgtype, timestamp, raw):
+        copies = 75 if topic == FRONT else 1
+        return [(topic, msgtype, timestamp + k * 10_000_000, raw) for k in range(copies)]
+
+    hung = copy_bag(SAMPLE_BAG, tmp_path / "in" / "long", edit=many)
     out = tmp_path / "out"
     result = run_fleet(FleetRequest(inputs=[hung], out=out, workers=1, time_limit_s=3))
     (report,) = result.summary["per_bag"]

@@ -14,7 +14,8 @@ from sense_perception.cli.main import main
 from sense_perception.errors import BagError
 from sense_perception.fleet.cluster import workers_that_fit
 from sense_perception.fleet.discover import find_bags
-from sense_perception.fleet.outputs import is_complete, publish, temp_dir
+from sense_perception.fleet.outputs import (MARKER, NotFleetOutput, is_complete, mark,
+                                            prepare_temp, publish)
 from sense_perception.fleet.report import exit_code
 from sense_perception.fleet.worker import node_params
 
@@ -71,16 +72,44 @@ def test_publish_replaces_only_when_complete(tmp_path):
     final = out / "bag1"
     final.mkdir(parents=True)
     (final / "summary.json").write_text('{"old": true}')
-    temp = temp_dir(out, "bag1")
+    mark(final)  # an earlier fleet output
+    temp = prepare_temp(out, "bag1")
     temp.mkdir()
     (temp / "summary.json").write_text('{"new": true}')
     (temp / "REPLAY_INCOMPLETE.txt").write_text("running")
     assert not is_complete(temp)
     (temp / "REPLAY_INCOMPLETE.txt").unlink()
-    assert is_complete(temp)
+    assert not is_complete(temp)  # complete, but not yet published: no marker
     publish(temp, final)
+    assert is_complete(final) and (final / MARKER).is_file()
     assert (final / "summary.json").read_text() == '{"new": true}'
     assert sorted(p.name for p in out.iterdir()) == ["bag1"]  # nothing hidden left behind
+
+
+def test_publish_never_replaces_a_folder_fleet_did_not_write(tmp_path):
+    out = tmp_path / "out"
+    mine = out / "bag1"
+    mine.mkdir(parents=True)
+    (mine / "my_notes.txt").write_text("precious")
+    (mine / "summary.json").write_text("{}")
+    assert not is_complete(mine)  # not "already done" either
+    temp = prepare_temp(out, "bag1")
+    temp.mkdir()
+    (temp / "summary.json").write_text('{"new": true}')
+    with pytest.raises(NotFleetOutput, match=r"bag1 exists but was not written by"):
+        publish(temp, mine)
+    assert (mine / "my_notes.txt").read_text() == "precious"
+    # a hidden work folder of that name that fleet did not make is not wiped either
+    (out / ".bag2.partial").mkdir()
+    (out / ".bag2.partial" / "keep.txt").write_text("mine")
+    with pytest.raises(NotFleetOutput, match=r"\.bag2\.partial exists"):
+        prepare_temp(out, "bag2")
+    assert (out / ".bag2.partial" / "keep.txt").read_text() == "mine"
+    # nor a link where an output would go
+    (out / "bag3").symlink_to(mine)
+    with pytest.raises(NotFleetOutput):
+        publish(temp, out / "bag3")
+    assert (out / "bag3").resolve() == mine.resolve()
 
 
 @pytest.mark.parametrize("counts, code", [

@@ -14,7 +14,8 @@ import pytest
 from sense_perception.config import load_params
 from sense_perception.core.imaging.frame_errors import (DECODE_PREFIX, INFERENCE, STALE,
                                                         FrameErrorLedger, decode_kind)
-from sense_perception.core.imaging.frame_guard import DecodeResult, InputLimits, safe_decode
+from sense_perception.core.imaging.frame_guard import (MIN_FRAME_PX, DecodeResult, InputLimits,
+                                                       safe_decode)
 from sense_perception.errors import ConfigError, ImageDecodeError
 
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street"
@@ -184,6 +185,22 @@ def test_bad_limits_are_config_errors(tmp_path: Path, body: str, words: list[str
 
 
 # --- safe_decode's contract -----------------------------------------------------------------------------
+
+
+def test_frames_below_the_perception_floor_are_invalid_frames_raw_and_compressed() -> None:
+    street = cv2.imread(str(STREET / "pandaset_seq002_front_camera_00.jpg"), cv2.IMREAD_COLOR)
+    crop = np.ascontiguousarray(street[500:520, 800:830])  # 30x20 px: decodes, but is no frame
+    jpeg = CompressedImage("jpeg", cv2.imencode(".jpg", crop)[1].tobytes())
+    for msg in (Image(20, 30, "bgr8", 0, 90, crop.tobytes()), jpeg):
+        for zero_copy in (False, True):
+            ledger = FrameErrorLedger()
+            image, error = safe_decode(msg, ledger=ledger, zero_copy=zero_copy, min_px=MIN_FRAME_PX)
+            assert image is None and error.field == "size"
+            assert "invalid frame: 30x20 px is too small to process (at least 32x32)" in str(error)
+            assert "tiling" not in str(error) and ledger.as_dict()["total"] == 1
+            assert safe_decode(msg, zero_copy=zero_copy).error is None  # only where asked
+    whole = Image(*street.shape[:2], "bgr8", 0, street.shape[1] * 3, street.tobytes())
+    assert safe_decode(whole, min_px=MIN_FRAME_PX).error is None
 
 
 def test_result_is_a_pair() -> None:

@@ -388,6 +388,20 @@ def test_a_name_with_a_zero_width_non_joiner_is_enrolled(tmp_path: Path, capsys)
     assert code == 0 and name in out
 
 
+@pytest.mark.parametrize("drivers", [None, {}, "drv-00000000"])
+def test_a_forged_drivers_field_that_is_not_a_list_is_refused(gallery: Path, capsys,
+                                                              drivers: object) -> None:
+    """Without a key the checksum is no signature: a 'drivers' field that is not a list (null, an
+    object, a string) is refused with the reason, never read as a gallery without drivers."""
+    doc = json.loads(gallery.read_text())
+    doc["drivers"] = drivers
+    doc["sha256"] = _digest(drivers)
+    gallery.write_text(json.dumps(doc))
+    code, out, err = cli(capsys, "list", "--gallery", str(gallery))
+    assert code == 2 and not out, out
+    assert "'drivers' is not a list of driver records" in err and "Traceback" not in err
+
+
 def test_names_of_an_older_gallery_are_escaped_in_every_output(gallery: Path, capsys) -> None:
     """A gallery written before the check (or by hand) still cannot forge rows, clear the screen or
     reverse text: list, identify, the enrol warning and forget escape what they print."""

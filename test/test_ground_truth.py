@@ -40,7 +40,8 @@ def test_hand_labels_describe_real_frames() -> None:
         assert (~gt.difficult).sum() >= 10, gt.key
         real = np.array([lb != IGNORE_ALL for lb in gt.labels])
         assert (gt.boxes[real, 2:] - gt.boxes[real, :2] >= 8).all(), "boxes at least 8 px a side"
-        with_people += any(lb == "pedestrian" and not d for lb, d in zip(gt.labels, gt.difficult))
+        with_people += any(lb == "pedestrian" and not d
+                           for lb, d in zip(gt.labels, gt.difficult, strict=True))
     assert with_people >= 2
 
 
@@ -53,7 +54,7 @@ def _clear_only() -> list:
         occluded = [int(b.get("occluded", 0)) for b in cam["boxes"]]
         occluded += [2] * (len(gt.labels) - len(occluded))  # ignore regions come last
         clear = [(lb in ("car", "pedestrian") and not d and o == 0 and h >= MIN_CLEAR_HEIGHT)
-                 for lb, d, o, h in zip(gt.labels, gt.difficult, occluded, gt.heights)]
+                 for lb, d, o, h in zip(gt.labels, gt.difficult, occluded, gt.heights, strict=True)]
         gt.difficult = ~np.array(clear)
     return frames
 

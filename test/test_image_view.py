@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from support import RawImage, assert_detections_close
-from sense_perception.core.detection.detector import DetectorConfig, ObjectDetector
+from sense_perception.core.detection.detector import (CALIBRATED_DEFAULTS, DetectorConfig,
+                                                      ObjectDetector)
 from sense_perception.core.imaging.image_decode import (ImageView, decode_any, decode_view,
                                                         encode_image)
 from sense_perception.core.runtime.session import RuntimeOptions
@@ -100,7 +101,8 @@ def assert_same(a: Detections, b: Detections, exact: bool, what: str = "") -> No
         np.testing.assert_array_equal(a.scores, b.scores)
         np.testing.assert_array_equal(a.labels, b.labels)
     else:
-        assert_detections_close(a, b, threshold=(0.3, 0.35), what=what)  # cars, the rest
+        # Every label's default threshold (calibrated: cars, trucks, pedestrians, the rest).
+        assert_detections_close(a, b, threshold=tuple(CALIBRATED_DEFAULTS.values()), what=what)
 
 
 @pytest.fixture(scope="module", params=["picodet_s_416", "yolox_nano"])

@@ -7,9 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from support import assert_detections_close
+from support import FakeDetector, assert_detections_close
 from sense_perception.core.detection.band import band_rect, merge_band
-from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig, ObjectDetector
+from sense_perception.core.detection.detector import (CALIBRATED_DEFAULTS, ClassThresholds,
+                                                      DetectorConfig, ObjectDetector)
 from sense_perception.core.detection.detector_setup import build_detector
 from sense_perception.core.detection.labels import AD_LABELS
 from sense_perception.core.detection.multi_model import MultiModelDetector
@@ -52,7 +53,8 @@ def test_default_is_picodet_plus_the_specialist_on_the_band(default) -> None:
     assert general.provider == "CPUExecutionProvider"
     assert default.providers == {"picodet_s_416": "CPUExecutionProvider",
                                  "person_detection_0203": OPENVINO}
-    assert default.min_score == pytest.approx(0.15)  # the specialist's pedestrians
+    # The specialist's pedestrians: the calibrated value of its raw 0.15.
+    assert default.min_score == pytest.approx(CALIBRATED_DEFAULTS["pedestrian_threshold"])
     assert default.decode_floor is None  # the band needs the frame's full resolution
     # OpenVINO would infer in bfloat16 on CPUs that have it: f32 keeps results CPU-independent.
     assert "float32" in str(specialist._model._compiled.get_property("INFERENCE_PRECISION_HINT"))
@@ -62,9 +64,10 @@ def test_each_label_keeps_its_own_threshold(default, frame) -> None:
     found = default.detect([frame])[0]
     names = [default.label_names[i] for i in found.labels]
     assert "pedestrian" in names and "car" in names
-    lowest = {"pedestrian": 0.15, "car": 0.3}
-    for name, score in zip(names, found.scores.tolist()):
-        assert score >= lowest.get(name, 0.35) - 1e-6, (name, score)
+    config = default.config  # pedestrians: the specialist's threshold or PicoDet's, the lower
+    lowest = {"pedestrian": min(config.pedestrian_threshold, config.threshold("pedestrian"))}
+    for name, score in zip(names, found.scores.tolist(), strict=True):
+        assert score >= lowest.get(name, config.threshold(name)) - 1e-6, (name, score)
     assert (np.diff(found.scores) <= 0).all()  # merged best first
 
 
@@ -86,7 +89,9 @@ def test_openvino_and_onnxruntime_run_the_same_weights(frame) -> None:
     # The IR on OpenVINO and the ONNX conversion on onnxruntime, both on the whole frame at
     # 864x480: two engines and two graphs of one network round differently, so they agree within
     # a tolerance (measured: same detections, boxes within a few hundredths of a pixel).
-    config = DetectorConfig(model="person_detection_0203", score_threshold=0.15)
+    # Raw scores: the calibration's steep slope would magnify the engines' rounding.
+    config = DetectorConfig(model="person_detection_0203", score_threshold=0.15,
+                            class_thresholds=ClassThresholds.unset(), calibrated_scores=False)
     on_ov = ObjectDetector(config, RuntimeOptions(providers=("CPUExecutionProvider",)))
     on_ort = ObjectDetector(config, RuntimeOptions(providers=("CPUExecutionProvider",),
                                                    openvino="off"))
@@ -100,7 +105,7 @@ def test_cameras_in_one_call_equal_one_call_each(default, frame) -> None:
     other = cv2.imread(str(STREET / "pandaset_seq002_front_camera_40.jpg"))
     both = default.detect([frame, other])
     for image, got in zip((frame, other), both, strict=True):
-        assert_detections_close(got, default.detect([image])[0], threshold=(0.15, 0.3, 0.35))
+        assert_detections_close(got, default.detect([image])[0], threshold=tuple(CALIBRATED_DEFAULTS.values()))
 
 
 def test_whole_frame_specialist_without_a_band(frame) -> None:
@@ -114,7 +119,8 @@ def test_whole_frame_specialist_without_a_band(frame) -> None:
 def test_no_specialist_gives_picodet_alone() -> None:
     detector = build_detector({**CPU, "detector.pedestrian_model": "none"})
     assert isinstance(detector, ObjectDetector) and detector.model_name == "picodet_s_416"
-    assert "pedestrian" in detector.owned_labels and detector.min_score == pytest.approx(0.3)
+    assert "pedestrian" in detector.owned_labels
+    assert detector.min_score == pytest.approx(CALIBRATED_DEFAULTS["class_thresholds.car"])
 
 
 # -- the band merge, on constructed detections -------------------------------------------------------
@@ -172,11 +178,17 @@ def test_bad_settings_are_refused_by_name(params: dict, match: str) -> None:
 
 
 def test_labels_need_one_owner() -> None:
-    runtime = RuntimeOptions(providers=("CPUExecutionProvider",))
-    picodet = ObjectDetector(DetectorConfig(class_thresholds=ClassThresholds()), runtime)
-    specialist = ObjectDetector(DetectorConfig(model="person_detection_0203"), runtime,
-                                owned_labels=["pedestrian"])
-    with pytest.raises(ModelError, match="'pedestrian' is owned by both"):
+    # Wiring only: small fakes stand in for PicoDet (every label) and the specialist.
+    picodet = FakeDetector(name="picodet_s_416")
+    specialist = FakeDetector(owned_labels=("pedestrian",), name="person_detection_0203")
+    with pytest.raises(ModelError, match="'pedestrian' is owned by both picodet_s_416 and "
+                                         "person_detection_0203"):
         MultiModelDetector([picodet, specialist])  # the band's shared ownership not declared
+    MultiModelDetector([picodet, specialist], band=(0.25, 0.75), band_labels=["pedestrian"])
+    reordered = FakeDetector(owned_labels=("pedestrian",), name="reordered")
+    reordered.label_names = reordered.label_names[::-1]
+    with pytest.raises(ModelError, match="reordered orders its labels differently"):
+        MultiModelDetector([picodet, reordered])
+    runtime = RuntimeOptions(providers=("CPUExecutionProvider",))
     with pytest.raises(ModelError, match="has no class among the labels"):
         ObjectDetector(DetectorConfig(model="person_detection_0203"), runtime, owned_labels=["car"])

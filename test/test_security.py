@@ -275,7 +275,7 @@ def test_replay_runs_identity_on_cabin_frames_only(tmp_path: Path, detector, cle
     assert result.complete
     cabin = bag_frames(CABIN)
     assert len(identifier.seen) == len(cabin) == SAMPLE_COUNTS[CABIN]
-    for seen, frame in zip(identifier.seen, cabin):
+    for seen, frame in zip(identifier.seen, cabin, strict=True):
         np.testing.assert_array_equal(seen, frame)
     topics = {m.channel.topic for m in read_output(tmp_path / "out" / "bag")}
     identity_topics = {t for t in topics if t.endswith(("/faces", "/driver_identity"))}
@@ -405,8 +405,9 @@ def test_face_pixels_appear_only_where_asked(sandbox: Path, still_engine) -> Non
     hits = {k: v for k, v in scan(sandbox, []).items() if not k.startswith(images_dir)}
     videos = [str(p.relative_to(sandbox)) for p in (sandbox / "cwd" / "out" / "video").iterdir()]
     assert len(videos) == 1 and hits.pop(videos[0]) == ["MP4 video"]
-    assert list(hits) == ["cwd/out/bag/bag.mcap"]  # the copied input frames, and nothing else
-    assert sum(f.startswith("JPEG") for f in hits["cwd/out/bag/bag.mcap"]) == SAMPLE_COUNTS[CABIN]
+    # the copied input frames, and nothing else (the output MCAP is named after the input bag)
+    assert list(hits) == ["cwd/out/bag/sample_bag.mcap"]
+    assert sum(f.startswith("JPEG") for f in hits["cwd/out/bag/sample_bag.mcap"]) == SAMPLE_COUNTS[CABIN]
 
 
 # -- input size limits ------------------------------------------------------------------------------

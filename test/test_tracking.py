@@ -188,7 +188,7 @@ def test_dropped_frames_use_elapsed_time_in_the_prediction():
     times = [0.1 * k for k in range(10)] + [1.2, 1.5, 1.8, 2.1]
     frames = [dets([box(100 + 200 * t, 200)]) for t in times]
     tracker = MultiObjectTracker(TrackingConfig(min_hits=2))
-    ids = [int(tracker.update(d, t).track_ids[0]) for d, t in zip(frames, times)]
+    ids = [int(tracker.update(d, t).track_ids[0]) for d, t in zip(frames, times, strict=True)]
     assert ids[1:] == [1] * (len(times) - 1)
 
 
@@ -252,7 +252,8 @@ def test_one_car_seen_as_car_and_truck_gets_one_id():
     for k in range(12):
         car = box(300 + 6 * k, 200, 120, 80)
         truck = box(302 + 6 * k, 201, 116, 84)  # IoU ~0.9 with the car box
-        frames.append(dets([car, truck], scores=[0.8, 0.55 + 0.01 * (k % 3)], labels=[CAR, TRUCK]))
+        # The truck box scores above new_track_threshold, below the car box.
+        frames.append(dets([car, truck], scores=[0.8, 0.75 + 0.01 * (k % 3)], labels=[CAR, TRUCK]))
     frames[5] = dets([frames[5].boxes[0]], scores=[0.8])  # truck box missing in one frame
     ids = run(MultiObjectTracker(TrackingConfig(min_hits=2), NAMES), frames)
     assert all(i[0] == 1 for i in ids[1:])
@@ -313,7 +314,7 @@ def test_tracker_bank_keeps_cameras_apart():
 
 
 def test_output_keeps_input_order_and_arrays():
-    d = dets([box(100, 100), box(300, 100), box(500, 100)], scores=[0.9, 0.05, 0.7])
+    d = dets([box(100, 100), box(300, 100), box(500, 100)], scores=[0.9, 0.0005, 0.8])
     out = MultiObjectTracker(TrackingConfig(min_hits=1)).update(d, 0.0)
     assert out.boxes is d.boxes and out.scores is d.scores and out.labels is d.labels
     assert out.track_ids.dtype == np.int64

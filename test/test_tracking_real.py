@@ -131,7 +131,7 @@ def test_real_cars_keep_their_ids_through_a_simulated_drive(drive):
     assert stable.mean() >= 0.8, f"only {stable.sum()}/{len(stable)} cars kept one id:\n{report}"
     # Two different cars never share an id.
     after = ids[:, cfg.min_hits:]
-    final = [int(row[row >= 0][0]) for row, ok in zip(after, stable) if ok]
+    final = [int(row[row >= 0][0]) for row, ok in zip(after, stable, strict=True) if ok]
     assert len(set(final)) == len(final), report
 
 

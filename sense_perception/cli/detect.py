@@ -23,10 +23,9 @@ _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``detect`` sub-command."""
-    from ..core.runtime.model_registry import MODELS
+    from ..core.detection.decoders import detector_models
 
-    detectors = sorted(n for n, m in MODELS.items() if m.family in ("gfl", "yolox", "yolov8",
-                                                                    "rtdetr"))
+    detectors = sorted(detector_models(general_only=True))  # the specialists pair with one of them
     parser = subparsers.add_parser(
         "detect", help="detect objects and pedestrians in image files",
         description="Detect pedestrians, vehicles, traffic lights and stop signs in image files. "
@@ -49,9 +48,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="bundled detector (default: detector.model from --config, else "
                              "picodet_s_416)")
     parser.add_argument("--score-threshold", type=float, default=None, metavar="X",
-                        help="minimum confidence 0..1 for every label, the pedestrian "
-                             "specialist's included (default: detector.score_threshold 0.35, "
-                             "cars 0.3, the specialist's pedestrians 0.15)")
+                        help="minimum (calibrated) score 0..1 for every label, the pedestrian "
+                             "specialist's included (default: detector.score_threshold 0.267, "
+                             "cars 0.114, trucks 0.222, PicoDet's pedestrians 0.339, the "
+                             "specialist's 0.034)")
     parser.add_argument("--tiling", choices=("off", "horizon_bands"), default=None,
                         help="tiling mode: 'horizon_bands' adds overlapping bands around the "
                              "horizon to find far, small pedestrians (default: tiling.mode)")

@@ -109,6 +109,7 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
             if error is not None:
                 skipped.add_undecodable(topic, error)
                 continue
+            assert isinstance(image, np.ndarray)  # without zero_copy, a decoded frame is an array
             yield f"{topic}@{message.timestamp}", image
         for entry in bag.skipped.entries():
             skipped.add(entry["topic"], entry["reason"], entry["count"])
@@ -143,7 +144,7 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
             except ImageDecodeError as exc:  # a 1x1 frame: skipped and counted, the rest goes on
                 skipped.add(args.topic, f"invalid frame {image.shape[1]}x{image.shape[0]}: {exc}")
                 continue
-            if emb is not None:
+            if emb is not None and aligned is not None:  # both or neither
                 embs.append(emb)
                 crops.append(aligned.copy())
                 labels.append(label)
@@ -471,11 +472,12 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
                 images[f"{name}#{aug}"] = variant
                 all_pairs.append((name, f"{name}#{aug}", 1))  # same photo, altered: a positive
         all_pairs += [(f"{x}#{aug}", y, s) for x, y, s in pairs for aug in AUGMENTATIONS]
-    embedding: dict[str, np.ndarray | None] = {}
+    embedding: dict[str, np.ndarray] = {}  # the images whose driver face was found
     for name, image in images.items():
         _, _, emb, _ = engine.driver_embedding(image)
-        embedding[name] = emb
-    ok = [(x, y, s) for x, y, s in all_pairs if embedding[x] is not None and embedding[y] is not None]
+        if emb is not None:
+            embedding[name] = emb
+    ok = [(x, y, s) for x, y, s in all_pairs if x in embedding and y in embedding]
     scores = np.array([float(embedding[x] @ embedding[y]) for x, y, _ in ok])
     same = np.array([s for _, _, s in ok], np.int64)
     far, frr = rates(scores, same, table)
@@ -487,7 +489,7 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
         "far": float(far0[0]),
         "frr": float(frr0[0]),
         "table": [{"threshold": float(t), "far": float(a), "frr": float(r)}
-                  for t, a, r in zip(table, far, frr)],
+                  for t, a, r in zip(table, far, frr, strict=True)],
     }
 
 

@@ -4,8 +4,10 @@ Every bag found under the inputs goes through the same engine as ``replay`` and 
 outputs, under ``DIR/<bag name>/``; ``DIR/fleet_summary.json`` says what happened to each.
 
 Exit status: 0 every bag done (in this run or an earlier one); 1 some bag partial (replayed with
-skips) or failed; 2 nothing could be replayed (bad arguments, Ray missing or unreachable, no bag
-found, no room for a worker on the cluster, or every bag failed).
+skips) or failed; 2 nothing could be replayed (bad arguments, --out overlapping an input,
+unwritable or in use by another run, Ray missing or unreachable, no bag found, no room for a
+worker on the cluster, or every bag failed); 130 / 143 stopped by SIGINT / SIGTERM (the summary
+is written, unfinished bags marked interrupted).
 """
 from __future__ import annotations
 
@@ -32,12 +34,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                "in DIR/<bag name>/ only once complete; a second run skips those bags (resume) "
                "unless --force. A bag whose worker dies or that runs past --time-limit is "
                "retried once on a new worker, then reported failed; the other bags go on. "
-               "Exit status: 0 all bags done, 1 some partial or failed, 2 nothing could run.")
+               "DIR must lie outside every input. Fleet replaces only folders it wrote (they "
+               "hold a .sense-perception-fleet file); one run at a time per DIR (DIR/.fleet.lock). "
+               "Ctrl-C or SIGTERM stops the workers and still writes the summary. "
+               "Exit status: 0 all bags done, 1 some partial or failed, 2 nothing could run, "
+               "130/143 stopped by SIGINT/SIGTERM.")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="BAG_OR_DIR",
                         help="rosbag2 directories, .mcap/.db3 files, or folders searched for "
                              "them recursively")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="output directory: DIR/<bag name>/ per bag, DIR/fleet_summary.json")
+                        help="output directory, outside every input: DIR/<bag name>/ per bag, "
+                             "DIR/fleet_summary.json")
     parser.add_argument("--address", default=None, metavar="ADDR",
                         help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: "
                              "start a local Ray instance on this machine)")
@@ -46,7 +53,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "as the CPUs, and with --gpus-per-worker the GPUs, hold)")
     parser.add_argument("--cpus-per-worker", type=int, default=1, metavar="C",
                         help="CPUs Ray reserves per worker; also its onnxruntime threads when the "
-                             "config leaves runtime.intra_op_threads at 0 (default: %(default)s)")
+                             "config leaves runtime.intra_op_threads at 0; on this machine at "
+                             "most its CPU count (default: %(default)s)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
                         help="GPUs per worker: 1 = one GPU each, 0.5 = two workers share a GPU "
                              "(default: 0, CPU only); refused at once if no node has them")
@@ -63,7 +71,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="replay bags whose output is already complete, replacing it")
     parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="S",
                         help="seconds one bag may take before its worker is killed and the bag "
-                             "retried (0 = no limit; default: %(default)g)")
+                             "retried (a finite number >= 0; 0 = no limit; default: %(default)g)")
     parser.set_defaults(func=run)
     return parser
 

@@ -59,7 +59,10 @@ def read_json(path: Path) -> Any:
         obj = dict(pairs)
         if len(obj) != len(pairs):  # json would keep the last silently: a camera lost
             seen: set[str] = set()
-            twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+            for twice, _ in pairs:  # stops at the first key seen before
+                if twice in seen:
+                    break
+                seen.add(twice)
             raise GroundTruthError(f"{path}: the key {_show(twice)} appears twice in one object; "
                                    "all but the last would be silently lost")
         return obj

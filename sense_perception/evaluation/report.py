@@ -40,7 +40,7 @@ def write_json(result: Evaluation, out: Path, meta: dict[str, Any] | None = None
 
 def write_plot(result: Evaluation, out: Path, title: str = "") -> Path | None:
     """Precision-recall curve per class with the operating point marked; None without a curve."""
-    curves = {lb: c for lb, c in result.classes.items() if c.curve is not None}
+    curves = {lb: (c, c.curve) for lb, c in result.classes.items() if c.curve is not None}
     if not curves:
         return None
     import matplotlib
@@ -49,8 +49,7 @@ def write_plot(result: Evaluation, out: Path, title: str = "") -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
-    for label, c in curves.items():
-        recall, precision = c.curve
+    for label, (c, (recall, precision)) in curves.items():
         (line,) = ax.plot(recall, precision, label=f"{label} (AP {c.ap:.3f})")
         if c.recall is not None and c.precision is not None:
             ax.plot([c.recall], [c.precision], "o", color=line.get_color(), markersize=7)

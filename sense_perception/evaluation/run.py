@@ -193,9 +193,9 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
                       operating.label_names, iou, ap=curve)
     thresholds = {label: operating.config.threshold(label) for label in result.classes}
     meta = {"ground_truth": str(ground_truth), "config": source, "model": operating.model_name,
-            "providers": getattr(operating, "providers", {operating.model_name: operating.provider}),
+            "providers": operating.providers,
             "thresholds": thresholds,
-            "tiling": getattr(operating.tiling, "mode", "off"),
+            "tiling": operating.tiling.mode if operating.tiling is not None else "off",
             "ms_per_image": round(1e3 * detect_seconds / max(1, len(scored)), 1),
             "seconds": round(time.perf_counter() - started, 1),
             "curve": curve, "skipped": skipped}

@@ -215,3 +215,31 @@ def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[Image
             result.classes[label].ap = float(np.mean(np.where(p > -1, p, 0.0)))
             result.classes[label].curve = (curve_eval.params.recThrs.copy(), np.clip(p, 0, None))
     return result
+
+
+def match_detections(ground_truth: Sequence[GroundTruthImage], detections: Sequence[ImageDetections],
+                     detector_labels: Sequence[str], iou: float,
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per image, what the matcher of :func:`evaluate` made of each detection: (hit, ignored)
+    boolean arrays in the detections' order. Ignored: lying on a difficult box or an ignore
+    region, or of a class the ground truth does not cover (not scored); for score calibration.
+    """
+    labels, _ = scored_labels(ground_truth, detector_labels)
+    out = [(np.zeros(len(d.labels), bool), np.ones(len(d.labels), bool)) for d in detections]
+    if not labels:
+        return out
+    evaluator = _coco_eval(ground_truth, detections, labels, iou)
+    verdict: dict[int, tuple[bool, bool]] = {}
+    for e in evaluator.evalImgs:
+        if e is not None:
+            for dt_id, match, ignore in zip(e["dtIds"], e["dtMatches"][0], e["dtIgnore"][0],
+                                            strict=True):
+                verdict[dt_id] = (bool(match > 0) and not ignore, bool(ignore))
+    dt_id = 0  # _coco_eval numbers the detections of scored classes from 1, in this order
+    for dets, (hit, ignored) in zip(detections, out, strict=True):
+        for j, label in enumerate(dets.labels):
+            if label in labels:
+                dt_id += 1
+                hit[j], ignored[j] = verdict[dt_id]
+    return out
+

@@ -463,6 +463,9 @@ class GalleryStore:
             raise GalleryError(f"{what} was modified outside sense_perception or is corrupted "
                                "(content checksum mismatch); it is not used; restore a backup or "
                                "delete it and enrol again")
+        if not isinstance(body, list):
+            raise GalleryError(f"{what}: 'drivers' is not a list of driver records; the file was "
+                               "not written by this version of sense_perception")
         try:
             return [DriverRecord(
                 id=str(d["id"]), name=str(d["name"]), created=str(d["created"]),

@@ -44,13 +44,15 @@ def face_captions(faces: Detections, result: Any) -> list[str]:
         result: the :class:`~.pipeline.DriverResult` of the frame.
 
     Returns:
-        One text per face: the driver's shows what ``driver_identity`` publishes (the pseudonymous
-        driver id when identified, else the state) and its score, the others ``face`` and the
-        detector score. Never a display name: annotations are broadcast like every other topic.
+        One text per face: the driver's shows what ``driver_identity`` publishes: the pseudonymous
+        driver id and its score when identified, else the state alone (``driver unknown``: a
+        score without an identity reads like a bug); the others ``face`` and the detector score.
+        Never a display name: annotations are broadcast like every other topic.
     """
     ((who, score),) = identity_results(state_name(result), result.driver_id, result.score)
-    return [f"driver {who} {score:.2f}" if label == DRIVER else f"face {s:.2f}"
-            for label, s in zip(faces.labels.tolist(), faces.scores.tolist())]
+    driver = f"driver {who} {score:.2f}" if result.driver_id else f"driver {who}"
+    return [driver if label == DRIVER else f"face {s:.2f}"
+            for label, s in zip(faces.labels.tolist(), faces.scores.tolist(), strict=True)]
 
 
 def identity_results(state: str, driver_id: str | None, score: float) -> list[tuple[str, float]]:

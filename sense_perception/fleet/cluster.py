@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from ..errors import FleetError
+from . import reaper
 
 LOG = logging.getLogger(__name__)
 
@@ -40,29 +42,53 @@ class RaySession:
     address: str  # "local" for an instance started by this run
     started_here: bool
     resources: dict[str, float] = field(default_factory=dict)
+    reaper: Any = None  # see :mod:`.reaper`: a local instance's processes end with this one
 
     def close(self) -> None:
-        if self.started_here and self.ray.is_initialized():
-            self.ray.shutdown()
+        """Shut down the Ray this run started (a cluster's or an existing one stays up)."""
+        try:
+            if self.started_here and self.ray.is_initialized():
+                self.ray.shutdown()
+        finally:
+            reaper.stop(self.reaper)
 
 
-def connect(address: str | None, num_cpus: int) -> RaySession:
-    """Join the Ray cluster at ``address``, or start a local instance with ``num_cpus`` CPUs.
+def local_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
-    A Ray already initialised in this process (a notebook, a test) is used as it is and left
-    running afterwards.
+
+def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
+    """Join the Ray cluster at ``address``, or start a local instance sized by this machine.
+
+    A local instance offers the CPUs this process may use (:func:`local_cpus`), whatever
+    --workers asks: Ray then places only as many workers as fit, and :func:`check_workers` says
+    when that is fewer. A Ray already initialised in this process (a notebook, a test) is used as
+    it is and left running afterwards.
 
     Args:
         address: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``; None starts Ray on this machine.
-        num_cpus: CPUs the local instance offers (workers x CPUs per worker).
+        cpus_per_worker: CPUs one worker reserves; more than this machine has is refused before
+            Ray starts.
 
     Raises:
-        FleetError: Ray is missing, or the cluster cannot be reached / the local one started.
+        FleetError: Ray is missing, a worker cannot fit this machine, or the cluster cannot be
+            reached / the local one started.
     """
     ray = require_ray()
     if ray.is_initialized():
         return RaySession(ray, "existing", False, _resources(ray))
+    num_cpus = local_cpus()
+    if address is None and cpus_per_worker > num_cpus:
+        raise FleetError(f"--cpus-per-worker {cpus_per_worker}: this machine has {num_cpus} "
+                         f"CPUs, so not even one worker fits; give --cpus-per-worker "
+                         f"{num_cpus} or less, or join a cluster with bigger nodes (--address)")
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    # Started first, so that a kill -9 while Ray starts is covered too.
+    watch = reaper.start() if address is None else None
     try:
         if address is None:
             # "local" always starts a new instance, never attaches to one a `ray start` left.
@@ -70,9 +96,12 @@ def connect(address: str | None, num_cpus: int) -> RaySession:
                      object_store_memory=OBJECT_STORE_BYTES, **quiet)
         else:
             ray.init(address=address, **quiet)
-    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+    except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         if ray.is_initialized():
             ray.shutdown()
+        reaper.stop(watch)
+        if not isinstance(exc, Exception):
+            raise  # Ctrl-C / SIGTERM while Ray starts: the caller reports it
         where = "start a local Ray instance" if address is None else \
             f"join the Ray cluster at {address}"
         fix = ("check /tmp/ray for the logs" if address is None else
@@ -82,7 +111,7 @@ def connect(address: str | None, num_cpus: int) -> RaySession:
                "get-auth-token` on the head node) here; or leave out --address to run on this "
                "machine")
         raise FleetError(f"cannot {where}: {type(exc).__name__}: {exc}; {fix}") from exc
-    return RaySession(ray, address or "local", True, _resources(ray))
+    return RaySession(ray, address or "local", True, _resources(ray), watch)
 
 
 def _resources(ray: ModuleType) -> dict[str, float]:
@@ -122,11 +151,16 @@ def workers_that_fit(nodes: list[dict[str, Any]], cpus: int, gpus: float) -> int
     return total
 
 
-def check_workers(ray: ModuleType, workers: int, cpus: int, gpus: float) -> tuple[int, list[str]]:
+def check_workers(ray: ModuleType, workers: int, cpus: int, gpus: float,
+                  asked: int | None = None) -> tuple[int, list[str]]:
     """The number of workers to start: ``workers``, or fewer when the cluster cannot hold them.
 
     Ray would leave an actor that fits nowhere pending forever; asking first turns that into an
     error naming what is missing.
+
+    Args:
+        workers: workers wanted (--workers, at most one per bag to run).
+        asked: what --workers said, for the note (default ``workers``).
 
     Returns:
         (workers to start, notes on why fewer than asked).
@@ -148,7 +182,7 @@ def check_workers(ray: ModuleType, workers: int, cpus: int, gpus: float) -> tupl
                          f"{cpus} CPUs and {gpus:g} GPUs; lower --cpus-per-worker / "
                          "--gpus-per-worker")
     if fit < workers:
-        note = (f"{workers} workers asked for, but the cluster ({have}) holds {fit} of "
+        note = (f"{asked or workers} workers asked for, but the cluster ({have}) holds {fit} of "
                 f"{cpus} CPUs and {gpus:g} GPUs each: starting {fit}")
         LOG.warning("%s", note)
         return fit, [note]

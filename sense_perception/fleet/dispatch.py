@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from .discover import BagJob
 from .outputs import final_dir
-from .report import bag_entry
+from .report import bag_entry, interrupted_entry
+from .signals import InterruptGuard, Interrupted
 from .worker import WorkerSettings
 
 MAX_ATTEMPTS = 2  # the first try and one retry on a new worker
@@ -87,6 +88,7 @@ class DispatchResult:
     replay_wall_s: float  # first bag handed out -> last bag settled
     worker_start_s: float | None  # spawn -> first worker ready
     notes: list[str]
+    interrupted: Interrupted | None = None  # the SIGINT / SIGTERM that stopped the run
 
 
 class Dispatcher:
@@ -99,11 +101,14 @@ class Dispatcher:
         options: workers, sizes, limits.
         listener: progress hooks.
         spawn: starts one worker actor from Ray options (default :func:`.actor.spawn`).
+        interrupts: looked at on every turn of the loop: a SIGINT / SIGTERM it caught stops
+            the run (see :meth:`run`).
     """
 
     def __init__(self, ray: ModuleType, jobs: list[BagJob], settings: WorkerSettings,
                  options: DispatchOptions, listener: Listener | None = None,
-                 spawn: Callable[[WorkerSettings, dict[str, Any]], Any] | None = None) -> None:
+                 spawn: Callable[[WorkerSettings, dict[str, Any]], Any] | None = None,
+                 interrupts: InterruptGuard | None = None) -> None:
         from .cluster import worker_options
 
         if spawn is None:
@@ -114,6 +119,7 @@ class Dispatcher:
         self._options = options
         self._listener = listener or Listener()
         self._spawn = spawn
+        self._interrupts = interrupts or InterruptGuard()
         self._actor_options = worker_options(options.cpus_per_worker, options.gpus_per_worker)
         self._queue: deque[tuple[BagJob, int]] = deque((job, 1) for job in jobs)
         self._slots: list[_Slot] = []
@@ -131,10 +137,13 @@ class Dispatcher:
     # -- main loop --------------------------------------------------------------------------------
 
     def run(self) -> DispatchResult:
-        """Replay every job; returns when each is done, partial or failed."""
+        """Replay every job; returns when each is done, partial or failed, or on SIGINT / SIGTERM
+        (see :mod:`.signals`) with the unfinished ones reported ``interrupted``."""
         ray = self._ray
+        interrupted = None
         try:
             while self._queue or any(s.job for s in self._slots):
+                self._interrupts.check()
                 self._top_up()
                 self._hand_out()
                 self._poll_progress()
@@ -149,10 +158,16 @@ class Dispatcher:
                         getattr(self, f"_on_{kind}")(slot, ref)
                 self._enforce_limits()
                 self._report_progress()
+        except Interrupted as exc:
+            interrupted = exc
         finally:
             for slot in list(self._slots):
                 self._kill(slot)
-                self._retire(slot, slot.end)
+                self._retire(slot, f"stopped by {interrupted.name}" if interrupted else slot.end)
+        if interrupted is not None:
+            for job in self._jobs:
+                if job.name not in self._reports:
+                    self._reports[job.name] = interrupted_entry(job, interrupted.name)
         end = time.perf_counter()
         return DispatchResult(
             reports=[self._reports[job.name] for job in self._jobs],
@@ -160,7 +175,7 @@ class Dispatcher:
             replay_wall_s=round(end - self._first_start, 3) if self._first_start else 0.0,
             worker_start_s=(round(self._first_ready - self._spawned_at, 3)
                             if self._first_ready and self._spawned_at else None),
-            notes=self._notes)
+            notes=self._notes, interrupted=interrupted)
 
     def _futures(self) -> dict[Any, tuple[str, _Slot]]:
         waiting: dict[Any, tuple[str, _Slot]] = {}

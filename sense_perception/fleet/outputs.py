@@ -1,9 +1,13 @@
 """Where a fleet run puts each bag's outputs, and how they become visible only when complete.
 
-A worker replays into ``DIR/.<name>.partial/`` and renames it to ``DIR/<name>/`` once the replay
-engine has written its summary.json, so ``DIR/<name>/`` only ever holds a finished replay: a
-second run skips it (resume), and a worker killed halfway leaves only a hidden folder that the
-retry (or the next run) wipes.
+A worker replays into ``DIR/.<name>.partial/replay/`` and renames that to ``DIR/<name>/`` once
+the replay engine has written its summary.json, so ``DIR/<name>/`` only ever holds a finished
+replay: a second run skips it (resume), and a worker killed halfway leaves only a hidden folder
+that the retry (or the next run) wipes.
+
+Every folder fleet makes carries a marker file (:data:`MARKER`). Fleet deletes or replaces only
+folders that carry it: a folder of the user's that happens to have a bag's name is refused,
+never replaced, ``--force`` or not.
 """
 from __future__ import annotations
 
@@ -16,7 +20,42 @@ from typing import Any
 from ..replay.engine import INCOMPLETE_FILE, SUMMARY_FILE
 
 FLEET_SUMMARY = "fleet_summary.json"
+MARKER = ".sense-perception-fleet"
 _PARTIAL, _REPLACED = ".partial", ".replaced"
+_MARKER_TEXT = ("This folder was written by `sense-perception fleet`, which may replace or delete "
+                "it (--force, or a retry). Remove this file to keep fleet from touching it.\n")
+
+
+class NotFleetOutput(OSError):
+    """A folder where fleet would write exists but was not made by fleet (it has no marker)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(f"{folder} exists but was not written by sense-perception fleet (it has "
+                         f"no {MARKER} file), so fleet leaves it alone: move it away, or choose "
+                         "another --out")
+        self.folder = folder
+
+
+def mark(folder: Path) -> None:
+    """Put the marker into ``folder``: fleet made it and may replace it."""
+    (Path(folder) / MARKER).write_text(_MARKER_TEXT)
+
+
+def is_marked(folder: Path) -> bool:
+    """True when ``folder`` is a real folder (not a link) that fleet made."""
+    folder = Path(folder)
+    return folder.is_dir() and not folder.is_symlink() and (folder / MARKER).is_file()
+
+
+def check_ours(folder: Path) -> None:
+    """Nothing at ``folder``, or a folder fleet made.
+
+    Raises:
+        NotFleetOutput: anything else is there (a user's folder or file, a link).
+    """
+    folder = Path(folder)
+    if (folder.exists() or folder.is_symlink()) and not is_marked(folder):
+        raise NotFleetOutput(folder)
 
 
 def final_dir(out: Path, name: str) -> Path:
@@ -24,14 +63,39 @@ def final_dir(out: Path, name: str) -> Path:
     return Path(out) / name
 
 
-def temp_dir(out: Path, name: str) -> Path:
-    """``DIR/.<name>.partial/``: where the outputs are written until the replay is complete."""
+def work_dir(out: Path, name: str) -> Path:
+    """``DIR/.<name>.partial/``: the marked folder a worker replays in (see :func:`temp_dir`)."""
     return Path(out) / f".{name}{_PARTIAL}"
 
 
+def temp_dir(out: Path, name: str) -> Path:
+    """``DIR/.<name>.partial/replay/``: where the outputs are written until the replay is complete.
+
+    The replay engine wants an empty folder, so the marker sits one level up, in :func:`work_dir`.
+    """
+    return work_dir(out, name) / "replay"
+
+
+def prepare_temp(out: Path, name: str) -> Path:
+    """A fresh, marked work folder for bag ``name``; returns :func:`temp_dir` (not yet created).
+
+    What a killed attempt left there is removed first.
+
+    Raises:
+        NotFleetOutput: ``DIR/.<name>.partial`` exists and fleet did not make it.
+    """
+    work = work_dir(out, name)
+    discard_ours(work)
+    work.mkdir()
+    mark(work)
+    return temp_dir(out, name)
+
+
 def is_complete(folder: Path) -> bool:
-    """True when ``folder`` holds a finished replay: summary.json and no incomplete marker."""
-    return (folder / SUMMARY_FILE).is_file() and not (folder / INCOMPLETE_FILE).exists()
+    """True when ``folder`` holds a finished replay written by fleet: its marker, summary.json
+    and no incomplete marker."""
+    return (is_marked(folder) and (folder / SUMMARY_FILE).is_file()
+            and not (folder / INCOMPLETE_FILE).exists())
 
 
 def read_summary(folder: Path) -> dict[str, Any] | None:
@@ -42,27 +106,38 @@ def read_summary(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def discard(folder: Path) -> None:
-    """Remove ``folder`` and everything in it, if it exists."""
-    if folder.is_dir() and not folder.is_symlink():
+def discard_ours(folder: Path) -> None:
+    """Remove ``folder`` and everything in it, if it exists and fleet made it.
+
+    Raises:
+        NotFleetOutput: something fleet did not make is there; it is left as it is.
+    """
+    check_ours(folder)
+    if folder.exists():
         shutil.rmtree(folder)
-    elif folder.exists() or folder.is_symlink():
-        folder.unlink()
 
 
 def publish(temp: Path, final: Path) -> None:
     """Move the finished outputs in ``temp`` to ``final``, replacing an older ``final`` (--force).
 
-    Both steps are renames within ``DIR``. The old outputs are moved aside first and deleted only
-    once the new ones are in place; a crash between the two renames leaves no ``final`` (the next
-    run replays the bag again), never a mix of old and new files.
+    ``temp`` gets the marker first. Both steps are renames within ``DIR``. The old outputs are
+    moved aside first and deleted only once the new ones are in place; a crash between the two
+    renames leaves no ``final`` (the next run replays the bag again), never a mix of old and new
+    files. The work folder around ``temp`` is removed at the end.
+
+    Raises:
+        NotFleetOutput: ``final`` (or its ``.replaced`` twin) exists and fleet did not make it.
     """
     old = final.with_name(f".{final.name}{_REPLACED}")
-    discard(old)
+    check_ours(final)
+    discard_ours(old)
+    mark(temp)
     if final.exists():
         os.replace(final, old)
     os.replace(temp, final)
-    discard(old)
+    discard_ours(old)
+    if temp.parent.name.endswith(_PARTIAL):
+        discard_ours(temp.parent)
 
 
 def leftovers(out: Path, names: list[str]) -> list[Path]:
@@ -71,6 +146,6 @@ def leftovers(out: Path, names: list[str]) -> list[Path]:
     for name in names:
         for suffix in (_PARTIAL, _REPLACED):
             path = Path(out) / f".{name}{suffix}"
-            if path.exists():
+            if path.exists() or path.is_symlink():
                 found.append(path)
     return found

@@ -1,6 +1,9 @@
 """``DIR/fleet_summary.json``, the exit status it means, and the table printed at the end of a run."""
 from __future__ import annotations
 
+import json
+import math
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,7 @@ from rich.table import Table
 
 
 STATUSES = ("done", "partial", "failed", "skipped")
+INTERRUPTED = "interrupted"  # counted only when a run was stopped (SIGINT / SIGTERM)
 EXIT_OK, EXIT_SOME, EXIT_NOTHING = 0, 1, 2
 
 
@@ -30,13 +34,14 @@ def build_summary(reports: list[dict[str, Any]], result: Any, request: Any,
         notes: things the user should know (fewer workers than asked, ...).
     """
     counts = Counter(r["status"] for r in reports)
+    extra = {INTERRUPTED: counts[INTERRUPTED]} if counts.get(INTERRUPTED) else {}
     ran = [r for r in reports if r["status"] in ("done", "partial")]
     frames = sum(r["frames"] for r in ran)
     labels: Counter[str] = Counter()
     for r in ran:
         labels.update(r["detections"])
     return {
-        "bags": {"found": len(reports), **{s: counts.get(s, 0) for s in STATUSES}},
+        "bags": {"found": len(reports), **{s: counts.get(s, 0) for s in STATUSES}, **extra},
         "frames": frames,  # replayed by this run (skipped bags are in per_bag)
         "detections": dict(sorted(labels.items())),
         "wall_s": round(wall_s, 3),
@@ -85,6 +90,45 @@ def bag_entry(job: Any, outcome: dict[str, Any], attempts: int, worker: int | No
     }
 
 
+def interrupted_entry(job: Any, signal_name: str) -> dict[str, Any]:
+    """The entry of a bag that was not finished when the run was stopped by ``signal_name``."""
+    return bag_entry(job, {"status": INTERRUPTED,
+                           "reason": f"not finished: the run was stopped by {signal_name}; run "
+                                     "the same command again to replay it (finished bags are "
+                                     "kept)"}, 0, None, None)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN / infinity replaced by None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_fleet_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write ``summary`` as strict JSON (no NaN / Infinity), atomically: a whole file or none.
+
+    Raises:
+        OSError: it cannot be written (the temp file is removed).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    text = json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n"
+    tmp.unlink(missing_ok=True)  # a link planted there is removed, never written through
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def exit_code(summary: dict[str, Any]) -> int:
     """0 every bag done (now or before), 1 some partial or failed, 2 none could be replayed."""
     bags = summary["bags"]
@@ -102,7 +146,8 @@ def _top_labels(detections: dict[str, int], n: int = 4) -> str:
 def render_fleet_table(summary: dict[str, Any], console: Console | None = None) -> None:
     """Print the per-bag table, the totals and the per-worker figures with rich."""
     console = console or Console()
-    style = {"done": "green", "partial": "yellow", "failed": "bold red", "skipped": "dim"}
+    style = {"done": "green", "partial": "yellow", "failed": "bold red", "skipped": "dim",
+             INTERRUPTED: "magenta"}
     table = Table(title="sense-perception fleet")
     for name, justify in (("bag", "left"), ("status", "left"), ("frames", "right"),
                           ("detections", "left"), ("worker", "right"), ("note", "left")):
@@ -113,6 +158,8 @@ def render_fleet_table(summary: dict[str, Any], console: Console | None = None) 
             note = f"{r['skipped_messages']} messages skipped: " + "; ".join(r["skipped_reasons"])
         elif r["status"] == "skipped":
             note = "already done"
+        elif r["status"] == INTERRUPTED:
+            note = "not finished: run again to resume"
         if r["attempts"] > 1 and r["status"] != "failed":
             note = (note + "; " if note else "") + "retried on a new worker"
         table.add_row(r["name"], f"[{style[r['status']]}]{r['status']}[/]", str(r["frames"]),
@@ -121,7 +168,8 @@ def render_fleet_table(summary: dict[str, Any], console: Console | None = None) 
     console.print(table)
     bags = summary["bags"]
     console.print(f"bags {bags['found']}: {bags['done']} done, {bags['partial']} partial, "
-                  f"{bags['failed']} failed, {bags['skipped']} skipped (already done)")
+                  f"{bags['failed']} failed, {bags['skipped']} skipped (already done)"
+                  + (f", {bags[INTERRUPTED]} interrupted" if bags.get(INTERRUPTED) else ""))
     fps = summary["frames_per_s"]
     console.print(f"frames {summary['frames']}  {fps['overall']:.1f} frames/s overall "
                   f"({fps['while_replaying']:.1f} while replaying)  wall {summary['wall_s']:.1f} s"

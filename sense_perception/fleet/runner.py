@@ -1,8 +1,10 @@
 """One fleet run from start to end: find the bags, skip finished ones, run the rest on Ray, report."""
 from __future__ import annotations
 
+import logging
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,13 +12,18 @@ from typing import Any
 
 from ..config import load_params
 from ..errors import FleetError
-from ..replay.summary import write_summary
 from . import DEFAULT_TIME_LIMIT_S
 from .discover import BagJob, find_bags
 from .dispatch import Dispatcher, DispatchOptions, DispatchResult, Listener
-from .outputs import FLEET_SUMMARY, discard, final_dir, is_complete, leftovers, read_summary
-from .report import bag_entry, build_summary, exit_code
+from .guard import check_bags_apart, check_out_apart, make_out
+from .lock import OutLock
+from .outputs import (FLEET_SUMMARY, NotFleetOutput, check_ours, discard_ours, final_dir,
+                      is_complete, leftovers, read_summary)
+from .report import bag_entry, build_summary, exit_code, interrupted_entry, write_fleet_summary
+from .signals import InterruptGuard, Interrupted
 from .worker import WorkerSettings, outcome_of
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,22 +45,24 @@ class FleetRequest:
     start_together: bool = False  # see DispatchOptions.start_together (benchmarks)
 
     def check(self) -> None:
-        """Refuse values Ray would reject late or not at all.
+        """Refuse values Ray would reject late or not at all, before any work.
 
         Raises:
-            FleetError: a count or size out of range, or --out a file.
+            FleetError: a count or size out of range or not a finite number, or --out a file.
         """
         if self.workers is not None and self.workers < 1:
             raise FleetError(f"--workers must be >= 1, got {self.workers}")
         if self.cpus_per_worker < 1:
             raise FleetError(f"--cpus-per-worker must be >= 1, got {self.cpus_per_worker}")
         g = self.gpus_per_worker
-        if g < 0 or (g > 1 and not float(g).is_integer()):
+        if not math.isfinite(g) or g < 0 or (g > 1 and not float(g).is_integer()):
             # Ray's rule: a fraction of one GPU (several workers share it) or whole GPUs.
             raise FleetError(f"--gpus-per-worker must be a fraction of one GPU (e.g. 0.25, 0.5) "
                              f"or a whole number, got {g:g}")
-        if self.time_limit_s is not None and self.time_limit_s < 0:
-            raise FleetError(f"--time-limit must be >= 0 (0 = none), got {self.time_limit_s:g}")
+        t = self.time_limit_s
+        if t is not None and (not math.isfinite(t) or t < 0):
+            raise FleetError(f"--time-limit must be a number of seconds >= 0 (0 = no limit), "
+                             f"got {t:g}")
         if self.out.exists() and not self.out.is_dir():
             raise FleetError(f"--out {self.out} is a file; give a directory")
 
@@ -84,61 +93,130 @@ def _skipped_report(job: BagJob, out: Path) -> dict[str, Any]:
     return bag_entry(job, outcome, 0, None, folder)
 
 
+def _refused(jobs: list[BagJob], out: Path) -> dict[str, str]:
+    """Bags whose output folders exist but are not fleet's (see :mod:`.outputs`): never touched."""
+    refused = {}
+    for job in jobs:
+        for folder in (final_dir(out, job.name), *leftovers(out, [job.name])):
+            try:
+                check_ours(folder)
+            except NotFleetOutput as exc:
+                refused[job.name] = f"not replayed: {exc}"
+                break
+    return refused
+
+
 def run_fleet(request: FleetRequest, listener: Listener | None = None) -> FleetResult:
     """Replay every bag under ``request.inputs`` on Ray workers into ``request.out``.
 
+    Everything that can be checked is checked before Ray starts: the options, the config, that
+    --out is apart from the inputs and writable, and that no other run holds it (:mod:`.lock`).
+    SIGINT / SIGTERM stop the run cleanly (:mod:`.signals`): the summary is still written, with
+    the unfinished bags ``interrupted``, and the exit status is 128 + the signal.
+
     Raises:
-        FleetError: bad options, Ray missing or unreachable, no bag found, no room for a worker.
+        FleetError: bad options, --out unusable or in use, Ray missing or unreachable, no bag
+            found, no room for a worker.
         ConfigError: the config file is unreadable (checked before Ray starts).
     """
     wall0 = time.perf_counter()
     request.check()
     for node in ("object_detector", "driver_monitor"):
         load_params(request.config, node)  # a broken YAML fails here, not in every worker
-    out = Path(request.out).resolve()
-    jobs = find_bags(request.inputs, exclude=[out])
+    check_out_apart(request.out, request.inputs)
+    notes: list[str] = []
+    jobs = find_bags(request.inputs, exclude=[request.out], notes=notes)
     if not jobs:
         raise FleetError("no rosbag2 recording (a folder with metadata.yaml, or a .mcap / .db3 "
                          f"file) found under {', '.join(map(str, request.inputs))}")
-    out.mkdir(parents=True, exist_ok=True)
-    done_before = [] if request.force else [j for j in jobs if is_complete(final_dir(out, j.name))]
-    to_run = [j for j in jobs if j not in done_before]
-    notes: list[str] = []
+    check_bags_apart(request.out, [j.path for j in jobs])
+    out = make_out(Path(request.out))
+    with OutLock(out) as lock, InterruptGuard() as guard:
+        if lock.note:
+            notes.append(lock.note)
+        return _run_locked(request, listener, jobs, out, notes, guard, wall0)
+
+
+def _run_locked(request: FleetRequest, listener: Listener | None, jobs: list[BagJob], out: Path,
+                notes: list[str], guard: InterruptGuard, wall0: float) -> FleetResult:
+    refused = _refused(jobs, out)
+    for reason in refused.values():
+        LOG.error("%s", reason)
+    done_before = [] if request.force else [j for j in jobs if j.name not in refused
+                                            and is_complete(final_dir(out, j.name))]
+    to_run = [j for j in jobs if j not in done_before and j.name not in refused]
     result = DispatchResult([], [], 0.0, None, [])
     ray_info: dict[str, Any] = {"used": False}
+    interrupted: Interrupted | None = None
     if to_run:
         from .cluster import check_workers, connect
 
         cpus, gpus = request.cpus_per_worker, request.gpus_per_worker
-        # A local instance offers what was asked for (--workers x --cpus-per-worker), else the
-        # machine's cores; a cluster offers what its nodes have.
-        local_cpus = (request.workers * cpus if request.workers
-                      else max(os.cpu_count() or 1, cpus))
-        session = connect(request.address, local_cpus)
         try:
-            workers = request.workers or default_workers(session, cpus, gpus)
-            workers, fit_notes = check_workers(session.ray, min(workers, len(to_run)), cpus, gpus)
-            notes += fit_notes
-            ray_info = {"used": True, "address": session.address, "resources": session.resources}
-            settings = WorkerSettings(out=out, config=request.config, cabin=request.cabin,
-                                      video=request.video, video_cabin=request.video_cabin,
-                                      cpus=cpus)
-            limit = request.time_limit_s or None
-            result = Dispatcher(session.ray, to_run, settings,
-                                DispatchOptions(workers=workers, cpus_per_worker=cpus,
-                                                gpus_per_worker=gpus, time_limit_s=limit,
-                                                force=request.force,
-                                                start_together=request.start_together),
-                                listener).run()
-            notes += result.notes
-        finally:
-            session.close()
+            session = _connect(connect, request.address, cpus)
+            guard.install()  # ray.init put its own SIGTERM handler in place of ours
+            try:
+                guard.check()  # a Ctrl-C while Ray started
+                workers = request.workers or default_workers(session, cpus, gpus)
+                workers, fit_notes = check_workers(session.ray, min(workers, len(to_run)), cpus,
+                                                   gpus, asked=workers)
+                notes += fit_notes
+                ray_info = {"used": True, "address": session.address,
+                            "resources": session.resources}
+                settings = WorkerSettings(out=out, config=request.config, cabin=request.cabin,
+                                          video=request.video, video_cabin=request.video_cabin,
+                                          cpus=cpus)
+                limit = request.time_limit_s or None
+                result = Dispatcher(session.ray, to_run, settings,
+                                    DispatchOptions(workers=workers, cpus_per_worker=cpus,
+                                                    gpus_per_worker=gpus, time_limit_s=limit,
+                                                    force=request.force,
+                                                    start_together=request.start_together),
+                                    listener, interrupts=guard).run()
+                notes += result.notes
+                interrupted = result.interrupted
+            finally:
+                session.close()
+        except Interrupted as exc:  # while Ray started or the workers were being sized
+            interrupted = exc
         for folder in leftovers(out, [j.name for j in to_run]):
-            discard(folder)  # work folders of failed bags: nothing complete is in them
+            try:
+                discard_ours(folder)  # work folders of failed bags: nothing complete is in them
+            except NotFleetOutput:
+                pass  # a user's folder: reported in the bag's entry, left alone
+    if interrupted is not None:
+        notes.append(f"stopped by {interrupted.name}: bags not finished are marked "
+                     "interrupted; run the same command again to replay them")
     by_name = {r["name"]: r for r in result.reports}
-    reports = [by_name[j.name] if j.name in by_name else _skipped_report(j, out) for j in jobs]
+    reports = []
+    for j in jobs:
+        if j.name in by_name:
+            reports.append(by_name[j.name])
+        elif j.name in refused:
+            reports.append(bag_entry(j, {"status": "failed", "reason": refused[j.name]}, 0,
+                                     None, None))
+        elif j in to_run:  # stopped before the dispatcher took it
+            reports.append(interrupted_entry(j, interrupted.name if interrupted else "?"))
+        else:
+            reports.append(_skipped_report(j, out))
     summary = build_summary(reports, result, request, ray_info, time.perf_counter() - wall0,
                             notes)
+    summary["interrupted"] = interrupted.name if interrupted else None
     path = out / FLEET_SUMMARY
-    write_summary(path, summary)  # atomic, like each bag's summary.json
-    return FleetResult(summary, path, exit_code(summary), notes)
+    try:
+        write_fleet_summary(path, summary)  # atomic and strict JSON, like each bag's summary.json
+    except OSError as exc:
+        raise FleetError(f"cannot write {path}: {exc.strerror or exc} (the bags' outputs are in "
+                         f"{out})") from exc
+    code = interrupted.exit_code if interrupted else exit_code(summary)
+    return FleetResult(summary, path, code, notes)
+
+
+def _connect(connect: Any, address: str | None, cpus: int) -> Any:
+    try:
+        return connect(address, cpus)
+    except SystemExit as exc:
+        # ray.init's own SIGTERM handler (sys.exit(SIGTERM)) is live while it starts
+        if exc.code == signal.SIGTERM:
+            raise Interrupted(signal.SIGTERM) from None
+        raise

@@ -15,13 +15,18 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import load_params
 from ..errors import SensePerceptionError
 from ..replay.engine import ReplayOptions, Replayer
 from .discover import BagJob
-from .outputs import discard, final_dir, is_complete, publish, read_summary, temp_dir
+from .outputs import final_dir, is_complete, prepare_temp, publish, read_summary
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..face.attention.estimator import AttentionEstimator
+    from ..face.pipeline import FaceEngine
+    from ..face.settings import DriverMonitorSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -76,7 +81,7 @@ def outcome_of(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 class BagWorker:
-    """Builds the detector (and, with a cabin topic, the face models) once; replays bags on request.
+    """Builds the detector (and, with a cabin topic, every face model) once; replays bags on request.
 
     Args:
         settings: the run's outputs folder, config, cabin topic, videos and CPUs per worker.
@@ -97,24 +102,33 @@ class BagWorker:
         t0 = time.perf_counter()
         self._detector = build_detector(
             node_params(settings.config, "object_detector", settings.cpus), source)
-        self._face_settings = self._face_engine = None
+        self._face_settings: DriverMonitorSettings | None = None
+        self._face_engine: FaceEngine | None = None
+        self._attention: AttentionEstimator | None = None
         if settings.cabin:
             from ..face.pipeline import FaceEngine
             from ..face.privacy import check_identity_allowed
             from ..face.settings import DriverMonitorSettings
 
-            self._face_settings = DriverMonitorSettings.from_params(
+            face = DriverMonitorSettings.from_params(
                 node_params(settings.config, "driver_monitor", settings.cpus), source)
-            check_identity_allowed(self._face_settings.camera_role)
-            self._face_engine = FaceEngine(self._face_settings.face,
-                                           self._face_settings.runtime.options())
+            check_identity_allowed(face.camera_role)
+            self._face_settings = face
+            # Every face network loads here, once per worker: face detection and embedding, and
+            # the attention's face mesh and iris models (stateless; the per-stream state lives in
+            # the DriverIdentifier each bag gets).
+            self._face_engine = FaceEngine(face.face, face.runtime.options())
+            if face.attention.enabled:
+                from ..face.attention.estimator import AttentionEstimator
+
+                self._attention = AttentionEstimator(face.attention, face.attention_options())
         self.load_s = time.perf_counter() - t0
         self._current: tuple[str, int, int | None] | None = None  # bag, frames read, expected
 
     def info(self) -> dict[str, Any]:
         """Who this worker is: process id, host, onnxruntime provider and threads, model load time."""
         return {"pid": os.getpid(), "host": socket.gethostname(),
-                "provider": getattr(self._detector, "provider", ""),
+                "provider": self._detector.provider,
                 "threads": node_params(self.settings.config, "object_detector",
                                        self.settings.cpus)[THREADS_KEY],
                 "load_s": round(self.load_s, 3)}
@@ -132,7 +146,8 @@ class BagWorker:
         from ..face.pipeline import DriverIdentifier
 
         # Fresh per bag: identity evidence must not carry over from one recording to the next.
-        return DriverIdentifier(self._face_settings, engine=self._face_engine)
+        return DriverIdentifier(self._face_settings, engine=self._face_engine,
+                                attention_estimator=self._attention)
 
     def replay(self, job: BagJob, force: bool = False) -> dict[str, Any]:
         """Replay one bag into ``DIR/<name>/`` via a temporary folder; never raises.
@@ -147,7 +162,7 @@ class BagWorker:
             frames, detections per label, what was skipped, timing, notes.
         """
         s = self.settings
-        final, temp = final_dir(s.out, job.name), temp_dir(s.out, job.name)
+        final = final_dir(s.out, job.name)
         started = time.perf_counter()
         outcome: dict[str, Any]
         if not force and is_complete(final):
@@ -161,7 +176,7 @@ class BagWorker:
                 raise FileNotFoundError(
                     f"bag {job.path} is not visible on worker host {socket.gethostname()}: on a "
                     "cluster the bags and --out must be on storage every node mounts at the same path")
-            discard(temp)  # what a killed attempt left behind
+            temp = prepare_temp(s.out, job.name)  # wipes what a killed attempt left behind
             options = ReplayOptions(bag=Path(job.path), out=temp, cabin=s.cabin, config=s.config,
                                     video=s.video, video_cabin=s.video_cabin,
                                     cabin_if_present=True)

@@ -1,16 +1,21 @@
 """Replay a rosbag2 recording through the perception core: the engine behind ``sense-perception replay``.
 
 Per exterior camera frame: decode -> ObjectDetector (frames of several cameras close in bag time
-share one ``detect`` call) -> per-camera tracker -> Detection2DArray and foxglove_msgs
-ImageAnnotations. The configured cabin camera (``driver_monitor.camera_topic``) shows the
-driver: it is never an exterior camera (no detector, no ``--video``), only ``cabin``.
-Per cabin frame (``cabin`` topic only, never an exterior camera):
-DriverIdentifier -> faces (Detection2DArray, ImageAnnotations captioned with the pseudonymous
-driver id only), the driver identity (Classification), the driver attention (Classification) and
-the head pose (PoseStamped, when a face was measured); a sensor_msgs/CameraInfo on the cabin
-camera's ``camera_info`` topic (``driver_monitor.camera_info_topic``) gives the head pose its
-intrinsics. Outputs keep the input's header and bag timestamp, so they line up with the input in
-Foxglove or ``ros2 bag play``.
+share one ``detect`` call) -> per-camera tracker. The configured cabin camera
+(``driver_monitor.camera_topic``) shows the driver: it is never an exterior camera (no detector,
+no ``--video``), only ``cabin``. Per cabin frame (``cabin`` topic only, never an
+exterior camera): DriverIdentifier (identity, attention, head pose); a sensor_msgs/CameraInfo on
+the cabin camera's ``camera_info`` topic (``driver_monitor.camera_info_topic``) gives the head pose
+its intrinsics. Each frame's results become the messages of the output table the nodes publish
+(:mod:`sense_perception.core.output.frame_outputs`: topics, types, builders and switches such as
+``publish_annotations`` from the config), so a replayed bag carries what a live graph would.
+Outputs keep the input's header and bag timestamp, so they line up with the input in Foxglove or
+``ros2 bag play``. The output MCAP is named after the input bag.
+
+The parts, one job each: :mod:`.reader` reads the bag, :mod:`.pipelines` runs the perception,
+:mod:`.sink` writes (and with ``--publish`` publishes) the messages, :mod:`.diagnostics` keeps the
+``/diagnostics`` statuses, :mod:`.summary` the summary and :mod:`.video` the videos; the
+:class:`Replayer` here wires them and owns the loop and the output directory.
 """
 from __future__ import annotations
 
@@ -19,41 +24,45 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
 from ..config import load_params
-from ..core.output import messages
-from ..core.output.annotations import IMAGE_ANNOTATIONS, image_annotations, image_size_of
-from ..core.imaging.frame_guard import InputLimits, safe_decode
+from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
-from ..core.health.inference_guard import safe_detect
+from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
+from ..core.output.status import (
+    detector_hardware_id,
+    detector_values,
+    driver_hardware_id,
+    driver_last,
+    driver_values,
+)
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError, PrivacyError
+from ..face.results import FACE_LABELS, state_name
 from ..outpaths import check_apart, check_writable_dir
-from ..face.results import (FACE_LABELS, attention_results, attention_values, face_captions,
-                            face_detections, head_pose_message, identity_results, state_name)
+from .diagnostics import PipelineHealth, ReplayDiagnostics
+from .pipelines import (
+    CABIN,
+    EXTERIOR,
+    NODES,
+    CabinStage,
+    DecodedFrame,
+    ExteriorStage,
+    build_core,
+)
 from .reader import Bag, BagMessage, open_bag
+from .sink import ResultSink
 from .skips import ALL_TOPICS, SkipLog
 from .summary import SummaryBuilder, write_summary
-from .writer import LATCHED_QOS, OutputBag, OutputWriteError
+from .writer import OutputBag, OutputWriteError
 
 LOG = logging.getLogger(__name__)
 
-DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
-LABEL_INFO = "vision_msgs/msg/LabelInfo"
-CLASSIFICATION = "vision_msgs/msg/Classification"
-POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
-DIAGNOSTICS_TOPIC = "/diagnostics"
-DIAGNOSTICS_PERIOD_NS = 1_000_000_000
-
-# Smaller frames are invalid, not inference failures: the detector's band tiles and the face
-# detector need more pixels than that, and no real camera sends less.
-MIN_FRAME_PX = 32
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
@@ -101,14 +110,6 @@ class ReplayResult:
     def complete(self) -> bool:
         """True when every selected frame was read, decoded and processed."""
         return not self.summary["skipped"]
-
-
-class _Frame(NamedTuple):
-    topic: str
-    timestamp: int  # bag time, ns
-    header: Header
-    image: np.ndarray | ImageView  # a view of the message buffer on exterior cameras
-    started: float  # perf_counter() when its decode began
 
 
 def prepare_out(out: Path, force: bool) -> None:
@@ -192,11 +193,16 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
 
 def _namespaces(topics: list[str]) -> dict[str, str]:
     # The nodes' rule: two topics of one camera (raw and compressed) keep their full topic names.
-    return dict(zip(topics, output_namespaces(topics)))
+    return dict(zip(topics, output_namespaces(topics), strict=True))
 
 
 class Replayer:
     """One replay run. Build it, then call :meth:`run`.
+
+    The replay reads the bag (:mod:`.reader`), decodes each camera frame, runs it through the
+    perception stages (:mod:`.pipelines`), writes the messages of the output table
+    (:mod:`sense_perception.core.output.frame_outputs`) through a :class:`~.sink.ResultSink`, and
+    keeps the summary (:mod:`.summary`), the ``/diagnostics`` (:mod:`.diagnostics`) and the videos.
 
     Args:
         options: what to do.
@@ -218,40 +224,17 @@ class Replayer:
     # -- setup ------------------------------------------------------------------------------------
 
     def _build_core(self, exterior: list[str], cabin: str | None) -> None:
-        source = str(self.options.config) if self.options.config else "default parameters"
-        # The input.* size limits of the node that would handle each camera apply here too.
-        self._limits = {role: InputLimits.from_params(load_params(self.options.config, node), source)
-                        for role, node in (("exterior", "object_detector"),
-                                           ("cabin", "driver_monitor"))}
-        if exterior and self._detector is None:
-            from ..core.detection.detector_setup import build_detector
-
-            self._detector = build_detector(load_params(self.options.config, "object_detector"),
-                                            source)
-        if cabin and self._identifier is None:
-            from ..face.pipeline import DriverIdentifier
-
-            self._identifier = DriverIdentifier.from_params(
-                load_params(self.options.config, "driver_monitor"), source)
-        self._trackers = None
-        self._ignore = None
-        if exterior:
-            from ..core.detection.ignore_regions import IgnoreRegions
-
-            self._ignore = IgnoreRegions.from_params(
-                load_params(self.options.config, "object_detector"), source)
-            for topic in self._ignore.topics:
-                if topic not in exterior:  # a region of a camera this replay does not detect on
-                    LOG.warning("detector.ignore_regions.polygons in %s names %s, which is not "
-                                "an exterior camera of this replay (%s): not applied", source,
-                                topic, ", ".join(exterior))
-        if exterior:
-            from ..core.tracking.tracker import TrackerBank, TrackingConfig
-
-            config = TrackingConfig.from_params(load_params(self.options.config, "object_detector"),
-                                                source)
-            if config.enabled:
-                self._trackers = TrackerBank(config, self._detector.label_names)
+        core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
+                          self._identifier)
+        self._limits, self._settings = core.limits, core.settings
+        self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers
+        self._ignore = core.ignore
+        for topic in core.ignore.topics if core.ignore else []:
+            if topic not in exterior:  # a region of a camera this replay does not detect on
+                LOG.warning("detector.ignore_regions.polygons in %s names %s, which is not an "
+                            "exterior camera of this replay (%s): not applied",
+                            self.options.config or "the default parameters", topic,
+                            ", ".join(exterior))
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -311,7 +294,7 @@ class Replayer:
                 raise
             finally:
                 # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
-                wall, videos = self._finish(skipped, wall0, failure)
+                wall, videos = self._finish(wall0, failure)
             if self._last_attention is not None:
                 self._summary.set_attention_time(self._identifier.attention.monitor.time_in_state)
             summary = self._summary.build(wall, skipped.entries())
@@ -347,8 +330,7 @@ class Replayer:
                              "through the object detector nor filmed as an exterior camera")
         return configured
 
-    def _finish(self, skipped: SkipLog, wall0: float,
-                failure: BaseException | None) -> tuple[float, list[Path]]:
+    def _finish(self, wall0: float, failure: BaseException | None) -> tuple[float, list[Path]]:
         """Flush pending frames and close every output; returns the wall time and the videos.
 
         After a ``failure`` this is best effort: later errors are logged, the failure is what the
@@ -357,9 +339,10 @@ class Replayer:
         errors: list[BaseException] = []
         if not isinstance(failure, OutputWriteError):  # after a failed write more writes fail too
             try:
-                self._flush(self._pending)
+                if self._stage is not None:
+                    self._stage.flush()
                 if self._last is not None:  # final state of every camera, at the last frame's time
-                    self._write_diagnostics(self._last[1], self._last[0], skipped)
+                    self._diagnostics.write(*self._last)
             except Exception as exc:  # noqa: BLE001 - closing the outputs below must still happen
                 errors.append(exc)
         wall = time.perf_counter() - wall0
@@ -385,29 +368,66 @@ class Replayer:
         self._build_core(self._exterior, self._cabin)
         self._ns = _namespaces(topics)
         self._summary = SummaryBuilder(topics)
-        self._diag_next: int | None = None
-        self._cam_stats = {t: {"frames": 0, "detections": 0} for t in topics}
-        self._label_info_done: set[str] = set()
-        self._pending: list[_Frame] = []
-        self._last: tuple[Header, int] | None = None  # header and bag time of the last frame
+        self._stage: ExteriorStage | None = None
+        self._cabin_stage: CabinStage | None = None
+        self._last: tuple[int, Header] | None = None  # bag time and header of the last frame
         self._last_attention: Any = None
+        self._last_driver: dict[str, Any] | None = None
         self._notes: list[str] = []
         self._camera_info = self._camera_info_topic(bag)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
-        self._out = OutputBag(out / BAG_DIR, bag.typestore)
+        self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
+        self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None)
+        self._health = self._make_health()
+        self._diagnostics = ReplayDiagnostics(list(self._health.values()), self._sink.emit)
+        if self._exterior:
+            self._stage = ExteriorStage(
+                self._detector, self._trackers, {t: self._ns[t] for t in self._exterior},
+                switches(self._settings[EXTERIOR]), self.options.batch_window_s * 1e9,
+                self._on_exterior, self._inference_failed, self._ignore)
+        if self._cabin:
+            self._cabin_stage = CabinStage(
+                self._identifier, self._ns[self._cabin],
+                switches(self._settings[CABIN], self._identifier.attention is not None),
+                self._on_cabin, self._inference_failed)
         self._videos = None
         if self.options.video or self.options.video_cabin:
             from .video import VideoSet
 
             self._videos = VideoSet(out / VIDEO_DIR, self._fps_by_topic(bag, topics))
 
+    def _make_health(self) -> dict[str, PipelineHealth]:
+        """One :class:`PipelineHealth` per pipeline this replay runs, keyed by camera role."""
+        self._bag_now = 0.0  # bag time (s) of the message being handled: the health clock
+
+        def clock() -> float:
+            return self._bag_now
+
+        def annotations(role: str) -> str:
+            on = self._settings[role].publish_annotations
+            return "on" if on else "off (publish_annotations: false)"
+
+        health: dict[str, PipelineHealth] = {}
+        if self._exterior:
+            health[EXTERIOR] = PipelineHealth(
+                NODES[EXTERIOR], self._exterior, clock, self._settings[EXTERIOR].no_input_warn_s,
+                annotations(EXTERIOR),
+                lambda: detector_values(self._detector, self._trackers),
+                lambda: detector_hardware_id(self._detector))
+        if self._cabin:
+            health[CABIN] = PipelineHealth(
+                NODES[CABIN], [self._cabin], clock, self._settings[CABIN].no_input_warn_s,
+                annotations(CABIN),
+                lambda: driver_values(self._identifier, self._last_driver, self._last_attention),
+                lambda: driver_hardware_id(self._identifier))
+        return health
+
     def _camera_info_topic(self, bag: Bag) -> str | None:
         """The cabin camera's CameraInfo topic in the bag, if it has one and attention runs."""
         if self._cabin is None or getattr(self._identifier, "attention", None) is None:
             return None
-        setting = load_params(self.options.config, "driver_monitor").get("camera_info_topic", "auto")
-        topic = camera_info_topic(self._cabin, str(setting))
+        topic = camera_info_topic(self._cabin, self._settings[CABIN].camera_info_topic)
         meta = bag.topics.get(topic) if topic else None
         if meta is None or meta.msgtype != CAMERA_INFO:
             return None
@@ -423,8 +443,6 @@ class Replayer:
                 self._notes.append(note)
 
     def _loop(self, bag: Bag, topics: list[str], skipped: SkipLog) -> None:
-        window_ns = self.options.batch_window_s * 1e9
-        pending = self._pending
         expected = sum(bag.topics[t].count for t in topics) or None
         done = 0
         read = list(bag.topics) if self._publisher else (
@@ -439,20 +457,20 @@ class Replayer:
                 if msg.topic not in self._ns:
                     continue  # played into the graph only (--publish)
                 done += 1
+                self._bag_now = msg.timestamp * 1e-9
+                self._diagnostics.start()
+                self._role_health(msg.topic).frame_received(msg.topic)
                 frame = self._decode(bag, msg, skipped)
                 if frame is not None:
-                    if self._last is None or msg.timestamp >= self._last[1]:
-                        self._last = (frame.header, msg.timestamp)
+                    if self._last is None or msg.timestamp >= self._last[0]:
+                        self._last = (msg.timestamp, frame.header)
                     if msg.topic == self._cabin:
-                        self._process_cabin(frame)
+                        assert self._cabin_stage is not None  # set up with the cabin topic
+                        self._cabin_stage.process(frame)
                     else:
-                        if pending and (msg.topic in {p.topic for p in pending}
-                                        or msg.timestamp - pending[0].timestamp > window_ns):
-                            self._flush(pending)
-                        pending.append(frame)
-                        if len(pending) == len(self._exterior):
-                            self._flush(pending)
-                    self._maybe_diagnostics(frame, skipped)
+                        assert self._stage is not None  # set up with the exterior topics
+                        self._stage.add(frame)
+                    self._diagnostics.maybe_write(frame.timestamp, frame.header)
                 if self.progress:
                     self.progress(done, expected)
         except KeyboardInterrupt:
@@ -471,10 +489,16 @@ class Replayer:
 
     # -- per frame --------------------------------------------------------------------------------
 
-    def _decode(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> _Frame | None:
+    def _role_health(self, topic: str) -> Any:
+        return self._health[CABIN if topic == self._cabin else EXTERIOR].stats
+
+    def _decode(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> DecodedFrame | None:
         started = time.perf_counter()
+        health = self._role_health(msg.topic)
         ros_msg = bag.deserialize_or_skip(msg, skipped)
         if ros_msg is None:
+            health.decode_error(msg.topic, ImageDecodeError(
+                "msg", f"corrupt message: bytes are not a valid {msg.msgtype}"))
             return None
         if self.options.copy_input:
             self._out.write_raw(msg.topic, msg.msgtype, msg.timestamp, msg.data,
@@ -483,174 +507,73 @@ class Replayer:
             header = Header.from_msg(ros_msg.header)
         except ImageDecodeError as exc:
             skipped.add_undecodable(msg.topic, exc)
+            health.decode_error(msg.topic, exc)
             return None
-        limits = self._limits["cabin" if msg.topic == self._cabin else "exterior"]
+        limits = self._limits[CABIN if msg.topic == self._cabin else EXTERIOR]
         # Exterior frames only feed the detector: it reads a raw Image where it lies (no
         # full-frame BGR copy) and a JPEG at the smallest scale it needs. The cabin's face
         # pipeline wants full-resolution BGR.
         exterior = msg.topic != self._cabin
         image, error = safe_decode(ros_msg, limits, zero_copy=exterior,
-                                   size_floor=self._detector.decode_floor if exterior else None)
+                                   size_floor=self._detector.decode_floor if exterior else None,
+                                   min_px=MIN_FRAME_PX)
         if error is not None:
             skipped.add_undecodable(msg.topic, error)
+            health.decode_error(msg.topic, error)
             return None
-        width, height = image_size_of(image)
-        if min(width, height) < MIN_FRAME_PX:
-            # Not an inference failure: no camera sends such a frame; a broken driver or a cut
-            # recording does. Named as such, with the size, instead of a detector error.
-            skipped.add(msg.topic, f"invalid frame: {width}x{height} px is too small to process "
-                                   f"(at least {MIN_FRAME_PX}x{MIN_FRAME_PX}); check the camera "
-                                   "driver or the recording")
-            return None
-        return _Frame(msg.topic, msg.timestamp, header, image, started)
+        return DecodedFrame(msg.topic, msg.timestamp, header, image, started)
 
-    def _emit(self, topic: str, msgtype: str, timestamp: int, message: dict[str, Any],
-              qos: list | None = None) -> None:
-        obj = self._out.convert(msgtype, message)
-        raw = self._out.typestore.serialize_cdr(obj, msgtype)
-        self._out.write_raw(topic, msgtype, timestamp, raw, qos or ())
-        if self._publisher is not None and self.options.publish_results:
-            self._publisher.publish(topic, msgtype, raw, qos or ())
-
-    def _inference_failed(self, frames: list[_Frame], exc: Exception) -> None:
+    def _inference_failed(self, frames: list[DecodedFrame], exc: Exception) -> None:
         """Count ``frames`` as skipped because inference raised; the replay goes on."""
         reason = f"inference failed: {type(exc).__name__}: {str(exc)[:200]}"
         for frame in frames:
             self._skipped.add(frame.topic, reason)
+            self._role_health(frame.topic).inference_error(
+                f"{frame.topic}: {type(exc).__name__}: {exc}", 1)
         LOG.warning("dropped %d frame(s) of %s: %s", len(frames),
                     ", ".join(sorted({f.topic for f in frames})), reason)
 
-    def _detect(self, pending: list[_Frame]) -> list[tuple[_Frame, Detections]]:
-        """Detections of each frame; a frame whose inference raises is counted and left out."""
-        pairs = []
-        for frame, (dets, error) in zip(pending, safe_detect(self._detector, [f.image for f in pending])):
-            if error is not None:
-                self._inference_failed([frame], error)
-            else:
-                pairs.append((frame, dets))
-        return pairs
+    def _on_exterior(self, frame: DecodedFrame, result: ExteriorFrame,
+                     messages: list[Message]) -> None:
+        latency_ms = frame.latency_ms
+        self._sink.write(frame.timestamp, messages)
+        dets = result.detections
+        names = np.asarray(result.label_names, dtype=object)[dets.labels] if len(dets) else []
+        self._summary.add_frame(frame.topic, names, latency_ms)
+        self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
+        if self._videos is not None and self.options.video:
+            self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names,
+                                                      regions=result.ignore_regions),
+                               frame.header.seconds)
 
-    def _flush(self, pending: list[_Frame]) -> None:
-        if not pending:
-            return
-        detector = self._detector
-        results = self._detect(pending)
-        for frame, dets in results:
-            size = image_size_of(frame.image)
-            regions = self._ignore.outlines(frame.topic, *size) if self._ignore else []
-            if self._ignore:
-                dets = self._ignore.apply(frame.topic, dets, *size)
-            if self._trackers is not None:
-                dets = self._trackers.update(frame.topic, dets, frame.header.seconds)
-            latency_ms = (time.perf_counter() - frame.started) * 1e3
-            ns = self._ns[frame.topic]
-            if frame.topic not in self._label_info_done:
-                self._label_info_done.add(frame.topic)
-                self._emit(f"{ns}/label_info", LABEL_INFO, frame.timestamp,
-                           messages.label_info(frame.header, detector.label_names,
-                                               detector.min_score), LATCHED_QOS)
-            self._emit(f"{ns}/detections", DETECTION_ARRAY, frame.timestamp,
-                       messages.detection2d_array(frame.header, dets, detector.label_names))
-            self._emit(f"{ns}/annotations", IMAGE_ANNOTATIONS, frame.timestamp,
-                       image_annotations(frame.header, dets, detector.label_names, size,
-                                         ignore_regions=regions))
-            names = np.asarray(detector.label_names, dtype=object)[dets.labels] if len(dets) else []
-            self._summary.add_frame(frame.topic, names, latency_ms)
-            self._cam_stats[frame.topic]["frames"] += 1
-            self._cam_stats[frame.topic]["detections"] += len(dets)
-            if self._videos is not None and self.options.video:
-                self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets,
-                                                          detector.label_names,
-                                                          regions=regions),
-                                   frame.header.seconds)
-        pending.clear()
-
-    def _process_cabin(self, frame: _Frame) -> None:
-        try:
-            result = self._identifier.process(frame.image, frame.header.seconds)
-        except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
-            self._inference_failed([frame], exc)
-            return
-        latency_ms = (time.perf_counter() - frame.started) * 1e3
-        ns = self._ns[frame.topic]
-        faces = result.faces
-        face_dets = face_detections(result)
-        self._emit(f"{ns}/faces", DETECTION_ARRAY, frame.timestamp,
-                   messages.detection2d_array(frame.header, face_dets, FACE_LABELS))
-        self._emit(f"{ns}/annotations", IMAGE_ANNOTATIONS, frame.timestamp,
-                   image_annotations(frame.header, face_dets, FACE_LABELS,
-                                     image_size_of(frame.image), face_captions(face_dets, result)))
-        state = state_name(result)
-        self._emit(f"{ns}/driver_identity", CLASSIFICATION, frame.timestamp,
-                   messages.classification(frame.header,
-                                           identity_results(state, result.driver_id, result.score)))
+    def _on_cabin(self, frame: DecodedFrame, cabin: CabinFrame, messages: list[Message]) -> None:
+        latency_ms = frame.latency_ms
+        result = cabin.result
+        self._sink.write(frame.timestamp, messages)
         attention = result.attention
         if attention is not None:
-            self._emit(f"{ns}/driver_attention", CLASSIFICATION, frame.timestamp,
-                       messages.classification(frame.header, attention_results(attention)))
-            pose = head_pose_message(frame.header, attention)
-            if pose is not None:
-                self._emit(f"{ns}/head_pose", POSE_STAMPED, frame.timestamp, pose)
             status = attention.status
             self._summary.add_attention(frame.header.seconds, status.state.value, status.level,
                                         status.alert, attention.intrinsics)
             self._last_attention = attention
-        self._summary.add_frame(frame.topic, ["face"] * len(faces), latency_ms)
-        self._summary.add_identity(frame.header.seconds, state, result.driver_id)
-        self._cam_stats[frame.topic]["frames"] += 1
-        self._cam_stats[frame.topic]["detections"] += len(faces)
+        self._last_driver = driver_last(result)
+        self._summary.add_frame(frame.topic, ["face"] * len(cabin.faces), latency_ms)
+        self._summary.add_identity(frame.header.seconds, state_name(result), result.driver_id)
+        self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video_cabin:
-            image = _annotate(frame.image, face_dets, FACE_LABELS, caption=_identity_caption(result))
+            image = _annotate(frame.image, cabin.faces, FACE_LABELS, caption=_identity_caption(result))
             if attention is not None:
                 from ..face.attention.draw import draw_attention
 
                 draw_attention(image, attention)
             self._videos.write(frame.topic, image, frame.header.seconds)
 
-    def _maybe_diagnostics(self, frame: _Frame, skipped: SkipLog) -> None:
-        if self._diag_next is None or frame.timestamp >= self._diag_next:
-            self._diag_next = frame.timestamp + DIAGNOSTICS_PERIOD_NS
-            self._write_diagnostics(frame.timestamp, frame.header, skipped)
 
-    def _write_diagnostics(self, timestamp: int, header: Header, skipped: SkipLog) -> None:
-        lost = {}
-        for item in skipped.entries():
-            lost[item["topic"]] = lost.get(item["topic"], 0) + item["count"]
-        provider = getattr(self._detector, "provider", "") if self._detector else ""
-        engine = getattr(self._identifier, "engine", None)
-        fallback = {  # GPU providers skipped at model load, and why
-            "exterior": _fallback_reasons([self._detector]),
-            "cabin": _fallback_reasons([getattr(getattr(engine, part, None), "model", None)
-                                        for part in ("detector", "embedder")]
-                                       + _attention_models(self._identifier)),
-        }
-        statuses = []
-        for topic, stats in self._cam_stats.items():
-            n_lost = lost.get(topic, 0) + lost.get(ALL_TOPICS, 0)
-            role = "cabin" if topic == self.options.cabin else "exterior"
-            values = {"role": role, "frames": stats["frames"], "detections": stats["detections"],
-                      "skipped": n_lost, "provider": provider}
-            if role == "exterior":
-                values["preprocess"] = getattr(self._detector, "preprocess_device", "")
-            elif self._last_attention is not None:
-                values.update(attention_values(self._last_attention))
-            if fallback[role]:
-                values["provider_fallback"] = fallback[role]
-            statuses.append(messages.diagnostic_status(
-                f"sense_perception replay: {topic}", messages.WARN if n_lost else messages.OK,
-                f"{n_lost} messages skipped" if n_lost else "all frames processed",
-                hardware_id=topic, values=values))
-        self._emit(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, timestamp,
-                   messages.diagnostic_array(Header(header.sec, header.nanosec, ""), statuses))
-
-
-def _attention_models(identifier: Any) -> list[Any]:
-    attention = getattr(identifier, "attention", None)
-    return attention.estimator.models if attention is not None else []
-
-
-def _fallback_reasons(models: list[Any]) -> str:
-    return " | ".join(r for m in models if m is not None for r in getattr(m, "fallback_reasons", ()))
+def output_bag_name(bag: Path) -> str:
+    """The output MCAP's file name, without ``.mcap``: the input bag's name (``drive.mcap`` and
+    the rosbag2 directory ``drive/`` both give ``drive``)."""
+    path = Path(bag)
+    return path.stem if path.suffix in (".mcap", ".db3") else path.name
 
 
 def _mark_incomplete(out: Path, text: str) -> None:

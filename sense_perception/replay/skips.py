@@ -21,6 +21,9 @@ class SkipLog:
 
     def add_undecodable(self, topic: str, error: Exception) -> None:
         """Record one frame of ``topic`` whose image could not be decoded, with the error."""
+        if getattr(error, "field", None) == "size":  # decodable, but too small to be a frame
+            self.add(topic, str(error).removeprefix("size: ")[:200])
+            return
         self.add(topic, f"undecodable image: {str(error)[:200]}")
 
     def entries(self) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ class SummaryBuilder:
         counts = self._labels.setdefault(topic, {})
         if len(labels):
             names, n = np.unique(np.asarray(labels, dtype=object).astype(str), return_counts=True)
-            for name, k in zip(names.tolist(), n.tolist()):
+            for name, k in zip(names.tolist(), n.tolist(), strict=True):
                 counts[name] = counts.get(name, 0) + k
         self._latency_ms.append(float(latency_ms))
 

@@ -3,10 +3,21 @@
 The core (:mod:`sense_perception.core.output.messages`) builds nested dicts with exactly the fields of the
 ROS messages; this module walks the typestore's field definitions to turn them into rosbags
 dataclasses, filling every field the dict leaves out with its ROS default (0, "", empty
-sequence, zero array), as rclpy message constructors do.
+sequence, zero array, or the default its .msg declares: :data:`DECLARED_DEFAULTS`), as rclpy
+message constructors do.
+
+A value the dict does give is checked as strictly as rclpy checks it (and as
+:mod:`sense_perception.ros.convert` does for the live nodes), never coerced: an int field takes an
+int in its type's range (``sec=1.9`` is refused, not truncated), a float field a number (a float32
+one within float32's range), a string field a str (``frame_id=7`` is refused, not turned into
+"7"), a bool field a bool, an array its exact length, a bounded sequence or string at most its
+bound. So a shaping bug fails in the replay as it would fail in a node, naming the field. The
+error messages are the ROS converter's, word for word (test/converter_cases.py holds the cases
+both are tested with).
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -16,64 +27,164 @@ from rosbags.typesys.store import Typestore
 
 from ..errors import BagError
 
-_INT_TYPES = {"byte", "char", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
-_FLOAT_TYPES = {"float32", "float64"}
-_STRING_TYPES = {"string", "wstring"}
-# numpy dtype of each primitive inside arrays and sequences, as rosbags' deserialiser produces them
+# rosbags' name of each primitive -> numpy dtype inside arrays and sequences, as rosbags'
+# deserialiser produces them (``byte`` is rclpy's octet: one byte, stored signed by rosbags).
 _NP_DTYPES = {"bool": np.bool_, "byte": np.int8, "char": np.uint8, "float32": np.float32,
               "float64": np.float64, "int8": np.int8, "int16": np.int16, "int32": np.int32,
               "int64": np.int64, "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32,
               "uint64": np.uint64}
+_STRING_TYPES = {"string", "wstring"}
+# Integer fields and the values rclpy lets into them (``char`` is a uint8 in ROS 2 messages).
+_INT_RANGE = {name: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+              for name, dtype in _NP_DTYPES.items()
+              if np.issubdtype(dtype, np.integer) and name != "byte"}
+FLOAT32_MAX = 3.402823466e+38  # rclpy's bound for float32 fields (inf and nan pass)
+# Fields whose .msg definition declares a default other than zero: rosbags' definitions drop
+# declared defaults, rclpy's constructors apply them (a left-out orientation is the identity).
+DECLARED_DEFAULTS: dict[str, dict[str, Any]] = {"geometry_msgs/msg/Quaternion": {"w": 1.0}}
 
 Converter = Callable[[Any, str], Any]
 
 
-def _scalar(base: str) -> Converter:
-    if base in _INT_TYPES:
-        cast: Callable[[Any], Any] = int
-    elif base in _FLOAT_TYPES:
-        cast = float
-    elif base in _STRING_TYPES:
-        cast = str
-    elif base == "bool":
-        cast = bool
-    else:
-        raise BagError(f"primitive type '{base}' is not supported by the message converter")
-    default = cast()
-
-    def convert(value: Any, where: str) -> Any:
-        if value is None:
-            return default
-        try:
-            return cast(value)
-        except (TypeError, ValueError) as exc:
-            raise BagError(f"{where}: {value!r} is not a valid {base}") from exc
-
-    return convert
+class _Missing:
+    """A field the dict leaves out (it gets the ROS default; an explicit None does not)."""
 
 
-def _primitive_array(base: str, length: int | None) -> Converter:
+MISSING = _Missing()
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)))
+
+
+def _float32_ok(value: float) -> bool:
+    return not math.isfinite(value) or -FLOAT32_MAX <= value <= FLOAT32_MAX
+
+
+def _scalar(base: str, bound: int = 0) -> Converter:
+    """Converter of one primitive field of rosbags type ``base`` (``bound``: a string's maximum
+    length, 0 for none)."""
     if base in _STRING_TYPES:
-        def strings(value: Any, where: str) -> Any:
-            items = [str(v) for v in (value or [])]
-            if length is not None and len(items) != length:
-                if items:
-                    raise BagError(f"{where}: needs exactly {length} values, got {len(items)}")
-                items = [""] * length
-            return items
-        return strings
-    dtype = _NP_DTYPES[base]
+        def string(value: Any, where: str) -> str:
+            if value is MISSING:
+                return ""
+            if not isinstance(value, str):
+                raise BagError(f"{where}: expected a str, got {value!r}")
+            if bound and len(value) > bound:
+                raise BagError(f"{where}: at most {bound} characters, got {len(value)}")
+            return value
+        return string
+    if base == "bool":
+        def boolean(value: Any, where: str) -> bool:
+            if value is MISSING:
+                return False
+            if isinstance(value, (bool, np.bool_)):
+                return bool(value)
+            raise BagError(f"{where}: expected a bool, got {value!r}")
+        return boolean
+    if base == "byte":
+        def octet(value: Any, where: str) -> int:
+            if value is MISSING:
+                return 0
+            if isinstance(value, (bytes, bytearray)) and len(value) == 1:
+                value = value[0]
+            elif isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+                    or not 0 <= value < 256:
+                raise BagError(f"{where}: expected one byte, got {value!r}")
+            return int(value) - 256 if value >= 128 else int(value)  # rosbags stores it signed
+        return octet
+    if base in _INT_RANGE:
+        lo, hi = _INT_RANGE[base]
 
-    def numbers(value: Any, where: str) -> Any:
-        arr = np.zeros((0,), dtype) if value is None else np.asarray(value, dtype=dtype).reshape(-1)
-        if length is not None:
-            if arr.size == 0:
-                return np.zeros((length,), dtype)
-            if arr.size != length:
-                raise BagError(f"{where}: needs exactly {length} values, got {arr.size}")
-        return arr
+        def integer(value: Any, where: str) -> int:
+            if value is MISSING:
+                return 0
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise BagError(f"{where}: expected an int ({base}), got {value!r}")
+            if not lo <= value <= hi:
+                raise BagError(f"{where}: {value} is out of range for {base} [{lo}, {hi}]")
+            return int(value)
+        return integer
+    if base in ("float32", "float64"):
+        single = base == "float32"
+
+        def real(value: Any, where: str) -> float:
+            if value is MISSING:
+                return 0.0
+            if not _is_number(value):
+                raise BagError(f"{where}: expected a number ({base}), got {value!r}")
+            number = float(value)
+            if single and not _float32_ok(number):
+                raise BagError(f"{where}: {value} is out of range for float32")
+            return number
+        return real
+    raise BagError(f"primitive type '{base}' is not supported by the message converter")
+
+
+def _check_len(n: int, length: int | None, bound: int, where: str) -> None:
+    if length is not None and n != length:
+        raise BagError(f"{where}: needs exactly {length} values, got {n}")
+    if bound and n > bound:
+        raise BagError(f"{where}: at most {bound} values, got {n}")
+
+
+def _items(value: Any, where: str) -> list:
+    """The elements of a list-like field value; refuses what rclpy would not iterate as one."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise BagError(f"{where}: expected a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _primitive_array(base: str, length: int | None, bound: int = 0) -> Converter:
+    """Converter of an array (``length``) or sequence (``bound``: its maximum size, 0 for none)
+    of primitives."""
+    if base in _STRING_TYPES or base in ("bool", "byte"):
+        element = _scalar(base)  # rclpy takes these element by element, from a list
+        default: Any = {"bool": False, "byte": 0}.get(base, "")
+
+        def elements(value: Any, where: str) -> list:
+            if value is MISSING:
+                return [default] * (length or 0)
+            items = [element(v, f"{where}[{i}]") for i, v in enumerate(_items(value, where))]
+            _check_len(len(items), length, bound, where)
+            return items
+        return elements if base in _STRING_TYPES else _as_array(elements, _NP_DTYPES[base])
+    dtype = np.dtype(_NP_DTYPES[base])
+    integer = np.issubdtype(dtype, np.integer)
+    lo, hi = _INT_RANGE.get(base, (0, 0))
+
+    def numbers(value: Any, where: str) -> np.ndarray:
+        if value is MISSING:
+            return np.zeros((length or 0,), dtype)
+        if isinstance(value, (bytes, bytearray, memoryview)) and base in ("uint8", "char"):
+            arr = np.frombuffer(memoryview(value).cast("B"), np.uint8)
+        else:
+            try:
+                arr = np.asarray(value)
+                if arr.dtype.kind not in "biuf" or (arr.ndim > 1 and arr.dtype != dtype):
+                    raise TypeError(f"dtype {arr.dtype}, shape {arr.shape}")
+                if arr.dtype != dtype and integer and arr.size:
+                    if arr.dtype.kind == "f":
+                        raise TypeError("floats for an integer field")
+                    if arr.min() < lo or arr.max() > hi:
+                        raise ValueError(f"values outside [{lo}, {hi}]")
+                if dtype == np.float32 and arr.dtype != dtype and arr.size:
+                    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+                    if finite.size and np.abs(finite).max() > FLOAT32_MAX:
+                        raise ValueError("values outside float32's range")
+            except (TypeError, ValueError) as exc:
+                raise BagError(f"{where}: expected numbers ({base}), got "
+                               f"{type(value).__name__}: {exc}") from exc
+        _check_len(arr.size, length, bound, where)
+        # A copy: the message must not alias (or be changed through) the caller's buffer.
+        return np.array(arr.reshape(-1), dtype=dtype)
 
     return numbers
+
+
+def _as_array(convert: Converter, dtype: Any) -> Converter:
+    return lambda value, where: np.asarray(convert(value, where), dtype=dtype)
 
 
 class MessageConverter:
@@ -92,7 +203,8 @@ class MessageConverter:
 
         Raises:
             BagError: the type is unknown, a key is not a field of the message, or a value has the
-                wrong type; the message names the offending field.
+                wrong type, range or length; the message names the offending field
+                (``vision_msgs/msg/Detection2DArray.detections[3].bbox.size_x``).
         """
         return self._named(msgtype)(value, msgtype)
 
@@ -105,43 +217,46 @@ class MessageConverter:
         cls = self.store.types[msgtype]
         fields = self.store.fielddefs[msgtype][1]
         names = [name for name, _ in fields]
+        short = msgtype.rsplit("/", 1)[-1]
         # Nested converters resolve lazily: a type may be referenced before its plan is built.
         converters = [self._field(desc) for _, desc in fields]
         known = frozenset(names)
+        declared = DECLARED_DEFAULTS.get(msgtype, {})
 
         def convert(value: Any, where: str) -> Any:
             if getattr(value, "__msgtype__", None) == msgtype:
                 return value
-            if value is None:
+            if value is None or value is MISSING:
                 value = {}
             if not isinstance(value, dict):
-                raise BagError(f"{where}: expected a mapping for {msgtype}, got {type(value).__name__}")
-            if extra := value.keys() - known:
-                raise BagError(f"{where}: {sorted(extra)} not fields of {msgtype}; valid: {names}")
-            return cls(*[conv(value.get(name), f"{where}.{name}") for name, conv in zip(names, converters)])
+                raise BagError(f"{where}: expected a dict for {msgtype}, got {type(value).__name__}")
+            for key in value.keys() - known:
+                raise BagError(f"{where}: '{key}' is not a field of {short}; fields: "
+                               f"{', '.join(names)}")
+            return cls(*[conv(value.get(name, declared.get(name, MISSING)), f"{where}.{name}")
+                         for name, conv in zip(names, converters, strict=True)])
 
         return convert
 
     def _field(self, desc: Any) -> Converter:
         kind, rest = desc
         if kind == Nodetype.BASE:
-            return _scalar(rest[0])
+            return _scalar(rest[0], rest[1])
         if kind == Nodetype.NAME:
             return lambda value, where, name=rest: self._named(name)(value, where)
         if kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
             (sub_kind, sub_rest), count = rest
             length = count if kind == Nodetype.ARRAY else None
+            bound = count if kind == Nodetype.SEQUENCE else 0
             if sub_kind == Nodetype.BASE:
-                return _primitive_array(sub_rest[0], length)
+                return _primitive_array(sub_rest[0], length, bound)
 
             def messages(value: Any, where: str, name: str = sub_rest) -> list:
-                items = list(value or [])
-                if length is not None and len(items) != length:
-                    if items:
-                        raise BagError(f"{where}: needs exactly {length} items, got {len(items)}")
-                    items = [None] * length
+                items = [None] * (length or 0) if value is MISSING else _items(value, where)
                 element = self._named(name)
-                return [element(item, f"{where}[{i}]") for i, item in enumerate(items)]
+                out = [element(item, f"{where}[{i}]") for i, item in enumerate(items)]
+                _check_len(len(out), length, bound, where)
+                return out
 
             return messages
         raise BagError(f"field kind {kind} is not supported by the message converter")

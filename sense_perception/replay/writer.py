@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 from rosbags.interfaces import QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys.store import Typestore
 
-from ..core.output.topics import camera_namespace
+from ..core.output.topics import camera_namespace  # noqa: F401 - sense_perception.replay exports it
 from ..errors import BagError
 from .to_rosbags import MessageConverter
 
@@ -36,6 +37,29 @@ class OutputWriteError(BagError):
         self.path = Path(path)
 
 
+class _NamedDir:
+    """The bag directory as rosbags' MCAP storage sees it: it names the file ``<name>.mcap`` after
+    ``path.name``, so this gives it another name (the input bag's) for the same directory."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self._path = path
+        self.name = name
+
+    def __truediv__(self, other: str) -> Path:
+        return self._path / other
+
+
+def _writer(path: Path, name: str) -> Writer:
+    writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+
+    def mcap(directory: Path, compression: Any) -> McapWriter:
+        return McapWriter(cast(Path, _NamedDir(directory, name)), compression)
+
+    # rosbags has no option for the file name: its storage plugin table is per instance here.
+    writer.STORAGE_PLUGINS = {StoragePlugin.MCAP: mcap}  # type: ignore[misc, dict-item]
+    return writer
+
+
 class OutputBag:
     """Write perception results and copied input messages to a new rosbag2 MCAP bag.
 
@@ -46,14 +70,16 @@ class OutputBag:
     Args:
         path: directory of the new bag; must not exist.
         typestore: knows every type written.
+        name: the MCAP file's name in it, without ``.mcap`` (the input bag's name); default the
+            directory's name.
     """
 
-    def __init__(self, path: Path, typestore: Typestore) -> None:
+    def __init__(self, path: Path, typestore: Typestore, name: str | None = None) -> None:
         self.path = Path(path)
         self.typestore = typestore
         self.convert = MessageConverter(typestore)
         try:
-            self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+            self._writer = _writer(self.path, name or self.path.name)
             self._writer.open()
         except Exception as exc:
             raise BagError(f"output bag {self.path} cannot be created: {exc}") from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import importlib
+import math
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -33,6 +34,7 @@ _NUMERIC: dict[str, tuple[str, type]] = {
 }
 _INT_RANGE = {name: (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
               for name, (_, dt) in _NUMERIC.items() if np.issubdtype(dt, np.integer)}
+FLOAT32_MAX = 3.402823466e+38  # rclpy's bound for float32 fields (inf and nan pass)
 
 
 class MessageConversionError(SensePerceptionError):
@@ -78,7 +80,7 @@ def _import(namespaces: tuple[str, ...], name: str) -> type:
 def _plan(cls: type) -> Converter:
     names = list(cls.get_fields_and_field_types())
     converters = [_field(t) for t in cls.SLOT_TYPES]
-    table = dict(zip(names, converters))
+    table = dict(zip(names, converters, strict=True))
 
     def convert(value: Any, where: str) -> Any:
         if isinstance(value, cls):
@@ -104,7 +106,7 @@ def _field(t: Any) -> Converter:
     if isinstance(t, idl.NamespacedType):
         return _nested(t)
     if isinstance(t, idl.AbstractGenericString):
-        return _string
+        return _bounded_string(t.maximum_size) if t.has_maximum_size() else _string
     if isinstance(t, idl.BasicType):
         return _scalar(t.typename)
     if isinstance(t, idl.AbstractNestedType):
@@ -125,6 +127,15 @@ def _string(value: Any, where: str) -> str:
     raise MessageConversionError(f"{where}: expected a str, got {value!r}")
 
 
+def _bounded_string(bound: int) -> Converter:
+    def string(value: Any, where: str) -> str:
+        text = _string(value, where)
+        if len(text) > bound:
+            raise MessageConversionError(f"{where}: at most {bound} characters, got {len(text)}")
+        return text
+    return string
+
+
 def _scalar(typename: str) -> Converter:
     if typename == "boolean":
         def boolean(value: Any, where: str) -> bool:
@@ -143,10 +154,15 @@ def _scalar(typename: str) -> Converter:
             return int(value)
         return integer
     if typename in _NUMERIC:
+        single = typename == "float"
+
         def real(value: Any, where: str) -> float:
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise MessageConversionError(f"{where}: expected a number ({typename}), got {value!r}")
-            return float(value)
+            number = float(value)
+            if single and math.isfinite(number) and not -FLOAT32_MAX <= number <= FLOAT32_MAX:
+                raise MessageConversionError(f"{where}: {value} is out of range for float32")
+            return number
         return real
     if typename == "octet":
         def octet(value: Any, where: str) -> bytes:
@@ -198,6 +214,10 @@ def _collection(t: idl.AbstractNestedType) -> Converter:
                     lo, hi = _INT_RANGE[vt.typename]
                     if arr.min() < lo or arr.max() > hi:
                         raise ValueError(f"values outside [{lo}, {hi}]")
+                if dtype is np.float32 and arr.dtype != dtype and arr.size:
+                    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+                    if finite.size and np.abs(finite).max() > FLOAT32_MAX:
+                        raise ValueError("values outside float32's range")
                 arr = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
             except (TypeError, ValueError) as exc:
                 raise MessageConversionError(

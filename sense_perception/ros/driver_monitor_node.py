@@ -21,30 +21,26 @@ input header copied exactly (same topics and content as ``sense-perception repla
 the driver state, head angles, eye aspect ratios and PERCLOS in ``/diagnostics``, and the
 std_srvs/Trigger service ``~/reload_gallery`` to re-read the gallery after ``sense-perception driver
 enroll/forget`` (it is also re-read on its own when the file changes). It runs only with
-``camera_role: cabin``.
+``camera_role: cabin``. The per-frame outputs are the rows of
+:data:`~sense_perception.core.output.frame_outputs.CABIN_OUTPUTS`.
 """
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import time
 from typing import Any
 
-from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo
 from std_srvs.srv import Trigger
-from vision_msgs.msg import Classification, Detection2DArray
 
-from ..core.output import messages
-from ..core.output.annotations import image_annotations, image_size_of
-from ..core.output.topics import join_topic, output_namespace
+from ..core.output.annotations import image_size_of
+from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, switches
+from ..core.output.status import driver_hardware_id, driver_last, driver_values
+from ..core.output.topics import output_namespace
 from ..core.types import Header
 from ..errors import SensePerceptionError
-from ..face.results import (FACE_LABELS, attention_results, attention_values, face_captions,
-                            face_detections, head_pose_message, identity_results, state_name)
 from . import qos
-from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
 from .settings import DriverMonitorNodeSettings
@@ -61,11 +57,8 @@ class DriverMonitorNode(PerceptionNode):
         super().__init__(node_name, **kwargs)
         self.identifier: Any = None
         self._lock = threading.Lock()  # process() and reload_gallery share the identifier
-        self._faces_pub: Any = None
-        self._identity_pub: Any = None
-        self._annotations_pub: Any = None
-        self._attention_pub: Any = None
-        self._pose_pub: Any = None
+        self._ns = ""
+        self._pubs: dict[str, Any] = {}  # row name of CABIN_OUTPUTS -> publisher
         self._camera_info_sub: Any = None
         self._last: dict[str, Any] = {}
         self._last_attention: Any = None
@@ -83,18 +76,11 @@ class DriverMonitorNode(PerceptionNode):
                                f"{self.identifier.gallery.path}: {len(self.identifier.index)} driver(s)")
 
     def make_outputs(self) -> None:
-        ns = output_namespace(self.settings.camera_topic)
-        out_qos = self.output_qos()
-        self._faces_pub = self.create_lifecycle_publisher(Detection2DArray, join_topic(ns, "faces"), out_qos)
-        self._identity_pub = self.create_lifecycle_publisher(
-            Classification, join_topic(ns, "driver_identity"), out_qos)
-        self._annotations_pub = self.make_annotations_publisher(ns)
+        self._ns = output_namespace(self.settings.camera_topic)
+        on = switches(self.settings, attention=self.identifier.attention is not None)
+        self._pubs = self.make_publishers(CABIN_OUTPUTS, self._ns, on)
         if self.identifier.attention is None:
             return
-        self._attention_pub = self.create_lifecycle_publisher(
-            Classification, join_topic(ns, "driver_attention"), out_qos)
-        self._pose_pub = self.create_lifecycle_publisher(PoseStamped, join_topic(ns, "head_pose"),
-                                                         out_qos)
         info_topic = self.settings.camera_info()
         if info_topic:
             # From configure on, so the intrinsics are there when frames start; best effort
@@ -104,12 +90,8 @@ class DriverMonitorNode(PerceptionNode):
                 event_callbacks=qos.subscription_events(info_topic, self.on_qos_event))
 
     def release(self) -> None:
-        for pub in (self._faces_pub, self._identity_pub, self._annotations_pub, self._attention_pub,
-                    self._pose_pub):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
-        self._faces_pub = self._identity_pub = self._annotations_pub = None
-        self._attention_pub = self._pose_pub = None
+        self.destroy_publishers(self._pubs)
+        self._pubs = {}
         if self._camera_info_sub is not None:
             self.destroy_subscription(self._camera_info_sub)
             self._camera_info_sub = None
@@ -143,26 +125,12 @@ class DriverMonitorNode(PerceptionNode):
                 self.get_logger().error(f"identity pipeline failed, frame dropped: {exc!r}",
                                         throttle_duration_sec=5.0)
                 return
-        dets = face_detections(result)
-        state = state_name(result)
-        self._faces_pub.publish(to_msg(Detection2DArray, messages.detection2d_array(header, dets, FACE_LABELS)))
-        self._identity_pub.publish(to_msg(Classification, messages.classification(
-            header, identity_results(state, result.driver_id, result.score))))
-        self.publish_annotations(self._annotations_pub, lambda: image_annotations(
-            header, dets, FACE_LABELS, image_size_of(image), face_captions(dets, result)))
-        attention = result.attention
-        if attention is not None:
-            self._attention_pub.publish(to_msg(Classification, messages.classification(
-                header, attention_results(attention))))
-            pose = head_pose_message(header, attention)
-            if pose is not None:
-                self._pose_pub.publish(to_msg(PoseStamped, pose))
-            self._last_attention = attention
+        self.publish_frame(self._pubs, CABIN_OUTPUTS, self._ns,
+                           CabinFrame(header, result, image_size_of(image)))
+        if result.attention is not None:
+            self._last_attention = result.attention
         self.health.frame_processed(time.monotonic() - frame.received)
-        # No display name in diagnostics: they are broadcast; the pseudonymous id is enough.
-        self._last = {"driver_state": state, "driver_id": result.driver_id or "",
-                      "driver_score": f"{result.score:.3f}" if math.isfinite(result.score) else "n/a",
-                      "driver_reason": result.reason, "faces": len(dets)}
+        self._last = driver_last(result)
 
     def _on_reload_gallery(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -184,40 +152,11 @@ class DriverMonitorNode(PerceptionNode):
         self.get_logger().info(response.message)
         return response
 
-    def _models(self) -> list[Any]:
-        engine = getattr(self.identifier, "engine", None)
-        attention = getattr(self.identifier, "attention", None)
-        models = [m.model for m in (getattr(engine, "detector", None), getattr(engine, "embedder", None))
-                  if m is not None and hasattr(m, "model")]
-        return models + (attention.estimator.models if attention is not None else [])
-
     def hardware_id(self) -> str:
-        models = self._models()
-        return models[0].provider if models else ""
+        return driver_hardware_id(self.identifier)
 
     def diagnostic_extra(self) -> dict[str, Any]:
-        identifier = self.identifier
-        if identifier is None:
-            return {}
-        extra: dict[str, Any] = {"enrolled_drivers": len(identifier.index)}
-        if identifier.gallery_error:  # a failed re-read: identity goes on with the old gallery
-            extra["gallery_error"] = identifier.gallery_error
-        for model in self._models():
-            extra[f"provider[{model.name}]"] = model.provider
-            if model.fallback_reasons:
-                extra[f"provider_fallback[{model.name}]"] = " | ".join(model.fallback_reasons)
-        extra.update(self._last or {"driver_state": "waiting for the first frame"})
-        attention = identifier.attention
-        if attention is not None:
-            if self._last_attention is not None:
-                extra.update(attention_values(self._last_attention))
-            else:
-                extra["attention_state"] = "waiting for the first frame"
-            if attention.intrinsics is not None:  # a CameraInfo may arrive between frames
-                extra["intrinsics"] = attention.intrinsics.source
-            if attention.camera_info_error:
-                extra["camera_info_error"] = attention.camera_info_error
-        return extra
+        return driver_values(self.identifier, self._last, self._last_attention)
 
 
 def main(args: list[str] | None = None) -> int:

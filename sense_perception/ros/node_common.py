@@ -21,8 +21,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from ..config import Setting, is_ros_param, check_names, node_schema, section_from_params
 from ..core.output import messages
 from ..core.output.annotations import IMAGE_ANNOTATIONS
+from ..core.output.frame_outputs import DIAGNOSTICS_TOPIC, Output, enabled_outputs, frame_messages
 from ..core.output.topics import join_topic
-from ..core.imaging.frame_guard import InputLimits, safe_decode
+from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
 from ..core.health.stats import HealthStats
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
@@ -31,7 +32,6 @@ from .convert import msg_class, to_msg
 from .frame_slots import Frame, LatestFrames
 from .settings import InputSettings, descriptor_fields, ros_default, transport_kind
 
-DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
 def node_params(node: Any) -> dict[str, Any]:
@@ -306,11 +306,11 @@ class PerceptionNode(LifecycleNode):
         ``size_floor``: a JPEG may be decoded at reduced scale down to it (the detector's
         ``decode_floor``)."""
         image, error = safe_decode(frame.msg, self.limits, zero_copy=zero_copy,
-                                   size_floor=size_floor)
+                                   size_floor=size_floor, min_px=MIN_FRAME_PX)
         if error is not None:
             # HealthStats is the node's one count of lost frames: it also sets the diagnostic level.
             topic = self.input_topic(frame.source)
-            self.health.decode_error(topic, str(error))
+            self.health.decode_error(topic, error)
             self.get_logger().warning(f"cannot decode image on {topic}: {error}", throttle_duration_sec=5.0)
         return image
 
@@ -340,12 +340,50 @@ class PerceptionNode(LifecycleNode):
         self.annotations_state = "on (while subscribed)"
         return self.create_lifecycle_publisher(cls, join_topic(ns, "annotations"), self.output_qos())
 
+    # -- the output table ---------------------------------------------------------------------------
+
+    def make_publishers(self, table: Sequence[Output], ns: str,
+                        switches: dict[str, bool]) -> dict[str, Any]:
+        """A lifecycle publisher for each row of ``table`` that is on, in camera namespace ``ns``.
+
+        Returns:
+            {row name: publisher}. ImageAnnotations go through :meth:`make_annotations_publisher`
+            (absent when off or foxglove_msgs is missing); latched rows are transient-local.
+        """
+        pubs: dict[str, Any] = {}
+        for row in table:
+            if row.msgtype == IMAGE_ANNOTATIONS:
+                pub = self.make_annotations_publisher(ns)
+            elif row in enabled_outputs([row], switches):
+                topic = join_topic(ns, row.name)
+                profile = qos.label_info_profile() if row.latched else self.output_qos()
+                pub = self.create_lifecycle_publisher(
+                    msg_class(row.msgtype), topic, profile,
+                    event_callbacks=qos.publisher_events(topic, self.on_qos_event))
+            else:
+                pub = None
+            if pub is not None:
+                pubs[row.name] = pub
+        return pubs
+
+    def destroy_publishers(self, pubs: dict[str, Any]) -> None:
+        """Destroy the publishers of :meth:`make_publishers`."""
+        for pub in pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+
     @staticmethod
-    def publish_annotations(pub: Any, build: Any) -> None:
-        """Publish ``build()`` (an ImageAnnotations dict) on ``pub`` only while someone subscribes:
-        nothing is built for nobody."""
-        if pub is not None and pub.get_subscription_count() > 0:
-            pub.publish(to_msg(pub.msg_type, build()))
+    def publish_frame(pubs: dict[str, Any], table: Sequence[Output], ns: str, frame: Any) -> None:
+        """Publish a frame's messages (:func:`~sense_perception.core.output.frame_outputs.frame_messages`)
+        on ``pubs``: latched rows are published on activation, not per frame, and on-demand rows
+        only while someone subscribes (nothing is built for nobody)."""
+        def wanted(row: Output) -> bool:
+            pub = pubs.get(row.name)
+            return pub is not None and not row.latched and (
+                not row.on_demand or pub.get_subscription_count() > 0)
+
+        for message in frame_messages(table, ns, frame, wanted):
+            pub = pubs[message.output.name]
+            pub.publish(to_msg(pub.msg_type, message.message))
 
     # -- diagnostics ------------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ def test_identity_is_refused_on_an_exterior_camera(context):
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.identifier is None and node.lifecycle_state == "unconfigured"
         assert "refused" in node.config_error and "front" in node.config_error
-        assert node._faces_pub is None and node._identity_pub is None  # nothing to publish identity on
+        assert node._pubs == {}  # nothing to publish identity on
     finally:
         node.destroy_node()
 
@@ -167,17 +167,17 @@ def test_annotations_are_built_only_while_subscribed(context, monkeypatch):
     from foxglove_msgs.msg import ImageAnnotations
     from vision_msgs.msg import Detection2DArray
 
-    from sense_perception.ros import object_detector_node
+    from sense_perception.core.output import frame_outputs
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
     built: list[int] = []
-    real = object_detector_node.image_annotations
+    real = frame_outputs.image_annotations
 
     def counting(*args, **kwargs):
         built.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(object_detector_node, "image_annotations", counting)
+    monkeypatch.setattr(frame_outputs, "image_annotations", counting)
     topic = "/sp_inproc/ann/image_raw"
     node = ObjectDetectorNode("inproc_annotations", context=context, parameter_overrides=overrides(**{
         "camera_topics": [topic], "no_input_warn_s": 60.0, "tracking.enabled": False,
@@ -198,7 +198,7 @@ def test_annotations_are_built_only_while_subscribed(context, monkeypatch):
 
         got: list = []
         probe.create_subscription(ImageAnnotations, "/sp_inproc/ann/annotations", got.append, 10)
-        publisher = node._outputs[0]["annotations"]
+        publisher = node._outputs[0][1]["annotations"]  # (namespace, publishers) of camera 0
         end = time.monotonic() + 20.0
         while publisher.get_subscription_count() == 0 and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
@@ -211,7 +211,7 @@ def test_annotations_are_built_only_while_subscribed(context, monkeypatch):
         [ann] = got
         [det] = [d for d in detections if d.header.stamp.sec == 6]
         assert len(ann.points) == len(det.detections) > 0
-        for poly, d in zip(ann.points, det.detections):
+        for poly, d in zip(ann.points, det.detections, strict=True):
             assert (poly.timestamp.sec, poly.timestamp.nanosec) == (6, 250)
             assert poly.type == poly.LINE_LOOP and len(poly.points) == 4
             x1 = d.bbox.center.position.x - d.bbox.size_x / 2
@@ -234,7 +234,7 @@ def test_annotations_off_creates_no_publisher(context, tmp_path):
         "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node._annotations_pub is None and node._faces_pub is not None
+        assert "annotations" not in node._pubs and "faces" in node._pubs
         assert node.annotations_state == "off (publish_annotations: false)"
         assert not node.count_publishers("/sp_inproc/cabin_off/annotations")
     finally:
@@ -252,7 +252,11 @@ def test_missing_foxglove_msgs_leaves_annotations_unavailable_and_the_node_worki
     from sense_perception.ros.convert import MessageConversionError
     from sense_perception.ros.driver_monitor_node import DriverMonitorNode
 
-    def missing(name):
+    real = node_common.msg_class
+
+    def missing(name):  # every other package is there
+        if not name.startswith("foxglove_msgs/"):
+            return real(name)
         raise MessageConversionError(f"message type {name} cannot be imported (No module named 'foxglove_msgs')")
 
     monkeypatch.setattr(node_common, "msg_class", missing)
@@ -261,7 +265,7 @@ def test_missing_foxglove_msgs_leaves_annotations_unavailable_and_the_node_worki
         "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node._annotations_pub is None and node._faces_pub is not None
+        assert "annotations" not in node._pubs and "faces" in node._pubs
         assert node.annotations_state.startswith("unavailable: message type foxglove_msgs/msg/ImageAnnotations")
         assert status_values(published_status(node))["annotations"] == node.annotations_state
     finally:

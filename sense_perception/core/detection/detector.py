@@ -19,7 +19,9 @@ import numpy as np
 
 from ...config import section_from_params
 from ...errors import ConfigError, ImageDecodeError, ModelError
-from .decoders import Decoder, OutputLayout, canonical_family, make_decoder
+from .calibration import ScoreCalibration, apply_maps, calibration_for
+from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_family,
+                       detector_models, family_input_defaults, make_decoder)
 from .duplicates import DuplicateSettings, suppress_duplicates
 from .ignore_regions import IgnoreRegionSettings
 from .low_light import LowLightSettings, brighten_input
@@ -30,7 +32,7 @@ from ..runtime.openvino_session import PROVIDER as OPENVINO_PROVIDER
 from ..runtime.model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
 from .postprocess import finalize
 from .preprocess import Preprocessor, PreprocessSpec
-from ..runtime.session import RuntimeConfig, RuntimeOptions
+from ..runtime.session import OnnxModel, RuntimeConfig, RuntimeOptions, TensorSpec
 from ..types import Detections
 
 LOG = logging.getLogger(__name__)
@@ -42,31 +44,18 @@ def _input_fields(spec: InputSpec) -> dict[str, Any]:
                 mean=tuple(spec.mean), std=tuple(spec.std))
 
 
-def _input_defaults(model: str, interpolation: str) -> dict[str, Any]:
-    spec = MODELS[model].input
-    assert spec is not None
-    return {**_input_fields(spec), "interpolation": interpolation}
-
-
-# Pre-processing each family was trained with, for custom models (bundled ones use the registry).
-FAMILY_INPUT_DEFAULTS: dict[str, dict[str, Any]] = {
-    # PaddleDetection evaluates PicoDet with Resize interp=2 (cubic) but trains it with
-    # BatchRandomResize(random_interp=True), so bilinear is inside its training distribution too.
-    # On the 80 labelled PandaSet frames bilinear found as many cars and pedestrians as cubic with
-    # fewer false positives (docs/detection-quality.md), and it is cheaper: the default.
-    "gfl": _input_defaults("picodet_s_416", "linear"),
-    # YOLOX: BGR 0..255, letterbox at the top-left padded with 114, bilinear.
-    "yolox": _input_defaults("yolox_nano", "linear"),
-    # Ultralytics: RGB 0..1, centred letterbox padded with 114.
-    "yolov8": dict(color="rgb", resize="letterbox_center", scale=1 / 255.0, pad_value=114.0,
-                   interpolation="linear"),
-    # RT-DETR (Ultralytics and PaddleDetection): RGB 0..1, plain resize.
-    "rtdetr": dict(color="rgb", resize="stretch", scale=1 / 255.0, interpolation="linear"),
-    # Open Model Zoo detectors: BGR 0..255 (normalisation folded into the graph), plain resize.
-    "detection_output": _input_defaults("person_detection_0203", "linear"),
-}
-
 NO_MODEL = "none"
+
+# The default thresholds: the raw operating point chosen with ``sense-perception eval`` (PicoDet's
+# labels 0.35, its cars 0.3, the pedestrian specialist 0.15; docs/detection-quality.md) mapped
+# through the shipped score calibration, rounded to 3 decimals (test_calibration.py checks them).
+CALIBRATED_DEFAULTS: dict[str, float] = {
+    "score_threshold": 0.267,  # raw 0.35, PicoDet's pooled map (bicycle, bus, traffic light, ...)
+    "class_thresholds.pedestrian": 0.339,  # raw 0.35
+    "class_thresholds.car": 0.114,  # raw 0.3
+    "class_thresholds.truck": 0.222,  # raw 0.35
+    "pedestrian_threshold": 0.034,  # raw 0.15 of the specialist
+}
 
 
 @dataclass
@@ -74,11 +63,13 @@ class ClassThresholds:
     """``detector.class_thresholds.<label>``: the lowest score kept per driving label.
 
     Negative means ``detector.score_threshold``. They apply to the general model; the pedestrian
-    specialist has a threshold of its own (``detector.pedestrian_threshold``), since its scores
-    run lower. The defaults were chosen with ``sense-perception eval`` (docs/detection-quality.md).
+    specialist has a threshold of its own (``detector.pedestrian_threshold``). The defaults were
+    chosen with ``sense-perception eval`` (docs/detection-quality.md) as raw scores (PicoDet's
+    pedestrians 0.35, cars 0.3) and are given here as their calibrated values
+    (``detector.calibrated_scores``), which keep the same detections.
     """
 
-    pedestrian: float = field(default=-1.0, metadata={
+    pedestrian: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.pedestrian"], metadata={
         "description": "lowest score of pedestrian kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
@@ -86,7 +77,7 @@ class ClassThresholds:
         "description": "lowest score of bicycle kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
-    car: float = field(default=0.3, metadata={
+    car: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.car"], metadata={
         "description": "lowest score of car kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
@@ -98,7 +89,7 @@ class ClassThresholds:
         "description": "lowest score of bus kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
-    truck: float = field(default=-1.0, metadata={
+    truck: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.truck"], metadata={
         "description": "lowest score of truck kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
@@ -117,6 +108,11 @@ class ClassThresholds:
             if value > 1.0:
                 raise ConfigError(f"detector.class_thresholds.{f.name} must be within 0..1 "
                                   f"(negative: detector.score_threshold), got {value}")
+
+    @classmethod
+    def unset(cls, **own: float) -> ClassThresholds:
+        """Every label at ``detector.score_threshold`` but those given in ``own``."""
+        return cls(**{**{f.name: -1.0 for f in fields(cls)}, **own})
 
     def of(self, label: str, default: float) -> float:
         """Threshold of ``label`` (``default`` for labels without one of their own)."""
@@ -137,8 +133,9 @@ class DetectorConfig:
         pedestrian_model: bundled pedestrian specialist (``person_detection_0203``) that owns the
             ``pedestrian`` label: the general model's pedestrians are then dropped, the two
             models' outputs merged into one result per image. ``none``: the general model alone.
-        pedestrian_threshold: lowest score kept of the specialist's pedestrians (its confidences
-            run lower than the general model's: this is its calibration).
+        pedestrian_threshold: lowest score kept of the specialist's pedestrians (a threshold of
+            its own, since it is another model: with calibrated scores a value means the same
+            precision as for the general model).
         pedestrian_band: [top, bottom] rows, as fractions of the image height, that the
             specialist sees at high resolution (where far pedestrians stand); [] = it sees the
             whole frame at its own input size instead
@@ -177,6 +174,13 @@ class DetectorConfig:
         pad_value: override the letterbox padding value, 0..255 (negative = default).
         interpolation: override the resize filter: ``linear`` | ``cubic`` | ``area`` | ``nearest``.
         score_activation: ``none`` if the model outputs probabilities, ``sigmoid`` for logits.
+        calibrated_scores: report each bundled model's scores mapped through its shipped
+            calibration (:mod:`~sense_perception.core.detection.calibration`), so that a score is
+            close to the precision of detections at that score whichever model found them; every
+            threshold is then on that calibrated scale. False: the models' raw scores, and the
+            thresholds compare raw scores (the raw defaults were score_threshold 0.35,
+            class_thresholds.car 0.3, pedestrian_threshold 0.15). Custom models (model_path)
+            have no calibration: their scores stay raw either way.
         cell_offset: GFL anchor-point offset in cells (negative = layout default: 0.5 for
             split outputs as PicoDet, 0.0 for NanoDet-Plus single output).
         reduced_jpeg_decode: let nodes and replay decode a JPEG CompressedImage at 1/2, 1/4 or
@@ -194,7 +198,8 @@ class DetectorConfig:
 
     model: str = "picodet_s_416"
     pedestrian_model: str = "person_detection_0203"
-    pedestrian_threshold: float = field(default=0.15, metadata={"range": (0.0, 1.0)})
+    pedestrian_threshold: float = field(default=CALIBRATED_DEFAULTS["pedestrian_threshold"],
+                                        metadata={"range": (0.0, 1.0)})
     pedestrian_band: list[float] = field(default_factory=lambda: [0.25, 0.75], metadata={
         "range": "[top, bottom] with 0 <= top < bottom <= 1, or [] (the whole frame)"})
     pedestrian_band_input: list[int] = field(default_factory=lambda: [1280, 384], metadata={
@@ -204,7 +209,8 @@ class DetectorConfig:
     model_family: str = field(default="", metadata={
         "range": ("", "gfl", "yolox", "yolov8", "rtdetr", "picodet", "nanodet", "yolo11")})
     labels_path: str = ""
-    score_threshold: float = field(default=0.35, metadata={"range": (0.0, 1.0)})
+    score_threshold: float = field(default=CALIBRATED_DEFAULTS["score_threshold"],
+                                   metadata={"range": (0.0, 1.0)})
     nms_iou: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
     max_detections: int = field(default=100, metadata={"range": (0, None)})
     keep_other_classes: bool = False
@@ -240,6 +246,7 @@ class DetectorConfig:
         "range": "cells; negative: the layout's default"})
     reduced_jpeg_decode: bool = True
     preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
+    calibrated_scores: bool = True
     class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
     duplicates: DuplicateSettings = field(default_factory=DuplicateSettings)
     ignore_regions: IgnoreRegionSettings = field(default_factory=IgnoreRegionSettings)
@@ -304,12 +311,6 @@ class DetectorConfig:
         return self.class_thresholds.of(label, self.score_threshold)
 
 
-def detector_models() -> list[str]:
-    """Names of the bundled models that are object detectors."""
-    return [name for name, spec in MODELS.items()
-            if spec.input is not None and spec.family in FAMILY_INPUT_DEFAULTS]
-
-
 def _tiling_from_params(params: dict, source: str) -> Any:
     try:
         from . import tiling
@@ -356,7 +357,7 @@ def _resolve_model(cfg: DetectorConfig) -> ResolvedModel:
         return ResolvedModel(path, path.name, labels, None, canonical_family(cfg.model_family),
                              True, None)
     spec = get_model(cfg.model)
-    if spec.input is None or spec.family not in FAMILY_INPUT_DEFAULTS:
+    if spec.input is None or spec.family not in FAMILIES:
         raise ConfigError(f"detector.model '{cfg.model}' is a {spec.family} model, not an "
                           f"object detector; use one of {', '.join(detector_models())}")
     labels = Path(str(resources.files("sense_perception") / (spec.labels_resource or "")))
@@ -427,14 +428,50 @@ class ObjectDetector:
                     if n not in set(excluded_labels)]
             self._label_map = self._label_map.restricted(keep, self.model_name)
         self.owned_labels = tuple(self._label_map.reported())
-        # Per output label, the lowest score kept; the decoder pre-filters at the lowest of them.
+        self.calibration = self._calibration(resolved)
+        self._calibration_ab = (None if self.calibration is None
+                                else self.calibration.per_label(self.label_names))
+        # Per output label, the lowest (calibrated) score kept; the decoder pre-filters the raw
+        # scores at the lowest raw score any of them maps back to.
         self._min_scores = np.array([cfg.threshold(n) for n in self.label_names], np.float32)
-        self._decode_threshold = float(min(cfg.threshold(n) for n in self.owned_labels))
+        self._min_score = float(min(cfg.threshold(n) for n in self.owned_labels))
+        self._decode_threshold = float(min(self.raw_threshold(n) for n in self.owned_labels))
         self._max_batch = cfg.max_batch if self.batch_dynamic else 1
         self._pre = Preprocessor(self.preprocess_spec, self._max_batch)
         self.timings: dict[str, float] = {}
         LOG.info("%s (%s) on %s, input %dx%d, batching %s", self.model_name, self.family,
                  self.provider, width, height, "on" if self.batch_dynamic else "off")
+
+    def _calibration(self, resolved: ResolvedModel) -> ScoreCalibration | None:
+        """The shipped calibration this detector applies (None: raw scores, and why in notes)."""
+        if not self.config.calibrated_scores:
+            return None
+        spec = MODELS.get(self.model_name) if resolved.input is not None else None
+        found = calibration_for(spec.name, spec.sha256) if spec is not None else None
+        if found is None:
+            self.notes = [*self.notes, f"{self.model_name} has no shipped score calibration: its "
+                                       "scores and thresholds are raw"]
+            LOG.warning("%s has no shipped score calibration: its scores and thresholds are raw",
+                        self.model_name)
+        return found
+
+    def raw_threshold(self, label: str) -> float:
+        """The raw model score ``label``'s threshold stands for (the threshold itself without
+        calibration)."""
+        threshold = self.config.threshold(label)
+        if self.calibration is None:
+            return threshold
+        return self.calibration.raw_threshold(label, threshold)
+
+    def calibrate(self, candidates: Candidates) -> Candidates:
+        """``candidates`` with their raw scores mapped through the model's calibration (the
+        same candidates where there is none)."""
+        if self._calibration_ab is None or not len(candidates.scores):
+            return candidates
+        labels = self._label_map.lookup[candidates.class_ids]
+        return Candidates(candidates.boxes,
+                          apply_maps(candidates.scores, labels, *self._calibration_ab),
+                          candidates.class_ids)
 
     @classmethod
     def from_params(cls, params: dict, source: str = "config") -> ObjectDetector:
@@ -445,12 +482,44 @@ class ObjectDetector:
 
     @property
     def provider(self) -> str:
+        """Execution provider running the model (``CPUExecutionProvider``, ``OpenVINO (CPU)``...)."""
         return self._model.provider
+
+    @property
+    def providers(self) -> dict[str, str]:
+        """Execution provider per model: this detector's one model."""
+        return {self.model_name: self.provider}
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime ``InferenceSession`` running the network; None where it runs on
+        OpenVINO (read by :class:`~.gpu_preprocess.DeviceDetector` to bind its input)."""
+        return self._model.session if isinstance(self._model, OnnxModel) else None
+
+    @property
+    def output_names(self) -> list[str]:
+        """The network's output names, in the order :meth:`postprocess` takes the outputs."""
+        return list(self._model.output_names)
+
+    @property
+    def input_tensor(self) -> TensorSpec:
+        """The network's one input (name, shape, dtype)."""
+        return self._input
+
+    @property
+    def max_batch(self) -> int:
+        """Most images per inference call (1 where the model has no batch axis)."""
+        return self._max_batch
+
+    @property
+    def device_id(self) -> int:
+        """GPU index the CUDA and TensorRT providers run on (``runtime.device_id``)."""
+        return int(self._model.options.device_id)
 
     @property
     def min_score(self) -> float:
         """The lowest score any reported label keeps (LabelInfo.threshold)."""
-        return self._decode_threshold
+        return self._min_score
 
     @property
     def fallback_reasons(self) -> list[str]:
@@ -485,7 +554,7 @@ class ObjectDetector:
         nw, nh, _ = self._pre.geometry(width, height)
         return nw, nh
 
-    def _input_geometry(self, registry_input: InputSpec | None) -> tuple[int, int, Any]:
+    def _input_geometry(self, registry_input: InputSpec | None) -> tuple[int, int, TensorSpec]:
         inputs = self._model.inputs
         if len(inputs) != 1:
             raise ModelError(f"{self.model_name} has {len(inputs)} inputs "
@@ -505,10 +574,9 @@ class ObjectDetector:
             if want and want != got:
                 raise ConfigError(f"detector.input_{name} {want} disagrees with the model's fixed "
                                   f"input {name} {got}; fix: set it to 0")
-        expected = (registry_input.width, registry_input.height) if registry_input else None
-        if self.reshaped:
-            expected = None  # OpenVINO reshaped the network on purpose
-        if expected is not None and expected != (width, height):
+        # When OpenVINO reshaped the network on purpose, the registry's size no longer applies.
+        if registry_input is not None and not self.reshaped \
+                and (registry_input.width, registry_input.height) != (width, height):
             raise ModelError(f"{self.model_name}: registry says {registry_input.width}x"
                              f"{registry_input.height} input, model has {width}x{height}")
         return int(width), int(height), spec
@@ -528,7 +596,7 @@ class ObjectDetector:
     def _preprocess_spec(self, registry_input: InputSpec | None, width: int,
                          height: int) -> PreprocessSpec:
         cfg = self.config
-        base = dict(FAMILY_INPUT_DEFAULTS[self.family])
+        base = family_input_defaults(self.family)
         if registry_input is not None:
             base.update(_input_fields(registry_input))
         overrides = {"resize": cfg.resize, "color": cfg.color_order,
@@ -542,7 +610,7 @@ class ObjectDetector:
         """Detect objects in one BGR uint8 image."""
         return self.detect([image])[0]
 
-    def detect(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
+    def detect(self, images: Sequence[np.ndarray | ImageView]) -> list[Detections]:
         """Detect objects in BGR uint8 HxWx3 images of any sizes.
 
         An entry may also be an :class:`~sense_perception.core.imaging.image_decode.ImageView` (from
@@ -611,9 +679,10 @@ class ObjectDetector:
     def postprocess(self, outputs: Sequence[np.ndarray], images: Sequence[Any],
                     transforms: np.ndarray) -> list[Detections]:
         """Model outputs of a batch of ``images`` -> one :class:`Detections` per image: decoding,
-        label mapping, per-label thresholds, source-pixel boxes, NMS, top-k."""
+        score calibration, label mapping, per-label thresholds, source-pixel boxes, NMS, top-k."""
         cfg = self.config
-        candidates = self._decoder.decode(outputs, self._decode_threshold)
+        candidates = [self.calibrate(c) for c in self._decoder.decode(outputs,
+                                                                      self._decode_threshold)]
         return [finalize(cand, transform, *source_size(image), self._label_map, cfg.nms_iou,
                          cfg.max_detections, self._decoder.needs_nms, self._min_scores)
                 for image, cand, transform in zip(images, candidates, transforms, strict=True)]

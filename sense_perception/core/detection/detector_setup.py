@@ -14,20 +14,21 @@ checks the cheap conditions first so that a CPU-only machine never imports torch
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ...errors import ConfigError
 from ..runtime.session import RuntimeConfig
 from ..runtime.session import RuntimeOptions
 from .band import band_tiling
-from .detector import NO_MODEL, DetectorConfig, ObjectDetector, _tiling_from_params
+from .detector import (NO_MODEL, ClassThresholds, DetectorConfig, ObjectDetector,
+                       _tiling_from_params)
+from .interface import Detector
 from .multi_model import MultiModelDetector
 
 PEDESTRIAN = "pedestrian"
 # The settings a specialist shares with the general model; the rest (model, thresholds, custom-model
 # pre-processing overrides, tiling) belong to the general model alone.
 _SHARED = ("nms_iou", "max_detections", "batching", "max_batch", "reduced_jpeg_decode",
-           "preprocess", "low_light")
+           "preprocess", "calibrated_scores", "low_light")
 
 LOG = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def gpu_unavailable_reason(detector: ObjectDetector) -> str | None:
     return None
 
 
-def with_preprocess(detector: ObjectDetector) -> Any:
+def with_preprocess(detector: ObjectDetector) -> Detector:
     """``detector`` itself, or a ``DeviceDetector`` around it, as ``detector.preprocess`` says.
 
     Raises:
@@ -75,20 +76,22 @@ def with_preprocess(detector: ObjectDetector) -> Any:
         raise ConfigError(f"detector.preprocess is gpu but {reason}; fix: install the 'gpu' extra "
                           "on a machine with an NVIDIA GPU, or set detector.preprocess to auto "
                           "or cpu")
-    device = f"cuda:{detector._model.options.device_id}"
+    device = f"cuda:{detector.device_id}"
     LOG.info("pre-processing on %s with IO binding", device)
     return DeviceDetector(detector, device)
 
 
 def specialist_config(config: DetectorConfig, model: str) -> DetectorConfig:
     """The settings of the pedestrian specialist ``model`` next to the general model's
-    ``config``: its own threshold (``detector.pedestrian_threshold``), the shared rest."""
+    ``config``: its own threshold (``detector.pedestrian_threshold``, for every label: the
+    general model's ``class_thresholds`` are not its), the shared rest."""
     return DetectorConfig(model=model, pedestrian_model=NO_MODEL,
                           score_threshold=config.pedestrian_threshold,
+                          class_thresholds=ClassThresholds.unset(),
                           **{name: getattr(config, name) for name in _SHARED})
 
 
-def build_detector(params: dict, source: str = "config") -> Any:
+def build_detector(params: dict, source: str = "config") -> Detector:
     """The detector for flattened node parameters (``detector.*``, ``runtime.*``, ``tiling.*``),
     with the pre-processing ``detector.preprocess`` asks for: the general model alone, or with
     the pedestrian specialist (``detector.pedestrian_model``)."""
@@ -112,15 +115,19 @@ def build_detector(params: dict, source: str = "config") -> Any:
 def band_specialist(own: DetectorConfig, config: DetectorConfig,
                     runtime: RuntimeOptions) -> ObjectDetector:
     """The pedestrian specialist on the horizon band: one tile of the band at
-    ``detector.pedestrian_band_input`` where OpenVINO reshapes it, else tiles of its fixed size."""
+    ``detector.pedestrian_band_input`` where OpenVINO reshapes it, else tiles of its fixed size.
+
+    Built once either way: whether OpenVINO takes the model is known only once it is loaded, and
+    the tiling is read only when images are detected, so the onnxruntime case just re-tiles it.
+    """
     band = ObjectDetector(own, runtime, band_tiling(config.pedestrian_band, None),
                           owned_labels=[PEDESTRIAN],
-                          openvino_input=tuple(config.pedestrian_band_input))
-    if band.reshaped:
-        return band
-    width, height = band.input_size  # onnxruntime: tiles of the network's own shape
-    return ObjectDetector(own, runtime, band_tiling(config.pedestrian_band, width / height),
-                          owned_labels=[PEDESTRIAN])
+                          openvino_input=(config.pedestrian_band_input[0],
+                                          config.pedestrian_band_input[1]))
+    if not band.reshaped:
+        width, height = band.input_size  # onnxruntime: tiles of the network's own shape
+        band.tiling = band_tiling(config.pedestrian_band, width / height)
+    return band
 
 
 __all__ = ["build_detector", "gpu_unavailable_reason", "with_preprocess"]

@@ -21,13 +21,14 @@ on a CPU torch device: that is how its parity with the CPU path is tested on mac
 """
 from __future__ import annotations
 
+import time
 import warnings
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ...errors import ConfigError, ImageDecodeError
-from ..imaging.image_decode import DEFAULT_MAX_PIXELS, ImageView, _raw_view, decode_any
+from ..imaging.image_decode import DEFAULT_MAX_PIXELS, ImageView, SizeFloor, _raw_view, decode_any
 from .preprocess import Preprocessor, PreprocessSpec
 from .duplicates import suppress_duplicates
 from .low_light import brighten_input
@@ -36,7 +37,7 @@ from ..types import Detections
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from .detector import ObjectDetector
+    from .detector import DetectorConfig, ObjectDetector
 
 _TORCH_MODES = {"linear": "bilinear", "cubic": "bicubic", "nearest": "nearest"}
 # Channel order of each raw encoding converted on the device, as indices into the source channels
@@ -263,11 +264,12 @@ class DeviceDetector:
 
     A drop-in for the detector in the nodes, the replay and ``detect``
     (:func:`sense_perception.core.detection.detector_setup.build_detector` picks it with
-    ``detector.preprocess``): it takes the same inputs (BGR arrays, ImageViews) plus device tensors
-    from :meth:`decode`, and every other attribute (``label_names``, ``provider``, ``config``,
-    ``decode_floor``...) is the wrapped detector's. Decoding of model outputs, NMS and label mapping
-    are the detector's own, so results equal :meth:`ObjectDetector.detect` up to the
-    one-grey-level rounding differences of the resize. Tiling is not applied on this path.
+    ``detector.preprocess``): a :class:`~.interface.Detector` that takes the same inputs (BGR
+    arrays, ImageViews) plus device tensors from :meth:`decode`; what it reports of the model
+    (``label_names``, ``provider``, ``config``, ``decode_floor``...) is the wrapped detector's.
+    Decoding of model outputs, NMS and label mapping are the detector's own, so results equal
+    :meth:`ObjectDetector.detect` up to the one-grey-level rounding differences of the resize.
+    Tiling is not applied on this path.
 
     Args:
         detector: a built detector; its session is used as is.
@@ -282,21 +284,91 @@ class DeviceDetector:
             raise ConfigError(f"GPU pre-processing on {device!r} needs the detector on the CUDA or "
                               f"TensorRT provider, but it runs on {detector.provider}; fix: "
                               "install the 'gpu' extra or pre-process on the CPU")
+        session = detector.session
+        if session is None:  # OpenVINO has no onnxruntime session to bind the input to
+            raise ConfigError(f"torch pre-processing needs {detector.model_name} on onnxruntime, "
+                              f"but it runs on {detector.provider}; fix: set runtime.openvino off "
+                              "or detector.preprocess cpu")
         self.detector = detector
-        # The detector's internals are used read-only: one session, one input, its post-processing.
-        self._input = detector._input
-        self._max_batch = detector._max_batch
+        tensor = detector.input_tensor
+        self._max_batch = detector.max_batch
         self.pre = TorchPreprocessor(detector.preprocess_spec, device, self._max_batch)
-        self.runner = IOBindingRunner(detector._model.session, self._input.name,
-                                      detector._model.output_names)
-        self._dtype = getattr(_torch(), _TORCH_DTYPES.get(np.dtype(self._input.dtype), "float32"))
-        self.preprocess_device = f"torch {self.pre.device}"
+        self.runner = IOBindingRunner(session, tensor.name, detector.output_names)
+        self._dtype = getattr(_torch(), _TORCH_DTYPES.get(np.dtype(tensor.dtype), "float32"))
+        self._timings: dict[str, float] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for names this class lacks: those are the wrapped detector's.
-        if name == "detector":
-            raise AttributeError(name)
-        return getattr(self.detector, name)
+    # -- the wrapped detector's facts (the Detector protocol) --------------------------------------
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.detector.label_names
+
+    @property
+    def owned_labels(self) -> tuple[str, ...]:
+        return self.detector.owned_labels
+
+    @property
+    def model_name(self) -> str:
+        return self.detector.model_name
+
+    @property
+    def family(self) -> str:
+        return self.detector.family
+
+    @property
+    def config(self) -> DetectorConfig:
+        return self.detector.config
+
+    @property
+    def tiling(self) -> Any:
+        return self.detector.tiling
+
+    @property
+    def tiling_enabled(self) -> bool:
+        return self.detector.tiling_enabled
+
+    @property
+    def provider(self) -> str:
+        return self.detector.provider
+
+    @property
+    def providers(self) -> dict[str, str]:
+        return self.detector.providers
+
+    @property
+    def fallback_reasons(self) -> list[str]:
+        return self.detector.fallback_reasons
+
+    @property
+    def notes(self) -> list[str]:
+        return self.detector.notes
+
+    @property
+    def batch_dynamic(self) -> bool:
+        return self.detector.batch_dynamic
+
+    @property
+    def min_score(self) -> float:
+        return self.detector.min_score
+
+    @property
+    def decode_floor(self) -> SizeFloor | None:
+        return self.detector.decode_floor
+
+    @property
+    def preprocess_device(self) -> str:
+        """``torch`` and the device the frames are pre-processed on."""
+        return f"torch {self.pre.device}"
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Milliseconds of the last :meth:`detect` call: ``preprocess`` (upload, resize,
+        normalise), ``inference``, ``postprocess``."""
+        return self._timings
+
+    def detect_one(self, image: Any) -> Detections:
+        """Detect objects in one image."""
+        return self.detect([image])[0]
 
     def detect(self, images: Sequence[Any]) -> list[Detections]:
         """Detect objects in BGR uint8 HxWx3 arrays, ImageViews or tensors from :meth:`decode`.
@@ -314,11 +386,19 @@ class DeviceDetector:
         low_light = self.detector.config.low_light
         images = [brighten_input(image, low_light) for image in images]  # tensors pass as they are
         results: list[Detections] = []
+        timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         for start in range(0, len(images), self._max_batch):
             chunk = images[start:start + self._max_batch]
+            t0 = time.perf_counter()
             blob, transforms = self.pre(chunk)
+            t1 = time.perf_counter()
             outputs = self.runner.run(blob.to(self._dtype))
+            t2 = time.perf_counter()
             results.extend(self.detector.postprocess(outputs, chunk, transforms))
+            timings["preprocess"] += (t1 - t0) * 1e3
+            timings["inference"] += (t2 - t1) * 1e3
+            timings["postprocess"] += (time.perf_counter() - t2) * 1e3
+        self._timings = timings
         return [suppress_duplicates(d, self.detector.label_names, self.detector.config.duplicates)
                 for d in results]
 

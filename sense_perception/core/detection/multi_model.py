@@ -12,7 +12,7 @@ tile-aware merge. Every member batches the cameras of a call as it can; the resu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,14 +21,19 @@ from ..imaging.image_decode import source_size
 from ..types import Detections
 from .band import merge_band
 from .duplicates import suppress_duplicates
+from .interface import Detector
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .detector import DetectorConfig
 
 
 class MultiModelDetector:
     """Runs every member detector on the same images and merges their detections per image.
 
     Args:
-        members: built detectors (:class:`~sense_perception.core.detection.detector.ObjectDetector`
-            or a ``DeviceDetector`` around one), the general model first, owning disjoint labels.
+        members: built detectors (:class:`~.interface.Detector`: an
+            :class:`~sense_perception.core.detection.detector.ObjectDetector` or a
+            ``DeviceDetector`` around one), the general model first, owning disjoint labels.
         band: (top, bottom) fractions of the height that the last member sees (its tiling cuts
             that band); None: every member sees the whole frame.
         band_labels: labels the band member owns inside the band and the general model beyond it.
@@ -37,7 +42,7 @@ class MultiModelDetector:
         ModelError: members disagree on the label order or two of them own the same label.
     """
 
-    def __init__(self, members: Sequence[Any], band: Sequence[float] | None = None,
+    def __init__(self, members: Sequence[Detector], band: Sequence[float] | None = None,
                  band_labels: Sequence[str] = ()) -> None:
         if not members:
             raise ModelError("a multi-model detector needs at least one model")
@@ -60,7 +65,7 @@ class MultiModelDetector:
         self.owners = owners
         self._shared = np.array([i for i, n in enumerate(self.label_names) if n in shared],
                                 np.int32)
-        self.config = general.config
+        self.config: DetectorConfig = general.config
         self.timings: dict[str, float] = {}
 
     # -- what the nodes, the replay and the CLI read ----------------------------------------------
@@ -121,11 +126,12 @@ class MultiModelDetector:
     def decode_floor(self) -> Callable[[int, int], tuple[int, int]] | None:
         """The largest decode size any member needs (None: full resolution for one of them)."""
         floors = [m.decode_floor for m in self.members]
-        if any(f is None for f in floors):
+        known = [f for f in floors if f is not None]
+        if len(known) < len(floors):
             return None
 
         def floor(width: int, height: int) -> tuple[int, int]:
-            sizes = [f(width, height) for f in floors]
+            sizes = [f(width, height) for f in known]
             return max(s[0] for s in sizes), max(s[1] for s in sizes)
 
         return floor
@@ -150,9 +156,10 @@ class MultiModelDetector:
                 self.timings[stage] = self.timings.get(stage, 0.0) + ms
         limit = self.config.max_detections
         merged = []
-        for image, parts in zip(images, zip(*per_member, strict=True), strict=True):
+        for image, member_dets in zip(images, zip(*per_member, strict=True), strict=True):
+            parts = list(member_dets)
             if self._shared.size:
-                parts = self._join_band(image, list(parts))
+                parts = self._join_band(image, parts)
             boxes = np.concatenate([p.boxes for p in parts])
             scores = np.concatenate([p.scores for p in parts])
             order = np.argsort(-scores, kind="stable")
@@ -168,6 +175,7 @@ class MultiModelDetector:
     def _join_band(self, image: Any, parts: list[Detections]) -> list[Detections]:
         """The general model's and the band member's detections of the shared labels as one
         part (:func:`~.band.merge_band`), the rest as they are."""
+        assert self.band is not None  # labels are only shared with a band (__init__)
         general, banded = parts[0], parts[-1]
         mine = np.isin(general.labels, self._shared)
         width, height = source_size(image)

@@ -46,9 +46,11 @@ def nms_class_aware(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     xywh[:, :2] = boxes[:, :2]
     xywh[:, 2:] = boxes[:, 2:] - boxes[:, :2]
     # OpenCV's own top_k cuts the candidates *before* suppression; cut the survivors instead.
-    keep = cv2.dnn.NMSBoxesBatched(xywh, scores.astype(np.float32), labels.astype(np.int32),
+    # cv2's stub wants Sequence[...] for these three; the binding takes numpy arrays directly.
+    scores32, labels32 = scores.astype(np.float32), labels.astype(np.int32)
+    kept = cv2.dnn.NMSBoxesBatched(xywh, scores32, labels32,  # type: ignore[arg-type]
                                    -1.0, float(iou_threshold))
-    keep = np.asarray(keep, np.int64).reshape(-1)
+    keep = np.asarray(kept, np.int64).reshape(-1)
     return keep[:top_k] if top_k > 0 else keep
 
 

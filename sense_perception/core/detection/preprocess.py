@@ -83,7 +83,7 @@ class PreprocessSpec:
     def from_input_spec(cls, spec: InputSpec, interpolation: str = "linear") -> PreprocessSpec:
         """Build from a model registry :class:`InputSpec`."""
         return cls(spec.width, spec.height, spec.color, spec.resize, spec.pad_value, spec.scale,
-                   tuple(spec.mean), tuple(spec.std), interpolation)
+                   spec.mean, spec.std, interpolation)
 
 
 class Preprocessor:

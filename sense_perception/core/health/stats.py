@@ -2,7 +2,8 @@
 replay CLI can report the same numbers.
 
 One :class:`HealthStats` per pipeline counts what happened to every input frame (received, processed,
-dropped as stale, lost to a decode or inference error), keeps a fixed ring of recent latencies for
+dropped as stale, lost to a decode or inference error: the lost frames are kept by cause in its
+:class:`~sense_perception.core.imaging.frame_errors.FrameErrorLedger`), keeps a fixed ring of recent latencies for
 p50/p99, per-source arrival times for the input rate and the time since the last input, and QoS
 incompatibility events. :meth:`HealthStats.report` turns a snapshot into a
 ``diagnostic_msgs/DiagnosticStatus`` dict (:mod:`sense_perception.core.output.messages`) with a level that
@@ -20,6 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...errors import ImageDecodeError
+from ..imaging.frame_errors import DECODE_PREFIX, INFERENCE, STALE, FrameErrorLedger, decode_kind
 from ..output import messages
 
 _RATE_SAMPLES = 64  # arrival times kept per source for the input rate
@@ -80,8 +83,9 @@ class HealthStats:
         self._latency_count = 0
         self._start = clock()
         self._sources: dict[str, SourceStats] = {s: SourceStats() for s in sources}
-        self._counts = dict.fromkeys(("processed", "dropped_stale", "dropped_error", "decode_errors",
-                                      "inference_errors", "qos_events"), 0)
+        # Lost frames, by cause: the one count of them (snapshot and report read it).
+        self.ledger = FrameErrorLedger()
+        self._counts = dict.fromkeys(("processed", "inference_errors", "qos_events"), 0)
         self._reported = dict.fromkeys(("decode_errors", "inference_errors", "qos_events"), 0)
         self.last_error = ""
         self.last_qos_event = ""
@@ -107,20 +111,23 @@ class HealthStats:
 
     def frames_dropped_stale(self, n: int = 1) -> None:
         """``n`` frames were overwritten by newer ones before inference reached them (latest-first)."""
-        with self._lock:
-            self._counts["dropped_stale"] += n
+        self.ledger.record_stale(n)
 
-    def decode_error(self, source: str, error: str) -> None:
-        """A frame from ``source`` could not be decoded; it is dropped."""
+    def decode_error(self, source: str, error: ImageDecodeError | str) -> None:
+        """A frame from ``source`` could not be decoded; it is dropped (counted under
+        ``decode.<field>``, ``decode.msg`` for a plain text)."""
+        if isinstance(error, ImageDecodeError):
+            self.ledger.record_decode_error(error, source)
+        else:
+            self.ledger.record(decode_kind("msg"), error, 1, source)
         with self._lock:
-            self._counts["decode_errors"] += 1
             self.last_error = f"{source}: {error}"
 
     def inference_error(self, error: str, frames: int = 1) -> None:
         """Inference raised on a batch of ``frames`` frames; they are dropped."""
+        self.ledger.record_inference_error(error, frames)
         with self._lock:
             self._counts["inference_errors"] += 1
-            self._counts["dropped_error"] += frames
             self.last_error = f"inference: {error}"
 
     def frame_processed(self, latency_s: float) -> None:
@@ -149,6 +156,7 @@ class HealthStats:
     def snapshot(self, no_input_after_s: float = 3.0, mark_reported: bool = False) -> HealthSnapshot:
         """Current counters. ``mark_reported`` starts a new period for the ``new_*`` fields."""
         now = self._clock()
+        lost = self.ledger.as_dict()["kinds"]
         with self._lock:
             n = min(self._latency_count, self._latency.size)
             if n:
@@ -157,6 +165,9 @@ class HealthStats:
             else:
                 p50 = p99 = None
             c = dict(self._counts)
+            c["decode_errors"] = sum(v["count"] for k, v in lost.items() if k.startswith(DECODE_PREFIX))
+            c["dropped_stale"] = lost.get(STALE, {}).get("count", 0)
+            c["dropped_error"] = lost.get(INFERENCE, {}).get("count", 0)
             new = {k: c[k] - self._reported[k] for k in self._reported}
             if mark_reported:
                 self._reported = {k: c[k] for k in self._reported}
@@ -242,4 +253,5 @@ class HealthStats:
             values[f"seconds_since_input[{src}]"] = "never" if since is None else f"{since:.1f}"
         if snap.last_error:
             values["last_error"] = snap.last_error
+        values.update(self.ledger.diagnostic_values())
         return messages.diagnostic_status(name, level, message, hardware_id, values)

@@ -10,8 +10,12 @@ Every frame that does not make it to a result is counted under one *kind*:
 
 Counts are frames, so one inference failure on a batch of four counts four. The ledger also keeps,
 per kind, the last message and the source (topic) it came from, so a diagnostic can say what went
-wrong, not only how often. :meth:`FrameErrorLedger.as_dict` feeds the replay summary and
-:meth:`FrameErrorLedger.diagnostic_values` the ``diagnostic_msgs/KeyValue`` list of a node.
+wrong, not only how often. Each pipeline's
+:class:`~sense_perception.core.health.stats.HealthStats` keeps one (the nodes and the replay alike):
+its frame counters (``decode_errors``, ``frames_dropped_stale``, ``frames_dropped_error``) are read
+from it, and :meth:`FrameErrorLedger.diagnostic_values` adds ``lost_frames``, ``lost[<kind>]`` and
+``last_error[<kind>]`` to the pipeline's ``/diagnostics`` status. (The replay's summary.json lists
+what it skipped, frames and other messages, in its own :class:`~sense_perception.replay.skips.SkipLog`.)
 
 All methods are thread-safe: transport callbacks and inference workers record concurrently.
 """

@@ -1,7 +1,8 @@
 """Decode an incoming image message without ever raising: size limits first, then the decoder.
 
 A node's callback or a replay loop calls :func:`safe_decode` and gets ``(image, None)`` or
-``(None, error)``; every error is also counted in a :class:`~.frame_errors.FrameErrorLedger`. The
+``(None, error)``; the caller counts the error in its pipeline's
+:class:`~.frame_errors.FrameErrorLedger` (``HealthStats.decode_error``, or ``ledger`` here). The
 ``input.*`` parameters (:class:`InputLimits`) bound what a message may cost before any pixel buffer
 is allocated, so a corrupt or hostile header (``100000 x 100000``) is a counted error, not an
 out-of-memory kill.
@@ -122,9 +123,23 @@ def _decode_within(msg: object, limits: InputLimits, zero_copy: bool = False,
     return decode_any(msg, limits.max_pixels)
 
 
+# Smaller frames decode, but are no camera frames: the pedestrian specialist's band tiles and the
+# face detector need more pixels, and no real camera sends less (a broken driver or a cut recording
+# does). The nodes and the replay file them as invalid frames, not as inference failures.
+MIN_FRAME_PX = 32
+
+
+def _check_frame_size(image: np.ndarray | ImageView, min_px: int) -> None:
+    width, height = image.source_size if isinstance(image, ImageView) else image.shape[1::-1]
+    if min(width, height) < min_px:
+        raise ImageDecodeError("size", f"invalid frame: {width}x{height} px is too small to "
+                                       f"process (at least {min_px}x{min_px}); check the camera "
+                                       "driver or the recording")
+
+
 def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErrorLedger | None = None,
                 source: str = "", zero_copy: bool = False,
-                size_floor: SizeFloor | None = None) -> DecodeResult:
+                size_floor: SizeFloor | None = None, min_px: int = 0) -> DecodeResult:
     """Decode a sensor_msgs/Image or CompressedImage-like message within ``limits``; never raises.
 
     Args:
@@ -140,6 +155,8 @@ def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErr
         size_floor: with ``zero_copy``, lets a JPEG decode at reduced scale down to this size
             (see :func:`~sense_perception.core.imaging.image_decode.decode_view`);
             :meth:`~sense_perception.core.detection.detector.ObjectDetector.decode_floor` gives it.
+        min_px: a decoded frame narrower or lower than this is an error of field ``size``
+            (:data:`MIN_FRAME_PX` for frames that go to perception).
 
     Returns:
         ``(image, None)`` with a new C-contiguous ``(H, W, 3)`` uint8 BGR array (an ImageView with
@@ -147,6 +164,7 @@ def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErr
     """
     try:
         image = _decode_within(msg, limits or _DEFAULT_LIMITS, zero_copy, size_floor)
+        _check_frame_size(image, min_px)
     except ImageDecodeError as exc:
         error = exc
     except Exception as exc:  # noqa: BLE001 - the promise is that nothing escapes a transport callback
@@ -158,4 +176,4 @@ def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErr
     return DecodeResult(None, error)
 
 
-__all__ = ["DecodeResult", "InputLimits", "safe_decode"]
+__all__ = ["MIN_FRAME_PX", "DecodeResult", "InputLimits", "safe_decode"]

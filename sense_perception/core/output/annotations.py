@@ -63,7 +63,9 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
 
     Returns:
         The message as a dict: ``points`` one LINE_LOOP per detection, then one per ignore
-        region; ``texts`` one caption per detection (same order); ``circles`` empty.
+        region; ``texts`` one caption per detection (same order); ``circles`` empty. Without
+        detections, ``points`` starts with one :func:`stamp_carrier` so the message still carries
+        the image's stamp.
 
     Raises:
         ValueError: ``captions`` does not have one entry per detection.
@@ -83,7 +85,9 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
         "thickness": thickness,
     } for polygon in ignore_regions]
     if n == 0:
-        return {"circles": [], "points": regions, "texts": []}
+        # Foxglove's "Sync annotations" matches annotations to images by this stamp: an empty
+        # message would carry none and hide the image or keep the previous frame's boxes.
+        return {"circles": [], "points": [stamp_carrier(header), *regions], "texts": []}
     boxes = detections.boxes.astype(np.float64)
     x1, y1, x2, y2 = boxes.T
     # (N, 4, 2) corners clockwise from the top-left; LINE_LOOP closes the last edge itself.
@@ -95,7 +99,7 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
     names = [label_name(i, label_names) for i in detections.labels.tolist()]
     if captions is None:
         captions = [caption(name, score, track) for name, score, track in
-                    zip(names, detections.scores.tolist(), detections.track_ids.tolist())]
+                    zip(names, detections.scores.tolist(), detections.track_ids.tolist(), strict=True)]
     # per label: (outline and text background, text colour)
     palette = {name: (rgba(label_colour(name)), rgba(text_colour_on(label_colour(name))))
                for name in set(names)}
@@ -121,6 +125,14 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
     }
 
 
+def stamp_carrier(header: Header) -> dict[str, Any]:
+    """A PointsAnnotation with no points, drawn as nothing, that carries the image's stamp: what
+    a frame without detections publishes, so its annotations still line up with its image."""
+    return {"timestamp": {"sec": header.sec, "nanosec": header.nanosec}, "type": POINTS,
+            "points": [], "outline_color": _TRANSPARENT, "outline_colors": [],
+            "fill_color": _TRANSPARENT, "thickness": 0.0}
+
+
 def image_size_of(image: Any) -> tuple[int, int]:
     """(width, height) in which detections of ``image`` are reported: a decoded frame (HxWxC
     array) or an ImageView (its ``source_size``, the full size even after a reduced decode)."""
@@ -131,4 +143,4 @@ def image_size_of(image: Any) -> tuple[int, int]:
 
 
 __all__ = ["IMAGE_ANNOTATIONS", "LINE_LIST", "LINE_LOOP", "LINE_STRIP", "POINTS", "image_annotations",
-           "image_size_of", "label_rgba", "rgba"]
+           "image_size_of", "label_rgba", "rgba", "stamp_carrier"]

@@ -43,7 +43,7 @@ def output_namespaces(topics: Sequence[str]) -> list[str]:
     those keeps its whole topic name as its namespace instead.
     """
     spaces = [output_namespace(t) for t in topics]
-    return [t if spaces.count(ns) > 1 else ns for t, ns in zip(topics, spaces)]
+    return [t if spaces.count(ns) > 1 else ns for t, ns in zip(topics, spaces, strict=True)]
 
 
 def join_topic(ns: str, name: str) -> str:

@@ -75,7 +75,9 @@ def fuse_hard_swish(model: onnx.ModelProto) -> int:
             continue
         x = (add.input[0] if is_const(add.input[1], 3.0)
              else add.input[1] if is_const(add.input[0], 3.0) else None)
-        clip = only_consumer(add.output[0], "Clip") if x is not None else None
+        if x is None:
+            continue
+        clip = only_consumer(add.output[0], "Clip")
         if clip is None or len(clip.input) != 3 or clip.input[0] != add.output[0] \
                 or not (is_const(clip.input[1], 0.0) and is_const(clip.input[2], 6.0)):
             continue

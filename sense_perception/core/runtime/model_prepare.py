@@ -123,7 +123,7 @@ def make_batch_dynamic(model: onnx.ModelProto) -> tuple[onnx.ModelProto | None, 
 
 def _sample_inputs(model: OnnxModel, batch: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for spec in model.inputs:
         shape = [batch if i == 0 else (d or 1) for i, d in enumerate(spec.shape)]
         feeds[spec.name] = rng.uniform(-1.0, 1.0, shape).astype(spec.dtype)
@@ -182,17 +182,18 @@ def prepare_detector_model(path: str | Path, options: RuntimeOptions | None = No
         ModelError: the file is unreadable or no provider can run it.
     """
     options = options or RuntimeOptions()
-    use_openvino = (openvino_model is not None and options.openvino == "auto"
-                    and openvino_available())
-    if use_openvino and not options.gpu_provider_available():
+    # The OpenVINO form to use on a CPU, or None when there is none or it is not wanted.
+    ov_model = (openvino_model if openvino_model is not None and options.openvino == "auto"
+                and openvino_available() else None)
+    if ov_model is not None and not options.gpu_provider_available():
         return _done(name, PreparedModel(
-            OpenVinoModel(openvino_model, options, name, input_size=openvino_input), False,
+            OpenVinoModel(ov_model, options, name, input_size=openvino_input), False,
             ["on OpenVINO's CPU plugin (no GPU provider in this onnxruntime build)"]))
     prepared = _prepare_onnx(path, options, name, allow_batch)
-    if use_openvino and prepared.model.provider == "CPUExecutionProvider":
+    if ov_model is not None and prepared.model.provider == "CPUExecutionProvider":
         # A GPU provider was built in but could not start (no GPU, missing CUDA libraries).
         return _done(name, PreparedModel(
-            OpenVinoModel(openvino_model, options, name, prepared.model.fallback_reasons,
+            OpenVinoModel(ov_model, options, name, prepared.model.fallback_reasons,
                           openvino_input), False,
             ["on OpenVINO's CPU plugin (the GPU providers could not start)"]))
     return prepared

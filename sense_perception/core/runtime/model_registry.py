@@ -199,5 +199,7 @@ def get_model(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
+        # The message says all; the KeyError would only add a second traceback.
         raise ModelError(f"unknown model '{name}'; bundled models: {', '.join(sorted(MODELS))}; "
-                         "or set 'model_path', 'model_family' and 'labels_path' for your own ONNX file")
+                         "or set 'model_path', 'model_family' and 'labels_path' for your own "
+                         "ONNX file") from None

@@ -22,8 +22,8 @@ from .session import RuntimeOptions, TensorSpec
 LOG = logging.getLogger(__name__)
 
 PROVIDER = "OpenVINO (CPU)"
-_OV_TYPES = {"f32": np.float32, "f16": np.float16, "u8": np.uint8, "i64": np.int64,
-             "i32": np.int32}
+_OV_TYPES: dict[str, type[np.generic]] = {"f32": np.float32, "f16": np.float16, "u8": np.uint8,
+                                         "i64": np.int64, "i32": np.int32}
 _CORE = None
 
 
@@ -73,7 +73,8 @@ class OpenVinoModel:
         self.options = options or RuntimeOptions()
         self.fallback_reasons = list(fallback_reasons or [])
         self.provider = PROVIDER
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        config: dict[str, str | int] = {"PERFORMANCE_HINT": "LATENCY",
+                                        "INFERENCE_PRECISION_HINT": "f32"}
         if self.options.intra_op_threads:
             config["INFERENCE_NUM_THREADS"] = int(self.options.intra_op_threads)
         try:

@@ -5,12 +5,15 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
 from ...errors import ModelError
+
+if TYPE_CHECKING:  # onnx is imported lazily at run time: only the rewrite path needs it
+    import onnx
 
 LOG = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ DEFAULT_PROVIDERS: tuple[str, ...] = (
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 OPENVINO_CHOICES = ("auto", "off")
 
-_ORT_TYPES = {
+_ORT_TYPES: dict[str, type[np.generic]] = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
     "tensor(uint8)": np.uint8,
@@ -37,7 +40,7 @@ class TensorSpec:
 
     name: str
     shape: tuple[int | None, ...]
-    dtype: type
+    dtype: type[np.generic]
 
     @classmethod
     def from_arg(cls, arg: ort.NodeArg) -> "TensorSpec":
@@ -144,10 +147,14 @@ class OnnxModel:
         self.name = name
         self.options = options or RuntimeOptions()
         self.fallback_reasons: list[str] = []
-        source = model if isinstance(model, bytes) else str(model)
-        if not isinstance(model, bytes) and not Path(source).is_file():
-            raise ModelError(f"model file {source} does not exist; reinstall sense_perception or "
-                             "point the 'model_path' parameter at an existing ONNX file")
+        source: bytes | str
+        if isinstance(model, bytes):
+            source = model
+        else:
+            source = str(model)
+            if not Path(source).is_file():
+                raise ModelError(f"model file {source} does not exist; reinstall sense_perception "
+                                 "or point the 'model_path' parameter at an existing ONNX file")
         self.session = self._create_session(source)
         self.inputs = [TensorSpec.from_arg(a) for a in self.session.get_inputs()]
         self.outputs = [TensorSpec.from_arg(a) for a in self.session.get_outputs()]
@@ -213,7 +220,7 @@ class OnnxModel:
 
     def warmup(self, runs: int = 2, batch: int = 1) -> None:
         """Run zero inputs through the model so first-frame latency is not paid on live data."""
-        feeds = {}
+        feeds: dict[str, np.ndarray] = {}
         for spec in self.inputs:
             shape = [batch if i == 0 and d is None else (d or 1) for i, d in enumerate(spec.shape)]
             feeds[spec.name] = np.zeros(shape, spec.dtype)
@@ -221,8 +228,13 @@ class OnnxModel:
             self.run(feeds)
 
 
-def load_model_bytes(path: str | Path, rewrite: "callable | None" = None) -> bytes:
-    """Read an ONNX file, optionally passing the parsed model through ``rewrite`` first."""
+def load_model_bytes(path: str | Path,
+                     rewrite: Callable[[onnx.ModelProto], onnx.ModelProto | None] | None = None,
+                     ) -> bytes:
+    """Read an ONNX file, optionally passing the parsed model through ``rewrite`` first.
+
+    ``rewrite`` may edit the model in place (returning None) or return a new one.
+    """
     if rewrite is None:
         return Path(path).read_bytes()
     import onnx

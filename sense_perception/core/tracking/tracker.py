@@ -80,14 +80,16 @@ class TrackingConfig:
             Ignored when the tracker is not given the detector's label names. A name the detector
             does not output is an error, except in the default groups (written for COCO models).
 
-    The score thresholds suit the bundled PP-PicoDet, whose clear cars score 0.6-0.9 and partly
-    hidden ones 0.35-0.5 (ByteTrack's 0.6 / 0.1 were tuned for YOLOX-X on MOT17).
+    The score thresholds suit the bundled PP-PicoDet, whose clear cars score 0.6-0.9 raw and
+    partly hidden ones 0.35-0.5 (ByteTrack's 0.6 / 0.1 were tuned for YOLOX-X on MOT17): they were
+    chosen as raw 0.45 / 0.1 / 0.5 and are given as PicoDet's calibrated car scores of those
+    (``detector.calibrated_scores``; raw 0.1 calibrates to 0.001, below every detector threshold).
     """
 
     enabled: bool = True
-    high_threshold: float = field(default=0.45, metadata={"range": (0.0, 1.0)})
-    low_threshold: float = field(default=0.1, metadata={"range": (0.0, 1.0)})
-    new_track_threshold: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
+    high_threshold: float = field(default=0.575, metadata={"range": (0.0, 1.0)})
+    low_threshold: float = field(default=0.001, metadata={"range": (0.0, 1.0)})
+    new_track_threshold: float = field(default=0.738, metadata={"range": (0.0, 1.0)})
     match_iou: float = field(default=0.2, metadata={"range": (0.0, 1.0)})
     low_match_iou: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
     tentative_match_iou: float = field(default=0.3, metadata={"range": (0.0, 1.0)})

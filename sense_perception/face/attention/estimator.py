@@ -176,10 +176,11 @@ class DriverAttention:
         else:
             # Track from the last measured frame only, and never across a gap in time.
             previous = self._previous
-            recent = previous is not None and 0.0 <= t - previous[0] <= self.config.max_gap_s
-            measurement = self.estimator.measure(image_bgr, box, landmarks, self.intrinsics,
-                                                 previous[1] if recent else None)
-        self._previous = (t, measurement.mesh) if measurement.measured else None
+            track = (previous[1] if previous is not None
+                     and 0.0 <= t - previous[0] <= self.config.max_gap_s else None)
+            measurement = self.estimator.measure(image_bgr, box, landmarks, self.intrinsics, track)
+        mesh = measurement.mesh  # set whenever measured (a pose needs a mesh)
+        self._previous = (t, mesh) if measurement.measured and mesh is not None else None
         status = self.monitor.update(t, measurement.observation())
         source = self.intrinsics.source if self.intrinsics is not None else DEFAULT_INTRINSICS
         return AttentionResult(status, measurement, source, dict(self.estimator.timings_ms))

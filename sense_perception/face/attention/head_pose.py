@@ -105,11 +105,11 @@ class CameraIntrinsics:
                 missing; the message names the value and the fix.
         """
         get = info.get if isinstance(info, dict) else lambda k, d=None: getattr(info, k, d)
-        k = np.asarray(get("k", ()), np.float64).reshape(-1)
+        flat_k = np.asarray(get("k", ()), np.float64).reshape(-1)
         width, height = int(get("width", 0) or 0), int(get("height", 0) or 0)
-        if k.size != 9 or not np.all(np.isfinite(k)):
-            raise CameraInfoError(f"CameraInfo.k must hold 9 finite numbers, got {k.size}")
-        k = k.reshape(3, 3)
+        if flat_k.size != 9 or not np.all(np.isfinite(flat_k)):
+            raise CameraInfoError(f"CameraInfo.k must hold 9 finite numbers, got {flat_k.size}")
+        k = flat_k.reshape(3, 3)
         if k[0, 0] <= 0 or k[1, 1] <= 0 or k[2, 2] == 0:
             raise CameraInfoError("CameraInfo.k has no focal length (fx, fy <= 0): the camera is "
                                   "not calibrated; calibrate it (camera_calibration) or set "

@@ -247,6 +247,9 @@ class _Debounce:
     """A flag that turns on once its condition has held ``on_s`` and off once its opposite has
     held ``off_s``, counted from the first frame that showed it (stamped time)."""
 
+    active: bool
+    _held: float | None  # seconds the change has shown so far; None: no change pending
+
     def __init__(self, on_s: float, off_s: float) -> None:
         self.on_s, self.off_s = on_s, off_s
         self.reset()
@@ -263,7 +266,7 @@ class _Debounce:
 
     def reset(self) -> None:
         self.active = False
-        self._held: float | None = None
+        self._held = None
 
 
 class _Window:

@@ -4,14 +4,22 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
-from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ....errors import ModelError
 
 SCORE_ACTIVATIONS = ("none", "sigmoid")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def trained_input(**fields: Any) -> Mapping[str, Any]:
+    """A family's pre-processing defaults, read-only (shared by every detector of the family)."""
+    return MappingProxyType(fields)
 
 
 class OutputFormatError(ModelError):
@@ -79,6 +87,15 @@ class Decoder(ABC):
     layout_doc: ClassVar[str]
     # False for set-prediction heads (DETR), which emit one box per object.
     needs_nms: ClassVar[bool] = True
+    #: Other names of the family accepted in ``detector.model_family``.
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: The pre-processing the family's models were trained with (:class:`PreprocessSpec` fields
+    #: but the size): what a custom model of the family gets unless ``detector.*`` overrides it.
+    #: Bundled models take theirs from the model registry; the two agree (test_detector_interface).
+    input_defaults: ClassVar[Mapping[str, Any]]
+    #: True for families whose models detect the driving classes (COCO detectors, offered as
+    #: ``detector.model`` and ``detect --model``); False for single-class specialists.
+    general_purpose: ClassVar[bool] = True
 
     def __init__(self, layout: OutputLayout) -> None:
         if layout.score_activation not in SCORE_ACTIVATIONS:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import Candidates, Decoder, OutputFormatError, OutputLayout
+from .base import Candidates, Decoder, OutputFormatError, OutputLayout, trained_input
 
 
 class DetectionOutputDecoder(Decoder):
@@ -23,6 +23,13 @@ class DetectionOutputDecoder(Decoder):
     needs_nms = False
     layout_doc = ("detection_output: boxes [N, 5] (x1, y1, x2, y2 in input pixels, score) + "
                   "labels [N], NMS done in the model (OpenVINO Open Model Zoo)")
+    # Open Model Zoo: BGR 0..255 (normalisation folded into the graph), plain resize.
+    input_defaults = trained_input(color="bgr", resize="stretch", pad_value=114.0, scale=1.0,
+                                   mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                                   interpolation="linear")
+    # The Open Model Zoo's detectors of this layout find one class (persons, vehicles...): they
+    # are specialists beside a general model, not general models themselves.
+    general_purpose = False
 
     def __init__(self, layout: OutputLayout) -> None:
         super().__init__(layout)

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import Candidates, Decoder, OutputFormatError, OutputLayout, best_class, xywh_to_xyxy
+from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, best_class, trained_input,
+                   xywh_to_xyxy)
 
 
 class RTDETRDecoder(Decoder):
@@ -23,6 +24,10 @@ class RTDETRDecoder(Decoder):
     needs_nms = False
     layout_doc = ("rtdetr: boxes [B, Q, 4] (cx, cy, w, h normalised 0..1) + scores [B, Q, C], "
                   "or one [B, Q, 4+C] output")
+    aliases = ("rt-detr",)
+    # RT-DETR (Ultralytics and PaddleDetection): RGB 0..1, plain resize.
+    input_defaults = trained_input(color="rgb", resize="stretch", scale=1 / 255.0,
+                                   interpolation="linear")
 
     def __init__(self, layout: OutputLayout) -> None:
         super().__init__(layout)
@@ -32,13 +37,13 @@ class RTDETRDecoder(Decoder):
         if len(shapes) == 1:
             if shapes[0][2] <= 4:
                 raise OutputFormatError(f"a single output needs 4 + C channels, got {shapes[0][2]}")
-            self._boxes_at, self._scores_at = None, None
+            self._split: tuple[int, int] | None = None  # (boxes, scores) output indices
             self.check_classes(shapes[0][2] - 4)
         elif len(shapes) == 2:
             if shapes[0][:2] != shapes[1][:2]:
                 raise OutputFormatError("boxes and scores must have the same [B, Q]")
-            self._boxes_at, self._scores_at = self._pick(layout)
-            self.check_classes(shapes[self._scores_at][2])
+            self._split = self._pick(layout)
+            self.check_classes(shapes[self._split[1]][2])
         else:
             raise OutputFormatError(f"needs one or two outputs, got {len(shapes)}")
         self._size = np.array([layout.input_width, layout.input_height] * 2, np.float32)
@@ -55,10 +60,10 @@ class RTDETRDecoder(Decoder):
         return boxes, 1 - boxes
 
     def decode(self, outputs: Sequence[np.ndarray], score_threshold: float) -> list[Candidates]:
-        if self._boxes_at is None:
+        if self._split is None:
             boxes, scores = outputs[0][:, :, :4], outputs[0][:, :, 4:]
         else:
-            boxes, scores = outputs[self._boxes_at], outputs[self._scores_at]
+            boxes, scores = outputs[self._split[0]], outputs[self._split[1]]
         cls, best = best_class(scores)
         best = self.activate(best)
         results = []

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import Candidates, Decoder, OutputFormatError, OutputLayout, best_class, xywh_to_xyxy
+from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, best_class, trained_input,
+                   xywh_to_xyxy)
 
 
 class YOLOv8Decoder(Decoder):
@@ -18,6 +19,10 @@ class YOLOv8Decoder(Decoder):
     family = "yolov8"
     layout_doc = ("yolov8: one [B, 4+C, N] output (cx, cy, w, h in input pixels, class scores), "
                   "N > 4+C")
+    aliases = ("yolo11",)
+    # Ultralytics: RGB 0..1, centred letterbox padded with 114.
+    input_defaults = trained_input(color="rgb", resize="letterbox_center", scale=1 / 255.0,
+                                   pad_value=114.0, interpolation="linear")
 
     def __init__(self, layout: OutputLayout) -> None:
         super().__init__(layout)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, anchor_grid, best_class,
-                   total_cells, xywh_to_xyxy)
+                   total_cells, trained_input, xywh_to_xyxy)
 
 _STRIDE_SETS = ((8, 16, 32), (8, 16, 32, 64))
 
@@ -22,6 +22,10 @@ class YOLOXDecoder(Decoder):
 
     family = "yolox"
     layout_doc = "yolox: one [B, N, 5+C] output, N = anchors of strides 8/16/32 (raw, not decoded)"
+    # YOLOX: BGR 0..255, no normalisation, letterbox at the top-left padded with 114, bilinear.
+    input_defaults = trained_input(color="bgr", resize="letterbox", pad_value=114.0, scale=1.0,
+                                   mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                                   interpolation="linear")
 
     def __init__(self, layout: OutputLayout) -> None:
         super().__init__(layout)

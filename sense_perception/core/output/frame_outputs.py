@@ -1,0 +1,237 @@
+"""What a camera frame publishes: one table of outputs shared by the nodes and the replay (ROS-free).
+
+A frame's results (an exterior camera's detections, or a cabin camera's driver result) become the
+list of :class:`Message` (topic, message type, message-shaped dict) it publishes, built from the
+rows of :data:`EXTERIOR_OUTPUTS` or :data:`CABIN_OUTPUTS`. The object_detector and driver_monitor
+nodes publish that list (through :mod:`sense_perception.ros.convert`); ``sense-perception replay``
+writes the same list into its output bag (through :mod:`sense_perception.replay.to_rosbags`). Topic
+names are spelled here only.
+
+Adding an output is one :class:`Output` row and one builder: the builder gets the frame's results
+(:class:`ExteriorFrame` or :class:`CabinFrame`) and returns the message dict, or None when the
+frame has nothing for it (no head pose measured, say).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from ...face.results import (FACE_LABELS, attention_results, face_captions, face_detections,
+                             head_pose_message, identity_results, state_name)
+from ..types import Detections, Header
+from . import messages
+from .annotations import IMAGE_ANNOTATIONS, image_annotations
+from .topics import join_topic
+
+DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
+LABEL_INFO = "vision_msgs/msg/LabelInfo"
+CLASSIFICATION = "vision_msgs/msg/Classification"
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+IMAGE = "sensor_msgs/msg/Image"
+DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+
+#: The switch of the attention outputs: the ``attention.enabled`` parameter of driver_monitor.
+ATTENTION_SWITCH = "attention.enabled"
+
+
+@dataclass(frozen=True)
+class ExteriorFrame:
+    """An exterior camera frame's results.
+
+    Attributes:
+        header: the image's header (copied into every output).
+        detections: boxes in the image's pixels (tracked when tracking is on).
+        label_names: names indexed by ``detections.labels``.
+        min_score: the detector's lowest score threshold (LabelInfo).
+        image_size: (width, height) of the source image.
+        image: the decoded frame (BGR array or ImageView), for the drawn debug image; None in
+            replay, which draws into videos instead.
+        ignore_regions: the camera's ignore regions as (K, 2) polygons in the image's pixels
+            (:mod:`~sense_perception.core.detection.ignore_regions`), drawn with the boxes.
+    """
+
+    header: Header
+    detections: Detections
+    label_names: Sequence[str]
+    min_score: float
+    image_size: tuple[int, int] | None = None
+    image: Any = None
+    ignore_regions: Sequence[np.ndarray] = ()
+
+
+@dataclass(frozen=True)
+class CabinFrame:
+    """A cabin camera frame's results: the :class:`~sense_perception.face.pipeline.DriverResult`."""
+
+    header: Header
+    result: Any
+    image_size: tuple[int, int] | None = None
+
+    @cached_property
+    def faces(self) -> Detections:
+        """Every face over :data:`~sense_perception.face.results.FACE_LABELS`."""
+        return face_detections(self.result)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One row of an output table.
+
+    Attributes:
+        name: topic name in the camera's namespace (``<ns>/<name>``).
+        msgtype: ROS message type.
+        switch: the boolean parameter that turns it on (a node parameter, or ``attention.enabled``);
+            None: always on.
+        build: the frame's results -> message dict, or None when this frame has none.
+        latched: transient-local, once per activation (live) or per camera (replay), not per frame.
+        on_demand: live, built only while something subscribes.
+        live_only: published by the node only; the replay's equivalent is another file (the drawn
+            debug image is ``--video``).
+    """
+
+    name: str
+    msgtype: str
+    switch: str | None
+    build: Callable[[Any], dict[str, Any] | None]
+    latched: bool = False
+    on_demand: bool = False
+    live_only: bool = False
+
+
+class Message(NamedTuple):
+    """A message a frame publishes: its topic, type, content and the table row it comes from."""
+
+    topic: str
+    msgtype: str
+    message: dict[str, Any]
+    output: Output
+
+
+# -- builders ---------------------------------------------------------------------------------------
+
+def _detections(f: ExteriorFrame) -> dict[str, Any]:
+    return messages.detection2d_array(f.header, f.detections, f.label_names)
+
+
+def _label_info(f: ExteriorFrame) -> dict[str, Any]:
+    return messages.label_info(f.header, f.label_names, f.min_score)
+
+
+def _exterior_annotations(f: ExteriorFrame) -> dict[str, Any]:
+    return image_annotations(f.header, f.detections, f.label_names, f.image_size,
+                             ignore_regions=f.ignore_regions)
+
+
+def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
+    if f.image is None:
+        return None
+    from ..imaging.image_decode import ImageView
+    from .annotate import draw_detections
+
+    # An ImageView aliases the message (or is a reduced decode): draw on a full-size BGR copy.
+    bgr = f.image.full_bgr() if isinstance(f.image, ImageView) else f.image
+    return image_message(f.header, draw_detections(bgr, f.detections, f.label_names, copy=False,
+                                                   ignore_regions=f.ignore_regions))
+
+
+def _faces(f: CabinFrame) -> dict[str, Any]:
+    return messages.detection2d_array(f.header, f.faces, FACE_LABELS)
+
+
+def _cabin_annotations(f: CabinFrame) -> dict[str, Any]:
+    faces = f.faces
+    return image_annotations(f.header, faces, FACE_LABELS, f.image_size, face_captions(faces, f.result))
+
+
+def _identity(f: CabinFrame) -> dict[str, Any]:
+    r = f.result
+    return messages.classification(f.header, identity_results(state_name(r), r.driver_id, r.score))
+
+
+def _attention(f: CabinFrame) -> dict[str, Any] | None:
+    attention = f.result.attention
+    return None if attention is None else messages.classification(f.header, attention_results(attention))
+
+
+def _head_pose(f: CabinFrame) -> dict[str, Any] | None:
+    attention = f.result.attention
+    return None if attention is None else head_pose_message(f.header, attention)
+
+
+#: An exterior camera's outputs (object_detector), in publishing order.
+EXTERIOR_OUTPUTS: tuple[Output, ...] = (
+    Output("label_info", LABEL_INFO, None, _label_info, latched=True),
+    Output("detections", DETECTION_ARRAY, None, _detections),
+    Output("detections_image", IMAGE, "publish_debug_image", _debug_image, on_demand=True,
+           live_only=True),
+    Output("annotations", IMAGE_ANNOTATIONS, "publish_annotations", _exterior_annotations,
+           on_demand=True),
+)
+
+#: The cabin camera's outputs (driver_monitor), in publishing order.
+CABIN_OUTPUTS: tuple[Output, ...] = (
+    Output("faces", DETECTION_ARRAY, None, _faces),
+    Output("annotations", IMAGE_ANNOTATIONS, "publish_annotations", _cabin_annotations,
+           on_demand=True),
+    Output("driver_identity", CLASSIFICATION, None, _identity),
+    Output("driver_attention", CLASSIFICATION, ATTENTION_SWITCH, _attention),
+    Output("head_pose", POSE_STAMPED, ATTENTION_SWITCH, _head_pose),
+)
+
+
+def enabled_outputs(table: Iterable[Output], switches: Mapping[str, bool],
+                    live: bool = True) -> list[Output]:
+    """The rows of ``table`` that are on: switched on in ``switches`` (a missing switch is off),
+    and, for the replay (``live`` false), not live-only."""
+    return [o for o in table if (o.switch is None or bool(switches.get(o.switch, False)))
+            and (live or not o.live_only)]
+
+
+def switches(settings: Any, attention: bool = False) -> dict[str, bool]:
+    """The switches of every table row, from a node's settings dataclass (``publish_*``) and
+    whether the driver pipeline runs attention."""
+    names = {o.switch for o in (*EXTERIOR_OUTPUTS, *CABIN_OUTPUTS) if o.switch is not None}
+    out = {name: bool(getattr(settings, name)) for name in names - {ATTENTION_SWITCH}
+           if hasattr(settings, name)}
+    out[ATTENTION_SWITCH] = bool(attention)
+    return out
+
+
+def frame_messages(outputs: Iterable[Output], ns: str, frame: Any,
+                   wanted: Callable[[Output], bool] | None = None) -> list[Message]:
+    """The messages ``frame`` publishes on the rows ``outputs`` (from :func:`enabled_outputs`).
+
+    Args:
+        outputs: the rows to build, in order.
+        ns: the camera's output namespace (:func:`~.topics.output_namespaces`).
+        frame: an :class:`ExteriorFrame` or :class:`CabinFrame`.
+        wanted: further filter, asked before building (a node: on-demand rows only while subscribed).
+
+    Returns:
+        One :class:`Message` per row that has something for this frame.
+    """
+    out = []
+    for row in outputs:
+        if wanted is not None and not wanted(row):
+            continue
+        message = row.build(frame)
+        if message is not None:
+            out.append(Message(join_topic(ns, row.name), row.msgtype, message, row))
+    return out
+
+
+def image_message(header: Header, bgr: np.ndarray) -> dict[str, Any]:
+    """sensor_msgs/Image fields of a BGR uint8 array."""
+    h, w = bgr.shape[:2]
+    return {"header": messages.header_msg(header), "height": h, "width": w, "encoding": "bgr8",
+            "is_bigendian": 0, "step": w * 3, "data": np.ascontiguousarray(bgr).data.cast("B")}
+
+
+__all__ = ["ATTENTION_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION", "DETECTION_ARRAY",
+           "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
+           "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
+           "frame_messages", "image_message", "switches"]

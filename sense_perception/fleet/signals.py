@@ -1,0 +1,95 @@
+"""Ctrl-C and SIGTERM during a fleet run: stop handing out bags, end the workers and Ray, and still
+write ``fleet_summary.json`` (unfinished bags marked ``interrupted``), then exit 128 + the signal.
+
+The handler only notes the signal; the dispatcher's loop, which wakes at least every quarter of
+a second, calls :meth:`InterruptGuard.check` and stops. (An exception raised by the handler
+itself would surface inside Ray's native calls, as a SystemError.) ``ray.init`` installs its own
+SIGTERM handler (``sys.exit``), which would end the run without a summary and with Ray's native
+stack dumps; :meth:`InterruptGuard.install` is therefore called again once Ray is up.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """Raised by :meth:`InterruptGuard.check` after the first SIGINT / SIGTERM of a run.
+
+    A BaseException, like KeyboardInterrupt, so that the ``except Exception`` around each Ray call
+    does not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """SIGINT or SIGTERM."""
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process ended by it (130, 143)."""
+        return 128 + self.signum
+
+
+class InterruptGuard:
+    """Notes the first SIGINT / SIGTERM (:meth:`check` raises :class:`Interrupted`); a second one
+    exits at once.
+
+    Only in the main thread (Python delivers signals there); elsewhere it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._old: dict[int, Any] = {}
+        self._caught: int | None = None
+
+    def install(self) -> None:
+        """Install (again) the handlers; the first call remembers the previous ones."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in SIGNALS:
+            previous = signal.signal(sig, self._handle)
+            self._old.setdefault(sig, previous)
+
+    def restore(self) -> None:
+        """Put back the handlers found by the first :meth:`install`."""
+        for sig, previous in self._old.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._old.clear()
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a signal came.
+
+        Raises:
+            Interrupted: the first SIGINT / SIGTERM since :meth:`install`.
+        """
+        if self._caught is not None:
+            raise Interrupted(self._caught)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._caught is None:
+            self._caught = signum
+            sys.stderr.write(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and "
+                             "writing the summary (again to exit at once)\n")
+            return
+        # Cleanup is under way and the user insists: leave now. Ray's reaper process ends the
+        # local instance's processes when this one is gone.
+        sys.stderr.write(f"\nfleet: {signal.Signals(signum).name} again: exiting without "
+                         "cleaning up\n")
+        os._exit(128 + signum)
+
+    def __enter__(self) -> InterruptGuard:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()

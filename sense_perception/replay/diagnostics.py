@@ -1,0 +1,87 @@
+"""The ``/diagnostics`` a replay writes: the statuses the nodes would publish for the same frames.
+
+One :class:`~sense_perception.core.health.stats.HealthStats` per pipeline (object_detector for the
+exterior cameras, driver_monitor for the cabin camera) counts what happened to each frame. Its
+clock is the bag time, so input rates and silences are those of the recording; latencies are wall
+time from a frame's decode to its results. Each status has the node's keys
+(:mod:`sense_perception.core.output.status` and :meth:`HealthStats.report`), named
+``sense_perception replay: <node>`` so it is not mistaken for a live node's.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..core.health.stats import HealthStats
+from ..core.output import messages
+from ..core.output.frame_outputs import DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC
+from ..core.types import Header
+
+DIAGNOSTICS_PERIOD_NS = 1_000_000_000
+STATUS_PREFIX = "sense_perception replay: "
+
+
+class PipelineHealth:
+    """The counters and the status values of one pipeline in a replay.
+
+    Args:
+        node: the node name this pipeline stands for (``object_detector``, ``driver_monitor``).
+        topics: its camera topics.
+        clock: the current bag time in seconds.
+        no_input_warn_s: the node's ``no_input_warn_s``: silence in bag time that warns.
+        annotations: the node's ``annotations`` diagnostic (on / off).
+        values: the pipeline's own key/values
+            (:func:`~sense_perception.core.output.status.detector_values`...), asked at each report.
+        hardware_id: what the status is about, asked at each report.
+    """
+
+    def __init__(self, node: str, topics: list[str], clock: Callable[[], float],
+                 no_input_warn_s: float, annotations: str,
+                 values: Callable[[], dict[str, Any]], hardware_id: Callable[[], str]) -> None:
+        self.node = node
+        self.topics = topics
+        self.stats = HealthStats(topics, clock=clock)
+        self._no_input = no_input_warn_s
+        self._annotations = annotations
+        self._values = values
+        self._hardware_id = hardware_id
+
+    def status(self) -> dict[str, Any]:
+        """The DiagnosticStatus dict, like the node's (the node also reports ``input_qos``, a live
+        subscription's QoS, which a bag does not have)."""
+        extra = {"state": "active", **self._values(), "annotations": self._annotations}
+        return self.stats.report(STATUS_PREFIX + self.node, self._hardware_id(), extra, self._no_input)
+
+
+class ReplayDiagnostics:
+    """Writes the pipelines' statuses to ``/diagnostics`` once per second of bag time.
+
+    Args:
+        pipelines: the pipelines of this replay.
+        emit: writes (topic, msgtype, bag time ns, message dict).
+    """
+
+    def __init__(self, pipelines: list[PipelineHealth],
+                 emit: Callable[[str, str, int, dict[str, Any]], None]) -> None:
+        self.pipelines = pipelines
+        self._emit = emit
+        self._next: int | None = None
+        self._started = False
+
+    def start(self) -> None:
+        """Count silences from now (the first message's bag time), as a node does on activation."""
+        if not self._started:
+            self._started = True
+            for p in self.pipelines:
+                p.stats.restart_silence_clock()
+
+    def maybe_write(self, timestamp: int, header: Header) -> None:
+        """Write the statuses when a second of bag time passed since the last ones."""
+        if self._next is None or timestamp >= self._next:
+            self._next = timestamp + DIAGNOSTICS_PERIOD_NS
+            self.write(timestamp, header)
+
+    def write(self, timestamp: int, header: Header) -> None:
+        """Write the statuses now, stamped with ``header``'s time (no frame id)."""
+        statuses = [p.status() for p in self.pipelines]
+        self._emit(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, timestamp,
+                   messages.diagnostic_array(Header(header.sec, header.nanosec, ""), statuses))

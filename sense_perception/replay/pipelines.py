@@ -1,0 +1,209 @@
+"""The perception of a replay: exterior frames through the object detector (batched across cameras
+close in bag time) and the tracker, cabin frames through the driver pipeline.
+
+:func:`build_core` builds the core objects from the config file like the nodes do. Each stage turns decoded frames into their results (:class:`ExteriorFrame`, :class:`CabinFrame`)
+and hands them, with the messages they publish
+(:func:`~sense_perception.core.output.frame_outputs.frame_messages`), to a callback; a frame whose
+inference raises goes to ``on_failure`` and the replay goes on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from ..config import load_params, section_from_params
+from ..core.health.inference_guard import safe_detect
+from ..core.imaging.frame_guard import InputLimits
+from ..core.imaging.image_decode import ImageView
+from ..core.output.annotations import image_size_of
+from ..core.output.frame_outputs import (CABIN_OUTPUTS, EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame,
+                                         Message, Output, enabled_outputs, frame_messages)
+from ..core.types import Header
+from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
+
+EXTERIOR, CABIN = "exterior", "cabin"  # camera roles: object_detector's cameras, driver_monitor's
+NODES = {EXTERIOR: "object_detector", CABIN: "driver_monitor"}
+
+
+@dataclass
+class ReplayCore:
+    """The core objects and parameters of a replay, by camera role (:data:`EXTERIOR`, :data:`CABIN`).
+
+    Attributes:
+        limits: the ``input.*`` size limits of the node that would handle each role's cameras.
+        settings: that node's own parameters (which outputs are on, when silence warns).
+        detector, trackers: exterior cameras (None without them; trackers None with tracking off).
+        identifier: the driver pipeline (None without a cabin camera).
+        ignore: the exterior cameras' ignore regions
+            (:class:`~sense_perception.core.detection.ignore_regions.IgnoreRegions`; None without
+            exterior cameras).
+    """
+
+    limits: dict[str, InputLimits]
+    settings: dict[str, Any]
+    detector: Any = None
+    trackers: Any = None
+    identifier: Any = None
+    ignore: Any = None
+
+
+def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any = None,
+               identifier: Any = None) -> ReplayCore:
+    """Build what a replay needs from the config file, like the nodes do.
+
+    Args:
+        config: the ROS 2 parameter file (None: defaults).
+        exterior, cabin: whether there are exterior cameras / a cabin camera to build for.
+        detector, identifier: prebuilt ones to use instead (tests and the fleet share them).
+
+    Raises:
+        ConfigError / ModelError / PrivacyError from the core.
+    """
+    source = str(config) if config else "default parameters"
+    params = {role: load_params(config, node) for role, node in NODES.items()}
+    limits = {role: InputLimits.from_params(params[role], source) for role in NODES}
+    settings = {EXTERIOR: _node_settings(ObjectDetectorSettings, params[EXTERIOR], source),
+                CABIN: _node_settings(DriverMonitorNodeSettings, params[CABIN], source)}
+    if exterior and detector is None:
+        from ..core.detection.detector_setup import build_detector
+
+        detector = build_detector(params[EXTERIOR], source)
+    if cabin and identifier is None:
+        from ..face.pipeline import DriverIdentifier
+
+        identifier = DriverIdentifier.from_params(params[CABIN], source)
+    trackers = ignore = None
+    if exterior:
+        from ..core.detection.ignore_regions import IgnoreRegions
+        from ..core.tracking.tracker import TrackerBank, TrackingConfig
+
+        ignore = IgnoreRegions.from_params(params[EXTERIOR], source)
+
+        tracking = TrackingConfig.from_params(params[EXTERIOR], source)
+        if tracking.enabled:
+            trackers = TrackerBank(tracking, detector.label_names)
+    return ReplayCore(limits, settings, detector, trackers, identifier, ignore)
+
+
+def _node_settings(cls: type, params: dict[str, Any], source: str) -> Any:
+    """A node's own (top-level) parameters from its flattened parameters, defaults for the rest."""
+    return section_from_params(cls, {k: v for k, v in params.items() if "." not in k}, "", source,
+                               strict=False)
+
+
+class DecodedFrame(NamedTuple):
+    """A camera frame of the bag, decoded."""
+
+    topic: str
+    timestamp: int  # bag time, ns
+    header: Header
+    image: np.ndarray | ImageView  # a view of the message buffer on exterior cameras
+    started: float  # perf_counter() when its decode began
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds since its decode began."""
+        return (time.perf_counter() - self.started) * 1e3
+
+
+Failure = Callable[[list[DecodedFrame], Exception], None]
+
+
+class ExteriorStage:
+    """Object detection of the exterior cameras.
+
+    Args:
+        detector, trackers: the core objects (trackers None with tracking off).
+        namespaces: output namespace of each exterior topic.
+        switches: which switchable outputs are on (:func:`~.frame_outputs.switches`).
+        window_ns: frames of different cameras this close in bag time share one ``detect`` call.
+        on_result: gets each frame, its results and the messages it publishes.
+        on_failure: gets the frames whose inference raised, and the exception.
+        ignore: the cameras' ignore regions (None: none); detections in them are dropped before
+            tracking.
+    """
+
+    def __init__(self, detector: Any, trackers: Any, namespaces: dict[str, str],
+                 switches: dict[str, bool], window_ns: float,
+                 on_result: Callable[[DecodedFrame, ExteriorFrame, list[Message]], None],
+                 on_failure: Failure, ignore: Any = None) -> None:
+        self.detector = detector
+        self.trackers = trackers
+        self.ignore = ignore
+        self.namespaces = namespaces
+        self.outputs: list[Output] = enabled_outputs(EXTERIOR_OUTPUTS, switches, live=False)
+        self.window_ns = window_ns
+        self.pending: list[DecodedFrame] = []
+        self._on_result = on_result
+        self._on_failure = on_failure
+        self._latched_done: set[str] = set()
+
+    def add(self, frame: DecodedFrame) -> None:
+        """Queue ``frame``; detect the queue once every camera has a frame in it, or when this
+        frame is another of a queued camera or too far in bag time from the first."""
+        pending = self.pending
+        if pending and (frame.topic in {p.topic for p in pending}
+                        or frame.timestamp - pending[0].timestamp > self.window_ns):
+            self.flush()
+        pending.append(frame)
+        if len(pending) == len(self.namespaces):
+            self.flush()
+
+    def flush(self) -> None:
+        """Detect every queued frame (one batch) and hand out the results."""
+        if not self.pending:
+            return
+        detector = self.detector
+        results = safe_detect(detector, [f.image for f in self.pending])
+        for frame, (dets, error) in zip(self.pending, results, strict=True):
+            if error is not None:
+                self._on_failure([frame], error)
+                continue
+            size = image_size_of(frame.image)
+            regions = self.ignore.outlines(frame.topic, *size) if self.ignore else []
+            if self.ignore:
+                dets = self.ignore.apply(frame.topic, dets, *size)
+            if self.trackers is not None:
+                dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
+            result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
+                                   size, ignore_regions=regions)
+            first = frame.topic not in self._latched_done
+            self._latched_done.add(frame.topic)
+            rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera
+            self._on_result(frame, result, frame_messages(rows, self.namespaces[frame.topic], result))
+        self.pending.clear()
+
+
+class CabinStage:
+    """The driver pipeline on the cabin camera.
+
+    Args:
+        identifier: the :class:`~sense_perception.face.pipeline.DriverIdentifier`.
+        ns: the cabin camera's output namespace.
+        switches: which switchable outputs are on.
+        on_result: gets each frame, its results and the messages it publishes.
+        on_failure: gets the frame whose pipeline raised, and the exception.
+    """
+
+    def __init__(self, identifier: Any, ns: str, switches: dict[str, bool],
+                 on_result: Callable[[DecodedFrame, CabinFrame, list[Message]], None],
+                 on_failure: Failure) -> None:
+        self.identifier = identifier
+        self.ns = ns
+        self.outputs: list[Output] = enabled_outputs(CABIN_OUTPUTS, switches, live=False)
+        self._on_result = on_result
+        self._on_failure = on_failure
+
+    def process(self, frame: DecodedFrame) -> None:
+        """Run the driver pipeline on one frame and hand out its results."""
+        try:
+            result = self.identifier.process(frame.image, frame.header.seconds)
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
+            self._on_failure([frame], exc)
+            return
+        cabin = CabinFrame(frame.header, result, image_size_of(frame.image))
+        self._on_result(frame, cabin, frame_messages(self.outputs, self.ns, cabin))

@@ -1,0 +1,160 @@
+"""The same frames give the same message dicts live (the nodes' per-frame path) and in a replay.
+
+Both go through :mod:`sense_perception.core.output.frame_outputs`; this checks the two callers: the
+sample bag's frames are handed to an in-process object_detector and driver_monitor (their
+``process``, as the worker thread calls it) and replayed, with the same parameters, and every
+per-frame message dict is compared exactly (same CPU, same batches, same models). LabelInfo is
+latched: the node publishes it once per activation with its clock's stamp, the replay once per
+camera with the first frame's header, so it is compared without the header.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ros_helpers import ROOT, overrides
+
+pytestmark = pytest.mark.ros
+
+SAMPLE_BAG = ROOT / "sense_perception" / "data" / "sample_bag"
+FRONT = "/camera/front/image_raw/compressed"
+CABIN = "/camera/cabin/image_raw/compressed"
+
+
+def _bag_frames(topic: str) -> list[Any]:
+    """The bag's frames of ``topic`` as rclpy messages (as a live subscription receives them)."""
+    from rclpy.serialization import deserialize_message
+    from rosbags.rosbag2 import Reader
+
+    from sense_perception.ros.convert import msg_class
+
+    with Reader(SAMPLE_BAG) as reader:
+        conns = [c for c in reader.connections if c.topic == topic]
+        return [deserialize_message(bytes(raw), msg_class(c.msgtype))
+                for c, _, raw in reader.messages(connections=conns)]
+
+
+def _replay(tmp: Path, topics: list[str], cabin: str | None, config: Path,
+            monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict]]:
+    from sense_perception.replay import sink
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    written: list[tuple[str, str, dict]] = []
+    real = sink.ResultSink.write
+
+    def recording(self, timestamp, messages):
+        messages = list(messages)
+        written.extend((m.topic, m.msgtype, m.message) for m in messages)
+        return real(self, timestamp, messages)
+
+    monkeypatch.setattr(sink.ResultSink, "write", recording)
+    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp, topics=topics, cabin=cabin, config=config)).run()
+    monkeypatch.setattr(sink.ResultSink, "write", real)
+    assert result.complete
+    return written
+
+
+def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any,
+          monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict]]:
+    """Run every frame of ``topic`` through ``node.process``, with a subscriber on ``annotations``
+    (they are built only while subscribed: ``publishers()`` gives the node's publishers by row
+    name); returns the per-frame messages."""
+    import rclpy
+    from foxglove_msgs.msg import ImageAnnotations
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import node_common
+    from sense_perception.ros.frame_slots import Frame
+
+    published: list[tuple[str, str, dict]] = []
+    real = node_common.frame_messages
+
+    def recording(*args, **kwargs):
+        messages = real(*args, **kwargs)
+        published.extend((m.topic, m.msgtype, m.message) for m in messages)
+        return messages
+
+    monkeypatch.setattr(node_common, "frame_messages", recording)
+    probe = rclpy.create_node(f"{node.get_name()}_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        probe.create_subscription(ImageAnnotations, annotations, lambda _m: None, 10)
+        end = time.monotonic() + 20.0
+        while publishers()["annotations"].get_subscription_count() == 0 and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        assert publishers()["annotations"].get_subscription_count() == 1
+        for msg in _bag_frames(topic):
+            node.process([Frame(0, msg, time.monotonic())])
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
+    return published
+
+
+@pytest.fixture()
+def params(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """The same parameters for the nodes and the replay (an empty gallery: nobody is enrolled)."""
+    return {"object_detector": {"runtime.intra_op_threads": 1},
+            "driver_monitor": {"runtime.intra_op_threads": 1,
+                               "gallery.path": str(tmp_path / "gallery.json")}}
+
+
+def _config(tmp_path: Path, params: dict[str, dict[str, Any]]) -> Path:
+    import yaml
+
+    def nest(flat: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in flat.items():
+            *parents, last = key.split(".")
+            node = out
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[last] = value
+        return out
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({n: {"ros__parameters": nest(p)} for n, p in params.items()}))
+    return path
+
+
+def _without_latched(messages: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+    return [m for m in messages if not m[0].endswith("/label_info")]
+
+
+def test_exterior_frames_give_the_same_messages_live_and_in_replay(context, tmp_path, params,
+                                                                   monkeypatch):
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    replayed = _replay(tmp_path / "replay", [FRONT], None, _config(tmp_path, params), monkeypatch)
+    node = ObjectDetectorNode("live_vs_replay_detector", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], **params["object_detector"]))
+    live = _live(node, context, FRONT, "/camera/front/annotations", lambda: node._outputs[0][1],
+                 monkeypatch)
+    topics = [t for t, _, _ in live]
+    assert topics == ["/camera/front/detections", "/camera/front/annotations"] * 4
+    assert live == _without_latched(replayed)
+    [(_, _, info)] = [m for m in replayed if m[0].endswith("/label_info")]
+    assert info["class_map"] and info["threshold"] > 0
+
+
+def test_cabin_frames_give_the_same_messages_live_and_in_replay(context, tmp_path, params,
+                                                                monkeypatch):
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    replayed = _replay(tmp_path / "replay", [CABIN], CABIN, _config(tmp_path, params), monkeypatch)
+    node = DriverMonitorNode("live_vs_replay_driver", context=context, parameter_overrides=overrides(
+        camera_topic=CABIN, **params["driver_monitor"]))
+    live = _live(node, context, CABIN, "/camera/cabin/annotations", lambda: node._pubs, monkeypatch)
+    assert {t.rsplit("/", 1)[1] for t, _, _ in live} == {
+        "faces", "annotations", "driver_identity", "driver_attention", "head_pose"}
+    assert len(live) >= 8 * 4
+    assert live == replayed

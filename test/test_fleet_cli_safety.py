@@ -1,0 +1,202 @@
+"""`sense-perception fleet` as users run it (its own local Ray), on copies of the sample bag, in the
+careless and hostile cases of issue 20: a user's folder where an output goes, bag names that
+collide with fleet's own files or escape --out, more workers or CPUs than the machine has, a
+second run into the same --out, SIGTERM / SIGINT, and kill -9.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from replay_helpers import SAMPLE_BAG
+
+from sense_perception.fleet.cluster import local_cpus
+from sense_perception.fleet.lock import LOCK_FILE
+from sense_perception.fleet.outputs import MARKER
+
+pytestmark = pytest.mark.slow
+
+CMD = [sys.executable, "-m", "sense_perception.cli.main", "fleet"]
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+# What Ray's native signal handler prints when a process dies of SIGTERM under it.
+NATIVE_DUMP = "*** SIGTERM received"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ray():
+    if os.environ.get("CI"):
+        import ray  # noqa: F401 - CI installs the fleet extra: a missing Ray must fail, not skip
+    else:
+        pytest.importorskip("ray", reason="Ray not installed: pip install '.[fleet]'")
+
+
+def _bags(root: Path, n: int) -> Path:
+    for i in range(n):
+        shutil.copytree(SAMPLE_BAG, root / f"run{i + 1}")
+    return root
+
+
+def _fleet(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def _summary(out: Path) -> dict:
+    text = (out / "fleet_summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    return json.loads(text)
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Processes of session ``sid`` (the fleet command and all it started) still alive."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                data = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            fields = data[data.rindex(b")") + 2:].split()
+            if int(fields[3]) == sid and fields[0] != b"Z":
+                found.append(int(entry))
+    return found
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*CMD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV, start_new_session=True)
+
+
+def _wait_for_work(out: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Until a worker has begun a bag (its hidden work folder appears in --out)."""
+    deadline = time.monotonic() + timeout
+    while not any(p.name.endswith(".partial") for p in out.glob(".*")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no bag started"
+        time.sleep(0.2)
+
+
+def test_user_folders_are_kept_and_names_are_safe(tmp_path):
+    inputs = _bags(tmp_path / "in", 1)
+    shutil.copy(SAMPLE_BAG / "sample_bag.mcap", inputs / "fleet_summary.json.mcap")
+    shutil.copy(SAMPLE_BAG / "sample_bag.mcap", inputs / "...mcap")
+    shutil.copytree(SAMPLE_BAG, tmp_path / "store" / "recording_9")
+    (inputs / "linked").symlink_to(tmp_path / "store" / "recording_9")  # followed, not ignored
+    out = tmp_path / "out"
+    (out / "run1").mkdir(parents=True)
+    (out / "run1" / "my_notes.txt").write_text("precious")  # a user's folder, not fleet's
+    proc = _fleet(str(inputs), "--out", str(out), "--workers", "6")
+    assert proc.returncode == 1, proc.stderr[-3000:]  # one bag not replayed
+    assert "Traceback" not in proc.stderr
+    summary = _summary(out)
+    bags = {Path(r["bag"]).name: r for r in summary["per_bag"]}
+    assert set(bags) == {"run1", "fleet_summary.json.mcap", "...mcap", "linked"}
+    refused = bags["run1"]
+    assert refused["status"] == "failed" and refused["attempts"] == 0
+    assert f"{out.resolve() / 'run1'} exists but was not written by" in refused["reason"]
+    assert (out / "run1" / "my_notes.txt").read_text() == "precious"
+    assert sorted(p.name for p in (out / "run1").iterdir()) == ["my_notes.txt"]
+    done = [r for r in bags.values() if r is not refused]
+    assert all(r["status"] == "done" for r in done), done
+    names = {r["name"] for r in done}
+    assert bags["linked"]["name"] == "linked"
+    assert all(not n.startswith(".") and n.casefold() != "fleet_summary.json" for n in names)
+    for name in names:
+        assert (out / name / MARKER).is_file() and (out / name / "summary.json").is_file()
+    assert {p.name for p in out.iterdir()} == names | {"run1", "fleet_summary.json"}
+    # 6 workers asked for on this machine: only as many as its CPUs start, with a note
+    cpus = local_cpus()
+    assert summary["ray"]["resources"]["CPU"] == cpus
+    assert 1 <= len(summary["workers"]) <= min(3, cpus)
+    if cpus < 3:
+        assert any("6 workers asked for" in n for n in summary["notes"]), summary["notes"]
+    # --force replaces fleet's own outputs, never the user's folder
+    stamps = {n: (out / n / "summary.json").stat().st_mtime_ns for n in names}
+    proc = _fleet(str(inputs), "--out", str(out), "--force", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    forced = {Path(r["bag"]).name: r for r in _summary(out)["per_bag"]}
+    assert forced["run1"]["status"] == "failed" and "not written by" in forced["run1"]["reason"]
+    assert all(forced[k]["status"] == "done" for k in forced if k != "run1")
+    assert all((out / n / "summary.json").stat().st_mtime_ns != t for n, t in stamps.items())
+    assert sorted(p.name for p in (out / "run1").iterdir()) == ["my_notes.txt"]
+
+
+def test_more_cpus_per_worker_than_the_machine_is_refused_at_once(tmp_path):
+    started = time.monotonic()
+    proc = _fleet(str(SAMPLE_BAG), "--out", str(tmp_path / "out"), "--cpus-per-worker", "1000",
+                  timeout=120)
+    assert proc.returncode == 2
+    assert f"this machine has {local_cpus()} CPUs" in proc.stderr and "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 60  # refused, not hung loading 1000 threads
+    assert not (tmp_path / "out" / "fleet_summary.json").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_with_a_summary(tmp_path, sig):
+    inputs = _bags(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    proc = _start(str(inputs), "--out", str(out), "--workers", "1")
+    try:
+        _wait_for_work(out, proc)
+        # a second run into the same --out meanwhile is refused, naming the first
+        second = _fleet(str(inputs), "--out", str(out), timeout=120)
+        assert second.returncode == 2
+        assert f"another fleet run is writing into --out {out}" in second.stderr
+        assert f"pid {proc.pid} on host" in second.stderr
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + sig, stderr[-3000:]
+    assert "Traceback" not in stderr and NATIVE_DUMP not in stderr, stderr[-3000:]
+    assert f"{sig.name}: stopping the workers" in stderr
+    summary = _summary(out)
+    assert summary["interrupted"] == sig.name
+    counts = summary["bags"]
+    assert counts["found"] == 3 and counts["interrupted"] >= 1
+    assert counts["interrupted"] + counts["done"] == 3
+    unfinished = [r for r in summary["per_bag"] if r["status"] == "interrupted"]
+    assert all(f"stopped by {sig.name}" in r["reason"] for r in unfinished)
+    assert "interrupted" in stdout
+    # nothing half-written or locked is left, and no process of the run outlives it
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    deadline = time.monotonic() + 20
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _session_processes(proc.pid) == []
+
+
+def test_kill_9_leaves_no_ray_processes_and_the_next_run_takes_over(tmp_path):
+    inputs = _bags(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    proc = _start(str(inputs), "--out", str(out), "--workers", "1")
+    try:
+        _wait_for_work(out, proc)
+        assert len(_session_processes(proc.pid)) > 3  # Ray's GCS, raylet, agents, the worker
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 15
+        while _session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _session_processes(proc.pid) == [], "Ray processes outlived the fleet run"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert json.loads((out / LOCK_FILE).read_text())["pid"] == proc.pid  # left by the killed run
+    again = _fleet(str(inputs), "--out", str(out), "--workers", "1")
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = _summary(out)
+    assert summary["bags"]["done"] + summary["bags"]["skipped"] == 2
+    assert any(f"pid {proc.pid}" in n and "ended without releasing it" in n
+               for n in summary["notes"]), summary["notes"]
+    assert sorted(p.name for p in out.iterdir()) == ["fleet_summary.json", "run1", "run2"]
