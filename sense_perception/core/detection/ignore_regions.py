@@ -74,6 +74,18 @@ def _parse(entry: str, index: int) -> tuple[str, np.ndarray | Path]:
     return topic, points
 
 
+def _read_mask(path: Path) -> np.ndarray:
+    """The grey values of mask image ``path`` (checked readable when the settings were read).
+
+    Raises:
+        ConfigError: it can no longer be read.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ConfigError(f"detector.ignore_regions: the mask image {path} can no longer be read")
+    return np.asarray(image)
+
+
 class IgnoreRegions:
     """The ignore regions of every camera, from :class:`IgnoreRegionSettings`.
 
@@ -130,10 +142,10 @@ class IgnoreRegions:
             mask = np.zeros((height, width), np.uint8)
             for shape in self._shapes[topic]:
                 if isinstance(shape, Path):
-                    image = cv2.imread(str(shape), cv2.IMREAD_GRAYSCALE)
+                    image = _read_mask(shape)
                     if image.shape != (height, width):  # a mask for another resolution: scaled
                         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
-                    mask |= (image > 0).astype(np.uint8)
+                    mask |= np.asarray(image > 0, np.uint8)
                 else:
                     cv2.fillPoly(mask, [np.rint(shape).astype(np.int32)], 1)
             self._masks[key] = (mask, cv2.integral(mask, sdepth=cv2.CV_64F))
@@ -149,9 +161,9 @@ class IgnoreRegions:
             if not isinstance(shape, Path):
                 out.append(shape)
                 continue
-            image = cv2.imread(str(shape), cv2.IMREAD_GRAYSCALE)
+            image = _read_mask(shape)
             scale = np.array([width / image.shape[1], height / image.shape[0]])
-            contours, _ = cv2.findContours((image > 0).astype(np.uint8), cv2.RETR_EXTERNAL,
+            contours, _ = cv2.findContours(np.asarray(image > 0, np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_SIMPLE)
             out += [c.reshape(-1, 2).astype(np.float64) * scale for c in contours]
         self._outlines[key] = out  # read once per camera and frame size, not per frame
