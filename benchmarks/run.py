@@ -44,13 +44,14 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks import (bench_batch, bench_cv2dnn, bench_default, bench_driver,  # noqa: E402
                         bench_fleet, bench_gallery,
-                        bench_gpu, bench_memory, bench_pipeline, bench_replay)
+                        bench_gpu, bench_memory, bench_pipeline, bench_positions,
+                        bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
 BENCHMARKS = ("pipeline", "default", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet",
-              "driver", "gpu")
+              "driver", "positions", "gpu")
 
 # (key, target text, check) for the table; check returns True/False, or None for no target.
 TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
@@ -74,6 +75,7 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("fleet_scaling", "(info: 2 workers / 1, 2 cores)", lambda v: None),
     ("fleet_over_replay_per_frame", "(info)", lambda v: None),
     ("driver_identity_ms", "(info)", lambda v: None),
+    ("positions_50_ms", "<= 0.2", lambda v: v <= 0.2),
     ("driver_identity_attention_ms", "<= 35", lambda v: v <= 35.0),
     ("driver_attention_over_identity", "(info)", lambda v: None),
     ("driver_identity_attention_interval_ms", "(info: identity.embed_interval_s 0.5)",
@@ -236,6 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "replay": lambda: bench_replay.run(detector, s.replay_runs),
         "fleet": lambda: bench_fleet.run(s.fleet_bags, s.fleet_rounds),
         "driver": lambda: bench_driver.run(max(2, s.rounds // 2)),
+        "positions": lambda: bench_positions.run(s.rounds),
     }
     for name in only:
         if name == "gpu":

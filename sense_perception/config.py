@@ -50,7 +50,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 #: Parameter files shipped in config/ (and installed to share/sense_perception/config/), by name.
-BUNDLED_CONFIGS = ("perception", "carla", "awsim", "quality")
+BUNDLED_CONFIGS = ("perception", "carla", "awsim", "autoware", "quality")
 
 
 def bundled_config(name: str) -> Path:
@@ -400,6 +400,7 @@ def _settings_of(cls: type, prefix: str) -> dict[str, Setting]:
 
 def node_sections(kind: str) -> list[tuple[str, type]]:
     """(prefix, settings dataclass) of every parameter group node ``kind`` reads."""
+    from .core.autoware.rois import AutowareConfig
     from .core.detection.detector import DetectorConfig
     from .core.detection.tiling import TilingConfig
     from .core.imaging.frame_guard import InputLimits
@@ -411,7 +412,7 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
     if kind == "object_detector":
         return [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                 ("tiling.", TilingConfig), ("tracking.", TrackingConfig),
-                ("runtime.", RuntimeConfig)]
+                ("runtime.", RuntimeConfig), ("autoware.", AutowareConfig)]
     if kind == "driver_monitor":
         # DriverMonitorSettings holds camera_role and the face.*, identity.*, gallery.*,
         # attention.* and runtime.* groups.

@@ -21,7 +21,7 @@ METRICS = ("pipeline_over_raw", "pipeline_over_raw_with_tracking", "pipeline_ove
            "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps", "fleet_scaling",
            "fleet_over_replay_per_frame",
            "driver_identity_ms", "driver_identity_attention_ms", "driver_attention_over_identity",
-           "driver_identity_attention_interval_ms")
+           "driver_identity_attention_interval_ms", "positions_50_ms")
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,9 @@ def _config(tmp_path: Path, threshold: float = 0.35) -> str:
 
 
 def _check_schema(doc: dict) -> None:
-    assert set(doc) == {"images"}
+    assert set(doc) == {"images", "positions"}
+    assert doc["positions"]["calibration"] is None and "--calibration FILE" in \
+        doc["positions"]["reason"]  # no 3-D without a calibration (test_eval_positions: with)
     for image in doc["images"]:
         assert set(image) == {"path", "width", "height", "detections"}
         assert isinstance(image["path"], str)

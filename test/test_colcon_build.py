@@ -37,7 +37,8 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path: Path) -> 
     [obj] = (prefix / "lib").glob("python3*/site-packages/sense_perception/models/*.obj")
     assert obj.read_bytes() == (ROOT / "sense_perception" / "models" / obj.name).read_bytes()
     msgs = list((prefix / "lib").glob("python3*/site-packages/sense_perception/interfaces/*/msg/*.msg"))
-    assert {p.parent.parent.name for p in msgs} == {"vision_msgs", "foxglove_msgs"}
+    assert {p.parent.parent.name for p in msgs} == {"vision_msgs", "foxglove_msgs", "tf2_msgs",
+                                                     "autoware_perception_msgs", "tier4_perception_msgs"}
     # the ROS test environment's message packages (tools/ros_env/*/package.xml) lie inside this
     # package, where colcon does not look: a workspace build never picks them up
     listed = subprocess.run([str(colcon), "list", "--names-only", "--base-paths", str(ROOT)], cwd=tmp_path,

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sense_perception.core.output.frame_outputs import (ATTENTION_SWITCH, CABIN_OUTPUTS,
+import pytest
+
+from sense_perception.core.autoware.rois import AUTOWARE_ROIS_TOPIC, AutowareConfig
+from sense_perception.core.output.frame_outputs import (ATTENTION_SWITCH, AUTOWARE_SWITCH, CABIN_OUTPUTS,
                                                         EXTERIOR_OUTPUTS, ExteriorFrame, Output,
                                                         enabled_outputs, frame_messages, switches)
 from sense_perception.core.types import Detections, Header
@@ -25,8 +28,10 @@ def _frame(image=None) -> ExteriorFrame:
 def test_topics_and_types_are_the_documented_ones():
     assert [(o.name, o.msgtype) for o in EXTERIOR_OUTPUTS] == [
         ("label_info", "vision_msgs/msg/LabelInfo"), ("detections", "vision_msgs/msg/Detection2DArray"),
+        ("detections_3d", "vision_msgs/msg/Detection3DArray"),
         ("detections_image", "sensor_msgs/msg/Image"),
-        ("annotations", "foxglove_msgs/msg/ImageAnnotations")]
+        ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
+        ("rois", "tier4_perception_msgs/msg/DetectedObjectsWithFeature")]
     assert [(o.name, o.msgtype) for o in CABIN_OUTPUTS] == [
         ("faces", "vision_msgs/msg/Detection2DArray"), ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
         ("driver_identity", "vision_msgs/msg/Classification"),
@@ -37,12 +42,14 @@ def test_topics_and_types_are_the_documented_ones():
 def test_switches_come_from_the_node_settings():
     detector = ObjectDetectorSettings(publish_annotations=False, publish_debug_image=True)
     on = switches(detector)
-    assert on == {"publish_annotations": False, "publish_debug_image": True, ATTENTION_SWITCH: False}
+    assert on == {"publish_annotations": False, "publish_debug_image": True, ATTENTION_SWITCH: False,
+                  AUTOWARE_SWITCH: ""}  # Autoware's ROIs: off unless autoware.rois_topic is set
     live = [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, on)]
-    assert live == ["label_info", "detections", "detections_image"]
+    assert live == ["label_info", "detections", "detections_3d", "detections_image"]
     # the replay writes no drawn debug image (its equivalent is --video)
     assert [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, switches(ObjectDetectorSettings()),
-                                            live=False)] == ["label_info", "detections", "annotations"]
+                                            live=False)] == ["label_info", "detections",
+                                                             "detections_3d", "annotations"]
     cabin = switches(DriverMonitorNodeSettings(), attention=False)
     assert [o.name for o in enabled_outputs(CABIN_OUTPUTS, cabin)] == [
         "faces", "annotations", "driver_identity"]
@@ -55,7 +62,7 @@ def test_frame_messages_in_the_camera_namespace():
     messages = frame_messages(rows, "/cam/front", _frame())
     assert [(m.topic, m.output.latched) for m in messages] == [
         ("/cam/front/label_info", True), ("/cam/front/detections", False),
-        ("/cam/front/annotations", False)]
+        ("/cam/front/annotations", False)]  # no detections_3d without a calibration
     det = messages[1].message
     assert det["header"] == {"stamp": {"sec": 7, "nanosec": 8}, "frame_id": "front"}
     [d] = det["detections"]
@@ -87,3 +94,24 @@ def test_debug_image_draws_the_boxes():
     drawn = np.frombuffer(msg["data"], np.uint8).reshape(480, 640, 3)
     assert drawn.any()  # the box and caption
     assert frame_messages([debug], "/cam", _frame(None)) == []  # nothing to draw on
+
+
+def test_autoware_rois_row_goes_to_the_cameras_own_rois_topic():
+    autoware = AutowareConfig(rois_topic=AUTOWARE_ROIS_TOPIC)
+    on = switches(ObjectDetectorSettings(), autoware=autoware)
+    rows = enabled_outputs(EXTERIOR_OUTPUTS, on, live=False)
+    assert [o.name for o in rows] == ["label_info", "detections", "detections_3d", "annotations", "rois"]
+    assert rows[-1].best_effort  # keep last 1, best effort: as Autoware's fusion subscribes
+    frame = ExteriorFrame(Header(7, 8, "camera3/camera_optical_link"), _frame().detections, NAMES, 0.35,
+                          (640, 480), autoware=autoware)
+    [rois] = frame_messages(rows[-1:], "/sensing/camera/camera3", frame, switches=on)
+    assert rois.topic == "/perception/object_recognition/detection/rois3"
+    assert rois.message["header"] == {"stamp": {"sec": 7, "nanosec": 8}, "frame_id": "camera3/camera_optical_link"}
+    [obj] = rois.message["feature_objects"]
+    assert obj["object"]["classification"] == [{"label": 1, "probability": 1.0}]  # car
+    assert obj["feature"]["roi"] == {"x_offset": 10, "y_offset": 20, "width": 100, "height": 200,
+                                     "do_rectify": False}
+    # A frame without the Autoware settings has no ROIs; a topic needs the switches it was made with.
+    assert frame_messages(rows[-1:], "/sensing/camera/camera3", _frame(), switches=on) == []
+    with pytest.raises(ValueError, match="needs the switch 'autoware.rois_topic'"):
+        frame_messages(rows[-1:], "/sensing/camera/camera3", frame)

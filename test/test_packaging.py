@@ -66,6 +66,8 @@ def test_wheel_holds_only_sense_perception_and_its_data(built: tuple[Path, str])
                    "sense_perception/models/coco_labels.txt",
                    "sense_perception/interfaces/vision_msgs/msg/Detection2DArray.msg",
                    "sense_perception/interfaces/foxglove_msgs/msg/ImageAnnotations.msg",
+                   "sense_perception/interfaces/tier4_perception_msgs/msg/DetectedObjectsWithFeature.msg",
+                   "sense_perception/interfaces/autoware_perception_msgs/msg/ObjectClassification.msg",
                    f"sense_perception-{version}.data/data/share/sense_perception/package.xml",
                    f"sense_perception-{version}.data/data/share/sense_perception/config/perception.yaml",
                    f"sense_perception-{version}.data/data/share/sense_perception/config/carla.yaml",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sense_perception.config import bundled_config, load_params, resolve_config, section_from_params
+from sense_perception.core.autoware.rois import AutowareConfig
 from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
 from sense_perception.core.detection.duplicates import DuplicateSettings
 from sense_perception.core.detection.ignore_regions import IgnoreRegionSettings
@@ -40,7 +41,8 @@ SECTIONS = {
                         ("detector.duplicates.", DuplicateSettings),
                         ("detector.ignore_regions.", IgnoreRegionSettings),
                         ("detector.low_light.", LowLightSettings),
-                        ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig)],
+                        ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig),
+                        ("autoware.", AutowareConfig)],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
                        ("face.", FaceConfig),
                        ("identity.", IdentityConfig), ("gallery.", GalleryConfig),

@@ -10,7 +10,8 @@
 #      then the wheels' *.cmake files are rewritten to this interpreter's include dirs (the wheels
 #      hard-code their build machine's /opt/python paths);
 #   2. the project itself: pip install -e '.[test]';
-#   3. the message packages vision_msgs and foxglove_msgs: the project's own definitions
+#   3. the message packages vision_msgs, foxglove_msgs, tf2_msgs, autoware_perception_msgs and
+#      tier4_perception_msgs (built in that order: tier4 uses autoware's): the project's own definitions
 #      (sense_perception/interfaces/<package>/msg/*.msg, the single source of truth) built with
 #      rosidl/cmake (tools/ros_env/CMakeLists.txt with tools/ros_env/<package>/package.xml) into real
 #      typesupport installed in VENV, one stamp per package keyed on its definitions' hash.
@@ -22,7 +23,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENV_DIR="$ROOT/tools/ros_env"
 REQS="$ENV_DIR/requirements-ros.txt"
 CONSTRAINTS="$ENV_DIR/constraints-ros.txt"
-MSG_PACKAGES=(vision_msgs foxglove_msgs)
+MSG_PACKAGES=(vision_msgs foxglove_msgs tf2_msgs autoware_perception_msgs tier4_perception_msgs)  # in build order
 msg_dir() { echo "$ROOT/sense_perception/interfaces/$1/msg"; }
 PYTHON="${ROS_ENV_PYTHON:-python3.11}"
 

@@ -1,8 +1,10 @@
 """`sense-perception detect`: run the object detector on image files.
 
 Writes ``DIR/detections.json`` (``{"images": [{"path", "width", "height", "detections": [{"label",
-"score", "bbox_xyxy"}]}]}``, boxes in source pixels) and, unless ``--no-annotate``, one annotated
-copy of each image in DIR. Unreadable images are reported and skipped; the exit status is then 1.
+"score", "bbox_xyxy"}]}], "positions": ...}``, boxes in source pixels; with ``--calibration`` each
+road user also has ``position_base_link``, ``range_m`` and ``position_covariance``, see
+:mod:`..core.output.detection_records`) and, unless ``--no-annotate``, one annotated copy of each
+image in DIR. Unreadable images are reported and skipped; the exit status is then 1.
 """
 from __future__ import annotations
 
@@ -55,6 +57,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--tiling", choices=("off", "horizon_bands"), default=None,
                         help="tiling mode: 'horizon_bands' adds overlapping bands around the "
                              "horizon to find far, small pedestrians (default: tiling.mode)")
+    parser.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+                        help="camera calibration JSON (K, D, distortion_model, width, height, "
+                             "T_base_link_camera 4x4 camera->base_link): adds each road user's "
+                             "ground position, range and covariance to detections.json; "
+                             "without it there are no 3-D positions")
     parser.add_argument("--no-annotate", action="store_true",
                         help="write only detections.json, no annotated images")
     parser.add_argument("--batch-size", type=int, default=4, metavar="N",
@@ -97,17 +104,12 @@ def _output_name(path: str, used: set[str]) -> str:
     return name
 
 
-def _record(path: str, width: int, height: int, names: list[str], dets: Any) -> dict[str, Any]:
-    """One entry of detections.json."""
-    return {
-        "path": path, "width": int(width), "height": int(height),
-        "detections": [
-            {"label": name, "score": round(float(score), 4),
-             "bbox_xyxy": [round(float(v), 2) for v in box]}
-            for name, score, box in zip(names, dets.scores.tolist(), dets.boxes.tolist(),
-                                        strict=True)
-        ],
-    }
+def _record(path: str, width: int, height: int, names: list[str], dets: Any,
+            positions: Any = None) -> dict[str, Any]:
+    """One entry of detections.json (with the 3-D fields when ``positions`` is given)."""
+    from ..core.output.detection_records import detection_record
+
+    return detection_record(path, width, height, names, dets.boxes, dets.scores, positions)
 
 
 def _summary(rows: list[tuple[str, str, int, str, str]], threshold: float) -> Any:
@@ -160,6 +162,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
+    from ..core.geometry import estimate_positions, load_calibration
+    from ..core.geometry.calibration import CalibrationError
+    from ..core.output.detection_records import positions_note
+    from ..core.output.detections_3d import range_captions
+
+    calibration = load_calibration(args.calibration) if args.calibration else None
     console, errors = Console(), Console(stderr=True)
     params, source = _params(args), str(args.config or "command line")
     limits = InputLimits.from_params(params, source)  # the nodes' input.* limits, for files too
@@ -197,11 +205,24 @@ def run(args: argparse.Namespace) -> int:
             for path, image, dets in detect_each(detector, batch, images, skip):
                 height, width = image.shape[:2]
                 names = [detector.label_names[i] for i in dets.labels.tolist()]
-                records.append(_record(path, width, height, names, dets))
+                positions = None
+                if calibration is not None:
+                    try:
+                        calibration.for_image(width, height, f"--calibration {args.calibration}")
+                        positions = estimate_positions(calibration, dets.boxes, dets.labels,
+                                                       tuple(detector.label_names))
+                    except CalibrationError as exc:  # this image only: the others go on
+                        errors.print(f"[red]error:[/red] {path}: no 3-D positions: {exc}",
+                                     highlight=False, soft_wrap=True)
+                        failed += 1
+                records.append(_record(path, width, height, names, dets, positions))
                 written = "-"
                 if not args.no_annotate:
                     written = _output_name(path, used)
-                    annotated = draw_detections(image, dets, detector.label_names)
+                    captions = None if positions is None else range_captions(
+                        dets, detector.label_names, positions)  # "car 0.87 · 14 m"
+                    annotated = draw_detections(image, dets, detector.label_names,
+                                                captions=captions)
                     if not cv2.imwrite(str(args.out / written), annotated):
                         errors.print(f"[red]error:[/red] cannot write {args.out / written}",
                                      soft_wrap=True)
@@ -210,8 +231,12 @@ def run(args: argparse.Namespace) -> int:
                 counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
                 rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
                 progress.advance(task)
-    (args.out / "detections.json").write_text(json.dumps({"images": records}, indent=1) + "\n")
+    note = positions_note(f"--calibration {args.calibration}" if calibration else None)
+    (args.out / "detections.json").write_text(json.dumps({"images": records, "positions": note},
+                                                         indent=1) + "\n")
     console.print(_summary(rows, detector.min_score))
+    if calibration is None:
+        console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)
     console.print(f"wrote {args.out / 'detections.json'} ({len(records)} images"
                   + (f", {failed} failed" if failed else "") + ")")
     return 1 if failed else 0

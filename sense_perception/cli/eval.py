@@ -1,10 +1,13 @@
 """`sense-perception eval`: score the configured detector against ground truth of your own.
 
 Writes ``DIR/eval.json`` (per class: ground truth, found, false positives, recall, precision, AP,
-recall by object height; false positives per image) and ``DIR/precision_recall.png``, and prints
-the same as tables. Exit status: 0 scored, 1 scored but some image was left out (unreadable, or
-too small to detect on: listed in eval.json's ``skipped``), 2 bad options, ground truth, config,
-model or output directory.
+recall by object height; false positives per image; with a 3-D ground truth, range errors and
+recall by range band), ``DIR/precision_recall.png`` and ``DIR/detections.json`` (detect's format,
+with ground positions when a calibration is known), and prints the same as tables. Exit status:
+0 scored, 1 scored but some image was left out (unreadable, or too small to detect on: listed in
+eval.json's ``skipped``) or got no positions (its calibration is for another image size:
+``positions_left_out``), 2 bad options, ground truth, calibration, config, model or output
+directory.
 """
 from __future__ import annotations
 
@@ -37,9 +40,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                "           Person_sitting are difficult car/pedestrian, DontCare areas ignore\n"
                "           everything, boxes below KITTI's hard level are difficult\n"
                "  coco     instances json (person -> pedestrian; iscrowd/ignore -> difficult)\n"
-               "output: DIR/eval.json, DIR/precision_recall.png\n"
-               "exit status: 0 scored, 1 scored but images left out (eval.json: skipped), 2 bad\n"
-               "  options, ground truth, config, model or --out")
+               "  3-D      per camera \"calibration\": {K, D, distortion_model, width, height,\n"
+               "           T_base_link_camera}, per box \"position_base_link\": [x, y, z] and\n"
+               "           \"range_m\" (project format): range errors and recall by range\n"
+               "output: DIR/eval.json, DIR/precision_recall.png, DIR/detections.json (detect's\n"
+               "  format, with positions when calibrated)\n"
+               "exit status: 0 scored, 1 scored but images left out (eval.json: skipped) or without\n"
+               "  positions (calibration for another image size), 2 bad options, ground truth,\n"
+               "  calibration, config, model or --out")
     parser.add_argument("ground_truth", type=Path, metavar="GT",
                         help="ground-truth file (project or COCO json) or KITTI label_2 folder")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -62,6 +70,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="ground-truth format (default: guessed from the path)")
     parser.add_argument("--images", type=Path, default=None, metavar="DIR",
                         help="where the images are, when not where the ground truth says")
+    parser.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+                        help="camera calibration JSON (K, D, distortion_model, width, height, "
+                             "T_base_link_camera) for every image, instead of the ground "
+                             "truth's per-camera 'calibration': ground positions of the "
+                             "detections, and their errors where the boxes have "
+                             "position_base_link / range_m")
     parser.add_argument("--no-curve", action="store_true",
                         help="skip the low-threshold pass: no AP (null in eval.json) and no "
                              "precision-recall plot (half the time)")
@@ -111,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
     _check_iou(args.iou)  # options first: nothing is read or loaded for a wrong one
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
+    from ..core.geometry import load_calibration
+    from ..evaluation.positions import load_truth_3d
+
+    calibration = load_calibration(args.calibration) if args.calibration else None
+    truth_3d = load_truth_3d(args.ground_truth) if args.format in ("auto", "project") else {}
     config = resolve_config(args.config) if args.config else None
     params = load_params(config, args.node_name, kind=NODE_NAME)
     if args.model is not None:
@@ -127,10 +146,13 @@ def run(args: argparse.Namespace) -> int:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result, meta, _ = run_evaluation(args.ground_truth, params, str(config or "defaults"),
-                                         args.iou, args.format, args.images,
-                                         curve=not args.no_curve, progress=progress,
-                                         before_detection=lambda: check_output_dir(args.out))
+        detections: list = []
+        result, meta, scored = run_evaluation(args.ground_truth, params,
+                                              str(config or "defaults"), args.iou, args.format,
+                                              args.images, curve=not args.no_curve,
+                                              progress=progress,
+                                              before_detection=lambda: check_output_dir(args.out),
+                                              detections_out=detections)
     out = Console()
     out.print(f"{meta['model']} ({', '.join(f'{k}: {v}' for k, v in meta['providers'].items())}), "
               f"tiling {meta['tiling']}, {meta['ms_per_image']} ms per image")
@@ -139,7 +161,27 @@ def run(args: argparse.Namespace) -> int:
     for entry in skipped:
         console.print(f"[red]skipped:[/red] {escape(entry['image'])}: {escape(entry['reason'])}",
                       highlight=False, soft_wrap=True)
+    from ..evaluation.positions import DETECTIONS_FILE, evaluate_positions, render_positions
+
+    three_d = evaluate_positions(scored, detections, list(result.classes), args.iou, truth_3d,
+                                 calibration)
+    if three_d.report is not None:
+        render_positions(three_d.report, out, placed=three_d.source is not None)
+        meta["positions"] = three_d.report
+    if three_d.source is None:
+        out.print(f"3-D positions: none ({three_d.detections['positions']['reason']})",
+                  highlight=False, soft_wrap=True)
+    else:
+        out.print(f"3-D positions from {escape(three_d.source)}", highlight=False, soft_wrap=True)
+    for key, reason in three_d.unplaced:
+        console.print(f"[red]no positions:[/red] {escape(key)}: {escape(reason)}",
+                      highlight=False, soft_wrap=True)
+    meta["positions_left_out"] = [{"image": k, "reason": r} for k, r in three_d.unplaced]
+    unplaced = three_d.unplaced
     try:
+        import json
+
+        (args.out / DETECTIONS_FILE).write_text(json.dumps(three_d.detections, indent=1) + "\n")
         json_path = write_json(result, args.out, meta)
         plot = write_plot(result, args.out)
         stale = args.out / PLOT_FILE
@@ -149,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write the results to --out {args.out}: "
                           f"{exc.strerror or exc}") from None
-    out.print(f"wrote {json_path}" + (f" and {plot}" if plot else "")
+    out.print(f"wrote {json_path}, {args.out / DETECTIONS_FILE}" + (f" and {plot}" if plot else "")
               + (f"; {len(skipped)} image(s) skipped, not scored" if skipped else ""),
               soft_wrap=True)
-    return 1 if skipped else 0
+    return 1 if skipped or unplaced else 0

@@ -56,6 +56,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--config", type=config_file, metavar="FILE", default=None,
                         help="ROS 2 parameter YAML the nodes use (object_detector and "
                              f"driver_monitor sections), {CONFIG_HELP}")
+    parser.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+                        help="camera calibration JSON (K, D, distortion_model, width, height, "
+                             "T_base_link_camera) for every exterior camera: publishes "
+                             "<ns>/detections_3d; default: each camera's camera_info topic in "
+                             "the bag plus /tf_static (no 3-D without them)")
     parser.add_argument("--copy-input", action="store_true",
                         help="copy the input image messages into the output bag, byte for byte")
     parser.add_argument("--video", action="store_true",
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                             config=args.config, copy_input=args.copy_input, video=args.video,
                             video_cabin=args.video_cabin,
                             publish=args.publish, publish_results=not args.publish_input_only,
-                            rate=args.rate, force=args.force)
+                            rate=args.rate, force=args.force, calibration=args.calibration)
     console = Console(stderr=True)
     with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

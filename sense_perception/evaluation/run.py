@@ -107,6 +107,7 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
                    curve: bool = True,
                    progress: Callable[[int, int], None] | None = None,
                    before_detection: Callable[[], None] | None = None,
+                   detections_out: list[ImageDetections] | None = None,
                    ) -> tuple[Evaluation, dict[str, Any], list[GroundTruthImage]]:
     """Detect on every image of ``ground_truth`` and score the result.
 
@@ -123,6 +124,8 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
         progress: called with (images done, images) as detection goes.
         before_detection: called once the ground truth and the images' headers are checked and
             before the models load (the CLI checks there that its output is writable).
+        detections_out: when given, receives the operating point's detections of every scored
+            image, in the order of the returned ground truth.
 
     Returns:
         (scores, facts about the run for eval.json, the ground truth scored). An image that
@@ -189,6 +192,8 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
                                f"{ground_truth} could be read or detected on; first: "
                                f"{skipped[0]['path']}: {skipped[0]['reason']}" if skipped else
                                f"{ground_truth} lists no image")
+    if detections_out is not None:
+        detections_out.extend(op_results)
     result = evaluate(scored, op_results, curve_results if curve else None,
                       operating.label_names, iou, ap=curve)
     thresholds = {label: operating.config.threshold(label) for label in result.classes}

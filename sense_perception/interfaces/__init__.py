@@ -2,7 +2,12 @@
 
 * ``vision_msgs/msg/*.msg``: the vision_msgs 4.x types the nodes publish;
 * ``foxglove_msgs/msg/*.msg``: the foxglove_msgs 3.x types of ``ImageAnnotations`` (boxes drawn
-  over camera images in Foxglove's Image panel).
+  over camera images in Foxglove's Image panel);
+* ``autoware_perception_msgs/msg/*.msg`` (1.x) and ``tier4_perception_msgs/msg/*.msg`` (0.1.x): the
+  subset behind ``tier4_perception_msgs/DetectedObjectsWithFeature``, the per-camera 2-D detections
+  Autoware's camera-LiDAR fusion reads (:mod:`sense_perception.core.autoware`).
+* ``tf2_msgs/msg/TFMessage``: what ``/tf_static`` carries, read by object_detector for the camera
+  mounts (tf2_ros has no wheel; a ROS 2 install has the same type in ros-$ROS_DISTRO-tf2-msgs).
 
 rosbags needs them to write these types into bags without a ROS install; the ROS test environment
 (tools/make_ros_env.sh) builds real typesupport from the same files.
@@ -12,7 +17,9 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-PACKAGES = ("vision_msgs", "foxglove_msgs")
+#: In build order: a package comes after the packages its messages use.
+PACKAGES = ("vision_msgs", "foxglove_msgs", "tf2_msgs", "autoware_perception_msgs",
+            "tier4_perception_msgs")
 
 
 def definitions(package: str) -> dict[str, str]:

@@ -32,11 +32,14 @@ class PipelineHealth:
         values: the pipeline's own key/values
             (:func:`~sense_perception.core.output.status.detector_values`...), asked at each report.
         hardware_id: what the status is about, asked at each report.
+        warnings: problems that make the level at least WARN (the node's ``diagnostic_warnings``),
+            asked at each report.
     """
 
     def __init__(self, node: str, topics: list[str], clock: Callable[[], float],
                  no_input_warn_s: float, annotations: str,
-                 values: Callable[[], dict[str, Any]], hardware_id: Callable[[], str]) -> None:
+                 values: Callable[[], dict[str, Any]], hardware_id: Callable[[], str],
+                 warnings: Callable[[], list[str]] | None = None) -> None:
         self.node = node
         self.topics = topics
         self.stats = HealthStats(topics, clock=clock)
@@ -44,12 +47,18 @@ class PipelineHealth:
         self._annotations = annotations
         self._values = values
         self._hardware_id = hardware_id
+        self._warnings = warnings
 
     def status(self) -> dict[str, Any]:
         """The DiagnosticStatus dict, like the node's (the node also reports ``input_qos``, a live
         subscription's QoS, which a bag does not have)."""
         extra = {"state": "active", **self._values(), "annotations": self._annotations}
-        return self.stats.report(STATUS_PREFIX + self.node, self._hardware_id(), extra, self._no_input)
+        status = self.stats.report(STATUS_PREFIX + self.node, self._hardware_id(), extra, self._no_input)
+        warnings = self._warnings() if self._warnings is not None else []
+        if warnings:  # as the node does (PerceptionNode.publish_diagnostics)
+            status["message"] = "; ".join(([] if status["level"] == messages.OK else [status["message"]]) + warnings)
+            status["level"] = max(status["level"], messages.WARN)
+        return status
 
 
 class ReplayDiagnostics:

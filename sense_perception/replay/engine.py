@@ -29,6 +29,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import load_params
+from ..core.autoware.camera_info import CameraInfoWatch
+from ..core.autoware.rois import rois_topics
+from ..core.geometry.positioner import CameraPositions
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
@@ -52,6 +55,7 @@ from .pipelines import (
     CabinStage,
     DecodedFrame,
     ExteriorStage,
+    autoware_settings,
     build_core,
 )
 from .reader import Bag, BagMessage, open_bag
@@ -63,6 +67,7 @@ from .writer import OutputBag, OutputWriteError
 LOG = logging.getLogger(__name__)
 
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF_STATIC, TF_MESSAGE = "/tf_static", "tf2_msgs/msg/TFMessage"
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
@@ -94,6 +99,9 @@ class ReplayOptions:
     # Fleet replay: bags of a fleet differ (not every car has a cabin camera); a bag without the
     # ``cabin`` topic replays its exterior cameras with a note instead of failing.
     cabin_if_present: bool = False
+    # Camera calibration for every exterior camera (JSON, see core/geometry/calibration.py);
+    # None: each camera's CameraInfo in the bag plus /tf_static.
+    calibration: Path | None = None
 
 
 @dataclass
@@ -220,10 +228,17 @@ class Replayer:
         self._identifier = identifier
         if options.rate <= 0:
             raise BagError(f"--rate must be > 0, got {options.rate}")
+        from ..core.geometry import load_calibration
+
+        # Read (and refused) before anything is opened or cleared.
+        self._calibration = load_calibration(options.calibration) if options.calibration else None
 
     # -- setup ------------------------------------------------------------------------------------
 
     def _build_core(self, exterior: list[str], cabin: str | None) -> None:
+        # Autoware's ROIs (autoware.*): a clash of ROI topics is refused before any model loads.
+        self._autoware = autoware_settings(self.options.config)
+        rois_topics(exterior, self._autoware.rois_topic)
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings
@@ -298,6 +313,9 @@ class Replayer:
             if self._last_attention is not None:
                 self._summary.set_attention_time(self._identifier.attention.monitor.time_in_state)
             summary = self._summary.build(wall, skipped.entries())
+            for camera in self._exterior:  # how many detections got a position, or why none
+                summary["cameras"].setdefault(camera, {})["positions"] = \
+                    self._positions.summary(camera)
             try:
                 write_summary(out / SUMMARY_FILE, summary)
             except OSError as exc:
@@ -375,6 +393,9 @@ class Replayer:
         self._last_driver: dict[str, Any] | None = None
         self._notes: list[str] = []
         self._camera_info = self._camera_info_topic(bag)
+        self._exterior_infos = self._exterior_camera_infos(bag)
+        self._positions = CameraPositions(self._calibration)
+        self._calibration_topics = self._calibration_inputs(bag)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
@@ -384,8 +405,9 @@ class Replayer:
         if self._exterior:
             self._stage = ExteriorStage(
                 self._detector, self._trackers, {t: self._ns[t] for t in self._exterior},
-                switches(self._settings[EXTERIOR]), self.options.batch_window_s * 1e9,
-                self._on_exterior, self._inference_failed, self._ignore)
+                switches(self._settings[EXTERIOR], autoware=self._autoware),
+                self.options.batch_window_s * 1e9, self._on_exterior, self._inference_failed,
+                self._autoware, self._positions, self._ignore)
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
@@ -413,8 +435,10 @@ class Replayer:
             health[EXTERIOR] = PipelineHealth(
                 NODES[EXTERIOR], self._exterior, clock, self._settings[EXTERIOR].no_input_warn_s,
                 annotations(EXTERIOR),
-                lambda: detector_values(self._detector, self._trackers),
-                lambda: detector_hardware_id(self._detector))
+                lambda: {**detector_values(self._detector, self._trackers), **self._camera_info_values(),
+                         **self._positions.diagnostic_values(self._exterior)},
+                lambda: detector_hardware_id(self._detector),
+                lambda: self._camera_infos.warnings() if self._camera_infos is not None else [])
         if self._cabin:
             health[CABIN] = PipelineHealth(
                 NODES[CABIN], [self._cabin], clock, self._settings[CABIN].no_input_warn_s,
@@ -433,6 +457,55 @@ class Replayer:
             return None
         return topic
 
+    def _exterior_camera_infos(self, bag: Bag) -> dict[str, str]:
+        """{CameraInfo topic: camera} of the exterior cameras checked for Autoware's fusion (only
+        while Autoware's ROIs are on; the CameraInfo topics the bag has)."""
+        self._camera_infos: CameraInfoWatch | None = None
+        setting = self._autoware.camera_info_topic
+        if not self._exterior or not self._autoware.enabled or not setting:
+            return {}
+        self._camera_infos = CameraInfoWatch(list(self._exterior))
+        infos = {camera_info_topic(camera, setting): camera for camera in self._exterior}
+        return {t: c for t, c in infos.items()
+                if (meta := bag.topics.get(t)) is not None and meta.msgtype == CAMERA_INFO}
+
+    def _camera_info_values(self) -> dict[str, str]:
+        if self._camera_infos is None:
+            return {}
+        return {f"camera_info[{c}]": s for c, s in self._camera_infos.status().items()}
+
+    def _note_camera_info(self, camera: str, problems: list[str]) -> None:
+        for problem in problems:  # each once: the watch reports a problem only the first time
+            self._notes.append(f"{camera} CameraInfo: {problem}; Autoware's fusion would ignore or "
+                               "misplace this camera")
+            LOG.warning("%s CameraInfo: %s", camera, problem)
+
+    def _calibration_inputs(self, bag: Bag) -> dict[str, str]:
+        """What places the exterior cameras' detections: topic -> the camera it calibrates
+        (an exterior camera's CameraInfo), or ``TF_STATIC``. None with --calibration FILE."""
+        if self._calibration is not None:
+            return {}
+        inputs = {}
+        for camera in self._exterior:
+            topic = camera_info_topic(camera, "auto")
+            meta = bag.topics.get(topic)
+            if meta is not None and meta.msgtype == CAMERA_INFO:
+                inputs[topic] = camera
+            self._positions.camera_info_topic(camera, topic)
+        meta = bag.topics.get(TF_STATIC)
+        if meta is not None and meta.msgtype == TF_MESSAGE:
+            inputs[TF_STATIC] = TF_STATIC
+        return inputs
+
+    def _on_calibration_input(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
+        message = bag.deserialize_or_skip(msg, skipped)
+        if message is None:
+            return
+        if msg.topic == TF_STATIC:
+            self._positions.tf_static(message)
+        else:
+            self._positions.camera_info(self._calibration_topics[msg.topic], message, msg.topic)
+
     def _on_camera_info(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
         info = bag.deserialize_or_skip(msg, skipped)
         attention = self._identifier.attention
@@ -445,14 +518,26 @@ class Replayer:
     def _loop(self, bag: Bag, topics: list[str], skipped: SkipLog) -> None:
         expected = sum(bag.topics[t].count for t in topics) or None
         done = 0
-        read = list(bag.topics) if self._publisher else (
-            topics + [self._camera_info] if self._camera_info else topics)
+        extra = [t for t in (self._camera_info, *self._calibration_topics, *self._exterior_infos) if t]
+        read = list(bag.topics) if self._publisher else topics + sorted(set(extra) - set(topics))
         try:
             for msg in bag.messages(read):
                 if self._publisher is not None:
                     self._publisher.play(msg, bag.topics[msg.topic].qos)
+                # One CameraInfo topic may serve several readers: 3-D positions, the cabin's head
+                # pose, the Autoware check.
+                calibration = msg.topic in self._calibration_topics
+                if calibration:
+                    self._on_calibration_input(bag, msg, skipped)
                 if msg.topic == self._camera_info:
                     self._on_camera_info(bag, msg, skipped)
+                    continue
+                if msg.topic in self._exterior_infos and self._camera_infos is not None:
+                    camera = self._exterior_infos[msg.topic]
+                    if (info := bag.deserialize_or_skip(msg, skipped)) is not None:
+                        self._note_camera_info(camera, self._camera_infos.camera_info(camera, info))
+                    continue
+                if calibration:
                     continue
                 if msg.topic not in self._ns:
                     continue  # played into the graph only (--publish)
@@ -469,6 +554,9 @@ class Replayer:
                         self._cabin_stage.process(frame)
                     else:
                         assert self._stage is not None  # set up with the exterior topics
+                        if self._camera_infos is not None:
+                            self._note_camera_info(msg.topic, self._camera_infos.image_frame(
+                                msg.topic, frame.header.frame_id))
                         self._stage.add(frame)
                     self._diagnostics.maybe_write(frame.timestamp, frame.header)
                 if self.progress:
@@ -543,6 +631,7 @@ class Replayer:
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video:
             self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names,
+                                                      captions=result.captions(),
                                                       regions=result.ignore_regions),
                                frame.header.seconds)
 
@@ -609,11 +698,11 @@ def _bgr(image: np.ndarray | ImageView) -> np.ndarray:
 
 
 def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "",
-              regions: Any = ()) -> np.ndarray:
+              captions: list[str] | None = None, regions: Any = ()) -> np.ndarray:
     from ..core.output.annotate import draw_detections
     from .video import draw_caption
 
-    out = draw_detections(image, dets, label_names, ignore_regions=regions)
+    out = draw_detections(image, dets, label_names, captions=captions, ignore_regions=regions)
     return draw_caption(out, caption) if caption else out
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..config import load_params, section_from_params
+from ..core.autoware.rois import AutowareConfig
 from ..core.health.inference_guard import safe_detect
 from ..core.imaging.frame_guard import InputLimits
 from ..core.imaging.image_decode import ImageView
@@ -89,6 +90,12 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
     return ReplayCore(limits, settings, detector, trackers, identifier, ignore)
 
 
+def autoware_settings(config: Path | None) -> AutowareConfig:
+    """object_detector's ``autoware.*`` parameters (Autoware's ROIs) from the config file."""
+    source = str(config) if config else "default parameters"
+    return section_from_params(AutowareConfig, load_params(config, NODES[EXTERIOR]), "autoware.", source)
+
+
 def _node_settings(cls: type, params: dict[str, Any], source: str) -> Any:
     """A node's own (top-level) parameters from its flattened parameters, defaults for the rest."""
     return section_from_params(cls, {k: v for k, v in params.items() if "." not in k}, "", source,
@@ -123,19 +130,26 @@ class ExteriorStage:
         window_ns: frames of different cameras this close in bag time share one ``detect`` call.
         on_result: gets each frame, its results and the messages it publishes.
         on_failure: gets the frames whose inference raised, and the exception.
+        autoware: the ``autoware.*`` settings (Autoware's ROIs), None: none.
+        positions: places each frame's detections on the road
+            (:class:`~sense_perception.core.geometry.positioner.CameraPositions`); None: no 3-D.
         ignore: the cameras' ignore regions (None: none); detections in them are dropped before
             tracking.
     """
 
     def __init__(self, detector: Any, trackers: Any, namespaces: dict[str, str],
-                 switches: dict[str, bool], window_ns: float,
+                 switches: dict[str, Any], window_ns: float,
                  on_result: Callable[[DecodedFrame, ExteriorFrame, list[Message]], None],
-                 on_failure: Failure, ignore: Any = None) -> None:
+                 on_failure: Failure, autoware: AutowareConfig | None = None,
+                 positions: Any = None, ignore: Any = None) -> None:
+        self.positions = positions
         self.detector = detector
         self.trackers = trackers
         self.ignore = ignore
         self.namespaces = namespaces
         self.outputs: list[Output] = enabled_outputs(EXTERIOR_OUTPUTS, switches, live=False)
+        self.switches = switches
+        self.autoware = autoware
         self.window_ns = window_ns
         self.pending: list[DecodedFrame] = []
         self._on_result = on_result
@@ -163,18 +177,24 @@ class ExteriorStage:
             if error is not None:
                 self._on_failure([frame], error)
                 continue
+            assert dets is not None  # safe_detect gives detections or an error
             size = image_size_of(frame.image)
             regions = self.ignore.outlines(frame.topic, *size) if self.ignore else []
             if self.ignore:
                 dets = self.ignore.apply(frame.topic, dets, *size)
             if self.trackers is not None:
                 dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
+            placed = None if self.positions is None else self.positions.positions(
+                frame.topic, frame.header.frame_id, size[0], size[1], dets.boxes, dets.labels,
+                detector.label_names)
             result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
-                                   size, ignore_regions=regions)
+                                   size, autoware=self.autoware, positions=placed,
+                                   ignore_regions=regions)
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
             rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera
-            self._on_result(frame, result, frame_messages(rows, self.namespaces[frame.topic], result))
+            self._on_result(frame, result, frame_messages(rows, self.namespaces[frame.topic], result,
+                                                          switches=self.switches))
         self.pending.clear()
 
 

@@ -15,7 +15,8 @@ class SummaryBuilder:
     """Collects per-frame facts during a replay and produces the summary dict.
 
     The dict has exactly the keys of summary.json: ``frames``, ``cameras`` (per topic ``frames``
-    and ``detections`` per label), ``identity`` (the driver state timeline: the first cabin frame
+    and ``detections`` per label; the engine adds ``positions`` per exterior camera: detections,
+    placed, calibration, reason), ``identity`` (the driver state timeline: the first cabin frame
     and every frame where state or driver changes), ``attention`` (None without a cabin camera or
     with attention off; else ``time_in_state_s`` per state, ``alerts``: each rise of the
     escalation level with its time, level and state, ``max_level``, ``timeline``: the first cabin
@@ -120,6 +121,17 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
                                                                 key=lambda kv: (-kv[1], kv[0])))
         table.add_row(topic, str(cam["frames"]), dets or "-")
     console.print(table)
+    for topic, cam in summary["cameras"].items():
+        placed = cam.get("positions")
+        if placed is None:
+            continue
+        if placed.get("calibration") and not placed.get("reason"):
+            console.print(f"3-D positions {topic}: {placed['placed']} of {placed['detections']} "
+                          f"detections placed ({placed['calibration']})", highlight=False,
+                          soft_wrap=True)
+        else:
+            console.print(f"3-D positions {topic}: none ({placed.get('reason')})",
+                          highlight=False, soft_wrap=True)
     lat = summary["latency_ms"]
     console.print(f"frames {summary['frames']}  throughput {summary['throughput_fps']:.1f} fps  "
                   f"latency p50 {lat['p50']:.1f} ms  p95 {lat['p95']:.1f} ms  p99 {lat['p99']:.1f} ms")

@@ -1,5 +1,6 @@
-"""The rosbags typestore replay works with: ROS 2 Jazzy types plus the project's vision_msgs and
-foxglove_msgs definitions."""
+"""The rosbags typestore replay works with: ROS 2 Jazzy types plus the project's own message
+definitions (vision_msgs, foxglove_msgs, and Autoware's tier4_perception_msgs and
+autoware_perception_msgs: :mod:`sense_perception.interfaces`)."""
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,7 @@ _IDL_SEPARATOR = "=" * 80 + "\n"
 
 
 def make_typestore() -> Typestore:
-    """A fresh typestore: every ROS 2 Jazzy type, and the vision_msgs 4.x and foxglove_msgs 3.x types
+    """A fresh typestore: every ROS 2 Jazzy type, and the types of :mod:`sense_perception.interfaces`
     the project writes.
 
     A new store per bag, because types defined inside a bag are registered into it.

@@ -21,7 +21,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from ..config import Setting, is_ros_param, check_names, node_schema, section_from_params
 from ..core.output import messages
 from ..core.output.annotations import IMAGE_ANNOTATIONS
-from ..core.output.frame_outputs import DIAGNOSTICS_TOPIC, Output, enabled_outputs, frame_messages
+from ..core.output.frame_outputs import (DIAGNOSTICS_TOPIC, Output, enabled_outputs, frame_messages,
+                                         output_topic)
 from ..core.output.topics import join_topic
 from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
 from ..core.health.stats import HealthStats
@@ -148,6 +149,10 @@ class PerceptionNode(LifecycleNode):
     def diagnostic_extra(self) -> dict[str, Any]:
         """Node-specific key/values placed first in the diagnostic status."""
         return {}
+
+    def diagnostic_warnings(self) -> list[str]:
+        """Node-specific problems that make the diagnostic level at least WARN."""
+        return []
 
     def hardware_id(self) -> str:
         return ""
@@ -343,7 +348,7 @@ class PerceptionNode(LifecycleNode):
     # -- the output table ---------------------------------------------------------------------------
 
     def make_publishers(self, table: Sequence[Output], ns: str,
-                        switches: dict[str, bool]) -> dict[str, Any]:
+                        switches: dict[str, Any]) -> dict[str, Any]:
         """A lifecycle publisher for each row of ``table`` that is on, in camera namespace ``ns``.
 
         Returns:
@@ -355,8 +360,10 @@ class PerceptionNode(LifecycleNode):
             if row.msgtype == IMAGE_ANNOTATIONS:
                 pub = self.make_annotations_publisher(ns)
             elif row in enabled_outputs([row], switches):
-                topic = join_topic(ns, row.name)
-                profile = qos.label_info_profile() if row.latched else self.output_qos()
+                topic = output_topic(row, ns, switches)
+                profile = (qos.label_info_profile() if row.latched
+                           else qos.profile("best_effort", 1, what="output") if row.best_effort
+                           else self.output_qos())
                 pub = self.create_lifecycle_publisher(
                     msg_class(row.msgtype), topic, profile,
                     event_callbacks=qos.publisher_events(topic, self.on_qos_event))
@@ -372,16 +379,18 @@ class PerceptionNode(LifecycleNode):
             self.destroy_lifecycle_publisher(pub)
 
     @staticmethod
-    def publish_frame(pubs: dict[str, Any], table: Sequence[Output], ns: str, frame: Any) -> None:
+    def publish_frame(pubs: dict[str, Any], table: Sequence[Output], ns: str, frame: Any,
+                      switches: dict[str, Any] | None = None) -> None:
         """Publish a frame's messages (:func:`~sense_perception.core.output.frame_outputs.frame_messages`)
         on ``pubs``: latched rows are published on activation, not per frame, and on-demand rows
-        only while someone subscribes (nothing is built for nobody)."""
+        only while someone subscribes (nothing is built for nobody). ``switches``: those the
+        publishers were made with (:meth:`make_publishers`)."""
         def wanted(row: Output) -> bool:
             pub = pubs.get(row.name)
             return pub is not None and not row.latched and (
                 not row.on_demand or pub.get_subscription_count() > 0)
 
-        for message in frame_messages(table, ns, frame, wanted):
+        for message in frame_messages(table, ns, frame, wanted, switches):
             pub = pubs[message.output.name]
             pub.publish(to_msg(pub.msg_type, message.message))
 
@@ -403,6 +412,14 @@ class PerceptionNode(LifecycleNode):
         status = self.health.report(
             self.get_fully_qualified_name(), self.hardware_id(), extra, no_input,
             expect_input=self.lifecycle_state == "active")
+        try:
+            warnings = self.diagnostic_warnings()
+        except Exception as exc:  # noqa: BLE001
+            warnings = [f"diagnostic_warnings failed: {exc!r}"]
+        if warnings:
+            status["message"] = "; ".join(([] if status["level"] == messages.OK else [status["message"]])
+                                          + warnings)
+            status["level"] = max(status["level"], messages.WARN)
         if self.config_error and self.lifecycle_state == "unconfigured":
             status["level"] = messages.ERROR
             status["message"] = f"not configured: {self.config_error}"

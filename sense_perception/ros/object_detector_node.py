@@ -6,11 +6,18 @@ publishes, with the input header copied exactly:
 * ``<ns>/detections`` vision_msgs/Detection2DArray, one per processed frame, empty when nothing is
   found (class_id = label name, id = track id or "");
 * ``<ns>/label_info`` vision_msgs/LabelInfo, transient-local, once per activation;
+* ``<ns>/detections_3d`` vision_msgs/Detection3DArray in base_link: the road users' ground
+  positions, when the camera is calibrated (its CameraInfo, ``camera_info_topics``, plus the
+  base_link -> camera chain of ``/tf_static`` or the ``mount_*`` parameters); without a
+  calibration none, and ``/diagnostics`` says why (``positions[<camera>]``);
 * ``<ns>/detections_image`` sensor_msgs/Image (bgr8) with the boxes drawn, built only while
   something subscribes (``publish_debug_image``);
 * ``<ns>/annotations`` foxglove_msgs/ImageAnnotations (a closed polyline and a caption per
   detection, timestamp = the image's stamp: Foxglove draws them over the camera image), built
   only while something subscribes (``publish_annotations``);
+* with ``autoware.rois_topic`` set, Autoware's ROIs (tier4_perception_msgs/DetectedObjectsWithFeature,
+  best effort, keep last 1) on that topic per camera, and a check of each camera's CameraInfo
+  (:mod:`sense_perception.core.autoware`; docs/autoware.md);
 
 and ``/diagnostics``. The per-frame outputs are the rows of
 :data:`~sense_perception.core.output.frame_outputs.EXTERIOR_OUTPUTS`. Frames are handled latest-first: frames from all cameras that are waiting are
@@ -21,16 +28,21 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from ..config import section_from_params
+from ..core.autoware.camera_info import CameraInfoWatch
+from ..core.autoware.rois import AutowareConfig, rois_topics
 from ..core.health.inference_guard import safe_detect
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages, switches
 from ..core.output.status import detector_hardware_id, detector_values
-from ..core.output.topics import output_namespaces
+from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
+from . import qos
 from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
@@ -56,6 +68,12 @@ class ObjectDetectorNode(PerceptionNode):
         self.trackers: Any = None
         self.ignore: Any = None
         self._outputs: list[tuple[str, dict[str, Any]]] = []  # (namespace, publishers) per input
+        self.autoware = AutowareConfig()
+        self._switches: dict[str, Any] = {}
+        self.camera_infos: CameraInfoWatch | None = None  # while Autoware's ROIs are on
+        self._camera_info_subs: list[Any] = []
+        self.positions: Any = None  # CameraPositions: the cameras' calibrations (3-D positions)
+        self._calibration_subs: list[Any] = []
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -65,9 +83,11 @@ class ObjectDetectorNode(PerceptionNode):
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
+        from ..core.geometry.positioner import CameraPositions
+        from ..core.detection.ignore_regions import IgnoreRegions
         from ..core.tracking.tracker import TrackerBank, TrackingConfig
 
-        from ..core.detection.ignore_regions import IgnoreRegions
+        self.positions = CameraPositions(mount=self.settings.mount())  # a bad mount: first
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
@@ -76,6 +96,11 @@ class ObjectDetectorNode(PerceptionNode):
         self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)
         self.trackers = TrackerBank(tracking, self.detector.label_names) if tracking.enabled else None
+        self.autoware = section_from_params(AutowareConfig, params, "autoware.", source)
+        rois = rois_topics(self.settings.camera_topics, self.autoware.rois_topic)  # refuses clashes
+        if self.autoware.enabled:
+            self.get_logger().info("Autoware ROIs: " + ", ".join(
+                f"{camera} -> {topic}" for camera, topic in zip(self.settings.camera_topics, rois, strict=True)))
         self.get_logger().info(
             f"model {self.detector.model_name} on {self.detector.provider} (pre-processing on "
             f"{self.detector.preprocess_device}) loaded in "
@@ -86,8 +111,63 @@ class ObjectDetectorNode(PerceptionNode):
 
     def make_outputs(self) -> None:
         spaces = output_namespaces([t for t, _ in self._inputs])
-        on = switches(self.settings)
+        on = self._switches = switches(self.settings, autoware=self.autoware)
         self._outputs = [(ns, self.make_publishers(EXTERIOR_OUTPUTS, ns, on)) for ns in spaces]
+        self._watch_camera_infos()
+        self._subscribe_calibration()
+
+    def _watch_camera_infos(self) -> None:
+        """With Autoware's ROIs on, check each camera's CameraInfo for what Autoware's fusion would
+        silently ignore: warned once per problem, and in /diagnostics."""
+        from sensor_msgs.msg import CameraInfo
+
+        cameras = [t for t, _ in self._inputs]
+        if not self.autoware.enabled or not self.autoware.camera_info_topic:
+            return
+        watch = self.camera_infos = CameraInfoWatch(cameras)
+        for camera in cameras:
+            topic = camera_info_topic(camera, self.autoware.camera_info_topic)
+            self._camera_info_subs.append(self.create_subscription(
+                CameraInfo, topic, lambda msg, camera=camera: self._warn_camera_info(
+                    camera, watch.camera_info(camera, msg)),
+                qos.profile("best_effort", 1, what="input")))
+
+    def _warn_camera_info(self, camera: str, problems: list[str]) -> None:
+        for problem in problems:
+            self.get_logger().warning(f"{camera} CameraInfo: {problem}. Autoware's fusion would "
+                                      "ignore or misplace this camera")
+
+    def _subscribe_calibration(self) -> None:
+        """CameraInfo of every camera and /tf_static: what places the detections on the road."""
+        from sensor_msgs.msg import CameraInfo
+
+        from . import qos
+
+        for camera, info_topic in zip(self.settings.camera_topics, self.settings.info_topics(),
+                                      strict=True):
+            if not info_topic:
+                continue
+            self.positions.camera_info_topic(camera, info_topic)
+            self._calibration_subs.append(self.create_subscription(
+                CameraInfo, info_topic, partial(self._on_camera_info, camera, info_topic),
+                qos.profile("best_effort", 1)))
+        if self.positions.mount is not None:
+            return
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.positions.tf_note = ("tf2_msgs is not installed, so /tf_static cannot be read; "
+                                      "fix: install ros-$ROS_DISTRO-tf2-msgs, or set "
+                                      "mount_transform or mount_height")
+            self.get_logger().warning(self.positions.tf_note)
+            return
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        # tf2's static listener profile: latched, so transforms sent before we started arrive.
+        latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._calibration_subs.append(self.create_subscription(
+            TFMessage, "/tf_static", self.positions.tf_static, latched))
 
     def on_outputs_active(self) -> None:
         stamp = self.get_clock().now().seconds_nanoseconds()
@@ -100,10 +180,20 @@ class ObjectDetectorNode(PerceptionNode):
                 pub = pubs[message.output.name]
                 pub.publish(to_msg(pub.msg_type, message.message))
 
+    def _on_camera_info(self, camera: str, topic: str, msg: Any) -> None:
+        self.positions.camera_info(camera, msg, topic)
+
     def release(self) -> None:
         for _, pubs in self._outputs:
             self.destroy_publishers(pubs)
         self._outputs = []
+        for sub in self._camera_info_subs:
+            self.destroy_subscription(sub)
+        self._camera_info_subs = []
+        self.camera_infos = None
+        for sub in self._calibration_subs:
+            self.destroy_subscription(sub)
+        self._calibration_subs = []
         self.detector = None
         self.trackers = None
         self.ignore = None
@@ -129,6 +219,7 @@ class ObjectDetectorNode(PerceptionNode):
                 self.get_logger().error(f"inference failed on a frame of {topic}, dropped: {error!r}",
                                         throttle_duration_sec=5.0)
                 continue
+            assert dets is not None  # safe_detect gives detections or an error
             header = Header.from_msg(frame.msg.header)
             size = image_size_of(image)
             regions = self.ignore.outlines(topic, *size) if self.ignore else []
@@ -137,8 +228,13 @@ class ObjectDetectorNode(PerceptionNode):
             if self.trackers is not None:
                 dets = self.trackers.update(topic, dets, header.seconds)
             ns, pubs = self._outputs[frame.source]
+            placed = self.positions.positions(topic, header.frame_id, size[0], size[1], dets.boxes,
+                                              dets.labels, detector.label_names)
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
-                header, dets, detector.label_names, detector.min_score, size, image, regions))
+                header, dets, detector.label_names, detector.min_score, size, image,
+                autoware=self.autoware, positions=placed, ignore_regions=regions), self._switches)
+            if self.camera_infos is not None:
+                self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
             latencies.append(time.monotonic() - frame.received)
         if latencies:
             self.health.frames_processed(np.asarray(latencies, np.float64))
@@ -149,7 +245,15 @@ class ObjectDetectorNode(PerceptionNode):
         return detector_hardware_id(self.detector)
 
     def diagnostic_extra(self) -> dict[str, Any]:
-        return detector_values(self.detector, self.trackers)
+        values = detector_values(self.detector, self.trackers)
+        if self.camera_infos is not None:
+            values.update({f"camera_info[{c}]": s for c, s in self.camera_infos.status().items()})
+        if self.positions is not None:
+            values.update(self.positions.diagnostic_values(self.settings.camera_topics))
+        return values
+
+    def diagnostic_warnings(self) -> list[str]:
+        return self.camera_infos.warnings() if self.camera_infos is not None else []
 
 
 def main(args: list[str] | None = None) -> int:

@@ -76,7 +76,8 @@ class ObjectDetectorSettings(InputSettings):
     ``tracking.*`` belong to the core components."""
 
     KIND: ClassVar[str] = "object_detector"
-    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime")
+    PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime",
+                                           "autoware")
 
     camera_topics: list[str] = param(["/camera/image_raw"], "camera image topics; results go to each "
                                      "topic's namespace (<ns>/detections, <ns>/label_info)",
@@ -88,9 +89,32 @@ class ObjectDetectorSettings(InputSettings):
                                       "cameras' frames so they share one inference", (0.0, None))
     publish_debug_image: bool = param(True, "publish <ns>/detections_image (bgr8, boxes drawn) while "
                                             "it has subscribers")
+    camera_info_topics: list[str] = param(["auto"], "per camera topic: its sensor_msgs/CameraInfo, "
+                                          "for 3-D positions (<ns>/detections_3d): auto = "
+                                          "<ns>/camera_info, \"\" = none; one value applies to all",
+                                          "1 or len(camera_topics) of: auto, \"\", a topic")
+    mount_transform: list[float] = param([0.0], "T_base_link_camera for 3-D positions when "
+                                         "/tf_static has no base_link -> camera chain: 16 numbers, "
+                                         "row-major, camera optical frame -> base_link (p_base = "
+                                         "T @ p_cam); [0.0] = not set", "[0.0] or 16 numbers")
+    mount_height: float = param(0.0, "instead of mount_transform: the camera's optical centre "
+                                     "above the road (m), with mount_pitch and mount_roll; 0 = "
+                                     "not set", (0.0, 10.0))
+    mount_pitch: float = param(0.0, "with mount_height: camera pitch (rad, positive looks down, "
+                                    "REP-103)", (-1.5708, 1.5708))
+    mount_roll: float = param(0.0, "with mount_height: camera roll (rad)", (-3.1416, 3.1416))
 
     def validate(self) -> None:
         super().validate()
+        if len(self.camera_info_topics) not in (1, len(self.camera_topics)):
+            raise ConfigError(f"parameter 'camera_info_topics' needs 1 or {len(self.camera_topics)} "
+                              f"entries (one per camera topic), got {len(self.camera_info_topics)}")
+        if list(self.mount_transform) != [0.0] and len(self.mount_transform) != 16:
+            raise ConfigError(f"parameter 'mount_transform' needs 16 numbers (4x4 row-major) or "
+                              f"[0.0] (not set), got {len(self.mount_transform)}")
+        if list(self.mount_transform) != [0.0] and self.mount_height > 0:
+            raise ConfigError("parameters 'mount_transform' and 'mount_height' both give the "
+                              "camera mount; fix: set one of them")
         if not self.camera_topics or any(not t for t in self.camera_topics):
             raise ConfigError("parameter 'camera_topics' must list at least one non-empty topic")
         if len(set(self.camera_topics)) != len(self.camera_topics):
@@ -102,6 +126,30 @@ class ObjectDetectorSettings(InputSettings):
             transport_kind(topic, transport)
         if self.batch_wait_ms < 0:
             raise ConfigError(f"parameter 'batch_wait_ms' must be >= 0, got {self.batch_wait_ms}")
+
+    def info_topics(self) -> list[str]:
+        """Per camera topic: its CameraInfo topic ("" = none)."""
+        values = self.camera_info_topics * len(self.camera_topics) \
+            if len(self.camera_info_topics) == 1 else list(self.camera_info_topics)
+        return [camera_info_topic(t, v) for t, v in zip(self.camera_topics, values, strict=True)]
+
+    def mount(self) -> Any:
+        """The mount given as parameters (4x4 numpy array), or None (from /tf_static).
+
+        Raises:
+            ConfigError: the transform is not a camera mount (naming the fix).
+        """
+        import numpy as np
+
+        from ..core.geometry.calibration import check_mount, mount_transform
+
+        if list(self.mount_transform) != [0.0]:
+            T = np.asarray(self.mount_transform, np.float64).reshape(4, 4)
+            check_mount(T, "parameter 'mount_transform'")
+            return T
+        if self.mount_height > 0:
+            return mount_transform(self.mount_height, self.mount_pitch, self.mount_roll)
+        return None
 
     def transports(self) -> list[str]:
         """One transport per camera topic."""

@@ -103,7 +103,8 @@ def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any
 @pytest.fixture()
 def params(tmp_path: Path) -> dict[str, dict[str, Any]]:
     """The same parameters for the nodes and the replay (an empty gallery: nobody is enrolled)."""
-    return {"object_detector": {"runtime.intra_op_threads": 1},
+    # autoware.rois_topic: Autoware's ROIs too (one camera, so one topic without {index}).
+    return {"object_detector": {"runtime.intra_op_threads": 1, "autoware.rois_topic": "/perception/rois_front"},
             "driver_monitor": {"runtime.intra_op_threads": 1,
                                "gallery.path": str(tmp_path / "gallery.json")}}
 
@@ -140,7 +141,7 @@ def test_exterior_frames_give_the_same_messages_live_and_in_replay(context, tmp_
     live = _live(node, context, FRONT, "/camera/front/annotations", lambda: node._outputs[0][1],
                  monkeypatch)
     topics = [t for t, _, _ in live]
-    assert topics == ["/camera/front/detections", "/camera/front/annotations"] * 4
+    assert topics == ["/camera/front/detections", "/camera/front/annotations", "/perception/rois_front"] * 4
     assert live == _without_latched(replayed)
     [(_, _, info)] = [m for m in replayed if m[0].endswith("/label_info")]
     assert info["class_map"] and info["threshold"] > 0

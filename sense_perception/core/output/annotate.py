@@ -54,6 +54,7 @@ IGNORE_CAPTION = "ignored"
 
 def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequence[str],
                     copy: bool = True, thickness: int = 0,
+                    captions: Sequence[str] | None = None,
                     ignore_regions: Sequence[np.ndarray] = ()) -> np.ndarray:
     """Draw boxes with "label score" captions (and "#track" when tracked).
 
@@ -63,6 +64,7 @@ def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequ
         label_names: names indexed by ``detections.labels``.
         copy: draw on a copy (True) or in place.
         thickness: line thickness in pixels; 0 scales with the image size.
+        captions: one text per detection instead of :func:`caption`'s (with the range, say).
         ignore_regions: (K, 2) polygons in this image's pixels where nothing is reported
             (:mod:`~sense_perception.core.detection.ignore_regions`): outlined in grey, captioned
             "ignored", under the boxes.
@@ -82,13 +84,13 @@ def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequ
         cv2.putText(out, IGNORE_CAPTION, (int(x) + line + 2, int(y) + th + line + 2),
                     cv2.FONT_HERSHEY_SIMPLEX, font_scale, IGNORE_COLOUR, 1, cv2.LINE_AA)
     corners = np.rint(detections.boxes).astype(np.int32)
-    for (x1, y1, x2, y2), score, label, track in zip(corners, detections.scores.tolist(),
-                                                    detections.labels.tolist(),
-                                                    detections.track_ids.tolist(), strict=True):
+    for k, ((x1, y1, x2, y2), score, label, track) in enumerate(zip(
+            corners, detections.scores.tolist(), detections.labels.tolist(),
+            detections.track_ids.tolist(), strict=True)):
         name = label_name(label, label_names)
         colour = label_colour(name)
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, line)
-        text = caption(name, score, track)
+        text = caption(name, score, track) if captions is None else captions[k]
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         # Caption above the box, or inside it when the box touches the top edge.
         ty = int(y1) - base - 2 if y1 - th - base - 4 >= 0 else int(y1) + th + 2

@@ -21,12 +21,17 @@ import numpy as np
 
 from ...face.results import (FACE_LABELS, attention_results, face_captions, face_detections,
                              head_pose_message, identity_results, state_name)
+from ..autoware.rois import (DETECTED_OBJECTS_WITH_FEATURE, AutowareConfig,
+                             detected_objects_with_feature, namespace_rois_topic)
+from ..geometry.ground import GroundPositions
 from ..types import Detections, Header
 from . import messages
 from .annotations import IMAGE_ANNOTATIONS, image_annotations
+from .detections_3d import detection3d_array, range_captions
 from .topics import join_topic
 
 DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
+DETECTION_3D_ARRAY = "vision_msgs/msg/Detection3DArray"
 LABEL_INFO = "vision_msgs/msg/LabelInfo"
 CLASSIFICATION = "vision_msgs/msg/Classification"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
@@ -36,6 +41,9 @@ DIAGNOSTICS_TOPIC = "/diagnostics"
 
 #: The switch of the attention outputs: the ``attention.enabled`` parameter of driver_monitor.
 ATTENTION_SWITCH = "attention.enabled"
+#: The switch of Autoware's ROIs: the ``autoware.rois_topic`` parameter of object_detector, on when
+#: not empty; its value is the topic template.
+AUTOWARE_SWITCH = "autoware.rois_topic"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,9 @@ class ExteriorFrame:
         image_size: (width, height) of the source image.
         image: the decoded frame (BGR array or ImageView), for the drawn debug image; None in
             replay, which draws into videos instead.
+        autoware: the ``autoware.*`` settings (Autoware's ROIs); None: no ROIs.
+        positions: the detections' ground positions (:mod:`..geometry.ground`); None when the
+            camera has no calibration (then no ``detections_3d``).
         ignore_regions: the camera's ignore regions as (K, 2) polygons in the image's pixels
             (:mod:`~sense_perception.core.detection.ignore_regions`), drawn with the boxes.
     """
@@ -60,7 +71,15 @@ class ExteriorFrame:
     min_score: float
     image_size: tuple[int, int] | None = None
     image: Any = None
+    autoware: AutowareConfig | None = None
+    positions: GroundPositions | None = None
     ignore_regions: Sequence[np.ndarray] = ()
+
+    def captions(self) -> list[str] | None:
+        """Captions with the range ("pedestrian 0.71 · 14 m") when placed, else None."""
+        if self.positions is None:
+            return None
+        return range_captions(self.detections, self.label_names, self.positions)
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,10 @@ class Output:
         on_demand: live, built only while something subscribes.
         live_only: published by the node only; the replay's equivalent is another file (the drawn
             debug image is ``--video``).
+        topic: the row's topic from the camera's namespace and the switches, when it is not
+            ``<ns>/<name>`` (Autoware's ROIs: a topic per camera index).
+        best_effort: best effort, keep last 1 (as Autoware's consumers subscribe) instead of the
+            outputs' reliable QoS.
     """
 
     name: str
@@ -100,6 +123,8 @@ class Output:
     latched: bool = False
     on_demand: bool = False
     live_only: bool = False
+    topic: Callable[[str, Mapping[str, Any]], str] | None = None
+    best_effort: bool = False
 
 
 class Message(NamedTuple):
@@ -121,8 +146,25 @@ def _label_info(f: ExteriorFrame) -> dict[str, Any]:
     return messages.label_info(f.header, f.label_names, f.min_score)
 
 
+def _autoware_rois(f: ExteriorFrame) -> dict[str, Any] | None:
+    if f.autoware is None or not f.autoware.enabled:
+        return None
+    return detected_objects_with_feature(f.header, f.detections, f.label_names, f.image_size,
+                                         f.autoware.other_labels)
+
+
+def _autoware_rois_topic(ns: str, on: Mapping[str, Any]) -> str:
+    return namespace_rois_topic(ns, str(on[AUTOWARE_SWITCH]))
+
+
+def _detections_3d(f: ExteriorFrame) -> dict[str, Any] | None:
+    if f.positions is None:  # no calibration: nothing is guessed
+        return None
+    return detection3d_array(f.header, f.detections, f.label_names, f.positions)
+
+
 def _exterior_annotations(f: ExteriorFrame) -> dict[str, Any]:
-    return image_annotations(f.header, f.detections, f.label_names, f.image_size,
+    return image_annotations(f.header, f.detections, f.label_names, f.image_size, f.captions(),
                              ignore_regions=f.ignore_regions)
 
 
@@ -135,6 +177,7 @@ def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
     # An ImageView aliases the message (or is a reduced decode): draw on a full-size BGR copy.
     bgr = f.image.full_bgr() if isinstance(f.image, ImageView) else f.image
     return image_message(f.header, draw_detections(bgr, f.detections, f.label_names, copy=False,
+                                                   captions=f.captions(),
                                                    ignore_regions=f.ignore_regions))
 
 
@@ -166,10 +209,13 @@ def _head_pose(f: CabinFrame) -> dict[str, Any] | None:
 EXTERIOR_OUTPUTS: tuple[Output, ...] = (
     Output("label_info", LABEL_INFO, None, _label_info, latched=True),
     Output("detections", DETECTION_ARRAY, None, _detections),
+    Output("detections_3d", DETECTION_3D_ARRAY, None, _detections_3d),
     Output("detections_image", IMAGE, "publish_debug_image", _debug_image, on_demand=True,
            live_only=True),
     Output("annotations", IMAGE_ANNOTATIONS, "publish_annotations", _exterior_annotations,
            on_demand=True),
+    Output("rois", DETECTED_OBJECTS_WITH_FEATURE, AUTOWARE_SWITCH, _autoware_rois,
+           topic=_autoware_rois_topic, best_effort=True),
 )
 
 #: The cabin camera's outputs (driver_monitor), in publishing order.
@@ -183,7 +229,7 @@ CABIN_OUTPUTS: tuple[Output, ...] = (
 )
 
 
-def enabled_outputs(table: Iterable[Output], switches: Mapping[str, bool],
+def enabled_outputs(table: Iterable[Output], switches: Mapping[str, Any],
                     live: bool = True) -> list[Output]:
     """The rows of ``table`` that are on: switched on in ``switches`` (a missing switch is off),
     and, for the replay (``live`` false), not live-only."""
@@ -191,18 +237,37 @@ def enabled_outputs(table: Iterable[Output], switches: Mapping[str, bool],
             and (live or not o.live_only)]
 
 
-def switches(settings: Any, attention: bool = False) -> dict[str, bool]:
-    """The switches of every table row, from a node's settings dataclass (``publish_*``) and
-    whether the driver pipeline runs attention."""
+def switches(settings: Any, attention: bool = False,
+             autoware: AutowareConfig | None = None) -> dict[str, Any]:
+    """The switches of every table row, from a node's settings dataclass (``publish_*``),
+    whether the driver pipeline runs attention, and the ``autoware.*`` settings (the ROI topic
+    template, "" = off)."""
     names = {o.switch for o in (*EXTERIOR_OUTPUTS, *CABIN_OUTPUTS) if o.switch is not None}
-    out = {name: bool(getattr(settings, name)) for name in names - {ATTENTION_SWITCH}
-           if hasattr(settings, name)}
+    out: dict[str, Any] = {name: bool(getattr(settings, name))
+                           for name in names - {ATTENTION_SWITCH, AUTOWARE_SWITCH}
+                           if hasattr(settings, name)}
     out[ATTENTION_SWITCH] = bool(attention)
+    out[AUTOWARE_SWITCH] = autoware.rois_topic if autoware is not None else ""
     return out
 
 
+def output_topic(row: Output, ns: str, switches: Mapping[str, Any]) -> str:
+    """The topic of ``row`` for the camera of namespace ``ns``.
+
+    Raises:
+        ValueError: the row's topic depends on a switch ``switches`` does not hold.
+    """
+    if row.topic is None:
+        return join_topic(ns, row.name)
+    if row.switch is not None and row.switch not in switches:
+        raise ValueError(f"the topic of output '{row.name}' needs the switch {row.switch!r}: pass "
+                         "the switches the outputs were enabled with")
+    return row.topic(ns, switches)
+
+
 def frame_messages(outputs: Iterable[Output], ns: str, frame: Any,
-                   wanted: Callable[[Output], bool] | None = None) -> list[Message]:
+                   wanted: Callable[[Output], bool] | None = None,
+                   switches: Mapping[str, Any] | None = None) -> list[Message]:
     """The messages ``frame`` publishes on the rows ``outputs`` (from :func:`enabled_outputs`).
 
     Args:
@@ -210,6 +275,8 @@ def frame_messages(outputs: Iterable[Output], ns: str, frame: Any,
         ns: the camera's output namespace (:func:`~.topics.output_namespaces`).
         frame: an :class:`ExteriorFrame` or :class:`CabinFrame`.
         wanted: further filter, asked before building (a node: on-demand rows only while subscribed).
+        switches: the switches the rows were enabled with (:func:`switches`), for the rows whose
+            topic depends on them.
 
     Returns:
         One :class:`Message` per row that has something for this frame.
@@ -220,7 +287,7 @@ def frame_messages(outputs: Iterable[Output], ns: str, frame: Any,
             continue
         message = row.build(frame)
         if message is not None:
-            out.append(Message(join_topic(ns, row.name), row.msgtype, message, row))
+            out.append(Message(output_topic(row, ns, switches or {}), row.msgtype, message, row))
     return out
 
 
@@ -231,7 +298,8 @@ def image_message(header: Header, bgr: np.ndarray) -> dict[str, Any]:
             "is_bigendian": 0, "step": w * 3, "data": np.ascontiguousarray(bgr).data.cast("B")}
 
 
-__all__ = ["ATTENTION_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION", "DETECTION_ARRAY",
+__all__ = ["ATTENTION_SWITCH", "AUTOWARE_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION",
+           "DETECTION_3D_ARRAY", "DETECTION_ARRAY",
            "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
-           "frame_messages", "image_message", "switches"]
+           "frame_messages", "image_message", "output_topic", "switches"]

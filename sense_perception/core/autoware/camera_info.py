@@ -1,0 +1,113 @@
+"""CameraInfo checks: what Autoware's camera-LiDAR fusion would silently ignore (ROS-free).
+
+Autoware's fusion nodes take a camera's first CameraInfo and ignore it, with only a log line, unless
+``distortion_model`` is ``plumb_bob`` or ``rational_polynomial`` with 5 or 8 coefficients in D; a K
+of zeros projects nothing, and the ROIs' frame_id (the image's) must be the camera's optical frame
+the calibration belongs to. Such a camera then contributes nothing to fusion, without an error.
+:func:`camera_info_problems` names each of these problems with its fix; :class:`CameraInfoWatch`
+keeps them per camera so a node warns once per problem and shows them in /diagnostics.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+#: The distortion models Autoware's fusion accepts, and the D lengths it accepts.
+DISTORTION_MODELS = ("plumb_bob", "rational_polynomial")
+D_LENGTHS = (5, 8)
+
+
+def _get(msg: Any, name: str) -> Any:
+    return msg.get(name) if isinstance(msg, dict) else getattr(msg, name, None)
+
+
+def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[str]:
+    """What in a sensor_msgs/CameraInfo makes Autoware's fusion ignore or misplace the camera.
+
+    Args:
+        info: the CameraInfo (rclpy or rosbags message, or an equal dict).
+        image_frame_id: frame_id of the camera's images; None when no image was seen yet (the
+            frame ids are then not compared).
+
+    Returns:
+        One sentence per problem, with the fix; empty when Autoware would use it.
+    """
+    problems = []
+    model = str(_get(info, "distortion_model") or "")
+    if model not in DISTORTION_MODELS:
+        problems.append(f"distortion_model is {model!r}: Autoware's fusion accepts only "
+                        f"{' or '.join(DISTORTION_MODELS)} (fix the camera driver's calibration file)")
+    d = np.asarray(_get(info, "d") if _get(info, "d") is not None else [], np.float64).reshape(-1)
+    if d.size not in D_LENGTHS:
+        problems.append(f"D has {d.size} coefficients: Autoware's fusion accepts 5 (plumb_bob) or 8 "
+                        "(rational_polynomial)")
+    k = np.asarray(_get(info, "k") if _get(info, "k") is not None else [], np.float64).reshape(-1)
+    if k.size != 9 or not np.any(k):
+        problems.append("K is all zero: the camera is not calibrated (calibrate it, e.g. with "
+                        "camera_calibration, and publish the result)")
+    header = _get(info, "header")
+    frame_id = str((_get(header, "frame_id") if header is not None else "") or "")
+    if not frame_id:
+        problems.append("header.frame_id is empty: Autoware cannot place the camera in TF (set the "
+                        "camera's optical frame)")
+    elif image_frame_id is not None and frame_id != image_frame_id:
+        problems.append(f"header.frame_id '{frame_id}' differs from the images' '{image_frame_id}': "
+                        "Autoware looks the ROIs up in TF by the image's frame (make the camera driver "
+                        "use one optical frame for both)")
+    return problems
+
+
+class CameraInfoWatch:
+    """The CameraInfo problems of each camera, each reported once (thread-safe).
+
+    Args:
+        cameras: the camera (image) topics, in input order.
+    """
+
+    def __init__(self, cameras: list[str]) -> None:
+        self._lock = threading.Lock()
+        self._frame_ids: dict[str, str | None] = dict.fromkeys(cameras)
+        self._infos: dict[str, Any] = dict.fromkeys(cameras)
+        self._problems: dict[str, list[str]] = {c: [] for c in cameras}
+        self._reported: set[tuple[str, str]] = set()
+
+    def image_frame(self, camera: str, frame_id: str) -> list[str]:
+        """Note the frame_id of an image of ``camera``; returns the problems not reported before."""
+        with self._lock:
+            if self._frame_ids.get(camera) == frame_id:
+                return []  # the usual case: the same frame as before, nothing to check again
+            self._frame_ids[camera] = frame_id
+            return self._check(camera)
+
+    def camera_info(self, camera: str, info: Any) -> list[str]:
+        """Check a CameraInfo of ``camera``; returns the problems not reported before."""
+        with self._lock:
+            self._infos[camera] = info
+            return self._check(camera)
+
+    def _check(self, camera: str) -> list[str]:
+        info = self._infos.get(camera)
+        if info is None:
+            return []
+        problems = camera_info_problems(info, self._frame_ids.get(camera))
+        self._problems[camera] = problems
+        new = [p for p in problems if (camera, p) not in self._reported]
+        self._reported.update((camera, p) for p in new)
+        return new
+
+    def status(self) -> dict[str, str]:
+        """Per camera: ``ok``, ``no CameraInfo received`` or its problems, for /diagnostics."""
+        with self._lock:
+            return {c: "; ".join(p) if p else ("ok" if self._infos[c] is not None
+                                               else "no CameraInfo received")
+                    for c, p in self._problems.items()}
+
+    def warnings(self) -> list[str]:
+        """``<camera>: <problem>`` for every current problem (the diagnostic level is WARN)."""
+        with self._lock:
+            return [f"{c} CameraInfo: {p}" for c, ps in self._problems.items() for p in ps]
+
+
+__all__ = ["CameraInfoWatch", "D_LENGTHS", "DISTORTION_MODELS", "camera_info_problems"]

@@ -1,0 +1,232 @@
+"""A camera frame's detections as Autoware's 2-D ROIs: ``tier4_perception_msgs/DetectedObjectsWithFeature``.
+
+Autoware's camera-LiDAR fusion nodes (roi_detected_object_fusion, roi_cluster_fusion,
+roi_pointcloud_fusion) and its camera-only image_object_locator read one such message per camera
+image on ``/perception/object_recognition/detection/rois{i}``. The message built here is filled
+the way Autoware's own camera detector (autoware_tensorrt_yolox) fills it:
+
+* ``header``: the image's header, exactly (Autoware looks the frame_id up in TF at the stamp);
+* per detection, ``feature.roi``: the box in the pixels of the image the node received, rounded
+  to whole pixels and clipped to the image, ``do_rectify`` false;
+* ``object.existence_probability``: the detector's score (uncalibrated: each model's own scale);
+* ``object.classification``: one ``{label, probability 1.0}``. The label is the detector's single
+  decision, as with Autoware's detector, whose downstream nodes are tuned for 1.0; the confidence
+  is in existence_probability, which is where Autoware gates per label;
+* ``object.kinematics`` and ``object.shape``: left at their defaults (a 2-D detector has neither).
+
+Message-shaped dicts as in :mod:`sense_perception.core.output.messages`: the nodes and the replay
+turn them into messages with their generic converters.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ...config import setting
+from ...errors import ConfigError
+from ..output.messages import header_msg
+from ..output.topics import camera_namespace
+from ..types import Detections, Header
+
+DETECTED_OBJECTS_WITH_FEATURE = "tier4_perception_msgs/msg/DetectedObjectsWithFeature"
+
+#: autoware_perception_msgs/ObjectClassification label constants.
+UNKNOWN, CAR, TRUCK, BUS, TRAILER, MOTORCYCLE, BICYCLE, PEDESTRIAN = range(8)
+ANIMAL, HAZARD, OVER_DRIVABLE, UNDER_DRIVABLE = range(8, 12)
+
+#: The project's labels (:data:`~sense_perception.core.detection.labels.AD_LABELS`) that have an
+#: Autoware class. traffic_light and stop_sign (and any ``keep_other_classes`` label) have none.
+AUTOWARE_LABELS: dict[str, int] = {
+    "pedestrian": PEDESTRIAN, "car": CAR, "truck": TRUCK, "bus": BUS, "bicycle": BICYCLE,
+    "motorcycle": MOTORCYCLE,
+}
+
+#: What happens to a detection whose label has no Autoware class (``autoware.other_labels``).
+OTHER_LABELS = ("drop", "unknown")
+
+#: The placeholder of ``autoware.rois_topic`` that takes each camera's own index.
+INDEX_PLACEHOLDER = "{index}"
+#: Autoware's ROI topic of camera ``i``.
+AUTOWARE_ROIS_TOPIC = "/perception/object_recognition/detection/rois" + INDEX_PLACEHOLDER
+
+# Trailing digits of the camera's namespace: /sensing/camera/camera3/image_rect_color -> 3.
+_INDEX = re.compile(r"(\d+)$")
+
+
+@dataclass
+class AutowareConfig:
+    """The ``autoware.*`` parameters of object_detector: Autoware's per-camera ROI output.
+
+    Attributes:
+        rois_topic: topic of each camera's tier4_perception_msgs/DetectedObjectsWithFeature; ""
+            = off (the default). ``{index}`` is replaced by the camera's own index, the digits
+            that end its namespace (``/sensing/camera/camera3/image_rect_color`` -> 3), so
+            camera3's ROIs go to rois3 whichever cameras are present. Autoware's:
+            ``/perception/object_recognition/detection/rois{index}``.
+        other_labels: detections whose label has no Autoware class (traffic_light, stop_sign):
+            ``drop`` (the default) or ``unknown`` (sent as UNKNOWN 0). Dropped by default because
+            Autoware's roi_pointcloud_fusion turns UNKNOWN ROIs into obstacle clusters: a traffic
+            light or a sign would become an obstacle.
+        camera_info_topic: the CameraInfo checked for what Autoware's fusion would silently
+            ignore (warned once, shown in /diagnostics): ``auto`` = ``<ns>/camera_info`` of each
+            camera (Autoware's ``/sensing/camera/camera{i}/camera_info``), "" = no check.
+    """
+
+    rois_topic: str = setting("", "topic of each camera's tier4_perception_msgs/DetectedObjectsWithFeature "
+                                  "(Autoware's ROIs); '' = off; {index} = the digits ending the "
+                                  "camera's namespace (camera3 -> 3)",
+                              "'' or a topic, optionally with {index}")
+    other_labels: str = setting("drop", "labels with no Autoware class (traffic_light, stop_sign): drop, "
+                                        "or unknown (sent as UNKNOWN 0, which roi_pointcloud_fusion turns "
+                                        "into obstacle clusters)", OTHER_LABELS)
+    camera_info_topic: str = setting("auto", "CameraInfo checked for what Autoware's fusion ignores (while "
+                                             "rois_topic is set): auto = <ns>/camera_info, '' = no check",
+                                     "auto, '' or a topic")
+
+    def __post_init__(self) -> None:
+        if self.other_labels not in OTHER_LABELS:
+            raise ValueError(f"autoware.other_labels is {self.other_labels!r}; valid: "
+                             f"{', '.join(OTHER_LABELS)}")
+        rest = self.rois_topic.replace(INDEX_PLACEHOLDER, "")
+        if "{" in rest or "}" in rest:
+            raise ValueError(f"autoware.rois_topic {self.rois_topic!r} may hold only the placeholder "
+                             f"{INDEX_PLACEHOLDER}")
+
+    @property
+    def enabled(self) -> bool:
+        """The ROI output is on."""
+        return bool(self.rois_topic)
+
+
+def namespace_index(ns: str) -> int | None:
+    """The digits that end the last name of a camera namespace (``/sensing/camera/camera3`` -> 3),
+    or None."""
+    parts = [p for p in ns.split("/") if p]
+    match = _INDEX.search(parts[-1]) if parts else None
+    return int(match.group(1)) if match else None
+
+
+def camera_index(camera_topic: str) -> int | None:
+    """The camera's own index: the digits that end its namespace, or None.
+
+    ``/sensing/camera/camera3/image_rect_color`` and ``.../image_rect_color/compressed`` give 3.
+    """
+    return namespace_index(camera_namespace(camera_topic))
+
+
+def namespace_rois_topic(ns: str, template: str) -> str:
+    """The ROI topic of the camera whose output namespace is ``ns`` (checked by :func:`rois_topics`).
+
+    Raises:
+        ConfigError: ``template`` holds ``{index}`` and ``ns`` ends in no digits.
+    """
+    if INDEX_PLACEHOLDER not in template:
+        return template
+    index = namespace_index(ns)
+    if index is None:
+        raise ConfigError(f"autoware.rois_topic {template!r}: the camera namespace '{ns}' ends in no "
+                          "index (Autoware's cameras are /sensing/camera/camera<i>/image_rect_color)")
+    return template.replace(INDEX_PLACEHOLDER, str(index))
+
+
+def rois_topics(camera_topics: Sequence[str], template: str) -> list[str]:
+    """The ROI topic of each camera (all "" when ``template`` is "", the output off).
+
+    Raises:
+        ConfigError: ``template`` holds ``{index}`` and a camera's namespace ends in no digits, or
+            two cameras would publish to the same topic.
+    """
+    if not template:
+        return ["" for _ in camera_topics]
+    topics = []
+    for camera in camera_topics:
+        if INDEX_PLACEHOLDER in template:
+            index = camera_index(camera)
+            if index is None:
+                raise ConfigError(
+                    f"autoware.rois_topic {template!r} takes each camera's index from its topic, but "
+                    f"'{camera}' has none (Autoware's cameras are /sensing/camera/camera<i>/"
+                    "image_rect_color); rename the camera topic or give autoware.rois_topic without "
+                    f"{INDEX_PLACEHOLDER} for a single camera")
+            topics.append(template.replace(INDEX_PLACEHOLDER, str(index)))
+        else:
+            topics.append(template)
+    seen: dict[str, str] = {}
+    for camera, topic in zip(camera_topics, topics, strict=True):
+        if topic in seen:
+            raise ConfigError(f"cameras '{seen[topic]}' and '{camera}' would both publish their ROIs on "
+                              f"'{topic}'; give autoware.rois_topic with {INDEX_PLACEHOLDER} (e.g. "
+                              f"{AUTOWARE_ROIS_TOPIC}) and cameras whose namespaces end in distinct "
+                              "indices")
+        seen[topic] = camera
+    return topics
+
+
+def label_lookup(label_names: Sequence[str], other_labels: str = "drop") -> np.ndarray:
+    """Autoware class of each detector label index: (len(label_names),) int16, -1 = left out.
+
+    Raises:
+        ValueError: ``other_labels`` is not in :data:`OTHER_LABELS`.
+    """
+    if other_labels not in OTHER_LABELS:
+        raise ValueError(f"other_labels must be one of {OTHER_LABELS}, got {other_labels!r}")
+    other = -1 if other_labels == "drop" else UNKNOWN
+    return np.array([AUTOWARE_LABELS.get(name, other) for name in label_names], np.int16)
+
+
+def pixel_rois(boxes: np.ndarray, image_size: tuple[int, int] | None) -> np.ndarray:
+    """(N, 4) int64 ``x_offset, y_offset, width, height`` of x1, y1, x2, y2 boxes: corners rounded
+    to whole pixels and clipped to the ``(width, height)`` image (only to >= 0 when it is None)."""
+    corners = np.rint(np.asarray(boxes, np.float64).reshape(-1, 4))
+    high = (np.inf, np.inf) if image_size is None else (float(image_size[0]), float(image_size[1]))
+    corners = np.clip(corners, 0.0, np.array([*high, *high]))
+    out = np.empty((len(corners), 4), np.int64)
+    out[:, :2] = corners[:, :2]
+    out[:, 2:] = corners[:, 2:] - corners[:, :2]
+    return out
+
+
+def detected_objects_with_feature(header: Header, detections: Detections, label_names: Sequence[str],
+                                  image_size: tuple[int, int] | None,
+                                  other_labels: str = "drop") -> dict[str, Any]:
+    """tier4_perception_msgs/DetectedObjectsWithFeature of one camera frame (see the module doc).
+
+    Args:
+        header: the image's header, copied exactly.
+        detections: boxes in the received image's pixels.
+        label_names: names indexed by ``detections.labels``.
+        image_size: (width, height) of the received image, to clip to.
+        other_labels: ``drop`` or ``unknown`` for labels with no Autoware class.
+
+    Detections left out: labels with no Autoware class when ``other_labels`` is ``drop``, and boxes
+    with no whole pixel inside the image (zero width or height after clipping).
+    """
+    head = header_msg(header)
+    if len(detections) == 0:
+        return {"header": head, "feature_objects": []}
+    classes = label_lookup(label_names, other_labels)[detections.labels]
+    rois = pixel_rois(detections.boxes, image_size)
+    keep = np.flatnonzero((classes >= 0) & (rois[:, 2] > 0) & (rois[:, 3] > 0))
+    rows = rois[keep].tolist()
+    labels = classes[keep].tolist()
+    scores = detections.scores[keep].astype(np.float64).tolist()
+    return {
+        "header": head,
+        "feature_objects": [
+            {
+                "object": {"existence_probability": score,
+                           "classification": [{"label": label, "probability": 1.0}]},
+                "feature": {"roi": {"x_offset": x, "y_offset": y, "width": w, "height": h,
+                                    "do_rectify": False}},
+            }
+            for (x, y, w, h), label, score in zip(rows, labels, scores, strict=True)
+        ],
+    }
+
+
+__all__ = ["AUTOWARE_LABELS", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
+           "OTHER_LABELS", "camera_index", "detected_objects_with_feature", "label_lookup",
+           "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]

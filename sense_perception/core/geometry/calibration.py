@@ -1,0 +1,243 @@
+"""A camera's calibration for ground positions: intrinsics, distortion and its mount on the vehicle.
+
+One type, :class:`CameraCalibration`, read from every source the same way (:func:`from_dict`): a
+``--calibration FILE`` JSON, a ground-truth camera's ``calibration``, a sensor_msgs/CameraInfo plus
+the base_link -> optical-frame transform of ``/tf_static``, or a mount given as height, pitch and
+roll (:func:`mount_transform`). Every value is checked; a wrong one is a :class:`CalibrationError`
+naming the field and the fix. Nothing is guessed: without a calibration there is no 3-D.
+
+Frames: base_link is REP-103/105 (x forward, y left, z up, origin on the road surface); the camera
+frame is the optical frame (z forward, x right, y down). ``T_base_link_camera`` maps a point of the
+camera frame into base_link: ``p_base = T @ p_cam``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ...errors import ConfigError
+
+# distortion_model -> the numbers of coefficients D may have (ROS CameraInfo names).
+DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
+    "plumb_bob": (4, 5), "rational_polynomial": (8, 12, 14), "none": (0,),
+}
+_ORTHONORMAL_TOL = 1e-3
+# The optical frame's rotation from base_link's camera body frame (x forward, y left, z up):
+# optical z -> body x, optical x -> body -y, optical y -> body -z.
+_BODY_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+class CalibrationError(ConfigError):
+    """A camera calibration is missing a field, has a wrong value or an impossible mount."""
+
+
+@dataclass(frozen=True)
+class CameraCalibration:
+    """Intrinsics, distortion and mount of one camera.
+
+    Attributes:
+        K: (3, 3) pinhole camera matrix, pixels.
+        D: distortion coefficients (empty for ``none``).
+        distortion_model: ``plumb_bob``, ``rational_polynomial`` or ``none`` (rectified images).
+        width, height: image size in pixels the calibration is for.
+        T_base_link_camera: (4, 4) optical frame -> base_link, ``p_base = T @ p_cam``.
+        source: where it came from, for messages (a file, a topic, parameters).
+    """
+
+    K: np.ndarray
+    D: np.ndarray
+    distortion_model: str
+    width: int
+    height: int
+    T_base_link_camera: np.ndarray
+    source: str = ""
+
+    @property
+    def camera_height(self) -> float:
+        """Height of the optical centre above the road (base_link z), metres."""
+        return float(self.T_base_link_camera[2, 3])
+
+    @property
+    def focal(self) -> tuple[float, float]:
+        """(fx, fy) in pixels."""
+        return float(self.K[0, 0]), float(self.K[1, 1])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form :func:`from_dict` reads (``--calibration FILE``)."""
+        return {"K": self.K.tolist(), "D": self.D.tolist(),
+                "distortion_model": self.distortion_model, "width": self.width,
+                "height": self.height, "T_base_link_camera": self.T_base_link_camera.tolist()}
+
+    def for_image(self, width: int, height: int, where: str = "") -> "CameraCalibration":
+        """This calibration, checked against the size of the image it is used on.
+
+        Raises:
+            CalibrationError: the image is another size (the intrinsics would be wrong).
+        """
+        if (int(width), int(height)) != (self.width, self.height):
+            raise CalibrationError(
+                f"{where or self.source}: the calibration is for {self.width}x{self.height} "
+                f"images but the image is {width}x{height}; fix: calibrate at the resolution the "
+                "camera publishes (or scale K with the image)")
+        return self
+
+
+def _matrix(value: Any, shape: tuple[int, ...], name: str, where: str) -> np.ndarray:
+    flat = int(np.prod(shape))
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CalibrationError(f"{where}: {name} must be numbers in a {shape} array (row-major), "
+                               f"got {str(value)[:80]}") from None
+    if array.shape != shape and array.size == flat and array.ndim == 1:
+        array = array.reshape(shape)  # ROS CameraInfo's k is 9 numbers, row-major
+    if array.shape != shape:
+        raise CalibrationError(f"{where}: {name} must be {'x'.join(map(str, shape))} (row-major), "
+                               f"got shape {'x'.join(map(str, array.shape)) or 'scalar'}")
+    if not np.isfinite(array).all():
+        raise CalibrationError(f"{where}: {name} has a non-finite number (nan or inf)")
+    return array
+
+
+def _check_intrinsics(K: np.ndarray, width: int, height: int, where: str) -> None:
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if fx <= 0 or fy <= 0:
+        raise CalibrationError(f"{where}: K's focal lengths must be > 0 pixels, got fx={fx:g}, "
+                               f"fy={fy:g}")
+    if K[1, 0] != 0 or K[2, 0] != 0 or K[2, 1] != 0 or K[2, 2] != 1:
+        raise CalibrationError(f"{where}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]], got "
+                               f"{K.tolist()}")
+    if not (0 <= cx <= width and 0 <= cy <= height):
+        raise CalibrationError(f"{where}: K's principal point ({cx:g}, {cy:g}) lies outside the "
+                               f"{width}x{height} image; fix: K is for another resolution")
+
+
+def check_mount(T: np.ndarray, where: str) -> None:
+    """Refuse a ``T_base_link_camera`` that is not a camera mount (CalibrationError, with the fix)."""
+    if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0]):
+        raise CalibrationError(f"{where}: T_base_link_camera's last row must be [0, 0, 0, 1], "
+                               f"got {T[3].tolist()}")
+    R = T[:3, :3]
+    if not np.allclose(R.T @ R, np.eye(3), atol=_ORTHONORMAL_TOL) or np.linalg.det(R) <= 0:
+        raise CalibrationError(f"{where}: T_base_link_camera's 3x3 part is not a rotation "
+                               f"(orthonormal, determinant +1): {np.round(R, 4).tolist()}")
+    if T[2, 3] <= 0:
+        raise CalibrationError(
+            f"{where}: T_base_link_camera puts the camera {T[2, 3]:.3f} m from the road (z must be "
+            "> 0: base_link's origin is on the road); fix: T maps camera -> base_link (p_base = "
+            "T @ p_cam), not its inverse, and base_link's origin must be on the ground")
+    if R[2, 2] > 0.5:
+        raise CalibrationError(
+            f"{where}: T_base_link_camera's optical axis (z) points up, {math.degrees(math.asin(min(1.0, R[2, 2]))):.0f} "
+            "degrees above the horizon; fix: give the optical frame (z forward, x right, y "
+            "down), not camera_link (x forward, z up)")
+    if R[2, 1] >= 0:
+        raise CalibrationError(
+            f"{where}: T_base_link_camera's image y axis does not point down (base_link z "
+            f"component {R[2, 1]:.2f}); fix: give the optical frame (z forward, x right, y down), "
+            "and T maps camera -> base_link (p_base = T @ p_cam), not its inverse")
+
+
+def from_dict(doc: Any, where: str) -> CameraCalibration:
+    """Read and check a calibration ``{K, D, distortion_model, width, height, T_base_link_camera}``.
+
+    Raises:
+        CalibrationError: a missing or wrong field, naming it and the fix.
+    """
+    if not isinstance(doc, Mapping):
+        raise CalibrationError(f"{where}: a calibration is an object with K, D, "
+                               "distortion_model, width, height, T_base_link_camera")
+    missing = [k for k in ("K", "width", "height", "T_base_link_camera") if k not in doc]
+    if missing:
+        raise CalibrationError(f"{where}: the calibration has no {', '.join(missing)} (it needs "
+                               "K, D, distortion_model, width, height, T_base_link_camera)")
+    sizes = []
+    for side in ("width", "height"):
+        value = doc[side]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
+                or not float(value).is_integer():
+            raise CalibrationError(f"{where}: {side} must be a whole number of pixels > 0, got "
+                                   f"{value!r}")
+        sizes.append(int(value))
+    width, height = sizes
+    K = _matrix(doc["K"], (3, 3), "K", where)
+    _check_intrinsics(K, width, height, where)
+    model = doc.get("distortion_model", "none" if not doc.get("D") else None)
+    raw_d = doc.get("D", [])
+    if model is None:
+        raise CalibrationError(f"{where}: D is given without distortion_model; fix: name it "
+                               f"({', '.join(DISTORTION_MODELS)})")
+    if not isinstance(model, str) or model.strip() not in DISTORTION_MODELS and model.strip():
+        raise CalibrationError(f"{where}: distortion_model {model!r} is not supported; use one of "
+                               f"{', '.join(DISTORTION_MODELS)} (images from other models: "
+                               "rectify them first and give 'none')")
+    model = model.strip() or "none"  # CameraInfo leaves it empty for rectified images
+    if not isinstance(raw_d, (list, tuple)):
+        raise CalibrationError(f"{where}: D must be a list of numbers, got {str(raw_d)[:80]}")
+    D = _matrix(list(raw_d), (len(raw_d),), "D", where)
+    if model == "none" and D.size and np.any(D != 0):
+        raise CalibrationError(f"{where}: distortion_model 'none' with non-zero D {D.tolist()}; "
+                               "fix: name the model of D (plumb_bob, rational_polynomial)")
+    if model == "none":
+        D = np.zeros(0)
+    elif D.size not in DISTORTION_MODELS[model]:
+        raise CalibrationError(f"{where}: distortion_model {model} takes "
+                               f"{' or '.join(map(str, DISTORTION_MODELS[model]))} coefficients in "
+                               f"D, got {D.size}")
+    T = _matrix(doc["T_base_link_camera"], (4, 4), "T_base_link_camera", where)
+    check_mount(T, where)
+    return CameraCalibration(K, D, model, width, height, T, where)
+
+
+def load_calibration(path: Path) -> CameraCalibration:
+    """Read ``--calibration FILE`` (JSON, :func:`from_dict`'s fields).
+
+    Raises:
+        CalibrationError: unreadable file or a wrong field.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise CalibrationError(f"--calibration {path}: cannot read it ({exc.strerror or exc})") \
+            from None
+    except ValueError as exc:
+        raise CalibrationError(f"--calibration {path}: not readable JSON: {exc}") from None
+    return from_dict(doc, f"--calibration {path}")
+
+
+def mount_transform(height: float, pitch: float = 0.0, roll: float = 0.0, yaw: float = 0.0,
+                    x: float = 0.0, y: float = 0.0) -> np.ndarray:
+    """``T_base_link_camera`` of a camera ``height`` m above the road, turned by REP-103 angles.
+
+    Args:
+        height: optical centre above the road, metres (> 0).
+        pitch: radians, positive looks down (rotation about base_link y).
+        roll: radians about the viewing direction (positive: right side down).
+        yaw: radians, positive looks left.
+        x, y: position of the optical centre in base_link, metres.
+    """
+    cr, sr, cp, sp, cy, sy = (math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch),
+                              math.cos(yaw), math.sin(yaw))
+    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
+    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
+    T = np.eye(4)
+    T[:3, :3] = rz @ ry @ rx @ _BODY_FROM_OPTICAL
+    T[:3, 3] = (x, y, height)
+    return T
+
+
+def from_camera_info(info: Any, T_base_link_camera: np.ndarray, where: str) -> CameraCalibration:
+    """A calibration from a sensor_msgs/CameraInfo (message or dict with ``k``, ``d``,
+    ``distortion_model``, ``width``, ``height``) and the mount (from /tf_static or parameters)."""
+    get = info.get if isinstance(info, Mapping) else (lambda k, d=None: getattr(info, k, d))
+    return from_dict({"K": list(get("k", [])), "D": list(get("d", [])),
+                      "distortion_model": get("distortion_model", ""),
+                      "width": get("width", 0), "height": get("height", 0),
+                      "T_base_link_camera": np.asarray(T_base_link_camera).tolist()}, where)

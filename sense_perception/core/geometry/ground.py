@@ -1,0 +1,210 @@
+"""Ground positions of detected road users in base_link from one calibrated camera.
+
+Each box gives up to four estimates of the horizontal distance from the camera to the object's
+nearest edge, along the ray through the box's bottom centre, each with its variance:
+
+- ground: the bottom-centre ray meets the road (z = 0). Sharp near the car, weak far away (pitch),
+  wrong when the feet are on a kerb, useless when the bottom is cut by the image border or the ray
+  does not go down.
+- size: the box's vertical extent against the label's height prior (Z ~ f H / h, solved in
+  base_link so that a pitched camera is handled): blind to pitch and to the road's height.
+- top: when the bottom is cut by the border, the top ray meets the plane z = H of the prior.
+- width: when neither vertical edge can be used, the box width against the footprint prior.
+- border: when nothing else is left (bottom and a side cut), the near edge lies somewhere before
+  the point where the image's bottom row meets the road.
+
+They are fused by inverse variance; when they disagree beyond their variances, the fused variance
+is scaled by the reduced chi-square (the Particle Data Group's scale factor), so a raised pavement
+shows as uncertainty instead of false confidence. The nearest edge is moved to the object's centre
+by half the footprint prior's extent along the ray (a car seen from behind: half its length), with
+the footprint assumed aligned with the road (base_link x). All arrays, no per-detection loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .calibration import CameraCalibration
+from .priors import DEFAULT_NOISE, PositionNoise, prior_table
+
+# Bits of GroundPositions.method: which estimates a position used.
+GROUND, SIZE, TOP, WIDTH, BORDER = 1, 2, 4, 8, 16
+METHOD_NAMES = {GROUND: "ground", SIZE: "size", TOP: "top", WIDTH: "width", BORDER: "border"}
+_WIDTH_REL_SD = 0.35  # a footprint's visible width depends on heading and occlusion
+
+
+@dataclass
+class GroundPositions:
+    """Positions of N detections on the road, base_link.
+
+    Attributes:
+        xyz: (N, 3) metres, z = 0 (on the road plane); nan where ``valid`` is false.
+        range_m: (N,) hypot(x, y), metres.
+        covariance: (N, 2, 2) covariance of (x, y), m^2.
+        valid: (N,) a position was estimated (a road-user label with at least one usable cue).
+        method: (N,) bits GROUND | SIZE | TOP | WIDTH | BORDER of the cues used.
+        cues: (N, 5) each cue's distance from the camera to the object's centre, horizontal,
+            metres (ground, size, top, width, border; nan where unused), before fusion.
+    """
+
+    xyz: np.ndarray
+    range_m: np.ndarray
+    covariance: np.ndarray
+    valid: np.ndarray
+    method: np.ndarray
+    cues: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.valid.shape[0])
+
+    @classmethod
+    def empty(cls, n: int = 0) -> "GroundPositions":
+        """N detections without positions (no calibration, or no road users)."""
+        return cls(np.full((n, 3), np.nan), np.full(n, np.nan), np.full((n, 2, 2), np.nan),
+                   np.zeros(n, bool), np.zeros(n, np.int8), np.full((n, 5), np.nan))
+
+
+def normalised_rays(calib: CameraCalibration, pixels: np.ndarray) -> np.ndarray:
+    """(M, 3) directions in base_link (not unit length) of the rays through (M, 2) pixels."""
+    pixels = np.ascontiguousarray(pixels, np.float64).reshape(-1, 1, 2)
+    if calib.distortion_model == "none":
+        homogeneous = np.concatenate([pixels[:, 0], np.ones((len(pixels), 1))], axis=1)
+        cam = np.linalg.solve(calib.K, homogeneous.T).T
+    else:
+        xy = cv2.undistortPoints(pixels, calib.K, calib.D).reshape(-1, 2)
+        cam = np.concatenate([xy, np.ones((len(xy), 1))], axis=1)
+    return cam @ calib.T_base_link_camera[:3, :3].T
+
+
+def _near_distance_above(delta_s: np.ndarray, height: np.ndarray, cam_z: float,
+                         extent: np.ndarray) -> np.ndarray:
+    """Distance to the near edge of an object of ``height`` whose top is below the camera, so the
+    box top is its FAR top edge (``extent`` metres further): the root of
+    delta_s * D (D + e) = (H - cam_z) D + cam_z (D + e)."""
+    b = delta_s * extent - height
+    return (-b + np.sqrt(b * b + 4.0 * delta_s * cam_z * extent)) / (2.0 * delta_s)
+
+
+def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.ndarray,
+                       label_names: tuple[str, ...],
+                       noise: PositionNoise = DEFAULT_NOISE) -> GroundPositions:
+    """Ground positions, ranges and (x, y) covariances of detections.
+
+    Args:
+        calib: the camera's calibration (its image size must be the boxes' image's).
+        boxes: (N, 4) x1, y1, x2, y2 in the (distorted) image's pixels.
+        labels: (N,) indices into ``label_names``.
+        label_names: the detector's labels; those without a size prior get no position.
+        noise: the noise magnitudes the variances are built from.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    n = len(boxes)
+    if n == 0:
+        return GroundPositions.empty(0)
+    prior = prior_table(tuple(label_names))[np.asarray(labels, np.int64)]
+    known = prior[:, 0] > 0
+    H, H_sd, L, W, Lc, Wc, ground_sd = prior[:, 1:].T
+    x1, y1, x2, y2 = boxes.T
+    fx, fy = calib.focal
+    cam = calib.T_base_link_camera[:3, 3]
+    cam_z = calib.camera_height
+    cut_bottom = y2 >= calib.height - noise.border_px
+    cut_top = y1 <= noise.border_px
+    cut_side = (x1 <= noise.border_px) | (x2 >= calib.width - noise.border_px)
+    uc, vc = 0.5 * (x1 + x2), 0.5 * (y1 + y2)
+    pixels = np.stack([uc, y2, uc, y1, x1, vc, x2, vc]).reshape(4, 2, n).transpose(0, 2, 1)
+    rays = normalised_rays(calib, pixels.reshape(-1, 2)).reshape(4, n, 3)
+    horizontal = np.hypot(rays[..., 0], rays[..., 1])
+    slope = rays[..., 2] / horizontal  # z per horizontal metre: < 0 below the horizon
+    s_bottom, s_top = slope[0], slope[1]
+    azimuth = np.arctan2(rays[0, :, 1], rays[0, :, 0])
+    box_h, box_w = y2 - y1, x2 - x1
+    edge = noise.edge_px + noise.edge_rel * box_h  # one edge's noise, pixels
+    angle_var = (edge / fy) ** 2 + noise.pitch_rad ** 2
+
+    # Footprints, aligned with the road: along the ray, the body's nearest face lies
+    # `body_offset` before its centre, the nearest ground contact (a wheel) `contact_offset`.
+    cos_a, sin_a = np.abs(np.cos(azimuth)), np.abs(np.sin(azimuth))
+    body_offset = 0.5 * (L * cos_a + W * sin_a)
+    body_var = (noise.footprint_rel * body_offset) ** 2 \
+        + (noise.heading_spread * 0.5 * (L - W)) ** 2
+    contact_offset = 0.5 * (Lc * cos_a + Wc * sin_a)
+    contact_var = (noise.footprint_rel * contact_offset) ** 2 \
+        + (noise.heading_spread * 0.5 * (Lc - Wc)) ** 2
+    extent = 2.0 * body_offset
+    across = L * sin_a + W * cos_a
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # ground: the bottom ray meets z = 0 at the nearest contact.
+        ok_g = known & ~cut_bottom & (s_bottom < -noise.min_slope)
+        d_g = cam_z / -s_bottom
+        var_g = ((cam_z ** 2 + d_g ** 2) / cam_z) ** 2 * angle_var \
+            + (d_g / cam_z * ground_sd) ** 2 + contact_var
+        d_g = d_g + contact_offset
+        # size: the vertical extent between the top and bottom rays is the height prior.
+        delta_s = s_top - s_bottom
+        ok_s = known & ~cut_bottom & ~cut_top & (delta_s > 0)
+        d_s = np.where(H >= cam_z, H / delta_s, _near_distance_above(delta_s, H, cam_z, extent))
+        rel_s = (H_sd / H) ** 2 + 2.0 * (edge / np.maximum(box_h, 1.0)) ** 2
+        var_s = d_s ** 2 * rel_s + body_var
+        d_s = d_s + body_offset
+        none = np.zeros(n, bool)
+        ok_t, ok_w, ok_b = none, none, none
+        d_t = d_w = d_b = var_t = var_w = var_b = np.zeros(n)
+        if (cut_bottom & known).any():  # (the rare cues are computed only when needed)
+            # top: bottom cut by the border; the top ray meets z = H (the far top edge when
+            # the camera is above the object).
+            rise = H - cam_z
+            d_t = rise / s_top
+            var_t = (H_sd / s_top) ** 2 \
+                + ((rise ** 2 + d_t ** 2) / np.abs(rise)) ** 2 * angle_var + body_var
+            d_t = d_t + np.where(rise < 0, -body_offset, body_offset)
+            ok_t = known & cut_bottom & ~cut_top & (np.abs(s_top) > noise.min_slope) \
+                & (d_t > body_offset)
+        if (known & ~(ok_g | ok_s | ok_t)).any():
+            # width: the footprint's extent across the ray against the box width.
+            width_angle = np.abs(np.arctan2(rays[3, :, 1], rays[3, :, 0])
+                                 - np.arctan2(rays[2, :, 1], rays[2, :, 0]))
+            ok_w = known & ~(ok_g | ok_s | ok_t) & ~cut_side & (width_angle > 0)
+            d_w = across / width_angle + body_offset  # the near face's distance, then centre
+            var_w = (_WIDTH_REL_SD * d_w) ** 2 + body_var
+            # border: nothing else (a vehicle filling an image corner). The bottom row's ray
+            # meets the road beyond the hidden contact point, so the contact lies between the
+            # camera and there: the mean and variance of a uniform distribution on [0, that].
+            ok_b = known & ~(ok_g | ok_s | ok_t | ok_w) & cut_bottom \
+                & (s_bottom < -noise.min_slope)
+            bound = cam_z / -s_bottom
+            d_b = 0.5 * bound + contact_offset
+            var_b = bound ** 2 / 12.0 + contact_var
+
+        # Fuse the cues' centre distances by inverse variance; when they disagree beyond their
+        # variances (chi-square per degree of freedom > 1), widen the result by that factor.
+        oks = np.stack([ok_g, ok_s, ok_t, ok_w, ok_b])
+        ds = np.where(oks, np.stack([d_g, d_s, d_t, d_w, d_b]), 0.0)
+        weight = np.where(oks, 1.0 / np.where(oks, np.stack([var_g, var_s, var_t, var_w, var_b]),
+                                              1.0), 0.0)
+        total = weight.sum(0)
+        valid = total > 0
+        dist = (ds * weight).sum(0) / np.where(valid, total, 1.0)
+        used = oks.sum(0)
+        chi2 = (weight * np.where(oks, ds - dist, 0.0) ** 2).sum(0)
+        scale = np.where(used > 1, np.maximum(1.0, chi2 / np.maximum(used - 1, 1)), 1.0)
+        var_r = scale / np.where(valid, total, np.nan)
+    dist = np.where(valid, dist, np.nan)
+    # Across the ray: the box centre's pixel noise; for an object seen at an angle, its visible
+    # side (L |sin a| long) moves the box centre off the object's centre, anywhere over half of
+    # it (a uniform spread: length / sqrt(12)); for a box cut at the side, the unseen part.
+    lateral_px = edge / np.sqrt(2.0) + np.where(cut_side, 0.5 * box_w, 0.0)
+    var_cross = (dist * lateral_px / fx) ** 2 + (0.5 * L * sin_a) ** 2 / 12.0
+    c, s = np.cos(azimuth), np.sin(azimuth)
+    xyz = np.stack([cam[0] + dist * c, cam[1] + dist * s, np.zeros(n)], 1)
+    cov = np.empty((n, 2, 2))
+    cov[:, 0, 0] = var_r * c * c + var_cross * s * s
+    cov[:, 1, 1] = var_r * s * s + var_cross * c * c
+    cov[:, 0, 1] = cov[:, 1, 0] = (var_r - var_cross) * c * s
+    method = (oks * np.array([GROUND, SIZE, TOP, WIDTH, BORDER])[:, None]).sum(0).astype(np.int8)
+    xyz[~valid] = np.nan
+    cov[~valid] = np.nan
+    cues = np.where(oks, ds, np.nan).T
+    return GroundPositions(xyz, np.hypot(xyz[:, 0], xyz[:, 1]), cov, valid, method, cues)

@@ -1,0 +1,167 @@
+"""Per camera: which calibration places its detections, and how many it placed (ROS-free).
+
+Shared by the replay and the object_detector node. A camera's calibration comes from, in order:
+
+1. a calibration file (``--calibration FILE``), used for every camera it fits;
+2. its sensor_msgs/CameraInfo (K, D, distortion_model, size) and its mount: the /tf_static chain
+   from ``base_link`` to the images' ``frame_id`` (the CameraInfo's when the image has none), or
+   the mount given as parameters (``T_base_link_camera``, or height + pitch + roll).
+
+Without one, the camera's detections get no position, and :meth:`CameraPositions.reason` says
+why (for /diagnostics and the replay summary). Nothing is guessed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .calibration import CalibrationError, CameraCalibration, from_camera_info
+from .ground import GroundPositions, estimate_positions
+from .tf_static import StaticTransforms
+
+
+@dataclass
+class _Camera:
+    info: Any = None
+    info_topic: str = ""
+    calibration: CameraCalibration | None = None
+    error: str = ""
+    frames: int = 0
+    detections: int = 0
+    placed: int = 0
+    source: str = ""
+    checked: set[tuple[int, int]] = field(default_factory=set)
+
+
+def _same_info(a: Any, b: Any) -> bool:
+    def fields(info: Any) -> tuple:
+        get = info.get if isinstance(info, dict) else (lambda k: getattr(info, k, None))
+        return (tuple(np.asarray(get("k"), float).ravel()), tuple(np.asarray(get("d"), float).ravel()),
+                get("distortion_model"), get("width"), get("height"))
+    return fields(a) == fields(b)
+
+
+class CameraPositions:
+    """Ground positions of every camera's detections, and the bookkeeping of why (not).
+
+    Args:
+        calibration: a calibration for every camera (``--calibration FILE``); None: each camera's
+            CameraInfo plus its mount.
+        mount: ``T_base_link_camera`` given as parameters (4x4); None: from /tf_static.
+        base_frame: the vehicle frame the mount is looked up from.
+    """
+
+    def __init__(self, calibration: CameraCalibration | None = None,
+                 mount: np.ndarray | None = None, base_frame: str = "base_link") -> None:
+        self.fixed = calibration
+        self.mount = None if mount is None else np.asarray(mount, np.float64)
+        self.base_frame = base_frame
+        self.tf = StaticTransforms()
+        # Why /tf_static cannot be read, when it cannot (a node without tf2_msgs): said with a
+        # camera's missing mount.
+        self.tf_note = ""
+        self._cameras: dict[str, _Camera] = {}
+
+    def _camera(self, topic: str) -> _Camera:
+        return self._cameras.setdefault(topic, _Camera())
+
+    def camera_info_topic(self, camera: str, info_topic: str) -> None:
+        """Where ``camera``'s CameraInfo is expected (named while none has come)."""
+        self._camera(camera).info_topic = info_topic
+
+    def camera_info(self, camera: str, info: Any, info_topic: str = "") -> None:
+        """A sensor_msgs/CameraInfo of ``camera`` (the image topic): used from the next frame."""
+        cam = self._camera(camera)
+        if cam.info is not None and _same_info(cam.info, info):
+            return  # a camera driver repeats it with every frame: keep the checked calibration
+        cam.info, cam.calibration, cam.error = info, None, ""
+        cam.info_topic = info_topic or cam.info_topic
+
+    def tf_static(self, message: Any) -> None:
+        """A tf2_msgs/TFMessage of /tf_static; a camera without a mount yet tries again."""
+        try:
+            self.tf.add(message)
+        except CalibrationError as exc:
+            for cam in self._cameras.values():
+                cam.error = str(exc)
+            return
+        for cam in self._cameras.values():
+            if cam.calibration is None:
+                cam.error = ""
+
+    def _calibration(self, camera: str, frame_id: str, width: int, height: int
+                     ) -> tuple[CameraCalibration | None, str]:
+        cam = self._camera(camera)
+        if self.fixed is not None:
+            try:
+                return self.fixed.for_image(width, height), ""
+            except CalibrationError as exc:
+                return None, str(exc)
+        if cam.calibration is not None:
+            try:
+                return cam.calibration.for_image(width, height, cam.source), ""
+            except CalibrationError as exc:
+                return None, str(exc)
+        if cam.info is None:
+            where = cam.info_topic or "its camera_info topic"
+            return None, (f"no calibration: no sensor_msgs/CameraInfo on {where} yet and no "
+                          "calibration file (replay: --calibration FILE)")
+        header = getattr(cam.info, "header", None)
+        info_frame = str(getattr(header, "frame_id", "") or "")
+        frame = frame_id or info_frame
+        try:
+            if self.mount is not None:
+                mount, source = self.mount, "CameraInfo and the mount parameters"
+            else:
+                if not frame:
+                    raise CalibrationError("neither the images nor the CameraInfo name a frame_id "
+                                           "to look the mount up in /tf_static")
+                mount, source = self.tf.lookup(self.base_frame, frame), "CameraInfo and /tf_static"
+            where = f"{cam.info_topic or camera} ({source})"
+            cam.calibration = from_camera_info(cam.info, mount, where)
+            cam.source = where
+            return cam.calibration.for_image(width, height, where), ""
+        except CalibrationError as exc:
+            note = f" ({self.tf_note})" if self.tf_note and self.mount is None else ""
+            return None, f"no calibration: {exc}{note}"
+
+    def positions(self, camera: str, frame_id: str, width: int, height: int, boxes: np.ndarray,
+                  labels: np.ndarray, label_names: Sequence[str]) -> GroundPositions | None:
+        """The ground positions of a frame's detections, or None (no usable calibration: see
+        :meth:`reason`)."""
+        cam = self._camera(camera)
+        calibration, error = self._calibration(camera, frame_id, width, height)
+        cam.frames += 1
+        cam.detections += len(boxes)
+        cam.error = error
+        if calibration is None:
+            return None
+        cam.source = cam.source or calibration.source
+        out = estimate_positions(calibration, boxes, labels, tuple(label_names))
+        cam.placed += int(out.valid.sum())
+        return out
+
+    def reason(self, camera: str) -> str:
+        """Why ``camera``'s last frame got no positions ("" when it did)."""
+        return self._camera(camera).error
+
+    def summary(self, camera: str) -> dict[str, Any]:
+        """For the replay summary: detections, how many got a position, the calibration or why
+        none."""
+        cam = self._camera(camera)
+        out: dict[str, Any] = {"detections": cam.detections, "placed": cam.placed,
+                               "calibration": cam.source or None}
+        if cam.error or not cam.source:
+            out["reason"] = cam.error or "no frame processed"
+        return out
+
+    def diagnostic_values(self, cameras: Sequence[str]) -> dict[str, str]:
+        """``/diagnostics`` key/values: per camera, positions placed, or why none."""
+        values = {}
+        for camera in cameras:
+            cam = self._camera(camera)
+            values[f"positions[{camera}]"] = cam.error or (
+                f"{cam.placed} of {cam.detections} detections placed ({cam.source})")
+        return values

@@ -1,0 +1,107 @@
+"""The camera's mount from ``/tf_static`` (tf2_msgs/TFMessage), read without tf2_ros.
+
+A rigid camera mount needs only the static transforms: base_link -> ... -> the camera's optical
+frame (the ``frame_id`` of its images and CameraInfo). :class:`StaticTransforms` collects the
+transforms of every ``/tf_static`` message (latched: each publisher sends its set once) and
+composes the chain between two frames in either direction.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .calibration import CalibrationError
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj[name] if isinstance(obj, Mapping) else getattr(obj, name)
+
+
+def _frame(name: Any) -> str:
+    return str(name).lstrip("/")  # tf2 ignores a leading slash
+
+
+def transform_matrix(translation: Any, rotation: Any) -> np.ndarray:
+    """4x4 of a geometry_msgs/Transform (translation x, y, z; rotation quaternion x, y, z, w):
+    maps points of the child frame into the parent frame."""
+    t = np.array([float(_get(translation, k)) for k in "xyz"])
+    x, y, z, w = (float(_get(rotation, k)) for k in "xyzw")
+    norm = np.sqrt(x * x + y * y + z * z + w * w)
+    if not np.isfinite(norm) or norm < 1e-6 or not np.isfinite(t).all():
+        raise CalibrationError(f"a /tf_static transform has a zero or non-finite rotation "
+                               f"quaternion ({x}, {y}, {z}, {w}) or translation {t.tolist()}")
+    x, y, z, w = x / norm, y / norm, z / norm, w / norm
+    T = np.eye(4)
+    T[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    T[:3, 3] = t
+    return T
+
+
+class StaticTransforms:
+    """The static transform tree, fed with tf2_msgs/TFMessage messages (objects or dicts)."""
+
+    def __init__(self) -> None:
+        self._edges: dict[tuple[str, str], np.ndarray] = {}  # (parent, child) -> T_parent_child
+
+    def add(self, message: Any) -> int:
+        """Add every transform of a TFMessage; returns how many. A later transform between the
+        same frames replaces the earlier one (a re-published mount)."""
+        added = 0
+        for stamped in _get(message, "transforms"):
+            parent = _frame(_get(_get(stamped, "header"), "frame_id"))
+            child = _frame(_get(stamped, "child_frame_id"))
+            transform = _get(stamped, "transform")
+            self._edges[(parent, child)] = transform_matrix(_get(transform, "translation"),
+                                                            _get(transform, "rotation"))
+            added += 1
+        return added
+
+    @property
+    def frames(self) -> list[str]:
+        """Every frame named by a transform, sorted."""
+        return sorted({f for edge in self._edges for f in edge})
+
+    def lookup(self, target: str, source: str) -> np.ndarray:
+        """``T_target_source`` (maps points of ``source`` into ``target``), composed along the
+        tree in either direction.
+
+        Raises:
+            CalibrationError: no chain of static transforms joins the two frames.
+        """
+        target, source = _frame(target), _frame(source)
+        if target == source:
+            return np.eye(4)
+        links: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for (parent, child), T in self._edges.items():
+            links.setdefault(parent, []).append((child, T))
+            links.setdefault(child, []).append((parent, np.linalg.inv(T)))
+        # Breadth-first from target: T_target_frame for every frame reached.
+        reached = {target: np.eye(4)}
+        queue = deque([target])
+        while queue:
+            frame = queue.popleft()
+            for other, T in links.get(frame, ()):
+                if other not in reached:
+                    reached[other] = reached[frame] @ T
+                    queue.append(other)
+        if source not in reached:
+            known = ", ".join(self.frames[:12]) or "none"
+            raise CalibrationError(
+                f"/tf_static has no chain of transforms from {target} to {source} (frames known: "
+                f"{known}); fix: publish the camera's static transform (robot_state_publisher or "
+                "static_transform_publisher, parent base_link, child the images' frame_id), or "
+                "set the mount as parameters")
+        return reached[source]
+
+
+def mount_from_tf(messages: Iterable[Any], camera_frame: str,
+                  base_frame: str = "base_link") -> np.ndarray:
+    """``T_base_link_camera`` from /tf_static messages and the images' optical ``frame_id``."""
+    tree = StaticTransforms()
+    for message in messages:
+        tree.add(message)
+    return tree.lookup(base_frame, camera_frame)

@@ -1,0 +1,160 @@
+"""object_detector places detections live: the camera's CameraInfo (a real subscription) plus the
+mount parameters give <ns>/detections_3d with ranged captions; without CameraInfo it publishes no
+3-D and /diagnostics says why."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from ros_helpers import overrides
+from test_frame_outputs_live_replay import _bag_frames
+
+pytestmark = pytest.mark.ros
+
+FRONT = "/camera/front/image_raw/compressed"
+INFO = "/camera/front/camera_info"
+
+
+def _camera_info() -> Any:
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo()
+    info.header.frame_id = "front_camera"
+    info.width, info.height = 960, 540
+    info.k = [700.0, 0.0, 480.0, 0.0, 700.0, 270.0, 0.0, 0.0, 1.0]
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    return info
+
+
+def test_camera_info_and_mount_parameters_give_detections_3d(context, monkeypatch):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import CameraInfo
+
+    from sense_perception.ros import node_common, qos
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    published: list[tuple[str, dict]] = []
+    real = node_common.frame_messages
+
+    def recording(*args, **kwargs):
+        messages = real(*args, **kwargs)
+        published.extend((m.topic, m.message) for m in messages)
+        return messages
+
+    monkeypatch.setattr(node_common, "frame_messages", recording)
+    node = ObjectDetectorNode("positions_live", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], mount_height=1.4, mount_pitch=0.03,
+        **{"runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("positions_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        frames = _bag_frames(FRONT)
+        node.process([Frame(0, frames[0], time.monotonic())])  # before any CameraInfo
+        values = node.diagnostic_extra()
+        assert values[f"positions[{FRONT}]"].startswith(
+            f"no calibration: no sensor_msgs/CameraInfo on {INFO}")
+        assert not any(t.endswith("detections_3d") for t, _ in published)
+        pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
+        end = time.monotonic() + 20.0
+        while node.positions._camera(FRONT).info is None and time.monotonic() < end:
+            pub.publish(_camera_info())
+            executor.spin_once(timeout_sec=0.05)
+        for msg in frames[1:]:
+            node.process([Frame(0, msg, time.monotonic())])
+        three_d = [m for t, m in published if t == "/camera/front/detections_3d"]
+        assert len(three_d) == len(frames) - 1
+        assert all(m["header"]["frame_id"] == "base_link" for m in three_d)
+        assert sum(len(m["detections"]) for m in three_d) > 0
+        assert "detections placed" in node.diagnostic_extra()[f"positions[{FRONT}]"]
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
+
+
+def test_a_bad_mount_parameter_fails_configure(context):
+    import numpy as np
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    inverse = np.linalg.inv(mount_transform(1.4, 0.03)).ravel().tolist()
+    node = ObjectDetectorNode("positions_bad_mount", context=context,
+                              parameter_overrides=overrides(camera_topics=[FRONT],
+                                                            mount_transform=inverse))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    finally:
+        node.destroy_node()
+
+
+
+def test_tf_static_gives_the_mount(context):
+    """No mount parameters: a latched /tf_static (sent before the node started) gives base_link ->
+    front_camera; the CameraInfo the intrinsics."""
+    import math
+
+    import numpy as np
+    import rclpy
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from scipy.spatial.transform import Rotation
+    from sensor_msgs.msg import CameraInfo
+    from tf2_msgs.msg import TFMessage
+
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.ros import qos
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    probe = rclpy.create_node("tf_probe", context=context)
+    latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         reliability=ReliabilityPolicy.RELIABLE)
+    tf_pub = probe.create_publisher(TFMessage, "/tf_static", latched)
+    T = mount_transform(1.4, math.radians(2.0))
+    stamped = TransformStamped()
+    stamped.header.frame_id, stamped.child_frame_id = "base_link", "front_camera"
+    (stamped.transform.translation.x, stamped.transform.translation.y,
+     stamped.transform.translation.z) = T[:3, 3].tolist()
+    q = Rotation.from_matrix(T[:3, :3]).as_quat()
+    (stamped.transform.rotation.x, stamped.transform.rotation.y, stamped.transform.rotation.z,
+     stamped.transform.rotation.w) = q.tolist()
+    tf_pub.publish(TFMessage(transforms=[stamped]))
+    node = ObjectDetectorNode("positions_tf", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], **{"runtime.intra_op_threads": 1}))
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        info_pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
+        end = time.monotonic() + 20.0
+        while (node.positions._camera(FRONT).info is None or not node.positions.tf.frames) \
+                and time.monotonic() < end:
+            info_pub.publish(_camera_info())
+            executor.spin_once(timeout_sec=0.05)
+        np.testing.assert_allclose(node.positions.tf.lookup("base_link", "front_camera"), T,
+                                   atol=1e-9)
+        node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
+        assert node.diagnostic_extra()[f"positions[{FRONT}]"].endswith(
+            f"({INFO} (CameraInfo and /tf_static))")
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
