@@ -21,6 +21,8 @@ interleaved, as medians of per-round ratios):
   and ``fleet_over_replay_per_frame``: the fleet path's time per frame over a plain replay's;
 * ``driver_identity_ms`` / ``driver_identity_attention_ms``: the driver monitor per 1280x720 cabin
   frame, identity alone and identity + attention (head pose, eyes, state), side by side;
+* ``camera_health_ms_1080p``: the camera-health pixel metrics per 1920x1080 frame on one core
+  (small copy, metrics, verdict);
 * ``gpu``: CUDA/TensorRT figures where a GPU is present, else why none were measured.
 
 ``--quick`` runs every benchmark with a few iterations only (for the smoke test): its numbers
@@ -42,8 +44,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "benchmarks"
 
-from benchmarks import (bench_batch, bench_cv2dnn, bench_default, bench_driver,  # noqa: E402
-                        bench_fleet, bench_gallery,
+from benchmarks import (bench_batch, bench_camera_health, bench_cv2dnn,  # noqa: E402
+                        bench_default, bench_driver, bench_fleet, bench_gallery,
                         bench_gpu, bench_memory, bench_pipeline, bench_positions,
                         bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
@@ -51,7 +53,7 @@ from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
 BENCHMARKS = ("pipeline", "default", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet",
-              "driver", "positions", "gpu")
+              "driver", "positions", "camera_health", "gpu")
 
 # (key, target text, check) for the table; check returns True/False, or None for no target.
 TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
@@ -78,6 +80,7 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("positions_50_ms", "<= 0.2", lambda v: v <= 0.2),
     ("driver_identity_attention_ms", "<= 35", lambda v: v <= 35.0),
     ("driver_attention_over_identity", "(info)", lambda v: None),
+    ("camera_health_ms_1080p", "<= 1.0 (one core)", lambda v: v <= 1.0),
     ("driver_identity_attention_interval_ms", "(info: identity.embed_interval_s 0.5)",
      lambda v: None),
 ]
@@ -96,14 +99,15 @@ class Settings:
     replay_runs: int
     fleet_bags: int
     fleet_rounds: int
+    health_calls: int  # calls per 1080p input frame of the camera-health metrics
 
 
 # Many short rounds: on a shared machine the load changes from second to second, and a ratio of
 # two measurements taken a few milliseconds apart is what stays meaningful.
 FULL = Settings(rounds=41, calls=1, gallery_calls=300, memory_frames=10_000, memory_every=1000,
-                replay_runs=5, fleet_bags=8, fleet_rounds=5)
+                replay_runs=5, fleet_bags=8, fleet_rounds=5, health_calls=100)
 QUICK = Settings(rounds=2, calls=1, gallery_calls=3, memory_frames=6, memory_every=3,
-                 replay_runs=1, fleet_bags=2, fleet_rounds=1)
+                 replay_runs=1, fleet_bags=2, fleet_rounds=1, health_calls=2)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -239,6 +243,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "fleet": lambda: bench_fleet.run(s.fleet_bags, s.fleet_rounds),
         "driver": lambda: bench_driver.run(max(2, s.rounds // 2)),
         "positions": lambda: bench_positions.run(s.rounds),
+        "camera_health": lambda: bench_camera_health.run(inputs, s.health_calls),
     }
     for name in only:
         if name == "gpu":

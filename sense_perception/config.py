@@ -105,6 +105,14 @@ def resolve_config(value: str | Path) -> Path:
 BASE_DIRECTIVE = re.compile(r"#\s*base:\s*(\S+)\s*$")
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: the problem and where (PyYAML's text spans several lines)."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
+
+
 def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The YAML document of ``path`` with its ``# base:`` file (if any) merged under it.
 
@@ -114,13 +122,17 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 1]!r}); give a YAML parameter "
+                          "file") from exc
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"config file {path}: the top level must be a mapping (node names to "
                           "ros__parameters, or the settings themselves: detector: {...})")
@@ -382,15 +394,16 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default
 
 
-def _settings_of(cls: type, prefix: str) -> dict[str, Setting]:
-    """The parameters of dataclass ``cls`` under ``prefix``; a nested dataclass adds its own."""
+def _settings_of(cls: type, prefix: str, instance: Any = None) -> dict[str, Setting]:
+    """The parameters of dataclass ``cls`` under ``prefix``; a nested dataclass adds its own,
+    with the defaults of the nested ``instance`` its field's default holds."""
     hints = typing.get_type_hints(cls)
     docs = _attribute_docs(cls)
     out: dict[str, Setting] = {}
     for f in dataclasses.fields(cls):
-        default = _default(f)
+        default = getattr(instance, f.name) if instance is not None else _default(f)
         if dataclasses.is_dataclass(default):
-            out.update(_settings_of(type(default), f"{prefix}{f.name}."))
+            out.update(_settings_of(type(default), f"{prefix}{f.name}.", default))
             continue
         description = f.metadata.get("description") or docs.get(f.name, "")
         out[prefix + f.name] = Setting(prefix + f.name, default, hints[f.name], description,
@@ -403,6 +416,7 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
     from .core.autoware.rois import AutowareConfig
     from .core.detection.detector import DetectorConfig
     from .core.detection.tiling import TilingConfig
+    from .core.health.camera_settings import CameraHealthSettings
     from .core.imaging.frame_guard import InputLimits
     from .core.runtime.session import RuntimeConfig
     from .core.tracking.tracker import TrackingConfig
@@ -412,12 +426,13 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
     if kind == "object_detector":
         return [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                 ("tiling.", TilingConfig), ("tracking.", TrackingConfig),
-                ("runtime.", RuntimeConfig), ("autoware.", AutowareConfig)]
+                ("runtime.", RuntimeConfig), ("autoware.", AutowareConfig),
+                ("camera_health.", CameraHealthSettings)]
     if kind == "driver_monitor":
         # DriverMonitorSettings holds camera_role and the face.*, identity.*, gallery.*,
         # attention.* and runtime.* groups.
         return [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings),
-                ("input.", InputLimits)]
+                ("input.", InputLimits), ("camera_health.", CameraHealthSettings)]
     raise ConfigError(f"no node named {kind!r}; nodes: {', '.join(NODE_KINDS)}")
 
 

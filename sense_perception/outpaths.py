@@ -105,7 +105,7 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
             raise OutputPathError(f"{option} {path} {what}; a result file is never written over "
                                   "an image: give a name ending in .json")
     for source in inputs:
-        if overlap(path, Path(source)) == "is" or _same_file(path, Path(source)):
+        if overlap(path, Path(source)) == "is" or same_file(path, Path(source)):
             raise OutputPathError(f"{option} {path} is the input {source}; it would be "
                                   "overwritten: give another file name")
     if path.is_file() and _is_image(path):
@@ -127,17 +127,49 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
                               "path you can write to") from exc
 
 
+def check_video_dir(path: Path, option: str = "--out",
+                    error: type[SensePerceptionError] = OutputPathError) -> None:
+    """Refuse a video output directory whose absolute path is not valid UTF-8.
+
+    OpenCV's VideoWriter takes a UTF-8 path: a name read from disk as lone surrogates (bytes that
+    are not UTF-8) crashed the whole process (SIGSEGV) at the first frame, leaving the run
+    half-written.
+
+    Raises:
+        error: (default :class:`OutputPathError`) naming the path and the fix.
+    """
+    shown = os.path.abspath(path)
+    try:
+        shown.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{option} {ascii(shown)} is not a valid UTF-8 path (a name with bytes from "
+                    "another encoding); videos cannot be written there; choose or rename a "
+                    "directory with a UTF-8 name") from None
+
+
 def _is_image(path: Path) -> bool:
-    """True when OpenCV recognises the file's content as an image (its signature, not its name)."""
+    """True when OpenCV (or, for a name that is not UTF-8, Pillow) recognises the file's content
+    as an image: its signature, not its name."""
     import cv2
 
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:  # OpenCV crashes (SIGSEGV) on such a name: Pillow opens it in Python
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path):
+                return True
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return False
     try:
         return bool(cv2.haveImageReader(str(path)))
     except cv2.error:
         return False
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` both exist and are one file (hard links and symbolic links too)."""
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links too
     except OSError:
@@ -145,4 +177,4 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_result_file",
-           "check_writable_dir", "overlap"]
+           "check_video_dir", "check_writable_dir", "overlap", "same_file"]

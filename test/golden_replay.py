@@ -18,7 +18,9 @@ Tolerances (the cross-path ones of test/support.py, because another CPU picks ot
   quaternion);
 * LabelInfo, headers and bag times: exactly the same;
 * /diagnostics: the same statuses with the same keys (their values are timings and counters;
-  the ``provider*`` keys depend on the machine's execution providers and are left out).
+  the ``provider*`` keys depend on the machine's execution providers and are left out);
+* DiagnosticStatus (``<ns>/camera_health``): the same name, level, message, hardware_id and keys;
+  the metric values within 1e-2 (they are pixel statistics of the decoded frame).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import numpy as np
 TEST = Path(__file__).resolve().parent
 GOLDEN = TEST / "data" / "golden_replay.json"
 DRIVER = "<enrolled driver>"
-BOX_PX, SCORE, POSE = 0.1, 1e-3, 1e-3
+BOX_PX, SCORE, POSE, HEALTH = 0.1, 1e-3, 1e-3, 1e-2
 
 
 def _plain(value: Any) -> Any:
@@ -141,6 +143,12 @@ def _compare_message(msgtype: str, got: dict[str, Any], want: dict[str, Any], wh
     elif msgtype == "vision_msgs/msg/Classification":
         assert [r["class_id"] for r in got["results"]] == [r["class_id"] for r in want["results"]], what
         _close([r["score"] for r in got["results"]], [r["score"] for r in want["results"]], SCORE, what)
+    elif msgtype == "diagnostic_msgs/msg/DiagnosticStatus":
+        assert {k: v for k, v in got.items() if k != "values"} == \
+            {k: v for k, v in want.items() if k != "values"}, what
+        assert [kv["key"] for kv in got["values"]] == [kv["key"] for kv in want["values"]], what
+        _close([float(kv["value"]) for kv in got["values"]],
+               [float(kv["value"]) for kv in want["values"]], HEALTH, what)
     elif msgtype == "geometry_msgs/msg/PoseStamped":
         for part in ("position", "orientation"):
             _close(list(got["pose"][part].values()), list(want["pose"][part].values()), POSE, what)

@@ -21,7 +21,7 @@ METRICS = ("pipeline_over_raw", "pipeline_over_raw_with_tracking", "pipeline_ove
            "gallery_10k_ms", "gallery_100k_ms", "rss_growth_mb", "replay_fps", "fleet_scaling",
            "fleet_over_replay_per_frame",
            "driver_identity_ms", "driver_identity_attention_ms", "driver_attention_over_identity",
-           "driver_identity_attention_interval_ms", "positions_50_ms")
+           "driver_identity_attention_interval_ms", "positions_50_ms", "camera_health_ms_1080p")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,9 @@ def test_quick_run_cross_checks_hold(quick_results: dict) -> None:
                                                                  "inference", "postprocess"}
     gpu = quick_results["gpu"]
     assert gpu["measured"] or gpu["reason"]  # never silent about GPU figures
+    health = detail["camera_health"]  # clean street frames: no camera condition
+    assert len(health["clean_input_conditions"]) == 5 and health["frames"] > 0
+    assert all(c == [] for c in health["clean_input_conditions"].values()), health
 
 
 def test_quick_mode_refuses_to_overwrite_committed_results() -> None:

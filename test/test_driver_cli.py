@@ -168,7 +168,9 @@ def test_eval_json_schema_and_rates_on_real_pairs(tmp_path: Path, capsys) -> Non
                        "--json-out", str(out_json))
     assert code == 0 and "shipped" in out
     doc = json.loads(out_json.read_text())
-    assert set(doc) == {"pairs", "failed_detections", "threshold", "far", "frr", "table"}
+    assert set(doc) == {"pairs", "failed_detections", "threshold", "far", "frr", "table",
+                        "skipped"}
+    assert doc["skipped"] == []
     assert isinstance(doc["pairs"], int) and isinstance(doc["failed_detections"], int)
     assert all(isinstance(doc[k], float) for k in ("threshold", "far", "frr"))
     assert doc["pairs"] == 15 and doc["failed_detections"] == 0

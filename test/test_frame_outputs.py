@@ -31,12 +31,14 @@ def test_topics_and_types_are_the_documented_ones():
         ("detections_3d", "vision_msgs/msg/Detection3DArray"),
         ("detections_image", "sensor_msgs/msg/Image"),
         ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
-        ("rois", "tier4_perception_msgs/msg/DetectedObjectsWithFeature")]
+        ("rois", "tier4_perception_msgs/msg/DetectedObjectsWithFeature"),
+        ("camera_health", "diagnostic_msgs/msg/DiagnosticStatus")]
     assert [(o.name, o.msgtype) for o in CABIN_OUTPUTS] == [
         ("faces", "vision_msgs/msg/Detection2DArray"), ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
         ("driver_identity", "vision_msgs/msg/Classification"),
         ("driver_attention", "vision_msgs/msg/Classification"),
-        ("head_pose", "geometry_msgs/msg/PoseStamped")]
+        ("head_pose", "geometry_msgs/msg/PoseStamped"),
+        ("camera_health", "diagnostic_msgs/msg/DiagnosticStatus")]
 
 
 def test_switches_come_from_the_node_settings():
@@ -45,14 +47,15 @@ def test_switches_come_from_the_node_settings():
     assert on == {"publish_annotations": False, "publish_debug_image": True, ATTENTION_SWITCH: False,
                   AUTOWARE_SWITCH: ""}  # Autoware's ROIs: off unless autoware.rois_topic is set
     live = [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, on)]
-    assert live == ["label_info", "detections", "detections_3d", "detections_image"]
+    assert live == ["label_info", "detections", "detections_3d", "detections_image", "camera_health"]
     # the replay writes no drawn debug image (its equivalent is --video)
     assert [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, switches(ObjectDetectorSettings()),
                                             live=False)] == ["label_info", "detections",
-                                                             "detections_3d", "annotations"]
+                                                             "detections_3d", "annotations",
+                                                             "camera_health"]
     cabin = switches(DriverMonitorNodeSettings(), attention=False)
     assert [o.name for o in enabled_outputs(CABIN_OUTPUTS, cabin)] == [
-        "faces", "annotations", "driver_identity"]
+        "faces", "annotations", "driver_identity", "camera_health"]
     with_attention = switches(DriverMonitorNodeSettings(), attention=True)
     assert len(enabled_outputs(CABIN_OUTPUTS, with_attention)) == len(CABIN_OUTPUTS)
 
@@ -100,7 +103,9 @@ def test_autoware_rois_row_goes_to_the_cameras_own_rois_topic():
     autoware = AutowareConfig(rois_topic=AUTOWARE_ROIS_TOPIC)
     on = switches(ObjectDetectorSettings(), autoware=autoware)
     rows = enabled_outputs(EXTERIOR_OUTPUTS, on, live=False)
-    assert [o.name for o in rows] == ["label_info", "detections", "detections_3d", "annotations", "rois"]
+    assert [o.name for o in rows] == ["label_info", "detections", "detections_3d", "annotations", "rois",
+                                      "camera_health"]
+    rows = rows[:-1]  # the rois row last
     assert rows[-1].best_effort  # keep last 1, best effort: as Autoware's fusion subscribes
     frame = ExteriorFrame(Header(7, 8, "camera3/camera_optical_link"), _frame().detections, NAMES, 0.35,
                           (640, 480), autoware=autoware)

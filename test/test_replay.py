@@ -63,7 +63,9 @@ def test_sample_replay_summary(sample_run, gallery_config):
     summary = json.loads((out / "summary.json").read_text())
     assert summary == result.summary
     assert set(summary) == {"frames", "cameras", "identity", "attention", "latency_ms",
-                            "throughput_fps", "skipped"}
+                            "throughput_fps", "skipped", "camera_health"}
+    # clean cameras: no condition raised, per camera topic
+    assert summary["camera_health"] == {t: {"conditions_s": {}, "events": []} for t in SAMPLE_COUNTS}
     assert summary["frames"] == sum(SAMPLE_COUNTS.values())
     assert {t: c["frames"] for t, c in summary["cameras"].items()} == SAMPLE_COUNTS
     assert summary["skipped"] == []

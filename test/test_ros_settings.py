@@ -14,6 +14,7 @@ from sense_perception.core.detection.detector import ClassThresholds, DetectorCo
 from sense_perception.core.detection.duplicates import DuplicateSettings
 from sense_perception.core.detection.ignore_regions import IgnoreRegionSettings
 from sense_perception.core.detection.low_light import LowLightSettings
+from sense_perception.core.health.camera_settings import CameraHealthSettings, Hysteresis
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.runtime.session import RuntimeConfig
 from sense_perception.core.detection.tiling import TilingConfig
@@ -35,6 +36,10 @@ SIM_CONFIGS = {"carla": ROOT / "config" / "carla.yaml", "awsim": ROOT / "config"
 ALL_CONFIGS = {"perception": CONFIG, **SIM_CONFIGS}
 # Parameters rclpy declares itself, allowed in a config next to the nodes' own.
 ROS_DECLARED = {"use_sim_time"}
+# camera_health.* and its per-condition hysteresis groups (an instance: its values are the defaults)
+HEALTH = [("camera_health.", CameraHealthSettings)] + [
+    (f"camera_health.{f.name}.", getattr(CameraHealthSettings(), f.name))
+    for f in dataclasses.fields(CameraHealthSettings) if f.type in ("Hysteresis", Hysteresis)]
 SECTIONS = {
     "object_detector": [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                         ("detector.class_thresholds.", ClassThresholds),
@@ -42,11 +47,11 @@ SECTIONS = {
                         ("detector.ignore_regions.", IgnoreRegionSettings),
                         ("detector.low_light.", LowLightSettings),
                         ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig),
-                        ("autoware.", AutowareConfig)],
+                        ("autoware.", AutowareConfig), *HEALTH],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
                        ("face.", FaceConfig),
                        ("identity.", IdentityConfig), ("gallery.", GalleryConfig),
-                       ("attention.", AttentionConfig), ("runtime.", RuntimeConfig)],
+                       ("attention.", AttentionConfig), ("runtime.", RuntimeConfig), *HEALTH],
 }
 
 
@@ -76,7 +81,7 @@ def test_config_lists_every_parameter(node, name):
                 continue
             if path != CONFIG:
                 continue  # a simulator set-up chooses its own values
-            default = _default(f)
+            default = _default(f) if isinstance(cls, type) else getattr(cls, f.name)
             value = params[key]
             if isinstance(default, float):
                 assert value == pytest.approx(default, rel=1e-6), key

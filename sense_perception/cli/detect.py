@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from dataclasses import fields
@@ -93,15 +94,55 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _output_name(path: str, used: set[str]) -> str:
+#: Hidden list, in --out, of the annotated copies detect wrote there: only those are replaced.
+MANIFEST = ".detect-annotated.json"
+
+
+def _earlier_outputs(out: Path) -> set[str]:
+    """Names of the annotated copies an earlier ``detect`` wrote in ``out`` (see MANIFEST)."""
+    try:
+        names = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+def _output_name(path: str, used: set[str], out: Path, inputs: list[str],
+                 ours: set[str] = frozenset()) -> str:
+    """A file name in ``out`` for the annotated copy of ``path``: its own name where free, never
+    one already used in this run, an input image (``--out`` may be the inputs' folder), nor a
+    file already there that is not an annotated copy of an earlier run (``ours``): a user's
+    photo of the same name is never overwritten."""
+    from ..outpaths import overlap, same_file
+
     p = Path(path)
     suffix = p.suffix.lower() if p.suffix.lower() in _WRITABLE else ".png"
     name, n = f"{p.stem}{suffix}", 1
-    while name in used or name == "detections.json":
+    while (name in used or name in ("detections.json", MANIFEST)
+           or (os.path.lexists(out / name) and name not in ours)
+           or any(overlap(out / name, Path(i)) == "is" or same_file(out / name, Path(i))
+                  for i in inputs)):
         n += 1
         name = f"{p.stem}_{n}{suffix}"
     used.add(name)
     return name
+
+
+def _write_image(path: Path, image: Any) -> bool:
+    """Encode ``image`` by ``path``'s suffix and write it; False when that fails.
+
+    Written through Python rather than ``cv2.imwrite``, which crashes the process on a file name
+    that is not valid UTF-8 (an input's name is kept in its annotated copy)."""
+    import cv2
+
+    try:
+        ok, data = cv2.imencode(path.suffix, image)
+        if ok:
+            path.write_bytes(data.tobytes())
+        return bool(ok)
+    except (OSError, cv2.error):
+        return False
+
 
 
 def _record(path: str, width: int, height: int, names: list[str], dets: Any,
@@ -149,7 +190,6 @@ def detect_each(detector: Any, paths: list[Any], images: list[Any],
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``detect``; returns the exit status."""
-    import cv2
     from rich.console import Console
     from rich.progress import Progress
 
@@ -157,11 +197,13 @@ def run(args: argparse.Namespace) -> int:
     from ..core.detection.detector_setup import build_detector
     from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
+    from ..outpaths import check_writable_dir
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
+    check_writable_dir(args.out, create=False, error=ConfigError)  # before the model loads
     from ..core.geometry import estimate_positions, load_calibration
     from ..core.geometry.calibration import CalibrationError
     from ..core.output.detection_records import positions_note
@@ -172,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     params, source = _params(args), str(args.config or "command line")
     limits = InputLimits.from_params(params, source)  # the nodes' input.* limits, for files too
     detector = build_detector(params, source=source)
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(args.out, error=ConfigError)
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "
                   f"batching {'on' if detector.batch_dynamic else 'off'}")
@@ -184,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[tuple[str, str, int, str, str]] = []
     failed = 0
     used: set[str] = set()
+    ours = _earlier_outputs(args.out)
     paths = list(args.images)
     with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress:
         task = progress.add_task("detecting", total=len(paths))
@@ -218,12 +261,12 @@ def run(args: argparse.Namespace) -> int:
                 records.append(_record(path, width, height, names, dets, positions))
                 written = "-"
                 if not args.no_annotate:
-                    written = _output_name(path, used)
+                    written = _output_name(path, used, args.out, paths, ours)
                     captions = None if positions is None else range_captions(
                         dets, detector.label_names, positions)  # "car 0.87 · 14 m"
                     annotated = draw_detections(image, dets, detector.label_names,
                                                 captions=captions)
-                    if not cv2.imwrite(str(args.out / written), annotated):
+                    if not _write_image(args.out / written, annotated):
                         errors.print(f"[red]error:[/red] cannot write {args.out / written}",
                                      soft_wrap=True)
                         failed += 1
@@ -234,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
     note = positions_note(f"--calibration {args.calibration}" if calibration else None)
     (args.out / "detections.json").write_text(json.dumps({"images": records, "positions": note},
                                                          indent=1) + "\n")
+    if used:
+        (args.out / MANIFEST).write_text(json.dumps(sorted(ours | used)) + "\n", encoding="utf-8")
     console.print(_summary(rows, detector.min_score))
     if calibration is None:
         console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)

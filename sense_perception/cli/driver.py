@@ -11,6 +11,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -92,6 +93,9 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
 
     with open_bag(bag_path) as bag:
         meta = bag.topics.get(topic)
+        if meta is None and not bag.topics:
+            raise BagError(f"bag {bag_path} holds no readable topic at all (empty, or damaged "
+                           "before its first record); check that it is the recording you meant")
         if meta is None:
             raise BagError(f"bag {bag_path} has no topic '{topic}'; its topics: "
                            f"{', '.join(sorted(bag.topics))}")
@@ -180,13 +184,22 @@ def _check_one_person(embs: np.ndarray, labels: Sequence[str], threshold: float)
 
 def _check_names(args: argparse.Namespace) -> None:
     """Refuse a name that would forge or hide terminal output, before any model loads."""
+    import unicodedata
+
     from ..face.safe_text import unsafe_text_error
 
+    if args.consent_by is not None and not args.consent_by.strip():
+        raise GalleryError("--consent-by is empty; give who consented, or leave --consent-by out "
+                           "when the driver consented; nothing was enrolled")
     for text, what in ((args.name, "driver name (--name)"),
                        (args.consent_by, "who consented (--consent-by)")):
         error = unsafe_text_error(text, what) if text else None
         if error:
             raise GalleryError(error)
+        # Only combining marks (or spaces) print as nothing, or glue onto the column before.
+        if text and text.strip() and not any(unicodedata.category(c)[0] in "LNPS" for c in text):
+            raise GalleryError(f"{what} {ascii(text)} has no visible character (only combining marks "
+                               "or spaces); nothing was enrolled; fix: type the name itself")
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -279,6 +292,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 # -- identify -------------------------------------------------------------------------------------
 
 def cmd_identify(args: argparse.Namespace) -> int:
+    """Exit status: 0 every photo read, 1 some skipped (named on stderr), 2 none could be read or
+    a bad argument."""
+    from ..errors import SensePerceptionError
     from ..face.identify import TemplateIndex
 
     settings = _settings(args)
@@ -286,9 +302,15 @@ def cmd_identify(args: argparse.Namespace) -> int:
     engine = _still_engine(settings)
     threshold = settings.identity.match_threshold
     results = []
+    skipped: list[str] = []
     for path in args.images:
-        image = _read_image(path, args)
-        faces, _, emb, _ = engine.driver_embedding(image)
+        try:
+            image = _read_image(path, args)
+            faces, _, emb, _ = engine.driver_embedding(image)
+        except SensePerceptionError as exc:  # one bad photo must not cost the others theirs
+            skipped.append(str(path))
+            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            continue
         row: dict[str, Any] = {"image": str(path), "faces": len(faces), "driver_id": None,
                                "name": None, "score": None, "verdict": "no_face"}
         if emb is not None:
@@ -311,6 +333,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
             print(f"{path}: {detail}")
     if args.json:
         print(json.dumps(results, indent=2))
+    if skipped:
+        print(f"warning: {len(skipped)} of {len(args.images)} image(s) skipped: "
+              f"{', '.join(skipped)}", file=sys.stderr)
+        return 2 if not results else 1
     return 0
 
 
@@ -424,9 +450,24 @@ def cmd_attention(args: argparse.Namespace) -> int:
 # -- eval -----------------------------------------------------------------------------------------
 
 def read_pairs(path: str | Path) -> list[tuple[str, str, int]]:
-    """Read a pairs CSV with columns file_x, file_y, same (1 same person, 0 different)."""
+    """Read a pairs CSV with columns file_x, file_y, same (1 same person, 0 different).
+
+    Raises:
+        ConfigError: the file is not a readable regular UTF-8 CSV of that form, naming the line.
+    """
+    import stat
+
     try:
-        with open(path, newline="") as f:
+        # O_NONBLOCK: a FIFO must not wait for a writer; it is refused just below.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ConfigError(f"pairs file {path} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"pairs file {path} is not a regular file (a directory, FIFO or "
+                              "device); give a CSV file")
+        with os.fdopen(fd, newline="", encoding="utf-8") as f:
+            fd = -1
             reader = csv.DictReader(f)
             missing = {"file_x", "file_y", "same"} - set(reader.fieldnames or [])
             if missing:
@@ -434,13 +475,24 @@ def read_pairs(path: str | Path) -> list[tuple[str, str, int]]:
                                   "must be file_x,file_y,same")
             pairs = []
             for line, row in enumerate(reader, start=2):
+                if None in row.values() or None in row:
+                    raise ConfigError(f"pairs file {path} line {line}: needs exactly the 3 fields "
+                                      "file_x,file_y,same")
                 same = str(row["same"]).strip()
                 if same not in ("0", "1"):
                     raise ConfigError(f"pairs file {path} line {line}: same must be 0 or 1, got "
                                       f"{row['same']!r}")
                 pairs.append((row["file_x"].strip(), row["file_y"].strip(), int(same)))
     except OSError as exc:
-        raise ConfigError(f"pairs file {path} cannot be read: {exc}") from exc
+        raise ConfigError(f"pairs file {path} cannot be read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"pairs file {path} is not UTF-8 text (byte {exc.start}); save it as "
+                          "UTF-8") from exc
+    except csv.Error as exc:
+        raise ConfigError(f"pairs file {path} is not a readable CSV: {exc}") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if not pairs:
         raise ConfigError(f"pairs file {path} has no pairs")
     return pairs
@@ -463,8 +515,17 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
     from ..face.augment import AUGMENTATIONS, augment as make_variants
 
     images: dict[str, np.ndarray] = {}
-    for name in {p for pair in pairs for p in pair[:2]}:
-        images[name] = read_image_file(root / name)
+    skipped: list[dict[str, str]] = []
+    for name in sorted({p for pair in pairs for p in pair[:2]}):
+        try:
+            images[name] = read_image_file(root / name)
+        except ImageDecodeError as exc:  # one bad photo must not cost the other pairs theirs
+            skipped.append({"image": str(root / name), "reason": str(exc)})
+    pairs = [(x, y, s) for x, y, s in pairs if x in images and y in images]
+    if not pairs:
+        raise ConfigError(f"no pair could be scored: {len(skipped)} photo(s) cannot be read, "
+                          f"first {skipped[0]['reason']}; check the paths (relative to --root "
+                          f"{root})")
     all_pairs = list(pairs)
     if augment:
         for name in sorted(images):
@@ -490,6 +551,7 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
         "frr": float(frr0[0]),
         "table": [{"threshold": float(t), "far": float(a), "frr": float(r)}
                   for t, a, r in zip(table, far, frr, strict=True)],
+        "skipped": skipped,
     }
 
 
@@ -503,9 +565,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment)
     if json_out is not None:
         _write_json(json_out, doc)
+    for entry in doc["skipped"]:
+        print(f"warning: skipped {entry['image']} and its pairs: {entry['reason']}",
+              file=sys.stderr)
+    status = 1 if doc["skipped"] else 0
     if args.json:
         print(json.dumps(doc, indent=2))
-        return 0
+        return status
     print(f"{doc['pairs']} pairs ({'with' if args.augment else 'no'} augmentation), "
           f"{doc['failed_detections']} with a face not found (left out of the rates)")
     print(f"{'threshold':>9}  {'FAR':>7}  {'FRR':>7}")
@@ -513,7 +579,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         mark = "  <- shipped" if math.isclose(row["threshold"], threshold) else ""
         print(f"{row['threshold']:>9.2f}  {row['far']:>7.3f}  {row['frr']:>7.3f}{mark}")
     print(f"shipped threshold {threshold:.2f}: FAR {doc['far']:.3f}, FRR {doc['frr']:.3f}")
-    return 0
+    return status
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -579,7 +645,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                                    "forget). Refused when the gallery is readable.")
     p.set_defaults(func=cmd_restore)
 
-    p = sub.add_parser("identify", parents=[common], help="identify the largest face in photos")
+    p = sub.add_parser("identify", parents=[common], help="identify the largest face in photos",
+                       description="Identify the largest face in each photo against the gallery. "
+                                   "A photo that cannot be read is skipped and named; the others "
+                                   "go on. Exit status: 0 every photo read, 1 some skipped, 2 "
+                                   "none read or a bad argument.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_identify)
@@ -611,8 +681,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "eval", parents=[common], help="false-accept / false-reject rates on labelled photo pairs",
         description="Score photo pairs and print FAR/FRR at several thresholds and at the shipped "
                     "identity.match_threshold. JSON output: {pairs, failed_detections, threshold, "
-                    "far, frr, table: [{threshold, far, frr}]}; pairs whose face is not found are "
-                    "counted in failed_detections and left out of the rates.")
+                    "far, frr, table: [{threshold, far, frr}], skipped: [{image, reason}]}; pairs "
+                    "whose face is not found are counted in failed_detections and left out of the "
+                    "rates; a photo that cannot be read is skipped and named with its pairs. Exit "
+                    "status: 0 every photo read, 1 some skipped, 2 no pair scored or a bad "
+                    "argument.")
     p.add_argument("--pairs", required=True, metavar="CSV", help="CSV with columns file_x,file_y,same")
     p.add_argument("--root", metavar="DIR", help="directory the CSV paths are relative to "
                                                  "(default: the CSV's directory)")
@@ -623,13 +696,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--augment", action="store_true",
                    help="add pairs of altered copies (flip, crop, exposure, scale, blur, JPEG, "
                         "rotation, grey) of the same photos; easier than real pairs")
-    p.add_argument("--thresholds", type=float, nargs="+", metavar="T", help="thresholds of the table")
+    p.add_argument("--thresholds", type=_threshold, nargs="+", metavar="T",
+                   help="thresholds of the table, each within -1..1 (cosine similarity)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("keygen", help="create a random gallery encryption key file (mode 0600)")
     p.add_argument("--out", required=True, metavar="FILE", help="key file to create (never overwritten)")
     p.set_defaults(func=cmd_keygen)
     return parser
+
+
+def _threshold(text: str) -> float:
+    """A ``--thresholds`` value: a cosine similarity, so a finite number within -1..1 (NaN or
+    Infinity would also make the JSON output invalid)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not -1.0 <= value <= 1.0:  # nan fails this too
+        raise argparse.ArgumentTypeError(f"{text} is not within -1..1 (a cosine similarity)")
+    return value
 
 
 def _require_topic(parser: argparse.ArgumentParser, func: Any) -> Any:

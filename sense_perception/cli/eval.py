@@ -104,6 +104,26 @@ def check_output_dir(out: Path) -> None:
                           "directory you can write") from None
 
 
+def check_results_apart(out: Path, inputs: list[Path]) -> None:
+    """Refuse an ``out`` where eval.json, the plot or the detections file would replace (or a run
+    without a curve would delete) one of ``inputs``: the ground truth or one of its images.
+
+    Raises:
+        ConfigError: naming the input and the fix.
+    """
+    from ..errors import ConfigError
+    from ..evaluation.positions import DETECTIONS_FILE
+    from ..evaluation.report import EVAL_FILE, PLOT_FILE
+    from ..outpaths import overlap, same_file
+
+    for name in (EVAL_FILE, PLOT_FILE, DETECTIONS_FILE):
+        result = out / name
+        for source in inputs:
+            if overlap(result, Path(source)) == "is" or same_file(result, Path(source)):
+                raise ConfigError(f"--out {out}: its {name} would replace the input {source}; "
+                                  "choose another --out")
+
+
 def _check_iou(iou: float) -> None:
     from ..errors import ConfigError
 
@@ -125,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     _check_iou(args.iou)  # options first: nothing is read or loaded for a wrong one
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
+    check_results_apart(args.out, [args.ground_truth])
     from ..core.geometry import load_calibration
     from ..evaluation.positions import load_truth_3d
 
@@ -151,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
                                               str(config or "defaults"), args.iou, args.format,
                                               args.images, curve=not args.no_curve,
                                               progress=progress,
-                                              before_detection=lambda: check_output_dir(args.out),
+                                              before_detection=lambda paths: (
+                                                  check_results_apart(args.out, paths),
+                                                  check_output_dir(args.out)),
                                               detections_out=detections)
     out = Console()
     out.print(f"{meta['model']} ({', '.join(f'{k}: {v}' for k, v in meta['providers'].items())}), "

@@ -103,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
     from ..fleet.report import render_fleet_table
     from ..fleet.runner import FleetRequest, run_fleet
 
+    if args.video or args.video_cabin:
+        from ..errors import ConfigError
+        from ..outpaths import check_video_dir
+
+        check_video_dir(args.out, error=ConfigError)  # before Ray starts: OpenCV crashes on it
     request = FleetRequest(inputs=list(args.inputs), out=args.out, address=args.address,
                            workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                            gpus_per_worker=args.gpus_per_worker, config=args.config,

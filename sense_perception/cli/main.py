@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "driver": "sense_perception.cli.driver",
     "eval": "sense_perception.cli.eval",
     "fleet": "sense_perception.cli.fleet",
+    "health": "sense_perception.cli.health",
     "replay": "sense_perception.cli.replay",
     "run": "sense_perception.cli.run",
 }
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
+    for module_name in SUBCOMMANDS.values():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -79,8 +80,19 @@ def ros_args_last(argv: list[str]) -> list[str]:
     return argv if "--" in argv[:i] else [*argv[:i], "--", *argv[i:]]
 
 
+def tolerant_output() -> None:
+    """Let stdout and stderr print any file name: one that is not valid UTF-8 (read from a disk as
+    lone surrogates) would otherwise end a command in a UnicodeEncodeError under a strict UTF-8
+    locale. It is shown as ``\\udcff``; where Python already writes such bytes back as they were
+    (the C locale's surrogateescape), that is kept."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sense-perception` console script."""
+    tolerant_output()
     parser = build_parser()
     args = parser.parse_args(ros_args_last(list(sys.argv[1:] if argv is None else argv)))
     verbosity = args.verbose + getattr(args, "sub_verbose", 0)

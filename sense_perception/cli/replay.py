@@ -17,6 +17,7 @@ complete).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="with --publish: play only the bag's messages and /clock, not the "
                              "replay's own results (when live nodes under test publish those "
                              "topics themselves)")
-    parser.add_argument("--rate", type=float, default=1.0, metavar="R",
-                        help="playback speed factor with --publish (default: %(default)s)")
+    parser.add_argument("--rate", type=_rate, default=None, metavar="R",
+                        help="playback speed factor with --publish, a number > 0 (default: 1)")
     parser.add_argument("--force", action="store_true",
                         help="replace the replay outputs already in --out (never an --out that "
                              "is, holds or lies inside the input bag: refused)")
     parser.set_defaults(func=run)
     return parser
+
+
+def _rate(text: str) -> float:
+    """A ``--rate`` value: a finite number > 0 (nan and inf are refused here, as argparse errors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,16 +107,26 @@ def run(args: argparse.Namespace) -> int:
     if args.publish_input_only and not args.publish:
         print("error: --publish-input-only only applies with --publish", file=sys.stderr)
         return EXIT_FATAL
+    if args.rate is not None and not args.publish:
+        print("error: --rate sets the playback speed of --publish; add --publish or drop --rate "
+              "(without --publish the bag is replayed as fast as it can be)", file=sys.stderr)
+        return EXIT_FATAL
     if args.video_cabin and not args.cabin:
         print("error: --video-cabin films the camera named by --cabin; add --cabin TOPIC",
               file=sys.stderr)
         return EXIT_FATAL
 
+    if args.video or args.video_cabin:
+        from ..errors import ConfigError
+        from ..outpaths import check_video_dir
+
+        check_video_dir(args.out, error=ConfigError)  # before any work: OpenCV crashes on it
     options = ReplayOptions(bag=args.bag, out=args.out, topics=args.topics, cabin=args.cabin,
                             config=args.config, copy_input=args.copy_input, video=args.video,
                             video_cabin=args.video_cabin,
                             publish=args.publish, publish_results=not args.publish_input_only,
-                            rate=args.rate, force=args.force, calibration=args.calibration)
+                            rate=1.0 if args.rate is None else args.rate, force=args.force,
+                            calibration=args.calibration)
     console = Console(stderr=True)
     with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

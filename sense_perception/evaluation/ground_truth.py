@@ -103,8 +103,10 @@ def check_inside(image: GroundTruthImage, where: str = "") -> None:
             + "; fix: the boxes must be in that image's pixels")
 
 
-def load_project(path: Path, doc: Any = None) -> list[GroundTruthImage]:
-    """Read the project's JSON format (see the module docstring); ``doc``: the parsed file."""
+def load_project(path: Path, doc: Any = None,
+                 image_dir: Path | None = None) -> list[GroundTruthImage]:
+    """Read the project's JSON format (see the module docstring); ``doc``: the parsed file;
+    ``image_dir``: the folder the image paths are relative to (default: the file's folder)."""
     doc = read_json(path) if doc is None else doc
     cameras = doc.get("cameras") if isinstance(doc, dict) else None
     if not isinstance(cameras, dict) or not cameras:
@@ -134,7 +136,7 @@ def load_project(path: Path, doc: Any = None) -> list[GroundTruthImage]:
                                           f"{where}.ignore_regions[{i}].bbox_xyxy"), True))
         width, height = (count(cam.get(side), f"{where}.{side}") for side in ("width", "height"))
         try:
-            resolved = (path.parent / image).resolve()
+            resolved = ((image_dir or path.parent) / image).resolve()
         except (OSError, ValueError) as exc:
             raise GroundTruthError(f"{where}.image: {_show_path(image)} is not a usable path: "
                                    f"{exc}") from None
@@ -294,6 +296,9 @@ def load_ground_truth(path: Path, fmt: str = "auto",
     path = Path(path)
     if fmt not in FORMATS:
         raise GroundTruthError(f"unknown ground-truth format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if image_dir is not None and not Path(image_dir).is_dir():
+        what = "is not a directory" if Path(image_dir).exists() else "does not exist"
+        raise GroundTruthError(f"--images {image_dir} {what}; give the folder of the images")
     if fmt == "kitti" or (fmt == "auto" and path.is_dir()):
         if not path.is_dir():
             raise GroundTruthError(f"{path}: --format kitti needs a label_2 folder")
@@ -303,5 +308,5 @@ def load_ground_truth(path: Path, fmt: str = "auto",
         if fmt == "coco" or (fmt == "auto" and isinstance(doc, dict) and "annotations" in doc):
             images = load_coco(path, image_dir, doc)
         else:
-            images = load_project(path, doc)
+            images = load_project(path, doc, image_dir)
     return images

@@ -45,7 +45,7 @@ def read_text(path: Path) -> str:
     finally:
         os.close(fd)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not content
     except UnicodeDecodeError as exc:
         raise GroundTruthError(f"{path}: not a UTF-8 text file (byte {exc.start} is "
                                f"0x{data[exc.start]:02x}); is it a binary file?") from None
@@ -70,6 +70,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(text, object_pairs_hook=unique)
     except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's advice would not help a user
+            raise GroundTruthError(f"{path}: not readable JSON: a number with thousands of "
+                                   "digits; no coordinate or id is that long") from None
         raise GroundTruthError(f"{path}: not readable JSON: {exc}") from None
     except RecursionError:
         raise GroundTruthError(f"{path}: not readable JSON: nested too deeply") from None

@@ -62,7 +62,8 @@ def _detect(detector: Any, pixels: list[Any]) -> list[Any]:
 
 
 def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: InputLimits,
-                 skipped: list[dict[str, str]]) -> list[GroundTruthImage]:
+                 skipped: list[dict[str, str]],
+                 image_dir: Path | None = None) -> list[GroundTruthImage]:
     """The images whose header is readable within ``limits``, before any detection.
 
     A missing image is an error (the paths are wrong, not one image); an image that cannot be
@@ -74,9 +75,10 @@ def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: Inp
     """
     missing = [str(g.path) for g in images if not g.path.exists()]
     if missing:
+        fix = (f"are the images in --images {image_dir}?" if image_dir is not None else
+               "paths are relative to the ground-truth file, or pass --images DIR")
         raise GroundTruthError(f"{len(missing)} image(s) of {ground_truth} are missing, first "
-                               f"{missing[0]}; fix: paths are relative to the ground-truth file, "
-                               "or pass --images DIR")
+                               f"{missing[0]}; fix: {fix}")
     kept = []
     for g in images:
         try:
@@ -106,7 +108,7 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
                    iou: float = 0.5, fmt: str = "auto", image_dir: Path | None = None,
                    curve: bool = True,
                    progress: Callable[[int, int], None] | None = None,
-                   before_detection: Callable[[], None] | None = None,
+                   before_detection: Callable[[list[Path]], None] | None = None,
                    detections_out: list[ImageDetections] | None = None,
                    ) -> tuple[Evaluation, dict[str, Any], list[GroundTruthImage]]:
     """Detect on every image of ``ground_truth`` and score the result.
@@ -122,8 +124,9 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
         curve: also run the low-threshold pass for the precision-recall curve and AP; without
             it no AP and no curve are reported.
         progress: called with (images done, images) as detection goes.
-        before_detection: called once the ground truth and the images' headers are checked and
-            before the models load (the CLI checks there that its output is writable).
+        before_detection: called with the images' paths once the ground truth and the images'
+            headers are checked and before the models load (the CLI checks there that its output is
+            writable and apart from them).
         detections_out: when given, receives the operating point's detections of every scored
             image, in the order of the returned ground truth.
 
@@ -144,9 +147,9 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
     limits = InputLimits.from_params(params, source)
     skipped: list[dict[str, str]] = []
     images = check_images(load_ground_truth(ground_truth, fmt, image_dir), ground_truth, limits,
-                          skipped)
+                          skipped, image_dir)
     if before_detection is not None:
-        before_detection()
+        before_detection([g.path for g in images])
     operating = build_detector(params, source)
     labels, not_scored = scored_labels(images, operating.label_names)
     if images and not labels:

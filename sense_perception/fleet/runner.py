@@ -48,7 +48,8 @@ class FleetRequest:
         """Refuse values Ray would reject late or not at all, before any work.
 
         Raises:
-            FleetError: a count or size out of range or not a finite number, or --out a file.
+            FleetError: a count or size out of range or not a finite number, --out a file, or
+                --video-cabin without --cabin.
         """
         if self.workers is not None and self.workers < 1:
             raise FleetError(f"--workers must be >= 1, got {self.workers}")
@@ -65,6 +66,8 @@ class FleetRequest:
                              f"got {t:g}")
         if self.out.exists() and not self.out.is_dir():
             raise FleetError(f"--out {self.out} is a file; give a directory")
+        if self.video_cabin and not self.cabin:  # as replay: never a setting silently ignored
+            raise FleetError("--video-cabin films the camera named by --cabin; add --cabin TOPIC")
 
 
 @dataclass

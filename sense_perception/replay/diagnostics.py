@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..core.health.camera_health import CameraHealthBank
 from ..core.health.stats import HealthStats
 from ..core.output import messages
 from ..core.output.frame_outputs import DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC
+from ..core.output.status import camera_values, name_camera_faults
 from ..core.types import Header
 
 DIAGNOSTICS_PERIOD_NS = 1_000_000_000
@@ -34,13 +36,17 @@ class PipelineHealth:
         hardware_id: what the status is about, asked at each report.
         warnings: problems that make the level at least WARN (the node's ``diagnostic_warnings``),
             asked at each report.
+        cameras: the health of its cameras (None with ``camera_health.enabled`` false): one
+            status per camera, and the pipeline's status names those in ERROR.
     """
 
     def __init__(self, node: str, topics: list[str], clock: Callable[[], float],
                  no_input_warn_s: float, annotations: str,
                  values: Callable[[], dict[str, Any]], hardware_id: Callable[[], str],
-                 warnings: Callable[[], list[str]] | None = None) -> None:
+                 warnings: Callable[[], list[str]] | None = None,
+                 cameras: CameraHealthBank | None = None) -> None:
         self.node = node
+        self.cameras = cameras
         self.topics = topics
         self.stats = HealthStats(topics, clock=clock)
         self._no_input = no_input_warn_s
@@ -52,13 +58,22 @@ class PipelineHealth:
     def status(self) -> dict[str, Any]:
         """The DiagnosticStatus dict, like the node's (the node also reports ``input_qos``, a live
         subscription's QoS, which a bag does not have)."""
-        extra = {"state": "active", **self._values(), "annotations": self._annotations}
+        extra = {"state": "active", **self._values(), "annotations": self._annotations,
+                 **camera_values(self.cameras)}
         status = self.stats.report(STATUS_PREFIX + self.node, self._hardware_id(), extra, self._no_input)
         warnings = self._warnings() if self._warnings is not None else []
         if warnings:  # as the node does (PerceptionNode.publish_diagnostics)
             status["message"] = "; ".join(([] if status["level"] == messages.OK else [status["message"]]) + warnings)
             status["level"] = max(status["level"], messages.WARN)
-        return status
+        return name_camera_faults(status, self.cameras)
+
+    def camera_statuses(self, now: float) -> list[dict[str, Any]]:
+        """One status per camera (hardware_id = its topic), after a silence check at ``now``."""
+        if self.cameras is None:
+            return []
+        self.cameras.check(now)
+        return [{**s, "name": f"{STATUS_PREFIX}{self.node} {s['name']}"}
+                for s in self.cameras.statuses()]
 
 
 class ReplayDiagnostics:
@@ -92,5 +107,6 @@ class ReplayDiagnostics:
     def write(self, timestamp: int, header: Header) -> None:
         """Write the statuses now, stamped with ``header``'s time (no frame id)."""
         statuses = [p.status() for p in self.pipelines]
+        statuses += [s for p in self.pipelines for s in p.camera_statuses(timestamp * 1e-9)]
         self._emit(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, timestamp,
                    messages.diagnostic_array(Header(header.sec, header.nanosec, ""), statuses))

@@ -32,6 +32,7 @@ from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import rois_topics
 from ..core.geometry.positioner import CameraPositions
+from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
@@ -242,6 +243,7 @@ class Replayer:
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings
+        self._health_settings = core.health
         self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers
         self._ignore = core.ignore
         for topic in core.ignore.topics if core.ignore else []:
@@ -316,6 +318,9 @@ class Replayer:
             for camera in self._exterior:  # how many detections got a position, or why none
                 summary["cameras"].setdefault(camera, {})["positions"] = \
                     self._positions.summary(camera)
+            if self._cameras:  # per camera topic: seconds in each condition, raise/clear events
+                summary["camera_health"] = {t: v for bank in self._cameras.values()
+                                            for t, v in bank.summary().items()}
             try:
                 write_summary(out / SUMMARY_FILE, summary)
             except OSError as exc:
@@ -400,6 +405,11 @@ class Replayer:
                               "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
         self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None)
+        self._cameras = {
+            role: CameraHealthBank(role_topics, self._health_settings[role])
+            for role, role_topics in ((EXTERIOR, self._exterior),
+                                      (CABIN, [self._cabin] if self._cabin else []))
+            if role_topics and self._health_settings[role].enabled}
         self._health = self._make_health()
         self._diagnostics = ReplayDiagnostics(list(self._health.values()), self._sink.emit)
         if self._exterior:
@@ -407,12 +417,13 @@ class Replayer:
                 self._detector, self._trackers, {t: self._ns[t] for t in self._exterior},
                 switches(self._settings[EXTERIOR], autoware=self._autoware),
                 self.options.batch_window_s * 1e9, self._on_exterior, self._inference_failed,
-                self._autoware, self._positions, self._ignore)
+                self._autoware, self._positions, health=self._cameras.get(EXTERIOR),
+                ignore=self._ignore)
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
                 switches(self._settings[CABIN], self._identifier.attention is not None),
-                self._on_cabin, self._inference_failed)
+                self._on_cabin, self._inference_failed, health=self._cameras.get(CABIN))
         self._videos = None
         if self.options.video or self.options.video_cabin:
             from .video import VideoSet
@@ -438,13 +449,14 @@ class Replayer:
                 lambda: {**detector_values(self._detector, self._trackers), **self._camera_info_values(),
                          **self._positions.diagnostic_values(self._exterior)},
                 lambda: detector_hardware_id(self._detector),
-                lambda: self._camera_infos.warnings() if self._camera_infos is not None else [])
+                lambda: self._camera_infos.warnings() if self._camera_infos is not None else [],
+                cameras=self._cameras.get(EXTERIOR))
         if self._cabin:
             health[CABIN] = PipelineHealth(
                 NODES[CABIN], [self._cabin], clock, self._settings[CABIN].no_input_warn_s,
                 annotations(CABIN),
                 lambda: driver_values(self._identifier, self._last_driver, self._last_attention),
-                lambda: driver_hardware_id(self._identifier))
+                lambda: driver_hardware_id(self._identifier), cameras=self._cameras.get(CABIN))
         return health
 
     def _camera_info_topic(self, bag: Bag) -> str | None:
@@ -631,6 +643,7 @@ class Replayer:
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video:
             self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names,
+                                                      _health_caption(result.health),
                                                       captions=result.captions(),
                                                       regions=result.ignore_regions),
                                frame.header.seconds)
@@ -650,7 +663,9 @@ class Replayer:
         self._summary.add_identity(frame.header.seconds, state_name(result), result.driver_id)
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video_cabin:
-            image = _annotate(frame.image, cabin.faces, FACE_LABELS, caption=_identity_caption(result))
+            caption = " | ".join(c for c in (_identity_caption(result),
+                                             _health_caption(cabin.health)) if c)
+            image = _annotate(frame.image, cabin.faces, FACE_LABELS, caption=caption)
             if attention is not None:
                 from ..face.attention.draw import draw_attention
 
@@ -690,6 +705,13 @@ def _identity_caption(result: Any) -> str:
     state = state_name(result)
     who = result.driver_id
     return f"driver: {state}" + (f" ({who}, {result.score:.2f})" if who else "")
+
+
+def _health_caption(status: dict[str, Any] | None) -> str:
+    """``camera: blocked, low_visibility`` while a camera condition is raised; "" when healthy."""
+    if status is None or status["level"] == 0:
+        return ""
+    return f"camera: {status['message']}"
 
 
 def _bgr(image: np.ndarray | ImageView) -> np.ndarray:

@@ -17,6 +17,8 @@ import numpy as np
 
 from ..config import load_params, section_from_params
 from ..core.autoware.rois import AutowareConfig
+from ..core.health.camera_health import CameraHealthBank
+from ..core.health.camera_settings import CameraHealthSettings
 from ..core.health.inference_guard import safe_detect
 from ..core.imaging.frame_guard import InputLimits
 from ..core.imaging.image_decode import ImageView
@@ -37,6 +39,7 @@ class ReplayCore:
     Attributes:
         limits: the ``input.*`` size limits of the node that would handle each role's cameras.
         settings: that node's own parameters (which outputs are on, when silence warns).
+        health: the ``camera_health.*`` parameters of each role's node.
         detector, trackers: exterior cameras (None without them; trackers None with tracking off).
         identifier: the driver pipeline (None without a cabin camera).
         ignore: the exterior cameras' ignore regions
@@ -46,6 +49,7 @@ class ReplayCore:
 
     limits: dict[str, InputLimits]
     settings: dict[str, Any]
+    health: dict[str, CameraHealthSettings]
     detector: Any = None
     trackers: Any = None
     identifier: Any = None
@@ -69,6 +73,7 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
     limits = {role: InputLimits.from_params(params[role], source) for role in NODES}
     settings = {EXTERIOR: _node_settings(ObjectDetectorSettings, params[EXTERIOR], source),
                 CABIN: _node_settings(DriverMonitorNodeSettings, params[CABIN], source)}
+    health = {role: CameraHealthSettings.from_params(params[role], source) for role in NODES}
     if exterior and detector is None:
         from ..core.detection.detector_setup import build_detector
 
@@ -87,7 +92,7 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
         tracking = TrackingConfig.from_params(params[EXTERIOR], source)
         if tracking.enabled:
             trackers = TrackerBank(tracking, detector.label_names)
-    return ReplayCore(limits, settings, detector, trackers, identifier, ignore)
+    return ReplayCore(limits, settings, health, detector, trackers, identifier, ignore)
 
 
 def autoware_settings(config: Path | None) -> AutowareConfig:
@@ -120,6 +125,14 @@ class DecodedFrame(NamedTuple):
 Failure = Callable[[list[DecodedFrame], Exception], None]
 
 
+def judge(health: CameraHealthBank | None, frame: DecodedFrame) -> dict[str, Any] | None:
+    """The camera's health status after ``frame`` (arrival = bag time); None without health."""
+    if health is None:
+        return None
+    h = frame.header
+    return health.update(frame.topic, frame.image, h.seconds, h.frame_id, frame.timestamp * 1e-9)
+
+
 class ExteriorStage:
     """Object detection of the exterior cameras.
 
@@ -133,6 +146,8 @@ class ExteriorStage:
         autoware: the ``autoware.*`` settings (Autoware's ROIs), None: none.
         positions: places each frame's detections on the road
             (:class:`~sense_perception.core.geometry.positioner.CameraPositions`); None: no 3-D.
+        health: the cameras' health (None with ``camera_health.enabled`` false); every frame is
+            judged, those whose inference fails too.
         ignore: the cameras' ignore regions (None: none); detections in them are dropped before
             tracking.
     """
@@ -141,8 +156,10 @@ class ExteriorStage:
                  switches: dict[str, Any], window_ns: float,
                  on_result: Callable[[DecodedFrame, ExteriorFrame, list[Message]], None],
                  on_failure: Failure, autoware: AutowareConfig | None = None,
-                 positions: Any = None, ignore: Any = None) -> None:
+                 positions: Any = None, health: CameraHealthBank | None = None,
+                 ignore: Any = None) -> None:
         self.positions = positions
+        self.health = health
         self.detector = detector
         self.trackers = trackers
         self.ignore = ignore
@@ -172,8 +189,9 @@ class ExteriorStage:
         if not self.pending:
             return
         detector = self.detector
+        statuses = [judge(self.health, f) for f in self.pending]
         results = safe_detect(detector, [f.image for f in self.pending])
-        for frame, (dets, error) in zip(self.pending, results, strict=True):
+        for frame, status, (dets, error) in zip(self.pending, statuses, results, strict=True):
             if error is not None:
                 self._on_failure([frame], error)
                 continue
@@ -189,7 +207,7 @@ class ExteriorStage:
                 detector.label_names)
             result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
                                    size, autoware=self.autoware, positions=placed,
-                                   ignore_regions=regions)
+                                   health=status, ignore_regions=regions)
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
             rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera
@@ -211,7 +229,8 @@ class CabinStage:
 
     def __init__(self, identifier: Any, ns: str, switches: dict[str, bool],
                  on_result: Callable[[DecodedFrame, CabinFrame, list[Message]], None],
-                 on_failure: Failure) -> None:
+                 on_failure: Failure, health: CameraHealthBank | None = None) -> None:
+        self.health = health
         self.identifier = identifier
         self.ns = ns
         self.outputs: list[Output] = enabled_outputs(CABIN_OUTPUTS, switches, live=False)
@@ -220,10 +239,11 @@ class CabinStage:
 
     def process(self, frame: DecodedFrame) -> None:
         """Run the driver pipeline on one frame and hand out its results."""
+        status = judge(self.health, frame)
         try:
             result = self.identifier.process(frame.image, frame.header.seconds)
         except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
             self._on_failure([frame], exc)
             return
-        cabin = CabinFrame(frame.header, result, image_size_of(frame.image))
+        cabin = CabinFrame(frame.header, result, image_size_of(frame.image), status)
         self._on_result(frame, cabin, frame_messages(self.outputs, self.ns, cabin))

@@ -113,6 +113,7 @@ class DriverMonitorNode(PerceptionNode):
         if image is None:
             return
         header = Header.from_msg(frame.msg.header)
+        status = self.judge_camera(frame, image)
         with self._lock:
             identifier = self.identifier
             if identifier is None:
@@ -126,7 +127,7 @@ class DriverMonitorNode(PerceptionNode):
                                         throttle_duration_sec=5.0)
                 return
         self.publish_frame(self._pubs, CABIN_OUTPUTS, self._ns,
-                           CabinFrame(header, result, image_size_of(image)))
+                           CabinFrame(header, result, image_size_of(image), status))
         if result.attention is not None:
             self._last_attention = result.attention
         self.health.frame_processed(time.monotonic() - frame.received)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import threading
+import time
 from typing import Any, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -25,7 +26,10 @@ from ..core.output.frame_outputs import (DIAGNOSTICS_TOPIC, Output, enabled_outp
                                          output_topic)
 from ..core.output.topics import join_topic
 from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
+from ..core.health.camera_health import CameraHealthBank
+from ..core.health.camera_settings import CameraHealthSettings
 from ..core.health.stats import HealthStats
+from ..core.output.status import camera_values, name_camera_faults
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
 from . import qos
@@ -112,6 +116,7 @@ class PerceptionNode(LifecycleNode):
         self.config_error = ""
         self.limits = InputLimits()
         self.health = HealthStats()
+        self.camera_health: CameraHealthBank | None = None  # camera_health.enabled
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
         self._subscriptions_in: list[Any] = []
@@ -176,6 +181,9 @@ class PerceptionNode(LifecycleNode):
             self._inputs = self.inputs(settings)
             self.settings = settings
             self.health = HealthStats([t for t, _ in self._inputs])
+            health = CameraHealthSettings.from_params(params, self.source)
+            self.camera_health = CameraHealthBank([t for t, _ in self._inputs], health) \
+                if health.enabled else None
             self.load(params, self.source)
             if self._refused_overrides:  # the core accepted them, but they are outside ROS's range
                 raise ConfigError("; ".join(
@@ -219,6 +227,8 @@ class PerceptionNode(LifecycleNode):
             if ret != TransitionCallbackReturn.SUCCESS:
                 return ret
             self.health.restart_silence_clock()
+            if self.camera_health is not None:
+                self.camera_health.start(time.monotonic())
             self._slots = LatestFrames(len(self._inputs), on_stale=lambda _i: self.health.frames_dropped_stale())
             profile = self.input_qos()
             for index, (topic, cls) in enumerate(self._inputs):
@@ -300,6 +310,16 @@ class PerceptionNode(LifecycleNode):
                 self.health.inference_error(f"{type(exc).__name__}: {exc}", len(frames))
                 self.get_logger().error(f"dropped {len(frames)} frame(s): {exc!r}",
                                         throttle_duration_sec=5.0)
+
+    def judge_camera(self, frame: Frame, image: Any) -> dict[str, Any] | None:
+        """The camera's health after this decoded frame (arrival: when the callback got it, on
+        the monotonic clock the silence check uses); None with ``camera_health.enabled`` false."""
+        if self.camera_health is None:
+            return None
+        h = frame.msg.header
+        return self.camera_health.update(self.input_topic(frame.source), image,
+                                         h.stamp.sec + h.stamp.nanosec * 1e-9, str(h.frame_id),
+                                         frame.received)
 
     def input_topic(self, index: int) -> str:
         return self._inputs[index][0]
@@ -409,6 +429,8 @@ class PerceptionNode(LifecycleNode):
             extra["diagnostic_extra_error"] = repr(exc)
         if self.annotations_state and self.lifecycle_state != "unconfigured":
             extra["annotations"] = self.annotations_state
+        cameras = self.camera_health if self.lifecycle_state == "active" else None
+        extra.update(camera_values(cameras))
         status = self.health.report(
             self.get_fully_qualified_name(), self.hardware_id(), extra, no_input,
             expect_input=self.lifecycle_state == "active")
@@ -420,13 +442,19 @@ class PerceptionNode(LifecycleNode):
             status["message"] = "; ".join(([] if status["level"] == messages.OK else [status["message"]])
                                           + warnings)
             status["level"] = max(status["level"], messages.WARN)
+        status = name_camera_faults(status, cameras)
+        statuses = [status]
+        if cameras is not None:  # one status per camera, hardware_id = its topic
+            cameras.check(time.monotonic())
+            node = self.get_fully_qualified_name()
+            statuses += [{**c, "name": f"{node} {c['name']}"} for c in cameras.statuses()]
         if self.config_error and self.lifecycle_state == "unconfigured":
             status["level"] = messages.ERROR
             status["message"] = f"not configured: {self.config_error}"
         elif self.lifecycle_state in ("unconfigured", "inactive") and status["level"] == messages.OK:
             status["message"] = f"{self.lifecycle_state}: waiting for lifecycle transitions"
         now = self.get_clock().now().seconds_nanoseconds()
-        array_ = messages.diagnostic_array(Header(int(now[0]), int(now[1]), ""), [status])
+        array_ = messages.diagnostic_array(Header(int(now[0]), int(now[1]), ""), statuses)
         self._diag_pub.publish(to_msg(DiagnosticArray, array_))
 
 

@@ -15,11 +15,13 @@ publishes, with the input header copied exactly:
 * ``<ns>/annotations`` foxglove_msgs/ImageAnnotations (a closed polyline and a caption per
   detection, timestamp = the image's stamp: Foxglove draws them over the camera image), built
   only while something subscribes (``publish_annotations``);
+* ``<ns>/camera_health`` diagnostic_msgs/DiagnosticStatus, one per frame: whether the camera can
+  be trusted (blocked, low_visibility, dark, bright, frozen, stream timing; ``camera_health.*``);
 * with ``autoware.rois_topic`` set, Autoware's ROIs (tier4_perception_msgs/DetectedObjectsWithFeature,
   best effort, keep last 1) on that topic per camera, and a check of each camera's CameraInfo
   (:mod:`sense_perception.core.autoware`; docs/autoware.md);
 
-and ``/diagnostics``. The per-frame outputs are the rows of
+and ``/diagnostics``: the node's status (naming any camera in ERROR) and one per camera. The per-frame outputs are the rows of
 :data:`~sense_perception.core.output.frame_outputs.EXTERIOR_OUTPUTS`. Frames are handled latest-first: frames from all cameras that are waiting are
 detected in one batched call; a frame overwritten before inference reached it is dropped and
 counted. All perception happens in :class:`sense_perception.core.detection.detector.ObjectDetector`.
@@ -209,10 +211,12 @@ class ObjectDetectorNode(PerceptionNode):
         if not decoded:
             return
         detector = self.detector
+        # every decoded frame is judged, those whose inference fails too
+        health = [self.judge_camera(f, img) for f, img in decoded]
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
-        for (frame, image), (dets, error) in zip(
-                decoded, safe_detect(detector, [img for _, img in decoded]), strict=True):
+        for (frame, image), status, (dets, error) in zip(
+                decoded, health, safe_detect(detector, [img for _, img in decoded]), strict=True):
             topic = self.input_topic(frame.source)
             if error is not None:
                 self.health.inference_error(f"{topic}: {type(error).__name__}: {error}", 1)
@@ -230,9 +234,11 @@ class ObjectDetectorNode(PerceptionNode):
             ns, pubs = self._outputs[frame.source]
             placed = self.positions.positions(topic, header.frame_id, size[0], size[1], dets.boxes,
                                               dets.labels, detector.label_names)
+            # a camera in ERROR keeps publishing: its health says how far to trust the detections
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
                 header, dets, detector.label_names, detector.min_score, size, image,
-                autoware=self.autoware, positions=placed, ignore_regions=regions), self._switches)
+                autoware=self.autoware, positions=placed, health=status,
+                ignore_regions=regions), self._switches)
             if self.camera_infos is not None:
                 self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
             latencies.append(time.monotonic() - frame.received)

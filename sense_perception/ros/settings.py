@@ -77,7 +77,7 @@ class ObjectDetectorSettings(InputSettings):
 
     KIND: ClassVar[str] = "object_detector"
     PREFIXES: ClassVar[tuple[str, ...]] = ("input", "detector", "tiling", "tracking", "runtime",
-                                           "autoware")
+                                           "autoware", "camera_health")
 
     camera_topics: list[str] = param(["/camera/image_raw"], "camera image topics; results go to each "
                                      "topic's namespace (<ns>/detections, <ns>/label_info)",
@@ -166,7 +166,7 @@ class DriverMonitorNodeSettings(InputSettings):
 
     KIND: ClassVar[str] = "driver_monitor"
     PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "attention",
-                                           "runtime")
+                                           "runtime", "camera_health")
 
     camera_topic: str = param("/camera/cabin/image_raw/compressed", "in-cabin camera image topic; "
                               "results go to its namespace (<ns>/faces, <ns>/driver_identity, "

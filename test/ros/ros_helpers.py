@@ -367,8 +367,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
     return predicate()
 
 
-def published_status(node: Any) -> Any:
-    """The DiagnosticStatus ``node`` publishes on /diagnostics now (its real publication path, captured)."""
+def published_statuses(node: Any) -> list:
+    """The DiagnosticStatus list ``node`` publishes on /diagnostics now (its real publication path,
+    captured): its own status first, then one per camera while it is active (camera health)."""
     sent: list = []
     publish = node._diag_pub.publish
     node._diag_pub.publish = sent.append
@@ -377,5 +378,11 @@ def published_status(node: Any) -> Any:
     finally:
         node._diag_pub.publish = publish
     [array_] = sent
-    [status] = array_.status
-    return status
+    return list(array_.status)
+
+
+def published_status(node: Any) -> Any:
+    """The node's own DiagnosticStatus on /diagnostics now (the first of :func:`published_statuses`)."""
+    statuses = published_statuses(node)
+    assert statuses[0].name == node.get_fully_qualified_name()
+    return statuses[0]

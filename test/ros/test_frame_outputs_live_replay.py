@@ -141,7 +141,8 @@ def test_exterior_frames_give_the_same_messages_live_and_in_replay(context, tmp_
     live = _live(node, context, FRONT, "/camera/front/annotations", lambda: node._outputs[0][1],
                  monkeypatch)
     topics = [t for t, _, _ in live]
-    assert topics == ["/camera/front/detections", "/camera/front/annotations", "/perception/rois_front"] * 4
+    assert topics == ["/camera/front/detections", "/camera/front/annotations", "/perception/rois_front",
+                      "/camera/front/camera_health"] * 4
     assert live == _without_latched(replayed)
     [(_, _, info)] = [m for m in replayed if m[0].endswith("/label_info")]
     assert info["class_map"] and info["threshold"] > 0
@@ -156,6 +157,6 @@ def test_cabin_frames_give_the_same_messages_live_and_in_replay(context, tmp_pat
         camera_topic=CABIN, **params["driver_monitor"]))
     live = _live(node, context, CABIN, "/camera/cabin/annotations", lambda: node._pubs, monkeypatch)
     assert {t.rsplit("/", 1)[1] for t, _, _ in live} == {
-        "faces", "annotations", "driver_identity", "driver_attention", "head_pose"}
+        "faces", "annotations", "driver_identity", "driver_attention", "head_pose", "camera_health"}
     assert len(live) >= 8 * 4
     assert live == replayed

@@ -1,1 +1,2 @@
-"""Pipeline health: frame counters and latency statistics, per-frame inference retries."""
+"""Pipeline health: frame counters and latency statistics, per-frame inference retries, and the
+health of each camera (blocked, low visibility, exposure, frozen and late streams)."""

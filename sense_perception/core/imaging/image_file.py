@@ -42,6 +42,9 @@ def _read_bytes(path: str | Path, limits: InputLimits) -> bytes:
         raise _error(path, "permission denied") from None
     except OSError as exc:
         raise _error(path, exc.strerror or str(exc)) from None
+    except ValueError:  # a name read from a list (CSV, ground truth) may hold a NUL byte
+        raise ImageDecodeError("file", f"cannot read {str(path)!r}: the name contains a NUL "
+                                       "byte; no file can have it") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):

@@ -37,6 +37,7 @@ CLASSIFICATION = "vision_msgs/msg/Classification"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 IMAGE = "sensor_msgs/msg/Image"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+DIAGNOSTIC_STATUS = "diagnostic_msgs/msg/DiagnosticStatus"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 #: The switch of the attention outputs: the ``attention.enabled`` parameter of driver_monitor.
@@ -61,6 +62,9 @@ class ExteriorFrame:
         autoware: the ``autoware.*`` settings (Autoware's ROIs); None: no ROIs.
         positions: the detections' ground positions (:mod:`..geometry.ground`); None when the
             camera has no calibration (then no ``detections_3d``).
+        health: the camera's health after this frame, a DiagnosticStatus dict
+            (:meth:`~sense_perception.core.health.camera_health.CameraHealthBank.update`); None
+            with ``camera_health.enabled`` false.
         ignore_regions: the camera's ignore regions as (K, 2) polygons in the image's pixels
             (:mod:`~sense_perception.core.detection.ignore_regions`), drawn with the boxes.
     """
@@ -73,6 +77,7 @@ class ExteriorFrame:
     image: Any = None
     autoware: AutowareConfig | None = None
     positions: GroundPositions | None = None
+    health: dict[str, Any] | None = None
     ignore_regions: Sequence[np.ndarray] = ()
 
     def captions(self) -> list[str] | None:
@@ -89,6 +94,7 @@ class CabinFrame:
     header: Header
     result: Any
     image_size: tuple[int, int] | None = None
+    health: dict[str, Any] | None = None  # as ExteriorFrame.health
 
     @cached_property
     def faces(self) -> Detections:
@@ -181,6 +187,10 @@ def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
                                                    ignore_regions=f.ignore_regions))
 
 
+def _camera_health(f: ExteriorFrame | CabinFrame) -> dict[str, Any] | None:
+    return f.health
+
+
 def _faces(f: CabinFrame) -> dict[str, Any]:
     return messages.detection2d_array(f.header, f.faces, FACE_LABELS)
 
@@ -216,6 +226,7 @@ EXTERIOR_OUTPUTS: tuple[Output, ...] = (
            on_demand=True),
     Output("rois", DETECTED_OBJECTS_WITH_FEATURE, AUTOWARE_SWITCH, _autoware_rois,
            topic=_autoware_rois_topic, best_effort=True),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
 )
 
 #: The cabin camera's outputs (driver_monitor), in publishing order.
@@ -226,6 +237,7 @@ CABIN_OUTPUTS: tuple[Output, ...] = (
     Output("driver_identity", CLASSIFICATION, None, _identity),
     Output("driver_attention", CLASSIFICATION, ATTENTION_SWITCH, _attention),
     Output("head_pose", POSE_STAMPED, ATTENTION_SWITCH, _head_pose),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
 )
 
 
@@ -299,7 +311,7 @@ def image_message(header: Header, bgr: np.ndarray) -> dict[str, Any]:
 
 
 __all__ = ["ATTENTION_SWITCH", "AUTOWARE_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION",
-           "DETECTION_3D_ARRAY", "DETECTION_ARRAY",
-           "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
+           "DETECTION_3D_ARRAY", "DETECTION_ARRAY", "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY",
+           "DIAGNOSTIC_STATUS", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
            "frame_messages", "image_message", "output_topic", "switches"]

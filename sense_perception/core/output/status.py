@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ...face.results import attention_values, state_name
+from .messages import WARN
 
 if TYPE_CHECKING:
     from ..detection.interface import Detector
@@ -94,5 +95,23 @@ def driver_values(identifier: Any, last: dict[str, Any] | None,
     return extra
 
 
-__all__ = ["detector_hardware_id", "detector_values", "driver_hardware_id", "driver_last",
+def camera_values(health: Any) -> dict[str, Any]:
+    """``camera_faults``: the node's cameras in ERROR with their conditions ("none"); {} without
+    camera health (a :class:`~sense_perception.core.health.camera_health.CameraHealthBank`)."""
+    if health is None:
+        return {}
+    return {"camera_faults": health.fault_text() or "none"}
+
+
+def name_camera_faults(status: dict[str, Any], health: Any) -> dict[str, Any]:
+    """A node's status that also names its cameras in ERROR: at least WARN (its outputs keep
+    flowing, but a camera cannot be trusted), the cameras and conditions in the message."""
+    faults = health.fault_text() if health is not None else ""
+    if faults:
+        status["level"] = max(int(status["level"]), WARN)
+        status["message"] = f"{status['message']}; camera fault: {faults}"
+    return status
+
+
+__all__ = ["camera_values", "name_camera_faults", "detector_hardware_id", "detector_values", "driver_hardware_id", "driver_last",
            "driver_models", "driver_values"]

@@ -1,0 +1,117 @@
+"""`sense-perception health IMAGE... [--json] [--json-out FILE]`: judge single images for blocked, low visibility,
+dark and bright, as the nodes judge each camera frame (but without hysteresis: one image is one
+frame). Unreadable images are reported and skipped; the exit status is then 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ImageDecodeError
+from . import CONFIG_HELP, config_file
+
+NODE_NAME = "object_detector"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``health`` sub-command."""
+    parser = subparsers.add_parser(
+        "health", help="judge images for a blocked lens, low visibility, under- or over-exposure",
+        description="Judge image files as the nodes judge a camera frame: blocked (part of the "
+                    "lens covered), low_visibility (fog, water, defocus), dark, bright. Prints one "
+                    "line per image; an empty condition list means a clean image. Single images "
+                    "get no hysteresis and no frozen or stream checks. Unreadable images are "
+                    "reported and skipped; the exit status is then 1.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files (anything OpenCV reads: jpg, png, bmp, tiff, webp...)")
+    # --json means the same in every command: print JSON; files go to --json-out (never an input
+    # or an image: `health a.jpg --json b.jpg` must not overwrite a photo).
+    parser.add_argument("--json", action="store_true",
+                        help='print {"images": [{"path", "conditions", "metrics"}]} instead of '
+                             "the text lines")
+    parser.add_argument("--json-out", metavar="FILE", type=Path, default=None,
+                        help="also write that JSON to FILE (refused when FILE is an input, an "
+                             "image or not writable)")
+    parser.add_argument("--config", metavar="FILE", default=None, type=config_file,
+                        help="ROS 2 parameter YAML (camera_health.* and input.* keys of the node "
+                             f"below), {CONFIG_HELP}")
+    parser.add_argument("--node-name", default=NODE_NAME, choices=("object_detector", "driver_monitor"),
+                        help="whose camera_health.* settings to use: driver_monitor for cabin "
+                             "images (default: %(default)s)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def judge_file(path: str, settings: Any, limits: Any) -> dict[str, Any]:
+    """``{"path", "width", "height", "conditions", "metrics"}`` of one image file.
+
+    Raises:
+        ImageDecodeError: the file is missing, too large, or not an image.
+    """
+    from ..core.health.camera_conditions import frame_metrics, image_conditions, small_copy
+    from ..core.imaging.image_file import read_image_file
+
+    image = read_image_file(path, limits)
+    metrics = frame_metrics(small_copy(image, settings.width), None, settings)
+    height, width = image.shape[:2]
+    return {"path": str(path), "width": width, "height": height,
+            "conditions": image_conditions(metrics, settings),
+            "metrics": {k: v for k, v in metrics.as_dict().items() if v is not None}}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``health``; returns the exit status."""
+    import cv2
+
+    from ..config import load_params
+    from ..core.health.camera_settings import CameraHealthSettings
+    from ..core.imaging.frame_guard import InputLimits
+
+    from ..outpaths import check_result_file
+
+    if args.json_out is not None:  # before any image is read
+        check_result_file(args.json_out, [Path(p) for p in args.images], "--json-out")
+    params = load_params(args.config, args.node_name)
+    source = str(args.config or "defaults")
+    settings = CameraHealthSettings.from_params(params, source)
+    limits = InputLimits.from_params(params, source)
+    cv2.setNumThreads(1)
+    records: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for path in args.images:
+        try:
+            record = judge_file(path, settings, limits)
+        except ImageDecodeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            skipped.append({"path": str(path), "error": str(exc)})
+            continue
+        records.append(record)
+        if args.json:
+            continue
+        m = record["metrics"]
+        print(f"{path}  {record['width']}x{record['height']}  "
+              f"{', '.join(record['conditions']) or 'ok'}  (mean {m['mean']:.0f}, sharp "
+              f"{m['sharp']:.2f}, flat {m['flat_dark']:.2f}, clipped {m['clipped']:.2f})")
+    document = {"images": records, **({"skipped": skipped} if skipped else {})}
+    if args.json_out is not None:
+        try:
+            args.json_out.write_text(json.dumps(document, indent=1) + "\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot write --json-out {args.json_out}: {exc.strerror or exc}; "
+                              "give a writable file path") from exc
+    flagged = sum(bool(r["conditions"]) for r in records)
+    if args.json:
+        print(json.dumps(document, indent=1))
+        return 1 if skipped else 0
+    print(f"{len(records)} images judged, {flagged} with a condition"
+          + (f", {len(skipped)} unreadable (skipped)" if skipped else ""))
+    return 1 if skipped else 0
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for python -m
+    from .main import main
+
+    sys.exit(main(["health", *sys.argv[1:]]))

@@ -1,0 +1,202 @@
+"""The health of one camera, frame by frame: pixel conditions, stream timing and hysteresis.
+
+:class:`CameraHealthMonitor` is what a node or the replay keeps per camera topic: feed each frame
+to :meth:`~CameraHealthMonitor.update`, call :meth:`~CameraHealthMonitor.check` from a timer to
+notice a silent stream, and read :meth:`~CameraHealthMonitor.status` for the diagnostic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .camera_conditions import FrameMetrics, frame_metrics, frozen, image_conditions, small_copy
+from .camera_settings import CONDITIONS, CameraHealthSettings
+from .hysteresis import ConditionTracker
+from .stream_health import StreamTiming
+
+#: Conditions that make the camera's output untrustworthy (diagnostic level ERROR); the others
+#: (late, rate, stamps, frame_id) are WARN: the pixels are still good.
+ERROR_CONDITIONS = ("blocked", "low_visibility", "dark", "bright", "frozen", "silent")
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    """A condition raised or cleared at ``stamp`` (seconds)."""
+
+    stamp: float
+    condition: str
+    raised: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"t", "condition", "raised"}`` for a report."""
+        return {"t": round(self.stamp, 6), "condition": self.condition, "raised": self.raised}
+
+
+@dataclass
+class CameraHealthMonitor:
+    """Per-camera health. One per camera topic; not thread-safe (one caller per camera).
+
+    Attributes:
+        topic: the camera topic (the diagnostic's hardware_id).
+        settings: the ``camera_health.*`` parameters.
+    """
+
+    topic: str
+    settings: CameraHealthSettings = field(default_factory=CameraHealthSettings)
+    metrics: FrameMetrics | None = field(default=None, init=False)
+    timing: dict[str, float] = field(default_factory=dict, init=False)
+    frames: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._tracker = ConditionTracker({c: self.settings.hysteresis(c) for c in CONDITIONS})
+        self._stream = StreamTiming(self.settings)
+        self._previous: np.ndarray | None = None
+        self._started: float | None = None
+
+    def update(self, image: np.ndarray, stamp: float, frame_id: str = "",
+               arrival: float | None = None) -> list[HealthEvent]:
+        """Judge one decoded frame; the conditions it raised or cleared.
+
+        Args:
+            image: the decoded BGR (or grey) frame.
+            stamp: its header stamp, seconds.
+            frame_id: its header frame_id.
+            arrival: when it arrived (node clock, or the bag's receive time); the stamp if None.
+        """
+        arrival = stamp if arrival is None else arrival
+        if self._started is None:
+            self._started = arrival
+        small = small_copy(image, self.settings.width)
+        self.metrics = frame_metrics(small, self._previous, self.settings)
+        self._previous = small
+        self.frames += 1
+        seen = set(image_conditions(self.metrics, self.settings))
+        if frozen(self.metrics, self.settings):
+            seen.add("frozen")
+        stream, self.timing = self._stream.frame(stamp, frame_id, arrival)
+        seen.update(stream)
+        changes = self._tracker.update(seen, stamp)
+        if self._tracker.set("silent", False, stamp):
+            changes.append(("silent", False))
+        return [HealthEvent(stamp, name, raised) for name, raised in changes]
+
+    def check(self, now: float) -> list[HealthEvent]:
+        """Raise ``silent`` when no frame came for ``silent_periods`` expected periods (call from a
+        timer; ``now`` on the same clock as the arrivals)."""
+        silent = self._stream.silent(now)
+        if self._stream.last_arrival is None and self._stream.period is not None \
+                and self._started is not None:
+            silent = now - self._started > self.settings.silent_periods * self._stream.period
+        return [HealthEvent(now, "silent", True)] if silent and \
+            self._tracker.set("silent", True, now) else []
+
+    def start(self, now: float) -> None:
+        """Start the silence clock before the first frame (a camera that never publishes)."""
+        if self._started is None:
+            self._started = now
+
+    @property
+    def conditions(self) -> list[str]:
+        """The raised conditions."""
+        return self._tracker.active
+
+    @property
+    def level(self) -> int:
+        """OK (0), WARN (1) or ERROR (2), the diagnostic level."""
+        active = self.conditions
+        if any(c in ERROR_CONDITIONS for c in active):
+            return ERROR
+        return WARN if active else OK
+
+    def values(self) -> dict[str, Any]:
+        """The metrics behind the verdict: the last frame's pixels and the stream timing."""
+        out: dict[str, Any] = {"frames": self.frames}
+        if self.metrics is not None:
+            out.update({k: v for k, v in self.metrics.as_dict().items() if v is not None})
+        out.update(self.timing)
+        return out
+
+    def message(self) -> str:
+        """One line for the diagnostic: ``ok`` or the raised conditions."""
+        active = self.conditions
+        return ", ".join(active) if active else "ok"
+
+
+def _pixels(image: Any) -> np.ndarray:
+    """The BGR (or grey) array of a decoded frame: an ndarray, or an ImageView in any order."""
+    array = getattr(image, "array", image)
+    order = getattr(image, "order", "bgr")
+    if order.startswith("rgb") and array.ndim == 3:
+        small = small_copy(array)  # swap channels on the small copy only
+        return np.ascontiguousarray(small[:, :, 2::-1])
+    return array
+
+
+class CameraHealthBank:
+    """The health of every camera of a node (or of a replay's pipeline).
+
+    Args:
+        topics: the camera topics.
+        settings: the ``camera_health.*`` parameters.
+    """
+
+    def __init__(self, topics: list[str], settings: CameraHealthSettings) -> None:
+        self.settings = settings
+        self.monitors = {t: CameraHealthMonitor(t, settings) for t in topics}
+        self._events: dict[str, list[HealthEvent]] = {t: [] for t in topics}
+        self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
+        self._last_stamp: dict[str, float] = {}
+
+    def start(self, now: float) -> None:
+        """Start every camera's silence clock (a node's activation, a replay's first message)."""
+        for monitor in self.monitors.values():
+            monitor.start(now)
+
+    def update(self, topic: str, image: Any, stamp: float, frame_id: str,
+               arrival: float) -> dict[str, Any]:
+        """Judge one frame of ``topic``; its camera's DiagnosticStatus dict after it."""
+        monitor = self.monitors[topic]
+        previous = self._last_stamp.get(topic)
+        if previous is not None and stamp > previous:  # time spent in the conditions held so far
+            spent = self._seconds[topic]
+            for condition in monitor.conditions:
+                spent[condition] = spent.get(condition, 0.0) + stamp - previous
+        self._last_stamp[topic] = stamp if previous is None else max(previous, stamp)
+        self._events[topic] += monitor.update(_pixels(image), stamp, frame_id, arrival)
+        return self.status(topic)
+
+    def check(self, now: float) -> None:
+        """Raise ``silent`` on cameras that stopped (``now`` on the arrival clock)."""
+        for topic, monitor in self.monitors.items():
+            self._events[topic] += monitor.check(now)
+
+    def status(self, topic: str) -> dict[str, Any]:
+        """The DiagnosticStatus dict of one camera: named ``camera_health: <topic>``, hardware_id
+        = its topic, the conditions in the message, the metrics in the values. The same live and
+        in a replay (the node's name is added only in ``/diagnostics``)."""
+        from ..output import messages
+
+        m = self.monitors[topic]
+        return messages.diagnostic_status(f"camera_health: {topic}", m.level, m.message(), topic,
+                                          m.values())
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """One status per camera."""
+        return [self.status(t) for t in self.monitors]
+
+    def faults(self) -> dict[str, list[str]]:
+        """The cameras in ERROR, with their conditions."""
+        return {t: m.conditions for t, m in self.monitors.items() if m.level == ERROR}
+
+    def fault_text(self) -> str:
+        """``/front/image_raw (blocked)`` for each camera in ERROR, joined; "" when none."""
+        return "; ".join(f"{t} ({', '.join(c)})" for t, c in self.faults().items())
+
+    def summary(self) -> dict[str, Any]:
+        """Per camera topic ``{"conditions_s": {condition: seconds}, "events": [...]}``."""
+        return {t: {"conditions_s": {c: round(s, 3) for c, s in sorted(self._seconds[t].items())},
+                    "events": [e.as_dict() for e in self._events[t]]} for t in self.monitors}

@@ -1,0 +1,175 @@
+"""The ``camera_health.*`` parameters: thresholds of the per-frame camera conditions, their
+hysteresis, and the stream-timing bounds.
+
+Every threshold is stated on the small copy of a frame (:func:`.camera_conditions.small_copy`,
+about 240 pixels wide, grey levels 0..255), so it does not depend on the camera's resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from ...config import did_you_mean, section_from_params, setting
+from ...errors import ConfigError
+
+#: Conditions judged from the pixels of one frame (the ``health`` command reports these).
+IMAGE_CONDITIONS = ("blocked", "low_visibility", "dark", "bright")
+#: Conditions judged from consecutive frames and their headers.
+STREAM_CONDITIONS = ("frozen", "silent", "late", "rate", "stamp_backwards", "stamp_jump",
+                     "frame_id_changed")
+CONDITIONS = IMAGE_CONDITIONS + STREAM_CONDITIONS
+
+
+@dataclass(frozen=True)
+class Hysteresis:
+    """When a condition is raised and cleared.
+
+    Attributes:
+        raise_frames: consecutive frames showing the condition before it is raised.
+        clear_frames: consecutive frames without it before it is cleared.
+    """
+
+    raise_frames: int = setting(3, range=(1, 1000))
+    clear_frames: int = setting(5, range=(1, 1000))
+
+    def __post_init__(self) -> None:
+        _check_ranges(self, "")
+
+
+def _check_ranges(settings: Any, prefix: str) -> None:
+    """Refuse a number outside its field's declared ``range`` (the loader checks only types)."""
+    for f in fields(settings):
+        bounds, value = f.metadata.get("range"), getattr(settings, f.name)
+        if not isinstance(bounds, tuple) or len(bounds) != 2 or isinstance(value, bool) \
+                or not isinstance(value, (int, float)):
+            continue
+        low, high = bounds
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"{prefix}{f.name} must be within {low}..{high}, got {value!r}")
+
+
+def _hysteresis(raise_frames: int, clear_frames: int) -> Any:
+    return field(default_factory=lambda: Hysteresis(raise_frames, clear_frames))
+
+
+@dataclass(frozen=True)
+class CameraHealthSettings:
+    """The ``camera_health.*`` parameters.
+
+    Attributes:
+        enabled: judge every camera frame and publish its health.
+        width: width in pixels of the small grey copy every metric is computed on.
+        block_px: side in pixels (of the small copy) of the square neighbourhood every local
+            brightness and detail is averaged over.
+        noise_floor: grey level added to a block's mean brightness before dividing its detail by
+            it (sensor noise and black level: keeps dark blocks from looking sharp or flat by noise).
+        flat_detail: where the detail (mean absolute Laplacian over mean brightness plus the
+            noise floor) is below this, the view has no texture: candidate blockage.
+        sharp_detail: where the detail is above this, the view shows sharp structure.
+        featureless_detail: where the detail is below this and the view is blue (``sky_blue``),
+            it is a clear sky with no texture to lose; low visibility is judged on the rest.
+        blocked_fraction: share of the view that must be flat and not brightly lit, while the
+            rest of the view shows sharp structure, to judge the lens blocked.
+        blocked_max_brightness: flat areas brighter than this are not counted as blockage
+            (a lens covered by mud or a hand receives less light than the scene; sky, a lit
+            wall or a white truck side are bright).
+        sky_blue: flat areas whose blue exceeds their red by this share of the two (a clear or
+            dusk sky) are not counted as blockage either; mud, stickers and hands are not blue.
+        blocked_min_sharp_fraction: share of the view that must still be sharp for blockage
+            (otherwise the whole view lacks detail: low visibility, not a covered part).
+        low_visibility_sharp_fraction: the view has low visibility when less than this share of
+            its textured part (not featureless) is sharp...
+        low_visibility_min_structure: ...and it still shows coarse structure (mean absolute
+            Laplacian of the means of cells two neighbourhoods wide, grey levels, above this): a
+            uniform sky or wall is no evidence of fog. A view is also of low visibility when...
+        low_visibility_fine_ratio: ...its finest structure is weaker than this share of the
+            structure one octave coarser (defocus and water remove the finest scale first).
+        dark_highlight: a frame whose brightest 0.1 % is darker than this grey level is dark (a
+            night scene with a street light, headlights or a lit sign reaches it)...
+        dark_mean: ...and whose mean is below this grey level.
+        bright_clipped_fraction: share of clipped pixels (grey >= 250) that makes a frame bright.
+        frozen_change: a frame whose largest block change against the previous frame is below
+            this many grey levels (mean absolute difference over a block) repeats it.
+        blocked: hysteresis of ``blocked``.
+        low_visibility: hysteresis of ``low_visibility``.
+        dark: hysteresis of ``dark``.
+        bright: hysteresis of ``bright``.
+        frozen: hysteresis of ``frozen``.
+        expected_rate_hz: the camera's frame rate; 0 learns it from the first frames.
+        silent_periods: no frame for this many expected periods is ``silent`` (and a gap this
+            long between two frames is ``late``).
+        rate_tolerance: the measured rate may differ from the expected one by this share before
+            ``rate`` is raised.
+        stamp_jump_periods: a header stamp that advances by more than this many periods jumps.
+        stream: hysteresis of the stream conditions (late, rate, stamps, frame_id).
+    """
+
+    enabled: bool = setting(True)
+    width: int = setting(240, range=(64, 1024))
+    block_px: int = setting(8, range=(4, 64))
+    noise_floor: float = setting(8.0, range=(0.0, 255.0))
+    flat_detail: float = setting(0.03, range=(0.0, 1.0))
+    sharp_detail: float = setting(0.05, range=(0.0, 1.0))
+    featureless_detail: float = setting(0.012, range=(0.0, 1.0))
+    blocked_fraction: float = setting(0.14, range=(0.0, 1.0))
+    blocked_max_brightness: float = setting(150.0, range=(0.0, 255.0))
+    sky_blue: float = setting(0.05, range=(0.0, 1.0))
+    blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
+    low_visibility_sharp_fraction: float = setting(0.4, range=(0.0, 1.0))
+    low_visibility_min_structure: float = setting(5.5, range=(0.0, 255.0))
+    low_visibility_fine_ratio: float = setting(0.47, range=(0.0, 10.0))
+    dark_highlight: float = setting(100.0, range=(0.0, 255.0))
+    dark_mean: float = setting(50.0, range=(0.0, 255.0))
+    bright_clipped_fraction: float = setting(0.12, range=(0.0, 1.0))
+    frozen_change: float = setting(0.25, range=(0.0, 255.0))
+    blocked: Hysteresis = _hysteresis(5, 10)
+    low_visibility: Hysteresis = _hysteresis(5, 10)
+    dark: Hysteresis = _hysteresis(3, 5)
+    bright: Hysteresis = _hysteresis(3, 5)
+    frozen: Hysteresis = _hysteresis(5, 2)
+    expected_rate_hz: float = setting(0.0, range=(0.0, 1000.0))
+    silent_periods: float = setting(10.0, range=(1.0, 1000.0))
+    rate_tolerance: float = setting(0.5, range=(0.0, 10.0))
+    stamp_jump_periods: float = setting(10.0, range=(1.0, 1000.0))
+    stream: Hysteresis = _hysteresis(1, 10)
+
+    def __post_init__(self) -> None:
+        _check_ranges(self, "camera_health.")
+        if not self.featureless_detail <= self.flat_detail < self.sharp_detail:
+            raise ValueError(f"camera_health.featureless_detail ({self.featureless_detail}) <= "
+                             f"flat_detail ({self.flat_detail}) < sharp_detail "
+                             f"({self.sharp_detail}) must hold")
+        if self.sharp_detail <= self.flat_detail:
+            raise ValueError(f"camera_health.sharp_detail ({self.sharp_detail}) must be above "
+                             f"camera_health.flat_detail ({self.flat_detail})")
+        if self.block_px * 2 > self.width:
+            raise ValueError(f"camera_health.block_px ({self.block_px}) must be at most half of "
+                             f"camera_health.width ({self.width})")
+
+    def hysteresis(self, condition: str) -> Hysteresis:
+        """The hysteresis of ``condition`` (stream conditions share ``stream``)."""
+        value = getattr(self, condition, None)
+        return value if isinstance(value, Hysteresis) else self.stream
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], source: str = "config") -> CameraHealthSettings:
+        """Read the ``camera_health.*`` keys of flattened node parameters (unknown keys are errors).
+
+        Raises:
+            ConfigError: a key is unknown, or a value has the wrong type or range.
+        """
+        defaults = cls()
+        groups: dict[str, Hysteresis] = {f.name: getattr(defaults, f.name) for f in fields(cls)
+                                         if f.type in ("Hysteresis", Hysteresis)}
+        for key in params:
+            head = key[len("camera_health."):].split(".", 1)[0]
+            if key.startswith("camera_health.") and key.count(".") > 1 and head not in groups:
+                raise ConfigError(f"unknown parameter '{key}' in {source}; "
+                                  f"{did_you_mean(head, groups, 'camera_health.')}groups: "
+                                  f"{', '.join('camera_health.' + g + '.*' for g in groups)}")
+        nested = {name: replace(default, **{
+            k: v for k, v in vars(section_from_params(Hysteresis, params, f"camera_health.{name}.",
+                                                      source)).items()
+            if f"camera_health.{name}.{k}" in params}) for name, default in groups.items()}
+        base = section_from_params(cls, params, "camera_health.", source)
+        return replace(base, **nested)  # type: ignore[arg-type]

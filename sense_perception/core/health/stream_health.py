@@ -1,0 +1,86 @@
+"""Stream timing of one camera: silent, late, rate out of bounds, stamps backwards or jumping,
+a header stamp that does not advance (frozen), frame_id changing.
+
+Two clocks are involved: the header stamp the camera put on a frame, and the arrival time (the
+node's clock live, the bag's receive time in a replay). Gaps and the rate are measured on
+arrivals (what the pipeline sees); stamp order and jumps on the stamps.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .camera_settings import CameraHealthSettings
+
+_LEARN_FRAMES = 10  # stamp intervals whose median gives the period when none is configured
+_RATE_WINDOW = 20  # arrivals the rate is measured over
+
+
+@dataclass
+class StreamTiming:
+    """The timing checks of one camera stream; feed every frame to :meth:`frame`."""
+
+    settings: CameraHealthSettings
+    period: float | None = None
+    frame_id: str | None = None
+    last_stamp: float | None = None
+    last_arrival: float | None = None
+    intervals: list[float] = field(default_factory=list)
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=_RATE_WINDOW))
+
+    def __post_init__(self) -> None:
+        if self.settings.expected_rate_hz > 0:
+            self.period = 1.0 / self.settings.expected_rate_hz
+
+    def frame(self, stamp: float, frame_id: str, arrival: float) -> tuple[list[str], dict[str, float]]:
+        """The stream conditions this frame shows, and the timing metrics behind them."""
+        s = self.settings
+        found: list[str] = []
+        metrics: dict[str, float] = {}
+        if self.frame_id is not None and frame_id != self.frame_id:
+            found.append("frame_id_changed")
+        self.frame_id = frame_id
+        if self.last_stamp is not None:
+            step = stamp - self.last_stamp
+            metrics["stamp_step_s"] = round(step, 6)
+            if step == 0:
+                found.append("frozen")
+            elif step < 0:
+                found.append("stamp_backwards")
+            elif self.period is not None and step > s.stamp_jump_periods * self.period:
+                found.append("stamp_jump")
+            if step > 0 and self.period is None and s.expected_rate_hz <= 0:
+                self.intervals.append(step)
+                if len(self.intervals) >= _LEARN_FRAMES:
+                    self.period = float(np.median(self.intervals))
+        if self.last_arrival is not None and self.period is not None:
+            gap = arrival - self.last_arrival
+            metrics["gap_s"] = round(gap, 6)
+            if gap > s.silent_periods * self.period:
+                found.append("late")
+        if stamp >= (self.last_stamp if self.last_stamp is not None else stamp):
+            self.last_stamp = stamp
+        self.last_arrival = arrival
+        self.arrivals.append(arrival)
+        rate = self.rate_hz()
+        if rate is not None:
+            metrics["rate_hz"] = round(rate, 3)
+            if self.period is not None and abs(rate * self.period - 1.0) > s.rate_tolerance:
+                found.append("rate")
+        if self.period is not None:
+            metrics["expected_hz"] = round(1.0 / self.period, 3)
+        return found, metrics
+
+    def rate_hz(self) -> float | None:
+        """Arrival rate over the last frames; None until the window is full."""
+        if len(self.arrivals) < _RATE_WINDOW:
+            return None
+        span = self.arrivals[-1] - self.arrivals[0]
+        return (len(self.arrivals) - 1) / span if span > 0 else None
+
+    def silent(self, now: float) -> bool:
+        """No frame for ``silent_periods`` expected periods (False until the period is known)."""
+        return (self.period is not None and self.last_arrival is not None
+                and now - self.last_arrival > self.settings.silent_periods * self.period)

@@ -1,0 +1,91 @@
+"""Camera health on the live nodes (in-process): a camera going dark raises ERROR in its own
+/diagnostics status, the object_detector's status names it, and its detections keep flowing."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ros_helpers import (DATA, image_msg, level, overrides, published_statuses, read_bgr,
+                         status_values)
+
+pytestmark = pytest.mark.ros
+
+
+def test_a_dark_camera_is_named_and_its_detections_keep_flowing(context, monkeypatch):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import node_common
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    cam = "/sp_health/front/image_raw"
+    node = ObjectDetectorNode("health_detector", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [cam], "no_input_warn_s": 60.0, "runtime.intra_op_threads": 1,
+        "camera_health.dark.raise_frames": 2}))
+    published: list[str] = []
+    real = node_common.frame_messages
+
+    def recording(*args, **kwargs):
+        messages = real(*args, **kwargs)
+        published.extend(m.topic for m in messages)
+        return messages
+
+    monkeypatch.setattr(node_common, "frame_messages", recording)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        street = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")[::2, ::2].copy()
+        node.process([Frame(0, image_msg(street, 5, 0, "front"), time.monotonic())])
+        own, camera = published_statuses(node)
+        assert camera.hardware_id == cam and level(camera) == 0 and camera.message == "ok"
+        assert status_values(own)["camera_faults"] == "none"
+        dark = np.zeros_like(street)
+        for i in range(3):  # a lens cap: raised after camera_health.dark.raise_frames = 2
+            node.process([Frame(0, image_msg(dark, 6 + i, 0, "front"), time.monotonic())])
+        own, camera = published_statuses(node)
+        assert level(camera) == 2 and camera.message == "dark" and camera.hardware_id == cam
+        assert {"mean", "highlight"} <= set(status_values(camera))
+        assert level(own) >= 1 and f"camera fault: {cam} (dark)" in own.message
+        assert status_values(own)["camera_faults"] == f"{cam} (dark)"
+        # every frame, dark ones too, still published its detections and its health
+        assert published.count("/sp_health/front/detections") == 4
+        assert published.count("/sp_health/front/camera_health") == 4
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+def test_a_dark_cabin_camera_is_a_camera_fault_not_a_missing_face(context, tmp_path):
+    """driver_monitor: a covered cabin lens is a camera fault in its status, beside (not instead
+    of) the driver state; a face that is merely absent raises no camera fault."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.frame_slots import Frame
+
+    cam = "/sp_health/cabin/image_raw"
+    node = DriverMonitorNode("health_driver", context=context, parameter_overrides=overrides(**{
+        "camera_topic": cam, "gallery.path": str(tmp_path / "gallery.json"),
+        "runtime.intra_op_threads": 1, "camera_health.dark.raise_frames": 2}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        # an empty seat: a real street frame has no driver face, and the camera is fine
+        seat = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_40.jpg")[::3, ::3].copy()
+        node.process([Frame(0, image_msg(seat, 5, 0, "cabin"), time.monotonic())])
+        own, camera = published_statuses(node)
+        assert level(camera) == 0 and status_values(own)["camera_faults"] == "none"
+        assert "camera fault" not in own.message
+        for i in range(3):  # the lens covered: dark
+            node.process([Frame(0, image_msg(np.zeros_like(seat), 6 + i, 0, "cabin"),
+                                time.monotonic())])
+        own, camera = published_statuses(node)
+        assert level(camera) == 2 and camera.message == "dark" and camera.hardware_id == cam
+        values = status_values(own)
+        assert values["camera_faults"] == f"{cam} (dark)" and f"camera fault: {cam} (dark)" in own.message
+        assert level(own) >= 1 and "driver_state" in values  # the driver state is reported apart
+    finally:
+        node.stop()
+        node.destroy_node()

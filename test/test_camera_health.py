@@ -1,0 +1,213 @@
+"""Camera health, ROS-free: each condition on real frames degraded by the seeded generator, the
+scenes that must raise nothing, hysteresis and stream timing (injected stamps, no sleeping)."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from sense_perception.core.health.camera_conditions import (frame_metrics, image_conditions,
+                                                             small_copy)
+from sense_perception.core.health.camera_health import ERROR, OK, WARN, CameraHealthMonitor
+from sense_perception.core.health.camera_settings import CameraHealthSettings, Hysteresis
+from sense_perception.core.health.hysteresis import ConditionTracker
+from sense_perception.errors import ConfigError
+from sense_perception.evaluation import degrade
+
+from support import REPO
+
+DATA = REPO.parent / "shared" / "data"
+PANDASET = DATA / "street_labelled" / "pandaset_seq002_front"
+STREET = [PANDASET / f"{i:02d}.jpg" for i in (0, 30, 60)] + \
+    [DATA / "street" / "comma2k19_highway280_rav4_preview.png"]
+CABIN = sorted((DATA / "faces").iterdir())
+SETTINGS = CameraHealthSettings()
+
+
+@pytest.fixture(scope="module")
+def street() -> list[np.ndarray]:
+    return [cv2.imread(str(p)) for p in STREET]
+
+
+def judge(image: np.ndarray) -> list[str]:
+    return image_conditions(frame_metrics(small_copy(image), None, SETTINGS), SETTINGS)
+
+
+# -- single frames ---------------------------------------------------------------------------
+
+def test_clean_street_and_cabin_frames_raise_nothing(street):
+    assert [judge(i) for i in street] == [[]] * len(street)
+    assert [judge(cv2.imread(str(p))) for p in CABIN] == [[]] * len(CABIN)
+
+
+@pytest.mark.parametrize("name", ["black", "white", "under_exposed", "over_exposed", "defocus",
+                                  "fog"])
+def test_each_degradation_raises_its_condition(street, name):
+    rng = np.random.default_rng(7)
+    found = [judge(degrade.DEGRADATIONS[name](i, rng)) for i in street]
+    hits = sum(degrade.EXPECTED[name] in f for f in found)
+    # the densest fog (transmission 0.15 at the bottom) turns the hazy highway frame into a
+    # structureless white view, which no single frame tells from an overcast sky (the docs' limits)
+    assert hits == len(found) or (name == "fog" and hits == len(found) - 1 and found[-1] == []), found
+
+
+@pytest.mark.parametrize("coverage", [0.3, 0.5])
+def test_opaque_soiling_of_a_third_or_more_is_blocked(street, coverage):
+    rng = np.random.default_rng(11)
+    found = [judge(degrade.soil_opaque(i, rng, coverage)) for i in street]
+    assert all("blocked" in f for f in found), found
+
+
+def test_exposure_is_judged_on_exposure_only(street):
+    """A black frame is dark, not also blocked and of low visibility: its texture is unmeasurable."""
+    rng = np.random.default_rng(1)
+    assert judge(degrade.black(street[0], rng)) == ["dark"]
+    assert judge(degrade.white(street[0], rng)) == ["bright"]
+
+
+def test_scenes_that_are_no_fault_raise_nothing(street):
+    rng = np.random.default_rng(3)
+    night = [degrade.night(i, rng) for i in street]
+    tunnel = [degrade.tunnel(i, rng) for i in street]
+    sky = degrade.crop(street[0], (0, 0, 450, 110))  # PandaSet 00: the sky above the skyline
+    # PandaSet 76: the same sky with a street lamp in it, sharp against a featureless sky
+    lamp = degrade.crop(cv2.imread(str(PANDASET / "76.jpg")), (0, 0, 450, 110))
+    assert [judge(i) for i in night + tunnel + [sky, lamp]] == [[]] * 10
+    # a vehicle filling the view: the largest unoccluded vehicle of PandaSet frames, as a
+    # narrower lens would see it
+    boxes = json.loads((PANDASET / "ground_truth.json").read_text())["cameras"]
+    for key in ("00", "40", "79"):
+        vehicles = [b["bbox_xyxy"] for b in boxes[f"front_camera/{key}"]["boxes"]
+                    if b["label"] in ("car", "truck") and b["occluded_fraction"] < 0.3]
+        box = max(vehicles, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+        assert judge(degrade.crop(cv2.imread(str(PANDASET / f"{key}.jpg")), box)) == [], key
+
+
+def test_small_copy_keeps_the_aspect_and_takes_grey_and_bgra(street):
+    assert small_copy(street[0]).shape == (135, 240, 3)
+    grey = cv2.cvtColor(street[0], cv2.COLOR_BGR2GRAY)
+    assert small_copy(grey).shape == (135, 240)
+    assert small_copy(cv2.cvtColor(street[0], cv2.COLOR_BGR2BGRA)).shape == (135, 240, 3)
+    assert small_copy(street[0][:100, :200]).shape == (100, 200, 3)  # smaller: as it is
+    assert judge(grey) == []
+
+
+# -- sequences: hysteresis and frozen ----------------------------------------------------------
+
+def run(monitor: CameraHealthMonitor, frames: list[np.ndarray], t0: float = 0.0,
+        period: float = 0.1) -> list[tuple[float, str, bool]]:
+    events = []
+    for i, frame in enumerate(frames):
+        events += [(round(e.stamp, 3), e.condition, e.raised)
+                   for e in monitor.update(frame, t0 + i * period, "cam", t0 + i * period)]
+    return events
+
+
+def test_blockage_raises_after_its_frames_and_clears_after_its_frames():
+    frames = [cv2.imread(str(PANDASET / f"{i:02d}.jpg")) for i in range(0, 72, 4)]
+    mask_seed = 9  # the same mud on every frame of the moving scene
+    soiled = [degrade.soil_opaque(f, np.random.default_rng(mask_seed), 0.4) for f in frames[:6]]
+    monitor = CameraHealthMonitor("/front/image_raw")
+    events = run(monitor, soiled + frames[6:])
+    rule = SETTINGS.blocked
+    assert events == [(round(0.1 * (rule.raise_frames - 1), 3), "blocked", True),
+                      (round(0.1 * (5 + rule.clear_frames), 3), "blocked", False)]
+    assert not monitor.conditions and monitor.level == OK
+
+
+def test_frozen_stream_is_raised_within_a_second_and_a_standing_car_is_not():
+    frame = cv2.imread(str(PANDASET / "10.jpg"))
+    monitor = CameraHealthMonitor("/front/image_raw")
+    events = run(monitor, degrade.repeated(frame, 12), period=1 / 15)
+    raised = [t for t, c, up in events if c == "frozen" and up]
+    assert raised and raised[0] <= 1.0
+    assert monitor.level == ERROR and "frozen" in monitor.message()
+    still = CameraHealthMonitor("/front/image_raw")
+    assert run(still, degrade.standing_still(frame, np.random.default_rng(2), 20)) == []
+
+
+def test_a_header_stamp_that_does_not_advance_is_frozen():
+    frames = [cv2.imread(str(PANDASET / f"{i:02d}.jpg")) for i in range(8)]
+    monitor = CameraHealthMonitor("/front/image_raw")
+    events = []
+    for i, f in enumerate(frames):
+        events += monitor.update(f, stamp=5.0, frame_id="cam", arrival=i * 0.1)
+    assert [e.condition for e in events if e.raised] == ["frozen"]
+
+
+# -- stream timing ------------------------------------------------------------------------------
+
+def tiny(i: int) -> np.ndarray:
+    """A textured frame that changes every time (stream tests need no real pixels)."""
+    return np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+
+
+def test_stream_silent_late_rate_stamps_and_frame_id():
+    settings = CameraHealthSettings(expected_rate_hz=10.0,
+                                    stream=Hysteresis(raise_frames=1, clear_frames=3))
+    m = CameraHealthMonitor("/cam", settings)
+    m.start(0.0)
+    assert m.check(0.5) == [] and [e.condition for e in m.check(1.01)] == ["silent"]
+    assert m.level == ERROR
+    seen: dict[str, list[bool]] = {}
+
+    def feed(stamp: float, arrival: float, frame_id: str = "cam") -> None:
+        for e in m.update(tiny(int(stamp * 1000)), stamp, frame_id, arrival):
+            seen.setdefault(e.condition, []).append(e.raised)
+
+    feed(1.1, 1.1)
+    assert seen["silent"] == [False]
+    feed(1.2, 1.2)
+    feed(1.3, 2.5)  # a 1.2 s gap between arrivals: 12 periods
+    assert seen["late"] == [True] and m.level == WARN
+    feed(1.25, 2.6)
+    assert seen["stamp_backwards"] == [True]
+    feed(9.0, 2.7)
+    assert seen["stamp_jump"] == [True]
+    feed(9.1, 2.8, "other_cam")
+    assert seen["frame_id_changed"] == [True]
+    assert m.values()["expected_hz"] == 10.0
+
+
+def test_rate_out_of_bounds():
+    settings = CameraHealthSettings(expected_rate_hz=30.0)
+    m = CameraHealthMonitor("/cam", settings)
+    raised = []
+    for i in range(40):  # 10 Hz where 30 Hz is expected
+        raised += [e.condition for e in m.update(tiny(i), i * 0.1, "cam", i * 0.1) if e.raised]
+    assert raised == ["rate"] and m.values()["rate_hz"] == pytest.approx(10.0)
+
+
+def test_the_period_is_learnt_from_the_stamps():
+    m = CameraHealthMonitor("/cam")
+    for i in range(12):
+        m.update(tiny(i), i / 20, "cam", i / 20)
+    assert m.values()["expected_hz"] == pytest.approx(20.0)
+    assert m.check(12 / 20 + 0.4) == [] and m.check(12 / 20 + 0.6)[0].condition == "silent"
+
+
+def test_tracker_counts_consecutive_frames_only():
+    t = ConditionTracker({"dark": Hysteresis(3, 2)})
+    verdicts = [True, True, False, True, True, True, False, True, False, False]
+    changes = [t.update(["dark"] if v else [], float(i)) for i, v in enumerate(verdicts)]
+    assert [c for c in changes if c] == [[("dark", True)], [("dark", False)]]
+    assert changes[5] == [("dark", True)] and changes[9] == [("dark", False)]
+    with pytest.raises(KeyError):
+        t.update(["bright"], 0.0)
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+def test_settings_read_per_condition_hysteresis_and_refuse_typos_and_ranges():
+    s = CameraHealthSettings.from_params({"camera_health.blocked.raise_frames": 9,
+                                          "camera_health.dark_mean": 30.0})
+    assert s.blocked == Hysteresis(9, SETTINGS.blocked.clear_frames) and s.dark_mean == 30.0
+    for bad, words in [({"camera_health.blockd.raise_frames": 2}, "did you mean camera_health.blocked"),
+                       ({"camera_health.blocked.raise_frame": 2}, "did you mean camera_health.blocked.raise_frames"),
+                       ({"camera_health.dark_mean": 400.0}, "dark_mean must be within"),
+                       ({"camera_health.blocked.raise_frames": 0}, "raise_frames must be within"),
+                       ({"camera_health.flat_detail": 0.2}, "sharp_detail")]:
+        with pytest.raises(ConfigError, match=words):
+            CameraHealthSettings.from_params(bad)

@@ -1,0 +1,97 @@
+"""`sense-perception health`: single images judged, JSON written, bad input reported."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from sense_perception.cli.main import main
+from sense_perception.evaluation import degrade
+
+from support import REPO
+
+DATA = REPO.parent / "shared" / "data"
+PANDASET = DATA / "street_labelled" / "pandaset_seq002_front" / "20.jpg"
+COMMA = DATA / "street" / "comma2k19_highway280_rav4_preview.png"
+FACE = DATA / "faces" / "obama_1_official_portrait_2012.jpg"
+
+
+@pytest.fixture(scope="module")
+def degraded(tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("degraded")
+    image = cv2.imread(str(PANDASET))
+    rng = np.random.default_rng(4)
+    out = {}
+    for name, make in [("blocked", lambda i: degrade.soil_opaque(i, rng, 0.45)),
+                       ("low_visibility", lambda i: degrade.defocus(i, rng)),
+                       ("dark", lambda i: degrade.under_exposed(i, rng)),
+                       ("bright", lambda i: degrade.over_exposed(i, rng))]:
+        path = folder / f"{name}.png"
+        cv2.imwrite(str(path), make(image))
+        out[name] = str(path)
+    return out
+
+
+def test_clean_images_have_no_condition_and_degraded_ones_theirs(tmp_path, degraded, capsys):
+    out = tmp_path / "health.json"
+    code = main(["health", str(PANDASET), str(COMMA), *degraded.values(), "--json-out", str(out)])
+    assert code == 0
+    images = json.loads(out.read_text())["images"]
+    assert [i["path"] for i in images] == [str(PANDASET), str(COMMA), *degraded.values()]
+    assert images[0]["conditions"] == [] and images[1]["conditions"] == []
+    for record, want in zip(images[2:], degraded, strict=True):
+        assert want in record["conditions"], record
+        assert set(record["conditions"]) <= {"blocked", "low_visibility", "dark", "bright"}
+    assert {"mean", "highlight", "clipped", "sharp", "featureless", "flat_dark", "structure",
+            "fine"} <= set(images[0]["metrics"])
+    text = capsys.readouterr().out
+    assert f"{COMMA}  1164x874  ok" in text and "6 images judged, 4 with a condition" in text
+
+
+def test_cabin_settings_and_a_config_are_read(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("driver_monitor:\n  ros__parameters:\n    camera_health:\n"
+                      "      dark_highlight: 255.0\n      dark_mean: 255.0\n")
+    assert main(["health", str(FACE), "--node-name", "driver_monitor"]) == 0
+    assert "ok" in capsys.readouterr().out
+    # every frame is "dark" when the thresholds say so: the file's values are used
+    assert main(["health", str(FACE), "--node-name", "driver_monitor", "--config", str(config)]) == 0
+    assert "dark" in capsys.readouterr().out
+
+
+def test_unreadable_images_are_named_skipped_and_counted(tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "h.json"
+    code = main(["health", str(broken), str(COMMA), str(tmp_path / "missing.png"), "--json-out", str(out)])
+    assert code == 1
+    err = capsys.readouterr()
+    assert "broken.jpg" in err.err and "missing.png" in err.err and "Traceback" not in err.err
+    assert "1 images judged, 0 with a condition, 2 unreadable (skipped)" in err.out
+    document = json.loads(out.read_text())
+    assert [i["path"] for i in document["images"]] == [str(COMMA)]
+    assert [s["path"] for s in document["skipped"]] == [str(broken), str(tmp_path / "missing.png")]
+
+
+def test_json_prints_and_json_out_never_overwrites_a_photo(tmp_path, capsys):
+    # --json means what it means in every command (issue 20): print JSON; files go to --json-out.
+    assert main(["health", str(COMMA), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [i["path"] for i in document["images"]] == [str(COMMA)]
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(COMMA.read_bytes())
+    for target in (victim, tmp_path / "new.jpg", COMMA):  # an image, an image name, an input
+        assert main(["health", str(COMMA), "--json-out", str(target)]) == 2
+        assert "--json-out" in capsys.readouterr().err
+    assert victim.read_bytes() == COMMA.read_bytes() and not (tmp_path / "new.jpg").exists()
+
+
+def test_bad_options_exit_2_with_the_fix(tmp_path, capsys):
+    assert main(["health", str(COMMA), "--json-out", str(tmp_path)]) == 2
+    assert "--json-out" in capsys.readouterr().err
+    config = tmp_path / "typo.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_health:\n      dark_men: 3.0\n")
+    assert main(["health", str(COMMA), "--config", str(config)]) == 2
+    assert "did you mean camera_health.dark_mean" in capsys.readouterr().err

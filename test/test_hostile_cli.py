@@ -1,0 +1,383 @@
+"""A careless or hostile user at the command line: odd paths, odd files and odd options.
+
+Each case runs the real `sense-perception` command in a child process (a native crash must fail
+the test, not end the test run) on real images, and checks the exit status the README documents
+(usage and input errors: 2), a one-line error naming the problem, no traceback and no input
+harmed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+STREET = SHARED / "street" / "pandaset_seq002_front_camera_40.jpg"
+FACE = SHARED / "faces" / "obama_1_official_portrait_2012.jpg"
+CPU_ONLY = """object_detector:
+  ros__parameters:
+    runtime:
+      providers: [CPUExecutionProvider]
+"""
+
+
+def sp(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
+       ) -> subprocess.CompletedProcess:
+    """Run `sense-perception ARGS` from ``cwd`` as a user would."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "sense_perception.cli.main", *args], cwd=cwd,
+                          env=full_env, capture_output=True, timeout=timeout)
+
+
+def no_traceback(result: subprocess.CompletedProcess) -> str:
+    """The command's stderr, after checking that no traceback or crash reached the user."""
+    err = result.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    assert result.returncode >= 0, f"killed by signal {-result.returncode}: {err}"
+    return err
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def config(tmp_path: Path) -> str:
+    path = tmp_path / "cpu.yaml"
+    path.write_text(CPU_ONLY)
+    return str(path)
+
+
+def test_detect_out_is_the_images_folder_keeps_the_images(tmp_path: Path) -> None:
+    """`detect --out photos photos/a.jpg` once replaced a.jpg by its annotated copy."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(STREET, photos / "a.jpg")
+    before = digest(photos / "a.jpg")
+    result = sp("detect", "--out", "photos", "photos/a.jpg", "--config", config(tmp_path),
+                cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 0
+    assert digest(photos / "a.jpg") == before
+    assert (photos / "a_2.jpg").is_file()  # the annotated copy, beside it
+    doc = json.loads((photos / "detections.json").read_text())
+    assert [i["path"] for i in doc["images"]] == ["photos/a.jpg"]
+
+
+def test_detect_file_name_not_utf8(tmp_path: Path) -> None:
+    """A photo whose name is not UTF-8 once crashed the process (SIGSEGV in cv2.imwrite)."""
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 name from an old camera card
+    shutil.copy(STREET, tmp_path / name)
+    result = sp("detect", "--out", "out", name, "--config", config(tmp_path), cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 0
+    assert (tmp_path / "out" / name).stat().st_size > 0
+    assert len(json.loads((tmp_path / "out" / "detections.json").read_text())["images"]) == 1
+
+
+def test_detect_out_cannot_be_created(tmp_path: Path) -> None:
+    """An --out that cannot be made is refused before the model loads, without a traceback."""
+    result = sp("detect", "--out", "/proc/sense-perception-out", str(STREET), cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "--out /proc/sense-perception-out is not writable" in err
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"\xff\xfe: x\n", "is not UTF-8 text"),
+    (b"a: [\n", "is not valid YAML: expected the node content"),
+])
+def test_config_not_utf8_or_not_yaml(tmp_path: Path, content: bytes, problem: str) -> None:
+    """A config that is not UTF-8 once gave a traceback; a YAML error spanned four lines."""
+    (tmp_path / "bad.yaml").write_bytes(content)
+    result = sp("detect", "--out", "out", "--config", "bad.yaml", str(STREET), cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert problem in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+LABELLED = SHARED / "street_labelled" / "pandaset_seq002_front"
+
+
+def _one_image_ground_truth(folder: Path, image_name: str) -> Path:
+    """A project-format ground truth of one labelled PandaSet frame, copied as ``image_name``."""
+    folder.mkdir(exist_ok=True)
+    shutil.copy(LABELLED / "00.jpg", folder / image_name)
+    camera = json.loads((LABELLED / "ground_truth.json").read_text())["cameras"]["front_camera/00"]
+    path = folder / "gt.json"
+    path.write_text(json.dumps({"cameras": {"front/00": {**camera, "image": image_name}}}))
+    return path
+
+
+@pytest.mark.parametrize("name", ["eval.json", "detections.json"])
+def test_eval_never_writes_its_results_over_the_ground_truth(tmp_path: Path, name: str) -> None:
+    """`eval --out labels labels/eval.json` once replaced the ground truth by the results."""
+    gt = _one_image_ground_truth(tmp_path / "labels", "00.jpg")
+    gt = gt.rename(gt.with_name(name))
+    before = digest(gt)
+    result = sp("eval", "--out", "labels", f"labels/{name}", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert f"its {name} would replace the input labels/{name}" in err
+    assert digest(gt) == before
+
+
+def test_eval_never_deletes_an_image_named_like_its_plot(tmp_path: Path) -> None:
+    """A labelled image called precision_recall.png in --out was overwritten by the plot, or,
+    with --no-curve, deleted as 'an earlier run's curve'."""
+    _one_image_ground_truth(tmp_path / "labels", "precision_recall.png")
+    image = tmp_path / "labels" / "precision_recall.png"
+    before = digest(image)
+    result = sp("eval", "--out", "labels", "--no-curve", "labels/gt.json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "its precision_recall.png would replace the input" in err
+    assert digest(image) == before
+
+
+def test_eval_project_format_reads_images_from_images_dir(tmp_path: Path) -> None:
+    """--images was silently ignored for the project format, and the error then advised passing
+    the very --images the user had passed."""
+    _one_image_ground_truth(tmp_path / "pictures", "00.jpg")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "pictures" / "gt.json").rename(tmp_path / "labels" / "gt.json")
+    result = sp("eval", "--out", "out", "--no-curve", "--images", "pictures", "labels/gt.json",
+                cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()
+    doc = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert doc["images"] == 1 and doc["classes"]["car"]["gt"] > 0
+
+
+@pytest.mark.parametrize("images, problem", [("nope", "--images nope does not exist"),
+                                              ("gt.json", "--images gt.json is not a directory")])
+def test_eval_images_dir_missing(tmp_path: Path, images: str, problem: str) -> None:
+    _one_image_ground_truth(tmp_path, "00.jpg")
+    result = sp("eval", "--out", "out", "--images", images, "gt.json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert problem in err
+
+
+FACES = SHARED / "faces"
+
+
+def test_non_utf8_file_names_print_under_a_strict_utf8_locale(tmp_path: Path) -> None:
+    """Under a strict UTF-8 locale (en_US.UTF-8) printing a non-UTF-8 file name ended detect,
+    driver identify and driver attention in a UnicodeEncodeError traceback."""
+    name = os.fsdecode(b"portr\xe4t.jpg")
+    shutil.copy(FACE, tmp_path / name)
+    strict = {"PYTHONIOENCODING": "utf-8:strict",
+              "SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")}
+    for args in (["detect", "--out", "out", name, "--config", config(tmp_path)],
+                 ["driver", "identify", name], ["driver", "attention", name]):
+        result = sp(*args, cwd=tmp_path, env=strict)
+        no_traceback(result)
+        assert result.returncode == 0, (args, result.stderr.decode())
+        assert "portr\\udce4t.jpg" in result.stdout.decode(), args
+
+
+def test_identify_skips_an_unreadable_photo_and_goes_on(tmp_path: Path) -> None:
+    """One unreadable photo ended `driver identify` and lost the others' results."""
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    env = {"SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")}
+    (tmp_path / "g").mkdir(mode=0o700)
+    enrol = sp("driver", "enroll", "--consent", "--name", "Obama", "--images", str(FACE),
+               cwd=tmp_path, env=env)
+    assert enrol.returncode == 0, enrol.stderr.decode()
+    other = FACES / "obama_2_congress_2009.jpg"
+    result = sp("driver", "identify", "--json", "empty.jpg", str(other), cwd=tmp_path, env=env)
+    err = no_traceback(result)
+    assert result.returncode == 1
+    assert "skipped empty.jpg" in err and "the file is empty" in err
+    rows = json.loads(result.stdout)
+    assert [(r["image"], r["verdict"]) for r in rows] == [(str(other), "identified")]
+    none = sp("driver", "identify", "empty.jpg", cwd=tmp_path, env=env)
+    no_traceback(none)
+    assert none.returncode == 2
+
+
+def _pairs(folder: Path, text: bytes) -> None:
+    for face in FACES.glob("obama_*.jpg"):
+        shutil.copy(face, folder / face.name)
+    (folder / "pairs.csv").write_bytes(b"file_x,file_y,same\n" + text)
+
+
+OBAMA_PAIR = b"obama_1_official_portrait_2012.jpg,obama_2_congress_2009.jpg,1\n"
+
+
+@pytest.mark.parametrize("rows, problem", [
+    (b"caf\xe9.jpg,obama_2_congress_2009.jpg,1\n", "is not UTF-8 text"),
+    (b"obama_1_official_portrait_2012.jpg\n", "line 2: needs exactly the 3 fields"),
+    (OBAMA_PAIR[:-1] + b",extra\n", "line 2: needs exactly the 3 fields"),
+])
+def test_driver_eval_malformed_pairs_file(tmp_path: Path, rows: bytes, problem: str) -> None:
+    """A Latin-1 pairs CSV gave a traceback; a short row said 'same must be 0 or 1, got None'."""
+    _pairs(tmp_path, rows)
+    result = sp("driver", "eval", "--pairs", "pairs.csv", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert f"pairs file pairs.csv {problem}" in err or f"pairs.csv {problem}" in err, err
+
+
+def test_driver_eval_pairs_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pairs.csv")
+    result = sp("driver", "eval", "--pairs", "pairs.csv", cwd=tmp_path, timeout=60)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "pairs file pairs.csv is not a regular file" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1.5"])
+def test_driver_eval_threshold_outside_cosine_range(tmp_path: Path, value: str) -> None:
+    """--thresholds nan / inf were accepted and written into the JSON as NaN / Infinity."""
+    _pairs(tmp_path, OBAMA_PAIR)
+    result = sp("driver", "eval", "--pairs", "pairs.csv", "--thresholds", "0.3", value,
+                cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert f"argument --thresholds: {value} is not within -1..1" in err
+
+
+def test_driver_eval_skips_an_unreadable_photo_and_scores_the_rest(tmp_path: Path) -> None:
+    """One missing photo ended `driver eval` and lost every other pair."""
+    _pairs(tmp_path, OBAMA_PAIR + b"obama_1_official_portrait_2012.jpg,gone.jpg,0\n")
+    result = sp("driver", "eval", "--pairs", "pairs.csv", "--json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 1
+    assert "skipped" in err and "gone.jpg" in err
+    doc = json.loads(result.stdout)
+    assert doc["pairs"] == 1 and doc["frr"] == 0.0
+    assert [Path(s["image"]).name for s in doc["skipped"]] == ["gone.jpg"]
+    (tmp_path / "pairs.csv").write_bytes(b"file_x,file_y,same\ngone.jpg,obama_2_congress_2009.jpg,1\n")
+    none = sp("driver", "eval", "--pairs", "pairs.csv", cwd=tmp_path)
+    assert "no pair could be scored" in no_traceback(none) and none.returncode == 2
+
+
+SAMPLE_BAG = ROOT / "sense_perception" / "data" / "sample_bag"
+
+
+@pytest.mark.parametrize("extra, problem", [
+    (["--rate", "nan"], "argument --rate: must be a finite number > 0, got nan"),
+    (["--rate", "inf", "--publish"], "argument --rate: must be a finite number > 0, got inf"),
+    (["--rate", "2"], "--rate sets the playback speed of --publish; add --publish"),
+])
+def test_replay_rate_refused_or_not_ignored(tmp_path: Path, extra: list[str], problem: str) -> None:
+    """`replay --rate nan` was accepted, and --rate without --publish silently ignored."""
+    result = sp("replay", str(SAMPLE_BAG), "--out", "out", *extra, cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert problem in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_enroll_from_an_empty_bag_says_so(tmp_path: Path) -> None:
+    """A zero-byte .mcap gave "has no topic '...'; its topics: " with an empty list."""
+    (tmp_path / "drive.mcap").write_bytes(b"")
+    (tmp_path / "g").mkdir(mode=0o700)
+    result = sp("driver", "enroll", "--consent", "--name", "Ann", "--bag", "drive.mcap",
+                "--topic", "/camera/cabin/image_raw/compressed", cwd=tmp_path,
+                env={"SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")})
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "bag drive.mcap holds no readable topic at all" in err
+    assert not (tmp_path / "g" / "gallery.json").exists()
+
+
+def test_fleet_video_cabin_without_cabin_is_refused(tmp_path: Path) -> None:
+    """`fleet --video-cabin` without --cabin ran, exit 0, and filmed nothing: replay refuses it."""
+    result = sp("fleet", str(SAMPLE_BAG), "--out", "out", "--video-cabin", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "--video-cabin films the camera named by --cabin; add --cabin TOPIC" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra, problem", [
+    (["--name", "Ann", "--consent-by", " "], "--consent-by is empty; give who consented"),
+    (["--name", "\u0301\u0301"], "driver name (--name) '\\u0301\\u0301' has no visible character"),
+])
+def test_enroll_empty_consent_by_or_invisible_name(tmp_path: Path, extra: list[str],
+                                                   problem: str) -> None:
+    """An empty --consent-by was silently replaced by the driver's name; a name of combining
+    marks only was enrolled and printed as nothing."""
+    (tmp_path / "g").mkdir(mode=0o700)
+    result = sp("driver", "enroll", "--consent", *extra, "--images", str(FACE), cwd=tmp_path,
+                env={"SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")})
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert problem in err
+    assert not (tmp_path / "g" / "gallery.json").exists()
+
+
+@pytest.mark.parametrize("command", ["replay", "fleet"])
+def test_video_into_a_non_utf8_folder_is_refused_not_a_crash(tmp_path: Path, command: str) -> None:
+    """`replay BAG --out <non-UTF-8 name> --video` died of SIGSEGV in cv2.VideoWriter at the first
+    frame, leaving REPLAY_INCOMPLETE.txt; fleet's workers would die the same way."""
+    out = os.fsdecode(b"review-\xff")
+    result = sp(command, str(SAMPLE_BAG), "--out", out, "--video", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "is not a valid UTF-8 path" in err and "videos cannot be written there" in err
+    assert not (tmp_path / out).exists()
+
+
+def test_json_out_with_a_non_utf8_name(tmp_path: Path) -> None:
+    """`driver attention --json-out <existing file with a non-UTF-8 name>` died of SIGSEGV in
+    cv2.haveImageReader (the check that a result never overwrites an image)."""
+    result_name, photo_name = os.fsdecode(b"r\xe9sultat.json"), os.fsdecode(b"ph\xf6to.json")
+    (tmp_path / result_name).write_text("{}")
+    shutil.copy(FACE, tmp_path / photo_name)  # a photo, whatever its name says
+    ok = sp("driver", "attention", "--json-out", result_name, str(FACE), cwd=tmp_path)
+    no_traceback(ok)
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert json.loads((tmp_path / result_name).read_text())["images"][0]["yaw_deg"] is not None
+    before = digest(tmp_path / photo_name)
+    refused = sp("driver", "attention", "--json-out", photo_name, str(FACE), cwd=tmp_path)
+    assert "is an image file" in no_traceback(refused) and refused.returncode == 2
+    assert digest(tmp_path / photo_name) == before
+
+
+def test_detect_never_overwrites_a_users_photo_of_the_same_name(tmp_path: Path) -> None:
+    """`detect --out pics other/holiday.jpg` replaced the user's own pics/holiday.jpg; a re-run
+    replaces only its own earlier annotated copy."""
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "other").mkdir()
+    shutil.copy(FACE, tmp_path / "pics" / "holiday.jpg")
+    shutil.copy(STREET, tmp_path / "other" / "holiday.jpg")
+    before = digest(tmp_path / "pics" / "holiday.jpg")
+    for _ in range(2):
+        result = sp("detect", "--out", "pics", "other/holiday.jpg", "--config", config(tmp_path),
+                    cwd=tmp_path)
+        no_traceback(result)
+        assert result.returncode == 0, result.stderr.decode()
+        assert digest(tmp_path / "pics" / "holiday.jpg") == before
+        assert sorted(p.name for p in (tmp_path / "pics").glob("*.jpg")) == [
+            "holiday.jpg", "holiday_2.jpg"]
+
+
+def test_eval_ground_truth_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """A ground truth saved by a Windows editor (UTF-8 with BOM) was refused with Python's advice
+    'decode using utf-8-sig'."""
+    gt = _one_image_ground_truth(tmp_path, "00.jpg")
+    gt.write_bytes(b"\xef\xbb\xbf" + gt.read_bytes())
+    result = sp("eval", "--out", "out", "--no-curve", "gt.json", cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["classes"]["car"]["gt"] > 0
+
+
+def test_eval_ground_truth_with_a_huge_number(tmp_path: Path) -> None:
+    (tmp_path / "gt.json").write_text('{"cameras": {"a": {"image": "x.jpg", "boxes": [], '
+                                      '"width": 1' + "0" * 5000 + "}}}")
+    result = sp("eval", "--out", "out", "gt.json", cwd=tmp_path)
+    err = no_traceback(result)
+    assert result.returncode == 2
+    assert "a number with thousands of digits" in err and "set_int_max_str_digits" not in err
