@@ -259,3 +259,22 @@ def test_a_read_only_out_is_refused_before_any_work(tmp_path) -> None:
     assert attention["code"] == 2 and "Traceback" not in attention["stderr"]
     assert f"--json-out {disk}/a.json cannot be written: Read-only file system" in attention["stderr"]
     assert attention["stdout"] == ""  # no photo was measured
+
+
+def test_force_never_deletes_a_users_own_bag_or_summary(tmp_path, capsys) -> None:
+    # The hostile run's case: a folder holding the user's own recording as bag/ and notes as
+    # summary.json, given as --out with --force (which the refusal without --force suggests).
+    user = tmp_path / "userdir"
+    (user / "bag").mkdir(parents=True)
+    for item in SAMPLE_BAG.iterdir():
+        (user / "bag" / item.name).write_bytes(item.read_bytes())
+    (user / "summary.json").write_text("my notes\n")
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", user, "--topics", WINDSHIELD, "--force")
+    assert code == 2 and "bag, summary.json that sense-perception replay did not write" in err
+    assert "Traceback" not in err and (user / "summary.json").read_text() == "my notes\n"
+    assert sorted(p.name for p in (user / "bag").iterdir()) == sorted(p.name for p in SAMPLE_BAG.iterdir())
+    # A replay's own --out is marked, and --force replaces it there.
+    out = tmp_path / "out"
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD)[0] == 0
+    assert (out / ".sense-perception-replay").is_file()
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")[0] == 0

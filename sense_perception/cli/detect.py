@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import AbstractSet, Any
 
 from ..errors import ConfigError, ImageDecodeError, SensePerceptionError
 from . import CONFIG_HELP, config_file
@@ -108,7 +108,7 @@ def _earlier_outputs(out: Path) -> set[str]:
 
 
 def _output_name(path: str, used: set[str], out: Path, inputs: list[str],
-                 ours: set[str] = frozenset()) -> str:
+                 ours: AbstractSet[str] = frozenset()) -> str:
     """A file name in ``out`` for the annotated copy of ``path``: its own name where free, never
     one already used in this run, an input image (``--out`` may be the inputs' folder), nor a
     file already there that is not an annotated copy of an earlier run (``ours``): a user's

@@ -167,14 +167,16 @@ def run(args: argparse.Namespace) -> int:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
+        def before_detection(paths: list[Path]) -> None:
+            check_results_apart(args.out, paths)
+            check_output_dir(args.out)
+
         detections: list = []
         result, meta, scored = run_evaluation(args.ground_truth, params,
                                               str(config or "defaults"), args.iou, args.format,
                                               args.images, curve=not args.no_curve,
                                               progress=progress,
-                                              before_detection=lambda paths: (
-                                                  check_results_apart(args.out, paths),
-                                                  check_output_dir(args.out)),
+                                              before_detection=before_detection,
                                               detections_out=detections)
     out = Console()
     out.print(f"{meta['model']} ({', '.join(f'{k}: {v}' for k, v in meta['providers'].items())}), "

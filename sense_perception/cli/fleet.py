@@ -76,7 +76,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-class _ProgressListener:
+class _ProgressListener:  # a fleet.dispatch.FleetListener
     """Drives the rich progress bar (bags and frames) from the dispatcher's hooks."""
 
     def __init__(self, bar: Any, task: Any) -> None:

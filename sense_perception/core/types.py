@@ -2,8 +2,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
+
+
+class _StampLike(Protocol):
+    @property
+    def sec(self) -> int: ...
+    @property
+    def nanosec(self) -> int: ...
+
+
+class HeaderLike(Protocol):
+    """Any std_msgs/Header-shaped object: rclpy's, rosbags' or a plain one with those fields."""
+
+    @property
+    def stamp(self) -> _StampLike: ...
+    @property
+    def frame_id(self) -> str: ...
 
 
 @dataclass
@@ -15,10 +32,10 @@ class Header:
     frame_id: str = ""
 
     @classmethod
-    def from_msg(cls, header: object) -> "Header":
+    def from_msg(cls, header: HeaderLike) -> "Header":
         """Copy a std_msgs/Header-like object (rclpy, rosbags or any object with those fields)."""
-        stamp = getattr(header, "stamp")
-        return cls(int(stamp.sec), int(stamp.nanosec), str(getattr(header, "frame_id")))
+        stamp = header.stamp
+        return cls(int(stamp.sec), int(stamp.nanosec), str(header.frame_id))
 
     @property
     def seconds(self) -> float:

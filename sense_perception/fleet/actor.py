@@ -43,7 +43,8 @@ class _FleetWorker:
         return self._worker.progress() if self._worker is not None else None
 
 
-FleetWorker = ray.remote(concurrency_groups={"status": 1})(_FleetWorker)
+# ray.remote's typed overloads omit the actor option concurrency_groups that it accepts.
+FleetWorker = ray.remote(concurrency_groups={"status": 1})(_FleetWorker)  # type: ignore[call-overload]
 
 
 def spawn(settings: WorkerSettings, options: dict[str, Any]) -> Any:

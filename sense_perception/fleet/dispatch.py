@@ -18,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from .discover import BagJob
 from .outputs import final_dir
@@ -31,8 +31,16 @@ TICK_S = 0.25  # longest wait for a future before time limits and progress are l
 POLL_S = 0.5  # how often a busy worker is asked how far it got
 
 
+class FleetListener(Protocol):
+    """What a dispatcher tells its caller as it goes (progress bar, tests): see :class:`Listener`."""
+
+    def started(self, name: str, attempt: int, worker: dict[str, Any]) -> None: ...
+    def progress(self, bags_done: int, bags_total: int, frames: int) -> None: ...
+    def finished(self, report: dict[str, Any]) -> None: ...
+
+
 class Listener:
-    """What a dispatcher tells its caller as it goes (progress bar, tests); every hook is optional."""
+    """A :class:`FleetListener` whose hooks do nothing: subclass it to override only some."""
 
     def started(self, name: str, attempt: int, worker: dict[str, Any]) -> None:
         """Bag ``name`` (try ``attempt``) was handed to ``worker`` (its :meth:`ready` info)."""
@@ -78,6 +86,12 @@ class _Slot:
     stats: dict[str, Any] = field(default_factory=lambda: {"bags": 0, "frames": 0, "busy_s": 0.0})
     end: str = "finished"
 
+    def held(self) -> tuple[BagJob, int]:
+        """The bag this worker was handed and its try number (only while it holds one)."""
+        if self.job is None:
+            raise RuntimeError(f"fleet worker {self.id} holds no bag: a dispatcher bug")
+        return self.job, self.attempt
+
 
 @dataclass
 class DispatchResult:
@@ -106,18 +120,19 @@ class Dispatcher:
     """
 
     def __init__(self, ray: ModuleType, jobs: list[BagJob], settings: WorkerSettings,
-                 options: DispatchOptions, listener: Listener | None = None,
+                 options: DispatchOptions, listener: FleetListener | None = None,
                  spawn: Callable[[WorkerSettings, dict[str, Any]], Any] | None = None,
                  interrupts: InterruptGuard | None = None) -> None:
         from .cluster import worker_options
 
         if spawn is None:
-            from .actor import spawn
+            from .actor import spawn as ray_spawn
+            spawn = ray_spawn
         self._ray = ray
         self._jobs = jobs
         self._settings = settings
         self._options = options
-        self._listener = listener or Listener()
+        self._listener: FleetListener = listener or Listener()
         self._spawn = spawn
         self._interrupts = interrupts or InterruptGuard()
         self._actor_options = worker_options(options.cpus_per_worker, options.gpus_per_worker)
@@ -263,7 +278,7 @@ class Dispatcher:
                 self._settle(job, attempt, None, {"status": "failed", "reason": reason})
 
     def _on_result(self, slot: _Slot, ref: Any) -> None:
-        job, attempt = slot.job, slot.attempt
+        job, attempt = slot.held()
         slot.ref = None
         try:
             outcome = self._ray.get(ref)
@@ -307,7 +322,7 @@ class Dispatcher:
 
     def _lost(self, slot: _Slot, reason: str) -> None:
         """The worker of a bag died or was killed: retire it; retry the bag or give up on it."""
-        job, attempt = slot.job, slot.attempt
+        job, attempt = slot.held()
         slot.stats["busy_s"] += time.perf_counter() - slot.started
         slot.job = slot.ref = slot.progress_ref = None
         self._retire(slot, f"lost on {job.name}: {reason}")

@@ -14,7 +14,7 @@ from ..config import load_params
 from ..errors import FleetError
 from . import DEFAULT_TIME_LIMIT_S
 from .discover import BagJob, find_bags
-from .dispatch import Dispatcher, DispatchOptions, DispatchResult, Listener
+from .dispatch import Dispatcher, DispatchOptions, DispatchResult, FleetListener
 from .guard import check_bags_apart, check_out_apart, make_out
 from .lock import OutLock
 from .outputs import (FLEET_SUMMARY, NotFleetOutput, check_ours, discard_ours, final_dir,
@@ -109,7 +109,7 @@ def _refused(jobs: list[BagJob], out: Path) -> dict[str, str]:
     return refused
 
 
-def run_fleet(request: FleetRequest, listener: Listener | None = None) -> FleetResult:
+def run_fleet(request: FleetRequest, listener: FleetListener | None = None) -> FleetResult:
     """Replay every bag under ``request.inputs`` on Ray workers into ``request.out``.
 
     Everything that can be checked is checked before Ray starts: the options, the config, that
@@ -140,7 +140,7 @@ def run_fleet(request: FleetRequest, listener: Listener | None = None) -> FleetR
         return _run_locked(request, listener, jobs, out, notes, guard, wall0)
 
 
-def _run_locked(request: FleetRequest, listener: Listener | None, jobs: list[BagJob], out: Path,
+def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: list[BagJob], out: Path,
                 notes: list[str], guard: InterruptGuard, wall0: float) -> FleetResult:
     refused = _refused(jobs, out)
     for reason in refused.values():

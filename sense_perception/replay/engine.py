@@ -75,6 +75,9 @@ BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
 # Written before the first output byte and removed only once summary.json is complete, so outputs
 # cut short (disk full, crash, kill) are always recognisable as incomplete.
 INCOMPLETE_FILE = "REPLAY_INCOMPLETE.txt"
+# Written into every --out a replay prepares: --force replaces outputs only where it finds it, so a
+# user's own bag/ or summary.json in a folder given as --out is never deleted.
+REPLAY_MARKER = ".sense-perception-replay"
 
 
 @dataclass
@@ -125,7 +128,8 @@ def prepare_out(out: Path, force: bool) -> None:
     """Create ``out``; refuse a non-empty one unless ``force`` (then replace only replay outputs).
 
     Raises:
-        BagError: ``out`` is a file, or holds files and ``force`` is false.
+        BagError: ``out`` is a file, holds files and ``force`` is false, or holds files that no
+            replay wrote (no :data:`REPLAY_MARKER`), whatever ``force``.
     """
     if out.exists() and not out.is_dir():
         raise BagError(f"--out {out} is a file; give a directory")
@@ -135,6 +139,13 @@ def prepare_out(out: Path, force: bool) -> None:
             raise BagError(f"--out {out} is not empty; pass --force to replace its replay outputs "
                            f"({BAG_DIR}/, {VIDEO_DIR}/, {SUMMARY_FILE}, {INCOMPLETE_FILE}) or "
                            "choose another directory")
+        marked = (out / REPLAY_MARKER).is_file() and not (out / REPLAY_MARKER).is_symlink()
+        theirs = [n for n in (BAG_DIR, VIDEO_DIR, SUMMARY_FILE, INCOMPLETE_FILE)
+                  if (out / n).exists() or (out / n).is_symlink()]
+        if theirs and not marked:  # same names, but no replay wrote them: the user's own files
+            raise BagError(f"--out {out} holds {', '.join(theirs)} that sense-perception replay did "
+                           f"not write (no {REPLAY_MARKER} there), and --force replaces only a "
+                           "replay's own outputs; move them away or choose another directory")
         for name in (BAG_DIR, VIDEO_DIR):
             if (out / name).is_symlink():
                 (out / name).unlink()  # the link only, never what it points to
@@ -142,6 +153,12 @@ def prepare_out(out: Path, force: bool) -> None:
                 shutil.rmtree(out / name)
         for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
             (out / name).unlink(missing_ok=True)
+    try:
+        (out / REPLAY_MARKER).write_text("written by sense-perception replay: --force replaces "
+                                         "bag/, video/ and summary.json here, nothing else\n")
+    except OSError as exc:
+        raise BagError(f"--out {out} cannot be written: {exc.strerror or exc}; choose a directory "
+                       "you can write") from exc
 
 
 def configured_cabin_topic(config: Path | None) -> str:
@@ -383,8 +400,8 @@ class Replayer:
                 videos = closed
         if errors and failure is None:
             raise errors[0]
-        for exc in errors:
-            LOG.debug("while closing the outputs after %r: %r", failure, exc)
+        for error in errors:
+            LOG.debug("while closing the outputs after %r: %r", failure, error)
         return wall, videos
 
     def _setup(self, bag: Bag, out: Path, topics: list[str]) -> None:
@@ -614,14 +631,14 @@ class Replayer:
         # full-frame BGR copy) and a JPEG at the smallest scale it needs. The cabin's face
         # pipeline wants full-resolution BGR.
         exterior = msg.topic != self._cabin
-        image, error = safe_decode(ros_msg, limits, zero_copy=exterior,
-                                   size_floor=self._detector.decode_floor if exterior else None,
-                                   min_px=MIN_FRAME_PX)
-        if error is not None:
-            skipped.add_undecodable(msg.topic, error)
-            health.decode_error(msg.topic, error)
+        decoded = safe_decode(ros_msg, limits, zero_copy=exterior,
+                              size_floor=self._detector.decode_floor if exterior else None,
+                              min_px=MIN_FRAME_PX)
+        if decoded.error is not None:
+            skipped.add_undecodable(msg.topic, decoded.error)
+            health.decode_error(msg.topic, decoded.error)
             return None
-        return DecodedFrame(msg.topic, msg.timestamp, header, image, started)
+        return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started)
 
     def _inference_failed(self, frames: list[DecodedFrame], exc: Exception) -> None:
         """Count ``frames`` as skipped because inference raised; the replay goes on."""
@@ -665,7 +682,8 @@ class Replayer:
         if self._videos is not None and self.options.video_cabin:
             caption = " | ".join(c for c in (_identity_caption(result),
                                              _health_caption(cabin.health)) if c)
-            image = _annotate(frame.image, cabin.faces, FACE_LABELS, caption=caption)
+            # The cabin is decoded without zero_copy: _bgr hands its BGR array back as it is.
+            image = _annotate(_bgr(frame.image), cabin.faces, FACE_LABELS, caption=caption)
             if attention is not None:
                 from ..face.attention.draw import draw_attention
 

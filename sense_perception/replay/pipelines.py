@@ -191,11 +191,11 @@ class ExteriorStage:
         detector = self.detector
         statuses = [judge(self.health, f) for f in self.pending]
         results = safe_detect(detector, [f.image for f in self.pending])
-        for frame, status, (dets, error) in zip(self.pending, statuses, results, strict=True):
-            if error is not None:
-                self._on_failure([frame], error)
+        for frame, status, outcome in zip(self.pending, statuses, results, strict=True):
+            if outcome.error is not None:
+                self._on_failure([frame], outcome.error)
                 continue
-            assert dets is not None  # safe_detect gives detections or an error
+            dets = outcome.detections
             size = image_size_of(frame.image)
             regions = self.ignore.outlines(frame.topic, *size) if self.ignore else []
             if self.ignore:

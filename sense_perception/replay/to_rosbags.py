@@ -243,7 +243,9 @@ class MessageConverter:
         if kind == Nodetype.BASE:
             return _scalar(rest[0], rest[1])
         if kind == Nodetype.NAME:
-            return lambda value, where, name=rest: self._named(name)(value, where)
+            def named(value: Any, where: str, name: str = rest) -> Any:
+                return self._named(name)(value, where)
+            return named
         if kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
             (sub_kind, sub_rest), count = rest
             length = count if kind == Nodetype.ARRAY else None

@@ -56,7 +56,7 @@ class CameraVideo:
 
     def _open(self, width: int, height: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (width, height))
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*FOURCC), self.fps, (width, height))
         if not writer.isOpened():
             raise BagError(f"video {self.path} cannot be written with OpenCV's '{FOURCC}' codec; "
                            "check the directory is writable, or replay without --video")

@@ -78,8 +78,9 @@ def _import(namespaces: tuple[str, ...], name: str) -> type:
 
 @lru_cache(maxsize=None)
 def _plan(cls: type) -> Converter:
-    names = list(cls.get_fields_and_field_types())
-    converters = [_field(t) for t in cls.SLOT_TYPES]
+    # rosidl's generated classes carry these two, with no common base class to type them by.
+    names = list(cls.get_fields_and_field_types())  # type: ignore[attr-defined]
+    converters = [_field(t) for t in cls.SLOT_TYPES]  # type: ignore[attr-defined]
     table = dict(zip(names, converters, strict=True))
 
     def convert(value: Any, where: str) -> Any:
@@ -226,7 +227,7 @@ def _collection(t: idl.AbstractNestedType) -> Converter:
             if size is not None:
                 return arr
             out = array.array(code)
-            out.frombytes(memoryview(arr).cast("B"))
+            out.frombytes(arr.data.cast("B"))
             return out
         return numbers
 

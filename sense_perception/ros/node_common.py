@@ -11,7 +11,7 @@ import array
 import dataclasses
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -229,13 +229,14 @@ class PerceptionNode(LifecycleNode):
             self.health.restart_silence_clock()
             if self.camera_health is not None:
                 self.camera_health.start(time.monotonic())
-            self._slots = LatestFrames(len(self._inputs), on_stale=lambda _i: self.health.frames_dropped_stale())
+            slots = LatestFrames(len(self._inputs), on_stale=lambda _i: self.health.frames_dropped_stale())
+            self._slots = slots
             profile = self.input_qos()
             for index, (topic, cls) in enumerate(self._inputs):
                 self._subscriptions_in.append(self.create_subscription(
-                    cls, topic, self._make_callback(index, topic), profile,
+                    cls, topic, self._make_callback(slots, index, topic), profile,
                     event_callbacks=qos.subscription_events(topic, self.on_qos_event)))
-            self._worker = threading.Thread(target=self._work, args=(self._slots,),
+            self._worker = threading.Thread(target=self._work, args=(slots,),
                                             name=f"{self.get_name()}-worker", daemon=True)
             self._worker.start()
             self.on_outputs_active()
@@ -278,8 +279,8 @@ class PerceptionNode(LifecycleNode):
 
     # -- inputs and the worker ----------------------------------------------------------------------
 
-    def _make_callback(self, index: int, topic: str) -> Any:
-        health, slots = self.health, self._slots
+    def _make_callback(self, slots: LatestFrames, index: int, topic: str) -> Callable[[Any], None]:
+        health = self.health
 
         def on_image(msg: Any) -> None:
             health.frame_received(topic)

@@ -178,7 +178,7 @@ class ObjectDetectorNode(PerceptionNode):
                               detector.label_names, detector.min_score)
         latched = [row for row in EXTERIOR_OUTPUTS if row.latched]
         for ns, pubs in self._outputs:
-            for message in frame_messages(latched, ns, frame, lambda row, pubs=pubs: row.name in pubs):
+            for message in frame_messages([row for row in latched if row.name in pubs], ns, frame):
                 pub = pubs[message.output.name]
                 pub.publish(to_msg(pub.msg_type, message.message))
 
@@ -215,15 +215,16 @@ class ObjectDetectorNode(PerceptionNode):
         health = [self.judge_camera(f, img) for f, img in decoded]
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
-        for (frame, image), status, (dets, error) in zip(
+        for (frame, image), status, outcome in zip(
                 decoded, health, safe_detect(detector, [img for _, img in decoded]), strict=True):
             topic = self.input_topic(frame.source)
-            if error is not None:
+            if outcome.error is not None:
+                error = outcome.error
                 self.health.inference_error(f"{topic}: {type(error).__name__}: {error}", 1)
                 self.get_logger().error(f"inference failed on a frame of {topic}, dropped: {error!r}",
                                         throttle_duration_sec=5.0)
                 continue
-            assert dets is not None  # safe_detect gives detections or an error
+            dets = outcome.detections
             header = Header.from_msg(frame.msg.header)
             size = image_size_of(image)
             regions = self.ignore.outlines(topic, *size) if self.ignore else []

@@ -257,7 +257,7 @@ def test_annotations_while_subscribed_match_the_detections(detector, probe, stre
         a.points[0].timestamp.sec, a.points[0].timestamp.nanosec) == stamp), None), 10.0)
     assert ann is not None, f"no annotations with the frame's stamp {stamp}"
     assert len(ann.points) == len(ann.texts) == len(det.detections)
-    for poly, text, d in zip(ann.points, ann.texts, det.detections):
+    for poly, text, d in zip(ann.points, ann.texts, det.detections, strict=True):
         assert (poly.timestamp.sec, poly.timestamp.nanosec) == stamp == (text.timestamp.sec,
                                                                          text.timestamp.nanosec)
         assert poly.type == 2  # PointsAnnotation.LINE_LOOP: a closed box

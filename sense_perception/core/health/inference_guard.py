@@ -11,17 +11,30 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from ..imaging.image_decode import ImageView
 from ..types import Detections
 
 
-class DetectResult(NamedTuple):
-    """One frame's outcome: exactly one of ``detections`` and ``error`` is not None."""
+class Detected(NamedTuple):
+    """A frame's detections."""
 
-    detections: Detections | None
-    error: Exception | None
+    detections: Detections
+    error: None = None
 
 
-def safe_detect(detector: Any, images: Sequence[np.ndarray]) -> list[DetectResult]:
+class DetectFailed(NamedTuple):
+    """The exception ``detect`` raised on this frame alone."""
+
+    detections: None
+    error: Exception
+
+
+# One frame's outcome: exactly one of ``detections`` and ``error`` is not None. Checking
+# ``result.error is not None`` tells a type checker which one (an unpacked pair loses that).
+DetectResult = Detected | DetectFailed
+
+
+def safe_detect(detector: Any, images: Sequence[np.ndarray | ImageView]) -> list[DetectResult]:
     """Run ``detector.detect`` on ``images`` as one batch; retry frame by frame if it raises.
 
     Args:
@@ -37,11 +50,11 @@ def safe_detect(detector: Any, images: Sequence[np.ndarray]) -> list[DetectResul
     if not images:
         return []
     try:
-        return [DetectResult(d, None) for d in detector.detect(images)]
+        return [Detected(d) for d in detector.detect(images)]
     except Exception as exc:  # noqa: BLE001 - one bad frame must not cost the other cameras theirs
         if len(images) == 1:
-            return [DetectResult(None, exc)]
+            return [DetectFailed(None, exc)]
     return [safe_detect(detector, [image])[0] for image in images]
 
 
-__all__ = ["DetectResult", "safe_detect"]
+__all__ = ["DetectFailed", "Detected", "DetectResult", "safe_detect"]

@@ -57,11 +57,23 @@ class InputLimits:
 _DEFAULT_LIMITS = InputLimits()
 
 
-class DecodeResult(NamedTuple):
-    """What :func:`safe_decode` gives: exactly one of ``image`` and ``error`` is not None."""
+class Decoded(NamedTuple):
+    """A frame :func:`safe_decode` decoded."""
 
-    image: np.ndarray | ImageView | None  # an ImageView only when asked for with zero_copy
-    error: ImageDecodeError | None
+    image: np.ndarray | ImageView  # an ImageView only when asked for with zero_copy
+    error: None = None
+
+
+class DecodeFailed(NamedTuple):
+    """A frame :func:`safe_decode` could not decode."""
+
+    image: None
+    error: ImageDecodeError
+
+
+# What safe_decode gives: exactly one of ``image`` and ``error`` is not None. Checking
+# ``result.error is not None`` tells a type checker which one (an unpacked pair loses that).
+DecodeResult = Decoded | DecodeFailed
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -170,10 +182,10 @@ def safe_decode(msg: object, limits: InputLimits | None = None, ledger: FrameErr
     except Exception as exc:  # noqa: BLE001 - the promise is that nothing escapes a transport callback
         error = ImageDecodeError("msg", f"unexpected {type(exc).__name__} while decoding: {exc}")
     else:
-        return DecodeResult(image, None)
+        return Decoded(image)
     if ledger is not None:
         ledger.record_decode_error(error, source)
-    return DecodeResult(None, error)
+    return DecodeFailed(None, error)
 
 
-__all__ = ["MIN_FRAME_PX", "DecodeResult", "InputLimits", "safe_decode"]
+__all__ = ["MIN_FRAME_PX", "DecodeFailed", "Decoded", "DecodeResult", "InputLimits", "safe_decode"]
