@@ -26,7 +26,7 @@ ros-env: $(VENV)/.installed
 	bash tools/make_ros_env.sh $(ROS_VENV)
 
 demo: venv
-	$(VENV)/bin/sense-perception replay sense_perception/data/sample_bag --out demo_out --force --cabin /camera/cabin/image_raw/compressed --video
+	$(VENV)/bin/sense-perception replay sense_perception/data/sample_bag --out demo_out --force --cabin /camera/cabin/image_raw/compressed --video --config sense_perception/data/sample_bag/sample.yaml
 
 # Static gates: pyflakes (F) and bugbear (B) rules, and mypy on the package (its settings are in
 # setup.cfg); both at 0 errors. test-core runs them first, so `make test` and CI do.

@@ -50,7 +50,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 #: Parameter files shipped in config/ (and installed to share/sense_perception/config/), by name.
-BUNDLED_CONFIGS = ("perception", "carla", "awsim", "autoware")
+BUNDLED_CONFIGS = ("perception", "carla", "awsim", "autoware", "quality")
 
 
 def bundled_config(name: str) -> Path:

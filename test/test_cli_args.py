@@ -24,4 +24,4 @@ def test_config_by_name_or_path_and_a_clear_error(tmp_path, capsys):
     assert parser.parse_args(["replay", "b", "--out", "o", "--config", str(path)]).config == path
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--config", "carlaa"])
-    assert "neither a file nor a bundled config (perception, carla, awsim, autoware)" in capsys.readouterr().err
+    assert "neither a file nor a bundled config (perception, carla, awsim, autoware, quality)" in capsys.readouterr().err

@@ -226,3 +226,14 @@ def test_bundled_names_work_in_every_command(tmp_path, capsys):
         main(["driver", "list", "--config", "carl"])
     assert info.value.code == 2
     assert "neither a file nor a bundled config" in capsys.readouterr().err
+
+
+def test_quality_overlay_tiles_the_horizon_band_and_keeps_the_rest():
+    from sense_perception.config import bundled_config
+
+    path = bundled_config("quality")
+    quality = load_params(path, "object_detector")
+    base = load_params(CONFIGS / "perception.yaml", "object_detector")
+    assert quality["tiling.mode"] == "horizon_bands"
+    assert {k: v for k, v in quality.items() if k != "tiling.mode"} == {
+        k: v for k, v in base.items() if k != "tiling.mode"}

@@ -137,10 +137,15 @@ def test_detector_matches_reference(model: str) -> None:
     spec = MODELS[model]
     reference_session = session(str(spec.verified_path()))
     classes = spec.labels()
-    # One threshold (0.35) for every label on the raw scores, as the reference applies it.
+    from sense_perception.core.detection.duplicates import DuplicateSettings
+
+    # One threshold (0.35) for every label on the raw scores, as the reference applies it; no
+    # duplicates step (the reference is the model's own decoding and NMS; that step has its own
+    # tests).
+    no_duplicates = DuplicateSettings(nested_containment=0.0, vehicle_nms_iou=0.0)
     detector = ObjectDetector(DetectorConfig(model=model, score_threshold=0.35,
                                              class_thresholds=ClassThresholds.unset(),
-                                             calibrated_scores=False),
+                                             calibrated_scores=False, duplicates=no_duplicates),
                               RuntimeOptions(providers=("CPUExecutionProvider",)))
     images = [cv2.imread(str(p)) for p in FRAMES]
     assert len(images) == 5

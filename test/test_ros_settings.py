@@ -11,6 +11,9 @@ import pytest
 from sense_perception.config import bundled_config, load_params, resolve_config, section_from_params
 from sense_perception.core.autoware.rois import AutowareConfig
 from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
+from sense_perception.core.detection.duplicates import DuplicateSettings
+from sense_perception.core.detection.ignore_regions import IgnoreRegionSettings
+from sense_perception.core.detection.low_light import LowLightSettings
 from sense_perception.core.health.camera_settings import CameraHealthSettings, Hysteresis
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.runtime.session import RuntimeConfig
@@ -40,6 +43,9 @@ HEALTH = [("camera_health.", CameraHealthSettings)] + [
 SECTIONS = {
     "object_detector": [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                         ("detector.class_thresholds.", ClassThresholds),
+                        ("detector.duplicates.", DuplicateSettings),
+                        ("detector.ignore_regions.", IgnoreRegionSettings),
+                        ("detector.low_light.", LowLightSettings),
                         ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig),
                         ("autoware.", AutowareConfig), *HEALTH],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),

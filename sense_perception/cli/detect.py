@@ -218,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "
                   f"batching {'on' if detector.batch_dynamic else 'off'}")
+    if params.get("detector.ignore_regions.polygons"):
+        # Regions belong to camera topics; image files have none (say so rather than drop them).
+        errors.print("[yellow]note:[/yellow] detector.ignore_regions apply per camera topic (nodes, "
+                     "replay); image files are not filtered by them", highlight=False)
     records: list[dict[str, Any]] = []
     rows: list[tuple[str, str, int, str, str]] = []
     failed = 0

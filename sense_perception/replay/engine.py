@@ -263,6 +263,13 @@ class Replayer:
         self._limits, self._settings = core.limits, core.settings
         self._health_settings = core.health
         self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers
+        self._ignore = core.ignore
+        for topic in core.ignore.topics if core.ignore else []:
+            if topic not in exterior:  # a region of a camera this replay does not detect on
+                LOG.warning("detector.ignore_regions.polygons in %s names %s, which is not an "
+                            "exterior camera of this replay (%s): not applied",
+                            self.options.config or "the default parameters", topic,
+                            ", ".join(exterior))
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -428,7 +435,8 @@ class Replayer:
                 self._detector, self._trackers, {t: self._ns[t] for t in self._exterior},
                 switches(self._settings[EXTERIOR], autoware=self._autoware),
                 self.options.batch_window_s * 1e9, self._on_exterior, self._inference_failed,
-                self._autoware, self._positions, health=self._cameras.get(EXTERIOR))
+                self._autoware, self._positions, health=self._cameras.get(EXTERIOR),
+                ignore=self._ignore)
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
@@ -655,7 +663,8 @@ class Replayer:
         if self._videos is not None and self.options.video:
             self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names,
                                                       _health_caption(result.health),
-                                                      captions=result.captions()),
+                                                      captions=result.captions(),
+                                                      regions=result.ignore_regions),
                                frame.header.seconds)
 
     def _on_cabin(self, frame: DecodedFrame, cabin: CabinFrame, messages: list[Message]) -> None:
@@ -731,11 +740,11 @@ def _bgr(image: np.ndarray | ImageView) -> np.ndarray:
 
 
 def _annotate(image: np.ndarray, dets: Detections, label_names: Any, caption: str = "",
-              captions: list[str] | None = None) -> np.ndarray:
+              captions: list[str] | None = None, regions: Any = ()) -> np.ndarray:
     from ..core.output.annotate import draw_detections
     from .video import draw_caption
 
-    out = draw_detections(image, dets, label_names, captions=captions)
+    out = draw_detections(image, dets, label_names, captions=captions, ignore_regions=regions)
     return draw_caption(out, caption) if caption else out
 
 

@@ -42,6 +42,9 @@ class ReplayCore:
         health: the ``camera_health.*`` parameters of each role's node.
         detector, trackers: exterior cameras (None without them; trackers None with tracking off).
         identifier: the driver pipeline (None without a cabin camera).
+        ignore: the exterior cameras' ignore regions
+            (:class:`~sense_perception.core.detection.ignore_regions.IgnoreRegions`; None without
+            exterior cameras).
     """
 
     limits: dict[str, InputLimits]
@@ -50,6 +53,7 @@ class ReplayCore:
     detector: Any = None
     trackers: Any = None
     identifier: Any = None
+    ignore: Any = None
 
 
 def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any = None,
@@ -78,14 +82,17 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
         from ..face.pipeline import DriverIdentifier
 
         identifier = DriverIdentifier.from_params(params[CABIN], source)
-    trackers = None
+    trackers = ignore = None
     if exterior:
+        from ..core.detection.ignore_regions import IgnoreRegions
         from ..core.tracking.tracker import TrackerBank, TrackingConfig
+
+        ignore = IgnoreRegions.from_params(params[EXTERIOR], source)
 
         tracking = TrackingConfig.from_params(params[EXTERIOR], source)
         if tracking.enabled:
             trackers = TrackerBank(tracking, detector.label_names)
-    return ReplayCore(limits, settings, health, detector, trackers, identifier)
+    return ReplayCore(limits, settings, health, detector, trackers, identifier, ignore)
 
 
 def autoware_settings(config: Path | None) -> AutowareConfig:
@@ -141,17 +148,21 @@ class ExteriorStage:
             (:class:`~sense_perception.core.geometry.positioner.CameraPositions`); None: no 3-D.
         health: the cameras' health (None with ``camera_health.enabled`` false); every frame is
             judged, those whose inference fails too.
+        ignore: the cameras' ignore regions (None: none); detections in them are dropped before
+            tracking.
     """
 
     def __init__(self, detector: Any, trackers: Any, namespaces: dict[str, str],
                  switches: dict[str, Any], window_ns: float,
                  on_result: Callable[[DecodedFrame, ExteriorFrame, list[Message]], None],
                  on_failure: Failure, autoware: AutowareConfig | None = None,
-                 positions: Any = None, health: CameraHealthBank | None = None) -> None:
+                 positions: Any = None, health: CameraHealthBank | None = None,
+                 ignore: Any = None) -> None:
         self.positions = positions
         self.health = health
         self.detector = detector
         self.trackers = trackers
+        self.ignore = ignore
         self.namespaces = namespaces
         self.outputs: list[Output] = enabled_outputs(EXTERIOR_OUTPUTS, switches, live=False)
         self.switches = switches
@@ -185,15 +196,18 @@ class ExteriorStage:
                 self._on_failure([frame], outcome.error)
                 continue
             dets = outcome.detections
+            size = image_size_of(frame.image)
+            regions = self.ignore.outlines(frame.topic, *size) if self.ignore else []
+            if self.ignore:
+                dets = self.ignore.apply(frame.topic, dets, *size)
             if self.trackers is not None:
                 dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
-            size = image_size_of(frame.image)
             placed = None if self.positions is None else self.positions.positions(
                 frame.topic, frame.header.frame_id, size[0], size[1], dets.boxes, dets.labels,
                 detector.label_names)
             result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
                                    size, autoware=self.autoware, positions=placed,
-                                   health=status)
+                                   health=status, ignore_regions=regions)
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
             rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera

@@ -68,6 +68,7 @@ class ObjectDetectorNode(PerceptionNode):
         super().__init__(node_name, **kwargs)
         self.detector: Any = None
         self.trackers: Any = None
+        self.ignore: Any = None
         self._outputs: list[tuple[str, dict[str, Any]]] = []  # (namespace, publishers) per input
         self.autoware = AutowareConfig()
         self._switches: dict[str, Any] = {}
@@ -85,12 +86,15 @@ class ObjectDetectorNode(PerceptionNode):
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
         from ..core.geometry.positioner import CameraPositions
+        from ..core.detection.ignore_regions import IgnoreRegions
         from ..core.tracking.tracker import TrackerBank, TrackingConfig
 
         self.positions = CameraPositions(mount=self.settings.mount())  # a bad mount: first
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
+        self.ignore = IgnoreRegions.from_params(params, source)
+        self.ignore.check_topics(list(self.settings.camera_topics), source)
         self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)
         self.trackers = TrackerBank(tracking, self.detector.label_names) if tracking.enabled else None
@@ -194,6 +198,7 @@ class ObjectDetectorNode(PerceptionNode):
         self._calibration_subs = []
         self.detector = None
         self.trackers = None
+        self.ignore = None
 
     # -- frames -------------------------------------------------------------------------------------
 
@@ -221,16 +226,20 @@ class ObjectDetectorNode(PerceptionNode):
                 continue
             dets = outcome.detections
             header = Header.from_msg(frame.msg.header)
+            size = image_size_of(image)
+            regions = self.ignore.outlines(topic, *size) if self.ignore else []
+            if self.ignore:
+                dets = self.ignore.apply(topic, dets, *size)
             if self.trackers is not None:
                 dets = self.trackers.update(topic, dets, header.seconds)
             ns, pubs = self._outputs[frame.source]
-            size = image_size_of(image)
             placed = self.positions.positions(topic, header.frame_id, size[0], size[1], dets.boxes,
                                               dets.labels, detector.label_names)
             # a camera in ERROR keeps publishing: its health says how far to trust the detections
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
                 header, dets, detector.label_names, detector.min_score, size, image,
-                autoware=self.autoware, positions=placed, health=status), self._switches)
+                autoware=self.autoware, positions=placed, health=status,
+                ignore_regions=regions), self._switches)
             if self.camera_infos is not None:
                 self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
             latencies.append(time.monotonic() - frame.received)

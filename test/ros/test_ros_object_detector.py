@@ -420,3 +420,40 @@ def test_incompatible_qos_event_is_counted(managed, probe):
                                and "incompatible QoS" in s.message, 15.0)
     assert level(status) == 1
     assert "RELIABILITY" in status.message
+
+
+CAM_F = "/sp_test/cam_f/image_raw"
+
+
+@pytest.fixture(scope="module")
+def masked_detector(ros_env, graph, tmp_path_factory):
+    """object_detector whose camera has an ignore region over the bottom half of the frame."""
+    yield from _active_detector(ros_env, graph, tmp_path_factory, "masked_detector", {
+        "camera_topics": [CAM_F],
+        "no_input_warn_s": 60.0,
+        "detector": {"ignore_regions": {"polygons": [f"{CAM_F}: 0,270 960,270 960,540 0,540"]}},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1},
+    })
+
+
+def test_ignore_region_drops_boxes_and_is_drawn(masked_detector, probe, street):
+    from foxglove_msgs.msg import ImageAnnotations
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    annotations = probe.subscribe(ImageAnnotations, "/sp_test/cam_f/annotations")
+    results = probe.subscribe(Detection2DArray, "/sp_test/cam_f/detections")
+    pub = probe.publisher(Image, CAM_F, _reliable())
+    probe.wait_subscribed(pub)
+    sent, det = publish_until(probe, pub, lambda i: image_msg(street, 700 + i, 0, "cam_f"), results)
+    # The street frame's cars: what is left lies mostly above row 270 (the region's top).
+    assert det.detections
+    for d in det.detections:
+        bottom = d.bbox.center.position.y + d.bbox.size_y / 2
+        top = d.bbox.center.position.y - d.bbox.size_y / 2
+        assert (270 - top) / d.bbox.size_y > 0.5 or bottom <= 270, (top, bottom)
+    stamp = (sent.header.stamp.sec, sent.header.stamp.nanosec)
+    ann = probe.spin_until(lambda: next((a for a in annotations if a.points and (
+        a.points[0].timestamp.sec, a.points[0].timestamp.nanosec) == stamp), None), 10.0)
+    assert ann is not None and len(ann.points) == len(det.detections) + 1
+    assert [(p.x, p.y) for p in ann.points[-1].points] == [(0, 270), (960, 270), (960, 540), (0, 540)]

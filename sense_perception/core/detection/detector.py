@@ -22,6 +22,9 @@ from ...errors import ConfigError, ImageDecodeError, ModelError
 from .calibration import ScoreCalibration, apply_maps, calibration_for
 from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_family,
                        detector_models, family_input_defaults, make_decoder)
+from .duplicates import DuplicateSettings, suppress_duplicates
+from .ignore_regions import IgnoreRegionSettings
+from .low_light import LowLightSettings, brighten_input
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import AD_LABELS, LabelMap, build_label_map
 from ..runtime.model_prepare import prepare_detector_model
@@ -148,6 +151,13 @@ class DetectorConfig:
         score_threshold: minimum confidence kept (inclusive), 0..1, for every label without a
             threshold of its own in ``class_thresholds``.
         class_thresholds: per-label minimum confidence (``detector.class_thresholds.<label>``).
+        duplicates: nested and cross-class vehicle duplicates dropped after the models' merge
+            (``detector.duplicates.*``, :mod:`~sense_perception.core.detection.duplicates`).
+        ignore_regions: per camera topic, image areas where nothing is reported
+            (``detector.ignore_regions.*``, applied by the node and the replay per camera:
+            :mod:`~sense_perception.core.detection.ignore_regions`).
+        low_light: dark frames smoothed and contrast-equalised before detection
+            (``detector.low_light.*``, :mod:`~sense_perception.core.detection.low_light`).
         nms_iou: IoU above which a lower-scored box of the same label is suppressed, 0..1.
         max_detections: most detections per image after NMS (0 = no limit).
         keep_other_classes: report classes outside the driving label set (under their own
@@ -238,6 +248,9 @@ class DetectorConfig:
     preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
     calibrated_scores: bool = True
     class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
+    duplicates: DuplicateSettings = field(default_factory=DuplicateSettings)
+    ignore_regions: IgnoreRegionSettings = field(default_factory=IgnoreRegionSettings)
+    low_light: LowLightSettings = field(default_factory=LowLightSettings)
 
     def __post_init__(self) -> None:
         for key in ("score_threshold", "nms_iou", "pedestrian_threshold"):
@@ -285,6 +298,12 @@ class DetectorConfig:
         config = section_from_params(cls, params, "detector.", source)
         config.class_thresholds = section_from_params(ClassThresholds, params,
                                                       "detector.class_thresholds.", source)
+        config.duplicates = section_from_params(DuplicateSettings, params,
+                                                "detector.duplicates.", source)
+        config.ignore_regions = section_from_params(IgnoreRegionSettings, params,
+                                                    "detector.ignore_regions.", source)
+        config.low_light = section_from_params(LowLightSettings, params, "detector.low_light.",
+                                               source)
         return config
 
     def threshold(self, label: str) -> float:
@@ -612,11 +631,14 @@ class ObjectDetector:
         """
         for index, image in enumerate(images):
             check_image(index, image)
+        images = [brighten_input(image, self.config.low_light) for image in images]
         with self._lock:
             self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
             if not self.tiling_enabled:
-                return self._detect_images(list(images))
-            return self._detect_tiled(list(images))
+                found = self._detect_images(list(images))
+            else:
+                found = self._detect_tiled(list(images))
+            return [suppress_duplicates(d, self.label_names, self.config.duplicates) for d in found]
 
     def _detect_tiled(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         from . import tiling as tiling_mod

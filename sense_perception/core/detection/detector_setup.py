@@ -28,7 +28,7 @@ PEDESTRIAN = "pedestrian"
 # The settings a specialist shares with the general model; the rest (model, thresholds, custom-model
 # pre-processing overrides, tiling) belong to the general model alone.
 _SHARED = ("nms_iou", "max_detections", "batching", "max_batch", "reduced_jpeg_decode",
-           "preprocess", "calibrated_scores")
+           "preprocess", "calibrated_scores", "low_light")
 
 LOG = logging.getLogger(__name__)
 

@@ -30,6 +30,8 @@ import numpy as np
 from ...errors import ConfigError, ImageDecodeError
 from ..imaging.image_decode import DEFAULT_MAX_PIXELS, ImageView, SizeFloor, _raw_view, decode_any
 from .preprocess import Preprocessor, PreprocessSpec
+from .duplicates import suppress_duplicates
+from .low_light import brighten_input
 from ..types import Detections
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -381,6 +383,8 @@ class DeviceDetector:
         for index, image in enumerate(images):
             if not isinstance(image, torch.Tensor):
                 check_image(index, image)
+        low_light = self.detector.config.low_light
+        images = [brighten_input(image, low_light) for image in images]  # tensors pass as they are
         results: list[Detections] = []
         timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         for start in range(0, len(images), self._max_batch):
@@ -395,7 +399,8 @@ class DeviceDetector:
             timings["inference"] += (t2 - t1) * 1e3
             timings["postprocess"] += (time.perf_counter() - t2) * 1e3
         self._timings = timings
-        return results
+        return [suppress_duplicates(d, self.detector.label_names, self.detector.config.duplicates)
+                for d in results]
 
     def decode(self, msg: object) -> torch.Tensor:
         """Decode an image message straight to the device (see :meth:`TorchPreprocessor.decode`)."""

@@ -20,6 +20,7 @@ from ...errors import ModelError
 from ..imaging.image_decode import source_size
 from ..types import Detections
 from .band import merge_band
+from .duplicates import suppress_duplicates
 from .interface import Detector
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,9 +165,11 @@ class MultiModelDetector:
             order = np.argsort(-scores, kind="stable")
             if limit:
                 order = order[:limit]
-            merged.append(Detections(boxes[order], scores[order],
-                                     np.concatenate([p.labels for p in parts])[order],
-                                     np.concatenate([p.track_ids for p in parts])[order]))
+            joined = Detections(boxes[order], scores[order],
+                                np.concatenate([p.labels for p in parts])[order],
+                                np.concatenate([p.track_ids for p in parts])[order])
+            # One object, one box across the members too (a pedestrian of each model).
+            merged.append(suppress_duplicates(joined, self.label_names, self.config.duplicates))
         return merged
 
     def _join_band(self, image: Any, parts: list[Detections]) -> list[Detections]:

@@ -47,9 +47,15 @@ def label_name(label: int, label_names: Sequence[str]) -> str:
     return label_names[label] if 0 <= label < len(label_names) else str(label)
 
 
+#: Colour of a camera's ignore regions (BGR): grey, a region is not an object.
+IGNORE_COLOUR = (160, 160, 160)
+IGNORE_CAPTION = "ignored"
+
+
 def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequence[str],
                     copy: bool = True, thickness: int = 0,
-                    captions: Sequence[str] | None = None) -> np.ndarray:
+                    captions: Sequence[str] | None = None,
+                    ignore_regions: Sequence[np.ndarray] = ()) -> np.ndarray:
     """Draw boxes with "label score" captions (and "#track" when tracked).
 
     Args:
@@ -59,6 +65,9 @@ def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequ
         copy: draw on a copy (True) or in place.
         thickness: line thickness in pixels; 0 scales with the image size.
         captions: one text per detection instead of :func:`caption`'s (with the range, say).
+        ignore_regions: (K, 2) polygons in this image's pixels where nothing is reported
+            (:mod:`~sense_perception.core.detection.ignore_regions`): outlined in grey, captioned
+            "ignored", under the boxes.
 
     Returns:
         The annotated image.
@@ -67,6 +76,13 @@ def draw_detections(image: np.ndarray, detections: Detections, label_names: Sequ
     height, width = out.shape[:2]
     line = thickness or max(1, round(min(width, height) / 400))
     font_scale = max(0.4, min(width, height) / 1400)
+    for polygon in ignore_regions:
+        points = np.rint(polygon).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(out, [points], True, IGNORE_COLOUR, line)
+        x, y = points[:, 0, 0].min(), points[:, 0, 1].min()
+        (_, th), _ = cv2.getTextSize(IGNORE_CAPTION, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        cv2.putText(out, IGNORE_CAPTION, (int(x) + line + 2, int(y) + th + line + 2),
+                    cv2.FONT_HERSHEY_SIMPLEX, font_scale, IGNORE_COLOUR, 1, cv2.LINE_AA)
     corners = np.rint(detections.boxes).astype(np.int32)
     for k, ((x1, y1, x2, y2), score, label, track) in enumerate(zip(
             corners, detections.scores.tolist(), detections.labels.tolist(),

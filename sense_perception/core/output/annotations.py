@@ -4,8 +4,10 @@ camera frame (ROS-free, message-shaped dicts like :mod:`.messages`).
 Foxglove draws neither vision_msgs boxes nor anything without a timestamp matching the image, so
 each detection becomes one closed polyline (``LINE_LOOP`` through its 4 corners, in source-image
 pixels, origin at the top-left corner of the top-left pixel as in Detection2DArray) in its label's
-colour, plus a caption (``"car 0.87 #12"``) at its top-left corner. Every timestamp is the image
-header's stamp, so the annotations line up with their frame in a bag and live.
+colour, plus a caption (``"car 0.87 #12"``) at its top-left corner. A camera's ignore regions
+(:mod:`~sense_perception.core.detection.ignore_regions`) follow the boxes as grey, lightly filled
+closed polylines without a caption. Every timestamp is the image header's stamp, so the annotations
+line up with their frame in a bag and live.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..types import Detections, Header
-from .annotate import caption, label_colour, label_name, text_colour_on
+from .annotate import IGNORE_COLOUR, caption, label_colour, label_name, text_colour_on
 
 IMAGE_ANNOTATIONS = "foxglove_msgs/msg/ImageAnnotations"
 # foxglove_msgs/PointsAnnotation.type constants (sense_perception/interfaces/foxglove_msgs/msg)
@@ -46,7 +48,8 @@ def _sizes(image_size: tuple[int, int] | None) -> tuple[float, float]:
 
 def image_annotations(header: Header, detections: Detections, label_names: Sequence[str],
                       image_size: tuple[int, int] | None = None,
-                      captions: Sequence[str] | None = None) -> dict[str, Any]:
+                      captions: Sequence[str] | None = None,
+                      ignore_regions: Sequence[np.ndarray] = ()) -> dict[str, Any]:
     """foxglove_msgs/ImageAnnotations of one frame's detections.
 
     Args:
@@ -56,11 +59,13 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
         image_size: (width, height) of the image, to scale line and font; None: 720p sizes.
         captions: one text per detection instead of ``"label score #track"`` (the cabin camera
             shows the published driver identity this way).
+        ignore_regions: (K, 2) polygons in the image's pixels where nothing is reported.
 
     Returns:
-        The message as a dict: ``points`` one LINE_LOOP per detection, ``texts`` one caption per
-        detection (same order), ``circles`` empty. Without detections, ``points`` holds one
-        :func:`stamp_carrier` so the message still carries the image's stamp.
+        The message as a dict: ``points`` one LINE_LOOP per detection, then one per ignore
+        region; ``texts`` one caption per detection (same order); ``circles`` empty. Without
+        detections, ``points`` starts with one :func:`stamp_carrier` so the message still carries
+        the image's stamp.
 
     Raises:
         ValueError: ``captions`` does not have one entry per detection.
@@ -69,11 +74,20 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
     if captions is not None and len(captions) != n:
         raise ValueError(f"captions: {len(captions)} given for {n} detections")
     stamp = {"sec": header.sec, "nanosec": header.nanosec}
+    thickness, font_px = _sizes(image_size)
+    regions = [{
+        "timestamp": stamp,
+        "type": LINE_LOOP,
+        "points": [{"x": float(x), "y": float(y)} for x, y in np.asarray(polygon, np.float64)],
+        "outline_color": rgba(IGNORE_COLOUR),
+        "outline_colors": [],
+        "fill_color": rgba(IGNORE_COLOUR, 0.25),
+        "thickness": thickness,
+    } for polygon in ignore_regions]
     if n == 0:
         # Foxglove's "Sync annotations" matches annotations to images by this stamp: an empty
         # message would carry none and hide the image or keep the previous frame's boxes.
-        return {"circles": [], "points": [stamp_carrier(header)], "texts": []}
-    thickness, font_px = _sizes(image_size)
+        return {"circles": [], "points": [stamp_carrier(header), *regions], "texts": []}
     boxes = detections.boxes.astype(np.float64)
     x1, y1, x2, y2 = boxes.T
     # (N, 4, 2) corners clockwise from the top-left; LINE_LOOP closes the last edge itself.
@@ -99,7 +113,7 @@ def image_annotations(header: Header, detections: Detections, label_names: Seque
             "outline_colors": [],
             "fill_color": _TRANSPARENT,
             "thickness": thickness,
-        } for i in range(n)],
+        } for i in range(n)] + regions,
         "texts": [{
             "timestamp": stamp,
             "position": {"x": text_x[i], "y": text_y[i]},

@@ -65,6 +65,8 @@ class ExteriorFrame:
         health: the camera's health after this frame, a DiagnosticStatus dict
             (:meth:`~sense_perception.core.health.camera_health.CameraHealthBank.update`); None
             with ``camera_health.enabled`` false.
+        ignore_regions: the camera's ignore regions as (K, 2) polygons in the image's pixels
+            (:mod:`~sense_perception.core.detection.ignore_regions`), drawn with the boxes.
     """
 
     header: Header
@@ -76,6 +78,7 @@ class ExteriorFrame:
     autoware: AutowareConfig | None = None
     positions: GroundPositions | None = None
     health: dict[str, Any] | None = None
+    ignore_regions: Sequence[np.ndarray] = ()
 
     def captions(self) -> list[str] | None:
         """Captions with the range ("pedestrian 0.71 · 14 m") when placed, else None."""
@@ -167,7 +170,8 @@ def _detections_3d(f: ExteriorFrame) -> dict[str, Any] | None:
 
 
 def _exterior_annotations(f: ExteriorFrame) -> dict[str, Any]:
-    return image_annotations(f.header, f.detections, f.label_names, f.image_size, f.captions())
+    return image_annotations(f.header, f.detections, f.label_names, f.image_size, f.captions(),
+                             ignore_regions=f.ignore_regions)
 
 
 def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
@@ -179,7 +183,8 @@ def _debug_image(f: ExteriorFrame) -> dict[str, Any] | None:
     # An ImageView aliases the message (or is a reduced decode): draw on a full-size BGR copy.
     bgr = f.image.full_bgr() if isinstance(f.image, ImageView) else f.image
     return image_message(f.header, draw_detections(bgr, f.detections, f.label_names, copy=False,
-                                                   captions=f.captions()))
+                                                   captions=f.captions(),
+                                                   ignore_regions=f.ignore_regions))
 
 
 def _camera_health(f: ExteriorFrame | CabinFrame) -> dict[str, Any] | None:

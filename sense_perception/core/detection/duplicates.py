@@ -1,0 +1,182 @@
+"""One object, one box: nested same-label boxes and cross-class vehicle duplicates, after the merge.
+
+Class-aware NMS (IoU > ``detector.nms_iou``) leaves two kinds of duplicates that the merged output
+of the models still shows:
+
+- **Cross-class vehicles.** An SUV scored both ``car`` and ``truck``: two labels never suppress
+  each other in class-aware NMS. Among the vehicle labels (``vehicle_labels``: car, truck, bus) an
+  NMS across labels at ``vehicle_nms_iou`` keeps one box per vehicle, with the label of its
+  best-scored box (all vehicle labels come from the one general model, so their scores are
+  comparable even where a calibration changes what a score means between models).
+- **Nested boxes.** On rows of parked cars the detector also emits a box on part of a car (its
+  front half, its rear), which lies almost wholly inside the car's own box but has too small an
+  IoU with it for NMS. A box whose area lies at least ``nested_containment`` inside a larger,
+  higher-scored box of the same label is dropped, unless the two are plausibly two objects: on a
+  flat road a farther object stands higher in the image, so an inner box whose bottom edge lies
+  at least ``nested_keep_bottom_gap`` of the outer box's height above the outer's bottom is a
+  second object seen behind the first (a car over the bonnet of a nearer one, a pedestrian
+  behind another), while a part of the same object shares its ground line.
+
+Everything is vectorised over the boxes of an image (an N x N containment matrix; N is at most
+``detector.max_detections``); no per-box Python loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import ConfigError
+from ..types import Detections
+
+VOTE_RULES = ("score", "vote")
+# "A larger box": the inner box has under 0.8 of its area. Two boxes of nearly one size that
+# overlap this much have an IoU above 0.64, which is the class-aware NMS's to judge (a set-prediction
+# model such as DETR emits such pairs on purpose).
+LARGER = 0.8
+
+
+@dataclass
+class DuplicateSettings:
+    """``detector.duplicates.*``: what makes two boxes one object after the models' merge.
+
+    Measured on the developer set (docs/detection-quality.md, "Duplicates").
+    """
+
+    nested_containment: float = field(default=0.8, metadata={
+        "description": "share of a box's area inside a larger, higher-scored box of the same label "
+            "at and above which it is a duplicate and dropped; 0: keep nested boxes",
+        "range": (0.0, 1.0)})
+    nested_keep_bottom_gap: float = field(default=0.15, metadata={
+        "description": "a nested box is kept as a second, farther object when its bottom edge lies "
+            "at least this share of the larger box's height above the larger box's bottom; above 1: "
+            "never kept",
+        "range": (0.0, 2.0)})
+    nested_keep_aspect: float = field(default=1.8, metadata={
+        "description": "... and when the two boxes' aspect ratios (width / height) differ by at most "
+            "this factor (the outline of a whole object, not a strip or slice of one)",
+        "range": (1.0, None)})
+    vehicle_nms_iou: float = field(default=0.5, metadata={
+        "description": "IoU above which boxes of different vehicle labels are one vehicle (one box, "
+            "one label kept); 0: vehicle labels never suppress each other",
+        "range": (0.0, 1.0)})
+    vehicle_labels: list[str] = field(default_factory=lambda: ["car", "truck", "bus"], metadata={
+        "description": "labels that are all vehicles: one vehicle gets one of them",
+        "range": "driving labels, e.g. [car, truck, bus]; [] = no cross-class suppression"})
+    vehicle_label: str = field(default="score", metadata={
+        "description": "label of a vehicle seen as several: score (the best-scored box's) or vote "
+            "(the label with the most score summed over the overlapping boxes)",
+        "range": VOTE_RULES})
+
+    def __post_init__(self) -> None:
+        for key in ("nested_containment", "vehicle_nms_iou"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"detector.duplicates.{key} must be within 0..1 (0: off), "
+                                  f"got {value}")
+        if not 0.0 <= self.nested_keep_bottom_gap <= 2.0:
+            raise ConfigError(f"detector.duplicates.nested_keep_bottom_gap must be within 0..2, "
+                              f"got {self.nested_keep_bottom_gap}")
+        if self.nested_keep_aspect < 1.0:
+            raise ConfigError(f"detector.duplicates.nested_keep_aspect must be >= 1 (a factor), "
+                              f"got {self.nested_keep_aspect}")
+        if self.vehicle_label not in VOTE_RULES:
+            raise ConfigError(f"detector.duplicates.vehicle_label must be one of "
+                              f"{', '.join(VOTE_RULES)}, got {self.vehicle_label!r}")
+
+
+def containment(boxes: np.ndarray) -> np.ndarray:
+    """(N, N) share of box i's area that lies inside box j, for (N, 4) xyxy boxes."""
+    lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    hi = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area, 1e-9)[:, None]
+
+
+def nested_duplicates(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                      settings: DuplicateSettings) -> np.ndarray:
+    """(N,) True where a box is a nested duplicate (see the module docstring)."""
+    n = len(boxes)
+    if n < 2 or settings.nested_containment <= 0.0:
+        return np.zeros(n, bool)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    outer_height = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
+    # [i, j]: box i inside box j; j larger, scored higher, same label.
+    inside = ((containment(boxes) >= settings.nested_containment)
+              & (labels[:, None] == labels[None, :])
+              & (area[:, None] < LARGER * area[None, :])
+              & (scores[:, None] < scores[None, :]))
+    # A farther object stands higher: its ground line (bottom edge) is above the nearer one's.
+    farther = (boxes[None, :, 3] - boxes[:, None, 3]) >= settings.nested_keep_bottom_gap * \
+        outer_height[None, :]
+    # ... and has an object's outline, not a strip or slice of the nearer one.
+    aspect = np.log((boxes[:, 2] - boxes[:, 0]) / outer_height)
+    farther &= np.abs(aspect[:, None] - aspect[None, :]) <= np.log(settings.nested_keep_aspect)
+    return (inside & ~farther).any(axis=1)
+
+
+def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
+    """(N, N) IoU of (N, 4) xyxy boxes."""
+    lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    hi = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
+
+
+def vehicle_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, vehicle: np.ndarray,
+                iou: float, rule: str = "score") -> tuple[np.ndarray, np.ndarray]:
+    """Greedy NMS across the labels of the boxes flagged ``vehicle``: a vehicle box goes when a
+    kept, higher-scored vehicle box of *another* label overlaps it above ``iou``. Boxes of one
+    label are left to the class-aware NMS (a set-prediction model's two overlapping cars stay).
+
+    Returns:
+        (kept mask, labels): the boxes kept (every non-vehicle box is) and their labels: the
+        kept box's own (``score``), or the label with the highest summed score among the
+        vehicle boxes overlapping it above ``iou`` (``vote``; ties to the kept box's label).
+    """
+    keep = np.ones(len(boxes), bool)
+    labels = labels.copy()
+    index = np.flatnonzero(vehicle)
+    if index.size < 2 or iou <= 0.0:
+        return keep, labels
+    vb, vs, vl = boxes[index].astype(np.float64), scores[index], labels[index]
+    overlap = pairwise_iou(vb) > iou
+    # [i, j]: j would suppress i (higher-scored, ties to the earlier box, another label).
+    rank = np.argsort(np.argsort(-vs, kind="stable"), kind="stable")
+    beats = overlap & (vl[:, None] != vl[None, :]) & (rank[None, :] < rank[:, None])
+    kept = np.ones(index.size, bool)
+    for _ in range(index.size):  # greedy as a fixed point: a suppressed box suppresses nothing
+        new = ~(beats & kept[None, :]).any(axis=1)
+        if np.array_equal(new, kept):
+            break
+        kept = new
+    keep[index] = kept
+    if rule == "vote":
+        mine = overlap[kept]  # (kept, all vehicle boxes)
+        classes = np.unique(vl)
+        votes = np.stack([(mine * (vs * (vl == c))[None, :]).sum(1) for c in classes], axis=1)
+        own = np.searchsorted(classes, vl[kept])
+        votes[np.arange(own.size), own] += 1e-6  # a tie keeps the kept box's own label
+        labels[index[kept]] = classes[np.argmax(votes, axis=1)]
+    return keep, labels
+
+
+def suppress_duplicates(dets: Detections, label_names: list[str],
+                        settings: DuplicateSettings) -> Detections:
+    """``dets`` without cross-class vehicle duplicates and nested same-label boxes, best score
+    first as it came."""
+    if len(dets) < 2:
+        return dets
+    vehicle = np.isin(dets.labels, [i for i, n in enumerate(label_names)
+                                    if n in settings.vehicle_labels])
+    keep, labels = vehicle_nms(dets.boxes, dets.scores, dets.labels, vehicle,
+                               settings.vehicle_nms_iou, settings.vehicle_label)
+    dets = Detections(dets.boxes[keep], dets.scores[keep], labels[keep], dets.track_ids[keep])
+    nested = nested_duplicates(dets.boxes, dets.scores, dets.labels, settings)
+    return dets.select(~nested) if nested.any() else dets
+
+
+__all__ = ["DuplicateSettings", "containment", "nested_duplicates", "pairwise_iou",
+           "suppress_duplicates", "vehicle_nms"]

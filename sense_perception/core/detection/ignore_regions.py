@@ -1,0 +1,194 @@
+"""Ignore regions per camera: image areas where nothing is reported (the ego car's bonnet, the
+roof edge, a mirror).
+
+A camera that sees part of its own car reports it: the sample bag's windshield camera sees the
+ego bonnet as ``car 0.78``. ``detector.ignore_regions.polygons`` gives, per camera topic, polygons
+in that camera's image pixels (full resolution, origin at the top-left corner), or a mask image
+whose non-zero pixels are the region::
+
+    detector:
+      ignore_regions:
+        polygons: ["/camera/windshield/image_raw: 0,345 640,345 640,480 0,480",
+                   "/camera/rear/image_raw: mask /etc/sense/rear_mask.png"]
+
+A detection is dropped when at least ``min_overlap`` of its box's area lies in the camera's
+region. The node and the replay apply it per frame after detection and before tracking, and draw
+the regions in the debug image and the Foxglove annotations. The share of each box inside is read
+from a summed-area table of the region's mask (built once per camera and frame size): four
+look-ups per box, no per-box Python loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ...errors import ConfigError
+from ..types import Detections
+
+MASK = "mask "
+
+
+@dataclass
+class IgnoreRegionSettings:
+    """``detector.ignore_regions.*``: where each camera reports nothing."""
+
+    polygons: list[str] = field(default_factory=list, metadata={
+        "description": "per camera topic, an image area where nothing is reported: \"TOPIC: x,y x,y "
+            "x,y ...\" (a polygon in the camera's full-resolution pixels) or \"TOPIC: mask PATH\" (an "
+            "image whose non-zero pixels are the area); several entries per topic add up",
+        "range": "\"TOPIC: x,y x,y x,y [...]\" (3 points or more) or \"TOPIC: mask PATH\""})
+    min_overlap: float = field(default=0.5, metadata={
+        "description": "share of a box's area inside its camera's ignore region at and above which "
+            "the detection is dropped",
+        "range": (0.0, 1.0)})
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_overlap <= 1.0:
+            raise ConfigError(f"detector.ignore_regions.min_overlap must be within (0, 1], got "
+                              f"{self.min_overlap}")
+
+
+def _parse(entry: str, index: int) -> tuple[str, np.ndarray | Path]:
+    where = f"detector.ignore_regions.polygons[{index}] ({entry!r})"
+    topic, sep, spec = entry.partition(":")
+    topic, spec = topic.strip(), spec.strip()
+    if not sep or not topic or not spec:
+        raise ConfigError(f"{where}: expected \"TOPIC: x,y x,y x,y ...\" or \"TOPIC: mask PATH\"")
+    if spec.startswith(MASK):
+        path = Path(spec[len(MASK):].strip()).expanduser()
+        if cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) is None:
+            raise ConfigError(f"{where}: the mask image {path} cannot be read; fix: give a PNG or "
+                              "JPEG whose non-zero pixels are the area (an absolute path, or one "
+                              "relative to the working directory)")
+        return topic, path
+    try:
+        points = np.array([[float(v) for v in p.split(",")] for p in spec.split()], np.float64)
+    except ValueError:
+        points = np.zeros((0, 0))
+    if points.ndim != 2 or points.shape[1:] != (2,) or len(points) < 3 or not np.isfinite(points).all():
+        raise ConfigError(f"{where}: a polygon needs 3 or more points written x,y separated by "
+                          "spaces, in image pixels")
+    return topic, points
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    """The grey values of mask image ``path`` (checked readable when the settings were read).
+
+    Raises:
+        ConfigError: it can no longer be read.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ConfigError(f"detector.ignore_regions: the mask image {path} can no longer be read")
+    return np.asarray(image)
+
+
+class IgnoreRegions:
+    """The ignore regions of every camera, from :class:`IgnoreRegionSettings`.
+
+    Args:
+        settings: the ``detector.ignore_regions.*`` settings.
+
+    Raises:
+        ConfigError: an entry that is no polygon or mask, naming it and the form expected.
+    """
+
+    def __init__(self, settings: IgnoreRegionSettings | None = None) -> None:
+        self.settings = settings or IgnoreRegionSettings()
+        self._shapes: dict[str, list[np.ndarray | Path]] = {}
+        for index, entry in enumerate(self.settings.polygons):
+            topic, shape = _parse(entry, index)
+            self._shapes.setdefault(topic, []).append(shape)
+        self._masks: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._outlines: dict[tuple[str, int, int], list[np.ndarray]] = {}
+
+    @classmethod
+    def from_params(cls, params: dict, source: str = "config") -> IgnoreRegions:
+        """The regions of flattened node parameters (``detector.ignore_regions.*``)."""
+        from ...config import section_from_params
+
+        return cls(section_from_params(IgnoreRegionSettings, params, "detector.ignore_regions.",
+                                       source))
+
+    def check_topics(self, topics: list[str], source: str = "config") -> None:
+        """Refuse regions for topics that are not among the camera ``topics``: a region that
+        would never apply.
+
+        Raises:
+            ConfigError: naming the topic and the camera topics.
+        """
+        unknown = [t for t in self._shapes if t not in topics]
+        if unknown:
+            raise ConfigError(f"detector.ignore_regions.polygons in {source} names "
+                              f"{', '.join(unknown)}, which is not a camera topic "
+                              f"({', '.join(topics)}); fix: use the camera topic as camera_topics "
+                              "lists it")
+
+    @property
+    def topics(self) -> list[str]:
+        """The camera topics that have a region."""
+        return list(self._shapes)
+
+    def __bool__(self) -> bool:
+        return bool(self._shapes)
+
+    def _mask(self, topic: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mask uint8 0/1, its summed-area table) of ``topic`` at ``width`` x ``height``."""
+        key = (topic, width, height)
+        if key not in self._masks:
+            mask = np.zeros((height, width), np.uint8)
+            for shape in self._shapes[topic]:
+                if isinstance(shape, Path):
+                    image = _read_mask(shape)
+                    if image.shape != (height, width):  # a mask for another resolution: scaled
+                        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
+                    mask |= np.asarray(image > 0, np.uint8)
+                else:
+                    cv2.fillPoly(mask, [np.rint(shape).astype(np.int32)], 1)
+            self._masks[key] = (mask, cv2.integral(mask, sdepth=cv2.CV_64F))
+        return self._masks[key]
+
+    def outlines(self, topic: str, width: int, height: int) -> list[np.ndarray]:
+        """The region of ``topic`` as (K, 2) polygons in image pixels, to draw ([] without one)."""
+        key = (topic, width, height)
+        if key in self._outlines:
+            return self._outlines[key]
+        out: list[np.ndarray] = []
+        for shape in self._shapes.get(topic, []):
+            if not isinstance(shape, Path):
+                out.append(shape)
+                continue
+            image = _read_mask(shape)
+            scale = np.array([width / image.shape[1], height / image.shape[0]])
+            contours, _ = cv2.findContours(np.asarray(image > 0, np.uint8), cv2.RETR_EXTERNAL,
+                                           cv2.CHAIN_APPROX_SIMPLE)
+            out += [c.reshape(-1, 2).astype(np.float64) * scale for c in contours]
+        self._outlines[key] = out  # read once per camera and frame size, not per frame
+        return out
+
+    def inside_share(self, topic: str, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        """(N,) share of each xyxy box's area inside the region of ``topic`` (0 without one)."""
+        if topic not in self._shapes or not len(boxes):
+            return np.zeros(len(boxes))
+        _, table = self._mask(topic, width, height)
+        x = np.clip(np.rint(boxes[:, 0::2]), 0, width).astype(np.int64)
+        y = np.clip(np.rint(boxes[:, 1::2]), 0, height).astype(np.int64)
+        inside = (table[y[:, 1], x[:, 1]] - table[y[:, 0], x[:, 1]] - table[y[:, 1], x[:, 0]]
+                  + table[y[:, 0], x[:, 0]])
+        area = (x[:, 1] - x[:, 0]) * (y[:, 1] - y[:, 0])
+        return np.where(area > 0, inside / np.maximum(area, 1), 0.0)
+
+    def apply(self, topic: str, dets: Detections, width: int, height: int) -> Detections:
+        """``dets`` of a ``width`` x ``height`` frame of ``topic`` without those lying in its
+        region (at least ``min_overlap`` of the box)."""
+        if topic not in self._shapes or not len(dets):
+            return dets
+        share = self.inside_share(topic, dets.boxes, width, height)
+        drop = share >= self.settings.min_overlap
+        return dets.select(~drop) if drop.any() else dets
+
+
+__all__ = ["IgnoreRegionSettings", "IgnoreRegions"]

@@ -1,0 +1,158 @@
+"""One object, one box: nested same-label boxes and cross-class vehicle duplicates after the merge."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sense_perception.config import load_params
+from sense_perception.core.detection.detector import DetectorConfig
+from sense_perception.core.detection.detector_setup import build_detector
+from sense_perception.core.detection.duplicates import (DuplicateSettings, containment,
+                                                        nested_duplicates, suppress_duplicates,
+                                                        vehicle_nms)
+from sense_perception.core.detection.labels import AD_LABELS
+from sense_perception.core.types import Detections
+from sense_perception.errors import ConfigError
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "street_labelled" / "pandaset_seq002_front"
+CPU = {"runtime.providers": ["CPUExecutionProvider"]}
+OFF = {"detector.duplicates.nested_containment": 0.0, "detector.duplicates.vehicle_nms_iou": 0.0}
+CAR, TRUCK, BUS, PED = (AD_LABELS.index(n) for n in ("car", "truck", "bus", "pedestrian"))
+# Developer-set frames with part-of-car boxes and cars seen behind cars (docs/detection-quality.md).
+FRAMES = ("17", "26", "55")
+
+
+def dets(*rows: tuple) -> Detections:
+    arr = np.array(rows, np.float64).reshape(-1, 6)
+    return Detections(arr[:, :4].astype(np.float32), arr[:, 4].astype(np.float32),
+                      arr[:, 5].astype(np.int32))
+
+
+def nested_pairs(d: Detections, share: float = 0.8) -> int:
+    """Boxes at least ``share`` inside a larger box of the same label (the issue's measure)."""
+    c = containment(d.boxes)
+    area = np.prod(d.boxes[:, 2:] - d.boxes[:, :2], axis=1)
+    same = d.labels[:, None] == d.labels[None, :]
+    return int(((c >= share) & same & (area[:, None] < area[None, :])).any(axis=1).sum())
+
+
+# -- the rules, on constructed boxes -----------------------------------------------------------------
+
+def test_containment_is_the_share_of_each_box_inside_the_other() -> None:
+    c = containment(np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 30, 30]], np.float32))
+    assert c[1, 0] == pytest.approx(1.0) and c[0, 1] == pytest.approx(0.5)
+    assert c[0, 2] == 0.0 and c[2, 2] == pytest.approx(1.0)
+
+
+def test_a_part_of_a_car_goes_a_car_behind_it_stays() -> None:
+    settings = DuplicateSettings()
+    car = (100, 100, 400, 300, 0.8, CAR)  # 300 x 200
+    front_half = (100, 110, 250, 300, 0.5, CAR)  # shares the ground line: a part
+    roof_strip = (110, 100, 390, 180, 0.5, CAR)  # higher bottom, but a strip (aspect 3.5 vs 1.5)
+    behind = (150, 100, 330, 220, 0.5, CAR)  # bottom 0.4 of the car's height higher, car-shaped
+    d = dets(car, front_half, roof_strip, behind)
+    assert nested_duplicates(d.boxes, d.scores, d.labels, settings).tolist() == [False, True, True,
+                                                                                 False]
+    kept = suppress_duplicates(d, AD_LABELS, settings)
+    assert kept.boxes.tolist() == [list(map(float, car[:4])), list(map(float, behind[:4]))]
+
+
+def test_only_a_higher_scored_larger_box_of_the_same_label_suppresses() -> None:
+    settings = DuplicateSettings()
+    d = dets((100, 100, 400, 300, 0.4, CAR), (100, 110, 250, 300, 0.6, CAR),  # inner scores higher
+             (500, 100, 800, 300, 0.8, CAR), (500, 110, 650, 300, 0.5, PED))  # other label
+    assert not nested_duplicates(d.boxes, d.scores, d.labels, settings).any()
+    off = DuplicateSettings(nested_containment=0.0)
+    d = dets((100, 100, 400, 300, 0.8, CAR), (100, 110, 250, 300, 0.5, CAR))
+    assert not nested_duplicates(d.boxes, d.scores, d.labels, off).any()
+    never_kept = DuplicateSettings(nested_keep_bottom_gap=2.0)
+    d = dets((100, 100, 400, 300, 0.8, CAR), (150, 100, 330, 220, 0.5, CAR))
+    assert nested_duplicates(d.boxes, d.scores, d.labels, never_kept).tolist() == [False, True]
+
+
+def test_one_vehicle_gets_one_label() -> None:
+    suv_car = (100, 100, 400, 300, 0.6, CAR)
+    suv_truck = (105, 95, 405, 305, 0.5, TRUCK)
+    bus_elsewhere = (600, 100, 900, 300, 0.7, BUS)
+    person = (110, 100, 200, 300, 0.9, PED)
+    d = dets(suv_car, suv_truck, bus_elsewhere, person)
+    vehicle = np.isin(d.labels, [CAR, TRUCK, BUS])
+    keep, labels = vehicle_nms(d.boxes, d.scores, d.labels, vehicle, 0.5, "score")
+    assert keep.tolist() == [True, False, True, True] and labels.tolist() == d.labels.tolist()
+    # The vote: two truck boxes (0.5 + 0.45) outweigh one car box (0.6); the kept box is the car's.
+    d = dets(suv_car, suv_truck, (100, 100, 395, 300, 0.45, TRUCK))
+    keep, labels = vehicle_nms(d.boxes, d.scores, d.labels, np.ones(3, bool), 0.5, "vote")
+    assert keep.tolist() == [True, False, False] and labels[0] == TRUCK
+    keep, _ = vehicle_nms(d.boxes, d.scores, d.labels, np.ones(3, bool), 0.0, "score")
+    assert keep.all()  # 0: off
+
+    # Same-label overlaps are the class-aware NMS's (a set-prediction model keeps both cars) ...
+    d = dets(suv_car, (105, 95, 405, 305, 0.5, CAR))
+    assert vehicle_nms(d.boxes, d.scores, d.labels, np.ones(2, bool), 0.5)[0].all()
+    # ... and greedy: a truck suppressed by a car suppresses no further car.
+    chain = dets((0, 0, 100, 100, 0.9, CAR), (30, 0, 130, 100, 0.8, TRUCK),
+                 (60, 0, 160, 100, 0.7, CAR))
+    keep, _ = vehicle_nms(chain.boxes, chain.scores, chain.labels, np.ones(3, bool), 0.3)
+    assert keep.tolist() == [True, False, True]
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("nested_containment", 1.5, "within 0..1"), ("vehicle_nms_iou", -0.1, "within 0..1"),
+    ("nested_keep_aspect", 0.5, ">= 1"), ("nested_keep_bottom_gap", 3.0, "within 0..2"),
+    ("vehicle_label", "majority", "score, vote")])
+def test_bad_settings_are_refused_naming_the_key(tmp_path: Path, key, value, words) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"detector:\n  duplicates:\n    {key}: {json.dumps(value)}\n")
+    params = load_params(path, "object_detector")
+    with pytest.raises(ConfigError, match=rf"detector\.duplicates\.{key}.*{words}"):
+        DetectorConfig.from_params(params, str(path))
+
+
+def test_settings_come_from_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("detector:\n  duplicates:\n    vehicle_label: vote\n    vehicle_labels: [car]\n")
+    config = DetectorConfig.from_params(load_params(path, "object_detector"), str(path))
+    assert config.duplicates == DuplicateSettings(vehicle_label="vote", vehicle_labels=["car"])
+    path.write_text("detector:\n  duplicates:\n    nested_containmnet: 0.5\n")
+    with pytest.raises(ConfigError, match="did you mean detector.duplicates.nested_containment"):
+        load_params(path, "object_detector")
+
+
+# -- on real developer-set frames ---------------------------------------------------------------------
+
+def _matched(boxes: np.ndarray, truth: np.ndarray, iou: float = 0.3) -> np.ndarray:
+    """Per ground-truth box: some detection overlaps it at ``iou`` (projected boxes: 0.3)."""
+    if not len(boxes) or not len(truth):
+        return np.zeros(len(truth), bool)
+    lo = np.maximum(truth[:, None, :2], boxes[None, :, :2])
+    hi = np.minimum(truth[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
+    area = lambda b: np.prod(b[:, 2:] - b[:, :2], axis=1)  # noqa: E731
+    return (inter / (area(truth)[:, None] + area(boxes)[None, :] - inter) >= iou).any(axis=1)
+
+
+def test_real_frames_lose_no_object_and_most_nested_boxes() -> None:
+    truth = json.loads((DEV / "ground_truth.json").read_text())["cameras"]
+    images = [cv2.imread(str(DEV / f"{key}.jpg")) for key in FRAMES]
+    raw = build_detector({**CPU, **OFF}).detect(images)
+    dedup = build_detector(CPU).detect(images)
+    before = after = 0
+    for key, a, b in zip(FRAMES, raw, dedup, strict=True):
+        # What is kept is a subset of what the models found.
+        kept = {tuple(map(float, r)) for r in b.boxes}
+        assert kept <= {tuple(map(float, r)) for r in a.boxes}
+        assert len(b) < len(a)
+        before, after = before + nested_pairs(a), after + nested_pairs(b)
+        boxes = [x for x in truth[f"front_camera/{key}"]["boxes"] if not x["difficult"]]
+        for labels in (("pedestrian",), ("car", "truck", "bus")):
+            gt = np.array([x["bbox_xyxy"] for x in boxes if x["label"] in labels],
+                          np.float32).reshape(-1, 4)
+            ids = [AD_LABELS.index(n) for n in labels]
+            found_before = _matched(a.boxes[np.isin(a.labels, ids)], gt)
+            found_after = _matched(b.boxes[np.isin(b.labels, ids)], gt)
+            assert (found_after | ~found_before).all(), f"frame {key}: a {labels[0]} was lost"
+    assert before >= 6 and after <= before // 2
