@@ -31,7 +31,7 @@ from sense_perception.fleet.cluster import worker_options
 from sense_perception.fleet.dispatch import Listener
 from sense_perception.fleet.outputs import MARKER
 from sense_perception.fleet.runner import FleetRequest, run_fleet
-from sense_perception.replay.engine import ReplayOptions, Replayer
+from sense_perception.replay.engine import REPLAY_MARKER, ReplayOptions, Replayer
 
 pytestmark = pytest.mark.slow
 
@@ -148,12 +148,14 @@ def test_outputs_and_summary(fleet_run, config):
     failed = bags["no_cameras"]
     assert failed["status"] == "failed" and failed["attempts"] == 1  # an engine error: no retry
     assert "no readable image topic" in failed["reason"] and failed["output"] is None
-    # DIR/<name>/ holds exactly what replay writes, for every replayed bag, and nothing else but
-    # the marker that lets fleet (and only fleet) replace it
+    # DIR/<name>/ holds exactly what replay writes (its outputs and the replay's own marker), for
+    # every replayed bag, and nothing else but the marker that lets fleet (and only fleet)
+    # replace it
     replayed = {r["name"] for r in bags.values() if r["status"] in ("done", "partial")}
     assert {p.name for p in out.iterdir()} == replayed | {"fleet_summary.json"}
     for name in replayed:
-        assert {p.name for p in (out / name).iterdir()} == {"bag", "summary.json", MARKER}
+        assert {p.name for p in (out / name).iterdir()} == {"bag", "summary.json", MARKER,
+                                                             REPLAY_MARKER}
         assert json.loads((out / name / "summary.json").read_text())["frames"] == \
             next(r["frames"] for r in bags.values() if r["name"] == name)
     _, driver_id = config

@@ -154,12 +154,6 @@ def prepare_out(out: Path, force: bool) -> None:
                 shutil.rmtree(out / name)
         for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
             (out / name).unlink(missing_ok=True)
-    try:
-        (out / REPLAY_MARKER).write_text("written by sense-perception replay: --force replaces "
-                                         "bag/, video/ and summary.json here, nothing else\n")
-    except OSError as exc:
-        raise BagError(f"--out {out} cannot be written: {exc.strerror or exc}; choose a directory "
-                       "you can write") from exc
 
 
 def configured_cabin_topic(config: Path | None) -> str:
@@ -419,6 +413,7 @@ class Replayer:
         self._exterior_infos = self._exterior_camera_infos(bag)
         self._positions = CameraPositions(self._calibration)
         self._calibration_topics = self._calibration_inputs(bag)
+        _mark_replay_output(out)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
@@ -698,6 +693,15 @@ def output_bag_name(bag: Path) -> str:
     the rosbag2 directory ``drive/`` both give ``drive``)."""
     path = Path(bag)
     return path.stem if path.suffix in (".mcap", ".db3") else path.name
+
+
+def _mark_replay_output(out: Path) -> None:
+    """Mark ``out`` as a replay's (see :data:`REPLAY_MARKER`), with its first output file."""
+    try:
+        (out / REPLAY_MARKER).write_text("written by sense-perception replay: --force replaces "
+                                         "bag/, video/ and summary.json here, nothing else\n")
+    except OSError as exc:
+        raise OutputWriteError(out / REPLAY_MARKER, exc) from exc
 
 
 def _mark_incomplete(out: Path, text: str) -> None:
