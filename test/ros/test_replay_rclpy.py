@@ -85,7 +85,8 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
     assert seen == {"sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/Image",
                     "vision_msgs/msg/Detection2DArray", "vision_msgs/msg/LabelInfo",
                     "vision_msgs/msg/Classification", "diagnostic_msgs/msg/DiagnosticArray",
-                    "foxglove_msgs/msg/ImageAnnotations", "geometry_msgs/msg/PoseStamped"}
+                    "foxglove_msgs/msg/ImageAnnotations", "geometry_msgs/msg/PoseStamped",
+                    "diagnostic_msgs/msg/DiagnosticStatus"}  # <ns>/camera_health
 
 
 def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):
