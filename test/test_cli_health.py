@@ -95,3 +95,33 @@ def test_bad_options_exit_2_with_the_fix(tmp_path, capsys):
     config.write_text("object_detector:\n  ros__parameters:\n    camera_health:\n      dark_men: 3.0\n")
     assert main(["health", str(COMMA), "--config", str(config)]) == 2
     assert "did you mean camera_health.dark_mean" in capsys.readouterr().err
+
+
+def test_json_with_a_file_name_points_to_json_out(tmp_path, capsys):
+    # the issue wrote `health IMAGE... --json OUT`; here --json prints and --json-out writes, so
+    # `--json out.json` (out.json not existing) must not be judged as an unreadable image
+    out = tmp_path / "out.json"
+    with pytest.raises(SystemExit) as stop:  # a usage error, as argparse reports them
+        main(["health", str(COMMA), "--json", str(out)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--json-out {out}" in err and "prints" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main(["health", str(out), "--json"]) == 2  # the name given first, --json after it
+    err = capsys.readouterr().err
+    assert f"--json-out {out}" in err and "prints" in err
+    assert not out.exists()
+    out.write_text("{}")  # an existing JSON file is no image either
+    assert main(["health", str(out), str(COMMA)]) == 2
+    assert f"--json-out {out}" in capsys.readouterr().err
+    assert out.read_text() == "{}"
+
+
+def test_json_before_the_images_still_prints(capsys):
+    # --json takes an optional value only to catch `--json OUT`: images after it are judged
+    assert main(["health", "--json", str(COMMA), str(PANDASET)]) == 0
+    assert [i["path"] for i in json.loads(capsys.readouterr().out)["images"]] == [str(COMMA), str(PANDASET)]
+    assert main(["health", str(COMMA), "--json", str(PANDASET)]) == 0
+    assert [i["path"] for i in json.loads(capsys.readouterr().out)["images"]] == [str(COMMA), str(PANDASET)]
+    assert main(["health", "--json"]) == 2
+    assert "no IMAGE given" in capsys.readouterr().err

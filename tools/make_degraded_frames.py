@@ -8,7 +8,7 @@ source, degradation, the condition it must raise (none for a scene) and the seed
 gives the same pixels.
 
     python tools/make_degraded_frames.py ../shared/data/street/*.jpg --out /tmp/degraded --seed 1
-    sense-perception health /tmp/degraded/*.png --json /tmp/degraded/health.json
+    sense-perception health /tmp/degraded/*.png --json-out /tmp/degraded/health.json
 """
 from __future__ import annotations
 

@@ -16,6 +16,29 @@ from . import CONFIG_HELP, config_file
 NODE_NAME = "object_detector"
 
 
+class _PrintJson(argparse.Action):
+    """``--json``: a flag, as in every command (issue 20). It takes an optional value only to
+    catch ``--json OUT`` (the issue's first wording): a ``.json`` name, or a missing file that is
+    no image name, is refused with the fix instead of being judged as an unreadable image or left
+    to argparse's bare "unrecognized arguments"; any other value is an image and is judged, in
+    its place among the others (``health --json a.jpg b.jpg``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from ..outpaths import IMAGE_SUFFIXES
+
+        if values is not None:
+            path = Path(values)
+            if path.suffix.lower() == ".json" or (
+                    path.suffix.lower() not in IMAGE_SUFFIXES and not path.exists()):
+                parser.error(f"--json takes no file name: it prints the JSON to stdout; to write "
+                             f"it to {values} use --json-out {values}")
+            # the positionals already read come first (`a.jpg --json b.jpg`)
+            before = getattr(namespace, "images", None) is not None
+            namespace.json_images = (before, [values])
+        setattr(namespace, self.dest, True)
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``health`` sub-command."""
     parser = subparsers.add_parser(
@@ -25,11 +48,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "line per image; an empty condition list means a clean image. Single images "
                     "get no hysteresis and no frozen or stream checks. Unreadable images are "
                     "reported and skipped; the exit status is then 1.")
-    parser.add_argument("images", nargs="+", metavar="IMAGE",
+    parser.add_argument("images", nargs="*", metavar="IMAGE",
                         help="image files (anything OpenCV reads: jpg, png, bmp, tiff, webp...)")
     # --json means the same in every command: print JSON; files go to --json-out (never an input
     # or an image: `health a.jpg --json b.jpg` must not overwrite a photo).
-    parser.add_argument("--json", action="store_true",
+    parser.add_argument("--json", action=_PrintJson, nargs="?", default=False, metavar="",
                         help='print {"images": [{"path", "conditions", "metrics"}]} instead of '
                              "the text lines")
     parser.add_argument("--json-out", metavar="FILE", type=Path, default=None,
@@ -62,6 +85,23 @@ def judge_file(path: str, settings: Any, limits: Any) -> dict[str, Any]:
             "metrics": {k: v for k, v in metrics.as_dict().items() if v is not None}}
 
 
+def _refuse_json_as_image(images: list[str], printing: bool) -> None:
+    """Refuse an IMAGE argument named ``*.json``: it is the issue's ``--json OUT`` written the
+    way this project does not read it (``--json`` prints; ``--json-out FILE`` writes), and judging
+    it as an image would only report it unreadable while the JSON the user asked for is not
+    written anywhere.
+
+    Raises:
+        ConfigError: naming the argument and the fix (exit status 2).
+    """
+    for path in images:
+        if Path(path).suffix.lower() == ".json":
+            how = ("--json takes no file name: it prints the JSON" if printing
+                   else "it is not an image")
+            raise ConfigError(f"{path} is given as an IMAGE but is a JSON file name; {how}. "
+                              f"To write the result to a file use --json-out {path}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``health``; returns the exit status."""
     import cv2
@@ -72,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..outpaths import check_result_file
 
+    before, taken = getattr(args, "json_images", (True, []))
+    args.images = [*args.images, *taken] if before else [*taken, *args.images]
+    if not args.images:
+        raise ConfigError("no IMAGE given; name one or more image files")
+    _refuse_json_as_image(args.images, args.json)
     if args.json_out is not None:  # before any image is read
         check_result_file(args.json_out, [Path(p) for p in args.images], "--json-out")
     params = load_params(args.config, args.node_name)
