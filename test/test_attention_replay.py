@@ -184,13 +184,18 @@ def _seat_bag(path: Path) -> Path:
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conn = writer.add_connection("/cabin/image_raw/compressed", "sensor_msgs/msg/CompressedImage",
                                      typestore=STORE)
-        jpegs = [cv2.imencode(".jpg", image)[1].reshape(-1) for image in (face, street)]
+        rng = np.random.default_rng(0)
         for k in range(60):
+            # each frame with its own sensor noise, as a real camera's: a still photo repeated
+            # exactly is a frozen camera (camera health), which attention reports as camera_fault
+            image = (face, street)[0 if k < 30 else 1]
+            noisy = np.clip(image + rng.normal(0.0, 1.5, image.shape), 0, 255).astype(np.uint8)
+            jpeg = cv2.imencode(".jpg", noisy)[1].reshape(-1)
             ns = 1_700_000_000 * 10**9 + k * 200_000_000
             header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](
                 sec=ns // 10**9, nanosec=ns % 10**9), frame_id="cabin")
             msg = t["sensor_msgs/msg/CompressedImage"](header=header, format="jpeg",
-                                                      data=jpegs[0 if k < 30 else 1])
+                                                      data=jpeg)
             writer.write(conn, ns, STORE.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
     return path
 

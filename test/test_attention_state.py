@@ -24,6 +24,7 @@ from sense_perception.face.attention.state import (AttentionConfig, AttentionMon
 
 ATTENTIVE, DISTRACTED = AttentionState.ATTENTIVE, AttentionState.DISTRACTED
 EYES_CLOSED, DROWSY, NO_FACE = AttentionState.EYES_CLOSED, AttentionState.DROWSY, AttentionState.NO_FACE
+CAMERA_FAULT = AttentionState.CAMERA_FAULT
 RATE = 10.0  # Hz
 
 
@@ -61,11 +62,12 @@ class Driver:
         self._k = 0
 
     def play(self, seconds: float, yaw: float = 0.0, eyes: float = 1.0, face: bool = True,
-             yaw_abs: float | None = None):
+             yaw_abs: float | None = None, fault: bool = False):
         for _ in range(int(round(seconds * self.rate))):
             base = self.recorded[self._k % len(self.recorded)]
             self._k += 1
-            obs = Observation(False) if not face else Observation(
+            obs = Observation(False, camera_fault=True) if fault else Observation(False) \
+                if not face else Observation(
                 True, base.yaw + yaw if yaw_abs is None else yaw_abs + (base.yaw - self.mean_yaw),
                 base.pitch, base.ear * eyes)
             self.frames.append((self.t, self.monitor.update(self.t, obs)))
@@ -312,3 +314,52 @@ def test_looking_down_has_its_own_limit(recorded) -> None:
 def test_bad_attention_parameters_are_refused_by_name(params, fragment) -> None:
     with pytest.raises(ConfigError, match=fragment):
         section_from_params(AttentionConfig, params, "attention.", "my.yaml")
+
+
+def test_camera_fault_holds_the_timers_and_resumes_cleanly(recorded) -> None:
+    # a blocked or dark cabin camera says nothing about the driver: a state of its own, not
+    # no_face nor distracted; the inattention timer neither runs up nor back while it lasts
+    config = AttentionConfig()
+    d = Driver(recorded, config)
+    d.play(6.0)
+    d.play(2.0, yaw=45.0)  # distracted 1.5 s: the timer has run, no level yet
+    held = d.frames[-1][1]
+    assert held.state is DISTRACTED and held.level == 0 and held.level_score > 0.1
+    start = d.t
+    d.play(8.0, fault=True)  # 8 s: without the fault, distraction would reach level 2
+    during = [s for t, s in d.frames if t >= start]
+    assert all(s.state is CAMERA_FAULT for s in during)
+    assert all(s.level_score == pytest.approx(held.level_score, abs=0.011) for s in during)
+    assert not any(s.alert or s.off_road or s.eyes_closed for s in during)
+    assert during[-1].score == pytest.approx(1.0) and during[-1].calibrated
+    assert d.monitor.time_in_state["camera_fault"] == pytest.approx(8.0 - 0.1, abs=0.11)
+    assert d.monitor.time_in_state["no_face"] == 0.0
+    # the camera is back and the head still turned: judged afresh, distracted only after
+    # distracted_after_s, and the timer goes on from where it was held
+    back = d.t
+    d.play(1.0, yaw=45.0)
+    t_distracted = d.first(back, lambda s: s.state is DISTRACTED)
+    assert config.distracted_after_s - 1e-6 <= t_distracted - back <= config.distracted_after_s + 0.1
+    assert all(s.state is ATTENTIVE for t, s in d.frames if back <= t < t_distracted)
+    # a fault, then the driver facing the road: attentive on the first frame back
+    d.play(1.0, fault=True)
+    back = d.t
+    d.play(3.0)
+    after = [s for t, s in d.frames if t >= back]
+    assert after[0].state is ATTENTIVE and all(s.state is ATTENTIVE for s in after)
+    assert after[-1].level_score < held.level_score  # recovering only once seen attentive
+
+
+def test_camera_fault_is_not_a_missing_face_and_a_long_one_recalibrates(recorded) -> None:
+    config = AttentionConfig(no_face_s=0.5, recalibrate_after_s=10.0)
+    d = Driver(recorded, config)
+    d.play(6.0)
+    assert d.monitor.calibrated
+    d.play(3.0, fault=True)
+    assert d.monitor.state is CAMERA_FAULT and d.monitor.calibrated  # 3 s: the same driver
+    t_back = d.t
+    d.play(0.3, face=False)  # the camera is back (its health cleared) and sees no driver
+    assert d.frames[-3][0] == pytest.approx(t_back) and d.frames[-3][1].state is NO_FACE
+    d.play(2.0)
+    d.play(11.0, fault=True)  # longer than recalibrate_after_s: the seat may have changed hands
+    assert d.monitor.state is CAMERA_FAULT and not d.monitor.calibrated

@@ -146,9 +146,9 @@ class _FailOn:
             self._check(image)
         return self._inner.detect(images)
 
-    def process(self, image, t):
+    def process(self, image, t, camera_fault=False):
         self._check(image)
-        return self._inner.process(image, t)
+        return self._inner.process(image, t, camera_fault=camera_fault)
 
 
 @pytest.fixture(scope="module")

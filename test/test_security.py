@@ -262,9 +262,9 @@ class _Recording:
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def process(self, image, t):
+    def process(self, image, t, camera_fault=False):
         self.seen.append(image.copy())
-        return self._inner.process(image, t)
+        return self._inner.process(image, t, camera_fault=camera_fault)
 
 
 def test_replay_runs_identity_on_cabin_frames_only(tmp_path: Path, detector, clean_env) -> None:

@@ -213,8 +213,12 @@ class DriverIdentifier:
                     and previous is not None and t >= previous[0]
                     and 0.0 <= t - self._last_embed_t < interval and same_face(previous[1], box))
 
-    def process(self, image_bgr: np.ndarray, t: float) -> DriverResult:
-        """Run the whole pipeline on one BGR frame taken at time ``t`` (seconds)."""
+    def process(self, image_bgr: np.ndarray, t: float, camera_fault: bool = False) -> DriverResult:
+        """Run the whole pipeline on one BGR frame taken at time ``t`` (seconds).
+
+        ``camera_fault``: the cabin camera's health is in fault on this frame (it is blocked, dark,
+        ...: :func:`~sense_perception.core.health.camera_health.in_fault`); attention then reports
+        ``camera_fault`` and holds its timers instead of judging the driver."""
         if t - self._last_check >= self.GALLERY_CHECK_S or t < self._last_check:
             self._last_check = t
             self._check_gallery()  # an enrol or forget may have happened meanwhile
@@ -226,7 +230,7 @@ class DriverIdentifier:
         attention = None
         if self.attention is not None:
             box, marks = (faces.boxes[index], faces.landmarks[index]) if index >= 0 else (None, None)
-            attention = self.attention.process(image_bgr, box, marks, t)
+            attention = self.attention.process(image_bgr, box, marks, t, camera_fault)
             t_att = time.perf_counter()
             timings["attention"] = (t_att - t1) * 1e3
             t1 = t_att

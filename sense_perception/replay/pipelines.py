@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import load_params, section_from_params
 from ..core.autoware.rois import AutowareConfig
-from ..core.health.camera_health import CameraHealthBank
+from ..core.health.camera_health import CameraHealthBank, in_fault
 from ..core.health.camera_settings import CameraHealthSettings
 from ..core.health.inference_guard import safe_detect
 from ..core.imaging.frame_guard import InputLimits
@@ -241,7 +241,8 @@ class CabinStage:
         """Run the driver pipeline on one frame and hand out its results."""
         status = judge(self.health, frame)
         try:
-            result = self.identifier.process(frame.image, frame.header.seconds)
+            result = self.identifier.process(frame.image, frame.header.seconds,
+                                              camera_fault=in_fault(status))
         except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
             self._on_failure([frame], exc)
             return

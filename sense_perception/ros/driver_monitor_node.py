@@ -34,6 +34,7 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo
 from std_srvs.srv import Trigger
 
+from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, switches
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
@@ -119,7 +120,8 @@ class DriverMonitorNode(PerceptionNode):
             if identifier is None:
                 return
             try:
-                result = identifier.process(image, header.seconds)
+                # a blocked or dark cabin camera: attention says camera_fault, holds its timers
+                result = identifier.process(image, header.seconds, camera_fault=in_fault(status))
             except Exception as exc:  # noqa: BLE001  counted, frame dropped, node continues
                 self.health.inference_error(
                     f"{self.input_topic(frame.source)}: {type(exc).__name__}: {exc}", 1)

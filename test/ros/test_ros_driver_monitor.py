@@ -68,8 +68,14 @@ def _reliable():
 
 
 def _cabin_stream(image: np.ndarray, start_sec: int):
-    """Frames of a 10 Hz camera: stamps 0.1 s apart (the identity decision votes over time)."""
-    return lambda i: compressed_msg(image, start_sec + i // 10, (i % 10) * 100_000_000, "cabin_optical")
+    """Frames of a 10 Hz camera: stamps 0.1 s apart (the identity decision votes over time), each
+    with its own sensor noise as a real camera's: a still photo repeated exactly is a frozen
+    camera, which camera health raises and driver attention reports as camera_fault."""
+    def frame(i: int):
+        noise = np.random.default_rng(i).normal(0.0, 1.5, image.shape)
+        noisy = np.clip(image + noise, 0, 255).astype(np.uint8)
+        return compressed_msg(noisy, start_sec + i // 10, (i % 10) * 100_000_000, "cabin_optical")
+    return frame
 
 
 def _identity(probe):

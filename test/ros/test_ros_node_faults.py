@@ -129,11 +129,11 @@ def test_driver_monitor_inference_exception_drops_the_frame_and_the_node_continu
         real_process = identifier.process
         calls = []
 
-        def failing_once(image, t):  # fault injection: the first frame's inference raises
+        def failing_once(image, t, camera_fault=False):  # fault injection: the first frame raises
             calls.append(t)
             if len(calls) == 1:
                 raise RuntimeError("injected: YuNet Run() failed")
-            return real_process(image, t)
+            return real_process(image, t, camera_fault=camera_fault)
 
         identifier.process = failing_once
         node._slots.put(0, msg)  # the path a camera callback takes, through the worker thread

@@ -23,6 +23,12 @@ ERROR_CONDITIONS = ("blocked", "low_visibility", "dark", "bright", "frozen", "si
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 
 
+def in_fault(status: dict[str, Any] | None) -> bool:
+    """A camera's DiagnosticStatus dict (:meth:`CameraHealthBank.update`) says its pixels cannot
+    be trusted (level ERROR); False without health (``camera_health.enabled`` false)."""
+    return status is not None and int(status["level"]) >= ERROR
+
+
 @dataclass(frozen=True)
 class HealthEvent:
     """A condition raised or cleared at ``stamp`` (seconds)."""

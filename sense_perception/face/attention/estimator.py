@@ -168,9 +168,15 @@ class DriverAttention:
         return True
 
     def process(self, image_bgr: np.ndarray, box: np.ndarray | None, landmarks: np.ndarray | None,
-                t: float) -> AttentionResult:
-        """One frame stamped ``t`` (seconds): the driver's face ``box``/``landmarks``, or None."""
-        if box is None or landmarks is None:
+                t: float, camera_fault: bool = False) -> AttentionResult:
+        """One frame stamped ``t`` (seconds): the driver's face ``box``/``landmarks``, or None.
+
+        ``camera_fault``: the cabin camera's health is in fault; nothing is measured and the state
+        is ``camera_fault`` (:mod:`.state`), whatever a face detector made of the frame."""
+        if camera_fault:
+            measurement = FaceMeasurement(reason="camera fault")
+            self.estimator.timings_ms = {"mesh": 0.0, "pose": 0.0, "eyes": 0.0}
+        elif box is None or landmarks is None:
             measurement = FaceMeasurement(reason="no driver face")
             self.estimator.timings_ms = {"mesh": 0.0, "pose": 0.0, "eyes": 0.0}
         else:
@@ -181,6 +187,8 @@ class DriverAttention:
             measurement = self.estimator.measure(image_bgr, box, landmarks, self.intrinsics, track)
         mesh = measurement.mesh  # set whenever measured (a pose needs a mesh)
         self._previous = (t, mesh) if measurement.measured and mesh is not None else None
-        status = self.monitor.update(t, measurement.observation())
+        observation = Observation(False, camera_fault=True) if camera_fault \
+            else measurement.observation()
+        status = self.monitor.update(t, observation)
         source = self.intrinsics.source if self.intrinsics is not None else DEFAULT_INTRINSICS
         return AttentionResult(status, measurement, source, dict(self.estimator.timings_ms))

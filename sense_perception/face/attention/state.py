@@ -6,6 +6,15 @@ simulation reset) starts afresh; a pause longer than ``max_gap_s`` counts as ``m
 
 States, checked in this order (the first that holds wins):
 
+``camera_fault``
+    the cabin camera's health is in fault (blocked, dark, bright, low visibility, frozen: the
+    ERROR conditions of :mod:`~sense_perception.core.health.camera_health`, which already
+    carry their own raise / clear hysteresis). Nothing about the driver can be seen, so nothing is
+    concluded: no face is not counted as missing, no pose or eye as off the road or closed, the
+    inattention timer holds where it was (it neither runs up nor back), nothing is learned for
+    the calibration, and the distracted / eyes-closed debounces start afresh once the camera is
+    back (the first frames after a fault are judged as if the driver had just appeared). A fault
+    longer than ``recalibrate_after_s`` may hide a driver change: the driver is learned again.
 ``no_face``
     no driver face for ``no_face_s``.
 ``eyes_closed``
@@ -57,6 +66,7 @@ class AttentionState(str, Enum):
     EYES_CLOSED = "eyes_closed"
     DROWSY = "drowsy"
     NO_FACE = "no_face"
+    CAMERA_FAULT = "camera_fault"
 
 
 #: States during which the inattention timer runs (no_face only with ``no_face_escalates``).
@@ -201,12 +211,15 @@ class Observation:
         face: a driver face was measured (mesh and pose).
         yaw, pitch: head pose in degrees (NaN without a face).
         ear: mean eye aspect ratio of both eyes (NaN when not measured).
+        camera_fault: the cabin camera's health is in fault on this frame: ``face`` and the
+            measurements say nothing about the driver.
     """
 
     face: bool
     yaw: float = math.nan
     pitch: float = math.nan
     ear: float = math.nan
+    camera_fault: bool = False
 
 
 @dataclass(frozen=True)
@@ -317,6 +330,7 @@ class AttentionMonitor:
         """Forget everything (a new drive): calibration, timers, windows; totals are kept."""
         self._last_t: float | None = None
         self._absent: float | None = None  # seconds since the first frame without a face
+        self._fault: float | None = None  # seconds since the first frame of a camera fault
         self._forget_driver()
         self.state = AttentionState.NO_FACE
         self.level = 0
@@ -352,18 +366,29 @@ class AttentionMonitor:
             self.reset()  # time went backwards: a restarted bag or a simulation reset
         dt = 0.0 if self._last_t is None else min(t - self._last_t, c.max_gap_s)
         self._last_t = t
-        if obs.face:
+        if obs.camera_fault:
+            # the camera sees nothing of the driver: neither a face nor its absence is evidence
+            self._absent = None
+            self._fault = 0.0 if self._fault is None else self._fault + dt
+            if self._fault >= c.recalibrate_after_s:
+                self._forget_driver()  # the seat may have changed hands meanwhile
+        elif obs.face:
+            self._fault = None
             self._absent = None
             self._observe(t, dt, obs)
         else:
+            self._fault = None
             self._absent = 0.0 if self._absent is None else self._absent + dt
             if self._absent >= c.recalibrate_after_s:
                 self._forget_driver()
         previous_state = self.state
         self.state = self._decide(obs)
-        if self.state is AttentionState.NO_FACE and previous_state is not AttentionState.NO_FACE:
+        if self.state in (AttentionState.NO_FACE, AttentionState.CAMERA_FAULT) \
+                and previous_state is not self.state:
             self._distracted.reset()  # a face that comes back is judged afresh
             self._closed.reset()
+            if self.state is AttentionState.CAMERA_FAULT:  # the last pose seen is stale
+                self._off_road = self._eye_closed = False
         self._score_windows(t, dt, obs)
         # The time since the last frame belonged to the state that frame ended in.
         self.time_in_state[previous_state.value] += dt
@@ -417,7 +442,11 @@ class AttentionMonitor:
 
     def _decide(self, obs: Observation) -> AttentionState:
         c = self.config
+        if obs.camera_fault:
+            return AttentionState.CAMERA_FAULT
         if not obs.face:
+            if self.state is AttentionState.CAMERA_FAULT:
+                return AttentionState.NO_FACE  # the camera is back and sees no driver: say so
             # A face missing for a moment (a hand, a turn of the head) keeps the state.
             return AttentionState.NO_FACE if (self._absent or 0.0) >= c.no_face_s else self.state
         if self._closed.active:
@@ -429,11 +458,13 @@ class AttentionMonitor:
         return AttentionState.ATTENTIVE
 
     def _score_windows(self, t: float, dt: float, obs: Observation) -> None:
+        seen = obs.face and not obs.camera_fault
         raw = {
-            AttentionState.NO_FACE: not obs.face,
-            AttentionState.EYES_CLOSED: obs.face and self._eye_closed,
-            AttentionState.DISTRACTED: obs.face and self._off_road,
-            AttentionState.ATTENTIVE: obs.face and not self._off_road and not self._eye_closed,
+            AttentionState.CAMERA_FAULT: obs.camera_fault,
+            AttentionState.NO_FACE: not obs.face and not obs.camera_fault,
+            AttentionState.EYES_CLOSED: seen and self._eye_closed,
+            AttentionState.DISTRACTED: seen and self._off_road,
+            AttentionState.ATTENTIVE: seen and not self._off_road and not self._eye_closed,
         }
         for state, flag in raw.items():
             self._scores[state].add(t, dt, flag)
@@ -449,7 +480,8 @@ class AttentionMonitor:
                                          and self.config.no_face_escalates)
 
     def _escalate(self, previous: AttentionState, dt: float) -> bool:
-        """Run the inattention timer over the time since the last frame (in ``previous``)."""
+        """Run the inattention timer over the time since the last frame (in ``previous``); a
+        camera fault holds it (neither inattention nor attention was seen)."""
         c = self.config
         terminal = self._levels[2]
         if self._inattentive(previous):
