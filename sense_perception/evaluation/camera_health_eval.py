@@ -4,6 +4,13 @@
 
 Clean frames are the street and PandaSet frames of ``../shared/data`` and the faces as cabin
 frames; degraded copies come from :mod:`.degrade` with a fixed seed, so a run is repeatable.
+
+The source images are split, seeded (:func:`split`), into a **tuning** subset (the thresholds
+may be chosen on it) and a **held-out** subset (only measured): by source image, never by
+degraded copy, and the PandaSet drive by whole one-second segments of consecutive frames, since
+neighbouring frames of one drive are near copies of each other. Every measurement below is made
+on each subset separately.
+
 Three measurements:
 
 - **single frames** (no hysteresis): the share of degraded frames showing the degradation's
@@ -33,6 +40,35 @@ from . import degrade
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SEED = 2024
 COVERAGES = (0.1, 0.2, 0.3, 0.45, 0.6)
+SPLIT_SEED = 24  # the tuning / held-out split; never changed once thresholds were chosen on it
+SEGMENT = 10  # PandaSet frames per split unit: one second of the 10 Hz drive
+SUBSETS = ("tuning", "held_out")
+
+
+def split(data: Path, seed: int = SPLIT_SEED) -> dict[str, dict[str, list[Path]]]:
+    """The source images of each subset: ``{"tuning"|"held_out": {"pandaset", "street",
+    "cabin": [paths]}}``.
+
+    PandaSet's 80 frames are cut into one-second segments of :data:`SEGMENT` consecutive frames;
+    half the segments (drawn with ``seed``) are held out. The other street frames and the cabin
+    photos are drawn one by one, half each (the odd one out to the held-out side).
+    """
+    rng = np.random.default_rng(seed)
+    pandaset = sorted((data / "street_labelled" / "pandaset_seq002_front").glob("*.jpg"))
+    segments = [pandaset[i:i + SEGMENT] for i in range(0, len(pandaset), SEGMENT)]
+    held = set(rng.permutation(len(segments))[:len(segments) // 2].tolist())
+    out: dict[str, dict[str, list[Path]]] = {s: {"pandaset": [], "street": [], "cabin": []}
+                                              for s in SUBSETS}
+    for i, segment in enumerate(segments):
+        out["held_out" if i in held else "tuning"]["pandaset"] += segment
+    street = [p for p in sorted((data / "street").iterdir())
+              if not p.name.startswith("pandaset")]  # those are copies of PandaSet frames
+    for name, paths in (("street", street), ("cabin", sorted((data / "faces").iterdir()))):
+        order = rng.permutation(len(paths)).tolist()
+        half = len(paths) // 2
+        out["tuning"][name] = sorted(paths[i] for i in order[:half])
+        out["held_out"][name] = sorted(paths[i] for i in order[half:])
+    return out
 
 
 def read(path: Path) -> np.ndarray:
@@ -43,13 +79,11 @@ def read(path: Path) -> np.ndarray:
     return image
 
 
-def clean_sets(data: Path, step: int) -> dict[str, list[Path]]:
-    """The clean frames: PandaSet (every ``step``-th of 80), the other street frames, the faces."""
-    pandaset = sorted((data / "street_labelled" / "pandaset_seq002_front").glob("*.jpg"))
-    street = [p for p in sorted((data / "street").iterdir())
-              if not p.name.startswith("pandaset")]  # those are copies of PandaSet frames
-    return {"pandaset": pandaset[::step], "street": street,
-            "cabin": sorted((data / "faces").iterdir())}
+def clean_sets(subset: dict[str, list[Path]], step: int, offset: int = 0) -> dict[str, list[Path]]:
+    """The clean frames of one subset (:func:`split`): every ``step``-th of its PandaSet frames
+    from ``offset``, its other street frames, its faces."""
+    return {"pandaset": subset["pandaset"][offset::step], "street": subset["street"],
+            "cabin": subset["cabin"]}
 
 
 def judge(image: np.ndarray, settings: CameraHealthSettings) -> list[str]:
@@ -78,7 +112,8 @@ def vehicle_crops(data: Path, frames: Iterable[str]) -> list[np.ndarray]:
 
 
 def single_frames(images: dict[str, list[np.ndarray]], settings: CameraHealthSettings,
-                  rng: np.random.Generator, data: Path) -> dict[str, Any]:
+                  rng: np.random.Generator, data: Path,
+                  vehicle_frames: Iterable[str]) -> dict[str, Any]:
     """Per-frame rates: detection per degradation and coverage, false alarms on clean and scenes."""
     out: dict[str, Any] = {"clean": {}, "scenes": {}, "degraded": {}, "soiling_by_coverage": {}}
     every = [i for group in images.values() for i in group]
@@ -91,7 +126,7 @@ def single_frames(images: dict[str, list[np.ndarray]], settings: CameraHealthSet
         "night_street_lights": [degrade.night(i, rng) for i in street],
         "tunnel": [degrade.tunnel(i, rng) for i in street],
         "uniform_sky": [degrade.crop(i, (0, 0, 450, 110)) for i in images["pandaset"]],
-        "vehicle_filling_view": vehicle_crops(data, [f"{k:02d}" for k in range(0, 80, 8)]),
+        "vehicle_filling_view": vehicle_crops(data, vehicle_frames),
     }
     for name, group in scenes.items():
         found = [judge(i, settings) for i in group]
@@ -120,52 +155,70 @@ def _delay(monitor: CameraHealthMonitor, frames: list[np.ndarray], condition: st
     return None
 
 
-def sequences(pandaset: list[Path], settings: CameraHealthSettings, starts: Iterable[int],
-              length: int) -> dict[str, Any]:
-    """Delay to raise on 10 Hz PandaSet sequences; alarms on clean and standing-still ones."""
+def _sequence_delay(frames: list[np.ndarray], fn: Callable[..., np.ndarray], want: str,
+                    settings: CameraHealthSettings, seed: int, period: float,
+                    *args: Any) -> float | None:
+    # the same seed for every frame: the same mud, drops or fog on the moving scene
+    seq = [fn(f, np.random.default_rng(seed), *args) for f in frames]
+    return _delay(CameraHealthMonitor("/camera", settings), seq, want, period)
+
+
+def _delays(delays: list[float | None], want: str) -> dict[str, Any]:
+    found = [d for d in delays if d is not None]
+    return {"condition": want, "sequences": len(delays), "raised": len(found),
+            "within_1s": sum(d <= 1.0 for d in found),
+            "delay_s_max": max(found) if found else None}
+
+
+def sequences(runs: list[list[Path]], settings: CameraHealthSettings) -> dict[str, Any]:
+    """Delay to raise on 10 Hz PandaSet sequences (one per segment of ``runs``); alarms on
+    clean and standing-still ones."""
     period = 0.1
-    out: dict[str, Any] = {"period_s": period, "degraded": {}, "clean": {}, "frozen": {}}
-    runs = {start: [read(p) for p in pandaset[start:start + length]] for start in starts}
+    out: dict[str, Any] = {"period_s": period, "degraded": {}, "blockage_30": {}, "clean": {},
+                           "frozen": {}}
+    clips = {int(paths[0].stem): [read(p) for p in paths] for paths in runs}
     for name, fn in degrade.DEGRADATIONS.items():
         want = degrade.EXPECTED[name]
+        out["degraded"][name] = _delays([_sequence_delay(frames, fn, want, settings, SEED + start,
+                                                         period)
+                                         for start, frames in clips.items()], want)
+    # the target's case: soiling of 30 % or more, three draws of coverage (0.3-0.6) per clip
+    for name in ("soil_opaque", "soil_semi"):
+        fn = getattr(degrade, name)
         delays = []
-        for start, frames in runs.items():
-            # the same seed for every frame: the same mud, drops or fog on the moving scene
-            seq = [fn(f, np.random.default_rng(SEED + start)) for f in frames]
-            monitor = CameraHealthMonitor("/camera", settings)
-            delays.append(_delay(monitor, seq, want, period))
-        found = [d for d in delays if d is not None]
-        out["degraded"][name] = {"condition": want, "sequences": len(delays),
-                                 "raised": len(found),
-                                 "within_1s": sum(d <= 1.0 for d in found),
-                                 "delay_s_max": max(found) if found else None}
-    alarms = []
-    for frames in runs.values():
+        for start, frames in clips.items():
+            for k in range(3):
+                coverage = float(np.random.default_rng([SEED, start, k]).uniform(0.3, 0.6))
+                delays.append(_sequence_delay(frames, fn, "blocked", settings,
+                                              SEED + 100 * k + start, period, coverage))
+        out["blockage_30"][name] = _delays(delays, "blocked")
+    alarms: list[str] = []
+    for frames in clips.values():
         monitor = CameraHealthMonitor("/camera", settings)
         alarms += [e.condition for i, f in enumerate(frames)
                    for e in monitor.update(f, i * period, "camera", i * period) if e.raised]
-    out["clean"]["moving"] = {"sequences": len(runs), "frames": sum(map(len, runs.values())),
+    out["clean"]["moving"] = {"sequences": len(clips), "frames": sum(map(len, clips.values())),
                               "alarms": alarms}
     alarms = []
-    for start, frames in runs.items():
+    still_frames = 0
+    for start, frames in clips.items():
         monitor = CameraHealthMonitor("/camera", settings)
-        still = degrade.standing_still(frames[0], np.random.default_rng(SEED + start), 3 * length)
+        still = degrade.standing_still(frames[0], np.random.default_rng(SEED + start),
+                                       3 * len(frames))
+        still_frames += len(still)
         alarms += [e.condition for i, f in enumerate(still)
                    for e in monitor.update(f, i * period, "camera", i * period) if e.raised]
-    out["clean"]["standing_still"] = {"sequences": len(runs), "frames": 3 * length * len(runs),
+    out["clean"]["standing_still"] = {"sequences": len(clips), "frames": still_frames,
                                       "alarms": alarms}
     for hz in (10, 30):
-        delays = []
-        for frames in runs.values():
+        frozen_delays: list[float | None] = []
+        for frames in clips.values():
             monitor = CameraHealthMonitor("/camera", settings)
             # moving frames first, then the camera repeats its last frame
             seq = frames[:3] + degrade.repeated(frames[3], 2 * hz)
             delay = _delay(monitor, seq, "frozen", 1 / hz)
-            delays.append(None if delay is None else round(delay - 3 / hz, 3))
-        found = [d for d in delays if d is not None]
-        out["frozen"][f"{hz}_hz"] = {"sequences": len(delays), "raised": len(found),
-                                     "within_1s": sum(d <= 1.0 for d in found),
-                                     "delay_s_max": max(found) if found else None}
+            frozen_delays.append(None if delay is None else round(delay - 3 / hz, 3))
+        out["frozen"][f"{hz}_hz"] = _delays(frozen_delays, "frozen")
     return out
 
 
@@ -186,53 +239,115 @@ def per_frame_cost_ms(image: np.ndarray, settings: CameraHealthSettings, repeat:
     return round(1000 * float(np.median(times)), 3)
 
 
-def evaluate(data: Path = DATA, step: int = 4, starts: Iterable[int] = (0, 40),
-             length: int = 15, settings: CameraHealthSettings | None = None) -> dict[str, Any]:
-    """The whole evaluation as a JSON-ready dict."""
-    settings = settings or CameraHealthSettings()
-    cv2.setNumThreads(1)
-    sets = clean_sets(data, step)
+def evaluate_subset(data: Path, subset: dict[str, list[Path]], step: int,
+                    settings: CameraHealthSettings, offset: int = 0) -> dict[str, Any]:
+    """Single frames and sequences of one subset of :func:`split`; the one-frame rates on every
+    ``step``-th PandaSet frame from ``offset``."""
+    sets = clean_sets(subset, step, offset)
     images = {name: [read(p) for p in paths] for name, paths in sets.items()}
     rng = np.random.default_rng(SEED)
+    pandaset = subset["pandaset"]
+    runs = [pandaset[i:i + SEGMENT] for i in range(0, len(pandaset), SEGMENT)]
+    return {"frames": {k: len(v) for k, v in images.items()},
+            "single_frames": single_frames(images, settings, rng, data,
+                                           [p.stem for p in pandaset[::SEGMENT // 2]]),
+            "sequences": sequences(runs, settings)}
+
+
+def evaluate(data: Path = DATA, step: int = 2,
+             settings: CameraHealthSettings | None = None) -> dict[str, Any]:
+    """The whole evaluation as a JSON-ready dict: the split, then each subset's measurements."""
+    settings = settings or CameraHealthSettings()
+    cv2.setNumThreads(1)
+    subsets = split(data)
+    result: dict[str, Any] = {
+        "seed": SEED, "split_seed": SPLIT_SEED, "step": step,
+        "split": {name: {k: [p.name for p in v] for k, v in sub.items()}
+                  for name, sub in subsets.items()}}
+    for name, sub in subsets.items():
+        # held out: the odd PandaSet frames, which no tuning (before the split: every fourth
+        # frame) has seen; tuning: the even ones
+        result[name] = evaluate_subset(data, sub, step, settings,
+                                       offset=1 if name == "held_out" and step > 1 else 0)
     pandaset = sorted((data / "street_labelled" / "pandaset_seq002_front").glob("*.jpg"))
-    return {"seed": SEED, "frames": {k: len(v) for k, v in images.items()},
-            "single_frames": single_frames(images, settings, rng, data),
-            "sequences": sequences(pandaset, settings, starts, length),
-            "cost_ms_1080p": per_frame_cost_ms(read(pandaset[0]), settings)}
+    result["cost_ms_1080p"] = per_frame_cost_ms(read(pandaset[0]), settings)
+    return result
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
 
+def _delay_text(row: dict[str, Any], digits: int = 1) -> str:
+    return "-" if row["delay_s_max"] is None else f"{row['delay_s_max']:.{digits}f} s"
+
+
+def _both(result: dict[str, Any], fmt: Callable[[Any], str], *path: str) -> str:
+    """One table cell: the tuning subset's figure / the held-out subset's figure, each the value
+    at ``path`` in that subset's result, formatted by ``fmt``."""
+    cells = []
+    for subset in SUBSETS:
+        value: Any = result[subset]
+        for key in path:
+            value = value[key]
+        cells.append(fmt(value))
+    return " / ".join(cells)
+
+
+def _count(row: dict[str, Any]) -> str:
+    return f"{row['within_1s']} of {row['sequences']}"
+
+
+def _alarm_cell(row: dict[str, Any]) -> str:
+    extra = f" ({', '.join(row['conditions'])})" if row["conditions"] else ""
+    return f"{_pct(row['rate'])}{extra}"
+
+
+def _seq_alarms(row: dict[str, Any]) -> str:
+    return f"{len(row['alarms'])}" + (f" ({', '.join(row['alarms'])})" if row["alarms"] else "")
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """The tables of docs/camera-health.md from an :func:`evaluate` result."""
-    single, seq = result["single_frames"], result["sequences"]
+    """The tables of docs/camera-health.md from an :func:`evaluate` result; every cell reads
+    ``tuning / held-out``."""
+    tuning = result["tuning"]
+    sf, sq = "single_frames", "sequences"
     lines = ["| degradation | condition | frames | detected (one frame) | any condition | "
-             "sequences raised within 1 s | longest delay |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name, row in single["degraded"].items():
-        s = seq["degraded"][name]
-        delay = "-" if s["delay_s_max"] is None else f"{s['delay_s_max']:.1f} s"
-        lines.append(f"| {name} | {row['condition']} | {row['frames']} | {_pct(row['rate'])} | "
-                     f"{_pct(row['any_condition'])} | {s['within_1s']} / {s['sequences']} | {delay} |")
-    for hz, s in seq["frozen"].items():
-        delay = "-" if s["delay_s_max"] is None else f"{s['delay_s_max']:.2f} s"
+             "1 s sequences raised | longest delay |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, row in tuning[sf]["degraded"].items():
+        d = (sf, "degraded", name)
+        lines.append(f"| {name} | {row['condition']} | {_both(result, str, *d, 'frames')} | "
+                     f"{_both(result, _pct, *d, 'rate')} | "
+                     f"{_both(result, _pct, *d, 'any_condition')} | "
+                     f"{_both(result, _count, sq, 'degraded', name)} | "
+                     f"{_both(result, _delay_text, sq, 'degraded', name)} |")
+    for name in tuning[sq]["blockage_30"]:
+        lines.append(f"| {name}, 30-60 % of the view | blocked | - | - | - | "
+                     f"{_both(result, _count, sq, 'blockage_30', name)} | "
+                     f"{_both(result, _delay_text, sq, 'blockage_30', name)} |")
+    for hz in tuning[sq]["frozen"]:
         lines.append(f"| repeated frames, {hz.replace('_', ' ')} | frozen | - | - | - | "
-                     f"{s['within_1s']} / {s['sequences']} | {delay} |")
-    lines += ["", "Soiling found as `blocked`, by the share of the view covered (street frames):", "",
+                     f"{_both(result, _count, sq, 'frozen', hz)} | "
+                     f"{_both(result, lambda r: _delay_text(r, 2), sq, 'frozen', hz)} |")
+    lines += ["", "Soiling found as `blocked`, by the share of the view covered (street frames, "
+              "one frame, tuning / held-out):", "",
               "| soiling | " + " | ".join(f"{float(c):.0%}" for c in COVERAGES) + " |",
               "| --- |" + " ---: |" * len(COVERAGES)]
-    for name, rates in single["soiling_by_coverage"].items():
-        lines.append(f"| {name} | " + " | ".join(_pct(r["rate"]) for r in rates.values()) + " |")
-    lines += ["", "False alarms (any condition raised):", "", "| clean frames | frames | false alarms |",
-              "| --- | ---: | ---: |"]
+    for name in tuning[sf]["soiling_by_coverage"]:
+        lines.append(f"| {name} | " + " | ".join(
+            _both(result, _pct, sf, "soiling_by_coverage", name, str(c), "rate")
+            for c in COVERAGES) + " |")
+    lines += ["", "False alarms (any condition raised; tuning / held-out):", "",
+              "| clean frames | frames | false alarms |", "| --- | ---: | ---: |"]
     for group, key in (("clean", "clean"), ("scene proxy", "scenes")):
-        for name, row in single[key].items():
-            extra = f" ({', '.join(row['conditions'])})" if row["conditions"] else ""
-            lines.append(f"| {group}: {name} | {row['frames']} | {_pct(row['rate'])}{extra} |")
-    for name, row in seq["clean"].items():
-        lines.append(f"| 10 Hz sequence, {name.replace('_', ' ')} (hysteresis) | {row['frames']} | "
-                     f"{len(row['alarms'])} alarms{' (' + ', '.join(row['alarms']) + ')' if row['alarms'] else ''} |")
+        for name in tuning[sf][key]:
+            lines.append(f"| {group}: {name} | {_both(result, str, sf, key, name, 'frames')} | "
+                         f"{_both(result, _alarm_cell, sf, key, name)} |")
+    for name in tuning[sq]["clean"]:
+        lines.append(f"| 10 Hz sequences, {name.replace('_', ' ')} (hysteresis) | "
+                     f"{_both(result, str, sq, 'clean', name, 'frames')} | "
+                     f"{_both(result, _seq_alarms, sq, 'clean', name)} alarms |")
     return "\n".join(lines)
 
 
@@ -241,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for camera_health_eval.json")
-    parser.add_argument("--step", type=int, default=4, help="every STEP-th PandaSet frame (1: all 80)")
+    parser.add_argument("--step", type=int, default=2,
+                        help="every STEP-th PandaSet frame of each subset for the one-frame rates "
+                             "(1: all 40 of each); the sequences use every frame")
     args = parser.parse_args(argv)
     if not (args.data / "street_labelled").is_dir():
         print(f"error: {args.data} holds no street_labelled/ folder; give --data the shared data "
