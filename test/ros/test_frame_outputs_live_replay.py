@@ -24,21 +24,21 @@ FRONT = "/camera/front/image_raw/compressed"
 CABIN = "/camera/cabin/image_raw/compressed"
 
 
-def _bag_frames(topic: str) -> list[Any]:
+def _bag_frames(topic: str, bag: Path = SAMPLE_BAG) -> list[Any]:
     """The bag's frames of ``topic`` as rclpy messages (as a live subscription receives them)."""
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
 
     from sense_perception.ros.convert import msg_class
 
-    with Reader(SAMPLE_BAG) as reader:
+    with Reader(bag) as reader:
         conns = [c for c in reader.connections if c.topic == topic]
         return [deserialize_message(bytes(raw), msg_class(c.msgtype))
                 for c, _, raw in reader.messages(connections=conns)]
 
 
 def _replay(tmp: Path, topics: list[str], cabin: str | None, config: Path,
-            monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict]]:
+            monkeypatch: pytest.MonkeyPatch, bag: Path = SAMPLE_BAG) -> list[tuple[str, str, dict]]:
     from sense_perception.replay import sink
     from sense_perception.replay.engine import ReplayOptions, Replayer
 
@@ -51,14 +51,14 @@ def _replay(tmp: Path, topics: list[str], cabin: str | None, config: Path,
         return real(self, timestamp, messages)
 
     monkeypatch.setattr(sink.ResultSink, "write", recording)
-    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp, topics=topics, cabin=cabin, config=config)).run()
+    result = Replayer(ReplayOptions(bag, tmp, topics=topics, cabin=cabin, config=config)).run()
     monkeypatch.setattr(sink.ResultSink, "write", real)
     assert result.complete
     return written
 
 
 def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any,
-          monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict]]:
+          monkeypatch: pytest.MonkeyPatch, bag: Path = SAMPLE_BAG) -> list[tuple[str, str, dict]]:
     """Run every frame of ``topic`` through ``node.process``, with a subscriber on ``annotations``
     (they are built only while subscribed: ``publishers()`` gives the node's publishers by row
     name); returns the per-frame messages."""
@@ -90,7 +90,7 @@ def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any
         while publishers()["annotations"].get_subscription_count() == 0 and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
         assert publishers()["annotations"].get_subscription_count() == 1
-        for msg in _bag_frames(topic):
+        for msg in _bag_frames(topic, bag):
             node.process([Frame(0, msg, time.monotonic())])
     finally:
         node.stop()
@@ -160,3 +160,62 @@ def test_cabin_frames_give_the_same_messages_live_and_in_replay(context, tmp_pat
         "faces", "annotations", "driver_identity", "driver_attention", "head_pose", "camera_health"}
     assert len(live) >= 8 * 4
     assert live == replayed
+
+
+def _dark_cabin_bag(path: Path) -> Path:
+    """The sample bag's real cabin frames at 10 Hz: 3 s as recorded, 2 s under-exposed (x0.1 in
+    linear light, by the seeded generator), 2 s as recorded."""
+    import cv2
+    import numpy as np
+    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from sense_perception.evaluation import degrade
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    with Reader(SAMPLE_BAG) as reader:
+        frames = [cv2.imdecode(np.frombuffer(store.deserialize_cdr(raw, c.msgtype).data, np.uint8),
+                               cv2.IMREAD_COLOR)
+                  for c, _, raw in reader.messages([c for c in reader.connections if c.topic == CABIN])]
+    t = store.types
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection(CABIN, "sensor_msgs/msg/CompressedImage", typestore=store)
+        for k in range(70):
+            image = frames[k % len(frames)]
+            if 30 <= k < 50:
+                image = degrade.under_exposed(image, np.random.default_rng(k))
+            ns = 1_700_000_000 * 10**9 + k * 100_000_000
+            header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](
+                sec=ns // 10**9, nanosec=ns % 10**9), frame_id="cabin_camera")
+            msg = t["sensor_msgs/msg/CompressedImage"](
+                header=header, format="jpeg", data=cv2.imencode(".jpg", image)[1].reshape(-1))
+            writer.write(conn, ns, store.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
+    return path
+
+
+def test_a_dark_cabin_camera_is_a_camera_fault_live_and_in_replay(context, tmp_path, params,
+                                                                 monkeypatch):
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    bag = _dark_cabin_bag(tmp_path / "dark_cabin")
+    replayed = _replay(tmp_path / "replay", [CABIN], CABIN, _config(tmp_path, params), monkeypatch,
+                       bag)
+    node = DriverMonitorNode("live_dark_cabin", context=context, parameter_overrides=overrides(
+        camera_topic=CABIN, **params["driver_monitor"]))
+    live = _live(node, context, CABIN, "/camera/cabin/annotations", lambda: node._pubs,
+                 monkeypatch, bag)
+
+    def states(messages: list[tuple[str, str, dict]]) -> list[str]:
+        return [m["results"][0]["class_id"] for t, _, m in messages
+                if t == "/camera/cabin/driver_attention"]
+
+    def levels(messages: list[tuple[str, str, dict]]) -> list[int]:
+        return [m["level"] for t, _, m in messages if t == "/camera/cabin/camera_health"]
+
+    # the node's stream timing runs on its own clock (frames handed in back to back), so only
+    # the attention and the health level are compared, not the timing values
+    assert states(live) == states(replayed) and len(states(live)) == 70
+    faulty = [i for i, s in enumerate(states(live)) if s == "camera_fault"]
+    assert faulty and faulty == [i for i, level in enumerate(levels(live)) if level == 2]
+    assert 30 <= faulty[0] and faulty[-1] < 69  # raised after the dark frames began, and cleared
+    assert set(states(live)) == {"attentive", "camera_fault"}
