@@ -46,7 +46,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Judge image files as the nodes judge a camera frame: blocked (part of the "
                     "lens covered), low_visibility (fog, water, defocus), dark, bright. Prints one "
                     "line per image; an empty condition list means a clean image. Single images "
-                    "get no hysteresis and no frozen or stream checks. Unreadable images are "
+                    "get no hysteresis and no frozen or stream checks, and a semi-transparent "
+                    "film that leaves the scene visible is not seen (docs/camera-health.md). "
+                    "--json prints the JSON; --json-out FILE writes it. Unreadable images are "
                     "reported and skipped; the exit status is then 1.")
     parser.add_argument("images", nargs="*", metavar="IMAGE",
                         help="image files (anything OpenCV reads: jpg, png, bmp, tiff, webp...)")
