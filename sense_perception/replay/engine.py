@@ -252,6 +252,7 @@ class Replayer:
         # Autoware's ROIs (autoware.*): a clash of ROI topics is refused before any model loads.
         self._autoware = autoware_settings(self.options.config)
         rois_topics(exterior, self._autoware.rois_topic)
+        rois_topics(exterior, self._autoware.objects_topic, "autoware.objects_topic")
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings
