@@ -94,7 +94,8 @@ class ObjectDetectorNode(PerceptionNode):
         from ..core.tracking.ground_motion import VelocityConfig
         from ..core.tracking.tracker import TrackerBank, TrackingConfig
 
-        self.positions = CameraPositions(mount=self.settings.mount())  # a bad mount: first
+        self.positions = CameraPositions(mount=self.settings.mount(),  # a bad mount: first
+                                         noise=self.settings.position_noise())
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
