@@ -22,9 +22,10 @@ DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "street_labelled
 CPU = {"runtime.providers": ["CPUExecutionProvider"]}
 OFF = {"detector.duplicates.nested_containment": 0.0, "detector.duplicates.vehicle_nms_iou": 0.0}
 CAR, TRUCK, BUS, PED = (AD_LABELS.index(n) for n in ("car", "truck", "bus", "pedestrian"))
-# Developer-set frames with part-of-car boxes and cars seen behind cars (docs/detection-quality.md):
-# 14, 15, 17 and 18 show the set's one parked car seen behind another, whose boxes nest.
-FRAMES = ("14", "15", "17", "18", "26", "55")
+# Developer-set frames with part-of-car boxes and cars seen behind cars (docs/detection-quality.md).
+FRAMES = ("17", "26", "55")
+# ... and the frames of the set's one parked car seen behind another, whose boxes nest.
+BEHIND = ("14", "15", "18")
 
 
 def dets(*rows: tuple) -> Detections:
@@ -183,3 +184,34 @@ def test_real_frames_lose_no_object_and_most_nested_boxes() -> None:
             found_after = _matched(b.boxes[np.isin(b.labels, ids)], gt)
             assert (found_after | ~found_before).all(), f"frame {key}: a {labels[0]} was lost"
     assert before >= 6 and after <= before // 2
+
+
+def test_the_parked_car_seen_behind_another_keeps_its_box() -> None:
+    """Frames 14, 15 and 18: the labelled car behind a nearer one is found inside the nearer car's
+    box, by the default detector (full decode) and by PicoDet alone from a reduced JPEG decode
+    (the path of compressed camera topics without the pedestrian specialist); the duplicates
+    step keeps it in both. Thresholds fitted to the full decode alone lost it in the other."""
+    from types import SimpleNamespace
+
+    from sense_perception.core.imaging.image_decode import decode_view
+
+    truth = json.loads((DEV / "ground_truth.json").read_text())["cameras"]
+    default = build_detector(CPU)
+    alone = build_detector({**CPU, "detector.pedestrian_model": "none"})
+    assert alone.decode_floor is not None
+    for key in BEHIND:
+        data = np.fromfile(str(DEV / f"{key}.jpg"), np.uint8)
+        message = SimpleNamespace(format="bgr8; jpeg compressed bgr8", data=data)
+        reduced = decode_view(message, size_floor=alone.decode_floor)
+        assert reduced.array.shape[0] < 1080
+        gt = np.array([b["bbox_xyxy"] for b in truth[f"front_camera/{key}"]["boxes"]
+                       if b["label"] == "car" and not b["difficult"]], np.float32)
+        for detector, view in ((default, cv2.imdecode(data, cv2.IMREAD_COLOR)), (alone, reduced)):
+            d = detector.detect([view])[0]
+            cars = d.boxes[d.labels == CAR]
+            c = containment(cars)
+            area = np.prod(cars[:, 2:] - cars[:, :2], axis=1)
+            inner = ((c >= 0.8) & (area[:, None] < area[None, :])).any(axis=1)
+            # A nested car box that is a labelled car the rest of the boxes do not cover.
+            hits = _matched(cars[inner], gt) & ~_matched(cars[~inner], gt)
+            assert hits.any(), f"frame {key}: the car behind the car was dropped"
