@@ -67,6 +67,7 @@ setup(
         "fleet": ["ray[client]>=2.9"],  # client: --address ray://HOST:10001 (Ray Client, grpcio)
         "test": [
             "pytest>=7",
+            "pytest-timeout>=2.1",  # pytest.ini: a hung test fails instead of holding the run
             "hypothesis>=6",
             "mcap-ros2-support>=0.5",
             "rosbags-image>=0.10",  # test: cross-check of our image decoding

@@ -4,7 +4,9 @@
     ros2 launch sense_perception autoware.launch.py image_number:=2 image_transport:=compressed
 
 Camera i: /sensing/camera/camera<i>/image_rect_color[/compressed] with .../camera_info; its ROIs
-(tier4_perception_msgs/DetectedObjectsWithFeature) on /perception/object_recognition/detection/rois<i>.
+(tier4_perception_msgs/DetectedObjectsWithFeature) on /perception/object_recognition/detection/rois<i>;
+a calibrated camera's road users in 3-D (autoware_perception_msgs/DetectedObjects, base_link) on
+/perception/object_recognition/detection/camera<i>/objects.
 Arguments: image_number (1-8), image_transport (raw, compressed), camera_topics (instead of
 image_number), config (default autoware), namespace, use_sim_time ('' = Autoware's global one),
 autostart, log_level. The logic is in sense_perception/ros/autoware_launch.py; docs/autoware.md.

@@ -419,6 +419,7 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
     from .core.health.camera_settings import CameraHealthSettings
     from .core.imaging.frame_guard import InputLimits
     from .core.runtime.session import RuntimeConfig
+    from .core.tracking.ground_motion import VelocityConfig
     from .core.tracking.tracker import TrackingConfig
     from .face.settings import DriverMonitorSettings
     from .ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
@@ -426,7 +427,7 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
     if kind == "object_detector":
         return [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                 ("tiling.", TilingConfig), ("tracking.", TrackingConfig),
-                ("runtime.", RuntimeConfig), ("autoware.", AutowareConfig),
+                ("tracking.velocity.", VelocityConfig), ("runtime.", RuntimeConfig), ("autoware.", AutowareConfig),
                 ("camera_health.", CameraHealthSettings)]
     if kind == "driver_monitor":
         # DriverMonitorSettings holds camera_role and the face.*, identity.*, gallery.*,

@@ -24,13 +24,16 @@ def test_autoware_config_is_bundled_and_turns_the_rois_on():
     cfg = section_from_params(AutowareConfig, params, "autoware.", str(AUTOWARE))
     assert cfg.enabled and cfg.other_labels == "drop" and cfg.camera_info_topic == "auto"
     assert rois_topics(params["camera_topics"], cfg.rois_topic) == [ROIS + "0"]
+    # and each calibrated camera's road users in 3-D, on a topic of its own index
+    assert rois_topics(params["camera_topics"], cfg.objects_topic, "autoware.objects_topic") == [
+        "/perception/object_recognition/detection/camera0/objects"]
     # An overlay, not a copy: the rest comes from perception.yaml.
     assert AUTOWARE.read_text().startswith("# base: perception.yaml\n")
     base = load_params(ROOT / "config" / "perception.yaml", "object_detector")
-    changed = {"camera_topics", "autoware.rois_topic"}
+    changed = {"camera_topics", "autoware.rois_topic", "autoware.objects_topic"}
     assert {k: v for k, v in params.items() if k not in changed} == {
         k: v for k, v in base.items() if k not in changed}
-    assert base["autoware.rois_topic"] == ""  # off unless a config turns it on
+    assert base["autoware.rois_topic"] == base["autoware.objects_topic"] == ""  # off unless a config turns them on
 
 
 @pytest.mark.parametrize("number, transport, topics", [

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sense_perception.core.autoware.rois import AUTOWARE_ROIS_TOPIC, AutowareConfig
-from sense_perception.core.output.frame_outputs import (ATTENTION_SWITCH, AUTOWARE_SWITCH, CABIN_OUTPUTS,
+from sense_perception.core.output.frame_outputs import (ATTENTION_SWITCH, AUTOWARE_OBJECTS_SWITCH,
+                                                        AUTOWARE_SWITCH, CABIN_OUTPUTS,
                                                         EXTERIOR_OUTPUTS, ExteriorFrame, Output,
                                                         enabled_outputs, frame_messages, switches)
 from sense_perception.core.types import Detections, Header
@@ -32,6 +33,7 @@ def test_topics_and_types_are_the_documented_ones():
         ("detections_image", "sensor_msgs/msg/Image"),
         ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
         ("rois", "tier4_perception_msgs/msg/DetectedObjectsWithFeature"),
+        ("objects", "autoware_perception_msgs/msg/DetectedObjects"),
         ("camera_health", "diagnostic_msgs/msg/DiagnosticStatus")]
     assert [(o.name, o.msgtype) for o in CABIN_OUTPUTS] == [
         ("faces", "vision_msgs/msg/Detection2DArray"), ("annotations", "foxglove_msgs/msg/ImageAnnotations"),
@@ -45,7 +47,8 @@ def test_switches_come_from_the_node_settings():
     detector = ObjectDetectorSettings(publish_annotations=False, publish_debug_image=True)
     on = switches(detector)
     assert on == {"publish_annotations": False, "publish_debug_image": True, ATTENTION_SWITCH: False,
-                  AUTOWARE_SWITCH: ""}  # Autoware's ROIs: off unless autoware.rois_topic is set
+                  AUTOWARE_SWITCH: "", AUTOWARE_OBJECTS_SWITCH: ""}
+    # Autoware's ROIs and DetectedObjects: off unless autoware.rois_topic / objects_topic is set
     live = [o.name for o in enabled_outputs(EXTERIOR_OUTPUTS, on)]
     assert live == ["label_info", "detections", "detections_3d", "detections_image", "camera_health"]
     # the replay writes no drawn debug image (its equivalent is --video)

@@ -317,3 +317,27 @@ def test_corner_filling_vehicle_gets_a_wide_border_estimate():
     d = pos.xyz[0, :2] - np.array(truth[0])
     assert d @ np.linalg.solve(pos.covariance[0], d) < 4.0
     assert np.sqrt(np.linalg.eigvalsh(pos.covariance[0])[1]) > 0.5  # and says it is unsure
+
+
+def test_mount_pitch_sd_is_the_pitch_uncertainty_of_every_entry_point():
+    """object_detector's mount_pitch_sd (deg) sets the pitch noise the positions assume: a far
+    car's ground ray, weak against pitch, gets a wider covariance with 2 degrees than with the
+    default 0.5; the same value reaches detect/eval (position_noise) and is range-checked."""
+    from sense_perception.core.geometry.positioner import CameraPositions
+    from sense_perception.errors import ConfigError
+    from sense_perception.ros.settings import ObjectDetectorSettings, position_noise
+
+    calib = make_calibration()
+    box = np.array([project_box(calib, (50.0, 1.0), "car")])
+    label = np.array([NAMES.index("car")])
+    default = position_noise({}, "test")
+    assert default.pitch_rad == pytest.approx(math.radians(0.5))
+    wide = position_noise({"mount_pitch_sd": 2.0, "detector.score_threshold": 0.3}, "test")
+    assert wide.pitch_rad == pytest.approx(math.radians(2.0))
+    fixed = from_dict(calib, "test")
+    narrow_cov = CameraPositions(fixed).positions("cam", "", 1280, 720, box, label, NAMES).covariance
+    wide_cov = CameraPositions(fixed, noise=ObjectDetectorSettings(mount_pitch_sd=2.0).position_noise(
+        )).positions("cam", "", 1280, 720, box, label, NAMES).covariance
+    assert wide_cov[0, 0, 0] > 1.2 * narrow_cov[0, 0, 0]  # the size cue, blind to pitch, shares it
+    with pytest.raises(ConfigError, match="'mount_pitch_sd' must be in \\[0, 10\\] degrees"):
+        position_noise({"mount_pitch_sd": 12.0}, "test")

@@ -11,6 +11,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from sense_perception.cli.main import main
 from sense_perception.core.geometry import mount_transform
+from sense_perception.errors import ConfigError
 from sense_perception.replay.engine import ReplayOptions, Replayer
 
 # The sample bag's front camera: 960x540 JPEGs in frame "front_camera".
@@ -104,3 +105,45 @@ def test_without_calibration_no_3d_and_the_cli_says_why(tmp_path, capsys):
     summary = json.loads((tmp_path / "o3" / "summary.json").read_text())
     assert summary["cameras"][FRONT]["positions"]["calibration"] == f"--calibration {cal}"
     assert summary["cameras"][FRONT]["positions"]["placed"] > 0
+
+
+def test_autoware_objects_and_roi_kinematics_with_the_bags_calibration(tmp_path, detector):
+    """With autoware.objects_topic set, the output bag has one DetectedObjects per front frame
+    (frame base_link, the image's stamp), and the ROIs of placed detections carry the same
+    kinematics."""
+    bag = _calibrated_bag(tmp_path)
+    config = tmp_path / "objects.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    autoware:\n"
+                      "      objects_topic: /objects/{index}\n")
+    # the sample bag's cameras have no index for {index}: refused before any model loads
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="autoware.objects_topic '/objects/{index}' takes each "
+                                          "camera's index from its topic"):
+        Replayer(ReplayOptions(bag, out, topics=[FRONT], config=config)).run()
+    out = tmp_path / "out2"
+    config.write_text("object_detector:\n  ros__parameters:\n    autoware:\n"
+                      "      rois_topic: /rois/front\n      objects_topic: /objects/front\n")
+    Replayer(ReplayOptions(bag, out, topics=[FRONT], config=config), detector=detector).run()
+    messages = read_output(out / "bag")
+    images = {m.ros_msg.header.stamp.sec * 10**9 + m.ros_msg.header.stamp.nanosec
+              for m in messages if m.channel.topic == "/camera/front/detections"}
+    objects = [m.ros_msg for m in messages if m.channel.topic == "/objects/front"]
+    assert len(objects) == len(images) == 4
+    assert {o.header.stamp.sec * 10**9 + o.header.stamp.nanosec for o in objects} == images
+    assert all(o.header.frame_id == "base_link" for o in objects)
+    placed = [obj for o in objects for obj in o.objects]
+    assert placed
+    for obj in placed:
+        kin = obj.kinematics
+        assert kin.has_position_covariance and kin.orientation_availability == 0
+        assert kin.pose_with_covariance.covariance[0] > 0
+        assert obj.shape.type in (0, 1) and obj.shape.dimensions.z > 0
+        assert not kin.has_twist  # 4 frames: no track has min_updates (5) positions yet
+    rois = [m.ros_msg for m in messages if m.channel.topic == "/rois/front"]
+    assert len(rois) == 4
+    with_kinematics = [f.object for r in rois for f in r.feature_objects
+                       if f.object.kinematics.has_position_covariance]
+    assert len(with_kinematics) == len(placed)
+    assert sorted(round(o.kinematics.pose_with_covariance.pose.position.x, 6)
+                  for o in with_kinematics) == sorted(
+        round(o.kinematics.pose_with_covariance.pose.position.x, 6) for o in placed)

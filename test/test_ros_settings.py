@@ -17,6 +17,7 @@ from sense_perception.core.detection.low_light import LowLightSettings
 from sense_perception.core.health.camera_settings import CameraHealthSettings, Hysteresis
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.runtime.session import RuntimeConfig
+from sense_perception.core.tracking.ground_motion import VelocityConfig
 from sense_perception.core.detection.tiling import TilingConfig
 from sense_perception.core.tracking.tracker import TrackingConfig
 from sense_perception.errors import ConfigError
@@ -46,7 +47,8 @@ SECTIONS = {
                         ("detector.duplicates.", DuplicateSettings),
                         ("detector.ignore_regions.", IgnoreRegionSettings),
                         ("detector.low_light.", LowLightSettings),
-                        ("tiling.", TilingConfig), ("tracking.", TrackingConfig), ("runtime.", RuntimeConfig),
+                        ("tiling.", TilingConfig), ("tracking.", TrackingConfig),
+                        ("tracking.velocity.", VelocityConfig), ("runtime.", RuntimeConfig),
                         ("autoware.", AutowareConfig), *HEALTH],
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
                        ("face.", FaceConfig),

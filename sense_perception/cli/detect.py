@@ -213,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
     console, errors = Console(), Console(stderr=True)
     params, source = _params(args), str(args.config or "command line")
     limits = InputLimits.from_params(params, source)  # the nodes' input.* limits, for files too
+    from ..ros.settings import position_noise
+
+    noise = position_noise(params, source)
     detector = build_detector(params, source=source)
     check_writable_dir(args.out, error=ConfigError)
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
@@ -253,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
                     try:
                         calibration.for_image(width, height, f"--calibration {args.calibration}")
                         positions = estimate_positions(calibration, dets.boxes, dets.labels,
-                                                       tuple(detector.label_names))
+                                                       tuple(detector.label_names), noise)
                     except CalibrationError as exc:  # this image only: the others go on
                         errors.print(f"[red]error:[/red] {path}: no 3-D positions: {exc}",
                                      highlight=False, soft_wrap=True)

@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         params.pop("detector.model_path", None)
     if args.pedestrian_model is not None:
         params["detector.pedestrian_model"] = args.pedestrian_model
+    from ..ros.settings import position_noise
+
+    noise = position_noise(params, str(config or "defaults"))  # before the model loads
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("images"), TimeElapsedColumn(), console=console,
@@ -189,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.positions import DETECTIONS_FILE, evaluate_positions, render_positions
 
     three_d = evaluate_positions(scored, detections, list(result.classes), args.iou, truth_3d,
-                                 calibration)
+                                 calibration, noise)
     if three_d.report is not None:
         render_positions(three_d.report, out, placed=three_d.source is not None)
         meta["positions"] = three_d.report

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.geometry.calibration import CalibrationError, CameraCalibration, from_dict
 from ..core.geometry.ground import GroundPositions, estimate_positions
+from ..core.geometry.priors import DEFAULT_NOISE, PositionNoise
 from ..errors import GroundTruthError
 from .ground_truth import GroundTruthImage
 from .gt_fields import number, read_json
@@ -91,13 +92,14 @@ def load_truth_3d(path: Path) -> dict[str, CameraTruth3D]:
     return out
 
 
-def positions_for(calib: CameraCalibration, dets: ImageDetections) -> GroundPositions:
+def positions_for(calib: CameraCalibration, dets: ImageDetections,
+                  noise: PositionNoise = DEFAULT_NOISE) -> GroundPositions:
     """Ground positions of one image's detections (labels given by name)."""
     if not len(dets.labels):
         return GroundPositions.empty(0)
     names, index = np.unique(np.asarray(dets.labels, dtype=object).astype(str),
                              return_inverse=True)
-    return estimate_positions(calib, dets.boxes, index, tuple(names.tolist()))
+    return estimate_positions(calib, dets.boxes, index, tuple(names.tolist()), noise)
 
 
 def _band(ranges: np.ndarray) -> np.ndarray:
@@ -283,7 +285,8 @@ class EvalPositions:
 def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
                        detections: Sequence[ImageDetections], labels: Sequence[str],
                        iou: float, truth: dict[str, CameraTruth3D],
-                       calibration: CameraCalibration | None = None) -> EvalPositions:
+                       calibration: CameraCalibration | None = None,
+                       noise: PositionNoise = DEFAULT_NOISE) -> EvalPositions:
     """Ground positions of every scored image's detections and their errors.
 
     Args:
@@ -291,6 +294,7 @@ def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
         labels: the scored classes, in the detector's order.
         truth: :func:`load_truth_3d` of the ground truth ({} when it has no 3-D).
         calibration: ``--calibration FILE`` for every image; else each camera's own.
+        noise: the noise the estimates assume (object_detector's ``mount_pitch_sd``).
     """
     from ..core.output.detection_records import detection_record, positions_note
 
@@ -302,7 +306,7 @@ def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
         p = None
         if calib is not None:
             try:
-                p = positions_for(calib.for_image(g.width, g.height, calib.source), dets)
+                p = positions_for(calib.for_image(g.width, g.height, calib.source), dets, noise)
             except CalibrationError as exc:
                 unplaced.append((g.key, str(exc)))
         positions.append(p)

@@ -252,6 +252,7 @@ class Replayer:
         # Autoware's ROIs (autoware.*): a clash of ROI topics is refused before any model loads.
         self._autoware = autoware_settings(self.options.config)
         rois_topics(exterior, self._autoware.rois_topic)
+        rois_topics(exterior, self._autoware.objects_topic, "autoware.objects_topic")
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings
@@ -411,7 +412,8 @@ class Replayer:
         self._notes: list[str] = []
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
-        self._positions = CameraPositions(self._calibration)
+        self._positions = CameraPositions(self._calibration,
+                                          noise=self._settings[EXTERIOR].position_noise())
         self._calibration_topics = self._calibration_inputs(bag)
         _mark_replay_output(out)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "

@@ -85,13 +85,15 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
     trackers = ignore = None
     if exterior:
         from ..core.detection.ignore_regions import IgnoreRegions
+        from ..core.tracking.ground_motion import VelocityConfig
         from ..core.tracking.tracker import TrackerBank, TrackingConfig
 
         ignore = IgnoreRegions.from_params(params[EXTERIOR], source)
 
         tracking = TrackingConfig.from_params(params[EXTERIOR], source)
         if tracking.enabled:
-            trackers = TrackerBank(tracking, detector.label_names)
+            trackers = TrackerBank(tracking, detector.label_names,
+                                   VelocityConfig.from_params(params[EXTERIOR], source))
     return ReplayCore(limits, settings, health, detector, trackers, identifier, ignore)
 
 
@@ -205,8 +207,10 @@ class ExteriorStage:
             placed = None if self.positions is None else self.positions.positions(
                 frame.topic, frame.header.frame_id, size[0], size[1], dets.boxes, dets.labels,
                 detector.label_names)
+            motion = None if self.trackers is None or placed is None else \
+                self.trackers.velocities(frame.topic, dets, placed, frame.header.seconds)
             result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
-                                   size, autoware=self.autoware, positions=placed,
+                                   size, autoware=self.autoware, positions=placed, motion=motion,
                                    health=status, ignore_regions=regions)
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)

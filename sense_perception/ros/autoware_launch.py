@@ -6,7 +6,8 @@ autoware_tensorrt_yolox (one node for all cameras instead of one YOLOX per camer
 
 Camera i is Autoware's ``/sensing/camera/camera<i>/image_rect_color`` (``.../compressed`` with
 ``image_transport:=compressed``); its ROIs go to ``/perception/object_recognition/detection/rois<i>``
-(``autoware.rois_topic`` of config/autoware.yaml).
+(``autoware.rois_topic`` of config/autoware.yaml); a calibrated camera's DetectedObjects to
+``/perception/object_recognition/detection/camera<i>/objects`` (``autoware.objects_topic``).
 """
 from __future__ import annotations
 

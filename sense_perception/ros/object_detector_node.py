@@ -19,7 +19,11 @@ publishes, with the input header copied exactly:
   be trusted (blocked, low_visibility, dark, bright, frozen, stream timing; ``camera_health.*``);
 * with ``autoware.rois_topic`` set, Autoware's ROIs (tier4_perception_msgs/DetectedObjectsWithFeature,
   best effort, keep last 1) on that topic per camera, and a check of each camera's CameraInfo
-  (:mod:`sense_perception.core.autoware`; docs/autoware.md);
+  (:mod:`sense_perception.core.autoware`; docs/autoware.md); placed detections carry their
+  kinematics and shape;
+* with ``autoware.objects_topic`` set, Autoware's autoware_perception_msgs/DetectedObjects of each
+  calibrated camera: the placed road users in base_link, with the twist (relative to base_link)
+  while a track's velocity is steady (``tracking.velocity.*``);
 
 and ``/diagnostics``: the node's status (naming any camera in ERROR) and one per camera. The per-frame outputs are the rows of
 :data:`~sense_perception.core.output.frame_outputs.EXTERIOR_OUTPUTS`. Frames are handled latest-first: frames from all cameras that are waiting are
@@ -31,7 +35,7 @@ from __future__ import annotations
 import sys
 import time
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -87,9 +91,11 @@ class ObjectDetectorNode(PerceptionNode):
         from ..core.detection.detector_setup import build_detector
         from ..core.geometry.positioner import CameraPositions
         from ..core.detection.ignore_regions import IgnoreRegions
+        from ..core.tracking.ground_motion import VelocityConfig
         from ..core.tracking.tracker import TrackerBank, TrackingConfig
 
-        self.positions = CameraPositions(mount=self.settings.mount())  # a bad mount: first
+        self.positions = CameraPositions(mount=self.settings.mount(),  # a bad mount: first
+                                         noise=self.settings.position_noise())
 
         self.GATHER_S = self.settings.batch_wait_ms / 1000.0
         t0 = time.perf_counter()
@@ -97,12 +103,18 @@ class ObjectDetectorNode(PerceptionNode):
         self.ignore.check_topics(list(self.settings.camera_topics), source)
         self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)
-        self.trackers = TrackerBank(tracking, self.detector.label_names) if tracking.enabled else None
+        velocity = VelocityConfig.from_params(params, source)
+        self.trackers = TrackerBank(tracking, self.detector.label_names, velocity) \
+            if tracking.enabled else None
         self.autoware = section_from_params(AutowareConfig, params, "autoware.", source)
         rois = rois_topics(self.settings.camera_topics, self.autoware.rois_topic)  # refuses clashes
-        if self.autoware.enabled:
-            self.get_logger().info("Autoware ROIs: " + ", ".join(
-                f"{camera} -> {topic}" for camera, topic in zip(self.settings.camera_topics, rois, strict=True)))
+        objects = rois_topics(self.settings.camera_topics, self.autoware.objects_topic,
+                              "autoware.objects_topic")
+        for what, topics in (("ROIs", rois), ("DetectedObjects", objects)):
+            if any(topics):
+                self.get_logger().info(f"Autoware {what}: " + ", ".join(
+                    f"{camera} -> {topic}"
+                    for camera, topic in zip(self.settings.camera_topics, topics, strict=True)))
         self.get_logger().info(
             f"model {self.detector.model_name} on {self.detector.provider} (pre-processing on "
             f"{self.detector.preprocess_device}) loaded in "
@@ -115,44 +127,50 @@ class ObjectDetectorNode(PerceptionNode):
         spaces = output_namespaces([t for t, _ in self._inputs])
         on = self._switches = switches(self.settings, autoware=self.autoware)
         self._outputs = [(ns, self.make_publishers(EXTERIOR_OUTPUTS, ns, on)) for ns in spaces]
-        self._watch_camera_infos()
-        self._subscribe_calibration()
+        # CameraInfo readers by topic: one subscription per topic serves the 3-D positions and
+        # Autoware's CameraInfo check alike.
+        readers: dict[str, list[Callable[[Any], None]]] = {}
+        self._watch_camera_infos(readers)
+        self._subscribe_calibration(readers)
+        self._subscribe_camera_infos(readers)
 
-    def _watch_camera_infos(self) -> None:
-        """With Autoware's ROIs on, check each camera's CameraInfo for what Autoware's fusion would
-        silently ignore: warned once per problem, and in /diagnostics."""
+    def _subscribe_camera_infos(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
         from sensor_msgs.msg import CameraInfo
 
+        for topic, callbacks in readers.items():
+            self._camera_info_subs.append(self.create_subscription(
+                CameraInfo, topic, partial(_each, tuple(callbacks)),
+                qos.profile("best_effort", 1, what="input")))
+
+    def _watch_camera_infos(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
+        """With Autoware's ROIs on, check each camera's CameraInfo for what Autoware's fusion would
+        silently ignore: warned once per problem, and in /diagnostics."""
         cameras = [t for t, _ in self._inputs]
         if not self.autoware.enabled or not self.autoware.camera_info_topic:
             return
         watch = self.camera_infos = CameraInfoWatch(cameras)
         for camera in cameras:
             topic = camera_info_topic(camera, self.autoware.camera_info_topic)
-            self._camera_info_subs.append(self.create_subscription(
-                CameraInfo, topic, lambda msg, camera=camera: self._warn_camera_info(
-                    camera, watch.camera_info(camera, msg)),
-                qos.profile("best_effort", 1, what="input")))
+            readers.setdefault(topic, []).append(partial(self._check_camera_info, watch, camera))
+
+    def _check_camera_info(self, watch: CameraInfoWatch, camera: str, msg: Any) -> None:
+        self._warn_camera_info(camera, watch.camera_info(camera, msg))
 
     def _warn_camera_info(self, camera: str, problems: list[str]) -> None:
         for problem in problems:
             self.get_logger().warning(f"{camera} CameraInfo: {problem}. Autoware's fusion would "
                                       "ignore or misplace this camera")
 
-    def _subscribe_calibration(self) -> None:
-        """CameraInfo of every camera and /tf_static: what places the detections on the road."""
-        from sensor_msgs.msg import CameraInfo
-
-        from . import qos
-
+    def _subscribe_calibration(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
+        """CameraInfo of every camera (added to ``readers``) and /tf_static: what places the
+        detections on the road."""
         for camera, info_topic in zip(self.settings.camera_topics, self.settings.info_topics(),
                                       strict=True):
             if not info_topic:
                 continue
             self.positions.camera_info_topic(camera, info_topic)
-            self._calibration_subs.append(self.create_subscription(
-                CameraInfo, info_topic, partial(self._on_camera_info, camera, info_topic),
-                qos.profile("best_effort", 1)))
+            readers.setdefault(info_topic, []).append(
+                partial(self._on_camera_info, camera, info_topic))
         if self.positions.mount is not None:
             return
         try:
@@ -235,10 +253,12 @@ class ObjectDetectorNode(PerceptionNode):
             ns, pubs = self._outputs[frame.source]
             placed = self.positions.positions(topic, header.frame_id, size[0], size[1], dets.boxes,
                                               dets.labels, detector.label_names)
+            motion = None if self.trackers is None or placed is None else \
+                self.trackers.velocities(topic, dets, placed, header.seconds)
             # a camera in ERROR keeps publishing: its health says how far to trust the detections
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
                 header, dets, detector.label_names, detector.min_score, size, image,
-                autoware=self.autoware, positions=placed, health=status,
+                autoware=self.autoware, positions=placed, motion=motion, health=status,
                 ignore_regions=regions), self._switches)
             if self.camera_infos is not None:
                 self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
@@ -261,6 +281,12 @@ class ObjectDetectorNode(PerceptionNode):
 
     def diagnostic_warnings(self) -> list[str]:
         return self.camera_infos.warnings() if self.camera_infos is not None else []
+
+
+def _each(callbacks: tuple[Callable[[Any], None], ...], msg: Any) -> None:
+    """Hand one message to every reader of its topic."""
+    for callback in callbacks:
+        callback(msg)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -103,6 +103,10 @@ class ObjectDetectorSettings(InputSettings):
     mount_pitch: float = param(0.0, "with mount_height: camera pitch (rad, positive looks down, "
                                     "REP-103)", (-1.5708, 1.5708))
     mount_roll: float = param(0.0, "with mount_height: camera roll (rad)", (-3.1416, 3.1416))
+    mount_pitch_sd: float = param(0.5, "uncertainty of the camera's pitch against the road ahead "
+                                       "(deg, 1 sigma: the vehicle pitching, the road's slope "
+                                       "changing); widens the 3-D positions' covariance",
+                                  (0.0, 10.0))
 
     def validate(self) -> None:
         super().validate()
@@ -126,6 +130,18 @@ class ObjectDetectorSettings(InputSettings):
             transport_kind(topic, transport)
         if self.batch_wait_ms < 0:
             raise ConfigError(f"parameter 'batch_wait_ms' must be >= 0, got {self.batch_wait_ms}")
+        if not 0.0 <= self.mount_pitch_sd <= 10.0:
+            raise ConfigError(f"parameter 'mount_pitch_sd' must be in [0, 10] degrees, got "
+                              f"{self.mount_pitch_sd}")
+
+    def position_noise(self) -> Any:
+        """The noise the 3-D positions assume, with ``mount_pitch_sd``
+        (:class:`~sense_perception.core.geometry.priors.PositionNoise`)."""
+        from dataclasses import replace
+
+        from ..core.geometry.priors import DEFAULT_NOISE
+
+        return replace(DEFAULT_NOISE, pitch_rad=math.radians(self.mount_pitch_sd))
 
     def info_topics(self) -> list[str]:
         """Per camera topic: its CameraInfo topic ("" = none)."""
@@ -186,6 +202,22 @@ class DriverMonitorNodeSettings(InputSettings):
     def camera_info(self) -> str:
         """The CameraInfo topic to read, "" for none."""
         return camera_info_topic(self.camera_topic, self.camera_info_topic)
+
+
+def position_noise(params: dict[str, Any], source: str) -> Any:
+    """The 3-D positions' noise from object_detector's flattened parameters (``mount_pitch_sd``;
+    for ``detect`` and ``eval``, which have no node).
+
+    Raises:
+        ConfigError: a wrong ``mount_pitch_sd``.
+    """
+    from ..config import section_from_params
+
+    settings = section_from_params(ObjectDetectorSettings,
+                                   {k: v for k, v in params.items() if k == "mount_pitch_sd"}, "",
+                                   source, strict=False)
+    settings.validate()
+    return settings.position_noise()
 
 
 def check_param_names(params: dict[str, Any], settings_cls: type[InputSettings], source: str) -> None:

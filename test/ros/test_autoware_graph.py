@@ -98,3 +98,92 @@ def test_autoware_launch_setup_publishes_rois_per_camera_with_the_images_headers
         graph.release()
     # warned once, not per frame
     assert node.output().count("camera1/camera_link") == 1, node.output()
+
+
+OBJECTS_TOPIC = "/perception/object_recognition/detection/camera0/objects"
+
+
+def test_calibrated_camera_publishes_detected_objects_and_roi_kinematics(graph, ros_env, tmp_path):
+    """config/autoware.yaml with a calibration (the camera's CameraInfo plus the mount
+    parameters): camera0's DetectedObjects, decoded independently from the published layout, have
+    the image's stamp, frame base_link and placed cars; the ROIs' objects carry the same
+    kinematics; one CameraInfo subscription serves the 3-D positions and the Autoware check."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from sense_perception.ros import autoware_launch
+
+    params = {**autoware_launch.node_parameters({"image_number": "1"}),
+              "mount_height": 1.5, "mount_pitch": 0.02}
+    node = start_node("object_detector_node", write_params(tmp_path / "p.yaml", {"object_detector": params}),
+                      ros_env, tmp_path / "node.log")
+    camera, info_topic = CAMERAS[0], CAMERAS[0].rsplit("/", 1)[0] + "/camera_info"
+    try:
+        wait_active(graph, node, NODE)
+        from autoware_perception_msgs.msg import DetectedObjects
+        from tier4_perception_msgs.msg import DetectedObjectsWithFeature
+
+        objects: list[bytes] = []
+        rois: list[bytes] = []
+        reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                              reliability=ReliabilityPolicy.RELIABLE)
+        graph._entities.append(graph.node.create_subscription(
+            DetectedObjects, OBJECTS_TOPIC, objects.append, reliable, raw=True))
+        graph._entities.append(graph.node.create_subscription(
+            DetectedObjectsWithFeature, f"{ROIS_TOPIC}0", rois.append,
+            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                       reliability=ReliabilityPolicy.BEST_EFFORT), raw=True))
+        image_pub = graph.publisher(Image, camera, 1)
+        info_pub = graph.publisher(CameraInfo, info_topic, 1)
+        assert graph.spin_until(lambda: graph.node.count_publishers(OBJECTS_TOPIC) == 1, 30.0)
+        # item of #23: one subscription per CameraInfo topic, not one per reader
+        assert graph.spin_until(lambda: graph.node.count_subscribers(info_topic) >= 1, 10.0)
+        graph.spin_until(lambda: False, 1.0)  # a second subscription would be discovered by now
+        assert graph.node.count_subscribers(info_topic) == 1
+        street = half_size(read_bgr(sorted((DATA / "street").glob("*"))[0]))
+        h, w = street.shape[:2]
+        published = published_typestore()
+        frame = "camera0/camera_optical_link"
+        sent: set[tuple[int, int]] = set()
+
+        def decoded() -> list:
+            return [published.deserialize_cdr(bytes(raw), "autoware_perception_msgs/msg/DetectedObjects")
+                    for raw in objects]
+
+        def answered() -> bool:
+            return any((m.header.stamp.sec, m.header.stamp.nanosec) in sent and m.objects
+                       for m in decoded())
+
+        for n in range(60):
+            info_pub.publish(_camera_info(w, h, frame, "plumb_bob"))
+            image_pub.publish(image_msg(street, 200 + n, 5_000_000, frame))
+            sent.add((200 + n, 5_000_000))
+            if graph.spin_until(answered, 0.5):
+                break
+        assert answered(), f"{len(objects)} DetectedObjects, none for a sent image; " \
+                           f"{describe_status(graph.diagnostics.get(NODE))}"
+        msgs = decoded()
+        assert all((m.header.stamp.sec, m.header.stamp.nanosec) in sent for m in msgs)
+        assert all(m.header.frame_id == "base_link" for m in msgs)
+        last = [m for m in msgs if m.objects][-1]
+        assert any(o.classification[0].label == 1 for o in last.objects)  # the street's cars
+        for o in last.objects:
+            kin = o.kinematics
+            assert kin.has_position_covariance and kin.orientation_availability == 0
+            x, y = kin.pose_with_covariance.pose.position.x, kin.pose_with_covariance.pose.position.y
+            assert 0.0 < x < 200.0 and abs(y) < 100.0
+            assert o.shape.type == (1 if o.classification[0].label == 7 else 0)
+        stamp = (last.header.stamp.sec, last.header.stamp.nanosec)
+        assert graph.spin_until(lambda: any(
+            (r.header.stamp.sec, r.header.stamp.nanosec) == stamp
+            for r in (published.deserialize_cdr(bytes(raw), ROIS) for raw in rois)), 5.0)
+        roi = next(r for r in (published.deserialize_cdr(bytes(raw), ROIS) for raw in rois)
+                   if (r.header.stamp.sec, r.header.stamp.nanosec) == stamp)
+        assert roi.header.frame_id == frame
+        roi_x = sorted(f.object.kinematics.pose_with_covariance.pose.position.x
+                       for f in roi.feature_objects if f.object.kinematics.has_position_covariance)
+        assert roi_x == sorted(o.kinematics.pose_with_covariance.pose.position.x for o in last.objects)
+    finally:
+        code = node.stop()
+        print(node.output()[-3000:], f"\nnode exit code {code}")
+        graph.release()

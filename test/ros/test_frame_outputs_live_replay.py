@@ -38,7 +38,8 @@ def _bag_frames(topic: str, bag: Path = SAMPLE_BAG) -> list[Any]:
 
 
 def _replay(tmp: Path, topics: list[str], cabin: str | None, config: Path,
-            monkeypatch: pytest.MonkeyPatch, bag: Path = SAMPLE_BAG) -> list[tuple[str, str, dict]]:
+            monkeypatch: pytest.MonkeyPatch, calibration: Path | None = None,
+            bag: Path = SAMPLE_BAG) -> list[tuple[str, str, dict]]:
     from sense_perception.replay import sink
     from sense_perception.replay.engine import ReplayOptions, Replayer
 
@@ -51,17 +52,20 @@ def _replay(tmp: Path, topics: list[str], cabin: str | None, config: Path,
         return real(self, timestamp, messages)
 
     monkeypatch.setattr(sink.ResultSink, "write", recording)
-    result = Replayer(ReplayOptions(bag, tmp, topics=topics, cabin=cabin, config=config)).run()
+    result = Replayer(ReplayOptions(bag, tmp, topics=topics, cabin=cabin, config=config,
+                                    calibration=calibration)).run()
     monkeypatch.setattr(sink.ResultSink, "write", real)
     assert result.complete
     return written
 
 
 def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any,
-          monkeypatch: pytest.MonkeyPatch, bag: Path = SAMPLE_BAG) -> list[tuple[str, str, dict]]:
+          monkeypatch: pytest.MonkeyPatch, camera_info: tuple[str, Any] | None = None,
+          bag: Path = SAMPLE_BAG) -> list[tuple[str, str, dict]]:
     """Run every frame of ``topic`` through ``node.process``, with a subscriber on ``annotations``
     (they are built only while subscribed: ``publishers()`` gives the node's publishers by row
-    name); returns the per-frame messages."""
+    name), after ``camera_info`` (topic, CameraInfo) has reached the node; returns the per-frame
+    messages."""
     import rclpy
     from foxglove_msgs.msg import ImageAnnotations
     from rclpy.executors import SingleThreadedExecutor
@@ -90,6 +94,18 @@ def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any
         while publishers()["annotations"].get_subscription_count() == 0 and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
         assert publishers()["annotations"].get_subscription_count() == 1
+        if camera_info is not None:
+            from sensor_msgs.msg import CameraInfo
+
+            from sense_perception.ros import qos
+
+            info_pub = probe.create_publisher(CameraInfo, camera_info[0], qos.profile("reliable", 1))
+            executor.add_node(node)  # its CameraInfo subscription is served here
+            end = time.monotonic() + 20.0
+            while node.positions._camera(topic).info is None and time.monotonic() < end:
+                info_pub.publish(camera_info[1])
+                executor.spin_once(timeout_sec=0.05)
+            assert node.positions._camera(topic).info is not None, "no CameraInfo reached the node"
         for msg in _bag_frames(topic, bag):
             node.process([Frame(0, msg, time.monotonic())])
     finally:
@@ -133,16 +149,36 @@ def _without_latched(messages: list[tuple[str, str, dict]]) -> list[tuple[str, s
 
 def test_exterior_frames_give_the_same_messages_live_and_in_replay(context, tmp_path, params,
                                                                    monkeypatch):
+    """Calibrated alike: live by a CameraInfo plus the mount parameters, in the replay by
+    --calibration with the same numbers; so detections_3d, Autoware's DetectedObjects and the
+    ROIs' kinematics are compared too."""
+    import json
+
+    from sensor_msgs.msg import CameraInfo
+
+    from sense_perception.core.geometry import mount_transform
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
-    replayed = _replay(tmp_path / "replay", [FRONT], None, _config(tmp_path, params), monkeypatch)
+    k = [700.0, 0.0, 480.0, 0.0, 700.0, 270.0, 0.0, 0.0, 1.0]
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text(json.dumps({
+        "K": [k[0:3], k[3:6], k[6:9]], "D": [0.0] * 5, "distortion_model": "plumb_bob",
+        "width": 960, "height": 540, "T_base_link_camera": mount_transform(1.4, 0.03).tolist()}))
+    info = CameraInfo(width=960, height=540, distortion_model="plumb_bob", d=[0.0] * 5, k=k)
+    info.header.frame_id = "front_camera"
+    params["object_detector"].update({"mount_height": 1.4, "mount_pitch": 0.03,
+                                      "autoware.objects_topic": "/perception/objects_front"})
+    replayed = _replay(tmp_path / "replay", [FRONT], None, _config(tmp_path, params), monkeypatch,
+                       calibration)
     node = ObjectDetectorNode("live_vs_replay_detector", context=context, parameter_overrides=overrides(
         camera_topics=[FRONT], **params["object_detector"]))
     live = _live(node, context, FRONT, "/camera/front/annotations", lambda: node._outputs[0][1],
-                 monkeypatch)
+                 monkeypatch, ("/camera/front/camera_info", info))
     topics = [t for t, _, _ in live]
-    assert topics == ["/camera/front/detections", "/camera/front/annotations", "/perception/rois_front",
-                      "/camera/front/camera_health"] * 4
+    assert topics == ["/camera/front/detections", "/camera/front/detections_3d",
+                      "/camera/front/annotations", "/perception/rois_front",
+                      "/perception/objects_front", "/camera/front/camera_health"] * 4
+    assert any(m["objects"] for t, _, m in live if t == "/perception/objects_front")
     assert live == _without_latched(replayed)
     [(_, _, info)] = [m for m in replayed if m[0].endswith("/label_info")]
     assert info["class_map"] and info["threshold"] > 0
@@ -199,11 +235,11 @@ def test_a_dark_cabin_camera_is_a_camera_fault_live_and_in_replay(context, tmp_p
 
     bag = _dark_cabin_bag(tmp_path / "dark_cabin")
     replayed = _replay(tmp_path / "replay", [CABIN], CABIN, _config(tmp_path, params), monkeypatch,
-                       bag)
+                       bag=bag)
     node = DriverMonitorNode("live_dark_cabin", context=context, parameter_overrides=overrides(
         camera_topic=CABIN, **params["driver_monitor"]))
     live = _live(node, context, CABIN, "/camera/cabin/annotations", lambda: node._pubs,
-                 monkeypatch, bag)
+                 monkeypatch, bag=bag)
 
     def states(messages: list[tuple[str, str, dict]]) -> list[str]:
         return [m["results"][0]["class_id"] for t, _, m in messages

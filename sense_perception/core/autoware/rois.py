@@ -12,7 +12,15 @@ the way Autoware's own camera detector (autoware_tensorrt_yolox) fills it:
 * ``object.classification``: one ``{label, probability 1.0}``. The label is the detector's single
   decision, as with Autoware's detector, whose downstream nodes are tuned for 1.0; the confidence
   is in existence_probability, which is where Autoware gates per label;
-* ``object.kinematics`` and ``object.shape``: left at their defaults (a 2-D detector has neither).
+* ``object.kinematics`` and ``object.shape``: for a detection placed on the road (the camera is
+  calibrated: :mod:`..geometry.ground`), the same as in ``autoware.objects_topic``'s
+  DetectedObjects (:func:`.objects.object_states`): the position in base_link with its covariance,
+  orientation UNAVAILABLE, the twist while the track's velocity is steady, CYLINDER for
+  pedestrians and BOUNDING_BOX for vehicles with the label's prior size. Unplaced detections (no
+  calibration, labels without a size prior) keep the defaults, as Autoware's own detector leaves
+  them. The pose is in base_link while the header names the camera frame (the ROIs' frame, which
+  Autoware's fusion looks up for the pixels): Autoware's fusion nodes read only the ROI and the
+  classification of these objects.
 
 Message-shaped dicts as in :mod:`sense_perception.core.output.messages`: the nodes and the replay
 turn them into messages with their generic converters.
@@ -27,6 +35,7 @@ import numpy as np
 
 from ...config import setting
 from ...errors import ConfigError
+from ..geometry.ground import GroundPositions
 from ..output.messages import header_msg
 from ..output.topics import camera_namespace
 from ..types import Detections, Header
@@ -51,6 +60,10 @@ OTHER_LABELS = ("drop", "unknown")
 INDEX_PLACEHOLDER = "{index}"
 #: Autoware's ROI topic of camera ``i``.
 AUTOWARE_ROIS_TOPIC = "/perception/object_recognition/detection/rois" + INDEX_PLACEHOLDER
+#: config/autoware.yaml's DetectedObjects topic of camera ``i``: one per camera, which no Autoware
+#: node subscribes to by default (remap it to the object merger's or tracker's input).
+AUTOWARE_OBJECTS_TOPIC = ("/perception/object_recognition/detection/camera" + INDEX_PLACEHOLDER
+                          + "/objects")
 
 # Trailing digits of the camera's namespace: /sensing/camera/camera3/image_rect_color -> 3.
 _INDEX = re.compile(r"(\d+)$")
@@ -73,6 +86,9 @@ class AutowareConfig:
         camera_info_topic: the CameraInfo checked for what Autoware's fusion would silently
             ignore (warned once, shown in /diagnostics): ``auto`` = ``<ns>/camera_info`` of each
             camera (Autoware's ``/sensing/camera/camera{i}/camera_info``), "" = no check.
+        objects_topic: topic of each camera's autoware_perception_msgs/DetectedObjects (its
+            placed road users in base_link, :mod:`.objects`); "" = off (the default); ``{index}``
+            as in ``rois_topic``. Needs the camera's calibration (no calibration: no message).
     """
 
     rois_topic: str = setting("", "topic of each camera's tier4_perception_msgs/DetectedObjectsWithFeature "
@@ -85,15 +101,20 @@ class AutowareConfig:
     camera_info_topic: str = setting("auto", "CameraInfo checked for what Autoware's fusion ignores (while "
                                              "rois_topic is set): auto = <ns>/camera_info, '' = no check",
                                      "auto, '' or a topic")
+    objects_topic: str = setting("", "topic of each camera's autoware_perception_msgs/DetectedObjects "
+                                     "(placed road users in base_link, with the twist when steady); "
+                                     "'' = off; {index} as in rois_topic",
+                                 "'' or a topic, optionally with {index}")
 
     def __post_init__(self) -> None:
         if self.other_labels not in OTHER_LABELS:
             raise ValueError(f"autoware.other_labels is {self.other_labels!r}; valid: "
                              f"{', '.join(OTHER_LABELS)}")
-        rest = self.rois_topic.replace(INDEX_PLACEHOLDER, "")
-        if "{" in rest or "}" in rest:
-            raise ValueError(f"autoware.rois_topic {self.rois_topic!r} may hold only the placeholder "
-                             f"{INDEX_PLACEHOLDER}")
+        for name in ("rois_topic", "objects_topic"):
+            rest = getattr(self, name).replace(INDEX_PLACEHOLDER, "")
+            if "{" in rest or "}" in rest:
+                raise ValueError(f"autoware.{name} {getattr(self, name)!r} may hold only the "
+                                 f"placeholder {INDEX_PLACEHOLDER}")
 
     @property
     def enabled(self) -> bool:
@@ -117,8 +138,9 @@ def camera_index(camera_topic: str) -> int | None:
     return namespace_index(camera_namespace(camera_topic))
 
 
-def namespace_rois_topic(ns: str, template: str) -> str:
-    """The ROI topic of the camera whose output namespace is ``ns`` (checked by :func:`rois_topics`).
+def namespace_rois_topic(ns: str, template: str, name: str = "autoware.rois_topic") -> str:
+    """The topic of the camera whose output namespace is ``ns``, from the template of setting
+    ``name`` (``autoware.rois_topic`` or ``autoware.objects_topic``; checked by :func:`rois_topics`).
 
     Raises:
         ConfigError: ``template`` holds ``{index}`` and ``ns`` ends in no digits.
@@ -127,13 +149,15 @@ def namespace_rois_topic(ns: str, template: str) -> str:
         return template
     index = namespace_index(ns)
     if index is None:
-        raise ConfigError(f"autoware.rois_topic {template!r}: the camera namespace '{ns}' ends in no "
+        raise ConfigError(f"{name} {template!r}: the camera namespace '{ns}' ends in no "
                           "index (Autoware's cameras are /sensing/camera/camera<i>/image_rect_color)")
     return template.replace(INDEX_PLACEHOLDER, str(index))
 
 
-def rois_topics(camera_topics: Sequence[str], template: str) -> list[str]:
-    """The ROI topic of each camera (all "" when ``template`` is "", the output off).
+def rois_topics(camera_topics: Sequence[str], template: str,
+                name: str = "autoware.rois_topic") -> list[str]:
+    """The topic of each camera from the template of setting ``name`` (``autoware.rois_topic`` or
+    ``autoware.objects_topic``); all "" when ``template`` is "", the output off.
 
     Raises:
         ConfigError: ``template`` holds ``{index}`` and a camera's namespace ends in no digits, or
@@ -147,20 +171,21 @@ def rois_topics(camera_topics: Sequence[str], template: str) -> list[str]:
             index = camera_index(camera)
             if index is None:
                 raise ConfigError(
-                    f"autoware.rois_topic {template!r} takes each camera's index from its topic, but "
+                    f"{name} {template!r} takes each camera's index from its topic, but "
                     f"'{camera}' has none (Autoware's cameras are /sensing/camera/camera<i>/"
-                    "image_rect_color); rename the camera topic or give autoware.rois_topic without "
+                    f"image_rect_color); rename the camera topic or give {name} without "
                     f"{INDEX_PLACEHOLDER} for a single camera")
             topics.append(template.replace(INDEX_PLACEHOLDER, str(index)))
         else:
             topics.append(template)
     seen: dict[str, str] = {}
+    what = "ROIs" if name.endswith("rois_topic") else "objects"
     for camera, topic in zip(camera_topics, topics, strict=True):
         if topic in seen:
-            raise ConfigError(f"cameras '{seen[topic]}' and '{camera}' would both publish their ROIs on "
-                              f"'{topic}'; give autoware.rois_topic with {INDEX_PLACEHOLDER} (e.g. "
-                              f"{AUTOWARE_ROIS_TOPIC}) and cameras whose namespaces end in distinct "
-                              "indices")
+            raise ConfigError(f"cameras '{seen[topic]}' and '{camera}' would both publish their {what} on "
+                              f"'{topic}'; give {name} with {INDEX_PLACEHOLDER} (e.g. "
+                              f"{AUTOWARE_ROIS_TOPIC if what == 'ROIs' else AUTOWARE_OBJECTS_TOPIC}) "
+                              "and cameras whose namespaces end in distinct indices")
         seen[topic] = camera
     return topics
 
@@ -191,7 +216,9 @@ def pixel_rois(boxes: np.ndarray, image_size: tuple[int, int] | None) -> np.ndar
 
 def detected_objects_with_feature(header: Header, detections: Detections, label_names: Sequence[str],
                                   image_size: tuple[int, int] | None,
-                                  other_labels: str = "drop") -> dict[str, Any]:
+                                  other_labels: str = "drop",
+                                  positions: GroundPositions | None = None,
+                                  motion: Any = None) -> dict[str, Any]:
     """tier4_perception_msgs/DetectedObjectsWithFeature of one camera frame (see the module doc).
 
     Args:
@@ -200,6 +227,10 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
         label_names: names indexed by ``detections.labels``.
         image_size: (width, height) of the received image, to clip to.
         other_labels: ``drop`` or ``unknown`` for labels with no Autoware class.
+        positions: the detections' ground positions (None: no calibration); placed detections
+            carry kinematics and shape.
+        motion: their ground velocities
+            (:class:`~sense_perception.core.tracking.ground_motion.GroundVelocities`; None: none).
 
     Detections left out: labels with no Autoware class when ``other_labels`` is ``drop``, and boxes
     with no whole pixel inside the image (zero width or height after clipping).
@@ -213,20 +244,31 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
     rows = rois[keep].tolist()
     labels = classes[keep].tolist()
     scores = detections.scores[keep].astype(np.float64).tolist()
+    objects: list[dict[str, Any]] = [
+        {"existence_probability": score, "classification": [{"label": label, "probability": 1.0}]}
+        for label, score in zip(labels, scores, strict=True)]
+    if positions is not None:
+        from .objects import object_states  # (objects.py builds on this module)
+
+        placed = np.flatnonzero(positions.valid[keep])
+        for k, (kinematics, shape) in zip(placed.tolist(), object_states(
+                detections, label_names, positions, motion, keep[placed], classes[keep[placed]]),
+                strict=True):
+            objects[k]["kinematics"] = kinematics
+            objects[k]["shape"] = shape
     return {
         "header": head,
         "feature_objects": [
             {
-                "object": {"existence_probability": score,
-                           "classification": [{"label": label, "probability": 1.0}]},
+                "object": obj,
                 "feature": {"roi": {"x_offset": x, "y_offset": y, "width": w, "height": h,
                                     "do_rectify": False}},
             }
-            for (x, y, w, h), label, score in zip(rows, labels, scores, strict=True)
+            for (x, y, w, h), obj in zip(rows, objects, strict=True)
         ],
     }
 
 
-__all__ = ["AUTOWARE_LABELS", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
+__all__ = ["AUTOWARE_LABELS", "AUTOWARE_OBJECTS_TOPIC", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
            "OTHER_LABELS", "camera_index", "detected_objects_with_feature", "label_lookup",
            "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]

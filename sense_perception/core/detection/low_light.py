@@ -5,7 +5,13 @@ stand-in of the developer set (tools/make_night_proxy.py) the noise is what cost
 missed and pedestrian false positives on the grain (docs/detection-quality.md, "Night"). When a
 frame's mean luma is below ``dark_luma`` (0..255) it is smoothed (Gaussian, ``denoise_sigma``)
 and its contrast equalised locally (``mode: clahe``, OpenCV's CLAHE on the luma of YCrCb)
-before detection. A global gamma lift was measured too and left out: it amplifies the noise.
+before detection, and its colour (the Cr and Cb planes) smoothed much more (``chroma_sigma``):
+at high gain every colour channel carries its own noise, which the detectors see as texture,
+while the shapes they look for are in the luma. A camera's own image processing does the same
+at night (chroma noise reduction). On the night stand-in the default finds 54 of 63
+pedestrians instead of 46, at 0.44 pedestrian false positives per image instead of 0.45 (a
+full-size blur of sigma 2: 48, 4: 53, 6: 55, 8: 52). A global gamma lift was measured too and
+left out: it amplifies the noise.
 Boxes stay in the frame's pixels; frames at or above ``dark_luma`` pass untouched, so daylight
 results do not change.
 """
@@ -39,13 +45,17 @@ class LowLightSettings:
         "description": "Gaussian blur (sigma in pixels) of a dark frame before its tone curve, "
             "against the sensor noise of high gain; 0: none",
         "range": (0.0, 5.0)})
+    chroma_sigma: float = field(default=6.0, metadata={
+        "description": "Gaussian blur (sigma in pixels) of a dark frame's colour (Cr, Cb of "
+            "YCrCb), against the colour noise of high gain; the luma keeps its detail; 0: none",
+        "range": (0.0, 20.0)})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"detector.low_light.mode must be one of {', '.join(MODES)}, got "
                               f"{self.mode!r}")
         for key, low, high in (("dark_luma", 0.0, 255.0), ("clahe_clip", 0.1, 40.0),
-                               ("denoise_sigma", 0.0, 5.0)):
+                               ("denoise_sigma", 0.0, 5.0), ("chroma_sigma", 0.0, 20.0)):
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"detector.low_light.{key} must be within {low:g}..{high:g}, "
@@ -61,7 +71,7 @@ def brighten_input(image: Any, settings: LowLightSettings) -> Any:
     """A detector input (BGR array or :class:`ImageView`) through :func:`brighten`; a dark
     ImageView becomes a BGR one of the same size and source size. Other inputs (GPU tensors)
     pass unchanged."""
-    if settings.mode == "off" and not settings.denoise_sigma:
+    if not _active(settings):
         return image
     if isinstance(image, ImageView):
         small = ImageView(image.array[::8, ::8], image.order).to_bgr()
@@ -73,6 +83,10 @@ def brighten_input(image: Any, settings: LowLightSettings) -> Any:
     return image
 
 
+def _active(settings: LowLightSettings) -> bool:
+    return settings.mode != "off" or settings.denoise_sigma > 0 or settings.chroma_sigma > 0
+
+
 def _luma(bgr: np.ndarray) -> float:
     return float(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).mean())
 
@@ -80,20 +94,38 @@ def _luma(bgr: np.ndarray) -> float:
 def brighten(image: np.ndarray, settings: LowLightSettings, dark: bool = False) -> np.ndarray:
     """``image`` (BGR uint8) smoothed and equalised as ``settings`` say if it is dark (or
     ``dark`` says so), else itself."""
-    if settings.mode == "off" and not settings.denoise_sigma:
+    if not _active(settings):
         return image
     if not dark and mean_luma(image) >= settings.dark_luma:
         return image
     out = image
     if settings.denoise_sigma > 0:
         out = cv2.GaussianBlur(out, (0, 0), settings.denoise_sigma)
-    if settings.mode == "clahe":
+    if settings.mode == "clahe" or settings.chroma_sigma > 0:
         # On the luma of YCrCb: 5-8x cheaper than Lab's L for the same local contrast.
         ycc = cv2.cvtColor(out, cv2.COLOR_BGR2YCrCb)
-        clahe = cv2.createCLAHE(clipLimit=settings.clahe_clip, tileGridSize=(8, 8))
-        ycc[:, :, 0] = clahe.apply(np.ascontiguousarray(ycc[:, :, 0]))
+        if settings.mode == "clahe":
+            clahe = cv2.createCLAHE(clipLimit=settings.clahe_clip, tileGridSize=(8, 8))
+            ycc[:, :, 0] = clahe.apply(np.ascontiguousarray(ycc[:, :, 0]))
+        if settings.chroma_sigma > 0:
+            ycc[:, :, 1:] = smooth_chroma(ycc[:, :, 1:], settings.chroma_sigma)
         out = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
     return out
 
 
-__all__ = ["LowLightSettings", "MODES", "brighten", "brighten_input", "mean_luma"]
+def smooth_chroma(chroma: np.ndarray, sigma: float) -> np.ndarray:
+    """The (H, W, 2) colour planes Gaussian-smoothed at ``sigma`` pixels. A wide blur is done at
+    a lower resolution (shrunk by up to 8 so that sigma is about 1.5 there, then enlarged):
+    within 1-2 grey levels of the full-size blur (mean 0.08 at sigma 6) at a fifth of its cost
+    (3 ms instead of 18 for a 1080p frame here)."""
+    factor = int(min(8, max(1, sigma // 1.5)))
+    if factor == 1:
+        return cv2.GaussianBlur(np.ascontiguousarray(chroma), (0, 0), sigma)
+    h, w = chroma.shape[:2]
+    small = cv2.resize(np.ascontiguousarray(chroma), (max(1, w // factor), max(1, h // factor)),
+                       interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / factor)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+__all__ = ["LowLightSettings", "MODES", "brighten", "brighten_input", "mean_luma", "smooth_chroma"]

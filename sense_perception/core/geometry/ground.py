@@ -47,6 +47,10 @@ class GroundPositions:
         method: (N,) bits GROUND | SIZE | TOP | WIDTH | BORDER of the cues used.
         cues: (N, 5) each cue's distance from the camera to the object's centre, horizontal,
             metres (ground, size, top, width, border; nan where unused), before fusion.
+        jitter: (N, 2, 2) the part of ``covariance`` that changes from frame to frame: the box
+            edges' pixel noise only, without what persists over a track (size and footprint
+            priors, pitch, the ground's height), m^2. What a filter over a track's positions
+            takes as its measurement noise (:mod:`..tracking.ground_motion`).
     """
 
     xyz: np.ndarray
@@ -55,6 +59,7 @@ class GroundPositions:
     valid: np.ndarray
     method: np.ndarray
     cues: np.ndarray
+    jitter: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.valid.shape[0])
@@ -63,7 +68,8 @@ class GroundPositions:
     def empty(cls, n: int = 0) -> "GroundPositions":
         """N detections without positions (no calibration, or no road users)."""
         return cls(np.full((n, 3), np.nan), np.full(n, np.nan), np.full((n, 2, 2), np.nan),
-                   np.zeros(n, bool), np.zeros(n, np.int8), np.full((n, 5), np.nan))
+                   np.zeros(n, bool), np.zeros(n, np.int8), np.full((n, 5), np.nan),
+                   np.full((n, 2, 2), np.nan))
 
 
 def normalised_rays(calib: CameraCalibration, pixels: np.ndarray) -> np.ndarray:
@@ -139,6 +145,8 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         # ground: the bottom ray meets z = 0 at the nearest contact.
         ok_g = known & ~cut_bottom & (s_bottom < -noise.min_slope)
         d_g = cam_z / -s_bottom
+        edge_var = (edge / fy) ** 2  # the pixel part of angle_var: changes frame to frame
+        px_g = ((cam_z ** 2 + d_g ** 2) / cam_z) ** 2 * edge_var
         var_g = ((cam_z ** 2 + d_g ** 2) / cam_z) ** 2 * angle_var \
             + (d_g / cam_z * ground_sd) ** 2 + contact_var
         d_g = d_g + contact_offset
@@ -148,10 +156,11 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         d_s = np.where(H >= cam_z, H / delta_s, _near_distance_above(delta_s, H, cam_z, extent))
         rel_s = (H_sd / H) ** 2 + 2.0 * (edge / np.maximum(box_h, 1.0)) ** 2
         var_s = d_s ** 2 * rel_s + body_var
+        px_s = d_s ** 2 * 2.0 * (edge / np.maximum(box_h, 1.0)) ** 2
         d_s = d_s + body_offset
         none = np.zeros(n, bool)
         ok_t, ok_w, ok_b = none, none, none
-        d_t = d_w = d_b = var_t = var_w = var_b = np.zeros(n)
+        d_t = d_w = d_b = var_t = var_w = var_b = px_t = px_w = np.zeros(n)
         if (cut_bottom & known).any():  # (the rare cues are computed only when needed)
             # top: bottom cut by the border; the top ray meets z = H (the far top edge when
             # the camera is above the object).
@@ -159,6 +168,7 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
             d_t = rise / s_top
             var_t = (H_sd / s_top) ** 2 \
                 + ((rise ** 2 + d_t ** 2) / np.abs(rise)) ** 2 * angle_var + body_var
+            px_t = ((rise ** 2 + d_t ** 2) / np.abs(rise)) ** 2 * edge_var
             d_t = d_t + np.where(rise < 0, -body_offset, body_offset)
             ok_t = known & cut_bottom & ~cut_top & (np.abs(s_top) > noise.min_slope) \
                 & (d_t > body_offset)
@@ -169,6 +179,7 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
             ok_w = known & ~(ok_g | ok_s | ok_t) & ~cut_side & (width_angle > 0)
             d_w = across / width_angle + body_offset  # the near face's distance, then centre
             var_w = (_WIDTH_REL_SD * d_w) ** 2 + body_var
+            px_w = d_w ** 2 * 2.0 * (edge / np.maximum(box_w, 1.0)) ** 2
             # border: nothing else (a vehicle filling an image corner). The bottom row's ray
             # meets the road beyond the hidden contact point, so the contact lies between the
             # camera and there: the mean and variance of a uniform distribution on [0, that].
@@ -191,20 +202,29 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         chi2 = (weight * np.where(oks, ds - dist, 0.0) ** 2).sum(0)
         scale = np.where(used > 1, np.maximum(1.0, chi2 / np.maximum(used - 1, 1)), 1.0)
         var_r = scale / np.where(valid, total, np.nan)
+        # The pixel noise through the same (fixed) weights; the border cue has none.
+        px = np.where(oks, np.stack([px_g, px_s, px_t, px_w, np.zeros(n)]), 0.0)
+        px_r = (weight ** 2 * px).sum(0) / np.where(valid, total, np.nan) ** 2
     dist = np.where(valid, dist, np.nan)
     # Across the ray: the box centre's pixel noise; for an object seen at an angle, its visible
     # side (L |sin a| long) moves the box centre off the object's centre, anywhere over half of
     # it (a uniform spread: length / sqrt(12)); for a box cut at the side, the unseen part.
     lateral_px = edge / np.sqrt(2.0) + np.where(cut_side, 0.5 * box_w, 0.0)
     var_cross = (dist * lateral_px / fx) ** 2 + (0.5 * L * sin_a) ** 2 / 12.0
+    px_cross = (dist * edge / np.sqrt(2.0) / fx) ** 2
     c, s = np.cos(azimuth), np.sin(azimuth)
     xyz = np.stack([cam[0] + dist * c, cam[1] + dist * s, np.zeros(n)], 1)
     cov = np.empty((n, 2, 2))
     cov[:, 0, 0] = var_r * c * c + var_cross * s * s
     cov[:, 1, 1] = var_r * s * s + var_cross * c * c
     cov[:, 0, 1] = cov[:, 1, 0] = (var_r - var_cross) * c * s
+    jitter = np.empty((n, 2, 2))
+    jitter[:, 0, 0] = px_r * c * c + px_cross * s * s
+    jitter[:, 1, 1] = px_r * s * s + px_cross * c * c
+    jitter[:, 0, 1] = jitter[:, 1, 0] = (px_r - px_cross) * c * s
     method = (oks * np.array([GROUND, SIZE, TOP, WIDTH, BORDER])[:, None]).sum(0).astype(np.int8)
     xyz[~valid] = np.nan
     cov[~valid] = np.nan
+    jitter[~valid] = np.nan
     cues = np.where(oks, ds, np.nan).T
-    return GroundPositions(xyz, np.hypot(xyz[:, 0], xyz[:, 1]), cov, valid, method, cues)
+    return GroundPositions(xyz, np.hypot(xyz[:, 0], xyz[:, 1]), cov, valid, method, cues, jitter)

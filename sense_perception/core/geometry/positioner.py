@@ -19,6 +19,7 @@ import numpy as np
 
 from .calibration import CalibrationError, CameraCalibration, from_camera_info
 from .ground import GroundPositions, estimate_positions
+from .priors import DEFAULT_NOISE, PositionNoise
 from .tf_static import StaticTransforms
 
 
@@ -51,11 +52,14 @@ class CameraPositions:
             CameraInfo plus its mount.
         mount: ``T_base_link_camera`` given as parameters (4x4); None: from /tf_static.
         base_frame: the vehicle frame the mount is looked up from.
+        noise: the noise the estimates assume (``mount_pitch_sd``).
     """
 
     def __init__(self, calibration: CameraCalibration | None = None,
-                 mount: np.ndarray | None = None, base_frame: str = "base_link") -> None:
+                 mount: np.ndarray | None = None, base_frame: str = "base_link",
+                 noise: PositionNoise = DEFAULT_NOISE) -> None:
         self.fixed = calibration
+        self.noise = noise
         self.mount = None if mount is None else np.asarray(mount, np.float64)
         self.base_frame = base_frame
         self.tf = StaticTransforms()
@@ -139,7 +143,7 @@ class CameraPositions:
         if calibration is None:
             return None
         cam.source = cam.source or calibration.source
-        out = estimate_positions(calibration, boxes, labels, tuple(label_names))
+        out = estimate_positions(calibration, boxes, labels, tuple(label_names), self.noise)
         cam.placed += int(out.valid.sum())
         return out
 

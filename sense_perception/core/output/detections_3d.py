@@ -24,6 +24,20 @@ _TILT_VAR = math.radians(5.0) ** 2  # roll / pitch of a road user relative to th
 _YAW_VAR = math.pi ** 2 / 3.0  # variance of a heading uniform over (-pi, pi]
 
 
+def pose_covariances(positions: GroundPositions, keep: np.ndarray,
+                     height_sd: np.ndarray) -> list[list[float]]:
+    """Row-major 6x6 pose covariances (x, y, z, roll, pitch, yaw) of the detections ``keep``: the
+    estimate's (x, y) block, z from the height prior's spread (``height_sd``, one per ``keep``),
+    roll and pitch small, yaw unknown."""
+    out = np.zeros((len(keep), 36))
+    cov = positions.covariance[keep]
+    out[:, 0], out[:, 1], out[:, 6], out[:, 7] = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 0], cov[:, 1, 1]
+    out[:, 14] = (0.5 * np.asarray(height_sd, np.float64)) ** 2
+    out[:, 21] = out[:, 28] = _TILT_VAR
+    out[:, 35] = _YAW_VAR
+    return out.tolist()
+
+
 def detection3d_array(header: Header, detections: Detections, label_names: Sequence[str],
                       positions: GroundPositions, frame_id: str = BASE_FRAME) -> dict[str, Any]:
     """vision_msgs/Detection3DArray (message-shaped dict) of the placed detections."""
@@ -35,19 +49,14 @@ def detection3d_array(header: Header, detections: Detections, label_names: Seque
     height, height_sd, length, width = prior[:, 1], prior[:, 2], prior[:, 3], prior[:, 4]
     xy = positions.xyz[keep, :2].tolist()
     z = (0.5 * height).tolist()
-    cov = positions.covariance[keep]
+    covariances = pose_covariances(positions, keep, height_sd)
     sizes = np.stack([length, width, height], 1).tolist()
     scores = detections.scores[keep].astype(np.float64).tolist()
     labels = [label_names[i] for i in detections.labels[keep].tolist()]
     ids = ["" if t < 0 else str(t) for t in detections.track_ids[keep].tolist()]
     out = []
     for k in range(len(keep)):
-        covariance = [0.0] * 36
-        covariance[0], covariance[1] = float(cov[k, 0, 0]), float(cov[k, 0, 1])
-        covariance[6], covariance[7] = float(cov[k, 1, 0]), float(cov[k, 1, 1])
-        covariance[14] = float((0.5 * height_sd[k]) ** 2)
-        covariance[21] = covariance[28] = _TILT_VAR
-        covariance[35] = _YAW_VAR
+        covariance = covariances[k]
         position = {"x": xy[k][0], "y": xy[k][1], "z": z[k]}
         orientation = {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}
         out.append({

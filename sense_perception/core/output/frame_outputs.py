@@ -21,9 +21,11 @@ import numpy as np
 
 from ...face.results import (FACE_LABELS, attention_results, face_captions, face_detections,
                              head_pose_message, identity_results, state_name)
+from ..autoware.objects import DETECTED_OBJECTS, detected_objects
 from ..autoware.rois import (DETECTED_OBJECTS_WITH_FEATURE, AutowareConfig,
                              detected_objects_with_feature, namespace_rois_topic)
 from ..geometry.ground import GroundPositions
+from ..tracking.ground_motion import GroundVelocities
 from ..types import Detections, Header
 from . import messages
 from .annotations import IMAGE_ANNOTATIONS, image_annotations
@@ -45,6 +47,9 @@ ATTENTION_SWITCH = "attention.enabled"
 #: The switch of Autoware's ROIs: the ``autoware.rois_topic`` parameter of object_detector, on when
 #: not empty; its value is the topic template.
 AUTOWARE_SWITCH = "autoware.rois_topic"
+#: The switch of Autoware's DetectedObjects: ``autoware.objects_topic``, on when not empty; its
+#: value is the topic template.
+AUTOWARE_OBJECTS_SWITCH = "autoware.objects_topic"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class ExteriorFrame:
         autoware: the ``autoware.*`` settings (Autoware's ROIs); None: no ROIs.
         positions: the detections' ground positions (:mod:`..geometry.ground`); None when the
             camera has no calibration (then no ``detections_3d``).
+        motion: the detections' ground velocities per track
+            (:mod:`..tracking.ground_motion`); None with tracking off or without positions.
         health: the camera's health after this frame, a DiagnosticStatus dict
             (:meth:`~sense_perception.core.health.camera_health.CameraHealthBank.update`); None
             with ``camera_health.enabled`` false.
@@ -77,6 +84,7 @@ class ExteriorFrame:
     image: Any = None
     autoware: AutowareConfig | None = None
     positions: GroundPositions | None = None
+    motion: GroundVelocities | None = None
     health: dict[str, Any] | None = None
     ignore_regions: Sequence[np.ndarray] = ()
 
@@ -156,11 +164,22 @@ def _autoware_rois(f: ExteriorFrame) -> dict[str, Any] | None:
     if f.autoware is None or not f.autoware.enabled:
         return None
     return detected_objects_with_feature(f.header, f.detections, f.label_names, f.image_size,
-                                         f.autoware.other_labels)
+                                         f.autoware.other_labels, f.positions, f.motion)
 
 
 def _autoware_rois_topic(ns: str, on: Mapping[str, Any]) -> str:
     return namespace_rois_topic(ns, str(on[AUTOWARE_SWITCH]))
+
+
+def _autoware_objects(f: ExteriorFrame) -> dict[str, Any] | None:
+    if f.autoware is None or not f.autoware.objects_topic or f.positions is None:
+        return None  # off, or no calibration: nothing is guessed
+    return detected_objects(f.header, f.detections, f.label_names, f.positions, f.motion,
+                            f.autoware.other_labels)
+
+
+def _autoware_objects_topic(ns: str, on: Mapping[str, Any]) -> str:
+    return namespace_rois_topic(ns, str(on[AUTOWARE_OBJECTS_SWITCH]), AUTOWARE_OBJECTS_SWITCH)
 
 
 def _detections_3d(f: ExteriorFrame) -> dict[str, Any] | None:
@@ -226,6 +245,9 @@ EXTERIOR_OUTPUTS: tuple[Output, ...] = (
            on_demand=True),
     Output("rois", DETECTED_OBJECTS_WITH_FEATURE, AUTOWARE_SWITCH, _autoware_rois,
            topic=_autoware_rois_topic, best_effort=True),
+    # Reliable: Autoware's object consumers subscribe reliable, depth 1.
+    Output("objects", DETECTED_OBJECTS, AUTOWARE_OBJECTS_SWITCH, _autoware_objects,
+           topic=_autoware_objects_topic),
     Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
 )
 
@@ -252,14 +274,16 @@ def enabled_outputs(table: Iterable[Output], switches: Mapping[str, Any],
 def switches(settings: Any, attention: bool = False,
              autoware: AutowareConfig | None = None) -> dict[str, Any]:
     """The switches of every table row, from a node's settings dataclass (``publish_*``),
-    whether the driver pipeline runs attention, and the ``autoware.*`` settings (the ROI topic
-    template, "" = off)."""
+    whether the driver pipeline runs attention, and the ``autoware.*`` settings (the ROI and
+    DetectedObjects topic templates, "" = off)."""
     names = {o.switch for o in (*EXTERIOR_OUTPUTS, *CABIN_OUTPUTS) if o.switch is not None}
     out: dict[str, Any] = {name: bool(getattr(settings, name))
-                           for name in names - {ATTENTION_SWITCH, AUTOWARE_SWITCH}
+                           for name in names - {ATTENTION_SWITCH, AUTOWARE_SWITCH,
+                                                AUTOWARE_OBJECTS_SWITCH}
                            if hasattr(settings, name)}
     out[ATTENTION_SWITCH] = bool(attention)
     out[AUTOWARE_SWITCH] = autoware.rois_topic if autoware is not None else ""
+    out[AUTOWARE_OBJECTS_SWITCH] = autoware.objects_topic if autoware is not None else ""
     return out
 
 
@@ -310,7 +334,7 @@ def image_message(header: Header, bgr: np.ndarray) -> dict[str, Any]:
             "is_bigendian": 0, "step": w * 3, "data": np.ascontiguousarray(bgr).data.cast("B")}
 
 
-__all__ = ["ATTENTION_SWITCH", "AUTOWARE_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION",
+__all__ = ["ATTENTION_SWITCH", "AUTOWARE_OBJECTS_SWITCH", "AUTOWARE_SWITCH", "CABIN_OUTPUTS", "CLASSIFICATION",
            "DETECTION_3D_ARRAY", "DETECTION_ARRAY", "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY",
            "DIAGNOSTIC_STATUS", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",

@@ -36,6 +36,8 @@ import numpy as np
 from ...config import section_from_params
 from ...errors import ConfigError
 from . import kalman
+from .ground_motion import GroundMotionBank, GroundVelocities, VelocityConfig
+from ..geometry.ground import GroundPositions
 from ..boxes import pairwise_iou
 from ..types import Detections
 
@@ -452,11 +454,16 @@ class TrackerBank:
     resets itself when its camera's time goes backwards, as when a bag is replayed in a loop; the
     ids of a camera keep increasing across such resets. Ids are per camera: the same number on two
     cameras names two different objects.
+
+    It also holds each camera's ground-velocity filters (:mod:`.ground_motion`, settings
+    ``velocity``), fed by :meth:`velocities` with the tracked detections' ground positions.
     """
 
     def __init__(self, config: TrackingConfig | None = None,
-                 label_names: Sequence[str] | None = None) -> None:
+                 label_names: Sequence[str] | None = None,
+                 velocity: VelocityConfig | None = None) -> None:
         self.config = config or TrackingConfig()
+        self.motion = GroundMotionBank(velocity, self.config.max_age)
         self._label_names = None if label_names is None else list(label_names)
         # Resolve class groups now so a bad name fails at start-up, not on the first frame.
         label_groups(self.config, self._label_names)
@@ -473,8 +480,16 @@ class TrackerBank:
         """Track one frame of ``camera``; see :meth:`MultiObjectTracker.update`."""
         return self.tracker(camera).update(detections, t)
 
+    def velocities(self, camera: Any, detections: Detections, positions: GroundPositions | None,
+                   t: float) -> GroundVelocities:
+        """Ground velocities of ``camera``'s tracked detections (after :meth:`update`) from their
+        ground positions; see :meth:`.ground_motion.GroundMotion.update`."""
+        return self.motion.update(camera, detections.track_ids, positions, t)
+
     def reset(self, camera: Any | None = None) -> None:
-        """Reset one camera's tracker, or all of them when ``camera`` is None."""
+        """Reset one camera's tracker (and its velocities), or all of them when ``camera`` is
+        None."""
+        self.motion.reset(camera)
         if camera is None:
             for tracker in self._trackers.values():
                 tracker.reset()

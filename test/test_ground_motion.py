@@ -1,0 +1,126 @@
+"""Ground velocities per track (core/tracking/ground_motion.py) on geometry built here.
+
+Boxes are the projection of road users walking or standing in base_link through a calibrated
+camera (plumb_bob distortion; ``test_geometry.project_box``), moved by a pixel of noise, then
+tracked by the real tracker and placed by the real positioner: the velocities are checked against
+the motion that made them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sense_perception.core.geometry import estimate_positions, from_dict
+from sense_perception.core.geometry.ground import GroundPositions
+from sense_perception.core.tracking.ground_motion import GroundMotion, VelocityConfig
+from sense_perception.core.tracking.tracker import TrackerBank
+from sense_perception.core.types import Detections
+from sense_perception.errors import ConfigError
+from sense_perception.config import section_from_params
+from test_geometry import NAMES, make_calibration, project_box
+
+CALIB = make_calibration(model="plumb_bob", D=[-0.1, 0.01, 0.0, 0.0, 0.0])
+RATE = 10.0  # Hz
+
+
+def _run(path, label: str, seconds: float = 4.0, noise_px: float = 1.0, seed: int = 0,
+         config: VelocityConfig | None = None):
+    """Track and place ``label`` at ``path(t)`` (base_link x, y) for ``seconds``; per frame the
+    velocity result of its detection."""
+    rng = np.random.default_rng(seed)
+    calib = from_dict(CALIB, "test")
+    bank = TrackerBank(label_names=NAMES, velocity=config)
+    out = []
+    for k in range(int(seconds * RATE)):
+        t = 100.0 + k / RATE
+        box = np.array(project_box(CALIB, path(t - 100.0), label)) + rng.normal(0.0, noise_px, 4)
+        dets = bank.update("cam", Detections(box[None].astype(np.float32),
+                                             np.array([0.9], np.float32),
+                                             np.array([NAMES.index(label)], np.int32)), t)
+        placed = estimate_positions(calib, dets.boxes, dets.labels, NAMES)
+        out.append(bank.velocities("cam", dets, placed, t))
+    return out
+
+
+def test_a_pedestrian_crossing_at_1_5_m_s():
+    """12 m ahead, walking left across the road at 1.5 m/s: within 0.3 m/s in each axis once
+    steady (2 s in), and steady after min_updates frames."""
+    frames = _run(lambda t: (12.0, -3.0 + 1.5 * t), "pedestrian")
+    assert frames[0].updates[0] == 0  # tentative: no track id yet, so no velocity
+    steady = [f.steady[0] for f in frames]
+    first = steady.index(True)
+    assert first >= VelocityConfig().min_updates  # never before enough updates
+    assert all(steady[first:])
+    late = np.array([f.velocity[0] for f in frames[20:]])
+    np.testing.assert_allclose(late.mean(0), [0.0, 1.5], atol=0.15)
+    assert np.abs(late - [0.0, 1.5]).max() < 0.3
+    # the covariance covers the error: within 3 sigma, per axis
+    sd = np.sqrt(np.array([np.diag(f.covariance[0]) for f in frames[20:]]))
+    assert np.all(np.abs(late - [0.0, 1.5]) < 3 * sd)
+
+
+def test_a_standing_car_is_steady_at_zero():
+    frames = _run(lambda t: (8.0, -3.5), "car", seconds=3.0, seed=1)
+    late = np.array([f.velocity[0] for f in frames[15:]])
+    assert np.abs(late).max() < 0.25
+    assert all(f.steady[0] for f in frames[15:])
+
+
+def test_a_new_track_is_not_steady_and_a_jump_restarts_it():
+    motion = GroundMotion(VelocityConfig(min_updates=3))
+    ids = np.array([7])
+
+    def at(x: float, y: float, sd: float = 0.1) -> GroundPositions:
+        cov = np.eye(2)[None] * sd ** 2
+        return GroundPositions(np.array([[x, y, 0.0]]), np.array([np.hypot(x, y)]), cov,
+                               np.array([True]), np.zeros(1, np.int8), np.full((1, 5), np.nan),
+                               cov.copy())
+
+    first = motion.update(ids, at(10.0, 0.0), 0.0)
+    assert first.updates[0] == 1 and not first.steady[0]
+    assert first.covariance[0, 0, 0] > 100.0  # nothing known about its velocity yet
+    for k in range(1, 6):  # 1 m/s along x
+        v = motion.update(ids, at(10.0 + 0.1 * k, 0.0), 0.1 * k)
+    assert v.steady[0] and v.updates[0] == 6
+    np.testing.assert_allclose(v.velocity[0], [1.0, 0.0], atol=0.05)
+    jumped = motion.update(ids, at(25.0, 0.0), 0.6)  # 15 m in 0.1 s: another object
+    assert jumped.updates[0] == 1 and not jumped.steady[0]
+    np.testing.assert_allclose(jumped.velocity[0], [0.0, 0.0])
+    # untracked (-1) and unplaced detections get none; a track unseen beyond max_age is dropped
+    both = GroundPositions(np.array([[5.0, 1.0, 0.0], [np.nan] * 3]), np.array([5.1, np.nan]),
+                           np.stack([np.eye(2) * 0.01] * 2), np.array([True, False]),
+                           np.zeros(2, np.int8), np.full((2, 5), np.nan),
+                           np.stack([np.eye(2) * 0.01] * 2))
+    none = motion.update(np.array([-1, 9]), both, 0.7)
+    assert none.updates.tolist() == [0, 0] and np.isnan(none.velocity).all()
+    motion.update(np.array([8]), at(3.0, 3.0), 5.0)
+    assert motion.num_tracks == 1  # 7 went stale after max_age (1 s)
+    # time going back (a looped bag) starts over
+    assert motion.update(np.array([8]), at(3.0, 3.0), 1.0).updates[0] == 1
+
+
+def test_ids_placed_out_of_order_keep_their_own_filters():
+    """Track 5 first placed after track 6: each id keeps its own state (rows stay sorted)."""
+    motion = GroundMotion(VelocityConfig(min_updates=2), capacity=1)
+
+    def two(xs, valid):
+        n = len(xs)
+        cov = np.stack([np.eye(2) * 0.01] * n)
+        xyz = np.array([[x, 0.0, 0.0] for x in xs])
+        return GroundPositions(xyz, np.abs(xyz[:, 0]), cov, np.array(valid), np.zeros(n, np.int8),
+                               np.full((n, 5), np.nan), cov.copy())
+
+    motion.update(np.array([5, 6]), two([10.0, 20.0], [False, True]), 0.0)
+    for k in range(1, 8):  # 5 recedes at 1 m/s, 6 approaches at 2 m/s
+        v = motion.update(np.array([6, 5]), two([20.0 - 0.2 * k, 10.0 + 0.1 * (k - 1)],
+                                                [True, True]), 0.1 * k)
+    np.testing.assert_allclose(v.velocity[:, 0], [-2.0, 1.0], atol=0.05)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ConfigError, match="min_updates must be >= 2"):
+        section_from_params(VelocityConfig, {"tracking.velocity.min_updates": 1},
+                            "tracking.velocity.", "test")
+    with pytest.raises(ConfigError, match="steady_sd must be > 0"):
+        VelocityConfig.from_params({"tracking.velocity.steady_sd": 0.0}, "test")
+    assert VelocityConfig.from_params({"tracking.velocity.accel_sd": 3}, "t").accel_sd == 3.0
