@@ -32,6 +32,7 @@ from .priors import DEFAULT_NOISE, PositionNoise, prior_table
 # Bits of GroundPositions.method: which estimates a position used.
 GROUND, SIZE, TOP, WIDTH, BORDER = 1, 2, 4, 8, 16
 METHOD_NAMES = {GROUND: "ground", SIZE: "size", TOP: "top", WIDTH: "width", BORDER: "border"}
+_BITS = np.array([GROUND, SIZE, TOP, WIDTH, BORDER], np.int8)  # by cue row (GroundPositions.cues' columns)
 _WIDTH_REL_SD = 0.35  # a footprint's visible width depends on heading and occlusion
 
 
@@ -75,13 +76,12 @@ class GroundPositions:
 def normalised_rays(calib: CameraCalibration, pixels: np.ndarray) -> np.ndarray:
     """(M, 3) directions in base_link (not unit length) of the rays through (M, 2) pixels."""
     pixels = np.ascontiguousarray(pixels, np.float64).reshape(-1, 1, 2)
+    rotation = calib.T_base_link_camera[:3, :3]
     if calib.distortion_model == "none":
         homogeneous = np.concatenate([pixels[:, 0], np.ones((len(pixels), 1))], axis=1)
-        cam = np.linalg.solve(calib.K, homogeneous.T).T
-    else:
-        xy = cv2.undistortPoints(pixels, calib.K, calib.D).reshape(-1, 2)
-        cam = np.concatenate([xy, np.ones((len(xy), 1))], axis=1)
-    return cam @ calib.T_base_link_camera[:3, :3].T
+        return np.linalg.solve(calib.K, homogeneous.T).T @ rotation.T
+    xy = cv2.undistortPoints(pixels, calib.K, calib.D).reshape(-1, 2)
+    return xy @ rotation[:, :2].T + rotation[:, 2]  # (x, y, 1) rotated, without building it
 
 
 def _near_distance_above(delta_s: np.ndarray, height: np.ndarray, cam_z: float,
@@ -120,19 +120,26 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
     cut_top = y1 <= noise.border_px
     cut_side = (x1 <= noise.border_px) | (x2 >= calib.width - noise.border_px)
     uc, vc = 0.5 * (x1 + x2), 0.5 * (y1 + y2)
-    pixels = np.stack([uc, y2, uc, y1, x1, vc, x2, vc]).reshape(4, 2, n).transpose(0, 2, 1)
+    pixels = np.empty((4, n, 2))  # bottom centre, top centre, left middle, right middle
+    pixels[0, :, 0] = pixels[1, :, 0] = uc
+    pixels[0, :, 1], pixels[1, :, 1] = y2, y1
+    pixels[2, :, 0], pixels[3, :, 0] = x1, x2
+    pixels[2, :, 1] = pixels[3, :, 1] = vc
     rays = normalised_rays(calib, pixels.reshape(-1, 2)).reshape(4, n, 3)
     horizontal = np.hypot(rays[..., 0], rays[..., 1])
     slope = rays[..., 2] / horizontal  # z per horizontal metre: < 0 below the horizon
     s_bottom, s_top = slope[0], slope[1]
-    azimuth = np.arctan2(rays[0, :, 1], rays[0, :, 0])
+    # The bottom ray's heading in base_link (cos, sin); straight down counts as straight ahead.
+    h0 = horizontal[0]
+    c = np.divide(rays[0, :, 0], h0, out=np.ones(n), where=h0 > 0)
+    s = np.divide(rays[0, :, 1], h0, out=np.zeros(n), where=h0 > 0)
     box_h, box_w = y2 - y1, x2 - x1
     edge = noise.edge_px + noise.edge_rel * box_h  # one edge's noise, pixels
     angle_var = (edge / fy) ** 2 + noise.pitch_rad ** 2
 
     # Footprints, aligned with the road: along the ray, the body's nearest face lies
     # `body_offset` before its centre, the nearest ground contact (a wheel) `contact_offset`.
-    cos_a, sin_a = np.abs(np.cos(azimuth)), np.abs(np.sin(azimuth))
+    cos_a, sin_a = np.abs(c), np.abs(s)
     body_offset = 0.5 * (L * cos_a + W * sin_a)
     body_var = (noise.footprint_rel * body_offset) ** 2 \
         + (noise.heading_spread * 0.5 * (L - W)) ** 2
@@ -158,9 +165,10 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         var_s = d_s ** 2 * rel_s + body_var
         px_s = d_s ** 2 * 2.0 * (edge / np.maximum(box_h, 1.0)) ** 2
         d_s = d_s + body_offset
-        none = np.zeros(n, bool)
-        ok_t, ok_w, ok_b = none, none, none
-        d_t = d_w = d_b = var_t = var_w = var_b = px_t = px_w = np.zeros(n)
+        # (bit, usable, centre distance, variance, pixel-noise variance) of each cue computed;
+        # the rare cues are computed, and fused, only when some detection needs them.
+        cues = [(0, ok_g, d_g, var_g, px_g), (1, ok_s, d_s, var_s, px_s)]
+        ok_t = np.zeros(n, bool)
         if (cut_bottom & known).any():  # (the rare cues are computed only when needed)
             # top: bottom cut by the border; the top ray meets z = H (the far top edge when
             # the camera is above the object).
@@ -172,6 +180,7 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
             d_t = d_t + np.where(rise < 0, -body_offset, body_offset)
             ok_t = known & cut_bottom & ~cut_top & (np.abs(s_top) > noise.min_slope) \
                 & (d_t > body_offset)
+            cues.append((2, ok_t, d_t, var_t, px_t))
         if (known & ~(ok_g | ok_s | ok_t)).any():
             # width: the footprint's extent across the ray against the box width.
             width_angle = np.abs(np.arctan2(rays[3, :, 1], rays[3, :, 0])
@@ -188,43 +197,48 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
             bound = cam_z / -s_bottom
             d_b = 0.5 * bound + contact_offset
             var_b = bound ** 2 / 12.0 + contact_var
+            # the border cue has no pixel noise
+            cues += [(3, ok_w, d_w, var_w, px_w), (4, ok_b, d_b, var_b, np.zeros(n))]
 
         # Fuse the cues' centre distances by inverse variance; when they disagree beyond their
         # variances (chi-square per degree of freedom > 1), widen the result by that factor.
-        oks = np.stack([ok_g, ok_s, ok_t, ok_w, ok_b])
-        ds = np.where(oks, np.stack([d_g, d_s, d_t, d_w, d_b]), 0.0)
-        weight = np.where(oks, 1.0 / np.where(oks, np.stack([var_g, var_s, var_t, var_w, var_b]),
-                                              1.0), 0.0)
+        rows = [c[0] for c in cues]
+        oks = np.array([c[1] for c in cues])
+        ds = np.where(oks, np.array([c[2] for c in cues]), 0.0)
+        weight = np.where(oks, 1.0 / np.where(oks, np.array([c[3] for c in cues]), 1.0), 0.0)
         total = weight.sum(0)
         valid = total > 0
-        dist = (ds * weight).sum(0) / np.where(valid, total, 1.0)
-        used = oks.sum(0)
-        chi2 = (weight * np.where(oks, ds - dist, 0.0) ** 2).sum(0)
-        scale = np.where(used > 1, np.maximum(1.0, chi2 / np.maximum(used - 1, 1)), 1.0)
-        var_r = scale / np.where(valid, total, np.nan)
-        # The pixel noise through the same (fixed) weights; the border cue has none.
-        px = np.where(oks, np.stack([px_g, px_s, px_t, px_w, np.zeros(n)]), 0.0)
-        px_r = (weight ** 2 * px).sum(0) / np.where(valid, total, np.nan) ** 2
-    dist = np.where(valid, dist, np.nan)
+        total = np.where(valid, total, np.nan)  # no cue: nan distance and variances
+        dist = (ds * weight).sum(0) / total
+        chi2 = (weight * np.where(oks, ds - dist, 0.0) ** 2).sum(0)  # 0 with one cue
+        var_r = np.maximum(1.0, chi2 / np.maximum(oks.sum(0) - 1, 1)) / total
+        # The pixel noise through the same (fixed) weights.
+        px = np.where(oks, np.array([c[4] for c in cues]), 0.0)
+        px_r = (weight ** 2 * px).sum(0) / total ** 2
     # Across the ray: the box centre's pixel noise; for an object seen at an angle, its visible
     # side (L |sin a| long) moves the box centre off the object's centre, anywhere over half of
     # it (a uniform spread: length / sqrt(12)); for a box cut at the side, the unseen part.
     lateral_px = edge / np.sqrt(2.0) + np.where(cut_side, 0.5 * box_w, 0.0)
     var_cross = (dist * lateral_px / fx) ** 2 + (0.5 * L * sin_a) ** 2 / 12.0
     px_cross = (dist * edge / np.sqrt(2.0) / fx) ** 2
-    c, s = np.cos(azimuth), np.sin(azimuth)
-    xyz = np.stack([cam[0] + dist * c, cam[1] + dist * s, np.zeros(n)], 1)
+    xyz = np.zeros((n, 3))
+    xyz[:, 0] = cam[0] + dist * c
+    xyz[:, 1] = cam[1] + dist * s
+    cc, ss, cs = c * c, s * s, c * s
     cov = np.empty((n, 2, 2))
-    cov[:, 0, 0] = var_r * c * c + var_cross * s * s
-    cov[:, 1, 1] = var_r * s * s + var_cross * c * c
-    cov[:, 0, 1] = cov[:, 1, 0] = (var_r - var_cross) * c * s
+    cov[:, 0, 0] = var_r * cc + var_cross * ss
+    cov[:, 1, 1] = var_r * ss + var_cross * cc
+    cov[:, 0, 1] = cov[:, 1, 0] = (var_r - var_cross) * cs
     jitter = np.empty((n, 2, 2))
-    jitter[:, 0, 0] = px_r * c * c + px_cross * s * s
-    jitter[:, 1, 1] = px_r * s * s + px_cross * c * c
-    jitter[:, 0, 1] = jitter[:, 1, 0] = (px_r - px_cross) * c * s
-    method = (oks * np.array([GROUND, SIZE, TOP, WIDTH, BORDER])[:, None]).sum(0).astype(np.int8)
-    xyz[~valid] = np.nan
-    cov[~valid] = np.nan
-    jitter[~valid] = np.nan
-    cues = np.where(oks, ds, np.nan).T
-    return GroundPositions(xyz, np.hypot(xyz[:, 0], xyz[:, 1]), cov, valid, method, cues, jitter)
+    jitter[:, 0, 0] = px_r * cc + px_cross * ss
+    jitter[:, 1, 1] = px_r * ss + px_cross * cc
+    jitter[:, 0, 1] = jitter[:, 1, 0] = (px_r - px_cross) * cs
+    method = _BITS[rows] @ oks
+    invalid = ~valid
+    xyz[invalid] = np.nan
+    cov[invalid] = np.nan
+    jitter[invalid] = np.nan
+    used_cues = np.full((n, 5), np.nan)
+    used_cues[:, rows] = np.where(oks, ds, np.nan).T
+    return GroundPositions(xyz, np.hypot(xyz[:, 0], xyz[:, 1]), cov, valid, method, used_cues,
+                           jitter)
