@@ -1,0 +1,87 @@
+"""Measure the track velocities on a labelled image sequence, run as the replay runs it.
+
+The frames of one camera of a project ground truth (keys ending in the frame number, boxes with
+``uuid`` and ``position_base_link``, per-frame ``calibration``) go in order through the configured
+detector, tracker, positioner and ground-velocity filter; matched detections' steady velocities are
+compared with the true ones (central differences of the boxes' positions). See
+docs/positions-3d.md (Velocity).
+
+Run: PYTHONPATH=. python tools/eval_velocity.py ../shared/data/street_labelled/pandaset_seq002_front/ground_truth_3d.json
+Exit status: 0 measured, 1 measured but frames left out, 2 bad options, ground truth, config or model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sense_perception.errors import SensePerceptionError
+
+
+def _frames(value: str) -> tuple[int, int]:
+    """``A:B``: frame numbers A to B - 1 (either side may be left out)."""
+    low, sep, high = value.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return (int(low) if low else -(2 ** 62), int(high) if high else 2 ** 62)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected A:B (frame numbers, B excluded), got {value!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options, measure, print (or write JSON); returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="exit status: 0 measured, 1 frames left out, 2 bad "
+                                            "options, ground truth, config or model")
+    parser.add_argument("ground_truth", type=Path,
+                        help="project ground truth JSON of one camera's sequence (3-D fields, uuid)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="ROS 2 parameter file or bundled name (default: the defaults)")
+    parser.add_argument("--camera", default=None,
+                        help="key prefix of the camera to read (default: the only one)")
+    parser.add_argument("--fps", type=float, default=10.0,
+                        help="frame rate of the numbering, stamps 1/fps apart (default: 10)")
+    parser.add_argument("--iou", type=float, default=0.5, help="IoU of a match (default: 0.5)")
+    parser.add_argument("--report-frames", type=_frames, default=None, metavar="A:B",
+                        help="report only frames A..B-1 (all still run, so tracks warm up), "
+                             "e.g. 40: for a held-out half")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="also write the report as JSON ('-': to stdout instead of the table)")
+    args = parser.parse_args(argv)
+
+    from sense_perception.config import resolve_config
+    from sense_perception.evaluation.velocity import (load_sequence, render_velocity,
+                                                      run_sequence, velocity_report)
+
+    try:
+        if not 0.0 < args.iou <= 1.0:
+            raise SensePerceptionError(f"--iou must be within (0, 1], got {args.iou}")
+        frames = load_sequence(args.ground_truth, args.camera, args.fps)
+        config = resolve_config(args.config) if args.config else None
+        results, skipped, labels = run_sequence(frames, config)
+        window = args.report_frames
+        report = velocity_report(frames, results, labels, args.iou,
+                                 None if window is None else
+                                 lambda f: window[0] <= f.number < window[1])
+    except SensePerceptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report["skipped"] = skipped
+    report["ground_truth"] = str(args.ground_truth)
+    report["config"] = str(config or "defaults")
+    text = json.dumps(report, indent=2)
+    if args.json is not None and str(args.json) == "-":
+        print(text)
+    else:
+        print(render_velocity(report))
+        if args.json is not None:
+            args.json.write_text(text + "\n")
+    for s in skipped:
+        print(f"left out {s['image']}: {s['reason']}", file=sys.stderr)
+    return 1 if skipped else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
