@@ -27,7 +27,8 @@ def _frames(value: str) -> tuple[int, int]:
             raise ValueError
         return (int(low) if low else -(2 ** 62), int(high) if high else 2 ** 62)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected A:B (frame numbers, B excluded), got {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected A:B (frame numbers, B excluded), got {value!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SensePerceptionError(f"--iou must be within (0, 1], got {args.iou}")
         frames = load_sequence(args.ground_truth, args.camera, args.fps)
         config = resolve_config(args.config) if args.config else None
-        results, skipped, labels = run_sequence(frames, config)
+        results, skipped, labels = run_sequence(frames, config, args.ground_truth)
         window = args.report_frames
         report = velocity_report(frames, results, labels, args.iou,
                                  None if window is None else

@@ -190,24 +190,39 @@ class _FrameCalibration:
 
 
 def run_sequence(frames: Sequence[SequenceFrame], config: Path | None = None,
+                 ground_truth: Path | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  ) -> tuple[list[FrameResult | None], list[dict[str, str]], list[str]]:
     """Run ``frames`` in order through the replay's exterior stage (detector, ignore regions,
     tracker, positioner, ground-velocity filter), built from ``config`` like a replay.
 
+    Args:
+        ground_truth: the file the frames come from (named in errors).
+
     Returns:
         (per frame its result, None for a frame left out; the frames left out: image, reason; the
-        detector's class names).
+        detector's class names). An image that cannot be read or detected on is left out, the
+        rest goes on (its neighbours' tracks predict over the gap).
 
     Raises:
+        GroundTruthError: a missing image, a size that disagrees (before the model loads).
         ConfigError: tracking is off in ``config`` (there would be no velocities); errors of the
             detector's setup (ModelError, ConfigError).
     """
+    from ..config import load_params
+    from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
     from ..core.types import Header
     from ..errors import ConfigError, ImageDecodeError
-    from ..replay.pipelines import EXTERIOR, DecodedFrame, ExteriorStage, build_core
+    from ..replay.pipelines import EXTERIOR, NODES, DecodedFrame, ExteriorStage, build_core
+    from .run import check_images, skip_record
 
+    skipped: list[dict[str, str]] = []
+    limits = InputLimits.from_params(load_params(config, NODES[EXTERIOR]),
+                                     str(config or "default parameters"))
+    readable = {id(g) for g in check_images([f.image for f in frames],
+                                            ground_truth or Path("the ground truth"), limits,
+                                            skipped)}
     core = build_core(config, exterior=True, cabin=False)
     if core.trackers is None:
         raise ConfigError(f"{config or 'the default parameters'}: tracking.enabled is false, so "
@@ -215,7 +230,6 @@ def run_sequence(frames: Sequence[SequenceFrame], config: Path | None = None,
     placer = _FrameCalibration(core.settings[EXTERIOR].position_noise())
     topic = "camera"
     results: list[FrameResult | None] = [None] * len(frames)
-    skipped: list[dict[str, str]] = []
     current = {"index": 0}
 
     def on_result(frame: Any, result: Any, _messages: Any) -> None:
@@ -227,20 +241,20 @@ def run_sequence(frames: Sequence[SequenceFrame], config: Path | None = None,
             dets.track_ids.copy(), motion)
 
     def on_failure(failed: Any, exc: Exception) -> None:
-        g = frames[current["index"]].image
-        skipped.append({"image": g.key, "path": str(g.path), "reason": f"inference failed: {exc}"})
+        skipped.append(skip_record(frames[current["index"]].image, f"inference failed: {exc}"))
 
     stage = ExteriorStage(core.detector, core.trackers, {topic: "eval"}, {}, 0.0, on_result,
                           on_failure, positions=placer, ignore=core.ignore)
     stage.outputs = []  # no messages: only the results are scored
-    limits = core.limits[EXTERIOR]
     for index, frame in enumerate(frames):
         current["index"] = index
         g = frame.image
+        if id(g) not in readable:
+            continue
         try:
             pixels = read_image_file(g.path, limits)
         except ImageDecodeError as exc:
-            skipped.append({"image": g.key, "path": str(g.path), "reason": str(exc)})
+            skipped.append(skip_record(g, exc))
             continue
         sec = int(np.floor(frame.t))
         header = Header(sec, int(round((frame.t - sec) * 1e9)), "camera")
