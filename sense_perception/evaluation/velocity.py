@@ -49,6 +49,8 @@ class SequenceFrame:
         positions: (G, 3) ``position_base_link`` per box, nan where absent.
         uuids: per box the object's id over the sequence ("" where absent).
         motion: per box ``motion`` ("" where absent).
+        velocity: (G, 2) per box its true velocity relative to base_link, m/s (nan: none; see
+            :func:`truth_velocities`).
     """
 
     number: int
@@ -316,8 +318,9 @@ def velocity_report(frames: Sequence[SequenceFrame], results: Sequence[FrameResu
             continue
         label = res.detections.labels[j]
         row = (bool(v.steady[j]), v.velocity[j], v.covariance[j], frame.velocity[b])
-        for parked in {False, frame.motion[b] == PARKED}:
-            rows.setdefault((parked, label, band), []).append(row)
+        rows.setdefault((False, label, band), []).append(row)
+        if frame.motion[b] == PARKED:
+            rows.setdefault((True, label, band), []).append(row)
     out: dict[str, Any] = {"iou": iou, "bands": [name for name, _, _ in RANGE_BANDS],
                            "expected_coverage_1sigma": round(GAUSSIAN_1SIGMA_2D, 3),
                            "frames": len(kept)}
