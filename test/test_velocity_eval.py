@@ -151,7 +151,12 @@ def test_tool_says_what_is_wrong_and_exits_2(tmp_path):
     assert "has no frame number" in run.stderr and "Traceback" not in run.stderr
     helped = subprocess.run([sys.executable, str(TOOL), "--help"], capture_output=True, text=True,
                             cwd=REPO, env=ENV, timeout=60)
-    assert helped.returncode == 0 and "--json" in helped.stdout and "--report-frames" in helped.stdout
+    assert helped.returncode == 0 and "--json-out" in helped.stdout and "--report-frames" in helped.stdout
+    # --json-out never over an input (the project's rule for result files), refused before any work
+    refused = subprocess.run([sys.executable, str(TOOL), str(path), "--json-out", str(path)],
+                             capture_output=True, text=True, cwd=REPO, env=ENV, timeout=60)
+    assert refused.returncode == 2 and "--json-out" in refused.stderr
+    assert "Traceback" not in refused.stderr and json.loads(path.read_text())
 
 
 @pytest.mark.slow
@@ -159,7 +164,7 @@ def test_tool_says_what_is_wrong_and_exits_2(tmp_path):
 def test_velocities_on_the_developer_sequence(tmp_path):
     """80 real frames, default config: measured 5 December 2026 (docs/positions-3d.md)."""
     out = tmp_path / "velocity.json"
-    run = subprocess.run([sys.executable, str(TOOL), str(DEV_3D), "--json", str(out)],
+    run = subprocess.run([sys.executable, str(TOOL), str(DEV_3D), "--json-out", str(out)],
                          capture_output=True, text=True, cwd=REPO, env=ENV, timeout=600)
     assert run.returncode == 0, run.stderr
     report = json.loads(out.read_text())

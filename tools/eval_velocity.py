@@ -48,15 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-frames", type=_frames, default=None, metavar="A:B",
                         help="report only frames A..B-1 (all still run, so tracks warm up), "
                              "e.g. 40: for a held-out half")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
-                        help="also write the report as JSON ('-': to stdout instead of the table)")
+    # The project's rule (docs/command-line.md): --json prints, --json-out FILE writes.
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON instead of the table")
+    parser.add_argument("--json-out", type=Path, default=None, metavar="FILE",
+                        help="also write the report as JSON to FILE (never over an input or an image)")
     args = parser.parse_args(argv)
 
     from sense_perception.config import resolve_config
     from sense_perception.evaluation.velocity import (load_sequence, render_velocity,
                                                       run_sequence, velocity_report)
+    from sense_perception.outpaths import check_result_file
 
     try:
+        if args.json_out is not None:  # before any work
+            check_result_file(args.json_out, [args.ground_truth], "--json-out")
         if not 0.0 < args.iou <= 1.0:
             raise SensePerceptionError(f"--iou must be within (0, 1], got {args.iou}")
         frames = load_sequence(args.ground_truth, args.camera, args.fps)
@@ -73,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     report["ground_truth"] = str(args.ground_truth)
     report["config"] = str(config or "defaults")
     text = json.dumps(report, indent=2)
-    if args.json is not None and str(args.json) == "-":
-        print(text)
-    else:
-        print(render_velocity(report))
-        if args.json is not None:
-            args.json.write_text(text + "\n")
+    print(text if args.json else render_velocity(report))
+    if args.json_out is not None:
+        try:
+            args.json_out.write_text(text + "\n")
+        except OSError as exc:
+            print(f"error: cannot write --json-out {args.json_out}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
     for s in skipped:
         print(f"left out {s['image']}: {s['reason']}", file=sys.stderr)
     return 1 if skipped else 0
