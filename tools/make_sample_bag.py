@@ -36,6 +36,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -215,7 +216,7 @@ def frames(shared: Path) -> list[tuple[str, int, int, str, dict]]:
     return out
 
 
-def _message(store, msgtype: str, header, fields: dict):
+def _message(store: Any, msgtype: str, header: Any, fields: dict) -> Any:
     """The rosbags message of one :func:`frames` entry."""
     types = store.types
     if msgtype == "tf2_msgs/msg/TFMessage":
