@@ -81,13 +81,15 @@ def read_output(bag_dir: Path) -> list[Decoded]:
 
 
 def input_stamps(bag: Path = SAMPLE_BAG) -> dict[tuple[str, int], tuple[int, int, str]]:
-    """{(topic, bag time): (sec, nanosec, frame_id)} of the sample bag's images."""
+    """{(topic, bag time): (sec, nanosec, frame_id)} of the sample bag's messages (a
+    tf2_msgs/TFMessage: its first transform's header)."""
     store = get_typestore(Stores.ROS2_JAZZY)
     out = {}
     with Reader(bag) as reader:
         for c, ts, raw in reader.messages():
             msg = store.deserialize_cdr(raw, c.msgtype)
-            out[(c.topic, ts)] = (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
+            header = msg.transforms[0].header if c.msgtype == "tf2_msgs/msg/TFMessage" else msg.header
+            out[(c.topic, ts)] = (header.stamp.sec, header.stamp.nanosec, header.frame_id)
     return out
 
 

@@ -144,7 +144,14 @@ def test_outputs_and_summary(fleet_run, config):
     damaged = bags["damaged"]
     assert damaged["status"] == "partial" and damaged["skipped_messages"] > 0
     assert 0 < damaged["frames"] < 13
-    assert damaged["frames"] + damaged["skipped_messages"] == 13  # nothing unaccounted for
+    # nothing unaccounted for: every image is a frame or skipped; so is every lost message the
+    # replay reads beside them (the front camera's CameraInfo, /tf_static), each named
+    skipped = json.loads((out / damaged["name"] / "summary.json").read_text())["skipped"]
+    assert sum(s["count"] for s in skipped) == damaged["skipped_messages"]
+    lost_images = sum(s["count"] for s in skipped if s["topic"] in SAMPLE_COUNTS)
+    assert damaged["frames"] + lost_images == 13
+    assert {s["topic"] for s in skipped} <= set(SAMPLE_COUNTS) | {"/camera/front/camera_info",
+                                                                  "/tf_static"}
     failed = bags["no_cameras"]
     assert failed["status"] == "failed" and failed["attempts"] == 1  # an engine error: no retry
     assert "no readable image topic" in failed["reason"] and failed["output"] is None

@@ -117,6 +117,8 @@ def test_installed_wheel_replays_its_own_sample_bag(built: tuple[Path, str],
     assert summary["frames"] == 13 and not summary["skipped"], summary
     cameras = summary["cameras"]
     assert cameras["/camera/front/image_raw/compressed"]["detections"].get("car", 0) > 0, cameras
+    # the bundled bag's front camera is calibrated (its CameraInfo and /tf_static travel with it)
+    assert cameras["/camera/front/image_raw/compressed"]["positions"]["placed"] > 0, cameras
     assert (out / "bag" / "metadata.yaml").is_file()
     # --config carla / config:=carla find the installed copy of the simulator set-up
     found = subprocess.run([str(python), "-c", "from sense_perception.config import bundled_config; "

@@ -180,10 +180,16 @@ def test_output_bag_read_independently(sample_run, gallery_config):
 def test_copy_input_is_byte_identical(sample_run):
     out, _ = sample_run
     with Reader(SAMPLE_BAG) as reader:
-        original = {(c.topic, ts): bytes(raw) for c, ts, raw in reader.messages()}
-    copied = {(m.channel.topic, m.log_time_ns): m.message.data for m in read_output(out / "bag")
+        # --copy-input copies the images (every one of them), not the front camera's CameraInfo
+        # and /tf_static
+        original = {(c.topic, ts): bytes(raw) for c, ts, raw in reader.messages()
+                    if c.msgtype.startswith("sensor_msgs/msg/") and c.msgtype.endswith("Image")}
+    assert {topic for topic, _ in original} == set(SAMPLE_COUNTS)
+    output = read_output(out / "bag")
+    copied = {(m.channel.topic, m.log_time_ns): m.message.data for m in output
               if m.channel.topic in SAMPLE_COUNTS}
     assert copied == original
+    assert not {m.channel.topic for m in output} & {"/camera/front/camera_info", "/tf_static"}
 
 
 def _corners(d) -> list[tuple[float, float]]:

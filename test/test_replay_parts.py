@@ -170,6 +170,54 @@ def test_sample_bag_contents_and_attribution():
         assert needle in text
 
 
+def test_sample_bag_front_camera_is_calibrated_from_pandaset():
+    """The front camera carries its real calibration as a vehicle bag does: a CameraInfo with each
+    image (PandaSet's K halved for 960x540) and base_link -> front_camera on /tf_static
+    (transient-local), one static mount from the sequence; the other cameras have none."""
+    from rosbags.interfaces import QosDurability
+
+    from sense_perception.core.geometry.calibration import from_camera_info
+    from sense_perception.core.geometry.tf_static import mount_from_tf
+    from sense_perception.replay.reader import open_bag
+
+    truth = json.loads((SHARED / "street_labelled" / "pandaset_seq002_front" /
+                        "ground_truth_3d.json").read_text())["cameras"]
+    with open_bag(SAMPLE_BAG) as bag:
+        assert {t for t, m in bag.topics.items() if m.msgtype == "sensor_msgs/msg/CameraInfo"} == {
+            "/camera/front/camera_info"}
+        tf_meta = bag.topics["/tf_static"]
+        assert tf_meta.msgtype == "tf2_msgs/msg/TFMessage" and tf_meta.count == 1
+        assert tf_meta.qos[0].durability == QosDurability.TRANSIENT_LOCAL
+        messages = [(m.topic, m.timestamp, bag.deserialize(m)) for m in bag.messages(
+            ["/tf_static", "/camera/front/camera_info", FRONT])]
+    first = min(ts for topic, ts, _ in messages if topic != "/tf_static")
+    tf = [msg for topic, ts, msg in messages if topic == "/tf_static" and ts < first]
+    assert len(tf) == 1  # recorded before any image
+    infos = {(m.header.stamp.sec, m.header.stamp.nanosec): (ts, m) for topic, ts, m in messages
+             if topic == "/camera/front/camera_info"}
+    images = {(m.header.stamp.sec, m.header.stamp.nanosec): ts for topic, ts, m in messages
+              if topic == FRONT}
+    assert infos.keys() == images.keys() and len(images) == 4  # one per image, its stamp
+    K = np.asarray(truth["front_camera/00"]["calibration"]["K"])  # for 1920x1080
+    mount = mount_from_tf(tf, "front_camera")
+    for stamp, (ts, info) in infos.items():
+        assert ts < images[stamp] and info.header.frame_id == "front_camera"
+        assert (info.width, info.height, info.distortion_model) == (960, 540, "plumb_bob")
+        assert not np.any(info.d) and np.array_equal(info.k.reshape(3, 3), np.diag([.5, .5, 1]) @ K)
+        assert np.array_equal(info.p.reshape(3, 4)[:, :3], info.k.reshape(3, 3))
+        calibration = from_camera_info(info, mount, "sample bag")  # checks K and the mount
+    # One static mount: the sequence's median; the four frames' own mounts lie within 0.5 degrees
+    # and 3 cm of it (base_link is rebuilt per frame on the road plane under the car).
+    own = np.array([truth[f"front_camera/{i:02d}"]["calibration"]["T_base_link_camera"]
+                    for i in (0, 10, 40, 70)])
+    every = np.array([c["calibration"]["T_base_link_camera"] for c in truth.values()])
+    assert np.allclose(calibration.T_base_link_camera[:3, 3], np.median(every[:, :3, 3], axis=0))
+    axis = calibration.T_base_link_camera[:3, 2]  # the optical axis in base_link
+    angles = np.degrees(np.arccos(np.clip(own[:, :3, 2] @ axis, -1, 1)))
+    assert angles.max() < 0.5 and np.abs(own[:, 2, 3] - calibration.camera_height).max() < 0.03
+    assert "ground_truth_3d.json" in (SAMPLE_BAG / "ATTRIBUTION").read_text()
+
+
 def test_replay_never_imports_rclpy():
     # test/ros/test_replay_rclpy.py runs the same check where rclpy is importable
     assert_replay_never_imports_rclpy()
