@@ -188,7 +188,7 @@ def main() -> int:
     import tempfile
 
     sys.path.insert(0, str(TEST))
-    from replay_helpers import CABIN, SAMPLE_BAG, SAMPLE_COUNTS, enrol_sample_driver
+    from replay_helpers import CABIN, SAMPLE_BAG, SAMPLE_INPUTS, enrol_sample_driver
 
     from sense_perception.core.detection.detector import ObjectDetector
     from sense_perception.replay.engine import ReplayOptions, Replayer
@@ -201,7 +201,7 @@ def main() -> int:
         result = Replayer(ReplayOptions(SAMPLE_BAG, out, cabin=CABIN, config=config),
                           detector=ObjectDetector.from_params({}, "golden")).run()
         assert result.complete, result.summary["skipped"]
-        topics = replay_messages(out / "bag", driver_id, frozenset(SAMPLE_COUNTS))
+        topics = replay_messages(out / "bag", driver_id, SAMPLE_INPUTS)
     # One message a line: a regenerated file diffs message by message.
     lines = [f' {json.dumps(topic)}: [\n' + ",\n".join(f"  {json.dumps(m)}" for m in messages) + "\n ]"
              for topic, messages in topics.items()]

@@ -17,6 +17,10 @@ FRONT = "/camera/front/image_raw/compressed"
 WINDSHIELD = "/camera/windshield/image_raw"
 CABIN = "/camera/cabin/image_raw/compressed"
 SAMPLE_COUNTS = {FRONT: 4, WINDSHIELD: 1, CABIN: 8}
+# The sample bag's calibration of the front camera; --copy-input copies it with the images.
+SAMPLE_CALIBRATION = frozenset({"/camera/front/camera_info", "/tf_static"})
+# Every input topic --copy-input puts in the output bag (left out where outputs are compared).
+SAMPLE_INPUTS = frozenset(SAMPLE_COUNTS) | SAMPLE_CALIBRATION
 # Two photos of the sample bag's driver that are NOT in the bag (shared/data/faces).
 ENROL_PHOTOS = ("obama_2_congress_2009.jpg", "obama_3_blue_room_2010.jpg")
 

@@ -10,9 +10,11 @@ import cv2
 import numpy as np
 import pytest
 from golden_replay import GOLDEN, assert_matches_golden, golden_label_counts, replay_messages
-from replay_helpers import (CABIN, FRONT, SAMPLE_BAG, SAMPLE_COUNTS, WINDSHIELD, copy_bag,
+from replay_helpers import (CABIN, FRONT, SAMPLE_BAG, SAMPLE_CALIBRATION, SAMPLE_COUNTS,
+                            SAMPLE_INPUTS, WINDSHIELD, copy_bag,
                             enrol_sample_driver, input_stamps, read_output)
 from rosbags.rosbag2 import Reader, StoragePlugin
+from rosbags.interfaces import QosDurability
 
 from sense_perception.cli.main import main
 from sense_perception.replay.engine import ReplayOptions, Replayer, output_bag_name
@@ -73,7 +75,7 @@ def test_sample_replay_summary(sample_run, gallery_config):
     # the detections per label: those of the golden replay (the bag's messages are compared to
     # it within tolerances in test_outputs_match_the_golden_replay), and of this run's own bag
     golden = golden_label_counts()
-    own = golden_label_counts(replay_messages(out / "bag", driver_id, frozenset(SAMPLE_COUNTS)))
+    own = golden_label_counts(replay_messages(out / "bag", driver_id, SAMPLE_INPUTS))
     for camera, ns in ((FRONT, "/camera/front/detections"), (WINDSHIELD, "/camera/windshield/detections")):
         assert summary["cameras"][camera]["detections"] == own[ns], camera
         assert _close_counts(own[ns], golden[ns]), (camera, own[ns], golden[ns])
@@ -91,7 +93,7 @@ def test_outputs_match_the_golden_replay(sample_run, gallery_config, detector):
     tolerances stated in test/golden_replay.py (`make golden` regenerates it)."""
     out, _ = sample_run
     _, driver_id = gallery_config
-    got = replay_messages(out / "bag", driver_id, frozenset(SAMPLE_COUNTS))
+    got = replay_messages(out / "bag", driver_id, SAMPLE_INPUTS)
     assert_matches_golden(got, threshold=detector.min_score)
 
 
@@ -179,17 +181,22 @@ def test_output_bag_read_independently(sample_run, gallery_config):
 
 def test_copy_input_is_byte_identical(sample_run):
     out, _ = sample_run
+    calibration = SAMPLE_CALIBRATION
     with Reader(SAMPLE_BAG) as reader:
-        # --copy-input copies the images (every one of them), not the front camera's CameraInfo
-        # and /tf_static
+        # --copy-input copies the images (every one of them) and the calibration the replay
+        # reads (the front camera's CameraInfo, /tf_static), with the recorded QoS
         original = {(c.topic, ts): bytes(raw) for c, ts, raw in reader.messages()
-                    if c.msgtype.startswith("sensor_msgs/msg/") and c.msgtype.endswith("Image")}
-    assert {topic for topic, _ in original} == set(SAMPLE_COUNTS)
+                    if c.topic in calibration
+                    or (c.msgtype.startswith("sensor_msgs/msg/") and c.msgtype.endswith("Image"))}
+    assert {topic for topic, _ in original} == set(SAMPLE_COUNTS) | calibration
     output = read_output(out / "bag")
     copied = {(m.channel.topic, m.log_time_ns): m.message.data for m in output
-              if m.channel.topic in SAMPLE_COUNTS}
+              if m.channel.topic in set(SAMPLE_COUNTS) | calibration}
     assert copied == original
-    assert not {m.channel.topic for m in output} & {"/camera/front/camera_info", "/tf_static"}
+    # /tf_static keeps its recorded transient-local QoS (a late subscriber still gets the mount)
+    with Reader(out / "bag") as reader:
+        (tf,) = [c for c in reader.connections if c.topic == "/tf_static"]
+        assert [q.durability for q in tf.ext.offered_qos_profiles] == [QosDurability.TRANSIENT_LOCAL]
 
 
 def _corners(d) -> list[tuple[float, float]]:

@@ -63,7 +63,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "<ns>/detections_3d; default: each camera's camera_info topic in "
                              "the bag plus /tf_static (no 3-D without them)")
     parser.add_argument("--copy-input", action="store_true",
-                        help="copy the input image messages into the output bag, byte for byte")
+                        help="copy the input image messages, and the CameraInfo and /tf_static "
+                             "messages the replay reads, into the output bag, byte for byte")
     parser.add_argument("--video", action="store_true",
                         help="write an annotated MP4 per exterior camera (not the cabin camera)")
     parser.add_argument("--video-cabin", action="store_true",

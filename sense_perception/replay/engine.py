@@ -552,6 +552,12 @@ class Replayer:
             for msg in bag.messages(read):
                 if self._publisher is not None:
                     self._publisher.play(msg, bag.topics[msg.topic].qos)
+                if self.options.copy_input and msg.topic in extra:
+                    # The calibration the replay read (CameraInfo, /tf_static) goes with the
+                    # copied images, so the output bag alone shows detections_3d in Foxglove's 3-D
+                    # panel; images are copied where they are decoded.
+                    self._out.write_raw(msg.topic, msg.msgtype, msg.timestamp, msg.data,
+                                        bag.topics[msg.topic].qos)
                 # One CameraInfo topic may serve several readers: 3-D positions, the cabin's head
                 # pose, the Autoware check.
                 calibration = msg.topic in self._calibration_topics

@@ -92,7 +92,9 @@ def test_every_output_message_deserialises_with_rclpy(tmp_path, ros_env):
                     "vision_msgs/msg/Detection3DArray",  # the calibrated front camera
                     "vision_msgs/msg/Classification", "diagnostic_msgs/msg/DiagnosticArray",
                     "foxglove_msgs/msg/ImageAnnotations", "geometry_msgs/msg/PoseStamped",
-                    "diagnostic_msgs/msg/DiagnosticStatus"}  # <ns>/camera_health
+                    "diagnostic_msgs/msg/DiagnosticStatus",  # <ns>/camera_health
+                    # --copy-input: the front camera's calibration the replay read
+                    "sensor_msgs/msg/CameraInfo", "tf2_msgs/msg/TFMessage"}
 
 
 def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):
