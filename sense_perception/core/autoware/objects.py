@@ -30,7 +30,7 @@ import numpy as np
 
 from ..geometry.ground import GroundPositions
 from ..geometry.priors import prior_table
-from ..output.detections_3d import BASE_FRAME, pose_covariances
+from ..output.detections_3d import BASE_FRAME, covariances_6x6, pose_covariances
 from ..output.messages import header_msg
 from ..tracking.ground_motion import GroundVelocities
 from ..types import Detections, Header
@@ -76,14 +76,8 @@ def object_states(detections: Detections, label_names: Sequence[str], positions:
     if motion is not None:
         steady = motion.steady[index].tolist()
         velocity = np.nan_to_num(motion.velocity[index]).tolist()
-        twist_cov = np.zeros((index.size, 36))
-        vcov = np.nan_to_num(motion.covariance[index])
-        twist_cov[:, 0], twist_cov[:, 1] = vcov[:, 0, 0], vcov[:, 0, 1]
-        twist_cov[:, 6], twist_cov[:, 7] = vcov[:, 1, 0], vcov[:, 1, 1]
-        twist_cov[:, 14] = _VZ_VAR
-        twist_cov[:, 21] = twist_cov[:, 28] = _TILT_RATE_VAR
-        twist_cov[:, 35] = _YAW_RATE_VAR
-        twist_rows = twist_cov.tolist()
+        twist_rows = covariances_6x6(np.nan_to_num(motion.covariance[index]), _VZ_VAR,
+                                     _TILT_RATE_VAR, _YAW_RATE_VAR)
     else:
         steady = [False] * index.size
     out = []

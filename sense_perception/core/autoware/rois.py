@@ -36,6 +36,7 @@ import numpy as np
 from ...config import setting
 from ...errors import ConfigError
 from ..geometry.ground import GroundPositions
+from ..tracking.ground_motion import GroundVelocities
 from ..output.messages import header_msg
 from ..output.topics import camera_namespace
 from ..types import Detections, Header
@@ -218,7 +219,7 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
                                   image_size: tuple[int, int] | None,
                                   other_labels: str = "drop",
                                   positions: GroundPositions | None = None,
-                                  motion: Any = None) -> dict[str, Any]:
+                                  motion: GroundVelocities | None = None) -> dict[str, Any]:
     """tier4_perception_msgs/DetectedObjectsWithFeature of one camera frame (see the module doc).
 
     Args:
@@ -229,8 +230,7 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
         other_labels: ``drop`` or ``unknown`` for labels with no Autoware class.
         positions: the detections' ground positions (None: no calibration); placed detections
             carry kinematics and shape.
-        motion: their ground velocities
-            (:class:`~sense_perception.core.tracking.ground_motion.GroundVelocities`; None: none).
+        motion: their ground velocities (None: no twist).
 
     Detections left out: labels with no Autoware class when ``other_labels`` is ``drop``, and boxes
     with no whole pixel inside the image (zero width or height after clipping).

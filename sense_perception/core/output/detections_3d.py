@@ -24,18 +24,26 @@ _TILT_VAR = math.radians(5.0) ** 2  # roll / pitch of a road user relative to th
 _YAW_VAR = math.pi ** 2 / 3.0  # variance of a heading uniform over (-pi, pi]
 
 
+def covariances_6x6(xy: np.ndarray, z_var: Any, tilt_var: float,
+                    yaw_var: float) -> list[list[float]]:
+    """Row-major 6x6 covariances (x, y, z, roll, pitch, yaw; or their rates) of N estimates: the
+    measured (N, 2, 2) ``xy`` block, ``z_var`` (one or N), ``tilt_var`` on roll and pitch and
+    ``yaw_var`` on yaw, uncorrelated."""
+    out = np.zeros((len(xy), 36))
+    out[:, 0], out[:, 1], out[:, 6], out[:, 7] = xy[:, 0, 0], xy[:, 0, 1], xy[:, 1, 0], xy[:, 1, 1]
+    out[:, 14] = z_var
+    out[:, 21] = out[:, 28] = tilt_var
+    out[:, 35] = yaw_var
+    return out.tolist()
+
+
 def pose_covariances(positions: GroundPositions, keep: np.ndarray,
                      height_sd: np.ndarray) -> list[list[float]]:
     """Row-major 6x6 pose covariances (x, y, z, roll, pitch, yaw) of the detections ``keep``: the
     estimate's (x, y) block, z from the height prior's spread (``height_sd``, one per ``keep``),
     roll and pitch small, yaw unknown."""
-    out = np.zeros((len(keep), 36))
-    cov = positions.covariance[keep]
-    out[:, 0], out[:, 1], out[:, 6], out[:, 7] = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 0], cov[:, 1, 1]
-    out[:, 14] = (0.5 * np.asarray(height_sd, np.float64)) ** 2
-    out[:, 21] = out[:, 28] = _TILT_VAR
-    out[:, 35] = _YAW_VAR
-    return out.tolist()
+    return covariances_6x6(positions.covariance[keep],
+                           (0.5 * np.asarray(height_sd, np.float64)) ** 2, _TILT_VAR, _YAW_VAR)
 
 
 def detection3d_array(header: Header, detections: Detections, label_names: Sequence[str],

@@ -44,6 +44,8 @@ from ..geometry.ground import GroundPositions
 # car; the second measurement then sets the velocity.
 _INITIAL_VELOCITY_SD = 15.0
 _MIN_VAR = 1e-6  # floor of a measurement variance, m^2 (keeps S invertible)
+# The per-track arrays of GroundMotion, rows [:n] live and sorted by id.
+_FIELDS = ("_ids", "_x", "_P", "_updates", "_seen")
 
 
 @dataclass
@@ -124,7 +126,8 @@ class GroundMotion:
         capacity: initial number of track slots (grows as needed).
     """
 
-    # Per-track state, rows [:n] live, sorted by id; (re)created together by ``_grow``.
+    # Per-track state (:data:`_FIELDS`), rows [:n] live, sorted by id; (re)created together by
+    # ``_grow``.
     _ids: np.ndarray
     _x: np.ndarray
     _P: np.ndarray
@@ -142,9 +145,11 @@ class GroundMotion:
 
     def _grow(self, capacity: int) -> None:
         n = self._n
-        new: dict[str, np.ndarray] = {"_ids": np.full(capacity, -1, np.int64), "_x": np.zeros((capacity, 4)),
-               "_P": np.zeros((capacity, 4, 4)), "_updates": np.zeros(capacity, np.int32),
-               "_seen": np.zeros(capacity)}
+        new: dict[str, np.ndarray] = dict(zip(_FIELDS, (np.full(capacity, -1, np.int64),
+                                                     np.zeros((capacity, 4)),
+                                                     np.zeros((capacity, 4, 4)),
+                                                     np.zeros(capacity, np.int32),
+                                                     np.zeros(capacity)), strict=True))
         for name, arr in new.items():
             if n:
                 arr[:n] = getattr(self, name)[:n]
@@ -153,7 +158,7 @@ class GroundMotion:
 
     def _keep(self, keep: np.ndarray) -> None:
         idx = np.flatnonzero(keep)
-        for name in ("_ids", "_x", "_P", "_updates", "_seen"):
+        for name in _FIELDS:
             arr = getattr(self, name)
             arr[:idx.size] = arr[idx]
         self._n = int(idx.size)
@@ -289,7 +294,7 @@ class GroundMotion:
         ids_now = self._ids[:self._n]
         if np.any(ids_now[1:] <= ids_now[:-1]):  # an id placed only now, after a newer one
             order = np.argsort(ids_now, kind="stable")
-            for name in ("_ids", "_x", "_P", "_updates", "_seen"):
+            for name in _FIELDS:
                 arr = getattr(self, name)
                 arr[:self._n] = arr[:self._n][order]
 

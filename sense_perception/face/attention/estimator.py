@@ -173,11 +173,8 @@ class DriverAttention:
 
         ``camera_fault``: the cabin camera's health is in fault; nothing is measured and the state
         is ``camera_fault`` (:mod:`.state`), whatever a face detector made of the frame."""
-        if camera_fault:
-            measurement = FaceMeasurement(reason="camera fault")
-            self.estimator.timings_ms = {"mesh": 0.0, "pose": 0.0, "eyes": 0.0}
-        elif box is None or landmarks is None:
-            measurement = FaceMeasurement(reason="no driver face")
+        if camera_fault or box is None or landmarks is None:  # nothing to measure
+            measurement = FaceMeasurement(reason="camera fault" if camera_fault else "no driver face")
             self.estimator.timings_ms = {"mesh": 0.0, "pose": 0.0, "eyes": 0.0}
         else:
             # Track from the last measured frame only, and never across a gap in time.
