@@ -102,7 +102,7 @@ def positions_for(calib: CameraCalibration, dets: ImageDetections,
     return estimate_positions(calib, dets.boxes, index, tuple(names.tolist()), noise)
 
 
-def _band(ranges: np.ndarray) -> np.ndarray:
+def range_band(ranges: np.ndarray) -> np.ndarray:
     """Index into RANGE_BANDS per range, -1 outside every band (or unknown)."""
     out = np.full(len(ranges), -1)
     for k, (_, low, high) in enumerate(RANGE_BANDS):
@@ -181,7 +181,7 @@ def position_report(ground_truth: Sequence[GroundTruthImage],
         if t is None or not np.isfinite(t.ranges[b]):
             continue
         label = detections[i].labels[j]
-        band = int(_band(t.ranges[b:b + 1])[0])
+        band = int(range_band(t.ranges[b:b + 1])[0])
         if band < 0:
             continue
         matched[(label, band)] = matched.get((label, band), 0) + 1
@@ -208,7 +208,7 @@ def position_report(ground_truth: Sequence[GroundTruthImage],
         g, t = ground_truth[i], truth.get(ground_truth[i].key)
         if t is None or b >= len(t.ranges):
             continue
-        band = int(_band(t.ranges[b:b + 1])[0])
+        band = int(range_band(t.ranges[b:b + 1])[0])
         if band < 0:
             continue
         cell = recall.setdefault(g.labels[b], {}).setdefault(RANGE_BANDS[band][0],

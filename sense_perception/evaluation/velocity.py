@@ -30,7 +30,8 @@ from ..core.tracking.ground_motion import GroundVelocities
 from ..errors import GroundTruthError
 from .ground_truth import GroundTruthImage, load_project
 from .gt_fields import read_json
-from .positions import GAUSSIAN_1SIGMA_2D, RANGE_BANDS, _band, load_truth_3d, match_outcomes
+from .positions import (GAUSSIAN_1SIGMA_2D, RANGE_BANDS, load_truth_3d, match_outcomes,
+                        range_band)
 from .scoring import ImageDetections
 
 PARKED = "Parked"
@@ -313,7 +314,7 @@ def velocity_report(frames: Sequence[SequenceFrame], results: Sequence[FrameResu
         v = res.velocities
         if res.track_ids[j] < 0 or v.updates[j] == 0:
             continue
-        band = int(_band(np.hypot(*frame.positions[b:b + 1, :2].T))[0])
+        band = int(range_band(np.hypot(*frame.positions[b:b + 1, :2].T))[0])
         if band < 0:
             continue
         label = res.detections.labels[j]
