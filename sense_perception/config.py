@@ -450,6 +450,38 @@ def node_schema(kind: str) -> dict[str, Setting]:
     return _SCHEMAS[kind]
 
 
+#: What ``detect`` and ``eval`` apply of object_detector's parameters to image files: the detector
+#: (its models, thresholds, duplicates, low light, tiling, runtime), the input limits and the
+#: positions' pitch uncertainty. Ignore regions belong to camera topics, tracking, camera health and
+#: Autoware to streams, the rest to the node.
+FILE_SETTINGS = ("detector.", "runtime.", "tiling.", "input.", "mount_pitch_sd")
+STREAM_ONLY_SETTINGS = ("detector.ignore_regions.",)
+
+
+def settings_not_for_files(params: dict[str, Any], kind: str = "object_detector") -> list[str]:
+    """The parameters of ``params`` that image files cannot use (:data:`FILE_SETTINGS`) and that
+    are set to something other than their default: what ``detect`` and ``eval`` must say they do
+    not apply, rather than ignore in silence."""
+    schema = node_schema(kind)
+
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    return sorted(name for name, value in params.items()
+                  if (name.startswith(STREAM_ONLY_SETTINGS) or not name.startswith(FILE_SETTINGS))
+                  and (name not in schema or plain(value) != plain(schema[name].default)))
+
+
+def files_note(params: dict[str, Any], kind: str = "object_detector") -> list[str]:
+    """The note ``detect`` and ``eval`` print about :func:`settings_not_for_files` ([] or one
+    line)."""
+    names = settings_not_for_files(params, kind)
+    if not names:
+        return []
+    return [f"not applied to image files (they belong to camera topics and streams: the nodes and "
+            f"replay use them): {', '.join(names)}"]
+
+
 def check_names(params: Iterable[str], kind: str, source: str,
                 also: Iterable[str] = ()) -> None:
     """Refuse parameter names node ``kind`` does not read: typos, misspelt sections, replaced names.

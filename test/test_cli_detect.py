@@ -110,3 +110,30 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
                    "--no-annotate", "--batch-size", "--node-name", "IMAGE"):
         assert option in text
     assert "picodet_s_416" in text and "horizon_bands" in text
+
+
+def test_settings_image_files_cannot_use_are_named_not_dropped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config's stream settings (tracking, ignore regions per camera topic, Autoware, camera
+    health) do nothing to image files: detect says which, once; the detector's own settings and
+    settings left at their defaults are not listed."""
+    config = tmp_path / "streams.yaml"
+    config.write_text(CPU_ONLY.format(threshold=0.35) + """    tracking:
+      velocity: {accel_sd: 2.0}
+      max_age: 1.0
+    camera_health: {enabled: false}
+""")
+    config.write_text(config.read_text().replace("    detector:\n", "    detector:\n      ignore_regions:\n"
+                                                 "        polygons: ['/cam/image_raw: 0,0 10,0 10,10']\n", 1))
+    assert main(["detect", str(COMMA), "--out", str(tmp_path / "out"), "--config", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("not applied to image files") == 1
+    named = err.split("not applied to image files", 1)[1]
+    for name in ("camera_health.enabled", "detector.ignore_regions.polygons",
+                 "tracking.velocity.accel_sd"):
+        assert name in named
+    for name in ("tracking.max_age", "score_threshold", "runtime.providers"):  # default / applied
+        assert name not in named
+    assert main(["detect", str(COMMA), "--out", str(tmp_path / "out2"),
+                 "--config", _config(tmp_path)]) == 0
+    assert "not applied" not in capsys.readouterr().err

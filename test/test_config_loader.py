@@ -243,3 +243,21 @@ def test_quality_overlay_tiles_the_horizon_band_and_keeps_the_rest():
     changed = ("tiling.mode", "detector.duplicates.nested_outer_score_ratio")
     assert {k: v for k, v in quality.items() if k not in changed} == {
         k: v for k, v in base.items() if k not in changed}
+
+
+def test_what_image_files_cannot_use_is_listed_when_it_differs_from_the_default():
+    """detect and eval name the settings they do not apply (settings_not_for_files): none for the
+    defaults or the quality overlay (detector settings only), the node's own for Autoware's set-up,
+    nothing that equals its default."""
+    from sense_perception.config import bundled_config, load_params, settings_not_for_files
+
+    def listed(name: str) -> list[str]:
+        return settings_not_for_files(load_params(bundled_config(name), "object_detector"))
+
+    assert listed("perception") == [] and listed("quality") == []
+    assert listed("autoware") == ["autoware.objects_topic", "autoware.rois_topic", "camera_topics"]
+    assert settings_not_for_files({"tracking.max_age": 1.0, "detector.score_threshold": 0.9,
+                                   "input.max_width": 640, "mount_pitch_sd": 2.0}) == []
+    assert settings_not_for_files({"tracking.max_age": 3.0, "mount_height": 1.5,
+                                   "detector.ignore_regions.polygons": ["/c: 0,0 1,0 1,1"]}) == [
+        "detector.ignore_regions.polygons", "mount_height", "tracking.max_age"]

@@ -284,3 +284,20 @@ def _claiming(source: Path, width: int, height: int) -> bytes:
     data[16:24] = struct.pack(">II", width, height)
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
     return bytes(data)
+
+
+def test_settings_image_files_cannot_use_are_named_not_dropped(tmp_path: Path, capsys) -> None:
+    """eval, like detect, says which of the config's settings image files cannot use (tracking,
+    Autoware, the node's camera topics) instead of ignoring them in silence."""
+    (tmp_path / "streams.yaml").write_text(
+        CPU + "    tracking: {velocity: {steady_sd: 0.5}}\n"
+              "    autoware: {objects_topic: /objects}\n    camera_topics: [/cam/image_raw]\n")
+    gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
+    code = main(["eval", str(gt), "--out", str(tmp_path / "out"), "--config",
+                 str(tmp_path / "streams.yaml"), "--no-curve"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    named = err.split("not applied to image files", 1)[1]
+    for name in ("autoware.objects_topic", "camera_topics", "tracking.velocity.steady_sd"):
+        assert name in named
+    assert "runtime.providers" not in named

@@ -221,10 +221,12 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "
                   f"batching {'on' if detector.batch_dynamic else 'off'}")
-    if params.get("detector.ignore_regions.polygons"):
-        # Regions belong to camera topics; image files have none (say so rather than drop them).
-        errors.print("[yellow]note:[/yellow] detector.ignore_regions apply per camera topic (nodes, "
-                     "replay); image files are not filtered by them", highlight=False)
+    from rich.markup import escape
+
+    from ..config import files_note
+
+    for line in files_note(params):
+        errors.print(f"[yellow]note:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     records: list[dict[str, Any]] = []
     rows: list[tuple[str, str, int, str, str]] = []
     failed = 0

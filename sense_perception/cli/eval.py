@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..config import load_params, resolve_config
+    from ..config import files_note, load_params, resolve_config
     from ..errors import ConfigError
     from ..evaluation.report import PLOT_FILE, render, write_json, write_plot
     from ..evaluation.run import run_evaluation
@@ -162,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
 
     noise = position_noise(params, str(config or "defaults"))  # before the model loads
     console = Console(stderr=True)
+    for line in files_note(params, NODE_NAME):
+        console.print(f"[yellow]note:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("images"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
