@@ -17,6 +17,7 @@ import numpy as np
 
 from ..config import load_params, section_from_params
 from ..core.autoware.rois import AutowareConfig
+from ..core.exterior_steps import ExteriorSteps
 from ..core.health.camera_health import CameraHealthBank, in_fault
 from ..core.health.camera_settings import CameraHealthSettings
 from ..core.health.inference_guard import safe_detect
@@ -160,15 +161,12 @@ class ExteriorStage:
                  on_failure: Failure, autoware: AutowareConfig | None = None,
                  positions: Any = None, health: CameraHealthBank | None = None,
                  ignore: Any = None) -> None:
-        self.positions = positions
         self.health = health
+        self.steps = ExteriorSteps(detector, trackers, positions, ignore, autoware)
         self.detector = detector
-        self.trackers = trackers
-        self.ignore = ignore
         self.namespaces = namespaces
         self.outputs: list[Output] = enabled_outputs(EXTERIOR_OUTPUTS, switches, live=False)
         self.switches = switches
-        self.autoware = autoware
         self.window_ns = window_ns
         self.pending: list[DecodedFrame] = []
         self._on_result = on_result
@@ -190,28 +188,14 @@ class ExteriorStage:
         """Detect every queued frame (one batch) and hand out the results."""
         if not self.pending:
             return
-        detector = self.detector
         statuses = [judge(self.health, f) for f in self.pending]
-        results = safe_detect(detector, [f.image for f in self.pending])
+        results = safe_detect(self.detector, [f.image for f in self.pending])
         for frame, status, outcome in zip(self.pending, statuses, results, strict=True):
             if outcome.error is not None:
                 self._on_failure([frame], outcome.error)
                 continue
-            dets = outcome.detections
-            size = image_size_of(frame.image)
-            regions = self.ignore.outlines(frame.topic, *size) if self.ignore else []
-            if self.ignore:
-                dets = self.ignore.apply(frame.topic, dets, *size)
-            if self.trackers is not None:
-                dets = self.trackers.update(frame.topic, dets, frame.header.seconds)
-            placed = None if self.positions is None else self.positions.positions(
-                frame.topic, frame.header.frame_id, size[0], size[1], dets.boxes, dets.labels,
-                detector.label_names)
-            motion = None if self.trackers is None or placed is None else \
-                self.trackers.velocities(frame.topic, dets, placed, frame.header.seconds)
-            result = ExteriorFrame(frame.header, dets, detector.label_names, detector.min_score,
-                                   size, autoware=self.autoware, positions=placed, motion=motion,
-                                   health=status, ignore_regions=regions)
+            result = self.steps.frame(frame.topic, frame.header, outcome.detections,
+                                      image_size_of(frame.image), status)
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
             rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera

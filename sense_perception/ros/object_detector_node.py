@@ -42,6 +42,7 @@ import numpy as np
 from ..config import section_from_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import AutowareConfig, rois_topics
+from ..core.exterior_steps import ExteriorSteps
 from ..core.health.inference_guard import safe_detect
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages, switches
@@ -73,6 +74,7 @@ class ObjectDetectorNode(PerceptionNode):
         self.detector: Any = None
         self.trackers: Any = None
         self.ignore: Any = None
+        self.steps: Any = None  # ExteriorSteps: what follows detection, as in the replay
         self._outputs: list[tuple[str, dict[str, Any]]] = []  # (namespace, publishers) per input
         self.autoware = AutowareConfig()
         self._switches: dict[str, Any] = {}
@@ -107,6 +109,8 @@ class ObjectDetectorNode(PerceptionNode):
         self.trackers = TrackerBank(tracking, self.detector.label_names, velocity) \
             if tracking.enabled else None
         self.autoware = section_from_params(AutowareConfig, params, "autoware.", source)
+        self.steps = ExteriorSteps(self.detector, self.trackers, self.positions, self.ignore,
+                                   self.autoware)
         rois = rois_topics(self.settings.camera_topics, self.autoware.rois_topic)  # refuses clashes
         objects = rois_topics(self.settings.camera_topics, self.autoware.objects_topic,
                               "autoware.objects_topic")
@@ -217,6 +221,7 @@ class ObjectDetectorNode(PerceptionNode):
         self.detector = None
         self.trackers = None
         self.ignore = None
+        self.steps = None
 
     # -- frames -------------------------------------------------------------------------------------
 
@@ -228,13 +233,13 @@ class ObjectDetectorNode(PerceptionNode):
         decoded = [(f, img) for f, img in decoded if img is not None]
         if not decoded:
             return
-        detector = self.detector
         # every decoded frame is judged, those whose inference fails too
         health = [self.judge_camera(f, img) for f, img in decoded]
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
         for (frame, image), status, outcome in zip(
-                decoded, health, safe_detect(detector, [img for _, img in decoded]), strict=True):
+                decoded, health, safe_detect(self.detector, [img for _, img in decoded]),
+                strict=True):
             topic = self.input_topic(frame.source)
             if outcome.error is not None:
                 error = outcome.error
@@ -242,24 +247,12 @@ class ObjectDetectorNode(PerceptionNode):
                 self.get_logger().error(f"inference failed on a frame of {topic}, dropped: {error!r}",
                                         throttle_duration_sec=5.0)
                 continue
-            dets = outcome.detections
             header = Header.from_msg(frame.msg.header)
-            size = image_size_of(image)
-            regions = self.ignore.outlines(topic, *size) if self.ignore else []
-            if self.ignore:
-                dets = self.ignore.apply(topic, dets, *size)
-            if self.trackers is not None:
-                dets = self.trackers.update(topic, dets, header.seconds)
             ns, pubs = self._outputs[frame.source]
-            placed = self.positions.positions(topic, header.frame_id, size[0], size[1], dets.boxes,
-                                              dets.labels, detector.label_names)
-            motion = None if self.trackers is None or placed is None else \
-                self.trackers.velocities(topic, dets, placed, header.seconds)
             # a camera in ERROR keeps publishing: its health says how far to trust the detections
-            self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, ExteriorFrame(
-                header, dets, detector.label_names, detector.min_score, size, image,
-                autoware=self.autoware, positions=placed, motion=motion, health=status,
-                ignore_regions=regions), self._switches)
+            self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, self.steps.frame(
+                topic, header, outcome.detections, image_size_of(image), status, image),
+                self._switches)
             if self.camera_infos is not None:
                 self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
             latencies.append(time.monotonic() - frame.received)

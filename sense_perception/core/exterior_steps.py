@@ -1,0 +1,63 @@
+"""What follows detection on an exterior camera's frame, in one place.
+
+The node, the replay and the evaluations all turn a frame's detections into the one
+:class:`~sense_perception.core.output.frame_outputs.ExteriorFrame` every output row is built
+from, through :meth:`ExteriorSteps.frame`: ignore regions, then tracking, then ground positions
+and velocities. One path is what makes a frame give the same messages live and in a replay.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .autoware.rois import AutowareConfig
+from .output.frame_outputs import ExteriorFrame
+from .types import Detections, Header
+
+
+@dataclass(frozen=True)
+class ExteriorSteps:
+    """The per-camera state after detection, shared by every frame of a run.
+
+    Attributes:
+        detector: the detector (its ``label_names`` and ``min_score`` label the outputs).
+        trackers: the :class:`~.tracking.tracker.TrackerBank`; None with tracking off.
+        positions: the cameras' :class:`~.geometry.positioner.CameraPositions`; None: no 3-D.
+        ignore: the cameras' :class:`~.detection.ignore_regions.IgnoreRegions`; None: none.
+        autoware: the ``autoware.*`` settings (Autoware's ROIs and objects); None: none.
+    """
+
+    detector: Any
+    trackers: Any = None
+    positions: Any = None
+    ignore: Any = None
+    autoware: AutowareConfig | None = None
+
+    def frame(self, topic: str, header: Header, detections: Detections,
+              size: tuple[int, int], health: dict[str, Any] | None = None,
+              image: Any = None) -> ExteriorFrame:
+        """The results of one frame of camera ``topic`` from its detector output.
+
+        Args:
+            topic: the camera's image topic (the key of its tracks, calibration and regions).
+            header: the image's header; its stamp times the tracks and velocities.
+            detections: the detector's boxes in the image's pixels.
+            size: (width, height) of the image.
+            health: the camera's health status after this frame (None without health).
+            image: the decoded frame for the debug image (None: no debug image).
+        """
+        width, height = size
+        label_names = self.detector.label_names
+        regions = self.ignore.outlines(topic, width, height) if self.ignore else []
+        if self.ignore:  # dropped before tracking, so no track is fed from a region
+            detections = self.ignore.apply(topic, detections, width, height)
+        if self.trackers is not None:
+            detections = self.trackers.update(topic, detections, header.seconds)
+        placed = None if self.positions is None else self.positions.positions(
+            topic, header.frame_id, width, height, detections.boxes, detections.labels,
+            label_names)
+        motion = None if self.trackers is None or placed is None else \
+            self.trackers.velocities(topic, detections, placed, header.seconds)
+        return ExteriorFrame(header, detections, label_names, self.detector.min_score, size, image,
+                             autoware=self.autoware, positions=placed, motion=motion,
+                             health=health, ignore_regions=regions)
