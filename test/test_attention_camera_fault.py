@@ -1,6 +1,8 @@
-"""A dark or blocked cabin camera in a replay: driver attention says ``camera_fault`` (not
-distracted, not no_face) while the camera's health is in fault, its timers hold, and it is back
-to attentive once the camera clears.
+"""A dark or blocked cabin camera in a replay: driver attention and driver identity say
+``camera_fault`` (not distracted, not no_face, not unknown) while the camera's health is in fault,
+attention's timers hold, and both are back once the camera clears: attentive, and the enrolled
+driver identified again without re-collecting evidence (the fault is shorter than
+``identity.max_gap_s``).
 
 The bag is built from the real cabin frames of the sample bag (one frontal driver), played at
 10 Hz, with a stretch of them under-exposed (x0.1 in linear light) or covered by opaque soiling
@@ -13,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from replay_helpers import CABIN, SAMPLE_BAG, read_output
+from replay_helpers import CABIN, SAMPLE_BAG, enrol_sample_driver, read_output
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -60,22 +62,24 @@ def write_bag(path: Path, fault: str) -> None:
 def replayed(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"cabin_{request.param}")
     write_bag(tmp / "bag", request.param)
-    config = tmp / "params.yaml"  # an empty gallery: nobody enrolled
-    config.write_text("driver_monitor:\n  ros__parameters:\n    gallery:\n"
-                      f"      path: {tmp / 'gallery.json'}\n")
+    gallery, driver_id = enrol_sample_driver(tmp)
+    config = tmp / "params.yaml"
+    config.write_text(f"driver_monitor:\n  ros__parameters:\n    gallery:\n      path: {gallery}\n")
     result = Replayer(ReplayOptions(tmp / "bag", tmp / "out", topics=[CABIN], cabin=CABIN,
                                     config=config)).run()
     assert result.complete
+    result.driver_id = driver_id
     return request.param, tmp / "out", result
 
 
-def _per_frame(out: Path) -> tuple[list[str], list[int], list[str]]:
-    """Per cabin frame: the attention state, the camera's health level and its conditions."""
+def _per_frame(out: Path, topic: str = "/camera/cabin/driver_attention"
+               ) -> tuple[list[str], list[int], list[str]]:
+    """Per cabin frame: the state ``topic`` publishes (attention by default), the camera's health
+    level and its conditions."""
     messages = read_output(out / "bag")
-    attention = [m.ros_msg for m in messages if m.channel.topic == "/camera/cabin/driver_attention"]
+    states = [m.ros_msg.results[0].class_id for m in messages if m.channel.topic == topic]
     health = [m.ros_msg for m in messages if m.channel.topic == "/camera/cabin/camera_health"]
-    assert len(attention) == len(health) == len(PLAN)
-    states = [a.results[0].class_id for a in attention]
+    assert len(states) == len(health) == len(PLAN)
     return states, [h.level for h in health], [h.message for h in health]
 
 
@@ -104,3 +108,22 @@ def test_no_alert_and_the_time_is_counted_as_camera_fault(replayed):
     assert spent.get("distracted", 0.0) == 0.0
     assert attention["alerts"] == [] and attention["max_level"] == 0, attention
     assert [e["state"] for e in attention["timeline"]] == ["attentive", "camera_fault", "attentive"]
+
+
+def test_identity_says_camera_fault_and_is_judged_again_after_it(replayed):
+    _, out, result = replayed
+    who, health, _ = _per_frame(out, "/camera/cabin/driver_identity")
+    in_error = [i for i, level in enumerate(health) if level == 2]
+    first_degraded = PLAN.index("fault")
+    # a degraded frame neither votes nor empties the seat: the identity says camera_fault exactly
+    # while the health is in ERROR, and never unknown (the enrolled driver taken for a stranger)
+    assert [i for i, w in enumerate(who) if w == "camera_fault"] == in_error
+    assert set(who) <= {result.driver_id, "uncertain", "camera_fault", "no_face"}, set(who)
+    # no_face only on covered frames before the health's hysteresis raised the fault
+    assert all(first_degraded <= i < in_error[0] for i, w in enumerate(who) if w == "no_face")
+    assert who[first_degraded - 1] == result.driver_id  # identified before the fault
+    # the fault outlasted identity.max_gap_s (2 s): evidence is collected afresh, then the
+    # driver is identified again
+    after = who[in_error[-1] + 1:]
+    assert set(after) == {"uncertain", result.driver_id} and after[-1] == result.driver_id
+    assert after == sorted(after, key=lambda w: w != "uncertain")  # uncertain, then identified

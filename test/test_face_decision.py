@@ -98,3 +98,16 @@ def test_small_faces_are_present_but_unscored() -> None:
 def test_invalid_config_names_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         IdentityConfig(**kwargs)
+
+
+def test_a_camera_fault_is_neither_a_vote_nor_an_empty_seat() -> None:
+    d = IdentityDecider(CFG, ["Ada"])
+    assert states(run(d, [(0, 0.7)] * 8))[-1] is ID
+    during = [d.camera_fault() for _ in range(15)]  # 1.5 s of a dark camera
+    assert {x.state for x in during} == {DriverState.CAMERA_FAULT}
+    assert all(x.index == -1 and "not judged" in x.reason for x in during)
+    # shorter than max_gap_s: the evidence is kept and the first good frame is identified again
+    assert d.update(2.2, True, 0, 0.7).state is ID
+    # longer (2.5 s since the last judged frame): the seat may hold someone else, judged afresh
+    assert d.camera_fault().state is DriverState.CAMERA_FAULT
+    assert d.update(4.7, True, 0, 0.7).state is UNC

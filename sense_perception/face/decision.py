@@ -27,6 +27,7 @@ class DriverState(str, Enum):
     UNKNOWN = "unknown"
     IDENTIFIED = "identified"
     UNCERTAIN = "uncertain"
+    CAMERA_FAULT = "camera_fault"  # the cabin camera cannot be trusted: nothing is judged
 
 
 @dataclass
@@ -153,6 +154,15 @@ class IdentityDecider:
         # Vote order does not matter, so the ring buffer's filled prefix is the window.
         self.decision = self._decide(self._index[: self._filled], self._score[: self._filled])
         return self.decision
+
+    def camera_fault(self, reason: str = "the cabin camera is in fault") -> Decision:
+        """A frame of a camera in fault (blocked, dark, ...): ``camera_fault``, no evidence taken.
+
+        The frame does not count as a frame at all: neither a missing face nor a vote, and the
+        time of the last frame stays, so a fault longer than ``max_gap_s`` starts the decision
+        afresh (the seat may hold someone else by then) and a short one resumes where it was.
+        """
+        return Decision(DriverState.CAMERA_FAULT, reason=f"{reason}: the driver is not judged")
 
     @property
     def settled(self) -> bool:

@@ -89,7 +89,8 @@ class DriverResult:
     Attributes:
         faces: every detected face (boxes (N, 4), scores (N,), landmarks (N, 5, 2)), source pixels.
         driver_index: index into ``faces`` of the driver's face, -1 when none.
-        state: ``no_face``, ``unknown``, ``identified`` or ``uncertain`` (the temporal decision).
+        state: ``no_face``, ``unknown``, ``identified``, ``uncertain`` (the temporal decision) or
+            ``camera_fault`` (the cabin camera cannot be trusted on this frame).
         driver_id: id of the identified driver, else None.
         display_name: name of the identified driver, else None.
         score: cosine similarity behind the state (window mean), 0 for no_face.
@@ -217,8 +218,10 @@ class DriverIdentifier:
         """Run the whole pipeline on one BGR frame taken at time ``t`` (seconds).
 
         ``camera_fault``: the cabin camera's health is in fault on this frame (it is blocked, dark,
-        ...: :func:`~sense_perception.core.health.camera_health.in_fault`); attention then reports
-        ``camera_fault`` and holds its timers instead of judging the driver."""
+        ...: :func:`~sense_perception.core.health.camera_health.in_fault`); identity and attention
+        then report ``camera_fault`` instead of judging the driver: no face is embedded, attention
+        holds its timers, and the identity's evidence is kept for a fault shorter than
+        ``identity.max_gap_s``."""
         if t - self._last_check >= self.GALLERY_CHECK_S or t < self._last_check:
             self._last_check = t
             self._check_gallery()  # an enrol or forget may have happened meanwhile
@@ -235,7 +238,9 @@ class DriverIdentifier:
             timings["attention"] = (t_att - t1) * 1e3
             t1 = t_att
         frame_score = math.nan
-        if index < 0:
+        if camera_fault:  # a degraded frame must neither vote nor count as an empty seat
+            decision = self.decider.camera_fault()
+        elif index < 0:
             decision = self.decider.update(t, face=False)
         elif faces.boxes[index, 2] - faces.boxes[index, 0] < self.settings.identity.min_face_px:
             decision = self.decider.update(t, face=True)
@@ -251,7 +256,7 @@ class DriverIdentifier:
             decision = self.decider.update(t, True, int(match.index[0]),
                                            float(match.score[0]) if len(self.index) else -1.0)
             self._last_embed_t = t
-        self._previous = (t, faces.boxes[index].copy()) if index >= 0 else None
+        self._previous = (t, faces.boxes[index].copy()) if index >= 0 and not camera_fault else None
         identified = decision.state is DriverState.IDENTIFIED
         return DriverResult(
             faces=faces, driver_index=index, state=decision.state,

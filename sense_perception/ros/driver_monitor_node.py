@@ -8,7 +8,7 @@ input header copied exactly (same topics and content as ``sense-perception repla
 * ``<ns>/faces`` vision_msgs/Detection2DArray: every face; the driver's face has class_id
   ``driver``, the others ``face``;
 * ``<ns>/driver_identity`` vision_msgs/Classification: one hypothesis, the driver id when
-  identified, else the state (``no_face``, ``unknown``, ``uncertain``), with its score;
+  identified, else the state (``no_face``, ``unknown``, ``uncertain``, ``camera_fault``), with its score;
 * ``<ns>/annotations`` foxglove_msgs/ImageAnnotations of the faces, captioned with what
   ``driver_identity`` carries (never a name), only while something subscribes
   (``publish_annotations``);
