@@ -241,9 +241,9 @@ def test_a_dark_cabin_camera_is_a_camera_fault_live_and_in_replay(context, tmp_p
     live = _live(node, context, CABIN, "/camera/cabin/annotations", lambda: node._pubs,
                  monkeypatch, bag=bag)
 
-    def states(messages: list[tuple[str, str, dict]]) -> list[str]:
-        return [m["results"][0]["class_id"] for t, _, m in messages
-                if t == "/camera/cabin/driver_attention"]
+    def states(messages: list[tuple[str, str, dict]],
+               topic: str = "/camera/cabin/driver_attention") -> list[str]:
+        return [m["results"][0]["class_id"] for t, _, m in messages if t == topic]
 
     def levels(messages: list[tuple[str, str, dict]]) -> list[int]:
         return [m["level"] for t, _, m in messages if t == "/camera/cabin/camera_health"]
@@ -255,3 +255,7 @@ def test_a_dark_cabin_camera_is_a_camera_fault_live_and_in_replay(context, tmp_p
     assert faulty and faulty == [i for i, level in enumerate(levels(live)) if level == 2]
     assert 30 <= faulty[0] and faulty[-1] < 69  # raised after the dark frames began, and cleared
     assert set(states(live)) == {"attentive", "camera_fault"}
+    # the identity says camera_fault on the same frames, live as in the replay
+    identity = states(live, "/camera/cabin/driver_identity")
+    assert identity == states(replayed, "/camera/cabin/driver_identity") and len(identity) == 70
+    assert [i for i, s in enumerate(identity) if s == "camera_fault"] == faulty
