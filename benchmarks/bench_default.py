@@ -1,6 +1,7 @@
 """default_over_picodet and default_fps_1080p: the cost of the default detector; quality_over_default
 and quality_fps_1080p: the cost of the ``quality`` overlay (config/quality.yaml: PicoDet on tiles of
-the horizon band too, for far vehicles).
+the horizon band too, for far vehicles); original_over_default: the default with the specialist's
+original weights (``runtime.openvino_int8: false``) over the default's 8-bit form.
 
 The default detector is what a user who changes nothing runs (``build_detector`` with the shipped
 defaults): PP-PicoDet-S on the whole frame plus the pedestrian specialist on the horizon band
@@ -25,13 +26,15 @@ def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
     cpu = {"runtime.providers": ["CPUExecutionProvider"]}
     default = build_detector(cpu, "benchmark")
     picodet = build_detector({**cpu, "detector.pedestrian_model": "none"}, "benchmark")
+    original = build_detector({**cpu, "runtime.openvino_int8": False}, "benchmark")
     quality = build_detector({**load_params(bundled_config("quality"), "object_detector"), **cpu},
                              "config/quality.yaml")
     full_hd = [im for im in inputs.images if im.shape[:2] == (1080, 1920)]
     msgs = ros_messages(full_hd)
     n = len(msgs)
     paths = {"default": Pipeline(default, tracking=False), "picodet": Pipeline(picodet, tracking=False),
-             "quality": Pipeline(quality, tracking=False)}
+             "quality": Pipeline(quality, tracking=False),
+             "original": Pipeline(original, tracking=False)}
     result = side_by_side({name: (lambda i, p=p: p(msgs[i % n], i * 0.1)) for name, p in paths.items()},
                           rounds, calls)
     default_ms = result.median_ms("default")
@@ -40,6 +43,7 @@ def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
         "default_fps_1080p": round(1000.0 / default_ms, 2),
         "quality_over_default": round(result.ratio("quality", "default"), 4),
         "quality_fps_1080p": round(1000.0 / result.median_ms("quality"), 2),
+        "original_over_default": round(result.ratio("original", "default"), 4),
         "detail": {
             "what": ("per frame of one 1920x1080 camera: sensor_msgs/Image rgb8 -> decode_view -> "
                      "detect -> Detection2DArray, with the default detector (PicoDet-S + "
@@ -52,6 +56,7 @@ def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
             "default_ms": round(default_ms, 3),
             "picodet_ms": round(result.median_ms("picodet"), 3),
             "quality_ms": round(result.median_ms("quality"), 3),
+            "original_ms": round(result.median_ms("original"), 3),
             "ratio_iqr": [round(x, 4) for x in result.ratio_spread("default", "picodet")],
             "stage_mean_ms": {name: p.mean_stage_ms() for name, p in paths.items()},
             "timing": result.summary(),

@@ -47,11 +47,12 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
     assert len(path.read_text().splitlines()) < 60  # only the keys it changes (was 215 lines)
     params = load_params(path, node)
     # Parameters added after the capture (autoware.*, the 3-D positions' camera_info_topics and
-    # mount_*, camera_health.*, tracking.velocity.*) come from perception.yaml unchanged.
+    # mount_*, camera_health.*, tracking.velocity.*, runtime.openvino_int8) come from
+    # perception.yaml unchanged.
     added = set(params) - set(before)
     assert {k: params[k] for k in added} == {k: load_params(CONFIGS / "perception.yaml", node)[k] for k in added}
     assert all(k.startswith(("autoware.", "mount_", "camera_health.", "tracking.velocity."))
-               or k == "camera_info_topics"
+               or k in ("camera_info_topics", "runtime.openvino_int8")
                for k in added), added
     assert {k: v for k, v in params.items() if k not in added} == before
 

@@ -334,10 +334,12 @@ class ResolvedModel(NamedTuple):
     family: str  # "" for a custom model without detector.model_family
     batchable: bool  # False where the outputs have no batch axis
     openvino: Path | None  # the OpenVINO IR of the same weights (verified), if the model has one
+    openvino_int8: bool = False  # ``openvino`` is the IR's 8-bit (quantised) form
 
 
-def _resolve_model(cfg: DetectorConfig) -> ResolvedModel:
-    """The weights, labels and registry facts of the model the config names."""
+def _resolve_model(cfg: DetectorConfig, int8: bool = True) -> ResolvedModel:
+    """The weights, labels and registry facts of the model the config names; ``int8``: the 8-bit
+    form of its OpenVINO IR where the registry has one (``runtime.openvino_int8``)."""
     if cfg.model_path:
         path, labels = Path(cfg.model_path), Path(cfg.labels_path)
         if not path.is_file():
@@ -362,11 +364,12 @@ def _resolve_model(cfg: DetectorConfig) -> ResolvedModel:
                           f"object detector; use one of {', '.join(detector_models())}")
     labels = Path(str(resources.files("sense_perception") / (spec.labels_resource or "")))
     openvino = None
-    if "openvino_xml" in spec.variants:
-        spec.verified_variant("openvino_bin")  # read by OpenVINO beside the .xml
-        openvino = spec.verified_variant("openvino_xml")
+    form = "openvino_int8" if int8 and "openvino_int8_xml" in spec.variants else "openvino"
+    if f"{form}_xml" in spec.variants:
+        spec.verified_variant(f"{form}_bin")  # read by OpenVINO beside the .xml
+        openvino = spec.verified_variant(f"{form}_xml")
     return ResolvedModel(spec.verified_path(), spec.name, labels, spec.input, spec.family,
-                         bool(spec.extra.get("batch", True)), openvino)
+                         bool(spec.extra.get("batch", True)), openvino, form == "openvino_int8")
 
 
 class ObjectDetector:
@@ -402,7 +405,7 @@ class ObjectDetector:
         self.tiling = tiling
         self._lock = threading.Lock()
         cfg = self.config
-        resolved = _resolve_model(cfg)
+        resolved = _resolve_model(cfg, (runtime or RuntimeOptions()).openvino_int8)
         self.model_name, labels_path, registry_input = resolved.name, resolved.labels, resolved.input
         classes = read_labels(labels_path)
         if not classes:
@@ -414,8 +417,13 @@ class ObjectDetector:
         self._model = prepared.model
         # True when OpenVINO reshaped the network to ``openvino_input``.
         self.reshaped = openvino_input is not None and self._model.provider == OPENVINO_PROVIDER
+        # True when OpenVINO runs the network's 8-bit form (runtime.openvino_int8).
+        self.int8 = resolved.openvino_int8 and self._model.provider == OPENVINO_PROVIDER
         self.batch_dynamic = prepared.batch_dynamic
         self.notes = prepared.notes
+        if self.int8:
+            self.notes = [*self.notes, f"{self.model_name} runs its 8-bit form on OpenVINO "
+                                       "(runtime.openvino_int8; false: the original weights)"]
         width, height, self._input = self._input_geometry(registry_input)
         self._decoder = self._build_decoder(resolved.family, width, height, len(classes))
         self.family = self._decoder.family

@@ -28,6 +28,10 @@ def detector_values(detector: Detector | None, trackers: Any = None) -> dict[str
              "tracking": "on" if trackers is not None else "off"}
     if len(d.providers) > 1:  # several models: each one's provider
         extra.update({f"provider[{model}]": p for model, p in d.providers.items()})
+    members = getattr(d, "members", [d])  # a MultiModelDetector's models, or the one
+    int8 = [m.model_name for m in members if getattr(m, "int8", False)]
+    if int8:  # runtime.openvino_int8: which models run 8-bit weights
+        extra["int8"] = ", ".join(int8)
     if d.fallback_reasons:
         extra["provider_fallback"] = " | ".join(d.fallback_reasons)
     return extra

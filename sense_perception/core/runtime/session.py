@@ -58,6 +58,7 @@ class RuntimeOptions:
     trt_cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "sense_perception", "trt")
     trt_fp16: bool = True
     openvino: str = "auto"
+    openvino_int8: bool = True
 
     def gpu_provider_available(self) -> bool:
         """True when a configured GPU provider is in this onnxruntime build (it may still fail
@@ -80,6 +81,8 @@ class RuntimeConfig:
         openvino: ``auto``: bundled models that run faster on OpenVINO's CPU plugin use it
             when they would otherwise run on onnxruntime's CPU provider and the ``openvino``
             package is installed; ``off``: onnxruntime only.
+        openvino_int8: on OpenVINO, run the 8-bit form of a model where one is bundled (the
+            pedestrian specialist: ``tools/quantize_specialist.py``); false: its original weights.
     """
 
     providers: list[str] = field(default_factory=lambda: list(DEFAULT_PROVIDERS), metadata={
@@ -89,6 +92,7 @@ class RuntimeConfig:
     trt_cache_dir: str = ""
     trt_fp16: bool = True
     openvino: str = field(default="auto", metadata={"range": ("auto", "off")})
+    openvino_int8: bool = True
 
     def __post_init__(self) -> None:
         if self.intra_op_threads < 0:
@@ -115,7 +119,7 @@ class RuntimeConfig:
         return RuntimeOptions(
             providers=tuple(self.providers), intra_op_threads=self.intra_op_threads,
             device_id=self.device_id, trt_cache_dir=self.trt_cache_dir or defaults.trt_cache_dir,
-            trt_fp16=self.trt_fp16, openvino=self.openvino)
+            trt_fp16=self.trt_fp16, openvino=self.openvino, openvino_int8=self.openvino_int8)
 
 
 def _provider_entry(name: str, options: RuntimeOptions) -> str | tuple[str, dict]:
