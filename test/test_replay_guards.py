@@ -278,3 +278,24 @@ def test_force_never_deletes_a_users_own_bag_or_summary(tmp_path, capsys) -> Non
     assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD)[0] == 0
     assert (out / ".sense-perception-replay").is_file()
     assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")[0] == 0
+
+
+def test_a_refused_force_rerun_keeps_the_earlier_replays_outputs(tmp_path, capsys) -> None:
+    """--force with a wrong --topics, --cabin or model is refused (exit 2) before anything of the
+    earlier, good replay is deleted: its bag and summary stay byte for byte, and no
+    REPLAY_INCOMPLETE.txt claims they are partial."""
+    out = tmp_path / "out"
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD)[0] == 0
+    before = _tree(out)
+    assert "summary.json" in before and any(k.startswith("bag/") for k in before)
+    bad_model = tmp_path / "bad_model.yaml"
+    bad_model.write_text("object_detector:\n  ros__parameters:\n    detector:\n      model: nosuch\n")
+    for extra, problem in ((["--topics", "/nope"], "topic /nope is not in bag"),
+                           (["--topics", WINDSHIELD, "--cabin", "/nope"], "topic /nope is not in bag"),
+                           (["--topics", WINDSHIELD, "--config", bad_model], "unknown model 'nosuch'")):
+        code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--force", *extra)
+        assert code == 2 and problem in err and "Traceback" not in err, err
+        assert _tree(out) == before, extra
+    # The same --force with good options does replace them.
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", FRONT, "--force")[0] == 0
+    assert json.loads((out / "summary.json").read_text())["cameras"].keys() == {FRONT}

@@ -128,6 +128,10 @@ class ReplayResult:
 def prepare_out(out: Path, force: bool) -> None:
     """Create ``out``; refuse a non-empty one unless ``force`` (then replace only replay outputs).
 
+    Nothing is deleted here: :func:`clear_out` replaces the earlier outputs once the replay has
+    checked its topics and built its models, so a replay refused for a wrong ``--topics``, config
+    or model keeps the earlier replay's good outputs.
+
     Raises:
         BagError: ``out`` is a file, holds files and ``force`` is false, or holds files that no
             replay wrote (no :data:`REPLAY_MARKER`), whatever ``force``.
@@ -147,13 +151,17 @@ def prepare_out(out: Path, force: bool) -> None:
             raise BagError(f"--out {out} holds {', '.join(theirs)} that sense-perception replay did "
                            f"not write (no {REPLAY_MARKER} there), and --force replaces only a "
                            "replay's own outputs; move them away or choose another directory")
-        for name in (BAG_DIR, VIDEO_DIR):
-            if (out / name).is_symlink():
-                (out / name).unlink()  # the link only, never what it points to
-            elif (out / name).exists():
-                shutil.rmtree(out / name)
-        for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
-            (out / name).unlink(missing_ok=True)
+
+
+def clear_out(out: Path) -> None:
+    """Delete an earlier replay's outputs in ``out`` (checked by :func:`prepare_out`)."""
+    for name in (BAG_DIR, VIDEO_DIR):
+        if (out / name).is_symlink():
+            (out / name).unlink()  # the link only, never what it points to
+        elif (out / name).exists():
+            shutil.rmtree(out / name)
+    for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
+        (out / name).unlink(missing_ok=True)
 
 
 def configured_cabin_topic(config: Path | None) -> str:
@@ -415,6 +423,8 @@ class Replayer:
         self._positions = CameraPositions(self._calibration,
                                           noise=self._settings[EXTERIOR].position_noise())
         self._calibration_topics = self._calibration_inputs(bag)
+        # Only now, with the topics checked and the models built, are earlier outputs replaced.
+        clear_out(out)
         _mark_replay_output(out)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
