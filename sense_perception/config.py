@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import ConfigError
+from .fileio import NotRegularFileError, read_regular_file
 
 T = TypeVar("T")
 
@@ -104,6 +105,9 @@ def resolve_config(value: str | Path) -> Path:
 #: ``perception``, or a path relative to the file) is read first and the file's keys replace its.
 BASE_DIRECTIVE = re.compile(r"#\s*base:\s*(\S+)\s*$")
 
+#: A parameter file is a few kB; a bigger one is refused rather than read into memory.
+MAX_CONFIG_BYTES = 16 << 20
+
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """One line for a YAML error: the problem and where (PyYAML's text spans several lines)."""
@@ -121,8 +125,11 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
             the bases form a cycle.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # a FIFO or /dev/zero given as --config is refused, never waited on or read without end
+        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except NotRegularFileError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}; give a YAML parameter "
+                          "file") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
     except UnicodeDecodeError as exc:

@@ -381,3 +381,35 @@ def test_eval_ground_truth_with_a_huge_number(tmp_path: Path) -> None:
     err = no_traceback(result)
     assert result.returncode == 2
     assert "a number with thousands of digits" in err and "set_int_max_str_digits" not in err
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero", "huge"])
+@pytest.mark.parametrize("option", ["--config", "--calibration"])
+def test_config_or_calibration_that_is_a_fifo_device_or_huge_is_refused_not_read(
+        tmp_path: Path, option: str, source: str) -> None:
+    """A FIFO as --config / --calibration waited for a writer for ever, /dev/zero was read until
+    memory ran out: both are refused at once, as is a file far bigger than any config."""
+    if source == "fifo":
+        os.mkfifo(tmp_path / "given")
+        given = "given"
+    elif source == "huge":
+        with open(tmp_path / "given", "wb") as f:  # sparse: costs no disk
+            f.truncate(64 << 20)
+        given = "given"
+    else:
+        given = source
+    commands = [["detect", str(STREET), "--out", "out"], ["replay", str(ROOT / "sense_perception" /
+                                                                      "data" / "sample_bag"),
+                                                          "--out", "replayed"]]
+    if option == "--config":
+        commands += [["health", str(STREET)], ["driver", "attention", str(FACE)]]
+    for command in commands:
+        result = sp(*command, option, given, cwd=tmp_path, timeout=60)
+        err = no_traceback(result)
+        assert result.returncode == 2, (command, err)
+        what = {"fifo": "a FIFO (named pipe), not a regular file",
+                "/dev/zero": "a device, not a regular file",
+                "huge": f"{64 << 20} bytes, more than the"}[source]
+        assert f"{given}" in err and what in err, (command, err)
+    assert not (tmp_path / "replayed" / "bag").exists()
+
