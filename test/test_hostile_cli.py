@@ -413,3 +413,65 @@ def test_config_or_calibration_that_is_a_fifo_device_or_huge_is_refused_not_read
         assert f"{given}" in err and what in err, (command, err)
     assert not (tmp_path / "replayed" / "bag").exists()
 
+
+_DETECT_ON_A_FULL_DISK = '''
+import contextlib, io, json, os, sys
+from pathlib import Path
+from sense_perception.cli.main import main
+disk, first, second = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+out, report = disk / "out", {}
+
+def run(name, *argv):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["detect", *argv, "--out", str(out)])
+    report[name] = {"code": code, "stderr": err.getvalue(),
+                    "files": sorted(p.name for p in out.iterdir()),
+                    "detections": (out / "detections.json").read_text()}
+
+run("good", first, "--no-annotate")
+run("annotated", first, second)  # the annotated copies do not fit on the 64 kB disk
+filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # now not even detections.json fits
+with contextlib.suppress(OSError):
+    while True:
+        os.write(filler, b"x" * 512)
+os.close(filler)
+run("full", first, second, "--no-annotate")
+print(json.dumps(report))
+'''
+
+
+def test_detect_on_a_full_disk_keeps_the_earlier_results_and_leaves_no_truncated_file(
+        tmp_path: Path) -> None:
+    """A full disk under --out crashed detect with a traceback, after truncating the earlier
+    detections.json to 0 bytes and leaving cut-off annotated images that looked complete. On a real
+    full disk (a 64 kB tmpfs in a private mount namespace) an annotated copy that does not fit is
+    named and left out (exit 1), and detections.json that does not fit is a clear error (exit 2)
+    that keeps the earlier file whole."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    script = tmp_path / "inside.py"
+    script.write_text(_DETECT_ON_A_FULL_DISK)
+    second = SHARED / "street" / "comma2k19_highway280_rav4_preview.png"
+    proc = subprocess.run(
+        [*prefix, "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"', "sh",
+         str(disk), sys.executable, str(script), str(disk), str(STREET), str(second)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ,
+                                                                      "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    good, annotated, full = report["good"], report["annotated"], report["full"]
+    assert good["code"] == 0 and good["files"] == ["detections.json"], good
+    # Annotated copies that do not fit: named with the reason, no truncated file left behind.
+    assert annotated["code"] == 1 and "Traceback" not in annotated["stderr"], annotated
+    assert annotated["stderr"].count("No space left on device") == 2, annotated["stderr"]
+    assert annotated["files"] == ["detections.json"], annotated["files"]
+    assert len(json.loads(annotated["detections"])["images"]) == 2
+    # detections.json that does not fit: exit 2, the problem and the fix, the earlier file whole.
+    assert full["code"] == 2 and "Traceback" not in full["stderr"], full
+    assert "cannot write" in full["stderr"] and "No space left on device" in full["stderr"]
+    assert "fix: free space" in full["stderr"]
+    assert full["files"] == ["detections.json"] and full["detections"] == annotated["detections"]
