@@ -495,3 +495,53 @@ def test_a_device_as_gallery_and_a_file_as_key_directory_are_clear_errors(tmp_pa
     code, out, err = cli(capsys, "keygen", "--out", str(blocker / "key.hex"))
     assert code == 2 and f"its directory {blocker} cannot be made" in err
     assert blocker.read_bytes() == PRECIOUS
+
+
+# A child that enrols with --keep-images and is killed (SIGKILL, nothing of Python runs) after its
+# face crops are on disk and before the gallery lists the driver: the window a power cut hits.
+_KILLED_ENROLMENT = """
+import os, signal, sys
+from sense_perception.cli.main import main
+from sense_perception.face.gallery import GalleryStore
+def killed(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+GalleryStore._write = killed
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("next_change", ["forget", "enroll"])
+def test_face_crops_of_a_killed_enrolment_are_erased_by_the_next_change(
+        next_change: str, gallery: Path, tmp_path: Path, capsys) -> None:
+    """A killed enrolment left its kept face crops beside the gallery for ever: no `driver list`
+    showed the driver and no `forget` could reach them. The next enrol or forget erases them;
+    the kept crops of enrolled drivers stay."""
+    assert cli(capsys, "enroll", "--consent", "--name", "Kept", "--images", OBAMA_1,
+               "--keep-images", "--gallery", str(gallery))[0] == 0
+    kept = {d.id: d.images for d in GalleryStore(gallery).drivers()}
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_ENROLMENT)
+    proc = subprocess.run([sys.executable, str(script), "driver", "enroll", "--consent", "--name",
+                           "Killed", "--images", COLLINS, "--keep-images", "--gallery",
+                           str(gallery)], capture_output=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    images = gallery.parent / "gallery.json.images"
+    listed = {n for names in kept.values() for n in names}
+    orphans = {p.name for p in images.iterdir()} - listed
+    assert len(orphans) == 1, orphans  # the killed enrolment's crop, listed by no gallery
+    assert {d.id for d in GalleryStore(gallery).drivers()} == set(kept)
+
+    if next_change == "forget":
+        assert cli(capsys, "forget", seed_id_of(gallery, "Seed"), "--gallery", str(gallery))[0] == 0
+    else:
+        assert cli(capsys, "enroll", "--consent", "--name", "Next", "--images", OBAMA_3,
+                   "--gallery", str(gallery))[0] == 0
+    assert {p.name for p in images.iterdir()} == listed  # the orphan is gone, the kept crop stays
+    for name in listed:
+        assert GalleryStore(gallery).load_image(name).shape == (112, 112, 3)
+
+
+def seed_id_of(gallery: Path, name: str) -> str:
+    [driver] = [d for d in GalleryStore(gallery).drivers() if d.name == name]
+    return driver.id

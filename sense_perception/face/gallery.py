@@ -37,6 +37,7 @@ import fcntl
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -68,6 +69,9 @@ GALLERY_ENV = "SENSE_PERCEPTION_GALLERY"
 MAX_GALLERY_BYTES = 64 << 20
 _MAX_KEY_FILE_BYTES = 4096
 _MAX_IMAGE_BYTES = 16 << 20
+LOG = logging.getLogger(__name__)
+#: A kept image's name: ``<driver id>_<index>.png`` (``.png.enc`` encrypted).
+_KEPT_IMAGE = re.compile(r"(drv-[0-9a-f]{8})_\d{3}\.png(?:\.enc)?")
 
 #: (st_dev, st_ino) of a file as examined under the lock: only that inode is ever zeroed.
 FileId = tuple[int, int]
@@ -512,6 +516,7 @@ class GalleryStore:
         order = (self.backup_path, self.path) if removing else (self.path, self.backup_path)
         for target in order:
             self._replace(target, data, expected[target], verified=target == self.path)
+        self._sweep_orphan_images(drivers)
 
     def _replace(self, target: Path, data: bytes, expected: FileId | None,
                  verified: bool = False) -> None:
@@ -732,6 +737,22 @@ class GalleryStore:
             names.append(name)
         fsync_dir(folder)
         return names
+
+    def _sweep_orphan_images(self, drivers: Sequence[DriverRecord]) -> None:
+        """Erase kept images of drivers that neither gallery file lists (``drivers`` is what both
+        now hold): an enrolment killed after its crops were written and before the gallery was
+        left face images that no ``driver list`` shows and no ``forget`` could reach. Called
+        under the exclusive lock, so no live enrolment owns them."""
+        if not self._images_dir_exists():
+            return
+        known = {d.id for d in drivers}
+        for path in self.images_dir.iterdir():
+            match = _KEPT_IMAGE.fullmatch(path.name)
+            if match and match.group(1) not in known:
+                try:
+                    erase_file(path, "kept image of no enrolled driver")
+                except GalleryError as exc:  # the change is already written: warn, never undo it
+                    LOG.warning("%s", exc)
 
     def _erase_images(self, record: DriverRecord) -> None:
         folder = self.images_dir
