@@ -299,3 +299,25 @@ def test_a_refused_force_rerun_keeps_the_earlier_replays_outputs(tmp_path, capsy
     # The same --force with good options does replace them.
     assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", FRONT, "--force")[0] == 0
     assert json.loads((out / "summary.json").read_text())["cameras"].keys() == {FRONT}
+
+
+def test_no_output_of_a_cabin_replay_carries_the_drivers_display_name(tmp_path, capsys) -> None:
+    """The identity reason, published as driver_reason in /diagnostics, read "6/6 recent frames
+    match 'Barack Obama'": the display name was in every replayed bag (and on the live node's
+    /diagnostics). Only the pseudonymous id may leave the gallery (SECURITY.md P10)."""
+    gallery, driver_id = enrol_sample_driver(tmp_path)
+    config = tmp_path / "params.yaml"
+    config.write_text(f"driver_monitor:\n  ros__parameters:\n    gallery:\n      path: {gallery}\n")
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", CABIN, "--cabin", CABIN,
+                        "--config", config)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(e["driver"] == driver_id and e["state"] == "identified"
+               for e in summary["identity"]), summary["identity"]  # he was identified ...
+    reasons = [kv.value for m in read_output(out / "bag") if m.channel.topic == "/diagnostics"
+               for status in m.ros_msg.status for kv in status.values if kv.key == "driver_reason"]
+    assert any(f"match '{driver_id}'" in r for r in reasons), reasons  # ... by his id ...
+    for path in (p for p in out.rglob("*") if p.is_file()):  # ... and never by name, anywhere
+        data = path.read_bytes()
+        assert b"Obama" not in data and b"Barack" not in data, path
