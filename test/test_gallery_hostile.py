@@ -545,3 +545,25 @@ def test_face_crops_of_a_killed_enrolment_are_erased_by_the_next_change(
 def seed_id_of(gallery: Path, name: str) -> str:
     [driver] = [d for d in GalleryStore(gallery).drivers() if d.name == name]
     return driver.id
+
+
+def test_keygen_on_a_full_disk_leaves_no_empty_key_behind(tmp_path: Path) -> None:
+    """keygen on a full disk ended in a traceback (exit 1) and left an empty key file, which every
+    later keygen then refused to overwrite. On a real full disk (a tmpfs in a private mount
+    namespace) it is a clear error (exit 2) that leaves nothing; once there is room it works."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    keygen = f'"{sys.executable}" -m sense_perception.cli.main driver keygen --out "$1/key.hex"'
+    inside = ('mount -t tmpfs -o size=4k tmpfs "$1" && (head -c 8192 /dev/zero > "$1/fill"; true) '
+              f'&& {keygen}; echo "full=$?"; ls -A "$1"; rm "$1/fill"; {keygen} >/dev/null; '
+              'echo "room=$?"; wc -c < "$1/key.hex"')
+    proc = subprocess.run([*prefix, "sh", "-c", inside, "sh", str(disk)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = proc.stdout.split()
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "full=2" in lines and lines[lines.index("full=2") + 1] == "fill", proc.stdout
+    assert "key file" in proc.stderr and "No space left on device" in proc.stderr, proc.stderr
+    assert "room=0" in lines and lines[-1] == "65", proc.stdout  # 64 hex digits and a newline

@@ -228,10 +228,18 @@ def generate_key_file(path: str | Path) -> Path:
                            "never overwritten") from exc
     except OSError as exc:
         raise GalleryError(f"key file {path} cannot be created: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(path.parent)
+    except OSError as exc:
+        # The new, incomplete file is ours (O_EXCL): removed, so a rerun is not refused by it and
+        # nobody encrypts a gallery with a key that was never fully written.
+        path.unlink(missing_ok=True)
+        raise GalleryError(f"key file {path} cannot be written: {exc.strerror or exc}; nothing "
+                           "was kept; fix: free space on that disk or choose another --out") from None
     return path
 
 
