@@ -567,3 +567,24 @@ def test_keygen_on_a_full_disk_leaves_no_empty_key_behind(tmp_path: Path) -> Non
     assert "full=2" in lines and lines[lines.index("full=2") + 1] == "fill", proc.stdout
     assert "key file" in proc.stderr and "No space left on device" in proc.stderr, proc.stderr
     assert "room=0" in lines and lines[-1] == "65", proc.stdout  # 64 hex digits and a newline
+
+
+def test_enrol_keeping_images_on_a_full_disk_is_a_clear_error_that_leaves_no_face(
+        tmp_path: Path) -> None:
+    """enroll --keep-images on a full disk ended in a traceback (exit 1) from the crop write. On a
+    real full disk (a 16 kB tmpfs in a private mount namespace) it is an error naming the crop and
+    the fix (exit 2), and no face crop, gallery or temp file is left."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    inside = (f'mount -t tmpfs -o size=16k tmpfs "$1" && "{sys.executable}" -m '
+              'sense_perception.cli.main driver enroll --consent --name Full --keep-images '
+              f'--images "{OBAMA_2}" --gallery "$1/gallery.json"; echo "code=$?"; ls -A "$1"')
+    proc = subprocess.run([*prefix, "sh", "-c", inside, "sh", str(disk)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.split() == ["code=2", "gallery.json.lock"], proc.stdout
+    assert "cannot be written: No space left on device" in proc.stderr, proc.stderr
+    assert "nothing was enrolled" in proc.stderr and "fix: free space" in proc.stderr

@@ -738,10 +738,15 @@ class GalleryStore:
             except OSError as exc:
                 raise GalleryError(f"kept image {folder / name} cannot be created: "
                                    f"{exc.strerror or exc}") from exc
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as exc:  # enroll erases what was written of this driver's images
+                raise GalleryError(f"kept image {folder / name} cannot be written: "
+                                   f"{exc.strerror or exc}; nothing was enrolled; fix: free space "
+                                   "on that disk, or enrol without --keep-images") from None
             names.append(name)
         fsync_dir(folder)
         return names
