@@ -475,3 +475,29 @@ def test_detect_on_a_full_disk_keeps_the_earlier_results_and_leaves_no_truncated
     assert "cannot write" in full["stderr"] and "No space left on device" in full["stderr"]
     assert "fix: free space" in full["stderr"]
     assert full["files"] == ["detections.json"] and full["detections"] == annotated["detections"]
+
+
+def test_a_fifo_or_device_as_a_result_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """health --json-out FIFO waited for a reader for ever after judging every image, and so did
+    eval with a FIFO under eval.json or detections.json in --out; a result file is never written
+    into a FIFO or over a device (/dev/null stays a device): refused at once, exit 2."""
+    os.mkfifo(tmp_path / "result.json")
+    for command in (["health", str(STREET)], ["driver", "attention", str(FACE)]):
+        for target in ("result.json", "/dev/null"):
+            result = sp(*command, "--json-out", target, cwd=tmp_path, timeout=60)
+            err = no_traceback(result)
+            kind = "a FIFO (named pipe)" if target == "result.json" else "a device"
+            assert result.returncode == 2, (command, target, err)
+            assert f"--json-out {target} is {kind}, not a regular file" in err, err
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"cameras": {"a": {"image": str(STREET), "boxes": [
+        {"label": "car", "bbox_xyxy": [1, 1, 50, 50]}]}}}))
+    for name in ("eval.json", "detections.json"):
+        out = tmp_path / f"out_{name}"
+        out.mkdir()
+        os.mkfifo(out / name)
+        result = sp("eval", str(truth), "--out", str(out), "--no-curve", cwd=tmp_path, timeout=60)
+        err = no_traceback(result)
+        assert result.returncode == 2 and f"its {name} is a FIFO (named pipe)" in err, err
+        assert (out / name).is_fifo()
+    assert (tmp_path / "result.json").is_fifo() and Path("/dev/null").is_char_device()
