@@ -501,3 +501,17 @@ def test_a_fifo_or_device_as_a_result_file_is_refused_not_waited_on(tmp_path: Pa
         assert result.returncode == 2 and f"its {name} is a FIFO (named pipe)" in err, err
         assert (out / name).is_fifo()
     assert (tmp_path / "result.json").is_fifo() and Path("/dev/null").is_char_device()
+
+
+def test_detect_never_waits_on_a_fifo_planted_as_its_hidden_copies_list(tmp_path: Path) -> None:
+    """detect read DIR/.detect-annotated.json before any work: a FIFO there held it for ever. It is
+    read as a regular file only (a FIFO lists no earlier copies) and replaced by the real list."""
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / ".detect-annotated.json")
+    result = sp("detect", str(STREET), "--out", str(out), "--config", config(tmp_path),
+                cwd=tmp_path, timeout=120)
+    no_traceback(result)
+    assert result.returncode == 0
+    assert json.loads((out / ".detect-annotated.json").read_text()) == [STREET.name]
+    assert (out / STREET.name).is_file() and (out / "detections.json").is_file()

@@ -100,8 +100,10 @@ MANIFEST = ".detect-annotated.json"
 
 def _earlier_outputs(out: Path) -> set[str]:
     """Names of the annotated copies an earlier ``detect`` wrote in ``out`` (see MANIFEST)."""
-    try:
-        names = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    from ..fileio import read_regular_file
+
+    try:  # a FIFO or device planted under the hidden name is never waited on: no earlier copies
+        names = json.loads(read_regular_file(out / MANIFEST, 16 << 20).decode("utf-8"))
     except (OSError, ValueError):
         return set()
     return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
