@@ -321,3 +321,27 @@ def test_no_output_of_a_cabin_replay_carries_the_drivers_display_name(tmp_path, 
     for path in (p for p in out.rglob("*") if p.is_file()):  # ... and never by name, anywhere
         data = path.read_bytes()
         assert b"Obama" not in data and b"Barack" not in data, path
+
+
+@pytest.mark.parametrize("planted", ["link", "fifo"])
+def test_a_link_or_fifo_planted_as_the_replay_marker_is_replaced_never_written_through(
+        tmp_path, planted) -> None:
+    """--out/.sense-perception-replay as a link to a file elsewhere: replay --force wrote its marker
+    text over that file; as a FIFO it waited for a reader for ever. The marker is written to a temp
+    file renamed over the name: the other file keeps its bytes, the replay ends."""
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_bytes(b"precious\n")
+    if planted == "link":
+        (out / ".sense-perception-replay").symlink_to(victim)
+    else:
+        os.mkfifo(out / ".sense-perception-replay")
+    proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
+                           str(SAMPLE_BAG), "--out", str(out), "--topics", WINDSHIELD, "--force"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert victim.read_bytes() == b"precious\n"
+    marker = out / ".sense-perception-replay"
+    assert marker.is_file() and not marker.is_symlink() and "sense-perception replay" in marker.read_text()
+    assert (out / "summary.json").is_file()

@@ -47,6 +47,7 @@ from ..core.output.status import (
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError, PrivacyError
+from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import check_apart, check_writable_dir
 from .diagnostics import PipelineHealth, ReplayDiagnostics
@@ -715,16 +716,16 @@ def output_bag_name(bag: Path) -> str:
 
 def _mark_replay_output(out: Path) -> None:
     """Mark ``out`` as a replay's (see :data:`REPLAY_MARKER`), with its first output file."""
-    try:
-        (out / REPLAY_MARKER).write_text("written by sense-perception replay: --force replaces "
-                                         "bag/, video/ and summary.json here, nothing else\n")
+    try:  # temp + rename: a link or FIFO planted under the name is replaced, never written through
+        atomic_write(out / REPLAY_MARKER, b"written by sense-perception replay: --force replaces "
+                     b"bag/, video/ and summary.json here, nothing else\n", private=False)
     except OSError as exc:
         raise OutputWriteError(out / REPLAY_MARKER, exc) from exc
 
 
 def _mark_incomplete(out: Path, text: str) -> None:
     try:
-        (out / INCOMPLETE_FILE).write_text(text + "\n")
+        atomic_write(out / INCOMPLETE_FILE, (text + "\n").encode(), private=False)
     except OSError as exc:
         raise OutputWriteError(out / INCOMPLETE_FILE, exc) from exc
 
