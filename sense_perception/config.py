@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import reprlib
 import sys
 import typing
 from collections.abc import Iterable
@@ -104,6 +105,11 @@ def resolve_config(value: str | Path) -> Path:
 #: A first line ``# base: NAME`` makes a file an overlay: NAME (a bundled config such as
 #: ``perception``, or a path relative to the file) is read first and the file's keys replace its.
 BASE_DIRECTIVE = re.compile(r"#\s*base:\s*(\S+)\s*$")
+
+#: How a wrong value is shown in an error: abbreviated, since YAML aliases can nest a list of
+#: lists that a full repr would take hours (and gigabytes) to print.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring = 2, 4, 4, 60
 
 #: A parameter file is a few kB; a bigger one is refused rather than read into memory.
 MAX_CONFIG_BYTES = 16 << 20
@@ -286,7 +292,7 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     else:
         return value
     raise ConfigError(f"parameter '{key}' in {source} must be {getattr(hint, '__name__', hint)}, "
-                      f"got {value!r}")
+                      f"got {_SHOWN.repr(value)}")
 
 
 def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",

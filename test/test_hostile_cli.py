@@ -515,3 +515,27 @@ def test_detect_never_waits_on_a_fifo_planted_as_its_hidden_copies_list(tmp_path
     assert result.returncode == 0
     assert json.loads((out / ".detect-annotated.json").read_text()) == [STREET.name]
     assert (out / STREET.name).is_file() and (out / "detections.json").is_file()
+
+
+def test_a_config_value_nesting_aliases_is_refused_at_once(tmp_path: Path) -> None:
+    """YAML aliases nest 9**10 strings in a few hundred bytes; a wrong type there made detect
+    print the value's full repr in its error: minutes and gigabytes, never an answer. The error
+    shows the value abbreviated (the child may use at most 6 GB)."""
+    import resource
+
+    items = ['&l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    items += [f"&l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    path = tmp_path / "nested.yaml"
+    path.write_text("detector:\n  score_threshold: [" + ", ".join(items) + "]\n")
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+    result = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "detect",
+                             str(STREET), "--out", "out", "--config", str(path)], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                            timeout=60, preexec_fn=limit_memory)
+    err = no_traceback(result)
+    assert result.returncode == 2, err
+    assert "parameter 'detector.score_threshold'" in err and "must be float, got [[" in err, err
+    assert len(err) < 2000, err
