@@ -213,6 +213,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         return 2
     _check_names(args)
     settings = _settings(args)
+    if args.bag:  # camera frames: identity only where the config says the camera is the cabin's
+        from ..face.privacy import check_identity_allowed
+
+        check_identity_allowed(settings.camera_role)
     store = _store(settings)
     embs, crops, labels = _enrol_templates(args, settings)
     threshold = settings.identity.match_threshold
