@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import reprlib
 import sys
 import typing
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import ConfigError
+from .fileio import NotRegularFileError, read_regular_file
 
 T = TypeVar("T")
 
@@ -104,6 +106,14 @@ def resolve_config(value: str | Path) -> Path:
 #: ``perception``, or a path relative to the file) is read first and the file's keys replace its.
 BASE_DIRECTIVE = re.compile(r"#\s*base:\s*(\S+)\s*$")
 
+#: How a wrong value is shown in an error: abbreviated, since YAML aliases can nest a list of
+#: lists that a full repr would take hours (and gigabytes) to print.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring = 2, 4, 4, 60
+
+#: A parameter file is a few kB; a bigger one is refused rather than read into memory.
+MAX_CONFIG_BYTES = 16 << 20
+
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """One line for a YAML error: the problem and where (PyYAML's text spans several lines)."""
@@ -121,8 +131,11 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
             the bases form a cycle.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # a FIFO or /dev/zero given as --config is refused, never waited on or read without end
+        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except NotRegularFileError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}; give a YAML parameter "
+                          "file") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -279,7 +292,7 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     else:
         return value
     raise ConfigError(f"parameter '{key}' in {source} must be {getattr(hint, '__name__', hint)}, "
-                      f"got {value!r}")
+                      f"got {_SHOWN.repr(value)}")
 
 
 def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",

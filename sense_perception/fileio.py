@@ -1,6 +1,8 @@
-"""Crash-safe file writes shared by the gallery and the model cache."""
+"""Crash-safe file writes shared by the gallery and the model cache, and bounded reads of the
+small input files commands are given (configs, calibrations)."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -15,16 +17,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None) -> None:
+def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
+                 private: bool = True) -> None:
     """Replace ``path`` with ``data`` so a crash leaves either the old or the new file, never half.
 
-    The data goes to a temp file beside ``path`` (mode 0600, as mkstemp creates it), is fsynced,
-    renamed over ``path``, and the directory is fsynced. ``temp_prefix`` names the temp file so a
-    caller can find temp files a killed writer left.
+    The data goes to a temp file beside ``path`` (mode 0600, as mkstemp creates it; with
+    ``private`` false the mode a new file gets under the umask, for results the user shares), is
+    fsynced, renamed over ``path``, and the directory is fsynced. ``temp_prefix`` names the temp
+    file so a caller can find temp files a killed writer left.
     """
     folder = path.parent
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=temp_prefix or f".{path.name}.", suffix=".tmp")
     try:
+        if not private:
+            mask = os.umask(0o077)
+            os.umask(mask)
+            os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -34,3 +42,39 @@ def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None) -> Non
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(folder)
+
+
+class NotRegularFileError(OSError):
+    """A path given as an input file names a FIFO, socket, device or directory, or is too big."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``max_bytes``.
+
+    Opened with ``O_NONBLOCK`` and checked on the descriptor: a FIFO never waits for a writer and
+    a device such as ``/dev/zero`` is never read without end.
+
+    Raises:
+        NotRegularFileError: ``path`` is not a regular file, or is larger than ``max_bytes``.
+        OSError: it cannot be opened or read (missing, permissions).
+    """
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else
+                    "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                    "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
+            raise NotRegularFileError(errno.EINVAL, f"it is {kind}, not a regular file", str(path))
+        if st.st_size > max_bytes:
+            raise NotRegularFileError(errno.EFBIG, f"it is {st.st_size} bytes, more than the "
+                                      f"{max_bytes} a file of this kind may have", str(path))
+        with os.fdopen(os.dup(fd), "rb") as file:
+            return file.read(max_bytes + 1)[:max_bytes]
+    finally:
+        os.close(fd)

@@ -113,6 +113,11 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
                               "over an image: give another file name")
     if path.is_dir():
         raise OutputPathError(f"{option} {path} is a directory; give a file name")
+    if path.exists() and not path.is_file():
+        # Writing to a FIFO waits for a reader for ever; replacing a device (/dev/null) or socket
+        # by a result file would break whatever uses it.
+        raise OutputPathError(f"{option} {path} is {file_kind(path)}, not a regular file; a result is "
+                              "written only to a regular file: give a file name")
     folder = path.parent
     if not folder.is_dir():
         raise OutputPathError(f"{option} {path}: directory {folder} does not exist; create it "
@@ -147,6 +152,15 @@ def check_video_dir(path: Path, option: str = "--out",
                     "directory with a UTF-8 name") from None
 
 
+def file_kind(path: Path) -> str:
+    """What an existing path that is not a regular file names, in words ("a FIFO (named pipe)")."""
+    import stat
+
+    mode = path.stat().st_mode
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device")
+
+
 def _is_image(path: Path) -> bool:
     """True when OpenCV (or, for a name that is not UTF-8, Pillow) recognises the file's content
     as an image: its signature, not its name."""
@@ -176,5 +190,5 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-__all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_result_file",
+__all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_result_file", "file_kind",
            "check_video_dir", "check_writable_dir", "overlap", "same_file"]

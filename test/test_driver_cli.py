@@ -199,3 +199,23 @@ def test_help_explains_the_commands(capsys) -> None:
     out = capsys.readouterr().out
     for word in ("enroll", "list", "forget", "identify", "eval", "consent"):
         assert word in out
+
+
+def test_enrol_from_a_bag_is_refused_when_the_camera_is_not_the_cabin(tmp_path: Path,
+                                                                       capsys) -> None:
+    """`replay --cabin` refuses identity when the config's camera_role is not cabin; enrolling
+    from a bag with that config embedded faces of the camera all the same (SECURITY.md P7)."""
+    frame = cv2.imread(OBAMA_2)
+    bag = tmp_path / "front_bag"
+    _write_bag(bag, [frame, frame], "/front/image/compressed")
+    config = tmp_path / "front.yaml"
+    config.write_text("driver_monitor:\n  ros__parameters:\n    camera_role: front\n")
+    gallery = tmp_path / "g" / "gallery.json"
+    code, _, err = cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag),
+                       "--topic", "/front/image/compressed", "--stride", "1", "--config",
+                       str(config), "--gallery", str(gallery))
+    assert code == 2 and "face identification refused on camera_role 'front'" in err, err
+    assert not gallery.parent.exists()  # nothing read, nothing written
+    # The same bag with the cabin role (the default) is enrolled.
+    assert cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag), "--topic",
+               "/front/image/compressed", "--stride", "1", "--gallery", str(gallery))[0] == 0

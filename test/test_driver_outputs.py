@@ -159,3 +159,58 @@ def test_enrol_from_a_bag_skips_a_one_pixel_frame(tmp_path, capsys) -> None:
     assert "skipped 1 frame(s) of /cabin/image/compressed: invalid frame 1x1" in err
     [driver] = GalleryStore(gallery).drivers()
     assert driver.templates.shape == (3, 128)  # the other frames were all used
+
+
+_JSON_OUT_ON_A_FULL_DISK = '''
+import contextlib, io, json, os, sys
+from pathlib import Path
+from sense_perception.cli.main import main
+disk, first, second = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+target, report = disk / "attention.json", {}
+
+def run(name, *photos):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["driver", "attention", *photos, "--json-out", str(target)])
+    report[name] = {"code": code, "stderr": err.getvalue(), "files": sorted(os.listdir(disk)),
+                    "json": target.read_text()}
+
+run("good", first)
+filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # the disk is now full
+with contextlib.suppress(OSError):
+    while True:
+        os.write(filler, b"x" * 512)
+os.close(filler)
+run("full", *[first, second] * 6)  # a longer result than the disk had room for before
+print(json.dumps(report))
+'''
+
+
+def test_json_out_on_a_full_disk_keeps_the_earlier_file_whole(tmp_path: Path) -> None:
+    """--json-out on a full disk truncated the earlier result to 0 bytes before failing. On a real
+    full disk (a tmpfs in a private mount namespace) the error names the problem and the fix
+    (exit 2) and the earlier file keeps every byte; no temp file is left."""
+    import os
+    import subprocess
+    import sys
+
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    script = tmp_path / "inside.py"
+    script.write_text(_JSON_OUT_ON_A_FULL_DISK)
+    proc = subprocess.run(
+        [*prefix, "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"', "sh",
+         str(disk), sys.executable, str(script), str(disk), str(OBAMA_2), str(COLLINS)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    good, full = report["good"], report["full"]
+    assert good["code"] == 0 and len(json.loads(good["json"])["images"]) == 1, good
+    assert full["code"] == 2 and "Traceback" not in full["stderr"], full
+    assert full["json"] == good["json"] and full["files"] == ["attention.json", "filler"], full
+    assert "cannot be written: No space left on device" in full["stderr"], full["stderr"]
+    assert "fix: free space" in full["stderr"]

@@ -495,3 +495,96 @@ def test_a_device_as_gallery_and_a_file_as_key_directory_are_clear_errors(tmp_pa
     code, out, err = cli(capsys, "keygen", "--out", str(blocker / "key.hex"))
     assert code == 2 and f"its directory {blocker} cannot be made" in err
     assert blocker.read_bytes() == PRECIOUS
+
+
+# A child that enrols with --keep-images and is killed (SIGKILL, nothing of Python runs) after its
+# face crops are on disk and before the gallery lists the driver: the window a power cut hits.
+_KILLED_ENROLMENT = """
+import os, signal, sys
+from sense_perception.cli.main import main
+from sense_perception.face.gallery import GalleryStore
+def killed(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+GalleryStore._write = killed
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("next_change", ["forget", "enroll"])
+def test_face_crops_of_a_killed_enrolment_are_erased_by_the_next_change(
+        next_change: str, gallery: Path, tmp_path: Path, capsys) -> None:
+    """A killed enrolment left its kept face crops beside the gallery for ever: no `driver list`
+    showed the driver and no `forget` could reach them. The next enrol or forget erases them;
+    the kept crops of enrolled drivers stay."""
+    assert cli(capsys, "enroll", "--consent", "--name", "Kept", "--images", OBAMA_1,
+               "--keep-images", "--gallery", str(gallery))[0] == 0
+    kept = {d.id: d.images for d in GalleryStore(gallery).drivers()}
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_ENROLMENT)
+    proc = subprocess.run([sys.executable, str(script), "driver", "enroll", "--consent", "--name",
+                           "Killed", "--images", COLLINS, "--keep-images", "--gallery",
+                           str(gallery)], capture_output=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    images = gallery.parent / "gallery.json.images"
+    listed = {n for names in kept.values() for n in names}
+    orphans = {p.name for p in images.iterdir()} - listed
+    assert len(orphans) == 1, orphans  # the killed enrolment's crop, listed by no gallery
+    assert {d.id for d in GalleryStore(gallery).drivers()} == set(kept)
+
+    if next_change == "forget":
+        assert cli(capsys, "forget", seed_id_of(gallery, "Seed"), "--gallery", str(gallery))[0] == 0
+    else:
+        assert cli(capsys, "enroll", "--consent", "--name", "Next", "--images", OBAMA_3,
+                   "--gallery", str(gallery))[0] == 0
+    assert {p.name for p in images.iterdir()} == listed  # the orphan is gone, the kept crop stays
+    for name in listed:
+        assert GalleryStore(gallery).load_image(name).shape == (112, 112, 3)
+
+
+def seed_id_of(gallery: Path, name: str) -> str:
+    [driver] = [d for d in GalleryStore(gallery).drivers() if d.name == name]
+    return driver.id
+
+
+def test_keygen_on_a_full_disk_leaves_no_empty_key_behind(tmp_path: Path) -> None:
+    """keygen on a full disk ended in a traceback (exit 1) and left an empty key file, which every
+    later keygen then refused to overwrite. On a real full disk (a tmpfs in a private mount
+    namespace) it is a clear error (exit 2) that leaves nothing; once there is room it works."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    keygen = f'"{sys.executable}" -m sense_perception.cli.main driver keygen --out "$1/key.hex"'
+    inside = ('mount -t tmpfs -o size=4k tmpfs "$1" && (head -c 8192 /dev/zero > "$1/fill"; true) '
+              f'&& {keygen}; echo "full=$?"; ls -A "$1"; rm "$1/fill"; {keygen} >/dev/null; '
+              'echo "room=$?"; wc -c < "$1/key.hex"')
+    proc = subprocess.run([*prefix, "sh", "-c", inside, "sh", str(disk)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = proc.stdout.split()
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "full=2" in lines and lines[lines.index("full=2") + 1] == "fill", proc.stdout
+    assert "key file" in proc.stderr and "No space left on device" in proc.stderr, proc.stderr
+    assert "room=0" in lines and lines[-1] == "65", proc.stdout  # 64 hex digits and a newline
+
+
+def test_enrol_keeping_images_on_a_full_disk_is_a_clear_error_that_leaves_no_face(
+        tmp_path: Path) -> None:
+    """enroll --keep-images on a full disk ended in a traceback (exit 1) from the crop write. On a
+    real full disk (a 16 kB tmpfs in a private mount namespace) it is an error naming the crop and
+    the fix (exit 2), and no face crop, gallery or temp file is left."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    inside = (f'mount -t tmpfs -o size=16k tmpfs "$1" && "{sys.executable}" -m '
+              'sense_perception.cli.main driver enroll --consent --name Full --keep-images '
+              f'--images "{OBAMA_2}" --gallery "$1/gallery.json"; echo "code=$?"; ls -A "$1"')
+    proc = subprocess.run([*prefix, "sh", "-c", inside, "sh", str(disk)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.split() == ["code=2", "gallery.json.lock"], proc.stdout
+    assert "cannot be written: No space left on device" in proc.stderr, proc.stderr
+    assert "nothing was enrolled" in proc.stderr and "fix: free space" in proc.stderr

@@ -381,3 +381,161 @@ def test_eval_ground_truth_with_a_huge_number(tmp_path: Path) -> None:
     err = no_traceback(result)
     assert result.returncode == 2
     assert "a number with thousands of digits" in err and "set_int_max_str_digits" not in err
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero", "huge"])
+@pytest.mark.parametrize("option", ["--config", "--calibration"])
+def test_config_or_calibration_that_is_a_fifo_device_or_huge_is_refused_not_read(
+        tmp_path: Path, option: str, source: str) -> None:
+    """A FIFO as --config / --calibration waited for a writer for ever, /dev/zero was read until
+    memory ran out: both are refused at once, as is a file far bigger than any config."""
+    if source == "fifo":
+        os.mkfifo(tmp_path / "given")
+        given = "given"
+    elif source == "huge":
+        with open(tmp_path / "given", "wb") as f:  # sparse: costs no disk
+            f.truncate(64 << 20)
+        given = "given"
+    else:
+        given = source
+    commands = [["detect", str(STREET), "--out", "out"], ["replay", str(ROOT / "sense_perception" /
+                                                                      "data" / "sample_bag"),
+                                                          "--out", "replayed"]]
+    if option == "--config":
+        commands += [["health", str(STREET)], ["driver", "attention", str(FACE)]]
+    for command in commands:
+        result = sp(*command, option, given, cwd=tmp_path, timeout=60)
+        err = no_traceback(result)
+        assert result.returncode == 2, (command, err)
+        what = {"fifo": "a FIFO (named pipe), not a regular file",
+                "/dev/zero": "a device, not a regular file",
+                "huge": f"{64 << 20} bytes, more than the"}[source]
+        assert f"{given}" in err and what in err, (command, err)
+    assert not (tmp_path / "replayed" / "bag").exists()
+
+
+_DETECT_ON_A_FULL_DISK = '''
+import contextlib, io, json, os, sys
+from pathlib import Path
+from sense_perception.cli.main import main
+disk, first, second = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+out, report = disk / "out", {}
+
+def run(name, *argv):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["detect", *argv, "--out", str(out)])
+    report[name] = {"code": code, "stderr": err.getvalue(),
+                    "files": sorted(p.name for p in out.iterdir()),
+                    "detections": (out / "detections.json").read_text()}
+
+run("good", first, "--no-annotate")
+run("annotated", first, second)  # the annotated copies do not fit on the 64 kB disk
+filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # now not even detections.json fits
+with contextlib.suppress(OSError):
+    while True:
+        os.write(filler, b"x" * 512)
+os.close(filler)
+run("full", first, second, "--no-annotate")
+print(json.dumps(report))
+'''
+
+
+def test_detect_on_a_full_disk_keeps_the_earlier_results_and_leaves_no_truncated_file(
+        tmp_path: Path) -> None:
+    """A full disk under --out crashed detect with a traceback, after truncating the earlier
+    detections.json to 0 bytes and leaving cut-off annotated images that looked complete. On a real
+    full disk (a 64 kB tmpfs in a private mount namespace) an annotated copy that does not fit is
+    named and left out (exit 1), and detections.json that does not fit is a clear error (exit 2)
+    that keeps the earlier file whole."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    script = tmp_path / "inside.py"
+    script.write_text(_DETECT_ON_A_FULL_DISK)
+    second = SHARED / "street" / "comma2k19_highway280_rav4_preview.png"
+    proc = subprocess.run(
+        [*prefix, "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"', "sh",
+         str(disk), sys.executable, str(script), str(disk), str(STREET), str(second)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ,
+                                                                      "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    good, annotated, full = report["good"], report["annotated"], report["full"]
+    assert good["code"] == 0 and good["files"] == ["detections.json"], good
+    # Annotated copies that do not fit: named with the reason, no truncated file left behind.
+    assert annotated["code"] == 1 and "Traceback" not in annotated["stderr"], annotated
+    assert annotated["stderr"].count("No space left on device") == 2, annotated["stderr"]
+    assert annotated["files"] == ["detections.json"], annotated["files"]
+    assert len(json.loads(annotated["detections"])["images"]) == 2
+    # detections.json that does not fit: exit 2, the problem and the fix, the earlier file whole.
+    assert full["code"] == 2 and "Traceback" not in full["stderr"], full
+    assert "cannot write" in full["stderr"] and "No space left on device" in full["stderr"]
+    assert "fix: free space" in full["stderr"]
+    assert full["files"] == ["detections.json"] and full["detections"] == annotated["detections"]
+
+
+def test_a_fifo_or_device_as_a_result_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """health --json-out FIFO waited for a reader for ever after judging every image, and so did
+    eval with a FIFO under eval.json or detections.json in --out; a result file is never written
+    into a FIFO or over a device (/dev/null stays a device): refused at once, exit 2."""
+    os.mkfifo(tmp_path / "result.json")
+    for command in (["health", str(STREET)], ["driver", "attention", str(FACE)]):
+        for target in ("result.json", "/dev/null"):
+            result = sp(*command, "--json-out", target, cwd=tmp_path, timeout=60)
+            err = no_traceback(result)
+            kind = "a FIFO (named pipe)" if target == "result.json" else "a device"
+            assert result.returncode == 2, (command, target, err)
+            assert f"--json-out {target} is {kind}, not a regular file" in err, err
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"cameras": {"a": {"image": str(STREET), "boxes": [
+        {"label": "car", "bbox_xyxy": [1, 1, 50, 50]}]}}}))
+    for name in ("eval.json", "detections.json"):
+        out = tmp_path / f"out_{name}"
+        out.mkdir()
+        os.mkfifo(out / name)
+        result = sp("eval", str(truth), "--out", str(out), "--no-curve", cwd=tmp_path, timeout=60)
+        err = no_traceback(result)
+        assert result.returncode == 2 and f"its {name} is a FIFO (named pipe)" in err, err
+        assert (out / name).is_fifo()
+    assert (tmp_path / "result.json").is_fifo() and Path("/dev/null").is_char_device()
+
+
+def test_detect_never_waits_on_a_fifo_planted_as_its_hidden_copies_list(tmp_path: Path) -> None:
+    """detect read DIR/.detect-annotated.json before any work: a FIFO there held it for ever. It is
+    read as a regular file only (a FIFO lists no earlier copies) and replaced by the real list."""
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / ".detect-annotated.json")
+    result = sp("detect", str(STREET), "--out", str(out), "--config", config(tmp_path),
+                cwd=tmp_path, timeout=120)
+    no_traceback(result)
+    assert result.returncode == 0
+    assert json.loads((out / ".detect-annotated.json").read_text()) == [STREET.name]
+    assert (out / STREET.name).is_file() and (out / "detections.json").is_file()
+
+
+def test_a_config_value_nesting_aliases_is_refused_at_once(tmp_path: Path) -> None:
+    """YAML aliases nest 9**10 strings in a few hundred bytes; a wrong type there made detect
+    print the value's full repr in its error: minutes and gigabytes, never an answer. The error
+    shows the value abbreviated (the child may use at most 6 GB)."""
+    import resource
+
+    items = ['&l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    items += [f"&l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    path = tmp_path / "nested.yaml"
+    path.write_text("detector:\n  score_threshold: [" + ", ".join(items) + "]\n")
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+    result = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "detect",
+                             str(STREET), "--out", "out", "--config", str(path)], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                            timeout=60, preexec_fn=limit_memory)
+    err = no_traceback(result)
+    assert result.returncode == 2, err
+    assert "parameter 'detector.score_threshold'" in err and "must be float, got [[" in err, err
+    assert len(err) < 2000, err

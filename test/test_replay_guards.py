@@ -278,3 +278,70 @@ def test_force_never_deletes_a_users_own_bag_or_summary(tmp_path, capsys) -> Non
     assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD)[0] == 0
     assert (out / ".sense-perception-replay").is_file()
     assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")[0] == 0
+
+
+def test_a_refused_force_rerun_keeps_the_earlier_replays_outputs(tmp_path, capsys) -> None:
+    """--force with a wrong --topics, --cabin or model is refused (exit 2) before anything of the
+    earlier, good replay is deleted: its bag and summary stay byte for byte, and no
+    REPLAY_INCOMPLETE.txt claims they are partial."""
+    out = tmp_path / "out"
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD)[0] == 0
+    before = _tree(out)
+    assert "summary.json" in before and any(k.startswith("bag/") for k in before)
+    bad_model = tmp_path / "bad_model.yaml"
+    bad_model.write_text("object_detector:\n  ros__parameters:\n    detector:\n      model: nosuch\n")
+    for extra, problem in ((["--topics", "/nope"], "topic /nope is not in bag"),
+                           (["--topics", WINDSHIELD, "--cabin", "/nope"], "topic /nope is not in bag"),
+                           (["--topics", WINDSHIELD, "--config", bad_model], "unknown model 'nosuch'")):
+        code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--force", *extra)
+        assert code == 2 and problem in err and "Traceback" not in err, err
+        assert _tree(out) == before, extra
+    # The same --force with good options does replace them.
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", FRONT, "--force")[0] == 0
+    assert json.loads((out / "summary.json").read_text())["cameras"].keys() == {FRONT}
+
+
+def test_no_output_of_a_cabin_replay_carries_the_drivers_display_name(tmp_path, capsys) -> None:
+    """The identity reason, published as driver_reason in /diagnostics, read "6/6 recent frames
+    match 'Barack Obama'": the display name was in every replayed bag (and on the live node's
+    /diagnostics). Only the pseudonymous id may leave the gallery (SECURITY.md P10)."""
+    gallery, driver_id = enrol_sample_driver(tmp_path)
+    config = tmp_path / "params.yaml"
+    config.write_text(f"driver_monitor:\n  ros__parameters:\n    gallery:\n      path: {gallery}\n")
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", CABIN, "--cabin", CABIN,
+                        "--config", config)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(e["driver"] == driver_id and e["state"] == "identified"
+               for e in summary["identity"]), summary["identity"]  # he was identified ...
+    reasons = [kv.value for m in read_output(out / "bag") if m.channel.topic == "/diagnostics"
+               for status in m.ros_msg.status for kv in status.values if kv.key == "driver_reason"]
+    assert any(f"match '{driver_id}'" in r for r in reasons), reasons  # ... by his id ...
+    for path in (p for p in out.rglob("*") if p.is_file()):  # ... and never by name, anywhere
+        data = path.read_bytes()
+        assert b"Obama" not in data and b"Barack" not in data, path
+
+
+@pytest.mark.parametrize("planted", ["link", "fifo"])
+def test_a_link_or_fifo_planted_as_the_replay_marker_is_replaced_never_written_through(
+        tmp_path, planted) -> None:
+    """--out/.sense-perception-replay as a link to a file elsewhere: replay --force wrote its marker
+    text over that file; as a FIFO it waited for a reader for ever. The marker is written to a temp
+    file renamed over the name: the other file keeps its bytes, the replay ends."""
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_bytes(b"precious\n")
+    if planted == "link":
+        (out / ".sense-perception-replay").symlink_to(victim)
+    else:
+        os.mkfifo(out / ".sense-perception-replay")
+    proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
+                           str(SAMPLE_BAG), "--out", str(out), "--topics", WINDSHIELD, "--force"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert victim.read_bytes() == b"precious\n"
+    marker = out / ".sense-perception-replay"
+    assert marker.is_file() and not marker.is_symlink() and "sense-perception replay" in marker.read_text()
+    assert (out / "summary.json").is_file()

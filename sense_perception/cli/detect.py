@@ -100,8 +100,10 @@ MANIFEST = ".detect-annotated.json"
 
 def _earlier_outputs(out: Path) -> set[str]:
     """Names of the annotated copies an earlier ``detect`` wrote in ``out`` (see MANIFEST)."""
-    try:
-        names = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    from ..fileio import read_regular_file
+
+    try:  # a FIFO or device planted under the hidden name is never waited on: no earlier copies
+        names = json.loads(read_regular_file(out / MANIFEST, 16 << 20).decode("utf-8"))
     except (OSError, ValueError):
         return set()
     return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
@@ -128,21 +130,47 @@ def _output_name(path: str, used: set[str], out: Path, inputs: list[str],
     return name
 
 
-def _write_image(path: Path, image: Any) -> bool:
-    """Encode ``image`` by ``path``'s suffix and write it; False when that fails.
+def _write_image(path: Path, image: Any) -> str | None:
+    """Encode ``image`` by ``path``'s suffix and write it; the reason when that fails, else None.
 
     Written through Python rather than ``cv2.imwrite``, which crashes the process on a file name
     that is not valid UTF-8 (an input's name is kept in its annotated copy)."""
     import cv2
 
+    from ..fileio import atomic_write
+
     try:
         ok, data = cv2.imencode(path.suffix, image)
-        if ok:
-            path.write_bytes(data.tobytes())
-        return bool(ok)
-    except (OSError, cv2.error):
-        return False
+        if not ok:
+            return f"OpenCV cannot encode {path.suffix}"
+        # temp + rename: a full disk leaves no truncated image that looks complete
+        atomic_write(path, data.tobytes(), private=False)
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    except cv2.error as exc:
+        return str(exc)
+    return None
 
+
+def _write_results(out: Path, document: dict[str, Any], manifest: list[str] | None) -> None:
+    """Write ``detections.json`` (and the annotated copies' list) atomically: a full disk or a
+    kill leaves the earlier file whole, never a truncated one, and a link under that name is
+    replaced, not written through.
+
+    Raises:
+        ConfigError: a file cannot be written, naming it, the reason and the fix.
+    """
+    from ..fileio import atomic_write
+
+    files = [(out / MANIFEST, json.dumps(manifest) + "\n")] if manifest is not None else []
+    files.append((out / "detections.json", json.dumps(document, indent=1) + "\n"))
+    for path, text in files:
+        try:
+            atomic_write(path, text.encode("utf-8"), private=False)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror or exc}; the detections of "
+                              f"this run are not saved; fix: free space on that disk or choose "
+                              "another --out, then run again") from None
 
 
 def _record(path: str, width: int, height: int, names: list[str], dets: Any,
@@ -231,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[tuple[str, str, int, str, str]] = []
     failed = 0
     used: set[str] = set()
+    made: set[str] = set()  # annotated copies written by this run
     ours = _earlier_outputs(args.out)
     paths = list(args.images)
     with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress:
@@ -271,19 +300,21 @@ def run(args: argparse.Namespace) -> int:
                         dets, detector.label_names, positions)  # "car 0.87 · 14 m"
                     annotated = draw_detections(image, dets, detector.label_names,
                                                 captions=captions)
-                    if not _write_image(args.out / written, annotated):
-                        errors.print(f"[red]error:[/red] cannot write {args.out / written}",
-                                     soft_wrap=True)
+                    problem = _write_image(args.out / written, annotated)
+                    if problem is None:
+                        made.add(written)
+                    else:
+                        errors.print(f"[red]error:[/red] cannot write {args.out / written}: "
+                                     f"{escape(problem)}", soft_wrap=True, highlight=False)
                         failed += 1
                         written = "-"
                 counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
                 rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
                 progress.advance(task)
     note = positions_note(f"--calibration {args.calibration}" if calibration else None)
-    (args.out / "detections.json").write_text(json.dumps({"images": records, "positions": note},
-                                                         indent=1) + "\n")
-    if used:
-        (args.out / MANIFEST).write_text(json.dumps(sorted(ours | used)) + "\n", encoding="utf-8")
+    # Only the copies really written join the list: a name whose write failed stays the user's.
+    _write_results(args.out, {"images": records, "positions": note},
+                   sorted(ours | made) if made else None)
     console.print(_summary(rows, detector.min_score))
     if calibration is None:
         console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)

@@ -213,6 +213,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         return 2
     _check_names(args)
     settings = _settings(args)
+    if args.bag:  # camera frames: identity only where the config says the camera is the cabin's
+        from ..face.privacy import check_identity_allowed
+
+        check_identity_allowed(settings.camera_role)
     store = _store(settings)
     embs, crops, labels = _enrol_templates(args, settings)
     threshold = settings.identity.match_threshold
@@ -382,12 +386,18 @@ def _json_out(args: argparse.Namespace, inputs: Sequence[str | Path]) -> Path | 
 
 
 def _write_json(path: Path, doc: Any) -> None:
+    """Write ``--json-out`` through a temp file renamed over it: a full disk or a kill leaves an
+    earlier result whole, never truncated (a link is written through to the file it names)."""
+    from ..fileio import atomic_write
     from ..outpaths import OutputPathError
 
     try:
-        path.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write(Path(os.path.realpath(path)), (json.dumps(doc, indent=2) + "\n").encode(),
+                     private=False)
     except OSError as exc:
-        raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}") from exc
+        raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}; "
+                              "the earlier file there is kept; fix: free space on that disk or "
+                              "give another path") from None
 
 
 def _measure_photo(path: str, args: argparse.Namespace, engine: Any,

@@ -106,7 +106,8 @@ def check_output_dir(out: Path) -> None:
 
 def check_results_apart(out: Path, inputs: list[Path]) -> None:
     """Refuse an ``out`` where eval.json, the plot or the detections file would replace (or a run
-    without a curve would delete) one of ``inputs``: the ground truth or one of its images.
+    without a curve would delete) one of ``inputs``: the ground truth or one of its images, or
+    where one of them is not a regular file (a FIFO would block the write for ever).
 
     Raises:
         ConfigError: naming the input and the fix.
@@ -114,10 +115,14 @@ def check_results_apart(out: Path, inputs: list[Path]) -> None:
     from ..errors import ConfigError
     from ..evaluation.positions import DETECTIONS_FILE
     from ..evaluation.report import EVAL_FILE, PLOT_FILE
-    from ..outpaths import overlap, same_file
+    from ..outpaths import file_kind, overlap, same_file
 
     for name in (EVAL_FILE, PLOT_FILE, DETECTIONS_FILE):
         result = out / name
+        if result.exists() and not result.is_file():  # a FIFO there would block the final write
+            raise ConfigError(f"--out {out}: its {name} is {file_kind(result)}, not a regular "
+                              "file, so the results cannot be written there; remove it or "
+                              "choose another --out")
         for source in inputs:
             if overlap(result, Path(source)) == "is" or same_file(result, Path(source)):
                 raise ConfigError(f"--out {out}: its {name} would replace the input {source}; "

@@ -98,7 +98,8 @@ class IdentityDecider:
 
     Args:
         config: thresholds and window sizes.
-        names: display names by driver index, used in reasons.
+        names: pseudonymous driver ids by driver index, used in reasons. Never display names:
+            the reason is published (``driver_reason`` in ``/diagnostics``, replay bags).
     """
 
     def __init__(self, config: IdentityConfig, names: list[str] | None = None) -> None:

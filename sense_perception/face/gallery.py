@@ -37,6 +37,7 @@ import fcntl
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -68,6 +69,9 @@ GALLERY_ENV = "SENSE_PERCEPTION_GALLERY"
 MAX_GALLERY_BYTES = 64 << 20
 _MAX_KEY_FILE_BYTES = 4096
 _MAX_IMAGE_BYTES = 16 << 20
+LOG = logging.getLogger(__name__)
+#: A kept image's name: ``<driver id>_<index>.png`` (``.png.enc`` encrypted).
+_KEPT_IMAGE = re.compile(r"(drv-[0-9a-f]{8})_\d{3}\.png(?:\.enc)?")
 
 #: (st_dev, st_ino) of a file as examined under the lock: only that inode is ever zeroed.
 FileId = tuple[int, int]
@@ -224,10 +228,18 @@ def generate_key_file(path: str | Path) -> Path:
                            "never overwritten") from exc
     except OSError as exc:
         raise GalleryError(f"key file {path} cannot be created: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(path.parent)
+    except OSError as exc:
+        # The new, incomplete file is ours (O_EXCL): removed, so a rerun is not refused by it and
+        # nobody encrypts a gallery with a key that was never fully written.
+        path.unlink(missing_ok=True)
+        raise GalleryError(f"key file {path} cannot be written: {exc.strerror or exc}; nothing "
+                           "was kept; fix: free space on that disk or choose another --out") from None
     return path
 
 
@@ -512,6 +524,7 @@ class GalleryStore:
         order = (self.backup_path, self.path) if removing else (self.path, self.backup_path)
         for target in order:
             self._replace(target, data, expected[target], verified=target == self.path)
+        self._sweep_orphan_images(drivers)
 
     def _replace(self, target: Path, data: bytes, expected: FileId | None,
                  verified: bool = False) -> None:
@@ -725,13 +738,34 @@ class GalleryStore:
             except OSError as exc:
                 raise GalleryError(f"kept image {folder / name} cannot be created: "
                                    f"{exc.strerror or exc}") from exc
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as exc:  # enroll erases what was written of this driver's images
+                raise GalleryError(f"kept image {folder / name} cannot be written: "
+                                   f"{exc.strerror or exc}; nothing was enrolled; fix: free space "
+                                   "on that disk, or enrol without --keep-images") from None
             names.append(name)
         fsync_dir(folder)
         return names
+
+    def _sweep_orphan_images(self, drivers: Sequence[DriverRecord]) -> None:
+        """Erase kept images of drivers that neither gallery file lists (``drivers`` is what both
+        now hold): an enrolment killed after its crops were written and before the gallery was
+        left face images that no ``driver list`` shows and no ``forget`` could reach. Called
+        under the exclusive lock, so no live enrolment owns them."""
+        if not self._images_dir_exists():
+            return
+        known = {d.id for d in drivers}
+        for path in self.images_dir.iterdir():
+            match = _KEPT_IMAGE.fullmatch(path.name)
+            if match and match.group(1) not in known:
+                try:
+                    erase_file(path, "kept image of no enrolled driver")
+                except GalleryError as exc:  # the change is already written: warn, never undo it
+                    LOG.warning("%s", exc)
 
     def _erase_images(self, record: DriverRecord) -> None:
         folder = self.images_dir

@@ -184,7 +184,9 @@ class DriverIdentifier:
         stamp = self._stamp()
         index = TemplateIndex(self.gallery.drivers(wait=wait))
         self.index, self._gallery_stamp, self.gallery_error = index, stamp, None
-        self.decider.reset(self.index.names)
+        # Reasons are published (driver_reason in /diagnostics): the pseudonymous id, never
+        # the display name (SECURITY.md P10).
+        self.decider.reset(self.index.ids)
 
     def _check_gallery(self) -> None:
         """Re-read a changed gallery between frames without ever blocking the frame thread.

@@ -47,6 +47,7 @@ from ..core.output.status import (
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError, PrivacyError
+from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import check_apart, check_writable_dir
 from .diagnostics import PipelineHealth, ReplayDiagnostics
@@ -128,6 +129,10 @@ class ReplayResult:
 def prepare_out(out: Path, force: bool) -> None:
     """Create ``out``; refuse a non-empty one unless ``force`` (then replace only replay outputs).
 
+    Nothing is deleted here: :func:`clear_out` replaces the earlier outputs once the replay has
+    checked its topics and built its models, so a replay refused for a wrong ``--topics``, config
+    or model keeps the earlier replay's good outputs.
+
     Raises:
         BagError: ``out`` is a file, holds files and ``force`` is false, or holds files that no
             replay wrote (no :data:`REPLAY_MARKER`), whatever ``force``.
@@ -147,13 +152,17 @@ def prepare_out(out: Path, force: bool) -> None:
             raise BagError(f"--out {out} holds {', '.join(theirs)} that sense-perception replay did "
                            f"not write (no {REPLAY_MARKER} there), and --force replaces only a "
                            "replay's own outputs; move them away or choose another directory")
-        for name in (BAG_DIR, VIDEO_DIR):
-            if (out / name).is_symlink():
-                (out / name).unlink()  # the link only, never what it points to
-            elif (out / name).exists():
-                shutil.rmtree(out / name)
-        for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
-            (out / name).unlink(missing_ok=True)
+
+
+def clear_out(out: Path) -> None:
+    """Delete an earlier replay's outputs in ``out`` (checked by :func:`prepare_out`)."""
+    for name in (BAG_DIR, VIDEO_DIR):
+        if (out / name).is_symlink():
+            (out / name).unlink()  # the link only, never what it points to
+        elif (out / name).exists():
+            shutil.rmtree(out / name)
+    for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
+        (out / name).unlink(missing_ok=True)
 
 
 def configured_cabin_topic(config: Path | None) -> str:
@@ -415,6 +424,8 @@ class Replayer:
         self._positions = CameraPositions(self._calibration,
                                           noise=self._settings[EXTERIOR].position_noise())
         self._calibration_topics = self._calibration_inputs(bag)
+        # Only now, with the topics checked and the models built, are earlier outputs replaced.
+        clear_out(out)
         _mark_replay_output(out)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
@@ -705,16 +716,16 @@ def output_bag_name(bag: Path) -> str:
 
 def _mark_replay_output(out: Path) -> None:
     """Mark ``out`` as a replay's (see :data:`REPLAY_MARKER`), with its first output file."""
-    try:
-        (out / REPLAY_MARKER).write_text("written by sense-perception replay: --force replaces "
-                                         "bag/, video/ and summary.json here, nothing else\n")
+    try:  # temp + rename: a link or FIFO planted under the name is replaced, never written through
+        atomic_write(out / REPLAY_MARKER, b"written by sense-perception replay: --force replaces "
+                     b"bag/, video/ and summary.json here, nothing else\n", private=False)
     except OSError as exc:
         raise OutputWriteError(out / REPLAY_MARKER, exc) from exc
 
 
 def _mark_incomplete(out: Path, text: str) -> None:
     try:
-        (out / INCOMPLETE_FILE).write_text(text + "\n")
+        atomic_write(out / INCOMPLETE_FILE, (text + "\n").encode(), private=False)
     except OSError as exc:
         raise OutputWriteError(out / INCOMPLETE_FILE, exc) from exc
 

@@ -21,12 +21,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from ...errors import ConfigError
+from ...fileio import read_regular_file
 
 # distortion_model -> the numbers of coefficients D may have (ROS CameraInfo names).
 DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
     "plumb_bob": (4, 5), "rational_polynomial": (8, 12, 14), "none": (0,),
 }
 _ORTHONORMAL_TOL = 1e-3
+# A calibration is well under a kB; a bigger file is refused rather than read into memory.
+MAX_CALIBRATION_BYTES = 1 << 20
 # The optical frame's rotation from base_link's camera body frame (x forward, y left, z up):
 # optical z -> body x, optical x -> body -y, optical y -> body -z.
 _BODY_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -201,8 +204,8 @@ def load_calibration(path: Path) -> CameraCalibration:
         CalibrationError: unreadable file or a wrong field.
     """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
+    try:  # a FIFO or /dev/zero is refused, never waited on or read without end
+        doc = json.loads(read_regular_file(path, MAX_CALIBRATION_BYTES))
     except OSError as exc:
         raise CalibrationError(f"--calibration {path}: cannot read it ({exc.strerror or exc})") \
             from None
