@@ -539,3 +539,64 @@ def test_a_config_value_nesting_aliases_is_refused_at_once(tmp_path: Path) -> No
     assert result.returncode == 2, err
     assert "parameter 'detector.score_threshold'" in err and "must be float, got [[" in err, err
     assert len(err) < 2000, err
+
+
+_RESULTS_ON_A_FULL_DISK = '''
+import contextlib, io, json, os, sys
+from pathlib import Path
+from sense_perception.cli.main import main
+disk, image, truth = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+health, out, report = disk / "health.json", disk / "eval", {}
+
+def run(name, argv, files):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    report[name] = {"code": code, "stderr": err.getvalue(), "listing": sorted(
+        str(p.relative_to(disk)) for p in disk.rglob("*")),
+        "files": {f: (disk / f).read_text() for f in files}}
+
+EVAL = ["eval", truth, "--out", str(out), "--iou", "0.5", "--no-curve", "--pedestrian-model", "none"]
+FILES = ["health.json", "eval/eval.json", "eval/detections.json"]
+run("health_good", ["health", image, "--json-out", str(health)], ["health.json"])
+run("eval_good", EVAL, FILES)
+filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)  # the disk is now full
+with contextlib.suppress(OSError):
+    while True:
+        os.write(filler, b"x" * 512)
+os.close(filler)
+run("health_full", ["health", *[image] * 40, "--json-out", str(health)], FILES)
+run("eval_full", EVAL, FILES)
+print(json.dumps(report))
+'''
+
+
+def test_results_on_a_full_disk_keep_the_earlier_files_whole(tmp_path: Path) -> None:
+    """health --json-out and eval's eval.json / detections.json were written in place: a full
+    disk emptied the earlier results. On a real full disk (a tmpfs in a private mount namespace)
+    each command fails with exit 2 naming the disk, and every earlier result keeps every byte,
+    with no temp file left."""
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    script = tmp_path / "inside.py"
+    script.write_text(_RESULTS_ON_A_FULL_DISK)
+    image = STREET  # a real 1080p road frame
+    proc = subprocess.run(
+        [*prefix, "sh", "-c", 'mount -t tmpfs -o size=256k tmpfs "$1" && shift && exec "$@"', "sh",
+         str(disk), sys.executable, str(script), str(disk), str(image), str(ROOT / "test" / "data" / "hand_labelled" / "ground_truth.json")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["health_good"]["code"] == 0 and report["eval_good"]["code"] in (0, 1)
+    before = report["eval_good"]["files"]
+    assert json.loads(before["health.json"])["images"] and json.loads(before["eval/eval.json"])["classes"]
+    for name in ("health_full", "eval_full"):
+        full = report[name]
+        assert full["code"] == 2 and "Traceback" not in full["stderr"], full
+        assert "No space left on device" in full["stderr"], full["stderr"]
+        assert full["files"] == before, name  # every earlier result whole
+        assert not [f for f in full["listing"] if f.endswith(".tmp")], full["listing"]

@@ -216,7 +216,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         import json
 
-        (args.out / DETECTIONS_FILE).write_text(json.dumps(three_d.detections, indent=1) + "\n")
+        from ..fileio import atomic_write
+
+        # each result replaced whole: a full disk keeps the earlier run's files intact
+        atomic_write(args.out / DETECTIONS_FILE,
+                     (json.dumps(three_d.detections, indent=1) + "\n").encode(), private=False)
         json_path = write_json(result, args.out, meta)
         plot = write_plot(result, args.out)
         stale = args.out / PLOT_FILE

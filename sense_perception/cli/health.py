@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.health.camera_settings import CameraHealthSettings
     from ..core.imaging.frame_guard import InputLimits
 
+    from ..fileio import atomic_write
     from ..outpaths import check_result_file
 
     before, taken = getattr(args, "json_images", (True, []))
@@ -145,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
     document = {"images": records, **({"skipped": skipped} if skipped else {})}
     if args.json_out is not None:
         try:
-            args.json_out.write_text(json.dumps(document, indent=1) + "\n")
+            # replaced whole: a full disk keeps an earlier result intact
+            atomic_write(args.json_out, (json.dumps(document, indent=1) + "\n").encode(),
+                         private=False)
         except OSError as exc:
             raise ConfigError(f"cannot write --json-out {args.json_out}: {exc.strerror or exc}; "
                               "give a writable file path") from exc

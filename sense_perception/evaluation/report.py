@@ -32,9 +32,13 @@ def to_dict(result: Evaluation, meta: dict[str, Any] | None = None) -> dict[str,
 
 
 def write_json(result: Evaluation, out: Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``out/eval.json``; returns its path."""
+    """Write ``out/eval.json`` (replaced whole: a full disk keeps the earlier one); returns its
+    path."""
+    from ..fileio import atomic_write
+
     path = out / EVAL_FILE
-    path.write_text(json.dumps(to_dict(result, meta), indent=2) + "\n")
+    atomic_write(path, (json.dumps(to_dict(result, meta), indent=2) + "\n").encode(),
+                 private=False)
     return path
 
 
@@ -61,9 +65,15 @@ def write_plot(result: Evaluation, out: Path, title: str = "") -> Path | None:
     ax.set_title(title or f"IoU {result.iou:g}, {result.images} images (dots: operating point)")
     ax.legend(loc="lower left")
     fig.tight_layout()
+    import io
+
+    from ..fileio import atomic_write
+
     path = out / PLOT_FILE
-    fig.savefig(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
+    atomic_write(path, png.getvalue(), private=False)  # never a cut-off plot in place of a whole one
     return path
 
 
