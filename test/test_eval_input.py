@@ -163,6 +163,19 @@ def test_ground_truth_that_is_a_fifo_or_a_folder_is_refused(tmp_path: Path, caps
     assert "not a regular file" in capsys.readouterr().err
     assert main(["eval", str(tmp_path), "--format", "coco", "--out", str(tmp_path / "o")]) == 2
     assert "is a directory" in capsys.readouterr().err
+    assert main(["eval", "/dev/zero", "--format", "coco", "--out", str(tmp_path / "o")]) == 2
+    assert "a device, not a regular file" in capsys.readouterr().err  # never read without end
+
+
+def test_ground_truth_too_large_to_hold_is_refused_before_it_is_read(tmp_path: Path, capsys) -> None:
+    from sense_perception.evaluation.gt_fields import MAX_GROUND_TRUTH_BYTES
+
+    huge = tmp_path / "gt.json"
+    with open(huge, "wb") as f:  # sparse: no disk space is used
+        f.truncate(MAX_GROUND_TRUTH_BYTES + 1)
+    assert main(["eval", str(huge), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"more than the {MAX_GROUND_TRUTH_BYTES}" in err and "split" in err and "Traceback" not in err
 
 
 def test_the_project_format_message_has_no_stray_braces(tmp_path: Path, capsys) -> None:

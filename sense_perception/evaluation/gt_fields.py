@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from ..core.detection.labels import driving_label, normalise_name
 from ..errors import GroundTruthError
+from ..fileio import NotRegularFileError, read_regular_file
 
 IGNORE_ALL = "*"  # label of an area where no detection counts (KITTI DontCare)
 
@@ -24,26 +23,23 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+#: The largest ground-truth file read (COCO's train2017 instances file is 448 MiB): a larger one
+#: would take the machine's memory before a single box is checked.
+MAX_GROUND_TRUTH_BYTES = 1 << 30
+
+
 def read_text(path: Path) -> str:
-    """The UTF-8 text of a regular file (a FIFO or device is refused, not waited on)."""
+    """The UTF-8 text of a regular file (a FIFO or device is refused, not waited on; a file over
+    :data:`MAX_GROUND_TRUTH_BYTES` is refused, not read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        data = read_regular_file(path, MAX_GROUND_TRUTH_BYTES)
     except FileNotFoundError:
         raise GroundTruthError(f"ground truth {path} does not exist") from None
+    except NotRegularFileError as exc:
+        raise GroundTruthError(f"{path}: cannot be read: {exc}; give a ground-truth file (split a "
+                               "larger one)") from None
     except OSError as exc:
         raise GroundTruthError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise GroundTruthError(f"{path}: is a directory, not a ground-truth file")
-        if not stat.S_ISREG(mode):
-            raise GroundTruthError(f"{path}: not a regular file (a FIFO, socket or device)")
-        with os.fdopen(os.dup(fd), "rb") as file:
-            data = file.read()
-    except OSError as exc:
-        raise GroundTruthError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
     try:
         return data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not content
     except UnicodeDecodeError as exc:
@@ -76,6 +72,9 @@ def read_json(path: Path) -> Any:
         raise GroundTruthError(f"{path}: not readable JSON: {exc}") from None
     except RecursionError:
         raise GroundTruthError(f"{path}: not readable JSON: nested too deeply") from None
+    except MemoryError:
+        raise GroundTruthError(f"{path}: too large for this machine's memory ({len(text)} "
+                               "characters); split it into smaller files") from None
 
 
 def number(value: Any, where: str) -> float:
