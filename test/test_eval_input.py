@@ -214,7 +214,7 @@ def test_unwritable_out_is_refused_before_detection(tmp_path: Path, capsys, no_d
     gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
     blocker = tmp_path / "results.txt"
     blocker.write_text("a file where a folder is needed")
-    for out, why in ((blocker / "eval", "is not writable (Not a directory)"),
+    for out, why in ((blocker / "eval", "is not writable: Not a directory"),
                      (blocker, "exists and is not a directory"),
                      (Path("/proc/sense_perception_eval"), "is not writable")):
         code = main(["eval", str(gt), "--out", str(out)])

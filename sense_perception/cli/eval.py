@@ -83,27 +83,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def check_output_dir(out: Path) -> None:
-    """Create ``out`` and prove a file can be written there, before any detection.
-
-    Raises:
-        ConfigError: naming ``out`` and why (not a directory, read-only, no permission...).
-    """
-    import tempfile
-
-    from ..errors import ConfigError
-
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".eval-write-test-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"--out {out} is not writable ({exc.strerror or exc}); fix: choose a "
-                          "directory you can write") from None
-
-
 def check_results_apart(out: Path, inputs: list[Path]) -> None:
     """Refuse an ``out`` where eval.json, the plot or the detections file would replace (or a run
     without a curve would delete) one of ``inputs``: the ground truth or one of its images, or
@@ -146,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..evaluation.report import PLOT_FILE, render, write_json, write_plot
     from ..evaluation.run import run_evaluation
+    from ..outpaths import check_writable_dir
 
     _check_iou(args.iou)  # options first: nothing is read or loaded for a wrong one
     if args.out.exists() and not args.out.is_dir():
@@ -179,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
         def before_detection(paths: list[Path]) -> None:
             check_results_apart(args.out, paths)
-            check_output_dir(args.out)
+            check_writable_dir(args.out, error=ConfigError)  # created and proven, before any model
 
         detections: list = []
         result, meta, scored = run_evaluation(args.ground_truth, params,
