@@ -14,11 +14,12 @@ docs/detection-quality.md shows both.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from stand_in import make_stand_in
 
 GREY = 114  # the letterbox grey of most detectors: no texture for them to fire on
 
@@ -26,33 +27,25 @@ GREY = 114  # the letterbox grey of most detectors: no texture for them to fire 
 def shrink(ground_truth: Path, out: Path, factor: float = 0.5) -> int:
     """Write the shrunk frames and their ground truth (project format) to ``out``; returns the
     number of frames."""
-    doc = json.loads(ground_truth.read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    cameras = {}
-    for key, cam in doc["cameras"].items():
-        image = cv2.imread(str(ground_truth.parent / cam["image"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SystemExit(f"cannot read {ground_truth.parent / cam['image']}")
+
+    def change(image: np.ndarray, cam: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         height, width = image.shape[:2]
         small = cv2.resize(image, (int(width * factor), int(height * factor)),
                            interpolation=cv2.INTER_AREA)
         canvas = np.full_like(image, GREY)
         dy, dx = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
         canvas[dy:dy + small.shape[0], dx:dx + small.shape[1]] = small
-        name = key.replace("/", "_") + ".jpg"
-        cv2.imwrite(str(out / name), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
         boxes = []
         for box in cam["boxes"]:
             x1, y1, x2, y2 = box["bbox_xyxy"]
             boxes.append({"label": box["label"], "difficult": bool(box.get("difficult", False)),
                           "bbox_xyxy": [x1 * factor + dx, y1 * factor + dy, x2 * factor + dx,
                                         y2 * factor + dy]})
-        cameras[key] = {"image": name, "width": width, "height": height, "boxes": boxes}
+        return canvas, {"width": width, "height": height, "boxes": boxes}
+
     note = (f"'far' proxy of {ground_truth}: each frame shrunk by {factor} into the middle of a "
             "grey canvas of its own size (tools/make_far_proxy.py)")
-    (out / "ground_truth.json").write_text(json.dumps(
-        {"note": note, "categories": doc.get("categories", []), "cameras": cameras}) + "\n")
-    return len(cameras)
+    return make_stand_in(ground_truth, out, change, note)
 
 
 def main() -> int:

@@ -21,11 +21,10 @@ sharpening; wet, reflecting roads. It is a stand-in for the light level and the 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import cv2
 import numpy as np
+from stand_in import make_stand_in
 
 
 def darken(image: np.ndarray, rng: np.random.Generator, exposure: float = 0.02,
@@ -42,23 +41,12 @@ def darken(image: np.ndarray, rng: np.random.Generator, exposure: float = 0.02,
 def make(ground_truth: Path, out: Path, seed: int = 0, **settings: float) -> int:
     """Write the night frames and their ground truth (project format, labels unchanged) to
     ``out``; returns the number of frames."""
-    doc = json.loads(ground_truth.read_text())
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    cameras = {}
-    for key, cam in doc["cameras"].items():
-        image = cv2.imread(str(ground_truth.parent / cam["image"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SystemExit(f"cannot read {ground_truth.parent / cam['image']}")
-        name = key.replace("/", "_") + ".jpg"
-        cv2.imwrite(str(out / name), darken(image, rng, **settings), [cv2.IMWRITE_JPEG_QUALITY, 92])
-        cameras[key] = {**cam, "image": name}
     note = (f"'night' proxy of {ground_truth}: darkened in linear light, shot and read noise at "
             f"high gain, gamma-shifted ({settings or 'defaults'}, seed {seed}; "
             "tools/make_night_proxy.py)")
-    (out / "ground_truth.json").write_text(json.dumps(
-        {"note": note, "categories": doc.get("categories", []), "cameras": cameras}) + "\n")
-    return len(cameras)
+    return make_stand_in(ground_truth, out, lambda image, cam: (darken(image, rng, **settings), cam),
+                         note)
 
 
 def main() -> int:
