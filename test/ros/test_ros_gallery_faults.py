@@ -101,3 +101,54 @@ def test_a_fifo_swapped_in_while_running_is_in_diagnostics_and_frames_go_on(cont
     finally:
         node.stop()
         node.destroy_node()
+
+
+def test_a_driver_forgotten_while_the_stamps_stand_still_is_no_longer_identified(context, tmp_path):
+    """The gallery was re-checked only after a second of *stream* time: a cabin camera whose header
+    stamps never advance (a driver that leaves them at 0, paused sim time) kept a driver identified
+    after `driver forget` erased them, for as long as the node ran. Camera health is off here:
+    it would call such a stream frozen and not judge the driver at all."""
+    import time
+
+    import numpy as np
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.face import ConsentRecord, FaceConfig, FaceEngine, GalleryStore
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    gallery = folder / "gallery.json"
+    engine = FaceEngine(FaceConfig(driver_region=WHOLE_IMAGE))
+    photos = [DATA / "faces" / "obama_1_official_portrait_2012.jpg", DATA / "faces" / "obama_2_congress_2009.jpg"]
+    store = GalleryStore(gallery)
+    record = store.enroll("Barack Obama", np.stack([engine.driver_embedding(read_bgr(p))[2] for p in photos]),
+                          ConsentRecord.now("Barack Obama"))
+    topic = "/sp_forget/cabin/image_raw"
+    node = DriverMonitorNode("inproc_forget_frozen_stamps", context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "face.driver_region": WHOLE_IMAGE,
+        "gallery.path": str(gallery), "camera_health.enabled": False,
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    face = read_bgr(DATA / "faces" / "obama_3_blue_room_2010.jpg")  # not an enrolment photo
+
+    def feed(frames: int) -> dict[str, str]:
+        for _ in range(frames):
+            done = node.health.snapshot().processed
+            node._slots.put(0, image_msg(face, 0, 0, "cabin"))  # every stamp is 0
+            assert wait_for(lambda: node.health.snapshot().processed == done + 1), "frame not processed"
+        return status_values(published_status(node))
+
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        values = feed(8)
+        assert values["driver_state"] == "identified" and values["driver_id"] == record.id, values
+        store.forget(record.id)
+        time.sleep(1.5)  # longer than the gallery check interval, on the wall clock
+        values = feed(2)
+        assert values["enrolled_drivers"] == "0", values
+        assert values["driver_state"] != "identified" and values["driver_id"] == "", values
+        assert record.id not in values["driver_reason"]
+    finally:
+        node.stop()
+        node.destroy_node()
