@@ -133,9 +133,9 @@ def test_a_driver_forgotten_while_the_stamps_stand_still_is_no_longer_identified
 
     def feed(frames: int) -> dict[str, str]:
         for _ in range(frames):
-            done = node.health.snapshot().processed
+            target = node.health.snapshot().processed + 1
             node._slots.put(0, image_msg(face, 0, 0, "cabin"))  # every stamp is 0
-            assert wait_for(lambda: node.health.snapshot().processed == done + 1), "frame not processed"
+            assert wait_for(lambda n=target: node.health.snapshot().processed == n), "frame not processed"
         return status_values(published_status(node))
 
     try:
