@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import overrides
+from ros_helpers import overrides, wait_for
 from test_frame_outputs_live_replay import _bag_frames
 
 pytestmark = pytest.mark.ros
@@ -223,6 +223,63 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
             assert "refused: base_link -> lidar_top" in str(exc) and "non-finite" in str(exc), exc
         else:
             raise AssertionError("a refused transform gave a mount")
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
+
+
+def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch):
+    """A finite but absurd mount (1e200 m above the road, from /tf_static or the parameters)
+    overflowed the range estimate: every frame was dropped as an inference error and the camera's
+    2-D detections were lost with its positions. Now only the positions are, with the reason."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import CameraInfo
+
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.ros import node_common, qos
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    published: list[str] = []
+    real = node_common.frame_messages
+
+    def recording(*args, **kwargs):
+        messages = real(*args, **kwargs)
+        published.extend(m.topic for m in messages)
+        return messages
+
+    monkeypatch.setattr(node_common, "frame_messages", recording)
+    T = mount_transform(1.4, 0.03)
+    T[2, 3] = 1e200
+    node = ObjectDetectorNode("positions_absurd_mount", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], mount_transform=T.ravel().tolist(), no_input_warn_s=60.0,
+        **{"runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("positions_absurd_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
+        end = time.monotonic() + 20.0
+        while node.positions._camera(FRONT).info is None and time.monotonic() < end:
+            pub.publish(_camera_info())
+            executor.spin_once(timeout_sec=0.05)
+        frames = _bag_frames(FRONT)[:2]
+        for i, msg in enumerate(frames):  # through the worker thread, as a camera callback does
+            node._slots.put(0, msg)
+            assert wait_for(lambda n=i + 1: node.health.snapshot().processed
+                            + node.health.snapshot().inference_errors >= n)
+        snap = node.health.snapshot()
+        assert snap.inference_errors == 0 and snap.processed == len(frames), snap
+        assert published.count("/camera/front/detections") == len(frames)
+        assert "/camera/front/detections_3d" not in published
+        reason = node.diagnostic_extra()[f"positions[{FRONT}]"]
+        assert "overflows" in reason and "fix the camera's mount" in reason, reason
     finally:
         node.stop()
         node.destroy_node()
