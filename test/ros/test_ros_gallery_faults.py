@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ros_helpers import (DATA, image_msg, level, overrides, published_status, read_bgr, status_values,
-                         wait_for)
+from ros_helpers import (DATA, image_msg, level, overrides, published_status, read_bgr, start_node,
+                         status_values, wait_active, wait_for, write_params)
 
 pytestmark = pytest.mark.ros
 
@@ -149,6 +149,68 @@ def test_a_driver_forgotten_while_the_stamps_stand_still_is_no_longer_identified
         assert values["enrolled_drivers"] == "0", values
         assert values["driver_state"] != "identified" and values["driver_id"] == "", values
         assert record.id not in values["driver_reason"]
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+def test_a_gallery_nested_too_deeply_neither_kills_the_node_nor_drops_frames(graph, ros_env, context,
+                                                                              tmp_path):
+    """A gallery replaced by '[[[[...' (200 kB) made json raise RecursionError, which the gallery
+    did not turn into a GalleryError: ~/reload_gallery raised inside the executor and ended the
+    node's process (both nodes under `sense-perception run`), and every frame was dropped as an
+    inference error while the file stayed. Now it is a gallery error like any other."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from std_srvs.srv import Trigger
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    gallery = folder / "gallery.json"
+    deep = folder / "deep"
+    deep.write_bytes(b"[" * 200_000)
+    deep.chmod(0o600)
+
+    # a real node process, its service called over the graph
+    name = "gallery_deep_dm"
+    params = write_params(tmp_path / "params.yaml", {name: {
+        "camera_topic": "/sp_deep/cabin/image_raw", "no_input_warn_s": 60.0,
+        "gallery": {"path": str(gallery)},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    proc = start_node("driver_monitor_node", params, ros_env, tmp_path / "node.log", "-r", f"__node:={name}")
+    try:
+        wait_active(graph, proc, f"/{name}")
+        os.link(deep, folder / "swap")
+        os.replace(folder / "swap", gallery)
+        response = graph.call(Trigger, f"/{name}/reload_gallery", Trigger.Request())
+        assert not response.success and "nests too deeply" in response.message, response.message
+        assert str(gallery) in response.message
+        graph.diagnostics.pop(f"/{name}", None)
+        status = graph.wait_status(f"/{name}", lambda s: True, 10.0)  # still publishing
+        assert proc.alive(), proc.output()
+        assert status_values(status)["state"] == "active"
+    finally:
+        proc.stop()
+
+    # frames through the worker thread go on, the reason in /diagnostics
+    gallery.unlink()
+    node = _node(context, "inproc_deep_gallery", gallery, "/sp_deep_inproc/cabin/image_raw")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        bgr = read_bgr(PORTRAIT)
+        node._slots.put(0, image_msg(bgr, 7, 0, "cabin"))
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        os.link(deep, folder / "swap")
+        os.replace(folder / "swap", gallery)
+        for i, stamp in enumerate((9, 11)):
+            node._slots.put(0, image_msg(bgr, stamp, 0, "cabin"))
+            assert wait_for(lambda n=i + 2: node.health.snapshot().processed
+                            + node.health.snapshot().inference_errors >= n)
+        snap = node.health.snapshot()
+        assert snap.inference_errors == 0 and snap.processed == 3, snap
+        values = status_values(published_status(node))
+        assert "nests too deeply" in values["gallery_error"], values
+        assert values["faces"] == "1"
     finally:
         node.stop()
         node.destroy_node()
