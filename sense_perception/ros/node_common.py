@@ -111,6 +111,8 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._refused_overrides = declare_settings(self, self.SETTINGS.KIND)
+        # A refused override is reported until the parameter is set anew (``ros2 param set``).
+        self.add_post_set_parameters_callback(self._forget_refused)
         self.settings: Any = None
         self.lifecycle_state = "unconfigured"
         self.config_error = ""
@@ -126,6 +128,10 @@ class PerceptionNode(LifecycleNode):
         period = self.get_parameter("diagnostics_period_s").value
         period = float(period) if isinstance(period, (int, float)) and period > 0 else 1.0
         self._diag_timer = self.create_timer(period, self.publish_diagnostics)
+
+    def _forget_refused(self, parameters: list[Any]) -> None:
+        for parameter in parameters:
+            self._refused_overrides.pop(parameter.name, None)
 
     # -- hooks for subclasses ---------------------------------------------------------------------
 
