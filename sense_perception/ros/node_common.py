@@ -121,6 +121,7 @@ class PerceptionNode(LifecycleNode):
         self.camera_health: CameraHealthBank | None = None  # camera_health.enabled
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
+        self._worker_error = ""  # why the inference thread ended while active
         self._subscriptions_in: list[Any] = []
         self._inputs: list[tuple[str, type]] = []
         self.annotations_state = ""  # for /diagnostics: on, off, or why they are unavailable
@@ -242,6 +243,7 @@ class PerceptionNode(LifecycleNode):
                 self._subscriptions_in.append(self.create_subscription(
                     cls, topic, self._make_callback(slots, index, topic), profile,
                     event_callbacks=qos.subscription_events(topic, self.on_qos_event)))
+            self._worker_error = ""
             self._worker = threading.Thread(target=self._work, args=(slots,),
                                             name=f"{self.get_name()}-worker", daemon=True)
             self._worker.start()
@@ -307,6 +309,14 @@ class PerceptionNode(LifecycleNode):
         self._slots = None
 
     def _work(self, slots: LatestFrames) -> None:
+        try:
+            self._work_loop(slots)
+        except Exception as exc:  # noqa: BLE001  never end unseen: /diagnostics says so
+            self._worker_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"inference thread stopped, no frame is processed any more: "
+                                    f"{exc!r}; fix the cause, then deactivate and activate the node")
+
+    def _work_loop(self, slots: LatestFrames) -> None:
         while not slots.closed:
             frames = slots.take(timeout=0.2, gather_s=self.GATHER_S)
             if not frames:
@@ -455,6 +465,13 @@ class PerceptionNode(LifecycleNode):
             cameras.check(time.monotonic())
             node = self.get_fully_qualified_name()
             statuses += [{**c, "name": f"{node} {c['name']}"} for c in cameras.statuses()]
+        worker, slots = self._worker, self._slots
+        # (slots closed: the thread was stopped on purpose, by a transition under way)
+        if self.lifecycle_state == "active" and worker is not None and not worker.is_alive() \
+                and slots is not None and not slots.closed:
+            status["level"] = messages.ERROR
+            status["message"] = (f"inference thread stopped ({self._worker_error or 'no reason'}): "
+                                 "no frame is processed; deactivate and activate the node")
         if self.config_error and self.lifecycle_state == "unconfigured":
             status["level"] = messages.ERROR
             status["message"] = f"not configured: {self.config_error}"

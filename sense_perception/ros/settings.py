@@ -86,7 +86,7 @@ class ObjectDetectorSettings(InputSettings):
                                          "iff the topic ends in /compressed); one value applies to all",
                                          "1 or len(camera_topics) of: " + ", ".join(TRANSPORTS))
     batch_wait_ms: float = param(5.0, "after the first frame, wait up to this long for the other "
-                                      "cameras' frames so they share one inference", (0.0, None))
+                                      "cameras' frames so they share one inference", (0.0, 1000.0))
     publish_debug_image: bool = param(True, "publish <ns>/detections_image (bgr8, boxes drawn) while "
                                             "it has subscribers")
     camera_info_topics: list[str] = param(["auto"], "per camera topic: its sensor_msgs/CameraInfo, "
@@ -128,8 +128,11 @@ class ObjectDetectorSettings(InputSettings):
                               f"entries (one per camera topic), got {len(self.camera_transports)}")
         for topic, transport in zip(self.camera_topics, self.transports(), strict=True):
             transport_kind(topic, transport)
-        if self.batch_wait_ms < 0:
-            raise ConfigError(f"parameter 'batch_wait_ms' must be >= 0, got {self.batch_wait_ms}")
+        # A second is far longer than cameras triggered together lie apart; a wait beyond what a
+        # thread can wait for (1e300 ms) stopped the inference thread for good.
+        if not 0.0 <= self.batch_wait_ms <= 1000.0:
+            raise ConfigError(f"parameter 'batch_wait_ms' must be in [0, 1000] ms, got "
+                              f"{self.batch_wait_ms}")
         if not 0.0 <= self.mount_pitch_sd <= 10.0:
             raise ConfigError(f"parameter 'mount_pitch_sd' must be in [0, 10] degrees, got "
                               f"{self.mount_pitch_sd}")

@@ -231,3 +231,41 @@ def test_silent_camera_warns_only_while_active_and_clears_when_frames_arrive(con
         node.stop()
         node.destroy_node()
         probe.destroy_node()
+
+
+# -- a wait no thread can wait: refused at configure; a dead inference thread is an ERROR -------------
+
+def test_a_batch_wait_beyond_any_wait_is_refused_and_a_dead_worker_is_an_error(context):
+    """batch_wait_ms = 1e300 (or set so at run time, then configure) was accepted: with two cameras
+    the first frame's wait for the other camera raised OverflowError in the inference thread, which
+    ended, while /diagnostics went on saying 'ok' and no frame was ever processed again."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    cams = ["/sp_wait/a/image_raw", "/sp_wait/b/image_raw"]
+    node = ObjectDetectorNode("inproc_batch_wait", context=context, parameter_overrides=overrides(**{
+        "camera_topics": cams, "batch_wait_ms": 1e300, "no_input_warn_s": 60.0,
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "parameter 'batch_wait_ms' must be in [0, 1000] ms, got 1e+300" in node.config_error
+        # the same value set at run time is refused by ROS (the parameter's range)
+        assert not node.set_parameters([Parameter("batch_wait_ms", value=1e300)])[0].successful
+        assert node.set_parameters([Parameter("batch_wait_ms", value=5.0)])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
+
+        # should the inference thread end anyway (a wait it cannot do, injected here since no
+        # parameter can cause it any more), /diagnostics says so instead of 'ok'
+        node.GATHER_S = 1e300
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        node._slots.put(0, image_msg(read_bgr(STREET)[::2, ::2].copy(), 5, 0, "a"))
+        assert wait_for(lambda: not node._worker.is_alive(), 10.0)
+        status = published_status(node)
+        assert level(status) == 2, status.message
+        assert status.message.startswith("inference thread stopped (OverflowError"), status.message
+        assert "deactivate and activate the node" in status.message
+    finally:
+        node.stop()
+        node.destroy_node()
