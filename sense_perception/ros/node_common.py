@@ -35,7 +35,8 @@ from ..errors import ConfigError, SensePerceptionError
 from . import qos
 from .convert import msg_class, to_msg
 from .frame_slots import Frame, LatestFrames
-from .settings import InputSettings, descriptor_fields, ros_default, transport_kind
+from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, ros_default,
+                       transport_kind)
 
 
 
@@ -127,7 +128,8 @@ class PerceptionNode(LifecycleNode):
         self.annotations_state = ""  # for /diagnostics: on, off, or why they are unavailable
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         period = self.get_parameter("diagnostics_period_s").value
-        period = float(period) if isinstance(period, (int, float)) and period > 0 else 1.0
+        low, high = DIAGNOSTICS_PERIOD_S  # outside them: 1 s, and configure names the parameter
+        period = float(period) if isinstance(period, (int, float)) and low <= period <= high else 1.0
         self._diag_timer = self.create_timer(period, self.publish_diagnostics)
 
     def _forget_refused(self, parameters: list[Any]) -> None:

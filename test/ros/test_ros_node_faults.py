@@ -269,3 +269,32 @@ def test_a_batch_wait_beyond_any_wait_is_refused_and_a_dead_worker_is_an_error(c
     finally:
         node.stop()
         node.destroy_node()
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    # no timer can wait that long: building the node raised OverflowError, ending the process
+    ("diagnostics_period_s", 1e300, "parameter 'diagnostics_period_s' must be in [0.01, 3600.0] s"),
+    # a timer due every picosecond: /diagnostics flooded, the executor never idle
+    ("diagnostics_period_s", 1e-12, "parameter 'diagnostics_period_s' must be in [0.01, 3600.0] s"),
+    # rclpy cannot build such a QoS profile: configure and activate failed with a pybind11
+    # TypeError that named no parameter
+    ("output_depth", 2**62, "parameter 'output_depth' must be in [1, 1000], got 4611686018427387904"),
+    ("input_depth", 2**62, "parameter 'input_depth' must be in [1, 1000], got 4611686018427387904"),
+])
+def test_node_parameters_no_timer_or_queue_can_hold_leave_the_node_unconfigured_naming_them(
+        context, name, value, expected):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    for cls in (ObjectDetectorNode, DriverMonitorNode):
+        node = cls(f"inproc_bad_{name}", context=context, parameter_overrides=overrides(**{name: value}))
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+            assert expected in node.config_error, node.config_error
+            status = published_status(node)
+            assert level(status) == 2 and expected in status.message, status.message
+            assert node._diag_timer.timer_period_ns == 1_000_000_000  # the default meanwhile
+        finally:
+            node.destroy_node()
