@@ -298,3 +298,58 @@ def test_node_parameters_no_timer_or_queue_can_hold_leave_the_node_unconfigured_
             assert node._diag_timer.timer_period_ns == 1_000_000_000  # the default meanwhile
         finally:
             node.destroy_node()
+
+
+def test_a_cabin_camera_info_with_absurd_distortion_loses_the_head_pose_not_the_frames(context,
+                                                                                       tmp_path):
+    """A CameraInfo (a real subscription) whose 14 distortion coefficients are 1e30 undistorts the
+    face mesh to one spot, and OpenCV's SQPnP asserted: every frame was then dropped as an
+    inference error (faces, identity and attention with it) for as long as that CameraInfo held.
+    Now such a frame has no head pose, and everything else is published."""
+    import time
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import CameraInfo
+
+    from sense_perception.ros import qos
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    topic = "/sp_distort/cabin/image_raw"
+    node = DriverMonitorNode("inproc_absurd_distortion", context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "face.driver_region": WHOLE_IMAGE,
+        "gallery.path": _private_gallery(tmp_path), "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("absurd_distortion_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    bgr = read_bgr(PORTRAIT)
+    h, w = bgr.shape[:2]
+    info = CameraInfo(width=w, height=h, distortion_model="rational_polynomial")
+    info.k = [float(w), 0.0, w / 2, 0.0, float(w), h / 2, 0.0, 0.0, 1.0]
+    info.d = [1e30] * 14
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        pub = probe.create_publisher(CameraInfo, "/sp_distort/cabin/camera_info", qos.profile("reliable", 1))
+        attention = node.identifier.attention
+        end = time.monotonic() + 20.0
+        while attention.intrinsics is None and time.monotonic() < end:
+            pub.publish(info)
+            executor.spin_once(timeout_sec=0.05)
+        assert attention.intrinsics is not None and attention.intrinsics.distortion.size == 14
+        for i in range(3):
+            node._slots.put(0, image_msg(bgr, 7 + i, 0, "cabin"))
+            assert wait_for(lambda n=i + 1: node.health.snapshot().processed
+                            + node.health.snapshot().inference_errors >= n)
+        snap = node.health.snapshot()
+        assert snap.inference_errors == 0 and snap.processed == 3, snap.last_error
+        values = status_values(published_status(node))
+        assert values["faces"] == "1" and values["driver_state"] in ("unknown", "uncertain"), values
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
