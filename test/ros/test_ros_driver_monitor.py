@@ -228,3 +228,32 @@ def test_attention_in_diagnostics(setup, probe):
         assert key in values, key
     assert values["provider[face_mesh]"] == "CPUExecutionProvider"
     assert values["provider[iris_landmark]"] == "CPUExecutionProvider"
+
+
+def test_run_refuses_a_config_that_lists_the_cabin_camera_as_an_exterior_camera(ros_env, tmp_path):
+    """The replay refuses to run the cabin camera (driver_monitor.camera_topic) through the object
+    detector; `sense-perception run` started both nodes on such a config, so the object detector
+    handled the driver's camera as an exterior one (its debug image and annotations publishing the
+    driver's face). It exits 2 at once, naming the topic and the fix, before any node starts."""
+    import subprocess
+    import sys
+
+    cabin = "/sp_cabin_twice/cabin/image_raw"
+    config = write_params(tmp_path / "perception.yaml", {
+        "object_detector": {"camera_topics": ["/sp_cabin_twice/front/image_raw", cabin]},
+        "driver_monitor": {"camera_topic": cabin},
+    })
+    try:
+        done = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "run", "--config",
+                               str(config)], env=ros_env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("run started its nodes on the cabin camera as an exterior camera") from exc
+    assert done.returncode == 2, done.stderr
+    assert f"topic {cabin} is the cabin camera (driver_monitor.camera_topic in {config})" in done.stderr
+    assert "remove it from camera_topics" in done.stderr and "Traceback" not in done.stderr
+    # the same config without the cabin camera among the exterior ones is not refused for it
+    from sense_perception.cli.run import check_cabin_not_exterior
+
+    check_cabin_not_exterior(write_params(tmp_path / "ok.yaml", {
+        "object_detector": {"camera_topics": ["/sp_cabin_twice/front/image_raw"]},
+        "driver_monitor": {"camera_topic": cabin}}))
