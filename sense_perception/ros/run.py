@@ -45,12 +45,20 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
     Returns:
         Process exit code: 0 after a clean shutdown.
     """
+    import sys
+
     import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
     from .node_common import autostart, spin
 
-    rclpy.init(args=list(args) if args is not None else None)
+    try:
+        rclpy.init(args=list(args) if args is not None else None)
+    except RCLError as exc:  # a malformed --ros-args (params file, -p, -r, --log-level)
+        print(f"error: {exc}; fix the arguments after --ros-args (-p NAME:=VALUE, -r FROM:=TO, "
+              "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
+        return 2
     nodes = []
     try:
         for i, factory in enumerate(factories):

@@ -257,3 +257,23 @@ def test_run_refuses_a_config_that_lists_the_cabin_camera_as_an_exterior_camera(
     check_cabin_not_exterior(write_params(tmp_path / "ok.yaml", {
         "object_detector": {"camera_topics": ["/sp_cabin_twice/front/image_raw"]},
         "driver_monitor": {"camera_topic": cabin}}))
+
+
+@pytest.mark.parametrize("ros_args, fragment", [
+    (["--params-file", "/nonexistent/params.yaml"], "Couldn't parse params file"),
+    (["-p", "camera_topics:=["], "Couldn't parse parameter override rule"),
+    (["--log-level", "nonsense"], "Couldn't parse log level"),
+])
+def test_malformed_ros_args_are_a_clear_error_not_a_traceback(ros_env, ros_args, fragment):
+    """rclpy.init's RCLError reached the user as a traceback (exit 1) from `sense-perception run`
+    and from the nodes' own entry points; now it is 'error: ...' naming the fix, exit 2."""
+    import subprocess
+    import sys
+
+    for command in (["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor"],
+                    ["-m", "sense_perception.ros.object_detector_node"]):
+        done = subprocess.run([sys.executable, *command, "--ros-args", *ros_args], env=ros_env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert fragment in done.stderr and "fix the arguments after --ros-args" in done.stderr
