@@ -277,3 +277,24 @@ def test_malformed_ros_args_are_a_clear_error_not_a_traceback(ros_env, ros_args,
         assert done.returncode == 2, (command, done.stderr)
         assert "Traceback" not in done.stderr, done.stderr
         assert fragment in done.stderr and "fix the arguments after --ros-args" in done.stderr
+
+
+def test_a_fifo_as_params_file_is_refused_at_once(ros_env, tmp_path):
+    """rcl opened a FIFO given as --params-file and waited for a writer for ever (`run` and the
+    nodes' own commands hung before any node existed); refused at once, exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "params.yaml"
+    os.mkfifo(fifo, 0o600)
+    for command in (["-m", "sense_perception.cli.main", "run"],
+                    ["-m", "sense_perception.ros.driver_monitor_node"]):
+        try:
+            done = subprocess.run([sys.executable, *command, "--ros-args", "--params-file", str(fifo)],
+                                  env=ros_env, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"{command} waited on the FIFO") from exc
+        assert done.returncode == 2, done.stderr
+        assert f"--params-file {fifo} is a FIFO (named pipe), not a regular file" in done.stderr
+        assert "Traceback" not in done.stderr
