@@ -65,6 +65,21 @@ def test_missing_chain_and_bad_quaternion_are_named():
                                           {"x": 0, "y": 0, "z": 0, "w": 0})]})
 
 
+def test_a_bad_transform_is_refused_by_name_and_the_others_of_its_message_are_kept():
+    tree = StaticTransforms()
+    with pytest.raises(CalibrationError, match="base_link -> lidar: a /tf_static transform has a "
+                                               "zero or non-finite"):
+        tree.add({"transforms": [_stamped("base_link", "lidar", (float("nan"), 0, 2), OPTICAL),
+                                 _stamped("base_link", "cam_front", (1, 0, 1.5), OPTICAL)]})
+    assert tree.frames == ["base_link", "cam_front"]  # the camera after the bad one is kept
+    assert tree.lookup("base_link", "cam_front")[2, 3] == 1.5
+    with pytest.raises(CalibrationError, match=r"frames known: base_link, cam_front; refused: "
+                                               r"base_link -> lidar \(a /tf_static transform"):
+        tree.lookup("base_link", "lidar")
+    tree.add({"transforms": [_stamped("base_link", "lidar", (1, 0, 2), OPTICAL)]})  # fixed later
+    assert tree.lookup("base_link", "lidar")[0, 3] == 1.0
+
+
 def test_detection3d_array_round_trips_through_the_typestore():
     calib_doc = make_calibration()
     calib = from_dict(calib_doc, "test")

@@ -446,6 +446,21 @@ def test_names_of_an_older_gallery_are_escaped_in_every_output(gallery: Path, ca
 # -- low items ---------------------------------------------------------------------------------------
 
 
+def test_a_gallery_nested_too_deeply_is_a_clear_error_and_restore_puts_it_back(gallery: Path,
+                                                                              capsys) -> None:
+    """'[[[[...' a few hundred kB long made json raise RecursionError: a traceback from every
+    command (and, in the driver_monitor node, a dead process: test/ros/test_ros_gallery_faults.py)."""
+    code, before, _ = cli(capsys, "list", "--gallery", str(gallery))
+    assert code == 0 and "drv-" in before
+    gallery.write_bytes(b"[" * 200_000)
+    code, out, err = cli(capsys, "list", "--gallery", str(gallery))
+    assert code == 2 and not out
+    assert f"gallery {gallery} is not a gallery: its JSON nests too deeply" in err, err
+    code, _, err = cli(capsys, "restore", "--gallery", str(gallery))
+    assert code == 0, err
+    assert cli(capsys, "list", "--gallery", str(gallery))[1] == before
+
+
 def test_a_directory_as_gallery_is_a_clear_error(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "g"
     folder.mkdir(mode=0o700)

@@ -173,6 +173,7 @@ def test_configs_are_selectable_by_name(tmp_path, monkeypatch):
      "camera_transports"),
     (ObjectDetectorSettings(camera_transports=["h264"]), "transport 'h264'"),
     (ObjectDetectorSettings(batch_wait_ms=-1.0), "batch_wait_ms"),
+    (ObjectDetectorSettings(batch_wait_ms=1e300), "'batch_wait_ms' must be in [0, 1000] ms"),
     (ObjectDetectorSettings(diagnostics_period_s=0.0), "diagnostics_period_s"),
     (DriverMonitorNodeSettings(camera_topic=""), "camera_topic"),
 ])

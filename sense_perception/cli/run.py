@@ -44,6 +44,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..ros.object_detector_node import ObjectDetectorNode
 
     classes = {"object_detector": ObjectDetectorNode, "driver_monitor": DriverMonitorNode}
+    if "object_detector" in args.nodes:
+        check_cabin_not_exterior(args.config)
     factories, kwargs = [], []
     for name in args.nodes:
         params = load_params(args.config, name)
@@ -54,3 +56,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     if ros_args and ros_args[0] == "--":
         ros_args = ros_args[1:]
     return run_nodes(factories, ["sense-perception", *ros_args], multi_threaded=True, node_kwargs=kwargs)
+
+
+def check_cabin_not_exterior(config: Any) -> None:
+    """Refuse a config whose object_detector.camera_topics lists the cabin camera
+    (driver_monitor.camera_topic), as the replay does: it shows the driver, so it is never run
+    through the object detector (whose debug image and annotations would publish the driver's
+    face) nor treated as an exterior camera.
+
+    Raises:
+        PrivacyError: naming the topic and the fix.
+    """
+    from ..config import load_params
+    from ..errors import PrivacyError
+    from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
+
+    cabin = str(load_params(config, "driver_monitor").get(
+        "camera_topic", DriverMonitorNodeSettings.__dataclass_fields__["camera_topic"].default))
+    exterior = load_params(config, "object_detector").get(
+        "camera_topics", ObjectDetectorSettings().camera_topics)
+    if isinstance(exterior, (list, tuple)) and cabin in exterior:
+        raise PrivacyError(f"topic {cabin} is the cabin camera (driver_monitor.camera_topic in "
+                           f"{config or 'the default parameters'}) and is also listed in "
+                           "object_detector.camera_topics: it shows the driver, so it is never run "
+                           "through the object detector as an exterior camera; remove it from "
+                           "camera_topics, or set camera_topic to the real cabin camera")

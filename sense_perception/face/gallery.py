@@ -464,6 +464,10 @@ class GalleryStore:
             doc = json.loads(blob)
         except (UnicodeDecodeError, ValueError) as exc:
             raise GalleryError(f"{what} is not valid JSON (corrupted or tampered): {exc}") from exc
+        except RecursionError as exc:  # "[[[[..." a few hundred kB long: no gallery nests so deep
+            raise GalleryError(f"{what} is not a gallery: its JSON nests too deeply (corrupted or "
+                               "tampered); restore the last good copy or delete it and enrol "
+                               "again") from exc
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise GalleryError(f"{what} is not a sense_perception driver gallery")
         schema = doc.get("schema")

@@ -131,7 +131,8 @@ class DriverIdentifier:
         GalleryError: the gallery cannot be read (link, FIFO, unsafe mode, corrupt, ...).
     """
 
-    #: Seconds of stream time between checks whether the gallery file changed on disk.
+    #: Seconds of stream time, or of the monotonic clock, between checks whether the gallery
+    #: file changed on disk.
     GALLERY_CHECK_S = 1.0
 
     def __init__(self, settings: DriverMonitorSettings, gallery: GalleryStore | None = None,
@@ -150,6 +151,7 @@ class DriverIdentifier:
         self._gallery_stamp: tuple[int, int] | None = None
         self.gallery_error: str | None = None
         self._last_check = -math.inf
+        self._last_check_clock = time.monotonic()
         self._last_embed_t: float | None = None  # stamp of the last frame whose face was embedded
         self._previous: tuple[float, np.ndarray] | None = None  # previous frame: stamp, driver box
         self.reload_gallery()
@@ -224,8 +226,12 @@ class DriverIdentifier:
         then report ``camera_fault`` instead of judging the driver: no face is embedded, attention
         holds its timers, and the identity's evidence is kept for a fault shorter than
         ``identity.max_gap_s``."""
-        if t - self._last_check >= self.GALLERY_CHECK_S or t < self._last_check:
-            self._last_check = t
+        # The monotonic clock too: a camera whose stamps do not advance (a driver that never
+        # sets them, paused sim time) would otherwise keep a forgotten driver identified.
+        clock = time.monotonic()
+        if (t - self._last_check >= self.GALLERY_CHECK_S or t < self._last_check
+                or clock - self._last_check_clock >= self.GALLERY_CHECK_S):
+            self._last_check, self._last_check_clock = t, clock
             self._check_gallery()  # an enrol or forget may have happened meanwhile
         t0 = time.perf_counter()
         faces = self.engine.detect(image_bgr)

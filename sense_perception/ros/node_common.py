@@ -35,7 +35,8 @@ from ..errors import ConfigError, SensePerceptionError
 from . import qos
 from .convert import msg_class, to_msg
 from .frame_slots import Frame, LatestFrames
-from .settings import InputSettings, descriptor_fields, ros_default, transport_kind
+from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, ros_default,
+                       transport_kind)
 
 
 
@@ -111,6 +112,8 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._refused_overrides = declare_settings(self, self.SETTINGS.KIND)
+        # A refused override is reported until the parameter is set anew (``ros2 param set``).
+        self.add_post_set_parameters_callback(self._forget_refused)
         self.settings: Any = None
         self.lifecycle_state = "unconfigured"
         self.config_error = ""
@@ -119,13 +122,19 @@ class PerceptionNode(LifecycleNode):
         self.camera_health: CameraHealthBank | None = None  # camera_health.enabled
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
+        self._worker_error = ""  # why the inference thread ended while active
         self._subscriptions_in: list[Any] = []
         self._inputs: list[tuple[str, type]] = []
         self.annotations_state = ""  # for /diagnostics: on, off, or why they are unavailable
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         period = self.get_parameter("diagnostics_period_s").value
-        period = float(period) if isinstance(period, (int, float)) and period > 0 else 1.0
+        low, high = DIAGNOSTICS_PERIOD_S  # outside them: 1 s, and configure names the parameter
+        period = float(period) if isinstance(period, (int, float)) and low <= period <= high else 1.0
         self._diag_timer = self.create_timer(period, self.publish_diagnostics)
+
+    def _forget_refused(self, parameters: list[Any]) -> None:
+        for parameter in parameters:
+            self._refused_overrides.pop(parameter.name, None)
 
     # -- hooks for subclasses ---------------------------------------------------------------------
 
@@ -236,6 +245,7 @@ class PerceptionNode(LifecycleNode):
                 self._subscriptions_in.append(self.create_subscription(
                     cls, topic, self._make_callback(slots, index, topic), profile,
                     event_callbacks=qos.subscription_events(topic, self.on_qos_event)))
+            self._worker_error = ""
             self._worker = threading.Thread(target=self._work, args=(slots,),
                                             name=f"{self.get_name()}-worker", daemon=True)
             self._worker.start()
@@ -301,6 +311,14 @@ class PerceptionNode(LifecycleNode):
         self._slots = None
 
     def _work(self, slots: LatestFrames) -> None:
+        try:
+            self._work_loop(slots)
+        except Exception as exc:  # noqa: BLE001  never end unseen: /diagnostics says so
+            self._worker_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"inference thread stopped, no frame is processed any more: "
+                                    f"{exc!r}; fix the cause, then deactivate and activate the node")
+
+    def _work_loop(self, slots: LatestFrames) -> None:
         while not slots.closed:
             frames = slots.take(timeout=0.2, gather_s=self.GATHER_S)
             if not frames:
@@ -449,6 +467,13 @@ class PerceptionNode(LifecycleNode):
             cameras.check(time.monotonic())
             node = self.get_fully_qualified_name()
             statuses += [{**c, "name": f"{node} {c['name']}"} for c in cameras.statuses()]
+        worker, slots = self._worker, self._slots
+        # (slots closed: the thread was stopped on purpose, by a transition under way)
+        if self.lifecycle_state == "active" and worker is not None and not worker.is_alive() \
+                and slots is not None and not slots.closed:
+            status["level"] = messages.ERROR
+            status["message"] = (f"inference thread stopped ({self._worker_error or 'no reason'}): "
+                                 "no frame is processed; deactivate and activate the node")
         if self.config_error and self.lifecycle_state == "unconfigured":
             status["level"] = messages.ERROR
             status["message"] = f"not configured: {self.config_error}"

@@ -29,6 +29,28 @@ def to_parameters(params: dict[str, Any], source: str) -> list[Any]:
     return out
 
 
+def _params_file_problem(args: list[str]) -> str:
+    """Why a ``--params-file`` of ``--ros-args`` cannot be read ("" when none): rcl would wait for
+    ever on a FIFO and read a device without end."""
+    import os
+    import stat
+
+    after = args[args.index("--ros-args") + 1:] if "--ros-args" in args else []
+    for flag, path in zip(after, after[1:], strict=False):  # each flag with the word after it
+        if flag != "--params-file":
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # missing or unreadable: rcl names it
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
+                    if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            return (f"--params-file {path} is {kind}, not a regular file; fix: give the ROS 2 "
+                    "parameter YAML file itself")
+    return ""
+
+
 def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | None = None,
               multi_threaded: bool = False, node_kwargs: Sequence[dict[str, Any]] | None = None) -> int:
     """Create the nodes, autostart them, and spin until Ctrl-C or shutdown.
@@ -45,12 +67,24 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
     Returns:
         Process exit code: 0 after a clean shutdown.
     """
+    import sys
+
     import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
     from .node_common import autostart, spin
 
-    rclpy.init(args=list(args) if args is not None else None)
+    problem = _params_file_problem(list(args or []))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        rclpy.init(args=list(args) if args is not None else None)
+    except RCLError as exc:  # a malformed --ros-args (params file, -p, -r, --log-level)
+        print(f"error: {exc}; fix the arguments after --ros-args (-p NAME:=VALUE, -r FROM:=TO, "
+              "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
+        return 2
     nodes = []
     try:
         for i, factory in enumerate(factories):

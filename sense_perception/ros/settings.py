@@ -15,6 +15,11 @@ from ..errors import ConfigError
 RELIABILITIES = ("best_effort", "reliable")
 INT64 = (-(2**63), 2**63 - 1)
 TRANSPORTS = ("auto", "image", "compressed")
+#: Largest queue depth: a deeper one is a typo (rclpy cannot even build a QoS profile of 2**62).
+MAX_DEPTH = 1000
+#: /diagnostics period bounds, s: faster floods the topic and holds the executor; slower than an
+#: hour (1e300) cannot be a timer at all and ended the node as it was built.
+DIAGNOSTICS_PERIOD_S = (0.01, 3600.0)
 #: Node parameters that were replaced: a config still giving one is refused with its replacement.
 REPLACED_PARAMS = {
     "decode_max_pixels": "input.max_pixels (with input.max_width, input.max_height and "
@@ -31,8 +36,8 @@ def _check_qos(prefix: str, reliability: str, depth: int) -> None:
     if reliability not in RELIABILITIES:
         raise ConfigError(f"parameter '{prefix}_reliability' is {reliability!r}; valid: "
                           f"{', '.join(RELIABILITIES)}")
-    if depth < 1:
-        raise ConfigError(f"parameter '{prefix}_depth' must be >= 1, got {depth}")
+    if not 1 <= depth <= MAX_DEPTH:
+        raise ConfigError(f"parameter '{prefix}_depth' must be in [1, {MAX_DEPTH}], got {depth}")
 
 
 @dataclass
@@ -50,10 +55,11 @@ class InputSettings:
                                    "(sensor data; receives from any camera) or reliable",
                                    RELIABILITIES)
     input_depth: int = param(1, "camera subscription queue depth (frames are handled latest-first)",
-                             (1, None))
-    output_depth: int = param(10, "queue depth of the result publishers (always reliable)", (1, None))
+                             (1, MAX_DEPTH))
+    output_depth: int = param(10, "queue depth of the result publishers (always reliable)",
+                              (1, MAX_DEPTH))
     diagnostics_period_s: float = param(1.0, "seconds between /diagnostics messages (read at "
-                                        "start-up); > 0", (0.0, None))
+                                        "start-up)", DIAGNOSTICS_PERIOD_S)
     no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long; "
                                    "> 0", (0.0, None))
     publish_annotations: bool = param(True, "publish <ns>/annotations (foxglove_msgs/ImageAnnotations: "
@@ -63,8 +69,13 @@ class InputSettings:
     def validate(self) -> None:
         """Raise ConfigError naming a bad node parameter."""
         _check_qos("input", self.input_reliability, self.input_depth)
-        if self.output_depth < 1:
-            raise ConfigError(f"parameter 'output_depth' must be >= 1, got {self.output_depth}")
+        if not 1 <= self.output_depth <= MAX_DEPTH:
+            raise ConfigError(f"parameter 'output_depth' must be in [1, {MAX_DEPTH}], got "
+                              f"{self.output_depth}")
+        if not DIAGNOSTICS_PERIOD_S[0] <= self.diagnostics_period_s <= DIAGNOSTICS_PERIOD_S[1]:
+            raise ConfigError(f"parameter 'diagnostics_period_s' must be in "
+                              f"[{DIAGNOSTICS_PERIOD_S[0]}, {DIAGNOSTICS_PERIOD_S[1]}] s, got "
+                              f"{self.diagnostics_period_s}")
         for name in ("diagnostics_period_s", "no_input_warn_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
@@ -86,7 +97,7 @@ class ObjectDetectorSettings(InputSettings):
                                          "iff the topic ends in /compressed); one value applies to all",
                                          "1 or len(camera_topics) of: " + ", ".join(TRANSPORTS))
     batch_wait_ms: float = param(5.0, "after the first frame, wait up to this long for the other "
-                                      "cameras' frames so they share one inference", (0.0, None))
+                                      "cameras' frames so they share one inference", (0.0, 1000.0))
     publish_debug_image: bool = param(True, "publish <ns>/detections_image (bgr8, boxes drawn) while "
                                             "it has subscribers")
     camera_info_topics: list[str] = param(["auto"], "per camera topic: its sensor_msgs/CameraInfo, "
@@ -128,8 +139,11 @@ class ObjectDetectorSettings(InputSettings):
                               f"entries (one per camera topic), got {len(self.camera_transports)}")
         for topic, transport in zip(self.camera_topics, self.transports(), strict=True):
             transport_kind(topic, transport)
-        if self.batch_wait_ms < 0:
-            raise ConfigError(f"parameter 'batch_wait_ms' must be >= 0, got {self.batch_wait_ms}")
+        # A second is far longer than cameras triggered together lie apart; a wait beyond what a
+        # thread can wait for (1e300 ms) stopped the inference thread for good.
+        if not 0.0 <= self.batch_wait_ms <= 1000.0:
+            raise ConfigError(f"parameter 'batch_wait_ms' must be in [0, 1000] ms, got "
+                              f"{self.batch_wait_ms}")
         if not 0.0 <= self.mount_pitch_sd <= 10.0:
             raise ConfigError(f"parameter 'mount_pitch_sd' must be in [0, 10] degrees, got "
                               f"{self.mount_pitch_sd}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import overrides
+from ros_helpers import overrides, wait_for
 from test_frame_outputs_live_replay import _bag_frames
 
 pytestmark = pytest.mark.ros
@@ -153,6 +153,133 @@ def test_tf_static_gives_the_mount(context):
         node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
         assert node.diagnostic_extra()[f"positions[{FRONT}]"].endswith(
             f"({INFO} (CameraInfo and /tf_static))")
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
+
+
+def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(context):
+    """robot_state_publisher sends every static transform in one latched message: a non-finite one
+    (a lidar's NaN translation) refused the whole message, so the camera beside it lost its mount
+    and the node said only 'no chain of transforms ... (frames known: none)'. Now the bad one is
+    refused by name, and the camera is placed."""
+    import math
+
+    from geometry_msgs.msg import TransformStamped
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from scipy.spatial.transform import Rotation
+    from sensor_msgs.msg import CameraInfo
+    from tf2_msgs.msg import TFMessage
+
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.ros import qos
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    def stamped(parent: str, child: str, T: Any) -> Any:
+        msg = TransformStamped()
+        msg.header.frame_id, msg.child_frame_id = parent, child
+        t, q = msg.transform.translation, msg.transform.rotation
+        t.x, t.y, t.z = T[:3, 3].tolist()
+        q.x, q.y, q.z, q.w = Rotation.from_matrix(T[:3, :3]).as_quat().tolist()
+        return msg
+
+    probe = rclpy.create_node("tf_bad_probe", context=context)
+    latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         reliability=ReliabilityPolicy.RELIABLE)
+    tf_pub = probe.create_publisher(TFMessage, "/tf_static", latched)
+    lidar = stamped("base_link", "lidar_top", mount_transform(1.9))
+    lidar.transform.translation.x = math.nan  # a broken URDF value
+    tf_pub.publish(TFMessage(transforms=[lidar, stamped("base_link", "front_camera",
+                                                        mount_transform(1.4, math.radians(2.0)))]))
+    node = ObjectDetectorNode("positions_tf_bad", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], **{"runtime.intra_op_threads": 1}))
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        info_pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
+        end = time.monotonic() + 20.0
+        while (node.positions._camera(FRONT).info is None or not node.positions.tf.frames) \
+                and time.monotonic() < end:  # before the fix: no frame ever
+            info_pub.publish(_camera_info())
+            executor.spin_once(timeout_sec=0.05)
+        assert node.positions.tf.frames == ["base_link", "front_camera"]
+        node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
+        placed = node.diagnostic_extra()[f"positions[{FRONT}]"]
+        assert placed.endswith(f"({INFO} (CameraInfo and /tf_static))"), placed
+        assert not placed.startswith("0 of"), placed
+        # a camera whose own transform is the bad one is told why it has no mount
+        try:
+            node.positions.tf.lookup("base_link", "lidar_top")
+        except Exception as exc:  # noqa: BLE001  the message is what is checked
+            assert "refused: base_link -> lidar_top" in str(exc) and "non-finite" in str(exc), exc
+        else:
+            raise AssertionError("a refused transform gave a mount")
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
+
+
+def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch):
+    """A finite but absurd mount (1e200 m above the road, from /tf_static or the parameters)
+    overflowed the range estimate: every frame was dropped as an inference error and the camera's
+    2-D detections were lost with its positions. Now only the positions are, with the reason."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import CameraInfo
+
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.ros import node_common, qos
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    published: list[str] = []
+    real = node_common.frame_messages
+
+    def recording(*args, **kwargs):
+        messages = real(*args, **kwargs)
+        published.extend(m.topic for m in messages)
+        return messages
+
+    monkeypatch.setattr(node_common, "frame_messages", recording)
+    T = mount_transform(1.4, 0.03)
+    T[2, 3] = 1e200
+    node = ObjectDetectorNode("positions_absurd_mount", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], mount_transform=T.ravel().tolist(), no_input_warn_s=60.0,
+        **{"runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("positions_absurd_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
+        end = time.monotonic() + 20.0
+        while node.positions._camera(FRONT).info is None and time.monotonic() < end:
+            pub.publish(_camera_info())
+            executor.spin_once(timeout_sec=0.05)
+        frames = _bag_frames(FRONT)[:2]
+        for i, msg in enumerate(frames):  # through the worker thread, as a camera callback does
+            node._slots.put(0, msg)
+            assert wait_for(lambda n=i + 1: node.health.snapshot().processed
+                            + node.health.snapshot().inference_errors >= n)
+        snap = node.health.snapshot()
+        assert snap.inference_errors == 0 and snap.processed == len(frames), snap
+        assert published.count("/camera/front/detections") == len(frames)
+        assert "/camera/front/detections_3d" not in published
+        reason = node.diagnostic_extra()[f"positions[{FRONT}]"]
+        assert "overflows" in reason and "fix the camera's mount" in reason, reason
     finally:
         node.stop()
         node.destroy_node()

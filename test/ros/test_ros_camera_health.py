@@ -89,3 +89,43 @@ def test_a_dark_cabin_camera_is_a_camera_fault_not_a_missing_face(context, tmp_p
     finally:
         node.stop()
         node.destroy_node()
+
+
+def test_one_frame_stamped_far_ahead_does_not_leave_the_camera_warning_for_ever(context):
+    """A single corrupt header stamp (2**31 - 1 s, far ahead of the camera's clock) made every later
+    frame 'stamp_backwards' until the camera's clock passed it (year 2038): the camera's
+    /diagnostics stayed at WARN for good. Now the jump and the step back are flagged, and the
+    camera is ok again once its stamps advance."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    cam = "/sp_health_stamp/front/image_raw"
+    node = ObjectDetectorNode("health_stamp_detector", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [cam], "no_input_warn_s": 60.0, "runtime.intra_op_threads": 1,
+        "camera_health.expected_rate_hz": 10.0}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        street = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")[::4, ::4].copy()
+        seen: set[str] = set()
+
+        def frame(i: int, sec: int, nanosec: int) -> str:
+            image = np.roll(street, 9 * i, axis=1)  # a moving scene: never frozen
+            node.process([Frame(0, image_msg(image, sec, nanosec, "front"), time.monotonic())])
+            _, camera = published_statuses(node)
+            seen.update(camera.message.split(", "))
+            return camera.message
+
+        for i in range(3):
+            frame(i, 5, i * 100_000_000)
+        frame(3, 2**31 - 1, 0)  # one corrupt header
+        messages = [frame(4 + i, 5, (3 + i) * 100_000_000 % 1_000_000_000) if i < 7 else
+                    frame(4 + i, 6, (i - 7) * 100_000_000) for i in range(17)]
+        assert {"stamp_jump", "stamp_backwards"} <= seen, seen
+        assert "stamp_backwards" not in messages[-1], messages
+        assert "stamp_jump" not in messages[-1], messages
+    finally:
+        node.stop()
+        node.destroy_node()

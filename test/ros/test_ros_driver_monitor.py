@@ -228,3 +228,73 @@ def test_attention_in_diagnostics(setup, probe):
         assert key in values, key
     assert values["provider[face_mesh]"] == "CPUExecutionProvider"
     assert values["provider[iris_landmark]"] == "CPUExecutionProvider"
+
+
+def test_run_refuses_a_config_that_lists_the_cabin_camera_as_an_exterior_camera(ros_env, tmp_path):
+    """The replay refuses to run the cabin camera (driver_monitor.camera_topic) through the object
+    detector; `sense-perception run` started both nodes on such a config, so the object detector
+    handled the driver's camera as an exterior one (its debug image and annotations publishing the
+    driver's face). It exits 2 at once, naming the topic and the fix, before any node starts."""
+    import subprocess
+    import sys
+
+    cabin = "/sp_cabin_twice/cabin/image_raw"
+    config = write_params(tmp_path / "perception.yaml", {
+        "object_detector": {"camera_topics": ["/sp_cabin_twice/front/image_raw", cabin]},
+        "driver_monitor": {"camera_topic": cabin},
+    })
+    try:
+        done = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "run", "--config",
+                               str(config)], env=ros_env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("run started its nodes on the cabin camera as an exterior camera") from exc
+    assert done.returncode == 2, done.stderr
+    assert f"topic {cabin} is the cabin camera (driver_monitor.camera_topic in {config})" in done.stderr
+    assert "remove it from camera_topics" in done.stderr and "Traceback" not in done.stderr
+    # the same config without the cabin camera among the exterior ones is not refused for it
+    from sense_perception.cli.run import check_cabin_not_exterior
+
+    check_cabin_not_exterior(write_params(tmp_path / "ok.yaml", {
+        "object_detector": {"camera_topics": ["/sp_cabin_twice/front/image_raw"]},
+        "driver_monitor": {"camera_topic": cabin}}))
+
+
+@pytest.mark.parametrize("ros_args, fragment", [
+    (["--params-file", "/nonexistent/params.yaml"], "Couldn't parse params file"),
+    (["-p", "camera_topics:=["], "Couldn't parse parameter override rule"),
+    (["--log-level", "nonsense"], "Couldn't parse log level"),
+])
+def test_malformed_ros_args_are_a_clear_error_not_a_traceback(ros_env, ros_args, fragment):
+    """rclpy.init's RCLError reached the user as a traceback (exit 1) from `sense-perception run`
+    and from the nodes' own entry points; now it is 'error: ...' naming the fix, exit 2."""
+    import subprocess
+    import sys
+
+    for command in (["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor"],
+                    ["-m", "sense_perception.ros.object_detector_node"]):
+        done = subprocess.run([sys.executable, *command, "--ros-args", *ros_args], env=ros_env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert fragment in done.stderr and "fix the arguments after --ros-args" in done.stderr
+
+
+def test_a_fifo_as_params_file_is_refused_at_once(ros_env, tmp_path):
+    """rcl opened a FIFO given as --params-file and waited for a writer for ever (`run` and the
+    nodes' own commands hung before any node existed); refused at once, exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "params.yaml"
+    os.mkfifo(fifo, 0o600)
+    for command in (["-m", "sense_perception.cli.main", "run"],
+                    ["-m", "sense_perception.ros.driver_monitor_node"]):
+        try:
+            done = subprocess.run([sys.executable, *command, "--ros-args", "--params-file", str(fifo)],
+                                  env=ros_env, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"{command} waited on the FIFO") from exc
+        assert done.returncode == 2, done.stderr
+        assert f"--params-file {fifo} is a FIFO (named pipe), not a regular file" in done.stderr
+        assert "Traceback" not in done.stderr

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ros_helpers import (DATA, image_msg, level, overrides, published_status, read_bgr, status_values,
-                         wait_for)
+from ros_helpers import (DATA, image_msg, level, overrides, published_status, read_bgr, start_node,
+                         status_values, wait_active, wait_for, write_params)
 
 pytestmark = pytest.mark.ros
 
@@ -98,6 +98,119 @@ def test_a_fifo_swapped_in_while_running_is_in_diagnostics_and_frames_go_on(cont
         response = node._on_reload_gallery(Trigger.Request(), Trigger.Response())
         assert response.success, response.message
         assert "gallery_error" not in status_values(published_status(node))
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+def test_a_driver_forgotten_while_the_stamps_stand_still_is_no_longer_identified(context, tmp_path):
+    """The gallery was re-checked only after a second of *stream* time: a cabin camera whose header
+    stamps never advance (a driver that leaves them at 0, paused sim time) kept a driver identified
+    after `driver forget` erased them, for as long as the node ran. Camera health is off here:
+    it would call such a stream frozen and not judge the driver at all."""
+    import time
+
+    import numpy as np
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.face import ConsentRecord, FaceConfig, FaceEngine, GalleryStore
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    gallery = folder / "gallery.json"
+    engine = FaceEngine(FaceConfig(driver_region=WHOLE_IMAGE))
+    photos = [DATA / "faces" / "obama_1_official_portrait_2012.jpg", DATA / "faces" / "obama_2_congress_2009.jpg"]
+    store = GalleryStore(gallery)
+    record = store.enroll("Barack Obama", np.stack([engine.driver_embedding(read_bgr(p))[2] for p in photos]),
+                          ConsentRecord.now("Barack Obama"))
+    topic = "/sp_forget/cabin/image_raw"
+    node = DriverMonitorNode("inproc_forget_frozen_stamps", context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "face.driver_region": WHOLE_IMAGE,
+        "gallery.path": str(gallery), "camera_health.enabled": False,
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    face = read_bgr(DATA / "faces" / "obama_3_blue_room_2010.jpg")  # not an enrolment photo
+
+    def feed(frames: int) -> dict[str, str]:
+        for _ in range(frames):
+            target = node.health.snapshot().processed + 1
+            node._slots.put(0, image_msg(face, 0, 0, "cabin"))  # every stamp is 0
+            assert wait_for(lambda n=target: node.health.snapshot().processed == n), "frame not processed"
+        return status_values(published_status(node))
+
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        values = feed(8)
+        assert values["driver_state"] == "identified" and values["driver_id"] == record.id, values
+        store.forget(record.id)
+        time.sleep(1.5)  # longer than the gallery check interval, on the wall clock
+        values = feed(2)
+        assert values["enrolled_drivers"] == "0", values
+        assert values["driver_state"] != "identified" and values["driver_id"] == "", values
+        assert record.id not in values["driver_reason"]
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+def test_a_gallery_nested_too_deeply_neither_kills_the_node_nor_drops_frames(graph, ros_env, context,
+                                                                              tmp_path):
+    """A gallery replaced by '[[[[...' (200 kB) made json raise RecursionError, which the gallery
+    did not turn into a GalleryError: ~/reload_gallery raised inside the executor and ended the
+    node's process (both nodes under `sense-perception run`), and every frame was dropped as an
+    inference error while the file stayed. Now it is a gallery error like any other."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from std_srvs.srv import Trigger
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    gallery = folder / "gallery.json"
+    deep = folder / "deep"
+    deep.write_bytes(b"[" * 200_000)
+    deep.chmod(0o600)
+
+    # a real node process, its service called over the graph
+    name = "gallery_deep_dm"
+    params = write_params(tmp_path / "params.yaml", {name: {
+        "camera_topic": "/sp_deep/cabin/image_raw", "no_input_warn_s": 60.0,
+        "gallery": {"path": str(gallery)},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    proc = start_node("driver_monitor_node", params, ros_env, tmp_path / "node.log", "-r", f"__node:={name}")
+    try:
+        wait_active(graph, proc, f"/{name}")
+        os.link(deep, folder / "swap")
+        os.replace(folder / "swap", gallery)
+        response = graph.call(Trigger, f"/{name}/reload_gallery", Trigger.Request())
+        assert not response.success and "nests too deeply" in response.message, response.message
+        assert str(gallery) in response.message
+        graph.diagnostics.pop(f"/{name}", None)
+        status = graph.wait_status(f"/{name}", lambda s: True, 10.0)  # still publishing
+        assert proc.alive(), proc.output()
+        assert status_values(status)["state"] == "active"
+    finally:
+        proc.stop()
+
+    # frames through the worker thread go on, the reason in /diagnostics
+    gallery.unlink()
+    node = _node(context, "inproc_deep_gallery", gallery, "/sp_deep_inproc/cabin/image_raw")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        bgr = read_bgr(PORTRAIT)
+        node._slots.put(0, image_msg(bgr, 7, 0, "cabin"))
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        os.link(deep, folder / "swap")
+        os.replace(folder / "swap", gallery)
+        for i, stamp in enumerate((9, 11)):
+            node._slots.put(0, image_msg(bgr, stamp, 0, "cabin"))
+            assert wait_for(lambda n=i + 2: node.health.snapshot().processed
+                            + node.health.snapshot().inference_errors >= n)
+        snap = node.health.snapshot()
+        assert snap.inference_errors == 0 and snap.processed == 3, snap
+        values = status_values(published_status(node))
+        assert "nests too deeply" in values["gallery_error"], values
+        assert values["faces"] == "1"
     finally:
         node.stop()
         node.destroy_node()

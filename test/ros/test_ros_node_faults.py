@@ -231,3 +231,125 @@ def test_silent_camera_warns_only_while_active_and_clears_when_frames_arrive(con
         node.stop()
         node.destroy_node()
         probe.destroy_node()
+
+
+# -- a wait no thread can wait: refused at configure; a dead inference thread is an ERROR -------------
+
+def test_a_batch_wait_beyond_any_wait_is_refused_and_a_dead_worker_is_an_error(context):
+    """batch_wait_ms = 1e300 (or set so at run time, then configure) was accepted: with two cameras
+    the first frame's wait for the other camera raised OverflowError in the inference thread, which
+    ended, while /diagnostics went on saying 'ok' and no frame was ever processed again."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    cams = ["/sp_wait/a/image_raw", "/sp_wait/b/image_raw"]
+    node = ObjectDetectorNode("inproc_batch_wait", context=context, parameter_overrides=overrides(**{
+        "camera_topics": cams, "batch_wait_ms": 1e300, "no_input_warn_s": 60.0,
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "parameter 'batch_wait_ms' must be in [0, 1000] ms, got 1e+300" in node.config_error
+        # the same value set at run time is refused by ROS (the parameter's range)
+        assert not node.set_parameters([Parameter("batch_wait_ms", value=1e300)])[0].successful
+        assert node.set_parameters([Parameter("batch_wait_ms", value=5.0)])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
+
+        # should the inference thread end anyway (a wait it cannot do, injected here since no
+        # parameter can cause it any more), /diagnostics says so instead of 'ok'
+        node.GATHER_S = 1e300
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        node._slots.put(0, image_msg(read_bgr(STREET)[::2, ::2].copy(), 5, 0, "a"))
+        assert wait_for(lambda: not node._worker.is_alive(), 10.0)
+        status = published_status(node)
+        assert level(status) == 2, status.message
+        assert status.message.startswith("inference thread stopped (OverflowError"), status.message
+        assert "deactivate and activate the node" in status.message
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    # no timer can wait that long: building the node raised OverflowError, ending the process
+    ("diagnostics_period_s", 1e300, "parameter 'diagnostics_period_s' must be in [0.01, 3600.0] s"),
+    # a timer due every picosecond: /diagnostics flooded, the executor never idle
+    ("diagnostics_period_s", 1e-12, "parameter 'diagnostics_period_s' must be in [0.01, 3600.0] s"),
+    # rclpy cannot build such a QoS profile: configure and activate failed with a pybind11
+    # TypeError that named no parameter
+    ("output_depth", 2**62, "parameter 'output_depth' must be in [1, 1000], got 4611686018427387904"),
+    ("input_depth", 2**62, "parameter 'input_depth' must be in [1, 1000], got 4611686018427387904"),
+])
+def test_node_parameters_no_timer_or_queue_can_hold_leave_the_node_unconfigured_naming_them(
+        context, name, value, expected):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    for cls in (ObjectDetectorNode, DriverMonitorNode):
+        node = cls(f"inproc_bad_{name}", context=context, parameter_overrides=overrides(**{name: value}))
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+            assert expected in node.config_error, node.config_error
+            status = published_status(node)
+            assert level(status) == 2 and expected in status.message, status.message
+            assert node._diag_timer.timer_period_ns == 1_000_000_000  # the default meanwhile
+        finally:
+            node.destroy_node()
+
+
+def test_a_cabin_camera_info_with_absurd_distortion_loses_the_head_pose_not_the_frames(context,
+                                                                                       tmp_path):
+    """A CameraInfo (a real subscription) whose 14 distortion coefficients are 1e30 undistorts the
+    face mesh to one spot, and OpenCV's SQPnP asserted: every frame was then dropped as an
+    inference error (faces, identity and attention with it) for as long as that CameraInfo held.
+    Now such a frame has no head pose, and everything else is published."""
+    import time
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import CameraInfo
+
+    from sense_perception.ros import qos
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    topic = "/sp_distort/cabin/image_raw"
+    node = DriverMonitorNode("inproc_absurd_distortion", context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "face.driver_region": WHOLE_IMAGE,
+        "gallery.path": _private_gallery(tmp_path), "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("absurd_distortion_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    bgr = read_bgr(PORTRAIT)
+    h, w = bgr.shape[:2]
+    info = CameraInfo(width=w, height=h, distortion_model="rational_polynomial")
+    info.k = [float(w), 0.0, w / 2, 0.0, float(w), h / 2, 0.0, 0.0, 1.0]
+    info.d = [1e30] * 14
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        pub = probe.create_publisher(CameraInfo, "/sp_distort/cabin/camera_info", qos.profile("reliable", 1))
+        attention = node.identifier.attention
+        end = time.monotonic() + 20.0
+        while attention.intrinsics is None and time.monotonic() < end:
+            pub.publish(info)
+            executor.spin_once(timeout_sec=0.05)
+        assert attention.intrinsics is not None and attention.intrinsics.distortion.size == 14
+        for i in range(3):
+            node._slots.put(0, image_msg(bgr, 7 + i, 0, "cabin"))
+            assert wait_for(lambda n=i + 1: node.health.snapshot().processed
+                            + node.health.snapshot().inference_errors >= n)
+        snap = node.health.snapshot()
+        assert snap.inference_errors == 0 and snap.processed == 3, snap.last_error
+        values = status_values(published_status(node))
+        assert values["faces"] == "1" and values["driver_state"] in ("unknown", "uncertain"), values
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()

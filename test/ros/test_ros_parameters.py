@@ -130,3 +130,27 @@ def test_an_override_outside_its_range_is_reported_at_configure(params_context):
         assert "detector.nms_iou" in node.config_error and "1.7" in node.config_error, node.config_error
     finally:
         node.destroy_node()
+
+
+def test_an_override_outside_its_range_set_right_at_run_time_lets_configure_succeed(params_context):
+    """The documented recovery: fix the parameter with `ros2 param set`, then configure again.
+    The refused override was reported at every configure for as long as the node ran."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    ctx = params_context("object_detector:\n  ros__parameters:\n    detector:\n      nms_iou: 1.7\n"
+                         "    runtime:\n      intra_op_threads: 1\n")
+    node = ObjectDetectorNode("object_detector", context=ctx)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        # what `ros2 param set /object_detector detector.nms_iou 0.6` calls: the node's service
+        request = SetParameters.Request(parameters=[Parameter("detector.nms_iou", value=0.6).to_parameter_msg()])
+        response = node._parameter_service._set_parameters_callback(request, SetParameters.Response())
+        assert response.results[0].successful, response.results[0].reason
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
+        assert node.config_error == "" and node.get_parameter("detector.nms_iou").value == 0.6
+    finally:
+        node.destroy_node()

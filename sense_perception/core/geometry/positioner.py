@@ -143,7 +143,14 @@ class CameraPositions:
         if calibration is None:
             return None
         cam.source = cam.source or calibration.source
-        out = estimate_positions(calibration, boxes, labels, tuple(label_names), self.noise)
+        try:
+            out = estimate_positions(calibration, boxes, labels, tuple(label_names), self.noise)
+        except ArithmeticError as exc:
+            # A finite but absurd calibration (a mount 1e200 m above the road) overflows: the
+            # frame keeps its 2-D detections; only the positions are lost, and said why.
+            cam.error = (f"no positions: the calibration from {cam.source} overflows the "
+                         f"estimate ({exc}); fix the camera's mount or CameraInfo")
+            return None
         cam.placed += int(out.valid.sum())
         return out
 

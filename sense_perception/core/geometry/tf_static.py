@@ -46,18 +46,35 @@ class StaticTransforms:
 
     def __init__(self) -> None:
         self._edges: dict[tuple[str, str], np.ndarray] = {}  # (parent, child) -> T_parent_child
+        self._refused: dict[tuple[str, str], str] = {}  # (parent, child) -> why it was refused
 
     def add(self, message: Any) -> int:
         """Add every transform of a TFMessage; returns how many. A later transform between the
-        same frames replaces the earlier one (a re-published mount)."""
+        same frames replaces the earlier one (a re-published mount).
+
+        Raises:
+            CalibrationError: naming the transforms refused (non-finite or zero quaternion or
+                translation), after every valid transform of the message was added: one
+                publisher sends all its static transforms in one message, and a bad one (a
+                lidar's) must not take the cameras' mounts with it.
+        """
         added = 0
+        refused = []
         for stamped in _get(message, "transforms"):
             parent = _frame(_get(_get(stamped, "header"), "frame_id"))
             child = _frame(_get(stamped, "child_frame_id"))
             transform = _get(stamped, "transform")
-            self._edges[(parent, child)] = transform_matrix(_get(transform, "translation"),
-                                                            _get(transform, "rotation"))
+            try:
+                T = transform_matrix(_get(transform, "translation"), _get(transform, "rotation"))
+            except CalibrationError as exc:
+                self._refused[(parent, child)] = str(exc)
+                refused.append(f"{parent} -> {child}: {exc}")
+                continue
+            self._edges[(parent, child)] = T
+            self._refused.pop((parent, child), None)
             added += 1
+        if refused:
+            raise CalibrationError("; ".join(refused))
         return added
 
     @property
@@ -90,11 +107,13 @@ class StaticTransforms:
                     queue.append(other)
         if source not in reached:
             known = ", ".join(self.frames[:12]) or "none"
+            refused = "".join(f"; refused: {parent} -> {child} ({why})"
+                              for (parent, child), why in list(self._refused.items())[:4])
             raise CalibrationError(
                 f"/tf_static has no chain of transforms from {target} to {source} (frames known: "
-                f"{known}); fix: publish the camera's static transform (robot_state_publisher or "
-                "static_transform_publisher, parent base_link, child the images' frame_id), or "
-                "set the mount as parameters")
+                f"{known}{refused}); fix: publish the camera's static transform "
+                "(robot_state_publisher or static_transform_publisher, parent base_link, child the "
+                "images' frame_id), or set the mount as parameters")
         return reached[source]
 
 

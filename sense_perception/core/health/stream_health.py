@@ -60,8 +60,10 @@ class StreamTiming:
             metrics["gap_s"] = round(gap, 6)
             if gap > s.silent_periods * self.period:
                 found.append("late")
-        if stamp >= (self.last_stamp if self.last_stamp is not None else stamp):
-            self.last_stamp = stamp
+        # The previous frame's stamp, not the newest seen: one frame stamped far ahead (a corrupt
+        # header, 2**31 s) made every later frame 'stamp_backwards' for good; now the stamps are
+        # flagged where they jump and go back, and the condition clears once they advance again.
+        self.last_stamp = stamp
         self.last_arrival = arrival
         self.arrivals.append(arrival)
         rate = self.rate_hz()

@@ -230,9 +230,14 @@ def solve_head_pose(points_xy: np.ndarray, intrinsics: CameraIntrinsics,
     """
     model = canonical_face() if model is None else model
     image = np.ascontiguousarray(points_xy, np.float64).reshape(-1, 1, 2)
-    ok, rvec, tvec = cv2.solvePnP(model.reshape(-1, 1, 3), image, intrinsics.matrix,
-                                  intrinsics.distortion if intrinsics.distortion.size else None,
-                                  flags=cv2.SOLVEPNP_SQPNP)
+    try:
+        ok, rvec, tvec = cv2.solvePnP(model.reshape(-1, 1, 3), image, intrinsics.matrix,
+                                      intrinsics.distortion if intrinsics.distortion.size else None,
+                                      flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error:
+        # Degenerate points: a CameraInfo whose distortion (1e30) undistorts every mesh point to
+        # one spot makes SQPnP assert. That frame has no pose; the frame itself goes on.
+        return None
     if not ok or not np.all(np.isfinite(rvec)) or not np.all(np.isfinite(tvec)):
         return None
     rotation, _ = cv2.Rodrigues(rvec)
