@@ -190,3 +190,16 @@ def test_camera_info_watch_reports_each_problem_once():
     assert watch.camera_info(cams[1], _info(d=[])) != []
     watch.image_frame(cams[0], "camera0/camera_optical_link")
     assert watch.status()[cams[0]] == "ok" and len(watch.warnings()) == 1
+
+
+def test_camera_info_watch_stays_bounded_when_the_frame_id_changes_every_frame():
+    from sense_perception.core.autoware.camera_info import MAX_REPORTED
+
+    cam = "/sensing/camera/camera0/image_rect_color"
+    watch = CameraInfoWatch([cam])
+    watch.camera_info(cam, _info())
+    for k in range(1000):  # a driver bug: a new frame_id on every image
+        [new] = watch.image_frame(cam, f"camera0/frame_{k}")
+        assert f"frame_{k}" in new
+    assert len(watch._reported[cam]) == MAX_REPORTED  # not one entry per frame for ever
+    assert len(watch.warnings()) == 1 and "frame_999" in watch.warnings()[0]

@@ -162,8 +162,9 @@ class ObjectDetectorNode(PerceptionNode):
 
     def _warn_camera_info(self, camera: str, problems: list[str]) -> None:
         for problem in problems:
+            # throttled: a frame_id changing every frame is a new problem every frame
             self.get_logger().warning(f"{camera} CameraInfo: {problem}. Autoware's fusion would "
-                                      "ignore or misplace this camera")
+                                      "ignore or misplace this camera", throttle_duration_sec=5.0)
 
     def _subscribe_calibration(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
         """CameraInfo of every camera (added to ``readers``) and /tf_static: what places the

@@ -59,6 +59,10 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[s
     return problems
 
 
+#: Problems remembered as reported, per camera.
+MAX_REPORTED = 32
+
+
 class CameraInfoWatch:
     """The CameraInfo problems of each camera, each reported once (thread-safe).
 
@@ -71,7 +75,9 @@ class CameraInfoWatch:
         self._frame_ids: dict[str, str | None] = dict.fromkeys(cameras)
         self._infos: dict[str, Any] = dict.fromkeys(cameras)
         self._problems: dict[str, list[str]] = {c: [] for c in cameras}
-        self._reported: set[tuple[str, str]] = set()
+        # problems already reported, per camera, oldest first; bounded, since a camera whose
+        # frame_id changes every frame names a new frame in every problem text
+        self._reported: dict[str, dict[str, None]] = {c: {} for c in cameras}
 
     def image_frame(self, camera: str, frame_id: str) -> list[str]:
         """Note the frame_id of an image of ``camera``; returns the problems not reported before."""
@@ -93,8 +99,12 @@ class CameraInfoWatch:
             return []
         problems = camera_info_problems(info, self._frame_ids.get(camera))
         self._problems[camera] = problems
-        new = [p for p in problems if (camera, p) not in self._reported]
-        self._reported.update((camera, p) for p in new)
+        reported = self._reported.setdefault(camera, {})
+        new = [p for p in problems if p not in reported]
+        for problem in new:
+            reported[problem] = None
+            if len(reported) > MAX_REPORTED:
+                del reported[next(iter(reported))]  # forget the oldest
         return new
 
     def status(self) -> dict[str, str]:
