@@ -386,3 +386,31 @@ def published_status(node: Any) -> Any:
     statuses = published_statuses(node)
     assert statuses[0].name == node.get_fully_qualified_name()
     return statuses[0]
+
+
+def record_published(monkeypatch: Any) -> list[Any]:
+    """Every output message the nodes build from now on (``Message``: ``topic``, ``msgtype``,
+    ``message``), recorded where the node's table turns a frame into messages."""
+    from sense_perception.ros import node_common
+
+    published: list[Any] = []
+    real = node_common.frame_messages
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        messages = real(*args, **kwargs)
+        published.extend(messages)
+        return messages
+
+    monkeypatch.setattr(node_common, "frame_messages", recording)
+    return published
+
+
+def spin_publishing(executor: Any, publish: Callable[[], None], done: Callable[[], Any],
+                  timeout: float = 20.0) -> Any:
+    """Publish (``publish()``) and spin ``executor`` until ``done()`` is true or ``timeout``
+    seconds pass (discovery takes a moment); returns ``done()``'s last value."""
+    end = time.monotonic() + timeout
+    while not (result := done()) and time.monotonic() < end:
+        publish()
+        executor.spin_once(timeout_sec=0.05)
+    return result

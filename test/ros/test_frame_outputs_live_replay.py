@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import ROOT, overrides
+from ros_helpers import ROOT, overrides, spin_publishing, record_published
 
 pytestmark = pytest.mark.ros
 
@@ -71,18 +71,9 @@ def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from sense_perception.ros import node_common
     from sense_perception.ros.frame_slots import Frame
 
-    published: list[tuple[str, str, dict]] = []
-    real = node_common.frame_messages
-
-    def recording(*args, **kwargs):
-        messages = real(*args, **kwargs)
-        published.extend((m.topic, m.msgtype, m.message) for m in messages)
-        return messages
-
-    monkeypatch.setattr(node_common, "frame_messages", recording)
+    recorded = record_published(monkeypatch)
     probe = rclpy.create_node(f"{node.get_name()}_probe", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(probe)
@@ -101,11 +92,9 @@ def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any
 
             info_pub = probe.create_publisher(CameraInfo, camera_info[0], qos.profile("reliable", 1))
             executor.add_node(node)  # its CameraInfo subscription is served here
-            end = time.monotonic() + 20.0
-            while node.positions._camera(topic).info is None and time.monotonic() < end:
-                info_pub.publish(camera_info[1])
-                executor.spin_once(timeout_sec=0.05)
-            assert node.positions._camera(topic).info is not None, "no CameraInfo reached the node"
+            assert spin_publishing(executor, lambda: info_pub.publish(camera_info[1]),
+                                 lambda: node.positions._camera(topic).info is not None), \
+                "no CameraInfo reached the node"
         for msg in _bag_frames(topic, bag):
             node.process([Frame(0, msg, time.monotonic())])
     finally:
@@ -113,7 +102,7 @@ def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any
         node.destroy_node()
         executor.shutdown(timeout_sec=1.0)
         probe.destroy_node()
-    return published
+    return [(m.topic, m.msgtype, m.message) for m in recorded]
 
 
 @pytest.fixture()

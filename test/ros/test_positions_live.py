@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import overrides, wait_for
+from ros_helpers import overrides, spin_publishing, record_published, wait_for
 from test_frame_outputs_live_replay import _bag_frames
 
 pytestmark = pytest.mark.ros
@@ -29,25 +29,28 @@ def _camera_info() -> Any:
     return info
 
 
+def _send_calibration(node: Any, probe: Any, executor: Any, tf: bool = False) -> None:
+    """Publish the front camera's CameraInfo until the node holds it (and, with ``tf``, the
+    /tf_static frames published before)."""
+    from sensor_msgs.msg import CameraInfo
+
+    from sense_perception.ros import qos
+
+    pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
+    spin_publishing(executor, lambda: pub.publish(_camera_info()),
+                  lambda: node.positions._camera(FRONT).info is not None
+                  and (not tf or node.positions.tf.frames))
+
+
 def test_camera_info_and_mount_parameters_give_detections_3d(context, monkeypatch):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
-    from sensor_msgs.msg import CameraInfo
 
-    from sense_perception.ros import node_common, qos
     from sense_perception.ros.frame_slots import Frame
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
-    published: list[tuple[str, dict]] = []
-    real = node_common.frame_messages
-
-    def recording(*args, **kwargs):
-        messages = real(*args, **kwargs)
-        published.extend((m.topic, m.message) for m in messages)
-        return messages
-
-    monkeypatch.setattr(node_common, "frame_messages", recording)
+    recorded = record_published(monkeypatch)
     node = ObjectDetectorNode("positions_live", context=context, parameter_overrides=overrides(
         camera_topics=[FRONT], mount_height=1.4, mount_pitch=0.03,
         **{"runtime.intra_op_threads": 1}))
@@ -63,15 +66,11 @@ def test_camera_info_and_mount_parameters_give_detections_3d(context, monkeypatc
         values = node.diagnostic_extra()
         assert values[f"positions[{FRONT}]"].startswith(
             f"no calibration: no sensor_msgs/CameraInfo on {INFO}")
-        assert not any(t.endswith("detections_3d") for t, _ in published)
-        pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
-        end = time.monotonic() + 20.0
-        while node.positions._camera(FRONT).info is None and time.monotonic() < end:
-            pub.publish(_camera_info())
-            executor.spin_once(timeout_sec=0.05)
+        assert not any(m.topic.endswith("detections_3d") for m in recorded)
+        _send_calibration(node, probe, executor)
         for msg in frames[1:]:
             node.process([Frame(0, msg, time.monotonic())])
-        three_d = [m for t, m in published if t == "/camera/front/detections_3d"]
+        three_d = [m.message for m in recorded if m.topic == "/camera/front/detections_3d"]
         assert len(three_d) == len(frames) - 1
         assert all(m["header"]["frame_id"] == "base_link" for m in three_d)
         assert sum(len(m["detections"]) for m in three_d) > 0
@@ -113,11 +112,9 @@ def test_tf_static_gives_the_mount(context):
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from scipy.spatial.transform import Rotation
-    from sensor_msgs.msg import CameraInfo
     from tf2_msgs.msg import TFMessage
 
     from sense_perception.core.geometry import mount_transform
-    from sense_perception.ros import qos
     from sense_perception.ros.frame_slots import Frame
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
@@ -142,12 +139,7 @@ def test_tf_static_gives_the_mount(context):
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        info_pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
-        end = time.monotonic() + 20.0
-        while (node.positions._camera(FRONT).info is None or not node.positions.tf.frames) \
-                and time.monotonic() < end:
-            info_pub.publish(_camera_info())
-            executor.spin_once(timeout_sec=0.05)
+        _send_calibration(node, probe, executor, tf=True)
         np.testing.assert_allclose(node.positions.tf.lookup("base_link", "front_camera"), T,
                                    atol=1e-9)
         node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
@@ -173,11 +165,9 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from scipy.spatial.transform import Rotation
-    from sensor_msgs.msg import CameraInfo
     from tf2_msgs.msg import TFMessage
 
     from sense_perception.core.geometry import mount_transform
-    from sense_perception.ros import qos
     from sense_perception.ros.frame_slots import Frame
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
@@ -205,12 +195,7 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        info_pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
-        end = time.monotonic() + 20.0
-        while (node.positions._camera(FRONT).info is None or not node.positions.tf.frames) \
-                and time.monotonic() < end:  # before the fix: no frame ever
-            info_pub.publish(_camera_info())
-            executor.spin_once(timeout_sec=0.05)
+        _send_calibration(node, probe, executor, tf=True)  # before the fix: no frame ever
         assert node.positions.tf.frames == ["base_link", "front_camera"]
         node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
         placed = node.diagnostic_extra()[f"positions[{FRONT}]"]
@@ -237,21 +222,11 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
-    from sensor_msgs.msg import CameraInfo
 
     from sense_perception.core.geometry import mount_transform
-    from sense_perception.ros import node_common, qos
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
-    published: list[str] = []
-    real = node_common.frame_messages
-
-    def recording(*args, **kwargs):
-        messages = real(*args, **kwargs)
-        published.extend(m.topic for m in messages)
-        return messages
-
-    monkeypatch.setattr(node_common, "frame_messages", recording)
+    recorded = record_published(monkeypatch)
     T = mount_transform(1.4, 0.03)
     T[2, 3] = 1e200
     node = ObjectDetectorNode("positions_absurd_mount", context=context, parameter_overrides=overrides(
@@ -264,11 +239,7 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
-        end = time.monotonic() + 20.0
-        while node.positions._camera(FRONT).info is None and time.monotonic() < end:
-            pub.publish(_camera_info())
-            executor.spin_once(timeout_sec=0.05)
+        _send_calibration(node, probe, executor)
         frames = _bag_frames(FRONT)[:2]
         for i, msg in enumerate(frames):  # through the worker thread, as a camera callback does
             node._slots.put(0, msg)
@@ -276,6 +247,7 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
                             + node.health.snapshot().inference_errors >= n)
         snap = node.health.snapshot()
         assert snap.inference_errors == 0 and snap.processed == len(frames), snap
+        published = [m.topic for m in recorded]
         assert published.count("/camera/front/detections") == len(frames)
         assert "/camera/front/detections_3d" not in published
         reason = node.diagnostic_extra()[f"positions[{FRONT}]"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ros_helpers import (DATA, image_msg, level, overrides, published_statuses, read_bgr,
+                         record_published,
                          status_values)
 
 pytestmark = pytest.mark.ros
@@ -16,7 +17,6 @@ pytestmark = pytest.mark.ros
 def test_a_dark_camera_is_named_and_its_detections_keep_flowing(context, monkeypatch):
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from sense_perception.ros import node_common
     from sense_perception.ros.frame_slots import Frame
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
@@ -24,15 +24,7 @@ def test_a_dark_camera_is_named_and_its_detections_keep_flowing(context, monkeyp
     node = ObjectDetectorNode("health_detector", context=context, parameter_overrides=overrides(**{
         "camera_topics": [cam], "no_input_warn_s": 60.0, "runtime.intra_op_threads": 1,
         "camera_health.dark.raise_frames": 2}))
-    published: list[str] = []
-    real = node_common.frame_messages
-
-    def recording(*args, **kwargs):
-        messages = real(*args, **kwargs)
-        published.extend(m.topic for m in messages)
-        return messages
-
-    monkeypatch.setattr(node_common, "frame_messages", recording)
+    recorded = record_published(monkeypatch)
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -50,6 +42,7 @@ def test_a_dark_camera_is_named_and_its_detections_keep_flowing(context, monkeyp
         assert level(own) >= 1 and f"camera fault: {cam} (dark)" in own.message
         assert status_values(own)["camera_faults"] == f"{cam} (dark)"
         # every frame, dark ones too, still published its detections and its health
+        published = [m.topic for m in recorded]
         assert published.count("/sp_health/front/detections") == 4
         assert published.count("/sp_health/front/camera_health") == 4
     finally:
