@@ -100,6 +100,32 @@ def test_a_bad_mount_parameter_fails_configure(context):
 
 
 
+def _transform(parent: str, child: str, T: Any) -> Any:
+    """A geometry_msgs/TransformStamped of the 4x4 transform ``T`` (child -> parent)."""
+    from geometry_msgs.msg import TransformStamped
+    from scipy.spatial.transform import Rotation
+
+    msg = TransformStamped()
+    msg.header.frame_id, msg.child_frame_id = parent, child
+    t, q = msg.transform.translation, msg.transform.rotation
+    t.x, t.y, t.z = T[:3, 3].tolist()
+    q.x, q.y, q.z, q.w = Rotation.from_matrix(T[:3, :3]).as_quat().tolist()
+    return msg
+
+
+def _send_tf_static(probe: Any, transforms: list[Any]) -> Any:
+    """Publish ``transforms`` on /tf_static as tf2's static broadcaster does (latched); returns
+    the publisher, which must live as long as the test."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from tf2_msgs.msg import TFMessage
+
+    latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         reliability=ReliabilityPolicy.RELIABLE)
+    pub = probe.create_publisher(TFMessage, "/tf_static", latched)
+    pub.publish(TFMessage(transforms=transforms))
+    return pub
+
+
 def test_tf_static_gives_the_mount(context):
     """No mount parameters: a latched /tf_static (sent before the node started) gives base_link ->
     front_camera; the CameraInfo the intrinsics."""
@@ -107,30 +133,16 @@ def test_tf_static_gives_the_mount(context):
 
     import numpy as np
     import rclpy
-    from geometry_msgs.msg import TransformStamped
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from scipy.spatial.transform import Rotation
-    from tf2_msgs.msg import TFMessage
 
     from sense_perception.core.geometry import mount_transform
     from sense_perception.ros.frame_slots import Frame
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
     probe = rclpy.create_node("tf_probe", context=context)
-    latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         reliability=ReliabilityPolicy.RELIABLE)
-    tf_pub = probe.create_publisher(TFMessage, "/tf_static", latched)
     T = mount_transform(1.4, math.radians(2.0))
-    stamped = TransformStamped()
-    stamped.header.frame_id, stamped.child_frame_id = "base_link", "front_camera"
-    (stamped.transform.translation.x, stamped.transform.translation.y,
-     stamped.transform.translation.z) = T[:3, 3].tolist()
-    q = Rotation.from_matrix(T[:3, :3]).as_quat()
-    (stamped.transform.rotation.x, stamped.transform.rotation.y, stamped.transform.rotation.z,
-     stamped.transform.rotation.w) = q.tolist()
-    tf_pub.publish(TFMessage(transforms=[stamped]))
+    tf_pub = _send_tf_static(probe, [_transform("base_link", "front_camera", T)])  # noqa: F841
     node = ObjectDetectorNode("positions_tf", context=context, parameter_overrides=overrides(
         camera_topics=[FRONT], **{"runtime.intra_op_threads": 1}))
     executor = SingleThreadedExecutor(context=context)
@@ -159,34 +171,19 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
     refused by name, and the camera is placed."""
     import math
 
-    from geometry_msgs.msg import TransformStamped
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from scipy.spatial.transform import Rotation
-    from tf2_msgs.msg import TFMessage
 
     from sense_perception.core.geometry import mount_transform
     from sense_perception.ros.frame_slots import Frame
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
-    def stamped(parent: str, child: str, T: Any) -> Any:
-        msg = TransformStamped()
-        msg.header.frame_id, msg.child_frame_id = parent, child
-        t, q = msg.transform.translation, msg.transform.rotation
-        t.x, t.y, t.z = T[:3, 3].tolist()
-        q.x, q.y, q.z, q.w = Rotation.from_matrix(T[:3, :3]).as_quat().tolist()
-        return msg
-
     probe = rclpy.create_node("tf_bad_probe", context=context)
-    latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         reliability=ReliabilityPolicy.RELIABLE)
-    tf_pub = probe.create_publisher(TFMessage, "/tf_static", latched)
-    lidar = stamped("base_link", "lidar_top", mount_transform(1.9))
+    lidar = _transform("base_link", "lidar_top", mount_transform(1.9))
     lidar.transform.translation.x = math.nan  # a broken URDF value
-    tf_pub.publish(TFMessage(transforms=[lidar, stamped("base_link", "front_camera",
-                                                        mount_transform(1.4, math.radians(2.0)))]))
+    tf_pub = _send_tf_static(probe, [lidar, _transform(  # noqa: F841  kept alive for the test
+        "base_link", "front_camera", mount_transform(1.4, math.radians(2.0)))])
     node = ObjectDetectorNode("positions_tf_bad", context=context, parameter_overrides=overrides(
         camera_topics=[FRONT], **{"runtime.intra_op_threads": 1}))
     executor = SingleThreadedExecutor(context=context)
