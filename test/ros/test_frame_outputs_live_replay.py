@@ -93,7 +93,7 @@ def _live(node: Any, context: Any, topic: str, annotations: str, publishers: Any
             info_pub = probe.create_publisher(CameraInfo, camera_info[0], qos.profile("reliable", 1))
             executor.add_node(node)  # its CameraInfo subscription is served here
             assert spin_publishing(executor, lambda: info_pub.publish(camera_info[1]),
-                                 lambda: node.positions._camera(topic).info is not None), \
+                                   lambda: node.positions._camera(topic).info is not None), \
                 "no CameraInfo reached the node"
         for msg in _bag_frames(topic, bag):
             node.process([Frame(0, msg, time.monotonic())])

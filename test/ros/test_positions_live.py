@@ -4,6 +4,8 @@ mount parameters give <ns>/detections_3d with ranged captions; without CameraInf
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -29,6 +31,27 @@ def _camera_info() -> Any:
     return info
 
 
+@contextmanager
+def _active(context: Any, node: Any, probe: Any) -> Iterator[Any]:
+    """``node`` configured and activated, spun with ``probe`` by the executor it yields; both are
+    destroyed afterwards."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        yield executor
+    finally:
+        node.stop()
+        node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        probe.destroy_node()
+
+
 def _send_calibration(node: Any, probe: Any, executor: Any, tf: bool = False) -> None:
     """Publish the front camera's CameraInfo until the node holds it (and, with ``tf``, the
     /tf_static frames published before)."""
@@ -38,14 +61,12 @@ def _send_calibration(node: Any, probe: Any, executor: Any, tf: bool = False) ->
 
     pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
     spin_publishing(executor, lambda: pub.publish(_camera_info()),
-                  lambda: node.positions._camera(FRONT).info is not None
-                  and (not tf or node.positions.tf.frames))
+                    lambda: node.positions._camera(FRONT).info is not None
+                    and (not tf or node.positions.tf.frames))
 
 
 def test_camera_info_and_mount_parameters_give_detections_3d(context, monkeypatch):
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
 
     from sense_perception.ros.frame_slots import Frame
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
@@ -55,12 +76,7 @@ def test_camera_info_and_mount_parameters_give_detections_3d(context, monkeypatc
         camera_topics=[FRONT], mount_height=1.4, mount_pitch=0.03,
         **{"runtime.intra_op_threads": 1}))
     probe = rclpy.create_node("positions_probe", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(probe)
-    executor.add_node(node)
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    with _active(context, node, probe) as executor:
         frames = _bag_frames(FRONT)
         node.process([Frame(0, frames[0], time.monotonic())])  # before any CameraInfo
         values = node.diagnostic_extra()
@@ -75,11 +91,6 @@ def test_camera_info_and_mount_parameters_give_detections_3d(context, monkeypatc
         assert all(m["header"]["frame_id"] == "base_link" for m in three_d)
         assert sum(len(m["detections"]) for m in three_d) > 0
         assert "detections placed" in node.diagnostic_extra()[f"positions[{FRONT}]"]
-    finally:
-        node.stop()
-        node.destroy_node()
-        executor.shutdown(timeout_sec=1.0)
-        probe.destroy_node()
 
 
 def test_a_bad_mount_parameter_fails_configure(context):
@@ -133,8 +144,6 @@ def test_tf_static_gives_the_mount(context):
 
     import numpy as np
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
 
     from sense_perception.core.geometry import mount_transform
     from sense_perception.ros.frame_slots import Frame
@@ -145,23 +154,13 @@ def test_tf_static_gives_the_mount(context):
     tf_pub = _send_tf_static(probe, [_transform("base_link", "front_camera", T)])  # noqa: F841
     node = ObjectDetectorNode("positions_tf", context=context, parameter_overrides=overrides(
         camera_topics=[FRONT], **{"runtime.intra_op_threads": 1}))
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(probe)
-    executor.add_node(node)
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    with _active(context, node, probe) as executor:
         _send_calibration(node, probe, executor, tf=True)
         np.testing.assert_allclose(node.positions.tf.lookup("base_link", "front_camera"), T,
                                    atol=1e-9)
         node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
         assert node.diagnostic_extra()[f"positions[{FRONT}]"].endswith(
             f"({INFO} (CameraInfo and /tf_static))")
-    finally:
-        node.stop()
-        node.destroy_node()
-        executor.shutdown(timeout_sec=1.0)
-        probe.destroy_node()
 
 
 def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(context):
@@ -172,8 +171,6 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
     import math
 
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
 
     from sense_perception.core.geometry import mount_transform
     from sense_perception.ros.frame_slots import Frame
@@ -186,12 +183,7 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
         "base_link", "front_camera", mount_transform(1.4, math.radians(2.0)))])
     node = ObjectDetectorNode("positions_tf_bad", context=context, parameter_overrides=overrides(
         camera_topics=[FRONT], **{"runtime.intra_op_threads": 1}))
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(probe)
-    executor.add_node(node)
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    with _active(context, node, probe) as executor:
         _send_calibration(node, probe, executor, tf=True)  # before the fix: no frame ever
         assert node.positions.tf.frames == ["base_link", "front_camera"]
         node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
@@ -205,11 +197,6 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
             assert "refused: base_link -> lidar_top" in str(exc) and "non-finite" in str(exc), exc
         else:
             raise AssertionError("a refused transform gave a mount")
-    finally:
-        node.stop()
-        node.destroy_node()
-        executor.shutdown(timeout_sec=1.0)
-        probe.destroy_node()
 
 
 def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch):
@@ -217,8 +204,6 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
     overflowed the range estimate: every frame was dropped as an inference error and the camera's
     2-D detections were lost with its positions. Now only the positions are, with the reason."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
 
     from sense_perception.core.geometry import mount_transform
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
@@ -230,12 +215,7 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
         camera_topics=[FRONT], mount_transform=T.ravel().tolist(), no_input_warn_s=60.0,
         **{"runtime.intra_op_threads": 1}))
     probe = rclpy.create_node("positions_absurd_probe", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(probe)
-    executor.add_node(node)
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    with _active(context, node, probe) as executor:
         _send_calibration(node, probe, executor)
         frames = _bag_frames(FRONT)[:2]
         for i, msg in enumerate(frames):  # through the worker thread, as a camera callback does
@@ -249,8 +229,3 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
         assert "/camera/front/detections_3d" not in published
         reason = node.diagnostic_extra()[f"positions[{FRONT}]"]
         assert "overflows" in reason and "fix the camera's mount" in reason, reason
-    finally:
-        node.stop()
-        node.destroy_node()
-        executor.shutdown(timeout_sec=1.0)
-        probe.destroy_node()
