@@ -156,3 +156,30 @@ class FakeDetector:
 
     def detect_one(self, image: Any) -> Any:
         return self.detect([image])[0]
+
+
+# -- a script run on a small private tmpfs (full-disk tests) -----------------------------------------
+
+def run_on_full_tmpfs(tmp_path: Path, script: str, args: list[str], size: str = "64k") -> Any:
+    """Run the Python ``script`` with ``DISK`` (a fresh tmpfs of ``size`` mounted in a private
+    mount namespace) and ``args`` as its arguments, and return the JSON it prints last. Skips
+    where mounting a tmpfs is not permitted (see test_faults_replay._namespace_prefix)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from test_faults_replay import _namespace_prefix
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    prefix = _namespace_prefix(disk)
+    path = tmp_path / "inside.py"
+    path.write_text(script)
+    proc = subprocess.run(
+        [*prefix, "sh", "-c", f'mount -t tmpfs -o size={size} tmpfs "$1" && shift && exec "$@"',
+         "sh", str(disk), sys.executable, str(path), str(disk), *map(str, args)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -190,24 +190,9 @@ def test_json_out_on_a_full_disk_keeps_the_earlier_file_whole(tmp_path: Path) ->
     """--json-out on a full disk truncated the earlier result to 0 bytes before failing. On a real
     full disk (a tmpfs in a private mount namespace) the error names the problem and the fix
     (exit 2) and the earlier file keeps every byte; no temp file is left."""
-    import os
-    import subprocess
-    import sys
+    from support import run_on_full_tmpfs
 
-    from test_faults_replay import _namespace_prefix
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    prefix = _namespace_prefix(disk)
-    script = tmp_path / "inside.py"
-    script.write_text(_JSON_OUT_ON_A_FULL_DISK)
-    proc = subprocess.run(
-        [*prefix, "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"', "sh",
-         str(disk), sys.executable, str(script), str(disk), str(OBAMA_2), str(COLLINS)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_on_full_tmpfs(tmp_path, _JSON_OUT_ON_A_FULL_DISK, [OBAMA_2, COLLINS])
     good, full = report["good"], report["full"]
     assert good["code"] == 0 and len(json.loads(good["json"])["images"]) == 1, good
     assert full["code"] == 2 and "Traceback" not in full["stderr"], full

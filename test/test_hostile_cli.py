@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import run_on_full_tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -448,21 +449,8 @@ def test_detect_on_a_full_disk_keeps_the_earlier_results_and_leaves_no_truncated
     full disk (a 64 kB tmpfs in a private mount namespace) an annotated copy that does not fit is
     named and left out (exit 1), and detections.json that does not fit is a clear error (exit 2)
     that keeps the earlier file whole."""
-    from test_faults_replay import _namespace_prefix
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    prefix = _namespace_prefix(disk)
-    script = tmp_path / "inside.py"
-    script.write_text(_DETECT_ON_A_FULL_DISK)
     second = SHARED / "street" / "comma2k19_highway280_rav4_preview.png"
-    proc = subprocess.run(
-        [*prefix, "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"', "sh",
-         str(disk), sys.executable, str(script), str(disk), str(STREET), str(second)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ,
-                                                                      "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_on_full_tmpfs(tmp_path, _DETECT_ON_A_FULL_DISK, [STREET, second])
     good, annotated, full = report["good"], report["annotated"], report["full"]
     assert good["code"] == 0 and good["files"] == ["detections.json"], good
     # Annotated copies that do not fit: named with the reason, no truncated file left behind.
@@ -576,21 +564,8 @@ def test_results_on_a_full_disk_keep_the_earlier_files_whole(tmp_path: Path) -> 
     disk emptied the earlier results. On a real full disk (a tmpfs in a private mount namespace)
     each command fails with exit 2 naming the disk, and every earlier result keeps every byte,
     with no temp file left."""
-    from test_faults_replay import _namespace_prefix
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    prefix = _namespace_prefix(disk)
-    script = tmp_path / "inside.py"
-    script.write_text(_RESULTS_ON_A_FULL_DISK)
-    image = STREET  # a real 1080p road frame
-    proc = subprocess.run(
-        [*prefix, "sh", "-c", 'mount -t tmpfs -o size=256k tmpfs "$1" && shift && exec "$@"', "sh",
-         str(disk), sys.executable, str(script), str(disk), str(image), str(ROOT / "test" / "data" / "hand_labelled" / "ground_truth.json")],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_on_full_tmpfs(tmp_path, _RESULTS_ON_A_FULL_DISK, [
+        STREET, ROOT / "test" / "data" / "hand_labelled" / "ground_truth.json"], size="256k")
     assert report["health_good"]["code"] == 0 and report["eval_good"]["code"] in (0, 1)
     before = report["eval_good"]["files"]
     assert json.loads(before["health.json"])["images"] and json.loads(before["eval/eval.json"])["classes"]
