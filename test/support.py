@@ -160,10 +160,11 @@ class FakeDetector:
 
 # -- a script run on a small private tmpfs (full-disk tests) -----------------------------------------
 
-def run_on_full_tmpfs(tmp_path: Path, script: str, args: list[str], size: str = "64k") -> Any:
-    """Run the Python ``script`` with ``DISK`` (a fresh tmpfs of ``size`` mounted in a private
-    mount namespace) and ``args`` as its arguments, and return the JSON it prints last. Skips
-    where mounting a tmpfs is not permitted (see test_faults_replay._namespace_prefix)."""
+def run_on_tmpfs(tmp_path: Path, script: str, args: list[Any], options: str = "size=64k") -> Any:
+    """Run the Python ``script`` with ``tmp_path/disk`` (a fresh tmpfs mounted with ``options``,
+    e.g. ``ro,size=64k``, in a private mount namespace) and then ``args`` as its arguments, and
+    return the JSON it prints last. Skips where mounting a tmpfs is not permitted (see
+    test_faults_replay._namespace_prefix)."""
     import json
     import os
     import subprocess
@@ -177,7 +178,7 @@ def run_on_full_tmpfs(tmp_path: Path, script: str, args: list[str], size: str = 
     path = tmp_path / "inside.py"
     path.write_text(script)
     proc = subprocess.run(
-        [*prefix, "sh", "-c", f'mount -t tmpfs -o size={size} tmpfs "$1" && shift && exec "$@"',
+        [*prefix, "sh", "-c", f'mount -t tmpfs -o {options} tmpfs "$1" && shift && exec "$@"',
          "sh", str(disk), sys.executable, str(path), str(disk), *map(str, args)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -190,9 +190,9 @@ def test_json_out_on_a_full_disk_keeps_the_earlier_file_whole(tmp_path: Path) ->
     """--json-out on a full disk truncated the earlier result to 0 bytes before failing. On a real
     full disk (a tmpfs in a private mount namespace) the error names the problem and the fix
     (exit 2) and the earlier file keeps every byte; no temp file is left."""
-    from support import run_on_full_tmpfs
+    from support import run_on_tmpfs
 
-    report = run_on_full_tmpfs(tmp_path, _JSON_OUT_ON_A_FULL_DISK, [OBAMA_2, COLLINS])
+    report = run_on_tmpfs(tmp_path, _JSON_OUT_ON_A_FULL_DISK, [OBAMA_2, COLLINS])
     good, full = report["good"], report["full"]
     assert good["code"] == 0 and len(json.loads(good["json"])["images"]) == 1, good
     assert full["code"] == 2 and "Traceback" not in full["stderr"], full

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import run_on_full_tmpfs
+from support import run_on_tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -450,7 +450,7 @@ def test_detect_on_a_full_disk_keeps_the_earlier_results_and_leaves_no_truncated
     named and left out (exit 1), and detections.json that does not fit is a clear error (exit 2)
     that keeps the earlier file whole."""
     second = SHARED / "street" / "comma2k19_highway280_rav4_preview.png"
-    report = run_on_full_tmpfs(tmp_path, _DETECT_ON_A_FULL_DISK, [STREET, second])
+    report = run_on_tmpfs(tmp_path, _DETECT_ON_A_FULL_DISK, [STREET, second])
     good, annotated, full = report["good"], report["annotated"], report["full"]
     assert good["code"] == 0 and good["files"] == ["detections.json"], good
     # Annotated copies that do not fit: named with the reason, no truncated file left behind.
@@ -564,8 +564,8 @@ def test_results_on_a_full_disk_keep_the_earlier_files_whole(tmp_path: Path) -> 
     disk emptied the earlier results. On a real full disk (a tmpfs in a private mount namespace)
     each command fails with exit 2 naming the disk, and every earlier result keeps every byte,
     with no temp file left."""
-    report = run_on_full_tmpfs(tmp_path, _RESULTS_ON_A_FULL_DISK, [
-        STREET, ROOT / "test" / "data" / "hand_labelled" / "ground_truth.json"], size="256k")
+    report = run_on_tmpfs(tmp_path, _RESULTS_ON_A_FULL_DISK, [
+        STREET, ROOT / "test" / "data" / "hand_labelled" / "ground_truth.json"], "size=256k")
     assert report["health_good"]["code"] == 0 and report["eval_good"]["code"] in (0, 1)
     before = report["eval_good"]["files"]
     assert json.loads(before["health.json"])["images"] and json.loads(before["eval/eval.json"])["classes"]

@@ -220,7 +220,7 @@ def test_a_one_pixel_frame_is_an_invalid_frame_not_an_inference_failure(tmp_path
 _READ_ONLY = '''
 import contextlib, io, json, sys, time
 from sense_perception.cli.main import main
-bag, photo, disk, topic = sys.argv[1:5]
+disk, bag, photo, topic = sys.argv[1:5]
 report = {}
 for name, argv in (("replay", ["replay", bag, "--out", f"{disk}/out", "--topics", topic]),
                    ("attention", ["driver", "attention", photo, "--json-out", f"{disk}/a.json"])):
@@ -237,21 +237,11 @@ print(json.dumps(report))
 def test_a_read_only_out_is_refused_before_any_work(tmp_path) -> None:
     """A real read-only disk (a tmpfs mounted ro in a private mount namespace) under --out and
     --json-out: refused with the reason, before a model loads or a photo is measured."""
-    from test_faults_replay import _namespace_prefix
+    from support import run_on_tmpfs
 
+    report = run_on_tmpfs(tmp_path, _READ_ONLY, [
+        SAMPLE_BAG, SHARED / "faces" / "obama_2_congress_2009.jpg", WINDSHIELD], "ro,size=64k")
     disk = tmp_path / "disk"
-    disk.mkdir()
-    prefix = _namespace_prefix(disk)
-    script = tmp_path / "inside.py"
-    script.write_text(_READ_ONLY)
-    proc = subprocess.run(
-        [*prefix, "sh", "-c", 'mount -t tmpfs -o ro,size=64k tmpfs "$1" && exec "$2" "$3" "$4" '
-         '"$5" "$1" "$6"', "sh", str(disk), sys.executable, str(script), str(SAMPLE_BAG),
-         str(SHARED / "faces" / "obama_2_congress_2009.jpg"), WINDSHIELD],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
     replay, attention = report["replay"], report["attention"]
     assert replay["code"] == 2 and "Traceback" not in replay["stderr"]
     assert f"--out {disk}/out is not writable: Read-only file system" in replay["stderr"]
