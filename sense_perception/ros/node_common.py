@@ -479,6 +479,9 @@ class PerceptionNode(LifecycleNode):
             status["message"] = f"not configured: {self.config_error}"
         elif self.lifecycle_state in ("unconfigured", "inactive") and status["level"] == messages.OK:
             status["message"] = f"{self.lifecycle_state}: waiting for lifecycle transitions"
+        elif self.lifecycle_state == "finalized":  # shut down for good: it will process nothing
+            status["level"] = max(status["level"], messages.WARN)
+            status["message"] = "finalized: shut down, no frame is processed; restart the node"
         now = self.get_clock().now().seconds_nanoseconds()
         array_ = messages.diagnostic_array(Header(int(now[0]), int(now[1]), ""), statuses)
         self._diag_pub.publish(to_msg(DiagnosticArray, array_))

@@ -223,6 +223,7 @@ class ObjectDetectorNode(PerceptionNode):
         self.trackers = None
         self.ignore = None
         self.steps = None
+        self.positions = None  # configure builds them anew; /diagnostics shows no stale placements
 
     # -- frames -------------------------------------------------------------------------------------
 

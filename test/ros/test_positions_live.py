@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import overrides, spin_publishing, record_published, wait_for
+from ros_helpers import (level, overrides, published_status, record_published, spin_publishing,
+                         status_values, wait_for)
 from test_frame_outputs_live_replay import _bag_frames
 
 pytestmark = pytest.mark.ros
@@ -229,3 +230,29 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
         assert "/camera/front/detections_3d" not in published
         reason = node.diagnostic_extra()[f"positions[{FRONT}]"]
         assert "overflows" in reason and "fix the camera's mount" in reason, reason
+
+
+def test_cleanup_forgets_the_placements_and_a_shut_down_node_is_not_ok(context):
+    """After cleanup /diagnostics showed the last configuration's positions[...] values; a node
+    shut down for good (finalized) reported level OK 'ok' while processing nothing."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    node = ObjectDetectorNode("positions_cleanup", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], mount_height=1.4, mount_pitch=0.03,
+        **{"runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("positions_cleanup_probe", context=context)
+    with _active(context, node, probe) as executor:
+        _send_calibration(node, probe, executor)
+        node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
+        assert "detections placed" in status_values(published_status(node))[f"positions[{FRONT}]"]
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        status = published_status(node)
+        assert not [k for k in status_values(status) if k.startswith("positions[")], status
+        assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+        status = published_status(node)
+        assert level(status) == 1 and status.message.startswith("finalized"), status.message
