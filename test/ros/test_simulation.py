@@ -171,9 +171,13 @@ def run_once(sim: Simulator, bag: Path, stamps: list, graph: Any, env: dict[str,
             and graph.node.count_publishers(f"{ns}/detections") >= 1
             and graph.node.count_publishers(f"{ns}/annotations") >= 1), 90.0)
         assert ready and node.alive(), f"object_detector did not start:\n{node.output()}"
+        # A quarter of real time: the replay's own inference (its offline detections, compared
+        # below) and the node share these 2 cores, and at full speed the node, handling frames
+        # latest-first, processed as few as 2 of 25 frames while the machine was busy. What is
+        # tested is headers, sim time and repeatability, not throughput (that is make bench's).
         replay = NodeProcess(["-m", "sense_perception.cli.main", "replay", str(bag), "--out",
                               str(tmp / "replay"), "--publish", "--publish-input-only",
-                              "--config", sim.name], env, tmp / "replay.log")
+                              "--rate", "0.25", "--config", sim.name], env, tmp / "replay.log")
         graph.spin_until(lambda: not replay.alive(), 180.0)
         assert not replay.alive(), f"replay did not finish:\n{replay.output()}"
         assert replay.proc.returncode == 0, f"replay exit {replay.proc.returncode}:\n{replay.output()}"
@@ -212,7 +216,7 @@ def test_simulator_session_sim_time_headers_and_repeatable_detections(sim, graph
     inputs = set(stamps)
     for run in runs:
         # Latest-first: frames replaced while inference ran are dropped and counted, so not every
-        # frame has a result; most must (the replay paces playback by its own inference).
+        # frame has a result; most must (played at a quarter of real time, see run_once).
         assert len(run.detections) >= len(stamps) // 3, (len(run.detections), len(stamps))
         for stamp, msg in run.detections.items():
             assert stamp in inputs and msg.header.frame_id == sim.frame_id
