@@ -3,9 +3,12 @@ small input files commands are given (configs, calibrations)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(path: Path) -> None:
@@ -44,6 +47,20 @@ def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
     fsync_dir(folder)
 
 
+def write_result_json(path: Path, document: Any, indent: int | None = 1) -> None:
+    """Write a JSON result the user reads (``--json-out``, eval.json, detections.json) with
+    :func:`atomic_write`: a full disk or a kill keeps the earlier file whole, and a link or FIFO
+    under the name is replaced, never written through."""
+    atomic_write(path, (json.dumps(document, indent=indent) + "\n").encode(), private=False)
+
+
+def describe_mode(mode: int) -> str:
+    """What a file that is not a regular file is, in words ("a FIFO (named pipe)"), from its
+    ``st_mode``: for errors that refuse it as an input or an output."""
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device")
+
+
 class NotRegularFileError(OSError):
     """A path given as an input file names a FIFO, socket, device or directory, or is too big."""
 
@@ -61,16 +78,12 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         NotRegularFileError: ``path`` is not a regular file, or is larger than ``max_bytes``.
         OSError: it cannot be opened or read (missing, permissions).
     """
-    import stat
-
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else
-                    "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
-                    "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
-            raise NotRegularFileError(errno.EINVAL, f"it is {kind}, not a regular file", str(path))
+            raise NotRegularFileError(errno.EINVAL, f"it is {describe_mode(st.st_mode)}, not a "
+                                      "regular file", str(path))
         if st.st_size > max_bytes:
             raise NotRegularFileError(errno.EFBIG, f"it is {st.st_size} bytes, more than the "
                                       f"{max_bytes} a file of this kind may have", str(path))

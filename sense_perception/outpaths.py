@@ -154,11 +154,9 @@ def check_video_dir(path: Path, option: str = "--out",
 
 def file_kind(path: Path) -> str:
     """What an existing path that is not a regular file names, in words ("a FIFO (named pipe)")."""
-    import stat
+    from .fileio import describe_mode
 
-    mode = path.stat().st_mode
-    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "a device")
+    return describe_mode(path.stat().st_mode)
 
 
 def _is_image(path: Path) -> bool:

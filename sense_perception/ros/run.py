@@ -35,6 +35,8 @@ def _params_file_problem(args: list[str]) -> str:
     import os
     import stat
 
+    from ..fileio import describe_mode
+
     after = args[args.index("--ros-args") + 1:] if "--ros-args" in args else []
     for flag, path in zip(after, after[1:], strict=False):  # each flag with the word after it
         if flag != "--params-file":
@@ -44,10 +46,8 @@ def _params_file_problem(args: list[str]) -> str:
         except OSError:
             continue  # missing or unreadable: rcl names it
         if not stat.S_ISREG(mode):
-            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
-                    if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
-            return (f"--params-file {path} is {kind}, not a regular file; fix: give the ROS 2 "
-                    "parameter YAML file itself")
+            return (f"--params-file {path} is {describe_mode(mode)}, not a regular file; fix: "
+                    "give the ROS 2 parameter YAML file itself")
     return ""
 
 
