@@ -160,13 +160,14 @@ def _write_results(out: Path, document: dict[str, Any], manifest: list[str] | No
     Raises:
         ConfigError: a file cannot be written, naming it, the reason and the fix.
     """
-    from ..fileio import atomic_write
+    from ..fileio import write_result_json
 
-    files = [(out / MANIFEST, json.dumps(manifest) + "\n")] if manifest is not None else []
-    files.append((out / "detections.json", json.dumps(document, indent=1) + "\n"))
-    for path, text in files:
+    files: list[tuple[Path, Any, int | None]] = [(out / MANIFEST, manifest, None)] \
+        if manifest is not None else []
+    files.append((out / "detections.json", document, 1))
+    for path, content, indent in files:
         try:
-            atomic_write(path, text.encode("utf-8"), private=False)
+            write_result_json(path, content, indent)
         except OSError as exc:
             raise ConfigError(f"cannot write {path}: {exc.strerror or exc}; the detections of "
                               f"this run are not saved; fix: free space on that disk or choose "

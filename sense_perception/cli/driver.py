@@ -388,12 +388,11 @@ def _json_out(args: argparse.Namespace, inputs: Sequence[str | Path]) -> Path | 
 def _write_json(path: Path, doc: Any) -> None:
     """Write ``--json-out`` through a temp file renamed over it: a full disk or a kill leaves an
     earlier result whole, never truncated (a link is written through to the file it names)."""
-    from ..fileio import atomic_write
+    from ..fileio import write_result_json
     from ..outpaths import OutputPathError
 
     try:
-        atomic_write(Path(os.path.realpath(path)), (json.dumps(doc, indent=2) + "\n").encode(),
-                     private=False)
+        write_result_json(Path(os.path.realpath(path)), doc, indent=2)
     except OSError as exc:
         raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}; "
                               "the earlier file there is kept; fix: free space on that disk or "

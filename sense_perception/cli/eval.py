@@ -194,13 +194,10 @@ def run(args: argparse.Namespace) -> int:
     meta["positions_left_out"] = [{"image": k, "reason": r} for k, r in three_d.unplaced]
     unplaced = three_d.unplaced
     try:
-        import json
-
-        from ..fileio import atomic_write
+        from ..fileio import write_result_json
 
         # each result replaced whole: a full disk keeps the earlier run's files intact
-        atomic_write(args.out / DETECTIONS_FILE,
-                     (json.dumps(three_d.detections, indent=1) + "\n").encode(), private=False)
+        write_result_json(args.out / DETECTIONS_FILE, three_d.detections)
         json_path = write_json(result, args.out, meta)
         plot = write_plot(result, args.out)
         stale = args.out / PLOT_FILE

@@ -111,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import load_params
     from ..core.health.camera_settings import CameraHealthSettings
     from ..core.imaging.frame_guard import InputLimits
-
-    from ..fileio import atomic_write
+    from ..fileio import write_result_json
     from ..outpaths import check_result_file
 
     before, taken = getattr(args, "json_images", (True, []))
@@ -147,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out is not None:
         try:
             # replaced whole: a full disk keeps an earlier result intact
-            atomic_write(args.json_out, (json.dumps(document, indent=1) + "\n").encode(),
-                         private=False)
+            write_result_json(args.json_out, document)
         except OSError as exc:
             raise ConfigError(f"cannot write --json-out {args.json_out}: {exc.strerror or exc}; "
                               "give a writable file path") from exc

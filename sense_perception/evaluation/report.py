@@ -1,7 +1,6 @@
 """What ``sense-perception eval`` writes and prints: eval.json, a precision-recall plot, tables."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,10 @@ def to_dict(result: Evaluation, meta: dict[str, Any] | None = None) -> dict[str,
 def write_json(result: Evaluation, out: Path, meta: dict[str, Any] | None = None) -> Path:
     """Write ``out/eval.json`` (replaced whole: a full disk keeps the earlier one); returns its
     path."""
-    from ..fileio import atomic_write
+    from ..fileio import write_result_json
 
     path = out / EVAL_FILE
-    atomic_write(path, (json.dumps(to_dict(result, meta), indent=2) + "\n").encode(),
-                 private=False)
+    write_result_json(path, to_dict(result, meta), indent=2)
     return path
 
 
