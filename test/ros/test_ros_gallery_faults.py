@@ -32,6 +32,19 @@ def _node(context, name: str, gallery: Path, topic: str):
         "runtime.intra_op_threads": 1}))
 
 
+def _active_with_one_frame(node):
+    """Configure and activate ``node``, then let its worker thread process one real driver frame
+    (stamp 7 s); returns the frame (BGR) for the frames sent later."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    bgr = read_bgr(PORTRAIT)
+    node._slots.put(0, image_msg(bgr, 7, 0, "cabin"))
+    assert wait_for(lambda: node.health.snapshot().processed == 1)
+    return bgr
+
+
 def test_a_fifo_gallery_fails_configure_at_once_naming_it(context, tmp_path):
     from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -57,7 +70,6 @@ def test_a_fifo_gallery_fails_configure_at_once_naming_it(context, tmp_path):
 
 
 def test_a_fifo_swapped_in_while_running_is_in_diagnostics_and_frames_go_on(context, tmp_path):
-    from rclpy.lifecycle import TransitionCallbackReturn
     from std_srvs.srv import Trigger
 
     folder = tmp_path / "gallery"
@@ -66,11 +78,7 @@ def test_a_fifo_swapped_in_while_running_is_in_diagnostics_and_frames_go_on(cont
     topic = "/sp_fifo_run/cabin/image_raw"
     node = _node(context, "inproc_fifo_running", gallery, topic)
     try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        bgr = read_bgr(PORTRAIT)
-        node._slots.put(0, image_msg(bgr, 7, 0, "cabin"))
-        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        bgr = _active_with_one_frame(node)
         assert "gallery_error" not in status_values(published_status(node))
 
         os.mkfifo(folder / "swap", 0o600)
@@ -160,7 +168,6 @@ def test_a_gallery_nested_too_deeply_neither_kills_the_node_nor_drops_frames(gra
     did not turn into a GalleryError: ~/reload_gallery raised inside the executor and ended the
     node's process (both nodes under `sense-perception run`), and every frame was dropped as an
     inference error while the file stayed. Now it is a gallery error like any other."""
-    from rclpy.lifecycle import TransitionCallbackReturn
     from std_srvs.srv import Trigger
 
     folder = tmp_path / "gallery"
@@ -195,11 +202,7 @@ def test_a_gallery_nested_too_deeply_neither_kills_the_node_nor_drops_frames(gra
     gallery.unlink()
     node = _node(context, "inproc_deep_gallery", gallery, "/sp_deep_inproc/cabin/image_raw")
     try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        bgr = read_bgr(PORTRAIT)
-        node._slots.put(0, image_msg(bgr, 7, 0, "cabin"))
-        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        bgr = _active_with_one_frame(node)
         os.link(deep, folder / "swap")
         os.replace(folder / "swap", gallery)
         for i, stamp in enumerate((9, 11)):
