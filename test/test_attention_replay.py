@@ -55,7 +55,7 @@ def cabin_run(tmp_path_factory):
     bag = copy_bag(SAMPLE_BAG, tmp / "bag", extra=[(CAMERA_INFO, "sensor_msgs/msg/CameraInfo",
                                                     None, first_ns - 10_000_000, info)])
     out = tmp / "out"
-    result = Replayer(ReplayOptions(bag, out, topics=[CABIN], cabin=CABIN, config=_config(tmp),
+    result = Replayer(ReplayOptions(bag, out, topics=[], cabin=CABIN, config=_config(tmp),
                                     video_cabin=True)).run()
     return out, result
 
@@ -132,7 +132,7 @@ def test_uncalibrated_camera_info_is_reported_and_ignored(tmp_path) -> None:
     info = _camera_info([0.0] * 9, first_ns - 10_000_000)
     bag = copy_bag(SAMPLE_BAG, tmp_path / "bag", extra=[(CAMERA_INFO, "sensor_msgs/msg/CameraInfo",
                                                          None, first_ns - 10_000_000, info)])
-    result = Replayer(ReplayOptions(bag, tmp_path / "out", topics=[CABIN], cabin=CABIN,
+    result = Replayer(ReplayOptions(bag, tmp_path / "out", topics=[], cabin=CABIN,
                                     config=_config(tmp_path))).run()
     assert result.complete
     assert any("not calibrated" in note and CAMERA_INFO in note for note in result.notes)
@@ -146,7 +146,7 @@ def test_implausible_camera_info_is_refused_with_its_value(tmp_path) -> None:
     info = _camera_info([1e-30, 0, 319.5, 0, 1e-30, 239.5, 0, 0, 1], first_ns - 10_000_000)
     bag = copy_bag(SAMPLE_BAG, tmp_path / "bag", extra=[(CAMERA_INFO, "sensor_msgs/msg/CameraInfo",
                                                          None, first_ns - 10_000_000, info)])
-    result = Replayer(ReplayOptions(bag, tmp_path / "out", topics=[CABIN], cabin=CABIN,
+    result = Replayer(ReplayOptions(bag, tmp_path / "out", topics=[], cabin=CABIN,
                                     config=_config(tmp_path))).run()
     assert result.complete
     (note,) = [n for n in result.notes if CAMERA_INFO in n]
@@ -168,7 +168,7 @@ def test_implausible_camera_info_is_refused_with_its_value(tmp_path) -> None:
 def test_attention_disabled_publishes_no_attention(tmp_path) -> None:
     config = _config(tmp_path, "    attention:\n      enabled: false\n")
     out = tmp_path / "out"
-    result = Replayer(ReplayOptions(SAMPLE_BAG, out, topics=[CABIN], cabin=CABIN, config=config)).run()
+    result = Replayer(ReplayOptions(SAMPLE_BAG, out, topics=[], cabin=CABIN, config=config)).run()
     topics = {m.channel.topic for m in read_output(out / "bag")}
     assert "/camera/cabin/faces" in topics and "/camera/cabin/driver_attention" not in topics
     assert "/camera/cabin/head_pose" not in topics and result.summary["attention"] is None

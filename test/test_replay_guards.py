@@ -142,6 +142,50 @@ def test_naming_the_cabin_camera_as_an_exterior_topic_is_refused(tmp_path, capsy
     assert not (tmp_path / "o" / "bag").exists()
 
 
+@pytest.mark.parametrize("topics, cabin", [([CABIN], CABIN), ([FRONT], FRONT),
+                                           ([FRONT, WINDSHIELD], WINDSHIELD)])
+def test_the_same_topic_in_topics_and_cabin_is_a_usage_error(tmp_path, capsys, topics, cabin) -> None:
+    """`--topics X --cabin X` ran the driver pipeline on X and silently no detector (X was asked
+    for as an exterior camera): refused with exit 2 before the bag is read, by the same check and
+    message as `run`'s config listing the cabin camera among object_detector.camera_topics; a
+    --force rerun so refused keeps the earlier outputs."""
+    out = tmp_path / "o"
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", *topics, "--cabin", cabin)
+    assert code == 2 and "Traceback" not in err
+    text = " ".join(err.split())
+    assert (f"topic {cabin} is the cabin camera (--cabin) and is also listed in --topics: it shows "
+            "the driver, so it is never run through the object detector") in text
+    assert "remove it from --topics" in text and "--topics with no topic after it" in text
+    assert not out.exists()
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD)[0] == 0
+    before = _tree(out)
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--force", "--topics", *topics,
+                        "--cabin", cabin)
+    assert code == 2 and "is also listed in --topics" in err and _tree(out) == before
+
+
+def test_topics_with_no_topic_needs_cabin(tmp_path, capsys) -> None:
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--topics")
+    assert code == 2 and "--topics with no topic replays no exterior camera" in err
+    assert "--cabin TOPIC" in err and not (tmp_path / "o").exists()
+
+
+def test_run_and_replay_share_one_cabin_check(tmp_path) -> None:
+    """`run`'s config check and the replay's option check are one function, one message."""
+    from sense_perception.cli.run import check_cabin_not_exterior
+    from sense_perception.errors import PrivacyError
+
+    config = tmp_path / "perception.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n"
+                      f"    camera_topics: [{FRONT}, {CABIN}]\n")
+    with pytest.raises(PrivacyError) as refused:
+        check_cabin_not_exterior(config)
+    assert str(refused.value).startswith(
+        f"topic {CABIN} is the cabin camera (driver_monitor.camera_topic in {config}) and is also "
+        "listed in object_detector.camera_topics: it shows the driver, so it is never run through "
+        "the object detector as an exterior camera; remove it from camera_topics")
+
+
 def test_a_cabin_other_than_the_configured_one_is_warned_about(tmp_path, capsys) -> None:
     config = tmp_path / "params.yaml"
     config.write_text("driver_monitor:\n  ros__parameters:\n    gallery:\n"
@@ -299,7 +343,7 @@ def test_no_output_of_a_cabin_replay_carries_the_drivers_display_name(tmp_path, 
     config = tmp_path / "params.yaml"
     config.write_text(f"driver_monitor:\n  ros__parameters:\n    gallery:\n      path: {gallery}\n")
     out = tmp_path / "out"
-    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", CABIN, "--cabin", CABIN,
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", "--cabin", CABIN,
                         "--config", config)
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
@@ -335,3 +379,4 @@ def test_a_link_or_fifo_planted_as_the_replay_marker_is_replaced_never_written_t
     marker = out / ".sense-perception-replay"
     assert marker.is_file() and not marker.is_symlink() and "sense-perception replay" in marker.read_text()
     assert (out / "summary.json").is_file()
+

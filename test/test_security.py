@@ -169,7 +169,7 @@ def test_gallery_key_never_appears_in_logs_output_errors_or_files(
     config = tmp_path / "params.yaml"
     config.write_text("driver_monitor:\n  ros__parameters:\n    gallery:\n"
                       f"      path: {gallery}\n      key_file: {key_file}\n")
-    assert run("replay", str(SAMPLE_BAG), "--out", str(tmp_path / "out"), "--topics", CABIN,
+    assert run("replay", str(SAMPLE_BAG), "--out", str(tmp_path / "out"), "--topics",
                "--cabin", CABIN, "--config", str(config)) == 0
 
     # the same key from the environment, in hex and in base64
@@ -240,7 +240,7 @@ def test_replay_refuses_identity_when_the_cabin_camera_is_not_configured_as_cabi
     config = tmp_path / "params.yaml"
     config.write_text("driver_monitor:\n  ros__parameters:\n    camera_role: front\n")
     out = tmp_path / "out"
-    assert main(["replay", str(SAMPLE_BAG), "--out", str(out), "--topics", FRONT, "--cabin", FRONT,
+    assert main(["replay", str(SAMPLE_BAG), "--out", str(out), "--topics", "--cabin", FRONT,
                  "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "face identification refused on camera_role 'front'" in err
@@ -397,10 +397,10 @@ def test_face_pixels_appear_only_where_asked(sandbox: Path, still_engine) -> Non
         assert any(np.array_equal(image, crop) for crop in crops)
 
     # --video alone never films the cabin: the driver's face needs its own request.
-    assert main(["replay", str(SAMPLE_BAG), "--out", "out", "--topics", CABIN, "--cabin", CABIN,
+    assert main(["replay", str(SAMPLE_BAG), "--out", "out", "--topics", "--cabin", CABIN,
                  "--video"]) == 0
     assert not any((sandbox / "cwd" / "out").rglob("*.mp4"))
-    assert main(["replay", str(SAMPLE_BAG), "--out", "out", "--topics", CABIN, "--cabin", CABIN,
+    assert main(["replay", str(SAMPLE_BAG), "--out", "out", "--topics", "--cabin", CABIN,
                  "--copy-input", "--video-cabin", "--force"]) == 0
     hits = {k: v for k, v in scan(sandbox, []).items() if not k.startswith(images_dir)}
     videos = [str(p.relative_to(sandbox)) for p in (sandbox / "cwd" / "out" / "video").iterdir()]

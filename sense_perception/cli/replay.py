@@ -45,15 +45,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "metadata.yaml is missing or the MCAP is truncated)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="output directory; must be empty or new unless --force")
-    parser.add_argument("--topics", nargs="+", metavar="TOPIC", default=None,
+    parser.add_argument("--topics", nargs="*", metavar="TOPIC", default=None,
                         help="exterior camera topics (sensor_msgs/Image or CompressedImage) to "
                              "process (default: every image topic in the bag except the cabin "
                              "camera, driver_monitor.camera_topic of --config, which is never "
-                             "run through the object detector)")
+                             "run through the object detector); the cabin camera is refused "
+                             "here; --topics with no topic after it: no exterior camera (with "
+                             "--cabin: the cabin camera alone)")
     parser.add_argument("--cabin", metavar="TOPIC", default=None,
                         help="the in-cabin camera topic: runs the driver-identity pipeline on it "
-                             "(and only on it: exterior cameras never get face identification); "
-                             "a topic other than driver_monitor.camera_topic is warned about")
+                             "(and only on it: exterior cameras never get face identification; "
+                             "naming it in --topics too is refused); a topic other than "
+                             "driver_monitor.camera_topic is warned about")
     parser.add_argument("--config", type=config_file, metavar="FILE", default=None,
                         help="ROS 2 parameter YAML the nodes use (object_detector and "
                              f"driver_monitor sections), {CONFIG_HELP}")
@@ -111,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
     if args.rate is not None and not args.publish:
         print("error: --rate sets the playback speed of --publish; add --publish or drop --rate "
               "(without --publish the bag is replayed as fast as it can be)", file=sys.stderr)
+        return EXIT_FATAL
+    if args.topics == [] and not args.cabin:
+        print("error: --topics with no topic replays no exterior camera; name the exterior camera "
+              "topics after it, drop it (every exterior camera), or add --cabin TOPIC to replay "
+              "the cabin camera alone", file=sys.stderr)
         return EXIT_FATAL
     if args.video_cabin and not args.cabin:
         print("error: --video-cabin films the camera named by --cabin; add --cabin TOPIC",

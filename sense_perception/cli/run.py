@@ -68,16 +68,15 @@ def check_cabin_not_exterior(config: Any) -> None:
         PrivacyError: naming the topic and the fix.
     """
     from ..config import load_params
-    from ..errors import PrivacyError
+    from ..face.privacy import check_cabin_not_exterior as refuse
     from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
 
     cabin = str(load_params(config, "driver_monitor").get(
         "camera_topic", DriverMonitorNodeSettings.__dataclass_fields__["camera_topic"].default))
     exterior = load_params(config, "object_detector").get(
         "camera_topics", ObjectDetectorSettings().camera_topics)
-    if isinstance(exterior, (list, tuple)) and cabin in exterior:
-        raise PrivacyError(f"topic {cabin} is the cabin camera (driver_monitor.camera_topic in "
-                           f"{config or 'the default parameters'}) and is also listed in "
-                           "object_detector.camera_topics: it shows the driver, so it is never run "
-                           "through the object detector as an exterior camera; remove it from "
-                           "camera_topics, or set camera_topic to the real cabin camera")
+    if isinstance(exterior, (list, tuple)):
+        refuse(
+            cabin, exterior, f"driver_monitor.camera_topic in {config or 'the default parameters'}",
+            "object_detector.camera_topics",
+            "remove it from camera_topics, or set camera_topic to the real cabin camera")

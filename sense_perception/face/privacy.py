@@ -1,6 +1,8 @@
 """Privacy guard: face identity runs only on the in-cabin camera, where the driver consented."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from ..errors import PrivacyError
 
 #: The only camera role on which faces may be matched against the gallery.
@@ -24,3 +26,26 @@ def check_identity_allowed(camera_role: str) -> None:
         f"seen there (pedestrians, other drivers) have not consented to face recognition. Identity "
         f"runs only with camera_role '{IDENTITY_ROLE}' pointed at the enrolled, consenting driver; "
         f"use face detection only on other cameras")
+
+
+def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str, listed_in: str,
+                             fix: str) -> None:
+    """Refuse the cabin camera ``cabin`` among the ``exterior`` camera topics.
+
+    The cabin camera shows the driver: it is never run through the object detector (whose debug
+    image, annotations and videos would publish the driver's face) nor treated as an exterior
+    camera. One check and one message for every place that takes both lists (``run``'s config,
+    ``replay``'s ``--topics`` against the configured cabin camera or ``--cabin``).
+
+    Args:
+        named_by: what makes ``cabin`` the cabin camera (``driver_monitor.camera_topic in FILE``).
+        listed_in: where the exterior cameras were named (``--topics``).
+        fix: what to do instead, appended to the message.
+
+    Raises:
+        PrivacyError: naming the topic, both places and the fix.
+    """
+    if cabin in list(exterior):
+        raise PrivacyError(f"topic {cabin} is the cabin camera ({named_by}) and is also listed in "
+                           f"{listed_in}: it shows the driver, so it is never run through the "
+                           f"object detector as an exterior camera; {fix}")

@@ -46,7 +46,8 @@ from ..core.output.status import (
 )
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
-from ..errors import BagError, ImageDecodeError, PrivacyError
+from ..errors import BagError, ImageDecodeError
+from ..face.privacy import check_cabin_not_exterior
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import check_apart, check_writable_dir
@@ -175,25 +176,26 @@ def configured_cabin_topic(config: Path | None) -> str:
 
 def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
                   skipped: SkipLog, private: str | None = None) -> list[str]:
-    """Camera topics to replay: ``topics`` (checked) or every image topic, plus ``cabin``.
+    """Camera topics to replay: ``topics`` (checked; ``[]``: no exterior camera) or, for None, every
+    image topic, plus ``cabin``.
 
     Topics whose type is unknown are recorded as skipped: in auto mode they might carry images.
     ``private`` (the configured cabin camera when it is not ``cabin``) is never an exterior
-    camera: left out of the automatic choice, refused in ``topics``.
+    camera: left out of the automatic choice, refused in ``topics`` (``cabin`` in ``topics`` is
+    refused by :class:`Replayer` before the bag is opened).
 
     Raises:
         BagError: a named topic is missing or not an image topic, or no image topic is left.
         PrivacyError: ``topics`` names ``private``.
     """
-    if private and private in (topics or []):
-        raise PrivacyError(f"topic {private} is the cabin camera (driver_monitor.camera_topic): it "
-                           "shows the driver, so it is never run through the object detector as "
-                           f"an exterior camera; pass --cabin {private} to replay it through the "
-                           "driver pipeline, or a --config whose camera_topic names the real cabin "
-                           "camera")
+    if private:
+        check_cabin_not_exterior(private, topics or [], "driver_monitor.camera_topic", "--topics",
+                                 f"pass --cabin {private} to replay it through the driver pipeline, "
+                                 "or a --config whose camera_topic names the real cabin camera")
     available = ", ".join(t for t in bag.image_topics() if t != private) or "none"
-    auto = [t for t in bag.image_topics() if t != private]
-    wanted = list(dict.fromkeys([*(topics or auto), *([cabin] if cabin else [])]))
+    auto = [t for t in bag.image_topics() if t != private and t != cabin]
+    wanted = list(dict.fromkeys([*(auto if topics is None else topics),
+                                 *([cabin] if cabin else [])]))
     selected = []
     for topic in wanted:
         meta = bag.topics.get(topic)
@@ -207,7 +209,7 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
                            f"CompressedImage; image topics: {available}")
         else:
             selected.append(topic)
-    if not topics:
+    if topics is None:
         for topic in bag.unknown_topics():
             if topic not in wanted:
                 skipped.add(topic, f"unknown message type {bag.topics[topic].msgtype}: no definition "
@@ -250,6 +252,11 @@ class Replayer:
         self._identifier = identifier
         if options.rate <= 0:
             raise BagError(f"--rate must be > 0, got {options.rate}")
+        if options.cabin:  # a usage error: refused before the bag is opened or --out created
+            check_cabin_not_exterior(options.cabin, options.topics or [], "--cabin", "--topics",
+                                     "remove it from --topics, which names the exterior cameras "
+                                     "(--topics with no topic after it replays the cabin camera "
+                                     "alone)")
         from ..core.geometry import load_calibration
 
         # Read (and refused) before anything is opened or cleared.

@@ -177,7 +177,7 @@ def test_cabin_frames_give_the_same_messages_live_and_in_replay(context, tmp_pat
                                                                 monkeypatch):
     from sense_perception.ros.driver_monitor_node import DriverMonitorNode
 
-    replayed = _replay(tmp_path / "replay", [CABIN], CABIN, _config(tmp_path, params), monkeypatch)
+    replayed = _replay(tmp_path / "replay", [], CABIN, _config(tmp_path, params), monkeypatch)
     node = DriverMonitorNode("live_vs_replay_driver", context=context, parameter_overrides=overrides(
         camera_topic=CABIN, **params["driver_monitor"]))
     live = _live(node, context, CABIN, "/camera/cabin/annotations", lambda: node._pubs, monkeypatch)
@@ -223,7 +223,7 @@ def test_a_dark_cabin_camera_is_a_camera_fault_live_and_in_replay(context, tmp_p
     from sense_perception.ros.driver_monitor_node import DriverMonitorNode
 
     bag = _dark_cabin_bag(tmp_path / "dark_cabin")
-    replayed = _replay(tmp_path / "replay", [CABIN], CABIN, _config(tmp_path, params), monkeypatch,
+    replayed = _replay(tmp_path / "replay", [], CABIN, _config(tmp_path, params), monkeypatch,
                        bag=bag)
     node = DriverMonitorNode("live_dark_cabin", context=context, parameter_overrides=overrides(
         camera_topic=CABIN, **params["driver_monitor"]))
