@@ -380,3 +380,59 @@ def test_a_link_or_fifo_planted_as_the_replay_marker_is_replaced_never_written_t
     assert marker.is_file() and not marker.is_symlink() and "sense-perception replay" in marker.read_text()
     assert (out / "summary.json").is_file()
 
+
+# -- camera topics without a message ---------------------------------------------------------------
+
+def _bag_with_empty_topics(src: Path, dst: Path, empty: set[str], storage: str) -> Path:
+    """``src`` rewritten as ``dst`` with every topic kept but the ``empty`` ones holding no message
+    (a camera that was subscribed to but never published while recording)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with Reader(src) as reader, Writer(dst, version=9, storage_plugin=plugin) as writer:
+        conns = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=STORE)
+                 for c in reader.connections}
+        for c, timestamp, raw in reader.messages():
+            if c.topic not in empty:
+                writer.write(conns[c.topic], timestamp, bytes(raw))
+    return dst
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_bag_whose_cameras_hold_no_message_is_an_input_error(tmp_path, capsys, storage) -> None:
+    """A bag whose selected image topics hold 0 messages replayed with exit 0 and an empty output,
+    as if it had succeeded. It is an input error (exit 2) naming the empty topics and what the bag
+    holds, refused before --out is touched (a --force run keeps the earlier outputs)."""
+    bag = _bag_with_empty_topics(SAMPLE_BAG, tmp_path / "bag", {FRONT, WINDSHIELD}, storage)
+    out = tmp_path / "out"
+    for topics in ([FRONT, WINDSHIELD], []):  # named, and chosen automatically
+        code, stdout, err = _run(capsys, bag, "--out", out, *(["--topics", *topics] if topics else []))
+        assert code == 2 and "Traceback" not in err, err
+        text = " ".join(err.split())
+        assert (f"holds no message on the camera topic(s) to replay: {FRONT}, {WINDSHIELD}; "
+                "nothing to replay") in text
+        assert f"{FRONT} (sensor_msgs/msg/CompressedImage, 0 messages)" in text
+        assert f"{WINDSHIELD} (sensor_msgs/msg/Image, 0 messages)" in text
+        assert f"{CABIN} (sensor_msgs/msg/CompressedImage, 8 messages)" in text
+        assert "/tf_static (tf2_msgs/msg/TFMessage, 1 message)" in text
+        assert "summary" not in stdout and (not out.exists() or not any(out.iterdir()))
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD)[0] == 0
+    before = _tree(out)
+    code, _, err = _run(capsys, bag, "--out", out, "--force")
+    assert code == 2 and "holds no message" in err and _tree(out) == before
+
+
+def test_a_bag_where_some_cameras_are_empty_replays_the_others_and_names_them(tmp_path, capsys):
+    bag = _bag_with_empty_topics(SAMPLE_BAG, tmp_path / "bag", {FRONT}, "mcap")
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, bag, "--out", out, "--topics", FRONT, WINDSHIELD)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cameras"][WINDSHIELD]["frames"] == 1 and summary["cameras"][FRONT]["frames"] == 0
+    warning = (f"{FRONT}: no message in the bag (sensor_msgs/msg/CompressedImage); nothing replayed "
+               "for this camera")
+    assert summary["warnings"] == [warning]
+    assert warning in " ".join(err.split())
+    # a bag with frames on every camera has no warnings
+    assert _run(capsys, SAMPLE_BAG, "--out", tmp_path / "full", "--topics", FRONT, WINDSHIELD)[0] == 0
+    assert "warnings" not in json.loads((tmp_path / "full" / "summary.json").read_text())

@@ -9,7 +9,8 @@ ImageAnnotations per exterior camera, ``<cabin ns>/faces``, ``<cabin ns>/annotat
 Exit status: 0 every frame of the selected cameras was read, decoded and processed; 1 the replay
 finished but something was skipped or lost (listed under "skipped" in summary.json: damaged or
 truncated storage, unknown message types, corrupt frames, frames whose inference failed,
-interruption); 2 nothing was replayed (bad arguments, unreadable bag, bad config, missing model) or
+interruption); 2 nothing was replayed (bad arguments, unreadable bag, no message on the camera
+topics, bad config, missing model) or
 an output could not be written (disk full): then ``REPLAY_INCOMPLETE.txt`` stays in DIR to mark the
 partial outputs (it is there from the first output byte and removed only once summary.json is
 complete).

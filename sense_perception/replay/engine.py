@@ -223,6 +223,36 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
     return selected
 
 
+def describe_topics(bag: Bag) -> str:
+    """Every topic of ``bag`` with its type and message count, for error messages."""
+    return ", ".join(f"{t} ({m.msgtype}, {m.count} message{'' if m.count == 1 else 's'})"
+                     for t, m in sorted(bag.topics.items())) or "no topic at all"
+
+
+def check_has_frames(bag: Bag, topics: list[str]) -> None:
+    """Refuse a replay whose camera ``topics`` hold no message: it would end with exit 0 and
+    empty outputs, as if it had succeeded.
+
+    The storage index's counts decide; only when they say 0 for every topic is the bag scanned
+    for one message (an index can be missing or stale), so a normal bag costs nothing here.
+
+    Raises:
+        BagError: naming the empty topics and what the bag does hold.
+    """
+    if any(bag.topics[t].count for t in topics):
+        return
+    scan = bag.messages(topics)
+    try:
+        if next(scan, None) is not None:
+            return
+    finally:
+        scan.close()
+    raise BagError(f"bag {bag.path} holds no message on the camera topic(s) to replay: "
+                   f"{', '.join(topics)}; nothing to replay. The bag holds: {describe_topics(bag)}. "
+                   "Choose --topics (or --cabin) among the topics with messages, or check the "
+                   "recording")
+
+
 def _namespaces(topics: list[str]) -> dict[str, str]:
     # The nodes' rule: two topics of one camera (raw and compressed) keep their full topic names.
     return dict(zip(topics, output_namespaces(topics), strict=True))
@@ -313,6 +343,7 @@ class Replayer:
             cabin = None
         private = self._cabin_camera(bag, cabin)
         topics = select_topics(bag, opts.topics, cabin, skipped, private)
+        check_has_frames(bag, topics)  # before anything in --out is replaced
         self._cabin = opts.cabin if opts.cabin in topics else None
         self._exterior = [t for t in topics if t != self._cabin]
         self._publisher = None
@@ -347,6 +378,12 @@ class Replayer:
             for camera in self._exterior:  # how many detections got a position, or why none
                 summary["cameras"].setdefault(camera, {})["positions"] = \
                     self._positions.summary(camera)
+            empty = [t for t in topics if not self._received.get(t) and not bag.topics[t].count]
+            if empty:  # some cameras replayed, these had nothing: say so, it is not a success
+                warnings = [f"{t}: no message in the bag ({bag.topics[t].msgtype}); nothing "
+                            "replayed for this camera" for t in empty]
+                summary["warnings"] = warnings
+                self._notes.extend(warnings)
             if self._cameras:  # per camera topic: seconds in each condition, raise/clear events
                 summary["camera_health"] = {t: v for bank in self._cameras.values()
                                             for t, v in bank.summary().items()}
@@ -426,6 +463,7 @@ class Replayer:
         self._last_attention: Any = None
         self._last_driver: dict[str, Any] | None = None
         self._notes: list[str] = []
+        self._received: dict[str, int] = {}  # messages read per camera topic
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
         self._positions = CameraPositions(self._calibration,
@@ -594,6 +632,7 @@ class Replayer:
                 if msg.topic not in self._ns:
                     continue  # played into the graph only (--publish)
                 done += 1
+                self._received[msg.topic] = self._received.get(msg.topic, 0) + 1
                 self._bag_now = msg.timestamp * 1e-9
                 self._diagnostics.start()
                 self._role_health(msg.topic).frame_received(msg.topic)

@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple, Protocol
+from typing import Any, Generator, Iterable, Iterator, NamedTuple, Protocol
 
 import yaml
 from mcap.data_stream import ReadDataStream
@@ -273,7 +273,7 @@ class Bag:
 
     # -- streaming -------------------------------------------------------------------------------
 
-    def messages(self, topics: Iterable[str]) -> Iterator[BagMessage]:
+    def messages(self, topics: Iterable[str]) -> Generator[BagMessage, None, None]:
         """Yield the messages of ``topics`` in storage order (time order within a file).
 
         Damage met while reading ends that storage file; what was lost is added to
