@@ -575,3 +575,56 @@ def test_results_on_a_full_disk_keep_the_earlier_files_whole(tmp_path: Path) -> 
         assert "No space left on device" in full["stderr"], full["stderr"]
         assert full["files"] == before, name  # every earlier result whole
         assert not [f for f in full["listing"] if f.endswith(".tmp")], full["listing"]
+
+
+def test_ctrl_c_during_detect_leaves_results_of_exactly_what_was_processed(tmp_path: Path) -> None:
+    """Ctrl-C during `detect` on many images left this run's annotated copies beside the earlier
+    run's detections.json: the outputs of two runs mixed, and what was done was lost. On SIGINT
+    (sent by a real signal once the first new copy is on disk) detect writes detections.json of
+    exactly the images it finished, marked ``"interrupted": true`` with the others under
+    ``not_processed``, lists its copies, leaves no temp file and exits 130."""
+    import signal
+    import time
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("old_a", "old_b"):
+        shutil.copy(STREET, inputs / f"{name}.jpg")
+    out = tmp_path / "out"
+    earlier = sp("detect", str(inputs / "old_a.jpg"), str(inputs / "old_b.jpg"), "--out", str(out),
+                 "--config", config(tmp_path), cwd=tmp_path)
+    assert earlier.returncode == 0, no_traceback(earlier)
+    paths = []
+    for i in range(60):
+        paths.append(str(inputs / f"img_{i:02d}.jpg"))
+        shutil.copy(STREET, paths[-1])
+    proc = subprocess.Popen([sys.executable, "-m", "sense_perception.cli.main", "detect", *paths,
+                             "--out", str(out), "--config", config(tmp_path), "--batch-size", "1"],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(out.glob("img_*.jpg")):  # the first annotated copy of this run
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no annotated copy written in 240 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = stderr.decode(errors="replace")
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    doc = json.loads((out / "detections.json").read_text())
+    processed = [image["path"] for image in doc["images"]]
+    assert doc["interrupted"] is True
+    assert processed + doc["not_processed"] == paths  # every image is in one list, in order
+    assert processed and doc["not_processed"], doc  # stopped after the first, before the last
+    # The annotated copies of this run are exactly those of the images in detections.json.
+    assert {p.name for p in out.glob("img_*.jpg")} == {Path(p).name for p in processed}
+    assert json.loads((out / ".detect-annotated.json").read_text()) == sorted(
+        ["old_a.jpg", "old_b.jpg", *(Path(p).name for p in processed)])
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert f"interrupted: {out / 'detections.json'} holds the {len(processed)} image(s) " \
+           "processed before Ctrl-C" in " ".join(err.split())

@@ -4,7 +4,9 @@ Writes ``DIR/detections.json`` (``{"images": [{"path", "width", "height", "detec
 "score", "bbox_xyxy"}]}], "positions": ...}``, boxes in source pixels; with ``--calibration`` each
 road user also has ``position_base_link``, ``range_m`` and ``position_covariance``, see
 :mod:`..core.output.detection_records`) and, unless ``--no-annotate``, one annotated copy of each
-image in DIR. Unreadable images are reported and skipped; the exit status is then 1.
+image in DIR. Unreadable images are reported and skipped; the exit status is then 1. Ctrl-C
+writes detections.json of the images finished so far, marked ``"interrupted": true`` with the
+rest under ``not_processed``, and exits 130.
 """
 from __future__ import annotations
 
@@ -217,8 +219,22 @@ def detect_each(detector: Any, paths: list[Any], images: list[Any],
     return done
 
 
+def _not_handled(paths: list[str], handled: Counter[str]) -> list[str]:
+    """``paths`` that were neither recorded nor skipped (``handled``), in order; a path given
+    twice counts twice."""
+    left = Counter(handled)
+    rest = []
+    for path in paths:
+        if left[path]:
+            left[path] -= 1
+        else:
+            rest.append(path)
+    return rest
+
+
 def run(args: argparse.Namespace) -> int:
-    """Execute ``detect``; returns the exit status."""
+    """Execute ``detect``; returns the exit status (130 after Ctrl-C: the images finished so far
+    are saved, marked interrupted)."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -263,59 +279,76 @@ def run(args: argparse.Namespace) -> int:
     made: set[str] = set()  # annotated copies written by this run
     ours = _earlier_outputs(args.out)
     paths = list(args.images)
+    handled: Counter[str] = Counter()  # images recorded or skipped: the rest, on Ctrl-C, were not
+    interrupted = False
     with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress:
         task = progress.add_task("detecting", total=len(paths))
 
         def skip(path: str, message: str) -> None:
             nonlocal failed
             failed += 1
+            handled[path] += 1
             errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
             progress.advance(task)
 
-        for start in range(0, len(paths), args.batch_size):
-            batch, images = [], []
-            for path in paths[start:start + args.batch_size]:
-                try:
-                    images.append(read_image_file(path, limits))
-                    batch.append(path)
-                except ImageDecodeError as exc:
-                    skip(path, str(exc))
-            for path, image, dets in detect_each(detector, batch, images, skip):
-                height, width = image.shape[:2]
-                names = [detector.label_names[i] for i in dets.labels.tolist()]
-                positions = None
-                if calibration is not None:
+        try:
+            for start in range(0, len(paths), args.batch_size):
+                batch, images = [], []
+                for path in paths[start:start + args.batch_size]:
                     try:
-                        calibration.for_image(width, height, f"--calibration {args.calibration}")
-                        positions = estimate_positions(calibration, dets.boxes, dets.labels,
-                                                       tuple(detector.label_names), noise)
-                    except CalibrationError as exc:  # this image only: the others go on
-                        errors.print(f"[red]error:[/red] {path}: no 3-D positions: {exc}",
-                                     highlight=False, soft_wrap=True)
-                        failed += 1
-                records.append(_record(path, width, height, names, dets, positions))
-                written = "-"
-                if not args.no_annotate:
-                    written = _output_name(path, used, args.out, paths, ours)
-                    captions = None if positions is None else range_captions(
-                        dets, detector.label_names, positions)  # "car 0.87 · 14 m"
-                    annotated = draw_detections(image, dets, detector.label_names,
-                                                captions=captions)
-                    problem = _write_image(args.out / written, annotated)
-                    if problem is None:
-                        made.add(written)
-                    else:
-                        errors.print(f"[red]error:[/red] cannot write {args.out / written}: "
-                                     f"{escape(problem)}", soft_wrap=True, highlight=False)
-                        failed += 1
-                        written = "-"
-                counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
-                rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
-                progress.advance(task)
+                        images.append(read_image_file(path, limits))
+                        batch.append(path)
+                    except ImageDecodeError as exc:
+                        skip(path, str(exc))
+                for path, image, dets in detect_each(detector, batch, images, skip):
+                    height, width = image.shape[:2]
+                    names = [detector.label_names[i] for i in dets.labels.tolist()]
+                    positions = None
+                    if calibration is not None:
+                        try:
+                            calibration.for_image(width, height,
+                                                  f"--calibration {args.calibration}")
+                            positions = estimate_positions(calibration, dets.boxes, dets.labels,
+                                                           tuple(detector.label_names), noise)
+                        except CalibrationError as exc:  # this image only: the others go on
+                            errors.print(f"[red]error:[/red] {path}: no 3-D positions: {exc}",
+                                         highlight=False, soft_wrap=True)
+                            failed += 1
+                    written = "-"
+                    if not args.no_annotate:
+                        written = _output_name(path, used, args.out, paths, ours)
+                        captions = None if positions is None else range_captions(
+                            dets, detector.label_names, positions)  # "car 0.87 · 14 m"
+                        annotated = draw_detections(image, dets, detector.label_names,
+                                                    captions=captions)
+                        problem = _write_image(args.out / written, annotated)
+                        if problem is None:
+                            made.add(written)
+                        else:
+                            errors.print(f"[red]error:[/red] cannot write {args.out / written}: "
+                                         f"{escape(problem)}", soft_wrap=True, highlight=False)
+                            failed += 1
+                            written = "-"
+                    # Recorded once its copy is written: Ctrl-C before that leaves it out of both.
+                    records.append(_record(path, width, height, names, dets, positions))
+                    handled[path] += 1
+                    counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
+                    rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
+                    progress.advance(task)
+        except KeyboardInterrupt:
+            interrupted = True
     note = positions_note(f"--calibration {args.calibration}" if calibration else None)
+    document: dict[str, Any] = {"images": records, "positions": note}
+    if interrupted:  # what was finished, never the earlier run's file beside this run's copies
+        document.update(interrupted=True, not_processed=_not_handled(paths, handled))
     # Only the copies really written join the list: a name whose write failed stays the user's.
-    _write_results(args.out, {"images": records, "positions": note},
-                   sorted(ours | made) if made else None)
+    _write_results(args.out, document, sorted(ours | made) if made else None)
+    if interrupted:
+        errors.print(f"interrupted: {args.out / 'detections.json'} holds the {len(records)} "
+                     "image(s) processed before Ctrl-C, marked \"interrupted\": true; the "
+                     f"{len(document['not_processed'])} others are listed under \"not_processed\"",
+                     highlight=False, soft_wrap=True)
+        return 130
     console.print(_summary(rows, detector.min_score))
     if calibration is None:
         console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)
