@@ -26,7 +26,7 @@ from mcap.data_stream import ReadDataStream
 from mcap.opcode import Opcode
 from mcap.records import Channel as McapChannel
 from mcap.records import Chunk, DataEnd, Message, Schema
-from mcap.stream_reader import StreamReader, get_chunk_data_stream
+from mcap.stream_reader import StreamReader
 from rosbags.interfaces import (
     Connection,
     ConnectionExtRosbag2,
@@ -38,10 +38,12 @@ from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.metadata import parse_qos
 
 from ..errors import BagError
+from .bounded import DecompressionLimitError, bounded_decompress, install
 from .skips import ALL_TOPICS, SkipLog
 from .typestore import IMAGE_TYPES, make_typestore, register_bag_types
 
 LOG = logging.getLogger(__name__)
+install()  # rosbags decompresses chunks and messages through the bounded decompressor
 
 STORAGE_SUFFIXES = (".mcap", ".db3")
 _SCHEMA_FORMATS = {"ros2msg": MessageDefinitionFormat.MSG, "ros2idl": MessageDefinitionFormat.IDL,
@@ -112,6 +114,7 @@ class _McapSalvagePart:
         self.name = path.name
         self.path = path
         self.damage: str | None = None  # what stopped the stream; None when it reached DataEnd
+        self.bomb: str | None = None  # a chunk over the decompression limit, when one stopped it
         self._schemas: dict[int, Schema] = {}
         counts: dict[int, int] = {}
         by_id: dict[int, Connection] = {}
@@ -132,9 +135,9 @@ class _McapSalvagePart:
             try:
                 for record in StreamReader(stream, emit_chunks=True, record_size_limit=1 << 31).records:
                     if isinstance(record, Chunk):
-                        data, _ = get_chunk_data_stream(record)
-                        yield from self._inner(data.read(record.uncompressed_size) if
-                                               record.uncompressed_size else b"")
+                        yield from self._inner(bounded_decompress(
+                            record.data, record.compression, record.uncompressed_size)
+                            if record.compression else record.data)
                     elif isinstance(record, DataEnd):
                         return
                     else:
@@ -143,6 +146,8 @@ class _McapSalvagePart:
             except Exception as exc:  # any parse failure marks where the readable part ends
                 self.damage = (f"{self.path.name} is damaged after byte {good} "
                                f"({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})")
+                if isinstance(exc, DecompressionLimitError):
+                    self.bomb = f"the chunk at byte {good}: {exc}"
                 stream.seek(good)
                 yield from self._partial_chunk(stream.read())
                 return
@@ -353,12 +358,17 @@ class Bag:
 def _open_file(path: Path, notes: list[str]) -> _Part:
     try:
         return _RosbagsPart(path)
+    except DecompressionLimitError as exc:  # read at open (no index): the whole file is suspect
+        raise BagError(f"bag file {path}: {exc}") from None
     except Exception as exc:  # rosbags raises ReaderError, but also KeyError/struct.error on junk
         if path.suffix != ".mcap":
             raise BagError(f"storage file {path} cannot be read: {exc}; if it is a sqlite3 bag from "
                            "before ROS 2 Iron, restore its metadata.yaml") from exc
         notes.append(f"{path.name}: rosbags cannot open it ({exc}); streaming it record by record")
-        return _McapSalvagePart(path)
+        part = _McapSalvagePart(path)
+        if part.bomb:
+            raise BagError(f"bag file {path}: {part.bomb}") from None
+        return part
 
 
 def open_bag(path: str | Path) -> Bag:

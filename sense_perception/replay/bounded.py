@@ -1,0 +1,114 @@
+"""Decompression with a ceiling: a bag's compressed MCAP chunk or sqlite3 message never expands
+past :data:`MAX_DECOMPRESSED_BYTES` in memory.
+
+A few kilobytes of zstd expand to gigabytes of zeros (a decompression bomb), and an MCAP chunk's
+``uncompressed_size`` is whatever the file says. rosbags and the ``mcap`` library decompress a
+whole chunk (rosbags: every zstd message of a message-compressed sqlite3 bag) in one call without a
+ceiling, so such a file exhausted the memory, and parsing gigabytes of zeros as MCAP records took
+hours. :func:`install` puts :func:`bounded_decompress` in place of rosbags' decompressors; the
+reader's own MCAP salvage path calls it directly. The output is produced incrementally and stops
+one byte past the ceiling, so nothing larger is ever allocated.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import BagError
+
+#: The most one chunk or message may expand to. A chunk holds at least one whole message, and the
+#: largest frame the nodes accept (``input.max_pixels`` 40 Mpx, 16-bit RGB) is 240 MB.
+MAX_DECOMPRESSED_BYTES = 256 << 20
+
+
+class DecompressionLimitError(BagError):
+    """A compressed chunk or message would expand past :data:`MAX_DECOMPRESSED_BYTES`, or past
+    the size its container declares."""
+
+
+def _zstd() -> Any:
+    try:
+        from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
+    except ImportError:
+        from backports import zstd  # type: ignore[import-not-found,no-redef]  # rosbags' own choice
+    return zstd
+
+
+def _decompressor(compression: str) -> Any:
+    if compression == "zstd":
+        return _zstd().ZstdDecompressor()
+    import lz4.frame  # type: ignore[import-untyped]
+
+    return lz4.frame.LZ4FrameDecompressor()
+
+
+def _too_large(compression: str, size: str, limit: int) -> DecompressionLimitError:
+    return DecompressionLimitError(
+        f"{compression}-compressed data {size}, over the limit of {limit} bytes ({limit >> 20} MiB) "
+        "that the replay decompresses at once: refused as a decompression bomb or a damaged file "
+        "(a real frame is far smaller)")
+
+
+def bounded_decompress(data: bytes | memoryview, compression: str, claimed: int | None = None,
+                       limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """``data`` (zstd or lz4 frames, one after the other) decompressed, at most ``limit`` bytes.
+
+    Args:
+        claimed: the size the container declares (an MCAP chunk's ``uncompressed_size``); a claim
+            over ``limit`` is refused before anything is decompressed, and output beyond the claim
+            is an error as soon as its first byte appears.
+
+    Raises:
+        DecompressionLimitError: the claim or the real output is over ``limit``, or the output
+            runs past ``claimed``.
+        BagError: an unknown compression, or data that ends inside a frame.
+    """
+    if compression not in ("zstd", "lz4"):
+        raise BagError(f"unsupported compression {compression!r} (zstd and lz4 are read)")
+    if claimed is not None and claimed > limit:
+        raise _too_large(compression, f"that declares {claimed} bytes uncompressed", limit)
+    cap = limit if claimed is None else claimed
+    parts: list[bytes] = []
+    total = 0
+    rest = bytes(data)
+    while rest:
+        decompressor = _decompressor(compression)
+        out = decompressor.decompress(rest, max_length=cap - total + 1)
+        total += len(out)
+        parts.append(out)
+        if total > cap:
+            if claimed is not None:  # stopped at its own claim: memory stayed within it
+                raise DecompressionLimitError(
+                    f"{compression}-compressed data expands past the {claimed} bytes it declares "
+                    "(a decompression bomb or a damaged file)")
+            raise _too_large(compression, f"that expands to more than {limit} bytes", limit)
+        if not decompressor.eof:
+            raise BagError(f"{compression}-compressed data ends inside a frame (truncated)")
+        rest = decompressor.unused_data
+    return b"".join(parts)
+
+
+class _BoundedZstd:
+    """rosbags' ``zstd`` module with a bounded ``decompress`` (message-compressed sqlite3 bags)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def decompress(self, data: bytes) -> bytes:
+        return bounded_decompress(data, "zstd")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def install() -> None:
+    """Make rosbags decompress through :func:`bounded_decompress` (idempotent).
+
+    rosbags offers no hook for this: its module-level decompressor table (MCAP chunks) and its
+    ``zstd`` module reference (sqlite3 message compression) are replaced.
+    """
+    from rosbags.rosbag2 import reader, storage_mcap
+
+    storage_mcap.DECOMPRESSORS["zstd"] = lambda data, size: bounded_decompress(data, "zstd", size)
+    storage_mcap.DECOMPRESSORS["lz4"] = lambda data, size: bounded_decompress(data, "lz4", size)
+    if not isinstance(reader.zstd, _BoundedZstd):
+        setattr(reader, "zstd", _BoundedZstd(reader.zstd))  # noqa: B010 - a module, typed as one
