@@ -76,6 +76,8 @@ class FrameMetrics:
             much of the structure survives at the finest scale.
         change: largest mean absolute difference of a block against the previous frame, in grey
             levels; None for a first frame or a size change.
+        contrast_lost: share of the view whose detail fell well below its recent level
+            (:mod:`.contrast_drop`); None for a single image or without a recent level.
     """
 
     mean: float
@@ -87,6 +89,7 @@ class FrameMetrics:
     structure: float
     fine: float
     change: float | None = None
+    contrast_lost: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
         """The metrics rounded for a report."""
@@ -110,18 +113,44 @@ def _grey(small: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
 
-def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
-                  settings: CameraHealthSettings) -> FrameMetrics:
-    """Measure one small frame (from :func:`small_copy`) against the previous one."""
+@dataclass(frozen=True)
+class DetailCells:
+    """The grey small copy and its per-cell means that every metric is computed from.
+
+    Attributes:
+        grey: the grey small copy (uint8).
+        laplacian: absolute Laplacian of the grey copy (float32).
+        brightness: mean grey level of each cell of half a block (float32).
+        texture: mean absolute Laplacian of each such cell (float32).
+    """
+
+    grey: np.ndarray
+    laplacian: np.ndarray
+    brightness: np.ndarray
+    texture: np.ndarray
+
+
+def detail_cells(small: np.ndarray, settings: CameraHealthSettings) -> DetailCells:
+    """The cells of one small frame (from :func:`small_copy`)."""
     grey8 = _grey(small)
+    laplacian = np.abs(cv2.Laplacian(grey8.astype(np.float32), cv2.CV_32F, ksize=1))
+    cell = max(1, settings.block_px // 2)
+    return DetailCells(grey8, laplacian, _cell_means(grey8.astype(np.float32), cell),
+                       _cell_means(laplacian, cell))
+
+
+def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
+                  settings: CameraHealthSettings, cells: DetailCells | None = None) -> FrameMetrics:
+    """Measure one small frame (from :func:`small_copy`) against the previous one; ``cells``
+    are its :func:`detail_cells` when the caller has them already."""
+    cells = cells or detail_cells(small, settings)
+    grey8, laplacian, grey_cells = cells.grey, cells.laplacian, cells.brightness
     grey = grey8.astype(np.float32)
-    laplacian = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=1))
     # brightness, detail (and colour) over a block-sized neighbourhood, every half block: the
     # cells of half a block, then a 2x2 box over them. A blob is measured by its area, not by
     # the fixed blocks it happens to fill.
     cell = max(1, settings.block_px // 2)
-    grey_cells = _cell_means(grey, cell)
-    brightness, texture = (_box2(c) for c in (grey_cells, _cell_means(laplacian, cell)))
+    brightness, texture = _box2(grey_cells), _box2(cells.texture)
     detail = texture / (brightness + settings.noise_floor)
     flat_dark = (detail < settings.flat_detail) & (brightness <= settings.blocked_max_brightness)
     featureless = detail < settings.featureless_detail

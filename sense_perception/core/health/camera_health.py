@@ -6,13 +6,15 @@ notice a silent stream, and read :meth:`~CameraHealthMonitor.status` for the dia
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .camera_conditions import FrameMetrics, frame_metrics, frozen, image_conditions, small_copy
+from .camera_conditions import (FrameMetrics, detail_cells, frame_metrics, frozen,
+                                image_conditions, small_copy)
 from .camera_settings import CONDITIONS, CameraHealthSettings
+from .contrast_drop import ContrastDropWatch
 from .hysteresis import ConditionTracker
 from .stream_health import StreamTiming
 
@@ -60,6 +62,9 @@ class CameraHealthMonitor:
     def __post_init__(self) -> None:
         self._tracker = ConditionTracker({c: self.settings.hysteresis(c) for c in CONDITIONS})
         self._stream = StreamTiming(self.settings)
+        s = self.settings
+        self._film = ContrastDropWatch(s.film_drop, s.film_fraction, s.film_hold,
+                                       s.film_reference_s, s.film_brightness_change)
         self._previous: np.ndarray | None = None
         self._started: float | None = None
 
@@ -77,10 +82,14 @@ class CameraHealthMonitor:
         if self._started is None:
             self._started = arrival
         small = small_copy(image, self.settings.width)
-        self.metrics = frame_metrics(small, self._previous, self.settings)
+        cells = detail_cells(small, self.settings)
+        self.metrics = frame_metrics(small, self._previous, self.settings, cells)
         self._previous = small
         self.frames += 1
         seen = set(image_conditions(self.metrics, self.settings))
+        lost = self._judge_film(seen, cells.brightness, cells.texture, stamp)
+        if lost is not None:
+            self.metrics = replace(self.metrics, contrast_lost=lost)
         if frozen(self.metrics, self.settings):
             seen.add("frozen")
         stream, self.timing = self._stream.frame(stamp, frame_id, arrival)
@@ -89,6 +98,21 @@ class CameraHealthMonitor:
         if self._tracker.set("silent", False, stamp):
             changes.append(("silent", False))
         return [HealthEvent(stamp, name, raised) for name, raised in changes]
+
+    def _judge_film(self, seen: set[str], brightness: np.ndarray, texture: np.ndarray,
+                    stamp: float) -> float | None:
+        """Add ``blocked`` to ``seen`` while a film that arrived on the lens is held
+        (:mod:`.contrast_drop`); the share of the view that lost contrast (or the film's), None
+        without a recent level."""
+        if seen & {"dark", "bright"}:  # an exposure fault: its detail is not the scene's
+            self._film.reset()
+            return None
+        lost = self._film.update(brightness, texture, self.settings.noise_floor, stamp)
+        if lost is None:
+            return None
+        if lost >= self.settings.film_fraction:
+            seen.add("blocked")
+        return lost
 
     def check(self, now: float) -> list[HealthEvent]:
         """Raise ``silent`` when no frame came for ``silent_periods`` expected periods (call from a

@@ -90,6 +90,16 @@ class CameraHealthSettings:
         bright_clipped_fraction: share of clipped pixels (grey >= 250) that makes a frame bright.
         frozen_change: a frame whose largest block change against the previous frame is below
             this many grey levels (mean absolute difference over a block) repeats it.
+        film_drop: soiling that arrives during a drive (a semi-transparent film): a part of the
+            view whose detail falls below this share of its recent level has lost contrast
+            (0 turns this watch off; it needs consecutive frames, so ``health IMAGE`` lacks it).
+        film_fraction: the lens is judged ``blocked`` when at least this share of the view lost
+            contrast at once; that part is held as a film...
+        film_hold: ...while its detail, against the rest of the view's, stays below this share
+            of what it was before the film (wiped off, it regains it).
+        film_reference_s: time constant, seconds, of the recent level of each part's detail.
+        film_brightness_change: a change of the view's mean brightness by this factor against its
+            recent level (a tunnel's mouth, an exposure jump) starts the recent level afresh.
         blocked: hysteresis of ``blocked``.
         low_visibility: hysteresis of ``low_visibility``.
         dark: hysteresis of ``dark``.
@@ -122,6 +132,11 @@ class CameraHealthSettings:
     dark_mean: float = setting(50.0, range=(0.0, 255.0))
     bright_clipped_fraction: float = setting(0.12, range=(0.0, 1.0))
     frozen_change: float = setting(0.25, range=(0.0, 255.0))
+    film_drop: float = setting(0.55, range=(0.0, 0.99))
+    film_fraction: float = setting(0.12, range=(0.0, 1.0))
+    film_hold: float = setting(0.7, range=(0.01, 1.0))
+    film_reference_s: float = setting(1.0, range=(0.05, 60.0))
+    film_brightness_change: float = setting(1.5, range=(1.01, 100.0))
     blocked: Hysteresis = _hysteresis(5, 10)
     low_visibility: Hysteresis = _hysteresis(5, 10)
     dark: Hysteresis = _hysteresis(3, 5)
@@ -142,6 +157,10 @@ class CameraHealthSettings:
         if self.sharp_detail <= self.flat_detail:
             raise ValueError(f"camera_health.sharp_detail ({self.sharp_detail}) must be above "
                              f"camera_health.flat_detail ({self.flat_detail})")
+        if self.film_hold < self.film_drop:
+            raise ValueError(f"camera_health.film_hold ({self.film_hold}) must be at least "
+                             f"camera_health.film_drop ({self.film_drop}): a film is held "
+                             "while its part stays dimmer than when it was found")
         if self.block_px * 2 > self.width:
             raise ValueError(f"camera_health.block_px ({self.block_px}) must be at most half of "
                              f"camera_health.width ({self.width})")

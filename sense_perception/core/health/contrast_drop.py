@@ -1,0 +1,127 @@
+"""Soiling that arrives during a drive: contrast lost over part of the view, against its recent level.
+
+A semi-transparent film on the lens (a mud splash drying, spray, dust) leaves the scene visible
+behind it at a fraction of its contrast. In one frame that is a plain low-contrast scene: every
+contrast inside the film and every frame-to-frame change fall by the same factor, so no statistic
+of one frame or one second tells it from a dull wall or road (docs/camera-health.md, the limits).
+What does tell it is the camera's own recent past: the same part of the view showed twice the
+detail a moment ago, and the rest of the view still does.
+
+:class:`ContrastDropWatch` keeps, per neighbourhood of the small copy, the recent level of the
+log detail (an exponential average over ``film_reference_s``). When ``film_fraction`` of the view
+falls below ``film_drop`` of its level at once, that part is held as a film, and its level is no
+longer learnt. It stays held while its detail, measured against the rest of the view's, remains
+below ``film_hold`` of what it was before: the scene keeps moving behind a film, so any one
+neighbourhood's detail says little, but the film's whole part stays dimmer than the rest by the
+film's factor. A film wiped off, or a scene change that only looked like one (a plain wall that
+came into view and went), regains its place among the rest and is let go.
+
+What it cannot see: soiling present before the first frame, or building up more slowly than
+``film_reference_s`` (a film of dust over minutes); then the view's own recent past already holds
+the film.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+_EPS = 1e-3  # keeps log() finite on a perfectly flat neighbourhood
+_MAX_STEP_S = 1.0  # a longer gap between frames (a paused or late stream) starts afresh
+
+
+class ContrastDropWatch:
+    """The recent contrast of one camera's view, and the part of the view a film took it from.
+
+    Args:
+        drop: a neighbourhood whose detail falls below this share of its recent level has lost
+            contrast (``camera_health.film_drop``; 0 turns the watch off).
+        fraction: when that share of the view lost contrast at once, the lost part is taken
+            for a film and held (``film_fraction``)...
+        hold: ...while its detail, relative to the rest of the view's, stays below this share of
+            what it was before (``film_hold``): the scene still moves behind the film, so the
+            film's part keeps its place among the rest of the view only at a fraction of its
+            contrast; wiped off, it regains it.
+        reference_s: time constant of the recent level, seconds.
+        brightness_change: a change of the view's mean brightness by this factor against its
+            recent level starts afresh: detail is a Weber contrast with a noise floor, so a
+            tunnel's mouth or an exposure jump moves it over the whole view at once.
+        window: side, in cells, of the neighbourhood the detail is averaged over.
+    """
+
+    def __init__(self, drop: float, fraction: float, hold: float, reference_s: float,
+                 brightness_change: float, window: int = 4) -> None:
+        self.drop = drop
+        self.fraction = fraction
+        self.hold = hold
+        self.reference_s = reference_s
+        self.brightness_change = brightness_change
+        self.window = window
+        self._level: np.ndarray | None = None
+        self._brightness = 0.0
+        self._stamp: float | None = None
+        self._film: np.ndarray | None = None  # the part of the view held as a film
+        self._film_contrast = 0.0  # its log detail against the rest's, before the film
+
+    @property
+    def film(self) -> float:
+        """Share of the view held as a film (0 when none)."""
+        return 0.0 if self._film is None else float(np.count_nonzero(self._film) / self._film.size)
+
+    def reset(self) -> None:
+        """Forget the recent level and any film (an exposure fault: its detail is not the scene's)."""
+        self._level, self._stamp, self._film = None, None, None
+
+    def update(self, brightness_cells: np.ndarray, laplacian_cells: np.ndarray, noise_floor: float,
+               stamp: float) -> float | None:
+        """Share of the view whose detail fell below ``drop`` of its recent level (or, while a
+        film is held, the film's share); None while there is no recent level (a first frame, a
+        new image size, a gap in the stream of over a second, stamps going back, a jump in
+        brightness) or the watch is off.
+
+        Args:
+            brightness_cells: mean grey level of each cell of the small copy (float32).
+            laplacian_cells: mean absolute Laplacian of each cell (float32, the same shape).
+            noise_floor: added to the brightness before dividing (``camera_health.noise_floor``).
+            stamp: the frame's header stamp, seconds.
+        """
+        if self.drop <= 0:
+            return None
+        size = (self.window, self.window)
+        local = cv2.blur(brightness_cells, size)
+        log_detail = np.log(cv2.blur(laplacian_cells, size) / (local + noise_floor) + _EPS)
+        brightness = float(local.mean()) + 1.0
+        step = None if self._stamp is None else stamp - self._stamp
+        if self._level is None or self._level.shape != log_detail.shape or step is None \
+                or not 0.0 <= step <= _MAX_STEP_S \
+                or abs(math.log(brightness / self._brightness)) > math.log(self.brightness_change):
+            self._level, self._brightness, self._stamp, self._film = \
+                log_detail, brightness, stamp, None
+            return None
+        self._stamp = stamp
+        recent = 1.0 - math.exp(-step / self.reference_s)
+        self._brightness *= (brightness / self._brightness) ** recent
+        lost = log_detail < self._level + math.log(self.drop)
+        share = float(np.count_nonzero(lost) / lost.size)
+        if self._film is None and share >= self.fraction:
+            self._film, self._film_contrast = lost, _contrast(self._level, lost)
+        elif self._film is not None and \
+                _contrast(log_detail, self._film) - self._film_contrast >= math.log(self.hold):
+            self._film = None  # the film's part regained its contrast: wiped off, or no film
+        # the recent level follows the view, except where a film is held: a film is never
+        # learnt as the view's normal contrast
+        follow = np.full(log_detail.shape, recent, np.float32)
+        if self._film is not None:
+            follow[self._film] = 0.0
+        self._level += follow * (log_detail - self._level)
+        return share if self._film is None else max(share, self.film)
+
+
+def _contrast(log_detail: np.ndarray, part: np.ndarray) -> float:
+    """Mean log detail of ``part`` of the view against that of the rest (against nothing when
+    the part is nearly all of it)."""
+    inside = float(log_detail[part].mean())
+    rest = ~part
+    return inside - float(log_detail[rest].mean()) if np.count_nonzero(rest) >= 0.05 * rest.size \
+        else inside
