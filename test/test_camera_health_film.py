@@ -74,6 +74,15 @@ def test_the_clean_drive_a_tunnel_and_a_standing_car_raise_nothing(drive):
     assert events(drive[:40] + still)[0] == []
 
 
+def test_a_bright_plain_truck_pulling_in_is_no_film(drive):
+    # its side leaves no detail at all (below film_floor): a surface came into view, not a film;
+    # a lit one is not blocked by the one-frame rule either (bright flat surfaces are not mud)
+    found, monitor = events(drive[:20] + degrade.pulling_in(drive[20:45], 220.0,
+                                                             np.random.default_rng(6)))
+    assert found == [], found
+    assert monitor.values()["contrast_lost"] < CameraHealthSettings().film_fraction
+
+
 def test_an_exposure_fault_starts_the_recent_past_afresh(drive):
     # 1 s under-exposed: dark is raised and cleared, and the view's return is no film
     dark = [degrade.under_exposed(f, None) for f in drive[20:30]]  # type: ignore[arg-type]
@@ -95,6 +104,8 @@ def test_a_gap_or_stamps_going_back_start_afresh(drive):
 def test_film_settings_are_checked():
     with pytest.raises(ValueError, match="film_hold"):
         CameraHealthSettings(film_drop=0.6, film_hold=0.5)
+    with pytest.raises(ValueError, match="film_floor"):
+        CameraHealthSettings(film_floor=0.6)
     with pytest.raises(ValueError, match="film_drop must be within"):
         CameraHealthSettings(film_drop=1.5)
     s = CameraHealthSettings.from_params({"camera_health.film_fraction": 0.2,

@@ -252,6 +252,16 @@ def sequences(runs: list[list[Path]], settings: CameraHealthSettings,
             alarms += _alarms(lead_ins[start] + inside + lead_ins[start][::-1], settings, period)
     out["clean"]["into_and_out_of_a_tunnel"] = {
         "sequences": len(lead_ins), "frames": 3 * SEGMENT * len(lead_ins), "alarms": alarms}
+    for name, grey in (("a_lit_plain_truck_side_pulling_in", 220.0),
+                       ("a_dark_plain_truck_side_pulling_in", 90.0)):
+        alarms = []
+        for start, frames in clips.items():
+            if start in lead_ins:  # in over a second, then it stands there a second
+                alarms += _alarms(lead_ins[start] + degrade.pulling_in(frames + frames[::-1],
+                                                                       grey, rng),
+                                  settings, period)
+        out["clean"][name] = {"sequences": len(lead_ins), "frames": 3 * SEGMENT * len(lead_ins),
+                              "alarms": alarms}
     alarms = []
     still_frames = 0
     for start, frames in clips.items():
@@ -277,18 +287,18 @@ def sequences(runs: list[list[Path]], settings: CameraHealthSettings,
 
 def per_frame_cost_ms(image: np.ndarray, settings: CameraHealthSettings, repeat: int = 50,
                       clock: Callable[[], float] | None = None) -> float:
-    """Median cost in milliseconds of the pixel metrics of one frame (small copy included)."""
+    """Median cost in milliseconds of one frame's health (:meth:`CameraHealthMonitor.update`:
+    small copy, metrics, film watch, stream timing, hysteresis)."""
     import time
 
     clock = clock or time.perf_counter
-    previous = small_copy(image, settings.width)
+    monitor = CameraHealthMonitor("/camera", settings)
+    monitor.update(image, 0.0)
     times = []
-    for _ in range(repeat):
+    for i in range(repeat):
         start = clock()
-        small = small_copy(image, settings.width)
-        image_conditions(frame_metrics(small, previous, settings), settings)
+        monitor.update(image, 0.1 * (i + 1))
         times.append(clock() - start)
-        previous = small
     return round(1000 * float(np.median(times)), 3)
 
 

@@ -63,7 +63,7 @@ class CameraHealthMonitor:
         self._tracker = ConditionTracker({c: self.settings.hysteresis(c) for c in CONDITIONS})
         self._stream = StreamTiming(self.settings)
         s = self.settings
-        self._film = ContrastDropWatch(s.film_drop, s.film_fraction, s.film_hold,
+        self._film = ContrastDropWatch(s.film_drop, s.film_floor, s.film_fraction, s.film_hold,
                                        s.film_reference_s, s.film_brightness_change)
         self._previous: np.ndarray | None = None
         self._started: float | None = None

@@ -92,7 +92,9 @@ class CameraHealthSettings:
             this many grey levels (mean absolute difference over a block) repeats it.
         film_drop: soiling that arrives during a drive (a semi-transparent film): a part of the
             view whose detail falls below this share of its recent level has lost contrast
-            (0 turns this watch off; it needs consecutive frames, so ``health IMAGE`` lacks it).
+            (0 turns this watch off; it needs consecutive frames, so ``health IMAGE`` lacks it)...
+        film_floor: ...but not below this share: detail all but gone is a plain surface that
+            came into view (a truck's side), which a film, leaving the scene visible, is not.
         film_fraction: the lens is judged ``blocked`` when at least this share of the view lost
             contrast at once; that part is held as a film...
         film_hold: ...while its detail, against the rest of the view's, stays below this share
@@ -133,6 +135,7 @@ class CameraHealthSettings:
     bright_clipped_fraction: float = setting(0.12, range=(0.0, 1.0))
     frozen_change: float = setting(0.25, range=(0.0, 255.0))
     film_drop: float = setting(0.55, range=(0.0, 0.99))
+    film_floor: float = setting(0.12, range=(0.0, 0.99))
     film_fraction: float = setting(0.12, range=(0.0, 1.0))
     film_hold: float = setting(0.7, range=(0.01, 1.0))
     film_reference_s: float = setting(1.0, range=(0.05, 60.0))
@@ -157,6 +160,9 @@ class CameraHealthSettings:
         if self.sharp_detail <= self.flat_detail:
             raise ValueError(f"camera_health.sharp_detail ({self.sharp_detail}) must be above "
                              f"camera_health.flat_detail ({self.flat_detail})")
+        if self.film_drop and self.film_floor >= self.film_drop:
+            raise ValueError(f"camera_health.film_floor ({self.film_floor}) must be below "
+                             f"camera_health.film_drop ({self.film_drop})")
         if self.film_hold < self.film_drop:
             raise ValueError(f"camera_health.film_hold ({self.film_hold}) must be at least "
                              f"camera_health.film_drop ({self.film_drop}): a film is held "

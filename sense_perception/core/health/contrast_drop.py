@@ -14,7 +14,9 @@ longer learnt. It stays held while its detail, measured against the rest of the 
 below ``film_hold`` of what it was before: the scene keeps moving behind a film, so any one
 neighbourhood's detail says little, but the film's whole part stays dimmer than the rest by the
 film's factor. A film wiped off, or a scene change that only looked like one (a plain wall that
-came into view and went), regains its place among the rest and is let go.
+came into view and went), regains its place among the rest and is let go. A part whose detail
+falls below ``film_floor`` of its level has lost it all: a plain surface came into view (a white
+truck's side at a red light), not a film, which leaves the scene visible behind it.
 
 What it cannot see: soiling present before the first frame, or building up more slowly than
 ``film_reference_s`` (a film of dust over minutes); then the view's own recent past already holds
@@ -36,7 +38,10 @@ class ContrastDropWatch:
 
     Args:
         drop: a neighbourhood whose detail falls below this share of its recent level has lost
-            contrast (``camera_health.film_drop``; 0 turns the watch off).
+            contrast (``camera_health.film_drop``; 0 turns the watch off)...
+        floor: ...but not below this share: a part that lost nearly all its detail is a plain
+            surface that came into view, which the one-frame ``blocked`` rule judges
+            (``film_floor``).
         fraction: when that share of the view lost contrast at once, the lost part is taken
             for a film and held (``film_fraction``)...
         hold: ...while its detail, relative to the rest of the view's, stays below this share of
@@ -50,9 +55,10 @@ class ContrastDropWatch:
         window: side, in cells, of the neighbourhood the detail is averaged over.
     """
 
-    def __init__(self, drop: float, fraction: float, hold: float, reference_s: float,
-                 brightness_change: float, window: int = 4) -> None:
+    def __init__(self, drop: float, floor: float, fraction: float, hold: float,
+                 reference_s: float, brightness_change: float, window: int = 4) -> None:
         self.drop = drop
+        self.floor = floor
         self.fraction = fraction
         self.hold = hold
         self.reference_s = reference_s
@@ -103,6 +109,11 @@ class ContrastDropWatch:
         recent = 1.0 - math.exp(-step / self.reference_s)
         self._brightness *= (brightness / self._brightness) ** recent
         lost = log_detail < self._level + math.log(self.drop)
+        # a part whose detail is all but gone is a plain surface that came into view (a truck's
+        # side), not a film, which leaves the scene visible behind it: that part's level is
+        # learnt at once, so it never passes through the film's band on its way down
+        gone = log_detail < self._level + math.log(self.floor)
+        lost &= ~gone
         share = float(np.count_nonzero(lost) / lost.size)
         if self._film is None and share >= self.fraction:
             self._film, self._film_contrast = lost, _contrast(self._level, lost)
@@ -112,6 +123,7 @@ class ContrastDropWatch:
         # the recent level follows the view, except where a film is held: a film is never
         # learnt as the view's normal contrast
         follow = np.full(log_detail.shape, recent, np.float32)
+        follow[gone] = 1.0
         if self._film is not None:
             follow[self._film] = 0.0
         self._level += follow * (log_detail - self._level)
