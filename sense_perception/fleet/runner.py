@@ -15,7 +15,7 @@ from ..errors import FleetError
 from . import DEFAULT_TIME_LIMIT_S
 from .discover import BagJob, find_bags
 from .dispatch import Dispatcher, DispatchOptions, DispatchResult, FleetListener
-from .guard import check_bags_apart, check_out_apart, make_out
+from .guard import check_bags_apart, check_out_apart, check_out_not_in_an_output, make_out
 from .lock import OutLock
 from .outputs import (FLEET_SUMMARY, NotFleetOutput, check_ours, discard_ours, final_dir,
                       is_complete, leftovers, read_summary)
@@ -127,6 +127,7 @@ def run_fleet(request: FleetRequest, listener: FleetListener | None = None) -> F
     for node in ("object_detector", "driver_monitor"):
         load_params(request.config, node)  # a broken YAML fails here, not in every worker
     check_out_apart(request.out, request.inputs)
+    check_out_not_in_an_output(request.out)
     notes: list[str] = []
     jobs = find_bags(request.inputs, exclude=[request.out], notes=notes)
     if not jobs:
