@@ -229,6 +229,34 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys):
         make_out(tmp_path / "file" / "x")
 
 
+_FLEET_ON_A_FULL_DISK = """
+import contextlib, io, json, os, sys
+from pathlib import Path
+from sense_perception.cli.main import main
+disk, bag = Path(sys.argv[1]), sys.argv[2]
+(disk / "out").mkdir()
+with open(disk / "fill", "wb") as f:
+    f.write(bytes(os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize))
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = main(["fleet", bag, "--out", str(disk / "out")])
+print(json.dumps({"code": code, "err": err.getvalue(), "left": os.listdir(disk / "out")}))
+"""
+
+
+def test_a_full_disk_at_the_lock_is_a_clear_error(tmp_path):
+    """On a full disk (a real tmpfs) `fleet --out` passed the writable check (an empty file
+    fits) and then died in a traceback (exit 1) writing its lock file, leaving it behind. It is
+    an error naming the lock file, the reason and the fix (exit 2), before Ray starts, and no
+    lock file is left."""
+    from support import run_on_tmpfs
+
+    got = run_on_tmpfs(tmp_path, _FLEET_ON_A_FULL_DISK, [SAMPLE_BAG])
+    assert got["code"] == 2 and "Traceback" not in got["err"], got
+    assert "cannot write the lock file" in got["err"] and "No space left on device" in got["err"]
+    assert "free space on the disk of --out" in got["err"] and got["left"] == []
+
+
 def test_summary_is_strict_json_and_never_written_through_a_link(tmp_path):
     path = tmp_path / "fleet_summary.json"
     victim = tmp_path / "victim.txt"
