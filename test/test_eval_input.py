@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -166,6 +167,23 @@ def test_ground_truth_that_is_a_fifo_or_a_folder_is_refused(tmp_path: Path, caps
     assert "is a directory" in capsys.readouterr().err
     assert main(["eval", "/dev/zero", "--format", "coco", "--out", str(tmp_path / "o")]) == 2
     assert "a device, not a regular file" in capsys.readouterr().err  # never read without end
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "broken link"])
+def test_a_kitti_label_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, capsys,
+                                                                  kind: str) -> None:
+    """A *.txt in label_2 that was a FIFO, a directory or a broken link was passed over in
+    silence: its image went unscored and eval exited 0 with figures for fewer images. It is
+    refused (exit 2) naming it, and a FIFO is never waited on."""
+    labels = kitti(tmp_path, GOOD_KITTI.encode())
+    shutil.copy(FRAME, tmp_path / "training" / "image_2" / "000002.jpg")
+    odd = labels / "000002.txt"
+    {"fifo": lambda: os.mkfifo(odd), "directory": odd.mkdir,
+     "broken link": lambda: odd.symlink_to(tmp_path / "gone.txt")}[kind]()
+    code = main(["eval", str(labels), "--out", str(tmp_path / "out"), "--no-curve"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and str(odd) in err, err
+    assert not (tmp_path / "out" / "eval.json").exists()
 
 
 def test_ground_truth_too_large_to_hold_is_refused_before_it_is_read(tmp_path: Path, capsys) -> None:
