@@ -197,7 +197,13 @@ def make_private_dirs(folder: Path) -> None:
             path.mkdir(mode=0o700)
         except FileExistsError:
             continue  # made meanwhile by a concurrent command: it sets the same mode
-        os.chmod(path, 0o700)  # an umask with owner bits (0o277) must not leave it unusable
+        # An umask with owner bits (0o277) must not leave it unusable; through a descriptor
+        # opened without following a link, so a folder swapped for a link changes nothing else.
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | SAFE_FLAGS)
+        try:
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
 
 
 def writable_by_others(st: os.stat_result) -> bool:
