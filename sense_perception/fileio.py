@@ -47,6 +47,45 @@ def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
     fsync_dir(folder)
 
 
+def replace_together(files: dict[Path, bytes | None], private: bool = True) -> None:
+    """Replace several files as one set: each new content is written in full to a temp file
+    beside its target (as :func:`atomic_write` does) before any target changes; only then are they
+    renamed into place and the files given ``None`` removed.
+
+    A full disk or a kill while writing keeps every earlier file whole, never the new version of
+    one beside the old version of another. (The renames and removals at the end need no space.)
+
+    Raises:
+        OSError: a temp file cannot be written; every temp file is removed, no target changed.
+    """
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            if data is None:
+                continue
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            if not private:
+                mask = os.umask(0o077)
+                os.umask(mask)
+                os.fchmod(fd, 0o666 & ~mask)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for path, data in files.items():
+        if data is None:
+            path.unlink(missing_ok=True)
+    for folder in {path.parent for path in files}:
+        fsync_dir(folder)
+
+
 def write_result_json(path: Path, document: Any, indent: int | None = 1) -> None:
     """Write a JSON result the user reads (``--json-out``, eval.json, detections.json) with
     :func:`atomic_write`: a full disk or a kill keeps the earlier file whole, and a link or FIFO

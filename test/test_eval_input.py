@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from sense_perception.cli.main import main
 from sense_perception.core.detection import detector_setup
 from sense_perception.evaluation import run as eval_run
+from sense_perception.evaluation.outputs import EVAL_MARKER
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "street_labelled" / \
     "pandaset_seq002_front"
@@ -167,6 +169,23 @@ def test_ground_truth_that_is_a_fifo_or_a_folder_is_refused(tmp_path: Path, caps
     assert "a device, not a regular file" in capsys.readouterr().err  # never read without end
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory", "broken link"])
+def test_a_kitti_label_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, capsys,
+                                                                  kind: str) -> None:
+    """A *.txt in label_2 that was a FIFO, a directory or a broken link was passed over in
+    silence: its image went unscored and eval exited 0 with figures for fewer images. It is
+    refused (exit 2) naming it, and a FIFO is never waited on."""
+    labels = kitti(tmp_path, GOOD_KITTI.encode())
+    shutil.copy(FRAME, tmp_path / "training" / "image_2" / "000002.jpg")
+    odd = labels / "000002.txt"
+    {"fifo": lambda: os.mkfifo(odd), "directory": odd.mkdir,
+     "broken link": lambda: odd.symlink_to(tmp_path / "gone.txt")}[kind]()
+    code = main(["eval", str(labels), "--out", str(tmp_path / "out"), "--no-curve"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and str(odd) in err, err
+    assert not (tmp_path / "out" / "eval.json").exists()
+
+
 def test_ground_truth_too_large_to_hold_is_refused_before_it_is_read(tmp_path: Path, capsys) -> None:
     from sense_perception.evaluation.gt_fields import MAX_GROUND_TRUTH_BYTES
 
@@ -247,6 +266,7 @@ def test_coco_names_and_case_are_scored_and_no_curve_means_no_ap(tmp_path: Path,
     out = tmp_path / "out"
     out.mkdir()
     shutil.copy(FRAME, out / "precision_recall.png")  # stands for an earlier run's plot
+    (out / EVAL_MARKER).write_text("")  # which an earlier eval marks as its own
     code = main(["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml"),
                  "--no-curve"])
     assert code == 0, capsys.readouterr().err
@@ -314,3 +334,79 @@ def test_settings_image_files_cannot_use_are_named_not_dropped(tmp_path: Path, c
     for name in ("autoware.objects_topic", "camera_topics", "tracking.velocity.steady_sd"):
         assert name in named
     assert "runtime.providers" not in named
+
+
+# -- eval's --out: only its own results, replaced as one set (hostile run 4) ----------------------
+
+def test_eval_replaces_only_its_own_results(tmp_path: Path, capsys) -> None:
+    """`detect IMG --out res` then `eval GT --out res` silently replaced detect's detections.json
+    (its annotated copies and list stayed, describing other detections), and `eval --no-curve`
+    deleted any precision_recall.png in --out as 'an earlier run's curve', a user's own included.
+    eval now refuses (exit 2, before the model loads) an --out holding one of its result names
+    that it did not write, and replaces its own results on a re-run."""
+    (tmp_path / "cpu.yaml").write_text(CPU)
+    cpu = ["--config", str(tmp_path / "cpu.yaml")]
+    gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
+    res = tmp_path / "res"
+    assert main(["detect", str(FRAME), "--out", str(res), "--no-annotate", *cpu]) == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "precision_recall.png").write_bytes(b"my own plot, not eval's")
+    capsys.readouterr()
+    for out, name in ((res, "detections.json"), (mine, "precision_recall.png")):
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        code = main(["eval", str(gt), "--out", str(out), "--no-curve", *cpu])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert f"--out {out} holds {name} that sense-perception eval did not write" in err, err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    out = tmp_path / "out"
+    assert main(["eval", str(gt), "--out", str(out), *cpu]) == 0
+    assert (out / "precision_recall.png").is_file() and (out / EVAL_MARKER).is_file()
+    stamp = (out / "eval.json").stat().st_mtime_ns
+    assert main(["eval", str(gt), "--out", str(out), "--no-curve", *cpu]) == 0  # its own: replaced
+    assert (out / "eval.json").stat().st_mtime_ns != stamp
+    assert not (out / "precision_recall.png").exists()
+    assert json.loads((out / "eval.json").read_text())["curve"] is False
+
+
+_EVAL_ON_A_FULL_DISK = """
+import contextlib, hashlib, io, json, os, sys
+from pathlib import Path
+from sense_perception.cli.main import main
+disk, gt1, gt2, cpu = Path(sys.argv[1]), *sys.argv[2:5]
+out = disk / "out"
+first = main(["eval", gt1, "--out", str(out), "--no-curve", "--config", cpu])
+names = sorted(p.name for p in out.iterdir())
+before = {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in names}
+free = os.statvfs(disk).f_bavail
+with open(disk / "fill", "wb") as f:  # room for the two JSON files, not for the plot
+    f.write(bytes((free - 3) * os.statvfs(disk).f_frsize))
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    second = main(["eval", gt2, "--out", str(out), "--config", cpu])
+after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()}
+print(json.dumps({"first": first, "second": second, "before": before, "after": after,
+                  "err": err.getvalue()}))
+"""
+
+
+def test_eval_on_a_full_disk_keeps_the_earlier_results_as_one_set(tmp_path: Path) -> None:
+    """On a full disk (a real tmpfs) eval replaced detections.json and eval.json one after the
+    other and then failed on the plot: the folder held this run's numbers for another ground
+    truth beside no plot, and the earlier run's results were gone. The three are now written
+    in full before any is replaced: the error (exit 2) keeps the earlier set whole."""
+    from support import run_on_tmpfs
+
+    (tmp_path / "cpu.yaml").write_text(CPU)
+    gt1 = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
+    gt2 = tmp_path / "gt2.json"
+    gt2.write_text(json.dumps({"cameras": {"front/01": {
+        "image": str(DEV / "01.jpg"), "boxes": [{"label": "car", "bbox_xyxy": CAR}]}}}))
+    got = run_on_tmpfs(tmp_path, _EVAL_ON_A_FULL_DISK,
+                       [gt1, gt2, tmp_path / "cpu.yaml"], options="size=256k")
+    assert got["first"] == 0 and got["second"] == 2, got
+    assert "cannot write the results to --out" in got["err"] and "No space left" in got["err"]
+    assert "the earlier results there are unchanged" in got["err"] and "Traceback" not in got["err"]
+    assert set(got["before"]) == {"eval.json", "detections.json", EVAL_MARKER}
+    assert got["after"] == got["before"], got  # no new file beside an old one, no temp left

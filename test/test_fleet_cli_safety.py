@@ -200,3 +200,32 @@ def test_kill_9_leaves_no_ray_processes_and_the_next_run_takes_over(tmp_path):
     assert any(f"pid {proc.pid}" in n and "ended without releasing it" in n
                for n in summary["notes"]), summary["notes"]
     assert sorted(p.name for p in out.iterdir()) == ["fleet_summary.json", "run1", "run2"]
+
+
+def test_the_cabin_video_is_private_whatever_the_umask(tmp_path):
+    """`--video-cabin` films the driver's face, but the MP4 was created under the umask (0644,
+    0666 under umask 0): any local account could watch it, while the 112x112 face crops of an
+    enrolment are kept 0600. Fleet (and replay, the same engine) now create the cabin video 0600;
+    the exterior videos keep the umask's mode (results meant to be shared)."""
+    from replay_helpers import CABIN
+
+    inputs = _bags(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    proc = subprocess.run([*CMD, str(inputs), "--out", str(out), "--workers", "1", "--cabin",
+                           CABIN, "--video", "--video-cabin"], capture_output=True, text=True,
+                          timeout=300, env=ENV, preexec_fn=lambda: os.umask(0))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    replayed = tmp_path / "replayed"
+    proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
+                           str(SAMPLE_BAG), "--out", str(replayed), "--cabin", CABIN,
+                           "--video-cabin"], capture_output=True, text=True, timeout=300, env=ENV,
+                          preexec_fn=lambda: os.umask(0))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cabin = "camera_cabin_image_raw_compressed.mp4"
+    for video in (out / "run1" / "video", replayed / "video"):
+        modes = {p.name: p.stat().st_mode & 0o777 for p in video.iterdir()}
+        assert modes.pop(cabin) == 0o600, (video, modes)
+        assert (out / "run1" / "video" / cabin).stat().st_size > 1000  # a real video, filled
+    exterior = {p.name: p.stat().st_mode & 0o777 for p in (out / "run1" / "video").iterdir()}
+    exterior.pop(cabin)
+    assert exterior and set(exterior.values()) == {0o666}, exterior

@@ -20,7 +20,9 @@ from replay_helpers import SAMPLE_BAG
 from sense_perception.cli.main import main
 from sense_perception.errors import BagError, FleetError
 from sense_perception.fleet.discover import RESERVED_NAMES, find_bags, safe_name
-from sense_perception.fleet.guard import check_bags_apart, check_out_apart, make_out
+from sense_perception.fleet.guard import (check_bags_apart, check_out_apart,
+                                          check_out_not_in_an_output, make_out)
+from sense_perception.fleet.outputs import mark
 from sense_perception.fleet.lock import LOCK_FILE, OutLock
 from sense_perception.fleet.report import write_fleet_summary
 
@@ -82,6 +84,41 @@ def test_out_reached_through_a_link_inside_the_inputs_is_refused(tmp_path):
     with pytest.raises(FleetError, match="lies inside the input"):
         check_bags_apart(elsewhere / "run9" / "out", [j.path for j in jobs])
     check_bags_apart(tmp_path / "out", [j.path for j in jobs])
+
+
+def test_out_inside_the_output_of_another_run_is_refused(drives, tmp_path, capsys):
+    """`fleet day2 --out out/run1`, where out/run1 is a bag's output of an earlier fleet run, wrote
+    a whole fleet run into that folder; the next `fleet day1 --out out --force` (or a retry of
+    run1, even while the second run was going) replaced out/run1 whole and deleted it all. An
+    --out that is or lies inside a fleet output folder, a fleet work folder or a replay's output
+    is refused before anything is written, as written and through a link."""
+    out = tmp_path / "out"
+    bag_out = out / "run1"
+    bag_out.mkdir(parents=True)
+    mark(bag_out)  # what a fleet worker leaves in every bag's output folder
+    (bag_out / "summary.json").write_text("{}")
+    work = out / ".run2.partial"
+    work.mkdir()
+    mark(work)
+    assert main(["replay", str(MCAP), "--out", str(tmp_path / "replayed")]) == 0
+    capsys.readouterr()
+    link = tmp_path / "link"
+    link.symlink_to(bag_out)
+    before = _snapshot(tmp_path / "out"), _snapshot(tmp_path / "replayed")
+    cases = [(bag_out, f"--out {bag_out} is one bag's output folder of an earlier fleet run"),
+             (bag_out / "day2", f"lies inside {bag_out}, one bag's output folder"),
+             (link / "day2", f"lies inside {bag_out}, one bag's output folder"),
+             (work / "replay" / "x", f"lies inside {work}, one bag's output folder"),
+             (tmp_path / "replayed" / "bag", "lies inside " + str(tmp_path / "replayed")
+              + ", the output folder of a replay (it holds .sense-perception-replay)")]
+    for target, message in cases:
+        code, err = _fleet(capsys, str(drives), "--out", str(target))
+        assert code == 2 and message in err and "choose an --out outside it" in err, err
+        assert "Traceback" not in err
+    assert (_snapshot(tmp_path / "out"), _snapshot(tmp_path / "replayed")) == before
+    assert not (bag_out / "day2").exists() and not (work / "replay").exists()
+    check_out_not_in_an_output(out)  # the fleet's own --out is fine
+    check_out_not_in_an_output(tmp_path / "elsewhere" / "new")
 
 
 # -- output names --------------------------------------------------------------------------------
@@ -190,6 +227,34 @@ def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys):
         assert code == 2 and message in err and "Traceback" not in err, (out, err)
     with pytest.raises(FleetError, match="is not writable"):
         make_out(tmp_path / "file" / "x")
+
+
+_FLEET_ON_A_FULL_DISK = """
+import contextlib, io, json, os, sys
+from pathlib import Path
+from sense_perception.cli.main import main
+disk, bag = Path(sys.argv[1]), sys.argv[2]
+(disk / "out").mkdir()
+with open(disk / "fill", "wb") as f:
+    f.write(bytes(os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize))
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = main(["fleet", bag, "--out", str(disk / "out")])
+print(json.dumps({"code": code, "err": err.getvalue(), "left": os.listdir(disk / "out")}))
+"""
+
+
+def test_a_full_disk_at_the_lock_is_a_clear_error(tmp_path):
+    """On a full disk (a real tmpfs) `fleet --out` passed the writable check (an empty file
+    fits) and then died in a traceback (exit 1) writing its lock file, leaving it behind. It is
+    an error naming the lock file, the reason and the fix (exit 2), before Ray starts, and no
+    lock file is left."""
+    from support import run_on_tmpfs
+
+    got = run_on_tmpfs(tmp_path, _FLEET_ON_A_FULL_DISK, [SAMPLE_BAG])
+    assert got["code"] == 2 and "Traceback" not in got["err"], got
+    assert "cannot write the lock file" in got["err"] and "No space left on device" in got["err"]
+    assert "free space on the disk of --out" in got["err"] and got["left"] == []
 
 
 def test_summary_is_strict_json_and_never_written_through_a_link(tmp_path):

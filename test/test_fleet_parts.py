@@ -186,3 +186,70 @@ def test_bag_without_the_cabin_topic_replays_its_exterior_cameras(tmp_path):
     assert set(result.summary["cameras"]) == {"/camera/front/image_raw/compressed",
                                               "/camera/windshield/image_raw"}
     assert any(missing in note and "exterior cameras only" in note for note in result.notes)
+
+
+class _Killed(Exception):
+    """Stands for a kill -9 of the worker: nothing after it runs."""
+
+
+def _replayed(out: Path, name: str, label: str) -> Path:
+    """A complete replay of the sample bag in fleet's work folder for ``name`` (not yet
+    published), its summary tagged with ``label`` to tell outputs apart."""
+    import json
+
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    temp = prepare_temp(out, name)
+    Replayer(ReplayOptions(SAMPLE_BAG, temp, topics=["/camera/front/image_raw/compressed"])).run()
+    summary = json.loads((temp / "summary.json").read_text())
+    (temp / "summary.json").write_text(json.dumps({**summary, "label": label}))
+    return temp
+
+
+@pytest.mark.parametrize("lost", ["nothing", "the new output"])
+def test_a_publish_cut_between_its_renames_loses_no_complete_output(tmp_path, monkeypatch, lost):
+    """A kill between publish's two renames left no DIR/run1/, the earlier complete output in
+    .run1.replaced and the new one in .run1.partial/replay. The next run replayed the bag and,
+    when that failed (the bag unreadable by then: a flaky mount), deleted both as work folders of
+    a failed bag. Now it first puts the new output in place (or, lost, the earlier one back),
+    reports that in the summary's notes, and finds the bag done: no Ray is needed."""
+    import json
+
+    from sense_perception.fleet import outputs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    publish(_replayed(out, "run1", "old"), out / "run1")
+    new = _replayed(out, "run1", "new")
+    real_replace, calls = outputs.os.replace, []
+
+    def killed_on_the_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise _Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(outputs.os, "replace", killed_on_the_second)
+    with pytest.raises(_Killed):
+        publish(new, out / "run1")
+    monkeypatch.undo()
+    assert not (out / "run1").exists() and is_complete(out / ".run1.replaced") and is_complete(new)
+    if lost == "the new output":
+        shutil.rmtree(out / ".run1.partial")
+    inputs = tmp_path / "in"
+    shutil.copytree(SAMPLE_BAG, inputs / "run1")
+    (inputs / "run1" / "sample_bag.mcap").write_bytes(b"")  # unreadable now
+    proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "fleet",
+                           str(inputs), "--out", str(out), "--workers", "1"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ,
+                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert is_complete(out / "run1")
+    want = "new" if lost == "nothing" else "old"
+    assert json.loads((out / "run1" / "summary.json").read_text())["label"] == want
+    assert sorted(p.name for p in out.iterdir()) == ["fleet_summary.json", "run1"]
+    summary = json.loads((out / "fleet_summary.json").read_text())
+    assert summary["per_bag"][0]["status"] == "skipped" and not summary["ray"]["used"]
+    what = "the new output" if want == "new" else "the earlier output"
+    assert any(n.startswith(f"run1: put {what}") for n in summary["notes"]), summary["notes"]

@@ -603,3 +603,80 @@ def test_enrol_keeping_images_on_a_full_disk_is_a_clear_error_that_leaves_no_fac
     assert proc.stdout.split() == ["code=2", "gallery.json.lock"], proc.stdout
     assert "cannot be written: No space left on device" in proc.stderr, proc.stderr
     assert "nothing was enrolled" in proc.stderr and "fix: free space" in proc.stderr
+
+
+# -- where the key and the gallery live (hostile run 4) ------------------------------------------
+
+def _modes_below(top: Path, leaf: Path) -> dict[str, str]:
+    """Mode of every folder from ``top`` (excluded) down to ``leaf`` (included)."""
+    modes, path = {}, leaf
+    while path != top:
+        modes[str(path.relative_to(top))] = f"{stat.S_IMODE(path.stat().st_mode):04o}"
+        path = path.parent
+    return modes
+
+
+def test_folders_made_for_the_key_and_the_gallery_are_0700_under_a_permissive_umask(
+        tmp_path: Path) -> None:
+    """Under `umask 0`, `driver keygen --out a/b/key` made a/ and a/b/ mode 0777 (only the file
+    was private): anyone could delete the key, and with it the encrypted gallery, or swap in
+    their own before the first enrolment. An enrolment into a new nested gallery path made its
+    parents 0777 as well. Every folder these commands create is now 0700, whatever the umask."""
+    keys, data = tmp_path / "keys", tmp_path / "data"
+    key = keys / "a" / "b" / "gallery.key"
+    gallery = data / "x" / "y" / "gallery.json.enc"
+    command = [sys.executable, "-m", "sense_perception.cli.main", "driver"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SENSE_PERCEPTION_GALLERY_KEY", None)
+    for argv in (["keygen", "--out", str(key)],
+                 ["enroll", "--gallery", str(gallery), "--key-file", str(key), "--name", "Obama",
+                  "--consent", "--keep-images", "--images", OBAMA_2, OBAMA_3]):
+        proc = subprocess.run([*command, *argv], capture_output=True, text=True, timeout=120,
+                              env=env, preexec_fn=lambda: os.umask(0))
+        assert proc.returncode == 0, proc.stderr
+    assert _modes_below(tmp_path, key.parent) == {"keys": "0700", "keys/a": "0700",
+                                                  "keys/a/b": "0700"}
+    assert _modes_below(tmp_path, gallery.parent) == {"data": "0700", "data/x": "0700",
+                                                      "data/x/y": "0700"}
+    images = gallery.with_name(gallery.name + ".images")
+    assert stat.S_IMODE(images.stat().st_mode) == 0o700 and len(list(images.iterdir())) == 2
+    for path in (key, gallery, *images.iterdir()):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_a_key_others_could_replace_is_refused(tmp_path: Path, gallery: Path, capsys) -> None:
+    """A key file in a folder others may write (they can delete it, and with it the encrypted
+    gallery, or put their own key there) or owned by another user was accepted; it is refused
+    (exit 2) by keygen and every command that reads the key, naming the folder or the owner and
+    the fix. A sticky world-writable folder (/tmp's 1777) keeps each file to its owner: allowed."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    key = shared / "gallery.key"
+    assert cli(capsys, "keygen", "--out", str(key))[0] == 0
+    enc = tmp_path / "private" / "gallery.json.enc"
+    enrol = ["enroll", "--gallery", str(enc), "--key-file", str(key), "--name", "Obama",
+             "--consent", "--images", OBAMA_2]
+    shared.chmod(0o777)
+    code, _, err = cli(capsys, *enrol)
+    assert code == 2 and f"gallery key file {key} is kept in {shared}" in err, err
+    assert "mode 0777" in err and f"chmod go-w {shared}" in err, err
+    assert not enc.exists()  # refused before the gallery was made
+    code, _, err = cli(capsys, "keygen", "--out", str(shared / "second.key"))
+    assert code == 2 and f"chmod go-w {shared}" in err and not (shared / "second.key").exists()
+    shared.chmod(0o1777)  # sticky: others may add files, never delete or replace ours
+    assert cli(capsys, *enrol)[0] == 0
+    code, out, _ = cli(capsys, "list", "--gallery", str(enc), "--key-file", str(key))
+    assert code == 0 and "Obama" in out
+    shared.chmod(0o770)  # group-writable is refused as well
+    code, _, err = cli(capsys, "list", "--gallery", str(enc), "--key-file", str(key))
+    assert code == 2 and "mode 0770" in err, err
+    shared.chmod(0o700)
+    assert cli(capsys, "list", "--gallery", str(enc), "--key-file", str(key))[0] == 0
+    if os.geteuid() != 0:
+        return  # only root can give a file to another user
+    os.chown(key, 65534, 65534)  # nobody's: it controls the key whatever the mode says
+    code, _, err = cli(capsys, "list", "--gallery", str(enc), "--key-file", str(key))
+    assert code == 2 and f"gallery key file {key} belongs to user id 65534" in err, err
+    assert f"chown {os.geteuid()} {key}" in err
+    os.chown(key, 0, 0)
+    assert cli(capsys, "list", "--gallery", str(enc), "--key-file", str(key))[0] == 0

@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import files_note, load_params, resolve_config
     from ..errors import ConfigError
-    from ..evaluation.report import PLOT_FILE, render, write_json, write_plot
+    from ..evaluation.outputs import check_own_results, write_results
+    from ..evaluation.report import PLOT_FILE, EVAL_FILE, plot_png, render, to_dict
     from ..evaluation.run import run_evaluation
     from ..outpaths import check_writable_dir
 
@@ -159,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
 
         def before_detection(paths: list[Path]) -> None:
             check_results_apart(args.out, paths)
+            check_own_results(args.out)  # never another command's results (or the user's)
             check_writable_dir(args.out, error=ConfigError)  # created and proven, before any model
 
         detections: list = []
@@ -193,20 +195,18 @@ def run(args: argparse.Namespace) -> int:
                       highlight=False, soft_wrap=True)
     meta["positions_left_out"] = [{"image": k, "reason": r} for k, r in three_d.unplaced]
     unplaced = three_d.unplaced
+    plot_bytes = plot_png(result)
+    stale = args.out / PLOT_FILE
+    removed = plot_bytes is None and stale.is_file()  # an earlier run's curve would pass for ours
     try:
-        from ..fileio import write_result_json
-
-        # each result replaced whole: a full disk keeps the earlier run's files intact
-        write_result_json(args.out / DETECTIONS_FILE, three_d.detections)
-        json_path = write_json(result, args.out, meta)
-        plot = write_plot(result, args.out)
-        stale = args.out / PLOT_FILE
-        if plot is None and stale.is_file():  # an earlier run's curve would pass for this one's
-            stale.unlink()
-            out.print(f"removed {stale} of an earlier run (no curve in this one)", soft_wrap=True)
+        # the three results replaced as one set: a full disk keeps the earlier run's set whole
+        write_results(args.out, to_dict(result, meta), three_d.detections, plot_bytes)
     except OSError as exc:
         raise ConfigError(f"cannot write the results to --out {args.out}: "
-                          f"{exc.strerror or exc}") from None
+                          f"{exc.strerror or exc}; the earlier results there are unchanged") from None
+    if removed:
+        out.print(f"removed {stale} of an earlier run (no curve in this one)", soft_wrap=True)
+    json_path, plot = args.out / EVAL_FILE, (stale if plot_bytes is not None else None)
     out.print(f"wrote {json_path}, {args.out / DETECTIONS_FILE}" + (f" and {plot}" if plot else "")
               + (f"; {len(skipped)} image(s) skipped, not scored" if skipped else ""),
               soft_wrap=True)

@@ -181,7 +181,9 @@ def _kitti_row(file: Path, n: int, parts: list[str]) -> tuple[str, list[float], 
 
 def load_kitti(label_dir: Path, image_dir: Path | None = None) -> list[GroundTruthImage]:
     """Read a KITTI object ``label_2`` folder; images in ``image_dir`` (default: ``image_2`` beside)."""
-    files = sorted(f for f in label_dir.glob("*.txt") if f.is_file())
+    # Every *.txt is a label file: one that is not a regular file (a FIFO, a directory, a broken
+    # link) is refused by read_text, never passed over: its image would go unscored unnoticed.
+    files = sorted(label_dir.glob("*.txt"))
     if not files:
         raise GroundTruthError(f"{label_dir}: no KITTI label files (*.txt)")
     image_dir = image_dir or label_dir.parent / "image_2"

@@ -6,8 +6,10 @@ evaluation with the file, the entry and the field, never with a traceback or a q
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,14 @@ def read_text(path: Path) -> str:
     try:
         data = read_regular_file(path, MAX_GROUND_TRUTH_BYTES)
     except FileNotFoundError:
+        if path.is_symlink():
+            raise GroundTruthError(f"ground truth {path} is a link to {os.readlink(path)}, which "
+                                   "does not exist; fix the link or remove it") from None
         raise GroundTruthError(f"ground truth {path} does not exist") from None
     except NotRegularFileError as exc:
-        raise GroundTruthError(f"{path}: cannot be read: {exc}; give a ground-truth file (split a "
-                               "larger one)") from None
+        fix = ("split it" if exc.errno == errno.EFBIG else
+               "give a regular file (remove it if it is not ground truth)")
+        raise GroundTruthError(f"{path}: cannot be read: {exc}; {fix}") from None
     except OSError as exc:
         raise GroundTruthError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     try:

@@ -40,8 +40,9 @@ def write_json(result: Evaluation, out: Path, meta: dict[str, Any] | None = None
     return path
 
 
-def write_plot(result: Evaluation, out: Path, title: str = "") -> Path | None:
-    """Precision-recall curve per class with the operating point marked; None without a curve."""
+def plot_png(result: Evaluation, title: str = "") -> bytes | None:
+    """The precision-recall curve per class with the operating point marked, as PNG bytes; None
+    without a curve."""
     curves = {lb: (c, c.curve) for lb, c in result.classes.items() if c.curve is not None}
     if not curves:
         return None
@@ -65,13 +66,21 @@ def write_plot(result: Evaluation, out: Path, title: str = "") -> Path | None:
     fig.tight_layout()
     import io
 
-    from ..fileio import atomic_write
-
-    path = out / PLOT_FILE
     png = io.BytesIO()
     fig.savefig(png, format="png")
     plt.close(fig)
-    atomic_write(path, png.getvalue(), private=False)  # never a cut-off plot in place of a whole one
+    return png.getvalue()
+
+
+def write_plot(result: Evaluation, out: Path, title: str = "") -> Path | None:
+    """Write ``out/precision_recall.png`` (see :func:`plot_png`); None without a curve."""
+    from ..fileio import atomic_write
+
+    png = plot_png(result, title)
+    if png is None:
+        return None
+    path = out / PLOT_FILE
+    atomic_write(path, png, private=False)  # never a cut-off plot in place of a whole one
     return path
 
 

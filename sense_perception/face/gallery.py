@@ -51,8 +51,9 @@ import numpy as np
 
 from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
-from .gallery_files import (UnsafeFileError, check_single_link, erase_file, lstat_regular,
-                            open_regular, read_fd, refusal, scrub)
+from .gallery_files import (UnsafeFileError, check_key_folder, check_key_owner, check_single_link,
+                            erase_file, lstat_regular, make_private_dirs, open_regular, read_fd,
+                            refusal, scrub)
 from .safe_text import printable, unsafe_text_error
 
 #: Length of a stored template: SFace embeddings are 128-D (checked against the model in tests).
@@ -183,7 +184,9 @@ def load_key(key_file: str = "", key_env: str = DEFAULT_KEY_ENV) -> bytes | None
         The 32-byte key, or None when neither is set (unencrypted gallery).
 
     Raises:
-        GalleryError: the key file is missing, group/world readable or holds no valid key.
+        GalleryError: the key file is missing, group/world readable, owned by another user
+            (root excepted), kept in a directory that others may write (without the sticky bit),
+            or holds no valid key.
     """
     if key_file:
         path = Path(key_file).expanduser()
@@ -197,10 +200,16 @@ def load_key(key_file: str = "", key_env: str = DEFAULT_KEY_ENV) -> bytes | None
             raise GalleryError(f"gallery key file {path} cannot be read: it does not exist; fix: "
                                "set gallery.key_file to an existing file")
         fd, st = opened
-        if st.st_mode & 0o077:
+        try:
+            if st.st_mode & 0o077:
+                raise GalleryError(f"gallery key file {path} has mode "
+                                   f"{stat.S_IMODE(st.st_mode):04o} and is readable by other "
+                                   f"users; fix: chmod 600 {path}")
+            check_key_owner(path, st)
+            check_key_folder(path.parent, path)
+        except GalleryError:
             os.close(fd)
-            raise GalleryError(f"gallery key file {path} has mode {stat.S_IMODE(st.st_mode):04o} and "
-                               f"is readable by other users; fix: chmod 600 {path}")
+            raise
         try:
             data = read_fd(fd, _MAX_KEY_FILE_BYTES, path, "gallery key file")
         except OSError as exc:
@@ -213,13 +222,19 @@ def load_key(key_file: str = "", key_env: str = DEFAULT_KEY_ENV) -> bytes | None
 
 
 def generate_key_file(path: str | Path) -> Path:
-    """Write a new random key (hex) to ``path`` with mode 0600; refuses to overwrite a file."""
+    """Write a new random key (hex) to ``path`` with mode 0600; refuses to overwrite a file.
+
+    Missing directories are created 0700; a directory others may write is refused (see
+    :func:`~.gallery_files.check_key_folder`).
+    """
     path = Path(path).expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)  # 0700 whatever the umask: nobody else may swap the key
     except OSError as exc:
         raise GalleryError(f"key file {path} cannot be created: its directory {path.parent} cannot "
                            f"be made ({exc.strerror or exc})") from exc
+    # A key others could delete or replace would be refused by every later command (load_key).
+    check_key_folder(path.parent, path)
     try:
         # O_EXCL also refuses a planted (even dangling) link: the key goes to a new file only.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -343,7 +358,7 @@ class GalleryStore:
         folder = self.path.parent
         if exclusive:
             try:
-                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                make_private_dirs(folder)  # parents too: 0700 whatever the umask
             except OSError as exc:
                 raise GalleryError(f"cannot create the gallery directory {folder}: "
                                    f"{exc.strerror or exc}; fix: give a gallery path whose "
@@ -725,7 +740,7 @@ class GalleryStore:
 
         folder = self.images_dir
         if not self._images_dir_exists():
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dirs(folder)
         names = []
         suffix = ".png.enc" if self._cipher else ".png"
         for i, image in enumerate(images):

@@ -172,3 +172,79 @@ def erase_file(path: Path, what: str) -> None:
         return
     except OSError as exc:
         raise GalleryError(f"{what} {path} could not be erased: {exc}; delete it by hand") from exc
+
+
+def make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and every missing parent with mode 0700, whatever the umask.
+
+    ``Path.mkdir(parents=True, mode=0o700)`` gives the mode to the last folder only; the parents
+    get ``0777 & ~umask``, world-writable under ``umask 0``, and anyone who can write a folder on
+    the way to the gallery or the key can swap the folders below it. Existing folders are left as
+    they are.
+
+    Raises:
+        OSError: a folder cannot be created.
+    """
+    folder = Path(folder)
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():  # a file where a folder should be: say so, as mkdir would
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made meanwhile by a concurrent command: it sets the same mode
+        # An umask with owner bits (0o277) must not leave it unusable; through a descriptor
+        # opened without following a link, so a folder swapped for a link changes nothing else.
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | SAFE_FLAGS)
+        try:
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+
+
+def writable_by_others(st: os.stat_result) -> bool:
+    """True when a folder's mode lets group or others replace or delete the files in it: write
+    permission for them without the sticky bit (``/tmp``'s 1777 keeps each file to its owner)."""
+    return bool(st.st_mode & 0o022) and not st.st_mode & stat.S_ISVTX
+
+
+def check_key_folder(folder: Path, path: Path) -> None:
+    """Refuse a gallery key file ``path`` kept in ``folder`` when others may write that folder.
+
+    Whoever can write it can delete the key (the encrypted gallery is then lost for good) or put a
+    key of their own in its place before the gallery is first written (they could then read it).
+
+    Raises:
+        GalleryError: naming the folder, its mode and the fix.
+    """
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        raise GalleryError(f"gallery key file {path}: its directory {folder} cannot be examined: "
+                           f"{exc.strerror or exc}") from exc
+    if writable_by_others(st):
+        raise GalleryError(
+            f"gallery key file {path} is kept in {folder}, which other users may write (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}): they could delete the key, and with it the "
+            f"encrypted gallery, or put their own key in its place; fix: chmod go-w {folder}, or "
+            "keep the key in a directory only you can write")
+
+
+def check_key_owner(path: Path, st: os.stat_result) -> None:
+    """Refuse a gallery key file that belongs to another user (root's is accepted): its owner
+    controls the key whatever its mode says.
+
+    Raises:
+        GalleryError: naming the file, its owner and the fix.
+    """
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):
+        raise GalleryError(
+            f"gallery key file {path} belongs to user id {st.st_uid}, not to this user ({me}): "
+            "its owner can change or read the key whatever its mode; fix: if the key is yours, "
+            f"chown it to this user (as root: chown {me} {path}); otherwise create a key of "
+            "your own with `sense-perception driver keygen`")

@@ -5,12 +5,14 @@ shared with ``replay``), so a link cannot smuggle an input into --out or --out i
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import FleetError
 from ..outpaths import check_apart, check_writable_dir
-from .outputs import FLEET_SUMMARY
+from ..replay.engine import REPLAY_MARKER
+from .outputs import FLEET_SUMMARY, MARKER
 
 
 def check_out_apart(out: Path, inputs: Sequence[Path]) -> None:
@@ -36,6 +38,30 @@ def check_bags_apart(out: Path, bags: Sequence[Path]) -> None:
         FleetError: naming the bag and the fix.
     """
     check_apart(out, bags, error=FleetError)
+
+
+def check_out_not_in_an_output(out: Path) -> None:
+    """Refuse an ``out`` that is, or lies inside, the output folder of one bag of a fleet run (or
+    a fleet work folder) or of a ``replay``.
+
+    Such a folder belongs to the run that made it: a fleet run with ``--force``, or a retry,
+    replaces it whole, and ``replay --force`` clears its ``bag/`` and ``video/``, deleting whatever
+    this run wrote there, even while it runs (the lock is per ``--out``, so nothing stops it).
+    Checked as written and with links resolved, before anything is created.
+
+    Raises:
+        FleetError: naming the folder, whose output it is, and the fix.
+    """
+    for form in dict.fromkeys([Path(out).resolve(), Path(os.path.abspath(out))]):  # real first
+        for folder in (form, *form.parents):
+            for marker, whose in ((MARKER, "one bag's output folder of an earlier fleet run"),
+                                  (REPLAY_MARKER, "the output folder of a replay")):
+                if (folder / marker).is_file():
+                    how = "is" if folder == form else f"lies inside {folder},"
+                    raise FleetError(
+                        f"--out {out} {how} {whose} (it holds {marker}): that run replaces "
+                        "it whole on --force or a retry, deleting what this run writes there; "
+                        "choose an --out outside it")
 
 
 def make_out(out: Path) -> Path:

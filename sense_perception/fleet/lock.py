@@ -77,8 +77,16 @@ class OutLock:
             LOG.warning("%s", self.note)
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        except OSError as exc:  # a full disk: the run could not write a single output either
+            if _same_file(fd, self.path):
+                self.path.unlink(missing_ok=True)  # we hold the lock: no run is using the file
+            os.close(fd)
+            raise FleetError(f"cannot write the lock file {self.path}: {exc.strerror or exc}; "
+                             f"nothing was replayed; fix: free space on the disk of --out "
+                             f"{self.path.parent}, or choose another --out") from exc
         self._fd = fd
         return self
 

@@ -140,6 +140,34 @@ def publish(temp: Path, final: Path) -> None:
         discard_ours(temp.parent)
 
 
+def recover(out: Path, name: str) -> str | None:
+    """Finish a :func:`publish` that a kill cut between its two renames; returns a note, or None.
+
+    Such a kill leaves no ``DIR/<name>/``, the earlier complete output in ``DIR/.<name>.replaced``
+    and the new one, complete and marked, in ``DIR/.<name>.partial/replay``. The new one is put
+    in place (it was being published), else the earlier one is put back; without this, the next
+    run replayed the bag and, if that failed (the bag unreadable by then), deleted both as work
+    folders of a failed bag.
+
+    Raises:
+        NotFleetOutput: one of the folders involved was not made by fleet (nothing is moved).
+    """
+    final = final_dir(out, name)
+    if final.exists() or final.is_symlink():
+        return None
+    new, old = temp_dir(out, name), Path(out) / f".{name}{_REPLACED}"
+    for source, what in ((new, "the new output a killed run was publishing"),
+                         (old, "the earlier output a killed run had moved aside")):
+        if is_complete(source):
+            check_ours(old)
+            check_ours(work_dir(out, name))
+            os.replace(source, final)
+            discard_ours(old)
+            discard_ours(work_dir(out, name))
+            return f"{name}: put {what} in place, complete, as {final}"
+    return None
+
+
 def leftovers(out: Path, names: list[str]) -> list[Path]:
     """The hidden work folders of ``names`` still in ``out`` (after a failed or killed bag)."""
     found = []

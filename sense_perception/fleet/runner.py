@@ -15,10 +15,10 @@ from ..errors import FleetError
 from . import DEFAULT_TIME_LIMIT_S
 from .discover import BagJob, find_bags
 from .dispatch import Dispatcher, DispatchOptions, DispatchResult, FleetListener
-from .guard import check_bags_apart, check_out_apart, make_out
+from .guard import check_bags_apart, check_out_apart, check_out_not_in_an_output, make_out
 from .lock import OutLock
 from .outputs import (FLEET_SUMMARY, NotFleetOutput, check_ours, discard_ours, final_dir,
-                      is_complete, leftovers, read_summary)
+                      is_complete, leftovers, read_summary, recover)
 from .report import bag_entry, build_summary, exit_code, interrupted_entry, write_fleet_summary
 from .signals import InterruptGuard, Interrupted
 from .worker import WorkerSettings, outcome_of
@@ -127,6 +127,7 @@ def run_fleet(request: FleetRequest, listener: FleetListener | None = None) -> F
     for node in ("object_detector", "driver_monitor"):
         load_params(request.config, node)  # a broken YAML fails here, not in every worker
     check_out_apart(request.out, request.inputs)
+    check_out_not_in_an_output(request.out)
     notes: list[str] = []
     jobs = find_bags(request.inputs, exclude=[request.out], notes=notes)
     if not jobs:
@@ -145,6 +146,12 @@ def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: lis
     refused = _refused(jobs, out)
     for reason in refused.values():
         LOG.error("%s", reason)
+    for job in jobs:
+        if job.name not in refused:
+            note = recover(out, job.name)  # before anything can discard a complete output
+            if note:
+                LOG.warning("%s", note)
+                notes.append(note)
     done_before = [] if request.force else [j for j in jobs if j.name not in refused
                                             and is_complete(final_dir(out, j.name))]
     to_run = [j for j in jobs if j not in done_before and j.name not in refused]

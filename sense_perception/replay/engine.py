@@ -750,7 +750,8 @@ class Replayer:
                 from ..face.attention.draw import draw_attention
 
                 draw_attention(image, attention)
-            self._videos.write(frame.topic, image, frame.header.seconds)
+            # It shows the driver's face: mode 0600, as kept face crops (SECURITY.md P3).
+            self._videos.write(frame.topic, image, frame.header.seconds, private=True)
 
 
 def output_bag_name(bag: Path) -> str:

@@ -6,6 +6,7 @@ over gaps (up to ``max_hold_s``), so a 1 Hz camera and a 30 Hz camera both play 
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -41,10 +42,14 @@ class CameraVideo:
         path: output file.
         fps: frame rate of the video grid, e.g. the camera's nominal rate.
         max_hold_s: longest gap filled by repeating the previous frame.
+        private: create the file mode 0600 whatever the umask (the cabin camera's video shows
+            the driver's face: other users of the machine must not read it).
     """
 
-    def __init__(self, path: Path, fps: float, max_hold_s: float = 2.0) -> None:
+    def __init__(self, path: Path, fps: float, max_hold_s: float = 2.0,
+                 private: bool = False) -> None:
         self.path = Path(path)
+        self.private = private
         self.fps = float(min(max(fps, 1.0), 60.0))
         self.max_hold = max(1, int(round(max_hold_s * self.fps)))
         self._writer: cv2.VideoWriter | None = None
@@ -56,6 +61,16 @@ class CameraVideo:
 
     def _open(self, width: int, height: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.private:
+            # Made here first, 0600 and never through a link; OpenCV then truncates and fills
+            # this very file (it keeps the inode and the mode).
+            try:
+                self.path.unlink(missing_ok=True)
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o600))
+            except OSError as exc:
+                raise BagError(f"video {self.path} cannot be created: {exc.strerror or exc}; "
+                               "check the directory is writable") from exc
         writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*FOURCC), self.fps, (width, height))
         if not writer.isOpened():
             raise BagError(f"video {self.path} cannot be written with OpenCV's '{FOURCC}' codec; "
@@ -97,12 +112,13 @@ class VideoSet:
         self._fps = fps_by_topic
         self.videos: dict[str, CameraVideo] = {}
 
-    def write(self, topic: str, bgr: np.ndarray, t: float) -> None:
-        """Add an annotated frame of ``topic``."""
+    def write(self, topic: str, bgr: np.ndarray, t: float, private: bool = False) -> None:
+        """Add an annotated frame of ``topic``; ``private``: its video is created mode 0600 (see
+        :class:`CameraVideo`)."""
         video = self.videos.get(topic)
         if video is None:
             video = self.videos[topic] = CameraVideo(self.directory / video_name(topic),
-                                                     self._fps.get(topic, 10.0))
+                                                     self._fps.get(topic, 10.0), private=private)
         video.write(bgr, t)
 
     def close(self) -> list[Path]:

@@ -1,0 +1,72 @@
+"""What ``sense-perception eval`` may replace in its ``--out``, and how it writes its results.
+
+``eval`` writes three files of fixed names (``eval.json``, ``detections.json``,
+``precision_recall.png``) into a folder that may hold other things: ``detect`` writes a
+``detections.json`` too, and a user may keep a plot of that name there. A hidden marker,
+:data:`EVAL_MARKER`, written with the first results, says that eval wrote the three names in this
+folder: eval replaces (or, without a curve, removes) them only where that marker is, and refuses,
+before the model loads, a folder where one of them exists without it. The three files are
+replaced together (:func:`~sense_perception.fileio.replace_together`): a full disk keeps the
+earlier run's set whole, never a new ``detections.json`` beside an old ``eval.json``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .positions import DETECTIONS_FILE
+from .report import EVAL_FILE, PLOT_FILE
+
+EVAL_MARKER = ".sense-perception-eval"
+RESULT_FILES = (EVAL_FILE, DETECTIONS_FILE, PLOT_FILE)
+_MARKER_TEXT = (b"Written by `sense-perception eval`: a later eval into this folder replaces "
+                b"eval.json, detections.json and precision_recall.png here. Remove this file to "
+                b"keep eval from touching them.\n")
+
+
+def written_by_eval(out: Path) -> bool:
+    """True when ``out`` holds eval's marker (a regular file, not a link)."""
+    marker = Path(out) / EVAL_MARKER
+    return marker.is_file() and not marker.is_symlink()
+
+
+def check_own_results(out: Path) -> None:
+    """Refuse an ``out`` where eval would replace or remove a result file it did not write.
+
+    Raises:
+        ConfigError: naming the files, where they may come from, and the fix.
+    """
+    out = Path(out)
+    if written_by_eval(out):
+        return
+    theirs = [n for n in RESULT_FILES if (out / n).exists() or (out / n).is_symlink()]
+    if theirs:
+        raise ConfigError(
+            f"--out {out} holds {', '.join(theirs)} that sense-perception eval did not write (no "
+            f"{EVAL_MARKER} there: another command's results, `detect`'s detections.json for "
+            "example, or your own files), and eval replaces only its own results; move them "
+            "away or choose another --out")
+
+
+def write_results(out: Path, evaluation: dict[str, Any], detections: dict[str, Any],
+                  plot: bytes | None) -> None:
+    """Write eval.json, detections.json and the plot (removing an earlier run's plot when this
+    run has none) as one set, after the marker.
+
+    Raises:
+        OSError: something could not be written; the earlier results are then all as they were.
+    """
+    from ..fileio import atomic_write, replace_together
+
+    out = Path(out)
+    if not written_by_eval(out):
+        atomic_write(out / EVAL_MARKER, _MARKER_TEXT, private=False)
+    replace_together({out / DETECTIONS_FILE: _json(detections, 1),
+                      out / EVAL_FILE: _json(evaluation, 2),
+                      out / PLOT_FILE: plot}, private=False)
+
+
+def _json(document: Any, indent: int) -> bytes:
+    return (json.dumps(document, indent=indent) + "\n").encode()
