@@ -1,4 +1,4 @@
-"""camera_health_ms_1080p: per-frame cost of the camera-health pixel metrics on one core.
+"""camera_health_ms_1080p: per-frame cost of a camera's health update on one core.
 
 What a node adds to every camera frame: :meth:`CameraHealthMonitor.update`, i.e. the small copy
 (:func:`small_copy`), the metrics against the previous frame's copy, the per-frame verdict, the

@@ -24,7 +24,7 @@ interleaved, as medians of per-round ratios):
   and ``fleet_over_replay_per_frame``: the fleet path's time per frame over a plain replay's;
 * ``driver_identity_ms`` / ``driver_identity_attention_ms``: the driver monitor per 1280x720 cabin
   frame, identity alone and identity + attention (head pose, eyes, state), side by side;
-* ``camera_health_ms_1080p``: the camera-health pixel metrics per 1920x1080 frame on one core
+* ``camera_health_ms_1080p``: a camera's whole health update per 1920x1080 frame on one core
   (small copy, metrics, verdict);
 * ``gpu``: CUDA/TensorRT figures where a GPU is present, else why none were measured.
 

@@ -23,7 +23,8 @@ by the frame so that 720p and 1080p frames get the same optical effect:
 
 Frozen streams are made by repeating a frame (:func:`repeated`).
 
-Scene proxies for the no-alarm cases (:data:`SCENES`) are built from the same real frames; what
+Scene proxies for the no-alarm cases (:func:`night`, :func:`tunnel`, :func:`crop`,
+:func:`standing_still`, :func:`pulling_in`) are built from the same real frames; what
 they cannot show is written in docs/camera-health.md.
 """
 from __future__ import annotations
