@@ -374,11 +374,21 @@ class Setting:
 
 
 def _attribute_docs(cls: type) -> dict[str, str]:
-    """The ``Attributes:`` entries of a Google-style class docstring, joined to one line each."""
+    """The ``Attributes:`` entries of a Google-style class docstring, joined to one line each;
+    a subclass's entries over its bases' (a subclass that changes a default keeps the base's
+    descriptions)."""
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        docs.update(_own_attribute_docs(base))
+    return docs
+
+
+def _own_attribute_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` entries of ``cls``'s own docstring."""
     import inspect
 
     docs: dict[str, str] = {}
-    lines = (inspect.getdoc(cls) or "").splitlines()
+    lines = inspect.cleandoc(cls.__dict__.get("__doc__") or "").splitlines()
     if "Attributes:" not in [line.strip() for line in lines]:
         return docs
     start = [line.strip() for line in lines].index("Attributes:") + 1
@@ -429,7 +439,7 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
     from .core.autoware.rois import AutowareConfig
     from .core.detection.detector import DetectorConfig
     from .core.detection.tiling import TilingConfig
-    from .core.health.camera_settings import CameraHealthSettings
+    from .core.health.camera_settings import CabinCameraHealthSettings, CameraHealthSettings
     from .core.imaging.frame_guard import InputLimits
     from .core.runtime.session import RuntimeConfig
     from .core.tracking.ground_motion import VelocityConfig
@@ -446,7 +456,7 @@ def node_sections(kind: str) -> list[tuple[str, type]]:
         # DriverMonitorSettings holds camera_role and the face.*, identity.*, gallery.*,
         # attention.* and runtime.* groups.
         return [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings),
-                ("input.", InputLimits), ("camera_health.", CameraHealthSettings)]
+                ("input.", InputLimits), ("camera_health.", CabinCameraHealthSettings)]
     raise ConfigError(f"no node named {kind!r}; nodes: {', '.join(NODE_KINDS)}")
 
 

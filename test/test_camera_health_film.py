@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sense_perception.core.health.camera_health import CameraHealthMonitor
-from sense_perception.core.health.camera_settings import CameraHealthSettings
+from sense_perception.core.health.camera_settings import (CameraHealthSettings,
+                                                           health_settings_type)
 from sense_perception.evaluation import degrade
 
 from support import REPO
@@ -112,3 +113,14 @@ def test_film_settings_are_checked():
                                           "camera_health.film_hold": 0.8})
     assert (s.film_fraction, s.film_hold) == (0.2, 0.8)
     assert replace(s, film_drop=0.0).film_drop == 0.0
+
+
+def test_the_film_watch_is_off_for_the_cabin_camera_by_default(drive):
+    # a cabin's view stands still and a driver leaving the seat takes much of it away at once:
+    # that is an empty seat (no_face, test_attention_replay.py), not a camera fault
+    cabin = health_settings_type("driver_monitor").from_params({}, "defaults")
+    assert cabin.film_drop == 0.0 and health_settings_type("object_detector")().film_drop > 0
+    frames = drive[:20] + film(drive[20:40], 0.45)
+    assert events(frames, cabin)[0] == []
+    on = health_settings_type("driver_monitor").from_params({"camera_health.film_drop": 0.55}, "x")
+    assert [c for _, c, up in events(frames, on)[0] if up] == ["blocked"]

@@ -14,7 +14,8 @@ from sense_perception.core.detection.detector import ClassThresholds, DetectorCo
 from sense_perception.core.detection.duplicates import DuplicateSettings
 from sense_perception.core.detection.ignore_regions import IgnoreRegionSettings
 from sense_perception.core.detection.low_light import LowLightSettings
-from sense_perception.core.health.camera_settings import CameraHealthSettings, Hysteresis
+from sense_perception.core.health.camera_settings import (CabinCameraHealthSettings,
+                                                           CameraHealthSettings, Hysteresis)
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.runtime.session import RuntimeConfig
 from sense_perception.core.tracking.ground_motion import VelocityConfig
@@ -38,9 +39,13 @@ ALL_CONFIGS = {"perception": CONFIG, **SIM_CONFIGS}
 # Parameters rclpy declares itself, allowed in a config next to the nodes' own.
 ROS_DECLARED = {"use_sim_time"}
 # camera_health.* and its per-condition hysteresis groups (an instance: its values are the defaults)
-HEALTH = [("camera_health.", CameraHealthSettings)] + [
-    (f"camera_health.{f.name}.", getattr(CameraHealthSettings(), f.name))
-    for f in dataclasses.fields(CameraHealthSettings) if f.type in ("Hysteresis", Hysteresis)]
+def _health(cls: type[CameraHealthSettings]) -> list:
+    return [("camera_health.", cls)] + [
+        (f"camera_health.{f.name}.", getattr(cls(), f.name))
+        for f in dataclasses.fields(cls) if f.type in ("Hysteresis", Hysteresis)]
+
+
+HEALTH, CABIN_HEALTH = _health(CameraHealthSettings), _health(CabinCameraHealthSettings)
 SECTIONS = {
     "object_detector": [("", ObjectDetectorSettings), ("input.", InputLimits), ("detector.", DetectorConfig),
                         ("detector.class_thresholds.", ClassThresholds),
@@ -53,7 +58,7 @@ SECTIONS = {
     "driver_monitor": [("", DriverMonitorNodeSettings), ("", DriverMonitorSettings), ("input.", InputLimits),
                        ("face.", FaceConfig),
                        ("identity.", IdentityConfig), ("gallery.", GalleryConfig),
-                       ("attention.", AttentionConfig), ("runtime.", RuntimeConfig), *HEALTH],
+                       ("attention.", AttentionConfig), ("runtime.", RuntimeConfig), *CABIN_HEALTH],
 }
 
 

@@ -47,7 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "lens covered), low_visibility (fog, water, defocus), dark, bright. Prints one "
                     "line per image; an empty condition list means a clean image. Single images "
                     "get no hysteresis and no frozen or stream checks, and a semi-transparent "
-                    "film that leaves the scene visible is not seen (docs/camera-health.md). "
+                    "film that leaves the scene visible is not seen: a node or a replay finds "
+                    "one that arrives during the drive against the camera's recent past "
+                    "(docs/camera-health.md). "
                     "--json prints the JSON; --json-out FILE writes it. Unreadable images are "
                     "reported and skipped; the exit status is then 1.")
     parser.add_argument("images", nargs="*", metavar="IMAGE",

@@ -19,7 +19,7 @@ from ..config import load_params, section_from_params
 from ..core.autoware.rois import AutowareConfig
 from ..core.exterior_steps import ExteriorSteps
 from ..core.health.camera_health import CameraHealthBank, in_fault
-from ..core.health.camera_settings import CameraHealthSettings
+from ..core.health.camera_settings import CameraHealthSettings, health_settings_type
 from ..core.health.inference_guard import safe_detect
 from ..core.imaging.frame_guard import InputLimits
 from ..core.imaging.image_decode import ImageView
@@ -74,7 +74,8 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
     limits = {role: InputLimits.from_params(params[role], source) for role in NODES}
     settings = {EXTERIOR: _node_settings(ObjectDetectorSettings, params[EXTERIOR], source),
                 CABIN: _node_settings(DriverMonitorNodeSettings, params[CABIN], source)}
-    health = {role: CameraHealthSettings.from_params(params[role], source) for role in NODES}
+    health = {role: health_settings_type(node).from_params(params[role], source)
+              for role, node in NODES.items()}
     if exterior and detector is None:
         from ..core.detection.detector_setup import build_detector
 

@@ -27,7 +27,7 @@ from ..core.output.frame_outputs import (DIAGNOSTICS_TOPIC, Output, enabled_outp
 from ..core.output.topics import join_topic
 from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
 from ..core.health.camera_health import CameraHealthBank
-from ..core.health.camera_settings import CameraHealthSettings
+from ..core.health.camera_settings import health_settings_type
 from ..core.health.stats import HealthStats
 from ..core.output.status import camera_values, name_camera_faults
 from ..core.types import Header
@@ -190,7 +190,7 @@ class PerceptionNode(LifecycleNode):
             self._inputs = self.inputs(settings)
             self.settings = settings
             self.health = HealthStats([t for t, _ in self._inputs])
-            health = CameraHealthSettings.from_params(params, self.source)
+            health = health_settings_type(self.SETTINGS.KIND).from_params(params, self.source)
             self.camera_health = CameraHealthBank([t for t, _ in self._inputs], health) \
                 if health.enabled else None
             self.load(params, self.source)

@@ -198,3 +198,22 @@ class CameraHealthSettings:
             if f"camera_health.{name}.{k}" in params}) for name, default in groups.items()}
         base = section_from_params(cls, params, "camera_health.", source)
         return replace(base, **nested)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class CabinCameraHealthSettings(CameraHealthSettings):
+    """driver_monitor's ``camera_health.*``: the same, with the film watch off by default.
+
+    A cabin camera's view stands still and people fill much of it: a driver leaving the seat
+    takes a large part of the view's detail away at once, which the film watch would hold as a
+    film and report as a camera fault instead of an empty seat (``no_face``). Set
+    ``camera_health.film_drop`` to turn it on for a cabin camera.
+    """
+
+    film_drop: float = setting(0.0, range=(0.0, 0.99))
+
+
+def health_settings_type(kind: str) -> type[CameraHealthSettings]:
+    """The ``camera_health.*`` parameters of node ``kind`` (``object_detector`` or
+    ``driver_monitor``)."""
+    return CabinCameraHealthSettings if kind == "driver_monitor" else CameraHealthSettings
