@@ -474,7 +474,9 @@ class Replayer:
         _mark_replay_output(out)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
-        self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
+        # Copied cabin frames show the driver's face: that bag is private, as the cabin video is.
+        self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag),
+                              private=self.options.copy_input and self._cabin is not None)
         self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None)
         self._cameras = {
             role: CameraHealthBank(role_topics, self._health_settings[role])
