@@ -229,3 +229,43 @@ def test_the_cabin_video_is_private_whatever_the_umask(tmp_path):
     exterior = {p.name: p.stat().st_mode & 0o777 for p in (out / "run1" / "video").iterdir()}
     exterior.pop(cabin)
     assert exterior and set(exterior.values()) == {0o666}, exterior
+
+
+def test_replay_never_writes_into_a_fleet_runs_output(tmp_path):
+    """`replay BAG --force --out out/run1/bag`, a bag folder of a fleet run's output, was accepted:
+    replay wrote its bag/, summary.json and marker into fleet's recording of results, and
+    `--force --out out/run1` (which holds replay's marker too, from the worker) cleared fleet's
+    bag/ and summary; the next fleet run then skipped run1 as done. replay now refuses (exit 2)
+    an --out that is or lies inside a fleet output, or inside another replay's output, through
+    the check fleet uses; its own earlier --out is still replaced by --force."""
+    def snapshot(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    def replay(out: Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
+                               str(SAMPLE_BAG), "--out", str(out), *args], capture_output=True,
+                              text=True, timeout=300, env=ENV)
+
+    out = tmp_path / "out"
+    proc = _fleet(str(_bags(tmp_path / "in", 1)), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run1 = out / "run1"
+    before = snapshot(out)
+    inside = f"lies inside {run1}, one bag's output folder of an earlier fleet run (it holds {MARKER})"
+    for target, force, message in (
+            (run1 / "bag", ["--force"], inside),
+            (run1, ["--force"], f"--out {run1} is one bag's output folder of an earlier fleet run"),
+            (run1 / "mine", [], inside)):
+        proc = replay(target, *force)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        err = " ".join(proc.stderr.split())
+        assert message in err and "choose an --out outside it" in err and "Traceback" not in err, err
+    assert snapshot(out) == before and not (run1 / "mine").exists()
+    replayed = tmp_path / "replayed"
+    assert replay(replayed).returncode == 0
+    assert replay(replayed, "--force").returncode == 0  # its own output: replaced
+    proc = replay(replayed / "bag", "--force")
+    assert proc.returncode == 2 and f"lies inside {replayed}, the output folder of a replay" in \
+        " ".join(proc.stderr.split()), proc.stderr[-3000:]
+    assert (replayed / "bag" / "metadata.yaml").is_file() and (replayed / "summary.json").is_file()
