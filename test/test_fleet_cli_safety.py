@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,9 +69,9 @@ def _session_processes(sid: int) -> list[int]:
     return found
 
 
-def _start(*args: str) -> subprocess.Popen:
+def _start(*args: str, env: dict[str, str] = ENV) -> subprocess.Popen:
     return subprocess.Popen([*CMD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV, start_new_session=True)
+                            text=True, env=env, start_new_session=True)
 
 
 def _wait_for_work(out: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -269,3 +270,45 @@ def test_replay_never_writes_into_a_fleet_runs_output(tmp_path):
     assert proc.returncode == 2 and f"lies inside {replayed}, the output folder of a replay" in \
         " ".join(proc.stderr.split()), proc.stderr[-3000:]
     assert (replayed / "bag" / "metadata.yaml").is_file() and (replayed / "summary.json").is_file()
+
+
+def test_a_local_run_removes_its_own_ray_session_folder(tmp_path):
+    """Every local fleet run left its Ray session folder (logs, sockets: bag paths readable by
+    other local users) in /tmp/ray; hundreds piled up. A run that started its own Ray removes its
+    session folder (and Ray's session_latest link to it) when it ends, normally or on Ctrl-C;
+    another session's folder is left alone. Ray's temporary folder is a private one here
+    (RAY_TMPDIR), so runs of other tests or users cannot be mistaken for this one's."""
+    # Short: Ray's socket paths in it must fit the 107 bytes of a Unix socket address.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    try:
+        env = {**ENV, "RAY_TMPDIR": str(ray_tmp)}
+        root = ray_tmp / "ray"
+        other = root / "session_2026-01-01_00-00-00_000000_1"  # another run's: must stay
+        (other / "logs").mkdir(parents=True)
+        (other / "logs" / "raylet.out").write_text("another session's log\n")
+        inputs = _bags(tmp_path / "in", 2)
+        proc = subprocess.run([*CMD, str(inputs), "--out", str(tmp_path / "out"), "--workers",
+                               "1"], capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert _summary(tmp_path / "out")["ray"]["used"] is True  # Ray did start for it
+        assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
+            [other.name]
+        assert (other / "logs" / "raylet.out").read_text() == "another session's log\n"
+        # Ctrl-C while a worker replays: the session folder goes too.
+        out = tmp_path / "stopped"
+        proc2 = _start(str(inputs), "--out", str(out), "--workers", "1", env=env)
+        try:
+            _wait_for_work(out, proc2)
+            started = [p.name for p in root.iterdir() if p.name.startswith("session_2")]
+            assert len(started) == 2, started  # this run's own, beside the other one
+            proc2.send_signal(signal.SIGINT)
+            _, stderr = proc2.communicate(timeout=120)
+        finally:
+            if proc2.poll() is None:
+                os.killpg(proc2.pid, signal.SIGKILL)
+                proc2.wait()
+        assert proc2.returncode == 128 + signal.SIGINT, stderr[-3000:]
+        assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
+            [other.name]
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
