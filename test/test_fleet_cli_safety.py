@@ -312,3 +312,25 @@ def test_a_local_run_removes_its_own_ray_session_folder(tmp_path):
             [other.name]
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_a_run_whose_worker_cannot_start_ends_with_one_error(tmp_path):
+    """A worker that cannot load its models (here a custom detector without its labels file)
+    made every bag fail alike: one identical `failed:` line and table row per bag, no worker ever
+    replaced (it would fail the same way). The run now ends with one error naming the cause
+    (exit 2: nothing could be replayed), writes no per-bag failures and leaves --out empty."""
+    (tmp_path / "custom.onnx").write_bytes(b"not an onnx model\n")
+    config = tmp_path / "custom.yaml"
+    config.write_text(f"detector:\n  model_path: {tmp_path / 'custom.onnx'}\n"
+                      "  model_family: yolox\n")
+    out = tmp_path / "out"
+    proc = _fleet(str(_bags(tmp_path / "in", 3)), "--out", str(out), "--workers", "1",
+                  "--config", str(config))
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "error: no fleet worker could start (1 tried), so none of the 3 bags was replayed: a " \
+           "worker could not start: ConfigError: detector.model_path is set but " \
+           "detector.labels_path is empty" in err and "run the same command again" in err, err
+    assert err.count("detector.labels_path is empty") == 1, err  # once, not once per bag
+    assert "failed:" not in err and "Traceback" not in err, err
+    assert sorted(p.name for p in out.iterdir()) == []  # no bag folder, no lock, no summary
