@@ -20,6 +20,14 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".t
                             ".avif"})
 
 
+#: Hidden files by which ``fleet`` (each bag's output and work folder) and ``replay`` (its --out)
+#: mark the folders they own: each replaces or deletes only folders holding its own mark.
+FLEET_MARK = ".sense-perception-fleet"
+REPLAY_MARK = ".sense-perception-replay"
+_OWNERS = {FLEET_MARK: "one bag's output folder of an earlier fleet run",
+           REPLAY_MARK: "the output folder of a replay"}
+
+
 class OutputPathError(SensePerceptionError):
     """An output path would destroy an input, or cannot be written."""
 
@@ -56,6 +64,31 @@ def check_apart(out: Path, inputs: Iterable[Path], option: str = "--out",
             raise error(
                 f"{option} {out} {how} the input {source}; writing there could replace or delete "
                 f"the input; choose an {option} outside the input (and the input outside it)")
+
+
+def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = None) -> None:
+    """Refuse an ``out`` that is, or lies inside, a folder another run owns: one bag's output or
+    work folder of a fleet run (:data:`FLEET_MARK`) or a replay's output (:data:`REPLAY_MARK`).
+
+    Such a folder belongs to the run that made it: a fleet run with ``--force``, or a retry,
+    replaces it whole, and ``replay --force`` clears its ``bag/`` and ``video/``, so writing
+    into it either destroys that run's results or is destroyed by it (each lock or mark is per
+    folder: nothing else stops it). ``own``: the caller's own mark, accepted on ``out`` itself
+    (``replay --force`` replaces its own earlier output). Checked as written and with links
+    resolved, before anything is created.
+
+    Raises:
+        error: naming the folder, whose output it is, and the fix.
+    """
+    for form in dict.fromkeys([Path(out).resolve(), Path(os.path.abspath(out))]):  # real first
+        for folder in (form, *form.parents):
+            for marker, whose in _OWNERS.items():
+                if (folder / marker).is_file() and not (folder == form and marker == own):
+                    how = "is" if folder == form else f"lies inside {folder},"
+                    raise error(
+                        f"--out {out} {how} {whose} (it holds {marker}): that run replaces "
+                        "it whole on --force or a retry, deleting what this run writes there; "
+                        "choose an --out outside it")
 
 
 def check_writable_dir(path: Path, option: str = "--out", create: bool = True,

@@ -370,6 +370,32 @@ def test_eval_replaces_only_its_own_results(tmp_path: Path, capsys) -> None:
     assert json.loads((out / "eval.json").read_text())["curve"] is False
 
 
+def test_detect_refuses_an_out_holding_evals_results(tmp_path: Path, capsys) -> None:
+    """`eval GT --out res` then `detect IMG --out res` silently replaced eval's detections.json:
+    eval.json then scored detections that were no longer there. detect now refuses (exit 2,
+    before the model loads, naming the fix) a folder marked by eval, the way eval refuses
+    detect's folder, and leaves every byte."""
+    (tmp_path / "cpu.yaml").write_text(CPU)
+    cpu = ["--config", str(tmp_path / "cpu.yaml")]
+    gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
+    res = tmp_path / "res"
+    assert main(["eval", str(gt), "--out", str(res), *cpu]) == 0
+    before = {p.name: p.read_bytes() for p in res.iterdir()}
+    assert {"detections.json", "eval.json", EVAL_MARKER} <= set(before)
+    capsys.readouterr()
+    for annotate in ([], ["--no-annotate"]):
+        code = main(["detect", str(FRAME), "--out", str(res), *annotate, *cpu])
+        captured = capsys.readouterr()
+        err = " ".join(captured.err.split())
+        assert code == 2 and "Traceback" not in err
+        assert f"--out {res} holds the results of sense-perception eval ({EVAL_MARKER} there)" \
+            in err and "choose another --out" in err, err
+        assert "on CPUExecutionProvider" not in captured.out  # refused before the model loads
+        assert {p.name: p.read_bytes() for p in res.iterdir()} == before
+    # Another --out is detect's as before.
+    assert main(["detect", str(FRAME), "--out", str(tmp_path / "mine"), "--no-annotate", *cpu]) == 0
+
+
 _EVAL_ON_A_FULL_DISK = """
 import contextlib, hashlib, io, json, os, sys
 from pathlib import Path

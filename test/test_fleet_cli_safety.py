@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,9 +69,9 @@ def _session_processes(sid: int) -> list[int]:
     return found
 
 
-def _start(*args: str) -> subprocess.Popen:
+def _start(*args: str, env: dict[str, str] = ENV) -> subprocess.Popen:
     return subprocess.Popen([*CMD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV, start_new_session=True)
+                            text=True, env=env, start_new_session=True)
 
 
 def _wait_for_work(out: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -229,3 +230,107 @@ def test_the_cabin_video_is_private_whatever_the_umask(tmp_path):
     exterior = {p.name: p.stat().st_mode & 0o777 for p in (out / "run1" / "video").iterdir()}
     exterior.pop(cabin)
     assert exterior and set(exterior.values()) == {0o666}, exterior
+
+
+def test_replay_never_writes_into_a_fleet_runs_output(tmp_path):
+    """`replay BAG --force --out out/run1/bag`, a bag folder of a fleet run's output, was accepted:
+    replay wrote its bag/, summary.json and marker into fleet's recording of results, and
+    `--force --out out/run1` (which holds replay's marker too, from the worker) cleared fleet's
+    bag/ and summary; the next fleet run then skipped run1 as done. replay now refuses (exit 2)
+    an --out that is or lies inside a fleet output, or inside another replay's output, through
+    the check fleet uses; its own earlier --out is still replaced by --force."""
+    def snapshot(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    def replay(out: Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
+                               str(SAMPLE_BAG), "--out", str(out), *args], capture_output=True,
+                              text=True, timeout=300, env=ENV)
+
+    out = tmp_path / "out"
+    proc = _fleet(str(_bags(tmp_path / "in", 1)), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run1 = out / "run1"
+    before = snapshot(out)
+    inside = f"lies inside {run1}, one bag's output folder of an earlier fleet run (it holds {MARKER})"
+    for target, force, message in (
+            (run1 / "bag", ["--force"], inside),
+            (run1, ["--force"], f"--out {run1} is one bag's output folder of an earlier fleet run"),
+            (run1 / "mine", [], inside)):
+        proc = replay(target, *force)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        err = " ".join(proc.stderr.split())
+        assert message in err and "choose an --out outside it" in err and "Traceback" not in err, err
+    assert snapshot(out) == before and not (run1 / "mine").exists()
+    replayed = tmp_path / "replayed"
+    assert replay(replayed).returncode == 0
+    assert replay(replayed, "--force").returncode == 0  # its own output: replaced
+    proc = replay(replayed / "bag", "--force")
+    assert proc.returncode == 2 and f"lies inside {replayed}, the output folder of a replay" in \
+        " ".join(proc.stderr.split()), proc.stderr[-3000:]
+    assert (replayed / "bag" / "metadata.yaml").is_file() and (replayed / "summary.json").is_file()
+
+
+def test_a_local_run_removes_its_own_ray_session_folder(tmp_path):
+    """Every local fleet run left its Ray session folder (logs, sockets: bag paths readable by
+    other local users) in /tmp/ray; hundreds piled up. A run that started its own Ray removes its
+    session folder (and Ray's session_latest link to it) when it ends, normally or on Ctrl-C;
+    another session's folder is left alone. Ray's temporary folder is a private one here
+    (RAY_TMPDIR), so runs of other tests or users cannot be mistaken for this one's."""
+    # Short: Ray's socket paths in it must fit the 107 bytes of a Unix socket address.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    try:
+        env = {**ENV, "RAY_TMPDIR": str(ray_tmp)}
+        root = ray_tmp / "ray"
+        other = root / "session_2026-01-01_00-00-00_000000_1"  # another run's: must stay
+        (other / "logs").mkdir(parents=True)
+        (other / "logs" / "raylet.out").write_text("another session's log\n")
+        inputs = _bags(tmp_path / "in", 2)
+        proc = subprocess.run([*CMD, str(inputs), "--out", str(tmp_path / "out"), "--workers",
+                               "1"], capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert _summary(tmp_path / "out")["ray"]["used"] is True  # Ray did start for it
+        assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
+            [other.name]
+        assert (other / "logs" / "raylet.out").read_text() == "another session's log\n"
+        # Ctrl-C while a worker replays: the session folder goes too.
+        out = tmp_path / "stopped"
+        proc2 = _start(str(inputs), "--out", str(out), "--workers", "1", env=env)
+        try:
+            _wait_for_work(out, proc2)
+            started = [p.name for p in root.iterdir() if p.name.startswith("session_2")]
+            assert len(started) == 2, started  # this run's own, beside the other one
+            proc2.send_signal(signal.SIGINT)
+            _, stderr = proc2.communicate(timeout=120)
+        finally:
+            if proc2.poll() is None:
+                os.killpg(proc2.pid, signal.SIGKILL)
+                proc2.wait()
+        assert proc2.returncode == 128 + signal.SIGINT, stderr[-3000:]
+        assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
+            [other.name]
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_a_run_whose_worker_cannot_start_ends_with_one_error(tmp_path):
+    """A worker that cannot load its models (here a custom detector without its labels file)
+    made every bag fail alike: one identical `failed:` line and table row per bag, no worker ever
+    replaced (it would fail the same way). The run now ends with one error naming the cause
+    (exit 2: nothing could be replayed), writes no per-bag failures and leaves --out empty."""
+    (tmp_path / "custom.onnx").write_bytes(b"not an onnx model\n")
+    config = tmp_path / "custom.yaml"
+    config.write_text(f"detector:\n  model_path: {tmp_path / 'custom.onnx'}\n"
+                      "  model_family: yolox\n")
+    out = tmp_path / "out"
+    proc = _fleet(str(_bags(tmp_path / "in", 3)), "--out", str(out), "--workers", "1",
+                  "--config", str(config))
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "error: no fleet worker could start (1 tried), so none of the 3 bags was replayed: a " \
+           "worker could not start: ConfigError: detector.model_path is set but " \
+           "detector.labels_path is empty" in err and "run the same command again" in err, err
+    assert err.count("detector.labels_path is empty") == 1, err  # once, not once per bag
+    assert "failed:" not in err and "Traceback" not in err, err
+    assert sorted(p.name for p in out.iterdir()) == []  # no bag folder, no lock, no summary

@@ -130,6 +130,32 @@ def test_video_without_cabin_films_no_face(tmp_path, capsys) -> None:
     assert f"{CABIN} is the cabin camera" in " ".join(err.split())
 
 
+def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> None:
+    """`--copy-input --cabin` copies the cabin camera's frames (the driver's face) into the output
+    bag, which was created 0755 with files under the umask (0666 under umask 0) while the
+    cabin video is 0600: any local account could read the face. That bag's folder is now 0700 and
+    its files 0600; a copied bag without the cabin camera keeps the umask's modes."""
+    def replay(out: Path, *args: str) -> Path:
+        proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
+                               str(SAMPLE_BAG), "--out", str(out), "--copy-input", *args],
+                              capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0),
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return out / "bag"
+
+    def modes(bag: Path) -> dict[str, int]:
+        return {p.name: p.stat().st_mode & 0o777 for p in bag.iterdir()}
+
+    cabin = replay(tmp_path / "cabin", "--cabin", CABIN)
+    assert cabin.stat().st_mode & 0o777 == 0o700
+    assert modes(cabin) == {"sample_bag.mcap": 0o600, "metadata.yaml": 0o600}, modes(cabin)
+    with Reader(cabin) as reader:  # the owner still reads it, the face frames are there
+        assert reader.topics[CABIN].msgcount == 8
+    exterior = replay(tmp_path / "exterior", "--topics", WINDSHIELD)
+    assert exterior.stat().st_mode & 0o777 == 0o755  # rosbags makes it 0755
+    assert set(modes(exterior).values()) == {0o666}, modes(exterior)
+
+
 def test_video_cabin_without_cabin_is_refused_not_ignored(tmp_path, capsys) -> None:
     code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--video-cabin")
     assert code == 2 and "--video-cabin films the camera named by --cabin" in err

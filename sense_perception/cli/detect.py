@@ -242,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.detection.detector_setup import build_detector
     from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
+    from ..evaluation.outputs import check_not_eval_results
     from ..outpaths import check_writable_dir
 
     if args.batch_size < 1:
@@ -249,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     check_writable_dir(args.out, create=False, error=ConfigError)  # before the model loads
+    check_not_eval_results(args.out, "detect")  # eval's detections.json is not detect's to replace
     from ..core.geometry import estimate_positions, load_calibration
     from ..core.geometry.calibration import CalibrationError
     from ..core.output.detection_records import positions_note

@@ -126,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FATAL
 
+    from ..errors import BagError
+    from ..outpaths import REPLAY_MARK, check_not_in_an_output
+
+    # Never into a fleet run's output or another replay's (a fleet worker's own replay folder is
+    # inside its work folder: checked here, for the user's --out, not in the engine): that run's
+    # --force or retry would delete this one, and --force here would delete its results.
+    check_not_in_an_output(args.out, error=BagError, own=REPLAY_MARK)
     if args.video or args.video_cabin:
         from ..errors import ConfigError
         from ..outpaths import check_video_dir

@@ -5,7 +5,8 @@
 ``detections.json`` too, and a user may keep a plot of that name there. A hidden marker,
 :data:`EVAL_MARKER`, written with the first results, says that eval wrote the three names in this
 folder: eval replaces (or, without a curve, removes) them only where that marker is, and refuses,
-before the model loads, a folder where one of them exists without it. The three files are
+before the model loads, a folder where one of them exists without it; ``detect`` refuses a
+folder with that marker (:func:`check_not_eval_results`). The three files are
 replaced together (:func:`~sense_perception.fileio.replace_together`): a full disk keeps the
 earlier run's set whole, never a new ``detections.json`` beside an old ``eval.json``.
 """
@@ -48,6 +49,21 @@ def check_own_results(out: Path) -> None:
             f"{EVAL_MARKER} there: another command's results, `detect`'s detections.json for "
             "example, or your own files), and eval replaces only its own results; move them "
             "away or choose another --out")
+
+
+def check_not_eval_results(out: Path, command: str) -> None:
+    """Refuse ``out`` to ``command`` (another command writing a ``detections.json``) when it holds
+    an eval run's results (eval's marker): the mirror of :func:`check_own_results`.
+
+    Raises:
+        ConfigError: naming the folder, the marker and the fix.
+    """
+    out = Path(out)
+    if written_by_eval(out):
+        raise ConfigError(
+            f"--out {out} holds the results of sense-perception eval ({EVAL_MARKER} there) and "
+            f"{command} would overwrite its {DETECTIONS_FILE}; choose another --out (or move "
+            f"eval's {', '.join(RESULT_FILES)} and {EVAL_MARKER} away)")
 
 
 def write_results(out: Path, evaluation: dict[str, Any], detections: dict[str, Any],

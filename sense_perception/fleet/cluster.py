@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -43,14 +46,54 @@ class RaySession:
     started_here: bool
     resources: dict[str, float] = field(default_factory=dict)
     reaper: Any = None  # see :mod:`.reaper`: a local instance's processes end with this one
+    # The session folder of the local instance this run started (logs, sockets): removed by
+    # close. None for a cluster's (--address) or an existing instance's: never touched.
+    session_dir: Path | None = None
 
     def close(self) -> None:
-        """Shut down the Ray this run started (a cluster's or an existing one stays up)."""
+        """Shut down the Ray this run started (a cluster's or an existing one stays up) and remove
+        the session folder of a local instance it started."""
         try:
             if self.started_here and self.ray.is_initialized():
                 self.ray.shutdown()
         finally:
             reaper.stop(self.reaper)
+            if self.session_dir is not None:
+                remove_session_dir(self.session_dir)
+
+
+def local_session_dir(ray: ModuleType) -> Path | None:
+    """The session folder (``<temp>/ray/session_<date>_<pid>``) of the Ray instance this process
+    started, or None where Ray does not say (its node API is internal: checked, never guessed)."""
+    try:
+        node = ray._private.worker._global_node
+        session = Path(node.get_session_dir_path())
+        temp = Path(node.get_temp_dir_path())
+    except Exception:  # noqa: BLE001 - another Ray version: the folder is then left, as before
+        LOG.debug("Ray's session folder is not known: it is left in place", exc_info=True)
+        return None
+    if session.parent != temp or not session.name.startswith("session_") or \
+            session.name == "session_latest":
+        return None  # not the layout of a session folder: never delete what is not one
+    return session
+
+
+def remove_session_dir(folder: Path) -> None:
+    """Remove a local Ray instance's session folder once it is shut down, and Ray's
+    ``session_latest`` link when it still points there (a later session's link is left)."""
+    for _ in range(3):  # a Ray process still ending may write a last log line meanwhile
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.lexists(folder):
+            break
+        time.sleep(0.2)
+    else:
+        LOG.warning("Ray's session folder %s could not be removed; delete it by hand", folder)
+    latest = folder.parent / "session_latest"
+    try:
+        if os.readlink(latest) == str(folder):
+            latest.unlink()
+    except OSError:
+        pass  # no link, or another session's: not ours
 
 
 def local_cpus() -> int:
@@ -97,9 +140,12 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
         else:
             ray.init(address=address, **quiet)
     except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
+        session_dir = local_session_dir(ray) if address is None else None
         if ray.is_initialized():
             ray.shutdown()
         reaper.stop(watch)
+        if session_dir is not None:
+            remove_session_dir(session_dir)
         if not isinstance(exc, Exception):
             raise  # Ctrl-C / SIGTERM while Ray starts: the caller reports it
         where = "start a local Ray instance" if address is None else \
@@ -111,7 +157,8 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
                "get-auth-token` on the head node) here; or leave out --address to run on this "
                "machine")
         raise FleetError(f"cannot {where}: {type(exc).__name__}: {exc}; {fix}") from exc
-    return RaySession(ray, address or "local", True, _resources(ray), watch)
+    session_dir = local_session_dir(ray) if address is None else None
+    return RaySession(ray, address or "local", True, _resources(ray), watch, session_dir)
 
 
 def _resources(ray: ModuleType) -> dict[str, float]:

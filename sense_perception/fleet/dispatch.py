@@ -9,7 +9,10 @@ with it. The dispatcher waits on Ray's futures (``ray.wait``) and reacts:
   retried once on another worker, a new one replacing the dead;
 - no result within the per-bag time limit: the worker is killed (ray.kill) and the bag retried
   the same way;
-- a second loss of the same bag: it is reported failed with both reasons; the others go on.
+- a second loss of the same bag: it is reported failed with both reasons; the others go on;
+- no worker at all could start (a bad model or config, no room): one error ends the run, naming
+  the cause, rather than every bag failing alike; a worker that fails to start beside others
+  that run only lowers the number of workers.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Protocol
 
+from ..errors import FleetError
 from .discover import BagJob
 from .outputs import final_dir
 from .report import bag_entry, interrupted_entry
@@ -148,6 +152,7 @@ class Dispatcher:
         self._first_ready: float | None = None
         self._spawned_at: float | None = None
         self._notes: list[str] = []
+        self._start_failures: list[str] = []  # distinct reasons workers could not start
 
     # -- main loop --------------------------------------------------------------------------------
 
@@ -268,11 +273,24 @@ class Dispatcher:
         self._first_ready = self._first_ready or time.perf_counter()
 
     def _start_failed(self, reason: str) -> None:
-        """A worker never became ready: run on with fewer, or fail what is left if none remain."""
+        """A worker never became ready: run on with fewer, or fail what is left if none remain.
+
+        Raises:
+            FleetError: no worker of this run ever started (each bag would fail alike).
+        """
         self._target = max(0, self._target - 1)
         if reason not in self._notes:
             self._notes.append(reason)
+        if reason not in self._start_failures:
+            self._start_failures.append(reason)
         if not self._slots and self._target == 0:
+            if self._first_ready is None:
+                # Models or room the workers lack: every bag would fail with the same reason, and
+                # a new worker would fail to start the same way.
+                raise FleetError(
+                    f"no fleet worker could start ({self._next_id} tried), so none of the "
+                    f"{len(self._jobs)} bags was replayed: {'; '.join(self._start_failures)}; "
+                    "then run the same command again")
             while self._queue:
                 job, attempt = self._queue.popleft()
                 self._settle(job, attempt, None, {"status": "failed", "reason": reason})

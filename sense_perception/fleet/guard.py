@@ -5,14 +5,12 @@ shared with ``replay``), so a link cannot smuggle an input into --out or --out i
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import FleetError
-from ..outpaths import check_apart, check_writable_dir
-from ..replay.engine import REPLAY_MARKER
-from .outputs import FLEET_SUMMARY, MARKER
+from ..outpaths import check_apart, check_not_in_an_output, check_writable_dir
+from .outputs import FLEET_SUMMARY
 
 
 def check_out_apart(out: Path, inputs: Sequence[Path]) -> None:
@@ -42,26 +40,13 @@ def check_bags_apart(out: Path, bags: Sequence[Path]) -> None:
 
 def check_out_not_in_an_output(out: Path) -> None:
     """Refuse an ``out`` that is, or lies inside, the output folder of one bag of a fleet run (or
-    a fleet work folder) or of a ``replay``.
-
-    Such a folder belongs to the run that made it: a fleet run with ``--force``, or a retry,
-    replaces it whole, and ``replay --force`` clears its ``bag/`` and ``video/``, deleting whatever
-    this run wrote there, even while it runs (the lock is per ``--out``, so nothing stops it).
-    Checked as written and with links resolved, before anything is created.
+    a fleet work folder) or of a ``replay`` (:func:`~sense_perception.outpaths.check_not_in_an_output`,
+    which ``replay`` shares).
 
     Raises:
         FleetError: naming the folder, whose output it is, and the fix.
     """
-    for form in dict.fromkeys([Path(out).resolve(), Path(os.path.abspath(out))]):  # real first
-        for folder in (form, *form.parents):
-            for marker, whose in ((MARKER, "one bag's output folder of an earlier fleet run"),
-                                  (REPLAY_MARKER, "the output folder of a replay")):
-                if (folder / marker).is_file():
-                    how = "is" if folder == form else f"lies inside {folder},"
-                    raise FleetError(
-                        f"--out {out} {how} {whose} (it holds {marker}): that run replaces "
-                        "it whole on --force or a retry, deleting what this run writes there; "
-                        "choose an --out outside it")
+    check_not_in_an_output(out, error=FleetError)
 
 
 def make_out(out: Path) -> Path:

@@ -17,10 +17,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..outpaths import FLEET_MARK
 from ..replay.engine import INCOMPLETE_FILE, SUMMARY_FILE
 
 FLEET_SUMMARY = "fleet_summary.json"
-MARKER = ".sense-perception-fleet"
+MARKER = FLEET_MARK
 _PARTIAL, _REPLACED = ".partial", ".replaced"
 _MARKER_TEXT = ("This folder was written by `sense-perception fleet`, which may replace or delete "
                 "it (--force, or a retry). Remove this file to keep fleet from touching it.\n")

@@ -50,7 +50,7 @@ from ..errors import BagError, ImageDecodeError
 from ..face.privacy import check_cabin_not_exterior
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
-from ..outpaths import check_apart, check_writable_dir
+from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
 from .diagnostics import PipelineHealth, ReplayDiagnostics
 from .pipelines import (
     CABIN,
@@ -80,7 +80,7 @@ BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
 INCOMPLETE_FILE = "REPLAY_INCOMPLETE.txt"
 # Written into every --out a replay prepares: --force replaces outputs only where it finds it, so a
 # user's own bag/ or summary.json in a folder given as --out is never deleted.
-REPLAY_MARKER = ".sense-perception-replay"
+REPLAY_MARKER = REPLAY_MARK
 
 
 @dataclass
@@ -474,7 +474,9 @@ class Replayer:
         _mark_replay_output(out)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
-        self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag))
+        # Copied cabin frames show the driver's face: that bag is private, as the cabin video is.
+        self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag),
+                              private=self.options.copy_input and self._cabin is not None)
         self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None)
         self._cameras = {
             role: CameraHealthBank(role_topics, self._health_settings[role])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 from typing import Any, Sequence, cast
 
@@ -49,11 +50,28 @@ class _NamedDir:
         return self._path / other
 
 
-def _writer(path: Path, name: str) -> Writer:
+def _chmod(path: Path, mode: int, directory: bool = False) -> None:
+    """Set ``path``'s mode through a descriptor opened without following a link."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if directory else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def _writer(path: Path, name: str, private: bool) -> Writer:
     writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
 
     def mcap(directory: Path, compression: Any) -> McapWriter:
-        return McapWriter(cast(Path, _NamedDir(directory, name)), compression)
+        if private:
+            # rosbags has just made the folder under the umask: closed to others before the
+            # first byte is written in it (a lookup in it is checked against its mode now).
+            _chmod(directory, 0o700, directory=True)
+        storage = McapWriter(cast(Path, _NamedDir(directory, name)), compression)
+        if private:
+            os.fchmod(storage.bio.fileno(), 0o600)
+        return storage
 
     # rosbags has no option for the file name: its storage plugin table is per instance here.
     writer.STORAGE_PLUGINS = {StoragePlugin.MCAP: mcap}  # type: ignore[misc, dict-item]
@@ -72,14 +90,18 @@ class OutputBag:
         typestore: knows every type written.
         name: the MCAP file's name in it, without ``.mcap`` (the input bag's name); default the
             directory's name.
+        private: the folder is made 0700 and its files 0600 whatever the umask (a bag holding
+            the cabin camera's frames shows the driver's face: other users must not read it).
     """
 
-    def __init__(self, path: Path, typestore: Typestore, name: str | None = None) -> None:
+    def __init__(self, path: Path, typestore: Typestore, name: str | None = None,
+                 private: bool = False) -> None:
         self.path = Path(path)
         self.typestore = typestore
+        self.private = private
         self.convert = MessageConverter(typestore)
         try:
-            self._writer = _writer(self.path, name or self.path.name)
+            self._writer = _writer(self.path, name or self.path.name, private)
             self._writer.open()
         except Exception as exc:
             raise BagError(f"output bag {self.path} cannot be created: {exc}") from exc
@@ -136,6 +158,11 @@ class OutputBag:
                     except OSError:
                         pass  # its unwritten buffer is lost either way
                 raise OutputWriteError(self.path, exc) from exc
+            if self.private:  # rosbags writes metadata.yaml under the umask, in the 0700 folder
+                try:
+                    _chmod(self._writer.metapath, 0o600)
+                except OSError as exc:
+                    raise OutputWriteError(self._writer.metapath, exc) from exc
 
     def __enter__(self) -> "OutputBag":
         return self
