@@ -30,21 +30,32 @@ def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
     file so a caller can find temp files a killed writer left.
     """
     folder = path.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=temp_prefix or f".{path.name}.", suffix=".tmp")
+    tmp = _write_temp_beside(path, data, private, temp_prefix)
     try:
-        if not private:
-            mask = os.umask(0o077)
-            os.umask(mask)
-            os.fchmod(fd, 0o666 & ~mask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(folder)
+
+
+def _write_temp_beside(path: Path, data: bytes, private: bool, prefix: str | None = None) -> str:
+    """``data`` written and fsynced to a new temp file beside ``path`` (0600, or with ``private``
+    false the mode a new file gets under the umask); its name. Removed again if writing fails."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if not private:
+                mask = os.umask(0o077)
+                os.umask(mask)
+                os.fchmod(f.fileno(), 0o666 & ~mask)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def replace_together(files: dict[Path, bytes | None], private: bool = True) -> None:
@@ -63,16 +74,7 @@ def replace_together(files: dict[Path, bytes | None], private: bool = True) -> N
         for path, data in files.items():
             if data is None:
                 continue
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append((tmp, path))
-            if not private:
-                mask = os.umask(0o077)
-                os.umask(mask)
-                os.fchmod(fd, 0o666 & ~mask)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            temps.append((_write_temp_beside(path, data, private), path))
         for tmp, path in temps:
             os.replace(tmp, path)
     except BaseException:
