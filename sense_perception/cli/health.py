@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from ..config import load_params
-    from ..core.health.camera_settings import CameraHealthSettings
+    from ..core.health.camera_settings import health_settings_type
     from ..core.imaging.frame_guard import InputLimits
     from ..fileio import write_result_json
     from ..outpaths import check_result_file
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         check_result_file(args.json_out, [Path(p) for p in args.images], "--json-out")
     params = load_params(args.config, args.node_name)
     source = str(args.config or "defaults")
-    settings = CameraHealthSettings.from_params(params, source)
+    settings = health_settings_type(args.node_name).from_params(params, source)
     limits = InputLimits.from_params(params, source)
     cv2.setNumThreads(1)
     records: list[dict[str, Any]] = []
