@@ -1,6 +1,6 @@
 """Soiling that arrives during a drive: contrast lost over part of the view, against its recent level.
 
-A semi-transparent film on the lens (a mud splash drying, spray, dust) leaves the scene visible
+A semi-transparent film on the lens (a splash of muddy water, spray) leaves the scene visible
 behind it at a fraction of its contrast. In one frame that is a plain low-contrast scene: every
 contrast inside the film and every frame-to-frame change fall by the same factor, so no statistic
 of one frame or one second tells it from a dull wall or road (docs/camera-health.md, the limits).
