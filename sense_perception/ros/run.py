@@ -51,6 +51,20 @@ def _params_file_problem(args: list[str]) -> str:
     return ""
 
 
+def _start_failure(factory: Callable[..., Any], kwargs: dict[str, Any], exc: Exception) -> str:
+    """Why a node could not be created (a ROS parameter of the wrong type, a namespace or name
+    that is not a valid ROS name), naming the node and the fix."""
+    import sys
+
+    module = sys.modules.get(getattr(factory, "__module__", ""))
+    name = getattr(module, "NODE_NAME", getattr(factory, "__name__", "node"))
+    where = f" in namespace '{kwargs['namespace']}'" if kwargs.get("namespace") else ""
+    text = " ".join(str(exc).split())  # rclpy's name errors span lines, with a caret under the fault
+    return (f"node {name}{where} could not start: {type(exc).__name__}: {text}; fix the parameter "
+            "(-p NAME:=VALUE of its type, or --config) or the name (--namespace, -r __ns:=, "
+            "-r __node:= take letters, digits, '_' and '/')")
+
+
 def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | None = None,
               multi_threaded: bool = False, node_kwargs: Sequence[dict[str, Any]] | None = None) -> int:
     """Create the nodes, autostart them, and spin until Ctrl-C or shutdown.
@@ -88,7 +102,14 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
     nodes = []
     try:
         for i, factory in enumerate(factories):
-            nodes.append(factory(**(node_kwargs[i] if node_kwargs else {})))
+            kwargs = node_kwargs[i] if node_kwargs else {}
+            try:
+                nodes.append(factory(**kwargs))
+            except Exception as exc:  # noqa: BLE001  a bad -p / --namespace: one line, never a traceback
+                print(f"error: {_start_failure(factory, kwargs, exc)}", file=sys.stderr)
+                for node in nodes:  # the nodes started before this one go down with it
+                    node.destroy_node()
+                return 2
         for node in nodes:
             autostart(node)
         executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
