@@ -35,3 +35,138 @@ def test_a_node_that_cannot_start_is_one_error_line_not_a_traceback(ros_env, com
     assert "Traceback" not in done.stderr, done.stderr
     assert fragment in done.stderr, done.stderr
     assert "fix the parameter" in done.stderr
+
+
+# -- lifecycle cycles: nothing grows per cycle ------------------------------------------------------
+
+def _process_counts() -> tuple[int, int, int]:
+    """(open file descriptors, threads, RSS in MiB) of this process."""
+    import os
+
+    rss = next(int(line.split()[1]) // 1024 for line in open("/proc/self/status")
+               if line.startswith("VmRSS"))
+    return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task")), rss
+
+
+def _live_sessions() -> int:
+    import gc
+
+    import onnxruntime as ort
+
+    gc.collect()
+    return sum(isinstance(o, ort.InferenceSession) for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("kind, cycles", [("driver_monitor", 20), ("object_detector", 6)])
+def test_lifecycle_cycles_leak_no_descriptor_thread_session_or_subscription(context, tmp_path, kind,
+                                                                           cycles):
+    """configure -> activate (one real frame through the inference thread) -> deactivate -> cleanup,
+    repeated. Measured here (200 driver_monitor cycles, 30 object_detector cycles): descriptors
+    29 -> 29, threads 19 -> 19, no onnxruntime session alive after cleanup, RSS settling (340 ->
+    ~440 MiB by cycle 70, flat to cycle 200; 332 -> 333 MiB for the detector). Tolerances: 2
+    descriptors, 1 thread, 10 MiB of RSS per cycle (a model set kept per cycle is more)."""
+    from rclpy.lifecycle import TransitionCallbackReturn as Ret
+
+    from ros_helpers import DATA, image_msg, overrides, read_bgr, wait_for
+
+    common = {"no_input_warn_s": 60.0, "runtime.providers": ["CPUExecutionProvider"],
+              "runtime.intra_op_threads": 1}
+    if kind == "driver_monitor":
+        from sense_perception.ros.driver_monitor_node import DriverMonitorNode as Node
+
+        folder = tmp_path / "gallery"
+        folder.mkdir(mode=0o700)
+        params = {**common, "camera_topic": "/sp_life/cabin/image_raw",
+                  "gallery.path": str(folder / "gallery.json")}
+        frame = image_msg(read_bgr(DATA / "faces" / "obama_1_official_portrait_2012.jpg"), 1)
+    else:
+        from sense_perception.ros.object_detector_node import ObjectDetectorNode as Node
+
+        params = {**common, "camera_topics": ["/sp_life/front/image_raw"]}
+        frame = image_msg(read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg"), 1)
+    node = Node(f"life_{kind}", context=context, parameter_overrides=overrides(**params))
+
+    def cycle() -> None:
+        assert node.trigger_configure() == Ret.SUCCESS, node.config_error
+        assert node.trigger_activate() == Ret.SUCCESS
+        node._slots.put(0, frame)  # the camera callback's path, through the inference thread
+        assert wait_for(lambda: node.health.snapshot().processed == 1), "frame not processed"
+        assert node.trigger_deactivate() == Ret.SUCCESS
+        assert node.trigger_cleanup() == Ret.SUCCESS
+
+    try:
+        for _ in range(2):  # warm-up: imports, first allocations, rclpy's own entities
+            cycle()
+        fds, threads, rss = _process_counts()
+        for _ in range(cycles):
+            cycle()
+        fds_after, threads_after, rss_after = _process_counts()
+        assert fds_after <= fds + 2, f"descriptors {fds} -> {fds_after} over {cycles} cycles"
+        assert threads_after <= threads + 1, f"threads {threads} -> {threads_after} over {cycles} cycles"
+        assert rss_after - rss <= 10 * cycles, f"RSS {rss} -> {rss_after} MiB over {cycles} cycles"
+        assert _live_sessions() == 0, "an onnxruntime session outlived cleanup"
+        assert not list(node.subscriptions) and len(list(node.timers)) == 1  # the diagnostics timer
+        assert node._worker is None
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+# -- a stop by signal while frames are being processed -----------------------------------------------
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_run_stops_on_a_signal_within_seconds_while_frames_are_processed(ros_env, graph, tmp_path,
+                                                                        signame):
+    """`run` holds every node in its own process and starts no other (so a `kill -9` of it leaves
+    no orphan). SIGINT or SIGTERM while cabin frames arrive and inference runs: the inference
+    thread finishes its frame and is joined, the process exits 0 within 5 s (measured: 0.3-0.4 s),
+    no traceback."""
+    import os
+    import signal
+    import time
+
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from ros_helpers import (DATA, NodeProcess, image_msg, publish_until, read_bgr, wait_active,
+                             write_params)
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    topic = f"/sp_life_{signame.lower()}/cabin/image_raw"
+    config = write_params(tmp_path / "run.yaml", {"driver_monitor": {
+        "camera_topic": topic, "no_input_warn_s": 60.0, "gallery": {"path": str(folder / "g.json")},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor",
+                        "--config", str(config)], ros_env, tmp_path / "run.log")
+    try:
+        wait_active(graph, proc, "/driver_monitor")
+        children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == proc.proc.pid]
+        assert children == [], f"`run` started processes {children}: a kill -9 would orphan them"
+        pub = graph.publisher(Image, topic)
+        faces = graph.subscribe(Detection2DArray, topic.rsplit("/", 1)[0] + "/faces")
+        frame = read_bgr(DATA / "faces" / "obama_1_official_portrait_2012.jpg")
+        publish_until(graph, pub, lambda i: image_msg(frame, 10 + i, 0, "cabin"), faces)
+        for i in range(5):  # more frames on their way while the signal lands
+            pub.publish(image_msg(frame, 100 + i, 0, "cabin"))
+        start = time.monotonic()
+        proc.proc.send_signal(getattr(signal, signame))
+        code = proc.proc.wait(timeout=5.0)
+        took = time.monotonic() - start
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"`run` still running 5 s after {signame}:\n{proc.output()}") from exc
+    finally:
+        graph.release()
+        proc.stop()
+    assert code == 0, (code, proc.output())
+    assert "Traceback" not in proc.output(), proc.output()
+    print(f"{signame}: exit {code} after {took:.2f} s")
+    assert took < 5.0
+
+
+def _ppid(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):  # gone meanwhile
+        return -1
