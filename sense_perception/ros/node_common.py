@@ -203,6 +203,9 @@ class PerceptionNode(LifecycleNode):
         except SensePerceptionError as exc:
             return self._configure_failed(str(exc))
         except Exception as exc:  # noqa: BLE001  a bug must not kill the node: report and stay unconfigured
+            if not self.context.ok():  # Ctrl-C or SIGTERM while configuring: stopping, not a fault
+                self._safe_release()
+                return TransitionCallbackReturn.FAILURE
             self.get_logger().error(f"configure failed unexpectedly: {exc!r}")
             return self._configure_failed(f"{type(exc).__name__}: {exc}")
         self.config_error = ""

@@ -99,25 +99,40 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
         print(f"error: {exc}; fix the arguments after --ros-args (-p NAME:=VALUE, -r FROM:=TO, "
               "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
         return 2
-    nodes = []
+    nodes: list[Any] = []
     try:
         for i, factory in enumerate(factories):
             kwargs = node_kwargs[i] if node_kwargs else {}
             try:
                 nodes.append(factory(**kwargs))
             except Exception as exc:  # noqa: BLE001  a bad -p / --namespace: one line, never a traceback
+                if not rclpy.ok():  # a signal arrived while the node was being created
+                    raise KeyboardInterrupt from exc
                 print(f"error: {_start_failure(factory, kwargs, exc)}", file=sys.stderr)
-                for node in nodes:  # the nodes started before this one go down with it
-                    node.destroy_node()
+                _stop_all(nodes)  # the nodes started before this one go down with it
                 return 2
         for node in nodes:
-            autostart(node)
+            try:
+                autostart(node)
+            except Exception:
+                if rclpy.ok():
+                    raise
+                # Ctrl-C or SIGTERM while the node was starting (models load in configure): rclpy's
+                # handler shut the context down, so the transition could not be published.
+                raise KeyboardInterrupt from None
+            if not rclpy.ok():
+                raise KeyboardInterrupt
         executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
         spin(nodes, executor)
     except KeyboardInterrupt:
-        for node in nodes:
-            node.stop()
-            node.destroy_node()
+        _stop_all(nodes)
     finally:
         rclpy.try_shutdown()
     return 0
+
+
+def _stop_all(nodes: Sequence[Any]) -> None:
+    """Stop each node's inference thread and inputs, then destroy it."""
+    for node in nodes:
+        node.stop()
+        node.destroy_node()

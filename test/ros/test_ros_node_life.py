@@ -170,3 +170,44 @@ def _ppid(pid: str) -> int:
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):  # gone meanwhile
         return -1
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_models_load_stops_run_cleanly(ros_env, tmp_path, signame):
+    """Ctrl-C while `run` was still starting (a node's configure loading its models) left rclpy
+    unable to publish the lifecycle transition: a traceback (RCLError: publisher's context is
+    invalid) and exit 1, after a 'configure failed unexpectedly' ERROR. Now the start stops there:
+    the nodes are stopped and destroyed, exit 0 within 5 s, no traceback, no error line."""
+    import signal
+    import time
+
+    from ros_helpers import NodeProcess, write_params
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    config = write_params(tmp_path / "run.yaml", {
+        "object_detector": {"camera_topics": ["/sp_life_start/front/image_raw"]},
+        "driver_monitor": {"camera_topic": "/sp_life_start/cabin/image_raw",
+                           "gallery": {"path": str(folder / "g.json")}}})
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--config", str(config)], ros_env,
+                       tmp_path / "run.log")
+    try:
+        # object_detector's session creation logs its provider choice while its models load
+        loading = "INFO sense_perception.core.runtime"
+        end = time.monotonic() + 60
+        while loading not in proc.output() and proc.alive() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert loading in proc.output(), f"no model loading seen:\n{proc.output()}"
+        start = time.monotonic()
+        proc.proc.send_signal(getattr(signal, signame))
+        code = proc.proc.wait(timeout=5.0)
+        took = time.monotonic() - start
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"`run` still running 5 s after {signame}:\n{proc.output()}") from exc
+    finally:
+        proc.stop()
+    out = proc.output()
+    assert "[driver_monitor]: active" not in out, "the signal did not land while starting"
+    assert code == 0, (code, out)
+    assert "Traceback" not in out and "[ERROR]" not in out, out
+    assert took < 5.0
