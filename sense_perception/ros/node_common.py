@@ -510,6 +510,11 @@ def spin(nodes: Sequence[PerceptionNode], executor: Any) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A signal shutting the context down while the executor builds its wait set makes rclpy
+        # raise RCLError ("the given context is not valid"): that is the stop asked for, not a crash.
+        if executor.context.ok():
+            raise
     finally:
         for node in nodes:
             node.stop()
