@@ -203,6 +203,9 @@ class PerceptionNode(LifecycleNode):
         except SensePerceptionError as exc:
             return self._configure_failed(str(exc))
         except Exception as exc:  # noqa: BLE001  a bug must not kill the node: report and stay unconfigured
+            if not self.context.ok():  # Ctrl-C or SIGTERM while configuring: stopping, not a fault
+                self._safe_release()
+                return TransitionCallbackReturn.FAILURE
             self.get_logger().error(f"configure failed unexpectedly: {exc!r}")
             return self._configure_failed(f"{type(exc).__name__}: {exc}")
         self.config_error = ""
@@ -507,6 +510,11 @@ def spin(nodes: Sequence[PerceptionNode], executor: Any) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A signal shutting the context down while the executor builds its wait set makes rclpy
+        # raise RCLError ("the given context is not valid"): that is the stop asked for, not a crash.
+        if executor.context.ok():
+            raise
     finally:
         for node in nodes:
             node.stop()

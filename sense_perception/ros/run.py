@@ -51,6 +51,20 @@ def _params_file_problem(args: list[str]) -> str:
     return ""
 
 
+def _start_failure(factory: Callable[..., Any], kwargs: dict[str, Any], exc: Exception) -> str:
+    """Why a node could not be created (a ROS parameter of the wrong type, a namespace or name
+    that is not a valid ROS name), naming the node and the fix."""
+    import sys
+
+    module = sys.modules.get(getattr(factory, "__module__", ""))
+    name = getattr(module, "NODE_NAME", getattr(factory, "__name__", "node"))
+    where = f" in namespace '{kwargs['namespace']}'" if kwargs.get("namespace") else ""
+    text = " ".join(str(exc).split())  # rclpy's name errors span lines, with a caret under the fault
+    return (f"node {name}{where} could not start: {type(exc).__name__}: {text}; fix the parameter "
+            "(-p NAME:=VALUE of its type, or --config) or the name (--namespace, -r __ns:=, "
+            "-r __node:= take letters, digits, '_' and '/')")
+
+
 def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | None = None,
               multi_threaded: bool = False, node_kwargs: Sequence[dict[str, Any]] | None = None) -> int:
     """Create the nodes, autostart them, and spin until Ctrl-C or shutdown.
@@ -85,18 +99,40 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
         print(f"error: {exc}; fix the arguments after --ros-args (-p NAME:=VALUE, -r FROM:=TO, "
               "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
         return 2
-    nodes = []
+    nodes: list[Any] = []
     try:
         for i, factory in enumerate(factories):
-            nodes.append(factory(**(node_kwargs[i] if node_kwargs else {})))
+            kwargs = node_kwargs[i] if node_kwargs else {}
+            try:
+                nodes.append(factory(**kwargs))
+            except Exception as exc:  # noqa: BLE001  a bad -p / --namespace: one line, never a traceback
+                if not rclpy.ok():  # a signal arrived while the node was being created
+                    raise KeyboardInterrupt from exc
+                print(f"error: {_start_failure(factory, kwargs, exc)}", file=sys.stderr)
+                _stop_all(nodes)  # the nodes started before this one go down with it
+                return 2
         for node in nodes:
-            autostart(node)
+            try:
+                autostart(node)
+            except Exception:
+                if rclpy.ok():
+                    raise
+                # Ctrl-C or SIGTERM while the node was starting (models load in configure): rclpy's
+                # handler shut the context down, so the transition could not be published.
+                raise KeyboardInterrupt from None
+            if not rclpy.ok():
+                raise KeyboardInterrupt
         executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
         spin(nodes, executor)
     except KeyboardInterrupt:
-        for node in nodes:
-            node.stop()
-            node.destroy_node()
+        _stop_all(nodes)
     finally:
         rclpy.try_shutdown()
     return 0
+
+
+def _stop_all(nodes: Sequence[Any]) -> None:
+    """Stop each node's inference thread and inputs, then destroy it."""
+    for node in nodes:
+        node.stop()
+        node.destroy_node()

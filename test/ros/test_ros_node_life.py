@@ -1,0 +1,213 @@
+"""A node's whole life as a hostile operator drives it: a node that cannot start, lifecycle
+transitions repeated many times (nothing may grow per cycle) and a stop by signal while frames are
+being processed (nothing may hang or stay behind).
+
+Growth is measured on the real process (/proc/self/fd, /proc/self/task) and on the live objects
+(onnxruntime sessions, subscriptions, timers), with a stated tolerance rather than exact equality.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.mark.parametrize("command, fragment", [
+    # both nodes: the first one created (object_detector) fails, nothing is left running
+    (["-m", "sense_perception.cli.main", "run", "--ros-args", "-p", "use_sim_time:=5"],
+     "node object_detector could not start: InvalidParameterTypeException: Trying to set parameter "
+     "'use_sim_time' to '5'"),
+    (["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor", "--namespace", "a b"],
+     "node driver_monitor in namespace 'a b' could not start: InvalidNamespaceException"),
+    (["-m", "sense_perception.ros.driver_monitor_node", "--ros-args", "-p", "use_sim_time:=7"],
+     "node driver_monitor could not start: InvalidParameterTypeException"),
+])
+def test_a_node_that_cannot_start_is_one_error_line_not_a_traceback(ros_env, command, fragment):
+    """A parameter rclpy itself declares given the wrong type (`-p use_sim_time:=5`) or a namespace
+    that is no ROS name raised out of the node's constructor: a traceback and exit 1 from `run` and
+    the nodes' own commands. Now one `error:` line naming the node, the cause and the fix, exit 2."""
+    done = subprocess.run([sys.executable, *command], env=ros_env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert fragment in done.stderr, done.stderr
+    assert "fix the parameter" in done.stderr
+
+
+# -- lifecycle cycles: nothing grows per cycle ------------------------------------------------------
+
+def _process_counts() -> tuple[int, int, int]:
+    """(open file descriptors, threads, RSS in MiB) of this process."""
+    import os
+
+    rss = next(int(line.split()[1]) // 1024 for line in open("/proc/self/status")
+               if line.startswith("VmRSS"))
+    return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task")), rss
+
+
+def _live_sessions() -> int:
+    import gc
+
+    import onnxruntime as ort
+
+    gc.collect()
+    return sum(isinstance(o, ort.InferenceSession) for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("kind, cycles", [("driver_monitor", 20), ("object_detector", 6)])
+def test_lifecycle_cycles_leak_no_descriptor_thread_session_or_subscription(context, tmp_path, kind,
+                                                                           cycles):
+    """configure -> activate (one real frame through the inference thread) -> deactivate -> cleanup,
+    repeated. Measured here (200 driver_monitor cycles, 30 object_detector cycles): descriptors
+    29 -> 29, threads 19 -> 19, no onnxruntime session alive after cleanup, RSS settling (340 ->
+    ~440 MiB by cycle 70, flat to cycle 200; 332 -> 333 MiB for the detector). Tolerances: 2
+    descriptors, 1 thread, 10 MiB of RSS per cycle (a model set kept per cycle is more)."""
+    from rclpy.lifecycle import TransitionCallbackReturn as Ret
+
+    from ros_helpers import DATA, image_msg, overrides, read_bgr, wait_for
+
+    common = {"no_input_warn_s": 60.0, "runtime.providers": ["CPUExecutionProvider"],
+              "runtime.intra_op_threads": 1}
+    if kind == "driver_monitor":
+        from sense_perception.ros.driver_monitor_node import DriverMonitorNode as Node
+
+        folder = tmp_path / "gallery"
+        folder.mkdir(mode=0o700)
+        params = {**common, "camera_topic": "/sp_life/cabin/image_raw",
+                  "gallery.path": str(folder / "gallery.json")}
+        frame = image_msg(read_bgr(DATA / "faces" / "obama_1_official_portrait_2012.jpg"), 1)
+    else:
+        from sense_perception.ros.object_detector_node import ObjectDetectorNode as Node
+
+        params = {**common, "camera_topics": ["/sp_life/front/image_raw"]}
+        frame = image_msg(read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg"), 1)
+    node = Node(f"life_{kind}", context=context, parameter_overrides=overrides(**params))
+
+    def cycle() -> None:
+        assert node.trigger_configure() == Ret.SUCCESS, node.config_error
+        assert node.trigger_activate() == Ret.SUCCESS
+        node._slots.put(0, frame)  # the camera callback's path, through the inference thread
+        assert wait_for(lambda: node.health.snapshot().processed == 1), "frame not processed"
+        assert node.trigger_deactivate() == Ret.SUCCESS
+        assert node.trigger_cleanup() == Ret.SUCCESS
+
+    try:
+        for _ in range(2):  # warm-up: imports, first allocations, rclpy's own entities
+            cycle()
+        fds, threads, rss = _process_counts()
+        for _ in range(cycles):
+            cycle()
+        fds_after, threads_after, rss_after = _process_counts()
+        assert fds_after <= fds + 2, f"descriptors {fds} -> {fds_after} over {cycles} cycles"
+        assert threads_after <= threads + 1, f"threads {threads} -> {threads_after} over {cycles} cycles"
+        assert rss_after - rss <= 10 * cycles, f"RSS {rss} -> {rss_after} MiB over {cycles} cycles"
+        assert _live_sessions() == 0, "an onnxruntime session outlived cleanup"
+        assert not list(node.subscriptions) and len(list(node.timers)) == 1  # the diagnostics timer
+        assert node._worker is None
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+# -- a stop by signal while frames are being processed -----------------------------------------------
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_run_stops_on_a_signal_within_seconds_while_frames_are_processed(ros_env, graph, tmp_path,
+                                                                        signame):
+    """`run` holds every node in its own process and starts no other (so a `kill -9` of it leaves
+    no orphan). SIGINT or SIGTERM while cabin frames arrive and inference runs: the inference
+    thread finishes its frame and is joined, the process exits 0 within 5 s (measured: 0.3-0.4 s),
+    no traceback."""
+    import os
+    import signal
+    import time
+
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from ros_helpers import (DATA, NodeProcess, image_msg, publish_until, read_bgr, wait_active,
+                             write_params)
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    topic = f"/sp_life_{signame.lower()}/cabin/image_raw"
+    config = write_params(tmp_path / "run.yaml", {"driver_monitor": {
+        "camera_topic": topic, "no_input_warn_s": 60.0, "gallery": {"path": str(folder / "g.json")},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor",
+                        "--config", str(config)], ros_env, tmp_path / "run.log")
+    try:
+        wait_active(graph, proc, "/driver_monitor")
+        children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == proc.proc.pid]
+        assert children == [], f"`run` started processes {children}: a kill -9 would orphan them"
+        pub = graph.publisher(Image, topic)
+        faces = graph.subscribe(Detection2DArray, topic.rsplit("/", 1)[0] + "/faces")
+        frame = read_bgr(DATA / "faces" / "obama_1_official_portrait_2012.jpg")
+        publish_until(graph, pub, lambda i: image_msg(frame, 10 + i, 0, "cabin"), faces)
+        for i in range(5):  # more frames on their way while the signal lands
+            pub.publish(image_msg(frame, 100 + i, 0, "cabin"))
+        start = time.monotonic()
+        proc.proc.send_signal(getattr(signal, signame))
+        code = proc.proc.wait(timeout=5.0)
+        took = time.monotonic() - start
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"`run` still running 5 s after {signame}:\n{proc.output()}") from exc
+    finally:
+        graph.release()
+        proc.stop()
+    assert code == 0, (code, proc.output())
+    assert "Traceback" not in proc.output(), proc.output()
+    print(f"{signame}: exit {code} after {took:.2f} s")
+    assert took < 5.0
+
+
+def _ppid(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):  # gone meanwhile
+        return -1
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_models_load_stops_run_cleanly(ros_env, tmp_path, signame):
+    """Ctrl-C while `run` was still starting (a node's configure loading its models) left rclpy
+    unable to publish the lifecycle transition: a traceback (RCLError: publisher's context is
+    invalid) and exit 1, after a 'configure failed unexpectedly' ERROR. Now the start stops there:
+    the nodes are stopped and destroyed, exit 0 within 5 s, no traceback, no error line."""
+    import signal
+    import time
+
+    from ros_helpers import NodeProcess, write_params
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    config = write_params(tmp_path / "run.yaml", {
+        "object_detector": {"camera_topics": ["/sp_life_start/front/image_raw"]},
+        "driver_monitor": {"camera_topic": "/sp_life_start/cabin/image_raw",
+                           "gallery": {"path": str(folder / "g.json")}}})
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--config", str(config)], ros_env,
+                       tmp_path / "run.log")
+    try:
+        # object_detector's session creation logs its provider choice while its models load
+        loading = "INFO sense_perception.core.runtime"
+        end = time.monotonic() + 60
+        while loading not in proc.output() and proc.alive() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert loading in proc.output(), f"no model loading seen:\n{proc.output()}"
+        start = time.monotonic()
+        proc.proc.send_signal(getattr(signal, signame))
+        code = proc.proc.wait(timeout=5.0)
+        took = time.monotonic() - start
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"`run` still running 5 s after {signame}:\n{proc.output()}") from exc
+    finally:
+        proc.stop()
+    out = proc.output()
+    assert "[driver_monitor]: active" not in out, "the signal did not land while starting"
+    assert code == 0, (code, out)
+    assert "Traceback" not in out and "[ERROR]" not in out, out
+    assert took < 5.0
