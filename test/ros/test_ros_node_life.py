@@ -122,8 +122,6 @@ def test_run_stops_on_a_signal_within_seconds_while_frames_are_processed(ros_env
     thread finishes its frame and is joined, the process exits 0 within 5 s (measured: 0.3-0.4 s),
     no traceback."""
     import os
-    import signal
-    import time
 
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
@@ -149,12 +147,7 @@ def test_run_stops_on_a_signal_within_seconds_while_frames_are_processed(ros_env
         publish_until(graph, pub, lambda i: image_msg(frame, 10 + i, 0, "cabin"), faces)
         for i in range(5):  # more frames on their way while the signal lands
             pub.publish(image_msg(frame, 100 + i, 0, "cabin"))
-        start = time.monotonic()
-        proc.proc.send_signal(getattr(signal, signame))
-        code = proc.proc.wait(timeout=5.0)
-        took = time.monotonic() - start
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"`run` still running 5 s after {signame}:\n{proc.output()}") from exc
+        code, took = _signal_and_wait(proc, signame)
     finally:
         graph.release()
         proc.stop()
@@ -162,6 +155,22 @@ def test_run_stops_on_a_signal_within_seconds_while_frames_are_processed(ros_env
     assert "Traceback" not in proc.output(), proc.output()
     print(f"{signame}: exit {code} after {took:.2f} s")
     assert took < 5.0
+
+
+def _signal_and_wait(proc, signame: str, limit_s: float = 5.0) -> tuple[int, float]:
+    """Send ``signame`` to the `run` process; its exit code and the seconds it took to exit
+    (an AssertionError with its output when it is still running after ``limit_s``)."""
+    import signal
+    import time
+
+    start = time.monotonic()
+    proc.proc.send_signal(getattr(signal, signame))
+    try:
+        code = proc.proc.wait(timeout=limit_s)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"`run` still running {limit_s} s after {signame}:\n"
+                             f"{proc.output()}") from exc
+    return code, time.monotonic() - start
 
 
 def _ppid(pid: str) -> int:
@@ -178,7 +187,6 @@ def test_a_signal_while_the_models_load_stops_run_cleanly(ros_env, tmp_path, sig
     unable to publish the lifecycle transition: a traceback (RCLError: publisher's context is
     invalid) and exit 1, after a 'configure failed unexpectedly' ERROR. Now the start stops there:
     the nodes are stopped and destroyed, exit 0 within 5 s, no traceback, no error line."""
-    import signal
     import time
 
     from ros_helpers import NodeProcess, write_params
@@ -198,12 +206,7 @@ def test_a_signal_while_the_models_load_stops_run_cleanly(ros_env, tmp_path, sig
         while loading not in proc.output() and proc.alive() and time.monotonic() < end:
             time.sleep(0.01)
         assert loading in proc.output(), f"no model loading seen:\n{proc.output()}"
-        start = time.monotonic()
-        proc.proc.send_signal(getattr(signal, signame))
-        code = proc.proc.wait(timeout=5.0)
-        took = time.monotonic() - start
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"`run` still running 5 s after {signame}:\n{proc.output()}") from exc
+        code, took = _signal_and_wait(proc, signame)
     finally:
         proc.stop()
     out = proc.output()
