@@ -119,12 +119,14 @@ class DetailCells:
 
     Attributes:
         grey: the grey small copy (uint8).
+        grey_f: the same as float32, which the Laplacian, the cells and the half-size copy take.
         laplacian: absolute Laplacian of the grey copy (float32).
         brightness: mean grey level of each cell of half a block (float32).
         texture: mean absolute Laplacian of each such cell (float32).
     """
 
     grey: np.ndarray
+    grey_f: np.ndarray
     laplacian: np.ndarray
     brightness: np.ndarray
     texture: np.ndarray
@@ -133,9 +135,10 @@ class DetailCells:
 def detail_cells(small: np.ndarray, settings: CameraHealthSettings) -> DetailCells:
     """The cells of one small frame (from :func:`small_copy`)."""
     grey8 = _grey(small)
-    laplacian = np.abs(cv2.Laplacian(grey8.astype(np.float32), cv2.CV_32F, ksize=1))
+    grey = grey8.astype(np.float32)
+    laplacian = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=1))
     cell = max(1, settings.block_px // 2)
-    return DetailCells(grey8, laplacian, _cell_means(grey8.astype(np.float32), cell),
+    return DetailCells(grey8, grey, laplacian, _cell_means(grey, cell),
                        _cell_means(laplacian, cell))
 
 
@@ -144,8 +147,7 @@ def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
     """Measure one small frame (from :func:`small_copy`) against the previous one; ``cells``
     are its :func:`detail_cells` when the caller has them already."""
     cells = cells or detail_cells(small, settings)
-    grey8, laplacian, grey_cells = cells.grey, cells.laplacian, cells.brightness
-    grey = grey8.astype(np.float32)
+    grey8, grey, laplacian, grey_cells = cells.grey, cells.grey_f, cells.laplacian, cells.brightness
     # brightness, detail (and colour) over a block-sized neighbourhood, every half block: the
     # cells of half a block, then a 2x2 box over them. A blob is measured by its area, not by
     # the fixed blocks it happens to fill.
