@@ -254,6 +254,32 @@ def test_time_going_backwards_starts_afresh_and_gaps_are_capped(recorded) -> Non
     assert d.monitor.level == 0  # 1.1 s of inattention at most: no alert
 
 
+def test_stamps_that_stand_still_or_creep_keep_the_state_bounded(recorded) -> None:
+    """A camera stamping every frame 0, or advancing a nanosecond a frame, never lets calibration
+    finish nor a window empty: each frame added an item to every window and a sample to each
+    calibration list, and took the median of all of them, for ever. Both stay bounded now, and a
+    real frame rate still gives the same PERCLOS as before."""
+    from sense_perception.face.attention.state import MAX_CALIBRATION_SAMPLES
+
+    for rate in (0.0, 1e9):  # stamps: all 0; 1 ns apart
+        d = Driver(recorded, rate=1.0, t0=0.0)
+        for k in range(2 * MAX_CALIBRATION_SAMPLES + 10):
+            base = recorded[k % len(recorded)]
+            d.monitor.update(k / rate if rate else 0.0, Observation(True, base.yaw, base.pitch, base.ear))
+        assert not d.monitor.calibrated
+        held = d.monitor.held
+        assert held["windows"] <= 6, held
+        assert held["samples"] <= 3 * MAX_CALIBRATION_SAMPLES, held
+        # the samples left are spread over the whole stream: the same median
+        assert d.monitor.neutral[0] == pytest.approx(np.median([o.yaw for o in recorded]), abs=0.5)
+    d = Driver(recorded, rate=30.0)  # 60 s PERCLOS window at 30 Hz: one item per frame, as before
+    d.play(20.0)
+    d.play(2.0, eyes=0.2)
+    status = d.play(1.0)
+    assert status.perclos == pytest.approx(2.0 / 23.0, abs=0.01)
+    assert d.monitor.held["windows"] == len(d.frames) + 5 * int(d.monitor.config.score_window_s * 30 + 1)
+
+
 def test_time_in_state_adds_up(recorded) -> None:
     d = Driver(recorded)
     d.play(6.0)

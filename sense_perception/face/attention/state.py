@@ -58,6 +58,13 @@ from enum import Enum
 import numpy as np
 
 
+#: Items a time window (PERCLOS, the state scores) holds at most, whatever the frame stamps.
+WINDOW_SLOTS = 16384
+#: Calibration samples (yaw, pitch, EAR) kept at most: beyond, every second one is dropped, so
+#: a calibration that never completes (stamps that stand still) costs bounded memory and time.
+MAX_CALIBRATION_SAMPLES = 4096
+
+
 class AttentionState(str, Enum):
     """What the driver seat shows, as published in ``driver_attention``."""
 
@@ -283,22 +290,36 @@ class _Debounce:
 
 
 class _Window:
-    """Time-weighted share of a stretch of frames with a flag set: running sums, O(1) per frame."""
+    """Time-weighted share of a stretch of frames with a flag set: running sums, O(1) per frame.
+
+    Frames closer together than ``span_s / WINDOW_SLOTS`` share one item, so a window holds at
+    most about ``WINDOW_SLOTS`` items whatever the stamps: a camera whose stamps stand still (a
+    driver that leaves them at 0, paused sim time) or creep by nanoseconds grew it by one item a
+    frame for ever. Real frame rates (below ``WINDOW_SLOTS / span_s``) never share an item."""
 
     def __init__(self, span_s: float) -> None:
         self.span = span_s
-        self._items: deque[tuple[float, float, bool]] = deque()  # (t, dt, flag)
+        self._slot = span_s / WINDOW_SLOTS
+        self._items: deque[tuple[float, float, float]] = deque()  # (t, dt, flagged dt)
         self.total = 0.0
         self.flagged = 0.0
 
     def add(self, t: float, dt: float, flag: bool) -> None:
-        self._items.append((t, dt, flag))
+        flagged = dt if flag else 0.0
         self.total += dt
-        self.flagged += dt if flag else 0.0
+        self.flagged += flagged
+        if self._items and abs(t - self._items[-1][0]) < self._slot:
+            first, old_dt, old_flagged = self._items[-1]
+            self._items[-1] = (first, old_dt + dt, old_flagged + flagged)
+        else:
+            self._items.append((t, dt, flagged))
         while self._items and self._items[0][0] <= t - self.span:
-            _, old_dt, old_flag = self._items.popleft()
+            _, old_dt, old_flagged = self._items.popleft()
             self.total -= old_dt
-            self.flagged -= old_dt if old_flag else 0.0
+            self.flagged -= old_flagged
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def share(self, empty: float = math.nan) -> float:
         return min(max(self.flagged / self.total, 0.0), 1.0) if self.total > 1e-9 else empty
@@ -351,6 +372,15 @@ class AttentionMonitor:
         self._closed.reset()
         self._perclos.clear()
         self._drowsy = False
+
+    @property
+    def held(self) -> dict[str, int]:
+        """Items held now: ``windows`` (the time windows' items, about ``WINDOW_SLOTS`` each at
+        most) and ``samples`` (calibration samples, ``MAX_CALIBRATION_SAMPLES`` per list at most):
+        bounded whatever the stamps."""
+        windows = [self._perclos, *self._scores.values()]
+        return {"windows": sum(len(w) for w in windows),
+                "samples": len(self._yaws) + len(self._pitches) + len(self._ears)}
 
     @property
     def calibrated(self) -> bool:
@@ -421,6 +451,9 @@ class AttentionMonitor:
 
     def _learn(self, obs: Observation, eyes: bool) -> None:
         c = self.config
+        for samples in (self._yaws, self._pitches, self._ears):
+            if len(samples) >= MAX_CALIBRATION_SAMPLES:  # thinned evenly, never grown for ever
+                del samples[::2]
         self._yaws.append(obs.yaw)
         self._pitches.append(obs.pitch)
         lim = c.max_neutral_offset_deg
