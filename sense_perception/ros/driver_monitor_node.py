@@ -128,12 +128,14 @@ class DriverMonitorNode(PerceptionNode):
                 self.get_logger().error(f"identity pipeline failed, frame dropped: {exc!r}",
                                         throttle_duration_sec=5.0)
                 return
-        self.publish_frame(self._pubs, CABIN_OUTPUTS, self._ns,
-                           CabinFrame(header, result, image_size_of(image), status))
-        if result.attention is not None:
-            self._last_attention = result.attention
+            # Published and kept under the lock: once a reload answered, no frame judged with
+            # the drivers before it is published or shown in /diagnostics (a forgotten driver).
+            self.publish_frame(self._pubs, CABIN_OUTPUTS, self._ns,
+                               CabinFrame(header, result, image_size_of(image), status))
+            if result.attention is not None:
+                self._last_attention = result.attention
+            self._last = driver_last(result)
         self.health.frame_processed(time.monotonic() - frame.received)
-        self._last = driver_last(result)
 
     def _on_reload_gallery(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -150,6 +152,9 @@ class DriverMonitorNode(PerceptionNode):
                 self.get_logger().error(response.message)
                 return response
             n = len(identifier.index)
+            # The last frame's driver was judged with the gallery before: a forgotten driver's
+            # id must not stay in /diagnostics until the next frame (never, with the camera off).
+            self._last = {"driver_state": "gallery reloaded: waiting for the next frame"}
         response.success = True
         response.message = f"gallery reloaded: {n} driver(s) enrolled"
         self.get_logger().info(response.message)

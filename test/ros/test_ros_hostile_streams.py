@@ -49,6 +49,23 @@ class Camera:
                 self.pub.publish(msg)
             self.executor.spin_once(timeout_sec=0.05)
 
+    def call(self, name: str) -> Any:
+        """Call the std_srvs/Trigger service ``name`` through a real client; its response."""
+        from std_srvs.srv import Trigger
+
+        client = self.pub_node.create_client(Trigger, name)
+        try:
+            end = time.monotonic() + 20.0
+            while not client.service_is_ready():
+                assert time.monotonic() < end, f"service {name} not available"
+                self.executor.spin_once(timeout_sec=0.05)
+            future = client.call_async(Trigger.Request())
+            self.executor.spin_until_future_complete(future, timeout_sec=20.0)
+            assert future.done(), f"service {name} did not answer"
+            return future.result()
+        finally:
+            self.pub_node.destroy_client(client)
+
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=1.0)
         self.pub_node.destroy_node()
@@ -91,6 +108,98 @@ def test_a_cabin_camera_stamping_every_frame_zero_holds_bounded_attention_state(
         # fifth, camera health calls stamps that stand still frozen, a camera fault
         assert monitor.held["windows"] <= 6, f"attention holds {monitor.held} after 30 frames"
         assert monitor.held["samples"] <= 3 * 5, monitor.held
+    finally:
+        camera.close()
+        node.stop()
+        node.destroy_node()
+
+
+def test_a_driver_forgotten_while_reloads_hammer_the_node_is_never_shown_again(context, tmp_path):
+    """`driver forget` (the real command) while ~/reload_gallery is called again and again and
+    frames flow: once forget returned and a reload answered, no frame identifies the driver. And
+    a driver forgotten after the camera stopped: /diagnostics kept showing their id as the
+    identified driver after the reload, until a next frame came (never, with the camera off)."""
+    import subprocess
+    import sys
+
+    from vision_msgs.msg import Classification
+
+    from ros_helpers import ROOT
+    from sense_perception.face import ConsentRecord, FaceConfig, FaceEngine, GalleryStore
+
+    gallery = tmp_path / "gallery" / "gallery.json"
+    gallery.parent.mkdir(mode=0o700)
+    engine = FaceEngine(FaceConfig(driver_region=WHOLE_IMAGE))
+    photos = [DATA / "faces" / "obama_1_official_portrait_2012.jpg",
+              DATA / "faces" / "obama_2_congress_2009.jpg"]
+    templates = np.stack([engine.driver_embedding(read_bgr(p))[2] for p in photos])
+
+    def enrol() -> str:
+        return GalleryStore(gallery).enroll("Barack Obama", templates,
+                                            ConsentRecord.now("Barack Obama")).id
+
+    driver = enrol()
+    topic = "/sp_hostile_forget/cabin/image_raw"
+    node = _driver_monitor(context, "hostile_forget", topic, gallery)
+    camera = Camera(context, node, topic)
+    identities: list[Any] = []
+    camera.pub_node.create_subscription(Classification, "/sp_hostile_forget/cabin/driver_identity",
+                                        identities.append, 100)
+    face = read_bgr(FACE)[::2, ::2].copy()
+    rng = np.random.default_rng(1)
+    stamp = [100.0]
+    reload = f"/{node.get_name()}/reload_gallery"
+
+    def frame() -> Any:
+        stamp[0] += 0.1
+        noisy = np.clip(face + rng.normal(0.0, 2.0, face.shape), 0, 255).astype(np.uint8)
+        sec = int(stamp[0])
+        return image_msg(noisy, sec, int(round((stamp[0] - sec) * 10)) * 100_000_000, "cabin")
+
+    def shown() -> dict[str, str]:
+        return status_values(published_status(node))
+
+    def identified() -> None:
+        for _ in range(8):
+            camera.send(frame())
+        values = shown()
+        assert values["driver_state"] == "identified" and values["driver_id"] == driver, values
+
+    def forget(frames: bool) -> None:
+        """The real `driver forget`, ~/reload_gallery hammered meanwhile (with frames or not);
+        then one more reload, which must find the driver gone."""
+        command = subprocess.Popen(
+            [sys.executable, "-m", "sense_perception.cli.main", "driver", "forget", driver,
+             "--gallery", str(gallery)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        answers = []
+        while command.poll() is None:
+            answers.append(camera.call(reload))
+            if frames:
+                camera.send(frame())
+        assert command.wait(timeout=60) == 0, command.stdout.read()
+        assert answers and all(a.success or "locked" in a.message for a in answers), \
+            [a.message for a in answers]
+        done = camera.call(reload)
+        assert done.success and "0 driver(s)" in done.message, done.message
+
+    try:
+        identified()
+        forget(frames=True)
+        after = len(identities)
+        for _ in range(4):
+            camera.send(frame())
+        camera.executor.spin_once(timeout_sec=0.2)
+        later = [c.results[0].class_id for c in identities[after:]]
+        assert later and driver not in later, later
+        assert driver not in shown().values()
+
+        driver = enrol()  # enrolled again; the camera then stops before they are forgotten
+        camera.call(reload)
+        identified()
+        forget(frames=False)
+        values = shown()  # no frame since the reload
+        assert driver not in values.values() and values["driver_state"] != "identified", values
+        assert values["enrolled_drivers"] == "0", values
     finally:
         camera.close()
         node.stop()
