@@ -191,8 +191,9 @@ class PerceptionNode(LifecycleNode):
             self.settings = settings
             self.health = HealthStats([t for t, _ in self._inputs])
             health = health_settings_type(self.SETTINGS.KIND).from_params(params, self.source)
-            self.camera_health = CameraHealthBank([t for t, _ in self._inputs], health) \
-                if health.enabled else None
+            # a node keeps the cameras' current state only, not every condition change for ever
+            self.camera_health = CameraHealthBank([t for t, _ in self._inputs], health,
+                                                  keep_events=False) if health.enabled else None
             self.load(params, self.source)
             if self._refused_overrides:  # the core accepted them, but they are outside ROS's range
                 raise ConfigError("; ".join(

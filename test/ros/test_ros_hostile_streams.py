@@ -204,3 +204,40 @@ def test_a_driver_forgotten_while_reloads_hammer_the_node_is_never_shown_again(c
         camera.close()
         node.stop()
         node.destroy_node()
+
+
+def test_a_camera_flipping_its_frame_id_grows_no_state_in_the_object_detector(context):
+    """A camera whose frame_id flips back and forth (two drivers on one topic, a misconfigured
+    bridge): each flip raised and cleared frame_id_changed, and the node kept every such event
+    for a report it never makes, for as long as it ran. Its camera health still says so."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    topic = "/sp_hostile_flip/front/image_raw"
+    node = ObjectDetectorNode("hostile_flip", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [topic], "no_input_warn_s": 60.0, "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1, "camera_health.stream.clear_frames": 1}))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    camera = Camera(context, node, topic)
+    health: list[Any] = []
+    camera.pub_node.create_subscription(DiagnosticStatus, "/sp_hostile_flip/front/camera_health",
+                                        health.append, 100)
+    street = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")[::6, ::6].copy()
+    try:
+        for i in range(24):
+            image = np.roll(street, 7 * i, axis=1)  # a moving scene: never frozen
+            camera.send(image_msg(image, 50 + i // 10, (i % 10) * 100_000_000,
+                                  "front_a" if i // 2 % 2 == 0 else "front_b"))
+        camera.executor.spin_once(timeout_sec=0.2)
+        flips = sum(a.message != b.message for a, b in zip(health, health[1:], strict=False))
+        assert flips >= 10 and any("frame_id_changed" in h.message for h in health), \
+            [h.message for h in health]
+        events = node.camera_health.summary()[topic]["events"]
+        assert events == [], f"the node holds {len(events)} health events after 24 frames"
+    finally:
+        camera.close()
+        node.stop()
+        node.destroy_node()

@@ -172,10 +172,15 @@ class CameraHealthBank:
     Args:
         topics: the camera topics.
         settings: the ``camera_health.*`` parameters.
+        keep_events: keep every condition raised or cleared for :meth:`summary` (a replay's
+            report). A node runs for ever and reports only the current state: it keeps none, or a
+            stream flipping a condition (frame_id, stamps) would grow it by each flip for ever.
     """
 
-    def __init__(self, topics: list[str], settings: CameraHealthSettings) -> None:
+    def __init__(self, topics: list[str], settings: CameraHealthSettings,
+                 keep_events: bool = True) -> None:
         self.settings = settings
+        self.keep_events = keep_events
         self.monitors = {t: CameraHealthMonitor(t, settings) for t in topics}
         self._events: dict[str, list[HealthEvent]] = {t: [] for t in topics}
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
@@ -196,13 +201,17 @@ class CameraHealthBank:
             for condition in monitor.conditions:
                 spent[condition] = spent.get(condition, 0.0) + stamp - previous
         self._last_stamp[topic] = stamp if previous is None else max(previous, stamp)
-        self._events[topic] += monitor.update(_pixels(image), stamp, frame_id, arrival)
+        events = monitor.update(_pixels(image), stamp, frame_id, arrival)
+        if self.keep_events:
+            self._events[topic] += events
         return self.status(topic)
 
     def check(self, now: float) -> None:
         """Raise ``silent`` on cameras that stopped (``now`` on the arrival clock)."""
         for topic, monitor in self.monitors.items():
-            self._events[topic] += monitor.check(now)
+            events = monitor.check(now)
+            if self.keep_events:
+                self._events[topic] += events
 
     def status(self, topic: str) -> dict[str, Any]:
         """The DiagnosticStatus dict of one camera: named ``camera_health: <topic>``, hardware_id
