@@ -241,3 +241,49 @@ def test_a_camera_flipping_its_frame_id_grows_no_state_in_the_object_detector(co
         camera.close()
         node.stop()
         node.destroy_node()
+
+
+def test_one_cabin_frame_stamped_far_ahead_does_not_clear_the_attention_alert(context, tmp_path):
+    """A distracted driver has raised an alert; one frame with a corrupt header stamp (2**31 - 1 s)
+    then frames back on the camera's clock. The step back was taken for a restarted bag: the
+    alert fell to level 0 and the calibration was learned again from the driver looking away.
+    Now the alert stays and the calibration is kept; a real restart still starts afresh."""
+    gallery = tmp_path / "gallery" / "gallery.json"
+    gallery.parent.mkdir(mode=0o700)
+    topic = "/sp_hostile_jump/cabin/image_raw"
+    node = _driver_monitor(context, "hostile_jump", topic, gallery, **{
+        "attention.calibration_s": 0.8, "attention.yaw_limit_deg": 15.0,
+        "attention.level_times_s": [1.0, 2.0, 4.0]})
+    camera = Camera(context, node, topic)
+    ahead = read_bgr(DATA / "faces" / "obama_2_congress_2009.jpg")[::2, ::2].copy()  # yaw +12 deg
+    away = ahead[:, ::-1].copy()  # mirrored: yaw -13 deg, 25 deg off the learned neutral pose
+    rng = np.random.default_rng(2)
+
+    def send(image: np.ndarray, t: float) -> dict[str, str]:
+        noisy = np.clip(image + rng.normal(0.0, 2.0, image.shape), 0, 255).astype(np.uint8)
+        camera.send(image_msg(noisy, int(t), int(round((t - int(t)) * 10)) * 100_000_000, "cabin"))
+        return status_values(published_status(node))
+
+    try:
+        t = 200.0
+        for _ in range(6):  # 1 s at 5 Hz: calibrated on the driver looking ahead
+            values = send(ahead, t)
+            t += 0.2
+        assert values["attention_calibrated"] == "true", values
+        for _ in range(12):  # 2.4 s looking away: distracted, the alert raised
+            values = send(away, t)
+            t += 0.2
+        assert values["attention_state"] == "distracted" and int(values["attention_level"]) >= 1, values
+        raised = int(values["attention_level"])
+        send(away, 2**31 - 1)  # one corrupt header
+        for _ in range(2):
+            values = send(away, t)
+            t += 0.2
+        assert int(values["attention_level"]) >= raised, values
+        assert values["attention_calibrated"] == "true" and values["attention_state"] == "distracted", values
+        values = send(away, 100.0)  # a real restart (a bag played again): afresh
+        assert values["attention_calibrated"] == "false" and values["attention_level"] == "0", values
+    finally:
+        camera.close()
+        node.stop()
+        node.destroy_node()

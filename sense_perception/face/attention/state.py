@@ -2,7 +2,9 @@
 
 Time is the frames' header stamps (seconds), never the wall clock, so a live camera, a replayed
 bag and a simulation at any speed give the same states. Time going backwards (a bag restarted, a
-simulation reset) starts afresh; a pause longer than ``max_gap_s`` counts as ``max_gap_s``.
+simulation reset) starts afresh; a pause longer than ``max_gap_s`` counts as ``max_gap_s``. One
+frame stamped far ahead (a corrupt header) followed by frames back on the camera's clock is not a
+restart: the frames go on from the stamp before it, so such a header cannot clear an alert.
 
 States, checked in this order (the first that holds wins):
 
@@ -350,6 +352,8 @@ class AttentionMonitor:
     def reset(self) -> None:
         """Forget everything (a new drive): calibration, timers, windows; totals are kept."""
         self._last_t: float | None = None
+        # The stamp before the previous frame when that frame jumped more than max_gap_s ahead.
+        self._before_jump: float | None = None
         self._absent: float | None = None  # seconds since the first frame without a face
         self._fault: float | None = None  # seconds since the first frame of a camera fault
         self._forget_driver()
@@ -393,7 +397,15 @@ class AttentionMonitor:
         """Advance to stamp ``t`` (seconds) with this frame's observation."""
         c = self.config
         if self._last_t is not None and t < self._last_t:
-            self.reset()  # time went backwards: a restarted bag or a simulation reset
+            if self._before_jump is not None and t >= self._before_jump:
+                # Back on the camera's clock after one frame stamped far ahead: a corrupt header,
+                # not a restart; resetting would clear a raised alert and learn the calibration
+                # again from whatever pose the driver has now.
+                self._last_t = self._before_jump
+            else:
+                self.reset()  # time went backwards: a restarted bag or a simulation reset
+        jump = self._last_t is not None and t - self._last_t > c.max_gap_s
+        self._before_jump = self._last_t if jump else None
         dt = 0.0 if self._last_t is None else min(t - self._last_t, c.max_gap_s)
         self._last_t = t
         if obs.camera_fault:
