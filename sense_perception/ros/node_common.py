@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
@@ -114,6 +114,7 @@ class PerceptionNode(LifecycleNode):
         self._refused_overrides = declare_settings(self, self.SETTINGS.KIND)
         # A refused override is reported until the parameter is set anew (``ros2 param set``).
         self.add_post_set_parameters_callback(self._forget_refused)
+        self.add_on_set_parameters_callback(self._refuse_while_configured)
         self.settings: Any = None
         self.lifecycle_state = "unconfigured"
         self.config_error = ""
@@ -135,6 +136,19 @@ class PerceptionNode(LifecycleNode):
     def _forget_refused(self, parameters: list[Any]) -> None:
         for parameter in parameters:
             self._refused_overrides.pop(parameter.name, None)
+
+    def _refuse_while_configured(self, parameters: list[Any]) -> SetParametersResult:
+        """Refuse to set the node's own parameters while it is configured: they are read at
+        configure, so a value accepted then would be silently unused by the running node."""
+        state = self.lifecycle_state
+        names = [p.name for p in parameters if not is_ros_param(p.name)]
+        if state not in ("inactive", "active") or not names:
+            return SetParametersResult(successful=True)
+        steps = "deactivate and cleanup" if state == "active" else "cleanup"
+        return SetParametersResult(successful=False, reason=(
+            f"{', '.join(names)}: parameters are read at configure and the node is {state}, "
+            f"running with the values it was configured with; {steps} the node, set the "
+            "parameter, then configure and activate it"))
 
     # -- hooks for subclasses ---------------------------------------------------------------------
 

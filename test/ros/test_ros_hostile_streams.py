@@ -287,3 +287,55 @@ def test_one_cabin_frame_stamped_far_ahead_does_not_clear_the_attention_alert(co
         camera.close()
         node.stop()
         node.destroy_node()
+
+
+def test_a_parameter_set_while_the_node_runs_is_refused_naming_the_fix(context):
+    """`ros2 param set` on a configured node: parameters are read at configure, so the value was
+    accepted ("Set parameter successful") and silently not used by the running node. It is
+    refused now, saying when it can be set; the node goes on with its values, and once cleaned up
+    the same set succeeds and the next configure uses it."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    topic = "/sp_hostile_param/front/image_raw"
+    node = ObjectDetectorNode("hostile_param", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [topic], "no_input_warn_s": 60.0, "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    camera = Camera(context, node, topic)
+    client = camera.pub_node.create_client(SetParameters, "/hostile_param/set_parameters")
+
+    def param_set(name: str, value: Any) -> Any:  # what `ros2 param set` calls
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        camera.executor.spin_until_future_complete(future, timeout_sec=10.0)
+        assert future.done()
+        return future.result().results[0]
+
+    try:
+        threshold = node.detector.min_score
+        for state in ("active", "inactive"):
+            result = param_set("detector.score_threshold", 0.9)
+            assert not result.successful, f"accepted while {state}, and not used"
+            assert "detector.score_threshold" in result.reason and "configure" in result.reason
+            assert f"node is {state}" in result.reason and "cleanup" in result.reason, result.reason
+            assert node.detector.min_score == threshold
+            assert node.get_parameter("detector.score_threshold").value != 0.9
+            if state == "active":
+                camera.send(image_msg(read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")
+                                      [::4, ::4].copy(), 5, 0, "front"))  # frames go on
+                assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert param_set("use_sim_time", True).successful  # rclpy's own: applies at once
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert param_set("detector.score_threshold", 0.9).successful
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.get_parameter("detector.score_threshold").value == 0.9
+    finally:
+        camera.close()
+        node.stop()
+        node.destroy_node()
