@@ -316,14 +316,17 @@ class PerceptionNode(LifecycleNode):
         return on_image
 
     def _stop_inputs(self) -> None:
-        for sub in self._subscriptions_in:
+        # Two threads may stop the inputs at once (a transition, and the end of spin on a
+        # signal): each works on what it read, never on an attribute the other has just cleared.
+        subscriptions, self._subscriptions_in = self._subscriptions_in, []
+        for sub in subscriptions:
             self.destroy_subscription(sub)
-        self._subscriptions_in = []
-        if self._slots is not None:
-            self._slots.close()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=10.0)
-            if self._worker.is_alive():
+        slots, worker = self._slots, self._worker
+        if slots is not None:
+            slots.close()
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=10.0)
+            if worker.is_alive():
                 self.get_logger().error("worker thread did not stop within 10 s")
         self._worker = None
         self._slots = None
@@ -522,7 +525,7 @@ def spin(nodes: Sequence[PerceptionNode], executor: Any) -> None:
     for node in nodes:
         executor.add_node(node)
     try:
-        executor.spin()
+        _spin_through_destroyed_handles(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
@@ -535,3 +538,28 @@ def spin(nodes: Sequence[PerceptionNode], executor: Any) -> None:
             node.stop()
             node.destroy_node()
         executor.shutdown(timeout_sec=1.0)
+
+
+def _spin_through_destroyed_handles(executor: Any, limit: int = 100) -> None:
+    """``executor.spin()``, spun again when rclpy raises InvalidHandle out of it.
+
+    A lifecycle transition destroys subscriptions and publishers (and their event handlers) in
+    a callback; on a multi-threaded executor another thread may be building its wait set with
+    them just then, and rclpy 7.1 raises InvalidHandle out of spin (ros2/rclpy#1284) instead of
+    leaving them out: ``run`` ended with a traceback, its nodes gone. The next wait set no longer
+    holds them. ``limit`` such errors within a second mean something else is wrong: raised.
+    """
+    from rclpy.exceptions import InvalidHandle
+
+    recent: list[float] = []
+    while True:
+        try:
+            executor.spin()
+            return
+        except InvalidHandle:
+            if not executor.context.ok():
+                raise
+            now = time.monotonic()
+            recent = [t for t in recent if now - t < 1.0] + [now]
+            if len(recent) >= limit:
+                raise

@@ -339,3 +339,74 @@ def test_a_parameter_set_while_the_node_runs_is_refused_naming_the_fix(context):
         camera.close()
         node.stop()
         node.destroy_node()
+
+
+def test_lifecycle_transitions_while_frames_flow_never_end_run(graph, ros_env, tmp_path):
+    """`sense-perception run` spins both nodes on a multi-threaded executor. A deactivate (or
+    cleanup) destroys subscriptions and publishers while another executor thread may be
+    building its wait set; rclpy 7.1 then raises InvalidHandle out of spin (ros2/rclpy#1284), and
+    the whole process ended with a traceback, both nodes gone. Transitions of both nodes, frames
+    flowing and ~/reload_gallery called meanwhile, must leave run up and working."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_srvs.srv import Trigger
+
+    from ros_helpers import NodeProcess, wait_active, write_params
+
+    cabin, front = "/sp_hostile_run/cabin/image_raw", "/sp_hostile_run/front/image_raw"
+    cpu = {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}
+    config = write_params(tmp_path / "perception.yaml", {
+        "object_detector": {"camera_topics": [front], "no_input_warn_s": 60.0, "runtime": cpu},
+        "driver_monitor": {"camera_topic": cabin, "no_input_warn_s": 60.0, "runtime": cpu,
+                           "face": {"driver_region": WHOLE_IMAGE},
+                           "gallery": {"path": str(tmp_path / "gallery" / "gallery.json")}}})
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--config", str(config)], ros_env,
+                       tmp_path / "run.log")
+    node = graph.node
+    entities = []
+    try:
+        for name in ("/driver_monitor", "/object_detector"):
+            wait_active(graph, proc, name)
+        pubs = [node.create_publisher(Image, t, qos_profile_sensor_data) for t in (cabin, front)]
+        frames = [image_msg(read_bgr(FACE)[::4, ::4].copy(), 1, 0, "cabin"),
+                  image_msg(read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")[::8, ::8]
+                            .copy(), 1, 0, "front")]
+        reload = node.create_client(Trigger, "/driver_monitor/reload_gallery")
+        changes = {n: node.create_client(ChangeState, f"/{n}/change_state")
+                   for n in ("driver_monitor", "object_detector")}
+        entities += [*pubs, reload, *changes.values()]
+        sent = [0]
+
+        def busy() -> None:  # frames on both cameras and a reload, then one executor turn
+            sent[0] += 1
+            for pub, msg in zip(pubs, frames, strict=True):
+                msg.header.stamp.sec = 10 + sent[0]
+                pub.publish(msg)
+            if reload.service_is_ready():
+                reload.call_async(Trigger.Request())
+            graph.executor.spin_once(timeout_sec=0.005)
+
+        for _ in range(6):
+            for name, client in changes.items():
+                for transition in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_ACTIVATE):
+                    for _ in range(20):
+                        busy()
+                    assert client.wait_for_service(timeout_sec=10.0), f"{name} is gone:\n{proc.output()}"
+                    future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
+                    end = time.monotonic() + 20.0
+                    while not future.done():
+                        assert proc.alive() and time.monotonic() < end, \
+                            f"{name} transition {transition} not answered; run:\n{proc.output()}"
+                        busy()
+                    assert future.result().success, (name, transition)
+        assert proc.alive(), proc.output()
+        for name in ("/driver_monitor", "/object_detector"):
+            wait_active(graph, proc, name, timeout=10.0)
+    finally:
+        for entity in entities:
+            node.destroy_client(entity) if hasattr(entity, "call_async") else node.destroy_publisher(entity)
+        code = proc.stop()
+    output = proc.output()
+    assert code == 0 and "Traceback" not in output, output
