@@ -280,6 +280,25 @@ def test_stamps_that_stand_still_or_creep_keep_the_state_bounded(recorded) -> No
     assert d.monitor.held["windows"] == len(d.frames) + 5 * int(d.monitor.config.score_window_s * 30 + 1)
 
 
+def test_a_frame_stamped_far_ahead_keeps_the_alert_and_leaves_no_item_from_the_future(recorded) -> None:
+    """One corrupt header stamp (2**31 - 1 s) between frames on the camera's clock: not a restart
+    (the alert and the calibration stay), and the windows' item from that frame is brought back
+    to the camera's clock: left in the future, it kept every later item in its window for ever."""
+    d = Driver(recorded)
+    d.play(6.0)
+    d.play(6.0, yaw=45.0)
+    level = d.monitor.level
+    assert level >= 2
+    t = d.t
+    d.monitor.update(2**31 - 1.0, Observation(True, recorded[0].yaw + 45.0, recorded[0].pitch,
+                                               recorded[0].ear))
+    d.t = t
+    status = d.play(1.0, yaw=45.0)
+    assert status.level >= level and status.calibrated and status.state is DISTRACTED
+    d.play(150.0)  # longer than the 60 s PERCLOS window: one item per frame of the last 60 s
+    assert d.monitor.held["windows"] <= 60 * RATE + 5 * (RATE + 1) + 1, d.monitor.held
+
+
 def test_time_in_state_adds_up(recorded) -> None:
     d = Driver(recorded)
     d.play(6.0)

@@ -320,6 +320,17 @@ class _Window:
             self.total -= old_dt
             self.flagged -= old_flagged
 
+    def retime(self, t: float) -> None:
+        """Stamp ``t`` on the newest items stamped after it (the frame stamped far ahead before
+        the stream came back to ``t``): an item from the future would stay in the window, and
+        keep every later one there, until its time came."""
+        dt = flagged = 0.0
+        while self._items and self._items[-1][0] > t:
+            _, item_dt, item_flagged = self._items.pop()
+            dt, flagged = dt + item_dt, flagged + item_flagged
+        if dt or flagged:
+            self._items.append((t, dt, flagged))
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -402,6 +413,8 @@ class AttentionMonitor:
                 # not a restart; resetting would clear a raised alert and learn the calibration
                 # again from whatever pose the driver has now.
                 self._last_t = self._before_jump
+                for window in (self._perclos, *self._scores.values()):
+                    window.retime(self._before_jump)
             else:
                 self.reset()  # time went backwards: a restarted bag or a simulation reset
         jump = self._last_t is not None and t - self._last_t > c.max_gap_s
