@@ -87,11 +87,15 @@ class LatestFrames:
 
     def clear(self) -> int:
         """Drop every waiting frame (e.g. on deactivation); returns how many were dropped."""
+        return len(self.drop_all())
+
+    def drop_all(self) -> list[int]:
+        """Drop every waiting frame; the source of each, so that the caller can count them."""
         with self._cond:
-            n = self._pending
+            sources = [f.source for f in self._slots if f is not None]
             self._slots = [None] * len(self._slots)
             self._pending = 0
-        return n
+        return sources
 
     def close(self) -> None:
         """Wake and release any waiting :meth:`take`; later takes return []."""

@@ -328,6 +328,9 @@ class PerceptionNode(LifecycleNode):
             worker.join(timeout=10.0)
             if worker.is_alive():
                 self.get_logger().error("worker thread did not stop within 10 s")
+        if slots is not None:  # received but never to be processed: counted, as every lost frame
+            for source in slots.drop_all():
+                self.health.frame_dropped_inactive(self.input_topic(source))
         self._worker = None
         self._slots = None
 

@@ -410,3 +410,47 @@ def test_lifecycle_transitions_while_frames_flow_never_end_run(graph, ros_env, t
         code = proc.stop()
     output = proc.output()
     assert code == 0 and "Traceback" not in output, output
+
+
+def test_a_frame_waiting_when_the_node_is_deactivated_is_counted(context):
+    """Deactivated while one frame was in inference and the camera's next one waited: the
+    waiting frame was received and then dropped with no count anywhere (received 2, processed 1,
+    lost 0). It is counted now, under lost[deactivated]."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    topic = "/sp_hostile_deactivate/front/image_raw"
+    node = ObjectDetectorNode("hostile_deactivate", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [topic], "no_input_warn_s": 60.0, "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    camera = Camera(context, node, topic)
+    street = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")[::4, ::4].copy()
+    real_detect = node.detector.detect
+
+    def slow_detect(images):  # a slow accelerator: the next frame arrives during inference
+        time.sleep(1.0)
+        return real_detect(images)
+
+    node.detector.detect = slow_detect
+    try:
+        for i in range(2):
+            end = time.monotonic() + 20.0
+            while node.health.snapshot().received < i + 1:
+                assert time.monotonic() < end, "frame not received"
+                camera.pub.publish(image_msg(street, 5 + i, 0, "front"))
+                camera.executor.spin_once(timeout_sec=0.05)
+        assert node.health.snapshot().processed == 0  # the first is still in inference
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        snap = node.health.snapshot()
+        values = status_values(published_status(node))
+        assert snap.received == 2 and snap.processed == 1, snap
+        assert values["lost[deactivated]"] == "1" and values["lost_frames"] == "1", values
+        assert topic in values["last_error[deactivated]"], values
+    finally:
+        node.detector.detect = real_detect
+        camera.close()
+        node.stop()
+        node.destroy_node()

@@ -26,6 +26,7 @@ from ..imaging.frame_errors import DECODE_PREFIX, INFERENCE, STALE, FrameErrorLe
 from ..output import messages
 
 _RATE_SAMPLES = 64  # arrival times kept per source for the input rate
+DEACTIVATED = "deactivated"  # ledger kind: waiting for inference when the node was deactivated
 
 
 @dataclass
@@ -112,6 +113,11 @@ class HealthStats:
     def frames_dropped_stale(self, n: int = 1) -> None:
         """``n`` frames were overwritten by newer ones before inference reached them (latest-first)."""
         self.ledger.record_stale(n)
+
+    def frame_dropped_inactive(self, source: str) -> None:
+        """A frame of ``source`` was waiting for inference when the node was deactivated."""
+        self.ledger.record(DEACTIVATED, "received, then dropped waiting for inference when the "
+                           "node was deactivated", 1, source)
 
     def decode_error(self, source: str, error: ImageDecodeError | str) -> None:
         """A frame from ``source`` could not be decoded; it is dropped (counted under
