@@ -94,19 +94,32 @@ def test_camera_info_and_mount_parameters_give_detections_3d(context, monkeypatc
         assert "detections placed" in node.diagnostic_extra()[f"positions[{FRONT}]"]
 
 
-def test_a_bad_mount_parameter_fails_configure(context):
+@pytest.mark.parametrize("bad", ["inverse", "nan", "millimetres"])
+def test_a_bad_mount_parameter_fails_configure(context, bad):
+    """The inverse transform, a nan (YAML .nan) or a translation in millimetres fail configure.
+    A nan passed configure before: every frame then had no position, its reason shown only
+    among /diagnostics' values."""
+    import math
+
     import numpy as np
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from sense_perception.core.geometry import mount_transform
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
-    inverse = np.linalg.inv(mount_transform(1.4, 0.03)).ravel().tolist()
-    node = ObjectDetectorNode("positions_bad_mount", context=context,
+    T = mount_transform(1.4, 0.03)
+    if bad == "inverse":
+        T = np.linalg.inv(T)
+    elif bad == "nan":
+        T[0, 3] = math.nan
+    else:
+        T[:3, 3] *= 1000.0
+    node = ObjectDetectorNode(f"positions_bad_mount_{bad}", context=context,
                               parameter_overrides=overrides(camera_topics=[FRONT],
-                                                            mount_transform=inverse))
+                                                            mount_transform=T.ravel().tolist()))
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.positions is None  # nothing of the failed configuration is kept
     finally:
         node.destroy_node()
 
