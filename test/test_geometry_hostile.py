@@ -249,3 +249,97 @@ def test_a_replay_of_a_bag_whose_tf_static_is_in_millimetres_publishes_no_absurd
     assert not [m for m in messages if m.channel.topic.endswith("detections_3d")]
     detections = [m for m in messages if m.channel.topic == "/camera/front/detections"]
     assert len(detections) == 4 and sum(len(m.ros_msg.detections) for m in detections) > 0
+
+
+def test_a_replay_whose_camera_info_is_broken_for_a_while_says_so(tmp_path, capsys):
+    """The sample bag's first front CameraInfo with a nan in K, the three after it whole: the
+    first frame has 2-D detections and no 3-D, the others are placed. The summary said only the
+    last frame's state (placed, no reason), so nothing told that a frame had lost its positions
+    or why; the reason appeared nowhere in the output. Now summary.json counts the frames without
+    positions by reason, the replay prints it and a note, and /diagnostics is WARN while it lasts."""
+    from sense_perception.cli.main import main
+
+    def nan_in_k(i, msg):
+        if i == 0:
+            k = msg.k.copy()
+            k[0] = math.nan
+            msg.k = k
+
+    bag = _edited_bag(tmp_path, edit_info=nan_in_k)
+    out = tmp_path / "out"
+    assert main(["replay", str(bag), "--out", str(out), "--topics", FRONT]) == 0
+    printed = capsys.readouterr()
+    reason = ("no calibration: /camera/front/camera_info (CameraInfo and /tf_static): K has a "
+              "non-finite number (nan or inf)")
+    front = json.loads((out / "summary.json").read_text())["cameras"][FRONT]["positions"]
+    assert front["frames"] == 4 and front["frames_without_positions"] == {reason: 1}, front
+    assert front["placed"] > 0 and "reason" not in front  # the last frame was placed
+    text = " ".join((printed.out + printed.err).split())
+    assert f"3-D positions {FRONT}: 1 of 4 frames without ({reason})" in text, text
+    assert f"positions[{FRONT}]: {reason}" in text, text  # the note
+    messages = read_output(out / "bag")
+    stamps = [m.ros_msg.header.stamp.sec for m in messages
+              if m.channel.topic == "/camera/front/detections_3d"]
+    assert stamps == [1557539957, 1557539960, 1557539963]  # frames 2-4; the first has none
+    for m in messages:
+        if m.channel.topic == "/camera/front/detections_3d":
+            for d in m.ros_msg.detections:
+                p = d.bbox.center.position
+                assert all(math.isfinite(v) for v in (p.x, p.y, p.z, *d.results[0].pose.covariance))
+                assert 0 < math.hypot(p.x, p.y) < 200
+    assert len([m for m in messages if m.channel.topic == "/camera/front/detections"]) == 4
+    statuses = [s for m in messages if m.channel.topic == "/diagnostics" for s in m.ros_msg.status
+                if s.name.endswith("object_detector")]
+    warned = [s for s in statuses if s.level == 1 and f"positions[{FRONT}]: {reason}" in s.message]
+    assert warned, [(s.level, s.message) for s in statuses]
+
+
+@pytest.mark.parametrize("frame_id", ["[/front]", "[red]front"])
+def test_a_frame_id_that_looks_like_markup_is_printed_as_it_is(tmp_path, capsys, frame_id):
+    """The replay printed the 3-D positions' reason (which names the images' frame_id, from the
+    bag) and its notes as rich markup: a frame_id '[/front]' ended a finished replay in a
+    MarkupError traceback, '[red]front' restyled the line and vanished from it."""
+    from sense_perception.cli.main import main
+
+    def edit(topic, msgtype, ts, raw):
+        if topic in (FRONT, "/camera/front/camera_info"):
+            msg = STORE.deserialize_cdr(raw, msgtype)
+            msg.header.frame_id = frame_id
+            raw = bytes(STORE.serialize_cdr(msg, msgtype))
+        return [(topic, msgtype, ts, raw)]
+
+    bag = copy_bag(SAMPLE_BAG, tmp_path / "bag", edit=edit)
+    assert main(["replay", str(bag), "--out", str(tmp_path / "out"), "--topics", FRONT]) == 0
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err
+    text = " ".join(printed.out.split())
+    assert f"3-D positions {FRONT}: none (no calibration: /tf_static has no chain of transforms " \
+        f"from base_link to {frame_id} (frames known: base_link, front_camera)" in text, text
+
+
+def test_a_camera_without_a_mount_is_looked_up_once_per_change_not_per_frame(monkeypatch):
+    """A camera whose frame /tf_static does not reach walked the whole tree (inverting every
+    transform) on every frame: 12 ms a frame with 1,000 static frames, for each such camera.
+    Now a failed lookup is kept until /tf_static or the CameraInfo changes."""
+    calls = []
+    lookup = StaticTransforms.lookup
+    monkeypatch.setattr(StaticTransforms, "lookup",
+                        lambda self, *a: calls.append(a) or lookup(self, *a))
+    positions = CameraPositions()
+    positions.tf_static(_tf(*(_stamped(f"link{i}", f"link{i + 1}", mount_transform(1.0))
+                              for i in range(200))))
+    positions.camera_info(FRONT, _camera_info(), "/camera/front/camera_info")
+    boxes, labels = np.array([[400.0, 250.0, 460.0, 330.0]]), np.array([1])
+    for _ in range(50):
+        assert positions.positions(FRONT, "front_camera", WIDTH, HEIGHT, boxes, labels,
+                                   LABELS) is None
+    assert len(calls) == 1
+    assert "no chain of transforms from base_link to front_camera" in positions.reason(FRONT)
+    assert positions.summary(FRONT)["frames_without_positions"] == {positions.reason(FRONT): 50}
+    assert positions.warnings([FRONT]) == []  # a mount not set up is a state, not a fault
+    positions.camera_info(FRONT, _camera_info(width=1920), "/camera/front/camera_info")
+    positions.positions(FRONT, "front_camera", WIDTH, HEIGHT, boxes, labels, LABELS)
+    assert len(calls) == 2  # a new CameraInfo: tried again
+    positions.tf_static(_tf(_stamped("base_link", "front_camera", mount_transform(2.1, 0.03))))
+    placed = positions.positions(FRONT, "front_camera", 1920, HEIGHT, boxes, labels, LABELS)
+    assert len(calls) == 3 and placed is not None and placed.valid.all()  # /tf_static: again

@@ -92,6 +92,11 @@ class StaticTransforms:
         return added
 
     @property
+    def refused(self) -> bool:
+        """Whether a transform was refused (and not replaced by a valid one since)."""
+        return bool(self._refused)
+
+    @property
     def frames(self) -> list[str]:
         """Every frame named by a transform, sorted."""
         return sorted({*self._edges, *(parent for parent, _ in self._edges.values())})
