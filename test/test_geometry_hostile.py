@@ -343,3 +343,20 @@ def test_a_camera_without_a_mount_is_looked_up_once_per_change_not_per_frame(mon
     positions.tf_static(_tf(_stamped("base_link", "front_camera", mount_transform(2.1, 0.03))))
     placed = positions.positions(FRONT, "front_camera", 1920, HEIGHT, boxes, labels, LABELS)
     assert len(calls) == 3 and placed is not None and placed.valid.all()  # /tf_static: again
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"k": [985.0, 0, 485, 0, math.nan, 241, 0, 0, 1]}, "K has a non-finite number"),
+    ({"d": [0.0, math.inf, 0, 0, 0]}, "D has a non-finite number"),
+])
+def test_autowares_camera_info_check_names_a_nan_in_k_or_d(changes, named):
+    """Autoware's CameraInfo check (what its fusion would ignore or misplace) said 'ok' for a K
+    or D holding a nan or inf: only an all-zero K was named."""
+    from sense_perception.core.autoware.camera_info import CameraInfoWatch
+
+    watch = CameraInfoWatch([FRONT])
+    problems = watch.camera_info(FRONT, _camera_info(**changes))
+    assert [p for p in problems if named in p and "fix the camera driver's calibration" in p], \
+        problems
+    assert named in watch.status()[FRONT]
+    assert watch.camera_info(FRONT, _camera_info()) == [] and watch.status()[FRONT] == "ok"
