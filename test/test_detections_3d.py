@@ -189,8 +189,18 @@ def test_positioner_says_why_and_counts():
                                          dict(zip("xyzw", q, strict=True)))]})
     placed = p.positions("/cam/image", "cam_optical", 1280, 720, boxes, labels, NAMES)
     assert placed is not None and placed.range_m[0] == pytest.approx(np.hypot(14, 1), rel=0.05)
-    assert p.summary("/cam/image") == {"detections": 3, "placed": 1, "calibration":
-                                       "/cam/camera_info (CameraInfo and /tf_static)"}
+    summary = p.summary("/cam/image")
+    # the two frames before the calibration was whole are counted with their reasons
+    assert summary.pop("frames_without_positions") == {
+        "no calibration: no sensor_msgs/CameraInfo on /cam/camera_info yet and no calibration "
+        "file (replay: --calibration FILE)": 1,
+        "no calibration: /tf_static has no chain of transforms from base_link to cam_optical "
+        "(frames known: none); fix: publish the camera's static transform "
+        "(robot_state_publisher or static_transform_publisher, parent base_link, child the "
+        "images' frame_id), or set the mount as parameters": 1}
+    assert summary == {"detections": 3, "placed": 1, "frames": 3,
+                       "calibration": "/cam/camera_info (CameraInfo and /tf_static)"}
+    assert p.warnings(["/cam/image"]) == []  # a calibration missing for a while is no fault
     assert p.positions("/cam/image", "cam_optical", 640, 360, boxes, labels, NAMES) is None
     assert "1280x720 images but the image is 640x360" in p.reason("/cam/image")
     values = p.diagnostic_values(["/cam/image"])

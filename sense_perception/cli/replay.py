@@ -104,6 +104,7 @@ def _rate(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Run the replay; returns the exit status (fatal errors raise and main() returns 2)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..replay.engine import ReplayOptions, replay
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         result = replay(options, progress)
     render_table(result.summary, Console())
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     print(f"output bag: {result.out_bag}")
     for video in result.videos:
         print(f"video: {video}")

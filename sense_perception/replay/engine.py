@@ -378,6 +378,9 @@ class Replayer:
             for camera in self._exterior:  # how many detections got a position, or why none
                 summary["cameras"].setdefault(camera, {})["positions"] = \
                     self._positions.summary(camera)
+            for problem in self._positions.new_problems(self._exterior):  # a refused calibration
+                self._notes.append(f"{problem}; those frames have 2-D detections only")
+                LOG.warning("%s", problem)
             empty = [t for t in topics if not self._received.get(t) and not bag.topics[t].count]
             if empty:  # some cameras replayed, these had nothing: say so, it is not a success
                 warnings = [f"{t}: no message in the bag ({bag.topics[t].msgtype}); nothing "
@@ -522,7 +525,8 @@ class Replayer:
                 lambda: {**detector_values(self._detector, self._trackers), **self._camera_info_values(),
                          **self._positions.diagnostic_values(self._exterior)},
                 lambda: detector_hardware_id(self._detector),
-                lambda: self._camera_infos.warnings() if self._camera_infos is not None else [],
+                lambda: (self._camera_infos.warnings() if self._camera_infos is not None else [])
+                + self._positions.warnings(self._exterior),
                 cameras=self._cameras.get(EXTERIOR))
         if self._cabin:
             health[CABIN] = PipelineHealth(

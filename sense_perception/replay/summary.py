@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 class SummaryBuilder:
@@ -16,7 +17,8 @@ class SummaryBuilder:
 
     The dict has exactly the keys of summary.json: ``frames``, ``cameras`` (per topic ``frames``
     and ``detections`` per label; the engine adds ``positions`` per exterior camera: detections,
-    placed, calibration, reason), ``identity`` (the driver state timeline: the first cabin frame
+    placed, calibration, reason, and with frames that got none ``frames`` and
+    ``frames_without_positions``: reason -> frames), ``identity`` (the driver state timeline: the first cabin frame
     and every frame where state or driver changes), ``attention`` (None without a cabin camera or
     with attention off; else ``time_in_state_s`` per state, ``alerts``: each rise of the
     escalation level with its time, level and state, ``max_level``, ``timeline``: the first cabin
@@ -110,7 +112,10 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
 
 
 def render_table(summary: dict[str, Any], console: Console | None = None) -> None:
-    """Print the per-camera table, timing and skipped items with rich."""
+    """Print the per-camera table, timing and skipped items with rich.
+
+    Topics, frame ids and reasons come from the bag: printed as text, never as rich markup (a
+    frame_id '[/front]' ended the replay in a MarkupError traceback; '[red]' would restyle)."""
     console = console or Console()
     table = Table(title="sense-perception replay", show_lines=False)
     table.add_column("camera")
@@ -119,19 +124,25 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
     for topic, cam in summary["cameras"].items():
         dets = ", ".join(f"{label} {n}" for label, n in sorted(cam["detections"].items(),
                                                                 key=lambda kv: (-kv[1], kv[0])))
-        table.add_row(topic, str(cam["frames"]), dets or "-")
+        table.add_row(Text(topic), str(cam["frames"]), dets or "-")
     console.print(table)
     for topic, cam in summary["cameras"].items():
         placed = cam.get("positions")
         if placed is None:
             continue
-        if placed.get("calibration") and not placed.get("reason"):
+        unplaced = placed.get("frames_without_positions") or {}
+        if placed.get("calibration") and (placed.get("placed") or not placed.get("reason")):
             console.print(f"3-D positions {topic}: {placed['placed']} of {placed['detections']} "
                           f"detections placed ({placed['calibration']})", highlight=False,
-                          soft_wrap=True)
+                          soft_wrap=True, markup=False)
         else:
             console.print(f"3-D positions {topic}: none ({placed.get('reason')})",
-                          highlight=False, soft_wrap=True)
+                          highlight=False, soft_wrap=True, markup=False)
+            if len(unplaced) < 2:
+                continue  # that one reason was all
+        for reason, frames in unplaced.items():  # some frames had none: say which and why
+            console.print(f"3-D positions {topic}: {frames} of {placed['frames']} frames without "
+                          f"({reason})", highlight=False, soft_wrap=True, markup=False)
     lat = summary["latency_ms"]
     console.print(f"frames {summary['frames']}  throughput {summary['throughput_fps']:.1f} fps  "
                   f"latency p50 {lat['p50']:.1f} ms  p95 {lat['p95']:.1f} ms  p99 {lat['p99']:.1f} ms")
@@ -150,5 +161,5 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
         skipped.add_column("count", justify="right")
         skipped.add_column("reason")
         for item in summary["skipped"]:
-            skipped.add_row(item["topic"], str(item["count"]), item["reason"])
+            skipped.add_row(Text(item["topic"]), str(item["count"]), Text(item["reason"]))
         console.print(skipped)

@@ -257,6 +257,8 @@ class ObjectDetectorNode(PerceptionNode):
                 self._switches)
             if self.camera_infos is not None:
                 self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
+            for problem in self.positions.new_problems([topic]):  # each reason once
+                self.get_logger().warning(f"{problem}; the 2-D detections go on without 3-D")
             latencies.append(time.monotonic() - frame.received)
         if latencies:
             self.health.frames_processed(np.asarray(latencies, np.float64))
@@ -275,7 +277,10 @@ class ObjectDetectorNode(PerceptionNode):
         return values
 
     def diagnostic_warnings(self) -> list[str]:
-        return self.camera_infos.warnings() if self.camera_infos is not None else []
+        warnings = self.camera_infos.warnings() if self.camera_infos is not None else []
+        if self.positions is not None:  # a calibration received but refused
+            warnings += self.positions.warnings(self.settings.camera_topics)
+        return warnings
 
 
 def _each(callbacks: tuple[Callable[[Any], None], ...], msg: Any) -> None:

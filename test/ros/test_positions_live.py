@@ -94,19 +94,32 @@ def test_camera_info_and_mount_parameters_give_detections_3d(context, monkeypatc
         assert "detections placed" in node.diagnostic_extra()[f"positions[{FRONT}]"]
 
 
-def test_a_bad_mount_parameter_fails_configure(context):
+@pytest.mark.parametrize("bad", ["inverse", "nan", "millimetres"])
+def test_a_bad_mount_parameter_fails_configure(context, bad):
+    """The inverse transform, a nan (YAML .nan) or a translation in millimetres fail configure.
+    A nan passed configure before: every frame then had no position, its reason shown only
+    among /diagnostics' values."""
+    import math
+
     import numpy as np
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from sense_perception.core.geometry import mount_transform
     from sense_perception.ros.object_detector_node import ObjectDetectorNode
 
-    inverse = np.linalg.inv(mount_transform(1.4, 0.03)).ravel().tolist()
-    node = ObjectDetectorNode("positions_bad_mount", context=context,
+    T = mount_transform(1.4, 0.03)
+    if bad == "inverse":
+        T = np.linalg.inv(T)
+    elif bad == "nan":
+        T[0, 3] = math.nan
+    else:
+        T[:3, 3] *= 1000.0
+    node = ObjectDetectorNode(f"positions_bad_mount_{bad}", context=context,
                               parameter_overrides=overrides(camera_topics=[FRONT],
-                                                            mount_transform=inverse))
+                                                            mount_transform=T.ravel().tolist()))
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.positions is None  # nothing of the failed configuration is kept
     finally:
         node.destroy_node()
 
@@ -201,9 +214,11 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
 
 
 def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch):
-    """A finite but absurd mount (1e200 m above the road, from /tf_static or the parameters)
-    overflowed the range estimate: every frame was dropped as an inference error and the camera's
-    2-D detections were lost with its positions. Now only the positions are, with the reason."""
+    """A finite but absurd mount (1e200 m above the road) overflowed the range estimate: every
+    frame was dropped as an inference error and the camera's 2-D detections were lost with its
+    positions. Now only the positions are, with the reason and the fix. Given as mount_transform
+    the node now refuses it at configure (test_a_bad_mount_parameter_fails_configure); from
+    /tf_static, here, it comes while the node runs."""
     import rclpy
 
     from sense_perception.core.geometry import mount_transform
@@ -212,12 +227,12 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
     recorded = record_published(monkeypatch)
     T = mount_transform(1.4, 0.03)
     T[2, 3] = 1e200
-    node = ObjectDetectorNode("positions_absurd_mount", context=context, parameter_overrides=overrides(
-        camera_topics=[FRONT], mount_transform=T.ravel().tolist(), no_input_warn_s=60.0,
-        **{"runtime.intra_op_threads": 1}))
     probe = rclpy.create_node("positions_absurd_probe", context=context)
+    tf_pub = _send_tf_static(probe, [_transform("base_link", "front_camera", T)])  # noqa: F841
+    node = ObjectDetectorNode("positions_absurd_mount", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], no_input_warn_s=60.0, **{"runtime.intra_op_threads": 1}))
     with _active(context, node, probe) as executor:
-        _send_calibration(node, probe, executor)
+        _send_calibration(node, probe, executor, tf=True)
         frames = _bag_frames(FRONT)[:2]
         for i, msg in enumerate(frames):  # through the worker thread, as a camera callback does
             node._slots.put(0, msg)
@@ -229,7 +244,9 @@ def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch
         assert published.count("/camera/front/detections") == len(frames)
         assert "/camera/front/detections_3d" not in published
         reason = node.diagnostic_extra()[f"positions[{FRONT}]"]
-        assert "overflows" in reason and "fix the camera's mount" in reason, reason
+        assert "1e+200) m in base_link" in reason and "fix: the translation is in metres" \
+            in reason, reason
+        assert level(published_status(node)) == 1
 
 
 def test_cleanup_forgets_the_placements_and_a_shut_down_node_is_not_ok(context):
@@ -256,3 +273,49 @@ def test_cleanup_forgets_the_placements_and_a_shut_down_node_is_not_ok(context):
         assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
         status = published_status(node)
         assert level(status) == 1 and status.message.startswith("finalized"), status.message
+
+
+def test_a_broken_camera_info_is_a_warn_and_the_2d_detections_go_on(context, monkeypatch):
+    """A CameraInfo with a nan in K, through the node's real subscription: the frame's 2-D
+    detections are published, no detections_3d, and /diagnostics is WARN naming the camera,
+    the field and where it came from (it was level OK, the reason only among the values, and
+    no log line said it). The next whole CameraInfo places the camera again and clears it; a
+    missing calibration (no CameraInfo yet) is no WARN."""
+    import math
+
+    import rclpy
+    from sensor_msgs.msg import CameraInfo
+
+    from sense_perception.ros import qos
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    recorded = record_published(monkeypatch)
+    node = ObjectDetectorNode("positions_broken_info", context=context,
+                              parameter_overrides=overrides(
+                                  camera_topics=[FRONT], mount_height=1.4, mount_pitch=0.03,
+                                  no_input_warn_s=60.0, **{"runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("positions_broken_probe", context=context)
+    with _active(context, node, probe) as executor:
+        frames = _bag_frames(FRONT)
+        node.process([Frame(0, frames[0], time.monotonic())])  # no CameraInfo yet: a state
+        assert level(published_status(node)) == 0
+        broken = _camera_info()
+        broken.k = [math.nan] + list(broken.k)[1:]
+        pub = probe.create_publisher(CameraInfo, INFO, qos.profile("reliable", 1))
+        assert spin_publishing(executor, lambda: pub.publish(broken),
+                               lambda: node.positions._camera(FRONT).info is not None)
+        node.process([Frame(0, frames[1], time.monotonic())])
+        status = published_status(node)
+        expected = (f"positions[{FRONT}]: no calibration: {INFO} (CameraInfo and the mount "
+                    "parameters): K has a non-finite number (nan or inf)")
+        assert level(status) == 1 and expected in status.message, status.message
+        topics = [m.topic for m in recorded]
+        assert topics.count("/camera/front/detections") == 2
+        assert "/camera/front/detections_3d" not in topics
+        assert spin_publishing(executor, lambda: pub.publish(_camera_info()),
+                               lambda: list(node.positions._camera(FRONT).info.k)[0] == 700.0)
+        node.process([Frame(0, frames[2], time.monotonic())])
+        status = published_status(node)
+        assert level(status) == 0 and "positions[" not in status.message, status.message
+        assert [m.topic for m in recorded].count("/camera/front/detections_3d") == 1

@@ -3,7 +3,7 @@ frames sent as real messages through a real publisher and the node's own subscri
 inference thread): what a node holds must stay bounded whatever the stamps, and a forgotten
 driver must not be shown after the gallery was reloaded.
 
-SECURITY.md R18 names these tests.
+SECURITY.md R19 names these tests.
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Autoware's fusion nodes take a camera's first CameraInfo and ignore it, with only a log line, unless
 ``distortion_model`` is ``plumb_bob`` or ``rational_polynomial`` with 5 or 8 coefficients in D; a K
-of zeros projects nothing, and the ROIs' frame_id (the image's) must be the camera's optical frame
-the calibration belongs to. Such a camera then contributes nothing to fusion, without an error.
+of zeros projects nothing, nor does a nan or inf in K or D, and the ROIs' frame_id (the image's)
+must be the camera's optical frame the calibration belongs to. Such a camera then contributes
+nothing to fusion, without an error.
 :func:`camera_info_problems` names each of these problems with its fix; :class:`CameraInfoWatch`
 keeps them per camera so a node warns once per problem and shows them in /diagnostics.
 """
@@ -47,6 +48,11 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[s
     if k.size != 9 or not np.any(k):
         problems.append("K is all zero: the camera is not calibrated (calibrate it, e.g. with "
                         "camera_calibration, and publish the result)")
+    for name, values in (("K", k), ("D", d)):
+        if not np.isfinite(values).all():  # Autoware would project every point to nan
+            problems.append(f"{name} has a non-finite number (nan or inf): the fusion would "
+                            "project nothing where it belongs (fix the camera driver's "
+                            "calibration file)")
     header = _get(info, "header")
     frame_id = str((_get(header, "frame_id") if header is not None else "") or "")
     if not frame_id:

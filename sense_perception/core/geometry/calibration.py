@@ -33,6 +33,15 @@ MAX_CALIBRATION_BYTES = 1 << 20
 # The optical frame's rotation from base_link's camera body frame (x forward, y left, z up):
 # optical z -> body x, optical x -> body -y, optical y -> body -z.
 _BODY_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+# A camera on a vehicle: its optical centre at most 10 m above the road (the mount_height
+# parameter's range) and within 100 m of base_link. Beyond, the mount is not in metres (a URDF in
+# millimetres) or not this vehicle's, and the estimates would be absurd (thousands of km) or
+# overflow to inf/nan.
+MAX_MOUNT_HEIGHT_M = 10.0
+MAX_MOUNT_OFFSET_M = 100.0
+# A focal length between 1/100 and 100 times the image's larger side (a field of view between
+# 0.6 and 178 degrees): outside, K is not in pixels of this image, and rays come out inf or nan.
+_FOCAL_RANGE = (0.01, 100.0)
 
 
 class CalibrationError(ConfigError):
@@ -111,7 +120,18 @@ def _check_intrinsics(K: np.ndarray, width: int, height: int, where: str) -> Non
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     if fx <= 0 or fy <= 0:
         raise CalibrationError(f"{where}: K's focal lengths must be > 0 pixels, got fx={fx:g}, "
-                               f"fy={fy:g}")
+                               f"fy={fy:g}; fix: calibrate the camera (an all-zero K is an "
+                               "uncalibrated one) and publish or give its K")
+    low, high = (bound * max(width, height) for bound in _FOCAL_RANGE)
+    if not (low <= fx <= high and low <= fy <= high):
+        raise CalibrationError(
+            f"{where}: K's focal lengths fx={fx:g}, fy={fy:g} are not those of a {width}x{height} "
+            f"camera (a field of view between 0.6 and 178 degrees needs {low:g} to {high:g} "
+            "pixels); fix: K is in pixels, for the images' resolution")
+    if abs(K[0, 1]) > fx:
+        raise CalibrationError(f"{where}: K's skew {K[0, 1]:g} exceeds fx={fx:g} (image axes less "
+                               "than 45 degrees apart); fix: K is [[fx, 0, cx], [0, fy, cy], "
+                               "[0, 0, 1]] for a camera's pixels")
     if K[1, 0] != 0 or K[2, 0] != 0 or K[2, 1] != 0 or K[2, 2] != 1:
         raise CalibrationError(f"{where}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]], got "
                                f"{K.tolist()}")
@@ -122,6 +142,9 @@ def _check_intrinsics(K: np.ndarray, width: int, height: int, where: str) -> Non
 
 def check_mount(T: np.ndarray, where: str) -> None:
     """Refuse a ``T_base_link_camera`` that is not a camera mount (CalibrationError, with the fix)."""
+    if not np.isfinite(T).all():  # the mount parameters reach here without from_dict's check
+        raise CalibrationError(f"{where}: T_base_link_camera has a non-finite number (nan or "
+                               f"inf): {T.tolist()}")
     if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0]):
         raise CalibrationError(f"{where}: T_base_link_camera's last row must be [0, 0, 0, 1], "
                                f"got {T[3].tolist()}")
@@ -134,6 +157,14 @@ def check_mount(T: np.ndarray, where: str) -> None:
             f"{where}: T_base_link_camera puts the camera {T[2, 3]:.3f} m from the road (z must be "
             "> 0: base_link's origin is on the road); fix: T maps camera -> base_link (p_base = "
             "T @ p_cam), not its inverse, and base_link's origin must be on the ground")
+    offset = float(np.abs(T[:2, 3]).max())
+    if T[2, 3] > MAX_MOUNT_HEIGHT_M or offset > MAX_MOUNT_OFFSET_M:
+        raise CalibrationError(
+            f"{where}: T_base_link_camera puts the camera at ({T[0, 3]:g}, {T[1, 3]:g}, "
+            f"{T[2, 3]:g}) m in base_link; a camera on the vehicle is at most "
+            f"{MAX_MOUNT_HEIGHT_M:g} m above the road and {MAX_MOUNT_OFFSET_M:g} m from base_link; "
+            "fix: the translation is in metres (not millimetres) and T maps the camera's optical "
+            "frame into base_link")
     if R[2, 2] > 0.5:
         raise CalibrationError(
             f"{where}: T_base_link_camera's optical axis (z) points up, {math.degrees(math.asin(min(1.0, R[2, 2]))):.0f} "

@@ -8,7 +8,11 @@ Shared by the replay and the object_detector node. A camera's calibration comes 
    the mount given as parameters (``T_base_link_camera``, or height + pitch + roll).
 
 Without one, the camera's detections get no position, and :meth:`CameraPositions.reason` says
-why (for /diagnostics and the replay summary). Nothing is guessed.
+why (for /diagnostics and the replay summary). Nothing is guessed. A calibration that is missing
+(no CameraInfo yet, an all-zero K of an uncalibrated camera, no /tf_static chain) is a state; one
+that was received but is refused (a wrong CameraInfo, a refused transform, an image of another
+size) is a fault: :meth:`CameraPositions.warnings` names it (a WARN in /diagnostics), and
+:meth:`CameraPositions.new_problems` gives each reason once, for a log line.
 """
 from __future__ import annotations
 
@@ -34,6 +38,29 @@ class _Camera:
     placed: int = 0
     source: str = ""
     checked: set[tuple[int, int]] = field(default_factory=set)
+    fault: bool = False  # the last frame's calibration was received but refused
+    unplaced: dict[str, int] = field(default_factory=dict)  # reason -> frames without positions
+    reported: set[str] = field(default_factory=set)  # faults seen (each reported once)
+    pending: list[str] = field(default_factory=list)  # faults not yet taken by new_problems
+    # (/tf_static version, frame, reason, fault) of the last failed calibration, reused until
+    # either changes (a new CameraInfo clears it)
+    tried: tuple[int, str, str, bool] | None = None
+
+
+# Distinct reasons counted per camera (a reason names sizes and values, so a camera whose
+# CameraInfo changes every frame would make new ones without end); the rest are counted together.
+MAX_REASONS = 8
+OTHER_REASONS = "(other reasons)"
+
+
+def _uncalibrated(info: Any) -> bool:
+    """A CameraInfo whose K is all zero: the camera driver runs without a calibration."""
+    get = info.get if isinstance(info, dict) else (lambda k: getattr(info, k, None))
+    k = get("k")
+    try:
+        return not np.any(np.asarray(k if k is not None else [], np.float64))
+    except (TypeError, ValueError):
+        return False
 
 
 def _same_info(a: Any, b: Any) -> bool:
@@ -66,6 +93,7 @@ class CameraPositions:
         # Why /tf_static cannot be read, when it cannot (a node without tf2_msgs): said with a
         # camera's missing mount.
         self.tf_note = ""
+        self._tf_version = 0  # /tf_static messages seen: a failed lookup is retried after one
         self._cameras: dict[str, _Camera] = {}
 
     def _camera(self, topic: str) -> _Camera:
@@ -80,41 +108,50 @@ class CameraPositions:
         cam = self._camera(camera)
         if cam.info is not None and _same_info(cam.info, info):
             return  # a camera driver repeats it with every frame: keep the checked calibration
-        cam.info, cam.calibration, cam.error = info, None, ""
+        cam.info, cam.calibration, cam.error, cam.tried = info, None, "", None
         cam.info_topic = info_topic or cam.info_topic
 
     def tf_static(self, message: Any) -> None:
         """A tf2_msgs/TFMessage of /tf_static; a camera without a mount yet tries again."""
+        self._tf_version += 1
         try:
             self.tf.add(message)
         except CalibrationError as exc:
             for cam in self._cameras.values():
-                cam.error = str(exc)
+                if cam.calibration is None:
+                    cam.error = str(exc)
             return
         for cam in self._cameras.values():
             if cam.calibration is None:
                 cam.error = ""
 
     def _calibration(self, camera: str, frame_id: str, width: int, height: int
-                     ) -> tuple[CameraCalibration | None, str]:
+                     ) -> tuple[CameraCalibration | None, str, bool]:
+        """The calibration for a frame, or None with the reason and whether it is a fault (a
+        calibration received and refused) rather than a missing one."""
         cam = self._camera(camera)
         if self.fixed is not None:
             try:
-                return self.fixed.for_image(width, height), ""
+                return self.fixed.for_image(width, height), "", False
             except CalibrationError as exc:
-                return None, str(exc)
+                return None, str(exc), True
         if cam.calibration is not None:
             try:
-                return cam.calibration.for_image(width, height, cam.source), ""
+                return cam.calibration.for_image(width, height, cam.source), "", False
             except CalibrationError as exc:
-                return None, str(exc)
+                return None, str(exc), True
         if cam.info is None:
             where = cam.info_topic or "its camera_info topic"
             return None, (f"no calibration: no sensor_msgs/CameraInfo on {where} yet and no "
-                          "calibration file (replay: --calibration FILE)")
+                          "calibration file (replay: --calibration FILE)"), False
         header = getattr(cam.info, "header", None)
         info_frame = str(getattr(header, "frame_id", "") or "")
         frame = frame_id or info_frame
+        if cam.tried is not None and cam.tried[:2] == (self._tf_version, frame):
+            # nothing changed since this failed: not again for every frame (a lookup walks the
+            # whole /tf_static tree)
+            return None, cam.tried[2], cam.tried[3]
+        fault = True
         try:
             if self.mount is not None:
                 mount, source = self.mount, "CameraInfo and the mount parameters"
@@ -122,25 +159,31 @@ class CameraPositions:
                 if not frame:
                     raise CalibrationError("neither the images nor the CameraInfo name a frame_id "
                                            "to look the mount up in /tf_static")
+                fault = bool(self.tf.refused)  # no chain, and nothing refused: not set up
                 mount, source = self.tf.lookup(self.base_frame, frame), "CameraInfo and /tf_static"
+            fault = not _uncalibrated(cam.info)  # an all-zero K: a camera nobody calibrated
             where = f"{cam.info_topic or camera} ({source})"
             cam.calibration = from_camera_info(cam.info, mount, where)
             cam.source = where
-            return cam.calibration.for_image(width, height, where), ""
+            return cam.calibration.for_image(width, height, where), "", False
         except CalibrationError as exc:
             note = f" ({self.tf_note})" if self.tf_note and self.mount is None else ""
-            return None, f"no calibration: {exc}{note}"
+            error = f"no calibration: {exc}{note}"
+            if cam.calibration is None:
+                cam.tried = (self._tf_version, frame, error, fault)
+            return None, error, fault or cam.calibration is not None
 
     def positions(self, camera: str, frame_id: str, width: int, height: int, boxes: np.ndarray,
                   labels: np.ndarray, label_names: Sequence[str]) -> GroundPositions | None:
         """The ground positions of a frame's detections, or None (no usable calibration: see
         :meth:`reason`)."""
         cam = self._camera(camera)
-        calibration, error = self._calibration(camera, frame_id, width, height)
+        calibration, error, fault = self._calibration(camera, frame_id, width, height)
         cam.frames += 1
         cam.detections += len(boxes)
-        cam.error = error
+        cam.error, cam.fault = error, fault
         if calibration is None:
+            self._unplaced(cam)
             return None
         cam.source = cam.source or calibration.source
         try:
@@ -150,8 +193,35 @@ class CameraPositions:
             # frame keeps its 2-D detections; only the positions are lost, and said why.
             cam.error = (f"no positions: the calibration from {cam.source} overflows the "
                          f"estimate ({exc}); fix the camera's mount or CameraInfo")
+            cam.fault = True
+            self._unplaced(cam)
             return None
         cam.placed += int(out.valid.sum())
+        return out
+
+    @staticmethod
+    def _unplaced(cam: _Camera) -> None:
+        reason = cam.error if cam.error in cam.unplaced or len(cam.unplaced) < MAX_REASONS \
+            else OTHER_REASONS
+        cam.unplaced[reason] = cam.unplaced.get(reason, 0) + 1
+        if cam.fault and cam.error not in cam.reported and len(cam.reported) < 4 * MAX_REASONS:
+            cam.reported.add(cam.error)
+            cam.pending.append(cam.error)
+
+    def warnings(self, cameras: Sequence[str]) -> list[str]:
+        """``positions[<camera>]: <reason>`` for each camera whose last frame's calibration was
+        received but refused (a WARN in /diagnostics); a missing one is not a fault."""
+        return [f"positions[{c}]: {self._camera(c).error}" for c in cameras
+                if self._camera(c).fault and self._camera(c).error]
+
+    def new_problems(self, cameras: Sequence[str]) -> list[str]:
+        """The faults found since the last call, each reason once per camera (for a log line or
+        a replay's note): ``positions[<camera>]: <reason>``."""
+        out = []
+        for camera in cameras:
+            cam = self._camera(camera)
+            out += [f"positions[{camera}]: {reason}" for reason in cam.pending]
+            cam.pending.clear()
         return out
 
     def reason(self, camera: str) -> str:
@@ -160,12 +230,16 @@ class CameraPositions:
 
     def summary(self, camera: str) -> dict[str, Any]:
         """For the replay summary: detections, how many got a position, the calibration or why
-        none."""
+        none (the last frame's ``reason``); with frames that got none, ``frames`` and
+        ``frames_without_positions`` (reason -> frames)."""
         cam = self._camera(camera)
         out: dict[str, Any] = {"detections": cam.detections, "placed": cam.placed,
                                "calibration": cam.source or None}
         if cam.error or not cam.source:
             out["reason"] = cam.error or "no frame processed"
+        if cam.unplaced:  # every frame without positions, and why: not only the last one's
+            out["frames"] = cam.frames
+            out["frames_without_positions"] = dict(cam.unplaced)
         return out
 
     def diagnostic_values(self, cameras: Sequence[str]) -> dict[str, str]:

@@ -14,6 +14,9 @@ import numpy as np
 
 from .calibration import CalibrationError
 
+# tf2's QUATERNION_NORMALIZATION_TOLERANCE: |x^2 + y^2 + z^2 + w^2 - 1| below it is accepted.
+_QUATERNION_TOLERANCE = 0.01
+
 
 def _get(obj: Any, name: str) -> Any:
     return obj[name] if isinstance(obj, Mapping) else getattr(obj, name)
@@ -32,6 +35,13 @@ def transform_matrix(translation: Any, rotation: Any) -> np.ndarray:
     if not np.isfinite(norm) or norm < 1e-6 or not np.isfinite(t).all():
         raise CalibrationError(f"a /tf_static transform has a zero or non-finite rotation "
                                f"quaternion ({x}, {y}, {z}, {w}) or translation {t.tolist()}")
+    if abs(norm * norm - 1.0) >= _QUATERNION_TOLERANCE:
+        # tf2 ignores such a transform (TF_DENORMALIZED_QUATERNION), so Autoware's fusion has no
+        # mount for the camera; normalising it here would place detections with a rotation no
+        # other node uses, from a value that is likely a typo.
+        raise CalibrationError(f"a /tf_static transform's rotation quaternion ({x}, {y}, {z}, {w}) "
+                               f"has length {norm:.4g}, not 1 (tf2 ignores it too); fix: publish a "
+                               "unit quaternion")
     x, y, z, w = x / norm, y / norm, z / norm, w / norm
     T = np.eye(4)
     T[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
@@ -45,12 +55,15 @@ class StaticTransforms:
     """The static transform tree, fed with tf2_msgs/TFMessage messages (objects or dicts)."""
 
     def __init__(self) -> None:
-        self._edges: dict[tuple[str, str], np.ndarray] = {}  # (parent, child) -> T_parent_child
+        # child -> (parent, T_parent_child): as in tf2, a frame has one parent, and a later
+        # transform of a child replaces its earlier one, whichever parent it names
+        self._edges: dict[str, tuple[str, np.ndarray]] = {}
         self._refused: dict[tuple[str, str], str] = {}  # (parent, child) -> why it was refused
 
     def add(self, message: Any) -> int:
-        """Add every transform of a TFMessage; returns how many. A later transform between the
-        same frames replaces the earlier one (a re-published mount).
+        """Add every transform of a TFMessage; returns how many. A later transform of a child
+        frame replaces the earlier one (a re-published mount), also when it names another parent
+        (tf2 keeps one parent per frame).
 
         Raises:
             CalibrationError: naming the transforms refused (non-finite or zero quaternion or
@@ -70,17 +83,23 @@ class StaticTransforms:
                 self._refused[(parent, child)] = str(exc)
                 refused.append(f"{parent} -> {child}: {exc}")
                 continue
-            self._edges[(parent, child)] = T
-            self._refused.pop((parent, child), None)
+            self._edges[child] = (parent, T)
+            for edge in [e for e in self._refused if e[1] == child]:
+                del self._refused[edge]
             added += 1
         if refused:
             raise CalibrationError("; ".join(refused))
         return added
 
     @property
+    def refused(self) -> bool:
+        """Whether a transform was refused (and not replaced by a valid one since)."""
+        return bool(self._refused)
+
+    @property
     def frames(self) -> list[str]:
         """Every frame named by a transform, sorted."""
-        return sorted({f for edge in self._edges for f in edge})
+        return sorted({*self._edges, *(parent for parent, _ in self._edges.values())})
 
     def lookup(self, target: str, source: str) -> np.ndarray:
         """``T_target_source`` (maps points of ``source`` into ``target``), composed along the
@@ -93,7 +112,7 @@ class StaticTransforms:
         if target == source:
             return np.eye(4)
         links: dict[str, list[tuple[str, np.ndarray]]] = {}
-        for (parent, child), T in self._edges.items():
+        for child, (parent, T) in self._edges.items():
             links.setdefault(parent, []).append((child, T))
             links.setdefault(child, []).append((parent, np.linalg.inv(T)))
         # Breadth-first from target: T_target_frame for every frame reached.
