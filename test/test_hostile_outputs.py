@@ -63,3 +63,66 @@ def test_a_stand_in_never_replaces_the_labelled_sets_own_ground_truth(tmp_path: 
     cameras = json.loads((labelled / "ground_truth.json").read_text())["cameras"]
     assert len([n for n in names if n.endswith(".jpg")]) == len(cameras)
     assert not [n for n in names if n.endswith(".tmp")]
+
+
+def sp(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `sense-perception ARGS` from ``cwd`` as a user would."""
+    return subprocess.run([sys.executable, "-m", "sense_perception.cli.main", *args], cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+FORGED = "fake.jpg  1920x1080  ok  (mean 1)"  # what a forged `health` line would say
+
+
+def hostile_names(folder: Path) -> list[str]:
+    """Real photos under names that forge a line, colour the terminal, reverse text, or hold
+    rich markup (`[/x]`: a directory `q[` and a file `x].jpg`), and a truncated one under markup."""
+    street = SHARED / "street" / "pandaset_seq002_front_camera_00.jpg"
+    (folder / "q[").mkdir()
+    names = [f"evil\n{FORGED}.jpg", "esc\x1b[2Jcleared.jpg", "bidi\u202egpj.jpg", "q[/x].jpg",
+             "[bold]b.jpg"]
+    for name in names:
+        shutil.copy(street, folder / name)
+    (folder / "q[" / "y].jpg").write_bytes(street.read_bytes()[:5000])
+    return [*names, "q[/y].jpg"]
+
+
+def assert_nothing_forged(text: str) -> None:
+    """No line of ``text`` starts with the forged text, and no escape or bidi control is raw."""
+    assert not [line for line in text.splitlines() if line.startswith(FORGED)], text
+    assert "\x1b" not in text and "\u202e" not in text, text
+    assert "evil\\nfake" in text and "\\x1b[2J" in text and "\\u202e" in text, text
+
+
+def test_file_names_cannot_forge_lines_or_end_detect_in_a_traceback(tmp_path: Path) -> None:
+    """detect printed its skipped images and its table through rich as markup: a path holding
+    `[/x]` raised MarkupError, a traceback that lost every result (no detections.json); and
+    detect, health, driver attention and every `error:` line printed file names raw, so a name
+    with a line break forged a result line and an escape sequence reached the terminal. Names
+    are now printed escaped (`\\n`, `\\x1b`, `\\u202e`, markup as text) and the run completes."""
+    names = hostile_names(tmp_path)
+    cpu = tmp_path / "cpu.yaml"
+    cpu.write_text("object_detector:\n  ros__parameters:\n    runtime:\n"
+                   "      providers: [CPUExecutionProvider]\n")
+    result = sp("detect", *names, "--out", "out", "--config", str(cpu), cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot read q[/y].jpg: not a decodable image (truncated JPEG" in result.stderr
+    doc = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert [image["path"] for image in doc["images"]] == names[:-1]
+    assert "q[/x].jpg" in result.stdout and "[bold]b.jpg" in result.stdout
+    assert_nothing_forged(result.stdout + result.stderr)
+
+    result = sp("health", *names, "missing\u202e.jpg", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert_nothing_forged(result.stdout)
+    assert "cannot read missing\\u202e.jpg: no such file" in result.stderr
+    assert len(result.stdout.splitlines()) == len(names)  # one per judged image and the total
+
+    result = sp("driver", "attention", *names[:3], cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert_nothing_forged(result.stdout)
+
+    result = sp("health", "--json-out", f"nowhere\n{FORGED}/x.json", names[0], cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: --json-out nowhere\\nfake.jpg"), result.stderr

@@ -184,6 +184,17 @@ def _record(path: str, width: int, height: int, names: list[str], dets: Any,
     return detection_record(path, width, height, names, dets.boxes, dets.scores, positions)
 
 
+def shown(value: object) -> str:
+    """``value`` as text for a rich console: markup escaped (a path holding ``[/x]`` raised
+    rich's MarkupError, a traceback that lost every result) and line breaks, escape sequences
+    and bidi controls escaped (a file name must not forge or hide an output line)."""
+    from rich.markup import escape
+
+    from ..face.safe_text import printable
+
+    return escape(printable(value))
+
+
 def _summary(rows: list[tuple[str, str, int, str, str]], threshold: float) -> Any:
     """Rich table: one row per processed image."""
     from rich.table import Table
@@ -193,7 +204,7 @@ def _summary(rows: list[tuple[str, str, int, str, str]], threshold: float) -> An
         table.add_column(column, justify="right" if column == "count" else "left",
                          overflow="fold")
     for path, size, count, labels, written in rows:
-        table.add_row(path, size, str(count), labels, written)
+        table.add_row(shown(path), size, str(count), labels, shown(written))
     return table
 
 
@@ -290,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
             nonlocal failed
             failed += 1
             handled[path] += 1
-            errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]error:[/red] {shown(message)}", highlight=False, soft_wrap=True)
             progress.advance(task)
 
         try:
@@ -313,7 +324,8 @@ def run(args: argparse.Namespace) -> int:
                             positions = estimate_positions(calibration, dets.boxes, dets.labels,
                                                            tuple(detector.label_names), noise)
                         except CalibrationError as exc:  # this image only: the others go on
-                            errors.print(f"[red]error:[/red] {path}: no 3-D positions: {exc}",
+                            errors.print(f"[red]error:[/red] {shown(path)}: no 3-D positions: "
+                                         f"{shown(exc)}",
                                          highlight=False, soft_wrap=True)
                             failed += 1
                     written = "-"
@@ -327,8 +339,9 @@ def run(args: argparse.Namespace) -> int:
                         if problem is None:
                             made.add(written)
                         else:
-                            errors.print(f"[red]error:[/red] cannot write {args.out / written}: "
-                                         f"{escape(problem)}", soft_wrap=True, highlight=False)
+                            errors.print(f"[red]error:[/red] cannot write "
+                                         f"{shown(args.out / written)}: {shown(problem)}",
+                                         soft_wrap=True, highlight=False)
                             failed += 1
                             written = "-"
                     # Recorded once its copy is written: Ctrl-C before that leaves it out of both.
@@ -346,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
     # Only the copies really written join the list: a name whose write failed stays the user's.
     _write_results(args.out, document, sorted(ours | made) if made else None)
     if interrupted:
-        errors.print(f"interrupted: {args.out / 'detections.json'} holds the {len(records)} "
+        errors.print(f"interrupted: {shown(args.out / 'detections.json')} holds the {len(records)} "
                      "image(s) processed before Ctrl-C, marked \"interrupted\": true; the "
                      f"{len(document['not_processed'])} others are listed under \"not_processed\"",
                      highlight=False, soft_wrap=True)
@@ -354,8 +367,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(_summary(rows, detector.min_score))
     if calibration is None:
         console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)
-    console.print(f"wrote {args.out / 'detections.json'} ({len(records)} images"
-                  + (f", {failed} failed" if failed else "") + ")")
+    console.print(f"wrote {shown(args.out / 'detections.json')} ({len(records)} images"
+                  + (f", {failed} failed" if failed else "") + ")", highlight=False, soft_wrap=True)
     return 1 if failed else 0
 
 
