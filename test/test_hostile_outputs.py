@@ -97,8 +97,8 @@ def assert_nothing_forged(text: str) -> None:
 
 def test_file_names_cannot_forge_lines_or_end_detect_in_a_traceback(tmp_path: Path) -> None:
     """detect printed its skipped images and its table through rich as markup: a path holding
-    `[/x]` raised MarkupError, a traceback that lost every result (no detections.json); and
-    detect, health, driver attention and every `error:` line printed file names raw, so a name
+    `[/x]` raised MarkupError, a traceback that lost every result (no detections.json), and
+    eval's last line did the same with such an --out; detect, health, driver attention and every `error:` line printed file names raw, so a name
     with a line break forged a result line and an escape sequence reached the terminal. Names
     are now printed escaped (`\\n`, `\\x1b`, `\\u202e`, markup as text) and the run completes."""
     names = hostile_names(tmp_path)
@@ -122,6 +122,11 @@ def test_file_names_cannot_forge_lines_or_end_detect_in_a_traceback(tmp_path: Pa
     result = sp("driver", "attention", *names[:3], cwd=tmp_path)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert_nothing_forged(result.stdout)
+
+    gt = ROOT / "test" / "data" / "hand_labelled" / "ground_truth.json"
+    result = sp("eval", str(gt), "--out", "q[/eval]", "--config", str(cpu), cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "wrote q[/eval]/eval.json" in result.stdout, result.stdout
 
     result = sp("health", "--json-out", f"nowhere\n{FORGED}/x.json", names[0], cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr

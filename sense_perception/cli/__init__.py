@@ -16,3 +16,14 @@ def config_file(value: str) -> Path:
         return resolve_config(value)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def shown(value: object) -> str:
+    """``value`` as text for a rich console: markup escaped (a path holding ``[/x]`` raised
+    rich's MarkupError, a traceback after the work was done) and line breaks, escape sequences
+    and bidi controls escaped (a file name must not forge or hide an output line)."""
+    from rich.markup import escape
+
+    from ..face.safe_text import printable
+
+    return escape(printable(value))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import AbstractSet, Any
 
 from ..errors import ConfigError, ImageDecodeError, SensePerceptionError
-from . import CONFIG_HELP, config_file
+from . import CONFIG_HELP, config_file, shown
 
 NODE_NAME = "object_detector"
 _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -182,17 +182,6 @@ def _record(path: str, width: int, height: int, names: list[str], dets: Any,
     from ..core.output.detection_records import detection_record
 
     return detection_record(path, width, height, names, dets.boxes, dets.scores, positions)
-
-
-def shown(value: object) -> str:
-    """``value`` as text for a rich console: markup escaped (a path holding ``[/x]`` raised
-    rich's MarkupError, a traceback that lost every result) and line breaks, escape sequences
-    and bidi controls escaped (a file name must not forge or hide an output line)."""
-    from rich.markup import escape
-
-    from ..face.safe_text import printable
-
-    return escape(printable(value))
 
 
 def _summary(rows: list[tuple[str, str, int, str, str]], threshold: float) -> Any:
