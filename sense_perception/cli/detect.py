@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import AbstractSet, Any
+from typing import AbstractSet, Any, Iterator
 
 from ..errors import ConfigError, ImageDecodeError, SensePerceptionError
 from . import CONFIG_HELP, config_file, shown
@@ -232,9 +235,31 @@ def _not_handled(paths: list[str], handled: Counter[str]) -> list[str]:
     return rest
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop as on Ctrl-C (exit status 143)."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`, `timeout`) stops the loop as Ctrl-C does: it ended
+    the process at once, leaving this run's annotated copies beside the earlier run's
+    detections.json and what was done unrecorded."""
+    def stop(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Execute ``detect``; returns the exit status (130 after Ctrl-C: the images finished so far
-    are saved, marked interrupted)."""
+    """Execute ``detect``; returns the exit status (130 after Ctrl-C, 143 after SIGTERM: the
+    images finished so far are saved, marked interrupted)."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -282,8 +307,9 @@ def run(args: argparse.Namespace) -> int:
     ours = _earlier_outputs(args.out)
     paths = list(args.images)
     handled: Counter[str] = Counter()  # images recorded or skipped: the rest, on Ctrl-C, were not
-    interrupted = False
-    with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress:
+    interrupted, by = False, "Ctrl-C"
+    with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress, \
+            _sigterm_as_interrupt():
         task = progress.add_task("detecting", total=len(paths))
 
         def skip(path: str, message: str) -> None:
@@ -339,8 +365,9 @@ def run(args: argparse.Namespace) -> int:
                     counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
                     rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
                     progress.advance(task)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            by = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl-C"
     note = positions_note(f"--calibration {args.calibration}" if calibration else None)
     document: dict[str, Any] = {"images": records, "positions": note}
     if interrupted:  # what was finished, never the earlier run's file beside this run's copies
@@ -349,10 +376,10 @@ def run(args: argparse.Namespace) -> int:
     _write_results(args.out, document, sorted(ours | made) if made else None)
     if interrupted:
         errors.print(f"interrupted: {shown(args.out / 'detections.json')} holds the {len(records)} "
-                     "image(s) processed before Ctrl-C, marked \"interrupted\": true; the "
+                     f"image(s) processed before {by}, marked \"interrupted\": true; the "
                      f"{len(document['not_processed'])} others are listed under \"not_processed\"",
                      highlight=False, soft_wrap=True)
-        return 130
+        return 143 if by == "SIGTERM" else 130
     console.print(_summary(rows, detector.min_score))
     if calibration is None:
         console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)
