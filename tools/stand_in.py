@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, run as a script
+from sense_perception.core.imaging.image_file import read_image_file  # noqa: E402
+from sense_perception.errors import ImageDecodeError  # noqa: E402
 from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
 from sense_perception.outpaths import overlap  # noqa: E402
 
@@ -55,9 +57,11 @@ def make_stand_in(ground_truth: Path, out: Path, change: FrameChange, note: str)
     (out / MARK).touch()
     cameras = {}
     for key, cam in doc["cameras"].items():
-        image = cv2.imread(str(ground_truth.parent / cam["image"]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SystemExit(f"cannot read {ground_truth.parent / cam['image']}")
+        try:  # bounded: a FIFO among the frames is refused, never waited on
+            image = read_image_file(ground_truth.parent / cam["image"])
+        except ImageDecodeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         frame, entry = change(image, cam)
         name = key.replace("/", "_") + ".jpg"
         ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
