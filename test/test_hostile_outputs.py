@@ -131,3 +131,89 @@ def test_file_names_cannot_forge_lines_or_end_detect_in_a_traceback(tmp_path: Pa
     result = sp("health", "--json-out", f"nowhere\n{FORGED}/x.json", names[0], cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: --json-out nowhere\\nfake.jpg"), result.stderr
+
+
+def test_benchmark_and_camera_health_outputs_are_checked_before_the_long_run(tmp_path: Path) -> None:
+    """`benchmarks/run.py --out DIR` (a directory, an image, a FIFO) and the camera-health
+    evaluation's `--out` were first touched after the whole run (30 minutes for `make bench`):
+    a traceback that lost every figure; `--merge` into an unreadable file did the same, and the
+    results were written in place (a full disk left a cut-off results.json). Each is now refused
+    at once (exit 2, naming the option and the reason) and the user's files keep every byte."""
+    import time
+
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(SHARED / "street" / "pandaset_seq002_front_camera_00.jpg", photo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"cut off')
+    before = {p: p.read_bytes() for p in (photo, folder / "notes.txt", broken)}
+    run_py = str(ROOT / "benchmarks" / "run.py")
+    cases = [([run_py, "--quick", "--out", str(folder)], "--out", "is a directory"),
+             ([run_py, "--quick", "--out", str(photo)], "--out", "has an image suffix"),
+             ([run_py, "--quick", "--out", str(fifo)], "--out", "is a FIFO"),
+             ([run_py, "--quick", "--out", str(tmp_path / "r.json"), "--profile", str(folder)],
+              "--profile", "is a directory"),
+             ([run_py, "--quick", "--only", "gallery", "--merge", "--out", str(broken)],
+              "--merge:", "is not a readable results file"),
+             (["-m", "sense_perception.evaluation.camera_health_eval", "--out", str(photo)],
+              "--out", "is a file, not a directory"),
+             (["-m", "sense_perception.evaluation.camera_health_eval", "--out", str(tmp_path)],
+              "--out", "is a directory")]
+    (tmp_path / "camera_health_eval.json").mkdir()
+    for args, option, problem in cases:
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr and option in result.stderr, result.stderr
+        assert problem in result.stderr, result.stderr
+        assert time.monotonic() - started < 60  # refused at once, not after the benchmarks
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "broken.json", "camera_health_eval.json", "fifo", "folder", "photo.jpg"]
+
+
+def test_degraded_frames_skip_a_fifo_or_a_bomb_and_never_write_into_a_users_folder(
+        tmp_path: Path) -> None:
+    """`tools/make_degraded_frames.py` read its inputs with cv2.imread: a FIFO among them hung it
+    for ever and a PNG claiming 100000x100000 px ended it in a traceback; its --out could be a
+    user's folder (the images' own), whose manifest.json it replaced. Such inputs are now named
+    and skipped through the package's bounded reader (exit 1, the others written), and a folder
+    the tool did not write is refused (exit 2) keeping every byte."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    street = photos / "street.jpg"
+    shutil.copy(SHARED / "street" / "pandaset_seq002_front_camera_00.jpg", street)
+    (photos / "manifest.json").write_text('{"my": "list"}\n')
+    bomb = photos / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(
+        ">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(
+            b"\0" * 10000)) + chunk(b"IEND", b""))
+    fifo = photos / "fifo.jpg"
+    os.mkfifo(fifo)
+    before = {p.name: p.read_bytes() for p in photos.iterdir() if p.is_file()}
+    result = tool("make_degraded_frames.py", str(street), "--out", str(photos), cwd=tmp_path,
+                  timeout=60)
+    assert result.returncode == 2 and "holds files this tool did not write" in result.stderr
+    result = tool("make_degraded_frames.py", str(fifo), str(bomb), str(street), "--out", "out",
+                  cwd=tmp_path, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"cannot read {fifo}: not a regular file" in result.stderr
+    assert f"cannot read {bomb}: the header claims 100000x100000 px" in result.stderr
+    assert "input.max_width" in result.stderr and "2 image(s) skipped" in result.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest and {entry["source"] for entry in manifest} == {str(street)}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        ".sense-perception-degraded", "manifest.json", *(entry["file"] for entry in manifest)}
+    assert {p.name: p.read_bytes() for p in photos.iterdir() if p.is_file()} == before
