@@ -65,11 +65,12 @@ def test_a_stand_in_never_replaces_the_labelled_sets_own_ground_truth(tmp_path: 
     assert not [n for n in names if n.endswith(".tmp")]
 
 
-def sp(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `sense-perception ARGS` from ``cwd`` as a user would."""
+def sp(*args: str, cwd: Path, timeout: float = 300, columns: int = 80
+       ) -> subprocess.CompletedProcess:
+    """Run `sense-perception ARGS` from ``cwd`` as a user would, on a terminal ``columns`` wide."""
     return subprocess.run([sys.executable, "-m", "sense_perception.cli.main", *args], cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True, timeout=timeout)
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)},
+                          capture_output=True, text=True, timeout=timeout)
 
 
 FORGED = "fake.jpg  1920x1080  ok  (mean 1)"  # what a forged `health` line would say
@@ -217,3 +218,34 @@ def test_degraded_frames_skip_a_fifo_or_a_bomb_and_never_write_into_a_users_fold
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         ".sense-perception-degraded", "manifest.json", *(entry["file"] for entry in manifest)}
     assert {p.name: p.read_bytes() for p in photos.iterdir() if p.is_file()} == before
+
+
+def test_a_bag_whose_topic_or_encoding_holds_markup_is_summarised_not_a_traceback(
+        tmp_path: Path) -> None:
+    """A crafted bag (adversary 3) whose camera topic holds `[/y]` or whose Image encoding holds
+    `[/x]` and an escape sequence ended `replay` in rich's MarkupError traceback after the
+    outputs were written: the table of what was replayed and skipped never shown, exit 1 for
+    the wrong reason. The summary is printed with the topic and the reason as text (escaped)."""
+    sys.path.insert(0, str(ROOT / "test"))
+    from replay_helpers import SAMPLE_BAG, copy_bag
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    hostile_topic = "/camera/front[/y]/image_raw/compressed"
+
+    def edit(topic: str, msgtype: str, stamp: int, raw: bytes) -> list:
+        if topic == "/camera/windshield/image_raw":
+            msg = store.deserialize_cdr(raw, msgtype)
+            msg.encoding = "[/x]\x1b[2J"
+            raw = bytes(store.serialize_cdr(msg, msgtype))
+        if topic == "/camera/front/image_raw/compressed":
+            topic = hostile_topic
+        return [(topic, msgtype, stamp, raw)]
+
+    bag = copy_bag(SAMPLE_BAG, tmp_path / "bag", edit=edit)
+    result = sp("replay", str(bag), "--out", "out", cwd=tmp_path, columns=400)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    out = " ".join(result.stdout.split())
+    assert f"3-D positions {hostile_topic}: none" in out, result.stdout
+    assert "encoding: '[/x]\\x1b[2J' is not supported" in out, result.stdout
+    assert "\x1b" not in result.stdout and "summary: out/summary.json" in result.stdout

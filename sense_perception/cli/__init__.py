@@ -6,6 +6,9 @@ from pathlib import Path
 
 from ..config import BUNDLED_CONFIGS, resolve_config
 from ..errors import ConfigError
+from ..face.safe_text import shown
+
+__all__ = ["CONFIG_HELP", "config_file", "shown"]
 
 CONFIG_HELP = f"or a bundled one by name: {', '.join(BUNDLED_CONFIGS)}"
 
@@ -17,13 +20,3 @@ def config_file(value: str) -> Path:
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
-
-def shown(value: object) -> str:
-    """``value`` as text for a rich console: markup escaped (a path holding ``[/x]`` raised
-    rich's MarkupError, a traceback after the work was done) and line breaks, escape sequences
-    and bidi controls escaped (a file name must not forge or hide an output line)."""
-    from rich.markup import escape
-
-    from ..face.safe_text import printable
-
-    return escape(printable(value))

@@ -10,6 +10,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ..face.safe_text import shown
+
 
 class SummaryBuilder:
     """Collects per-frame facts during a replay and produces the summary dict.
@@ -119,25 +121,26 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
     for topic, cam in summary["cameras"].items():
         dets = ", ".join(f"{label} {n}" for label, n in sorted(cam["detections"].items(),
                                                                 key=lambda kv: (-kv[1], kv[0])))
-        table.add_row(topic, str(cam["frames"]), dets or "-")
+        table.add_row(shown(topic), str(cam["frames"]), shown(dets) or "-")
     console.print(table)
     for topic, cam in summary["cameras"].items():
         placed = cam.get("positions")
         if placed is None:
             continue
         if placed.get("calibration") and not placed.get("reason"):
-            console.print(f"3-D positions {topic}: {placed['placed']} of {placed['detections']} "
-                          f"detections placed ({placed['calibration']})", highlight=False,
+            console.print(f"3-D positions {shown(topic)}: {placed['placed']} of "
+                          f"{placed['detections']} detections placed "
+                          f"({shown(placed['calibration'])})", highlight=False,
                           soft_wrap=True)
         else:
-            console.print(f"3-D positions {topic}: none ({placed.get('reason')})",
+            console.print(f"3-D positions {shown(topic)}: none ({shown(placed.get('reason'))})",
                           highlight=False, soft_wrap=True)
     lat = summary["latency_ms"]
     console.print(f"frames {summary['frames']}  throughput {summary['throughput_fps']:.1f} fps  "
                   f"latency p50 {lat['p50']:.1f} ms  p95 {lat['p95']:.1f} ms  p99 {lat['p99']:.1f} ms")
     for item in summary["identity"]:
-        console.print(f"driver at t={item['t']:.3f}: {item['state']}"
-                      + (f" ({item['driver']})" if item["driver"] else ""))
+        console.print(f"driver at t={item['t']:.3f}: {shown(item['state'])}"
+                      + (f" ({shown(item['driver'])})" if item["driver"] else ""))
     attention = summary.get("attention")
     if attention:
         spent = ", ".join(f"{state} {seconds:.1f} s" for state, seconds
@@ -150,5 +153,5 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
         skipped.add_column("count", justify="right")
         skipped.add_column("reason")
         for item in summary["skipped"]:
-            skipped.add_row(item["topic"], str(item["count"]), item["reason"])
+            skipped.add_row(shown(item["topic"]), str(item["count"]), shown(item["reason"]))
         console.print(skipped)
