@@ -249,3 +249,29 @@ def test_a_bag_whose_topic_or_encoding_holds_markup_is_summarised_not_a_tracebac
     assert f"3-D positions {hostile_topic}: none" in out, result.stdout
     assert "encoding: '[/x]\\x1b[2J' is not supported" in out, result.stdout
     assert "\x1b" not in result.stdout and "summary: out/summary.json" in result.stdout
+
+
+def test_score_calibration_fit_never_writes_over_its_ground_truth(tmp_path: Path) -> None:
+    """`tools/fit_score_calibration.py gt.json --out gt.json` replaced the ground truth with the
+    fitted maps after minutes of fitting (and a directory as --out lost the fit in a traceback).
+    An --out that is a ground truth, a directory, an image or a JSON file that is no calibration
+    is refused at once (exit 2) and keeps every byte."""
+    gt = tmp_path / "ground_truth.json"
+    shutil.copy(ROOT / "test" / "data" / "hand_labelled" / "ground_truth.json", gt)
+    check = tmp_path / "check.json"
+    shutil.copy(gt, check)
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(SHARED / "street" / "pandaset_seq002_front_camera_00.jpg", photo)
+    before = {p: p.read_bytes() for p in (gt, check, photo)}
+    for out, problem in ((gt, "is the input"), (check, "is the input"),
+                         (tmp_path, "is a directory"), (photo, "has an image suffix")):
+        result = tool("fit_score_calibration.py", str(gt), "--check", str(check), "--out",
+                      str(out), cwd=tmp_path, timeout=60)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith(f"error: --out {out} {problem}"), result.stderr
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"my": "notes"}\n')
+    result = tool("fit_score_calibration.py", str(gt), "--out", str(notes), cwd=tmp_path)
+    assert result.returncode == 2 and "is not a score calibration file" in result.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert notes.read_text() == '{"my": "notes"}\n'
