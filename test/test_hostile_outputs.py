@@ -275,3 +275,28 @@ def test_score_calibration_fit_never_writes_over_its_ground_truth(tmp_path: Path
     assert result.returncode == 2 and "is not a score calibration file" in result.stderr
     assert {p: p.read_bytes() for p in before} == before
     assert notes.read_text() == '{"my": "notes"}\n'
+
+
+def test_a_link_loop_as_the_output_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    """A symbolic link that points at itself (`ln -s loop loop`) given as `--json-out` or as
+    `fleet --out` raised pathlib's RuntimeError ('Symlink loop') out of the output checks: a
+    traceback. Each command now refuses it (exit 2) naming it, or, as a result file, replaces
+    the link with the result (as it does any link: never written through)."""
+    street = str(SHARED / "street" / "pandaset_seq002_front_camera_00.jpg")
+    sample = str(ROOT / "sense_perception" / "data" / "sample_bag")
+    loop = tmp_path / "loop"
+    for args in (["fleet", sample, "--out", "loop"], ["replay", sample, "--out", "loop"],
+                 ["detect", street, "--out", "loop"]):
+        loop.unlink(missing_ok=True)
+        loop.symlink_to("loop")
+        result = sp(*args, cwd=tmp_path, timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert result.stderr.strip() == ("error: --out loop is a link that leads to no folder (a "
+                                         "loop or a missing target); give a directory")
+    for args in (["health", street, "--json-out", "loop"],
+                 ["driver", "attention", street, "--json-out", "loop"]):
+        loop.unlink()
+        loop.symlink_to("loop")
+        result = sp(*args, cwd=tmp_path, timeout=120)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert not loop.is_symlink() and json.loads(loop.read_text())["images"]
