@@ -53,6 +53,7 @@ from benchmarks import (bench_batch, bench_camera_health, bench_cv2dnn,  # noqa:
                         bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
+from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
 BENCHMARKS = ("pipeline", "default", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet",
@@ -145,7 +146,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"--only: unknown {', '.join(sorted(unknown))}; choose from "
                      f"{', '.join(BENCHMARKS)}")
+    problem = check_outputs(args)
+    if problem:
+        parser.error(problem)
     return args
+
+
+def check_outputs(args: argparse.Namespace) -> str | None:
+    """Why ``--out`` or ``--profile`` cannot take the results, checked before any benchmark runs
+    (a directory, an image, a FIFO or an unwritable path as --out ended a 30-minute run in a
+    traceback that lost every figure); for ``--merge``, an existing --out must be a results file
+    it can read. Missing parent folders are created. None when both can be written."""
+    from sense_perception.outpaths import OutputPathError, check_result_file
+
+    images = sorted(args.images.glob("*")) if args.images.is_dir() else []
+    for option, path in (("--out", args.out or DEFAULT_OUT), ("--profile", args.profile)):
+        if path is None:
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            check_result_file(path, images, option)
+        except OutputPathError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"{option} {path}: {exc.strerror or exc}; give a path you can write to"
+    out = args.out or DEFAULT_OUT
+    if args.merge and out.is_file():
+        try:
+            old = json.loads(out.read_text())
+        except (OSError, ValueError) as exc:
+            return (f"--merge: {out} is not a readable results file ({exc}); the figures of "
+                    "this run would have nothing to merge into: give --out a results file or "
+                    "drop --merge")
+        if not isinstance(old, dict):
+            return f"--merge: {out} is not a results file (no JSON object); drop --merge"
+    return None
 
 
 def build_detector() -> Any:
@@ -170,7 +205,7 @@ def profile_pipeline(detector: Any, inputs: Any, path: Path, frames: int = 200) 
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
-    path.write_text(text.getvalue())
+    atomic_write(path, text.getvalue().encode(), private=False)
 
 
 def _now() -> str:
@@ -318,10 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     doc = run(args)
     print_table(doc)
     out = args.out or DEFAULT_OUT
-    out.parent.mkdir(parents=True, exist_ok=True)
     if args.merge and out.is_file():
         doc = merge_results(json.loads(out.read_text()), doc)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    # temp file + rename: a full disk or a kill keeps the committed results whole, and a link
+    # under the name is replaced, never written through
+    write_result_json(out, doc, indent=2)
     print(f"results: {out}")
     return 0
 

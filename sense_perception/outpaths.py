@@ -32,10 +32,19 @@ class OutputPathError(SensePerceptionError):
     """An output path would destroy an input, or cannot be written."""
 
 
+def real_path(path: Path) -> Path:
+    """``path`` with every link resolved; a link loop (``ln -s loop loop``), which pathlib's
+    resolve() raises RuntimeError on (a traceback from every check), is judged as written."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path))
+
+
 def _forms(path: Path) -> set[Path]:
     # The path as written (made absolute, '..' folded, links kept) and with every link resolved:
     # `review/bag` may be a link to the real recording, or `out` a link to the input's folder.
-    return {Path(os.path.abspath(path)), Path(path).resolve()}
+    return {Path(os.path.abspath(path)), real_path(path)}
 
 
 def overlap(a: Path, b: Path) -> str | None:
@@ -80,7 +89,7 @@ def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = 
     Raises:
         error: naming the folder, whose output it is, and the fix.
     """
-    for form in dict.fromkeys([Path(out).resolve(), Path(os.path.abspath(out))]):  # real first
+    for form in dict.fromkeys([real_path(out), Path(os.path.abspath(out))]):  # real first
         for folder in (form, *form.parents):
             for marker, whose in _OWNERS.items():
                 if (folder / marker).is_file() and not (folder == form and marker == own):
@@ -105,6 +114,9 @@ def check_writable_dir(path: Path, option: str = "--out", create: bool = True,
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise error(f"{option} {path} is a file, not a directory; give a directory")
+    if path.is_symlink() and not path.exists():
+        raise error(f"{option} {path} is a link that leads to no folder (a loop or a missing "
+                    "target); give a directory")
     probe = path
     if not create:
         while not probe.exists() and probe != probe.parent:
@@ -131,7 +143,7 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
         OutputPathError: naming the path, the reason and the fix.
     """
     path = Path(path)
-    for form in (path, path.resolve()):  # a link named .json may point at a photo
+    for form in (path, real_path(path)):  # a link named .json may point at a photo
         if form.suffix.lower() in IMAGE_SUFFIXES:
             what = (f"has an image suffix ({form.suffix})" if form == path
                     else f"is a link to the image {form}")
@@ -222,4 +234,4 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_result_file", "file_kind",
-           "check_video_dir", "check_writable_dir", "overlap", "same_file"]
+           "check_video_dir", "check_writable_dir", "overlap", "real_path", "same_file"]

@@ -577,12 +577,17 @@ def test_results_on_a_full_disk_keep_the_earlier_files_whole(tmp_path: Path) -> 
         assert not [f for f in full["listing"] if f.endswith(".tmp")], full["listing"]
 
 
-def test_ctrl_c_during_detect_leaves_results_of_exactly_what_was_processed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame, code, by", [("SIGINT", 130, "Ctrl-C"),
+                                                ("SIGTERM", 143, "SIGTERM")])
+def test_ctrl_c_during_detect_leaves_results_of_exactly_what_was_processed(
+        tmp_path: Path, signame: str, code: int, by: str) -> None:
     """Ctrl-C during `detect` on many images left this run's annotated copies beside the earlier
     run's detections.json: the outputs of two runs mixed, and what was done was lost. On SIGINT
     (sent by a real signal once the first new copy is on disk) detect writes detections.json of
     exactly the images it finished, marked ``"interrupted": true`` with the others under
-    ``not_processed``, lists its copies, leaves no temp file and exits 130."""
+    ``not_processed``, lists its copies, leaves no temp file and exits 130. SIGTERM (a service
+    manager, `timeout`, `kill`) ended detect at once with the same mix: it now stops the same
+    way and exits 143."""
     import signal
     import time
 
@@ -608,14 +613,14 @@ def test_ctrl_c_during_detect_leaves_results_of_exactly_what_was_processed(tmp_p
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no annotated copy written in 240 s"
             time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     err = stderr.decode(errors="replace")
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert proc.returncode == code and "Traceback" not in err, err
     doc = json.loads((out / "detections.json").read_text())
     processed = [image["path"] for image in doc["images"]]
     assert doc["interrupted"] is True
@@ -627,4 +632,4 @@ def test_ctrl_c_during_detect_leaves_results_of_exactly_what_was_processed(tmp_p
         ["old_a.jpg", "old_b.jpg", *(Path(p).name for p in processed)])
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     assert f"interrupted: {out / 'detections.json'} holds the {len(processed)} image(s) " \
-           "processed before Ctrl-C" in " ".join(err.split())
+           f"processed before {by}" in " ".join(err.split())

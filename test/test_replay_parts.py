@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -153,6 +154,34 @@ def test_sample_bag_is_reproducible(tmp_path):
     assert input_stamps(a) == input_stamps(SAMPLE_BAG)
     size = sum(p.stat().st_size for p in SAMPLE_BAG.iterdir())
     assert size < 3_000_000
+
+
+def test_sample_bag_tool_never_deletes_a_folder_it_did_not_write(tmp_path, capsys):
+    """`tools/make_sample_bag.py --out DIR` replaced DIR whole with shutil.rmtree: a user's folder
+    (`--out ~/Documents`, `--out .`) lost every file, and a real recording was deleted. A folder
+    holding anything but the tool's own bag is now refused (exit 2, naming what it holds, before
+    the bag is built) and keeps every byte; the tool's own bag is still rebuilt in place."""
+    tool = _load_tool()
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "thesis.txt").write_text("three years of work")
+    recording = tmp_path / "drive"  # a user's rosbag2: metadata.yaml and an mcap, no ATTRIBUTION
+    shutil.copytree(SAMPLE_BAG, recording)
+    (recording / "ATTRIBUTION").unlink()
+    before = {p: p.read_bytes() for p in [*documents.iterdir(), *recording.iterdir()]}
+    for out in (documents, recording, documents / "thesis.txt"):
+        assert tool.main(["--shared", str(SHARED), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --out {out} ") and err.endswith("\n"), err
+    assert "thesis.txt" in tool.refusal(documents) and "give a new folder" in tool.refusal(documents)
+    assert {p: p.read_bytes() for p in [*documents.iterdir(), *recording.iterdir()]} == before
+    bag = tmp_path / "bag"
+    assert tool.main(["--shared", str(SHARED), "--out", str(bag)]) == 0
+    (bag / "sample.yaml").write_text("# kept\n")  # a hand-written file the tool keeps
+    first = tool.digest(bag)
+    assert tool.main(["--shared", str(SHARED), "--out", str(bag)]) == 0  # its own bag: rebuilt
+    assert tool.digest(bag) == first and (bag / "sample.yaml").read_text() == "# kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "documents", "drive"]  # no temp
 
 
 def test_sample_bag_contents_and_attribution():

@@ -38,6 +38,8 @@ from sense_perception.core.imaging.image_file import read_image_file  # noqa: E4
 from sense_perception.core.runtime.model_registry import MODELS, sha256_file  # noqa: E402
 from sense_perception.evaluation.ground_truth import load_ground_truth  # noqa: E402
 from sense_perception.evaluation.scoring import ImageDetections, match_detections  # noqa: E402
+from sense_perception.fileio import read_regular_file, write_result_json  # noqa: E402
+from sense_perception.outpaths import OutputPathError, check_result_file  # noqa: E402
 
 BATCH = 4
 BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
@@ -176,6 +178,25 @@ def calibration_error(data: dict[str, dict[str, Any]], models: dict[str, Any]) -
     return "\n".join(lines)
 
 
+def earlier_maps(args: argparse.Namespace) -> dict[str, Any]:
+    """The calibration file ``--out`` holds (its models are kept), checked before any work: an
+    ``--out`` that is one of the ground truths, an image, a directory or a FIFO, or an existing
+    file that is no calibration, ends the tool (exit 2) naming it."""
+    inputs = [args.ground_truth, *([args.check] if args.check else [])]
+    try:
+        check_result_file(args.out, inputs, "--out")
+        old = json.loads(read_regular_file(args.out, 16 << 20)) if args.out.is_file() else {}
+    except (OutputPathError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not isinstance(old, dict) or not isinstance(old.get("models", {}), dict) or (
+            old and "models" not in old):
+        print(f"error: --out {args.out} is not a score calibration file (no \"models\"); it "
+              "would be replaced: give the calibration file or a new name", file=sys.stderr)
+        raise SystemExit(2)
+    return old
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("ground_truth", type=Path, help="developer set (project ground truth JSON)")
@@ -190,6 +211,7 @@ def main() -> int:
                         help="hits and false positives a label needs for a map of its own")
     parser.add_argument("--out", type=Path, default=ROOT / "sense_perception" / CALIBRATION_RESOURCE)
     args = parser.parse_args()
+    old = earlier_maps(args)  # before the fit: --out gt.json replaced the labels after minutes
 
     params = load_params(resolve_config(args.config), args.node_name)
     for key, value in (("model", args.model), ("pedestrian_model", args.pedestrian_model)):
@@ -208,7 +230,6 @@ def main() -> int:
         "config": args.config, "fitted": datetime.date.today().isoformat()}
     models = fit(data, args.min_hits, provenance)
     # Models fitted before (another general model) keep their entries.
-    old = json.loads(args.out.read_text()) if args.out.is_file() else {}
     doc = {"about": "Score calibration per bundled detector: calibrated = sigmoid(a * logit(raw) "
                     "+ b), a > 0; per label, labels without a map of their own (or listed in "
                     "pooled_labels) use 'default', the model's pooled fit. Refit with "
@@ -217,7 +238,7 @@ def main() -> int:
     doc["operating_point"] = {
         key: {"raw": raw, "calibrated": round(float(_map(doc["models"], model, label)(raw)), 3)}
         for key, model, label, raw in OPERATING_POINT if model in doc["models"]}
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_result_json(args.out, doc, indent=2)  # temp + rename: never a cut-off resource
     print(f"wrote {args.out}")
     print(reliability(data, models, f"{args.ground_truth.parent.name} (fitted here)"))
     print(calibration_error(data, models))

@@ -13,7 +13,6 @@ gives the same pixels.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,28 +22,63 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sense_perception.core.imaging.image_file import read_image_file  # noqa: E402
+from sense_perception.errors import ImageDecodeError  # noqa: E402
 from sense_perception.evaluation import degrade  # noqa: E402
+from sense_perception.face.safe_text import printable  # noqa: E402
+from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
+from sense_perception.outpaths import overlap  # noqa: E402
 
 SCENES = {"night": degrade.night, "tunnel": degrade.tunnel}
 
 
+#: Hidden file by which this tool marks its output folder: only such a folder is written again.
+MARK = ".sense-perception-degraded"
+
+
+def refusal(images: list[Path], out: Path) -> str | None:
+    """Why ``out`` must not receive the copies, or None: it must be missing, empty or this tool's
+    earlier output (holding :data:`MARK`); a user's folder had its manifest.json and any
+    ``NAME__fog.png`` overwritten."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder"
+    if out.is_dir() and any(out.iterdir()) and not (out / MARK).is_file():
+        inside = " (it holds the input images)" if any(
+            overlap(out, image.parent) == "is" for image in images) else ""
+        return (f"--out {out} holds files this tool did not write{inside} (no {MARK}); its "
+                "manifest.json and copies could replace them: give a new or empty folder")
+    return None
+
+
 def make(images: list[Path], out: Path, seed: int) -> list[dict[str, object]]:
-    """Write the degraded copies of ``images`` to ``out``; the manifest entries."""
+    """Write the degraded copies of ``images`` to ``out``; the manifest entries.
+
+    An image that cannot be read (missing, a FIFO or device, corrupt, over the ``input.*``
+    limits) is named and skipped, never waited on or decoded past the limits.
+
+    Raises:
+        OSError: a copy or the manifest cannot be written (a full disk).
+    """
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARK).touch()
     entries: list[dict[str, object]] = []
     for index, path in enumerate(images):
-        image = cv2.imread(str(path))
-        if image is None:
-            print(f"error: {path} is not a readable image; skipped", file=sys.stderr)
+        try:
+            image = read_image_file(path)
+        except ImageDecodeError as exc:
+            print(f"error: {printable(exc)}; skipped", file=sys.stderr)
             continue
         makers = {**degrade.DEGRADATIONS, **SCENES}
         for name, fn in makers.items():
             rng = np.random.default_rng([seed, index])  # one stream per image: order-independent
             target = out / f"{path.stem}__{name}.png"
-            cv2.imwrite(str(target), fn(image, rng))
+            ok, data = cv2.imencode(".png", fn(image, rng))
+            if not ok:
+                raise OSError(f"OpenCV cannot encode {target.name}")
+            atomic_write(target, data.tobytes(), private=False)  # cv2.imwrite hid a full disk
             entries.append({"file": target.name, "source": str(path), "degradation": name,
                             "condition": degrade.EXPECTED.get(name), "seed": [seed, index]})
-    (out / "manifest.json").write_text(json.dumps(entries, indent=1) + "\n")
+    write_result_json(out / "manifest.json", entries)
     return entries
 
 
@@ -54,9 +88,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the copies")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    entries = make(args.images, args.out, args.seed)
-    print(f"wrote {len(entries)} frames and manifest.json to {args.out}")
-    return 0 if entries else 1
+    problem = refusal(args.images, args.out)
+    if problem:
+        print(f"error: {printable(problem)}", file=sys.stderr)
+        return 2
+    try:
+        entries = make(args.images, args.out, args.seed)
+    except OSError as exc:
+        print(f"error: cannot write to {printable(args.out)}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    read = {entry["seed"][1] for entry in entries}
+    skipped = len(args.images) - len(read)
+    print(f"wrote {len(entries)} frames and manifest.json to {printable(args.out)}"
+          + (f"; {skipped} image(s) skipped" if skipped else ""))
+    return 1 if skipped else 0
 
 
 if __name__ == "__main__":

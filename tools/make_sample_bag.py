@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -287,11 +288,58 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def refusal(out: Path) -> str | None:
+    """Why ``out`` must not be replaced by a new sample bag, or None when it may.
+
+    The whole folder is replaced, so it must be missing, empty, or a sample bag this tool wrote
+    (its metadata.yaml, ATTRIBUTION, ``<name>.mcap`` and the hand-written :data:`KEPT` files and
+    nothing else): ``--out ~/Documents`` or ``--out .`` deleted everything there.
+    """
+    if not os.path.lexists(out):
+        return None
+    if out.is_symlink() or not out.is_dir():
+        return f"--out {out} is {'a link' if out.is_symlink() else 'a file'}; give a folder"
+    names = {p.name for p in out.iterdir()}
+    ours = {"metadata.yaml", "ATTRIBUTION", f"{out.name}.mcap", *KEPT}
+    if names and (names - ours or not {"metadata.yaml", "ATTRIBUTION"} <= names):
+        foreign = sorted(names - ours) or sorted(names)
+        return (f"--out {out} holds files this tool did not write ({', '.join(foreign[:5])}"
+                f"{', ...' if len(foreign) > 5 else ''}); the folder is replaced whole, so they "
+                "would be deleted: give a new folder (or the sample bag's own)")
+    return None
+
+
+def publish(bag: Path, out: Path) -> None:
+    """Put the finished ``bag`` in place of ``out``: copied beside it first, then swapped in by
+    renames, so a failure or a kill never leaves ``out`` deleted without its new copy."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    old = new.with_name(new.name.replace(".new-", ".old-"))
+    try:
+        shutil.copytree(bag, new, dirs_exist_ok=True)  # the bag folder's mode too
+        if out.exists():
+            out.rename(old)
+        try:
+            new.rename(out)
+        except BaseException:
+            if old.exists():
+                old.rename(out)  # the earlier bag back
+            raise
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared data directory")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="bag directory to (re)write")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="bag directory to (re)write: missing, empty or a sample bag")
     args = parser.parse_args(argv)
+    problem = refusal(args.out)  # before the bag is built
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         bag = Path(tmp) / args.out.name
         write_bag(bag, args.shared)
@@ -299,10 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in KEPT:
             if (args.out / name).is_file():
                 shutil.copy2(args.out / name, bag / name)
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(bag, args.out)
+        publish(bag, args.out)
     size = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"wrote {args.out} ({size / 1e6:.2f} MB, sha256 {digest(args.out)[:16]})")
     return 0

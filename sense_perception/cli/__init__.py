@@ -6,6 +6,9 @@ from pathlib import Path
 
 from ..config import BUNDLED_CONFIGS, resolve_config
 from ..errors import ConfigError
+from ..face.safe_text import shown
+
+__all__ = ["CONFIG_HELP", "config_file", "shown"]
 
 CONFIG_HELP = f"or a bundled one by name: {', '.join(BUNDLED_CONFIGS)}"
 
@@ -16,3 +19,4 @@ def config_file(value: str) -> Path:
         return resolve_config(value)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+

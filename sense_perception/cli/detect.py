@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import AbstractSet, Any
+from typing import AbstractSet, Any, Iterator
 
 from ..errors import ConfigError, ImageDecodeError, SensePerceptionError
-from . import CONFIG_HELP, config_file
+from . import CONFIG_HELP, config_file, shown
 
 NODE_NAME = "object_detector"
 _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -193,7 +196,7 @@ def _summary(rows: list[tuple[str, str, int, str, str]], threshold: float) -> An
         table.add_column(column, justify="right" if column == "count" else "left",
                          overflow="fold")
     for path, size, count, labels, written in rows:
-        table.add_row(path, size, str(count), labels, written)
+        table.add_row(shown(path), size, str(count), labels, shown(written))
     return table
 
 
@@ -232,9 +235,31 @@ def _not_handled(paths: list[str], handled: Counter[str]) -> list[str]:
     return rest
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop as on Ctrl-C (exit status 143)."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`, `timeout`) stops the loop as Ctrl-C does: it ended
+    the process at once, leaving this run's annotated copies beside the earlier run's
+    detections.json and what was done unrecorded."""
+    def stop(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Execute ``detect``; returns the exit status (130 after Ctrl-C: the images finished so far
-    are saved, marked interrupted)."""
+    """Execute ``detect``; returns the exit status (130 after Ctrl-C, 143 after SIGTERM: the
+    images finished so far are saved, marked interrupted)."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -282,15 +307,16 @@ def run(args: argparse.Namespace) -> int:
     ours = _earlier_outputs(args.out)
     paths = list(args.images)
     handled: Counter[str] = Counter()  # images recorded or skipped: the rest, on Ctrl-C, were not
-    interrupted = False
-    with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress:
+    interrupted, by = False, "Ctrl-C"
+    with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress, \
+            _sigterm_as_interrupt():
         task = progress.add_task("detecting", total=len(paths))
 
         def skip(path: str, message: str) -> None:
             nonlocal failed
             failed += 1
             handled[path] += 1
-            errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]error:[/red] {shown(message)}", highlight=False, soft_wrap=True)
             progress.advance(task)
 
         try:
@@ -313,7 +339,8 @@ def run(args: argparse.Namespace) -> int:
                             positions = estimate_positions(calibration, dets.boxes, dets.labels,
                                                            tuple(detector.label_names), noise)
                         except CalibrationError as exc:  # this image only: the others go on
-                            errors.print(f"[red]error:[/red] {path}: no 3-D positions: {exc}",
+                            errors.print(f"[red]error:[/red] {shown(path)}: no 3-D positions: "
+                                         f"{shown(exc)}",
                                          highlight=False, soft_wrap=True)
                             failed += 1
                     written = "-"
@@ -327,8 +354,9 @@ def run(args: argparse.Namespace) -> int:
                         if problem is None:
                             made.add(written)
                         else:
-                            errors.print(f"[red]error:[/red] cannot write {args.out / written}: "
-                                         f"{escape(problem)}", soft_wrap=True, highlight=False)
+                            errors.print(f"[red]error:[/red] cannot write "
+                                         f"{shown(args.out / written)}: {shown(problem)}",
+                                         soft_wrap=True, highlight=False)
                             failed += 1
                             written = "-"
                     # Recorded once its copy is written: Ctrl-C before that leaves it out of both.
@@ -337,8 +365,9 @@ def run(args: argparse.Namespace) -> int:
                     counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
                     rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
                     progress.advance(task)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            by = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl-C"
     note = positions_note(f"--calibration {args.calibration}" if calibration else None)
     document: dict[str, Any] = {"images": records, "positions": note}
     if interrupted:  # what was finished, never the earlier run's file beside this run's copies
@@ -346,16 +375,16 @@ def run(args: argparse.Namespace) -> int:
     # Only the copies really written join the list: a name whose write failed stays the user's.
     _write_results(args.out, document, sorted(ours | made) if made else None)
     if interrupted:
-        errors.print(f"interrupted: {args.out / 'detections.json'} holds the {len(records)} "
-                     "image(s) processed before Ctrl-C, marked \"interrupted\": true; the "
+        errors.print(f"interrupted: {shown(args.out / 'detections.json')} holds the {len(records)} "
+                     f"image(s) processed before {by}, marked \"interrupted\": true; the "
                      f"{len(document['not_processed'])} others are listed under \"not_processed\"",
                      highlight=False, soft_wrap=True)
-        return 130
+        return 143 if by == "SIGTERM" else 130
     console.print(_summary(rows, detector.min_score))
     if calibration is None:
         console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)
-    console.print(f"wrote {args.out / 'detections.json'} ({len(records)} images"
-                  + (f", {failed} failed" if failed else "") + ")")
+    console.print(f"wrote {shown(args.out / 'detections.json')} ({len(records)} images"
+                  + (f", {failed} failed" if failed else "") + ")", highlight=False, soft_wrap=True)
     return 1 if failed else 0
 
 

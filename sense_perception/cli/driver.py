@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import BagError, ConfigError, GalleryError, ImageDecodeError
+from ..face.safe_text import printable
 from . import CONFIG_HELP, config_file
 
 NODE_NAME = "driver_monitor"
@@ -155,8 +156,8 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
             if len(embs) >= settings.gallery.max_templates:
                 break
         for entry in skipped.entries():
-            print(f"warning: skipped {entry['count']} frame(s) of {entry['topic']}: "
-                  f"{entry['reason']}", file=sys.stderr)
+            print(f"warning: skipped {entry['count']} frame(s) of {printable(entry['topic'])}: "
+                  f"{printable(entry['reason'])}", file=sys.stderr)
         if not embs:
             raise GalleryError(f"no driver face found on {args.topic} in {args.bag} (driver region "
                                f"{list(engine.region)}; {skipped.total()} frame(s) skipped); "
@@ -205,8 +206,6 @@ def _check_names(args: argparse.Namespace) -> None:
 def cmd_enroll(args: argparse.Namespace) -> int:
     from ..face.gallery import CONSENT_TEXT, CONSENT_TEXT_VERSION, ConsentRecord
     from ..face.identify import TemplateIndex
-    from ..face.safe_text import printable
-
     if not args.consent:
         print(f"refused: --consent is required.\n{_CONSENT_HELP}\n\nConsent text (version "
               f"{CONSENT_TEXT_VERSION}):\n  {CONSENT_TEXT}", file=sys.stderr)
@@ -241,8 +240,6 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 # -- list / forget / keygen ------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..face.safe_text import printable
-
     store = _store(_settings(args))
     drivers = store.drivers()
     if args.json:
@@ -266,8 +263,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from ..face.safe_text import printable
-
     store = _store(_settings(args))
     record = store.forget(args.id)
     print(f"forgot {printable(record.id)} '{printable(record.name)}': {len(record.templates)} "
@@ -313,7 +308,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
             faces, _, emb, _ = engine.driver_embedding(image)
         except SensePerceptionError as exc:  # one bad photo must not cost the others theirs
             skipped.append(str(path))
-            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            print(f"warning: skipped {printable(path)}: {printable(exc)}", file=sys.stderr)
             continue
         row: dict[str, Any] = {"image": str(path), "faces": len(faces), "driver_id": None,
                                "name": None, "score": None, "verdict": "no_face"}
@@ -328,18 +323,16 @@ def cmd_identify(args: argparse.Namespace) -> int:
                 row["verdict"] = "unknown"
         results.append(row)
         if not args.json:
-            from ..face.safe_text import printable
-
             detail = {"identified": f"{printable(row['name'])} ({printable(row['driver_id'])}) "
                                     f"score {row['score']}",
                       "unknown": f"unknown (best score {row['score']}, threshold {threshold:.2f})",
                       "no_face": "no face found"}[row["verdict"]]
-            print(f"{path}: {detail}")
+            print(f"{printable(path)}: {detail}")
     if args.json:
         print(json.dumps(results, indent=2))
     if skipped:
         print(f"warning: {len(skipped)} of {len(args.images)} image(s) skipped: "
-              f"{', '.join(skipped)}", file=sys.stderr)
+              f"{printable(', '.join(skipped))}", file=sys.stderr)
         return 2 if not results else 1
     return 0
 
@@ -431,16 +424,16 @@ def cmd_attention(args: argparse.Namespace) -> int:
             row = _measure_photo(path, args, engine, estimator)
         except SensePerceptionError as exc:  # one bad photo must not cost the others theirs
             skipped.append({"image": str(path), "reason": str(exc)})
-            print(f"warning: skipped {path}: {exc}", file=sys.stderr)
+            print(f"warning: skipped {printable(path)}: {printable(exc)}", file=sys.stderr)
             continue
         rows.append(row)
         if args.json:
             continue
         if row["yaw_deg"] is None:
-            print(f"{path}: {row['reason']}")
+            print(f"{printable(path)}: {printable(row['reason'])}")
             continue
         ear = row["eye_aspect_ratio"]
-        print(f"{path}: yaw {row['yaw_deg']:+.1f}  pitch {row['pitch_deg']:+.1f}  roll "
+        print(f"{printable(path)}: yaw {row['yaw_deg']:+.1f}  pitch {row['pitch_deg']:+.1f}  roll "
               f"{row['roll_deg']:+.1f} deg; eye openness (EAR) right {ear['right']:.3f} left "
               f"{ear['left']:.3f}")
     doc = {"conventions": ATTENTION_CONVENTIONS, "images": rows, "skipped": skipped}
@@ -448,10 +441,10 @@ def cmd_attention(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     if json_out is not None:
         _write_json(json_out, doc)
-        print(f"wrote {json_out}", file=sys.stderr if args.json else sys.stdout)
+        print(f"wrote {printable(json_out)}", file=sys.stderr if args.json else sys.stdout)
     if skipped:
         print(f"warning: {len(skipped)} of {len(args.images)} image(s) skipped: "
-              f"{', '.join(s['image'] for s in skipped)}", file=sys.stderr)
+              f"{printable(', '.join(s['image'] for s in skipped))}", file=sys.stderr)
         return 2 if not rows else 1
     return 0
 
@@ -575,7 +568,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if json_out is not None:
         _write_json(json_out, doc)
     for entry in doc["skipped"]:
-        print(f"warning: skipped {entry['image']} and its pairs: {entry['reason']}",
+        print(f"warning: skipped {printable(entry['image'])} and its pairs: "
+              f"{printable(entry['reason'])}",
               file=sys.stderr)
     status = 1 if doc["skipped"] else 0
     if args.json:

@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from . import shown
+
     from ..config import files_note, load_params, resolve_config
     from ..errors import ConfigError
     from ..evaluation.outputs import check_own_results, write_results
@@ -176,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     render(result, out)
     skipped = meta["skipped"]
     for entry in skipped:
-        console.print(f"[red]skipped:[/red] {escape(entry['image'])}: {escape(entry['reason'])}",
+        console.print(f"[red]skipped:[/red] {shown(entry['image'])}: {shown(entry['reason'])}",
                       highlight=False, soft_wrap=True)
     from ..evaluation.positions import DETECTIONS_FILE, evaluate_positions, render_positions
 
@@ -189,9 +191,9 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"3-D positions: none ({three_d.detections['positions']['reason']})",
                   highlight=False, soft_wrap=True)
     else:
-        out.print(f"3-D positions from {escape(three_d.source)}", highlight=False, soft_wrap=True)
+        out.print(f"3-D positions from {shown(three_d.source)}", highlight=False, soft_wrap=True)
     for key, reason in three_d.unplaced:
-        console.print(f"[red]no positions:[/red] {escape(key)}: {escape(reason)}",
+        console.print(f"[red]no positions:[/red] {shown(key)}: {shown(reason)}",
                       highlight=False, soft_wrap=True)
     meta["positions_left_out"] = [{"image": k, "reason": r} for k, r in three_d.unplaced]
     unplaced = three_d.unplaced
@@ -205,9 +207,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write the results to --out {args.out}: "
                           f"{exc.strerror or exc}; the earlier results there are unchanged") from None
     if removed:
-        out.print(f"removed {stale} of an earlier run (no curve in this one)", soft_wrap=True)
+        out.print(f"removed {shown(stale)} of an earlier run (no curve in this one)",
+                  soft_wrap=True, highlight=False)
     json_path, plot = args.out / EVAL_FILE, (stale if plot_bytes is not None else None)
-    out.print(f"wrote {json_path}, {args.out / DETECTIONS_FILE}" + (f" and {plot}" if plot else "")
+    out.print(f"wrote {shown(json_path)}, {shown(args.out / DETECTIONS_FILE)}"
+              + (f" and {shown(plot)}" if plot else "")
               + (f"; {len(skipped)} image(s) skipped, not scored" if skipped else ""),
-              soft_wrap=True)
+              soft_wrap=True, highlight=False)
     return 1 if skipped or unplaced else 0

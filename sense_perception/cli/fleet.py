@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fleet import DEFAULT_TIME_LIMIT_S
+from ..face.safe_text import printable
 from . import CONFIG_HELP, config_file
 
 
@@ -121,5 +122,5 @@ def run(args: argparse.Namespace) -> int:
                             state="starting Ray and loading the models in each worker")
         result = run_fleet(request, _ProgressListener(bar, task))
     render_fleet_table(result.summary, Console())
-    print(f"summary: {result.summary_path}")
+    print(f"summary: {printable(result.summary_path)}")
     return result.exit_code

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import load_params
     from ..core.health.camera_settings import health_settings_type
     from ..core.imaging.frame_guard import InputLimits
+    from ..face.safe_text import printable
     from ..fileio import write_result_json
     from ..outpaths import check_result_file
 
@@ -134,14 +135,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             record = judge_file(path, settings, limits)
         except ImageDecodeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {printable(exc)}", file=sys.stderr)
             skipped.append({"path": str(path), "error": str(exc)})
             continue
         records.append(record)
         if args.json:
             continue
         m = record["metrics"]
-        print(f"{path}  {record['width']}x{record['height']}  "
+        # a name with a line break or an escape sequence must not forge or hide a line
+        print(f"{printable(path)}  {record['width']}x{record['height']}  "
               f"{', '.join(record['conditions']) or 'ok'}  (mean {m['mean']:.0f}, sharp "
               f"{m['sharp']:.2f}, flat {m['flat_dark']:.2f}, clipped {m['clipped']:.2f})")
     document = {"images": records, **({"skipped": skipped} if skipped else {})}

@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SensePerceptionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from ..face.safe_text import printable
+
+        print(f"error: {printable(exc)}", file=sys.stderr)  # a file name cannot forge a line
         return 2
     except KeyboardInterrupt:
         return 130

@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import CONFIG_HELP, config_file
+from ..face.safe_text import printable
+from . import CONFIG_HELP, config_file, shown
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FATAL = 0, 1, 2
 
@@ -104,7 +105,6 @@ def _rate(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Run the replay; returns the exit status (fatal errors raise and main() returns 2)."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..replay.engine import ReplayOptions, replay
@@ -156,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
         result = replay(options, progress)
     render_table(result.summary, Console())
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
-    print(f"output bag: {result.out_bag}")
+        console.print(f"[yellow]note:[/] {shown(note)}", highlight=False, soft_wrap=True)
+    print(f"output bag: {printable(result.out_bag)}")
     for video in result.videos:
-        print(f"video: {video}")
-    print(f"summary: {result.summary_path}")
+        print(f"video: {printable(video)}")
+    print(f"summary: {printable(result.summary_path)}")
     return EXIT_OK if result.complete else EXIT_SKIPPED

@@ -419,6 +419,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: write ``camera_health_eval.json`` and ``.md`` under ``--out``; print the tables."""
+    from ..fileio import replace_together
+    from ..outpaths import OutputPathError, check_result_file, check_writable_dir
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for camera_health_eval.json")
@@ -430,10 +433,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.data} holds no street_labelled/ folder; give --data the shared data "
               "folder", file=sys.stderr)
         return 2
+    files = (args.out / "camera_health_eval.json", args.out / "camera_health_eval.md")
+    try:  # before the minutes of evaluation: a bad --out lost them all in a traceback
+        check_writable_dir(args.out)
+        for path in files:
+            check_result_file(path, [], "--out")
+    except OutputPathError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     result = evaluate(args.data, args.step)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "camera_health_eval.json").write_text(json.dumps(result, indent=1))
-    (args.out / "camera_health_eval.md").write_text(markdown(result) + "\n")
+    try:  # both whole or neither: a full disk keeps an earlier pair
+        replace_together({files[0]: json.dumps(result, indent=1).encode(),
+                          files[1]: (markdown(result) + "\n").encode()}, private=False)
+    except OSError as exc:
+        print(f"error: cannot write the results to --out {args.out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     print(markdown(result))
     return 0
 

@@ -51,3 +51,12 @@ def printable(value: object) -> str:
         return text
     return "".join(ch.encode("unicode_escape", "backslashreplace").decode("ascii")
                    if is_unsafe(ch) else ch for ch in text)
+
+
+def shown(value: object) -> str:
+    """``value`` as text for a rich console: line breaks, escape sequences and bidi controls
+    escaped (:func:`printable`), and rich markup escaped: a path, topic or reason holding ``[/x]``
+    raised rich's MarkupError, a traceback after the work was done."""
+    from rich.markup import escape
+
+    return escape(printable(value))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import BagError
+from ..outpaths import real_path
 from ..replay.reader import STORAGE_SUFFIXES
 
 LOG = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def _bags_in(root: Path, exclude: set[Path], notes: list[str]) -> Iterable[Path]
         for d in sorted(dirs):
             path = here / d
             # Hidden folders hold in-progress fleet outputs (.<name>.partial) and tool caches.
-            if d.startswith(".") or path.resolve() in exclude:
+            if d.startswith(".") or real_path(path) in exclude:
                 continue
             kept.append(d)
         dirs[:] = kept
@@ -175,7 +176,7 @@ def find_bags(inputs: Sequence[Path], exclude: Sequence[Path] = (),
     Raises:
         BagError: an input does not exist or is not a bag, a storage file or a folder.
     """
-    skip = {Path(p).resolve() for p in exclude}
+    skip = {real_path(Path(p)) for p in exclude}  # --out may be a link loop
     notes = [] if notes is None else notes
     found: dict[Path, Path] = {}  # real path -> the path it was found by
     for raw in inputs:

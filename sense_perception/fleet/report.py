@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..face.safe_text import shown
+
 
 STATUSES = ("done", "partial", "failed", "skipped")
 INTERRUPTED = "interrupted"  # counted only when a run was stopped (SIGINT / SIGTERM)
@@ -162,9 +164,9 @@ def render_fleet_table(summary: dict[str, Any], console: Console | None = None) 
             note = "not finished: run again to resume"
         if r["attempts"] > 1 and r["status"] != "failed":
             note = (note + "; " if note else "") + "retried on a new worker"
-        table.add_row(r["name"], f"[{style[r['status']]}]{r['status']}[/]", str(r["frames"]),
-                      _top_labels(r["detections"]), "-" if r["worker"] is None else str(r["worker"]),
-                      note)
+        table.add_row(shown(r["name"]), f"[{style[r['status']]}]{r['status']}[/]",
+                      str(r["frames"]), shown(_top_labels(r["detections"])),
+                      "-" if r["worker"] is None else str(r["worker"]), shown(note))
     console.print(table)
     bags = summary["bags"]
     console.print(f"bags {bags['found']}: {bags['done']} done, {bags['partial']} partial, "
@@ -173,7 +175,7 @@ def render_fleet_table(summary: dict[str, Any], console: Console | None = None) 
     fps = summary["frames_per_s"]
     console.print(f"frames {summary['frames']}  {fps['overall']:.1f} frames/s overall "
                   f"({fps['while_replaying']:.1f} while replaying)  wall {summary['wall_s']:.1f} s"
-                  + (f"  detections: {_top_labels(summary['detections'], 6)}"
+                  + (f"  detections: {shown(_top_labels(summary['detections'], 6))}"
                      if summary["detections"] else ""))
     if summary["workers"]:
         workers = Table(title="workers")
@@ -181,9 +183,9 @@ def render_fleet_table(summary: dict[str, Any], console: Console | None = None) 
             workers.add_column(name, justify="right" if name in ("bags", "frames", "frames/s")
                                else "left")
         for w in summary["workers"]:
-            workers.add_row(str(w["id"]), str(w["pid"] or "-"), str(w["host"] or "-"),
+            workers.add_row(str(w["id"]), str(w["pid"] or "-"), shown(w["host"] or "-"),
                             ",".join(w["gpu_ids"] or []) or "-", str(w["bags"]), str(w["frames"]),
                             f"{w['frames_per_s']:.1f}", w["end"])
         console.print(workers)
     for note in summary["notes"]:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {shown(note)}")

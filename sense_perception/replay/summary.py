@@ -9,7 +9,8 @@ from typing import Any, Sequence
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
+
+from ..face.safe_text import shown
 
 
 class SummaryBuilder:
@@ -124,7 +125,7 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
     for topic, cam in summary["cameras"].items():
         dets = ", ".join(f"{label} {n}" for label, n in sorted(cam["detections"].items(),
                                                                 key=lambda kv: (-kv[1], kv[0])))
-        table.add_row(Text(topic), str(cam["frames"]), dets or "-")
+        table.add_row(shown(topic), str(cam["frames"]), shown(dets) or "-")
     console.print(table)
     for topic, cam in summary["cameras"].items():
         placed = cam.get("positions")
@@ -132,23 +133,23 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
             continue
         unplaced = placed.get("frames_without_positions") or {}
         if placed.get("calibration") and (placed.get("placed") or not placed.get("reason")):
-            console.print(f"3-D positions {topic}: {placed['placed']} of {placed['detections']} "
-                          f"detections placed ({placed['calibration']})", highlight=False,
-                          soft_wrap=True, markup=False)
+            console.print(f"3-D positions {shown(topic)}: {placed['placed']} of "
+                          f"{placed['detections']} detections placed "
+                          f"({shown(placed['calibration'])})", highlight=False, soft_wrap=True)
         else:
-            console.print(f"3-D positions {topic}: none ({placed.get('reason')})",
-                          highlight=False, soft_wrap=True, markup=False)
+            console.print(f"3-D positions {shown(topic)}: none ({shown(placed.get('reason'))})",
+                          highlight=False, soft_wrap=True)
             if len(unplaced) < 2:
                 continue  # that one reason was all
         for reason, frames in unplaced.items():  # some frames had none: say which and why
-            console.print(f"3-D positions {topic}: {frames} of {placed['frames']} frames without "
-                          f"({reason})", highlight=False, soft_wrap=True, markup=False)
+            console.print(f"3-D positions {shown(topic)}: {frames} of {placed['frames']} frames "
+                          f"without ({shown(reason)})", highlight=False, soft_wrap=True)
     lat = summary["latency_ms"]
     console.print(f"frames {summary['frames']}  throughput {summary['throughput_fps']:.1f} fps  "
                   f"latency p50 {lat['p50']:.1f} ms  p95 {lat['p95']:.1f} ms  p99 {lat['p99']:.1f} ms")
     for item in summary["identity"]:
-        console.print(f"driver at t={item['t']:.3f}: {item['state']}"
-                      + (f" ({item['driver']})" if item["driver"] else ""))
+        console.print(f"driver at t={item['t']:.3f}: {shown(item['state'])}"
+                      + (f" ({shown(item['driver'])})" if item["driver"] else ""))
     attention = summary.get("attention")
     if attention:
         spent = ", ".join(f"{state} {seconds:.1f} s" for state, seconds
@@ -161,5 +162,5 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
         skipped.add_column("count", justify="right")
         skipped.add_column("reason")
         for item in summary["skipped"]:
-            skipped.add_row(Text(item["topic"]), str(item["count"]), Text(item["reason"]))
+            skipped.add_row(shown(item["topic"]), str(item["count"]), shown(item["reason"]))
         console.print(skipped)
