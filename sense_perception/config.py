@@ -137,6 +137,9 @@ def resolve_config(value: str | Path) -> Path:
         ConfigError: an unknown bare name that is no existing file either.
     """
     text = str(value)
+    if not text.strip():  # Path("") is the working directory
+        raise ConfigError(f"config {text!r} is empty; give the path of a YAML file or a bundled "
+                          f"config ({', '.join(BUNDLED_CONFIGS)})")
     path = Path(text)
     if text in BUNDLED_CONFIGS and not path.exists():
         return bundled_config(text)
@@ -162,6 +165,8 @@ MAX_CONFIG_BYTES = 1 << 20
 #: expand to: a node has about 300. Aliases can make a few hundred bytes flatten to millions.
 MAX_CONFIG_ENTRIES = 10_000
 MAX_CONFIG_DEPTH = 32
+#: Most ``# base:`` files one overlay may stand on (the bundled overlays stand on one).
+MAX_CONFIG_BASES = 16
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -254,6 +259,9 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
             else path.parent / name)
     if base.resolve() in _seen or base.resolve() == path.resolve():
         raise ConfigError(f"config file {path}: '# base: {name}' leads back to itself")
+    if len(_seen) >= MAX_CONFIG_BASES:  # each base is read within the one before it
+        raise ConfigError(f"config file {path}: '# base: {name}' is more than {MAX_CONFIG_BASES} "
+                          "overlays deep; let an overlay name the complete file it changes")
     return _merge(read_config(base, (*_seen, path.resolve())), doc)
 
 

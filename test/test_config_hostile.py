@@ -119,6 +119,30 @@ def test_a_missing_base_names_the_overlay_that_names_it(tmp_path: Path) -> None:
         "read" in err and "No such file" in err, err
 
 
+def test_a_chain_of_two_thousand_overlays_is_a_clear_error(tmp_path: Path) -> None:
+    """Each '# base:' is read inside the one before it: 2000 overlays on one another ended in a
+    RecursionError. An overlay may stand on 16."""
+    for i in range(2000):
+        write(tmp_path, f"# base: c{i + 1}.yaml\n", f"c{i}.yaml")
+    write(tmp_path, "detector: {score_threshold: 0.5}\n", "c2000.yaml")
+    code, err, _ = health(tmp_path / "c0.yaml")
+    assert code == 2, err
+    assert f"config file {tmp_path / 'c16.yaml'}: '# base: c17.yaml' is more than 16 overlays " \
+        "deep" in err, err
+    write(tmp_path, "detector: {score_threshold: 0.5}\n", "c16.yaml")  # 16 bases: read
+    code, err, _ = health(tmp_path / "c0.yaml")
+    assert code == 0, err
+
+
+def test_an_empty_config_name_is_refused_as_empty(tmp_path: Path) -> None:
+    """--config '' read the working directory ('config file . cannot be read: it is a
+    directory')."""
+    result = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "health", str(STREET),
+                             "--config", ""], cwd=tmp_path, capture_output=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2 and b"config '' is empty" in result.stderr, result.stderr
+
+
 def test_thousands_of_unknown_names_are_answered_quickly_and_briefly(tmp_path: Path) -> None:
     """9000 misspelt names in one section: every name got its own did-you-mean and the whole valid
     list (minutes, an error of megabytes); a 7 MB file of them took a minute just to parse."""
