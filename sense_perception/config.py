@@ -229,7 +229,8 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     # Named as the base of the overlay that names it, so the user knows which '# base:' to fix.
     name_of = f"config file {path}" + (f" (the '# base:' of {_seen[-1]})" if _seen else "")
     try:  # a FIFO or /dev/zero given as --config is refused, never waited on or read without end
-        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) hid a '# base:' first line.
+        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8-sig")
     except NotRegularFileError as exc:
         raise ConfigError(f"{name_of} cannot be read: {exc}; give a YAML parameter file") from None
     except OSError as exc:
@@ -250,8 +251,13 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
         raise ConfigError(f"{name_of}: the top level must be a mapping (node names to "
                           "ros__parameters, or the settings themselves: detector: {...})")
     doc = _nest(doc, path)
-    first = text.lstrip().splitlines()[0] if text.strip() else ""
-    match = BASE_DIRECTIVE.match(first)
+    lines = text.lstrip().splitlines()
+    later = next((n for n, line in enumerate(lines[1:], 2) if BASE_DIRECTIVE.match(line.strip())),
+                 None)
+    if later is not None:  # a comment there, so the base was silently not read
+        raise ConfigError(f"{name_of}: a '# base:' line is read only as the file's first line (it "
+                          f"is line {later} of the text); move it there")
+    match = BASE_DIRECTIVE.match(lines[0]) if lines else None
     if not match:
         return doc
     name = match.group(1)

@@ -143,6 +143,22 @@ def test_an_empty_config_name_is_refused_as_empty(tmp_path: Path) -> None:
     assert result.returncode == 2 and b"config '' is empty" in result.stderr, result.stderr
 
 
+def test_an_overlay_saved_with_a_byte_order_mark_still_reads_its_base(tmp_path: Path) -> None:
+    """A UTF-8 byte order mark (as Windows editors save) hid the '# base:' first line: the base's
+    settings were silently not applied. A '# base:' line below the first was a mere comment too."""
+    write(tmp_path, "camera_health:\n  dark_mean: 255.0\n  dark_highlight: 255.0\n", "base.yaml")
+    config = tmp_path / "overlay.yaml"
+    config.write_bytes(b"\xef\xbb\xbf# base: base.yaml\ndetector:\n  nms_iou: 0.4\n")
+    result = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "health", str(STREET),
+                             "--config", str(config)], capture_output=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0 and b"dark" in result.stdout, result  # the base's thresholds
+    later = write(tmp_path, "# my overlay\n# base: base.yaml\ndetector:\n  nms_iou: 0.4\n")
+    code, err, _ = health(later)
+    assert code == 2 and "a '# base:' line is read only as the file's first line (it is line 2" \
+        in err, err
+
+
 def test_thousands_of_unknown_names_are_answered_quickly_and_briefly(tmp_path: Path) -> None:
     """9000 misspelt names in one section: every name got its own did-you-mean and the whole valid
     list (minutes, an error of megabytes); a 7 MB file of them took a minute just to parse."""
@@ -235,3 +251,36 @@ def test_every_number_outside_its_range_or_nan_is_refused_by_the_loader(kind: st
                 section_from_params(cls, {name: value}, prefix, "probe.yaml")
             assert name.rsplit(".", 1)[-1] in str(refused.value), refused.value
     assert tried > 100
+
+
+SAMPLE_BAG = ROOT / "sense_perception" / "data" / "sample_bag"
+CABIN = "/camera/cabin/image_raw/compressed"
+
+
+@pytest.mark.parametrize("text, cabin, named", [
+    ("identity:\n  window: 4611686018427387904\n", True, "identity.window"),
+    ("face:\n  top_k: 4611686018427387904\n", True, "face.top_k"),
+    ("runtime:\n  intra_op_threads: 4611686018427387904\n", False, "runtime.intra_op_threads"),
+    ("detector:\n  max_batch: 1000000000\n", False, "detector.max_batch"),
+    ("tiling:\n  mode: horizon_bands\n  min_tile_px: 1\n  columns: 4611686018427387904\n", False,
+     "tiling.columns"),
+])
+def test_a_count_that_sizes_memory_or_threads_has_an_upper_bound(tmp_path: Path, text: str,
+                                                                 cabin: bool, named: str) -> None:
+    """A count far beyond any use (a typo, or 2**62) reached numpy or onnxruntime: identity.window
+    ended the replay in a traceback ('array is too big'), runtime.intra_op_threads in a multi-line
+    pybind11 error naming no parameter, max_batch 10**9 asked for terabytes, and face.top_k and
+    tiling.columns dropped every frame as 'inference failed'. Each has an upper bound now, which
+    ROS enforces on the nodes too; the replay refuses the file before the first frame."""
+    config = write(tmp_path, text)
+    topics = ["--topics", "--cabin", CABIN] if cabin else ["--topics", "/camera/front/image_raw/compressed"]
+    result = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
+                             str(SAMPLE_BAG), "--out", str(tmp_path / "out"), "--config", str(config),
+                             *topics], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, timeout=300)
+    err = result.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err[-3000:]
+    assert result.returncode == 2, err
+    assert named in err and ("4611686018427387904" in err or "1000000000" in err), err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "summary.json").exists()
