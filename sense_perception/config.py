@@ -501,8 +501,9 @@ def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
         settings = cls(**values)  # type: ignore[call-arg]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid settings in {source}: {exc}") from exc
-    # The declared ranges, where the class's own checks (with their own words) leave one out.
-    for name, value in values.items():
+    # The declared ranges, where the class's own checks (with their own words) leave one out; a
+    # class with a validate() (the nodes' own settings) checks them there, when its caller asks.
+    for name, value in values.items() if not callable(getattr(cls, "validate", None)) else ():
         check_number(prefix + name, value, hints[name], fields[name].metadata.get("range"), source)
     return settings
 

@@ -248,7 +248,9 @@ def test_every_number_outside_its_range_or_nan_is_refused_by_the_loader(kind: st
         for value in _bad_numbers(item):
             tried += 1
             with pytest.raises(ConfigError) as refused:  # the class's own words, or the loader's
-                section_from_params(cls, {name: value}, prefix, "probe.yaml")
+                settings = section_from_params(cls, {name: value}, prefix, "probe.yaml")
+                if hasattr(settings, "validate"):  # a node's own settings: as its configure does
+                    settings.validate()
             assert name.rsplit(".", 1)[-1] in str(refused.value), refused.value
     assert tried > 100
 
@@ -284,3 +286,17 @@ def test_a_count_that_sizes_memory_or_threads_has_an_upper_bound(tmp_path: Path,
     assert named in err and ("4611686018427387904" in err or "1000000000" in err), err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_the_replay_checks_the_nodes_own_parameters_as_the_node_does(tmp_path: Path) -> None:
+    """The replay read object_detector's and driver_monitor's own parameters without the node's
+    checks: a mount 1.5 m below the road (a sign typo) was taken, where the node refuses it."""
+    config = write(tmp_path, "mount_height: -1.5\n")
+    result = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
+                             str(SAMPLE_BAG), "--out", str(tmp_path / "out"), "--config", str(config),
+                             "--topics", "/camera/front/image_raw/compressed"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                            timeout=300)
+    err = result.stderr.decode(errors="replace")
+    assert result.returncode == 2 and "Traceback" not in err, err
+    assert "parameter 'mount_height'" in err and "-1.5" in err, err
