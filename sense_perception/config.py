@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import reprlib
 import sys
@@ -49,6 +50,49 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def _nest(tree: dict[Any, Any], source: str | Path) -> dict[Any, Any]:
+    """``tree`` with its dotted keys written out as nested mappings (``detector.score_threshold: 1``
+    -> ``detector: {score_threshold: 1}``), so that each setting has one place in the file and an
+    overlay's dotted key replaces its base's nested one.
+
+    Raises:
+        ConfigError: a setting given twice in the file (dotted and nested: the second silently
+            won), or a name that is both a value and a group of settings.
+    """
+    out: dict[Any, Any] = {}
+    for key, value in tree.items():
+        _insert(out, _parts(key), value, (), source)
+    return out
+
+
+def _parts(key: Any) -> list[Any]:
+    return key.split(".") if isinstance(key, str) else [key]
+
+
+def _insert(node: dict[Any, Any], parts: list[Any], value: Any, path: tuple[Any, ...],
+            source: str | Path) -> None:
+    """Put ``value`` at ``parts`` under ``node`` (at ``path`` of the file), refusing a second value."""
+    for i, part in enumerate(parts):
+        path = (*path, part)
+        last = i == len(parts) - 1
+        if last and not isinstance(value, dict):
+            if part in node:
+                raise _given_twice(path, source)
+            node[part] = value
+            return
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise _given_twice(path, source)
+        node = child
+    for key, item in value.items():
+        _insert(node, _parts(key), item, path, source)
+
+
+def _given_twice(path: tuple[Any, ...], source: str | Path) -> ConfigError:
+    return ConfigError(f"config file {source}: '{'.'.join(map(str, path))}' is given twice (as a "
+                       "dotted name and nested, or as a value and as a group of settings); keep one")
 
 
 #: Parameter files shipped in config/ (and installed to share/sense_perception/config/), by name.
@@ -93,6 +137,9 @@ def resolve_config(value: str | Path) -> Path:
         ConfigError: an unknown bare name that is no existing file either.
     """
     text = str(value)
+    if not text.strip():  # Path("") is the working directory
+        raise ConfigError(f"config {text!r} is empty; give the path of a YAML file or a bundled "
+                          f"config ({', '.join(BUNDLED_CONFIGS)})")
     path = Path(text)
     if text in BUNDLED_CONFIGS and not path.exists():
         return bundled_config(text)
@@ -111,8 +158,55 @@ BASE_DIRECTIVE = re.compile(r"#\s*base:\s*(\S+)\s*$")
 _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring = 2, 4, 4, 60
 
-#: A parameter file is a few kB; a bigger one is refused rather than read into memory.
-MAX_CONFIG_BYTES = 16 << 20
+#: A parameter file is a few kB (config/perception.yaml, every parameter with its comment: 34 kB);
+#: a bigger one is refused rather than parsed (PyYAML reads about 170 kB/s of short keys).
+MAX_CONFIG_BYTES = 1 << 20
+#: Most parameters (mapping entries, counted through YAML aliases) and mapping levels a file may
+#: expand to: a node has about 300. Aliases can make a few hundred bytes flatten to millions.
+MAX_CONFIG_ENTRIES = 10_000
+MAX_CONFIG_DEPTH = 32
+#: Most ``# base:`` files one overlay may stand on (the bundled overlays stand on one).
+MAX_CONFIG_BASES = 16
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader refusing a key given twice in one mapping (YAML forbids it; PyYAML
+    kept the last value, silently dropping the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base' may repeat what it merges
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # unhashable: PyYAML's own error names it
+                continue
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"found duplicate key {key!r} (first at line {first.line + 1}); "
+                    "keep one", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _check_size(doc: Any, source: str) -> None:
+    """Refuse a document whose mappings, counted through aliases, exceed :data:`MAX_CONFIG_ENTRIES`
+    entries or :data:`MAX_CONFIG_DEPTH` levels, before anything walks it whole."""
+    entries, stack = 0, [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"config file {source}: mappings nested too deeply (more than "
+                              f"{MAX_CONFIG_DEPTH} levels); a parameter file needs a few")
+        entries += len(node)
+        if entries > MAX_CONFIG_ENTRIES:
+            raise ConfigError(f"config file {source} expands to more than {MAX_CONFIG_ENTRIES} "
+                              "parameters (YAML aliases repeating mappings?); a node has a few "
+                              "hundred: give each setting once")
+        stack.extend((value, depth + 1) for value in node.values())
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -124,33 +218,46 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The YAML document of ``path`` with its ``# base:`` file (if any) merged under it.
+    """The YAML document of ``path`` with its ``# base:`` file (if any) merged under it, dotted
+    keys written out as nested mappings.
 
     Raises:
-        ConfigError: the file (or its base) cannot be read, is not YAML or not a mapping, or
-            the bases form a cycle.
+        ConfigError: the file (or its base) cannot be read, is not YAML or not a mapping, gives a
+            key twice, expands to too many parameters or levels, or the bases form a cycle.
     """
     path = Path(path)
+    # Named as the base of the overlay that names it, so the user knows which '# base:' to fix.
+    name_of = f"config file {path}" + (f" (the '# base:' of {_seen[-1]})" if _seen else "")
     try:  # a FIFO or /dev/zero given as --config is refused, never waited on or read without end
-        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) hid a '# base:' first line.
+        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8-sig")
     except NotRegularFileError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}; give a YAML parameter "
-                          "file") from None
+        raise ConfigError(f"{name_of} cannot be read: {exc}; give a YAML parameter file") from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+        raise ConfigError(f"{name_of} cannot be read: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: "
+        raise ConfigError(f"{name_of} is not UTF-8 text (byte {exc.start}: "
                           f"{exc.object[exc.start:exc.start + 1]!r}); give a YAML parameter "
                           "file") from exc
     try:
-        doc = yaml.safe_load(text) or {}
+        doc = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
+        raise ConfigError(f"{name_of} is not valid YAML: {_yaml_problem(exc)}") from exc
+    except RecursionError:
+        raise ConfigError(f"{name_of}: YAML nested too deeply (thousands of levels); a "
+                          "parameter file needs a few") from None
+    _check_size(doc, name_of)
     if not isinstance(doc, dict):
-        raise ConfigError(f"config file {path}: the top level must be a mapping (node names to "
+        raise ConfigError(f"{name_of}: the top level must be a mapping (node names to "
                           "ros__parameters, or the settings themselves: detector: {...})")
-    first = text.lstrip().splitlines()[0] if text.strip() else ""
-    match = BASE_DIRECTIVE.match(first)
+    doc = _nest(doc, path)
+    lines = text.lstrip().splitlines()
+    later = next((n for n, line in enumerate(lines[1:], 2) if BASE_DIRECTIVE.match(line.strip())),
+                 None)
+    if later is not None:  # a comment there, so the base was silently not read
+        raise ConfigError(f"{name_of}: a '# base:' line is read only as the file's first line (it "
+                          f"is line {later} of the text); move it there")
+    match = BASE_DIRECTIVE.match(lines[0]) if lines else None
     if not match:
         return doc
     name = match.group(1)
@@ -158,6 +265,9 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
             else path.parent / name)
     if base.resolve() in _seen or base.resolve() == path.resolve():
         raise ConfigError(f"config file {path}: '# base: {name}' leads back to itself")
+    if len(_seen) >= MAX_CONFIG_BASES:  # each base is read within the one before it
+        raise ConfigError(f"config file {path}: '# base: {name}' is more than {MAX_CONFIG_BASES} "
+                          "overlays deep; let an overlay name the complete file it changes")
     return _merge(read_config(base, (*_seen, path.resolve())), doc)
 
 
@@ -212,6 +322,7 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
                                   "drop the node names (the plain form: detector: {...} at the top)")
         return _shared_params(flatten(doc), kind, str(path), checked)
     params: dict[str, Any] = {}
+    own: dict[str, str] = {}  # node_name's parameters: the section that gave each
     valid = {"/**", *NODE_KINDS, node_name, *(f"/{n}" for n in (*NODE_KINDS, node_name))}
     for key, section in doc.items():
         if check and key not in valid:
@@ -221,11 +332,22 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
         if not _is_node_section(section) or not isinstance(section["ros__parameters"], dict):
             raise ConfigError(f"config file {path}: '{key}' must contain a 'ros__parameters' "
                               "mapping")
+        beside = [k for k in section if k != "ros__parameters"]
+        if check and beside:  # ROS reads only ros__parameters: the rest was dropped unread
+            raise ConfigError(f"'{beside[0]}' in section '{key}' of {path} is outside "
+                              "ros__parameters; move it under ros__parameters")
         flat = flatten(section["ros__parameters"])
         name = key if key == "/**" else key.lstrip("/")
         if name == "/**":
             params = {**_shared_params(flat, kind, str(path), checked), **params}
         elif name == node_name:
+            # object_detector and /object_detector are one node: a setting in both had the
+            # later section's value, the other's silently dropped.
+            twice = next((k for k in flat if k in own), None)
+            if twice is not None:
+                raise ConfigError(f"parameter '{twice}' is given in both '{own[twice]}' and "
+                                  f"'{key}' sections of {path} (one node); keep one")
+            own.update(dict.fromkeys(flat, key))
             params.update(flat)
         elif check and name in NODE_KINDS:  # the other node's section: not read, but checked
             check_names(flat, name, str(path))
@@ -295,6 +417,55 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
                       f"got {_SHOWN.repr(value)}")
 
 
+def numeric_range(bounds: Any) -> tuple[float | None, float | None] | None:
+    """``(low, high)`` of a ``setting(range=...)`` that is a numeric range, else None."""
+    if isinstance(bounds, tuple) and len(bounds) == 2 and all(
+            b is None or (isinstance(b, (int, float)) and not isinstance(b, bool)) for b in bounds):
+        return bounds
+    return None
+
+
+def check_number(key: str, value: Any, hint: Any, bounds: Any, source: str) -> None:
+    """Refuse a number parameter ``key`` may not hold: outside its declared range (what ROS
+    enforces on a node, and ``ros2 param describe`` shows), NaN (which every comparison lets
+    through, silently switching a check off), or, where no range says it may be, infinite.
+
+    Raises:
+        ConfigError: naming the parameter, the source, the rule and the value.
+    """
+    if hint in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        span = numeric_range(bounds)
+        if span is None:
+            if not math.isfinite(value):
+                raise ConfigError(f"parameter '{key}' in {source} must be a finite number, got "
+                                  f"{value}")
+            return
+        low, high = span
+        if math.isnan(value) or (low is not None and value < low) or (
+                high is not None and value > high):
+            shown = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+            raise ConfigError(f"parameter '{key}' in {source} must be within {shown}, got {value}")
+    elif typing.get_origin(hint) in (list, tuple) and isinstance(value, (list, tuple)):
+        bad = next((v for v in value if isinstance(v, float) and not math.isfinite(v)), None)
+        if bad is not None:
+            raise ConfigError(f"parameter '{key}' in {source} must hold finite numbers, got "
+                              f"{_SHOWN.repr(list(value))}")
+
+
+def check_value(kind: str, name: str, value: Any, source: str) -> None:
+    """Refuse one value for parameter ``name`` of node ``kind`` that its settings would refuse on
+    their own: a wrong type (:func:`section_from_params`' rule) or a number outside
+    :func:`check_number`'s. Rules between parameters are left to the node's configure. A name the
+    node does not have passes (ROS refuses those itself).
+
+    Raises:
+        ConfigError: naming the parameter, ``source`` and what it must be.
+    """
+    item = node_schema(kind).get(name)
+    if item is not None:
+        check_number(name, _coerce(name, value, item.hint, source), item.hint, item.range, source)
+
+
 def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
                         source: str = "config", strict: bool = True) -> T:
     """Build dataclass ``cls`` from the flattened ``params`` whose keys start with ``prefix``.
@@ -310,7 +481,8 @@ def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
         ConfigError: a key is unknown or a value has the wrong type.
     """
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = set(fields)
     values: dict[str, Any] = {}
     for key, value in params.items():
         if not key.startswith(prefix):
@@ -318,14 +490,28 @@ def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
         name = key[len(prefix):]
         if name in names:
             values[name] = _coerce(key, value, hints[name], source)
+            if not _finite(values[name]):  # before the class's own checks, which NaN passes
+                check_number(key, values[name], hints[name], fields[name].metadata.get("range"),
+                             source)
         elif strict and "." not in name:
             raise ConfigError(f"unknown parameter '{key}' in {source}; "
                               f"{did_you_mean(name, names, prefix)}valid: "
                               f"{', '.join(prefix + n for n in sorted(names))}")
     try:
-        return cls(**values)  # type: ignore[call-arg]
+        settings = cls(**values)  # type: ignore[call-arg]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid settings in {source}: {exc}") from exc
+    # The declared ranges, where the class's own checks (with their own words) leave one out; a
+    # class with a validate() (the nodes' own settings) checks them there, when its caller asks.
+    for name, value in values.items() if not callable(getattr(cls, "validate", None)) else ():
+        check_number(prefix + name, value, hints[name], fields[name].metadata.get("range"), source)
+    return settings
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity in a number or a list of numbers."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return not any(isinstance(v, float) and not math.isfinite(v) for v in items)
 
 
 # -- the parameters of each node: names, defaults, descriptions and ranges ----------------------
@@ -526,6 +712,9 @@ def check_names(params: Iterable[str], kind: str, source: str,
     unknown = [k for k in params if k not in valid and not is_ros_param(k)]
     if not unknown:
         return
+    # A few are named in full; thousands (a file of typos) would take minutes and megabytes.
+    more = len(unknown) - _NAMED
+    unknown = unknown[:_NAMED]
     groups = sorted({n.rsplit(".", 1)[0] + "." for n in valid if "." in n}, key=len, reverse=True)
     top = sorted(n for n in valid if "." not in n)
     heads = sorted({n.split(".", 1)[0] for n in valid if "." in n})
@@ -553,4 +742,10 @@ def check_names(params: Iterable[str], kind: str, source: str,
         found = replaced + ([f"unknown parameter(s) {', '.join(named)}"] if named else [])
         problems.insert(0, f"{'; '.join(found)} in {source}; valid: {', '.join(top)} and the "
                            f"dotted settings {', '.join(h + '.*' for h in heads)}")
+    if more > 0:
+        problems.append(f"and {more} more unknown parameters")
     raise ConfigError("; ".join(problems))
+
+
+#: How many unknown parameter names an error names, each with its fix.
+_NAMED = 5

@@ -40,7 +40,7 @@ class FaceConfig:
     score_threshold: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
     nms_iou: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
     max_side: int = field(default=640, metadata={"range": (64, 4096)})
-    top_k: int = field(default=20, metadata={"range": (1, None)})
+    top_k: int = field(default=20, metadata={"range": (1, 5000)})
     driver_side: str = field(default="left", metadata={"range": ("left", "right")})
     driver_region: list[float] = field(default_factory=list, metadata={
         "range": "[x0, y0, x1, y1], each 0..1, x0 < x1 and y0 < y1; [] = the region for driver_side"})

@@ -106,9 +106,12 @@ def autoware_settings(config: Path | None) -> AutowareConfig:
 
 
 def _node_settings(cls: type, params: dict[str, Any], source: str) -> Any:
-    """A node's own (top-level) parameters from its flattened parameters, defaults for the rest."""
-    return section_from_params(cls, {k: v for k, v in params.items() if "." not in k}, "", source,
-                               strict=False)
+    """A node's own (top-level) parameters from its flattened parameters, defaults for the rest,
+    checked as the node checks them (a mount_height of -1.5 placed objects below the road)."""
+    settings: Any = section_from_params(cls, {k: v for k, v in params.items() if "." not in k}, "",
+                                        source, strict=False)
+    settings.validate()
+    return settings
 
 
 class DecodedFrame(NamedTuple):

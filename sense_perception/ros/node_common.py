@@ -14,12 +14,14 @@ import time
 from typing import Any, Callable, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                 SetParametersResult)
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 
-from ..config import Setting, is_ros_param, check_names, node_schema, section_from_params
+from ..config import (Setting, check_names, check_value, is_ros_param, node_schema,
+                      section_from_params)
 from ..core.output import messages
 from ..core.output.annotations import IMAGE_ANNOTATIONS
 from ..core.output.frame_outputs import (DIAGNOSTICS_TOPIC, Output, enabled_outputs, frame_messages,
@@ -112,6 +114,9 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._refused_overrides = declare_settings(self, self.SETTINGS.KIND)
+        # ``ros2 param set`` of a value the settings refuse (a string for a number, NaN) is refused
+        # at once, the old value kept; it was taken and only failed the next configure.
+        self.add_on_set_parameters_callback(self._check_set)
         # A refused override is reported until the parameter is set anew (``ros2 param set``).
         self.add_post_set_parameters_callback(self._forget_refused)
         self.add_on_set_parameters_callback(self._refuse_while_configured)
@@ -132,6 +137,20 @@ class PerceptionNode(LifecycleNode):
         low, high = DIAGNOSTICS_PERIOD_S  # outside them: 1 s, and configure names the parameter
         period = float(period) if isinstance(period, (int, float)) and low <= period <= high else 1.0
         self._diag_timer = self.create_timer(period, self.publish_diagnostics)
+
+    def _check_set(self, parameters: list[Any]) -> SetParametersResult:
+        for parameter in parameters:
+            if parameter.value is None or is_ros_param(parameter.name):  # unset: the default
+                continue
+            value = parameter.value
+            try:
+                check_value(self.SETTINGS.KIND, parameter.name,
+                            list(value) if isinstance(value, array.array) else value,
+                            f"the request to set {self.get_fully_qualified_name()}")
+            except ConfigError as exc:
+                return SetParametersResult(successful=False, reason=f"{exc}; the value stays "
+                                           f"{self.get_parameter(parameter.name).value!r}")
+        return SetParametersResult(successful=True)
 
     def _forget_refused(self, parameters: list[Any]) -> None:
         for parameter in parameters:

@@ -3,10 +3,11 @@ checked without ROS. Dotted parameters (``detector.*``, ``face.*``...) belong to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from ..config import Setting, check_names, setting
+from ..config import Setting, check_names, check_number, setting
 from ..core.output.topics import camera_info_topic
 # Re-exported: the topic rules were first defined here and callers still import them from here.
 from ..core.output.topics import join_topic, output_namespace, output_namespaces  # noqa: F401
@@ -80,6 +81,15 @@ class InputSettings:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
 
+    def check_declared_ranges(self) -> None:
+        """Each number within the range its field declares, for those :meth:`validate` does not
+        name in its own words (``mount_height`` -0.5 was taken by the replay; ROS enforces the
+        ranges only on a node)."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            check_number(f.name, getattr(self, f.name), hints[f.name], f.metadata.get("range"),
+                         "the node's parameters")
+
 
 @dataclass
 class ObjectDetectorSettings(InputSettings):
@@ -147,6 +157,7 @@ class ObjectDetectorSettings(InputSettings):
         if not 0.0 <= self.mount_pitch_sd <= 10.0:
             raise ConfigError(f"parameter 'mount_pitch_sd' must be in [0, 10] degrees, got "
                               f"{self.mount_pitch_sd}")
+        self.check_declared_ranges()
 
     def position_noise(self) -> Any:
         """The noise the 3-D positions assume, with ``mount_pitch_sd``
@@ -212,6 +223,7 @@ class DriverMonitorNodeSettings(InputSettings):
         if not self.camera_topic:
             raise ConfigError("parameter 'camera_topic' must not be empty")
         transport_kind(self.camera_topic, self.camera_transport)
+        self.check_declared_ranges()
 
     def camera_info(self) -> str:
         """The CameraInfo topic to read, "" for none."""

@@ -154,3 +154,71 @@ def test_an_override_outside_its_range_set_right_at_run_time_lets_configure_succ
         assert node.config_error == "" and node.get_parameter("detector.nms_iou").value == 0.6
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("detector.score_threshold", "abc", "must be float, got 'abc'"),
+    ("detector.score_threshold", True, "must be float, got True"),
+    ("input.max_width", 640.5, "must be int, got 640.5"),
+    ("camera_topics", "/camera/front/image_raw", "must be list"),
+    ("detector.pixel_scale", float("nan"), "must be a finite number, got nan"),
+    ("detector.mean", [float("nan"), 0.0, 0.0], "must hold finite numbers"),
+])
+def test_a_bad_value_set_at_run_time_is_refused_and_the_node_keeps_its_value(
+        params_context, name, value, words):
+    """`ros2 param set` of a string for a number, a bool for a float, NaN: ROS took them (the
+    parameters are dynamically typed), the old value was lost, and the next configure failed, so a
+    lifecycle manager's cleanup and configure left the node without perception. Now the request
+    is refused with the reason, the value stays, and the node goes on and configures again."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    ctx = params_context("object_detector:\n  ros__parameters:\n    runtime:\n"
+                         "      providers: [CPUExecutionProvider]\n      intra_op_threads: 1\n")
+    node = ObjectDetectorNode("object_detector", context=ctx)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
+        before = node.get_parameter(name).value
+        # what `ros2 param set /object_detector NAME VALUE` calls: the node's service
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        result = node._parameter_service._set_parameters_callback(request, SetParameters.Response()).results[0]
+        assert not result.successful
+        assert f"parameter '{name}'" in result.reason and words in result.reason, result.reason
+        assert f"the value stays {before!r}" in result.reason, result.reason
+        assert node.get_parameter(name).value == before
+        assert node.lifecycle_state == "inactive"
+        # A good value of the same parameter is still taken (an int for a float parameter too).
+        good = {"detector.score_threshold": 1, "input.max_width": 4096,
+                "camera_topics": ["/camera/front/image_raw"], "detector.pixel_scale": 0.5,
+                "detector.mean": [0.0, 0.0, 0.0]}[name]
+        request = SetParameters.Request(parameters=[Parameter(name, value=good).to_parameter_msg()])
+        result = node._parameter_service._set_parameters_callback(request, SetParameters.Response()).results[0]
+        assert result.successful, result.reason
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
+    finally:
+        node.destroy_node()
+
+
+def test_a_bad_value_set_on_driver_monitor_is_refused(params_context):
+    """The same check on the cabin node (not configured: its gallery and face models are not
+    needed for a parameter to be refused)."""
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    ctx = params_context("driver_monitor:\n  ros__parameters: {}\n")
+    node = DriverMonitorNode("driver_monitor", context=ctx)
+    try:
+        result = node.set_parameters([Parameter("attention.neutral_yaw_deg", value="left")])[0]
+        assert not result.successful and "must be float, got 'left'" in result.reason, result.reason
+        result = node.set_parameters([Parameter("attention.level_times_s",
+                                                value=[3.0, float("inf"), 11.0])])[0]
+        assert not result.successful and "must hold finite numbers" in result.reason, result.reason
+        assert node.get_parameter("attention.neutral_yaw_deg").value == 0.0
+        assert node.set_parameters([Parameter("attention.neutral_yaw_deg", value=5.0)])[0].successful
+    finally:
+        node.destroy_node()

@@ -215,15 +215,15 @@ class DetectorConfig:
     max_detections: int = field(default=100, metadata={"range": (0, None)})
     keep_other_classes: bool = False
     batching: bool = True
-    max_batch: int = field(default=8, metadata={"range": (1, None)})
+    max_batch: int = field(default=8, metadata={"range": (1, 64)})
     input_width: int = field(default=0, metadata={
         "description": "network input width for models with a dynamic input size (0: read it from the "
             "model)",
-        "range": (0, None)})
+        "range": (0, 8192)})
     input_height: int = field(default=0, metadata={
         "description": "network input height for models with a dynamic input size (0: read it from the "
             "model)",
-        "range": (0, None)})
+        "range": (0, 8192)})
     resize: str = field(default="", metadata={
         "range": ("", "stretch", "letterbox", "letterbox_center")})
     color_order: str = field(default="", metadata={"range": ("", "rgb", "bgr")})

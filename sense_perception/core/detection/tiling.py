@@ -83,9 +83,9 @@ class TilingConfig:
     mode: str = field(default="off", metadata={"range": ("off", "horizon_bands")})
     horizon_y: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
     band_height: float = field(default=0.4, metadata={"range": (0.0, 1.0)})
-    columns: int = field(default=0, metadata={"range": (0, None)})
+    columns: int = field(default=0, metadata={"range": (0, 64)})
     tile_aspect: float = field(default=4.0 / 3.0, metadata={"range": (0.0, None)})
-    rows: int = field(default=1, metadata={"range": (1, None)})
+    rows: int = field(default=1, metadata={"range": (1, 16)})
     overlap: float = field(default=0.25, metadata={"range": (0.0, 1.0)})
     include_full_frame: bool = True
     min_image_width: int = field(default=960, metadata={"range": (0, None)})

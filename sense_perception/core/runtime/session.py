@@ -16,6 +16,9 @@ if TYPE_CHECKING:  # onnx is imported lazily at run time: only the rewrite path 
     import onnx
 
 LOG = logging.getLogger(__name__)
+#: Most threads per operator a setting may ask for: 2**62 reached onnxruntime as a multi-line
+#: pybind11 error naming no parameter.
+MAX_THREADS = 256
 
 DEFAULT_PROVIDERS: tuple[str, ...] = (
     "TensorrtExecutionProvider",
@@ -87,8 +90,8 @@ class RuntimeConfig:
 
     providers: list[str] = field(default_factory=lambda: list(DEFAULT_PROVIDERS), metadata={
         "range": "onnxruntime execution provider names, e.g. CPUExecutionProvider"})
-    intra_op_threads: int = field(default=0, metadata={"range": (0, None)})
-    device_id: int = field(default=0, metadata={"range": (0, None)})
+    intra_op_threads: int = field(default=0, metadata={"range": (0, MAX_THREADS)})
+    device_id: int = field(default=0, metadata={"range": (0, 255)})
     trt_cache_dir: str = ""
     trt_fp16: bool = True
     openvino: str = field(default="auto", metadata={"range": ("auto", "off")})

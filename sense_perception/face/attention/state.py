@@ -59,6 +59,8 @@ from enum import Enum
 
 import numpy as np
 
+from ...core.runtime.session import MAX_THREADS
+
 
 #: Items a time window (PERCLOS, the state scores) holds at most, whatever the frame stamps.
 WINDOW_SLOTS = 16384
@@ -126,7 +128,7 @@ class AttentionConfig:
     """
 
     enabled: bool = True
-    intra_op_threads: int = field(default=1, metadata={"range": (0, None)})
+    intra_op_threads: int = field(default=1, metadata={"range": (0, MAX_THREADS)})
     min_face_px: int = field(default=32, metadata={"range": (0, None)})
     mesh_min_score: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
     calibration_s: float = field(default=5.0, metadata={"range": (0.0, None)})
