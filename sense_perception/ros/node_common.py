@@ -114,12 +114,14 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._refused_overrides = declare_settings(self, self.SETTINGS.KIND)
+        # rclpy calls the last callback added first: a bad value is named as such whatever the
+        # node's state, and only a good one is refused for being set while configured.
+        self.add_on_set_parameters_callback(self._refuse_while_configured)
         # ``ros2 param set`` of a value the settings refuse (a string for a number, NaN) is refused
         # at once, the old value kept; it was taken and only failed the next configure.
         self.add_on_set_parameters_callback(self._check_set)
         # A refused override is reported until the parameter is set anew (``ros2 param set``).
         self.add_post_set_parameters_callback(self._forget_refused)
-        self.add_on_set_parameters_callback(self._refuse_while_configured)
         self.settings: Any = None
         self.lifecycle_state = "unconfigured"
         self.config_error = ""

@@ -190,14 +190,15 @@ def test_a_bad_value_set_at_run_time_is_refused_and_the_node_keeps_its_value(
         assert f"the value stays {before!r}" in result.reason, result.reason
         assert node.get_parameter(name).value == before
         assert node.lifecycle_state == "inactive"
-        # A good value of the same parameter is still taken (an int for a float parameter too).
+        # A good value of the same parameter is taken once the node is cleaned up (parameters
+        # are read at configure: while configured any set is refused), an int for a float too.
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         good = {"detector.score_threshold": 1, "input.max_width": 4096,
                 "camera_topics": ["/camera/front/image_raw"], "detector.pixel_scale": 0.5,
                 "detector.mean": [0.0, 0.0, 0.0]}[name]
         request = SetParameters.Request(parameters=[Parameter(name, value=good).to_parameter_msg()])
         result = node._parameter_service._set_parameters_callback(request, SetParameters.Response()).results[0]
         assert result.successful, result.reason
-        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
     finally:
         node.destroy_node()
