@@ -13,7 +13,8 @@ The physics each test rests on:
 - **Blocked**: mud, a sticker or a hand on the lens is far out of focus and takes light away, so
   the part it covers has no detail and is darker than a lit surface, while the rest of the view
   stays sharp. A uniform sky, a lit wall or a white truck side is flat but bright; a clear or
-  dusk sky is flat but blue.
+  dusk sky is flat but blue. Being out of focus, dirt on the lens also has a soft border, while
+  a dark plain surface in the scene (a truck's side in shade) has its outline in focus.
 - **Low visibility**: the coarse view has structure (a uniform sky is no evidence of fog), but
   little of its textured part shows sharp detail, or the finest scale has lost its share of the structure
   (defocus and water blur the finest scale first; fog lowers the contrast of all of them).
@@ -24,6 +25,7 @@ The physics each test rests on:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -78,6 +80,9 @@ class FrameMetrics:
             levels; None for a first frame or a size change.
         contrast_lost: share of the view whose detail fell well below its recent level
             (:mod:`.contrast_drop`); None for a single image or without a recent level.
+        flat_border_sharp: share of the border of the flat, dark part of the view that is a
+            sharp edge (:func:`sharp_border_share`); None unless that part is large enough to
+            be judged blocked.
     """
 
     mean: float
@@ -90,6 +95,7 @@ class FrameMetrics:
     fine: float
     change: float | None = None
     contrast_lost: float | None = None
+    flat_border_sharp: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
         """The metrics rounded for a report."""
@@ -142,6 +148,82 @@ def detail_cells(small: np.ndarray, settings: CameraHealthSettings) -> DetailCel
                        _cell_means(laplacian, cell))
 
 
+# The border profile, in pixels of a 240-px copy (scaled with ``width``): how far inside and
+# outside the flat part's border it is taken, the square pieces of the view it is taken over,
+# the steepest step that makes a piece's border sharp (a share of the brightness range the
+# profile spans) and the least range worth judging (grey levels; a fainter border is noise).
+_BORDER_INSIDE, _BORDER_OUTSIDE, _BORDER_PIECE = 6, 10, 32
+_BORDER_STEEP, _BORDER_MIN_RANGE = 0.4, 10.0
+
+
+@functools.lru_cache(maxsize=8)
+def _pieces(h: int, w: int, piece: int) -> tuple[int, np.ndarray]:
+    """Number of ``piece``-pixel squares of an ``h`` x ``w`` view and each pixel's square."""
+    columns = -(-w // piece)
+    piece_of = ((np.arange(h, dtype=np.int32) // piece)[:, None] * columns
+                + (np.arange(w, dtype=np.int32) // piece)[None, :])
+    piece_of.setflags(write=False)
+    return columns * -(-h // piece), piece_of
+
+
+def sharp_border_share(grey: np.ndarray, flat: np.ndarray, cell: int, width: int = 240) -> float:
+    """Share of the border of the ``flat`` part of the view that is a sharp edge.
+
+    Dirt, a sticker or a hand on the lens is far out of focus, so the brightness goes from the
+    blob's level to the scene's over many pixels (on a 1080p frame, tens of pixels); a plain
+    surface in the scene, such as a truck's side, is in focus and its outline is a step. The
+    border is cut into square pieces; in each, the mean brightness is taken at every distance
+    from the border (inside and outside: the scene's texture averages out along it) and the
+    border is sharp there when one pixel's step holds at least ``_BORDER_STEEP`` of the
+    profile's range. The share is weighted by the length of border in each piece.
+
+    Args:
+        grey: the grey small copy, float32.
+        flat: the flat, dark neighbourhoods (bool, one per half block, as :func:`_box2` gives).
+        cell: side of a half block in small-copy pixels.
+        width: width the small copy was made at (the profile's reach scales with it).
+
+    Returns:
+        The share in [0, 1]; 0 when no piece has a border worth judging.
+    """
+    h, w = grey.shape
+    scale = width / 240.0
+    inside, outside = max(2, round(_BORDER_INSIDE * scale)), max(3, round(_BORDER_OUTSIDE * scale))
+    piece = max(8, round(_BORDER_PIECE * scale))
+    # a neighbourhood of _box2 is centred on the corner between its cells: shift by half a cell
+    half = cell // 2
+    up = cv2.resize(flat.astype(np.uint8), (flat.shape[1] * cell, flat.shape[0] * cell),
+                    interpolation=cv2.INTER_NEAREST)
+    mask = cv2.copyMakeBorder(up, half, max(0, h - up.shape[0] - half), half,
+                              max(0, w - up.shape[1] - half), cv2.BORDER_REPLICATE)[:h, :w]
+    dist_in = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    dist_out = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 3)
+    # signed distance: -1, -2, ... inside; 0, 1, ... outside (+ inside: bins from 0)
+    signed = np.where(mask > 0, inside - dist_in, dist_out + (inside - 1))
+    bins = inside + outside + 1
+    near = signed < bins - 0.5  # every inside pixel is >= 0 here: only the far outside is cut
+    signed_near = np.floor(signed[near] + 0.5).astype(np.int32)
+    keep = signed_near >= 0
+    pieces, piece_of = _pieces(h, w, piece)
+    index = piece_of[near][keep] * bins + signed_near[keep]
+    total = np.bincount(index, grey[near][keep], pieces * bins).reshape(pieces, bins)
+    count = np.bincount(index, None, pieces * bins).reshape(pieces, bins)
+    # a piece is judged where the profile reaches a few pixels either side of the border
+    judged = (count[:, inside - 4:inside + 6] >= 3).all(1)
+    if not judged.any():
+        return 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        profile = np.where(count[judged] >= 3, total[judged] / count[judged], np.nan)
+    span = np.nanmax(profile, 1) - np.nanmin(profile, 1)
+    steepest = np.nanmax(np.abs(np.diff(profile, axis=1)), 1)
+    clear = span >= _BORDER_MIN_RANGE
+    if not clear.any():
+        return 0.0
+    length = count[judged][clear][:, inside - 1:inside + 1].sum(1)
+    sharp = steepest[clear] >= _BORDER_STEEP * span[clear]
+    return float(length[sharp].sum() / max(length.sum(), 1.0))
+
+
 def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
                   settings: CameraHealthSettings, cells: DetailCells | None = None) -> FrameMetrics:
     """Measure one small frame (from :func:`small_copy`) against the previous one; ``cells``
@@ -164,6 +246,9 @@ def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
         featureless &= blue
     else:  # no colour, no sky: every featureless part counts as texture lost
         featureless[:] = False
+    flat_dark_share = float(np.count_nonzero(flat_dark) / flat_dark.size)
+    border_sharp = (sharp_border_share(grey, flat_dark, cell, settings.width)
+                    if flat_dark_share >= settings.blocked_fraction else None)
     coarse = _cell_means(grey_cells, 4)
     # mid-frequency structure: a smooth gradient (sky, vignetting) has no Laplacian
     structure = float(np.abs(cv2.Laplacian(coarse, cv2.CV_32F, ksize=1)).mean()) \
@@ -182,8 +267,8 @@ def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
                         clipped=float(hist[_CLIP_LEVEL:].sum() / cdf[-1]),
                         sharp=float(np.count_nonzero(detail >= settings.sharp_detail) / detail.size),
                         featureless=float(np.count_nonzero(featureless) / detail.size),
-                        flat_dark=float(np.count_nonzero(flat_dark) / flat_dark.size),
-                        structure=structure, fine=fine, change=change)
+                        flat_dark=flat_dark_share, structure=structure, fine=fine,
+                        change=change, flat_border_sharp=border_sharp)
 
 
 def image_conditions(m: FrameMetrics, settings: CameraHealthSettings) -> list[str]:
@@ -199,7 +284,8 @@ def image_conditions(m: FrameMetrics, settings: CameraHealthSettings) -> list[st
     if found:
         return found
     # both can hold: a lens 60 % covered by mud also sees little, water drops also hide a part
-    if m.flat_dark >= settings.blocked_fraction and m.sharp >= settings.blocked_min_sharp_fraction:
+    if (m.flat_dark >= settings.blocked_fraction and m.sharp >= settings.blocked_min_sharp_fraction
+            and (m.flat_border_sharp or 0.0) <= settings.blocked_max_sharp_border):
         found.append("blocked")
     # sharp detail is counted against the part of the view that has texture to lose: a lamp post
     # against a clear sky is a sharp view of a featureless sky, not fog

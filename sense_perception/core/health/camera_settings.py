@@ -77,6 +77,9 @@ class CameraHealthSettings:
             dusk sky) are not counted as blockage either; mud, stickers and hands are not blue.
         blocked_min_sharp_fraction: share of the view that must still be sharp for blockage
             (otherwise the whole view lacks detail: low visibility, not a covered part).
+        blocked_max_sharp_border: a flat, dark part whose border is a sharp edge over more than
+            this share of its length is a plain surface in the scene (a truck's side in shade),
+            not dirt on the lens, which is out of focus; 1 turns this test off.
         low_visibility_sharp_fraction: the view has low visibility when less than this share of
             its textured part (not featureless) is sharp...
         low_visibility_min_structure: ...and it still shows coarse structure (mean absolute
@@ -127,6 +130,7 @@ class CameraHealthSettings:
     blocked_max_brightness: float = setting(150.0, range=(0.0, 255.0))
     sky_blue: float = setting(0.05, range=(0.0, 1.0))
     blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
+    blocked_max_sharp_border: float = setting(0.6, range=(0.0, 1.0))
     low_visibility_sharp_fraction: float = setting(0.4, range=(0.0, 1.0))
     low_visibility_min_structure: float = setting(5.5, range=(0.0, 255.0))
     low_visibility_fine_ratio: float = setting(0.47, range=(0.0, 10.0))
