@@ -633,3 +633,66 @@ def test_ctrl_c_during_detect_leaves_results_of_exactly_what_was_processed(
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     assert f"interrupted: {out / 'detections.json'} holds the {len(processed)} image(s) " \
            f"processed before {by}" in " ".join(err.split())
+
+
+#: Runs the real `detect` with the real writers, a signal sent to itself at an exact moment:
+#: right after the first annotated copy's rename (before detect has recorded it) and, with
+#: "twice", again while the results are written.
+_SIGNAL_AT = """
+import os, signal, sys
+from sense_perception import fileio
+from sense_perception.cli.main import main
+
+sig, twice = getattr(signal, sys.argv[1]), sys.argv[2] == "twice"
+write, write_json = fileio.atomic_write, fileio.write_result_json
+
+def copy_then_signal(path, *args, **kwargs):
+    write(path, *args, **kwargs)
+    if path.name.startswith("img_"):
+        fileio.atomic_write = write
+        os.kill(os.getpid(), sig)  # the copy is on disk; its record is not yet written
+
+def result_then_signal(path, *args, **kwargs):
+    write_json(path, *args, **kwargs)
+    fileio.write_result_json = write_json
+    os.kill(os.getpid(), sig)  # the manifest is written, detections.json not yet
+
+fileio.atomic_write = copy_then_signal
+if twice:
+    fileio.write_result_json = result_then_signal
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("signame, twice, code, by", [("SIGINT", "once", 130, "Ctrl-C"),
+                                                      ("SIGTERM", "twice", 143, "SIGTERM")])
+def test_a_stop_just_after_an_annotated_copy_is_written_still_records_that_image(
+        tmp_path: Path, signame: str, twice: str, code: int, by: str) -> None:
+    """A stop landing after an annotated copy's rename but before detect recorded the image left
+    the copy on disk with ``"images": []`` in detections.json and the copy missing from the
+    manifest (seen once in the test above under load). The copy and its record now land
+    together: the stop waits for the record, so the image is listed. A second stop while the
+    results are written waited for nothing: SIGTERM killed detect between the manifest and
+    detections.json, leaving no detections.json beside a manifest naming this run's copy."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    paths = []
+    for i in range(3):
+        paths.append(str(inputs / f"img_{i}.jpg"))
+        shutil.copy(STREET, paths[-1])
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AT, signame, twice, "detect", *paths, "--out", str(out),
+         "--config", config(tmp_path), "--batch-size", "1"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        timeout=300)
+    err = result.stderr.decode(errors="replace")
+    assert result.returncode == code and "Traceback" not in err, (result.returncode, err)
+    doc = json.loads((out / "detections.json").read_text())
+    assert doc["interrupted"] is True
+    assert [image["path"] for image in doc["images"]] == paths[:1], doc  # the copy's image
+    assert doc["not_processed"] == paths[1:]
+    assert sorted(p.name for p in out.glob("img_*")) == ["img_0.jpg"]
+    assert json.loads((out / ".detect-annotated.json").read_text()) == ["img_0.jpg"]
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert f"holds the 1 image(s) processed before {by}" in " ".join(err.split())

@@ -239,22 +239,56 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM arrived: stop as on Ctrl-C (exit status 143)."""
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a service manager, `kill`, `timeout`) stops the loop as Ctrl-C does: it ended
-    the process at once, leaving this run's annotated copies beside the earlier run's
-    detections.json and what was done unrecorded."""
-    def stop(signum: int, frame: Any) -> None:
-        raise _Terminated
+class _Stops:
+    """SIGINT and SIGTERM stop the loop (KeyboardInterrupt, :class:`_Terminated` for SIGTERM),
+    except inside :meth:`held`, where a stop waits for the block to end.
 
+    An image's annotated copy and its record must land together: a stop between the copy's
+    rename and its record left a copy on disk that detections.json and the manifest did not
+    list (the interrupted run's promise is exactly the finished images)."""
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._pending: int | None = None
+
+    def stop(self, signum: int, frame: Any) -> None:
+        """Signal handler: raise the stop now, or keep it for the end of the held block."""
+        if self._holding:
+            self._pending = signum
+            return
+        raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Run the block whole: a stop arriving in it is raised once it ends."""
+        try:
+            self._holding = True  # inside try: a stop raised just before still clears it
+            yield
+        finally:
+            self._holding = False
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.stop(pending, None)
+
+
+@contextmanager
+def _stop_signals() -> Iterator[_Stops]:
+    """Install :class:`_Stops` for SIGTERM (a service manager, `kill`, `timeout`: it ended the
+    process at once, leaving this run's annotated copies beside the earlier run's
+    detections.json) and for SIGINT where Python's own Ctrl-C handler is in place (an ignored
+    SIGINT, as in a background job, stays ignored)."""
+    stops = _Stops()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stops  # signal handlers can only be set from the main thread
         return
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, stops.stop)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, stops.stop)
     try:
-        yield
+        yield stops
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -309,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
     handled: Counter[str] = Counter()  # images recorded or skipped: the rest, on Ctrl-C, were not
     interrupted, by = False, "Ctrl-C"
     with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress, \
-            _sigterm_as_interrupt():
+            _stop_signals() as stops:
         task = progress.add_task("detecting", total=len(paths))
 
         def skip(path: str, message: str) -> None:
@@ -343,37 +377,49 @@ def run(args: argparse.Namespace) -> int:
                                          f"{shown(exc)}",
                                          highlight=False, soft_wrap=True)
                             failed += 1
-                    written = "-"
-                    if not args.no_annotate:
-                        written = _output_name(path, used, args.out, paths, ours)
-                        captions = None if positions is None else range_captions(
-                            dets, detector.label_names, positions)  # "car 0.87 · 14 m"
-                        annotated = draw_detections(image, dets, detector.label_names,
-                                                    captions=captions)
-                        problem = _write_image(args.out / written, annotated)
-                        if problem is None:
-                            made.add(written)
-                        else:
-                            errors.print(f"[red]error:[/red] cannot write "
-                                         f"{shown(args.out / written)}: {shown(problem)}",
-                                         soft_wrap=True, highlight=False)
-                            failed += 1
-                            written = "-"
-                    # Recorded once its copy is written: Ctrl-C before that leaves it out of both.
-                    records.append(_record(path, width, height, names, dets, positions))
-                    handled[path] += 1
-                    counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
-                    rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
-                    progress.advance(task)
+                    # The copy and its record land together: a stop waits for both, so
+                    # an interrupted detections.json lists exactly the copies on disk.
+                    with stops.held():
+                        written = "-"
+                        if not args.no_annotate:
+                            written = _output_name(path, used, args.out, paths, ours)
+                            captions = None if positions is None else range_captions(
+                                dets, detector.label_names, positions)  # "car 0.87 · 14 m"
+                            annotated = draw_detections(image, dets, detector.label_names,
+                                                        captions=captions)
+                            problem = _write_image(args.out / written, annotated)
+                            if problem is None:
+                                made.add(written)
+                            else:
+                                errors.print(f"[red]error:[/red] cannot write "
+                                             f"{shown(args.out / written)}: {shown(problem)}",
+                                             soft_wrap=True, highlight=False)
+                                failed += 1
+                                written = "-"
+                        # Recorded once its copy is written: a stop before that leaves it out
+                        # of both, one during it waits for the record.
+                        records.append(_record(path, width, height, names, dets, positions))
+                        handled[path] += 1
+                        counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(names).items()))
+                        rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
+                        progress.advance(task)
         except KeyboardInterrupt as exc:
             interrupted = True
             by = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl-C"
-    note = positions_note(f"--calibration {args.calibration}" if calibration else None)
-    document: dict[str, Any] = {"images": records, "positions": note}
-    if interrupted:  # what was finished, never the earlier run's file beside this run's copies
-        document.update(interrupted=True, not_processed=_not_handled(paths, handled))
-    # Only the copies really written join the list: a name whose write failed stays the user's.
-    _write_results(args.out, document, sorted(ours | made) if made else None)
+        note = positions_note(f"--calibration {args.calibration}" if calibration else None)
+        document: dict[str, Any] = {"images": records, "positions": note}
+        if interrupted:  # what was finished, never the earlier run's file beside this run's copies
+            document.update(interrupted=True, not_processed=_not_handled(paths, handled))
+        try:
+            # A second Ctrl-C waits for both files: the manifest never lists copies that the
+            # detections.json beside it (still the earlier run's) does not.
+            with stops.held():
+                # Only the copies really written join the list: a name whose write failed stays
+                # the user's.
+                _write_results(args.out, document, sorted(ours | made) if made else None)
+        except KeyboardInterrupt:
+            if not interrupted:
+                raise  # every image is saved; the run ends as asked (exit 130)
     if interrupted:
         errors.print(f"interrupted: {shown(args.out / 'detections.json')} holds the {len(records)} "
                      f"image(s) processed before {by}, marked \"interrupted\": true; the "
