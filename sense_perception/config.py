@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .bounded_yaml import MAX_YAML_BYTES, YamlLimitError, parse_bounded, yaml_problem
 from .errors import ConfigError
 from .fileio import NotRegularFileError, read_regular_file
 
@@ -160,7 +161,7 @@ _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring = 2, 4, 4, 60
 
 #: A parameter file is a few kB (config/perception.yaml, every parameter with its comment: 34 kB);
 #: a bigger one is refused rather than parsed (PyYAML reads about 170 kB/s of short keys).
-MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_BYTES = MAX_YAML_BYTES
 #: Most parameters (mapping entries, counted through YAML aliases) and mapping levels a file may
 #: expand to: a node has about 300. Aliases can make a few hundred bytes flatten to millions.
 MAX_CONFIG_ENTRIES = 10_000
@@ -190,31 +191,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _check_size(doc: Any, source: str) -> None:
-    """Refuse a document whose mappings, counted through aliases, exceed :data:`MAX_CONFIG_ENTRIES`
-    entries or :data:`MAX_CONFIG_DEPTH` levels, before anything walks it whole."""
-    entries, stack = 0, [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        if depth > MAX_CONFIG_DEPTH:
-            raise ConfigError(f"config file {source}: mappings nested too deeply (more than "
-                              f"{MAX_CONFIG_DEPTH} levels); a parameter file needs a few")
-        entries += len(node)
-        if entries > MAX_CONFIG_ENTRIES:
-            raise ConfigError(f"config file {source} expands to more than {MAX_CONFIG_ENTRIES} "
-                              "parameters (YAML aliases repeating mappings?); a node has a few "
-                              "hundred: give each setting once")
-        stack.extend((value, depth + 1) for value in node.values())
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """One line for a YAML error: the problem and where (PyYAML's text spans several lines)."""
-    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return " ".join(f"{problem}{where}".split())
+def _limit_message(exc: YamlLimitError, name_of: str) -> str:
+    """The config loader's words for a file over a :mod:`.bounded_yaml` bound."""
+    if exc.kind == "entries":
+        return (f"{name_of} expands to more than {MAX_CONFIG_ENTRIES} parameters (YAML aliases "
+                "repeating mappings?); a node has a few hundred: give each setting once")
+    if "thousands" in str(exc):
+        return f"{name_of}: YAML nested too deeply (thousands of levels); a parameter file needs a few"
+    return (f"{name_of}: mappings nested too deeply (more than {MAX_CONFIG_DEPTH} levels); a "
+            "parameter file needs a few")
 
 
 def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -239,14 +224,12 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
         raise ConfigError(f"{name_of} is not UTF-8 text (byte {exc.start}: "
                           f"{exc.object[exc.start:exc.start + 1]!r}); give a YAML parameter "
                           "file") from exc
-    try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+    try:  # mappings counted through aliases before anything walks the document whole
+        doc = parse_bounded(text, _UniqueKeyLoader, MAX_CONFIG_ENTRIES, MAX_CONFIG_DEPTH) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{name_of} is not valid YAML: {_yaml_problem(exc)}") from exc
-    except RecursionError:
-        raise ConfigError(f"{name_of}: YAML nested too deeply (thousands of levels); a "
-                          "parameter file needs a few") from None
-    _check_size(doc, name_of)
+        raise ConfigError(f"{name_of} is not valid YAML: {yaml_problem(exc)}") from exc
+    except YamlLimitError as exc:
+        raise ConfigError(_limit_message(exc, name_of)) from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{name_of}: the top level must be a mapping (node names to "
                           "ros__parameters, or the settings themselves: detector: {...})")

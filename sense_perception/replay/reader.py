@@ -37,7 +37,9 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.metadata import parse_qos
 
+from ..bounded_yaml import MAX_YAML_BYTES, YamlLimitError, parse_bounded, yaml_problem
 from ..errors import BagError
+from ..fileio import NotRegularFileError, read_regular_file
 from .bounded import DecompressionLimitError, bounded_decompress, install
 from .skips import ALL_TOPICS, SkipLog
 from .typestore import IMAGE_TYPES, make_typestore, register_bag_types
@@ -46,6 +48,11 @@ LOG = logging.getLogger(__name__)
 install()  # rosbags decompresses chunks and messages through the bounded decompressor
 
 STORAGE_SUFFIXES = (".mcap", ".db3")
+#: Bounds of a bag's metadata.yaml (the config loader's: :mod:`..bounded_yaml`), checked before
+#: rosbags parses it. A real one has about 20 mapping and list entries per topic and 6 levels.
+MAX_METADATA_ENTRIES = 200_000
+MAX_METADATA_DEPTH = 32
+_SAFE_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 1 MiB in < 1 s
 _SCHEMA_FORMATS = {"ros2msg": MessageDefinitionFormat.MSG, "ros2idl": MessageDefinitionFormat.IDL,
                    "omgidl": MessageDefinitionFormat.IDL}
 
@@ -214,10 +221,32 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
 
-def _expected_topics(meta: Path) -> dict[str, tuple[str, int]] | None:
+def _read_metadata(meta: Path) -> Any:
+    """The document of a bag's ``metadata.yaml``, read within :mod:`..bounded_yaml`'s bounds.
+
+    Raises:
+        BagError: it is not a regular file, is over 1 MiB, is not UTF-8 YAML, or nests or (through
+            aliases) expands beyond :data:`MAX_METADATA_DEPTH` / :data:`MAX_METADATA_ENTRIES`.
+    """
+    try:
+        text = read_regular_file(meta, MAX_YAML_BYTES).decode("utf-8-sig")
+        return parse_bounded(text, _SAFE_LOADER, MAX_METADATA_ENTRIES, MAX_METADATA_DEPTH,
+                             (dict, list))
+    except (NotRegularFileError, YamlLimitError) as exc:
+        problem = str(exc)
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start})"
+    except yaml.YAMLError as exc:
+        problem = f"not valid YAML ({yaml_problem(exc)})"
+    raise BagError(f"{meta} refused: {problem}")
+
+
+def _expected_topics(doc: Any) -> dict[str, tuple[str, int]] | None:
     """``{topic: (type, message count)}`` from a metadata.yaml rosbags could not use, if readable."""
     try:
-        info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+        info = doc["rosbag2_bagfile_information"]
         return {t["topic_metadata"]["name"]: (str(t["topic_metadata"]["type"]), int(t["message_count"]))
                 for t in info["topics_with_message_count"]}
     except Exception:  # a broken metadata.yaml may be why we are here; counts are a bonus
@@ -393,13 +422,18 @@ def open_bag(path: str | Path) -> Bag:
         files = sorted((p for p in root.iterdir() if p.suffix in STORAGE_SUFFIXES), key=_natural_key)
         meta = root / "metadata.yaml"
         if meta.exists():
-            try:
-                part = _RosbagsPart(root)
-                return Bag(root, [part], _storage_of(part, files), skipped, notes, None)
-            except Exception as exc:
-                notes.append(f"metadata.yaml present but the bag does not open with it ({exc}); "
-                             "reading the storage files directly")
-                expected = _expected_topics(meta)
+            try:  # bounded first: rosbags parses metadata.yaml whole, without a size or alias limit
+                doc = _read_metadata(meta)
+            except BagError as exc:
+                notes.append(f"{exc}; reading the storage files directly without it")
+            else:
+                try:
+                    part = _RosbagsPart(root)
+                    return Bag(root, [part], _storage_of(part, files), skipped, notes, None)
+                except Exception as exc:
+                    notes.append(f"metadata.yaml present but the bag does not open with it "
+                                 f"({exc}); reading the storage files directly")
+                    expected = _expected_topics(doc)
         else:
             notes.append(f"{meta} is missing (recording not closed cleanly?); "
                          "reading the storage files directly")
