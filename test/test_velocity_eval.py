@@ -222,3 +222,42 @@ def test_an_unreadable_frame_is_left_out_and_named_the_rest_goes_on(tmp_path):
     assert "car" in labels and len(results[0].detections.labels) > 0
     # The tracker predicts over the gap: the car's track carries on in the third frame.
     assert (results[2].track_ids >= 0).any()
+
+
+def test_json_out_is_written_through_a_temp_file_and_a_full_disk_keeps_the_earlier_result(tmp_path):
+    """A file-size limit below the new report (as a full disk) fails the write: the earlier result
+    stays whole (it was truncated in place before) and the tool says so, exit 2."""
+    import resource
+    import signal
+
+    image = DEV_SET.parent / "00.jpg"
+    if not image.is_file():
+        pytest.skip(f"no developer set at {DEV_SET.parent}")
+    for n in range(2):
+        (tmp_path / f"{n}.jpg").write_bytes(image.read_bytes())
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"cameras": {f"front/{n}": {
+        "image": f"{n}.jpg", "width": 1920, "height": 1080,
+        "calibration": make_calibration(size=(1920, 1080)),
+        "boxes": [{"label": "car", "bbox_xyxy": [714.3, 517.4, 1149.4, 915.3], "uuid": "a",
+                   "position_base_link": [12.9 - 0.1 * n, 0.15, 0.0]}]} for n in range(2)}}))
+    out = tmp_path / "velocity.json"
+    earlier = json.dumps({"earlier": "result", "pad": "x" * 300}) + "\n"
+    out.write_text(earlier)
+
+    def full_disk() -> None:  # no write may grow a file past 600 bytes
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (600, 600))
+
+    run = subprocess.run([sys.executable, str(TOOL), str(path), "--json-out", str(out)],
+                         capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300,
+                         preexec_fn=full_disk)
+    assert run.returncode == 2 and f"cannot write --json-out {out}" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and "2 frames" in run.stdout
+    assert out.read_text() == earlier and sorted(p.name for p in tmp_path.iterdir()) == [
+        "0.jpg", "1.jpg", "gt.json", "velocity.json"]  # no temp file left beside it
+    # Without the limit the report replaces it whole.
+    run = subprocess.run([sys.executable, str(TOOL), str(path), "--json-out", str(out)],
+                         capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out.read_text())["frames"] == 2 and out.stat().st_size > 600

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from sense_perception.config import resolve_config
     from sense_perception.evaluation.velocity import (load_sequence, render_velocity,
                                                       run_sequence, velocity_report)
+    from sense_perception.fileio import write_result_json
     from sense_perception.outpaths import check_result_file
 
     try:
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(report, indent=2)
     print(text if args.json else render_velocity(report))
     if args.json_out is not None:
-        try:
-            args.json_out.write_text(text + "\n")
+        try:  # through a temp file: a full disk or a kill keeps an earlier result whole
+            write_result_json(args.json_out, report, indent=2)
         except OSError as exc:
             print(f"error: cannot write --json-out {args.json_out}: {exc.strerror or exc}",
                   file=sys.stderr)
