@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -346,11 +347,30 @@ def print_table(doc: dict[str, Any]) -> None:
                   f"{doc['duration_s']} s")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwind as on Ctrl-C (exit status 143)."""
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run, print, write JSON."""
+    """Entry point: run, print, write JSON (130 / 143 stopped by SIGINT / SIGTERM: nothing
+    written, every temporary folder removed)."""
     logging.basicConfig(level=logging.WARNING)
     args = parse_args(argv)
-    doc = run(args)
+    # SIGTERM unwinds like Ctrl-C, so the benchmarks' TemporaryDirectory blocks remove their
+    # folders (mkdtemp: 0700): the replay's holds a gallery of face templates, which must not
+    # outlive the run under /tmp (the default SIGTERM ended the process with no cleanup).
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        doc = run(args)
+    except KeyboardInterrupt as exc:
+        code = 143 if isinstance(exc, _Terminated) else 130
+        print(f"[bench] stopped ({'SIGTERM' if code == 143 else 'Ctrl-C'}): no results written, "
+              "temporary folders removed", file=sys.stderr)
+        return code
     print_table(doc)
     out = args.out or DEFAULT_OUT
     if args.merge and out.is_file():
