@@ -10,6 +10,7 @@ real `sense-perception replay` in a child process.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from replay_helpers import ROOT, SAMPLE_BAG, WINDSHIELD, copy_bag
+from rosbags.rosbag2 import StoragePlugin
 
 from sense_perception.bounded_yaml import MAX_YAML_BYTES
 from sense_perception.replay.reader import MAX_METADATA_ENTRIES, open_bag
@@ -96,3 +98,21 @@ def test_a_metadata_yaml_that_is_a_fifo_is_an_error_naming_it(tmp_path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert f"bag file {meta} is a FIFO (named pipe), not a regular file" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists() and took < 60
+
+
+def test_when_the_storage_needs_the_refused_metadata_the_error_says_why_it_was_refused(tmp_path):
+    """A sqlite3 bag without type definitions (as before ROS 2 Iron) cannot be read without its
+    metadata.yaml: the error (exit 2) says to restore it and why the one there was refused."""
+    bag = copy_bag(SAMPLE_BAG, tmp_path / "bag", storage=StoragePlugin.SQLITE3)
+    (db,) = bag.glob("*.db3")
+    with sqlite3.connect(db) as connection:
+        connection.execute("DROP TABLE message_definitions")
+    connection.close()
+    meta = bag / "metadata.yaml"
+    meta.write_text(_bomb(meta.read_text()))
+    proc, took = _replay(bag, tmp_path / "out")
+    assert proc.returncode == 2, proc.stderr
+    error = " ".join(proc.stderr.split())
+    assert f"storage file {db} cannot be read" in error and "restore its metadata.yaml" in error
+    assert f"({meta} refused: expands to more than {MAX_METADATA_ENTRIES} entries" in error
+    assert "Traceback" not in error and not (tmp_path / "out").exists() and took < 60

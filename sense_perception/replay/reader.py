@@ -418,6 +418,7 @@ def open_bag(path: str | Path) -> Bag:
     notes: list[str] = []
     skipped = SkipLog()
     expected: dict[str, tuple[str, int]] | None = None
+    refused: str | None = None  # why metadata.yaml was not used, for an error the fallback meets
     if root.is_dir():
         files = sorted((p for p in root.iterdir() if p.suffix in STORAGE_SUFFIXES), key=_natural_key)
         meta = root / "metadata.yaml"
@@ -425,6 +426,7 @@ def open_bag(path: str | Path) -> Bag:
             try:  # bounded first: rosbags parses metadata.yaml whole, without a size or alias limit
                 doc = _read_metadata(meta)
             except BagError as exc:
+                refused = str(exc)
                 notes.append(f"{exc}; reading the storage files directly without it")
             else:
                 try:
@@ -446,7 +448,12 @@ def open_bag(path: str | Path) -> Bag:
     suffixes = {p.suffix for p in files}
     if len(suffixes) > 1:
         raise BagError(f"bag directory {root} mixes .mcap and .db3 files; replay one storage at a time")
-    parts = [_open_file(p, notes) for p in files]
+    try:
+        parts = [_open_file(p, notes) for p in files]
+    except BagError as exc:
+        if refused is None:
+            raise
+        raise BagError(f"{exc} ({refused})") from None
     for note in notes:
         LOG.warning("%s", note)
     return Bag(root, parts, "mcap" if ".mcap" in suffixes else "sqlite3", skipped, notes, expected)
