@@ -9,6 +9,7 @@ real `sense-perception replay` in a child process.
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -116,3 +117,23 @@ def test_when_the_storage_needs_the_refused_metadata_the_error_says_why_it_was_r
     assert f"storage file {db} cannot be read" in error and "restore its metadata.yaml" in error
     assert f"({meta} refused: expands to more than {MAX_METADATA_ENTRIES} entries" in error
     assert "Traceback" not in error and not (tmp_path / "out").exists() and took < 60
+
+
+def test_fleet_replays_a_bag_with_an_alias_bomb_for_metadata_and_names_it(tmp_path) -> None:
+    """`fleet` opens bags through the same reader: the bag is replayed whole, the note is in its
+    entry of fleet_summary.json."""
+    bag = _bag(tmp_path / "bags")
+    meta = bag / "metadata.yaml"
+    meta.write_text(_bomb(meta.read_text()))
+    out = tmp_path / "out"
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "fleet",
+                           str(tmp_path / "bags"), "--out", str(out), "--workers", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (entry,) = json.loads((out / "fleet_summary.json").read_text())["per_bag"]
+    assert entry["status"] == "done" and entry["frames"] == 5  # front 4 + windshield 1
+    assert any(note.startswith(f"{meta} refused: expands to more than {MAX_METADATA_ENTRIES}")
+               for note in entry["notes"]), entry["notes"]
+    assert time.monotonic() - start < 180
