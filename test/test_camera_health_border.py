@@ -82,3 +82,17 @@ def test_the_border_setting_is_read_and_a_bad_value_refused():
     assert s.blocked_max_sharp_border == 0.8
     with pytest.raises(ValueError, match="blocked_max_sharp_border must be within"):
         CameraHealthSettings(blocked_max_sharp_border=1.5)
+
+
+@pytest.mark.parametrize("width", [64, 120, 480])
+def test_other_copy_widths_scale_the_border_test_or_leave_the_one_frame_rule_to_decide(frames,
+                                                                                        width):
+    # The reach is scaled with camera_health.width; below about 120 px the profile is too short
+    # to judge and the share is 0, so a covered lens is never hidden by the test (it then decides
+    # as the one-frame rule alone would).
+    settings = CameraHealthSettings(width=width)
+    truck = degrade.pulling_in([frames[1]] * 10, 90.0, np.random.default_rng(0))[-1]
+    metrics = frame_metrics(small_copy(truck, width), None, settings)
+    assert metrics.flat_border_sharp is not None and 0.0 <= metrics.flat_border_sharp <= 1.0
+    if width >= 240:
+        assert metrics.flat_border_sharp > settings.blocked_max_sharp_border

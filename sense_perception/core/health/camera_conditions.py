@@ -208,8 +208,9 @@ def sharp_border_share(grey: np.ndarray, flat: np.ndarray, cell: int, width: int
     index = piece_of[near][keep] * bins + signed_near[keep]
     total = np.bincount(index, grey[near][keep], pieces * bins).reshape(pieces, bins)
     count = np.bincount(index, None, pieces * bins).reshape(pieces, bins)
-    # a piece is judged where the profile reaches a few pixels either side of the border
-    judged = (count[:, inside - 4:inside + 6] >= 3).all(1)
+    # a piece is judged where the profile reaches a few pixels either side of the border (4 in,
+    # 6 out on a 240-px copy; fewer where the reach is scaled down)
+    judged = (count[:, inside - min(4, inside):inside + min(6, outside + 1)] >= 3).all(1)
     if not judged.any():
         return 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
