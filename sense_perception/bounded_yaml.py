@@ -18,8 +18,9 @@ MAX_YAML_BYTES = 1 << 20
 
 
 class YamlLimitError(ValueError):
-    """A YAML document over a bound: ``kind`` is ``"depth"`` (nested too deeply) or ``"entries"``
-    (expands, through aliases, to too many nodes)."""
+    """A YAML document over a bound: ``kind`` is ``"depth"`` (nested beyond the bound),
+    ``"recursion"`` (nested beyond what the parser can recurse: thousands of levels) or
+    ``"entries"`` (expands, through aliases, to too many nodes)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -56,7 +57,7 @@ def parse_bounded(text: str, loader: type, max_entries: int, max_depth: int,
                   containers: tuple[type, ...] = (dict,)) -> Any:
     """The YAML document of ``text`` parsed with ``loader`` and checked by
     :func:`check_expansion`; YAML nested beyond what the parser can recurse is a
-    :class:`YamlLimitError` of kind ``"depth"`` instead of a RecursionError.
+    :class:`YamlLimitError` of kind ``"recursion"`` instead of a RecursionError.
 
     Raises:
         yaml.YAMLError: not valid YAML.
@@ -65,7 +66,7 @@ def parse_bounded(text: str, loader: type, max_entries: int, max_depth: int,
     try:
         doc = yaml.load(text, Loader=loader)
     except RecursionError:
-        raise YamlLimitError("depth", "YAML nested too deeply (thousands of levels)") from None
+        raise YamlLimitError("recursion", "YAML nested too deeply (thousands of levels)") from None
     check_expansion(doc, max_entries, max_depth, containers)
     return doc
 

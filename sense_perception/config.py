@@ -196,7 +196,7 @@ def _limit_message(exc: YamlLimitError, name_of: str) -> str:
     if exc.kind == "entries":
         return (f"{name_of} expands to more than {MAX_CONFIG_ENTRIES} parameters (YAML aliases "
                 "repeating mappings?); a node has a few hundred: give each setting once")
-    if "thousands" in str(exc):
+    if exc.kind == "recursion":
         return f"{name_of}: YAML nested too deeply (thousands of levels); a parameter file needs a few"
     return (f"{name_of}: mappings nested too deeply (more than {MAX_CONFIG_DEPTH} levels); a "
             "parameter file needs a few")
