@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sense_perception.core.health.camera_conditions import (frame_metrics, image_conditions,
-                                                             small_copy)
+                                                             sharp_border_share, small_copy)
 from sense_perception.core.health.camera_health import CameraHealthMonitor
 from sense_perception.core.health.camera_settings import CameraHealthSettings
 from sense_perception.evaluation import degrade
@@ -96,3 +96,18 @@ def test_other_copy_widths_scale_the_border_test_or_leave_the_one_frame_rule_to_
     assert metrics.flat_border_sharp is not None and 0.0 <= metrics.flat_border_sharp <= 1.0
     if width >= 240:
         assert metrics.flat_border_sharp > settings.blocked_max_sharp_border
+
+
+@pytest.mark.parametrize("level", [0, 60])
+def test_a_view_flat_all_over_measures_no_border_without_an_undefined_cast(level):
+    """A lens fully covered (every neighbourhood flat and dark): no border to judge. The signed
+    distance held ~1e38 there and its cast to int was undefined (numpy warned: invalid value)."""
+    import warnings
+
+    small = np.full((136, 240, 3), level, np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics = frame_metrics(small, None, CameraHealthSettings())
+        assert sharp_border_share(small[..., 0].astype(np.float32), np.ones((16, 29), bool), 8) == 0.0
+    # black is dark; a view with no structure at all is not judged (camera-health.md, limits)
+    assert image_conditions(metrics, CameraHealthSettings()) == (["dark"] if level == 0 else [])

@@ -199,8 +199,9 @@ def sharp_border_share(grey: np.ndarray, flat: np.ndarray, cell: int, width: int
     dist_in = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
     dist_out = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 3)
     # signed distance: -1, -2, ... inside; 0, 1, ... outside (+ inside: bins from 0)
-    signed = np.where(mask > 0, inside - dist_in, dist_out + (inside - 1))
     bins = inside + outside + 1
+    # clipped: with no pixel on one side, OpenCV's distance is ~1e38 and its int cast undefined
+    signed = np.clip(np.where(mask > 0, inside - dist_in, dist_out + (inside - 1)), -1.0, bins)
     near = signed < bins - 0.5  # every inside pixel is >= 0 here: only the far outside is cut
     signed_near = np.floor(signed[near] + 0.5).astype(np.int32)
     keep = signed_near >= 0
