@@ -30,6 +30,7 @@ from ..core.output.topics import join_topic
 from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
 from ..core.health.camera_health import CameraHealthBank
 from ..core.health.camera_settings import health_settings_type
+from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
 from ..core.output.status import camera_values, name_camera_faults
 from ..core.types import Header
@@ -280,9 +281,10 @@ class PerceptionNode(LifecycleNode):
             slots = LatestFrames(len(self._inputs), on_stale=lambda _i: self.health.frames_dropped_stale())
             self._slots = slots
             profile = self.input_qos()
+            gaps = PublicationGaps(self.count_publishers)  # a fresh baseline per activation
             for index, (topic, cls) in enumerate(self._inputs):
                 self._subscriptions_in.append(self.create_subscription(
-                    cls, topic, self._make_callback(slots, index, topic), profile,
+                    cls, topic, self._make_callback(slots, index, topic, gaps), profile,
                     event_callbacks=qos.subscription_events(topic, self.on_qos_event)))
             self._worker_error = ""
             self._worker = threading.Thread(target=self._work, args=(slots,),
@@ -328,11 +330,18 @@ class PerceptionNode(LifecycleNode):
 
     # -- inputs and the worker ----------------------------------------------------------------------
 
-    def _make_callback(self, slots: LatestFrames, index: int, topic: str) -> Callable[[Any], None]:
+    def _make_callback(self, slots: LatestFrames, index: int, topic: str,
+                       gaps: PublicationGaps) -> Callable[[Any, Any], None]:
         health = self.health
 
-        def on_image(msg: Any) -> None:
+        # Two parameters: rclpy then passes the message info, whose publication sequence number
+        # shows the frames DDS dropped before this callback (counted as lost[transport]).
+        def on_image(msg: Any, info: Any) -> None:
             health.frame_received(topic)
+            if isinstance(info, dict):
+                missed = gaps.observe(topic, info.get("publication_sequence_number"))
+                if missed:
+                    health.frames_lost_in_transport(topic, missed)
             slots.put(index, msg)
         return on_image
 

@@ -27,6 +27,7 @@ from ..output import messages
 
 _RATE_SAMPLES = 64  # arrival times kept per source for the input rate
 DEACTIVATED = "deactivated"  # ledger kind: waiting for inference when the node was deactivated
+TRANSPORT = "transport"  # ledger kind: published, never delivered (DDS history full, packet lost)
 
 
 @dataclass
@@ -118,6 +119,12 @@ class HealthStats:
         """A frame of ``source`` was waiting for inference when the node was deactivated."""
         self.ledger.record(DEACTIVATED, "received, then dropped waiting for inference when the "
                            "node was deactivated", 1, source)
+
+    def frames_lost_in_transport(self, source: str, n: int) -> None:
+        """``n`` frames the camera published on ``source`` never reached the node: the
+        subscription's keep-last history was full, or a best-effort link lost them."""
+        self.ledger.record(TRANSPORT, f"{n} frame(s) published but never delivered: the input "
+                           "queue (input_depth) was full, or the link lost them", n, source)
 
     def decode_error(self, source: str, error: ImageDecodeError | str) -> None:
         """A frame from ``source`` could not be decoded; it is dropped (counted under
