@@ -247,7 +247,8 @@ def test_one_cabin_frame_stamped_far_ahead_does_not_clear_the_attention_alert(co
     """A distracted driver has raised an alert; one frame with a corrupt header stamp (2**31 - 1 s)
     then frames back on the camera's clock. The step back was taken for a restarted bag: the
     alert fell to level 0 and the calibration was learned again from the driver looking away.
-    Now the alert stays and the calibration is kept; a real restart still starts afresh."""
+    Now the alert stays and the calibration is kept, and so after one frame stamped 0; a real
+    restart (two frames back in time) still starts afresh."""
     gallery = tmp_path / "gallery" / "gallery.json"
     gallery.parent.mkdir(mode=0o700)
     topic = "/sp_hostile_jump/cabin/image_raw"
@@ -281,7 +282,10 @@ def test_one_cabin_frame_stamped_far_ahead_does_not_clear_the_attention_alert(co
             t += 0.2
         assert int(values["attention_level"]) >= raised, values
         assert values["attention_calibrated"] == "true" and values["attention_state"] == "distracted", values
-        values = send(away, 100.0)  # a real restart (a bag played again): afresh
+        values = send(away, 0.0)  # one frame stamped 0: not a restart, the alert stays
+        assert int(values["attention_level"]) >= raised and values["attention_calibrated"] == "true", values
+        send(away, 100.0)  # a real restart (a bag played again), once the next frame goes on
+        values = send(away, 100.2)
         assert values["attention_calibrated"] == "false" and values["attention_level"] == "0", values
     finally:
         camera.close()

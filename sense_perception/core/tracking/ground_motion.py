@@ -39,6 +39,7 @@ import numpy as np
 
 from ...config import section_from_params, setting
 from ..geometry.ground import GroundPositions
+from ..stamp_order import StampOrder
 
 # Velocity prior of a new track, m/s (per axis): anything a road user may do relative to the ego
 # car; the second measurement then sets the velocity.
@@ -139,7 +140,7 @@ class GroundMotion:
         self.config = config or VelocityConfig()
         self.max_age = float(max_age)
         self._n = 0
-        self._t: float | None = None
+        self._order = StampOrder()  # a restart, or one frame stamped in the past?
         self._capacity = 0
         self._grow(max(int(capacity), 1))
 
@@ -166,7 +167,7 @@ class GroundMotion:
     def reset(self) -> None:
         """Drop every track's filter."""
         self._n = 0
-        self._t = None
+        self._order.reset()
 
     @property
     def num_tracks(self) -> int:
@@ -180,15 +181,13 @@ class GroundMotion:
         Args:
             track_ids: (N,) the tracker's ids (-1: no track); each id at most once.
             positions: the frame's ground positions (None: the camera has no calibration).
-            t: the frame's stamp in seconds. A time earlier than the last frame's (a bag replayed
-                in a loop) drops every filter first.
+            t: the frame's stamp in seconds. Time going back (a bag replayed in a loop) drops
+                every filter once the next frame confirms it; one frame stamped in the past is
+                taken at the last frame's time (:class:`~sense_perception.core.stamp_order.StampOrder`).
         """
         track_ids = np.asarray(track_ids, np.int64)
         out = GroundVelocities.none(len(track_ids))
-        t = float(t)
-        if self._t is not None and t < self._t:
-            self.reset()
-        self._t = t
+        t, _ = self._order.step(t, on_restart=self.reset)
         if self._n:  # tracks unseen beyond max_age are gone from the tracker too
             stale = t - self._seen[:self._n] > self.max_age
             if stale.any():

@@ -35,6 +35,7 @@ import numpy as np
 
 from ...config import section_from_params
 from ...errors import ConfigError
+from ..stamp_order import StampOrder
 from . import kalman
 from .ground_motion import GroundMotionBank, GroundVelocities, VelocityConfig
 from ..geometry.ground import GroundPositions
@@ -208,6 +209,7 @@ class MultiObjectTracker:
         self._label_group = label_groups(self.config, label_names)
         self._next_id = 1
         self._last_t: float | None = None
+        self._order = StampOrder()  # a restart, or one frame stamped in the past?
         self.resets = 0
         self._n = 0
         self._alloc(max(int(capacity), 1))
@@ -262,6 +264,7 @@ class MultiObjectTracker:
         """Drop every track. Id numbering continues, so an id never names two objects."""
         self._n = 0
         self._last_t = None
+        self._order.reset()
         self.resets += 1
 
     @property
@@ -303,8 +306,10 @@ class MultiObjectTracker:
 
         Args:
             detections: this frame's detections (boxes in source pixels).
-            t: the frame's timestamp in seconds (e.g. ``Header.seconds``). A time earlier than the
-                previous frame's (a bag replayed in a loop) resets the tracker first.
+            t: the frame's timestamp in seconds (e.g. ``Header.seconds``). Time going back (a
+                bag replayed in a loop) resets the tracker, once the next frame confirms it
+                (:class:`~sense_perception.core.stamp_order.StampOrder`); one frame stamped in
+                the past is taken at the previous frame's time.
 
         Returns:
             The same detections, in the same order, with ``track_ids`` set: the id of the
@@ -322,7 +327,7 @@ class MultiObjectTracker:
         result = Detections(detections.boxes, detections.scores, detections.labels, out_ids)
         if not cfg.enabled:
             return result
-        t = float(t)
+        t, _ = self._order.step(t, on_restart=self._restart)
         pred = self._advance(t)
         boxes = detections.boxes.astype(np.float64, copy=False)
         scores = detections.scores
@@ -352,17 +357,17 @@ class MultiObjectTracker:
                 out_ids[born] = self._ids[s]
         return result
 
+    def _restart(self) -> None:
+        LOG.info("time went back from %.3f s (bag loop?); tracker reset", self._last_t or 0.0)
+        self.reset()
+
     def _advance(self, t: float) -> np.ndarray:
-        """Move the tracks to time ``t``: reset if time went back, expire, predict.
+        """Move the tracks to time ``t`` (never before the last frame's): expire, predict.
 
         Returns:
             (n, 4) predicted xyxy boxes of the tracks.
         """
         cfg = self.config
-        if self._last_t is not None and t < self._last_t:
-            LOG.info("time went back from %.3f s to %.3f s (bag loop?); tracker reset",
-                     self._last_t, t)
-            self.reset()
         dt_frames = 0.0 if self._last_t is None else (t - self._last_t) * cfg.frame_rate
         self._last_t = t
         # Expire before matching: after a long gap between frames a stale track must not win.
@@ -451,7 +456,8 @@ class TrackerBank:
     """One :class:`MultiObjectTracker` per camera, created on the camera's first frame.
 
     A camera is any hashable key naming one image stream, e.g. ``(topic, frame_id)``. Each tracker
-    resets itself when its camera's time goes backwards, as when a bag is replayed in a loop; the
+    resets itself when its camera's time goes backwards for two frames, as when a bag is replayed
+    in a loop (one frame stamped in the past is not a restart); the
     ids of a camera keep increasing across such resets. Ids are per camera: the same number on two
     cameras names two different objects.
 

@@ -2,7 +2,8 @@
 
 Time is the frames' header stamps (seconds), never the wall clock, so a live camera, a replayed
 bag and a simulation at any speed give the same states. Time going backwards (a bag restarted, a
-simulation reset) starts afresh; a pause longer than ``max_gap_s`` counts as ``max_gap_s``. One
+simulation reset) starts afresh once the next frame is behind too; one frame stamped in the past
+is taken at the last frame's time, so it cannot clear an alert either. A pause longer than ``max_gap_s`` counts as ``max_gap_s``. One
 frame stamped far ahead (a corrupt header) followed by frames back on the camera's clock is not a
 restart: the frames go on from the stamp before it, so such a header cannot clear an alert.
 
@@ -60,6 +61,7 @@ from enum import Enum
 import numpy as np
 
 from ...core.runtime.session import MAX_THREADS
+from ...core.stamp_order import StampOrder
 
 
 #: Items a time window (PERCLOS, the state scores) holds at most, whatever the frame stamps.
@@ -360,11 +362,13 @@ class AttentionMonitor:
         self._perclos = _Window(c.perclos_window_s)
         self._scores = {s: _Window(c.score_window_s) for s in AttentionState}
         self.time_in_state: dict[str, float] = {s.value: 0.0 for s in AttentionState}
+        self._order = StampOrder()  # a restart, or one frame stamped in the past?
         self.reset()
 
     def reset(self) -> None:
         """Forget everything (a new drive): calibration, timers, windows; totals are kept."""
         self._last_t: float | None = None
+        self._order.reset()
         # The stamp before the previous frame when that frame jumped more than max_gap_s ahead.
         self._before_jump: float | None = None
         self._absent: float | None = None  # seconds since the first frame without a face
@@ -409,18 +413,23 @@ class AttentionMonitor:
     def update(self, t: float, obs: Observation) -> AttentionStatus:
         """Advance to stamp ``t`` (seconds) with this frame's observation."""
         c = self.config
-        if self._last_t is not None and t < self._last_t:
-            if self._before_jump is not None and t >= self._before_jump:
-                # Back on the camera's clock after one frame stamped far ahead: a corrupt header,
-                # not a restart; resetting would clear a raised alert and learn the calibration
-                # again from whatever pose the driver has now.
-                self._last_t = self._before_jump
-                for window in (self._perclos, *self._scores.values()):
-                    window.retime(self._before_jump)
-            else:
-                self.reset()  # time went backwards: a restarted bag or a simulation reset
-        jump = self._last_t is not None and t - self._last_t > c.max_gap_s
-        self._before_jump = self._last_t if jump else None
+        if self._last_t is not None and self._before_jump is not None \
+                and self._before_jump <= t < self._last_t:
+            # Back on the camera's clock after one frame stamped far ahead: a corrupt header,
+            # not a restart; resetting would clear a raised alert and learn the calibration
+            # again from whatever pose the driver has now.
+            self._last_t = self._before_jump
+            self._order.rewind(self._before_jump)
+            for window in (self._perclos, *self._scores.values()):
+                window.retime(self._before_jump)
+        # Time going back for two frames is a restarted bag or a simulation reset: afresh. One
+        # frame stamped in the past (an uninitialised 0) is taken at the last frame's time, for
+        # the same reason as above.
+        stamp = t
+        t, _ = self._order.step(t, on_restart=self.reset)
+        if t == stamp:  # (a frame held at the last time tells nothing about a jump ahead)
+            jump = self._last_t is not None and t - self._last_t > c.max_gap_s
+            self._before_jump = self._last_t if jump else None
         dt = 0.0 if self._last_t is None else min(t - self._last_t, c.max_gap_s)
         self._last_t = t
         if obs.camera_fault:
