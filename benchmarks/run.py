@@ -53,6 +53,7 @@ from benchmarks import (bench_batch, bench_camera_health, bench_cv2dnn,  # noqa:
                         bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
+from benchmarks.tempdirs import remove_stale  # noqa: E402
 from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
 from sense_perception.stops import exit_code, stop_signals, stopped_by  # noqa: E402
 
@@ -348,13 +349,17 @@ def print_table(doc: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run, print, write JSON (130 / 143 stopped by SIGINT / SIGTERM: nothing
-    written, every temporary folder removed)."""
+    """Entry point: remove the temporary folders of killed runs, run, print, write JSON (130 / 143
+    stopped by SIGINT / SIGTERM: nothing written, every temporary folder removed)."""
     logging.basicConfig(level=logging.WARNING)
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the benchmarks' TemporaryDirectory blocks remove their
     # folders (mkdtemp: 0700): the replay's holds a gallery of face templates, which must not
     # outlive the run under /tmp (the default SIGTERM ended the process with no cleanup).
+    # kill -9 runs no cleanup at all: such a run's folders go at the next start.
+    for folder in remove_stale():
+        print(f"[bench] removed {folder}: a temporary folder left by a killed run",
+              file=sys.stderr)
     try:
         with stop_signals():
             doc = run(args)
