@@ -134,24 +134,14 @@ def _output_name(path: str, used: set[str], out: Path, inputs: list[str],
 
 
 def _write_image(path: Path, image: Any) -> str | None:
-    """Encode ``image`` by ``path``'s suffix and write it; the reason when that fails, else None.
-
-    Written through Python rather than ``cv2.imwrite``, which crashes the process on a file name
-    that is not valid UTF-8 (an input's name is kept in its annotated copy)."""
-    import cv2
-
-    from ..fileio import atomic_write
+    """Write ``image`` (:func:`~sense_perception.fileio.write_image`); the reason when that fails,
+    else None."""
+    from ..fileio import write_image
 
     try:
-        ok, data = cv2.imencode(path.suffix, image)
-        if not ok:
-            return f"OpenCV cannot encode {path.suffix}"
-        # temp + rename: a full disk leaves no truncated image that looks complete
-        atomic_write(path, data.tobytes(), private=False)
+        write_image(path, image)
     except OSError as exc:
         return str(exc.strerror or exc)
-    except cv2.error as exc:
-        return str(exc)
     return None
 
 
