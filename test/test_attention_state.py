@@ -408,3 +408,19 @@ def test_camera_fault_is_not_a_missing_face_and_a_long_one_recalibrates(recorded
     d.play(2.0)
     d.play(11.0, fault=True)  # longer than recalibrate_after_s: the seat may have changed hands
     assert d.monitor.state is CAMERA_FAULT and not d.monitor.calibrated
+
+
+def test_the_state_machine_loads_no_inference_runtime() -> None:
+    """The seat's state machine shares only a limit with the sessions (``MAX_THREADS``, from
+    sense_perception.limits): importing it for that one number loaded onnxruntime."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, sense_perception.face.attention.state as s; "
+            "print(s.AttentionConfig.__dataclass_fields__['intra_op_threads'].metadata['range'], "
+            "'onnxruntime' in sys.modules)")
+    root = Path(__file__).resolve().parents[1]
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert got.stdout.split() == ["(0,", "256)", "False"], got.stderr

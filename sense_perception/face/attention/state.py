@@ -59,7 +59,7 @@ from enum import Enum
 
 import numpy as np
 
-from ...core.runtime.session import MAX_THREADS
+from ...limits import MAX_THREADS
 
 
 #: Items a time window (PERCLOS, the state scores) holds at most, whatever the frame stamps.
