@@ -20,13 +20,13 @@ of its own, whose idle, spinning workers would slow the others down.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .common import SHARED_FACES, side_by_side
+from .tempdirs import private_folder
 
 FRAME_W, FRAME_H = 1280, 720
 FACE_PX = 220  # face width in the cabin frame
@@ -75,8 +75,8 @@ def run(rounds: int) -> dict[str, Any]:
     from sense_perception.face.settings import DriverMonitorSettings
 
     names, streams = cabin_frames()
-    with tempfile.TemporaryDirectory(prefix="sp-bench-driver-") as tmp:
-        base = {"gallery.path": str(Path(tmp) / "gallery.json"),
+    with private_folder("driver") as tmp:
+        base = {"gallery.path": str(tmp / "gallery.json"),
                 "runtime.providers": ["CPUExecutionProvider"]}
         engine = FaceEngine(DriverMonitorSettings.from_params(base, "bench").face)
         variants = {

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import yaml
 
 from .bench_replay import CABIN, _gallery_config
 from .common import SAMPLE_BAG
+from .tempdirs import private_folder
 
 FLEET_WORKERS = (1, 2)
 
@@ -91,8 +91,7 @@ def _measure(ray: Any, bags: int, rounds: int) -> dict[str, Any]:
     from sense_perception.core.detection.detector_setup import build_detector
     from sense_perception.face.pipeline import DriverIdentifier
 
-    with tempfile.TemporaryDirectory(prefix="sp-bench-fleet-") as name:
-        tmp = Path(name)
+    with private_folder("fleet") as tmp:
         config, gallery_note = _config(tmp)
         root = tmp / "bags"
         paths = [shutil.copytree(SAMPLE_BAG, root / f"bag{i:02d}") for i in range(bags)]

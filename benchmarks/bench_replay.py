@@ -10,13 +10,13 @@ wall time of its read-decode-detect-track-write loop, output MCAP writing includ
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .common import SAMPLE_BAG, SHARED_FACES
+from .tempdirs import private_folder
 
 CABIN = "/camera/cabin/image_raw/compressed"
 ENROL_PHOTOS = ("obama_2_congress_2009.jpg", "obama_3_blue_room_2010.jpg")
@@ -52,8 +52,7 @@ def run(detector: Any, runs: int) -> dict[str, Any]:
     from sense_perception.face.pipeline import DriverIdentifier
     from sense_perception.replay.engine import ReplayOptions, Replayer
 
-    with tempfile.TemporaryDirectory(prefix="sp-bench-replay-") as name:
-        tmp = Path(name)
+    with private_folder("replay") as tmp:
         config, gallery_note = _gallery_config(tmp)
         identifier = DriverIdentifier.from_params(load_params(config, "driver_monitor"), "bench")
         fps, summaries = [], []

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -54,7 +53,9 @@ from benchmarks import (bench_batch, bench_camera_health, bench_cv2dnn,  # noqa:
                         bench_replay)
 from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
                                machine_info, sha256_file)
+from benchmarks.tempdirs import remove_stale  # noqa: E402
 from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
+from sense_perception.stops import exit_code, stop_signals, stopped_by  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
 BENCHMARKS = ("pipeline", "default", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet",
@@ -347,30 +348,25 @@ def print_table(doc: dict[str, Any]) -> None:
                   f"{doc['duration_s']} s")
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: unwind as on Ctrl-C (exit status 143)."""
-
-
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run, print, write JSON (130 / 143 stopped by SIGINT / SIGTERM: nothing
-    written, every temporary folder removed)."""
+    """Entry point: remove the temporary folders of killed runs, run, print, write JSON (130 / 143
+    stopped by SIGINT / SIGTERM: nothing written, every temporary folder removed)."""
     logging.basicConfig(level=logging.WARNING)
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the benchmarks' TemporaryDirectory blocks remove their
     # folders (mkdtemp: 0700): the replay's holds a gallery of face templates, which must not
     # outlive the run under /tmp (the default SIGTERM ended the process with no cleanup).
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # kill -9 runs no cleanup at all: such a run's folders go at the next start.
+    for folder in remove_stale():
+        print(f"[bench] removed {folder}: a temporary folder left by a killed run",
+              file=sys.stderr)
     try:
-        doc = run(args)
+        with stop_signals():
+            doc = run(args)
     except KeyboardInterrupt as exc:
-        code = 143 if isinstance(exc, _Terminated) else 130
-        print(f"[bench] stopped ({'SIGTERM' if code == 143 else 'Ctrl-C'}): no results written, "
+        print(f"[bench] stopped ({stopped_by(exc)}): no results written, "
               "temporary folders removed", file=sys.stderr)
-        return code
+        return exit_code(exc)
     print_table(doc)
     out = args.out or DEFAULT_OUT
     if args.merge and out.is_file():

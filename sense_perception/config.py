@@ -486,9 +486,22 @@ def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
         raise ConfigError(f"invalid settings in {source}: {exc}") from exc
     # The declared ranges, where the class's own checks (with their own words) leave one out; a
     # class with a validate() (the nodes' own settings) checks them there, when its caller asks.
-    for name, value in values.items() if not callable(getattr(cls, "validate", None)) else ():
-        check_number(prefix + name, value, hints[name], fields[name].metadata.get("range"), source)
+    if not callable(getattr(cls, "validate", None)):
+        check_ranges(cls, values, source, prefix)
     return settings
+
+
+def check_ranges(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Each of ``values`` (field name -> value) within the range its field of dataclass ``cls``
+    declares (:func:`check_number`); the parameter is named ``prefix`` + the field's name.
+
+    Raises:
+        ConfigError: naming the first parameter out of its range, the source and the value.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        check_number(prefix + name, value, hints[name], fields[name].metadata.get("range"), source)
 
 
 def _finite(value: Any) -> bool:

@@ -8,7 +8,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
 def fsync_dir(path: Path) -> None:
@@ -93,6 +93,28 @@ def write_result_json(path: Path, document: Any, indent: int | None = 1) -> None
     :func:`atomic_write`: a full disk or a kill keeps the earlier file whole, and a link or FIFO
     under the name is replaced, never written through."""
     atomic_write(path, (json.dumps(document, indent=indent) + "\n").encode(), private=False)
+
+
+def write_image(path: Path, image: Any, params: Sequence[int] = ()) -> None:
+    """Encode ``image`` (BGR) by ``path``'s suffix with OpenCV's ``params`` and write it through
+    :func:`atomic_write` (mode under the umask: images are shared results).
+
+    Written through Python rather than ``cv2.imwrite``, which said nothing when the disk was full
+    or the folder read-only, and crashed the process on a file name that is not valid UTF-8; the
+    temp file and rename leave no truncated image that looks complete.
+
+    Raises:
+        OSError: the image cannot be encoded (OpenCV's reason) or written.
+    """
+    import cv2
+
+    try:
+        ok, data = cv2.imencode(path.suffix, image, list(params))
+    except cv2.error as exc:
+        raise OSError(f"OpenCV cannot encode {path.suffix}: {exc}") from exc
+    if not ok:
+        raise OSError(f"OpenCV cannot encode {path.suffix}")
+    atomic_write(path, data.tobytes(), private=False)
 
 
 def describe_mode(mode: int) -> str:

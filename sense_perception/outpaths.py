@@ -100,6 +100,28 @@ def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = 
                         "choose an --out outside it")
 
 
+def check_own_folder(out: Path, mark: str, what: str, option: str = "",
+                     inputs: Iterable[Path] = ()) -> None:
+    """Refuse an output folder ``out`` that a tool must not write into: it must be missing, empty
+    or the tool's own earlier output (holding the hidden file ``mark``), never a file.
+
+    ``what`` says what writing there would do to a folder of the user's ("its manifest.json and
+    copies could replace them"); ``option`` ("--out") prefixes the path in the message; a folder
+    that holds one of ``inputs`` says so.
+
+    Raises:
+        OutputPathError: naming the folder, the reason and the fix.
+    """
+    named = f"{option} {out}" if option else f"{out}"
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{named} is a file; give an output folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / mark).is_file():
+        held = " (it holds the input images)" if any(
+            overlap(out, Path(source).parent) == "is" for source in inputs) else ""
+        raise OutputPathError(f"{named} holds files this tool did not write{held} (no {mark}); "
+                              f"{what}: give a new or empty output folder")
+
+
 def check_writable_dir(path: Path, option: str = "--out", create: bool = True,
                        error: type[SensePerceptionError] = OutputPathError) -> None:
     """Prove a file can be created in directory ``path``, creating it first if ``create``.
@@ -233,5 +255,6 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-__all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_result_file", "file_kind",
+__all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_own_folder",
+           "check_result_file", "file_kind",
            "check_video_dir", "check_writable_dir", "overlap", "real_path", "same_file"]

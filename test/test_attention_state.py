@@ -428,3 +428,19 @@ def test_one_frame_stamped_in_the_past_keeps_the_alert_and_the_calibration(recor
     status = d.play(1.0, yaw=45.0)
     assert status.level >= level and status.calibrated and status.state is DISTRACTED
     assert d.monitor.time_in_state["distracted"] == pytest.approx(7.0 - 0.5, abs=0.2)
+
+
+def test_the_state_machine_loads_no_inference_runtime() -> None:
+    """The seat's state machine shares only a limit with the sessions (``MAX_THREADS``, from
+    sense_perception.limits): importing it for that one number loaded onnxruntime."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, sense_perception.face.attention.state as s; "
+            "print(s.AttentionConfig.__dataclass_fields__['intra_op_threads'].metadata['range'], "
+            "'onnxruntime' in sys.modules)")
+    root = Path(__file__).resolve().parents[1]
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert got.stdout.split() == ["(0,", "256)", "False"], got.stderr

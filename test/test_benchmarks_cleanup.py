@@ -3,7 +3,8 @@
 The replay benchmark enrols a driver into a gallery under ``$TMPDIR/sp-bench-replay-*``: face
 templates that must not outlive the run (a SIGTERM ended the process with no cleanup, leaving
 them under /tmp). The real ``benchmarks/run.py --only replay`` runs in a child process with its own
-TMPDIR and is signalled once the gallery is written.
+TMPDIR and is signalled once the gallery is written. ``kill -9`` runs no cleanup: the next start
+removes the folders of dead runs (marked with their pid), and only those.
 """
 from __future__ import annotations
 
@@ -14,11 +15,31 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "benchmarks" / "run.py"
+GALLERIES = "sp-bench-replay-*/gallery/gallery.json"
+
+
+def _start(temp: Path, out: Path) -> subprocess.Popen:
+    """The real replay benchmark in a child process whose temporary folder is ``temp``."""
+    return subprocess.Popen([sys.executable, str(RUN), "--quick", "--only", "replay", "--out",
+                             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "TMPDIR": str(temp),
+                                            "PYTHONPATH": str(ROOT)})
+
+
+def _wait_for(proc: subprocess.Popen, done: Callable[[], list[Path]], what: str) -> list[Path]:
+    """Poll ``done`` until it gives paths (or the child ends, or 240 s pass)."""
+    deadline, found = time.monotonic() + 240, done()
+    while not found and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = done()
+    assert found, f"{what} (exit {proc.poll()})"
+    return found
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -26,17 +47,9 @@ def test_a_stopped_benchmark_removes_its_folder_of_face_templates(tmp_path, sign
     temp = tmp_path / "tmp"
     temp.mkdir()
     out = tmp_path / "results.json"
-    proc = subprocess.Popen([sys.executable, str(RUN), "--quick", "--only", "replay", "--out",
-                             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "TMPDIR": str(temp),
-                                            "PYTHONPATH": str(ROOT)})
+    proc = _start(temp, out)
     try:
-        deadline = time.monotonic() + 240
-        galleries: list[Path] = []
-        while not galleries and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            galleries = list(temp.glob("sp-bench-replay-*/gallery/gallery.json"))
-        assert galleries, f"no gallery appeared (exit {proc.poll()})"
+        galleries = _wait_for(proc, lambda: list(temp.glob(GALLERIES)), "no gallery appeared")
         folder = galleries[0].parents[1]
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # private while it exists
         proc.send_signal(signum)
@@ -48,3 +61,37 @@ def test_a_stopped_benchmark_removes_its_folder_of_face_templates(tmp_path, sign
     assert proc.returncode == code, err[-2000:]
     assert "no results written, temporary folders removed" in err and "Traceback" not in err
     assert not folder.exists() and not list(temp.glob("sp-bench-*")) and not out.exists()
+
+
+def test_a_killed_benchmarks_folder_of_face_templates_goes_at_the_next_start(tmp_path) -> None:
+    """``kill -9`` runs no cleanup: the gallery stays under /tmp until the next benchmark run
+    starts, which removes the folders of dead runs, marked with their pid, and nothing else."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    out = tmp_path / "results.json"
+    killed = _start(temp, out)
+    try:
+        gallery = _wait_for(killed, lambda: list(temp.glob(GALLERIES)), "no gallery appeared")[0]
+    finally:
+        killed.kill()  # SIGKILL
+        killed.communicate()
+    folder = gallery.parents[1]
+    assert folder.name.startswith(f"sp-bench-replay-{killed.pid}-") and gallery.is_file()
+    # Left alone: a live run's folder (this test's pid, its mark true) and an unmarked look-alike.
+    live = temp / f"sp-bench-replay-{os.getpid()}-live"
+    live.mkdir()
+    (live / ".sp-bench-run").write_text(f"sense_perception benchmark run, pid {os.getpid()}\n")
+    unmarked = temp / f"sp-bench-replay-{killed.pid}-unmarked"
+    unmarked.mkdir()
+    second = _start(temp, out)
+    try:
+        _wait_for(second, lambda: [] if folder.exists() else [folder], "the folder stayed")
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert second.returncode == 143, err[-2000:]
+    assert f"[bench] removed {folder}: a temporary folder left by a killed run" in err
+    assert sorted(temp.glob("sp-bench-*")) == [live, unmarked] and not out.exists()

@@ -204,3 +204,22 @@ def test_driver_commands_read_photos_within_the_limits(face_env: Path, bomb: Pat
     folder.mkdir()
     assert main(["driver", "attention", str(folder)]) == 2
     assert f"{folder}: is a directory" in capsys.readouterr().err
+
+
+def test_write_image_encodes_by_suffix_and_names_what_it_cannot_encode(tmp_path: Path) -> None:
+    """The one image writer of detect and the tools: a real photo written as JPEG at the quality
+    asked reads back at its size, whole; a suffix OpenCV has no encoder for is an OSError naming
+    it, leaving nothing behind (no temp file, no empty image)."""
+    import cv2
+
+    from sense_perception.fileio import write_image
+
+    photo = read_image_file(PANDASET)
+    low, high = tmp_path / "low.jpg", tmp_path / "high.jpg"
+    write_image(low, photo, [cv2.IMWRITE_JPEG_QUALITY, 20])
+    write_image(high, photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert read_image_file(high).shape == photo.shape
+    assert low.stat().st_size < high.stat().st_size  # the quality asked was used
+    with pytest.raises(OSError, match=r"OpenCV cannot encode \.notanimage"):
+        write_image(tmp_path / "x.notanimage", photo)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["high.jpg", "low.jpg"]

@@ -19,35 +19,20 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sense_perception.core.imaging.image_file import read_image_file  # noqa: E402
 from sense_perception.errors import ImageDecodeError  # noqa: E402
 from sense_perception.evaluation import degrade  # noqa: E402
 from sense_perception.face.safe_text import printable  # noqa: E402
-from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
-from sense_perception.outpaths import overlap  # noqa: E402
+from sense_perception.fileio import write_image, write_result_json  # noqa: E402
+from sense_perception.outpaths import OutputPathError, check_own_folder  # noqa: E402
 
 SCENES = {"night": degrade.night, "tunnel": degrade.tunnel}
 
 
 #: Hidden file by which this tool marks its output folder: only such a folder is written again.
 MARK = ".sense-perception-degraded"
-
-
-def refusal(images: list[Path], out: Path) -> str | None:
-    """Why ``out`` must not receive the copies, or None: it must be missing, empty or this tool's
-    earlier output (holding :data:`MARK`); a user's folder had its manifest.json and any
-    ``NAME__fog.png`` overwritten."""
-    if out.exists() and not out.is_dir():
-        return f"--out {out} is a file; give a folder"
-    if out.is_dir() and any(out.iterdir()) and not (out / MARK).is_file():
-        inside = " (it holds the input images)" if any(
-            overlap(out, image.parent) == "is" for image in images) else ""
-        return (f"--out {out} holds files this tool did not write{inside} (no {MARK}); its "
-                "manifest.json and copies could replace them: give a new or empty folder")
-    return None
 
 
 def make(images: list[Path], out: Path, seed: int) -> list[dict[str, object]]:
@@ -72,10 +57,7 @@ def make(images: list[Path], out: Path, seed: int) -> list[dict[str, object]]:
         for name, fn in makers.items():
             rng = np.random.default_rng([seed, index])  # one stream per image: order-independent
             target = out / f"{path.stem}__{name}.png"
-            ok, data = cv2.imencode(".png", fn(image, rng))
-            if not ok:
-                raise OSError(f"OpenCV cannot encode {target.name}")
-            atomic_write(target, data.tobytes(), private=False)  # cv2.imwrite hid a full disk
+            write_image(target, fn(image, rng))
             entries.append({"file": target.name, "source": str(path), "degradation": name,
                             "condition": degrade.EXPECTED.get(name), "seed": [seed, index]})
     write_result_json(out / "manifest.json", entries)
@@ -88,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the copies")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    problem = refusal(args.images, args.out)
-    if problem:
-        print(f"error: {printable(problem)}", file=sys.stderr)
+    try:  # a user's folder had its manifest.json and any NAME__fog.png overwritten
+        check_own_folder(args.out, MARK, "its manifest.json and copies could replace them",
+                         "--out", args.images)
+    except OutputPathError as exc:
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return 2
     try:
         entries = make(args.images, args.out, args.seed)

@@ -14,8 +14,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, run as a script
 from sense_perception.core.imaging.image_file import read_image_file  # noqa: E402
 from sense_perception.errors import ImageDecodeError  # noqa: E402
-from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
-from sense_perception.outpaths import overlap  # noqa: E402
+from sense_perception.fileio import write_image, write_result_json  # noqa: E402
+from sense_perception.outpaths import OutputPathError, check_own_folder, overlap  # noqa: E402
 
 #: (frame, its ground-truth camera entry) -> (the new frame, the new entry without "image")
 FrameChange = Callable[[np.ndarray, dict[str, Any]], tuple[np.ndarray, dict[str, Any]]]
@@ -23,35 +23,36 @@ FrameChange = Callable[[np.ndarray, dict[str, Any]], tuple[np.ndarray, dict[str,
 MARK = ".sense-perception-stand-in"
 
 
-def refusal(ground_truth: Path, out: Path) -> str | None:
-    """Why ``out`` must not receive a stand-in of ``ground_truth``, or None when it may.
+def check_out(ground_truth: Path, out: Path) -> None:
+    """Refuse an ``out`` that must not receive a stand-in of ``ground_truth``.
 
     The frames are written as ``<camera key>.jpg`` and the labels as ``ground_truth.json``: an
     ``out`` that is the labelled set's own folder (or holds it, or lies in it) had its
     ground_truth.json replaced by the stand-in's, the labels lost. ``out`` must be missing,
-    empty, or an earlier stand-in's folder (holding :data:`MARK`)."""
+    empty, or an earlier stand-in's folder (holding :data:`MARK`).
+
+    Raises:
+        OutputPathError: naming the folder, the reason and the fix.
+    """
     how = overlap(out, ground_truth.parent)
     if how:
-        return (f"{out} {how} the labelled set's folder {ground_truth.parent}; its "
-                "ground_truth.json and frames would be replaced: give another output folder")
-    if out.exists() and not out.is_dir():
-        return f"{out} is a file; give an output folder"
-    if out.is_dir() and any(out.iterdir()) and not (out / MARK).is_file():
-        return (f"{out} holds files this tool did not write (no {MARK}); its ground_truth.json "
-                "and frames could be replaced: give a new or empty output folder")
-    return None
+        raise OutputPathError(
+            f"{out} {how} the labelled set's folder {ground_truth.parent}; its ground_truth.json "
+            "and frames would be replaced: give another output folder")
+    check_own_folder(out, MARK, "its ground_truth.json and frames could be replaced")
 
 
 def make_stand_in(ground_truth: Path, out: Path, change: FrameChange, note: str) -> int:
     """Write every frame of ``ground_truth`` (project format) through ``change`` to ``out`` as
     JPEG quality 92, and their ground truth with ``note``; returns the number of frames.
 
-    An ``out`` that :func:`refusal` refuses, or a frame that cannot be written, ends the tool with
-    an error and exit status 2 (a frame left out would silently shrink the labelled set)."""
-    problem = refusal(ground_truth, out)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        raise SystemExit(2)
+    An ``out`` that :func:`check_out` refuses, or a frame that cannot be written, ends the tool
+    with an error and exit status 2 (a frame left out would silently shrink the labelled set)."""
+    try:
+        check_out(ground_truth, out)
+    except OutputPathError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     doc = json.loads(ground_truth.read_text())
     out.mkdir(parents=True, exist_ok=True)
     (out / MARK).touch()
@@ -64,11 +65,8 @@ def make_stand_in(ground_truth: Path, out: Path, change: FrameChange, note: str)
             raise SystemExit(2) from None
         frame, entry = change(image, cam)
         name = key.replace("/", "_") + ".jpg"
-        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        if not ok:
-            raise SystemExit(f"cannot encode the frame of {key} as JPEG")
-        try:  # cv2.imwrite said nothing when the disk was full or the folder read-only
-            atomic_write(out / name, data.tobytes(), private=False)
+        try:
+            write_image(out / name, frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
         except OSError as exc:
             print(f"error: cannot write {out / name}: {exc.strerror or exc}", file=sys.stderr)
             raise SystemExit(2) from None

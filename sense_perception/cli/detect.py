@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import AbstractSet, Any, Iterator
+from typing import AbstractSet, Any
 
 from ..errors import ConfigError, ImageDecodeError, SensePerceptionError
+from ..stops import exit_code, stop_signals, stopped_by
 from . import CONFIG_HELP, config_file, shown
 
 NODE_NAME = "object_detector"
@@ -136,24 +134,14 @@ def _output_name(path: str, used: set[str], out: Path, inputs: list[str],
 
 
 def _write_image(path: Path, image: Any) -> str | None:
-    """Encode ``image`` by ``path``'s suffix and write it; the reason when that fails, else None.
-
-    Written through Python rather than ``cv2.imwrite``, which crashes the process on a file name
-    that is not valid UTF-8 (an input's name is kept in its annotated copy)."""
-    import cv2
-
-    from ..fileio import atomic_write
+    """Write ``image`` (:func:`~sense_perception.fileio.write_image`); the reason when that fails,
+    else None."""
+    from ..fileio import write_image
 
     try:
-        ok, data = cv2.imencode(path.suffix, image)
-        if not ok:
-            return f"OpenCV cannot encode {path.suffix}"
-        # temp + rename: a full disk leaves no truncated image that looks complete
-        atomic_write(path, data.tobytes(), private=False)
+        write_image(path, image)
     except OSError as exc:
         return str(exc.strerror or exc)
-    except cv2.error as exc:
-        return str(exc)
     return None
 
 
@@ -235,62 +223,6 @@ def _not_handled(paths: list[str], handled: Counter[str]) -> list[str]:
     return rest
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: stop as on Ctrl-C (exit status 143)."""
-
-
-class _Stops:
-    """SIGINT and SIGTERM stop the loop (KeyboardInterrupt, :class:`_Terminated` for SIGTERM),
-    except inside :meth:`held`, where a stop waits for the block to end.
-
-    An image's annotated copy and its record must land together: a stop between the copy's
-    rename and its record left a copy on disk that detections.json and the manifest did not
-    list (the interrupted run's promise is exactly the finished images)."""
-
-    def __init__(self) -> None:
-        self._holding = False
-        self._pending: int | None = None
-
-    def stop(self, signum: int, frame: Any) -> None:
-        """Signal handler: raise the stop now, or keep it for the end of the held block."""
-        if self._holding:
-            self._pending = signum
-            return
-        raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Run the block whole: a stop arriving in it is raised once it ends."""
-        try:
-            self._holding = True  # inside try: a stop raised just before still clears it
-            yield
-        finally:
-            self._holding = False
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self.stop(pending, None)
-
-
-@contextmanager
-def _stop_signals() -> Iterator[_Stops]:
-    """Install :class:`_Stops` for SIGTERM (a service manager, `kill`, `timeout`: it ended the
-    process at once, leaving this run's annotated copies beside the earlier run's
-    detections.json) and for SIGINT where Python's own Ctrl-C handler is in place (an ignored
-    SIGINT, as in a background job, stays ignored)."""
-    stops = _Stops()
-    if threading.current_thread() is not threading.main_thread():
-        yield stops  # signal handlers can only be set from the main thread
-        return
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, stops.stop)}
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, stops.stop)
-    try:
-        yield stops
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute ``detect``; returns the exit status (130 after Ctrl-C, 143 after SIGTERM: the
     images finished so far are saved, marked interrupted)."""
@@ -341,9 +273,9 @@ def run(args: argparse.Namespace) -> int:
     ours = _earlier_outputs(args.out)
     paths = list(args.images)
     handled: Counter[str] = Counter()  # images recorded or skipped: the rest, on Ctrl-C, were not
-    interrupted, by = False, "Ctrl-C"
+    stop: KeyboardInterrupt | None = None  # what ended the loop early (Ctrl-C, SIGTERM)
     with Progress(console=errors, transient=True, disable=len(paths) < 4) as progress, \
-            _stop_signals() as stops:
+            stop_signals() as stops:
         task = progress.add_task("detecting", total=len(paths))
 
         def skip(path: str, message: str) -> None:
@@ -404,11 +336,10 @@ def run(args: argparse.Namespace) -> int:
                         rows.append((path, f"{width}x{height}", len(dets), counts or "-", written))
                         progress.advance(task)
         except KeyboardInterrupt as exc:
-            interrupted = True
-            by = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl-C"
+            stop = exc
         note = positions_note(f"--calibration {args.calibration}" if calibration else None)
         document: dict[str, Any] = {"images": records, "positions": note}
-        if interrupted:  # what was finished, never the earlier run's file beside this run's copies
+        if stop is not None:  # what was finished, never the earlier run's file beside this run's copies
             document.update(interrupted=True, not_processed=_not_handled(paths, handled))
         try:
             # A second Ctrl-C waits for both files: the manifest never lists copies that the
@@ -418,14 +349,15 @@ def run(args: argparse.Namespace) -> int:
                 # the user's.
                 _write_results(args.out, document, sorted(ours | made) if made else None)
         except KeyboardInterrupt:
-            if not interrupted:
+            if stop is None:
                 raise  # every image is saved; the run ends as asked (exit 130)
-    if interrupted:
+    if stop is not None:
         errors.print(f"interrupted: {shown(args.out / 'detections.json')} holds the {len(records)} "
-                     f"image(s) processed before {by}, marked \"interrupted\": true; the "
+                     f"image(s) processed before {stopped_by(stop)}, marked \"interrupted\": "
+                     "true; the "
                      f"{len(document['not_processed'])} others are listed under \"not_processed\"",
                      highlight=False, soft_wrap=True)
-        return 143 if by == "SIGTERM" else 130
+        return exit_code(stop)
     console.print(_summary(rows, detector.min_score))
     if calibration is None:
         console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)

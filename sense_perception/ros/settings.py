@@ -3,11 +3,10 @@ checked without ROS. Dotted parameters (``detector.*``, ``face.*``...) belong to
 from __future__ import annotations
 
 import math
-import typing
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from ..config import Setting, check_names, check_number, setting
+from ..config import Setting, check_names, check_ranges, setting
 from ..core.output.topics import camera_info_topic
 # Re-exported: the topic rules were first defined here and callers still import them from here.
 from ..core.output.topics import join_topic, output_namespace, output_namespaces  # noqa: F401
@@ -85,10 +84,8 @@ class InputSettings:
         """Each number within the range its field declares, for those :meth:`validate` does not
         name in its own words (``mount_height`` -0.5 was taken by the replay; ROS enforces the
         ranges only on a node)."""
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            check_number(f.name, getattr(self, f.name), hints[f.name], f.metadata.get("range"),
-                         "the node's parameters")
+        check_ranges(type(self), {f.name: getattr(self, f.name) for f in fields(self)},
+                     "the node's parameters")
 
 
 @dataclass

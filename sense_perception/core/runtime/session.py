@@ -11,14 +11,12 @@ import numpy as np
 import onnxruntime as ort
 
 from ...errors import ModelError
+from ...limits import MAX_THREADS
 
 if TYPE_CHECKING:  # onnx is imported lazily at run time: only the rewrite path needs it
     import onnx
 
 LOG = logging.getLogger(__name__)
-#: Most threads per operator a setting may ask for: 2**62 reached onnxruntime as a multi-line
-#: pybind11 error naming no parameter.
-MAX_THREADS = 256
 
 DEFAULT_PROVIDERS: tuple[str, ...] = (
     "TensorrtExecutionProvider",

@@ -60,8 +60,8 @@ from enum import Enum
 
 import numpy as np
 
-from ...core.runtime.session import MAX_THREADS
 from ...core.stamp_order import StampOrder
+from ...limits import MAX_THREADS
 
 
 #: Items a time window (PERCLOS, the state scores) holds at most, whatever the frame stamps.

@@ -1,0 +1,60 @@
+"""sense_perception.stops: SIGTERM unwinds like Ctrl-C, with real signals sent to this process."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from sense_perception.stops import Terminated, exit_code, stop_signals, stopped_by
+
+
+def _signal_self(signum: int) -> None:
+    """Send ``signum`` to this process and give Python the moment it needs to run the handler."""
+    os.kill(os.getpid(), signum)
+    for _ in range(100):  # the handler runs between bytecodes: at once in practice
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("signum, kind, code, words", [
+    (signal.SIGTERM, Terminated, 143, "SIGTERM"),
+    (signal.SIGINT, KeyboardInterrupt, 130, "Ctrl-C"),
+])
+def test_a_signal_unwinds_the_block_and_names_its_exit_code(signum, kind, code, words) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = False
+    with pytest.raises(KeyboardInterrupt) as caught:
+        with stop_signals():
+            try:
+                _signal_self(signum)
+            finally:
+                cleaned = True  # a with/finally runs: the default SIGTERM skipped it
+    assert type(caught.value) is kind and cleaned
+    assert exit_code(caught.value) == code and stopped_by(caught.value) == words
+    assert signal.getsignal(signal.SIGTERM) is before  # the earlier handler is back
+
+
+def test_a_stop_inside_held_waits_for_the_block_to_end() -> None:
+    done = []
+    with pytest.raises(Terminated):
+        with stop_signals() as stops:
+            with stops.held():
+                _signal_self(signal.SIGTERM)
+                done.append("block")  # reached: the stop waited
+            done.append("after")  # not reached: the stop is raised as the block ends
+    assert done == ["block"]
+
+
+def test_off_the_main_thread_nothing_is_installed() -> None:
+    before, seen = signal.getsignal(signal.SIGTERM), []
+
+    def worker() -> None:
+        with stop_signals():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [before]
