@@ -28,6 +28,16 @@ def check_identity_allowed(camera_role: str) -> None:
         f"use face detection only on other cameras")
 
 
+# image_transport publishes one camera's frames as <base> and <base>/<transport>.
+_TRANSPORT_SUFFIXES = ("compressed", "compressedDepth", "theora", "ffmpeg", "zstd")
+
+
+def _camera(topic: str) -> str:
+    """The camera a topic carries: the base topic of an image_transport sub-topic."""
+    base, _, last = str(topic).rstrip("/").rpartition("/")
+    return base if base and last in _TRANSPORT_SUFFIXES else str(topic).rstrip("/")
+
+
 def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str, listed_in: str,
                              fix: str) -> None:
     """Refuse the cabin camera ``cabin`` among the ``exterior`` camera topics.
@@ -35,7 +45,9 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
     The cabin camera shows the driver: it is never run through the object detector (whose debug
     image, annotations and videos would publish the driver's face) nor treated as an exterior
     camera. One check and one message for every place that takes both lists (``run``'s config,
-    ``replay``'s ``--topics`` against the configured cabin camera or ``--cabin``).
+    ``replay``'s ``--topics`` against the configured cabin camera or ``--cabin``, and
+    object_detector's ``camera_topics`` against its ``cabin_camera_topic`` at configure). A
+    topic and its image_transport sub-topic (``<base>/compressed``) are one camera.
 
     Args:
         named_by: what makes ``cabin`` the cabin camera (``driver_monitor.camera_topic in FILE``).
@@ -45,7 +57,7 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
     Raises:
         PrivacyError: naming the topic, both places and the fix.
     """
-    if cabin in list(exterior):
+    if _camera(cabin) in {_camera(t) for t in exterior}:
         raise PrivacyError(f"topic {cabin} is the cabin camera ({named_by}) and is also listed in "
                            f"{listed_in}: it shows the driver, so it is never run through the "
                            f"object detector as an exterior camera; {fix}")

@@ -11,10 +11,13 @@ from ..core.output.topics import camera_info_topic
 # Re-exported: the topic rules were first defined here and callers still import them from here.
 from ..core.output.topics import join_topic, output_namespace, output_namespaces  # noqa: F401
 from ..errors import ConfigError
+from ..face.privacy import check_cabin_not_exterior
 
 RELIABILITIES = ("best_effort", "reliable")
 INT64 = (-(2**63), 2**63 - 1)
 TRANSPORTS = ("auto", "image", "compressed")
+#: driver_monitor's camera_topic by default, which object_detector never subscribes to.
+CABIN_CAMERA_TOPIC = "/camera/cabin/image_raw/compressed"
 #: Largest queue depth: a deeper one is a typo (rclpy cannot even build a QoS profile of 2**62).
 MAX_DEPTH = 1000
 #: /diagnostics period bounds, s: faster floods the topic and holds the executor; slower than an
@@ -103,6 +106,11 @@ class ObjectDetectorSettings(InputSettings):
     camera_transports: list[str] = param(["auto"], "per topic: image | compressed | auto (compressed "
                                          "iff the topic ends in /compressed); one value applies to all",
                                          "1 or len(camera_topics) of: " + ", ".join(TRANSPORTS))
+    cabin_camera_topic: str = param(CABIN_CAMERA_TOPIC, "the cabin camera (driver_monitor's "
+                                    "camera_topic): it shows the driver, so configure refuses it, "
+                                    "or its image_transport sub-topics, among camera_topics; run, "
+                                    "the launch files and the replay set it from driver_monitor's "
+                                    "camera_topic")
     batch_wait_ms: float = param(5.0, "after the first frame, wait up to this long for the other "
                                       "cameras' frames so they share one inference", (0.0, 1000.0))
     publish_debug_image: bool = param(True, "publish <ns>/detections_image (bgr8, boxes drawn) while "
@@ -146,6 +154,11 @@ class ObjectDetectorSettings(InputSettings):
                               f"entries (one per camera topic), got {len(self.camera_transports)}")
         for topic, transport in zip(self.camera_topics, self.transports(), strict=True):
             transport_kind(topic, transport)
+        if self.cabin_camera_topic:  # the debug image and annotations would publish the driver
+            check_cabin_not_exterior(
+                self.cabin_camera_topic, self.camera_topics, "cabin_camera_topic", "camera_topics",
+                "remove it from camera_topics, or set cabin_camera_topic (and driver_monitor's "
+                "camera_topic) to the real cabin camera")
         # A second is far longer than cameras triggered together lie apart; a wait beyond what a
         # thread can wait for (1e300 ms) stopped the inference thread for good.
         if not 0.0 <= self.batch_wait_ms <= 1000.0:
@@ -206,7 +219,7 @@ class DriverMonitorNodeSettings(InputSettings):
     PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "attention",
                                            "runtime", "camera_health")
 
-    camera_topic: str = param("/camera/cabin/image_raw/compressed", "in-cabin camera image topic; "
+    camera_topic: str = param(CABIN_CAMERA_TOPIC, "in-cabin camera image topic; "
                               "results go to its namespace (<ns>/faces, <ns>/driver_identity, "
                               "<ns>/driver_attention, <ns>/head_pose)")
     camera_info_topic: str = param("auto", "sensor_msgs/CameraInfo of the cabin camera for the head "

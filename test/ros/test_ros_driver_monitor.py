@@ -259,6 +259,34 @@ def test_run_refuses_a_config_that_lists_the_cabin_camera_as_an_exterior_camera(
         "driver_monitor": {"camera_topic": cabin}}))
 
 
+def test_run_with_camera_topics_pointing_at_the_cabin_camera_refuses_it_at_configure(ros_env, tmp_path):
+    """`run -- --ros-args -p camera_topics:=[...]` named the cabin camera (here its raw sub-topic
+    beside driver_monitor's compressed one) past run's config check: object_detector subscribed
+    to it, and its debug image and annotations would publish the driver's face. Its own
+    configure refuses it now, naming the topic and the fix, and subscribes to nothing."""
+    import time
+
+    cabin = "/sp_cabin_param/cabin/image_raw"
+    config = write_params(tmp_path / "params.yaml", {
+        "object_detector": {"camera_topics": ["/sp_cabin_param/front/image_raw"]},
+        "driver_monitor": {"camera_topic": cabin + "/compressed"}})
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--nodes", "object_detector",
+                        "--config", str(config), "--", "--ros-args", "-p",
+                        f"camera_topics:=[{cabin}]"], ros_env, tmp_path / "run.log")
+    try:
+        end = time.monotonic() + 60.0
+        while "configure failed" not in proc.output():
+            assert proc.alive() and time.monotonic() < end, proc.output()
+            time.sleep(0.2)
+        time.sleep(0.5)
+        out = proc.output()
+        assert f"topic {cabin} is the cabin camera (cabin_camera_topic)" in out, out
+        assert "remove it from camera_topics" in out and "Traceback" not in out, out
+        assert "configured: inputs" not in out, out
+    finally:
+        proc.stop()
+
+
 @pytest.mark.parametrize("ros_args, fragment", [
     (["--params-file", "/nonexistent/params.yaml"], "Couldn't parse params file"),
     (["-p", "camera_topics:=["], "Couldn't parse parameter override rule"),

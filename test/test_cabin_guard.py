@@ -1,0 +1,64 @@
+"""The cabin camera shows the driver: object_detector never takes it among its cameras, whoever
+names them (a config, `run -p camera_topics:=`, a launch argument, a replay's config). Checked
+by the node's own settings at configure, with the cabin camera named once, on driver_monitor."""
+from __future__ import annotations
+
+import pytest
+
+from sense_perception.config import bundled_config, load_params, section_from_params
+from sense_perception.errors import PrivacyError
+from sense_perception.ros.launch_support import node_parameters
+from sense_perception.ros.settings import ObjectDetectorSettings
+
+from support import REPO
+
+
+def _validated(**params):
+    settings = section_from_params(ObjectDetectorSettings, params, "", "the test", strict=False)
+    settings.validate()
+    return settings
+
+
+@pytest.mark.parametrize("exterior", ["/camera/cabin/image_raw/compressed", "/camera/cabin/image_raw",
+                                      "/camera/cabin/image_raw/theora"])
+def test_the_cabin_camera_or_its_transport_sub_topic_is_refused_among_camera_topics(exterior):
+    with pytest.raises(PrivacyError, match="cabin_camera_topic.*camera_topics.*remove it"):
+        _validated(camera_topics=["/camera/front/image_raw", exterior])
+    # the default cabin camera is driver_monitor's default camera_topic; another camera is fine
+    assert _validated(camera_topics=["/camera/front/image_raw/compressed"]).camera_topics
+
+
+def test_the_cabin_camera_comes_from_driver_monitors_camera_topic_in_every_config(tmp_path):
+    default = ObjectDetectorSettings().cabin_camera_topic  # driver_monitor's default camera_topic
+    for name in ("perception", "carla", "awsim", "autoware", "quality"):
+        config = bundled_config(name)
+        cabin = load_params(config, "driver_monitor").get("camera_topic", default)
+        assert load_params(config, "object_detector").get("cabin_camera_topic", default) == cabin, name
+    carla = load_params(bundled_config("carla"), "object_detector")
+    with pytest.raises(PrivacyError, match="/carla/ego_vehicle/rgb_cabin/image"):
+        _validated(camera_topics=["/carla/ego_vehicle/rgb_cabin/image"],
+                   cabin_camera_topic=carla["cabin_camera_topic"])
+    # a file that names it for object_detector keeps its own value
+    own = tmp_path / "own.yaml"
+    own.write_text("object_detector:\n  ros__parameters:\n    cabin_camera_topic: /in/car\n"
+                   "driver_monitor:\n  ros__parameters:\n    camera_topic: /in/car\n")
+    assert load_params(own, "object_detector")["cabin_camera_topic"] == "/in/car"
+
+
+def test_a_launch_argument_naming_the_cabin_camera_reaches_object_detector():
+    args = {"config": str(REPO / "config" / "perception.yaml"), "camera_topic": "/seat/cam/image_raw",
+            "camera_topics": "/seat/cam/image_raw/compressed"}
+    params = node_parameters("object_detector", args)
+    assert params["cabin_camera_topic"] == "/seat/cam/image_raw"
+    with pytest.raises(PrivacyError, match="/seat/cam/image_raw"):
+        _validated(**{k: v for k, v in params.items() if "." not in k})
+
+
+def test_a_replay_config_listing_the_cabin_camera_for_the_detector_is_refused(tmp_path):
+    from sense_perception.replay.pipelines import build_core
+
+    config = tmp_path / "c.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [/car/cabin/image_raw]\n"
+                      "driver_monitor:\n  ros__parameters:\n    camera_topic: /car/cabin/image_raw/compressed\n")
+    with pytest.raises(PrivacyError, match="/car/cabin/image_raw"):
+        build_core(config, exterior=False, cabin=False)
