@@ -436,3 +436,34 @@ def test_a_replay_of_a_tf_static_flood_places_the_camera_and_counts_the_rest(tmp
     known = len(_sample_message("/tf_static").transforms)
     assert front["tf_static_not_kept"] == known + 50, front
     assert [n for n in result.notes if f"beyond the cap of {MAX_FRAMES} frames" in n], result.notes
+
+
+def test_a_lookup_walks_the_chain_not_the_whole_tree(monkeypatch):
+    """Every lookup inverted the transform of every known frame (4096 at the cap) to search the
+    tree breadth-first. Now it walks up from both frames to their common ancestor: one inversion,
+    the same transforms in either direction, between siblings, and a loop of parents ends."""
+    from sense_perception.core.geometry import tf_static
+    from sense_perception.core.geometry.tf_static import MAX_FRAMES
+
+    kit = np.eye(4)
+    kit[:3, 3] = (0.5, 0.0, 1.0)
+    on_kit = mount_transform(1.1, 0.05)
+    lidar = mount_transform(0.4, 0.0)
+    tree = StaticTransforms()
+    tree.add(_tf(_stamped("base_link", "sensor_kit", kit),
+                 _stamped("sensor_kit", "front_camera", on_kit),
+                 _stamped("sensor_kit", "lidar", lidar)))
+    tree.add(_tf(*_junk_frames(MAX_FRAMES - 3)))
+    inversions = []
+    inv = np.linalg.inv
+    monkeypatch.setattr(tf_static.np.linalg, "inv", lambda m: inversions.append(1) or inv(m))
+    np.testing.assert_allclose(tree.lookup("base_link", "front_camera"), kit @ on_kit, atol=1e-9)
+    np.testing.assert_allclose(tree.lookup("front_camera", "base_link"), inv(kit @ on_kit),
+                               atol=1e-9)
+    np.testing.assert_allclose(tree.lookup("lidar", "front_camera"), inv(lidar) @ on_kit,
+                               atol=1e-9)
+    assert len(inversions) == 3, len(inversions)
+    loop = StaticTransforms()
+    loop.add(_tf(_stamped("a", "b", kit), _stamped("b", "a", kit)))
+    with pytest.raises(CalibrationError, match="no chain of transforms from base_link to a"):
+        loop.lookup("base_link", "a")

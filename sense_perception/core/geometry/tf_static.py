@@ -7,7 +7,6 @@ composes the chain between two frames in either direction.
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -145,20 +144,12 @@ class StaticTransforms:
         target, source = _frame(target), _frame(source)
         if target == source:
             return np.eye(4)
-        links: dict[str, list[tuple[str, np.ndarray]]] = {}
-        for child, (parent, T) in list(self._edges.items()):  # a copy, taken in one step
-            links.setdefault(parent, []).append((child, T))
-            links.setdefault(child, []).append((parent, np.linalg.inv(T)))
-        # Breadth-first from target: T_target_frame for every frame reached.
-        reached = {target: np.eye(4)}
-        queue = deque([target])
-        while queue:
-            frame = queue.popleft()
-            for other, T in links.get(frame, ()):
-                if other not in reached:
-                    reached[other] = reached[frame] @ T
-                    queue.append(other)
-        if source not in reached:
+        # Each frame has one parent (a forest): the chain joins both frames at their first
+        # common ancestor. Walking up costs the tree's depth, not its size (all 4096 frames
+        # were inverted for every lookup).
+        up_target, up_source = self._ancestors(target), self._ancestors(source)
+        common = next((frame for frame in up_source if frame in up_target), None)
+        if common is None:
             known = ", ".join(self.frames[:12]) or "none"
             refused = "".join(f"; refused: {parent} -> {child} ({why})"
                               for (parent, child), why in list(self._refused.items())[:4])
@@ -167,7 +158,17 @@ class StaticTransforms:
                 f"{known}{refused}); fix: publish the camera's static transform "
                 "(robot_state_publisher or static_transform_publisher, parent base_link, child the "
                 "images' frame_id), or set the mount as parameters")
-        return reached[source]
+        return np.linalg.inv(up_target[common]) @ up_source[common]
+
+    def _ancestors(self, frame: str) -> dict[str, np.ndarray]:
+        """``frame`` and each frame above it, in order, with ``T_ancestor_frame``; a loop of
+        parents (a publisher's mistake) ends the walk where it closes."""
+        out = {frame: np.eye(4)}
+        while (edge := self._edges.get(frame)) is not None and edge[0] not in out:
+            parent, T_parent_frame = edge
+            out[parent] = T_parent_frame @ out[frame]
+            frame = parent
+        return out
 
 
 def mount_from_tf(messages: Iterable[Any], camera_frame: str,
