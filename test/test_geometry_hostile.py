@@ -360,3 +360,110 @@ def test_autowares_camera_info_check_names_a_nan_in_k_or_d(changes, named):
         problems
     assert named in watch.status()[FRONT]
     assert watch.camera_info(FRONT, _camera_info()) == [] and watch.status()[FRONT] == "ok"
+
+
+def _junk_frames(n: int, start: int = 0) -> list:
+    """``n`` transforms of distinct new child frames under base_link (real TransformStamped)."""
+    out = []
+    for i in range(start, start + n):
+        msg = _sample_message("/tf_static").transforms[0]
+        msg.child_frame_id = f"junk_{i}"
+        out.append(msg)
+    return out
+
+
+def test_tf_static_keeps_a_bounded_number_of_frames_and_the_cameras_mount():
+    """A publisher sending ever new child frames on /tf_static grew the transform store (and
+    every lookup's walk) without bound. Now MAX_FRAMES frames are kept: the camera's mount stays
+    and can still be re-published, the transforms of new frames beyond the cap are counted and
+    the first few named, in /diagnostics' WARN, one log note, and the replay summary."""
+    from sense_perception.core.geometry.tf_static import MAX_FRAMES
+
+    positions = CameraPositions()
+    mount = mount_transform(2.1, 0.03)
+    positions.tf_static(_tf(_stamped("base_link", "front_camera", mount)))
+    positions.camera_info(FRONT, _camera_info(), "/camera/front/camera_info")
+    over = 300
+    # two messages: the cap holds across publishers, not only within one message
+    positions.tf_static(_tf(*_junk_frames(MAX_FRAMES - 11)))  # with front_camera: 10 short
+    positions.tf_static(_tf(*_junk_frames(over + 10, start=MAX_FRAMES - 11)))
+    tree = positions.tf
+    assert len(tree.frames) == MAX_FRAMES + 1  # the children, and their parent base_link
+    assert tree.over_cap == over
+    np.testing.assert_allclose(tree.lookup("base_link", "front_camera"), mount, atol=1e-9)
+    boxes, labels = np.array([[400.0, 250.0, 460.0, 330.0]]), np.array([1])
+    placed = positions.positions(FRONT, "front_camera", WIDTH, HEIGHT, boxes, labels, LABELS)
+    assert placed is not None and placed.valid.all()
+    note = tree.cap_note()
+    assert f"{over} transform(s) of new frames not kept, beyond the cap of {MAX_FRAMES}" in note
+    assert f"base_link -> junk_{MAX_FRAMES - 1}" in note and "junk_9999" not in note
+    assert positions.warnings([FRONT]) == [note]
+    assert positions.new_tf_note() == note and positions.new_tf_note() == ""  # logged once
+    assert positions.summary(FRONT)["tf_static_not_kept"] == over
+    moved = mount_transform(1.9, 0.05)  # a known frame re-published: taken, cap or not
+    positions.tf_static(_tf(_stamped("base_link", "front_camera", moved)))
+    np.testing.assert_allclose(tree.lookup("base_link", "front_camera"), moved, atol=1e-9)
+    assert tree.over_cap == over
+
+
+def test_thousands_of_refused_tf_static_transforms_are_counted_not_all_kept():
+    """Thousands of transforms with a zero quaternion: each was remembered (to name in a lookup
+    error) and all named in one error. Now a few are named and the rest counted."""
+    bad = _junk_frames(3000)
+    for msg in bad:
+        msg.transform.rotation.w = 0.0
+        msg.transform.rotation.x = msg.transform.rotation.y = msg.transform.rotation.z = 0.0
+    tree = StaticTransforms()
+    with pytest.raises(CalibrationError, match="base_link -> junk_0: .*; and 2996 more$") as exc:
+        tree.add(_tf(*bad))
+    assert len(str(exc.value)) < 2000
+    assert tree.refused and len(tree._refused) <= 64
+
+
+def test_a_replay_of_a_tf_static_flood_places_the_camera_and_counts_the_rest(tmp_path, detector):
+    """The sample bag's /tf_static with the camera's mount followed by MAX_FRAMES + 50 new frames:
+    the camera is placed, the summary counts the 50 transforms not kept, a note names them."""
+    from sense_perception.core.geometry.tf_static import MAX_FRAMES
+
+    def flood(msg):
+        msg.transforms = [*msg.transforms, *_junk_frames(MAX_FRAMES + 50)]
+
+    out = tmp_path / "out"
+    result = Replayer(ReplayOptions(_edited_bag(tmp_path, edit_tf=flood), out, topics=[FRONT]),
+                      detector=detector).run()
+    front = json.loads((out / "summary.json").read_text())["cameras"][FRONT]["positions"]
+    assert front["placed"] > 0 and "reason" not in front, front
+    known = len(_sample_message("/tf_static").transforms)
+    assert front["tf_static_not_kept"] == known + 50, front
+    assert [n for n in result.notes if f"beyond the cap of {MAX_FRAMES} frames" in n], result.notes
+
+
+def test_a_lookup_walks_the_chain_not_the_whole_tree(monkeypatch):
+    """Every lookup inverted the transform of every known frame (4096 at the cap) to search the
+    tree breadth-first. Now it walks up from both frames to their common ancestor: one inversion,
+    the same transforms in either direction, between siblings, and a loop of parents ends."""
+    from sense_perception.core.geometry import tf_static
+    from sense_perception.core.geometry.tf_static import MAX_FRAMES
+
+    kit = np.eye(4)
+    kit[:3, 3] = (0.5, 0.0, 1.0)
+    on_kit = mount_transform(1.1, 0.05)
+    lidar = mount_transform(0.4, 0.0)
+    tree = StaticTransforms()
+    tree.add(_tf(_stamped("base_link", "sensor_kit", kit),
+                 _stamped("sensor_kit", "front_camera", on_kit),
+                 _stamped("sensor_kit", "lidar", lidar)))
+    tree.add(_tf(*_junk_frames(MAX_FRAMES - 3)))
+    inversions = []
+    inv = np.linalg.inv
+    monkeypatch.setattr(tf_static.np.linalg, "inv", lambda m: inversions.append(1) or inv(m))
+    np.testing.assert_allclose(tree.lookup("base_link", "front_camera"), kit @ on_kit, atol=1e-9)
+    np.testing.assert_allclose(tree.lookup("front_camera", "base_link"), inv(kit @ on_kit),
+                               atol=1e-9)
+    np.testing.assert_allclose(tree.lookup("lidar", "front_camera"), inv(lidar) @ on_kit,
+                               atol=1e-9)
+    assert len(inversions) == 3, len(inversions)
+    loop = StaticTransforms()
+    loop.add(_tf(_stamped("a", "b", kit), _stamped("b", "a", kit)))
+    with pytest.raises(CalibrationError, match="no chain of transforms from base_link to a"):
+        loop.lookup("base_link", "a")

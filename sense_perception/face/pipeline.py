@@ -174,21 +174,45 @@ class DriverIdentifier:
             return None
         return st.st_ino, st.st_mtime_ns
 
-    def reload_gallery(self, wait: bool = True) -> None:
-        """Re-read the gallery (after enrol/forget) and clear the decision history.
+    def reload_gallery(self, wait: bool = True, keep_if_unchanged: bool = False) -> bool:
+        """Re-read the gallery (after enrol/forget), use its drivers and clear the decision
+        history.
 
         Args:
             wait: wait for an enrol or forget in progress; False refuses at once instead.
+            keep_if_unchanged: a read that finds the same drivers (ids, names and templates)
+                keeps the index and the evidence gathered. The node's ``~/reload_gallery``
+                sets it: called again and again (more often than the decider needs frames to
+                settle), it reset the identification every time, so the driver was never
+                identified.
+
+        Returns:
+            Whether the drivers were replaced (False: kept, unchanged).
 
         Raises:
             GalleryError: the gallery cannot be read; the drivers loaded before stay in use.
         """
         stamp = self._stamp()
-        index = TemplateIndex(self.gallery.drivers(wait=wait))
-        self.index, self._gallery_stamp, self.gallery_error = index, stamp, None
+        drivers = [d for d in self.gallery.drivers(wait=wait) if len(d.templates)]
+        unchanged = keep_if_unchanged and self._same_drivers(drivers)
+        self._gallery_stamp, self.gallery_error = stamp, None
+        if unchanged:
+            return False
+        self.index = TemplateIndex(drivers)
         # Reasons are published (driver_reason in /diagnostics): the pseudonymous id, never
         # the display name (SECURITY.md P10).
         self.decider.reset(self.index.ids)
+        return True
+
+    def _same_drivers(self, drivers: list[Any]) -> bool:
+        """Whether ``drivers`` (those with templates) are exactly the ones in use."""
+        index = getattr(self, "index", None)
+        if index is None or [d.id for d in drivers] != index.ids \
+                or [d.name for d in drivers] != index.names:
+            return False
+        matrix = (np.concatenate([d.templates for d in drivers]) if drivers
+                  else np.zeros((0, index.matrix.shape[1])))
+        return bool(np.array_equal(np.asarray(matrix, np.float32), index.matrix))
 
     def _check_gallery(self) -> None:
         """Re-read a changed gallery between frames without ever blocking the frame thread.

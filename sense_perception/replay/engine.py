@@ -381,6 +381,9 @@ class Replayer:
             for problem in self._positions.new_problems(self._exterior):  # a refused calibration
                 self._notes.append(f"{problem}; those frames have 2-D detections only")
                 LOG.warning("%s", problem)
+            if tf_note := self._positions.tf.cap_note():  # the count at the end, said once
+                self._notes.append(tf_note)
+                LOG.warning("%s", tf_note)
             empty = [t for t in topics if not self._received.get(t) and not bag.topics[t].count]
             if empty:  # some cameras replayed, these had nothing: say so, it is not a success
                 warnings = [f"{t}: no message in the bag ({bag.topics[t].msgtype}); nothing "

@@ -145,19 +145,26 @@ class DriverMonitorNode(PerceptionNode):
                 response.message = f"node is {self.lifecycle_state}; configure it first"
                 return response
             try:
-                identifier.reload_gallery(wait=False)  # never hold up frames on a held lock
+                # wait=False: never hold up frames on a held lock; the same drivers keep the
+                # evidence gathered (a caller hammering the service must not reset it each time)
+                changed = identifier.reload_gallery(wait=False, keep_if_unchanged=True)
             except SensePerceptionError as exc:
                 response.success = False
                 response.message = f"gallery reload failed: {exc}"
                 self.get_logger().error(response.message)
                 return response
             n = len(identifier.index)
-            # The last frame's driver was judged with the gallery before: a forgotten driver's
-            # id must not stay in /diagnostics until the next frame (never, with the camera off).
-            self._last = {"driver_state": "gallery reloaded: waiting for the next frame"}
+            if changed:
+                # The last frame's driver was judged with the gallery before: a forgotten
+                # driver's id must not stay in /diagnostics until the next frame (never, with
+                # the camera off).
+                self._last = {"driver_state": "gallery reloaded: waiting for the next frame"}
         response.success = True
-        response.message = f"gallery reloaded: {n} driver(s) enrolled"
-        self.get_logger().info(response.message)
+        # read after this call began either way; the same drivers: identification goes on
+        response.message = (f"gallery reloaded: {n} driver(s) enrolled"
+                            + ("" if changed else " (unchanged)"))
+        if changed:  # a caller hammering the service with nothing changed: no line each time
+            self.get_logger().info(response.message)
         return response
 
     def hardware_id(self) -> str:

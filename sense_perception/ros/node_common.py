@@ -42,6 +42,12 @@ from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, r
                        transport_kind)
 
 
+# How long a stop waits for the inference threads (all nodes together): the frame in flight
+# finishes first, as one onnxruntime run cannot be interrupted (0.5 s for a batch of four 1080p
+# frames on a CPU here). Only a run far slower than any frame (a TensorRT engine still being
+# built) is left behind, named in an error line.
+JOIN_TIMEOUT_S = 10.0
+
 
 def node_params(node: Any) -> dict[str, Any]:
     """The node's set parameters as a flat dict, without the ones rclpy declares itself (a
@@ -346,18 +352,30 @@ class PerceptionNode(LifecycleNode):
         return on_image
 
     def _stop_inputs(self) -> None:
+        self._close_inputs()
+        self._join_worker(time.monotonic() + JOIN_TIMEOUT_S)
+
+    def _close_inputs(self) -> None:
+        """Destroy the image subscriptions and close the frame slots: the worker ends after the
+        frame in flight (never waited for here; :meth:`_join_worker` does)."""
         # Two threads may stop the inputs at once (a transition, and the end of spin on a
         # signal): each works on what it read, never on an attribute the other has just cleared.
         subscriptions, self._subscriptions_in = self._subscriptions_in, []
         for sub in subscriptions:
             self.destroy_subscription(sub)
+        if self._slots is not None:
+            self._slots.close()
+
+    def _join_worker(self, deadline: float) -> None:
+        """Wait (until ``deadline``, monotonic) for the worker to end its frame in flight, then
+        count the frames left in the slots as lost."""
         slots, worker = self._slots, self._worker
-        if slots is not None:
-            slots.close()
         if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=10.0)
+            # The wait is the inference in flight: one onnxruntime run cannot be interrupted.
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
-                self.get_logger().error("worker thread did not stop within 10 s")
+                self.get_logger().error(f"worker thread did not stop within {JOIN_TIMEOUT_S:.0f} s "
+                                        "(an inference still running); the node goes down without it")
         if slots is not None:  # received but never to be processed: counted, as every lost frame
             for source in slots.drop_all():
                 self.health.frame_dropped_inactive(self.input_topic(source))
@@ -380,6 +398,13 @@ class PerceptionNode(LifecycleNode):
             try:
                 self.process(frames)
             except Exception as exc:  # noqa: BLE001  a failed frame must never stop the node
+                if slots.closed or not self.context.ok():
+                    # Stopped while these frames were in flight (a signal invalidates the
+                    # publishers' context before the inputs close): lost to the stop, not an
+                    # inference error.
+                    for frame in frames:
+                        self.health.frame_dropped_inactive(self.input_topic(frame.source))
+                    continue
                 self.health.inference_error(f"{type(exc).__name__}: {exc}", len(frames))
                 self.get_logger().error(f"dropped {len(frames)} frame(s): {exc!r}",
                                         throttle_duration_sec=5.0)
@@ -567,10 +592,19 @@ def spin(nodes: Sequence[PerceptionNode], executor: Any) -> None:
         if executor.context.ok():
             raise
     finally:
-        for node in nodes:
-            node.stop()
-            node.destroy_node()
+        stop_nodes(nodes)
         executor.shutdown(timeout_sec=1.0)
+
+
+def stop_nodes(nodes: Sequence[PerceptionNode]) -> None:
+    """Stop every node's inputs first, then wait for their inference threads together (the
+    longest frame in flight, not the sum), then destroy the nodes."""
+    for node in nodes:
+        node._close_inputs()
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    for node in nodes:
+        node._join_worker(deadline)
+        node.destroy_node()
 
 
 def _spin_through_destroyed_handles(executor: Any, limit: int = 100) -> None:

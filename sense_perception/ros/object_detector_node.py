@@ -192,7 +192,12 @@ class ObjectDetectorNode(PerceptionNode):
         latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                              reliability=ReliabilityPolicy.RELIABLE)
         self._calibration_subs.append(self.create_subscription(
-            TFMessage, "/tf_static", self.positions.tf_static, latched))
+            TFMessage, "/tf_static", self._on_tf_static, latched))
+
+    def _on_tf_static(self, msg: Any) -> None:
+        self.positions.tf_static(msg)
+        if note := self.positions.new_tf_note():  # once; /diagnostics WARNs while it holds
+            self.get_logger().warning(note)
 
     def on_outputs_active(self) -> None:
         stamp = self.get_clock().now().seconds_nanoseconds()

@@ -132,7 +132,7 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
 
 
 def _stop_all(nodes: Sequence[Any]) -> None:
-    """Stop each node's inference thread and inputs, then destroy it."""
-    for node in nodes:
-        node.stop()
-        node.destroy_node()
+    """Stop every node's inputs, wait for their inference threads together, destroy them."""
+    from .node_common import stop_nodes
+
+    stop_nodes(nodes)

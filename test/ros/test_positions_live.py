@@ -213,6 +213,43 @@ def test_a_bad_transform_beside_the_cameras_in_tf_static_leaves_its_mount(contex
             raise AssertionError("a refused transform gave a mount")
 
 
+def test_a_tf_static_flood_of_new_frames_is_bounded_and_a_warn(context):
+    """A publisher sending thousands of new child frames on /tf_static grew the node's transform
+    store without bound. Now MAX_FRAMES frames are kept: the camera's mount stays, the rest are
+    counted and named once in /diagnostics (WARN), the detections are placed."""
+    import math
+
+    import rclpy
+
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.core.geometry.tf_static import MAX_FRAMES
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    probe = rclpy.create_node("tf_flood_probe", context=context)
+    junk = _transform("base_link", "junk", mount_transform(1.0))
+    flood = []
+    for i in range(MAX_FRAMES + 20):
+        msg = _transform("base_link", f"junk_{i}", mount_transform(1.0))
+        msg.transform = junk.transform
+        flood.append(msg)
+    tf_pub = _send_tf_static(probe, [_transform(  # noqa: F841  kept alive for the test
+        "base_link", "front_camera", mount_transform(1.4, math.radians(2.0))), *flood])
+    node = ObjectDetectorNode("positions_tf_flood", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], no_input_warn_s=60.0, **{"runtime.intra_op_threads": 1}))
+    with _active(context, node, probe) as executor:
+        _send_calibration(node, probe, executor, tf=True)
+        tree = node.positions.tf
+        assert len(tree.frames) == MAX_FRAMES + 1 and tree.over_cap == 21, tree.over_cap
+        node.process([Frame(0, _bag_frames(FRONT)[0], time.monotonic())])
+        placed = node.diagnostic_extra()[f"positions[{FRONT}]"]
+        assert placed.endswith(f"({INFO} (CameraInfo and /tf_static))"), placed
+        status = published_status(node)
+        assert level(status) == 1, status.message
+        assert f"21 transform(s) of new frames not kept, beyond the cap of {MAX_FRAMES}" \
+            in status.message, status.message
+
+
 def test_an_absurd_mount_loses_the_positions_not_the_frames(context, monkeypatch):
     """A finite but absurd mount (1e200 m above the road) overflowed the range estimate: every
     frame was dropped as an inference error and the camera's 2-D detections were lost with its

@@ -469,3 +469,68 @@ def test_a_frame_waiting_when_the_node_is_deactivated_is_counted(context):
         camera.close()
         node.stop()
         node.destroy_node()
+
+
+def test_reload_gallery_hammered_frames_keep_being_processed_and_the_driver_identified(
+        context, tmp_path):
+    """~/reload_gallery called without pause (several calls in flight, hundreds a second) while
+    the cabin camera runs at 20 Hz: each reload reset the identification, so the driver was never
+    identified while it lasted, and /diagnostics said "gallery reloaded: waiting for the next
+    frame" instead of the driver. Now a reload that finds the same drivers keeps the evidence:
+    frames go on being processed and identified, every call is answered truthfully."""
+    from std_srvs.srv import Trigger
+    from vision_msgs.msg import Classification
+
+    from sense_perception.face import ConsentRecord, FaceConfig, FaceEngine, GalleryStore
+
+    gallery = tmp_path / "gallery" / "gallery.json"
+    gallery.parent.mkdir(mode=0o700)
+    engine = FaceEngine(FaceConfig(driver_region=WHOLE_IMAGE))
+    templates = np.stack([engine.driver_embedding(read_bgr(DATA / "faces" / p))[2] for p in
+                          ("obama_1_official_portrait_2012.jpg", "obama_2_congress_2009.jpg")])
+    driver = GalleryStore(gallery).enroll("Barack Obama", templates,
+                                          ConsentRecord.now("Barack Obama")).id
+    topic = "/sp_hostile_hammer/cabin/image_raw"
+    node = _driver_monitor(context, "hostile_hammer", topic, gallery)
+    camera = Camera(context, node, topic)
+    identities: list[Any] = []
+    camera.pub_node.create_subscription(
+        Classification, "/sp_hostile_hammer/cabin/driver_identity", identities.append, 100)
+    client = camera.pub_node.create_client(Trigger, f"/{node.get_name()}/reload_gallery")
+    face = read_bgr(FACE)[::2, ::2].copy()
+    rng = np.random.default_rng(2)
+    try:
+        end = time.monotonic() + 20.0
+        while not client.service_is_ready():
+            assert time.monotonic() < end, "~/reload_gallery not available"
+            camera.executor.spin_once(timeout_sec=0.05)
+        in_flight: list[Any] = []
+        answers: list[Any] = []
+        stamp, next_frame = 100.0, 0.0
+        start = node.health.snapshot().processed
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.0:
+            if time.monotonic() >= next_frame:  # a live camera at 20 Hz, with its noise
+                stamp += 0.05
+                noisy = np.clip(face + rng.normal(0.0, 2.0, face.shape), 0, 255).astype(np.uint8)
+                camera.pub.publish(image_msg(noisy, int(stamp), int(stamp % 1 * 1e9), "cabin"))
+                next_frame = time.monotonic() + 0.05
+            answers += [f.result() for f in in_flight if f.done()]
+            in_flight = [f for f in in_flight if not f.done()]
+            while len(in_flight) < 4:
+                in_flight.append(client.call_async(Trigger.Request()))
+            camera.executor.spin_once(timeout_sec=0.005)
+        processed = node.health.snapshot().processed - start
+        assert len(answers) >= 40, f"{len(answers)} reloads answered in 4 s"
+        assert all(a.success and "1 driver(s) enrolled" in a.message for a in answers), \
+            {a.message for a in answers}
+        assert processed >= 20, f"{processed} frames processed in 4 s of reloads"
+        ids = [c.results[0].class_id for c in identities if c.results]
+        assert driver in ids[-10:], ids[-10:]  # identified while the reloads go on
+        values = status_values(published_status(node))
+        assert values["driver_state"] == "identified" and values["driver_id"] == driver, values
+    finally:
+        camera.pub_node.destroy_client(client)
+        camera.close()
+        node.stop()
+        node.destroy_node()

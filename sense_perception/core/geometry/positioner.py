@@ -94,6 +94,7 @@ class CameraPositions:
         # camera's missing mount.
         self.tf_note = ""
         self._tf_version = 0  # /tf_static messages seen: a failed lookup is retried after one
+        self._tf_cap_told = False  # the note of /tf_static frames over the cap was taken once
         self._cameras: dict[str, _Camera] = {}
 
     def _camera(self, topic: str) -> _Camera:
@@ -124,6 +125,14 @@ class CameraPositions:
         for cam in self._cameras.values():
             if cam.calibration is None:
                 cam.error = ""
+
+    def new_tf_note(self) -> str:
+        """The note of /tf_static transforms not kept (beyond the frame cap) the first time
+        there are any, for one log line; "" otherwise (and every later time)."""
+        if self._tf_cap_told or not self.tf.over_cap:
+            return ""
+        self._tf_cap_told = True
+        return self.tf.cap_note()
 
     def _calibration(self, camera: str, frame_id: str, width: int, height: int
                      ) -> tuple[CameraCalibration | None, str, bool]:
@@ -210,9 +219,11 @@ class CameraPositions:
 
     def warnings(self, cameras: Sequence[str]) -> list[str]:
         """``positions[<camera>]: <reason>`` for each camera whose last frame's calibration was
-        received but refused (a WARN in /diagnostics); a missing one is not a fault."""
+        received but refused (a WARN in /diagnostics); a missing one is not a fault. Also the
+        note of /tf_static transforms not kept beyond the frame cap, once there are any."""
+        tf_note = self.tf.cap_note()
         return [f"positions[{c}]: {self._camera(c).error}" for c in cameras
-                if self._camera(c).fault and self._camera(c).error]
+                if self._camera(c).fault and self._camera(c).error] + ([tf_note] if tf_note else [])
 
     def new_problems(self, cameras: Sequence[str]) -> list[str]:
         """The faults found since the last call, each reason once per camera (for a log line or
@@ -231,7 +242,8 @@ class CameraPositions:
     def summary(self, camera: str) -> dict[str, Any]:
         """For the replay summary: detections, how many got a position, the calibration or why
         none (the last frame's ``reason``); with frames that got none, ``frames`` and
-        ``frames_without_positions`` (reason -> frames)."""
+        ``frames_without_positions`` (reason -> frames); with /tf_static transforms beyond the
+        frame cap, ``tf_static_not_kept`` (how many)."""
         cam = self._camera(camera)
         out: dict[str, Any] = {"detections": cam.detections, "placed": cam.placed,
                                "calibration": cam.source or None}
@@ -240,6 +252,8 @@ class CameraPositions:
         if cam.unplaced:  # every frame without positions, and why: not only the last one's
             out["frames"] = cam.frames
             out["frames_without_positions"] = dict(cam.unplaced)
+        if self.tf.over_cap:
+            out["tf_static_not_kept"] = self.tf.over_cap
         return out
 
     def diagnostic_values(self, cameras: Sequence[str]) -> dict[str, str]:

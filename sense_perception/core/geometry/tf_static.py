@@ -7,7 +7,6 @@ composes the chain between two frames in either direction.
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -16,6 +15,16 @@ from .calibration import CalibrationError
 
 # tf2's QUATERNION_NORMALIZATION_TOLERANCE: |x^2 + y^2 + z^2 + w^2 - 1| below it is accepted.
 _QUATERNION_TOLERANCE = 0.01
+
+# Child frames kept (a robot has tens to hundreds): a publisher sending ever new child frames on
+# /tf_static would otherwise grow the store (and every lookup's walk) without end. A transform of a
+# frame already known is always taken (a re-published mount); one of a new frame beyond the cap is
+# refused, counted, and the first few named (:attr:`StaticTransforms.over_cap`).
+MAX_FRAMES = 4096
+# Refused transforms (bad quaternion, ...) remembered to name in a lookup's error, and new frames
+# named in the cap's note: the rest are only counted.
+MAX_REFUSED = 64
+_NAMED_OVER_CAP = 4
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -54,16 +63,21 @@ def transform_matrix(translation: Any, rotation: Any) -> np.ndarray:
 class StaticTransforms:
     """The static transform tree, fed with tf2_msgs/TFMessage messages (objects or dicts)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_frames: int = MAX_FRAMES) -> None:
         # child -> (parent, T_parent_child): as in tf2, a frame has one parent, and a later
         # transform of a child replaces its earlier one, whichever parent it names
         self._edges: dict[str, tuple[str, np.ndarray]] = {}
         self._refused: dict[tuple[str, str], str] = {}  # (parent, child) -> why it was refused
+        self.max_frames = max_frames
+        self.over_cap = 0  # transforms of new child frames refused because the store was full
+        self.over_cap_names: list[str] = []  # the first few of them, "parent -> child"
 
     def add(self, message: Any) -> int:
         """Add every transform of a TFMessage; returns how many. A later transform of a child
         frame replaces the earlier one (a re-published mount), also when it names another parent
-        (tf2 keeps one parent per frame).
+        (tf2 keeps one parent per frame). A transform of a new child frame once ``max_frames``
+        are known is not kept: counted in :attr:`over_cap` (see :meth:`cap_note`), not an error
+        (the frames already known, the cameras' mounts, are untouched).
 
         Raises:
             CalibrationError: naming the transforms refused (non-finite or zero quaternion or
@@ -76,11 +90,18 @@ class StaticTransforms:
         for stamped in _get(message, "transforms"):
             parent = _frame(_get(_get(stamped, "header"), "frame_id"))
             child = _frame(_get(stamped, "child_frame_id"))
+            if child not in self._edges and len(self._edges) >= self.max_frames:
+                self.over_cap += 1
+                if len(self.over_cap_names) < _NAMED_OVER_CAP:
+                    # a frame name may be of any length: the note shows its start
+                    self.over_cap_names.append(f"{parent[:80]} -> {child[:80]}")
+                continue
             transform = _get(stamped, "transform")
             try:
                 T = transform_matrix(_get(transform, "translation"), _get(transform, "rotation"))
             except CalibrationError as exc:
-                self._refused[(parent, child)] = str(exc)
+                if (parent, child) in self._refused or len(self._refused) < MAX_REFUSED:
+                    self._refused[(parent, child)] = str(exc)
                 refused.append(f"{parent} -> {child}: {exc}")
                 continue
             self._edges[child] = (parent, T)
@@ -88,8 +109,19 @@ class StaticTransforms:
                 del self._refused[edge]
             added += 1
         if refused:
-            raise CalibrationError("; ".join(refused))
+            more = f"; and {len(refused) - 4} more" if len(refused) > 4 else ""
+            raise CalibrationError("; ".join(refused[:4]) + more)
         return added
+
+    def cap_note(self) -> str:
+        """Why some /tf_static transforms were not kept ("" when all were): how many, the first
+        few, the cap and the fix."""
+        if not self.over_cap:
+            return ""
+        return (f"/tf_static: {self.over_cap} transform(s) of new frames not kept, beyond the cap "
+                f"of {self.max_frames} frames (first: {', '.join(self.over_cap_names)}); the "
+                f"frames already known keep their transforms; fix: find the node publishing ever "
+                "new child frames on /tf_static (a robot has tens to hundreds)")
 
     @property
     def refused(self) -> bool:
@@ -99,7 +131,8 @@ class StaticTransforms:
     @property
     def frames(self) -> list[str]:
         """Every frame named by a transform, sorted."""
-        return sorted({*self._edges, *(parent for parent, _ in self._edges.values())})
+        edges = list(self._edges.items())  # one step: the node's executor may add meanwhile
+        return sorted({*(child for child, _ in edges), *(parent for _, (parent, _) in edges)})
 
     def lookup(self, target: str, source: str) -> np.ndarray:
         """``T_target_source`` (maps points of ``source`` into ``target``), composed along the
@@ -111,20 +144,12 @@ class StaticTransforms:
         target, source = _frame(target), _frame(source)
         if target == source:
             return np.eye(4)
-        links: dict[str, list[tuple[str, np.ndarray]]] = {}
-        for child, (parent, T) in self._edges.items():
-            links.setdefault(parent, []).append((child, T))
-            links.setdefault(child, []).append((parent, np.linalg.inv(T)))
-        # Breadth-first from target: T_target_frame for every frame reached.
-        reached = {target: np.eye(4)}
-        queue = deque([target])
-        while queue:
-            frame = queue.popleft()
-            for other, T in links.get(frame, ()):
-                if other not in reached:
-                    reached[other] = reached[frame] @ T
-                    queue.append(other)
-        if source not in reached:
+        # Each frame has one parent (a forest): the chain joins both frames at their first
+        # common ancestor. Walking up costs the tree's depth, not its size (all 4096 frames
+        # were inverted for every lookup).
+        up_target, up_source = self._ancestors(target), self._ancestors(source)
+        common = next((frame for frame in up_source if frame in up_target), None)
+        if common is None:
             known = ", ".join(self.frames[:12]) or "none"
             refused = "".join(f"; refused: {parent} -> {child} ({why})"
                               for (parent, child), why in list(self._refused.items())[:4])
@@ -133,7 +158,17 @@ class StaticTransforms:
                 f"{known}{refused}); fix: publish the camera's static transform "
                 "(robot_state_publisher or static_transform_publisher, parent base_link, child the "
                 "images' frame_id), or set the mount as parameters")
-        return reached[source]
+        return np.linalg.inv(up_target[common]) @ up_source[common]
+
+    def _ancestors(self, frame: str) -> dict[str, np.ndarray]:
+        """``frame`` and each frame above it, in order, with ``T_ancestor_frame``; a loop of
+        parents (a publisher's mistake) ends the walk where it closes."""
+        out = {frame: np.eye(4)}
+        while (edge := self._edges.get(frame)) is not None and edge[0] not in out:
+            parent, T_parent_frame = edge
+            out[parent] = T_parent_frame @ out[frame]
+            frame = parent
+        return out
 
 
 def mount_from_tf(messages: Iterable[Any], camera_frame: str,
