@@ -51,7 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         params = load_params(args.config, name)
         factories.append(classes[name])
         kwargs.append({"namespace": args.namespace,
-                       "parameter_overrides": to_parameters(params, str(args.config or "defaults"))})
+                       # the config under the command line: -p NAME:=VALUE wins, as in ROS
+                       "config_defaults": to_parameters(params, str(args.config or "defaults"))})
     ros_args = list(args.ros_args)
     if ros_args and ros_args[0] == "--":
         ros_args = ros_args[1:]

@@ -57,7 +57,9 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
     Raises:
         PrivacyError: naming the topic, both places and the fix.
     """
-    if _camera(cabin) in {_camera(t) for t in exterior}:
-        raise PrivacyError(f"topic {cabin} is the cabin camera ({named_by}) and is also listed in "
+    same = [t for t in exterior if _camera(t) == _camera(cabin)]
+    if same:
+        which = cabin if same[0] == cabin else f"{same[0]} (the same camera as {cabin})"
+        raise PrivacyError(f"topic {which} is the cabin camera ({named_by}) and is also listed in "
                            f"{listed_in}: it shows the driver, so it is never run through the "
                            f"object detector as an exterior camera; {fix}")

@@ -118,8 +118,19 @@ class PerceptionNode(LifecycleNode):
     SETTINGS: type[InputSettings] = InputSettings
     GATHER_S = 0.0  # how long the worker waits for the other cameras' frames after the first
 
-    def __init__(self, node_name: str, **kwargs: Any) -> None:
+    def __init__(self, node_name: str, config_defaults: Sequence[Any] = (), **kwargs: Any) -> None:
+        """``config_defaults``: parameters from a config file (``run --config``), taken where the
+        command line (``-p``, ``--params-file``) and ``parameter_overrides`` set nothing: as
+        ``parameter_overrides`` they won over ``-p``, which was then silently unused."""
         super().__init__(node_name, **kwargs)
+        if config_defaults:
+            # rclpy keeps the command line's values there (and parameter_overrides')
+            given: dict[str, Any] = dict(self._parameter_overrides)  # type: ignore[has-type]
+            self._parameter_overrides = {**{p.name: p for p in config_defaults}, **given}
+            # rclpy declared use_sim_time before this: the config's value is set now
+            sim_time = next((p for p in config_defaults if p.name == "use_sim_time"), None)
+            if sim_time is not None and "use_sim_time" not in given:
+                self.set_parameters([sim_time])
         self._refused_overrides = declare_settings(self, self.SETTINGS.KIND)
         # rclpy calls the last callback added first: a bad value is named as such whatever the
         # node's state, and only a good one is refused for being set while configured.

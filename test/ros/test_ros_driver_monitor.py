@@ -280,7 +280,8 @@ def test_run_with_camera_topics_pointing_at_the_cabin_camera_refuses_it_at_confi
             time.sleep(0.2)
         time.sleep(0.5)
         out = proc.output()
-        assert f"topic {cabin} is the cabin camera (cabin_camera_topic)" in out, out
+        assert (f"topic {cabin} (the same camera as {cabin}/compressed) is the cabin camera "
+                "(cabin_camera_topic)") in out, out
         assert "remove it from camera_topics" in out and "Traceback" not in out, out
         assert "configured: inputs" not in out, out
     finally:

@@ -223,3 +223,27 @@ def test_a_bad_value_set_on_driver_monitor_is_refused(params_context):
         assert node.set_parameters([Parameter("attention.neutral_yaw_deg", value=5.0)])[0].successful
     finally:
         node.destroy_node()
+
+
+def test_the_command_line_wins_over_run_s_config_and_the_config_s_sim_time_applies(context):
+    """`run --config FILE -- --ros-args -p NAME:=VALUE`: the config's values were handed to the
+    nodes as parameter_overrides, which rclpy puts above the command line, so a -p of a name the
+    file sets was silently unused. The config now fills only what the command line leaves."""
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    config = [Parameter("no_input_warn_s", value=5.0), Parameter("batch_wait_ms", value=9.0),
+              Parameter("use_sim_time", value=True)]
+    node = ObjectDetectorNode("cli_over_config", context=context, config_defaults=config,
+                              cli_args=["--ros-args", "-p", "no_input_warn_s:=7.5"])
+    try:
+        assert node.get_parameter("no_input_warn_s").value == 7.5  # the command line
+        assert node.get_parameter("batch_wait_ms").value == 9.0  # the config
+        assert node.get_parameter("use_sim_time").value is True  # declared by rclpy before
+        node2 = ObjectDetectorNode("cli_over_config_sim", context=context, config_defaults=config,
+                                   cli_args=["--ros-args", "-p", "use_sim_time:=false"])
+        assert node2.get_parameter("use_sim_time").value is False
+        node2.destroy_node()
+    finally:
+        node.destroy_node()
