@@ -432,6 +432,8 @@ def open_bag(path: str | Path) -> Bag:
                 try:
                     part = _RosbagsPart(root)
                     return Bag(root, [part], _storage_of(part, files), skipped, notes, None)
+                except DecompressionLimitError as exc:  # a file-compressed bag's bomb
+                    raise BagError(f"bag {root}: {exc}") from None
                 except Exception as exc:
                     notes.append(f"metadata.yaml present but the bag does not open with it "
                                  f"({exc}); reading the storage files directly")
