@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
-from replay_helpers import ROOT
+from replay_helpers import ROOT, SAMPLE_BAG
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -85,3 +87,57 @@ def test_a_connect_failing_after_ray_init_shuts_down_what_it_started(ray_tmp) ->
     assert left["initialized"] is False
     assert left["processes"] == []  # no GCS, raylet, agent nor reaper outlives the failure
     assert left["sessions"] == []  # the session folder (logs naming the bags) is removed
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Processes of session ``sid`` (the fleet command and all it started) still alive."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                data = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            fields = data[data.rindex(b")") + 2:].split()
+            if int(fields[3]) == sid and fields[0] != b"Z":
+                found.append(int(entry))
+    return found
+
+
+def test_kill_9_of_a_fleet_run_removes_its_ray_session_folder_too(tmp_path, ray_tmp) -> None:
+    """The reaper already ended the processes; the session folder (logs naming the bag paths,
+    sockets) stayed in /tmp/ray after each kill -9. Another session's folder is left alone."""
+    inputs = tmp_path / "in"
+    for i in range(2):
+        shutil.copytree(SAMPLE_BAG, inputs / f"run{i + 1}")
+    root = ray_tmp / "ray"
+    other = root / "session_2026-01-01_00-00-00_000000_1"  # another run's: must stay
+    (other / "logs").mkdir(parents=True)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "sense_perception.cli.main", "fleet",
+                             str(inputs), "--out", str(out), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT),
+                                 "RAY_TMPDIR": str(ray_tmp)}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(p.name.endswith(".partial") for p in out.glob(".*")):  # a bag has begun
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no bag started"
+            time.sleep(0.2)
+        ours = [p for p in root.iterdir() if p.name.startswith("session_2") and p != other]
+        assert len(ours) == 1, ours  # this run's own session folder
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 20
+        while (_session_processes(proc.pid) or ours[0].exists()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _session_processes(proc.pid) == [], "Ray processes outlived the fleet run"
+        assert not ours[0].exists(), "the killed run's Ray session folder was left"
+        assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
+            [other.name]
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -142,6 +142,8 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
         # Still inside the try: a step after ray.init that fails (the cluster's resources cannot
         # be read) must not leave the Ray this run started up.
         session_dir = local_session_dir(ray) if address is None else None
+        if session_dir is not None:
+            reaper.tell_session(watch, session_dir)  # a kill -9 of this run removes it too
         return RaySession(ray, address or "local", True, _resources(ray), watch, session_dir)
     except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         _abandon(ray, watch, local_session_dir(ray) if address is None else None)
