@@ -141,3 +141,42 @@ def test_kill_9_of_a_fleet_run_removes_its_ray_session_folder_too(tmp_path, ray_
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_kill_9_while_a_worker_unpacks_a_file_compressed_bag_leaves_no_copy(tmp_path,
+                                                                           ray_tmp) -> None:
+    """A worker unpacks a file-compressed bag (here 3 GiB) into its Ray session folder, not
+    /tmp: after a kill -9 of the run the reaper removes the folder, the copy with it."""
+    from test_replay_file_compression import _bomb_bag, _leftovers, _stream_bomb
+
+    bag = _bomb_bag(tmp_path / "in" / "big", _stream_bomb(3 << 10))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "sense_perception.cli.main", "fleet",
+                             str(bag.parent), "--out", str(tmp_path / "out"), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp),
+                                 "RAY_TMPDIR": str(ray_tmp)}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        copies: list[Path] = []
+        while not copies:  # the worker's unpacked copy, growing
+            copies = [p for p in (ray_tmp / "ray").glob("session_2*/fleet_tmp/*/*.mcap")
+                      if p.stat().st_size > 0]
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the bag was never unpacked"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 20
+        while (_session_processes(proc.pid) or copies[0].exists()) and \
+                time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not copies[0].exists(), "the killed worker's unpacked copy was left"
+        assert _leftovers(tmp) == []  # nothing of it in the system's temporary folder either
+        assert not list((ray_tmp / "ray").glob("session_2*"))
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
