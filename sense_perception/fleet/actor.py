@@ -51,7 +51,10 @@ def _temp_in_session() -> None:
     its Ray session folder, ``fleet_tmp/``: a local run removes that folder when it ends, after a
     kill -9 too (:mod:`.reaper`), where a killed worker left its copy in /tmp."""
     try:  # Ray's node API is internal: checked, never guessed
-        folder = Path(ray._private.worker._global_node.get_session_dir_path()) / "fleet_tmp"
+        node = ray._private.worker._global_node
+        if node is None:
+            return
+        folder = Path(node.get_session_dir_path()) / "fleet_tmp"
         folder.mkdir(mode=0o700, exist_ok=True)
     except Exception:  # noqa: BLE001 - another Ray version: the system's temporary folder
         return
