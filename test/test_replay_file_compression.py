@@ -142,7 +142,33 @@ def test_a_zstd_file_that_hides_its_size_stops_at_the_budget(tmp_path, monkeypat
     assert code == 2, error
     assert (f"error: bag {bag}: the file-compressed storage file bag.mcap.zstd unpacks to more "
             f"than {64 << 20} bytes") in error and "decompression bomb" in error
-    assert budgets == [64 << 20] and seen and max(seen) <= 64 << 20
+    assert budgets and seen and max(seen) <= 64 << 20
+    assert _leftovers(tmp) == [] and not (tmp_path / "out").exists()
+
+
+def test_unpacking_stops_when_the_disk_fills_meanwhile(tmp_path, monkeypatch, capsys):
+    """Room for 1 GiB at the start, none once 64 MiB are unpacked (fleet workers unpacking
+    beside this one took it): the copy stops there, not at the budget read at the start."""
+    bag = _bomb_bag(tmp_path / "bag", _stream_bomb(200))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    free = iter([1 << 30])
+    monkeypatch.setattr(bounded, "unpack_budget", lambda folder: next(free, 0))
+    seen: list[int] = []
+    real_refused = bounded._unpack_refused
+
+    def refused(*args: object) -> bounded.DecompressionLimitError:
+        seen.extend(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        return real_refused(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bounded, "_unpack_refused", refused)
+    code = main(["replay", str(bag), "--out", str(tmp_path / "out")])
+    error = " ".join(capsys.readouterr().err.split())
+    assert code == 2, error
+    assert "bag.mcap.zstd unpacks to more than" in error and "decompression bomb" in error
+    step = bounded.UNPACK_RECHECK_BYTES
+    assert seen and step <= max(seen) <= step + (1 << 20)  # one read past the recheck at most
     assert _leftovers(tmp) == [] and not (tmp_path / "out").exists()
 
 
@@ -153,9 +179,11 @@ def test_ctrl_c_while_a_bag_is_unpacked_removes_the_temporary_copy(tmp_path) -> 
     proc = _replay(bag, tmp_path / "out", tmp)
     deadline = time.monotonic() + 120
     try:
-        while not any(f.stat().st_size > 0 for f in tmp.rglob("*.mcap")):
+        while not (copies := [f for f in tmp.rglob("*.mcap") if f.stat().st_size > 0]):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
             time.sleep(0.02)
+        # named so that a copy a kill -9 leaves can be told apart
+        assert copies[0].parent.name.startswith(bounded.UNPACK_PREFIX)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

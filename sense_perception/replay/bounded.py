@@ -12,12 +12,14 @@ one byte past the ceiling, so nothing larger is ever allocated.
 A "file-compressed" bag (rosbag2 ``compression_mode: file``: ``*.mcap.zstd`` / ``*.db3.zstd``) is
 unpacked by rosbags whole, into a temporary folder on disk, before it is read. Its unpacked size
 is bounded by the free space of that folder's disk less :data:`UNPACK_RESERVE_BYTES`
-(:func:`unpack_budget`): a frame header that declares more is refused before anything is written,
-and the stream stops one read past the budget otherwise. rosbags removes the folder when the bag
-is closed or its opening fails (a refusal or Ctrl-C included).
+(:func:`unpack_budget`, read again as the copy grows): a frame header that declares more is
+refused before anything is written, and the stream stops one read past the budget otherwise.
+rosbags removes the folder (named :data:`UNPACK_PREFIX`...) when the bag is closed or its opening
+fails (a refusal or Ctrl-C included).
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +35,12 @@ MAX_DECOMPRESSED_BYTES = 256 << 20
 #: Left free on the temporary folder's disk when a file-compressed bag is unpacked there, so a
 #: bomb (a few kilobytes of zstd hold terabytes of zeros) never fills the disk.
 UNPACK_RESERVE_BYTES = 1 << 30
+#: How often (bytes unpacked) the free space is read again: other writers (fleet workers
+#: unpacking beside this one) shrink it meanwhile.
+UNPACK_RECHECK_BYTES = 64 << 20
+#: The name rosbags' temporary folder of an unpacked bag starts with (``$TMPDIR/<prefix>*``), so
+#: that one a ``kill -9`` left can be told from other programs' folders.
+UNPACK_PREFIX = "sense-perception-unpack-"
 
 
 class DecompressionLimitError(BagError):
@@ -136,8 +144,12 @@ class _CappedZstdFile:
                                   folder)
         self._stream = real.open(file, "rb")
         self._total = 0
+        self._checked = 0  # bytes unpacked when the free space was last read
 
     def read(self, size: int = -1) -> bytes:
+        if self._total - self._checked >= UNPACK_RECHECK_BYTES:
+            self.budget = min(self.budget, self._total + unpack_budget(self.folder))
+            self._checked = self._total
         left = self.budget - self._total + 1  # one byte past the budget shows it is crossed
         data = self._stream.read(left if size < 0 else min(size, left))
         self._total += len(data)
@@ -184,6 +196,9 @@ def install() -> None:
     """
     from rosbags.rosbag2 import reader, storage_mcap
 
+    if not isinstance(reader.TemporaryDirectory, functools.partial):
+        setattr(reader, "TemporaryDirectory",  # noqa: B010 - rosbags' module attribute
+                functools.partial(tempfile.TemporaryDirectory, prefix=UNPACK_PREFIX))
     storage_mcap.DECOMPRESSORS["zstd"] = lambda data, size: bounded_decompress(data, "zstd", size)
     storage_mcap.DECOMPRESSORS["lz4"] = lambda data, size: bounded_decompress(data, "lz4", size)
     if not isinstance(reader.zstd, _BoundedZstd):
