@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +23,8 @@ import pytest
 import yaml
 from mcap.reader import make_reader
 from mcap.writer import CompressionType, Writer
-from replay_helpers import FRONT, ROOT, SAMPLE_BAG
+from replay_helpers import FRONT, ROOT, SAMPLE_BAG, copy_bag
+from rosbags.rosbag2 import StoragePlugin
 
 from sense_perception.replay.qos import (MAX_QOS_BYTES, MAX_QOS_ENTRIES, RefusedQos,
                                          parse_qos_bounded)
@@ -120,6 +122,25 @@ def test_real_qos_profiles_still_parse() -> None:
     (profile,) = parse_qos_bounded(raw)
     assert [profile] == parse_qos(raw) and profile.depth == 1
     assert parse_qos_bounded("[]") == [] and parse_qos_bounded("") == []
+
+
+@pytest.mark.parametrize("case", ["nested_5000_deep", "alias_bomb"])
+def test_hostile_topic_qos_in_a_sqlite3_bag_is_ignored_with_a_note(tmp_path, case) -> None:
+    """sqlite3 keeps each topic's QoS string in its ``topics`` table: bounded alike."""
+    qos, problem = CASES[case]
+    bag = copy_bag(SAMPLE_BAG, tmp_path / "bag", storage=StoragePlugin.SQLITE3)
+    (db,) = bag.glob("*.db3")
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("UPDATE topics SET offered_qos_profiles = ? WHERE name = ?",
+                                  (qos, FRONT)).rowcount == 1
+    connection.close()
+    proc, took = _replay(bag, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames"] == 5
+    notes = " ".join(proc.stderr.split())
+    assert (f"topic {FRONT}: its QoS metadata (offered_qos_profiles) is ignored: {problem}"
+            in notes), notes
+    assert "Traceback" not in proc.stderr and took < 60
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
