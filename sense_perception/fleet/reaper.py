@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import select
-import time
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
