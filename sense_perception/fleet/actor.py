@@ -4,6 +4,8 @@ Imported only once :func:`.cluster.require_ray` has found Ray.
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -16,6 +18,7 @@ class _FleetWorker:
     """Models are built in the constructor (once per process); ``replay`` is called per bag."""
 
     def __init__(self, settings: WorkerSettings) -> None:
+        _temp_in_session()
         self._worker: BagWorker | None = None
         self._error = ""
         try:
@@ -41,6 +44,21 @@ class _FleetWorker:
     @ray.method(concurrency_group="status")
     def progress(self) -> dict[str, Any] | None:
         return self._worker.progress() if self._worker is not None else None
+
+
+def _temp_in_session() -> None:
+    """Put this worker's temporary files (a file-compressed bag's unpacked copy: gigabytes) in
+    its Ray session folder, ``fleet_tmp/``: a local run removes that folder when it ends, after a
+    kill -9 too (:mod:`.reaper`), where a killed worker left its copy in /tmp."""
+    try:  # Ray's node API is internal: checked, never guessed
+        node = ray._private.worker._global_node
+        if node is None:
+            return
+        folder = Path(node.get_session_dir_path()) / "fleet_tmp"
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except Exception:  # noqa: BLE001 - another Ray version: the system's temporary folder
+        return
+    tempfile.tempdir = str(folder)
 
 
 # ray.remote's typed overloads omit the actor option concurrency_groups that it accepts.

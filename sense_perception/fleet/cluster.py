@@ -139,13 +139,14 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
                      object_store_memory=OBJECT_STORE_BYTES, **quiet)
         else:
             ray.init(address=address, **quiet)
-    except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
+        # Still inside the try: a step after ray.init that fails (the cluster's resources cannot
+        # be read) must not leave the Ray this run started up.
         session_dir = local_session_dir(ray) if address is None else None
-        if ray.is_initialized():
-            ray.shutdown()
-        reaper.stop(watch)
         if session_dir is not None:
-            remove_session_dir(session_dir)
+            reaper.tell_session(watch, session_dir)  # a kill -9 of this run removes it too
+        return RaySession(ray, address or "local", True, _resources(ray), watch, session_dir)
+    except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
+        _abandon(ray, watch, local_session_dir(ray) if address is None else None)
         if not isinstance(exc, Exception):
             raise  # Ctrl-C / SIGTERM while Ray starts: the caller reports it
         where = "start a local Ray instance" if address is None else \
@@ -157,8 +158,18 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
                "get-auth-token` on the head node) here; or leave out --address to run on this "
                "machine")
         raise FleetError(f"cannot {where}: {type(exc).__name__}: {exc}; {fix}") from exc
-    session_dir = local_session_dir(ray) if address is None else None
-    return RaySession(ray, address or "local", True, _resources(ray), watch, session_dir)
+
+
+def _abandon(ray: ModuleType, watch: Any, session_dir: Path | None) -> None:
+    """Undo a :func:`connect` that failed: shut down the Ray it started (each step runs even when
+    the one before fails), let the reaper go, remove the local instance's session folder."""
+    try:
+        if ray.is_initialized():
+            ray.shutdown()
+    finally:
+        reaper.stop(watch)
+        if session_dir is not None:
+            remove_session_dir(session_dir)
 
 
 def _resources(ray: ModuleType) -> dict[str, float]:

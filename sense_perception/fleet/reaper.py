@@ -7,6 +7,9 @@ that appears below the fleet process once a second; when the fleet process is go
 pipe reaches end of file) it kills those that are still alive. A run that ends normally shuts Ray
 down first and then says so on the pipe (:func:`stop`): the reaper then leaves without killing
 anything, so processes a caller of :func:`~.runner.run_fleet` runs beside it are never touched.
+Once Ray has started, the fleet process names its session folder on the pipe
+(:func:`tell_session`): after a kill the reaper removes it too (logs naming the bags, sockets),
+once the processes it killed are gone.
 
 Run as ``python -m sense_perception.fleet.reaper PID``; see :func:`start`.
 """
@@ -17,10 +20,13 @@ import select
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import IO
 
 POLL_S = 1.0
 _DONE = b"done\n"  # the run ended normally: nothing to kill
+_SESSION = b"session "  # + the local Ray instance's session folder, one line
 
 
 def start() -> subprocess.Popen[bytes] | None:
@@ -41,6 +47,18 @@ def start() -> subprocess.Popen[bytes] | None:
     proc.stdout.readline()  # "ready" (or nothing, if it failed: then it simply is not there)
     proc.stdout.close()
     return proc
+
+
+def tell_session(proc: subprocess.Popen[bytes] | None, folder: Path) -> None:
+    """Name the local Ray instance's session folder to the reaper: a kill -9 of this process
+    then removes it too (see :func:`~.cluster.local_session_dir`)."""
+    if proc is None or proc.stdin is None:
+        return
+    try:
+        proc.stdin.write(_SESSION + os.fsencode(folder) + b"\n")
+        proc.stdin.flush()
+    except OSError:
+        pass  # the reaper is gone: the folder stays after a kill -9, as without it
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
@@ -85,12 +103,12 @@ def _descendants(parent: int) -> dict[int, int]:
     return found
 
 
-def _watch(parent: int, stdin: IO[bytes]) -> dict[int, int]:
+def _watch(parent: int, stdin: IO[bytes]) -> tuple[dict[int, int], Path | None]:
     """Note the processes that appear below ``parent`` until ``stdin`` ends.
 
     Returns:
-        pid -> start time of each, or nothing when the parent said :data:`_DONE` (it ended
-        normally).
+        pid -> start time of each, and the session folder the parent named; nothing when the
+        parent said :data:`_DONE` (it ended normally).
     """
     before = set(_descendants(parent))  # the caller's own children: never ours to kill
     sys.stdout.write("ready\n")
@@ -107,7 +125,11 @@ def _watch(parent: int, stdin: IO[bytes]) -> dict[int, int]:
             chunk = os.read(stdin.fileno(), 4096)
             received += chunk
             if not chunk:
-                return {} if received.endswith(_DONE) else seen
+                if received.endswith(_DONE):
+                    return {}, None
+                named = [line[len(_SESSION):] for line in received.split(b"\n")
+                         if line.startswith(_SESSION)]
+                return seen, Path(os.fsdecode(named[-1])) if named else None
 
 
 def _kill(seen: dict[int, int]) -> None:
@@ -118,13 +140,39 @@ def _kill(seen: dict[int, int]) -> None:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+    deadline = time.monotonic() + 5  # gone (or a zombie) before their folder is removed
+    while time.monotonic() < deadline and any(_running(pid, started)
+                                              for pid, started in seen.items()):
+        time.sleep(0.1)
+
+
+def _running(pid: int, started: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0] != b"Z" and int(fields[19]) == started
+
+
+def _remove_session(folder: Path | None) -> None:
+    """Remove the session folder the fleet process named, if it is one (never anything else)."""
+    if folder is None or not folder.name.startswith("session_") or folder.name == "session_latest":
+        return
+    from .cluster import remove_session_dir  # here: cluster imports this module
+
+    remove_session_dir(folder)
 
 
 def main() -> None:
     """Entry point: ``python -m sense_perception.fleet.reaper PID``."""
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    _kill(_watch(int(sys.argv[1]), sys.stdin.buffer))
+    seen, session = _watch(int(sys.argv[1]), sys.stdin.buffer)
+    if seen or session is not None:
+        _kill(seen)
+        _remove_session(session)
 
 
 if __name__ == "__main__":

@@ -164,8 +164,8 @@ def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: lis
         cpus, gpus = request.cpus_per_worker, request.gpus_per_worker
         try:
             session = _connect(connect, request.address, cpus)
-            guard.install()  # ray.init put its own SIGTERM handler in place of ours
             try:
+                guard.install()  # ray.init put its own SIGTERM handler in place of ours
                 guard.check()  # a Ctrl-C while Ray started
                 workers = request.workers or default_workers(session, cpus, gpus)
                 workers, fit_notes = check_workers(session.ray, min(workers, len(to_run)), cpus,

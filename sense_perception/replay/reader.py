@@ -35,17 +35,18 @@ from rosbags.interfaces import (
     Qos,
 )
 from rosbags.rosbag2 import Reader
-from rosbags.rosbag2.metadata import parse_qos
 
 from ..bounded_yaml import MAX_YAML_BYTES, YamlLimitError, parse_bounded, yaml_problem
 from ..errors import BagError
 from ..fileio import NotRegularFileError, read_regular_file
+from . import qos as _qos
 from .bounded import DecompressionLimitError, bounded_decompress, install
 from .skips import ALL_TOPICS, SkipLog
 from .typestore import IMAGE_TYPES, make_typestore, register_bag_types
 
 LOG = logging.getLogger(__name__)
 install()  # rosbags decompresses chunks and messages through the bounded decompressor
+_qos.install()  # and parses QoS strings within bounds
 
 STORAGE_SUFFIXES = (".mcap", ".db3")
 #: Bounds of a bag's metadata.yaml (the config loader's: :mod:`..bounded_yaml`), checked before
@@ -100,6 +101,9 @@ class _RosbagsPart:
         self.reader = Reader(path)
         self.reader.open()
         self.connections = list(self.reader.connections)
+        # A directory's storage files have connections of their own (their QoS from the file)
+        self.storage_connections = [c for storage in getattr(self.reader.storage, "storages", [])
+                                    for c in storage.connections]
 
     def messages(self, topics: set[str]) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
         conns = [c for c in self.connections if c.topic in topics]
@@ -197,12 +201,8 @@ class _McapSalvagePart:
         msgdef = MessageDefinition(MessageDefinitionFormat.NONE, "")
         if schema is not None and schema.encoding in _SCHEMA_FORMATS:
             msgdef = MessageDefinition(_SCHEMA_FORMATS[schema.encoding], schema.data.decode())
-        qos: list[Qos] = []
-        if raw_qos := channel.metadata.get("offered_qos_profiles"):
-            try:
-                qos = parse_qos(raw_qos)
-            except Exception:  # QoS metadata is advisory; a bad one must not cost the topic
-                qos = []
+        # QoS metadata is advisory: a bad one is ignored (with a note), never costs the topic
+        qos = _qos.parse_qos_bounded(channel.metadata.get("offered_qos_profiles"))
         return Connection(channel.id, channel.topic, schema.name if schema else "", msgdef, "", 0,
                           ConnectionExtRosbag2(channel.message_encoding, qos), self)
 
@@ -275,6 +275,8 @@ class Bag:
         self._expected = {t: n for t, (_, n) in expected.items()} if expected else None
         self.typestore = make_typestore()
         connections = [c for part in parts for c in part.connections]
+        notes.extend(_qos.refused_notes([*connections, *(
+            c for part in parts for c in getattr(part, "storage_connections", []))]))
         for msgtype, reason in register_bag_types(self.typestore, connections).items():
             notes.append(f"type {msgtype}: {reason}")
         self.topics: dict[str, TopicMeta] = {}
@@ -432,6 +434,8 @@ def open_bag(path: str | Path) -> Bag:
                 try:
                     part = _RosbagsPart(root)
                     return Bag(root, [part], _storage_of(part, files), skipped, notes, None)
+                except DecompressionLimitError as exc:  # a file-compressed bag's bomb
+                    raise BagError(f"bag {root}: {exc}") from None
                 except Exception as exc:
                     notes.append(f"metadata.yaml present but the bag does not open with it "
                                  f"({exc}); reading the storage files directly")

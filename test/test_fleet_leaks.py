@@ -1,0 +1,182 @@
+"""A fleet run never leaves its local Ray behind: not when a step after ``ray.init`` fails while
+connecting (the Ray started stayed up, with its GCS and raylet, the reaper and the session folder),
+and not after a ``kill -9`` (its session folder stayed in ``/tmp/ray``).
+
+Each case starts a real local Ray instance in a child process, with Ray's temporary folder a
+private one of the test (RAY_TMPDIR) so that other runs' folders cannot be mistaken for its own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from replay_helpers import ROOT, SAMPLE_BAG
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ray():
+    if os.environ.get("CI"):
+        import ray  # noqa: F401 - CI installs the fleet extra: a missing Ray must fail, not skip
+    else:
+        pytest.importorskip("ray", reason="Ray not installed: pip install '.[fleet]'")
+
+
+@pytest.fixture()
+def ray_tmp():
+    # Short: Ray's socket paths in it must fit the 107 bytes of a Unix socket address.
+    folder = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# connect() with the step after ray.init (reading the cluster's resources) failing, then what is
+# left: Ray initialised?, the processes below this one, the session folders.
+_CONNECT_FAILS = """
+import json, os, time
+from sense_perception.errors import FleetError
+from sense_perception.fleet import cluster, reaper
+import ray
+
+def unreachable(ray):
+    assert ray.is_initialized()  # the failure comes after ray.init succeeded
+    raise ConnectionError("the GCS went away")
+
+cluster._resources = unreachable
+try:
+    cluster.connect(None, 1)
+    error = None
+except FleetError as exc:
+    error = str(exc)
+deadline = time.monotonic() + 15
+def alive():
+    found = []
+    for pid in reaper._descendants(os.getpid()):
+        try:
+            stat = open(f"/proc/{pid}/stat", "rb").read()
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
+        except OSError:
+            continue
+        if stat[stat.rindex(b")") + 2:][:1] != b"Z":
+            found.append(cmd)
+    return found
+while alive() and time.monotonic() < deadline:
+    time.sleep(0.5)
+root = os.path.join(os.environ["RAY_TMPDIR"], "ray")
+print(json.dumps({"error": error, "initialized": ray.is_initialized(), "processes": alive(),
+                  "sessions": sorted(n for n in os.listdir(root) if n.startswith("session"))
+                  if os.path.isdir(root) else []}))
+"""
+
+
+def test_a_connect_failing_after_ray_init_shuts_down_what_it_started(ray_tmp) -> None:
+    proc = subprocess.run([sys.executable, "-c", _CONNECT_FAILS], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    left = json.loads(proc.stdout.splitlines()[-1])
+    assert left["error"] is not None and left["error"].startswith(
+        "cannot start a local Ray instance: ConnectionError: the GCS went away;"), left
+    assert left["initialized"] is False
+    assert left["processes"] == []  # no GCS, raylet, agent nor reaper outlives the failure
+    assert left["sessions"] == []  # the session folder (logs naming the bags) is removed
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Processes of session ``sid`` (the fleet command and all it started) still alive."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                data = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            fields = data[data.rindex(b")") + 2:].split()
+            if int(fields[3]) == sid and fields[0] != b"Z":
+                found.append(int(entry))
+    return found
+
+
+def test_kill_9_of_a_fleet_run_removes_its_ray_session_folder_too(tmp_path, ray_tmp) -> None:
+    """The reaper already ended the processes; the session folder (logs naming the bag paths,
+    sockets) stayed in /tmp/ray after each kill -9. Another session's folder is left alone."""
+    inputs = tmp_path / "in"
+    for i in range(2):
+        shutil.copytree(SAMPLE_BAG, inputs / f"run{i + 1}")
+    root = ray_tmp / "ray"
+    other = root / "session_2026-01-01_00-00-00_000000_1"  # another run's: must stay
+    (other / "logs").mkdir(parents=True)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "sense_perception.cli.main", "fleet",
+                             str(inputs), "--out", str(out), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT),
+                                 "RAY_TMPDIR": str(ray_tmp)}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(p.name.endswith(".partial") for p in out.glob(".*")):  # a bag has begun
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no bag started"
+            time.sleep(0.2)
+        ours = [p for p in root.iterdir() if p.name.startswith("session_2") and p != other]
+        assert len(ours) == 1, ours  # this run's own session folder
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 20
+        while (_session_processes(proc.pid) or ours[0].exists()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _session_processes(proc.pid) == [], "Ray processes outlived the fleet run"
+        assert not ours[0].exists(), "the killed run's Ray session folder was left"
+        assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
+            [other.name]
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_kill_9_while_a_worker_unpacks_a_file_compressed_bag_leaves_no_copy(tmp_path,
+                                                                           ray_tmp) -> None:
+    """A worker unpacks a file-compressed bag (here 3 GiB) into its Ray session folder, not
+    /tmp: after a kill -9 of the run the reaper removes the folder, the copy with it."""
+    from test_replay_file_compression import _bomb_bag, _leftovers, _stream_bomb
+
+    bag = _bomb_bag(tmp_path / "in" / "big", _stream_bomb(3 << 10))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "sense_perception.cli.main", "fleet",
+                             str(bag.parent), "--out", str(tmp_path / "out"), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp),
+                                 "RAY_TMPDIR": str(ray_tmp)}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        copies: list[Path] = []
+        while not copies:  # the worker's unpacked copy, growing
+            copies = [p for p in (ray_tmp / "ray").glob("session_2*/fleet_tmp/*/*.mcap")
+                      if p.stat().st_size > 0]
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the bag was never unpacked"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 20
+        while (_session_processes(proc.pid) or copies[0].exists()) and \
+                time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not copies[0].exists(), "the killed worker's unpacked copy was left"
+        assert _leftovers(tmp) == []  # nothing of it in the system's temporary folder either
+        assert not list((ray_tmp / "ray").glob("session_2*"))
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
