@@ -451,8 +451,8 @@ def check_number(key: str, value: Any, hint: Any, bounds: Any, source: str) -> N
 
 def check_value(kind: str, name: str, value: Any, source: str) -> None:
     """Refuse one value for parameter ``name`` of node ``kind`` that its settings would refuse on
-    their own: a wrong type (:func:`section_from_params`' rule) or a number outside
-    :func:`check_number`'s. Rules between parameters are left to the node's configure. A name the
+    their own: a wrong type (:func:`section_from_params`' rule), a number outside
+    :func:`check_number`'s, or a string that is none of its declared choices. Rules between parameters are left to the node's configure. A name the
     node does not have passes (ROS refuses those itself).
 
     Raises:
@@ -460,7 +460,14 @@ def check_value(kind: str, name: str, value: Any, source: str) -> None:
     """
     item = node_schema(kind).get(name)
     if item is not None:
-        check_number(name, _coerce(name, value, item.hint, source), item.hint, item.range, source)
+        value = _coerce(name, value, item.hint, source)
+        check_number(name, value, item.hint, item.range, source)
+        choices = item.range if item.hint is str and isinstance(item.range, tuple) else None
+        # only what no spelling could make one of the choices: the component reads the rest
+        if choices and isinstance(value, str) and value.strip().lower() not in {
+                str(c).lower() for c in choices}:
+            raise ConfigError(f"parameter '{name}' in {source} must be one of "
+                              f"{', '.join(repr(c) for c in choices)}, got {value!r}")
 
 
 def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",

@@ -163,6 +163,7 @@ def test_an_override_outside_its_range_set_right_at_run_time_lets_configure_succ
     ("camera_topics", "/camera/front/image_raw", "must be list"),
     ("detector.pixel_scale", float("nan"), "must be a finite number, got nan"),
     ("detector.mean", [float("nan"), 0.0, 0.0], "must hold finite numbers"),
+    ("tiling.mode", "bogus", "must be one of 'off', 'horizon_bands', got 'bogus'"),
 ])
 def test_a_bad_value_set_at_run_time_is_refused_and_the_node_keeps_its_value(
         params_context, name, value, words):
@@ -195,7 +196,7 @@ def test_a_bad_value_set_at_run_time_is_refused_and_the_node_keeps_its_value(
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         good = {"detector.score_threshold": 1, "input.max_width": 4096,
                 "camera_topics": ["/camera/front/image_raw"], "detector.pixel_scale": 0.5,
-                "detector.mean": [0.0, 0.0, 0.0]}[name]
+                "detector.mean": [0.0, 0.0, 0.0], "tiling.mode": "off"}[name]
         request = SetParameters.Request(parameters=[Parameter(name, value=good).to_parameter_msg()])
         result = node._parameter_service._set_parameters_callback(request, SetParameters.Response()).results[0]
         assert result.successful, result.reason
@@ -221,6 +222,10 @@ def test_a_bad_value_set_on_driver_monitor_is_refused(params_context):
         assert not result.successful and "must hold finite numbers" in result.reason, result.reason
         assert node.get_parameter("attention.neutral_yaw_deg").value == 0.0
         assert node.set_parameters([Parameter("attention.neutral_yaw_deg", value=5.0)])[0].successful
+        # a string none of its choices: taken, then refused only at the next configure before
+        result = node.set_parameters([Parameter("face.driver_side", value="middle")])[0]
+        assert not result.successful and "must be one of 'left', 'right'" in result.reason, result.reason
+        assert node.set_parameters([Parameter("face.driver_side", value="right")])[0].successful
     finally:
         node.destroy_node()
 
