@@ -11,6 +11,7 @@ error: the topic is read without them and :func:`refused_notes` says so.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable
 
 import yaml
@@ -99,4 +100,9 @@ def install() -> None:
     from rosbags.rosbag2 import reader, storage_mcap, storage_sqlite3
 
     for module in (reader, storage_mcap, storage_sqlite3):
+        if not hasattr(module, "parse_qos"):  # another rosbags: say so rather than bound nothing
+            logging.getLogger(__name__).warning(
+                "this rosbags has no %s.parse_qos: its QoS strings are parsed without bounds "
+                "(tested with rosbags 0.11)", module.__name__)
+            continue
         setattr(module, "parse_qos", parse_qos_bounded)  # noqa: B010 - rosbags' module attribute
