@@ -1,6 +1,7 @@
 """Small helpers shared by several test modules."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,19 @@ def run_on_tmpfs(tmp_path: Path, script: str, args: list[Any], options: str = "s
         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def session_processes(sid: int) -> list[int]:
+    """Processes of session ``sid`` (a command started in its own session and all it started,
+    such as a fleet run's Ray processes) still alive, zombies left out."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                data = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            fields = data[data.rindex(b")") + 2:].split()
+            if int(fields[3]) == sid and fields[0] != b"Z":
+                found.append(int(entry))
+    return found

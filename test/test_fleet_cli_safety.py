@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from replay_helpers import SAMPLE_BAG
+from support import session_processes
 
 from sense_perception.fleet.cluster import local_cpus
 from sense_perception.fleet.lock import LOCK_FILE
@@ -52,21 +53,6 @@ def _summary(out: Path) -> dict:
     text = (out / "fleet_summary.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     return json.loads(text)
-
-
-def _session_processes(sid: int) -> list[int]:
-    """Processes of session ``sid`` (the fleet command and all it started) still alive."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                data = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            fields = data[data.rindex(b")") + 2:].split()
-            if int(fields[3]) == sid and fields[0] != b"Z":
-                found.append(int(entry))
-    return found
 
 
 def _start(*args: str, env: dict[str, str] = ENV) -> subprocess.Popen:
@@ -170,9 +156,9 @@ def test_signal_stops_cleanly_with_a_summary(tmp_path, sig):
     # nothing half-written or locked is left, and no process of the run outlives it
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     deadline = time.monotonic() + 20
-    while _session_processes(proc.pid) and time.monotonic() < deadline:
+    while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _session_processes(proc.pid) == []
+    assert session_processes(proc.pid) == []
 
 
 def test_kill_9_leaves_no_ray_processes_and_the_next_run_takes_over(tmp_path):
@@ -181,13 +167,13 @@ def test_kill_9_leaves_no_ray_processes_and_the_next_run_takes_over(tmp_path):
     proc = _start(str(inputs), "--out", str(out), "--workers", "1")
     try:
         _wait_for_work(out, proc)
-        assert len(_session_processes(proc.pid)) > 3  # Ray's GCS, raylet, agents, the worker
+        assert len(session_processes(proc.pid)) > 3  # Ray's GCS, raylet, agents, the worker
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
         deadline = time.monotonic() + 15
-        while _session_processes(proc.pid) and time.monotonic() < deadline:
+        while session_processes(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert _session_processes(proc.pid) == [], "Ray processes outlived the fleet run"
+        assert session_processes(proc.pid) == [], "Ray processes outlived the fleet run"
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

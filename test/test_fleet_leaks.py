@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from replay_helpers import ROOT, SAMPLE_BAG
+from support import session_processes
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -89,21 +90,6 @@ def test_a_connect_failing_after_ray_init_shuts_down_what_it_started(ray_tmp) ->
     assert left["sessions"] == []  # the session folder (logs naming the bags) is removed
 
 
-def _session_processes(sid: int) -> list[int]:
-    """Processes of session ``sid`` (the fleet command and all it started) still alive."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                data = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            fields = data[data.rindex(b")") + 2:].split()
-            if int(fields[3]) == sid and fields[0] != b"Z":
-                found.append(int(entry))
-    return found
-
-
 def test_kill_9_of_a_fleet_run_removes_its_ray_session_folder_too(tmp_path, ray_tmp) -> None:
     """The reaper already ended the processes; the session folder (logs naming the bag paths,
     sockets) stayed in /tmp/ray after each kill -9. Another session's folder is left alone."""
@@ -130,9 +116,9 @@ def test_kill_9_of_a_fleet_run_removes_its_ray_session_folder_too(tmp_path, ray_
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
         deadline = time.monotonic() + 20
-        while (_session_processes(proc.pid) or ours[0].exists()) and time.monotonic() < deadline:
+        while (session_processes(proc.pid) or ours[0].exists()) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert _session_processes(proc.pid) == [], "Ray processes outlived the fleet run"
+        assert session_processes(proc.pid) == [], "Ray processes outlived the fleet run"
         assert not ours[0].exists(), "the killed run's Ray session folder was left"
         assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
             [other.name]
@@ -169,7 +155,7 @@ def test_kill_9_while_a_worker_unpacks_a_file_compressed_bag_leaves_no_copy(tmp_
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
         deadline = time.monotonic() + 20
-        while (_session_processes(proc.pid) or copies[0].exists()) and \
+        while (session_processes(proc.pid) or copies[0].exists()) and \
                 time.monotonic() < deadline:
             time.sleep(0.5)
         assert not copies[0].exists(), "the killed worker's unpacked copy was left"

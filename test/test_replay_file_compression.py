@@ -87,6 +87,18 @@ def _replay(bag: Path, out: Path, tmp: Path, **popen: object) -> subprocess.Pope
                             **popen)  # type: ignore[call-overload]
 
 
+def _sizes_when_refused(monkeypatch, tmp: Path) -> list[int]:
+    """The sizes of the unpacked copy under ``tmp`` at the moment the unpacking is refused."""
+    seen: list[int] = []
+    real_refused = bounded._unpack_refused
+
+    def refused(*args: object) -> bounded.DecompressionLimitError:
+        seen.extend(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        return real_refused(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bounded, "_unpack_refused", refused)
+    return seen
+
 def test_a_file_compressed_bag_replays_and_its_unpacked_copy_is_removed(tmp_path) -> None:
     bag = _file_compressed_bag(tmp_path / "bag")
     proc = _replay(bag, tmp_path / "out", tmp_path / "tmp")
@@ -129,14 +141,7 @@ def test_a_zstd_file_that_hides_its_size_stops_at_the_budget(tmp_path, monkeypat
         return 64 << 20
 
     monkeypatch.setattr(bounded, "unpack_budget", small_disk)
-    seen: list[int] = []  # the unpacked copy's size, as the unpacking stops
-    real_refused = bounded._unpack_refused
-
-    def refused(*args: object) -> bounded.DecompressionLimitError:
-        seen.extend(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
-        return real_refused(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bounded, "_unpack_refused", refused)
+    seen = _sizes_when_refused(monkeypatch, tmp)
     code = main(["replay", str(bag), "--out", str(tmp_path / "out")])
     error = " ".join(capsys.readouterr().err.split())
     assert code == 2, error
@@ -155,14 +160,7 @@ def test_unpacking_stops_when_the_disk_fills_meanwhile(tmp_path, monkeypatch, ca
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     free = iter([1 << 30])
     monkeypatch.setattr(bounded, "unpack_budget", lambda folder: next(free, 0))
-    seen: list[int] = []
-    real_refused = bounded._unpack_refused
-
-    def refused(*args: object) -> bounded.DecompressionLimitError:
-        seen.extend(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
-        return real_refused(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bounded, "_unpack_refused", refused)
+    seen = _sizes_when_refused(monkeypatch, tmp)
     code = main(["replay", str(bag), "--out", str(tmp_path / "out")])
     error = " ".join(capsys.readouterr().err.split())
     assert code == 2, error
