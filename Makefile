@@ -36,10 +36,10 @@ lint: $(VENV)/.installed
 
 # -rs: every skipped test prints its reason.
 test-core: lint $(VENV)/.torch
-	$(VENV)/bin/python -m pytest -rs -m "not ros" test
+	$(VENV)/bin/python -m pytest -rs --durations=15 -m "not ros" test
 
 test-ros: ros-env
-	$(ROS_VENV)/bin/python -m pytest -rs -m ros test
+	$(ROS_VENV)/bin/python -m pytest -rs --durations=10 -m ros test
 
 # The inner loop: the core tests without the ROS graph and without those marked slow (whole-set
 # evaluations, packaging, benchmarks). `make test` stays the full suite.

@@ -144,11 +144,11 @@ def test_hostile_topic_qos_in_a_sqlite3_bag_is_ignored_with_a_note(tmp_path, cas
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_each_hostile_qos_is_refused_in_well_under_a_second(case) -> None:
-    """rosbags took 6.5 s on the deep case alone (and then the salvage parsed it again)."""
+def test_each_hostile_qos_is_refused_by_its_bound(case) -> None:
+    """rosbags took 6.5 s on the deep case alone (and then the salvage parsed it again). Each is
+    refused by the bound it breaks, named in the problem: the parse stops there, not at the end
+    (a structural check: no timing in a unit test)."""
     qos, problem = CASES[case]
-    start = time.monotonic()
     refused = parse_qos_bounded(qos)
-    assert time.monotonic() - start < 1
     assert isinstance(refused, RefusedQos) and len(refused) == 0
     assert refused.problem.startswith(problem)

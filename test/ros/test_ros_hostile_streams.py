@@ -509,7 +509,11 @@ def test_reload_gallery_hammered_frames_keep_being_processed_and_the_driver_iden
         stamp, next_frame = 100.0, 0.0
         start = node.health.snapshot().processed
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 4.0:
+        processed = 0
+        # Until 40 answers and 20 frames (4 s on a quiet machine): a count, not a rate, so a
+        # loaded machine only takes longer; a stall would end at the deadline below.
+        while len(answers) < 40 or processed < 20:
+            assert time.monotonic() - t0 < 90.0, f"{len(answers)} answers, {processed} frames in 90 s"
             if time.monotonic() >= next_frame:  # a live camera at 20 Hz, with its noise
                 stamp += 0.05
                 noisy = np.clip(face + rng.normal(0.0, 2.0, face.shape), 0, 255).astype(np.uint8)
@@ -520,11 +524,9 @@ def test_reload_gallery_hammered_frames_keep_being_processed_and_the_driver_iden
             while len(in_flight) < 4:
                 in_flight.append(client.call_async(Trigger.Request()))
             camera.executor.spin_once(timeout_sec=0.005)
-        processed = node.health.snapshot().processed - start
-        assert len(answers) >= 40, f"{len(answers)} reloads answered in 4 s"
+            processed = node.health.snapshot().processed - start
         assert all(a.success and "1 driver(s) enrolled" in a.message for a in answers), \
             {a.message for a in answers}
-        assert processed >= 20, f"{processed} frames processed in 4 s of reloads"
         ids = [c.results[0].class_id for c in identities if c.results]
         assert driver in ids[-10:], ids[-10:]  # identified while the reloads go on
         values = status_values(published_status(node))

@@ -217,7 +217,7 @@ def test_a_signal_while_the_models_load_stops_run_cleanly(ros_env, tmp_path, sig
 
 
 @pytest.mark.parametrize("signame", ["SIGINT"])
-def test_run_of_both_nodes_stops_within_two_seconds_mid_inference(ros_env, graph, tmp_path,
+def test_run_of_both_nodes_stops_promptly_mid_inference(ros_env, graph, tmp_path,
                                                                   signame):
     """`run` with both nodes, four exterior cameras batched into one inference and the cabin
     camera, frames in flight on both when the signal lands. The frames in flight could not be
@@ -225,8 +225,8 @@ def test_run_of_both_nodes_stops_within_two_seconds_mid_inference(ros_env, graph
     frame(s): RCLError(...)" and counted an inference error: a stop is not a fault. And the
     nodes' inputs were closed and their threads joined one node after the other (each up to
     10 s). Now every node's inputs close first, the threads are joined together, the frames in
-    flight count as lost to the stop: the process exits 0 within 2 s (measured 1.0-1.2 s, of
-    which 0.5 s the batch in flight), no traceback, no error line."""
+    flight count as lost to the stop: the process exits 0 within 5 s (measured 1.0-1.2 s on a
+    quiet machine, of which 0.5 s the batch in flight), no traceback, no error line."""
     import time
 
     from sensor_msgs.msg import Image
@@ -273,4 +273,5 @@ def test_run_of_both_nodes_stops_within_two_seconds_mid_inference(ros_env, graph
     assert "Traceback" not in output and "did not stop" not in output, output
     assert "[ERROR]" not in output, output
     print(f"{signame}: both nodes exit {code} after {took:.2f} s")
-    assert took < 2.0, f"{took:.2f} s"
+    # a bound against a hang, as R17's 5 s, not a speed figure (a loaded CI machine is slower)
+    assert took < 5.0, f"{took:.2f} s"
