@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -156,13 +156,20 @@ def namespace_rois_topic(ns: str, template: str, name: str = "autoware.rois_topi
 
 
 def rois_topics(camera_topics: Sequence[str], template: str,
-                name: str = "autoware.rois_topic") -> list[str]:
+                name: str = "autoware.rois_topic",
+                taken: Mapping[str, str] | None = None) -> list[str]:
     """The topic of each camera from the template of setting ``name`` (``autoware.rois_topic`` or
     ``autoware.objects_topic``); all "" when ``template`` is "", the output off.
 
+    Args:
+        taken: topics already used by something else (an input, another output) -> what uses
+            it (:func:`~sense_perception.core.output.frame_outputs.taken_topics`): a camera's
+            topic among them is refused (two message types on one topic: a ROS graph refuses or
+            mixes them, a bag cannot hold them).
+
     Raises:
-        ConfigError: ``template`` holds ``{index}`` and a camera's namespace ends in no digits, or
-            two cameras would publish to the same topic.
+        ConfigError: ``template`` holds ``{index}`` and a camera's namespace ends in no digits,
+            two cameras would publish to the same topic, or a topic is in ``taken``.
     """
     if not template:
         return ["" for _ in camera_topics]
@@ -188,6 +195,10 @@ def rois_topics(camera_topics: Sequence[str], template: str,
                               f"{AUTOWARE_ROIS_TOPIC if what == 'ROIs' else AUTOWARE_OBJECTS_TOPIC}) "
                               "and cameras whose namespaces end in distinct indices")
         seen[topic] = camera
+        if taken and (user := taken.get(topic.rstrip("/"))) is not None:
+            raise ConfigError(f"{name} {template!r} gives camera '{camera}' the topic '{topic}', "
+                              f"which is already {user}; give {name} a topic of its own (e.g. "
+                              f"{AUTOWARE_ROIS_TOPIC if what == 'ROIs' else AUTOWARE_OBJECTS_TOPIC})")
     return topics
 
 

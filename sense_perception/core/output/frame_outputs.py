@@ -287,6 +287,30 @@ def switches(settings: Any, attention: bool = False,
     return out
 
 
+def taken_topics(camera_topics: Sequence[str], namespaces: Sequence[str],
+                 inputs: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Topics an exterior camera's Autoware outputs must not take -> what already uses them.
+
+    The camera inputs, every ``<ns>/<name>`` row of :data:`EXTERIOR_OUTPUTS` (whether switched on
+    or not: a switch turned on later must not find its topic taken), each camera's
+    ``<ns>/camera_info``, ``/diagnostics``, ``/tf`` and ``/tf_static``, plus ``inputs``
+    (topic -> what it is: a CameraInfo topic given by name, the cabin camera).
+    """
+    taken: dict[str, str] = {DIAGNOSTICS_TOPIC: "the diagnostics topic",
+                             "/tf": "the transforms topic", "/tf_static": "the static transforms topic"}
+    for camera, ns in zip(camera_topics, namespaces, strict=True):
+        taken[join_topic(ns, "camera_info")] = f"the CameraInfo topic of camera '{camera}'"
+        for row in EXTERIOR_OUTPUTS:
+            if row.topic is None:
+                taken[join_topic(ns, row.name)] = f"the {row.name} output of camera '{camera}'"
+    for topic, what in (inputs or {}).items():
+        if topic:
+            taken[topic] = what
+    for camera in camera_topics:
+        taken[camera] = f"the image input of camera '{camera}'"
+    return {topic.rstrip("/"): what for topic, what in taken.items()}
+
+
 def output_topic(row: Output, ns: str, switches: Mapping[str, Any]) -> str:
     """The topic of ``row`` for the camera of namespace ``ns``.
 
@@ -338,4 +362,4 @@ __all__ = ["ATTENTION_SWITCH", "AUTOWARE_OBJECTS_SWITCH", "AUTOWARE_SWITCH", "CA
            "DETECTION_3D_ARRAY", "DETECTION_ARRAY", "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY",
            "DIAGNOSTIC_STATUS", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
-           "frame_messages", "image_message", "output_topic", "switches"]
+           "frame_messages", "image_message", "output_topic", "switches", "taken_topics"]
