@@ -5,12 +5,21 @@ replayed through ``sense-perception replay``; the launch logic through ``node_pa
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_autoware_replay import write_autoware_bag
+from replay_helpers import FRONT, SAMPLE_BAG, read_output
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from test_autoware_replay import CAM0, write_autoware_bag
 
 from sense_perception.cli.main import main
+from sense_perception.core.autoware.camera_info import MAX_TOLD
+from sense_perception.replay.to_rosbags import MessageConverter
+from sense_perception.replay.typestore import make_typestore
+
+CAM0_INFO = "/sensing/camera/camera0/camera_info"
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +56,59 @@ def test_an_autoware_topic_taken_by_an_input_or_another_output_is_refused(
     err = " ".join(capsys.readouterr().err.split())
     assert "autoware." in err and fragment in err and "a topic of its own" in err
     assert not (out / "bag").exists()  # refused before anything was written
+
+
+def _write_camera_info_flood(path: Path, infos: int) -> None:
+    """camera0 of Autoware's layout (the sample's JPEG frames) whose CameraInfo changes with every
+    message: a new frame_id, a long distortion_model, K scaled and the size changing, ``infos``
+    of them spread between the frames."""
+    store = make_typestore()
+    convert = MessageConverter(store)
+    frames = []
+    with Reader(SAMPLE_BAG) as reader:
+        for conn, ts, raw in reader.messages():
+            if conn.topic == FRONT:
+                frames.append((ts, store.deserialize_cdr(raw, conn.msgtype)))
+    info_type, image_type = "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/CompressedImage"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        image = writer.add_connection(CAM0, image_type, typestore=store)
+        info = writer.add_connection(CAM0_INFO, info_type, typestore=store)
+        per_frame = infos // len(frames)
+        for f, (ts, msg) in enumerate(frames):
+            for k in range(per_frame):
+                i = f * per_frame + k
+                header = {"stamp": {"sec": ts // 10**9, "nanosec": ts % 10**9},
+                          "frame_id": f"optical_{i}"}
+                message = {"header": header, "height": 100 + i, "width": 200 + i,
+                           "distortion_model": f"model_{i}_" + "x" * 5000, "d": [0.0] * (i % 12),
+                           "k": [300.0 + i, 0, 100, 0, 300.0 + i, 50, 0, 0, 1]}
+                writer.write(info, ts - 1000 + k, store.serialize_cdr(convert(info_type, message),
+                                                                      info_type))
+            writer.write(image, ts, store.serialize_cdr(convert(image_type, {
+                "header": {"stamp": {"sec": ts // 10**9, "nanosec": ts % 10**9},
+                           "frame_id": "camera0/camera_optical_link"},
+                "format": "jpeg", "data": np.frombuffer(bytes(msg.data), np.uint8)}), image_type))
+
+
+def test_a_camera_info_changing_with_every_message_gives_a_bounded_number_of_short_notes(
+        tmp_path, capsys):
+    bag = tmp_path / "flood"
+    _write_camera_info_flood(bag, 400)
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    assert main(["replay", str(bag), "--out", str(out), "--config", "autoware"]) == 0
+    elapsed = time.perf_counter() - t0
+    captured = capsys.readouterr()
+    lines = [line for line in (captured.out + captured.err).splitlines() if "CameraInfo" in line]
+    notes = [line for line in lines if line.startswith("note:")] or lines
+    # each of the 400 messages had new problems (its frame_id, model, D length): at most
+    # MAX_TOLD are told one by one, then one line says the rest are not
+    assert MAX_TOLD < len(notes) <= MAX_TOLD + 2, notes[-3:]
+    assert any("not told one by one" in line for line in notes)
+    assert all(len(line) < 1000 for line in lines)  # the 5000-character model is cut short
+    assert elapsed < 60
+    # /diagnostics still shows the camera's current problems, cut short too
+    statuses = [s for m in read_output(out / "bag") if m.channel.topic == "/diagnostics"
+                for s in m.ros_msg.status if s.name.endswith("object_detector")]
+    value = {kv.key: kv.value for kv in statuses[-1].values}[f"camera_info[{CAM0}]"]
+    assert "model_399_" in value and len(value) < 2000
