@@ -5,6 +5,7 @@ replayed through ``sense-perception replay``; the launch logic through ``node_pa
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from test_autoware_replay import CAM0, write_autoware_bag
 
 from sense_perception.cli.main import main
 from sense_perception.core.autoware.camera_info import MAX_TOLD
+from sense_perception.errors import ConfigError, PrivacyError
 from sense_perception.replay.to_rosbags import MessageConverter
 from sense_perception.replay.typestore import make_typestore
+from sense_perception.ros import autoware_launch
 
 CAM0_INFO = "/sensing/camera/camera0/camera_info"
 
@@ -112,3 +115,37 @@ def test_a_camera_info_changing_with_every_message_gives_a_bounded_number_of_sho
                 for s in m.ros_msg.status if s.name.endswith("object_detector")]
     value = {kv.key: kv.value for kv in statuses[-1].values}[f"camera_info[{CAM0}]"]
     assert "model_399_" in value and len(value) < 2000
+
+
+@pytest.mark.parametrize("args, error, fragment", [
+    # image_number beside camera_topics was dropped without a word (cameras 0..1 expected, 5 run)
+    ({"image_number": "2", "camera_topics": "/sensing/camera/camera5/image_rect_color"},
+     ConfigError, "image_number:=2 would be ignored"),
+    ({"image_transport": "compressed", "camera_topics": "/sensing/camera/camera5/image_rect_color"},
+     ConfigError, "image_transport:=compressed would be ignored"),
+    # an empty item was dropped (a camera missing between two commas), ',' gave an empty list
+    ({"camera_topics": "/sensing/camera/camera0/image_rect_color,,/sensing/camera/camera2/image_rect_color"},
+     ConfigError, "holds an empty item"),
+    ({"camera_topics": ","}, ConfigError, "holds an empty item"),
+    ({"camera_topics": "/sensing/camera/camera0/image_rect_color,/sensing/camera/camera0/image_rect_color"},
+     ConfigError, "names /sensing/camera/camera0/image_rect_color twice"),
+    ({"camera_topics": "/sensing/camera/camera0/image rect"}, ConfigError, "is not a ROS topic name"),
+    ({"camera_topics": "/sensing//camera0/image"}, ConfigError, "is not a ROS topic name"),
+    ({"camera_topics": "/sensing/camera/camera0/image_rect_color,/camera/cabin/image_raw"},
+     PrivacyError, "is the cabin camera"),
+    # two cameras of one index (rois1 twice): refused at launch, not at the node's configure
+    ({"camera_topics": "/a/camera1/image,/b/camera1/image"}, ConfigError, "both publish their ROIs"),
+    ({"image_number": "٣"}, ConfigError, "must be a whole number from 1 to 8"),
+    ({"image_number": "1_0"}, ConfigError, "must be a whole number from 1 to 8"),
+])
+def test_hostile_launch_arguments_are_refused_never_dropped(args, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)):
+        autoware_launch.node_parameters(args)
+
+
+def test_the_launch_defaults_still_give_camera0_raw():
+    params = autoware_launch.node_parameters({})
+    assert params["camera_topics"] == ["/sensing/camera/camera0/image_rect_color"]
+    params = autoware_launch.node_parameters({"image_number": " 2 ", "image_transport": "compressed"})
+    assert params["camera_topics"] == [f"/sensing/camera/camera{i}/image_rect_color/compressed"
+                                       for i in range(2)]
