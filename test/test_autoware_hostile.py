@@ -149,3 +149,49 @@ def test_the_launch_defaults_still_give_camera0_raw():
     params = autoware_launch.node_parameters({"image_number": " 2 ", "image_transport": "compressed"})
     assert params["camera_topics"] == [f"/sensing/camera/camera{i}/image_rect_color/compressed"
                                        for i in range(2)]
+
+
+# Every score kept and no box suppressed: the detectors' raw candidates, hundreds per frame.
+_FLOOD = """    publish_annotations: true
+    detector:
+      score_threshold: 0.0
+      pedestrian_threshold: 0.0
+      nms_iou: 1.0
+      max_detections: {limit}
+      class_thresholds: {{pedestrian: 0.0, car: 0.0, truck: 0.0}}
+      duplicates: {{nested_containment: 0.0}}
+    autoware:
+      other_labels: unknown
+"""
+
+
+def test_max_detections_caps_every_output_of_a_frame(autoware_bag, tmp_path):
+    """With every candidate kept (threshold 0, no NMS) a frame had ~750 boxes; the cap applies to
+    the detector's merge of its two models, hence to every row of the output table alike."""
+    config = _overlay(tmp_path, _FLOOD.format(limit=40))
+    out = tmp_path / "out"
+    assert main(["replay", str(autoware_bag), "--out", str(out), "--config", str(config)]) == 0
+    messages = read_output(out / "bag")
+    counts: dict[str, list[int]] = {}
+    for m in messages:
+        msg = m.ros_msg
+        # one entry per box: Detection2DArray, DetectedObjectsWithFeature, an annotation's texts
+        n = next((len(getattr(msg, f)) for f in ("detections", "feature_objects", "objects",
+                                                  "texts") if hasattr(msg, f)), None)
+        if n is not None and m.channel.topic != "/diagnostics":
+            counts.setdefault(m.channel.topic.rsplit("/", 1)[-1].rstrip("0123456789"), []).append(n)
+    assert {"detections", "rois", "annotations"} <= set(counts), counts
+    assert max(counts["detections"]) == 40  # the cap was reached, and holds
+    assert all(n <= 40 for ns in counts.values() for n in ns), counts
+
+
+def test_max_detections_zero_no_limit_is_refused_with_the_bound(autoware_bag, tmp_path, capsys):
+    """0 meant no limit: every candidate went on to the duplicate step, which compares every
+    pair ((N, N) arrays: a tiled custom model's tens of thousands of boxes are gigabytes)."""
+    for limit in (0, 100000):
+        config = _overlay(tmp_path, _FLOOD.format(limit=limit))
+        out = tmp_path / f"out{limit}"
+        assert main(["replay", str(autoware_bag), "--out", str(out), "--config", str(config)]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "detector.max_detections" in err and "1000" in err and str(limit) in err, err
+        assert not out.exists() or not (out / "summary.json").exists()
