@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from autoware_layout import ROIS as ROIS_TYPE
+from autoware_layout import published_typestore, roi_rows
 from replay_helpers import FRONT, SAMPLE_BAG, read_output
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from test_autoware_replay import CAM0, write_autoware_bag
@@ -23,13 +25,21 @@ from sense_perception.replay.typestore import make_typestore
 from sense_perception.ros import autoware_launch
 
 CAM0_INFO = "/sensing/camera/camera0/camera_info"
+ROIS = "/perception/object_recognition/detection/rois"
+UNKNOWN = 0
+LIMIT = 150  # boxes a frame: reached by the sample's frames with every candidate kept
 
 
 @pytest.fixture(scope="module")
-def autoware_bag(tmp_path_factory) -> Path:
+def written(tmp_path_factory) -> tuple[Path, dict[str, list[tuple[int, int, str]]]]:
+    """The bag and each camera's image headers (sec, nanosec, frame_id)."""
     path = tmp_path_factory.mktemp("autoware_hostile") / "drive"
-    write_autoware_bag(path)
-    return path
+    return path, write_autoware_bag(path)
+
+
+@pytest.fixture(scope="module")
+def autoware_bag(written) -> Path:
+    return written[0]
 
 
 def _overlay(tmp_path: Path, body: str) -> Path:
@@ -160,15 +170,22 @@ _FLOOD = """    publish_annotations: true
       max_detections: {limit}
       class_thresholds: {{pedestrian: 0.0, car: 0.0, truck: 0.0}}
       duplicates: {{nested_containment: 0.0}}
+      ignore_regions:
+        # camera1's left half (the sample frames are 960x540)
+        polygons: ["/sensing/camera/camera1/image_rect_color: 0,0 480,0 480,540 0,540"]
+        min_overlap: 0.5
     autoware:
       other_labels: unknown
 """
 
 
-def test_max_detections_caps_every_output_of_a_frame(autoware_bag, tmp_path):
+def test_max_detections_caps_every_output_of_a_frame(written, tmp_path):
     """With every candidate kept (threshold 0, no NMS) a frame had ~750 boxes; the cap applies to
-    the detector's merge of its two models, hence to every row of the output table alike."""
-    config = _overlay(tmp_path, _FLOOD.format(limit=40))
+    the detector's merge of its two models, hence to every row of the output table alike. Every
+    row carries the input image's header; camera1's ignore region keeps its boxes out of the ROIs
+    as out of the detections; labels without an Autoware class are UNKNOWN (other_labels)."""
+    autoware_bag, headers = written
+    config = _overlay(tmp_path, _FLOOD.format(limit=LIMIT))
     out = tmp_path / "out"
     assert main(["replay", str(autoware_bag), "--out", str(out), "--config", str(config)]) == 0
     messages = read_output(out / "bag")
@@ -181,8 +198,39 @@ def test_max_detections_caps_every_output_of_a_frame(autoware_bag, tmp_path):
         if n is not None and m.channel.topic != "/diagnostics":
             counts.setdefault(m.channel.topic.rsplit("/", 1)[-1].rstrip("0123456789"), []).append(n)
     assert {"detections", "rois", "annotations"} <= set(counts), counts
-    assert max(counts["detections"]) == 40  # the cap was reached, and holds
-    assert all(n <= 40 for ns in counts.values() for n in ns), counts
+    assert max(counts["detections"]) == LIMIT  # the cap was reached, and holds
+    assert all(n <= LIMIT for ns in counts.values() for n in ns), counts
+    inputs = {(sec, nsec) for hs in headers.values() for sec, nsec, _ in hs}
+    frames = {frame for hs in headers.values() for _, _, frame in hs}
+    rows = 0
+    for m in messages:
+        if m.channel.topic == "/diagnostics":
+            continue
+        if hasattr(m.ros_msg, "texts"):  # ImageAnnotations: no header, a stamp on each item
+            stamps = {(a.timestamp.sec, a.timestamp.nanosec)
+                      for a in [*m.ros_msg.points, *m.ros_msg.texts]}
+            assert len(stamps) == 1 and stamps <= inputs, m.channel.topic
+            rows += 1
+        elif hasattr(m.ros_msg, "header"):
+            head = m.ros_msg.header
+            assert (head.stamp.sec, head.stamp.nanosec) in inputs, m.channel.topic
+            assert head.frame_id in frames | {"base_link"}, (m.channel.topic, head.frame_id)
+            rows += 1
+    assert rows >= 4 * 2 * 3  # detections, rois, annotations of every frame of both cameras
+    published = published_typestore()
+    labels = set()
+    for m in messages:
+        if not m.channel.topic.startswith(ROIS):
+            continue
+        for label, _, _, x, y, w, h, _ in roi_rows(published.deserialize_cdr(bytes(m.message.data),
+                                                                           ROIS_TYPE)):
+            labels.add(label)
+            if m.channel.topic == f"{ROIS}1":  # the ignore region's rule, on the ROIs too
+                assert max(0, min(x + w, 480) - x) * h < 0.5 * w * h, (x, y, w, h)
+    other = {d.results[0].hypothesis.class_id for m in messages
+             if m.channel.topic.endswith("/detections") for d in m.ros_msg.detections}
+    assert {"traffic_light", "car", "pedestrian"} <= other
+    assert UNKNOWN in labels  # traffic lights and stop signs, as other_labels: unknown asks
 
 
 def test_max_detections_zero_no_limit_is_refused_with_the_bound(autoware_bag, tmp_path, capsys):
