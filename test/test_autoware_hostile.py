@@ -243,3 +243,15 @@ def test_max_detections_zero_no_limit_is_refused_with_the_bound(autoware_bag, tm
         err = " ".join(capsys.readouterr().err.split())
         assert "detector.max_detections" in err and "1000" in err and str(limit) in err, err
         assert not out.exists() or not (out / "summary.json").exists()
+
+
+def test_one_fixed_camera_info_topic_for_several_cameras_is_refused(autoware_bag, tmp_path, capsys):
+    """autoware.camera_info_topic names one topic: the node checked every camera against that one
+    CameraInfo, the replay only the last camera (the first stayed 'no CameraInfo received')."""
+    config = _overlay(tmp_path, "    autoware:\n      camera_info_topic: "
+                                "/sensing/camera/camera1/camera_info\n")
+    out = tmp_path / "out"
+    assert main(["replay", str(autoware_bag), "--out", str(out), "--config", str(config)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "autoware.camera_info_topic" in err and "2 cameras" in err and "auto" in err, err
+    assert not (out / "bag").exists()

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
-from ..core.autoware.rois import rois_topics
+from ..core.autoware.rois import check_camera_info_topic, rois_topics
 from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
@@ -304,6 +304,8 @@ class Replayer:
                f"the CameraInfo input of camera '{camera}'"
                for camera in exterior if self._autoware.camera_info_topic}})
         rois = rois_topics(exterior, self._autoware.rois_topic, taken=taken)
+        if self._autoware.enabled:  # the CameraInfo check runs only with the ROIs on
+            check_camera_info_topic(exterior, self._autoware.camera_info_topic)
         rois_topics(exterior, self._autoware.objects_topic, "autoware.objects_topic", {
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(exterior, rois, strict=True) if t}})

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..config import section_from_params
 from ..core.autoware.camera_info import CameraInfoWatch
-from ..core.autoware.rois import AutowareConfig, rois_topics
+from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
 from ..core.exterior_steps import ExteriorSteps
 from ..core.health.inference_guard import safe_detect
 from ..core.output.annotations import image_size_of
@@ -119,6 +119,8 @@ class ObjectDetectorNode(PerceptionNode):
                for camera, info in zip(cameras, self.settings.info_topics(), strict=True)},
             self.settings.cabin_camera_topic: "the cabin camera's image input"})
         rois = rois_topics(cameras, self.autoware.rois_topic, taken=taken)
+        if self.autoware.enabled:  # the CameraInfo check runs only with the ROIs on
+            check_camera_info_topic(cameras, self.autoware.camera_info_topic)
         objects = rois_topics(cameras, self.autoware.objects_topic, "autoware.objects_topic", {
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(cameras, rois, strict=True) if t}})

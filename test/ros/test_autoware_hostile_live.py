@@ -46,6 +46,10 @@ def params_context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp
     (f"camera_topics: {CAMERAS}\n    autoware:\n      rois_topic: /x/rois{{index}}\n"
      "      objects_topic: /x/rois{index}\n", "which is already the ROI output of camera"),
     ("camera_topics: ['/sensing/camera/camera0/image rect']\n", "is not a ROS topic name"),
+    # one CameraInfo topic checked for two cameras
+    (f"camera_topics: {CAMERAS}\n    autoware:\n      rois_topic: /x/rois{{index}}\n"
+     "      camera_info_topic: /sensing/camera/camera0/camera_info\n",
+     "names one CameraInfo topic for 2 cameras"),
     ("detector:\n      max_detections: 0\n", "detector.max_detections"),
 ])
 def test_what_the_hostile_round_found_leaves_the_node_unconfigured_naming_it(params_context, params,

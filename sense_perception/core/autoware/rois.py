@@ -101,7 +101,7 @@ class AutowareConfig:
                                         "into obstacle clusters)", OTHER_LABELS)
     camera_info_topic: str = setting("auto", "CameraInfo checked for what Autoware's fusion ignores (while "
                                              "rois_topic is set): auto = <ns>/camera_info, '' = no check",
-                                     "auto, '' or a topic")
+                                     "auto, '' or a topic (one camera only)")
     objects_topic: str = setting("", "topic of each camera's autoware_perception_msgs/DetectedObjects "
                                      "(placed road users in base_link, with the twist when steady); "
                                      "'' = off; {index} as in rois_topic",
@@ -202,6 +202,19 @@ def rois_topics(camera_topics: Sequence[str], template: str,
     return topics
 
 
+def check_camera_info_topic(camera_topics: Sequence[str], setting: str) -> None:
+    """Refuse one named ``autoware.camera_info_topic`` for several cameras: each camera has a
+    CameraInfo of its own (``auto`` takes ``<ns>/camera_info`` of each).
+
+    Raises:
+        ConfigError: ``setting`` is a topic (not ``auto`` or "") and there is more than one camera.
+    """
+    if setting not in ("auto", "") and len(camera_topics) > 1:
+        raise ConfigError(f"autoware.camera_info_topic '{setting}' names one CameraInfo topic for "
+                          f"{len(camera_topics)} cameras, but each camera has its own: give auto "
+                          "(each camera's <ns>/camera_info) or '' (no check)")
+
+
 def label_lookup(label_names: Sequence[str], other_labels: str = "drop") -> np.ndarray:
     """Autoware class of each detector label index: (len(label_names),) int16, -1 = left out.
 
@@ -281,5 +294,5 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
 
 
 __all__ = ["AUTOWARE_LABELS", "AUTOWARE_OBJECTS_TOPIC", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
-           "OTHER_LABELS", "camera_index", "detected_objects_with_feature", "label_lookup",
+           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "detected_objects_with_feature", "label_lookup",
            "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]
