@@ -299,10 +299,9 @@ class Replayer:
         self._autoware = autoware_settings(self.options.config)
         # ... and so is a ROI or objects topic an input or another output of the replay has.
         taken = taken_topics(exterior, output_namespaces(exterior), {
-            cabin or "": "the cabin camera's image input",
-            **{camera_info_topic(camera, self._autoware.camera_info_topic):
-               f"the CameraInfo input of camera '{camera}'"
-               for camera in exterior if self._autoware.camera_info_topic}})
+            camera_info_topic(camera, self._autoware.camera_info_topic):
+            f"the CameraInfo input of camera '{camera}'"
+            for camera in exterior if self._autoware.camera_info_topic}, cabin or "")
         rois = rois_topics(exterior, self._autoware.rois_topic, taken=taken)
         if self._autoware.enabled:  # the CameraInfo check runs only with the ROIs on
             check_camera_info_topic(exterior, self._autoware.camera_info_topic)

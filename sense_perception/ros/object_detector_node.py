@@ -115,9 +115,9 @@ class ObjectDetectorNode(PerceptionNode):
         # Refuses clashes: two cameras on one topic, or a topic an input or another output has.
         cameras = list(self.settings.camera_topics)
         taken = taken_topics(cameras, output_namespaces(cameras), {
-            **{info: f"the CameraInfo input of camera '{camera}'"
-               for camera, info in zip(cameras, self.settings.info_topics(), strict=True)},
-            self.settings.cabin_camera_topic: "the cabin camera's image input"})
+            info: f"the CameraInfo input of camera '{camera}'"
+            for camera, info in zip(cameras, self.settings.info_topics(), strict=True)},
+            self.settings.cabin_camera_topic)
         rois = rois_topics(cameras, self.autoware.rois_topic, taken=taken)
         if self.autoware.enabled:  # the CameraInfo check runs only with the ROIs on
             check_camera_info_topic(cameras, self.autoware.camera_info_topic)

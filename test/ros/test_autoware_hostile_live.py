@@ -42,6 +42,9 @@ def params_context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp
     (f"camera_topics: {CAMERAS}\n    autoware:\n      rois_topic: "
      "/sensing/camera/camera{index}/image_rect_color\n",
      "which is already the image input of camera '/sensing/camera/camera0/image_rect_color'"),
+    # ROIs on driver_monitor's faces (Detection2DArray) of the cabin camera
+    ("camera_topics: [/sensing/camera/camera0/image_rect_color]\n    autoware:\n"
+     "      rois_topic: /camera/cabin/faces\n", "which is already driver_monitor's faces output"),
     # both Autoware outputs on one topic (two message types)
     (f"camera_topics: {CAMERAS}\n    autoware:\n      rois_topic: /x/rois{{index}}\n"
      "      objects_topic: /x/rois{index}\n", "which is already the ROI output of camera"),
