@@ -255,3 +255,31 @@ def test_one_fixed_camera_info_topic_for_several_cameras_is_refused(autoware_bag
     err = " ".join(capsys.readouterr().err.split())
     assert "autoware.camera_info_topic" in err and "2 cameras" in err and "auto" in err, err
     assert not (out / "bag").exists()
+
+
+def test_ignore_regions_of_a_camera_whose_size_changes_every_frame_stay_bounded():
+    """The region's mask and summed-area table (9 bytes a pixel: ~19 MB at 1080p) were kept for
+    every frame size ever seen: a camera changing its size with every frame grew them without
+    bound. Now the last few sizes are kept; the region still applies at every size."""
+    import tracemalloc
+
+    from sense_perception.core.detection.ignore_regions import (MAX_SIZES, IgnoreRegions,
+                                                                IgnoreRegionSettings)
+    from sense_perception.core.types import Detections
+
+    topic = "/sensing/camera/camera0/image_rect_color"
+    regions = IgnoreRegions(IgnoreRegionSettings(polygons=[f"{topic}: 0,0 100,0 100,100 0,100"]))
+    boxes = np.array([[10, 10, 60, 60], [200, 100, 260, 160]], np.float32)
+    dets = Detections(boxes, np.array([0.9, 0.8], np.float32), np.zeros(2, np.int32))
+    tracemalloc.start()
+    try:
+        for k in range(120):
+            width, height = 320 + k, 240 + k
+            kept = regions.apply(topic, dets, width, height)
+            assert kept.boxes.tolist() == [[200, 100, 260, 160]]  # the region applies at each size
+            assert len(regions.outlines(topic, width, height)) == 1
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(regions._masks) <= MAX_SIZES and len(regions._outlines) <= MAX_SIZES
+    assert current < 20e6, current  # 120 sizes kept were ~100 MB
