@@ -193,13 +193,18 @@ def test_camera_info_watch_reports_each_problem_once():
 
 
 def test_camera_info_watch_stays_bounded_when_the_frame_id_changes_every_frame():
-    from sense_perception.core.autoware.camera_info import MAX_REPORTED
+    from sense_perception.core.autoware.camera_info import MAX_REPORTED, MAX_TOLD
 
     cam = "/sensing/camera/camera0/image_rect_color"
     watch = CameraInfoWatch([cam])
     watch.camera_info(cam, _info())
+    told = []
     for k in range(1000):  # a driver bug: a new frame_id on every image
-        [new] = watch.image_frame(cam, f"camera0/frame_{k}")
-        assert f"frame_{k}" in new
+        new = watch.image_frame(cam, f"camera0/frame_{k}")
+        assert all(f"frame_{k}'" in p for p in new[:1])
+        told += new
+    # the first MAX_TOLD are told one by one, then once that the rest are not (not one log line
+    # or replay note per frame for ever)
+    assert len(told) == MAX_TOLD + 1 and "not told one by one" in told[-1]
     assert len(watch._reported[cam]) == MAX_REPORTED  # not one entry per frame for ever
     assert len(watch.warnings()) == 1 and "frame_999" in watch.warnings()[0]

@@ -30,12 +30,12 @@ import numpy as np
 
 from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
-from ..core.autoware.rois import rois_topics
+from ..core.autoware.rois import check_camera_info_topic, rois_topics
 from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
-from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches
+from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches, taken_topics
 from ..core.output.status import (
     detector_hardware_id,
     detector_values,
@@ -297,8 +297,17 @@ class Replayer:
     def _build_core(self, exterior: list[str], cabin: str | None) -> None:
         # Autoware's ROIs (autoware.*): a clash of ROI topics is refused before any model loads.
         self._autoware = autoware_settings(self.options.config)
-        rois_topics(exterior, self._autoware.rois_topic)
-        rois_topics(exterior, self._autoware.objects_topic, "autoware.objects_topic")
+        # ... and so is a ROI or objects topic an input or another output of the replay has.
+        taken = taken_topics(exterior, output_namespaces(exterior), {
+            camera_info_topic(camera, self._autoware.camera_info_topic):
+            f"the CameraInfo input of camera '{camera}'"
+            for camera in exterior if self._autoware.camera_info_topic}, cabin or "")
+        rois = rois_topics(exterior, self._autoware.rois_topic, taken=taken)
+        if self._autoware.enabled:  # the CameraInfo check runs only with the ROIs on
+            check_camera_info_topic(exterior, self._autoware.camera_info_topic)
+        rois_topics(exterior, self._autoware.objects_topic, "autoware.objects_topic", {
+            **taken, **{t: f"the ROI output of camera '{c}'"
+                        for c, t in zip(exterior, rois, strict=True) if t}})
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings

@@ -11,10 +11,15 @@ Camera i is Autoware's ``/sensing/camera/camera<i>/image_rect_color`` (``.../com
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from ..core.autoware.rois import rois_topics
+from ..core.output.topics import check_topic_names
 from ..errors import ConfigError
+from ..face.privacy import check_cabin_not_exterior
 from . import launch_support
+from .settings import CABIN_CAMERA_TOPIC
 
 #: Autoware's most cameras (rois0..rois7 in its fusion launch files).
 MAX_CAMERAS = 8
@@ -23,12 +28,14 @@ CAMERA_TOPIC = "/sensing/camera/camera{i}/image_rect_color"
 
 #: name -> (default, description). "" means "keep the config file's value".
 ARGUMENTS: dict[str, tuple[str, str]] = {
-    "image_number": ("1", f"number of cameras, 1 to {MAX_CAMERAS}: Autoware's camera0.."
-                          "camera<image_number - 1>"),
-    "image_transport": ("raw", "raw (sensor_msgs/Image on .../image_rect_color) or compressed "
-                               "(sensor_msgs/CompressedImage on .../image_rect_color/compressed)"),
-    "camera_topics": ("", "comma-separated camera topics instead of image_number (each camera's "
-                          "ROIs go to rois<i>, i from its topic)"),
+    # "" = not given (1 and raw): given beside camera_topics they are refused, not ignored.
+    "image_number": ("", f"number of cameras, 1 to {MAX_CAMERAS}: Autoware's camera0.."
+                         "camera<image_number - 1> ('' = 1)"),
+    "image_transport": ("", "raw (sensor_msgs/Image on .../image_rect_color) or compressed "
+                            "(sensor_msgs/CompressedImage on .../image_rect_color/compressed); "
+                            "'' = raw"),
+    "camera_topics": ("", "comma-separated camera topics instead of image_number and "
+                          "image_transport (each camera's ROIs go to rois<i>, i from its topic)"),
     "config": ("autoware", "ROS 2 parameter YAML of object_detector, or a bundled one by name "
                            "(default autoware: share/sense_perception/config/autoware.yaml)"),
     "namespace": ("", "namespace of the node"),
@@ -44,10 +51,8 @@ def camera_topics(image_number: str, image_transport: str) -> list[str]:
     Raises:
         ConfigError: image_number is not 1 to 8, or image_transport is not raw or compressed.
     """
-    try:
-        count = int(image_number)
-    except ValueError:
-        count = 0
+    # ASCII digits only: int() also takes '٣' or '1_0'.
+    count = int(image_number) if re.fullmatch(r"\s*[0-9]{1,3}\s*", image_number) else 0
     if not 1 <= count <= MAX_CAMERAS:
         raise ConfigError(f"launch argument image_number:={image_number!r} must be a whole number "
                           f"from 1 to {MAX_CAMERAS}")
@@ -65,15 +70,47 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         args: launch argument values as strings (missing ones take their defaults).
     """
     values = {name: args.get(name, default) for name, (default, _) in ARGUMENTS.items()}
-    topics = values["camera_topics"] or ",".join(
-        camera_topics(values["image_number"], values["image_transport"]))
+    if values["camera_topics"]:
+        given = [f"{name}:={values[name]}" for name in ("image_number", "image_transport")
+                 if values[name]]
+        if given:
+            raise ConfigError(f"launch argument camera_topics names the cameras itself; "
+                              f"{' and '.join(given)} would be ignored: give either camera_topics "
+                              "or image_number (and image_transport)")
+        topics = ",".join(_camera_topic_list(values["camera_topics"]))
+    else:
+        topics = ",".join(camera_topics(values["image_number"] or "1",
+                                        values["image_transport"] or "raw"))
     params = launch_support.node_parameters("object_detector", {
         "config": values["config"], "use_sim_time": values["use_sim_time"],
         "autostart": values["autostart"], "camera_topics": topics})
     if not values["use_sim_time"] and not _config_sets_sim_time(values["config"]):
         # A parameter given to the node would override Autoware's global SetParameter(use_sim_time).
         params.pop("use_sim_time", None)
+    # Refused here, before the node starts (its configure would refuse them too).
+    cabin = str(params.get("cabin_camera_topic", CABIN_CAMERA_TOPIC))
+    if cabin:
+        check_cabin_not_exterior(cabin, params["camera_topics"],
+                                 "object_detector's cabin_camera_topic", "launch argument "
+                                 "camera_topics", "remove it from camera_topics")
+    for name in ("autoware.rois_topic", "autoware.objects_topic"):
+        rois_topics(params["camera_topics"], str(params.get(name, "")), name)
     return params
+
+
+def _camera_topic_list(value: str) -> list[str]:
+    """The topics of ``camera_topics:=a,b``: each a ROS topic name, none empty, none twice."""
+    topics = [t.strip() for t in value.split(",")]
+    if not all(topics):
+        raise ConfigError(f"launch argument camera_topics:={value!r} holds an empty item (two "
+                          "commas, or one at either end): give the camera topics separated by "
+                          "single commas")
+    check_topic_names(topics, "launch argument camera_topics")
+    twice = sorted({t for t in topics if topics.count(t) > 1})
+    if twice:
+        raise ConfigError(f"launch argument camera_topics names {', '.join(twice)} twice: give "
+                          "each camera once")
+    return topics
 
 
 def _config_sets_sim_time(config: str) -> bool:

@@ -41,11 +41,12 @@ import numpy as np
 
 from ..config import section_from_params
 from ..core.autoware.camera_info import CameraInfoWatch
-from ..core.autoware.rois import AutowareConfig, rois_topics
+from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
 from ..core.exterior_steps import ExteriorSteps
 from ..core.health.inference_guard import safe_detect
 from ..core.output.annotations import image_size_of
-from ..core.output.frame_outputs import EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages, switches
+from ..core.output.frame_outputs import (EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages, switches,
+                                         taken_topics)
 from ..core.output.status import detector_hardware_id, detector_values
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
@@ -111,9 +112,18 @@ class ObjectDetectorNode(PerceptionNode):
         self.autoware = section_from_params(AutowareConfig, params, "autoware.", source)
         self.steps = ExteriorSteps(self.detector, self.trackers, self.positions, self.ignore,
                                    self.autoware)
-        rois = rois_topics(self.settings.camera_topics, self.autoware.rois_topic)  # refuses clashes
-        objects = rois_topics(self.settings.camera_topics, self.autoware.objects_topic,
-                              "autoware.objects_topic")
+        # Refuses clashes: two cameras on one topic, or a topic an input or another output has.
+        cameras = list(self.settings.camera_topics)
+        taken = taken_topics(cameras, output_namespaces(cameras), {
+            info: f"the CameraInfo input of camera '{camera}'"
+            for camera, info in zip(cameras, self.settings.info_topics(), strict=True)},
+            self.settings.cabin_camera_topic)
+        rois = rois_topics(cameras, self.autoware.rois_topic, taken=taken)
+        if self.autoware.enabled:  # the CameraInfo check runs only with the ROIs on
+            check_camera_info_topic(cameras, self.autoware.camera_info_topic)
+        objects = rois_topics(cameras, self.autoware.objects_topic, "autoware.objects_topic", {
+            **taken, **{t: f"the ROI output of camera '{c}'"
+                        for c, t in zip(cameras, rois, strict=True) if t}})
         for what, topics in (("ROIs", rois), ("DetectedObjects", objects)):
             if any(topics):
                 self.get_logger().info(f"Autoware {what}: " + ", ".join(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ..config import Setting, check_names, check_ranges, setting
-from ..core.output.topics import camera_info_topic
+from ..core.output.topics import camera_info_topic, check_topic_names
 # Re-exported: the topic rules were first defined here and callers still import them from here.
 from ..core.output.topics import join_topic, output_namespace, output_namespaces  # noqa: F401
 from ..errors import ConfigError
@@ -149,6 +149,7 @@ class ObjectDetectorSettings(InputSettings):
             raise ConfigError("parameter 'camera_topics' must list at least one non-empty topic")
         if len(set(self.camera_topics)) != len(self.camera_topics):
             raise ConfigError(f"parameter 'camera_topics' lists a topic twice: {self.camera_topics}")
+        check_topic_names(self.camera_topics, "parameter 'camera_topics'")
         if len(self.camera_transports) not in (1, len(self.camera_topics)):
             raise ConfigError(f"parameter 'camera_transports' needs 1 or {len(self.camera_topics)} "
                               f"entries (one per camera topic), got {len(self.camera_transports)}")

@@ -24,6 +24,18 @@ def _get(msg: Any, name: str) -> Any:
     return msg.get(name) if isinstance(msg, dict) else getattr(msg, name, None)
 
 
+#: Longest piece of a received text (distortion_model, frame_id) quoted in a problem.
+MAX_QUOTED = 64
+
+
+def _quoted(text: str) -> str:
+    """``text`` for a problem sentence: repr, cut to :data:`MAX_QUOTED` characters (a publisher
+    may send megabytes)."""
+    if len(text) <= MAX_QUOTED:
+        return repr(text)
+    return repr(text[:MAX_QUOTED]) + f"... ({len(text)} characters)"
+
+
 def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[str]:
     """What in a sensor_msgs/CameraInfo makes Autoware's fusion ignore or misplace the camera.
 
@@ -38,7 +50,7 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[s
     problems = []
     model = str(_get(info, "distortion_model") or "")
     if model not in DISTORTION_MODELS:
-        problems.append(f"distortion_model is {model!r}: Autoware's fusion accepts only "
+        problems.append(f"distortion_model is {_quoted(model)}: Autoware's fusion accepts only "
                         f"{' or '.join(DISTORTION_MODELS)} (fix the camera driver's calibration file)")
     d = np.asarray(_get(info, "d") if _get(info, "d") is not None else [], np.float64).reshape(-1)
     if d.size not in D_LENGTHS:
@@ -59,7 +71,8 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[s
         problems.append("header.frame_id is empty: Autoware cannot place the camera in TF (set the "
                         "camera's optical frame)")
     elif image_frame_id is not None and frame_id != image_frame_id:
-        problems.append(f"header.frame_id '{frame_id}' differs from the images' '{image_frame_id}': "
+        problems.append(f"header.frame_id {_quoted(frame_id)} differs from the images' "
+                        f"{_quoted(image_frame_id)}: "
                         "Autoware looks the ROIs up in TF by the image's frame (make the camera driver "
                         "use one optical frame for both)")
     return problems
@@ -67,6 +80,10 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[s
 
 #: Problems remembered as reported, per camera.
 MAX_REPORTED = 32
+#: Problems told one by one per camera (a log line or a replay note each); a CameraInfo that
+#: brings new ones with every message (its frame_id changing) is then told once more, that the
+#: rest are not, and /diagnostics keeps showing the current ones.
+MAX_TOLD = 8
 
 
 class CameraInfoWatch:
@@ -84,6 +101,7 @@ class CameraInfoWatch:
         # problems already reported, per camera, oldest first; bounded, since a camera whose
         # frame_id changes every frame names a new frame in every problem text
         self._reported: dict[str, dict[str, None]] = {c: {} for c in cameras}
+        self._told: dict[str, int] = dict.fromkeys(cameras, 0)  # problems told, per camera
 
     def image_frame(self, camera: str, frame_id: str) -> list[str]:
         """Note the frame_id of an image of ``camera``; returns the problems not reported before."""
@@ -111,6 +129,17 @@ class CameraInfoWatch:
             reported[problem] = None
             if len(reported) > MAX_REPORTED:
                 del reported[next(iter(reported))]  # forget the oldest
+        told = self._told.get(camera, 0)
+        if told >= MAX_TOLD or not new:
+            return []
+        # Bounded: a CameraInfo bringing new problems with every message (its frame_id or
+        # distortion_model changing) would give a log line or a replay note per message.
+        new = new[:MAX_TOLD - told]
+        self._told[camera] = told + len(new)
+        if self._told[camera] >= MAX_TOLD:
+            new.append(f"{MAX_TOLD} problems told; further ones are not told one by one (the "
+                       "CameraInfo changes from message to message: fix the camera driver), "
+                       "/diagnostics shows the current ones")
         return new
 
     def status(self) -> dict[str, str]:
@@ -126,4 +155,5 @@ class CameraInfoWatch:
             return [f"{c} CameraInfo: {p}" for c, ps in self._problems.items() for p in ps]
 
 
-__all__ = ["CameraInfoWatch", "D_LENGTHS", "DISTORTION_MODELS", "camera_info_problems"]
+__all__ = ["CameraInfoWatch", "D_LENGTHS", "DISTORTION_MODELS", "MAX_QUOTED", "MAX_TOLD",
+           "camera_info_problems"]

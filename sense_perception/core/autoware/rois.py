@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class AutowareConfig:
                                         "into obstacle clusters)", OTHER_LABELS)
     camera_info_topic: str = setting("auto", "CameraInfo checked for what Autoware's fusion ignores (while "
                                              "rois_topic is set): auto = <ns>/camera_info, '' = no check",
-                                     "auto, '' or a topic")
+                                     "auto, '' or a topic (one camera only)")
     objects_topic: str = setting("", "topic of each camera's autoware_perception_msgs/DetectedObjects "
                                      "(placed road users in base_link, with the twist when steady); "
                                      "'' = off; {index} as in rois_topic",
@@ -156,13 +156,20 @@ def namespace_rois_topic(ns: str, template: str, name: str = "autoware.rois_topi
 
 
 def rois_topics(camera_topics: Sequence[str], template: str,
-                name: str = "autoware.rois_topic") -> list[str]:
+                name: str = "autoware.rois_topic",
+                taken: Mapping[str, str] | None = None) -> list[str]:
     """The topic of each camera from the template of setting ``name`` (``autoware.rois_topic`` or
     ``autoware.objects_topic``); all "" when ``template`` is "", the output off.
 
+    Args:
+        taken: topics already used by something else (an input, another output) -> what uses
+            it (:func:`~sense_perception.core.output.frame_outputs.taken_topics`): a camera's
+            topic among them is refused (two message types on one topic: a ROS graph refuses or
+            mixes them, a bag cannot hold them).
+
     Raises:
-        ConfigError: ``template`` holds ``{index}`` and a camera's namespace ends in no digits, or
-            two cameras would publish to the same topic.
+        ConfigError: ``template`` holds ``{index}`` and a camera's namespace ends in no digits,
+            two cameras would publish to the same topic, or a topic is in ``taken``.
     """
     if not template:
         return ["" for _ in camera_topics]
@@ -188,7 +195,24 @@ def rois_topics(camera_topics: Sequence[str], template: str,
                               f"{AUTOWARE_ROIS_TOPIC if what == 'ROIs' else AUTOWARE_OBJECTS_TOPIC}) "
                               "and cameras whose namespaces end in distinct indices")
         seen[topic] = camera
+        if taken and (user := taken.get(topic.rstrip("/"))) is not None:
+            raise ConfigError(f"{name} {template!r} gives camera '{camera}' the topic '{topic}', "
+                              f"which is already {user}; give {name} a topic of its own (e.g. "
+                              f"{AUTOWARE_ROIS_TOPIC if what == 'ROIs' else AUTOWARE_OBJECTS_TOPIC})")
     return topics
+
+
+def check_camera_info_topic(camera_topics: Sequence[str], setting: str) -> None:
+    """Refuse one named ``autoware.camera_info_topic`` for several cameras: each camera has a
+    CameraInfo of its own (``auto`` takes ``<ns>/camera_info`` of each).
+
+    Raises:
+        ConfigError: ``setting`` is a topic (not ``auto`` or "") and there is more than one camera.
+    """
+    if setting not in ("auto", "") and len(camera_topics) > 1:
+        raise ConfigError(f"autoware.camera_info_topic '{setting}' names one CameraInfo topic for "
+                          f"{len(camera_topics)} cameras, but each camera has its own: give auto "
+                          "(each camera's <ns>/camera_info) or '' (no check)")
 
 
 def label_lookup(label_names: Sequence[str], other_labels: str = "drop") -> np.ndarray:
@@ -270,5 +294,5 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
 
 
 __all__ = ["AUTOWARE_LABELS", "AUTOWARE_OBJECTS_TOPIC", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
-           "OTHER_LABELS", "camera_index", "detected_objects_with_feature", "label_lookup",
+           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "detected_objects_with_feature", "label_lookup",
            "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]

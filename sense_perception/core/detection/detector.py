@@ -45,6 +45,9 @@ def _input_fields(spec: InputSpec) -> dict[str, Any]:
 
 
 NO_MODEL = "none"
+#: Most detections per image (detector.max_detections): bounds the per-frame work, whose duplicate
+#: step compares every pair of boxes, and the size of every output message.
+MAX_DETECTIONS = 1000
 
 # The default thresholds: the raw operating point chosen with ``sense-perception eval`` (PicoDet's
 # labels 0.35, its cars 0.3, the pedestrian specialist 0.15; docs/detection-quality.md) mapped
@@ -159,7 +162,8 @@ class DetectorConfig:
         low_light: dark frames smoothed and contrast-equalised before detection
             (``detector.low_light.*``, :mod:`~sense_perception.core.detection.low_light`).
         nms_iou: IoU above which a lower-scored box of the same label is suppressed, 0..1.
-        max_detections: most detections per image after NMS (0 = no limit).
+        max_detections: most detections per image after NMS, 1 to :data:`MAX_DETECTIONS`; every
+            output of a frame (detections, ROIs, annotations...) holds at most this many.
         keep_other_classes: report classes outside the driving label set (under their own
             snake_case names) instead of dropping them.
         batching: try to run several images in one inference (verified at load, else one by one).
@@ -212,7 +216,10 @@ class DetectorConfig:
     score_threshold: float = field(default=CALIBRATED_DEFAULTS["score_threshold"],
                                    metadata={"range": (0.0, 1.0)})
     nms_iou: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
-    max_detections: int = field(default=100, metadata={"range": (0, None)})
+    max_detections: int = field(default=100, metadata={
+        "description": "most detections per image after NMS, 1..1000 (the duplicate step compares "
+            "every pair: unbounded, a frame's candidates took seconds and gigabytes)",
+        "range": (1, MAX_DETECTIONS)})
     keep_other_classes: bool = False
     batching: bool = True
     max_batch: int = field(default=8, metadata={"range": (1, 64)})
@@ -257,7 +264,10 @@ class DetectorConfig:
             value = getattr(self, key)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"detector.{key} must be within 0..1, got {value}")
-        for key in ("max_detections", "input_width", "input_height"):
+        if not 1 <= self.max_detections <= MAX_DETECTIONS:
+            raise ConfigError(f"detector.max_detections must be within 1..{MAX_DETECTIONS}, got "
+                              f"{self.max_detections} (0 no longer means no limit)")
+        for key in ("input_width", "input_height"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"detector.{key} must be >= 0, got {getattr(self, key)}")
         if self.max_batch < 1:

@@ -29,6 +29,9 @@ from ...errors import ConfigError
 from ..types import Detections
 
 MASK = "mask "
+#: Frame sizes whose mask, summed-area table and outlines are kept (all cameras together): a camera
+#: whose size changes every frame would otherwise keep ~19 MB per 1080p size for ever.
+MAX_SIZES = 8
 
 
 @dataclass
@@ -148,7 +151,7 @@ class IgnoreRegions:
                     mask |= np.asarray(image > 0, np.uint8)
                 else:
                     cv2.fillPoly(mask, [np.rint(shape).astype(np.int32)], 1)
-            self._masks[key] = (mask, cv2.integral(mask, sdepth=cv2.CV_64F))
+            _remember(self._masks, key, (mask, cv2.integral(mask, sdepth=cv2.CV_64F)))
         return self._masks[key]
 
     def outlines(self, topic: str, width: int, height: int) -> list[np.ndarray]:
@@ -166,7 +169,7 @@ class IgnoreRegions:
             contours, _ = cv2.findContours(np.asarray(image > 0, np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_SIMPLE)
             out += [c.reshape(-1, 2).astype(np.float64) * scale for c in contours]
-        self._outlines[key] = out  # read once per camera and frame size, not per frame
+        _remember(self._outlines, key, out)  # read once per camera and frame size, not per frame
         return out
 
     def inside_share(self, topic: str, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -191,4 +194,11 @@ class IgnoreRegions:
         return dets.select(~drop) if drop.any() else dets
 
 
-__all__ = ["IgnoreRegionSettings", "IgnoreRegions"]
+def _remember(cache: dict, key: tuple[str, int, int], value: object) -> None:
+    """Keep ``value`` under ``key``, forgetting the oldest entry beyond :data:`MAX_SIZES`."""
+    cache[key] = value
+    while len(cache) > MAX_SIZES:
+        del cache[next(iter(cache))]
+
+
+__all__ = ["IgnoreRegionSettings", "IgnoreRegions", "MAX_SIZES"]

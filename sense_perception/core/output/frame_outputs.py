@@ -30,7 +30,7 @@ from ..types import Detections, Header
 from . import messages
 from .annotations import IMAGE_ANNOTATIONS, image_annotations
 from .detections_3d import detection3d_array, range_captions
-from .topics import join_topic
+from .topics import join_topic, output_namespace
 
 DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
 DETECTION_3D_ARRAY = "vision_msgs/msg/Detection3DArray"
@@ -287,6 +287,37 @@ def switches(settings: Any, attention: bool = False,
     return out
 
 
+def taken_topics(camera_topics: Sequence[str], namespaces: Sequence[str],
+                 inputs: Mapping[str, str] | None = None, cabin: str = "") -> dict[str, str]:
+    """Topics an exterior camera's Autoware outputs must not take -> what already uses them.
+
+    The camera inputs, every ``<ns>/<name>`` row of :data:`EXTERIOR_OUTPUTS` (whether switched on
+    or not: a switch turned on later must not find its topic taken), each camera's
+    ``<ns>/camera_info``, ``/diagnostics``, ``/tf`` and ``/tf_static``, the cabin camera
+    ``cabin`` and its rows of :data:`CABIN_OUTPUTS` (driver_monitor's), plus ``inputs``
+    (topic -> what it is: a CameraInfo topic given by name).
+    """
+    taken: dict[str, str] = {DIAGNOSTICS_TOPIC: "the diagnostics topic",
+                             "/tf": "the transforms topic", "/tf_static": "the static transforms topic"}
+    for camera, ns in zip(camera_topics, namespaces, strict=True):
+        taken[join_topic(ns, "camera_info")] = f"the CameraInfo topic of camera '{camera}'"
+        for row in EXTERIOR_OUTPUTS:
+            if row.topic is None:
+                taken[join_topic(ns, row.name)] = f"the {row.name} output of camera '{camera}'"
+    if cabin:
+        cabin_ns = output_namespace(cabin)
+        for row in CABIN_OUTPUTS:
+            if row.topic is None:
+                taken[join_topic(cabin_ns, row.name)] = f"driver_monitor's {row.name} output"
+        taken[cabin] = "the cabin camera's image input"
+    for topic, what in (inputs or {}).items():
+        if topic:
+            taken[topic] = what
+    for camera in camera_topics:
+        taken[camera] = f"the image input of camera '{camera}'"
+    return {topic.rstrip("/"): what for topic, what in taken.items()}
+
+
 def output_topic(row: Output, ns: str, switches: Mapping[str, Any]) -> str:
     """The topic of ``row`` for the camera of namespace ``ns``.
 
@@ -338,4 +369,4 @@ __all__ = ["ATTENTION_SWITCH", "AUTOWARE_OBJECTS_SWITCH", "AUTOWARE_SWITCH", "CA
            "DETECTION_3D_ARRAY", "DETECTION_ARRAY", "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY",
            "DIAGNOSTIC_STATUS", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
-           "frame_messages", "image_message", "output_topic", "switches"]
+           "frame_messages", "image_message", "output_topic", "switches", "taken_topics"]

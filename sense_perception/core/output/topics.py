@@ -6,7 +6,10 @@ replayed offline lines up with a live graph: ``<ns>/detections``, ``<ns>/faces``
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
+
+from ...errors import ConfigError
 
 # Last names of image_transport sub-topics: ``/cam/image_raw/compressed`` is still camera ``/cam``.
 TRANSPORT_SUFFIXES = ("compressed", "theora", "zstd", "compressedDepth")
@@ -60,5 +63,23 @@ def camera_info_topic(camera_topic: str, setting: str) -> str:
     return setting
 
 
-__all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "join_topic",
-           "output_namespace", "output_namespaces"]
+# ROS 2 topic names: tokens of letters, digits and underscores, none starting with a digit,
+# separated by single slashes; absolute (/a/b), relative (a/b) or private (~/a).
+_TOPIC_NAME = re.compile(r"(/|~/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def check_topic_names(topics: Sequence[str], name: str) -> None:
+    """Refuse what ROS would not take as a topic name, naming the first such entry of ``name``.
+
+    Raises:
+        ConfigError: an entry of ``topics`` is not a ROS 2 topic name.
+    """
+    for topic in topics:
+        if not _TOPIC_NAME.fullmatch(topic):
+            raise ConfigError(f"{name}: {topic!r} is not a ROS topic name (letters, digits and "
+                              "underscores between single slashes, no token starting with a "
+                              "digit, no trailing slash)")
+
+
+__all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "check_topic_names",
+           "join_topic", "output_namespace", "output_namespaces"]
