@@ -1,0 +1,50 @@
+"""Long and flickering replays: what a replay keeps for summary.json is bounded, whatever the
+bag's length (a 1 h bag of six 30 Hz cameras is 650 000 frames), and the results survive a stop
+or a full disk at the end."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from sense_perception.core.health.camera_health import CameraHealthBank
+from sense_perception.core.health.camera_settings import CameraHealthSettings, Hysteresis
+from sense_perception.evaluation import degrade
+
+from replay_helpers import SHARED
+
+TOPIC = "/camera/front/image_raw"
+
+
+def _street(size: tuple[int, int] = (160, 90)) -> np.ndarray:
+    image = cv2.imread(str(SHARED / "street_labelled" / "pandaset_seq002_front" / "00.jpg"))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def test_a_flickering_camera_keeps_the_first_and_last_health_events_and_counts_the_rest():
+    # dark raised and cleared on every frame: a lens flickering between black and the street
+    settings = CameraHealthSettings(dark=Hysteresis(1, 1))
+    bank = CameraHealthBank([TOPIC], settings, keep_each_end=20)
+    street = _street()
+    black = degrade.black(street, np.random.default_rng(0))
+    frames = 600
+    for i in range(frames):
+        bank.update(TOPIC, black if i % 2 else street, 100.0 + i / 30, "front", 100.0 + i / 30)
+    health = bank.summary()[TOPIC]
+    events = health["events"]
+    assert len(events) == 40  # 20 of each end, not one per frame
+    assert health["events_total"] == frames - 1  # raised on each black frame, cleared on the next
+    assert health["events_left_out"] == frames - 1 - 40
+    assert [(e["condition"], e["raised"]) for e in events[:2]] == [("dark", True), ("dark", False)]
+    assert events[0]["t"] == round(100.0 + 1 / 30, 6)  # the first: raised on frame 1
+    assert events[-1]["t"] == round(100.0 + (frames - 1) / 30, 6)  # the last: on the last frame
+    assert health["conditions_s"]["dark"] > 0
+
+
+def test_a_short_list_of_health_events_is_whole_and_says_nothing_was_left_out():
+    bank = CameraHealthBank([TOPIC], CameraHealthSettings(dark=Hysteresis(1, 1)), keep_each_end=20)
+    street = _street()
+    black = degrade.black(street, np.random.default_rng(0))
+    for i in range(6):
+        bank.update(TOPIC, black if i % 2 else street, float(i), "front", float(i))
+    health = bank.summary()[TOPIC]
+    assert len(health["events"]) == 5 and "events_left_out" not in health
