@@ -48,3 +48,39 @@ def test_a_short_list_of_health_events_is_whole_and_says_nothing_was_left_out():
         bank.update(TOPIC, black if i % 2 else street, float(i), "front", float(i))
     health = bank.summary()[TOPIC]
     assert len(health["events"]) == 5 and "events_left_out" not in health
+
+
+def test_a_flickering_driver_keeps_the_first_and_last_changes_and_counts_the_rest():
+    from sense_perception.replay.summary import SummaryBuilder
+
+    builder = SummaryBuilder(["/cabin"], keep_each_end=10)
+    frames = 500
+    for i in range(frames):  # the face found and lost on every other frame, an alert each rise
+        state = "no_face" if i % 2 else "attentive"
+        builder.add_identity(i / 30, "no_face" if i % 2 else "identified", None if i % 2 else "d1")
+        builder.add_attention(i / 30, state, i % 2, bool(i % 2), "default")
+    summary = builder.build(1.0, [])
+    assert len(summary["identity"]) == 20 and summary["identity_left_out"] == frames - 20
+    assert summary["identity"][0]["state"] == "identified"
+    assert summary["identity"][-1]["t"] == round((frames - 1) / 30, 9)
+    attention = summary["attention"]
+    assert len(attention["timeline"]) == 20 and attention["timeline_left_out"] == frames - 20
+    assert len(attention["alerts"]) == 20
+    assert attention["alerts_total"] == frames // 2
+    assert attention["alerts_left_out"] == frames // 2 - 20
+    assert attention["max_level"] == 1
+
+
+def test_latencies_are_a_bounded_sample_of_a_long_replay():
+    from sense_perception.replay.summary import SummaryBuilder
+
+    builder = SummaryBuilder([TOPIC], latency_samples=1000)
+    values = np.random.default_rng(1).uniform(0.0, 100.0, 20_000)
+    for value in values:
+        builder.add_frame(TOPIC, [], float(value))
+    assert builder._latency_ms.size == 1000  # memory: the sample, not one number per frame
+    summary = builder.build(1.0, [])
+    assert summary["frames"] == 20_000
+    exact = np.percentile(values, [50, 95, 99])
+    got = [summary["latency_ms"][k] for k in ("p50", "p95", "p99")]
+    assert np.allclose(got, exact, atol=5.0), (got, exact)  # a uniform sample of them all
