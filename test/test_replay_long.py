@@ -84,3 +84,48 @@ def test_latencies_are_a_bounded_sample_of_a_long_replay():
     exact = np.percentile(values, [50, 95, 99])
     got = [summary["latency_ms"][k] for k in ("p50", "p95", "p99")]
     assert np.allclose(got, exact, atol=5.0), (got, exact)  # a uniform sample of them all
+
+
+def _raw_bag(path, frames: int, broken=None, frame_id=None, stamp=None):
+    """A rosbag2 MCAP of ``frames`` 64x48 bgr8 Images of a street on TOPIC at 30 Hz; ``broken(i)``
+    gives frame i's data length (None: whole), ``frame_id(i)`` and ``stamp(i)`` (ns) its header."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    Time, Header = store.types["builtin_interfaces/msg/Time"], store.types["std_msgs/msg/Header"]
+    Image = store.types["sensor_msgs/msg/Image"]
+    pixels = _street((64, 48)).reshape(-1)
+    base = 1_700_000_000_000_000_000
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection(TOPIC, "sensor_msgs/msg/Image", typestore=store)
+        for i in range(frames):
+            ns = base + i * 33_333_333
+            at = stamp(i) if stamp else ns
+            size = broken(i) if broken else None
+            msg = Image(header=Header(stamp=Time(sec=at // 10**9, nanosec=at % 10**9),
+                                      frame_id=frame_id(i) if frame_id else "front"),
+                        height=48, width=64, encoding="bgr8", is_bigendian=0, step=64 * 3,
+                        data=pixels if size is None else pixels[:size])
+            writer.write(conn, ns, store.serialize_cdr(msg, msg.__msgtype__))
+    return path
+
+
+def test_a_frame_broken_differently_every_time_is_counted_not_listed_per_frame(tmp_path):
+    import json
+
+    from sense_perception.cli.main import main
+    from sense_perception.replay.skips import MAX_REASONS_PER_TOPIC
+
+    frames = MAX_REASONS_PER_TOPIC * 3
+    bag = _raw_bag(tmp_path / "broken", frames, broken=lambda i: 100 + i)  # each its own length
+    assert main(["replay", str(bag), "--out", str(tmp_path / "out")]) == 1
+    skipped = json.loads((tmp_path / "out" / "summary.json").read_text())["skipped"]
+    assert len(skipped) == MAX_REASONS_PER_TOPIC + 1  # not one entry per frame
+    assert sum(item["count"] for item in skipped) == frames  # every frame still counted
+    listed, other = skipped[:-1], skipped[-1]
+    assert [item["count"] for item in listed] == [1] * MAX_REASONS_PER_TOPIC
+    assert "has 100 bytes" in listed[0]["reason"]  # the first reasons, in order
+    assert other["topic"] == TOPIC and other["count"] == frames - MAX_REASONS_PER_TOPIC
+    assert other["reason"].startswith("other reasons, not listed one by one")
+    assert f"has {100 + frames - 1} bytes" in other["reason"]  # the last one is named
