@@ -78,6 +78,10 @@ BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
 # Written before the first output byte and removed only once summary.json is complete, so outputs
 # cut short (disk full, crash, kill) are always recognisable as incomplete.
 INCOMPLETE_FILE = "REPLAY_INCOMPLETE.txt"
+# Notes the replay itself adds (bag.notes, from opening the bag, are per file and topic): a camera
+# whose frame_id changes on every frame made a new CameraInfo note per frame, printed at the end
+# one line each. The first ones are kept, the rest counted in one last note.
+MAX_NOTES = 32
 # Written into every --out a replay prepares: --force replaces outputs only where it finds it, so a
 # user's own bag/ or summary.json in a folder given as --out is never deleted.
 REPLAY_MARKER = REPLAY_MARK
@@ -379,17 +383,15 @@ class Replayer:
                 summary["cameras"].setdefault(camera, {})["positions"] = \
                     self._positions.summary(camera)
             for problem in self._positions.new_problems(self._exterior):  # a refused calibration
-                self._notes.append(f"{problem}; those frames have 2-D detections only")
-                LOG.warning("%s", problem)
+                self._note(f"{problem}; those frames have 2-D detections only")
             if tf_note := self._positions.tf.cap_note():  # the count at the end, said once
-                self._notes.append(tf_note)
-                LOG.warning("%s", tf_note)
+                self._note(tf_note)
             empty = [t for t in topics if not self._received.get(t) and not bag.topics[t].count]
             if empty:  # some cameras replayed, these had nothing: say so, it is not a success
                 warnings = [f"{t}: no message in the bag ({bag.topics[t].msgtype}); nothing "
                             "replayed for this camera" for t in empty]
                 summary["warnings"] = warnings
-                self._notes.extend(warnings)
+                self._notes.extend(warnings)  # one per camera topic, never left out
             if self._cameras:  # per camera topic: seconds in each condition, raise/clear events
                 summary["camera_health"] = {t: v for bank in self._cameras.values()
                                             for t, v in bank.summary().items()}
@@ -401,7 +403,7 @@ class Replayer:
             raise _incomplete(out, exc) from exc
         (out / INCOMPLETE_FILE).unlink(missing_ok=True)
         return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos,
-                            list(bag.notes) + self._notes)
+                            list(bag.notes) + self._all_notes())
 
     def _cabin_camera(self, bag: Bag, cabin: str | None) -> str | None:
         """The configured cabin camera when it is in ``bag`` but not ``cabin``, else None.
@@ -469,6 +471,7 @@ class Replayer:
         self._last_attention: Any = None
         self._last_driver: dict[str, Any] | None = None
         self._notes: list[str] = []
+        self._notes_left_out = 0  # notes past MAX_NOTES, counted only
         self._received: dict[str, int] = {}  # messages read per camera topic
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
@@ -567,11 +570,27 @@ class Replayer:
             return {}
         return {f"camera_info[{c}]": s for c, s in self._camera_infos.status().items()}
 
+    def _note(self, note: str) -> None:
+        """Add ``note`` (printed at the end) once; past :data:`MAX_NOTES` it is only counted."""
+        if note in self._notes:
+            return
+        if len(self._notes) >= MAX_NOTES:
+            self._notes_left_out += 1
+            return
+        self._notes.append(note)
+        LOG.warning("%s", note)
+
+    def _all_notes(self) -> list[str]:
+        """The notes kept, and how many were left out."""
+        if not self._notes_left_out:
+            return list(self._notes)
+        return [*self._notes, f"{self._notes_left_out} more note(s) not shown (the replay keeps its "
+                              f"first {MAX_NOTES}); they repeat the kinds above with other values"]
+
     def _note_camera_info(self, camera: str, problems: list[str]) -> None:
         for problem in problems:  # each once: the watch reports a problem only the first time
-            self._notes.append(f"{camera} CameraInfo: {problem}; Autoware's fusion would ignore or "
-                               "misplace this camera")
-            LOG.warning("%s CameraInfo: %s", camera, problem)
+            self._note(f"{camera} CameraInfo: {problem}; Autoware's fusion would ignore or "
+                       "misplace this camera")
 
     def _calibration_inputs(self, bag: Bag) -> dict[str, str]:
         """What places the exterior cameras' detections: topic -> the camera it calibrates
@@ -603,10 +622,8 @@ class Replayer:
         info = bag.deserialize_or_skip(msg, skipped)
         attention = self._identifier.attention
         if info is not None and not attention.set_camera_info(info):
-            note = (f"{msg.topic}: {attention.camera_info_error}; the head pose uses "
-                    "the previous or the default intrinsics")
-            if note not in self._notes:
-                self._notes.append(note)
+            self._note(f"{msg.topic}: {attention.camera_info_error}; the head pose uses "
+                       "the previous or the default intrinsics")
 
     def _loop(self, bag: Bag, topics: list[str], skipped: SkipLog) -> None:
         expected = sum(bag.topics[t].count for t in topics) or None
