@@ -4,6 +4,7 @@ or a full disk at the end."""
 from __future__ import annotations
 
 import cv2
+import pytest
 import numpy as np
 
 from sense_perception.core.health.camera_health import CameraHealthBank
@@ -169,3 +170,81 @@ def test_a_frame_id_changing_every_frame_gives_a_bounded_list_of_notes(tmp_path)
     assert "front_0'" in mismatches[0]
     assert result.notes[-1].startswith(f"{frames - MAX_NOTES} more note(s) not shown")
     assert result.summary["frames"] == frames
+
+
+_FULL_AT_THE_END = r'''
+import json, sys
+from pathlib import Path
+
+from sense_perception.errors import BagError
+from sense_perception.replay.engine import ReplayOptions, replay
+
+disk, bag, video = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "video"
+out = disk / "out"
+
+
+def fill(done, expected):
+    if done == expected:  # the last frame read: the disk fills up before the outputs are closed
+        try:
+            with open(disk / "filler", "ab") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+
+
+try:
+    replay(ReplayOptions(bag=bag, out=out, video=video), progress=fill)
+    error = None
+except BagError as exc:
+    error = str(exc)
+files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+marker = out / "REPLAY_INCOMPLETE.txt"
+print(json.dumps({"error": error, "files": files,
+                  "marker": marker.read_text() if marker.exists() else None}))
+'''
+
+
+@pytest.mark.parametrize("video", ["video", "no-video"])
+def test_a_disk_full_at_the_end_of_a_replay_is_a_clear_error_never_a_half_summary(tmp_path, video):
+    from support import run_on_tmpfs
+
+    bag = _raw_bag(tmp_path / "bag", 12)
+    report = run_on_tmpfs(tmp_path, _FULL_AT_THE_END, [bag, video], options="size=4m")
+    assert report["error"] is not None, report  # not a success
+    assert "No space left on device" in report["error"] and "incomplete" in report["error"]
+    assert "summary.json" not in report["files"] and ".summary.json.tmp" not in report["files"]
+    assert "REPLAY_INCOMPLETE.txt" in report["files"] and "incomplete" in report["marker"]
+
+
+_VIDEO_ON_A_FULL_DISK = r'''
+import json, sys
+from pathlib import Path
+
+import numpy as np
+
+from sense_perception.replay.video import CameraVideo
+from sense_perception.replay.writer import OutputWriteError
+
+disk = Path(sys.argv[1])
+video = CameraVideo(disk / "front.mp4", 30)
+noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+error = None
+try:
+    for i in range(120):  # about 2 MB of MPEG-4 noise: more than the disk holds
+        video.write(noise, i / 30)
+    video.close()
+except OutputWriteError as exc:
+    error = str(exc)
+print(json.dumps({"error": error, "size": (disk / "front.mp4").stat().st_size}))
+'''
+
+
+def test_a_video_cut_short_by_a_full_disk_is_an_error_not_a_finished_video(tmp_path):
+    from support import run_on_tmpfs
+
+    report = run_on_tmpfs(tmp_path, _VIDEO_ON_A_FULL_DISK, [], options="size=256k")
+    assert report["size"] > 0  # OpenCV wrote what fitted and said nothing
+    assert report["error"] is not None, report
+    assert "front.mp4" in report["error"] and "the output disk is full" in report["error"]
