@@ -248,3 +248,47 @@ def test_a_video_cut_short_by_a_full_disk_is_an_error_not_a_finished_video(tmp_p
     assert report["size"] > 0  # OpenCV wrote what fitted and said nothing
     assert report["error"] is not None, report
     assert "front.mp4" in report["error"] and "the output disk is full" in report["error"]
+
+
+_STOPPED_WHILE_THE_SUMMARY_IS_WRITTEN = r'''
+import os, signal, sys
+
+import sense_perception.replay.engine as engine
+from sense_perception.cli.main import main
+
+real = engine.write_summary
+
+
+def write_summary(path, summary):
+    os.kill(os.getpid(), getattr(signal, sys.argv[3]))  # the stop arrives as the summary is written
+    real(path, summary)
+
+
+engine.write_summary = write_summary
+sys.exit(main(["replay", sys.argv[1], "--out", sys.argv[2]]))
+'''
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stop_while_the_summary_is_written_waits_for_it_then_exits(tmp_path, signame, code):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from support import REPO
+
+    frames = 6
+    bag = _raw_bag(tmp_path / "bag", frames)
+    script = tmp_path / "stop.py"
+    script.write_text(_STOPPED_WHILE_THE_SUMMARY_IS_WRITTEN)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(script), str(bag), str(out), signame],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == code, proc.stderr  # the stop is obeyed, and said so ...
+    assert "Traceback" not in proc.stderr, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())  # ... once the results are whole
+    assert summary["frames"] == frames and summary["skipped"] == []
+    assert not (out / "REPLAY_INCOMPLETE.txt").exists()
+    assert not (out / ".summary.json.tmp").exists()

@@ -19,6 +19,7 @@ The parts, one job each: :mod:`.reader` reads the bag, :mod:`.pipelines` runs th
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -51,6 +52,7 @@ from ..face.privacy import check_cabin_not_exterior
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
+from ..stops import stopped_by
 from .diagnostics import PipelineHealth, ReplayDiagnostics
 from .pipelines import (
     CABIN,
@@ -275,12 +277,16 @@ class Replayer:
         progress: called with (messages read so far, messages expected or None) as reading goes.
         detector, identifier: prebuilt core objects (tests share them between runs); default
             built from the config file like the nodes do.
+        stops: the command's :class:`~sense_perception.stops.Stops` (SIGINT and SIGTERM): a stop
+            ends the reading (what was left is counted as skipped), and one arriving while the
+            outputs are closed and summary.json is written waits until they are complete.
     """
 
     def __init__(self, options: ReplayOptions,
                  progress: Callable[[int, int | None], None] | None = None,
-                 detector: Any = None, identifier: Any = None) -> None:
+                 detector: Any = None, identifier: Any = None, stops: Any = None) -> None:
         self.options = options
+        self._stops = stops
         self.progress = progress
         self._detector = detector
         self._identifier = identifier
@@ -368,14 +374,24 @@ class Replayer:
         wall0 = time.perf_counter()
         failure: BaseException | None = None
         try:
-            try:
-                self._loop(bag, topics, skipped)
-            except BaseException as exc:
-                failure = exc
-                raise
-            finally:
-                # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
-                wall, videos = self._finish(wall0, failure)
+            self._loop(bag, topics, skipped)
+        except BaseException as exc:
+            failure = exc
+        # From the loop's end until summary.json is whole and the marker gone, a stop (Ctrl-C,
+        # SIGTERM) waits for the block to end: it takes milliseconds, and a stop there lost the
+        # summary of a replay whose every frame was done.
+        with self._stops.held() if self._stops is not None else contextlib.nullcontext():
+            return self._conclude(bag, out, topics, skipped, wall0, failure)
+
+    def _conclude(self, bag: Bag, out: Path, topics: list[str], skipped: SkipLog, wall0: float,
+                  failure: BaseException | None) -> ReplayResult:
+        """Close the outputs, then (without a ``failure``, which is raised) write summary.json and
+        remove the incomplete marker."""
+        try:
+            # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
+            wall, videos = self._finish(wall0, failure)
+            if failure is not None:
+                raise failure
             if self._last_attention is not None:
                 self._summary.set_attention_time(self._identifier.attention.monitor.time_in_state)
             summary = self._summary.build(wall, skipped.entries())
@@ -678,9 +694,9 @@ class Replayer:
                     self._diagnostics.maybe_write(frame.timestamp, frame.header)
                 if self.progress:
                     self.progress(done, expected)
-        except KeyboardInterrupt:
-            skipped.add(ALL_TOPICS, "replay interrupted (Ctrl-C) before the end of the bag",
-                        max((expected or 0) - done, 1))
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM with the command's stop_signals
+            skipped.add(ALL_TOPICS, f"replay interrupted ({stopped_by(exc)}) before the end of "
+                        "the bag", max((expected or 0) - done, 1))
 
     @staticmethod
     def _fps_by_topic(bag: Bag, topics: list[str]) -> dict[str, float]:
