@@ -108,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {printable(exc)}", file=sys.stderr)  # a file name cannot forge a line
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C (130), or SIGTERM where the command turns it into one (143)
+        from ..stops import exit_code
+
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..replay.engine import ReplayOptions, replay
     from ..replay.summary import render_table
+    from ..stops import stop_signals
 
     if args.publish_input_only and not args.publish:
         print("error: --publish-input-only only applies with --publish", file=sys.stderr)
@@ -146,14 +147,17 @@ def run(args: argparse.Namespace) -> int:
                             rate=1.0 if args.rate is None else args.rate, force=args.force,
                             calibration=args.calibration)
     console = Console(stderr=True)
-    with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    # SIGTERM (kill, a service manager, timeout) stops a replay as Ctrl-C does: the outputs are
+    # closed and the summary written, never cut off half way (its default ended the process at once).
+    with stop_signals() as stops, Progress(
+            TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True) as bar:
         task = bar.add_task("replay", total=None)
 
         def progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = replay(options, progress)
+        result = replay(options, progress, stops=stops)
     render_table(result.summary, Console())
     for note in result.notes:
         console.print(f"[yellow]note:[/] {shown(note)}", highlight=False, soft_wrap=True)

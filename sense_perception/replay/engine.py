@@ -19,6 +19,7 @@ The parts, one job each: :mod:`.reader` reads the bag, :mod:`.pipelines` runs th
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -51,6 +52,7 @@ from ..face.privacy import check_cabin_not_exterior
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
+from ..stops import stopped_by
 from .diagnostics import PipelineHealth, ReplayDiagnostics
 from .pipelines import (
     CABIN,
@@ -78,6 +80,10 @@ BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
 # Written before the first output byte and removed only once summary.json is complete, so outputs
 # cut short (disk full, crash, kill) are always recognisable as incomplete.
 INCOMPLETE_FILE = "REPLAY_INCOMPLETE.txt"
+# Notes the replay itself adds (bag.notes, from opening the bag, are per file and topic): a camera
+# whose frame_id changes on every frame made a new CameraInfo note per frame, printed at the end
+# one line each. The first ones are kept, the rest counted in one last note.
+MAX_NOTES = 32
 # Written into every --out a replay prepares: --force replaces outputs only where it finds it, so a
 # user's own bag/ or summary.json in a folder given as --out is never deleted.
 REPLAY_MARKER = REPLAY_MARK
@@ -271,12 +277,16 @@ class Replayer:
         progress: called with (messages read so far, messages expected or None) as reading goes.
         detector, identifier: prebuilt core objects (tests share them between runs); default
             built from the config file like the nodes do.
+        stops: the command's :class:`~sense_perception.stops.Stops` (SIGINT and SIGTERM): a stop
+            ends the reading (what was left is counted as skipped), and one arriving while the
+            outputs are closed and summary.json is written waits until they are complete.
     """
 
     def __init__(self, options: ReplayOptions,
                  progress: Callable[[int, int | None], None] | None = None,
-                 detector: Any = None, identifier: Any = None) -> None:
+                 detector: Any = None, identifier: Any = None, stops: Any = None) -> None:
         self.options = options
+        self._stops = stops
         self.progress = progress
         self._detector = detector
         self._identifier = identifier
@@ -373,14 +383,24 @@ class Replayer:
         wall0 = time.perf_counter()
         failure: BaseException | None = None
         try:
-            try:
-                self._loop(bag, topics, skipped)
-            except BaseException as exc:
-                failure = exc
-                raise
-            finally:
-                # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
-                wall, videos = self._finish(wall0, failure)
+            self._loop(bag, topics, skipped)
+        except BaseException as exc:
+            failure = exc
+        # From the loop's end until summary.json is whole and the marker gone, a stop (Ctrl-C,
+        # SIGTERM) waits for the block to end: it takes milliseconds, and a stop there lost the
+        # summary of a replay whose every frame was done.
+        with self._stops.held() if self._stops is not None else contextlib.nullcontext():
+            return self._conclude(bag, out, topics, skipped, wall0, failure)
+
+    def _conclude(self, bag: Bag, out: Path, topics: list[str], skipped: SkipLog, wall0: float,
+                  failure: BaseException | None) -> ReplayResult:
+        """Close the outputs, then (without a ``failure``, which is raised) write summary.json and
+        remove the incomplete marker."""
+        try:
+            # Whatever happened, leave readable outputs: a closed MCAP and finished videos.
+            wall, videos = self._finish(wall0, failure)
+            if failure is not None:
+                raise failure
             if self._last_attention is not None:
                 self._summary.set_attention_time(self._identifier.attention.monitor.time_in_state)
             summary = self._summary.build(wall, skipped.entries())
@@ -388,17 +408,15 @@ class Replayer:
                 summary["cameras"].setdefault(camera, {})["positions"] = \
                     self._positions.summary(camera)
             for problem in self._positions.new_problems(self._exterior):  # a refused calibration
-                self._notes.append(f"{problem}; those frames have 2-D detections only")
-                LOG.warning("%s", problem)
+                self._note(f"{problem}; those frames have 2-D detections only")
             if tf_note := self._positions.tf.cap_note():  # the count at the end, said once
-                self._notes.append(tf_note)
-                LOG.warning("%s", tf_note)
+                self._note(tf_note)
             empty = [t for t in topics if not self._received.get(t) and not bag.topics[t].count]
             if empty:  # some cameras replayed, these had nothing: say so, it is not a success
                 warnings = [f"{t}: no message in the bag ({bag.topics[t].msgtype}); nothing "
                             "replayed for this camera" for t in empty]
                 summary["warnings"] = warnings
-                self._notes.extend(warnings)
+                self._notes.extend(warnings)  # one per camera topic, never left out
             if self._cameras:  # per camera topic: seconds in each condition, raise/clear events
                 summary["camera_health"] = {t: v for bank in self._cameras.values()
                                             for t, v in bank.summary().items()}
@@ -410,7 +428,7 @@ class Replayer:
             raise _incomplete(out, exc) from exc
         (out / INCOMPLETE_FILE).unlink(missing_ok=True)
         return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos,
-                            list(bag.notes) + self._notes)
+                            list(bag.notes) + self._all_notes())
 
     def _cabin_camera(self, bag: Bag, cabin: str | None) -> str | None:
         """The configured cabin camera when it is in ``bag`` but not ``cabin``, else None.
@@ -478,6 +496,7 @@ class Replayer:
         self._last_attention: Any = None
         self._last_driver: dict[str, Any] | None = None
         self._notes: list[str] = []
+        self._notes_left_out = 0  # notes past MAX_NOTES, counted only
         self._received: dict[str, int] = {}  # messages read per camera topic
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
@@ -576,11 +595,27 @@ class Replayer:
             return {}
         return {f"camera_info[{c}]": s for c, s in self._camera_infos.status().items()}
 
+    def _note(self, note: str) -> None:
+        """Add ``note`` (printed at the end) once; past :data:`MAX_NOTES` it is only counted."""
+        if note in self._notes:
+            return
+        if len(self._notes) >= MAX_NOTES:
+            self._notes_left_out += 1
+            return
+        self._notes.append(note)
+        LOG.warning("%s", note)
+
+    def _all_notes(self) -> list[str]:
+        """The notes kept, and how many were left out."""
+        if not self._notes_left_out:
+            return list(self._notes)
+        return [*self._notes, f"{self._notes_left_out} more note(s) not shown (the replay keeps its "
+                              f"first {MAX_NOTES}); they repeat the kinds above with other values"]
+
     def _note_camera_info(self, camera: str, problems: list[str]) -> None:
         for problem in problems:  # each once: the watch reports a problem only the first time
-            self._notes.append(f"{camera} CameraInfo: {problem}; Autoware's fusion would ignore or "
-                               "misplace this camera")
-            LOG.warning("%s CameraInfo: %s", camera, problem)
+            self._note(f"{camera} CameraInfo: {problem}; Autoware's fusion would ignore or "
+                       "misplace this camera")
 
     def _calibration_inputs(self, bag: Bag) -> dict[str, str]:
         """What places the exterior cameras' detections: topic -> the camera it calibrates
@@ -612,10 +647,8 @@ class Replayer:
         info = bag.deserialize_or_skip(msg, skipped)
         attention = self._identifier.attention
         if info is not None and not attention.set_camera_info(info):
-            note = (f"{msg.topic}: {attention.camera_info_error}; the head pose uses "
-                    "the previous or the default intrinsics")
-            if note not in self._notes:
-                self._notes.append(note)
+            self._note(f"{msg.topic}: {attention.camera_info_error}; the head pose uses "
+                       "the previous or the default intrinsics")
 
     def _loop(self, bag: Bag, topics: list[str], skipped: SkipLog) -> None:
         expected = sum(bag.topics[t].count for t in topics) or None
@@ -670,9 +703,9 @@ class Replayer:
                     self._diagnostics.maybe_write(frame.timestamp, frame.header)
                 if self.progress:
                     self.progress(done, expected)
-        except KeyboardInterrupt:
-            skipped.add(ALL_TOPICS, "replay interrupted (Ctrl-C) before the end of the bag",
-                        max((expected or 0) - done, 1))
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM with the command's stop_signals
+            skipped.add(ALL_TOPICS, f"replay interrupted ({stopped_by(exc)}) before the end of "
+                        "the bag", max((expected or 0) - done, 1))
 
     @staticmethod
     def _fps_by_topic(bag: Bag, topics: list[str]) -> dict[str, float]:

@@ -10,7 +10,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ..core.first_last import FirstLast
 from ..face.safe_text import shown
+
+#: Latencies kept for the percentiles: every frame's up to this many frames, then a uniform random
+#: sample of this many (reservoir sampling, seeded): a long bag's summary no longer holds one
+#: number per frame in memory (650 000 for an hour of six 30 Hz cameras).
+LATENCY_SAMPLES = 100_000
 
 
 class SummaryBuilder:
@@ -25,14 +31,27 @@ class SummaryBuilder:
     escalation level with its time, level and state, ``max_level``, ``timeline``: the first cabin
     frame and every change of state or level, and ``intrinsics``), ``latency_ms`` (p50/p95/p99 of
     the time from a frame's decode to its results), ``throughput_fps`` and ``skipped``.
+
+    Bounded whatever the bag's length: the identity timeline, the attention timeline and the
+    alerts keep their first and last ``keep_each_end`` items (a driver flickering between two
+    states changes them every frame); what was left out is counted in ``identity_left_out``
+    (beside ``identity``) and ``timeline_left_out`` / ``alerts_total`` and ``alerts_left_out``
+    (in ``attention``), present only when something was left out. The latency percentiles are
+    computed over at most :data:`LATENCY_SAMPLES` frames (a uniform sample beyond that).
     """
 
-    def __init__(self, cameras: Sequence[str]) -> None:
+    def __init__(self, cameras: Sequence[str], keep_each_end: int | None = None,
+                 latency_samples: int = LATENCY_SAMPLES) -> None:
         self._frames: dict[str, int] = {topic: 0 for topic in cameras}
         self._labels: dict[str, dict[str, int]] = {topic: {} for topic in cameras}
-        self._latency_ms: list[float] = []
-        self._identity: list[dict[str, Any]] = []
+        self._latency_ms = np.zeros(max(1, int(latency_samples)), np.float64)
+        self._latency_seen = 0  # latencies offered (the buffer holds min(seen, size))
+        self._rng = np.random.default_rng(0)  # the reservoir's draws: the same bag, the same sample
+        self._keep = {} if keep_each_end is None else {"head": keep_each_end, "tail": keep_each_end}
+        self._identity: FirstLast[dict[str, Any]] = FirstLast(**self._keep)
         self._attention: dict[str, Any] | None = None
+        self._timeline: FirstLast[dict[str, Any]] = FirstLast(**self._keep)
+        self._alerts: FirstLast[dict[str, Any]] = FirstLast(**self._keep)
 
     def add_frame(self, topic: str, labels: Sequence[str] | np.ndarray, latency_ms: float) -> None:
         """Count one processed frame of ``topic`` with the labels of its detections."""
@@ -42,11 +61,23 @@ class SummaryBuilder:
             names, n = np.unique(np.asarray(labels, dtype=object).astype(str), return_counts=True)
             for name, k in zip(names.tolist(), n.tolist(), strict=True):
                 counts[name] = counts.get(name, 0) + k
-        self._latency_ms.append(float(latency_ms))
+        self._add_latency(float(latency_ms))
+
+    def _add_latency(self, value: float) -> None:
+        # Algorithm R: once the buffer is full, the n-th value replaces a random slot with
+        # probability size/n, so the buffer stays a uniform sample of every latency offered.
+        size, seen = self._latency_ms.size, self._latency_seen
+        self._latency_seen += 1
+        if seen < size:
+            self._latency_ms[seen] = value
+            return
+        slot = int(self._rng.integers(0, seen + 1))
+        if slot < size:
+            self._latency_ms[slot] = value
 
     def add_identity(self, t: float, state: str, driver: str | None) -> None:
         """Record the driver state of a cabin frame; kept only when it differs from the last one."""
-        last = self._identity[-1] if self._identity else None
+        last = self._identity.last
         if last is None or (last["state"], last["driver"]) != (state, driver):
             self._identity.append({"t": round(float(t), 9), "state": str(state),
                                    "driver": None if driver is None else str(driver)})
@@ -58,11 +89,11 @@ class SummaryBuilder:
                                "timeline": [], "intrinsics": intrinsics}
         att = self._attention
         t = round(float(t), 9)
-        timeline = att["timeline"]
-        if not timeline or (timeline[-1]["state"], timeline[-1]["level"]) != (state, level):
-            timeline.append({"t": t, "state": str(state), "level": int(level)})
+        last = self._timeline.last
+        if last is None or (last["state"], last["level"]) != (state, level):
+            self._timeline.append({"t": t, "state": str(state), "level": int(level)})
         if alert:
-            att["alerts"].append({"t": t, "level": int(level), "state": str(state)})
+            self._alerts.append({"t": t, "level": int(level), "state": str(state)})
         att["max_level"] = max(att["max_level"], int(level))
         att["intrinsics"] = intrinsics
 
@@ -78,22 +109,34 @@ class SummaryBuilder:
 
     def build(self, wall_seconds: float, skipped: list[dict[str, Any]]) -> dict[str, Any]:
         """The summary dict, given the processing wall time and the skip entries."""
-        lat = np.asarray(self._latency_ms, np.float64)
+        lat = self._latency_ms[:min(self._latency_seen, self._latency_ms.size)]
         pct = np.percentile(lat, [50, 95, 99]).tolist() if lat.size else [0.0, 0.0, 0.0]
         frames = self.frames
-        return {
+        attention = self._attention
+        if attention is not None:
+            attention = {**attention, "timeline": self._timeline.items(),
+                         "alerts": self._alerts.items()}
+            if self._timeline.left_out:
+                attention["timeline_left_out"] = self._timeline.left_out
+            if self._alerts.left_out:
+                attention.update(alerts_total=self._alerts.total,
+                                 alerts_left_out=self._alerts.left_out)
+        summary: dict[str, Any] = {
             "frames": frames,
             "cameras": {
                 topic: {"frames": self._frames[topic],
                         "detections": dict(sorted(self._labels.get(topic, {}).items()))}
                 for topic in sorted(self._frames)
             },
-            "identity": list(self._identity),
-            "attention": self._attention,
+            "identity": self._identity.items(),
+            "attention": attention,
             "latency_ms": {"p50": round(pct[0], 3), "p95": round(pct[1], 3), "p99": round(pct[2], 3)},
             "throughput_fps": round(frames / wall_seconds, 3) if wall_seconds > 0 else 0.0,
             "skipped": list(skipped),
         }
+        if self._identity.left_out:  # beside the list, which holds the first and the last
+            summary["identity_left_out"] = self._identity.left_out
+        return summary
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
@@ -150,12 +193,16 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
     for item in summary["identity"]:
         console.print(f"driver at t={item['t']:.3f}: {shown(item['state'])}"
                       + (f" ({shown(item['driver'])})" if item["driver"] else ""))
+    if summary.get("identity_left_out"):
+        console.print(f"driver: {summary['identity_left_out']} more change(s) between the first and "
+                      "the last listed, not kept (counted as identity_left_out in summary.json)")
     attention = summary.get("attention")
     if attention:
         spent = ", ".join(f"{state} {seconds:.1f} s" for state, seconds
                           in attention["time_in_state_s"].items() if seconds > 0)
+        alerts = attention.get("alerts_total", len(attention["alerts"]))
         console.print(f"attention: {spent or 'one frame only'}; highest level "
-                      f"{attention['max_level']}, {len(attention['alerts'])} alert(s)")
+                      f"{attention['max_level']}, {alerts} alert(s)")
     if summary["skipped"]:
         skipped = Table(title="skipped", title_style="bold red")
         skipped.add_column("topic")

@@ -6,6 +6,7 @@ over gaps (up to ``max_hold_s``), so a 1 Hz camera and a 30 Hz camera both play 
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import BagError
+from .writer import OutputWriteError
 
 FOURCC = "mp4v"
 
@@ -98,10 +100,36 @@ class CameraVideo:
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the file."""
+        """Finish the file, and check it holds every frame written.
+
+        Raises:
+            OutputWriteError: the finished file does not (OpenCV's writer reports no write error:
+                on a full disk it left an MP4 cut short, without its index, and the replay passed
+                it as done).
+        """
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            self._check_written()
+
+    def _check_written(self) -> None:
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        finally:
+            capture.release()
+        if frames >= self._slots:
+            return
+        try:
+            stat = os.statvfs(self.path.parent)
+            full = stat.f_bavail * stat.f_frsize < (1 << 20)
+        except OSError:
+            full = False
+        raise OutputWriteError(self.path, OSError(
+            errno.ENOSPC if full else errno.EIO,
+            os.strerror(errno.ENOSPC) if full else
+            f"the video holds {frames} of the {self._slots} frames written (OpenCV could not "
+            "write the rest)"))
 
 
 class VideoSet:

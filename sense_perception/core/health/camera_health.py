@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..first_last import KEEP_EACH_END, FirstLast
 from .camera_conditions import (FrameMetrics, detail_cells, frame_metrics, frozen,
                                 image_conditions, small_copy)
 from .camera_settings import CONDITIONS, CameraHealthSettings
@@ -172,17 +173,21 @@ class CameraHealthBank:
     Args:
         topics: the camera topics.
         settings: the ``camera_health.*`` parameters.
-        keep_events: keep every condition raised or cleared for :meth:`summary` (a replay's
-            report). A node runs for ever and reports only the current state: it keeps none, or a
-            stream flipping a condition (frame_id, stamps) would grow it by each flip for ever.
+        keep_events: keep the conditions raised or cleared for :meth:`summary` (a replay's
+            report): the first and last ``keep_each_end`` per camera, with the count of the rest
+            (a camera flickering between conditions raises or clears one every few frames, for
+            the hours a bag lasts). A node runs for ever and reports only the current state: it
+            keeps none.
+        keep_each_end: events kept at each end of a camera's list.
     """
 
     def __init__(self, topics: list[str], settings: CameraHealthSettings,
-                 keep_events: bool = True) -> None:
+                 keep_events: bool = True, keep_each_end: int = KEEP_EACH_END) -> None:
         self.settings = settings
         self.keep_events = keep_events
         self.monitors = {t: CameraHealthMonitor(t, settings) for t in topics}
-        self._events: dict[str, list[HealthEvent]] = {t: [] for t in topics}
+        self._events: dict[str, FirstLast[HealthEvent]] = {
+            t: FirstLast(keep_each_end, keep_each_end) for t in topics}
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
         self._last_stamp: dict[str, float] = {}
 
@@ -203,7 +208,7 @@ class CameraHealthBank:
         self._last_stamp[topic] = stamp if previous is None else max(previous, stamp)
         events = monitor.update(_pixels(image), stamp, frame_id, arrival)
         if self.keep_events:
-            self._events[topic] += events
+            self._events[topic].extend(events)
         return self.status(topic)
 
     def check(self, now: float) -> None:
@@ -211,7 +216,7 @@ class CameraHealthBank:
         for topic, monitor in self.monitors.items():
             events = monitor.check(now)
             if self.keep_events:
-                self._events[topic] += events
+                self._events[topic].extend(events)
 
     def status(self, topic: str) -> dict[str, Any]:
         """The DiagnosticStatus dict of one camera: named ``camera_health: <topic>``, hardware_id
@@ -236,6 +241,14 @@ class CameraHealthBank:
         return "; ".join(f"{t} ({', '.join(c)})" for t, c in self.faults().items())
 
     def summary(self) -> dict[str, Any]:
-        """Per camera topic ``{"conditions_s": {condition: seconds}, "events": [...]}``."""
-        return {t: {"conditions_s": {c: round(s, 3) for c, s in sorted(self._seconds[t].items())},
-                    "events": [e.as_dict() for e in self._events[t]]} for t in self.monitors}
+        """Per camera topic ``{"conditions_s": {condition: seconds}, "events": [...]}``; when
+        events were left out (more than twice ``keep_each_end``), also ``events_total`` and
+        ``events_left_out``: ``events`` then holds the first and the last ones."""
+        out: dict[str, Any] = {}
+        for t in self.monitors:
+            events = self._events[t]
+            out[t] = {"conditions_s": {c: round(s, 3) for c, s in sorted(self._seconds[t].items())},
+                      "events": [e.as_dict() for e in events.items()]}
+            if events.left_out:
+                out[t].update(events_total=events.total, events_left_out=events.left_out)
+        return out
