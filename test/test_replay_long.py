@@ -137,6 +137,7 @@ def test_a_frame_id_changing_every_frame_gives_a_bounded_list_of_notes(tmp_path)
     from rosbags.typesys import Stores, get_typestore
 
     from sense_perception.config import resolve_config
+    from sense_perception.core.autoware.camera_info import MAX_TOLD
     from sense_perception.replay.engine import MAX_NOTES, ReplayOptions, replay
 
     store = get_typestore(Stores.ROS2_JAZZY)
@@ -144,32 +145,38 @@ def test_a_frame_id_changing_every_frame_gives_a_bounded_list_of_notes(tmp_path)
     Image, Info = store.types["sensor_msgs/msg/Image"], store.types["sensor_msgs/msg/CameraInfo"]
     Roi = store.types["sensor_msgs/msg/RegionOfInterest"]
     pixels = _street((64, 48)).reshape(-1)
-    frames = MAX_NOTES + 8
-    camera = "/sensing/camera/camera0/image_rect_color"  # Autoware's layout
+    # Each camera tells at most MAX_TOLD CameraInfo problems (and a line saying so): five cameras
+    # whose frame_id changes with every frame bring more notes than the replay keeps.
+    per_camera, cams = MAX_TOLD + 4, 5
+    cameras = [f"/sensing/camera/camera{k}/image_rect_color" for k in range(cams)]  # Autoware's
     with Writer(tmp_path / "bag", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        image = writer.add_connection(camera, "sensor_msgs/msg/Image", typestore=store)
-        info = writer.add_connection("/sensing/camera/camera0/camera_info",
-                                     "sensor_msgs/msg/CameraInfo", typestore=store)
-        for i in range(frames):
-            ns = 1_700_000_000_000_000_000 + i * 33_333_333
-            stamp = Time(sec=ns // 10**9, nanosec=ns % 10**9)
-            calibration = Info(header=Header(stamp=stamp, frame_id="front_optical"), height=48,
-                               width=64, distortion_model="plumb_bob", d=np.zeros(5),
-                               k=np.array([64.0, 0, 32, 0, 64, 24, 0, 0, 1]), r=np.eye(3).reshape(-1),
-                               p=np.zeros(12), binning_x=0, binning_y=0,
-                               roi=Roi(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
-            writer.write(info, ns, store.serialize_cdr(calibration, calibration.__msgtype__))
-            # a driver whose images name a new frame every time: a new CameraInfo mismatch each
-            msg = Image(header=Header(stamp=stamp, frame_id=f"front_{i}"), height=48, width=64,
-                        encoding="bgr8", is_bigendian=0, step=64 * 3, data=pixels)
-            writer.write(image, ns, store.serialize_cdr(msg, msg.__msgtype__))
+        for k, camera in enumerate(cameras):
+            image = writer.add_connection(camera, "sensor_msgs/msg/Image", typestore=store)
+            info = writer.add_connection(f"/sensing/camera/camera{k}/camera_info",
+                                         "sensor_msgs/msg/CameraInfo", typestore=store)
+            for i in range(per_camera):
+                ns = 1_700_000_000_000_000_000 + i * 33_333_333 + k * 1000
+                stamp = Time(sec=ns // 10**9, nanosec=ns % 10**9)
+                calibration = Info(header=Header(stamp=stamp, frame_id=f"cam{k}_optical"),
+                                   height=48, width=64, distortion_model="plumb_bob", d=np.zeros(5),
+                                   k=np.array([64.0, 0, 32, 0, 64, 24, 0, 0, 1]),
+                                   r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0,
+                                   binning_y=0, roi=Roi(x_offset=0, y_offset=0, height=0, width=0,
+                                                        do_rectify=False))
+                writer.write(info, ns, store.serialize_cdr(calibration, calibration.__msgtype__))
+                # a driver whose images name a new frame every time: a new CameraInfo mismatch each
+                msg = Image(header=Header(stamp=stamp, frame_id=f"cam{k}_{i}"), height=48, width=64,
+                            encoding="bgr8", is_bigendian=0, step=64 * 3, data=pixels)
+                writer.write(image, ns, store.serialize_cdr(msg, msg.__msgtype__))
     result = replay(ReplayOptions(bag=tmp_path / "bag", out=tmp_path / "out",
-                                  config=resolve_config("autoware"), topics=[camera]))
+                                  config=resolve_config("autoware"), topics=cameras))
     mismatches = [n for n in result.notes if "differs from the images'" in n]
-    assert len(mismatches) == MAX_NOTES  # the first ones, not one per frame
-    assert "front_0'" in mismatches[0]
-    assert result.notes[-1].startswith(f"{frames - MAX_NOTES} more note(s) not shown")
-    assert result.summary["frames"] == frames
+    told = cams * (MAX_TOLD + 1)  # what the cameras tell, before the replay's own bound
+    assert told > MAX_NOTES
+    assert len(result.notes) == MAX_NOTES + 1  # the first ones, not one per frame, and a count
+    assert mismatches and "cam0_0'" in mismatches[0]
+    assert result.notes[-1].startswith(f"{told - MAX_NOTES} more note(s) not shown")
+    assert result.summary["frames"] == cams * per_camera
 
 
 _FULL_AT_THE_END = r'''
