@@ -138,3 +138,10 @@ def assert_replay_never_imports_rclpy() -> None:
                 f"'--topics', {WINDSHIELD!r}, '--cabin', {CABIN!r}]) == 0\n"
                 "assert 'rclpy' not in sys.modules, 'rclpy imported'\n")
         subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=tmp)
+
+
+def sample_front_frames(store: Any) -> list[tuple[int, Any]]:
+    """The sample bag's front-camera messages (bag time in ns, deserialised with ``store``)."""
+    with Reader(SAMPLE_BAG) as reader:
+        return [(ts, store.deserialize_cdr(raw, conn.msgtype))
+                for conn, ts, raw in reader.messages() if conn.topic == FRONT]

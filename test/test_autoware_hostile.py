@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from autoware_layout import ROIS as ROIS_TYPE
 from autoware_layout import published_typestore, roi_rows
-from replay_helpers import FRONT, SAMPLE_BAG, read_output
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from replay_helpers import read_output, sample_front_frames
+from rosbags.rosbag2 import StoragePlugin, Writer
 from test_autoware_replay import CAM0, write_autoware_bag
 
 from sense_perception.cli.main import main
@@ -77,11 +77,7 @@ def _write_camera_info_flood(path: Path, infos: int) -> None:
     of them spread between the frames."""
     store = make_typestore()
     convert = MessageConverter(store)
-    frames = []
-    with Reader(SAMPLE_BAG) as reader:
-        for conn, ts, raw in reader.messages():
-            if conn.topic == FRONT:
-                frames.append((ts, store.deserialize_cdr(raw, conn.msgtype)))
+    frames = sample_front_frames(store)
     info_type, image_type = "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/CompressedImage"
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         image = writer.add_connection(CAM0, image_type, typestore=store)

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 from autoware_layout import ROIS, published_typestore, roi_rows
-from replay_helpers import FRONT, SAMPLE_BAG, read_output
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from replay_helpers import FRONT, SAMPLE_BAG, read_output, sample_front_frames
+from rosbags.rosbag2 import StoragePlugin, Writer
 
 from sense_perception.cli.main import main
 from sense_perception.replay.to_rosbags import MessageConverter
@@ -31,11 +31,7 @@ def write_autoware_bag(path: Path, bad_info_camera1: bool = False) -> dict[str, 
     """The sample bag's front frames in Autoware's camera layout; returns each camera's headers."""
     store = make_typestore()
     convert = MessageConverter(store)
-    frames = []
-    with Reader(SAMPLE_BAG) as reader:
-        for conn, ts, raw in reader.messages():
-            if conn.topic == FRONT:
-                frames.append((ts, store.deserialize_cdr(raw, conn.msgtype)))
+    frames = sample_front_frames(store)
     headers: dict[str, list[tuple[int, int, str]]] = {CAM0: [], CAM1: []}
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         conns = {t: writer.add_connection(t, m, typestore=store) for t, m in (

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +55,28 @@ def context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     rclpy.init(context=ctx)
     yield ctx
     rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture()
+def params_context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """Start a private rclpy context with ``--params-file FILE``; yields a function doing that."""
+    import rclpy
+
+    for key in GRAPH_ENV_KEYS:
+        monkeypatch.setenv(key, ros_env[key])
+    contexts = []
+
+    def start(text: str) -> Any:
+        path = tmp_path / f"params_{len(contexts)}.yaml"
+        path.write_text(text)
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, args=["--ros-args", "--params-file", str(path)])
+        contexts.append(ctx)
+        return ctx
+
+    yield start
+    for ctx in contexts:
+        rclpy.try_shutdown(context=ctx)
 
 
 @pytest.fixture()

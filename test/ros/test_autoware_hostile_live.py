@@ -3,38 +3,11 @@ node stays unconfigured, running, naming the parameter and the fix; no traceback
 published on a topic an input or another output already has."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-from ros_helpers import GRAPH_ENV_KEYS
 
 pytestmark = pytest.mark.ros
 
 CAMERAS = "[/sensing/camera/camera0/image_rect_color, /sensing/camera/camera1/image_rect_color]"
-
-
-@pytest.fixture()
-def params_context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    """Start a private rclpy context with ``--params-file FILE``; yields a function doing that."""
-    import rclpy
-
-    for key in GRAPH_ENV_KEYS:
-        monkeypatch.setenv(key, ros_env[key])
-    contexts = []
-
-    def start(text: str) -> Any:
-        path = tmp_path / f"params_{len(contexts)}.yaml"
-        path.write_text(text)
-        ctx = rclpy.Context()
-        rclpy.init(context=ctx, args=["--ros-args", "--params-file", str(path)])
-        contexts.append(ctx)
-        return ctx
-
-    yield start
-    for ctx in contexts:
-        rclpy.try_shutdown(context=ctx)
 
 
 @pytest.mark.parametrize("params, named", [

@@ -3,36 +3,11 @@ parameter file gives: listed, described and settable through the nodes' paramete
 `ros2 param list/describe/set` call), and a name the node does not read is refused at configure."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ros_helpers import GRAPH_ENV_KEYS
-
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture()
-def params_context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    """Start a private rclpy context with ``--params-file FILE``; yields a function doing that."""
-    import rclpy
-
-    for key in GRAPH_ENV_KEYS:
-        monkeypatch.setenv(key, ros_env[key])
-    contexts = []
-
-    def start(text: str) -> Any:
-        path = tmp_path / f"params_{len(contexts)}.yaml"
-        path.write_text(text)
-        ctx = rclpy.Context()
-        rclpy.init(context=ctx, args=["--ros-args", "--params-file", str(path)])
-        contexts.append(ctx)
-        return ctx
-
-    yield start
-    for ctx in contexts:
-        rclpy.try_shutdown(context=ctx)
 
 
 def _call(node: Any, client_node: Any, executor: Any, srv_type: Any, name: str, request: Any) -> Any:
