@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..core.output.topics import image_base_topic
 from ..errors import PrivacyError
 
 #: The only camera role on which faces may be matched against the gallery.
@@ -28,16 +29,6 @@ def check_identity_allowed(camera_role: str) -> None:
         f"use face detection only on other cameras")
 
 
-# image_transport publishes one camera's frames as <base> and <base>/<transport>.
-_TRANSPORT_SUFFIXES = ("compressed", "compressedDepth", "theora", "ffmpeg", "zstd")
-
-
-def _camera(topic: str) -> str:
-    """The camera a topic carries: the base topic of an image_transport sub-topic."""
-    base, _, last = str(topic).rstrip("/").rpartition("/")
-    return base if base and last in _TRANSPORT_SUFFIXES else str(topic).rstrip("/")
-
-
 def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str, listed_in: str,
                              fix: str) -> None:
     """Refuse the cabin camera ``cabin`` among the ``exterior`` camera topics.
@@ -57,7 +48,7 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
     Raises:
         PrivacyError: naming the topic, both places and the fix.
     """
-    same = [t for t in exterior if _camera(t) == _camera(cabin)]
+    same = [t for t in exterior if image_base_topic(t) == image_base_topic(cabin)]
     if same:
         which = cabin if same[0] == cabin else f"{same[0]} (the same camera as {cabin})"
         raise PrivacyError(f"topic {which} is the cabin camera ({named_by}) and is also listed in "

@@ -12,7 +12,14 @@ from typing import Sequence
 from ...errors import ConfigError
 
 # Last names of image_transport sub-topics: ``/cam/image_raw/compressed`` is still camera ``/cam``.
-TRANSPORT_SUFFIXES = ("compressed", "theora", "zstd", "compressedDepth")
+TRANSPORT_SUFFIXES = ("compressed", "theora", "zstd", "compressedDepth", "ffmpeg")
+
+
+def image_base_topic(topic: str) -> str:
+    """The image topic a topic carries: ``<base>`` of an image_transport sub-topic
+    ``<base>/<transport>`` (``/cam/image_raw/compressed`` -> ``/cam/image_raw``), else the topic."""
+    base, _, last = str(topic).rstrip("/").rpartition("/")
+    return base if base and last in TRANSPORT_SUFFIXES else str(topic).rstrip("/")
 
 
 def camera_namespace(topic: str) -> str:
@@ -82,4 +89,4 @@ def check_topic_names(topics: Sequence[str], name: str) -> None:
 
 
 __all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "check_topic_names",
-           "join_topic", "output_namespace", "output_namespaces"]
+           "image_base_topic", "join_topic", "output_namespace", "output_namespaces"]
