@@ -298,18 +298,19 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
     if path is None:
         return {}
     kind = kind or node_name
-    params = _node_params(path, node_name, kind, check)
+    doc = read_config(path)  # read once: the cabin camera below comes from the same document
+    params = _node_params(doc, path, node_name, kind, check)
     if kind == "object_detector" and "cabin_camera_topic" not in params:
         # The cabin camera is named once, on driver_monitor; object_detector must never take it.
-        cabin = _node_params(path, "driver_monitor", "driver_monitor", False).get("camera_topic")
+        cabin = _node_params(doc, path, "driver_monitor", "driver_monitor", False).get("camera_topic")
         if isinstance(cabin, str) and cabin:
             params["cabin_camera_topic"] = cabin
     return params
 
 
-def _node_params(path: str | Path, node_name: str, kind: str, check: bool) -> dict[str, Any]:
-    """:func:`load_params` of one node section, as the file gives it."""
-    doc = read_config(path)
+def _node_params(doc: dict[str, Any], path: str | Path, node_name: str, kind: str,
+                 check: bool) -> dict[str, Any]:
+    """:func:`load_params` of one node section of ``doc`` (the file ``path`` read), as it gives it."""
     checked = check and kind in NODE_KINDS
     if not any(k == "/**" or _is_node_section(v) for k, v in doc.items()):  # the plain form
         for name in NODE_KINDS:
