@@ -97,28 +97,45 @@ def test_bad_options_exit_2_with_the_fix(tmp_path, capsys):
     assert "did you mean camera_health.dark_mean" in capsys.readouterr().err
 
 
-def test_json_with_a_file_name_points_to_json_out(tmp_path, capsys):
-    # the issue wrote `health IMAGE... --json OUT`; here --json prints and --json-out writes, so
-    # `--json out.json` (out.json not existing) must not be judged as an unreadable image
+def test_json_with_a_file_name_writes_it_as_the_issue_asks(tmp_path, capsys):
+    # issue 24: `health IMAGE... --json OUT`; --json still prints, as in every command
     out = tmp_path / "out.json"
-    with pytest.raises(SystemExit) as stop:  # a usage error, as argparse reports them
-        main(["health", str(COMMA), "--json", str(out)])
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert f"--json-out {out}" in err and "prints" in err and "Traceback" not in err
-    assert not out.exists()
+    assert main(["health", str(COMMA), str(PANDASET), "--json", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads(out.read_text())
+    assert written == printed and [i["path"] for i in written["images"]] == [str(COMMA), str(PANDASET)]
+    assert all(set(i) >= {"path", "conditions", "metrics"} for i in written["images"])
+    # the same file twice is one; two files are refused before anything is read
+    assert main(["health", str(COMMA), "--json", str(out), "--json-out", str(out)]) == 0
+    capsys.readouterr()
+    other = tmp_path / "other.json"
+    assert main(["health", str(COMMA), "--json", str(out), "--json-out", str(other)]) == 2
+    assert "name two files" in capsys.readouterr().err and not other.exists()
+    # OUT is checked like --json-out: never an input
+    assert main(["health", str(COMMA), "--json", str(COMMA)]) == 0  # an image: judged, not OUT
+    assert [i["path"] for i in json.loads(capsys.readouterr().out)["images"]] == [str(COMMA)] * 2
+    unwritable = tmp_path / "missing-dir" / "x.json"
+    assert main(["health", str(COMMA), "--json", str(unwritable)]) == 2
+    assert "--json" in capsys.readouterr().err and not unwritable.exists()
+
+
+def test_a_json_name_where_an_image_belongs_is_refused(tmp_path, capsys):
+    out = tmp_path / "out.json"
     assert main(["health", str(out), "--json"]) == 2  # the name given first, --json after it
     err = capsys.readouterr().err
-    assert f"--json-out {out}" in err and "prints" in err
+    assert f"--json {out}" in err and f"--json-out {out}" in err and "Traceback" not in err
     assert not out.exists()
     out.write_text("{}")  # an existing JSON file is no image either
     assert main(["health", str(out), str(COMMA)]) == 2
     assert f"--json-out {out}" in capsys.readouterr().err
     assert out.read_text() == "{}"
+    with pytest.raises(SystemExit) as stop:  # neither an image nor a .json name: a usage error
+        main(["health", str(COMMA), "--json", str(tmp_path / "result.txt")])
+    assert stop.value.code == 2 and "neither an image nor a .json" in capsys.readouterr().err
 
 
 def test_json_before_the_images_still_prints(capsys):
-    # --json takes an optional value only to catch `--json OUT`: images after it are judged
+    # --json takes an optional value only for `--json OUT.json`: images after it are judged
     assert main(["health", "--json", str(COMMA), str(PANDASET)]) == 0
     assert [i["path"] for i in json.loads(capsys.readouterr().out)["images"]] == [str(COMMA), str(PANDASET)]
     assert main(["health", str(COMMA), "--json", str(PANDASET)]) == 0

@@ -1,4 +1,4 @@
-"""`sense-perception health IMAGE... [--json] [--json-out FILE]`: judge single images for blocked, low visibility,
+"""`sense-perception health IMAGE... [--json [OUT.json]] [--json-out FILE]`: judge single images for blocked, low visibility,
 dark and bright, as the nodes judge each camera frame (but without hysteresis: one image is one
 frame). Unreadable images are reported and skipped; the exit status is then 1.
 """
@@ -17,11 +17,12 @@ NODE_NAME = "object_detector"
 
 
 class _PrintJson(argparse.Action):
-    """``--json``: a flag, as in every command (issue 20). It takes an optional value only to
-    catch ``--json OUT`` (the issue's first wording): a ``.json`` name, or a missing file that is
-    no image name, is refused with the fix instead of being judged as an unreadable image or left
-    to argparse's bare "unrecognized arguments"; any other value is an image and is judged, in
-    its place among the others (``health --json a.jpg b.jpg``)."""
+    """``--json [OUT.json]``: print the JSON, as ``--json`` does in every command (issue 20); with
+    a ``.json`` file name, also write it there (the issue's ``health IMAGE... --json OUT``, the
+    same as ``--json-out OUT``). Only a ``.json`` name is taken as OUT, so a photo is never
+    overwritten: any other value is an image and is judged, in its place among the others
+    (``health --json a.jpg b.jpg``), and a missing file that is no image name is refused with
+    the fix instead of being judged as an unreadable image."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
@@ -29,13 +30,15 @@ class _PrintJson(argparse.Action):
 
         if values is not None:
             path = Path(values)
-            if path.suffix.lower() == ".json" or (
-                    path.suffix.lower() not in IMAGE_SUFFIXES and not path.exists()):
-                parser.error(f"--json takes no file name: it prints the JSON to stdout; to write "
-                             f"it to {values} use --json-out {values}")
-            # the positionals already read come first (`a.jpg --json b.jpg`)
-            before = getattr(namespace, "images", None) is not None
-            namespace.json_images = (before, [values])
+            if path.suffix.lower() == ".json":
+                namespace.json_file = path
+            elif path.suffix.lower() not in IMAGE_SUFFIXES and not path.exists():
+                parser.error(f"--json {values}: neither an image nor a .json file name; --json "
+                             "prints the JSON, --json OUT.json (or --json-out FILE) also writes it")
+            else:
+                # the positionals already read come first (`a.jpg --json b.jpg`)
+                before = getattr(namespace, "images", None) is not None
+                namespace.json_images = (before, [values])
         setattr(namespace, self.dest, True)
 
 
@@ -50,15 +53,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "film that leaves the scene visible is not seen: a node or a replay finds "
                     "one that arrives during the drive against the camera's recent past "
                     "(docs/camera-health.md). "
-                    "--json prints the JSON; --json-out FILE writes it. Unreadable images are "
+                    "--json prints the JSON; --json OUT.json or --json-out FILE also writes it. "
+                    "Unreadable images are "
                     "reported and skipped; the exit status is then 1.")
     parser.add_argument("images", nargs="*", metavar="IMAGE",
                         help="image files (anything OpenCV reads: jpg, png, bmp, tiff, webp...)")
-    # --json means the same in every command: print JSON; files go to --json-out (never an input
-    # or an image: `health a.jpg --json b.jpg` must not overwrite a photo).
-    parser.add_argument("--json", action=_PrintJson, nargs="?", default=False, metavar="",
+    # --json means the same in every command: print JSON; a file goes to --json-out or to a
+    # .json name after --json (never an input or an image: `health a.jpg --json b.jpg` must not
+    # overwrite a photo).
+    parser.add_argument("--json", action=_PrintJson, nargs="?", default=False, metavar="OUT.json",
                         help='print {"images": [{"path", "conditions", "metrics"}]} instead of '
-                             "the text lines")
+                             "the text lines; with a .json file name, also write it there (as "
+                             "--json-out)")
     parser.add_argument("--json-out", metavar="FILE", type=Path, default=None,
                         help="also write that JSON to FILE (refused when FILE is an input, an "
                              "image or not writable)")
@@ -89,21 +95,32 @@ def judge_file(path: str, settings: Any, limits: Any) -> dict[str, Any]:
             "metrics": {k: v for k, v in metrics.as_dict().items() if v is not None}}
 
 
-def _refuse_json_as_image(images: list[str], printing: bool) -> None:
-    """Refuse an IMAGE argument named ``*.json``: it is the issue's ``--json OUT`` written the
-    way this project does not read it (``--json`` prints; ``--json-out FILE`` writes), and judging
-    it as an image would only report it unreadable while the JSON the user asked for is not
-    written anywhere.
+def _refuse_json_as_image(images: list[str]) -> None:
+    """Refuse an IMAGE argument named ``*.json`` (``health out.json --json``, ``--json`` given
+    before the file name it was meant to take): judging it as an image would only report it
+    unreadable while the JSON the user asked for is not written anywhere.
 
     Raises:
         ConfigError: naming the argument and the fix (exit status 2).
     """
     for path in images:
         if Path(path).suffix.lower() == ".json":
-            how = ("--json takes no file name: it prints the JSON" if printing
-                   else "it is not an image")
-            raise ConfigError(f"{path} is given as an IMAGE but is a JSON file name; {how}. "
-                              f"To write the result to a file use --json-out {path}")
+            raise ConfigError(f"{path} is given as an IMAGE but is a JSON file name, not an "
+                              f"image. To write the result to it put it right after --json "
+                              f"(--json {path}) or use --json-out {path}")
+
+
+def _json_file(args: argparse.Namespace) -> Path | None:
+    """The one file the JSON is written to: ``--json OUT.json`` or ``--json-out FILE``.
+
+    Raises:
+        ConfigError: both given, naming different files.
+    """
+    named = getattr(args, "json_file", None)
+    if named is not None and args.json_out is not None and Path(args.json_out) != named:
+        raise ConfigError(f"--json {named} and --json-out {args.json_out} name two files; give "
+                          "one of them")
+    return named if named is not None else args.json_out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,9 +138,11 @@ def run(args: argparse.Namespace) -> int:
     args.images = [*args.images, *taken] if before else [*taken, *args.images]
     if not args.images:
         raise ConfigError("no IMAGE given; name one or more image files")
-    _refuse_json_as_image(args.images, args.json)
+    _refuse_json_as_image(args.images)
+    option = "--json" if getattr(args, "json_file", None) is not None else "--json-out"
+    args.json_out = _json_file(args)
     if args.json_out is not None:  # before any image is read
-        check_result_file(args.json_out, [Path(p) for p in args.images], "--json-out")
+        check_result_file(args.json_out, [Path(p) for p in args.images], option)
     params = load_params(args.config, args.node_name)
     source = str(args.config or "defaults")
     settings = health_settings_type(args.node_name).from_params(params, source)
@@ -152,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             # replaced whole: a full disk keeps an earlier result intact
             write_result_json(args.json_out, document)
         except OSError as exc:
-            raise ConfigError(f"cannot write --json-out {args.json_out}: {exc.strerror or exc}; "
+            raise ConfigError(f"cannot write {option} {args.json_out}: {exc.strerror or exc}; "
                               "give a writable file path") from exc
     flagged = sum(bool(r["conditions"]) for r in records)
     if args.json:
