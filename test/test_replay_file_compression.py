@@ -193,6 +193,36 @@ def test_ctrl_c_while_a_bag_is_unpacked_removes_the_temporary_copy(tmp_path) -> 
     assert _leftovers(tmp) == []
 
 
+def test_a_killed_replays_unpacked_copy_goes_when_the_next_bag_is_opened(tmp_path) -> None:
+    """``kill -9`` runs no cleanup: the unpacked copy (here growing towards 3 GiB) stays in
+    ``$TMPDIR`` until the next replay opens a bag, which removes the copies of dead replays,
+    marked with their pid, and nothing else."""
+    bag = _bomb_bag(tmp_path / "bag", _stream_bomb(3 << 10))
+    tmp = tmp_path / "tmp"
+    killed = _replay(bag, tmp_path / "out", tmp)
+    deadline = time.monotonic() + 120
+    try:
+        while not [f for f in tmp.rglob("*.mcap") if f.stat().st_size > 0]:
+            assert killed.poll() is None and time.monotonic() < deadline, killed.stderr
+            time.sleep(0.02)
+    finally:
+        killed.kill()  # SIGKILL
+        killed.communicate()
+    (left,) = [p for p in tmp.iterdir() if p.name.startswith(bounded.UNPACK_PREFIX)]
+    assert left.name.startswith(f"{bounded.UNPACK_PREFIX}{killed.pid}-")
+    assert (left / bounded.UNPACK_MARK).read_text().endswith(f"pid {killed.pid}\n")
+    # left alone: a live process's copy (this test's pid, its mark true) and a look-alike
+    live = tmp / f"{bounded.UNPACK_PREFIX}{os.getpid()}-live"
+    live.mkdir()
+    (live / bounded.UNPACK_MARK).write_text(f"sense_perception unpacked bag, pid {os.getpid()}\n")
+    unmarked = tmp / f"{bounded.UNPACK_PREFIX}{killed.pid}-unmarked"
+    unmarked.mkdir()
+    second = _replay(SAMPLE_BAG, tmp_path / "out2", tmp)
+    _, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err[-3000:]
+    assert not left.exists() and live.is_dir() and unmarked.is_dir()
+
+
 def test_fleet_fails_the_bomb_alone_and_replays_the_other_bags(tmp_path) -> None:
     """In `fleet`, the refused bag is a failed entry whose reason names the bomb; the other bag
     is replayed, and the workers' temporary folder holds nothing afterwards."""

@@ -14,8 +14,9 @@ unpacked by rosbags whole, into a temporary folder on disk, before it is read. I
 is bounded by the free space of that folder's disk less :data:`UNPACK_RESERVE_BYTES`
 (:func:`unpack_budget`, read again as the copy grows): a frame header that declares more is
 refused before anything is written, and the stream stops one read past the budget otherwise.
-rosbags removes the folder (named :data:`UNPACK_PREFIX`...) when the bag is closed or its opening
-fails (a refusal or Ctrl-C included).
+rosbags removes the folder (named :data:`UNPACK_PREFIX` and the pid...) when the bag is closed or
+its opening fails (a refusal or Ctrl-C included); one that a ``kill -9`` left is removed when a
+later bag is opened (:func:`remove_dead_unpacks`, :mod:`sense_perception.owned_folders`).
 """
 from __future__ import annotations
 
@@ -38,9 +39,28 @@ UNPACK_RESERVE_BYTES = 1 << 30
 #: How often (bytes unpacked) the free space is read again: other writers (fleet workers
 #: unpacking beside this one) shrink it meanwhile.
 UNPACK_RECHECK_BYTES = 64 << 20
-#: The name rosbags' temporary folder of an unpacked bag starts with (``$TMPDIR/<prefix>*``), so
-#: that one a ``kill -9`` left can be told from other programs' folders.
+#: The name rosbags' temporary folder of an unpacked bag starts with (``$TMPDIR/<prefix><pid>-*``),
+#: so that one a ``kill -9`` left can be told from other programs' folders.
 UNPACK_PREFIX = "sense-perception-unpack-"
+#: The mark file in that folder, naming the pid that unpacks there.
+UNPACK_MARK = ".sense-perception-unpack"
+_UNPACK_LABEL = "unpacked bag"
+
+
+def _unpack_folder() -> tempfile.TemporaryDirectory[str]:
+    """rosbags' ``TemporaryDirectory()`` for an unpacked bag: named and marked with this pid."""
+    from .. import owned_folders
+
+    return owned_folders.temporary_folder(UNPACK_PREFIX, UNPACK_MARK, _UNPACK_LABEL)
+
+
+@functools.cache
+def remove_dead_unpacks() -> tuple[Path, ...]:
+    """Remove, once per process, the unpacked copies of bags whose replay was killed (``kill -9``
+    runs no cleanup: gigabytes stayed in ``$TMPDIR``); returns the folders removed."""
+    from .. import owned_folders
+
+    return tuple(owned_folders.remove_dead(UNPACK_PREFIX, UNPACK_MARK, _UNPACK_LABEL))
 
 
 class DecompressionLimitError(BagError):
@@ -196,9 +216,8 @@ def install() -> None:
     """
     from rosbags.rosbag2 import reader, storage_mcap
 
-    if not isinstance(reader.TemporaryDirectory, functools.partial):
-        setattr(reader, "TemporaryDirectory",  # noqa: B010 - rosbags' module attribute
-                functools.partial(tempfile.TemporaryDirectory, prefix=UNPACK_PREFIX))
+    if reader.TemporaryDirectory is not _unpack_folder:
+        setattr(reader, "TemporaryDirectory", _unpack_folder)  # noqa: B010 - rosbags' attribute
     storage_mcap.DECOMPRESSORS["zstd"] = lambda data, size: bounded_decompress(data, "zstd", size)
     storage_mcap.DECOMPRESSORS["lz4"] = lambda data, size: bounded_decompress(data, "lz4", size)
     if not isinstance(reader.zstd, _BoundedZstd):

@@ -40,7 +40,7 @@ from ..bounded_yaml import MAX_YAML_BYTES, YamlLimitError, parse_bounded, yaml_p
 from ..errors import BagError
 from ..fileio import NotRegularFileError, read_regular_file
 from . import qos as _qos
-from .bounded import DecompressionLimitError, bounded_decompress, install
+from .bounded import DecompressionLimitError, bounded_decompress, install, remove_dead_unpacks
 from .skips import ALL_TOPICS, SkipLog
 from .typestore import IMAGE_TYPES, make_typestore, register_bag_types
 
@@ -98,6 +98,7 @@ class _RosbagsPart:
 
     def __init__(self, path: Path) -> None:
         self.name = path.name
+        remove_dead_unpacks()  # what a killed replay left: before this one unpacks beside it
         self.reader = Reader(path)
         self.reader.open()
         self.connections = list(self.reader.connections)
