@@ -43,11 +43,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..ros.driver_monitor_node import DriverMonitorNode
     from ..ros.object_detector_node import ObjectDetectorNode
 
-    classes = {"object_detector": ObjectDetectorNode, "driver_monitor": DriverMonitorNode}
+    classes: dict[str, Any] = {"object_detector": ObjectDetectorNode,
+                               "driver_monitor": DriverMonitorNode}
     if "object_detector" in args.nodes:
         check_cabin_not_exterior(args.config)
+    if set(NODES) <= set(args.nodes):
+        classes = cabin_first(classes, to_parameters)
     factories, kwargs = [], []
-    for name in args.nodes:
+    # driver_monitor first: object_detector's cabin camera is its camera_topic as started
+    for name in sorted(args.nodes, key=lambda n: n != "driver_monitor"):
         params = load_params(args.config, name)
         factories.append(classes[name])
         kwargs.append({"namespace": args.namespace,
@@ -57,6 +61,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if ros_args and ros_args[0] == "--":
         ros_args = ros_args[1:]
     return run_nodes(factories, ["sense-perception", *ros_args], multi_threaded=True, node_kwargs=kwargs)
+
+
+def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
+    """Node factories for running both nodes: object_detector's ``cabin_camera_topic`` defaults
+    to the ``camera_topic`` driver_monitor actually took, command line included
+    (``-p driver_monitor:camera_topic:=...``), not only the config file's; so its configure
+    refuses that camera among ``camera_topics`` (SECURITY.md P12). A ``cabin_camera_topic``
+    given on the command line still wins. driver_monitor must be created first."""
+    made: dict[str, Any] = {}
+    monitor_class, detector_class = classes["driver_monitor"], classes["object_detector"]
+
+    def driver_monitor(**kwargs: Any) -> Any:
+        made["driver_monitor"] = node = monitor_class(**kwargs)
+        return node
+
+    def object_detector(**kwargs: Any) -> Any:
+        monitor = made.get("driver_monitor")
+        if monitor is not None:
+            topic = str(monitor.get_parameter("camera_topic").value)
+            kept = [p for p in kwargs.get("config_defaults", ()) if p.name != "cabin_camera_topic"]
+            kwargs["config_defaults"] = [*kept, *to_parameters(
+                {"cabin_camera_topic": topic}, "driver_monitor's camera_topic")]
+        return detector_class(**kwargs)
+
+    for factory, cls in ((driver_monitor, monitor_class), (object_detector, detector_class)):
+        factory.__module__ = cls.__module__  # run's error messages name the node by its module
+    return {"driver_monitor": driver_monitor, "object_detector": object_detector}
 
 
 def check_cabin_not_exterior(config: Any) -> None:

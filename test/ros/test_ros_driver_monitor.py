@@ -288,6 +288,38 @@ def test_run_with_camera_topics_pointing_at_the_cabin_camera_refuses_it_at_confi
         proc.stop()
 
 
+def test_run_takes_the_cabin_camera_driver_monitor_was_given_on_the_command_line(ros_env, tmp_path):
+    """`run -- --ros-args -p driver_monitor:camera_topic:=C` moved the cabin camera past the
+    config file, but object_detector's cabin_camera_topic stayed the file's: C among its
+    camera_topics was taken as an exterior camera (its debug image and annotations would publish
+    the driver's face). With both nodes in one process, object_detector's cabin camera is now
+    the camera_topic driver_monitor actually took, and its configure refuses C."""
+    import time
+
+    cabin = "/sp_cabin_moved/cabin/image_raw"
+    config = write_params(tmp_path / "params.yaml", {
+        "object_detector": {"camera_topics": ["/sp_cabin_moved/front/image_raw"],
+                            "runtime": {"providers": ["CPUExecutionProvider"]}},
+        "driver_monitor": {"camera_topic": "/sp_cabin_moved/old_cabin/image_raw",
+                           "gallery": {"path": str(tmp_path / "none" / "gallery.json")},
+                           "runtime": {"providers": ["CPUExecutionProvider"]}}})
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--config", str(config), "--",
+                        "--ros-args", "-p", f"driver_monitor:camera_topic:={cabin}", "-p",
+                        f"object_detector:camera_topics:=[/sp_cabin_moved/front/image_raw,{cabin}]"],
+                       ros_env, tmp_path / "run.log")
+    try:
+        end = time.monotonic() + 90.0
+        while "configure failed" not in proc.output():
+            assert proc.alive() and time.monotonic() < end, proc.output()
+            time.sleep(0.2)
+        time.sleep(0.5)
+        out = proc.output()
+        assert f"topic {cabin} is the cabin camera (cabin_camera_topic)" in out, out
+        assert "remove it from camera_topics" in out and "Traceback" not in out, out
+    finally:
+        proc.stop()
+
+
 @pytest.mark.parametrize("ros_args, fragment", [
     (["--params-file", "/nonexistent/params.yaml"], "Couldn't parse params file"),
     (["-p", "camera_topics:=["], "Couldn't parse parameter override rule"),
