@@ -222,7 +222,8 @@ class Observation:
 
     Attributes:
         face: a driver face was measured (mesh and pose).
-        yaw, pitch: head pose in degrees (NaN without a face).
+        yaw, pitch: head pose in degrees (NaN without a face; a face whose pose is not finite
+            counts as no face measured).
         ear: mean eye aspect ratio of both eyes (NaN when not measured).
         camera_fault: the cabin camera's health is in fault on this frame: ``face`` and the
             measurements say nothing about the driver.
@@ -413,6 +414,10 @@ class AttentionMonitor:
     def update(self, t: float, obs: Observation) -> AttentionStatus:
         """Advance to stamp ``t`` (seconds) with this frame's observation."""
         c = self.config
+        if obs.face and not (math.isfinite(obs.yaw) and math.isfinite(obs.pitch)):
+            # A pose that is not a number tells nothing about the head. Learned, one NaN made the
+            # neutral NaN until the driver changed, and no pose was ever off the road again.
+            obs = Observation(False, camera_fault=obs.camera_fault)
         if self._last_t is not None and self._before_jump is not None \
                 and self._before_jump <= t < self._last_t:
             # Back on the camera's clock after one frame stamped far ahead: a corrupt header,
