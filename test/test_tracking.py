@@ -313,6 +313,25 @@ def test_one_frame_stamped_in_the_past_does_not_reset_the_tracks():
     assert ids == [-1, 1, 1, 1, 1, 1, 1, 1]
 
 
+@pytest.mark.parametrize("ahead", [5 * 3600.0, 2**31 - 1.0])
+def test_one_frame_stamped_far_ahead_does_not_cost_the_tracks(ahead):
+    """One frame stamped hours ahead (a corrupt header, a simulator's /clock glitch under
+    use_sim_time) between frames on the camera's clock: every track was predicted hours on and
+    lost, the frames back on the clock then reset the tracker, and the car got new ids (2, 3).
+    The tracks go on from before that frame now; its own detections may go unmatched."""
+    tracker = MultiObjectTracker(TrackingConfig(min_hits=2))
+    frames = [dets([box(100 + 5 * k, 100), box(400 - 5 * k, 200)]) for k in range(10)]
+    ids = [tracker.update(d, (100.0 + ahead) if k == 4 else 100.0 + k * DT).track_ids.tolist()
+           for k, d in enumerate(frames)]
+    assert tracker.resets == 0
+    assert ids[3] == [1, 2] and all(i == [1, 2] for i in ids[5:]), ids
+    # a real pause longer than max_age, the stream going on after it, still ends the tracks
+    tracker = MultiObjectTracker(TrackingConfig(min_hits=2))
+    ids = [tracker.update(d, 100.0 + k * DT + (60.0 if k >= 4 else 0.0)).track_ids.tolist()
+           for k, d in enumerate(frames)]
+    assert ids[3] == [1, 2] and ids[-1] == [3, 4] and tracker.resets == 0, ids
+
+
 def test_tracker_bank_keeps_cameras_apart():
     bank = TrackerBank(TrackingConfig(min_hits=1), NAMES)
     a = bank.update("front", dets([box(100, 100)]), 0.0)

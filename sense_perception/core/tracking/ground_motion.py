@@ -141,6 +141,9 @@ class GroundMotion:
         self.max_age = float(max_age)
         self._n = 0
         self._order = StampOrder()  # a restart, or one frame stamped in the past?
+        # The filters before a frame stamped more than max_age ahead (its stamp, the stamp
+        # before, the arrays), for the next frame only: see MultiObjectTracker._undo_jump.
+        self._jump: tuple[float, float, int, dict[str, np.ndarray]] | None = None
         self._capacity = 0
         self._grow(max(int(capacity), 1))
 
@@ -167,6 +170,7 @@ class GroundMotion:
     def reset(self) -> None:
         """Drop every track's filter."""
         self._n = 0
+        self._jump = None
         self._order.reset()
 
     @property
@@ -183,11 +187,24 @@ class GroundMotion:
             positions: the frame's ground positions (None: the camera has no calibration).
             t: the frame's stamp in seconds. Time going back (a bag replayed in a loop) drops
                 every filter once the next frame confirms it; one frame stamped in the past is
-                taken at the last frame's time (:class:`~sense_perception.core.stamp_order.StampOrder`).
+                taken at the last frame's time (:class:`~sense_perception.core.stamp_order.StampOrder`);
+                one frame stamped more than ``max_age`` ahead, the next back behind it, is undone.
         """
         track_ids = np.asarray(track_ids, np.int64)
         out = GroundVelocities.none(len(track_ids))
+        if self._jump is not None:
+            ahead, before, n, arrays = self._jump
+            self._jump = None
+            if before <= t < ahead:  # that frame's stamp was wrong: the filters as before it
+                self._n = n
+                for name, saved in arrays.items():
+                    getattr(self, name)[:n] = saved
+                self._order.rewind(before)
+        last = self._order.last
         t, _ = self._order.step(t, on_restart=self.reset)
+        if last is not None and t - last > self.max_age and self._n:
+            self._jump = (t, last, self._n, {name: getattr(self, name)[:self._n].copy()
+                                             for name in _FIELDS})
         if self._n:  # tracks unseen beyond max_age are gone from the tracker too
             stale = t - self._seen[:self._n] > self.max_age
             if stale.any():

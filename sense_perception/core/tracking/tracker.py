@@ -49,6 +49,9 @@ TENTATIVE, TRACKED, LOST = 0, 1, 2
 # COCO names; a model without some of them simply has smaller groups (see label_groups).
 DEFAULT_CLASS_GROUPS = ("car,truck,bus", "bicycle,motorcycle")
 
+# Per-track arrays: what a track is (the scratch buffer holds nothing between frames).
+_TRACK_ARRAYS = ("_mean", "_cov", "_ids", "_group", "_state", "_hits", "_last_seen")
+
 # Cost given to pairs that must never match (other class group); above every admissible limit.
 _GATED = 2.0
 
@@ -210,6 +213,9 @@ class MultiObjectTracker:
         self._next_id = 1
         self._last_t: float | None = None
         self._order = StampOrder()  # a restart, or one frame stamped in the past?
+        # The tracks as they were before a frame stamped more than max_age ahead of the last one
+        # (its stamp, the stamp before, the arrays), kept for the next frame only: see _undo_jump.
+        self._jump: tuple[float, float, int, dict[str, np.ndarray]] | None = None
         self.resets = 0
         self._n = 0
         self._alloc(max(int(capacity), 1))
@@ -240,7 +246,7 @@ class MultiObjectTracker:
         if idx.size == self._n:
             return
         k = idx.size
-        for name in ("_mean", "_cov", "_ids", "_group", "_state", "_hits", "_last_seen"):
+        for name in _TRACK_ARRAYS:
             arr = getattr(self, name)
             arr[:k] = arr[idx]
         self._n = k
@@ -264,6 +270,7 @@ class MultiObjectTracker:
         """Drop every track. Id numbering continues, so an id never names two objects."""
         self._n = 0
         self._last_t = None
+        self._jump = None
         self._order.reset()
         self.resets += 1
 
@@ -309,7 +316,9 @@ class MultiObjectTracker:
             t: the frame's timestamp in seconds (e.g. ``Header.seconds``). Time going back (a
                 bag replayed in a loop) resets the tracker, once the next frame confirms it
                 (:class:`~sense_perception.core.stamp_order.StampOrder`); one frame stamped in
-                the past is taken at the previous frame's time.
+                the past is taken at the previous frame's time, and one frame stamped more than
+                ``max_age`` ahead followed by frames back on the camera's clock (a corrupt
+                header, a simulator's /clock glitch) is undone: the tracks go on from before it.
 
         Returns:
             The same detections, in the same order, with ``track_ids`` set: the id of the
@@ -327,7 +336,12 @@ class MultiObjectTracker:
         result = Detections(detections.boxes, detections.scores, detections.labels, out_ids)
         if not cfg.enabled:
             return result
+        self._undo_jump(t)
         t, _ = self._order.step(t, on_restart=self._restart)
+        last = self._last_t
+        self._jump = (t, last, self._n, {name: getattr(self, name)[:self._n].copy()
+                                         for name in _TRACK_ARRAYS}) \
+            if last is not None and t - last > cfg.max_age and self._n > 0 else None
         pred = self._advance(t)
         boxes = detections.boxes.astype(np.float64, copy=False)
         scores = detections.scores
@@ -356,6 +370,24 @@ class MultiObjectTracker:
                 self._confirm(np.arange(s.start, s.stop))
                 out_ids[born] = self._ids[s]
         return result
+
+    def _undo_jump(self, t: float) -> None:
+        """Put the tracks back as they were before the last frame when that frame jumped more
+        than ``max_age`` ahead and ``t`` is back between the two stamps: that one frame's stamp was
+        wrong. Taken at face value it expired or lost every track (hours of predicted motion),
+        and the frames after it, behind it, then reset the tracker: every object got a new id.
+        Ids given meanwhile stay used (an id never names two objects)."""
+        if self._jump is None:
+            return
+        ahead, before, n, arrays = self._jump
+        self._jump = None
+        if not before <= t < ahead:
+            return
+        self._n = n  # the buffers only ever grow: the saved tracks fit
+        for name, saved in arrays.items():
+            getattr(self, name)[:n] = saved
+        self._last_t = before
+        self._order.rewind(before)
 
     def _restart(self) -> None:
         LOG.info("time went back from %.3f s (bag loop?); tracker reset", self._last_t or 0.0)
