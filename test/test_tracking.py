@@ -399,3 +399,29 @@ def test_config_from_ros_params():
 def test_bad_config_is_a_clear_error(params, match):
     with pytest.raises(ConfigError, match=match):
         TrackingConfig.from_params(params, "object_detector.yaml")
+
+
+@pytest.mark.parametrize("max_age", [float("inf"), 1e9])
+def test_a_max_age_of_forever_keeps_the_tracks_bounded(max_age):
+    """tracking.max_age: .inf (its range allows it) or hours kept every object ever seen, lost for
+    ever: the tracks grew by every new object and each frame matched against all of them. At most
+    MAX_TRACKS are held now, the lost ones seen longest ago dropped first; a car lost a moment ago
+    still gets its id back."""
+    from sense_perception.core.tracking.tracker import MAX_TRACKS
+
+    tracker = MultiObjectTracker(TrackingConfig(min_hits=1, max_age=max_age))
+    grid = np.array([box(40 + 70 * (i % 40), 40 + 50 * (i // 40)) for i in range(120)])
+
+    def cars(k: int) -> Detections:  # frame k's 120 cars, 4000 px right of frame k-1's: all new
+        return dets(grid + [4000.0 * k, 0.0, 4000.0 * k, 0.0])
+
+    frames = MAX_TRACKS // 120 + 5
+    for k in range(frames):
+        tracker.update(cars(k), 100.0 + k * DT)
+    assert tracker.num_tracks <= MAX_TRACKS
+    held = tracker.tracks()["ids"]
+    assert held.min() > 120 and held.max() == 120 * frames  # the oldest lost ones are gone
+    # the last frame's cars, lost for a frame, come back with their ids
+    tracker.update(dets([]), 100.0 + frames * DT)
+    ids = tracker.update(cars(frames - 1), 100.0 + (frames + 1) * DT).track_ids
+    assert sorted(ids.tolist()) == list(range(120 * (frames - 1) + 1, 120 * frames + 1))

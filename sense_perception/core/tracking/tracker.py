@@ -49,6 +49,12 @@ TENTATIVE, TRACKED, LOST = 0, 1, 2
 # COCO names; a model without some of them simply has smaller groups (see label_groups).
 DEFAULT_CLASS_GROUPS = ("car,truck,bus", "bicycle,motorcycle")
 
+#: Tracks held at most per camera: beyond, the lost tracks seen longest ago are dropped. A
+#: ``max_age`` of hours (or .inf, which its range allows) kept every object ever seen, each
+#: frame matching against all of them. Tracked and tentative tracks number at most two frames'
+#: detections (``detector.max_detections`` is at most 1000).
+MAX_TRACKS = 4096
+
 # Per-track arrays: what a track is (the scratch buffer holds nothing between frames).
 _TRACK_ARRAYS = ("_mean", "_cov", "_ids", "_group", "_state", "_hits", "_last_seen")
 
@@ -77,7 +83,8 @@ class TrackingConfig:
             its class group that continued a track is a duplicate (the detector saw one car as a
             car and as a truck) and starts no track; 1 turns this off.
         min_hits: consecutive frames a track must be matched before it gets an id (1 = at once).
-        max_age: seconds a confirmed track is kept while unmatched before it is deleted.
+        max_age: seconds a confirmed track is kept while unmatched before it is deleted (and
+            at most :data:`MAX_TRACKS` tracks are held: the lost ones seen longest ago go first).
         frame_rate: the camera's nominal rate in Hz; scales the motion model's noise to the time
             between frames (a hint: dropped frames and other rates are handled by timestamps).
         class_aware: only match tracks and detections of the same class group.
@@ -369,6 +376,12 @@ class MultiObjectTracker:
             if cfg.min_hits <= 1:
                 self._confirm(np.arange(s.start, s.stop))
                 out_ids[born] = self._ids[s]
+        if self._n > MAX_TRACKS:
+            lost = np.flatnonzero(self._state[:self._n] == LOST)
+            oldest = lost[np.argsort(self._last_seen[lost], kind="stable")][:self._n - MAX_TRACKS]
+            keep = np.ones(self._n, bool)
+            keep[oldest] = False
+            self._compact(keep)
         return result
 
     def _undo_jump(self, t: float) -> None:
