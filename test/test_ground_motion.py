@@ -121,6 +121,31 @@ def test_one_frame_stamped_far_ahead_keeps_the_velocity_and_its_track():
     assert np.abs(late - [0.0, 1.5]).max() < 0.3
 
 
+@pytest.mark.parametrize("max_age", [float("inf"), 1e9])
+def test_a_max_age_of_forever_keeps_the_filters_bounded(max_age: float) -> None:
+    """tracking.max_age .inf (its range allows it) kept the velocity filter of every track id ever
+    placed: one per object seen, for ever. At most MAX_TRACKS are held, those seen longest ago
+    dropped first; the ids of this frame keep theirs."""
+    from sense_perception.core.tracking.ground_motion import MAX_TRACKS
+
+    motion = GroundMotion(VelocityConfig(), max_age=max_age)
+    per_frame = 200
+    frames = MAX_TRACKS // per_frame + 3
+    cov = np.broadcast_to(np.eye(2) * 0.01, (per_frame, 2, 2)).copy()
+    for k in range(frames):  # 200 new pedestrians a frame, each seen once
+        ids = np.arange(k * per_frame, (k + 1) * per_frame) + 1
+        xy = np.stack([np.full(per_frame, 5.0 + k), np.linspace(-10, 10, per_frame)], 1)
+        placed = GroundPositions(np.c_[xy, np.zeros(per_frame)], np.hypot(*xy.T), cov,
+                                 np.ones(per_frame, bool), np.zeros(per_frame, np.int8),
+                                 np.full((per_frame, 5), np.nan), cov.copy())
+        out = motion.update(ids, placed, 100.0 + k / RATE)
+        assert (out.updates == 1).all()
+    assert motion.num_tracks <= MAX_TRACKS
+    # the last frame's ids are held: seen again, they continue their filters
+    again = motion.update(ids, placed, 100.0 + frames / RATE)
+    assert (again.updates == 2).all()
+
+
 def test_ids_placed_out_of_order_keep_their_own_filters():
     """Track 5 first placed after track 6: each id keeps its own state (rows stay sorted)."""
     motion = GroundMotion(VelocityConfig(min_updates=2), capacity=1)

@@ -47,6 +47,11 @@ _INITIAL_VELOCITY_SD = 15.0
 _MIN_VAR = 1e-6  # floor of a measurement variance, m^2 (keeps S invertible)
 # The per-track arrays of GroundMotion, rows [:n] live and sorted by id.
 _FIELDS = ("_ids", "_x", "_P", "_updates", "_seen")
+#: Tracks (and ground-velocity filters) held at most per camera: beyond, those seen longest ago are
+#: dropped. A ``tracking.max_age`` of hours (or .inf, which its range allows) kept every object
+#: ever seen. Tracked and tentative tracks number at most two frames' detections
+#: (``detector.max_detections`` is at most 1000).
+MAX_TRACKS = 4096
 
 
 @dataclass
@@ -249,6 +254,10 @@ class GroundMotion:
         out.updates[sel] = updates
         out.steady[sel] = (updates >= self.config.min_updates) \
             & (largest <= self.config.steady_sd ** 2)
+        if self._n > MAX_TRACKS:  # (this frame's filters were just seen: never among them)
+            keep = np.ones(self._n, bool)
+            keep[np.argsort(self._seen[:self._n], kind="stable")[:self._n - MAX_TRACKS]] = False
+            self._keep(keep)
         return out
 
     def _predict_update(self, rows: np.ndarray, z: np.ndarray, R: np.ndarray,

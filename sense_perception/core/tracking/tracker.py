@@ -37,7 +37,8 @@ from ...config import section_from_params
 from ...errors import ConfigError
 from ..stamp_order import StampOrder
 from . import kalman
-from .ground_motion import GroundMotionBank, GroundVelocities, VelocityConfig
+# MAX_TRACKS: tracks held at most per camera; beyond, the lost ones seen longest ago are dropped
+from .ground_motion import MAX_TRACKS, GroundMotionBank, GroundVelocities, VelocityConfig
 from ..geometry.ground import GroundPositions
 from ..boxes import pairwise_iou
 from ..types import Detections
@@ -48,12 +49,6 @@ TENTATIVE, TRACKED, LOST = 0, 1, 2
 
 # COCO names; a model without some of them simply has smaller groups (see label_groups).
 DEFAULT_CLASS_GROUPS = ("car,truck,bus", "bicycle,motorcycle")
-
-#: Tracks held at most per camera: beyond, the lost tracks seen longest ago are dropped. A
-#: ``max_age`` of hours (or .inf, which its range allows) kept every object ever seen, each
-#: frame matching against all of them. Tracked and tentative tracks number at most two frames'
-#: detections (``detector.max_detections`` is at most 1000).
-MAX_TRACKS = 4096
 
 # Per-track arrays: what a track is (the scratch buffer holds nothing between frames).
 _TRACK_ARRAYS = ("_mean", "_cov", "_ids", "_group", "_state", "_hits", "_last_seen")
