@@ -105,7 +105,7 @@ def test_regions_are_drawn_in_the_debug_image_and_the_annotations() -> None:
 
 def test_a_speckled_mask_draws_a_bounded_outline_and_still_applies_whole(tmp_path: Path, caplog) -> None:
     """A mask whose area is speckled (here the edges of a real street frame, as a mask painted
-    over a photo or dithered on export is): every speck was its own polygon, 8000 and more in
+    over a photo or dithered on export is): every speck was its own polygon, 3040 of them in
     every frame's annotations and debug image (megabytes a frame). The largest outlines are
     drawn now, within MAX_OUTLINES and MAX_OUTLINE_POINTS, said once in the log; the region that
     drops detections is the whole mask as before."""
