@@ -394,6 +394,10 @@ def test_config_from_ros_params():
     ({"tracking.match_iou": 0.0}, "tracking.match_iou"),
     ({"tracking.max_age": -1.0}, "tracking.max_age"),
     ({"tracking.frame_rate": 0}, "tracking.frame_rate"),
+    # .inf and absurd rates: the nominal frame period 0 made the motion model NaN (a raw numpy
+    # RuntimeWarning on the terminal, tracks that never matched their predictions)
+    ({"tracking.frame_rate": float("inf")}, "tracking.frame_rate"),
+    ({"tracking.frame_rate": 1e300}, "tracking.frame_rate"),
     ({"tracking.enabled": "yes"}, "tracking.enabled"),
 ])
 def test_bad_config_is_a_clear_error(params, match):

@@ -50,6 +50,9 @@ TENTATIVE, TRACKED, LOST = 0, 1, 2
 # COCO names; a model without some of them simply has smaller groups (see label_groups).
 DEFAULT_CLASS_GROUPS = ("car,truck,bus", "bicycle,motorcycle")
 
+#: The highest nominal camera rate ``tracking.frame_rate`` may give (Hz): far above any camera's.
+MAX_FRAME_RATE = 1000.0
+
 # Per-track arrays: what a track is (the scratch buffer holds nothing between frames).
 _TRACK_ARRAYS = ("_mean", "_cov", "_ids", "_group", "_state", "_hits", "_last_seen")
 
@@ -105,7 +108,9 @@ class TrackingConfig:
     duplicate_iou: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
     min_hits: int = field(default=2, metadata={"range": (1, None)})
     max_age: float = field(default=1.0, metadata={"range": (0.0, None)})
-    frame_rate: float = field(default=10.0, metadata={"range": (0.0, None)})
+    # At most MAX_FRAME_RATE: .inf (an open range let it through) made the nominal frame period 0,
+    # and the motion model NaN on every frame with the stamp of the one before.
+    frame_rate: float = field(default=10.0, metadata={"range": (0.0, MAX_FRAME_RATE)})
     class_aware: bool = True
     class_groups: list[str] = field(default_factory=lambda: list(DEFAULT_CLASS_GROUPS), metadata={
         "range": "comma-separated label names per group, e.g. car,truck,bus"})
@@ -125,8 +130,9 @@ class TrackingConfig:
             raise ConfigError(f"tracking.min_hits must be >= 1, got {self.min_hits}")
         if not self.max_age >= 0.0:
             raise ConfigError(f"tracking.max_age must be >= 0 seconds, got {self.max_age}")
-        if not self.frame_rate > 0.0:
-            raise ConfigError(f"tracking.frame_rate must be > 0 Hz, got {self.frame_rate}")
+        if not 0.0 < self.frame_rate <= MAX_FRAME_RATE:
+            raise ConfigError(f"tracking.frame_rate must be > 0 and at most {MAX_FRAME_RATE:g} Hz, "
+                              f"got {self.frame_rate}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> "TrackingConfig":
