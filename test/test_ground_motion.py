@@ -171,3 +171,16 @@ def test_settings_are_checked():
     with pytest.raises(ConfigError, match="steady_sd must be > 0"):
         VelocityConfig.from_params({"tracking.velocity.steady_sd": 0.0}, "test")
     assert VelocityConfig.from_params({"tracking.velocity.accel_sd": 3}, "t").accel_sd == 3.0
+
+
+@pytest.mark.parametrize("accel_sd", [1e200, float("inf")])
+def test_an_absurd_acceleration_is_refused_naming_it(accel_sd: float) -> None:
+    """tracking.velocity.accel_sd 1e200 (its open range let it through): squaring it overflowed
+    on the second position of every track, and each such frame raised OverflowError (a node drops
+    the frame: every frame of a tracked object); .inf made every velocity NaN. Refused now."""
+    with pytest.raises(ConfigError, match=r"tracking\.velocity\.accel_sd.*(at most|within)"):
+        VelocityConfig.from_params({"tracking.velocity.accel_sd": accel_sd}, "object_detector.yaml")
+    # the largest accepted value still gives finite velocities
+    frames = _run(lambda t: (12.0, -3.0 + 1.5 * t), "pedestrian", seconds=2.0,
+                  config=VelocityConfig(accel_sd=100.0))
+    assert np.isfinite(frames[-1].velocity[0]).all()

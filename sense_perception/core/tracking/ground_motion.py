@@ -47,6 +47,8 @@ _INITIAL_VELOCITY_SD = 15.0
 _MIN_VAR = 1e-6  # floor of a measurement variance, m^2 (keeps S invertible)
 # The per-track arrays of GroundMotion, rows [:n] live and sorted by id.
 _FIELDS = ("_ids", "_x", "_P", "_updates", "_seen")
+#: The largest ``tracking.velocity.accel_sd`` (m/s^2): ten times what a braking car reaches.
+MAX_ACCEL_SD = 100.0
 #: Tracks (and ground-velocity filters) held at most per camera: beyond, those seen longest ago are
 #: dropped. A ``tracking.max_age`` of hours (or .inf, which its range allows) kept every object
 #: ever seen. Tracked and tentative tracks number at most two frames' detections
@@ -69,8 +71,10 @@ class VelocityConfig:
             restarts the track's filter (chi-square with 2 degrees of freedom: 13.8 = 0.1 %).
     """
 
+    # At most MAX_ACCEL_SD: 1e200 (an open range let it through) overflowed squaring it, every
+    # frame of a tracked, placed object raised; .inf made every velocity NaN.
     accel_sd: float = setting(1.0, "white-noise acceleration of the constant-velocity model of "
-                                   "each track's ground position (m/s^2)", (0.0, None))
+                                   "each track's ground position (m/s^2)", (0.0, MAX_ACCEL_SD))
     min_updates: int = setting(5, "updates since a track's (re)start before its velocity can be "
                                   "steady", (2, None))
     steady_sd: float = setting(1.0, "a velocity is steady (published as the twist) when its larger "
@@ -85,6 +89,9 @@ class VelocityConfig:
         for name in ("accel_sd", "steady_sd", "reset_gate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"tracking.velocity.{name} must be > 0, got {getattr(self, name)}")
+        if not self.accel_sd <= MAX_ACCEL_SD:
+            raise ValueError(f"tracking.velocity.accel_sd must be at most {MAX_ACCEL_SD:g} m/s^2, "
+                             f"got {self.accel_sd}")
         if self.min_updates < 2:
             raise ValueError(f"tracking.velocity.min_updates must be >= 2 (one position gives no "
                              f"velocity), got {self.min_updates}")
