@@ -358,6 +358,11 @@ def test_looking_down_has_its_own_limit(recorded) -> None:
     ({"attention.cone_exit_fraction": 1.5}, "cone_exit_fraction"),
     ({"attention.perclos_min_s": 90.0}, "perclos_min_s"),
     ({"attention.yaw_limt_deg": 20.0}, "unknown parameter 'attention.yaw_limt_deg'"),
+    # .inf (an open range let it through): the timer became NaN (inf * 0), never an alert
+    ({"attention.recovery_factor_max": math.inf}, "recovery_factor_max"),
+    ({"attention.recovery_factor_min": math.inf, "attention.recovery_factor_max": math.inf},
+     "recovery_factor"),
+    ({"attention.recovery_factor_max": 1e308}, "recovery_factor_max"),
 ])
 def test_bad_attention_parameters_are_refused_by_name(params, fragment) -> None:
     with pytest.raises(ConfigError, match=fragment):

@@ -66,6 +66,9 @@ from ...limits import MAX_THREADS
 
 #: Items a time window (PERCLOS, the state scores) holds at most, whatever the frame stamps.
 WINDOW_SLOTS = 16384
+#: The largest recovery factor: openpilot's run from 1.25 to 5. An infinite one (its open range let
+#: .inf through) made the timer NaN (infinity times 0) and no inattention ever raised an alert.
+MAX_RECOVERY_FACTOR = 100.0
 #: Calibration samples (yaw, pitch, EAR) kept at most: beyond, every second one is dropped, so
 #: a calibration that never completes (stamps that stand still) costs bounded memory and time.
 MAX_CALIBRATION_SAMPLES = 4096
@@ -164,11 +167,11 @@ class AttentionConfig:
     recovery_factor_min: float = field(default=1.25, metadata={
         "description": "while attentive the inattention timer runs back at least this much faster than "
             "time (near 0)",
-        "range": (0.0, None)})
+        "range": (0.0, MAX_RECOVERY_FACTOR)})
     recovery_factor_max: float = field(default=5.0, metadata={
         "description": "while attentive the inattention timer runs back at most this much faster than "
             "time (near the terminal time)",
-        "range": (0.0, None)})
+        "range": (0.0, MAX_RECOVERY_FACTOR)})
     drowsy_min_level: int = field(default=1, metadata={"range": (0, 3)})
     score_window_s: float = field(default=1.0, metadata={"range": (0.0, None)})
     max_gap_s: float = field(default=1.0, metadata={"range": (0.0, None)})
@@ -209,6 +212,9 @@ class AttentionConfig:
         if len(times) != 3 or not 0 < times[0] < times[1] < times[2]:
             raise ValueError("attention.level_times_s must be three increasing positive seconds "
                              f"(levels 1, 2, 3), got {self.level_times_s}")
+        if not self.recovery_factor_max <= MAX_RECOVERY_FACTOR:
+            raise ValueError(f"attention.recovery_factor_max must be at most {MAX_RECOVERY_FACTOR:g}, "
+                             f"got {self.recovery_factor_max}")
         if self.recovery_factor_max < self.recovery_factor_min:
             raise ValueError(f"attention.recovery_factor_max ({self.recovery_factor_max}) must be >= "
                              f"recovery_factor_min ({self.recovery_factor_min})")
