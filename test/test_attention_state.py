@@ -358,6 +358,11 @@ def test_looking_down_has_its_own_limit(recorded) -> None:
     ({"attention.cone_exit_fraction": 1.5}, "cone_exit_fraction"),
     ({"attention.perclos_min_s": 90.0}, "perclos_min_s"),
     ({"attention.yaw_limt_deg": 20.0}, "unknown parameter 'attention.yaw_limt_deg'"),
+    # .inf (an open range let it through): the timer became NaN (inf * 0), never an alert
+    ({"attention.recovery_factor_max": math.inf}, "recovery_factor_max"),
+    ({"attention.recovery_factor_min": math.inf, "attention.recovery_factor_max": math.inf},
+     "recovery_factor"),
+    ({"attention.recovery_factor_max": 1e308}, "recovery_factor_max"),
 ])
 def test_bad_attention_parameters_are_refused_by_name(params, fragment) -> None:
     with pytest.raises(ConfigError, match=fragment):
@@ -444,3 +449,22 @@ def test_the_state_machine_loads_no_inference_runtime() -> None:
     got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert got.stdout.split() == ["(0,", "256)", "False"], got.stderr
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_pose_that_is_not_finite_is_no_face_and_never_poisons_the_calibration(recorded, bad) -> None:
+    """A face measured with a NaN (or infinite) yaw and pitch during calibration: learned, the NaN
+    made the neutral pose NaN for as long as the driver stayed, and a driver then looking 45 deg
+    away for 10 s stayed attentive with no alert. Such a pose counts as no face measured."""
+    d = Driver(recorded)
+    base = recorded[0]
+    d.monitor.update(d.t, Observation(True, bad, bad, base.ear))
+    d.t += 1.0 / RATE
+    d.play(6.0)
+    assert all(math.isfinite(v) for v in d.monitor.neutral), d.monitor.neutral
+    assert d.monitor.neutral[0] == pytest.approx(np.median([o.yaw for o in recorded]), abs=0.5)
+    status = d.play(10.0, yaw=45.0)
+    assert status.state is DISTRACTED and status.level >= 2
+    # mid-stream, a stray non-finite pose is one frame without a face: the state holds
+    d.monitor.update(d.t, Observation(True, bad, 0.0, base.ear))
+    assert d.monitor.state is DISTRACTED and math.isfinite(d.monitor.neutral[0])

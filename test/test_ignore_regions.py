@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from replay_helpers import FRONT, SAMPLE_BAG, WINDSHIELD, read_output
+from replay_helpers import FRONT, SAMPLE_BAG, SHARED, WINDSHIELD, read_output
 from sense_perception.config import load_params
 from sense_perception.core.detection.detector import DetectorConfig
 from sense_perception.core.detection.detector_setup import build_detector
@@ -101,6 +101,40 @@ def test_regions_are_drawn_in_the_debug_image_and_the_annotations() -> None:
                                                            (100, 200)}
     assert region["fill_color"]["a"] == pytest.approx(0.25)
     assert image_annotations(Header(), Detections(), ["car"], ignore_regions=outline)["points"]
+
+
+def test_a_speckled_mask_draws_a_bounded_outline_and_still_applies_whole(tmp_path: Path, caplog) -> None:
+    """A mask whose area is speckled (here the edges of a real street frame, as a mask painted
+    over a photo or dithered on export is): every speck was its own polygon, 3040 of them in
+    every frame's annotations and debug image (megabytes a frame). The largest outlines are
+    drawn now, within MAX_OUTLINES and MAX_OUTLINE_POINTS, said once in the log; the region that
+    drops detections is the whole mask as before."""
+    from sense_perception.core.detection.ignore_regions import MAX_OUTLINE_POINTS, MAX_OUTLINES
+
+    frame = cv2.imread(str(SHARED / "street" / "pandaset_seq002_front_camera_00.jpg"))
+    h, w = frame.shape[:2]
+    mask = cv2.Canny(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), 50, 150)
+    mask[h - 100:, :] = 255  # and the bonnet, the one large area
+    path = tmp_path / "speckled.png"
+    cv2.imwrite(str(path), mask)
+    speckled = regions(f"{TOPIC}: mask {path}")
+    with caplog.at_level("WARNING"):
+        outline = speckled.outlines(TOPIC, w, h)
+        assert speckled.outlines(TOPIC, w, h) is outline  # once per size: logged once
+    found = len(cv2.findContours(np.asarray(mask > 0, np.uint8), cv2.RETR_EXTERNAL,
+                                 cv2.CHAIN_APPROX_SIMPLE)[0])
+    assert found > 1000, found
+    assert len(outline) <= MAX_OUTLINES and sum(len(o) for o in outline) <= MAX_OUTLINE_POINTS
+    # the bonnet is among them, whole
+    assert any(o[:, 1].max() >= h - 2 and o[:, 0].max() - o[:, 0].min() >= w - 2 for o in outline)
+    told = [r.getMessage() for r in caplog.records if "outlines drawn" in r.getMessage()]
+    assert len(told) == 1 and f"of its {found} outlines drawn" in told[0], told
+    msg = image_annotations(Header(1, 2, "cam"), Detections(), ["car"], (w, h), ignore_regions=outline)
+    assert len(msg["points"]) <= MAX_OUTLINES + 1
+    # what is applied is the mask itself, speck for speck
+    test = boxes([0, h - 100, w, h], [0, 0, w, h - 100], [100, 100, 300, 300])
+    expected = [1.0, float((mask[:h - 100] > 0).mean()), float((mask[100:300, 100:300] > 0).mean())]
+    np.testing.assert_allclose(speckled.inside_share(TOPIC, test, w, h), expected, atol=1e-6)
 
 
 # -- the bundled sample ----------------------------------------------------------------------------------

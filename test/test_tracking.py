@@ -313,6 +313,25 @@ def test_one_frame_stamped_in_the_past_does_not_reset_the_tracks():
     assert ids == [-1, 1, 1, 1, 1, 1, 1, 1]
 
 
+@pytest.mark.parametrize("ahead", [5 * 3600.0, 2**31 - 1.0])
+def test_one_frame_stamped_far_ahead_does_not_cost_the_tracks(ahead):
+    """One frame stamped hours ahead (a corrupt header, a simulator's /clock glitch under
+    use_sim_time) between frames on the camera's clock: every track was predicted hours on and
+    lost, the frames back on the clock then reset the tracker, and the car got new ids (2, 3).
+    The tracks go on from before that frame now; its own detections may go unmatched."""
+    tracker = MultiObjectTracker(TrackingConfig(min_hits=2))
+    frames = [dets([box(100 + 5 * k, 100), box(400 - 5 * k, 200)]) for k in range(10)]
+    ids = [tracker.update(d, (100.0 + ahead) if k == 4 else 100.0 + k * DT).track_ids.tolist()
+           for k, d in enumerate(frames)]
+    assert tracker.resets == 0
+    assert ids[3] == [1, 2] and all(i == [1, 2] for i in ids[5:]), ids
+    # a real pause longer than max_age, the stream going on after it, still ends the tracks
+    tracker = MultiObjectTracker(TrackingConfig(min_hits=2))
+    ids = [tracker.update(d, 100.0 + k * DT + (60.0 if k >= 4 else 0.0)).track_ids.tolist()
+           for k, d in enumerate(frames)]
+    assert ids[3] == [1, 2] and ids[-1] == [3, 4] and tracker.resets == 0, ids
+
+
 def test_tracker_bank_keeps_cameras_apart():
     bank = TrackerBank(TrackingConfig(min_hits=1), NAMES)
     a = bank.update("front", dets([box(100, 100)]), 0.0)
@@ -375,8 +394,38 @@ def test_config_from_ros_params():
     ({"tracking.match_iou": 0.0}, "tracking.match_iou"),
     ({"tracking.max_age": -1.0}, "tracking.max_age"),
     ({"tracking.frame_rate": 0}, "tracking.frame_rate"),
+    # .inf and absurd rates: the nominal frame period 0 made the motion model NaN (a raw numpy
+    # RuntimeWarning on the terminal, tracks that never matched their predictions)
+    ({"tracking.frame_rate": float("inf")}, "tracking.frame_rate"),
+    ({"tracking.frame_rate": 1e300}, "tracking.frame_rate"),
     ({"tracking.enabled": "yes"}, "tracking.enabled"),
 ])
 def test_bad_config_is_a_clear_error(params, match):
     with pytest.raises(ConfigError, match=match):
         TrackingConfig.from_params(params, "object_detector.yaml")
+
+
+@pytest.mark.parametrize("max_age", [float("inf"), 1e9])
+def test_a_max_age_of_forever_keeps_the_tracks_bounded(max_age):
+    """tracking.max_age: .inf (its range allows it) or hours kept every object ever seen, lost for
+    ever: the tracks grew by every new object and each frame matched against all of them. At most
+    MAX_TRACKS are held now, the lost ones seen longest ago dropped first; a car lost a moment ago
+    still gets its id back."""
+    from sense_perception.core.tracking.tracker import MAX_TRACKS
+
+    tracker = MultiObjectTracker(TrackingConfig(min_hits=1, max_age=max_age))
+    grid = np.array([box(40 + 70 * (i % 40), 40 + 50 * (i // 40)) for i in range(120)])
+
+    def cars(k: int) -> Detections:  # frame k's 120 cars, 4000 px right of frame k-1's: all new
+        return dets(grid + [4000.0 * k, 0.0, 4000.0 * k, 0.0])
+
+    frames = MAX_TRACKS // 120 + 5
+    for k in range(frames):
+        tracker.update(cars(k), 100.0 + k * DT)
+    assert tracker.num_tracks <= MAX_TRACKS
+    held = tracker.tracks()["ids"]
+    assert held.min() > 120 and held.max() == 120 * frames  # the oldest lost ones are gone
+    # the last frame's cars, lost for a frame, come back with their ids
+    tracker.update(dets([]), 100.0 + frames * DT)
+    ids = tracker.update(cars(frames - 1), 100.0 + (frames + 1) * DT).track_ids
+    assert sorted(ids.tolist()) == list(range(120 * (frames - 1) + 1, 120 * frames + 1))

@@ -19,6 +19,7 @@ look-ups per box, no per-box Python loop.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,13 @@ import numpy as np
 from ...errors import ConfigError
 from ..types import Detections
 
+LOG = logging.getLogger(__name__)
+
 MASK = "mask "
+#: Outlines, and their points, drawn per camera at most (debug image, Foxglove annotations): a
+#: speckled or dithered mask gave tens of thousands of polygons, megabytes in every frame's
+#: annotations. The largest outlines are drawn; the whole region is applied all the same.
+MAX_OUTLINES, MAX_OUTLINE_POINTS = 64, 2048
 #: Frame sizes whose mask, summed-area table and outlines are kept (all cameras together): a camera
 #: whose size changes every frame would otherwise keep ~19 MB per 1080p size for ever.
 MAX_SIZES = 8
@@ -168,7 +175,10 @@ class IgnoreRegions:
             scale = np.array([width / image.shape[1], height / image.shape[0]])
             contours, _ = cv2.findContours(np.asarray(image > 0, np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_SIMPLE)
-            out += [c.reshape(-1, 2).astype(np.float64) * scale for c in contours]
+            # within a pixel of the mask's edge: a curved edge needs no point per pixel
+            out += [cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float64) * scale
+                    for c in contours]
+        out = _largest(out, topic)
         _remember(self._outlines, key, out)  # read once per camera and frame size, not per frame
         return out
 
@@ -194,6 +204,26 @@ class IgnoreRegions:
         return dets.select(~drop) if drop.any() else dets
 
 
+def _largest(outlines: list[np.ndarray], topic: str) -> list[np.ndarray]:
+    """``outlines`` (in their order) within :data:`MAX_OUTLINES` and :data:`MAX_OUTLINE_POINTS`
+    points, the largest first; the outlines left out are logged."""
+    if len(outlines) <= MAX_OUTLINES and sum(len(o) for o in outlines) <= MAX_OUTLINE_POINTS:
+        return outlines
+    areas = [abs(cv2.contourArea(o.astype(np.float32))) for o in outlines]
+    kept: list[int] = []
+    points = 0
+    for i in sorted(range(len(outlines)), key=lambda i: -areas[i]):
+        if len(kept) == MAX_OUTLINES:
+            break
+        if points + len(outlines[i]) <= MAX_OUTLINE_POINTS:
+            kept.append(i)
+            points += len(outlines[i])
+    LOG.warning("detector.ignore_regions of %s: %d of its %d outlines drawn (the largest; %d "
+                "outlines and %d points at most); the whole region is applied", topic, len(kept),
+                len(outlines), MAX_OUTLINES, MAX_OUTLINE_POINTS)
+    return [outlines[i] for i in sorted(kept)]
+
+
 def _remember(cache: dict, key: tuple[str, int, int], value: object) -> None:
     """Keep ``value`` under ``key``, forgetting the oldest entry beyond :data:`MAX_SIZES`."""
     cache[key] = value
@@ -201,4 +231,4 @@ def _remember(cache: dict, key: tuple[str, int, int], value: object) -> None:
         del cache[next(iter(cache))]
 
 
-__all__ = ["IgnoreRegionSettings", "IgnoreRegions", "MAX_SIZES"]
+__all__ = ["IgnoreRegionSettings", "IgnoreRegions", "MAX_OUTLINES", "MAX_OUTLINE_POINTS", "MAX_SIZES"]

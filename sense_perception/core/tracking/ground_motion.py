@@ -47,6 +47,13 @@ _INITIAL_VELOCITY_SD = 15.0
 _MIN_VAR = 1e-6  # floor of a measurement variance, m^2 (keeps S invertible)
 # The per-track arrays of GroundMotion, rows [:n] live and sorted by id.
 _FIELDS = ("_ids", "_x", "_P", "_updates", "_seen")
+#: The largest ``tracking.velocity.accel_sd`` (m/s^2): ten times what a braking car reaches.
+MAX_ACCEL_SD = 100.0
+#: Tracks (and ground-velocity filters) held at most per camera: beyond, those seen longest ago are
+#: dropped. A ``tracking.max_age`` of hours (or .inf, which its range allows) kept every object
+#: ever seen. Tracked and tentative tracks number at most two frames' detections
+#: (``detector.max_detections`` is at most 1000).
+MAX_TRACKS = 4096
 
 
 @dataclass
@@ -64,8 +71,10 @@ class VelocityConfig:
             restarts the track's filter (chi-square with 2 degrees of freedom: 13.8 = 0.1 %).
     """
 
+    # At most MAX_ACCEL_SD: 1e200 (an open range let it through) overflowed squaring it, every
+    # frame of a tracked, placed object raised; .inf made every velocity NaN.
     accel_sd: float = setting(1.0, "white-noise acceleration of the constant-velocity model of "
-                                   "each track's ground position (m/s^2)", (0.0, None))
+                                   "each track's ground position (m/s^2)", (0.0, MAX_ACCEL_SD))
     min_updates: int = setting(5, "updates since a track's (re)start before its velocity can be "
                                   "steady", (2, None))
     steady_sd: float = setting(1.0, "a velocity is steady (published as the twist) when its larger "
@@ -80,6 +89,9 @@ class VelocityConfig:
         for name in ("accel_sd", "steady_sd", "reset_gate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"tracking.velocity.{name} must be > 0, got {getattr(self, name)}")
+        if not self.accel_sd <= MAX_ACCEL_SD:
+            raise ValueError(f"tracking.velocity.accel_sd must be at most {MAX_ACCEL_SD:g} m/s^2, "
+                             f"got {self.accel_sd}")
         if self.min_updates < 2:
             raise ValueError(f"tracking.velocity.min_updates must be >= 2 (one position gives no "
                              f"velocity), got {self.min_updates}")
@@ -141,6 +153,9 @@ class GroundMotion:
         self.max_age = float(max_age)
         self._n = 0
         self._order = StampOrder()  # a restart, or one frame stamped in the past?
+        # The filters before a frame stamped more than max_age ahead (its stamp, the stamp
+        # before, the arrays), for the next frame only: see MultiObjectTracker._undo_jump.
+        self._jump: tuple[float, float, int, dict[str, np.ndarray]] | None = None
         self._capacity = 0
         self._grow(max(int(capacity), 1))
 
@@ -167,6 +182,7 @@ class GroundMotion:
     def reset(self) -> None:
         """Drop every track's filter."""
         self._n = 0
+        self._jump = None
         self._order.reset()
 
     @property
@@ -183,11 +199,24 @@ class GroundMotion:
             positions: the frame's ground positions (None: the camera has no calibration).
             t: the frame's stamp in seconds. Time going back (a bag replayed in a loop) drops
                 every filter once the next frame confirms it; one frame stamped in the past is
-                taken at the last frame's time (:class:`~sense_perception.core.stamp_order.StampOrder`).
+                taken at the last frame's time (:class:`~sense_perception.core.stamp_order.StampOrder`);
+                one frame stamped more than ``max_age`` ahead, the next back behind it, is undone.
         """
         track_ids = np.asarray(track_ids, np.int64)
         out = GroundVelocities.none(len(track_ids))
+        if self._jump is not None:
+            ahead, before, n, arrays = self._jump
+            self._jump = None
+            if before <= t < ahead:  # that frame's stamp was wrong: the filters as before it
+                self._n = n
+                for name, saved in arrays.items():
+                    getattr(self, name)[:n] = saved
+                self._order.rewind(before)
+        last = self._order.last
         t, _ = self._order.step(t, on_restart=self.reset)
+        if last is not None and t - last > self.max_age and self._n:
+            self._jump = (t, last, self._n, {name: getattr(self, name)[:self._n].copy()
+                                             for name in _FIELDS})
         if self._n:  # tracks unseen beyond max_age are gone from the tracker too
             stale = t - self._seen[:self._n] > self.max_age
             if stale.any():
@@ -232,6 +261,10 @@ class GroundMotion:
         out.updates[sel] = updates
         out.steady[sel] = (updates >= self.config.min_updates) \
             & (largest <= self.config.steady_sd ** 2)
+        if self._n > MAX_TRACKS:  # (this frame's filters were just seen: never among them)
+            keep = np.ones(self._n, bool)
+            keep[np.argsort(self._seen[:self._n], kind="stable")[:self._n - MAX_TRACKS]] = False
+            self._keep(keep)
         return out
 
     def _predict_update(self, rows: np.ndarray, z: np.ndarray, R: np.ndarray,

@@ -37,7 +37,8 @@ from ...config import section_from_params
 from ...errors import ConfigError
 from ..stamp_order import StampOrder
 from . import kalman
-from .ground_motion import GroundMotionBank, GroundVelocities, VelocityConfig
+# MAX_TRACKS: tracks held at most per camera; beyond, the lost ones seen longest ago are dropped
+from .ground_motion import MAX_TRACKS, GroundMotionBank, GroundVelocities, VelocityConfig
 from ..geometry.ground import GroundPositions
 from ..boxes import pairwise_iou
 from ..types import Detections
@@ -48,6 +49,12 @@ TENTATIVE, TRACKED, LOST = 0, 1, 2
 
 # COCO names; a model without some of them simply has smaller groups (see label_groups).
 DEFAULT_CLASS_GROUPS = ("car,truck,bus", "bicycle,motorcycle")
+
+#: The highest nominal camera rate ``tracking.frame_rate`` may give (Hz): far above any camera's.
+MAX_FRAME_RATE = 1000.0
+
+# Per-track arrays: what a track is (the scratch buffer holds nothing between frames).
+_TRACK_ARRAYS = ("_mean", "_cov", "_ids", "_group", "_state", "_hits", "_last_seen")
 
 # Cost given to pairs that must never match (other class group); above every admissible limit.
 _GATED = 2.0
@@ -74,7 +81,8 @@ class TrackingConfig:
             its class group that continued a track is a duplicate (the detector saw one car as a
             car and as a truck) and starts no track; 1 turns this off.
         min_hits: consecutive frames a track must be matched before it gets an id (1 = at once).
-        max_age: seconds a confirmed track is kept while unmatched before it is deleted.
+        max_age: seconds a confirmed track is kept while unmatched before it is deleted (and
+            at most :data:`MAX_TRACKS` tracks are held: the lost ones seen longest ago go first).
         frame_rate: the camera's nominal rate in Hz; scales the motion model's noise to the time
             between frames (a hint: dropped frames and other rates are handled by timestamps).
         class_aware: only match tracks and detections of the same class group.
@@ -100,7 +108,9 @@ class TrackingConfig:
     duplicate_iou: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
     min_hits: int = field(default=2, metadata={"range": (1, None)})
     max_age: float = field(default=1.0, metadata={"range": (0.0, None)})
-    frame_rate: float = field(default=10.0, metadata={"range": (0.0, None)})
+    # At most MAX_FRAME_RATE: .inf (an open range let it through) made the nominal frame period 0,
+    # and the motion model NaN on every frame with the stamp of the one before.
+    frame_rate: float = field(default=10.0, metadata={"range": (0.0, MAX_FRAME_RATE)})
     class_aware: bool = True
     class_groups: list[str] = field(default_factory=lambda: list(DEFAULT_CLASS_GROUPS), metadata={
         "range": "comma-separated label names per group, e.g. car,truck,bus"})
@@ -120,8 +130,9 @@ class TrackingConfig:
             raise ConfigError(f"tracking.min_hits must be >= 1, got {self.min_hits}")
         if not self.max_age >= 0.0:
             raise ConfigError(f"tracking.max_age must be >= 0 seconds, got {self.max_age}")
-        if not self.frame_rate > 0.0:
-            raise ConfigError(f"tracking.frame_rate must be > 0 Hz, got {self.frame_rate}")
+        if not 0.0 < self.frame_rate <= MAX_FRAME_RATE:
+            raise ConfigError(f"tracking.frame_rate must be > 0 and at most {MAX_FRAME_RATE:g} Hz, "
+                              f"got {self.frame_rate}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> "TrackingConfig":
@@ -210,6 +221,9 @@ class MultiObjectTracker:
         self._next_id = 1
         self._last_t: float | None = None
         self._order = StampOrder()  # a restart, or one frame stamped in the past?
+        # The tracks as they were before a frame stamped more than max_age ahead of the last one
+        # (its stamp, the stamp before, the arrays), kept for the next frame only: see _undo_jump.
+        self._jump: tuple[float, float, int, dict[str, np.ndarray]] | None = None
         self.resets = 0
         self._n = 0
         self._alloc(max(int(capacity), 1))
@@ -240,7 +254,7 @@ class MultiObjectTracker:
         if idx.size == self._n:
             return
         k = idx.size
-        for name in ("_mean", "_cov", "_ids", "_group", "_state", "_hits", "_last_seen"):
+        for name in _TRACK_ARRAYS:
             arr = getattr(self, name)
             arr[:k] = arr[idx]
         self._n = k
@@ -264,6 +278,7 @@ class MultiObjectTracker:
         """Drop every track. Id numbering continues, so an id never names two objects."""
         self._n = 0
         self._last_t = None
+        self._jump = None
         self._order.reset()
         self.resets += 1
 
@@ -309,7 +324,9 @@ class MultiObjectTracker:
             t: the frame's timestamp in seconds (e.g. ``Header.seconds``). Time going back (a
                 bag replayed in a loop) resets the tracker, once the next frame confirms it
                 (:class:`~sense_perception.core.stamp_order.StampOrder`); one frame stamped in
-                the past is taken at the previous frame's time.
+                the past is taken at the previous frame's time, and one frame stamped more than
+                ``max_age`` ahead followed by frames back on the camera's clock (a corrupt
+                header, a simulator's /clock glitch) is undone: the tracks go on from before it.
 
         Returns:
             The same detections, in the same order, with ``track_ids`` set: the id of the
@@ -327,7 +344,12 @@ class MultiObjectTracker:
         result = Detections(detections.boxes, detections.scores, detections.labels, out_ids)
         if not cfg.enabled:
             return result
+        self._undo_jump(t)
         t, _ = self._order.step(t, on_restart=self._restart)
+        last = self._last_t
+        self._jump = (t, last, self._n, {name: getattr(self, name)[:self._n].copy()
+                                         for name in _TRACK_ARRAYS}) \
+            if last is not None and t - last > cfg.max_age and self._n > 0 else None
         pred = self._advance(t)
         boxes = detections.boxes.astype(np.float64, copy=False)
         scores = detections.scores
@@ -355,7 +377,31 @@ class MultiObjectTracker:
             if cfg.min_hits <= 1:
                 self._confirm(np.arange(s.start, s.stop))
                 out_ids[born] = self._ids[s]
+        if self._n > MAX_TRACKS:
+            lost = np.flatnonzero(self._state[:self._n] == LOST)
+            oldest = lost[np.argsort(self._last_seen[lost], kind="stable")][:self._n - MAX_TRACKS]
+            keep = np.ones(self._n, bool)
+            keep[oldest] = False
+            self._compact(keep)
         return result
+
+    def _undo_jump(self, t: float) -> None:
+        """Put the tracks back as they were before the last frame when that frame jumped more
+        than ``max_age`` ahead and ``t`` is back between the two stamps: that one frame's stamp was
+        wrong. Taken at face value it expired or lost every track (hours of predicted motion),
+        and the frames after it, behind it, then reset the tracker: every object got a new id.
+        Ids given meanwhile stay used (an id never names two objects)."""
+        if self._jump is None:
+            return
+        ahead, before, n, arrays = self._jump
+        self._jump = None
+        if not before <= t < ahead:
+            return
+        self._n = n  # the buffers only ever grow: the saved tracks fit
+        for name, saved in arrays.items():
+            getattr(self, name)[:n] = saved
+        self._last_t = before
+        self._order.rewind(before)
 
     def _restart(self) -> None:
         LOG.info("time went back from %.3f s (bag loop?); tracker reset", self._last_t or 0.0)

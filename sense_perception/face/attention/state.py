@@ -66,6 +66,9 @@ from ...limits import MAX_THREADS
 
 #: Items a time window (PERCLOS, the state scores) holds at most, whatever the frame stamps.
 WINDOW_SLOTS = 16384
+#: The largest recovery factor: openpilot's run from 1.25 to 5. An infinite one (its open range let
+#: .inf through) made the timer NaN (infinity times 0) and no inattention ever raised an alert.
+MAX_RECOVERY_FACTOR = 100.0
 #: Calibration samples (yaw, pitch, EAR) kept at most: beyond, every second one is dropped, so
 #: a calibration that never completes (stamps that stand still) costs bounded memory and time.
 MAX_CALIBRATION_SAMPLES = 4096
@@ -164,11 +167,11 @@ class AttentionConfig:
     recovery_factor_min: float = field(default=1.25, metadata={
         "description": "while attentive the inattention timer runs back at least this much faster than "
             "time (near 0)",
-        "range": (0.0, None)})
+        "range": (0.0, MAX_RECOVERY_FACTOR)})
     recovery_factor_max: float = field(default=5.0, metadata={
         "description": "while attentive the inattention timer runs back at most this much faster than "
             "time (near the terminal time)",
-        "range": (0.0, None)})
+        "range": (0.0, MAX_RECOVERY_FACTOR)})
     drowsy_min_level: int = field(default=1, metadata={"range": (0, 3)})
     score_window_s: float = field(default=1.0, metadata={"range": (0.0, None)})
     max_gap_s: float = field(default=1.0, metadata={"range": (0.0, None)})
@@ -209,6 +212,9 @@ class AttentionConfig:
         if len(times) != 3 or not 0 < times[0] < times[1] < times[2]:
             raise ValueError("attention.level_times_s must be three increasing positive seconds "
                              f"(levels 1, 2, 3), got {self.level_times_s}")
+        if not self.recovery_factor_max <= MAX_RECOVERY_FACTOR:
+            raise ValueError(f"attention.recovery_factor_max must be at most {MAX_RECOVERY_FACTOR:g}, "
+                             f"got {self.recovery_factor_max}")
         if self.recovery_factor_max < self.recovery_factor_min:
             raise ValueError(f"attention.recovery_factor_max ({self.recovery_factor_max}) must be >= "
                              f"recovery_factor_min ({self.recovery_factor_min})")
@@ -222,7 +228,8 @@ class Observation:
 
     Attributes:
         face: a driver face was measured (mesh and pose).
-        yaw, pitch: head pose in degrees (NaN without a face).
+        yaw, pitch: head pose in degrees (NaN without a face; a face whose pose is not finite
+            counts as no face measured).
         ear: mean eye aspect ratio of both eyes (NaN when not measured).
         camera_fault: the cabin camera's health is in fault on this frame: ``face`` and the
             measurements say nothing about the driver.
@@ -413,6 +420,10 @@ class AttentionMonitor:
     def update(self, t: float, obs: Observation) -> AttentionStatus:
         """Advance to stamp ``t`` (seconds) with this frame's observation."""
         c = self.config
+        if obs.face and not (math.isfinite(obs.yaw) and math.isfinite(obs.pitch)):
+            # A pose that is not a number tells nothing about the head. Learned, one NaN made the
+            # neutral NaN until the driver changed, and no pose was ever off the road again.
+            obs = Observation(False, camera_fault=obs.camera_fault)
         if self._last_t is not None and self._before_jump is not None \
                 and self._before_jump <= t < self._last_t:
             # Back on the camera's clock after one frame stamped far ahead: a corrupt header,
