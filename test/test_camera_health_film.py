@@ -84,6 +84,30 @@ def test_a_bright_plain_truck_pulling_in_is_no_film(drive):
     assert monitor.values()["contrast_lost"] < CameraHealthSettings().film_fraction
 
 
+@pytest.mark.parametrize("grey,start", [(50.0, 20), (60.0, 50), (75.0, 60)])
+def test_a_dark_plain_truck_pulling_in_is_no_film(drive, grey, start):
+    # in shade its sensor noise leaves it enough Weber detail to pass through the film's band
+    # (a third of the view between film_floor and film_drop of its level); it came in over a
+    # second from the edge, not at once, so it is learnt as the view
+    frames = drive[start - 10:start] + degrade.pulling_in(
+        drive[start:start + 10] + drive[start + 10:start:-1], grey, np.random.default_rng(start))
+    found, monitor = events(frames)
+    assert found == [] and monitor.conditions == [], found
+    # film_arrival_s 0 (any part lost counts, the rule before it) takes the truck for a film
+    instant = CameraHealthSettings(film_arrival_s=0.0)
+    assert [(c, up) for _, c, up in events(frames, instant)[0]] == [("blocked", True)]
+
+
+def test_a_film_spreading_over_more_than_film_arrival_s_is_not_held(drive):
+    # the documented limit: what builds up gradually is learnt as the view, like the truck
+    rng_seed = 3
+    frames = drive[:20] + [degrade.soil_semi(f, np.random.default_rng(rng_seed), 0.05 * (k + 1))
+                           for k, f in enumerate(drive[20:30])]
+    assert [c for _, c, up in events(frames)[0] if up] == []
+    assert [c for _, c, up in events(frames, CameraHealthSettings(film_arrival_s=2.0))[0]
+            if up] == ["blocked"]
+
+
 def test_an_exposure_fault_starts_the_recent_past_afresh(drive):
     # 1 s under-exposed: dark is raised and cleared, and the view's return is no film
     dark = [degrade.under_exposed(f, None) for f in drive[20:30]]  # type: ignore[arg-type]
@@ -109,9 +133,12 @@ def test_film_settings_are_checked():
         CameraHealthSettings(film_floor=0.6)
     with pytest.raises(ValueError, match="film_drop must be within"):
         CameraHealthSettings(film_drop=1.5)
+    with pytest.raises(ValueError, match="film_arrival_s must be within"):
+        CameraHealthSettings(film_arrival_s=-1.0)
     s = CameraHealthSettings.from_params({"camera_health.film_fraction": 0.2,
-                                          "camera_health.film_hold": 0.8})
-    assert (s.film_fraction, s.film_hold) == (0.2, 0.8)
+                                          "camera_health.film_hold": 0.8,
+                                          "camera_health.film_arrival_s": 0.5})
+    assert (s.film_fraction, s.film_hold, s.film_arrival_s) == (0.2, 0.8, 0.5)
     assert replace(s, film_drop=0.0).film_drop == 0.0
 
 

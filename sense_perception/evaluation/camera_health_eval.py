@@ -253,7 +253,8 @@ def sequences(runs: list[list[Path]], settings: CameraHealthSettings,
     out["clean"]["into_and_out_of_a_tunnel"] = {
         "sequences": len(lead_ins), "frames": 3 * SEGMENT * len(lead_ins), "alarms": alarms}
     for name, grey in (("a_lit_plain_truck_side_pulling_in", 220.0),
-                       ("a_dark_plain_truck_side_pulling_in", 90.0)):
+                       ("a_dark_plain_truck_side_pulling_in", 90.0),
+                       ("a_plain_truck_side_in_deep_shade_pulling_in", 60.0)):
         alarms = []
         for start, frames in clips.items():
             if start in lead_ins:  # in over a second, then it stands there a second

@@ -65,7 +65,8 @@ class CameraHealthMonitor:
         self._stream = StreamTiming(self.settings)
         s = self.settings
         self._film = ContrastDropWatch(s.film_drop, s.film_floor, s.film_fraction, s.film_hold,
-                                       s.film_reference_s, s.film_brightness_change)
+                                       s.film_reference_s, s.film_brightness_change,
+                                       s.film_arrival_s)
         self._previous: np.ndarray | None = None
         self._started: float | None = None
 
@@ -111,7 +112,7 @@ class CameraHealthMonitor:
         lost = self._film.update(brightness, texture, self.settings.noise_floor, stamp)
         if lost is None:
             return None
-        if lost >= self.settings.film_fraction:
+        if self._film.film > 0:  # a film is held (a part lost gradually is not one)
             seen.add("blocked")
         return lost
 

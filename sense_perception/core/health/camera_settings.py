@@ -103,6 +103,10 @@ class CameraHealthSettings:
         film_hold: ...while its detail, against the rest of the view's, stays below this share
             of what it was before the film (wiped off, it regains it).
         film_reference_s: time constant, seconds, of the recent level of each part's detail.
+        film_arrival_s: "at once": ``film_fraction`` of the view must have lost its contrast
+            within this many seconds; a part lost more gradually (a plain surface spreading in
+            from an edge, such as a truck's side pulling in) is learnt as the view (0: any
+            part lost counts, however gradually).
         film_brightness_change: a change of the view's mean brightness by this factor against its
             recent level (a tunnel's mouth, an exposure jump) starts the recent level afresh.
         blocked: hysteresis of ``blocked``.
@@ -143,6 +147,7 @@ class CameraHealthSettings:
     film_fraction: float = setting(0.12, range=(0.0, 1.0))
     film_hold: float = setting(0.7, range=(0.01, 1.0))
     film_reference_s: float = setting(1.0, range=(0.05, 60.0))
+    film_arrival_s: float = setting(0.2, range=(0.0, 10.0))
     film_brightness_change: float = setting(1.5, range=(1.01, 100.0))
     blocked: Hysteresis = _hysteresis(5, 10)
     low_visibility: Hysteresis = _hysteresis(5, 10)

@@ -9,8 +9,11 @@ detail a moment ago, and the rest of the view still does.
 
 :class:`ContrastDropWatch` keeps, per neighbourhood of the small copy, the recent level of the
 log detail (an exponential average over ``film_reference_s``). When ``film_fraction`` of the view
-falls below ``film_drop`` of its level at once, that part is held as a film, and its level is no
-longer learnt. It stays held while its detail, measured against the rest of the view's, remains
+falls below ``film_drop`` of its level at once (that much of it within ``film_arrival_s``), that
+part is held as a film, and its level is no longer learnt. A splash covers its part of the lens
+between two frames; a dark plain surface coming into view (a truck's side pulling in beside the
+car) spreads over it from an edge, and its sensor noise leaves it enough Weber detail to pass
+through the film's band on its way in, so what came gradually is learnt as the view. It stays held while its detail, measured against the rest of the view's, remains
 below ``film_hold`` of what it was before: the scene keeps moving behind a film, so any one
 neighbourhood's detail says little, but the film's whole part stays dimmer than the rest by the
 film's factor. A film wiped off, or a scene change that only looked like one (a plain wall that
@@ -18,19 +21,21 @@ came into view and went), regains its place among the rest and is let go. A part
 falls below ``film_floor`` of its level has lost it all: a plain surface came into view (a white
 truck's side at a red light), not a film, which leaves the scene visible behind it.
 
-What it cannot see: soiling present before the first frame, or building up more slowly than
-``film_reference_s`` (a film of dust over minutes); then the view's own recent past already holds
-the film.
+What it cannot see: soiling present before the first frame, or building up over more than
+``film_arrival_s`` (spray thickening over a second, a film of dust over minutes); then the view's
+own recent past already holds the film.
 """
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import cv2
 import numpy as np
 
 _EPS = 1e-3  # keeps log() finite on a perfectly flat neighbourhood
 _MAX_STEP_S = 1.0  # a longer gap between frames (a paused or late stream) starts afresh
+_MAX_KEPT = 256  # lost parts kept for the arrival window (a 1 kHz stream keeps 0.25 s)
 
 
 class ContrastDropWatch:
@@ -52,18 +57,25 @@ class ContrastDropWatch:
         brightness_change: a change of the view's mean brightness by this factor against its
             recent level starts afresh: detail is a Weber contrast with a noise floor, so a
             tunnel's mouth or an exposure jump moves it over the whole view at once.
+        arrival_s: "at once": ``fraction`` of the view must have lost contrast since the frame
+            this many seconds before (``film_arrival_s``); a part lost more gradually (a
+            surface spreading in from an edge) is learnt as the view.
         window: side, in cells, of the neighbourhood the detail is averaged over.
     """
 
     def __init__(self, drop: float, floor: float, fraction: float, hold: float,
-                 reference_s: float, brightness_change: float, window: int = 4) -> None:
+                 reference_s: float, brightness_change: float, arrival_s: float = 0.2,
+                 window: int = 4) -> None:
         self.drop = drop
         self.floor = floor
         self.fraction = fraction
         self.hold = hold
         self.reference_s = reference_s
         self.brightness_change = brightness_change
+        self.arrival_s = arrival_s
         self.window = window
+        # (stamp, lost part) of the recent frames, oldest first: what was lost before the window
+        self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=_MAX_KEPT)
         self._level: np.ndarray | None = None
         self._brightness = 0.0
         self._stamp: float | None = None
@@ -78,6 +90,7 @@ class ContrastDropWatch:
     def reset(self) -> None:
         """Forget the recent level and any film (an exposure fault: its detail is not the scene's)."""
         self._level, self._stamp, self._film = None, None, None
+        self._recent.clear()
 
     def update(self, brightness_cells: np.ndarray, laplacian_cells: np.ndarray, noise_floor: float,
                stamp: float) -> float | None:
@@ -104,6 +117,7 @@ class ContrastDropWatch:
                 or abs(math.log(brightness / self._brightness)) > math.log(self.brightness_change):
             self._level, self._brightness, self._stamp, self._film = \
                 log_detail, brightness, stamp, None
+            self._recent.clear()
             return None
         self._stamp = stamp
         recent = 1.0 - math.exp(-step / self.reference_s)
@@ -115,7 +129,8 @@ class ContrastDropWatch:
         gone = log_detail < self._level + math.log(self.floor)
         lost &= ~gone
         share = float(np.count_nonzero(lost) / lost.size)
-        if self._film is None and share >= self.fraction:
+        if self._film is None and share >= self.fraction \
+                and self._arrived(lost, stamp) >= self.fraction:
             self._film, self._film_contrast = lost, _contrast(self._level, lost)
         elif self._film is not None and \
                 _contrast(log_detail, self._film) - self._film_contrast >= math.log(self.hold):
@@ -127,7 +142,20 @@ class ContrastDropWatch:
         if self._film is not None:
             follow[self._film] = 0.0
         self._level += follow * (log_detail - self._level)
+        self._recent.append((stamp, lost))
         return share if self._film is None else max(share, self.film)
+
+    def _arrived(self, lost: np.ndarray, stamp: float) -> float:
+        """Share of the view in ``lost`` that was not lost in the last frame at least
+        ``arrival_s`` before ``stamp`` (all of it when no kept frame is that old, or when
+        ``arrival_s`` is 0: every part lost counts as arrived)."""
+        if self.arrival_s <= 0:
+            return float(np.count_nonzero(lost) / lost.size)
+        while len(self._recent) >= 2 and self._recent[1][0] <= stamp - self.arrival_s:
+            self._recent.popleft()  # the newest frame old enough is the reference
+        if not self._recent or self._recent[0][0] > stamp - self.arrival_s:
+            return float(np.count_nonzero(lost) / lost.size)
+        return float(np.count_nonzero(lost & ~self._recent[0][1]) / lost.size)
 
 
 def _contrast(log_detail: np.ndarray, part: np.ndarray) -> float:
