@@ -232,6 +232,29 @@ def test_a_cabin_other_than_the_configured_one_is_warned_about(tmp_path, capsys)
     assert not any(t.startswith("/camera/cabin/") for t in topics)
 
 
+def test_a_config_naming_other_camera_topics_is_told_not_ignored(tmp_path, capsys) -> None:
+    # without --topics every image topic is replayed; a config's camera_topics naming only the
+    # front camera was silently not followed (the windshield camera replayed as well)
+    from sense_perception.replay.engine import unused_camera_topics
+
+    config = tmp_path / "params.yaml"
+    config.write_text(f"object_detector:\n  ros__parameters:\n    camera_topics: [{FRONT}]\n")
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--config", config)
+    assert code == 0, err
+    text = " ".join(err.split())
+    assert (f"object_detector.camera_topics of {config} ({FRONT}) is not followed without "
+            f"--topics") in text and "pass --topics to choose" in text, text
+    assert set(json.loads((tmp_path / "o" / "summary.json").read_text())["cameras"]) == {
+        FRONT, WINDSHIELD}
+    # the cameras replayed are the config's, or the config names none: nothing to tell
+    assert unused_camera_topics(config, [FRONT]) == ""
+    assert unused_camera_topics(None, [FRONT, WINDSHIELD]) == ""
+    many = tmp_path / "many.yaml"
+    many.write_text("object_detector:\n  ros__parameters:\n    camera_topics: ["
+                    + ", ".join(f"/c{i}/image_raw" for i in range(50)) + "]\n")
+    assert "and 45 more" in unused_camera_topics(many, [FRONT])
+
+
 def test_the_default_config_names_the_sample_bags_cabin_camera() -> None:
     from sense_perception.config import bundled_config, load_params
     from sense_perception.ros.settings import DriverMonitorNodeSettings, transport_kind

@@ -229,6 +229,23 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
     return selected
 
 
+def unused_camera_topics(config: Path | None, replayed: list[str]) -> str:
+    """A note when ``config`` names ``object_detector.camera_topics`` other than the exterior
+    cameras replayed: without ``--topics`` the replay takes every image topic of the bag (a
+    recording's topics seldom match a vehicle's config), so that setting is not followed, and
+    says so rather than being silently ignored. "" when it matches or is not set."""
+    named = load_params(config, "object_detector").get("camera_topics") if config else None
+    if not named or sorted(map(str, named)) == sorted(replayed):
+        return ""
+    def some(items: list[str]) -> str:  # a config or a bag may name thousands
+        more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+        return ", ".join(items[:5]) + more if items else "none"
+
+    return (f"object_detector.camera_topics of {config} ({some(list(map(str, named)))}) is not "
+            f"followed without --topics: the replay takes every image topic of the bag "
+            f"({some(replayed)}); pass --topics to choose")
+
+
 def describe_topics(bag: Bag) -> str:
     """Every topic of ``bag`` with its type and message count, for error messages."""
     return ", ".join(f"{t} ({m.msgtype}, {m.count} message{'' if m.count == 1 else 's'})"
@@ -362,6 +379,10 @@ class Replayer:
             cabin = None
         private = self._cabin_camera(bag, cabin)
         topics = select_topics(bag, opts.topics, cabin, skipped, private)
+        if opts.topics is None:
+            note = unused_camera_topics(opts.config, [t for t in topics if t != cabin])
+            if note:
+                bag.notes.append(note)
         check_has_frames(bag, topics)  # before anything in --out is replaced
         self._cabin = opts.cabin if opts.cabin in topics else None
         self._exterior = [t for t in topics if t != self._cabin]
