@@ -259,12 +259,23 @@ def test_run_refuses_a_config_that_lists_the_cabin_camera_as_an_exterior_camera(
         "driver_monitor": {"camera_topic": cabin}}))
 
 
+def _output_after_a_failed_configure(proc: NodeProcess, wait_s: float = 90.0) -> str:
+    """The process's output once a node's configure failed (it stays up, unconfigured)."""
+    import time
+
+    end = time.monotonic() + wait_s
+    while "configure failed" not in proc.output():
+        assert proc.alive() and time.monotonic() < end, proc.output()
+        time.sleep(0.2)
+    time.sleep(0.5)  # the lines logged after the failure
+    return proc.output()
+
+
 def test_run_with_camera_topics_pointing_at_the_cabin_camera_refuses_it_at_configure(ros_env, tmp_path):
     """`run -- --ros-args -p camera_topics:=[...]` named the cabin camera (here its raw sub-topic
     beside driver_monitor's compressed one) past run's config check: object_detector subscribed
     to it, and its debug image and annotations would publish the driver's face. Its own
     configure refuses it now, naming the topic and the fix, and subscribes to nothing."""
-    import time
 
     cabin = "/sp_cabin_param/cabin/image_raw"
     config = write_params(tmp_path / "params.yaml", {
@@ -274,12 +285,7 @@ def test_run_with_camera_topics_pointing_at_the_cabin_camera_refuses_it_at_confi
                         "--config", str(config), "--", "--ros-args", "-p",
                         f"camera_topics:=[{cabin}]"], ros_env, tmp_path / "run.log")
     try:
-        end = time.monotonic() + 60.0
-        while "configure failed" not in proc.output():
-            assert proc.alive() and time.monotonic() < end, proc.output()
-            time.sleep(0.2)
-        time.sleep(0.5)
-        out = proc.output()
+        out = _output_after_a_failed_configure(proc)
         assert (f"topic {cabin} (the same camera as {cabin}/compressed) is the cabin camera "
                 "(cabin_camera_topic)") in out, out
         assert "remove it from camera_topics" in out and "Traceback" not in out, out
@@ -294,7 +300,6 @@ def test_run_takes_the_cabin_camera_driver_monitor_was_given_on_the_command_line
     camera_topics was taken as an exterior camera (its debug image and annotations would publish
     the driver's face). With both nodes in one process, object_detector's cabin camera is now
     the camera_topic driver_monitor actually took, and its configure refuses C."""
-    import time
 
     cabin = "/sp_cabin_moved/cabin/image_raw"
     config = write_params(tmp_path / "params.yaml", {
@@ -308,12 +313,7 @@ def test_run_takes_the_cabin_camera_driver_monitor_was_given_on_the_command_line
                         f"object_detector:camera_topics:=[/sp_cabin_moved/front/image_raw,{cabin}]"],
                        ros_env, tmp_path / "run.log")
     try:
-        end = time.monotonic() + 90.0
-        while "configure failed" not in proc.output():
-            assert proc.alive() and time.monotonic() < end, proc.output()
-            time.sleep(0.2)
-        time.sleep(0.5)
-        out = proc.output()
+        out = _output_after_a_failed_configure(proc)
         assert f"topic {cabin} is the cabin camera (cabin_camera_topic)" in out, out
         assert "remove it from camera_topics" in out and "Traceback" not in out, out
     finally:
