@@ -8,11 +8,13 @@ unpacked copy (gigabytes), a benchmark's gallery of face templates. Such a folde
 whose name and mark agree, owned by the current user, never through a link: a running
 process's folder, another user's and any look-alike without the mark stay.
 
-The pid is checked in this process's pid namespace: two containers sharing one ``$TMPDIR``
-would each take the other's folders for dead ones; give each its own ``TMPDIR``.
+A pid means something only in its pid space: the mark also names the host's boot and the pid
+namespace (:func:`pid_space`), and a folder marked in another (a container sharing
+``$TMPDIR``, another host on a shared disk) is never removed, its process unknowable here.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -21,13 +23,26 @@ import tempfile
 from pathlib import Path
 
 
-def _mark_text(label: str, pid: int) -> str:
-    return f"sense_perception {label}, pid {pid}\n"
+@functools.cache
+def pid_space() -> str:
+    """Where a pid names one process: this boot of this host (its boot id) and this pid
+    namespace; "" where Linux's /proc does not tell."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot} {os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""
+
+
+def mark_text(label: str, pid: int) -> str:
+    """The mark's text for process ``pid`` of this pid space."""
+    space = pid_space()
+    return f"sense_perception {label}, pid {pid}" + (f", in {space}" if space else "") + "\n"
 
 
 def mark(folder: Path, mark_name: str, label: str) -> None:
     """Write the mark naming this process into ``folder``."""
-    (folder / mark_name).write_text(_mark_text(label, os.getpid()))
+    (folder / mark_name).write_text(mark_text(label, os.getpid()))
 
 
 def temporary_folder(prefix: str, mark_name: str, label: str) -> tempfile.TemporaryDirectory[str]:
@@ -62,9 +77,9 @@ def _dead_owner(folder: Path, name: re.Pattern[str], mark_name: str, label: str)
         st, marked = folder.lstat(), (folder / mark_name).lstat()
         if not (stat.S_ISDIR(st.st_mode) and st.st_uid == uid
                 and stat.S_ISREG(marked.st_mode) and marked.st_uid == uid
-                and marked.st_size < 100):
+                and marked.st_size < 256):
             return False
-        if (folder / mark_name).read_text() != _mark_text(label, pid):
+        if (folder / mark_name).read_text() != mark_text(label, pid):  # another pid space too
             return False
     except (OSError, UnicodeDecodeError):
         return False

@@ -27,6 +27,7 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StorageP
 from rosbags.typesys import Stores, get_typestore
 
 from sense_perception.cli.main import main
+from sense_perception import owned_folders
 from sense_perception.replay import bounded
 
 PIB = 1 << 50
@@ -210,17 +211,23 @@ def test_a_killed_replays_unpacked_copy_goes_when_the_next_bag_is_opened(tmp_pat
         killed.communicate()
     (left,) = [p for p in tmp.iterdir() if p.name.startswith(bounded.UNPACK_PREFIX)]
     assert left.name.startswith(f"{bounded.UNPACK_PREFIX}{killed.pid}-")
-    assert (left / bounded.UNPACK_MARK).read_text().endswith(f"pid {killed.pid}\n")
     # left alone: a live process's copy (this test's pid, its mark true) and a look-alike
     live = tmp / f"{bounded.UNPACK_PREFIX}{os.getpid()}-live"
     live.mkdir()
-    (live / bounded.UNPACK_MARK).write_text(f"sense_perception unpacked bag, pid {os.getpid()}\n")
+    (live / bounded.UNPACK_MARK).write_text(owned_folders.mark_text("unpacked bag", os.getpid()))
     unmarked = tmp / f"{bounded.UNPACK_PREFIX}{killed.pid}-unmarked"
     unmarked.mkdir()
+    # a dead pid of another pid space (a container sharing TMPDIR): its process is unknowable
+    elsewhere = tmp / f"{bounded.UNPACK_PREFIX}{killed.pid}-elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / bounded.UNPACK_MARK).write_text(
+        f"sense_perception unpacked bag, pid {killed.pid}, in other-boot pid:[1]\n")
+    assert (left / bounded.UNPACK_MARK).read_text() == owned_folders.mark_text("unpacked bag",
+                                                                                killed.pid)
     second = _replay(SAMPLE_BAG, tmp_path / "out2", tmp)
     _, err = second.communicate(timeout=300)
     assert second.returncode == 0, err[-3000:]
-    assert not left.exists() and live.is_dir() and unmarked.is_dir()
+    assert not left.exists() and live.is_dir() and unmarked.is_dir() and elsewhere.is_dir()
 
 
 def test_fleet_fails_the_bomb_alone_and_replays_the_other_bags(tmp_path) -> None:
