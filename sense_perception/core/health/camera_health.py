@@ -190,7 +190,7 @@ class CameraHealthBank:
         self._events: dict[str, FirstLast[HealthEvent]] = {
             t: FirstLast(keep_each_end, keep_each_end) for t in topics}
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
-        self._last_stamp: dict[str, float] = {}
+        self._last_arrival: dict[str, float] = {}
 
     def start(self, now: float) -> None:
         """Start every camera's silence clock (a node's activation, a replay's first message)."""
@@ -201,12 +201,16 @@ class CameraHealthBank:
                arrival: float) -> dict[str, Any]:
         """Judge one frame of ``topic``; its camera's DiagnosticStatus dict after it."""
         monitor = self.monitors[topic]
-        previous = self._last_stamp.get(topic)
-        if previous is not None and stamp > previous:  # time spent in the conditions held so far
+        # Time spent in the conditions held so far, on the arrival clock (the bag's receive time,
+        # the node's monotonic clock): header stamps are what a faulty camera gets wrong. On them,
+        # one frame stamped 5 h ahead added 5 h to every condition held and stopped the count
+        # until the stamps caught up; stamps stuck at 0 or going back counted nothing at all.
+        previous = self._last_arrival.get(topic)
+        if previous is not None and arrival > previous:
             spent = self._seconds[topic]
             for condition in monitor.conditions:
-                spent[condition] = spent.get(condition, 0.0) + stamp - previous
-        self._last_stamp[topic] = stamp if previous is None else max(previous, stamp)
+                spent[condition] = spent.get(condition, 0.0) + arrival - previous
+        self._last_arrival[topic] = arrival if previous is None else max(previous, arrival)
         events = monitor.update(_pixels(image), stamp, frame_id, arrival)
         if self.keep_events:
             self._events[topic].extend(events)
