@@ -134,3 +134,38 @@ def test_a_noise_floor_of_zero_is_refused_by_name():
     with pytest.raises(ConfigError, match=r"camera_health\.noise_floor must be within 1\.0"):
         CameraHealthSettings.from_params({"camera_health.noise_floor": 0.0})
     CameraHealthSettings.from_params({"camera_health.noise_floor": 1.0})
+
+
+@pytest.mark.parametrize("frames_of_b", [3, 0])
+def test_a_camera_that_stops_or_never_starts_is_silent_and_its_silence_is_counted(tmp_path,
+                                                                                    frames_of_b):
+    # With expected_rate_hz set, a camera that stops was raised `silent` but its seconds were
+    # never counted (they were added only on a frame), and one with no frame in the bag was
+    # never silent at all (the replay never started its silence clock; a node does on activation)
+    store = get_typestore(Stores.ROS2_JAZZY)
+    Time, Header = store.types["builtin_interfaces/msg/Time"], store.types["std_msgs/msg/Header"]
+    Image = store.types["sensor_msgs/msg/Image"]
+    street = cv2.resize(cv2.imread(str(PANDASET / "00.jpg")), (160, 90))
+    with Writer(tmp_path / "bag", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        a = writer.add_connection("/a/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        b = writer.add_connection("/b/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        for i in range(40):  # 4 s at 10 Hz
+            ns = 1_700_000_000_000_000_000 + i * 100_000_000
+            for conn in [a, b] if i < frames_of_b else [a]:
+                msg = Image(header=Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9),
+                                          frame_id="cam"), height=90, width=160,
+                            encoding="bgr8", is_bigendian=0, step=160 * 3,
+                            data=street.reshape(-1))
+                writer.write(conn, ns, store.serialize_cdr(msg, msg.__msgtype__))
+    config = tmp_path / "rate.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_health:\n"
+                      "      expected_rate_hz: 10.0\n")
+    assert main(["replay", str(tmp_path / "bag"), "--out", str(tmp_path / "out"),
+                 "--config", str(config)]) == 0
+    health = json.loads((tmp_path / "out" / "summary.json").read_text())["camera_health"]
+    b = health["/b/image_raw"]
+    # silent 10 periods (1 s) after its last frame (or the bag's first message), raised at the
+    # next once-a-second check, held to the bag's last check at 3.9 s
+    assert [(e["condition"], e["raised"]) for e in b["events"]] == [("silent", True)]
+    assert b["conditions_s"]["silent"] == pytest.approx(1.9, abs=0.01)
+    assert "silent" not in health["/a/image_raw"]["conditions_s"]

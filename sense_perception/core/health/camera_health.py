@@ -194,31 +194,43 @@ class CameraHealthBank:
 
     def start(self, now: float) -> None:
         """Start every camera's silence clock (a node's activation, a replay's first message)."""
-        for monitor in self.monitors.values():
+        for topic, monitor in self.monitors.items():
             monitor.start(now)
+            self._last_arrival.setdefault(topic, now)  # its silence is counted from now
 
     def update(self, topic: str, image: Any, stamp: float, frame_id: str,
                arrival: float) -> dict[str, Any]:
         """Judge one frame of ``topic``; its camera's DiagnosticStatus dict after it."""
         monitor = self.monitors[topic]
-        # Time spent in the conditions held so far, on the arrival clock (the bag's receive time,
-        # the node's monotonic clock): header stamps are what a faulty camera gets wrong. On them,
-        # one frame stamped 5 h ahead added 5 h to every condition held and stopped the count
-        # until the stamps caught up; stamps stuck at 0 or going back counted nothing at all.
-        previous = self._last_arrival.get(topic)
-        if previous is not None and arrival > previous:
-            spent = self._seconds[topic]
-            for condition in monitor.conditions:
-                spent[condition] = spent.get(condition, 0.0) + arrival - previous
-        self._last_arrival[topic] = arrival if previous is None else max(previous, arrival)
+        self._spend(topic, arrival)
         events = monitor.update(_pixels(image), stamp, frame_id, arrival)
         if self.keep_events:
             self._events[topic].extend(events)
         return self.status(topic)
 
+    def _spend(self, topic: str, now: float) -> None:
+        """Add the time since the last frame or check to the conditions ``topic`` holds.
+
+        On the arrival clock (the bag's receive time, the node's monotonic clock): header stamps
+        are what a faulty camera gets wrong. On them, one frame stamped 5 h ahead added 5 h to
+        every condition held and stopped the count until the stamps caught up, and stamps stuck
+        at 0 or going back counted nothing at all.
+        """
+        previous = self._last_arrival.get(topic)
+        if previous is not None and now > previous:
+            spent = self._seconds[topic]
+            for condition in self.monitors[topic].conditions:
+                spent[condition] = spent.get(condition, 0.0) + now - previous
+        if previous is None or now > previous:
+            self._last_arrival[topic] = now
+
     def check(self, now: float) -> None:
-        """Raise ``silent`` on cameras that stopped (``now`` on the arrival clock)."""
+        """Raise ``silent`` on cameras that stopped (``now`` on the arrival clock), and count the
+        time their conditions held since their last frame (a camera that stopped for good was
+        ``silent`` for none of it)."""
         for topic, monitor in self.monitors.items():
+            if topic in self._last_arrival:
+                self._spend(topic, now)
             events = monitor.check(now)
             if self.keep_events:
                 self._events[topic].extend(events)
