@@ -169,3 +169,19 @@ def test_a_camera_that_stops_or_never_starts_is_silent_and_its_silence_is_counte
     assert [(e["condition"], e["raised"]) for e in b["events"]] == [("silent", True)]
     assert b["conditions_s"]["silent"] == pytest.approx(1.9, abs=0.01)
     assert "silent" not in health["/a/image_raw"]["conditions_s"]
+
+
+def test_a_node_status_that_was_ok_names_the_camera_fault_without_saying_ok():
+    from sense_perception.core.health.stats import HealthStats
+    from sense_perception.core.output.status import name_camera_faults
+
+    bank = CameraHealthBank(["/front"], CameraHealthSettings())
+    black = degrade.black(cv2.imread(str(PANDASET / "00.jpg")), np.random.default_rng(0))
+    for i in range(5):
+        bank.update("/front", black, i * 0.1, "front", i * 0.1)
+    ok = HealthStats(["/front"]).report("object_detector", expect_input=False)
+    assert ok["level"] == 0 and ok["message"] == "ok"
+    status = name_camera_faults(ok, bank)  # was "ok; camera fault: ..." at level WARN
+    assert status["level"] == 1 and status["message"] == "camera fault: /front (dark)"
+    warned = name_camera_faults({"level": 1, "message": "no input"}, bank)
+    assert warned["message"] == "no input; camera fault: /front (dark)"
