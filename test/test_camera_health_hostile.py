@@ -185,3 +185,17 @@ def test_a_node_status_that_was_ok_names_the_camera_fault_without_saying_ok():
     assert status["level"] == 1 and status["message"] == "camera fault: /front (dark)"
     warned = name_camera_faults({"level": 1, "message": "no input"}, bank)
     assert warned["message"] == "no input; camera fault: /front (dark)"
+
+
+@pytest.mark.parametrize("width", [240, 480, 1024])
+def test_an_rgb_camera_is_judged_at_the_configured_width_like_a_bgr_one(street, width):
+    # an rgb8 frame (a zero-copy ImageView in RGB order) was cut to a 240-wide copy before the
+    # monitor saw it: camera_health.width was silently ignored for RGB cameras
+    from sense_perception.core.imaging.image_decode import ImageView
+
+    settings = CameraHealthSettings(width=width)
+    bgr, rgb = CameraHealthBank(["/c"], settings), CameraHealthBank(["/c"], settings)
+    for i, frame in enumerate(street[:3]):
+        view = ImageView(np.ascontiguousarray(frame[:, :, ::-1]), "rgb")
+        assert bgr.update("/c", frame, i * 0.1, "c", i * 0.1) == \
+            rgb.update("/c", view, i * 0.1, "c", i * 0.1)

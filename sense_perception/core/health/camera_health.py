@@ -158,12 +158,13 @@ class CameraHealthMonitor:
         return ", ".join(active) if active else "ok"
 
 
-def _pixels(image: Any) -> np.ndarray:
-    """The BGR (or grey) array of a decoded frame: an ndarray, or an ImageView in any order."""
+def _pixels(image: Any, width: int) -> np.ndarray:
+    """The BGR (or grey) array of a decoded frame: an ndarray, or an ImageView in any order;
+    ``width`` is ``camera_health.width`` (an RGB frame's copy was 240 wide whatever it said)."""
     array = getattr(image, "array", image)
     order = getattr(image, "order", "bgr")
     if order.startswith("rgb") and array.ndim == 3:
-        small = small_copy(array)  # swap channels on the small copy only
+        small = small_copy(array, width)  # swap channels on the small copy only
         return np.ascontiguousarray(small[:, :, 2::-1])
     return array
 
@@ -203,7 +204,7 @@ class CameraHealthBank:
         """Judge one frame of ``topic``; its camera's DiagnosticStatus dict after it."""
         monitor = self.monitors[topic]
         self._spend(topic, arrival)
-        events = monitor.update(_pixels(image), stamp, frame_id, arrival)
+        events = monitor.update(_pixels(image, self.settings.width), stamp, frame_id, arrival)
         if self.keep_events:
             self._events[topic].extend(events)
         return self.status(topic)
