@@ -92,11 +92,14 @@ class ReplayDiagnostics:
         self._started = False
 
     def start(self) -> None:
-        """Count silences from now (the first message's bag time), as a node does on activation."""
+        """Count silences from now (the first message's bag time), as a node does on activation:
+        the pipelines' and their cameras' (``camera_health`` ``silent``)."""
         if not self._started:
             self._started = True
             for p in self.pipelines:
                 p.stats.restart_silence_clock()
+                if p.cameras is not None:  # a camera with no frame at all is silent, as live
+                    p.cameras.start(p.stats.now())
 
     def maybe_write(self, timestamp: int, header: Header) -> None:
         """Write the statuses when a second of bag time passed since the last ones."""

@@ -255,7 +255,10 @@ def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
     # mid-frequency structure: a smooth gradient (sky, vignetting) has no Laplacian
     structure = float(np.abs(cv2.Laplacian(coarse, cv2.CV_32F, ksize=1)).mean()) \
         if min(coarse.shape) >= 3 else float(coarse.std())
-    half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    # a view one pixel high or wide (a 32x8000 strip's copy is 240x1) has no half-size copy:
+    # OpenCV refuses an empty size; its finest scale is then compared with itself
+    half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA) \
+        if min(grey.shape) >= 2 else grey
     fine = float(cv2.mean(laplacian)[0]) / (
         float(cv2.mean(np.abs(cv2.Laplacian(half, cv2.CV_32F, ksize=1)))[0]) + 1e-3)
     hist = cv2.calcHist([grey8], [0], None, [256], [0, 256]).ravel()

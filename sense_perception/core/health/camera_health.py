@@ -158,12 +158,13 @@ class CameraHealthMonitor:
         return ", ".join(active) if active else "ok"
 
 
-def _pixels(image: Any) -> np.ndarray:
-    """The BGR (or grey) array of a decoded frame: an ndarray, or an ImageView in any order."""
+def _pixels(image: Any, width: int) -> np.ndarray:
+    """The BGR (or grey) array of a decoded frame: an ndarray, or an ImageView in any order;
+    ``width`` is ``camera_health.width`` (an RGB frame's copy was 240 wide whatever it said)."""
     array = getattr(image, "array", image)
     order = getattr(image, "order", "bgr")
     if order.startswith("rgb") and array.ndim == 3:
-        small = small_copy(array)  # swap channels on the small copy only
+        small = small_copy(array, width)  # swap channels on the small copy only
         return np.ascontiguousarray(small[:, :, 2::-1])
     return array
 
@@ -190,31 +191,47 @@ class CameraHealthBank:
         self._events: dict[str, FirstLast[HealthEvent]] = {
             t: FirstLast(keep_each_end, keep_each_end) for t in topics}
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
-        self._last_stamp: dict[str, float] = {}
+        self._last_arrival: dict[str, float] = {}
 
     def start(self, now: float) -> None:
         """Start every camera's silence clock (a node's activation, a replay's first message)."""
-        for monitor in self.monitors.values():
+        for topic, monitor in self.monitors.items():
             monitor.start(now)
+            self._last_arrival.setdefault(topic, now)  # its silence is counted from now
 
     def update(self, topic: str, image: Any, stamp: float, frame_id: str,
                arrival: float) -> dict[str, Any]:
         """Judge one frame of ``topic``; its camera's DiagnosticStatus dict after it."""
         monitor = self.monitors[topic]
-        previous = self._last_stamp.get(topic)
-        if previous is not None and stamp > previous:  # time spent in the conditions held so far
-            spent = self._seconds[topic]
-            for condition in monitor.conditions:
-                spent[condition] = spent.get(condition, 0.0) + stamp - previous
-        self._last_stamp[topic] = stamp if previous is None else max(previous, stamp)
-        events = monitor.update(_pixels(image), stamp, frame_id, arrival)
+        self._spend(topic, arrival)
+        events = monitor.update(_pixels(image, self.settings.width), stamp, frame_id, arrival)
         if self.keep_events:
             self._events[topic].extend(events)
         return self.status(topic)
 
+    def _spend(self, topic: str, now: float) -> None:
+        """Add the time since the last frame or check to the conditions ``topic`` holds.
+
+        On the arrival clock (the bag's receive time, the node's monotonic clock): header stamps
+        are what a faulty camera gets wrong. On them, one frame stamped 5 h ahead added 5 h to
+        every condition held and stopped the count until the stamps caught up, and stamps stuck
+        at 0 or going back counted nothing at all.
+        """
+        previous = self._last_arrival.get(topic)
+        if previous is not None and now > previous:
+            spent = self._seconds[topic]
+            for condition in self.monitors[topic].conditions:
+                spent[condition] = spent.get(condition, 0.0) + now - previous
+        if previous is None or now > previous:
+            self._last_arrival[topic] = now
+
     def check(self, now: float) -> None:
-        """Raise ``silent`` on cameras that stopped (``now`` on the arrival clock)."""
+        """Raise ``silent`` on cameras that stopped (``now`` on the arrival clock), and count the
+        time their conditions held since their last frame (a camera that stopped for good was
+        ``silent`` for none of it)."""
         for topic, monitor in self.monitors.items():
+            if topic in self._last_arrival:
+                self._spend(topic, now)
             events = monitor.check(now)
             if self.keep_events:
                 self._events[topic].extend(events)

@@ -62,7 +62,8 @@ class CameraHealthSettings:
         block_px: side in pixels (of the small copy) of the square neighbourhood every local
             brightness and detail is averaged over.
         noise_floor: grey level added to a block's mean brightness before dividing its detail by
-            it (sensor noise and black level: keeps dark blocks from looking sharp or flat by noise).
+            it (sensor noise and black level: keeps dark blocks from looking sharp or flat by noise);
+            at least 1 (0 divided a black block's detail by zero: NaN, never flat, never blocked).
         flat_detail: where the detail (mean absolute Laplacian over mean brightness plus the
             noise floor) is below this, the view has no texture: candidate blockage.
         sharp_detail: where the detail is above this, the view shows sharp structure.
@@ -126,7 +127,7 @@ class CameraHealthSettings:
     enabled: bool = setting(True)
     width: int = setting(240, range=(64, 1024))
     block_px: int = setting(8, range=(4, 64))
-    noise_floor: float = setting(8.0, range=(0.0, 255.0))
+    noise_floor: float = setting(8.0, range=(1.0, 255.0))
     flat_detail: float = setting(0.03, range=(0.0, 1.0))
     sharp_detail: float = setting(0.05, range=(0.0, 1.0))
     featureless_detail: float = setting(0.012, range=(0.0, 1.0))

@@ -126,10 +126,13 @@ class ContrastDropWatch:
         # a part whose detail is all but gone is a plain surface that came into view (a truck's
         # side), not a film, which leaves the scene visible behind it: that part's level is
         # learnt at once, so it never passes through the film's band on its way down
-        gone = log_detail < self._level + math.log(self.floor)
+        # (floor 0: nothing counts as gone; log(0) raised on every frame)
+        gone = log_detail < self._level + (math.log(self.floor) if self.floor > 0 else -math.inf)
         lost &= ~gone
         share = float(np.count_nonzero(lost) / lost.size)
-        if self._film is None and share >= self.fraction \
+        # a film is a part of the view: with fraction 0, an empty one was held (its contrast a
+        # mean of nothing, NaN, and a numpy warning on every frame)
+        if self._film is None and share >= self.fraction and share > 0 \
                 and self._arrived(lost, stamp) >= self.fraction:
             self._film, self._film_contrast = lost, _contrast(self._level, lost)
         elif self._film is not None and \

@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ...face.results import attention_values, state_name
-from .messages import WARN
+from .messages import OK, WARN
 
 if TYPE_CHECKING:
     from ..detection.interface import Detector
@@ -112,8 +112,10 @@ def name_camera_faults(status: dict[str, Any], health: Any) -> dict[str, Any]:
     flowing, but a camera cannot be trusted), the cameras and conditions in the message."""
     faults = health.fault_text() if health is not None else ""
     if faults:
+        # an OK status's message is "ok": "ok; camera fault: ..." read as fine to a log grep
+        before = [] if int(status["level"]) == OK else [status["message"]]
         status["level"] = max(int(status["level"]), WARN)
-        status["message"] = f"{status['message']}; camera fault: {faults}"
+        status["message"] = "; ".join(before + [f"camera fault: {faults}"])
     return status
 
 
