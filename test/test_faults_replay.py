@@ -201,3 +201,34 @@ def test_identifier_raising_on_one_cabin_frame_drops_only_that_frame(tmp_path: P
     assert result.summary["cameras"][CABIN]["frames"] == SAMPLE_COUNTS[CABIN] - 1
     topics = [m.channel.topic for m in read_output(tmp_path / "out" / "bag")]
     assert topics.count("/camera/cabin/driver_identity") == SAMPLE_COUNTS[CABIN] - 1
+
+
+@pytest.mark.parametrize("where", ["health", "steps"])
+def test_a_health_or_tracking_step_raising_on_one_frame_drops_only_that_frame(
+        tmp_path: Path, detector, monkeypatch, where) -> None:
+    # only inference was guarded: a fault in the camera-health update or in the steps after
+    # detection (tracking, positions) on one frame ended the whole replay
+    from sense_perception.core.exterior_steps import ExteriorSteps
+    from sense_perception.core.health.camera_health import CameraHealthBank
+
+    owner = CameraHealthBank if where == "health" else ExteriorSteps
+    name = "update" if where == "health" else "frame"
+    real = getattr(owner, name)
+    calls = {"n": 0}
+
+    def third_raises(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ValueError("a bug in this step")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, third_raises)
+    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=[FRONT]),
+                      detector=detector).run()
+    assert calls["n"] >= SAMPLE_COUNTS[FRONT]  # the replay went on after it
+    [skip] = result.summary["skipped"]
+    assert skip["topic"] == FRONT and skip["count"] == 1 and "a bug in this step" in skip["reason"]
+    assert result.summary["cameras"][FRONT]["frames"] == SAMPLE_COUNTS[FRONT] - 1
+    assert not result.complete and not (tmp_path / "out" / INCOMPLETE_FILE).exists()
+    topics = [m.channel.topic for m in read_output(tmp_path / "out" / "bag")]
+    assert topics.count("/camera/front/detections") == SAMPLE_COUNTS[FRONT] - 1

@@ -192,14 +192,23 @@ class ExteriorStage:
         """Detect every queued frame (one batch) and hand out the results."""
         if not self.pending:
             return
-        statuses = [judge(self.health, f) for f in self.pending]
-        results = safe_detect(self.detector, [f.image for f in self.pending])
-        for frame, status, outcome in zip(self.pending, statuses, results, strict=True):
+        judged = []
+        for frame in self.pending:
+            try:
+                judged.append((frame, judge(self.health, frame)))
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
+                self._on_failure([frame], exc)
+        results = safe_detect(self.detector, [f.image for f, _ in judged]) if judged else []
+        for (frame, status), outcome in zip(judged, results, strict=True):
             if outcome.error is not None:
                 self._on_failure([frame], outcome.error)
                 continue
-            result = self.steps.frame(frame.topic, frame.header, outcome.detections,
-                                      image_size_of(frame.image), status)
+            try:
+                result = self.steps.frame(frame.topic, frame.header, outcome.detections,
+                                          image_size_of(frame.image), status)
+            except Exception as exc:  # noqa: BLE001 - tracking, positions: as inference
+                self._on_failure([frame], exc)
+                continue
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
             rows = [o for o in self.outputs if first or not o.latched]  # latched: once per camera
@@ -231,8 +240,8 @@ class CabinStage:
 
     def process(self, frame: DecodedFrame) -> None:
         """Run the driver pipeline on one frame and hand out its results."""
-        status = judge(self.health, frame)
         try:
+            status = judge(self.health, frame)
             result = self.identifier.process(frame.image, frame.header.seconds,
                                               camera_fault=in_fault(status))
         except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
