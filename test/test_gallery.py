@@ -209,7 +209,9 @@ def _enrol_worker(args: tuple[str, int]) -> str:
 
 def test_concurrent_enrolment_from_several_processes_keeps_every_entry(tmp_path: Path) -> None:
     path = str(tmp_path / "gallery.json")
-    with multiprocessing.get_context("fork").Pool(4) as pool:
+    # spawn, not fork: by now the test process holds Ray's gRPC and onnxruntime threads, and a
+    # forked child can inherit one of their locks held, and wait on it for ever (seen in CI)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
         ids = pool.map(_enrol_worker, [(path, i) for i in range(12)])
     drivers = GalleryStore(path).drivers()
     assert sorted(d.id for d in drivers) == sorted(ids)
