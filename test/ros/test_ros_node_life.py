@@ -16,9 +16,10 @@ pytestmark = pytest.mark.ros
 
 
 @pytest.mark.parametrize("command, fragment", [
-    # both nodes: the first one created (object_detector) fails, nothing is left running
+    # both nodes: the first one created (driver_monitor, whose camera_topic object_detector
+    # takes as the cabin camera) fails, nothing is left running
     (["-m", "sense_perception.cli.main", "run", "--ros-args", "-p", "use_sim_time:=5"],
-     "node object_detector could not start: InvalidParameterTypeException: Trying to set parameter "
+     "node driver_monitor could not start: InvalidParameterTypeException: Trying to set parameter "
      "'use_sim_time' to '5'"),
     (["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor", "--namespace", "a b"],
      "node driver_monitor in namespace 'a b' could not start: InvalidNamespaceException"),
