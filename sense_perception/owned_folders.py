@@ -15,6 +15,7 @@ namespace (:func:`pid_space`), and a folder marked in another (a container shari
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import re
 import shutil
@@ -92,7 +93,7 @@ def remove_dead(prefix: str, mark_name: str, label: str, temp: Path | None = Non
     name = re.compile(rf"{re.escape(prefix)}(?:[a-z_]+-)?(\d+)-[^/]+")
     removed = []
     try:
-        candidates = sorted(Path(temp or tempfile.gettempdir()).glob(f"{glob_escape(prefix)}*"))
+        candidates = sorted(Path(temp or tempfile.gettempdir()).glob(f"{glob.escape(prefix)}*"))
     except OSError:
         return []
     for folder in candidates:
@@ -102,7 +103,3 @@ def remove_dead(prefix: str, mark_name: str, label: str, temp: Path | None = Non
                 removed.append(folder)
     return removed
 
-
-def glob_escape(text: str) -> str:
-    """``text`` with glob's special characters taken literally."""
-    return re.sub(r"([*?\[])", r"[\1]", text)

@@ -133,7 +133,7 @@ class ContrastDropWatch:
         # a film is a part of the view: with fraction 0, an empty one was held (its contrast a
         # mean of nothing, NaN, and a numpy warning on every frame)
         if self._film is None and share >= self.fraction and share > 0 \
-                and self._arrived(lost, stamp) >= self.fraction:
+                and self._arrived(lost, share, stamp) >= self.fraction:
             self._film, self._film_contrast = lost, _contrast(self._level, lost)
         elif self._film is not None and \
                 _contrast(log_detail, self._film) - self._film_contrast >= math.log(self.hold):
@@ -148,16 +148,16 @@ class ContrastDropWatch:
         self._recent.append((stamp, lost))
         return share if self._film is None else max(share, self.film)
 
-    def _arrived(self, lost: np.ndarray, stamp: float) -> float:
-        """Share of the view in ``lost`` that was not lost in the last frame at least
-        ``arrival_s`` before ``stamp`` (all of it when no kept frame is that old, or when
-        ``arrival_s`` is 0: every part lost counts as arrived)."""
+    def _arrived(self, lost: np.ndarray, share: float, stamp: float) -> float:
+        """Share of the view in ``lost`` (``share`` of it) that was not lost in the last frame
+        at least ``arrival_s`` before ``stamp`` (all of it when no kept frame is that old, or
+        when ``arrival_s`` is 0: every part lost counts as arrived)."""
         if self.arrival_s <= 0:
-            return float(np.count_nonzero(lost) / lost.size)
+            return share
         while len(self._recent) >= 2 and self._recent[1][0] <= stamp - self.arrival_s:
             self._recent.popleft()  # the newest frame old enough is the reference
         if not self._recent or self._recent[0][0] > stamp - self.arrival_s:
-            return float(np.count_nonzero(lost) / lost.size)
+            return share
         return float(np.count_nonzero(lost & ~self._recent[0][1]) / lost.size)
 
 
