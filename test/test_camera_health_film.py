@@ -93,9 +93,24 @@ def test_a_dark_plain_truck_pulling_in_is_no_film(drive, grey, start):
         drive[start:start + 10] + drive[start + 10:start:-1], grey, np.random.default_rng(start))
     found, monitor = events(frames)
     assert found == [] and monitor.conditions == [], found
-    # film_arrival_s 0 (any part lost counts, the rule before it) takes the truck for a film
+    # with film_arrival_s 0 (any part lost counts) the structure floor alone still tells it
     instant = CameraHealthSettings(film_arrival_s=0.0)
-    assert [(c, up) for _, c, up in events(frames, instant)[0]] == [("blocked", True)]
+    assert events(frames, instant)[0] == []
+
+
+@pytest.mark.parametrize("grey,over,cover,start", [
+    (40.0, 1, (0.45, 0.75), 20),  # a third of the view at once: a neighbour cutting in
+    (90.0, 2, (1.0, 1.0), 40),  # the whole view in 0.2 s: a side camera passed by a truck
+    (130.0, 2, (1.0, 1.0), 55),
+    (90.0, 3, (1.0, 1.0), 30)])  # the whole view in 0.3 s
+def test_a_plain_surface_covering_the_view_fast_is_no_film(drive, grey, over, cover, start):
+    # too fast for film_arrival_s: its sensor noise keeps its pixel-scale detail in the film's
+    # band, but it has no structure between the cells, where a film still shows the scene's
+    # (each of these raised `blocked` before that floor)
+    frames = drive[start - 10:start] + degrade.pulling_in(
+        drive[start:start + 15], grey, np.random.default_rng(start), over, cover)
+    found, monitor = events(frames)
+    assert found == [] and monitor.conditions == [], found
 
 
 def test_a_film_spreading_over_more_than_film_arrival_s_is_not_held(drive):

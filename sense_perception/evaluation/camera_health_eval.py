@@ -252,15 +252,19 @@ def sequences(runs: list[list[Path]], settings: CameraHealthSettings,
             alarms += _alarms(lead_ins[start] + inside + lead_ins[start][::-1], settings, period)
     out["clean"]["into_and_out_of_a_tunnel"] = {
         "sequences": len(lead_ins), "frames": 3 * SEGMENT * len(lead_ins), "alarms": alarms}
-    for name, grey in (("a_lit_plain_truck_side_pulling_in", 220.0),
-                       ("a_dark_plain_truck_side_pulling_in", 90.0),
-                       ("a_plain_truck_side_in_deep_shade_pulling_in", 60.0)):
+    for name, grey, over, cover in (
+            ("a_lit_plain_truck_side_pulling_in", 220.0, 10, (0.45, 0.75)),
+            ("a_dark_plain_truck_side_pulling_in", 90.0, 10, (0.45, 0.75)),
+            ("a_plain_truck_side_in_deep_shade_pulling_in", 60.0, 10, (0.45, 0.75)),
+            # fast: a front camera's neighbour cutting in, a side camera passed by a truck
+            ("a_plain_truck_side_in_shade_covering_a_third_at_once", 60.0, 1, (0.45, 0.75)),
+            ("a_dark_plain_truck_side_filling_the_view_in_0.2_s", 90.0, 2, (1.0, 1.0)),
+            ("a_dark_plain_truck_side_filling_the_view_in_1_s", 90.0, 10, (1.0, 1.0))):
         alarms = []
         for start, frames in clips.items():
-            if start in lead_ins:  # in over a second, then it stands there a second
-                alarms += _alarms(lead_ins[start] + degrade.pulling_in(frames + frames[::-1],
-                                                                       grey, rng),
-                                  settings, period)
+            if start in lead_ins:  # in, then it stands there (in over a second: a second)
+                alarms += _alarms(lead_ins[start] + degrade.pulling_in(
+                    frames + frames[::-1], grey, rng, over, cover), settings, period)
         out["clean"][name] = {"sequences": len(lead_ins), "frames": 3 * SEGMENT * len(lead_ins),
                               "alarms": alarms}
     alarms = []

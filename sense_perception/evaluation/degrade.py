@@ -215,17 +215,20 @@ def crop(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarra
     return image[max(0, y0):min(h, y1), max(0, x0):min(w, x1)].copy()
 
 
-def pulling_in(frames: list[np.ndarray], grey: float, rng: np.random.Generator) -> list[np.ndarray]:
+def pulling_in(frames: list[np.ndarray], grey: float, rng: np.random.Generator, over: int = 10,
+               cover: tuple[float, float] = (0.45, 0.75)) -> list[np.ndarray]:
     """A plain surface (a truck's or bus's side) of grey level ``grey`` sliding in from the right
-    over ten frames until it covers a third of the view (45 % of the width, the lower 75 %), then
-    standing there, over the moving ``frames``; sensor noise (sigma 1.5) on every frame."""
+    over ``over`` frames until it covers ``cover`` (a share of the width, the lower share of the
+    height; by default a third of the view), then standing there, over the moving ``frames``;
+    sensor noise (sigma 1.5) on every frame. A whole view covered fast is a side camera passed
+    by a truck, or a front camera behind one."""
     h, w = frames[0].shape[:2]
-    sw, sh = int(0.45 * w), int(0.75 * h)
+    sw, sh = int(cover[0] * w), int(cover[1] * h)
     surface = np.linspace(0.9, 1.1, sw, dtype=np.float32)[None, :, None] * grey
     out = []
     for k, frame in enumerate(frames):
         moved = frame.astype(np.float32)
-        x = w - int(sw * min(1.0, (k + 1) / 10))
+        x = w - int(sw * min(1.0, (k + 1) / over))
         moved[h - sh:, x:] = surface[:, :w - x]
         moved += rng.normal(0, 1.5, moved.shape).astype(np.float32)
         out.append(np.clip(moved, 0, 255).astype(np.uint8))

@@ -97,8 +97,10 @@ class CameraHealthSettings:
         film_drop: soiling that arrives during a drive (a semi-transparent film): a part of the
             view whose detail falls below this share of its recent level has lost contrast
             (0 turns this watch off; it needs consecutive frames, so ``health IMAGE`` lacks it)...
-        film_floor: ...but not below this share: detail all but gone is a plain surface that
-            came into view (a truck's side), which a film, leaving the scene visible, is not.
+        film_floor: ...but not below this share, at the scale of the pixels or at that of the
+            cells: detail all but gone is a plain surface that came into view (a truck's side;
+            in shade its sensor noise keeps some pixel-scale detail, but no structure between
+            the cells), which a film, leaving the scene visible, is not.
         film_fraction: the lens is judged ``blocked`` when at least this share of the view lost
             contrast at once; that part is held as a film...
         film_hold: ...while its detail, against the rest of the view's, stays below this share

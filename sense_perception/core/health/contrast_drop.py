@@ -13,7 +13,10 @@ falls below ``film_drop`` of its level at once (that much of it within ``film_ar
 part is held as a film, and its level is no longer learnt. A splash covers its part of the lens
 between two frames; a dark plain surface coming into view (a truck's side pulling in beside the
 car) spreads over it from an edge, and its sensor noise leaves it enough Weber detail to pass
-through the film's band on its way in, so what came gradually is learnt as the view. It stays held while its detail, measured against the rest of the view's, remains
+through the film's band on its way in, so what came gradually is learnt as the view. That
+noise is all the detail such a surface has, however fast it comes (a side camera passed by a
+truck): none is left at the scale of the cells, where a film still shows the scene's structure,
+so a part below ``film_floor`` of its level at either scale is a surface, never a film. It stays held while its detail, measured against the rest of the view's, remains
 below ``film_hold`` of what it was before: the scene keeps moving behind a film, so any one
 neighbourhood's detail says little, but the film's whole part stays dimmer than the rest by the
 film's factor. A film wiped off, or a scene change that only looked like one (a plain wall that
@@ -77,6 +80,7 @@ class ContrastDropWatch:
         # (stamp, lost part) of the recent frames, oldest first: what was lost before the window
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=_MAX_KEPT)
         self._level: np.ndarray | None = None
+        self._structure: np.ndarray | None = None  # the same at the scale of the cells
         self._brightness = 0.0
         self._stamp: float | None = None
         self._film: np.ndarray | None = None  # the part of the view held as a film
@@ -89,7 +93,7 @@ class ContrastDropWatch:
 
     def reset(self) -> None:
         """Forget the recent level and any film (an exposure fault: its detail is not the scene's)."""
-        self._level, self._stamp, self._film = None, None, None
+        self._level, self._structure, self._stamp, self._film = None, None, None, None
         self._recent.clear()
 
     def update(self, brightness_cells: np.ndarray, laplacian_cells: np.ndarray, noise_floor: float,
@@ -110,13 +114,16 @@ class ContrastDropWatch:
         size = (self.window, self.window)
         local = cv2.blur(brightness_cells, size)
         log_detail = np.log(cv2.blur(laplacian_cells, size) / (local + noise_floor) + _EPS)
+        # the structure between the cells: a film leaves the scene's, a plain surface has none
+        log_structure = np.log(cv2.blur(np.abs(cv2.Laplacian(brightness_cells, cv2.CV_32F, ksize=1)),
+                                        size) / (local + noise_floor) + _EPS)
         brightness = float(local.mean()) + 1.0
         step = None if self._stamp is None else stamp - self._stamp
         if self._level is None or self._level.shape != log_detail.shape or step is None \
                 or not 0.0 <= step <= _MAX_STEP_S \
                 or abs(math.log(brightness / self._brightness)) > math.log(self.brightness_change):
-            self._level, self._brightness, self._stamp, self._film = \
-                log_detail, brightness, stamp, None
+            self._level, self._structure, self._brightness, self._stamp, self._film = \
+                log_detail, log_structure, brightness, stamp, None
             self._recent.clear()
             return None
         self._stamp = stamp
@@ -127,7 +134,13 @@ class ContrastDropWatch:
         # side), not a film, which leaves the scene visible behind it: that part's level is
         # learnt at once, so it never passes through the film's band on its way down
         # (floor 0: nothing counts as gone; log(0) raised on every frame)
-        gone = log_detail < self._level + (math.log(self.floor) if self.floor > 0 else -math.inf)
+        # A dark one's sensor noise can keep its pixel-scale detail inside the film's band, but it
+        # has no structure at the scale of the cells, where a film still shows the scene's: a part
+        # is gone when either scale fell below the floor (a whole view covered in a second by a
+        # truck's side in shade was held as a film)
+        floor = math.log(self.floor) if self.floor > 0 else -math.inf
+        assert self._structure is not None
+        gone = (log_detail < self._level + floor) | (log_structure < self._structure + floor)
         lost &= ~gone
         share = float(np.count_nonzero(lost) / lost.size)
         # a film is a part of the view: with fraction 0, an empty one was held (its contrast a
@@ -145,6 +158,7 @@ class ContrastDropWatch:
         if self._film is not None:
             follow[self._film] = 0.0
         self._level += follow * (log_detail - self._level)
+        self._structure += follow * (log_structure - self._structure)
         self._recent.append((stamp, lost))
         return share if self._film is None else max(share, self.film)
 
