@@ -36,6 +36,7 @@ from .scoring import ImageDetections
 
 PARKED = "Parked"
 _FRAME_KEY = re.compile(r"^(?P<camera>.*?)(?P<number>\d+)$")
+_MAX_NUMBER_DIGITS = 18  # a frame number fits an int64 (numpy), as a sequence's count does
 
 
 @dataclass
@@ -62,6 +63,17 @@ class SequenceFrame:
     uuids: list[str]
     motion: list[str]
     velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+
+
+def _check_unique(uuids: Sequence[str], where: str) -> None:
+    """Refuse an object id on two boxes of one frame: its true velocity would be taken from the
+    last of them for both (a wrong number, silently)."""
+    first: dict[str, int] = {}
+    for i, u in enumerate(uuids):
+        if u and u in first:
+            raise GroundTruthError(f"{where}.boxes[{i}].uuid: {u[:40]!r} is also the uuid of "
+                                   f"boxes[{first[u]}]; a uuid names one object, once per frame")
+        first.setdefault(u, i)
 
 
 def load_sequence(path: Path, camera: str | None = None, fps: float = 10.0,
@@ -91,6 +103,10 @@ def load_sequence(path: Path, camera: str | None = None, fps: float = 10.0,
         if m is None:
             raise GroundTruthError(f"{path}: key {g.key!r} has no frame number; a sequence's keys "
                                    "end in the frame's number (front_camera/07)")
+        if len(m["number"]) > _MAX_NUMBER_DIGITS:  # int() refuses thousands of digits
+            raise GroundTruthError(f"{path}: key {g.key[:40]!r}... ends in a number of "
+                                   f"{len(m['number'])} digits; a frame number has at most "
+                                   f"{_MAX_NUMBER_DIGITS}")
         by_camera.setdefault(m["camera"], []).append((int(m["number"]), g))
     if camera is None:
         if len(by_camera) > 1:
@@ -112,6 +128,7 @@ def load_sequence(path: Path, camera: str | None = None, fps: float = 10.0,
                                    "a velocity sequence needs one")
         boxes = doc["cameras"][g.key]["boxes"]
         uuids = [str(b.get("uuid", "")) if isinstance(b, dict) else "" for b in boxes]
+        _check_unique(uuids, f"{path}: cameras.{g.key}")
         motion = [str(b.get("motion", "")) if isinstance(b, dict) else "" for b in boxes]
         frames.append(SequenceFrame(number, number / fps, g, t3.calibration, t3.positions[:len(boxes)],
                                     uuids, motion))
@@ -136,25 +153,19 @@ def truth_velocities(numbers: Sequence[int], uuids: Sequence[Sequence[str]],
         Per frame (G, 2), ``(p[n+1] - p[n-1]) / (2 dt)`` of the same object; nan where the object
         is missing from a neighbour, has no id, or a position is missing.
     """
-    ids = sorted({u for frame in uuids for u in frame if u})
-    code = {u: i for i, u in enumerate(ids)}
-    first = min(numbers, default=0)
-    span = max(numbers, default=0) - first + 1
-    # One table of every object's position in every frame (nan: not labelled there); two frames
-    # of padding so that n - 1 and n + 1 always index it.
-    table = np.full((len(ids), span + 2, 2), np.nan)
-    rows = []
-    for n, frame_ids, pos in zip(numbers, uuids, positions, strict=True):
-        obj = np.array([code.get(u, -1) for u in frame_ids], np.int64)
-        col = n - first + 1
-        has = obj >= 0
-        table[obj[has], col] = pos[has, :2]
-        rows.append((obj, col))
+    # Each frame's neighbours by number, each object's row by id: no table spanning the numbers
+    # (frames 0 and 10**9 made one of a billion columns per object).
+    frame_at = {n: k for k, n in enumerate(numbers)}
+    rows_of = [{u: i for i, u in enumerate(frame_ids) if u} for frame_ids in uuids]
     out = []
-    for obj, col in rows:
-        v = np.full((len(obj), 2), np.nan)
-        has = obj >= 0
-        v[has] = (table[obj[has], col + 1] - table[obj[has], col - 1]) / (2.0 * dt)
+    for n, frame_ids in zip(numbers, uuids, strict=True):
+        v = np.full((len(frame_ids), 2), np.nan)
+        before, after = frame_at.get(n - 1), frame_at.get(n + 1)
+        if before is not None and after is not None:
+            a = np.array([rows_of[before].get(u, -1) if u else -1 for u in frame_ids], np.int64)
+            b = np.array([rows_of[after].get(u, -1) if u else -1 for u in frame_ids], np.int64)
+            has = (a >= 0) & (b >= 0)
+            v[has] = (positions[after][b[has], :2] - positions[before][a[has], :2]) / (2.0 * dt)
         out.append(v)
     return out
 

@@ -1,0 +1,130 @@
+"""Hostile round R30: 3-D positions, velocities and their evaluation never publish or report a
+wrong number silently, and never end a command (SECURITY.md, R30).
+
+Core classes over subprocesses where the behaviour is the same: the ground truth's 3-D part
+(:func:`load_truth_3d`), the error report (:func:`evaluate_positions`) and the velocity truth
+(:mod:`sense_perception.evaluation.velocity`) are what ``eval`` and ``tools/eval_velocity.py`` run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sense_perception.errors import GroundTruthError
+from sense_perception.evaluation.ground_truth import GroundTruthImage
+from sense_perception.evaluation.positions import evaluate_positions, load_truth_3d
+from sense_perception.evaluation.scoring import ImageDetections
+from sense_perception.evaluation.velocity import load_sequence, truth_velocities
+from test_geometry import make_calibration, project_box
+
+CALIB = make_calibration()
+
+
+def _camera(truth: list[tuple[str, tuple[float, float]]], **fields) -> dict:
+    boxes = [{"label": label, "bbox_xyxy": project_box(CALIB, xy, label),
+              "position_base_link": [xy[0], xy[1], 0.0], "range_m": float(np.hypot(*xy))}
+             for label, xy in truth]
+    return {"image": "x.png", "width": 1280, "height": 720, "calibration": CALIB, "boxes": boxes,
+            **fields}
+
+
+def _write(tmp_path: Path, cameras: dict) -> Path:
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"cameras": cameras}))
+    return path
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    # range 0 (or 1e-320) made the relative error inf: eval.json held Infinity, not JSON
+    ({"range_m": 0.0, "position_base_link": [0.0, 0.0, 0.0]}, r"range_m: 0 m is not a range"),
+    ({"range_m": 1e-320, "position_base_link": None}, r"range_m: 9\.9\d*e-321 m is not a range"),
+    ({"position_base_link": [0.0, 0.0, 0.0], "range_m": None}, r"position_base_link: \[0.0, 0.0, "
+     r"0.0\] is not a range an object can be at \(from 0.1 to 1000 m\)"),
+    # a negative range dropped the box from every band: its recall and error were lost
+    ({"range_m": -20.0, "position_base_link": None}, r"range_m: -20 m is not a range"),
+    ({"range_m": 1e300, "position_base_link": None}, r"range_m: 1e\+300 m is not a range"),
+    # a range disagreeing with the position put the box in another band, its error against it
+    ({"range_m": 5.0}, r"range_m: 5 m, but its position_base_link is 20.000 m away"),
+    # 1e300 m overflowed the lateral error and the 1-sigma test (lateral 0.0, inside: true)
+    ({"position_base_link": [1e300, 1e300, 0.0], "range_m": None}, r"position_base_link: \[1e\+300, "
+     r"1e\+300, 0.0\] is more than 1000 m from base_link; fix: it is in metres"),
+    ({"position_base_link": [20.0, 0.0, 2e4]}, r"position_base_link: .* more than 1000 m"),
+    ({"position_base_link": [20.0, 0.0, float("nan")]}, r"position_base_link\[2\]: expected a "
+     r"finite number, got nan"),
+    ({"range_m": float("inf")}, r"range_m: expected a finite number, got inf"),
+])
+def test_a_hostile_true_position_or_range_is_refused_by_name(tmp_path, change, message):
+    cam = _camera([("car", (20.0, 0.0))])
+    for key, value in change.items():
+        if value is None:
+            cam["boxes"][0].pop(key)
+        else:
+            cam["boxes"][0][key] = value
+    with pytest.raises(GroundTruthError, match=r"cameras.c/0.boxes\[0\]\." + message):
+        load_truth_3d(_write(tmp_path, {"c/0": cam}))
+
+
+def test_eval_figures_stay_finite_at_the_edges_and_for_thousands_of_objects(tmp_path):
+    # Accepted edges: a range of 0.1 m given alone, an object behind the camera, a box with a
+    # range and no position, one with neither; and 2000 objects of one image.
+    truth = [("car", (10.0 + i % 65, (i % 7) - 3.0)) for i in range(2000)]
+    cam = _camera(truth)
+    cam["boxes"][0].pop("position_base_link")
+    cam["boxes"][0]["range_m"] = 0.1
+    cam["boxes"][1]["position_base_link"] = [-9.0, -2.0, 0.0]
+    cam["boxes"][1]["range_m"] = math.hypot(9.0, 2.0)
+    del cam["boxes"][2]["position_base_link"], cam["boxes"][2]["range_m"]
+    path = _write(tmp_path, {"c/0": cam})
+    truth_3d = load_truth_3d(path)
+    boxes = np.array([b["bbox_xyxy"] for b in cam["boxes"]])
+    g = GroundTruthImage("c/0", tmp_path / "x.png", 1280, 720, boxes, ["car"] * len(boxes),
+                         np.zeros(len(boxes), bool))
+    dets = ImageDetections(boxes.copy(), np.full(len(boxes), 0.9), ["car"] * len(boxes))
+    result = evaluate_positions([g], [dets], ["car"], 0.5, truth_3d)
+    json.dumps(result.report, allow_nan=False)  # eval.json's part: valid JSON
+    json.dumps(result.detections, allow_nan=False)
+    cars = result.report["errors"]["car"]
+    assert sum(c["matched"] for c in cars.values()) == 1999  # all but the one with no range
+    assert cars["0-20 m"]["median_abs_rel"] < 0.1 and cars["0-20 m"]["p90_abs_rel"] < 200.0
+    assert result.report["recall_by_range"]["car"]["40-80 m"]["total"] > 600
+
+
+def test_velocity_truth_of_far_apart_frame_numbers_allocates_nothing_per_number():
+    # Frames 0, 1, 2 and 10**15 of one camera: a table spanning the numbers wanted petabytes
+    # (MemoryError: a traceback of tools/eval_velocity.py).
+    numbers = [0, 1, 2, 10 ** 15]
+    positions = [np.array([[float(n), 1.0, 0.0]]) for n in (0, 1, 2, 3)]
+    tracemalloc.start()
+    try:
+        v = truth_velocities(numbers, [["a"]] * 4, positions, 0.1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    np.testing.assert_allclose(v[1], [[10.0, 0.0]])
+    assert np.isnan(v[0]).all() and np.isnan(v[2]).all() and np.isnan(v[3]).all()
+
+
+def test_a_velocity_sequence_with_an_id_twice_in_a_frame_or_a_huge_number_is_refused(tmp_path):
+    # One uuid on two boxes of a frame: the last one's neighbours gave both their velocity.
+    frames = {f"front/{n:02d}": _camera([("car", (20.0 + n, 0.0)), ("car", (30.0, 3.0))])
+              for n in range(3)}
+    for cam in frames.values():
+        for i, box in enumerate(cam["boxes"]):
+            box["uuid"] = f"id{i}"
+    frames["front/01"]["boxes"][1]["uuid"] = "id0"
+    with pytest.raises(GroundTruthError, match=r"cameras.front/01.boxes\[1\].uuid: 'id0' is also "
+                       r"the uuid of boxes\[0\]; a uuid names one object"):
+        load_sequence(_write(tmp_path, frames))
+    frames["front/01"]["boxes"][1]["uuid"] = "id1"
+    assert len(load_sequence(_write(tmp_path, frames))) == 3
+    # A key ending in 5000 digits: int() raised ValueError (a traceback).
+    frames["front/" + "7" * 5000] = frames.pop("front/02")
+    with pytest.raises(GroundTruthError, match=r"ends in a number of 5000 digits; a frame number "
+                       r"has at most 18"):
+        load_sequence(_write(tmp_path, frames))
