@@ -128,3 +128,47 @@ def test_a_velocity_sequence_with_an_id_twice_in_a_frame_or_a_huge_number_is_ref
     with pytest.raises(GroundTruthError, match=r"ends in a number of 5000 digits; a frame number "
                        r"has at most 18"):
         load_sequence(_write(tmp_path, frames))
+
+
+def test_a_re_published_mount_is_used_and_restarts_the_camera_s_velocities():
+    """A /tf_static mount re-published with another value (a corrected pitch) was ignored once the
+    camera had a first calibration: its positions stayed on the old mount for good. Now it is used
+    from the next frame, and the camera's velocity filters restart there (the step between the
+    two mounts was filtered into a steady, wrong velocity); re-publishing the same mount, or
+    another frame's transform, changes nothing."""
+    from types import SimpleNamespace
+
+    from sense_perception.core.exterior_steps import ExteriorSteps
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.core.geometry.positioner import CameraPositions
+    from sense_perception.core.tracking.tracker import TrackerBank, TrackingConfig
+    from sense_perception.core.types import Detections, Header
+    from test_geometry_hostile import _camera_info, _stamped, _tf
+
+    info = _camera_info()
+    frame, size = info.header.frame_id, (info.width, info.height)
+    calib = {**CALIB, "K": np.reshape(info.k, (3, 3)).tolist(), "width": size[0],
+             "height": size[1], "D": [], "distortion_model": "none"}
+    box = np.array([project_box(calib, (15.0, 1.0), "car")], np.float32)
+    positions = CameraPositions()
+    positions.camera_info("cam", _camera_info(d=np.zeros(5)), "/cam/camera_info")
+    positions.tf_static(_tf(_stamped("base_link", frame, mount_transform(1.5, 0.02))))
+    names = ["pedestrian", "car"]
+    steps = ExteriorSteps(SimpleNamespace(label_names=names, min_score=0.3),
+                          TrackerBank(TrackingConfig(min_hits=1), names), positions)
+
+    def run(k: int):
+        dets = Detections(box.copy(), np.array([0.9], np.float32), np.array([1], np.int32))
+        return steps.frame("cam", Header(100 + k // 10, (k % 10) * 10 ** 8, frame), dets, size)
+
+    before = [run(k) for k in range(12)]
+    assert before[-1].motion.steady[0]
+    positions.tf_static(_tf(_stamped("base_link", "lidar", mount_transform(1.9, 0.0))))
+    positions.tf_static(_tf(_stamped("base_link", frame, mount_transform(1.5, 0.02))))
+    same = run(12)
+    assert same.motion.steady[0] and same.positions.xyz[0, 0] == before[-1].positions.xyz[0, 0]
+    positions.tf_static(_tf(_stamped("base_link", frame, mount_transform(1.5, 0.0205))))
+    after = run(13)
+    assert after.positions.xyz[0, 0] < before[-1].positions.xyz[0, 0] - 0.03  # pitched down more
+    assert not after.motion.steady[0] and after.motion.updates[0] == 1
+    assert [run(k).motion.steady[0] for k in range(14, 22)][-1]  # steady again on the new mount

@@ -45,6 +45,11 @@ class _Camera:
     # (/tf_static version, frame, reason, fault) of the last failed calibration, reused until
     # either changes (a new CameraInfo clears it)
     tried: tuple[int, str, str, bool] | None = None
+    # The last calibration built from the CameraInfo and mount, and how many times it changed:
+    # positions before and after a change are in different estimates (the velocity filters of
+    # the camera restart on it).
+    used: CameraCalibration | None = None
+    generation: int = 0
 
 
 # Distinct reasons counted per camera (a reason names sizes and values, so a camera whose
@@ -61,6 +66,13 @@ def _uncalibrated(info: Any) -> bool:
         return not np.any(np.asarray(k if k is not None else [], np.float64))
     except (TypeError, ValueError):
         return False
+
+
+def _same_calibration(a: CameraCalibration, b: CameraCalibration) -> bool:
+    """Whether two calibrations place a box alike (the source text aside)."""
+    return a is b or (a.distortion_model == b.distortion_model and (a.width, a.height) == (
+        b.width, b.height) and np.array_equal(a.K, b.K) and np.array_equal(a.D, b.D)
+        and np.array_equal(a.T_base_link_camera, b.T_base_link_camera))
 
 
 def _same_info(a: Any, b: Any) -> bool:
@@ -115,16 +127,19 @@ class CameraPositions:
     def tf_static(self, message: Any) -> None:
         """A tf2_msgs/TFMessage of /tf_static; a camera without a mount yet tries again."""
         self._tf_version += 1
+        error = ""
         try:
             self.tf.add(message)
-        except CalibrationError as exc:
-            for cam in self._cameras.values():
-                if cam.calibration is None:
-                    cam.error = str(exc)
-            return
+        except CalibrationError as exc:  # the message's other transforms are kept
+            error = str(exc)
         for cam in self._cameras.values():
+            if self.mount is None:
+                # A mount from /tf_static is looked up again: a re-published one (a corrected
+                # mount, a camera re-parented) replaces the earlier one, as in tf2. It was kept
+                # for good once a first calibration was built.
+                cam.calibration = None
             if cam.calibration is None:
-                cam.error = ""
+                cam.error = error
 
     def new_tf_note(self) -> str:
         """The note of /tf_static transforms not kept (beyond the frame cap) the first time
@@ -195,6 +210,10 @@ class CameraPositions:
             self._unplaced(cam)
             return None
         cam.source = cam.source or calibration.source
+        if calibration is not self.fixed:
+            if cam.used is not None and not _same_calibration(cam.used, calibration):
+                cam.generation += 1
+            cam.used = calibration
         try:
             out = estimate_positions(calibration, boxes, labels, tuple(label_names), self.noise)
         except ArithmeticError as exc:
@@ -207,6 +226,15 @@ class CameraPositions:
             return None
         cam.placed += int(out.valid.sum())
         return out
+
+    def generation(self, camera: str) -> int:
+        """How many times ``camera``'s calibration from its CameraInfo and mount has changed (a
+        new K, size or mount: a corrected /tf_static, a re-calibrated camera) between its
+        frames; a frame placed with another calibration is not comparable with the earlier ones
+        (:class:`~sense_perception.core.exterior_steps.ExteriorSteps` restarts the camera's
+        velocity filters)."""
+        cam = self._cameras.get(camera)
+        return 0 if cam is None else cam.generation
 
     @staticmethod
     def _unplaced(cam: _Camera) -> None:
