@@ -172,3 +172,26 @@ def test_a_re_published_mount_is_used_and_restarts_the_camera_s_velocities():
     assert after.positions.xyz[0, 0] < before[-1].positions.xyz[0, 0] - 0.03  # pitched down more
     assert not after.motion.steady[0] and after.motion.updates[0] == 1
     assert [run(k).motion.steady[0] for k in range(14, 22)][-1]  # steady again on the new mount
+
+
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, '{"width": ' + "9" * 5000 + "}"])
+def test_a_calibration_file_of_nested_brackets_or_a_huge_number_is_an_error_not_a_traceback(
+        tmp_path, capsys, content):
+    """``--calibration`` of 200 kB of nested brackets raised RecursionError: a traceback ended
+    ``detect``, ``eval`` and ``replay``; a 5000-digit number gave Python's advice on
+    ``sys.set_int_max_str_digits``. Both are refused (exit 2) before any model loads."""
+    from sense_perception.cli.main import main
+    from replay_helpers import SAMPLE_BAG
+    from support import DEV_SET
+
+    bad = tmp_path / "cal.json"
+    bad.write_text(content)
+    image = DEV_SET.parent / "00.jpg"
+    for argv in (["detect", str(image), "--out", str(tmp_path / "d")],
+                 ["eval", str(DEV_SET), "--out", str(tmp_path / "e")],
+                 ["replay", str(SAMPLE_BAG), "--out", str(tmp_path / "r")]):
+        assert main([*argv, "--calibration", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert f"--calibration {bad}: not readable JSON: " in err and "Traceback" not in err
+        assert "set_int_max_str_digits" not in err
+        assert not (tmp_path / argv[3].rsplit("/", 1)[-1]).exists()  # nothing written
