@@ -195,3 +195,30 @@ def test_a_calibration_file_of_nested_brackets_or_a_huge_number_is_an_error_not_
         assert f"--calibration {bad}: not readable JSON: " in err and "Traceback" not in err
         assert "set_int_max_str_digits" not in err
         assert not (tmp_path / argv[3].rsplit("/", 1)[-1]).exists()  # nothing written
+
+
+def test_an_object_beyond_80_m_is_in_a_band_of_its_own_not_lost(tmp_path):
+    """A box beyond 80 m that is not difficult was in no range band: missing from recall by range
+    and from the error table, without a word (the classes' totals did not add up)."""
+    import io
+
+    from rich.console import Console
+
+    from sense_perception.evaluation.positions import render_positions
+
+    truth = [("car", (90.0, 2.0)), ("car", (150.0, -4.0)), ("car", (30.0, 0.0))]
+    cam = _camera(truth)
+    truth_3d = load_truth_3d(_write(tmp_path, {"c/0": cam}))
+    boxes = np.array([b["bbox_xyxy"] for b in cam["boxes"]])
+    g = GroundTruthImage("c/0", tmp_path / "x.png", 1280, 720, boxes, ["car"] * 3,
+                         np.zeros(3, bool))
+    dets = ImageDetections(boxes[:2].copy(), np.full(2, 0.9), ["car"] * 2)
+    report = evaluate_positions([g], [dets], ["car"], 0.5, truth_3d).report
+    assert report["bands"][-1] == "80+ m"
+    assert report["recall_by_range"]["car"] == {"20-40 m": {"found": 0, "total": 1, "recall": 0.0},
+                                                "80+ m": {"found": 2, "total": 2, "recall": 1.0}}
+    far = report["errors"]["car"]["80+ m"]
+    assert far["matched"] == far["positioned"] == 2 and far["median_abs_rel"] < 0.2
+    printed = io.StringIO()
+    render_positions(report, Console(file=printed, width=200))
+    assert "80+ m" in printed.getvalue() and "2/2 (100.0 %)" in printed.getvalue()

@@ -202,6 +202,11 @@ class _FrameCalibration:
         """:meth:`CameraPositions.positions`."""
         return self.positioner.positions(*args)
 
+    def generation(self, camera: str) -> int:
+        """:meth:`CameraPositions.generation`: 0, a calibration given per frame does not restart
+        the velocities (the ground truth's base_link is the frame's, its positions in it)."""
+        return self.positioner.generation(camera)
+
 
 def run_sequence(frames: Sequence[SequenceFrame], config: Path | None = None,
                  ground_truth: Path | None = None,
