@@ -222,3 +222,34 @@ def test_an_object_beyond_80_m_is_in_a_band_of_its_own_not_lost(tmp_path):
     printed = io.StringIO()
     render_positions(report, Console(file=printed, width=200))
     assert "80+ m" in printed.getvalue() and "2/2 (100.0 %)" in printed.getvalue()
+
+
+def test_detections_json_names_the_images_a_calibration_does_not_fit(tmp_path, capsys):
+    """``detect --calibration`` on an image of another size: its detections carried no 3-D field,
+    as in a run without a calibration, while the file named the calibration as the source; only
+    the terminal said why. detections.json now lists it in ``positions_left_out`` (as eval)."""
+    import cv2
+
+    from sense_perception.cli.main import main
+    from support import DEV_SET
+
+    small = tmp_path / "small.jpg"
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(DEV_SET.parent / "00.jpg")), (480, 270)))
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps(make_calibration(size=(1920, 1080))))
+    assert main(["detect", str(small), "--out", str(tmp_path / "out"), "--no-annotate",
+                 "--calibration", str(cal)]) == 1
+    assert "no 3-D positions" in capsys.readouterr().err
+    found = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert found["positions_left_out"] == [{"path": str(small), "reason": (
+        f"--calibration {cal}: the calibration is for 1920x1080 images but the image is 480x270; "
+        "fix: calibrate at the resolution the camera publishes (or scale K with the image)")}]
+    # eval's detections.json says the same of an image its camera's calibration does not fit
+    cam = _camera([("car", (20.0, 0.0))])
+    box = np.array([cam["boxes"][0]["bbox_xyxy"]])
+    g = GroundTruthImage("c/0", tmp_path / "x.png", 1920, 1080, box, ["car"], np.zeros(1, bool))
+    result = evaluate_positions([g], [ImageDetections(box, np.ones(1), ["car"])], ["car"], 0.5,
+                                load_truth_3d(_write(tmp_path, {"c/0": cam})))
+    assert [e["path"] for e in result.detections["positions_left_out"]] == [str(g.path)]
+    assert "1280x720 images but the image is 1920x1080" in \
+        result.detections["positions_left_out"][0]["reason"]

@@ -355,6 +355,7 @@ def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
         positions.append(p)
         records.append(detection_record(str(g.path), g.width, g.height, dets.labels, dets.boxes,
                                         dets.scores, p))
+    paths = {g.key: g.path for g in ground_truth}
     placed = sum(p is not None for p in positions)
     if not placed:
         source: str | None = None
@@ -366,7 +367,9 @@ def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
     reason = ("neither the ground truth's cameras nor --calibration FILE give a calibration (K, "
               "D, distortion_model, width, height, T_base_link_camera)" if not unplaced else
               "no calibration fits the images' size")
-    doc = {"images": records, "positions": positions_note(source, reason)}
+    doc = {"images": records, "positions": positions_note(source, reason),
+           "positions_left_out": [{"path": str(paths[key]), "reason": why}
+                                  for key, why in unplaced]}
     has_truth = any(np.isfinite(t.ranges).any() for t in truth.values())
     report = position_report(ground_truth, detections, positions, truth, labels, iou) \
         if has_truth else None
