@@ -253,3 +253,48 @@ def test_detections_json_names_the_images_a_calibration_does_not_fit(tmp_path, c
     assert [e["path"] for e in result.detections["positions_left_out"]] == [str(g.path)]
     assert "1280x720 images but the image is 1920x1080" in \
         result.detections["positions_left_out"][0]["reason"]
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    ({"mount_height": 1.5, "mount_roll": 3.0}, r"parameter 'mount_roll' 3 rad turns the camera 172 "
+     r"degrees about its axis, so the image's y axis does not point down"),
+    ({"mount_height": 1.5, "mount_roll": -1.5708}, r"parameter 'mount_roll' -1.5708 rad"),
+    ({"mount_height": 1.5, "mount_pitch": -1.2}, r"parameter 'mount_pitch' -1.2 rad looks 69 "
+     r"degrees up; .* at most 30 degrees up"),
+    ({"mount_transform": [1.0] + [0.0] * 15}, r"parameter 'mount_transform': T_base_link_camera"),
+])
+def test_mount_parameters_that_see_no_road_are_refused_with_the_settings(params, named):
+    """``mount_roll`` 3 (upside down) or ``mount_pitch`` -1.2 (looking up) are within their
+    declared ranges and passed configure: every frame was then refused (a WARN), and the replay
+    took them without a word (below). Now the settings refuse them, naming the parameter."""
+    from sense_perception.errors import ConfigError
+    from sense_perception.ros.settings import ObjectDetectorSettings
+
+    with pytest.raises(ConfigError, match=named):
+        ObjectDetectorSettings(**params).validate()
+    ObjectDetectorSettings(mount_height=1.5, mount_pitch=-0.5, mount_roll=1.5).validate()
+
+
+def test_the_replay_places_with_the_mount_parameters_as_the_node_does(tmp_path):
+    """``mount_height`` (or ``mount_transform``) in the replay's --config was checked and then
+    left unused: the replay placed every camera with /tf_static, where the node takes the
+    parameters. The sample bag's front camera is 2.11 m up in /tf_static; placed 3 m up by the
+    parameters, the summary names them as the source."""
+    from replay_helpers import FRONT, SAMPLE_BAG, read_output
+
+    from sense_perception.core.detection.detector import ObjectDetector
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    config = tmp_path / "mount.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    mount_height: 3.0\n"
+                      "    mount_pitch: 0.02\n")
+    out = tmp_path / "out"
+    Replayer(ReplayOptions(SAMPLE_BAG, out, topics=[FRONT], config=config),
+             detector=ObjectDetector.from_params({}, "test")).run()
+    front = json.loads((out / "summary.json").read_text())["cameras"][FRONT]["positions"]
+    assert front["placed"] > 0 and front["calibration"].endswith(
+        "(CameraInfo and the mount parameters)"), front
+    ranges = [math.hypot(d.bbox.center.position.x, d.bbox.center.position.y)
+              for m in read_output(out / "bag") if m.channel.topic == "/camera/front/detections_3d"
+              for d in m.ros_msg.detections]
+    assert ranges and all(math.isfinite(r) and 0 < r < 300 for r in ranges)
