@@ -298,3 +298,33 @@ def test_the_replay_places_with_the_mount_parameters_as_the_node_does(tmp_path):
               for m in read_output(out / "bag") if m.channel.topic == "/camera/front/detections_3d"
               for d in m.ros_msg.detections]
     assert ranges and all(math.isfinite(r) and 0 < r < 300 for r in ranges)
+
+
+def test_a_vehicle_filling_a_corner_gets_no_velocity_and_a_repeated_stamp_drops_no_frame():
+    """A vehicle filling the image's bottom corner is placed from the border alone: where the
+    bottom row meets the road, whatever it does. Its filter took that as a still object (a steady
+    0 m/s, published as the twist, for a car that may be pulling away), and its frame-to-frame
+    noise, 0 along the ray, made the filter's S singular on a frame stamped as the one before:
+    LinAlgError, the frame and its 2-D detections dropped. Now such a position measures no motion;
+    and a rank-one noise from any cue is floored."""
+    from sense_perception.core.geometry.calibration import from_dict
+    from sense_perception.core.geometry.ground import BORDER, GROUND, estimate_positions
+    from sense_perception.core.tracking.ground_motion import GroundMotion
+
+    calib = from_dict(CALIB, "test")
+    corner = estimate_positions(calib, np.array([[900.0, 500.0, 1280.0, 720.0]]), np.array([0]),
+                                ("car",))
+    assert corner.method.tolist() == [BORDER] and np.linalg.matrix_rank(corner.jitter[0]) == 1
+    motion = GroundMotion(max_age=1.0)
+    for t in (0.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+        v = motion.update(np.array([1]), corner, t)
+        assert not v.steady[0] and v.updates[0] == 0 and np.isnan(v.velocity[0]).all()
+    # The same rank-one noise on a ground-ray position, twice at one stamp: finite, no error.
+    ground = estimate_positions(calib, np.array([[600.0, 400.0, 700.0, 480.0]]), np.array([0]),
+                                ("car",))
+    assert ground.method.tolist() == [GROUND | 2]
+    ground.jitter = corner.jitter.copy()
+    motion = GroundMotion(max_age=1.0)
+    for t in (0.0, 0.0, 0.0, 0.1):
+        v = motion.update(np.array([1]), ground, t)
+        assert np.isfinite(v.velocity[0]).all() and np.isfinite(v.covariance[0]).all()
