@@ -328,3 +328,13 @@ def test_a_vehicle_filling_a_corner_gets_no_velocity_and_a_repeated_stamp_drops_
     for t in (0.0, 0.0, 0.0, 0.1):
         v = motion.update(np.array([1]), ground, t)
         assert np.isfinite(v.velocity[0]).all() and np.isfinite(v.covariance[0]).all()
+
+
+@pytest.mark.parametrize("fps", [math.inf, 1e308, math.nan, 1e-300, -10.0])
+def test_a_frame_rate_that_makes_no_time_step_is_refused(tmp_path, fps):
+    """``tools/eval_velocity.py --fps inf`` stamped every frame 0 and made every true velocity
+    inf (a difference over 0 s, with a numpy RuntimeWarning); 1e308 overflowed the same way."""
+    frames = {f"front/{n:02d}": _camera([("car", (20.0, 0.0))]) for n in range(3)}
+    with pytest.raises(GroundTruthError, match=r"--fps must be > 0: from 0.01 to 1000 frames per "
+                       r"second"):
+        load_sequence(_write(tmp_path, frames), fps=fps)

@@ -36,6 +36,7 @@ from .scoring import ImageDetections
 
 PARKED = "Parked"
 _FRAME_KEY = re.compile(r"^(?P<camera>.*?)(?P<number>\d+)$")
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # a frame per 100 s to tracking.frame_rate's bound
 _MAX_NUMBER_DIGITS = 18  # a frame number fits an int64 (numpy), as a sequence's count does
 
 
@@ -91,8 +92,10 @@ def load_sequence(path: Path, camera: str | None = None, fps: float = 10.0,
         GroundTruthError: not a sequence (keys without frame numbers, several cameras and no
             ``camera``, a repeated number), a frame without calibration, a bad field.
     """
-    if not fps > 0:
-        raise GroundTruthError(f"--fps must be > 0, got {fps}")
+    # .inf made every stamp 0 and every true velocity inf (a difference over 0 s); 1e308 overflowed.
+    if not MIN_FPS <= fps <= MAX_FPS:  # nan fails it too
+        raise GroundTruthError(f"--fps must be > 0: from {MIN_FPS:g} to {MAX_FPS:g} frames per "
+                               f"second, got {fps}")
     path = Path(path)
     doc = read_json(path)
     images = load_project(path, doc, image_dir)
