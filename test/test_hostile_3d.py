@@ -338,3 +338,20 @@ def test_a_frame_rate_that_makes_no_time_step_is_refused(tmp_path, fps):
     with pytest.raises(GroundTruthError, match=r"--fps must be > 0: from 0.01 to 1000 frames per "
                        r"second"):
         load_sequence(_write(tmp_path, frames), fps=fps)
+
+
+def test_a_box_under_a_pixel_tall_or_wide_places_nothing_absurd():
+    """A degenerate box (a custom model's, 1e-6 px tall) above the horizon: its size cue put a car
+    1.5 million km away with a 3-million-km sigma, into detections_3d and Autoware's objects. The
+    size and width cues now need a box at least a pixel tall / wide; the rest of the box's cues
+    still place it."""
+    from sense_perception.core.geometry.calibration import from_dict
+    from sense_perception.core.geometry.ground import SIZE, WIDTH, estimate_positions
+
+    boxes = np.array([[600, 300, 640, 300.000001], [600, 300, 600.5, 300.5],
+                      [600, 300, 680, 301]])
+    p = estimate_positions(from_dict(CALIB, "test"), boxes, np.ones(3, int), ("pedestrian", "car"))
+    assert p.valid.tolist() == [True, False, True]
+    assert p.method[0] == WIDTH and 20 < p.range_m[0] < 100  # 40 px wide: the width cue
+    assert p.method[2] == SIZE and p.range_m[2] < 2000  # one pixel: the size cue, honestly far
+    assert np.isfinite(p.covariance[p.valid]).all()
