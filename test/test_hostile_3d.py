@@ -355,3 +355,30 @@ def test_a_box_under_a_pixel_tall_or_wide_places_nothing_absurd():
     assert p.method[0] == WIDTH and 20 < p.range_m[0] < 100  # 40 px wide: the width cue
     assert p.method[2] == SIZE and p.range_m[2] < 2000  # one pixel: the size cue, honestly far
     assert np.isfinite(p.covariance[p.valid]).all()
+
+
+def test_images_of_another_frame_id_are_placed_with_that_frame_s_mount():
+    """Once a camera had a calibration, its images' frame_id was no longer read: images of
+    another frame (a driver reconfigured, two cameras publishing on one topic) were placed with
+    the first frame's mount, and a frame /tf_static does not know was placed too. Now each frame
+    is placed with its own mount, as tf2 looks it up, and an unknown one gets no position."""
+    from sense_perception.core.geometry import mount_transform
+    from sense_perception.core.geometry.positioner import CameraPositions
+    from test_geometry_hostile import _camera_info, _stamped, _tf
+
+    info = _camera_info()
+    positions = CameraPositions()
+    positions.camera_info("cam", info, "/cam/camera_info")
+    positions.tf_static(_tf(_stamped("base_link", "cam_a", mount_transform(1.5, 0.02)),
+                            _stamped("base_link", "cam_b", mount_transform(2.5, 0.02))))
+    box = np.array([[400.0, 250.0, 480.0, 330.0]])
+
+    def place(frame: str):
+        return positions.positions("cam", frame, info.width, info.height, box, np.array([0]),
+                                   ["car"])
+
+    a, b, again = place("cam_a"), place("cam_b"), place("cam_a")
+    assert b.xyz[0, 0] > a.xyz[0, 0] + 5  # a metre higher: the same pixel is further away
+    assert again.xyz[0, 0] == a.xyz[0, 0] and positions.generation("cam") == 2
+    assert place("nope") is None
+    assert "no chain of transforms from base_link to nope" in positions.reason("cam")

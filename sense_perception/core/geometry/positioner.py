@@ -49,6 +49,7 @@ class _Camera:
     # positions before and after a change are in different estimates (the velocity filters of
     # the camera restart on it).
     used: CameraCalibration | None = None
+    frame: str = ""  # the frame ``calibration``'s mount was looked up for
     generation: int = 0
 
 
@@ -159,6 +160,11 @@ class CameraPositions:
                 return self.fixed.for_image(width, height), "", False
             except CalibrationError as exc:
                 return None, str(exc), True
+        if cam.calibration is not None and self.mount is None \
+                and self._frame(cam, frame_id) != cam.frame:
+            # Images of another frame_id (a driver reconfigured, two cameras on one topic) have
+            # that frame's mount, as tf2 looks it up: they were placed with the first one's.
+            cam.calibration = None
         if cam.calibration is not None:
             try:
                 return cam.calibration.for_image(width, height, cam.source), "", False
@@ -168,9 +174,7 @@ class CameraPositions:
             where = cam.info_topic or "its camera_info topic"
             return None, (f"no calibration: no sensor_msgs/CameraInfo on {where} yet and no "
                           "calibration file (replay: --calibration FILE)"), False
-        header = getattr(cam.info, "header", None)
-        info_frame = str(getattr(header, "frame_id", "") or "")
-        frame = frame_id or info_frame
+        frame = self._frame(cam, frame_id)
         if cam.tried is not None and cam.tried[:2] == (self._tf_version, frame):
             # nothing changed since this failed: not again for every frame (a lookup walks the
             # whole /tf_static tree)
@@ -188,7 +192,7 @@ class CameraPositions:
             fault = not _uncalibrated(cam.info)  # an all-zero K: a camera nobody calibrated
             where = f"{cam.info_topic or camera} ({source})"
             cam.calibration = from_camera_info(cam.info, mount, where)
-            cam.source = where
+            cam.source, cam.frame = where, frame
             return cam.calibration.for_image(width, height, where), "", False
         except CalibrationError as exc:
             note = f" ({self.tf_note})" if self.tf_note and self.mount is None else ""
@@ -226,6 +230,12 @@ class CameraPositions:
             return None
         cam.placed += int(out.valid.sum())
         return out
+
+    @staticmethod
+    def _frame(cam: _Camera, frame_id: str) -> str:
+        """The frame a camera's mount is looked up for: the image's, else its CameraInfo's."""
+        header = getattr(cam.info, "header", None)
+        return frame_id or str(getattr(header, "frame_id", "") or "")
 
     def generation(self, camera: str) -> int:
         """How many times ``camera``'s calibration from its CameraInfo and mount has changed (a
