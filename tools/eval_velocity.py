@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera", default=None,
                         help="key prefix of the camera to read (default: the only one)")
     parser.add_argument("--fps", type=float, default=10.0,
-                        help="frame rate of the numbering, stamps 1/fps apart (default: 10)")
+                        help="frame rate of the numbering, stamps 1/fps apart (0.01 to 1000; "
+                             "default: 10)")
     parser.add_argument("--iou", type=float, default=0.5, help="IoU of a match (default: 0.5)")
     parser.add_argument("--report-frames", type=_frames, default=None, metavar="A:B",
                         help="report only frames A..B-1 (all still run, so tracks warm up), "

@@ -268,6 +268,9 @@ def run(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     rows: list[tuple[str, str, int, str, str]] = []
     failed = 0
+    # Images the calibration does not fit: their detections carry no 3-D fields, which alone
+    # read like a run without --calibration.
+    left_out: list[dict[str, str]] = []
     used: set[str] = set()
     made: set[str] = set()  # annotated copies written by this run
     ours = _earlier_outputs(args.out)
@@ -309,6 +312,7 @@ def run(args: argparse.Namespace) -> int:
                                          f"{shown(exc)}",
                                          highlight=False, soft_wrap=True)
                             failed += 1
+                            left_out.append({"path": str(path), "reason": str(exc)})
                     # The copy and its record land together: a stop waits for both, so
                     # an interrupted detections.json lists exactly the copies on disk.
                     with stops.held():
@@ -339,6 +343,8 @@ def run(args: argparse.Namespace) -> int:
             stop = exc
         note = positions_note(f"--calibration {args.calibration}" if calibration else None)
         document: dict[str, Any] = {"images": records, "positions": note}
+        if calibration is not None:  # which images have none, and why (as eval.json says)
+            document["positions_left_out"] = left_out
         if stop is not None:  # what was finished, never the earlier run's file beside this run's copies
             document.update(interrupted=True, not_processed=_not_handled(paths, handled))
         try:

@@ -7,7 +7,7 @@ and velocities. One path is what makes a frame give the same messages live and i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .autoware.rois import AutowareConfig
@@ -32,6 +32,8 @@ class ExteriorSteps:
     positions: Any = None
     ignore: Any = None
     autoware: AutowareConfig | None = None
+    # Per camera, the calibration generation its velocity filters were fed with.
+    _generations: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def frame(self, topic: str, header: Header, detections: Detections,
               size: tuple[int, int], health: dict[str, Any] | None = None,
@@ -56,6 +58,13 @@ class ExteriorSteps:
         placed = None if self.positions is None else self.positions.positions(
             topic, header.frame_id, width, height, detections.boxes, detections.labels,
             label_names)
+        if placed is not None and self.trackers is not None:
+            generation = self.positions.generation(topic)
+            if self._generations.setdefault(topic, generation) != generation:
+                # A new mount or K: the positions before it are in another estimate, and their
+                # difference would be published as a velocity.
+                self._generations[topic] = generation
+                self.trackers.motion.reset(topic)
         motion = None if self.trackers is None or placed is None else \
             self.trackers.velocities(topic, detections, placed, header.seconds)
         return ExteriorFrame(header, detections, label_names, self.detector.min_score, size, image,

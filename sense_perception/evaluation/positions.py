@@ -10,6 +10,7 @@ ellipse (39 % for a calibrated 2-D Gaussian). Recall by range band comes from th
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,10 +25,22 @@ from .ground_truth import GroundTruthImage
 from .gt_fields import number, read_json
 from .scoring import ImageDetections, _coco_eval, scored_labels
 
+# The last band holds what lies beyond 80 m: a box there (not difficult) was in no band, so
+# missing from recall by range and the error table without a word.
 RANGE_BANDS: tuple[tuple[str, float, float], ...] = (
-    ("0-20 m", 0.0, 20.0), ("20-40 m", 20.0, 40.0), ("40-80 m", 40.0, 80.0))
+    ("0-20 m", 0.0, 20.0), ("20-40 m", 20.0, 40.0), ("40-80 m", 40.0, 80.0),
+    ("80+ m", 80.0, math.inf))
 DETECTIONS_FILE = "detections.json"
 GAUSSIAN_1SIGMA_2D = 1.0 - np.exp(-0.5)  # 0.393: share inside a 2-D Gaussian's 1-sigma ellipse
+# A true position is compared with an estimate along and across the line of sight, and the range
+# error is relative to the true range: a range of 0 (or 1e-320) made it inf, and eval.json then
+# held ``Infinity`` (not JSON); a coordinate of 1e300 overflowed the lateral error and the 1-sigma
+# test. Objects a camera on the vehicle sees lie between 10 cm (base_link's origin is inside the
+# car) and 1 km (the bands end at 80 m; PandaSet's farthest box is 238 m).
+MIN_TRUE_RANGE_M, MAX_TRUE_M = 0.1, 1000.0
+# range_m and hypot(x, y) of position_base_link must agree (the developer set: within 1 mm); a
+# range from elsewhere put the box into another band and its error against the other number.
+_RANGE_AGREEMENT = (0.05, 0.01)  # metres + share of the range
 
 
 @dataclass
@@ -77,19 +90,49 @@ def load_truth_3d(path: Path) -> dict[str, CameraTruth3D]:
             if not isinstance(box, dict):
                 continue
             at = f"{where}.boxes[{i}]"
-            if "position_base_link" in box:
-                value = box["position_base_link"]
-                if not isinstance(value, list) or len(value) != 3:
-                    raise GroundTruthError(f"{at}.position_base_link: expected [x, y, z] in "
-                                           f"metres, got {str(value)[:60]}")
-                positions[i] = [number(v, f"{at}.position_base_link[{k}]")
-                                for k, v in enumerate(value)]
-                ranges[i] = np.hypot(positions[i, 0], positions[i, 1])
-            if "range_m" in box:
-                ranges[i] = number(box["range_m"], f"{at}.range_m")
+            positions[i], ranges[i] = _truth_position(box, at)
         if calib is not None or np.isfinite(ranges).any():
             out[key] = CameraTruth3D(calib, positions, ranges)
     return out
+
+
+def _truth_position(box: dict, at: str) -> tuple[list[float], float]:
+    """A box's ``position_base_link`` (nan where absent) and true range (``range_m``, else
+    hypot(x, y); nan where neither), checked: finite, within :data:`MAX_TRUE_M`, a range of at
+    least :data:`MIN_TRUE_RANGE_M`, and ``range_m`` agreeing with the position's.
+
+    Raises:
+        GroundTruthError: naming the box, the field and the fix.
+    """
+    position, true_range = [np.nan] * 3, np.nan
+    if "position_base_link" in box:
+        value = box["position_base_link"]
+        if not isinstance(value, list) or len(value) != 3:
+            raise GroundTruthError(f"{at}.position_base_link: expected [x, y, z] in metres, got "
+                                   f"{str(value)[:60]}")
+        position = [number(v, f"{at}.position_base_link[{k}]") for k, v in enumerate(value)]
+        if max(map(abs, position)) > MAX_TRUE_M:
+            raise GroundTruthError(f"{at}.position_base_link: {position} is more than "
+                                   f"{MAX_TRUE_M:g} m from base_link; fix: it is in metres "
+                                   "(not millimetres), in base_link")
+        true_range = math.hypot(position[0], position[1])
+        what = f"{position} is"
+    if "range_m" in box:
+        given = number(box["range_m"], f"{at}.range_m")
+        if not np.isnan(true_range) and abs(given - true_range) > \
+                _RANGE_AGREEMENT[0] + _RANGE_AGREEMENT[1] * true_range:
+            raise GroundTruthError(f"{at}.range_m: {given:g} m, but its position_base_link is "
+                                   f"{true_range:.3f} m away (hypot(x, y)); fix: range_m is the "
+                                   "horizontal distance of position_base_link from base_link's "
+                                   "origin")
+        true_range, what = given, f"{given:g} m is"
+    if not np.isnan(true_range) and not MIN_TRUE_RANGE_M <= true_range <= MAX_TRUE_M:
+        field = "range_m" if "range_m" in box else "position_base_link"
+        raise GroundTruthError(f"{at}.{field}: {what} not a range an object can be at (from "
+                               f"{MIN_TRUE_RANGE_M:g} to {MAX_TRUE_M:g} m); fix: give the "
+                               "object's horizontal distance from base_link in metres, or leave "
+                               "the field out")
+    return position, true_range
 
 
 def positions_for(calib: CameraCalibration, dets: ImageDetections,
@@ -312,6 +355,7 @@ def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
         positions.append(p)
         records.append(detection_record(str(g.path), g.width, g.height, dets.labels, dets.boxes,
                                         dets.scores, p))
+    paths = {g.key: g.path for g in ground_truth}
     placed = sum(p is not None for p in positions)
     if not placed:
         source: str | None = None
@@ -323,7 +367,9 @@ def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
     reason = ("neither the ground truth's cameras nor --calibration FILE give a calibration (K, "
               "D, distortion_model, width, height, T_base_link_camera)" if not unplaced else
               "no calibration fits the images' size")
-    doc = {"images": records, "positions": positions_note(source, reason)}
+    doc = {"images": records, "positions": positions_note(source, reason),
+           "positions_left_out": [{"path": str(paths[key]), "reason": why}
+                                  for key, why in unplaced]}
     has_truth = any(np.isfinite(t.ranges).any() for t in truth.values())
     report = position_report(ground_truth, detections, positions, truth, labels, iou) \
         if has_truth else None

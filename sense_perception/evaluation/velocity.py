@@ -36,6 +36,8 @@ from .scoring import ImageDetections
 
 PARKED = "Parked"
 _FRAME_KEY = re.compile(r"^(?P<camera>.*?)(?P<number>\d+)$")
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # a frame per 100 s to tracking.frame_rate's bound
+_MAX_NUMBER_DIGITS = 18  # a frame number fits an int64 (numpy), as a sequence's count does
 
 
 @dataclass
@@ -64,6 +66,17 @@ class SequenceFrame:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
+def _check_unique(uuids: Sequence[str], where: str) -> None:
+    """Refuse an object id on two boxes of one frame: its true velocity would be taken from the
+    last of them for both (a wrong number, silently)."""
+    first: dict[str, int] = {}
+    for i, u in enumerate(uuids):
+        if u and u in first:
+            raise GroundTruthError(f"{where}.boxes[{i}].uuid: {u[:40]!r} is also the uuid of "
+                                   f"boxes[{first[u]}]; a uuid names one object, once per frame")
+        first.setdefault(u, i)
+
+
 def load_sequence(path: Path, camera: str | None = None, fps: float = 10.0,
                   image_dir: Path | None = None) -> list[SequenceFrame]:
     """The frames of one camera of a project ground truth, in frame order, with true velocities.
@@ -79,8 +92,10 @@ def load_sequence(path: Path, camera: str | None = None, fps: float = 10.0,
         GroundTruthError: not a sequence (keys without frame numbers, several cameras and no
             ``camera``, a repeated number), a frame without calibration, a bad field.
     """
-    if not fps > 0:
-        raise GroundTruthError(f"--fps must be > 0, got {fps}")
+    # .inf made every stamp 0 and every true velocity inf (a difference over 0 s); 1e308 overflowed.
+    if not MIN_FPS <= fps <= MAX_FPS:  # nan fails it too
+        raise GroundTruthError(f"--fps must be > 0: from {MIN_FPS:g} to {MAX_FPS:g} frames per "
+                               f"second, got {fps}")
     path = Path(path)
     doc = read_json(path)
     images = load_project(path, doc, image_dir)
@@ -91,6 +106,10 @@ def load_sequence(path: Path, camera: str | None = None, fps: float = 10.0,
         if m is None:
             raise GroundTruthError(f"{path}: key {g.key!r} has no frame number; a sequence's keys "
                                    "end in the frame's number (front_camera/07)")
+        if len(m["number"]) > _MAX_NUMBER_DIGITS:  # int() refuses thousands of digits
+            raise GroundTruthError(f"{path}: key {g.key[:40]!r}... ends in a number of "
+                                   f"{len(m['number'])} digits; a frame number has at most "
+                                   f"{_MAX_NUMBER_DIGITS}")
         by_camera.setdefault(m["camera"], []).append((int(m["number"]), g))
     if camera is None:
         if len(by_camera) > 1:
@@ -112,6 +131,7 @@ def load_sequence(path: Path, camera: str | None = None, fps: float = 10.0,
                                    "a velocity sequence needs one")
         boxes = doc["cameras"][g.key]["boxes"]
         uuids = [str(b.get("uuid", "")) if isinstance(b, dict) else "" for b in boxes]
+        _check_unique(uuids, f"{path}: cameras.{g.key}")
         motion = [str(b.get("motion", "")) if isinstance(b, dict) else "" for b in boxes]
         frames.append(SequenceFrame(number, number / fps, g, t3.calibration, t3.positions[:len(boxes)],
                                     uuids, motion))
@@ -136,25 +156,19 @@ def truth_velocities(numbers: Sequence[int], uuids: Sequence[Sequence[str]],
         Per frame (G, 2), ``(p[n+1] - p[n-1]) / (2 dt)`` of the same object; nan where the object
         is missing from a neighbour, has no id, or a position is missing.
     """
-    ids = sorted({u for frame in uuids for u in frame if u})
-    code = {u: i for i, u in enumerate(ids)}
-    first = min(numbers, default=0)
-    span = max(numbers, default=0) - first + 1
-    # One table of every object's position in every frame (nan: not labelled there); two frames
-    # of padding so that n - 1 and n + 1 always index it.
-    table = np.full((len(ids), span + 2, 2), np.nan)
-    rows = []
-    for n, frame_ids, pos in zip(numbers, uuids, positions, strict=True):
-        obj = np.array([code.get(u, -1) for u in frame_ids], np.int64)
-        col = n - first + 1
-        has = obj >= 0
-        table[obj[has], col] = pos[has, :2]
-        rows.append((obj, col))
+    # Each frame's neighbours by number, each object's row by id: no table spanning the numbers
+    # (frames 0 and 10**9 made one of a billion columns per object).
+    frame_at = {n: k for k, n in enumerate(numbers)}
+    rows_of = [{u: i for i, u in enumerate(frame_ids) if u} for frame_ids in uuids]
     out = []
-    for obj, col in rows:
-        v = np.full((len(obj), 2), np.nan)
-        has = obj >= 0
-        v[has] = (table[obj[has], col + 1] - table[obj[has], col - 1]) / (2.0 * dt)
+    for n, frame_ids in zip(numbers, uuids, strict=True):
+        v = np.full((len(frame_ids), 2), np.nan)
+        before, after = frame_at.get(n - 1), frame_at.get(n + 1)
+        if before is not None and after is not None:
+            a = np.array([rows_of[before].get(u, -1) if u else -1 for u in frame_ids], np.int64)
+            b = np.array([rows_of[after].get(u, -1) if u else -1 for u in frame_ids], np.int64)
+            has = (a >= 0) & (b >= 0)
+            v[has] = (positions[after][b[has], :2] - positions[before][a[has], :2]) / (2.0 * dt)
         out.append(v)
     return out
 
@@ -190,6 +204,11 @@ class _FrameCalibration:
     def positions(self, *args: Any) -> Any:
         """:meth:`CameraPositions.positions`."""
         return self.positioner.positions(*args)
+
+    def generation(self, camera: str) -> int:
+        """:meth:`CameraPositions.generation`: 0, a calibration given per frame does not restart
+        the velocities (the ground truth's base_link is the frame's, its positions in it)."""
+        return self.positioner.generation(camera)
 
 
 def run_sequence(frames: Sequence[SequenceFrame], config: Path | None = None,

@@ -521,7 +521,10 @@ class Replayer:
         self._received: dict[str, int] = {}  # messages read per camera topic
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
+        # The mount parameters as on the node (they were checked, then left unused: the replay
+        # took /tf_static whatever mount_transform or mount_height said).
         self._positions = CameraPositions(self._calibration,
+                                          mount=self._settings[EXTERIOR].mount(),
                                           noise=self._settings[EXTERIOR].position_noise())
         self._calibration_topics = self._calibration_inputs(bag)
         # Only now, with the topics checked and the models built, are earlier outputs replaced.

@@ -169,6 +169,7 @@ class ObjectDetectorSettings(InputSettings):
             raise ConfigError(f"parameter 'mount_pitch_sd' must be in [0, 10] degrees, got "
                               f"{self.mount_pitch_sd}")
         self.check_declared_ranges()
+        self.mount()  # the mount parameters checked wherever the settings are (node and replay)
 
     def position_noise(self) -> Any:
         """The noise the 3-D positions assume, with ``mount_pitch_sd``
@@ -200,7 +201,23 @@ class ObjectDetectorSettings(InputSettings):
             check_mount(T, "parameter 'mount_transform'")
             return T
         if self.mount_height > 0:
-            return mount_transform(self.mount_height, self.mount_pitch, self.mount_roll)
+            T = mount_transform(self.mount_height, self.mount_pitch, self.mount_roll)
+            # Their ranges let through a camera looking up (pitch -1.5) or upside down (roll 3):
+            # it was refused on every frame (a WARN), never at configure.
+            if -math.sin(self.mount_pitch) > 0.5:
+                raise ConfigError(
+                    f"parameter 'mount_pitch' {self.mount_pitch:g} rad looks "
+                    f"{math.degrees(-self.mount_pitch):.0f} degrees up; a camera placing objects "
+                    "on the road looks at most 30 degrees up (-0.52 rad); fix: positive pitch "
+                    "looks down (REP-103)")
+            if math.cos(self.mount_roll) <= 0:
+                raise ConfigError(
+                    f"parameter 'mount_roll' {self.mount_roll:g} rad turns the camera "
+                    f"{math.degrees(abs(self.mount_roll)):.0f} degrees about its axis, so the "
+                    "image's y axis does not point down; fix: a roll within (-1.57, 1.57) rad, or "
+                    "give the mount as mount_transform (camera optical frame -> base_link)")
+            check_mount(T, "parameters 'mount_height', 'mount_pitch', 'mount_roll'")
+            return T
         return None
 
     def transports(self) -> list[str]:

@@ -241,7 +241,14 @@ def load_calibration(path: Path) -> CameraCalibration:
         raise CalibrationError(f"--calibration {path}: cannot read it ({exc.strerror or exc})") \
             from None
     except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's advice would not help a user
+            raise CalibrationError(f"--calibration {path}: not readable JSON: a number with "
+                                   "thousands of digits; no calibration value is that long") \
+                from None
         raise CalibrationError(f"--calibration {path}: not readable JSON: {exc}") from None
+    except RecursionError:  # a 100 kB file of nested brackets ended detect in a traceback
+        raise CalibrationError(f"--calibration {path}: not readable JSON: nested too deeply (a "
+                               "calibration is one object of numbers and lists)") from None
     return from_dict(doc, f"--calibration {path}")
 
 

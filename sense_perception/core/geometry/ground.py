@@ -34,6 +34,7 @@ GROUND, SIZE, TOP, WIDTH, BORDER = 1, 2, 4, 8, 16
 METHOD_NAMES = {GROUND: "ground", SIZE: "size", TOP: "top", WIDTH: "width", BORDER: "border"}
 _BITS = np.array([GROUND, SIZE, TOP, WIDTH, BORDER], np.int8)  # by cue row (GroundPositions.cues' columns)
 _WIDTH_REL_SD = 0.35  # a footprint's visible width depends on heading and occlusion
+_MIN_BOX_PX = 1.0  # the size and width cues need a box at least this tall / wide
 
 
 @dataclass
@@ -159,7 +160,9 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         d_g = d_g + contact_offset
         # size: the vertical extent between the top and bottom rays is the height prior.
         delta_s = s_top - s_bottom
-        ok_s = known & ~cut_bottom & ~cut_top & (delta_s > 0)
+        # A box under a pixel tall has no measured height (a degenerate box of a custom model:
+        # 1e-6 px placed a car 1.5 million km away); the noise model assumes a pixel at least.
+        ok_s = known & ~cut_bottom & ~cut_top & (delta_s > 0) & (box_h >= _MIN_BOX_PX)
         d_s = np.where(H >= cam_z, H / delta_s, _near_distance_above(delta_s, H, cam_z, extent))
         rel_s = (H_sd / H) ** 2 + 2.0 * (edge / np.maximum(box_h, 1.0)) ** 2
         var_s = d_s ** 2 * rel_s + body_var
@@ -185,7 +188,8 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
             # width: the footprint's extent across the ray against the box width.
             width_angle = np.abs(np.arctan2(rays[3, :, 1], rays[3, :, 0])
                                  - np.arctan2(rays[2, :, 1], rays[2, :, 0]))
-            ok_w = known & ~(ok_g | ok_s | ok_t) & ~cut_side & (width_angle > 0)
+            ok_w = known & ~(ok_g | ok_s | ok_t) & ~cut_side & (width_angle > 0) \
+                & (box_w >= _MIN_BOX_PX)
             d_w = across / width_angle + body_offset  # the near face's distance, then centre
             var_w = (_WIDTH_REL_SD * d_w) ** 2 + body_var
             px_w = d_w ** 2 * 2.0 * (edge / np.maximum(box_w, 1.0)) ** 2

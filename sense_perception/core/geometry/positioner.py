@@ -45,6 +45,12 @@ class _Camera:
     # (/tf_static version, frame, reason, fault) of the last failed calibration, reused until
     # either changes (a new CameraInfo clears it)
     tried: tuple[int, str, str, bool] | None = None
+    # The last calibration built from the CameraInfo and mount, and how many times it changed:
+    # positions before and after a change are in different estimates (the velocity filters of
+    # the camera restart on it).
+    used: CameraCalibration | None = None
+    frame: str = ""  # the frame ``calibration``'s mount was looked up for
+    generation: int = 0
 
 
 # Distinct reasons counted per camera (a reason names sizes and values, so a camera whose
@@ -61,6 +67,13 @@ def _uncalibrated(info: Any) -> bool:
         return not np.any(np.asarray(k if k is not None else [], np.float64))
     except (TypeError, ValueError):
         return False
+
+
+def _same_calibration(a: CameraCalibration, b: CameraCalibration) -> bool:
+    """Whether two calibrations place a box alike (the source text aside)."""
+    return a is b or (a.distortion_model == b.distortion_model and (a.width, a.height) == (
+        b.width, b.height) and np.array_equal(a.K, b.K) and np.array_equal(a.D, b.D)
+        and np.array_equal(a.T_base_link_camera, b.T_base_link_camera))
 
 
 def _same_info(a: Any, b: Any) -> bool:
@@ -115,16 +128,19 @@ class CameraPositions:
     def tf_static(self, message: Any) -> None:
         """A tf2_msgs/TFMessage of /tf_static; a camera without a mount yet tries again."""
         self._tf_version += 1
+        error = ""
         try:
             self.tf.add(message)
-        except CalibrationError as exc:
-            for cam in self._cameras.values():
-                if cam.calibration is None:
-                    cam.error = str(exc)
-            return
+        except CalibrationError as exc:  # the message's other transforms are kept
+            error = str(exc)
         for cam in self._cameras.values():
+            if self.mount is None:
+                # A mount from /tf_static is looked up again: a re-published one (a corrected
+                # mount, a camera re-parented) replaces the earlier one, as in tf2. It was kept
+                # for good once a first calibration was built.
+                cam.calibration = None
             if cam.calibration is None:
-                cam.error = ""
+                cam.error = error
 
     def new_tf_note(self) -> str:
         """The note of /tf_static transforms not kept (beyond the frame cap) the first time
@@ -144,6 +160,11 @@ class CameraPositions:
                 return self.fixed.for_image(width, height), "", False
             except CalibrationError as exc:
                 return None, str(exc), True
+        if cam.calibration is not None and self.mount is None \
+                and self._frame(cam, frame_id) != cam.frame:
+            # Images of another frame_id (a driver reconfigured, two cameras on one topic) have
+            # that frame's mount, as tf2 looks it up: they were placed with the first one's.
+            cam.calibration = None
         if cam.calibration is not None:
             try:
                 return cam.calibration.for_image(width, height, cam.source), "", False
@@ -153,9 +174,7 @@ class CameraPositions:
             where = cam.info_topic or "its camera_info topic"
             return None, (f"no calibration: no sensor_msgs/CameraInfo on {where} yet and no "
                           "calibration file (replay: --calibration FILE)"), False
-        header = getattr(cam.info, "header", None)
-        info_frame = str(getattr(header, "frame_id", "") or "")
-        frame = frame_id or info_frame
+        frame = self._frame(cam, frame_id)
         if cam.tried is not None and cam.tried[:2] == (self._tf_version, frame):
             # nothing changed since this failed: not again for every frame (a lookup walks the
             # whole /tf_static tree)
@@ -173,7 +192,7 @@ class CameraPositions:
             fault = not _uncalibrated(cam.info)  # an all-zero K: a camera nobody calibrated
             where = f"{cam.info_topic or camera} ({source})"
             cam.calibration = from_camera_info(cam.info, mount, where)
-            cam.source = where
+            cam.source, cam.frame = where, frame
             return cam.calibration.for_image(width, height, where), "", False
         except CalibrationError as exc:
             note = f" ({self.tf_note})" if self.tf_note and self.mount is None else ""
@@ -195,6 +214,10 @@ class CameraPositions:
             self._unplaced(cam)
             return None
         cam.source = cam.source or calibration.source
+        if calibration is not self.fixed:
+            if cam.used is not None and not _same_calibration(cam.used, calibration):
+                cam.generation += 1
+            cam.used = calibration
         try:
             out = estimate_positions(calibration, boxes, labels, tuple(label_names), self.noise)
         except ArithmeticError as exc:
@@ -207,6 +230,21 @@ class CameraPositions:
             return None
         cam.placed += int(out.valid.sum())
         return out
+
+    @staticmethod
+    def _frame(cam: _Camera, frame_id: str) -> str:
+        """The frame a camera's mount is looked up for: the image's, else its CameraInfo's."""
+        header = getattr(cam.info, "header", None)
+        return frame_id or str(getattr(header, "frame_id", "") or "")
+
+    def generation(self, camera: str) -> int:
+        """How many times ``camera``'s calibration from its CameraInfo and mount has changed (a
+        new K, size or mount: a corrected /tf_static, a re-calibrated camera) between its
+        frames; a frame placed with another calibration is not comparable with the earlier ones
+        (:class:`~sense_perception.core.exterior_steps.ExteriorSteps` restarts the camera's
+        velocity filters)."""
+        cam = self._cameras.get(camera)
+        return 0 if cam is None else cam.generation
 
     @staticmethod
     def _unplaced(cam: _Camera) -> None:

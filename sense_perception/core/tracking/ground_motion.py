@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ...config import section_from_params, setting
-from ..geometry.ground import GroundPositions
+from ..geometry.ground import BORDER, GroundPositions
 from ..stamp_order import StampOrder
 
 # Velocity prior of a new track, m/s (per axis): anything a road user may do relative to the ego
@@ -223,7 +223,11 @@ class GroundMotion:
                 self._keep(~stale)
         if positions is None or not len(track_ids):
             return out
-        sel = np.flatnonzero((track_ids >= 0) & positions.valid)
+        # A position from the image border alone (a vehicle filling a corner) is where the
+        # image's bottom row meets the road, whatever the object does: it measures no motion (a
+        # car pulling away there was filtered into a steady 0 m/s), and its frame-to-frame noise
+        # is 0 along the ray.
+        sel = np.flatnonzero((track_ids >= 0) & positions.valid & (positions.method != BORDER))
         if not sel.size:
             return out
         ids = track_ids[sel]
@@ -234,6 +238,11 @@ class GroundMotion:
         R = noise[sel].copy()
         R[:, 0, 0] = np.maximum(R[:, 0, 0], _MIN_VAR)
         R[:, 1, 1] = np.maximum(R[:, 1, 1], _MIN_VAR)
+        # A rank-one noise (one direction without noise) made S singular on a frame with the
+        # last one's stamp (no process noise): LinAlgError, and the whole frame was dropped.
+        flat = R[:, 0, 0] * R[:, 1, 1] - R[:, 0, 1] ** 2 < _MIN_VAR ** 2
+        R[flat, 0, 0] += _MIN_VAR
+        R[flat, 1, 1] += _MIN_VAR
 
         n = self._n
         rows = np.searchsorted(self._ids[:n], ids)
