@@ -166,3 +166,15 @@ def test_the_film_watch_is_off_for_the_cabin_camera_by_default(drive):
     assert events(frames, cabin)[0] == []
     on = health_settings_type("driver_monitor").from_params({"camera_health.film_drop": 0.55}, "x")
     assert [c for _, c, up in events(frames, on)[0] if up] == ["blocked"]
+
+
+@pytest.mark.parametrize("start", [10, 20, 30])
+def test_a_plain_side_filling_the_view_over_a_second_is_not_low_visibility(drive, start):
+    # half to nine tenths of the view plain and the rest sharp: the one-frame rule counted the
+    # side as texture lost and raised low_visibility for the half second it took to cover the
+    # rest; its border is a sharp edge, so it is a surface in the scene with no texture to lose
+    seg = drive[start:start + 10]
+    frames = drive[start - 10:start] + degrade.pulling_in(
+        seg + seg[::-1], 90.0, np.random.default_rng(start), 10, (1.0, 1.0))
+    found, monitor = events(frames)
+    assert found == [] and monitor.conditions == [], found

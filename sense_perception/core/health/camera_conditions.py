@@ -293,8 +293,11 @@ def image_conditions(m: FrameMetrics, settings: CameraHealthSettings) -> list[st
             and (m.flat_border_sharp or 0.0) <= settings.blocked_max_sharp_border):
         found.append("blocked")
     # sharp detail is counted against the part of the view that has texture to lose: a lamp post
-    # against a clear sky is a sharp view of a featureless sky, not fog
-    textured = 1.0 - m.featureless
+    # against a clear sky is a sharp view of a featureless sky, not fog; nor has a plain surface
+    # in the scene, whose border is a sharp edge (a truck's side filling most of the view)
+    surface = m.flat_dark if (m.flat_border_sharp or 0.0) > settings.blocked_max_sharp_border \
+        else 0.0
+    textured = 1.0 - m.featureless - surface
     if m.structure >= settings.low_visibility_min_structure and (
             m.sharp < settings.low_visibility_sharp_fraction * textured
             or m.fine < settings.low_visibility_fine_ratio):
