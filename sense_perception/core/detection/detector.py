@@ -250,7 +250,7 @@ class DetectorConfig:
         "range": ("", "linear", "cubic", "area", "nearest")})
     score_activation: str = field(default="none", metadata={"range": ("none", "sigmoid")})
     cell_offset: float = field(default=-1.0, metadata={
-        "range": "cells; negative: the layout's default"})
+        "range": "0..1 cells; negative: the layout's default"})
     reduced_jpeg_decode: bool = True
     preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
     calibrated_scores: bool = True
@@ -267,6 +267,9 @@ class DetectorConfig:
         if not 1 <= self.max_detections <= MAX_DETECTIONS:
             raise ConfigError(f"detector.max_detections must be within 1..{MAX_DETECTIONS}, got "
                               f"{self.max_detections} (0 no longer means no limit)")
+        if self.cell_offset > 1.0:  # 1e300 overflowed the anchor points: every box NaN, dropped
+            raise ConfigError(f"detector.cell_offset must be within 0..1 cells (negative: the "
+                              f"layout's default), got {self.cell_offset}")
         for key in ("input_width", "input_height"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"detector.{key} must be >= 0, got {getattr(self, key)}")

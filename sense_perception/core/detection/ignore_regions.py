@@ -39,6 +39,9 @@ MAX_OUTLINES, MAX_OUTLINE_POINTS = 64, 2048
 #: Frame sizes whose mask, summed-area table and outlines are kept (all cameras together): a camera
 #: whose size changes every frame would otherwise keep ~19 MB per 1080p size for ever.
 MAX_SIZES = 8
+#: How far from the image origin (px) a polygon point may lie: far beyond any camera, well within
+#: the 32-bit integers OpenCV draws in.
+MAX_COORDINATE = 1_000_000
 
 
 @dataclass
@@ -81,6 +84,12 @@ def _parse(entry: str, index: int) -> tuple[str, np.ndarray | Path]:
     if points.ndim != 2 or points.shape[1:] != (2,) or len(points) < 3 or not np.isfinite(points).all():
         raise ConfigError(f"{where}: a polygon needs 3 or more points written x,y separated by "
                           "spaces, in image pixels")
+    if np.abs(points).max() > MAX_COORDINATE:
+        # OpenCV draws polygons in 32-bit integers: a point at 1e10 (meaning "far beyond the
+        # frame") wrapped around and the region silently covered nothing.
+        raise ConfigError(f"{where}: a point lies {np.abs(points).max():g} px from the image "
+                          f"origin; fix: keep every point within {MAX_COORDINATE:,} px of it (a "
+                          "point beyond the frame's edge already reaches past it)")
     return topic, points
 
 
