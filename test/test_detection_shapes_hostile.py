@@ -160,3 +160,23 @@ def test_a_cell_offset_beyond_one_cell_is_refused_by_name():
     with pytest.raises(ConfigError, match="detector.cell_offset must be within 0..1"):
         DetectorConfig(cell_offset=1e300)
     assert DetectorConfig(cell_offset=1.0).cell_offset == 1.0
+
+
+def test_a_mask_of_another_size_is_drawn_where_it_applies(tmp_path):
+    # the outline came from the mask's own pixel centres, scaled: a 1x1 mask that ignores the
+    # whole frame was drawn as a dot at its corner, a 2x2 one a quarter of its area short
+    whole, corner = tmp_path / "whole.png", tmp_path / "corner.png"
+    cv2.imwrite(str(whole), np.full((1, 1), 255, np.uint8))
+    quarter = np.zeros((2, 2), np.uint8)
+    quarter[0, 0] = 255
+    cv2.imwrite(str(corner), quarter)
+    regions = IgnoreRegions(IgnoreRegionSettings(polygons=[f"/a: mask {whole}",
+                                                           f"/b: mask {corner}"]))
+    for width, height in [(34, 34), (8000, 32), (32, 8000)]:  # even: the corner is half
+        for topic, (right, bottom) in (("/a", (width, height)), ("/b", (width // 2, height // 2))):
+            [outline] = regions.outlines(topic, width, height)
+            box = np.array([[0.0, 0.0, right, bottom]])
+            assert regions.inside_share(topic, box, width, height).tolist() == [1.0]
+            # drawn through the centres of the region's edge pixels, as a same-size mask is
+            assert outline.min(0).tolist() == [0.0, 0.0]
+            assert outline.max(0).tolist() == [right - 1, bottom - 1], (topic, width, height)

@@ -105,6 +105,14 @@ def _read_mask(path: Path) -> np.ndarray:
     return np.asarray(image)
 
 
+def _scaled_mask(path: Path, width: int, height: int) -> np.ndarray:
+    """Mask image ``path`` at ``width`` x ``height`` (a mask for another resolution is scaled)."""
+    image = _read_mask(path)
+    if image.shape != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
+    return image
+
+
 class IgnoreRegions:
     """The ignore regions of every camera, from :class:`IgnoreRegionSettings`.
 
@@ -161,10 +169,7 @@ class IgnoreRegions:
             mask = np.zeros((height, width), np.uint8)
             for shape in self._shapes[topic]:
                 if isinstance(shape, Path):
-                    image = _read_mask(shape)
-                    if image.shape != (height, width):  # a mask for another resolution: scaled
-                        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
-                    mask |= np.asarray(image > 0, np.uint8)
+                    mask |= np.asarray(_scaled_mask(shape, width, height) > 0, np.uint8)
                 else:
                     cv2.fillPoly(mask, [np.rint(shape).astype(np.int32)], 1)
             _remember(self._masks, key, (mask, cv2.integral(mask, sdepth=cv2.CV_64F)))
@@ -180,12 +185,15 @@ class IgnoreRegions:
             if not isinstance(shape, Path):
                 out.append(shape)
                 continue
-            image = _read_mask(shape)
-            scale = np.array([width / image.shape[1], height / image.shape[0]])
+            # The outline of the mask as it is applied (scaled to the frame as _mask scales it):
+            # contours of the mask's own pixels, scaled, ran through pixel centres and left a
+            # mask pixel out at the right and bottom (a 1x1 mask ignoring the whole frame was
+            # drawn as a dot at its corner)
+            image = _scaled_mask(shape, width, height)
             contours, _ = cv2.findContours(np.asarray(image > 0, np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_SIMPLE)
             # within a pixel of the mask's edge: a curved edge needs no point per pixel
-            out += [cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float64) * scale
+            out += [cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float64)
                     for c in contours]
         out = _largest(out, topic)
         _remember(self._outlines, key, out)  # read once per camera and frame size, not per frame
