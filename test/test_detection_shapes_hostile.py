@@ -180,3 +180,22 @@ def test_a_mask_of_another_size_is_drawn_where_it_applies(tmp_path):
             # drawn through the centres of the region's edge pixels, as a same-size mask is
             assert outline.min(0).tolist() == [0.0, 0.0]
             assert outline.max(0).tolist() == [right - 1, bottom - 1], (topic, width, height)
+
+
+def test_a_cabin_camera_changing_its_frame_size_holds_a_bounded_set_of_anchor_grids():
+    # YuNet kept an anchor grid per padded input size for ever: with face.max_side 4096 (inside
+    # its range) a camera whose size changes could make it hold 16384 of them, some 17 GB
+    from sense_perception.face.yunet import YuNetDetector
+
+    most = 8  # yunet.MAX_GRIDS: the most recent sizes
+
+    face = cv2.imread(str(REPO.parent / "shared" / "data" / "faces" /
+                          "obama_1_official_portrait_2012.jpg"))
+    detector = YuNetDetector(max_side=4096)
+    sizes = [(96 + 32 * i, 128 + 32 * i) for i in range(most + 4)]
+    for width, height in sizes:
+        faces = detector.detect(_shrink(face, width, height))
+        assert len(faces) == 1 and np.isfinite(faces.boxes).all(), (width, height)
+    assert len(detector._grids) == most
+    faces = detector.detect(_shrink(face, *sizes[0]))  # an older size is made again
+    assert len(faces) == 1 and len(detector._grids) == most
