@@ -199,3 +199,19 @@ def test_a_cabin_camera_changing_its_frame_size_holds_a_bounded_set_of_anchor_gr
     assert len(detector._grids) == most
     faces = detector.detect(_shrink(face, *sizes[0]))  # an older size is made again
     assert len(faces) == 1 and len(detector._grids) == most
+
+
+def test_a_vehicle_label_the_model_does_not_report_is_refused_by_name():
+    # a typo ("trucks") or another model's label was silently no vehicle at all: its boxes were
+    # never merged with the cars they overlap
+    from sense_perception.core.detection.detector import ObjectDetector
+    from sense_perception.core.detection.duplicates import DuplicateSettings
+
+    def config(labels: list[str]) -> DetectorConfig:
+        return DetectorConfig(pedestrian_model="none",
+                              duplicates=DuplicateSettings(vehicle_labels=labels))
+
+    with pytest.raises(ConfigError, match=r"vehicle_labels names 'trucks', which picodet_s_416 "
+                                          r"does not report; its labels: .*truck"):
+        ObjectDetector(config(["car", "trucks"]))
+    assert ObjectDetector(config(["car", "truck"])).label_names  # the model's own: taken

@@ -22,7 +22,7 @@ from ...errors import ConfigError, ImageDecodeError, ModelError
 from .calibration import ScoreCalibration, apply_maps, calibration_for
 from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_family,
                        detector_models, family_input_defaults, make_decoder)
-from .duplicates import DuplicateSettings, suppress_duplicates
+from .duplicates import DuplicateSettings, check_vehicle_labels, suppress_duplicates
 from .ignore_regions import IgnoreRegionSettings
 from .low_light import LowLightSettings, brighten_input
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
@@ -444,6 +444,7 @@ class ObjectDetector:
         self._label_map: LabelMap = build_label_map(classes, cfg.keep_other_classes,
                                                     self.labels_source)
         self.label_names: list[str] = list(self._label_map.names)
+        check_vehicle_labels(cfg.duplicates, self.label_names, self.model_name)
         if owned_labels is not None or excluded_labels:
             keep = [n for n in (owned_labels if owned_labels is not None else self.label_names)
                     if n not in set(excluded_labels)]
