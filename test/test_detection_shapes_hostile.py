@@ -215,3 +215,17 @@ def test_a_vehicle_label_the_model_does_not_report_is_refused_by_name():
                                           r"does not report; its labels: .*truck"):
         ObjectDetector(config(["car", "trucks"]))
     assert ObjectDetector(config(["car", "truck"])).label_names  # the model's own: taken
+
+
+def test_a_band_input_the_runtime_cannot_apply_is_said_not_ignored(caplog):
+    # only OpenVINO reshapes the specialist to detector.pedestrian_band_input; on onnxruntime
+    # (a GPU, or runtime.openvino off) a band input that was set did nothing, and nothing said so
+    with caplog.at_level("WARNING", logger="sense_perception.core.detection.detector_setup"):
+        build_detector({"runtime.openvino": "off", "detector.pedestrian_band_input": [640, 192]},
+                       "test")
+    [said] = [r.getMessage() for r in caplog.records if "pedestrian_band_input" in r.getMessage()]
+    assert "[640, 192] is not applied: person_detection_0203 runs on CPUExecutionProvider" in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sense_perception.core.detection.detector_setup"):
+        build_detector({"runtime.openvino": "off"}, "test")  # the default: nothing to say
+    assert not [r for r in caplog.records if "pedestrian_band_input" in r.getMessage()]
