@@ -17,6 +17,10 @@ from .model_fold import folded_model_path
 
 STRIDES = (8, 16, 32)
 _DIVISOR = 32
+#: Anchor grids kept (one per padded input size, the most recent): a camera whose frame size
+#: changes (a cabin camera rescaling, a hostile publisher) would otherwise keep one per size for
+#: ever, up to 16384 sizes with ``face.max_side`` 4096 (some 17 GB).
+MAX_GRIDS = 8
 
 
 @dataclass
@@ -96,7 +100,10 @@ class YuNetDetector:
                                    np.arange(cols, dtype=np.float32), indexing="ij")
                 cells.append(np.stack([c.ravel(), r.ravel()], axis=1))
                 strides.append(np.full((rows * cols, 1), s, np.float32))
-            self._grids[key] = (np.concatenate(cells), np.concatenate(strides))
+            grid = self._grids[key] = (np.concatenate(cells), np.concatenate(strides))
+            while len(self._grids) > MAX_GRIDS:
+                del self._grids[next(iter(self._grids))]  # the oldest size
+            return grid
         return self._grids[key]
 
     def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, int, int]:

@@ -22,7 +22,7 @@ from ...errors import ConfigError, ImageDecodeError, ModelError
 from .calibration import ScoreCalibration, apply_maps, calibration_for
 from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_family,
                        detector_models, family_input_defaults, make_decoder)
-from .duplicates import DuplicateSettings, suppress_duplicates
+from .duplicates import DuplicateSettings, check_vehicle_labels, suppress_duplicates
 from .ignore_regions import IgnoreRegionSettings
 from .low_light import LowLightSettings, brighten_input
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
@@ -250,7 +250,7 @@ class DetectorConfig:
         "range": ("", "linear", "cubic", "area", "nearest")})
     score_activation: str = field(default="none", metadata={"range": ("none", "sigmoid")})
     cell_offset: float = field(default=-1.0, metadata={
-        "range": "cells; negative: the layout's default"})
+        "range": "0..1 cells; negative: the layout's default"})
     reduced_jpeg_decode: bool = True
     preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
     calibrated_scores: bool = True
@@ -267,6 +267,9 @@ class DetectorConfig:
         if not 1 <= self.max_detections <= MAX_DETECTIONS:
             raise ConfigError(f"detector.max_detections must be within 1..{MAX_DETECTIONS}, got "
                               f"{self.max_detections} (0 no longer means no limit)")
+        if self.cell_offset > 1.0:  # 1e300 overflowed the anchor points: every box NaN, dropped
+            raise ConfigError(f"detector.cell_offset must be within 0..1 cells (negative: the "
+                              f"layout's default), got {self.cell_offset}")
         for key in ("input_width", "input_height"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"detector.{key} must be >= 0, got {getattr(self, key)}")
@@ -441,6 +444,7 @@ class ObjectDetector:
         self._label_map: LabelMap = build_label_map(classes, cfg.keep_other_classes,
                                                     self.labels_source)
         self.label_names: list[str] = list(self._label_map.names)
+        check_vehicle_labels(cfg.duplicates, self.label_names, self.model_name)
         if owned_labels is not None or excluded_labels:
             keep = [n for n in (owned_labels if owned_labels is not None else self.label_names)
                     if n not in set(excluded_labels)]

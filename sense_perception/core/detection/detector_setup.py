@@ -127,6 +127,13 @@ def band_specialist(own: DetectorConfig, config: DetectorConfig,
     if not band.reshaped:
         width, height = band.input_size  # onnxruntime: tiles of the network's own shape
         band.tiling = band_tiling(config.pedestrian_band, width / height)
+        if list(config.pedestrian_band_input) != list(DetectorConfig().pedestrian_band_input):
+            # set, yet only OpenVINO can reshape the network: said, not ignored in silence
+            LOG.warning("detector.pedestrian_band_input %s is not applied: %s runs on %s, whose "
+                        "copy of the model is fixed to %dx%d; the band is cut into tiles of that "
+                        "shape (OpenVINO reshapes it: runtime.openvino auto, on a CPU)",
+                        list(config.pedestrian_band_input), band.model_name, band.provider,
+                        width, height)
     return band
 
 

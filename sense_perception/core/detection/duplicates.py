@@ -118,6 +118,21 @@ class DuplicateSettings:
                               f"{', '.join(VOTE_RULES)}, got {self.vehicle_label!r}")
 
 
+def check_vehicle_labels(settings: DuplicateSettings, label_names: list[str], model: str) -> None:
+    """Refuse ``vehicle_labels`` the model does not report, where they were set: a typo
+    ("trucks") or another model's name was silently no vehicle at all. The default list may name
+    labels a custom model lacks.
+
+    Raises:
+        ConfigError: naming the unknown labels and the model's labels.
+    """
+    unknown = [n for n in settings.vehicle_labels if n not in label_names]
+    if unknown and list(settings.vehicle_labels) != DuplicateSettings().vehicle_labels:
+        raise ConfigError(f"detector.duplicates.vehicle_labels names {', '.join(map(repr, unknown))}, "
+                          f"which {model} does not report; its labels: {', '.join(label_names)}; "
+                          "fix: name labels of the model, or [] for no cross-class suppression")
+
+
 def containment(boxes: np.ndarray) -> np.ndarray:
     """(N, N) share of box i's area that lies inside box j, for (N, 4) xyxy boxes."""
     lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
@@ -217,5 +232,5 @@ def suppress_duplicates(dets: Detections, label_names: list[str],
     return dets.select(~nested) if nested.any() else dets
 
 
-__all__ = ["DuplicateSettings", "containment", "nested_duplicates", "pairwise_iou",
+__all__ = ["DuplicateSettings", "check_vehicle_labels", "containment", "nested_duplicates", "pairwise_iou",
            "suppress_duplicates", "vehicle_nms"]

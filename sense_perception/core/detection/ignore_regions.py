@@ -39,6 +39,9 @@ MAX_OUTLINES, MAX_OUTLINE_POINTS = 64, 2048
 #: Frame sizes whose mask, summed-area table and outlines are kept (all cameras together): a camera
 #: whose size changes every frame would otherwise keep ~19 MB per 1080p size for ever.
 MAX_SIZES = 8
+#: How far from the image origin (px) a polygon point may lie: far beyond any camera, well within
+#: the 32-bit integers OpenCV draws in.
+MAX_COORDINATE = 1_000_000
 
 
 @dataclass
@@ -81,6 +84,12 @@ def _parse(entry: str, index: int) -> tuple[str, np.ndarray | Path]:
     if points.ndim != 2 or points.shape[1:] != (2,) or len(points) < 3 or not np.isfinite(points).all():
         raise ConfigError(f"{where}: a polygon needs 3 or more points written x,y separated by "
                           "spaces, in image pixels")
+    if np.abs(points).max() > MAX_COORDINATE:
+        # OpenCV draws polygons in 32-bit integers: a point at 1e10 (meaning "far beyond the
+        # frame") wrapped around and the region silently covered nothing.
+        raise ConfigError(f"{where}: a point lies {np.abs(points).max():g} px from the image "
+                          f"origin; fix: keep every point within {MAX_COORDINATE:,} px of it (a "
+                          "point beyond the frame's edge already reaches past it)")
     return topic, points
 
 
@@ -94,6 +103,14 @@ def _read_mask(path: Path) -> np.ndarray:
     if image is None:
         raise ConfigError(f"detector.ignore_regions: the mask image {path} can no longer be read")
     return np.asarray(image)
+
+
+def _scaled_mask(path: Path, width: int, height: int) -> np.ndarray:
+    """Mask image ``path`` at ``width`` x ``height`` (a mask for another resolution is scaled)."""
+    image = _read_mask(path)
+    if image.shape != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
+    return image
 
 
 class IgnoreRegions:
@@ -152,10 +169,7 @@ class IgnoreRegions:
             mask = np.zeros((height, width), np.uint8)
             for shape in self._shapes[topic]:
                 if isinstance(shape, Path):
-                    image = _read_mask(shape)
-                    if image.shape != (height, width):  # a mask for another resolution: scaled
-                        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
-                    mask |= np.asarray(image > 0, np.uint8)
+                    mask |= np.asarray(_scaled_mask(shape, width, height) > 0, np.uint8)
                 else:
                     cv2.fillPoly(mask, [np.rint(shape).astype(np.int32)], 1)
             _remember(self._masks, key, (mask, cv2.integral(mask, sdepth=cv2.CV_64F)))
@@ -171,12 +185,15 @@ class IgnoreRegions:
             if not isinstance(shape, Path):
                 out.append(shape)
                 continue
-            image = _read_mask(shape)
-            scale = np.array([width / image.shape[1], height / image.shape[0]])
+            # The outline of the mask as it is applied (scaled to the frame as _mask scales it):
+            # contours of the mask's own pixels, scaled, ran through pixel centres and left a
+            # mask pixel out at the right and bottom (a 1x1 mask ignoring the whole frame was
+            # drawn as a dot at its corner)
+            image = _scaled_mask(shape, width, height)
             contours, _ = cv2.findContours(np.asarray(image > 0, np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_SIMPLE)
             # within a pixel of the mask's edge: a curved edge needs no point per pixel
-            out += [cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float64) * scale
+            out += [cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float64)
                     for c in contours]
         out = _largest(out, topic)
         _remember(self._outlines, key, out)  # read once per camera and frame size, not per frame

@@ -34,6 +34,9 @@ INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
 }
 RESIZE_MODES = ("stretch", "letterbox", "letterbox_center")
+#: Largest network input value (absolute) the normalisation may give: far beyond what any detector
+#: is trained on (about -3..3, 0..1 or 0..255), far within float32.
+MAX_NETWORK_INPUT = 1e6
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,19 @@ class PreprocessSpec:
                               f"{list(self.mean)} and {list(self.std)}")
         if any(s == 0 for s in self.std):
             raise ConfigError(f"detector.std must not contain 0, got {list(self.std)}")
+        # The network input of pixel values 0 and 255 (and everything between): a pixel_scale of
+        # 1e300 or a std of 1e-300 (no range keeps them out) overflowed float32 to inf, the network
+        # answered NaN and found nothing, with only a numpy warning to say so.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            ends = np.abs((np.array([[0.0], [255.0]]) * self.scale - np.asarray(self.mean, np.float64))
+                          / np.asarray(self.std, np.float64))
+        worst = float(np.nan_to_num(ends, nan=np.inf).max())
+        if not worst <= MAX_NETWORK_INPUT:
+            raise ConfigError(f"detector.pixel_scale {self.scale:g}, detector.mean "
+                              f"{list(self.mean)} and detector.std {list(self.std)} give network "
+                              f"inputs up to {worst:g}, beyond {MAX_NETWORK_INPUT:g}; fix: a pixel_scale like 1/255 or 1, a "
+                              "mean and std in the same units as the scaled pixels (or 0 and [] "
+                              "for the model's own)")
 
     @classmethod
     def from_input_spec(cls, spec: InputSpec, interpolation: str = "linear") -> PreprocessSpec:

@@ -27,6 +27,7 @@ Everything works on all detections of a frame at once with numpy (a few hundred 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -63,7 +64,8 @@ class TilingConfig:
         include_full_frame: also run the full frame (first tile); large, near objects need it.
         min_image_width: frames narrower than this are not tiled (the network already sees them
             near full resolution).
-        min_tile_px: smallest allowed tile side in pixels; a plan giving smaller tiles is an error.
+        min_tile_px: smallest allowed tile side in pixels: a thinner band grows to it, a frame
+            smaller than it is not tiled, and columns/rows cutting smaller tiles are an error.
         edge_margin_px: a box edge within this many source pixels of a tile's inner border
             touches it (detectors rarely put the edge exactly on the border).
         cover_threshold: a fragment whose area lies at least this much inside a larger box of the
@@ -136,11 +138,20 @@ def _starts(extent: int, count: int, overlap: float) -> tuple[np.ndarray, int]:
     return starts, size
 
 
-def auto_columns(width: int, tile_h: int, aspect: float, overlap: float) -> int:
-    """Column count whose tiles come closest to ``aspect`` (width / height), at least 1."""
+def auto_columns(width: int, tile_h: int, aspect: float, overlap: float,
+                 min_tile_px: int = 1) -> int:
+    """Column count whose tiles come closest to ``aspect`` (width / height), at least 1 and at
+    most :data:`MAX_AUTO_COLUMNS` or as many as leave tiles ``min_tile_px`` wide."""
     # n tiles of width w with overlap o cover n*w - (n-1)*o*w = width.
     n = (width / (aspect * tile_h) - overlap) / (1.0 - overlap)
-    return max(1, int(round(n)))
+    fit = (width / min_tile_px - overlap) / (1.0 - overlap)
+    return max(1, int(min(round(n), math.floor(fit), MAX_AUTO_COLUMNS)))
+
+
+#: The most columns ``columns`` 0 picks (the most ``tiling.columns`` may ask for): a
+#: ``tile_aspect`` of 1e-9 (its range allows it) asked for 4e12 columns and hung the frame
+#: building their offsets; a strip 8000 px wide and 100 high asked for 125 network runs.
+MAX_AUTO_COLUMNS = 64
 
 
 def plan_tiles(width: int, height: int, cfg: TilingConfig) -> list[Tile]:
@@ -150,20 +161,30 @@ def plan_tiles(width: int, height: int, cfg: TilingConfig) -> list[Tile]:
     off or the frame is narrower than ``cfg.min_image_width``). Band tiles follow row by row, left
     to right; together they cover the band exactly, neighbours sharing ``cfg.overlap`` of a tile.
 
+    A band thinner than ``cfg.min_tile_px`` rows (a thin band, or a frame a few dozen rows high)
+    grows, about its centre, to that many rows within the frame. A frame that cannot hold one tile
+    of ``cfg.min_tile_px`` pixels (fewer rows or columns: a strip) is not tiled: it is detected
+    whole, or, without the full frame (the pedestrian band), as one tile across the band.
+
     Raises:
-        ConfigError: the image size is not positive, or the plan gives tiles smaller than
-            ``cfg.min_tile_px``.
+        ConfigError: the image size is not positive, or ``cfg.columns``/``cfg.rows`` cut a band
+            that holds tiles of ``cfg.min_tile_px`` into smaller ones.
     """
     if width <= 0 or height <= 0:
         raise ConfigError(f"cannot plan tiles for an image of {width}x{height} pixels")
     full: Tile = (0, 0, int(width), int(height))
     if not cfg.enabled or width < cfg.min_image_width:
         return [full]
-    band_h = min(height, max(1, int(round(cfg.band_height * height))))
+    # A band thinner than a tile may be (a 32-row frame's 13-row band; a band setting of 0.001
+    # of the height) grows to one: the setting is kept where the frame allows it.
+    band_h = min(height, max(1, int(round(cfg.band_height * height)), cfg.min_tile_px))
     band_y0 = int(round(cfg.horizon_y * height - band_h / 2))
     band_y0 = min(max(band_y0, 0), height - band_h)
+    if min(band_h, width) < cfg.min_tile_px:  # the frame is smaller than a tile: a strip
+        return [full] if cfg.include_full_frame else [(0, band_y0, int(width), band_y0 + band_h)]
     ys, tile_h = _starts(band_h, cfg.rows, cfg.overlap)
-    columns = cfg.columns or auto_columns(width, tile_h, cfg.tile_aspect, cfg.overlap)
+    columns = cfg.columns or auto_columns(width, tile_h, cfg.tile_aspect, cfg.overlap,
+                                          cfg.min_tile_px)
     xs, tile_w = _starts(width, columns, cfg.overlap)
     if min(tile_w, tile_h) < cfg.min_tile_px:
         raise ConfigError(
