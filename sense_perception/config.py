@@ -244,7 +244,10 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     if not match:
         return doc
     name = match.group(1)
-    base = (bundled_config(name) if name in BUNDLED_CONFIGS and not (path.parent / name).exists()
+    # a bundled set-up by name, `carla` or `carla.yaml` (as the bundled overlays write it), unless
+    # a file of that name lies beside the overlay
+    stem = name[:-len(".yaml")] if name.endswith(".yaml") else name
+    base = (bundled_config(stem) if stem in BUNDLED_CONFIGS and not (path.parent / name).exists()
             else path.parent / name)
     if base.resolve() in _seen or base.resolve() == path.resolve():
         raise ConfigError(f"config file {path}: '# base: {name}' leads back to itself")

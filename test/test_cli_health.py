@@ -80,6 +80,9 @@ def test_json_prints_and_json_out_never_overwrites_a_photo(tmp_path, capsys):
     assert main(["health", str(COMMA), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert [i["path"] for i in document["images"]] == [str(COMMA)]
+    # the documented shape, whole: `skipped` is there (empty) when nothing was skipped
+    assert document["skipped"] == []
+    assert set(document["images"][0]) == {"path", "width", "height", "conditions", "metrics"}
     victim = tmp_path / "victim.png"
     victim.write_bytes(COMMA.read_bytes())
     for target in (victim, tmp_path / "new.jpg", COMMA):  # an image, an image name, an input

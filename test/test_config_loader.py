@@ -12,7 +12,7 @@ import pytest
 
 from replay_helpers import FRONT, SAMPLE_BAG
 from sense_perception.cli.main import main
-from sense_perception.config import NODE_KINDS, load_params, node_schema
+from sense_perception.config import NODE_KINDS, bundled_config, load_params, node_schema
 from sense_perception.errors import ConfigError
 from sense_perception.ros.settings import descriptor_fields, ros_default, ros_param_value
 
@@ -88,6 +88,13 @@ def test_an_overlay_replaces_only_its_keys_and_its_base_is_relative_to_it(tmp_pa
                                "    detector: {score_treshold: 0.5}\n", "b.yaml")
     with pytest.raises(ConfigError, match="did you mean detector.score_threshold"):
         load_params(bundled, "object_detector")
+    # ... spelt as a file name too, as the bundled overlays and docs/configuration.md write it,
+    # from a folder that holds no such file (it was looked for beside the overlay only)
+    named = _write(tmp_path / "sub", "# base: carla.yaml\nobject_detector:\n  ros__parameters:\n"
+                                     "    detector: {nms_iou: 0.6}\n", "mine.yaml")
+    params = load_params(named, "object_detector")
+    assert params["detector.nms_iou"] == 0.6
+    assert params["camera_topics"] == load_params(bundled_config("carla"), "object_detector")["camera_topics"]
     loop = _write(tmp_path, "# base: loop.yaml\n{}\n", "loop.yaml")
     with pytest.raises(ConfigError, match="leads back to itself"):
         load_params(loop, "object_detector")

@@ -46,6 +46,17 @@ def test_enrol_without_consent_is_refused_and_explains(tmp_path: Path, capsys) -
     assert not gallery.exists()
 
 
+def test_enrol_from_photos_refuses_the_bag_options_it_would_ignore(tmp_path: Path, capsys) -> None:
+    gallery = tmp_path / "g.json"
+    for extra in (["--topic", "/cabin/image"], ["--stride", "2"]):
+        with pytest.raises(SystemExit) as stop:  # a usage error, as argparse reports it
+            main(["driver", "enroll", "--name", "Barack", "--consent", "--images", OBAMA_1, *extra,
+                  "--gallery", str(gallery)])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and extra[0] in err and "--bag" in err, err
+    assert not gallery.exists()
+
+
 def test_enrol_list_identify_forget(tmp_path: Path, capsys) -> None:
     gallery = str(tmp_path / "g.json")
     code, out, _ = cli(capsys, "enroll", "--name", "Barack", "--consent", "--images", OBAMA_1,

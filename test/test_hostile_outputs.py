@@ -249,6 +249,7 @@ def test_a_bag_whose_topic_or_encoding_holds_markup_is_summarised_not_a_tracebac
     assert f"3-D positions {hostile_topic}: none" in out, result.stdout
     assert "encoding: '[/x]\\x1b[2J' is not supported" in out, result.stdout
     assert "\x1b" not in result.stdout and "summary: out/summary.json" in result.stdout
+    assert "output bag: out/bag/bag.mcap" in result.stdout  # the file to open in Foxglove
 
 
 def test_score_calibration_fit_never_writes_over_its_ground_truth(tmp_path: Path) -> None:

@@ -87,6 +87,15 @@ def test_settings_from_the_config_and_their_checks(tmp_path: Path) -> None:
     regions(SQUARE).check_topics([TOPIC])
 
 
+def test_the_sample_config_is_a_valid_node_config_for_the_sample_bag() -> None:
+    # `make demo` uses it and docs/configuration.md offers it: its region's camera must be among
+    # its own camera_topics, or a node given the file stays unconfigured, and those must be the
+    # bag's exterior cameras, or the demo prints a note that the config's cameras are not followed.
+    params = load_params(SAMPLE_CONFIG, "object_detector")
+    assert sorted(params["camera_topics"]) == sorted([FRONT, WINDSHIELD])
+    IgnoreRegions.from_params(params).check_topics(params["camera_topics"], str(SAMPLE_CONFIG))
+
+
 def test_regions_are_drawn_in_the_debug_image_and_the_annotations() -> None:
     image = np.zeros((480, 640, 3), np.uint8)
     outline = regions(SQUARE).outlines(TOPIC, 640, 480)

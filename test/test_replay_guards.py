@@ -249,6 +249,13 @@ def test_a_config_naming_other_camera_topics_is_told_not_ignored(tmp_path, capsy
     # the cameras replayed are the config's, or the config names none: nothing to tell
     assert unused_camera_topics(config, [FRONT]) == ""
     assert unused_camera_topics(None, [FRONT, WINDSHIELD]) == ""
+    # a camera is one camera in either transport: the bundled autoware set-up names the raw
+    # topic, its recordings often hold the compressed one (docs/autoware.md's offline replay)
+    from sense_perception.config import bundled_config
+
+    autoware_front = "/sensing/camera/camera0/image_rect_color/compressed"
+    assert unused_camera_topics(bundled_config("autoware"), [autoware_front]) == ""
+    assert unused_camera_topics(bundled_config("autoware"), [autoware_front, FRONT]) != ""
     many = tmp_path / "many.yaml"
     many.write_text("object_detector:\n  ros__parameters:\n    camera_topics: ["
                     + ", ".join(f"/c{i}/image_raw" for i in range(50)) + "]\n")

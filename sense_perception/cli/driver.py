@@ -626,7 +626,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="photos, each showing only the driver's face")
     src.add_argument("--bag", metavar="BAG", help="rosbag2 (directory, .mcap or .db3) from the cabin camera")
     p.add_argument("--topic", help="image topic in --bag (sensor_msgs/Image or CompressedImage)")
-    p.add_argument("--stride", type=int, default=5, help="use every N-th bag frame (default 5)")
+    p.add_argument("--stride", type=int, default=None, help="use every N-th bag frame (default 5)")
     p.add_argument("--keep-images", action="store_true",
                    help="also store the aligned 112x112 face crops beside the gallery (off by "
                         "default: no face image is written)")
@@ -725,6 +725,12 @@ def _require_topic(parser: argparse.ArgumentParser, func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         if args.bag and not args.topic:
             parser.error("--bag needs --topic (the cabin camera's image topic)")
+        if not args.bag and (args.topic or args.stride is not None):
+            # a setting is never silently ignored: with --images they would have no effect
+            parser.error("--topic and --stride choose the frames of --bag; with --images they do "
+                         "nothing: drop them, or enrol from --bag")
+        if args.stride is None:
+            args.stride = 5
         if args.stride < 1:
             parser.error("--stride must be >= 1")
         return func(args)

@@ -15,6 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from . import CONFIG_HELP
+
 NODE_NAME = "object_detector"
 
 
@@ -51,11 +53,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("ground_truth", type=Path, metavar="GT",
                         help="ground-truth file (project or COCO json) or KITTI label_2 folder")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="output directory (created if missing) for eval.json and the plot")
+                        help="output directory (created if missing) for eval.json, "
+                             "detections.json and the plot")
     parser.add_argument("--config", default=None, metavar="FILE",
                         help="ROS 2 parameter YAML the object_detector node reads (detector.*, "
-                             "tiling.*, runtime.*): the settings being measured; a bundled name "
-                             "(perception, carla, awsim) works too")
+                             "tiling.*, runtime.*): the settings being measured; "
+                             f"{CONFIG_HELP}")
     parser.add_argument("--node-name", default=NODE_NAME,
                         help="section of --config to read (default: %(default)s)")
     parser.add_argument("--iou", type=float, default=0.5, metavar="X",

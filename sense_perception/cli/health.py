@@ -62,8 +62,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     # .json name after --json (never an input or an image: `health a.jpg --json b.jpg` must not
     # overwrite a photo).
     parser.add_argument("--json", action=_PrintJson, nargs="?", default=False, metavar="OUT.json",
-                        help='print {"images": [{"path", "conditions", "metrics"}]} instead of '
-                             "the text lines; with a .json file name, also write it there (as "
+                        help='print {"images": [{"path", "width", "height", "conditions", '
+                             '"metrics"}], "skipped": [{"path", "error"}]} instead of the text '
+                             "lines; with a .json file name, also write it there (as "
                              "--json-out)")
     parser.add_argument("--json-out", metavar="FILE", type=Path, default=None,
                         help="also write that JSON to FILE (refused when FILE is an input, an "
@@ -165,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{printable(path)}  {record['width']}x{record['height']}  "
               f"{', '.join(record['conditions']) or 'ok'}  (mean {m['mean']:.0f}, sharp "
               f"{m['sharp']:.2f}, flat {m['flat_dark']:.2f}, clipped {m['clipped']:.2f})")
-    document = {"images": records, **({"skipped": skipped} if skipped else {})}
+    # `skipped` is always there, as documented (and as driver attention and driver eval do): a
+    # reader should not have to guess whether an absent list means "none" or "not reported".
+    document = {"images": records, "skipped": skipped}
     if args.json_out is not None:
         try:
             # replaced whole: a full disk keeps an earlier result intact

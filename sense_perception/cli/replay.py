@@ -161,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
     render_table(result.summary, Console())
     for note in result.notes:
         console.print(f"[yellow]note:[/] {shown(note)}", highlight=False, soft_wrap=True)
-    print(f"output bag: {printable(result.out_bag)}")
+    # the file Foxglove opens (`ros2 bag play` takes it or its folder), as the README shows
+    mcap = next(iter(sorted(result.out_bag.glob("*.mcap"))), None)
+    print(f"output bag: {printable(mcap or result.out_bag)}")
     for video in result.videos:
         print(f"video: {printable(video)}")
     print(f"summary: {printable(result.summary_path)}")

@@ -45,7 +45,7 @@ from ..core.output.status import (
     driver_values,
     driver_warnings,
 )
-from ..core.output.topics import camera_info_topic, output_namespaces
+from ..core.output.topics import camera_info_topic, image_base_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
 from ..face.privacy import check_cabin_not_exterior
@@ -235,7 +235,10 @@ def unused_camera_topics(config: Path | None, replayed: list[str]) -> str:
     recording's topics seldom match a vehicle's config), so that setting is not followed, and
     says so rather than being silently ignored. "" when it matches or is not set."""
     named = load_params(config, "object_detector").get("camera_topics") if config else None
-    if not named or sorted(map(str, named)) == sorted(replayed):
+    # one camera, whichever transport: a config's `/cam/image_raw` is the bag's
+    # `/cam/image_raw/compressed` (Autoware's layout records the compressed one)
+    if not named or ({image_base_topic(str(t)) for t in named}
+                     == {image_base_topic(t) for t in replayed}):
         return ""
     def some(items: list[str]) -> str:  # a config or a bag may name thousands
         more = f" and {len(items) - 5} more" if len(items) > 5 else ""
