@@ -1,0 +1,86 @@
+"""R32: a simulator reset, a paused simulation and a recording played in a loop.
+
+Time jumps back (to near 0 after a scenario restart, to the first stamp at each loop of
+``ros2 bag play --loop``) or stands still (a paused simulation). Every stateful part must go on
+from there: nothing waits for the old time to come back, nothing is held for ever.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+
+from sense_perception.cli.main import main
+from sense_perception.replay.video import CameraVideo
+
+from replay_helpers import FRONT, SAMPLE_BAG, read_output
+
+
+def _frames(path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+
+
+def test_the_video_grid_goes_on_after_time_jumps_back_or_far_ahead(tmp_path):
+    """A 1 Hz camera on a 10 fps grid: each frame is held over its second. After the stamps went
+    back (a loop) no frame was held again until they passed where they had been (the second loop
+    played 10 times too fast); after a jump ahead every later frame was held max_hold times."""
+    image = np.zeros((32, 48, 3), np.uint8)
+    video = CameraVideo(tmp_path / "loop.mp4", fps=10.0)
+    for loop in range(2):
+        for i in range(5):
+            video.write(image, 1000.0 + i)  # 1000..1004 s, then the same again
+    video.close()
+    # each loop: 1 + 4 x 10 slots; the step back itself is not held
+    assert video._slots == _frames(tmp_path / "loop.mp4") == 82
+
+    video = CameraVideo(tmp_path / "ahead.mp4", fps=10.0, max_hold_s=2.0)
+    for i in range(10):
+        video.write(image, 0.1 * i)  # 10 Hz
+    for i in range(10):
+        video.write(image, 5000.0 + 0.1 * i)  # a simulation restarted at a later time
+    video.close()
+    # the jump is held 2 s (max_hold), the frames after it are not held again (was 10 + 10 x 21)
+    assert video._slots == _frames(tmp_path / "ahead.mp4") == 10 + 20 + 10
+
+    video = CameraVideo(tmp_path / "paused.mp4", fps=10.0)
+    for i in range(5):
+        video.write(image, 7.0)  # a paused simulation: one stamp, frames keep coming
+    video.write(image, 7.1)
+    video.close()
+    assert video._slots == 6
+
+
+def test_a_replay_of_a_looped_recording_reports_every_loop(tmp_path):
+    """A bag folder holding the same recording twice (a recording on simulation time across a
+    reset, two loops): the bag's receive times go back at the second file. The replay's
+    once-a-second /diagnostics waited for the bag time to pass the first loop's end (none was
+    written in the second loop), camera health counted no second of any condition after the
+    step back, and the video of the second loop held no frame over its gaps."""
+    bag = tmp_path / "looped"
+    bag.mkdir()
+    for i in range(2):
+        shutil.copy(SAMPLE_BAG / "sample_bag.mcap", bag / f"loop_{i}.mcap")
+    out = tmp_path / "out"
+    assert main(["replay", str(bag), "--out", str(out), "--topics", FRONT, "--video"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 8
+
+    received = []
+    for m in read_output(out / "bag"):
+        if m.channel.topic == "/diagnostics":
+            status = next(s for s in m.ros_msg.status if s.name.endswith("object_detector"))
+            received.append(int({v.key: v.value for v in status.values}["frames_received"]))
+    # once a second of arrivals in each loop (frames 1 s, 1 s, 3 s and 3 s apart), and at the end
+    assert [n for n in received if 4 < n < 8], received
+    assert len(received) == 4 + 4, received
+
+    health = summary["camera_health"][FRONT]
+    # the stamps went back at the loop and stayed flagged until the end: 7 s of arrivals
+    assert health["conditions_s"].get("stamp_backwards") == 7.0, health
+    assert _frames(out / "video" / "camera_front_image_raw_compressed.mp4") == 2 * 8
