@@ -66,3 +66,31 @@ def test_a_paused_simulation_clock_does_not_silence_the_no_input_watchdog(contex
         node.stop()
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_publish_paces_a_bag_whose_time_goes_back(ros_env):
+    """replay --publish paced every message from the first one's bag time: after a step back (a
+    bag of two loops) everything went out at once, with /clock, until the bag time passed where it
+    had been: the second loop ignored --rate."""
+    import time
+
+    from rosbags.typesys import Stores, get_typestore
+
+    from sense_perception.replay.publish import LivePublisher
+    from sense_perception.replay.reader import BagMessage
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    String = store.types["std_msgs/msg/String"]
+    raw = store.serialize_cdr(String(data="x"), "std_msgs/msg/String")
+    publisher = LivePublisher(rate=1.0, node_name="sim_loop_publisher")
+    try:
+        start = time.monotonic()
+        for loop in range(2):  # 0.3 s of bag time, played twice
+            for i in range(4):
+                publisher.play(BagMessage("/sim_loop/chatter", "std_msgs/msg/String",
+                                          10**9 + i * 100_000_000, raw))
+        elapsed = time.monotonic() - start
+    finally:
+        publisher.close()
+    assert publisher.published == 8
+    assert elapsed >= 0.55, f"the second loop was not paced: {elapsed:.2f} s for 2 x 0.3 s"
