@@ -8,14 +8,32 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import cv2
 import numpy as np
+import pytest
 
 from sense_perception.cli.main import main
+from sense_perception.face.decision import DriverState
+from sense_perception.face.gallery import GalleryStore
+from sense_perception.face import model_fold
+from sense_perception.face.pipeline import DriverIdentifier, FaceEngine
+from sense_perception.face.settings import FaceConfig
 from sense_perception.replay.video import CameraVideo
 
 from replay_helpers import FRONT, SAMPLE_BAG, read_output
+from test_face_identity import OBAMA, enrol, read, settings
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> FaceEngine:
+    mp = pytest.MonkeyPatch()
+    mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
+    try:
+        yield FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]))
+    finally:
+        mp.undo()
 
 
 def _frames(path) -> int:
@@ -32,7 +50,7 @@ def test_the_video_grid_goes_on_after_time_jumps_back_or_far_ahead(tmp_path):
     played 10 times too fast); after a jump ahead every later frame was held max_hold times."""
     image = np.zeros((32, 48, 3), np.uint8)
     video = CameraVideo(tmp_path / "loop.mp4", fps=10.0)
-    for loop in range(2):
+    for _loop in range(2):
         for i in range(5):
             video.write(image, 1000.0 + i)  # 1000..1004 s, then the same again
     video.close()
@@ -49,7 +67,7 @@ def test_the_video_grid_goes_on_after_time_jumps_back_or_far_ahead(tmp_path):
     assert video._slots == _frames(tmp_path / "ahead.mp4") == 10 + 20 + 10
 
     video = CameraVideo(tmp_path / "paused.mp4", fps=10.0)
-    for i in range(5):
+    for _ in range(5):
         video.write(image, 7.0)  # a paused simulation: one stamp, frames keep coming
     video.write(image, 7.1)
     video.close()
@@ -84,3 +102,28 @@ def test_a_replay_of_a_looped_recording_reports_every_loop(tmp_path):
     # the stamps went back at the loop and stayed flagged until the end: 7 s of arrivals
     assert health["conditions_s"].get("stamp_backwards") == 7.0, health
     assert _frames(out / "video" / "camera_front_image_raw_compressed.mp4") == 2 * 8
+
+
+def test_a_settled_identity_is_checked_again_while_the_stamps_stand_still(tmp_path, engine,
+                                                                          monkeypatch):
+    """identity.embed_interval_s skips the embedding of a settled face for that long: measured on
+    the stamps alone, a paused simulation's (or a camera's that never sets them) skipped it for
+    as long as they stood still, and the identity was never checked again. The monotonic clock
+    bounds the skip too, as it does the gallery's re-read."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    face = read(OBAMA[1])
+    _, _, emb, _ = engine.driver_embedding(read(OBAMA[0]))
+    enrol(store, "Barack", emb)
+    ident = DriverIdentifier(settings(store.path, **{"identity.embed_interval_s": 0.2,
+                                                     "attention.enabled": False}), store, engine)
+    embedded: list[int] = []
+    original = ident.engine.embed
+    monkeypatch.setattr(ident.engine, "embed",
+                        lambda image, marks: embedded.append(1) or original(image, marks))
+    states = [ident.process(face, 0.1 * i).state for i in range(8)]
+    assert states[-1] is DriverState.IDENTIFIED
+    before = len(embedded)
+    for _ in range(3):  # paused: one stamp, while the frames (and wall time) go on
+        time.sleep(0.25)
+        assert ident.process(face, 0.1 * 7).state is DriverState.IDENTIFIED  # the same stamp
+    assert len(embedded) >= before + 2, "no embedding while the stamps stood still"

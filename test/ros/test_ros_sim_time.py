@@ -85,7 +85,7 @@ def test_publish_paces_a_bag_whose_time_goes_back(ros_env):
     publisher = LivePublisher(rate=1.0, node_name="sim_loop_publisher")
     try:
         start = time.monotonic()
-        for loop in range(2):  # 0.3 s of bag time, played twice
+        for _loop in range(2):  # 0.3 s of bag time, played twice
             for i in range(4):
                 publisher.play(BagMessage("/sim_loop/chatter", "std_msgs/msg/String",
                                           10**9 + i * 100_000_000, raw))
