@@ -153,6 +153,7 @@ class DriverIdentifier:
         self._last_check = -math.inf
         self._last_check_clock = time.monotonic()
         self._last_embed_t: float | None = None  # stamp of the last frame whose face was embedded
+        self._last_embed_clock = 0.0  # the monotonic clock then
         self._previous: tuple[float, np.ndarray] | None = None  # previous frame: stamp, driver box
         self.reload_gallery()
 
@@ -232,15 +233,18 @@ class DriverIdentifier:
                 LOG.warning("%s", error)
             self.gallery_error = error
 
-    def _keep_decision(self, box: np.ndarray, t: float) -> bool:
+    def _keep_decision(self, box: np.ndarray, t: float, clock: float) -> bool:
         """Skip this frame's embedding (``identity.embed_interval_s``): the decision is settled,
         the same face is still there (its box moved little since the previous frame) and it was
-        embedded less than the interval ago."""
+        embedded less than the interval ago, in stamps and on the monotonic ``clock`` (stamps
+        that stand still, a paused simulation's or a camera's that never sets them, skipped every
+        embedding for as long as they did: the identity was never checked again)."""
         interval = self.settings.identity.embed_interval_s
         previous = self._previous
         return bool(interval > 0 and self.decider.settled and self._last_embed_t is not None
                     and previous is not None and t >= previous[0]
-                    and 0.0 <= t - self._last_embed_t < interval and same_face(previous[1], box))
+                    and 0.0 <= t - self._last_embed_t < interval
+                    and clock - self._last_embed_clock < interval and same_face(previous[1], box))
 
     def process(self, image_bgr: np.ndarray, t: float, camera_fault: bool = False) -> DriverResult:
         """Run the whole pipeline on one BGR frame taken at time ``t`` (seconds).
@@ -276,7 +280,7 @@ class DriverIdentifier:
             decision = self.decider.update(t, face=False)
         elif faces.boxes[index, 2] - faces.boxes[index, 0] < self.settings.identity.min_face_px:
             decision = self.decider.update(t, face=True)
-        elif self._keep_decision(faces.boxes[index], t):
+        elif self._keep_decision(faces.boxes[index], t, clock):
             decision = self.decider.hold(t)
         else:
             emb, _ = self.engine.embed(image_bgr, faces.landmarks[index:index + 1])
@@ -287,7 +291,7 @@ class DriverIdentifier:
             frame_score = float(match.score[0]) if len(self.index) else math.nan
             decision = self.decider.update(t, True, int(match.index[0]),
                                            float(match.score[0]) if len(self.index) else -1.0)
-            self._last_embed_t = t
+            self._last_embed_t, self._last_embed_clock = t, clock
         self._previous = (t, faces.boxes[index].copy()) if index >= 0 and not camera_fault else None
         identified = decision.state is DriverState.IDENTIFIED
         return DriverResult(

@@ -76,6 +76,31 @@ class PipelineHealth:
                 for s in self.cameras.statuses()]
 
 
+class ArrivalClock:
+    """The replay's arrival clock: the bag time of each message, never going back.
+
+    A bag's receive times go back where a recording made on simulation time (``ros2 bag record
+    --use-sim-time``) meets a simulator reset, or where storage files of two runs or loops lie in
+    one bag folder. On those times the replay's silence checks, input rates, the seconds counted
+    per camera condition and the once-a-second ``/diagnostics`` all waited for the bag time to
+    come back past where it had been (a second loop wrote no ``/diagnostics`` at all). Here a
+    step back is taken as no time passing: the clock goes on from where it was.
+    """
+
+    def __init__(self) -> None:
+        self._offset = 0  # ns added to the bag time: the steps back so far
+        self._last: int | None = None
+
+    def step(self, timestamp: int) -> int:
+        """The arrival time (ns) of a message received at bag time ``timestamp`` (ns)."""
+        arrival = int(timestamp) + self._offset
+        if self._last is not None and arrival < self._last:
+            self._offset += self._last - arrival
+            arrival = self._last
+        self._last = arrival
+        return arrival
+
+
 class ReplayDiagnostics:
     """Writes the pipelines' statuses to ``/diagnostics`` once per second of bag time.
 
@@ -101,15 +126,19 @@ class ReplayDiagnostics:
                 if p.cameras is not None:  # a camera with no frame at all is silent, as live
                     p.cameras.start(p.stats.now())
 
-    def maybe_write(self, timestamp: int, header: Header) -> None:
-        """Write the statuses when a second of bag time passed since the last ones."""
-        if self._next is None or timestamp >= self._next:
-            self._next = timestamp + DIAGNOSTICS_PERIOD_NS
-            self.write(timestamp, header)
+    def maybe_write(self, timestamp: int, header: Header, arrival: int | None = None) -> None:
+        """Write the statuses when a second passed since the last ones on the arrival clock
+        (``arrival``, ns: :class:`ArrivalClock`; the bag time ``timestamp`` when None)."""
+        arrival = timestamp if arrival is None else arrival
+        if self._next is None or arrival >= self._next:
+            self._next = arrival + DIAGNOSTICS_PERIOD_NS
+            self.write(timestamp, header, arrival)
 
-    def write(self, timestamp: int, header: Header) -> None:
-        """Write the statuses now, stamped with ``header``'s time (no frame id)."""
+    def write(self, timestamp: int, header: Header, arrival: int | None = None) -> None:
+        """Write the statuses now at bag time ``timestamp``, stamped with ``header``'s time (no
+        frame id); the cameras' silences are checked at ``arrival`` (ns; ``timestamp`` if None)."""
+        now = (timestamp if arrival is None else arrival) * 1e-9
         statuses = [p.status() for p in self.pipelines]
-        statuses += [s for p in self.pipelines for s in p.camera_statuses(timestamp * 1e-9)]
+        statuses += [s for p in self.pipelines for s in p.camera_statuses(now)]
         self._emit(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, timestamp,
                    messages.diagnostic_array(Header(header.sec, header.nanosec, ""), statuses))

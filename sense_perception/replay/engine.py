@@ -53,7 +53,7 @@ from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
 from ..stops import stopped_by
-from .diagnostics import PipelineHealth, ReplayDiagnostics
+from .diagnostics import ArrivalClock, PipelineHealth, ReplayDiagnostics
 from .pipelines import (
     CABIN,
     EXTERIOR,
@@ -516,7 +516,9 @@ class Replayer:
         self._summary = SummaryBuilder(topics)
         self._stage: ExteriorStage | None = None
         self._cabin_stage: CabinStage | None = None
-        self._last: tuple[int, Header] | None = None  # bag time and header of the last frame
+        # bag time, header and arrival (ns) of the last frame
+        self._last: tuple[int, Header, int] | None = None
+        self._arrivals = ArrivalClock()
         self._last_attention: Any = None
         self._last_driver: dict[str, Any] | None = None
         self._notes: list[str] = []
@@ -566,7 +568,7 @@ class Replayer:
 
     def _make_health(self) -> dict[str, PipelineHealth]:
         """One :class:`PipelineHealth` per pipeline this replay runs, keyed by camera role."""
-        self._bag_now = 0.0  # bag time (s) of the message being handled: the health clock
+        self._bag_now = 0.0  # arrival time (s, ArrivalClock) of the message being handled: the health clock
 
         def clock() -> float:
             return self._bag_now
@@ -711,13 +713,13 @@ class Replayer:
                     continue  # played into the graph only (--publish)
                 done += 1
                 self._received[msg.topic] = self._received.get(msg.topic, 0) + 1
-                self._bag_now = msg.timestamp * 1e-9
+                arrival = self._arrivals.step(msg.timestamp)
+                self._bag_now = arrival * 1e-9
                 self._diagnostics.start()
                 self._role_health(msg.topic).frame_received(msg.topic)
-                frame = self._decode(bag, msg, skipped)
+                frame = self._decode(bag, msg, skipped, arrival)
                 if frame is not None:
-                    if self._last is None or msg.timestamp >= self._last[0]:
-                        self._last = (msg.timestamp, frame.header)
+                    self._last = (msg.timestamp, frame.header, arrival)
                     if msg.topic == self._cabin:
                         assert self._cabin_stage is not None  # set up with the cabin topic
                         self._cabin_stage.process(frame)
@@ -727,7 +729,7 @@ class Replayer:
                             self._note_camera_info(msg.topic, self._camera_infos.image_frame(
                                 msg.topic, frame.header.frame_id))
                         self._stage.add(frame)
-                    self._diagnostics.maybe_write(frame.timestamp, frame.header)
+                    self._diagnostics.maybe_write(frame.timestamp, frame.header, arrival)
                 if self.progress:
                     self.progress(done, expected)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM with the command's stop_signals
@@ -749,7 +751,8 @@ class Replayer:
     def _role_health(self, topic: str) -> Any:
         return self._health[CABIN if topic == self._cabin else EXTERIOR].stats
 
-    def _decode(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> DecodedFrame | None:
+    def _decode(self, bag: Bag, msg: BagMessage, skipped: SkipLog,
+                arrival: int) -> DecodedFrame | None:
         started = time.perf_counter()
         health = self._role_health(msg.topic)
         ros_msg = bag.deserialize_or_skip(msg, skipped)
@@ -778,7 +781,8 @@ class Replayer:
             skipped.add_undecodable(msg.topic, decoded.error)
             health.decode_error(msg.topic, decoded.error)
             return None
-        return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started)
+        return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started,
+                            arrival * 1e-9)
 
     def _inference_failed(self, frames: list[DecodedFrame], exc: Exception) -> None:
         """Count ``frames`` as skipped because inference raised; the replay goes on."""

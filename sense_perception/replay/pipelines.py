@@ -122,6 +122,9 @@ class DecodedFrame(NamedTuple):
     header: Header
     image: np.ndarray | ImageView  # a view of the message buffer on exterior cameras
     started: float  # perf_counter() when its decode began
+    # the replay's arrival clock, s (bag time that never goes back: diagnostics.ArrivalClock);
+    # None: the bag time
+    arrival: float | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -133,11 +136,13 @@ Failure = Callable[[list[DecodedFrame], Exception], None]
 
 
 def judge(health: CameraHealthBank | None, frame: DecodedFrame) -> dict[str, Any] | None:
-    """The camera's health status after ``frame`` (arrival = bag time); None without health."""
+    """The camera's health status after ``frame`` (arrival: the replay's arrival clock); None
+    without health."""
     if health is None:
         return None
     h = frame.header
-    return health.update(frame.topic, frame.image, h.seconds, h.frame_id, frame.timestamp * 1e-9)
+    arrival = frame.timestamp * 1e-9 if frame.arrival is None else frame.arrival
+    return health.update(frame.topic, frame.image, h.seconds, h.frame_id, arrival)
 
 
 class ExteriorStage:

@@ -65,6 +65,7 @@ class LivePublisher:
         self._bad: set[str] = set()
         self._bag0: int | None = None
         self._wall0 = 0.0
+        self._last_bag: int | None = None  # the bag time of the message played last
         self.published = 0
 
     def _profile(self, qos: Sequence[Qos]) -> Any:
@@ -107,9 +108,16 @@ class LivePublisher:
             self._publisher(topic, msgtype, qos)
 
     def play(self, message: BagMessage, qos: Sequence[Qos] = ()) -> None:
-        """Wait until ``message``'s recorded time (scaled by rate), then publish its raw bytes."""
-        if self._bag0 is None:
+        """Wait until ``message``'s recorded time (scaled by rate), then publish its raw bytes.
+
+        Where the bag time goes back (a bag of two loops, a recording on simulation time across a
+        reset) the pacing starts again from that message, as ``ros2 bag play --loop`` does: paced
+        from the first message, everything after the step back went out at once (``--rate``
+        ignored) until the bag time passed where it had been.
+        """
+        if self._bag0 is None or (self._last_bag is not None and message.timestamp < self._last_bag):
             self._bag0, self._wall0 = message.timestamp, time.monotonic()
+        self._last_bag = message.timestamp
         target = self._wall0 + (message.timestamp - self._bag0) * 1e-9 / self.rate
         while (now := time.monotonic()) < target:
             self._clock(self._bag0 + int((now - self._wall0) * self.rate * 1e9))

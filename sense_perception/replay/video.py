@@ -59,6 +59,7 @@ class CameraVideo:
         self._t0: float | None = None
         self._slots = 0  # grid slots written so far
         self._last: np.ndarray | None = None
+        self._last_t = 0.0  # the previous frame's stamp
         self.frames = 0  # source frames written
 
     def _open(self, width: int, height: int) -> None:
@@ -89,8 +90,17 @@ class CameraVideo:
         if (bgr.shape[1], bgr.shape[0]) != self._size:
             bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
         slot = int(round((t - self._t0) * self.fps))
+        if self._last is not None and (t < self._last_t or slot - self._slots > self.max_hold):
+            # Time went back (a bag played in a loop, a simulator reset) or on by more than is
+            # held: the grid goes on from this frame. On the first grid no frame after a step back
+            # was held over a gap again until the stamps passed where they had been (a 1 Hz
+            # camera played 10 times too fast), and after a jump ahead every frame was held
+            # max_hold times (the video 21 times too long).
+            slot = self._slots + (0 if t < self._last_t else self.max_hold)
+            self._t0 = t - slot / self.fps
+        self._last_t = t
         if self._last is not None:
-            # hold the previous frame until this one's slot; time going backwards just appends
+            # hold the previous frame until this one's slot; a frame faster than the grid appends
             for _ in range(min(slot - self._slots, self.max_hold)):
                 self._writer.write(self._last)
                 self._slots += 1

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                  SetParametersResult)
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
@@ -156,7 +157,12 @@ class PerceptionNode(LifecycleNode):
         period = self.get_parameter("diagnostics_period_s").value
         low, high = DIAGNOSTICS_PERIOD_S  # outside them: 1 s, and configure names the parameter
         period = float(period) if isinstance(period, (int, float)) and low <= period <= high else 1.0
-        self._diag_timer = self.create_timer(period, self.publish_diagnostics)
+        # On the steady clock, not the node's: with use_sim_time a ROS-time timer stood still
+        # while /clock did (a paused simulation, a simulator loading a map or not started yet),
+        # and the watchdog that says "no input" or "not configured" published nothing at all.
+        # The statuses are still stamped with the node's (simulation) time.
+        self._diag_timer = self.create_timer(period, self.publish_diagnostics,
+                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _check_set(self, parameters: list[Any]) -> SetParametersResult:
         for parameter in parameters:

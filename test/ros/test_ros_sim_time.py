@@ -1,0 +1,96 @@
+"""R32: a node under ``use_sim_time`` whose ``/clock`` stands still (a paused simulation, a
+simulator loading a map or not started yet) still publishes its ``/diagnostics``: the watchdog that
+says "no input" runs on the steady clock, the statuses are stamped in simulation time."""
+from __future__ import annotations
+
+import pytest
+
+from ros_helpers import level, overrides, wait_for
+
+pytestmark = pytest.mark.ros
+
+
+def test_a_paused_simulation_clock_does_not_silence_the_no_input_watchdog(context):
+    """The diagnostics timer was created on the node's clock: with use_sim_time and /clock stopped
+    at 100 s it never fired, so a camera that stopped with the simulation was never reported."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    topic = "/sp_inproc/paused/image_raw"
+    name = "/inproc_paused_sim"
+    node = ObjectDetectorNode(name[1:], context=context, parameter_overrides=overrides(**{
+        "use_sim_time": True, "camera_topics": [topic], "no_input_warn_s": 1.0,
+        "diagnostics_period_s": 0.5, "publish_debug_image": False,
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    probe = rclpy.create_node("inproc_paused_sim_probe", context=context)
+    statuses: list = []
+    stamps: list = []
+
+    def on_diagnostics(msg) -> None:
+        mine = [s for s in msg.status if s.name == name]
+        statuses.extend(mine)
+        stamps.extend(msg.header.stamp.sec for _ in mine)
+
+    probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
+    clock = probe.create_publisher(Clock, "/clock", QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(probe)
+
+    def spin_until(predicate, timeout: float):
+        return wait_for(lambda: executor.spin_once(timeout_sec=0.05) or predicate(), timeout)
+
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        paused = Clock()
+        paused.clock.sec = 100  # the simulation ran to 100 s, then paused: /clock stands still
+        assert spin_until(lambda: clock.publish(paused) or
+                          node.get_clock().now().nanoseconds == 100 * 10**9, 5.0), \
+            "the node never took the simulation time"
+        statuses.clear()
+        stamps.clear()
+        warned = spin_until(lambda: [s for s in statuses if level(s) == 1], 5.0)
+        assert warned, f"no /diagnostics WARN within 5 s while /clock stood still: {statuses}"
+        assert f"no input for 1 s on {topic}" in warned[0].message
+        assert stamps[-1] == 100, stamps  # stamped in simulation time, as before
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.stop()
+        node.destroy_node()
+        probe.destroy_node()
+
+
+def test_publish_paces_a_bag_whose_time_goes_back(ros_env):
+    """replay --publish paced every message from the first one's bag time: after a step back (a
+    bag of two loops) everything went out at once, with /clock, until the bag time passed where it
+    had been: the second loop ignored --rate."""
+    import time
+
+    from rosbags.typesys import Stores, get_typestore
+
+    from sense_perception.replay.publish import LivePublisher
+    from sense_perception.replay.reader import BagMessage
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    String = store.types["std_msgs/msg/String"]
+    raw = store.serialize_cdr(String(data="x"), "std_msgs/msg/String")
+    publisher = LivePublisher(rate=1.0, node_name="sim_loop_publisher")
+    try:
+        start = time.monotonic()
+        for _loop in range(2):  # 0.3 s of bag time, played twice
+            for i in range(4):
+                publisher.play(BagMessage("/sim_loop/chatter", "std_msgs/msg/String",
+                                          10**9 + i * 100_000_000, raw))
+        elapsed = time.monotonic() - start
+    finally:
+        publisher.close()
+    assert publisher.published == 8
+    assert elapsed >= 0.55, f"the second loop was not paced: {elapsed:.2f} s for 2 x 0.3 s"
