@@ -12,12 +12,15 @@ whatever is readable and recording in a :class:`~.skips.SkipLog` what was lost a
 """
 from __future__ import annotations
 
+import copy
+import heapq
 import logging
 import re
 import stat
 import struct
 from dataclasses import dataclass, field
 from io import BytesIO
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Generator, Iterable, Iterator, NamedTuple, Protocol
 
@@ -108,11 +111,32 @@ class _RosbagsPart:
 
     def messages(self, topics: set[str]) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
         conns = [c for c in self.connections if c.topic in topics]
-        if conns:
+        if not conns:
+            return
+        directory = self.reader.storage
+        storages = getattr(directory, "storages", [])
+        if len(storages) < 2:
             yield from self.reader.messages(conns)
+            return
+        # rosbags reads a split bag (``--max-bag-size``, or files merged from several recordings)
+        # file after file, in metadata.yaml's order; rosbag2 plays it in receive-time order, and
+        # the trackers and camera health need that order (a later file listed first restarted
+        # every track). Each file is already in time order: merging them streams, holding one
+        # message per file.
+        yield from heapq.merge(*(_storage_messages(directory, storage, conns)
+                                 for storage in storages), key=itemgetter(1))
 
     def close(self) -> None:
         self.reader.close()
+
+
+def _storage_messages(directory: Any, storage: Any, conns: list[Connection]
+                      ) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
+    """The messages of one storage file of a rosbags directory reader, read as rosbags reads
+    them (its connection mapping and message decompression), by a copy that holds that file only."""
+    one = copy.copy(directory)
+    one.storages = [storage]
+    return one.messages(conns)
 
 
 class _McapSalvagePart:
@@ -311,29 +335,23 @@ class Bag:
     # -- streaming -------------------------------------------------------------------------------
 
     def messages(self, topics: Iterable[str]) -> Generator[BagMessage, None, None]:
-        """Yield the messages of ``topics`` in storage order (time order within a file).
+        """Yield the messages of ``topics`` in receive-time order (each storage file is in time
+        order; the files are merged as rosbag2 plays them).
 
-        Damage met while reading ends that storage file; what was lost is added to
-        :attr:`skipped` once the stream ends.
+        Damage met while reading ends that storage file (the others go on); what was lost is
+        added to :attr:`skipped` once the stream ends.
         """
         wanted = set(topics)
+        reads: list[dict[str, int]] = [{} for _ in self._parts]
+        damages: list[str | None] = [None] * len(self._parts)
+        streams = [self._part_messages(part, wanted, reads[k], damages, k)
+                   for k, part in enumerate(self._parts)]
+        # Files read without metadata.yaml are separate parts: merged by receive time too.
+        yield from (streams[0] if len(streams) == 1 else
+                    heapq.merge(*streams, key=lambda message: message.timestamp))
         read_total: dict[str, int] = {}
         deferred: list[str] = []
-        for part in self._parts:
-            read: dict[str, int] = {}
-            damage: str | None = None
-            try:
-                for conn, timestamp, data in part.messages(wanted):
-                    meta = self.topics[conn.topic]
-                    if conn.msgtype != meta.msgtype:
-                        self.skipped.add(conn.topic, f"message type {conn.msgtype} differs from the "
-                                                     f"topic's first type {meta.msgtype}")
-                        continue
-                    read[conn.topic] = read.get(conn.topic, 0) + 1
-                    yield BagMessage(conn.topic, conn.msgtype, timestamp, data)
-            except Exception as exc:  # storage errors after the open (bad page, bad chunk)
-                damage = f"{part.name}: reading stopped by {type(exc).__name__}: {exc}"
-                LOG.warning("%s", damage)
+        for part, read, damage in zip(self._parts, reads, damages, strict=True):
             for topic, n in read.items():
                 read_total[topic] = read_total.get(topic, 0) + n
             if isinstance(part, _McapSalvagePart):
@@ -352,6 +370,23 @@ class Bag:
             for topic in sorted(wanted & self._expected.keys()):
                 self.skipped.add(topic, f"unreadable: {'; '.join(deferred)}",
                                  self._expected[topic] - read_total.get(topic, 0))
+
+    def _part_messages(self, part: _Part, wanted: set[str], read: dict[str, int],
+                       damages: list[str | None], index: int) -> Iterator[BagMessage]:
+        """The messages of one part; ``read`` counts them per topic, ``damages[index]`` gets
+        what stopped it."""
+        try:
+            for conn, timestamp, data in part.messages(wanted):
+                meta = self.topics[conn.topic]
+                if conn.msgtype != meta.msgtype:
+                    self.skipped.add(conn.topic, f"message type {conn.msgtype} differs from the "
+                                                 f"topic's first type {meta.msgtype}")
+                    continue
+                read[conn.topic] = read.get(conn.topic, 0) + 1
+                yield BagMessage(conn.topic, conn.msgtype, timestamp, data)
+        except Exception as exc:  # storage errors after the open (bad page, bad chunk)
+            damages[index] = f"{part.name}: reading stopped by {type(exc).__name__}: {exc}"
+            LOG.warning("%s", damages[index])
 
     def deserialize(self, message: BagMessage) -> Any:
         """Deserialise a message with the bag's typestore (raises on corrupt bytes)."""
