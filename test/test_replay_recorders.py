@@ -16,7 +16,7 @@ import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from replay_helpers import sample_front_frames
+from replay_helpers import read_output, sample_front_frames
 from sense_perception.cli.main import main
 from sense_perception.core.imaging.image_decode import decode_image
 from sense_perception.errors import ImageDecodeError
@@ -145,3 +145,53 @@ def test_an_encoding_spelled_otherwise_is_refused_naming_the_one_meant(written, 
     data = bytes(32 * 32 * 3)
     with pytest.raises(ImageDecodeError, match=f"names are case-sensitive, without spaces: '{meant}'"):
         decode_image(RawImage(32, 32, written, 0, 96, data))
+
+
+def _track_ids(out: Path) -> list[set[str]]:
+    """The track ids of each frame's detections in the output bag, in time order."""
+    return [{d.id for d in m.ros_msg.detections if d.id}
+            for m in read_output(out / "bag") if m.channel.topic == "/cam/detections"]
+
+
+def test_a_camera_stamping_its_frames_0_is_timed_by_the_receive_time(tmp_path, street, capsys):
+    # Many drivers leave header.stamp at 0. Timed by it no time passed: a car gone for longer
+    # than tracking.max_age (1 s) kept its track for ever and came back under its old id, and
+    # no velocity ever formed. (The same bag with its stamps set gives new ids after the gap.)
+    bag = tmp_path / "bag"
+    scene, empty = cv2.resize(street, (320, 214)), np.full((214, 320, 3), 90, np.uint8)
+    frames = ([(T0 + k * 100_000_000, scene) for k in range(4)]  # the cars, then 1.6 s without
+              + [(T0 + 400_000_000 + k * 400_000_000, empty) for k in range(4)]
+              + [(T0 + 2_000_000_000 + k * 100_000_000, scene) for k in range(3)])
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for ns, pixels in frames:
+            msg = _image(ns, pixels, "bgr8")
+            msg.header.stamp = TIME(sec=0, nanosec=0)
+            writer.write(conn, ns, STORE.serialize_cdr(msg, msg.__msgtype__))
+    out = tmp_path / "out"
+    assert main(["replay", str(bag), "--out", str(out)]) in (0, 1)
+    ids = _track_ids(out)
+    before, after = set().union(*ids[:4]), set().union(*ids[8:])
+    assert before and after  # tracked before and after the cars were gone
+    assert not before & after  # every track was deleted after max_age: new ids
+    assert "note: /cam/image_raw: its header stamps are 0" in capsys.readouterr().err
+    stamps = {(m.ros_msg.header.stamp.sec, m.ros_msg.header.stamp.nanosec)
+              for m in read_output(out / "bag") if m.channel.topic == "/cam/detections"}
+    assert stamps == {(0, 0)}  # the outputs keep the stamps as they came
+
+
+def test_a_split_bag_file_whose_chunks_were_overwritten_counts_its_lost_messages(tmp_path):
+    # rosbags passes over a chunk that is no chunk (zeroed by a failing disk or a bad copy) in
+    # silence: the half of the recording in it was lost without a word and the replay exited 0
+    times = _split_bag(tmp_path / "drive", StoragePlugin.MCAP, True)
+    damaged = tmp_path / "drive" / "drive_1.mcap"  # the earlier half
+    data = bytearray(damaged.read_bytes())
+    data[60:len(data) // 2] = bytes(len(data) // 2 - 60)
+    damaged.write_bytes(bytes(data))
+    with open_bag(tmp_path / "drive") as bag:
+        got = [m.timestamp for m in bag.messages(["/cam/image_raw", "/clock"])]
+        lost = {e["topic"]: e["count"] for e in bag.skipped.entries()}
+        reasons = " ".join(e["reason"] for e in bag.skipped.entries())
+    assert got == sorted(got) and len(got) + sum(lost.values()) == 2 * len(times)
+    assert lost == {"/cam/image_raw": 3, "/clock": 3}
+    assert "6 messages announced by the index of drive" in reasons and "3 found" in reasons

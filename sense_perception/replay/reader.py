@@ -7,7 +7,11 @@ whatever is readable and recording in a :class:`~.skips.SkipLog` what was lost a
   directly, which rosbags supports (MCAP and rosbag2 >= Iron sqlite3 carry the type definitions);
 - MCAP without a valid footer or index (a recorder that crashed, a copy cut short): the file is
   streamed record by record with the ``mcap`` library up to the first damaged record;
-- an error while iterating a storage file: reading stops there and the loss is recorded;
+- an error while iterating a storage file: reading that file stops there (the other files of a
+  split bag go on) and the loss is recorded;
+- fewer messages than the index announces without any error (a zeroed chunk, which rosbags
+  passes over): the difference is recorded as lost;
+- a bag split into several files: the files are merged in receive-time order;
 - message types without a definition in the bag or the typestore: reported, never guessed.
 """
 from __future__ import annotations
@@ -103,6 +107,7 @@ class _RosbagsPart:
         self.name = path.name
         remove_dead_unpacks()  # what a killed replay left: before this one unpacks beside it
         self.reader = Reader(path)
+        self.damage: str | None = None  # what stopped one file of a split bag (the others go on)
         self.reader.open()
         self.connections = list(self.reader.connections)
         # A directory's storage files have connections of their own (their QoS from the file)
@@ -119,24 +124,29 @@ class _RosbagsPart:
             yield from self.reader.messages(conns)
             return
         # rosbags reads a split bag (``--max-bag-size``, or files merged from several recordings)
-        # file after file, in metadata.yaml's order; rosbag2 plays it in receive-time order, and
-        # the trackers and camera health need that order (a later file listed first restarted
-        # every track). Each file is already in time order: merging them streams, holding one
-        # message per file.
-        yield from heapq.merge(*(_storage_messages(directory, storage, conns)
+        # file after file, in metadata.yaml's order; the trackers and camera health need receive-
+        # time order (a later file listed first restarted every track). Each file is in time
+        # order already: merging them streams, holding one message per file.
+        self.damage = None
+        yield from heapq.merge(*(self._storage_messages(directory, storage, conns)
                                  for storage in storages), key=itemgetter(1))
+
+    def _storage_messages(self, directory: Any, storage: Any, conns: list[Connection]
+                          ) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
+        """The messages of one storage file of a rosbags directory reader, read as rosbags reads
+        them (its connection mapping and message decompression), by a copy that holds that file
+        only. Damage ends this file alone and is kept in :attr:`damage`."""
+        one = copy.copy(directory)
+        one.storages = [storage]
+        try:
+            yield from one.messages(conns)
+        except Exception as exc:  # a bad page or chunk: the other files go on
+            name = getattr(getattr(storage, "path", None), "name", "a storage file")
+            damage = f"{name}: reading stopped by {type(exc).__name__}: {exc}"
+            self.damage = damage if self.damage is None else f"{self.damage}; {damage}"
 
     def close(self) -> None:
         self.reader.close()
-
-
-def _storage_messages(directory: Any, storage: Any, conns: list[Connection]
-                      ) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
-    """The messages of one storage file of a rosbags directory reader, read as rosbags reads
-    them (its connection mapping and message decompression), by a copy that holds that file only."""
-    one = copy.copy(directory)
-    one.storages = [storage]
-    return one.messages(conns)
 
 
 class _McapSalvagePart:
@@ -366,10 +376,26 @@ class Bag:
                 for conn in part.connections:
                     if conn.topic in wanted and (lost := conn.msgcount - read.get(conn.topic, 0)) > 0:
                         self.skipped.add(conn.topic, f"unreadable: {damage}", lost)
+            else:
+                self._count_unfound(part, wanted, read)
         if deferred and self._expected is not None:
             for topic in sorted(wanted & self._expected.keys()):
                 self.skipped.add(topic, f"unreadable: {'; '.join(deferred)}",
                                  self._expected[topic] - read_total.get(topic, 0))
+
+    def _count_unfound(self, part: _Part, wanted: set[str], read: dict[str, int]) -> None:
+        """Count the messages ``part``'s index announces that its stream did not give though
+        nothing raised: rosbags passes over a chunk that is not one (zeroed, overwritten) in
+        silence, and its frames were lost without a word."""
+        announced: dict[str, int] = {}
+        for conn in part.connections:  # a topic's other types are skipped and counted already
+            if conn.topic in wanted and conn.msgtype == self.topics[conn.topic].msgtype:
+                announced[conn.topic] = announced.get(conn.topic, 0) + conn.msgcount
+        for topic, count in sorted(announced.items()):
+            if (lost := count - read.get(topic, 0)) > 0:
+                self.skipped.add(topic, f"unreadable: {count} messages announced by the index of "
+                                        f"{part.name} (metadata.yaml or the file's summary), "
+                                        f"{count - lost} found (damaged storage)", lost)
 
     def _part_messages(self, part: _Part, wanted: set[str], read: dict[str, int],
                        damages: list[str | None], index: int) -> Iterator[BagMessage]:
@@ -386,6 +412,9 @@ class Bag:
                 yield BagMessage(conn.topic, conn.msgtype, timestamp, data)
         except Exception as exc:  # storage errors after the open (bad page, bad chunk)
             damages[index] = f"{part.name}: reading stopped by {type(exc).__name__}: {exc}"
+        if isinstance(part, _RosbagsPart) and part.damage:  # one file of a split bag
+            damages[index] = part.damage
+        if damages[index]:
             LOG.warning("%s", damages[index])
 
     def deserialize(self, message: BagMessage) -> Any:
