@@ -195,3 +195,50 @@ def test_a_split_bag_file_whose_chunks_were_overwritten_counts_its_lost_messages
     assert got == sorted(got) and len(got) + sum(lost.values()) == 2 * len(times)
     assert lost == {"/cam/image_raw": 3, "/clock": 3}
     assert "6 messages announced by the index of drive" in reasons and "3 found" in reasons
+
+
+@pytest.mark.parametrize("metadata", [True, False], ids=["metadata", "without-metadata"])
+def test_a_split_bag_s_files_are_started_one_after_the_other(tmp_path, monkeypatch, metadata):
+    # merging every file at once holds a decompressed chunk and a frame of each: hundreds of files
+    # (rosbag2 --max-bag-duration over hours) would all be held; a file starts when it is due
+    from sense_perception.replay import reader
+
+    times = _split_bag(tmp_path / "drive", StoragePlugin.MCAP, metadata)
+    log: list[object] = []
+    if metadata:
+        real = reader._RosbagsPart._storage_messages
+
+        def logged(self, directory, storage, conns):
+            log.append(storage.path.name)
+            return real(self, directory, storage, conns)
+        monkeypatch.setattr(reader._RosbagsPart, "_storage_messages", logged)
+    else:
+        real_part = reader.Bag._part_messages
+
+        def logged_part(self, part, *args):
+            log.append(part.name)
+            return real_part(self, part, *args)
+        monkeypatch.setattr(reader.Bag, "_part_messages", logged_part)
+    with open_bag(tmp_path / "drive") as bag:
+        for message in bag.messages(["/cam/image_raw"]):
+            log.append(message.timestamp)
+    assert log == ["drive_1.mcap", *times[:3], "drive_0.mcap", *times[3:]]
+
+
+def test_the_merge_starts_a_stream_only_when_it_is_due():
+    from sense_perception.replay.merge import Source, merge_by_time
+
+    started: list[str] = []
+
+    def stream(name: str, items: list[int]):
+        def start():
+            started.append(name)
+            yield from items
+        return start
+
+    sources = [Source(10, stream("b", [10, 12, 14])), Source(0, stream("a", [0, 2, 4, 11])),
+               Source(None, stream("unknown", [3, 20])), Source(30, stream("d", [30])),
+               Source(5, stream("empty", []))]
+    out = [(item, len(started)) for item in merge_by_time(sources, lambda item: item)]
+    assert [item for item, _ in out] == [0, 2, 3, 4, 10, 11, 12, 14, 20, 30]
+    assert [n for _, n in out] == [2, 2, 2, 2, 4, 4, 4, 4, 4, 5]  # b at 10, d at 30 only

@@ -17,14 +17,14 @@ whatever is readable and recording in a :class:`~.skips.SkipLog` what was lost a
 from __future__ import annotations
 
 import copy
-import heapq
+import functools
 import logging
 import re
 import stat
 import struct
 from dataclasses import dataclass, field
 from io import BytesIO
-from operator import itemgetter
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generator, Iterable, Iterator, NamedTuple, Protocol
 
@@ -48,6 +48,7 @@ from ..errors import BagError
 from ..fileio import NotRegularFileError, read_regular_file
 from . import qos as _qos
 from .bounded import DecompressionLimitError, bounded_decompress, install, remove_dead_unpacks
+from .merge import Source, merge_by_time
 from .skips import ALL_TOPICS, SkipLog
 from .typestore import IMAGE_TYPES, make_typestore, register_bag_types
 
@@ -126,10 +127,21 @@ class _RosbagsPart:
         # rosbags reads a split bag (``--max-bag-size``, or files merged from several recordings)
         # file after file, in metadata.yaml's order; the trackers and camera health need receive-
         # time order (a later file listed first restarted every track). Each file is in time
-        # order already: merging them streams, holding one message per file.
+        # order already: merged, each started when due (hundreds of files are not all held).
         self.damage = None
-        yield from heapq.merge(*(self._storage_messages(directory, storage, conns)
-                                 for storage in storages), key=itemgetter(1))
+        starts = {_plain_name(str(f["path"])): f["starting_time"]["nanoseconds_since_epoch"]
+                  for f in getattr(directory, "files", None) or []
+                  if isinstance(f, dict) and "path" in f and "starting_time" in f}
+        sources: list[Source[tuple[Connection, int, bytes | memoryview]]] = [Source(
+            starts.get(_plain_name(str(getattr(storage, "path", ""))), _storage_start(storage)),
+            functools.partial(self._storage_messages, directory, storage, conns))
+            for storage in storages]
+        yield from merge_by_time(sources, _receive_time)
+
+    @property
+    def start_time(self) -> int | None:
+        """The first message's bag time from the storage index; None when unknown."""
+        return self.reader.start_time if self.reader.message_count else None
 
     def _storage_messages(self, directory: Any, storage: Any, conns: list[Connection]
                           ) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
@@ -147,6 +159,24 @@ class _RosbagsPart:
 
     def close(self) -> None:
         self.reader.close()
+
+
+def _receive_time(item: tuple[Connection, int, bytes | memoryview]) -> int:
+    return item[1]
+
+
+def _plain_name(path: str) -> str:
+    """A storage file's name without folders or a file-compression suffix (``x_0.mcap.zstd`` is
+    unpacked to ``x_0.mcap``)."""
+    name = Path(path).name
+    return name[:-len(".zstd")] if name.endswith(".zstd") else name
+
+
+def _storage_start(storage: Any) -> int | None:
+    """The first message time an MCAP storage's summary gives; None when unknown."""
+    statistics = getattr(storage, "statistics", None)
+    start = getattr(statistics, "start_time", None)
+    return start if isinstance(start, int) else None
 
 
 class _McapSalvagePart:
@@ -354,11 +384,12 @@ class Bag:
         wanted = set(topics)
         reads: list[dict[str, int]] = [{} for _ in self._parts]
         damages: list[str | None] = [None] * len(self._parts)
-        streams = [self._part_messages(part, wanted, reads[k], damages, k)
-                   for k, part in enumerate(self._parts)]
         # Files read without metadata.yaml are separate parts: merged by receive time too.
-        yield from (streams[0] if len(streams) == 1 else
-                    heapq.merge(*streams, key=lambda message: message.timestamp))
+        sources: list[Source[BagMessage]] = [Source(
+            part.start_time if isinstance(part, _RosbagsPart) else None,
+            functools.partial(self._part_messages, part, wanted, reads[k], damages, k))
+            for k, part in enumerate(self._parts)]
+        yield from merge_by_time(sources, attrgetter("timestamp"))
         read_total: dict[str, int] = {}
         deferred: list[str] = []
         for part, read, damage in zip(self._parts, reads, damages, strict=True):
