@@ -85,12 +85,14 @@ class CompressedImage:
 
 # Bytes per pixel and whether the width must be even, from REP 104 / sensor_msgs image_encodings.h,
 # written out again here on purpose: the model must not share a table with the code it checks.
+# 16UC1 (REP 118 depth) is no picture: refused by its encoding like an unknown one (R31).
 BPP = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1, "mono16": 2, "8UC3": 3, "8UC1": 1,
-       "16UC1": 2, "yuv422": 2, "uyvy": 2, "yuv422_yuy2": 2, "yuyv": 2, "bayer_rggb8": 1,
+       "yuv422": 2, "uyvy": 2, "yuv422_yuy2": 2, "yuyv": 2, "bayer_rggb8": 1,
        "bayer_bggr8": 1, "bayer_gbrg8": 1, "bayer_grbg8": 1}
 EVEN_WIDTH = {"yuv422", "uyvy", "yuv422_yuy2", "yuyv"}
-SIXTEEN_BIT = {"mono16", "16UC1"}
-UNKNOWN_ENCODINGS = ["nv12", "rgb16", "BGR8", "", "bgr8 ", "32FC1", "yuv420", "bayer_rggb16", "jpeg"]
+SIXTEEN_BIT = {"mono16"}
+UNKNOWN_ENCODINGS = ["nv12", "rgb16", "BGR8", "", "bgr8 ", "32FC1", "16UC1", "yuv420", "bayer_rggb16",
+                     "jpeg"]
 
 
 def is_int(value: Any) -> bool:

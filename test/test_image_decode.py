@@ -85,7 +85,6 @@ EXACT_CASES = {
     "8UC1": (lambda: GRAY, gray_expected),
     # 16-bit little-endian: low byte first; the low byte (0xAB) must be dropped by >> 8.
     "mono16": (lambda: np.stack([np.full((H, W), 0xAB, np.uint8), GRAY], axis=2), gray_expected),
-    "16UC1": (lambda: np.stack([np.full((H, W), 0x01, np.uint8), GRAY], axis=2), gray_expected),
 }
 
 
@@ -105,7 +104,11 @@ def test_big_endian_16_bit(encoding: str, padding: int) -> None:
     # Big-endian: high byte first. With the bytes of the little-endian case this would give 0xAB.
     rows = np.stack([GRAY, np.full((H, W), 0xAB, np.uint8)], axis=2)
     msg = rows_to_msg(rows, encoding, padding, is_bigendian=1)
-    np.testing.assert_array_equal(decode_image(msg), gray_expected())
+    if encoding == "mono16":
+        np.testing.assert_array_equal(decode_image(msg), gray_expected())
+    else:  # a depth image: no picture to decode (R31), read at full depth only
+        with pytest.raises(ImageDecodeError, match="depth image"):
+            decode_image(msg)
     full = decode_mono16(msg)
     assert full.dtype == np.uint16 and full.flags.c_contiguous
     np.testing.assert_array_equal(full, GRAY.astype(np.uint16) * 256 + 0xAB)
@@ -116,7 +119,10 @@ def test_decode_mono16_little_endian_keeps_depth() -> None:
     rows = depth_mm.astype("<u2").view(np.uint8).reshape(H, -1)
     msg = rows_to_msg(rows, "16UC1", padding=7)
     np.testing.assert_array_equal(decode_mono16(msg), depth_mm)
-    np.testing.assert_array_equal(decode_image(msg)[..., 0], (depth_mm >> 8).astype(np.uint8))
+    # no picture of the scene: a detector must not run on it (SECURITY.md R31)
+    with pytest.raises(ImageDecodeError, match="'16UC1' is a depth image") as excinfo:
+        decode_image(msg)
+    assert field_of(excinfo) == "encoding"
 
 
 # --- YUV 4:2:2 ---------------------------------------------------------------------------------
@@ -354,8 +360,12 @@ def test_compressed_mono_and_16_bit_png() -> None:
     depth = GRAY.astype(np.uint16) * 256 + 0x7F
     ok, png16 = cv2.imencode(".png", depth)
     assert ok
-    out = decode_compressed(CompressedImage("16UC1; png compressed", png16))
+    out = decode_compressed(CompressedImage("mono16; png compressed ", png16))
     np.testing.assert_array_equal(out, gray_expected())  # scaled by >> 8, like raw mono16
+    # the same PNG from a depth camera (compressed_image_transport on 16UC1) is no picture (R31)
+    with pytest.raises(ImageDecodeError, match="depth image") as excinfo:
+        decode_compressed(CompressedImage("16UC1; png compressed ", png16))
+    assert field_of(excinfo) == "format"
 
 
 def test_compressed_with_empty_format_sniffs_the_data() -> None:

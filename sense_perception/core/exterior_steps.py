@@ -37,24 +37,29 @@ class ExteriorSteps:
 
     def frame(self, topic: str, header: Header, detections: Detections,
               size: tuple[int, int], health: dict[str, Any] | None = None,
-              image: Any = None) -> ExteriorFrame:
+              image: Any = None, t: float | None = None) -> ExteriorFrame:
         """The results of one frame of camera ``topic`` from its detector output.
 
         Args:
             topic: the camera's image topic (the key of its tracks, calibration and regions).
-            header: the image's header; its stamp times the tracks and velocities.
+            header: the image's header; its stamp times the tracks and velocities unless ``t``
+                is given.
             detections: the detector's boxes in the image's pixels.
             size: (width, height) of the image.
             health: the camera's health status after this frame (None without health).
             image: the decoded frame for the debug image (None: no debug image).
+            t: the seconds to time the tracks and velocities with (a
+                :class:`~.frame_clock.FrameClock`'s: the receive time of an unstamped camera);
+                None: the header's stamp.
         """
+        t = header.seconds if t is None else t
         width, height = size
         label_names = self.detector.label_names
         regions = self.ignore.outlines(topic, width, height) if self.ignore else []
         if self.ignore:  # dropped before tracking, so no track is fed from a region
             detections = self.ignore.apply(topic, detections, width, height)
         if self.trackers is not None:
-            detections = self.trackers.update(topic, detections, header.seconds)
+            detections = self.trackers.update(topic, detections, t)
         placed = None if self.positions is None else self.positions.positions(
             topic, header.frame_id, width, height, detections.boxes, detections.labels,
             label_names)
@@ -66,7 +71,7 @@ class ExteriorSteps:
                 self._generations[topic] = generation
                 self.trackers.motion.reset(topic)
         motion = None if self.trackers is None or placed is None else \
-            self.trackers.velocities(topic, detections, placed, header.seconds)
+            self.trackers.velocities(topic, detections, placed, t)
         return ExteriorFrame(header, detections, label_names, self.detector.min_score, size, image,
                              autoware=self.autoware, positions=placed, motion=motion,
                              health=health, ignore_regions=regions)

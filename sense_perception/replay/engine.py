@@ -32,6 +32,7 @@ import numpy as np
 from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import check_camera_info_topic, rois_topics
+from ..core.frame_clock import FrameClock
 from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
@@ -524,6 +525,7 @@ class Replayer:
         self._notes: list[str] = []
         self._notes_left_out = 0  # notes past MAX_NOTES, counted only
         self._received: dict[str, int] = {}  # messages read per camera topic
+        self._clock = FrameClock()  # a camera stamping its frames 0 is timed by the bag time
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
         # The mount parameters as on the node (they were checked, then left unused: the replay
@@ -781,8 +783,15 @@ class Replayer:
             skipped.add_undecodable(msg.topic, decoded.error)
             health.decode_error(msg.topic, decoded.error)
             return None
-        return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started,
-                            arrival * 1e-9)
+        seconds = arrival * 1e-9
+        if not exterior:  # the cabin: a camera fault while its stamps stand still (R19)
+            return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started, seconds)
+        t = self._clock.seconds(msg.topic, header, msg.timestamp * 1e-9)
+        if msg.topic in self._clock.unstamped:
+            self._note(f"{msg.topic}: its header stamps are 0 (the driver does not stamp its "
+                       "frames); its tracks and velocities are timed by the bag's receive time, "
+                       "its outputs keep the stamps as they came")
+        return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started, seconds, t)
 
     def _inference_failed(self, frames: list[DecodedFrame], exc: Exception) -> None:
         """Count ``frames`` as skipped because inference raised; the replay goes on."""
@@ -807,7 +816,7 @@ class Replayer:
                                                       _health_caption(result.health),
                                                       captions=result.captions(),
                                                       regions=result.ignore_regions),
-                               frame.header.seconds)
+                               frame.seconds)
 
     def _on_cabin(self, frame: DecodedFrame, cabin: CabinFrame, messages: list[Message]) -> None:
         latency_ms = frame.latency_ms

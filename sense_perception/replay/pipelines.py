@@ -125,6 +125,12 @@ class DecodedFrame(NamedTuple):
     # the replay's arrival clock, s (bag time that never goes back: diagnostics.ArrivalClock);
     # None: the bag time
     arrival: float | None = None
+    time: float | None = None  # what times its tracks (FrameClock); None: its header's stamp
+
+    @property
+    def seconds(self) -> float:
+        """The seconds an exterior frame's tracks, velocities and video are timed with."""
+        return self.header.seconds if self.time is None else self.time
 
     @property
     def latency_ms(self) -> float:
@@ -210,7 +216,7 @@ class ExteriorStage:
                 continue
             try:
                 result = self.steps.frame(frame.topic, frame.header, outcome.detections,
-                                          image_size_of(frame.image), status)
+                                          image_size_of(frame.image), status, t=frame.seconds)
             except Exception as exc:  # noqa: BLE001 - tracking, positions: as inference
                 self._on_failure([frame], exc)
                 continue

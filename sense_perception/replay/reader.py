@@ -7,17 +7,24 @@ whatever is readable and recording in a :class:`~.skips.SkipLog` what was lost a
   directly, which rosbags supports (MCAP and rosbag2 >= Iron sqlite3 carry the type definitions);
 - MCAP without a valid footer or index (a recorder that crashed, a copy cut short): the file is
   streamed record by record with the ``mcap`` library up to the first damaged record;
-- an error while iterating a storage file: reading stops there and the loss is recorded;
+- an error while iterating a storage file: reading that file stops there (the other files of a
+  split bag go on) and the loss is recorded;
+- fewer messages than the index announces without any error (a zeroed chunk, which rosbags
+  passes over): the difference is recorded as lost;
+- a bag split into several files: the files are merged in receive-time order;
 - message types without a definition in the bag or the typestore: reported, never guessed.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import re
 import stat
 import struct
 from dataclasses import dataclass, field
 from io import BytesIO
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generator, Iterable, Iterator, NamedTuple, Protocol
 
@@ -41,6 +48,7 @@ from ..errors import BagError
 from ..fileio import NotRegularFileError, read_regular_file
 from . import qos as _qos
 from .bounded import DecompressionLimitError, bounded_decompress, install, remove_dead_unpacks
+from .merge import Source, merge_by_time
 from .skips import ALL_TOPICS, SkipLog
 from .typestore import IMAGE_TYPES, make_typestore, register_bag_types
 
@@ -100,6 +108,7 @@ class _RosbagsPart:
         self.name = path.name
         remove_dead_unpacks()  # what a killed replay left: before this one unpacks beside it
         self.reader = Reader(path)
+        self.damage: str | None = None  # what stopped one file of a split bag (the others go on)
         self.reader.open()
         self.connections = list(self.reader.connections)
         # A directory's storage files have connections of their own (their QoS from the file)
@@ -108,11 +117,66 @@ class _RosbagsPart:
 
     def messages(self, topics: set[str]) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
         conns = [c for c in self.connections if c.topic in topics]
-        if conns:
+        if not conns:
+            return
+        directory = self.reader.storage
+        storages = getattr(directory, "storages", [])
+        if len(storages) < 2:
             yield from self.reader.messages(conns)
+            return
+        # rosbags reads a split bag (``--max-bag-size``, or files merged from several recordings)
+        # file after file, in metadata.yaml's order; the trackers and camera health need receive-
+        # time order (a later file listed first restarted every track). Each file is in time
+        # order already: merged, each started when due (hundreds of files are not all held).
+        self.damage = None
+        starts = {_plain_name(str(f["path"])): f["starting_time"]["nanoseconds_since_epoch"]
+                  for f in getattr(directory, "files", None) or []
+                  if isinstance(f, dict) and "path" in f and "starting_time" in f}
+        sources: list[Source[tuple[Connection, int, bytes | memoryview]]] = [Source(
+            starts.get(_plain_name(str(getattr(storage, "path", ""))), _storage_start(storage)),
+            functools.partial(self._storage_messages, directory, storage, conns))
+            for storage in storages]
+        yield from merge_by_time(sources, _receive_time)
+
+    @property
+    def start_time(self) -> int | None:
+        """The first message's bag time from the storage index; None when unknown."""
+        return self.reader.start_time if self.reader.message_count else None
+
+    def _storage_messages(self, directory: Any, storage: Any, conns: list[Connection]
+                          ) -> Iterator[tuple[Connection, int, bytes | memoryview]]:
+        """The messages of one storage file of a rosbags directory reader, read as rosbags reads
+        them (its connection mapping and message decompression), by a copy that holds that file
+        only. Damage ends this file alone and is kept in :attr:`damage`."""
+        one = copy.copy(directory)
+        one.storages = [storage]
+        try:
+            yield from one.messages(conns)
+        except Exception as exc:  # a bad page or chunk: the other files go on
+            name = getattr(getattr(storage, "path", None), "name", "a storage file")
+            damage = f"{name}: reading stopped by {type(exc).__name__}: {exc}"
+            self.damage = damage if self.damage is None else f"{self.damage}; {damage}"
 
     def close(self) -> None:
         self.reader.close()
+
+
+def _receive_time(item: tuple[Connection, int, bytes | memoryview]) -> int:
+    return item[1]
+
+
+def _plain_name(path: str) -> str:
+    """A storage file's name without folders or a file-compression suffix (``x_0.mcap.zstd`` is
+    unpacked to ``x_0.mcap``)."""
+    name = Path(path).name
+    return name[:-len(".zstd")] if name.endswith(".zstd") else name
+
+
+def _storage_start(storage: Any) -> int | None:
+    """The first message time an MCAP storage's summary gives; None when unknown."""
+    statistics = getattr(storage, "statistics", None)
+    start = getattr(statistics, "start_time", None)
+    return start if isinstance(start, int) else None
 
 
 class _McapSalvagePart:
@@ -311,29 +375,24 @@ class Bag:
     # -- streaming -------------------------------------------------------------------------------
 
     def messages(self, topics: Iterable[str]) -> Generator[BagMessage, None, None]:
-        """Yield the messages of ``topics`` in storage order (time order within a file).
+        """Yield the messages of ``topics`` in receive-time order (each storage file is in time
+        order; the files are merged as rosbag2 plays them).
 
-        Damage met while reading ends that storage file; what was lost is added to
-        :attr:`skipped` once the stream ends.
+        Damage met while reading ends that storage file (the others go on); what was lost is
+        added to :attr:`skipped` once the stream ends.
         """
         wanted = set(topics)
+        reads: list[dict[str, int]] = [{} for _ in self._parts]
+        damages: list[str | None] = [None] * len(self._parts)
+        # Files read without metadata.yaml are separate parts: merged by receive time too.
+        sources: list[Source[BagMessage]] = [Source(
+            part.start_time if isinstance(part, _RosbagsPart) else None,
+            functools.partial(self._part_messages, part, wanted, reads[k], damages, k))
+            for k, part in enumerate(self._parts)]
+        yield from merge_by_time(sources, attrgetter("timestamp"))
         read_total: dict[str, int] = {}
         deferred: list[str] = []
-        for part in self._parts:
-            read: dict[str, int] = {}
-            damage: str | None = None
-            try:
-                for conn, timestamp, data in part.messages(wanted):
-                    meta = self.topics[conn.topic]
-                    if conn.msgtype != meta.msgtype:
-                        self.skipped.add(conn.topic, f"message type {conn.msgtype} differs from the "
-                                                     f"topic's first type {meta.msgtype}")
-                        continue
-                    read[conn.topic] = read.get(conn.topic, 0) + 1
-                    yield BagMessage(conn.topic, conn.msgtype, timestamp, data)
-            except Exception as exc:  # storage errors after the open (bad page, bad chunk)
-                damage = f"{part.name}: reading stopped by {type(exc).__name__}: {exc}"
-                LOG.warning("%s", damage)
+        for part, read, damage in zip(self._parts, reads, damages, strict=True):
             for topic, n in read.items():
                 read_total[topic] = read_total.get(topic, 0) + n
             if isinstance(part, _McapSalvagePart):
@@ -348,10 +407,46 @@ class Bag:
                 for conn in part.connections:
                     if conn.topic in wanted and (lost := conn.msgcount - read.get(conn.topic, 0)) > 0:
                         self.skipped.add(conn.topic, f"unreadable: {damage}", lost)
+            else:
+                self._count_unfound(part, wanted, read)
         if deferred and self._expected is not None:
             for topic in sorted(wanted & self._expected.keys()):
                 self.skipped.add(topic, f"unreadable: {'; '.join(deferred)}",
                                  self._expected[topic] - read_total.get(topic, 0))
+
+    def _count_unfound(self, part: _Part, wanted: set[str], read: dict[str, int]) -> None:
+        """Count the messages ``part``'s index announces that its stream did not give though
+        nothing raised: rosbags passes over a chunk that is not one (zeroed, overwritten) in
+        silence, and its frames were lost without a word."""
+        announced: dict[str, int] = {}
+        for conn in part.connections:  # a topic's other types are skipped and counted already
+            if conn.topic in wanted and conn.msgtype == self.topics[conn.topic].msgtype:
+                announced[conn.topic] = announced.get(conn.topic, 0) + conn.msgcount
+        for topic, count in sorted(announced.items()):
+            if (lost := count - read.get(topic, 0)) > 0:
+                self.skipped.add(topic, f"unreadable: {count} messages announced by the index of "
+                                        f"{part.name} (metadata.yaml or the file's summary), "
+                                        f"{count - lost} found (damaged storage)", lost)
+
+    def _part_messages(self, part: _Part, wanted: set[str], read: dict[str, int],
+                       damages: list[str | None], index: int) -> Iterator[BagMessage]:
+        """The messages of one part; ``read`` counts them per topic, ``damages[index]`` gets
+        what stopped it."""
+        try:
+            for conn, timestamp, data in part.messages(wanted):
+                meta = self.topics[conn.topic]
+                if conn.msgtype != meta.msgtype:
+                    self.skipped.add(conn.topic, f"message type {conn.msgtype} differs from the "
+                                                 f"topic's first type {meta.msgtype}")
+                    continue
+                read[conn.topic] = read.get(conn.topic, 0) + 1
+                yield BagMessage(conn.topic, conn.msgtype, timestamp, data)
+        except Exception as exc:  # storage errors after the open (bad page, bad chunk)
+            damages[index] = f"{part.name}: reading stopped by {type(exc).__name__}: {exc}"
+        if isinstance(part, _RosbagsPart) and part.damage:  # one file of a split bag
+            damages[index] = part.damage
+        if damages[index]:
+            LOG.warning("%s", damages[index])
 
     def deserialize(self, message: BagMessage) -> Any:
         """Deserialise a message with the bag's typestore (raises on corrupt bytes)."""

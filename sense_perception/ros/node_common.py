@@ -23,6 +23,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..config import (Setting, check_names, check_value, is_ros_param, node_schema,
                       section_from_params)
+from ..core.frame_clock import FrameClock
 from ..core.output import messages
 from ..core.output.annotations import IMAGE_ANNOTATIONS
 from ..core.output.frame_outputs import (DIAGNOSTICS_TOPIC, Output, enabled_outputs, frame_messages,
@@ -147,6 +148,7 @@ class PerceptionNode(LifecycleNode):
         self.limits = InputLimits()
         self.health = HealthStats()
         self.camera_health: CameraHealthBank | None = None  # camera_health.enabled
+        self.frame_clock = FrameClock()  # a camera stamping its frames 0: timed by its arrival
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
         self._worker_error = ""  # why the inference thread ended while active
@@ -249,6 +251,7 @@ class PerceptionNode(LifecycleNode):
             self._inputs = self.inputs(settings)
             self.settings = settings
             self.health = HealthStats([t for t, _ in self._inputs])
+            self.frame_clock = FrameClock()
             health = health_settings_type(self.SETTINGS.KIND).from_params(params, self.source)
             # a node keeps the cameras' current state only, not every condition change for ever
             self.camera_health = CameraHealthBank([t for t, _ in self._inputs], health,
@@ -435,6 +438,20 @@ class PerceptionNode(LifecycleNode):
         return self.camera_health.update(self.input_topic(frame.source), image,
                                          h.stamp.sec + h.stamp.nanosec * 1e-9, str(h.frame_id),
                                          frame.received)
+
+    def frame_seconds(self, frame: Frame, header: Header) -> float:
+        """The seconds to time an exterior frame's tracks and velocities with: its stamp, or, for
+        a camera that stamps its frames 0, its arrival on the monotonic clock (warned once: timed
+        by a zero stamp no time passed, ``tracking.max_age`` never applied)."""
+        topic = self.input_topic(frame.source)
+        unstamped = topic in self.frame_clock.unstamped
+        t = self.frame_clock.seconds(topic, header, frame.received)
+        if not unstamped and topic in self.frame_clock.unstamped:
+            self.get_logger().warning(
+                f"{topic}: its header stamps are 0 (the driver does not stamp its frames); its "
+                "tracks and velocities are timed by the frames' arrival, its outputs keep the "
+                "stamps as they came")
+        return t
 
     def input_topic(self, index: int) -> str:
         return self._inputs[index][0]

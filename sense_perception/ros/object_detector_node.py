@@ -268,8 +268,8 @@ class ObjectDetectorNode(PerceptionNode):
             ns, pubs = self._outputs[frame.source]
             # a camera in ERROR keeps publishing: its health says how far to trust the detections
             self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, self.steps.frame(
-                topic, header, outcome.detections, image_size_of(image), status, image),
-                self._switches)
+                topic, header, outcome.detections, image_size_of(image), status, image,
+                t=self.frame_seconds(frame, header)), self._switches)
             if self.camera_infos is not None:
                 self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
             for problem in self.positions.new_problems([topic]):  # each reason once

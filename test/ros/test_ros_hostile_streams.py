@@ -536,3 +536,45 @@ def test_reload_gallery_hammered_frames_keep_being_processed_and_the_driver_iden
         camera.close()
         node.stop()
         node.destroy_node()
+
+
+def test_a_camera_stamping_every_frame_zero_is_tracked_on_the_arrival_clock(context):
+    """A camera driver leaving every header stamp at 0: tracked on its stamps no time passed, so
+    `tracking.max_age` never deleted a track (a car gone for seconds came back under its old id)
+    and no velocity formed. The node times such a camera by the frames' arrival (SECURITY.md
+    R31); its outputs keep the stamps 0."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from vision_msgs.msg import Detection2DArray
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    topic = "/sp_hostile_unstamped/front/image_raw"
+    node = ObjectDetectorNode("hostile_unstamped", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [topic], "no_input_warn_s": 60.0, "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1, "tracking.max_age": 0.3}))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    camera = Camera(context, node, topic)
+    got: list[Any] = []
+    camera.pub_node.create_subscription(Detection2DArray, "/sp_hostile_unstamped/front/detections",
+                                        got.append, 100)
+    street = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")[::3, ::3].copy()
+    empty = np.full_like(street, 90)
+    try:
+        for image in (street, street, street, empty):
+            camera.send(image_msg(image, 0, 0, "front"))
+        time.sleep(0.5)  # the cars gone for longer than max_age
+        for image in (empty, street, street, street):
+            camera.send(image_msg(image, 0, 0, "front"))
+        end = time.monotonic() + 10.0
+        while len(got) < 8 and time.monotonic() < end:
+            camera.executor.spin_once(timeout_sec=0.05)
+        assert len(got) == 8 and all(m.header.stamp.sec == 0 == m.header.stamp.nanosec for m in got)
+        ids = [{d.id for d in m.detections if d.id} for m in got]
+        before, after = set().union(*ids[:3]), set().union(*ids[5:])
+        assert before and after and not before & after, (before, after)
+        assert node.frame_clock.unstamped == {topic}
+    finally:
+        camera.close()
+        node.stop()
+        node.destroy_node()

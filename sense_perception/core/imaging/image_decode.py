@@ -7,8 +7,12 @@ Works on any object with the message's fields: an rclpy message, a rosbags messa
 Conventions:
     * Output is always a fresh, writable, C-contiguous ``(H, W, 3)`` uint8 BGR array, the format the
       whole pipeline works in. It never aliases the message buffer.
-    * ``mono16`` / ``16UC1`` are scaled to 8 bit by ``>> 8`` (the high byte), like PNG's 16 -> 8 bit
-      strip; use :func:`decode_mono16` to keep the full depth.
+    * ``mono16`` is scaled to 8 bit by ``>> 8`` (the high byte), like PNG's 16 -> 8 bit strip; use
+      :func:`decode_mono16` to keep the full depth.
+    * Depth images (``16UC1``, ``32FC1``: REP 118 distances, as depth cameras publish them, raw or
+      through compressed_image_transport) are refused by name: they are no picture of the scene,
+      and a detector run on them finds things that are not there. :func:`decode_mono16` reads a
+      ``16UC1`` depth map at full depth.
     * ``data`` longer than ``step * height`` is accepted and the trailing bytes are ignored (some
       drivers over-allocate); shorter is an error.
     * ``is_bigendian`` only matters for 16-bit encodings.
@@ -102,7 +106,10 @@ _ENCODINGS: dict[str, EncodingSpec] = {
 _ALIASES = {"8UC3": "bgr8", "8UC1": "mono8", "16UC1": "mono16", "uyvy": "yuv422", "yuyv": "yuv422_yuy2"}
 _ENCODINGS.update({alias: _ENCODINGS[name] for alias, name in _ALIASES.items()})
 
-SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
+# REP 118 depth images: distances (mm as 16UC1, m as 32FC1), not pictures. 16UC1 keeps a layout in
+# the table for decode_mono16; decode_image and decode_compressed refuse them all by name.
+DEPTH_ENCODINGS = frozenset({"16UC1", "32FC1"})
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(e for e in _ENCODINGS if e not in DEPTH_ENCODINGS)
 _MONO16_ENCODINGS = frozenset(name for name, spec in _ENCODINGS.items() if spec.to_bgr is _mono16_to_bgr)
 
 SUPPORTED_COMPRESSED_FORMATS: tuple[str, ...] = ("jpeg", "png")
@@ -196,25 +203,40 @@ def _as_bytes(data: Any, needed: int = 0) -> np.ndarray:
         ) from exc
 
 
-def _lookup_encoding(encoding: str) -> EncodingSpec:
+def _depth_error(encoding: str, field: str = "encoding") -> ImageDecodeError:
+    return ImageDecodeError(
+        field, f"{encoding!r} is a depth image (REP 118: distances, not a picture of the scene); "
+               "no detection runs on depth: replay or subscribe the camera's colour or mono topic "
+               "instead (a 16-bit grey camera publishes mono16)")
+
+
+def _lookup_encoding(encoding: str, depth_ok: bool = False) -> EncodingSpec:
+    if encoding in DEPTH_ENCODINGS and not depth_ok:
+        raise _depth_error(encoding)
     try:
         return _ENCODINGS[encoding]
     except KeyError:
+        # REP 104 names are case-sensitive and have no spaces (cv_bridge refuses "BGR8" too): say
+        # which one a driver that wrote it that way meant, rather than guess.
+        meant = next((name for name in SUPPORTED_ENCODINGS
+                      if name.lower() == encoding.strip().lower()), None)
+        hint = f" (names are case-sensitive, without spaces: {meant!r}?)" if meant else ""
         raise ImageDecodeError(
             "encoding",
-            f"{encoding!r} is not supported; supported: {', '.join(SUPPORTED_ENCODINGS)}",
+            f"{encoding!r} is not supported{hint}; supported: {', '.join(SUPPORTED_ENCODINGS)}",
         ) from None
 
 
-def _raw_view(msg: object, max_pixels: int) -> tuple[EncodingSpec, np.ndarray]:
-    """Validate an Image-like message and return its encoding and a zero-copy view of its pixels."""
+def _raw_view(msg: object, max_pixels: int, depth_ok: bool = False) -> tuple[EncodingSpec, np.ndarray]:
+    """Validate an Image-like message and return its encoding and a zero-copy view of its pixels
+    (a depth encoding only with ``depth_ok``)."""
     _check_max_pixels(max_pixels)
     height = _int_field(msg, "height")
     width = _int_field(msg, "width")
     for name, value in (("height", height), ("width", width)):
         if value <= 0:
             raise ImageDecodeError(name, f"must be > 0, got {value}")
-    spec = _lookup_encoding(_str_field(msg, "encoding"))
+    spec = _lookup_encoding(_str_field(msg, "encoding"), depth_ok)
     # Before touching step or data: a hostile header must not cost an allocation.
     _check_pixels(height, width, max_pixels, "height*width", "image")
     if spec.even_width and width % 2:
@@ -270,7 +292,7 @@ def decode_image(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
 
 @_wrap_unexpected
 def decode_mono16(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a ``mono16``/``16UC1`` Image at full depth (e.g. depth maps in millimetres).
+    """Decode a ``mono16``/``16UC1`` Image at full depth (e.g. ``16UC1`` depth maps in mm).
 
     Returns:
         New C-contiguous ``(height, width)`` uint16 array in native byte order.
@@ -283,7 +305,7 @@ def decode_mono16(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
         raise ImageDecodeError(
             "encoding", f"{encoding!r}: decode_mono16 needs one of {', '.join(sorted(_MONO16_ENCODINGS))}"
         )
-    _, view = _raw_view(msg, max_pixels)
+    _, view = _raw_view(msg, max_pixels, depth_ok=True)
     return view.astype(np.uint16, order="C")
 
 
@@ -299,6 +321,10 @@ def _parse_format(fmt: str) -> _Format:
     if "compresseddepth" in descr:
         # compressed_depth_image_transport prepends its own header to the PNG; not handled here.
         raise ImageDecodeError("format", f"{fmt!r}: compressedDepth is not supported; supported: {supported}")
+    if sep and source.strip() in DEPTH_ENCODINGS:
+        # compressed_image_transport's png on a depth camera: "16UC1; png compressed " holds
+        # distances as a 16-bit PNG, which decodes to a grey picture of nothing
+        raise _depth_error(fmt, "format")
     if "jpeg" in descr or "jpg" in descr:
         codec = "jpeg"
     elif "png" in descr:
@@ -604,6 +630,7 @@ def encode_image(
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEPTH_ENCODINGS",
     "ENCODABLE_ENCODINGS",
     "SUPPORTED_COMPRESSED_FORMATS",
     "SUPPORTED_ENCODINGS",

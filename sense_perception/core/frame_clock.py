@@ -1,0 +1,39 @@
+"""The time a camera's frames are timed with: their header stamp, or, for a camera that leaves its
+stamps at 0, when they were received.
+
+Many camera drivers (GStreamer and V4L2 wrappers, simulators' bridges, hand-written ones) publish
+every frame with a zero ``header.stamp``. Timed by that stamp no time ever passes: tracks are never
+deleted (``tracking.max_age`` never applies) and velocities never form. An exterior camera whose
+first frame is stamped 0 is timed by the receive time (a bag's receive time, a node's monotonic
+clock at arrival) for as long as its stamps stay 0; once it has stamped a frame, its header times
+it, and a later zero stamp is a stray frame for :class:`~.stamp_order.StampOrder` to hold. The
+outputs keep the header as it came. (The cabin camera is not timed by it: camera health calls
+stamps that stand still a camera fault, which holds the attention's timers: R19.)
+
+ROS-free; one instance per run, not thread-safe.
+"""
+from __future__ import annotations
+
+from .types import Header
+
+
+class FrameClock:
+    """Per camera: the seconds each frame is timed with, and which cameras are unstamped."""
+
+    def __init__(self) -> None:
+        self._stamped: set[str] = set()
+        self.unstamped: set[str] = set()  # cameras timed by the receive time
+
+    def seconds(self, camera: str, header: Header, received: float) -> float:
+        """The time to time camera ``camera``'s frame with: ``header``'s stamp, or ``received``
+        (seconds) while the camera has never stamped a frame and this one is stamped 0."""
+        if camera not in self._stamped:
+            if header.sec == 0 and header.nanosec == 0:
+                self.unstamped.add(camera)
+                return received
+            self._stamped.add(camera)
+            self.unstamped.discard(camera)
+        return header.seconds
+
+
+__all__ = ["FrameClock"]
