@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -35,14 +36,19 @@ def read(name: str) -> np.ndarray:
     return image
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> FaceEngine:
+def face_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaceEngine]:
+    """The face models for a whole module, their fold cache in a temporary folder."""
     mp = pytest.MonkeyPatch()
     mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
     try:
         yield FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]))
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaceEngine]:
+    yield from face_engine(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

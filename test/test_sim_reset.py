@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -17,23 +18,16 @@ import pytest
 from sense_perception.cli.main import main
 from sense_perception.face.decision import DriverState
 from sense_perception.face.gallery import GalleryStore
-from sense_perception.face import model_fold
 from sense_perception.face.pipeline import DriverIdentifier, FaceEngine
-from sense_perception.face.settings import FaceConfig
 from sense_perception.replay.video import CameraVideo
 
 from replay_helpers import FRONT, SAMPLE_BAG, read_output
-from test_face_identity import OBAMA, enrol, read, settings
+from test_face_identity import OBAMA, enrol, face_engine, read, settings
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> FaceEngine:
-    mp = pytest.MonkeyPatch()
-    mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
-    try:
-        yield FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]))
-    finally:
-        mp.undo()
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaceEngine]:
+    yield from face_engine(tmp_path_factory)
 
 
 def _frames(path) -> int:
