@@ -367,6 +367,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
     return predicate()
 
 
+def spin_until(executor: Any, predicate: Callable[[], Any], timeout: float) -> Any:
+    """Spin ``executor`` (the test's nodes in one thread) until ``predicate`` is truthy or
+    ``timeout`` s passed; the last value."""
+    return wait_for(lambda: executor.spin_once(timeout_sec=0.05) or predicate(), timeout)
+
+
 def published_statuses(node: Any) -> list:
     """The DiagnosticStatus list ``node`` publishes on /diagnostics now (its real publication path,
     captured): its own status first, then one per camera while it is active (camera health)."""

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ros_helpers import (DATA, image_msg, level, overrides, published_status, read_bgr, status_values,
-                         wait_for)
+from ros_helpers import (DATA, image_msg, level, overrides, published_status, read_bgr, spin_until,
+                         status_values, wait_for)
 
 pytestmark = pytest.mark.ros
 
@@ -191,14 +191,11 @@ def test_silent_camera_warns_only_while_active_and_clears_when_frames_arrive(con
     executor.add_node(node)
     executor.add_node(probe)
 
-    def spin_until(predicate, timeout: float):
-        return wait_for(lambda: executor.spin_once(timeout_sec=0.05) or predicate(), timeout)
-
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         # Inactive: no subscription exists, so silence is expected and must not warn.
         statuses.clear()
-        spin_until(lambda: False, 1.8)  # longer than no_input_warn_s
+        spin_until(executor, lambda: False, 1.8)  # longer than no_input_warn_s
         assert len(statuses) >= 2, "no diagnostics from the node's timer"
         assert all(level(s) == 0 and s.message.startswith("inactive") for s in statuses), \
             [s.message for s in statuses]
@@ -210,7 +207,7 @@ def test_silent_camera_warns_only_while_active_and_clears_when_frames_arrive(con
 
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         statuses.clear()
-        warned = spin_until(lambda: [s for s in statuses if level(s) == 1], 5.0)
+        warned = spin_until(executor, lambda: [s for s in statuses if level(s) == 1], 5.0)
         assert warned, f"no WARN within 5 s: {[s.message for s in statuses]}"
         assert f"no input for 1 s on {topic}" in warned[0].message
         assert status_values(warned[0])[f"seconds_since_input[{topic}]"] == "never"
@@ -220,7 +217,7 @@ def test_silent_camera_warns_only_while_active_and_clears_when_frames_arrive(con
         ok = None
         for _ in range(40):  # a 5 Hz camera starts publishing
             camera.publish(frame)
-            ok = spin_until(lambda: [s for s in statuses if level(s) == 0
+            ok = spin_until(executor, lambda: [s for s in statuses if level(s) == 0
                                      and int(status_values(s)["frames_received"]) >= 1], 0.2)
             if ok:
                 break

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ros_helpers import level, overrides, wait_for
+from ros_helpers import level, overrides, spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -44,20 +44,17 @@ def test_a_paused_simulation_clock_does_not_silence_the_no_input_watchdog(contex
     executor.add_node(node)
     executor.add_node(probe)
 
-    def spin_until(predicate, timeout: float):
-        return wait_for(lambda: executor.spin_once(timeout_sec=0.05) or predicate(), timeout)
-
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         paused = Clock()
         paused.clock.sec = 100  # the simulation ran to 100 s, then paused: /clock stands still
-        assert spin_until(lambda: clock.publish(paused) or
+        assert spin_until(executor, lambda: clock.publish(paused) or
                           node.get_clock().now().nanoseconds == 100 * 10**9, 5.0), \
             "the node never took the simulation time"
         statuses.clear()
         stamps.clear()
-        warned = spin_until(lambda: [s for s in statuses if level(s) == 1], 5.0)
+        warned = spin_until(executor, lambda: [s for s in statuses if level(s) == 1], 5.0)
         assert warned, f"no /diagnostics WARN within 5 s while /clock stood still: {statuses}"
         assert f"no input for 1 s on {topic}" in warned[0].message
         assert stamps[-1] == 100, stamps  # stamped in simulation time, as before
