@@ -25,6 +25,7 @@ from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_fa
 from .duplicates import DuplicateSettings, check_vehicle_labels, suppress_duplicates
 from .ignore_regions import IgnoreRegionSettings
 from .low_light import LowLightSettings, brighten_input
+from ..imaging.frame_guard import MIN_FRAME_PX
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
 from .labels import AD_LABELS, LabelMap, build_label_map
 from ..runtime.model_prepare import prepare_detector_model
@@ -733,8 +734,19 @@ def _pixels(image: np.ndarray | ImageView) -> np.ndarray:
 
 
 def check_image(index: int, image: Any) -> None:
-    """Raise :class:`ImageDecodeError` naming ``images[index]`` unless ``image`` is a non-empty BGR
-    uint8 HxWx3 array or a valid :class:`ImageView`."""
+    """Raise :class:`ImageDecodeError` naming ``images[index]`` unless ``image`` is a BGR uint8
+    HxWx3 array or a valid :class:`ImageView` of at least :data:`MIN_FRAME_PX` pixels a side."""
+    _check_type(index, image)
+    size = source_size(image)
+    # the decoder's least frame, which every camera frame passes (replay, nodes): an image file
+    # smaller than that (`detect`, `eval`) is named, not detected on as a speck
+    if min(size) < MIN_FRAME_PX:
+        raise ImageDecodeError(f"images[{index}]", f"a {size[0]}x{size[1]} px image is smaller "
+                                                   f"than the {MIN_FRAME_PX}x{MIN_FRAME_PX} px a "
+                                                   "detector takes")
+
+
+def _check_type(index: int, image: Any) -> None:
     if isinstance(image, ImageView):
         array, order, full_size = image
         if full_size is not None and (not isinstance(full_size, tuple) or len(full_size) != 2 or
