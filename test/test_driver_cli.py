@@ -118,6 +118,30 @@ def test_encrypted_gallery_with_kept_images_and_key_file(tmp_path: Path, capsys)
     assert not Path(str(gallery) + ".images").exists()
 
 
+def test_without_its_key_the_default_encrypted_gallery_is_named_not_bypassed(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the default gallery is gallery.json.enc with a key and gallery.json without: a forgotten
+    # --key-file made `list` say "no drivers" and `enroll` start a plain gallery beside the
+    # encrypted one, the consenting driver's templates unencrypted on the vehicle
+    for name in ("SENSE_PERCEPTION_GALLERY", "SENSE_PERCEPTION_GALLERY_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    key = tmp_path / "gallery.key"
+    assert cli(capsys, "keygen", "--out", str(key))[0] == 0
+    assert cli(capsys, "enroll", "--name", "Barack", "--consent", "--images", OBAMA_1,
+               "--key-file", str(key))[0] == 0
+    folder = tmp_path / "data" / "sense_perception"
+    assert (folder / "gallery.json.enc").is_file()
+    for argv in (("enroll", "--name", "Barack", "--consent", "--images", OBAMA_2), ("list",)):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2 and "is encrypted and no key was given" in err and "--key-file" in err
+    assert not (folder / "gallery.json").exists()
+    # a plain gallery named on purpose is the user's choice
+    plain = tmp_path / "plain.json"
+    assert cli(capsys, "enroll", "--name", "Barack", "--consent", "--images", OBAMA_2,
+               "--gallery", str(plain))[0] == 0 and plain.is_file()
+
+
 def _write_bag(path: Path, frames: list[np.ndarray | bytes], topic: str) -> None:
     """A rosbag2 of JPEG CompressedImages (a ``bytes`` entry is written as the data as it is)."""
     from rosbags.rosbag2 import Writer

@@ -326,6 +326,15 @@ class GalleryStore:
         if key is not None and len(key) != 32:
             raise GalleryError(f"gallery key must be 32 bytes, got {len(key)}")
         self.path = Path(path).expanduser() if path else default_gallery_path(key is not None)
+        if not path and key is None and not os.path.lexists(self.path):
+            sealed = default_gallery_path(True)
+            if sealed != self.path and os.path.lexists(sealed):
+                # without its key, the default is the plain gallery beside it: `list` said "no
+                # drivers" and `enroll` wrote the consenting driver's templates there unencrypted
+                raise GalleryError(f"the gallery {sealed} is encrypted and no key was given; "
+                                   "fix: give its key (--key-file, gallery.key_file or "
+                                   "$SENSE_PERCEPTION_GALLERY_KEY), or name a plain gallery "
+                                   "with --gallery to keep one beside it")
         self._cipher = _Cipher(key) if key is not None else None
         self.keep_images = bool(keep_images)
         self.max_templates = int(max_templates)
