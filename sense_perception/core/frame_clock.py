@@ -14,22 +14,33 @@ ROS-free; one instance per run, not thread-safe.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from .types import Header
 
 
 class FrameClock:
-    """Per camera: the seconds each frame is timed with, and which cameras are unstamped."""
+    """Per camera: the seconds each frame is timed with, and which cameras are unstamped.
 
-    def __init__(self) -> None:
+    Args:
+        on_unstamped: told the camera once, when it is first timed by the receive time (the
+            replay's note, the node's warning).
+    """
+
+    def __init__(self, on_unstamped: Callable[[str], None] | None = None) -> None:
         self._stamped: set[str] = set()
         self.unstamped: set[str] = set()  # cameras timed by the receive time
+        self._on_unstamped = on_unstamped
 
     def seconds(self, camera: str, header: Header, received: float) -> float:
         """The time to time camera ``camera``'s frame with: ``header``'s stamp, or ``received``
         (seconds) while the camera has never stamped a frame and this one is stamped 0."""
         if camera not in self._stamped:
             if header.sec == 0 and header.nanosec == 0:
-                self.unstamped.add(camera)
+                if camera not in self.unstamped:
+                    self.unstamped.add(camera)
+                    if self._on_unstamped is not None:
+                        self._on_unstamped(camera)
                 return received
             self._stamped.add(camera)
             self.unstamped.discard(camera)

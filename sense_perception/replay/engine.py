@@ -525,7 +525,11 @@ class Replayer:
         self._notes: list[str] = []
         self._notes_left_out = 0  # notes past MAX_NOTES, counted only
         self._received: dict[str, int] = {}  # messages read per camera topic
-        self._clock = FrameClock()  # a camera stamping its frames 0 is timed by the bag time
+        # a camera stamping its frames 0 is timed by the bag time, said once
+        self._clock = FrameClock(lambda topic: self._note(
+            f"{topic}: its header stamps are 0 (the driver does not stamp its frames); its "
+            "tracks and velocities are timed by the bag's receive time, its outputs keep the "
+            "stamps as they came"))
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
         # The mount parameters as on the node (they were checked, then left unused: the replay
@@ -787,10 +791,6 @@ class Replayer:
         if not exterior:  # the cabin: a camera fault while its stamps stand still (R19)
             return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started, seconds)
         t = self._clock.seconds(msg.topic, header, msg.timestamp * 1e-9)
-        if msg.topic in self._clock.unstamped:
-            self._note(f"{msg.topic}: its header stamps are 0 (the driver does not stamp its "
-                       "frames); its tracks and velocities are timed by the bag's receive time, "
-                       "its outputs keep the stamps as they came")
         return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started, seconds, t)
 
     def _inference_failed(self, frames: list[DecodedFrame], exc: Exception) -> None:

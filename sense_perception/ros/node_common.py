@@ -148,7 +148,8 @@ class PerceptionNode(LifecycleNode):
         self.limits = InputLimits()
         self.health = HealthStats()
         self.camera_health: CameraHealthBank | None = None  # camera_health.enabled
-        self.frame_clock = FrameClock()  # a camera stamping its frames 0: timed by its arrival
+        # a camera stamping its frames 0: timed by its arrival, warned once
+        self.frame_clock = FrameClock(self._warn_unstamped)
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
         self._worker_error = ""  # why the inference thread ended while active
@@ -251,7 +252,7 @@ class PerceptionNode(LifecycleNode):
             self._inputs = self.inputs(settings)
             self.settings = settings
             self.health = HealthStats([t for t, _ in self._inputs])
-            self.frame_clock = FrameClock()
+            self.frame_clock = FrameClock(self._warn_unstamped)
             health = health_settings_type(self.SETTINGS.KIND).from_params(params, self.source)
             # a node keeps the cameras' current state only, not every condition change for ever
             self.camera_health = CameraHealthBank([t for t, _ in self._inputs], health,
@@ -443,15 +444,13 @@ class PerceptionNode(LifecycleNode):
         """The seconds to time an exterior frame's tracks and velocities with: its stamp, or, for
         a camera that stamps its frames 0, its arrival on the monotonic clock (warned once: timed
         by a zero stamp no time passed, ``tracking.max_age`` never applied)."""
-        topic = self.input_topic(frame.source)
-        unstamped = topic in self.frame_clock.unstamped
-        t = self.frame_clock.seconds(topic, header, frame.received)
-        if not unstamped and topic in self.frame_clock.unstamped:
-            self.get_logger().warning(
-                f"{topic}: its header stamps are 0 (the driver does not stamp its frames); its "
-                "tracks and velocities are timed by the frames' arrival, its outputs keep the "
-                "stamps as they came")
-        return t
+        return self.frame_clock.seconds(self.input_topic(frame.source), header, frame.received)
+
+    def _warn_unstamped(self, topic: str) -> None:
+        self.get_logger().warning(
+            f"{topic}: its header stamps are 0 (the driver does not stamp its frames); its "
+            "tracks and velocities are timed by the frames' arrival, its outputs keep the "
+            "stamps as they came")
 
     def input_topic(self, index: int) -> str:
         return self._inputs[index][0]
