@@ -66,7 +66,7 @@ setup(
         # Nothing outside sense_perception/fleet imports it.
         "fleet": ["ray[client]>=2.9"],  # client: --address ray://HOST:10001 (Ray Client, grpcio)
         "test": [
-            "pytest>=7",
+            "pytest>=8.4",  # pytest.ini: faulthandler_exit_on_timeout
             "pytest-timeout>=2.1",  # pytest.ini: a hung test fails instead of holding the run
             "hypothesis>=6",
             "mcap-ros2-support>=0.5",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import CI, GRAPH_ENV_KEYS, ROS_ERROR, Graph, make_ros_env, require_ros
+from ros_helpers import CI, GRAPH_ENV_KEYS, ROS_ERROR, Graph, end_context, make_ros_env, require_ros
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -54,7 +54,7 @@ def context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     yield ctx
-    rclpy.try_shutdown(context=ctx)
+    end_context(ctx)
 
 
 @pytest.fixture()
@@ -76,7 +76,7 @@ def params_context(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp
 
     yield start
     for ctx in contexts:
-        rclpy.try_shutdown(context=ctx)
+        end_context(ctx)
 
 
 @pytest.fixture()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import array
+import gc
 import os
 import random
 import signal
@@ -80,6 +81,22 @@ def make_ros_env(log_dir: Path) -> dict[str, str]:
         "RCUTILS_COLORIZED_OUTPUT": "0",
     })
     return env
+
+
+def end_context(context: Any) -> None:
+    """Shut down and destroy an rclpy context now, with what the test built in it.
+
+    A test's nodes, executors and the context itself sit in reference cycles (callbacks holding
+    their node): left to Python's cyclic GC, the context's DDS participant was torn down in a GC
+    pass at a random allocation inside a later test, possibly in another thread or inside an
+    rclpy call in flight. CI once hung there for over an hour with no Python frame to show.
+    Collecting here and destroying the context makes the teardown happen at one quiet point."""
+    import rclpy
+
+    rclpy.try_shutdown(context=context)
+    gc.collect()
+    context.destroy()
+    gc.collect()
 
 
 class Graph:
@@ -168,12 +185,10 @@ class Graph:
         self._entities = []
 
     def close(self) -> None:
-        import rclpy
-
         self.release()
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        end_context(self.context)
 
 
 class NodeProcess:
