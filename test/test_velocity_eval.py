@@ -199,6 +199,25 @@ def test_tool_names_a_missing_image_before_any_model_loads(tmp_path):
     assert "2 image(s)" in run.stderr and "are missing" in run.stderr
 
 
+def test_a_report_window_holding_no_frame_is_refused_before_any_model_loads(tmp_path):
+    """--report-frames 50:10 (reversed) and a window outside the sequence ran every frame through
+    the models and then reported nothing; both are now refused by name (exit 2)."""
+    path = tmp_path / "gt.json"
+    calib = make_calibration()
+    path.write_text(json.dumps({"cameras": {f"cam/{n}": {
+        "image": f"{n}.png", "width": 1280, "height": 720, "calibration": calib, "boxes": []}
+        for n in (0, 1)}}))
+    for window, said in (("50:10", "'50:10' holds no frame: B is excluded and must be above A"),
+                         ("7:7", "'7:7' holds no frame"),
+                         ("500:", "--report-frames 500: holds none of the sequence's frames "
+                                  "(0 to 1)")):
+        run = subprocess.run([sys.executable, str(TOOL), str(path), "--report-frames", window],
+                             capture_output=True, text=True, cwd=REPO, env=ENV, timeout=120)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+        assert said in run.stderr, run.stderr
+        assert "are missing" not in run.stderr  # refused before the images are looked for
+
+
 def test_an_unreadable_frame_is_left_out_and_named_the_rest_goes_on(tmp_path):
     """Three frames of a real image, the middle one a broken file: two are run and reported."""
     from sense_perception.evaluation.velocity import run_sequence

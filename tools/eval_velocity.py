@@ -19,16 +19,29 @@ from pathlib import Path
 from sense_perception.errors import SensePerceptionError
 
 
+OPEN = 2 ** 62  # an A:B side left out
+
+
 def _frames(value: str) -> tuple[int, int]:
     """``A:B``: frame numbers A to B - 1 (either side may be left out)."""
     low, sep, high = value.partition(":")
     try:
         if not sep:
             raise ValueError
-        return (int(low) if low else -(2 ** 62), int(high) if high else 2 ** 62)
+        window = (int(low) if low else -OPEN, int(high) if high else OPEN)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected A:B (frame numbers, B excluded), got {value!r}") from None
+    if window[0] >= window[1]:  # 50:10 reported nothing, after running every frame
+        raise argparse.ArgumentTypeError(
+            f"{value!r} holds no frame: B is excluded and must be above A (e.g. 10:50)")
+    return window
+
+
+def _shown(window: tuple[int, int]) -> str:
+    """``window`` as the user wrote it (an open side left out)."""
+    low, high = window
+    return f"{'' if low == -OPEN else low}:{'' if high == OPEN else high}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,9 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         if not 0.0 < args.iou <= 1.0:
             raise SensePerceptionError(f"--iou must be within (0, 1], got {args.iou}")
         frames = load_sequence(args.ground_truth, args.camera, args.fps)
+        window = args.report_frames
+        if window is not None and not any(window[0] <= f.number < window[1] for f in frames):
+            numbers = [f.number for f in frames]
+            raise SensePerceptionError(
+                f"--report-frames {_shown(window)} holds none of the sequence's frames "
+                f"({min(numbers)} to {max(numbers)}); fix: a window among them")
         config = resolve_config(args.config) if args.config else None
         results, skipped, labels = run_sequence(frames, config, args.ground_truth)
-        window = args.report_frames
         report = velocity_report(frames, results, labels, args.iou,
                                  None if window is None else
                                  lambda f: window[0] <= f.number < window[1])
