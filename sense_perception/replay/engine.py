@@ -49,7 +49,7 @@ from ..core.output.status import (
 from ..core.output.topics import camera_info_topic, image_base_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
-from ..face.privacy import check_cabin_not_exterior
+from ..face.privacy import check_cabin_not_exterior, check_identity_topic
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
@@ -323,6 +323,10 @@ class Replayer:
                                      "remove it from --topics, which names the exterior cameras "
                                      "(--topics with no topic after it replays the cabin camera "
                                      "alone)")
+            # ... and so is identity on a camera the config names as an exterior one
+            check_identity_topic(options.cabin, options.config, "--cabin",
+                                 "give --cabin the in-cabin camera's topic (driver_monitor."
+                                 "camera_topic), or remove it from camera_topics if it is one")
         from ..core.geometry import load_calibration
 
         # Read (and refused) before anything is opened or cleared.
