@@ -1,6 +1,7 @@
 """Privacy guard: face identity runs only on the in-cabin camera, where the driver consented."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 from ..core.output.topics import image_base_topic
@@ -56,7 +57,7 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
                            f"object detector as an exterior camera; {fix}")
 
 
-def check_identity_topic(topic: str, config: object, named_by: str, fix: str) -> None:
+def check_identity_topic(topic: str, config: str | Path | None, named_by: str, fix: str) -> None:
     """Refuse face identity on ``topic`` when ``config`` lists it (or another transport of the
     same camera) in ``object_detector.camera_topics``: that config says it is an exterior camera,
     whose people never consented to face recognition, whatever ``camera_role`` says of the cabin
