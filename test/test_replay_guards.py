@@ -130,16 +130,18 @@ def test_video_without_cabin_films_no_face(tmp_path, capsys) -> None:
     assert f"{CABIN} is the cabin camera" in " ".join(err.split())
 
 
-def _replayed(bag_path: Path, config: Path, topics=None, cabin=None) -> list[str]:
-    """The camera topics a replay of ``bag_path`` would take (no model loads)."""
-    from sense_perception.replay.engine import ReplayOptions, Replayer, select_topics
+def _replayed(bag_path: Path, config: Path | None, topics=None, cabin=None,
+              fleet: bool = False) -> list[str]:
+    """The camera topics a replay of ``bag_path`` would take (no model loads), the cabin camera
+    first."""
+    from sense_perception.replay.engine import ReplayOptions, Replayer
     from sense_perception.replay.reader import open_bag
-    from sense_perception.replay.skips import SkipLog
 
     replayer = Replayer(ReplayOptions(bag=bag_path, out=bag_path.parent / "o", topics=topics,
-                                      cabin=cabin, config=config))
+                                      cabin=cabin, config=config, cabin_if_present=fleet))
     with open_bag(bag_path) as bag:
-        return select_topics(bag, topics, cabin, SkipLog(), replayer._cabin_camera(bag, cabin))
+        chosen, replayed = replayer._choose_cameras(bag)
+    return [*([chosen] if chosen else []), *sorted(t for t in replayed if t != chosen)]
 
 
 def test_the_cabin_camera_in_another_transport_is_never_an_exterior_camera(tmp_path) -> None:
@@ -152,15 +154,22 @@ def test_the_cabin_camera_in_another_transport_is_never_an_exterior_camera(tmp_p
     raw_cabin = CABIN.rsplit("/", 1)[0]  # /camera/cabin/image_raw
     config = tmp_path / "raw_cabin.yaml"
     config.write_text(f"driver_monitor:\n  ros__parameters:\n    camera_topic: {raw_cabin}\n")
-    assert sorted(_replayed(SAMPLE_BAG, config)) == [FRONT, WINDSHIELD]
+    assert _replayed(SAMPLE_BAG, config) == [FRONT, WINDSHIELD]
     with pytest.raises(PrivacyError, match=f"topic {CABIN} is the cabin camera"):
         _replayed(SAMPLE_BAG, config, topics=[FRONT, CABIN])
     # both transports recorded: --cabin takes one, the other is no exterior camera either
     both = copy_bag(SAMPLE_BAG, tmp_path / "both", edit=lambda topic, msgtype, ts, raw: [
         (topic, msgtype, ts, raw), *([(raw_cabin, msgtype, ts, raw)] if topic == CABIN else [])])
-    assert sorted(_replayed(both, None, cabin=CABIN)) == [CABIN, FRONT, WINDSHIELD]
-    assert sorted(_replayed(both, None)) == [FRONT, WINDSHIELD]
-    assert sorted(_replayed(both, config, cabin=CABIN)) == [CABIN, FRONT, WINDSHIELD]
+    assert _replayed(both, None, cabin=CABIN) == [CABIN, FRONT, WINDSHIELD]
+    assert _replayed(both, None) == [FRONT, WINDSHIELD]
+    assert _replayed(both, config, cabin=CABIN) == [CABIN, FRONT, WINDSHIELD]
+    # a fleet's --cabin (not the configured cabin camera) that a car records in the other
+    # transport: that topic is the cabin camera, never an exterior one
+    car = "/car/cabin/image_raw"
+    moved = copy_bag(SAMPLE_BAG, tmp_path / "car", edit=lambda topic, msgtype, ts, raw: [
+        (f"{car}/compressed" if topic == CABIN else topic, msgtype, ts, raw)])
+    assert _replayed(moved, None, cabin=car, fleet=True) == [f"{car}/compressed", FRONT, WINDSHIELD]
+    assert _replayed(SAMPLE_BAG, None, cabin=car, fleet=True) == [FRONT, WINDSHIELD]
 
 
 def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> None:

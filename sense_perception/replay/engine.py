@@ -386,18 +386,9 @@ class Replayer:
         opts = self.options
         skipped = bag.skipped
         self._skipped = skipped
-        cabin = opts.cabin
-        if cabin and opts.cabin_if_present and cabin not in bag.topics:
-            bag.notes.append(f"cabin topic {cabin} is not in this bag: exterior cameras only")
-            cabin = None
-        private = self._cabin_camera(bag, cabin)
-        topics = select_topics(bag, opts.topics, cabin, skipped, private)
-        if opts.topics is None:
-            note = unused_camera_topics(opts.config, [t for t in topics if t != cabin])
-            if note:
-                bag.notes.append(note)
+        cabin, topics = self._choose_cameras(bag)
         check_has_frames(bag, topics)  # before anything in --out is replaced
-        self._cabin = opts.cabin if opts.cabin in topics else None
+        self._cabin = cabin if cabin in topics else None
         self._exterior = [t for t in topics if t != self._cabin]
         self._publisher = None
         if opts.publish:  # first: without rclpy this fails before models load or outputs exist
@@ -464,6 +455,39 @@ class Replayer:
         return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos,
                             list(bag.notes) + self._all_notes())
 
+    def _choose_cameras(self, bag: Bag) -> tuple[str | None, list[str]]:
+        """The cabin camera (None: none) and every camera topic to replay, checked; notes what
+        was left out. Nothing is built or written yet.
+
+        A fleet bag (``cabin_if_present``) without the ``--cabin`` topic but with that camera in
+        another transport (``<base>`` for ``<base>/compressed``, or the other way round) replays
+        that topic as the cabin camera: it was taken for an exterior camera, its frames through
+        the detector and into ``--video``, whenever ``--cabin`` was not the configured cabin
+        camera.
+
+        Raises:
+            BagError, PrivacyError: as :func:`select_topics`.
+        """
+        opts = self.options
+        cabin = opts.cabin
+        if cabin and opts.cabin_if_present and cabin not in bag.topics:
+            other = sorted(t for t in bag.image_topics()
+                           if image_base_topic(t) == image_base_topic(cabin))
+            if other:
+                bag.notes.append(f"cabin topic {cabin} is not in this bag; {other[0]}, the same "
+                                 "camera in another transport, is replayed as the cabin camera")
+                cabin = other[0]
+            else:
+                bag.notes.append(f"cabin topic {cabin} is not in this bag: exterior cameras only")
+                cabin = None
+        private = self._cabin_camera(bag, cabin)
+        topics = select_topics(bag, opts.topics, cabin, bag.skipped, private)
+        if opts.topics is None:
+            note = unused_camera_topics(opts.config, [t for t in topics if t != cabin])
+            if note:
+                bag.notes.append(note)
+        return cabin, topics
+
     def _cabin_camera(self, bag: Bag, cabin: str | None) -> str | None:
         """The bag's topic of the configured cabin camera, when it has one other than ``cabin``,
         else None.
@@ -479,7 +503,7 @@ class Replayer:
         source = self.options.config or "the default parameters"
         camera = image_base_topic(configured)
         if cabin and image_base_topic(cabin) != camera:
-            note = (f"--cabin {cabin} is not the configured cabin camera (driver_monitor."
+            note = (f"--cabin {self.options.cabin} is not the configured cabin camera (driver_monitor."
                     f"camera_topic {configured} in {source}); check the topic, or set camera_topic "
                     "in the --config")
             LOG.warning("%s", note)
