@@ -62,3 +62,31 @@ def test_a_replay_config_listing_the_cabin_camera_for_the_detector_is_refused(tm
                       "driver_monitor:\n  ros__parameters:\n    camera_topic: /car/cabin/image_raw/compressed\n")
     with pytest.raises(PrivacyError, match="/car/cabin/image_raw"):
         build_core(config, exterior=False, cabin=False)
+
+
+def test_identity_is_refused_on_a_camera_the_config_names_exterior(tmp_path, capsys):
+    """`replay --cabin`, `fleet --cabin` and `driver enroll --bag --topic` naming a camera that
+    the --config lists in object_detector.camera_topics (either transport) ran face
+    identification on that exterior camera with a note at most: refused before any bag or model
+    is read, naming the topic and the config."""
+    from sense_perception.cli.main import main
+    from sense_perception.fleet.runner import FleetRequest
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    front = "/camera/front/image_raw"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"object_detector:\n  ros__parameters:\n    camera_topics: [{front}]\n")
+    bag = REPO / "sense_perception" / "data" / "sample_bag"
+    for topic in (front, f"{front}/compressed"):
+        with pytest.raises(PrivacyError, match=f"on --cabin {topic}.*camera_topics in {config}"):
+            Replayer(ReplayOptions(bag=bag, out=tmp_path / "o", cabin=topic, config=config))
+        with pytest.raises(PrivacyError, match="have not consented"):
+            FleetRequest(inputs=[bag], out=tmp_path / "f", cabin=topic, config=config).check()
+        code = main(["driver", "enroll", "--name", "A", "--consent", "--bag", str(bag),
+                     "--topic", topic, "--config", str(config), "--gallery", str(tmp_path / "g")])
+        assert code == 2 and f"refused on --topic {topic}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "g").exists()
+    # the cabin camera itself, and any topic without a --config, are taken
+    Replayer(ReplayOptions(bag=bag, out=tmp_path / "o", cabin="/camera/cabin/image_raw/compressed",
+                           config=config))
+    Replayer(ReplayOptions(bag=bag, out=tmp_path / "o", cabin=front))

@@ -142,6 +142,35 @@ def test_without_its_key_the_default_encrypted_gallery_is_named_not_bypassed(
                "--gallery", str(plain))[0] == 0 and plain.is_file()
 
 
+def test_with_a_key_a_plain_default_gallery_left_beside_it_is_named_not_hidden(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a gallery enrolled before `keygen` stayed as plain gallery.json beside the new
+    # gallery.json.enc: every command given the key used the encrypted one only, `list` said "no
+    # enrolled drivers", the plain templates stayed unencrypted where no `forget` reached them
+    for name in ("SENSE_PERCEPTION_GALLERY", "SENSE_PERCEPTION_GALLERY_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    folder = tmp_path / "data" / "sense_perception"
+    assert cli(capsys, "enroll", "--name", "Barack", "--consent", "--images", OBAMA_1)[0] == 0
+    key = tmp_path / "gallery.key"
+    assert cli(capsys, "keygen", "--out", str(key))[0] == 0
+    for argv in (("list",), ("enroll", "--name", "Barack", "--consent", "--images", OBAMA_2)):
+        code, _, err = cli(capsys, *argv, "--key-file", str(key))
+        text = " ".join(err.split())
+        assert code == 2 and f"{folder / 'gallery.json'}" in text and "not encrypted" in text
+        assert "`driver forget ID`" in text and f"--gallery {folder / 'gallery.json.enc'}" in text
+    assert not (folder / "gallery.json.enc").exists()
+    # named on purpose, the encrypted gallery is used beside it
+    assert cli(capsys, "list", "--key-file", str(key), "--gallery",
+               str(folder / "gallery.json.enc"))[0] == 0
+    # once the plain gallery is erased and deleted, the key's default works
+    code, out, _ = cli(capsys, "list", "--json")
+    assert cli(capsys, "forget", json.loads(out)[0]["id"])[0] == 0
+    for name in ("gallery.json", "gallery.json.bak"):
+        (folder / name).unlink()
+    assert cli(capsys, "list", "--key-file", str(key))[0] == 0
+
+
 def _write_bag(path: Path, frames: list[np.ndarray | bytes], topic: str) -> None:
     """A rosbag2 of JPEG CompressedImages (a ``bytes`` entry is written as the data as it is)."""
     from rosbags.rosbag2 import Writer

@@ -130,6 +130,48 @@ def test_video_without_cabin_films_no_face(tmp_path, capsys) -> None:
     assert f"{CABIN} is the cabin camera" in " ".join(err.split())
 
 
+def _replayed(bag_path: Path, config: Path | None, topics=None, cabin=None,
+              fleet: bool = False) -> list[str]:
+    """The camera topics a replay of ``bag_path`` would take (no model loads), the cabin camera
+    first."""
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+    from sense_perception.replay.reader import open_bag
+
+    replayer = Replayer(ReplayOptions(bag=bag_path, out=bag_path.parent / "o", topics=topics,
+                                      cabin=cabin, config=config, cabin_if_present=fleet))
+    with open_bag(bag_path) as bag:
+        chosen, replayed = replayer._choose_cameras(bag)
+    return [*([chosen] if chosen else []), *sorted(t for t in replayed if t != chosen)]
+
+
+def test_the_cabin_camera_in_another_transport_is_never_an_exterior_camera(tmp_path) -> None:
+    """A bag recording the cabin camera's compressed sub-topic for a configured raw topic (or the
+    raw topic beside the configured compressed one) held no topic named exactly
+    driver_monitor.camera_topic: the cabin frames were replayed as an exterior camera, through
+    the detector, and `--video` filmed the driver's face into a video under the umask's mode."""
+    from sense_perception.errors import PrivacyError
+
+    raw_cabin = CABIN.rsplit("/", 1)[0]  # /camera/cabin/image_raw
+    config = tmp_path / "raw_cabin.yaml"
+    config.write_text(f"driver_monitor:\n  ros__parameters:\n    camera_topic: {raw_cabin}\n")
+    assert _replayed(SAMPLE_BAG, config) == [FRONT, WINDSHIELD]
+    with pytest.raises(PrivacyError, match=f"topic {CABIN} is the cabin camera"):
+        _replayed(SAMPLE_BAG, config, topics=[FRONT, CABIN])
+    # both transports recorded: --cabin takes one, the other is no exterior camera either
+    both = copy_bag(SAMPLE_BAG, tmp_path / "both", edit=lambda topic, msgtype, ts, raw: [
+        (topic, msgtype, ts, raw), *([(raw_cabin, msgtype, ts, raw)] if topic == CABIN else [])])
+    assert _replayed(both, None, cabin=CABIN) == [CABIN, FRONT, WINDSHIELD]
+    assert _replayed(both, None) == [FRONT, WINDSHIELD]
+    assert _replayed(both, config, cabin=CABIN) == [CABIN, FRONT, WINDSHIELD]
+    # a fleet's --cabin (not the configured cabin camera) that a car records in the other
+    # transport: that topic is the cabin camera, never an exterior one
+    car = "/car/cabin/image_raw"
+    moved = copy_bag(SAMPLE_BAG, tmp_path / "car", edit=lambda topic, msgtype, ts, raw: [
+        (f"{car}/compressed" if topic == CABIN else topic, msgtype, ts, raw)])
+    assert _replayed(moved, None, cabin=car, fleet=True) == [f"{car}/compressed", FRONT, WINDSHIELD]
+    assert _replayed(SAMPLE_BAG, None, cabin=car, fleet=True) == [FRONT, WINDSHIELD]
+
+
 def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> None:
     """`--copy-input --cabin` copies the cabin camera's frames (the driver's face) into the output
     bag, which was created 0755 with files under the umask (0666 under umask 0) while the

@@ -213,9 +213,12 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     _check_names(args)
     settings = _settings(args)
     if args.bag:  # camera frames: identity only where the config says the camera is the cabin's
-        from ..face.privacy import check_identity_allowed
+        from ..face.privacy import check_identity_allowed, check_identity_topic
 
         check_identity_allowed(settings.camera_role)
+        check_identity_topic(args.topic, getattr(args, "config", None), "--topic",
+                             "give --topic the in-cabin camera's topic, or remove it from "
+                             "camera_topics if it is one")
     store = _store(settings)
     embs, crops, labels = _enrol_templates(args, settings)
     threshold = settings.identity.match_threshold

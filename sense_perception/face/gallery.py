@@ -297,6 +297,43 @@ class _Cipher:
                                "or delete it and enrol again") from exc
 
 
+def _check_default_pair(keyed: bool) -> None:
+    """Refuse the default gallery while the other default (plain ``gallery.json``, encrypted
+    ``gallery.json.enc``) holds what this command would never see.
+
+    Without a key the default is the plain gallery: while only the encrypted one exists, `list`
+    said "no drivers" and `enroll` wrote the consenting driver's templates beside it unencrypted.
+    With a key it is the encrypted one: a plain gallery left from before ``keygen`` (or its last
+    good copy, or kept face crops) stayed on disk unencrypted, unseen by every command given the
+    key (`list` showed none of its drivers, `forget` could not reach them) while `enroll`
+    started the encrypted gallery beside it.
+
+    Raises:
+        GalleryError: naming the other gallery and the fix.
+    """
+    plain, sealed = default_gallery_path(False), default_gallery_path(True)
+    if plain == sealed:  # $SENSE_PERCEPTION_GALLERY names one file for both
+        return
+    if not keyed:
+        if not os.path.lexists(plain) and os.path.lexists(sealed):
+            raise GalleryError(f"the gallery {sealed} is encrypted and no key was given; "
+                               "fix: give its key (--key-file, gallery.key_file or "
+                               "$SENSE_PERCEPTION_GALLERY_KEY), or name a plain gallery "
+                               "with --gallery to keep one beside it")
+        return
+    left = [p for p in (plain, plain.with_name(plain.name + ".bak"),
+                        plain.with_name(plain.name + ".images")) if os.path.lexists(p)]
+    if left:
+        raise GalleryError(
+            f"a key was given, so the default gallery is the encrypted {sealed}, but the plain "
+            f"gallery's files are beside it ({', '.join(map(str, left))}): face templates (or "
+            "crops) not encrypted, which no command given the key lists or forgets; fix: erase its "
+            "drivers "
+            "without the key (`sense-perception driver list`, then `driver forget ID` for each), "
+            f"then delete {plain} and {plain}.bak; or name the encrypted gallery with --gallery "
+            f"{sealed} (gallery.path) to keep both on purpose")
+
+
 def _encode_templates(t: np.ndarray) -> list[str]:
     return [base64.b64encode(row.astype("<f4").tobytes()).decode() for row in t]
 
@@ -326,15 +363,8 @@ class GalleryStore:
         if key is not None and len(key) != 32:
             raise GalleryError(f"gallery key must be 32 bytes, got {len(key)}")
         self.path = Path(path).expanduser() if path else default_gallery_path(key is not None)
-        if not path and key is None and not os.path.lexists(self.path):
-            sealed = default_gallery_path(True)
-            if sealed != self.path and os.path.lexists(sealed):
-                # without its key, the default is the plain gallery beside it: `list` said "no
-                # drivers" and `enroll` wrote the consenting driver's templates there unencrypted
-                raise GalleryError(f"the gallery {sealed} is encrypted and no key was given; "
-                                   "fix: give its key (--key-file, gallery.key_file or "
-                                   "$SENSE_PERCEPTION_GALLERY_KEY), or name a plain gallery "
-                                   "with --gallery to keep one beside it")
+        if not path:
+            _check_default_pair(key is not None)
         self._cipher = _Cipher(key) if key is not None else None
         self.keep_images = bool(keep_images)
         self.max_templates = int(max_templates)

@@ -1,6 +1,7 @@
 """Privacy guard: face identity runs only on the in-cabin camera, where the driver consented."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 from ..core.output.topics import image_base_topic
@@ -54,3 +55,35 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
         raise PrivacyError(f"topic {which} is the cabin camera ({named_by}) and is also listed in "
                            f"{listed_in}: it shows the driver, so it is never run through the "
                            f"object detector as an exterior camera; {fix}")
+
+
+def check_identity_topic(topic: str, config: str | Path | None, named_by: str, fix: str) -> None:
+    """Refuse face identity on ``topic`` when ``config`` lists it (or another transport of the
+    same camera) in ``object_detector.camera_topics``: that config says it is an exterior camera,
+    whose people never consented to face recognition, whatever ``camera_role`` says of the cabin
+    camera. ``config`` None (the built-in defaults, whose camera list is a placeholder) names
+    no exterior camera.
+
+    Args:
+        topic: the camera the driver pipeline would run on (``--cabin``, ``--topic``).
+        config: the ``--config`` path (or bundled name resolved to one), or None.
+        named_by: the option that named ``topic``.
+        fix: what to do instead, appended to the message.
+
+    Raises:
+        PrivacyError: naming the topic, the config and the fix.
+    """
+    if not config:
+        return
+    from ..config import load_params
+
+    exterior = load_params(config, "object_detector").get("camera_topics")
+    if not isinstance(exterior, (list, tuple)):
+        return
+    same = [str(t) for t in exterior if image_base_topic(str(t)) == image_base_topic(topic)]
+    if same:
+        which = topic if same[0] == topic else f"{topic} (the same camera as {same[0]})"
+        raise PrivacyError(f"face identification refused on {named_by} {which}: "
+                           f"object_detector.camera_topics in {config} lists it, so it is an "
+                           "exterior camera, and people seen there (pedestrians, other drivers) "
+                           f"have not consented to face recognition; {fix}")

@@ -50,6 +50,7 @@ class FleetRequest:
         Raises:
             FleetError: a count or size out of range or not a finite number, --out a file, or
                 --video-cabin without --cabin.
+            PrivacyError: --cabin names a camera the config lists as an exterior one.
         """
         if self.workers is not None and self.workers < 1:
             raise FleetError(f"--workers must be >= 1, got {self.workers}")
@@ -68,6 +69,12 @@ class FleetRequest:
             raise FleetError(f"--out {self.out} is a file; give a directory")
         if self.video_cabin and not self.cabin:  # as replay: never a setting silently ignored
             raise FleetError("--video-cabin films the camera named by --cabin; add --cabin TOPIC")
+        if self.cabin:  # before Ray starts: each worker's replay would refuse every bag for it
+            from ..face.privacy import check_identity_topic
+
+            check_identity_topic(self.cabin, self.config, "--cabin",
+                                 "give --cabin the in-cabin camera's topic (driver_monitor."
+                                 "camera_topic), or remove it from camera_topics if it is one")
 
 
 @dataclass

@@ -49,7 +49,7 @@ from ..core.output.status import (
 from ..core.output.topics import camera_info_topic, image_base_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
-from ..face.privacy import check_cabin_not_exterior
+from ..face.privacy import check_cabin_not_exterior, check_identity_topic
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
@@ -187,9 +187,11 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
     image topic, plus ``cabin``.
 
     Topics whose type is unknown are recorded as skipped: in auto mode they might carry images.
-    ``private`` (the configured cabin camera when it is not ``cabin``) is never an exterior
-    camera: left out of the automatic choice, refused in ``topics`` (``cabin`` in ``topics`` is
-    refused by :class:`Replayer` before the bag is opened).
+    ``private`` (the bag's topic of the configured cabin camera when it is not ``cabin``) is never
+    an exterior camera: left out of the automatic choice, refused in ``topics`` (``cabin`` in
+    ``topics`` is refused by :class:`Replayer` before the bag is opened). A camera is its image
+    topic with every image_transport sub-topic (``<base>``, ``<base>/compressed``): any of them
+    of the cabin camera shows the driver, so none is taken as an exterior camera.
 
     Raises:
         BagError: a named topic is missing or not an image topic, or no image topic is left.
@@ -199,8 +201,11 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
         check_cabin_not_exterior(private, topics or [], "driver_monitor.camera_topic", "--topics",
                                  f"pass --cabin {private} to replay it through the driver pipeline, "
                                  "or a --config whose camera_topic names the real cabin camera")
-    available = ", ".join(t for t in bag.image_topics() if t != private) or "none"
-    auto = [t for t in bag.image_topics() if t != private and t != cabin]
+    inside = {image_base_topic(t) for t in (private, cabin) if t}  # the driver's camera
+    exterior = [t for t in bag.image_topics() if image_base_topic(t) not in inside]
+    available = ", ".join(t for t in bag.image_topics()
+                          if not private or image_base_topic(t) != image_base_topic(private)) or "none"
+    auto = exterior
     wanted = list(dict.fromkeys([*(auto if topics is None else topics),
                                  *([cabin] if cabin else [])]))
     selected = []
@@ -318,6 +323,10 @@ class Replayer:
                                      "remove it from --topics, which names the exterior cameras "
                                      "(--topics with no topic after it replays the cabin camera "
                                      "alone)")
+            # ... and so is identity on a camera the config names as an exterior one
+            check_identity_topic(options.cabin, options.config, "--cabin",
+                                 "give --cabin the in-cabin camera's topic (driver_monitor."
+                                 "camera_topic), or remove it from camera_topics if it is one")
         from ..core.geometry import load_calibration
 
         # Read (and refused) before anything is opened or cleared.
@@ -377,18 +386,9 @@ class Replayer:
         opts = self.options
         skipped = bag.skipped
         self._skipped = skipped
-        cabin = opts.cabin
-        if cabin and opts.cabin_if_present and cabin not in bag.topics:
-            bag.notes.append(f"cabin topic {cabin} is not in this bag: exterior cameras only")
-            cabin = None
-        private = self._cabin_camera(bag, cabin)
-        topics = select_topics(bag, opts.topics, cabin, skipped, private)
-        if opts.topics is None:
-            note = unused_camera_topics(opts.config, [t for t in topics if t != cabin])
-            if note:
-                bag.notes.append(note)
+        cabin, topics = self._choose_cameras(bag)
         check_has_frames(bag, topics)  # before anything in --out is replaced
-        self._cabin = opts.cabin if opts.cabin in topics else None
+        self._cabin = cabin if cabin in topics else None
         self._exterior = [t for t in topics if t != self._cabin]
         self._publisher = None
         if opts.publish:  # first: without rclpy this fails before models load or outputs exist
@@ -455,27 +455,68 @@ class Replayer:
         return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos,
                             list(bag.notes) + self._all_notes())
 
-    def _cabin_camera(self, bag: Bag, cabin: str | None) -> str | None:
-        """The configured cabin camera when it is in ``bag`` but not ``cabin``, else None.
+    def _choose_cameras(self, bag: Bag) -> tuple[str | None, list[str]]:
+        """The cabin camera (None: none) and every camera topic to replay, checked; notes what
+        was left out. Nothing is built or written yet.
 
-        It shows the driver: it is never treated as an exterior camera (detector, video). Notes
-        a ``--cabin`` other than the configured cabin camera.
+        A fleet bag (``cabin_if_present``) without the ``--cabin`` topic but with that camera in
+        another transport (``<base>`` for ``<base>/compressed``, or the other way round) replays
+        that topic as the cabin camera: it was taken for an exterior camera, its frames through
+        the detector and into ``--video``, whenever ``--cabin`` was not the configured cabin
+        camera.
+
+        Raises:
+            BagError, PrivacyError: as :func:`select_topics`.
+        """
+        opts = self.options
+        cabin = opts.cabin
+        if cabin and opts.cabin_if_present and cabin not in bag.topics:
+            other = sorted(t for t in bag.image_topics()
+                           if image_base_topic(t) == image_base_topic(cabin))
+            if other:
+                bag.notes.append(f"cabin topic {cabin} is not in this bag; {other[0]}, the same "
+                                 "camera in another transport, is replayed as the cabin camera")
+                cabin = other[0]
+            else:
+                bag.notes.append(f"cabin topic {cabin} is not in this bag: exterior cameras only")
+                cabin = None
+        private = self._cabin_camera(bag, cabin)
+        topics = select_topics(bag, opts.topics, cabin, bag.skipped, private)
+        if opts.topics is None:
+            note = unused_camera_topics(opts.config, [t for t in topics if t != cabin])
+            if note:
+                bag.notes.append(note)
+        return cabin, topics
+
+    def _cabin_camera(self, bag: Bag, cabin: str | None) -> str | None:
+        """The bag's topic of the configured cabin camera, when it has one other than ``cabin``,
+        else None.
+
+        It shows the driver: it is never treated as an exterior camera (detector, video). A
+        camera is its topic with every image_transport sub-topic: a bag recording
+        ``/cam/image_raw/compressed`` for a configured ``/cam/image_raw`` (or the raw topic for
+        the default compressed one) holds the cabin camera all the same; that recording was
+        replayed as an exterior camera, its video filmed the driver. Notes a ``--cabin`` other
+        than the configured cabin camera.
         """
         configured = configured_cabin_topic(self.options.config)
         source = self.options.config or "the default parameters"
-        if cabin and cabin != configured:
-            note = (f"--cabin {cabin} is not the configured cabin camera (driver_monitor."
+        camera = image_base_topic(configured)
+        if cabin and image_base_topic(cabin) != camera:
+            note = (f"--cabin {self.options.cabin} is not the configured cabin camera (driver_monitor."
                     f"camera_topic {configured} in {source}); check the topic, or set camera_topic "
                     "in the --config")
             LOG.warning("%s", note)
             bag.notes.append(note)
-        if configured == cabin or configured not in bag.topics:
+        held = sorted(t for t in bag.topics if image_base_topic(t) == camera and t != cabin)
+        if not held:
             return None
-        if not self.options.topics:
-            bag.notes.append(f"{configured} is the cabin camera (driver_monitor.camera_topic in "
-                             f"{source}): not replayed without --cabin {configured}, never run "
+        if not self.options.topics and not (cabin and image_base_topic(cabin) == camera):
+            same = "" if held[0] == configured else f" (the camera of {configured})"
+            bag.notes.append(f"{held[0]}{same} is the cabin camera (driver_monitor.camera_topic in "
+                             f"{source}): not replayed without --cabin {held[0]}, never run "
                              "through the object detector nor filmed as an exterior camera")
-        return configured
+        return held[0]
 
     def _finish(self, wall0: float, failure: BaseException | None) -> tuple[float, list[Path]]:
         """Flush pending frames and close every output; returns the wall time and the videos.
