@@ -276,3 +276,44 @@ def test_run_of_both_nodes_stops_promptly_mid_inference(ros_env, graph, tmp_path
     print(f"{signame}: both nodes exit {code} after {took:.2f} s")
     # a bound against a hang, as R17's 5 s, not a speed figure (a loaded CI machine is slower)
     assert took < 5.0, f"{took:.2f} s"
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_replay_publish_stops_on_a_signal_as_the_replay_does(ros_env, graph, tmp_path, signame):
+    """R33: `replay --publish` let rclpy install its SIGINT and SIGTERM handlers, which shut the
+    ROS context down under the replay: its next publication (the /clock while it paced the bag,
+    the diagnostics written at the end) raised RCLError: a traceback, exit 1, no summary.json and
+    REPLAY_INCOMPLETE.txt left. The publisher has a context of its own without rclpy's handlers
+    now: the replay stops as it does without --publish (its outputs closed, the summary written,
+    the stop named among the skipped), within seconds, and destroys that context itself."""
+    import json
+    import signal
+
+    from vision_msgs.msg import Detection2DArray
+
+    from ros_helpers import NodeProcess
+
+    # a frame replayed first: its diagnostics are published again when the replay ends
+    detections = graph.subscribe(Detection2DArray, "/camera/front/detections")
+    out = tmp_path / "out"
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "replay",
+                        "sense_perception/data/sample_bag", "--out", str(out), "--publish",
+                        "--rate", "0.05"], ros_env, tmp_path / "replay.log")  # 3 s of bag: 60 s
+    try:
+        assert graph.spin_until(lambda: detections or not proc.alive(), 90.0), proc.output()
+        assert proc.alive(), proc.output()  # pacing the bag, between its frames
+        proc.proc.send_signal(getattr(signal, signame))
+        code = proc.proc.wait(timeout=20)
+    finally:
+        graph.release()
+        proc.stop()
+    output = proc.output()
+    assert "Traceback" not in output and "RCLError" not in output, output
+    # done with something skipped (the rest of the bag, named); after Ctrl-C CPython may end the
+    # process by SIGINT itself all the same (-2), once the interrupt landed inside an exec() of
+    # generated code (rosbags' deserialisers, dataclasses), even though the replay caught it
+    assert code == 1 or (signame == "SIGINT" and code == -2), (code, output)
+    assert not (out / "REPLAY_INCOMPLETE.txt").exists(), output
+    skipped = json.loads((out / "summary.json").read_text())["skipped"]
+    by = "Ctrl-C" if signame == "SIGINT" else "SIGTERM"
+    assert any(f"replay interrupted ({by})" in str(entry) for entry in skipped), skipped
