@@ -425,7 +425,7 @@ class GalleryStore:
                         f"gallery {self.path} stayed locked by another process for {wait_s:g} s "
                         f"(a change takes milliseconds: the holder of {lock_path} is stopped or "
                         "hung); nothing was read or written; fix: end that process (`fuser -v "
-                        f"{lock_path}` names it), then run this again") from exc
+                        f"{lock_path}` names it), then try again") from exc
                 if not told and wait_s - left >= 1.0:
                     LOG.warning("gallery %s is locked by another process: waiting up to %g s",
                                 self.path, wait_s)
