@@ -317,3 +317,50 @@ def test_replay_publish_stops_on_a_signal_as_the_replay_does(ros_env, graph, tmp
     skipped = json.loads((out / "summary.json").read_text())["skipped"]
     by = "Ctrl-C" if signame == "SIGINT" else "SIGTERM"
     assert any(f"replay interrupted ({by})" in str(entry) for entry in skipped), skipped
+
+
+def test_run_stops_while_a_configure_asked_over_ros_still_runs(ros_env, graph, tmp_path):
+    """R33: a configure asked for over ROS (`ros2 lifecycle set`) runs on the executor's thread
+    pool, which Python joins at exit. Ctrl-C while it was under way (models loading, a TensorRT
+    engine build taking minutes; or waiting for a gallery lock another process holds, which was
+    for ever) stopped and destroyed the nodes, then held the process until it ended, silent.
+    `run` now waits for such a callback at most CALLBACK_GRACE_S (2 s), names it and exits 0."""
+    import fcntl
+    import os
+    import time
+
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    from ros_helpers import NodeProcess, write_params
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    config = write_params(tmp_path / "run.yaml", {"driver_monitor": {
+        "camera_topic": "/sp_life_busy/cabin/image_raw", "autostart": False,
+        "gallery": {"path": str(folder / "g.json")},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    lock = os.open(folder / "g.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # another process's enrol, stopped with Ctrl-Z
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor",
+                        "--config", str(config)], ros_env, tmp_path / "run.log")
+    try:
+        client = graph.client(ChangeState, "/driver_monitor/change_state")
+        assert graph.spin_until(client.service_is_ready, 60.0), proc.output()
+        client.call_async(ChangeState.Request(
+            transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        end = time.monotonic() + 60
+        while "is locked by another process: waiting" not in proc.output() and proc.alive() \
+                and time.monotonic() < end:
+            graph.spin_for(0.05)
+        assert "is locked by another process: waiting" in proc.output(), proc.output()
+        code, took = _signal_and_wait(proc, "SIGINT", limit_s=10.0)
+    finally:
+        os.close(lock)
+        graph.release()
+        proc.stop()
+    output = proc.output()
+    assert code == 0, (code, output)
+    assert "Traceback" not in output, output
+    assert "a callback was still running 2 s after the stop" in output, output
+    print(f"exit {code} after {took:.2f} s")
