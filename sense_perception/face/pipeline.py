@@ -180,7 +180,8 @@ class DriverIdentifier:
         history.
 
         Args:
-            wait: wait for an enrol or forget in progress; False refuses at once instead.
+            wait: wait for an enrol or forget in progress (at most ``gallery.LOCK_WAIT_S``);
+                False refuses at once instead.
             keep_if_unchanged: a read that finds the same drivers (ids, names and templates)
                 keeps the index and the evidence gathered. The node's ``~/reload_gallery``
                 sets it: called again and again (more often than the decider needs frames to
