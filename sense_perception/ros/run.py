@@ -170,8 +170,11 @@ def _leave_stuck_callbacks(executor: Any, code: int) -> None:
     busy = [t for t in threading.enumerate()
             if t is not threading.current_thread() and not t.daemon and t.is_alive()]
     deadline = time.monotonic() + CALLBACK_GRACE_S
-    for thread in busy:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    try:
+        for thread in busy:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:  # Ctrl-C again: wait no longer (Python would join them at exit)
+        pass
     stuck = [t.name for t in busy if t.is_alive()]
     if not stuck:
         return
