@@ -46,7 +46,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -343,6 +343,9 @@ class GalleryStore:
         self._cipher = _Cipher(key) if key is not None else None
         self.keep_images = bool(keep_images)
         self.max_templates = int(max_templates)
+        # True once the caller is being stopped (a node's ROS context shut down by Ctrl-C or
+        # SIGTERM): a wait for the lock then ends at once instead of holding up the stop.
+        self.stopping: Callable[[], bool] = lambda: False
 
     @classmethod
     def from_config(cls, config: GalleryConfig) -> "GalleryStore":
@@ -426,6 +429,9 @@ class GalleryStore:
                         f"(a change takes milliseconds: the holder of {lock_path} is stopped or "
                         "hung); nothing was read or written; fix: end that process (`fuser -v "
                         f"{lock_path}` names it), then try again") from exc
+                if self.stopping():
+                    raise GalleryError(f"gallery {self.path} is locked by another process; the "
+                                       "wait for it was given up: stopping") from exc
                 if not told and wait_s - left >= 1.0:
                     LOG.warning("gallery %s is locked by another process: waiting up to %g s",
                                 self.path, wait_s)

@@ -278,7 +278,7 @@ def test_run_of_both_nodes_stops_promptly_mid_inference(ros_env, graph, tmp_path
     assert took < 5.0, f"{took:.2f} s"
 
 
-@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signame", ["SIGTERM"])  # SIGINT went the same way
 def test_replay_publish_stops_on_a_signal_as_the_replay_does(ros_env, graph, tmp_path, signame):
     """R33: `replay --publish` let rclpy install its SIGINT and SIGTERM handlers, which shut the
     ROS context down under the replay: its next publication (the /clock while it paced the bag,
@@ -319,12 +319,16 @@ def test_replay_publish_stops_on_a_signal_as_the_replay_does(ros_env, graph, tmp
     assert any(f"replay interrupted ({by})" in str(entry) for entry in skipped), skipped
 
 
-def test_run_stops_while_a_configure_asked_over_ros_still_runs(ros_env, graph, tmp_path):
-    """R33: a configure asked for over ROS (`ros2 lifecycle set`) runs on the executor's thread
-    pool, which Python joins at exit. Ctrl-C while it was under way (models loading, a TensorRT
-    engine build taking minutes; or waiting for a gallery lock another process holds, which was
-    for ever) stopped and destroyed the nodes, then held the process until it ended, silent.
-    `run` now waits for such a callback at most CALLBACK_GRACE_S (2 s), names it and exits 0."""
+
+@pytest.mark.parametrize("how, signame", [("autostart", "SIGTERM"), ("over_ros", "SIGINT")])
+def test_run_stops_while_a_configure_waits_for_the_gallery_lock(ros_env, graph, tmp_path, how,
+                                                               signame):
+    """R33: driver_monitor's configure waiting for a gallery lock another process holds (an enrol
+    stopped with Ctrl-Z) held up a stop of `run`: on the main thread (autostart) SIGTERM raises
+    nothing in Python and the blocking flock was resumed, for ever; a configure asked for over
+    ROS (`ros2 lifecycle set`) runs on the executor's thread pool, which Python joins at exit, so
+    Ctrl-C left the process waiting after its nodes were gone, for ever. The wait now ends as soon
+    as the node's context is shut down, and `run` exits 0 within 5 s, with no error line."""
     import fcntl
     import os
     import time
@@ -337,30 +341,31 @@ def test_run_stops_while_a_configure_asked_over_ros_still_runs(ros_env, graph, t
     folder = tmp_path / "gallery"
     folder.mkdir(mode=0o700)
     config = write_params(tmp_path / "run.yaml", {"driver_monitor": {
-        "camera_topic": "/sp_life_busy/cabin/image_raw", "autostart": False,
+        "camera_topic": f"/sp_life_lock_{how}/cabin/image_raw", "autostart": how == "autostart",
         "gallery": {"path": str(folder / "g.json")},
         "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
     lock = os.open(folder / "g.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)  # another process's enrol, stopped with Ctrl-Z
     proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor",
                         "--config", str(config)], ros_env, tmp_path / "run.log")
+    waiting = "is locked by another process: waiting"
     try:
-        client = graph.client(ChangeState, "/driver_monitor/change_state")
-        assert graph.spin_until(client.service_is_ready, 60.0), proc.output()
-        client.call_async(ChangeState.Request(
-            transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        if how == "over_ros":
+            client = graph.client(ChangeState, "/driver_monitor/change_state")
+            assert graph.spin_until(client.service_is_ready, 60.0), proc.output()
+            client.call_async(ChangeState.Request(
+                transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
         end = time.monotonic() + 60
-        while "is locked by another process: waiting" not in proc.output() and proc.alive() \
-                and time.monotonic() < end:
+        while waiting not in proc.output() and proc.alive() and time.monotonic() < end:
             graph.spin_for(0.05)
-        assert "is locked by another process: waiting" in proc.output(), proc.output()
-        code, took = _signal_and_wait(proc, "SIGINT", limit_s=10.0)
+        assert waiting in proc.output(), proc.output()
+        code, took = _signal_and_wait(proc, signame)
     finally:
         os.close(lock)
         graph.release()
         proc.stop()
     output = proc.output()
     assert code == 0, (code, output)
-    assert "Traceback" not in output, output
-    assert "a callback was still running 2 s after the stop" in output, output
-    print(f"exit {code} after {took:.2f} s")
+    assert "Traceback" not in output and "[ERROR]" not in output, output
+    print(f"{how}, {signame}: exit {code} after {took:.2f} s")
+    assert took < 5.0, f"{took:.2f} s"
