@@ -352,6 +352,37 @@ def test_the_frame_loop_never_blocks_on_the_gallery_and_reports_a_failed_reload(
     assert ident.gallery_error is None and len(ident.index) == 1  # retried and recovered
 
 
+
+def test_a_gallery_lock_held_for_ever_ends_the_wait_naming_it(
+        tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """R33: a process holding the gallery's lock and never letting go (an enrol stopped with
+    Ctrl-Z, a hung one, anyone who can open the lock file) made every `driver` command and the
+    node's configure (which reads the gallery the same way) wait for ever, printing nothing: the
+    node never came up and published no /diagnostics. The wait is bounded now (``LOCK_WAIT_S``,
+    30 s; shortened here): exit 2 naming the lock file and how to find its holder, a warning while
+    waiting, and the gallery is read at once when the lock is free again."""
+    from sense_perception.face import gallery as gallery_module
+
+    monkeypatch.setattr(gallery_module, "LOCK_WAIT_S", 1.5, raising=False)
+    folder = tmp_path / "g"
+    folder.mkdir(mode=0o700)
+    path = folder / "gallery.json"
+    lock = os.open(folder / "gallery.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a writer that never ends holds the lock
+        code, _, err = cli(capsys, "list", "--gallery", str(path))  # (ends a hang after 60 s)
+        assert code == 2, err
+        assert f"gallery {path} stayed locked by another process for 1.5 s" in err
+        assert f"fuser -v {folder / 'gallery.json.lock'}" in err and "Traceback" not in err
+        assert "is locked by another process: waiting up to 1.5 s" in caplog.text
+        with no_hang(20, "the configure's read on a held lock"), \
+                pytest.raises(GalleryError, match="stayed locked by another process"):
+            GalleryStore(path).drivers()
+    finally:
+        os.close(lock)
+    assert GalleryStore(path).drivers() == []
+
 # -- item 8: names that forge or hide output ----------------------------------------------------------
 
 HOSTILE = {

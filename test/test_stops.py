@@ -58,3 +58,45 @@ def test_off_the_main_thread_nothing_is_installed() -> None:
     thread.start()
     thread.join()
     assert seen == [before]
+
+
+def test_run_leaves_a_callback_still_running_after_the_stop_behind(monkeypatch, capsys):
+    """R33: `run`'s MultiThreadedExecutor runs callbacks on a thread pool that Python joins at
+    exit: a transition asked for over ROS and still under way at Ctrl-C (models loading, a
+    TensorRT engine build) held the process after its nodes were destroyed, silent. The end of
+    `run` now lets the idle pool go, waits for a busy callback at most ``CALLBACK_GRACE_S``, then
+    names it and ends the process without it (``os._exit``, faked here)."""
+    import logging
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sense_perception.ros import run
+
+    class Executor:  # rclpy's MultiThreadedExecutor keeps its pool there
+        def __init__(self) -> None:
+            self._executor = ThreadPoolExecutor(2)
+
+    exits: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(run, "CALLBACK_GRACE_S", 0.2)
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    idle = Executor()
+    idle._executor.submit(lambda: None).result()
+    run._leave_stuck_callbacks(idle, 0)  # nothing running: returns, the pool's threads ended
+    assert exits == [] and "warning" not in capsys.readouterr().err
+    busy, release = Executor(), threading.Event()
+    busy._executor.submit(release.wait)  # a configure that does not end
+    try:
+        with pytest.raises(SystemExit):
+            run._leave_stuck_callbacks(busy, 0)
+    finally:
+        release.set()
+        busy._executor.shutdown(wait=True)
+    assert exits == [0]
+    err = capsys.readouterr().err
+    assert "a callback was still running 0.2 s after the stop (threads ThreadPoolExecutor-" in err

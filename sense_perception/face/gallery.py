@@ -42,10 +42,11 @@ import os
 import re
 import secrets
 import stat
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -71,6 +72,10 @@ MAX_GALLERY_BYTES = 64 << 20
 _MAX_KEY_FILE_BYTES = 4096
 _MAX_IMAGE_BYTES = 16 << 20
 LOG = logging.getLogger(__name__)
+# How long a command or the node's configure waits for another process's gallery lock (a change
+# holds it for the milliseconds of its writes), and how often it looks again.
+LOCK_WAIT_S = 30.0
+LOCK_POLL_S = 0.05
 #: A kept image's name: ``<driver id>_<index>.png`` (``.png.enc`` encrypted).
 _KEPT_IMAGE = re.compile(r"(drv-[0-9a-f]{8})_\d{3}\.png(?:\.enc)?")
 
@@ -368,6 +373,9 @@ class GalleryStore:
         self._cipher = _Cipher(key) if key is not None else None
         self.keep_images = bool(keep_images)
         self.max_templates = int(max_templates)
+        # True once the caller is being stopped (a node's ROS context shut down by Ctrl-C or
+        # SIGTERM): a wait for the lock then ends at once instead of holding up the stop.
+        self.stopping: Callable[[], bool] = lambda: False
 
     @classmethod
     def from_config(cls, config: GalleryConfig) -> "GalleryStore":
@@ -418,15 +426,47 @@ class GalleryStore:
             return
         fd = opened[0]
         try:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-                            | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError as exc:
-                raise GalleryError(f"gallery {self.path} is locked by another process (an enrol "
-                                   "or forget in progress?); it was not read now") from exc
+            self._take_lock(fd, exclusive, LOCK_WAIT_S if wait else 0.0, lock_path)
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    def _take_lock(self, fd: int, exclusive: bool, wait_s: float, lock_path: Path) -> None:
+        """``flock`` the open lock file, waiting at most ``wait_s`` seconds for another holder.
+
+        A change holds the lock for the milliseconds of its writes; a holder that keeps it far
+        longer is stopped (Ctrl-Z) or hung, or anyone who can open the lock file: a blocking
+        ``flock`` made every ``driver`` command and the node's configure wait for ever, silent.
+
+        Raises:
+            GalleryError: the lock is still held after ``wait_s`` (at once with 0), naming it.
+        """
+        how = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, how)
+                return
+            except BlockingIOError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if wait_s <= 0:
+                        raise GalleryError(f"gallery {self.path} is locked by another process (an "
+                                           "enrol or forget in progress?); it was not read now") from exc
+                    raise GalleryError(
+                        f"gallery {self.path} stayed locked by another process for {wait_s:g} s "
+                        f"(a change takes milliseconds: the holder of {lock_path} is stopped or "
+                        "hung); nothing was read or written; fix: end that process (`fuser -v "
+                        f"{lock_path}` names it), then try again") from exc
+                if self.stopping():
+                    raise GalleryError(f"gallery {self.path} is locked by another process; the "
+                                       "wait for it was given up: stopping") from exc
+                if not told and wait_s - left >= 1.0:
+                    LOG.warning("gallery %s is locked by another process: waiting up to %g s",
+                                self.path, wait_s)
+                    told = True
+                time.sleep(min(LOCK_POLL_S, left))
 
     def _check_mode(self, st: os.stat_result, path: Path | None = None) -> None:
         path = path or self.path
@@ -627,8 +667,9 @@ class GalleryStore:
         """All enrolled drivers (empty when the gallery does not exist yet).
 
         Args:
-            wait: wait for a change in progress (a held lock); False raises GalleryError at once
-                instead, for a caller that must never block (the driver_monitor's frame thread).
+            wait: wait for a change in progress (a held lock, at most ``LOCK_WAIT_S``, then
+                GalleryError); False raises GalleryError at once instead, for a caller that
+                must never block (the driver_monitor's frame thread).
         """
         with self._locked(exclusive=False, wait=wait):
             return self._read_state()[0]

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -136,10 +136,13 @@ class DriverIdentifier:
     GALLERY_CHECK_S = 1.0
 
     def __init__(self, settings: DriverMonitorSettings, gallery: GalleryStore | None = None,
-                 engine: FaceEngine | None = None, attention_estimator: Any = None) -> None:
+                 engine: FaceEngine | None = None, attention_estimator: Any = None,
+                 stopping: Callable[[], bool] | None = None) -> None:
         check_identity_allowed(settings.camera_role)
         self.settings = settings
         self.gallery = gallery if gallery is not None else GalleryStore.from_config(settings.gallery)
+        if stopping is not None:  # the node's stop ends a wait for the gallery lock
+            self.gallery.stopping = stopping
         self.engine = engine or FaceEngine(settings.face, settings.runtime.options())
         self.decider = IdentityDecider(settings.identity)
         self.attention = None
@@ -158,15 +161,17 @@ class DriverIdentifier:
         self.reload_gallery()
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], source: str = "config") -> "DriverIdentifier":
+    def from_params(cls, params: dict[str, Any], source: str = "config",
+                    stopping: Callable[[], bool] | None = None) -> "DriverIdentifier":
         """Build from flattened ``driver_monitor`` parameters (``camera_role``, ``face.*``, ...).
+        ``stopping``: true once the caller is being stopped (ends a wait for the gallery lock).
 
         Raises:
             ConfigError: bad settings. PrivacyError: a camera role other than ``cabin``.
         """
         settings = DriverMonitorSettings.from_params(params, source)
         check_identity_allowed(settings.camera_role)  # refuse before reading the gallery key
-        return cls(settings)
+        return cls(settings, stopping=stopping)
 
     def _stamp(self) -> tuple[int, int] | None:
         try:  # lstat: never follows a link, never blocks (a FIFO is refused when read)
@@ -180,7 +185,8 @@ class DriverIdentifier:
         history.
 
         Args:
-            wait: wait for an enrol or forget in progress; False refuses at once instead.
+            wait: wait for an enrol or forget in progress (at most ``gallery.LOCK_WAIT_S``);
+                False refuses at once instead.
             keep_if_unchanged: a read that finds the same drivers (ids, names and templates)
                 keeps the index and the evidence gathered. The node's ``~/reload_gallery``
                 sets it: called again and again (more often than the decider needs frames to

@@ -55,11 +55,21 @@ class LivePublisher:
         self._Clock = Clock
         self.rate = float(rate)
         self.skipped = skipped if skipped is not None else SkipLog()
-        self._owns_context = not rclpy.ok()
-        if self._owns_context:
-            rclpy.init()
-        self.node = rclpy.create_node(node_name)
-        self._clock_pub = self.node.create_publisher(Clock, "/clock", 10)
+        # A context of its own, without rclpy's signal handlers: on SIGINT / SIGTERM those shut
+        # the default context down under the replay, whose next publication (the /clock, the
+        # diagnostics written at the end) raised RCLError: a traceback, exit 1 and no
+        # summary.json instead of the replay's own stop (exit 130 / 143, outputs closed).
+        from rclpy.context import Context
+        from rclpy.signals import SignalHandlerOptions
+
+        self._context = Context()
+        rclpy.init(context=self._context, signal_handler_options=SignalHandlerOptions.NO)
+        try:
+            self.node = rclpy.create_node(node_name, context=self._context)
+            self._clock_pub = self.node.create_publisher(Clock, "/clock", 10)
+        except BaseException:
+            self._end_context()
+            raise
         self._clock_period = 1.0 / clock_hz
         self._pubs: dict[str, Any] = {}
         self._bad: set[str] = set()
@@ -142,7 +152,13 @@ class LivePublisher:
         self.published += 1
 
     def close(self) -> None:
-        """Destroy the node (and the rclpy context if this publisher created it)."""
-        self.node.destroy_node()
-        if self._owns_context and self._rclpy.ok():
-            self._rclpy.shutdown()
+        """Destroy the node and the publisher's rclpy context, now (never left to the garbage
+        collector, whose pass would tear the DDS participant down at a random later moment)."""
+        try:
+            self.node.destroy_node()
+        finally:
+            self._end_context()
+
+    def _end_context(self) -> None:
+        self._context.try_shutdown()
+        self._context.destroy()

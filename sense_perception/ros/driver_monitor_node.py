@@ -72,7 +72,10 @@ class DriverMonitorNode(PerceptionNode):
         from ..face.pipeline import DriverIdentifier
 
         t0 = time.perf_counter()
-        self.identifier = DriverIdentifier.from_params(params, source)
+        # Ctrl-C or SIGTERM shuts the context down: a wait for the gallery lock ends then (a
+        # SIGTERM raises nothing in Python, so it waited its whole bound, 30 s)
+        self.identifier = DriverIdentifier.from_params(params, source,
+                                                       stopping=lambda: not self.context.ok())
         self.get_logger().info(f"face models loaded in {time.perf_counter() - t0:.1f} s; gallery "
                                f"{self.identifier.gallery.path}: {len(self.identifier.index)} driver(s)")
 

@@ -265,6 +265,9 @@ class PerceptionNode(LifecycleNode):
                     for k, v in self._refused_overrides.items()))
             self.make_outputs()
         except SensePerceptionError as exc:
+            if not self.context.ok():  # given up for Ctrl-C or SIGTERM (a lock wait): no fault
+                self._safe_release()
+                return TransitionCallbackReturn.FAILURE
             return self._configure_failed(str(exc))
         except Exception as exc:  # noqa: BLE001  a bug must not kill the node: report and stay unconfigured
             if not self.context.ok():  # Ctrl-C or SIGTERM while configuring: stopping, not a fault

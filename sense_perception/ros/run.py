@@ -5,6 +5,11 @@ from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
 
+# How long the end of `run` waits for a callback still running on the executor's threads (a
+# lifecycle transition or a service call: a configure loading its models or waiting for the
+# gallery lock) after the nodes were stopped and destroyed.
+CALLBACK_GRACE_S = 2.0
+
 
 def to_parameters(params: dict[str, Any], source: str) -> list[Any]:
     """rclpy Parameters from flattened YAML values (e.g. :func:`sense_perception.config.load_params`).
@@ -100,6 +105,7 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
               "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
         return 2
     nodes: list[Any] = []
+    executor: Any = None
     try:
         for i, factory in enumerate(factories):
             kwargs = node_kwargs[i] if node_kwargs else {}
@@ -128,6 +134,7 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
         _stop_all(nodes)
     finally:
         rclpy.try_shutdown()
+    _leave_stuck_callbacks(executor, 0)
     return 0
 
 
@@ -136,3 +143,48 @@ def _stop_all(nodes: Sequence[Any]) -> None:
     from .node_common import stop_nodes
 
     stop_nodes(nodes)
+
+
+def _leave_stuck_callbacks(executor: Any, code: int) -> None:
+    """End the process with ``code`` now if a callback is still running after the stop.
+
+    A MultiThreadedExecutor runs callbacks on a thread pool that Python joins at exit: a
+    transition asked for over ROS (``ros2 lifecycle set ... configure``) and still under way when
+    Ctrl-C or SIGTERM arrived, loading models (a TensorRT engine build takes minutes) or waiting
+    for the gallery lock (for ever, before that wait was bounded), held the process after its
+    nodes were gone, with nothing said. The pool is told to end; a thread still busy after
+    :data:`CALLBACK_GRACE_S` is named on stderr and left behind (``os._exit``: its work is for
+    nodes already destroyed). Returns when every such thread has ended.
+    """
+    import logging
+    import os
+    import sys
+    import threading
+    import time
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = getattr(executor, "_executor", None)  # where rclpy's MultiThreadedExecutor runs them
+    if isinstance(pool, ThreadPoolExecutor):
+        pool.shutdown(wait=False, cancel_futures=True)  # its idle threads end; none is waited for
+    busy = [t for t in threading.enumerate()
+            if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    deadline = time.monotonic() + CALLBACK_GRACE_S
+    try:
+        for thread in busy:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:  # Ctrl-C again: wait no longer (Python would join them at exit)
+        pass
+    stuck = [t.name for t in busy if t.is_alive()]
+    if not stuck:
+        return
+    print(f"warning: a callback was still running {CALLBACK_GRACE_S:g} s after the stop (threads "
+          f"{', '.join(stuck)}: a lifecycle transition or service call, e.g. a configure loading "
+          "its models); the process ends without it", file=sys.stderr)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -276,3 +276,96 @@ def test_run_of_both_nodes_stops_promptly_mid_inference(ros_env, graph, tmp_path
     print(f"{signame}: both nodes exit {code} after {took:.2f} s")
     # a bound against a hang, as R17's 5 s, not a speed figure (a loaded CI machine is slower)
     assert took < 5.0, f"{took:.2f} s"
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM"])  # SIGINT went the same way
+def test_replay_publish_stops_on_a_signal_as_the_replay_does(ros_env, graph, tmp_path, signame):
+    """R33: `replay --publish` let rclpy install its SIGINT and SIGTERM handlers, which shut the
+    ROS context down under the replay: its next publication (the /clock while it paced the bag,
+    the diagnostics written at the end) raised RCLError: a traceback, exit 1, no summary.json and
+    REPLAY_INCOMPLETE.txt left. The publisher has a context of its own without rclpy's handlers
+    now: the replay stops as it does without --publish (its outputs closed, the summary written,
+    the stop named among the skipped), within seconds, and destroys that context itself."""
+    import json
+    import signal
+
+    from vision_msgs.msg import Detection2DArray
+
+    from ros_helpers import NodeProcess
+
+    # a frame replayed first: its diagnostics are published again when the replay ends
+    detections = graph.subscribe(Detection2DArray, "/camera/front/detections")
+    out = tmp_path / "out"
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "replay",
+                        "sense_perception/data/sample_bag", "--out", str(out), "--publish",
+                        "--rate", "0.05"], ros_env, tmp_path / "replay.log")  # 3 s of bag: 60 s
+    try:
+        assert graph.spin_until(lambda: detections or not proc.alive(), 90.0), proc.output()
+        assert proc.alive(), proc.output()  # pacing the bag, between its frames
+        proc.proc.send_signal(getattr(signal, signame))
+        code = proc.proc.wait(timeout=20)
+    finally:
+        graph.release()
+        proc.stop()
+    output = proc.output()
+    assert "Traceback" not in output and "RCLError" not in output, output
+    # done with something skipped (the rest of the bag, named); after Ctrl-C CPython may end the
+    # process by SIGINT itself all the same (-2), once the interrupt landed inside an exec() of
+    # generated code (rosbags' deserialisers, dataclasses), even though the replay caught it
+    assert code == 1 or (signame == "SIGINT" and code == -2), (code, output)
+    assert not (out / "REPLAY_INCOMPLETE.txt").exists(), output
+    skipped = json.loads((out / "summary.json").read_text())["skipped"]
+    by = "Ctrl-C" if signame == "SIGINT" else "SIGTERM"
+    assert any(f"replay interrupted ({by})" in str(entry) for entry in skipped), skipped
+
+
+
+@pytest.mark.parametrize("how, signame", [("autostart", "SIGTERM"), ("over_ros", "SIGINT")])
+def test_run_stops_while_a_configure_waits_for_the_gallery_lock(ros_env, graph, tmp_path, how,
+                                                               signame):
+    """R33: driver_monitor's configure waiting for a gallery lock another process holds (an enrol
+    stopped with Ctrl-Z) held up a stop of `run`: on the main thread (autostart) SIGTERM raises
+    nothing in Python and the blocking flock was resumed, for ever; a configure asked for over
+    ROS (`ros2 lifecycle set`) runs on the executor's thread pool, which Python joins at exit, so
+    Ctrl-C left the process waiting after its nodes were gone, for ever. The wait now ends as soon
+    as the node's context is shut down, and `run` exits 0 within 5 s, with no error line."""
+    import fcntl
+    import os
+    import time
+
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    from ros_helpers import NodeProcess, write_params
+
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    config = write_params(tmp_path / "run.yaml", {"driver_monitor": {
+        "camera_topic": f"/sp_life_lock_{how}/cabin/image_raw", "autostart": how == "autostart",
+        "gallery": {"path": str(folder / "g.json")},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    lock = os.open(folder / "g.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # another process's enrol, stopped with Ctrl-Z
+    proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor",
+                        "--config", str(config)], ros_env, tmp_path / "run.log")
+    waiting = "is locked by another process: waiting"
+    try:
+        if how == "over_ros":
+            client = graph.client(ChangeState, "/driver_monitor/change_state")
+            assert graph.spin_until(client.service_is_ready, 60.0), proc.output()
+            client.call_async(ChangeState.Request(
+                transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        end = time.monotonic() + 60
+        while waiting not in proc.output() and proc.alive() and time.monotonic() < end:
+            graph.spin_for(0.05)
+        assert waiting in proc.output(), proc.output()
+        code, took = _signal_and_wait(proc, signame)
+    finally:
+        os.close(lock)
+        graph.release()
+        proc.stop()
+    output = proc.output()
+    assert code == 0, (code, output)
+    assert "Traceback" not in output and "[ERROR]" not in output, output
+    print(f"{how}, {signame}: exit {code} after {took:.2f} s")
+    assert took < 5.0, f"{took:.2f} s"
