@@ -156,8 +156,11 @@ def check_writable_dir(path: Path, option: str = "--out", create: bool = True,
                     "directory you can write to") from exc
 
 
-def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
-    """Refuse a result file ``path`` that is an input, an image, a directory or not writable.
+def check_result_file(path: Path, inputs: Iterable[Path], option: str,
+                      json_only: bool = True) -> None:
+    """Refuse a result file ``path`` that is an input, an image, a directory or not writable,
+    and (``json_only``, for JSON results) an existing file that is not JSON: a config, key,
+    CSV or note given by mistake is never replaced by a result (see :func:`not_json`).
 
     Nothing is created: the directory it goes to is only probed with a temporary file.
 
@@ -185,6 +188,11 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
         # by a result file would break whatever uses it.
         raise OutputPathError(f"{option} {path} is {file_kind(path)}, not a regular file; a result is "
                               "written only to a regular file: give a file name")
+    start = not_json(path) if json_only and path.is_file() else None
+    if start is not None:
+        raise OutputPathError(f"{option} {path} already holds a file that is not a JSON result "
+                              f"(it begins {start}); a result is never written over it: give a "
+                              "new file name, or move that file away first")
     folder = path.parent
     if not folder.is_dir():
         raise OutputPathError(f"{option} {path}: directory {folder} does not exist; create it "
@@ -217,6 +225,34 @@ def check_video_dir(path: Path, option: str = "--out",
         raise error(f"{option} {ascii(shown)} is not a valid UTF-8 path (a name with bytes from "
                     "another encoding); videos cannot be written there; choose or rename a "
                     "directory with a UTF-8 name") from None
+
+
+def not_json(path: Path) -> str | None:
+    """How an existing regular file that is not a JSON document begins (its first characters,
+    escaped), or None when it is empty or begins as JSON results do (``{`` or ``[``).
+
+    A ``--json-out`` typed over the YAML config, the gallery key, a pairs CSV or any other file
+    replaced it with the result (its bytes gone); only an earlier result (or an empty file) may
+    be replaced. Reads at most 4 KiB, never waits (``O_NONBLOCK``), never follows a FIFO.
+    """
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None  # unreadable: the write check names the reason
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not text or text[:1] in (b"{", b"["):
+        return None
+    return ascii(text[:24].decode("utf-8", "replace"))
 
 
 def file_kind(path: Path) -> str:
@@ -256,5 +292,5 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_own_folder",
-           "check_result_file", "file_kind",
+           "check_result_file", "file_kind", "not_json",
            "check_video_dir", "check_writable_dir", "overlap", "real_path", "same_file"]

@@ -371,14 +371,37 @@ def _attention_row(path: str, faces: Any, measurement: Any) -> dict[str, Any]:
 
 
 def _json_out(args: argparse.Namespace, inputs: Sequence[str | Path]) -> Path | None:
-    """``--json-out FILE`` checked before any work: never an input, an image or unwritable."""
+    """``--json-out FILE`` checked before any work: never an input, an image or unwritable, nor
+    one of the files :func:`_kept_files` names."""
     from ..outpaths import check_result_file
 
     if not getattr(args, "json_out", None):
         return None
     path = Path(args.json_out)
-    check_result_file(path, [Path(p) for p in inputs], "--json-out")
+    check_result_file(path, [*map(Path, inputs), *_kept_files(args)], "--json-out")
     return path
+
+
+def _kept_files(args: argparse.Namespace) -> list[Path]:
+    """The files a result must never replace beside the photos: ``--config``, the gallery
+    (``--gallery``, the config's ``gallery.path`` or the defaults, plain and encrypted), its
+    last good copy and the key file (``--key-file``, ``gallery.key_file``).
+
+    ``driver eval --json-out ~/.local/share/sense_perception/gallery.json`` replaced every
+    enrolled driver with the FAR/FRR table (and the same name for the key file lost the
+    encrypted gallery for good); ``--json-out`` naming ``--config`` replaced the config.
+    """
+    from ..face.gallery import default_gallery_path
+
+    settings = _settings(args)
+    galleries = [Path(p).expanduser() for p in (settings.gallery.path,) if p] or [
+        default_gallery_path(False), default_gallery_path(True)]
+    kept = [p for g in galleries for p in (g, g.with_name(g.name + ".bak"))]
+    if settings.gallery.key_file:
+        kept.append(Path(settings.gallery.key_file).expanduser())
+    if getattr(args, "config", None):
+        kept.append(Path(args.config))
+    return kept
 
 
 def _write_json(path: Path, doc: Any) -> None:

@@ -143,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     option = "--json" if getattr(args, "json_file", None) is not None else "--json-out"
     args.json_out = _json_file(args)
     if args.json_out is not None:  # before any image is read
-        check_result_file(args.json_out, [Path(p) for p in args.images], option)
+        # never the config either: `--config c.yaml --json-out c.yaml` replaced it with the JSON
+        check_result_file(args.json_out, [*map(Path, args.images),
+                                          *([Path(args.config)] if args.config else [])], option)
     params = load_params(args.config, args.node_name)
     source = str(args.config or "defaults")
     settings = health_settings_type(args.node_name).from_params(params, source)
