@@ -223,9 +223,58 @@ def _not_handled(paths: list[str], handled: Counter[str]) -> list[str]:
     return rest
 
 
+class _OutLock:
+    """One ``detect`` at a time per ``--out``: an ``flock`` on the folder itself (nothing is
+    written there for it; the kernel lets go when the process ends, kill -9 included).
+
+    Two runs into one folder each replaced ``detections.json`` whole at their end: the one that
+    finished first lost every record (its annotated copies stayed, listed nowhere), and the
+    list of annotated copies kept only the last run's.
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+
+    def acquire(self, out: Path) -> None:
+        """Lock ``out`` (an existing folder).
+
+        Raises:
+            ConfigError: another ``detect`` is writing there, naming the folder and the fix.
+        """
+        import fcntl
+
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(f"another detect is writing into --out {out}; its detections.json "
+                              "would replace this run's (or this run's it): wait for it to end, "
+                              "or choose another --out") from None
+        except OSError:
+            os.close(fd)  # a file system without locks (some network mounts): not refused
+            return
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``detect``; returns the exit status (130 after Ctrl-C, 143 after SIGTERM: the
-    images finished so far are saved, marked interrupted)."""
+    images finished so far are saved, marked interrupted). One run at a time per ``--out``
+    (:class:`_OutLock`)."""
+    lock = _OutLock()
+    try:
+        return _run(args, lock)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, lock: _OutLock) -> int:
+    """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -256,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
     noise = position_noise(params, source)
     detector = build_detector(params, source=source)
     check_writable_dir(args.out, error=ConfigError)
+    lock.acquire(args.out)  # before the earlier run's list of copies is read
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "
                   f"batching {'on' if detector.batch_dynamic else 'off'}")
