@@ -75,7 +75,8 @@ def check_apart(out: Path, inputs: Iterable[Path], option: str = "--out",
                 f"the input; choose an {option} outside the input (and the input outside it)")
 
 
-def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = None) -> None:
+def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = None,
+                           option: str = "--out") -> None:
     """Refuse an ``out`` that is, or lies inside, a folder another run owns: one bag's output or
     work folder of a fleet run (:data:`FLEET_MARK`) or a replay's output (:data:`REPLAY_MARK`).
 
@@ -84,7 +85,8 @@ def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = 
     into it either destroys that run's results or is destroyed by it (each lock or mark is per
     folder: nothing else stops it). ``own``: the caller's own mark, accepted on ``out`` itself
     (``replay --force`` replaces its own earlier output). Checked as written and with links
-    resolved, before anything is created.
+    resolved, before anything is created. ``option`` names the path in the message; it may be a
+    result file (only the folders above it are judged).
 
     Raises:
         error: naming the folder, whose output it is, and the fix.
@@ -95,9 +97,9 @@ def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = 
                 if (folder / marker).is_file() and not (folder == form and marker == own):
                     how = "is" if folder == form else f"lies inside {folder},"
                     raise error(
-                        f"--out {out} {how} {whose} (it holds {marker}): that run replaces "
+                        f"{option} {out} {how} {whose} (it holds {marker}): that run replaces "
                         "it whole on --force or a retry, deleting what this run writes there; "
-                        "choose an --out outside it")
+                        f"choose an {option} outside it")
 
 
 def check_own_folder(out: Path, mark: str, what: str, option: str = "",
@@ -168,6 +170,9 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str,
         OutputPathError: naming the path, the reason and the fix.
     """
     path = Path(path)
+    # A fleet run's bag folder (or a replay's output) is replaced whole by that run's --force:
+    # a result written inside it (`health --json-out fleet/bag1/h.json`) was deleted with it.
+    check_not_in_an_output(path, OutputPathError, option=option)
     for form in (path, real_path(path)):  # a link named .json may point at a photo
         if form.suffix.lower() in IMAGE_SUFFIXES:
             what = (f"has an image suffix ({form.suffix})" if form == path

@@ -283,7 +283,7 @@ def _run(args: argparse.Namespace, lock: _OutLock) -> int:
     from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
     from ..evaluation.outputs import check_not_eval_results
-    from ..outpaths import check_writable_dir
+    from ..outpaths import check_not_in_an_output, check_writable_dir
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -291,6 +291,8 @@ def _run(args: argparse.Namespace, lock: _OutLock) -> int:
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     check_writable_dir(args.out, create=False, error=ConfigError)  # before the model loads
     check_not_eval_results(args.out, "detect")  # eval's detections.json is not detect's to replace
+    # a fleet bag folder or a replay's output is replaced whole by that run: not detect's to use
+    check_not_in_an_output(args.out, ConfigError)
     from ..core.geometry import estimate_positions, load_calibration
     from ..core.geometry.calibration import CalibrationError
     from ..core.output.detection_records import positions_note
