@@ -240,24 +240,30 @@ def not_json(path: Path) -> str | None:
     replaced it with the result (its bytes gone); only an earlier result (or an empty file) may
     be replaced. Reads at most 4 KiB, never waits (``O_NONBLOCK``), never follows a FIFO.
     """
+    head = file_head(path)
+    if head is None:
+        return None  # unreadable or not a regular file: the other checks name the reason
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not text or text[:1] in (b"{", b"["):
+        return None
+    return ascii(text[:24].decode("utf-8", "replace"))
+
+
+def file_head(path: Path, size: int = 4096) -> bytes | None:
+    """The first ``size`` bytes of ``path`` when it is a regular file (opened without waiting:
+    a FIFO is never read), else None."""
     import stat
 
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
-        return None  # unreadable: the write check names the reason
+        return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        head = os.read(fd, 4096)
+        return os.read(fd, size) if stat.S_ISREG(os.fstat(fd).st_mode) else None
     except OSError:
         return None
     finally:
         os.close(fd)
-    text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    if not text or text[:1] in (b"{", b"["):
-        return None
-    return ascii(text[:24].decode("utf-8", "replace"))
 
 
 def file_kind(path: Path) -> str:
@@ -297,5 +303,5 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_own_folder",
-           "check_result_file", "file_kind", "not_json",
+           "check_result_file", "file_head", "file_kind", "not_json",
            "check_video_dir", "check_writable_dir", "overlap", "real_path", "same_file"]

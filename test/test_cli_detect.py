@@ -164,3 +164,18 @@ def test_a_second_detect_into_one_out_is_refused_and_the_first_keeps_its_results
     assert main(["detect", str(COMMA), "--out", str(out), "--config", _config(tmp_path),
                  "--no-annotate"]) in (0, 1)
     assert json.loads(first.read_text())["images"][0]["path"] == str(COMMA)
+
+
+def test_a_detections_json_that_detect_did_not_write_is_never_replaced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # detect never replaced a user's photo in --out, but replaced any detections.json there: a
+    # labelling tool's export of that name was lost. Refused now, before the model loads.
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = out / "detections.json"
+    for content in ('{"info": {"description": "hand labels"}, "images": []}\n', "id,label\n"):
+        theirs.write_text(content)
+        assert main(["detect", str(COMMA), "--out", str(out), "--no-annotate"]) == 2
+        err = capsys.readouterr().err
+        assert "holds a detections.json that detect did not write" in err, err
+        assert theirs.read_text() == content

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import fields
@@ -131,6 +132,28 @@ def _output_name(path: str, used: set[str], out: Path, inputs: list[str],
         name = f"{p.stem}_{n}{suffix}"
     used.add(name)
     return name
+
+
+#: How every detections.json detect has written begins (``{"images": [...``).
+_OWN_RESULTS = re.compile(rb'\A(\xef\xbb\xbf)?\s*\{\s*"images"\s*:')
+
+
+def _check_earlier_detections(out: Path) -> None:
+    """Refuse (before the model loads) an ``--out`` whose ``detections.json`` is not one detect
+    wrote: detect replaced any file of that name, a user's labels exported as detections.json
+    (or any other file) among them, while it never replaced a user's photo.
+
+    Raises:
+        ConfigError: naming the file, how it begins and the fix.
+    """
+    from ..outpaths import file_head
+
+    head = file_head(out / "detections.json")
+    if head and not _OWN_RESULTS.match(head):
+        begins = ascii(head.lstrip()[:24].decode("utf-8", "replace"))
+        raise ConfigError(f"--out {out} holds a detections.json that detect did not write (it "
+                          f"begins {begins}, not {{\"images\": ...); it would be replaced: choose "
+                          "another --out, or move that file away")
 
 
 def _write_image(path: Path, image: Any) -> str | None:
@@ -293,6 +316,7 @@ def _run(args: argparse.Namespace, lock: _OutLock) -> int:
     check_not_eval_results(args.out, "detect")  # eval's detections.json is not detect's to replace
     # a fleet bag folder or a replay's output is replaced whole by that run: not detect's to use
     check_not_in_an_output(args.out, ConfigError)
+    _check_earlier_detections(args.out)
     from ..core.geometry import estimate_positions, load_calibration
     from ..core.geometry.calibration import CalibrationError
     from ..core.output.detection_records import positions_note
