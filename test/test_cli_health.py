@@ -165,3 +165,18 @@ def test_json_out_never_replaces_the_config_or_a_file_that_is_no_result(tmp_path
     earlier.write_text('{"images": []}\n')  # an earlier result is replaced as before
     assert main(["health", str(COMMA), "--config", str(config), "--json-out", str(earlier)]) == 0
     assert [i["path"] for i in json.loads(earlier.read_text())["images"]] == [str(COMMA)]
+
+
+def test_a_json_out_that_cannot_be_written_never_loses_the_printed_json(tmp_path, capsys,
+                                                                        monkeypatch):
+    # `health --json --json-out` wrote the file before printing: a full disk lost both.
+    import sense_perception.fileio as fileio
+
+    def full_disk(*_args, **_kwargs) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fileio, "write_result_json", full_disk)
+    assert main(["health", str(COMMA), "--json", "--json-out", str(tmp_path / "h.json")]) == 2
+    out, err = capsys.readouterr()
+    assert [i["path"] for i in json.loads(out)["images"]] == [str(COMMA)]
+    assert "No space left on device" in err and "printed above" in err

@@ -228,3 +228,22 @@ def test_json_out_never_replaces_the_gallery_its_key_or_the_config(photos, tmp_p
         assert code == 2 and f"--json-out {out}" in err and "Traceback" not in err, err
         assert stdout == ""  # refused before any photo was measured
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_json_out_that_cannot_be_written_never_loses_the_scores(photos, tmp_path, capsys,
+                                                                  monkeypatch) -> None:
+    # `driver eval` wrote --json-out before printing: a full disk at the end lost the whole
+    # FAR/FRR table (minutes of scoring) unseen. Now it is printed first, then the error.
+    import sense_perception.fileio as fileio
+
+    def full_disk(*_args, **_kwargs) -> None:
+        raise OSError(28, "No space left on device")
+
+    victim, other = photos
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"file_x,file_y,same\n{victim.name},{other.name},0\n")
+    monkeypatch.setattr(fileio, "write_result_json", full_disk)
+    code, out, err = cli(capsys, "eval", "--pairs", pairs, "--json-out", tmp_path / "e.json")
+    assert code == 2 and "No space left on device" in err and "printed above" in err, err
+    assert "shipped threshold" in out and "FAR" in out
+    assert not (tmp_path / "e.json").exists()

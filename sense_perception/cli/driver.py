@@ -414,8 +414,8 @@ def _write_json(path: Path, doc: Any) -> None:
         write_result_json(Path(os.path.realpath(path)), doc, indent=2)
     except OSError as exc:
         raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}; "
-                              "the earlier file there is kept; fix: free space on that disk or "
-                              "give another path") from None
+                              "the earlier file there is kept (the results are printed above); "
+                              "fix: free space on that disk or give another path") from None
 
 
 def _measure_photo(path: str, args: argparse.Namespace, engine: Any,
@@ -591,8 +591,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     threshold = settings.identity.match_threshold
     table = sorted(set(args.thresholds or DEFAULT_TABLE))
     doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment)
-    if json_out is not None:
+    status = _print_eval(doc, args, threshold)
+    if json_out is not None:  # last: a full disk never loses minutes of scoring unseen
         _write_json(json_out, doc)
+    return status
+
+
+def _print_eval(doc: dict[str, Any], args: argparse.Namespace, threshold: float) -> int:
+    """Print ``driver eval``'s result (JSON or the table) and its warnings; the exit status."""
     for entry in doc["skipped"]:
         print(f"warning: skipped {printable(entry['image'])} and its pairs: "
               f"{printable(entry['reason'])}",

@@ -171,21 +171,20 @@ def run(args: argparse.Namespace) -> int:
     # `skipped` is always there, as documented (and as driver attention and driver eval do): a
     # reader should not have to guess whether an absent list means "none" or "not reported".
     document = {"images": records, "skipped": skipped}
-    if args.json_out is not None:
+    flagged = sum(bool(r["conditions"]) for r in records)
+    if args.json:
+        print(json.dumps(document, indent=1))
+    else:
+        print(f"{len(records)} images judged, {flagged} with a condition"
+              + (f", {len(skipped)} unreadable (skipped)" if skipped else ""))
+    if args.json_out is not None:  # last: a file that cannot be written never loses the results
         try:
             # replaced whole: a full disk keeps an earlier result intact
             write_result_json(args.json_out, document)
         except OSError as exc:
             raise ConfigError(f"cannot write {option} {args.json_out}: {exc.strerror or exc}; "
-                              "give a writable file path") from exc
-    flagged = sum(bool(r["conditions"]) for r in records)
-    if args.json:
-        print(json.dumps(document, indent=1))
-        return 1 if skipped else 0
-    print(f"{len(records)} images judged, {flagged} with a condition"
-          + (f", {len(skipped)} unreadable (skipped)" if skipped else ""))
+                              "the results are printed above; give a writable file path") from exc
     return 1 if skipped else 0
-
 
 if __name__ == "__main__":  # pragma: no cover - convenience for python -m
     from .main import main
