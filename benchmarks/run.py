@@ -167,7 +167,7 @@ def check_outputs(args: argparse.Namespace) -> str | None:
             continue
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            check_result_file(path, images, option)
+            check_result_file(path, images, option, json_only=option == "--out")
         except OutputPathError as exc:
             return str(exc)
         except OSError as exc:

@@ -75,7 +75,8 @@ def check_apart(out: Path, inputs: Iterable[Path], option: str = "--out",
                 f"the input; choose an {option} outside the input (and the input outside it)")
 
 
-def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = None) -> None:
+def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = None,
+                           option: str = "--out") -> None:
     """Refuse an ``out`` that is, or lies inside, a folder another run owns: one bag's output or
     work folder of a fleet run (:data:`FLEET_MARK`) or a replay's output (:data:`REPLAY_MARK`).
 
@@ -84,7 +85,8 @@ def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = 
     into it either destroys that run's results or is destroyed by it (each lock or mark is per
     folder: nothing else stops it). ``own``: the caller's own mark, accepted on ``out`` itself
     (``replay --force`` replaces its own earlier output). Checked as written and with links
-    resolved, before anything is created.
+    resolved, before anything is created. ``option`` names the path in the message; it may be a
+    result file (only the folders above it are judged).
 
     Raises:
         error: naming the folder, whose output it is, and the fix.
@@ -95,9 +97,9 @@ def check_not_in_an_output(out: Path, error: type[Exception], own: str | None = 
                 if (folder / marker).is_file() and not (folder == form and marker == own):
                     how = "is" if folder == form else f"lies inside {folder},"
                     raise error(
-                        f"--out {out} {how} {whose} (it holds {marker}): that run replaces "
+                        f"{option} {out} {how} {whose} (it holds {marker}): that run replaces "
                         "it whole on --force or a retry, deleting what this run writes there; "
-                        "choose an --out outside it")
+                        f"choose an {option} outside it")
 
 
 def check_own_folder(out: Path, mark: str, what: str, option: str = "",
@@ -156,8 +158,11 @@ def check_writable_dir(path: Path, option: str = "--out", create: bool = True,
                     "directory you can write to") from exc
 
 
-def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
-    """Refuse a result file ``path`` that is an input, an image, a directory or not writable.
+def check_result_file(path: Path, inputs: Iterable[Path], option: str,
+                      json_only: bool = True) -> None:
+    """Refuse a result file ``path`` that is an input, an image, a directory or not writable,
+    and (``json_only``, for JSON results) an existing file that is not JSON: a config, key,
+    CSV or note given by mistake is never replaced by a result (see :func:`not_json`).
 
     Nothing is created: the directory it goes to is only probed with a temporary file.
 
@@ -165,6 +170,9 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
         OutputPathError: naming the path, the reason and the fix.
     """
     path = Path(path)
+    # A fleet run's bag folder (or a replay's output) is replaced whole by that run's --force:
+    # a result written inside it (`health --json-out fleet/bag1/h.json`) was deleted with it.
+    check_not_in_an_output(path, OutputPathError, option=option)
     for form in (path, real_path(path)):  # a link named .json may point at a photo
         if form.suffix.lower() in IMAGE_SUFFIXES:
             what = (f"has an image suffix ({form.suffix})" if form == path
@@ -185,6 +193,11 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str) -> None:
         # by a result file would break whatever uses it.
         raise OutputPathError(f"{option} {path} is {file_kind(path)}, not a regular file; a result is "
                               "written only to a regular file: give a file name")
+    start = not_json(path) if json_only and path.is_file() else None
+    if start is not None:
+        raise OutputPathError(f"{option} {path} already holds a file that is not a JSON result "
+                              f"(it begins {start}); a result is never written over it: give a "
+                              "new file name, or move that file away first")
     folder = path.parent
     if not folder.is_dir():
         raise OutputPathError(f"{option} {path}: directory {folder} does not exist; create it "
@@ -217,6 +230,40 @@ def check_video_dir(path: Path, option: str = "--out",
         raise error(f"{option} {ascii(shown)} is not a valid UTF-8 path (a name with bytes from "
                     "another encoding); videos cannot be written there; choose or rename a "
                     "directory with a UTF-8 name") from None
+
+
+def not_json(path: Path) -> str | None:
+    """How an existing regular file that is not a JSON document begins (its first characters,
+    escaped), or None when it is empty or begins as JSON results do (``{`` or ``[``).
+
+    A ``--json-out`` typed over the YAML config, the gallery key, a pairs CSV or any other file
+    replaced it with the result (its bytes gone); only an earlier result (or an empty file) may
+    be replaced. Reads at most 4 KiB, never waits (``O_NONBLOCK``), never follows a FIFO.
+    """
+    head = file_head(path)
+    if head is None:
+        return None  # unreadable or not a regular file: the other checks name the reason
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not text or text[:1] in (b"{", b"["):
+        return None
+    return ascii(text[:24].decode("utf-8", "replace"))
+
+
+def file_head(path: Path, size: int = 4096) -> bytes | None:
+    """The first ``size`` bytes of ``path`` when it is a regular file (opened without waiting:
+    a FIFO is never read), else None."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        return os.read(fd, size) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def file_kind(path: Path) -> str:
@@ -256,5 +303,5 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_own_folder",
-           "check_result_file", "file_kind",
+           "check_result_file", "file_head", "file_kind", "not_json",
            "check_video_dir", "check_writable_dir", "overlap", "real_path", "same_file"]

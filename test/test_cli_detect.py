@@ -137,3 +137,45 @@ def test_settings_image_files_cannot_use_are_named_not_dropped(
     assert main(["detect", str(COMMA), "--out", str(tmp_path / "out2"),
                  "--config", _config(tmp_path)]) == 0
     assert "not applied" not in capsys.readouterr().err
+
+
+def test_a_second_detect_into_one_out_is_refused_and_the_first_keeps_its_results(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two runs into one --out each replaced detections.json at their end: the first to finish
+    # lost every record. A run holding --out (here: its lock, taken as detect takes it) refuses
+    # the second before it writes anything; once it ends, the folder is free again.
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    first = out / "detections.json"
+    first.write_text('{"images": [{"path": "first run"}]}\n')
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = main(["detect", str(COMMA), "--out", str(out), "--config", _config(tmp_path),
+                     "--no-annotate"])
+        err = capsys.readouterr().err
+        assert code == 2 and f"another detect is writing into --out {out}" in err, err
+        assert first.read_text() == '{"images": [{"path": "first run"}]}\n'
+    finally:
+        os.close(fd)
+    assert main(["detect", str(COMMA), "--out", str(out), "--config", _config(tmp_path),
+                 "--no-annotate"]) in (0, 1)
+    assert json.loads(first.read_text())["images"][0]["path"] == str(COMMA)
+
+
+def test_a_detections_json_that_detect_did_not_write_is_never_replaced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # detect never replaced a user's photo in --out, but replaced any detections.json there: a
+    # labelling tool's export of that name was lost. Refused now, before the model loads.
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = out / "detections.json"
+    for content in ('{"info": {"description": "hand labels"}, "images": []}\n', "id,label\n"):
+        theirs.write_text(content)
+        assert main(["detect", str(COMMA), "--out", str(out), "--no-annotate"]) == 2
+        err = capsys.readouterr().err
+        assert "holds a detections.json that detect did not write" in err, err
+        assert theirs.read_text() == content

@@ -145,3 +145,38 @@ def test_json_before_the_images_still_prints(capsys):
     assert [i["path"] for i in json.loads(capsys.readouterr().out)["images"]] == [str(COMMA), str(PANDASET)]
     assert main(["health", "--json"]) == 2
     assert "no IMAGE given" in capsys.readouterr().err
+
+
+def test_json_out_never_replaces_the_config_or_a_file_that_is_no_result(tmp_path, capsys):
+    # `--config c.yaml --json-out c.yaml` replaced the config with the JSON, and a note, CSV or
+    # key typed as --json-out was replaced too: only an earlier result (JSON) or a new name is taken.
+    config = tmp_path / "c.json"  # a config in JSON form (YAML reads it): named, not judged by content
+    config.write_text('{"object_detector": {"ros__parameters": {"camera_health": {"dark_mean": 40.0}}}}\n')
+    note = tmp_path / "notes.txt"
+    note.write_text("calibration done on 2026-05-01\n")
+    before = {p: p.read_bytes() for p in (config, note)}
+    for target, reason in ((config, f"is the input {config}"),
+                           (note, "not a JSON result (it begins 'calibration done")):
+        assert main(["health", str(COMMA), "--config", str(config), "--json-out", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert f"--json-out {target}" in err and reason in err and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in before} == before
+    earlier = tmp_path / "h.json"
+    earlier.write_text('{"images": []}\n')  # an earlier result is replaced as before
+    assert main(["health", str(COMMA), "--config", str(config), "--json-out", str(earlier)]) == 0
+    assert [i["path"] for i in json.loads(earlier.read_text())["images"]] == [str(COMMA)]
+
+
+def test_a_json_out_that_cannot_be_written_never_loses_the_printed_json(tmp_path, capsys,
+                                                                        monkeypatch):
+    # `health --json --json-out` wrote the file before printing: a full disk lost both.
+    import sense_perception.fileio as fileio
+
+    def full_disk(*_args, **_kwargs) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fileio, "write_result_json", full_disk)
+    assert main(["health", str(COMMA), "--json", "--json-out", str(tmp_path / "h.json")]) == 2
+    out, err = capsys.readouterr()
+    assert [i["path"] for i in json.loads(out)["images"]] == [str(COMMA)]
+    assert "No space left on device" in err and "printed above" in err

@@ -199,3 +199,51 @@ def test_json_out_on_a_full_disk_keeps_the_earlier_file_whole(tmp_path: Path) ->
     assert full["json"] == good["json"] and full["files"] == ["attention.json", "filler"], full
     assert "cannot be written: No space left on device" in full["stderr"], full["stderr"]
     assert "fix: free space" in full["stderr"]
+
+
+@pytest.mark.parametrize("target", ["gallery", "gallery_bak", "key_file", "config", "a_note"])
+def test_json_out_never_replaces_the_gallery_its_key_or_the_config(photos, tmp_path, capsys,
+                                                                   monkeypatch, target) -> None:
+    # `driver eval --json-out <gallery>` replaced every enrolled driver with the FAR/FRR table,
+    # and the key file's name lost the encrypted gallery for good; refused before any work.
+    victim, _ = photos
+    gallery = tmp_path / "drivers" / "gallery.json"
+    gallery.parent.mkdir()
+    gallery.write_text('{"version": 2, "drivers": []}\n')
+    backup = gallery.with_name("gallery.json.bak")
+    backup.write_text('{"version": 2, "drivers": []}\n')
+    monkeypatch.setenv("SENSE_PERCEPTION_GALLERY", str(gallery))
+    key, config, note = tmp_path / "k.key", tmp_path / "dm.json", tmp_path / "notes.txt"
+    key.write_text("ab" * 32 + "\n")
+    config.write_text('{"driver_monitor": {"ros__parameters": {}}}\n')
+    note.write_text("id,name\n")
+    before = {p: p.read_bytes() for p in (gallery, backup, key, config, note)}
+    out = {"gallery": gallery, "gallery_bak": backup, "key_file": key, "config": config,
+           "a_note": note}[target]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"file_x,file_y,same\n{victim.name},{victim.name},1\n")
+    for argv in (["attention", victim, "--config", config],
+                 ["eval", "--pairs", pairs, "--key-file", key, "--config", config]):
+        code, stdout, err = cli(capsys, *argv, "--json-out", out)
+        assert code == 2 and f"--json-out {out}" in err and "Traceback" not in err, err
+        assert stdout == ""  # refused before any photo was measured
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_json_out_that_cannot_be_written_never_loses_the_scores(photos, tmp_path, capsys,
+                                                                  monkeypatch) -> None:
+    # `driver eval` wrote --json-out before printing: a full disk at the end lost the whole
+    # FAR/FRR table (minutes of scoring) unseen. Now it is printed first, then the error.
+    import sense_perception.fileio as fileio
+
+    def full_disk(*_args, **_kwargs) -> None:
+        raise OSError(28, "No space left on device")
+
+    victim, other = photos
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"file_x,file_y,same\n{victim.name},{other.name},0\n")
+    monkeypatch.setattr(fileio, "write_result_json", full_disk)
+    code, out, err = cli(capsys, "eval", "--pairs", pairs, "--json-out", tmp_path / "e.json")
+    assert code == 2 and "No space left on device" in err and "printed above" in err, err
+    assert "shipped threshold" in out and "FAR" in out
+    assert not (tmp_path / "e.json").exists()

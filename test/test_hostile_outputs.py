@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 LABELLED = SHARED / "street_labelled" / "pandaset_seq002_front"
@@ -301,3 +303,51 @@ def test_a_link_loop_as_the_output_is_an_error_not_a_traceback(tmp_path: Path) -
         result = sp(*args, cwd=tmp_path, timeout=120)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
         assert not loop.is_symlink() and json.loads(loop.read_text())["images"]
+
+
+def test_quantize_specialist_never_writes_over_its_original_nor_leaves_a_cut_off_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tools/quantize_specialist.py --out` naming the original IR wrote the 8-bit model over the
+    model it quantises (refused now, exit 2, before any frame is read), and ov.save_model wrote
+    the .xml/.bin in place: a full disk left a cut-off .bin where the good 8-bit model was."""
+    import importlib.util
+
+    import openvino
+
+    source = ROOT / "sense_perception" / "models" / "person_detection_0203.xml"
+    link = tmp_path / "model.xml"
+    link.symlink_to(source)
+    before = digests(source.parent)
+    for out in (source, link, tmp_path / "model.bin"):
+        run = tool("quantize_specialist.py", str(tmp_path), "--out", str(out), cwd=tmp_path)
+        assert run.returncode == 2 and f"--out {out}" in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+    assert digests(source.parent) == before
+    spec = importlib.util.spec_from_file_location("quantize_specialist",
+                                                  ROOT / "tools" / "quantize_specialist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "out" / "int8.xml"
+    out.parent.mkdir()
+    out.write_text("good xml")
+    out.with_suffix(".bin").write_text("good bin")
+
+    def full_disk(model: object, path: str, compress_to_fp16: bool = True) -> None:
+        Path(path).write_text("cut")
+        Path(path).with_suffix(".bin").write_text("cut")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(openvino, "save_model", full_disk)
+    with pytest.raises(OSError):
+        module.save(object(), out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["int8.bin", "int8.xml"]
+    assert (out.read_text(), out.with_suffix(".bin").read_text()) == ("good xml", "good bin")
+
+    def saved(model: object, path: str, compress_to_fp16: bool = True) -> None:
+        Path(path).write_text("new xml")
+        Path(path).with_suffix(".bin").write_text("new bin")
+
+    monkeypatch.setattr(openvino, "save_model", saved)
+    assert module.save(object(), out) == out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["int8.bin", "int8.xml"]
+    assert (out.read_text(), out.with_suffix(".bin").read_text()) == ("new xml", "new bin")

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.json_out is not None:  # before any work
-            check_result_file(args.json_out, [args.ground_truth], "--json-out")
+            config = [Path(args.config)] if args.config else []  # never the config either
+            check_result_file(args.json_out, [args.ground_truth, *config], "--json-out")
         if not 0.0 < args.iou <= 1.0:
             raise SensePerceptionError(f"--iou must be within (0, 1], got {args.iou}")
         frames = load_sequence(args.ground_truth, args.camera, args.fps)

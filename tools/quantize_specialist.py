@@ -76,7 +76,45 @@ def quantize(inputs: list[np.ndarray], out: Path) -> Path:
     quantized = nncf.quantize(model, dataset, subset_size=len(inputs),
                               preset=nncf.QuantizationPreset.PERFORMANCE)
     quantized.reshape({port: own})  # 8-bit steps are per channel, so any input size still works
-    ov.save_model(quantized, str(out), compress_to_fp16=True)
+    return save(quantized, out)
+
+
+def check_out(out: Path) -> None:
+    """Refuse (exit 2) an ``--out`` that is not an ``.xml`` name, or whose ``.xml`` or ``.bin``
+    is the original IR being quantised: it was written over (OpenVINO maps the original's .bin
+    while it writes), and the bundled model was lost until a reinstall."""
+    sys.path.insert(0, str(ROOT))
+    from sense_perception.outpaths import overlap, same_file
+
+    source = ROOT / "sense_perception" / "models" / f"{NAME}.xml"
+    if out.suffix != ".xml":
+        _refuse(f"--out {out}: give an .xml name (its .bin goes beside it)")
+    for mine, original in ((out, source), (out.with_suffix(".bin"), source.with_suffix(".bin"))):
+        if overlap(mine, original) == "is" or same_file(mine, original):
+            _refuse(f"--out {out} would write over the original model {original} it "
+                    "quantises; give another --out")
+
+
+def _refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def save(model: object, out: Path) -> Path:
+    """Save ``model`` as ``out`` (.xml) and its .bin beside it, both written in full into a
+    temporary folder beside ``out`` before either replaces a file: a full disk or a stop while
+    saving keeps the earlier files whole (``ov.save_model`` wrote them in place: a cut-off .bin
+    replaced the good 8-bit model) and leaves no temporary folder."""
+    import os
+    import tempfile
+
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}.") as folder:
+        xml = Path(folder) / out.name
+        ov.save_model(model, str(xml), compress_to_fp16=True)
+        os.replace(xml.with_suffix(".bin"), out.with_suffix(".bin"))
+        os.replace(xml, out)
     return out
 
 
@@ -90,14 +128,15 @@ def _folder(text: str) -> tuple[Path, int]:
     return Path(path), int(step or 1)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=_folder,
                         help="FOLDER[:STEP]: the JPEG frames of FOLDER, every STEP-th (default 1)")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "sense_perception" / "models" / f"{NAME}_int8.xml",
                         help="the IR to write (its .bin goes beside it)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    check_out(args.out)  # before minutes of recording and quantising
     inputs = band_inputs(args.folders)
     if not inputs:
         raise SystemExit("no frame found: give folders of .jpg frames")

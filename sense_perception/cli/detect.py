@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import fields
@@ -133,6 +134,28 @@ def _output_name(path: str, used: set[str], out: Path, inputs: list[str],
     return name
 
 
+#: How every detections.json detect has written begins (``{"images": [...``).
+_OWN_RESULTS = re.compile(rb'\A(\xef\xbb\xbf)?\s*\{\s*"images"\s*:')
+
+
+def _check_earlier_detections(out: Path) -> None:
+    """Refuse (before the model loads) an ``--out`` whose ``detections.json`` is not one detect
+    wrote: detect replaced any file of that name, a user's labels exported as detections.json
+    (or any other file) among them, while it never replaced a user's photo.
+
+    Raises:
+        ConfigError: naming the file, how it begins and the fix.
+    """
+    from ..outpaths import file_head
+
+    head = file_head(out / "detections.json")
+    if head and not _OWN_RESULTS.match(head):
+        begins = ascii(head.lstrip()[:24].decode("utf-8", "replace"))
+        raise ConfigError(f"--out {out} holds a detections.json that detect did not write (it "
+                          f"begins {begins}, not {{\"images\": ...); it would be replaced: choose "
+                          "another --out, or move that file away")
+
+
 def _write_image(path: Path, image: Any) -> str | None:
     """Write ``image`` (:func:`~sense_perception.fileio.write_image`); the reason when that fails,
     else None."""
@@ -223,9 +246,58 @@ def _not_handled(paths: list[str], handled: Counter[str]) -> list[str]:
     return rest
 
 
+class _OutLock:
+    """One ``detect`` at a time per ``--out``: an ``flock`` on the folder itself (nothing is
+    written there for it; the kernel lets go when the process ends, kill -9 included).
+
+    Two runs into one folder each replaced ``detections.json`` whole at their end: the one that
+    finished first lost every record (its annotated copies stayed, listed nowhere), and the
+    list of annotated copies kept only the last run's.
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+
+    def acquire(self, out: Path) -> None:
+        """Lock ``out`` (an existing folder).
+
+        Raises:
+            ConfigError: another ``detect`` is writing there, naming the folder and the fix.
+        """
+        import fcntl
+
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(f"another detect is writing into --out {out}; its detections.json "
+                              "would replace this run's (or this run's it): wait for it to end, "
+                              "or choose another --out") from None
+        except OSError:
+            os.close(fd)  # a file system without locks (some network mounts): not refused
+            return
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``detect``; returns the exit status (130 after Ctrl-C, 143 after SIGTERM: the
-    images finished so far are saved, marked interrupted)."""
+    images finished so far are saved, marked interrupted). One run at a time per ``--out``
+    (:class:`_OutLock`)."""
+    lock = _OutLock()
+    try:
+        return _run(args, lock)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, lock: _OutLock) -> int:
+    """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -234,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
     from ..evaluation.outputs import check_not_eval_results
-    from ..outpaths import check_writable_dir
+    from ..outpaths import check_not_in_an_output, check_writable_dir
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -242,6 +314,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     check_writable_dir(args.out, create=False, error=ConfigError)  # before the model loads
     check_not_eval_results(args.out, "detect")  # eval's detections.json is not detect's to replace
+    # a fleet bag folder or a replay's output is replaced whole by that run: not detect's to use
+    check_not_in_an_output(args.out, ConfigError)
+    _check_earlier_detections(args.out)
     from ..core.geometry import estimate_positions, load_calibration
     from ..core.geometry.calibration import CalibrationError
     from ..core.output.detection_records import positions_note
@@ -256,6 +331,7 @@ def run(args: argparse.Namespace) -> int:
     noise = position_noise(params, source)
     detector = build_detector(params, source=source)
     check_writable_dir(args.out, error=ConfigError)
+    lock.acquire(args.out)  # before the earlier run's list of copies is read
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "
                   f"batching {'on' if detector.batch_dynamic else 'off'}")

@@ -371,14 +371,37 @@ def _attention_row(path: str, faces: Any, measurement: Any) -> dict[str, Any]:
 
 
 def _json_out(args: argparse.Namespace, inputs: Sequence[str | Path]) -> Path | None:
-    """``--json-out FILE`` checked before any work: never an input, an image or unwritable."""
+    """``--json-out FILE`` checked before any work: never an input, an image or unwritable, nor
+    one of the files :func:`_kept_files` names."""
     from ..outpaths import check_result_file
 
     if not getattr(args, "json_out", None):
         return None
     path = Path(args.json_out)
-    check_result_file(path, [Path(p) for p in inputs], "--json-out")
+    check_result_file(path, [*map(Path, inputs), *_kept_files(args)], "--json-out")
     return path
+
+
+def _kept_files(args: argparse.Namespace) -> list[Path]:
+    """The files a result must never replace beside the photos: ``--config``, the gallery
+    (``--gallery``, the config's ``gallery.path`` or the defaults, plain and encrypted), its
+    last good copy and the key file (``--key-file``, ``gallery.key_file``).
+
+    ``driver eval --json-out ~/.local/share/sense_perception/gallery.json`` replaced every
+    enrolled driver with the FAR/FRR table (and the same name for the key file lost the
+    encrypted gallery for good); ``--json-out`` naming ``--config`` replaced the config.
+    """
+    from ..face.gallery import default_gallery_path
+
+    settings = _settings(args)
+    galleries = [Path(p).expanduser() for p in (settings.gallery.path,) if p] or [
+        default_gallery_path(False), default_gallery_path(True)]
+    kept = [p for g in galleries for p in (g, g.with_name(g.name + ".bak"))]
+    if settings.gallery.key_file:
+        kept.append(Path(settings.gallery.key_file).expanduser())
+    if getattr(args, "config", None):
+        kept.append(Path(args.config))
+    return kept
 
 
 def _write_json(path: Path, doc: Any) -> None:
@@ -391,8 +414,8 @@ def _write_json(path: Path, doc: Any) -> None:
         write_result_json(Path(os.path.realpath(path)), doc, indent=2)
     except OSError as exc:
         raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}; "
-                              "the earlier file there is kept; fix: free space on that disk or "
-                              "give another path") from None
+                              "the earlier file there is kept (the results are printed above); "
+                              "fix: free space on that disk or give another path") from None
 
 
 def _measure_photo(path: str, args: argparse.Namespace, engine: Any,
@@ -568,8 +591,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     threshold = settings.identity.match_threshold
     table = sorted(set(args.thresholds or DEFAULT_TABLE))
     doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment)
-    if json_out is not None:
+    status = _print_eval(doc, args, threshold)
+    if json_out is not None:  # last: a full disk never loses minutes of scoring unseen
         _write_json(json_out, doc)
+    return status
+
+
+def _print_eval(doc: dict[str, Any], args: argparse.Namespace, threshold: float) -> int:
+    """Print ``driver eval``'s result (JSON or the table) and its warnings; the exit status."""
     for entry in doc["skipped"]:
         print(f"warning: skipped {printable(entry['image'])} and its pairs: "
               f"{printable(entry['reason'])}",

@@ -131,12 +131,14 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.outputs import check_own_results, write_results
     from ..evaluation.report import PLOT_FILE, EVAL_FILE, plot_png, render, to_dict
     from ..evaluation.run import run_evaluation
-    from ..outpaths import check_writable_dir
+    from ..outpaths import check_not_in_an_output, check_writable_dir
 
     _check_iou(args.iou)  # options first: nothing is read or loaded for a wrong one
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} exists and is not a directory")
     check_results_apart(args.out, [args.ground_truth])
+    # a fleet bag folder or a replay's output is replaced whole by that run: not eval's to use
+    check_not_in_an_output(args.out, ConfigError)
     from ..core.geometry import load_calibration
     from ..evaluation.positions import load_truth_3d
 

@@ -143,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     option = "--json" if getattr(args, "json_file", None) is not None else "--json-out"
     args.json_out = _json_file(args)
     if args.json_out is not None:  # before any image is read
-        check_result_file(args.json_out, [Path(p) for p in args.images], option)
+        # never the config either: `--config c.yaml --json-out c.yaml` replaced it with the JSON
+        check_result_file(args.json_out, [*map(Path, args.images),
+                                          *([Path(args.config)] if args.config else [])], option)
     params = load_params(args.config, args.node_name)
     source = str(args.config or "defaults")
     settings = health_settings_type(args.node_name).from_params(params, source)
@@ -169,21 +171,20 @@ def run(args: argparse.Namespace) -> int:
     # `skipped` is always there, as documented (and as driver attention and driver eval do): a
     # reader should not have to guess whether an absent list means "none" or "not reported".
     document = {"images": records, "skipped": skipped}
-    if args.json_out is not None:
+    flagged = sum(bool(r["conditions"]) for r in records)
+    if args.json:
+        print(json.dumps(document, indent=1))
+    else:
+        print(f"{len(records)} images judged, {flagged} with a condition"
+              + (f", {len(skipped)} unreadable (skipped)" if skipped else ""))
+    if args.json_out is not None:  # last: a file that cannot be written never loses the results
         try:
             # replaced whole: a full disk keeps an earlier result intact
             write_result_json(args.json_out, document)
         except OSError as exc:
             raise ConfigError(f"cannot write {option} {args.json_out}: {exc.strerror or exc}; "
-                              "give a writable file path") from exc
-    flagged = sum(bool(r["conditions"]) for r in records)
-    if args.json:
-        print(json.dumps(document, indent=1))
-        return 1 if skipped else 0
-    print(f"{len(records)} images judged, {flagged} with a condition"
-          + (f", {len(skipped)} unreadable (skipped)" if skipped else ""))
+                              "the results are printed above; give a writable file path") from exc
     return 1 if skipped else 0
-
 
 if __name__ == "__main__":  # pragma: no cover - convenience for python -m
     from .main import main

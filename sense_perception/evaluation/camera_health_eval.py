@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # before the minutes of evaluation: a bad --out lost them all in a traceback
         check_writable_dir(args.out)
         for path in files:
-            check_result_file(path, [], "--out")
+            check_result_file(path, [], "--out", json_only=path.suffix == ".json")
     except OutputPathError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
