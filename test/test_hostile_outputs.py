@@ -351,3 +351,28 @@ def test_quantize_specialist_never_writes_over_its_original_nor_leaves_a_cut_off
     assert module.save(object(), out) == out
     assert sorted(p.name for p in out.parent.iterdir()) == ["int8.bin", "int8.xml"]
     assert (out.read_text(), out.with_suffix(".bin").read_text()) == ("new xml", "new bin")
+
+
+def test_quantize_specialist_out_in_a_new_folder_is_saved(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--out new/int8.xml`: ov.save_model creates the folder, but save() writes into a temporary
+    folder inside it first, so a missing folder failed in a traceback after the minutes of
+    quantising; check_out (before any work) creates it now."""
+    import importlib.util
+
+    import openvino
+
+    spec = importlib.util.spec_from_file_location("quantize_specialist",
+                                                  ROOT / "tools" / "quantize_specialist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def saved(model: object, path: str, compress_to_fp16: bool = True) -> None:
+        Path(path).write_text("xml")
+        Path(path).with_suffix(".bin").write_text("bin")
+
+    monkeypatch.setattr(openvino, "save_model", saved)
+    out = tmp_path / "new" / "deeper" / "int8.xml"
+    module.check_out(out)
+    assert module.save(object(), out) == out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["int8.bin", "int8.xml"]

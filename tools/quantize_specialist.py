@@ -82,7 +82,9 @@ def quantize(inputs: list[np.ndarray], out: Path) -> Path:
 def check_out(out: Path) -> None:
     """Refuse (exit 2) an ``--out`` that is not an ``.xml`` name, or whose ``.xml`` or ``.bin``
     is the original IR being quantised: it was written over (OpenVINO maps the original's .bin
-    while it writes), and the bundled model was lost until a reinstall."""
+    while it writes), and the bundled model was lost until a reinstall. Creates ``--out``'s
+    folder (as ``ov.save_model`` did): :func:`save` writes into a temporary folder inside it,
+    which for a missing folder failed in a traceback after the minutes of quantising."""
     sys.path.insert(0, str(ROOT))
     from sense_perception.outpaths import overlap, same_file
 
@@ -93,6 +95,11 @@ def check_out(out: Path) -> None:
         if overlap(mine, original) == "is" or same_file(mine, original):
             _refuse(f"--out {out} would write over the original model {original} it "
                     "quantises; give another --out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _refuse(f"--out {out}: its folder cannot be created ({exc.strerror or exc}); give an "
+                "--out in a folder you can write to")
 
 
 def _refuse(message: str) -> None:
