@@ -179,3 +179,26 @@ def test_a_detections_json_that_detect_did_not_write_is_never_replaced(
         err = capsys.readouterr().err
         assert "holds a detections.json that detect did not write" in err, err
         assert theirs.read_text() == content
+
+
+def test_an_out_that_cannot_be_opened_for_the_lock_is_still_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A folder the user may write but not list (mode 0300) cannot be opened O_RDONLY for the
+    # one-run-at-a-time lock: the PermissionError ended detect in a traceback after the model
+    # loaded, where the run worked before the lock. It is written without the lock now (as on a
+    # file system without locks). Faked: tests run as root, who may open any folder.
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real_open = os.open
+
+    def no_read(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECTORY and Path(path) == out:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_read)
+    assert main(["detect", str(COMMA), "--out", str(out), "--config", _config(tmp_path),
+                 "--no-annotate"]) in (0, 1)
+    assert json.loads((out / "detections.json").read_text())["images"][0]["path"] == str(COMMA)

@@ -259,14 +259,18 @@ class _OutLock:
         self._fd: int | None = None
 
     def acquire(self, out: Path) -> None:
-        """Lock ``out`` (an existing folder).
+        """Lock ``out`` (an existing folder); a folder that cannot be opened for it (no read
+        permission) or a file system without locks is not locked, and not refused.
 
         Raises:
             ConfigError: another ``detect`` is writing there, naming the folder and the fix.
         """
         import fcntl
 
-        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:  # a folder others may write but not list (mode -wx) cannot be opened to lock it
+            fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return  # as on a file system without locks: not refused (it was a traceback)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
