@@ -8,6 +8,7 @@ file, that it is not an image: a typo must not turn a photo into JSON.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -198,6 +199,10 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str,
         raise OutputPathError(f"{option} {path} already holds a file that is not a JSON result "
                               f"(it begins {start}); a result is never written over it: give a "
                               "new file name, or move that file away first")
+    if path.is_file() and is_gallery(path):
+        raise OutputPathError(f"{option} {path} is a driver gallery (enrolled drivers' face "
+                              "templates); a result is never written over it: give a new file "
+                              "name")
     folder = path.parent
     if not folder.is_dir():
         raise OutputPathError(f"{option} {path}: directory {folder} does not exist; create it "
@@ -247,6 +252,20 @@ def not_json(path: Path) -> str | None:
     if not text or text[:1] in (b"{", b"["):
         return None
     return ascii(text[:24].decode("utf-8", "replace"))
+
+
+def is_gallery(path: Path) -> bool:
+    """Whether ``path`` is a plain driver gallery (or its ``.bak``), by its first bytes.
+
+    A gallery is JSON, so :func:`not_json` lets it be replaced: ``health --json-out`` (or any
+    result) naming ``~/.local/share/sense_perception/gallery.json`` replaced every enrolled driver
+    with the result, as ``driver --json-out`` did before it knew the gallery's paths.
+    """
+    from .face.gallery import FORMAT
+
+    head = file_head(path)
+    return head is not None and re.search(rb'"format"\s*:\s*"' + re.escape(FORMAT.encode())
+                                          + rb'"', head) is not None
 
 
 def file_head(path: Path, size: int = 4096) -> bytes | None:
@@ -303,5 +322,5 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_own_folder",
-           "check_result_file", "file_head", "file_kind", "not_json",
+           "check_result_file", "file_head", "file_kind", "is_gallery", "not_json",
            "check_video_dir", "check_writable_dir", "overlap", "real_path", "same_file"]

@@ -180,3 +180,18 @@ def test_a_json_out_that_cannot_be_written_never_loses_the_printed_json(tmp_path
     out, err = capsys.readouterr()
     assert [i["path"] for i in json.loads(out)["images"]] == [str(COMMA)]
     assert "No space left on device" in err and "printed above" in err
+
+
+def test_json_out_never_replaces_a_driver_gallery(tmp_path, capsys):
+    # A plain gallery is JSON, so the "not a JSON result" rule let `health --json-out` (or any
+    # command's but driver's) replace it: every enrolled driver lost. Refused by its content now.
+    from sense_perception.face.gallery import FORMAT
+
+    gallery = tmp_path / "gallery.json"
+    gallery.write_text(json.dumps({"format": FORMAT, "schema": 1, "sha256": "0" * 64,
+                                   "drivers": []}, indent=1) + "\n")
+    before = gallery.read_bytes()
+    assert main(["health", str(COMMA), "--json-out", str(gallery)]) == 2
+    err = capsys.readouterr().err
+    assert f"--json-out {gallery} is a driver gallery" in err and "Traceback" not in err, err
+    assert gallery.read_bytes() == before
