@@ -194,12 +194,13 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str,
         # by a result file would break whatever uses it.
         raise OutputPathError(f"{option} {path} is {file_kind(path)}, not a regular file; a result is "
                               "written only to a regular file: give a file name")
-    start = not_json(path) if json_only and path.is_file() else None
+    head = file_head(path)  # read once, for both checks below (None: no regular file)
+    start = _not_json_head(head) if json_only and head is not None else None
     if start is not None:
         raise OutputPathError(f"{option} {path} already holds a file that is not a JSON result "
                               f"(it begins {start}); a result is never written over it: give a "
                               "new file name, or move that file away first")
-    if path.is_file() and is_gallery(path):
+    if head is not None and _is_gallery_head(head):
         raise OutputPathError(f"{option} {path} is a driver gallery (enrolled drivers' face "
                               "templates); a result is never written over it: give a new file "
                               "name")
@@ -246,12 +247,25 @@ def not_json(path: Path) -> str | None:
     be replaced. Reads at most 4 KiB, never waits (``O_NONBLOCK``), never follows a FIFO.
     """
     head = file_head(path)
-    if head is None:
-        return None  # unreadable or not a regular file: the other checks name the reason
-    text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    if not text or text[:1] in (b"{", b"["):
-        return None
-    return ascii(text[:24].decode("utf-8", "replace"))
+    # unreadable or not a regular file: None, the other checks name the reason
+    return None if head is None else _not_json_head(head)
+
+
+def _not_json_head(head: bytes) -> str | None:
+    """:func:`not_json` of a file whose first bytes are ``head``."""
+    text = _text_start(head)
+    return None if not text or text[:1] in (b"{", b"[") else head_start(head)
+
+
+def _text_start(head: bytes) -> bytes:
+    """``head`` past a UTF-8 byte-order mark and leading white space."""
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+
+
+def head_start(head: bytes) -> str:
+    """How a file whose first bytes are ``head`` begins, for a message: its first characters past
+    a byte-order mark and white space, escaped (control characters cannot forge the message)."""
+    return ascii(_text_start(head)[:24].decode("utf-8", "replace"))
 
 
 def is_gallery(path: Path) -> bool:
@@ -261,11 +275,15 @@ def is_gallery(path: Path) -> bool:
     result) naming ``~/.local/share/sense_perception/gallery.json`` replaced every enrolled driver
     with the result, as ``driver --json-out`` did before it knew the gallery's paths.
     """
+    head = file_head(path)
+    return head is not None and _is_gallery_head(head)
+
+
+def _is_gallery_head(head: bytes) -> bool:
+    """:func:`is_gallery` of a file whose first bytes are ``head``."""
     from .face.gallery import FORMAT
 
-    head = file_head(path)
-    return head is not None and re.search(rb'"format"\s*:\s*"' + re.escape(FORMAT.encode())
-                                          + rb'"', head) is not None
+    return re.search(rb'"format"\s*:\s*"' + re.escape(FORMAT.encode()) + rb'"', head) is not None
 
 
 def file_head(path: Path, size: int = 4096) -> bytes | None:
@@ -322,5 +340,5 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_own_folder",
-           "check_result_file", "file_head", "file_kind", "is_gallery", "not_json",
+           "check_result_file", "file_head", "file_kind", "head_start", "is_gallery", "not_json",
            "check_video_dir", "check_writable_dir", "overlap", "real_path", "same_file"]

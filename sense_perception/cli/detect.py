@@ -146,13 +146,12 @@ def _check_earlier_detections(out: Path) -> None:
     Raises:
         ConfigError: naming the file, how it begins and the fix.
     """
-    from ..outpaths import file_head
+    from ..outpaths import file_head, head_start
 
     head = file_head(out / "detections.json")
     if head and not _OWN_RESULTS.match(head):
-        begins = ascii(head.lstrip()[:24].decode("utf-8", "replace"))
         raise ConfigError(f"--out {out} holds a detections.json that detect did not write (it "
-                          f"begins {begins}, not {{\"images\": ...); it would be replaced: choose "
+                          f"begins {head_start(head)}, not {{\"images\": ...); it would be replaced: choose "
                           "another --out, or move that file away")
 
 

@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
                               "the results are printed above; give a writable file path") from exc
     return 1 if skipped else 0
 
+
 if __name__ == "__main__":  # pragma: no cover - convenience for python -m
     from .main import main
 

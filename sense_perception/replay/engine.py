@@ -202,10 +202,9 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
                                  f"pass --cabin {private} to replay it through the driver pipeline, "
                                  "or a --config whose camera_topic names the real cabin camera")
     inside = {image_base_topic(t) for t in (private, cabin) if t}  # the driver's camera
-    exterior = [t for t in bag.image_topics() if image_base_topic(t) not in inside]
+    auto = [t for t in bag.image_topics() if image_base_topic(t) not in inside]
     available = ", ".join(t for t in bag.image_topics()
                           if not private or image_base_topic(t) != image_base_topic(private)) or "none"
-    auto = exterior
     wanted = list(dict.fromkeys([*(auto if topics is None else topics),
                                  *([cabin] if cabin else [])]))
     selected = []
