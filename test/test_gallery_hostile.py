@@ -352,7 +352,6 @@ def test_the_frame_loop_never_blocks_on_the_gallery_and_reports_a_failed_reload(
     assert ident.gallery_error is None and len(ident.index) == 1  # retried and recovered
 
 
-
 def test_a_gallery_lock_held_for_ever_ends_the_wait_naming_it(
         tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,7 +363,7 @@ def test_a_gallery_lock_held_for_ever_ends_the_wait_naming_it(
     waiting, and the gallery is read at once when the lock is free again."""
     from sense_perception.face import gallery as gallery_module
 
-    monkeypatch.setattr(gallery_module, "LOCK_WAIT_S", 1.5, raising=False)
+    monkeypatch.setattr(gallery_module, "LOCK_WAIT_S", 1.5)
     folder = tmp_path / "g"
     folder.mkdir(mode=0o700)
     path = folder / "gallery.json"
@@ -382,6 +381,7 @@ def test_a_gallery_lock_held_for_ever_ends_the_wait_naming_it(
     finally:
         os.close(lock)
     assert GalleryStore(path).drivers() == []
+
 
 # -- item 8: names that forge or hide output ----------------------------------------------------------
 
