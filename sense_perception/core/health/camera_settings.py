@@ -7,7 +7,7 @@ about 240 pixels wide, grey levels 0..255), so it does not depend on the camera'
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from ...config import did_you_mean, section_from_params, setting
 from ...errors import ConfigError
@@ -162,6 +162,9 @@ class CameraHealthSettings:
     rate_tolerance: float = setting(0.5, range=(0.0, 10.0))
     stamp_jump_periods: float = setting(10.0, range=(1.0, 1000.0))
     stream: Hysteresis = _hysteresis(1, 10)
+    #: A camera that has never stamped a frame (stamps 0) is timed by the frames' arrival, as its
+    #: tracks are (not a parameter): its stamps say nothing about its stream.
+    unstamped_by_arrival: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_ranges(self, "camera_health.")
@@ -223,6 +226,9 @@ class CabinCameraHealthSettings(CameraHealthSettings):
     """
 
     film_drop: float = setting(0.0, range=(0.0, 0.99))
+    #: Driver attention times itself by the cabin camera's stamps: stamps standing still (0
+    #: included) hold it, so they stay ``frozen``, a camera fault that attention reports (R19).
+    unstamped_by_arrival: ClassVar[bool] = False
 
 
 def health_settings_type(kind: str) -> type[CameraHealthSettings]:

@@ -1,0 +1,53 @@
+"""Camera health and detection quality against hostile inputs and settings (SECURITY.md R36): a
+camera that never stamps its frames, ignore-region masks that are FIFOs, vanish or come from
+another camera, regions named by another transport of the camera, ground truth without ranges,
+a hysteresis out of range."""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from sense_perception.core.health.camera_health import CameraHealthBank
+from sense_perception.core.health.camera_settings import (CabinCameraHealthSettings,
+                                                           CameraHealthSettings)
+
+from support import REPO
+
+DATA = REPO.parent / "shared" / "data"
+PANDASET = DATA / "street_labelled" / "pandaset_seq002_front"
+
+
+def _noisy(frame: np.ndarray, seed: int) -> np.ndarray:
+    """``frame`` with fresh sensor noise: a live camera's frames are never identical."""
+    noise = np.random.default_rng(seed).integers(-3, 4, frame.shape)
+    return np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def test_a_camera_that_never_stamps_its_frames_is_timed_by_their_arrival_not_frozen():
+    # Many drivers leave header.stamp unset (0): tracks are timed by the arrivals for them
+    # (FrameClock), but camera health read "a stamp that does not advance" and held the camera
+    # `frozen` (ERROR) for as long as it ran; a cabin camera's attention was `camera_fault` for good.
+    street = cv2.resize(cv2.imread(str(PANDASET / "00.jpg")), (480, 270))
+    bank = CameraHealthBank(["/cam/image_raw"], CameraHealthSettings())
+    bank.start(100.0)
+    statuses = [bank.update("/cam/image_raw", _noisy(street, i), 0.0, "cam", 100.0 + i / 10)
+                for i in range(30)]
+    assert [s["message"] for s in statuses] == ["ok"] * 30
+    values = {v["key"]: v["value"] for v in statuses[-1]["values"]}
+    assert float(values["expected_hz"]) == pytest.approx(10.0)  # the period, from the arrivals
+    bank.check(100.0 + 29 / 10 + 1.5)  # 15 periods without a frame: silent, as for any camera
+    assert "silent" in bank.monitors["/cam/image_raw"].conditions
+    # a frame that really repeats is still frozen, by its pixels
+    repeated = [bank.update("/cam/image_raw", street, 0.0, "cam", 104.0 + i / 10)
+                for i in range(8)]
+    assert "frozen" in repeated[-1]["message"]
+    summary = bank.summary()["/cam/image_raw"]
+    assert all(e["t"] >= 100.0 for e in summary["events"])  # on the arrival clock, not 0
+    # a cabin camera's stamps time driver attention: standing still, they stay a camera fault
+    cabin = CameraHealthBank(["/cabin/image_raw"], CabinCameraHealthSettings())
+    statuses = [cabin.update("/cabin/image_raw", _noisy(street, i), 0.0, "cabin", 100.0 + i / 10)
+                for i in range(10)]
+    assert statuses[-1]["message"] == "frozen"
