@@ -4,15 +4,18 @@ another camera, regions named by another transport of the camera, ground truth w
 a hysteresis out of range."""
 from __future__ import annotations
 
+import os
 import threading
 
 import cv2
 import numpy as np
 import pytest
 
+from sense_perception.core.detection.ignore_regions import IgnoreRegions, IgnoreRegionSettings
 from sense_perception.core.health.camera_health import CameraHealthBank
 from sense_perception.core.health.camera_settings import (CabinCameraHealthSettings,
                                                            CameraHealthSettings)
+from sense_perception.errors import ConfigError
 
 from support import REPO
 
@@ -51,3 +54,48 @@ def test_a_camera_that_never_stamps_its_frames_is_timed_by_their_arrival_not_fro
     statuses = [cabin.update("/cabin/image_raw", _noisy(street, i), 0.0, "cabin", 100.0 + i / 10)
                 for i in range(10)]
     assert statuses[-1]["message"] == "frozen"
+
+
+def _region_entry(topic: str, mask) -> IgnoreRegionSettings:
+    return IgnoreRegionSettings(polygons=[f"{topic}: mask {mask}"])
+
+
+def test_a_mask_that_is_a_fifo_is_refused_at_once_and_one_that_vanishes_later_changes_nothing(
+        tmp_path):
+    # A FIFO as the mask: cv2.imread waited for a writer, and the node's configure, `run` and
+    # the replay hung without a word. Refused at once now, naming it.
+    fifo = tmp_path / "mask.png"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            IgnoreRegions(_region_entry("/cam/image_raw", fifo))
+        except BaseException as exc:  # noqa: BLE001
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    if thread.is_alive():  # let the old code's open return before failing
+        with open(fifo, "wb"):
+            pass
+        thread.join(timeout=5)
+    assert outcome and isinstance(outcome[0], ConfigError), "the FIFO mask hung the load"
+    assert "mask.png" in str(outcome[0]) and "not a regular file" in str(outcome[0])
+    # Read once, at load: the node read it again at each new frame size, so a mask file deleted
+    # (or replaced) after configure raised on every frame of the camera, and the node dropped
+    # every frame batched with them.
+    mask = np.zeros((48, 64), np.uint8)
+    mask[24:] = 255
+    path = tmp_path / "bonnet.png"
+    cv2.imwrite(str(path), mask)
+    regions = IgnoreRegions(_region_entry("/cam/image_raw", path))
+    path.unlink()
+    boxes = np.array([[0.0, 300.0, 100.0, 470.0], [0.0, 0.0, 100.0, 100.0]])
+    assert regions.inside_share("/cam/image_raw", boxes, 640, 480).tolist() == [1.0, 0.0]
+    # and a mask whose header claims more pixels than any frame the node takes is refused
+    huge = tmp_path / "huge.png"
+    cv2.imwrite(str(huge), np.zeros((16, 9000), np.uint8))
+    with pytest.raises(ConfigError, match=r"polygons\[0\].*huge\.png.*input\.max_width"):
+        IgnoreRegions(_region_entry("/cam/image_raw", huge))

@@ -26,7 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ...errors import ConfigError
+from ...errors import ConfigError, ImageDecodeError
+from ..imaging.frame_guard import InputLimits
+from ..imaging.image_file import read_image_file
 from ..types import Detections
 
 LOG = logging.getLogger(__name__)
@@ -64,19 +66,45 @@ class IgnoreRegionSettings:
                               f"{self.min_overlap}")
 
 
-def _parse(entry: str, index: int) -> tuple[str, np.ndarray | Path]:
+@dataclass(frozen=True)
+class Mask:
+    """A mask image of ``detector.ignore_regions.polygons``, read once when the settings are.
+
+    Attributes:
+        path: the file it was read from (for messages).
+        pixels: its grey values (H, W) uint8; non-zero is the region.
+    """
+
+    path: Path
+    pixels: np.ndarray
+
+
+def _read_mask(path: Path, where: str, limits: InputLimits) -> Mask:
+    """Mask image ``path``, read once: a FIFO, device or directory is refused at once, and the
+    file and its size are bounded by the ``input.*`` limits (a mask is one camera frame).
+
+    Raises:
+        ConfigError: it cannot be read, naming it, why, and the fix.
+    """
+    try:
+        # O_NONBLOCK and S_ISREG on the descriptor: a FIFO given as the mask made cv2.imread wait
+        # for a writer, and the node's configure, `run` and the replay hung without a word
+        pixels = read_image_file(path, limits, grey=True)
+    except ImageDecodeError as exc:
+        raise ConfigError(f"{where}: mask image: {str(exc).removeprefix('file: ')}; fix: give "
+                          "a PNG or JPEG whose non-zero pixels are the area (an absolute path, or "
+                          "one relative to the working directory)") from None
+    return Mask(path, pixels)
+
+
+def _parse(entry: str, index: int, limits: InputLimits) -> tuple[str, np.ndarray | Mask]:
     where = f"detector.ignore_regions.polygons[{index}] ({entry!r})"
     topic, sep, spec = entry.partition(":")
     topic, spec = topic.strip(), spec.strip()
     if not sep or not topic or not spec:
         raise ConfigError(f"{where}: expected \"TOPIC: x,y x,y x,y ...\" or \"TOPIC: mask PATH\"")
     if spec.startswith(MASK):
-        path = Path(spec[len(MASK):].strip()).expanduser()
-        if cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) is None:
-            raise ConfigError(f"{where}: the mask image {path} cannot be read; fix: give a PNG or "
-                              "JPEG whose non-zero pixels are the area (an absolute path, or one "
-                              "relative to the working directory)")
-        return topic, path
+        return topic, _read_mask(Path(spec[len(MASK):].strip()).expanduser(), where, limits)
     try:
         points = np.array([[float(v) for v in p.split(",")] for p in spec.split()], np.float64)
     except ValueError:
@@ -93,21 +121,12 @@ def _parse(entry: str, index: int) -> tuple[str, np.ndarray | Path]:
     return topic, points
 
 
-def _read_mask(path: Path) -> np.ndarray:
-    """The grey values of mask image ``path`` (checked readable when the settings were read).
-
-    Raises:
-        ConfigError: it can no longer be read.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise ConfigError(f"detector.ignore_regions: the mask image {path} can no longer be read")
-    return np.asarray(image)
-
-
-def _scaled_mask(path: Path, width: int, height: int) -> np.ndarray:
-    """Mask image ``path`` at ``width`` x ``height`` (a mask for another resolution is scaled)."""
-    image = _read_mask(path)
+def _scaled_mask(mask: Mask, width: int, height: int) -> np.ndarray:
+    """``mask`` at ``width`` x ``height`` (a mask for another resolution is scaled). Read when
+    the settings were: a mask file deleted or replaced later (the node re-read it at every new
+    frame size) raised on every frame of the camera, and the node dropped every camera's frames
+    batched with it."""
+    image = mask.pixels
     if image.shape != (height, width):
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
     return image
@@ -118,16 +137,19 @@ class IgnoreRegions:
 
     Args:
         settings: the ``detector.ignore_regions.*`` settings.
+        limits: the ``input.*`` limits a mask image is read within (a mask is a camera frame).
 
     Raises:
-        ConfigError: an entry that is no polygon or mask, naming it and the form expected.
+        ConfigError: an entry that is no polygon or mask, naming it and the form expected, or a
+            mask image that cannot be read.
     """
 
-    def __init__(self, settings: IgnoreRegionSettings | None = None) -> None:
+    def __init__(self, settings: IgnoreRegionSettings | None = None,
+                 limits: InputLimits | None = None) -> None:
         self.settings = settings or IgnoreRegionSettings()
-        self._shapes: dict[str, list[np.ndarray | Path]] = {}
+        self._shapes: dict[str, list[np.ndarray | Mask]] = {}
         for index, entry in enumerate(self.settings.polygons):
-            topic, shape = _parse(entry, index)
+            topic, shape = _parse(entry, index, limits or InputLimits())
             self._shapes.setdefault(topic, []).append(shape)
         self._masks: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._outlines: dict[tuple[str, int, int], list[np.ndarray]] = {}
@@ -138,7 +160,7 @@ class IgnoreRegions:
         from ...config import section_from_params
 
         return cls(section_from_params(IgnoreRegionSettings, params, "detector.ignore_regions.",
-                                       source))
+                                       source), InputLimits.from_params(params, source))
 
     def check_topics(self, topics: list[str], source: str = "config") -> None:
         """Refuse regions for topics that are not among the camera ``topics``: a region that
@@ -168,7 +190,7 @@ class IgnoreRegions:
         if key not in self._masks:
             mask = np.zeros((height, width), np.uint8)
             for shape in self._shapes[topic]:
-                if isinstance(shape, Path):
+                if isinstance(shape, Mask):
                     mask |= np.asarray(_scaled_mask(shape, width, height) > 0, np.uint8)
                 else:
                     cv2.fillPoly(mask, [np.rint(shape).astype(np.int32)], 1)
@@ -182,7 +204,7 @@ class IgnoreRegions:
             return self._outlines[key]
         out: list[np.ndarray] = []
         for shape in self._shapes.get(topic, []):
-            if not isinstance(shape, Path):
+            if not isinstance(shape, Mask):
                 out.append(shape)
                 continue
             # The outline of the mask as it is applied (scaled to the frame as _mask scales it):
@@ -248,4 +270,4 @@ def _remember(cache: dict, key: tuple[str, int, int], value: object) -> None:
         del cache[next(iter(cache))]
 
 
-__all__ = ["IgnoreRegionSettings", "IgnoreRegions", "MAX_OUTLINES", "MAX_OUTLINE_POINTS", "MAX_SIZES"]
+__all__ = ["IgnoreRegionSettings", "IgnoreRegions", "Mask", "MAX_OUTLINES", "MAX_OUTLINE_POINTS", "MAX_SIZES"]
