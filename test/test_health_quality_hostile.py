@@ -99,3 +99,32 @@ def test_a_mask_that_is_a_fifo_is_refused_at_once_and_one_that_vanishes_later_ch
     cv2.imwrite(str(huge), np.zeros((16, 9000), np.uint8))
     with pytest.raises(ConfigError, match=r"polygons\[0\].*huge\.png.*input\.max_width"):
         IgnoreRegions(_region_entry("/cam/image_raw", huge))
+
+
+def test_a_region_applies_to_its_camera_in_every_transport():
+    # A region named by the node's raw topic was "not applied" (a warning) to the replay of a bag
+    # that recorded the camera compressed, and the other way round: the ego bonnet came back as
+    # a car. A camera is its topic with every image_transport sub-topic (as the cabin guard has it).
+    from types import SimpleNamespace
+
+    from sense_perception.core.exterior_steps import ExteriorSteps
+    from sense_perception.core.types import Detections, Header
+
+    bonnet = "0,400 640,400 640,480 0,480"
+    dets = Detections(np.array([[100, 100, 200, 180], [200, 410, 440, 478]], np.float32),
+                      np.array([0.9, 0.8], np.float32), np.array([1, 1], np.int32))
+    for named, recorded in [("/cam/image_raw", "/cam/image_raw/compressed"),
+                            ("/cam/image_raw/compressed", "/cam/image_raw")]:
+        regions = IgnoreRegions(IgnoreRegionSettings([f"{named}: {bonnet}"]))
+        steps = ExteriorSteps(SimpleNamespace(label_names=["pedestrian", "car"], min_score=0.3),
+                              ignore=regions)
+        frame = steps.frame(recorded, Header(1, 0, "cam"), dets, (640, 480))
+        assert frame.detections.boxes.tolist() == [[100, 100, 200, 180]], (named, recorded)
+        assert len(frame.ignore_regions) == 1
+        regions.check_topics([recorded])  # the node's check
+        assert regions.unmatched([recorded, "/other/image_raw"]) == []  # the replay's
+    # another camera is still refused by name
+    regions = IgnoreRegions(IgnoreRegionSettings([f"/cam/image_raw: {bonnet}"]))
+    assert regions.unmatched(["/cam2/image_raw/compressed"]) == ["/cam/image_raw"]
+    with pytest.raises(ConfigError, match="names /cam/image_raw, which is not a camera topic"):
+        regions.check_topics(["/cam/image_rawx"])

@@ -29,6 +29,7 @@ import numpy as np
 from ...errors import ConfigError, ImageDecodeError
 from ..imaging.frame_guard import InputLimits
 from ..imaging.image_file import read_image_file
+from ..output.topics import image_base_topic
 from ..types import Detections
 
 LOG = logging.getLogger(__name__)
@@ -147,10 +148,15 @@ class IgnoreRegions:
     def __init__(self, settings: IgnoreRegionSettings | None = None,
                  limits: InputLimits | None = None) -> None:
         self.settings = settings or IgnoreRegionSettings()
+        # By camera: an image topic and its image_transport sub-topics (`<base>/compressed`) are
+        # one camera's frames. A region named by the node's raw topic was "not applied" to the
+        # replay of a bag that recorded the camera compressed (the ego bonnet detected as a car).
         self._shapes: dict[str, list[np.ndarray | Mask]] = {}
+        self._named: dict[str, str] = {}  # camera -> the topic the entries name it by
         for index, entry in enumerate(self.settings.polygons):
             topic, shape = _parse(entry, index, limits or InputLimits())
-            self._shapes.setdefault(topic, []).append(shape)
+            self._shapes.setdefault(image_base_topic(topic), []).append(shape)
+            self._named.setdefault(image_base_topic(topic), topic)
         self._masks: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._outlines: dict[tuple[str, int, int], list[np.ndarray]] = {}
 
@@ -162,6 +168,12 @@ class IgnoreRegions:
         return cls(section_from_params(IgnoreRegionSettings, params, "detector.ignore_regions.",
                                        source), InputLimits.from_params(params, source))
 
+    def unmatched(self, topics: list[str]) -> list[str]:
+        """The topics the regions name that are no camera of ``topics`` (in any transport:
+        ``/cam/image_raw`` and ``/cam/image_raw/compressed`` are one camera)."""
+        cameras = {image_base_topic(t) for t in topics}
+        return [self._named[c] for c in self._shapes if c not in cameras]
+
     def check_topics(self, topics: list[str], source: str = "config") -> None:
         """Refuse regions for topics that are not among the camera ``topics``: a region that
         would never apply.
@@ -169,7 +181,7 @@ class IgnoreRegions:
         Raises:
             ConfigError: naming the topic and the camera topics.
         """
-        unknown = [t for t in self._shapes if t not in topics]
+        unknown = self.unmatched(topics)
         if unknown:
             raise ConfigError(f"detector.ignore_regions.polygons in {source} names "
                               f"{', '.join(unknown)}, which is not a camera topic "
@@ -178,14 +190,15 @@ class IgnoreRegions:
 
     @property
     def topics(self) -> list[str]:
-        """The camera topics that have a region."""
-        return list(self._shapes)
+        """The camera topics that have a region (as the entries name them)."""
+        return list(self._named.values())
 
     def __bool__(self) -> bool:
         return bool(self._shapes)
 
     def _mask(self, topic: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        """(mask uint8 0/1, its summed-area table) of ``topic`` at ``width`` x ``height``."""
+        """(mask uint8 0/1, its summed-area table) of camera ``topic`` at ``width`` x ``height``."""
+        topic = image_base_topic(topic)
         key = (topic, width, height)
         if key not in self._masks:
             mask = np.zeros((height, width), np.uint8)
@@ -199,6 +212,7 @@ class IgnoreRegions:
 
     def outlines(self, topic: str, width: int, height: int) -> list[np.ndarray]:
         """The region of ``topic`` as (K, 2) polygons in image pixels, to draw ([] without one)."""
+        topic = image_base_topic(topic)
         key = (topic, width, height)
         if key in self._outlines:
             return self._outlines[key]
@@ -223,7 +237,7 @@ class IgnoreRegions:
 
     def inside_share(self, topic: str, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
         """(N,) share of each xyxy box's area inside the region of ``topic`` (0 without one)."""
-        if topic not in self._shapes or not len(boxes):
+        if image_base_topic(topic) not in self._shapes or not len(boxes):
             return np.zeros(len(boxes))
         _, table = self._mask(topic, width, height)
         x = np.clip(np.rint(boxes[:, 0::2]), 0, width).astype(np.int64)
@@ -236,7 +250,7 @@ class IgnoreRegions:
     def apply(self, topic: str, dets: Detections, width: int, height: int) -> Detections:
         """``dets`` of a ``width`` x ``height`` frame of ``topic`` without those lying in its
         region (at least ``min_overlap`` of the box)."""
-        if topic not in self._shapes or not len(dets):
+        if image_base_topic(topic) not in self._shapes or not len(dets):
             return dets
         share = self.inside_share(topic, dets.boxes, width, height)
         drop = share >= self.settings.min_overlap
