@@ -128,3 +128,39 @@ def test_a_region_applies_to_its_camera_in_every_transport():
     assert regions.unmatched(["/cam2/image_raw/compressed"]) == ["/cam/image_raw"]
     with pytest.raises(ConfigError, match="names /cam/image_raw, which is not a camera topic"):
         regions.check_topics(["/cam/image_rawx"])
+
+
+def test_boxes_without_a_range_are_counted_not_left_out_of_recall_by_range(tmp_path, capsys):
+    # Recall by range took the boxes that had a range and left the others out without a word:
+    # its totals fell short of the class's, nothing saying why. They are counted now.
+    import json
+
+    from rich.console import Console
+
+    from sense_perception.evaluation.ground_truth import GroundTruthImage
+    from sense_perception.evaluation.positions import (evaluate_positions, load_truth_3d,
+                                                       render_positions)
+    from sense_perception.evaluation.scoring import ImageDetections
+    from test_geometry import make_calibration, project_box
+
+    calib = make_calibration()
+    truth = [("car", (25.0, 3.0)), ("car", (50.0, -4.0)), ("car", (30.0, 6.0)),
+             ("pedestrian", (15.0, -2.0))]
+    boxes = [{"label": label, "bbox_xyxy": project_box(calib, xy, label)} for label, xy in truth]
+    boxes[0]["range_m"] = float(np.hypot(*truth[0][1]))  # the others: no range given
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"cameras": {"cam/0": {"image": "x.png", "width": calib["width"],
+                                                      "height": calib["height"], "boxes": boxes}}}))
+    xyxy = np.array([b["bbox_xyxy"] for b in boxes])
+    g = GroundTruthImage("cam/0", tmp_path / "x.png", 1280, 720, xyxy,
+                         [label for label, _ in truth], np.zeros(len(truth), bool))
+    dets = ImageDetections(xyxy[:2].copy(), np.full(2, 0.9), ["car", "car"])
+    report = evaluate_positions([g], [dets], ["pedestrian", "car"], 0.5,
+                                load_truth_3d(path)).report
+    assert report["recall_by_range"] == {"car": {"20-40 m": {"found": 1, "total": 1,
+                                                             "recall": 1.0}}}
+    assert report["without_range"] == {"car": 2, "pedestrian": 1}
+    console = Console(width=200)
+    render_positions(report, console, placed=False)
+    assert "not in recall by true range (no range_m or position_base_link): 2 car, 1 " \
+           "pedestrian" in capsys.readouterr().out
