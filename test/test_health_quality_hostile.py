@@ -164,3 +164,18 @@ def test_boxes_without_a_range_are_counted_not_left_out_of_recall_by_range(tmp_p
     render_positions(report, console, placed=False)
     assert "not in recall by true range (no range_m or position_base_link): 2 car, 1 " \
            "pedestrian" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("group", ["blocked", "low_visibility", "dark", "bright", "frozen",
+                                   "stream"])
+def test_a_hysteresis_out_of_range_names_its_group(tmp_path, group, capsys):
+    # "invalid settings in c.yaml: raise_frames must be within 1..1000, got 0" named none of
+    # the six groups that have a raise_frames
+    from sense_perception.cli.main import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_health:\n"
+                      f"      {group}: {{clear_frames: 5000}}\n")
+    assert main(["health", str(PANDASET / "00.jpg"), "--config", str(config)]) == 2
+    assert f"camera_health.{group}.clear_frames' in {config} must be within [1, 1000], got " \
+           "5000" in capsys.readouterr().err

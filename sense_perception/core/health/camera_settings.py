@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
-from ...config import did_you_mean, section_from_params, setting
+from ...config import check_ranges, did_you_mean, section_from_params, setting
 from ...errors import ConfigError
 
 #: Conditions judged from the pixels of one frame (the ``health`` command reports these).
@@ -46,6 +46,9 @@ def _check_ranges(settings: Any, prefix: str) -> None:
         low, high = bounds
         if (low is not None and value < low) or (high is not None and value > high):
             raise ValueError(f"{prefix}{f.name} must be within {low}..{high}, got {value!r}")
+
+
+_HYSTERESIS_FIELDS = frozenset(f.name for f in fields(Hysteresis))
 
 
 def _hysteresis(raise_frames: int, clear_frames: int) -> Any:
@@ -207,6 +210,14 @@ class CameraHealthSettings:
                 raise ConfigError(f"unknown parameter '{key}' in {source}; "
                                   f"{did_you_mean(head, groups, 'camera_health.')}groups: "
                                   f"{', '.join('camera_health.' + g + '.*' for g in groups)}")
+        for name in groups:
+            # Named in full before Hysteresis's own check, which knows no group: "raise_frames
+            # must be within 1..1000, got 0" did not say which of the six groups was meant.
+            prefix = f"camera_health.{name}."
+            check_ranges(Hysteresis, {
+                k[len(prefix):]: v for k, v in params.items()
+                if k.startswith(prefix) and k[len(prefix):] in _HYSTERESIS_FIELDS
+                and isinstance(v, int) and not isinstance(v, bool)}, source, prefix)
         nested = {name: replace(default, **{
             k: v for k, v in vars(section_from_params(Hysteresis, params, f"camera_health.{name}.",
                                                       source)).items()
