@@ -179,3 +179,26 @@ def test_a_hysteresis_out_of_range_names_its_group(tmp_path, group, capsys):
     assert main(["health", str(PANDASET / "00.jpg"), "--config", str(config)]) == 2
     assert f"camera_health.{group}.clear_frames' in {config} must be within [1, 1000], got " \
            "5000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stamps", ["counter", "burst"])
+def test_stamps_closer_than_any_camera_s_period_do_not_set_it(stamps):
+    # The period was the median of the first ten stamp steps: a driver stamping a frame counter
+    # into nanosec (steps of 1 ns), or a burst of frames stamped as they were sent, set it to
+    # nanoseconds for good: every frame `late`, `rate` wrong, `silent` (ERROR) raised at each
+    # check between two frames and cleared by the next.
+    street = cv2.resize(cv2.imread(str(PANDASET / "00.jpg")), (480, 270))
+    bank = CameraHealthBank(["/cam/image_raw"], CameraHealthSettings())
+    bank.start(100.0)
+    times = [(5.0 + i * 1e-9, 100.0 + i / 10) for i in range(40)] if stamps == "counter" else \
+        [(5.0 + i * 2e-4, 100.0 + i * 2e-4) for i in range(12)] + \
+        [(6.0 + i / 10, 101.0 + i / 10) for i in range(40)]
+    for i, (stamp, arrival) in enumerate(times):
+        status = bank.update("/cam/image_raw", _noisy(street, i), stamp, "cam", arrival)
+        bank.check(arrival + 0.05)
+    values = {v["key"]: v["value"] for v in status["values"]}
+    assert float(values["expected_hz"]) == pytest.approx(10.0), values
+    summary = bank.summary()["/cam/image_raw"]
+    assert not {"late", "rate", "silent"} & set(summary["conditions_s"]), summary
+    bank.check(times[-1][1] + 1.5)  # and a camera that stops is silent all the same
+    assert "silent" in bank.monitors["/cam/image_raw"].conditions
