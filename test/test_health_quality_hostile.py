@@ -202,3 +202,19 @@ def test_stamps_closer_than_any_camera_s_period_do_not_set_it(stamps):
     assert not {"late", "rate", "silent"} & set(summary["conditions_s"]), summary
     bank.check(times[-1][1] + 1.5)  # and a camera that stops is silent all the same
     assert "silent" in bank.monitors["/cam/image_raw"].conditions
+
+
+def test_a_mask_of_another_shape_than_its_camera_is_said_once_not_stretched_in_silence(
+        tmp_path, caplog):
+    # A 640x480 mask given to a 1920x1080 camera (made for another camera) was stretched to the
+    # frame without a word, covering another part of the view than the mask shows.
+    path = tmp_path / "mask.png"
+    cv2.imwrite(str(path), np.full((480, 640), 255, np.uint8))
+    regions = IgnoreRegions(_region_entry("/cam/image_raw", path))
+    box = np.array([[0.0, 0.0, 100.0, 100.0]])
+    with caplog.at_level("WARNING", logger="sense_perception.core.detection.ignore_regions"):
+        for _ in range(3):
+            regions.inside_share("/cam/image_raw", box, 1920, 1080)
+        regions.inside_share("/cam/image_raw", box, 1280, 960)  # the mask's own shape, scaled
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "640x480" in warned[0] and "1920x1080" in warned[0], warned

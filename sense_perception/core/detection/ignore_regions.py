@@ -45,6 +45,9 @@ MAX_SIZES = 8
 #: How far from the image origin (px) a polygon point may lie: far beyond any camera, well within
 #: the 32-bit integers OpenCV draws in.
 MAX_COORDINATE = 1_000_000
+#: How far (a share) a mask's aspect ratio may differ from its camera's frames before the
+#: stretch is said: rounding a scaled-down mask's sides moves it well under this.
+ASPECT_TOLERANCE = 0.02
 
 
 @dataclass
@@ -158,6 +161,7 @@ class IgnoreRegions:
             self._shapes.setdefault(image_base_topic(topic), []).append(shape)
             self._named.setdefault(image_base_topic(topic), topic)
         self._masks: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._stretched: set[tuple[Path, int, int]] = set()  # masks warned about, per frame size
         self._outlines: dict[tuple[str, int, int], list[np.ndarray]] = {}
 
     @classmethod
@@ -204,11 +208,28 @@ class IgnoreRegions:
             mask = np.zeros((height, width), np.uint8)
             for shape in self._shapes[topic]:
                 if isinstance(shape, Mask):
+                    self._check_aspect(topic, shape, width, height)
                     mask |= np.asarray(_scaled_mask(shape, width, height) > 0, np.uint8)
                 else:
                     cv2.fillPoly(mask, [np.rint(shape).astype(np.int32)], 1)
             _remember(self._masks, key, (mask, cv2.integral(mask, sdepth=cv2.CV_64F)))
         return self._masks[key]
+
+    def _check_aspect(self, topic: str, mask: Mask, width: int, height: int) -> None:
+        """Warn, once per mask and frame size, when ``mask`` has another shape than the frames
+        of ``topic``: it is stretched to them, which a mask of another resolution of the same
+        camera never needs (a mask made for another camera, or cropped): it was stretched in
+        silence, covering another part of the view than drawn in the mask."""
+        mask_h, mask_w = mask.pixels.shape[:2]
+        key = (mask.path, width, height)
+        if key in self._stretched or \
+                abs(np.log((mask_w / mask_h) / (width / height))) <= np.log(1 + ASPECT_TOLERANCE):
+            return
+        self._stretched.add(key)
+        LOG.warning("detector.ignore_regions: the mask %s is %dx%d, the frames of %s are %dx%d, "
+                    "another shape: it is stretched to them (its left and right, top and bottom "
+                    "edges on the frame's); fix: give a mask of the camera's own shape, made on "
+                    "one of its frames", mask.path, mask_w, mask_h, topic, width, height)
 
     def outlines(self, topic: str, width: int, height: int) -> list[np.ndarray]:
         """The region of ``topic`` as (K, 2) polygons in image pixels, to draw ([] without one)."""
