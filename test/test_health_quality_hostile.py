@@ -218,3 +218,20 @@ def test_a_mask_of_another_shape_than_its_camera_is_said_once_not_stretched_in_s
         regions.inside_share("/cam/image_raw", box, 1280, 960)  # the mask's own shape, scaled
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and "640x480" in warned[0] and "1920x1080" in warned[0], warned
+
+
+def test_a_silence_is_an_event_on_the_clock_of_the_camera_s_other_events():
+    # A simulation's bag: header stamps in sim time (12 s), receive times on the wall clock.
+    # The silence was put at the receive time (1.7e9 s) among events at the stamps, its clearing
+    # 1.7e9 s before its raising.
+    street = cv2.resize(cv2.imread(str(PANDASET / "00.jpg")), (480, 270))
+    bank = CameraHealthBank(["/sim/image_raw"], CameraHealthSettings(expected_rate_hz=10.0))
+    wall = 1.7e9
+    bank.start(wall)
+    for i in range(10):
+        bank.update("/sim/image_raw", _noisy(street, i), 12.0 + i / 10, "sim", wall + i / 10)
+    bank.check(wall + 0.9 + 1.5)  # 1.5 s without a frame
+    bank.update("/sim/image_raw", _noisy(street, 10), 14.4, "sim", wall + 2.4)
+    events = [e for e in bank.summary()["/sim/image_raw"]["events"] if e["condition"] == "silent"]
+    assert [e["raised"] for e in events] == [True, False]
+    assert events[0]["t"] == pytest.approx(12.9 + 1.5) and events[1]["t"] == pytest.approx(14.4)

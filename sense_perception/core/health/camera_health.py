@@ -136,8 +136,16 @@ class CameraHealthMonitor:
         if self._stream.last_arrival is None and self._stream.period is not None \
                 and self._started is not None:
             silent = now - self._started > self.settings.silent_periods * self._stream.period
-        return [HealthEvent(now, "silent", True)] if silent and \
-            self._tracker.set("silent", True, now) else []
+        if not silent or not self._tracker.set("silent", True, now):
+            return []
+        # On the clock of the camera's other events, its stamps: the last one and the time since
+        # its frame (``now`` is the arrival clock). A simulation's bag put the silence at the
+        # wall-clock receive time (1.7e9 s) among events at its sim-time stamps (12 s), and its
+        # clearing before its raising.
+        timing = self._stream
+        at = now if timing.last_stamp is None or timing.last_arrival is None else \
+            timing.last_stamp + (now - timing.last_arrival)
+        return [HealthEvent(at, "silent", True)]
 
     def start(self, now: float) -> None:
         """Start the silence clock before the first frame (a camera that never publishes)."""
