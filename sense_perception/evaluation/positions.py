@@ -247,12 +247,15 @@ def position_report(ground_truth: Sequence[GroundTruthImage],
             table[label][name] = _stats(rows[:, 0], rows[:, 1], rows[:, 2] > 0,
                                         matched.get((label, band), 0))
     recall: dict[str, dict[str, dict[str, Any]]] = {}
+    # Boxes that count but have no range (neither range_m nor position_base_link, or a camera
+    # without any): in no band. They were left out of recall by range without a word, so its
+    # totals fell short of the class's with nothing saying why.
+    without: dict[str, int] = {}
     for i, b, found in boxes:
         g, t = ground_truth[i], truth.get(ground_truth[i].key)
-        if t is None or b >= len(t.ranges):
-            continue
-        band = int(range_band(t.ranges[b:b + 1])[0])
+        band = -1 if t is None or b >= len(t.ranges) else int(range_band(t.ranges[b:b + 1])[0])
         if band < 0:
+            without[g.labels[b]] = without.get(g.labels[b], 0) + 1
             continue
         cell = recall.setdefault(g.labels[b], {}).setdefault(RANGE_BANDS[band][0],
                                                               {"found": 0, "total": 0})
@@ -263,7 +266,8 @@ def position_report(ground_truth: Sequence[GroundTruthImage],
             cell["recall"] = round(cell["found"] / cell["total"], 4)
     return {"iou": iou, "bands": [name for name, _, _ in RANGE_BANDS],
             "expected_coverage_1sigma": round(GAUSSIAN_1SIGMA_2D, 3),
-            "errors": table, "recall_by_range": recall}
+            "errors": table, "recall_by_range": recall,
+            "without_range": {k: without[k] for k in sorted(without)}}
 
 
 def render_positions(report: dict[str, Any], console: Any, placed: bool = True) -> None:
@@ -306,6 +310,11 @@ def render_positions(report: dict[str, Any], console: Any, placed: bool = True) 
                    else "-" for b in report["bands"]]
             recall.add_row(escape(label), *row)
         console.print(recall)
+    if report.get("without_range"):
+        console.print("not in recall by true range (no range_m or position_base_link): "
+                      + ", ".join(f"{n} {escape(label)}" for label, n in
+                                  report["without_range"].items()), highlight=False,
+                      soft_wrap=True)
 
 
 @dataclass

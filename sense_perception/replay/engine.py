@@ -353,12 +353,12 @@ class Replayer:
         self._health_settings = core.health
         self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers
         self._ignore = core.ignore
-        for topic in core.ignore.topics if core.ignore else []:
-            if topic not in exterior:  # a region of a camera this replay does not detect on
-                LOG.warning("detector.ignore_regions.polygons in %s names %s, which is not an "
-                            "exterior camera of this replay (%s): not applied",
-                            self.options.config or "the default parameters", topic,
-                            ", ".join(exterior))
+        # a region of a camera this replay does not detect on (in any transport)
+        for topic in core.ignore.unmatched(exterior) if core.ignore else []:
+            LOG.warning("detector.ignore_regions.polygons in %s names %s, which is not an "
+                        "exterior camera of this replay (%s): not applied",
+                        self.options.config or "the default parameters", topic,
+                        ", ".join(exterior))
 
     # -- run --------------------------------------------------------------------------------------
 

@@ -26,7 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ...errors import ConfigError
+from ...errors import ConfigError, ImageDecodeError
+from ..imaging.frame_guard import InputLimits
+from ..imaging.image_file import read_image_file
+from ..output.topics import image_base_topic
 from ..types import Detections
 
 LOG = logging.getLogger(__name__)
@@ -42,6 +45,9 @@ MAX_SIZES = 8
 #: How far from the image origin (px) a polygon point may lie: far beyond any camera, well within
 #: the 32-bit integers OpenCV draws in.
 MAX_COORDINATE = 1_000_000
+#: How far (a share) a mask's aspect ratio may differ from its camera's frames before the
+#: stretch is said: rounding a scaled-down mask's sides moves it well under this.
+ASPECT_TOLERANCE = 0.02
 
 
 @dataclass
@@ -64,19 +70,45 @@ class IgnoreRegionSettings:
                               f"{self.min_overlap}")
 
 
-def _parse(entry: str, index: int) -> tuple[str, np.ndarray | Path]:
+@dataclass(frozen=True)
+class Mask:
+    """A mask image of ``detector.ignore_regions.polygons``, read once when the settings are.
+
+    Attributes:
+        path: the file it was read from (for messages).
+        pixels: its grey values (H, W) uint8; non-zero is the region.
+    """
+
+    path: Path
+    pixels: np.ndarray
+
+
+def _read_mask(path: Path, where: str, limits: InputLimits) -> Mask:
+    """Mask image ``path``, read once: a FIFO, device or directory is refused at once, and the
+    file and its size are bounded by the ``input.*`` limits (a mask is one camera frame).
+
+    Raises:
+        ConfigError: it cannot be read, naming it, why, and the fix.
+    """
+    try:
+        # O_NONBLOCK and S_ISREG on the descriptor: a FIFO given as the mask made cv2.imread wait
+        # for a writer, and the node's configure, `run` and the replay hung without a word
+        pixels = read_image_file(path, limits, grey=True)
+    except ImageDecodeError as exc:
+        raise ConfigError(f"{where}: mask image: {str(exc).removeprefix('file: ')}; fix: give "
+                          "a PNG or JPEG whose non-zero pixels are the area (an absolute path, or "
+                          "one relative to the working directory)") from None
+    return Mask(path, pixels)
+
+
+def _parse(entry: str, index: int, limits: InputLimits) -> tuple[str, np.ndarray | Mask]:
     where = f"detector.ignore_regions.polygons[{index}] ({entry!r})"
     topic, sep, spec = entry.partition(":")
     topic, spec = topic.strip(), spec.strip()
     if not sep or not topic or not spec:
         raise ConfigError(f"{where}: expected \"TOPIC: x,y x,y x,y ...\" or \"TOPIC: mask PATH\"")
     if spec.startswith(MASK):
-        path = Path(spec[len(MASK):].strip()).expanduser()
-        if cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) is None:
-            raise ConfigError(f"{where}: the mask image {path} cannot be read; fix: give a PNG or "
-                              "JPEG whose non-zero pixels are the area (an absolute path, or one "
-                              "relative to the working directory)")
-        return topic, path
+        return topic, _read_mask(Path(spec[len(MASK):].strip()).expanduser(), where, limits)
     try:
         points = np.array([[float(v) for v in p.split(",")] for p in spec.split()], np.float64)
     except ValueError:
@@ -93,21 +125,12 @@ def _parse(entry: str, index: int) -> tuple[str, np.ndarray | Path]:
     return topic, points
 
 
-def _read_mask(path: Path) -> np.ndarray:
-    """The grey values of mask image ``path`` (checked readable when the settings were read).
-
-    Raises:
-        ConfigError: it can no longer be read.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise ConfigError(f"detector.ignore_regions: the mask image {path} can no longer be read")
-    return np.asarray(image)
-
-
-def _scaled_mask(path: Path, width: int, height: int) -> np.ndarray:
-    """Mask image ``path`` at ``width`` x ``height`` (a mask for another resolution is scaled)."""
-    image = _read_mask(path)
+def _scaled_mask(mask: Mask, width: int, height: int) -> np.ndarray:
+    """``mask`` at ``width`` x ``height`` (a mask for another resolution is scaled). Read when
+    the settings were: a mask file deleted or replaced later (the node re-read it at every new
+    frame size) raised on every frame of the camera, and the node dropped every camera's frames
+    batched with it."""
+    image = mask.pixels
     if image.shape != (height, width):
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
     return image
@@ -118,18 +141,27 @@ class IgnoreRegions:
 
     Args:
         settings: the ``detector.ignore_regions.*`` settings.
+        limits: the ``input.*`` limits a mask image is read within (a mask is a camera frame).
 
     Raises:
-        ConfigError: an entry that is no polygon or mask, naming it and the form expected.
+        ConfigError: an entry that is no polygon or mask, naming it and the form expected, or a
+            mask image that cannot be read.
     """
 
-    def __init__(self, settings: IgnoreRegionSettings | None = None) -> None:
+    def __init__(self, settings: IgnoreRegionSettings | None = None,
+                 limits: InputLimits | None = None) -> None:
         self.settings = settings or IgnoreRegionSettings()
-        self._shapes: dict[str, list[np.ndarray | Path]] = {}
+        # By camera: an image topic and its image_transport sub-topics (`<base>/compressed`) are
+        # one camera's frames. A region named by the node's raw topic was "not applied" to the
+        # replay of a bag that recorded the camera compressed (the ego bonnet detected as a car).
+        self._shapes: dict[str, list[np.ndarray | Mask]] = {}
+        self._named: dict[str, str] = {}  # camera -> the topic the entries name it by
         for index, entry in enumerate(self.settings.polygons):
-            topic, shape = _parse(entry, index)
-            self._shapes.setdefault(topic, []).append(shape)
+            topic, shape = _parse(entry, index, limits or InputLimits())
+            self._shapes.setdefault(image_base_topic(topic), []).append(shape)
+            self._named.setdefault(image_base_topic(topic), topic)
         self._masks: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._stretched: set[tuple[Path, int, int]] = set()  # masks warned about, per frame size
         self._outlines: dict[tuple[str, int, int], list[np.ndarray]] = {}
 
     @classmethod
@@ -138,7 +170,13 @@ class IgnoreRegions:
         from ...config import section_from_params
 
         return cls(section_from_params(IgnoreRegionSettings, params, "detector.ignore_regions.",
-                                       source))
+                                       source), InputLimits.from_params(params, source))
+
+    def unmatched(self, topics: list[str]) -> list[str]:
+        """The topics the regions name that are no camera of ``topics`` (in any transport:
+        ``/cam/image_raw`` and ``/cam/image_raw/compressed`` are one camera)."""
+        cameras = {image_base_topic(t) for t in topics}
+        return [self._named[c] for c in self._shapes if c not in cameras]
 
     def check_topics(self, topics: list[str], source: str = "config") -> None:
         """Refuse regions for topics that are not among the camera ``topics``: a region that
@@ -147,7 +185,7 @@ class IgnoreRegions:
         Raises:
             ConfigError: naming the topic and the camera topics.
         """
-        unknown = [t for t in self._shapes if t not in topics]
+        unknown = self.unmatched(topics)
         if unknown:
             raise ConfigError(f"detector.ignore_regions.polygons in {source} names "
                               f"{', '.join(unknown)}, which is not a camera topic "
@@ -156,33 +194,52 @@ class IgnoreRegions:
 
     @property
     def topics(self) -> list[str]:
-        """The camera topics that have a region."""
-        return list(self._shapes)
+        """The camera topics that have a region (as the entries name them)."""
+        return list(self._named.values())
 
     def __bool__(self) -> bool:
         return bool(self._shapes)
 
     def _mask(self, topic: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        """(mask uint8 0/1, its summed-area table) of ``topic`` at ``width`` x ``height``."""
+        """(mask uint8 0/1, its summed-area table) of camera ``topic`` at ``width`` x ``height``."""
+        topic = image_base_topic(topic)
         key = (topic, width, height)
         if key not in self._masks:
             mask = np.zeros((height, width), np.uint8)
             for shape in self._shapes[topic]:
-                if isinstance(shape, Path):
+                if isinstance(shape, Mask):
+                    self._check_aspect(topic, shape, width, height)
                     mask |= np.asarray(_scaled_mask(shape, width, height) > 0, np.uint8)
                 else:
                     cv2.fillPoly(mask, [np.rint(shape).astype(np.int32)], 1)
             _remember(self._masks, key, (mask, cv2.integral(mask, sdepth=cv2.CV_64F)))
         return self._masks[key]
 
+    def _check_aspect(self, topic: str, mask: Mask, width: int, height: int) -> None:
+        """Warn, once per mask and frame size, when ``mask`` has another shape than the frames
+        of ``topic``: it is stretched to them, which a mask of another resolution of the same
+        camera never needs (a mask made for another camera, or cropped): it was stretched in
+        silence, covering another part of the view than drawn in the mask."""
+        mask_h, mask_w = mask.pixels.shape[:2]
+        key = (mask.path, width, height)
+        if key in self._stretched or \
+                abs(np.log((mask_w / mask_h) / (width / height))) <= np.log(1 + ASPECT_TOLERANCE):
+            return
+        self._stretched.add(key)
+        LOG.warning("detector.ignore_regions: the mask %s is %dx%d, the frames of %s are %dx%d, "
+                    "another shape: it is stretched to them (its left and right, top and bottom "
+                    "edges on the frame's); fix: give a mask of the camera's own shape, made on "
+                    "one of its frames", mask.path, mask_w, mask_h, topic, width, height)
+
     def outlines(self, topic: str, width: int, height: int) -> list[np.ndarray]:
         """The region of ``topic`` as (K, 2) polygons in image pixels, to draw ([] without one)."""
+        topic = image_base_topic(topic)
         key = (topic, width, height)
         if key in self._outlines:
             return self._outlines[key]
         out: list[np.ndarray] = []
         for shape in self._shapes.get(topic, []):
-            if not isinstance(shape, Path):
+            if not isinstance(shape, Mask):
                 out.append(shape)
                 continue
             # The outline of the mask as it is applied (scaled to the frame as _mask scales it):
@@ -201,7 +258,7 @@ class IgnoreRegions:
 
     def inside_share(self, topic: str, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
         """(N,) share of each xyxy box's area inside the region of ``topic`` (0 without one)."""
-        if topic not in self._shapes or not len(boxes):
+        if image_base_topic(topic) not in self._shapes or not len(boxes):
             return np.zeros(len(boxes))
         _, table = self._mask(topic, width, height)
         x = np.clip(np.rint(boxes[:, 0::2]), 0, width).astype(np.int64)
@@ -214,7 +271,7 @@ class IgnoreRegions:
     def apply(self, topic: str, dets: Detections, width: int, height: int) -> Detections:
         """``dets`` of a ``width`` x ``height`` frame of ``topic`` without those lying in its
         region (at least ``min_overlap`` of the box)."""
-        if topic not in self._shapes or not len(dets):
+        if image_base_topic(topic) not in self._shapes or not len(dets):
             return dets
         share = self.inside_share(topic, dets.boxes, width, height)
         drop = share >= self.settings.min_overlap
@@ -248,4 +305,4 @@ def _remember(cache: dict, key: tuple[str, int, int], value: object) -> None:
         del cache[next(iter(cache))]
 
 
-__all__ = ["IgnoreRegionSettings", "IgnoreRegions", "MAX_OUTLINES", "MAX_OUTLINE_POINTS", "MAX_SIZES"]
+__all__ = ["IgnoreRegionSettings", "IgnoreRegions", "Mask", "MAX_OUTLINES", "MAX_OUTLINE_POINTS", "MAX_SIZES"]

@@ -69,6 +69,11 @@ class CameraHealthMonitor:
                                        s.film_arrival_s)
         self._previous: np.ndarray | None = None
         self._started: float | None = None
+        # Whether the camera ever stamped a frame: an exterior camera that leaves header.stamp
+        # unset (0, as many drivers do) is timed by the arrivals, as its tracks are (FrameClock):
+        # on its stamps every frame repeated the one before, and it was `frozen` (ERROR) for as
+        # long as it ran, its silence and rate never checked (no period learnt).
+        self.stamped = not self.settings.unstamped_by_arrival
 
     def update(self, image: np.ndarray, stamp: float, frame_id: str = "",
                arrival: float | None = None) -> list[HealthEvent]:
@@ -76,11 +81,19 @@ class CameraHealthMonitor:
 
         Args:
             image: the decoded BGR (or grey) frame.
-            stamp: its header stamp, seconds.
+            stamp: its header stamp, seconds; 0 while the camera has never stamped a frame (a
+                driver leaving the stamp unset): the frame is timed by ``arrival`` instead where
+                ``settings.unstamped_by_arrival`` (exterior cameras; a cabin camera's stamps
+                time driver attention, so there stamps standing still stay ``frozen``).
             frame_id: its header frame_id.
             arrival: when it arrived (node clock, or the bag's receive time); the stamp if None.
         """
         arrival = stamp if arrival is None else arrival
+        if not self.stamped:
+            if stamp == 0.0:
+                stamp = arrival  # unstamped: its stamps say nothing about the stream
+            else:
+                self.stamped = True
         if self._started is None:
             self._started = arrival
         small = small_copy(image, self.settings.width)
@@ -123,8 +136,16 @@ class CameraHealthMonitor:
         if self._stream.last_arrival is None and self._stream.period is not None \
                 and self._started is not None:
             silent = now - self._started > self.settings.silent_periods * self._stream.period
-        return [HealthEvent(now, "silent", True)] if silent and \
-            self._tracker.set("silent", True, now) else []
+        if not silent or not self._tracker.set("silent", True, now):
+            return []
+        # On the clock of the camera's other events, its stamps: the last one and the time since
+        # its frame (``now`` is the arrival clock). A simulation's bag put the silence at the
+        # wall-clock receive time (1.7e9 s) among events at its sim-time stamps (12 s), and its
+        # clearing before its raising.
+        timing = self._stream
+        at = now if timing.last_stamp is None or timing.last_arrival is None else \
+            timing.last_stamp + (now - timing.last_arrival)
+        return [HealthEvent(at, "silent", True)]
 
     def start(self, now: float) -> None:
         """Start the silence clock before the first frame (a camera that never publishes)."""

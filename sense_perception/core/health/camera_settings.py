@@ -7,9 +7,9 @@ about 240 pixels wide, grey levels 0..255), so it does not depend on the camera'
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
-from ...config import did_you_mean, section_from_params, setting
+from ...config import check_ranges, did_you_mean, section_from_params, setting
 from ...errors import ConfigError
 
 #: Conditions judged from the pixels of one frame (the ``health`` command reports these).
@@ -46,6 +46,9 @@ def _check_ranges(settings: Any, prefix: str) -> None:
         low, high = bounds
         if (low is not None and value < low) or (high is not None and value > high):
             raise ValueError(f"{prefix}{f.name} must be within {low}..{high}, got {value!r}")
+
+
+_HYSTERESIS_FIELDS = frozenset(f.name for f in fields(Hysteresis))
 
 
 def _hysteresis(raise_frames: int, clear_frames: int) -> Any:
@@ -162,6 +165,9 @@ class CameraHealthSettings:
     rate_tolerance: float = setting(0.5, range=(0.0, 10.0))
     stamp_jump_periods: float = setting(10.0, range=(1.0, 1000.0))
     stream: Hysteresis = _hysteresis(1, 10)
+    #: A camera that has never stamped a frame (stamps 0) is timed by the frames' arrival, as its
+    #: tracks are (not a parameter): its stamps say nothing about its stream.
+    unstamped_by_arrival: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_ranges(self, "camera_health.")
@@ -204,6 +210,14 @@ class CameraHealthSettings:
                 raise ConfigError(f"unknown parameter '{key}' in {source}; "
                                   f"{did_you_mean(head, groups, 'camera_health.')}groups: "
                                   f"{', '.join('camera_health.' + g + '.*' for g in groups)}")
+        for name in groups:
+            # Named in full before Hysteresis's own check, which knows no group: "raise_frames
+            # must be within 1..1000, got 0" did not say which of the six groups was meant.
+            prefix = f"camera_health.{name}."
+            check_ranges(Hysteresis, {
+                k[len(prefix):]: v for k, v in params.items()
+                if k.startswith(prefix) and k[len(prefix):] in _HYSTERESIS_FIELDS
+                and isinstance(v, int) and not isinstance(v, bool)}, source, prefix)
         nested = {name: replace(default, **{
             k: v for k, v in vars(section_from_params(Hysteresis, params, f"camera_health.{name}.",
                                                       source)).items()
@@ -223,6 +237,9 @@ class CabinCameraHealthSettings(CameraHealthSettings):
     """
 
     film_drop: float = setting(0.0, range=(0.0, 0.99))
+    #: Driver attention times itself by the cabin camera's stamps: stamps standing still (0
+    #: included) hold it, so they stay ``frozen``, a camera fault that attention reports (R19).
+    unstamped_by_arrival: ClassVar[bool] = False
 
 
 def health_settings_type(kind: str) -> type[CameraHealthSettings]:

@@ -16,6 +16,11 @@ from .camera_settings import CameraHealthSettings
 
 _LEARN_FRAMES = 10  # stamp intervals whose median gives the period when none is configured
 _RATE_WINDOW = 20  # arrivals the rate is measured over
+#: The shortest period learnt: that of ``camera_health.expected_rate_hz``'s highest value
+#: (1000 Hz). Stamps a nanosecond apart (a driver stamping a frame counter into ``nanosec``, or a
+#: burst of frames stamped as they were sent) gave a period of 1 ns: every frame ``late``, the
+#: rate wrong for good, and ``silent`` (ERROR) raised at every check between two frames.
+MIN_PERIOD_S = 1e-3
 
 
 @dataclass
@@ -52,7 +57,12 @@ class StreamTiming:
             elif self.period is not None and step > s.stamp_jump_periods * self.period:
                 found.append("stamp_jump")
             if step > 0 and self.period is None and s.expected_rate_hz <= 0:
-                self.intervals.append(step)
+                # a step shorter than any camera's period is no measure of it: the arrivals
+                # then tell it (a burst, arriving at once as well, tells nothing)
+                interval = step if step >= MIN_PERIOD_S or self.last_arrival is None else \
+                    arrival - self.last_arrival
+                if interval >= MIN_PERIOD_S:
+                    self.intervals.append(interval)
                 if len(self.intervals) >= _LEARN_FRAMES:
                     self.period = float(np.median(self.intervals))
         if self.last_arrival is not None and self.period is not None:

@@ -151,8 +151,10 @@ def probe_image_file(path: str | Path, limits: InputLimits | None = None) -> tup
     return _checked_header(path, limits or InputLimits())[1]
 
 
-def read_image_file(path: str | Path, limits: InputLimits | None = None) -> np.ndarray:
-    """Read an image file (anything OpenCV reads) as BGR uint8, within ``limits``.
+def read_image_file(path: str | Path, limits: InputLimits | None = None,
+                    grey: bool = False) -> np.ndarray:
+    """Read an image file (anything OpenCV reads) as BGR uint8 (``grey``: one channel), within
+    ``limits``.
 
     The width and height the header claims are checked against ``input.max_width``,
     ``input.max_height`` and ``input.max_pixels``, and the file size against
@@ -164,7 +166,7 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None) -> np.n
         limits: the ``input.*`` limits; None means the :class:`InputLimits` defaults.
 
     Returns:
-        New ``(H, W, 3)`` uint8 BGR array.
+        New ``(H, W, 3)`` uint8 BGR array (``(H, W)`` grey levels with ``grey``).
 
     Raises:
         ImageDecodeError: field ``file``; the message names the path and the fault (missing, a
@@ -173,7 +175,8 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None) -> np.n
     limits = limits or InputLimits()
     data, _ = _checked_header(path, limits)
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8),
+                             cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
     except (cv2.error, MemoryError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise _error(path, f"not a decodable image (the decoder refused it: "
