@@ -131,6 +131,7 @@ def test_one_vehicle_gets_one_label() -> None:
     ("nested_containment", 1.5, "within 0..1"), ("vehicle_nms_iou", -0.1, "within 0..1"),
     ("nested_keep_aspect", 0.5, ">= 1"), ("nested_keep_bottom_gap", 3.0, "within 0..2"),
     ("nested_keep_min_score", 2.5, "within 0..2"), ("nested_outer_score_ratio", 1.2, "within 0..1"),
+    ("nested_recheck_crops", -1, "within 0..100"), ("nested_recheck_crops", 101, "within 0..100"),
     ("vehicle_label", "majority", "score, vote")])
 def test_bad_settings_are_refused_naming_the_key(tmp_path: Path, key, value, words) -> None:
     path = tmp_path / "bad.yaml"
@@ -215,3 +216,46 @@ def test_the_parked_car_seen_behind_another_keeps_its_box() -> None:
             # A nested car box that is a labelled car the rest of the boxes do not cover.
             hits = _matched(cars[inner], gt) & ~_matched(cars[~inner], gt)
             assert hits.any(), f"frame {key}: the car behind the car was dropped"
+
+
+def _best_iou(box: np.ndarray, others: np.ndarray) -> float:
+    if not len(others):
+        return 0.0
+    lo, hi = np.maximum(box[:2], others[:, :2]), np.minimum(box[2:], others[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
+    return float((inter / (area(box) + area(others) - inter)).max())
+
+
+def test_a_crop_re_detects_the_car_behind_and_absorbs_the_part() -> None:
+    """``nested_recheck_crops``: in frame 15 the labelled parked car behind a nearer one lies
+    inside the nearer car's box; in frame 33 a box on the rear corner of a labelled car (no
+    labelled box under it) lies inside that car's box. Detected again on the crop of the outer
+    box, the part is absorbed into the whole car and dropped, the car behind comes out on its own
+    and stays, and no labelled vehicle is lost."""
+    truth = json.loads((DEV / "ground_truth.json").read_text())["cameras"]
+    alone = {**CPU, "detector.pedestrian_model": "none"}
+    off = build_detector(alone)
+    on = build_detector({**alone, "detector.duplicates.nested_recheck_crops": 8})
+    keys = ("15", "33")
+    images = [cv2.imread(str(DEV / f"{key}.jpg")) for key in keys]
+    parts = behind = 0
+    for key, a, b in zip(keys, off.detect(images), on.detect(images), strict=True):
+        boxes = truth[f"front_camera/{key}"]["boxes"]
+        gt = np.array([x["bbox_xyxy"] for x in boxes if x["label"] in ("car", "truck")
+                       and not x["difficult"]], np.float32)
+        every = np.array([x["bbox_xyxy"] for x in boxes], np.float32)
+        cars_a, cars_b = a.boxes[a.labels == CAR], b.boxes[b.labels == CAR]
+        area = np.prod(cars_a[:, 2:] - cars_a[:, :2], axis=1)
+        outer = (containment(cars_a) >= 0.8) & (area[:, None] < 0.8 * area[None, :])
+        for i in np.flatnonzero(outer.any(axis=1)):
+            if _best_iou(cars_a[i], every) < 0.15 and _matched(cars_a[outer[i]], gt, 0.5).any():
+                parts += 1  # on no labelled box, inside a labelled vehicle's box
+                assert _best_iou(cars_a[i], cars_b) < 0.9, f"frame {key}: the part box stayed"
+            mine = _matched(cars_a[i:i + 1], gt) & ~_matched(cars_a[~outer.any(axis=1)], gt)
+            if mine.any():  # a labelled car only this nested box finds
+                behind += 1
+                assert _best_iou(cars_a[i], cars_b) > 0.99, f"frame {key}: the car behind went"
+        assert (_matched(cars_b, gt) | ~_matched(cars_a, gt)).all(), f"frame {key}: a car was lost"
+        assert len(b) < len(a)
+    assert parts and behind

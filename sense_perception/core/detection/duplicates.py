@@ -86,6 +86,12 @@ class DuplicateSettings:
             "that it contains is a loose box around that object and dropped; 0: never, 1: always "
             "the lower-scored box of a nested pair",
         "range": (0.0, 1.0)})
+    nested_recheck_crops: int = field(default=0, metadata={
+        "description": "most boxes per frame that still hold a nested box of their label whose "
+            "crop (with a 20 % margin) is detected again by the general model; a nested box its "
+            "crop does not re-detect is a part of the outer object and dropped "
+            "(core/detection/recheck.py); 0: off. Each crop is one more image through the model",
+        "range": (0, 100)})
     vehicle_nms_iou: float = field(default=0.5, metadata={
         "description": "IoU above which boxes of different vehicle labels are one vehicle (one box, "
             "one label kept); 0: vehicle labels never suppress each other",
@@ -113,6 +119,10 @@ class DuplicateSettings:
         if self.nested_keep_aspect < 1.0:
             raise ConfigError(f"detector.duplicates.nested_keep_aspect must be >= 1 (a factor), "
                               f"got {self.nested_keep_aspect}")
+        if isinstance(self.nested_recheck_crops, bool) or not isinstance(self.nested_recheck_crops, int) \
+                or not 0 <= self.nested_recheck_crops <= 100:
+            raise ConfigError(f"detector.duplicates.nested_recheck_crops must be a whole number "
+                              f"within 0..100 (0: off), got {self.nested_recheck_crops!r}")
         if self.vehicle_label not in VOTE_RULES:
             raise ConfigError(f"detector.duplicates.vehicle_label must be one of "
                               f"{', '.join(VOTE_RULES)}, got {self.vehicle_label!r}")
