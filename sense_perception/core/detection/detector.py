@@ -662,9 +662,9 @@ class ObjectDetector:
                 found = self._detect_images(list(images))
             else:
                 found = self._detect_tiled(list(images))
-            found = [suppress_duplicates(d, self.label_names, self.config.duplicates) for d in found]
-            return recheck_nested(images, found, self.config.duplicates.nested_recheck_crops,
-                                  self._detect_images)
+            settings = self.config.duplicates
+            found = [suppress_duplicates(d, self.label_names, settings) for d in found]
+            return recheck_nested(images, found, settings.nested_recheck_crops, self._detect_images)
 
     def detect_crops(self, crops: list[np.ndarray | ImageView]) -> list[Detections]:
         """The model alone on image crops, boxes in crop pixels: no low-light, duplicates or

@@ -37,6 +37,9 @@ of the models still shows:
   ``nested_outer_score_ratio: 1``) leaves none, at 6 of 601 cars lost; the curve between is in
   the docs. ``nested_outer_score_ratio`` compares calibrated scores (the default), so with
   ``calibrated_scores: false`` it acts on raw ones and may keep or drop other outer boxes.
+  What the boxes cannot tell, the model can when it looks closer: ``nested_recheck_crops``
+  (off by default for its cost; :mod:`.recheck`) detects each box still holding a nested box
+  again on a crop and drops the nested boxes the crop does not re-detect.
 
 Everything is vectorised over the boxes of an image (an N x N containment matrix; N is at most
 ``detector.max_detections``); no per-box Python loop.
@@ -119,10 +122,10 @@ class DuplicateSettings:
         if self.nested_keep_aspect < 1.0:
             raise ConfigError(f"detector.duplicates.nested_keep_aspect must be >= 1 (a factor), "
                               f"got {self.nested_keep_aspect}")
-        if isinstance(self.nested_recheck_crops, bool) or not isinstance(self.nested_recheck_crops, int) \
-                or not 0 <= self.nested_recheck_crops <= 100:
+        crops = self.nested_recheck_crops
+        if isinstance(crops, bool) or not isinstance(crops, int) or not 0 <= crops <= 100:
             raise ConfigError(f"detector.duplicates.nested_recheck_crops must be a whole number "
-                              f"within 0..100 (0: off), got {self.nested_recheck_crops!r}")
+                              f"within 0..100 (0: off), got {crops!r}")
         if self.vehicle_label not in VOTE_RULES:
             raise ConfigError(f"detector.duplicates.vehicle_label must be one of "
                               f"{', '.join(VOTE_RULES)}, got {self.vehicle_label!r}")

@@ -400,10 +400,10 @@ class DeviceDetector:
             timings["inference"] += (t2 - t1) * 1e3
             timings["postprocess"] += (time.perf_counter() - t2) * 1e3
         self._timings = timings
-        results = [suppress_duplicates(d, self.detector.label_names, self.detector.config.duplicates)
-                   for d in results]
+        settings = self.detector.config.duplicates
+        results = [suppress_duplicates(d, self.detector.label_names, settings) for d in results]
         # nested boxes re-detected on crops, which the wrapped detector runs (CPU pre-processing)
-        return recheck_nested(images, results, self.detector.config.duplicates.nested_recheck_crops,
+        return recheck_nested(images, results, settings.nested_recheck_crops,
                               self.detector.detect_crops)
 
     def decode(self, msg: object) -> torch.Tensor:
