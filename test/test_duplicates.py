@@ -232,15 +232,31 @@ def test_a_crop_re_detects_the_car_behind_and_absorbs_the_part() -> None:
     inside the nearer car's box; in frame 33 a box on the rear corner of a labelled car (no
     labelled box under it) lies inside that car's box. Detected again on the crop of the outer
     box, the part is absorbed into the whole car and dropped, the car behind comes out on its own
-    and stays, and no labelled vehicle is lost."""
+    and stays, and no labelled vehicle is lost: on the full frames and on their half-resolution
+    JPEG decode (crops cut from the decode, boxes in full-image pixels)."""
+    from types import SimpleNamespace
+
+    from sense_perception.core.imaging.image_decode import decode_view
+
     truth = json.loads((DEV / "ground_truth.json").read_text())["cameras"]
     alone = {**CPU, "detector.pedestrian_model": "none"}
     off = build_detector(alone)
     on = build_detector({**alone, "detector.duplicates.nested_recheck_crops": 8})
     keys = ("15", "33")
-    images = [cv2.imread(str(DEV / f"{key}.jpg")) for key in keys]
+    data = [np.fromfile(str(DEV / f"{key}.jpg"), np.uint8) for key in keys]
+    full = [cv2.imdecode(d, cv2.IMREAD_COLOR) for d in data]
+    reduced = [decode_view(SimpleNamespace(format="bgr8; jpeg compressed bgr8", data=d),
+                           size_floor=off.decode_floor) for d in data]
+    assert reduced[0].array.shape[0] < 1080
+    for images in (full, reduced):
+        parts, behind = _recheck_frames(keys, truth, off.detect(images), on.detect(images))
+        assert parts and behind
+
+
+def _recheck_frames(keys: tuple[str, ...], truth: dict, before: list, after: list) -> tuple[int, int]:
+    """(part boxes dropped, cars behind kept) between detections without and with the check."""
     parts = behind = 0
-    for key, a, b in zip(keys, off.detect(images), on.detect(images), strict=True):
+    for key, a, b in zip(keys, before, after, strict=True):
         boxes = truth[f"front_camera/{key}"]["boxes"]
         gt = np.array([x["bbox_xyxy"] for x in boxes if x["label"] in ("car", "truck")
                        and not x["difficult"]], np.float32)
@@ -258,4 +274,4 @@ def test_a_crop_re_detects_the_car_behind_and_absorbs_the_part() -> None:
                 assert _best_iou(cars_a[i], cars_b) > 0.99, f"frame {key}: the car behind went"
         assert (_matched(cars_b, gt) | ~_matched(cars_a, gt)).all(), f"frame {key}: a car was lost"
         assert len(b) < len(a)
-    assert parts and behind
+    return parts, behind
