@@ -218,6 +218,30 @@ def test_the_parked_car_seen_behind_another_keeps_its_box() -> None:
             assert hits.any(), f"frame {key}: the car behind the car was dropped"
 
 
+def test_a_crop_decides_only_where_it_shows_the_outer_object_again() -> None:
+    """The crop's verdict: the nested box goes where the crop holds the outer object again and
+    nothing for it; it stays where the crop re-detects it too, and where the crop shows nothing
+    of the outer object (a dark, noisy night frame: deciding there lost cars behind cars)."""
+    from sense_perception.core.detection.recheck import recheck_nested
+
+    image = np.zeros((400, 600, 3), np.uint8)
+    found = dets((100, 100, 300, 260, 0.9, CAR), (120, 100, 300, 180, 0.5, CAR))  # nested pair
+    # the outer box is cut with a 20 % margin: crop pixels start at (60, 68)
+    outer_again = (40, 32, 240, 192, 0.8, CAR)
+    inner_again = (60, 32, 240, 112, 0.4, CAR)
+    for crop, kept in (((), 2), ((outer_again,), 1), ((outer_again, inner_again), 2),
+                       ((inner_again,), 2), (((40, 32, 240, 192, 0.8, PED),), 2)):
+        seen: list = []
+
+        def detect(crops: list, crop=crop, seen=seen) -> list:
+            seen.extend(c.shape for c in crops)
+            return [dets(*crop) if crop else Detections()]
+
+        (out,) = recheck_nested([image], [found], 8, detect)
+        assert seen == [(224, 280, 3)] and len(out) == kept, crop
+    assert recheck_nested([image], [found], 0, lambda crops: 1 / 0)[0] is found
+
+
 def _best_iou(box: np.ndarray, others: np.ndarray) -> float:
     if not len(others):
         return 0.0

@@ -39,7 +39,7 @@ of the models still shows:
   ``calibrated_scores: false`` it acts on raw ones and may keep or drop other outer boxes.
   What the boxes cannot tell, the model can when it looks closer: ``nested_recheck_crops``
   (off by default for its cost; :mod:`.recheck`) detects each box still holding a nested box
-  again on a crop and drops the nested boxes the crop does not re-detect.
+  again on a crop and drops the nested boxes the crop absorbs into the outer object.
 
 Everything is vectorised over the boxes of an image (an N x N containment matrix; N is at most
 ``detector.max_detections``); no per-box Python loop.
@@ -91,8 +91,8 @@ class DuplicateSettings:
         "range": (0.0, 1.0)})
     nested_recheck_crops: int = field(default=0, metadata={
         "description": "most boxes per frame that still hold a nested box of their label whose "
-            "crop (with a 20 % margin) is detected again by the general model; a nested box its "
-            "crop does not re-detect is a part of the outer object and dropped "
+            "crop (with a 20 % margin) is detected again by the general model; a nested box is "
+            "dropped where the crop shows the outer object again and nothing for the nested box "
             "(core/detection/recheck.py); 0: off. Each crop is one more image through the model",
         "range": (0, 100)})
     vehicle_nms_iou: float = field(default=0.5, metadata={
