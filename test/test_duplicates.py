@@ -240,6 +240,8 @@ def test_a_crop_decides_only_where_it_shows_the_outer_object_again() -> None:
         (out,) = recheck_nested([image], [found], 8, detect)
         assert seen == [(224, 280, 3)] and len(out) == kept, crop
     assert recheck_nested([image], [found], 0, lambda crops: 1 / 0)[0] is found
+    # nested_containment: 0 (nested boxes kept): no pair is nested, nothing is re-detected
+    assert recheck_nested([image], [found], 8, lambda crops: 1 / 0, 0.0)[0] is found
 
 
 def _best_iou(box: np.ndarray, others: np.ndarray) -> float:

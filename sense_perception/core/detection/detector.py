@@ -664,7 +664,8 @@ class ObjectDetector:
                 found = self._detect_tiled(list(images))
             settings = self.config.duplicates
             found = [suppress_duplicates(d, self.label_names, settings) for d in found]
-            return recheck_nested(images, found, settings.nested_recheck_crops, self._detect_images)
+            return recheck_nested(images, found, settings.nested_recheck_crops, self._detect_images,
+                                  settings.nested_containment)
 
     def detect_crops(self, crops: list[np.ndarray | ImageView]) -> list[Detections]:
         """The model alone on image crops, boxes in crop pixels: no low-light, duplicates or

@@ -404,7 +404,7 @@ class DeviceDetector:
         results = [suppress_duplicates(d, self.detector.label_names, settings) for d in results]
         # nested boxes re-detected on crops, which the wrapped detector runs (CPU pre-processing)
         return recheck_nested(images, results, settings.nested_recheck_crops,
-                              self.detector.detect_crops)
+                              self.detector.detect_crops, settings.nested_containment)
 
     def decode(self, msg: object) -> torch.Tensor:
         """Decode an image message straight to the device (see :meth:`TorchPreprocessor.decode`)."""

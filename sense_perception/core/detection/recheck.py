@@ -43,13 +43,13 @@ OUTER_IOU = 0.5
 NESTED = 0.8
 
 
-def nested_pairs(boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(K, 2) index pairs (inner, outer): a box at least :data:`NESTED` inside a larger box (by
-    the duplicates step's measure) of its label."""
+def nested_pairs(boxes: np.ndarray, labels: np.ndarray, share: float = NESTED) -> np.ndarray:
+    """(K, 2) index pairs (inner, outer): a box at least ``share`` inside a larger box (by the
+    duplicates step's measure) of its label."""
     if len(boxes) < 2:
         return np.zeros((0, 2), np.int64)
     area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    nested = ((containment(boxes) >= NESTED) & (labels[:, None] == labels[None, :])
+    nested = ((containment(boxes) >= share) & (labels[:, None] == labels[None, :])
               & (area[:, None] < LARGER * area[None, :]))
     return np.argwhere(nested)
 
@@ -97,7 +97,8 @@ def _size(image: Any) -> tuple[int, int, float, float]:
 
 
 def recheck_nested(images: Sequence[Any], found: list[Detections], limit: int,
-                   detect: Callable[[list[Any]], list[Detections]]) -> list[Detections]:
+                   detect: Callable[[list[Any]], list[Detections]],
+                   share: float = NESTED) -> list[Detections]:
     """``found`` without the nested boxes that a crop of their outer box absorbs into it.
 
     Args:
@@ -105,14 +106,15 @@ def recheck_nested(images: Sequence[Any], found: list[Detections], limit: int,
         found: their detections after the duplicates step, image pixels.
         limit: most outer boxes re-detected per frame (best score first); 0: none.
         detect: the model on a list of crops, boxes in crop pixels (no duplicates step).
+        share: what makes a pair nested (``nested_containment``); 0: no pair is, nothing is done.
     """
-    if limit <= 0:
+    if limit <= 0 or share <= 0.0:
         return found
     crops: list[Any] = []
     jobs: list[tuple[int, int, tuple[int, int, int, int], float, float]] = []
     pairs_of: list[np.ndarray] = []
     for index, (image, dets) in enumerate(zip(images, found, strict=True)):
-        pairs = nested_pairs(dets.boxes, dets.labels)
+        pairs = nested_pairs(dets.boxes, dets.labels, share)
         pairs_of.append(pairs)
         if not len(pairs):
             continue
