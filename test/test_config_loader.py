@@ -47,7 +47,8 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
     assert len(path.read_text().splitlines()) < 60  # only the keys it changes (was 215 lines)
     params = load_params(path, node)
     # Parameters added after the capture (autoware.*, the 3-D positions' camera_info_topics and
-    # mount_*, camera_health.*, tracking.velocity.*, runtime.openvino_int8) come from
+    # mount_*, camera_health.*, tracking.velocity.*, runtime.openvino_int8,
+    # detector.duplicates.nested_recheck_crops) come from
     # perception.yaml unchanged.
     added = set(params) - set(before)
     if node == "object_detector":  # derived: the file's own cabin camera, never a detector input
@@ -56,7 +57,8 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
         params.pop("cabin_camera_topic")
     assert {k: params[k] for k in added} == {k: load_params(CONFIGS / "perception.yaml", node)[k] for k in added}
     assert all(k.startswith(("autoware.", "mount_", "camera_health.", "tracking.velocity."))
-               or k in ("camera_info_topics", "runtime.openvino_int8")
+               or k in ("camera_info_topics", "runtime.openvino_int8",
+                        "detector.duplicates.nested_recheck_crops")
                for k in added), added
     assert {k: v for k, v in params.items() if k not in added} == before
 
@@ -252,7 +254,11 @@ def test_quality_overlay_tiles_the_horizon_band_and_keeps_the_rest():
     # lower than a tile's box of a part of them (docs/detection-quality.md, "Far vehicles").
     assert quality["detector.duplicates.nested_outer_score_ratio"] == 0.0
     assert base["detector.duplicates.nested_outer_score_ratio"] > 0.0
-    changed = ("tiling.mode", "detector.duplicates.nested_outer_score_ratio")
+    # Nested boxes re-detected on crops: one more model run per crop, off on the 2-core default.
+    assert quality["detector.duplicates.nested_recheck_crops"] > 0
+    assert base["detector.duplicates.nested_recheck_crops"] == 0
+    changed = ("tiling.mode", "detector.duplicates.nested_outer_score_ratio",
+               "detector.duplicates.nested_recheck_crops")
     assert {k: v for k, v in quality.items() if k not in changed} == {
         k: v for k, v in base.items() if k not in changed}
 

@@ -131,6 +131,7 @@ def test_one_vehicle_gets_one_label() -> None:
     ("nested_containment", 1.5, "within 0..1"), ("vehicle_nms_iou", -0.1, "within 0..1"),
     ("nested_keep_aspect", 0.5, ">= 1"), ("nested_keep_bottom_gap", 3.0, "within 0..2"),
     ("nested_keep_min_score", 2.5, "within 0..2"), ("nested_outer_score_ratio", 1.2, "within 0..1"),
+    ("nested_recheck_crops", -1, "within 0..100"), ("nested_recheck_crops", 101, "within 0..100"),
     ("vehicle_label", "majority", "score, vote")])
 def test_bad_settings_are_refused_naming_the_key(tmp_path: Path, key, value, words) -> None:
     path = tmp_path / "bad.yaml"
@@ -215,3 +216,88 @@ def test_the_parked_car_seen_behind_another_keeps_its_box() -> None:
             # A nested car box that is a labelled car the rest of the boxes do not cover.
             hits = _matched(cars[inner], gt) & ~_matched(cars[~inner], gt)
             assert hits.any(), f"frame {key}: the car behind the car was dropped"
+
+
+def test_a_crop_decides_only_where_it_shows_the_outer_object_again() -> None:
+    """The crop's verdict: the nested box goes where the crop holds the outer object again and
+    nothing for it; it stays where the crop re-detects it too, and where the crop shows nothing
+    of the outer object (a dark, noisy night frame: deciding there lost cars behind cars)."""
+    from sense_perception.core.detection.recheck import recheck_nested
+
+    image = np.zeros((400, 600, 3), np.uint8)
+    found = dets((100, 100, 300, 260, 0.9, CAR), (120, 100, 300, 180, 0.5, CAR))  # nested pair
+    # the outer box is cut with a 20 % margin: crop pixels start at (60, 68)
+    outer_again = (40, 32, 240, 192, 0.8, CAR)
+    inner_again = (60, 32, 240, 112, 0.4, CAR)
+    for crop, kept in (((), 2), ((outer_again,), 1), ((outer_again, inner_again), 2),
+                       ((inner_again,), 2), (((40, 32, 240, 192, 0.8, PED),), 2)):
+        seen: list = []
+
+        def detect(crops: list, crop=crop, seen=seen) -> list:
+            seen.extend(c.shape for c in crops)
+            return [dets(*crop) if crop else Detections()]
+
+        (out,) = recheck_nested([image], [found], 8, detect)
+        assert seen == [(224, 280, 3)] and len(out) == kept, crop
+    assert recheck_nested([image], [found], 0, lambda crops: 1 / 0)[0] is found
+    # nested_containment: 0 (nested boxes kept): no pair is nested, nothing is re-detected
+    assert recheck_nested([image], [found], 8, lambda crops: 1 / 0, 0.0)[0] is found
+
+
+def _best_iou(box: np.ndarray, others: np.ndarray) -> float:
+    if not len(others):
+        return 0.0
+    lo, hi = np.maximum(box[:2], others[:, :2]), np.minimum(box[2:], others[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
+    return float((inter / (area(box) + area(others) - inter)).max())
+
+
+def test_a_crop_re_detects_the_car_behind_and_absorbs_the_part() -> None:
+    """``nested_recheck_crops``: in frame 15 the labelled parked car behind a nearer one lies
+    inside the nearer car's box; in frame 33 a box on the rear corner of a labelled car (no
+    labelled box under it) lies inside that car's box. Detected again on the crop of the outer
+    box, the part is absorbed into the whole car and dropped, the car behind comes out on its own
+    and stays, and no labelled vehicle is lost: on the full frames and on their half-resolution
+    JPEG decode (crops cut from the decode, boxes in full-image pixels)."""
+    from types import SimpleNamespace
+
+    from sense_perception.core.imaging.image_decode import decode_view
+
+    truth = json.loads((DEV / "ground_truth.json").read_text())["cameras"]
+    alone = {**CPU, "detector.pedestrian_model": "none"}
+    off = build_detector(alone)
+    on = build_detector({**alone, "detector.duplicates.nested_recheck_crops": 8})
+    keys = ("15", "33")
+    data = [np.fromfile(str(DEV / f"{key}.jpg"), np.uint8) for key in keys]
+    full = [cv2.imdecode(d, cv2.IMREAD_COLOR) for d in data]
+    reduced = [decode_view(SimpleNamespace(format="bgr8; jpeg compressed bgr8", data=d),
+                           size_floor=off.decode_floor) for d in data]
+    assert reduced[0].array.shape[0] < 1080
+    for images in (full, reduced):
+        parts, behind = _recheck_frames(keys, truth, off.detect(images), on.detect(images))
+        assert parts and behind
+
+
+def _recheck_frames(keys: tuple[str, ...], truth: dict, before: list, after: list) -> tuple[int, int]:
+    """(part boxes dropped, cars behind kept) between detections without and with the check."""
+    parts = behind = 0
+    for key, a, b in zip(keys, before, after, strict=True):
+        boxes = truth[f"front_camera/{key}"]["boxes"]
+        gt = np.array([x["bbox_xyxy"] for x in boxes if x["label"] in ("car", "truck")
+                       and not x["difficult"]], np.float32)
+        every = np.array([x["bbox_xyxy"] for x in boxes], np.float32)
+        cars_a, cars_b = a.boxes[a.labels == CAR], b.boxes[b.labels == CAR]
+        area = np.prod(cars_a[:, 2:] - cars_a[:, :2], axis=1)
+        outer = (containment(cars_a) >= 0.8) & (area[:, None] < 0.8 * area[None, :])
+        for i in np.flatnonzero(outer.any(axis=1)):
+            if _best_iou(cars_a[i], every) < 0.15 and _matched(cars_a[outer[i]], gt, 0.5).any():
+                parts += 1  # on no labelled box, inside a labelled vehicle's box
+                assert _best_iou(cars_a[i], cars_b) < 0.9, f"frame {key}: the part box stayed"
+            mine = _matched(cars_a[i:i + 1], gt) & ~_matched(cars_a[~outer.any(axis=1)], gt)
+            if mine.any():  # a labelled car only this nested box finds
+                behind += 1
+                assert _best_iou(cars_a[i], cars_b) > 0.99, f"frame {key}: the car behind went"
+        assert (_matched(cars_b, gt) | ~_matched(cars_a, gt)).all(), f"frame {key}: a car was lost"
+        assert len(b) < len(a)
+    return parts, behind

@@ -32,6 +32,7 @@ from ..runtime.model_prepare import prepare_detector_model
 from ..runtime.openvino_session import PROVIDER as OPENVINO_PROVIDER
 from ..runtime.model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
 from .postprocess import finalize
+from .recheck import recheck_nested
 from .preprocess import Preprocessor, PreprocessSpec
 from ..runtime.session import OnnxModel, RuntimeConfig, RuntimeOptions, TensorSpec
 from ..types import Detections
@@ -661,7 +662,17 @@ class ObjectDetector:
                 found = self._detect_images(list(images))
             else:
                 found = self._detect_tiled(list(images))
-            return [suppress_duplicates(d, self.label_names, self.config.duplicates) for d in found]
+            settings = self.config.duplicates
+            found = [suppress_duplicates(d, self.label_names, settings) for d in found]
+            return recheck_nested(images, found, settings.nested_recheck_crops, self._detect_images,
+                                  settings.nested_containment)
+
+    def detect_crops(self, crops: list[np.ndarray | ImageView]) -> list[Detections]:
+        """The model alone on image crops, boxes in crop pixels: no low-light, duplicates or
+        re-detection step (``detector.duplicates.nested_recheck_crops`` of the GPU path)."""
+        with self._lock:
+            self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+            return self._detect_images(list(crops))
 
     def _detect_tiled(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         from . import tiling as tiling_mod

@@ -37,6 +37,9 @@ of the models still shows:
   ``nested_outer_score_ratio: 1``) leaves none, at 6 of 601 cars lost; the curve between is in
   the docs. ``nested_outer_score_ratio`` compares calibrated scores (the default), so with
   ``calibrated_scores: false`` it acts on raw ones and may keep or drop other outer boxes.
+  What the boxes cannot tell, the model can when it looks closer: ``nested_recheck_crops``
+  (off by default for its cost; :mod:`.recheck`) detects each box still holding a nested box
+  again on a crop and drops the nested boxes the crop absorbs into the outer object.
 
 Everything is vectorised over the boxes of an image (an N x N containment matrix; N is at most
 ``detector.max_detections``); no per-box Python loop.
@@ -86,6 +89,12 @@ class DuplicateSettings:
             "that it contains is a loose box around that object and dropped; 0: never, 1: always "
             "the lower-scored box of a nested pair",
         "range": (0.0, 1.0)})
+    nested_recheck_crops: int = field(default=0, metadata={
+        "description": "most boxes per frame that still hold a nested box of their label whose "
+            "crop (with a 20 % margin) is detected again by the general model; a nested box is "
+            "dropped where the crop shows the outer object again and nothing for the nested box "
+            "(core/detection/recheck.py); 0: off. Each crop is one more image through the model",
+        "range": (0, 100)})
     vehicle_nms_iou: float = field(default=0.5, metadata={
         "description": "IoU above which boxes of different vehicle labels are one vehicle (one box, "
             "one label kept); 0: vehicle labels never suppress each other",
@@ -113,6 +122,10 @@ class DuplicateSettings:
         if self.nested_keep_aspect < 1.0:
             raise ConfigError(f"detector.duplicates.nested_keep_aspect must be >= 1 (a factor), "
                               f"got {self.nested_keep_aspect}")
+        crops = self.nested_recheck_crops
+        if isinstance(crops, bool) or not isinstance(crops, int) or not 0 <= crops <= 100:
+            raise ConfigError(f"detector.duplicates.nested_recheck_crops must be a whole number "
+                              f"within 0..100 (0: off), got {crops!r}")
         if self.vehicle_label not in VOTE_RULES:
             raise ConfigError(f"detector.duplicates.vehicle_label must be one of "
                               f"{', '.join(VOTE_RULES)}, got {self.vehicle_label!r}")

@@ -31,6 +31,7 @@ from ...errors import ConfigError, ImageDecodeError
 from ..imaging.image_decode import DEFAULT_MAX_PIXELS, ImageView, SizeFloor, _raw_view, decode_any
 from .preprocess import Preprocessor, PreprocessSpec
 from .duplicates import suppress_duplicates
+from .recheck import recheck_nested
 from .low_light import brighten_input
 from ..types import Detections
 
@@ -399,8 +400,11 @@ class DeviceDetector:
             timings["inference"] += (t2 - t1) * 1e3
             timings["postprocess"] += (time.perf_counter() - t2) * 1e3
         self._timings = timings
-        return [suppress_duplicates(d, self.detector.label_names, self.detector.config.duplicates)
-                for d in results]
+        settings = self.detector.config.duplicates
+        results = [suppress_duplicates(d, self.detector.label_names, settings) for d in results]
+        # nested boxes re-detected on crops, which the wrapped detector runs (CPU pre-processing)
+        return recheck_nested(images, results, settings.nested_recheck_crops,
+                              self.detector.detect_crops, settings.nested_containment)
 
     def decode(self, msg: object) -> torch.Tensor:
         """Decode an image message straight to the device (see :meth:`TorchPreprocessor.decode`)."""
