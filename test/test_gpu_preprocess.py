@@ -185,6 +185,32 @@ def test_device_detector_on_cpu_tensor_matches_detector(detector: ObjectDetector
         _assert_same_detections(a, b, f"frame {i}")
 
 
+def test_device_detector_re_detects_nested_boxes_on_crops_as_the_cpu_path_does() -> None:
+    """``detector.duplicates.nested_recheck_crops`` on the torch path: the crops are cut from the
+    input (an array, or a tensor from :meth:`DeviceDetector.decode`) and detected by the wrapped
+    detector. Two developer-set frames with nested car boxes: the check drops boxes there as on the
+    CPU path, and what is left matches the CPU path within the tolerance above."""
+    from dataclasses import replace
+
+    from sense_perception.core.detection.duplicates import DuplicateSettings
+
+    dev = STREET.parent / "street_labelled" / "pandaset_seq002_front"
+    images = [cv2.imread(str(dev / f"{key}.jpg")) for key in ("15", "33")]
+    base = DetectorConfig(model="picodet_s_416", calibrated_scores=False, score_threshold=0.35,
+                          class_thresholds=ClassThresholds.unset(car=0.3))
+    off = ObjectDetector(base, CPU)
+    on = ObjectDetector(replace(base, duplicates=DuplicateSettings(nested_recheck_crops=8)), CPU)
+    device_on = DeviceDetector(on, "cpu")
+    without = DeviceDetector(off, "cpu").detect(images)
+    expected = on.detect(images)
+    tensors = [device_on.decode(_image_msg(image, "bgr8")) for image in images]
+    for inputs in (images, tensors):
+        got = device_on.detect(inputs)
+        assert sum(map(len, got)) < sum(map(len, without)), "no nested box was dropped"
+        for i, (a, b) in enumerate(zip(got, expected, strict=True)):
+            _assert_same_detections(a, b, f"frame {i}")
+
+
 def test_cuda_device_needs_a_gpu_provider(detector: ObjectDetector) -> None:
     with pytest.raises(ConfigError, match="CUDA or TensorRT provider"):
         DeviceDetector(detector, "cuda")
