@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -152,8 +152,44 @@ def _coco_eval(ground_truth: Sequence[GroundTruthImage], detections: Sequence[Im
         evaluator.params.areaRngLbl = ["all"]
         evaluator.params.maxDets = [100000]
         evaluator.evaluate()
-        evaluator.accumulate()
     return evaluator
+
+
+def precision_at_recall(evaluator: Any, k: int) -> np.ndarray | None:
+    """COCO's interpolated precision at its 101 recall thresholds for the ``k``-th category of
+    ``evaluator`` (after ``evaluate()``), or None where it has no box that counts.
+
+    As pycocotools' ``accumulate`` (best precision at any recall >= r), with one difference:
+    detections of equal score are taken together, as any threshold takes them. pycocotools
+    steps through them one by one in the order of the images and of the detector's output, so
+    the same detections gave AP 1.0 or 0.5 (a hit and a false positive of one score) as the
+    two came.
+    """
+    images = len(evaluator.params.imgIds)
+    found = [e for e in evaluator.evalImgs[k * images:(k + 1) * images] if e is not None]
+    counted = sum(int((~np.asarray(e["gtIgnore"], bool)).sum()) for e in found)
+    if not counted:
+        return None
+    recall_points = evaluator.params.recThrs
+    scores = np.concatenate([np.asarray(e["dtScores"], np.float64) for e in found])
+    precision = np.zeros(len(recall_points))
+    if not len(scores):
+        return precision
+    order = np.argsort(-scores, kind="mergesort")
+    matched = np.concatenate([np.asarray(e["dtMatches"][0]) for e in found])[order] > 0
+    ignored = np.concatenate([np.asarray(e["dtIgnore"][0], bool) for e in found])[order]
+    tp = np.cumsum(matched & ~ignored, dtype=np.float64)
+    fp = np.cumsum(~matched & ~ignored, dtype=np.float64)
+    ranked = scores[order]
+    last = np.r_[ranked[1:] != ranked[:-1], True]  # the end of each run of equal scores
+    tp, fp = tp[last], fp[last]
+    recall = tp / counted
+    precise = tp / np.maximum(tp + fp, np.spacing(1))
+    precise = np.maximum.accumulate(precise[::-1])[::-1]  # best precision at any recall >= r
+    at = np.searchsorted(recall, recall_points, side="left")
+    inside = at < len(precise)
+    precision[inside] = precise[at[inside]]
+    return precision
 
 
 def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[ImageDetections],
@@ -208,12 +244,11 @@ def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[Image
     if not ap:
         return result
     curve_eval = op_eval if curve is None else _coco_eval(ground_truth, curve, labels, iou)
-    precision = curve_eval.eval["precision"][0, :, :, 0, 0]  # (recall thresholds, classes)
     for k, label in enumerate(labels):
-        p = precision[:, k]
-        if (p > -1).any():
-            result.classes[label].ap = float(np.mean(np.where(p > -1, p, 0.0)))
-            result.classes[label].curve = (curve_eval.params.recThrs.copy(), np.clip(p, 0, None))
+        p = precision_at_recall(curve_eval, k)
+        if p is not None:
+            result.classes[label].ap = float(np.mean(p))
+            result.classes[label].curve = (curve_eval.params.recThrs.copy(), p)
     return result
 
 
