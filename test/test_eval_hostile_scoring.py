@@ -3,12 +3,19 @@ checked against a hand computation on a tiny case, without a model (stubbed dete
 images), so these tests take well under a second each."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from sense_perception.evaluation.ground_truth import (GroundTruthImage)
+from sense_perception.core.imaging.frame_guard import InputLimits
+from sense_perception.errors import GroundTruthError
+from sense_perception.evaluation.ground_truth import (IGNORE_ALL, GroundTruthImage,
+                                                      load_ground_truth)
+from sense_perception.evaluation.run import check_images
 from sense_perception.evaluation.scoring import ImageDetections, evaluate
 
 LABELS = ["pedestrian", "bicycle", "car", "motorcycle", "bus", "truck", "traffic_light",
@@ -55,3 +62,89 @@ def test_tied_scores_give_one_ap_whatever_the_order_of_images_or_detections() ->
                  ["pedestrian"] * 3)
     ap = evaluate([two], [found], None, LABELS).classes["pedestrian"].ap
     assert ap == pytest.approx((51 + 50 * 2 / 3) / 101, abs=1e-9)
+
+
+def _write(tmp_path: Path, doc: dict) -> Path:
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_an_image_listed_twice_is_refused_not_scored_twice(tmp_path: Path) -> None:
+    """Two COCO images (or two cameras) naming one file: each entry's boxes were scored apart on
+    the same pixels, the detections counted twice, each entry's objects false positives of the
+    other (precision 1/2 where every object was found). Refused before any detection."""
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((100, 200, 3), 90, np.uint8))
+    coco = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "./a.png"}],
+            "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 40, 80]},
+                            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [100, 10, 20, 50]}]}
+    gt = _write(tmp_path, coco)
+    with pytest.raises(GroundTruthError, match=r"gt\.json: image 2 is the file of image 1 too "
+                                               r"\(.*a\.png\); an image is scored once"):
+        check_images(load_ground_truth(gt), gt, InputLimits(), [])
+    project = {"cameras": {"front": {"image": "a.png", "boxes": []},
+                           "copy": {"image": "sub/../a.png", "boxes": []}}}
+    gt = _write(tmp_path, project)
+    with pytest.raises(GroundTruthError, match=r"image copy is the file of image front too"):
+        check_images(load_ground_truth(gt), gt, InputLimits(), [])
+
+
+def test_kitti_class_names_in_other_formats_are_read_as_in_a_kitti_folder(tmp_path: Path) -> None:
+    """A KITTI set converted to COCO or the project's JSON keeps Van, Person_sitting and
+    DontCare: they were classes of their own (listed as not scored), so a car detection on a van
+    and a pedestrian in a DontCare area were false positives that a KITTI folder ignores."""
+    boxes = [{"label": "car", "bbox_xyxy": [10, 10, 50, 90]},
+             {"label": "Van", "bbox_xyxy": [100, 10, 140, 90]},
+             {"label": "Person_sitting", "bbox_xyxy": [300, 10, 330, 60]},
+             {"label": "DontCare", "bbox_xyxy": [145, 5, 195, 95]},
+             {"label": "pedestrian", "bbox_xyxy": [400, 10, 430, 90]}]
+    project = load_ground_truth(_write(tmp_path, {"cameras": {"a": {"image": "a.png",
+                                                                    "boxes": boxes}}}))
+    names = {"car": 1, "Van": 2, "Person_sitting": 3, "DontCare": 4, "pedestrian": 5}
+    coco = load_ground_truth(_write(tmp_path, {
+        "images": [{"id": 1, "file_name": "a.png"}],
+        "categories": [{"id": i, "name": n} for n, i in names.items()],
+        "annotations": [{"id": k, "image_id": 1, "category_id": names[b["label"]],
+                         "bbox": [b["bbox_xyxy"][0], b["bbox_xyxy"][1],
+                                  b["bbox_xyxy"][2] - b["bbox_xyxy"][0],
+                                  b["bbox_xyxy"][3] - b["bbox_xyxy"][1]]}
+                        for k, b in enumerate(boxes, 1)]}))
+    for images in (project, coco):
+        (g,) = images
+        assert g.labels == ["car", "car", "pedestrian", IGNORE_ALL, "pedestrian"]
+        assert g.difficult.tolist() == [False, True, True, True, False]
+        found = dets([[10, 10, 50, 90], [100, 10, 140, 90], [300, 10, 330, 60],
+                      [150, 10, 190, 90], [400, 10, 430, 90]], [0.9] * 5,
+                     ["car", "car", "pedestrian", "pedestrian", "pedestrian"])
+        result = evaluate(images, [found], None, LABELS)
+        assert {k: (c.gt, c.tp, c.fp) for k, c in result.classes.items()} == {
+            "pedestrian": (1, 1, 0), "car": (1, 1, 0)}
+        assert result.not_scored == []
+
+
+def test_a_size_with_its_sides_swapped_is_refused_unless_exif_turns_the_image(
+        tmp_path: Path) -> None:
+    """A declared width and height swapped against the image (labels drawn on the image turned)
+    were taken, the boxes scored on pixels turned against them; so was a declared size equal to
+    the header's of a photo whose EXIF orientation turns it for the detector. The size as shown
+    must match exactly."""
+    cv2.imwrite(str(tmp_path / "plain.png"), np.full((100, 200, 3), 90, np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned 90 degrees: 200x100 pixels shown as 100x200
+    Image.new("RGB", (200, 100), (90, 90, 90)).save(tmp_path / "turned.jpg", exif=exif)
+    assert cv2.imread(str(tmp_path / "turned.jpg")).shape[:2] == (200, 100)
+
+    def check(image: str, width: int, height: int) -> list[GroundTruthImage]:
+        gt = _write(tmp_path, {"cameras": {"a": {"image": image, "width": width,
+                                                 "height": height, "boxes": []}}})
+        return check_images(load_ground_truth(gt), gt, InputLimits(), [])
+
+    assert len(check("plain.png", 200, 100)) == 1 and len(check("turned.jpg", 100, 200)) == 1
+    with pytest.raises(GroundTruthError, match=r"says 100x200 px, but .*plain\.png is 200x100; "
+                                               "the boxes are for another image, resolution "
+                                               "or orientation"):
+        check("plain.png", 100, 200)
+    with pytest.raises(GroundTruthError, match=r"says 200x100 px, but .*turned\.jpg is 100x200 "
+                                               r"as shown \(its EXIF orientation turns it\)"):
+        check("turned.jpg", 200, 100)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.detection.labels import normalise_name
 from ..errors import GroundTruthError
 from .gt_fields import (IGNORE_ALL, count, flag, entry_key, identifier, label, mapping, read_json,
                         read_text, sequence, text, xywh, xyxy)
@@ -39,6 +40,13 @@ KITTI_CLASSES: dict[str, tuple[str, bool]] = {
     "Cyclist": ("cyclist", False), "Tram": ("bus", True),
 }
 KITTI_DONT_CARE, KITTI_MISC = "DontCare", "Misc"
+# KITTI's names read in another format (a KITTI set converted to COCO or the project's JSON keeps
+# Van, Person_sitting, Tram and DontCare): read as in a KITTI folder, never as classes of their
+# own, which made a car detection on a van and any detection in a DontCare area a false positive.
+KITTI_NAMES_ELSEWHERE: dict[str, tuple[str, bool]] = {
+    **{normalise_name(cls): (name, True) for cls, (name, always) in KITTI_CLASSES.items()
+       if always},
+    "dontcare": (IGNORE_ALL, True), "dont_care": (IGNORE_ALL, True)}
 # KITTI's "hard" level: boxes below it (shorter, more occluded or truncated) are difficult.
 KITTI_MIN_HEIGHT_PX, KITTI_MAX_OCCLUSION, KITTI_MAX_TRUNCATION = 25.0, 2, 0.5
 
@@ -124,9 +132,9 @@ def load_project(path: Path, doc: Any = None,
             at = f"{where}.boxes[{i}]"
             if not isinstance(box, dict) or "label" not in box or "bbox_xyxy" not in box:
                 raise GroundTruthError(f"{at}: needs 'label' and 'bbox_xyxy'")
-            rows.append((label(box["label"], f"{at}.label"), xyxy(box["bbox_xyxy"],
-                         f"{at}.bbox_xyxy"), flag(box.get("difficult", False),
-                                                  f"{at}.difficult")))
+            cls, difficult = _read_as_kitti(label(box["label"], f"{at}.label"),
+                                            flag(box.get("difficult", False), f"{at}.difficult"))
+            rows.append((cls, xyxy(box["bbox_xyxy"], f"{at}.bbox_xyxy"), difficult))
         regions = sequence(cam.get("ignore_regions", []), f"{where}.ignore_regions", "regions")
         for i, region in enumerate(regions):
             if not isinstance(region, dict) or "bbox_xyxy" not in region:
@@ -142,6 +150,31 @@ def load_project(path: Path, doc: Any = None,
                                    f"{exc}") from None
         images.append(_image(name, resolved, width, height, rows, where))
     return images
+
+
+def _read_as_kitti(name: str, difficult: bool) -> tuple[str, bool]:
+    """(label, difficult) of a class name outside a KITTI folder: KITTI's neighbouring classes
+    (``van``, ``person_sitting``, ``tram``) are difficult cars, pedestrians and buses and
+    ``dontcare`` an ignore region, as in a KITTI folder (:data:`KITTI_NAMES_ELSEWHERE`)."""
+    mapped = KITTI_NAMES_ELSEWHERE.get(name)
+    return (mapped[0], True) if mapped else (name, difficult)
+
+
+def check_one_entry_per_image(images: list[GroundTruthImage], where: str) -> None:
+    """Refuse two entries (cameras, COCO images) naming one image file: their boxes were scored
+    apart on the same pixels, the detections counted twice and each entry's objects false
+    positives of the other.
+
+    Raises:
+        GroundTruthError: naming both entries and the file.
+    """
+    seen: dict[Path, str] = {}
+    for g in images:
+        if g.path in seen:
+            raise GroundTruthError(f"{where}: image {g.key} is the file of image {seen[g.path]} "
+                                   f"too ({g.path}); an image is scored once: put all its boxes "
+                                   "in one entry")
+        seen[g.path] = g.key
 
 
 def _show_path(value: str) -> str:
@@ -266,7 +299,8 @@ def load_coco(path: Path, image_dir: Path | None = None, doc: Any = None) -> lis
         box = xywh(ann["bbox"], f"{at}.bbox")
         difficult = (flag(ann.get("iscrowd", 0), f"{at}.iscrowd")
                      or flag(ann.get("ignore", 0), f"{at}.ignore"))
-        rows[image_id].append((names[category], box, difficult))
+        name, difficult = _read_as_kitti(names[category], difficult)
+        rows[image_id].append((name, box, difficult))
     image_dir = image_dir or path.parent
     images = []
     for image_id, i in by_image.items():

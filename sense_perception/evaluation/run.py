@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.imaging.frame_guard import InputLimits
-from ..core.imaging.image_file import probe_image_file, read_image_file
+from ..core.imaging.image_file import exif_turns_sides, probe_image_file, read_image_file
 from ..errors import ConfigError, GroundTruthError, ImageDecodeError, SensePerceptionError
-from .ground_truth import GroundTruthImage, check_inside, load_ground_truth
+from .ground_truth import (GroundTruthImage, check_inside, check_one_entry_per_image,
+                           load_ground_truth)
 from .scoring import Evaluation, ImageDetections, evaluate, scored_labels
 
 CURVE_FLOOR = 0.05  # lowest score of the curve pass: below it detections are noise
@@ -71,8 +72,10 @@ def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: Inp
     ground truth left out, must agree with one it gives, and boxes wholly outside it are refused.
 
     Raises:
-        GroundTruthError: a missing image, a size that disagrees, a box outside its image.
+        GroundTruthError: an image named by two entries, a missing image, a size that
+            disagrees, a box outside its image.
     """
+    check_one_entry_per_image(images, str(ground_truth))
     missing = [str(g.path) for g in images if not g.path.exists()]
     if missing:
         fix = (f"are the images in --images {image_dir}?" if image_dir is not None else
@@ -86,11 +89,18 @@ def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: Inp
         except ImageDecodeError as exc:
             skipped.append(skip_record(g, exc))
             continue
-        if g.width and g.height and {(g.width, g.height), (g.height, g.width)}.isdisjoint(
-                {(width, height)}):
+        turned = exif_turns_sides(g.path)
+        if turned:  # the detector sees the image as a viewer shows it, turned by its EXIF
+            width, height = height, width
+        # Exactly the size as shown: a size with its sides swapped (labels drawn on the image
+        # turned, or its EXIF orientation not applied) was taken, and the boxes scored on
+        # pixels turned against them.
+        if g.width and g.height and (g.width, g.height) != (width, height):
+            shown_as = " as shown (its EXIF orientation turns it)" if turned else ""
             raise GroundTruthError(f"{ground_truth}: image {g.key}: the ground truth says "
-                                   f"{g.width}x{g.height} px, but {g.path} is {width}x{height}; "
-                                   "the boxes are for another image or resolution")
+                                   f"{g.width}x{g.height} px, but {g.path} is {width}x{height}"
+                                   f"{shown_as}; the boxes are for another image, resolution "
+                                   "or orientation")
         if not (g.width and g.height):
             g.width, g.height = width, height
         check_inside(g, f"{ground_truth}: image {g.key}")
@@ -183,7 +193,11 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
                 skipped.append(skip_record(g, f"cannot detect on {g.path} ({width}x{height} "
                                               f"px): {failure}"))
                 continue
-            g.height, g.width = image.shape[:2]
+            height, width = image.shape[:2]
+            if (width, height) != (g.width, g.height):  # the header's size, turned as checked
+                skipped.append(skip_record(g, f"{g.path} decoded to {width}x{height} px, not "
+                                              f"the {g.width}x{g.height} px of its boxes"))
+                continue
             scored.append(g)
             op_results.append(_as_image_detections(operating, a))
             if curve_detector is not None:

@@ -151,6 +151,22 @@ def probe_image_file(path: str | Path, limits: InputLimits | None = None) -> tup
     return _checked_header(path, limits or InputLimits())[1]
 
 
+def exif_turns_sides(path: str | Path) -> bool:
+    """Whether the EXIF orientation of an image file turns it by 90 degrees (orientations 5-8),
+    so that :func:`read_image_file` gives it with its width and height swapped against the size
+    its header claims (:func:`probe_image_file`). Reads the header only; False for a file
+    without EXIF or one Pillow cannot open."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+
+
 def read_image_file(path: str | Path, limits: InputLimits | None = None,
                     grey: bool = False) -> np.ndarray:
     """Read an image file (anything OpenCV reads) as BGR uint8 (``grey``: one channel), within
