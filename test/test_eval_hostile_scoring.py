@@ -148,3 +148,67 @@ def test_a_size_with_its_sides_swapped_is_refused_unless_exif_turns_the_image(
     with pytest.raises(GroundTruthError, match=r"says 200x100 px, but .*turned\.jpg is 100x200 "
                                                r"as shown \(its EXIF orientation turns it\)"):
         check("turned.jpg", 200, 100)
+
+
+# -- the stand-in makers (tools/make_far_proxy.py, make_night_proxy.py) ----------------------------
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def _proxy_tools(monkeypatch: pytest.MonkeyPatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(TOOLS))
+    return importlib.import_module("make_far_proxy"), importlib.import_module("make_night_proxy")
+
+
+def test_stand_ins_keep_ignore_regions_frames_apart_and_boxes_on_their_pixels(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The far stand-in dropped every camera's ignore_regions (their detections became false
+    positives), both wrote the frames of keys `front/00` and `front_00` to one file (the first
+    camera's boxes scored on the other's frame), and the far one scaled boxes by the factor
+    while the frame got whole pixels (0.3 of 333 px is 100: the box ended at 216.9, the car at
+    216)."""
+    far, night = _proxy_tools(monkeypatch)
+    labelled = tmp_path / "set"
+    labelled.mkdir()
+    cv2.imwrite(str(labelled / "a.png"), np.full((101, 333, 3), 200, np.uint8))
+    cv2.imwrite(str(labelled / "b.png"), np.full((101, 333, 3), 20, np.uint8))
+    gt = labelled / "ground_truth.json"
+    gt.write_text(json.dumps({"cameras": {
+        "front/00": {"image": "a.png", "boxes": [{"label": "car", "bbox_xyxy": [0, 0, 333, 101]}],
+                     "ignore_regions": [{"bbox_xyxy": [0, 0, 111, 50.5]}]},
+        "front_00": {"image": "b.png", "boxes": []}}}))
+    assert far.shrink(gt, tmp_path / "far", 0.3) == 2
+    doc = json.loads((tmp_path / "far" / "ground_truth.json").read_text())
+    a, b = doc["cameras"]["front/00"], doc["cameras"]["front_00"]
+    assert a["image"] != b["image"]
+    frame = cv2.imread(str(tmp_path / "far" / a["image"]), cv2.IMREAD_GRAYSCALE)
+    ys, xs = np.nonzero(frame > 160)  # the shrunk bright frame on the grey (114) canvas
+    assert a["boxes"][0]["bbox_xyxy"] == [116.0, 35.0, 216.0, 65.0]
+    assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (116, 35, 216, 65)
+    assert a["ignore_regions"] == [{"bbox_xyxy": [116.0, 35.0, 149.33333333333334, 50.0]}]
+    assert cv2.imread(str(tmp_path / "far" / b["image"]))[50, 166].max() < 60  # its own frame
+    assert night.make(gt, tmp_path / "night") == 2
+    cameras = json.loads((tmp_path / "night" / "ground_truth.json").read_text())["cameras"]
+    assert cameras["front/00"]["image"] != cameras["front_00"]["image"]
+
+
+@pytest.mark.parametrize("tool, args, message", [
+    ("make_far_proxy.py", ["--factor", "0"], "--factor 0.0 is not a shrink factor"),
+    ("make_far_proxy.py", ["--factor", "2"], "--factor 2.0 is not a shrink factor"),
+    ("make_night_proxy.py", ["--gamma", "0"], "--gamma 0.0 makes no night frame"),
+    ("make_night_proxy.py", ["--full-well", "0"], "--full-well 0.0 makes no night frame"),
+])
+def test_stand_in_settings_that_make_no_frame_are_refused(tmp_path: Path, monkeypatch, tool,
+                                                          args, message, capsys) -> None:
+    """A factor of 0 or 2, a gamma of 0, an exposure below 0 ended in a traceback (OpenCV,
+    numpy, ZeroDivisionError); a full well of 0 wrote frames of noise with exit 0."""
+    far, night = _proxy_tools(monkeypatch)
+    module = far if tool == "make_far_proxy.py" else night
+    monkeypatch.setattr("sys.argv", [tool, str(tmp_path / "gt.json"), str(tmp_path / "out"),
+                                     *args])
+    with pytest.raises(SystemExit) as stop:
+        module.main()
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

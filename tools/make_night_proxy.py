@@ -21,6 +21,8 @@ sharpening; wet, reflecting roads. It is a stand-in for the light level and the 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +40,26 @@ def darken(image: np.ndarray, rng: np.random.Generator, exposure: float = 0.02,
     return np.rint(255.0 * signal ** (1.0 / gamma)).astype(np.uint8)
 
 
+# (setting, lowest value allowed, whether that value is allowed): 0 or less made no frame (a
+# division by zero, numpy's "lam < 0") or, for the full well, a frame of noise with exit 0.
+LIMITS = {"exposure": (0.0, False), "gain": (0.0, False), "gamma": (0.0, False),
+          "full_well": (0.0, False), "read_noise": (0.0, True)}
+
+
+def check_settings(settings: dict[str, float]) -> None:
+    """Refuse a setting that makes no night frame (see :data:`LIMITS`): exit 2 naming it."""
+    for name, value in settings.items():
+        low, inclusive = LIMITS[name]
+        if not (math.isfinite(value) and (value >= low if inclusive else value > low)):
+            print(f"error: --{name.replace('_', '-')} {value} makes no night frame: give a "
+                  f"finite number {'>=' if inclusive else '>'} {low:g}", file=sys.stderr)
+            raise SystemExit(2)
+
+
 def make(ground_truth: Path, out: Path, seed: int = 0, **settings: float) -> int:
     """Write the night frames and their ground truth (project format, labels unchanged) to
     ``out``; returns the number of frames."""
+    check_settings(settings)
     rng = np.random.default_rng(seed)
     note = (f"'night' proxy of {ground_truth}: darkened in linear light, shot and read noise at "
             f"high gain, gamma-shifted ({settings or 'defaults'}, seed {seed}; "

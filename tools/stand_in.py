@@ -42,6 +42,18 @@ def check_out(ground_truth: Path, out: Path) -> None:
     check_own_folder(out, MARK, "its ground_truth.json and frames could be replaced")
 
 
+def frame_name(key: str, taken: set[str]) -> str:
+    """The file name of a camera's new frame: its key with ``/`` as ``_``, made unique. Keys
+    ``front/00`` and ``front_00`` both wrote ``front_00.jpg``: the second frame replaced the
+    first, and the first camera's boxes were scored on the other's frame."""
+    stem = key.replace("/", "_")
+    name, n = f"{stem}.jpg", 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}.jpg"
+    return name
+
+
 def make_stand_in(ground_truth: Path, out: Path, change: FrameChange, note: str) -> int:
     """Write every frame of ``ground_truth`` (project format) through ``change`` to ``out`` as
     JPEG quality 92, and their ground truth with ``note``; returns the number of frames.
@@ -64,7 +76,7 @@ def make_stand_in(ground_truth: Path, out: Path, change: FrameChange, note: str)
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         frame, entry = change(image, cam)
-        name = key.replace("/", "_") + ".jpg"
+        name = frame_name(key, {c["image"] for c in cameras.values()})
         try:
             write_image(out / name, frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
         except OSError as exc:
