@@ -212,3 +212,45 @@ def test_stand_in_settings_that_make_no_frame_are_refused(tmp_path: Path, monkey
         module.main()
     assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# -- tools/fit_score_calibration.py on degenerate input ---------------------------------------------
+
+@pytest.mark.parametrize("rows, counts", [
+    (tuple((100 + i, 10, 140 + i, 90, 0.3 + 0.01 * i, "car") for i in range(20)), "0 hit(s) and 20"),
+    ((), "0 hit(s) and 0"),
+    (((10, 10, 50, 90, 0.6, "car"),), "1 hit(s) and 0"),
+])
+def test_score_calibration_is_never_fitted_on_too_few_hits(tmp_path: Path, monkeypatch, capsys,
+                                                           rows: tuple, counts: str) -> None:
+    """A labelled set on which the model makes no hit was fitted (a map sending every score to
+    0: the calibrated detector reports nothing), one without detections got the identity claimed
+    as a fit, one hit sent every score to 0.999: each written to --out (by default the bundled
+    calibration), exit 0. Refused now, nothing written."""
+    import sys
+
+    from support import FakeDetector
+
+    monkeypatch.syspath_prepend(str(TOOLS))
+    import fit_score_calibration as fsc
+
+    def fake(params: dict, source: str) -> FakeDetector:
+        detector = FakeDetector(rows=rows, name="picodet_s_416")
+        detector.input_size = (416, 416)  # type: ignore[attr-defined]
+        return detector
+
+    monkeypatch.setattr(fsc, "build_detector", fake)
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((100, 200, 3), 90, np.uint8))
+    gt = _write(tmp_path, {"cameras": {"a": {"image": "a.png", "boxes": [
+        {"label": "car", "bbox_xyxy": [10, 10, 50, 90]}]}}})
+    out = tmp_path / "calibration.json"
+    for extra, message in (([], f"error: picodet_s_416: {counts} false positive(s) at raw >= "
+                                "0.05 on 1 image(s); a map needs at least 15 of each"),
+                           (["--min-hits", "0"], "error: --min-hits 0 is below 1"),
+                           (["--iou", "0"], "error: --iou 0.0 is not within (0, 1]")):
+        monkeypatch.setattr(sys, "argv", ["fit", str(gt), "--out", str(out),
+                                          "--pedestrian-model", "none", *extra])
+        with pytest.raises(SystemExit) as stop:
+            fsc.main()
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+        assert not out.exists()

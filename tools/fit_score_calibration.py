@@ -101,6 +101,34 @@ def fit_platt(scores: np.ndarray, hit: np.ndarray) -> PlattMap:
     return PlattMap(float(res.x[0]), float(res.x[1]))
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse options that fit nothing sound (exit 2, before any work): an IoU or floor outside
+    (0, 1), fewer than one hit per map."""
+    problem = (f"--iou {args.iou} is not within (0, 1]" if not 0.0 < args.iou <= 1.0 else
+               f"--floor {args.floor} is not within (0, 1)" if not 0.0 < args.floor < 1.0 else
+               f"--min-hits {args.min_hits} is below 1 (a label without a hit or a false "
+               "positive would get a map of its own)" if args.min_hits < 1 else None)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def check_enough(data: dict[str, dict[str, Any]], min_hits: int, floor: float) -> None:
+    """Refuse to fit a model's pooled map on fewer than ``min_hits`` hits or false positives
+    (exit 2, before anything is written): on no hit the map sent every score to 0 (the
+    detector, calibrated, reported nothing), on no detection it was the identity claimed as a
+    fit, on one hit it sent every score to 0.999; each was written, exit 0."""
+    for name, d in data.items():
+        use = ~d["ignored"]
+        hits, misses = int(d["hit"][use].sum()), int((~d["hit"][use]).sum())
+        if min(hits, misses) < min_hits:
+            print(f"error: {name}: {hits} hit(s) and {misses} false positive(s) at raw >= "
+                  f"{floor:g} on {d['images']} image(s); a map needs at least {min_hits} of each "
+                  "(--min-hits): fit on a larger labelled set (nothing was written)",
+                  file=sys.stderr)
+            raise SystemExit(2)
+
+
 def fit(data: dict[str, dict[str, Any]], min_hits: int, provenance: dict[str, Any]
         ) -> dict[str, Any]:
     """The calibration table of every model in ``data``, each with ``provenance``."""
@@ -211,6 +239,7 @@ def main() -> int:
                         help="hits and false positives a label needs for a map of its own")
     parser.add_argument("--out", type=Path, default=ROOT / "sense_perception" / CALIBRATION_RESOURCE)
     args = parser.parse_args()
+    check_options(args)
     old = earlier_maps(args)  # before the fit: --out gt.json replaced the labels after minutes
 
     params = load_params(resolve_config(args.config), args.node_name)
@@ -222,6 +251,7 @@ def main() -> int:
     for key in [k for k in params if k.startswith("detector.class_thresholds.")]:
         params[key] = -1.0
     data = collect(args.ground_truth, params, args.iou)
+    check_enough(data, args.min_hits, args.floor)
     provenance = {
         "method": f"Platt scaling on logit(raw), maximum likelihood, raw >= {args.floor}, hit = "
                   f"matched by pycocotools at IoU {args.iou}, min hits {args.min_hits}",
