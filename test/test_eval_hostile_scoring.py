@@ -150,6 +150,42 @@ def test_a_size_with_its_sides_swapped_is_refused_unless_exif_turns_the_image(
         check("turned.jpg", 200, 100)
 
 
+def test_a_coco_category_without_a_box_is_scored_and_printed_as_eval_json_holds(
+        tmp_path: Path) -> None:
+    """A COCO file declaring `person` with no person in any image (a motorway set): pedestrian
+    was not scored and its detections were never false positives, without a word. Scored now:
+    ground truth 0, recall and AP none (not NaN), every detection a false positive, printed as
+    eval.json holds it; a declared class the detector lacks (`dog`) is not listed."""
+    from rich.console import Console
+
+    from sense_perception.evaluation.report import render, to_dict
+
+    gt = _write(tmp_path, {
+        "images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"},
+                       {"id": 18, "name": "dog"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 40, 80]}]})
+    images = load_ground_truth(gt)
+    found = [dets([[10, 10, 50, 90], [100, 10, 120, 60]], [0.9, 0.8], ["car", "pedestrian"]),
+             dets([[100, 10, 120, 60]], [0.7], ["pedestrian"])]
+    result = evaluate(images, found, None, LABELS)
+    ped, car = result.classes["pedestrian"], result.classes["car"]
+    assert (ped.gt, ped.tp, ped.fp, ped.recall, ped.precision, ped.ap) == (0, 0, 2, None, 0.0, None)
+    assert (car.gt, car.tp, car.fp) == (1, 1, 0) and result.not_scored == []
+    doc = json.loads(json.dumps(to_dict(result), allow_nan=False))
+    assert doc["fp"] == 2 and doc["fp_per_image"] == 1.0
+    assert doc["classes"]["pedestrian"] | {"recall_by_height": None} == {
+        "gt": 0, "tp": 0, "fp": 2, "recall": None, "precision": 0.0, "ap": None,
+        "fp_per_image": 1.0, "recall_by_height": None, "missed": []}
+    console = Console(record=True, width=120)
+    render(result, console)
+    printed = [" ".join(line.replace("│", " ").split()) for line in
+               console.export_text().splitlines()]
+    assert "pedestrian 0 0 2 1.00 - 0.0 % -" in printed and "car 1 1 0 0.00 100.0 % 100.0 % 1.000" \
+        in printed
+    assert "false positives per image: 1.00 (2 in 2 images)" in printed
+
+
 # -- the stand-in makers (tools/make_far_proxy.py, make_night_proxy.py) ----------------------------
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"

@@ -62,6 +62,8 @@ class GroundTruthImage:
         boxes: (G, 4) float64 xyxy pixels.
         labels: G labels.
         difficult: (G,) bool.
+        declared: classes its ground truth says it labels, boxes or not (a COCO file's
+            categories): their detections are scored where no box has that class too.
     """
 
     key: str
@@ -71,6 +73,7 @@ class GroundTruthImage:
     boxes: np.ndarray
     labels: list[str]
     difficult: np.ndarray
+    declared: tuple[str, ...] = ()
 
     @property
     def heights(self) -> np.ndarray:
@@ -79,14 +82,14 @@ class GroundTruthImage:
 
 
 def _image(key: str, path: Path, width: int, height: int, rows: list[tuple[str, list, bool]],
-           where: str) -> GroundTruthImage:
+           where: str, declared: tuple[str, ...] = ()) -> GroundTruthImage:
     boxes = np.array([r[1] for r in rows], np.float64).reshape(-1, 4)
     bad = np.flatnonzero((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
     if len(bad):
         raise GroundTruthError(f"{where}: box {int(bad[0])} {boxes[bad[0]].tolist()} is empty "
                                "(bbox_xyxy must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1)")
     return GroundTruthImage(key, path, int(width), int(height), boxes, [r[0] for r in rows],
-                            np.array([r[2] for r in rows], bool))
+                            np.array([r[2] for r in rows], bool), declared)
 
 
 def check_inside(image: GroundTruthImage, where: str = "") -> None:
@@ -301,6 +304,9 @@ def load_coco(path: Path, image_dir: Path | None = None, doc: Any = None) -> lis
                      or flag(ann.get("ignore", 0), f"{at}.ignore"))
         name, difficult = _read_as_kitti(names[category], difficult)
         rows[image_id].append((name, box, difficult))
+    # The categories say what the file labels: a category without a single box (no pedestrian
+    # in a motorway set) was not scored, its detections never false positives, without a word.
+    declared = tuple(sorted({_read_as_kitti(n, False)[0] for n in names.values()} - {IGNORE_ALL}))
     image_dir = image_dir or path.parent
     images = []
     for image_id, i in by_image.items():
@@ -310,7 +316,7 @@ def load_coco(path: Path, image_dir: Path | None = None, doc: Any = None) -> lis
         file_name = text(entry["file_name"], f"{at}.file_name")
         width, height = (count(entry.get(side), f"{at}.{side}") for side in ("width", "height"))
         images.append(_image(str(image_id), (image_dir / file_name).resolve(), width, height,
-                             rows[image_id], f"{path}: image {image_id}"))
+                             rows[image_id], f"{path}: image {image_id}", declared))
     return images
 
 

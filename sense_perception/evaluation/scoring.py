@@ -94,8 +94,12 @@ def scored_labels(ground_truth: Sequence[GroundTruthImage], detector_labels: Seq
 
     False positives are only counted for classes the ground truth covers: a detector class the
     labels never mention (traffic lights in a pedestrian set) says nothing about its quality.
+    A class it declares (``declared``, a COCO file's categories) is covered without a box; one
+    the detector lacks is listed as not scored only where a box has it.
     """
-    present = set(declared) | {lb for g in ground_truth for lb in g.labels} - {IGNORE_ALL}
+    listed = set(declared) | {lb for g in ground_truth for lb in g.declared}
+    present = ({lb for g in ground_truth for lb in g.labels}
+               | listed.intersection(detector_labels)) - {IGNORE_ALL}
     scored = [lb for lb in detector_labels if lb in present]
     return scored, sorted(present - set(scored))
 
