@@ -186,6 +186,26 @@ def test_a_coco_category_without_a_box_is_scored_and_printed_as_eval_json_holds(
     assert "false positives per image: 1.00 (2 in 2 images)" in printed
 
 
+def test_a_box_without_area_is_named_in_its_format_s_own_terms(tmp_path: Path) -> None:
+    """A COCO bbox of width 0 was refused as `image 1: box 1 [10.0, 10.0, 10.0, 90.0] is empty
+    (bbox_xyxy must be ...)`, a field COCO files do not have, and a KITTI box with right < left
+    as `box 0` of a file where it was line 2 (Misc lines are not counted)."""
+    coco = {"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 3, "name": "car"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 40, 80]},
+                            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [10, 10, 0, 80]}]}
+    with pytest.raises(GroundTruthError, match=r"gt\.json: annotations\[1\]\.bbox: \[10, 10, 0, "
+                                               r"80\] has no area: a COCO bbox is \[x, y, width, "
+                                               r"height\]"):
+        load_ground_truth(_write(tmp_path, coco))
+    labels = tmp_path / "label_2"
+    labels.mkdir()
+    (labels / "000001.txt").write_text("Misc 0 0 0 1 1 5 5 0 0 0 0 0 0 0\n"
+                                       "Car 0.00 0 -1.56 50 10 40 90 1 1 1 0 0 0 0\n")
+    with pytest.raises(GroundTruthError, match=r"000001\.txt:2: the box \(fields 5-8: left, top, "
+                                               r"right, bottom\) 50 10 40 90 has no area"):
+        load_ground_truth(labels, "kitti")
+
+
 # -- the stand-in makers (tools/make_far_proxy.py, make_night_proxy.py) ----------------------------
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"

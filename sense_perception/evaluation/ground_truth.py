@@ -203,6 +203,10 @@ def _kitti_row(file: Path, n: int, parts: list[str]) -> tuple[str, list[float], 
     cls = parts[0]
     truncated, occluded = field(1, "truncated"), field(2, "occluded")
     box = [field(4 + i, name) for i, name in enumerate(("left", "top", "right", "bottom"))]
+    if not (box[2] > box[0] and box[3] > box[1]):  # named by its line, not its place in a list
+        raise GroundTruthError(f"{where}: the box (fields 5-8: left, top, right, bottom) "
+                               f"{' '.join(parts[4:8])} has no area: right must exceed left and "
+                               "bottom top")
     if cls == KITTI_DONT_CARE:
         return IGNORE_ALL, box, True
     if cls == KITTI_MISC:

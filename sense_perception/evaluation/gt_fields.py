@@ -145,6 +145,9 @@ def xywh(value: Any, where: str) -> list[float]:
         raise GroundTruthError(f"{where}: expected a COCO bbox [x, y, width, height], got "
                                f"{_show(value)}")
     x, y, w, h = (number(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if not (w > 0 and h > 0 and x + w > x and y + h > y):  # named here, in COCO's own terms
+        raise GroundTruthError(f"{where}: {_show(list(value))} has no area: a COCO bbox is [x, y, "
+                               "width, height], width and height above 0")
     return [x, y, x + w, y + h]
 
 
