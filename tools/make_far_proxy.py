@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Make a "far" copy of a labelled set: every frame shrunk to half size in the middle of a grey
-canvas of the original size, boxes moved with it.
+canvas of the original size, boxes and ignore regions moved with it.
 
 Every object is then half as tall in a frame of the same size, as if twice as far: the developer
 set's pedestrians (50-100 px) become 25-50 px, like the far pedestrians of side and rear cameras,
