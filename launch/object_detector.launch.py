@@ -5,8 +5,8 @@
 
     ros2 launch sense_perception object_detector.launch.py config:=carla   # or config:=awsim
 
-Arguments: config (a YAML path, or a bundled set-up by name: perception, carla, awsim), namespace,
-use_sim_time, autostart, camera_topics (comma-separated), log_level.
+Arguments: config (a YAML path, or a bundled set-up by name: perception, carla, awsim, autoware,
+quality), namespace, use_sim_time, autostart, camera_topics (comma-separated), log_level.
 """
 from sense_perception.ros.launch_support import launch_description
 

@@ -25,3 +25,18 @@ def test_config_by_name_or_path_and_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--config", "carlaa"])
     assert "neither a file nor a bundled config (perception, carla, awsim, autoware, quality)" in capsys.readouterr().err
+
+
+def test_run_without_ros_is_an_error_naming_the_fix(capsys):
+    # In a Python without ROS 2 message packages, `run` ended in a ModuleNotFoundError traceback
+    # (sensor_msgs, imported by the node modules outside the check) and exit 1; it is the error the
+    # command prints for a missing rclpy, exit 2, as for `replay --publish`.
+    import importlib.util
+
+    from sense_perception.cli.main import main
+
+    if all(importlib.util.find_spec(m) for m in ("rclpy", "sensor_msgs", "vision_msgs")):
+        pytest.skip("ROS 2 is installed here: `run` would start the nodes")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "error: `run` needs ROS 2" in err and "make ros-env" in err, err

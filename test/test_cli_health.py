@@ -195,3 +195,24 @@ def test_json_out_never_replaces_a_driver_gallery(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--json-out {gallery} is a driver gallery" in err and "Traceback" not in err, err
     assert gallery.read_bytes() == before
+
+
+def test_a_closed_stdout_pipe_still_writes_the_json_out_without_a_traceback(tmp_path):
+    # `health ... --json --json-out F | head -1`: the reader goes away before the JSON is printed.
+    # The print raised BrokenPipeError: a traceback, exit 1, and F (written after the print) was lost.
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE, at once
+    out = tmp_path / "health.json"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "health", str(COMMA),
+                               "--json", "--json-out", str(out)], cwd=REPO, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["images"][0]["path"] == str(COMMA)

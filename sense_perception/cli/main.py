@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+from typing import Any
 
 from ..errors import SensePerceptionError
 
@@ -90,9 +92,56 @@ def tolerant_output() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+class _ClosedPipeTolerant:
+    """Standard output that a reader may close (``... --json | head -1``): once a write or flush
+    meets a closed pipe, the rest of the output goes to ``/dev/null`` and the command goes on.
+
+    A BrokenPipeError ended the command with a traceback and exit status 1 in the middle of
+    printing, so what it writes after printing (``--json-out FILE``, written last) was lost."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _closed(self) -> None:
+        try:  # the text layer may still hold bytes for the pipe; let them go to /dev/null too
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no file descriptor (a test's capture): nothing to redirect
+            pass
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sense-perception` console script."""
     tolerant_output()
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _ClosedPipeTolerant):
+        sys.stdout = _ClosedPipeTolerant(stdout)  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        if sys.stdout is not stdout:
+            sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
+        sys.stdout = stdout
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(ros_args_last(list(sys.argv[1:] if argv is None else argv)))
     verbosity = args.verbose + getattr(args, "sub_verbose", 0)

@@ -33,15 +33,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Start the selected nodes and spin until Ctrl-C."""
     from ..config import load_params
 
-    try:
+    try:  # the node modules import rclpy and the message packages (sensor_msgs first)
+        from ..ros.driver_monitor_node import DriverMonitorNode
+        from ..ros.object_detector_node import ObjectDetectorNode
         from ..ros.run import run_nodes, to_parameters
     except ImportError as exc:
         print(f"error: `run` needs ROS 2 (rclpy and vision_msgs): {exc}. Source a ROS 2 install "
               "(with ros-$ROS_DISTRO-vision-msgs) or use the test environment: make ros-env && "
               ".venv-ros/bin/sense-perception run ...", file=sys.stderr)
         return 2
-    from ..ros.driver_monitor_node import DriverMonitorNode
-    from ..ros.object_detector_node import ObjectDetectorNode
 
     classes: dict[str, Any] = {"object_detector": ObjectDetectorNode,
                                "driver_monitor": DriverMonitorNode}
