@@ -69,7 +69,7 @@ def test_unreadable_images_are_named_skipped_and_counted(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr()
     assert "broken.jpg" in err.err and "missing.png" in err.err and "Traceback" not in err.err
-    assert "1 images judged, 0 with a condition, 2 unreadable (skipped)" in err.out
+    assert "1 image judged, 0 with a condition, 2 unreadable (skipped)" in err.out
     document = json.loads(out.read_text())
     assert [i["path"] for i in document["images"]] == [str(COMMA)]
     assert [s["path"] for s in document["skipped"]] == [str(broken), str(tmp_path / "missing.png")]

@@ -175,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, indent=1))
     else:
-        print(f"{len(records)} images judged, {flagged} with a condition"
+        images = f"{len(records)} image{'' if len(records) == 1 else 's'}"
+        print(f"{images} judged, {flagged} with a condition"
               + (f", {len(skipped)} unreadable (skipped)" if skipped else ""))
     if args.json_out is not None:  # last: a file that cannot be written never loses the results
         try:
