@@ -239,7 +239,10 @@ def test_detections_json_names_the_images_a_calibration_does_not_fit(tmp_path, c
     cal.write_text(json.dumps(make_calibration(size=(1920, 1080))))
     assert main(["detect", str(small), "--out", str(tmp_path / "out"), "--no-annotate",
                  "--calibration", str(cal)]) == 1
-    assert "no 3-D positions" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "no 3-D positions" in printed.err
+    # detected, so no failure: the summary said "(1 images, 1 failed)"
+    assert "(1 image, 1 without 3-D positions)" in " ".join(printed.out.split())
     found = json.loads((tmp_path / "out" / "detections.json").read_text())
     assert found["positions_left_out"] == [{"path": str(small), "reason": (
         f"--calibration {cal}: the calibration is for 1920x1080 images but the image is 480x270; "

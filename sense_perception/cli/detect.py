@@ -390,7 +390,6 @@ def _run(args: argparse.Namespace, lock: _OutLock) -> int:
                             errors.print(f"[red]error:[/red] {shown(path)}: no 3-D positions: "
                                          f"{shown(exc)}",
                                          highlight=False, soft_wrap=True)
-                            failed += 1
                             left_out.append({"path": str(path), "reason": str(exc)})
                     # The copy and its record land together: a stop waits for both, so
                     # an interrupted detections.json lists exactly the copies on disk.
@@ -446,9 +445,13 @@ def _run(args: argparse.Namespace, lock: _OutLock) -> int:
     console.print(_summary(rows, detector.min_score))
     if calibration is None:
         console.print(f"3-D positions: none ({note['reason']})", highlight=False, soft_wrap=True)
-    console.print(f"wrote {shown(args.out / 'detections.json')} ({len(records)} images"
+    # An image left without 3-D positions was detected: it is no failure, but it is said and
+    # it sets exit status 1 as a failure does (it was counted as one: "1 images, 1 failed").
+    console.print(f"wrote {shown(args.out / 'detections.json')} ({len(records)} "
+                  f"image{'' if len(records) == 1 else 's'}"
+                  + (f", {len(left_out)} without 3-D positions" if left_out else "")
                   + (f", {failed} failed" if failed else "") + ")", highlight=False, soft_wrap=True)
-    return 1 if failed else 0
+    return 1 if failed or left_out else 0
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience for python -m
