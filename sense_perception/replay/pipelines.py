@@ -125,11 +125,13 @@ class DecodedFrame(NamedTuple):
     # the replay's arrival clock, s (bag time that never goes back: diagnostics.ArrivalClock);
     # None: the bag time
     arrival: float | None = None
-    time: float | None = None  # what times its tracks (FrameClock); None: its header's stamp
+    # what times its tracks or driver attention (FrameClock); None: its header's stamp
+    time: float | None = None
 
     @property
     def seconds(self) -> float:
-        """The seconds an exterior frame's tracks, velocities and video are timed with."""
+        """The seconds a frame's tracks and velocities (exterior) or driver attention and
+        identity (cabin), and its video, are timed with."""
         return self.header.seconds if self.time is None else self.time
 
     @property
@@ -253,7 +255,8 @@ class CabinStage:
         """Run the driver pipeline on one frame and hand out its results."""
         try:
             status = judge(self.health, frame)
-            result = self.identifier.process(frame.image, frame.header.seconds,
+            # frame.seconds: the bag's receive time for a camera that never stamps its frames
+            result = self.identifier.process(frame.image, frame.seconds,
                                               camera_fault=in_fault(status))
         except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
             self._on_failure([frame], exc)

@@ -53,6 +53,7 @@ class DriverMonitorNode(PerceptionNode):
     """Lifecycle node around :class:`~sense_perception.face.pipeline.DriverIdentifier`."""
 
     SETTINGS = DriverMonitorNodeSettings
+    TIMED_BY_ARRIVAL = "driver attention, identity"
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -123,8 +124,10 @@ class DriverMonitorNode(PerceptionNode):
             if identifier is None:
                 return
             try:
-                # a blocked or dark cabin camera: attention says camera_fault, holds its timers
-                result = identifier.process(image, header.seconds, camera_fault=in_fault(status))
+                # a blocked or dark cabin camera: attention says camera_fault, holds its timers;
+                # a camera that never stamps its frames is timed by their arrival
+                result = identifier.process(image, self.frame_seconds(frame, header),
+                                            camera_fault=in_fault(status))
             except Exception as exc:  # noqa: BLE001  counted, frame dropped, node continues
                 self.health.inference_error(
                     f"{self.input_topic(frame.source)}: {type(exc).__name__}: {exc}", 1)
