@@ -36,7 +36,7 @@ from std_srvs.srv import Trigger
 
 from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
-from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, switches
+from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, judged_outputs, switches
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
 from ..core.output.topics import output_namespace
 from ..core.types import Header
@@ -133,6 +133,13 @@ class DriverMonitorNode(PerceptionNode):
                     f"{self.input_topic(frame.source)}: {type(exc).__name__}: {exc}", 1)
                 self.get_logger().error(f"identity pipeline failed, frame dropped: {exc!r}",
                                         throttle_duration_sec=5.0)
+                # judged: its camera health is published, its faces and driver results are not
+                try:
+                    self.publish_frame(self._pubs, judged_outputs(CABIN_OUTPUTS), self._ns,
+                                       CabinFrame(header, None, image_size_of(image), status))
+                except Exception as pub_exc:  # noqa: BLE001 - said, the node goes on
+                    self.get_logger().error(f"the camera health of a dropped frame was not "
+                                            f"published: {pub_exc!r}", throttle_duration_sec=5.0)
                 return
             # Published and kept under the lock: once a reload answered, no frame judged with
             # the drivers before it is published or shown in /diagnostics (a forgotten driver).

@@ -99,3 +99,38 @@ def test_a_frame_failing_after_inference_drops_that_frame_alone_and_keeps_its_he
     finally:
         node.stop()
         node.destroy_node()
+
+
+def test_a_cabin_frame_whose_pipeline_fails_still_publishes_its_camera_health(context, tmp_path,
+                                                                             monkeypatch):
+    """driver_monitor judged a frame whose identity pipeline then raised, and published nothing
+    for it: <ns>/camera_health had a gap exactly when things went wrong. Its camera health is
+    published now (the table's judged rows), its faces and driver results are not."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.frame_slots import Frame
+
+    gallery = tmp_path / "gallery" / "gallery.json"
+    gallery.parent.mkdir(mode=0o700)
+    topic = "/sp_isolation/cabin/image_raw"
+    node = DriverMonitorNode("isolation_driver", context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "face.driver_region": [0.0, 0.0, 1.0, 1.0],
+        "gallery.path": str(gallery), "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    face = read_bgr(DATA / "faces" / "obama_3_blue_room_2010.jpg")[::2, ::2].copy()
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        published = record_published(monkeypatch)
+
+        def failing(*_args: Any, **_kwargs: Any) -> Any:
+            raise RuntimeError("injected: identity pipeline failed")
+
+        monkeypatch.setattr(node.identifier, "process", failing)
+        node.process([Frame(0, image_msg(face, 1, 0, "cabin"), time.monotonic())])
+        assert _topics(published) == ["/sp_isolation/cabin/camera_health"], _topics(published)
+        assert node.health.snapshot().inference_errors == 1
+    finally:
+        node.stop()
+        node.destroy_node()

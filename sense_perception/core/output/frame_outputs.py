@@ -264,7 +264,7 @@ CABIN_OUTPUTS: tuple[Output, ...] = (
     Output("driver_identity", CLASSIFICATION, None, _identity),
     Output("driver_attention", CLASSIFICATION, ATTENTION_SWITCH, _attention),
     Output("head_pose", POSE_STAMPED, ATTENTION_SWITCH, _head_pose),
-    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health, judged=True),
 )
 
 
