@@ -601,12 +601,13 @@ class Replayer:
                 switches(self._settings[EXTERIOR], autoware=self._autoware),
                 self.options.batch_window_s * 1e9, self._on_exterior, self._inference_failed,
                 self._autoware, self._positions, health=self._cameras.get(EXTERIOR),
-                ignore=self._ignore)
+                ignore=self._ignore, on_judged=self._on_judged)
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
                 switches(self._settings[CABIN], self._identifier.attention is not None),
-                self._on_cabin, self._inference_failed, health=self._cameras.get(CABIN))
+                self._on_cabin, self._inference_failed, health=self._cameras.get(CABIN),
+                on_judged=self._on_judged)
         self._videos = None
         if self.options.video or self.options.video_cabin:
             from .video import VideoSet
@@ -844,6 +845,11 @@ class Replayer:
                 f"{frame.topic}: {type(exc).__name__}: {exc}", 1)
         LOG.warning("dropped %d frame(s) of %s: %s", len(frames),
                     ", ".join(sorted({f.topic for f in frames})), reason)
+
+    def _on_judged(self, frame: DecodedFrame, messages: list[Message]) -> None:
+        """Write the camera health of a frame dropped after it was judged, as the node publishes
+        it: a reader synchronising on ``<ns>/camera_health`` sees no gap where things failed."""
+        self._sink.write(frame.timestamp, messages)
 
     def _on_exterior(self, frame: DecodedFrame, result: ExteriorFrame,
                      messages: list[Message]) -> None:
