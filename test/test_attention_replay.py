@@ -174,8 +174,9 @@ def test_attention_disabled_publishes_no_attention(tmp_path) -> None:
     assert "/camera/cabin/head_pose" not in topics and result.summary["attention"] is None
 
 
-def _seat_bag(path: Path) -> Path:
-    """5 Hz cabin camera: the driver for 6 s, then an empty seat (a street frame) for 6 s."""
+def _seat_bag(path: Path, stamped: bool = True) -> Path:
+    """5 Hz cabin camera: the driver for 6 s, then an empty seat (a street frame) for 6 s;
+    ``stamped`` false: every header stamp 0 (a driver leaving them unset), the bag time as it was."""
     portrait = cv2.imread(str(SHARED / "faces" / "obama_1_official_portrait_2012.jpg"))
     face = cv2.resize(portrait[:682, :910], (640, 480), interpolation=cv2.INTER_AREA)
     street = cv2.resize(cv2.imread(str(SHARED / "street" / "comma2k19_highway280_rav4_preview.png")),
@@ -192,8 +193,9 @@ def _seat_bag(path: Path) -> Path:
             noisy = np.clip(image + rng.normal(0.0, 1.5, image.shape), 0, 255).astype(np.uint8)
             jpeg = cv2.imencode(".jpg", noisy)[1].reshape(-1)
             ns = 1_700_000_000 * 10**9 + k * 200_000_000
+            stamp = ns if stamped else 0
             header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](
-                sec=ns // 10**9, nanosec=ns % 10**9), frame_id="cabin")
+                sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cabin")
             msg = t["sensor_msgs/msg/CompressedImage"](header=header, format="jpeg",
                                                       data=jpeg)
             writer.write(conn, ns, STORE.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
@@ -216,6 +218,32 @@ def test_empty_seat_escalates_in_the_summary(tmp_path) -> None:
         (9.6, 1, "no_face"), (11.6, 2, "no_face")]
     assert attention["max_level"] == 2
     assert [e["state"] for e in attention["timeline"]] == ["attentive", "no_face", "no_face", "no_face"]
+
+
+def test_a_cabin_camera_that_never_stamps_its_frames_is_timed_by_the_bag_time(tmp_path) -> None:
+    """R39: every header stamp 0 (a driver leaving them unset): attention, timed by the stamps,
+    never saw time pass (no no_face time, no alert) and camera health called the camera frozen, a
+    camera fault, for as long as it ran. Timed by the bag's receive time now, as the node times
+    it by the arrivals: the summary is the stamped bag's; the outputs keep the stamps 0."""
+    bag = _seat_bag(tmp_path / "seat", stamped=False)
+    config = _config(tmp_path, "    face:\n      driver_region: [0.0, 0.0, 1.0, 1.0]\n")
+    result = Replayer(ReplayOptions(bag, tmp_path / "out", cabin="/cabin/image_raw/compressed",
+                                    config=config)).run()
+    attention = result.summary["attention"]
+    spent = attention["time_in_state_s"]
+    assert spent["attentive"] == pytest.approx(6.6, abs=0.05), spent  # as the stamped bag's
+    assert spent["no_face"] == pytest.approx(11.8 - 6.6, abs=0.05), spent
+    t0 = 1_700_000_000.0
+    assert [(round(a["t"] - t0, 1), a["level"], a["state"]) for a in attention["alerts"]] == [
+        (9.6, 1, "no_face"), (11.6, 2, "no_face")]
+    health = result.summary["camera_health"]["/cabin/image_raw/compressed"]
+    assert "frozen" not in json.dumps(health), health  # no camera fault
+    assert any(n.startswith("/cabin/image_raw/compressed: its header stamps are 0") and
+               "driver attention" in n for n in result.notes), result.notes
+    stamps = {(m.ros_msg.header.stamp.sec, m.ros_msg.header.stamp.nanosec)
+              for m in read_output(tmp_path / "out" / "bag")
+              if m.channel.topic == "/cabin/driver_attention"}
+    assert stamps == {(0, 0)}  # the outputs keep the stamps as they came
 
 
 def test_cli_driver_attention_prints_and_writes_json(tmp_path, capsys) -> None:

@@ -177,6 +177,8 @@ def test_detector_raising_on_one_frame_drops_only_that_frame(tmp_path: Path, det
     topics = [m.channel.topic for m in messages]
     assert topics.count("/camera/front/detections") == SAMPLE_COUNTS[FRONT]
     assert "/camera/windshield/detections" not in topics
+    # R39: the frame was judged: its camera health is written, as the node publishes it
+    assert topics.count("/camera/windshield/camera_health") == SAMPLE_COUNTS[WINDSHIELD]
     last = [m.ros_msg for m in messages if m.channel.topic == "/diagnostics"][-1]
     # the object_detector status, with the node's keys: the lost frame by cause and where
     [status] = [s for s in last.status if s.name == "sense_perception replay: object_detector"]
@@ -201,6 +203,7 @@ def test_identifier_raising_on_one_cabin_frame_drops_only_that_frame(tmp_path: P
     assert result.summary["cameras"][CABIN]["frames"] == SAMPLE_COUNTS[CABIN] - 1
     topics = [m.channel.topic for m in read_output(tmp_path / "out" / "bag")]
     assert topics.count("/camera/cabin/driver_identity") == SAMPLE_COUNTS[CABIN] - 1
+    assert topics.count("/camera/cabin/camera_health") == SAMPLE_COUNTS[CABIN]  # judged: R39
 
 
 @pytest.mark.parametrize("where", ["health", "steps"])
@@ -232,3 +235,5 @@ def test_a_health_or_tracking_step_raising_on_one_frame_drops_only_that_frame(
     assert not result.complete and not (tmp_path / "out" / INCOMPLETE_FILE).exists()
     topics = [m.channel.topic for m in read_output(tmp_path / "out" / "bag")]
     assert topics.count("/camera/front/detections") == SAMPLE_COUNTS[FRONT] - 1
+    # R39: a frame judged before its step failed has its camera health written (the node's too)
+    assert topics.count("/camera/front/camera_health") == SAMPLE_COUNTS[FRONT] - (where == "health")

@@ -49,11 +49,24 @@ def test_a_camera_that_never_stamps_its_frames_is_timed_by_their_arrival_not_fro
     assert "frozen" in repeated[-1]["message"]
     summary = bank.summary()["/cam/image_raw"]
     assert all(e["t"] >= 100.0 for e in summary["events"])  # on the arrival clock, not 0
-    # a cabin camera's stamps time driver attention: standing still, they stay a camera fault
+
+
+def test_a_cabin_camera_that_never_stamps_is_timed_by_arrival_and_stamps_that_stop_are_frozen():
+    # R39: a cabin camera leaving every stamp at 0 was `frozen` (a camera fault) for as long as it
+    # ran, while its driver attention, timed by the same stamps, timed nothing: it is timed by
+    # the arrivals now, as its attention is (FrameClock) and as an exterior camera is.
+    street = cv2.resize(cv2.imread(str(PANDASET / "00.jpg")), (480, 270))
     cabin = CameraHealthBank(["/cabin/image_raw"], CabinCameraHealthSettings())
     statuses = [cabin.update("/cabin/image_raw", _noisy(street, i), 0.0, "cabin", 100.0 + i / 10)
-                for i in range(10)]
-    assert statuses[-1]["message"] == "frozen"
+                for i in range(30)]
+    assert [s["message"] for s in statuses] == ["ok"] * 30
+    values = {v["key"]: v["value"] for v in statuses[-1]["values"]}
+    assert float(values["expected_hz"]) == pytest.approx(10.0)  # the period, from the arrivals
+    # stamps that advanced and then stand still (R19): a camera fault, attention held
+    stamped = CameraHealthBank(["/cabin/image_raw"], CabinCameraHealthSettings())
+    statuses = [stamped.update("/cabin/image_raw", _noisy(street, i), 5.0 + min(i, 3) / 10,
+                               "cabin", 100.0 + i / 10) for i in range(12)]
+    assert statuses[3]["message"] == "ok" and statuses[-1]["message"] == "frozen"
 
 
 def _region_entry(topic: str, mask) -> IgnoreRegionSettings:

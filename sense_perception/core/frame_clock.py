@@ -3,12 +3,14 @@ stamps at 0, when they were received.
 
 Many camera drivers (GStreamer and V4L2 wrappers, simulators' bridges, hand-written ones) publish
 every frame with a zero ``header.stamp``. Timed by that stamp no time ever passes: tracks are never
-deleted (``tracking.max_age`` never applies) and velocities never form. An exterior camera whose
+deleted (``tracking.max_age`` never applies) and velocities never form; a cabin camera's driver
+attention never times an eyes-off-road and its identity hysteresis never moves. A camera whose
 first frame is stamped 0 is timed by the receive time (a bag's receive time, a node's monotonic
-clock at arrival) for as long as its stamps stay 0; once it has stamped a frame, its header times
-it, and a later zero stamp is a stray frame for :class:`~.stamp_order.StampOrder` to hold. The
-outputs keep the header as it came. (The cabin camera is not timed by it: camera health calls
-stamps that stand still a camera fault, which holds the attention's timers: R19.)
+clock at arrival) for as long as its stamps stay 0, as its camera health is
+(:class:`~.health.camera_health.CameraHealthMonitor`); once it has stamped a frame, its header
+times it, and a later zero stamp is a stray frame for :class:`~.stamp_order.StampOrder` to hold
+(a cabin camera's stamps that advanced and then stand still stay a ``frozen`` camera fault that
+holds the attention's timers: R19). The outputs keep the header as it came.
 
 ROS-free; one instance per run, not thread-safe.
 """

@@ -568,7 +568,8 @@ class Replayer:
         # a camera stamping its frames 0 is timed by the bag time, said once
         self._clock = FrameClock(lambda topic: self._note(
             f"{topic}: its header stamps are 0 (the driver does not stamp its frames); its "
-            "tracks and velocities are timed by the bag's receive time, its outputs keep the "
+            + ("driver attention, identity" if topic == self._cabin else "tracks and velocities")
+            + " and camera health are timed by the bag's receive time, its outputs keep the "
             "stamps as they came"))
         self._camera_info = self._camera_info_topic(bag)
         self._exterior_infos = self._exterior_camera_infos(bag)
@@ -600,12 +601,13 @@ class Replayer:
                 switches(self._settings[EXTERIOR], autoware=self._autoware),
                 self.options.batch_window_s * 1e9, self._on_exterior, self._inference_failed,
                 self._autoware, self._positions, health=self._cameras.get(EXTERIOR),
-                ignore=self._ignore)
+                ignore=self._ignore, on_judged=self._on_judged)
         if self._cabin:
             self._cabin_stage = CabinStage(
                 self._identifier, self._ns[self._cabin],
                 switches(self._settings[CABIN], self._identifier.attention is not None),
-                self._on_cabin, self._inference_failed, health=self._cameras.get(CABIN))
+                self._on_cabin, self._inference_failed, health=self._cameras.get(CABIN),
+                on_judged=self._on_judged)
         self._videos = None
         if self.options.video or self.options.video_cabin:
             from .video import VideoSet
@@ -828,8 +830,9 @@ class Replayer:
             health.decode_error(msg.topic, decoded.error)
             return None
         seconds = arrival * 1e-9
-        if not exterior:  # the cabin: a camera fault while its stamps stand still (R19)
-            return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started, seconds)
+        # A camera that has never stamped a frame is timed by the bag's receive time: its tracks,
+        # or its driver attention and identity (as the node times them by their arrival); stamps
+        # that advanced and then stand still stay a cabin camera fault (R19).
         t = self._clock.seconds(msg.topic, header, msg.timestamp * 1e-9)
         return DecodedFrame(msg.topic, msg.timestamp, header, decoded.image, started, seconds, t)
 
@@ -842,6 +845,11 @@ class Replayer:
                 f"{frame.topic}: {type(exc).__name__}: {exc}", 1)
         LOG.warning("dropped %d frame(s) of %s: %s", len(frames),
                     ", ".join(sorted({f.topic for f in frames})), reason)
+
+    def _on_judged(self, frame: DecodedFrame, messages: list[Message]) -> None:
+        """Write the camera health of a frame dropped after it was judged, as the node publishes
+        it: a reader synchronising on ``<ns>/camera_health`` sees no gap where things failed."""
+        self._sink.write(frame.timestamp, messages)
 
     def _on_exterior(self, frame: DecodedFrame, result: ExteriorFrame,
                      messages: list[Message]) -> None:
@@ -865,12 +873,12 @@ class Replayer:
         attention = result.attention
         if attention is not None:
             status = attention.status
-            self._summary.add_attention(frame.header.seconds, status.state.value, status.level,
+            self._summary.add_attention(frame.seconds, status.state.value, status.level,
                                         status.alert, attention.intrinsics)
             self._last_attention = attention
         self._last_driver = driver_last(result)
         self._summary.add_frame(frame.topic, ["face"] * len(cabin.faces), latency_ms)
-        self._summary.add_identity(frame.header.seconds, state_name(result), result.driver_id)
+        self._summary.add_identity(frame.seconds, state_name(result), result.driver_id)
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video_cabin:
             caption = " | ".join(c for c in (_identity_caption(result),
@@ -882,7 +890,7 @@ class Replayer:
 
                 draw_attention(image, attention)
             # It shows the driver's face: mode 0600, as kept face crops (SECURITY.md P3).
-            self._videos.write(frame.topic, image, frame.header.seconds, private=True)
+            self._videos.write(frame.topic, image, frame.seconds, private=True)
 
 
 def output_bag_name(bag: Path) -> str:

@@ -25,8 +25,9 @@ from ..core.imaging.frame_guard import InputLimits
 from ..core.imaging.image_decode import ImageView
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (CABIN_OUTPUTS, EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame,
-                                         Message, Output, enabled_outputs, frame_messages)
-from ..core.types import Header
+                                         Message, Output, enabled_outputs, frame_messages,
+                                         judged_outputs)
+from ..core.types import Detections, Header
 from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
 
 EXTERIOR, CABIN = "exterior", "cabin"  # camera roles: object_detector's cameras, driver_monitor's
@@ -125,11 +126,13 @@ class DecodedFrame(NamedTuple):
     # the replay's arrival clock, s (bag time that never goes back: diagnostics.ArrivalClock);
     # None: the bag time
     arrival: float | None = None
-    time: float | None = None  # what times its tracks (FrameClock); None: its header's stamp
+    # what times its tracks or driver attention (FrameClock); None: its header's stamp
+    time: float | None = None
 
     @property
     def seconds(self) -> float:
-        """The seconds an exterior frame's tracks, velocities and video are timed with."""
+        """The seconds a frame's tracks and velocities (exterior) or driver attention and
+        identity (cabin), and its video, are timed with."""
         return self.header.seconds if self.time is None else self.time
 
     @property
@@ -139,6 +142,8 @@ class DecodedFrame(NamedTuple):
 
 
 Failure = Callable[[list[DecodedFrame], Exception], None]
+# a frame dropped after it was judged, and the messages it still publishes (its camera health)
+Judged = Callable[[DecodedFrame, list[Message]], None]
 
 
 def judge(health: CameraHealthBank | None, frame: DecodedFrame) -> dict[str, Any] | None:
@@ -168,6 +173,9 @@ class ExteriorStage:
             judged, those whose inference fails too.
         ignore: the cameras' ignore regions (None: none); detections in them are dropped before
             tracking.
+        on_judged: gets a frame dropped after it was judged (its detection, tracking or
+            positions raised) and the messages it still publishes: its camera health (the
+            table's judged rows), as the node publishes it; None: nothing.
     """
 
     def __init__(self, detector: Any, trackers: Any, namespaces: dict[str, str],
@@ -175,8 +183,9 @@ class ExteriorStage:
                  on_result: Callable[[DecodedFrame, ExteriorFrame, list[Message]], None],
                  on_failure: Failure, autoware: AutowareConfig | None = None,
                  positions: Any = None, health: CameraHealthBank | None = None,
-                 ignore: Any = None) -> None:
+                 ignore: Any = None, on_judged: Judged | None = None) -> None:
         self.health = health
+        self._on_judged = on_judged
         self.steps = ExteriorSteps(detector, trackers, positions, ignore, autoware)
         self.detector = detector
         self.namespaces = namespaces
@@ -213,12 +222,14 @@ class ExteriorStage:
         for (frame, status), outcome in zip(judged, results, strict=True):
             if outcome.error is not None:
                 self._on_failure([frame], outcome.error)
+                self._judged(frame, status)
                 continue
             try:
                 result = self.steps.frame(frame.topic, frame.header, outcome.detections,
                                           image_size_of(frame.image), status, t=frame.seconds)
             except Exception as exc:  # noqa: BLE001 - tracking, positions: as inference
                 self._on_failure([frame], exc)
+                self._judged(frame, status)
                 continue
             first = frame.topic not in self._latched_done
             self._latched_done.add(frame.topic)
@@ -226,6 +237,16 @@ class ExteriorStage:
             self._on_result(frame, result, frame_messages(rows, self.namespaces[frame.topic], result,
                                                           switches=self.switches))
         self.pending.clear()
+
+    def _judged(self, frame: DecodedFrame, status: dict[str, Any] | None) -> None:
+        """Hand out the camera health of a frame dropped after it was judged (``on_judged``)."""
+        if self._on_judged is None or status is None:
+            return
+        dropped = ExteriorFrame(frame.header, Detections(), self.detector.label_names,
+                                self.detector.min_score, image_size_of(frame.image), health=status)
+        self._on_judged(frame, frame_messages(judged_outputs(self.outputs),
+                                              self.namespaces[frame.topic], dropped,
+                                              switches=self.switches))
 
 
 class CabinStage:
@@ -237,12 +258,16 @@ class CabinStage:
         switches: which switchable outputs are on.
         on_result: gets each frame, its results and the messages it publishes.
         on_failure: gets the frame whose pipeline raised, and the exception.
+        on_judged: gets a frame dropped after it was judged (the driver pipeline raised) and the
+            messages it still publishes: its camera health, as the node publishes it.
     """
 
     def __init__(self, identifier: Any, ns: str, switches: dict[str, bool],
                  on_result: Callable[[DecodedFrame, CabinFrame, list[Message]], None],
-                 on_failure: Failure, health: CameraHealthBank | None = None) -> None:
+                 on_failure: Failure, health: CameraHealthBank | None = None,
+                 on_judged: Judged | None = None) -> None:
         self.health = health
+        self._on_judged = on_judged
         self.identifier = identifier
         self.ns = ns
         self.outputs: list[Output] = enabled_outputs(CABIN_OUTPUTS, switches, live=False)
@@ -251,12 +276,18 @@ class CabinStage:
 
     def process(self, frame: DecodedFrame) -> None:
         """Run the driver pipeline on one frame and hand out its results."""
+        status = None
         try:
             status = judge(self.health, frame)
-            result = self.identifier.process(frame.image, frame.header.seconds,
+            # frame.seconds: the bag's receive time for a camera that never stamps its frames
+            result = self.identifier.process(frame.image, frame.seconds,
                                               camera_fault=in_fault(status))
         except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
             self._on_failure([frame], exc)
+            if self._on_judged is not None and status is not None:  # its camera health
+                dropped = CabinFrame(frame.header, None, image_size_of(frame.image), status)
+                self._on_judged(frame, frame_messages(judged_outputs(self.outputs), self.ns,
+                                                      dropped))
             return
         cabin = CabinFrame(frame.header, result, image_size_of(frame.image), status)
         self._on_result(frame, cabin, frame_messages(self.outputs, self.ns, cabin))

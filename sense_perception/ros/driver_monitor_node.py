@@ -36,7 +36,7 @@ from std_srvs.srv import Trigger
 
 from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
-from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, switches
+from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, judged_outputs, switches
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
 from ..core.output.topics import output_namespace
 from ..core.types import Header
@@ -53,6 +53,7 @@ class DriverMonitorNode(PerceptionNode):
     """Lifecycle node around :class:`~sense_perception.face.pipeline.DriverIdentifier`."""
 
     SETTINGS = DriverMonitorNodeSettings
+    TIMED_BY_ARRIVAL = "driver attention, identity"
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -123,13 +124,22 @@ class DriverMonitorNode(PerceptionNode):
             if identifier is None:
                 return
             try:
-                # a blocked or dark cabin camera: attention says camera_fault, holds its timers
-                result = identifier.process(image, header.seconds, camera_fault=in_fault(status))
+                # a blocked or dark cabin camera: attention says camera_fault, holds its timers;
+                # a camera that never stamps its frames is timed by their arrival
+                result = identifier.process(image, self.frame_seconds(frame, header),
+                                            camera_fault=in_fault(status))
             except Exception as exc:  # noqa: BLE001  counted, frame dropped, node continues
                 self.health.inference_error(
                     f"{self.input_topic(frame.source)}: {type(exc).__name__}: {exc}", 1)
                 self.get_logger().error(f"identity pipeline failed, frame dropped: {exc!r}",
                                         throttle_duration_sec=5.0)
+                # judged: its camera health is published, its faces and driver results are not
+                try:
+                    self.publish_frame(self._pubs, judged_outputs(CABIN_OUTPUTS), self._ns,
+                                       CabinFrame(header, None, image_size_of(image), status))
+                except Exception as pub_exc:  # noqa: BLE001 - said, the node goes on
+                    self.get_logger().error(f"the camera health of a dropped frame was not "
+                                            f"published: {pub_exc!r}", throttle_duration_sec=5.0)
                 return
             # Published and kept under the lock: once a reload answered, no frame judged with
             # the drivers before it is published or shown in /diagnostics (a forgotten driver).

@@ -118,6 +118,8 @@ class PerceptionNode(LifecycleNode):
     """
 
     SETTINGS: type[InputSettings] = InputSettings
+    #: What a camera that stamps its frames 0 has timed by their arrival (its warning says so).
+    TIMED_BY_ARRIVAL = "tracks and velocities"
     GATHER_S = 0.0  # how long the worker waits for the other cameras' frames after the first
 
     def __init__(self, node_name: str, config_defaults: Sequence[Any] = (), **kwargs: Any) -> None:
@@ -444,16 +446,18 @@ class PerceptionNode(LifecycleNode):
                                          frame.received)
 
     def frame_seconds(self, frame: Frame, header: Header) -> float:
-        """The seconds to time an exterior frame's tracks and velocities with: its stamp, or, for
-        a camera that stamps its frames 0, its arrival on the monotonic clock (warned once: timed
-        by a zero stamp no time passed, ``tracking.max_age`` never applied)."""
+        """The seconds to time a frame's tracks and velocities (an exterior camera) or its driver
+        attention and identity (the cabin camera) with: its stamp, or, for a camera that has
+        never stamped a frame (stamps 0), its arrival on the monotonic clock, as its camera
+        health is (warned once: timed by a zero stamp no time passed, ``tracking.max_age`` never
+        applied and attention never timed an eyes-off-road)."""
         return self.frame_clock.seconds(self.input_topic(frame.source), header, frame.received)
 
     def _warn_unstamped(self, topic: str) -> None:
         self.get_logger().warning(
             f"{topic}: its header stamps are 0 (the driver does not stamp its frames); its "
-            "tracks and velocities are timed by the frames' arrival, its outputs keep the "
-            "stamps as they came")
+            f"{self.TIMED_BY_ARRIVAL} and camera health are timed by the frames' arrival, its "
+            "outputs keep the stamps as they came")
 
     def input_topic(self, index: int) -> str:
         return self._inputs[index][0]

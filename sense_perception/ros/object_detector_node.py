@@ -45,8 +45,8 @@ from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_t
 from ..core.exterior_steps import ExteriorSteps
 from ..core.health.inference_guard import safe_detect
 from ..core.output.annotations import image_size_of
-from ..core.output.frame_outputs import (EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages, switches,
-                                         taken_topics)
+from ..core.output.frame_outputs import (EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages,
+                                         judged_outputs, switches, taken_topics)
 from ..core.output.status import detector_hardware_id, detector_values
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
@@ -250,33 +250,66 @@ class ObjectDetectorNode(PerceptionNode):
         decoded = [(f, img) for f, img in decoded if img is not None]
         if not decoded:
             return
-        # every decoded frame is judged, those whose inference fails too
-        health = [self.judge_camera(f, img) for f, img in decoded]
+        # Every decoded frame is judged, those whose inference fails too; each frame's steps are
+        # its own: one that fails (its health, detection, tracking, positions, outputs) drops that
+        # frame alone, counted and logged, and the other cameras' frames of the batch go on.
+        judged = []
+        for frame, image in decoded:
+            try:
+                judged.append((frame, image, self.judge_camera(frame, image)))
+            except Exception as exc:  # noqa: BLE001 - counted, this frame dropped, node continues
+                self._frame_failed(frame, "camera health", exc)
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
-        for (frame, image), status, outcome in zip(
-                decoded, health, safe_detect(self.detector, [img for _, img in decoded]),
-                strict=True):
-            topic = self.input_topic(frame.source)
+        outcomes = safe_detect(self.detector, [img for _, img, _ in judged]) if judged else []
+        for (frame, image, status), outcome in zip(judged, outcomes, strict=True):
             if outcome.error is not None:
-                error = outcome.error
-                self.health.inference_error(f"{topic}: {type(error).__name__}: {error}", 1)
-                self.get_logger().error(f"inference failed on a frame of {topic}, dropped: {error!r}",
-                                        throttle_duration_sec=5.0)
+                self._frame_failed(frame, "inference", outcome.error, status, image)
                 continue
+            topic = self.input_topic(frame.source)
             header = Header.from_msg(frame.msg.header)
             ns, pubs = self._outputs[frame.source]
-            # a camera in ERROR keeps publishing: its health says how far to trust the detections
-            self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, self.steps.frame(
-                topic, header, outcome.detections, image_size_of(image), status, image,
-                t=self.frame_seconds(frame, header)), self._switches)
-            if self.camera_infos is not None:
-                self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
-            for problem in self.positions.new_problems([topic]):  # each reason once
-                self.get_logger().warning(f"{problem}; the 2-D detections go on without 3-D")
+            try:
+                result = self.steps.frame(topic, header, outcome.detections, image_size_of(image),
+                                          status, image, t=self.frame_seconds(frame, header))
+            except Exception as exc:  # noqa: BLE001 - tracking, positions: as inference
+                self._frame_failed(frame, "tracking and positions", exc, status, image)
+                continue
+            try:
+                # a camera in ERROR keeps publishing: its health says how far to trust the detections
+                self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, result, self._switches)
+                if self.camera_infos is not None:
+                    self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
+                for problem in self.positions.new_problems([topic]):  # each reason once
+                    self.get_logger().warning(f"{problem}; the 2-D detections go on without 3-D")
+            except Exception as exc:  # noqa: BLE001 - as inference: this frame's alone
+                self._frame_failed(frame, "publishing", exc)
+                continue
             latencies.append(time.monotonic() - frame.received)
         if latencies:
             self.health.frames_processed(np.asarray(latencies, np.float64))
+
+    def _frame_failed(self, frame: Frame, step: str, error: Exception,
+                      status: dict[str, Any] | None = None, image: Any = None) -> None:
+        """Count and log (throttled) a frame dropped because ``step`` raised ``error``, as an
+        inference error; the frame's camera health ``status`` (judged before the failure; None:
+        not judged) is still published on ``<ns>/camera_health`` (the :func:`judged_outputs`
+        rows), its detections are not."""
+        topic = self.input_topic(frame.source)
+        self.health.inference_error(f"{topic}: {step}: {type(error).__name__}: {error}", 1)
+        self.get_logger().error(f"{step} failed on a frame of {topic}, dropped: {error!r}",
+                                throttle_duration_sec=5.0)
+        if status is None:
+            return
+        ns, pubs = self._outputs[frame.source]
+        health = ExteriorFrame(Header.from_msg(frame.msg.header), Detections(),
+                               self.detector.label_names, self.detector.min_score,
+                               image_size_of(image), health=status)
+        try:
+            self.publish_frame(pubs, judged_outputs(EXTERIOR_OUTPUTS), ns, health, self._switches)
+        except Exception as exc:  # noqa: BLE001 - said, the node goes on
+            self.get_logger().error(f"the camera health of a dropped frame of {topic} was not "
+                                    f"published: {exc!r}", throttle_duration_sec=5.0)
 
     # -- diagnostics --------------------------------------------------------------------------------
 

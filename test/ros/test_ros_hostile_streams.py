@@ -85,11 +85,11 @@ def _driver_monitor(context: Any, name: str, topic: str, gallery: Any, **params:
     return node
 
 
-def test_a_cabin_camera_stamping_every_frame_zero_holds_bounded_attention_state(context, tmp_path):
-    """A camera driver that leaves every header stamp at 0 (or paused sim time): the attention's
-    time windows never saw time pass, so nothing left them; each frame added an item to six
-    windows, for as long as the node ran (30 frames: 155 items). Now frames without time between
-    them share an item."""
+def test_a_cabin_camera_whose_stamps_stand_still_holds_bounded_attention_state(context, tmp_path):
+    """A camera whose header stamps stand still (paused sim time; R39: a camera that never stamps
+    its frames, 0, is timed by their arrival): the attention's time windows never saw time pass,
+    so nothing left them; each frame added an item to six windows, for as long as the node ran
+    (30 frames: 155 items). Now frames without time between them share an item."""
     gallery = tmp_path / "gallery" / "gallery.json"
     gallery.parent.mkdir(mode=0o700)
     face = read_bgr(FACE)[::2, ::2].copy()
@@ -101,7 +101,7 @@ def test_a_cabin_camera_stamping_every_frame_zero_holds_bounded_attention_state(
         rng = np.random.default_rng(0)
         for _ in range(30):  # a live camera's noise: the pixels are never frozen
             noisy = np.clip(face + rng.normal(0.0, 2.0, face.shape), 0, 255).astype(np.uint8)
-            camera.send(image_msg(noisy, 0, 0, "cabin"))
+            camera.send(image_msg(noisy, 7, 0, "cabin"))
         values = status_values(published_status(node))
         assert values["faces"] == "1" and int(values["frames_processed"]) >= 30, values
         # one item per window (six); calibration samples only from the first frames: from the
@@ -110,6 +110,41 @@ def test_a_cabin_camera_stamping_every_frame_zero_holds_bounded_attention_state(
         assert monitor.held["samples"] <= 3 * 5, monitor.held
     finally:
         camera.close()
+        node.stop()
+        node.destroy_node()
+
+
+def test_a_cabin_camera_that_never_stamps_its_frames_is_timed_by_their_arrival(context, tmp_path,
+                                                                             monkeypatch):
+    """R39: every header stamp 0 (a driver leaving them unset): attention, timed by the stamps,
+    never saw time pass (no second in any state, no eyes-off-road ever timed) and camera health
+    called the camera `frozen`, a camera fault, for as long as it ran. Timed by the frames'
+    arrival now, as its camera health and an exterior camera's tracks are; outputs keep stamp 0."""
+    from ros_helpers import record_published
+    from sense_perception.ros.frame_slots import Frame
+
+    gallery = tmp_path / "gallery" / "gallery.json"
+    gallery.parent.mkdir(mode=0o700)
+    face = read_bgr(FACE)[::2, ::2].copy()
+    topic = "/sp_hostile_unstamped_cabin/cabin/image_raw"
+    node = _driver_monitor(context, "hostile_unstamped_cabin", topic, gallery)
+    try:
+        published = record_published(monkeypatch)
+        rng = np.random.default_rng(0)
+        start = time.monotonic()
+        for i in range(15):  # 5 Hz, as they arrive: the node's clock at arrival times them
+            noisy = np.clip(face + rng.normal(0.0, 2.0, face.shape), 0, 255).astype(np.uint8)
+            node.process([Frame(0, image_msg(noisy, 0, 0, "cabin"), start + 0.2 * i)])
+        spent = node.identifier.attention.monitor.time_in_state
+        assert sum(spent.values()) == pytest.approx(14 * 0.2, abs=0.01), spent
+        assert spent.get("camera_fault", 0.0) == 0.0, spent
+        health = [m.message for m in published if m.topic.endswith("/camera_health")]
+        assert len(health) == 15 and all(h["message"] == "ok" for h in health), \
+            [h["message"] for h in health]
+        assert all(m.message["header"]["stamp"] == {"sec": 0, "nanosec": 0}
+                   for m in published if m.topic.endswith("/driver_attention"))
+        assert node.frame_clock.unstamped == {topic}
+    finally:
         node.stop()
         node.destroy_node()
 

@@ -69,10 +69,10 @@ class CameraHealthMonitor:
                                        s.film_arrival_s)
         self._previous: np.ndarray | None = None
         self._started: float | None = None
-        # Whether the camera ever stamped a frame: an exterior camera that leaves header.stamp
-        # unset (0, as many drivers do) is timed by the arrivals, as its tracks are (FrameClock):
-        # on its stamps every frame repeated the one before, and it was `frozen` (ERROR) for as
-        # long as it ran, its silence and rate never checked (no period learnt).
+        # Whether the camera ever stamped a frame: a camera that leaves header.stamp unset (0, as
+        # many drivers do) is timed by the arrivals, as its tracks or its driver attention are
+        # (FrameClock): on its stamps every frame repeated the one before, and it was `frozen`
+        # (ERROR) for as long as it ran, its silence and rate never checked (no period learnt).
         self.stamped = not self.settings.unstamped_by_arrival
 
     def update(self, image: np.ndarray, stamp: float, frame_id: str = "",
@@ -83,8 +83,8 @@ class CameraHealthMonitor:
             image: the decoded BGR (or grey) frame.
             stamp: its header stamp, seconds; 0 while the camera has never stamped a frame (a
                 driver leaving the stamp unset): the frame is timed by ``arrival`` instead where
-                ``settings.unstamped_by_arrival`` (exterior cameras; a cabin camera's stamps
-                time driver attention, so there stamps standing still stay ``frozen``).
+                ``settings.unstamped_by_arrival`` (exterior and cabin cameras alike; stamps that
+                advanced and then stand still stay ``frozen``).
             frame_id: its header frame_id.
             arrival: when it arrived (node clock, or the bag's receive time); the stamp if None.
         """

@@ -237,9 +237,10 @@ class CabinCameraHealthSettings(CameraHealthSettings):
     """
 
     film_drop: float = setting(0.0, range=(0.0, 0.99))
-    #: Driver attention times itself by the cabin camera's stamps: stamps standing still (0
-    #: included) hold it, so they stay ``frozen``, a camera fault that attention reports (R19).
-    unstamped_by_arrival: ClassVar[bool] = False
+    # A cabin camera that has never stamped a frame (stamps 0) is timed by the arrivals, as its
+    # driver attention and identity are (FrameClock): it was `frozen`, a camera fault, for as long
+    # as it ran while attention timed nothing (R39). Stamps that advanced and then stand still
+    # stay `frozen`, the camera fault attention reports (R19).
 
 
 def health_settings_type(kind: str) -> type[CameraHealthSettings]:

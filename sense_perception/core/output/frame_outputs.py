@@ -128,6 +128,10 @@ class Output:
             ``<ns>/<name>`` (Autoware's ROIs: a topic per camera index).
         best_effort: best effort, keep last 1 (as Autoware's consumers subscribe) instead of the
             outputs' reliable QoS.
+        judged: published for a frame whose detection (or a step after it) failed too: it
+            carries the camera's judgement of the frame, not its results (``camera_health``), so a
+            consumer synchronising on it sees no gap when things go wrong
+            (:func:`judged_outputs`).
     """
 
     name: str
@@ -139,6 +143,7 @@ class Output:
     live_only: bool = False
     topic: Callable[[str, Mapping[str, Any]], str] | None = None
     best_effort: bool = False
+    judged: bool = False
 
 
 class Message(NamedTuple):
@@ -248,7 +253,7 @@ EXTERIOR_OUTPUTS: tuple[Output, ...] = (
     # Reliable: Autoware's object consumers subscribe reliable, depth 1.
     Output("objects", DETECTED_OBJECTS, AUTOWARE_OBJECTS_SWITCH, _autoware_objects,
            topic=_autoware_objects_topic),
-    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health, judged=True),
 )
 
 #: The cabin camera's outputs (driver_monitor), in publishing order.
@@ -259,7 +264,7 @@ CABIN_OUTPUTS: tuple[Output, ...] = (
     Output("driver_identity", CLASSIFICATION, None, _identity),
     Output("driver_attention", CLASSIFICATION, ATTENTION_SWITCH, _attention),
     Output("head_pose", POSE_STAMPED, ATTENTION_SWITCH, _head_pose),
-    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health),
+    Output("camera_health", DIAGNOSTIC_STATUS, None, _camera_health, judged=True),
 )
 
 
@@ -269,6 +274,13 @@ def enabled_outputs(table: Iterable[Output], switches: Mapping[str, Any],
     and, for the replay (``live`` false), not live-only."""
     return [o for o in table if (o.switch is None or bool(switches.get(o.switch, False)))
             and (live or not o.live_only)]
+
+
+def judged_outputs(table: Iterable[Output]) -> list[Output]:
+    """The rows of ``table`` a frame still publishes when its detection or a step after it
+    failed (its detections are dropped): those carrying the camera's judgement of the frame
+    (:attr:`Output.judged`, ``camera_health``)."""
+    return [o for o in table if o.judged]
 
 
 def switches(settings: Any, attention: bool = False,
@@ -369,4 +381,4 @@ __all__ = ["ATTENTION_SWITCH", "AUTOWARE_OBJECTS_SWITCH", "AUTOWARE_SWITCH", "CA
            "DETECTION_3D_ARRAY", "DETECTION_ARRAY", "DIAGNOSTICS_TOPIC", "DIAGNOSTIC_ARRAY",
            "DIAGNOSTIC_STATUS", "EXTERIOR_OUTPUTS", "IMAGE", "LABEL_INFO",
            "POSE_STAMPED", "CabinFrame", "ExteriorFrame", "Message", "Output", "enabled_outputs",
-           "frame_messages", "image_message", "output_topic", "switches", "taken_topics"]
+           "frame_messages", "judged_outputs", "image_message", "output_topic", "switches", "taken_topics"]
