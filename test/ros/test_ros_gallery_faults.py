@@ -113,9 +113,10 @@ def test_a_fifo_swapped_in_while_running_is_in_diagnostics_and_frames_go_on(cont
 
 def test_a_driver_forgotten_while_the_stamps_stand_still_is_no_longer_identified(context, tmp_path):
     """The gallery was re-checked only after a second of *stream* time: a cabin camera whose header
-    stamps never advance (a driver that leaves them at 0, paused sim time) kept a driver identified
-    after `driver forget` erased them, for as long as the node ran. Camera health is off here:
-    it would call such a stream frozen and not judge the driver at all."""
+    stamps stand still (a stuck driver clock, paused sim time) kept a driver identified after
+    `driver forget` erased them, for as long as the node ran. The stamps stand at 7 s, not 0: a
+    camera that never stamps (0) is timed by the frames' arrival (R39). Camera health is off
+    here: it would call such a stream frozen and not judge the driver at all."""
     import time
 
     import numpy as np
@@ -142,7 +143,7 @@ def test_a_driver_forgotten_while_the_stamps_stand_still_is_no_longer_identified
     def feed(frames: int) -> dict[str, str]:
         for _ in range(frames):
             target = node.health.snapshot().processed + 1
-            node._slots.put(0, image_msg(face, 0, 0, "cabin"))  # every stamp is 0
+            node._slots.put(0, image_msg(face, 7, 0, "cabin"))  # every stamp is 7 s
             assert wait_for(lambda n=target: node.health.snapshot().processed == n), "frame not processed"
         return status_values(published_status(node))
 
