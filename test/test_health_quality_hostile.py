@@ -233,6 +233,24 @@ def test_a_mask_of_another_shape_than_its_camera_is_said_once_not_stretched_in_s
     assert len(warned) == 1 and "640x480" in warned[0] and "1920x1080" in warned[0], warned
 
 
+def test_a_mask_stretched_to_a_size_changing_every_frame_is_said_a_bounded_number_of_times(
+        tmp_path, caplog):
+    # The stretch warning remembered every frame size it was said for: a camera changing its
+    # size with every frame (another shape than the mask's) logged a warning per frame and grew
+    # that set without bound, while the masks themselves are kept for MAX_SIZES sizes.
+    from sense_perception.core.detection.ignore_regions import MAX_SIZES
+
+    path = tmp_path / "mask.png"
+    cv2.imwrite(str(path), np.full((48, 64), 255, np.uint8))
+    regions = IgnoreRegions(_region_entry("/cam/image_raw", path))
+    box = np.array([[0.0, 0.0, 10.0, 10.0]])
+    with caplog.at_level("WARNING", logger="sense_perception.core.detection.ignore_regions"):
+        for k in range(3 * MAX_SIZES):
+            assert regions.inside_share("/cam/image_raw", box, 200 + k, 100).tolist() == [1.0]
+    assert len(caplog.records) == MAX_SIZES
+    assert len(regions._stretched) <= MAX_SIZES
+
+
 def test_a_silence_is_an_event_on_the_clock_of_the_camera_s_other_events():
     # A simulation's bag: header stamps in sim time (12 s), receive times on the wall clock.
     # The silence was put at the receive time (1.7e9 s) among events at the stamps, its clearing

@@ -216,15 +216,19 @@ class IgnoreRegions:
         return self._masks[key]
 
     def _check_aspect(self, topic: str, mask: Mask, width: int, height: int) -> None:
-        """Warn, once per mask and frame size, when ``mask`` has another shape than the frames
-        of ``topic``: it is stretched to them, which a mask of another resolution of the same
-        camera never needs (a mask made for another camera, or cropped): it was stretched in
-        silence, covering another part of the view than drawn in the mask."""
+        """Warn, once per mask and frame size (for :data:`MAX_SIZES` sizes a mask at most), when
+        ``mask`` has another shape than the frames of ``topic``: it is stretched to them, which a
+        mask of another resolution of the same camera never needs (a mask made for another
+        camera, or cropped): it was stretched in silence, covering another part of the view than
+        drawn in the mask. A camera whose size changes every frame logged a warning per frame
+        and grew the sizes remembered without bound."""
         mask_h, mask_w = mask.pixels.shape[:2]
         key = (mask.path, width, height)
         if key in self._stretched or \
                 abs(np.log((mask_w / mask_h) / (width / height))) <= np.log(1 + ASPECT_TOLERANCE):
             return
+        if sum(said[0] == mask.path for said in self._stretched) >= MAX_SIZES:
+            return  # said for as many sizes as are kept: said enough
         self._stretched.add(key)
         LOG.warning("detector.ignore_regions: the mask %s is %dx%d, the frames of %s are %dx%d, "
                     "another shape: it is stretched to them (its left and right, top and bottom "
