@@ -155,6 +155,15 @@ def containment(boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area, 1e-9)[:, None]
 
 
+def nested_matrix(boxes: np.ndarray, labels: np.ndarray, share: float) -> np.ndarray:
+    """(N, N) bool, [i, j]: box i is at least ``share`` inside box j, j is the larger (i under
+    :data:`LARGER` of its area) and of i's label: the nested pairs this step and the crop
+    re-check (:mod:`.recheck`) judge."""
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return ((containment(boxes) >= share) & (labels[:, None] == labels[None, :])
+            & (area[:, None] < LARGER * area[None, :]))
+
+
 def nested_duplicates(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                       settings: DuplicateSettings) -> np.ndarray:
     """(N,) True where a box is a nested duplicate: a part inside a higher-scored box of its label,
@@ -162,12 +171,9 @@ def nested_duplicates(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     n = len(boxes)
     if n < 2 or settings.nested_containment <= 0.0:
         return np.zeros(n, bool)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
     height = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
     # [i, j]: box i inside box j, j larger, same label.
-    nested = ((containment(boxes) >= settings.nested_containment)
-              & (labels[:, None] == labels[None, :])
-              & (area[:, None] < LARGER * area[None, :]))
+    nested = nested_matrix(boxes, labels, settings.nested_containment)
     # A farther object stands higher: its ground line (bottom edge) is above the nearer one's ...
     farther = (boxes[None, :, 3] - boxes[:, None, 3]) >= settings.nested_keep_bottom_gap * \
         height[None, :]
@@ -245,5 +251,5 @@ def suppress_duplicates(dets: Detections, label_names: list[str],
     return dets.select(~nested) if nested.any() else dets
 
 
-__all__ = ["DuplicateSettings", "check_vehicle_labels", "containment", "nested_duplicates", "pairwise_iou",
+__all__ = ["DuplicateSettings", "check_vehicle_labels", "containment", "nested_duplicates", "nested_matrix", "pairwise_iou",
            "suppress_duplicates", "vehicle_nms"]

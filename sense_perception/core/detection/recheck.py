@@ -30,7 +30,7 @@ import numpy as np
 from ..imaging.frame_guard import MIN_FRAME_PX
 from ..imaging.image_decode import ImageView
 from ..types import Detections
-from .duplicates import LARGER, containment, pairwise_iou
+from .duplicates import nested_matrix, pairwise_iou
 
 #: share of the outer box's width and height added on each side of its crop
 MARGIN = 0.2
@@ -48,10 +48,7 @@ def nested_pairs(boxes: np.ndarray, labels: np.ndarray, share: float = NESTED) -
     duplicates step's measure) of its label."""
     if len(boxes) < 2:
         return np.zeros((0, 2), np.int64)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    nested = ((containment(boxes) >= share) & (labels[:, None] == labels[None, :])
-              & (area[:, None] < LARGER * area[None, :]))
-    return np.argwhere(nested)
+    return np.argwhere(nested_matrix(boxes, labels, share))
 
 
 def crop_rect(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
