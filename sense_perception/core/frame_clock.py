@@ -37,8 +37,14 @@ class FrameClock:
     def seconds(self, camera: str, header: Header, received: float) -> float:
         """The time to time camera ``camera``'s frame with: ``header``'s stamp, or ``received``
         (seconds) while the camera has never stamped a frame and this one is stamped 0."""
+        return self.time(camera, header.seconds, received, header.sec == 0 and header.nanosec == 0)
+
+    def time(self, camera: str, stamp: float, received: float,
+             unstamped: bool | None = None) -> float:
+        """:meth:`seconds` of a frame stamped ``stamp`` (seconds); ``unstamped``: whether it is
+        stamped 0 (None: ``stamp == 0``). Camera health times its frames with it too."""
         if camera not in self._stamped:
-            if header.sec == 0 and header.nanosec == 0:
+            if stamp == 0.0 if unstamped is None else unstamped:
                 if camera not in self.unstamped:
                     self.unstamped.add(camera)
                     if self._on_unstamped is not None:
@@ -46,7 +52,7 @@ class FrameClock:
                 return received
             self._stamped.add(camera)
             self.unstamped.discard(camera)
-        return header.seconds
+        return stamp
 
 
 __all__ = ["FrameClock"]

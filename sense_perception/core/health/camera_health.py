@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..first_last import KEEP_EACH_END, FirstLast
+from ..frame_clock import FrameClock
 from .camera_conditions import (FrameMetrics, detail_cells, frame_metrics, frozen,
                                 image_conditions, small_copy)
 from .camera_settings import CONDITIONS, CameraHealthSettings
@@ -69,11 +70,11 @@ class CameraHealthMonitor:
                                        s.film_arrival_s)
         self._previous: np.ndarray | None = None
         self._started: float | None = None
-        # Whether the camera ever stamped a frame: a camera that leaves header.stamp unset (0, as
-        # many drivers do) is timed by the arrivals, as its tracks or its driver attention are
-        # (FrameClock): on its stamps every frame repeated the one before, and it was `frozen`
+        # A camera that leaves header.stamp unset (0, as many drivers do) is timed by the
+        # arrivals until it stamps a frame, by the FrameClock that times its tracks or its driver
+        # attention: on its stamps every frame repeated the one before, and it was `frozen`
         # (ERROR) for as long as it ran, its silence and rate never checked (no period learnt).
-        self.stamped = not self.settings.unstamped_by_arrival
+        self._clock = FrameClock()
 
     def update(self, image: np.ndarray, stamp: float, frame_id: str = "",
                arrival: float | None = None) -> list[HealthEvent]:
@@ -82,18 +83,14 @@ class CameraHealthMonitor:
         Args:
             image: the decoded BGR (or grey) frame.
             stamp: its header stamp, seconds; 0 while the camera has never stamped a frame (a
-                driver leaving the stamp unset): the frame is timed by ``arrival`` instead where
-                ``settings.unstamped_by_arrival`` (exterior and cabin cameras alike; stamps that
-                advanced and then stand still stay ``frozen``).
+                driver leaving the stamp unset): the frame is timed by ``arrival`` instead
+                (exterior and cabin cameras alike; stamps that advanced and then stand still
+                stay ``frozen``).
             frame_id: its header frame_id.
             arrival: when it arrived (node clock, or the bag's receive time); the stamp if None.
         """
         arrival = stamp if arrival is None else arrival
-        if not self.stamped:
-            if stamp == 0.0:
-                stamp = arrival  # unstamped: its stamps say nothing about the stream
-            else:
-                self.stamped = True
+        stamp = self._clock.time(self.topic, stamp, arrival)  # unstamped: timed by the arrival
         if self._started is None:
             self._started = arrival
         small = small_copy(image, self.settings.width)

@@ -7,7 +7,7 @@ about 240 pixels wide, grey levels 0..255), so it does not depend on the camera'
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar
+from typing import Any
 
 from ...config import check_ranges, did_you_mean, section_from_params, setting
 from ...errors import ConfigError
@@ -165,9 +165,6 @@ class CameraHealthSettings:
     rate_tolerance: float = setting(0.5, range=(0.0, 10.0))
     stamp_jump_periods: float = setting(10.0, range=(1.0, 1000.0))
     stream: Hysteresis = _hysteresis(1, 10)
-    #: A camera that has never stamped a frame (stamps 0) is timed by the frames' arrival, as its
-    #: tracks are (not a parameter): its stamps say nothing about its stream.
-    unstamped_by_arrival: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_ranges(self, "camera_health.")
@@ -237,10 +234,6 @@ class CabinCameraHealthSettings(CameraHealthSettings):
     """
 
     film_drop: float = setting(0.0, range=(0.0, 0.99))
-    # A cabin camera that has never stamped a frame (stamps 0) is timed by the arrivals, as its
-    # driver attention and identity are (FrameClock): it was `frozen`, a camera fault, for as long
-    # as it ran while attention timed nothing (R39). Stamps that advanced and then stand still
-    # stay `frozen`, the camera fault attention reports (R19).
 
 
 def health_settings_type(kind: str) -> type[CameraHealthSettings]:
