@@ -3,7 +3,7 @@
 ``python lifecycle_cycles.py KIND CYCLES TMP`` builds driver_monitor or object_detector in a
 private rclpy context (the graph environment comes from the caller), runs two warm-up cycles, reads
 (descriptors, threads, RSS MiB), runs CYCLES more, reads them again, and prints one JSON line with
-both readings and what must be gone after cleanup. Every cycle: configure -> activate -> one real
+both readings, what must be gone after cleanup and the package measured (this checkout's). Every cycle: configure -> activate -> one real
 frame through the inference thread -> deactivate -> cleanup. It asserts nothing itself beyond each
 transition succeeding: the test judges the figures.
 """
@@ -15,8 +15,11 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This checkout's package first: run as a script, sys.path starts at test/ros, and
+# `sense_perception` was whatever the interpreter had installed (another checkout's nodes measured).
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
 
+import sense_perception  # noqa: E402
 from ros_helpers import DATA, end_context, image_msg, overrides, read_bgr, wait_for  # noqa: E402
 
 
@@ -74,7 +77,8 @@ def main(kind: str, cycles: int, tmp: Path) -> dict:
         for _ in range(cycles):
             cycle()
         after = process_counts()
-        return {"before": before, "after": after, "live_sessions": live_sessions(),
+        return {"package": sense_perception.__file__, "before": before, "after": after,
+                "live_sessions": live_sessions(),
                 "subscriptions": len(list(node.subscriptions)), "timers": len(list(node.timers)),
                 "worker_gone": node._worker is None}
     finally:

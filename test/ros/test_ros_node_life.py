@@ -61,6 +61,8 @@ def test_lifecycle_cycles_leak_no_descriptor_thread_session_or_subscription(ros_
                           env=ros_env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     counts = json.loads(done.stdout.strip().splitlines()[-1])
+    # the nodes of this checkout, not of whatever sense_perception the interpreter has installed
+    assert Path(counts["package"]).resolve().is_relative_to(script.parents[2].resolve()), counts
     fds, threads, rss = counts["before"]
     fds_after, threads_after, rss_after = counts["after"]
     assert fds_after <= fds + 2, f"descriptors {fds} -> {fds_after} over {cycles} cycles"
