@@ -217,13 +217,18 @@ def test_stamps_closer_than_any_camera_s_period_do_not_set_it(stamps):
     assert "silent" in bank.monitors["/cam/image_raw"].conditions
 
 
+def _full_mask_regions(tmp_path, width: int, height: int) -> IgnoreRegions:
+    """The region of ``/cam/image_raw``: a ``width`` x ``height`` mask covering all of it."""
+    path = tmp_path / "mask.png"
+    cv2.imwrite(str(path), np.full((height, width), 255, np.uint8))
+    return IgnoreRegions(_region_entry("/cam/image_raw", path))
+
+
 def test_a_mask_of_another_shape_than_its_camera_is_said_once_not_stretched_in_silence(
         tmp_path, caplog):
     # A 640x480 mask given to a 1920x1080 camera (made for another camera) was stretched to the
     # frame without a word, covering another part of the view than the mask shows.
-    path = tmp_path / "mask.png"
-    cv2.imwrite(str(path), np.full((480, 640), 255, np.uint8))
-    regions = IgnoreRegions(_region_entry("/cam/image_raw", path))
+    regions = _full_mask_regions(tmp_path, 640, 480)
     box = np.array([[0.0, 0.0, 100.0, 100.0]])
     with caplog.at_level("WARNING", logger="sense_perception.core.detection.ignore_regions"):
         for _ in range(3):
@@ -240,9 +245,7 @@ def test_a_mask_stretched_to_a_size_changing_every_frame_is_said_a_bounded_numbe
     # that set without bound, while the masks themselves are kept for MAX_SIZES sizes.
     from sense_perception.core.detection.ignore_regions import MAX_SIZES
 
-    path = tmp_path / "mask.png"
-    cv2.imwrite(str(path), np.full((48, 64), 255, np.uint8))
-    regions = IgnoreRegions(_region_entry("/cam/image_raw", path))
+    regions = _full_mask_regions(tmp_path, 64, 48)
     box = np.array([[0.0, 0.0, 10.0, 10.0]])
     with caplog.at_level("WARNING", logger="sense_perception.core.detection.ignore_regions"):
         for k in range(3 * MAX_SIZES):
