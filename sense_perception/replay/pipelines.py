@@ -27,7 +27,7 @@ from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (CABIN_OUTPUTS, EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame,
                                          Message, Output, enabled_outputs, frame_messages,
                                          judged_outputs)
-from ..core.types import Detections, Header
+from ..core.types import Header
 from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
 
 EXTERIOR, CABIN = "exterior", "cabin"  # camera roles: object_detector's cameras, driver_monitor's
@@ -242,8 +242,8 @@ class ExteriorStage:
         """Hand out the camera health of a frame dropped after it was judged (``on_judged``)."""
         if self._on_judged is None or status is None:
             return
-        dropped = ExteriorFrame(frame.header, Detections(), self.detector.label_names,
-                                self.detector.min_score, image_size_of(frame.image), health=status)
+        dropped = ExteriorFrame.judged(frame.header, self.detector, image_size_of(frame.image),
+                                       status)
         self._on_judged(frame, frame_messages(judged_outputs(self.outputs),
                                               self.namespaces[frame.topic], dropped,
                                               switches=self.switches))

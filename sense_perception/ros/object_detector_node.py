@@ -302,9 +302,8 @@ class ObjectDetectorNode(PerceptionNode):
         if status is None:
             return
         ns, pubs = self._outputs[frame.source]
-        health = ExteriorFrame(Header.from_msg(frame.msg.header), Detections(),
-                               self.detector.label_names, self.detector.min_score,
-                               image_size_of(image), health=status)
+        health = ExteriorFrame.judged(Header.from_msg(frame.msg.header), self.detector,
+                                      image_size_of(image), status)
         try:
             self.publish_frame(pubs, judged_outputs(EXTERIOR_OUTPUTS), ns, health, self._switches)
         except Exception as exc:  # noqa: BLE001 - said, the node goes on

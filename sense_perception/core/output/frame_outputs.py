@@ -88,6 +88,14 @@ class ExteriorFrame:
     health: dict[str, Any] | None = None
     ignore_regions: Sequence[np.ndarray] = ()
 
+    @classmethod
+    def judged(cls, header: Header, detector: Any, image_size: tuple[int, int] | None,
+               health: dict[str, Any] | None) -> ExteriorFrame:
+        """A frame dropped after it was judged: no detections, its camera ``health`` (what the
+        :func:`judged_outputs` rows publish); ``detector`` gives the label names and least score."""
+        return cls(header, Detections(), detector.label_names, detector.min_score, image_size,
+                   health=health)
+
     def captions(self) -> list[str] | None:
         """Captions with the range ("pedestrian 0.71 · 14 m") when placed, else None."""
         if self.positions is None:
