@@ -44,7 +44,7 @@ class FrameClock:
         """:meth:`seconds` of a frame stamped ``stamp`` (seconds); ``unstamped``: whether it is
         stamped 0 (None: ``stamp == 0``). Camera health times its frames with it too."""
         if camera not in self._stamped:
-            if stamp == 0.0 if unstamped is None else unstamped:
+            if (stamp == 0.0) if unstamped is None else unstamped:
                 if camera not in self.unstamped:
                     self.unstamped.add(camera)
                     if self._on_unstamped is not None:

@@ -3,8 +3,9 @@
 ``python lifecycle_cycles.py KIND CYCLES TMP`` builds driver_monitor or object_detector in a
 private rclpy context (the graph environment comes from the caller), runs two warm-up cycles, reads
 (descriptors, threads, RSS MiB), runs CYCLES more, reads them again, and prints one JSON line with
-both readings, what must be gone after cleanup and the package measured (this checkout's). Every cycle: configure -> activate -> one real
-frame through the inference thread -> deactivate -> cleanup. It asserts nothing itself beyond each
+both readings, what must be gone after cleanup and the package measured (this checkout's). Every
+cycle: configure -> activate -> one real frame through the inference thread -> deactivate ->
+cleanup. It asserts nothing itself beyond each
 transition succeeding: the test judges the figures.
 """
 from __future__ import annotations
