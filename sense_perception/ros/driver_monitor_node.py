@@ -129,6 +129,8 @@ class DriverMonitorNode(PerceptionNode):
                 result = identifier.process(image, self.frame_seconds(frame, header),
                                             camera_fault=in_fault(status))
             except Exception as exc:  # noqa: BLE001  counted, frame dropped, node continues
+                if not self.context.ok():
+                    raise  # stopped with the frame in flight: the worker loop counts it, no fault
                 self.health.inference_error(
                     f"{self.input_topic(frame.source)}: {type(exc).__name__}: {exc}", 1)
                 self.get_logger().error(f"identity pipeline failed, frame dropped: {exc!r}",
@@ -138,6 +140,8 @@ class DriverMonitorNode(PerceptionNode):
                     self.publish_frame(self._pubs, judged_outputs(CABIN_OUTPUTS), self._ns,
                                        CabinFrame(header, None, image_size_of(image), status))
                 except Exception as pub_exc:  # noqa: BLE001 - said, the node goes on
+                    if not self.context.ok():
+                        raise  # as above: lost to the stop
                     self.get_logger().error(f"the camera health of a dropped frame was not "
                                             f"published: {pub_exc!r}", throttle_duration_sec=5.0)
                 return

@@ -294,7 +294,14 @@ class ObjectDetectorNode(PerceptionNode):
         """Count and log (throttled) a frame dropped because ``step`` raised ``error``, as an
         inference error; the frame's camera health ``status`` (judged before the failure; None:
         not judged) is still published on ``<ns>/camera_health`` (the :func:`judged_outputs`
-        rows), its detections are not."""
+        rows), its detections are not.
+
+        Raises:
+            Exception: ``error`` again once the node's context is shut down (Ctrl-C, SIGTERM
+                invalidate the publishers first): the frames in flight are lost to the stop, not
+                a fault, and the worker loop counts them so (it logged an ERROR here)."""
+        if not self.context.ok():
+            raise error
         topic = self.input_topic(frame.source)
         self.health.inference_error(f"{topic}: {step}: {type(error).__name__}: {error}", 1)
         self.get_logger().error(f"{step} failed on a frame of {topic}, dropped: {error!r}",
@@ -307,6 +314,8 @@ class ObjectDetectorNode(PerceptionNode):
         try:
             self.publish_frame(pubs, judged_outputs(EXTERIOR_OUTPUTS), ns, health, self._switches)
         except Exception as exc:  # noqa: BLE001 - said, the node goes on
+            if not self.context.ok():
+                raise  # stopped meanwhile: as above
             self.get_logger().error(f"the camera health of a dropped frame of {topic} was not "
                                     f"published: {exc!r}", throttle_duration_sec=5.0)
 
