@@ -27,10 +27,39 @@ _OV_TYPES: dict[str, type[np.generic]] = {"f32": np.float32, "f16": np.float16, 
 _CORE = None
 
 
+# OpenVINO's model-conversion tools, which ``import openvino`` imports in a try: importing them
+# starts Intel's telemetry (openvino_telemetry), which, unless the user opted out, writes a
+# client id under ~/intel and sends a Google Analytics event from a thread of its own on every
+# import. Nothing of a car's start-up may leave the vehicle, and that thread (not a daemon) held
+# every node's stop for 2 s. The runtime needs none of it: models are read with Core.read_model.
+_CONVERSION_TOOLS = "openvino.tools.ovc"
+
+
+def import_openvino():  # -> the openvino module
+    """``import openvino`` without its conversion tools, so without its telemetry.
+
+    Raises:
+        ImportError: openvino is not installed.
+    """
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = _CONVERSION_TOOLS not in sys.modules
+    if blocked:
+        sys.modules[_CONVERSION_TOOLS] = None  # type: ignore[assignment]  # the import fails, caught
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get(_CONVERSION_TOOLS, 0) is None:
+            del sys.modules[_CONVERSION_TOOLS]  # a later explicit import is its importer's choice
+    return openvino
+
+
 def openvino_available() -> bool:
     """True when the ``openvino`` package can be imported."""
     try:
-        import openvino  # noqa: F401
+        import_openvino()
     except ImportError:
         return False
     return True
@@ -39,9 +68,7 @@ def openvino_available() -> bool:
 def _core():  # -> openvino.Core, one per process (it owns the plugin and its thread pools)
     global _CORE
     if _CORE is None:
-        import openvino as ov
-
-        _CORE = ov.Core()
+        _CORE = import_openvino().Core()
     return _CORE
 
 

@@ -1,0 +1,45 @@
+"""Nothing of the package's start-up leaves the vehicle or writes outside its own files."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import sys, threading
+from sense_perception.core.runtime.openvino_session import _core, openvino_available
+assert openvino_available()
+_core()  # the plugin the detector's OpenVINO models run on
+print(sorted(m for m in sys.modules if m.startswith(("openvino_telemetry", "openvino.tools.ovc"))))
+print(sorted(t.name for t in threading.enumerate() if not t.daemon and t is not threading.current_thread()))
+"""
+
+
+def test_openvino_is_loaded_without_its_telemetry(tmp_path):
+    # `import openvino` imported its conversion tools, whose import starts Intel's telemetry with
+    # consent assumed when no opt-out file exists: it wrote a client id to ~/intel and queued a
+    # Google Analytics event on a (non-daemon) thread of its own at every start of a node, a replay
+    # or an eval, and that thread held each node's stop for 2 s ("a callback was still running").
+    # Not in CI (CI=true turns it off), so the probe runs without that variable.
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    modules, threads = out.stdout.splitlines()[-2:]
+    assert modules == "[]", modules
+    assert threads == "[]", threads
+    assert not (tmp_path / "intel").exists(), sorted(p.name for p in (tmp_path / "intel").iterdir())
+
+
+def test_the_conversion_tools_stay_importable_for_whoever_asks():
+    # The block lasts only while openvino itself is imported: a tool that wants convert_model
+    # (and, with it, Intel's telemetry) can still import it.
+    import importlib.util
+
+    from sense_perception.core.runtime.openvino_session import import_openvino
+
+    import_openvino()
+    assert sys.modules.get("openvino.tools.ovc", "absent") is not None
+    assert importlib.util.find_spec("openvino.tools.ovc") is not None
