@@ -81,8 +81,8 @@ setup(
     entry_points={
         "console_scripts": [
             "sense-perception = sense_perception.cli.main:main",
-            "object_detector = sense_perception.ros.object_detector_node:main",
-            "driver_monitor = sense_perception.ros.driver_monitor_node:main",
+            "object_detector = sense_perception.ros.entry_points:object_detector",
+            "driver_monitor = sense_perception.ros.entry_points:driver_monitor",
         ],
     },
     zip_safe=False,

@@ -40,3 +40,40 @@ def test_run_without_ros_is_an_error_naming_the_fix(capsys):
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert "error: `run` needs ROS 2" in err and "make ros-env" in err, err
+
+
+@pytest.mark.parametrize("command", ["object_detector", "driver_monitor"])
+def test_node_entry_points_without_ros_are_an_error_naming_the_fix(command, capsys):
+    # The console scripts named the node modules, which import rclpy at their top: on an install
+    # without ROS 2 `object_detector` ended in a ModuleNotFoundError traceback before any of our code.
+    import importlib.util
+
+    from sense_perception.ros import entry_points
+
+    if all(importlib.util.find_spec(m) for m in ("rclpy", "sensor_msgs", "vision_msgs")):
+        pytest.skip("ROS 2 is installed here: the entry point would start the node")
+    assert getattr(entry_points, command)([command]) == 2
+    err = capsys.readouterr().err
+    assert f"error: `{command}` needs ROS 2" in err and f".venv-ros/bin/{command}" in err, err
+
+
+def test_only_a_missing_ros_module_reads_as_needs_ros(monkeypatch):
+    # `run` and the entry points said "needs ROS 2" for any ImportError of the node modules, a
+    # broken dependency of ours (numpy, onnxruntime) included: that error now goes through.
+    import importlib
+
+    from sense_perception.ros.entry_points import is_missing_ros, object_detector
+
+    for name in ("rclpy", "rclpy.lifecycle", "sensor_msgs.msg", "vision_msgs", "rcl_interfaces.msg"):
+        assert is_missing_ros(ModuleNotFoundError(f"No module named '{name}'", name=name)), name
+    for name in ("numpy", "onnxruntime", "sense_perception.core"):
+        assert not is_missing_ros(ModuleNotFoundError(f"No module named '{name}'", name=name)), name
+    assert is_missing_ros(ImportError("librcl.so: cannot open shared object file"))
+    assert not is_missing_ros(ImportError("cannot import name 'x' from 'numpy'"))
+
+    def broken(name, *args):
+        raise ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime")
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    with pytest.raises(ModuleNotFoundError, match="onnxruntime"):
+        object_detector([])

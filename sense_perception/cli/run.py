@@ -32,15 +32,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the selected nodes and spin until Ctrl-C."""
     from ..config import load_params
+    from ..ros.entry_points import is_missing_ros, ros_missing_message
 
     try:  # the node modules import rclpy and the message packages (sensor_msgs first)
         from ..ros.driver_monitor_node import DriverMonitorNode
         from ..ros.object_detector_node import ObjectDetectorNode
         from ..ros.run import run_nodes, to_parameters
     except ImportError as exc:
-        print(f"error: `run` needs ROS 2 (rclpy and vision_msgs): {exc}. Source a ROS 2 install "
-              "(with ros-$ROS_DISTRO-vision-msgs) or use the test environment: make ros-env && "
-              ".venv-ros/bin/sense-perception run ...", file=sys.stderr)
+        if not is_missing_ros(exc):  # a broken dependency of ours is not "needs ROS 2"
+            raise
+        print(ros_missing_message("run", exc, "sense-perception run"), file=sys.stderr)
         return 2
 
     classes: dict[str, Any] = {"object_detector": ObjectDetectorNode,
