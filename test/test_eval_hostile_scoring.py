@@ -310,3 +310,23 @@ def test_score_calibration_is_never_fitted_on_too_few_hits(tmp_path: Path, monke
             fsc.main()
         assert stop.value.code == 2 and message in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_a_box_reaching_past_the_image_edge_is_scored_on_its_part_inside(tmp_path: Path) -> None:
+    """A box projected from a 3-D cuboid reaches past the edge (a car half out of the view). It
+    was scored whole against the detector's boxes, which are cut to the image: a car found exactly
+    on its visible half had an IoU of 0.5 and was missed at ``--iou 0.6``, its height band that
+    of a size nobody sees. It is cut to the image, as the detections are, and counted."""
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((100, 200, 3), 90, np.uint8))
+    gt = _write(tmp_path, {"cameras": {"a": {"image": "a.png", "boxes": [
+        {"label": "car", "bbox_xyxy": [-40, 20, 40, 60]},      # half out on the left
+        {"label": "car", "bbox_xyxy": [150, 50, 260, 140]},    # out right and below
+        {"label": "car", "bbox_xyxy": [80, 10, 120, 40]}]}}})  # inside: unchanged
+    (image,) = check_images(load_ground_truth(gt), gt, InputLimits(), [])
+    np.testing.assert_array_equal(image.boxes, [[0, 20, 40, 60], [150, 50, 200, 100],
+                                                [80, 10, 120, 40]])
+    assert image.clipped == 2
+    visible = dets([[0, 20, 40, 60], [150, 50, 200, 100], [80, 10, 120, 40]], [0.9, 0.8, 0.7],
+                   ["car"] * 3)
+    car = evaluate([image], [visible], None, LABELS, iou=0.6).classes["car"]
+    assert (car.tp, car.fp) == (3, 0)

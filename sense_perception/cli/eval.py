@@ -181,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"{meta['model']} ({', '.join(f'{k}: {v}' for k, v in meta['providers'].items())}), "
               f"tiling {meta['tiling']}, {meta['ms_per_image']} ms per image")
     render(result, out)
+    if meta["clipped_boxes"]:
+        out.print(f"{meta['clipped_boxes']} ground-truth box(es) reached past the image's edge: "
+                  "scored on their part inside it, as the detector's boxes are", highlight=False,
+                  soft_wrap=True)
     skipped = meta["skipped"]
     for entry in skipped:
         console.print(f"[red]skipped:[/red] {shown(entry['image'])}: {shown(entry['reason'])}",

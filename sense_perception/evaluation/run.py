@@ -17,7 +17,7 @@ from ..core.imaging.frame_guard import InputLimits
 from ..core.imaging.image_file import exif_turns_sides, probe_image_file, read_image_file
 from ..errors import ConfigError, GroundTruthError, ImageDecodeError, SensePerceptionError
 from .ground_truth import (GroundTruthImage, check_inside, check_one_entry_per_image,
-                           load_ground_truth)
+                           clip_to_image, load_ground_truth)
 from .scoring import Evaluation, ImageDetections, evaluate, scored_labels
 
 CURVE_FLOOR = 0.05  # lowest score of the curve pass: below it detections are noise
@@ -104,6 +104,7 @@ def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: Inp
         if not (g.width and g.height):
             g.width, g.height = width, height
         check_inside(g, f"{ground_truth}: image {g.key}")
+        clip_to_image(g)
         kept.append(g)
     return kept
 
@@ -220,5 +221,6 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
             "tiling": operating.tiling.mode if operating.tiling is not None else "off",
             "ms_per_image": round(1e3 * detect_seconds / max(1, len(scored)), 1),
             "seconds": round(time.perf_counter() - started, 1),
-            "curve": curve, "skipped": skipped}
+            "curve": curve, "skipped": skipped,
+            "clipped_boxes": sum(g.clipped for g in scored)}
     return result, meta, scored
