@@ -330,3 +330,21 @@ def test_a_box_reaching_past_the_image_edge_is_scored_on_its_part_inside(tmp_pat
                    ["car"] * 3)
     car = evaluate([image], [visible], None, LABELS, iou=0.6).classes["car"]
     assert (car.tp, car.fp) == (3, 0)
+
+
+def test_result_tables_piped_to_a_file_keep_every_name_whole(monkeypatch, capsys) -> None:
+    """Piped (a log, CI) rich laid the tables out in 80 columns: eval printed ``pedestr…``,
+    ``positiv…`` and ``precisi…``, and "1 images"."""
+    from sense_perception.evaluation.report import render
+    from sense_perception.result_console import result_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    one = gt_image("a", [PERSON, [300, 0, 400, 200]], ["pedestrian", "traffic_light"])
+    found = dets([PERSON, [300, 0, 400, 200], ELSEWHERE], [0.9, 0.8, 0.5],
+                 ["pedestrian", "traffic_light", "motorcycle"])
+    render(evaluate([one], [found], None, LABELS), result_console())  # capsys: not a terminal
+    printed = capsys.readouterr().out
+    for word in ("pedestrian", "traffic_light", "false positives", "precision", "(IoU 0.5, 1 image)",
+                 "(0 in 1 image)"):
+        assert word in printed, printed
+    assert "…" not in printed, printed

@@ -304,6 +304,7 @@ def _run(args: argparse.Namespace, lock: _OutLock) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
+    from ..result_console import result_console
     from ..core.output.annotate import draw_detections
     from ..core.detection.detector_setup import build_detector
     from ..core.imaging.frame_guard import InputLimits
@@ -326,7 +327,7 @@ def _run(args: argparse.Namespace, lock: _OutLock) -> int:
     from ..core.output.detections_3d import range_captions
 
     calibration = load_calibration(args.calibration) if args.calibration else None
-    console, errors = Console(), Console(stderr=True)
+    console, errors = result_console(), Console(stderr=True)
     params, source = _params(args), str(args.config or "command line")
     limits = InputLimits.from_params(params, source)  # the nodes' input.* limits, for files too
     from ..ros.settings import position_noise

@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..result_console import result_console
+
     from . import shown
 
     from ..config import files_note, load_params, resolve_config
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                                               progress=progress,
                                               before_detection=before_detection,
                                               detections_out=detections)
-    out = Console()
+    out = result_console()
     out.print(f"{meta['model']} ({', '.join(f'{k}: {v}' for k, v in meta['providers'].items())}), "
               f"tiling {meta['tiling']}, {meta['ms_per_image']} ms per image")
     render(result, out)

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..result_console import result_console
     from ..fleet.report import render_fleet_table
     from ..fleet.runner import FleetRequest, run_fleet
 
@@ -121,6 +122,6 @@ def run(args: argparse.Namespace) -> int:
         task = bar.add_task("fleet", total=None, frames=0,
                             state="starting Ray and loading the models in each worker")
         result = run_fleet(request, _ProgressListener(bar, task))
-    render_fleet_table(result.summary, Console())
+    render_fleet_table(result.summary, result_console())
     print(f"summary: {printable(result.summary_path)}")
     return result.exit_code

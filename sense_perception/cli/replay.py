@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..result_console import result_console
     from ..replay.engine import ReplayOptions, replay
     from ..replay.summary import render_table
     from ..stops import stop_signals
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, total=total)
 
         result = replay(options, progress, stops=stops)
-    render_table(result.summary, Console())
+    render_table(result.summary, result_console())
     for note in result.notes:
         console.print(f"[yellow]note:[/] {shown(note)}", highlight=False, soft_wrap=True)
     # the file Foxglove opens (`ros2 bag play` takes it or its folder), as the README shows

@@ -92,7 +92,8 @@ def render(result: Evaluation, console: Any) -> None:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f} %"
 
-    table = Table(title=f"detection quality (IoU {result.iou:g}, {result.images} images)")
+    images = f"{result.images} image{'' if result.images == 1 else 's'}"
+    table = Table(title=f"detection quality (IoU {result.iou:g}, {images})")
     for column in ("class", "ground truth", "found", "false positives", "FP / image", "recall",
                    "precision", "AP"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -111,7 +112,7 @@ def render(result: Evaluation, console: Any) -> None:
         heights.add_row(escape(label), *cells)
     console.print(heights)
     console.print(f"false positives per image: {result.fp_per_image:.2f} ({result.fp} in "
-                  f"{result.images} images)")
+                  f"{images})")
     if result.not_scored:
         console.print(f"not scored (classes the detector does not have): "
                       f"{escape(', '.join(result.not_scored))}", highlight=False)

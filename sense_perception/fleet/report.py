@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..result_console import result_console
 from ..face.safe_text import shown
 
 
@@ -147,7 +148,7 @@ def _top_labels(detections: dict[str, int], n: int = 4) -> str:
 
 def render_fleet_table(summary: dict[str, Any], console: Console | None = None) -> None:
     """Print the per-bag table, the totals and the per-worker figures with rich."""
-    console = console or Console()
+    console = console or result_console()
     style = {"done": "green", "partial": "yellow", "failed": "bold red", "skipped": "dim",
              INTERRUPTED: "magenta"}
     table = Table(title="sense-perception fleet")

@@ -10,6 +10,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ..result_console import result_console
 from ..core.first_last import FirstLast
 from ..face.safe_text import shown
 
@@ -160,7 +161,7 @@ def render_table(summary: dict[str, Any], console: Console | None = None) -> Non
 
     Topics, frame ids and reasons come from the bag: printed as text, never as rich markup (a
     frame_id '[/front]' ended the replay in a MarkupError traceback; '[red]' would restyle)."""
-    console = console or Console()
+    console = console or result_console()
     table = Table(title="sense-perception replay", show_lines=False)
     table.add_column("camera")
     table.add_column("frames", justify="right")
