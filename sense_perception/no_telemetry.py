@@ -1,10 +1,10 @@
 """Keep the runtimes' telemetry off: nothing about the car leaves the vehicle through a library.
 
 onnxruntime 1.32 and later (official wheels, Linux included) start Microsoft's 1DS telemetry when
-they are imported, unless ``ORT_DISABLE_TELEMETRY=1`` is set by then: it writes a persistent device
-id and an offline event store under ``~/.cache/Microsoft/DeveloperTools/.onnxruntime`` (it grew
-by about 1 MB a day on a development machine that cannot reach Microsoft) and uploads process,
-session and model events (the OS, the Python executable's path) when it can. This module is
+they are imported, unless ``ORT_DISABLE_TELEMETRY=1`` is set by then: it writes a persistent
+device id and an offline event store under ``~/.cache/Microsoft/DeveloperTools/.onnxruntime``
+(over 1 MB in six hours of test runs on a machine that cannot reach Microsoft) and uploads
+process, session and model events (the OS, the Python executable's path) when it can. This module is
 imported first by the package (``sense_perception/__init__.py``), before anything imports
 onnxruntime, and sets the variable unless the user set it (``ORT_DISABLE_TELEMETRY=0`` keeps it
 on). OpenVINO's telemetry is avoided where OpenVINO is imported

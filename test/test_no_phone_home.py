@@ -22,7 +22,7 @@ print(sorted(t.name for t in threading.enumerate() if not t.daemon and t is not 
 
 def test_the_runtimes_load_without_their_telemetry(tmp_path):
     # onnxruntime 1.32 starts Microsoft's 1DS telemetry at import unless ORT_DISABLE_TELEMETRY=1 is
-    # set by then: a device id and an offline event store (1 MB a day here) under
+    # set by then: a device id and an offline event store (1 MB in six hours of tests here) under
     # ~/.cache/Microsoft, uploaded (OS, executable path, sessions, models) when it can reach out.
     # `import openvino` imported its conversion tools, whose import starts Intel's telemetry with
     # consent assumed when no opt-out file exists: it wrote a client id to ~/intel and queued a
