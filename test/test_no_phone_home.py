@@ -16,7 +16,8 @@ _core()  # the plugin the detector's OpenVINO models run on
 model = sorted(Path("MODELS").glob("*.onnx"))[0]
 onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
 print(sorted(m for m in sys.modules if m.startswith(("openvino_telemetry", "openvino.tools.ovc"))))
-print(sorted(t.name for t in threading.enumerate() if not t.daemon and t is not threading.current_thread()))
+others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+print(sorted(t.name for t in others if not t.daemon))
 """
 
 

@@ -47,7 +47,8 @@ def import_openvino():  # -> the openvino module
         return sys.modules["openvino"]
     blocked = _CONVERSION_TOOLS not in sys.modules
     if blocked:
-        sys.modules[_CONVERSION_TOOLS] = None  # type: ignore[assignment]  # the import fails, caught
+        # None: the import fails with ImportError, which openvino's __init__ catches
+        sys.modules[_CONVERSION_TOOLS] = None  # type: ignore[assignment]
     try:
         import openvino
     finally:
