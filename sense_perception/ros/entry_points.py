@@ -32,8 +32,8 @@ def ros_missing_message(command: str, exc: ImportError, program: str = "") -> st
     """The error printed when ``command`` cannot start for want of ROS 2, naming the fix
     (``program``: the executable that runs it, when not ``command`` itself)."""
     return (f"error: `{command}` needs ROS 2 (rclpy and vision_msgs): {exc}. Source a ROS 2 "
-            "install (with ros-$ROS_DISTRO-vision-msgs) or use the test environment: make ros-env && "
-            f".venv-ros/bin/{program or command} ...")
+            "install (with ros-$ROS_DISTRO-vision-msgs) or use the test environment: "
+            f"make ros-env && .venv-ros/bin/{program or command} ...")
 
 
 def _start(command: str, args: list[str] | None) -> int:
