@@ -50,6 +50,15 @@ from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, r
 # built) is left behind, named in an error line.
 JOIN_TIMEOUT_S = 10.0
 
+#: Node parameters read once, when the node starts, and never again: a ``ros2 param set`` of
+#: another value was accepted and changed nothing. By name: what to do instead.
+READ_AT_START = {
+    "autostart": "it configured and activated the node (or left it waiting) when the node started "
+                 "and changes nothing now; fix: use `ros2 lifecycle set {node} configure` (then "
+                 "`activate`), or give autostart when the node starts (-p autostart:=..., the "
+                 "parameter file)",
+}
+
 
 def node_params(node: Any) -> dict[str, Any]:
     """The node's set parameters as a flat dict, without the ones rclpy declares itself (a
@@ -174,6 +183,11 @@ class PerceptionNode(LifecycleNode):
             if parameter.value is None or is_ros_param(parameter.name):  # unset: the default
                 continue
             value = parameter.value
+            if parameter.name in READ_AT_START and value != self.get_parameter(parameter.name).value:
+                return SetParametersResult(successful=False, reason=(
+                    f"parameter '{parameter.name}' is read only when the node starts: "
+                    + READ_AT_START[parameter.name].format(node=self.get_fully_qualified_name())
+                    + f"; the value stays {self.get_parameter(parameter.name).value!r}"))
             try:
                 check_value(self.SETTINGS.KIND, parameter.name,
                             list(value) if isinstance(value, array.array) else value,
@@ -250,6 +264,7 @@ class PerceptionNode(LifecycleNode):
             own = {k: v for k, v in params.items() if k in own_names}
             settings = section_from_params(self.SETTINGS, own, "", self.source, strict=False)
             settings.validate()
+            self._apply_diagnostics_period(settings.diagnostics_period_s)
             self.limits = InputLimits.from_params(params, self.source)
             self._inputs = self.inputs(settings)
             self.settings = settings
@@ -282,6 +297,16 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info("configured: inputs " + ", ".join(
             f"{t} ({c.__name__}, {qos.describe(self.input_qos())})" for t, c in self._inputs))
         return TransitionCallbackReturn.SUCCESS
+
+    def _apply_diagnostics_period(self, period_s: float) -> None:
+        """Publish /diagnostics every ``period_s`` (a validated ``diagnostics_period_s``): it was
+        read only when the node was built, so a value set with ``ros2 param set`` before a
+        configure (the steps the refusal of a set while configured names) was never used."""
+        period_ns = int(round(period_s * 1e9))
+        if period_ns != self._diag_timer.timer_period_ns:
+            self._diag_timer.timer_period_ns = period_ns
+            self._diag_timer.reset()  # the next status one new period from now
+            self.get_logger().info(f"/diagnostics every {period_s:g} s")
 
     def _configure_failed(self, error: str) -> TransitionCallbackReturn:
         self.config_error = error

@@ -53,7 +53,8 @@ class InputSettings:
     PREFIXES: ClassVar[tuple[str, ...]] = ("input",)
 
     autostart: bool = param(True, "configure and activate at start-up; false waits for lifecycle "
-                                  "transitions (e.g. from a lifecycle manager)")
+                                  "transitions (e.g. from a lifecycle manager); read only at "
+                                  "start-up")
     input_reliability: str = param("best_effort", "camera subscription reliability: best_effort "
                                    "(sensor data; receives from any camera) or reliable",
                                    RELIABILITIES)
@@ -62,7 +63,7 @@ class InputSettings:
     output_depth: int = param(10, "queue depth of the result publishers (always reliable)",
                               (1, MAX_DEPTH))
     diagnostics_period_s: float = param(1.0, "seconds between /diagnostics messages (read at "
-                                        "start-up)", DIAGNOSTICS_PERIOD_S)
+                                        "start-up and at every configure)", DIAGNOSTICS_PERIOD_S)
     no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long; "
                                    "> 0", (0.0, None))
     publish_annotations: bool = param(True, "publish <ns>/annotations (foxglove_msgs/ImageAnnotations: "

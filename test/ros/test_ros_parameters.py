@@ -227,3 +227,31 @@ def test_the_command_line_wins_over_run_s_config_and_the_config_s_sim_time_appli
         node2.destroy_node()
     finally:
         node.destroy_node()
+
+
+def test_parameters_read_when_the_node_starts_are_applied_at_configure_or_refused(context):
+    """`ros2 param set` of `diagnostics_period_s` while unconfigured (the steps the refusal of a
+    set while configured names: cleanup, set, configure) was accepted and never used: the timer
+    kept the period the node was built with. `autostart` set after the start was accepted and
+    changed nothing. The period now applies at configure; autostart is refused, naming the fix."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    node = ObjectDetectorNode("read_at_start", context=context, parameter_overrides=[
+        Parameter("camera_topics", value=["/sp_read_at_start/cam/image_raw"]),
+        Parameter("autostart", value=False), Parameter("runtime.intra_op_threads", value=1)])
+    try:
+        assert node._diag_timer.timer_period_ns == 1_000_000_000
+        assert node.set_parameters([Parameter("diagnostics_period_s", value=0.25)])[0].successful
+        result = node.set_parameters([Parameter("autostart", value=True)])[0]
+        assert not result.successful, "autostart set after the start was accepted and unused"
+        assert "read only when the node starts" in result.reason, result.reason
+        assert "ros2 lifecycle set /read_at_start configure" in result.reason, result.reason
+        assert node.get_parameter("autostart").value is False
+        assert node.set_parameters([Parameter("autostart", value=False)])[0].successful  # unchanged
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
+        assert node._diag_timer.timer_period_ns == 250_000_000, "the period set was never used"
+    finally:
+        node.destroy_node()
