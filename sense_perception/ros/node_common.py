@@ -539,6 +539,20 @@ class PerceptionNode(LifecycleNode):
             (absent when off or foxglove_msgs is missing); latched rows are transient-local.
         """
         pubs: dict[str, Any] = {}
+        try:
+            self._add_publishers(pubs, table, ns, switches)
+        except BaseException:
+            # A row that cannot be made (its message package not installed: Autoware's ROIs
+            # without tier4_perception_msgs) failed configure after the rows before it were made:
+            # they were never destroyed, five more publishers on the camera's topics at every
+            # configure tried again. Those made are destroyed before the failure goes on.
+            self.destroy_publishers(pubs)
+            raise
+        return pubs
+
+    def _add_publishers(self, pubs: dict[str, Any], table: Sequence[Output], ns: str,
+                        switches: dict[str, Any]) -> None:
+        """:meth:`make_publishers`' loop: each publisher made goes into ``pubs`` at once."""
         for row in table:
             if row.msgtype == IMAGE_ANNOTATIONS:
                 pub = self.make_annotations_publisher(ns)
@@ -554,7 +568,6 @@ class PerceptionNode(LifecycleNode):
                 pub = None
             if pub is not None:
                 pubs[row.name] = pub
-        return pubs
 
     def destroy_publishers(self, pubs: dict[str, Any]) -> None:
         """Destroy the publishers of :meth:`make_publishers`."""
