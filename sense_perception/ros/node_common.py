@@ -180,8 +180,10 @@ class PerceptionNode(LifecycleNode):
 
     def _check_set(self, parameters: list[Any]) -> SetParametersResult:
         for parameter in parameters:
-            if parameter.value is None or is_ros_param(parameter.name):  # unset: the default
+            if is_ros_param(parameter.name):
                 continue
+            if parameter.value is None:  # `ros2 param delete`
+                return self._refuse_delete(parameter.name)
             value = parameter.value
             if parameter.name in READ_AT_START and value != self.get_parameter(parameter.name).value:
                 return SetParametersResult(successful=False, reason=(
@@ -196,6 +198,18 @@ class PerceptionNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=f"{exc}; the value stays "
                                            f"{self.get_parameter(parameter.name).value!r}")
         return SetParametersResult(successful=True)
+
+    def _refuse_delete(self, name: str) -> SetParametersResult:
+        """Refuse ``ros2 param delete`` of one of the node's parameters: rclpy undeclared it, so
+        ``ros2 param set`` of it was refused (``Invalid access to undeclared parameter(s)``) for
+        as long as the node ran, ``ros2 param list`` and ``describe`` no longer knew it, and the
+        next configure quietly took the default (``camera_topics`` deleted: /camera/image_raw)."""
+        item = node_schema(self.SETTINGS.KIND).get(name)
+        default = f"; its default is {item.default!r}" if item is not None else ""
+        return SetParametersResult(successful=False, reason=(
+            f"parameter '{name}' cannot be deleted: every parameter of the node stays declared "
+            f"(deleted, it could not be set again while the node runs); fix: `ros2 param set "
+            f"{self.get_fully_qualified_name()} {name} VALUE`{default}"))
 
     def _forget_refused(self, parameters: list[Any]) -> None:
         for parameter in parameters:

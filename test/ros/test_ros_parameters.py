@@ -255,3 +255,38 @@ def test_parameters_read_when_the_node_starts_are_applied_at_configure_or_refuse
         assert node._diag_timer.timer_period_ns == 250_000_000, "the period set was never used"
     finally:
         node.destroy_node()
+
+
+def test_a_parameter_cannot_be_deleted_and_stays_settable(context):
+    """`ros2 param delete` (a set to PARAMETER_NOT_SET) of a node parameter while unconfigured:
+    rclpy undeclared it, every later `ros2 param set` of it was refused as undeclared for as long
+    as the node ran, and a deleted `camera_topics` quietly gave the default camera at the next
+    configure. Now the delete is refused, naming `ros2 param set` and the default."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    node = ObjectDetectorNode("param_delete", context=context, parameter_overrides=[
+        Parameter("camera_topics", value=["/sp_param_delete/cam/image_raw"]),
+        Parameter("autostart", value=False)])
+
+    def set_one(name: str, value: ParameterValue) -> Any:  # as `ros2 param set/delete` call it
+        request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)])
+        return node._parameter_service._set_parameters_callback(
+            request, SetParameters.Response()).results[0]
+
+    try:
+        for name in ("detector.score_threshold", "camera_topics"):
+            result = set_one(name, ParameterValue(type=ParameterType.PARAMETER_NOT_SET))
+            assert not result.successful, f"{name} was deleted"
+            assert f"parameter '{name}' cannot be deleted" in result.reason, result.reason
+            assert "ros2 param set /param_delete" in result.reason, result.reason
+            assert node.has_parameter(name)
+        assert node.get_parameter("camera_topics").value == ["/sp_param_delete/cam/image_raw"]
+        result = set_one("detector.score_threshold", ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=0.5))
+        assert result.successful, result.reason
+    finally:
+        node.destroy_node()
