@@ -217,9 +217,14 @@ class PerceptionNode(LifecycleNode):
 
     def _refuse_while_configured(self, parameters: list[Any]) -> SetParametersResult:
         """Refuse to set the node's own parameters while it is configured: they are read at
-        configure, so a value accepted then would be silently unused by the running node."""
+        configure, so a value accepted then would be silently unused by the running node; and
+        once it is shut down (``finalized``), when no configure can come any more."""
         state = self.lifecycle_state
         names = [p.name for p in parameters if not is_ros_param(p.name)]
+        if state == "finalized" and names:
+            return SetParametersResult(successful=False, reason=(
+                f"{', '.join(names)}: the node was shut down (finalized) and reads no parameter "
+                "again; restart the node with the value (-p NAME:=VALUE, the parameter file)"))
         if state not in ("inactive", "active") or not names:
             return SetParametersResult(successful=True)
         steps = "deactivate and cleanup" if state == "active" else "cleanup"

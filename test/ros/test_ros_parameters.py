@@ -257,11 +257,12 @@ def test_parameters_read_when_the_node_starts_are_applied_at_configure_or_refuse
         node.destroy_node()
 
 
-def test_a_parameter_cannot_be_deleted_and_stays_settable(context):
+def test_a_parameter_cannot_be_deleted_nor_set_on_a_node_shut_down(context):
     """`ros2 param delete` (a set to PARAMETER_NOT_SET) of a node parameter while unconfigured:
     rclpy undeclared it, every later `ros2 param set` of it was refused as undeclared for as long
     as the node ran, and a deleted `camera_topics` quietly gave the default camera at the next
-    configure. Now the delete is refused, naming `ros2 param set` and the default."""
+    configure. Now the delete is refused, naming `ros2 param set` and the default. A set after
+    the node was shut down was taken, and no configure could ever read it: refused too."""
     from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
@@ -288,5 +289,11 @@ def test_a_parameter_cannot_be_deleted_and_stays_settable(context):
         result = set_one("detector.score_threshold", ParameterValue(
             type=ParameterType.PARAMETER_DOUBLE, double_value=0.5))
         assert result.successful, result.reason
+        # shut down (finalized), no configure can read a parameter again: a set was taken
+        node.trigger_shutdown()
+        result = set_one("detector.score_threshold", ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=0.6))
+        assert not result.successful and "shut down (finalized)" in result.reason, result.reason
+        assert node.get_parameter("detector.score_threshold").value == 0.5
     finally:
         node.destroy_node()
