@@ -249,3 +249,19 @@ def test_a_topic_ros_would_not_take_is_refused_naming_its_parameter(check, fragm
     and the replay took them."""
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         check()
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("/a/image_raw,,/b/image_raw", "holds an empty item"),
+    (",", "holds an empty item"),
+    (" ", "holds an empty item"),
+    ("/a/image_raw,/a/image_raw", "names /a/image_raw twice"),
+    ("/a/image raw", "is not a ROS topic name"),
+])
+def test_the_camera_topics_launch_argument_is_refused_as_autoware_launch_refuses_it(value, fragment):
+    """perception.launch.py and object_detector.launch.py dropped an empty item in silence
+    (`a,,b`) and gave the node no camera for `,` or a blank; autoware.launch.py refused them."""
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        launch_support.node_parameters("object_detector", {"camera_topics": value})
+    assert launch_support.node_parameters("object_detector", {"camera_topics": " /a/image_raw , /b/image_raw"})[
+        "camera_topics"] == ["/a/image_raw", "/b/image_raw"]
