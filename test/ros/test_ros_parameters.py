@@ -297,3 +297,24 @@ def test_a_parameter_cannot_be_deleted_nor_set_on_a_node_shut_down(context):
         assert node.get_parameter("detector.score_threshold").value == 0.5
     finally:
         node.destroy_node()
+
+
+def test_reload_gallery_on_a_node_shut_down_names_the_restart(context):
+    """`~/reload_gallery` on a finalized driver_monitor answered 'configure it first', which a
+    node shut down can never be."""
+    from rclpy.parameter import Parameter
+    from std_srvs.srv import Trigger
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    node = DriverMonitorNode("reload_finalized", context=context, parameter_overrides=[
+        Parameter("camera_topic", value="/sp_reload_finalized/cabin/image_raw"),
+        Parameter("autostart", value=False)])
+    try:
+        response = node._on_reload_gallery(Trigger.Request(), Trigger.Response())
+        assert not response.success and response.message == "node is unconfigured; configure it first"
+        node.trigger_shutdown()
+        response = node._on_reload_gallery(Trigger.Request(), Trigger.Response())
+        assert not response.success and response.message == "node is finalized (shut down); restart it"
+    finally:
+        node.destroy_node()
