@@ -140,6 +140,7 @@ class PerceptionNode(LifecycleNode):
             # rclpy keeps the command line's values there (and parameter_overrides')
             given: dict[str, Any] = dict(self._parameter_overrides)  # type: ignore[has-type]
             self._parameter_overrides = {**{p.name: p for p in config_defaults}, **given}
+            self._say_command_line_wins(config_defaults, given)
             # rclpy declared use_sim_time before this: the config's value is set now
             sim_time = next((p for p in config_defaults if p.name == "use_sim_time"), None)
             if sim_time is not None and "use_sim_time" not in given:
@@ -177,6 +178,19 @@ class PerceptionNode(LifecycleNode):
         # The statuses are still stamped with the node's (simulation) time.
         self._diag_timer = self.create_timer(period, self.publish_diagnostics,
                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _say_command_line_wins(self, config_defaults: Sequence[Any], given: dict[str, Any]) -> None:
+        """Log each parameter the command line (``-p``, ``--params-file``) sets to another value
+        than the config file (``run --config``) does: the command line wins, and was not said."""
+        def plain(value: Any) -> Any:
+            return list(value) if isinstance(value, (array.array, tuple)) else value
+
+        differ = [(p.name, plain(p.value), plain(given[p.name].value)) for p in config_defaults
+                  if p.name in given and plain(given[p.name].value) != plain(p.value)]
+        if differ:
+            self.get_logger().info(
+                "the command line wins over the config file for: " + "; ".join(
+                    f"{name} = {cli!r} (the config file: {config!r})" for name, config, cli in differ))
 
     def _check_set(self, parameters: list[Any]) -> SetParametersResult:
         for parameter in parameters:

@@ -318,3 +318,26 @@ def test_reload_gallery_on_a_node_shut_down_names_the_restart(context):
         assert not response.success and response.message == "node is finalized (shut down); restart it"
     finally:
         node.destroy_node()
+
+
+def test_the_command_line_winning_over_run_s_config_is_said(context, capfd):
+    """`run --config FILE -- --ros-args -p NAME:=VALUE`: the command line wins (P12), but nothing
+    said so: a log line names each parameter the two set differently, with both values."""
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    config = [Parameter("no_input_warn_s", value=5.0), Parameter("batch_wait_ms", value=9.0),
+              Parameter("camera_topics", value=["/sp_cli_said/a/image_raw"])]
+    node = ObjectDetectorNode("cli_said", context=context, config_defaults=config, cli_args=[
+        "--ros-args", "-p", "no_input_warn_s:=7.5", "-p", "batch_wait_ms:=9.0",
+        "-p", "camera_topics:=[/sp_cli_said/b/image_raw]"])
+    try:
+        err = capfd.readouterr().err
+        line = next((x for x in err.splitlines() if "the command line wins" in x), "")
+        assert "no_input_warn_s = 7.5 (the config file: 5.0)" in line, err
+        assert "camera_topics = ['/sp_cli_said/b/image_raw'] (the config file: " \
+               "['/sp_cli_said/a/image_raw'])" in line, err
+        assert "batch_wait_ms" not in line  # the same value: nothing to say
+    finally:
+        node.destroy_node()
