@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sense_perception.config import bundled_config, load_params, resolve_config, section_from_params
-from sense_perception.core.autoware.rois import AutowareConfig
+from sense_perception.core.autoware.rois import AutowareConfig, check_camera_info_topic
 from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
 from sense_perception.core.detection.duplicates import DuplicateSettings
 from sense_perception.core.detection.ignore_regions import IgnoreRegionSettings
@@ -230,3 +230,38 @@ def test_launch_files_start_the_right_nodes(name, nodes):
     for node in nodes:
         assert set(launch_support.NODE_ARGUMENTS[node]) >= {"config", "namespace", "use_sim_time"}
     assert any(a in launch_support.NODE_ARGUMENTS[nodes[0]] for a in ("camera_topics", "camera_topic"))
+
+
+@pytest.mark.parametrize("check, fragment", [
+    (lambda: ObjectDetectorSettings(camera_info_topics=["/cam/camera info"]).validate(),
+     "parameter 'camera_info_topics': '/cam/camera info' is not a ROS topic name"),
+    (lambda: DriverMonitorNodeSettings(camera_topic="/cabin cam/image_raw").validate(),
+     "parameter 'camera_topic': '/cabin cam/image_raw' is not a ROS topic name"),
+    (lambda: DriverMonitorNodeSettings(camera_info_topic="/cabin/camera_info/").validate(),
+     "parameter 'camera_info_topic': '/cabin/camera_info/' is not a ROS topic name"),
+    (lambda: check_camera_info_topic(["/sensing/camera/camera0/image_rect_color"],
+                                     "/sensing/camera/camera0/info 2"),
+     "autoware.camera_info_topic: '/sensing/camera/camera0/info 2' is not a ROS topic name"),
+])
+def test_a_topic_ros_would_not_take_is_refused_naming_its_parameter(check, fragment):
+    """Only `camera_topics` was checked: the other topic parameters failed a node's configure
+    after its models loaded, as an 'unexpected' InvalidTopicNameException naming no parameter,
+    and the replay took them."""
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        check()
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("/a/image_raw,,/b/image_raw", "holds an empty item"),
+    (",", "holds an empty item"),
+    (" ", "holds an empty item"),
+    ("/a/image_raw,/a/image_raw", "names /a/image_raw twice"),
+    ("/a/image raw", "is not a ROS topic name"),
+])
+def test_the_camera_topics_launch_argument_is_refused_as_autoware_launch_refuses_it(value, fragment):
+    """perception.launch.py and object_detector.launch.py dropped an empty item in silence
+    (`a,,b`) and gave the node no camera for `,` or a blank; autoware.launch.py refused them."""
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        launch_support.node_parameters("object_detector", {"camera_topics": value})
+    assert launch_support.node_parameters("object_detector", {"camera_topics": " /a/image_raw , /b/image_raw"})[
+        "camera_topics"] == ["/a/image_raw", "/b/image_raw"]

@@ -15,7 +15,6 @@ import re
 from typing import Any
 
 from ..core.autoware.rois import rois_topics
-from ..core.output.topics import check_topic_names
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
 from . import launch_support
@@ -77,7 +76,7 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
             raise ConfigError(f"launch argument camera_topics names the cameras itself; "
                               f"{' and '.join(given)} would be ignored: give either camera_topics "
                               "or image_number (and image_transport)")
-        topics = ",".join(_camera_topic_list(values["camera_topics"]))
+        topics = ",".join(launch_support.camera_topic_list(values["camera_topics"]))
     else:
         topics = ",".join(camera_topics(values["image_number"] or "1",
                                         values["image_transport"] or "raw"))
@@ -96,21 +95,6 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     for name in ("autoware.rois_topic", "autoware.objects_topic"):
         rois_topics(params["camera_topics"], str(params.get(name, "")), name)
     return params
-
-
-def _camera_topic_list(value: str) -> list[str]:
-    """The topics of ``camera_topics:=a,b``: each a ROS topic name, none empty, none twice."""
-    topics = [t.strip() for t in value.split(",")]
-    if not all(topics):
-        raise ConfigError(f"launch argument camera_topics:={value!r} holds an empty item (two "
-                          "commas, or one at either end): give the camera topics separated by "
-                          "single commas")
-    check_topic_names(topics, "launch argument camera_topics")
-    twice = sorted({t for t in topics if topics.count(t) > 1})
-    if twice:
-        raise ConfigError(f"launch argument camera_topics names {', '.join(twice)} twice: give "
-                          "each camera once")
-    return topics
 
 
 def _config_sets_sim_time(config: str) -> bool:

@@ -159,7 +159,10 @@ class DriverMonitorNode(PerceptionNode):
             identifier = self.identifier
             if identifier is None:
                 response.success = False
-                response.message = f"node is {self.lifecycle_state}; configure it first"
+                # a node shut down cannot be configured again: "configure it first" led nowhere
+                response.message = ("node is finalized (shut down); restart it"
+                                    if self.lifecycle_state == "finalized"
+                                    else f"node is {self.lifecycle_state}; configure it first")
                 return response
             try:
                 # wait=False: never hold up frames on a held lock; the same drivers keep the

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import BUNDLED_CONFIGS, bundled_config, load_params, resolve_config
+from ..core.output.topics import check_topic_names
+from ..errors import ConfigError
 from .settings import ros_param_value
 
 NODES = ("object_detector", "driver_monitor")
@@ -51,8 +53,6 @@ def _bool(name: str, text: str) -> bool:
         return True
     if lowered in ("false", "0", "no", "off"):
         return False
-    from ..errors import ConfigError
-
     raise ConfigError(f"launch argument {name}:={text!r} must be true or false")
 
 
@@ -72,7 +72,9 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
     if values["autostart"]:
         params["autostart"] = _bool("autostart", values["autostart"])
     if node_name == "object_detector" and values["camera_topics"]:
-        params["camera_topics"] = [t.strip() for t in values["camera_topics"].split(",") if t.strip()]
+        # refused as autoware.launch.py refuses it: `a,,b` dropped an item in silence, and `,`
+        # (or a blank) gave the node no camera at all
+        params["camera_topics"] = camera_topic_list(values["camera_topics"])
     if node_name == "object_detector" and values["camera_topic"]:
         params["cabin_camera_topic"] = values["camera_topic"]  # never among its cameras
     if node_name == "driver_monitor":
@@ -81,6 +83,26 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
         if values["gallery_path"]:
             params["gallery.path"] = values["gallery_path"]
     return params
+
+
+def camera_topic_list(value: str) -> list[str]:
+    """The topics of ``camera_topics:=a,b``: each a ROS topic name, none empty, none twice.
+
+    Raises:
+        ConfigError: an empty item, a name ROS would not take or a topic named twice, naming
+            the fix.
+    """
+    topics = [t.strip() for t in value.split(",")]
+    if not all(topics):
+        raise ConfigError(f"launch argument camera_topics:={value!r} holds an empty item (two "
+                          "commas, or one at either end): give the camera topics separated by "
+                          "single commas")
+    check_topic_names(topics, "launch argument camera_topics")
+    twice = sorted({t for t in topics if topics.count(t) > 1})
+    if twice:
+        raise ConfigError(f"launch argument camera_topics names {', '.join(twice)} twice: give "
+                          "each camera once")
+    return topics
 
 
 def launch_description(nodes: Sequence[str]) -> Any:

@@ -50,6 +50,15 @@ from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, r
 # built) is left behind, named in an error line.
 JOIN_TIMEOUT_S = 10.0
 
+#: Node parameters read once, when the node starts, and never again: a ``ros2 param set`` of
+#: another value was accepted and changed nothing. By name: what to do instead.
+READ_AT_START = {
+    "autostart": "it configured and activated the node (or left it waiting) when the node started "
+                 "and changes nothing now; fix: use `ros2 lifecycle set {node} configure` (then "
+                 "`activate`), or give autostart when the node starts (-p autostart:=..., the "
+                 "parameter file)",
+}
+
 
 def node_params(node: Any) -> dict[str, Any]:
     """The node's set parameters as a flat dict, without the ones rclpy declares itself (a
@@ -131,6 +140,7 @@ class PerceptionNode(LifecycleNode):
             # rclpy keeps the command line's values there (and parameter_overrides')
             given: dict[str, Any] = dict(self._parameter_overrides)  # type: ignore[has-type]
             self._parameter_overrides = {**{p.name: p for p in config_defaults}, **given}
+            self._say_command_line_wins(config_defaults, given)
             # rclpy declared use_sim_time before this: the config's value is set now
             sim_time = next((p for p in config_defaults if p.name == "use_sim_time"), None)
             if sim_time is not None and "use_sim_time" not in given:
@@ -169,11 +179,31 @@ class PerceptionNode(LifecycleNode):
         self._diag_timer = self.create_timer(period, self.publish_diagnostics,
                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
 
+    def _say_command_line_wins(self, config_defaults: Sequence[Any], given: dict[str, Any]) -> None:
+        """Log each parameter the command line (``-p``, ``--params-file``) sets to another value
+        than the config file (``run --config``) does: the command line wins, and was not said."""
+        def plain(value: Any) -> Any:
+            return list(value) if isinstance(value, (array.array, tuple)) else value
+
+        differ = [(p.name, plain(p.value), plain(given[p.name].value)) for p in config_defaults
+                  if p.name in given and plain(given[p.name].value) != plain(p.value)]
+        if differ:
+            self.get_logger().info(
+                "the command line wins over the config file for: " + "; ".join(
+                    f"{name} = {cli!r} (the config file: {config!r})" for name, config, cli in differ))
+
     def _check_set(self, parameters: list[Any]) -> SetParametersResult:
         for parameter in parameters:
-            if parameter.value is None or is_ros_param(parameter.name):  # unset: the default
+            if is_ros_param(parameter.name):
                 continue
+            if parameter.value is None:  # `ros2 param delete`
+                return self._refuse_delete(parameter.name)
             value = parameter.value
+            if parameter.name in READ_AT_START and value != self.get_parameter(parameter.name).value:
+                return SetParametersResult(successful=False, reason=(
+                    f"parameter '{parameter.name}' is read only when the node starts: "
+                    + READ_AT_START[parameter.name].format(node=self.get_fully_qualified_name())
+                    + f"; the value stays {self.get_parameter(parameter.name).value!r}"))
             try:
                 check_value(self.SETTINGS.KIND, parameter.name,
                             list(value) if isinstance(value, array.array) else value,
@@ -183,15 +213,32 @@ class PerceptionNode(LifecycleNode):
                                            f"{self.get_parameter(parameter.name).value!r}")
         return SetParametersResult(successful=True)
 
+    def _refuse_delete(self, name: str) -> SetParametersResult:
+        """Refuse ``ros2 param delete`` of one of the node's parameters: rclpy undeclared it, so
+        ``ros2 param set`` of it was refused (``Invalid access to undeclared parameter(s)``) for
+        as long as the node ran, ``ros2 param list`` and ``describe`` no longer knew it, and the
+        next configure quietly took the default (``camera_topics`` deleted: /camera/image_raw)."""
+        item = node_schema(self.SETTINGS.KIND).get(name)
+        default = f"; its default is {item.default!r}" if item is not None else ""
+        return SetParametersResult(successful=False, reason=(
+            f"parameter '{name}' cannot be deleted: every parameter of the node stays declared "
+            f"(deleted, it could not be set again while the node runs); fix: `ros2 param set "
+            f"{self.get_fully_qualified_name()} {name} VALUE`{default}"))
+
     def _forget_refused(self, parameters: list[Any]) -> None:
         for parameter in parameters:
             self._refused_overrides.pop(parameter.name, None)
 
     def _refuse_while_configured(self, parameters: list[Any]) -> SetParametersResult:
         """Refuse to set the node's own parameters while it is configured: they are read at
-        configure, so a value accepted then would be silently unused by the running node."""
+        configure, so a value accepted then would be silently unused by the running node; and
+        once it is shut down (``finalized``), when no configure can come any more."""
         state = self.lifecycle_state
         names = [p.name for p in parameters if not is_ros_param(p.name)]
+        if state == "finalized" and names:
+            return SetParametersResult(successful=False, reason=(
+                f"{', '.join(names)}: the node was shut down (finalized) and reads no parameter "
+                "again; restart the node with the value (-p NAME:=VALUE, the parameter file)"))
         if state not in ("inactive", "active") or not names:
             return SetParametersResult(successful=True)
         steps = "deactivate and cleanup" if state == "active" else "cleanup"
@@ -250,6 +297,7 @@ class PerceptionNode(LifecycleNode):
             own = {k: v for k, v in params.items() if k in own_names}
             settings = section_from_params(self.SETTINGS, own, "", self.source, strict=False)
             settings.validate()
+            self._apply_diagnostics_period(settings.diagnostics_period_s)
             self.limits = InputLimits.from_params(params, self.source)
             self._inputs = self.inputs(settings)
             self.settings = settings
@@ -282,6 +330,16 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info("configured: inputs " + ", ".join(
             f"{t} ({c.__name__}, {qos.describe(self.input_qos())})" for t, c in self._inputs))
         return TransitionCallbackReturn.SUCCESS
+
+    def _apply_diagnostics_period(self, period_s: float) -> None:
+        """Publish /diagnostics every ``period_s`` (a validated ``diagnostics_period_s``): it was
+        read only when the node was built, so a value set with ``ros2 param set`` before a
+        configure (the steps the refusal of a set while configured names) was never used."""
+        period_ns = int(round(period_s * 1e9))
+        if period_ns != self._diag_timer.timer_period_ns:
+            self._diag_timer.timer_period_ns = period_ns
+            self._diag_timer.reset()  # the next status one new period from now
+            self.get_logger().info(f"/diagnostics every {period_s:g} s")
 
     def _configure_failed(self, error: str) -> TransitionCallbackReturn:
         self.config_error = error
@@ -514,6 +572,20 @@ class PerceptionNode(LifecycleNode):
             (absent when off or foxglove_msgs is missing); latched rows are transient-local.
         """
         pubs: dict[str, Any] = {}
+        try:
+            self._add_publishers(pubs, table, ns, switches)
+        except BaseException:
+            # A row that cannot be made (its message package not installed: Autoware's ROIs
+            # without tier4_perception_msgs) failed configure after the rows before it were made:
+            # they were never destroyed, five more publishers on the camera's topics at every
+            # configure tried again. Those made are destroyed before the failure goes on.
+            self.destroy_publishers(pubs)
+            raise
+        return pubs
+
+    def _add_publishers(self, pubs: dict[str, Any], table: Sequence[Output], ns: str,
+                        switches: dict[str, Any]) -> None:
+        """:meth:`make_publishers`' loop: each publisher made goes into ``pubs`` at once."""
         for row in table:
             if row.msgtype == IMAGE_ANNOTATIONS:
                 pub = self.make_annotations_publisher(ns)
@@ -529,7 +601,6 @@ class PerceptionNode(LifecycleNode):
                 pub = None
             if pub is not None:
                 pubs[row.name] = pub
-        return pubs
 
     def destroy_publishers(self, pubs: dict[str, Any]) -> None:
         """Destroy the publishers of :meth:`make_publishers`."""

@@ -140,7 +140,11 @@ class ObjectDetectorNode(PerceptionNode):
     def make_outputs(self) -> None:
         spaces = output_namespaces([t for t, _ in self._inputs])
         on = self._switches = switches(self.settings, autoware=self.autoware)
-        self._outputs = [(ns, self.make_publishers(EXTERIOR_OUTPUTS, ns, on)) for ns in spaces]
+        # Kept camera by camera: a camera whose outputs cannot be made fails configure, and
+        # release() destroys the cameras' made before it (a list built at once lost them).
+        self._outputs = []
+        for ns in spaces:
+            self._outputs.append((ns, self.make_publishers(EXTERIOR_OUTPUTS, ns, on)))
         # CameraInfo readers by topic: one subscription per topic serves the 3-D positions and
         # Autoware's CameraInfo check alike.
         readers: dict[str, list[Callable[[Any], None]]] = {}

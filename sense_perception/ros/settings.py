@@ -53,7 +53,8 @@ class InputSettings:
     PREFIXES: ClassVar[tuple[str, ...]] = ("input",)
 
     autostart: bool = param(True, "configure and activate at start-up; false waits for lifecycle "
-                                  "transitions (e.g. from a lifecycle manager)")
+                                  "transitions (e.g. from a lifecycle manager); read only at "
+                                  "start-up")
     input_reliability: str = param("best_effort", "camera subscription reliability: best_effort "
                                    "(sensor data; receives from any camera) or reliable",
                                    RELIABILITIES)
@@ -62,7 +63,7 @@ class InputSettings:
     output_depth: int = param(10, "queue depth of the result publishers (always reliable)",
                               (1, MAX_DEPTH))
     diagnostics_period_s: float = param(1.0, "seconds between /diagnostics messages (read at "
-                                        "start-up)", DIAGNOSTICS_PERIOD_S)
+                                        "start-up and at every configure)", DIAGNOSTICS_PERIOD_S)
     no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long; "
                                    "> 0", (0.0, None))
     publish_annotations: bool = param(True, "publish <ns>/annotations (foxglove_msgs/ImageAnnotations: "
@@ -150,6 +151,10 @@ class ObjectDetectorSettings(InputSettings):
         if len(set(self.camera_topics)) != len(self.camera_topics):
             raise ConfigError(f"parameter 'camera_topics' lists a topic twice: {self.camera_topics}")
         check_topic_names(self.camera_topics, "parameter 'camera_topics'")
+        # a name ROS would not take failed configure after the models loaded, as an "unexpected"
+        # InvalidTopicNameException naming no parameter
+        check_topic_names([t for t in self.camera_info_topics if t not in ("auto", "")],
+                          "parameter 'camera_info_topics'")
         if len(self.camera_transports) not in (1, len(self.camera_topics)):
             raise ConfigError(f"parameter 'camera_transports' needs 1 or {len(self.camera_topics)} "
                               f"entries (one per camera topic), got {len(self.camera_transports)}")
@@ -250,6 +255,11 @@ class DriverMonitorNodeSettings(InputSettings):
         super().validate()
         if not self.camera_topic:
             raise ConfigError("parameter 'camera_topic' must not be empty")
+        # names ROS would not take failed configure after the models loaded, as an "unexpected"
+        # InvalidTopicNameException naming no parameter (the replay took them)
+        check_topic_names([self.camera_topic], "parameter 'camera_topic'")
+        if self.camera_info_topic not in ("auto", ""):
+            check_topic_names([self.camera_info_topic], "parameter 'camera_info_topic'")
         transport_kind(self.camera_topic, self.camera_transport)
         self.check_declared_ranges()
 

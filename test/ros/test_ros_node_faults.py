@@ -350,3 +350,41 @@ def test_a_cabin_camera_info_with_absurd_distortion_loses_the_head_pose_not_the_
         node.destroy_node()
         executor.shutdown(timeout_sec=1.0)
         probe.destroy_node()
+
+
+def test_a_configure_failing_at_an_output_it_cannot_make_leaves_no_publisher_behind(context,
+                                                                                    monkeypatch):
+    """Autoware's ROIs on, tier4_perception_msgs not installed: configure failed at the ROI row
+    (naming the package), but the camera's five publishers made before it (detections,
+    label_info...) were never destroyed, and every configure tried again added five more on the
+    same topics. Now the node holds the publishers it held before; fixed, it configures with one
+    publisher per topic."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import convert
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    real = convert._import
+
+    def missing_tier4(namespaces, name):
+        if namespaces[0] == "tier4_perception_msgs":
+            raise convert.MessageConversionError(f"message type {name} cannot be imported (test)")
+        return real(namespaces, name)
+
+    monkeypatch.setattr(convert, "_import", missing_tier4)
+    node = ObjectDetectorNode("inproc_output_leak", context=context, parameter_overrides=overrides(
+        camera_topics=["/sp_output_leak/camera0/image_raw"], autostart=False,
+        **{"autoware.rois_topic": "/sp_output_leak/rois{index}", "runtime.intra_op_threads": 1}))
+    try:
+        before = sorted(p.topic_name for p in node.publishers)
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "cannot be imported" in node.config_error, node.config_error
+        assert sorted(p.topic_name for p in node.publishers) == before  # five were left
+        assert not node._managed_entities
+        monkeypatch.setattr(convert, "_import", real)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
+        topics = [p.topic_name for p in node.publishers]
+        assert "/sp_output_leak/rois0" in topics
+        assert len(topics) == len(set(topics)), sorted(topics)
+    finally:
+        node.destroy_node()

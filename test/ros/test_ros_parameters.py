@@ -227,3 +227,117 @@ def test_the_command_line_wins_over_run_s_config_and_the_config_s_sim_time_appli
         node2.destroy_node()
     finally:
         node.destroy_node()
+
+
+def test_parameters_read_when_the_node_starts_are_applied_at_configure_or_refused(context):
+    """`ros2 param set` of `diagnostics_period_s` while unconfigured (the steps the refusal of a
+    set while configured names: cleanup, set, configure) was accepted and never used: the timer
+    kept the period the node was built with. `autostart` set after the start was accepted and
+    changed nothing. The period now applies at configure; autostart is refused, naming the fix."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    node = ObjectDetectorNode("read_at_start", context=context, parameter_overrides=[
+        Parameter("camera_topics", value=["/sp_read_at_start/cam/image_raw"]),
+        Parameter("autostart", value=False), Parameter("runtime.intra_op_threads", value=1)])
+    try:
+        assert node._diag_timer.timer_period_ns == 1_000_000_000
+        assert node.set_parameters([Parameter("diagnostics_period_s", value=0.25)])[0].successful
+        result = node.set_parameters([Parameter("autostart", value=True)])[0]
+        assert not result.successful, "autostart set after the start was accepted and unused"
+        assert "read only when the node starts" in result.reason, result.reason
+        assert "ros2 lifecycle set /read_at_start configure" in result.reason, result.reason
+        assert node.get_parameter("autostart").value is False
+        assert node.set_parameters([Parameter("autostart", value=False)])[0].successful  # unchanged
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.config_error
+        assert node._diag_timer.timer_period_ns == 250_000_000, "the period set was never used"
+    finally:
+        node.destroy_node()
+
+
+def test_a_parameter_cannot_be_deleted_nor_set_on_a_node_shut_down(context):
+    """`ros2 param delete` (a set to PARAMETER_NOT_SET) of a node parameter while unconfigured:
+    rclpy undeclared it, every later `ros2 param set` of it was refused as undeclared for as long
+    as the node ran, and a deleted `camera_topics` quietly gave the default camera at the next
+    configure. Now the delete is refused, naming `ros2 param set` and the default. A set after
+    the node was shut down was taken, and no configure could ever read it: refused too."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    node = ObjectDetectorNode("param_delete", context=context, parameter_overrides=[
+        Parameter("camera_topics", value=["/sp_param_delete/cam/image_raw"]),
+        Parameter("autostart", value=False)])
+
+    def set_one(name: str, value: ParameterValue) -> Any:  # as `ros2 param set/delete` call it
+        request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)])
+        return node._parameter_service._set_parameters_callback(
+            request, SetParameters.Response()).results[0]
+
+    try:
+        for name in ("detector.score_threshold", "camera_topics"):
+            result = set_one(name, ParameterValue(type=ParameterType.PARAMETER_NOT_SET))
+            assert not result.successful, f"{name} was deleted"
+            assert f"parameter '{name}' cannot be deleted" in result.reason, result.reason
+            assert "ros2 param set /param_delete" in result.reason, result.reason
+            assert node.has_parameter(name)
+        assert node.get_parameter("camera_topics").value == ["/sp_param_delete/cam/image_raw"]
+        result = set_one("detector.score_threshold", ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=0.5))
+        assert result.successful, result.reason
+        # shut down (finalized), no configure can read a parameter again: a set was taken
+        node.trigger_shutdown()
+        result = set_one("detector.score_threshold", ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=0.6))
+        assert not result.successful and "shut down (finalized)" in result.reason, result.reason
+        assert node.get_parameter("detector.score_threshold").value == 0.5
+    finally:
+        node.destroy_node()
+
+
+def test_reload_gallery_on_a_node_shut_down_names_the_restart(context):
+    """`~/reload_gallery` on a finalized driver_monitor answered 'configure it first', which a
+    node shut down can never be."""
+    from rclpy.parameter import Parameter
+    from std_srvs.srv import Trigger
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    node = DriverMonitorNode("reload_finalized", context=context, parameter_overrides=[
+        Parameter("camera_topic", value="/sp_reload_finalized/cabin/image_raw"),
+        Parameter("autostart", value=False)])
+    try:
+        response = node._on_reload_gallery(Trigger.Request(), Trigger.Response())
+        assert not response.success and response.message == "node is unconfigured; configure it first"
+        node.trigger_shutdown()
+        response = node._on_reload_gallery(Trigger.Request(), Trigger.Response())
+        assert not response.success and response.message == "node is finalized (shut down); restart it"
+    finally:
+        node.destroy_node()
+
+
+def test_the_command_line_winning_over_run_s_config_is_said(context, capfd):
+    """`run --config FILE -- --ros-args -p NAME:=VALUE`: the command line wins (P12), but nothing
+    said so: a log line names each parameter the two set differently, with both values."""
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    config = [Parameter("no_input_warn_s", value=5.0), Parameter("batch_wait_ms", value=9.0),
+              Parameter("camera_topics", value=["/sp_cli_said/a/image_raw"])]
+    node = ObjectDetectorNode("cli_said", context=context, config_defaults=config, cli_args=[
+        "--ros-args", "-p", "no_input_warn_s:=7.5", "-p", "batch_wait_ms:=9.0",
+        "-p", "camera_topics:=[/sp_cli_said/b/image_raw]"])
+    try:
+        err = capfd.readouterr().err
+        line = next((x for x in err.splitlines() if "the command line wins" in x), "")
+        assert "no_input_warn_s = 7.5 (the config file: 5.0)" in line, err
+        assert "camera_topics = ['/sp_cli_said/b/image_raw'] (the config file: " \
+               "['/sp_cli_said/a/image_raw'])" in line, err
+        assert "batch_wait_ms" not in line  # the same value: nothing to say
+    finally:
+        node.destroy_node()

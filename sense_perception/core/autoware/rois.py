@@ -38,7 +38,7 @@ from ...errors import ConfigError
 from ..geometry.ground import GroundPositions
 from ..tracking.ground_motion import GroundVelocities
 from ..output.messages import header_msg
-from ..output.topics import camera_namespace
+from ..output.topics import camera_namespace, check_topic_names
 from ..types import Detections, Header
 
 DETECTED_OBJECTS_WITH_FEATURE = "tier4_perception_msgs/msg/DetectedObjectsWithFeature"
@@ -209,6 +209,8 @@ def check_camera_info_topic(camera_topics: Sequence[str], setting: str) -> None:
     Raises:
         ConfigError: ``setting`` is a topic (not ``auto`` or "") and there is more than one camera.
     """
+    if setting not in ("auto", ""):
+        check_topic_names([setting], "autoware.camera_info_topic")
     if setting not in ("auto", "") and len(camera_topics) > 1:
         raise ConfigError(f"autoware.camera_info_topic '{setting}' names one CameraInfo topic for "
                           f"{len(camera_topics)} cameras, but each camera has its own: give auto "
