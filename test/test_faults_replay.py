@@ -206,16 +206,13 @@ def test_identifier_raising_on_one_cabin_frame_drops_only_that_frame(tmp_path: P
     assert topics.count("/camera/cabin/camera_health") == SAMPLE_COUNTS[CABIN]  # judged: R39
 
 
-@pytest.mark.parametrize("where", ["health", "steps"])
-def test_a_health_or_tracking_step_raising_on_one_frame_drops_only_that_frame(
-        tmp_path: Path, detector, monkeypatch, where) -> None:
-    # only inference was guarded: a fault in the camera-health update or in the steps after
-    # detection (tracking, positions) on one frame ended the whole replay
+def test_a_tracking_step_raising_on_one_frame_drops_only_that_frame(
+        tmp_path: Path, detector, monkeypatch) -> None:
+    # only inference was guarded: a fault in the steps after detection (tracking, positions) on
+    # one frame ended the whole replay
     from sense_perception.core.exterior_steps import ExteriorSteps
-    from sense_perception.core.health.camera_health import CameraHealthBank
 
-    owner = CameraHealthBank if where == "health" else ExteriorSteps
-    name = "update" if where == "health" else "frame"
+    owner, name = ExteriorSteps, "frame"
     real = getattr(owner, name)
     calls = {"n": 0}
 
@@ -236,4 +233,37 @@ def test_a_health_or_tracking_step_raising_on_one_frame_drops_only_that_frame(
     topics = [m.channel.topic for m in read_output(tmp_path / "out" / "bag")]
     assert topics.count("/camera/front/detections") == SAMPLE_COUNTS[FRONT] - 1
     # R39: a frame judged before its step failed has its camera health written (the node's too)
-    assert topics.count("/camera/front/camera_health") == SAMPLE_COUNTS[FRONT] - (where == "health")
+    assert topics.count("/camera/front/camera_health") == SAMPLE_COUNTS[FRONT]
+
+
+def test_a_frame_camera_health_cannot_judge_is_detected_all_the_same(
+        tmp_path: Path, detector, monkeypatch, caplog) -> None:
+    # A fault of the camera-health check on one frame dropped the frame whole (its detections
+    # lost, counted as an inference failure, the replay incomplete): a diagnostic's fault cost
+    # the perception. The frame is detected now; its camera_health says STALE naming the error,
+    # summary.json counts it (unjudged_frames), and the replay warns once.
+    from sense_perception.core.health.camera_health import STALE, CameraHealthBank
+
+    real = CameraHealthBank.update
+    calls = {"n": 0}
+
+    def third_raises(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ValueError("a bug in the health check")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(CameraHealthBank, "update", third_raises)
+    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=[FRONT]),
+                      detector=detector).run()
+    assert result.summary["skipped"] == [] and result.complete
+    assert result.summary["cameras"][FRONT]["frames"] == SAMPLE_COUNTS[FRONT]
+    assert result.summary["camera_health"][FRONT]["unjudged_frames"] == 1
+    assert "could not judge a frame of /camera/front/image_raw" in caplog.text
+    messages = read_output(tmp_path / "out" / "bag")
+    topics = [m.channel.topic for m in messages]
+    assert topics.count("/camera/front/detections") == SAMPLE_COUNTS[FRONT]
+    health = [m.ros_msg for m in messages if m.channel.topic == "/camera/front/camera_health"]
+    assert len(health) == SAMPLE_COUNTS[FRONT]
+    [stale] = [h for h in health if h.level == STALE]
+    assert "a bug in the health check" in stale.message and stale.hardware_id == FRONT

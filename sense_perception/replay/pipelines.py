@@ -8,6 +8,7 @@ inference raises goes to ``on_failure`` and the replay goes on.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from ..core.output.frame_outputs import (CABIN_OUTPUTS, EXTERIOR_OUTPUTS, CabinF
                                          judged_outputs)
 from ..core.types import Header
 from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
+
+LOG = logging.getLogger(__name__)
 
 EXTERIOR, CABIN = "exterior", "cabin"  # camera roles: object_detector's cameras, driver_monitor's
 NODES = {EXTERIOR: "object_detector", CABIN: "driver_monitor"}
@@ -148,12 +151,18 @@ Judged = Callable[[DecodedFrame, list[Message]], None]
 
 def judge(health: CameraHealthBank | None, frame: DecodedFrame) -> dict[str, Any] | None:
     """The camera's health status after ``frame`` (arrival: the replay's arrival clock); None
-    without health."""
+    without health. A judgement that raises gives a STALE status naming the error and the frame
+    goes on (:meth:`CameraHealthBank.judge`; summary.json counts it as ``unjudged_frames``),
+    warned once per camera."""
     if health is None:
         return None
     h = frame.header
     arrival = frame.timestamp * 1e-9 if frame.arrival is None else frame.arrival
-    return health.update(frame.topic, frame.image, h.seconds, h.frame_id, arrival)
+    status, error = health.judge(frame.topic, frame.image, h.seconds, h.frame_id, arrival)
+    if error is not None and health.unjudged(frame.topic) == 1:  # a repeating fault: once
+        LOG.warning("camera health could not judge a frame of %s (its detections go on; "
+                    "summary.json counts such frames as unjudged_frames): %r", frame.topic, error)
+    return status
 
 
 class ExteriorStage:
@@ -212,12 +221,8 @@ class ExteriorStage:
         """Detect every queued frame (one batch) and hand out the results."""
         if not self.pending:
             return
-        judged = []
-        for frame in self.pending:
-            try:
-                judged.append((frame, judge(self.health, frame)))
-            except Exception as exc:  # noqa: BLE001 - one bad frame must not end the replay
-                self._on_failure([frame], exc)
+        # a judgement that raises gives a STALE status, the frame goes on (judge)
+        judged = [(frame, judge(self.health, frame)) for frame in self.pending]
         results = safe_detect(self.detector, [f.image for f, _ in judged]) if judged else []
         for (frame, status), outcome in zip(judged, results, strict=True):
             if outcome.error is not None:

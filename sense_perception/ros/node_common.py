@@ -495,13 +495,25 @@ class PerceptionNode(LifecycleNode):
 
     def judge_camera(self, frame: Frame, image: Any) -> dict[str, Any] | None:
         """The camera's health after this decoded frame (arrival: when the callback got it, on
-        the monotonic clock the silence check uses); None with ``camera_health.enabled`` false."""
+        the monotonic clock the silence check uses); None with ``camera_health.enabled`` false.
+
+        A judgement that raises costs the frame nothing: its status says STALE, naming the error
+        (:meth:`CameraHealthBank.judge`), the error is logged (throttled) and the frame goes on
+        to detection (it was dropped whole). Raises the error again once the node's context is
+        shut down (the frame is lost to the stop)."""
         if self.camera_health is None:
             return None
         h = frame.msg.header
-        return self.camera_health.update(self.input_topic(frame.source), image,
-                                         h.stamp.sec + h.stamp.nanosec * 1e-9, str(h.frame_id),
-                                         frame.received)
+        topic = self.input_topic(frame.source)
+        status, error = self.camera_health.judge(topic, image, h.stamp.sec + h.stamp.nanosec * 1e-9,
+                                                 str(h.frame_id), frame.received)
+        if error is not None:
+            if not self.context.ok():
+                raise error
+            self.get_logger().error(f"camera health could not judge a frame of {topic}; its "
+                                    f"camera_health says STALE, its detections go on: {error!r}",
+                                    throttle_duration_sec=5.0)
+        return status
 
     def frame_seconds(self, frame: Frame, header: Header) -> float:
         """The seconds to time a frame's tracks and velocities (an exterior camera) or its driver

@@ -255,14 +255,10 @@ class ObjectDetectorNode(PerceptionNode):
         if not decoded:
             return
         # Every decoded frame is judged, those whose inference fails too; each frame's steps are
-        # its own: one that fails (its health, detection, tracking, positions, outputs) drops that
-        # frame alone, counted and logged, and the other cameras' frames of the batch go on.
-        judged = []
-        for frame, image in decoded:
-            try:
-                judged.append((frame, image, self.judge_camera(frame, image)))
-            except Exception as exc:  # noqa: BLE001 - counted, this frame dropped, node continues
-                self._frame_failed(frame, "camera health", exc)
+        # its own: one that fails (its detection, tracking, positions, outputs) drops that frame
+        # alone, counted and logged, and the other cameras' frames of the batch go on.
+        # (a judgement that raises gives a STALE status, the frame goes on: judge_camera)
+        judged = [(frame, image, self.judge_camera(frame, image)) for frame, image in decoded]
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
         outcomes = safe_detect(self.detector, [img for _, img, _ in judged]) if judged else []

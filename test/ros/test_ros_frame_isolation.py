@@ -28,7 +28,8 @@ def test_a_frame_failing_after_inference_drops_that_frame_alone_and_keeps_its_he
     """process() ran judge_camera and each frame's tracking/positions/outputs (ExteriorSteps.frame)
     unguarded: one frame raising there ended the whole batch, the other camera's frame never
     published. And a frame whose inference failed was judged but published nothing on
-    <ns>/camera_health: a consumer synchronising on it saw a gap exactly when things went wrong."""
+    <ns>/camera_health: a consumer synchronising on it saw a gap exactly when things went wrong.
+    A frame camera health cannot judge is detected all the same (it was dropped whole)."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from sense_perception.core import exterior_steps
@@ -85,17 +86,22 @@ def test_a_frame_failing_after_inference_drops_that_frame_alone_and_keeps_its_he
         [health] = [m.message for m in published if m.topic == "/sp_isolation/cam_a/camera_health"]
         assert health["name"] and health["level"] == 0, health  # the camera is fine: ok
         assert node.health.snapshot().inference_errors == 2
-        # judge_camera raising on one frame: that frame alone is dropped
+        # camera health failing on one frame: that frame is detected all the same (it was
+        # dropped whole), its camera_health says STALE naming the error; no frame is lost
         published.clear()
         monkeypatch.setattr(node.detector, "detect", real_detect)
-        real_judge = node.judge_camera
-        monkeypatch.setattr(node, "judge_camera", lambda frame, image: (
-            (_ for _ in ()).throw(ValueError("injected: health failed")) if frame.source == 0
-            else real_judge(frame, image)))
+        bank = node.camera_health
+        real_update = bank.update
+        monkeypatch.setattr(bank, "update", lambda topic, *a: (
+            (_ for _ in ()).throw(ValueError("injected: health failed")) if topic == CAM_A
+            else real_update(topic, *a)))
         node.process(batch(3))
         topics = _topics(published)
-        assert "/sp_isolation/cam_b/detections" in topics and not any("cam_a" in t for t in topics)
-        assert node.health.snapshot().inference_errors == 3
+        assert "/sp_isolation/cam_b/detections" in topics, topics
+        assert "/sp_isolation/cam_a/detections" in topics, topics
+        [health] = [m.message for m in published if m.topic == "/sp_isolation/cam_a/camera_health"]
+        assert health["level"] == 3 and "injected: health failed" in health["message"], health
+        assert node.health.snapshot().inference_errors == 2 and bank.unjudged(CAM_A) == 1
     finally:
         node.stop()
         node.destroy_node()
@@ -127,9 +133,25 @@ def test_a_cabin_frame_whose_pipeline_fails_still_publishes_its_camera_health(co
         def failing(*_args: Any, **_kwargs: Any) -> Any:
             raise RuntimeError("injected: identity pipeline failed")
 
+        real_process = node.identifier.process
         monkeypatch.setattr(node.identifier, "process", failing)
         node.process([Frame(0, image_msg(face, 1, 0, "cabin"), time.monotonic())])
         assert _topics(published) == ["/sp_isolation/cabin/camera_health"], _topics(published)
+        assert node.health.snapshot().inference_errors == 1
+
+        # camera health failing: the driver pipeline runs all the same, and a frame not judged
+        # is no camera fault (attention is not told camera_fault)
+        published.clear()
+        monkeypatch.setattr(node.identifier, "process", real_process)
+        faults = []
+        monkeypatch.setattr(node.identifier, "process", lambda image, t, camera_fault=False: (
+            faults.append(camera_fault), real_process(image, t, camera_fault=camera_fault))[1])
+        monkeypatch.setattr(node.camera_health, "update", failing)
+        node.process([Frame(0, image_msg(face, 2, 0, "cabin"), time.monotonic())])
+        topics = _topics(published)
+        assert "/sp_isolation/cabin/driver_identity" in topics and faults == [False], topics
+        [health] = [m.message for m in published if m.topic == "/sp_isolation/cabin/camera_health"]
+        assert health["level"] == 3, health
         assert node.health.snapshot().inference_errors == 1
     finally:
         node.stop()

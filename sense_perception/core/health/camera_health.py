@@ -24,13 +24,14 @@ from .stream_health import StreamTiming
 #: (late, rate, stamps, frame_id) are WARN: the pixels are still good.
 ERROR_CONDITIONS = ("blocked", "low_visibility", "dark", "bright", "frozen", "silent")
 
-OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+OK, WARN, ERROR, STALE = 0, 1, 2, 3  # diagnostic_msgs/DiagnosticStatus levels
 
 
 def in_fault(status: dict[str, Any] | None) -> bool:
     """A camera's DiagnosticStatus dict (:meth:`CameraHealthBank.update`) says its pixels cannot
-    be trusted (level ERROR); False without health (``camera_health.enabled`` false)."""
-    return status is not None and int(status["level"]) >= ERROR
+    be trusted (level ERROR); False without health (``camera_health.enabled`` false) and for a
+    frame health could not judge (STALE: not known to be a fault)."""
+    return status is not None and int(status["level"]) == ERROR
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class CameraHealthBank:
             t: FirstLast(keep_each_end, keep_each_end) for t in topics}
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
         self._last_arrival: dict[str, float] = {}
+        self._unjudged: dict[str, int] = {}
 
     def start(self, now: float) -> None:
         """Start every camera's silence clock (a node's activation, a replay's first message)."""
@@ -226,6 +228,29 @@ class CameraHealthBank:
         if self.keep_events:
             self._events[topic].extend(events)
         return self.status(topic)
+
+    def judge(self, topic: str, image: Any, stamp: float, frame_id: str,
+              arrival: float) -> tuple[dict[str, Any], Exception | None]:
+        """:meth:`update`, never raising: the frame's detections must not be lost to a fault of
+        its health check (one was dropped whole). A judgement that raises gives the camera's
+        status at level STALE naming the error (not a camera fault: :func:`in_fault` is false),
+        and the error, for the caller to log; :meth:`summary` counts such frames per camera
+        (``unjudged_frames``)."""
+        try:
+            return self.update(topic, image, stamp, frame_id, arrival), None
+        except Exception as exc:  # noqa: BLE001 - said in the status, counted, returned
+            self._unjudged[topic] = self._unjudged.get(topic, 0) + 1
+            from ..output import messages
+
+            m = self.monitors[topic]
+            text = f"{type(exc).__name__}: {exc}"[:300]
+            return messages.diagnostic_status(
+                f"camera_health: {topic}", STALE, f"this frame could not be judged ({text}); its "
+                "detections go on", topic, {**m.values(), "judge_error": text}), exc
+
+    def unjudged(self, topic: str) -> int:
+        """How many frames of ``topic`` could not be judged (:meth:`judge`)."""
+        return self._unjudged.get(topic, 0)
 
     def _spend(self, topic: str, now: float) -> None:
         """Add the time since the last frame or check to the conditions ``topic`` holds.
@@ -279,7 +304,8 @@ class CameraHealthBank:
     def summary(self) -> dict[str, Any]:
         """Per camera topic ``{"conditions_s": {condition: seconds}, "events": [...]}``; when
         events were left out (more than twice ``keep_each_end``), also ``events_total`` and
-        ``events_left_out``: ``events`` then holds the first and the last ones."""
+        ``events_left_out``: ``events`` then holds the first and the last ones; when frames could
+        not be judged (:meth:`judge`), ``unjudged_frames``."""
         out: dict[str, Any] = {}
         for t in self.monitors:
             events = self._events[t]
@@ -287,4 +313,6 @@ class CameraHealthBank:
                       "events": [e.as_dict() for e in events.items()]}
             if events.left_out:
                 out[t].update(events_total=events.total, events_left_out=events.left_out)
+            if self._unjudged.get(t):
+                out[t]["unjudged_frames"] = self._unjudged[t]
         return out
