@@ -80,6 +80,10 @@ def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
         monitor = made.get("driver_monitor")
         if monitor is not None:
             topic = str(monitor.get_parameter("camera_topic").value)
+            try:  # the name it subscribes to: its remap rules applied (R40)
+                topic = monitor.resolve_topic_name(topic)
+            except Exception:  # noqa: BLE001  an invalid name: driver_monitor's configure names it
+                pass
             kept = [p for p in kwargs.get("config_defaults", ()) if p.name != "cabin_camera_topic"]
             kwargs["config_defaults"] = [*kept, *to_parameters(
                 {"cabin_camera_topic": topic}, "driver_monitor's camera_topic")]

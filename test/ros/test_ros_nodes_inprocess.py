@@ -270,3 +270,60 @@ def test_missing_foxglove_msgs_leaves_annotations_unavailable_and_the_node_worki
         assert status_values(published_status(node))["annotations"] == node.annotations_state
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize("rule", [
+    "/sp_remap/front/image_raw:=/sp_remap/cabin/image_raw",  # the detector's camera onto the cabin
+    "/sp_remap/cabin/image_raw/compressed:=/sp_remap/front/image_raw/compressed",  # and back
+])
+def test_a_remap_joining_a_camera_with_the_cabin_camera_is_refused_at_configure(context, rule):
+    """`--ros-args -r FROM:=TO` (or a launch file's remappings) changes the topic a subscription
+    takes, not the parameter: configure compared the names as given, and object_detector
+    subscribed to the driver's camera (its debug image and annotations would publish the face).
+    The names as the node resolves them are compared now; configure fails before any model."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    node = ObjectDetectorNode("inproc_remap", context=context, cli_args=["--ros-args", "-r", rule],
+                              parameter_overrides=overrides(**{
+                                  "camera_topics": ["/sp_remap/front/image_raw"],
+                                  "cabin_camera_topic": "/sp_remap/cabin/image_raw/compressed",
+                                  "runtime.providers": ["CPUExecutionProvider"]}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.detector is None and node.lifecycle_state == "unconfigured"
+        assert "is the cabin camera" in node.config_error and "remapped to" in node.config_error
+        assert "remove the remap rule" in node.config_error
+    finally:
+        node.destroy_node()
+
+
+def test_run_gives_object_detector_the_cabin_camera_as_driver_monitor_resolves_it(context):
+    """`run` handed object_detector driver_monitor's camera_topic parameter: a remap of
+    driver_monitor alone (`-r driver_monitor:FROM:=TO`) pointing it at an exterior camera ran
+    face identification there and the detector on it too, unrefused. The name driver_monitor
+    subscribes to is object_detector's cabin camera now."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.cli.run import cabin_first
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import to_parameters
+
+    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
+                       to_parameters)
+    monitor = made["driver_monitor"](
+        node_name="inproc_remap_dm", context=context,
+        cli_args=["--ros-args", "-r", "/sp_remap2/cabin/image_raw:=/sp_remap2/front/image_raw"],
+        parameter_overrides=overrides(camera_topic="/sp_remap2/cabin/image_raw"))
+    detector = made["object_detector"](
+        node_name="inproc_remap_od", context=context, parameter_overrides=overrides(**{
+            "camera_topics": ["/sp_remap2/front/image_raw"],
+            "runtime.providers": ["CPUExecutionProvider"]}))
+    try:
+        assert detector.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "/sp_remap2/front/image_raw is the cabin camera" in detector.config_error
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
