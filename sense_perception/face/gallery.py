@@ -652,14 +652,17 @@ class GalleryStore:
             if old_fd is not None:
                 os.close(old_fd)
 
-    def _sweep_temps(self) -> None:
-        """Zero and delete temp files a killed writer left (they may hold templates).
+    def _sweep_temps(self) -> int:
+        """Zero and delete temp files a killed writer left (they may hold templates); how many.
 
         Called under the exclusive lock, so no live writer owns one of them. A link or other
         non-regular file under a temp name is refused, never followed.
         """
+        count = 0
         for path in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
             erase_file(path, "stale gallery temp file")
+            count += 1
+        return count
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -741,12 +744,28 @@ class GalleryStore:
             drivers, gallery_id = self._read_state()
             gone = [d for d in drivers if d.id == driver_id]
             if not gone:
-                raise GalleryError(f"no enrolled driver has id '{printable(driver_id)}'; "
+                raise GalleryError(f"no enrolled driver has id '{printable(driver_id)}'"
+                                   f"{self._erase_leftovers(drivers)}; "
                                    "`sense-perception driver list` shows the ids")
             self._images_dir_exists()  # a planted link is refused before anything changes
             self._write([d for d in drivers if d.id != driver_id], gallery_id, removing=True)
             self._erase_images(gone[0])
         return gone[0]
+
+    def _erase_leftovers(self, drivers: Sequence[DriverRecord]) -> str:
+        """Erase what a stopped change left (kept crops no gallery lists, temp files), for a
+        forget that finds no such driver: a forget stopped while it erased the crops, run
+        again, and a forget after the only driver's killed enrolment erased nothing, the face
+        crops and templates waiting for another driver's change (R40). Under the exclusive
+        lock. Returns a note naming what was erased ("" when nothing was)."""
+        temps = self._sweep_temps()
+        crops = self._sweep_orphan_images(drivers)
+        if self._images_dir_exists() and not any(self.images_dir.iterdir()):
+            self.images_dir.rmdir()
+        if not temps and not crops:
+            return ""
+        return (f" (erased now what an interrupted enroll or forget left: {crops} kept image(s) "
+                f"of drivers no gallery lists, {temps} temp file(s))")
 
     def restore(self) -> list[DriverRecord]:
         """Put the last good copy (``<gallery>.bak``) back in place of a corrupt or missing gallery.
@@ -850,21 +869,23 @@ class GalleryStore:
         fsync_dir(folder)
         return names
 
-    def _sweep_orphan_images(self, drivers: Sequence[DriverRecord]) -> None:
+    def _sweep_orphan_images(self, drivers: Sequence[DriverRecord]) -> int:
         """Erase kept images of drivers that neither gallery file lists (``drivers`` is what both
-        now hold): an enrolment killed after its crops were written and before the gallery was
-        left face images that no ``driver list`` shows and no ``forget`` could reach. Called
-        under the exclusive lock, so no live enrolment owns them."""
+        now hold); returns how many. An enrolment killed after its crops were written and before
+        the gallery was left face images that no ``driver list`` shows and no ``forget`` could
+        reach. Called under the exclusive lock, so no live enrolment owns them."""
         if not self._images_dir_exists():
-            return
-        known = {d.id for d in drivers}
+            return 0
+        known, count = {d.id for d in drivers}, 0
         for path in self.images_dir.iterdir():
             match = _KEPT_IMAGE.fullmatch(path.name)
             if match and match.group(1) not in known:
                 try:
                     erase_file(path, "kept image of no enrolled driver")
+                    count += 1
                 except GalleryError as exc:  # the change is already written: warn, never undo it
                     LOG.warning("%s", exc)
+        return count
 
     def _erase_images(self, record: DriverRecord) -> None:
         folder = self.images_dir
