@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import fcntl
 import glob
 import hashlib
@@ -42,6 +43,7 @@ import os
 import re
 import secrets
 import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -240,12 +242,15 @@ def generate_key_file(path: str | Path) -> Path:
                            f"be made ({exc.strerror or exc})") from exc
     # A key others could delete or replace would be refused by every later command (load_key).
     check_key_folder(path.parent, path)
-    try:
-        # O_EXCL also refuses a planted (even dangling) link: the key goes to a new file only.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError as exc:
+    if path.exists() or path.is_symlink():  # checked again, atomically, when it is put in place
         raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
-                           "never overwritten") from exc
+                           "never overwritten")
+    # Written in full to a temp file first and then given its name (a hard link, which fails if
+    # the name exists, a dangling link included): a kill -9 or power cut between creating the
+    # key file and writing it left it empty, and every later keygen refused to overwrite it
+    # while every reader said it held no key (R40).
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".keygen")
     except OSError as exc:
         raise GalleryError(f"key file {path} cannot be created: {exc.strerror or exc}") from exc
     try:
@@ -253,14 +258,46 @@ def generate_key_file(path: str | Path) -> Path:
             f.write(secrets.token_hex(32) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        _link_new(tmp, path)
         fsync_dir(path.parent)
     except OSError as exc:
-        # The new, incomplete file is ours (O_EXCL): removed, so a rerun is not refused by it and
-        # nobody encrypts a gallery with a key that was never fully written.
-        path.unlink(missing_ok=True)
         raise GalleryError(f"key file {path} cannot be written: {exc.strerror or exc}; nothing "
                            "was kept; fix: free space on that disk or choose another --out") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Give the written key file ``tmp`` the name ``path``, which must not exist.
+
+    Raises:
+        GalleryError: ``path`` exists (a file, or a planted link, even dangling).
+        OSError: it cannot be named so.
+    """
+    try:
+        os.link(tmp, path, follow_symlinks=False)
+        return
+    except FileExistsError:
+        raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
+                           "never overwritten") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+    # A file system without hard links (FAT, some FUSE mounts): a new file of its own, O_EXCL.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
+                           "never overwritten") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(Path(tmp).read_bytes())
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)  # ours (O_EXCL): never a cut-off key left under the name
+        raise
 
 
 class _Cipher:
