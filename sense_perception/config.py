@@ -296,7 +296,9 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
             name (with the closest valid one).
 
     object_detector's ``cabin_camera_topic``, when the file does not give it, is the file's
-    driver_monitor ``camera_topic``: the camera the detector must never take.
+    driver_monitor ``camera_topic``: the camera the detector must never take; driver_monitor's
+    ``exterior_camera_topics`` the file's object_detector ``camera_topics``: the cameras face
+    identification must never run on.
     """
     if path is None:
         return {}
@@ -308,6 +310,13 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
         cabin = _node_params(doc, path, "driver_monitor", "driver_monitor", False).get("camera_topic")
         if isinstance(cabin, str) and cabin:
             params["cabin_camera_topic"] = cabin
+    if kind == "driver_monitor" and "exterior_camera_topics" not in params:
+        # ... and driver_monitor never identifies faces on a camera the file calls exterior (R40)
+        exterior = _node_params(doc, path, "object_detector", "object_detector",
+                                False).get("camera_topics")
+        if isinstance(exterior, (list, tuple)) and exterior and \
+                all(isinstance(t, str) for t in exterior):
+            params["exterior_camera_topics"] = list(exterior)
     return params
 
 

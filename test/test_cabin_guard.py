@@ -90,3 +90,35 @@ def test_identity_is_refused_on_a_camera_the_config_names_exterior(tmp_path, cap
     Replayer(ReplayOptions(bag=bag, out=tmp_path / "o", cabin="/camera/cabin/image_raw/compressed",
                            config=config))
     Replayer(ReplayOptions(bag=bag, out=tmp_path / "o", cabin=front))
+
+
+def _monitor(**params):
+    from sense_perception.ros.settings import DriverMonitorNodeSettings
+
+    settings = section_from_params(DriverMonitorNodeSettings, params, "", "the test", strict=False)
+    settings.validate()
+    return settings
+
+
+def test_driver_monitor_refuses_a_camera_its_config_calls_exterior(tmp_path):
+    """A config whose driver_monitor.camera_topic is one of its own object_detector.camera_topics
+    (a copy-paste slip, or `-p driver_monitor:camera_topic:=` naming the front camera): `run
+    --nodes driver_monitor` and the launch files (each node its own process) started
+    driver_monitor on it, face identification on the pedestrians of an exterior camera, while
+    only object_detector refused it. driver_monitor's exterior_camera_topics, which the loader
+    and the launch files set from object_detector's camera_topics, refuse it at configure."""
+    config = tmp_path / "c.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [/x/front/image_raw]\n"
+                      "driver_monitor:\n  ros__parameters:\n    camera_topic: /x/front/image_raw/compressed\n")
+    params = load_params(config, "driver_monitor")
+    assert params["exterior_camera_topics"] == ["/x/front/image_raw"]
+    with pytest.raises(PrivacyError, match="face identification refused on camera_topic "
+                       "/x/front/image_raw/compressed .the same camera as /x/front/image_raw."):
+        _monitor(**params)
+    args = {"config": str(REPO / "config" / "perception.yaml"), "camera_topic": "/y/front/image_raw",
+            "camera_topics": "/y/front/image_raw"}
+    with pytest.raises(PrivacyError, match="/y/front/image_raw"):
+        _monitor(**{k: v for k, v in node_parameters("driver_monitor", args).items() if "." not in k})
+    for name in ("perception", "carla", "awsim", "autoware", "quality"):  # each its own cabin
+        _monitor(**{k: v for k, v in load_params(bundled_config(name), "driver_monitor").items()
+                    if "." not in k})

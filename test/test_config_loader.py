@@ -55,6 +55,11 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
         assert params["cabin_camera_topic"] == load_params(path, "driver_monitor")["camera_topic"]
         added.discard("cabin_camera_topic")
         params.pop("cabin_camera_topic")
+    if node == "driver_monitor":  # derived: the file's exterior cameras, never face identification
+        assert params["exterior_camera_topics"] == \
+            load_params(path, "object_detector")["camera_topics"]
+        added.discard("exterior_camera_topics")
+        params.pop("exterior_camera_topics")
     assert {k: params[k] for k in added} == {k: load_params(CONFIGS / "perception.yaml", node)[k] for k in added}
     assert all(k.startswith(("autoware.", "mount_", "camera_health.", "tracking.velocity."))
                or k in ("camera_info_topics", "runtime.openvino_int8",

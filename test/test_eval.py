@@ -225,3 +225,29 @@ def test_eval_command_on_real_labelled_frames(tmp_path: Path) -> None:
     assert doc["model"].startswith("picodet_s_416") and doc["thresholds"]["car"] > 0
     plot = cv2.imread(str(out / "precision_recall.png"))
     assert plot is not None and plot.shape[0] > 300
+
+
+def test_a_second_eval_into_one_out_is_refused_before_it_writes(
+        tmp_path: Path, capsys) -> None:
+    """Two evals into one --out each replaced eval.json, detections.json and the plot at their
+    end: the first to end had printed figures its eval.json no longer held, and the renames of
+    two runs ending together could leave one run's eval.json beside the other's detections. A
+    run holds its --out (an flock on the folder, let go when the process ends; here taken as a
+    running eval takes it): a second is refused (exit 2) before any detection or write."""
+    import fcntl
+    import os
+
+    _write_image(tmp_path / "imgs" / "a.png")
+    (tmp_path / "gt.json").write_text(json.dumps({"cameras": {"front/00": {
+        "image": "imgs/a.png", "boxes": [{"label": "car", "bbox_xyxy": [5, 5, 40, 20]}]}}}))
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = main(["eval", str(tmp_path / "gt.json"), "--out", str(out), "--no-curve"])
+        err = capsys.readouterr().err
+        assert code == 2 and f"another eval is writing into --out {out}" in err, err
+        assert [p.name for p in out.iterdir() if p.name != ".sense-perception-eval"] == []
+    finally:
+        os.close(fd)

@@ -192,6 +192,44 @@ def test_temp_files_left_by_a_killed_writer_are_erased_by_the_next_change(tmp_pa
     assert not stale.exists() and other.read_text() == "keep"
 
 
+def test_forget_run_again_after_an_interrupted_one_erases_what_it_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forget stopped (Ctrl-C, SIGTERM, kill -9) after the gallery was rewritten and while the
+    driver's kept face crops were being erased left crops that no gallery lists; running the
+    forget again said `no enrolled driver has id` and erased nothing, and so did a forget of the
+    only driver's killed enrolment (its crops and temp files waited for another driver's change,
+    which a one-driver car may never make). Such a forget erases what a stopped change left now
+    (under the lock), names it, and still exits with the error: no driver has that id."""
+    import sense_perception.face.gallery as gallery_module
+
+    store = GalleryStore(tmp_path / "gallery.json", keep_images=True)
+    crop = np.full((112, 112, 3), 77, np.uint8)
+    ada = store.enroll("Ada", templates_for("Ada", 3), ConsentRecord.now("Ada"),
+                       images=[crop] * 3).id
+    images = store.images_dir
+
+    def stopped(path: Path, what: str) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the first crop is being erased
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gallery_module, "erase_file", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            store.forget(ada)
+    assert names(store) == [] and len(list(images.glob(f"{ada}_*"))) == 3  # listed nowhere
+    stale = tmp_path / ".gallery.json.k1ll3d.tmp"  # a killed writer's temp file
+    stale.write_bytes(b"templates")
+    stale.chmod(0o600)
+
+    with pytest.raises(GalleryError) as again:
+        store.forget(ada)
+    assert f"no enrolled driver has id '{ada}'" in str(again.value)
+    assert "3 kept image(s)" in str(again.value) and "1 temp file(s)" in str(again.value)
+    assert not images.exists() and not stale.exists()
+    with pytest.raises(GalleryError) as nothing_left:  # nothing more to erase: the plain refusal
+        store.forget(ada)
+    assert "erased" not in str(nothing_left.value)
+
+
 # -- kill -9 during enrol and forget -------------------------------------------------------------------
 
 TRIALS = 100

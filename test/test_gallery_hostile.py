@@ -27,7 +27,7 @@ from replay_helpers import CABIN, SAMPLE_BAG
 from sense_perception.cli.main import main
 from sense_perception.errors import GalleryError
 from sense_perception.face import model_fold
-from sense_perception.face.gallery import GalleryStore, _digest
+from sense_perception.face.gallery import GalleryStore, _digest, load_key
 from sense_perception.face.pipeline import DriverIdentifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -613,6 +613,34 @@ def test_keygen_on_a_full_disk_leaves_no_empty_key_behind(tmp_path: Path) -> Non
     assert "full=2" in lines and lines[lines.index("full=2") + 1] == "fill", proc.stdout
     assert "key file" in proc.stderr and "No space left on device" in proc.stderr, proc.stderr
     assert "room=0" in lines and lines[-1] == "65", proc.stdout  # 64 hex digits and a newline
+
+
+_KILLED_KEYGEN = """
+import os, secrets, signal, sys
+from sense_perception.cli.main import main
+def killed(n):  # kill -9 (a power cut) after the key file is created, before its key is written
+    os.kill(os.getpid(), signal.SIGKILL)
+secrets.token_hex = killed
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_keygen_killed_before_its_key_is_written_leaves_no_key_file_blocking_the_next(
+        tmp_path: Path, capsys) -> None:
+    """keygen killed (kill -9, a power cut) between creating the key file and writing it left an
+    empty key file: every later keygen refused to overwrite it and every reader said it held no
+    key, advising keygen. The key is written in full to a temp file, then given its name: the
+    name never holds a cut-off key, and the next keygen works."""
+    key = tmp_path / "keys" / "gallery.key"
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_KEYGEN)
+    proc = subprocess.run([sys.executable, str(script), "driver", "keygen", "--out", str(key)],
+                          capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not key.exists()
+    assert cli(capsys, "keygen", "--out", str(key))[0] == 0
+    assert len(load_key(str(key))) == 32
 
 
 def test_enrol_keeping_images_on_a_full_disk_is_a_clear_error_that_leaves_no_face(

@@ -256,3 +256,36 @@ def test_fleet_fails_the_bomb_alone_and_replays_the_other_bags(tmp_path) -> None
     assert f"declares {PIB} bytes unpacked" in entries["bomb"]["reason"]
     assert "decompression bomb" in entries["bomb"]["reason"]
     assert _leftovers(tmp) == []
+
+
+_TERMINATED_ENROLMENT = """
+import os, signal, sys
+from sense_perception.cli.main import main
+from sense_perception.face.pipeline import FaceEngine
+def terminated(self, *args, **kwargs):  # SIGTERM (a service stop, `timeout`) mid-enrolment
+    os.kill(os.getpid(), signal.SIGTERM)
+    raise AssertionError("SIGTERM did not stop the enrolment")
+FaceEngine.driver_embedding = terminated
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_an_enrolment_from_a_file_compressed_bag_removes_its_unpacked_copy(
+        tmp_path: Path) -> None:
+    """`driver enroll --bag` reads a file-compressed bag through an unpacked copy in TMPDIR: the
+    cabin camera's frames, the driver's face. SIGTERM's default ended the process at once and
+    left the copy there (until some later replay opened a bag). SIGTERM unwinds as Ctrl-C now:
+    the copy is removed, nothing is enrolled, exit status 143."""
+    bag = _file_compressed_bag(tmp_path / "cabin_bag")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    script = tmp_path / "terminated.py"
+    script.write_text(_TERMINATED_ENROLMENT)
+    gallery = tmp_path / "gallery" / "gallery.json"
+    proc = subprocess.run([sys.executable, str(script), "driver", "enroll", "--consent", "--name",
+                           "Kim", "--bag", str(bag), "--topic", "/camera/cabin/image_raw/compressed",
+                           "--gallery", str(gallery)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)})
+    assert proc.returncode == 143, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert _leftovers(tmp) == [] and not gallery.exists()

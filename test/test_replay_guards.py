@@ -433,6 +433,32 @@ def test_a_refused_force_rerun_keeps_the_earlier_replays_outputs(tmp_path, capsy
     assert json.loads((out / "summary.json").read_text())["cameras"].keys() == {FRONT}
 
 
+def test_a_second_replay_into_one_out_is_refused_and_the_first_keeps_its_outputs(
+        tmp_path, capsys) -> None:
+    """Two replays into one --out (the second with --force, or both into an empty folder) cleared
+    and wrote each other's outputs: the first to end printed the other's output bag as its own,
+    its own deleted, both exit 0. A replay holds its --out (an flock on the folder, let go when
+    the process ends, kill -9 included; here taken as a running replay takes it): a second is
+    refused (exit 2) before it deletes or writes anything, and runs once the folder is free."""
+    import fcntl
+
+    out = tmp_path / "out"
+    (out / "bag").mkdir(parents=True)
+    (out / ".sense-perception-replay").write_text("written by sense-perception replay\n")
+    (out / "bag" / "first.mcap").write_bytes(b"the running replay's bag")
+    before = _tree(out)
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")
+        assert code == 2 and f"another replay is writing into --out {out}" in err, err
+        assert "Traceback" not in err and _tree(out) == before
+    finally:
+        os.close(fd)
+    assert _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")[0] == 0
+    assert not (out / "bag" / "first.mcap").exists() and (out / "summary.json").is_file()
+
+
 def test_no_output_of_a_cabin_replay_carries_the_drivers_display_name(tmp_path, capsys) -> None:
     """The identity reason, published as driver_reason in /diagnostics, read "6/6 recent frames
     match 'Barack Obama'": the display name was in every replayed bag (and on the live node's

@@ -475,3 +475,43 @@ def test_security_md_cites_only_existing_tests() -> None:
         if name not in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}:
             missing.append(f"{file}::{name}")
     assert not missing, f"SECURITY.md cites tests that do not exist: {missing}"
+
+
+_CORE_LIMIT_AFTER = """
+import resource, sys
+{call}
+print("core limit", resource.getrlimit(resource.RLIMIT_CORE)[0])
+"""
+
+
+def core_limit_after(call: str, python: str, cwd: Path) -> int:
+    """The soft core-file limit of a process, started with core dumps allowed (as `ulimit -c
+    unlimited` or systemd's defaults do), after ``call`` ran in it."""
+    import resource
+    import subprocess
+    import sys
+
+    hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+    if hard == 0:
+        pytest.skip("this system's hard core-file limit is 0: no process here may dump core")
+
+    def allow_core_dumps() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+
+    done = subprocess.run([python or sys.executable, "-c", _CORE_LIMIT_AFTER.format(call=call)],
+                          cwd=cwd, capture_output=True, text=True, timeout=120,
+                          preexec_fn=allow_core_dumps,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "core limit" in done.stdout, done.stderr
+    return int(done.stdout.rsplit("core limit", 1)[1])
+
+
+def test_a_crash_writes_no_core_file_of_the_decrypted_gallery(tmp_path: Path) -> None:
+    """With core dumps allowed, a crash of native code (or an abort) while a command held the
+    gallery wrote the process memory to a core file: an encrypted gallery's names and templates
+    in clear (found in a `core` of `driver list` aborted after listing), out of reach of
+    `driver forget`. Every command sets its soft core-file limit to 0 first."""
+    gallery = tmp_path / "gallery.json"
+    call = ("from sense_perception.cli.main import main; "
+            f"main(['driver', 'list', '--gallery', {str(gallery)!r}])")
+    assert core_limit_after(call, "", tmp_path) == 0

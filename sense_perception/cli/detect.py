@@ -245,61 +245,31 @@ def _not_handled(paths: list[str], handled: Counter[str]) -> list[str]:
     return rest
 
 
-class _OutLock:
-    """One ``detect`` at a time per ``--out``: an ``flock`` on the folder itself (nothing is
-    written there for it; the kernel lets go when the process ends, kill -9 included).
+def _out_lock() -> Any:
+    """One ``detect`` at a time per ``--out`` (:class:`~sense_perception.out_lock.FolderLock`).
 
     Two runs into one folder each replaced ``detections.json`` whole at their end: the one that
     finished first lost every record (its annotated copies stayed, listed nowhere), and the
     list of annotated copies kept only the last run's.
     """
+    from ..out_lock import FolderLock
 
-    def __init__(self) -> None:
-        self._fd: int | None = None
-
-    def acquire(self, out: Path) -> None:
-        """Lock ``out`` (an existing folder); a folder that cannot be opened for it (no read
-        permission) or a file system without locks is not locked, and not refused.
-
-        Raises:
-            ConfigError: another ``detect`` is writing there, naming the folder and the fix.
-        """
-        import fcntl
-
-        try:  # a folder others may write but not list (mode -wx) cannot be opened to lock it
-            fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
-            return  # as on a file system without locks: not refused (it was a traceback)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ConfigError(f"another detect is writing into --out {out}; its detections.json "
-                              "would replace this run's (or this run's it): wait for it to end, "
-                              "or choose another --out") from None
-        except OSError:
-            os.close(fd)  # a file system without locks (some network mounts): not refused
-            return
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+    return FolderLock("detect", "its detections.json would replace this run's (or this run's "
+                      "it)", ConfigError)
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``detect``; returns the exit status (130 after Ctrl-C, 143 after SIGTERM: the
     images finished so far are saved, marked interrupted). One run at a time per ``--out``
     (:class:`_OutLock`)."""
-    lock = _OutLock()
+    lock = _out_lock()
     try:
         return _run(args, lock)
     finally:
         lock.release()
 
 
-def _run(args: argparse.Namespace, lock: _OutLock) -> int:
+def _run(args: argparse.Namespace, lock: Any) -> int:
     """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists."""
     from rich.console import Console
     from rich.progress import Progress

@@ -220,7 +220,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                              "give --topic the in-cabin camera's topic, or remove it from "
                              "camera_topics if it is one")
     store = _store(settings)
-    embs, crops, labels = _enrol_templates(args, settings)
+    from ..stops import stop_signals
+
+    # SIGTERM unwinds as Ctrl-C does while frames are read: a file-compressed bag's unpacked copy
+    # (the cabin camera's frames: the driver's face) is removed; SIGTERM's default left it in
+    # TMPDIR (R40). Exit status 143 / 130.
+    with stop_signals():
+        embs, crops, labels = _enrol_templates(args, settings)
     threshold = settings.identity.match_threshold
     _check_one_person(embs, labels, threshold)
     existing = TemplateIndex(store.drivers())

@@ -119,7 +119,23 @@ def _check_iou(iou: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``eval``; returns the exit status (errors raise and main() returns 2)."""
+    """Execute ``eval``; returns the exit status (errors raise and main() returns 2). One run at
+    a time per ``--out``: two runs into one folder each replaced the other's results at their end
+    (the first to end had printed figures that eval.json no longer held), and their renames could
+    interleave into one run's eval.json beside the other's detections.json (R40)."""
+    from ..errors import ConfigError
+    from ..out_lock import FolderLock
+
+    lock = FolderLock("eval", "its eval.json, detections.json and plot would replace this run's "
+                      "(or this run's them)", ConfigError)
+    try:
+        return _run(args, lock)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, lock: Any) -> int:
+    """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists, before any model."""
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -171,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             check_results_apart(args.out, paths)
             check_own_results(args.out)  # never another command's results (or the user's)
             check_writable_dir(args.out, error=ConfigError)  # created and proven, before any model
+            lock.acquire(args.out)  # held until the results are written
 
         detections: list = []
         result, meta, scored = run_evaluation(args.ground_truth, params,

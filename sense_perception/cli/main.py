@@ -129,6 +129,9 @@ class _ClosedPipeTolerant:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sense-perception` console script."""
+    from ..core_dumps import no_core_dumps
+
+    no_core_dumps()  # a crash must not write the decrypted gallery or frames to a core file
     tolerant_output()
     stdout = sys.stdout
     if stdout is not None and not isinstance(stdout, _ClosedPipeTolerant):

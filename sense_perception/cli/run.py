@@ -81,14 +81,45 @@ def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
         monitor = made.get("driver_monitor")
         if monitor is not None:
             topic = str(monitor.get_parameter("camera_topic").value)
+            try:  # the name it subscribes to: its remap rules applied (R40)
+                topic = monitor.resolve_topic_name(topic)
+            except Exception:  # noqa: BLE001  an invalid name: driver_monitor's configure names it
+                pass
             kept = [p for p in kwargs.get("config_defaults", ()) if p.name != "cabin_camera_topic"]
             kwargs["config_defaults"] = [*kept, *to_parameters(
                 {"cabin_camera_topic": topic}, "driver_monitor's camera_topic")]
-        return detector_class(**kwargs)
+        node = detector_class(**kwargs)
+        if monitor is not None:  # and driver_monitor never identifies on one of its cameras
+            hand_exterior_cameras(node, monitor)
+        return node
 
     for factory, cls in ((driver_monitor, monitor_class), (object_detector, detector_class)):
         factory.__module__ = cls.__module__  # run's error messages name the node by its module
     return {"driver_monitor": driver_monitor, "object_detector": object_detector}
+
+
+def hand_exterior_cameras(detector: Any, monitor: Any) -> None:
+    """Give driver_monitor (created, not yet configured) object_detector's ``camera_topics`` as
+    it took them, command line included, and as its remap rules resolve them, as its
+    ``exterior_camera_topics`` (R40): `-p object_detector:camera_topics:=[C]` naming the camera
+    driver_monitor watches made object_detector refuse it and driver_monitor run face
+    identification on a camera that command line calls exterior."""
+    from rclpy.parameter import Parameter
+
+    cameras = detector.get_parameter("camera_topics").value
+    if not isinstance(cameras, (list, tuple)) or not all(isinstance(t, str) for t in cameras):
+        return  # object_detector's configure names the wrong value
+    names = list(dict.fromkeys(str(t) for t in cameras if t))
+    for topic in list(names):
+        try:
+            names.append(detector.resolve_topic_name(topic))
+        except Exception:  # noqa: BLE001  an invalid name: object_detector's configure names it
+            pass
+    given = monitor.get_parameter("exterior_camera_topics").value
+    if isinstance(given, (list, tuple)):
+        names = list(dict.fromkeys([*map(str, given), *names]))
+    if names:
+        monitor.set_parameters([Parameter("exterior_camera_topics", value=names)])
 
 
 def check_cabin_not_exterior(config: Any) -> None:

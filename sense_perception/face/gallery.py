@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import fcntl
 import glob
 import hashlib
@@ -42,6 +43,7 @@ import os
 import re
 import secrets
 import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -240,12 +242,15 @@ def generate_key_file(path: str | Path) -> Path:
                            f"be made ({exc.strerror or exc})") from exc
     # A key others could delete or replace would be refused by every later command (load_key).
     check_key_folder(path.parent, path)
-    try:
-        # O_EXCL also refuses a planted (even dangling) link: the key goes to a new file only.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError as exc:
+    if path.exists() or path.is_symlink():  # checked again, atomically, when it is put in place
         raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
-                           "never overwritten") from exc
+                           "never overwritten")
+    # Written in full to a temp file first and then given its name (a hard link, which fails if
+    # the name exists, a dangling link included): a kill -9 or power cut between creating the
+    # key file and writing it left it empty, and every later keygen refused to overwrite it
+    # while every reader said it held no key (R40).
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".keygen")
     except OSError as exc:
         raise GalleryError(f"key file {path} cannot be created: {exc.strerror or exc}") from exc
     try:
@@ -253,14 +258,46 @@ def generate_key_file(path: str | Path) -> Path:
             f.write(secrets.token_hex(32) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        _link_new(tmp, path)
         fsync_dir(path.parent)
     except OSError as exc:
-        # The new, incomplete file is ours (O_EXCL): removed, so a rerun is not refused by it and
-        # nobody encrypts a gallery with a key that was never fully written.
-        path.unlink(missing_ok=True)
         raise GalleryError(f"key file {path} cannot be written: {exc.strerror or exc}; nothing "
                            "was kept; fix: free space on that disk or choose another --out") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Give the written key file ``tmp`` the name ``path``, which must not exist.
+
+    Raises:
+        GalleryError: ``path`` exists (a file, or a planted link, even dangling).
+        OSError: it cannot be named so.
+    """
+    try:
+        os.link(tmp, path, follow_symlinks=False)
+        return
+    except FileExistsError:
+        raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
+                           "never overwritten") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+    # A file system without hard links (FAT, some FUSE mounts): a new file of its own, O_EXCL.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
+                           "never overwritten") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(Path(tmp).read_bytes())
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)  # ours (O_EXCL): never a cut-off key left under the name
+        raise
 
 
 class _Cipher:
@@ -652,14 +689,17 @@ class GalleryStore:
             if old_fd is not None:
                 os.close(old_fd)
 
-    def _sweep_temps(self) -> None:
-        """Zero and delete temp files a killed writer left (they may hold templates).
+    def _sweep_temps(self) -> int:
+        """Zero and delete temp files a killed writer left (they may hold templates); how many.
 
         Called under the exclusive lock, so no live writer owns one of them. A link or other
         non-regular file under a temp name is refused, never followed.
         """
+        count = 0
         for path in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
             erase_file(path, "stale gallery temp file")
+            count += 1
+        return count
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -741,12 +781,28 @@ class GalleryStore:
             drivers, gallery_id = self._read_state()
             gone = [d for d in drivers if d.id == driver_id]
             if not gone:
-                raise GalleryError(f"no enrolled driver has id '{printable(driver_id)}'; "
+                raise GalleryError(f"no enrolled driver has id '{printable(driver_id)}'"
+                                   f"{self._erase_leftovers(drivers)}; "
                                    "`sense-perception driver list` shows the ids")
             self._images_dir_exists()  # a planted link is refused before anything changes
             self._write([d for d in drivers if d.id != driver_id], gallery_id, removing=True)
             self._erase_images(gone[0])
         return gone[0]
+
+    def _erase_leftovers(self, drivers: Sequence[DriverRecord]) -> str:
+        """Erase what a stopped change left (kept crops no gallery lists, temp files), for a
+        forget that finds no such driver: a forget stopped while it erased the crops, run
+        again, and a forget after the only driver's killed enrolment erased nothing, the face
+        crops and templates waiting for another driver's change (R40). Under the exclusive
+        lock. Returns a note naming what was erased ("" when nothing was)."""
+        temps = self._sweep_temps()
+        crops = self._sweep_orphan_images(drivers)
+        if self._images_dir_exists() and not any(self.images_dir.iterdir()):
+            self.images_dir.rmdir()
+        if not temps and not crops:
+            return ""
+        return (f" (erased now what an interrupted enroll or forget left: {crops} kept image(s) "
+                f"of drivers no gallery lists, {temps} temp file(s))")
 
     def restore(self) -> list[DriverRecord]:
         """Put the last good copy (``<gallery>.bak``) back in place of a corrupt or missing gallery.
@@ -850,21 +906,23 @@ class GalleryStore:
         fsync_dir(folder)
         return names
 
-    def _sweep_orphan_images(self, drivers: Sequence[DriverRecord]) -> None:
+    def _sweep_orphan_images(self, drivers: Sequence[DriverRecord]) -> int:
         """Erase kept images of drivers that neither gallery file lists (``drivers`` is what both
-        now hold): an enrolment killed after its crops were written and before the gallery was
-        left face images that no ``driver list`` shows and no ``forget`` could reach. Called
-        under the exclusive lock, so no live enrolment owns them."""
+        now hold); returns how many. An enrolment killed after its crops were written and before
+        the gallery was left face images that no ``driver list`` shows and no ``forget`` could
+        reach. Called under the exclusive lock, so no live enrolment owns them."""
         if not self._images_dir_exists():
-            return
-        known = {d.id for d in drivers}
+            return 0
+        known, count = {d.id for d in drivers}, 0
         for path in self.images_dir.iterdir():
             match = _KEPT_IMAGE.fullmatch(path.name)
             if match and match.group(1) not in known:
                 try:
                     erase_file(path, "kept image of no enrolled driver")
+                    count += 1
                 except GalleryError as exc:  # the change is already written: warn, never undo it
                     LOG.warning("%s", exc)
+        return count
 
     def _erase_images(self, record: DriverRecord) -> None:
         folder = self.images_dir

@@ -57,6 +57,23 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
                            f"object detector as an exterior camera; {fix}")
 
 
+def check_not_exterior(topic: str, exterior: Iterable[str], named_by: str, listed_in: str,
+                       fix: str) -> None:
+    """Refuse face identity on ``topic`` when ``exterior`` (the exterior cameras) holds it, or
+    another image_transport topic of its camera (R40: driver_monitor's configure).
+
+    Raises:
+        PrivacyError: naming the topic, where it is listed and the fix.
+    """
+    same = [str(t) for t in exterior if image_base_topic(str(t)) == image_base_topic(topic)]
+    if same:
+        which = topic if same[0] == topic else f"{topic} (the same camera as {same[0]})"
+        raise PrivacyError(f"face identification refused on {named_by} {which}: {listed_in} "
+                           "lists it, so it is an exterior camera, and people seen there "
+                           "(pedestrians, other drivers) have not consented to face recognition; "
+                           f"fix: {fix}")
+
+
 def check_identity_topic(topic: str, config: str | Path | None, named_by: str, fix: str) -> None:
     """Refuse face identity on ``topic`` when ``config`` lists it (or another transport of the
     same camera) in ``object_detector.camera_topics``: that config says it is an exterior camera,

@@ -53,6 +53,7 @@ from ..face.privacy import check_cabin_not_exterior, check_identity_topic
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
+from ..out_lock import FolderLock
 from ..stops import stopped_by
 from .diagnostics import ArrivalClock, PipelineHealth, ReplayDiagnostics
 from .pipelines import (
@@ -134,8 +135,18 @@ class ReplayResult:
         return not self.summary["skipped"]
 
 
-def prepare_out(out: Path, force: bool) -> None:
+def out_lock() -> FolderLock:
+    """One replay at a time per ``--out``: two replays into one folder (the second with
+    ``--force``, or both into an empty one) cleared and wrote each other's outputs, and the
+    first to end reported an output bag the other had deleted (or printed the other's), exit 0.
+    Held from before the folder is checked until the replay ends (R40)."""
+    return FolderLock("replay", "its --force (or this one's) would delete the other's outputs "
+                      "while they are written", BagError)
+
+
+def prepare_out(out: Path, force: bool, lock: FolderLock | None = None) -> None:
     """Create ``out``; refuse a non-empty one unless ``force`` (then replace only replay outputs).
+    With ``lock``, ``out`` is locked once it exists, before its contents are judged.
 
     Nothing is deleted here: :func:`clear_out` replaces the earlier outputs once the replay has
     checked its topics and built its models, so a replay refused for a wrong ``--topics``, config
@@ -148,6 +159,8 @@ def prepare_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise BagError(f"--out {out} is a file; give a directory")
     check_writable_dir(out, error=BagError)  # an unwritable --out fails before any model loads
+    if lock is not None:
+        lock.acquire(out)
     if any(out.iterdir()):
         if not force:
             raise BagError(f"--out {out} is not empty; pass --force to replace its replay outputs "
@@ -375,10 +388,12 @@ class Replayer:
         check_apart(out, [Path(opts.bag)], error=BagError)
         check_writable_dir(out, create=False, error=BagError)  # before even the bag is read
         bag = open_bag(opts.bag)  # an unreadable input clears nothing in --out
+        lock = out_lock()
         try:
-            prepare_out(out, opts.force)
+            prepare_out(out, opts.force, lock)
             return self._run(bag, out)
         finally:
+            lock.release()
             bag.close()
 
     def _run(self, bag: Bag, out: Path) -> ReplayResult:

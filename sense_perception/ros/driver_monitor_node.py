@@ -38,9 +38,10 @@ from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, judged_outputs, switches
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
-from ..core.output.topics import output_namespace
+from ..core.output.topics import image_base_topic, output_namespace
 from ..core.types import Header
 from ..errors import SensePerceptionError
+from ..face.privacy import check_not_exterior
 from . import qos
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
@@ -67,7 +68,27 @@ class DriverMonitorNode(PerceptionNode):
         self._reload_srv = self.create_service(Trigger, "~/reload_gallery", self._on_reload_gallery)
 
     def inputs(self, settings: DriverMonitorNodeSettings) -> list[tuple[str, type]]:
+        self.check_remapped_exterior(settings)
         return [(settings.camera_topic, resolve_transport(settings.camera_topic, settings.camera_transport))]
+
+    def check_remapped_exterior(self, settings: DriverMonitorNodeSettings) -> None:
+        """Refuse a ``camera_topic`` that the node's remap rules (``-r FROM:=TO``) turn into one
+        of ``exterior_camera_topics``, or that one of them is turned into: the subscription
+        takes the remapped name, and the settings compare the names as given (R40).
+
+        Raises:
+            PrivacyError: naming the camera, its remapped name and the fix.
+        """
+        topic = settings.camera_topic
+        resolved = self.resolve_topic_name(topic)
+        exterior = {name for t in settings.exterior_camera_topics
+                    for name in (t, self.resolve_topic_name(t))}
+        if image_base_topic(resolved) in {image_base_topic(t) for t in exterior}:
+            check_not_exterior(resolved, exterior, "camera_topic", "exterior_camera_topics "
+                               f"(object_detector's camera_topics; {topic} remapped to "
+                               f"{resolved})", "remove the remap rule that joins them (--ros-args "
+                               "-r, a launch file's remappings), or set camera_topic to the "
+                               "in-cabin camera")
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..face.pipeline import DriverIdentifier

@@ -78,6 +78,9 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
     if node_name == "object_detector" and values["camera_topic"]:
         params["cabin_camera_topic"] = values["camera_topic"]  # never among its cameras
     if node_name == "driver_monitor":
+        if values["camera_topics"]:  # the exterior cameras: never face identification there
+            params["exterior_camera_topics"] = [
+                t.strip() for t in values["camera_topics"].split(",") if t.strip()]
         if values["camera_topic"]:
             params["camera_topic"] = values["camera_topic"]
         if values["gallery_path"]:

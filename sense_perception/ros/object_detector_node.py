@@ -48,8 +48,9 @@ from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages,
                                          judged_outputs, switches, taken_topics)
 from ..core.output.status import detector_hardware_id, detector_values
-from ..core.output.topics import camera_info_topic, output_namespaces
+from ..core.output.topics import camera_info_topic, image_base_topic, output_namespaces
 from ..core.types import Detections, Header
+from ..errors import PrivacyError
 from . import qos
 from .convert import to_msg
 from .frame_slots import Frame
@@ -87,8 +88,39 @@ class ObjectDetectorNode(PerceptionNode):
     # -- configuration ------------------------------------------------------------------------------
 
     def inputs(self, settings: ObjectDetectorSettings) -> list[tuple[str, type]]:
+        self.check_remapped_cabin(settings)
         return [(topic, resolve_transport(topic, tr))
                 for topic, tr in zip(settings.camera_topics, settings.transports(), strict=True)]
+
+    def check_remapped_cabin(self, settings: ObjectDetectorSettings) -> None:
+        """Refuse a camera that the node's remap rules (``--ros-args -r FROM:=TO``, a launch
+        file's ``remappings``, ``run``'s global ones) turn into the cabin camera, or that the
+        cabin camera is turned into: the subscription takes the remapped name, so the settings'
+        own check of the names as given (SECURITY.md P12) let the detector subscribe to the
+        driver's camera and publish their face in its debug image and annotations (R40).
+
+        Raises:
+            PrivacyError: naming the camera, its remapped name and the fix.
+        """
+        cabin = settings.cabin_camera_topic
+        if not cabin:
+            return
+        cabin_resolved = self.resolve_topic_name(cabin)
+        for topic in settings.camera_topics:
+            resolved = self.resolve_topic_name(topic)
+            if resolved == topic and cabin_resolved == cabin:
+                continue  # no remap on either: the settings checked the names as given
+            if image_base_topic(resolved) in (image_base_topic(cabin),
+                                              image_base_topic(cabin_resolved)):
+                camera = topic if resolved == topic else f"{topic} (remapped to {resolved})"
+                shown = cabin if cabin_resolved == cabin else \
+                    f"{cabin} (remapped to {cabin_resolved})"
+                raise PrivacyError(
+                    f"camera_topics' {camera} is the cabin camera {shown} (cabin_camera_topic) "
+                    "through the node's remap rules: it shows the driver, so it is never run "
+                    "through the object detector as an exterior camera; fix: remove the remap "
+                    "rule that joins them (--ros-args -r, a launch file's remappings), or the "
+                    "camera from camera_topics")
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector

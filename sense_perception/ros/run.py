@@ -88,6 +88,10 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
     """
     import sys
 
+    from ..core_dumps import no_core_dumps
+
+    no_core_dumps()  # the nodes' entry points and `run`: a crash writes no gallery to a core file
+
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor

@@ -11,7 +11,7 @@ from ..core.output.topics import camera_info_topic, check_topic_names
 # Re-exported: the topic rules were first defined here and callers still import them from here.
 from ..core.output.topics import join_topic, output_namespace, output_namespaces  # noqa: F401
 from ..errors import ConfigError
-from ..face.privacy import check_cabin_not_exterior
+from ..face.privacy import check_cabin_not_exterior, check_not_exterior
 
 RELIABILITIES = ("best_effort", "reliable")
 INT64 = (-(2**63), 2**63 - 1)
@@ -250,6 +250,13 @@ class DriverMonitorNodeSettings(InputSettings):
                                    "fx = fy = image width, principal point at the centre), or a topic")
     camera_transport: str = param("auto", "image | compressed | auto (compressed iff the topic ends "
                                   "in /compressed)", TRANSPORTS)
+    exterior_camera_topics: list[str] = param([], "the exterior cameras (object_detector's "
+                                              "camera_topics): people seen there never consented "
+                                              "to face recognition, so configure refuses "
+                                              "camera_topic, or its image_transport sub-topics, "
+                                              "among them; the config loader, run and the launch "
+                                              "files set it from object_detector's camera_topics",
+                                              "topic names")
 
     def validate(self) -> None:
         super().validate()
@@ -261,6 +268,10 @@ class DriverMonitorNodeSettings(InputSettings):
         if self.camera_info_topic not in ("auto", ""):
             check_topic_names([self.camera_info_topic], "parameter 'camera_info_topic'")
         transport_kind(self.camera_topic, self.camera_transport)
+        check_not_exterior(self.camera_topic, self.exterior_camera_topics, "camera_topic",
+                           "exterior_camera_topics (object_detector's camera_topics)",
+                           "set camera_topic to the in-cabin camera, or remove that camera from "
+                           "object_detector's camera_topics if it is the cabin's")
         self.check_declared_ranges()
 
     def camera_info(self) -> str:

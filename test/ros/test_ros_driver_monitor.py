@@ -359,3 +359,26 @@ def test_a_fifo_as_params_file_is_refused_at_once(ros_env, tmp_path):
         assert done.returncode == 2, done.stderr
         assert f"--params-file {fifo} is a FIFO (named pipe), not a regular file" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_the_nodes_entry_points_set_no_core_dumps(ros_env, tmp_path):
+    """A crash of driver_monitor (onnxruntime, Fast DDS) with core dumps allowed (systemd's
+    defaults for a service) wrote its memory, the decrypted gallery included, to a core file.
+    `run_nodes` (both console scripts, `run`) sets the soft core-file limit to 0 first."""
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+    if hard == 0:
+        pytest.skip("this system's hard core-file limit is 0: no process here may dump core")
+    script = ("import resource; from sense_perception.ros.run import run_nodes; "
+              f"run_nodes([], ['driver_monitor', '--ros-args', '--params-file', "
+              f"{str(tmp_path / 'missing.yaml')!r}]); "
+              "print('core limit', resource.getrlimit(resource.RLIMIT_CORE)[0])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (hard, hard)),
+                          env={**ros_env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert "core limit 0" in done.stdout, (done.stdout, done.stderr)

@@ -270,3 +270,113 @@ def test_missing_foxglove_msgs_leaves_annotations_unavailable_and_the_node_worki
         assert status_values(published_status(node))["annotations"] == node.annotations_state
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize("rule", [
+    "/sp_remap/front/image_raw:=/sp_remap/cabin/image_raw",  # the detector's camera onto the cabin
+    "/sp_remap/cabin/image_raw/compressed:=/sp_remap/front/image_raw/compressed",  # and back
+])
+def test_a_remap_joining_a_camera_with_the_cabin_camera_is_refused_at_configure(context, rule):
+    """`--ros-args -r FROM:=TO` (or a launch file's remappings) changes the topic a subscription
+    takes, not the parameter: configure compared the names as given, and object_detector
+    subscribed to the driver's camera (its debug image and annotations would publish the face).
+    The names as the node resolves them are compared now; configure fails before any model."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    node = ObjectDetectorNode("inproc_remap", context=context, cli_args=["--ros-args", "-r", rule],
+                              parameter_overrides=overrides(**{
+                                  "camera_topics": ["/sp_remap/front/image_raw"],
+                                  "cabin_camera_topic": "/sp_remap/cabin/image_raw/compressed",
+                                  "runtime.providers": ["CPUExecutionProvider"]}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.detector is None and node.lifecycle_state == "unconfigured"
+        assert "is the cabin camera" in node.config_error and "remapped to" in node.config_error
+        assert "remove the remap rule" in node.config_error
+    finally:
+        node.destroy_node()
+
+
+def test_run_gives_object_detector_the_cabin_camera_as_driver_monitor_resolves_it(context):
+    """`run` handed object_detector driver_monitor's camera_topic parameter: a remap of
+    driver_monitor alone (`-r driver_monitor:FROM:=TO`) pointing it at an exterior camera ran
+    face identification there and the detector on it too, unrefused. The name driver_monitor
+    subscribes to is object_detector's cabin camera now."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.cli.run import cabin_first
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import to_parameters
+
+    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
+                       to_parameters)
+    monitor = made["driver_monitor"](
+        node_name="inproc_remap_dm", context=context,
+        cli_args=["--ros-args", "-r", "/sp_remap2/cabin/image_raw:=/sp_remap2/front/image_raw"],
+        parameter_overrides=overrides(camera_topic="/sp_remap2/cabin/image_raw"))
+    detector = made["object_detector"](
+        node_name="inproc_remap_od", context=context, parameter_overrides=overrides(**{
+            "camera_topics": ["/sp_remap2/front/image_raw"],
+            "runtime.providers": ["CPUExecutionProvider"]}))
+    try:
+        assert detector.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "/sp_remap2/front/image_raw is the cabin camera" in detector.config_error
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
+
+
+@pytest.mark.parametrize("cli_args, camera_topic", [
+    ([], "/sp_ext/front/image_raw/compressed"),  # named so (a config or -p slip)
+    (["--ros-args", "-r", "/sp_ext/cabin/image_raw:=/sp_ext/front/image_raw"],  # or remapped so
+     "/sp_ext/cabin/image_raw"),
+])
+def test_driver_monitor_refuses_an_exterior_camera_at_configure(context, cli_args, camera_topic):
+    """driver_monitor ran face identification on a camera object_detector's camera_topics name
+    (an exterior camera: pedestrians never consented), whenever it ran without object_detector
+    in its process (`run --nodes driver_monitor`, the launch files); its exterior_camera_topics
+    refuse it now, as given or as remapped, before any model loads."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    node = DriverMonitorNode("inproc_ext_dm", context=context, cli_args=cli_args,
+                             parameter_overrides=overrides(**{
+                                 "camera_topic": camera_topic,
+                                 "exterior_camera_topics": ["/sp_ext/front/image_raw"]}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.identifier is None and node.lifecycle_state == "unconfigured"
+        assert "face identification refused on camera_topic" in node.config_error
+        assert "exterior_camera_topics" in node.config_error
+    finally:
+        node.destroy_node()
+
+
+def test_run_hands_driver_monitor_the_cameras_object_detector_took(context):
+    """`run -- --ros-args -p object_detector:camera_topics:=[C]` naming the camera driver_monitor
+    watches: object_detector refused it (P12) and driver_monitor identified faces on a camera
+    that command line calls exterior. run hands driver_monitor object_detector's cameras."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.cli.run import cabin_first
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import to_parameters
+
+    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
+                       to_parameters)
+    monitor = made["driver_monitor"](node_name="inproc_ext_run_dm", context=context,
+                                     parameter_overrides=overrides(camera_topic="/sp_ext3/cam/image_raw"))
+    detector = made["object_detector"](node_name="inproc_ext_run_od", context=context,
+                                       parameter_overrides=overrides(camera_topics=["/sp_ext3/cam/image_raw"]))
+    try:
+        assert monitor.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "face identification refused on camera_topic /sp_ext3/cam/image_raw" in \
+            monitor.config_error
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
