@@ -137,3 +137,15 @@ def test_fleet_replays_a_bag_with_an_alias_bomb_for_metadata_and_names_it(tmp_pa
     assert any(note.startswith(f"{meta} refused: expands to more than {MAX_METADATA_ENTRIES}")
                for note in entry["notes"]), entry["notes"]
     assert time.monotonic() - start < 180
+
+
+def test_a_metadata_yaml_that_is_a_directory_is_named_so(tmp_path) -> None:
+    # It read "bag file .../metadata.yaml is not a regular file, not a regular file".
+    from sense_perception.errors import BagError
+
+    bag = _bag(tmp_path)
+    meta = bag / "metadata.yaml"
+    meta.unlink()
+    meta.mkdir()
+    with pytest.raises(BagError, match=r"metadata\.yaml is a directory, not a regular file; a "):
+        open_bag(bag)

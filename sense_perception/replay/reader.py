@@ -45,7 +45,7 @@ from rosbags.rosbag2 import Reader
 
 from ..bounded_yaml import MAX_YAML_BYTES, YamlLimitError, parse_bounded, yaml_problem
 from ..errors import BagError
-from ..fileio import NotRegularFileError, read_regular_file
+from ..fileio import NotRegularFileError, describe_mode, read_regular_file
 from . import qos as _qos
 from .bounded import DecompressionLimitError, bounded_decompress, install, remove_dead_unpacks
 from .merge import Source, merge_by_time
@@ -569,11 +569,9 @@ def _check_regular(path: Path) -> None:
         mode = path.stat().st_mode
     except OSError as exc:
         raise BagError(f"bag file {path} cannot be read: {exc.strerror or exc}") from exc
-    if not stat.S_ISREG(mode):
-        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-        raise BagError(f"bag file {path} is {kind}, not a regular file; a recording must be a "
-                       "file on disk (copy it to one first)")
+    if not stat.S_ISREG(mode):  # a directory read "is not a regular file, not a regular file"
+        raise BagError(f"bag file {path} is {describe_mode(mode)}, not a regular file; a "
+                       "recording must be a file on disk (copy it to one first)")
 
 
 def _storage_of(part: _RosbagsPart, files: list[Path]) -> str:
