@@ -88,6 +88,9 @@ def test_config_lists_every_parameter(node, name):
                 continue
             if path != CONFIG:
                 continue  # a simulator set-up chooses its own values
+            if key == "exterior_camera_topics":  # the loader gives it object_detector's cameras
+                assert params[key] == load_params(path, "object_detector")["camera_topics"], key
+                continue
             default = _default(f) if isinstance(cls, type) else getattr(cls, f.name)
             value = params[key]
             if isinstance(default, float):
