@@ -256,14 +256,13 @@ def test_quality_overlay_tiles_the_horizon_band_and_keeps_the_rest():
     assert quality["detector.duplicates.nested_outer_score_ratio"] == 0.0
     assert base["detector.duplicates.nested_outer_score_ratio"] > 0.0
     # Nested boxes re-detected on crops: one more model run per crop; the 2-core default affords
-    # one crop a frame at 256x256, the quality overlay up to 8 at the model's own 416x416.
+    # one crop a frame, the quality overlay up to 8, both at 256x256.
     assert quality["detector.duplicates.nested_recheck_crops"] == 8
-    assert quality["detector.duplicates.nested_recheck_input"] == 0
     assert base["detector.duplicates.nested_recheck_crops"] == 1
+    assert quality["detector.duplicates.nested_recheck_input"] == 256
     assert base["detector.duplicates.nested_recheck_input"] == 256
     changed = ("tiling.mode", "detector.duplicates.nested_outer_score_ratio",
-               "detector.duplicates.nested_recheck_crops",
-               "detector.duplicates.nested_recheck_input")
+               "detector.duplicates.nested_recheck_crops")
     assert {k: v for k, v in quality.items() if k not in changed} == {
         k: v for k, v in base.items() if k not in changed}
 
