@@ -1,14 +1,17 @@
 """default_over_picodet and default_fps_1080p: the cost of the default detector; quality_over_default
 and quality_fps_1080p: the cost of the ``quality`` overlay (config/quality.yaml: PicoDet on tiles of
 the horizon band too, for far vehicles); original_over_default: the default with the specialist's
-original weights (``runtime.openvino_int8: false``) over the default's 8-bit form.
+original weights (``runtime.openvino_int8: false``) over the default's 8-bit form;
+recheck_over_without: the default over the same detector without the nested-box re-check on a crop
+(``detector.duplicates.nested_recheck_crops: 0``, the default before 6 December 2026).
 
 The default detector is what a user who changes nothing runs (``build_detector`` with the shipped
 defaults): PP-PicoDet-S on the whole frame plus the pedestrian specialist on the horizon band
-(OpenVINO where no GPU provider exists). Both it and PicoDet-S alone (``pedestrian_model: none``)
-run the object_detector node's per-frame path (rgb8 ``Image`` -> zero-copy view -> detect ->
-Detection2DArray) on the same 1920x1080 frames, interleaved round by round; the ratio is the median
-of per-round ratios, the frame rate is that of one camera fed back to back.
+(OpenVINO where no GPU provider exists). Both it and PicoDet-S alone (``pedestrian_model: none``;
+the model alone, no re-check on crops either) run the object_detector node's per-frame path (rgb8
+``Image`` -> zero-copy view -> detect -> Detection2DArray) on the same 1920x1080 frames,
+interleaved round by round; the ratio is the median of per-round ratios, the frame rate is that
+of one camera fed back to back.
 """
 from __future__ import annotations
 
@@ -25,7 +28,10 @@ def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
 
     cpu = {"runtime.providers": ["CPUExecutionProvider"]}
     default = build_detector(cpu, "benchmark")
-    picodet = build_detector({**cpu, "detector.pedestrian_model": "none"}, "benchmark")
+    no_recheck = {"detector.duplicates.nested_recheck_crops": 0}
+    picodet = build_detector({**cpu, **no_recheck, "detector.pedestrian_model": "none"},
+                             "benchmark")
+    without = build_detector({**cpu, **no_recheck}, "benchmark")
     original = build_detector({**cpu, "runtime.openvino_int8": False}, "benchmark")
     quality = build_detector({**load_params(bundled_config("quality"), "object_detector"), **cpu},
                              "config/quality.yaml")
@@ -34,7 +40,8 @@ def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
     n = len(msgs)
     paths = {"default": Pipeline(default, tracking=False), "picodet": Pipeline(picodet, tracking=False),
              "quality": Pipeline(quality, tracking=False),
-             "original": Pipeline(original, tracking=False)}
+             "original": Pipeline(original, tracking=False),
+             "without": Pipeline(without, tracking=False)}
     result = side_by_side({name: (lambda i, p=p: p(msgs[i % n], i * 0.1)) for name, p in paths.items()},
                           rounds, calls)
     default_ms = result.median_ms("default")
@@ -44,6 +51,7 @@ def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
         "quality_over_default": round(result.ratio("quality", "default"), 4),
         "quality_fps_1080p": round(1000.0 / result.median_ms("quality"), 2),
         "original_over_default": round(result.ratio("original", "default"), 4),
+        "recheck_over_without": round(result.ratio("default", "without"), 4),
         "detail": {
             "what": ("per frame of one 1920x1080 camera: sensor_msgs/Image rgb8 -> decode_view -> "
                      "detect -> Detection2DArray, with the default detector (PicoDet-S + "
@@ -57,6 +65,7 @@ def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
             "picodet_ms": round(result.median_ms("picodet"), 3),
             "quality_ms": round(result.median_ms("quality"), 3),
             "original_ms": round(result.median_ms("original"), 3),
+            "without_recheck_ms": round(result.median_ms("without"), 3),
             "ratio_iqr": [round(x, 4) for x in result.ratio_spread("default", "picodet")],
             "stage_mean_ms": {name: p.mean_stage_ms() for name, p in paths.items()},
             "timing": result.summary(),

@@ -13,6 +13,7 @@ interleaved, as medians of per-round ratios):
   specialist on the horizon band) over PicoDet-S alone, and ``default_fps_1080p``: its frames/s
   for one 1920x1080 camera; ``quality_over_default`` and ``quality_fps_1080p``: the same for the
   ``quality`` overlay (config/quality.yaml, PicoDet on tiles of the horizon band too);
+  ``recheck_over_without``: the default over the same without the nested-box re-check on a crop;
   ``original_over_default``: the default with the specialist's original weights over its 8-bit
   form (``runtime.openvino_int8``);
 * ``speedup_vs_cv2dnn``: detector throughput over the common OpenCV-DNN demo on the same model;
@@ -75,6 +76,8 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool | None]]] = [
     ("quality_over_default", "(info: cost of config/quality.yaml)", lambda v: None),
     ("quality_fps_1080p", "(info: for a GPU or a CPU with headroom)", lambda v: None),
     ("original_over_default", "(info: the specialist's original weights / its 8-bit form)",
+     lambda v: None),
+    ("recheck_over_without", "(info: the default / the same without the re-check on a crop)",
      lambda v: None),
     ("speedup_vs_cv2dnn", ">= 1.5", lambda v: v >= 1.5),
     ("batched6_over_single6", "< 1 helps", lambda v: None),

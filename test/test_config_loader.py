@@ -48,7 +48,7 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
     params = load_params(path, node)
     # Parameters added after the capture (autoware.*, the 3-D positions' camera_info_topics and
     # mount_*, camera_health.*, tracking.velocity.*, runtime.openvino_int8,
-    # detector.duplicates.nested_recheck_crops) come from
+    # detector.duplicates.nested_recheck_crops and nested_recheck_input) come from
     # perception.yaml unchanged.
     added = set(params) - set(before)
     if node == "object_detector":  # derived: the file's own cabin camera, never a detector input
@@ -63,7 +63,8 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
     assert {k: params[k] for k in added} == {k: load_params(CONFIGS / "perception.yaml", node)[k] for k in added}
     assert all(k.startswith(("autoware.", "mount_", "camera_health.", "tracking.velocity."))
                or k in ("camera_info_topics", "runtime.openvino_int8",
-                        "detector.duplicates.nested_recheck_crops")
+                        "detector.duplicates.nested_recheck_crops",
+                        "detector.duplicates.nested_recheck_input")
                for k in added), added
     assert {k: v for k, v in params.items() if k not in added} == before
 
@@ -259,9 +260,12 @@ def test_quality_overlay_tiles_the_horizon_band_and_keeps_the_rest():
     # lower than a tile's box of a part of them (docs/detection-quality.md, "Far vehicles").
     assert quality["detector.duplicates.nested_outer_score_ratio"] == 0.0
     assert base["detector.duplicates.nested_outer_score_ratio"] > 0.0
-    # Nested boxes re-detected on crops: one more model run per crop, off on the 2-core default.
-    assert quality["detector.duplicates.nested_recheck_crops"] > 0
-    assert base["detector.duplicates.nested_recheck_crops"] == 0
+    # Nested boxes re-detected on crops: one more model run per crop; the 2-core default affords
+    # one crop a frame, the quality overlay up to 8, both at 256x256.
+    assert quality["detector.duplicates.nested_recheck_crops"] == 8
+    assert base["detector.duplicates.nested_recheck_crops"] == 1
+    assert quality["detector.duplicates.nested_recheck_input"] == 256
+    assert base["detector.duplicates.nested_recheck_input"] == 256
     changed = ("tiling.mode", "detector.duplicates.nested_outer_score_ratio",
                "detector.duplicates.nested_recheck_crops")
     assert {k: v for k, v in quality.items() if k not in changed} == {

@@ -132,6 +132,8 @@ def test_one_vehicle_gets_one_label() -> None:
     ("nested_keep_aspect", 0.5, ">= 1"), ("nested_keep_bottom_gap", 3.0, "within 0..2"),
     ("nested_keep_min_score", 2.5, "within 0..2"), ("nested_outer_score_ratio", 1.2, "within 0..1"),
     ("nested_recheck_crops", -1, "within 0..100"), ("nested_recheck_crops", 101, "within 0..100"),
+    ("nested_recheck_input", 300, "multiple of 32"), ("nested_recheck_input", 96, "128..1024"),
+    ("nested_recheck_input", 1056, "128..1024"), ("nested_recheck_input", True, "must be int"),
     ("vehicle_label", "majority", "score, vote")])
 def test_bad_settings_are_refused_naming_the_key(tmp_path: Path, key, value, words) -> None:
     path = tmp_path / "bad.yaml"
@@ -253,21 +255,24 @@ def _best_iou(box: np.ndarray, others: np.ndarray) -> float:
     return float((inter / (area(box) + area(others) - inter)).max())
 
 
-def test_a_crop_re_detects_the_car_behind_and_absorbs_the_part() -> None:
+@pytest.mark.parametrize("side", [0, 256])
+def test_a_crop_re_detects_the_car_behind_and_absorbs_the_part(side: int) -> None:
     """``nested_recheck_crops``: in frame 15 the labelled parked car behind a nearer one lies
     inside the nearer car's box; in frame 33 a box on the rear corner of a labelled car (no
     labelled box under it) lies inside that car's box. Detected again on the crop of the outer
     box, the part is absorbed into the whole car and dropped, the car behind comes out on its own
     and stays, and no labelled vehicle is lost: on the full frames and on their half-resolution
-    JPEG decode (crops cut from the decode, boxes in full-image pixels)."""
+    JPEG decode (crops cut from the decode, boxes in full-image pixels); with the crops at the
+    model's own 416x416 and at the default's 256x256 (``nested_recheck_input``)."""
     from types import SimpleNamespace
 
     from sense_perception.core.imaging.image_decode import decode_view
 
     truth = json.loads((DEV / "ground_truth.json").read_text())["cameras"]
     alone = {**CPU, "detector.pedestrian_model": "none"}
-    off = build_detector(alone)
-    on = build_detector({**alone, "detector.duplicates.nested_recheck_crops": 8})
+    off = build_detector({**alone, "detector.duplicates.nested_recheck_crops": 0})
+    on = build_detector({**alone, "detector.duplicates.nested_recheck_crops": 8,
+                         "detector.duplicates.nested_recheck_input": side})
     keys = ("15", "33")
     data = [np.fromfile(str(DEV / f"{key}.jpg"), np.uint8) for key in keys]
     full = [cv2.imdecode(d, cv2.IMREAD_COLOR) for d in data]

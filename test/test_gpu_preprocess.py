@@ -185,11 +185,13 @@ def test_device_detector_on_cpu_tensor_matches_detector(detector: ObjectDetector
         _assert_same_detections(a, b, f"frame {i}")
 
 
-def test_device_detector_re_detects_nested_boxes_on_crops_as_the_cpu_path_does() -> None:
+@pytest.mark.parametrize("side", [0, 256])
+def test_device_detector_re_detects_nested_boxes_on_crops_as_the_cpu_path_does(side: int) -> None:
     """``detector.duplicates.nested_recheck_crops`` on the torch path: the crops are cut from the
     input (an array, or a tensor from :meth:`DeviceDetector.decode`) and detected by the wrapped
-    detector. Two developer-set frames with nested car boxes: the check drops boxes there as on the
-    CPU path, and what is left matches the CPU path within the tolerance above."""
+    detector, at ``nested_recheck_input`` (0: the model's 416, or the default's 256). Two
+    developer-set frames with nested car boxes: the check drops boxes there as on the CPU path,
+    and what is left matches the CPU path within the tolerance above."""
     from dataclasses import replace
 
     from sense_perception.core.detection.duplicates import DuplicateSettings
@@ -199,7 +201,9 @@ def test_device_detector_re_detects_nested_boxes_on_crops_as_the_cpu_path_does()
     base = DetectorConfig(model="picodet_s_416", calibrated_scores=False, score_threshold=0.35,
                           class_thresholds=ClassThresholds.unset(car=0.3))
     off = ObjectDetector(base, CPU)
-    on = ObjectDetector(replace(base, duplicates=DuplicateSettings(nested_recheck_crops=8)), CPU)
+    on = ObjectDetector(replace(base, duplicates=DuplicateSettings(
+        nested_recheck_crops=8, nested_recheck_input=side)), CPU)
+    assert (on._crop_model is not None) is bool(side)
     device_on = DeviceDetector(on, "cpu")
     without = DeviceDetector(off, "cpu").detect(images)
     expected = on.detect(images)

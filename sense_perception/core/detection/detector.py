@@ -10,7 +10,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -402,6 +402,9 @@ class ObjectDetector:
             :class:`~sense_perception.core.detection.multi_model.MultiModelDetector`.
         openvino_input: (width, height) to reshape the network to where the model runs on
             OpenVINO from its IR (other runtimes keep the model's own input size).
+        input_resize: (width, height) the network's ONNX graph is rewritten to take, same
+            weights (:func:`~sense_perception.core.runtime.model_resize.resize_input`; None: its
+            own size). Used for the crops of ``detector.duplicates.nested_recheck_input``.
 
     Attributes:
         label_names: output label names; ``Detections.labels`` index into it.
@@ -415,7 +418,8 @@ class ObjectDetector:
     def __init__(self, config: DetectorConfig | None = None, runtime: RuntimeOptions | None = None,
                  tiling: Any = None, owned_labels: Sequence[str] | None = None,
                  excluded_labels: Sequence[str] = (),
-                 openvino_input: tuple[int, int] | None = None) -> None:
+                 openvino_input: tuple[int, int] | None = None,
+                 input_resize: tuple[int, int] | None = None) -> None:
         self.config = config or DetectorConfig()
         self.tiling = tiling
         self._lock = threading.Lock()
@@ -428,10 +432,13 @@ class ObjectDetector:
         self.labels_source = str(labels_path)
         prepared = prepare_detector_model(resolved.path, runtime, self.model_name,
                                           cfg.batching and resolved.batchable, resolved.openvino,
-                                          openvino_input)
+                                          openvino_input if input_resize is None else input_resize,
+                                          input_resize)
         self._model = prepared.model
-        # True when OpenVINO reshaped the network to ``openvino_input``.
-        self.reshaped = openvino_input is not None and self._model.provider == OPENVINO_PROVIDER
+        # True when OpenVINO reshaped the network to ``openvino_input``, or its graph was
+        # rewritten to ``input_resize``.
+        self.reshaped = input_resize is not None or (
+            openvino_input is not None and self._model.provider == OPENVINO_PROVIDER)
         # True when OpenVINO runs the network's 8-bit form (runtime.openvino_int8).
         self.int8 = resolved.openvino_int8 and self._model.provider == OPENVINO_PROVIDER
         self.batch_dynamic = prepared.batch_dynamic
@@ -463,8 +470,37 @@ class ObjectDetector:
         self._max_batch = cfg.max_batch if self.batch_dynamic else 1
         self._pre = Preprocessor(self.preprocess_spec, self._max_batch)
         self.timings: dict[str, float] = {}
+        # The model at ``nested_recheck_input`` for the nested-box re-check's crops (None: this
+        # model at its own size detects them).
+        self._crop_model = self._crop_detector(runtime, width, height)
         LOG.info("%s (%s) on %s, input %dx%d, batching %s", self.model_name, self.family,
                  self.provider, width, height, "on" if self.batch_dynamic else "off")
+
+    def _crop_detector(self, runtime: RuntimeOptions | None, width: int,
+                       height: int) -> ObjectDetector | None:
+        """The same model at ``detector.duplicates.nested_recheck_input`` for the re-check's
+        crops, or None where the check is off, the side is the model's own, or the model cannot
+        run at that size (said in a warning and in :attr:`notes`: its crops are then detected at
+        its own input size, as with ``nested_recheck_input: 0``)."""
+        dup = self.config.duplicates
+        side = dup.nested_recheck_input
+        if not dup.nested_recheck_crops or not side or (side, side) == (width, height):
+            return None
+        config = replace(self.config, input_width=0, input_height=0,
+                         duplicates=replace(dup, nested_recheck_crops=0, nested_recheck_input=0))
+        try:
+            crop = ObjectDetector(config, runtime, owned_labels=self.owned_labels,
+                                  input_resize=(side, side))
+        except Exception as exc:  # ModelError, or onnxruntime's own error from the first run
+            why = (f"detector.duplicates.nested_recheck_input {side} is not applied: "
+                   f"{self.model_name} cannot run at {side}x{side} "
+                   f"({str(exc).splitlines()[0][:300]}); its nested-box crops are detected at its "
+                   f"own {width}x{height}; set nested_recheck_input to 0 to say so")
+            LOG.warning("%s", why)
+            self.notes = [*self.notes, why]
+            return None
+        self.notes = [*self.notes, f"nested-box crops detected at {side}x{side}"]
+        return crop
 
     def _calibration(self, resolved: ResolvedModel) -> ScoreCalibration | None:
         """The shipped calibration this detector applies (None: raw scores, and why in notes)."""
@@ -664,15 +700,26 @@ class ObjectDetector:
                 found = self._detect_tiled(list(images))
             settings = self.config.duplicates
             found = [suppress_duplicates(d, self.label_names, settings) for d in found]
-            return recheck_nested(images, found, settings.nested_recheck_crops, self._detect_images,
+            return recheck_nested(images, found, settings.nested_recheck_crops, self._on_crops,
                                   settings.nested_containment)
 
     def detect_crops(self, crops: list[np.ndarray | ImageView]) -> list[Detections]:
         """The model alone on image crops, boxes in crop pixels: no low-light, duplicates or
-        re-detection step (``detector.duplicates.nested_recheck_crops`` of the GPU path)."""
+        re-detection step (``detector.duplicates.nested_recheck_crops`` of the GPU path), at
+        ``nested_recheck_input`` where that is set."""
         with self._lock:
             self.timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-            return self._detect_images(list(crops))
+            return self._on_crops(list(crops))
+
+    def _on_crops(self, crops: list[np.ndarray | ImageView]) -> list[Detections]:
+        """The re-check's crops through the model at its crop size (lock held by the caller);
+        their time counts in :attr:`timings`."""
+        if self._crop_model is None:
+            return self._detect_images(crops)
+        found = self._crop_model.detect_crops(crops)
+        for stage, ms in self._crop_model.timings.items():
+            self.timings[stage] = self.timings.get(stage, 0.0) + ms
+        return found
 
     def _detect_tiled(self, images: list[np.ndarray | ImageView]) -> list[Detections]:
         from . import tiling as tiling_mod

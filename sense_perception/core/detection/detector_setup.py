@@ -19,6 +19,7 @@ from ...errors import ConfigError
 from ..runtime.session import RuntimeConfig
 from ..runtime.session import RuntimeOptions
 from .band import band_tiling
+from .duplicates import DuplicateSettings
 from .detector import (NO_MODEL, ClassThresholds, DetectorConfig, ObjectDetector,
                        _tiling_from_params)
 from .interface import Detector
@@ -84,10 +85,13 @@ def with_preprocess(detector: ObjectDetector) -> Detector:
 def specialist_config(config: DetectorConfig, model: str) -> DetectorConfig:
     """The settings of the pedestrian specialist ``model`` next to the general model's
     ``config``: its own threshold (``detector.pedestrian_threshold``, for every label: the
-    general model's ``class_thresholds`` are not its), the shared rest."""
+    general model's ``class_thresholds`` are not its), the shared rest. The nested-box re-check
+    on crops (``detector.duplicates.nested_recheck_crops``) is the general model's: the
+    specialist's own duplicates step keeps its defaults without it."""
     return DetectorConfig(model=model, pedestrian_model=NO_MODEL,
                           score_threshold=config.pedestrian_threshold,
                           class_thresholds=ClassThresholds.unset(),
+                          duplicates=DuplicateSettings(nested_recheck_crops=0),
                           **{name: getattr(config, name) for name in _SHARED})
 
 

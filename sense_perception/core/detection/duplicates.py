@@ -38,8 +38,9 @@ of the models still shows:
   the docs. ``nested_outer_score_ratio`` compares calibrated scores (the default), so with
   ``calibrated_scores: false`` it acts on raw ones and may keep or drop other outer boxes.
   What the boxes cannot tell, the model can when it looks closer: ``nested_recheck_crops``
-  (off by default for its cost; :mod:`.recheck`) detects each box still holding a nested box
-  again on a crop and drops the nested boxes the crop absorbs into the outer object.
+  (:mod:`.recheck`; by default one crop a frame, at 256x256, ``nested_recheck_input``) detects
+  each box still holding a nested box again on a crop and drops the nested boxes the crop
+  absorbs into the outer object.
 
 Everything is vectorised over the boxes of an image (an N x N containment matrix; N is at most
 ``detector.max_detections``); no per-box Python loop.
@@ -89,12 +90,18 @@ class DuplicateSettings:
             "that it contains is a loose box around that object and dropped; 0: never, 1: always "
             "the lower-scored box of a nested pair",
         "range": (0.0, 1.0)})
-    nested_recheck_crops: int = field(default=0, metadata={
+    nested_recheck_crops: int = field(default=1, metadata={
         "description": "most boxes per frame that still hold a nested box of their label whose "
             "crop (with a 20 % margin) is detected again by the general model; a nested box is "
             "dropped where the crop shows the outer object again and nothing for the nested box "
             "(core/detection/recheck.py); 0: off. Each crop is one more image through the model",
         "range": (0, 100)})
+    nested_recheck_input: int = field(default=256, metadata={
+        "description": "side in pixels of the square model input the crops are detected at (the "
+            "same weights, the graph rewritten in memory; core/runtime/model_resize.py); 0: the "
+            "model's own input (PicoDet 416). A crop is one object and its margin: 320 costs about "
+            "0.6x a 416 crop (docs/detection-quality.md, \"Re-detection on a crop\")",
+        "range": "0, or a multiple of 32 within 128..1024"})
     vehicle_nms_iou: float = field(default=0.5, metadata={
         "description": "IoU above which boxes of different vehicle labels are one vehicle (one box, "
             "one label kept); 0: vehicle labels never suppress each other",
@@ -126,6 +133,11 @@ class DuplicateSettings:
         if isinstance(crops, bool) or not isinstance(crops, int) or not 0 <= crops <= 100:
             raise ConfigError(f"detector.duplicates.nested_recheck_crops must be a whole number "
                               f"within 0..100 (0: off), got {crops!r}")
+        side = self.nested_recheck_input
+        if isinstance(side, bool) or not isinstance(side, int) or not (
+                side == 0 or (128 <= side <= 1024 and side % 32 == 0)):
+            raise ConfigError(f"detector.duplicates.nested_recheck_input must be 0 (the model's "
+                              f"own input) or a multiple of 32 within 128..1024, got {side!r}")
         if self.vehicle_label not in VOTE_RULES:
             raise ConfigError(f"detector.duplicates.vehicle_label must be one of "
                               f"{', '.join(VOTE_RULES)}, got {self.vehicle_label!r}")

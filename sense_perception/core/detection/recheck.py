@@ -16,7 +16,9 @@ nothing, and its nested boxes stay: on the night stand-in, deciding on such crop
 
 ``detector.duplicates.nested_recheck_crops`` caps the crops per frame (best-scored outer boxes
 first; 0 turns the check off). Each crop costs one more image through the model (batched with the
-frame's other crops), which is why the 2-core CPU default leaves it off (the cost is in the docs).
+frame's other crops), at ``nested_recheck_input`` (the same weights at a smaller input: a crop is
+one object and its margin): the 2-core CPU default affords one crop a frame at 256x256 (the
+measurements and the cost are in the docs).
 An outer box cut to a crop under the least frame a detector takes (``MIN_FRAME_PX`` a side) is not
 checked: its nested boxes stay.
 """
