@@ -245,11 +245,20 @@ def test_launch_files_start_the_right_nodes(name, nodes):
     (lambda: check_camera_info_topic(["/sensing/camera/camera0/image_rect_color"],
                                      "/sensing/camera/camera0/info 2"),
      "autoware.camera_info_topic: '/sensing/camera/camera0/info 2' is not a ROS topic name"),
+    # resolved through the node's remap rules at configure since R40: an RCLError 'failed to
+    # resolve name' there, naming neither the topic nor the parameter
+    (lambda: ObjectDetectorSettings(cabin_camera_topic="/camera/cabin cam").validate(),
+     "parameter 'cabin_camera_topic': '/camera/cabin cam' is not a ROS topic name"),
+    (lambda: DriverMonitorNodeSettings(exterior_camera_topics=["/camera/front/image_raw",
+                                                               "/camera/rear/"]).validate(),
+     "parameter 'exterior_camera_topics' (object_detector's camera_topics): '/camera/rear/' is "
+     "not a ROS topic name"),
 ])
 def test_a_topic_ros_would_not_take_is_refused_naming_its_parameter(check, fragment):
     """Only `camera_topics` was checked: the other topic parameters failed a node's configure
     after its models loaded, as an 'unexpected' InvalidTopicNameException naming no parameter,
-    and the replay took them."""
+    and the replay took them. cabin_camera_topic and exterior_camera_topics, which configure
+    resolves through the remap rules (R40), failed it as an RCLError naming neither."""
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         check()
 

@@ -161,6 +161,9 @@ class ObjectDetectorSettings(InputSettings):
         for topic, transport in zip(self.camera_topics, self.transports(), strict=True):
             transport_kind(topic, transport)
         if self.cabin_camera_topic:  # the debug image and annotations would publish the driver
+            # configure resolves it through the remap rules (R40): a name ROS would not take
+            # failed there as an "unexpected" RCLError naming neither the topic nor the parameter
+            check_topic_names([self.cabin_camera_topic], "parameter 'cabin_camera_topic'")
             check_cabin_not_exterior(
                 self.cabin_camera_topic, self.camera_topics, "cabin_camera_topic", "camera_topics",
                 "remove it from camera_topics, or set cabin_camera_topic (and driver_monitor's "
@@ -268,6 +271,10 @@ class DriverMonitorNodeSettings(InputSettings):
         if self.camera_info_topic not in ("auto", ""):
             check_topic_names([self.camera_info_topic], "parameter 'camera_info_topic'")
         transport_kind(self.camera_topic, self.camera_transport)
+        # resolved through the remap rules at configure (R40): a name ROS would not take failed
+        # there as an "unexpected" RCLError naming neither the topic nor the parameter
+        check_topic_names(self.exterior_camera_topics, "parameter 'exterior_camera_topics' "
+                          "(object_detector's camera_topics)")
         check_not_exterior(self.camera_topic, self.exterior_camera_topics, "camera_topic",
                            "exterior_camera_topics (object_detector's camera_topics)",
                            "set camera_topic to the in-cabin camera, or remove that camera from "
