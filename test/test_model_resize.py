@@ -126,3 +126,34 @@ def test_the_specialist_leaves_the_re_check_to_the_general_model() -> None:
     config = DetectorConfig(duplicates=DuplicateSettings(nested_recheck_crops=8))
     assert specialist_config(config, "person_detection_0203").duplicates == DuplicateSettings(
         nested_recheck_crops=0)
+
+
+def test_a_model_without_a_fixed_input_size_detects_its_crops_at_the_crop_size(tmp_path) -> None:
+    """A custom model whose input size is not fixed (the size given in detector.input_width
+    and input_height) has no graph to rewrite: the crop model was refused ('the model input size
+    is not fixed; give the size to the detector instead (detector.input_width, ...)', the settings
+    already given) and its crops ran at the frame size, for every such model with the default
+    re-check on. It takes the crop size as it is now."""
+    import onnx
+    from test_decoders import CLASSES, _yolov8_output, build_model
+
+    from sense_perception.core.detection.detector import ClassThresholds
+
+    model = build_model(tmp_path / "dynamic.onnx", {"output0": _yolov8_output()})
+    proto = onnx.load(str(model))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    onnx.save(proto, str(model))
+    (tmp_path / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    config = DetectorConfig(model_path=str(model), labels_path=str(tmp_path / "labels.txt"),
+                            model_family="yolov8", input_width=64, input_height=64,
+                            class_thresholds=ClassThresholds.unset(car=0.3),
+                            duplicates=DuplicateSettings(nested_recheck_crops=1,
+                                                         nested_recheck_input=128))
+    detector = ObjectDetector(config, CPU)
+    assert detector.input_size == (64, 64)
+    assert detector._crop_model is not None and detector._crop_model.input_size == (128, 128)
+    assert "nested-box crops detected at 128x128" in detector.notes
+    assert not [n for n in detector.notes if "is not applied" in n], detector.notes
+    found = detector.detect_crops([np.zeros((100, 100, 3), np.uint8)])[0]
+    assert len(found)  # the fixed outputs, through the 128x128 model

@@ -479,18 +479,24 @@ class ObjectDetector:
     def _crop_detector(self, runtime: RuntimeOptions | None, width: int,
                        height: int) -> ObjectDetector | None:
         """The same model at ``detector.duplicates.nested_recheck_input`` for the re-check's
-        crops, or None where the check is off, the side is the model's own, or the model cannot
+        crops (a model whose input size is not fixed: at that size as it is, no graph rewrite),
+        or None where the check is off, the side is the model's own, or the model cannot
         run at that size (said in a warning and in :attr:`notes`: its crops are then detected at
         its own input size, as with ``nested_recheck_input: 0``)."""
         dup = self.config.duplicates
         side = dup.nested_recheck_input
         if not dup.nested_recheck_crops or not side or (side, side) == (width, height):
             return None
-        config = replace(self.config, input_width=0, input_height=0,
+        # A model whose input size is not fixed (its size given in detector.input_width and
+        # input_height) takes the crops' size as it is: there is no graph to rewrite, and
+        # the rewrite refused it, the warning naming the settings already given as the fix.
+        dynamic = not all(self._input.shape[2:4])
+        config = replace(self.config, input_width=side if dynamic else 0,
+                         input_height=side if dynamic else 0,
                          duplicates=replace(dup, nested_recheck_crops=0, nested_recheck_input=0))
         try:
             crop = ObjectDetector(config, runtime, owned_labels=self.owned_labels,
-                                  input_resize=(side, side))
+                                  input_resize=None if dynamic else (side, side))
         except Exception as exc:  # ModelError, or onnxruntime's own error from the first run
             why = (f"detector.duplicates.nested_recheck_input {side} is not applied: "
                    f"{self.model_name} cannot run at {side}x{side} "
