@@ -21,7 +21,7 @@ from sense_perception.core.runtime.session import RuntimeConfig
 from sense_perception.core.tracking.ground_motion import VelocityConfig
 from sense_perception.core.detection.tiling import TilingConfig
 from sense_perception.core.tracking.tracker import TrackingConfig
-from sense_perception.errors import ConfigError
+from sense_perception.errors import ConfigError, PrivacyError
 from sense_perception.face.attention.state import AttentionConfig
 from sense_perception.face.decision import IdentityConfig
 from sense_perception.face.gallery import GalleryConfig
@@ -277,3 +277,23 @@ def test_the_camera_topics_launch_argument_is_refused_as_autoware_launch_refuses
         launch_support.node_parameters("object_detector", {"camera_topics": value})
     assert launch_support.node_parameters("object_detector", {"camera_topics": " /a/image_raw , /b/image_raw"})[
         "camera_topics"] == ["/a/image_raw", "/b/image_raw"]
+    # driver_monitor reads the same argument for its exterior cameras (R40): one list, one check
+    # (it dropped the empty item in silence, where a launch of driver_monitor alone took it)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        launch_support.node_parameters("driver_monitor", {"camera_topics": value})
+
+
+def test_the_camera_topics_launch_argument_adds_to_the_config_file_s_exterior_cameras():
+    """driver_monitor's exterior_camera_topics from a launch's camera_topics:= replaced the config
+    file's object_detector.camera_topics: `perception.launch.py camera_topics:=/cam/rear/image_raw
+    camera_topic:=/camera/image_raw` ran face identification on the camera the file calls
+    exterior, which `run` (its config's cameras and object_detector's) and the replay (the
+    config's) refuse. The launch files keep the file's cameras and add the argument's."""
+    params = launch_support.node_parameters("driver_monitor", {
+        "camera_topics": "/cam/rear/image_raw,/camera/image_raw"})
+    assert params["exterior_camera_topics"] == ["/camera/image_raw", "/cam/rear/image_raw"]
+    params = launch_support.node_parameters("driver_monitor", {
+        "camera_topics": "/cam/rear/image_raw", "camera_topic": "/camera/image_raw"})
+    with pytest.raises(PrivacyError, match="face identification refused on camera_topic"):
+        DriverMonitorNodeSettings(camera_topic=params["camera_topic"],
+                                  exterior_camera_topics=params["exterior_camera_topics"]).validate()

@@ -79,8 +79,12 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
         params["cabin_camera_topic"] = values["camera_topic"]  # never among its cameras
     if node_name == "driver_monitor":
         if values["camera_topics"]:  # the exterior cameras: never face identification there
-            params["exterior_camera_topics"] = [
-                t.strip() for t in values["camera_topics"].split(",") if t.strip()]
+            # added to the config file's (load_params gives its object_detector.camera_topics),
+            # as run adds object_detector's cameras to them: replaced, a camera the file calls
+            # exterior could be given as camera_topic and identified on
+            given = params.get("exterior_camera_topics") or []
+            params["exterior_camera_topics"] = list(dict.fromkeys(
+                [*given, *camera_topic_list(values["camera_topics"])]))
         if values["camera_topic"]:
             params["camera_topic"] = values["camera_topic"]
         if values["gallery_path"]:
