@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import AbstractSet, Any
 
 from ..errors import ConfigError, ImageDecodeError, SensePerceptionError
+from ..out_lock import FolderLock
 from ..stops import exit_code, stop_signals, stopped_by
 from . import CONFIG_HELP, config_file, shown
 
@@ -245,15 +246,13 @@ def _not_handled(paths: list[str], handled: Counter[str]) -> list[str]:
     return rest
 
 
-def _out_lock() -> Any:
+def _out_lock() -> FolderLock:
     """One ``detect`` at a time per ``--out`` (:class:`~sense_perception.out_lock.FolderLock`).
 
     Two runs into one folder each replaced ``detections.json`` whole at their end: the one that
     finished first lost every record (its annotated copies stayed, listed nowhere), and the
     list of annotated copies kept only the last run's.
     """
-    from ..out_lock import FolderLock
-
     return FolderLock("detect", "its detections.json would replace this run's (or this run's "
                       "it)", ConfigError)
 
@@ -261,7 +260,7 @@ def _out_lock() -> Any:
 def run(args: argparse.Namespace) -> int:
     """Execute ``detect``; returns the exit status (130 after Ctrl-C, 143 after SIGTERM: the
     images finished so far are saved, marked interrupted). One run at a time per ``--out``
-    (:class:`_OutLock`)."""
+    (:func:`_out_lock`)."""
     lock = _out_lock()
     try:
         return _run(args, lock)
@@ -269,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _run(args: argparse.Namespace, lock: Any) -> int:
+def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists."""
     from rich.console import Console
     from rich.progress import Progress

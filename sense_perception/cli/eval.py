@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..out_lock import FolderLock
 from . import CONFIG_HELP
 
 NODE_NAME = "object_detector"
@@ -124,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
     (the first to end had printed figures that eval.json no longer held), and their renames could
     interleave into one run's eval.json beside the other's detections.json (R40)."""
     from ..errors import ConfigError
-    from ..out_lock import FolderLock
 
     lock = FolderLock("eval", "its eval.json, detections.json and plot would replace this run's "
                       "(or this run's them)", ConfigError)
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _run(args: argparse.Namespace, lock: Any) -> int:
+def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists, before any model."""
     from rich.console import Console
     from rich.markup import escape
