@@ -64,7 +64,10 @@ def test_only_a_missing_ros_module_reads_as_needs_ros(monkeypatch):
 
     from sense_perception.ros.entry_points import is_missing_ros, object_detector
 
-    for name in ("rclpy", "rclpy.lifecycle", "sensor_msgs.msg", "vision_msgs", "rcl_interfaces.msg"):
+    # std_srvs (driver_monitor's ~/reload_gallery) is a ROS 2 interface package too: it read as
+    # a broken dependency of ours, a traceback, on a ROS 2 install without it
+    for name in ("rclpy", "rclpy.lifecycle", "sensor_msgs.msg", "vision_msgs", "rcl_interfaces.msg",
+                 "std_srvs.srv"):
         assert is_missing_ros(ModuleNotFoundError(f"No module named '{name}'", name=name)), name
     for name in ("numpy", "onnxruntime", "sense_perception.core"):
         assert not is_missing_ros(ModuleNotFoundError(f"No module named '{name}'", name=name)), name

@@ -16,7 +16,7 @@ _ROS_MODULES = frozenset({"rclpy", "rpyutils", "rosidl_runtime_py", "rosidl_pars
 
 
 def is_missing_ros(exc: ImportError) -> bool:
-    """Whether ``exc`` says ROS 2 is missing (rclpy, a message package) rather than something else.
+    """Whether ``exc`` says ROS 2 is missing (rclpy, an interface package), not something else.
 
     An ImportError without a module name (a C extension failing to load) is counted as ROS 2's
     when its text names rclpy or rcl, as rclpy's own loader errors do.
@@ -25,7 +25,9 @@ def is_missing_ros(exc: ImportError) -> bool:
     if not name:
         text = str(exc)
         return "rclpy" in text or "librcl" in text
-    return name in _ROS_MODULES or name.endswith(("_msgs", "_interfaces"))
+    # interface packages: messages (sensor_msgs), services (std_srvs: driver_monitor's
+    # ~/reload_gallery), actions, and the *_interfaces ones
+    return name in _ROS_MODULES or name.endswith(("_msgs", "_srvs", "_actions", "_interfaces"))
 
 
 def ros_missing_message(command: str, exc: ImportError, program: str = "") -> str:
