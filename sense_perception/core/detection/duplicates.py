@@ -98,7 +98,8 @@ class DuplicateSettings:
         "range": (0, 100)})
     nested_recheck_input: int = field(default=256, metadata={
         "description": "side in pixels of the square model input the crops are detected at (the "
-            "same weights, the graph rewritten in memory; core/runtime/model_resize.py); 0: the "
+            "same weights, the graph rewritten in memory, core/runtime/model_resize.py; a model "
+            "without a fixed input size runs at it as it is); 0: the "
             "model's own input (PicoDet 416). A crop is one object and its margin: 320 costs about "
             "0.6x a 416 crop (docs/detection-quality.md, \"Re-detection on a crop\")",
         "range": "0, or a multiple of 32 within 128..1024"})
