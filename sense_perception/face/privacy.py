@@ -95,12 +95,6 @@ def check_identity_topic(topic: str, config: str | Path | None, named_by: str, f
     from ..config import load_params
 
     exterior = load_params(config, "object_detector").get("camera_topics")
-    if not isinstance(exterior, (list, tuple)):
-        return
-    same = [str(t) for t in exterior if image_base_topic(str(t)) == image_base_topic(topic)]
-    if same:
-        which = topic if same[0] == topic else f"{topic} (the same camera as {same[0]})"
-        raise PrivacyError(f"face identification refused on {named_by} {which}: "
-                           f"object_detector.camera_topics in {config} lists it, so it is an "
-                           "exterior camera, and people seen there (pedestrians, other drivers) "
-                           f"have not consented to face recognition; {fix}")
+    if isinstance(exterior, (list, tuple)):
+        check_not_exterior(topic, exterior, named_by, f"object_detector.camera_topics in {config}",
+                           fix)
