@@ -243,8 +243,7 @@ def generate_key_file(path: str | Path) -> Path:
     # A key others could delete or replace would be refused by every later command (load_key).
     check_key_folder(path.parent, path)
     if path.exists() or path.is_symlink():  # checked again, atomically, when it is put in place
-        raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
-                           "never overwritten")
+        raise _key_exists(path)
     # Written in full to a temp file first and then given its name (a hard link, which fails if
     # the name exists, a dangling link included): a kill -9 or power cut between creating the
     # key file and writing it left it empty, and every later keygen refused to overwrite it
@@ -268,6 +267,12 @@ def generate_key_file(path: str | Path) -> Path:
     return path
 
 
+def _key_exists(path: Path) -> GalleryError:
+    """The refusal of a keygen whose key file name is taken (a file, or a link, even dangling)."""
+    return GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
+                        "never overwritten")
+
+
 def _link_new(tmp: str, path: Path) -> None:
     """Give the written key file ``tmp`` the name ``path``, which must not exist.
 
@@ -279,8 +284,7 @@ def _link_new(tmp: str, path: Path) -> None:
         os.link(tmp, path, follow_symlinks=False)
         return
     except FileExistsError:
-        raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
-                           "never overwritten") from None
+        raise _key_exists(path) from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
             raise
@@ -288,8 +292,7 @@ def _link_new(tmp: str, path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        raise GalleryError(f"key file {path} already exists; it may protect a gallery, so it is "
-                           "never overwritten") from None
+        raise _key_exists(path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(Path(tmp).read_bytes())
