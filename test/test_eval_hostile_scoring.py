@@ -321,10 +321,12 @@ def test_a_box_reaching_past_the_image_edge_is_scored_on_its_part_inside(tmp_pat
     gt = _write(tmp_path, {"cameras": {"a": {"image": "a.png", "boxes": [
         {"label": "car", "bbox_xyxy": [-40, 20, 40, 60]},      # half out on the left
         {"label": "car", "bbox_xyxy": [150, 50, 260, 140]},    # out right and below
-        {"label": "car", "bbox_xyxy": [80, 10, 120, 40]}]}}})  # inside: unchanged
+        {"label": "car", "bbox_xyxy": [80, 10, 120, 40]}],  # inside: unchanged
+        # an ignore region is cut too, but it is no ground-truth box: clipped_boxes counted it
+        "ignore_regions": [{"bbox_xyxy": [-10, 0, 30, 15]}]}}})
     (image,) = check_images(load_ground_truth(gt), gt, InputLimits(), [])
     np.testing.assert_array_equal(image.boxes, [[0, 20, 40, 60], [150, 50, 200, 100],
-                                                [80, 10, 120, 40]])
+                                                [80, 10, 120, 40], [0, 0, 30, 15]])
     assert image.clipped == 2
     visible = dets([[0, 20, 40, 60], [150, 50, 200, 100], [80, 10, 120, 40]], [0.9, 0.8, 0.7],
                    ["car"] * 3)

@@ -64,7 +64,8 @@ class GroundTruthImage:
         difficult: (G,) bool.
         declared: classes its ground truth says it labels, boxes or not (a COCO file's
             categories): their detections are scored where no box has that class too.
-        clipped: boxes that reached past the image's edge, cut to it by :func:`clip_to_image`.
+        clipped: boxes that reached past the image's edge, cut to it by :func:`clip_to_image`
+            (ignore regions are cut too, not counted).
     """
 
     key: str
@@ -117,7 +118,8 @@ def check_inside(image: GroundTruthImage, where: str = "") -> None:
 
 
 def clip_to_image(image: GroundTruthImage) -> None:
-    """Cut every box to its image, as the detector's boxes are, and count those cut.
+    """Cut every box to its image, as the detector's boxes are, and count those cut (ignore
+    regions are cut, not counted).
 
     Boxes projected from 3-D cuboids (a car half out of the view) reach past the edge; scored
     whole, a car found exactly on its visible part had an IoU of its visible share (a half-out
@@ -129,7 +131,10 @@ def clip_to_image(image: GroundTruthImage) -> None:
     b = image.boxes
     limit = np.array([image.width, image.height, image.width, image.height], np.float64)
     cut = np.clip(b, 0.0, limit)
-    image.clipped = int(np.count_nonzero((cut != b).any(axis=1)))
+    # ignore regions are cut too, but they are no ground-truth box: eval's clipped_boxes and its
+    # line "N ground-truth box(es) reached past the image's edge" counted them
+    boxes = np.array([name != IGNORE_ALL for name in image.labels], bool)
+    image.clipped = int(np.count_nonzero((cut != b).any(axis=1) & boxes))
     image.boxes = cut
 
 
