@@ -739,3 +739,25 @@ def test_a_key_others_could_replace_is_refused(tmp_path: Path, gallery: Path, ca
     assert f"chown {os.geteuid()} {key}" in err
     os.chown(key, 0, 0)
     assert cli(capsys, "list", "--gallery", str(enc), "--key-file", str(key))[0] == 0
+
+
+def test_keygen_syncs_its_folder_with_the_key_alone_in_it(tmp_path: Path, monkeypatch) -> None:
+    """keygen synced the key's folder while the temp file the key was written to still had its
+    name (a hard link to the key) and removed it after: a power cut in the seconds after keygen,
+    before the file system's next commit, kept that temp on disk, a hidden second name of the
+    gallery key that nothing removes. The temp is gone by the time the folder is synced."""
+    from sense_perception.face import gallery
+
+    key = tmp_path / "keys" / "gallery.key"
+    seen: list[list[str]] = []
+    real = gallery.fsync_dir
+
+    def recording(folder: Path) -> None:
+        if folder == key.parent:
+            seen.append(sorted(p.name for p in folder.iterdir()))
+        real(folder)
+
+    monkeypatch.setattr(gallery, "fsync_dir", recording)
+    gallery.generate_key_file(key)
+    assert seen and seen[-1] == ["gallery.key"], seen
+    assert sorted(p.name for p in key.parent.iterdir()) == ["gallery.key"]

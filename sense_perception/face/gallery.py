@@ -258,6 +258,11 @@ def generate_key_file(path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         _link_new(tmp, path)
+        # The temp name goes before the folder is synced, so the sync writes the folder as it is
+        # left: synced first, the temp's removal was not, and a power cut in the seconds after
+        # keygen (before the file system's next commit) kept it on disk, a hidden second name of
+        # the gallery key that nothing removes (R40).
+        Path(tmp).unlink(missing_ok=True)
         fsync_dir(path.parent)
     except OSError as exc:
         raise GalleryError(f"key file {path} cannot be written: {exc.strerror or exc}; nothing "
