@@ -206,23 +206,28 @@ def test_identifier_raising_on_one_cabin_frame_drops_only_that_frame(tmp_path: P
     assert topics.count("/camera/cabin/camera_health") == SAMPLE_COUNTS[CABIN]  # judged: R39
 
 
-def test_a_tracking_step_raising_on_one_frame_drops_only_that_frame(
-        tmp_path: Path, detector, monkeypatch) -> None:
-    # only inference was guarded: a fault in the steps after detection (tracking, positions) on
-    # one frame ended the whole replay
-    from sense_perception.core.exterior_steps import ExteriorSteps
-
-    owner, name = ExteriorSteps, "frame"
+def _third_call_raises(monkeypatch, owner: type, name: str, message: str) -> dict[str, int]:
+    """Make the third call of ``owner.name`` raise ValueError(``message``); the calls counted."""
     real = getattr(owner, name)
     calls = {"n": 0}
 
     def third_raises(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise ValueError("a bug in this step")
+            raise ValueError(message)
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(owner, name, third_raises)
+    return calls
+
+
+def test_a_tracking_step_raising_on_one_frame_drops_only_that_frame(
+        tmp_path: Path, detector, monkeypatch) -> None:
+    # only inference was guarded: a fault in the steps after detection (tracking, positions) on
+    # one frame ended the whole replay
+    from sense_perception.core.exterior_steps import ExteriorSteps
+
+    calls = _third_call_raises(monkeypatch, ExteriorSteps, "frame", "a bug in this step")
     result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=[FRONT]),
                       detector=detector).run()
     assert calls["n"] >= SAMPLE_COUNTS[FRONT]  # the replay went on after it
@@ -244,16 +249,7 @@ def test_a_frame_camera_health_cannot_judge_is_detected_all_the_same(
     # summary.json counts it (unjudged_frames), and the replay warns once.
     from sense_perception.core.health.camera_health import STALE, CameraHealthBank
 
-    real = CameraHealthBank.update
-    calls = {"n": 0}
-
-    def third_raises(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise ValueError("a bug in the health check")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(CameraHealthBank, "update", third_raises)
+    _third_call_raises(monkeypatch, CameraHealthBank, "update", "a bug in the health check")
     result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=[FRONT]),
                       detector=detector).run()
     assert result.summary["skipped"] == [] and result.complete
