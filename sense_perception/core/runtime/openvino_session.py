@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -35,7 +36,7 @@ _CORE = None
 _CONVERSION_TOOLS = "openvino.tools.ovc"
 
 
-def import_openvino():  # -> the openvino module
+def import_openvino() -> ModuleType:
     """``import openvino`` without its conversion tools, so without its telemetry.
 
     Raises:
