@@ -122,3 +122,24 @@ def test_driver_monitor_refuses_a_camera_its_config_calls_exterior(tmp_path):
     for name in ("perception", "carla", "awsim", "autoware", "quality"):  # each its own cabin
         _monitor(**{k: v for k, v in load_params(bundled_config(name), "driver_monitor").items()
                     if "." not in k})
+
+
+def test_a_node_started_alone_reads_the_other_node_s_cameras_from_its_params_files(tmp_path):
+    """`ros2 run` gives a node its own section of a --params-file only: driver_monitor knew no
+    exterior camera of the file, object_detector not its cabin camera (test/ros: configure). The
+    console scripts read them from the files, the last naming them winning as in rcl; a value of
+    another type or a file the loader cannot read gives nothing (the node names it)."""
+    from sense_perception.ros.run import params_file_cameras
+
+    first, second, odd = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "odd.yaml"
+    first.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [/a/front/image_raw]\n"
+                     "driver_monitor:\n  ros__parameters:\n    camera_topic: /a/cabin/image_raw\n")
+    second.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [/b/front/image_raw]\n")
+    odd.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [1, 2]\n")
+    args = ["driver_monitor", "--ros-args", "--params-file", str(first), "--params-file",
+            str(second), "--params-file", str(odd), "--params-file", str(tmp_path / "missing.yaml")]
+    assert params_file_cameras("driver_monitor", args) == {
+        "exterior_camera_topics": ["/b/front/image_raw"]}
+    assert params_file_cameras("object_detector", args) == {
+        "cabin_camera_topic": "/a/cabin/image_raw"}
+    assert params_file_cameras("driver_monitor", ["driver_monitor"]) == {}

@@ -34,6 +34,45 @@ def to_parameters(params: dict[str, Any], source: str) -> list[Any]:
     return out
 
 
+def _params_files(args: Sequence[str]) -> list[str]:
+    """The ``--params-file`` paths of ``--ros-args``, in their order."""
+    args = list(args)
+    after = args[args.index("--ros-args") + 1:] if "--ros-args" in args else []
+    return [path for flag, path in zip(after, after[1:], strict=False) if flag == "--params-file"]
+
+
+#: What a node started alone takes from the other node's section of its ``--params-file``.
+OTHER_NODE_CAMERAS = {"driver_monitor": "exterior_camera_topics",
+                      "object_detector": "cabin_camera_topic"}
+
+
+def params_file_cameras(kind: str, args: Sequence[str]) -> dict[str, Any]:
+    """The other node's cameras that the ``--params-file`` files of ``args`` name, for a node of
+    ``kind`` started on its own (``ros2 run``, the console scripts).
+
+    rclpy gives a node its own section of the file only, so ``ros2 run sense_perception
+    driver_monitor --ros-args --params-file config/perception.yaml`` knew none of the exterior
+    cameras the file lists under object_detector (face identification was not refused on them)
+    and object_detector not the file's cabin camera; the config loader, which ``run`` and the
+    launch files use, gives them (R40). The last file naming them wins, as in rcl; a file the
+    loader cannot read gives nothing here (rcl reads it and the node names what is wrong).
+    """
+    from ..config import load_params
+
+    name = OTHER_NODE_CAMERAS.get(kind, "")
+    found: dict[str, Any] = {}
+    for path in _params_files(args) if name else []:
+        try:
+            params = load_params(path, kind, check=False)
+        except Exception:  # noqa: BLE001  rcl's own reading names the problem
+            continue
+        value = params.get(name)
+        if isinstance(value, str) and value or isinstance(value, (list, tuple)) and value and \
+                all(isinstance(t, str) for t in value):
+            found[name] = value  # a value of another type: the node names it at configure
+    return found
+
+
 def _params_file_problem(args: list[str]) -> str:
     """Why a ``--params-file`` of ``--ros-args`` cannot be read ("" when none): rcl would wait for
     ever on a FIFO and read a device without end."""
@@ -42,10 +81,7 @@ def _params_file_problem(args: list[str]) -> str:
 
     from ..fileio import describe_mode
 
-    after = args[args.index("--ros-args") + 1:] if "--ros-args" in args else []
-    for flag, path in zip(after, after[1:], strict=False):  # each flag with the word after it
-        if flag != "--params-file":
-            continue
+    for path in _params_files(args):
         try:
             mode = os.stat(path).st_mode
         except OSError:
@@ -54,6 +90,14 @@ def _params_file_problem(args: list[str]) -> str:
             return (f"--params-file {path} is {describe_mode(mode)}, not a regular file; fix: "
                     "give the ROS 2 parameter YAML file itself")
     return ""
+
+
+def alone_kwargs(factory: Callable[..., Any], args: Sequence[str]) -> dict[str, Any]:
+    """The keyword arguments of a node class started alone: as ``config_defaults``, the other
+    node's cameras its ``--params-file`` names (:func:`params_file_cameras`)."""
+    kind = getattr(getattr(factory, "SETTINGS", None), "KIND", "")
+    cameras = params_file_cameras(kind, args)
+    return {"config_defaults": to_parameters(cameras, "--params-file")} if cameras else {}
 
 
 def _start_failure(factory: Callable[..., Any], kwargs: dict[str, Any], exc: Exception) -> str:
@@ -102,6 +146,8 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if node_kwargs is None:  # a node started alone: the other node's cameras its files name
+        node_kwargs = [alone_kwargs(factory, args or []) for factory in factories]
     try:
         rclpy.init(args=list(args) if args is not None else None)
     except RCLError as exc:  # a malformed --ros-args (params file, -p, -r, --log-level)

@@ -380,3 +380,38 @@ def test_run_hands_driver_monitor_the_cameras_object_detector_took(context):
     finally:
         detector.destroy_node()
         monitor.destroy_node()
+
+
+def test_a_node_started_alone_takes_the_other_node_s_cameras_from_its_params_file(context, tmp_path):
+    """`ros2 run sense_perception driver_monitor --ros-args --params-file FILE` (the way
+    docs/ros2-nodes.md starts it alone): rclpy gives the node its own section of FILE only, so
+    driver_monitor knew none of the exterior cameras FILE lists under object_detector and ran
+    face identification on one given as camera_topic; object_detector likewise knew FILE's cabin
+    camera only if its own section named it. A node started alone takes them from FILE now."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import alone_kwargs
+
+    params = tmp_path / "params.yaml"
+    params.write_text("object_detector:\n  ros__parameters:\n"
+                      "    camera_topics: [/sp_alone/front/image_raw]\n"
+                      "driver_monitor:\n  ros__parameters:\n"
+                      "    camera_topic: /sp_alone/front/image_raw/compressed\n")
+    args = ["--ros-args", "--params-file", str(params)]
+    # named as `ros2 run` names them: rclpy reads the file's section of that name
+    monitor = DriverMonitorNode("driver_monitor", context=context, cli_args=args,
+                                **alone_kwargs(DriverMonitorNode, ["driver_monitor", *args]))
+    detector = ObjectDetectorNode("object_detector", context=context, cli_args=args,
+                                  **alone_kwargs(ObjectDetectorNode, ["object_detector", *args]))
+    try:
+        assert monitor.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "face identification refused on camera_topic" in monitor.config_error
+        assert detector.get_parameter("cabin_camera_topic").value == \
+            "/sp_alone/front/image_raw/compressed"
+        assert detector.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "is the cabin camera" in detector.config_error
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
