@@ -125,3 +125,36 @@ def test_a_new_p_alone_is_a_new_calibration():
     second = positions.positions(RECT, "f", W, H, BOX, np.array([0]), LABELS)
     assert np.abs(first.xyz - second.xyz).max() > 0.1
     assert positions.generation(RECT) == 1
+
+
+@pytest.mark.parametrize("message", [False, True], ids=["dict", "rosbags message"])
+def test_binning_and_roi_give_the_published_image_its_intrinsics(message):
+    """REP 104: K, P, width and height are the full sensor's; a driver binning 2x2 (or cropping
+    to a roi) publishes a smaller image. Every frame was refused as 'calibrated for 1920x1080 but
+    the image is 960x540; fix: calibrate at the resolution the camera publishes', which the
+    camera had done. The binned, cropped image places a box as the full one does."""
+    full, _ = _place(RAW, _info(message=message))
+    info = _info(message=message)
+    x0, y0 = 160, 60
+    if message:
+        info.binning_x = info.binning_y = 2
+        info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = x0, y0, 1760, 980
+    else:
+        info.update(binning_x=2, binning_y=2, roi={"x_offset": x0, "y_offset": y0, "width": 1760,
+                                                   "height": 980, "do_rectify": False})
+    positions = CameraPositions(mount=MOUNT)
+    positions.camera_info(RAW, info)
+    box = (BOX - [x0, y0, x0, y0]) / 2.0
+    binned = positions.positions(RAW, "f", 880, 490, box, np.array([0]), LABELS)
+    assert binned is not None, positions.reason(RAW)
+    # Within 3 cm: the cues' 1.5 px edge noise is twice as wide in sensor pixels once binned.
+    np.testing.assert_allclose(binned.xyz, full.xyz, atol=0.05)
+    assert "binning 2x2" in positions.diagnostic_values([RAW])[f"positions[{RAW}]"]
+    # A binning leaving no pixel, a roi outside the sensor: refused by name.
+    for change, what in (({"binning_x": 5000}, "binning 5000x1 leaves no pixel"),
+                         ({"roi": {"x_offset": 1800, "y_offset": 0, "width": 400, "height": 10}},
+                          "roi (1800, 0, 400x10) reaches outside")):
+        positions = CameraPositions(mount=MOUNT)
+        positions.camera_info(RAW, {**_info(), **change})
+        assert positions.positions(RAW, "f", 800, 450, box, np.array([0]), LABELS) is None
+        assert what in positions.reason(RAW), positions.reason(RAW)

@@ -336,25 +336,78 @@ def _rectified(get: Any, T_base_link_camera: np.ndarray, where: str
     return K, np.asarray(T_base_link_camera, np.float64) @ to_rectified, "P and R"
 
 
+def _whole(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise CalibrationError(f"{where}: the CameraInfo's {name} must be a whole number >= 0, got "
+                               f"{str(value)[:40]}")
+    return int(value)
+
+
+def _binning_and_roi(get: Any, K: np.ndarray, where: str) -> tuple[np.ndarray, int, int, str]:
+    """K, width and height of the image a CameraInfo's ``binning_x``/``binning_y`` and ``roi``
+    describe (REP 104: K, P, width and height are the full sensor's; the image published is the
+    ROI, binned), as ROS's image_geometry adjusts them, and a note of what was applied ("" when
+    nothing).
+
+    Raises:
+        CalibrationError: a binning or ROI that leaves no pixel or lies outside the sensor.
+    """
+    width, height = get("width", 0), get("height", 0)
+    bx = _whole(get("binning_x", 0) or 0, "binning_x", where) or 1  # 0 is the same as 1
+    by = _whole(get("binning_y", 0) or 0, "binning_y", where) or 1
+    roi = get("roi", None)
+    field = roi.get if isinstance(roi, Mapping) else (lambda k, d=0: getattr(roi, k, d))
+    x0, y0, rw, rh = (_whole(field(k, 0) or 0, f"roi.{k}", where) if roi is not None else 0
+                      for k in ("x_offset", "y_offset", "width", "height"))
+    if bx == by == 1 and not (x0 or y0 or rw or rh):
+        return K, width, height, ""
+    if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer))):
+        return K, width, height, ""  # from_dict names the wrong size
+    rw, rh = rw or width, rh or height
+    if x0 + rw > width or y0 + rh > height:
+        raise CalibrationError(
+            f"{where}: the CameraInfo's roi ({x0}, {y0}, {rw}x{rh}) reaches outside its "
+            f"{width}x{height} sensor; fix: the roi is in full-resolution pixels of the "
+            "calibrated sensor (REP 104)")
+    if rw // bx < 1 or rh // by < 1:
+        raise CalibrationError(f"{where}: the CameraInfo's binning {bx}x{by} leaves no pixel of its "
+                               f"{rw}x{rh} image; fix: binning_x and binning_y are the sensor "
+                               "pixels per image pixel (0 or 1: none)")
+    K = K.astype(np.float64).copy()
+    K[0, 2] -= x0
+    K[1, 2] -= y0
+    K[0] /= bx
+    K[1] /= by
+    note = ", ".join(part for part in (f"roi {rw}x{rh} at ({x0}, {y0})" if (x0, y0, rw, rh) != (
+        0, 0, width, height) else "", f"binning {bx}x{by}" if (bx, by) != (1, 1) else "") if part)
+    return K, rw // bx, rh // by, note
+
+
 def from_camera_info(info: Any, T_base_link_camera: np.ndarray, where: str,
                      rectified: bool = False) -> CameraCalibration:
     """A calibration from a sensor_msgs/CameraInfo (message or dict with ``k``, ``d``,
-    ``distortion_model``, ``width``, ``height``; ``p`` and ``r`` for rectified images) and the
-    mount (from /tf_static or parameters).
+    ``distortion_model``, ``width``, ``height``; ``p`` and ``r`` for rectified images;
+    ``binning_x``, ``binning_y`` and ``roi`` when set) and the mount (from /tf_static or
+    parameters).
 
     Args:
         rectified: the images are rectified (:func:`rectified_topic`): placed with the
             CameraInfo's P and R, no distortion (REP 104), as Autoware's fusion projects into a
             rectified image; K and D describe the raw image.
+
+    The binning and ROI (REP 104: the image published is that part of the calibrated sensor,
+    binned) adjust K (or P) and the size as ROS's image_geometry does.
     """
     get = info.get if isinstance(info, Mapping) else (lambda k, d=None: getattr(info, k, d))
     if rectified:
         K, mount, used = _rectified(get, T_base_link_camera, where)
-        return from_dict({"K": K.tolist(), "D": [], "distortion_model": "none",
-                          "width": get("width", 0), "height": get("height", 0),
-                          "T_base_link_camera": mount.tolist()},
-                         f"{where}, rectified images: {used}")
-    return from_dict({"K": list(get("k", [])), "D": list(get("d", [])),
-                      "distortion_model": get("distortion_model", ""),
-                      "width": get("width", 0), "height": get("height", 0),
-                      "T_base_link_camera": np.asarray(T_base_link_camera).tolist()}, where)
+        D: list[Any] = []
+        model = "none"
+        where = f"{where}, rectified images: {used}"
+    else:
+        K, mount = _matrix(list(get("k", [])), (3, 3), "K", where), np.asarray(T_base_link_camera)
+        D, model = list(get("d", [])), get("distortion_model", "")
+    K, width, height, reduced = _binning_and_roi(get, K, where)
+    return from_dict({"K": K.tolist(), "D": D, "distortion_model": model, "width": width,
+                      "height": height, "T_base_link_camera": np.asarray(mount).tolist()},
+                     f"{where}, {reduced}" if reduced else where)

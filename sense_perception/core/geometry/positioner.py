@@ -4,7 +4,7 @@ Shared by the replay and the object_detector node. A camera's calibration comes 
 
 1. a calibration file (``--calibration FILE``), used for every camera it fits;
 2. its sensor_msgs/CameraInfo (K, D, distortion_model, size; P and R for a rectified image
-   topic, ``image_rect*``: REP 104) and its mount: the /tf_static chain
+   topic, ``image_rect*``; binning and roi: REP 104) and its mount: the /tf_static chain
    from ``base_link`` to the images' ``frame_id`` (the CameraInfo's when the image has none), or
    the mount given as parameters (``T_base_link_camera``, or height + pitch + roll).
 
@@ -77,6 +77,14 @@ def _same_calibration(a: CameraCalibration, b: CameraCalibration) -> bool:
         and np.array_equal(a.T_base_link_camera, b.T_base_link_camera))
 
 
+def _roi(roi: Any) -> tuple:
+    """A CameraInfo's roi (message, dict or None) as a comparable tuple."""
+    if roi is None:
+        return ()
+    get = roi.get if isinstance(roi, dict) else (lambda k: getattr(roi, k, None))
+    return tuple(get(k) for k in ("x_offset", "y_offset", "width", "height"))
+
+
 def _same_info(a: Any, b: Any) -> bool:
     def fields(info: Any) -> tuple:
         get = info.get if isinstance(info, dict) else (lambda k: getattr(info, k, None))
@@ -84,7 +92,8 @@ def _same_info(a: Any, b: Any) -> bool:
                 get("distortion_model"), get("width"), get("height"),
                 # a rectified camera's intrinsics (REP 104): a new P or R is a new calibration
                 tuple(np.asarray(get("p") if get("p") is not None else [], float).ravel()),
-                tuple(np.asarray(get("r") if get("r") is not None else [], float).ravel()))
+                tuple(np.asarray(get("r") if get("r") is not None else [], float).ravel()),
+                get("binning_x"), get("binning_y"), _roi(get("roi")))
     return fields(a) == fields(b)
 
 
