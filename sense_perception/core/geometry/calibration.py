@@ -363,7 +363,7 @@ def _binning_and_roi(get: Any, K: np.ndarray, where: str) -> tuple[np.ndarray, i
         return K, width, height, ""
     if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer))):
         return K, width, height, ""  # from_dict names the wrong size
-    rw, rh = rw or width, rh or height
+    rw, rh = rw or int(width), rh or int(height)
     if x0 + rw > width or y0 + rh > height:
         raise CalibrationError(
             f"{where}: the CameraInfo's roi ({x0}, {y0}, {rw}x{rh}) reaches outside its "
