@@ -2,6 +2,8 @@
 mapping, the ROI builder, the per-camera topics and the CameraInfo checks."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from autoware_layout import PUBLISHED, ROIS, published_typestore, roi_rows
@@ -171,11 +173,29 @@ def test_camera_info_problems_name_what_autoware_would_ignore():
     [other] = camera_info_problems(_info(), "camera0/camera_link")
     assert "differs from the images' 'camera0/camera_link'" in other
     assert camera_info_problems(_info(), None) == []  # no image yet: frames not compared
-    # An uncalibrated driver's default message has all four problems (rosbags message, not a dict).
+    # An uncalibrated driver's default message has all five problems (rosbags message, not a dict).
     blank = make_typestore().types["sensor_msgs/msg/CameraInfo"]
     store = make_typestore()
     msg = MessageConverter(store)("sensor_msgs/msg/CameraInfo", {})
-    assert isinstance(msg, blank) and len(camera_info_problems(msg, frame)) == 4
+    assert isinstance(msg, blank) and len(camera_info_problems(msg, frame)) == 5
+
+
+def test_a_zero_or_non_finite_p_is_named_as_the_fusion_projects_through_it():
+    """Autoware's fusion projects every point through P (image_geometry's project3dToPixel, raw
+    and rectified images alike): a calibrated K and D beside a P left zero put every point on
+    pixel (0, 0), the camera silently contributing nothing, and the check said nothing."""
+    frame = "camera0/camera_optical_link"
+    good = [1000.0, 0, 480, 0, 0, 1000.0, 270, 0, 0, 0, 1, 0]
+    assert camera_info_problems(_info(p=good), frame) == []
+    [zero] = camera_info_problems(_info(p=[0.0] * 12), frame)
+    assert zero.startswith("P is all zero") and "pixel (0, 0)" in zero
+    [nan] = camera_info_problems(_info(p=[math.nan] + good[1:]), frame)
+    assert nan.startswith("P has a non-finite number")
+    # A real message (rosbags) with K and D set and P left at its default zeros.
+    store = make_typestore()
+    msg = MessageConverter(store)("sensor_msgs/msg/CameraInfo", {
+        **_info(), "header": {"frame_id": frame}})
+    assert [p[:15] for p in camera_info_problems(msg, frame)] == ["P is all zero: "]
 
 
 def test_camera_info_watch_reports_each_problem_once():

@@ -2,7 +2,8 @@
 
 Autoware's fusion nodes take a camera's first CameraInfo and ignore it, with only a log line, unless
 ``distortion_model`` is ``plumb_bob`` or ``rational_polynomial`` with 5 or 8 coefficients in D; a K
-of zeros projects nothing, nor does a nan or inf in K or D, and the ROIs' frame_id (the image's)
+of zeros projects nothing, nor does a nan or inf in K, D or P, a P of zeros (the fusion projects
+through P, rectified images or raw) puts every point on pixel (0, 0), and the ROIs' frame_id (the image's)
 must be the camera's optical frame the calibration belongs to. Such a camera then contributes
 nothing to fusion, without an error.
 :func:`camera_info_problems` names each of these problems with its fix; :class:`CameraInfoWatch`
@@ -60,7 +61,15 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[s
     if k.size != 9 or not np.any(k):
         problems.append("K is all zero: the camera is not calibrated (calibrate it, e.g. with "
                         "camera_calibration, and publish the result)")
-    for name, values in (("K", k), ("D", d)):
+    raw_p = _get(info, "p")  # every message has one (a dict built by hand may leave it out)
+    p = np.asarray(raw_p if raw_p is not None else [], np.float64).reshape(-1)
+    if raw_p is not None and (p.size != 12 or not np.any(p)):
+        problems.append("P is all zero: Autoware's fusion projects every point through P "
+                        "(image_geometry's project3dToPixel, for rectified and raw images alike), "
+                        "so all of them land on pixel (0, 0) (publish the P camera_calibration "
+                        "computes; for images that are not rectified, [fx, 0, cx, 0, 0, fy, cy, 0, "
+                        "0, 0, 1, 0] from K)")
+    for name, values in (("K", k), ("D", d), ("P", p)):
         if not np.isfinite(values).all():  # Autoware would project every point to nan
             problems.append(f"{name} has a non-finite number (nan or inf): the fusion would "
                             "project nothing where it belongs (fix the camera driver's "
