@@ -48,7 +48,8 @@ def write_autoware_bag(path: Path, bad_info_camera1: bool = False) -> dict[str, 
                 frame = f"camera{i}/camera_optical_link"
                 header = {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": frame}
                 info = {"header": header, "height": h, "width": w, "distortion_model": "plumb_bob",
-                        "d": [0.0] * 5, "k": [w, 0, w / 2, 0, w, h / 2, 0, 0, 1]}
+                        "d": [0.0] * 5, "k": [w, 0, w / 2, 0, w, h / 2, 0, 0, 1],
+                        "p": [w, 0, w / 2, 0, 0, w, h / 2, 0, 0, 0, 1, 0]}
                 if i == 1 and bad_info_camera1:
                     info["distortion_model"] = "equidistant"
                 info_topic = f"/sensing/camera/camera{i}/camera_info"

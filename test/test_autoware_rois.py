@@ -2,6 +2,8 @@
 mapping, the ROI builder, the per-camera topics and the CameraInfo checks."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from autoware_layout import PUBLISHED, ROIS, published_typestore, roi_rows
@@ -171,11 +173,58 @@ def test_camera_info_problems_name_what_autoware_would_ignore():
     [other] = camera_info_problems(_info(), "camera0/camera_link")
     assert "differs from the images' 'camera0/camera_link'" in other
     assert camera_info_problems(_info(), None) == []  # no image yet: frames not compared
-    # An uncalibrated driver's default message has all four problems (rosbags message, not a dict).
+    # An uncalibrated driver's default message has all six problems (rosbags message, not a dict).
     blank = make_typestore().types["sensor_msgs/msg/CameraInfo"]
     store = make_typestore()
     msg = MessageConverter(store)("sensor_msgs/msg/CameraInfo", {})
-    assert isinstance(msg, blank) and len(camera_info_problems(msg, frame)) == 4
+    assert isinstance(msg, blank) and len(camera_info_problems(msg, frame)) == 6
+
+
+def test_a_size_of_zero_or_other_than_the_images_is_named():
+    """Autoware's fusion keeps the points that project inside the CameraInfo's width and height:
+    a driver leaving them 0 made the camera contribute nothing, and a CameraInfo of another size
+    than the images (a resized image topic with the sensor's CameraInfo) placed every point in
+    other pixels than the ROIs'; the check named neither. Binning and roi (REP 104) count."""
+    frame = "camera0/camera_optical_link"
+    sized = _info(width=960, height=540)
+    assert camera_info_problems(sized, frame, (960, 540)) == []
+    assert camera_info_problems(sized, frame) == []  # no image yet: sizes not compared
+    [zero] = camera_info_problems(_info(width=0, height=540), frame, (960, 540))
+    assert zero.startswith("the size is 0x540") and "none" in zero
+    [other] = camera_info_problems(sized, frame, (480, 270))
+    assert "960x540 (with its binning and roi) differs from the images' 480x270" in other
+    binned = _info(width=1920, height=1080, binning_x=2, binning_y=2)
+    assert camera_info_problems(binned, frame, (960, 540)) == []
+    cropped = _info(width=1920, height=1080, roi={"x_offset": 0, "y_offset": 100, "width": 1920,
+                                                  "height": 800})
+    assert camera_info_problems(cropped, frame, (1920, 800)) == []
+    # The watch compares each camera's images, told once per size change.
+    cam = "/sensing/camera/camera0/image_rect_color"
+    watch = CameraInfoWatch([cam])
+    assert watch.camera_info(cam, sized) == []
+    assert watch.image_frame(cam, frame, (960, 540)) == []
+    [told] = watch.image_frame(cam, frame, (640, 360))
+    assert "differs from the images' 640x360" in told and watch.warnings()
+    assert watch.image_frame(cam, frame, (640, 360)) == []
+    assert watch.image_frame(cam, frame, (960, 540)) == [] and not watch.warnings()
+
+
+def test_a_zero_or_non_finite_p_is_named_as_the_fusion_projects_through_it():
+    """Autoware's fusion projects every point through P (image_geometry's project3dToPixel, raw
+    and rectified images alike): a calibrated K and D beside a P left zero put every point on
+    pixel (0, 0), the camera silently contributing nothing, and the check said nothing."""
+    frame = "camera0/camera_optical_link"
+    good = [1000.0, 0, 480, 0, 0, 1000.0, 270, 0, 0, 0, 1, 0]
+    assert camera_info_problems(_info(p=good), frame) == []
+    [zero] = camera_info_problems(_info(p=[0.0] * 12), frame)
+    assert zero.startswith("P is all zero") and "pixel (0, 0)" in zero
+    [nan] = camera_info_problems(_info(p=[math.nan] + good[1:]), frame)
+    assert nan.startswith("P has a non-finite number")
+    # A real message (rosbags) with K and D set and P left at its default zeros.
+    store = make_typestore()
+    msg = MessageConverter(store)("sensor_msgs/msg/CameraInfo", {
+        **_info(), "header": {"frame_id": frame}, "width": 960, "height": 540})
+    assert [p[:15] for p in camera_info_problems(msg, frame)] == ["P is all zero: "]
 
 
 def test_camera_info_watch_reports_each_problem_once():

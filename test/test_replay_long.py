@@ -160,7 +160,9 @@ def test_a_frame_id_changing_every_frame_gives_a_bounded_list_of_notes(tmp_path)
                 calibration = Info(header=Header(stamp=stamp, frame_id=f"cam{k}_optical"),
                                    height=48, width=64, distortion_model="plumb_bob", d=np.zeros(5),
                                    k=np.array([64.0, 0, 32, 0, 64, 24, 0, 0, 1]),
-                                   r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0,
+                                   r=np.eye(3).reshape(-1),
+                                   p=np.array([64.0, 0, 32, 0, 0, 64, 24, 0, 0, 0, 1, 0]),
+                                   binning_x=0,
                                    binning_y=0, roi=Roi(x_offset=0, y_offset=0, height=0, width=0,
                                                         do_rectify=False))
                 writer.write(info, ns, store.serialize_cdr(calibration, calibration.__msgtype__))

@@ -37,6 +37,7 @@ from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
+from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches, taken_topics
 from ..core.output.status import (
     detector_hardware_id,
@@ -790,7 +791,7 @@ class Replayer:
                         assert self._stage is not None  # set up with the exterior topics
                         if self._camera_infos is not None:
                             self._note_camera_info(msg.topic, self._camera_infos.image_frame(
-                                msg.topic, frame.header.frame_id))
+                                msg.topic, frame.header.frame_id, image_size_of(frame.image)))
                         self._stage.add(frame)
                     self._diagnostics.maybe_write(frame.timestamp, frame.header, arrival)
                 if self.progress:

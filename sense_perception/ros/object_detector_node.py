@@ -311,7 +311,8 @@ class ObjectDetectorNode(PerceptionNode):
                 # a camera in ERROR keeps publishing: its health says how far to trust the detections
                 self.publish_frame(pubs, EXTERIOR_OUTPUTS, ns, result, self._switches)
                 if self.camera_infos is not None:
-                    self._warn_camera_info(topic, self.camera_infos.image_frame(topic, header.frame_id))
+                    self._warn_camera_info(topic, self.camera_infos.image_frame(
+                        topic, header.frame_id, image_size_of(image)))
                 for problem in self.positions.new_problems([topic]):  # each reason once
                     self.get_logger().warning(f"{problem}; the 2-D detections go on without 3-D")
             except Exception as exc:  # noqa: BLE001 - as inference: this frame's alone

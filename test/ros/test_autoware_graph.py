@@ -29,7 +29,8 @@ def _camera_info(width: int, height: int, frame_id: str, model: str):
     from sensor_msgs.msg import CameraInfo
 
     info = CameraInfo(width=width, height=height, distortion_model=model, d=[0.0] * 5,
-                      k=[float(width), 0.0, width / 2, 0.0, float(width), height / 2, 0.0, 0.0, 1.0])
+                      k=[float(width), 0.0, width / 2, 0.0, float(width), height / 2, 0.0, 0.0, 1.0],
+                      p=[float(width), 0.0, width / 2, 0.0, 0.0, float(width), height / 2, 0.0, 0.0, 0.0, 1.0, 0.0])
     info.header.frame_id = frame_id
     return info
 

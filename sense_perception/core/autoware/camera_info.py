@@ -2,7 +2,10 @@
 
 Autoware's fusion nodes take a camera's first CameraInfo and ignore it, with only a log line, unless
 ``distortion_model`` is ``plumb_bob`` or ``rational_polynomial`` with 5 or 8 coefficients in D; a K
-of zeros projects nothing, nor does a nan or inf in K or D, and the ROIs' frame_id (the image's)
+of zeros projects nothing, nor does a nan or inf in K, D or P, a P of zeros (the fusion projects
+through P, rectified images or raw) puts every point on pixel (0, 0), a size of 0 keeps no
+point (the fusion bounds its projections by the CameraInfo's width and height) and a size other
+than the images' misplaces them, and the ROIs' frame_id (the image's)
 must be the camera's optical frame the calibration belongs to. Such a camera then contributes
 nothing to fusion, without an error.
 :func:`camera_info_problems` names each of these problems with its fix; :class:`CameraInfoWatch`
@@ -36,13 +39,30 @@ def _quoted(text: str) -> str:
     return repr(text[:MAX_QUOTED]) + f"... ({len(text)} characters)"
 
 
-def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[str]:
+def _published_size(info: Any) -> tuple[int, int] | None:
+    """(width, height) of the image a CameraInfo describes: its size, or its roi's, divided by
+    its binning (REP 104, as image_geometry reduces it); None when they are no whole numbers."""
+    try:
+        width, height = int(_get(info, "width") or 0), int(_get(info, "height") or 0)
+        roi = _get(info, "roi")
+        if roi is not None and (int(_get(roi, "width") or 0) or int(_get(roi, "height") or 0)):
+            width, height = int(_get(roi, "width") or 0), int(_get(roi, "height") or 0)
+        return (width // max(1, int(_get(info, "binning_x") or 1)),
+                height // max(1, int(_get(info, "binning_y") or 1)))
+    except (TypeError, ValueError):
+        return None
+
+
+def camera_info_problems(info: Any, image_frame_id: str | None = None,
+                         image_size: tuple[int, int] | None = None) -> list[str]:
     """What in a sensor_msgs/CameraInfo makes Autoware's fusion ignore or misplace the camera.
 
     Args:
         info: the CameraInfo (rclpy or rosbags message, or an equal dict).
         image_frame_id: frame_id of the camera's images; None when no image was seen yet (the
             frame ids are then not compared).
+        image_size: (width, height) of the camera's images; None when no image was seen yet (the
+            sizes are then not compared).
 
     Returns:
         One sentence per problem, with the fix; empty when Autoware would use it.
@@ -60,11 +80,33 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None) -> list[s
     if k.size != 9 or not np.any(k):
         problems.append("K is all zero: the camera is not calibrated (calibrate it, e.g. with "
                         "camera_calibration, and publish the result)")
-    for name, values in (("K", k), ("D", d)):
+    raw_p = _get(info, "p")  # every message has one (a dict built by hand may leave it out)
+    p = np.asarray(raw_p if raw_p is not None else [], np.float64).reshape(-1)
+    if raw_p is not None and (p.size != 12 or not np.any(p)):
+        problems.append("P is all zero: Autoware's fusion projects every point through P "
+                        "(image_geometry's project3dToPixel, for rectified and raw images alike), "
+                        "so all of them land on pixel (0, 0) (publish the P camera_calibration "
+                        "computes; for images that are not rectified, [fx, 0, cx, 0, 0, fy, cy, 0, "
+                        "0, 0, 1, 0] from K)")
+    for name, values in (("K", k), ("D", d), ("P", p)):
         if not np.isfinite(values).all():  # Autoware would project every point to nan
             problems.append(f"{name} has a non-finite number (nan or inf): the fusion would "
                             "project nothing where it belongs (fix the camera driver's "
                             "calibration file)")
+    width, height = _get(info, "width"), _get(info, "height")  # (a dict by hand may leave them out)
+    if width is None or height is None:
+        pass
+    elif not width or not height:
+        problems.append(f"the size is {width}x{height}: Autoware's fusion keeps only the points that "
+                        "project inside the CameraInfo's width and height, so none (publish the "
+                        "calibrated image size with the CameraInfo)")
+    elif image_size is not None and (published := _published_size(info)) is not None \
+            and tuple(published) != tuple(image_size):
+        problems.append(f"the size {published[0]}x{published[1]} (with its binning and roi) "
+                        f"differs from the images' {image_size[0]}x{image_size[1]}: Autoware's "
+                        "fusion projects into the CameraInfo's pixels while the ROIs are in the "
+                        "image's (publish the CameraInfo of the image the camera sends: rescale K "
+                        "and P with a resized image)")
     header = _get(info, "header")
     frame_id = str((_get(header, "frame_id") if header is not None else "") or "")
     if not frame_id:
@@ -96,6 +138,7 @@ class CameraInfoWatch:
     def __init__(self, cameras: list[str]) -> None:
         self._lock = threading.Lock()
         self._frame_ids: dict[str, str | None] = dict.fromkeys(cameras)
+        self._sizes: dict[str, tuple[int, int] | None] = dict.fromkeys(cameras)
         self._infos: dict[str, Any] = dict.fromkeys(cameras)
         self._problems: dict[str, list[str]] = {c: [] for c in cameras}
         # problems already reported, per camera, oldest first; bounded, since a camera whose
@@ -103,12 +146,16 @@ class CameraInfoWatch:
         self._reported: dict[str, dict[str, None]] = {c: {} for c in cameras}
         self._told: dict[str, int] = dict.fromkeys(cameras, 0)  # problems told, per camera
 
-    def image_frame(self, camera: str, frame_id: str) -> list[str]:
-        """Note the frame_id of an image of ``camera``; returns the problems not reported before."""
+    def image_frame(self, camera: str, frame_id: str,
+                    size: tuple[int, int] | None = None) -> list[str]:
+        """Note the frame_id (and size) of an image of ``camera``; returns the problems not
+        reported before."""
         with self._lock:
-            if self._frame_ids.get(camera) == frame_id:
+            size = None if size is None else (int(size[0]), int(size[1]))
+            if self._frame_ids.get(camera) == frame_id and self._sizes.get(camera) == size:
                 return []  # the usual case: the same frame as before, nothing to check again
             self._frame_ids[camera] = frame_id
+            self._sizes[camera] = size
             return self._check(camera)
 
     def camera_info(self, camera: str, info: Any) -> list[str]:
@@ -121,7 +168,7 @@ class CameraInfoWatch:
         info = self._infos.get(camera)
         if info is None:
             return []
-        problems = camera_info_problems(info, self._frame_ids.get(camera))
+        problems = camera_info_problems(info, self._frame_ids.get(camera), self._sizes.get(camera))
         self._problems[camera] = problems
         reported = self._reported.setdefault(camera, {})
         new = [p for p in problems if p not in reported]

@@ -22,6 +22,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...fileio import read_regular_file
+from ..output.topics import image_base_topic
 
 # distortion_model -> the numbers of coefficients D may have (ROS CameraInfo names).
 DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
@@ -274,11 +275,139 @@ def mount_transform(height: float, pitch: float = 0.0, roll: float = 0.0, yaw: f
     return T
 
 
-def from_camera_info(info: Any, T_base_link_camera: np.ndarray, where: str) -> CameraCalibration:
+def rectified_topic(topic: str) -> bool:
+    """Whether an image topic carries rectified images, by image_pipeline's names: the image's
+    last name (an image_transport sub-topic aside) begins with ``image_rect`` (``image_rect``,
+    ``image_rect_color``: Autoware's camera input). Their CameraInfo is the raw camera's (K, D);
+    the rectified image's own intrinsics are its P and R (REP 104)."""
+    return image_base_topic(topic).rpartition("/")[2].startswith("image_rect")
+
+
+def _numbers(value: Any, name: str, where: str) -> np.ndarray:
+    """A CameraInfo array field (a list, a message's array or None) as a flat float array."""
+    try:
+        return np.zeros(0) if value is None else np.asarray(list(value), np.float64).ravel()
+    except (TypeError, ValueError):
+        raise CalibrationError(f"{where}: {name} must be numbers, got {str(value)[:80]}") from None
+
+
+def _rectified(get: Any, T_base_link_camera: np.ndarray, where: str
+               ) -> tuple[np.ndarray, np.ndarray, str]:
+    """K, mount and what was used for images rectified with a CameraInfo's P and R (REP 104).
+
+    A rectified image is projected by P = K' [I | t] from a frame turned by R from the optical
+    frame: K' is P's left 3x3, and the mount is moved to that (virtual) camera. A P left all zero
+    (a driver that does not fill it) is taken as K only where D is zero too: then the raw image is
+    the rectified one; otherwise K and D describe another image than the one received.
+
+    Raises:
+        CalibrationError: P or R is not a rectified camera's, or P is zero beside a non-zero D.
+    """
+    p = _numbers(get("p", None), "P", where)
+    if p.size == 0 or (np.isfinite(p).all() and not np.any(p)):
+        distorted = bool(np.any(_numbers(get("d", None), "D", where)))
+        if distorted:
+            raise CalibrationError(
+                f"{where}: the images are rectified (an image_rect topic) but the CameraInfo's P, "
+                "the rectified image's projection, is all zero, and K with D describe the raw, "
+                "distorted image; fix: publish P and R with the CameraInfo (camera_calibration "
+                "and image_proc fill them), or subscribe the raw image (image_raw) that K and D "
+                "describe")
+        return _matrix(list(get("k", [])), (3, 3), "K", where), np.asarray(
+            T_base_link_camera, np.float64), "K (D zero: the raw image is the rectified one)"
+    P = _matrix(p, (3, 4), "P", where)
+    K = P[:, :3].copy()
+    if K[0, 0] <= 0 or K[1, 1] <= 0 or K[2].tolist() != [0.0, 0.0, 1.0]:
+        raise CalibrationError(f"{where}: the CameraInfo's P {P.tolist()} is not a rectified "
+                               "camera's projection [[fx', 0, cx', Tx], [0, fy', cy', Ty], [0, 0, 1, "
+                               "0]]; fix: publish the P camera_calibration computed")
+    raw_r = _numbers(get("r", None), "R", where)
+    R = np.eye(3) if not raw_r.size else _matrix(raw_r, (3, 3), "R", where)
+    if not np.any(R):
+        R = np.eye(3)  # left unset by the driver: a monocular camera's identity
+    if not np.allclose(R.T @ R, np.eye(3), atol=_ORTHONORMAL_TOL) or np.linalg.det(R) <= 0:
+        raise CalibrationError(f"{where}: the CameraInfo's R is not a rotation: "
+                               f"{np.round(R, 4).tolist()}; fix: publish the R camera_calibration "
+                               "computed (identity for a monocular camera)")
+    shift = np.linalg.solve(K, P[:, 3])  # P = K' [I | shift]: the camera sits at -shift
+    to_rectified = np.eye(4)
+    to_rectified[:3, :3] = R.T
+    to_rectified[:3, 3] = -(R.T @ shift)
+    return K, np.asarray(T_base_link_camera, np.float64) @ to_rectified, "P and R"
+
+
+def _whole(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise CalibrationError(f"{where}: the CameraInfo's {name} must be a whole number >= 0, got "
+                               f"{str(value)[:40]}")
+    return int(value)
+
+
+def _binning_and_roi(get: Any, K: np.ndarray, where: str) -> tuple[np.ndarray, int, int, str]:
+    """K, width and height of the image a CameraInfo's ``binning_x``/``binning_y`` and ``roi``
+    describe (REP 104: K, P, width and height are the full sensor's; the image published is the
+    ROI, binned), as ROS's image_geometry adjusts them, and a note of what was applied ("" when
+    nothing).
+
+    Raises:
+        CalibrationError: a binning or ROI that leaves no pixel or lies outside the sensor.
+    """
+    width, height = get("width", 0), get("height", 0)
+    bx = _whole(get("binning_x", 0) or 0, "binning_x", where) or 1  # 0 is the same as 1
+    by = _whole(get("binning_y", 0) or 0, "binning_y", where) or 1
+    roi = get("roi", None)
+    field = roi.get if isinstance(roi, Mapping) else (lambda k, d=0: getattr(roi, k, d))
+    x0, y0, rw, rh = (_whole(field(k, 0) or 0, f"roi.{k}", where) if roi is not None else 0
+                      for k in ("x_offset", "y_offset", "width", "height"))
+    if bx == by == 1 and not (x0 or y0 or rw or rh):
+        return K, width, height, ""
+    if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer))):
+        return K, width, height, ""  # from_dict names the wrong size
+    rw, rh = rw or int(width), rh or int(height)
+    if x0 + rw > width or y0 + rh > height:
+        raise CalibrationError(
+            f"{where}: the CameraInfo's roi ({x0}, {y0}, {rw}x{rh}) reaches outside its "
+            f"{width}x{height} sensor; fix: the roi is in full-resolution pixels of the "
+            "calibrated sensor (REP 104)")
+    if rw // bx < 1 or rh // by < 1:
+        raise CalibrationError(f"{where}: the CameraInfo's binning {bx}x{by} leaves no pixel of its "
+                               f"{rw}x{rh} image; fix: binning_x and binning_y are the sensor "
+                               "pixels per image pixel (0 or 1: none)")
+    K = K.astype(np.float64).copy()
+    K[0, 2] -= x0
+    K[1, 2] -= y0
+    K[0] /= bx
+    K[1] /= by
+    note = ", ".join(part for part in (f"roi {rw}x{rh} at ({x0}, {y0})" if (x0, y0, rw, rh) != (
+        0, 0, width, height) else "", f"binning {bx}x{by}" if (bx, by) != (1, 1) else "") if part)
+    return K, rw // bx, rh // by, note
+
+
+def from_camera_info(info: Any, T_base_link_camera: np.ndarray, where: str,
+                     rectified: bool = False) -> CameraCalibration:
     """A calibration from a sensor_msgs/CameraInfo (message or dict with ``k``, ``d``,
-    ``distortion_model``, ``width``, ``height``) and the mount (from /tf_static or parameters)."""
+    ``distortion_model``, ``width``, ``height``; ``p`` and ``r`` for rectified images;
+    ``binning_x``, ``binning_y`` and ``roi`` when set) and the mount (from /tf_static or
+    parameters).
+
+    Args:
+        rectified: the images are rectified (:func:`rectified_topic`): placed with the
+            CameraInfo's P and R, no distortion (REP 104), as Autoware's fusion projects into a
+            rectified image; K and D describe the raw image.
+
+    The binning and ROI (REP 104: the image published is that part of the calibrated sensor,
+    binned) adjust K (or P) and the size as ROS's image_geometry does.
+    """
     get = info.get if isinstance(info, Mapping) else (lambda k, d=None: getattr(info, k, d))
-    return from_dict({"K": list(get("k", [])), "D": list(get("d", [])),
-                      "distortion_model": get("distortion_model", ""),
-                      "width": get("width", 0), "height": get("height", 0),
-                      "T_base_link_camera": np.asarray(T_base_link_camera).tolist()}, where)
+    if rectified:
+        K, mount, used = _rectified(get, T_base_link_camera, where)
+        D: list[Any] = []
+        model = "none"
+        where = f"{where}, rectified images: {used}"
+    else:
+        K, mount = _matrix(list(get("k", [])), (3, 3), "K", where), np.asarray(T_base_link_camera)
+        D, model = list(get("d", [])), get("distortion_model", "")
+    K, width, height, reduced = _binning_and_roi(get, K, where)
+    return from_dict({"K": K.tolist(), "D": D, "distortion_model": model, "width": width,
+                      "height": height, "T_base_link_camera": np.asarray(mount).tolist()},
+                     f"{where}, {reduced}" if reduced else where)

@@ -3,7 +3,8 @@
 Shared by the replay and the object_detector node. A camera's calibration comes from, in order:
 
 1. a calibration file (``--calibration FILE``), used for every camera it fits;
-2. its sensor_msgs/CameraInfo (K, D, distortion_model, size) and its mount: the /tf_static chain
+2. its sensor_msgs/CameraInfo (K, D, distortion_model, size; P and R for a rectified image
+   topic, ``image_rect*``; binning and roi: REP 104) and its mount: the /tf_static chain
    from ``base_link`` to the images' ``frame_id`` (the CameraInfo's when the image has none), or
    the mount given as parameters (``T_base_link_camera``, or height + pitch + roll).
 
@@ -21,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .calibration import CalibrationError, CameraCalibration, from_camera_info
+from .calibration import CalibrationError, CameraCalibration, from_camera_info, rectified_topic
 from .ground import GroundPositions, estimate_positions
 from .priors import DEFAULT_NOISE, PositionNoise
 from .tf_static import StaticTransforms
@@ -76,11 +77,23 @@ def _same_calibration(a: CameraCalibration, b: CameraCalibration) -> bool:
         and np.array_equal(a.T_base_link_camera, b.T_base_link_camera))
 
 
+def _roi(roi: Any) -> tuple:
+    """A CameraInfo's roi (message, dict or None) as a comparable tuple."""
+    if roi is None:
+        return ()
+    get = roi.get if isinstance(roi, dict) else (lambda k: getattr(roi, k, None))
+    return tuple(get(k) for k in ("x_offset", "y_offset", "width", "height"))
+
+
 def _same_info(a: Any, b: Any) -> bool:
     def fields(info: Any) -> tuple:
         get = info.get if isinstance(info, dict) else (lambda k: getattr(info, k, None))
         return (tuple(np.asarray(get("k"), float).ravel()), tuple(np.asarray(get("d"), float).ravel()),
-                get("distortion_model"), get("width"), get("height"))
+                get("distortion_model"), get("width"), get("height"),
+                # a rectified camera's intrinsics (REP 104): a new P or R is a new calibration
+                tuple(np.asarray(get("p") if get("p") is not None else [], float).ravel()),
+                tuple(np.asarray(get("r") if get("r") is not None else [], float).ravel()),
+                get("binning_x"), get("binning_y"), _roi(get("roi")))
     return fields(a) == fields(b)
 
 
@@ -191,9 +204,9 @@ class CameraPositions:
                 mount, source = self.tf.lookup(self.base_frame, frame), "CameraInfo and /tf_static"
             fault = not _uncalibrated(cam.info)  # an all-zero K: a camera nobody calibrated
             where = f"{cam.info_topic or camera} ({source})"
-            cam.calibration = from_camera_info(cam.info, mount, where)
-            cam.source, cam.frame = where, frame
-            return cam.calibration.for_image(width, height, where), "", False
+            cam.calibration = from_camera_info(cam.info, mount, where, rectified_topic(camera))
+            cam.source, cam.frame = cam.calibration.source, frame
+            return cam.calibration.for_image(width, height, cam.source), "", False
         except CalibrationError as exc:
             note = f" ({self.tf_note})" if self.tf_note and self.mount is None else ""
             error = f"no calibration: {exc}{note}"
