@@ -19,9 +19,11 @@ ORT_VARIABLE = "ORT_DISABLE_TELEMETRY"
 
 
 def keep_telemetry_off() -> None:
-    """Set ``ORT_DISABLE_TELEMETRY=1`` unless given; if onnxruntime was imported before this
+    """Set ``ORT_DISABLE_TELEMETRY=1`` unless given (empty counts as not given: onnxruntime
+    reads it as telemetry on); if onnxruntime was imported before this
     package (too late for the variable), turn its telemetry events off through its API."""
-    os.environ.setdefault(ORT_VARIABLE, "1")
+    if not os.environ.get(ORT_VARIABLE, "").strip():  # unset or empty: onnxruntime's is on
+        os.environ[ORT_VARIABLE] = "1"
     ort = sys.modules.get("onnxruntime")
     if ort is not None and os.environ[ORT_VARIABLE] == "1":
         disable = getattr(ort, "disable_telemetry_events", None)

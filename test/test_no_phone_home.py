@@ -54,6 +54,9 @@ def test_a_user_who_turns_onnxruntime_telemetry_on_keeps_it(monkeypatch):
     monkeypatch.delenv(no_telemetry.ORT_VARIABLE)
     no_telemetry.keep_telemetry_off()
     assert os.environ[no_telemetry.ORT_VARIABLE] == "1"
+    monkeypatch.setenv(no_telemetry.ORT_VARIABLE, "")  # onnxruntime reads empty as "on"
+    no_telemetry.keep_telemetry_off()
+    assert os.environ[no_telemetry.ORT_VARIABLE] == "1"
 
 
 def test_the_conversion_tools_stay_importable_for_whoever_asks():
