@@ -121,7 +121,8 @@ def test_wiring_takes_a_fake_detector():
 
 def test_pedestrian_specialist_is_built_once(default, monkeypatch):
     built, loaded = default
-    assert sorted(loaded) == ["person_detection_0203", "picodet_s_416"]
+    # PicoDet twice: the frame's model and its 256x256 form for the nested-box crops
+    assert sorted(loaded) == ["person_detection_0203", "picodet_s_416", "picodet_s_416"]
     band = built.members[-1]
     assert band.provider == OPENVINO and band.tiling == band_tiling([0.25, 0.75], None)
     # Where OpenVINO does not take it (off here; a GPU provider elsewhere) it is loaded once too,
@@ -132,7 +133,7 @@ def test_pedestrian_specialist_is_built_once(default, monkeypatch):
                         lambda path, runtime, name, *a, **k: loaded.append(name) or
                         real(path, runtime, name, *a, **k))
     onnx = build_detector({**CPU, "runtime.openvino": "off"})
-    assert sorted(loaded) == ["person_detection_0203", "picodet_s_416"]
+    assert sorted(loaded) == ["person_detection_0203", "picodet_s_416", "picodet_s_416"]
     band = onnx.members[-1]
     assert band.provider == "CPUExecutionProvider"
     assert band.tiling == band_tiling([0.25, 0.75], 864 / 480)
