@@ -241,3 +241,31 @@ def test_calibrated_intrinsics_change_the_pose_as_geometry_says() -> None:
     assert abs(solve_head_pose(shifted, true_k).yaw) < 1e-3
     seen = solve_head_pose(shifted, CameraIntrinsics.default(1280, 720)).yaw
     assert 0.7 * math.degrees(math.atan(200 / 1280)) < seen < math.degrees(math.atan(200 / 1280))
+
+
+def test_a_rectified_or_binned_cabin_camera_is_measured_with_its_own_intrinsics() -> None:
+    """R43 placed the exterior cameras' rectified images (image_rect*) with the CameraInfo's P and
+    applied its binning and roi (REP 104); the cabin's head pose still took the raw K and D for a
+    rectified image (undistorting it again, with the raw focal length) and refused nothing of a
+    binned one, whose K is the full sensor's (scaled unevenly when its aspect differed)."""
+    from sense_perception.face.attention.estimator import DriverAttention
+
+    raw = {"k": [900.0, 0, 639.5, 0, 910.0, 359.5, 0, 0, 1], "d": [-0.3, 0.1, 0, 0, 0],
+           "width": 1280, "height": 720, "distortion_model": "plumb_bob",
+           "p": [850.0, 0, 630.5, 0, 0, 850.0, 355.5, 0, 0, 0, 1, 0],
+           "r": [1.0, 0, 0, 0, 1, 0, 0, 0, 1]}
+    as_raw = CameraIntrinsics.from_camera_info(raw)
+    assert as_raw.distortion.size == 5 and as_raw.matrix[0, 0] == 900
+    rect = CameraIntrinsics.from_camera_info(raw, rectified=True)
+    np.testing.assert_allclose(rect.matrix, [[850, 0, 631], [0, 850, 356], [0, 0, 1]])
+    assert rect.distortion.size == 0 and "rectified images: P and R" in rect.source
+    with pytest.raises(CameraInfoError, match="P, the rectified image's projection, is all zero"):
+        CameraIntrinsics.from_camera_info({**raw, "p": [0.0] * 12}, rectified=True)
+    # binned 2x2 and cut to a roi: K and the size are the published image's
+    binned = CameraIntrinsics.from_camera_info(
+        {**raw, "binning_x": 2, "binning_y": 2,
+         "roi": {"x_offset": 0, "y_offset": 0, "width": 1280, "height": 720}})
+    assert (binned.width, binned.height) == (640, 360) and binned.matrix[0, 0] == 450
+    assert "binning 2x2" in binned.source
+    attention = DriverAttention.__new__(DriverAttention)  # only set_camera_info's state
+    assert attention.set_camera_info(raw, rectified=True) and attention.intrinsics.matrix[0, 0] == 850

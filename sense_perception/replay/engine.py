@@ -33,6 +33,7 @@ from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import check_camera_info_topic, rois_topics
 from ..core.frame_clock import FrameClock
+from ..core.geometry.calibration import rectified_topic
 from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
@@ -739,7 +740,9 @@ class Replayer:
     def _on_camera_info(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
         info = bag.deserialize_or_skip(msg, skipped)
         attention = self._identifier.attention
-        if info is not None and not attention.set_camera_info(info):
+        # a rectified cabin image (image_rect*) is described by P, not by the raw K and D
+        rectified = rectified_topic(self._cabin or "")
+        if info is not None and not attention.set_camera_info(info, rectified):
             self._note(f"{msg.topic}: {attention.camera_info_error}; the head pose uses "
                        "the previous or the default intrinsics")
 

@@ -34,6 +34,7 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo
 from std_srvs.srv import Trigger
 
+from ..core.geometry.calibration import rectified_topic
 from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, judged_outputs, switches
@@ -129,7 +130,9 @@ class DriverMonitorNode(PerceptionNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         identifier = self.identifier
         attention = getattr(identifier, "attention", None)
-        if attention is not None and not attention.set_camera_info(msg):
+        # a rectified cabin image (image_rect*) is described by P, not by the raw K and D
+        if attention is not None and not attention.set_camera_info(
+                msg, rectified_topic(self.input_topic(0))):
             self.get_logger().warning(f"{self.settings.camera_info()}: {attention.camera_info_error}",
                                       throttle_duration_sec=30.0)
 

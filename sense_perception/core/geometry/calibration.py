@@ -383,6 +383,31 @@ def _binning_and_roi(get: Any, K: np.ndarray, where: str) -> tuple[np.ndarray, i
     return K, rw // bx, rh // by, note
 
 
+def image_intrinsics(info: Any, where: str, rectified: bool = False) -> dict[str, Any]:
+    """The intrinsics of the image a CameraInfo describes, for users of K alone (the cabin's
+    head pose, which has no mount): CameraInfo fields ``{"k", "d", "distortion_model",
+    "width", "height"}`` with a rectified image's P (``rectified``: no distortion; R turns only
+    the mount, left to :func:`from_camera_info`) and the binning and roi applied (REP 104), and
+    ``note``: what was applied ("" when nothing).
+
+    Raises:
+        CalibrationError: P, R, the binning or the roi cannot describe the image (named).
+    """
+    get = info.get if isinstance(info, Mapping) else (lambda k, d=None: getattr(info, k, d))
+    notes = []
+    if rectified:
+        K, _, used = _rectified(get, np.eye(4), where)
+        d: list[Any] = []
+        model = "none"
+        notes.append(f"rectified images: {used}")
+    else:
+        K = _matrix(list(get("k", [])), (3, 3), "K", where)
+        d, model = list(get("d", []) or []), str(get("distortion_model", "") or "")
+    K, width, height, reduced = _binning_and_roi(get, K, where)
+    return {"k": K.ravel().tolist(), "d": d, "distortion_model": model, "width": width,
+            "height": height, "note": ", ".join(notes + ([reduced] if reduced else []))}
+
+
 def from_camera_info(info: Any, T_base_link_camera: np.ndarray, where: str,
                      rectified: bool = False) -> CameraCalibration:
     """A calibration from a sensor_msgs/CameraInfo (message or dict with ``k``, ``d``,

@@ -156,11 +156,12 @@ class DriverAttention:
         self.camera_info_error = ""
         self._previous: tuple[float, Mesh] | None = None  # the last measured mesh and its stamp
 
-    def set_camera_info(self, info: Any) -> bool:
+    def set_camera_info(self, info: Any, rectified: bool = False) -> bool:
         """Use the intrinsics of a sensor_msgs/CameraInfo from now on; False (the previous ones
-        kept, the reason in :attr:`camera_info_error`) when it gives none."""
+        kept, the reason in :attr:`camera_info_error`) when it gives none. ``rectified``: the
+        images are rectified (an ``image_rect*`` topic): P, not K and D, describes them."""
         try:
-            self.intrinsics = CameraIntrinsics.from_camera_info(info)
+            self.intrinsics = CameraIntrinsics.from_camera_info(info, rectified)
         except CameraInfoError as exc:
             self.camera_info_error = str(exc)
             return False

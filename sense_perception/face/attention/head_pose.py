@@ -66,6 +66,14 @@ def _check_plausible(k: np.ndarray, width: int, height: int) -> None:
                 "camera_info_topic to \"\" to use the default intrinsics")
 
 
+def _binned_or_cropped(get: Any) -> bool:
+    """A CameraInfo whose image is binned or a roi of the calibrated sensor (REP 104)."""
+    roi = get("roi", None)
+    field = roi.get if isinstance(roi, dict) else (lambda k, d=0: getattr(roi, k, d))
+    return (get("binning_x", 0) or 0) > 1 or (get("binning_y", 0) or 0) > 1 or (
+        roi is not None and any(field(k, 0) for k in ("x_offset", "y_offset", "width", "height")))
+
+
 @dataclass(frozen=True)
 class CameraIntrinsics:
     """Pinhole intrinsics for solvePnP, in continuous image coordinates (pixel ``i`` spans
@@ -96,8 +104,13 @@ class CameraIntrinsics:
         return cls(k, np.zeros(0), int(width), int(height), DEFAULT_INTRINSICS)
 
     @classmethod
-    def from_camera_info(cls, info: Any) -> "CameraIntrinsics":
+    def from_camera_info(cls, info: Any, rectified: bool = False) -> "CameraIntrinsics":
         """Intrinsics of a sensor_msgs/CameraInfo (rclpy or rosbags message, or an equal dict).
+
+        ``rectified``: the cabin images are rectified (an ``image_rect*`` topic,
+        :func:`~sense_perception.core.geometry.calibration.rectified_topic`): their intrinsics
+        are the CameraInfo's P, without distortion, not the raw camera's K and D (REP 104), as
+        the exterior cameras' 3-D positions take them; a binning or roi is applied as there.
 
         Raises:
             CameraInfoError: K is zero or not finite (an uncalibrated camera publishes zeros),
@@ -105,6 +118,15 @@ class CameraIntrinsics:
                 missing; the message names the value and the fix.
         """
         get = info.get if isinstance(info, dict) else lambda k, d=None: getattr(info, k, d)
+        applied = ""
+        if rectified or _binned_or_cropped(get):
+            from ...core.geometry.calibration import CalibrationError, image_intrinsics
+
+            try:
+                fields = image_intrinsics(info, "CameraInfo", rectified)
+            except CalibrationError as exc:
+                raise CameraInfoError(str(exc)) from None
+            get, applied = fields.get, fields["note"]
         flat_k = np.asarray(get("k", ()), np.float64).reshape(-1)
         width, height = int(get("width", 0) or 0), int(get("height", 0) or 0)
         if flat_k.size != 9 or not np.all(np.isfinite(flat_k)):
@@ -133,8 +155,9 @@ class CameraIntrinsics:
         k = k / k[2, 2]
         _check_plausible(k, width, height)
         k[:2, 2] += 0.5  # ROS puts pixel centres at integers; here they are at +0.5
-        return cls(k, d, width, height,
-                   f"camera_info ({width}x{height}, fx {k[0, 0]:.1f}, fy {k[1, 1]:.1f}{note})")
+        applied = f"; {applied}" if applied else ""
+        return cls(k, d, width, height, f"camera_info ({width}x{height}, fx {k[0, 0]:.1f}, "
+                                        f"fy {k[1, 1]:.1f}{note}{applied})")
 
     def for_image(self, width: int, height: int) -> "CameraIntrinsics":
         """These intrinsics for an image of ``width`` x ``height``: the default is rebuilt for the
