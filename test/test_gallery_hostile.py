@@ -761,3 +761,28 @@ def test_keygen_syncs_its_folder_with_the_key_alone_in_it(tmp_path: Path, monkey
     gallery.generate_key_file(key)
     assert seen and seen[-1] == ["gallery.key"], seen
     assert sorted(p.name for p in key.parent.iterdir()) == ["gallery.key"]
+
+
+def test_keygen_sweeps_what_a_killed_keygen_left_beside_the_key(tmp_path: Path) -> None:
+    """A keygen killed after writing its temp file left a hidden ``.NAME.XXXX.keygen`` holding a
+    key nothing uses; one killed between the link and the temp's removal left a second name of
+    the key itself. Nothing swept them. The next keygen zeroes and deletes the first, removes the
+    second name only (the key stays whole), and refuses a link planted under such a name."""
+    from sense_perception.face.gallery import generate_key_file
+
+    folder = tmp_path / "keys"
+    key = folder / "gallery.key"
+    generate_key_file(key)
+    kept = key.read_bytes()
+    unused = folder / ".gallery.key.abc123.keygen"
+    unused.write_text("ab" * 32 + "\n")
+    second = folder / ".gallery.key.def456.keygen"
+    os.link(key, second)
+    with pytest.raises(GalleryError, match="already exists"):
+        generate_key_file(key)  # the key is never overwritten; the leftovers go all the same
+    assert not unused.exists() and not second.exists()
+    assert key.read_bytes() == kept and key.stat().st_nlink == 1
+    (folder / ".gallery.key.ghi789.keygen").symlink_to(key)
+    with pytest.raises(GalleryError, match="interrupted keygen"):
+        generate_key_file(key)
+    assert key.read_bytes() == kept

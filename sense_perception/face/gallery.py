@@ -242,6 +242,7 @@ def generate_key_file(path: str | Path) -> Path:
                            f"be made ({exc.strerror or exc})") from exc
     # A key others could delete or replace would be refused by every later command (load_key).
     check_key_folder(path.parent, path)
+    _sweep_keygen_leftovers(path)  # before the refusal below: a second name of the key goes too
     if path.exists() or path.is_symlink():  # checked again, atomically, when it is put in place
         raise _key_exists(path)
     # Written in full to a temp file first and then given its name (a hard link, which fails if
@@ -270,6 +271,27 @@ def generate_key_file(path: str | Path) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _sweep_keygen_leftovers(path: Path) -> None:
+    """Remove the temp files a killed keygen of ``path`` left beside it (``.NAME.XXXX.keygen``).
+
+    One killed before its key was linked holds a key nothing uses: zeroed, then deleted. One
+    killed between the link and the temp's removal is a second name of the key itself: only
+    that name is removed (the key stays under its own). Either was never swept, a copy of key
+    material beside the key (R40's leftover).
+
+    Raises:
+        GalleryError: such a name is a link or another non-regular file (refused, untouched).
+    """
+    for left in path.parent.glob(f".{glob.escape(path.name)}.*.keygen"):
+        st = lstat_regular(left, "temp file of an interrupted keygen")
+        if st is None:
+            continue  # gone meanwhile
+        if st.st_nlink > 1:
+            left.unlink(missing_ok=True)  # the name only: the key keeps its own
+        else:
+            erase_file(left, "temp file of an interrupted keygen")
 
 
 def _key_exists(path: Path) -> GalleryError:
