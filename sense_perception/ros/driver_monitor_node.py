@@ -39,7 +39,7 @@ from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, judged_outputs, switches
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
-from ..core.output.topics import image_base_topic, output_namespace
+from ..core.output.topics import output_namespace
 from ..core.types import Header
 from ..errors import SensePerceptionError
 from ..face.privacy import check_not_exterior
@@ -84,12 +84,10 @@ class DriverMonitorNode(PerceptionNode):
         resolved = self.resolve_topic_name(topic)
         exterior = {name for t in settings.exterior_camera_topics
                     for name in (t, self.resolve_topic_name(t))}
-        if image_base_topic(resolved) in {image_base_topic(t) for t in exterior}:
-            check_not_exterior(resolved, exterior, "camera_topic", "exterior_camera_topics "
-                               f"(object_detector's camera_topics; {topic} remapped to "
-                               f"{resolved})", "remove the remap rule that joins them (--ros-args "
-                               "-r, a launch file's remappings), or set camera_topic to the "
-                               "in-cabin camera")
+        check_not_exterior(resolved, exterior, "camera_topic", "exterior_camera_topics "
+                           f"(object_detector's camera_topics; {topic} remapped to {resolved})",
+                           "remove the remap rule that joins them (--ros-args -r, a launch "
+                           "file's remappings), or set camera_topic to the in-cabin camera")
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..face.pipeline import DriverIdentifier

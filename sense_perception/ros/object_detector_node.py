@@ -48,9 +48,9 @@ from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages,
                                          judged_outputs, switches, taken_topics)
 from ..core.output.status import detector_hardware_id, detector_values
-from ..core.output.topics import camera_info_topic, image_base_topic, output_namespaces
+from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
-from ..errors import PrivacyError
+from ..face.privacy import check_cabin_not_exterior
 from . import qos
 from .convert import to_msg
 from .frame_slots import Frame
@@ -105,22 +105,20 @@ class ObjectDetectorNode(PerceptionNode):
         cabin = settings.cabin_camera_topic
         if not cabin:
             return
+        resolved = [self.resolve_topic_name(topic) for topic in settings.camera_topics]
         cabin_resolved = self.resolve_topic_name(cabin)
-        for topic in settings.camera_topics:
-            resolved = self.resolve_topic_name(topic)
-            if resolved == topic and cabin_resolved == cabin:
-                continue  # no remap on either: the settings checked the names as given
-            if image_base_topic(resolved) in (image_base_topic(cabin),
-                                              image_base_topic(cabin_resolved)):
-                camera = topic if resolved == topic else f"{topic} (remapped to {resolved})"
-                shown = cabin if cabin_resolved == cabin else \
-                    f"{cabin} (remapped to {cabin_resolved})"
-                raise PrivacyError(
-                    f"camera_topics' {camera} is the cabin camera {shown} (cabin_camera_topic) "
-                    "through the node's remap rules: it shows the driver, so it is never run "
-                    "through the object detector as an exterior camera; fix: remove the remap "
-                    "rule that joins them (--ros-args -r, a launch file's remappings), or the "
-                    "camera from camera_topics")
+        moved = [f"{t} remapped to {r}" for t, r in zip(settings.camera_topics, resolved,
+                                                        strict=True) if r != t]
+        if cabin_resolved != cabin:
+            moved.append(f"{cabin} remapped to {cabin_resolved}")
+        if not moved:
+            return  # no remap on either: the settings checked the names as given
+        for name in dict.fromkeys((cabin, cabin_resolved)):
+            check_cabin_not_exterior(
+                name, resolved, "cabin_camera_topic",
+                f"camera_topics through the node's remap rules ({'; '.join(moved)})",
+                "fix: remove the remap rule that joins them (--ros-args -r, a launch file's "
+                "remappings), or the camera from camera_topics")
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
