@@ -85,6 +85,24 @@ def test_scenes_that_are_no_fault_raise_nothing(street):
         assert judge(degrade.crop(cv2.imread(str(PANDASET / f"{key}.jpg")), box)) == [], key
 
 
+def test_a_night_view_under_an_unlit_sky_is_not_blocked(street):
+    """A night sky, denoised and JPEG-compressed, is as flat and dark as mud on the lens: a night
+    frame (mean grey below ``blocked_min_mean``) is not judged ``blocked`` by its pixels alone.
+    Judged anyway (``blocked_min_mean: 0``, the old rule), these frames raised it."""
+    frames = [degrade.night_open_sky(i, np.random.default_rng(2)) for i in street[:3]]
+    every_frame = CameraHealthSettings(blocked_min_mean=0.0)
+    old = [image_conditions(frame_metrics(small_copy(i), None, every_frame), every_frame)
+           for i in frames]
+    assert old == [["blocked"]] * 3
+    assert [judge(i) for i in frames] == [[]] * 3
+    # by day a covered third of the view still is blocked, dark mud and all (mean grey 47 and up
+    # over the evaluation's soiled frames, against 9-16 at night)
+    mud = degrade.soil_opaque(street[0], np.random.default_rng(11), 0.5)
+    assert "blocked" in judge(mud)
+    with pytest.raises(ValueError, match="blocked_min_mean must be within"):
+        CameraHealthSettings(blocked_min_mean=300.0)
+
+
 def test_small_copy_keeps_the_aspect_and_takes_grey_and_bgra(street):
     assert small_copy(street[0]).shape == (135, 240, 3)
     grey = cv2.cvtColor(street[0], cv2.COLOR_BGR2GRAY)

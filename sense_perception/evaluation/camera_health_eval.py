@@ -122,8 +122,11 @@ def single_frames(images: dict[str, list[np.ndarray]], settings: CameraHealthSet
         out["clean"][name] = {**_rate(bool(f) for f in found),
                               "conditions": sorted({c for f in found for c in f})}
     street = images["pandaset"] + images["street"]
+    sky_rng = rng.spawn(1)[0]
     scenes: dict[str, list[np.ndarray]] = {
         "night_street_lights": [degrade.night(i, rng) for i in street],
+        # its own generator: added later, it leaves every other figure's draws as they were
+        "night_open_sky": [degrade.night_open_sky(i, sky_rng) for i in street],
         "tunnel": [degrade.tunnel(i, rng) for i in street],
         "uniform_sky": [degrade.crop(i, (0, 0, 450, 110)) for i in images["pandaset"]],
         "vehicle_filling_view": vehicle_crops(data, vehicle_frames),

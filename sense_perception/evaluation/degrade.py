@@ -23,7 +23,7 @@ by the frame so that 720p and 1080p frames get the same optical effect:
 
 Frozen streams are made by repeating a frame (:func:`repeated`).
 
-Scene proxies for the no-alarm cases (:func:`night`, :func:`tunnel`, :func:`crop`,
+Scene proxies for the no-alarm cases (:func:`night`, :func:`night_open_sky`, :func:`tunnel`, :func:`crop`,
 :func:`standing_still`, :func:`pulling_in`) are built from the same real frames; what
 they cannot show is written in docs/camera-health.md.
 """
@@ -192,6 +192,27 @@ def night(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lit = lin * (1 + 6 * glow[..., None] + 8 * pool[..., None]) + (lights + 0.3 * glow)[..., None]
     noise = rng.normal(0, 1.5, image.shape).astype(np.float32)
     return np.clip(_to_srgb(lit) + noise, 0, 255).astype(np.uint8)
+
+
+def night_open_sky(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Night under an open, unlit sky, as a camera's own processing delivers it: the scene's
+    bright sky (grey above 160 in the upper 60 %) becomes the dim glow of light pollution, the
+    frame is :func:`night`'s with its grain smoothed as a camera's noise reduction at high gain
+    does (edge-preserving), compressed as a JPEG of quality 60-80 (a CompressedImage stream, a
+    photo), and the view is pitched up (its upper 70 %), so that a fifth of it or more is flat,
+    dark, grey sky, as a covered lens would look in one frame."""
+    h, w = image.shape[:2]
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    sky = np.zeros((h, w), np.float32)
+    sky[: 3 * h // 5] = grey[: 3 * h // 5] > 160
+    sky = cv2.GaussianBlur(sky, (0, 0), 2.0)[..., None]
+    glow = rng.uniform(20.0, 60.0)  # day-grey whose night copy is grey 2-12: light pollution
+    dimmed = np.clip(image * (1 - sky) + glow * sky, 0, 255).astype(np.uint8)
+    denoised = cv2.bilateralFilter(night(dimmed, rng), 9, 30, 5)
+    quality = int(rng.integers(60, 81))  # a compressed stream or photo: JPEG flattens a dark sky
+    _, data = cv2.imencode(".jpg", denoised, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    delivered = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return cv2.resize(delivered[: int(0.7 * h)], (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def tunnel(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

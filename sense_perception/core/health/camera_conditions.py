@@ -299,7 +299,9 @@ def image_conditions(m: FrameMetrics, settings: CameraHealthSettings) -> list[st
     if found:
         return found
     # both can hold: a lens 60 % covered by mud also sees little, water drops also hide a part
-    if (m.flat_dark >= settings.blocked_fraction and m.sharp >= settings.blocked_min_sharp_fraction
+    # a night view's unlit sky is as flat and dark as a covered lens: one frame cannot tell them
+    if (m.mean >= settings.blocked_min_mean and m.flat_dark >= settings.blocked_fraction
+            and m.sharp >= settings.blocked_min_sharp_fraction
             and (m.flat_border_sharp or 0.0) <= settings.blocked_max_sharp_border):
         found.append("blocked")
     # sharp detail is counted against the part of the view that has texture to lose: a lamp post

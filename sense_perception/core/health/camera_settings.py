@@ -77,6 +77,10 @@ class CameraHealthSettings:
         blocked_max_brightness: flat areas brighter than this are not counted as blockage
             (a lens covered by mud or a hand receives less light than the scene; sky, a lit
             wall or a white truck side are bright).
+        blocked_min_mean: a frame whose mean grey is below this is a night (or dim tunnel) view,
+            whose unlit parts (a night sky, an unlit field, compressed or denoised flat) look in
+            one frame like a covered lens: ``blocked`` is then not judged from the frame alone
+            (a film arriving still is); 0 judges every frame.
         sky_blue: flat areas whose blue exceeds their red by this share of the two (a clear or
             dusk sky) are not counted as blockage either; mud, stickers and hands are not blue.
         blocked_min_sharp_fraction: share of the view that must still be sharp for blockage
@@ -138,6 +142,7 @@ class CameraHealthSettings:
     featureless_detail: float = setting(0.012, range=(0.0, 1.0))
     blocked_fraction: float = setting(0.14, range=(0.0, 1.0))
     blocked_max_brightness: float = setting(150.0, range=(0.0, 255.0))
+    blocked_min_mean: float = setting(35.0, range=(0.0, 255.0))
     sky_blue: float = setting(0.05, range=(0.0, 1.0))
     blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
     blocked_max_sharp_border: float = setting(0.6, range=(0.0, 1.0))
