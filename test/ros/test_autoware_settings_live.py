@@ -47,3 +47,31 @@ def test_a_failed_activate_is_an_error_in_diagnostics_until_an_activate_succeeds
     finally:
         node.stop()
         node.destroy_node()
+
+
+@pytest.mark.parametrize("rule, fragment", [
+    # Autoware's ROIs onto the camera image the node reads: a loop, two types on one topic
+    (f"{ROIS}:={CAMERA}", "the node would read its own output"),
+    # onto another camera's image
+    (f"{ROIS}:=/sensing/camera/camera1/image_rect_color", "a camera image topic"),
+    # the detections onto the camera's CameraInfo input
+    ("/sensing/camera/camera0/detections:=/sensing/camera/camera0/camera_info",
+     "the node would read its own output"),
+    # the image input onto the node's own ROI output
+    (f"{CAMERA}:={ROIS}", "the node would read its own output"),
+])
+def test_a_remap_moving_an_output_onto_an_image_or_an_input_is_refused_at_configure(
+        context, rule, fragment):
+    """`--ros-args -r FROM:=TO` (a launch file's remappings) moves a publisher or subscription,
+    not the parameter: the settings' checks of the names as given passed, and the node published
+    its ROIs on the image topic it read. Refused now at configure, before any model loads."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = _detector(context, "aw45_remap", ["-r", rule])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.detector is None and node.lifecycle_state == "unconfigured"
+        assert "remap rules put" in node.config_error and fragment in node.config_error
+        assert "remapped to" in node.config_error and "remove the remap rule" in node.config_error
+    finally:
+        node.destroy_node()
