@@ -190,6 +190,11 @@ class ObjectDetectorNode(PerceptionNode):
             if tracking.enabled else None
         self.steps = ExteriorSteps(self.detector, self.trackers, self.positions, self.ignore,
                                    self.autoware)
+        if "animal" in self.detector.label_names and (self.autoware.enabled or any(objects)):
+            self.get_logger().warning(
+                "detector.animals: animals reach Autoware as ANIMAL 8; roi_detected_object_fusion "
+                "indexes its can_assign_matrix with the ROI's label: give it 9 labels or more "
+                "(Autoware's parameter files have 8), or set detector.animals: false")
         for what, topics in (("ROIs", rois), ("DetectedObjects", objects)):
             if any(topics):
                 self.get_logger().info(f"Autoware {what}: " + ", ".join(
