@@ -39,4 +39,4 @@ def test_image_topics_are_told_by_their_names():
     assert looks_like_image("/sensing/camera/camera0/image_rect_color")
     assert looks_like_image("/c/image/compressed") and looks_like_image("/c/image_raw/theora")
     assert not looks_like_image("/perception/object_recognition/detection/rois0")
-    assert not looks_like_image("/c/detections_image")
+    assert not looks_like_image("/c/detections_image") and not looks_like_image("/p/image_rois0")

@@ -10,6 +10,7 @@ them; the node calls it at configure, before any model loads.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -39,11 +40,15 @@ class Endpoint:
     output: bool
 
 
+# image_transport's and image_pipeline's names of a camera's images.
+_IMAGE_NAME = re.compile(r"image(_raw|_color|_mono|_rect|_rect_color|_rect_mono|_rect_raw)?")
+
+
 def looks_like_image(topic: str) -> bool:
     """A topic named as a camera's image is (``.../image_raw``, ``.../image_rect_color``,
-    ``.../image``, and their image_transport sub-topics such as ``.../compressed``)."""
+    ``.../image``...), or an image_transport sub-topic (``.../compressed``)."""
     last = image_base_topic(topic).rstrip("/").rpartition("/")[2]
-    return last.startswith("image") or topic.rstrip("/").rpartition("/")[2] in TRANSPORT_SUFFIXES
+    return bool(_IMAGE_NAME.fullmatch(last)) or topic.rstrip("/").rpartition("/")[2] in TRANSPORT_SUFFIXES
 
 
 def check_remapped_outputs(endpoints: Sequence[Endpoint], resolve: Callable[[str], str],
