@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,86 @@ def test_launch_file_starts_the_autoware_node_through_the_tested_logic():
     imports = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
     assert [(i.module, [a.name for a in i.names]) for i in imports] == [
         ("sense_perception.ros.autoware_launch", ["launch_description"])]
+
+
+CAM3 = "/sensing/camera/camera3/image_rect_color"
+
+
+def test_autowares_yolox_arguments_mean_here_what_they_mean_there():
+    """A user swapping this launch in for autoware_tensorrt_yolox's keeps its arguments:
+    input/image and output/objects were declared nowhere and unused without a word (the node
+    read camera0 and published on rois0). They name the camera and its ROI topic now (R45)."""
+    params = autoware_launch.node_parameters({"input/image": CAM3, "output/objects": "/my/rois3"})
+    assert params["camera_topics"] == [CAM3] and params["autoware.rois_topic"] == "/my/rois3"
+    # without output/objects, the camera's own index: rois3
+    params = autoware_launch.node_parameters({"input/image": CAM3})
+    assert rois_topics(params["camera_topics"], params["autoware.rois_topic"]) == [ROIS + "3"]
+    # yolox_s_plus_opt.launch.xml's camera_id and image_topic_name (image_raw there by default)
+    params = autoware_launch.node_parameters({"camera_id": "2"})
+    assert params["camera_topics"] == ["/sensing/camera/camera2/image_raw"]
+    params = autoware_launch.node_parameters({"camera_id": "2", "image_topic_name": "image_rect_color"})
+    assert params["camera_topics"] == ["/sensing/camera/camera2/image_rect_color"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"input/image": CAM3, "image_number": "2"}, "give either input/image"),
+    ({"input/image": CAM3, "camera_topics": CAM3}, "give either input/image"),
+    ({"input/image": "/a//b"}, "not a ROS topic name"),
+    ({"camera_id": "x1"}, "camera_id:='x1'"),
+    ({"output/objects": "/my/rois", "image_number": "2"}, "one camera's ROI topic"),
+    ({"output/objects": "/my rois"}, "output/objects: '/my rois' is not a ROS topic name"),
+])
+def test_yolox_arguments_that_contradict_this_launchs_are_refused(args, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        autoware_launch.node_parameters(args)
+
+
+def test_yolox_arguments_with_no_equivalent_are_warned_naming_what_to_use():
+    notes = autoware_launch.yolox_notes({"model_path": "/data/yolox.onnx", "use_decompress": "true",
+                                         "output/mask": "/mask0", "data_path": "/home/u/autoware_data",
+                                         "input/image": CAM3, "camera_id": "3"})
+    assert len(notes) == 4, notes  # data_path: Autoware's global folder, every include inherits it
+    assert any("model_path:=/data/yolox.onnx" in n and "detector.model" in n for n in notes)
+    assert any("use_decompress" in n and "image_transport:=compressed" in n for n in notes)
+    assert any("camera_id:=3" in n and "input/image names the camera" in n for n in notes)
+    assert autoware_launch.yolox_notes({}) == []
+
+
+def test_launch_declares_the_yolox_arguments_and_hands_them_to_the_node(monkeypatch):
+    """The launch itself, with stand-ins for launch and launch_ros (no wheel here): it declares
+    autoware_tensorrt_yolox's arguments, reads them from the launch configurations, starts the
+    node on input/image's camera and warns about the ones it cannot use."""
+    import sys
+    import types
+
+    made: dict[str, list] = {"declared": [], "nodes": [], "warnings": []}
+
+    def record(kind):
+        def make(*args, **kwargs):
+            made[kind].append((args, kwargs))
+            return (kind, args, kwargs)
+        return make
+
+    fakes = {"launch": types.ModuleType("launch"), "launch.actions": types.ModuleType("launch.actions"),
+             "launch.logging": types.ModuleType("launch.logging"),
+             "launch_ros": types.ModuleType("launch_ros"),
+             "launch_ros.actions": types.ModuleType("launch_ros.actions")}
+    fakes["launch"].LaunchDescription = list
+    fakes["launch.actions"].DeclareLaunchArgument = record("declared")
+    fakes["launch.actions"].OpaqueFunction = lambda function: function
+    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
+        warning=lambda text: made["warnings"].append(text))
+    fakes["launch_ros.actions"].LifecycleNode = record("nodes")
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+    description = autoware_launch.launch_description()
+    declared = {args[0] for args, _ in made["declared"]}
+    assert {"input/image", "output/objects", "model_path", "use_decompress"} <= declared
+    context = types.SimpleNamespace(launch_configurations={
+        "input/image": CAM3, "output/objects": "/my/rois3", "model_path": "/data/yolox.onnx"})
+    description[-1](context)  # the OpaqueFunction
+    [(_, node)] = made["nodes"]
+    assert node["parameters"][0]["camera_topics"] == [CAM3]
+    assert node["parameters"][0]["autoware.rois_topic"] == "/my/rois3"
+    assert len(made["warnings"]) == 1 and "model_path:=/data/yolox.onnx" in made["warnings"][0]

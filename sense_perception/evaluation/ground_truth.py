@@ -18,7 +18,7 @@ and the field.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,18 @@ def _image(key: str, path: Path, width: int, height: int, rows: list[tuple[str, 
                                "(bbox_xyxy must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1)")
     return GroundTruthImage(key, path, int(width), int(height), boxes, [r[0] for r in rows],
                             np.array([r[2] for r in rows], bool), declared)
+
+
+def animal_labels(image: GroundTruthImage) -> GroundTruthImage:
+    """``image`` with COCO's animal classes (dog, horse, ...) named ``animal``, as a detector
+    with ``detector.animals`` reports them (its one label for all ten)."""
+    from ..core.detection.labels import ANIMAL, ANIMAL_CLASSES
+
+    def name(label: str) -> str:
+        return ANIMAL if label in ANIMAL_CLASSES else label
+
+    return replace(image, labels=[name(lb) for lb in image.labels],
+                   declared=tuple(dict.fromkeys(name(lb) for lb in image.declared)))
 
 
 def check_inside(image: GroundTruthImage, where: str = "") -> None:

@@ -16,7 +16,8 @@ from typing import Any
 from ..core.imaging.frame_guard import InputLimits
 from ..core.imaging.image_file import exif_turns_sides, probe_image_file, read_image_file
 from ..errors import ConfigError, GroundTruthError, ImageDecodeError, SensePerceptionError
-from .ground_truth import (GroundTruthImage, check_inside, check_one_entry_per_image,
+from ..core.detection.labels import ANIMAL
+from .ground_truth import (GroundTruthImage, animal_labels, check_inside, check_one_entry_per_image,
                            clip_to_image, load_ground_truth)
 from .scoring import Evaluation, ImageDetections, evaluate, scored_labels
 
@@ -162,6 +163,8 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
     if before_detection is not None:
         before_detection([g.path for g in images])
     operating = build_detector(params, source)
+    if ANIMAL in operating.label_names:  # detector.animals: COCO's animal classes are one label
+        images = [animal_labels(g) for g in images]
     labels, not_scored = scored_labels(images, operating.label_names)
     if images and not labels:
         raise GroundTruthError(

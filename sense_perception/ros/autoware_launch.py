@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from ..core.autoware.rois import rois_topics
+from ..core.output.topics import check_topic_names
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
 from . import launch_support
@@ -43,6 +44,44 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "log_level": ("info", "log level of the node: debug, info, warn, error"),
 }
 
+#: autoware_tensorrt_yolox's launch arguments that mean here what they mean there (its
+#: yolox_*.launch.xml: one camera per include): name -> (what it sets, description).
+YOLOX_MAPPED: dict[str, str] = {
+    "input/image": "the camera's image topic, as camera_topics:=<topic> (one camera)",
+    "output/objects": "that camera's ROI topic (autoware.rois_topic; default rois<i>)",
+    "camera_id": "with image_topic_name and no input/image: the camera "
+                 "/sensing/camera/camera<camera_id>/<image_topic_name>, as yolox_s_plus_opt.launch.xml",
+    "image_topic_name": "with camera_id (default image_raw there): see camera_id",
+}
+
+_MODEL = ("the model is the config's detector.model (picodet_s_416, yolox_nano) or "
+          "detector.model_path with detector.labels_path: give config:=<your parameter file>")
+#: autoware_tensorrt_yolox's launch arguments with no equivalent here -> what to do instead.
+#: Warned, not refused: an including launch file's own arguments of these names reach this one
+#: too. (Autoware's global data_path is left out: every Autoware include inherits it.)
+YOLOX_UNMAPPED: dict[str, str] = {
+    "output/mask": "no segmentation mask is published; remove it",
+    "model_name": _MODEL, "model_path": _MODEL, "label_path": _MODEL, "yolox_param_path": _MODEL,
+    "model_param_path": _MODEL, "ml_package_param_path": _MODEL,
+    "precision": "the runtime is the config's runtime.providers (TensorRT, CUDA, CPU)",
+    "gpu_id": "the GPU is the config's runtime.device_id",
+    "build_only": "the node builds no engine apart; remove it",
+    "use_decompress": "the node reads CompressedImage itself: give image_transport:=compressed "
+                      "(or a camera topic ending in /compressed) instead of a decompressor",
+    "decompress_param_path": "no decompressor is started; see use_decompress",
+    "decompressor_param_path": "no decompressor is started; see use_decompress",
+    "param_file": "no decompressor is started; see use_decompress",
+    "use_bytetrack": "tracking is the config's tracking.enabled (on by default)",
+    "bytetrack_param_path": "tracking is the config's tracking.*",
+    "color_map_path": "no segmentation is published; remove it",
+    "semantic_segmentation_color_map_path": "no segmentation is published; remove it",
+    "roi_remap_path": "labels map to Autoware's classes as docs/autoware.md says "
+                      "(autoware.other_labels for the rest)",
+    "roi_to_semantic_segmentation_remap_path": "no segmentation is published; remove it",
+    "yolox_node_name": "one node, object_detector, serves every camera (namespace:= moves it)",
+    "image_transport_decompressor_node_name": "no decompressor is started; see use_decompress",
+}
+
 
 def camera_topics(image_number: str, image_transport: str) -> list[str]:
     """Autoware's camera topics ``camera0 .. camera<image_number - 1>``.
@@ -69,7 +108,11 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         args: launch argument values as strings (missing ones take their defaults).
     """
     values = {name: args.get(name, default) for name, (default, _) in ARGUMENTS.items()}
-    if values["camera_topics"]:
+    yolox = {name: args.get(name, "") for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)}
+    image = _yolox_camera(yolox, values)  # autoware_tensorrt_yolox's one camera
+    if image:
+        topics = ",".join(launch_support.camera_topic_list(image))
+    elif values["camera_topics"]:
         given = [f"{name}:={values[name]}" for name in ("image_number", "image_transport")
                  if values[name]]
         if given:
@@ -83,6 +126,8 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     params = launch_support.node_parameters("object_detector", {
         "config": values["config"], "use_sim_time": values["use_sim_time"],
         "autostart": values["autostart"], "camera_topics": topics})
+    if yolox["output/objects"]:
+        _yolox_rois_topic(yolox["output/objects"], params)
     if not values["use_sim_time"] and not _config_sets_sim_time(values["config"]):
         # A parameter given to the node would override Autoware's global SetParameter(use_sim_time).
         params.pop("use_sim_time", None)
@@ -95,6 +140,65 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     for name in ("autoware.rois_topic", "autoware.objects_topic"):
         rois_topics(params["camera_topics"], str(params.get(name, "")), name)
     return params
+
+
+def _yolox_camera(yolox: dict[str, str], values: dict[str, str]) -> str:
+    """The camera autoware_tensorrt_yolox's ``input/image`` (or ``camera_id`` and
+    ``image_topic_name``) names, or "" when they name none.
+
+    Raises:
+        ConfigError: it is given beside this launch's own camera arguments.
+    """
+    image = yolox["input/image"].strip()
+    if not image and (yolox["camera_id"] or yolox["image_topic_name"]):
+        camera_id = yolox["camera_id"].strip() or "0"
+        if not re.fullmatch(r"[0-9]{1,3}", camera_id):
+            raise ConfigError(f"launch argument camera_id:={yolox['camera_id']!r} "
+                              "(autoware_tensorrt_yolox's) must be a camera index in ASCII digits")
+        image = (f"/sensing/camera/camera{int(camera_id)}/"
+                 f"{yolox['image_topic_name'].strip() or 'image_raw'}")
+    if not image:
+        return ""
+    source = "input/image" if yolox["input/image"].strip() else "camera_id/image_topic_name"
+    check_topic_names([image], f"launch argument {source} (autoware_tensorrt_yolox's)")
+    given = [f"{name}:={values[name]}" for name in ("camera_topics", "image_number",
+                                                     "image_transport") if values[name]]
+    if given:
+        raise ConfigError(f"launch argument {source} (autoware_tensorrt_yolox's) names the camera "
+                          f"{image}, and {' and '.join(given)} names the cameras too: give "
+                          "either input/image (one camera) or this launch's camera_topics / "
+                          "image_number")
+    return image
+
+
+def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
+    """``output/objects`` (autoware_tensorrt_yolox's one camera's ROI topic) as
+    ``autoware.rois_topic``.
+
+    Raises:
+        ConfigError: several cameras (one topic cannot hold them all), or not a topic name.
+    """
+    topic = topic.strip()
+    check_topic_names([topic], "launch argument output/objects")
+    if len(params["camera_topics"]) != 1:
+        raise ConfigError(f"launch argument output/objects:={topic} is one camera's ROI topic "
+                          "(autoware_tensorrt_yolox runs one camera per launch), but this launch "
+                          f"has {len(params['camera_topics'])} cameras: leave it out (camera i's "
+                          "ROIs go to rois<i>) or give one camera (input/image)")
+    params["autoware.rois_topic"] = topic
+
+
+def yolox_notes(args: dict[str, str]) -> list[str]:
+    """A warning for each autoware_tensorrt_yolox launch argument given that has no
+    equivalent here (:data:`YOLOX_UNMAPPED`), naming what to use instead, and for camera_id /
+    image_topic_name left unused beside input/image."""
+    notes = [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not used: "
+             f"{fix}" for name, fix in YOLOX_UNMAPPED.items() if args.get(name, "")]
+    if args.get("input/image", ""):
+        notes += [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not "
+                  "used: input/image names the camera"
+                  for name in ("camera_id", "image_topic_name") if args.get(name, "")]
+    return notes
 
 
 def _config_sets_sim_time(config: str) -> bool:
@@ -110,15 +214,28 @@ def launch_description() -> Any:
 
     declared = [DeclareLaunchArgument(name, default_value=default, description=text)
                 for name, (default, text) in ARGUMENTS.items()]
+    declared += [DeclareLaunchArgument(name, default_value="", description=(
+        f"autoware_tensorrt_yolox's argument, taken here as {text}"))
+        for name, text in YOLOX_MAPPED.items()]
+    declared += [DeclareLaunchArgument(name, default_value="", description=(
+        f"autoware_tensorrt_yolox's argument, not used here (a warning says so): {text}"))
+        for name, text in YOLOX_UNMAPPED.items()]
     return LaunchDescription([*declared, OpaqueFunction(function=_node_actions)])
 
 
 def _node_actions(context: Any) -> list[Any]:
     from launch_ros.actions import LifecycleNode
 
+    from launch.logging import get_logger
+
     args = {name: context.launch_configurations.get(name, default)
             for name, (default, _) in ARGUMENTS.items()}
+    args.update({name: context.launch_configurations.get(name, "")
+                 for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)})
+    params = node_parameters(args)
+    for note in yolox_notes(args):
+        get_logger("sense_perception.autoware_launch").warning(note)
     return [LifecycleNode(
         package="sense_perception", executable="object_detector", name="object_detector",
-        namespace=args["namespace"], parameters=[node_parameters(args)], output="screen",
+        namespace=args["namespace"], parameters=[params], output="screen",
         emulate_tty=True, arguments=["--ros-args", "--log-level", args["log_level"]])]

@@ -157,6 +157,9 @@ class PerceptionNode(LifecycleNode):
         self.settings: Any = None
         self.lifecycle_state = "unconfigured"
         self.config_error = ""
+        # why the last activate failed, until an activate succeeds: /diagnostics said OK
+        # "inactive: waiting for lifecycle transitions" after a failed activate
+        self.activate_error = ""
         self.limits = InputLimits()
         self.health = HealthStats()
         self.camera_health: CameraHealthBank | None = None  # camera_health.enabled
@@ -364,6 +367,7 @@ class PerceptionNode(LifecycleNode):
         try:
             ret = super().on_activate(state)
             if ret != TransitionCallbackReturn.SUCCESS:
+                self.activate_error = "its lifecycle publishers could not be activated"
                 return ret
             self.health.restart_silence_clock()
             if self.camera_health is not None:
@@ -382,10 +386,12 @@ class PerceptionNode(LifecycleNode):
             self._worker.start()
             self.on_outputs_active()
         except Exception as exc:  # noqa: BLE001
+            self.activate_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"activate failed, node stays inactive: {exc!r}")
             self._stop_inputs()
             super().on_deactivate(state)  # the publishers were already activated
             return TransitionCallbackReturn.FAILURE
+        self.activate_error = ""
         self.lifecycle_state = "active"
         self.get_logger().info("active")
         return TransitionCallbackReturn.SUCCESS
@@ -679,6 +685,11 @@ class PerceptionNode(LifecycleNode):
         if self.config_error and self.lifecycle_state == "unconfigured":
             status["level"] = messages.ERROR
             status["message"] = f"not configured: {self.config_error}"
+        elif self.activate_error and self.lifecycle_state in ("unconfigured", "inactive"):
+            status["level"] = messages.ERROR
+            status["message"] = (f"{self.lifecycle_state}: activate failed ({self.activate_error}), "
+                                 "no frame is processed; fix the cause, then activate the node "
+                                 "again (ros2 lifecycle set NODE activate)")
         elif self.lifecycle_state in ("unconfigured", "inactive") and status["level"] == messages.OK:
             status["message"] = f"{self.lifecycle_state}: waiting for lifecycle transitions"
         elif self.lifecycle_state == "finalized":  # shut down for good: it will process nothing

@@ -45,8 +45,9 @@ from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_t
 from ..core.exterior_steps import ExteriorSteps
 from ..core.health.inference_guard import safe_detect
 from ..core.output.annotations import image_size_of
-from ..core.output.frame_outputs import (EXTERIOR_OUTPUTS, ExteriorFrame, frame_messages,
-                                         judged_outputs, switches, taken_topics)
+from ..core.output.frame_outputs import (DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC, EXTERIOR_OUTPUTS,
+                                         ExteriorFrame, enabled_outputs, frame_messages,
+                                         judged_outputs, output_topic, switches, taken_topics)
 from ..core.output.status import detector_hardware_id, detector_values
 from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
@@ -58,6 +59,8 @@ from .node_common import PerceptionNode, resolve_transport
 from .settings import ObjectDetectorSettings
 
 NODE_NAME = "object_detector"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 
 
 class ObjectDetectorNode(PerceptionNode):
@@ -120,6 +123,37 @@ class ObjectDetectorNode(PerceptionNode):
                 "fix: remove the remap rule that joins them (--ros-args -r, a launch file's "
                 "remappings), or the camera from camera_topics")
 
+    def check_remapped_outputs(self) -> None:
+        """Refuse an output that the node's remap rules move onto a camera image, one of the
+        node's own inputs (a loop: it would read what it publishes) or another endpoint with a
+        message type of its own, or onto driver_monitor's topics: the publishers take the
+        remapped names, which the settings' checks of the names as given never saw (R45).
+
+        Raises:
+            ConfigError: naming the remap, what it clashes with and the fix.
+        """
+        from ..core.output.remaps import Endpoint, check_remapped_outputs
+
+        settings, on = self.settings, switches(self.settings, autoware=self.autoware)
+        ends = [Endpoint(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, "the /diagnostics output", True)]
+        for (camera, cls), ns in zip(self._inputs, output_namespaces([t for t, _ in self._inputs]),
+                                     strict=True):
+            ends.append(Endpoint(camera, f"sensor_msgs/msg/{cls.__name__}",
+                                 f"the image input of camera '{camera}'", False))
+            ends += [Endpoint(output_topic(row, ns, on), row.msgtype,
+                              f"the {row.name} output of camera '{camera}'", True)
+                     for row in enabled_outputs(EXTERIOR_OUTPUTS, on)]
+        infos = list(settings.info_topics())
+        if self.autoware.enabled and self.autoware.camera_info_topic:
+            infos += [camera_info_topic(t, self.autoware.camera_info_topic)
+                      for t in settings.camera_topics]
+        ends += [Endpoint(t, CAMERA_INFO, "a CameraInfo input", False) for t in dict.fromkeys(infos) if t]
+        if self.positions.mount is None:
+            ends.append(Endpoint("/tf_static", TF_MESSAGE, "the /tf_static input", False))
+        foreign = taken_topics([], [], cabin=settings.cabin_camera_topic)
+        check_remapped_outputs(ends, self.resolve_topic_name,
+                               lambda t: self.resolve_topic_name(t, only_expand=True), foreign)
+
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
         from ..core.geometry.positioner import CameraPositions
@@ -134,14 +168,8 @@ class ObjectDetectorNode(PerceptionNode):
         t0 = time.perf_counter()
         self.ignore = IgnoreRegions.from_params(params, source)
         self.ignore.check_topics(list(self.settings.camera_topics), source)
-        self.detector = build_detector(params, source)
-        tracking = TrackingConfig.from_params(params, source)
-        velocity = VelocityConfig.from_params(params, source)
-        self.trackers = TrackerBank(tracking, self.detector.label_names, velocity) \
-            if tracking.enabled else None
+        # The topics first, before any model loads: a clash is refused in a moment.
         self.autoware = section_from_params(AutowareConfig, params, "autoware.", source)
-        self.steps = ExteriorSteps(self.detector, self.trackers, self.positions, self.ignore,
-                                   self.autoware)
         # Refuses clashes: two cameras on one topic, or a topic an input or another output has.
         cameras = list(self.settings.camera_topics)
         taken = taken_topics(cameras, output_namespaces(cameras), {
@@ -154,6 +182,19 @@ class ObjectDetectorNode(PerceptionNode):
         objects = rois_topics(cameras, self.autoware.objects_topic, "autoware.objects_topic", {
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(cameras, rois, strict=True) if t}})
+        self.check_remapped_outputs()
+        self.detector = build_detector(params, source)
+        tracking = TrackingConfig.from_params(params, source)
+        velocity = VelocityConfig.from_params(params, source)
+        self.trackers = TrackerBank(tracking, self.detector.label_names, velocity) \
+            if tracking.enabled else None
+        self.steps = ExteriorSteps(self.detector, self.trackers, self.positions, self.ignore,
+                                   self.autoware)
+        if "animal" in self.detector.label_names and (self.autoware.enabled or any(objects)):
+            self.get_logger().warning(
+                "detector.animals: animals reach Autoware as ANIMAL 8; roi_detected_object_fusion "
+                "indexes its can_assign_matrix with the ROI's label: give it 9 labels or more "
+                "(Autoware's parameter files have 8), or set detector.animals: false")
         for what, topics in (("ROIs", rois), ("DetectedObjects", objects)):
             if any(topics):
                 self.get_logger().info(f"Autoware {what}: " + ", ".join(

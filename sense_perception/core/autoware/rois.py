@@ -47,11 +47,12 @@ DETECTED_OBJECTS_WITH_FEATURE = "tier4_perception_msgs/msg/DetectedObjectsWithFe
 UNKNOWN, CAR, TRUCK, BUS, TRAILER, MOTORCYCLE, BICYCLE, PEDESTRIAN = range(8)
 ANIMAL, HAZARD, OVER_DRIVABLE, UNDER_DRIVABLE = range(8, 12)
 
-#: The project's labels (:data:`~sense_perception.core.detection.labels.AD_LABELS`) that have an
-#: Autoware class. traffic_light and stop_sign (and any ``keep_other_classes`` label) have none.
+#: The project's labels (:data:`~sense_perception.core.detection.labels.AD_LABELS`, and ``animal``
+#: with ``detector.animals``) that have an Autoware class. traffic_light and stop_sign (and any
+#: ``keep_other_classes`` label) have none.
 AUTOWARE_LABELS: dict[str, int] = {
     "pedestrian": PEDESTRIAN, "car": CAR, "truck": TRUCK, "bus": BUS, "bicycle": BICYCLE,
-    "motorcycle": MOTORCYCLE,
+    "motorcycle": MOTORCYCLE, "animal": ANIMAL,
 }
 
 #: What happens to a detection whose label has no Autoware class (``autoware.other_labels``).

@@ -27,7 +27,7 @@ from .ignore_regions import IgnoreRegionSettings
 from .low_light import LowLightSettings, brighten_input
 from ..imaging.frame_guard import MIN_FRAME_PX
 from ..imaging.image_decode import VIEW_ORDERS, ImageView, SizeFloor, source_size
-from .labels import AD_LABELS, LabelMap, build_label_map
+from .labels import LabelMap, build_label_map, output_labels
 from ..runtime.model_prepare import prepare_detector_model
 from ..runtime.openvino_session import PROVIDER as OPENVINO_PROVIDER
 from ..runtime.model_registry import MODELS, InputSpec, get_model, read_labels, sha256_file
@@ -106,6 +106,10 @@ class ClassThresholds:
         "description": "lowest score of stop_sign kept by the general model, 0..1; negative: "
             "detector.score_threshold",
         "range": (-1.0, 1.0)})
+    animal: float = field(default=-1.0, metadata={
+        "description": "lowest score of animal (detector.animals) kept by the general model, "
+            "0..1; negative: detector.score_threshold",
+        "range": (-1.0, 1.0)})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -121,7 +125,7 @@ class ClassThresholds:
 
     def of(self, label: str, default: float) -> float:
         """Threshold of ``label`` (``default`` for labels without one of their own)."""
-        value = getattr(self, label, -1.0) if label in AD_LABELS else -1.0
+        value = getattr(self, label, -1.0) if label in output_labels(animals=True) else -1.0
         return default if value < 0 else value
 
 
@@ -168,6 +172,9 @@ class DetectorConfig:
             output of a frame (detections, ROIs, annotations...) holds at most this many.
         keep_other_classes: report classes outside the driving label set (under their own
             snake_case names) instead of dropping them.
+        animals: report COCO's animal classes (dog, horse, sheep, cow, cat, bird, bear,
+            elephant, zebra, giraffe) as one label, ``animal`` (after the driving labels; sent to
+            Autoware as ANIMAL 8). Off by default (docs/detection-quality.md#animals).
         batching: try to run several images in one inference (verified at load, else one by one).
         max_batch: most images per inference call.
         input_width, input_height: network input size for models whose input size is dynamic
@@ -223,6 +230,7 @@ class DetectorConfig:
             "every pair: unbounded, a frame's candidates took seconds and gigabytes)",
         "range": (1, MAX_DETECTIONS)})
     keep_other_classes: bool = False
+    animals: bool = False
     batching: bool = True
     max_batch: int = field(default=8, metadata={"range": (1, 64)})
     input_width: int = field(default=0, metadata={
@@ -451,7 +459,7 @@ class ObjectDetector:
         self.family = self._decoder.family
         self.preprocess_spec = self._preprocess_spec(registry_input, width, height)
         self._label_map: LabelMap = build_label_map(classes, cfg.keep_other_classes,
-                                                    self.labels_source)
+                                                    self.labels_source, cfg.animals)
         self.label_names: list[str] = list(self._label_map.names)
         check_vehicle_labels(cfg.duplicates, self.label_names, self.model_name)
         if owned_labels is not None or excluded_labels:

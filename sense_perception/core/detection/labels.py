@@ -1,8 +1,9 @@
 """Model classes -> the label set a driving stack uses.
 
 The output set starts with :data:`AD_LABELS` (always in this order, so label indices are stable
-across models); other model classes are dropped, or appended after them with snake_case names when
-``detector.keep_other_classes`` is set.
+across models), then :data:`ANIMAL` when ``detector.animals`` is set (COCO's animal classes as one
+label: an animal on the road); other model classes are dropped, or appended after them with
+snake_case names when ``detector.keep_other_classes`` is set.
 """
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from ...errors import ModelError
 AD_LABELS: tuple[str, ...] = (
     "pedestrian", "bicycle", "car", "motorcycle", "bus", "truck", "traffic_light", "stop_sign",
 )
+
+#: The label of COCO's animal classes with ``detector.animals`` on (Autoware's ANIMAL 8).
+ANIMAL = "animal"
+#: Model class names (normalised) reported as :data:`ANIMAL`: COCO's ten animal classes.
+ANIMAL_CLASSES: frozenset[str] = frozenset({
+    "animal", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"})
 
 # Model class name (normalised: lower case, spaces/dashes as underscores) -> AD label.
 _TO_AD: dict[str, str] = {
@@ -78,26 +85,37 @@ class LabelMap:
         return LabelMap(self.names, lookup)
 
 
+def output_labels(animals: bool = False) -> tuple[str, ...]:
+    """The driving labels a detector starts its label list with: :data:`AD_LABELS`, then
+    :data:`ANIMAL` with ``detector.animals`` on."""
+    return (*AD_LABELS, ANIMAL) if animals else AD_LABELS
+
+
 def build_label_map(model_classes: list[str], keep_other_classes: bool = False,
-                    source: str = "labels") -> LabelMap:
+                    source: str = "labels", animals: bool = False) -> LabelMap:
     """Build the map for a model whose class names are ``model_classes``.
+
+    ``animals``: COCO's animal classes (:data:`ANIMAL_CLASSES`) become the label :data:`ANIMAL`
+    (else they are other classes: dropped, or kept under their own names).
 
     Raises:
         ModelError: no class maps to the AD label set and other classes are dropped, so the
             detector could never report anything.
     """
-    names = list(AD_LABELS)
+    names = list(output_labels(animals))
     lookup = np.full(len(model_classes), -1, np.int32)
     for index, raw in enumerate(model_classes):
         key = normalise_name(raw)
         if key in _TO_AD:
             lookup[index] = AD_LABELS.index(_TO_AD[key])
+        elif animals and key in ANIMAL_CLASSES:
+            lookup[index] = names.index(ANIMAL)
         elif keep_other_classes:
             if key not in names:
                 names.append(key)
             lookup[index] = names.index(key)
     if not (lookup >= 0).any():
         raise ModelError(f"no class in {source} maps to the driving label set "
-                         f"({', '.join(AD_LABELS)}); fix: check that it is this model's labels "
+                         f"({', '.join(names)}); fix: check that it is this model's labels "
                          "file, or set detector.keep_other_classes: true to report its own classes")
     return LabelMap(tuple(names), lookup)

@@ -18,6 +18,7 @@ _LABEL_COLOURS = {
     "truck": (50, 205, 50),
     "traffic_light": (0, 255, 255),
     "stop_sign": (0, 0, 180),
+    "animal": (30, 105, 210),  # chocolate brown
     # The driver's face in the cabin: bright cyan stands out (WCAG contrast >= 3:1) on a dark and
     # on a mid-grey cabin alike, and from the skin tones inside the box.
     "driver": (255, 255, 0),

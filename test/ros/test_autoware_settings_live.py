@@ -1,0 +1,77 @@
+"""object_detector's settings and lifecycle as an Autoware drop-in, in-process (SECURITY.md R45):
+a remap rule moving an output onto an image or one of the node's own inputs is refused at
+configure, and a failed activate shows in /diagnostics until an activate succeeds."""
+from __future__ import annotations
+
+import pytest
+
+from ros_helpers import level, overrides, published_status
+
+pytestmark = pytest.mark.ros
+
+CAMERA = "/sensing/camera/camera0/image_rect_color"
+ROIS = "/perception/object_recognition/detection/rois0"
+
+
+def _detector(context, name, cli_args=(), **params):
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    return ObjectDetectorNode(name, context=context, cli_args=["--ros-args", *cli_args] if cli_args else None,
+                              parameter_overrides=overrides(**{
+                                  "camera_topics": [CAMERA], "autoware.rois_topic": ROIS,
+                                  "detector.pedestrian_model": "none",
+                                  "runtime.providers": ["CPUExecutionProvider"],
+                                  "runtime.intra_op_threads": 1, **params}))
+
+
+def test_a_failed_activate_is_an_error_in_diagnostics_until_an_activate_succeeds(context):
+    """A failed activate left /diagnostics at OK "inactive: waiting for lifecycle transitions":
+    a monitor saw a healthy node that processed nothing. It is an ERROR naming why now."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = _detector(context, "aw45_activate")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+        def broken() -> None:  # fault injection: the latched LabelInfo cannot be published
+            raise RuntimeError("injected: publish failed")
+
+        node.on_outputs_active = broken
+        assert node.trigger_activate() == TransitionCallbackReturn.FAILURE
+        status = published_status(node)
+        assert level(status) == 2, status.message
+        assert "activate failed" in status.message and "injected: publish failed" in status.message
+        del node.on_outputs_active
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert "activate failed" not in published_status(node).message
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("rule, fragment", [
+    # Autoware's ROIs onto the camera image the node reads: a loop, two types on one topic
+    (f"{ROIS}:={CAMERA}", "the node would read its own output"),
+    # onto another camera's image
+    (f"{ROIS}:=/sensing/camera/camera1/image_rect_color", "a camera image topic"),
+    # the detections onto the camera's CameraInfo input
+    ("/sensing/camera/camera0/detections:=/sensing/camera/camera0/camera_info",
+     "the node would read its own output"),
+    # the image input onto the node's own ROI output
+    (f"{CAMERA}:={ROIS}", "the node would read its own output"),
+])
+def test_a_remap_moving_an_output_onto_an_image_or_an_input_is_refused_at_configure(
+        context, rule, fragment):
+    """`--ros-args -r FROM:=TO` (a launch file's remappings) moves a publisher or subscription,
+    not the parameter: the settings' checks of the names as given passed, and the node published
+    its ROIs on the image topic it read. Refused now at configure, before any model loads."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = _detector(context, "aw45_remap", ["-r", rule])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.detector is None and node.lifecycle_state == "unconfigured"
+        assert "remap rules put" in node.config_error and fragment in node.config_error
+        assert "remapped to" in node.config_error and "remove the remap rule" in node.config_error
+    finally:
+        node.destroy_node()
