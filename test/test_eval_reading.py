@@ -21,8 +21,10 @@ from PIL import Image, ImageFile
 
 from sense_perception.core.imaging.frame_guard import InputLimits
 from sense_perception.core.imaging.image_file import probe_image_header, read_image_file
-from sense_perception.evaluation.ground_truth import GroundTruthImage
+from sense_perception.evaluation.ground_truth import GroundTruthImage, load_ground_truth
+from sense_perception.evaluation.report import to_dict
 from sense_perception.evaluation.run import check_images
+from sense_perception.evaluation.scoring import ImageDetections, evaluate
 
 
 def _png_with_late_exif(path: Path, orientation: int) -> None:
@@ -79,3 +81,48 @@ def test_the_header_check_opens_each_image_once_and_decodes_no_pixel(
     assert (kept[1].width, kept[1].height) == (20, 40)
     assert read_image_file(turned).shape[:2] == (40, 20)
     assert probe_image_header(turned).turned and not probe_image_header(plain).turned
+
+
+def _write(tmp_path: Path, doc: dict, name: str = "gt.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+PERSON_BOX = [100.0, 100.0, 140.0, 200.0]
+CAR_BOX = [300.0, 300.0, 400.0, 380.0]
+WALKER_BOX = [500.0, 100.0, 540.0, 200.0]
+DETECTOR = ("pedestrian", "bicycle", "car", "motorcycle", "bus", "truck")
+
+
+def _dets(*rows: tuple[list[float], float, str]) -> ImageDetections:
+    return ImageDetections(np.array([r[0] for r in rows], np.float64).reshape(-1, 4),
+                           np.array([r[1] for r in rows], np.float64), [r[2] for r in rows])
+
+
+@pytest.mark.parametrize("name", ["rider", "Rider", "bicyclist", "motorcyclist"])
+def test_a_rider_of_another_label_set_is_read_as_kitti_s_cyclist(tmp_path: Path, name: str) -> None:
+    """A Cityscapes (or BDD100K) ``rider`` was a class of its own: not scored, and the pedestrian
+    detection on it a false positive; it is KITTI's cyclist now, an ignore region for pedestrian,
+    bicycle and motorcycle detections, in the project format and in COCO alike."""
+    boxes = [{"label": name, "bbox_xyxy": PERSON_BOX}, {"label": "car", "bbox_xyxy": CAR_BOX},
+             {"label": "pedestrian", "bbox_xyxy": WALKER_BOX}]
+    gt_project = load_ground_truth(_write(tmp_path, {"cameras": {"a": {
+        "image": "a.jpg", "width": 640, "height": 480, "boxes": boxes}}}))
+    gt_coco = load_ground_truth(_write(tmp_path, {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+        "categories": [{"id": 1, "name": name}, {"id": 2, "name": "car"},
+                       {"id": 3, "name": "person"}],
+        "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [100, 100, 40, 100]},
+                        {"id": 6, "image_id": 1, "category_id": 2, "bbox": [300, 300, 100, 80]},
+                        {"id": 7, "image_id": 1, "category_id": 3, "bbox": [500, 100, 40, 100]}]},
+        "coco.json"))
+    on_rider = _dets((PERSON_BOX, 0.9, "pedestrian"), ([98, 150, 142, 202], 0.8, "bicycle"),
+                     (CAR_BOX, 0.9, "car"), (WALKER_BOX, 0.9, "pedestrian"))
+    for gt in (gt_project, gt_coco):
+        assert gt[0].labels[0] == "cyclist"
+        result = evaluate(gt, [on_rider], None, DETECTOR, 0.5)
+        assert result.not_scored == ["cyclist"]
+        # the pedestrian detection on the rider is neither a hit nor a false positive
+        assert result.fp == 0 and result.classes["pedestrian"].tp == 1, to_dict(result)
+        assert result.classes["car"].tp == 1

@@ -5,7 +5,8 @@ pycocotools does the matching (greedy by score, one detection per box) and the a
 matcher decides every figure. Difficult boxes are given to it as ``iscrowd`` regions: a detection
 lying on one (intersection over the detection's own area >= the IoU threshold) is neither a hit nor
 a false positive, and the box is never a miss. Some ground-truth classes the detector does not have
-stand in for classes it does (:data:`NEIGHBOUR_IGNORE`): a rider's box (``cyclist``) is an ignore
+stand in for classes it does (:data:`NEIGHBOUR_IGNORE`): a rider's box (``cyclist``; Cityscapes'
+``rider`` is read as it) is an ignore
 region for pedestrian, bicycle and motorcycle detections, since riders have no pedestrian box.
 """
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .ground_truth import IGNORE_ALL, GroundTruthImage
+from .gt_fields import RIDER
 
-NEIGHBOUR_IGNORE: dict[str, tuple[str, ...]] = {"cyclist": ("pedestrian", "bicycle", "motorcycle")}
+# (a Cityscapes or BDD100K ``rider`` is read as ``cyclist``: gt_fields.RIDER_NAMES)
+NEIGHBOUR_IGNORE: dict[str, tuple[str, ...]] = {RIDER: ("pedestrian", "bicycle", "motorcycle")}
 # Recall by object height in pixels: [low, high) per bin.
 HEIGHT_BINS: tuple[tuple[str, float, float], ...] = (
     ("<25", 0.0, 25.0), ("25-50", 25.0, 50.0), ("50-100", 50.0, 100.0), (">=100", 100.0, np.inf))
