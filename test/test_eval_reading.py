@@ -126,3 +126,51 @@ def test_a_rider_of_another_label_set_is_read_as_kitti_s_cyclist(tmp_path: Path,
         # the pedestrian detection on the rider is neither a hit nor a false positive
         assert result.fp == 0 and result.classes["pedestrian"].tp == 1, to_dict(result)
         assert result.classes["car"].tp == 1
+
+
+def test_a_missed_box_is_named_as_its_file_names_it(tmp_path: Path) -> None:
+    """A missed COCO box was named by its place among its image's annotations (1 for the
+    annotation with id 57 below), a KITTI box by its place among the label lines that are boxes
+    (Misc lines skipped); eval.json gives the annotation id and the line now, beside the place."""
+    coco = _write(tmp_path, {
+        "images": [{"id": 3, "file_name": "a.jpg", "width": 640, "height": 480}],
+        "categories": [{"id": 1, "name": "car"}],
+        "annotations": [{"id": 101, "image_id": 3, "category_id": 1, "bbox": [300, 300, 100, 80]},
+                        {"id": 57, "image_id": 3, "category_id": 1, "bbox": [10, 10, 100, 80]}]},
+        "coco.json")
+    found_first = _dets((CAR_BOX, 0.9, "car"))
+    result = evaluate(load_ground_truth(coco), [found_first], None, DETECTOR, 0.5)
+    assert to_dict(result)["classes"]["car"]["missed"] == [
+        {"image": "3", "box": 1, "annotation_id": 57}]
+
+    labels = tmp_path / "training" / "label_2"
+    labels.mkdir(parents=True)
+    (tmp_path / "training" / "image_2").mkdir()
+    cv2.imwrite(str(tmp_path / "training" / "image_2" / "000001.png"), np.zeros((480, 640, 3), np.uint8))
+    (labels / "000001.txt").write_text(
+        "Misc 0 0 0 5 5 50 50 0 0 0 0 0 0 0\n\n"
+        "Car 0 0 0 300 300 400 380 0 0 0 0 0 0 0\n"
+        "Car 0 0 0 10 10 110 90 0 0 0 0 0 0 0\n")
+    result = evaluate(load_ground_truth(labels), [found_first], None, DETECTOR, 0.5)
+    assert to_dict(result)["classes"]["car"]["missed"] == [
+        {"image": "000001", "box": 1, "line": 4}]
+
+    project = _write(tmp_path, {"cameras": {"a": {"image": "a.jpg", "width": 640, "height": 480,
+                                                  "boxes": [{"label": "car", "bbox_xyxy": CAR_BOX},
+                                                            {"label": "car", "bbox_xyxy": [10, 10, 110, 90]}]}}})
+    result = evaluate(load_ground_truth(project), [found_first], None, DETECTOR, 0.5)
+    assert to_dict(result)["classes"]["car"]["missed"] == [{"image": "a", "box": 1}]
+
+
+@pytest.mark.parametrize("annotations,words", [
+    ([{"image_id": 3, "category_id": 1, "bbox": [1, 1, 5, 5]}], r"annotations\[0\]: needs 'id'"),
+    ([{"id": 4, "image_id": 3, "category_id": 1, "bbox": [1, 1, 5, 5]},
+      {"id": 4, "image_id": 3, "category_id": 1, "bbox": [9, 9, 5, 5]}],
+     r"annotations\[1\]: annotation id 4 is also .*annotations\[0\]; ids must be unique")])
+def test_coco_annotations_need_unique_ids(tmp_path: Path, annotations: list, words: str) -> None:
+    from sense_perception.errors import GroundTruthError
+
+    coco = _write(tmp_path, {"images": [{"id": 3, "file_name": "a.jpg"}],
+                             "categories": [{"id": 1, "name": "car"}], "annotations": annotations})
+    with pytest.raises(GroundTruthError, match=words):
+        load_ground_truth(coco)

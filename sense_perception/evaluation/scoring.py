@@ -48,7 +48,9 @@ class ClassScore:
         recall_by_height: bin name -> (found, total).
         curve: (recall thresholds, interpolated precision) of the low-threshold run, for plots.
         heights_missed: heights of the boxes that were not found.
-        missed: (image key, box index in that image's ground truth) of every box not found.
+        missed: every box not found, as :meth:`GroundTruthImage.box_name` names it: its image,
+            its place among the image's boxes and, where the file numbers its boxes, that number
+            (a COCO annotation's ``annotation_id``, a KITTI box's ``line``).
     """
 
     label: str
@@ -59,7 +61,7 @@ class ClassScore:
     recall_by_height: dict[str, tuple[int, int]] = field(default_factory=dict)
     curve: tuple[np.ndarray, np.ndarray] | None = None
     heights_missed: list[float] = field(default_factory=list)
-    missed: list[tuple[str, int]] = field(default_factory=list)
+    missed: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def recall(self) -> float | None:
@@ -242,8 +244,8 @@ def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[Image
             h = anns[gt_id]["bbox"][3]
             if not hit:
                 score.heights_missed.append(h)
-                score.missed.append((ground_truth[anns[gt_id]["image_id"] - 1].key,
-                                     anns[gt_id]["box_index"]))
+                score.missed.append(ground_truth[anns[gt_id]["image_id"] - 1].box_name(
+                    anns[gt_id]["box_index"]))
             for bin_name, low, high in HEIGHT_BINS:
                 if low <= h < high:
                     f, t = score.recall_by_height[bin_name]
