@@ -174,3 +174,39 @@ def test_coco_annotations_need_unique_ids(tmp_path: Path, annotations: list, wor
                              "categories": [{"id": 1, "name": "car"}], "annotations": annotations})
     with pytest.raises(GroundTruthError, match=words):
         load_ground_truth(coco)
+
+
+def test_the_project_format_s_categories_are_scored_boxes_or_not(tmp_path: Path) -> None:
+    """``categories`` was read by nobody: a class the file labels but no frame shows (no
+    pedestrian on a motorway) went unscored, its detections no false positives. It means what a
+    COCO file's categories mean now."""
+    doc = {"categories": ["person", "car", "Van", "DontCare", "rider"],
+           "cameras": {"a": {"image": "a.jpg", "width": 640, "height": 480,
+                             "boxes": [{"label": "car", "bbox_xyxy": CAR_BOX}]}}}
+    gt = load_ground_truth(_write(tmp_path, doc))
+    assert gt[0].declared == ("car", "cyclist", "pedestrian")
+    result = evaluate(gt, [_dets((CAR_BOX, 0.9, "car"), (PERSON_BOX, 0.8, "pedestrian"),
+                                 ([0, 0, 50, 50], 0.7, "bus"))], None, DETECTOR, 0.5)
+    assert list(result.classes) == ["pedestrian", "car"]  # the bus is no class the file labels
+    assert (result.classes["pedestrian"].gt, result.classes["pedestrian"].fp) == (0, 1)
+    assert result.not_scored == []  # cyclist: declared, but no box has it
+    # without the key, only classes with a box are scored (as before)
+    del doc["categories"]
+    assert list(evaluate(load_ground_truth(_write(tmp_path, doc)), [_dets()], None, DETECTOR,
+                         0.5).classes) == ["car"]
+
+
+@pytest.mark.parametrize("categories,words", [
+    ("car", r"categories: expected a list of class names"),
+    ([{"id": 1, "name": "car"}], r"categories\[0\]: expected a class name"),
+    (["pedestrian"], r"cameras\.a\.boxes\[0\]\.label: 'Car' \(car\) is not one of the file's "
+                     r"'categories' \(pedestrian\); fix: add it"),
+])
+def test_project_categories_that_cannot_be_read_or_miss_a_label_are_refused(
+        tmp_path: Path, categories: object, words: str) -> None:
+    from sense_perception.errors import GroundTruthError
+
+    doc = {"categories": categories,
+           "cameras": {"a": {"image": "a.jpg", "boxes": [{"label": "Car", "bbox_xyxy": CAR_BOX}]}}}
+    with pytest.raises(GroundTruthError, match=words):
+        load_ground_truth(_write(tmp_path, doc))

@@ -8,8 +8,10 @@ a miss nor, when a detection lies on it, as a false positive.
 Project format (``{"cameras": {KEY: {"image": PATH relative to the file, "boxes": [{"label",
 "bbox_xyxy": [x1, y1, x2, y2], "difficult": bool (optional)}]}}}``; ``width``/``height`` optional,
 read from the image when absent; optional ``"ignore_regions": [{"bbox_xyxy": [...]}]`` per camera:
-areas where no detection counts, such as dense far traffic that could not be labelled). Class
-names are read as COCO's are: ``person`` -> ``pedestrian``, ``Car`` -> ``car``.
+areas where no detection counts, such as dense far traffic that could not be labelled; optional
+top-level ``"categories": [NAME, ...]``: the classes the file labels, scored boxes or not, as a
+COCO file's categories). Class names are read as COCO's are: ``person`` -> ``pedestrian``,
+``Car`` -> ``car``.
 
 Every value is checked (:mod:`.gt_fields`): a wrong type, a repeated or unknown id, a box wholly
 outside its image is a :class:`~sense_perception.errors.GroundTruthError` naming the file, the entry
@@ -165,6 +167,7 @@ def load_project(path: Path, doc: Any = None,
     if not isinstance(cameras, dict) or not cameras:
         raise GroundTruthError(f"{path}: expected {{\"cameras\": {{KEY: {{\"image\": ..., "
                                "\"boxes\": [...]}}} with at least one camera")
+    declared = _project_categories(path, doc)
     images = []
     for name, cam in cameras.items():
         where = f"{path}: cameras.{entry_key(name, f'{path}: cameras')}"
@@ -179,6 +182,11 @@ def load_project(path: Path, doc: Any = None,
                 raise GroundTruthError(f"{at}: needs 'label' and 'bbox_xyxy'")
             cls, difficult = _read_as_kitti(label(box["label"], f"{at}.label"),
                                             flag(box.get("difficult", False), f"{at}.difficult"))
+            if declared is not None and cls != IGNORE_ALL and cls not in declared:
+                raise GroundTruthError(
+                    f"{at}.label: {box['label']!r} ({cls}) is not one of the file's 'categories' "
+                    f"({', '.join(declared) or 'none'}); fix: add it to 'categories' or correct "
+                    "the label")
             rows.append((cls, xyxy(box["bbox_xyxy"], f"{at}.bbox_xyxy"), difficult))
         regions = sequence(cam.get("ignore_regions", []), f"{where}.ignore_regions", "regions")
         for i, region in enumerate(regions):
@@ -193,8 +201,28 @@ def load_project(path: Path, doc: Any = None,
         except (OSError, ValueError) as exc:
             raise GroundTruthError(f"{where}.image: {_show_path(image)} is not a usable path: "
                                    f"{exc}") from None
-        images.append(_image(name, resolved, width, height, rows, where))
+        images.append(_image(name, resolved, width, height, rows, where, declared or ()))
     return images
+
+
+def _project_categories(path: Path, doc: dict) -> tuple[str, ...] | None:
+    """The project file's optional ``"categories": [NAME, ...]``: the classes it labels, boxes or
+    not, read as its box labels are (``person`` -> ``pedestrian``, ``rider`` -> ``cyclist``,
+    ``dontcare`` none); None where the file has none.
+
+    As a COCO file's categories: a listed class with no box in any image is scored all the same
+    (its detections false positives). The key was read by nobody, so a pedestrian set's
+    pedestrian detections went unscored where no frame had a pedestrian.
+
+    Raises:
+        GroundTruthError: not a list of class names.
+    """
+    if "categories" not in doc:
+        return None
+    where = f"{path}: categories"
+    names = sequence(doc["categories"], where, "class names such as [\"pedestrian\", \"car\"]")
+    read = {_read_as_kitti(label(name, f"{where}[{i}]"), False)[0] for i, name in enumerate(names)}
+    return tuple(sorted(read - {IGNORE_ALL}))
 
 
 def _read_as_kitti(name: str, difficult: bool) -> tuple[str, bool]:

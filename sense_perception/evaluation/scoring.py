@@ -99,8 +99,8 @@ def scored_labels(ground_truth: Sequence[GroundTruthImage], detector_labels: Seq
 
     False positives are only counted for classes the ground truth covers: a detector class the
     labels never mention (traffic lights in a pedestrian set) says nothing about its quality.
-    A class it declares (``declared``, a COCO file's categories) is covered without a box; one
-    the detector lacks is listed as not scored only where a box has it.
+    A class it declares (``declared``, a COCO or project file's categories) is covered without a
+    box; one the detector lacks is listed as not scored only where a box has it.
     """
     listed = set(declared) | {lb for g in ground_truth for lb in g.declared}
     present = ({lb for g in ground_truth for lb in g.labels}
