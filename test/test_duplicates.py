@@ -127,8 +127,28 @@ def test_one_vehicle_gets_one_label() -> None:
     assert keep.tolist() == [True, False, True]
 
 
+def test_vehicle_nms_iou_1_joins_only_boxes_that_coincide_and_0_is_off() -> None:
+    """1 was a second "off" (IoU above 1 never happens) beside the documented 0: one box scored
+    car and truck stayed two vehicles. At and above, as ``nested_containment``: 1 joins a box
+    scored with two labels, and nothing that merely overlaps."""
+    twice = dets((100, 100, 400, 300, 0.7, CAR), (100, 100, 400, 300, 0.5, TRUCK),
+                 (101, 100, 401, 300, 0.4, BUS))  # IoU 0.99 with the first two
+    keep, _ = vehicle_nms(twice.boxes, twice.scores, twice.labels, np.ones(3, bool), 1.0)
+    assert keep.tolist() == [True, False, True]
+    out = suppress_duplicates(twice, list(AD_LABELS), DuplicateSettings(
+        nested_containment=0.0, vehicle_nms_iou=1.0))
+    assert out.labels.tolist() == [CAR, BUS]
+    off = suppress_duplicates(twice, list(AD_LABELS), DuplicateSettings(
+        nested_containment=0.0, vehicle_nms_iou=0.0))
+    assert len(off) == 3
+    # the description, the check and the docs say the same
+    from dataclasses import fields
+    text = {f.name: f.metadata["description"] for f in fields(DuplicateSettings)}["vehicle_nms_iou"]
+    assert "0: off" in text and "1: only boxes that coincide" in text
+
+
 @pytest.mark.parametrize("key,value,words", [
-    ("nested_containment", 1.5, "within 0..1"), ("vehicle_nms_iou", -0.1, "within 0..1"),
+    ("nested_containment", 1.5, "within 0..1"), ("vehicle_nms_iou", 1.01, "within 0..1"), ("vehicle_nms_iou", -0.1, "within 0..1"),
     ("nested_keep_aspect", 0.5, ">= 1"), ("nested_keep_bottom_gap", 3.0, "within 0..2"),
     ("nested_keep_min_score", 2.5, "within 0..2"), ("nested_outer_score_ratio", 1.2, "within 0..1"),
     ("nested_recheck_crops", -1, "within 0..100"), ("nested_recheck_crops", 101, "within 0..100"),

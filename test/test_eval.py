@@ -214,7 +214,9 @@ def test_eval_command_on_real_labelled_frames(tmp_path: Path) -> None:
     assert main(["eval", str(gt), "--out", str(out), "--iou", "0.3"]) == 0
     doc = json.loads((out / "eval.json").read_text())
     assert doc["images"] == 4 and doc["iou"] == 0.3
-    assert set(doc["classes"]) == {"pedestrian", "car", "truck"}  # what the labels cover
+    # what the labels cover: the file's categories, bus among them with no bus in view
+    assert set(doc["classes"]) == {"pedestrian", "car", "bus", "truck"}
+    assert doc["classes"]["bus"]["gt"] == 0
     assert doc["not_scored"] == ["cyclist"]
     car = doc["classes"]["car"]
     assert {"gt", "tp", "fp", "recall", "precision", "ap", "recall_by_height"} <= set(car)

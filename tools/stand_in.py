@@ -83,7 +83,8 @@ def make_stand_in(ground_truth: Path, out: Path, change: FrameChange, note: str)
             print(f"error: cannot write {out / name}: {exc.strerror or exc}", file=sys.stderr)
             raise SystemExit(2) from None
         cameras[key] = {"image": name, **{k: v for k, v in entry.items() if k != "image"}}
-    write_result_json(out / "ground_truth.json",
-                      {"note": note, "categories": doc.get("categories", []), "cameras": cameras},
-                      indent=None)
+    # the classes the source labels, as it says them (eval scores them boxes or not); none where
+    # it says none: an empty list would declare that it labels nothing
+    head = {"note": note, **({"categories": doc["categories"]} if "categories" in doc else {})}
+    write_result_json(out / "ground_truth.json", {**head, "cameras": cameras}, indent=None)
     return len(cameras)

@@ -8,8 +8,10 @@ a miss nor, when a detection lies on it, as a false positive.
 Project format (``{"cameras": {KEY: {"image": PATH relative to the file, "boxes": [{"label",
 "bbox_xyxy": [x1, y1, x2, y2], "difficult": bool (optional)}]}}}``; ``width``/``height`` optional,
 read from the image when absent; optional ``"ignore_regions": [{"bbox_xyxy": [...]}]`` per camera:
-areas where no detection counts, such as dense far traffic that could not be labelled). Class
-names are read as COCO's are: ``person`` -> ``pedestrian``, ``Car`` -> ``car``.
+areas where no detection counts, such as dense far traffic that could not be labelled; optional
+top-level ``"categories": [NAME, ...]``: the classes the file labels, scored boxes or not, as a
+COCO file's categories). Class names are read as COCO's are: ``person`` -> ``pedestrian``,
+``Car`` -> ``car``.
 
 Every value is checked (:mod:`.gt_fields`): a wrong type, a repeated or unknown id, a box wholly
 outside its image is a :class:`~sense_perception.errors.GroundTruthError` naming the file, the entry
@@ -66,6 +68,11 @@ class GroundTruthImage:
             categories): their detections are scored where no box has that class too.
         clipped: boxes that reached past the image's edge, cut to it by :func:`clip_to_image`
             (ignore regions are cut too, not counted).
+        ids: per box, the name its file gives it, where the format has one (a COCO
+            annotation's id, a KITTI box's line in its label file); empty for the project format,
+            whose boxes are named by their place in the camera's ``boxes``.
+        id_name: what ``ids`` are, the key naming a missed box in eval.json (``annotation_id``,
+            ``line``); empty without ids.
     """
 
     key: str
@@ -77,6 +84,17 @@ class GroundTruthImage:
     difficult: np.ndarray
     declared: tuple[str, ...] = ()
     clipped: int = 0
+    ids: tuple[Any, ...] = ()
+    id_name: str = ""
+
+    def box_name(self, index: int) -> dict[str, Any]:
+        """How eval.json names box ``index`` of this image: its place (``box``) and, where the
+        file numbers its boxes, that number (``annotation_id`` of a COCO box, ``line`` of a KITTI
+        one), by which a user finds it in the file."""
+        name: dict[str, Any] = {"image": self.key, "box": index}
+        if self.id_name:
+            name[self.id_name] = self.ids[index]
+        return name
 
     @property
     def heights(self) -> np.ndarray:
@@ -85,14 +103,16 @@ class GroundTruthImage:
 
 
 def _image(key: str, path: Path, width: int, height: int, rows: list[tuple[str, list, bool]],
-           where: str, declared: tuple[str, ...] = ()) -> GroundTruthImage:
+           where: str, declared: tuple[str, ...] = (), ids: tuple[Any, ...] = (),
+           id_name: str = "") -> GroundTruthImage:
     boxes = np.array([r[1] for r in rows], np.float64).reshape(-1, 4)
     bad = np.flatnonzero((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
     if len(bad):
         raise GroundTruthError(f"{where}: box {int(bad[0])} {boxes[bad[0]].tolist()} is empty "
                                "(bbox_xyxy must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1)")
     return GroundTruthImage(key, path, int(width), int(height), boxes, [r[0] for r in rows],
-                            np.array([r[2] for r in rows], bool), declared)
+                            np.array([r[2] for r in rows], bool), declared, ids=ids,
+                            id_name=id_name)
 
 
 def animal_labels(image: GroundTruthImage) -> GroundTruthImage:
@@ -159,6 +179,7 @@ def load_project(path: Path, doc: Any = None,
     if not isinstance(cameras, dict) or not cameras:
         raise GroundTruthError(f"{path}: expected {{\"cameras\": {{KEY: {{\"image\": ..., "
                                "\"boxes\": [...]}}} with at least one camera")
+    declared = _project_categories(path, doc)
     images = []
     for name, cam in cameras.items():
         where = f"{path}: cameras.{entry_key(name, f'{path}: cameras')}"
@@ -173,6 +194,11 @@ def load_project(path: Path, doc: Any = None,
                 raise GroundTruthError(f"{at}: needs 'label' and 'bbox_xyxy'")
             cls, difficult = _read_as_kitti(label(box["label"], f"{at}.label"),
                                             flag(box.get("difficult", False), f"{at}.difficult"))
+            if declared is not None and cls != IGNORE_ALL and cls not in declared:
+                raise GroundTruthError(
+                    f"{at}.label: {box['label']!r} ({cls}) is not one of the file's 'categories' "
+                    f"({', '.join(declared) or 'none'}); fix: add it to 'categories' or correct "
+                    "the label")
             rows.append((cls, xyxy(box["bbox_xyxy"], f"{at}.bbox_xyxy"), difficult))
         regions = sequence(cam.get("ignore_regions", []), f"{where}.ignore_regions", "regions")
         for i, region in enumerate(regions):
@@ -187,8 +213,28 @@ def load_project(path: Path, doc: Any = None,
         except (OSError, ValueError) as exc:
             raise GroundTruthError(f"{where}.image: {_show_path(image)} is not a usable path: "
                                    f"{exc}") from None
-        images.append(_image(name, resolved, width, height, rows, where))
+        images.append(_image(name, resolved, width, height, rows, where, declared or ()))
     return images
+
+
+def _project_categories(path: Path, doc: dict) -> tuple[str, ...] | None:
+    """The project file's optional ``"categories": [NAME, ...]``: the classes it labels, boxes or
+    not, read as its box labels are (``person`` -> ``pedestrian``, ``rider`` -> ``cyclist``,
+    ``dontcare`` none); None where the file has none.
+
+    As a COCO file's categories: a listed class with no box in any image is scored all the same
+    (its detections false positives). The key was read by nobody, so a pedestrian set's
+    pedestrian detections went unscored where no frame had a pedestrian.
+
+    Raises:
+        GroundTruthError: not a list of class names.
+    """
+    if "categories" not in doc:
+        return None
+    where = f"{path}: categories"
+    names = sequence(doc["categories"], where, "class names such as [\"pedestrian\", \"car\"]")
+    read = {_read_as_kitti(label(name, f"{where}[{i}]"), False)[0] for i, name in enumerate(names)}
+    return tuple(sorted(read - {IGNORE_ALL}))
 
 
 def _read_as_kitti(name: str, difficult: bool) -> tuple[str, bool]:
@@ -265,14 +311,16 @@ def load_kitti(label_dir: Path, image_dir: Path | None = None) -> list[GroundTru
     image_dir = image_dir or label_dir.parent / "image_2"
     images = []
     for file in files:
-        rows = []
+        rows, lines = [], []
         for n, line in enumerate(read_text(file).splitlines(), 1):
             parts = line.split()
             row = _kitti_row(file, n, parts) if parts else None
             if row is not None:
                 rows.append(row)
+                lines.append(n)  # a box's place among the rows skips Misc and blank lines
         image = _find_image(image_dir, file.stem)
-        images.append(_image(file.stem, image, 0, 0, rows, str(file)))
+        images.append(_image(file.stem, image, 0, 0, rows, str(file), ids=tuple(lines),
+                             id_name="line"))
     return images
 
 
@@ -283,13 +331,14 @@ def _find_image(folder: Path, stem: str) -> Path:
     raise GroundTruthError(f"no image {stem}.png/.jpg in {folder}; fix: pass --images DIR")
 
 
-def _unique(entries: list, key: str, where: str, what: str) -> dict[Any, int]:
+def _unique(entries: list, key: str, where: str, what: str,
+            shape: str = "") -> dict[Any, int]:
     """Position of every ``entries[i][key]``; a repeated id is an error (it would relabel or
-    double boxes)."""
+    double boxes, or name two boxes alike); ``shape``: what an entry holds, for the error."""
     seen: dict[Any, int] = {}
     for i, entry in enumerate(entries):
         at = f"{where}[{i}]"
-        mapping(entry, at, f"with '{key}'")
+        mapping(entry, at, shape or f"with '{key}'")
         if key not in entry:
             raise GroundTruthError(f"{at}: needs '{key}'")
         value = identifier(entry[key], f"{at}.{key}")
@@ -303,8 +352,9 @@ def _unique(entries: list, key: str, where: str, what: str) -> dict[Any, int]:
 def load_coco(path: Path, image_dir: Path | None = None, doc: Any = None) -> list[GroundTruthImage]:
     """Read COCO instances json; category names map to the driving labels (person -> pedestrian).
 
-    Ids are checked: categories and images must have unique ids, and every annotation must name
-    an image and a category that exist.
+    Ids are checked: categories, images and annotations must have unique ids (a missed box is
+    named by its annotation id), and every annotation must name an image and a category that
+    exist.
     """
     doc = read_json(path) if doc is None else doc
     mapping(doc, str(path), "with images, annotations and categories (COCO instances)")
@@ -325,9 +375,12 @@ def load_coco(path: Path, image_dir: Path | None = None, doc: Any = None) -> lis
     entries = doc["images"]
     by_image = _unique(entries, "id", f"{path}: images", "image")
     rows: dict[Any, list] = {image_id: [] for image_id in by_image}
+    ids: dict[Any, list] = {image_id: [] for image_id in by_image}
+    # eval.json names a missed COCO box by its annotation id: every annotation has one, unique
+    _unique(doc["annotations"], "id", f"{path}: annotations", "annotation",
+            "with id, image_id, category_id and bbox")
     for i, ann in enumerate(doc["annotations"]):
         at = f"{path}: annotations[{i}]"
-        mapping(ann, at, "with image_id, category_id and bbox")
         for key in ("image_id", "category_id", "bbox"):
             if key not in ann:
                 raise GroundTruthError(f"{at}: needs '{key}'")
@@ -344,6 +397,7 @@ def load_coco(path: Path, image_dir: Path | None = None, doc: Any = None) -> lis
                      or flag(ann.get("ignore", 0), f"{at}.ignore"))
         name, difficult = _read_as_kitti(names[category], difficult)
         rows[image_id].append((name, box, difficult))
+        ids[image_id].append(ann["id"])
     # The categories say what the file labels: a category without a single box (no pedestrian
     # in a motorway set) was not scored, its detections never false positives, without a word.
     declared = tuple(sorted({_read_as_kitti(n, False)[0] for n in names.values()} - {IGNORE_ALL}))
@@ -356,7 +410,8 @@ def load_coco(path: Path, image_dir: Path | None = None, doc: Any = None) -> lis
         file_name = text(entry["file_name"], f"{at}.file_name")
         width, height = (count(entry.get(side), f"{at}.{side}") for side in ("width", "height"))
         images.append(_image(str(image_id), (image_dir / file_name).resolve(), width, height,
-                             rows[image_id], f"{path}: image {image_id}", declared))
+                             rows[image_id], f"{path}: image {image_id}", declared,
+                             tuple(ids[image_id]), "annotation_id"))
     return images
 
 

@@ -18,6 +18,12 @@ from ..errors import GroundTruthError
 from ..fileio import NotRegularFileError, read_regular_file
 
 IGNORE_ALL = "*"  # label of an area where no detection counts (KITTI DontCare)
+RIDER = "cyclist"  # KITTI's name of a person on a bicycle or motorcycle, box and cycle together
+# Other label sets' names of a rider (normalised): Cityscapes' and BDD100K's ``rider``, and the
+# words of converters and hand labels. A rider is an ignore region for pedestrian, bicycle and
+# motorcycle detections (scoring.NEIGHBOUR_IGNORE); under its own name it was a class the
+# detector lacks, and a pedestrian detection on a Cityscapes rider a false positive.
+RIDER_NAMES = frozenset({"rider", "bicyclist", "motorcyclist", "cyclist"})
 
 
 def _show(value: Any) -> str:
@@ -153,11 +159,14 @@ def xywh(value: Any, where: str) -> list[float]:
 
 def label(value: Any, where: str) -> str:
     """A class name as the detector names it: ``person`` -> ``pedestrian``, ``Car`` -> ``car``,
-    ``traffic light`` -> ``traffic_light``; others (``cyclist``) normalised the same way."""
+    ``traffic light`` -> ``traffic_light``; a rider (``rider``, ``bicyclist``, ``motorcyclist``:
+    :data:`RIDER_NAMES`) -> ``cyclist``; others normalised the same way."""
     if not isinstance(value, str):
         raise GroundTruthError(f"{where}: expected a class name (a string such as \"pedestrian\"), "
                                f"got {_show(value)}")
     name = driving_label(value) or normalise_name(value)
+    if name in RIDER_NAMES:
+        name = RIDER
     if not name:
         raise GroundTruthError(f"{where}: the class name is empty")
     if not name.isprintable():  # it is printed in tables: no escape sequences or line breaks

@@ -23,7 +23,7 @@ def to_dict(result: Evaluation, meta: dict[str, Any] | None = None) -> dict[str,
             "fp_per_image": _round(result.class_fp_per_image(label)),
             "recall_by_height": {name: {"found": f, "total": t, "recall": _round(f / t if t else None)}
                                  for name, (f, t) in c.recall_by_height.items()},
-            "missed": [{"image": key, "box": index} for key, index in c.missed],
+            "missed": [dict(name) for name in c.missed],
         }
     return {"images": result.images, "iou": result.iou, "fp": result.fp,
             "fp_per_image": _round(result.fp_per_image), "classes": classes,

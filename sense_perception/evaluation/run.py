@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.imaging.frame_guard import InputLimits
-from ..core.imaging.image_file import exif_turns_sides, probe_image_file, read_image_file
+from ..core.imaging.image_file import probe_image_header, read_image_file
 from ..errors import ConfigError, GroundTruthError, ImageDecodeError, SensePerceptionError
 from ..core.detection.labels import ANIMAL
 from .ground_truth import (GroundTruthImage, animal_labels, check_inside, check_one_entry_per_image,
@@ -86,13 +86,15 @@ def check_images(images: list[GroundTruthImage], ground_truth: Path, limits: Inp
     kept = []
     for g in images:
         try:
-            width, height = probe_image_file(g.path, limits)
+            # one open and read of the file for its size and EXIF turn, no pixel decoded (a PNG's
+            # EXIF check decoded all of it, a second decode beside the detection pass's)
+            header = probe_image_header(g.path, limits)
         except ImageDecodeError as exc:
             skipped.append(skip_record(g, exc))
             continue
-        turned = exif_turns_sides(g.path)
-        if turned:  # the detector sees the image as a viewer shows it, turned by its EXIF
-            width, height = height, width
+        turned = header.turned
+        # the detector sees the image as a viewer shows it, turned by its EXIF
+        width, height = header.shown
         # Exactly the size as shown: a size with its sides swapped (labels drawn on the image
         # turned, or its EXIF orientation not applied) was taken, and the boxes scored on
         # pixels turned against them.

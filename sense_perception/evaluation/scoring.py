@@ -5,7 +5,8 @@ pycocotools does the matching (greedy by score, one detection per box) and the a
 matcher decides every figure. Difficult boxes are given to it as ``iscrowd`` regions: a detection
 lying on one (intersection over the detection's own area >= the IoU threshold) is neither a hit nor
 a false positive, and the box is never a miss. Some ground-truth classes the detector does not have
-stand in for classes it does (:data:`NEIGHBOUR_IGNORE`): a rider's box (``cyclist``) is an ignore
+stand in for classes it does (:data:`NEIGHBOUR_IGNORE`): a rider's box (``cyclist``; Cityscapes'
+``rider`` is read as it) is an ignore
 region for pedestrian, bicycle and motorcycle detections, since riders have no pedestrian box.
 """
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .ground_truth import IGNORE_ALL, GroundTruthImage
+from .gt_fields import RIDER
 
-NEIGHBOUR_IGNORE: dict[str, tuple[str, ...]] = {"cyclist": ("pedestrian", "bicycle", "motorcycle")}
+# (a Cityscapes or BDD100K ``rider`` is read as ``cyclist``: gt_fields.RIDER_NAMES)
+NEIGHBOUR_IGNORE: dict[str, tuple[str, ...]] = {RIDER: ("pedestrian", "bicycle", "motorcycle")}
 # Recall by object height in pixels: [low, high) per bin.
 HEIGHT_BINS: tuple[tuple[str, float, float], ...] = (
     ("<25", 0.0, 25.0), ("25-50", 25.0, 50.0), ("50-100", 50.0, 100.0), (">=100", 100.0, np.inf))
@@ -45,7 +48,9 @@ class ClassScore:
         recall_by_height: bin name -> (found, total).
         curve: (recall thresholds, interpolated precision) of the low-threshold run, for plots.
         heights_missed: heights of the boxes that were not found.
-        missed: (image key, box index in that image's ground truth) of every box not found.
+        missed: every box not found, as :meth:`GroundTruthImage.box_name` names it: its image,
+            its place among the image's boxes and, where the file numbers its boxes, that number
+            (a COCO annotation's ``annotation_id``, a KITTI box's ``line``).
     """
 
     label: str
@@ -56,7 +61,7 @@ class ClassScore:
     recall_by_height: dict[str, tuple[int, int]] = field(default_factory=dict)
     curve: tuple[np.ndarray, np.ndarray] | None = None
     heights_missed: list[float] = field(default_factory=list)
-    missed: list[tuple[str, int]] = field(default_factory=list)
+    missed: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def recall(self) -> float | None:
@@ -94,8 +99,8 @@ def scored_labels(ground_truth: Sequence[GroundTruthImage], detector_labels: Seq
 
     False positives are only counted for classes the ground truth covers: a detector class the
     labels never mention (traffic lights in a pedestrian set) says nothing about its quality.
-    A class it declares (``declared``, a COCO file's categories) is covered without a box; one
-    the detector lacks is listed as not scored only where a box has it.
+    A class it declares (``declared``, a COCO or project file's categories) is covered without a
+    box; one the detector lacks is listed as not scored only where a box has it.
     """
     listed = set(declared) | {lb for g in ground_truth for lb in g.declared}
     present = ({lb for g in ground_truth for lb in g.labels}
@@ -239,8 +244,8 @@ def evaluate(ground_truth: Sequence[GroundTruthImage], operating: Sequence[Image
             h = anns[gt_id]["bbox"][3]
             if not hit:
                 score.heights_missed.append(h)
-                score.missed.append((ground_truth[anns[gt_id]["image_id"] - 1].key,
-                                     anns[gt_id]["box_index"]))
+                score.missed.append(ground_truth[anns[gt_id]["image_id"] - 1].box_name(
+                    anns[gt_id]["box_index"]))
             for bin_name, low, high in HEIGHT_BINS:
                 if low <= h < high:
                     f, t = score.recall_by_height[bin_name]

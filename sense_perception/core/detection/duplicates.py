@@ -5,7 +5,8 @@ of the models still shows:
 
 - **Cross-class vehicles.** An SUV scored both ``car`` and ``truck``: two labels never suppress
   each other in class-aware NMS. Among the vehicle labels (``vehicle_labels``: car, truck, bus) an
-  NMS across labels at ``vehicle_nms_iou`` keeps one box per vehicle, with the label of its
+  NMS across labels at ``vehicle_nms_iou`` (an IoU at or above it; 0: off, 1: boxes that
+  coincide, one box scored twice) keeps one box per vehicle, with the label of its
   best-scored box (all vehicle labels come from the one general model, so their scores are
   comparable even where a calibration changes what a score means between models).
 - **Nested boxes.** On rows of parked cars the detector also emits a box on part of a car (its
@@ -104,8 +105,9 @@ class DuplicateSettings:
             "0.6x a 416 crop (docs/detection-quality.md, \"Re-detection on a crop\")",
         "range": "0, or a multiple of 32 within 128..1024"})
     vehicle_nms_iou: float = field(default=0.5, metadata={
-        "description": "IoU above which boxes of different vehicle labels are one vehicle (one box, "
-            "one label kept); 0: vehicle labels never suppress each other",
+        "description": "IoU at and above which boxes of different vehicle labels are one vehicle "
+            "(one box, one label kept); 0: off, vehicle labels never suppress each other; 1: only "
+            "boxes that coincide (one box scored with two labels)",
         "range": (0.0, 1.0)})
     vehicle_labels: list[str] = field(default_factory=lambda: ["car", "truck", "bus"], metadata={
         "description": "labels that are all vehicles: one vehicle gets one of them",
@@ -214,13 +216,14 @@ def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
 def vehicle_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, vehicle: np.ndarray,
                 iou: float, rule: str = "score") -> tuple[np.ndarray, np.ndarray]:
     """Greedy NMS across the labels of the boxes flagged ``vehicle``: a vehicle box goes when a
-    kept, higher-scored vehicle box of *another* label overlaps it above ``iou``. Boxes of one
-    label are left to the class-aware NMS (a set-prediction model's two overlapping cars stay).
+    kept, higher-scored vehicle box of *another* label overlaps it at an IoU of ``iou`` or more
+    (``iou`` 0: off; 1: only boxes that coincide). Boxes of one label are left to the
+    class-aware NMS (a set-prediction model's two overlapping cars stay).
 
     Returns:
         (kept mask, labels): the boxes kept (every non-vehicle box is) and their labels: the
         kept box's own (``score``), or the label with the highest summed score among the
-        vehicle boxes overlapping it above ``iou`` (``vote``; ties to the kept box's label).
+        vehicle boxes overlapping it at ``iou`` or more (``vote``; ties to the kept box's label).
     """
     keep = np.ones(len(boxes), bool)
     labels = labels.copy()
@@ -228,7 +231,9 @@ def vehicle_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, vehic
     if index.size < 2 or iou <= 0.0:
         return keep, labels
     vb, vs, vl = boxes[index].astype(np.float64), scores[index], labels[index]
-    overlap = pairwise_iou(vb) > iou
+    # at or above, as nested_containment: 1 is one box scored with two labels (IoU exactly 1),
+    # not a second "off" (IoU above 1 never happens) beside 0
+    overlap = pairwise_iou(vb) >= iou
     # [i, j]: j would suppress i (higher-scored, ties to the earlier box, another label).
     rank = np.argsort(np.argsort(-vs, kind="stable"), kind="stable")
     beats = overlap & (vl[:, None] != vl[None, :]) & (rank[None, :] < rank[:, None])

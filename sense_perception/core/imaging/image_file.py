@@ -10,10 +10,13 @@ WebP, ...) are sized by Pillow, which reads only the header on open. Every error
 """
 from __future__ import annotations
 
+import io
 import os
 import stat
+import struct
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -22,7 +25,11 @@ from ...errors import ImageDecodeError
 from .frame_guard import InputLimits
 from .image_decode import _JPEG_MAGIC, _PNG_MAGIC, _jpeg_size, _png_size
 
-__all__ = ["image_file_size", "probe_image_file", "read_image_file"]
+__all__ = ["ImageHeader", "exif_turns_sides", "image_file_size", "probe_image_file",
+           "probe_image_header", "read_image_file"]
+
+#: EXIF orientations that turn an image by 90 degrees (its width and height swap when shown)
+_TURNING = (5, 6, 7, 8)
 
 
 def _error(path: str | Path, why: str) -> ImageDecodeError:
@@ -73,14 +80,15 @@ class _Unsized(Exception):
     """The header gives no size this module can read."""
 
 
-def _pillow_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of a non-JPEG/PNG file from its header, via Pillow (no pixels decoded)."""
+def _pillow_size(path: str | Path, data: bytes) -> tuple[int, int]:
+    """(width, height) of a non-JPEG/PNG file from its header, via Pillow (no pixels decoded);
+    ``data``: the bytes of ``path``, already read (the file is not opened again)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 return int(image.width), int(image.height)
     except Image.DecompressionBombError as exc:
         raise _error(path, f"the header claims an image too large to decode ({exc})") from None
@@ -110,9 +118,51 @@ def image_file_size(path: str | Path, data: bytes) -> tuple[int, int] | None:
     except ImageDecodeError as exc:
         raise _error(path, f"not a decodable image ({str(exc).removeprefix('data: ')})") from None
     try:
-        return _pillow_size(path)
+        return _pillow_size(path, data)
     except _Unsized:
         return None
+
+
+def _png_exif(data: bytes) -> bytes | None:
+    """The payload of a PNG's ``eXIf`` chunk, wherever it lies (before or after the pixels), found
+    by walking the chunk headers: no pixel is decoded. None without one or past a corrupt chunk."""
+    pos, end = 8, len(data)
+    while pos + 8 <= end:
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        start = pos + 8
+        if kind == b"eXIf":
+            return data[start:start + length]
+        if kind == b"IEND":
+            return None
+        pos = start + length + 4  # the chunk's data and its CRC
+    return None
+
+
+def _exif_turns(data: bytes) -> bool:
+    """Whether the EXIF orientation in ``data`` (an image file's bytes) turns the image by 90
+    degrees, read from its header only.
+
+    PNG: the ``eXIf`` chunk, the one OpenCV applies (Pillow's ``getexif`` decoded every pixel of
+    a PNG without an ``eXIf`` chunk ahead of its pixels to look for one after them: a second
+    full decode of each PNG). Other formats: Pillow's ``getexif``, which reads headers only.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if data.startswith(_PNG_MAGIC):
+                payload = _png_exif(data)
+                if payload is None:
+                    return False
+                exif = Image.Exif()
+                exif.load(payload)
+                return exif.get(0x0112, 1) in _TURNING
+            with Image.open(io.BytesIO(data)) as image:
+                return image.getexif().get(0x0112, 1) in _TURNING
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error,
+            Image.DecompressionBombError):
+        return False
 
 
 def _check_limits(path: str | Path, width: int, height: int, limits: InputLimits,
@@ -141,6 +191,31 @@ def _checked_header(path: str | Path, limits: InputLimits) -> tuple[bytes, tuple
     return data, size
 
 
+class ImageHeader(NamedTuple):
+    """What an image file's header says: its size as stored and whether its EXIF orientation
+    turns it (:func:`read_image_file` then gives it ``height`` wide and ``width`` high)."""
+
+    width: int
+    height: int
+    turned: bool
+
+    @property
+    def shown(self) -> tuple[int, int]:
+        """(width, height) as :func:`read_image_file` gives the image, its EXIF turn applied."""
+        return (self.height, self.width) if self.turned else (self.width, self.height)
+
+
+def probe_image_header(path: str | Path, limits: InputLimits | None = None) -> ImageHeader:
+    """:func:`probe_image_file` and :func:`exif_turns_sides` in one: the file is opened and read
+    once, no pixel decoded (``eval`` looks at every image this way before its models load).
+
+    Raises:
+        ImageDecodeError: as :func:`probe_image_file`.
+    """
+    data, (width, height) = _checked_header(path, limits or InputLimits())
+    return ImageHeader(width, height, _exif_turns(data))
+
+
 def probe_image_file(path: str | Path, limits: InputLimits | None = None) -> tuple[int, int]:
     """(width, height) the header of an image file claims, checked as :func:`read_image_file`
     checks it, without decoding any pixel (a cheap look at every image before a long run).
@@ -151,19 +226,15 @@ def probe_image_file(path: str | Path, limits: InputLimits | None = None) -> tup
     return _checked_header(path, limits or InputLimits())[1]
 
 
-def exif_turns_sides(path: str | Path) -> bool:
+def exif_turns_sides(path: str | Path, limits: InputLimits | None = None) -> bool:
     """Whether the EXIF orientation of an image file turns it by 90 degrees (orientations 5-8),
     so that :func:`read_image_file` gives it with its width and height swapped against the size
-    its header claims (:func:`probe_image_file`). Reads the header only; False for a file
-    without EXIF or one Pillow cannot open."""
-    from PIL import Image, UnidentifiedImageError
-
+    its header claims (:func:`probe_image_file`). Reads the header only (a PNG's ``eXIf`` chunk,
+    as OpenCV does); False for a file without EXIF, one that cannot be read within ``limits`` or
+    one Pillow cannot open."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return _exif_turns(_read_bytes(path, limits or InputLimits()))
+    except ImageDecodeError:
         return False
 
 
