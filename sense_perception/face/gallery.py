@@ -443,6 +443,12 @@ class GalleryStore:
         # True once the caller is being stopped (a node's ROS context shut down by Ctrl-C or
         # SIGTERM): a wait for the lock then ends at once instead of holding up the stop.
         self.stopping: Callable[[], bool] = lambda: False
+        # Wraps the writes of each change (enrol, forget, restore), which must run whole: the
+        # ``driver`` commands defer Ctrl-C and SIGTERM in it (:meth:`~..stops.Stops.deferred`).
+        # A stop between putting the new gallery in place and zeroing the old one left the
+        # forgotten driver's name and templates on disk, unzeroed and reachable by no command;
+        # one between the gallery and its copy erased the kept crops of a driver it listed (R44).
+        self.changing: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
     @classmethod
     def from_config(cls, config: GalleryConfig) -> "GalleryStore":
@@ -789,13 +795,14 @@ class GalleryStore:
             while driver_id in taken:
                 driver_id = f"drv-{secrets.token_hex(4)}"
             record = DriverRecord(driver_id, name, _utc_now(), consent, t)
-            try:
-                if self.keep_images and images is not None:
-                    record.images = self._save_images(driver_id, list(images)[: t.shape[0]])
-                self._write(drivers + [record], gallery_id)
-            except BaseException:
-                self._erase_images(record)  # no orphan face image survives a failed enrolment
-                raise
+            with self.changing():  # outside the try: a stop kept for its end undoes nothing
+                try:
+                    if self.keep_images and images is not None:
+                        record.images = self._save_images(driver_id, list(images)[: t.shape[0]])
+                    self._write(drivers + [record], gallery_id)
+                except BaseException:
+                    self._erase_images(record)  # no orphan face image survives a failed enrolment
+                    raise
         return record
 
     def forget(self, driver_id: str) -> DriverRecord:
@@ -815,8 +822,9 @@ class GalleryStore:
                                    f"{self._erase_leftovers(drivers)}; "
                                    "`sense-perception driver list` shows the ids")
             self._images_dir_exists()  # a planted link is refused before anything changes
-            self._write([d for d in drivers if d.id != driver_id], gallery_id, removing=True)
-            self._erase_images(gone[0])
+            with self.changing():
+                self._write([d for d in drivers if d.id != driver_id], gallery_id, removing=True)
+                self._erase_images(gone[0])
         return gone[0]
 
     def _erase_leftovers(self, drivers: Sequence[DriverRecord]) -> str:
@@ -858,8 +866,9 @@ class GalleryStore:
                     pass
                 else:
                     raise GalleryError(f"gallery {self.path} is readable; nothing to restore")
-            self._sweep_temps()
-            self._replace(self.path, backup[0], current[1] if current is not None else None)
+            with self.changing():
+                self._sweep_temps()
+                self._replace(self.path, backup[0], current[1] if current is not None else None)
         return drivers
 
     def load_image(self, name: str) -> np.ndarray:
