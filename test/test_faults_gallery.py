@@ -180,6 +180,46 @@ def test_crash_between_the_two_writes_never_leaves_a_forgotten_driver_in_the_cop
             assert row.tobytes() not in path.read_bytes()
 
 
+def test_a_full_disk_at_the_copy_after_enroll_wrote_the_gallery_says_the_driver_is_enrolled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enrol writes the gallery, then its last good copy. A full disk at the copy failed the
+    command as "cannot be written", which read as nothing enrolled, while the gallery listed the
+    driver (their templates identify them from then on) and the new driver's kept face crops,
+    named in it, were erased. The error now says the driver was enrolled, with the id to forget
+    them by, and keeps the crops the gallery names."""
+    import errno
+
+    import sense_perception.face.gallery as gallery_module
+
+    store = GalleryStore(tmp_path / "gallery.json", keep_images=True)
+    enrol(store, "Ada")
+    real = gallery_module.atomic_write
+
+    def full_at_the_copy(path: Path, data: bytes, **kwargs) -> None:
+        if path == store.backup_path:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, **kwargs)
+
+    crop = np.full((112, 112, 3), 9, np.uint8)
+    with monkeypatch.context() as patch:
+        patch.setattr(gallery_module, "atomic_write", full_at_the_copy)
+        with pytest.raises(GalleryError) as failed:
+            store.enroll("Bob", np.repeat(templates_for("Bob", 1), 2, axis=0),
+                         ConsentRecord.now("Bob"), images=[crop, crop])
+    [bob] = [d for d in store.drivers() if d.name == "Bob"]
+    message = str(failed.value)
+    assert f"driver {bob.id} 'Bob' was enrolled" in message and "No space left" in message
+    assert f"driver forget {bob.id}" in message
+    assert [store.load_image(n).shape for n in bob.images] == [(112, 112, 3)] * 2
+    assert read_copy(store.backup_path, None, tmp_path) == ["Ada"]  # the version before
+    enrol(store, "Cy")  # the next change rewrites the copy
+    copy = tmp_path / "copy" / "g.json"
+    copy.parent.mkdir(mode=0o700)
+    copy.write_bytes(store.backup_path.read_bytes())
+    copy.chmod(0o600)
+    assert names(GalleryStore(copy)) == ["Ada", "Bob", "Cy"]
+
+
 def test_temp_files_left_by_a_killed_writer_are_erased_by_the_next_change(tmp_path: Path) -> None:
     store = GalleryStore(tmp_path / "gallery.json")
     enrol(store, "Ada")

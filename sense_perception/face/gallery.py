@@ -93,6 +93,10 @@ CONSENT_TEXT = (
 )
 
 
+class CopyNotWritten(GalleryError):
+    """The gallery was replaced with the change, but its last good copy could not be."""
+
+
 @dataclass
 class GalleryConfig:
     """The ``gallery.*`` parameters.
@@ -694,7 +698,12 @@ class GalleryStore:
         self._sweep_temps()
         order = (self.backup_path, self.path) if removing else (self.path, self.backup_path)
         for target in order:
-            self._replace(target, data, expected[target], verified=target == self.path)
+            try:
+                self._replace(target, data, expected[target], verified=target == self.path)
+            except GalleryError as exc:
+                if target == self.backup_path and not removing:
+                    raise CopyNotWritten(str(exc)) from exc  # the gallery holds the change
+                raise
         self._sweep_orphan_images(drivers)
 
     def _replace(self, target: Path, data: bytes, expected: FileId | None,
@@ -800,6 +809,17 @@ class GalleryStore:
                     if self.keep_images and images is not None:
                         record.images = self._save_images(driver_id, list(images)[: t.shape[0]])
                     self._write(drivers + [record], gallery_id)
+                except CopyNotWritten as exc:
+                    # The gallery lists the driver: the enrolment happened. Said so, the crops it
+                    # names kept (they were erased, and the error read as "nothing enrolled"
+                    # while the templates identified the driver from then on: R44).
+                    raise GalleryError(
+                        f"driver {driver_id} '{printable(name)}' was enrolled ({self.path} lists "
+                        f"them, with {t.shape[0]} template(s) and {len(record.images)} kept "
+                        f"image(s)), but its last good copy could not be updated: {exc}; the copy "
+                        "still holds the version before; fix: free space on that disk, then "
+                        "the next enroll or forget rewrites the copy (`sense-perception driver "
+                        f"forget {driver_id}` if this enrolment is not wanted)") from exc
                 except BaseException:
                     self._erase_images(record)  # no orphan face image survives a failed enrolment
                     raise
