@@ -579,10 +579,48 @@ class GalleryStore:
             self._check_mode(st, self.backup_path)
         return st
 
+    def _check_kept_images(self) -> None:
+        """Refuse kept face crops that another user may read: a crop whose mode gives group or
+        others read permission in a folder they may enter (the folder is made 0700 and each crop
+        0600, but a gallery restored from a copy made without keeping modes, ``cp -r`` or an
+        archive, has them under the umask: 0755 and 0644). The same modes on the gallery or its
+        last good copy were refused with the ``chmod`` fix; the driver's face images were used
+        and listed without a word (R44). lstat only: never follows, never blocks.
+
+        Raises:
+            GalleryError: naming the image, both modes and the fix.
+        """
+        folder = self.images_dir
+        try:
+            st = os.lstat(folder)
+            if not stat.S_ISDIR(st.st_mode):  # a link or a file: refused where it is used (R11)
+                return
+            entered = stat.S_IMODE(st.st_mode)
+            if not entered & 0o011:  # nobody else may enter it: its files are out of reach
+                return
+            for path in sorted(folder.iterdir()):
+                if not _KEPT_IMAGE.fullmatch(path.name):
+                    continue
+                try:
+                    mode = stat.S_IMODE(os.lstat(path).st_mode)
+                except FileNotFoundError:  # erased meanwhile
+                    continue
+                if (entered & 0o010 and mode & 0o040) or (entered & 0o001 and mode & 0o004):
+                    raise GalleryError(
+                        f"kept face image {path} has mode {mode:04o} in {folder} (mode "
+                        f"{entered:04o}): other users can see the driver's face, so the gallery "
+                        f"is refused; fix: chmod 700 {folder} && chmod 600 {folder}/*")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise GalleryError(f"kept-images directory {folder} cannot be examined: "
+                               f"{exc.strerror or exc}") from exc
+
     def _read_state(self) -> tuple[list[DriverRecord], FileId | None]:
         """The drivers and the (st_dev, st_ino) of the file they were read from (None: no file)."""
         got = self._read_file(self.path)
         backup = self._check_backup()
+        self._check_kept_images()
         if got is None:
             if backup is not None:
                 # Never start an empty gallery over a lost one: its last good copy is still here.
