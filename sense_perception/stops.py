@@ -51,11 +51,22 @@ class Stops:
     @contextmanager
     def held(self) -> Iterator[None]:
         """Run the block whole: a stop arriving in it is raised once it ends."""
+        with self.deferred():
+            yield
+        self.raise_pending()
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Run the block whole: a stop arriving in it is kept for :meth:`raise_pending` (the
+        caller first reports what the block did: ``driver forget`` says what it erased)."""
         try:
             self._holding = True  # inside try: a stop raised just before still clears it
             yield
         finally:
             self._holding = False
+
+    def raise_pending(self) -> None:
+        """Raise the stop that arrived in a :meth:`deferred` block, if one did."""
         pending, self._pending = self._pending, None
         if pending is not None:
             self.stop(pending, None)

@@ -93,6 +93,50 @@ def test_fold_cache_is_reused_verified_and_rebuilt_when_altered(tmp_path: Path) 
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_folded_model_another_user_could_have_written_is_never_loaded(tmp_path: Path) -> None:
+    """A folded SFace planted in a shared cache folder (another user's file, or one others may
+    write), with a sidecar matching its own hash, was loaded as the face model: whoever wrote it
+    chose who is recognised. Such a file is rebuilt now, and the cache folders a umask of 0
+    would leave world-writable are made 0700."""
+    import hashlib
+    import os
+    import stat
+
+    real = model_fold.folded_model_path("yunet", tmp_path / "own").read_bytes()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp is
+    spec = get_model("yunet")
+    target = shared / f"yunet_fp32_{spec.sha256[:16]}_v{model_fold.FOLD_VERSION}.onnx"
+    evil = real[:-1] + bytes([real[-1] ^ 1])
+    owners = [None, 4242] if os.geteuid() == 0 else [None]  # chown needs root
+    for owner in owners:
+        target.write_bytes(evil)
+        sidecar = target.with_suffix(".json")
+        sidecar.write_text(json.dumps({"source_sha256": spec.sha256, "sha256":
+                                       hashlib.sha256(evil).hexdigest(),
+                                       "fold_version": model_fold.FOLD_VERSION}))
+        if owner is None:
+            target.chmod(0o666)  # ours, but anyone may write it in place
+        else:
+            target.chmod(0o600)
+            for path in (target, sidecar):
+                os.chown(path, owner, owner)
+        assert model_fold.folded_model_path("yunet", shared) == target
+        assert target.read_bytes() == real and target.stat().st_uid == os.geteuid()
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        target.unlink()
+        sidecar.unlink()
+
+    old = os.umask(0)
+    try:
+        model_fold.folded_model_path("yunet", tmp_path / "new" / "cache")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "new", tmp_path / "new" / "cache"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
 def test_fold_refuses_a_model_without_quantised_weights() -> None:
     model = onnx.load(str(get_model("yolox_nano").verified_path()))
     with pytest.raises(ModelError, match="DequantizeLinear"):

@@ -180,6 +180,46 @@ def test_crash_between_the_two_writes_never_leaves_a_forgotten_driver_in_the_cop
             assert row.tobytes() not in path.read_bytes()
 
 
+def test_a_full_disk_at_the_copy_after_enroll_wrote_the_gallery_says_the_driver_is_enrolled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enrol writes the gallery, then its last good copy. A full disk at the copy failed the
+    command as "cannot be written", which read as nothing enrolled, while the gallery listed the
+    driver (their templates identify them from then on) and the new driver's kept face crops,
+    named in it, were erased. The error now says the driver was enrolled, with the id to forget
+    them by, and keeps the crops the gallery names."""
+    import errno
+
+    import sense_perception.face.gallery as gallery_module
+
+    store = GalleryStore(tmp_path / "gallery.json", keep_images=True)
+    enrol(store, "Ada")
+    real = gallery_module.atomic_write
+
+    def full_at_the_copy(path: Path, data: bytes, **kwargs) -> None:
+        if path == store.backup_path:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, **kwargs)
+
+    crop = np.full((112, 112, 3), 9, np.uint8)
+    with monkeypatch.context() as patch:
+        patch.setattr(gallery_module, "atomic_write", full_at_the_copy)
+        with pytest.raises(GalleryError) as failed:
+            store.enroll("Bob", np.repeat(templates_for("Bob", 1), 2, axis=0),
+                         ConsentRecord.now("Bob"), images=[crop, crop])
+    [bob] = [d for d in store.drivers() if d.name == "Bob"]
+    message = str(failed.value)
+    assert f"driver {bob.id} 'Bob' was enrolled" in message and "No space left" in message
+    assert f"driver forget {bob.id}" in message
+    assert [store.load_image(n).shape for n in bob.images] == [(112, 112, 3)] * 2
+    assert read_copy(store.backup_path, None, tmp_path) == ["Ada"]  # the version before
+    enrol(store, "Cy")  # the next change rewrites the copy
+    copy = tmp_path / "copy" / "g.json"
+    copy.parent.mkdir(mode=0o700)
+    copy.write_bytes(store.backup_path.read_bytes())
+    copy.chmod(0o600)
+    assert names(GalleryStore(copy)) == ["Ada", "Bob", "Cy"]
+
+
 def test_temp_files_left_by_a_killed_writer_are_erased_by_the_next_change(tmp_path: Path) -> None:
     store = GalleryStore(tmp_path / "gallery.json")
     enrol(store, "Ada")
@@ -228,6 +268,107 @@ def test_forget_run_again_after_an_interrupted_one_erases_what_it_left(
     with pytest.raises(GalleryError) as nothing_left:  # nothing more to erase: the plain refusal
         store.forget(ada)
     assert "erased" not in str(nothing_left.value)
+
+
+def _stop_at_scrub(patch: pytest.MonkeyPatch, call: int, signum: int) -> None:
+    """Send ``signum`` to this process as the ``call``-th old file version is about to be zeroed
+    (the new version already in place), as Ctrl-C or a service stop lands at that moment."""
+    import sense_perception.face.gallery as gallery_module
+
+    real, calls = gallery_module.scrub, []
+
+    def scrub(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == call:
+            os.kill(os.getpid(), signum)
+        real(fd)
+
+    patch.setattr(gallery_module, "scrub", scrub)
+
+
+def test_ctrl_c_while_forget_rewrites_the_gallery_still_zeroes_the_old_version(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C (or SIGTERM, below) after forget put the new gallery in place and before it zeroed
+    the old version left that version, the driver's name and templates, unzeroed on disk (still
+    readable through another name, and in the blocks of the file system otherwise), and the
+    command printed nothing: forget's promise (P6) broken by a stop it could have waited for.
+    The change runs whole now; then the command stops (130) having said what it erased."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    ada = enrol(store, "Ada")
+    old = tmp_path / "old_version"
+    os.link(store.path, old)
+    with monkeypatch.context() as patch:
+        _stop_at_scrub(patch, 2, signal.SIGINT)  # 1: the copy's old version, 2: the gallery's
+        status = main(["driver", "forget", ada, "--gallery", str(store.path)])
+    assert status == 130
+    assert f"forgot {ada} 'Ada'" in capsys.readouterr().out
+    data = old.read_bytes()
+    assert data == bytes(len(data))  # zeroed: no name, no template
+    assert names(store) == [] and read_copy(store.backup_path, None, tmp_path) == []
+
+
+def test_sigterm_while_forget_rewrites_the_gallery_still_zeroes_the_old_version(
+        tmp_path: Path) -> None:
+    """SIGTERM (a service manager, ``timeout``) ended the process at once at that moment."""
+    import subprocess
+    import sys
+    import textwrap
+
+    store = GalleryStore(tmp_path / "gallery.json")
+    ada = enrol(store, "Ada")
+    old = tmp_path / "old_version"
+    os.link(store.path, old)
+    child = textwrap.dedent(f"""
+        import os, signal, sys
+        import sense_perception.face.gallery as gallery
+        real, calls = gallery.scrub, []
+        def scrub(fd):
+            calls.append(fd)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            real(fd)
+        gallery.scrub = scrub
+        from sense_perception.cli.main import main
+        sys.exit(main(["driver", "forget", {ada!r}, "--gallery", {str(store.path)!r}]))
+    """)
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 143, done.stderr
+    assert f"forgot {ada} 'Ada'" in done.stdout
+    data = old.read_bytes()
+    assert data == bytes(len(data))
+    assert names(store) == []
+
+
+def test_ctrl_c_while_enroll_writes_keeps_the_crops_the_gallery_lists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C between enroll's gallery and its last good copy erased the new driver's kept face
+    crops (the clean-up of a failed enrolment) while the gallery already listed them: every
+    crop named in it was gone, and the copy was an old version. The enrolment ends whole now."""
+    import sense_perception.cli.driver as driver_cli
+
+    gallery = tmp_path / "gallery.json"
+    enrol(GalleryStore(gallery), "Ada")
+    crops = np.full((2, 112, 112, 3), 77, np.uint8)
+    monkeypatch.setattr(driver_cli, "_enrol_templates",
+                        lambda args, settings: (np.repeat(templates_for("Bob", 1), 2, axis=0),
+                                                crops, ["a.jpg", "b.jpg"]))  # one person
+    with monkeypatch.context() as patch:
+        _stop_at_scrub(patch, 1, signal.SIGINT)  # the gallery's old version: the copy comes next
+        status = main(["driver", "enroll", "--name", "Bob", "--consent", "--images", "a.jpg",
+                       "--keep-images", "--gallery", str(gallery)])
+    assert status == 130
+    assert "enrolled drv-" in capsys.readouterr().out
+    store = GalleryStore(gallery)
+    bob = next(d for d in store.drivers() if d.name == "Bob")
+    assert len(bob.images) == 2
+    for name in bob.images:
+        assert store.load_image(name).shape == (112, 112, 3)
+    copy = tmp_path / "copy" / "g.json"  # the last good copy is the new version too
+    copy.parent.mkdir(mode=0o700)
+    copy.write_bytes(store.backup_path.read_bytes())
+    copy.chmod(0o600)
+    assert names(GalleryStore(copy)) == ["Ada", "Bob"]
 
 
 # -- kill -9 during enrol and forget -------------------------------------------------------------------

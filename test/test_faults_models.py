@@ -188,6 +188,61 @@ def test_unavailable_gpu_providers_fall_back_to_cpu_with_reasons(caplog) -> None
     assert outputs[0].shape[0] == 1
 
 
+def test_a_tensorrt_engine_cache_others_could_write_is_not_given_to_tensorrt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """TensorRT runs the engines it finds in its cache folder, unchecked. The folder was made
+    with the umask (0777 under umask 0, parents too) and used whoever owned it and whoever could
+    write it: another user could swap in an engine of their own. It is made 0700 now, and one
+    that others may write (or another user's) is not used, with a warning naming why."""
+    import os
+    import stat
+
+    given: list[dict] = []
+
+    def session(source, sess_options=None, providers=()):
+        for p in providers:
+            if isinstance(p, tuple) and p[0] == "TensorrtExecutionProvider":
+                given.append(p[1])
+                raise RuntimeError("TensorRT is not in this build")  # then CPU, as on a bare host
+        return real_session(source, sess_options=sess_options, providers=providers)
+
+    real_session = ort.InferenceSession
+    monkeypatch.setattr(runtime.ort, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(runtime.ort, "InferenceSession", session)
+
+    def options_for(folder: Path) -> dict:
+        given.clear()
+        model = OnnxModel(MODELS["yolox_nano"].verified_path(), RuntimeOptions(
+            providers=("TensorrtExecutionProvider",), trt_cache_dir=str(folder)), name="detector")
+        assert model.provider == "CPUExecutionProvider"
+        return given[0]
+
+    new = tmp_path / "cache" / "trt"
+    old = os.umask(0)
+    try:
+        entry = options_for(new)
+    finally:
+        os.umask(old)
+    assert entry["trt_engine_cache_path"] == str(new) and entry["trt_engine_cache_enable"]
+    for folder in (new.parent, new):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    caplog.set_level(logging.WARNING, logger="sense_perception")
+    entry = options_for(shared)
+    assert not entry.get("trt_engine_cache_enable") and "trt_engine_cache_path" not in entry
+    assert f"TensorRT engine cache {shared} is not used: other users may write it" in caplog.text
+    if os.geteuid() == 0:  # another user's folder (chown needs root)
+        shared.chmod(0o700)
+        os.chown(shared, 4242, 4242)
+        entry = options_for(shared)
+        assert "trt_engine_cache_path" not in entry
+        assert "belongs to user id 4242" in caplog.text
+
+
 def test_gpu_provider_whose_session_creation_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     """As when onnxruntime-gpu is installed but libcudnn is missing or no GPU is present."""
     real_session = ort.InferenceSession

@@ -166,3 +166,60 @@ def test_kill_9_while_a_worker_unpacks_a_file_compressed_bag_leaves_no_copy(tmp_
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_worker_keeps_its_temporary_files_only_where_nobody_else_can_reach_them(
+        tmp_path, monkeypatch) -> None:
+    """Ray makes its session folders 0777 without the sticky bit: another local user could put a
+    ``fleet_tmp`` of their own there (here a link to their folder) before the worker, which then
+    unpacked a file-compressed cabin bag (the driver's face) into it. A worker uses ``fleet_tmp``
+    only in a session folder that is its user's alone, and only a ``fleet_tmp`` that is too."""
+    import stat
+    import types
+
+    import ray
+
+    from sense_perception.fleet import actor
+
+    session = tmp_path / "session_2026-01-01_00-00-00_1_1"
+    session.mkdir()
+    theirs = tmp_path / "someone_elses"
+    theirs.mkdir()
+    node = types.SimpleNamespace(get_session_dir_path=lambda: str(session))
+    monkeypatch.setattr(ray._private.worker, "_global_node", node)
+    monkeypatch.setattr(actor.tempfile, "tempdir", None)
+
+    session.chmod(0o777)  # as Ray makes it
+    (session / "fleet_tmp").symlink_to(theirs)
+    actor._temp_in_session()
+    assert actor.tempfile.tempdir is None  # the system's temporary folder, not theirs
+    (session / "fleet_tmp").unlink()
+    (session / "fleet_tmp").mkdir(mode=0o777)  # or a folder others may enter
+    (session / "fleet_tmp").chmod(0o777)
+    session.chmod(0o700)
+    actor._temp_in_session()
+    assert actor.tempfile.tempdir is None
+    (session / "fleet_tmp").rmdir()
+    actor._temp_in_session()  # a private session folder: its own fleet_tmp, 0700
+    assert actor.tempfile.tempdir == str(session / "fleet_tmp")
+    assert stat.S_IMODE((session / "fleet_tmp").stat().st_mode) == 0o700
+
+
+_CONNECT = """
+import json, os, stat
+from sense_perception.fleet import cluster
+run = cluster.connect(None, 1)
+mode = stat.S_IMODE(os.stat(run.session_dir).st_mode)
+run.close()
+print(json.dumps({"mode": mode}))
+"""
+
+
+def test_a_local_run_makes_its_ray_session_folder_private(ray_tmp) -> None:
+    """Ray makes the session folder 0777: other local users could read the workers' logs (bag
+    paths) and put their own files and links in it while the run lasts."""
+    proc = subprocess.run([sys.executable, "-c", _CONNECT], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1])["mode"] == 0o700

@@ -532,6 +532,39 @@ def test_a_readable_last_good_copy_is_reported_by_list(bits: int, gallery: Path,
     assert cli(capsys, "list", "--gallery", str(gallery))[0] == 0
 
 
+def test_kept_face_images_others_may_read_are_refused_as_a_readable_gallery_is(
+        tmp_path: Path, capsys) -> None:
+    """A gallery restored from a copy that kept no modes (`cp -r`, an archive) has its kept face
+    crops under the umask: a 0755 folder of 0644 PNGs, the driver's face readable by every local
+    user. The gallery and its copy were refused with the chmod fix at that mode (P3); the crops
+    were listed and used without a word. They are refused the same way now, as long as the
+    folder lets another user reach them."""
+    import numpy as np
+
+    from sense_perception.face.gallery import ConsentRecord, GalleryStore
+
+    store = GalleryStore(tmp_path / "g" / "gallery.json", keep_images=True)
+    t = np.random.default_rng(3).normal(size=(1, 128)).astype(np.float32)
+    t /= np.linalg.norm(t)
+    store.enroll("Ada", np.repeat(t, 2, axis=0), ConsentRecord.now("Ada"),
+                 images=[np.full((112, 112, 3), 5, np.uint8)] * 2)
+    folder = store.images_dir
+    crops = sorted(folder.iterdir())
+    for dir_mode, crop_mode, refused in ((0o755, 0o644, True), (0o750, 0o640, True),
+                                         (0o711, 0o604, True), (0o755, 0o600, False),
+                                         (0o700, 0o644, False)):
+        folder.chmod(dir_mode)
+        for crop in crops:
+            crop.chmod(crop_mode)
+        code, out, err = cli(capsys, "list", "--gallery", str(store.path))
+        assert (code == 2) is refused, (oct(dir_mode), oct(crop_mode), err)
+        if refused:
+            assert not out and f"kept face image {crops[0]} has mode {crop_mode:04o}" in err
+            assert f"chmod 700 {folder}" in err
+    folder.chmod(0o700)
+    assert cli(capsys, "list", "--gallery", str(store.path))[0] == 0
+
+
 def test_a_device_as_gallery_and_a_file_as_key_directory_are_clear_errors(tmp_path: Path,
                                                                          capsys) -> None:
     code, out, err = cli(capsys, "list", "--gallery", os.devnull)

@@ -204,8 +204,7 @@ def _check_names(args: argparse.Namespace) -> None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from ..face.gallery import CONSENT_TEXT, CONSENT_TEXT_VERSION, ConsentRecord
-    from ..face.identify import TemplateIndex
+    from ..face.gallery import CONSENT_TEXT, CONSENT_TEXT_VERSION
     if not args.consent:
         print(f"refused: --consent is required.\n{_CONSENT_HELP}\n\nConsent text (version "
               f"{CONSENT_TEXT_VERSION}):\n  {CONSENT_TEXT}", file=sys.stderr)
@@ -224,9 +223,21 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     # SIGTERM unwinds as Ctrl-C does while frames are read: a file-compressed bag's unpacked copy
     # (the cabin camera's frames: the driver's face) is removed; SIGTERM's default left it in
-    # TMPDIR (R40). Exit status 143 / 130.
-    with stop_signals():
+    # TMPDIR (R40). Exit status 143 / 130. The gallery's change itself runs whole (R44).
+    with stop_signals() as stops:
         embs, crops, labels = _enrol_templates(args, settings)
+        store.changing = stops.deferred
+        _enrol(args, settings, store, embs, crops, labels)
+        stops.raise_pending()
+    return 0
+
+
+def _enrol(args: argparse.Namespace, settings: Any, store: Any, embs: np.ndarray,
+           crops: np.ndarray, labels: list[str]) -> None:
+    """Check the faces are one person, warn of one already enrolled, enrol; print the record."""
+    from ..face.gallery import ConsentRecord
+    from ..face.identify import TemplateIndex
+
     threshold = settings.identity.match_threshold
     _check_one_person(embs, labels, threshold)
     existing = TemplateIndex(store.drivers())
@@ -243,7 +254,6 @@ def cmd_enroll(args: argparse.Namespace) -> int:
           f"template(s), {len(record.images)} kept image(s); consent "
           f"v{printable(record.consent.text_version)} by {printable(record.consent.who)} at "
           f"{printable(record.consent.when)}; gallery {store.path}")
-    return 0
 
 
 # -- list / forget / keygen ------------------------------------------------------------------------
@@ -272,19 +282,32 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    from ..stops import stop_signals
+
     store = _store(_settings(args))
-    record = store.forget(args.id)
-    print(f"forgot {printable(record.id)} '{printable(record.name)}': {len(record.templates)} "
-          f"template(s), consent record and {len(record.images)} kept image(s) erased from "
-          f"{store.path}")
+    # Ctrl-C or SIGTERM while the gallery is rewritten waits for the change to end (R44): one
+    # after the new gallery was in place left the old version, the driver's name and templates,
+    # unzeroed on disk, and the command said nothing. Then it stops (exit 130 / 143).
+    with stop_signals() as stops:
+        store.changing = stops.deferred
+        record = store.forget(args.id)
+        print(f"forgot {printable(record.id)} '{printable(record.name)}': {len(record.templates)} "
+              f"template(s), consent record and {len(record.images)} kept image(s) erased from "
+              f"{store.path}")
+        stops.raise_pending()
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from ..stops import stop_signals
+
     store = _store(_settings(args))
-    drivers = store.restore()
-    print(f"restored {store.path} from its last good copy {store.backup_path}: "
-          f"{len(drivers)} driver(s)")
+    with stop_signals() as stops:  # the change runs whole, as forget's (R44)
+        store.changing = stops.deferred
+        drivers = store.restore()
+        print(f"restored {store.path} from its last good copy {store.backup_path}: "
+              f"{len(drivers)} driver(s)")
+        stops.raise_pending()
     return 0
 
 

@@ -93,6 +93,10 @@ CONSENT_TEXT = (
 )
 
 
+class CopyNotWritten(GalleryError):
+    """The gallery was replaced with the change, but its last good copy could not be."""
+
+
 @dataclass
 class GalleryConfig:
     """The ``gallery.*`` parameters.
@@ -443,6 +447,12 @@ class GalleryStore:
         # True once the caller is being stopped (a node's ROS context shut down by Ctrl-C or
         # SIGTERM): a wait for the lock then ends at once instead of holding up the stop.
         self.stopping: Callable[[], bool] = lambda: False
+        # Wraps the writes of each change (enrol, forget, restore), which must run whole: the
+        # ``driver`` commands defer Ctrl-C and SIGTERM in it (:meth:`~..stops.Stops.deferred`).
+        # A stop between putting the new gallery in place and zeroing the old one left the
+        # forgotten driver's name and templates on disk, unzeroed and reachable by no command;
+        # one between the gallery and its copy erased the kept crops of a driver it listed (R44).
+        self.changing: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
     @classmethod
     def from_config(cls, config: GalleryConfig) -> "GalleryStore":
@@ -569,10 +579,48 @@ class GalleryStore:
             self._check_mode(st, self.backup_path)
         return st
 
+    def _check_kept_images(self) -> None:
+        """Refuse kept face crops that another user may read: a crop whose mode gives group or
+        others read permission in a folder they may enter (the folder is made 0700 and each crop
+        0600, but a gallery restored from a copy made without keeping modes, ``cp -r`` or an
+        archive, has them under the umask: 0755 and 0644). The same modes on the gallery or its
+        last good copy were refused with the ``chmod`` fix; the driver's face images were used
+        and listed without a word (R44). lstat only: never follows, never blocks.
+
+        Raises:
+            GalleryError: naming the image, both modes and the fix.
+        """
+        folder = self.images_dir
+        try:
+            st = os.lstat(folder)
+            if not stat.S_ISDIR(st.st_mode):  # a link or a file: refused where it is used (R11)
+                return
+            entered = stat.S_IMODE(st.st_mode)
+            if not entered & 0o011:  # nobody else may enter it: its files are out of reach
+                return
+            for path in sorted(folder.iterdir()):
+                if not _KEPT_IMAGE.fullmatch(path.name):
+                    continue
+                try:
+                    mode = stat.S_IMODE(os.lstat(path).st_mode)
+                except FileNotFoundError:  # erased meanwhile
+                    continue
+                if (entered & 0o010 and mode & 0o040) or (entered & 0o001 and mode & 0o004):
+                    raise GalleryError(
+                        f"kept face image {path} has mode {mode:04o} in {folder} (mode "
+                        f"{entered:04o}): other users can see the driver's face, so the gallery "
+                        f"is refused; fix: chmod 700 {folder} && chmod 600 {folder}/*")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise GalleryError(f"kept-images directory {folder} cannot be examined: "
+                               f"{exc.strerror or exc}") from exc
+
     def _read_state(self) -> tuple[list[DriverRecord], FileId | None]:
         """The drivers and the (st_dev, st_ino) of the file they were read from (None: no file)."""
         got = self._read_file(self.path)
         backup = self._check_backup()
+        self._check_kept_images()
         if got is None:
             if backup is not None:
                 # Never start an empty gallery over a lost one: its last good copy is still here.
@@ -688,7 +736,12 @@ class GalleryStore:
         self._sweep_temps()
         order = (self.backup_path, self.path) if removing else (self.path, self.backup_path)
         for target in order:
-            self._replace(target, data, expected[target], verified=target == self.path)
+            try:
+                self._replace(target, data, expected[target], verified=target == self.path)
+            except GalleryError as exc:
+                if target == self.backup_path and not removing:
+                    raise CopyNotWritten(str(exc)) from exc  # the gallery holds the change
+                raise
         self._sweep_orphan_images(drivers)
 
     def _replace(self, target: Path, data: bytes, expected: FileId | None,
@@ -789,13 +842,25 @@ class GalleryStore:
             while driver_id in taken:
                 driver_id = f"drv-{secrets.token_hex(4)}"
             record = DriverRecord(driver_id, name, _utc_now(), consent, t)
-            try:
-                if self.keep_images and images is not None:
-                    record.images = self._save_images(driver_id, list(images)[: t.shape[0]])
-                self._write(drivers + [record], gallery_id)
-            except BaseException:
-                self._erase_images(record)  # no orphan face image survives a failed enrolment
-                raise
+            with self.changing():  # outside the try: a stop kept for its end undoes nothing
+                try:
+                    if self.keep_images and images is not None:
+                        record.images = self._save_images(driver_id, list(images)[: t.shape[0]])
+                    self._write(drivers + [record], gallery_id)
+                except CopyNotWritten as exc:
+                    # The gallery lists the driver: the enrolment happened. Said so, the crops it
+                    # names kept (they were erased, and the error read as "nothing enrolled"
+                    # while the templates identified the driver from then on: R44).
+                    raise GalleryError(
+                        f"driver {driver_id} '{printable(name)}' was enrolled ({self.path} lists "
+                        f"them, with {t.shape[0]} template(s) and {len(record.images)} kept "
+                        f"image(s)), but its last good copy could not be updated: {exc}; the copy "
+                        "still holds the version before; fix: free space on that disk, then "
+                        "the next enroll or forget rewrites the copy (`sense-perception driver "
+                        f"forget {driver_id}` if this enrolment is not wanted)") from exc
+                except BaseException:
+                    self._erase_images(record)  # no orphan face image survives a failed enrolment
+                    raise
         return record
 
     def forget(self, driver_id: str) -> DriverRecord:
@@ -815,8 +880,9 @@ class GalleryStore:
                                    f"{self._erase_leftovers(drivers)}; "
                                    "`sense-perception driver list` shows the ids")
             self._images_dir_exists()  # a planted link is refused before anything changes
-            self._write([d for d in drivers if d.id != driver_id], gallery_id, removing=True)
-            self._erase_images(gone[0])
+            with self.changing():
+                self._write([d for d in drivers if d.id != driver_id], gallery_id, removing=True)
+                self._erase_images(gone[0])
         return gone[0]
 
     def _erase_leftovers(self, drivers: Sequence[DriverRecord]) -> str:
@@ -858,8 +924,9 @@ class GalleryStore:
                     pass
                 else:
                     raise GalleryError(f"gallery {self.path} is readable; nothing to restore")
-            self._sweep_temps()
-            self._replace(self.path, backup[0], current[1] if current is not None else None)
+            with self.changing():
+                self._sweep_temps()
+                self._replace(self.path, backup[0], current[1] if current is not None else None)
         return drivers
 
     def load_image(self, name: str) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from ..core.runtime.model_registry import ModelSpec, get_model, sha256_file
+from ..core.runtime.model_registry import ModelSpec, get_model
 from ..errors import ModelError
 from ..fileio import atomic_write
 
@@ -128,47 +128,119 @@ def fold_constant_dequantize(model: onnx.ModelProto, dynamic_batch: bool = False
 _FOLD_OPTIONS = {"yunet": {"dynamic_hw": True}, "sface": {"dynamic_batch": True}}
 
 
-def folded_model_path(name: str, directory: str | Path | None = None) -> Path:
-    """Return the path of the fp32 model folded from bundled model ``name`` (``yunet`` or ``sface``).
+#: The most a cached folded model or its sidecar may hold (SFace's is 39 MB).
+_MAX_CACHED_BYTES = 1 << 30
 
-    The source file's sha256 is checked first. A cached result is used only when its sidecar says it
-    was made from this source by this fold version and its own sha256 still matches; otherwise it
-    is rebuilt and written atomically.
+
+def _read_own(path: Path, limit: int) -> tuple[bytes | None, str]:
+    """The bytes of the cache file ``path`` when it can be trusted, else (None, why not; "" when
+    it does not exist).
+
+    Trusted: a regular file (no link followed, no FIFO waited on), owned by this user (or root)
+    and writable by nobody else. The bytes returned are those read from the descriptor that was
+    checked, so a file swapped after the check is never used. A folded model planted by another
+    user in a shared cache folder (``SENSE_PERCEPTION_CACHE=/tmp/...``, or a folder a ``umask 0``
+    left world-writable), with a sidecar matching its own hash, was loaded as the face detector
+    or SFace: whoever wrote it decided who is recognised (R44).
+    """
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return None, f"it cannot be opened as a regular file ({exc.strerror or exc})"
+    try:
+        st = os.fstat(fd)
+        me = os.geteuid()
+        if not stat.S_ISREG(st.st_mode):
+            return None, "it is not a regular file"
+        if st.st_uid not in (me, 0):
+            return None, f"it belongs to user id {st.st_uid}, not to this user ({me})"
+        if st.st_mode & 0o022:
+            return None, f"others may write it (mode {stat.S_IMODE(st.st_mode):04o})"
+        if st.st_size > limit:
+            return None, f"it is larger than {limit} bytes"
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1), ""
+    except OSError as exc:
+        return None, f"it cannot be read ({exc.strerror or exc})"
+    finally:
+        os.close(fd)
+
+
+def folded_model(name: str, directory: str | Path | None = None) -> bytes:
+    """The fp32 model folded from bundled model ``name`` (``yunet`` or ``sface``), as bytes.
+
+    The source file's sha256 is checked first. A cached result is used only when it and its
+    sidecar can be trusted (:func:`_read_own`: this user's, writable by nobody else), the sidecar
+    says it was made from this source by this fold version and the bytes read match its sha256;
+    otherwise it is rebuilt and written atomically (mode 0600, its folders 0700 whatever the
+    umask). The bytes checked are the bytes returned: the models are loaded from them, never
+    from the path again.
 
     Raises:
         ModelError: the source is missing or altered, or the cache directory is not writable.
     """
+    from .gallery_files import make_private_dirs
+
     spec: ModelSpec = get_model(name)
     if name not in _FOLD_OPTIONS:
         raise ModelError(f"model '{name}' is not a folded face model; use one of {sorted(_FOLD_OPTIONS)}")
     source = spec.verified_path()
-    folder = Path(directory) if directory is not None else cache_dir()
-    target = folder / f"{name}_fp32_{spec.sha256[:16]}_v{FOLD_VERSION}.onnx"
+    target = _cache_target(name, spec, directory)
     sidecar = target.with_suffix(".json")
-    if target.is_file() and sidecar.is_file():
+    cached, why = _read_own(target, _MAX_CACHED_BYTES)
+    side, side_why = _read_own(sidecar, 1 << 16)
+    if cached is not None and side is not None:
         try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
+            meta = json.loads(side)
+        except ValueError:
             meta = {}
-        if (meta.get("source_sha256") == spec.sha256 and meta.get("fold_version") == FOLD_VERSION
-                and meta.get("sha256") == sha256_file(target)):
-            return target
+        if (isinstance(meta, dict) and meta.get("source_sha256") == spec.sha256
+                and meta.get("fold_version") == FOLD_VERSION
+                and meta.get("sha256") == hashlib.sha256(cached).hexdigest()):
+            return cached
         LOG.warning("cached folded model %s does not match its recorded hash; rebuilding it", target)
+    elif why or side_why:
+        LOG.warning("cached folded model %s is not used: %s; rebuilding it (keep the cache in a "
+                    "folder only you can write: %s)", target if why else sidecar, why or side_why,
+                    CACHE_ENV)
     import onnx
 
     model = fold_constant_dequantize(onnx.load(str(source)), **_FOLD_OPTIONS[name])
     data = model.SerializeToString()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target.parent)  # 0700 whatever the umask: nobody else swaps the models
         atomic_write(target, data)
         meta = {"source": str(source), "source_sha256": spec.sha256, "fold_version": FOLD_VERSION,
                 "sha256": hashlib.sha256(data).hexdigest(), "onnx": onnx.__version__}
         atomic_write(sidecar, json.dumps(meta, indent=2).encode())
     except OSError as exc:
         raise ModelError(f"cannot write the folded model cache {target}: {exc}; fix: make the "
-                         f"directory writable or set {CACHE_ENV} to a writable directory") from exc
+                         f"directory writable or set {CACHE_ENV} to a writable directory only "
+                         "you can write") from exc
     LOG.info("folded %s to fp32: %s (%d bytes)", name, target, len(data))
-    return target
+    return data
+
+
+def _cache_target(name: str, spec: ModelSpec, directory: str | Path | None) -> Path:
+    """Where the folded ``name`` is cached."""
+    folder = Path(directory) if directory is not None else cache_dir()
+    return folder / f"{name}_fp32_{spec.sha256[:16]}_v{FOLD_VERSION}.onnx"
+
+
+def folded_model_path(name: str, directory: str | Path | None = None) -> Path:
+    """The path of the cached fp32 model folded from ``name``, after :func:`folded_model` made
+    sure it is there and trusted (for tools reading it; the package loads :func:`folded_model`'s
+    bytes, which a later swap of the file cannot change).
+
+    Raises:
+        ModelError: as :func:`folded_model`.
+    """
+    folded_model(name, directory)
+    return _cache_target(name, get_model(name), directory)
 
 
 def fold_all(names: Iterable[str] = ("yunet", "sface")) -> list[Path]:

@@ -6,7 +6,7 @@ import numpy as np
 from ..core.runtime.session import OnnxModel, RuntimeOptions
 from ..errors import ImageDecodeError
 from .align import ALIGNED_SIZE
-from .model_fold import folded_model_path
+from .model_fold import folded_model
 
 EMBEDDING_DIM = 128
 
@@ -20,7 +20,7 @@ class SFaceEmbedder:
     """
 
     def __init__(self, options: RuntimeOptions | None = None, max_batch: int = 16) -> None:
-        self.model = OnnxModel(folded_model_path("sface"), options, name="sface")
+        self.model = OnnxModel(folded_model("sface"), options, name="sface")
         self.input_name = self.model.inputs[0].name
         self.max_batch = int(max_batch)
         self._blob = np.empty((self.max_batch, 3, ALIGNED_SIZE, ALIGNED_SIZE), np.float32)

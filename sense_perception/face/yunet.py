@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.runtime.session import OnnxModel, RuntimeOptions
 from ..errors import ConfigError, ImageDecodeError
-from .model_fold import folded_model_path
+from .model_fold import folded_model
 
 STRIDES = (8, 16, 32)
 _DIVISOR = 32
@@ -83,7 +83,7 @@ class YuNetDetector:
         self.nms_iou = float(nms_iou)
         self.max_side = int(max_side)
         self.top_k = int(top_k)
-        self.model = OnnxModel(folded_model_path("yunet"), options, name="yunet")
+        self.model = OnnxModel(folded_model("yunet"), options, name="yunet")
         self.input_name = self.model.inputs[0].name
         self._out_index = {name: i for i, name in enumerate(self.model.output_names)}
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}

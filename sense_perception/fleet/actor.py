@@ -49,16 +49,42 @@ class _FleetWorker:
 def _temp_in_session() -> None:
     """Put this worker's temporary files (a file-compressed bag's unpacked copy: gigabytes) in
     its Ray session folder, ``fleet_tmp/``: a local run removes that folder when it ends, after a
-    kill -9 too (:mod:`.reaper`), where a killed worker left its copy in /tmp."""
+    kill -9 too (:mod:`.reaper`), where a killed worker left its copy in /tmp.
+
+    Only where nobody else can reach it (:func:`private_folder`): Ray makes its session folders
+    world-writable (0777, no sticky bit), so another local user could put a ``fleet_tmp`` of
+    their own there (a folder or a link to one) before the worker, or rename the worker's away
+    afterwards: the unpacked copy of a cabin recording (the driver's face) went into their
+    folder (R44). A local run makes its session folder 0700 (:func:`.cluster.connect`); a
+    cluster's (``--address``) stays as Ray made it, and the system's temporary folder is used."""
     try:  # Ray's node API is internal: checked, never guessed
         node = ray._private.worker._global_node
         if node is None:
             return
-        folder = Path(node.get_session_dir_path()) / "fleet_tmp"
+        session = Path(node.get_session_dir_path())
+        if not private_folder(session):
+            return
+        folder = session / "fleet_tmp"
         folder.mkdir(mode=0o700, exist_ok=True)
+        if not private_folder(folder):
+            return
     except Exception:  # noqa: BLE001 - another Ray version: the system's temporary folder
         return
     tempfile.tempdir = str(folder)
+
+
+def private_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a directory (not a link) of this user that nobody else may enter or
+    write (no group or other permission bits)."""
+    import os
+    import stat
+
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+            and not stat.S_IMODE(st.st_mode) & 0o077)
 
 
 # ray.remote's typed overloads omit the actor option concurrency_groups that it accepts.

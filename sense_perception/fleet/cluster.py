@@ -78,6 +78,29 @@ def local_session_dir(ray: ModuleType) -> Path | None:
     return session
 
 
+def make_private(session: Path) -> None:
+    """Make the session folder of the local Ray this run started 0700 (Ray makes it 0777, no
+    sticky bit: any local user could read its logs, which name the bags, and put files, folders
+    or links of their own in it, among them the workers' ``fleet_tmp/`` where a cabin bag is
+    unpacked: R44). Ray's processes run as this user and create nothing there with other modes
+    afterwards; only a folder of this user that is no link is changed."""
+    import stat
+
+    try:
+        fd = os.open(session, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        LOG.warning("Ray's session folder %s cannot be made private (%s): the workers keep their "
+                    "temporary files in the system's temporary folder", session, exc)
+        return
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, stat.S_IRWXU)
+    except OSError as exc:
+        LOG.warning("Ray's session folder %s cannot be made private (%s)", session, exc)
+    finally:
+        os.close(fd)
+
+
 def remove_session_dir(folder: Path) -> None:
     """Remove a local Ray instance's session folder once it is shut down, and Ray's
     ``session_latest`` link when it still points there (a later session's link is left)."""
@@ -144,6 +167,7 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
         session_dir = local_session_dir(ray) if address is None else None
         if session_dir is not None:
             reaper.tell_session(watch, session_dir)  # a kill -9 of this run removes it too
+            make_private(session_dir)
         return RaySession(ray, address or "local", True, _resources(ray), watch, session_dir)
     except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         _abandon(ray, watch, local_session_dir(ray) if address is None else None)

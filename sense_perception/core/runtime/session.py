@@ -123,17 +123,49 @@ class RuntimeConfig:
             trt_fp16=self.trt_fp16, openvino=self.openvino, openvino_int8=self.openvino_int8)
 
 
+def trt_cache_refusal(folder: str | Path) -> str | None:
+    """Why the TensorRT engine cache must not be kept in ``folder`` (None: it may), after making
+    it (and its missing parents) 0700 whatever the umask.
+
+    TensorRT runs the engines it finds there by name, unchecked: whoever can write the folder
+    (another user owning it, or group and others given write by the folder's mode, or a
+    ``umask 0``, which left the default ``~/.cache/sense_perception/trt`` 0777) can swap in an
+    engine of their own, and the detector then runs their network (R44).
+    """
+    import stat
+
+    from ...face.gallery_files import make_private_dirs, writable_by_others
+
+    folder = Path(folder).expanduser()
+    try:
+        make_private_dirs(folder)
+        st = os.lstat(folder)
+    except OSError as exc:
+        return f"it cannot be made ({exc.strerror or exc})"
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory (a link or a file)"
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):
+        return f"it belongs to user id {st.st_uid}, not to this user ({me})"
+    if writable_by_others(st):
+        return f"other users may write it (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
 def _provider_entry(name: str, options: RuntimeOptions) -> str | tuple[str, dict]:
     if name == "TensorrtExecutionProvider":
-        Path(options.trt_cache_dir).mkdir(parents=True, exist_ok=True)
-        return (name, {
-            "device_id": options.device_id,
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": options.trt_cache_dir,
-            "trt_timing_cache_enable": True,
-            "trt_timing_cache_path": options.trt_cache_dir,
-            "trt_fp16_enable": options.trt_fp16,
-        })
+        refused = trt_cache_refusal(options.trt_cache_dir)
+        if refused:
+            LOG.warning("TensorRT engine cache %s is not used: %s, and whoever can write it could "
+                        "replace the engines TensorRT runs; engines are built anew at each start; "
+                        "fix: set runtime.trt_cache_dir to a folder that is yours and that only "
+                        "you can write (chmod 700)", options.trt_cache_dir, refused)
+        entry: dict[str, object] = {"device_id": options.device_id,
+                                    "trt_fp16_enable": options.trt_fp16}
+        if not refused:
+            entry.update(trt_engine_cache_enable=True, trt_engine_cache_path=options.trt_cache_dir,
+                         trt_timing_cache_enable=True, trt_timing_cache_path=options.trt_cache_dir)
+        return (name, entry)
     if name == "CUDAExecutionProvider":
         return (name, {"device_id": options.device_id})
     return name
