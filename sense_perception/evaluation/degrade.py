@@ -203,15 +203,16 @@ def night_open_sky(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     dark, grey sky, as a covered lens would look in one frame."""
     h, w = image.shape[:2]
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    sky = np.zeros((h, w), np.float32)
-    sky[: 3 * h // 5] = grey[: 3 * h // 5] > 160
-    sky = cv2.GaussianBlur(sky, (0, 0), 2.0)[..., None]
+    bright = np.zeros((h, w), np.float32)
+    bright[: 3 * h // 5] = grey[: 3 * h // 5] > 160
+    sky = cv2.GaussianBlur(bright, (0, 0), 2.0)[..., None]
     glow = rng.uniform(20.0, 60.0)  # day-grey whose night copy is grey 2-12: light pollution
     dimmed = np.clip(image * (1 - sky) + glow * sky, 0, 255).astype(np.uint8)
     denoised = cv2.bilateralFilter(night(dimmed, rng), 9, 30, 5)
     quality = int(rng.integers(60, 81))  # a compressed stream or photo: JPEG flattens a dark sky
     _, data = cv2.imencode(".jpg", denoised, [cv2.IMWRITE_JPEG_QUALITY, quality])
     delivered = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    assert delivered is not None  # OpenCV's own JPEG of a valid frame
     return cv2.resize(delivered[: int(0.7 * h)], (w, h), interpolation=cv2.INTER_LINEAR)
 
 
