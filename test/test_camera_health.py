@@ -103,6 +103,19 @@ def test_a_night_view_under_an_unlit_sky_is_not_blocked(street):
         CameraHealthSettings(blocked_min_mean=300.0)
 
 
+def test_a_night_street_with_a_few_small_lamps_is_not_dark(street):
+    """Seeds 23 and 47 draw few, small lamps: they fill under 0.1 % of the view, so the brightest
+    0.1 % stayed below grey 100 and these night streets were ``dark`` (ERROR). The lamps clip in
+    the brightest 0.01 %, which no under-exposed or black frame reaches."""
+    for seed in (23, 47):
+        frames = [degrade.night(i, np.random.default_rng(seed)) for i in street[:3]]
+        grey = [cv2.cvtColor(small_copy(i), cv2.COLOR_BGR2GRAY) for i in frames]
+        assert all(np.percentile(g, 99.9) < SETTINGS.dark_highlight for g in grey)  # the old test
+        assert [judge(i) for i in frames] == [[]] * 3
+    rng = np.random.default_rng(5)
+    assert [judge(degrade.under_exposed(i, rng)) for i in street] == [["dark"]] * len(street)
+
+
 def test_small_copy_keeps_the_aspect_and_takes_grey_and_bgra(street):
     assert small_copy(street[0]).shape == (135, 240, 3)
     grey = cv2.cvtColor(street[0], cv2.COLOR_BGR2GRAY)

@@ -95,7 +95,7 @@ class CameraHealthSettings:
             uniform sky or wall is no evidence of fog. A view is also of low visibility when...
         low_visibility_fine_ratio: ...its finest structure is weaker than this share of the
             structure one octave coarser (defocus and water remove the finest scale first).
-        dark_highlight: a frame whose brightest 0.1 % is darker than this grey level is dark (a
+        dark_highlight: a frame whose brightest 0.01 % is darker than this grey level is dark (a
             night scene with a street light, headlights or a lit sign reaches it)...
         dark_mean: ...and whose mean is below this grey level.
         bright_clipped_fraction: share of clipped pixels (grey >= 250) that makes a frame bright.
