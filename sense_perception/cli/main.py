@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sense-perception` console script."""
     from ..core_dumps import no_core_dumps
 
-    no_core_dumps()  # a crash must not write the decrypted gallery or frames to a core file
+    # A crash must not write the decrypted gallery or frames to a core file: every command, `run`
+    # included (the nodes' console scripts set it in ros.run.run_nodes, as they skip this main).
+    no_core_dumps()
     tolerant_output()
     stdout = sys.stdout
     if stdout is not None and not isinstance(stdout, _ClosedPipeTolerant):

@@ -134,7 +134,10 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
 
     from ..core_dumps import no_core_dumps
 
-    no_core_dumps()  # the nodes' entry points and `run`: a crash writes no gallery to a core file
+    # A crash writes no gallery to a core file. For the nodes' console scripts (the launch
+    # files') and `python -m` of a node module, which never pass through the CLI's main; under
+    # `sense-perception run` main has set it already and this call finds the limit 0 (a no-op).
+    no_core_dumps()
 
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError

@@ -18,13 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from ..geometry.camera_info_fields import binning_and_roi, get_field, getter
+
 #: The distortion models Autoware's fusion accepts, and the D lengths it accepts.
 DISTORTION_MODELS = ("plumb_bob", "rational_polynomial")
 D_LENGTHS = (5, 8)
-
-
-def _get(msg: Any, name: str) -> Any:
-    return msg.get(name) if isinstance(msg, dict) else getattr(msg, name, None)
 
 
 #: Longest piece of a received text (distortion_model, frame_id) quoted in a problem.
@@ -42,13 +40,13 @@ def _quoted(text: str) -> str:
 def _published_size(info: Any) -> tuple[int, int] | None:
     """(width, height) of the image a CameraInfo describes: its size, or its roi's, divided by
     its binning (REP 104, as image_geometry reduces it); None when they are no whole numbers."""
+    binning_x, binning_y, roi = binning_and_roi(info)
+    _, _, roi_width, roi_height = roi or (0, 0, 0, 0)
     try:
-        width, height = int(_get(info, "width") or 0), int(_get(info, "height") or 0)
-        roi = _get(info, "roi")
-        if roi is not None and (int(_get(roi, "width") or 0) or int(_get(roi, "height") or 0)):
-            width, height = int(_get(roi, "width") or 0), int(_get(roi, "height") or 0)
-        return (width // max(1, int(_get(info, "binning_x") or 1)),
-                height // max(1, int(_get(info, "binning_y") or 1)))
+        width, height = int(get_field(info, "width") or 0), int(get_field(info, "height") or 0)
+        if int(roi_width or 0) or int(roi_height or 0):
+            width, height = int(roi_width or 0), int(roi_height or 0)
+        return width // max(1, int(binning_x or 1)), height // max(1, int(binning_y or 1))
     except (TypeError, ValueError):
         return None
 
@@ -68,19 +66,20 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None,
         One sentence per problem, with the fix; empty when Autoware would use it.
     """
     problems = []
-    model = str(_get(info, "distortion_model") or "")
+    get = getter(info)
+    model = str(get("distortion_model") or "")
     if model not in DISTORTION_MODELS:
         problems.append(f"distortion_model is {_quoted(model)}: Autoware's fusion accepts only "
                         f"{' or '.join(DISTORTION_MODELS)} (fix the camera driver's calibration file)")
-    d = np.asarray(_get(info, "d") if _get(info, "d") is not None else [], np.float64).reshape(-1)
+    d = np.asarray(get("d") if get("d") is not None else [], np.float64).reshape(-1)
     if d.size not in D_LENGTHS:
         problems.append(f"D has {d.size} coefficients: Autoware's fusion accepts 5 (plumb_bob) or 8 "
                         "(rational_polynomial)")
-    k = np.asarray(_get(info, "k") if _get(info, "k") is not None else [], np.float64).reshape(-1)
+    k = np.asarray(get("k") if get("k") is not None else [], np.float64).reshape(-1)
     if k.size != 9 or not np.any(k):
         problems.append("K is all zero: the camera is not calibrated (calibrate it, e.g. with "
                         "camera_calibration, and publish the result)")
-    raw_p = _get(info, "p")  # every message has one (a dict built by hand may leave it out)
+    raw_p = get("p")  # every message has one (a dict built by hand may leave it out)
     p = np.asarray(raw_p if raw_p is not None else [], np.float64).reshape(-1)
     if raw_p is not None and (p.size != 12 or not np.any(p)):
         problems.append("P is all zero: Autoware's fusion projects every point through P "
@@ -93,7 +92,7 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None,
             problems.append(f"{name} has a non-finite number (nan or inf): the fusion would "
                             "project nothing where it belongs (fix the camera driver's "
                             "calibration file)")
-    width, height = _get(info, "width"), _get(info, "height")  # (a dict by hand may leave them out)
+    width, height = get("width"), get("height")  # (a dict by hand may leave them out)
     if width is None or height is None:
         pass
     elif not width or not height:
@@ -107,8 +106,8 @@ def camera_info_problems(info: Any, image_frame_id: str | None = None,
                         "fusion projects into the CameraInfo's pixels while the ROIs are in the "
                         "image's (publish the CameraInfo of the image the camera sends: rescale K "
                         "and P with a resized image)")
-    header = _get(info, "header")
-    frame_id = str((_get(header, "frame_id") if header is not None else "") or "")
+    header = get("header")
+    frame_id = str((get_field(header, "frame_id") if header is not None else "") or "")
     if not frame_id:
         problems.append("header.frame_id is empty: Autoware cannot place the camera in TF (set the "
                         "camera's optical frame)")

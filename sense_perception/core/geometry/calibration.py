@@ -23,6 +23,7 @@ import numpy as np
 from ...errors import ConfigError
 from ...fileio import read_regular_file
 from ..output.topics import image_base_topic
+from .camera_info_fields import ROI_FIELDS, binning_and_roi, get_field, getter
 
 # distortion_model -> the numbers of coefficients D may have (ROS CameraInfo names).
 DISTORTION_MODELS: dict[str, tuple[int, ...]] = {
@@ -343,7 +344,7 @@ def _whole(value: Any, name: str, where: str) -> int:
     return int(value)
 
 
-def _binning_and_roi(get: Any, K: np.ndarray, where: str) -> tuple[np.ndarray, int, int, str]:
+def _binning_and_roi(info: Any, K: np.ndarray, where: str) -> tuple[np.ndarray, int, int, str]:
     """K, width and height of the image a CameraInfo's ``binning_x``/``binning_y`` and ``roi``
     describe (REP 104: K, P, width and height are the full sensor's; the image published is the
     ROI, binned), as ROS's image_geometry adjusts them, and a note of what was applied ("" when
@@ -352,13 +353,12 @@ def _binning_and_roi(get: Any, K: np.ndarray, where: str) -> tuple[np.ndarray, i
     Raises:
         CalibrationError: a binning or ROI that leaves no pixel or lies outside the sensor.
     """
-    width, height = get("width", 0), get("height", 0)
-    bx = _whole(get("binning_x", 0) or 0, "binning_x", where) or 1  # 0 is the same as 1
-    by = _whole(get("binning_y", 0) or 0, "binning_y", where) or 1
-    roi = get("roi", None)
-    field = roi.get if isinstance(roi, Mapping) else (lambda k, d=0: getattr(roi, k, d))
-    x0, y0, rw, rh = (_whole(field(k, 0) or 0, f"roi.{k}", where) if roi is not None else 0
-                      for k in ("x_offset", "y_offset", "width", "height"))
+    width, height = get_field(info, "width", 0), get_field(info, "height", 0)
+    binning_x, binning_y, roi = binning_and_roi(info)
+    bx = _whole(binning_x or 0, "binning_x", where) or 1  # 0 is the same as 1
+    by = _whole(binning_y or 0, "binning_y", where) or 1
+    x0, y0, rw, rh = (_whole(value or 0, f"roi.{name}", where)
+                      for name, value in zip(ROI_FIELDS, roi or (0, 0, 0, 0), strict=True))
     if bx == by == 1 and not (x0 or y0 or rw or rh):
         return K, width, height, ""
     if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer))):
@@ -393,7 +393,7 @@ def image_intrinsics(info: Any, where: str, rectified: bool = False) -> dict[str
     Raises:
         CalibrationError: P, R, the binning or the roi cannot describe the image (named).
     """
-    get = info.get if isinstance(info, Mapping) else (lambda k, d=None: getattr(info, k, d))
+    get = getter(info)
     notes = []
     if rectified:
         K, _, used = _rectified(get, np.eye(4), where)
@@ -403,7 +403,7 @@ def image_intrinsics(info: Any, where: str, rectified: bool = False) -> dict[str
     else:
         K = _matrix(list(get("k", [])), (3, 3), "K", where)
         d, model = list(get("d", []) or []), str(get("distortion_model", "") or "")
-    K, width, height, reduced = _binning_and_roi(get, K, where)
+    K, width, height, reduced = _binning_and_roi(info, K, where)
     return {"k": K.ravel().tolist(), "d": d, "distortion_model": model, "width": width,
             "height": height, "note": ", ".join(notes + ([reduced] if reduced else []))}
 
@@ -423,7 +423,7 @@ def from_camera_info(info: Any, T_base_link_camera: np.ndarray, where: str,
     The binning and ROI (REP 104: the image published is that part of the calibrated sensor,
     binned) adjust K (or P) and the size as ROS's image_geometry does.
     """
-    get = info.get if isinstance(info, Mapping) else (lambda k, d=None: getattr(info, k, d))
+    get = getter(info)
     if rectified:
         K, mount, used = _rectified(get, T_base_link_camera, where)
         D: list[Any] = []
@@ -432,7 +432,7 @@ def from_camera_info(info: Any, T_base_link_camera: np.ndarray, where: str,
     else:
         K, mount = _matrix(list(get("k", [])), (3, 3), "K", where), np.asarray(T_base_link_camera)
         D, model = list(get("d", [])), get("distortion_model", "")
-    K, width, height, reduced = _binning_and_roi(get, K, where)
+    K, width, height, reduced = _binning_and_roi(info, K, where)
     return from_dict({"K": K.tolist(), "D": D, "distortion_model": model, "width": width,
                       "height": height, "T_base_link_camera": np.asarray(mount).tolist()},
                      f"{where}, {reduced}" if reduced else where)

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .calibration import CalibrationError, CameraCalibration, from_camera_info, rectified_topic
+from .camera_info_fields import binning_and_roi, get_field, getter
 from .ground import GroundPositions, estimate_positions
 from .priors import DEFAULT_NOISE, PositionNoise
 from .tf_static import StaticTransforms
@@ -62,8 +63,7 @@ OTHER_REASONS = "(other reasons)"
 
 def _uncalibrated(info: Any) -> bool:
     """A CameraInfo whose K is all zero: the camera driver runs without a calibration."""
-    get = info.get if isinstance(info, dict) else (lambda k: getattr(info, k, None))
-    k = get("k")
+    k = get_field(info, "k")
     try:
         return not np.any(np.asarray(k if k is not None else [], np.float64))
     except (TypeError, ValueError):
@@ -77,23 +77,15 @@ def _same_calibration(a: CameraCalibration, b: CameraCalibration) -> bool:
         and np.array_equal(a.T_base_link_camera, b.T_base_link_camera))
 
 
-def _roi(roi: Any) -> tuple:
-    """A CameraInfo's roi (message, dict or None) as a comparable tuple."""
-    if roi is None:
-        return ()
-    get = roi.get if isinstance(roi, dict) else (lambda k: getattr(roi, k, None))
-    return tuple(get(k) for k in ("x_offset", "y_offset", "width", "height"))
-
-
 def _same_info(a: Any, b: Any) -> bool:
     def fields(info: Any) -> tuple:
-        get = info.get if isinstance(info, dict) else (lambda k: getattr(info, k, None))
+        get = getter(info)
         return (tuple(np.asarray(get("k"), float).ravel()), tuple(np.asarray(get("d"), float).ravel()),
                 get("distortion_model"), get("width"), get("height"),
                 # a rectified camera's intrinsics (REP 104): a new P or R is a new calibration
                 tuple(np.asarray(get("p") if get("p") is not None else [], float).ravel()),
                 tuple(np.asarray(get("r") if get("r") is not None else [], float).ravel()),
-                get("binning_x"), get("binning_y"), _roi(get("roi")))
+                binning_and_roi(info, missing=None))
     return fields(a) == fields(b)
 
 

@@ -34,6 +34,14 @@ def in_fault(status: dict[str, Any] | None) -> bool:
     return status is not None and int(status["level"]) == ERROR
 
 
+def _diagnostic(topic: str, level: int, message: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The DiagnosticStatus dict of camera ``topic``: named ``camera_health: <topic>``, its
+    hardware_id the topic (:meth:`CameraHealthBank.status`, :meth:`CameraHealthBank.judge`)."""
+    from ..output import messages
+
+    return messages.diagnostic_status(f"camera_health: {topic}", level, message, topic, values)
+
+
 @dataclass(frozen=True)
 class HealthEvent:
     """A condition raised or cleared at ``stamp`` (seconds)."""
@@ -240,13 +248,10 @@ class CameraHealthBank:
             return self.update(topic, image, stamp, frame_id, arrival), None
         except Exception as exc:  # noqa: BLE001 - said in the status, counted, returned
             self._unjudged[topic] = self._unjudged.get(topic, 0) + 1
-            from ..output import messages
-
-            m = self.monitors[topic]
             text = f"{type(exc).__name__}: {exc}"[:300]
-            return messages.diagnostic_status(
-                f"camera_health: {topic}", STALE, f"this frame could not be judged ({text}); its "
-                "detections go on", topic, {**m.values(), "judge_error": text}), exc
+            return _diagnostic(topic, STALE, f"this frame could not be judged ({text}); its "
+                               "detections go on",
+                               {**self.monitors[topic].values(), "judge_error": text}), exc
 
     def unjudged(self, topic: str) -> int:
         """How many frames of ``topic`` could not be judged (:meth:`judge`)."""
@@ -283,11 +288,8 @@ class CameraHealthBank:
         """The DiagnosticStatus dict of one camera: named ``camera_health: <topic>``, hardware_id
         = its topic, the conditions in the message, the metrics in the values. The same live and
         in a replay (the node's name is added only in ``/diagnostics``)."""
-        from ..output import messages
-
         m = self.monitors[topic]
-        return messages.diagnostic_status(f"camera_health: {topic}", m.level, m.message(), topic,
-                                          m.values())
+        return _diagnostic(topic, m.level, m.message(), m.values())
 
     def statuses(self) -> list[dict[str, Any]]:
         """One status per camera."""

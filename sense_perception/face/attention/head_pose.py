@@ -27,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ...core.geometry.camera_info_fields import binning_and_roi, getter
 from ...core.runtime.model_registry import get_model
 from ...errors import ModelError, SensePerceptionError
 from .mesh import MESH_POINTS
@@ -66,12 +67,10 @@ def _check_plausible(k: np.ndarray, width: int, height: int) -> None:
                 "camera_info_topic to \"\" to use the default intrinsics")
 
 
-def _binned_or_cropped(get: Any) -> bool:
+def _binned_or_cropped(info: Any) -> bool:
     """A CameraInfo whose image is binned or a roi of the calibrated sensor (REP 104)."""
-    roi = get("roi", None)
-    field = roi.get if isinstance(roi, dict) else (lambda k, d=0: getattr(roi, k, d))
-    return (get("binning_x", 0) or 0) > 1 or (get("binning_y", 0) or 0) > 1 or (
-        roi is not None and any(field(k, 0) for k in ("x_offset", "y_offset", "width", "height")))
+    binning_x, binning_y, roi = binning_and_roi(info)
+    return (binning_x or 0) > 1 or (binning_y or 0) > 1 or (roi is not None and any(roi))
 
 
 @dataclass(frozen=True)
@@ -117,9 +116,9 @@ class CameraIntrinsics:
                 implausible for the image size (see :data:`FOCAL_RANGE`), or the image size is
                 missing; the message names the value and the fix.
         """
-        get = info.get if isinstance(info, dict) else lambda k, d=None: getattr(info, k, d)
+        get = getter(info)
         applied = ""
-        if rectified or _binned_or_cropped(get):
+        if rectified or _binned_or_cropped(info):
             from ...core.geometry.calibration import CalibrationError, image_intrinsics
 
             try:
