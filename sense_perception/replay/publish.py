@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from rosbags.interfaces import Qos, QosDurability, QosReliability
 
 from ..errors import BagError, SensePerceptionError
+from ..face.safe_text import printable
 from .reader import BagMessage
 from .skips import SkipLog
 
@@ -72,7 +73,7 @@ class LivePublisher:
             raise
         self._clock_period = 1.0 / clock_hz
         self._pubs: dict[str, Any] = {}
-        self._bad: set[str] = set()
+        self._bad: dict[str, str] = {}  # topic -> why it is not published
         self._bag0: int | None = None
         self._wall0 = 0.0
         self._last_bag: int | None = None  # the bag time of the message played last
@@ -92,16 +93,34 @@ class LivePublisher:
         return profile
 
     def _publisher(self, topic: str, msgtype: str, qos: Sequence[Qos]) -> Any:
+        """The publisher of ``topic``; None, with the reason kept for :meth:`not_published`, for
+        a topic that cannot be published: its type's package is not installed, its type name is
+        not a ROS 2 one (never imported: a bag's ``idlelib/idle/X`` ran IDLE), or its name is not
+        a valid ROS 2 topic name (a bag may hold any name: ``/1cam``, ``/a b``; rclpy's
+        InvalidTopicNameException ended the replay in a traceback before its first frame)."""
         pub = self._pubs.get(topic)
         if pub is None and topic not in self._bad:
+            from rclpy.exceptions import NameValidationException
+
             try:
                 pub = self.node.create_publisher(self._msg_class(msgtype), topic, self._profile(qos))
             except SensePerceptionError as exc:  # the type's package is not installed
-                self._bad.add(topic)
-                LOG.warning("not publishing %s: %s", topic, exc)
+                self._refuse(topic, f"{exc}")
+                return None
+            except NameValidationException as exc:
+                reason = " ".join(str(exc).split())  # rclpy's text spans lines
+                self._refuse(topic, f"not a valid ROS 2 topic name ({reason})")
                 return None
             self._pubs[topic] = pub
         return pub
+
+    def _refuse(self, topic: str, reason: str) -> None:
+        self._bad[topic] = reason
+        LOG.warning("not publishing %s: %s", printable(topic), printable(reason))
+
+    def not_published(self, topic: str, msgtype: str) -> str:
+        """Why ``topic`` (of ``msgtype``) is not published, for the skip log."""
+        return f"not published: {self._bad.get(topic) or f'message type {msgtype} is not installed'}"
 
     def _clock(self, bag_ns: int) -> None:
         msg = self._Clock()
@@ -135,8 +154,7 @@ class LivePublisher:
         self._clock(message.timestamp)
         pub = self._publisher(message.topic, message.msgtype, qos)
         if pub is None:
-            self.skipped.add(message.topic, f"not published: message type {message.msgtype} is not "
-                                            "installed in this ROS 2 environment")
+            self.skipped.add(message.topic, self.not_published(message.topic, message.msgtype))
             return
         pub.publish(bytes(message.data))
         self.published += 1
@@ -145,8 +163,7 @@ class LivePublisher:
         """Publish a replay result (serialised CDR) now."""
         pub = self._publisher(topic, msgtype, qos)
         if pub is None:
-            self.skipped.add(topic, f"not published: message type {msgtype} is not installed in this "
-                                    "ROS 2 environment")
+            self.skipped.add(topic, self.not_published(topic, msgtype))
             return
         pub.publish(bytes(raw))
         self.published += 1

@@ -148,3 +148,51 @@ def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):
         assert bytes(image.data) == frames[(image.header.stamp.sec, image.header.stamp.nanosec)]
     assert all(any(d.results[0].hypothesis.class_id == "car" for d in m.detections)
                for m in got["detections"])
+
+
+def test_publish_imports_no_module_a_bag_names_and_skips_a_topic_ros_cannot_name(tmp_path, ros_env,
+                                                                                monkeypatch):
+    """R48: ``replay --publish`` imported whatever module a bag's message type named
+    (``idlelib/idle/X`` ran IDLE's main(), waiting on its window; a package's ``__init__`` ran for
+    ``pkg/msg/X``), and a topic name ROS 2 refuses (``/1cam``, a space) ended the replay in an
+    InvalidTopicNameException traceback before its first frame. Both are a named skip now, nothing
+    imported, and the bag's other topics are still published."""
+    import sys
+
+    from sense_perception.replay.publish import LivePublisher
+    from sense_perception.replay.reader import BagMessage
+    from sense_perception.replay.skips import SkipLog
+    from std_msgs.msg import String
+
+    marker = tmp_path / "imported"
+    for package in ("evilpkg", "evil_msgs"):  # a plain package, and one with a msg/ folder
+        (tmp_path / package / "msg").mkdir(parents=True)
+        (tmp_path / package / "__init__.py").write_text(
+            f"open({str(marker)!r}, 'a').write('{package}\\n')\n")
+        (tmp_path / package / "msg" / "__init__.py").write_text(
+            f"open({str(marker)!r}, 'a').write('{package}.msg\\n')\nX = type('X', (), {{}})\n")
+        (tmp_path / package / "run.py").write_text(f"open({str(marker)!r}, 'a').write('run\\n')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    raw = rclpy.serialization.serialize_message(String(data="x"))
+    skipped = SkipLog()
+    publisher = LivePublisher(rate=1e6, skipped=skipped)
+    try:
+        hostile = [("/a", "evilpkg/run/X"), ("/b", "evilpkg/msg/X"), ("/c", "evil_msgs/msg/X"),
+                   ("/d", "os/path/join"), ("/1cam", "std_msgs/msg/String"),
+                   ("/a b", "std_msgs/msg/String")]
+        publisher.advertise([(topic, msgtype, []) for topic, msgtype in hostile])
+        for i, (topic, msgtype) in enumerate([*hostile, ("/fine", "std_msgs/msg/String")]):
+            publisher.play(BagMessage(topic, msgtype, 1000 + i, raw))
+    finally:
+        publisher.close()
+    assert not marker.exists(), marker.read_text()
+    assert not {"evilpkg", "evil_msgs"} & set(sys.modules)
+    assert publisher.published == 1  # /fine
+    reasons = {e["topic"]: e["reason"] for e in skipped.entries()}
+    assert set(reasons) == {topic for topic, _ in hostile}, reasons
+    assert "is not a ROS 2 message type name" in reasons["/a"]
+    for topic in ("/b", "/c"):
+        assert "is not an installed ROS 2 interface package; nothing was imported" in reasons[topic]
+    assert "is not a ROS 2 message type name" in reasons["/d"]  # os/path: no msg, srv or action
+    for topic in ("/1cam", "/a b"):
+        assert reasons[topic].startswith("not published: not a valid ROS 2 topic name"), reasons
