@@ -22,6 +22,15 @@ from .skips import SkipLog
 
 LOG = logging.getLogger(__name__)
 
+#: The longest gap of bag time (seconds) waited out between two messages: a longer one restarts
+#: the pacing at the message after it (a recording paused for minutes plays on at once; a gap up
+#: to this is played as recorded, at ``--rate``, so a silent camera still shows). A message
+#: received at 0 (a tool leaving its log time unset) before a recording's 1.5e18 ns, or one
+#: years ahead, made the replay wait ~47 years, publishing /clock and nothing else.
+MAX_GAP_S = 60.0
+#: Jumps said one by one in the log; later ones are counted in :attr:`LivePublisher.jumps`.
+MAX_JUMPS_LOGGED = 5
+
 
 class LivePublisher:
     """Publishes bag messages and replay results into a ROS 2 graph in (scaled) recorded time.
@@ -78,6 +87,7 @@ class LivePublisher:
         self._wall0 = 0.0
         self._last_bag: int | None = None  # the bag time of the message played last
         self.published = 0
+        self.jumps = 0  # gaps of bag time longer than MAX_GAP_S not waited for
 
     def _profile(self, qos: Sequence[Qos]) -> Any:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
@@ -146,6 +156,9 @@ class LivePublisher:
         """
         if self._bag0 is None or (self._last_bag is not None and message.timestamp < self._last_bag):
             self._bag0, self._wall0 = message.timestamp, time.monotonic()
+        elif self._last_bag is not None and \
+                (message.timestamp - self._last_bag) * 1e-9 > MAX_GAP_S:
+            self._jump(message)
         self._last_bag = message.timestamp
         target = self._wall0 + (message.timestamp - self._bag0) * 1e-9 / self.rate
         while (now := time.monotonic()) < target:
@@ -158,6 +171,19 @@ class LivePublisher:
             return
         pub.publish(bytes(message.data))
         self.published += 1
+
+    def _jump(self, message: BagMessage) -> None:
+        """Restart the pacing at ``message``, whose bag time is more than :data:`MAX_GAP_S` after
+        the message before it: played at once, /clock jumping with it."""
+        gap = (message.timestamp - (self._last_bag or 0)) * 1e-9
+        self._bag0, self._wall0 = message.timestamp, time.monotonic()
+        self.jumps += 1
+        if self.jumps <= MAX_JUMPS_LOGGED:
+            LOG.warning("--publish: the bag time jumps %.6g s forward at a message of %s (bag time "
+                        "%d ns); played at once instead of waiting, /clock jumps with it (gaps of bag "
+                        "time over %g s are not waited for)%s", gap, printable(message.topic),
+                        message.timestamp, MAX_GAP_S,
+                        "; further jumps are not logged" if self.jumps == MAX_JUMPS_LOGGED else "")
 
     def publish(self, topic: str, msgtype: str, raw: bytes | memoryview, qos: Sequence[Qos] = ()) -> None:
         """Publish a replay result (serialised CDR) now."""

@@ -91,3 +91,44 @@ def test_publish_paces_a_bag_whose_time_goes_back(ros_env):
         publisher.close()
     assert publisher.published == 8
     assert elapsed >= 0.55, f"the second loop was not paced: {elapsed:.2f} s for 2 x 0.3 s"
+
+
+def test_publish_never_waits_for_years_on_a_bag_time_jump(ros_env, monkeypatch, caplog):
+    """R48: replay --publish waited out every gap of bag time: a message received at 0 (a tool
+    that leaves a log time unset) before the recording's 1.5e18 ns, or one stamped years ahead,
+    made it wait ~47 years, publishing /clock and nothing else. A gap longer than MAX_GAP_S of
+    bag time restarts the pacing at that message (as a step back does), said in a warning; the
+    messages around it keep their pace."""
+    import threading
+    import time
+
+    from rosbags.typesys import Stores, get_typestore
+
+    from sense_perception.replay import publish
+    from sense_perception.replay.publish import LivePublisher
+    from sense_perception.replay.reader import BagMessage
+
+    monkeypatch.setattr(publish, "MAX_GAP_S", 0.5, raising=False)
+    store = get_typestore(Stores.ROS2_JAZZY)
+    raw = store.serialize_cdr(store.types["std_msgs/msg/String"](data="x"), "std_msgs/msg/String")
+    real = 1_557_539_956_460_000_000
+    stamps = [0, real, real + 100_000_000, real + 200_000_000, 2**63 - 1]
+    publisher = LivePublisher(rate=1.0, node_name="sim_jump_publisher")
+    elapsed: list[float] = []
+
+    def play() -> None:
+        start = time.monotonic()
+        for stamp in stamps:
+            publisher.play(BagMessage("/sim_jump/chatter", "std_msgs/msg/String", stamp, raw))
+        elapsed.append(time.monotonic() - start)
+
+    player = threading.Thread(target=play, daemon=True)
+    with caplog.at_level("WARNING", logger="sense_perception.replay.publish"):
+        player.start()
+        player.join(10)
+    assert not player.is_alive(), "replay --publish is waiting for the bag time to pass a gap of years"
+    publisher.close()
+    assert publisher.published == len(stamps)
+    assert elapsed[0] >= 0.18  # the 0.2 s between the recording's messages are still paced
+    jumps = [r.getMessage() for r in caplog.records if "jumps" in r.getMessage()]
+    assert len(jumps) == 2 and "/sim_jump/chatter" in jumps[0], jumps
