@@ -30,6 +30,8 @@ LOG = logging.getLogger(__name__)
 MAX_GAP_S = 60.0
 #: Jumps said one by one in the log; later ones are counted in :attr:`LivePublisher.jumps`.
 MAX_JUMPS_LOGGED = 5
+CLOCK_TOPIC = "/clock"
+CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
 
 
 class LivePublisher:
@@ -88,6 +90,9 @@ class LivePublisher:
         self._last_bag: int | None = None  # the bag time of the message played last
         self.published = 0
         self.jumps = 0  # gaps of bag time longer than MAX_GAP_S not waited for
+        # The bag records /clock (a simulator's): that is the graph's clock, played as recorded,
+        # and the replay publishes none of its own (see :meth:`_clock_topic`).
+        self.bag_clock = False
 
     def _profile(self, qos: Sequence[Qos]) -> Any:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
@@ -108,6 +113,8 @@ class LivePublisher:
         not a ROS 2 one (never imported: a bag's ``idlelib/idle/X`` ran IDLE), or its name is not
         a valid ROS 2 topic name (a bag may hold any name: ``/1cam``, ``/a b``; rclpy's
         InvalidTopicNameException ended the replay in a traceback before its first frame)."""
+        if _is_clock(topic):
+            return self._clock_topic(msgtype)
         pub = self._pubs.get(topic)
         if pub is None and topic not in self._bad:
             from rclpy.exceptions import NameValidationException
@@ -124,6 +131,24 @@ class LivePublisher:
             self._pubs[topic] = pub
         return pub
 
+    def _clock_topic(self, msgtype: str) -> Any:
+        """The publisher of a bag's own /clock: the replay's (one publisher, one clock), and from
+        now on the replay publishes no /clock of its own. A simulator's recording holds /clock in
+        simulation time, its frames stamped on it: played beside the replay's (the bag's receive
+        time, the wall clock of the recording) a node under use_sim_time saw its time jump between
+        the two a hundred times a second. A /clock of another type (one participant cannot have
+        two types on a topic: RCLError ended the replay) is not published, said why."""
+        if msgtype != CLOCK_TYPE:
+            if CLOCK_TOPIC not in self._bad:
+                self._refuse(CLOCK_TOPIC, f"/clock is the graph's clock ({CLOCK_TYPE}) and this "
+                                          f"bag's /clock is {printable(msgtype)}")
+            return None
+        if not self.bag_clock:
+            self.bag_clock = True
+            LOG.warning("--publish: the bag records /clock; it is played as the graph's clock and "
+                        "the replay publishes no /clock of its own")
+        return self._clock_pub
+
     def _refuse(self, topic: str, reason: str) -> None:
         self._bad[topic] = reason
         LOG.warning("not publishing %s: %s", printable(topic), printable(reason))
@@ -133,6 +158,8 @@ class LivePublisher:
         return f"not published: {self._bad.get(topic) or f'message type {msgtype} is not installed'}"
 
     def _clock(self, bag_ns: int) -> None:
+        if self.bag_clock:  # the bag's own /clock is the clock (_clock_topic)
+            return
         msg = self._Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
         self._clock_pub.publish(msg)
@@ -205,3 +232,8 @@ class LivePublisher:
     def _end_context(self) -> None:
         self._context.try_shutdown()
         self._context.destroy()
+
+
+def _is_clock(topic: str) -> bool:
+    """Whether a bag topic is the graph's /clock (``clock`` expands to it in the root namespace)."""
+    return topic in (CLOCK_TOPIC, CLOCK_TOPIC[1:])
