@@ -93,6 +93,7 @@ class LivePublisher:
         # The bag records /clock (a simulator's): that is the graph's clock, played as recorded,
         # and the replay publishes none of its own (see :meth:`_clock_topic`).
         self.bag_clock = False
+        self._results: set[str] = set()  # the replay's own result topics (reserve)
 
     def _profile(self, qos: Sequence[Qos]) -> Any:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
@@ -164,6 +165,13 @@ class LivePublisher:
         msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
         self._clock_pub.publish(msg)
 
+    def reserve(self, topics: set[str]) -> None:
+        """Topics the replay publishes its own results on: a bag's recorded messages there (an
+        output bag replayed again, a recording of a live object_detector) are not played, a named
+        skip each. They went out beside the new results, two Detection2DArray for one frame, and
+        one of another type went through the bag's publisher, the new results sent as it."""
+        self._results |= {topic.rstrip("/") for topic in topics}
+
     def advertise(self, topics: Sequence[tuple[str, str, Sequence[Qos]]]) -> None:
         """Create the publishers of (topic, msgtype, offered QoS) now, before playing.
 
@@ -171,7 +179,8 @@ class LivePublisher:
         lose that message to subscribers not matched yet.
         """
         for topic, msgtype, qos in topics:
-            self._publisher(topic, msgtype, qos)
+            if topic.rstrip("/") not in self._results:
+                self._publisher(topic, msgtype, qos)
 
     def play(self, message: BagMessage, qos: Sequence[Qos] = ()) -> None:
         """Wait until ``message``'s recorded time (scaled by rate), then publish its raw bytes.
@@ -192,6 +201,10 @@ class LivePublisher:
             self._clock(self._bag0 + int((now - self._wall0) * self.rate * 1e9))
             time.sleep(min(self._clock_period, target - now))
         self._clock(message.timestamp)
+        if message.topic.rstrip("/") in self._results:
+            self.skipped.add(message.topic, "not published: the replay publishes its own results on "
+                                            "this topic (the bag's recorded ones would go out beside them)")
+            return
         pub = self._publisher(message.topic, message.msgtype, qos)
         if pub is None:
             self.skipped.add(message.topic, self.not_published(message.topic, message.msgtype))

@@ -196,3 +196,38 @@ def test_publish_imports_no_module_a_bag_names_and_skips_a_topic_ros_cannot_name
     assert "is not a ROS 2 message type name" in reasons["/d"]  # os/path: no msg, srv or action
     for topic in ("/1cam", "/a b"):
         assert reasons[topic].startswith("not published: not a valid ROS 2 topic name"), reasons
+
+
+def test_publish_never_plays_a_bags_recorded_results_beside_the_new_ones(tmp_path, ros_env):
+    """R48: an output bag replayed again (or a recording of a live object_detector) holds
+    `<ns>/detections`...: replay --publish played those beside its own results, two
+    Detection2DArray for one frame, and a recorded topic of another type kept its publisher, the
+    new results sent as that type. The replay's result topics are reserved now: the bag's
+    messages there are a named skip, the results go out with their own type."""
+    from sense_perception.replay.engine import _result_topics
+    from sense_perception.replay.publish import LivePublisher
+    from sense_perception.replay.reader import BagMessage
+    from sense_perception.replay.skips import SkipLog
+    from std_msgs.msg import String
+    from vision_msgs.msg import Detection2DArray
+
+    reserved = _result_topics([FRONT, CABIN], CABIN)
+    assert {"/camera/front/detections", "/camera/front/label_info", "/camera/front/annotations",
+            "/camera/cabin/driver_identity", "/camera/cabin/faces"} <= reserved
+    assert FRONT not in reserved and "/camera/cabin/detections" not in reserved
+    skipped = SkipLog()
+    publisher = LivePublisher(rate=1e6, skipped=skipped, node_name="results_reserved")
+    topic = "/camera/front/detections"
+    try:
+        publisher.reserve(reserved)
+        publisher.advertise([(topic, "std_msgs/msg/String", [])])  # recorded as another type
+        raw = rclpy.serialization.serialize_message(String(data="old"))
+        publisher.play(BagMessage(topic, "std_msgs/msg/String", 1, raw))
+        new = rclpy.serialization.serialize_message(Detection2DArray())
+        publisher.publish(topic, "vision_msgs/msg/Detection2DArray", new)
+        assert publisher._pubs[topic].msg_type is Detection2DArray
+    finally:
+        publisher.close()
+    assert publisher.published == 1
+    [entry] = skipped.entries()
+    assert entry["topic"] == topic and "publishes its own results on this topic" in entry["reason"]
