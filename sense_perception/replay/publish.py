@@ -31,6 +31,10 @@ MAX_GAP_S = 60.0
 #: Jumps said one by one in the log; later ones are counted in :attr:`LivePublisher.jumps`.
 MAX_JUMPS_LOGGED = 5
 CLOCK_TOPIC = "/clock"
+#: The deepest history a bag's offered QoS may give a publisher. A depth of 2**31 or more (a
+#: crafted or corrupt bag) raised TypeError out of rclpy before the first frame; 10**9 with
+#: transient-local durability would keep every frame played in memory.
+MAX_DEPTH = 1000
 CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
 
 
@@ -95,13 +99,19 @@ class LivePublisher:
         self.bag_clock = False
         self._results: set[str] = set()  # the replay's own result topics (reserve)
 
-    def _profile(self, qos: Sequence[Qos]) -> Any:
+    def _profile(self, qos: Sequence[Qos], topic: str = "") -> Any:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
 
         profile = self._QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10)
         if qos:
             offered = qos[0]
-            profile.depth = max(int(offered.depth), 1)
+            depth = max(int(offered.depth), 1)
+            if depth > MAX_DEPTH:
+                LOG.warning("--publish: %s offers a history depth of %d in the bag; published "
+                            "with %d (the most a bag's QoS may ask for)", printable(topic), depth,
+                            MAX_DEPTH)
+                depth = MAX_DEPTH
+            profile.depth = depth
             if offered.reliability == QosReliability.BEST_EFFORT:
                 profile.reliability = ReliabilityPolicy.BEST_EFFORT
             if offered.durability == QosDurability.TRANSIENT_LOCAL:
@@ -121,7 +131,8 @@ class LivePublisher:
             from rclpy.exceptions import NameValidationException
 
             try:
-                pub = self.node.create_publisher(self._msg_class(msgtype), topic, self._profile(qos))
+                pub = self.node.create_publisher(self._msg_class(msgtype), topic,
+                                                 self._profile(qos, topic))
             except SensePerceptionError as exc:  # the type's package is not installed
                 self._refuse(topic, f"{exc}")
                 return None

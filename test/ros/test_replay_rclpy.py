@@ -231,3 +231,26 @@ def test_publish_never_plays_a_bags_recorded_results_beside_the_new_ones(tmp_pat
     assert publisher.published == 1
     [entry] = skipped.entries()
     assert entry["topic"] == topic and "publishes its own results on this topic" in entry["reason"]
+
+
+def test_publish_bounds_the_history_depth_a_bags_qos_asks_for(tmp_path, ros_env):
+    """R48: a bag topic offering a QoS depth of 2**31 (crafted or corrupt) raised TypeError out of
+    rclpy when replay --publish made its publisher, before the first frame; a depth of 10**9 with
+    transient-local durability kept every frame played in memory. Depths are bounded now."""
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
+                                    QosTime)
+
+    from sense_perception.replay import publish
+    from sense_perception.replay.publish import LivePublisher
+
+    MAX_DEPTH = getattr(publish, "MAX_DEPTH", 1000)
+    never = QosTime(sec=0, nsec=0)
+    publisher = LivePublisher(rate=1e6, node_name="deep_qos")
+    try:
+        for topic, depth in (("/deep/a", 2**31), ("/deep/b", 10**9), ("/deep/c", 5)):
+            publisher.advertise([(topic, "std_msgs/msg/String", [Qos(
+                QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+                never, never, QosLiveliness.AUTOMATIC, never, False)])])
+            assert publisher._pubs[topic].qos_profile.depth == min(depth, MAX_DEPTH)
+    finally:
+        publisher.close()
