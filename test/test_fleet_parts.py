@@ -253,3 +253,48 @@ def test_a_publish_cut_between_its_renames_loses_no_complete_output(tmp_path, mo
     assert summary["per_bag"][0]["status"] == "skipped" and not summary["ray"]["used"]
     what = "the new output" if want == "new" else "the earlier output"
     assert any(n.startswith(f"run1: put {what}") for n in summary["notes"]), summary["notes"]
+
+
+def test_a_failed_bags_work_folder_that_cannot_be_removed_still_ends_in_the_summary(tmp_path,
+                                                                                   monkeypatch):
+    """R48: a failed bag's work folder that could not be removed at the end (--out turned
+    read-only for it, a file in it another user owns) raised the OSError out of the run: a
+    traceback, no fleet_summary.json although the other bags had finished. Now it is a note
+    naming the folder and the fix, and the summary is written with every bag's entry."""
+    import errno
+
+    from sense_perception.fleet import cluster, runner
+    from sense_perception.fleet.dispatch import DispatchResult
+    from sense_perception.fleet.report import bag_entry
+
+    class Session:
+        ray, address, resources = None, "local", {"CPU": 1.0}
+
+        def close(self) -> None:
+            pass
+
+    class Dispatcher:  # the bag failed on its worker and left its work folder
+        def __init__(self, ray, jobs, *args, **kwargs):
+            self.jobs = jobs
+
+        def run(self) -> DispatchResult:
+            (job,) = self.jobs
+            (out / f".{job.name}.partial").mkdir()
+            return DispatchResult([bag_entry(job, {"status": "failed", "reason": "test"}, 1, 0,
+                                             None)], [], 0.0, None, [])
+
+    def discard(folder: Path) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(cluster, "connect", lambda address, cpus: Session())
+    monkeypatch.setattr(cluster, "check_workers", lambda ray, workers, cpus, gpus, asked: (1, []))
+    monkeypatch.setattr(runner, "Dispatcher", Dispatcher)
+    monkeypatch.setattr(runner, "discard_ours", discard)
+    result = runner.run_fleet(runner.FleetRequest(inputs=[SAMPLE_BAG], out=out, workers=1))
+    assert result.summary_path.is_file()
+    [entry] = result.summary["per_bag"]
+    assert entry["status"] == "failed"
+    assert result.exit_code != 0
+    note = next(n for n in result.notes if ".partial" in n)
+    assert "could not be removed" in note and "Permission denied" in note, note

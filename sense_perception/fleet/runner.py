@@ -201,6 +201,14 @@ def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: lis
                 discard_ours(folder)  # work folders of failed bags: nothing complete is in them
             except NotFleetOutput:
                 pass  # a user's folder: reported in the bag's entry, left alone
+            except OSError as exc:
+                # It raised out of the run: a traceback and no fleet_summary.json, the bags that
+                # finished left unreported. Said, and the summary is still written.
+                note = (f"the work folder {folder} of a bag that did not finish could not be "
+                        f"removed ({exc.strerror or exc}); nothing complete is in it: remove it "
+                        "by hand once the cause is fixed")
+                LOG.warning("%s", note)
+                notes.append(note)
     if interrupted is not None:
         notes.append(f"stopped by {interrupted.name}: bags not finished are marked "
                      "interrupted; run the same command again to replay them")

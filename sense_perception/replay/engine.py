@@ -39,7 +39,8 @@ from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.output.annotations import image_size_of
-from ..core.output.frame_outputs import CabinFrame, ExteriorFrame, Message, switches, taken_topics
+from ..core.output.frame_outputs import (CABIN_OUTPUTS, EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame,
+                                         Message, switches, taken_topics)
 from ..core.output.status import (
     detector_hardware_id,
     detector_values,
@@ -48,7 +49,7 @@ from ..core.output.status import (
     driver_values,
     driver_warnings,
 )
-from ..core.output.topics import camera_info_topic, image_base_topic, output_namespaces
+from ..core.output.topics import camera_info_topic, image_base_topic, join_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..errors import BagError, ImageDecodeError
 from ..face.privacy import check_cabin_not_exterior, check_identity_topic
@@ -304,6 +305,16 @@ def _namespaces(topics: list[str]) -> dict[str, str]:
     return dict(zip(topics, output_namespaces(topics), strict=True))
 
 
+def _result_topics(topics: list[str], cabin: str | None) -> set[str]:
+    """The ``<ns>/<name>`` topics the replay publishes its results on (``--publish``): each
+    camera's rows of the output table (the cabin camera's: driver_monitor's)."""
+    out = set()
+    for topic, ns in _namespaces(topics).items():
+        rows = CABIN_OUTPUTS if topic == cabin else EXTERIOR_OUTPUTS
+        out |= {join_topic(ns, row.name) for row in rows if row.topic is None}
+    return out
+
+
 class Replayer:
     """One replay run. Build it, then call :meth:`run`.
 
@@ -411,6 +422,8 @@ class Replayer:
             from .publish import LivePublisher
 
             self._publisher = LivePublisher(rate=opts.rate, skipped=skipped)
+            if opts.publish_results:  # the bag's own recorded results are not played beside them
+                self._publisher.reserve(_result_topics(topics, cabin if cabin in topics else None))
             # Before the models load: subscribers discover the publishers meanwhile, so the
             # first frames are not lost to discovery.
             self._publisher.advertise([(t, m.msgtype, m.qos) for t, m in bag.topics.items()

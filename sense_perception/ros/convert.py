@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import array
 import importlib
+import importlib.util
 import math
+import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -55,25 +58,76 @@ def to_msg(msg_class: type, value: Any) -> Any:
     return _plan(msg_class)(value, msg_class.__name__)
 
 
+#: What a ROS 2 interface type name may be: a package (REP 144: lower case, digits, ``_``), its
+#: interface kind and a type name (rosidl: upper-case first; ``_`` for the generated action and
+#: service-event messages, ``Fibonacci_FeedbackMessage``).
+_PACKAGE = re.compile(r"[a-z][a-z0-9_]*\Z")
+_KINDS = ("msg", "srv", "action")
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
+
+
 def msg_class(namespaced: str) -> type:
-    """Import a message class by its ROS name, e.g. ``"vision_msgs/msg/Detection2DArray"``."""
+    """Import a message class by its ROS name, e.g. ``"vision_msgs/msg/Detection2DArray"``.
+
+    The name may come from a bag (``replay --publish`` publishes every topic it holds), so only a
+    ROS 2 interface package is ever imported: a name that is not ``pkg/msg/Type`` (``srv``,
+    ``action`` too), or whose package is not one rosidl generated, is refused before any import.
+    A bag naming ``idlelib/idle/X`` ran IDLE's ``main()`` (an editor window, the replay waiting on
+    it), ``antigravity/msg/X`` opened a web browser.
+
+    Raises:
+        MessageConversionError: naming the type and what is wrong with it.
+    """
     parts = namespaced.split("/")
     if len(parts) == 2:
         parts.insert(1, "msg")
     if len(parts) != 3:
         raise MessageConversionError(f"'{namespaced}' is not a message type name (pkg/msg/Type)")
-    return _import(tuple(parts[:2]), parts[2])
+    package, kind, name = parts
+    if not (_PACKAGE.match(package) and kind in _KINDS and _TYPE_NAME.match(name)):
+        raise MessageConversionError(
+            f"{namespaced!r} is not a ROS 2 message type name (pkg/msg/Type: a package of lower-case "
+            "letters, digits and '_', then msg, srv or action, then a type starting upper-case); "
+            "nothing was imported for it")
+    return _import((package, kind), name)
+
+
+def _is_interface_package(package: str, kind: str) -> bool:
+    """True when ``package`` is a ROS 2 interface package with a ``kind`` sub-package: rosidl puts
+    ``<package>_s__rosidl_typesupport_c`` beside it. Looked up without importing anything (the
+    spec of a top-level name is found, not executed)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return False
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        root = Path(folder)
+        try:
+            typesupport = any(child.name.startswith(f"{package}_s__rosidl_typesupport_c")
+                              for child in root.iterdir())
+        except OSError:
+            continue
+        if typesupport and (root / kind / "__init__.py").is_file():
+            return True
+    return False
 
 
 @lru_cache(maxsize=None)
 def _import(namespaces: tuple[str, ...], name: str) -> type:
     module = ".".join(namespaces)
+    hint = ("build the ROS environment with `make ros-env` or source a ROS 2 install that has it")
+    if not _is_interface_package(*namespaces):
+        raise MessageConversionError(
+            f"message type {module}.{name} cannot be imported ({namespaces[0]!r} is not an "
+            f"installed ROS 2 interface package; nothing was imported for it); {hint}")
     try:
-        return getattr(importlib.import_module(module), name)
+        cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise MessageConversionError(
-            f"message type {module}.{name} cannot be imported ({exc}); build the ROS environment "
-            "with `make ros-env` or source a ROS 2 install that has it") from exc
+            f"message type {module}.{name} cannot be imported ({exc}); {hint}") from exc
+    if not (isinstance(cls, type) and hasattr(cls, "get_fields_and_field_types")):
+        raise MessageConversionError(f"{module}.{name} is not a ROS 2 message class")
+    return cls
 
 
 @lru_cache(maxsize=None)

@@ -50,6 +50,9 @@ from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, r
 # built) is left behind, named in an error line.
 JOIN_TIMEOUT_S = 10.0
 
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+
 #: Node parameters read once, when the node starts, and never again: a ``ros2 param set`` of
 #: another value was accepted and changed nothing. By name: what to do instead.
 READ_AT_START = {
@@ -168,6 +171,9 @@ class PerceptionNode(LifecycleNode):
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
         self._worker_error = ""  # why the inference thread ended while active
+        # (topic, types) of publishers of another message type already logged (/diagnostics
+        # names them for as long as they last)
+        self._told_foreign: set[tuple[str, tuple[str, ...]]] = set()
         self._subscriptions_in: list[Any] = []
         self._inputs: list[tuple[str, type]] = []
         self.annotations_state = ""  # for /diagnostics: on, off, or why they are unavailable
@@ -553,6 +559,44 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().warning(f"cannot decode image on {topic}: {error}", throttle_duration_sec=5.0)
         return image
 
+    def _foreign_publishers(self, no_input_s: float) -> list[str]:
+        """For each silent camera input: the publishers on its topic of another message type.
+
+        A camera publishing CompressedImage on a topic the node reads as Image (or the other way
+        round: a driver's JPEG stream on a topic not ending in ``/compressed``) is never matched
+        by DDS (Fast DDS reports no incompatible-type event), and the node said only "no input
+        for N s" while the graph showed the camera publishing there. Each one is named with the
+        fix, in /diagnostics and once in the log; a graph query that fails says so.
+        """
+        found = []
+        silent = set(self.health.silent_sources(no_input_s))
+        for topic, cls in self._inputs:
+            if topic not in silent:
+                continue
+            want = f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
+            try:
+                infos = self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
+            except Exception as exc:  # noqa: BLE001 - a diagnostic must not end the node
+                found.append(f"{topic}: its publishers could not be listed ({exc!r})")
+                continue
+            others = sorted({str(info.topic_type) for info in infos} - {want})
+            if not others:
+                continue
+            param = ("camera_transports" if hasattr(self.settings, "camera_transports")
+                     else "camera_transport")
+            swap = {IMAGE_TYPE: ("compressed", COMPRESSED_TYPE),
+                    COMPRESSED_TYPE: ("image", IMAGE_TYPE)}.get(want)
+            fix = (f"set {param} to {swap[0]} for it (the camera publishes {swap[1]})"
+                   if swap is not None and swap[1] in others else
+                   "publish the camera's images there, or point the node at the camera's topic")
+            text = (f"{topic} has publishers of {', '.join(others)}, but this node reads it as "
+                    f"{want} and receives nothing from them; fix: {fix}")
+            found.append(text)
+            if (topic, tuple(others)) not in self._told_foreign:
+                self._told_foreign.add((topic, tuple(others)))
+                self.get_logger().warning(text)
+        return found
+
     def on_qos_event(self, description: str) -> None:
         self.health.qos_event(description)
         self.get_logger().warning(f"incompatible QoS: {description}. Fix: make the camera and "
@@ -665,6 +709,8 @@ class PerceptionNode(LifecycleNode):
             warnings = self.diagnostic_warnings()
         except Exception as exc:  # noqa: BLE001
             warnings = [f"diagnostic_warnings failed: {exc!r}"]
+        if self.lifecycle_state == "active" and settings is not None:
+            warnings += self._foreign_publishers(no_input)
         if warnings:
             status["message"] = "; ".join(([] if status["level"] == messages.OK else [status["message"]])
                                           + warnings)

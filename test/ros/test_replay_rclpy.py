@@ -148,3 +148,109 @@ def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):
         assert bytes(image.data) == frames[(image.header.stamp.sec, image.header.stamp.nanosec)]
     assert all(any(d.results[0].hypothesis.class_id == "car" for d in m.detections)
                for m in got["detections"])
+
+
+def test_publish_imports_no_module_a_bag_names_and_skips_a_topic_ros_cannot_name(tmp_path, ros_env,
+                                                                                monkeypatch):
+    """R48: ``replay --publish`` imported whatever module a bag's message type named
+    (``idlelib/idle/X`` ran IDLE's main(), waiting on its window; a package's ``__init__`` ran for
+    ``pkg/msg/X``), and a topic name ROS 2 refuses (``/1cam``, a space) ended the replay in an
+    InvalidTopicNameException traceback before its first frame. Both are a named skip now, nothing
+    imported, and the bag's other topics are still published."""
+    import sys
+
+    from sense_perception.replay.publish import LivePublisher
+    from sense_perception.replay.reader import BagMessage
+    from sense_perception.replay.skips import SkipLog
+    from std_msgs.msg import String
+
+    marker = tmp_path / "imported"
+    for package in ("evilpkg", "evil_msgs"):  # a plain package, and one with a msg/ folder
+        (tmp_path / package / "msg").mkdir(parents=True)
+        (tmp_path / package / "__init__.py").write_text(
+            f"open({str(marker)!r}, 'a').write('{package}\\n')\n")
+        (tmp_path / package / "msg" / "__init__.py").write_text(
+            f"open({str(marker)!r}, 'a').write('{package}.msg\\n')\nX = type('X', (), {{}})\n")
+        (tmp_path / package / "run.py").write_text(f"open({str(marker)!r}, 'a').write('run\\n')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    raw = rclpy.serialization.serialize_message(String(data="x"))
+    skipped = SkipLog()
+    publisher = LivePublisher(rate=1e6, skipped=skipped)
+    try:
+        hostile = [("/a", "evilpkg/run/X"), ("/b", "evilpkg/msg/X"), ("/c", "evil_msgs/msg/X"),
+                   ("/d", "os/path/join"), ("/1cam", "std_msgs/msg/String"),
+                   ("/a b", "std_msgs/msg/String")]
+        publisher.advertise([(topic, msgtype, []) for topic, msgtype in hostile])
+        for i, (topic, msgtype) in enumerate([*hostile, ("/fine", "std_msgs/msg/String")]):
+            publisher.play(BagMessage(topic, msgtype, 1000 + i, raw))
+    finally:
+        publisher.close()
+    assert not marker.exists(), marker.read_text()
+    assert not {"evilpkg", "evil_msgs"} & set(sys.modules)
+    assert publisher.published == 1  # /fine
+    reasons = {e["topic"]: e["reason"] for e in skipped.entries()}
+    assert set(reasons) == {topic for topic, _ in hostile}, reasons
+    assert "is not a ROS 2 message type name" in reasons["/a"]
+    for topic in ("/b", "/c"):
+        assert "is not an installed ROS 2 interface package; nothing was imported" in reasons[topic]
+    assert "is not a ROS 2 message type name" in reasons["/d"]  # os/path: no msg, srv or action
+    for topic in ("/1cam", "/a b"):
+        assert reasons[topic].startswith("not published: not a valid ROS 2 topic name"), reasons
+
+
+def test_publish_never_plays_a_bags_recorded_results_beside_the_new_ones(tmp_path, ros_env):
+    """R48: an output bag replayed again (or a recording of a live object_detector) holds
+    `<ns>/detections`...: replay --publish played those beside its own results, two
+    Detection2DArray for one frame, and a recorded topic of another type kept its publisher, the
+    new results sent as that type. The replay's result topics are reserved now: the bag's
+    messages there are a named skip, the results go out with their own type."""
+    from sense_perception.replay.engine import _result_topics
+    from sense_perception.replay.publish import LivePublisher
+    from sense_perception.replay.reader import BagMessage
+    from sense_perception.replay.skips import SkipLog
+    from std_msgs.msg import String
+    from vision_msgs.msg import Detection2DArray
+
+    reserved = _result_topics([FRONT, CABIN], CABIN)
+    assert {"/camera/front/detections", "/camera/front/label_info", "/camera/front/annotations",
+            "/camera/cabin/driver_identity", "/camera/cabin/faces"} <= reserved
+    assert FRONT not in reserved and "/camera/cabin/detections" not in reserved
+    skipped = SkipLog()
+    publisher = LivePublisher(rate=1e6, skipped=skipped, node_name="results_reserved")
+    topic = "/camera/front/detections"
+    try:
+        publisher.reserve(reserved)
+        publisher.advertise([(topic, "std_msgs/msg/String", [])])  # recorded as another type
+        raw = rclpy.serialization.serialize_message(String(data="old"))
+        publisher.play(BagMessage(topic, "std_msgs/msg/String", 1, raw))
+        new = rclpy.serialization.serialize_message(Detection2DArray())
+        publisher.publish(topic, "vision_msgs/msg/Detection2DArray", new)
+        assert publisher._pubs[topic].msg_type is Detection2DArray
+    finally:
+        publisher.close()
+    assert publisher.published == 1
+    [entry] = skipped.entries()
+    assert entry["topic"] == topic and "publishes its own results on this topic" in entry["reason"]
+
+
+def test_publish_bounds_the_history_depth_a_bags_qos_asks_for(tmp_path, ros_env):
+    """R48: a bag topic offering a QoS depth of 2**31 (crafted or corrupt) raised TypeError out of
+    rclpy when replay --publish made its publisher, before the first frame; a depth of 10**9 with
+    transient-local durability kept every frame played in memory. Depths are bounded now."""
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
+                                    QosTime)
+
+    from sense_perception.replay import publish
+    from sense_perception.replay.publish import LivePublisher
+
+    MAX_DEPTH = getattr(publish, "MAX_DEPTH", 1000)
+    never = QosTime(sec=0, nsec=0)
+    publisher = LivePublisher(rate=1e6, node_name="deep_qos")
+    try:
+        for topic, depth in (("/deep/a", 2**31), ("/deep/b", 10**9), ("/deep/c", 5)):
+            publisher.advertise([(topic, "std_msgs/msg/String", [Qos(
+                QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+                never, never, QosLiveliness.AUTOMATIC, never, False)])])
+            assert publisher._pubs[topic].qos_profile.depth == min(depth, MAX_DEPTH)
+    finally:
+        publisher.close()

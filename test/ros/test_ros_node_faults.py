@@ -388,3 +388,41 @@ def test_a_configure_failing_at_an_output_it_cannot_make_leaves_no_publisher_beh
         assert len(topics) == len(set(topics)), sorted(topics)
     finally:
         node.destroy_node()
+
+
+def test_a_camera_publishing_the_other_image_type_on_the_topic_is_named_with_the_fix(context):
+    """R48: a camera publishing CompressedImage on the topic the node reads as Image (a driver's
+    JPEG stream on a topic not ending in /compressed) is never matched by DDS, and Fast DDS gives no
+    incompatible-type event: the node said only "no input for N s" while `ros2 topic info` showed
+    the camera there. /diagnostics now names the publisher's type and the fix (logged once)."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import CompressedImage
+
+    from ros_helpers import end_context
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    topic = "/sp_inproc/wrong_type/image_raw"
+    node = ObjectDetectorNode("inproc_wrong_type", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [topic], "no_input_warn_s": 0.2, "publish_debug_image": False,
+        "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+    camera_context = rclpy.Context()  # the camera driver: a participant of its own
+    rclpy.init(context=camera_context)
+    camera = rclpy.create_node("wrong_type_camera", context=camera_context)
+    try:
+        camera.create_publisher(CompressedImage, topic, 10)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        status = wait_for(lambda: (s := published_status(node)) and "CompressedImage" in s.message
+                          and s, timeout=15)
+        assert status, f"the other type is not named: {published_status(node).message}"
+        assert level(status) == 1, status.message
+        assert "no input for" in status.message
+        assert (f"{topic} has publishers of sensor_msgs/msg/CompressedImage, but this node reads it "
+                "as sensor_msgs/msg/Image and receives nothing from them; fix: set "
+                "camera_transports to compressed for it") in status.message, status.message
+    finally:
+        node.stop()
+        node.destroy_node()
+        camera.destroy_node()
+        end_context(camera_context)

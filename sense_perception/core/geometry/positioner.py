@@ -17,8 +17,10 @@ size) is a fault: :meth:`CameraPositions.warnings` names it (a WARN in /diagnost
 """
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -89,6 +91,18 @@ def _same_info(a: Any, b: Any) -> bool:
     return fields(a) == fields(b)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _locked(method: _F) -> _F:
+    """Run ``method`` holding the instance's lock (see :class:`CameraPositions`)."""
+    @functools.wraps(method)
+    def run(self: "CameraPositions", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return run  # type: ignore[return-value]
+
+
 class CameraPositions:
     """Ground positions of every camera's detections, and the bookkeeping of why (not).
 
@@ -98,6 +112,13 @@ class CameraPositions:
         mount: ``T_base_link_camera`` given as parameters (4x4); None: from /tf_static.
         base_frame: the vehicle frame the mount is looked up from.
         noise: the noise the estimates assume (``mount_pitch_sd``).
+
+    Thread-safe: the object_detector node hands it CameraInfo and /tf_static messages on the
+    executor's thread while its inference thread places frames; every public method takes one
+    lock. Without it a CameraInfo arriving while a frame built the calibration from the one
+    before was overwritten by that calibration (the new intrinsics never used, the same message
+    repeated by the driver taken as known), and /tf_static walking the cameras while a frame
+    added one raised out of the executor (SECURITY.md R48).
     """
 
     def __init__(self, calibration: CameraCalibration | None = None,
@@ -114,14 +135,17 @@ class CameraPositions:
         self._tf_version = 0  # /tf_static messages seen: a failed lookup is retried after one
         self._tf_cap_told = False  # the note of /tf_static frames over the cap was taken once
         self._cameras: dict[str, _Camera] = {}
+        self._lock = threading.RLock()
 
     def _camera(self, topic: str) -> _Camera:
         return self._cameras.setdefault(topic, _Camera())
 
+    @_locked
     def camera_info_topic(self, camera: str, info_topic: str) -> None:
         """Where ``camera``'s CameraInfo is expected (named while none has come)."""
         self._camera(camera).info_topic = info_topic
 
+    @_locked
     def camera_info(self, camera: str, info: Any, info_topic: str = "") -> None:
         """A sensor_msgs/CameraInfo of ``camera`` (the image topic): used from the next frame."""
         cam = self._camera(camera)
@@ -130,6 +154,7 @@ class CameraPositions:
         cam.info, cam.calibration, cam.error, cam.tried = info, None, "", None
         cam.info_topic = info_topic or cam.info_topic
 
+    @_locked
     def tf_static(self, message: Any) -> None:
         """A tf2_msgs/TFMessage of /tf_static; a camera without a mount yet tries again."""
         self._tf_version += 1
@@ -147,6 +172,7 @@ class CameraPositions:
             if cam.calibration is None:
                 cam.error = error
 
+    @_locked
     def new_tf_note(self) -> str:
         """The note of /tf_static transforms not kept (beyond the frame cap) the first time
         there are any, for one log line; "" otherwise (and every later time)."""
@@ -206,6 +232,7 @@ class CameraPositions:
                 cam.tried = (self._tf_version, frame, error, fault)
             return None, error, fault or cam.calibration is not None
 
+    @_locked
     def positions(self, camera: str, frame_id: str, width: int, height: int, boxes: np.ndarray,
                   labels: np.ndarray, label_names: Sequence[str]) -> GroundPositions | None:
         """The ground positions of a frame's detections, or None (no usable calibration: see
@@ -242,6 +269,7 @@ class CameraPositions:
         header = getattr(cam.info, "header", None)
         return frame_id or str(getattr(header, "frame_id", "") or "")
 
+    @_locked
     def generation(self, camera: str) -> int:
         """How many times ``camera``'s calibration from its CameraInfo and mount has changed (a
         new K, size or mount: a corrected /tf_static, a re-calibrated camera) between its
@@ -260,6 +288,7 @@ class CameraPositions:
             cam.reported.add(cam.error)
             cam.pending.append(cam.error)
 
+    @_locked
     def warnings(self, cameras: Sequence[str]) -> list[str]:
         """``positions[<camera>]: <reason>`` for each camera whose last frame's calibration was
         received but refused (a WARN in /diagnostics); a missing one is not a fault. Also the
@@ -268,6 +297,7 @@ class CameraPositions:
         return [f"positions[{c}]: {self._camera(c).error}" for c in cameras
                 if self._camera(c).fault and self._camera(c).error] + ([tf_note] if tf_note else [])
 
+    @_locked
     def new_problems(self, cameras: Sequence[str]) -> list[str]:
         """The faults found since the last call, each reason once per camera (for a log line or
         a replay's note): ``positions[<camera>]: <reason>``."""
@@ -278,10 +308,12 @@ class CameraPositions:
             cam.pending.clear()
         return out
 
+    @_locked
     def reason(self, camera: str) -> str:
         """Why ``camera``'s last frame got no positions ("" when it did)."""
         return self._camera(camera).error
 
+    @_locked
     def summary(self, camera: str) -> dict[str, Any]:
         """For the replay summary: detections, how many got a position, the calibration or why
         none (the last frame's ``reason``); with frames that got none, ``frames`` and
@@ -299,6 +331,7 @@ class CameraPositions:
             out["tf_static_not_kept"] = self.tf.over_cap
         return out
 
+    @_locked
     def diagnostic_values(self, cameras: Sequence[str]) -> dict[str, str]:
         """``/diagnostics`` key/values: per camera, positions placed, or why none."""
         values = {}
