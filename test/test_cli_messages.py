@@ -68,7 +68,9 @@ def test_misspelt_key_names_the_closest_valid_key_first(tmp_path: Path) -> None:
     # Nothing close: no guess, only the list.
     with pytest.raises(ConfigError) as info:
         section_from_params(DetectorConfig, {"detector.zzz": 1}, "detector.", "f.yaml")
-    assert "did you mean" not in str(info.value) and "valid: detector.batching" in str(info.value)
+    message = str(info.value)
+    assert "did you mean" not in message and "; valid: detector." in message
+    assert "detector.batching" in message and "detector.score_threshold" in message
 
 
 def test_misspelt_node_parameters_and_prefixes_get_hints() -> None:
