@@ -210,3 +210,30 @@ def test_project_categories_that_cannot_be_read_or_miss_a_label_are_refused(
            "cameras": {"a": {"image": "a.jpg", "boxes": [{"label": "Car", "bbox_xyxy": CAR_BOX}]}}}
     with pytest.raises(GroundTruthError, match=words):
         load_ground_truth(_write(tmp_path, doc))
+
+
+def test_a_png_exif_chunk_that_opencv_refuses_turns_nothing_in_the_header_check(
+        tmp_path: Path) -> None:
+    """R50: a PNG's eXIf chunk that keeps a JPEG's ``Exif\\0\\0`` prefix is refused by libpng
+    (OpenCV's reader: "eXIf: invalid"), so the detector sees the image as stored; the header
+    check read it with Pillow, which reads past the prefix, and said the image was turned:
+    eval refused a ground truth of the right size ("... is 20x40 as shown") and sized a
+    KITTI image with its sides swapped."""
+    ok, buf = cv2.imencode(".png", np.zeros((20, 40, 3), np.uint8))
+    assert ok
+    data = buf.tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    payload = exif.tobytes()
+    assert payload.startswith(b"Exif\0\0")  # kept, as some converters write it
+    chunk = (struct.pack(">I", len(payload)) + b"eXIf" + payload
+             + struct.pack(">I", zlib.crc32(b"eXIf" + payload)))
+    path = tmp_path / "prefixed.png"
+    at = data.find(b"IDAT") - 4
+    path.write_bytes(data[:at] + chunk + data[at:])
+    height, width = read_image_file(path).shape[:2]
+    assert (width, height) == (40, 20)  # OpenCV: as stored
+    assert probe_image_header(path).shown == (40, 20)
+    skipped: list[dict[str, str]] = []
+    kept = check_images([_entry(path, 40, 20)], tmp_path / "gt.json", InputLimits(), skipped)
+    assert len(kept) == 1 and not skipped

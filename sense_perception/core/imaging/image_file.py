@@ -153,7 +153,10 @@ def _exif_turns(data: bytes) -> bool:
             warnings.simplefilter("ignore")
             if data.startswith(_PNG_MAGIC):
                 payload = _png_exif(data)
-                if payload is None:
+                # libpng (OpenCV's reader) takes a TIFF byte order mark, MM or II, and refuses
+                # anything else ("eXIf: invalid"): a chunk keeping a JPEG's "Exif\0\0" prefix
+                # turns nothing there, where Pillow, which reads past it, said it turned (R50)
+                if payload is None or payload[:2] not in (b"MM", b"II"):
                     return False
                 exif = Image.Exif()
                 exif.load(payload)
