@@ -212,23 +212,26 @@ def test_project_categories_that_cannot_be_read_or_miss_a_label_are_refused(
         load_ground_truth(_write(tmp_path, doc))
 
 
+@pytest.mark.parametrize("fault", ["jpeg_prefix", "bad_crc"])
 def test_a_png_exif_chunk_that_opencv_refuses_turns_nothing_in_the_header_check(
-        tmp_path: Path) -> None:
-    """R50: a PNG's eXIf chunk that keeps a JPEG's ``Exif\\0\\0`` prefix is refused by libpng
-    (OpenCV's reader: "eXIf: invalid"), so the detector sees the image as stored; the header
-    check read it with Pillow, which reads past the prefix, and said the image was turned:
-    eval refused a ground truth of the right size ("... is 20x40 as shown") and sized a
-    KITTI image with its sides swapped."""
+        tmp_path: Path, fault: str) -> None:
+    """R50: libpng (OpenCV's reader) refuses a PNG's eXIf chunk that keeps a JPEG's
+    ``Exif\\0\\0`` prefix ("eXIf: invalid") or whose CRC is wrong ("eXIf: CRC error"), so the
+    detector sees the image as stored; the header check (R46) read past the prefix and ignored
+    the CRC, and said the image was turned: eval refused a ground truth of the right size
+    ("... is 20x40 as shown") and sized a KITTI image with its sides swapped."""
     ok, buf = cv2.imencode(".png", np.zeros((20, 40, 3), np.uint8))
     assert ok
     data = buf.tobytes()
     exif = Image.Exif()
     exif[0x0112] = 6
     payload = exif.tobytes()
-    assert payload.startswith(b"Exif\0\0")  # kept, as some converters write it
-    chunk = (struct.pack(">I", len(payload)) + b"eXIf" + payload
-             + struct.pack(">I", zlib.crc32(b"eXIf" + payload)))
-    path = tmp_path / "prefixed.png"
+    assert payload.startswith(b"Exif\0\0")
+    if fault == "bad_crc":
+        payload = payload[6:]  # a valid payload, as in a PNG
+    crc = zlib.crc32(b"eXIf" + payload) ^ (fault == "bad_crc")
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", crc)
+    path = tmp_path / f"{fault}.png"
     at = data.find(b"IDAT") - 4
     path.write_bytes(data[:at] + chunk + data[at:])
     height, width = read_image_file(path).shape[:2]
