@@ -131,3 +131,44 @@ def test_cameras_without_an_index_are_refused_before_any_model_loads(tmp_path, c
                  "--topics", FRONT]) == 2
     err = capsys.readouterr().err
     assert "'/camera/front/image_raw/compressed' has none" in err and "/sensing/camera/camera<i>" in err
+
+
+def test_publish_reserves_the_autoware_topics_the_replay_publishes_on(tmp_path, monkeypatch):
+    """R50: replay --publish reserved only each camera's <ns>/<name> result topics (R48); with
+    --config autoware its ROIs and DetectedObjects go to Autoware's topics, which a recording of
+    an Autoware vehicle holds too: the recorded ROIs were played beside the replay's own (two
+    per frame), and a recorded topic of another type there sent the replay's ROIs as that
+    type. The Autoware topics that are on are reserved now (no ROS 2 needed: the publisher is a
+    stand-in, the run stopped before any model loads)."""
+    from sense_perception.config import resolve_config
+    from sense_perception.core.autoware.rois import AutowareConfig
+    from sense_perception.replay import publish
+    from sense_perception.replay.engine import ReplayOptions, Replayer, _result_topics
+
+    class Stop(Exception):
+        pass
+
+    reserved: set[str] = set()
+
+    class StandIn:
+        def __init__(self, **_kwargs):
+            pass
+
+        def reserve(self, topics):
+            reserved.update(topics)
+
+        def advertise(self, _topics):
+            raise Stop
+
+    monkeypatch.setattr(publish, "LivePublisher", StandIn)
+    bag = tmp_path / "autoware_bag"
+    write_autoware_bag(bag)
+    with pytest.raises(Stop):
+        Replayer(ReplayOptions(bag, tmp_path / "out", config=resolve_config("autoware"),
+                               publish=True)).run()
+    assert {f"{ROIS_TOPIC}0", f"{ROIS_TOPIC}1",
+            "/sensing/camera/camera1/detections"} <= reserved, sorted(reserved)
+    # off: nothing reserved for it; a template the namespace cannot fill is the check's to refuse
+    cameras = ["/front/image_raw"]
+    assert _result_topics(cameras, None, AutowareConfig(rois_topic="/r{index}")) \
+        == _result_topics(cameras, None, AutowareConfig()) == _result_topics(cameras, None)

@@ -210,3 +210,33 @@ def test_project_categories_that_cannot_be_read_or_miss_a_label_are_refused(
            "cameras": {"a": {"image": "a.jpg", "boxes": [{"label": "Car", "bbox_xyxy": CAR_BOX}]}}}
     with pytest.raises(GroundTruthError, match=words):
         load_ground_truth(_write(tmp_path, doc))
+
+
+@pytest.mark.parametrize("fault", ["jpeg_prefix", "bad_crc"])
+def test_a_png_exif_chunk_that_opencv_refuses_turns_nothing_in_the_header_check(
+        tmp_path: Path, fault: str) -> None:
+    """R50: libpng (OpenCV's reader) refuses a PNG's eXIf chunk that keeps a JPEG's
+    ``Exif\\0\\0`` prefix ("eXIf: invalid") or whose CRC is wrong ("eXIf: CRC error"), so the
+    detector sees the image as stored; the header check (R46) read past the prefix and ignored
+    the CRC, and said the image was turned: eval refused a ground truth of the right size
+    ("... is 20x40 as shown") and sized a KITTI image with its sides swapped."""
+    ok, buf = cv2.imencode(".png", np.zeros((20, 40, 3), np.uint8))
+    assert ok
+    data = buf.tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    payload = exif.tobytes()
+    assert payload.startswith(b"Exif\0\0")
+    if fault == "bad_crc":
+        payload = payload[6:]  # a valid payload, as in a PNG
+    crc = zlib.crc32(b"eXIf" + payload) ^ (fault == "bad_crc")
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", crc)
+    path = tmp_path / f"{fault}.png"
+    at = data.find(b"IDAT") - 4
+    path.write_bytes(data[:at] + chunk + data[at:])
+    height, width = read_image_file(path).shape[:2]
+    assert (width, height) == (40, 20)  # OpenCV: as stored
+    assert probe_image_header(path).shown == (40, 20)
+    skipped: list[dict[str, str]] = []
+    kept = check_images([_entry(path, 40, 20)], tmp_path / "gt.json", InputLimits(), skipped)
+    assert len(kept) == 1 and not skipped

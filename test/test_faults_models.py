@@ -312,3 +312,19 @@ def test_replay_reports_the_provider_fallback_in_diagnostics(tmp_path: Path) -> 
     assert values["provider"] == "CPUExecutionProvider"
     assert "TensorrtExecutionProvider skipped" in values["provider_fallback"]
     assert "CUDAExecutionProvider skipped" in values["provider_fallback"]
+
+
+def test_a_sticky_shared_folder_is_no_tensorrt_engine_cache(tmp_path: Path) -> None:
+    """R50: a folder others may write with the sticky bit (/tmp, /dev/shm: 1777, root's) was
+    accepted as runtime.trt_cache_dir: the sticky bit keeps others from replacing a file, not
+    from creating an engine file under the name TensorRT looks for before it does."""
+    import os
+
+    from sense_perception.core.runtime.session import trt_cache_refusal
+
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    assert trt_cache_refusal(sticky) == "other users may write it (mode 1777)"
+    os.chmod(sticky, 0o1755)  # the sticky bit alone: nobody else may write
+    assert trt_cache_refusal(sticky) is None

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
-from ..core.autoware.rois import check_camera_info_topic, rois_topics
+from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
 from ..core.frame_clock import FrameClock
 from ..core.geometry.calibration import rectified_topic
 from ..core.geometry.positioner import CameraPositions
@@ -39,8 +39,9 @@ from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.output.annotations import image_size_of
-from ..core.output.frame_outputs import (CABIN_OUTPUTS, EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame,
-                                         Message, switches, taken_topics)
+from ..core.output.frame_outputs import (AUTOWARE_OBJECTS_SWITCH, AUTOWARE_SWITCH, CABIN_OUTPUTS,
+                                         EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame, Message,
+                                         output_topic, switches, taken_topics)
 from ..core.output.status import (
     detector_hardware_id,
     detector_values,
@@ -51,7 +52,7 @@ from ..core.output.status import (
 )
 from ..core.output.topics import camera_info_topic, image_base_topic, join_topic, output_namespaces
 from ..core.types import Detections, Header
-from ..errors import BagError, ImageDecodeError
+from ..errors import BagError, ConfigError, ImageDecodeError
 from ..face.privacy import check_cabin_not_exterior, check_identity_topic
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
@@ -305,13 +306,30 @@ def _namespaces(topics: list[str]) -> dict[str, str]:
     return dict(zip(topics, output_namespaces(topics), strict=True))
 
 
-def _result_topics(topics: list[str], cabin: str | None) -> set[str]:
-    """The ``<ns>/<name>`` topics the replay publishes its results on (``--publish``): each
-    camera's rows of the output table (the cabin camera's: driver_monitor's)."""
+def _result_topics(topics: list[str], cabin: str | None,
+                   autoware: AutowareConfig | None = None) -> set[str]:
+    """The topics the replay publishes its results on (``--publish``): each camera's
+    ``<ns>/<name>`` rows of the output table (the cabin camera's: driver_monitor's) and, with
+    ``autoware`` (the config's ``autoware.*``), each exterior camera's Autoware ROI and
+    DetectedObjects topics that are on. Those were left out (R50): a recording of an Autoware
+    vehicle replayed with ``--config autoware`` had its recorded ROIs on ``.../rois0`` played
+    beside the replay's own, two per frame, and a recorded topic of another type there sent the
+    replay's ROIs as that type. A template the camera's namespace cannot fill (no index) is left
+    to the replay's own check, which refuses it naming the fix."""
     out = set()
+    on = {AUTOWARE_SWITCH: autoware.rois_topic if autoware is not None else "",
+          AUTOWARE_OBJECTS_SWITCH: autoware.objects_topic if autoware is not None else ""}
     for topic, ns in _namespaces(topics).items():
         rows = CABIN_OUTPUTS if topic == cabin else EXTERIOR_OUTPUTS
         out |= {join_topic(ns, row.name) for row in rows if row.topic is None}
+        if topic == cabin:
+            continue
+        for row in rows:
+            if row.topic is not None and row.switch is not None and on.get(row.switch):
+                try:
+                    out.add(output_topic(row, ns, on))
+                except ConfigError:  # no index: _build_core's rois_topics refuses it
+                    pass
     return out
 
 
@@ -421,9 +439,13 @@ class Replayer:
         if opts.publish:  # first: without rclpy this fails before models load or outputs exist
             from .publish import LivePublisher
 
+            # the bag's own recorded results are not played beside them (read before the
+            # publisher is made: a config error leaves no ROS 2 context behind)
+            reserved = _result_topics(topics, cabin if cabin in topics else None,
+                                      autoware_settings(opts.config)) \
+                if opts.publish_results else set()
             self._publisher = LivePublisher(rate=opts.rate, skipped=skipped)
-            if opts.publish_results:  # the bag's own recorded results are not played beside them
-                self._publisher.reserve(_result_topics(topics, cabin if cabin in topics else None))
+            self._publisher.reserve(reserved)
             # Before the models load: subscribers discover the publishers meanwhile, so the
             # first frames are not lost to discovery.
             self._publisher.advertise([(t, m.msgtype, m.qos) for t, m in bag.topics.items()

@@ -15,6 +15,7 @@ import os
 import stat
 import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -125,13 +126,19 @@ def image_file_size(path: str | Path, data: bytes) -> tuple[int, int] | None:
 
 def _png_exif(data: bytes) -> bytes | None:
     """The payload of a PNG's ``eXIf`` chunk, wherever it lies (before or after the pixels), found
-    by walking the chunk headers: no pixel is decoded. None without one or past a corrupt chunk."""
+    by walking the chunk headers: no pixel is decoded. None without one, past a corrupt chunk
+    or with a wrong CRC (libpng discards it: OpenCV turns nothing)."""
     pos, end = 8, len(data)
     while pos + 8 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
         start = pos + 8
         if kind == b"eXIf":
-            return data[start:start + length]
+            payload = data[start:start + length]
+            crc = data[start + length:start + length + 4]
+            # libpng (OpenCV's reader) discards an ancillary chunk whose CRC is wrong (R50)
+            if len(crc) < 4 or struct.unpack(">I", crc)[0] != zlib.crc32(kind + payload):
+                return None
+            return payload
         if kind == b"IEND":
             return None
         pos = start + length + 4  # the chunk's data and its CRC
@@ -153,7 +160,10 @@ def _exif_turns(data: bytes) -> bool:
             warnings.simplefilter("ignore")
             if data.startswith(_PNG_MAGIC):
                 payload = _png_exif(data)
-                if payload is None:
+                # libpng (OpenCV's reader) takes a TIFF byte order mark, MM or II, and refuses
+                # anything else ("eXIf: invalid"): a chunk keeping a JPEG's "Exif\0\0" prefix
+                # turns nothing there, where Pillow, which reads past it, said it turned (R50)
+                if payload is None or payload[:2] not in (b"MM", b"II"):
                     return False
                 exif = Image.Exif()
                 exif.load(payload)

@@ -130,11 +130,13 @@ def trt_cache_refusal(folder: str | Path) -> str | None:
     TensorRT runs the engines it finds there by name, unchecked: whoever can write the folder
     (another user owning it, or group and others given write by the folder's mode, or a
     ``umask 0``, which left the default ``~/.cache/sense_perception/trt`` 0777) can swap in an
-    engine of their own, and the detector then runs their network (R44).
+    engine of their own, and the detector then runs their network (R44). A sticky folder
+    (``/tmp``, ``/dev/shm``: 1777) is refused too: the sticky bit keeps others from replacing
+    a file there, not from creating one under an engine's name before TensorRT does (R50).
     """
     import stat
 
-    from ...face.gallery_files import make_private_dirs, writable_by_others
+    from ...face.gallery_files import make_private_dirs
 
     folder = Path(folder).expanduser()
     try:
@@ -147,7 +149,7 @@ def trt_cache_refusal(folder: str | Path) -> str | None:
     me = os.geteuid()
     if st.st_uid not in (me, 0):
         return f"it belongs to user id {st.st_uid}, not to this user ({me})"
-    if writable_by_others(st):
+    if st.st_mode & 0o022:  # sticky or not: others may create an engine file there
         return f"other users may write it (mode {stat.S_IMODE(st.st_mode):04o})"
     return None
 
