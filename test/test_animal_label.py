@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sense_perception.core.autoware.rois import ANIMAL, detected_objects_with_feature, label_lookup
 from sense_perception.core.geometry.priors import prior_table
@@ -69,3 +70,15 @@ def test_the_setting_reaches_the_detector_through_the_config():
                                "runtime.providers": ["CPUExecutionProvider"]}, "test")
     assert detector.label_names[:9] == [*AD_LABELS, "animal"]
     assert detector.config.threshold("animal") == 0.5
+
+
+def test_an_animal_threshold_without_animals_is_refused_not_left_unused():
+    from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
+    from sense_perception.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"class_thresholds.animal is set \(0.4\) but "
+                                          r"detector.animals is false.*fix: set detector.animals"):
+        DetectorConfig(class_thresholds=ClassThresholds.unset(animal=0.4))
+    DetectorConfig(class_thresholds=ClassThresholds.unset(animal=0.4), animals=True)
+    # a custom model's own class named animal, kept under its name, takes it
+    DetectorConfig(class_thresholds=ClassThresholds.unset(animal=0.4), keep_other_classes=True)
