@@ -313,10 +313,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from ..face.gallery import generate_key_file
+    from ..stops import stop_signals
 
-    path = generate_key_file(args.out)
-    print(f"wrote a new 256-bit gallery key to {path} (mode 0600); keep a backup: without it the "
-          "encrypted gallery cannot be read")
+    # Ctrl-C or SIGTERM between linking the key and removing its temp name waits for the removal
+    # (R49): SIGTERM's default ended the process there and left the temp, a second name of the
+    # key, until the next keygen of that name. Then it stops (exit 130 / 143).
+    with stop_signals() as stops:
+        path = generate_key_file(args.out, changing=stops.deferred)
+        print(f"wrote a new 256-bit gallery key to {path} (mode 0600); keep a backup: without it "
+              "the encrypted gallery cannot be read")
+        stops.raise_pending()
     return 0
 
 
