@@ -257,6 +257,37 @@ def test_eval_rejects_a_malformed_pairs_file(tmp_path: Path, capsys) -> None:
     assert code == 2 and "line 2" in err
 
 
+def test_eval_reads_photos_within_the_configs_input_limits(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`driver eval` read its photos with the default input limits whatever --config's input.*
+    said (every other command that reads photos takes them): a photo beyond them was decoded and
+    scored. It is now skipped and named like any unreadable photo (exit 1), and so is one under
+    8x8 px (the detector's refusal of it ended the whole eval, naming no file)."""
+    import sense_perception.cli.driver as driver_cli
+
+    class Engine:  # no model: this is about reading the photos
+        def driver_embedding(self, image: np.ndarray) -> tuple[None, None, np.ndarray, None]:
+            return None, None, np.ones(128, np.float32) / np.sqrt(128), None
+
+    monkeypatch.setattr(driver_cli, "_still_engine", lambda settings: Engine())
+    cv2.imwrite(str(tmp_path / "small.png"), np.full((32, 32, 3), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "wide.png"), np.full((32, 100, 3), 128, np.uint8))
+    pairs = tmp_path / "pairs.csv"
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.full((4, 4, 3), 128, np.uint8))
+    pairs.write_text("file_x,file_y,same\nsmall.png,small.png,1\nsmall.png,wide.png,0\n"
+                     "tiny.png,small.png,0\n")
+    config = tmp_path / "limits.yaml"
+    config.write_text("input: {max_width: 64}\n")
+    code, out, err = cli(capsys, "eval", "--pairs", str(pairs), "--config", str(config), "--json")
+    doc = json.loads(out)
+    assert code == 1, err
+    assert [entry["image"] for entry in doc["skipped"]] == [str(tmp_path / "tiny.png"),
+                                                            str(tmp_path / "wide.png")]
+    assert "too small" in doc["skipped"][0]["reason"]  # 4x4 px: named, not the end of the eval
+    assert "max_width" in doc["skipped"][1]["reason"] and doc["pairs"] == 1, doc
+    assert "wide.png" in err and "tiny.png" in err
+
+
 def test_help_explains_the_commands(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["driver", "--help"])

@@ -50,17 +50,22 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings
 
 
+def _input_limits(args: argparse.Namespace) -> Any:
+    """The driver_monitor's ``input.*`` limits from ``--config`` (the defaults without one)."""
+    from ..config import load_params
+    from ..core.imaging.frame_guard import InputLimits
+
+    config = getattr(args, "config", None)
+    return InputLimits.from_params(load_params(config, NODE_NAME), str(config or "defaults"))
+
+
 def _read_image(path: str | Path, args: argparse.Namespace) -> np.ndarray:
     """A photo read within the driver_monitor's ``input.*`` limits (header checked first), and
     one the face detector can take (at least 8x8 px); every error names the file."""
-    from ..config import load_params
-    from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
     from ..face.yunet import check_image
 
-    config = getattr(args, "config", None)
-    limits = InputLimits.from_params(load_params(config, NODE_NAME), str(config or "defaults"))
-    return check_image(read_image_file(path, limits), str(path))
+    return check_image(read_image_file(path, _input_limits(args)), str(path))
 
 
 def _store(settings: Any) -> Any:
@@ -572,16 +577,24 @@ def rates(scores: np.ndarray, same: np.ndarray, thresholds: Sequence[float]) -> 
 
 
 def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, threshold: float,
-             table: Sequence[float] = DEFAULT_TABLE, augment: bool = False) -> dict[str, Any]:
-    """Score every pair and return the eval JSON document (see ``driver eval --help``)."""
+             table: Sequence[float] = DEFAULT_TABLE, augment: bool = False,
+             limits: Any = None) -> dict[str, Any]:
+    """Score every pair and return the eval JSON document (see ``driver eval --help``).
+
+    Each photo is read within ``limits`` (an :class:`~..core.imaging.frame_guard.InputLimits`,
+    the config's ``input.*``; None: the defaults) and must be at least 8x8 px; any other is
+    skipped and named with its pairs."""
     from ..core.imaging.image_file import read_image_file
     from ..face.augment import AUGMENTATIONS, augment as make_variants
+    from ..face.yunet import check_image
 
     images: dict[str, np.ndarray] = {}
     skipped: list[dict[str, str]] = []
     for name in sorted({p for pair in pairs for p in pair[:2]}):
         try:
-            images[name] = read_image_file(root / name)
+            # under 8x8 px is skipped and named here too: the detector's own refusal ended the
+            # whole eval (exit 2) with "image: image 4x4 is too small", naming no file (R49)
+            images[name] = check_image(read_image_file(root / name, limits), str(root / name))
         except ImageDecodeError as exc:  # one bad photo must not cost the other pairs theirs
             skipped.append({"image": str(root / name), "reason": str(exc)})
     pairs = [(x, y, s) for x, y, s in pairs if x in images and y in images]
@@ -625,7 +638,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings(args)
     threshold = settings.identity.match_threshold
     table = sorted(set(args.thresholds or DEFAULT_TABLE))
-    doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment)
+    # The config's input.* limits, as every other command that reads photos takes them: eval
+    # read them with the defaults whatever --config said (R49).
+    limits = _input_limits(args)
+    doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment, limits)
     status = _print_eval(doc, args, threshold)
     if json_out is not None:  # last: a full disk never loses minutes of scoring unseen
         _write_json(json_out, doc)
@@ -666,7 +682,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="YAML", type=config_file,
                         help=f"ROS 2 parameter file (or the plain form), {CONFIG_HELP}; reads the "
                              "driver_monitor node's face.*, "
-                             "identity.*, gallery.* and runtime.* settings")
+                             "identity.*, gallery.*, input.* and runtime.* settings")
 
     parser = subparsers.add_parser(
         "driver", help="enrol, list, forget and identify the consenting driver",
