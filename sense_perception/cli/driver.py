@@ -188,6 +188,67 @@ def _check_one_person(embs: np.ndarray, labels: Sequence[str], threshold: float)
                            f"(< {threshold:.2f}); enrol one person at a time")
 
 
+#: Longest line read as a name from stdin, in bytes (the gallery takes up to 200 characters).
+_NAME_LINE_MAX = 1024
+_NAME_ON_COMMAND_LINE = (
+    "note: a name given on the command line ({options}) can be read by every local user while "
+    "the command runs (/proc/PID/cmdline, ps) and stays in your shell history; give `-` instead "
+    "to read it from stdin (one line), or leave --name out at a terminal to be asked")
+
+
+def _read_names(args: argparse.Namespace) -> None:
+    """Put the names given as ``-`` in ``args``, read from stdin, one line each (``--name``
+    first, then ``--consent-by``); ask for a left-out ``--name`` when stdin is a terminal; note
+    on stderr a name given on the command line, where other local users can read it (R49).
+
+    Raises:
+        GalleryError: no name given and none can be asked for, or stdin ends before a name,
+            holds an empty or over-long line; the error never holds the name itself.
+    """
+    given = [option for option, value in (("--name", args.name), ("--consent-by", args.consent_by))
+             if value and value != "-"]  # "": refused below, no name to expose
+    if given:
+        print(_NAME_ON_COMMAND_LINE.format(options=", ".join(given)), file=sys.stderr)
+    stdin = sys.stdin
+    tty = stdin is not None and stdin.isatty()
+    if args.name is None:
+        if not tty:
+            raise GalleryError(
+                "no driver name: give it on stdin with --name - (one line: `sense-perception "
+                "driver enroll --name - ... < name.txt`), or run the command at a terminal to be "
+                "asked; nothing was enrolled")
+        args.name = "-"
+    for attr, option, what in (("name", "--name", "driver's display name"),
+                               ("consent_by", "--consent-by", "name of who consented")):
+        if getattr(args, attr) == "-":
+            setattr(args, attr, _read_name_line(stdin, tty, option, what))
+
+
+def _read_name_line(stdin: Any, tty: bool, option: str, what: str) -> str:
+    """One line of stdin, stripped, as UTF-8 (an undecodable byte becomes a lone surrogate, which
+    :func:`_check_names` refuses as it does on the command line); a prompt on stderr at a
+    terminal."""
+    if stdin is None:
+        raise GalleryError(f"{option} -: there is no stdin to read the {what} from; give it "
+                           "on stdin (one line); nothing was enrolled")
+    if tty:
+        print(f"{what}: ", end="", file=sys.stderr, flush=True)
+    raw = getattr(stdin, "buffer", None)
+    line = (raw.readline(_NAME_LINE_MAX + 1).decode("utf-8", "surrogateescape") if raw is not None
+            else stdin.readline(_NAME_LINE_MAX + 1))
+    if len(line.encode("utf-8", "surrogateescape")) > _NAME_LINE_MAX:
+        raise GalleryError(f"{option} -: the first line of stdin is longer than {_NAME_LINE_MAX} "
+                           f"bytes; the {what} must be one short line; nothing was enrolled")
+    if not line:
+        raise GalleryError(f"{option} -: stdin ended before the {what}; give it as one line "
+                           "on stdin; nothing was enrolled")
+    name = line.rstrip("\r\n").strip()
+    if not name:
+        raise GalleryError(f"{option} -: the line read from stdin is empty; give the {what} "
+                           "on it; nothing was enrolled")
+    return name
+
+
 def _check_names(args: argparse.Namespace) -> None:
     """Refuse a name that would forge or hide terminal output, before any model loads."""
     import unicodedata
@@ -214,6 +275,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         print(f"refused: --consent is required.\n{_CONSENT_HELP}\n\nConsent text (version "
               f"{CONSENT_TEXT_VERSION}):\n  {CONSENT_TEXT}", file=sys.stderr)
         return 2
+    _read_names(args)  # `-`: from stdin, out of /proc/PID/cmdline and shell history (R49)
     _check_names(args)
     settings = _settings(args)
     if args.bag:  # camera frames: identity only where the config says the camera is the cabin's
@@ -699,11 +761,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        description=f"Enrol a driver from photos or a cabin-camera bag. "
                                    f"{_CONSENT_HELP}",
                        epilog=f"Consent text (version {CONSENT_TEXT_VERSION}): {CONSENT_TEXT}")
-    p.add_argument("--name", required=True, help="display name of the driver")
+    p.add_argument("--name", metavar="NAME",
+                   help="display name of the driver; `-` reads it from stdin (one line), keeping "
+                        "it out of the command line, which every local user can read while the "
+                        "command runs (/proc/PID/cmdline, ps), and out of shell history; left out "
+                        "at a terminal, it is asked for")
     p.add_argument("--consent", action="store_true",
                    help="confirm the driver has read and accepted the consent text (required)")
     p.add_argument("--consent-by", metavar="WHO",
-                   help="who gave consent, if not the driver named by --name")
+                   help="who gave consent, if not the driver named by --name; `-` reads it from "
+                        "stdin (the line after the driver's name when --name is `-` too)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", nargs="+", metavar="FILE",
                      help="photos, each showing only the driver's face")

@@ -863,7 +863,7 @@ class GalleryStore:
                     # names kept (they were erased, and the error read as "nothing enrolled"
                     # while the templates identified the driver from then on: R44).
                     raise GalleryError(
-                        f"driver {driver_id} '{printable(name)}' was enrolled ({self.path} lists "
+                        f"driver {driver_id} was enrolled ({self.path} lists "  # no name (R49)
                         f"them, with {t.shape[0]} template(s) and {len(record.images)} kept "
                         f"image(s)), but its last good copy could not be updated: {exc}; the copy "
                         "still holds the version before; fix: free space on that disk, then "
