@@ -1,6 +1,7 @@
 """`sense-perception driver ...` end to end on real photos and a real rosbag2."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -255,6 +256,106 @@ def test_eval_rejects_a_malformed_pairs_file(tmp_path: Path, capsys) -> None:
     bad.write_text("file_x,file_y,same\nx.jpg,y.jpg,yes\n")
     code, _, err = cli(capsys, "eval", "--pairs", str(bad))
     assert code == 2 and "line 2" in err
+
+
+def test_eval_reads_photos_within_the_configs_input_limits(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`driver eval` read its photos with the default input limits whatever --config's input.*
+    said (every other command that reads photos takes them): a photo beyond them was decoded and
+    scored. It is now skipped and named like any unreadable photo (exit 1), and so is one under
+    8x8 px (the detector's refusal of it ended the whole eval, naming no file)."""
+    import sense_perception.cli.driver as driver_cli
+
+    class Engine:  # no model: this is about reading the photos
+        def driver_embedding(self, image: np.ndarray) -> tuple[None, None, np.ndarray, None]:
+            return None, None, np.ones(128, np.float32) / np.sqrt(128), None
+
+    monkeypatch.setattr(driver_cli, "_still_engine", lambda settings: Engine())
+    cv2.imwrite(str(tmp_path / "small.png"), np.full((32, 32, 3), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "wide.png"), np.full((32, 100, 3), 128, np.uint8))
+    pairs = tmp_path / "pairs.csv"
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.full((4, 4, 3), 128, np.uint8))
+    pairs.write_text("file_x,file_y,same\nsmall.png,small.png,1\nsmall.png,wide.png,0\n"
+                     "tiny.png,small.png,0\n")
+    config = tmp_path / "limits.yaml"
+    config.write_text("input: {max_width: 64}\n")
+    code, out, err = cli(capsys, "eval", "--pairs", str(pairs), "--config", str(config), "--json")
+    doc = json.loads(out)
+    assert code == 1, err
+    assert [entry["image"] for entry in doc["skipped"]] == [str(tmp_path / "tiny.png"),
+                                                            str(tmp_path / "wide.png")]
+    assert "too small" in doc["skipped"][0]["reason"]  # 4x4 px: named, not the end of the eval
+    assert "max_width" in doc["skipped"][1]["reason"] and doc["pairs"] == 1, doc
+    assert "wide.png" in err and "tiny.png" in err
+
+
+def test_enrol_with_the_name_on_stdin_keeps_it_out_of_the_command_line(tmp_path: Path) -> None:
+    """`driver enroll --name "Jane Doe"` put the driver's name in /proc/PID/cmdline, which every
+    local user can read while the command runs, and in shell history. `--name -` reads it from
+    stdin: the running process's command line never holds it, nothing under the gallery's folder
+    is named after it, no exposure note is printed, and the gallery lists the driver by it."""
+    import subprocess
+    import sys
+    import time
+
+    name = "Jane Q. Doe"
+    gallery = tmp_path / "g" / "gallery.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sense_perception.cli.main", "driver", "enroll", "--name", "-",
+         "--consent", "--keep-images", "--images", OBAMA_1, "--gallery", str(gallery)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1])
+    # As another local user sees it; it waits for its name on stdin, so it is running. Read again
+    # until the exec has replaced the forked parent's (or a still-empty) command line.
+    cmdline = b""
+    for _ in range(500):
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        if b"sense_perception.cli.main" in cmdline:
+            break
+        time.sleep(0.01)
+    out, err = proc.communicate(f"{name}\n".encode(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert b"--name\0-\0" in cmdline and name.encode() not in cmdline
+    assert name.encode() not in err and b"note:" not in err
+    assert [d.name for d in GalleryStore(gallery).drivers()] == [name]
+    assert not [p for p in gallery.parent.rglob("*") if "Jane" in p.name or "Doe" in p.name]
+
+
+class _Terminal(io.TextIOWrapper):
+    """A stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_enrol_asks_for_a_left_out_name_at_a_terminal_and_notes_one_on_the_command_line(
+        capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --name the command asks for it on stderr when stdin is a terminal and refuses
+    (naming `--name -`) when it is not; a name given on the command line is still taken, with a
+    note that other local users can read it; stdin ending early or an empty line is refused. Each
+    run here stops at the empty --consent-by, before any model loads."""
+    base = ["enroll", "--consent", "--images", OBAMA_1, "--consent-by", ""]
+
+    def stdin(text: bytes, terminal: bool = False) -> None:
+        monkeypatch.setattr("sys.stdin", (_Terminal if terminal else io.TextIOWrapper)(
+            io.BytesIO(text)))
+
+    stdin(b"Jane Doe\n", terminal=True)
+    code, _, err = cli(capsys, *base)
+    assert code == 2 and err.startswith("driver's display name: ") and "--consent-by is empty" in err
+    assert "Jane" not in err and "note:" not in err
+    stdin(b"Jane Doe\n")
+    code, _, err = cli(capsys, *base)
+    assert code == 2 and "no driver name: give it on stdin with --name -" in err
+    code, _, err = cli(capsys, *base, "--name", "Jane Doe")
+    assert code == 2 and "note: a name given on the command line (--name)" in err
+    assert "/proc/PID/cmdline" in err and "--consent-by is empty" in err
+    for text, problem in ((b"", "stdin ended before the driver's display name"),
+                          (b" \n", "the line read from stdin is empty"),
+                          (b"x" * 2000 + b"\n", "the first line of stdin is longer than 1024 bytes")):
+        stdin(text)
+        code, _, err = cli(capsys, *base, "--name", "-")
+        assert code == 2 and f"--name -: {problem}" in err and "nothing was enrolled" in err, err
 
 
 def test_help_explains_the_commands(capsys) -> None:

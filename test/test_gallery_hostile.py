@@ -676,6 +676,39 @@ def test_keygen_killed_before_its_key_is_written_leaves_no_key_file_blocking_the
     assert len(load_key(str(key))) == 32
 
 
+_SIGNALLED_KEYGEN = """
+import os, signal, sys
+import sense_perception.face.gallery as gallery
+real = gallery._link_new
+def link_then_stop(tmp, path):
+    real(tmp, path)  # the key has its name; the temp still names it too
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+gallery._link_new = link_then_stop
+from sense_perception.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stop_while_keygen_links_its_key_leaves_no_second_name_of_it(
+        tmp_path: Path, signame: str, code: int) -> None:
+    """SIGTERM (a service manager, ``timeout``) to ``driver keygen`` between linking the key and
+    removing its temp name ended the process at once: the hidden ``.NAME.XXXX.keygen``, a second
+    name of the key, stayed until the next keygen of that name. The stop now waits for the
+    removal; keygen says what it wrote and exits 143 (130 on Ctrl-C)."""
+    key = tmp_path / "keys" / "gallery.key"
+    script = tmp_path / "signalled.py"
+    script.write_text(_SIGNALLED_KEYGEN)
+    proc = subprocess.run([sys.executable, str(script), signame, "driver", "keygen", "--out",
+                           str(key)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert f"wrote a new 256-bit gallery key to {key}" in proc.stdout
+    assert sorted(p.name for p in key.parent.iterdir()) == ["gallery.key"]
+    assert key.stat().st_nlink == 1
+    assert len(load_key(str(key))) == 32
+
+
 def test_enrol_keeping_images_on_a_full_disk_is_a_clear_error_that_leaves_no_face(
         tmp_path: Path) -> None:
     """enroll --keep-images on a full disk ended in a traceback (exit 1) from the crop write. On a

@@ -50,17 +50,22 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings
 
 
+def _input_limits(args: argparse.Namespace) -> Any:
+    """The driver_monitor's ``input.*`` limits from ``--config`` (the defaults without one)."""
+    from ..config import load_params
+    from ..core.imaging.frame_guard import InputLimits
+
+    config = getattr(args, "config", None)
+    return InputLimits.from_params(load_params(config, NODE_NAME), str(config or "defaults"))
+
+
 def _read_image(path: str | Path, args: argparse.Namespace) -> np.ndarray:
     """A photo read within the driver_monitor's ``input.*`` limits (header checked first), and
     one the face detector can take (at least 8x8 px); every error names the file."""
-    from ..config import load_params
-    from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
     from ..face.yunet import check_image
 
-    config = getattr(args, "config", None)
-    limits = InputLimits.from_params(load_params(config, NODE_NAME), str(config or "defaults"))
-    return check_image(read_image_file(path, limits), str(path))
+    return check_image(read_image_file(path, _input_limits(args)), str(path))
 
 
 def _store(settings: Any) -> Any:
@@ -183,6 +188,67 @@ def _check_one_person(embs: np.ndarray, labels: Sequence[str], threshold: float)
                            f"(< {threshold:.2f}); enrol one person at a time")
 
 
+#: Longest line read as a name from stdin, in bytes (the gallery takes up to 200 characters).
+_NAME_LINE_MAX = 1024
+_NAME_ON_COMMAND_LINE = (
+    "note: a name given on the command line ({options}) can be read by every local user while "
+    "the command runs (/proc/PID/cmdline, ps) and stays in your shell history; give `-` instead "
+    "to read it from stdin (one line), or leave --name out at a terminal to be asked")
+
+
+def _read_names(args: argparse.Namespace) -> None:
+    """Put the names given as ``-`` in ``args``, read from stdin, one line each (``--name``
+    first, then ``--consent-by``); ask for a left-out ``--name`` when stdin is a terminal; note
+    on stderr a name given on the command line, where other local users can read it (R49).
+
+    Raises:
+        GalleryError: no name given and none can be asked for, or stdin ends before a name,
+            holds an empty or over-long line; the error never holds the name itself.
+    """
+    given = [option for option, value in (("--name", args.name), ("--consent-by", args.consent_by))
+             if value and value != "-"]  # "": refused below, no name to expose
+    if given:
+        print(_NAME_ON_COMMAND_LINE.format(options=", ".join(given)), file=sys.stderr)
+    stdin = sys.stdin
+    tty = stdin is not None and stdin.isatty()
+    if args.name is None:
+        if not tty:
+            raise GalleryError(
+                "no driver name: give it on stdin with --name - (one line: `sense-perception "
+                "driver enroll --name - ... < name.txt`), or run the command at a terminal to be "
+                "asked; nothing was enrolled")
+        args.name = "-"
+    for attr, option, what in (("name", "--name", "driver's display name"),
+                               ("consent_by", "--consent-by", "name of who consented")):
+        if getattr(args, attr) == "-":
+            setattr(args, attr, _read_name_line(stdin, tty, option, what))
+
+
+def _read_name_line(stdin: Any, tty: bool, option: str, what: str) -> str:
+    """One line of stdin, stripped, as UTF-8 (an undecodable byte becomes a lone surrogate, which
+    :func:`_check_names` refuses as it does on the command line); a prompt on stderr at a
+    terminal."""
+    if stdin is None:
+        raise GalleryError(f"{option} -: there is no stdin to read the {what} from; give it "
+                           "on stdin (one line); nothing was enrolled")
+    if tty:
+        print(f"{what}: ", end="", file=sys.stderr, flush=True)
+    raw = getattr(stdin, "buffer", None)
+    line = (raw.readline(_NAME_LINE_MAX + 1).decode("utf-8", "surrogateescape") if raw is not None
+            else stdin.readline(_NAME_LINE_MAX + 1))
+    if len(line.encode("utf-8", "surrogateescape")) > _NAME_LINE_MAX:
+        raise GalleryError(f"{option} -: the first line of stdin is longer than {_NAME_LINE_MAX} "
+                           f"bytes; the {what} must be one short line; nothing was enrolled")
+    if not line:
+        raise GalleryError(f"{option} -: stdin ended before the {what}; give it as one line "
+                           "on stdin; nothing was enrolled")
+    name = line.rstrip("\r\n").strip()
+    if not name:
+        raise GalleryError(f"{option} -: the line read from stdin is empty; give the {what} "
+                           "on it; nothing was enrolled")
+    return name
+
+
 def _check_names(args: argparse.Namespace) -> None:
     """Refuse a name that would forge or hide terminal output, before any model loads."""
     import unicodedata
@@ -209,6 +275,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         print(f"refused: --consent is required.\n{_CONSENT_HELP}\n\nConsent text (version "
               f"{CONSENT_TEXT_VERSION}):\n  {CONSENT_TEXT}", file=sys.stderr)
         return 2
+    _read_names(args)  # `-`: from stdin, out of /proc/PID/cmdline and shell history (R49)
     _check_names(args)
     settings = _settings(args)
     if args.bag:  # camera frames: identity only where the config says the camera is the cabin's
@@ -313,10 +380,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from ..face.gallery import generate_key_file
+    from ..stops import stop_signals
 
-    path = generate_key_file(args.out)
-    print(f"wrote a new 256-bit gallery key to {path} (mode 0600); keep a backup: without it the "
-          "encrypted gallery cannot be read")
+    # Ctrl-C or SIGTERM between linking the key and removing its temp name waits for the removal
+    # (R49): SIGTERM's default ended the process there and left the temp, a second name of the
+    # key, until the next keygen of that name. Then it stops (exit 130 / 143).
+    with stop_signals() as stops:
+        path = generate_key_file(args.out, changing=stops.deferred)
+        print(f"wrote a new 256-bit gallery key to {path} (mode 0600); keep a backup: without it "
+              "the encrypted gallery cannot be read")
+        stops.raise_pending()
     return 0
 
 
@@ -566,16 +639,24 @@ def rates(scores: np.ndarray, same: np.ndarray, thresholds: Sequence[float]) -> 
 
 
 def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, threshold: float,
-             table: Sequence[float] = DEFAULT_TABLE, augment: bool = False) -> dict[str, Any]:
-    """Score every pair and return the eval JSON document (see ``driver eval --help``)."""
+             table: Sequence[float] = DEFAULT_TABLE, augment: bool = False,
+             limits: Any = None) -> dict[str, Any]:
+    """Score every pair and return the eval JSON document (see ``driver eval --help``).
+
+    Each photo is read within ``limits`` (an :class:`~..core.imaging.frame_guard.InputLimits`,
+    the config's ``input.*``; None: the defaults) and must be at least 8x8 px; any other is
+    skipped and named with its pairs."""
     from ..core.imaging.image_file import read_image_file
     from ..face.augment import AUGMENTATIONS, augment as make_variants
+    from ..face.yunet import check_image
 
     images: dict[str, np.ndarray] = {}
     skipped: list[dict[str, str]] = []
     for name in sorted({p for pair in pairs for p in pair[:2]}):
         try:
-            images[name] = read_image_file(root / name)
+            # under 8x8 px is skipped and named here too: the detector's own refusal ended the
+            # whole eval (exit 2) with "image: image 4x4 is too small", naming no file (R49)
+            images[name] = check_image(read_image_file(root / name, limits), str(root / name))
         except ImageDecodeError as exc:  # one bad photo must not cost the other pairs theirs
             skipped.append({"image": str(root / name), "reason": str(exc)})
     pairs = [(x, y, s) for x, y, s in pairs if x in images and y in images]
@@ -619,7 +700,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings(args)
     threshold = settings.identity.match_threshold
     table = sorted(set(args.thresholds or DEFAULT_TABLE))
-    doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment)
+    # The config's input.* limits, as every other command that reads photos takes them: eval
+    # read them with the defaults whatever --config said (R49).
+    limits = _input_limits(args)
+    doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment, limits)
     status = _print_eval(doc, args, threshold)
     if json_out is not None:  # last: a full disk never loses minutes of scoring unseen
         _write_json(json_out, doc)
@@ -660,7 +744,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="YAML", type=config_file,
                         help=f"ROS 2 parameter file (or the plain form), {CONFIG_HELP}; reads the "
                              "driver_monitor node's face.*, "
-                             "identity.*, gallery.* and runtime.* settings")
+                             "identity.*, gallery.*, input.* and runtime.* settings")
 
     parser = subparsers.add_parser(
         "driver", help="enrol, list, forget and identify the consenting driver",
@@ -677,11 +761,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        description=f"Enrol a driver from photos or a cabin-camera bag. "
                                    f"{_CONSENT_HELP}",
                        epilog=f"Consent text (version {CONSENT_TEXT_VERSION}): {CONSENT_TEXT}")
-    p.add_argument("--name", required=True, help="display name of the driver")
+    p.add_argument("--name", metavar="NAME",
+                   help="display name of the driver; `-` reads it from stdin (one line), keeping "
+                        "it out of the command line, which every local user can read while the "
+                        "command runs (/proc/PID/cmdline, ps), and out of shell history; left out "
+                        "at a terminal, it is asked for")
     p.add_argument("--consent", action="store_true",
                    help="confirm the driver has read and accepted the consent text (required)")
     p.add_argument("--consent-by", metavar="WHO",
-                   help="who gave consent, if not the driver named by --name")
+                   help="who gave consent, if not the driver named by --name; `-` reads it from "
+                        "stdin (the line after the driver's name when --name is `-` too)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", nargs="+", metavar="FILE",
                      help="photos, each showing only the driver's face")

@@ -232,11 +232,16 @@ def load_key(key_file: str = "", key_env: str = DEFAULT_KEY_ENV) -> bytes | None
     return None
 
 
-def generate_key_file(path: str | Path) -> Path:
+def generate_key_file(path: str | Path,
+                      changing: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+                      ) -> Path:
     """Write a new random key (hex) to ``path`` with mode 0600; refuses to overwrite a file.
 
     Missing directories are created 0700; a directory others may write is refused (see
-    :func:`~.gallery_files.check_key_folder`).
+    :func:`~.gallery_files.check_key_folder`). ``changing`` wraps the write, from the temp file's
+    creation to its removal: ``driver keygen`` passes :meth:`~..stops.Stops.deferred`, so Ctrl-C
+    or SIGTERM there waits for it to end and never leaves the temp name, a second name of the key
+    (R49).
     """
     path = Path(path).expanduser()
     try:
@@ -249,6 +254,13 @@ def generate_key_file(path: str | Path) -> Path:
     _sweep_keygen_leftovers(path)  # before the refusal below: a second name of the key goes too
     if path.exists() or path.is_symlink():  # checked again, atomically, when it is put in place
         raise _key_exists(path)
+    with changing():  # mkstemp .. unlink runs whole: a stop in it is raised by the caller after
+        _write_new_key(path)
+    return path
+
+
+def _write_new_key(path: Path) -> None:
+    """Write a random key to a temp file beside ``path``, link it as ``path``, remove the temp."""
     # Written in full to a temp file first and then given its name (a hard link, which fails if
     # the name exists, a dangling link included): a kill -9 or power cut between creating the
     # key file and writing it left it empty, and every later keygen refused to overwrite it
@@ -274,7 +286,6 @@ def generate_key_file(path: str | Path) -> Path:
                            "was kept; fix: free space on that disk or choose another --out") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def _sweep_keygen_leftovers(path: Path) -> None:
@@ -852,7 +863,7 @@ class GalleryStore:
                     # names kept (they were erased, and the error read as "nothing enrolled"
                     # while the templates identified the driver from then on: R44).
                     raise GalleryError(
-                        f"driver {driver_id} '{printable(name)}' was enrolled ({self.path} lists "
+                        f"driver {driver_id} was enrolled ({self.path} lists "  # no name (R49)
                         f"them, with {t.shape[0]} template(s) and {len(record.images)} kept "
                         f"image(s)), but its last good copy could not be updated: {exc}; the copy "
                         "still holds the version before; fix: free space on that disk, then "
