@@ -237,5 +237,6 @@ def _node_actions(context: Any) -> list[Any]:
         get_logger("sense_perception.autoware_launch").warning(note)
     return [LifecycleNode(
         package="sense_perception", executable="object_detector", name="object_detector",
-        namespace=args["namespace"], parameters=[params], output="screen",
+        namespace=args["namespace"], parameters=launch_support.launch_parameters(params),
+        output="screen",
         emulate_tty=True, arguments=["--ros-args", "--log-level", args["log_level"]])]

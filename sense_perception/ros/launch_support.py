@@ -112,6 +112,30 @@ def camera_topic_list(value: str) -> list[str]:
     return topics
 
 
+def launch_parameters(params: dict[str, Any]) -> list[Any]:
+    """The ``parameters`` of a launch_ros node action: ``params`` as a dict, except its empty
+    lists, which go into a parameter file of their own (its path follows the dict).
+
+    launch_ros refuses an empty list in a parameter dict (a TypeError naming no parameter: the
+    whole launch failed on ``pedestrian_band: []``, the documented "whole frame"); in a
+    parameter file rcl reads ``[]`` as "not set", which the nodes take as the empty list
+    (:func:`sense_perception.ros.node_common.declare_settings`). The file is written under
+    ``/**`` (any namespace), as launch_ros writes a dict, and left for the nodes to read.
+    """
+    import tempfile
+
+    import yaml
+
+    empty = sorted(k for k, v in params.items() if isinstance(v, (list, tuple)) and not v)
+    given = {k: v for k, v in params.items() if k not in empty}
+    if not empty:
+        return [given]
+    with tempfile.NamedTemporaryFile("w", prefix="sense_perception_empty_lists_", suffix=".yaml",
+                                     delete=False) as f:
+        yaml.safe_dump({"/**": {"ros__parameters": {k: [] for k in empty}}}, f)
+    return [given, f.name]
+
+
 def launch_description(nodes: Sequence[str]) -> Any:
     """LaunchDescription declaring the arguments of ``nodes`` and starting them as lifecycle nodes."""
     from launch import LaunchDescription
@@ -131,7 +155,8 @@ def _node_actions(context: Any, nodes: list[str]) -> list[Any]:
     return [
         LifecycleNode(
             package="sense_perception", executable=name, name=name, namespace=args["namespace"],
-            parameters=[node_parameters(name, args)], output="screen", emulate_tty=True,
+            parameters=launch_parameters(node_parameters(name, args)), output="screen",
+            emulate_tty=True,
             arguments=["--ros-args", "--log-level", args["log_level"]])
         for name in nodes
     ]

@@ -1,0 +1,79 @@
+"""The launch files under hostile arguments and set-ups, with stand-ins for launch and launch_ros
+(no wheel here; test/ros/test_ros_launch.py runs the real ones where a ROS 2 install has them)."""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sense_perception.ros import autoware_launch, launch_support
+
+
+@pytest.fixture()
+def launched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list]:
+    """Stand-ins for launch / launch_ros recording the node actions' keyword arguments."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the parameter files written
+    made: dict[str, list] = {"nodes": [], "warnings": []}
+    fakes = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.logging", "launch_ros", "launch_ros.actions")}
+    fakes["launch"].LaunchDescription = list
+    fakes["launch.actions"].DeclareLaunchArgument = lambda *a, **k: ("declared", a, k)
+    fakes["launch.actions"].OpaqueFunction = lambda function, args=(): (function, list(args))
+    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
+        warning=lambda text: made["warnings"].append(text))
+    fakes["launch_ros.actions"].LifecycleNode = lambda **k: made["nodes"].append(k) or k
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return made
+
+
+def _launch(nodes: list[str], configurations: dict[str, str]) -> None:
+    """Run launch_support's OpaqueFunction as ros2 launch would, with these launch arguments."""
+    function, args = launch_support.launch_description(nodes)[-1]
+    function(types.SimpleNamespace(launch_configurations=configurations), *args)
+
+
+def _launch_ros_accepts(parameters: dict[str, Any]) -> None:
+    """What launch_ros's evaluate_parameter_dict refuses in a parameter dict: an empty list
+    (normalised to an empty tuple, then refused as 'not one of float, int, str, bool, bytes')."""
+    for name, value in parameters.items():
+        if isinstance(value, (list, tuple)):
+            assert value, f"launch_ros refuses the empty list of {name} in a parameter dict"
+
+
+def test_an_empty_list_in_the_config_reaches_the_node_through_a_parameter_file(
+        launched, tmp_path: Path):
+    """`pedestrian_band: []` (documented: the whole frame) in a config given to the launch files
+    was put in the node's parameter dict, which launch_ros refuses (the launch failed)."""
+    config = tmp_path / "my_carla.yaml"
+    config.write_text("# base: carla\nobject_detector:\n  ros__parameters:\n    detector:\n"
+                      "      pedestrian_band: []\n    tracking:\n      class_groups: []\n")
+    _launch(["object_detector", "driver_monitor"], {"config": str(config)})
+    detector, monitor = launched["nodes"]
+    params, *files = detector["parameters"]
+    _launch_ros_accepts(params)
+    assert params["use_sim_time"] is True and params["tracking.frame_rate"] == 20.0  # carla's
+    [path] = files
+    assert yaml.safe_load(Path(path).read_text()) == {"/**": {"ros__parameters": {
+        "detector.pedestrian_band": [], "tracking.class_groups": []}}}
+    assert monitor["parameters"] == [monitor["parameters"][0]]  # nothing empty: no file
+    _launch_ros_accepts(monitor["parameters"][0])
+
+
+def test_autoware_launch_hands_empty_lists_over_a_parameter_file(launched, tmp_path: Path):
+    config = tmp_path / "aw.yaml"
+    config.write_text("# base: autoware\nobject_detector:\n  ros__parameters:\n    detector:\n"
+                      "      duplicates:\n        vehicle_labels: []\n")
+    autoware_launch._node_actions(types.SimpleNamespace(launch_configurations={
+        "config": str(config)}))
+    [node] = launched["nodes"]
+    params, path = node["parameters"]
+    _launch_ros_accepts(params)
+    assert yaml.safe_load(Path(path).read_text())["/**"]["ros__parameters"] == {
+        "detector.duplicates.vehicle_labels": []}
