@@ -77,3 +77,23 @@ def test_autoware_launch_hands_empty_lists_over_a_parameter_file(launched, tmp_p
     _launch_ros_accepts(params)
     assert yaml.safe_load(Path(path).read_text())["/**"]["ros__parameters"] == {
         "detector.duplicates.vehicle_labels": []}
+
+
+@pytest.mark.parametrize("value", ["warning", "verbose", "", " ", ":=debug", "info,debug"])
+def test_a_log_level_rcl_would_refuse_is_refused_by_the_launch(launched, value):
+    """rcl refuses them: the node process died at its start ("Couldn't parse log level")."""
+    from sense_perception.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="log_level.*debug, info, warn, error, fatal"):
+        _launch(["object_detector"], {"log_level": value})
+    with pytest.raises(ConfigError, match="log_level"):
+        autoware_launch._node_actions(types.SimpleNamespace(launch_configurations={
+            "log_level": value}))
+    assert launched["nodes"] == []
+
+
+@pytest.mark.parametrize("value, given", [("WARN", "WARN"), (" debug ", "debug"), ("fatal", "fatal"),
+                                          ("object_detector:=debug", "object_detector:=debug")])
+def test_the_log_levels_rcl_takes_reach_the_node(launched, value, given):
+    _launch(["driver_monitor"], {"log_level": value})
+    assert launched["nodes"][0]["arguments"] == ["--ros-args", "--log-level", given]

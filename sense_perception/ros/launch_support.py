@@ -33,7 +33,7 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "camera_topics": ("", "object_detector camera topics, comma-separated ('' = from config)"),
     "camera_topic": ("", "driver_monitor cabin camera topic ('' = from config)"),
     "gallery_path": ("", "driver_monitor gallery file ('' = from config)"),
-    "log_level": ("info", "log level of the nodes: debug, info, warn, error"),
+    "log_level": ("info", "log level of the nodes: debug, info, warn, error, fatal (or LOGGER:=LEVEL)"),
 }
 NODE_ARGUMENTS = {
     "object_detector": ("config", "namespace", "use_sim_time", "autostart", "camera_topics", "log_level"),
@@ -112,6 +112,26 @@ def camera_topic_list(value: str) -> list[str]:
     return topics
 
 
+#: The severities rcl's ``--log-level`` takes (any case).
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal", "unset")
+
+
+def log_level_arguments(value: str) -> list[str]:
+    """The node's ``--ros-args --log-level`` arguments for ``log_level:=VALUE``: a severity
+    (:data:`LOG_LEVELS`), or ``LOGGER:=SEVERITY`` for one logger, as rcl takes it.
+
+    Raises:
+        ConfigError: anything rcl would refuse (``warning``, ``verbose``, a blank): the node
+            process died at its start ("Couldn't parse log level", from rcl, naming no argument).
+    """
+    text = value.strip()
+    level = text.rpartition(":=")[2]
+    if level.lower() not in LOG_LEVELS or (":=" in text and not text.partition(":=")[0]):
+        raise ConfigError(f"launch argument log_level:={value!r} is no log level: give one of "
+                          f"{', '.join(LOG_LEVELS)} (or LOGGER:=LEVEL for one logger)")
+    return ["--ros-args", "--log-level", text]
+
+
 def launch_parameters(params: dict[str, Any]) -> list[Any]:
     """The ``parameters`` of a launch_ros node action: ``params`` as a dict, except its empty
     lists, which go into a parameter file of their own (its path follows the dict).
@@ -157,6 +177,6 @@ def _node_actions(context: Any, nodes: list[str]) -> list[Any]:
             package="sense_perception", executable=name, name=name, namespace=args["namespace"],
             parameters=launch_parameters(node_parameters(name, args)), output="screen",
             emulate_tty=True,
-            arguments=["--ros-args", "--log-level", args["log_level"]])
+            arguments=log_level_arguments(args["log_level"]))
         for name in nodes
     ]
