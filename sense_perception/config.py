@@ -254,7 +254,35 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     if len(_seen) >= MAX_CONFIG_BASES:  # each base is read within the one before it
         raise ConfigError(f"config file {path}: '# base: {name}' is more than {MAX_CONFIG_BASES} "
                           "overlays deep; let an overlay name the complete file it changes")
-    return _merge(read_config(base, (*_seen, path.resolve())), doc)
+    return _overlay(read_config(base, (*_seen, path.resolve())), doc)
+
+
+def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """The overlay ``over`` merged over its ``# base:`` document ``base``.
+
+    A parameter the overlay gives under ``/**`` (both nodes) replaces the base's value in every
+    section, the base's node sections too: merged key by key, the base's ``object_detector``
+    value still won over the overlay's ``/**`` one (a node's own section wins over ``/**``), so
+    ``/**: use_sim_time: false`` over ``# base: carla`` left both nodes on simulation time, and
+    the overlay's value went unused without a word.
+    """
+    shared = over.get("/**")
+    params = shared.get("ros__parameters") if isinstance(shared, dict) else None
+    if isinstance(params, dict) and params:
+        names = set(flatten(params))
+        base = {key: _without(section, names) if key != "/**" and _is_node_section(section)
+                and isinstance(section["ros__parameters"], dict) else section
+                for key, section in base.items()}
+    return _merge(base, over)
+
+
+def _without(section: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """A node section (``ros__parameters`` nested) without the parameters ``names`` (dotted)."""
+    flat = flatten(section["ros__parameters"])
+    kept = {name: value for name, value in flat.items() if name not in names}
+    if len(kept) == len(flat):
+        return section
+    return {**section, "ros__parameters": _nest(kept, "")}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

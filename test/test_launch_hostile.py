@@ -97,3 +97,28 @@ def test_a_log_level_rcl_would_refuse_is_refused_by_the_launch(launched, value):
 def test_the_log_levels_rcl_takes_reach_the_node(launched, value, given):
     _launch(["driver_monitor"], {"log_level": value})
     assert launched["nodes"][0]["arguments"] == ["--ros-args", "--log-level", given]
+
+
+def test_an_overlays_shared_section_replaces_its_bases_node_sections(tmp_path: Path):
+    """`/**: use_sim_time: false` over `# base: carla` left both nodes on simulation time: the
+    base's object_detector / driver_monitor value won over the overlay's `/**` one, unsaid."""
+    from sense_perception.config import load_params
+
+    config = tmp_path / "carla_on_wall_time.yaml"
+    config.write_text("# base: carla\n/**:\n  ros__parameters:\n    use_sim_time: false\n"
+                      "    no_input_warn_s: 4.0\n    detector.class_thresholds.pedestrian: 0.3\n")
+    for node in ("object_detector", "driver_monitor"):
+        params = launch_support.node_parameters(node, {"config": str(config)})
+        assert params["use_sim_time"] is False and params["no_input_warn_s"] == 4.0, node
+    detector = load_params(config, "object_detector")
+    assert detector["detector.class_thresholds.pedestrian"] == 0.3
+    # the rest of carla is kept, and within one file a node's own section still wins over /**
+    assert detector["detector.class_thresholds.truck"] == 0.166 and detector["tracking.frame_rate"] == 20.0
+    over = tmp_path / "over.yaml"
+    over.write_text("# base: carla_on_wall_time.yaml\n/**:\n  ros__parameters:\n    tracking:\n"
+                    "      frame_rate: 30.0\nobject_detector:\n  ros__parameters:\n"
+                    "    no_input_warn_s: 6.0\n")
+    assert load_params(over, "object_detector")["tracking.frame_rate"] == 30.0
+    assert load_params(over, "object_detector")["no_input_warn_s"] == 6.0
+    assert load_params(over, "driver_monitor")["no_input_warn_s"] == 4.0
+    assert load_params(over, "object_detector")["use_sim_time"] is False
