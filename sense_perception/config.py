@@ -266,6 +266,11 @@ def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     ``/**: use_sim_time: false`` over ``# base: carla`` left both nodes on simulation time, and
     the overlay's value went unused without a word.
     """
+    # `/object_detector` and `object_detector` are one node (`ros2 param dump` writes the first,
+    # the bundled files the second): an overlay's section goes over its base's of either spelling.
+    # Kept apart, every setting both gave was refused as "given in both sections" of the overlay.
+    over = {_twin(key) if key != "/**" and _twin(key) in base and key not in base
+            and _twin(key) not in over else key: section for key, section in over.items()}
     shared = over.get("/**")
     params = shared.get("ros__parameters") if isinstance(shared, dict) else None
     if isinstance(params, dict) and params:
@@ -274,6 +279,13 @@ def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
                 and isinstance(section["ros__parameters"], dict) else section
                 for key, section in base.items()}
     return _merge(base, over)
+
+
+def _twin(key: Any) -> Any:
+    """The other spelling of a node section's name: ``/object_detector`` <-> ``object_detector``."""
+    if not isinstance(key, str):
+        return key
+    return key[1:] if key.startswith("/") else f"/{key}"
 
 
 def _without(section: dict[str, Any], names: set[str]) -> dict[str, Any]:

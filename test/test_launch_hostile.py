@@ -122,3 +122,14 @@ def test_an_overlays_shared_section_replaces_its_bases_node_sections(tmp_path: P
     assert load_params(over, "object_detector")["no_input_warn_s"] == 6.0
     assert load_params(over, "driver_monitor")["no_input_warn_s"] == 4.0
     assert load_params(over, "object_detector")["use_sim_time"] is False
+
+
+def test_an_overlay_may_spell_its_node_sections_as_ros2_param_dump_does(tmp_path: Path):
+    """`ros2 param dump` writes `/object_detector:`; over `# base: carla` (whose sections are
+    `object_detector:`) every setting both gave was refused as given twice in the overlay."""
+    config = tmp_path / "dumped.yaml"
+    config.write_text("# base: carla\n/object_detector:\n  ros__parameters:\n    no_input_warn_s: 5.0\n"
+                      "/driver_monitor:\n  ros__parameters:\n    autostart: true\n")
+    detector = launch_support.node_parameters("object_detector", {"config": str(config)})
+    assert detector["no_input_warn_s"] == 5.0 and detector["use_sim_time"] is True
+    assert launch_support.node_parameters("driver_monitor", {"config": str(config)})["autostart"] is True
