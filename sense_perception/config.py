@@ -129,7 +129,8 @@ def bundled_config(name: str) -> Path:
 
 
 def resolve_config(value: str | Path) -> Path:
-    """A ``--config`` / ``config:=`` value as a file: a bundled name (``carla``) or a path.
+    """A ``--config`` / ``config:=`` value as a file: a bundled name (``carla`` or ``carla.yaml``,
+    as a ``# base:`` line names it) or a path.
 
     A name wins only when no file of that name exists in the working directory, so a path that
     happens to be called ``carla`` still works.
@@ -142,8 +143,10 @@ def resolve_config(value: str | Path) -> Path:
         raise ConfigError(f"config {text!r} is empty; give the path of a YAML file or a bundled "
                           f"config ({', '.join(BUNDLED_CONFIGS)})")
     path = Path(text)
-    if text in BUNDLED_CONFIGS and not path.exists():
-        return bundled_config(text)
+    # `carla` or `carla.yaml`, as a `# base:` line takes it (`config:=carla.yaml` was a missing file)
+    stem = text[:-len(".yaml")] if text.endswith(".yaml") else text
+    if stem in BUNDLED_CONFIGS and not path.exists():
+        return bundled_config(stem)
     if not path.exists() and "/" not in text and not path.suffix:
         raise ConfigError(f"config {text!r} is neither a file nor a bundled config "
                           f"({', '.join(BUNDLED_CONFIGS)})")

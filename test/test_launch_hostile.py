@@ -133,3 +133,14 @@ def test_an_overlay_may_spell_its_node_sections_as_ros2_param_dump_does(tmp_path
     detector = launch_support.node_parameters("object_detector", {"config": str(config)})
     assert detector["no_input_warn_s"] == 5.0 and detector["use_sim_time"] is True
     assert launch_support.node_parameters("driver_monitor", {"config": str(config)})["autostart"] is True
+
+
+def test_a_bundled_set_up_is_found_by_its_file_name_as_a_base_line_names_it(tmp_path, monkeypatch):
+    """`config:=carla.yaml` (how `# base: carla.yaml` names it) was a missing file."""
+    from sense_perception.config import bundled_config, resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("carla.yaml") == bundled_config("carla")
+    assert launch_support.node_parameters("object_detector", {"config": "awsim.yaml"})["use_sim_time"]
+    (tmp_path / "carla.yaml").write_text("object_detector:\n  ros__parameters:\n    autostart: false\n")
+    assert resolve_config("carla.yaml") == Path("carla.yaml")  # a file of that name wins
