@@ -144,3 +144,17 @@ def test_a_bundled_set_up_is_found_by_its_file_name_as_a_base_line_names_it(tmp_
     assert launch_support.node_parameters("object_detector", {"config": "awsim.yaml"})["use_sim_time"]
     (tmp_path / "carla.yaml").write_text("object_detector:\n  ros__parameters:\n    autostart: false\n")
     assert resolve_config("carla.yaml") == Path("carla.yaml")  # a file of that name wins
+
+
+def test_a_global_use_sim_time_of_an_including_launch_file_is_not_overridden(launched, tmp_path):
+    """A simulation bringup's SetParameter(use_sim_time=True) reaches the node as `-p` before
+    the node's own parameter files, which win (rcl: the later value): the launch files passed
+    use_sim_time: false whenever neither the argument nor the config set it, and the nodes ran
+    on wall time under the simulator's /clock, unsaid."""
+    _launch(["object_detector", "driver_monitor"], {"config": "perception"})
+    for node in launched["nodes"]:
+        assert "use_sim_time" not in node["parameters"][0], node["name"]
+    _launch(["object_detector"], {"config": "perception", "use_sim_time": "false"})
+    assert launched["nodes"][-1]["parameters"][0]["use_sim_time"] is False  # given: passed
+    _launch(["object_detector"], {"config": "awsim"})
+    assert launched["nodes"][-1]["parameters"][0]["use_sim_time"] is True  # the set-up's own

@@ -28,7 +28,8 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
                    "'' = perception)"),
     "namespace": ("", "namespace of the nodes"),
     "use_sim_time": ("", "true/false: take time from /clock (a simulator, a bag played with "
-                         "--clock) ('' = the config's use_sim_time: true in carla and awsim, else false)"),
+                         "--clock) ('' = the config's use_sim_time: true in carla and awsim; "
+                         "without one an including launch file's global use_sim_time, else false)"),
     "autostart": ("", "true/false: configure and activate at start ('' = config's autostart)"),
     "camera_topics": ("", "object_detector camera topics, comma-separated ('' = from config)"),
     "camera_topic": ("", "driver_monitor cabin camera topic ('' = from config)"),
@@ -68,7 +69,9 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
     params = {k: ros_param_value(v) for k, v in load_params(config, node_name).items()}
     if values["use_sim_time"]:
         params["use_sim_time"] = _bool("use_sim_time", values["use_sim_time"])
-    params.setdefault("use_sim_time", False)
+    # Neither given nor in the config: not passed, so an including launch file's global
+    # SetParameter(use_sim_time) applies (false without one). An explicit false here, the node's
+    # own parameter file, won over it: a simulation bringup ran these nodes on wall time, unsaid.
     if values["autostart"]:
         params["autostart"] = _bool("autostart", values["autostart"])
     if node_name == "object_detector" and values["camera_topics"]:
