@@ -129,7 +129,8 @@ def bundled_config(name: str) -> Path:
 
 
 def resolve_config(value: str | Path) -> Path:
-    """A ``--config`` / ``config:=`` value as a file: a bundled name (``carla``) or a path.
+    """A ``--config`` / ``config:=`` value as a file: a bundled name (``carla`` or ``carla.yaml``,
+    as a ``# base:`` line names it) or a path.
 
     A name wins only when no file of that name exists in the working directory, so a path that
     happens to be called ``carla`` still works.
@@ -142,8 +143,10 @@ def resolve_config(value: str | Path) -> Path:
         raise ConfigError(f"config {text!r} is empty; give the path of a YAML file or a bundled "
                           f"config ({', '.join(BUNDLED_CONFIGS)})")
     path = Path(text)
-    if text in BUNDLED_CONFIGS and not path.exists():
-        return bundled_config(text)
+    # `carla` or `carla.yaml`, as a `# base:` line takes it (`config:=carla.yaml` was a missing file)
+    stem = text[:-len(".yaml")] if text.endswith(".yaml") else text
+    if stem in BUNDLED_CONFIGS and not path.exists():
+        return bundled_config(stem)
     if not path.exists() and "/" not in text and not path.suffix:
         raise ConfigError(f"config {text!r} is neither a file nor a bundled config "
                           f"({', '.join(BUNDLED_CONFIGS)})")
@@ -254,7 +257,47 @@ def read_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     if len(_seen) >= MAX_CONFIG_BASES:  # each base is read within the one before it
         raise ConfigError(f"config file {path}: '# base: {name}' is more than {MAX_CONFIG_BASES} "
                           "overlays deep; let an overlay name the complete file it changes")
-    return _merge(read_config(base, (*_seen, path.resolve())), doc)
+    return _overlay(read_config(base, (*_seen, path.resolve())), doc)
+
+
+def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """The overlay ``over`` merged over its ``# base:`` document ``base``.
+
+    A parameter the overlay gives under ``/**`` (both nodes) replaces the base's value in every
+    section, the base's node sections too: merged key by key, the base's ``object_detector``
+    value still won over the overlay's ``/**`` one (a node's own section wins over ``/**``), so
+    ``/**: use_sim_time: false`` over ``# base: carla`` left both nodes on simulation time, and
+    the overlay's value went unused without a word.
+    """
+    # `/object_detector` and `object_detector` are one node (`ros2 param dump` writes the first,
+    # the bundled files the second): an overlay's section goes over its base's of either spelling.
+    # Kept apart, every setting both gave was refused as "given in both sections" of the overlay.
+    over = {_twin(key) if key != "/**" and _twin(key) in base and key not in base
+            and _twin(key) not in over else key: section for key, section in over.items()}
+    shared = over.get("/**")
+    params = shared.get("ros__parameters") if isinstance(shared, dict) else None
+    if isinstance(params, dict) and params:
+        names = set(flatten(params))
+        base = {key: _without(section, names) if key != "/**" and _is_node_section(section)
+                and isinstance(section["ros__parameters"], dict) else section
+                for key, section in base.items()}
+    return _merge(base, over)
+
+
+def _twin(key: Any) -> Any:
+    """The other spelling of a node section's name: ``/object_detector`` <-> ``object_detector``."""
+    if not isinstance(key, str):
+        return key
+    return key[1:] if key.startswith("/") else f"/{key}"
+
+
+def _without(section: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """A node section (``ros__parameters`` nested) without the parameters ``names`` (dotted)."""
+    flat = flatten(section["ros__parameters"])
+    kept = {name: value for name, value in flat.items() if name not in names}
+    if len(kept) == len(flat):
+        return section
+    return {**section, "ros__parameters": _nest(kept, "")}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -159,7 +159,8 @@ def test_configs_are_selectable_by_name(tmp_path, monkeypatch):
         assert resolve_config(name) == bundled_config(name) == path
         params = launch_support.node_parameters("object_detector", {"config": name})
         assert params["camera_topics"] == load_params(path, "object_detector")["camera_topics"]
-        assert params["use_sim_time"] is (name != "perception")  # the set-up's own, unless given
+        # the set-up's own, unless given; none: not passed (a global SetParameter applies)
+        assert params.get("use_sim_time", "not passed") is (True if name in ("carla", "awsim") else "not passed")
     assert launch_support.node_parameters("object_detector", {"config": "carla", "use_sim_time": "false"})[
         "use_sim_time"] is False
     assert resolve_config(str(CONFIG)) == CONFIG  # a path still works
@@ -214,7 +215,7 @@ def test_launch_parameters_from_config_and_arguments(tmp_path):
     params = launch_support.node_parameters("driver_monitor", {
         "camera_topic": "/cabin/image_raw", "gallery_path": str(tmp_path / "g.json")})
     assert params["camera_topic"] == "/cabin/image_raw" and params["gallery.path"] == str(tmp_path / "g.json")
-    assert params["use_sim_time"] is False and params["autostart"] is True  # config default
+    assert "use_sim_time" not in params and params["autostart"] is True  # config default
     with pytest.raises(ConfigError, match="use_sim_time"):
         launch_support.node_parameters("driver_monitor", {"use_sim_time": "maybe"})
     assert launch_support.default_config() == CONFIG

@@ -41,7 +41,7 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "namespace": ("", "namespace of the node"),
     "use_sim_time": ("", "true/false ('' = not set here: Autoware's global use_sim_time applies)"),
     "autostart": ("", "true/false: configure and activate at start ('' = config's autostart)"),
-    "log_level": ("info", "log level of the node: debug, info, warn, error"),
+    "log_level": ("info", "log level of the node: debug, info, warn, error, fatal (or LOGGER:=LEVEL)"),
 }
 
 #: autoware_tensorrt_yolox's launch arguments that mean here what they mean there (its
@@ -237,5 +237,6 @@ def _node_actions(context: Any) -> list[Any]:
         get_logger("sense_perception.autoware_launch").warning(note)
     return [LifecycleNode(
         package="sense_perception", executable="object_detector", name="object_detector",
-        namespace=args["namespace"], parameters=[params], output="screen",
-        emulate_tty=True, arguments=["--ros-args", "--log-level", args["log_level"]])]
+        namespace=args["namespace"], parameters=launch_support.launch_parameters(params),
+        output="screen",
+        emulate_tty=True, arguments=launch_support.log_level_arguments(args["log_level"]))]

@@ -28,12 +28,13 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
                    "'' = perception)"),
     "namespace": ("", "namespace of the nodes"),
     "use_sim_time": ("", "true/false: take time from /clock (a simulator, a bag played with "
-                         "--clock) ('' = the config's use_sim_time: true in carla and awsim, else false)"),
+                         "--clock) ('' = the config's use_sim_time: true in carla and awsim; "
+                         "without one an including launch file's global use_sim_time, else false)"),
     "autostart": ("", "true/false: configure and activate at start ('' = config's autostart)"),
     "camera_topics": ("", "object_detector camera topics, comma-separated ('' = from config)"),
     "camera_topic": ("", "driver_monitor cabin camera topic ('' = from config)"),
     "gallery_path": ("", "driver_monitor gallery file ('' = from config)"),
-    "log_level": ("info", "log level of the nodes: debug, info, warn, error"),
+    "log_level": ("info", "log level of the nodes: debug, info, warn, error, fatal (or LOGGER:=LEVEL)"),
 }
 NODE_ARGUMENTS = {
     "object_detector": ("config", "namespace", "use_sim_time", "autostart", "camera_topics", "log_level"),
@@ -68,7 +69,9 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
     params = {k: ros_param_value(v) for k, v in load_params(config, node_name).items()}
     if values["use_sim_time"]:
         params["use_sim_time"] = _bool("use_sim_time", values["use_sim_time"])
-    params.setdefault("use_sim_time", False)
+    # Neither given nor in the config: not passed, so an including launch file's global
+    # SetParameter(use_sim_time) applies (false without one). An explicit false here, the node's
+    # own parameter file, won over it: a simulation bringup ran these nodes on wall time, unsaid.
     if values["autostart"]:
         params["autostart"] = _bool("autostart", values["autostart"])
     if node_name == "object_detector" and values["camera_topics"]:
@@ -112,6 +115,50 @@ def camera_topic_list(value: str) -> list[str]:
     return topics
 
 
+#: The severities rcl's ``--log-level`` takes (any case).
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal", "unset")
+
+
+def log_level_arguments(value: str) -> list[str]:
+    """The node's ``--ros-args --log-level`` arguments for ``log_level:=VALUE``: a severity
+    (:data:`LOG_LEVELS`), or ``LOGGER:=SEVERITY`` for one logger, as rcl takes it.
+
+    Raises:
+        ConfigError: anything rcl would refuse (``warning``, ``verbose``, a blank): the node
+            process died at its start ("Couldn't parse log level", from rcl, naming no argument).
+    """
+    text = value.strip()
+    level = text.rpartition(":=")[2]
+    if level.lower() not in LOG_LEVELS or (":=" in text and not text.partition(":=")[0]):
+        raise ConfigError(f"launch argument log_level:={value!r} is no log level: give one of "
+                          f"{', '.join(LOG_LEVELS)} (or LOGGER:=LEVEL for one logger)")
+    return ["--ros-args", "--log-level", text]
+
+
+def launch_parameters(params: dict[str, Any]) -> list[Any]:
+    """The ``parameters`` of a launch_ros node action: ``params`` as a dict, except its empty
+    lists, which go into a parameter file of their own (its path follows the dict).
+
+    launch_ros refuses an empty list in a parameter dict (a TypeError naming no parameter: the
+    whole launch failed on ``pedestrian_band: []``, the documented "whole frame"); in a
+    parameter file rcl reads ``[]`` as "not set", which the nodes take as the empty list
+    (:func:`sense_perception.ros.node_common.declare_settings`). The file is written under
+    ``/**`` (any namespace), as launch_ros writes a dict, and left for the nodes to read.
+    """
+    import tempfile
+
+    import yaml
+
+    empty = sorted(k for k, v in params.items() if isinstance(v, (list, tuple)) and not v)
+    given = {k: v for k, v in params.items() if k not in empty}
+    if not empty:
+        return [given]
+    with tempfile.NamedTemporaryFile("w", prefix="sense_perception_empty_lists_", suffix=".yaml",
+                                     delete=False) as f:
+        yaml.safe_dump({"/**": {"ros__parameters": {k: [] for k in empty}}}, f)
+    return [given, f.name]
+
+
 def launch_description(nodes: Sequence[str]) -> Any:
     """LaunchDescription declaring the arguments of ``nodes`` and starting them as lifecycle nodes."""
     from launch import LaunchDescription
@@ -131,7 +178,8 @@ def _node_actions(context: Any, nodes: list[str]) -> list[Any]:
     return [
         LifecycleNode(
             package="sense_perception", executable=name, name=name, namespace=args["namespace"],
-            parameters=[node_parameters(name, args)], output="screen", emulate_tty=True,
-            arguments=["--ros-args", "--log-level", args["log_level"]])
+            parameters=launch_parameters(node_parameters(name, args)), output="screen",
+            emulate_tty=True,
+            arguments=log_level_arguments(args["log_level"]))
         for name in nodes
     ]

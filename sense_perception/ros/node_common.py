@@ -19,6 +19,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..config import (Setting, check_names, check_value, is_ros_param, node_schema,
@@ -90,6 +91,13 @@ def parameter_descriptor(item: Setting) -> ParameterDescriptor:
     return descriptor
 
 
+def is_empty_list_override(item: Setting, override: Any) -> bool:
+    """Whether ``override`` (an rclpy Parameter of the command line or a params file) is ``[]``
+    given to the list parameter ``item``: rcl reads ``[]`` as a parameter of type NOT_SET."""
+    return (override is not None and isinstance(item.default, (list, tuple))
+            and getattr(override, "type_", None) == Parameter.Type.NOT_SET)
+
+
 def declare_settings(node: Any, kind: str) -> dict[str, Any]:
     """Declare every parameter of node ``kind`` with its descriptor (values from the parameter
     overrides, else the defaults), so that ``ros2 param list/describe/set`` know them all.
@@ -99,10 +107,17 @@ def declare_settings(node: Any, kind: str) -> dict[str, Any]:
         are reported when the node is configured, where the core names the problem.
     """
     refused: dict[str, Any] = {}
+    overrides = getattr(node, "_parameter_overrides", {})  # rclpy keeps them there
     for item in node_schema(kind).values():
         if node.has_parameter(item.name):
             continue
         descriptor = parameter_descriptor(item)
+        if is_empty_list_override(item, overrides.get(item.name)):
+            # `[]` in a params file (the launch files' too) or `-p NAME:=[]` reaches rclpy as
+            # "not set": the parameter kept its default, so `pedestrian_band: []` (the whole
+            # frame) gave the horizon band. An empty list is what was written.
+            node.declare_parameter(item.name, [], descriptor, ignore_override=True)
+            continue
         try:
             node.declare_parameter(item.name, ros_default(item), descriptor)
         except (InvalidParameterValueException, InvalidParameterTypeException):

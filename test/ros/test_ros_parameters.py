@@ -341,3 +341,23 @@ def test_the_command_line_winning_over_run_s_config_is_said(context, capfd):
         assert "batch_wait_ms" not in line  # the same value: nothing to say
     finally:
         node.destroy_node()
+
+
+def test_an_empty_list_in_the_parameter_file_is_taken_as_the_empty_list(params_context):
+    """rcl reads `[]` as a parameter of type NOT_SET: the node kept the default, so
+    `pedestrian_band: []` (the whole frame, config/perception.yaml) gave the horizon band, and
+    `class_groups: []` the default groups. The launch files hand empty lists over this way (R51)."""
+    from sense_perception.ros.node_common import node_params
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    ctx = params_context("/**:\n  ros__parameters:\n    detector.pedestrian_band: []\n"
+                         "    tracking:\n      class_groups: []\n    frame_rate_typo: []\n")
+    node = ObjectDetectorNode("object_detector", context=ctx)
+    try:
+        params = node_params(node)
+        assert params["detector.pedestrian_band"] == [] and params["tracking.class_groups"] == []
+        assert params["detector.score_threshold"] == pytest.approx(0.267)  # others: defaults
+        assert "detector.mean" not in params  # not given: the core's default, as before
+        assert not node.has_parameter("frame_rate_typo")  # unknown names are still refused
+    finally:
+        node.destroy_node()
