@@ -185,6 +185,39 @@ def test_embed_interval_skips_sface_only_on_a_settled_face_that_stays(
     assert embedded[-3:] == [2.2, 2.3, 2.4]
 
 
+def test_embed_interval_never_holds_an_identity_on_the_next_person_in_the_seat(
+        tmp_path: Path, engine: FaceEngine, embeddings: dict[str, np.ndarray],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another person's face in the driver's region right after the identified driver's, no empty
+    frame between (a rear passenger behind the seat as the driver leaves it): their first frame,
+    a face that jumped, was embedded and voted against the driver, but the decision was still
+    'identified', so it counted as settled and their next frames (the same box) were held
+    unembedded for an interval each: the old identity stayed on the new person for one interval
+    per vote (2 s with the defaults) instead of the window's few frames."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    enrol(store, "Barack", embeddings[OBAMA[0]])
+    params = {"identity.window": 3, "identity.min_votes": 2, "identity.embed_interval_s": 1.5,
+              "attention.enabled": False}
+    ident = DriverIdentifier(settings(store.path, **params), store, engine)
+    driver, stranger = face_crop(engine, OBAMA[1], 200), face_crop(engine, OTHERS[0], 200)
+    frame_a, frame_b = cabin_frame((driver, 900, 250)), cabin_frame((stranger, 1040, 300))
+    assert [ident.process(frame_a, 0.1 * i).state for i in range(3)][-1] is DriverState.IDENTIFIED
+    embedded: list[float] = []
+    original = ident.engine.embed
+    stamp = {"t": 0.0}
+    monkeypatch.setattr(ident.engine, "embed",
+                        lambda image, marks: embedded.append(stamp["t"]) or original(image, marks))
+    results = []
+    for i in range(3):
+        stamp["t"] = t = round(0.3 + 0.1 * i, 3)
+        results.append(ident.process(frame_b, t))
+    assert results[0].driver_id is not None  # the window still holds two of the driver's votes
+    assert embedded[:2] == [0.3, 0.4]  # the vote against it unsettles the decision
+    assert results[1].driver_id is None and results[2].state is DriverState.UNKNOWN
+    # settled on the stranger: the interval applies again
+    assert embedded == [0.3, 0.4]
+
+
 def test_only_the_driver_face_is_embedded(tmp_path: Path, engine: FaceEngine,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     store = GalleryStore(tmp_path / "gallery.json")
