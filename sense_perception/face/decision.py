@@ -50,7 +50,8 @@ class IdentityConfig:
         embed_interval_s: once the decision is settled (identified or unknown), embed the
             driver's face at most this often while it stays the same face (its box moving little
             from frame to frame); the frames between keep the decision. 0 = every frame. A face
-            that jumps, leaves or is not settled is embedded on every frame.
+            that jumps, leaves or is not settled (its last vote went against the decision
+            included) is embedded on every frame.
     """
 
     match_threshold: float = field(default=DEFAULT_MATCH_THRESHOLD, metadata={"range": (-1.0, 1.0)})
