@@ -185,6 +185,39 @@ def test_embed_interval_skips_sface_only_on_a_settled_face_that_stays(
     assert embedded[-3:] == [2.2, 2.3, 2.4]
 
 
+def test_embed_interval_never_holds_an_identity_on_the_next_person_in_the_seat(
+        tmp_path: Path, engine: FaceEngine, embeddings: dict[str, np.ndarray],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another person's face in the driver's region right after the identified driver's, no empty
+    frame between (a rear passenger behind the seat as the driver leaves it): their first frame,
+    a face that jumped, was embedded and voted against the driver, but the decision was still
+    'identified', so it counted as settled and their next frames (the same box) were held
+    unembedded for an interval each: the old identity stayed on the new person for one interval
+    per vote (2 s with the defaults) instead of the window's few frames."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    enrol(store, "Barack", embeddings[OBAMA[0]])
+    params = {"identity.window": 3, "identity.min_votes": 2, "identity.embed_interval_s": 1.5,
+              "attention.enabled": False}
+    ident = DriverIdentifier(settings(store.path, **params), store, engine)
+    driver, stranger = face_crop(engine, OBAMA[1], 200), face_crop(engine, OTHERS[0], 200)
+    frame_a, frame_b = cabin_frame((driver, 900, 250)), cabin_frame((stranger, 1040, 300))
+    assert [ident.process(frame_a, 0.1 * i).state for i in range(3)][-1] is DriverState.IDENTIFIED
+    embedded: list[float] = []
+    original = ident.engine.embed
+    stamp = {"t": 0.0}
+    monkeypatch.setattr(ident.engine, "embed",
+                        lambda image, marks: embedded.append(stamp["t"]) or original(image, marks))
+    results = []
+    for i in range(3):
+        stamp["t"] = t = round(0.3 + 0.1 * i, 3)
+        results.append(ident.process(frame_b, t))
+    assert results[0].driver_id is not None  # the window still holds two of the driver's votes
+    assert embedded[:2] == [0.3, 0.4]  # the vote against it unsettles the decision
+    assert results[1].driver_id is None and results[2].state is DriverState.UNKNOWN
+    # settled on the stranger: the interval applies again
+    assert embedded == [0.3, 0.4]
+
+
 def test_only_the_driver_face_is_embedded(tmp_path: Path, engine: FaceEngine,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     store = GalleryStore(tmp_path / "gallery.json")
@@ -202,6 +235,62 @@ def test_only_the_driver_face_is_embedded(tmp_path: Path, engine: FaceEngine,
     # Left-hand drive: the driver sits on the image right of a rearward-facing cabin camera.
     assert r.faces.boxes[r.driver_index, 0] > cabin.shape[1] / 2
     assert seen == [1]  # the passenger's face was detected but never embedded
+
+
+def cabin_frame(*faces: tuple[np.ndarray, int, int]) -> np.ndarray:
+    """A 1280x720 cabin frame with each (face photo, x, y) pasted in, clipped at the edges."""
+    frame = np.full((720, 1280, 3), 60, np.uint8)
+    for image, x, y in faces:
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(1280, x + w), min(720, y + h)
+        frame[y0:y1, x0:x1] = image[y0 - y:y1 - y, x0 - x:x1 - x]
+    return frame
+
+
+def face_crop(engine: FaceEngine, name: str, size: int) -> np.ndarray:
+    """The face of a real photo, cropped 1.6 times its box and scaled to ``size`` square."""
+    image = read(name)
+    x1, y1, x2, y2 = engine.detect(image).boxes[0]
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, 0.8 * (x2 - x1)
+    crop = image[int(max(0, cy - half)):int(cy + half), int(max(0, cx - half)):int(cx + half)]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def test_a_passenger_leaning_in_is_never_taken_for_the_driver(
+        tmp_path: Path, engine: FaceEngine, embeddings: dict[str, np.ndarray],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The enrolled driver sits in the passenger seat, leaning towards the middle and nearer the
+    camera (face centre x 0.37, inside the left-seat default region's overlap with the passenger
+    half) while a stranger drives. The largest face in the region was taken: the passenger was
+    embedded and identified as the driver, and their attention reported as the driver's."""
+    assert FaceConfig().driver_half == "right" and FaceConfig(driver_side="right").driver_half == "left"
+    assert FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]).driver_half is None
+    store = GalleryStore(tmp_path / "gallery.json")
+    enrol(store, "Barack", embeddings[OBAMA[0]])
+    monkeypatch.setattr(engine, "region", DEFAULT_REGIONS["left"])
+    monkeypatch.setattr(engine, "driver_half", FaceConfig().driver_half)
+    small_window = {"identity.window": 3, "identity.min_votes": 2, "attention.enabled": False}
+    ident = DriverIdentifier(settings(store.path, **small_window), store, engine)
+    passenger = (face_crop(engine, OBAMA[1], 300), 330, 150)
+    driver = (face_crop(engine, OTHERS[0], 200), 900, 250)
+    embedded: list[np.ndarray] = []
+    original = ident.engine.embed
+    monkeypatch.setattr(ident.engine, "embed",
+                        lambda image, marks: embedded.append(np.array(marks)) or original(image, marks))
+    for i in range(3):
+        r = ident.process(cabin_frame(passenger, driver), 0.1 * i)
+    assert len(r.faces) == 2
+    assert r.faces.boxes[r.driver_index, 0] > 640  # the driver, on the image's right
+    assert r.state is DriverState.UNKNOWN and r.driver_id is None
+    assert all(m[0, :, 0].min() > 640 for m in embedded)  # the passenger was never embedded
+    # a lone face in the overlap is the driver's (leaning in), and a rear-seat face on the
+    # driver's half, under half as wide as the front-row face, does not take its place
+    boxes = np.array([[420, 100, 620, 300], [800, 300, 880, 380]], np.float32)  # centre x 0.41
+    assert select_driver(boxes[:1], (720, 1280, 3), DEFAULT_REGIONS["left"], "right") == 0
+    assert select_driver(boxes, (720, 1280, 3), DEFAULT_REGIONS["left"], "right") == 0
+    boxes[1] = [800, 300, 920, 420]  # a front-row face (0.6 of the width) on the driver's half
+    assert select_driver(boxes, (720, 1280, 3), DEFAULT_REGIONS["left"], "right") == 1
+    assert select_driver(boxes, (720, 1280, 3), DEFAULT_REGIONS["left"]) == 0  # a region of the user's
 
 
 def test_gallery_changes_on_disk_are_picked_up(tmp_path: Path, engine: FaceEngine,

@@ -50,7 +50,8 @@ class IdentityConfig:
         embed_interval_s: once the decision is settled (identified or unknown), embed the
             driver's face at most this often while it stays the same face (its box moving little
             from frame to frame); the frames between keep the decision. 0 = every frame. A face
-            that jumps, leaves or is not settled is embedded on every frame.
+            that jumps, leaves or is not settled (its last vote went against the decision
+            included) is embedded on every frame.
     """
 
     match_threshold: float = field(default=DEFAULT_MATCH_THRESHOLD, metadata={"range": (-1.0, 1.0)})
@@ -117,6 +118,7 @@ class IdentityDecider:
         self._pos = 0
         self._missing = 0
         self._last_t: float | None = None
+        self._agrees = False  # the newest vote supports the decision (see settled)
         self.decision = Decision(DriverState.NO_FACE, reason="no frame seen yet")
 
     def _name(self, index: int) -> str:
@@ -154,7 +156,19 @@ class IdentityDecider:
         self._filled = min(self._filled + 1, cfg.window)
         # Vote order does not matter, so the ring buffer's filled prefix is the window.
         self.decision = self._decide(self._index[: self._filled], self._score[: self._filled])
+        self._agrees = self._supports(index, score)
         return self.decision
+
+    def _supports(self, index: int, score: float) -> bool:
+        """Whether one vote (``index``, ``score``) says what the decision says."""
+        cfg, decision = self.config, self.decision
+        if not math.isfinite(score):
+            return False
+        if decision.state is DriverState.IDENTIFIED:
+            return index == decision.index and score >= cfg.exit_threshold
+        if decision.state is DriverState.UNKNOWN:
+            return index < 0 or score < cfg.exit_threshold
+        return False
 
     def camera_fault(self, reason: str = "the cabin camera is in fault") -> Decision:
         """A frame of a camera in fault (blocked, dark, ...): ``camera_fault``, no evidence taken.
@@ -167,8 +181,12 @@ class IdentityDecider:
 
     @property
     def settled(self) -> bool:
-        """The decision is identified or unknown (not collecting evidence, not no_face)."""
-        return self.decision.state in (DriverState.IDENTIFIED, DriverState.UNKNOWN)
+        """The decision is identified or unknown (not collecting evidence, not no_face) and the
+        newest vote says the same. A vote against it (another person in the seat, whom the
+        window's older votes still outnumber) unsettles it: ``identity.embed_interval_s`` then
+        embeds every frame again, where it held the old identity on the new person for one
+        interval per vote (2 s at 0.5 s with the default window, instead of 4 frames)."""
+        return self._agrees and self.decision.state in (DriverState.IDENTIFIED, DriverState.UNKNOWN)
 
     def hold(self, t: float) -> Decision:
         """A frame whose driver face was present but deliberately not scored

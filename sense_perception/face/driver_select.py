@@ -1,5 +1,6 @@
-"""Choose the driver's face: the largest face whose centre lies in the driver-seat region; and tell
-whether a face box is the previous frame's face, moved a little (:func:`same_face`)."""
+"""Choose the driver's face: the largest face whose centre lies in the driver-seat region, a face on
+the driver's half of the image first (:func:`select_driver`); and tell whether a face box is the
+previous frame's face, moved a little (:func:`same_face`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +12,13 @@ DEFAULT_REGIONS = {
     "left": (0.35, 0.0, 1.0, 1.0),
     "right": (0.0, 0.0, 0.65, 1.0),
 }
+#: The image half the driver's seat is on, by ``face.driver_side`` (the default regions reach 0.15
+#: into the other half, where a passenger's face may be).
+DRIVER_HALF = {"left": "right", "right": "left"}
+#: A face on the driver's half wins over a larger one in the region's overlap with the passenger's
+#: half while it is at least this share of that face's width: a face of the front row. A rear-seat
+#: face behind the driver is further from the camera, well under half as wide.
+FRONT_ROW_WIDTH = 0.5
 
 
 def validate_region(region: object, side: str = "left") -> tuple[float, float, float, float]:
@@ -31,11 +39,20 @@ def validate_region(region: object, side: str = "left") -> tuple[float, float, f
 
 
 def select_driver(boxes: np.ndarray, image_shape: tuple[int, ...],
-                  region: tuple[float, float, float, float]) -> int:
+                  region: tuple[float, float, float, float], driver_half: str | None = None) -> int:
     """Index of the driver's face among ``boxes`` (N, 4 x1 y1 x2 y2), or -1 when none qualifies.
 
     The driver is the largest face (by area) whose centre lies inside ``region`` (normalised to the
     image size): a passenger or a face on a rear seat is smaller or outside the region.
+
+    Args:
+        driver_half: ``right`` or ``left``, the image half the driver's seat is on (the default
+            regions, :data:`DRIVER_HALF`); None (a ``face.driver_region`` of the user's) takes the
+            largest face in the region. With it, the largest face on that half is the driver when
+            the largest face in the region lies on the other half (a passenger leaning towards the
+            middle, nearer the camera than the driver) and the first is at least
+            :data:`FRONT_ROW_WIDTH` of its width: the passenger was embedded, identified and
+            watched for attention as the driver, and the driver was not watched at all.
     """
     if boxes.shape[0] == 0:
         return -1
@@ -45,8 +62,18 @@ def select_driver(boxes: np.ndarray, image_shape: tuple[int, ...],
     inside = (cx >= region[0]) & (cx <= region[2]) & (cy >= region[1]) & (cy <= region[3])
     if not inside.any():
         return -1
-    area = np.where(inside, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), -1.0)
-    return int(area.argmax())
+    width = boxes[:, 2] - boxes[:, 0]
+    area = np.where(inside, width * (boxes[:, 3] - boxes[:, 1]), -1.0)
+    best = int(area.argmax())
+    if driver_half is None:
+        return best
+    if driver_half not in ("left", "right"):
+        raise ValueError(f"driver_half must be 'left', 'right' or None, got {driver_half!r}")
+    on_half = inside & ((cx >= 0.5) if driver_half == "right" else (cx <= 0.5))
+    if on_half[best]:
+        return best
+    front = on_half & (width >= FRONT_ROW_WIDTH * width[best])
+    return int(np.where(front, area, -1.0).argmax()) if front.any() else best
 
 
 #: A box shows the previous frame's face when its centre moved less than this share of the previous

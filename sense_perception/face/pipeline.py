@@ -42,6 +42,7 @@ class FaceEngine:
     def __init__(self, config: FaceConfig | None = None, options: RuntimeOptions | None = None) -> None:
         self.config = config or FaceConfig()
         self.region = self.config.region
+        self.driver_half = self.config.driver_half
         self.detector = YuNetDetector(self.config.score_threshold, self.config.nms_iou,
                                       self.config.max_side, self.config.top_k, options)
         self.embedder = SFaceEmbedder(options)
@@ -52,8 +53,9 @@ class FaceEngine:
         return self.detector.detect(image_bgr)
 
     def select(self, faces: Faces, image_shape: tuple[int, ...]) -> int:
-        """Index of the driver's face (largest inside the driver region), -1 if none."""
-        return select_driver(faces.boxes, image_shape, self.region)
+        """Index of the driver's face (largest inside the driver region, one on the driver's half
+        of the image first: :func:`~.driver_select.select_driver`), -1 if none."""
+        return select_driver(faces.boxes, image_shape, self.region, self.driver_half)
 
     def embed(self, image_bgr: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Align and embed faces given their landmarks (N, 5, 2).

@@ -16,7 +16,7 @@ from ..core.runtime.session import RuntimeConfig, RuntimeOptions
 from ..errors import ConfigError
 from .attention.state import AttentionConfig
 from .decision import IdentityConfig
-from .driver_select import validate_region
+from .driver_select import DRIVER_HALF, validate_region
 from .gallery import GalleryConfig
 
 
@@ -60,6 +60,12 @@ class FaceConfig:
     def region(self) -> tuple[float, float, float, float]:
         """The effective normalised driver region."""
         return validate_region(self.driver_region, self.driver_side)
+
+    @property
+    def driver_half(self) -> str | None:
+        """The image half (``right``/``left``) whose faces are preferred as the driver's with the
+        default region; None with a ``driver_region`` of the user's (its largest face)."""
+        return None if self.driver_region else DRIVER_HALF[self.driver_side]
 
 
 
