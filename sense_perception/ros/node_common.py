@@ -91,11 +91,16 @@ def parameter_descriptor(item: Setting) -> ParameterDescriptor:
     return descriptor
 
 
+def is_not_set_override(override: Any) -> bool:
+    """Whether ``override`` (an rclpy Parameter of the command line or a params file) is of type
+    NOT_SET: what rcl makes of ``[]`` (``NAME: []`` in a params file, ``-p NAME:=[]``)."""
+    return override is not None and getattr(override, "type_", None) == Parameter.Type.NOT_SET
+
+
 def is_empty_list_override(item: Setting, override: Any) -> bool:
     """Whether ``override`` (an rclpy Parameter of the command line or a params file) is ``[]``
     given to the list parameter ``item``: rcl reads ``[]`` as a parameter of type NOT_SET."""
-    return (override is not None and isinstance(item.default, (list, tuple))
-            and getattr(override, "type_", None) == Parameter.Type.NOT_SET)
+    return isinstance(item.default, (list, tuple)) and is_not_set_override(override)
 
 
 def declare_settings(node: Any, kind: str) -> dict[str, Any]:
@@ -117,6 +122,13 @@ def declare_settings(node: Any, kind: str) -> dict[str, Any]:
             # "not set": the parameter kept its default, so `pedestrian_band: []` (the whole
             # frame) gave the horizon band. An empty list is what was written.
             node.declare_parameter(item.name, [], descriptor, ignore_override=True)
+            continue
+        if is_not_set_override(overrides.get(item.name)):
+            # `[]` given to a parameter that is no list (`detector.score_threshold: []`,
+            # `tracking.enabled: []`): rclpy left it unset and the node ran on its default
+            # without a word; configure hands `[]` to the core, which names it (R53)
+            refused[item.name] = []
+            node.declare_parameter(item.name, ros_default(item), descriptor, ignore_override=True)
             continue
         try:
             node.declare_parameter(item.name, ros_default(item), descriptor)

@@ -361,3 +361,26 @@ def test_an_empty_list_in_the_parameter_file_is_taken_as_the_empty_list(params_c
         assert not node.has_parameter("frame_rate_typo")  # unknown names are still refused
     finally:
         node.destroy_node()
+
+
+def test_an_empty_list_given_to_a_parameter_that_is_no_list_is_refused_at_configure(params_context):
+    """rcl reads `[]` as "not set" whatever the parameter: `detector.score_threshold: []` or
+    `tracking.enabled: []` left the default in force (0.267, tracking on) and the node configured
+    without a word; R51 made `[]` the empty list for list parameters only (R53)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    ctx = params_context("/**:\n  ros__parameters:\n    detector.score_threshold: []\n"
+                         "    tracking:\n      enabled: []\n")
+    node = ObjectDetectorNode("object_detector", context=ctx)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "'detector.score_threshold'" in node.config_error and "got []" in node.config_error
+        assert node.lifecycle_state == "unconfigured" and node.detector is None
+        node.set_parameters([Parameter("detector.score_threshold", value=0.3),
+                             Parameter("tracking.enabled", value=False)])
+        assert not node._refused_overrides  # set anew: nothing refused is left to report
+    finally:
+        node.destroy_node()
