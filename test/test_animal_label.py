@@ -81,4 +81,15 @@ def test_an_animal_threshold_without_animals_is_refused_not_left_unused():
         DetectorConfig(class_thresholds=ClassThresholds.unset(animal=0.4))
     DetectorConfig(class_thresholds=ClassThresholds.unset(animal=0.4), animals=True)
     # a custom model's own class named animal, kept under its name, takes it
-    DetectorConfig(class_thresholds=ClassThresholds.unset(animal=0.4), keep_other_classes=True)
+    DetectorConfig(class_thresholds=ClassThresholds.unset(animal=0.4), keep_other_classes=True,
+                   model_path="mine.onnx", labels_path="mine.txt")
+
+
+def test_an_animal_threshold_with_the_bundled_models_other_classes_is_refused():
+    """keep_other_classes reports the bundled (COCO) models' animals as dog, horse...: no label
+    `animal` comes out, and the threshold was taken and never used (R53)."""
+    from sense_perception.core.detection.detector import ClassThresholds, DetectorConfig
+    from sense_perception.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"class_thresholds.animal is set \(0.4\).*own names"):
+        DetectorConfig(class_thresholds=ClassThresholds.unset(animal=0.4), keep_other_classes=True)

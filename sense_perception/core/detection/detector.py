@@ -292,12 +292,17 @@ class DetectorConfig:
             if not re.fullmatch(r"[0-9a-fA-F]{64}", self.model_sha256):
                 raise ConfigError(f"detector.model_sha256 must be 64 hex digits (sha256sum's "
                                   f"output), got {self.model_sha256!r}")
-        if self.class_thresholds.animal >= 0 and not (self.animals or self.keep_other_classes):
-            # no animal label can come out: the threshold would be taken and never used
+        if self.class_thresholds.animal >= 0 and not (
+                self.animals or (self.keep_other_classes and self.model_path)):
+            # no animal label can come out: the threshold would be taken and never used. Only a
+            # model of your own may have a class called `animal` (kept_other_classes keeps it);
+            # the bundled models' animals are COCO's dog, horse...: kept under those names (R53)
             raise ConfigError(
                 f"detector.class_thresholds.animal is set ({self.class_thresholds.animal}) but "
                 "detector.animals is false, so no animal is reported and the threshold is never "
-                "used; fix: set detector.animals: true, or class_thresholds.animal: -1")
+                "used (keep_other_classes reports the bundled models' animals under their own "
+                "names, dog, horse...); fix: set detector.animals: true, or "
+                "class_thresholds.animal: -1")
         if self.model_path and not self.labels_path:
             raise ConfigError("detector.model_path is set but detector.labels_path is empty; fix: "
                               "give the labels file of that model (one class name per line)")
