@@ -158,3 +158,18 @@ def test_a_global_use_sim_time_of_an_including_launch_file_is_not_overridden(lau
     assert launched["nodes"][-1]["parameters"][0]["use_sim_time"] is False  # given: passed
     _launch(["object_detector"], {"config": "awsim"})
     assert launched["nodes"][-1]["parameters"][0]["use_sim_time"] is True  # the set-up's own
+
+
+def test_the_empty_lists_parameter_file_is_removed_when_the_launch_ends(tmp_path: Path) -> None:
+    """Every launch with an empty list left its parameter file in the temp folder for good."""
+    import subprocess
+
+    script = ("import tempfile; tempfile.tempdir = %r\n"
+              "from sense_perception.ros.launch_support import launch_parameters\n"
+              "given, path = launch_parameters({'a': 1, 'detector.pedestrian_band': []})\n"
+              "import os; assert os.path.isfile(path); print(path)\n") % str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    path = Path(out.stdout.strip())
+    assert path.parent == tmp_path and not path.exists()
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,8 @@ the root namespace).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -143,8 +145,10 @@ def launch_parameters(params: dict[str, Any]) -> list[Any]:
     whole launch failed on ``pedestrian_band: []``, the documented "whole frame"); in a
     parameter file rcl reads ``[]`` as "not set", which the nodes take as the empty list
     (:func:`sense_perception.ros.node_common.declare_settings`). The file is written under
-    ``/**`` (any namespace), as launch_ros writes a dict, and left for the nodes to read.
+    ``/**`` (any namespace), as launch_ros writes a dict, and removed when the launch process
+    ends (a respawned node reads it again until then; every launch left one in the temp folder).
     """
+    import atexit
     import tempfile
 
     import yaml
@@ -156,7 +160,14 @@ def launch_parameters(params: dict[str, Any]) -> list[Any]:
     with tempfile.NamedTemporaryFile("w", prefix="sense_perception_empty_lists_", suffix=".yaml",
                                      delete=False) as f:
         yaml.safe_dump({"/**": {"ros__parameters": {k: [] for k in empty}}}, f)
+    atexit.register(_remove_quietly, f.name)
     return [given, f.name]
+
+
+def _remove_quietly(path: str) -> None:
+    """Remove ``path`` if it is still there (at the launch process's exit)."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def launch_description(nodes: Sequence[str]) -> Any:
