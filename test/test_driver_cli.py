@@ -227,6 +227,25 @@ def test_enrol_from_a_bag_skips_a_corrupt_frame_and_names_a_wrong_topic(tmp_path
     assert driver.templates.shape == (3, 128)
 
 
+def test_enrol_from_a_bag_reads_its_frames_within_the_configs_input_settings(tmp_path: Path,
+                                                                          capsys) -> None:
+    """`driver enroll --bag` decoded the bag's frames with the default ``input.*`` settings,
+    whatever ``--config`` said (its --help says it reads them; photos did): a frame beyond the
+    config's ``input.max_width`` was enrolled."""
+    frame = cv2.imread(OBAMA_2)  # 626 px wide
+    bag = tmp_path / "cabin_bag"
+    _write_bag(bag, [frame, cv2.flip(frame, 1)], "/cabin/image")
+    config = tmp_path / "narrow.yaml"
+    config.write_text("driver_monitor:\n  ros__parameters:\n    input:\n      max_width: 600\n")
+    gallery = tmp_path / "g.json"
+    code, out, err = cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag),
+                         "--topic", "/cabin/image", "--stride", "1", "--gallery", str(gallery),
+                         "--config", str(config))
+    assert code != 0, out + err
+    assert "skipped 2 frame(s) of /cabin/image" in err and "input.max_width=600" in err, err
+    assert not gallery.exists() or not GalleryStore(gallery).drivers()
+
+
 def test_eval_json_schema_and_rates_on_real_pairs(tmp_path: Path, capsys) -> None:
     out_json = tmp_path / "eval.json"
     code, out, _ = cli(capsys, "eval", "--pairs", str(PAIRS), "--root", str(FACES),

@@ -86,9 +86,10 @@ def _still_engine(settings: Any) -> Any:
 
 # -- enroll ---------------------------------------------------------------------------------------
 
-def _bag_frames(bag_path: str, topic: str, stride: int,
-                skipped: Any) -> Iterator[tuple[str, np.ndarray]]:
-    """Decoded frames of ``topic`` in a rosbag2, every ``stride``-th one.
+def _bag_frames(bag_path: str, topic: str, stride: int, skipped: Any,
+                limits: Any = None) -> Iterator[tuple[str, np.ndarray]]:
+    """Decoded frames of ``topic`` in a rosbag2, every ``stride``-th one, each within ``limits``
+    (the driver_monitor's ``input.*`` settings, as the node decodes the same camera's frames).
 
     Reads with the replay's damage-tolerant reader: a corrupt or undecodable frame, or a damaged
     part of the bag, is recorded in ``skipped`` (a :class:`~sense_perception.replay.skips.SkipLog`)
@@ -115,7 +116,7 @@ def _bag_frames(bag_path: str, topic: str, stride: int,
             msg = bag.deserialize_or_skip(message, skipped)
             if msg is None:
                 continue
-            image, error = safe_decode(msg)
+            image, error = safe_decode(msg, limits)
             if error is not None:
                 skipped.add_undecodable(topic, error)
                 continue
@@ -148,7 +149,8 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
 
         engine = FaceEngine(settings.face, settings.runtime.options())
         skipped = SkipLog()
-        for label, image in _bag_frames(args.bag, args.topic, args.stride, skipped):
+        for label, image in _bag_frames(args.bag, args.topic, args.stride, skipped,
+                                        _input_limits(args)):
             try:
                 _, _, emb, aligned = engine.driver_embedding(image)
             except ImageDecodeError as exc:  # a 1x1 frame: skipped and counted, the rest goes on
