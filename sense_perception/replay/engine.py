@@ -38,6 +38,7 @@ from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
+from ..core.imaging.mono16_depth import Mono16DepthWatch
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (AUTOWARE_OBJECTS_SWITCH, AUTOWARE_SWITCH, CABIN_OUTPUTS,
                                          EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame, Message,
@@ -394,6 +395,7 @@ class Replayer:
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
                           self._identifier)
         self._limits, self._settings = core.limits, core.settings
+        self._mono16_watch = Mono16DepthWatch()  # a 10/12-bit camera read as 16-bit: warned once
         self._health_settings = core.health
         self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers
         self._ignore = core.ignore
@@ -883,6 +885,9 @@ class Replayer:
             skipped.add_undecodable(msg.topic, decoded.error)
             health.decode_error(msg.topic, decoded.error)
             return None
+        note = self._mono16_watch.check(msg.topic, ros_msg, limits.mono16_bits)
+        if note is not None:
+            LOG.warning("%s", note)
         seconds = arrival * 1e-9
         # A camera that has never stamped a frame is timed by the bag's receive time: its tracks,
         # or its driver attention and identity (as the node times them by their arrival); stamps

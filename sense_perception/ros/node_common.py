@@ -31,6 +31,7 @@ from ..core.output.frame_outputs import (DIAGNOSTICS_TOPIC, Output, enabled_outp
                                          output_topic)
 from ..core.output.topics import join_topic
 from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
+from ..core.imaging.mono16_depth import Mono16DepthWatch
 from ..core.health.camera_health import CameraHealthBank
 from ..core.health.camera_settings import health_settings_type
 from ..core.health.publication_gaps import PublicationGaps
@@ -191,6 +192,8 @@ class PerceptionNode(LifecycleNode):
         # "inactive: waiting for lifecycle transitions" after a failed activate
         self.activate_error = ""
         self.limits = InputLimits()
+        # a 10/12-bit camera read as 16-bit (nearly black frames): warned once per camera
+        self.mono16_watch = Mono16DepthWatch()
         self.health = HealthStats()
         self.camera_health: CameraHealthBank | None = None  # camera_health.enabled
         # a camera stamping its frames 0: timed by its arrival, warned once
@@ -584,6 +587,10 @@ class PerceptionNode(LifecycleNode):
             topic = self.input_topic(frame.source)
             self.health.decode_error(topic, error)
             self.get_logger().warning(f"cannot decode image on {topic}: {error}", throttle_duration_sec=5.0)
+            return image
+        note = self.mono16_watch.check(self.input_topic(frame.source), frame.msg, self.limits.mono16_bits)
+        if note is not None:
+            self.get_logger().warning(note)
         return image
 
     def _foreign_publishers(self, no_input_s: float) -> list[str]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...errors import ImageDecodeError
 from .frame_guard import InputLimits
-from .image_decode import _JPEG_MAGIC, _PNG_MAGIC, _jpeg_size, _png_size
+from .image_decode import _JPEG_MAGIC, _PNG_MAGIC, _jpeg_size, _png_size, imdecode_bits
 
 __all__ = ["ImageHeader", "exif_turns_sides", "image_file_size", "probe_image_file",
            "probe_image_header", "read_image_file"]
@@ -256,7 +256,8 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None,
     The width and height the header claims are checked against ``input.max_width``,
     ``input.max_height`` and ``input.max_pixels``, and the file size against
     ``input.max_compressed_bytes``, before anything is decoded. EXIF orientation is applied, as
-    a photo viewer would.
+    a photo viewer would. A 16-bit PNG is scaled to 8 bit with ``input.mono16_bits``, as a
+    16-bit frame of a camera is.
 
     Args:
         path: the image file.
@@ -272,8 +273,8 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None,
     limits = limits or InputLimits()
     data, _ = _checked_header(path, limits)
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8),
-                             cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+        image = imdecode_bits(np.frombuffer(data, np.uint8),
+                              cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR, limits.mono16_bits)
     except (cv2.error, MemoryError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise _error(path, f"not a decodable image (the decoder refused it: "
