@@ -145,3 +145,33 @@ def test_the_watch_names_the_setting_once_for_a_shallow_camera() -> None:
     assert Mono16DepthWatch().check("/a", mono16(twelve_bit(grey)), 12) is None
     mono8 = Image(grey.shape[0], grey.shape[1], "mono8", 0, grey.shape[1], grey.tobytes())
     assert Mono16DepthWatch().check("/a", mono8, 16) is None
+
+
+def _mono16_bag(path: Path, pixels: np.ndarray, frames: int = 3) -> Path:
+    """A rosbag2 MCAP of ``frames`` mono16 Images (``pixels``) on /camera/ir/image_raw at 10 Hz."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    Time, Header = store.types["builtin_interfaces/msg/Time"], store.types["std_msgs/msg/Header"]
+    RosImage = store.types["sensor_msgs/msg/Image"]
+    h, w = pixels.shape
+    data = np.frombuffer(pixels.astype("<u2").tobytes(), np.uint8)
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/camera/ir/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        for i in range(frames):
+            ns = 1_700_000_000_000_000_000 + i * 100_000_000
+            msg = RosImage(header=Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="ir"),
+                           height=h, width=w, encoding="mono16", is_bigendian=0, step=w * 2, data=data)
+            writer.write(conn, ns, store.serialize_cdr(msg, msg.__msgtype__))
+    return path
+
+
+def test_a_replay_names_the_setting_once_for_a_12_bit_camera(tmp_path: Path, caplog) -> None:
+    from sense_perception.cli.main import main
+
+    bag = _mono16_bag(tmp_path / "ir", twelve_bit(grey_street()))
+    with caplog.at_level("WARNING"):
+        assert main(["replay", str(bag), "--out", str(tmp_path / "default")]) == 0
+    notes = [r.getMessage() for r in caplog.records if "input.mono16_bits" in r.getMessage()]
+    assert len(notes) == 1 and "/camera/ir/image_raw" in notes[0], notes  # once, not per frame
