@@ -54,7 +54,7 @@ import numpy as np
 
 from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
-from .gallery_files import (UnsafeFileError, check_key_folder, check_key_owner, check_single_link,
+from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner, check_single_link,
                             erase_file, lstat_regular, make_private_dirs, open_regular, read_fd,
                             refusal, scrub)
 from .safe_text import printable, unsafe_text_error
@@ -501,6 +501,10 @@ class GalleryStore:
         elif not folder.is_dir():
             yield  # nothing to read and nothing to lock
             return
+        # Whoever owns or may write the folder can delete the gallery or swap in their own (R58).
+        check_folder(self.path, "gallery", "whoever can write it can delete the gallery or put "
+                     "one of their own in its place, and with it decide who is recognised as the "
+                     "driver", "the gallery")
         try:
             opened = open_regular(lock_path, os.O_RDWR | os.O_CREAT, "gallery lock")
         except UnsafeFileError:
@@ -557,12 +561,22 @@ class GalleryStore:
                 time.sleep(min(LOCK_POLL_S, left))
 
     def _check_mode(self, st: os.stat_result, path: Path | None = None) -> None:
+        """Refuse a gallery file others may access, or that another user (root excepted) owns:
+        its owner can change it, and with it who is recognised, whatever its mode (a node
+        running as root read a gallery another user had put in its place, R58)."""
         path = path or self.path
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
             raise GalleryError(
                 f"gallery {path} has mode {mode:04o}: other users can read its face templates "
                 f"(biometric data), so it is refused; fix: chmod 600 {path}")
+        me = os.geteuid()
+        if st.st_uid not in (me, 0):
+            raise GalleryError(
+                f"gallery {path} belongs to user id {st.st_uid}, not to this user ({me}): its "
+                "owner can change it, and with it who is recognised as the driver, whatever its "
+                f"mode; fix: if the gallery is yours, chown it to this user (as root: chown {me} "
+                f"{path}); otherwise enrol the driver again in a gallery of your own")
 
     def _read_file(self, path: Path) -> tuple[bytes, FileId] | None:
         """Bytes of ``path`` and its (st_dev, st_ino) after the type and permission checks; None
