@@ -185,17 +185,18 @@ def test_autowares_image_raw_arguments_name_the_cameras_of_image_number():
                                               "image_raw1": own[1]})
     assert params["camera_topics"] == ["/sensing/camera/camera0/image_rect_color/compressed",
                                        own[1] + "/compressed"]
-    # Autoware's defaults, handed to every include, beside this launch's own choice: nothing to refuse
-    params = autoware_launch.node_parameters(
-        {"camera_topics": CAM3, "image_raw0": "/sensing/camera/camera0/image_rect_color"})
-    assert params["camera_topics"] == [CAM3]
+    # beside this launch's own choice of cameras they are unused, and warned about unless they
+    # are Autoware's defaults (handed to every include) or the camera chosen: an including
+    # file's own arguments reach this launch too, so they are not refused
+    for choice in ({"camera_topics": CAM3}, {"input/image": CAM3}):
+        args = {**choice, "image_raw0": "/sensing/camera/camera0/image_rect_color",
+                "image_raw3": CAM3, "image_raw1": own[1]}
+        assert autoware_launch.node_parameters(args)["camera_topics"] == [CAM3]
+        [note] = autoware_launch.yolox_notes(args)
+        assert f"image_raw1:={own[1]} (Autoware's camera 1) is not used: {next(iter(choice))}" in note
 
 
 @pytest.mark.parametrize("args, fragment", [
-    ({"camera_topics": CAM3, "image_raw0": "/sensing/camera/camera0/image_raw"},
-     "camera_topics names the cameras itself, and image_raw0:="),
-    ({"input/image": CAM3, "image_raw3": "/sensing/camera/camera3/image_raw"},
-     "input/image names the cameras itself, and image_raw3:="),
     ({"image_raw0": "/sensing/camera/camera2/image_rect_color"},
      "image_raw0:=/sensing/camera/camera2/image_rect_color is camera 0 to Autoware, but its topic "
      "ends in index 2"),

@@ -131,8 +131,6 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     yolox = {name: args.get(name, "") for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)}
     image_raw = [args.get(name, "") for name in IMAGE_RAW]
     image = _yolox_camera(yolox, values)  # autoware_tensorrt_yolox's one camera
-    if image or values["camera_topics"]:
-        _refuse_image_raw(image_raw, "input/image" if image else "camera_topics")
     if image:
         topics = ",".join(launch_support.camera_topic_list(image))
     elif values["camera_topics"]:
@@ -188,23 +186,6 @@ def _check_image_raw_index(topics: Sequence[str], image_raw: Sequence[str], temp
                 f"camera {j}, where Autoware looks for camera {i}'s; give camera_topics:="
                 f"{image_raw[i].strip()} instead (its own index, {j}), or {name} without "
                 f"{INDEX_PLACEHOLDER} for a single camera")
-
-
-def _refuse_image_raw(image_raw: Sequence[str], source: str) -> None:
-    """Refuse an ``image_raw<i>`` naming a camera other than Autoware's default beside
-    ``source`` (``camera_topics`` or ``input/image``), which names the cameras itself: it would
-    be unused. Autoware's defaults (``/sensing/camera/camera<i>/image_rect_color``), which its
-    perception launch hands to every include, choose nothing and pass.
-
-    Raises:
-        ConfigError: naming both arguments and the fix.
-    """
-    for i, topic in enumerate(image_raw):
-        if topic.strip() and topic.strip() != CAMERA_TOPIC.format(i=i):
-            raise ConfigError(f"launch argument {source} names the cameras itself, and "
-                              f"image_raw{i}:={topic} (Autoware's camera {i}) would be ignored: "
-                              f"give either {source} or image_number with image_raw0 .. "
-                              "image_raw<image_number - 1>")
 
 
 def _yolox_camera(yolox: dict[str, str], values: dict[str, str]) -> str:
@@ -263,6 +244,17 @@ def yolox_notes(args: dict[str, str]) -> list[str]:
         notes += [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not "
                   "used: input/image names the camera"
                   for name in ("camera_id", "image_topic_name") if args.get(name, "")]
+    # Autoware's image_raw<i> name the cameras only with image_number: beside input/image or
+    # camera_topics they are warned about, not refused, as an including file's own reach here
+    # (Autoware's defaults, handed to every include, and the camera chosen are not named) (R54)
+    chosen = args.get("input/image", "") or args.get("camera_topics", "")
+    if chosen.strip():
+        source = "input/image" if args.get("input/image", "") else "camera_topics"
+        picked = {t.strip() for t in chosen.split(",")}
+        notes += [f"launch argument {name}:={args[name].strip()} (Autoware's camera {i}) is not "
+                  f"used: {source} names the cameras"
+                  for i, name in enumerate(IMAGE_RAW)
+                  if args.get(name, "").strip() not in ("", CAMERA_TOPIC.format(i=i), *picked)]
     return notes
 
 
