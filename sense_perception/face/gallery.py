@@ -758,8 +758,8 @@ class GalleryStore:
                 unzeroed += self._replace(target, data, expected[target],
                                           verified=target == self.path)
             except GalleryError as exc:
-                if target == self.backup_path and not removing:
-                    raise CopyNotWritten(str(exc)) from exc  # the gallery holds the change
+                if target == self.backup_path and not removing:  # the gallery holds the change
+                    raise CopyNotWritten("; ".join([str(exc), *unzeroed])) from exc
                 raise
         self._sweep_orphan_images(drivers)
         if unzeroed:  # raised last: the change is whole, only the zeroing is missing (R54)
