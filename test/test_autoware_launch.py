@@ -155,6 +155,7 @@ def test_launch_declares_the_yolox_arguments_and_hands_them_to_the_node(monkeypa
     description = autoware_launch.launch_description()
     declared = {args[0] for args, _ in made["declared"]}
     assert {"input/image", "output/objects", "model_path", "use_decompress"} <= declared
+    assert {f"image_raw{i}" for i in range(8)} <= declared  # Autoware's camera topics (R54)
     context = types.SimpleNamespace(launch_configurations={
         "input/image": CAM3, "output/objects": "/my/rois3", "model_path": "/data/yolox.onnx"})
     description[-1](context)  # the OpaqueFunction
@@ -162,3 +163,46 @@ def test_launch_declares_the_yolox_arguments_and_hands_them_to_the_node(monkeypa
     assert node["parameters"][0]["camera_topics"] == [CAM3]
     assert node["parameters"][0]["autoware.rois_topic"] == "/my/rois3"
     assert len(made["warnings"]) == 1 and "model_path:=/data/yolox.onnx" in made["warnings"][0]
+    # Autoware's image_raw<i>, as its perception launch hands them to an include (R54)
+    made["nodes"].clear()
+    description[-1](types.SimpleNamespace(launch_configurations={
+        "image_number": "1", "image_raw0": "/sensing/camera/camera0/image_raw"}))
+    [(_, node)] = made["nodes"]
+    assert node["parameters"][0]["camera_topics"] == ["/sensing/camera/camera0/image_raw"]
+
+
+def test_autowares_image_raw_arguments_name_the_cameras_of_image_number():
+    """R54: Autoware's perception launch names its cameras image_raw0 .. image_raw7 beside
+    image_number (tensorrt_yolo's yolo.launch.xml takes both, and launch configurations reach an
+    include): they were declared nowhere and unused without a word, so a vehicle whose cameras
+    publish elsewhere got the node on /sensing/camera/camera<i>/image_rect_color, receiving
+    nothing. Camera i is image_raw<i> now; those past image_number are not used, as there."""
+    own = [f"/sensing/camera/camera{i}/image_raw" for i in range(8)]
+    params = autoware_launch.node_parameters(
+        {"image_number": "2", **{f"image_raw{i}": own[i] for i in range(8)}})
+    assert params["camera_topics"] == own[:2]
+    params = autoware_launch.node_parameters({"image_number": "2", "image_transport": "compressed",
+                                              "image_raw1": own[1]})
+    assert params["camera_topics"] == ["/sensing/camera/camera0/image_rect_color/compressed",
+                                       own[1] + "/compressed"]
+    # beside this launch's own choice of cameras they are unused, and warned about unless they
+    # are Autoware's defaults (handed to every include) or the camera chosen: an including
+    # file's own arguments reach this launch too, so they are not refused
+    for choice in ({"camera_topics": CAM3}, {"input/image": CAM3}):
+        args = {**choice, "image_raw0": "/sensing/camera/camera0/image_rect_color",
+                "image_raw3": CAM3, "image_raw1": own[1]}
+        assert autoware_launch.node_parameters(args)["camera_topics"] == [CAM3]
+        [note] = autoware_launch.yolox_notes(args)
+        assert f"image_raw1:={own[1]} (Autoware's camera 1) is not used: {next(iter(choice))}" in note
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"image_raw0": "/sensing/camera/camera2/image_rect_color"},
+     "image_raw0:=/sensing/camera/camera2/image_rect_color is camera 0 to Autoware, but its topic "
+     "ends in index 2"),
+    ({"image_raw0": "/sensing/camera/front/image_raw"}, "'/sensing/camera/front/image_raw' has none"),
+    ({"image_raw0": "/a b"}, "launch argument image_raw0: '/a b' is not a ROS topic name"),
+])
+def test_image_raw_arguments_that_cannot_be_used_as_given_are_refused(args, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        autoware_launch.node_parameters(args)

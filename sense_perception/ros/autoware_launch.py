@@ -12,9 +12,9 @@ Camera i is Autoware's ``/sensing/camera/camera<i>/image_rect_color`` (``.../com
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Sequence
 
-from ..core.autoware.rois import rois_topics
+from ..core.autoware.rois import INDEX_PLACEHOLDER, camera_index, rois_topics
 from ..core.output.topics import check_topic_names
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
@@ -54,6 +54,10 @@ YOLOX_MAPPED: dict[str, str] = {
     "image_topic_name": "with camera_id (default image_raw there): see camera_id",
 }
 
+#: Autoware's camera topic arguments (tier4_perception_launch's perception.launch.xml declares
+#: them, tensorrt_yolo's yolo.launch.xml takes them beside image_number): camera i's image.
+IMAGE_RAW = tuple(f"image_raw{i}" for i in range(MAX_CAMERAS))
+
 _MODEL = ("the model is the config's detector.model (picodet_s_416, yolox_nano) or "
           "detector.model_path with detector.labels_path: give config:=<your parameter file>")
 #: autoware_tensorrt_yolox's launch arguments with no equivalent here -> what to do instead.
@@ -83,11 +87,20 @@ YOLOX_UNMAPPED: dict[str, str] = {
 }
 
 
-def camera_topics(image_number: str, image_transport: str) -> list[str]:
-    """Autoware's camera topics ``camera0 .. camera<image_number - 1>``.
+def camera_topics(image_number: str, image_transport: str,
+                  image_raw: Sequence[str] = ()) -> list[str]:
+    """Autoware's camera topics ``camera0 .. camera<image_number - 1>``; ``image_raw``: the
+    launch arguments ``image_raw0`` .. ``image_raw7`` (Autoware's own camera topics, "" where not
+    given): camera i is ``image_raw<i>`` where given (its ``/compressed`` sub-topic with
+    ``image_transport:=compressed``), else ``/sensing/camera/camera<i>/image_rect_color``.
+    They were declared nowhere and unused without a word: a vehicle whose perception launch
+    names its cameras ``image_raw0:=/sensing/camera/front/image_raw`` got the node on
+    ``camera0/image_rect_color``, receiving nothing (R54). Those past ``image_number`` are not
+    used, as in Autoware's own detector launch files (its perception launch passes all eight).
 
     Raises:
-        ConfigError: image_number is not 1 to 8, or image_transport is not raw or compressed.
+        ConfigError: image_number is not 1 to 8, image_transport is not raw or compressed, or
+            an ``image_raw<i>`` in use is not a ROS topic name.
     """
     # ASCII digits only: int() also takes '٣' or '1_0'.
     count = int(image_number) if re.fullmatch(r"\s*[0-9]{1,3}\s*", image_number) else 0
@@ -98,7 +111,14 @@ def camera_topics(image_number: str, image_transport: str) -> list[str]:
         raise ConfigError(f"launch argument image_transport:={image_transport!r} must be one of "
                           f"{', '.join(IMAGE_TRANSPORTS)}")
     suffix = "/compressed" if image_transport == "compressed" else ""
-    return [CAMERA_TOPIC.format(i=i) + suffix for i in range(count)]
+    given = [*image_raw, *[""] * MAX_CAMERAS]
+    topics = []
+    for i in range(count):
+        topic = given[i].strip()
+        if topic:
+            check_topic_names([topic], f"launch argument image_raw{i}")
+        topics.append((topic or CAMERA_TOPIC.format(i=i)) + suffix)
+    return topics
 
 
 def node_parameters(args: dict[str, str]) -> dict[str, Any]:
@@ -109,6 +129,7 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     """
     values = {name: args.get(name, default) for name, (default, _) in ARGUMENTS.items()}
     yolox = {name: args.get(name, "") for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)}
+    image_raw = [args.get(name, "") for name in IMAGE_RAW]
     image = _yolox_camera(yolox, values)  # autoware_tensorrt_yolox's one camera
     if image:
         topics = ",".join(launch_support.camera_topic_list(image))
@@ -122,7 +143,7 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         topics = ",".join(launch_support.camera_topic_list(values["camera_topics"]))
     else:
         topics = ",".join(camera_topics(values["image_number"] or "1",
-                                        values["image_transport"] or "raw"))
+                                        values["image_transport"] or "raw", image_raw))
     params = launch_support.node_parameters("object_detector", {
         "config": values["config"], "use_sim_time": values["use_sim_time"],
         "autostart": values["autostart"], "camera_topics": topics})
@@ -139,7 +160,32 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
                                  "camera_topics", "remove it from camera_topics")
     for name in ("autoware.rois_topic", "autoware.objects_topic"):
         rois_topics(params["camera_topics"], str(params.get(name, "")), name)
+        if not (image or values["camera_topics"]):
+            _check_image_raw_index(params["camera_topics"], image_raw, str(params.get(name, "")),
+                                   name)
     return params
+
+
+def _check_image_raw_index(topics: Sequence[str], image_raw: Sequence[str], template: str,
+                           name: str) -> None:
+    """Refuse an ``image_raw<i>`` whose topic ends in another camera index j while ``name``'s
+    template takes the index from the topic: its ROIs would go to ``rois<j>``, where Autoware's
+    fusion, which pairs ``rois<i>`` with ``camera_info<i>``, never looks for camera i's.
+
+    Raises:
+        ConfigError: naming the argument, both indices and the fix.
+    """
+    if INDEX_PLACEHOLDER not in template:
+        return
+    for i, topic in enumerate(topics):
+        if i < len(image_raw) and image_raw[i].strip() and camera_index(topic) not in (i, None):
+            j = camera_index(topic)
+            raise ConfigError(
+                f"launch argument image_raw{i}:={image_raw[i].strip()} is camera {i} to Autoware, "
+                f"but its topic ends in index {j}: {name} {template!r} would publish it as "
+                f"camera {j}, where Autoware looks for camera {i}'s; give camera_topics:="
+                f"{image_raw[i].strip()} instead (its own index, {j}), or {name} without "
+                f"{INDEX_PLACEHOLDER} for a single camera")
 
 
 def _yolox_camera(yolox: dict[str, str], values: dict[str, str]) -> str:
@@ -198,6 +244,17 @@ def yolox_notes(args: dict[str, str]) -> list[str]:
         notes += [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not "
                   "used: input/image names the camera"
                   for name in ("camera_id", "image_topic_name") if args.get(name, "")]
+    # Autoware's image_raw<i> name the cameras only with image_number: beside input/image or
+    # camera_topics they are warned about, not refused, as an including file's own reach here
+    # (Autoware's defaults, handed to every include, and the camera chosen are not named) (R54)
+    chosen = args.get("input/image", "") or args.get("camera_topics", "")
+    if chosen.strip():
+        source = "input/image" if args.get("input/image", "") else "camera_topics"
+        picked = {t.strip() for t in chosen.split(",")}
+        notes += [f"launch argument {name}:={args[name].strip()} (Autoware's camera {i}) is not "
+                  f"used: {source} names the cameras"
+                  for i, name in enumerate(IMAGE_RAW)
+                  if args.get(name, "").strip() not in ("", CAMERA_TOPIC.format(i=i), *picked)]
     return notes
 
 
@@ -215,6 +272,9 @@ def launch_description() -> Any:
     declared = [DeclareLaunchArgument(name, default_value=default, description=text)
                 for name, (default, text) in ARGUMENTS.items()]
     declared += [DeclareLaunchArgument(name, default_value="", description=(
+        f"camera {i}'s topic with image_number, as Autoware's perception launch names it ('' = "
+        f"{CAMERA_TOPIC.format(i=i)})")) for i, name in enumerate(IMAGE_RAW)]
+    declared += [DeclareLaunchArgument(name, default_value="", description=(
         f"autoware_tensorrt_yolox's argument, taken here as {text}"))
         for name, text in YOLOX_MAPPED.items()]
     declared += [DeclareLaunchArgument(name, default_value="", description=(
@@ -231,7 +291,7 @@ def _node_actions(context: Any) -> list[Any]:
     args = {name: context.launch_configurations.get(name, default)
             for name, (default, _) in ARGUMENTS.items()}
     args.update({name: context.launch_configurations.get(name, "")
-                 for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)})
+                 for name in (*IMAGE_RAW, *YOLOX_MAPPED, *YOLOX_UNMAPPED)})
     params = node_parameters(args)
     for note in yolox_notes(args):
         get_logger("sense_perception.autoware_launch").warning(note)
