@@ -44,10 +44,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="image files (anything OpenCV reads: jpg, png, bmp, tiff, webp...)")
     parser.add_argument("--out", required=True, metavar="DIR", type=Path,
                         help="output directory (created if missing) for detections.json and the "
-                             "annotated images (same file names as the inputs)")
+                             "annotated images (the inputs' file names; NAME_2.ext where that would overwrite an "
+                             "input or a file detect did not write)")
     parser.add_argument("--config", metavar="FILE", default=None, type=config_file,
                         help="ROS 2 parameter YAML, the same file the object_detector node reads "
-                             f"(detector.*, runtime.*, tiling.* keys), {CONFIG_HELP}; options "
+                             f"(detector.*, runtime.*, tiling.*, input.* and mount_pitch_sd), {CONFIG_HELP}; options "
                              "below override it")
     parser.add_argument("--node-name", default=NODE_NAME,
                         help="section of --config to read (ros__parameters of this node; "

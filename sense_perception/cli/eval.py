@@ -58,7 +58,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "detections.json and the plot")
     parser.add_argument("--config", default=None, metavar="FILE",
                         help="ROS 2 parameter YAML the object_detector node reads (detector.*, "
-                             "tiling.*, runtime.*): the settings being measured; "
+                             "tiling.*, runtime.*, input.* and mount_pitch_sd): the settings "
+                             "being measured; "
                              f"{CONFIG_HELP}")
     parser.add_argument("--node-name", default=NODE_NAME,
                         help="section of --config to read (default: %(default)s)")
