@@ -813,7 +813,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     config_only.add_argument("--config", metavar="YAML", type=config_file,
                              help=f"ROS 2 parameter file (or the plain form), {CONFIG_HELP}; reads "
                                   "the driver_monitor node's face.*, "
-                                  "attention.* and runtime.* settings")
+                                  "attention.*, input.* and runtime.* settings")
     p = sub.add_parser(
         "attention", parents=[config_only],
         help="head pose (yaw, pitch, roll) and each eye's openness of the largest face in photos",
