@@ -35,13 +35,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "replay", help="replay a rosbag2 (MCAP or sqlite3) through perception",
         description="Replay a rosbag2 recording (MCAP or sqlite3, no ROS install needed) through "
                     "the same perception core and config as the nodes. Writes DIR/bag (MCAP with "
-                    "detections, label info, Foxglove image annotations, driver identity, "
-                    "diagnostics; with --copy-input it opens in Foxglove with the boxes drawn "
+                    "detections, 3-D positions, label info, Foxglove image annotations, camera "
+                    "health, driver identity and attention, diagnostics; with --copy-input it opens in Foxglove with the boxes drawn "
                     "over the frames), DIR/summary.json and, "
                     "on request, annotated MP4s. Exit status: 0 all frames processed, 1 something "
-                    "was skipped (see summary.json 'skipped'), 2 fatal error (an output that "
+                    "was skipped (see summary.json 'skipped'; also after Ctrl-C or SIGTERM while "
+                    "the bag is read, the outputs closed), 2 fatal error (an output that "
                     "could not be written, e.g. a full disk, leaves DIR/REPLAY_INCOMPLETE.txt "
-                    "beside the partial outputs).")
+                    "beside the partial outputs), 130 / 143 stopped by SIGINT / SIGTERM before "
+                    "the bag is read or while the outputs are closed.")
     parser.add_argument("bag", type=Path, metavar="BAG",
                         help="rosbag2 directory, or a single .mcap / .db3 file (also works when "
                              "metadata.yaml is missing or the MCAP is truncated)")
