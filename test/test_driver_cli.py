@@ -208,6 +208,18 @@ def test_enrol_from_a_rosbag2_of_the_cabin_camera(tmp_path: Path, capsys) -> Non
     assert json.loads(out)[0]["driver_id"] == driver.id
 
 
+def test_identify_against_an_empty_gallery_says_nobody_is_enrolled(tmp_path: Path,
+                                                                     capsys) -> None:
+    """A fresh gallery has no best score to print: the line said `best score None` (R60)."""
+    gallery = str(tmp_path / "g.json")
+    code, out, _ = cli(capsys, "identify", OBAMA_1, "--gallery", gallery)
+    assert code == 0
+    assert "None" not in out and "nobody is enrolled in the gallery" in out, out
+    code, out, _ = cli(capsys, "identify", OBAMA_1, "--json", "--gallery", gallery)
+    [row] = json.loads(out)
+    assert row["verdict"] == "unknown" and row["score"] is None
+
+
 def test_enrol_from_a_bag_skips_a_corrupt_frame_and_names_a_wrong_topic(tmp_path: Path,
                                                                          capsys) -> None:
     frame = cv2.imread(OBAMA_2)

@@ -432,7 +432,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
         if not args.json:
             detail = {"identified": f"{printable(row['name'])} ({printable(row['driver_id'])}) "
                                     f"score {row['score']}",
-                      "unknown": f"unknown (best score {row['score']}, threshold {threshold:.2f})",
+                      # an empty gallery has no best score: "best score None" said nothing
+                      "unknown": (f"unknown (best score {row['score']}, threshold {threshold:.2f})"
+                                  if row["score"] is not None else
+                                  "unknown (nobody is enrolled in the gallery: "
+                                  "`sense-perception driver enroll` adds a consenting driver)"),
                       "no_face": "no face found"}[row["verdict"]]
             print(f"{printable(path)}: {detail}")
     if args.json:
