@@ -112,6 +112,22 @@ def test_missing_gallery_with_a_last_good_copy_is_not_silently_reset(tmp_path: P
     assert names(store) == ["Ada"]
 
 
+def test_restore_never_advises_deleting_a_readable_gallery(tmp_path: Path) -> None:
+    """A readable gallery whose last good copy is gone was told to be deleted (`there is no last
+    good copy ...; delete the gallery and enrol again`), and so was a gallery never created (R60):
+    the first is refused as readable, the second says nothing is enrolled."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    with pytest.raises(GalleryError, match="nothing is enrolled") as exc:
+        store.restore()
+    assert "delete the gallery" not in str(exc.value)
+    enrol(store, "Ada")
+    store.backup_path.unlink()
+    with pytest.raises(GalleryError, match="is readable; nothing to restore") as exc:
+        store.restore()
+    assert "delete" not in str(exc.value)
+    assert names(store) == ["Ada"]
+
+
 def test_restore_is_refused_when_not_needed_or_not_possible(tmp_path: Path) -> None:
     store = GalleryStore(tmp_path / "gallery.json")
     with pytest.raises(GalleryError, match="no last good copy"):

@@ -979,18 +979,21 @@ class GalleryStore:
         """
         with self._locked(exclusive=True):
             current = self._read_file(self.path)  # unsafe permissions: fix them, do not restore
-            backup = self._read_file(self.backup_path)
-            if backup is None:
-                raise GalleryError(f"there is no last good copy {self.backup_path} to restore; "
-                                   "delete the gallery and enrol again")
-            drivers = self._decode(backup[0], self.backup_path)
-            if current is not None:
+            backup = self._read_file(self.backup_path)  # a FIFO or link there: refused (R11)
+            if current is not None:  # first: a readable gallery is never called lost (R60)
                 try:
                     self._decode(current[0])
                 except GalleryError:
                     pass
                 else:
                     raise GalleryError(f"gallery {self.path} is readable; nothing to restore")
+            if backup is None:
+                raise GalleryError(
+                    f"there is no last good copy {self.backup_path} to restore; "
+                    + ("delete the gallery and enrol again" if current is not None else
+                       f"no gallery {self.path} either: nothing is enrolled, so there is "
+                       "nothing to restore; enrol with `sense-perception driver enroll`"))
+            drivers = self._decode(backup[0], self.backup_path)
             with self.changing():
                 self._sweep_temps()
                 unzeroed = self._replace(self.path, backup[0],
