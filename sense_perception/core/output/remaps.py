@@ -51,11 +51,22 @@ def looks_like_image(topic: str) -> bool:
     return bool(_IMAGE_NAME.fullmatch(last)) or topic.rstrip("/").rpartition("/")[2] in TRANSPORT_SUFFIXES
 
 
+def is_debug_topic(topic: str) -> bool:
+    """A topic in a ``debug`` namespace (``/x/debug/image``, Autoware's ``~/debug/...``): a
+    node's debug output by ROS convention, never a camera driver's frames."""
+    return "debug" in topic.strip("/").split("/")[:-1]
+
+
 def check_remapped_outputs(endpoints: Sequence[Endpoint], resolve: Callable[[str], str],
                            expand: Callable[[str], str],
                            foreign: Mapping[str, str] | None = None) -> None:
     """Refuse an endpoint that the remap rules move onto another one with an output involved,
     or an output they move onto an image topic or a topic of another node.
+
+    An image output (the drawn detections) may go to an image name in a ``debug`` namespace
+    (:func:`is_debug_topic`: ``/x/debug/image``): a debug image is no camera's. It was refused
+    as "a camera image topic" though no camera publishes there (R57); another message type
+    there still is (a viewer of that name expects images).
 
     Args:
         endpoints: the node's publishers and subscriptions.
@@ -87,7 +98,7 @@ def check_remapped_outputs(endpoints: Sequence[Endpoint], resolve: Callable[[str
         if user is not None:
             raise ConfigError(f"the node's remap rules put {_named(endpoint, resolved, moved)}, "
                               f"which is {user}; " + REMAP_FIX)
-        if looks_like_image(resolved):
+        if looks_like_image(resolved) and not (endpoint.msgtype == IMAGE and is_debug_topic(resolved)):
             clash = ("the drawn detections would mix with the camera's frames"
                      if endpoint.msgtype == IMAGE else
                      f"a {endpoint.msgtype} there clashes with the camera's images")
@@ -108,4 +119,4 @@ def _clash(a: Endpoint, b: Endpoint) -> str:
     return "two outputs would mix their messages"
 
 
-__all__ = ["Endpoint", "REMAP_FIX", "check_remapped_outputs", "looks_like_image"]
+__all__ = ["Endpoint", "REMAP_FIX", "check_remapped_outputs", "is_debug_topic", "looks_like_image"]
