@@ -162,3 +162,54 @@ def test_launch_declares_the_yolox_arguments_and_hands_them_to_the_node(monkeypa
     assert node["parameters"][0]["camera_topics"] == [CAM3]
     assert node["parameters"][0]["autoware.rois_topic"] == "/my/rois3"
     assert len(made["warnings"]) == 1 and "model_path:=/data/yolox.onnx" in made["warnings"][0]
+
+
+@pytest.mark.parametrize("args, topics", [
+    ({"input/image": CAM3}, [CAM3]),
+    ({"camera_id": "3", "image_topic_name": "image_rect_color"}, [CAM3]),
+    ({"camera_topics": f"/sensing/camera/camera0/image_rect_color,{CAM3}"},
+     ["/sensing/camera/camera0/image_rect_color", CAM3]),
+])
+def test_autowares_image_number_inherited_by_an_include_agrees_with_the_cameras_named(args, topics):
+    """Launch configurations are inherited: Autoware's perception launch declares image_number
+    (6), so an include of this launch there with input/image (its yolox include swapped as is)
+    or camera_topics was refused as 'names the cameras too', whatever the include said (R57).
+    An image_number (and image_transport) the named cameras agree with is taken, and said."""
+    inherited = {"image_number": "6", "image_transport": "raw"}
+    params = autoware_launch.node_parameters({**inherited, **args})
+    assert params["camera_topics"] == topics
+    notes = autoware_launch.camera_notes({**inherited, **args})
+    assert len(notes) == 2 and all("agrees with" in n for n in notes)
+    assert "image_number:=6" in notes[0] and "image_transport:=raw" in notes[1]
+    assert autoware_launch.camera_notes(inherited) == []  # image_number itself names the cameras
+    # a camera that is not one of them, or another transport, still contradicts it
+    with pytest.raises(ConfigError, match=re.escape("not one of image_number:=2's cameras")):
+        autoware_launch.node_parameters({**args, "image_number": "2"})
+    with pytest.raises(ConfigError, match=re.escape("image_transport:=compressed contradicts")):
+        autoware_launch.node_parameters({**args, "image_transport": "compressed"})
+    with pytest.raises(ConfigError, match="must be a whole number from 1 to 8"):
+        autoware_launch.node_parameters({**args, "image_number": "9"})
+
+
+def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
+    """Through the launch itself (stand-ins for launch and launch_ros): the node starts on
+    input/image's camera and an info line says image_number agrees with it."""
+    import sys
+    import types
+
+    made: dict[str, list] = {"nodes": [], "info": [], "warnings": []}
+    fakes = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.logging", "launch_ros", "launch_ros.actions")}
+    fakes["launch"].LaunchDescription = list
+    fakes["launch.actions"].DeclareLaunchArgument = lambda *a, **k: None
+    fakes["launch.actions"].OpaqueFunction = lambda function: function
+    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
+        warning=made["warnings"].append, info=made["info"].append)
+    fakes["launch_ros.actions"].LifecycleNode = lambda **k: made["nodes"].append(k)
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+        "image_number": "6", "input/image": CAM3, "output/objects": ROIS + "3"}))
+    [node] = made["nodes"]
+    assert node["parameters"][0]["camera_topics"] == [CAM3]
+    assert made["warnings"] == [] and len(made["info"]) == 1 and "image_number:=6" in made["info"][0]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..core.autoware.rois import rois_topics
-from ..core.output.topics import check_topic_names
+from ..core.autoware.rois import camera_index, rois_topics
+from ..core.output.topics import check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
 from . import launch_support
@@ -113,13 +113,9 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     if image:
         topics = ",".join(launch_support.camera_topic_list(image))
     elif values["camera_topics"]:
-        given = [f"{name}:={values[name]}" for name in ("image_number", "image_transport")
-                 if values[name]]
-        if given:
-            raise ConfigError(f"launch argument camera_topics names the cameras itself; "
-                              f"{' and '.join(given)} would be ignored: give either camera_topics "
-                              "or image_number (and image_transport)")
         topics = ",".join(launch_support.camera_topic_list(values["camera_topics"]))
+        _check_autoware_cameras(topics.split(","), values, "camera_topics", "give either "
+                                "camera_topics or image_number (and image_transport)")
     else:
         topics = ",".join(camera_topics(values["image_number"] or "1",
                                         values["image_transport"] or "raw"))
@@ -161,14 +157,47 @@ def _yolox_camera(yolox: dict[str, str], values: dict[str, str]) -> str:
         return ""
     source = "input/image" if yolox["input/image"].strip() else "camera_id/image_topic_name"
     check_topic_names([image], f"launch argument {source} (autoware_tensorrt_yolox's)")
-    given = [f"{name}:={values[name]}" for name in ("camera_topics", "image_number",
-                                                     "image_transport") if values[name]]
-    if given:
+    fix = ("give either input/image (one camera) or this launch's camera_topics / image_number")
+    if values["camera_topics"]:
         raise ConfigError(f"launch argument {source} (autoware_tensorrt_yolox's) names the camera "
-                          f"{image}, and {' and '.join(given)} names the cameras too: give "
-                          "either input/image (one camera) or this launch's camera_topics / "
-                          "image_number")
+                          f"{image}, and camera_topics:={values['camera_topics']} names the "
+                          f"cameras too: {fix}")
+    _check_autoware_cameras([image], values, f"{source} (autoware_tensorrt_yolox's)", fix)
     return image
+
+
+def _check_autoware_cameras(topics: list[str], values: dict[str, str], source: str,
+                            fix: str) -> None:
+    """Refuse ``image_number`` / ``image_transport`` given beside cameras named by topic
+    (``camera_topics``, ``input/image``) when they contradict them.
+
+    Launch configurations are inherited: an Autoware perception launch file declaring
+    ``image_number`` (6 in Autoware's) hands it to this launch, however it is included. It says
+    how many cameras Autoware has, and a camera named by topic that is one of them
+    (``camera<i>``, ``i`` < image_number) agrees with it; so does an ``image_transport`` that
+    the topics' own transport matches. Such values are taken as agreeing (:func:`camera_notes`
+    says so); a camera outside them, or a transport the topics do not have, is refused.
+
+    Raises:
+        ConfigError: naming both arguments and the fix.
+    """
+    number, transport = values["image_number"], values["image_transport"]
+    if number:
+        count = len(camera_topics(number, "raw"))  # refuses a number that is not 1 to 8
+        outside = [t for t in topics if (camera_index(t) is None or camera_index(t) >= count)]
+        if outside:
+            raise ConfigError(
+                f"launch argument {source} names {', '.join(outside)}, which is not one of "
+                f"image_number:={number}'s cameras camera0..camera{count - 1} (image_number "
+                f"may come from a launch file including this one): {fix}")
+    if transport:
+        camera_topics("1", transport)  # refuses a transport that is not raw or compressed
+        other = [t for t in topics if (image_base_topic(t) != t) != (transport == "compressed")]
+        if other:
+            raise ConfigError(
+                f"launch argument {source} names {', '.join(other)}, which image_transport:="
+                f"{transport} contradicts (image_transport may come from a launch file "
+                f"including this one): {fix}")
 
 
 def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
@@ -199,6 +228,19 @@ def yolox_notes(args: dict[str, str]) -> list[str]:
                   "used: input/image names the camera"
                   for name in ("camera_id", "image_topic_name") if args.get(name, "")]
     return notes
+
+
+def camera_notes(args: dict[str, str]) -> list[str]:
+    """An info line for ``image_number`` / ``image_transport`` given beside cameras named by
+    topic and agreeing with them (:func:`_check_autoware_cameras`): taken as Autoware's camera
+    count and transport, the cameras being the ones named."""
+    named = "input/image" if (args.get("input/image", "") or args.get("camera_id", "")
+                              or args.get("image_topic_name", "")) else "camera_topics"
+    if named == "camera_topics" and not args.get("camera_topics", ""):
+        return []
+    return [f"launch argument {name}:={args[name]} (given here or by a launch file including "
+            f"this one) agrees with {named}, which names the cameras this launch serves"
+            for name in ("image_number", "image_transport") if args.get(name, "")]
 
 
 def _config_sets_sim_time(config: str) -> bool:
@@ -233,8 +275,11 @@ def _node_actions(context: Any) -> list[Any]:
     args.update({name: context.launch_configurations.get(name, "")
                  for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)})
     params = node_parameters(args)
+    logger = get_logger("sense_perception.autoware_launch")
     for note in yolox_notes(args):
-        get_logger("sense_perception.autoware_launch").warning(note)
+        logger.warning(note)
+    for note in camera_notes(args):
+        logger.info(note)
     return [LifecycleNode(
         package="sense_perception", executable="object_detector", name="object_detector",
         namespace=args["namespace"], parameters=launch_support.launch_parameters(params),
