@@ -31,6 +31,34 @@ from .priors import DEFAULT_NOISE, PositionNoise
 from .tf_static import StaticTransforms
 
 
+def check_one_mount(camera_topics: Sequence[str], mount: str) -> None:
+    """Refuse the mount parameters for several cameras: they give one mount, and every camera
+    would be placed as if it were mounted there (a rear camera's pedestrian 5 m behind the car
+    published 5 m ahead, in ``detections_3d`` and Autoware's DetectedObjects).
+
+    Topics of one camera (``<ns>/image_raw``, ``<ns>/image_rect_color``, their ``/compressed``:
+    one namespace) share its mount and are one camera here.
+
+    Args:
+        camera_topics: the exterior cameras.
+        mount: the mount parameter given (``mount_transform``, ``mount_height``); "" = none.
+
+    Raises:
+        ConfigError: naming the cameras and the fix.
+    """
+    from ...errors import ConfigError
+    from ..output.topics import camera_namespace
+
+    cameras = list(dict.fromkeys(camera_namespace(t) for t in camera_topics))
+    if mount and len(cameras) > 1:
+        raise ConfigError(
+            f"parameter '{mount}' gives one camera mount, but the cameras {', '.join(cameras)} "
+            "would all be placed with it (each camera's 3-D positions as if seen from that one "
+            "mount); fix: publish each camera's mount in /tf_static (base_link -> the camera's "
+            f"frame_id) and leave {mount} unset, or run one object_detector per camera with its "
+            "own mount")
+
+
 @dataclass
 class _Camera:
     info: Any = None
