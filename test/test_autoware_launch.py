@@ -213,3 +213,24 @@ def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
     [node] = made["nodes"]
     assert node["parameters"][0]["camera_topics"] == [CAM3]
     assert made["warnings"] == [] and len(made["info"]) == 1 and "image_number:=6" in made["info"][0]
+
+
+def test_a_config_turning_autowares_outputs_off_is_refused_by_the_launch(tmp_path):
+    """config:= a parameter file based on perception.yaml (autoware.rois_topic '') started a node
+    on Autoware's cameras that published nothing for Autoware, without a word (R57): the fusion
+    waited for ROIs that never came. Refused now, naming the fix; output/objects (a ROI topic)
+    or a config with either Autoware output on is taken."""
+    own = tmp_path / "mine.yaml"
+    own.write_text("# base: perception.yaml\nobject_detector:\n  ros__parameters:\n"
+                   "    detector.score_threshold: 0.3\n")
+    for config in ("perception", str(own)):
+        with pytest.raises(ConfigError, match=re.escape("turns Autoware's outputs off")) as caught:
+            autoware_launch.node_parameters({"config": config, "image_number": "2"})
+        assert "# base: autoware.yaml" in str(caught.value)
+    based = tmp_path / "based.yaml"
+    based.write_text("# base: autoware.yaml\nobject_detector:\n  ros__parameters:\n"
+                     "    detector.score_threshold: 0.3\n")
+    assert autoware_launch.node_parameters({"config": str(based)})["autoware.rois_topic"] == ROIS + "{index}"
+    params = autoware_launch.node_parameters({"config": "perception", "input/image": CAM3,
+                                              "output/objects": ROIS + "3"})
+    assert params["autoware.rois_topic"] == ROIS + "3"

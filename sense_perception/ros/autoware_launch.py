@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..core.autoware.rois import camera_index, rois_topics
+from ..core.autoware.rois import AUTOWARE_ROIS_TOPIC, camera_index, rois_topics
 from ..core.output.topics import check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
@@ -124,6 +124,15 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         "autostart": values["autostart"], "camera_topics": topics})
     if yolox["output/objects"]:
         _yolox_rois_topic(yolox["output/objects"], params)
+    if not params.get("autoware.rois_topic") and not params.get("autoware.objects_topic"):
+        # the launch stands in for Autoware's camera detector: a node publishing nothing for
+        # Autoware was started without a word (a config based on perception.yaml)
+        raise ConfigError(
+            f"config:={values['config']} turns Autoware's outputs off (autoware.rois_topic and "
+            "autoware.objects_topic are ''), so this launch would publish no ROIs for Autoware; "
+            "fix: base the config on autoware (its first line '# base: autoware.yaml') or set "
+            f"autoware.rois_topic: {AUTOWARE_ROIS_TOPIC} in it, or use object_detector.launch.py "
+            "for the node without Autoware's outputs")
     if not values["use_sim_time"] and not _config_sets_sim_time(values["config"]):
         # A parameter given to the node would override Autoware's global SetParameter(use_sim_time).
         params.pop("use_sim_time", None)
