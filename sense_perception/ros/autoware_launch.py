@@ -209,6 +209,11 @@ def _check_autoware_cameras(topics: list[str], values: dict[str, str], source: s
                 f"including this one): {fix}")
 
 
+_OUTPUT_OBJECTS_FIX = ("pass <arg name=\"output/objects\" value=\"/perception/object_recognition/"
+                       "detection/rois<i>\"/> (the camera's ROI topic in full) in the include, or "
+                       "value=\"\" (each camera's ROIs on its rois<i>)")
+
+
 def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
     """``output/objects`` (autoware_tensorrt_yolox's one camera's ROI topic) as
     ``autoware.rois_topic``.
@@ -218,11 +223,25 @@ def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
     """
     topic = topic.strip()
     check_topic_names([topic], "launch argument output/objects")
+    if not topic.startswith("/"):
+        # Launch configurations are inherited: Autoware's camera_lidar_fusion_based_detection
+        # launch declares output/objects (default 'objects', its own DetectedObjects output).
+        # Included there, the node published its ROIs on that relative name in the pushed
+        # namespace (/perception/object_recognition/detection/objects), not on rois<i>.
+        raise ConfigError(
+            f"launch argument output/objects:={topic} is a relative name: the ROIs would go to "
+            f"'{topic}' in the node's namespace. Autoware's includes of its camera detector give "
+            "the ROI topic in full (/perception/object_recognition/detection/rois<i>), and a "
+            "relative output/objects is usually an including launch file's own argument (Autoware's "
+            "camera_lidar_fusion_based_detection.launch.xml declares output/objects:=objects, its "
+            f"DetectedObjects output), which reaches this launch too; fix: {_OUTPUT_OBJECTS_FIX}")
     if len(params["camera_topics"]) != 1:
         raise ConfigError(f"launch argument output/objects:={topic} is one camera's ROI topic "
                           "(autoware_tensorrt_yolox runs one camera per launch), but this launch "
                           f"has {len(params['camera_topics'])} cameras: leave it out (camera i's "
-                          "ROIs go to rois<i>) or give one camera (input/image)")
+                          "ROIs go to rois<i>; an including launch file's own output/objects "
+                          "reaches this launch too: pass <arg name=\"output/objects\" "
+                          "value=\"\"/> in the include) or give one camera (input/image)")
     params["autoware.rois_topic"] = topic
 
 
