@@ -239,8 +239,8 @@ def test_a_config_turning_autowares_outputs_off_is_refused_by_the_launch(tmp_pat
 @pytest.mark.parametrize("image_number", ["1", "6"])
 def test_an_inherited_relative_output_objects_is_refused_not_taken_as_the_roi_topic(image_number):
     """Autoware's camera_lidar_fusion_based_detection.launch.xml declares output/objects
-    (default 'objects', its own DetectedObjects output) and includes the camera detector there
-    without arguments: this launch took the inherited 'objects' as the ROI topic, and the node
+    (default 'objects', its own DetectedObjects output): this launch included there without an
+    output/objects of its own took the inherited 'objects' as the ROI topic, and the node
     published its ROIs on 'objects' in the pushed namespace
     (/perception/object_recognition/detection/objects), not on rois0 (R57). A relative
     output/objects is refused now, naming the include's fix; value="" leaves it out."""
