@@ -193,7 +193,10 @@ def test_autowares_image_number_inherited_by_an_include_agrees_with_the_cameras_
 
 def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
     """Through the launch itself (stand-ins for launch and launch_ros): the node starts on
-    input/image's camera and an info line says image_number agrees with it."""
+    input/image's camera and an info line says image_number agrees with it. Autoware's own
+    per-camera arguments (image_raw<i>, detection_rois<i>, inherited from its perception
+    launch) naming other topics than this launch's cameras and ROIs were unused without a word
+    (the fusion got no ROIs of that camera); each is a warning now (R57)."""
     import sys
     import types
 
@@ -209,10 +212,20 @@ def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
     for name, module in fakes.items():
         monkeypatch.setitem(sys.modules, name, module)
     autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
-        "image_number": "6", "input/image": CAM3, "output/objects": ROIS + "3"}))
+        "image_number": "6", "input/image": CAM3, "output/objects": ROIS + "3",
+        "image_raw3": CAM3, "detection_rois3": ROIS + "3", "image_raw4": "/elsewhere/image"}))
     [node] = made["nodes"]
     assert node["parameters"][0]["camera_topics"] == [CAM3]
     assert made["warnings"] == [] and len(made["info"]) == 1 and "image_number:=6" in made["info"][0]
+    # Autoware's own image_raw<i> / detection_rois<i> naming other topics than this launch's
+    made["nodes"].clear()
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+        "image_number": "2", "image_raw1": "/sensing/camera/front_right/image_raw",
+        "detection_rois0": "/perception/object_recognition/detection/rois_front"}))
+    assert len(made["nodes"]) == 1 and len(made["warnings"]) == 2, made["warnings"]
+    assert "detection_rois0:=/perception/object_recognition/detection/rois_front" in made["warnings"][0]
+    assert "image_raw1:=/sensing/camera/front_right/image_raw" in made["warnings"][1]
+    assert all("Autoware's fusion would get no ROIs" in w for w in made["warnings"])
 
 
 def test_a_config_turning_autowares_outputs_off_is_refused_by_the_launch(tmp_path):

@@ -271,6 +271,40 @@ def camera_notes(args: dict[str, str]) -> list[str]:
             for name in ("image_number", "image_transport") if args.get(name, "")]
 
 
+#: Autoware's per-camera launch arguments (its perception and detection launch files declare
+#: them for cameras 0..7; an include of this launch there inherits them): name -> what it is.
+AUTOWARE_CAMERA_ARGUMENTS = {"image_raw": "camera image", "detection_rois": "ROI topic"}
+
+
+def autoware_camera_notes(params: dict[str, Any], configurations: dict[str, str]) -> list[str]:
+    """A warning for each of Autoware's own ``image_raw<i>`` / ``detection_rois<i>`` (inherited
+    from an including Autoware launch file) that names another topic than this launch gives
+    camera ``i``: Autoware's fusion reads ``detection_rois<i>`` and the cameras it names, so a
+    vehicle whose topics are not Autoware's defaults got no ROIs there, without a word.
+
+    Args:
+        params: the node's parameters (:func:`node_parameters`).
+        configurations: the launch configurations (``image_raw0``... where present).
+    """
+    rois = rois_topics(params["camera_topics"], str(params.get("autoware.rois_topic", "")))
+    notes = []
+    for camera, roi in zip(params["camera_topics"], rois, strict=True):
+        index = camera_index(camera)
+        if index is None:
+            continue
+        ours = {"image_raw": image_base_topic(camera), "detection_rois": roi}
+        for name, what in AUTOWARE_CAMERA_ARGUMENTS.items():
+            theirs = str(configurations.get(f"{name}{index}", "") or "").strip()
+            if theirs and ours[name] and image_base_topic(theirs) != image_base_topic(ours[name]):
+                notes.append(
+                    f"launch configuration {name}{index}:={theirs} (Autoware's {what} of camera "
+                    f"{index}, from a launch file including this one) differs from this launch's "
+                    f"{ours[name]}: Autoware's fusion would get no ROIs of that camera; fix: give "
+                    "camera_topics (the cameras) and, for the ROIs, output/objects or "
+                    "config:= with autoware.rois_topic as Autoware's launch names them")
+    return notes
+
+
 def _config_sets_sim_time(config: str) -> bool:
     from ..config import load_params, resolve_config
 
@@ -308,6 +342,10 @@ def _node_actions(context: Any) -> list[Any]:
         logger.warning(note)
     for note in camera_notes(args):
         logger.info(note)
+    autoware = {f"{name}{i}": context.launch_configurations.get(f"{name}{i}", "")
+                for name in AUTOWARE_CAMERA_ARGUMENTS for i in range(MAX_CAMERAS)}
+    for note in autoware_camera_notes(params, autoware):
+        logger.warning(note)
     return [LifecycleNode(
         package="sense_perception", executable="object_detector", name="object_detector",
         namespace=args["namespace"], parameters=launch_support.launch_parameters(params),
