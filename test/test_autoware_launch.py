@@ -182,6 +182,10 @@ def test_autowares_image_number_inherited_by_an_include_agrees_with_the_cameras_
     assert len(notes) == 2 and all("agrees with" in n for n in notes)
     assert "image_number:=6" in notes[0] and "image_transport:=raw" in notes[1]
     assert autoware_launch.camera_notes(inherited) == []  # image_number itself names the cameras
+    # camera_id is a common name (camera drivers' launch files declare it): the camera it chose
+    # is a warning, not only an info line
+    warned = autoware_launch.yolox_notes({**inherited, **args})
+    assert ("camera_id" in args) == any("chose the one camera " + CAM3 in w for w in warned)
     # a camera that is not one of them, or another transport, still contradicts it
     with pytest.raises(ConfigError, match=re.escape("not one of image_number:=2's cameras")):
         autoware_launch.node_parameters({**args, "image_number": "2"})

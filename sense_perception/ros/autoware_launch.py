@@ -255,6 +255,15 @@ def yolox_notes(args: dict[str, str]) -> list[str]:
         notes += [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not "
                   "used: input/image names the camera"
                   for name in ("camera_id", "image_topic_name") if args.get(name, "")]
+    elif args.get("camera_id", "") or args.get("image_topic_name", ""):
+        # camera_id is a common name (camera drivers' launch files declare it), and launch
+        # configurations are inherited: say which camera it chose, not only that image_number agrees
+        camera = _yolox_camera({name: args.get(name, "") for name in YOLOX_MAPPED},
+                               {name: "" for name in ARGUMENTS})
+        notes.append(f"launch argument camera_id:={args.get('camera_id', '')} / image_topic_name:="
+                     f"{args.get('image_topic_name', '')} (autoware_tensorrt_yolox's, or a launch "
+                     f"file's including this one) chose the one camera {camera}; give input/image "
+                     "or camera_topics to name the cameras")
     return notes
 
 
