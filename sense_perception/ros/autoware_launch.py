@@ -193,7 +193,7 @@ def _check_autoware_cameras(topics: list[str], values: dict[str, str], source: s
     number, transport = values["image_number"], values["image_transport"]
     if number:
         count = len(camera_topics(number, "raw"))  # refuses a number that is not 1 to 8
-        outside = [t for t in topics if (camera_index(t) is None or camera_index(t) >= count)]
+        outside = [t for t in topics if (index := camera_index(t)) is None or index >= count]
         if outside:
             raise ConfigError(
                 f"launch argument {source} names {', '.join(outside)}, which is not one of "
