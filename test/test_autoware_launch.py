@@ -253,18 +253,21 @@ def test_a_config_turning_autowares_outputs_off_is_refused_by_the_launch(tmp_pat
     assert params["autoware.rois_topic"] == ROIS + "3"
 
 
-@pytest.mark.parametrize("image_number", ["1", "6"])
-def test_an_inherited_relative_output_objects_is_refused_not_taken_as_the_roi_topic(image_number):
+@pytest.mark.parametrize("image_number, given", [
+    ("1", "objects"), ("6", "objects"), ("1", "/perception/object_recognition/detection/objects")])
+def test_an_inherited_output_objects_naming_autowares_objects_topic_is_refused(image_number, given):
     """Autoware's camera_lidar_fusion_based_detection.launch.xml declares output/objects
     (default 'objects', its own DetectedObjects output): this launch included there without an
     output/objects of its own took the inherited 'objects' as the ROI topic, and the node
     published its ROIs on 'objects' in the pushed namespace
-    (/perception/object_recognition/detection/objects), not on rois0 (R57). A relative
-    output/objects is refused now, naming the include's fix; value="" leaves it out."""
-    args = {"output/objects": "objects", "image_number": image_number}
-    with pytest.raises(ConfigError, match=re.escape("output/objects:=objects is a relative name")) as caught:
+    (/perception/object_recognition/detection/objects), not on rois0 (R57). A ROI topic named
+    '.../objects' is refused now, naming the include's fix; value="" leaves it out, and a
+    relative rois<i> (as Autoware's multiple_yolox.launch.xml passes it) is taken."""
+    args = {"output/objects": given, "image_number": image_number}
+    with pytest.raises(ConfigError, match=re.escape(f"output/objects:={given} names a topic '.../objects'")) as caught:
         autoware_launch.node_parameters(args)
     assert 'value=""' in str(caught.value) and "camera_lidar_fusion_based_detection" in str(caught.value)
+    assert autoware_launch.node_parameters({"output/objects": "rois0"})["autoware.rois_topic"] == "rois0"
     params = autoware_launch.node_parameters({**args, "output/objects": ""})
     assert rois_topics(params["camera_topics"], params["autoware.rois_topic"]) == [
         f"{ROIS}{i}" for i in range(int(image_number))]

@@ -210,7 +210,7 @@ def _check_autoware_cameras(topics: list[str], values: dict[str, str], source: s
 
 
 _OUTPUT_OBJECTS_FIX = ("pass <arg name=\"output/objects\" value=\"/perception/object_recognition/"
-                       "detection/rois<i>\"/> (the camera's ROI topic in full) in the include, or "
+                       "detection/rois<i>\"/> (the camera's ROI topic) in the include, or "
                        "value=\"\" (each camera's ROIs on its rois<i>)")
 
 
@@ -219,22 +219,24 @@ def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
     ``autoware.rois_topic``.
 
     Raises:
-        ConfigError: several cameras (one topic cannot hold them all), or not a topic name.
+        ConfigError: several cameras (one topic cannot hold them all), not a topic name, or a
+            topic named ``.../objects`` (Autoware's DetectedObjects topics).
     """
     topic = topic.strip()
     check_topic_names([topic], "launch argument output/objects")
-    if not topic.startswith("/"):
+    if topic.rstrip("/").rpartition("/")[2] == "objects":
         # Launch configurations are inherited: Autoware's camera_lidar_fusion_based_detection
         # launch declares output/objects (default 'objects', its own DetectedObjects output).
-        # Included there, the node published its ROIs on that relative name in the pushed
-        # namespace (/perception/object_recognition/detection/objects), not on rois<i>.
+        # Included there, the node published its ROIs on that name in the pushed namespace
+        # (/perception/object_recognition/detection/objects), not on rois<i>. Relative ROI names
+        # are Autoware's own (multiple_yolox.launch.xml gives rois0..rois7): only the name is told.
         raise ConfigError(
-            f"launch argument output/objects:={topic} is a relative name: the ROIs would go to "
-            f"'{topic}' in the node's namespace. Autoware's includes of its camera detector give "
-            "the ROI topic in full (/perception/object_recognition/detection/rois<i>), and a "
-            "relative output/objects is usually an including launch file's own argument (Autoware's "
+            f"launch argument output/objects:={topic} names a topic '.../objects', Autoware's name "
+            "for its DetectedObjects topics (/perception/object_recognition/detection/objects), "
+            "not a ROI topic (rois<i>): ROIs there would mix two message types. An including "
+            "launch file's own output/objects reaches this launch too (Autoware's "
             "camera_lidar_fusion_based_detection.launch.xml declares output/objects:=objects, its "
-            f"DetectedObjects output), which reaches this launch too; fix: {_OUTPUT_OBJECTS_FIX}")
+            f"DetectedObjects output); fix: {_OUTPUT_OBJECTS_FIX}")
     if len(params["camera_topics"]) != 1:
         raise ConfigError(f"launch argument output/objects:={topic} is one camera's ROI topic "
                           "(autoware_tensorrt_yolox runs one camera per launch), but this launch "
