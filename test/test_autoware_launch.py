@@ -193,6 +193,26 @@ def test_autowares_image_number_inherited_by_an_include_agrees_with_the_cameras_
         autoware_launch.node_parameters({**args, "image_transport": "compressed"})
     with pytest.raises(ConfigError, match="must be a whole number from 1 to 8"):
         autoware_launch.node_parameters({**args, "image_number": "9"})
+    # a camera without an index (multiple_yolox.launch.xml passes image_raw<i>, any name, with
+    # output/objects rois<i>) contradicts no image_number
+    params = autoware_launch.node_parameters({**inherited, "input/image": "/sensing/camera/front/image_raw",
+                                              "output/objects": "rois0"})
+    assert params["camera_topics"] == ["/sensing/camera/front/image_raw"]
+
+
+def test_a_camera_without_an_index_takes_its_objects_topic_index_from_output_objects():
+    """Autoware's multiple_yolox.launch.xml passes each camera's image_raw<i> (any name) with
+    output/objects rois<i>: swapped for this launch, a camera named without an index
+    (/sensing/camera/front/image_raw) was refused, because config/autoware.yaml's
+    autoware.objects_topic takes {index} from the camera topic, though output/objects settled the
+    ROIs (R57). The objects take the ROI topic's index now; a ROI topic without one is refused
+    naming the fix."""
+    front = "/sensing/camera/front/image_raw"
+    params = autoware_launch.node_parameters({"input/image": front, "output/objects": "rois2"})
+    assert params["camera_topics"] == [front] and params["autoware.rois_topic"] == "rois2"
+    assert params["autoware.objects_topic"] == "/perception/object_recognition/detection/camera2/objects"
+    with pytest.raises(ConfigError, match=re.escape("give output/objects as rois<i>")):
+        autoware_launch.node_parameters({"input/image": front, "output/objects": "/x/rois_front"})
 
 
 def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..core.autoware.rois import AUTOWARE_ROIS_TOPIC, camera_index, rois_topics
+from ..core.autoware.rois import AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index, rois_topics
 from ..core.output.topics import check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
@@ -183,7 +183,8 @@ def _check_autoware_cameras(topics: list[str], values: dict[str, str], source: s
     Launch configurations are inherited: an Autoware perception launch file declaring
     ``image_number`` (6 in Autoware's) hands it to this launch, however it is included. It says
     how many cameras Autoware has, and a camera named by topic that is one of them
-    (``camera<i>``, ``i`` < image_number) agrees with it; so does an ``image_transport`` that
+    (``camera<i>``, ``i`` < image_number) agrees with it, as does one whose topic has no index
+    (``/sensing/camera/front/image_raw``: nothing to compare); so does an ``image_transport`` that
     the topics' own transport matches. Such values are taken as agreeing (:func:`camera_notes`
     says so); a camera outside them, or a transport the topics do not have, is refused.
 
@@ -193,7 +194,8 @@ def _check_autoware_cameras(topics: list[str], values: dict[str, str], source: s
     number, transport = values["image_number"], values["image_transport"]
     if number:
         count = len(camera_topics(number, "raw"))  # refuses a number that is not 1 to 8
-        outside = [t for t in topics if (index := camera_index(t)) is None or index >= count]
+        # a camera topic without an index (/sensing/camera/front/image_raw) contradicts nothing
+        outside = [t for t in topics if (index := camera_index(t)) is not None and index >= count]
         if outside:
             raise ConfigError(
                 f"launch argument {source} names {', '.join(outside)}, which is not one of "
@@ -245,6 +247,19 @@ def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
                           "reaches this launch too: pass <arg name=\"output/objects\" "
                           "value=\"\"/> in the include) or give one camera (input/image)")
     params["autoware.rois_topic"] = topic
+    objects = str(params.get("autoware.objects_topic", ""))
+    (camera,) = params["camera_topics"]
+    if INDEX_PLACEHOLDER in objects and camera_index(camera) is None:
+        # A camera named without an index (multiple_yolox.launch.xml passes any image_raw<i>
+        # with output/objects rois<i>): its objects take the ROI topic's index, as its ROIs do.
+        match = re.search(r"(\d+)$", topic.rstrip("/").rpartition("/")[2])
+        if match is None:
+            raise ConfigError(
+                f"autoware.objects_topic {objects!r} takes the camera's index from its topic, but "
+                f"neither input/image {camera} nor output/objects:={topic} ends in one; fix: give "
+                "output/objects as rois<i> (the camera's index), or a config:= whose "
+                "autoware.objects_topic names the topic without {index}")
+        params["autoware.objects_topic"] = objects.replace(INDEX_PLACEHOLDER, str(int(match.group(1))))
 
 
 def yolox_notes(args: dict[str, str]) -> list[str]:
