@@ -291,3 +291,34 @@ def test_an_inherited_output_objects_naming_autowares_objects_topic_is_refused(i
     params = autoware_launch.node_parameters({**args, "output/objects": ""})
     assert rois_topics(params["camera_topics"], params["autoware.rois_topic"]) == [
         f"{ROIS}{i}" for i in range(int(image_number))]
+
+
+def test_yolox_node_name_names_the_node_so_per_camera_includes_do_not_share_one_name(monkeypatch):
+    """Autoware's multiple_yolox.launch.xml includes one detector launch per camera, naming each
+    node with yolox_node_name (tensorrt_yolox0..7): swapped for this launch with its arguments as
+    they are, every include started a node named object_detector (one name for several nodes:
+    their parameter and lifecycle services collide), with only a warning that the argument was
+    unused (R57). It names the node now; a name ROS would refuse is refused before the start."""
+    import sys
+    import types
+
+    made: dict[str, list] = {"nodes": [], "warnings": []}
+    fakes = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.logging", "launch_ros", "launch_ros.actions")}
+    fakes["launch"].LaunchDescription = list
+    fakes["launch.actions"].DeclareLaunchArgument = lambda *a, **k: None
+    fakes["launch.actions"].OpaqueFunction = lambda function: function
+    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
+        warning=made["warnings"].append, info=lambda text: None)
+    fakes["launch_ros.actions"].LifecycleNode = lambda **k: made["nodes"].append(k)
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    for i in range(2):
+        autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+            "input/image": f"/sensing/camera/camera{i}/image_rect_color", "output/objects": f"rois{i}",
+            "yolox_node_name": f"tensorrt_yolox{i}"}))
+    assert [n["name"] for n in made["nodes"]] == ["tensorrt_yolox0", "tensorrt_yolox1"]
+    assert made["warnings"] == []
+    assert autoware_launch.node_name({}) == "object_detector"
+    with pytest.raises(ConfigError, match="yolox_node_name:='0bad' .* is not a ROS node name"):
+        autoware_launch.node_name({"yolox_node_name": "0bad"})

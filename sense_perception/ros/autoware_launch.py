@@ -52,6 +52,8 @@ YOLOX_MAPPED: dict[str, str] = {
     "camera_id": "with image_topic_name and no input/image: the camera "
                  "/sensing/camera/camera<camera_id>/<image_topic_name>, as yolox_s_plus_opt.launch.xml",
     "image_topic_name": "with camera_id (default image_raw there): see camera_id",
+    "yolox_node_name": "the node's name (default object_detector): each include one node, as "
+                       "multiple_yolox.launch.xml names them tensorrt_yolox0..7",
 }
 
 _MODEL = ("the model is the config's detector.model (picodet_s_416, yolox_nano) or "
@@ -78,7 +80,6 @@ YOLOX_UNMAPPED: dict[str, str] = {
     "roi_remap_path": "labels map to Autoware's classes as docs/autoware.md says "
                       "(autoware.other_labels for the rest)",
     "roi_to_semantic_segmentation_remap_path": "no segmentation is published; remove it",
-    "yolox_node_name": "one node, object_detector, serves every camera (namespace:= moves it)",
     "image_transport_decompressor_node_name": "no decompressor is started; see use_decompress",
 }
 
@@ -262,6 +263,25 @@ def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
         params["autoware.objects_topic"] = objects.replace(INDEX_PLACEHOLDER, str(int(match.group(1))))
 
 
+def node_name(args: dict[str, str]) -> str:
+    """The node's name: autoware_tensorrt_yolox's ``yolox_node_name`` where given (Autoware's
+    multiple_yolox.launch.xml includes one launch per camera, naming each node
+    ``tensorrt_yolox<i>``: swapped for this launch, every include started a node named
+    object_detector, one name for several nodes), else ``object_detector``.
+
+    Raises:
+        ConfigError: not a ROS node name.
+    """
+    name = args.get("yolox_node_name", "").strip()
+    if not name:
+        return "object_detector"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigError(f"launch argument yolox_node_name:={name!r} (autoware_tensorrt_yolox's) "
+                          "is not a ROS node name (letters, digits and underscores, not starting "
+                          "with a digit)")
+    return name
+
+
 def yolox_notes(args: dict[str, str]) -> list[str]:
     """A warning for each autoware_tensorrt_yolox launch argument given that has no
     equivalent here (:data:`YOLOX_UNMAPPED`), naming what to use instead, and for camera_id /
@@ -363,6 +383,7 @@ def _node_actions(context: Any) -> list[Any]:
     args.update({name: context.launch_configurations.get(name, "")
                  for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)})
     params = node_parameters(args)
+    name = node_name(args)  # refused before the node starts
     logger = get_logger("sense_perception.autoware_launch")
     for note in yolox_notes(args):
         logger.warning(note)
@@ -373,7 +394,7 @@ def _node_actions(context: Any) -> list[Any]:
     for note in autoware_camera_notes(params, autoware):
         logger.warning(note)
     return [LifecycleNode(
-        package="sense_perception", executable="object_detector", name="object_detector",
+        package="sense_perception", executable="object_detector", name=name,
         namespace=args["namespace"], parameters=launch_support.launch_parameters(params),
         output="screen",
         emulate_tty=True, arguments=launch_support.log_level_arguments(args["log_level"]))]
