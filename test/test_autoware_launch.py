@@ -117,9 +117,13 @@ def test_yolox_arguments_with_no_equivalent_are_warned_naming_what_to_use():
     notes = autoware_launch.yolox_notes({"model_path": "/data/yolox.onnx", "use_decompress": "true",
                                          "output/mask": "/mask0", "data_path": "/home/u/autoware_data",
                                          "input/image": CAM3, "camera_id": "3"})
-    assert len(notes) == 4, notes  # data_path: Autoware's global folder, every include inherits it
+    # data_path: Autoware's global folder, every include inherits it; use_decompress with a
+    # camera says which topic the camera is (below)
+    assert len(notes) == 3, notes
     assert any("model_path:=/data/yolox.onnx" in n and "detector.model" in n for n in notes)
-    assert any("use_decompress" in n and "image_transport:=compressed" in n for n in notes)
+    assert not any("use_decompress" in n for n in notes)
+    assert any("use_decompress" in n and "image_transport:=compressed" in n
+               for n in autoware_launch.yolox_notes({"use_decompress": "true"}))
     assert any("camera_id:=3" in n and "input/image names the camera" in n for n in notes)
     assert autoware_launch.yolox_notes({}) == []
 
@@ -322,3 +326,18 @@ def test_yolox_node_name_names_the_node_so_per_camera_includes_do_not_share_one_
     assert autoware_launch.node_name({}) == "object_detector"
     with pytest.raises(ConfigError, match="yolox_node_name:='0bad' .* is not a ROS node name"):
         autoware_launch.node_name({"yolox_node_name": "0bad"})
+
+
+def test_use_decompress_means_the_camera_publishes_the_compressed_topic():
+    """autoware_tensorrt_yolox's use_decompress:=true starts a decompressor reading
+    <input/image>/compressed and publishing <input/image>: the camera publishes the compressed
+    topic. Swapped for this launch with its arguments as they are, the node read the raw
+    <input/image>, which nobody published any more, with a warning to give
+    image_transport:=compressed, which beside input/image was refused (R57). The node reads
+    <input/image>/compressed now."""
+    args = {"input/image": CAM3, "use_decompress": "true"}
+    assert autoware_launch.node_parameters(args)["camera_topics"] == [CAM3 + "/compressed"]
+    assert autoware_launch.node_parameters({**args, "use_decompress": "false"})["camera_topics"] == [CAM3]
+    assert autoware_launch.node_parameters({"camera_id": "3", "image_topic_name": "image_rect_color",
+                                            "use_decompress": "True"})["camera_topics"] == [CAM3 + "/compressed"]
+    assert autoware_launch.yolox_notes(args) == []

@@ -165,6 +165,10 @@ def _yolox_camera(yolox: dict[str, str], values: dict[str, str]) -> str:
                  f"{yolox['image_topic_name'].strip() or 'image_raw'}")
     if not image:
         return ""
+    if _is_true(yolox.get("use_decompress", "")) and image_base_topic(image) == image.rstrip("/"):
+        # There a decompressor reads <input/image>/compressed and publishes <input/image>: the
+        # camera publishes the compressed topic, which this node reads itself.
+        image = image.rstrip("/") + "/compressed"
     source = "input/image" if yolox["input/image"].strip() else "camera_id/image_topic_name"
     check_topic_names([image], f"launch argument {source} (autoware_tensorrt_yolox's)")
     fix = ("give either input/image (one camera) or this launch's camera_topics / image_number")
@@ -215,6 +219,10 @@ def _check_autoware_cameras(topics: list[str], values: dict[str, str], source: s
 _OUTPUT_OBJECTS_FIX = ("pass <arg name=\"output/objects\" value=\"/perception/object_recognition/"
                        "detection/rois<i>\"/> (the camera's ROI topic) in the include, or "
                        "value=\"\" (each camera's ROIs on its rois<i>)")
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() == "true"
 
 
 def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
@@ -286,8 +294,12 @@ def yolox_notes(args: dict[str, str]) -> list[str]:
     """A warning for each autoware_tensorrt_yolox launch argument given that has no
     equivalent here (:data:`YOLOX_UNMAPPED`), naming what to use instead, and for camera_id /
     image_topic_name left unused beside input/image."""
+    camera = bool(args.get("input/image", "") or args.get("camera_id", "")
+                  or args.get("image_topic_name", ""))
+    # with a yolox camera, use_decompress says which topic it is (see _yolox_camera)
     notes = [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not used: "
-             f"{fix}" for name, fix in YOLOX_UNMAPPED.items() if args.get(name, "")]
+             f"{fix}" for name, fix in YOLOX_UNMAPPED.items()
+             if args.get(name, "") and not (name == "use_decompress" and camera)]
     if args.get("input/image", ""):
         notes += [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not "
                   "used: input/image names the camera"
