@@ -254,6 +254,11 @@ def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
     assert "detection_rois0:=/perception/object_recognition/detection/rois_front" in made["warnings"][0]
     assert "image_raw1:=/sensing/camera/front_right/image_raw" in made["warnings"][1]
     assert all("Autoware's fusion would get no ROIs" in w for w in made["warnings"])
+    # a relative ROI topic (multiple_yolox.launch.xml's rois<i>, in the pushed namespace) matches
+    # Autoware's full name of it
+    params = autoware_launch.node_parameters({"input/image": CAM3, "output/objects": "rois3"})
+    assert autoware_launch.autoware_camera_notes(params, {"detection_rois3": ROIS + "3"}) == []
+    assert len(autoware_launch.autoware_camera_notes(params, {"detection_rois3": ROIS + "4"})) == 1
 
 
 def test_a_config_turning_autowares_outputs_off_is_refused_by_the_launch(tmp_path):

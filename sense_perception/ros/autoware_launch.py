@@ -294,12 +294,12 @@ def yolox_notes(args: dict[str, str]) -> list[str]:
     """A warning for each autoware_tensorrt_yolox launch argument given that has no
     equivalent here (:data:`YOLOX_UNMAPPED`), naming what to use instead, and for camera_id /
     image_topic_name left unused beside input/image."""
-    camera = bool(args.get("input/image", "") or args.get("camera_id", "")
-                  or args.get("image_topic_name", ""))
+    has_camera = bool(args.get("input/image", "") or args.get("camera_id", "")
+                      or args.get("image_topic_name", ""))
     # with a yolox camera, use_decompress says which topic it is (see _yolox_camera)
     notes = [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not used: "
              f"{fix}" for name, fix in YOLOX_UNMAPPED.items()
-             if args.get(name, "") and not (name == "use_decompress" and camera)]
+             if args.get(name, "") and not (name == "use_decompress" and has_camera)]
     if args.get("input/image", ""):
         notes += [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not "
                   "used: input/image names the camera"
@@ -353,7 +353,7 @@ def autoware_camera_notes(params: dict[str, Any], configurations: dict[str, str]
         ours = {"image_raw": image_base_topic(camera), "detection_rois": roi}
         for name, what in AUTOWARE_CAMERA_ARGUMENTS.items():
             theirs = str(configurations.get(f"{name}{index}", "") or "").strip()
-            if theirs and ours[name] and image_base_topic(theirs) != image_base_topic(ours[name]):
+            if theirs and ours[name] and not _same_topic(theirs, ours[name]):
                 notes.append(
                     f"launch configuration {name}{index}:={theirs} (Autoware's {what} of camera "
                     f"{index}, from a launch file including this one) differs from this launch's "
@@ -361,6 +361,15 @@ def autoware_camera_notes(params: dict[str, Any], configurations: dict[str, str]
                     "camera_topics (the cameras) and, for the ROIs, output/objects or "
                     "config:= with autoware.rois_topic as Autoware's launch names them")
     return notes
+
+
+def _same_topic(theirs: str, ours: str) -> bool:
+    """Whether two names are one topic, an image_transport sub-topic aside; a relative name of
+    ours (``rois3``, in the namespace an including file pushes) matches by its last names."""
+    theirs, ours = image_base_topic(theirs), image_base_topic(ours)
+    if ours.startswith("/") or not theirs.startswith("/"):
+        return theirs == ours
+    return theirs.endswith("/" + ours)
 
 
 def _config_sets_sim_time(config: str) -> bool:
@@ -401,8 +410,8 @@ def _node_actions(context: Any) -> list[Any]:
         logger.warning(note)
     for note in camera_notes(args):
         logger.info(note)
-    autoware = {f"{name}{i}": context.launch_configurations.get(f"{name}{i}", "")
-                for name in AUTOWARE_CAMERA_ARGUMENTS for i in range(MAX_CAMERAS)}
+    autoware = {f"{arg}{i}": context.launch_configurations.get(f"{arg}{i}", "")
+                for arg in AUTOWARE_CAMERA_ARGUMENTS for i in range(MAX_CAMERAS)}
     for note in autoware_camera_notes(params, autoware):
         logger.warning(note)
     return [LifecycleNode(
