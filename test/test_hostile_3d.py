@@ -417,3 +417,28 @@ def test_the_mount_parameters_serve_one_camera_only(tmp_path):
         Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=[FRONT, WINDSHIELD],
                                config=config)).run()
     assert not any((tmp_path / "out").iterdir())  # nothing written
+
+
+def test_mount_height_is_refused_with_autowares_outputs(tmp_path):
+    """mount_height places base_link's origin on the road below the camera; Autoware's base_link
+    is the rear axle's centre, so with config/autoware.yaml every DetectedObject (and the ROIs'
+    kinematics) was off by the camera's offset along the car, without a word (R57). Refused now
+    by the node's configure check and by the replay before any model loads; mount_transform (the
+    camera's position in base_link) and /tf_static are taken."""
+    from replay_helpers import FRONT, SAMPLE_BAG
+
+    from sense_perception.core.geometry.positioner import check_mount_for_autoware
+    from sense_perception.errors import ConfigError
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    rois = "/perception/object_recognition/detection/rois{index}"
+    with pytest.raises(ConfigError, match="Autoware's base_link is the centre of the rear axle"):
+        check_mount_for_autoware("mount_height", [rois, ""])
+    for mount, topics in (("mount_transform", [rois, ""]), ("", [rois, ""]), ("mount_height", ["", ""])):
+        check_mount_for_autoware(mount, topics)
+    config = tmp_path / "aw.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    mount_height: 1.4\n"
+                      "    autoware.objects_topic: /perception/objects_front\n")
+    with pytest.raises(ConfigError, match="give mount_transform with the camera's position"):
+        Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=[FRONT], config=config)).run()
+    assert not any((tmp_path / "out").iterdir())

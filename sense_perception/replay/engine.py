@@ -392,7 +392,7 @@ class Replayer:
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(exterior, rois, strict=True) if t}})
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
-                          self._identifier, exterior_topics=exterior)
+                          self._identifier, exterior_topics=exterior, autoware=self._autoware)
         self._limits, self._settings = core.limits, core.settings
         self._health_settings = core.health
         self._detector, self._identifier, self._trackers = core.detector, core.identifier, core.trackers

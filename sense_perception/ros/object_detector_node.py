@@ -156,6 +156,7 @@ class ObjectDetectorNode(PerceptionNode):
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
+        from ..core.geometry.positioner import check_mount_for_autoware
         from ..core.geometry.positioner import CameraPositions
         from ..core.detection.ignore_regions import IgnoreRegions
         from ..core.tracking.ground_motion import VelocityConfig
@@ -182,6 +183,8 @@ class ObjectDetectorNode(PerceptionNode):
         objects = rois_topics(cameras, self.autoware.objects_topic, "autoware.objects_topic", {
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(cameras, rois, strict=True) if t}})
+        check_mount_for_autoware(self.settings.mount_parameter(),
+                                 [self.autoware.rois_topic, self.autoware.objects_topic])
         self.check_remapped_outputs()
         self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)

@@ -59,6 +59,30 @@ def check_one_mount(camera_topics: Sequence[str], mount: str) -> None:
             "own mount")
 
 
+def check_mount_for_autoware(mount: str, autoware_topics: Sequence[str]) -> None:
+    """Refuse ``mount_height`` with Autoware's outputs on: it places base_link's origin on the
+    road below the camera, while Autoware's base_link is the rear axle's centre, so every
+    DetectedObject (and the ROIs' kinematics) was off by the camera's offset along the car,
+    objects ahead of a windshield camera published about 2 m nearer than they are.
+
+    Args:
+        mount: the mount parameter given (``mount_transform``, ``mount_height``; "" = none).
+        autoware_topics: ``autoware.rois_topic`` and ``autoware.objects_topic`` ("" = off).
+
+    Raises:
+        ConfigError: naming the parameter and the fix.
+    """
+    from ...errors import ConfigError
+
+    if mount == "mount_height" and any(autoware_topics):
+        raise ConfigError(
+            "parameter 'mount_height' places base_link's origin on the road below the camera, but "
+            "Autoware's base_link is the centre of the rear axle: Autoware's DetectedObjects and "
+            "the ROIs' kinematics would be off by the camera's offset along the car; fix: publish "
+            "the camera's mount in /tf_static (Autoware's sensor kit description does), or give "
+            "mount_transform with the camera's position in base_link")
+
+
 @dataclass
 class _Camera:
     info: Any = None
