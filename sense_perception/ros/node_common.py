@@ -36,7 +36,7 @@ from ..core.health.camera_health import CameraHealthBank
 from ..core.health.camera_settings import health_settings_type
 from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
-from ..core.output.status import camera_values, name_camera_faults
+from ..core.output.status import name_camera_faults
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
 from . import qos
@@ -735,7 +735,12 @@ class PerceptionNode(LifecycleNode):
         if self.annotations_state and self.lifecycle_state != "unconfigured":
             extra["annotations"] = self.annotations_state
         cameras = self.camera_health if self.lifecycle_state == "active" else None
-        extra.update(camera_values(cameras))
+        # one moment of the cameras' health, checked for silence first: the node's status and
+        # the cameras' beside it disagreed (faults named before the check, statuses after it)
+        faults, camera_statuses = cameras.report(time.monotonic()) if cameras is not None \
+            else ("", [])
+        if cameras is not None:
+            extra["camera_faults"] = faults or "none"
         status = self.health.report(
             self.get_fully_qualified_name(), self.hardware_id(), extra, no_input,
             expect_input=self.lifecycle_state == "active")
@@ -749,12 +754,10 @@ class PerceptionNode(LifecycleNode):
             status["message"] = "; ".join(([] if status["level"] == messages.OK else [status["message"]])
                                           + warnings)
             status["level"] = max(status["level"], messages.WARN)
-        status = name_camera_faults(status, cameras)
+        status = name_camera_faults(status, faults)
         statuses = [status]
-        if cameras is not None:  # one status per camera, hardware_id = its topic
-            cameras.check(time.monotonic())
-            node = self.get_fully_qualified_name()
-            statuses += [{**c, "name": f"{node} {c['name']}"} for c in cameras.statuses()]
+        node = self.get_fully_qualified_name()  # one status per camera, hardware_id = its topic
+        statuses += [{**c, "name": f"{node} {c['name']}"} for c in camera_statuses]
         worker, slots = self._worker, self._slots
         # (slots closed: the thread was stopped on purpose, by a transition under way)
         if self.lifecycle_state == "active" and worker is not None and not worker.is_alive() \
