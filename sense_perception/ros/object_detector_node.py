@@ -53,6 +53,7 @@ from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..face.privacy import check_cabin_not_exterior
 from . import qos
+from .latched_inputs import LatchedInputs
 from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
@@ -85,6 +86,7 @@ class ObjectDetectorNode(PerceptionNode):
         self._switches: dict[str, Any] = {}
         self.camera_infos: CameraInfoWatch | None = None  # while Autoware's ROIs are on
         self._camera_info_subs: list[Any] = []
+        self._latched_infos: LatchedInputs | None = None  # CameraInfo latched by its publisher
         self.positions: Any = None  # CameraPositions: the cameras' calibrations (3-D positions)
         self._calibration_subs: list[Any] = []
 
@@ -226,10 +228,13 @@ class ObjectDetectorNode(PerceptionNode):
     def _subscribe_camera_infos(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
         from sensor_msgs.msg import CameraInfo
 
-        for topic, callbacks in readers.items():
+        each = {topic: partial(_each, tuple(callbacks)) for topic, callbacks in readers.items()}
+        for topic, callback in each.items():
             self._camera_info_subs.append(self.create_subscription(
-                CameraInfo, topic, partial(_each, tuple(callbacks)),
-                qos.profile("best_effort", 1, what="input")))
+                CameraInfo, topic, callback, qos.profile("best_effort", 1, what="input")))
+        # a CameraInfo latched before the node started reaches no volatile subscription
+        self._latched_infos = LatchedInputs(self, CameraInfo, each)
+        self._latched_infos.start()
 
     def _watch_camera_infos(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
         """With Autoware's ROIs on, check each camera's CameraInfo for what Autoware's fusion would
@@ -305,6 +310,9 @@ class ObjectDetectorNode(PerceptionNode):
         for sub in self._camera_info_subs:
             self.destroy_subscription(sub)
         self._camera_info_subs = []
+        if self._latched_infos is not None:
+            self._latched_infos.close()
+            self._latched_infos = None
         self.camera_infos = None
         for sub in self._calibration_subs:
             self.destroy_subscription(sub)
