@@ -160,7 +160,24 @@ class VideoSet:
         video.write(bgr, t)
 
     def close(self) -> list[Path]:
-        """Finish every video; returns their paths."""
-        for video in self.videos.values():
-            video.close()
-        return [v.path for v in self.videos.values()]
+        """Finish every video; returns their paths. One that cannot be finished does not keep
+        the others from being finished (their index written: it left them unplayable).
+
+        Raises:
+            OutputWriteError: the first video that could not be finished, once all are closed
+                (:meth:`close_each` tells them apart).
+        """
+        paths, problems = self.close_each()
+        if problems:
+            raise problems[0][1]
+        return paths
+
+    def close_each(self) -> tuple[list[Path], list[tuple[str, OutputWriteError]]]:
+        """Finish every video; their paths, and (topic, error) of each that could not be."""
+        problems: list[tuple[str, OutputWriteError]] = []
+        for topic, video in self.videos.items():
+            try:
+                video.close()
+            except OutputWriteError as exc:
+                problems.append((topic, exc))
+        return [v.path for v in self.videos.values()], problems
