@@ -123,3 +123,27 @@ def test_a_bag_message_that_cannot_be_converted_costs_that_message_only(
     # that frame's other messages and the later frames are written
     assert topics.count("/camera/front/camera_health") == SAMPLE_COUNTS[FRONT]
     assert topics.count("/camera/front/detections_3d") == SAMPLE_COUNTS[FRONT]
+
+
+def test_two_cameras_whose_video_names_coincide_get_a_video_each(tmp_path):
+    # `/` and `_` both become `_` in a video's name: the two cameras' frames went into one file
+    # (one writer over the other's), and the replay listed that file twice.
+    import numpy as np
+
+    from sense_perception.replay.video import VideoSet
+
+    videos = VideoSet(tmp_path / "video", {})
+    left, other = "/camera/front_left/image_raw", "/camera/front/left/image_raw"
+    for i in range(4):
+        videos.write(left, np.full((48, 64, 3), 40, np.uint8), i / 10)
+        videos.write(other, np.full((48, 64, 3), 200, np.uint8), i / 10)
+    paths = videos.close()
+    assert [p.name for p in paths] == ["camera_front_left_image_raw.mp4",
+                                       "camera_front_left_image_raw_2.mp4"]
+    for path, level in zip(paths, (40, 200), strict=True):
+        capture = cv2.VideoCapture(str(path))
+        means = []
+        while (read := capture.read())[0]:
+            means.append(float(read[1].mean()))
+        capture.release()
+        assert len(means) == 4 and all(abs(m - level) < 10 for m in means), (path.name, means)

@@ -639,22 +639,21 @@ class Replayer:
         an I/O error on that file, the file not created) is counted under ``skipped`` and the
         replay goes on (it ended the replay, its summary unwritten, the later frames lost); a
         full disk stays the replay's end (R5)."""
-        from .video import video_name
-
-        assert self._videos is not None
+        videos = self._videos
+        assert videos is not None
+        where = f"{VIDEO_DIR}/{videos.name_of(topic)}"
         try:
-            self._videos.write(topic, image, t, private=private)
+            videos.write(topic, image, t, private=private)
         except OutputWriteError as exc:
             if exc.disk_full:
                 raise
-            self._output_failed(f"{VIDEO_DIR}/{video_name(topic)}", exc)
+            self._output_failed(where, exc)
         except OSError as exc:
-            path = self._videos.directory / video_name(topic)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise OutputWriteError(path, exc) from exc
-            self._output_failed(f"{VIDEO_DIR}/{video_name(topic)}", exc)
+                raise OutputWriteError(videos.directory / videos.name_of(topic), exc) from exc
+            self._output_failed(where, exc)
         except Exception as exc:  # noqa: BLE001 - counted, named; the replay goes on
-            self._output_failed(f"{VIDEO_DIR}/{video_name(topic)}", exc)
+            self._output_failed(where, exc)
 
     def _setup(self, bag: Bag, out: Path, topics: list[str]) -> None:
         self._build_core(self._exterior, self._cabin)
