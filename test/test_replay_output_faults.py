@@ -147,3 +147,32 @@ def test_two_cameras_whose_video_names_coincide_get_a_video_each(tmp_path):
             means.append(float(read[1].mean()))
         capture.release()
         assert len(means) == 4 and all(abs(m - level) < 10 for m in means), (path.name, means)
+
+
+def test_a_stop_while_the_outputs_are_finished_that_then_fail_is_still_a_stop(
+        tmp_path, detector, monkeypatch):
+    # A stop arriving while summary.json is written waits for it (R33); a write that then failed
+    # (a full disk) raised its error and the stop was lost: exit 2, not 143. Now the stop,
+    # naming the failure (the CLI prints it as `error: ...; stopped (SIGTERM) after it`).
+    import signal
+
+    import sense_perception.replay.engine as engine
+    from sense_perception.errors import BagError
+    from sense_perception.stops import Stops, StoppedAfterFailure, exit_code
+
+    stops = Stops()
+
+    def write_summary(path, summary):
+        stops.stop(signal.SIGTERM, None)  # as the signal handler does: kept for the block's end
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine, "write_summary", write_summary)
+    out = tmp_path / "out"
+    with pytest.raises(StoppedAfterFailure) as stopped:
+        Replayer(ReplayOptions(SAMPLE_BAG, out, topics=[FRONT]), detector=detector,
+                 stops=stops).run()
+    assert exit_code(stopped.value) == 143
+    failure = stopped.value.failure
+    assert isinstance(failure, BagError) and "summary.json" in str(failure)
+    assert "the output disk is full" in str(failure)
+    assert (out / INCOMPLETE_FILE).exists()  # the partial outputs stay marked

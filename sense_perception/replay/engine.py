@@ -19,7 +19,6 @@ The parts, one job each: :mod:`.reader` reads the bag, :mod:`.pipelines` runs th
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import shutil
@@ -467,8 +466,11 @@ class Replayer:
             failure = exc
         # From the loop's end until summary.json is whole and the marker gone, a stop (Ctrl-C,
         # SIGTERM) waits for the block to end: it takes milliseconds, and a stop there lost the
-        # summary of a replay whose every frame was done.
-        with self._stops.held() if self._stops is not None else contextlib.nullcontext():
+        # summary of a replay whose every frame was done. Should the block fail (a full disk),
+        # the stop is raised all the same, naming the failure (its exit status 2 lost the stop).
+        if self._stops is None:
+            return self._conclude(bag, out, topics, skipped, wall0, failure)
+        with self._stops.obeyed(), self._stops.deferred():
             return self._conclude(bag, out, topics, skipped, wall0, failure)
 
     def _conclude(self, bag: Bag, out: Path, topics: list[str], skipped: SkipLog, wall0: float,
