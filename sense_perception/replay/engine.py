@@ -33,7 +33,6 @@ from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
 from ..core.frame_clock import FrameClock
-from ..core.geometry.calibration import rectified_topic
 from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
@@ -50,7 +49,8 @@ from ..core.output.status import (
     driver_values,
     driver_warnings,
 )
-from ..core.output.topics import camera_info_topic, image_base_topic, join_topic, output_namespaces
+from ..core.output.topics import (camera_info_topic, image_base_topic, join_topic, output_namespaces,
+                                  rectified_topic)
 from ..core.types import Detections, Header
 from ..errors import BagError, ConfigError, ImageDecodeError
 from ..face.privacy import check_cabin_not_exterior, check_identity_topic
