@@ -37,6 +37,7 @@ from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
+from ..core.message_types import CAMERA_INFO, TF_MESSAGE, TF_STATIC
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (AUTOWARE_OBJECTS_SWITCH, AUTOWARE_SWITCH, CABIN_OUTPUTS,
                                          EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame, Message,
@@ -78,8 +79,6 @@ from .writer import OutputBag, OutputWriteError
 
 LOG = logging.getLogger(__name__)
 
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-TF_STATIC, TF_MESSAGE = "/tf_static", "tf2_msgs/msg/TFMessage"
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
