@@ -236,15 +236,18 @@ def _read_name_line(stdin: Any, tty: bool, option: str, what: str) -> str:
     if tty:
         print(f"{what}: ", end="", file=sys.stderr, flush=True)
     raw = getattr(stdin, "buffer", None)
-    line = (raw.readline(_NAME_LINE_MAX + 1).decode("utf-8", "surrogateescape") if raw is not None
-            else stdin.readline(_NAME_LINE_MAX + 1))
-    if len(line.encode("utf-8", "surrogateescape")) > _NAME_LINE_MAX:
-        raise GalleryError(f"{option} -: the first line of stdin is longer than {_NAME_LINE_MAX} "
-                           f"bytes; the {what} must be one short line; nothing was enrolled")
+    # the line's end ("\n" or "\r\n") is not the name's: a name of _NAME_LINE_MAX bytes fits
+    most = _NAME_LINE_MAX + 2
+    line = (raw.readline(most).decode("utf-8", "surrogateescape") if raw is not None
+            else stdin.readline(most))
     if not line:
         raise GalleryError(f"{option} -: stdin ended before the {what}; give it as one line "
                            "on stdin; nothing was enrolled")
-    name = line.rstrip("\r\n").strip()
+    text = line.rstrip("\r\n")
+    if len(text.encode("utf-8", "surrogateescape")) > _NAME_LINE_MAX:
+        raise GalleryError(f"{option} -: the line read from stdin is longer than {_NAME_LINE_MAX} "
+                           f"bytes; the {what} must be one short line; nothing was enrolled")
+    name = text.strip()
     if not name:
         raise GalleryError(f"{option} -: the line read from stdin is empty; give the {what} "
                            "on it; nothing was enrolled")

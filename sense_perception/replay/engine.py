@@ -33,12 +33,12 @@ from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
 from ..core.frame_clock import FrameClock
-from ..core.geometry.calibration import rectified_topic
 from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.imaging.mono16_depth import Mono16DepthWatch
+from ..core.message_types import CAMERA_INFO, TF_MESSAGE, TF_STATIC
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (AUTOWARE_OBJECTS_SWITCH, AUTOWARE_SWITCH, CABIN_OUTPUTS,
                                          EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame, Message,
@@ -51,7 +51,8 @@ from ..core.output.status import (
     driver_values,
     driver_warnings,
 )
-from ..core.output.topics import camera_info_topic, image_base_topic, join_topic, output_namespaces
+from ..core.output.topics import (camera_info_topic, image_base_topic, join_topic, output_namespaces,
+                                  rectified_topic)
 from ..core.types import Detections, Header
 from ..errors import BagError, ConfigError, ImageDecodeError
 from ..face.privacy import check_cabin_not_exterior, check_identity_topic
@@ -79,8 +80,6 @@ from .writer import OutputBag, OutputWriteError
 
 LOG = logging.getLogger(__name__)
 
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-TF_STATIC, TF_MESSAGE = "/tf_static", "tf2_msgs/msg/TFMessage"
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"

@@ -34,12 +34,11 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo
 from std_srvs.srv import Trigger
 
-from ..core.geometry.calibration import rectified_topic
 from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, judged_outputs, switches
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
-from ..core.output.topics import output_namespace
+from ..core.output.topics import output_namespace, rectified_topic
 from ..core.types import Header
 from ..errors import SensePerceptionError
 from ..face.privacy import check_not_exterior

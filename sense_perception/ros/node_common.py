@@ -25,6 +25,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from ..config import (Setting, check_names, check_value, is_ros_param, node_schema,
                       section_from_params)
 from ..core.frame_clock import FrameClock
+from ..core.message_types import COMPRESSED_IMAGE, IMAGE
 from ..core.output import messages
 from ..core.output.annotations import IMAGE_ANNOTATIONS
 from ..core.output.frame_outputs import (DIAGNOSTICS_TOPIC, Output, enabled_outputs, frame_messages,
@@ -52,8 +53,7 @@ from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, r
 # built) is left behind, named in an error line.
 JOIN_TIMEOUT_S = 10.0
 
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPE, COMPRESSED_TYPE = IMAGE, COMPRESSED_IMAGE
 
 #: Node parameters read once, when the node starts, and never again: a ``ros2 param set`` of
 #: another value was accepted and changed nothing. By name: what to do instead.

@@ -44,6 +44,7 @@ from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
 from ..core.exterior_steps import ExteriorSteps
 from ..core.health.inference_guard import safe_detect
+from ..core.message_types import CAMERA_INFO, TF_MESSAGE, TF_STATIC
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC, EXTERIOR_OUTPUTS,
                                          ExteriorFrame, enabled_outputs, frame_messages,
@@ -60,8 +61,6 @@ from .node_common import PerceptionNode, resolve_transport
 from .settings import ObjectDetectorSettings
 
 NODE_NAME = "object_detector"
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 
 
 class ObjectDetectorNode(PerceptionNode):
@@ -151,7 +150,7 @@ class ObjectDetectorNode(PerceptionNode):
                       for t in settings.camera_topics]
         ends += [Endpoint(t, CAMERA_INFO, "a CameraInfo input", False) for t in dict.fromkeys(infos) if t]
         if self.positions.mount is None:
-            ends.append(Endpoint("/tf_static", TF_MESSAGE, "the /tf_static input", False))
+            ends.append(Endpoint(TF_STATIC, TF_MESSAGE, f"the {TF_STATIC} input", False))
         foreign = taken_topics([], [], cabin=settings.cabin_camera_topic)
         check_remapped_outputs(ends, self.resolve_topic_name,
                                lambda t: self.resolve_topic_name(t, only_expand=True), foreign)
@@ -282,7 +281,7 @@ class ObjectDetectorNode(PerceptionNode):
         latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                              reliability=ReliabilityPolicy.RELIABLE)
         self._calibration_subs.append(self.create_subscription(
-            TFMessage, "/tf_static", self._on_tf_static, latched))
+            TFMessage, TF_STATIC, self._on_tf_static, latched))
 
     def _on_tf_static(self, msg: Any) -> None:
         self.positions.tf_static(msg)
