@@ -159,6 +159,7 @@ def test_launch_declares_the_yolox_arguments_and_hands_them_to_the_node(monkeypa
     description = autoware_launch.launch_description()
     declared = {args[0] for args, _ in made["declared"]}
     assert {"input/image", "output/objects", "model_path", "use_decompress"} <= declared
+    assert {f"image_raw{i}" for i in range(8)} <= declared  # Autoware's camera topics (R54)
     context = types.SimpleNamespace(launch_configurations={
         "input/image": CAM3, "output/objects": "/my/rois3", "model_path": "/data/yolox.onnx"})
     description[-1](context)  # the OpaqueFunction
@@ -166,6 +167,12 @@ def test_launch_declares_the_yolox_arguments_and_hands_them_to_the_node(monkeypa
     assert node["parameters"][0]["camera_topics"] == [CAM3]
     assert node["parameters"][0]["autoware.rois_topic"] == "/my/rois3"
     assert len(made["warnings"]) == 1 and "model_path:=/data/yolox.onnx" in made["warnings"][0]
+    # Autoware's image_raw<i>, as its perception launch hands them to an include (R54)
+    made["nodes"].clear()
+    description[-1](types.SimpleNamespace(launch_configurations={
+        "image_number": "1", "image_raw0": "/sensing/camera/camera0/image_raw"}))
+    [(_, node)] = made["nodes"]
+    assert node["parameters"][0]["camera_topics"] == ["/sensing/camera/camera0/image_raw"]
 
 
 @pytest.mark.parametrize("args, topics", [
@@ -222,9 +229,11 @@ def test_a_camera_without_an_index_takes_its_objects_topic_index_from_output_obj
 def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
     """Through the launch itself (stand-ins for launch and launch_ros): the node starts on
     input/image's camera and an info line says image_number agrees with it. Autoware's own
-    per-camera arguments (image_raw<i>, detection_rois<i>, inherited from its perception
-    launch) naming other topics than this launch's cameras and ROIs were unused without a word
-    (the fusion got no ROIs of that camera); each is a warning now (R57)."""
+    per-camera arguments inherited from its perception launch naming other topics than this
+    launch's cameras and ROIs were unused without a word (the fusion got no ROIs of that
+    camera): a detection_rois<i> other than this launch's ROI topic of camera i is a warning
+    (R57); an image_raw<i> beside cameras named by topic is R54's one warning (not used), which
+    says so too where this launch's camera i is another topic, never two warnings."""
     import sys
     import types
 
@@ -241,19 +250,34 @@ def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
         monkeypatch.setitem(sys.modules, name, module)
     autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
         "image_number": "6", "input/image": CAM3, "output/objects": ROIS + "3",
-        "image_raw3": CAM3, "detection_rois3": ROIS + "3", "image_raw4": "/elsewhere/image"}))
+        "image_raw3": CAM3, "detection_rois3": ROIS + "3",
+        "image_raw0": "/sensing/camera/camera0/image_rect_color"}))
     [node] = made["nodes"]
     assert node["parameters"][0]["camera_topics"] == [CAM3]
     assert made["warnings"] == [] and len(made["info"]) == 1 and "image_number:=6" in made["info"][0]
     # Autoware's own image_raw<i> / detection_rois<i> naming other topics than this launch's
     made["nodes"].clear()
+    cam1 = "/sensing/camera/camera1/image_rect_color"
     autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
-        "image_number": "2", "image_raw1": "/sensing/camera/front_right/image_raw",
+        "camera_topics": f"/sensing/camera/camera0/image_rect_color,{cam1}",
+        "image_raw1": "/sensing/camera/front_right/image_raw", "image_raw4": "/elsewhere/image",
         "detection_rois0": "/perception/object_recognition/detection/rois_front"}))
-    assert len(made["nodes"]) == 1 and len(made["warnings"]) == 2, made["warnings"]
-    assert "detection_rois0:=/perception/object_recognition/detection/rois_front" in made["warnings"][0]
-    assert "image_raw1:=/sensing/camera/front_right/image_raw" in made["warnings"][1]
-    assert all("Autoware's fusion would get no ROIs" in w for w in made["warnings"])
+    assert len(made["nodes"]) == 1 and len(made["warnings"]) == 3, made["warnings"]
+    assert made["warnings"][0].startswith(
+        "launch argument image_raw1:=/sensing/camera/front_right/image_raw (Autoware's camera 1) "
+        f"is not used: camera_topics names the cameras; this launch's camera 1 is {cam1}")
+    assert made["warnings"][1].startswith("launch argument image_raw4:=/elsewhere/image")
+    assert "fusion" not in made["warnings"][1]  # this launch has no camera 4
+    assert "detection_rois0:=/perception/object_recognition/detection/rois_front" in made["warnings"][2]
+    assert all("Autoware's fusion would get no ROIs" in made["warnings"][i] for i in (0, 2))
+    # with image_number, image_raw<i> name the cameras (R54): none is warned about
+    made["nodes"].clear()
+    made["warnings"].clear()
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+        "image_number": "2", "image_raw1": "/sensing/camera/camera1/image_raw"}))
+    [node] = made["nodes"]
+    assert node["parameters"][0]["camera_topics"][1] == "/sensing/camera/camera1/image_raw"
+    assert made["warnings"] == []
     # a relative ROI topic (multiple_yolox.launch.xml's rois<i>, in the pushed namespace) matches
     # Autoware's full name of it
     params = autoware_launch.node_parameters({"input/image": CAM3, "output/objects": "rois3"})
@@ -346,3 +370,46 @@ def test_use_decompress_means_the_camera_publishes_the_compressed_topic():
     assert autoware_launch.node_parameters({"camera_id": "3", "image_topic_name": "image_rect_color",
                                             "use_decompress": "True"})["camera_topics"] == [CAM3 + "/compressed"]
     assert autoware_launch.yolox_notes(args) == []
+
+
+def test_autowares_image_raw_arguments_name_the_cameras_of_image_number():
+    """R54: Autoware's perception launch names its cameras image_raw0 .. image_raw7 beside
+    image_number (tensorrt_yolo's yolo.launch.xml takes both, and launch configurations reach an
+    include): they were declared nowhere and unused without a word, so a vehicle whose cameras
+    publish elsewhere got the node on /sensing/camera/camera<i>/image_rect_color, receiving
+    nothing. Camera i is image_raw<i> now; those past image_number are not used, as there."""
+    own = [f"/sensing/camera/camera{i}/image_raw" for i in range(8)]
+    params = autoware_launch.node_parameters(
+        {"image_number": "2", **{f"image_raw{i}": own[i] for i in range(8)}})
+    assert params["camera_topics"] == own[:2]
+    params = autoware_launch.node_parameters({"image_number": "2", "image_transport": "compressed",
+                                              "image_raw1": own[1]})
+    assert params["camera_topics"] == ["/sensing/camera/camera0/image_rect_color/compressed",
+                                       own[1] + "/compressed"]
+    # beside this launch's own choice of cameras they are unused, and warned about unless they
+    # are Autoware's defaults (handed to every include) or the camera chosen: an including
+    # file's own arguments reach this launch too, so they are not refused
+    for choice in ({"camera_topics": CAM3}, {"input/image": CAM3}):
+        args = {**choice, "image_raw0": "/sensing/camera/camera0/image_rect_color",
+                "image_raw3": CAM3, "image_raw1": own[1]}
+        assert autoware_launch.node_parameters(args)["camera_topics"] == [CAM3]
+        [note] = autoware_launch.yolox_notes(args)
+        assert f"image_raw1:={own[1]} (Autoware's camera 1) is not used: {next(iter(choice))}" in note
+    # a camera_id names the camera too (R57); image_raw3, that camera, is not named
+    args = {"camera_id": "3", "image_topic_name": "image_rect_color", "image_raw3": CAM3,
+            "image_raw1": own[1]}
+    [note] = autoware_launch.image_raw_notes(args)
+    assert note == (f"launch argument image_raw1:={own[1]} (Autoware's camera 1) is not used: "
+                    "camera_id/image_topic_name names the cameras")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"image_raw0": "/sensing/camera/camera2/image_rect_color"},
+     "image_raw0:=/sensing/camera/camera2/image_rect_color is camera 0 to Autoware, but its topic "
+     "ends in index 2"),
+    ({"image_raw0": "/sensing/camera/front/image_raw"}, "'/sensing/camera/front/image_raw' has none"),
+    ({"image_raw0": "/a b"}, "launch argument image_raw0: '/a b' is not a ROS topic name"),
+])
+def test_image_raw_arguments_that_cannot_be_used_as_given_are_refused(args, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        autoware_launch.node_parameters(args)

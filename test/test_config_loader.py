@@ -48,8 +48,8 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
     params = load_params(path, node)
     # Parameters added after the capture (autoware.*, the 3-D positions' camera_info_topics and
     # mount_*, camera_health.*, tracking.velocity.*, runtime.openvino_int8,
-    # detector.duplicates.nested_recheck_crops and nested_recheck_input, detector.animals and
-    # detector.class_thresholds.animal) come from perception.yaml unchanged.
+    # detector.duplicates.nested_recheck_crops and nested_recheck_input, detector.animals,
+    # detector.class_thresholds.animal and input.mono16_bits) come from perception.yaml unchanged.
     added = set(params) - set(before)
     if node == "object_detector":  # derived: the file's own cabin camera, never a detector input
         assert params["cabin_camera_topic"] == load_params(path, "driver_monitor")["camera_topic"]
@@ -65,7 +65,7 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
                or k in ("camera_info_topics", "runtime.openvino_int8",
                         "detector.duplicates.nested_recheck_crops",
                         "detector.duplicates.nested_recheck_input", "detector.animals",
-                        "detector.class_thresholds.animal")
+                        "detector.class_thresholds.animal", "input.mono16_bits")
                for k in added), added
     assert {k: v for k, v in params.items() if k not in added} == before
 
@@ -202,6 +202,18 @@ def test_every_command_refuses_a_misspelt_section(tmp_path, capsys, command):
     err = capsys.readouterr().err
     assert "did you mean " + ("gallery.path" if command == "driver" else "detector.score_threshold") in err, err
     assert str(config) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["detect", "eval", "replay", "fleet", "driver"])
+def test_every_command_resolves_config_at_its_option(tmp_path, capsys, command):
+    """--config goes through one loader for every command (cli.config_file: a bundled name or a
+    file, refused as an option); eval resolved it itself, after reading its ground truth."""
+    args = _commands(tmp_path, Path("no_such_config"))[command]  # neither a file nor bundled
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --config: config 'no_such_config' is neither a file nor a bundled" in err, err
 
 
 @pytest.mark.parametrize("command", ["detect", "eval", "replay", "fleet"])

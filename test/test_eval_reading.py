@@ -240,3 +240,55 @@ def test_a_png_exif_chunk_that_opencv_refuses_turns_nothing_in_the_header_check(
     skipped: list[dict[str, str]] = []
     kept = check_images([_entry(path, 40, 20)], tmp_path / "gt.json", InputLimits(), skipped)
     assert len(kept) == 1 and not skipped
+
+
+def _tiff_orientation_block(orientation: bytes, kind: int) -> bytes:
+    """A big-endian EXIF block (TIFF header on) whose one IFD entry is an Orientation of type
+    ``kind`` with the value field ``orientation`` (4 bytes)."""
+    return (b"MM" + struct.pack(">HI", 42, 8) + struct.pack(">H", 1)
+            + struct.pack(">HHI", 0x0112, kind, 1) + orientation + b"\0\0\0\0")
+
+
+def _png_chunk(kind: bytes, payload: bytes, good_crc: bool = True) -> bytes:
+    crc = zlib.crc32(kind + payload) ^ (not good_crc)
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _with_exif(fmt: str, case: str) -> bytes:
+    """A 40x20 image whose EXIF OpenCV and the header check once read apart (R54)."""
+    ok, buf = cv2.imencode(f".{fmt}", np.zeros((20, 40, 3), np.uint8))
+    assert ok
+    data = buf.tobytes()
+    six = _tiff_orientation_block(struct.pack(">HH", 6, 0), 3)
+    # a LONG 6, big-endian: OpenCV reads the first 16-bit word of the field, 0
+    block = _tiff_orientation_block(struct.pack(">I", 6), 4) if case == "long_6" else six
+    if fmt == "jpg":
+        segment = b"Exif\0\0" + block
+        return data[:2] + b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment + data[2:]
+    chunks = {"bad_crc_then_good": _png_chunk(b"eXIf", six, good_crc=False) + _png_chunk(b"eXIf", six),
+              "jpeg_prefix_then_good": _png_chunk(b"eXIf", b"Exif\0\0" + six) + _png_chunk(b"eXIf", six),
+              "too_short_then_good": _png_chunk(b"eXIf", b"M") + _png_chunk(b"eXIf", six),
+              "long_6": _png_chunk(b"eXIf", block)}[case]
+    at = data.find(b"IDAT") - 4
+    return data[:at] + chunks + data[at:]
+
+
+@pytest.mark.parametrize("fmt, case", [
+    ("png", "bad_crc_then_good"), ("png", "jpeg_prefix_then_good"),
+    ("png", "too_short_then_good"), ("png", "long_6"), ("jpg", "long_6")])
+def test_the_header_check_reads_the_exif_turn_opencv_applies(
+        tmp_path: Path, fmt: str, case: str) -> None:
+    """R54: libpng discards an ``eXIf`` chunk with a wrong CRC, under 2 bytes or without a byte
+    order mark and takes the next one, which OpenCV applies; the chunk walk stopped at the first
+    and said not turned. OpenCV reads an Orientation's value as the first 16-bit word of its
+    field whatever type it declares (a big-endian LONG 6: 0, not turned), where Pillow read 6.
+    Either way eval refused a ground truth of the size the detector sees ("... is 40x20 as
+    shown") or sized a KITTI image with its sides swapped."""
+    path = tmp_path / f"{case}.{fmt}"
+    path.write_bytes(_with_exif(fmt, case))
+    height, width = read_image_file(path).shape[:2]  # as OpenCV gives it to the detector
+    assert (width, height) == ((20, 40) if case != "long_6" else (40, 20))
+    assert probe_image_header(path).shown == (width, height)
+    skipped: list[dict[str, str]] = []
+    kept = check_images([_entry(path, width, height)], tmp_path / "gt.json", InputLimits(), skipped)
+    assert len(kept) == 1 and not skipped

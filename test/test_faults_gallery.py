@@ -142,11 +142,12 @@ def _crash_after_first_write(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     written: list[Path] = []
     real = GalleryStore._replace
 
-    def replace(self, target: Path, data: bytes, *args, **kwargs) -> None:
+    def replace(self, target: Path, data: bytes, *args, **kwargs) -> list[str]:
         if written:
             raise _Crash
-        real(self, target, data, *args, **kwargs)
+        unzeroed = real(self, target, data, *args, **kwargs)
         written.append(target)
+        return unzeroed
 
     monkeypatch.setattr(GalleryStore, "_replace", replace)
     return written
@@ -219,6 +220,70 @@ def test_a_full_disk_at_the_copy_after_enroll_wrote_the_gallery_says_the_driver_
     copy.write_bytes(store.backup_path.read_bytes())
     copy.chmod(0o600)
     assert names(GalleryStore(copy)) == ["Ada", "Bob", "Cy"]
+
+
+def copy_names(path: Path, tmp: Path) -> list[str]:
+    """Drivers named by a gallery file, read through a store of its copy."""
+    copy = tmp / f"copy_{time.monotonic_ns()}" / "g.json"
+    copy.parent.mkdir(mode=0o700)
+    copy.write_bytes(path.read_bytes())
+    copy.chmod(0o600)
+    return names(GalleryStore(copy))
+
+
+@pytest.mark.parametrize("change", ["enroll", "forget", "restore"])
+def test_an_old_version_that_cannot_be_zeroed_fails_no_change_that_was_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """R54: each write replaces a file, then zeroes its old version. An I/O error at the zeroing
+    (or a full copy-on-write disk) failed the change as "cannot be written" after the new file
+    was in place: enroll then erased the new driver's kept crops, which the gallery named; forget
+    left the forgotten driver's crops (the gallery no longer listed them) until a forget run again;
+    restore said nothing was restored. Now the change ends whole and the error says it happened,
+    naming the old version that could not be zeroed."""
+    import errno
+
+    import sense_perception.face.gallery as gallery_module
+
+    store = GalleryStore(tmp_path / "gallery.json", keep_images=True)
+    crop = np.full((112, 112, 3), 9, np.uint8)
+    ada = store.enroll("Ada", np.repeat(templates_for("Ada", 1), 2, axis=0),
+                       ConsentRecord.now("Ada"), images=[crop, crop])
+    if change == "restore":
+        store.path.write_bytes(b"{corrupt")
+    real, calls = gallery_module.scrub, []
+
+    def failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gallery_module, "scrub", failing_once)
+        with pytest.raises(GalleryError) as failed:
+            if change == "enroll":
+                store.enroll("Bob", np.repeat(templates_for("Bob", 1), 2, axis=0),
+                             ConsentRecord.now("Bob"), images=[crop, crop])
+            elif change == "forget":
+                store.forget(ada.id)
+            else:
+                store.restore()
+    message = str(failed.value)
+    assert "could not be zeroed" in message and "Input/output error" in message
+    assert "cannot be written" not in message
+    images = sorted(p.name for p in store.images_dir.iterdir()) if store.images_dir.exists() else []
+    if change == "enroll":
+        [bob] = [d for d in store.drivers() if d.name == "Bob"]
+        assert f"driver {bob.id} was enrolled" in message and "Bob" not in message
+        assert [store.load_image(n).shape for n in bob.images] == [(112, 112, 3)] * 2
+        assert copy_names(store.backup_path, tmp_path) == ["Ada", "Bob"]
+    elif change == "forget":
+        assert f"driver {ada.id} was forgotten" in message
+        assert names(store) == [] and copy_names(store.backup_path, tmp_path) == []
+        assert images == []  # the forgotten driver's face crops are erased all the same
+    else:
+        assert "was restored" in message and names(store) == ["Ada"]
+        assert images == sorted(ada.images)
 
 
 def test_temp_files_left_by_a_killed_writer_are_erased_by_the_next_change(tmp_path: Path) -> None:
@@ -484,3 +549,36 @@ def test_kill_9_during_enrol_and_forget_never_tears_the_gallery(tmp_path: Path) 
     for store, _key, _ in galleries.values():  # the next change erases what killed writers left
         enrol(store, "after")
         assert not list(store.path.parent.glob(".gallery.json.*.tmp"))
+
+
+@pytest.mark.parametrize("signum, code, failure", [
+    (signal.SIGTERM, 143, "gallery"), (signal.SIGINT, 130, "gallery"),
+    (signal.SIGTERM, 143, "os")])
+def test_a_stop_during_a_gallery_change_that_then_fails_exits_as_stopped_naming_the_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        signum: int, code: int, failure: str) -> None:
+    """R55: Ctrl-C or SIGTERM waits for a gallery change (R44); a change that then failed (a full
+    disk) raised its error and the stop kept for its end was lost: exit 2 for a GalleryError
+    (the user's Ctrl-C or the service manager's SIGTERM never reported), and 1 with a traceback
+    for an OSError. Now the stop's status, the failure named on stderr."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    ada = enrol(store, "Ada")
+    before = store.path.read_bytes()
+
+    def write(self, *args, **kwargs):
+        os.kill(os.getpid(), signum)  # the stop arrives during the write: kept for its end
+        if failure == "os":
+            raise OSError(28, "No space left on device")
+        raise GalleryError(f"gallery {self.path} cannot be written: [Errno 28] No space left "
+                           "on device")
+
+    monkeypatch.setattr(GalleryStore, "_write", write)
+    status = main(["driver", "forget", ada, "--gallery", str(store.path)])
+    err = capsys.readouterr().err
+    assert status == code, err
+    stopper = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    named = "OSError: [Errno 28] No space left on device" if failure == "os" else \
+        f"gallery {store.path} cannot be written: [Errno 28] No space left on device"
+    assert f"error: {named}; stopped ({stopper}) after it" in err, err
+    assert "Traceback" not in err
+    assert store.path.read_bytes() == before  # nothing was changed

@@ -807,6 +807,41 @@ def test_a_key_others_could_replace_is_refused(tmp_path: Path, gallery: Path, ca
     assert cli(capsys, "list", "--gallery", str(enc), "--key-file", str(key))[0] == 0
 
 
+def test_a_gallery_others_could_replace_is_refused(tmp_path: Path, capsys) -> None:
+    """A gallery in a folder others may write, or that another user owns, and a gallery or last
+    good copy another user owns, were used: whoever can do that can delete the gallery or put one
+    of their own in its place (a node running as root reads another user's 0600 file), and with
+    it decide who is recognised as the driver (R58). Each is refused, naming the folder or the
+    owner and the fix, and nothing is written; a sticky folder (/tmp's 1777) is allowed."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    plain = shared / "gallery.json"
+    enrol = ["enroll", "--gallery", str(plain), "--name", "Obama", "--consent", "--images", OBAMA_2]
+    assert cli(capsys, *enrol)[0] == 0
+    before = plain.read_bytes()
+    for mode in (0o777, 0o770):
+        shared.chmod(mode)
+        code, _, err = cli(capsys, "list", "--gallery", str(plain))
+        assert code == 2 and f"gallery {plain} is kept in {shared}, which other users may write " \
+                             f"(mode {mode:04o})" in err and f"chmod go-w {shared}" in err, err
+        code, _, err = cli(capsys, *enrol[:-1], OBAMA_3)
+        assert code == 2 and "which other users may write" in err, err
+        assert plain.read_bytes() == before
+    shared.chmod(0o1777)  # sticky: others may add files, never delete or replace ours
+    assert cli(capsys, "list", "--gallery", str(plain))[0] == 0
+    shared.chmod(0o700)
+    assert cli(capsys, "list", "--gallery", str(plain))[0] == 0
+    if os.geteuid() != 0:
+        return  # only root can give a file to another user
+    for path in (plain, plain.with_name("gallery.json.bak"), shared):
+        os.chown(path, 65534, 65534)  # nobody's
+        code, _, err = cli(capsys, "list", "--gallery", str(plain))
+        assert code == 2 and "belongs to user id 65534" in err, (path, err)
+        assert str(path) in err
+        os.chown(path, 0, 0)
+    assert cli(capsys, "list", "--gallery", str(plain))[0] == 0
+
+
 def test_keygen_syncs_its_folder_with_the_key_alone_in_it(tmp_path: Path, monkeypatch) -> None:
     """keygen synced the key's folder while the temp file the key was written to still had its
     name (a hard link to the key) and removed it after: a power cut in the seconds after keygen,

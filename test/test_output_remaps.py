@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sense_perception.core.output.remaps import Endpoint, check_remapped_outputs, looks_like_image
+from sense_perception.core.output.remaps import Endpoint, check_remapped_outputs
+from sense_perception.core.output.topics import looks_like_image
 from sense_perception.errors import ConfigError
 
 IMAGE = Endpoint("/cam/image_raw", "sensor_msgs/msg/Image", "the image input", False)

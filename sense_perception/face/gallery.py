@@ -52,9 +52,10 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..config import setting
 from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
-from .gallery_files import (UnsafeFileError, check_key_folder, check_key_owner, check_single_link,
+from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner, check_single_link,
                             erase_file, lstat_regular, make_private_dirs, open_regular, read_fd,
                             refusal, scrub)
 from .safe_text import printable, unsafe_text_error
@@ -97,6 +98,12 @@ class CopyNotWritten(GalleryError):
     """The gallery was replaced with the change, but its last good copy could not be."""
 
 
+class OldVersionNotZeroed(GalleryError):
+    """Every file of the change was written, but the content of an old version could not be
+    zeroed (an I/O error, a full copy-on-write disk): the change happened, its old file is gone
+    by name and its blocks may still hold what it held (R54)."""
+
+
 @dataclass
 class GalleryConfig:
     """The ``gallery.*`` parameters.
@@ -114,7 +121,7 @@ class GalleryConfig:
     key_file: str = ""
     key_env: str = DEFAULT_KEY_ENV
     keep_images: bool = False
-    max_templates: int = field(default=20, metadata={"range": (1, 1000)})
+    max_templates: int = setting(20, range=(1, 1000))
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_templates <= 1000:
@@ -501,6 +508,10 @@ class GalleryStore:
         elif not folder.is_dir():
             yield  # nothing to read and nothing to lock
             return
+        # Whoever owns or may write the folder can delete the gallery or swap in their own (R58).
+        check_folder(self.path, "gallery", "whoever can write it can delete the gallery or put "
+                     "one of their own in its place, and with it decide who is recognised as the "
+                     "driver", "the gallery")
         try:
             opened = open_regular(lock_path, os.O_RDWR | os.O_CREAT, "gallery lock")
         except UnsafeFileError:
@@ -557,12 +568,22 @@ class GalleryStore:
                 time.sleep(min(LOCK_POLL_S, left))
 
     def _check_mode(self, st: os.stat_result, path: Path | None = None) -> None:
+        """Refuse a gallery file others may access, or that another user (root excepted) owns:
+        its owner can change it, and with it who is recognised, whatever its mode (a node
+        running as root read a gallery another user had put in its place, R58)."""
         path = path or self.path
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
             raise GalleryError(
                 f"gallery {path} has mode {mode:04o}: other users can read its face templates "
                 f"(biometric data), so it is refused; fix: chmod 600 {path}")
+        me = os.geteuid()
+        if st.st_uid not in (me, 0):
+            raise GalleryError(
+                f"gallery {path} belongs to user id {st.st_uid}, not to this user ({me}): its "
+                "owner can change it, and with it who is recognised as the driver, whatever its "
+                f"mode; fix: if the gallery is yours, chown it to this user (as root: chown {me} "
+                f"{path}); otherwise enrol the driver again in a gallery of your own")
 
     def _read_file(self, path: Path) -> tuple[bytes, FileId] | None:
         """Bytes of ``path`` and its (st_dev, st_ino) after the type and permission checks; None
@@ -746,22 +767,31 @@ class GalleryStore:
                     self.backup_path: None if backup is None else (backup.st_dev, backup.st_ino)}
         self._sweep_temps()
         order = (self.backup_path, self.path) if removing else (self.path, self.backup_path)
+        unzeroed: list[str] = []  # old versions whose zeroing failed after their replacement
         for target in order:
             try:
-                self._replace(target, data, expected[target], verified=target == self.path)
+                unzeroed += self._replace(target, data, expected[target],
+                                          verified=target == self.path)
             except GalleryError as exc:
-                if target == self.backup_path and not removing:
-                    raise CopyNotWritten(str(exc)) from exc  # the gallery holds the change
+                if target == self.backup_path and not removing:  # the gallery holds the change
+                    raise CopyNotWritten("; ".join([str(exc), *unzeroed])) from exc
                 raise
         self._sweep_orphan_images(drivers)
+        if unzeroed:  # raised last: the change is whole, only the zeroing is missing (R54)
+            raise OldVersionNotZeroed("; ".join(unzeroed))
 
     def _replace(self, target: Path, data: bytes, expected: FileId | None,
-                 verified: bool = False) -> None:
+                 verified: bool = False) -> list[str]:
         """Atomically replace ``target`` with ``data`` (mode 0600), then zero the old inode.
 
         The old file is opened without following a link and zeroed only if it is the regular
         inode ``expected`` that was examined under the lock, and, unless its content was
         ``verified`` as this gallery, has no other name.
+
+        Returns:
+            What could not be zeroed once ``target`` was replaced (empty when all was): the
+            replacement stands, so the caller finishes the change and says so; an error there
+            was "cannot be written", and enroll erased the kept crops the new gallery named (R54).
         """
         opened = open_regular(target, os.O_WRONLY, "gallery", setting=target == self.path)
         old_fd = opened[0] if opened is not None else None
@@ -775,13 +805,22 @@ class GalleryStore:
             if opened is not None and not verified:
                 check_single_link(target, "gallery", opened[1])
             atomic_write(target, data, temp_prefix=f".{self.path.name}.")
-            if old_fd is not None:
-                scrub(old_fd)
         except OSError as exc:
-            raise GalleryError(f"gallery {target} cannot be written: {exc}") from exc
-        finally:
             if old_fd is not None:
                 os.close(old_fd)
+            raise GalleryError(f"gallery {target} cannot be written: {exc}") from exc
+        if old_fd is None:
+            return []
+        try:
+            scrub(old_fd)
+        except OSError as exc:
+            return [f"the old version of {target} could not be zeroed ({exc}): it has no name "
+                    "any more, but its disk blocks may still hold what it held until they are "
+                    "reused; fix: check that disk (an I/O error, a full copy-on-write file "
+                    "system)"]
+        finally:
+            os.close(old_fd)
+        return []
 
     def _sweep_temps(self) -> int:
         """Zero and delete temp files a killed writer left (they may hold templates); how many.
@@ -869,6 +908,13 @@ class GalleryStore:
                         "still holds the version before; fix: free space on that disk, then "
                         "the next enroll or forget rewrites the copy (`sense-perception driver "
                         f"forget {driver_id}` if this enrolment is not wanted)") from exc
+                except OldVersionNotZeroed as exc:
+                    # Written whole, the crops it names kept: the old version held only drivers
+                    # still enrolled; said, as the error read "cannot be written" (R54).
+                    raise GalleryError(
+                        f"driver {driver_id} was enrolled ({self.path} and its last good copy "
+                        f"list them, with {t.shape[0]} template(s) and {len(record.images)} "
+                        f"kept image(s)), but {exc}") from exc
                 except BaseException:
                     self._erase_images(record)  # no orphan face image survives a failed enrolment
                     raise
@@ -892,7 +938,18 @@ class GalleryStore:
                                    "`sense-perception driver list` shows the ids")
             self._images_dir_exists()  # a planted link is refused before anything changes
             with self.changing():
-                self._write([d for d in drivers if d.id != driver_id], gallery_id, removing=True)
+                try:
+                    self._write([d for d in drivers if d.id != driver_id], gallery_id,
+                                removing=True)
+                except OldVersionNotZeroed as exc:
+                    # Both files no longer list the driver: their crops go too, and the error
+                    # says the forget happened; it said "cannot be written" and left the crops
+                    # until a forget run again found no such driver (R54).
+                    self._erase_images(gone[0])
+                    raise GalleryError(
+                        f"driver {printable(driver_id)} was forgotten ({self.path} and its last "
+                        f"good copy no longer list them; {len(gone[0].images)} kept image(s) "
+                        f"erased), but {exc}") from exc
                 self._erase_images(gone[0])
         return gone[0]
 
@@ -937,7 +994,11 @@ class GalleryStore:
                     raise GalleryError(f"gallery {self.path} is readable; nothing to restore")
             with self.changing():
                 self._sweep_temps()
-                self._replace(self.path, backup[0], current[1] if current is not None else None)
+                unzeroed = self._replace(self.path, backup[0],
+                                         current[1] if current is not None else None)
+            if unzeroed:  # restored all the same: said so, not "cannot be written" (R54)
+                raise GalleryError(f"{self.path} was restored from {self.backup_path} "
+                                   f"({len(drivers)} driver(s)), but {unzeroed[0]}")
         return drivers
 
     def load_image(self, name: str) -> np.ndarray:

@@ -212,26 +212,48 @@ def writable_by_others(st: os.stat_result) -> bool:
     return bool(st.st_mode & 0o022) and not st.st_mode & stat.S_ISVTX
 
 
-def check_key_folder(folder: Path, path: Path) -> None:
-    """Refuse a gallery key file ``path`` kept in ``folder`` when others may write that folder.
-
-    Whoever can write it can delete the key (the encrypted gallery is then lost for good) or put a
-    key of their own in its place before the gallery is first written (they could then read it).
+def check_folder(path: Path, what: str, harm: str, it: str) -> None:
+    """Refuse the file ``path`` (a ``what``) when its folder belongs to another user (root
+    excepted) or others may write it without the sticky bit: whoever can do that can delete the
+    file or put one of their own in its place (``harm`` says what that costs; ``it`` names the
+    file in the fix). A folder that does not exist yet passes (it is made 0700 when written).
 
     Raises:
-        GalleryError: naming the folder, its mode and the fix.
+        GalleryError: naming the file, the folder, its owner or mode, and the fix.
     """
+    folder = path.parent
     try:
         st = os.stat(folder)
+    except FileNotFoundError:
+        return
     except OSError as exc:
-        raise GalleryError(f"gallery key file {path}: its directory {folder} cannot be examined: "
+        raise GalleryError(f"{what} {path}: its directory {folder} cannot be examined: "
                            f"{exc.strerror or exc}") from exc
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):
+        raise GalleryError(
+            f"{what} {path} is kept in {folder}, which belongs to user id {st.st_uid}, not to "
+            f"this user ({me}): {harm}; fix: keep {it} in a directory of your own that only you "
+            "can write")
     if writable_by_others(st):
         raise GalleryError(
-            f"gallery key file {path} is kept in {folder}, which other users may write (mode "
-            f"{stat.S_IMODE(st.st_mode):04o}): they could delete the key, and with it the "
-            f"encrypted gallery, or put their own key in its place; fix: chmod go-w {folder}, or "
-            "keep the key in a directory only you can write")
+            f"{what} {path} is kept in {folder}, which other users may write (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}): {harm}; fix: chmod go-w {folder}, or keep {it} in "
+            "a directory only you can write")
+
+
+def check_key_folder(folder: Path, path: Path) -> None:
+    """Refuse a gallery key file ``path`` kept in ``folder`` when another user owns that folder
+    or others may write it (:func:`check_folder`): they could delete the key (the encrypted
+    gallery is then lost for good) or put a key of their own in its place before the gallery is
+    first written (they could then read it).
+
+    Raises:
+        GalleryError: naming the folder, its owner or mode, and the fix.
+    """
+    check_folder(folder / path.name, "gallery key file",
+                 "whoever can write it can delete the key, and with it the encrypted gallery, or "
+                 "put their own key in its place", "the key")
 
 
 def check_key_owner(path: Path, st: os.stat_result) -> None:

@@ -12,7 +12,7 @@ Camera i is Autoware's ``/sensing/camera/camera<i>/image_rect_color`` (``.../com
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from ..core.autoware.rois import AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index, rois_topics
 from ..core.output.topics import check_topic_names, image_base_topic
@@ -28,7 +28,8 @@ CAMERA_TOPIC = "/sensing/camera/camera{i}/image_rect_color"
 
 #: name -> (default, description). "" means "keep the config file's value".
 ARGUMENTS: dict[str, tuple[str, str]] = {
-    # "" = not given (1 and raw): given beside camera_topics they are refused, not ignored.
+    # "" = not given (1 and raw): beside camera_topics or input/image they are checked against
+    # the cameras named (an inherited one agreeing with them is taken, R57), never ignored.
     "image_number": ("", f"number of cameras, 1 to {MAX_CAMERAS}: Autoware's camera0.."
                          "camera<image_number - 1> ('' = 1)"),
     "image_transport": ("", "raw (sensor_msgs/Image on .../image_rect_color) or compressed "
@@ -55,6 +56,10 @@ YOLOX_MAPPED: dict[str, str] = {
     "yolox_node_name": "the node's name (default object_detector): each include one node, as "
                        "multiple_yolox.launch.xml names them tensorrt_yolox0..7",
 }
+
+#: Autoware's camera topic arguments (tier4_perception_launch's perception.launch.xml declares
+#: them, tensorrt_yolo's yolo.launch.xml takes them beside image_number): camera i's image.
+IMAGE_RAW = tuple(f"image_raw{i}" for i in range(MAX_CAMERAS))
 
 _MODEL = ("the model is the config's detector.model (picodet_s_416, yolox_nano) or "
           "detector.model_path with detector.labels_path: give config:=<your parameter file>")
@@ -84,11 +89,20 @@ YOLOX_UNMAPPED: dict[str, str] = {
 }
 
 
-def camera_topics(image_number: str, image_transport: str) -> list[str]:
-    """Autoware's camera topics ``camera0 .. camera<image_number - 1>``.
+def camera_topics(image_number: str, image_transport: str,
+                  image_raw: Sequence[str] = ()) -> list[str]:
+    """Autoware's camera topics ``camera0 .. camera<image_number - 1>``; ``image_raw``: the
+    launch arguments ``image_raw0`` .. ``image_raw7`` (Autoware's own camera topics, "" where not
+    given): camera i is ``image_raw<i>`` where given (its ``/compressed`` sub-topic with
+    ``image_transport:=compressed``), else ``/sensing/camera/camera<i>/image_rect_color``.
+    They were declared nowhere and unused without a word: a vehicle whose perception launch
+    names its cameras ``image_raw0:=/sensing/camera/front/image_raw`` got the node on
+    ``camera0/image_rect_color``, receiving nothing (R54). Those past ``image_number`` are not
+    used, as in Autoware's own detector launch files (its perception launch passes all eight).
 
     Raises:
-        ConfigError: image_number is not 1 to 8, or image_transport is not raw or compressed.
+        ConfigError: image_number is not 1 to 8, image_transport is not raw or compressed, or
+            an ``image_raw<i>`` in use is not a ROS topic name.
     """
     # ASCII digits only: int() also takes '٣' or '1_0'.
     count = int(image_number) if re.fullmatch(r"\s*[0-9]{1,3}\s*", image_number) else 0
@@ -99,7 +113,14 @@ def camera_topics(image_number: str, image_transport: str) -> list[str]:
         raise ConfigError(f"launch argument image_transport:={image_transport!r} must be one of "
                           f"{', '.join(IMAGE_TRANSPORTS)}")
     suffix = "/compressed" if image_transport == "compressed" else ""
-    return [CAMERA_TOPIC.format(i=i) + suffix for i in range(count)]
+    given = [*image_raw, *[""] * MAX_CAMERAS]
+    topics = []
+    for i in range(count):
+        topic = given[i].strip()
+        if topic:
+            check_topic_names([topic], f"launch argument image_raw{i}")
+        topics.append((topic or CAMERA_TOPIC.format(i=i)) + suffix)
+    return topics
 
 
 def node_parameters(args: dict[str, str]) -> dict[str, Any]:
@@ -110,6 +131,7 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     """
     values = {name: args.get(name, default) for name, (default, _) in ARGUMENTS.items()}
     yolox = {name: args.get(name, "") for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)}
+    image_raw = [args.get(name, "") for name in IMAGE_RAW]
     image = _yolox_camera(yolox, values)  # autoware_tensorrt_yolox's one camera
     if image:
         topics = ",".join(launch_support.camera_topic_list(image))
@@ -119,7 +141,7 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
                                 "camera_topics or image_number (and image_transport)")
     else:
         topics = ",".join(camera_topics(values["image_number"] or "1",
-                                        values["image_transport"] or "raw"))
+                                        values["image_transport"] or "raw", image_raw))
     params = launch_support.node_parameters("object_detector", {
         "config": values["config"], "use_sim_time": values["use_sim_time"],
         "autostart": values["autostart"], "camera_topics": topics})
@@ -145,7 +167,32 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
                                  "camera_topics", "remove it from camera_topics")
     for name in ("autoware.rois_topic", "autoware.objects_topic"):
         rois_topics(params["camera_topics"], str(params.get(name, "")), name)
+        if not (image or values["camera_topics"]):
+            _check_image_raw_index(params["camera_topics"], image_raw, str(params.get(name, "")),
+                                   name)
     return params
+
+
+def _check_image_raw_index(topics: Sequence[str], image_raw: Sequence[str], template: str,
+                           name: str) -> None:
+    """Refuse an ``image_raw<i>`` whose topic ends in another camera index j while ``name``'s
+    template takes the index from the topic: its ROIs would go to ``rois<j>``, where Autoware's
+    fusion, which pairs ``rois<i>`` with ``camera_info<i>``, never looks for camera i's.
+
+    Raises:
+        ConfigError: naming the argument, both indices and the fix.
+    """
+    if INDEX_PLACEHOLDER not in template:
+        return
+    for i, topic in enumerate(topics):
+        if i < len(image_raw) and image_raw[i].strip() and camera_index(topic) not in (i, None):
+            j = camera_index(topic)
+            raise ConfigError(
+                f"launch argument image_raw{i}:={image_raw[i].strip()} is camera {i} to Autoware, "
+                f"but its topic ends in index {j}: {name} {template!r} would publish it as "
+                f"camera {j}, where Autoware looks for camera {i}'s; give camera_topics:="
+                f"{image_raw[i].strip()} instead (its own index, {j}), or {name} without "
+                f"{INDEX_PLACEHOLDER} for a single camera")
 
 
 def _yolox_camera(yolox: dict[str, str], values: dict[str, str]) -> str:
@@ -307,12 +354,57 @@ def yolox_notes(args: dict[str, str]) -> list[str]:
     elif args.get("camera_id", "") or args.get("image_topic_name", ""):
         # camera_id is a common name (camera drivers' launch files declare it), and launch
         # configurations are inherited: say which camera it chose, not only that image_number agrees
-        camera = _yolox_camera({name: args.get(name, "") for name in YOLOX_MAPPED},
-                               {name: "" for name in ARGUMENTS})
+        [camera] = _named_cameras(args)[1]
         notes.append(f"launch argument camera_id:={args.get('camera_id', '')} / image_topic_name:="
                      f"{args.get('image_topic_name', '')} (autoware_tensorrt_yolox's, or a launch "
                      f"file's including this one) chose the one camera {camera}; give input/image "
                      "or camera_topics to name the cameras")
+    return notes + image_raw_notes(args)
+
+
+def _named_cameras(args: dict[str, str]) -> tuple[str, list[str]]:
+    """The cameras named by topic and the argument naming them: ``input/image`` (or
+    ``camera_id`` / ``image_topic_name``, with ``use_decompress``), else ``camera_topics``; or
+    ``("", [])`` where ``image_number`` (with ``image_raw<i>``) names them."""
+    yolox = {name: args.get(name, "") for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)}
+    image = _yolox_camera(yolox, {name: "" for name in ARGUMENTS})
+    if image:
+        return ("input/image" if yolox["input/image"].strip() else "camera_id/image_topic_name",
+                [image])
+    topics = [t.strip() for t in args.get("camera_topics", "").split(",") if t.strip()]
+    return ("camera_topics", topics) if topics else ("", [])
+
+
+def image_raw_notes(args: dict[str, str]) -> list[str]:
+    """A warning for each of Autoware's ``image_raw<i>`` left unused by cameras named by topic.
+
+    With ``image_number`` they name its cameras (:func:`camera_topics`, R54). Beside
+    ``input/image``, ``camera_id`` or ``camera_topics``, which name the cameras themselves, they
+    are not used, and warned about, not refused: an including file's own reach this launch too
+    (launch configurations are inherited). Autoware's defaults (its perception launch hands them
+    to every include) and the cameras this launch serves are not named (R54). Where this launch
+    serves another topic as camera ``i``, the one warning of ``image_raw<i>`` also says that
+    Autoware's fusion would get no ROIs of the camera it names (R57: it pairs ``rois<i>`` with
+    that camera).
+    """
+    source, cameras = _named_cameras(args)
+    if not cameras:
+        return []
+    ours = {camera_index(camera): camera for camera in cameras}
+    notes = []
+    for i, name in enumerate(IMAGE_RAW):
+        theirs = args.get(name, "").strip()
+        if not theirs or any(_same_topic(theirs, topic)
+                             for topic in (CAMERA_TOPIC.format(i=i), *cameras)):
+            continue
+        note = (f"launch argument {name}:={theirs} (Autoware's camera {i}) is not used: {source} "
+                "names the cameras")
+        if i in ours:
+            note += (f"; this launch's camera {i} is {ours[i]}, so Autoware's fusion would get no "
+                     "ROIs of that camera; fix: give camera_topics (or input/image) as Autoware's "
+                     f"{name}, or {name} as the camera this launch serves")
+        notes.append(note)
+    return notes
     return notes
 
 
@@ -329,37 +421,36 @@ def camera_notes(args: dict[str, str]) -> list[str]:
             for name in ("image_number", "image_transport") if args.get(name, "")]
 
 
-#: Autoware's per-camera launch arguments (its perception and detection launch files declare
-#: them for cameras 0..7; an include of this launch there inherits them): name -> what it is.
-AUTOWARE_CAMERA_ARGUMENTS = {"image_raw": "camera image", "detection_rois": "ROI topic"}
+#: Autoware's per-camera ROI topic arguments (its perception and detection launch files declare
+#: ``detection_rois0`` .. ``detection_rois7``; an include of this launch there inherits them).
+#: Its ``image_raw<i>`` are this launch's own arguments (:data:`IMAGE_RAW`, :func:`image_raw_notes`).
+DETECTION_ROIS = tuple(f"detection_rois{i}" for i in range(MAX_CAMERAS))
 
 
 def autoware_camera_notes(params: dict[str, Any], configurations: dict[str, str]) -> list[str]:
-    """A warning for each of Autoware's own ``image_raw<i>`` / ``detection_rois<i>`` (inherited
-    from an including Autoware launch file) that names another topic than this launch gives
-    camera ``i``: Autoware's fusion reads ``detection_rois<i>`` and the cameras it names, so a
-    vehicle whose topics are not Autoware's defaults got no ROIs there, without a word.
+    """A warning for each of Autoware's own ``detection_rois<i>`` (inherited from an including
+    Autoware launch file) that names another topic than this launch's ROI topic of camera ``i``:
+    Autoware's fusion reads ``detection_rois<i>``, so a vehicle whose ROI topics are not
+    Autoware's defaults got no ROIs there, without a word (R57).
 
     Args:
         params: the node's parameters (:func:`node_parameters`).
-        configurations: the launch configurations (``image_raw0``... where present).
+        configurations: the launch configurations (``detection_rois0``... where present).
     """
     rois = rois_topics(params["camera_topics"], str(params.get("autoware.rois_topic", "")))
     notes = []
     for camera, roi in zip(params["camera_topics"], rois, strict=True):
         index = camera_index(camera)
-        if index is None:
+        if index is None or not roi:
             continue
-        ours = {"image_raw": image_base_topic(camera), "detection_rois": roi}
-        for name, what in AUTOWARE_CAMERA_ARGUMENTS.items():
-            theirs = str(configurations.get(f"{name}{index}", "") or "").strip()
-            if theirs and ours[name] and not _same_topic(theirs, ours[name]):
-                notes.append(
-                    f"launch configuration {name}{index}:={theirs} (Autoware's {what} of camera "
-                    f"{index}, from a launch file including this one) differs from this launch's "
-                    f"{ours[name]}: Autoware's fusion would get no ROIs of that camera; fix: give "
-                    "camera_topics (the cameras) and, for the ROIs, output/objects or "
-                    "config:= with autoware.rois_topic as Autoware's launch names them")
+        theirs = str(configurations.get(f"detection_rois{index}", "") or "").strip()
+        if theirs and not _same_topic(theirs, roi):
+            notes.append(
+                f"launch configuration detection_rois{index}:={theirs} (Autoware's ROI topic of "
+                f"camera {index}, from a launch file including this one) differs from this "
+                f"launch's {roi}: Autoware's fusion would get no ROIs of that camera; fix: give "
+                "output/objects or config:= with autoware.rois_topic as Autoware's launch names "
+                "them")
     return notes
 
 
@@ -386,6 +477,9 @@ def launch_description() -> Any:
     declared = [DeclareLaunchArgument(name, default_value=default, description=text)
                 for name, (default, text) in ARGUMENTS.items()]
     declared += [DeclareLaunchArgument(name, default_value="", description=(
+        f"camera {i}'s topic with image_number, as Autoware's perception launch names it ('' = "
+        f"{CAMERA_TOPIC.format(i=i)})")) for i, name in enumerate(IMAGE_RAW)]
+    declared += [DeclareLaunchArgument(name, default_value="", description=(
         f"autoware_tensorrt_yolox's argument, taken here as {text}"))
         for name, text in YOLOX_MAPPED.items()]
     declared += [DeclareLaunchArgument(name, default_value="", description=(
@@ -402,7 +496,7 @@ def _node_actions(context: Any) -> list[Any]:
     args = {name: context.launch_configurations.get(name, default)
             for name, (default, _) in ARGUMENTS.items()}
     args.update({name: context.launch_configurations.get(name, "")
-                 for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)})
+                 for name in (*IMAGE_RAW, *YOLOX_MAPPED, *YOLOX_UNMAPPED)})
     params = node_parameters(args)
     name = node_name(args)  # refused before the node starts
     logger = get_logger("sense_perception.autoware_launch")
@@ -410,8 +504,7 @@ def _node_actions(context: Any) -> list[Any]:
         logger.warning(note)
     for note in camera_notes(args):
         logger.info(note)
-    autoware = {f"{arg}{i}": context.launch_configurations.get(f"{arg}{i}", "")
-                for arg in AUTOWARE_CAMERA_ARGUMENTS for i in range(MAX_CAMERAS)}
+    autoware = {name: context.launch_configurations.get(name, "") for name in DETECTION_ROIS}
     for note in autoware_camera_notes(params, autoware):
         logger.warning(note)
     return [LifecycleNode(

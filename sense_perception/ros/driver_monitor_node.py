@@ -34,18 +34,18 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo
 from std_srvs.srv import Trigger
 
-from ..core.geometry.calibration import rectified_topic
 from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (CABIN_OUTPUTS, DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC,
                                          CabinFrame, enabled_outputs, judged_outputs, output_topic,
                                          switches, taken_topics)
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
-from ..core.output.topics import output_namespace, output_namespaces
+from ..core.output.topics import output_namespace, output_namespaces, rectified_topic
 from ..core.types import Header
 from ..errors import SensePerceptionError
 from ..face.privacy import check_not_exterior
 from . import qos
+from .latched_inputs import LatchedInputs
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
 from .settings import DriverMonitorNodeSettings
@@ -66,6 +66,7 @@ class DriverMonitorNode(PerceptionNode):
         self._ns = ""
         self._pubs: dict[str, Any] = {}  # row name of CABIN_OUTPUTS -> publisher
         self._camera_info_sub: Any = None
+        self._latched_info: LatchedInputs | None = None  # the CameraInfo latched by its publisher
         self._last: dict[str, Any] = {}
         self._last_attention: Any = None
         self._reload_srv = self.create_service(Trigger, "~/reload_gallery", self._on_reload_gallery)
@@ -149,6 +150,9 @@ class DriverMonitorNode(PerceptionNode):
             self._camera_info_sub = self.create_subscription(
                 CameraInfo, info_topic, self._on_camera_info, qos.profile("best_effort", 1),
                 event_callbacks=qos.subscription_events(info_topic, self.on_qos_event))
+            # a CameraInfo latched before the node started reaches no volatile subscription
+            self._latched_info = LatchedInputs(self, CameraInfo, {info_topic: self._on_camera_info})
+            self._latched_info.start()
 
     def release(self) -> None:
         self.destroy_publishers(self._pubs)
@@ -156,6 +160,9 @@ class DriverMonitorNode(PerceptionNode):
         if self._camera_info_sub is not None:
             self.destroy_subscription(self._camera_info_sub)
             self._camera_info_sub = None
+        if self._latched_info is not None:
+            self._latched_info.close()
+            self._latched_info = None
         with self._lock:
             self.identifier = None
         self._last = {}

@@ -138,7 +138,38 @@ def test_input_size_limits_apply_to_the_node_frames(context):
         node.destroy_node()
 
 
+def test_a_12_bit_mono16_camera_is_read_with_input_mono16_bits(context):
+    """A 12-bit sensor's mono16 frames (0-4095) read as the picture with ``input.mono16_bits: 12``
+    on the node, the same decode the replay does; the node's default (16) reads them nearly black."""
+    import cv2
+    import numpy as np
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from sensor_msgs.msg import Image
+
+    from sense_perception.ros.frame_slots import Frame
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    grey = cv2.cvtColor(read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg"), cv2.COLOR_BGR2GRAY)
+    grey = cv2.resize(grey, (480, 270), interpolation=cv2.INTER_AREA)
+    msg = Image(height=270, width=480, encoding="mono16", is_bigendian=0, step=960)
+    msg.data = (grey.astype("<u2") * 16).tobytes()
+    means = {}
+    for bits in (16, 12):
+        node = ObjectDetectorNode(f"inproc_mono16_{bits}", context=context, parameter_overrides=overrides(**{
+            "camera_topics": ["/sp_inproc/mono16/image_raw"], "input.mono16_bits": bits,
+            "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}))
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.limits.mono16_bits == bits
+            image = node.decode(Frame(0, msg, time.monotonic()))
+            means[bits] = float(np.mean(image))
+        finally:
+            node.destroy_node()
+    assert means[16] < 16 and abs(means[12] - float(np.mean(grey))) < 1.0
+
+
 @pytest.mark.parametrize("name, value, expected", [
+    ("input.mono16_bits", 17, "input.mono16_bits must be an integer in 8..16"),
     ("decode_max_pixels", 50_000_000, "'decode_max_pixels' was replaced by input.max_pixels"),
     ("inputs.max_pixels", 1000, "unknown parameter(s) inputs.max_pixels"),  # a misspelt prefix
     ("input.max_pixel", 1000, "unknown parameter 'input.max_pixel'"),

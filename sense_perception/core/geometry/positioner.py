@@ -24,7 +24,8 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from .calibration import CalibrationError, CameraCalibration, from_camera_info, rectified_topic
+from ..output.topics import rectified_topic
+from .calibration import CalibrationError, CameraCalibration, from_camera_info
 from .camera_info_fields import binning_and_roi, get_field, getter
 from .ground import GroundPositions, estimate_positions
 from .priors import DEFAULT_NOISE, PositionNoise

@@ -10,20 +10,22 @@ out-of-memory kill.
 from __future__ import annotations
 
 import array
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ...config import setting
 from ...errors import ImageDecodeError
 from .frame_errors import FrameErrorLedger
-from .image_decode import ImageView, SizeFloor, decode_any, decode_view
+from .image_decode import (FULL_DEPTH_BITS, MONO16_BITS_RANGE, ImageView, SizeFloor, decode_any,
+                           decode_view)
 
 
 @dataclass(frozen=True)
 class InputLimits:
-    """The ``input.*`` parameters: the largest image message a node or replay accepts.
+    """The ``input.*`` parameters: the largest image message a node or replay accepts, and how
+    its 16-bit grey pixels are read.
 
     The defaults fit automotive cameras (8 MP front cameras, 4K cabin cameras, 12 MP
     surround stitches) with room to spare, while capping one decoded frame at 120 MB.
@@ -33,18 +35,28 @@ class InputLimits:
         max_height: tallest image, in pixels.
         max_pixels: largest ``width * height``; a decoded BGR frame costs 3 bytes per pixel.
         max_compressed_bytes: largest CompressedImage ``data``; checked before the codec runs.
+        mono16_bits: low bits of a 16-bit grey pixel (``mono16`` Image, 16-bit PNG) that carry
+            the picture: 16 takes the high byte; a 10- or 12-bit sensor publishing 0-1023 or
+            0-4095 needs 10 or 12, or its frames read as black.
     """
 
-    max_width: int = dataclasses.field(default=8192, metadata={"range": (1, None)})
-    max_height: int = dataclasses.field(default=8192, metadata={"range": (1, None)})
-    max_pixels: int = dataclasses.field(default=40_000_000, metadata={"range": (1, None)})
-    max_compressed_bytes: int = dataclasses.field(default=32 * 1024 * 1024, metadata={"range": (1, None)})
+    max_width: int = setting(8192, range=(1, None))
+    max_height: int = setting(8192, range=(1, None))
+    max_pixels: int = setting(40_000_000, range=(1, None))
+    max_compressed_bytes: int = setting(32 * 1024 * 1024, range=(1, None))
+    mono16_bits: int = setting(FULL_DEPTH_BITS, range=MONO16_BITS_RANGE)
 
     def __post_init__(self) -> None:
         for name in ("max_width", "max_height", "max_pixels", "max_compressed_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"input.{name} must be a positive integer, got {value!r}")
+        low, high = MONO16_BITS_RANGE
+        bits = self.mono16_bits
+        if isinstance(bits, bool) or not isinstance(bits, int) or not low <= bits <= high:
+            raise ValueError(f"input.mono16_bits must be an integer in {low}..{high} (the bits of "
+                             f"a 16-bit grey pixel that carry the picture; 12 for a 12-bit "
+                             f"sensor), got {bits!r}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> InputLimits:
@@ -118,12 +130,12 @@ def _decode_within(msg: object, limits: InputLimits, zero_copy: bool = False,
         if size is not None and size > limits.max_compressed_bytes:
             raise _too_large("data", f"{size} bytes", "max_compressed_bytes", limits.max_compressed_bytes)
         if zero_copy:
-            view = decode_view(msg, limits.max_pixels, size_floor)
+            view = decode_view(msg, limits.max_pixels, size_floor, limits.mono16_bits)
             # The codec has already allocated at most max_pixels; reject a shape outside the limits
             # anyway so that what passes does not depend on the transport.
             _check_size(*view.source_size, limits, compressed=True)
             return view
-        image = decode_any(msg, limits.max_pixels)
+        image = decode_any(msg, limits.max_pixels, limits.mono16_bits)
         _check_size(image.shape[1], image.shape[0], limits, compressed=True)
         return image
     width = _int_or_none(getattr(msg, "width", None))
@@ -131,8 +143,8 @@ def _decode_within(msg: object, limits: InputLimits, zero_copy: bool = False,
     if width is not None and height is not None:
         _check_size(width, height, limits, compressed=False)
     if zero_copy:
-        return decode_view(msg, limits.max_pixels)
-    return decode_any(msg, limits.max_pixels)
+        return decode_view(msg, limits.max_pixels, mono16_bits=limits.mono16_bits)
+    return decode_any(msg, limits.max_pixels, limits.mono16_bits)
 
 
 # Smaller frames decode, but are no camera frames: the pedestrian specialist's band tiles and the

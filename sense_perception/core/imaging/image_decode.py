@@ -8,7 +8,10 @@ Conventions:
     * Output is always a fresh, writable, C-contiguous ``(H, W, 3)`` uint8 BGR array, the format the
       whole pipeline works in. It never aliases the message buffer.
     * ``mono16`` is scaled to 8 bit by ``>> 8`` (the high byte), like PNG's 16 -> 8 bit strip; use
-      :func:`decode_mono16` to keep the full depth.
+      :func:`decode_mono16` to keep the full depth. A 10- or 12-bit sensor publishes its values in
+      the low bits of mono16 (0-1023, 0-4095), so its high byte is all but black: ``mono16_bits``
+      (the ``input.mono16_bits`` setting) says how many low bits carry the picture, and those are
+      scaled to 0-255 (larger values saturate). It applies to 16-bit PNGs in a CompressedImage too.
     * Depth images (``16UC1``, ``32FC1``: REP 118 distances, as depth cameras publish them, raw or
       through compressed_image_transport) are refused by name: they are no picture of the scene,
       and a detector run on them finds things that are not there. :func:`decode_mono16` reads a
@@ -54,6 +57,33 @@ def _cvt(code: int) -> Converter:
 def _mono16_to_bgr(view: np.ndarray) -> np.ndarray:
     gray = np.right_shift(view, 8, out=np.empty(view.shape, np.uint8), casting="unsafe")
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+#: Bits of a 16-bit pixel that carry the picture by default: all 16 (8 bit is the high byte).
+FULL_DEPTH_BITS = 16
+#: The range ``mono16_bits`` may take: 8 (values 0-255 in a 16-bit word) up to 16.
+MONO16_BITS_RANGE = (8, FULL_DEPTH_BITS)
+
+
+def scale_16bit(pixels: np.ndarray, bits: int) -> np.ndarray:
+    """16-bit pixels (any byte order, any channels) whose values fill their ``bits`` low bits,
+    as uint8: ``value / 2**(bits - 8)``, rounded, values above ``2**bits - 1`` saturating at 255.
+
+    Raises:
+        ImageDecodeError: ``bits`` outside :data:`MONO16_BITS_RANGE` (field ``mono16_bits``).
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or not (
+            MONO16_BITS_RANGE[0] <= bits <= MONO16_BITS_RANGE[1]):
+        raise ImageDecodeError("mono16_bits", f"must be an integer in {MONO16_BITS_RANGE[0]}.."
+                                              f"{MONO16_BITS_RANGE[1]}, got {bits!r}")
+    # convertScaleAbs rounds and saturates in one pass; OpenCV needs native byte order.
+    return cv2.convertScaleAbs(pixels.astype(np.uint16, copy=False), alpha=2.0 ** (8 - bits))
+
+
+def _mono16_bits_to_bgr(view: np.ndarray, bits: int) -> np.ndarray:
+    if bits == FULL_DEPTH_BITS:  # the high byte, exactly as before the setting existed
+        return _mono16_to_bgr(view)
+    return cv2.cvtColor(scale_16bit(view, bits), cv2.COLOR_GRAY2BGR)
 
 
 def _bayer(ros_name: str, legacy_name: str) -> Converter:
@@ -273,12 +303,14 @@ def _raw_view(msg: object, max_pixels: int, depth_ok: bool = False) -> tuple[Enc
 
 
 @_wrap_unexpected
-def decode_image(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_image(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 mono16_bits: int = FULL_DEPTH_BITS) -> np.ndarray:
     """Decode a sensor_msgs/Image-like message to BGR.
 
     Args:
         msg: object with ``height``, ``width``, ``encoding``, ``is_bigendian``, ``step``, ``data``.
         max_pixels: largest ``height*width`` accepted, checked before any allocation.
+        mono16_bits: low bits of a ``mono16`` pixel that carry the picture (:func:`scale_16bit`).
 
     Returns:
         New C-contiguous ``(height, width, 3)`` uint8 BGR array.
@@ -287,6 +319,8 @@ def decode_image(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         ImageDecodeError: a field is missing, out of range or inconsistent; ``field`` names it.
     """
     spec, view = _raw_view(msg, max_pixels)
+    if spec.to_bgr is _mono16_to_bgr:
+        return _mono16_bits_to_bgr(view, mono16_bits)
     return spec.to_bgr(view)
 
 
@@ -371,6 +405,22 @@ def _png_size(mv: memoryview) -> tuple[int, int]:
     return width, height
 
 
+def png_is_16bit(data: bytes | memoryview) -> bool:
+    """Whether a stream is a PNG whose IHDR says 16 bits per sample (read from the header only)."""
+    return bytes(data[:8]) == _PNG_MAGIC and len(data) >= 33 and bytes(data[12:16]) == b"IHDR" \
+        and data[24] == 16
+
+
+def imdecode_bits(buf: np.ndarray, flags: int, mono16_bits: int) -> np.ndarray | None:
+    """``cv2.imdecode(buf, flags)``, but a 16-bit PNG is scaled with ``mono16_bits``
+    (:func:`scale_16bit`) when fewer than 16 bits carry the picture; None where OpenCV cannot
+    decode. With 16 bits it is OpenCV's own 16 -> 8 bit strip, as without the setting."""
+    if mono16_bits == FULL_DEPTH_BITS or not png_is_16bit(buf.data):
+        return cv2.imdecode(buf, flags)
+    deep = cv2.imdecode(buf, flags | cv2.IMREAD_ANYDEPTH)
+    return None if deep is None else scale_16bit(deep, mono16_bits)
+
+
 def _check_header(buf: np.ndarray, codec: str, max_pixels: int) -> tuple[int, int, str]:
     """Read (width, height, "JPEG" or "PNG") from the stream's header and check the stream is
     complete, before decoding."""
@@ -414,8 +464,8 @@ def jpeg_reduction(width: int, height: int, floor: tuple[int, int]) -> int:
     return 1
 
 
-def _decode_compressed(msg: object, max_pixels: int, size_floor: SizeFloor | None
-                       ) -> tuple[np.ndarray, int, int]:
+def _decode_compressed(msg: object, max_pixels: int, size_floor: SizeFloor | None,
+                       mono16_bits: int = FULL_DEPTH_BITS) -> tuple[np.ndarray, int, int]:
     """(BGR pixels, full width, full height); the pixels are a reduced-scale JPEG decode when
     ``size_floor`` (full width, height -> smallest acceptable width, height) allows one."""
     _check_max_pixels(max_pixels)
@@ -427,7 +477,7 @@ def _decode_compressed(msg: object, max_pixels: int, size_floor: SizeFloor | Non
     r = 1
     if size_floor is not None and kind == "JPEG":
         r = jpeg_reduction(width, height, size_floor(width, height))
-    image = cv2.imdecode(buf, _JPEG_REDUCED_FLAGS[r] | cv2.IMREAD_IGNORE_ORIENTATION)
+    image = imdecode_bits(buf, _JPEG_REDUCED_FLAGS[r] | cv2.IMREAD_IGNORE_ORIENTATION, mono16_bits)
     if image is None:
         raise ImageDecodeError("data", f"corrupt image: OpenCV cannot decode these {buf.size} bytes")
     expected = (-(-height // r), -(-width // r))
@@ -442,7 +492,8 @@ def _decode_compressed(msg: object, max_pixels: int, size_floor: SizeFloor | Non
 
 
 @_wrap_unexpected
-def decode_compressed(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_compressed(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS,
+                      mono16_bits: int = FULL_DEPTH_BITS) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage-like message (JPEG or PNG) to BGR.
 
     The image dimensions are read from the stream header and checked against ``max_pixels``
@@ -453,6 +504,8 @@ def decode_compressed(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
         msg: object with ``format`` (``"jpeg"``, ``"png"``, ``"rgb8; jpeg compressed bgr8"``, ...)
             and ``data``.
         max_pixels: largest width*height accepted.
+        mono16_bits: low bits of a 16-bit PNG's samples that carry the picture
+            (:func:`scale_16bit`); 16: OpenCV's strip to the high byte.
 
     Returns:
         New C-contiguous ``(H, W, 3)`` uint8 BGR array (16-bit PNGs are scaled to 8 bit).
@@ -460,20 +513,22 @@ def decode_compressed(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
     Raises:
         ImageDecodeError: unsupported ``format``; empty, truncated, corrupt or oversized ``data``.
     """
-    return _decode_compressed(msg, max_pixels, None)[0]
+    return _decode_compressed(msg, max_pixels, None, mono16_bits)[0]
 
 
 @_wrap_unexpected
-def decode_any(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode an Image or CompressedImage-like message, chosen by its ``format``/``encoding`` field.
+def decode_any(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS,
+               mono16_bits: int = FULL_DEPTH_BITS) -> np.ndarray:
+    """Decode an Image or CompressedImage-like message, chosen by its ``format``/``encoding`` field
+    (``mono16_bits``: as :func:`decode_image` and :func:`decode_compressed` take it).
 
     Raises:
         ImageDecodeError: for any bad input; no other exception type escapes.
     """
     if hasattr(msg, "format"):
-        return decode_compressed(msg, max_pixels)
+        return decode_compressed(msg, max_pixels, mono16_bits)
     if hasattr(msg, "encoding"):
-        return decode_image(msg, max_pixels)
+        return decode_image(msg, max_pixels, mono16_bits)
     raise ImageDecodeError(
         "msg", f"{type(msg).__name__} has neither 'format' (CompressedImage) nor 'encoding' (Image)"
     )
@@ -543,7 +598,8 @@ _VIEW_ENCODINGS = {"bgr8": "bgr", "8UC3": "bgr", "rgb8": "rgb", "bgra8": "bgra",
 
 @_wrap_unexpected
 def decode_view(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS,
-                size_floor: SizeFloor | None = None) -> ImageView:
+                size_floor: SizeFloor | None = None,
+                mono16_bits: int = FULL_DEPTH_BITS) -> ImageView:
     """Decode without copying where the encoding allows: the cheap path into a detector.
 
     ``bgr8``, ``rgb8``, ``bgra8`` and ``rgba8`` Images give a view of the message buffer in the
@@ -561,12 +617,13 @@ def decode_view(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS,
             (width, height) the consumer needs (a detector: its resized network input). The JPEG
             is then decoded at the smallest libjpeg scale (1/2, 1/4, 1/8) that still meets it,
             and the view's ``full_size`` says the full size. None: always full resolution.
+        mono16_bits: as :func:`decode_any` takes it.
 
     Raises:
         ImageDecodeError: as :func:`decode_any`.
     """
     if hasattr(msg, "format"):
-        image, width, height = _decode_compressed(msg, max_pixels, size_floor)
+        image, width, height = _decode_compressed(msg, max_pixels, size_floor, mono16_bits)
         reduced = (width, height) != (image.shape[1], image.shape[0])
         return ImageView(image, "bgr", (width, height) if reduced else None)
     if hasattr(msg, "encoding"):
@@ -574,7 +631,7 @@ def decode_view(msg: object, max_pixels: int = DEFAULT_MAX_PIXELS,
         if order is not None:
             _, view = _raw_view(msg, max_pixels)
             return ImageView(view, order)
-    return ImageView(decode_any(msg, max_pixels), "bgr")
+    return ImageView(decode_any(msg, max_pixels, mono16_bits), "bgr")
 
 
 def _gray16(bgr: np.ndarray) -> np.ndarray:
@@ -632,6 +689,8 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEPTH_ENCODINGS",
     "ENCODABLE_ENCODINGS",
+    "FULL_DEPTH_BITS",
+    "MONO16_BITS_RANGE",
     "SUPPORTED_COMPRESSED_FORMATS",
     "SUPPORTED_ENCODINGS",
     "EncodingSpec",
@@ -643,6 +702,9 @@ __all__ = [
     "decode_image",
     "decode_mono16",
     "decode_view",
+    "imdecode_bits",
+    "png_is_16bit",
+    "scale_16bit",
     "encode_image",
     "jpeg_reduction",
     "source_size",

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...errors import ImageDecodeError
 from .frame_guard import InputLimits
-from .image_decode import _JPEG_MAGIC, _PNG_MAGIC, _jpeg_size, _png_size
+from .image_decode import _JPEG_MAGIC, _PNG_MAGIC, _jpeg_size, _png_size, imdecode_bits
 
 __all__ = ["ImageHeader", "exif_turns_sides", "image_file_size", "probe_image_file",
            "probe_image_header", "read_image_file"]
@@ -125,9 +125,14 @@ def image_file_size(path: str | Path, data: bytes) -> tuple[int, int] | None:
 
 
 def _png_exif(data: bytes) -> bytes | None:
-    """The payload of a PNG's ``eXIf`` chunk, wherever it lies (before or after the pixels), found
-    by walking the chunk headers: no pixel is decoded. None without one, past a corrupt chunk
-    or with a wrong CRC (libpng discards it: OpenCV turns nothing)."""
+    """The payload of the ``eXIf`` chunk libpng (OpenCV's reader) keeps, wherever it lies (before
+    or after the pixels), found by walking the chunk headers: no pixel is decoded. None without
+    one, or past a corrupt chunk.
+
+    libpng discards an ``eXIf`` chunk whose CRC is wrong, that is shorter than 2 bytes or that does
+    not start with a TIFF byte order mark (``MM``, ``II``: a JPEG's ``Exif\\0\\0`` prefix kept)
+    and reads on: the next ``eXIf`` chunk is the one OpenCV applies (the walk stopped at the first,
+    R54); after one it keeps, a second is a "duplicate" and ignored."""
     pos, end = 8, len(data)
     while pos + 8 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
@@ -135,14 +140,37 @@ def _png_exif(data: bytes) -> bytes | None:
         if kind == b"eXIf":
             payload = data[start:start + length]
             crc = data[start + length:start + length + 4]
-            # libpng (OpenCV's reader) discards an ancillary chunk whose CRC is wrong (R50)
-            if len(crc) < 4 or struct.unpack(">I", crc)[0] != zlib.crc32(kind + payload):
-                return None
-            return payload
+            # libpng discards an ancillary chunk whose CRC is wrong (R50), one too short or
+            # without a byte order mark ("eXIf: invalid", R50), and takes a later one (R54)
+            if (len(crc) == 4 and struct.unpack(">I", crc)[0] == zlib.crc32(kind + payload)
+                    and len(payload) == length and payload[:2] in (b"MM", b"II")):
+                return payload
         if kind == b"IEND":
             return None
         pos = start + length + 4  # the chunk's data and its CRC
     return None
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """The EXIF orientation in ``tiff`` (an EXIF block from its TIFF header on) as OpenCV's EXIF
+    reader takes it: the first Orientation entry (tag 0x0112) of the first IFD, its value the
+    16-bit word at the start of the entry's value field whatever type the entry declares; 1 (as
+    stored) without one, or with the IFD past the block's end. Pillow read the value by its type:
+    a big-endian LONG 6 is 6 there and 0 in OpenCV, which turned nothing where the header check
+    said turned (R54)."""
+    order = {b"MM": ">", b"II": "<"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    magic, ifd = struct.unpack_from(order + "HI", tiff, 2)
+    if magic != 42 or ifd + 2 > len(tiff):  # 42: TIFF (OpenCV reads no BigTIFF, 43)
+        return 1
+    count = struct.unpack_from(order + "H", tiff, ifd)[0]
+    for at in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if at + 2 > len(tiff):
+            return 1  # OpenCV's reader fails on a read past the end: nothing is turned
+        if struct.unpack_from(order + "H", tiff, at)[0] == 0x0112:
+            return int(struct.unpack_from(order + "H", tiff, at + 8)[0]) if at + 10 <= len(tiff) else 1
+    return 1
 
 
 def _exif_turns(data: bytes) -> bool:
@@ -151,7 +179,9 @@ def _exif_turns(data: bytes) -> bool:
 
     PNG: the ``eXIf`` chunk, the one OpenCV applies (Pillow's ``getexif`` decoded every pixel of
     a PNG without an ``eXIf`` chunk ahead of its pixels to look for one after them: a second
-    full decode of each PNG). Other formats: Pillow's ``getexif``, which reads headers only.
+    full decode of each PNG). JPEG: the first APP1 ``Exif`` block (Pillow's header read finds
+    it). Both read by :func:`_tiff_orientation`, as OpenCV reads the value. Other formats:
+    Pillow's ``getexif``, which reads headers only.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -159,16 +189,16 @@ def _exif_turns(data: bytes) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if data.startswith(_PNG_MAGIC):
-                payload = _png_exif(data)
                 # libpng (OpenCV's reader) takes a TIFF byte order mark, MM or II, and refuses
                 # anything else ("eXIf: invalid"): a chunk keeping a JPEG's "Exif\0\0" prefix
                 # turns nothing there, where Pillow, which reads past it, said it turned (R50)
-                if payload is None or payload[:2] not in (b"MM", b"II"):
-                    return False
-                exif = Image.Exif()
-                exif.load(payload)
-                return exif.get(0x0112, 1) in _TURNING
+                payload = _png_exif(data)
+                return payload is not None and _tiff_orientation(payload) in _TURNING
             with Image.open(io.BytesIO(data)) as image:
+                if data.startswith(_JPEG_MAGIC):  # the first APP1 "Exif\0\0" block, as OpenCV
+                    block = image.info.get("exif")
+                    return (isinstance(block, bytes) and block.startswith(b"Exif\0\0")
+                            and _tiff_orientation(block[6:]) in _TURNING)
                 return image.getexif().get(0x0112, 1) in _TURNING
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error,
             Image.DecompressionBombError):
@@ -256,7 +286,8 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None,
     The width and height the header claims are checked against ``input.max_width``,
     ``input.max_height`` and ``input.max_pixels``, and the file size against
     ``input.max_compressed_bytes``, before anything is decoded. EXIF orientation is applied, as
-    a photo viewer would.
+    a photo viewer would. A 16-bit PNG is scaled to 8 bit with ``input.mono16_bits``, as a
+    16-bit frame of a camera is.
 
     Args:
         path: the image file.
@@ -272,8 +303,8 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None,
     limits = limits or InputLimits()
     data, _ = _checked_header(path, limits)
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8),
-                             cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+        image = imdecode_bits(np.frombuffer(data, np.uint8),
+                              cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR, limits.mono16_bits)
     except (cv2.error, MemoryError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise _error(path, f"not a decodable image (the decoder refused it: "

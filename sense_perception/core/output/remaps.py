@@ -10,14 +10,13 @@ them; the node calls it at configure, before any model loads.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from ...errors import ConfigError
-from .topics import TRANSPORT_SUFFIXES, image_base_topic
+from .frame_outputs import IMAGE
+from .topics import is_debug_topic, looks_like_image
 
-IMAGE = "sensor_msgs/msg/Image"
 #: The fix every refusal names.
 REMAP_FIX = ("fix: remove the remap rule (--ros-args -r FROM:=TO, a launch file's remappings) or "
              "remap the output to a topic of its own")
@@ -38,23 +37,6 @@ class Endpoint:
     msgtype: str
     what: str
     output: bool
-
-
-# image_transport's and image_pipeline's names of a camera's images.
-_IMAGE_NAME = re.compile(r"image(_raw|_color|_mono|_rect|_rect_color|_rect_mono|_rect_raw)?")
-
-
-def looks_like_image(topic: str) -> bool:
-    """A topic named as a camera's image is (``.../image_raw``, ``.../image_rect_color``,
-    ``.../image``...), or an image_transport sub-topic (``.../compressed``)."""
-    last = image_base_topic(topic).rstrip("/").rpartition("/")[2]
-    return bool(_IMAGE_NAME.fullmatch(last)) or topic.rstrip("/").rpartition("/")[2] in TRANSPORT_SUFFIXES
-
-
-def is_debug_topic(topic: str) -> bool:
-    """A topic in a ``debug`` namespace (``/x/debug/image``, Autoware's ``~/debug/...``): a
-    node's debug output by ROS convention, never a camera driver's frames."""
-    return "debug" in topic.strip("/").split("/")[:-1]
 
 
 def check_remapped_outputs(endpoints: Sequence[Endpoint], resolve: Callable[[str], str],
@@ -119,4 +101,4 @@ def _clash(a: Endpoint, b: Endpoint) -> str:
     return "two outputs would mix their messages"
 
 
-__all__ = ["Endpoint", "REMAP_FIX", "check_remapped_outputs", "is_debug_topic", "looks_like_image"]
+__all__ = ["Endpoint", "REMAP_FIX", "check_remapped_outputs"]
