@@ -376,35 +376,31 @@ def _named_cameras(args: dict[str, str]) -> tuple[str, list[str]]:
 
 
 def image_raw_notes(args: dict[str, str]) -> list[str]:
-    """A warning for each of Autoware's ``image_raw<i>`` left unused by cameras named by topic.
+    """A warning for each of Autoware's ``image_raw<i>`` naming another topic than this launch's
+    own camera ``i``.
 
     With ``image_number`` they name its cameras (:func:`camera_topics`, R54). Beside
     ``input/image``, ``camera_id`` or ``camera_topics``, which name the cameras themselves, they
     are not used, and warned about, not refused: an including file's own reach this launch too
-    (launch configurations are inherited). Autoware's defaults (its perception launch hands them
-    to every include) and the cameras this launch serves are not named (R54). Where this launch
-    serves another topic as camera ``i``, the one warning of ``image_raw<i>`` also says that
-    Autoware's fusion would get no ROIs of the camera it names (R57: it pairs ``rois<i>`` with
-    that camera).
+    (launch configurations are inherited). Only an index this launch serves is looked at: there
+    Autoware's fusion pairs ``rois<i>`` with the camera ``image_raw<i>`` names (R57) and would get
+    no ROIs of it. The other indices are other includes' cameras (Autoware's multiple_yolox
+    starts one include per camera, each inheriting every ``image_raw<j>``), so warning about them
+    made every include of a correct set-up warn about all the others.
     """
     source, cameras = _named_cameras(args)
-    if not cameras:
-        return []
     ours = {camera_index(camera): camera for camera in cameras}
     notes = []
     for i, name in enumerate(IMAGE_RAW):
         theirs = args.get(name, "").strip()
-        if not theirs or any(_same_topic(theirs, topic)
-                             for topic in (CAMERA_TOPIC.format(i=i), *cameras)):
+        if i not in ours or not theirs or any(
+                _same_topic(theirs, topic) for topic in (CAMERA_TOPIC.format(i=i), *cameras)):
             continue
-        note = (f"launch argument {name}:={theirs} (Autoware's camera {i}) is not used: {source} "
-                "names the cameras")
-        if i in ours:
-            note += (f"; this launch's camera {i} is {ours[i]}, so Autoware's fusion would get no "
-                     "ROIs of that camera; fix: give camera_topics (or input/image) as Autoware's "
-                     f"{name}, or {name} as the camera this launch serves")
-        notes.append(note)
-    return notes
+        notes.append(f"launch argument {name}:={theirs} (Autoware's camera {i}) is not used: "
+                     f"{source} names the cameras; this launch's camera {i} is {ours[i]}, so "
+                     "Autoware's fusion would get no ROIs of that camera; fix: give camera_topics "
+                     f"(or input/image) as Autoware's {name}, or {name} as the camera this launch "
+                     "serves")
     return notes
 
 
