@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import stat
 import tempfile
@@ -93,6 +94,44 @@ def write_result_json(path: Path, document: Any, indent: int | None = 1) -> None
     :func:`atomic_write`: a full disk or a kill keeps the earlier file whole, and a link or FIFO
     under the name is replaced, never written through."""
     atomic_write(path, (json.dumps(document, indent=indent) + "\n").encode(), private=False)
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN / infinity replaced by None, through dicts, lists and tuples:
+    JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def write_summary_json(path: Path, document: Any) -> None:
+    """Write a run's summary (a replay's ``summary.json``, fleet's ``fleet_summary.json``) as
+    strict, indented JSON (NaN / infinity as null: :func:`finite_json`), atomically: a whole file
+    or none.
+
+    The temp file has the fixed name ``.<name>.tmp`` beside ``path`` (which a replay's
+    ``--force`` clears and fleet reserves); a link or file planted under that name is removed,
+    never written through.
+
+    Raises:
+        OSError: it cannot be written (the temp file is removed).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    text = json.dumps(finite_json(document), indent=2, allow_nan=False) + "\n"
+    tmp.unlink(missing_ok=True)  # a link planted there is removed, never written through
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_image(path: Path, image: Any, params: Sequence[int] = ()) -> None:

@@ -19,13 +19,38 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: unwind as on Ctrl-C (exit status 143)."""
 
 
+class StoppedAfterFailure(KeyboardInterrupt):
+    """A stop kept for the end of a block (:meth:`Stops.obeyed`) whose work then failed: the run
+    is stopped as asked (exit status 130 / 143), and ``failure`` is what went wrong first, for
+    the command to name (``error: ...``). The failure's exit status (2) lost the stop, and an
+    error that is no SensePerceptionError ended in a traceback, exit status 1.
+
+    Attributes:
+        signum: the signal that asked for the stop.
+        failure: the exception the block ended with.
+    """
+
+    def __init__(self, signum: int, failure: BaseException) -> None:
+        super().__init__(f"stopped by {_signal_words(signum)} after: {failure}")
+        self.signum = signum
+        self.failure = failure
+
+
+def _signal_words(signum: int) -> str:
+    return "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+
+
 def exit_code(exc: KeyboardInterrupt) -> int:
     """The exit status of a run stopped by ``exc``: 143 after SIGTERM, 130 after Ctrl-C."""
+    if isinstance(exc, StoppedAfterFailure):
+        return 143 if exc.signum == signal.SIGTERM else 130
     return 143 if isinstance(exc, Terminated) else 130
 
 
 def stopped_by(exc: KeyboardInterrupt) -> str:
     """What stopped the run, in words: "SIGTERM" or "Ctrl-C"."""
+    if isinstance(exc, StoppedAfterFailure):
+        return _signal_words(exc.signum)
     return "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
 
 
@@ -71,6 +96,23 @@ class Stops:
         if pending is not None:
             self.stop(pending, None)
 
+    @contextmanager
+    def obeyed(self) -> Iterator[None]:
+        """Around work holding :meth:`deferred` blocks (a ``driver`` command's gallery change):
+        at its end, the stop one of them kept is raised (:meth:`raise_pending`), also when the
+        work failed: then as :class:`StoppedAfterFailure`, naming the failure. A failure raised
+        while a stop was kept lost the stop: a ``driver forget`` asked to stop by SIGTERM whose
+        gallery write then failed exited 2 (or 1, with a traceback, for an error that is no
+        SensePerceptionError), not 143."""
+        try:
+            yield
+        except Exception as exc:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                raise StoppedAfterFailure(pending, exc) from exc
+            raise
+        self.raise_pending()
+
 
 @contextmanager
 def stop_signals() -> Iterator[Stops]:
@@ -92,4 +134,4 @@ def stop_signals() -> Iterator[Stops]:
             signal.signal(signum, handler)
 
 
-__all__ = ["Stops", "Terminated", "exit_code", "stop_signals", "stopped_by"]
+__all__ = ["StoppedAfterFailure", "Stops", "Terminated", "exit_code", "stop_signals", "stopped_by"]

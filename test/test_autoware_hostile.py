@@ -126,9 +126,9 @@ def test_a_camera_info_changing_with_every_message_gives_a_bounded_number_of_sho
 @pytest.mark.parametrize("args, error, fragment", [
     # image_number beside camera_topics was dropped without a word (cameras 0..1 expected, 5 run)
     ({"image_number": "2", "camera_topics": "/sensing/camera/camera5/image_rect_color"},
-     ConfigError, "image_number:=2 would be ignored"),
+     ConfigError, "which is not one of image_number:=2's cameras camera0..camera1"),
     ({"image_transport": "compressed", "camera_topics": "/sensing/camera/camera5/image_rect_color"},
-     ConfigError, "image_transport:=compressed would be ignored"),
+     ConfigError, "which image_transport:=compressed contradicts"),
     # an empty item was dropped (a camera missing between two commas), ',' gave an empty list
     ({"camera_topics": "/sensing/camera/camera0/image_rect_color,,/sensing/camera/camera2/image_rect_color"},
      ConfigError, "holds an empty item"),

@@ -117,9 +117,13 @@ def test_yolox_arguments_with_no_equivalent_are_warned_naming_what_to_use():
     notes = autoware_launch.yolox_notes({"model_path": "/data/yolox.onnx", "use_decompress": "true",
                                          "output/mask": "/mask0", "data_path": "/home/u/autoware_data",
                                          "input/image": CAM3, "camera_id": "3"})
-    assert len(notes) == 4, notes  # data_path: Autoware's global folder, every include inherits it
+    # data_path: Autoware's global folder, every include inherits it; use_decompress with a
+    # camera says which topic the camera is (below)
+    assert len(notes) == 3, notes
     assert any("model_path:=/data/yolox.onnx" in n and "detector.model" in n for n in notes)
-    assert any("use_decompress" in n and "image_transport:=compressed" in n for n in notes)
+    assert not any("use_decompress" in n for n in notes)
+    assert any("use_decompress" in n and "image_transport:=compressed" in n
+               for n in autoware_launch.yolox_notes({"use_decompress": "true"}))
     assert any("camera_id:=3" in n and "input/image names the camera" in n for n in notes)
     assert autoware_launch.yolox_notes({}) == []
 
@@ -171,6 +175,202 @@ def test_launch_declares_the_yolox_arguments_and_hands_them_to_the_node(monkeypa
     assert node["parameters"][0]["camera_topics"] == ["/sensing/camera/camera0/image_raw"]
 
 
+@pytest.mark.parametrize("args, topics", [
+    ({"input/image": CAM3}, [CAM3]),
+    ({"camera_id": "3", "image_topic_name": "image_rect_color"}, [CAM3]),
+    ({"camera_topics": f"/sensing/camera/camera0/image_rect_color,{CAM3}"},
+     ["/sensing/camera/camera0/image_rect_color", CAM3]),
+])
+def test_autowares_image_number_inherited_by_an_include_agrees_with_the_cameras_named(args, topics):
+    """Launch configurations are inherited: Autoware's perception launch declares image_number
+    (6), so an include of this launch there with input/image (its yolox include swapped as is)
+    or camera_topics was refused as 'names the cameras too', whatever the include said (R57).
+    An image_number (and image_transport) the named cameras agree with is taken, and said."""
+    inherited = {"image_number": "6", "image_transport": "raw"}
+    params = autoware_launch.node_parameters({**inherited, **args})
+    assert params["camera_topics"] == topics
+    notes = autoware_launch.camera_notes({**inherited, **args})
+    assert len(notes) == 2 and all("agrees with" in n for n in notes)
+    assert "image_number:=6" in notes[0] and "image_transport:=raw" in notes[1]
+    assert autoware_launch.camera_notes(inherited) == []  # image_number itself names the cameras
+    # camera_id is a common name (camera drivers' launch files declare it): the camera it chose
+    # is a warning, not only an info line
+    warned = autoware_launch.yolox_notes({**inherited, **args})
+    assert ("camera_id" in args) == any("chose the one camera " + CAM3 in w for w in warned)
+    # a camera that is not one of them, or another transport, still contradicts it
+    with pytest.raises(ConfigError, match=re.escape("not one of image_number:=2's cameras")):
+        autoware_launch.node_parameters({**args, "image_number": "2"})
+    with pytest.raises(ConfigError, match=re.escape("image_transport:=compressed contradicts")):
+        autoware_launch.node_parameters({**args, "image_transport": "compressed"})
+    with pytest.raises(ConfigError, match="must be a whole number from 1 to 8"):
+        autoware_launch.node_parameters({**args, "image_number": "9"})
+    # a camera without an index (multiple_yolox.launch.xml passes image_raw<i>, any name, with
+    # output/objects rois<i>) contradicts no image_number
+    params = autoware_launch.node_parameters({**inherited, "input/image": "/sensing/camera/front/image_raw",
+                                              "output/objects": "rois0"})
+    assert params["camera_topics"] == ["/sensing/camera/front/image_raw"]
+
+
+def test_a_camera_without_an_index_takes_its_objects_topic_index_from_output_objects():
+    """Autoware's multiple_yolox.launch.xml passes each camera's image_raw<i> (any name) with
+    output/objects rois<i>: swapped for this launch, a camera named without an index
+    (/sensing/camera/front/image_raw) was refused, because config/autoware.yaml's
+    autoware.objects_topic takes {index} from the camera topic, though output/objects settled the
+    ROIs (R57). The objects take the ROI topic's index now; a ROI topic without one is refused
+    naming the fix."""
+    front = "/sensing/camera/front/image_raw"
+    params = autoware_launch.node_parameters({"input/image": front, "output/objects": "rois2"})
+    assert params["camera_topics"] == [front] and params["autoware.rois_topic"] == "rois2"
+    assert params["autoware.objects_topic"] == "/perception/object_recognition/detection/camera2/objects"
+    with pytest.raises(ConfigError, match=re.escape("give output/objects as rois<i>")):
+        autoware_launch.node_parameters({"input/image": front, "output/objects": "/x/rois_front"})
+
+
+def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
+    """Through the launch itself (stand-ins for launch and launch_ros): the node starts on
+    input/image's camera and an info line says image_number agrees with it. Autoware's own
+    per-camera arguments inherited from its perception launch naming other topics than this
+    launch's cameras and ROIs were unused without a word (the fusion got no ROIs of that
+    camera): a detection_rois<i> other than this launch's ROI topic of camera i is a warning
+    (R57); an image_raw<i> beside cameras named by topic is R54's one warning (not used), which
+    says so too where this launch's camera i is another topic, never two warnings."""
+    import sys
+    import types
+
+    made: dict[str, list] = {"nodes": [], "info": [], "warnings": []}
+    fakes = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.logging", "launch_ros", "launch_ros.actions")}
+    fakes["launch"].LaunchDescription = list
+    fakes["launch.actions"].DeclareLaunchArgument = lambda *a, **k: None
+    fakes["launch.actions"].OpaqueFunction = lambda function: function
+    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
+        warning=made["warnings"].append, info=made["info"].append)
+    fakes["launch_ros.actions"].LifecycleNode = lambda **k: made["nodes"].append(k)
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+        "image_number": "6", "input/image": CAM3, "output/objects": ROIS + "3",
+        "image_raw3": CAM3, "detection_rois3": ROIS + "3",
+        "image_raw0": "/sensing/camera/camera0/image_rect_color"}))
+    [node] = made["nodes"]
+    assert node["parameters"][0]["camera_topics"] == [CAM3]
+    assert made["warnings"] == [] and len(made["info"]) == 1 and "image_number:=6" in made["info"][0]
+    # Autoware's own image_raw<i> / detection_rois<i> naming other topics than this launch's
+    made["nodes"].clear()
+    cam1 = "/sensing/camera/camera1/image_rect_color"
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+        "camera_topics": f"/sensing/camera/camera0/image_rect_color,{cam1}",
+        "image_raw1": "/sensing/camera/front_right/image_raw", "image_raw4": "/elsewhere/image",
+        "detection_rois0": "/perception/object_recognition/detection/rois_front"}))
+    # image_raw4 is not warned about: this launch has no camera 4 (another include's camera)
+    assert len(made["nodes"]) == 1 and len(made["warnings"]) == 2, made["warnings"]
+    assert made["warnings"][0].startswith(
+        "launch argument image_raw1:=/sensing/camera/front_right/image_raw (Autoware's camera 1) "
+        f"is not used: camera_topics names the cameras; this launch's camera 1 is {cam1}")
+    assert "detection_rois0:=/perception/object_recognition/detection/rois_front" in made["warnings"][1]
+    assert all("Autoware's fusion would get no ROIs" in made["warnings"][i] for i in (0, 1))
+    # with image_number, image_raw<i> name the cameras (R54): none is warned about
+    made["nodes"].clear()
+    made["warnings"].clear()
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+        "image_number": "2", "image_raw1": "/sensing/camera/camera1/image_raw"}))
+    [node] = made["nodes"]
+    assert node["parameters"][0]["camera_topics"][1] == "/sensing/camera/camera1/image_raw"
+    assert made["warnings"] == []
+    # a relative ROI topic (multiple_yolox.launch.xml's rois<i>, in the pushed namespace) matches
+    # Autoware's full name of it
+    params = autoware_launch.node_parameters({"input/image": CAM3, "output/objects": "rois3"})
+    assert autoware_launch.autoware_camera_notes(params, {"detection_rois3": ROIS + "3"}) == []
+    assert len(autoware_launch.autoware_camera_notes(params, {"detection_rois3": ROIS + "4"})) == 1
+
+
+def test_a_config_turning_autowares_outputs_off_is_refused_by_the_launch(tmp_path):
+    """config:= a parameter file based on perception.yaml (autoware.rois_topic '') started a node
+    on Autoware's cameras that published nothing for Autoware, without a word (R57): the fusion
+    waited for ROIs that never came. Refused now, naming the fix; output/objects (a ROI topic)
+    or a config with either Autoware output on is taken."""
+    own = tmp_path / "mine.yaml"
+    own.write_text("# base: perception.yaml\nobject_detector:\n  ros__parameters:\n"
+                   "    detector.score_threshold: 0.3\n")
+    for config in ("perception", str(own)):
+        with pytest.raises(ConfigError, match=re.escape("turns Autoware's outputs off")) as caught:
+            autoware_launch.node_parameters({"config": config, "image_number": "2"})
+        assert "# base: autoware.yaml" in str(caught.value)
+    based = tmp_path / "based.yaml"
+    based.write_text("# base: autoware.yaml\nobject_detector:\n  ros__parameters:\n"
+                     "    detector.score_threshold: 0.3\n")
+    assert autoware_launch.node_parameters({"config": str(based)})["autoware.rois_topic"] == ROIS + "{index}"
+    params = autoware_launch.node_parameters({"config": "perception", "input/image": CAM3,
+                                              "output/objects": ROIS + "3"})
+    assert params["autoware.rois_topic"] == ROIS + "3"
+
+
+@pytest.mark.parametrize("image_number, given", [
+    ("1", "objects"), ("6", "objects"), ("1", "/perception/object_recognition/detection/objects")])
+def test_an_inherited_output_objects_naming_autowares_objects_topic_is_refused(image_number, given):
+    """Autoware's camera_lidar_fusion_based_detection.launch.xml declares output/objects
+    (default 'objects', its own DetectedObjects output): this launch included there without an
+    output/objects of its own took the inherited 'objects' as the ROI topic, and the node
+    published its ROIs on 'objects' in the pushed namespace
+    (/perception/object_recognition/detection/objects), not on rois0 (R57). A ROI topic named
+    '.../objects' is refused now, naming the include's fix; value="" leaves it out, and a
+    relative rois<i> (as Autoware's multiple_yolox.launch.xml passes it) is taken."""
+    args = {"output/objects": given, "image_number": image_number}
+    with pytest.raises(ConfigError, match=re.escape(f"output/objects:={given} names a topic '.../objects'")) as caught:
+        autoware_launch.node_parameters(args)
+    assert 'value=""' in str(caught.value) and "camera_lidar_fusion_based_detection" in str(caught.value)
+    assert autoware_launch.node_parameters({"output/objects": "rois0"})["autoware.rois_topic"] == "rois0"
+    params = autoware_launch.node_parameters({**args, "output/objects": ""})
+    assert rois_topics(params["camera_topics"], params["autoware.rois_topic"]) == [
+        f"{ROIS}{i}" for i in range(int(image_number))]
+
+
+def test_yolox_node_name_names_the_node_so_per_camera_includes_do_not_share_one_name(monkeypatch):
+    """Autoware's multiple_yolox.launch.xml includes one detector launch per camera, naming each
+    node with yolox_node_name (tensorrt_yolox0..7): swapped for this launch with its arguments as
+    they are, every include started a node named object_detector (one name for several nodes:
+    their parameter and lifecycle services collide), with only a warning that the argument was
+    unused (R57). It names the node now; a name ROS would refuse is refused before the start."""
+    import sys
+    import types
+
+    made: dict[str, list] = {"nodes": [], "warnings": []}
+    fakes = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.logging", "launch_ros", "launch_ros.actions")}
+    fakes["launch"].LaunchDescription = list
+    fakes["launch.actions"].DeclareLaunchArgument = lambda *a, **k: None
+    fakes["launch.actions"].OpaqueFunction = lambda function: function
+    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
+        warning=made["warnings"].append, info=lambda text: None)
+    fakes["launch_ros.actions"].LifecycleNode = lambda **k: made["nodes"].append(k)
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    for i in range(2):
+        autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+            "input/image": f"/sensing/camera/camera{i}/image_rect_color", "output/objects": f"rois{i}",
+            "yolox_node_name": f"tensorrt_yolox{i}"}))
+    assert [n["name"] for n in made["nodes"]] == ["tensorrt_yolox0", "tensorrt_yolox1"]
+    assert made["warnings"] == []
+    assert autoware_launch.node_name({}) == "object_detector"
+    with pytest.raises(ConfigError, match="yolox_node_name:='0bad' .* is not a ROS node name"):
+        autoware_launch.node_name({"yolox_node_name": "0bad"})
+
+
+def test_use_decompress_means_the_camera_publishes_the_compressed_topic():
+    """autoware_tensorrt_yolox's use_decompress:=true starts a decompressor reading
+    <input/image>/compressed and publishing <input/image>: the camera publishes the compressed
+    topic. Swapped for this launch with its arguments as they are, the node read the raw
+    <input/image>, which nobody published any more, with a warning to give
+    image_transport:=compressed, which beside input/image was refused (R57). The node reads
+    <input/image>/compressed now."""
+    args = {"input/image": CAM3, "use_decompress": "true"}
+    assert autoware_launch.node_parameters(args)["camera_topics"] == [CAM3 + "/compressed"]
+    assert autoware_launch.node_parameters({**args, "use_decompress": "false"})["camera_topics"] == [CAM3]
+    assert autoware_launch.node_parameters({"camera_id": "3", "image_topic_name": "image_rect_color",
+                                            "use_decompress": "True"})["camera_topics"] == [CAM3 + "/compressed"]
+    assert autoware_launch.yolox_notes(args) == []
+
+
 def test_autowares_image_raw_arguments_name_the_cameras_of_image_number():
     """R54: Autoware's perception launch names its cameras image_raw0 .. image_raw7 beside
     image_number (tensorrt_yolo's yolo.launch.xml takes both, and launch configurations reach an
@@ -185,15 +385,24 @@ def test_autowares_image_raw_arguments_name_the_cameras_of_image_number():
                                               "image_raw1": own[1]})
     assert params["camera_topics"] == ["/sensing/camera/camera0/image_rect_color/compressed",
                                        own[1] + "/compressed"]
-    # beside this launch's own choice of cameras they are unused, and warned about unless they
-    # are Autoware's defaults (handed to every include) or the camera chosen: an including
-    # file's own arguments reach this launch too, so they are not refused
+    # beside this launch's own choice of cameras they are unused, and the one naming another
+    # topic than this launch's camera of its index is warned about (an including file's own
+    # arguments reach this launch too, so it is not refused); the other indices are other
+    # includes' cameras (multiple_yolox: one include per camera), not named
     for choice in ({"camera_topics": CAM3}, {"input/image": CAM3}):
         args = {**choice, "image_raw0": "/sensing/camera/camera0/image_rect_color",
                 "image_raw3": CAM3, "image_raw1": own[1]}
         assert autoware_launch.node_parameters(args)["camera_topics"] == [CAM3]
-        [note] = autoware_launch.yolox_notes(args)
-        assert f"image_raw1:={own[1]} (Autoware's camera 1) is not used: {next(iter(choice))}" in note
+        assert autoware_launch.yolox_notes(args) == []
+        [note] = autoware_launch.yolox_notes({**args, "image_raw3": own[3]})
+        assert f"image_raw3:={own[3]} (Autoware's camera 3) is not used: {next(iter(choice))}" in note
+        assert f"this launch's camera 3 is {CAM3}" in note
+    # a camera_id names the camera too (R57)
+    args = {"camera_id": "3", "image_topic_name": "image_rect_color", "image_raw3": own[3],
+            "image_raw1": own[1]}
+    [note] = autoware_launch.image_raw_notes(args)
+    assert note.startswith(f"launch argument image_raw3:={own[3]} (Autoware's camera 3) is not "
+                           "used: camera_id/image_topic_name names the cameras")
 
 
 @pytest.mark.parametrize("args, fragment", [

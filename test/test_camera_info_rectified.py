@@ -13,8 +13,9 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 
 from sense_perception.core.geometry import mount_transform
-from sense_perception.core.geometry.calibration import from_camera_info, rectified_topic
+from sense_perception.core.geometry.calibration import from_camera_info
 from sense_perception.core.geometry.positioner import CameraPositions
+from sense_perception.core.output.topics import rectified_topic
 
 RECT = "/sensing/camera/camera0/image_rect_color"
 RAW = "/sensing/camera/camera0/image_raw"

@@ -204,6 +204,18 @@ def test_every_command_refuses_a_misspelt_section(tmp_path, capsys, command):
     assert str(config) in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["detect", "eval", "replay", "fleet", "driver"])
+def test_every_command_resolves_config_at_its_option(tmp_path, capsys, command):
+    """--config goes through one loader for every command (cli.config_file: a bundled name or a
+    file, refused as an option); eval resolved it itself, after reading its ground truth."""
+    args = _commands(tmp_path, Path("no_such_config"))[command]  # neither a file nor bundled
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --config: config 'no_such_config' is neither a file nor a bundled" in err, err
+
+
 @pytest.mark.parametrize("command", ["detect", "eval", "replay", "fleet"])
 def test_every_command_refuses_a_misspelt_plain_key(tmp_path, capsys, command):
     config = _write(tmp_path, "detector:\n  score_treshold: 0.99\n")

@@ -145,10 +145,12 @@ def test_node_mount_parameters():
     assert s.mount() is None  # from /tf_static
     assert s.info_topics() == ["/a/camera_info", "/b/camera_info"]
     s = ObjectDetectorSettings(camera_topics=["/a/image_raw", "/b/image"],
-                               camera_info_topics=["", "/b/info"], mount_height=1.3,
-                               mount_pitch=0.04)
+                               camera_info_topics=["", "/b/info"])
     s.validate()
     assert s.info_topics() == ["", "/b/info"]
+    # the mount parameters are one camera's (with several cameras they are refused: R57)
+    s = ObjectDetectorSettings(camera_topics=["/b/image"], mount_height=1.3, mount_pitch=0.04)
+    s.validate()
     np.testing.assert_allclose(s.mount(), mount_transform(1.3, 0.04))
     T = mount_transform(1.6, 0.01)
     assert np.allclose(ObjectDetectorSettings(mount_transform=T.ravel().tolist()).mount(), T)

@@ -383,10 +383,26 @@ def test_enrol_asks_for_a_left_out_name_at_a_terminal_and_notes_one_on_the_comma
     assert "/proc/PID/cmdline" in err and "--consent-by is empty" in err
     for text, problem in ((b"", "stdin ended before the driver's display name"),
                           (b" \n", "the line read from stdin is empty"),
-                          (b"x" * 2000 + b"\n", "the first line of stdin is longer than 1024 bytes")):
+                          (b"x" * 2000 + b"\n", "the line read from stdin is longer than 1024 bytes"),
+                          (b"x" * 1025 + b"\n", "the line read from stdin is longer than 1024 bytes")):
         stdin(text)
         code, _, err = cli(capsys, *base, "--name", "-")
         assert code == 2 and f"--name -: {problem}" in err and "nothing was enrolled" in err, err
+
+
+def test_a_name_line_of_the_full_1024_bytes_is_read_whatever_its_line_end() -> None:
+    """The limit is the name's, not its line end's: a name of exactly 1024 bytes followed by
+    "\n" or "\r\n" was refused as "longer than 1024 bytes" (the end counted), while the same
+    name at the end of stdin was taken. The name on the line after it (--consent-by -) is read
+    whole too."""
+    from sense_perception.cli.driver import _read_name_line
+
+    name = "é" * 511 + "xy"  # 1024 bytes
+    for rest in (b"\nJo\n", b"\r\nJo\n", b""):
+        stdin = io.TextIOWrapper(io.BytesIO(name.encode() + rest))
+        assert _read_name_line(stdin, False, "--name", "driver's display name") == name
+        if rest:
+            assert _read_name_line(stdin, False, "--consent-by", "who consented") == "Jo"
 
 
 def test_help_explains_the_commands(capsys) -> None:

@@ -565,3 +565,36 @@ def test_kill_9_during_enrol_and_forget_never_tears_the_gallery(tmp_path: Path) 
     for store, _key, _ in galleries.values():  # the next change erases what killed writers left
         enrol(store, "after")
         assert not list(store.path.parent.glob(".gallery.json.*.tmp"))
+
+
+@pytest.mark.parametrize("signum, code, failure", [
+    (signal.SIGTERM, 143, "gallery"), (signal.SIGINT, 130, "gallery"),
+    (signal.SIGTERM, 143, "os")])
+def test_a_stop_during_a_gallery_change_that_then_fails_exits_as_stopped_naming_the_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        signum: int, code: int, failure: str) -> None:
+    """R55: Ctrl-C or SIGTERM waits for a gallery change (R44); a change that then failed (a full
+    disk) raised its error and the stop kept for its end was lost: exit 2 for a GalleryError
+    (the user's Ctrl-C or the service manager's SIGTERM never reported), and 1 with a traceback
+    for an OSError. Now the stop's status, the failure named on stderr."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    ada = enrol(store, "Ada")
+    before = store.path.read_bytes()
+
+    def write(self, *args, **kwargs):
+        os.kill(os.getpid(), signum)  # the stop arrives during the write: kept for its end
+        if failure == "os":
+            raise OSError(28, "No space left on device")
+        raise GalleryError(f"gallery {self.path} cannot be written: [Errno 28] No space left "
+                           "on device")
+
+    monkeypatch.setattr(GalleryStore, "_write", write)
+    status = main(["driver", "forget", ada, "--gallery", str(store.path)])
+    err = capsys.readouterr().err
+    assert status == code, err
+    stopper = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    named = "OSError: [Errno 28] No space left on device" if failure == "os" else \
+        f"gallery {store.path} cannot be written: [Errno 28] No space left on device"
+    assert f"error: {named}; stopped ({stopper}) after it" in err, err
+    assert "Traceback" not in err
+    assert store.path.read_bytes() == before  # nothing was changed

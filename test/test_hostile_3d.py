@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -385,3 +386,59 @@ def test_images_of_another_frame_id_are_placed_with_that_frame_s_mount():
     assert again.xyz[0, 0] == a.xyz[0, 0] and positions.generation("cam") == 2
     assert place("nope") is None
     assert "no chain of transforms from base_link to nope" in positions.reason("cam")
+
+
+def test_the_mount_parameters_serve_one_camera_only(tmp_path):
+    """``mount_height`` or ``mount_transform`` give one mount, and every camera of the node (and
+    of a replay) was placed with it: with Autoware's six cameras, the rear camera's road users
+    were published in front of the car (detections_3d, DetectedObjects, the ROIs' kinematics).
+    Several cameras with the mount parameters are refused now, by the settings and by the replay
+    before any model loads (R57); topics of one camera (raw, rectified, compressed) are one."""
+    from replay_helpers import FRONT, SAMPLE_BAG, WINDSHIELD
+
+    from sense_perception.errors import ConfigError
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+    from sense_perception.ros.settings import ObjectDetectorSettings
+
+    from sense_perception.core.geometry import mount_transform
+
+    cameras = [f"/sensing/camera/camera{i}/image_rect_color" for i in range(2)]
+    for params in ({"mount_height": 1.5}, {"mount_transform": mount_transform(1.5).ravel().tolist()}):
+        with pytest.raises(ConfigError, match=re.escape(
+                f"parameter '{next(iter(params))}' gives one camera mount, but the cameras "
+                "/sensing/camera/camera0, /sensing/camera/camera1 would all be placed with it")):
+            ObjectDetectorSettings(camera_topics=cameras, **params).validate()
+    ObjectDetectorSettings(camera_topics=cameras).validate()  # each camera's mount from /tf_static
+    ObjectDetectorSettings(camera_topics=["/c/image_raw", "/c/image_rect_color/compressed"],
+                           mount_height=1.5).validate()  # one camera
+    config = tmp_path / "mount.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    mount_height: 3.0\n")
+    with pytest.raises(ConfigError, match="fix: publish each camera's mount in /tf_static"):
+        Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=[FRONT, WINDSHIELD],
+                               config=config)).run()
+    assert not any((tmp_path / "out").iterdir())  # nothing written
+
+
+def test_mount_height_is_refused_with_autowares_outputs(tmp_path):
+    """mount_height places base_link's origin on the road below the camera; Autoware's base_link
+    is the rear axle's centre, so with config/autoware.yaml every DetectedObject (and the ROIs'
+    kinematics) was off by the camera's offset along the car, without a word (R57). Refused now
+    by the node's configure check and by the replay before any model loads; mount_transform (the
+    camera's position in base_link) and /tf_static are taken."""
+    from replay_helpers import FRONT, SAMPLE_BAG
+
+    from sense_perception.core.geometry.positioner import check_mount_for_autoware
+    from sense_perception.errors import ConfigError
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    rois = "/perception/object_recognition/detection/rois{index}"
+    with pytest.raises(ConfigError, match="Autoware's base_link is the centre of the rear axle"):
+        check_mount_for_autoware("mount_height", [rois, ""])
+    for mount, topics in (("mount_transform", [rois, ""]), ("", [rois, ""]), ("mount_height", ["", ""])):
+        check_mount_for_autoware(mount, topics)
+    config = tmp_path / "aw.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    mount_height: 1.4\n"
+                      "    autoware.objects_topic: /perception/objects_front\n")
+    with pytest.raises(ConfigError, match="give mount_transform with the camera's position"):
+        Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=[FRONT], config=config)).run()
+    assert not any((tmp_path / "out").iterdir())

@@ -353,6 +353,31 @@ def test_quantize_specialist_never_writes_over_its_original_nor_leaves_a_cut_off
     assert (out.read_text(), out.with_suffix(".bin").read_text()) == ("new xml", "new bin")
 
 
+def test_quantize_specialist_without_nncf_stops_before_recording_any_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """NNCF is no dependency of the package: without it the tool recorded the network inputs of
+    every frame given (minutes) and then failed in a traceback at `import nncf`. It stops at
+    once now (exit 2), naming how to install it; OpenVINO comes through the package's loader."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("quantize_specialist",
+                                                  ROOT / "tools" / "quantize_specialist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def recorded(folders: object) -> list:
+        raise AssertionError("inputs recorded without NNCF")
+
+    monkeypatch.setattr(module, "band_inputs", recorded)
+    monkeypatch.setitem(sys.modules, "nncf", None)  # `import nncf` raises ImportError
+    with pytest.raises(SystemExit) as stop:
+        module.main([str(tmp_path), "--out", str(tmp_path / "int8.xml")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "NNCF cannot be imported" in err and module.NNCF_INSTALL in err, err
+    assert module.openvino() is sys.modules["openvino"]
+
+
 def test_quantize_specialist_out_in_a_new_folder_is_saved(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """`--out new/int8.xml`: ov.save_model creates the folder, but save() writes into a temporary

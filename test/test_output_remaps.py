@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sense_perception.core.output.remaps import Endpoint, check_remapped_outputs, looks_like_image
+from sense_perception.core.output.remaps import Endpoint, check_remapped_outputs
+from sense_perception.core.output.topics import looks_like_image
 from sense_perception.errors import ConfigError
 
 IMAGE = Endpoint("/cam/image_raw", "sensor_msgs/msg/Image", "the image input", False)
@@ -40,3 +41,19 @@ def test_image_topics_are_told_by_their_names():
     assert looks_like_image("/c/image/compressed") and looks_like_image("/c/image_raw/theora")
     assert not looks_like_image("/perception/object_recognition/detection/rois0")
     assert not looks_like_image("/c/detections_image") and not looks_like_image("/p/image_rois0")
+
+
+def test_the_drawn_detections_may_go_to_a_debug_image_topic():
+    """An image output remapped to a debug image name (Autoware's `.../debug/image`) was refused
+    as "a camera image topic" though no camera publishes there (R57). Still refused: another
+    message type there, and the drawn detections on a camera's image name outside `debug`."""
+    check({"/cam/detections_image": "/x/debug/image"}, IMAGE, ROIS, DEBUG)
+    check({"/cam/detections_image": "/perception/object_recognition/detection/rois0/debug/image_raw"},
+          IMAGE, ROIS, DEBUG)
+    with pytest.raises(ConfigError, match="a camera image topic"):
+        check({"/rois0": "/x/debug/image"}, IMAGE, ROIS, DEBUG)
+    with pytest.raises(ConfigError, match="the drawn detections would mix"):
+        check({"/cam/detections_image": "/x/debugging/image_raw"}, IMAGE, ROIS, DEBUG)
+    with pytest.raises(ConfigError, match="the node would read its own output"):  # still its input
+        check({"/cam/detections_image": "/cam/debug/image_raw", "/cam/image_raw": "/cam/debug/image_raw"},
+              IMAGE, ROIS, DEBUG)

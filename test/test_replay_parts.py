@@ -120,6 +120,18 @@ def test_summary_builder(tmp_path):
     assert "car 2" in text and "skipped" in text and "drv-1" in text
 
 
+def test_summary_is_written_as_fleet_writes_its_own(tmp_path):
+    """summary.json and fleet_summary.json go through one writer (fileio.write_summary_json):
+    strict JSON, and a link planted at the temp name is removed, never written through (the
+    replay's own writer followed it)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / ".s.json.tmp").symlink_to(victim)
+    write_summary(tmp_path / "s.json", {"frames": 1, "throughput_fps": float("nan")})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"frames": 1, "throughput_fps": None}
+    assert victim.read_text() == "precious" and not (tmp_path / ".s.json.tmp").exists()
+
+
 def test_video_holds_frames_over_gaps(tmp_path):
     video = CameraVideo(tmp_path / "v.mp4", fps=10.0)
     for t, level in [(0.0, 0), (0.1, 80), (0.5, 160)]:

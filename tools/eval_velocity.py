@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from sense_perception.cli import config_file
 from sense_perception.errors import SensePerceptionError
 
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "options, ground truth, config or model")
     parser.add_argument("ground_truth", type=Path,
                         help="project ground truth JSON of one camera's sequence (3-D fields, uuid)")
-    parser.add_argument("--config", default=None, metavar="FILE",
+    parser.add_argument("--config", default=None, metavar="FILE", type=config_file,
                         help="ROS 2 parameter file or bundled name (default: the defaults)")
     parser.add_argument("--camera", default=None,
                         help="key prefix of the camera to read (default: the only one)")
@@ -69,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write the report as JSON to FILE (never over an input or an image)")
     args = parser.parse_args(argv)
 
-    from sense_perception.config import resolve_config
     from sense_perception.evaluation.velocity import (load_sequence, render_velocity,
                                                       run_sequence, velocity_report)
     from sense_perception.fileio import write_result_json
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.json_out is not None:  # before any work
-            config = [Path(args.config)] if args.config else []  # never the config either
+            config = [args.config] if args.config else []  # never the config either
             check_result_file(args.json_out, [args.ground_truth, *config], "--json-out")
         if not 0.0 < args.iou <= 1.0:
             raise SensePerceptionError(f"--iou must be within (0, 1], got {args.iou}")
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SensePerceptionError(
                 f"--report-frames {_shown(window)} holds none of the sequence's frames "
                 f"({min(numbers)} to {max(numbers)}); fix: a window among them")
-        config = resolve_config(args.config) if args.config else None
+        config = args.config  # resolved by the option (config_file), as for the commands
         results, skipped, labels = run_sequence(frames, config, args.ground_truth)
         report = velocity_report(frames, results, labels, args.iou,
                                  None if window is None else

@@ -13,7 +13,7 @@ ranges too:
 
     python tools/make_far_proxy.py ../shared/data/street_labelled/pandaset_seq002_front/ground_truth.json /tmp/far
     python tools/make_night_proxy.py ../shared/data/street_labelled/pandaset_seq002_front/ground_truth.json /tmp/night
-    pip install nncf==3.4.0
+    pip install nncf==3.4.0   # without it the tool stops at once (exit 2), naming this
     python tools/quantize_specialist.py ../shared/data/street_labelled/pandaset_seq002_front:2 /tmp/far:4 /tmp/night:4
 
 It writes ``sense_perception/models/person_detection_0203_int8.{xml,bin}`` (or ``--out``) and
@@ -26,12 +26,39 @@ import argparse
 import hashlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "person_detection_0203"
+#: NNCF, the quantiser: not a dependency of the package.
+NNCF_INSTALL = "pip install nncf==3.4.0"
+
+
+def openvino() -> Any:
+    """The ``openvino`` module through the package's one loader
+    (:func:`~sense_perception.core.runtime.openvino_session.import_openvino`: without
+    OpenVINO's conversion tools, so without its telemetry)."""
+    sys.path.insert(0, str(ROOT))
+    from sense_perception.core.runtime.openvino_session import import_openvino
+
+    try:
+        return import_openvino()
+    except ImportError as exc:  # a dependency of the package: a broken install
+        _refuse(f"OpenVINO cannot be imported ({exc}); reinstall the package (pip install .)")
+
+
+def check_nncf() -> None:
+    """Refuse (exit 2) to start without NNCF, before minutes of recording inputs: ``import nncf``
+    in :func:`quantize` failed in a traceback after them. OpenVINO is loaded first, through the
+    package's loader, so that NNCF's own ``import openvino`` finds it loaded."""
+    openvino()
+    try:
+        import nncf  # noqa: F401
+    except ImportError as exc:
+        _refuse(f"NNCF cannot be imported ({exc}); install it: {NNCF_INSTALL}")
 
 
 def band_inputs(folders: list[tuple[Path, int]]) -> list[np.ndarray]:
@@ -64,8 +91,8 @@ def band_inputs(folders: list[tuple[Path, int]]) -> list[np.ndarray]:
 
 def quantize(inputs: list[np.ndarray], out: Path) -> Path:
     """Quantise the bundled IR on ``inputs`` and save it as ``out`` (.xml beside its .bin)."""
+    ov = openvino()  # before NNCF imports it
     import nncf
-    import openvino as ov
 
     source = ROOT / "sense_perception" / "models" / f"{NAME}.xml"
     model = ov.Core().read_model(str(source))
@@ -115,8 +142,7 @@ def save(model: object, out: Path) -> Path:
     import os
     import tempfile
 
-    import openvino as ov
-
+    ov = openvino()
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}.") as folder:
         xml = Path(folder) / out.name
         ov.save_model(model, str(xml), compress_to_fp16=True)
@@ -144,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the IR to write (its .bin goes beside it)")
     args = parser.parse_args(argv)
     check_out(args.out)  # before minutes of recording and quantising
+    check_nncf()
     inputs = band_inputs(args.folders)
     if not inputs:
         raise SystemExit("no frame found: give folders of .jpg frames")

@@ -236,15 +236,18 @@ def _read_name_line(stdin: Any, tty: bool, option: str, what: str) -> str:
     if tty:
         print(f"{what}: ", end="", file=sys.stderr, flush=True)
     raw = getattr(stdin, "buffer", None)
-    line = (raw.readline(_NAME_LINE_MAX + 1).decode("utf-8", "surrogateescape") if raw is not None
-            else stdin.readline(_NAME_LINE_MAX + 1))
-    if len(line.encode("utf-8", "surrogateescape")) > _NAME_LINE_MAX:
-        raise GalleryError(f"{option} -: the first line of stdin is longer than {_NAME_LINE_MAX} "
-                           f"bytes; the {what} must be one short line; nothing was enrolled")
+    # the line's end ("\n" or "\r\n") is not the name's: a name of _NAME_LINE_MAX bytes fits
+    most = _NAME_LINE_MAX + 2
+    line = (raw.readline(most).decode("utf-8", "surrogateescape") if raw is not None
+            else stdin.readline(most))
     if not line:
         raise GalleryError(f"{option} -: stdin ended before the {what}; give it as one line "
                            "on stdin; nothing was enrolled")
-    name = line.rstrip("\r\n").strip()
+    text = line.rstrip("\r\n")
+    if len(text.encode("utf-8", "surrogateescape")) > _NAME_LINE_MAX:
+        raise GalleryError(f"{option} -: the line read from stdin is longer than {_NAME_LINE_MAX} "
+                           f"bytes; the {what} must be one short line; nothing was enrolled")
+    name = text.strip()
     if not name:
         raise GalleryError(f"{option} -: the line read from stdin is empty; give the {what} "
                            "on it; nothing was enrolled")
@@ -296,8 +299,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     with stop_signals() as stops:
         embs, crops, labels = _enrol_templates(args, settings)
         store.changing = stops.deferred
-        _enrol(args, settings, store, embs, crops, labels)
-        stops.raise_pending()
+        with stops.obeyed():  # a stop kept for the change is obeyed, even if the change fails
+            _enrol(args, settings, store, embs, crops, labels)
     return 0
 
 
@@ -357,13 +360,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
     # Ctrl-C or SIGTERM while the gallery is rewritten waits for the change to end (R44): one
     # after the new gallery was in place left the old version, the driver's name and templates,
     # unzeroed on disk, and the command said nothing. Then it stops (exit 130 / 143).
-    with stop_signals() as stops:
+    with stop_signals() as stops, stops.obeyed():  # even if the change fails: exit 130 / 143
         store.changing = stops.deferred
         record = store.forget(args.id)
         print(f"forgot {printable(record.id)} '{printable(record.name)}': {len(record.templates)} "
               f"template(s), consent record and {len(record.images)} kept image(s) erased from "
               f"{store.path}")
-        stops.raise_pending()
     return 0
 
 
@@ -371,12 +373,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from ..stops import stop_signals
 
     store = _store(_settings(args))
-    with stop_signals() as stops:  # the change runs whole, as forget's (R44)
+    with stop_signals() as stops, stops.obeyed():  # the change runs whole, as forget's (R44)
         store.changing = stops.deferred
         drivers = store.restore()
         print(f"restored {store.path} from its last good copy {store.backup_path}: "
               f"{len(drivers)} driver(s)")
-        stops.raise_pending()
     return 0
 
 
@@ -387,11 +388,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     # Ctrl-C or SIGTERM between linking the key and removing its temp name waits for the removal
     # (R49): SIGTERM's default ended the process there and left the temp, a second name of the
     # key, until the next keygen of that name. Then it stops (exit 130 / 143).
-    with stop_signals() as stops:
+    with stop_signals() as stops, stops.obeyed():
         path = generate_key_file(args.out, changing=stops.deferred)
         print(f"wrote a new 256-bit gallery key to {path} (mode 0600); keep a backup: without it "
               "the encrypted gallery cannot be read")
-        stops.raise_pending()
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..out_lock import FolderLock
-from . import CONFIG_HELP
+from . import CONFIG_HELP, config_file
 
 NODE_NAME = "object_detector"
 
@@ -56,7 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="output directory (created if missing) for eval.json, "
                              "detections.json and the plot")
-    parser.add_argument("--config", default=None, metavar="FILE",
+    parser.add_argument("--config", default=None, metavar="FILE", type=config_file,
                         help="ROS 2 parameter YAML the object_detector node reads (detector.*, "
                              "tiling.*, runtime.*, input.* and mount_pitch_sd): the settings "
                              "being measured; "
@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
 
     from . import shown
 
-    from ..config import files_note, load_params, resolve_config
+    from ..config import files_note, load_params
     from ..errors import ConfigError
     from ..evaluation.outputs import check_own_results, write_results
     from ..evaluation.report import PLOT_FILE, EVAL_FILE, plot_png, render, to_dict
@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
 
     calibration = load_calibration(args.calibration) if args.calibration else None
     truth_3d = load_truth_3d(args.ground_truth) if args.format in ("auto", "project") else {}
-    config = resolve_config(args.config) if args.config else None
+    config = args.config  # resolved by the option (config_file), as for every command
     params = load_params(config, args.node_name, kind=NODE_NAME)
     if args.model is not None:
         params["detector.model"] = args.model

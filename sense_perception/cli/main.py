@@ -163,8 +163,16 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: {printable(exc)}", file=sys.stderr)  # a file name cannot forge a line
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C (130), or SIGTERM where the command turns it into one (143)
-        from ..stops import exit_code
+        from ..stops import StoppedAfterFailure, exit_code, stopped_by
 
+        if isinstance(exc, StoppedAfterFailure):  # the stop waited for work that then failed
+            from ..face.safe_text import printable
+
+            failure = exc.failure
+            text = str(failure) if isinstance(failure, SensePerceptionError) else \
+                f"{type(failure).__name__}: {failure}"
+            print(f"error: {printable(text)}; stopped ({stopped_by(exc)}) after it",
+                  file=sys.stderr)
         return exit_code(exc)
 
 

@@ -10,10 +10,12 @@ only reported, never enrolled.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
+
+from ..config import setting
 
 #: Calibrated on real photo pairs (test/data/face_pairs.csv) plus augmentations: see
 #: docs/driver-monitoring.md.
@@ -54,15 +56,15 @@ class IdentityConfig:
             included) is embedded on every frame.
     """
 
-    match_threshold: float = field(default=DEFAULT_MATCH_THRESHOLD, metadata={"range": (-1.0, 1.0)})
-    enter_threshold: float = field(default=0.50, metadata={"range": (-1.0, 1.0)})
-    exit_threshold: float = field(default=0.40, metadata={"range": (-1.0, 1.0)})
-    window: int = field(default=10, metadata={"range": (1, 1000)})
-    min_votes: int = field(default=6, metadata={"range": (1, 1000)})
-    no_face_frames: int = field(default=3, metadata={"range": (1, None)})
-    max_gap_s: float = field(default=2.0, metadata={"range": (0.0, None)})
-    min_face_px: int = field(default=40, metadata={"range": (0, None)})
-    embed_interval_s: float = field(default=0.0, metadata={"range": (0.0, None)})
+    match_threshold: float = setting(DEFAULT_MATCH_THRESHOLD, range=(-1.0, 1.0))
+    enter_threshold: float = setting(0.50, range=(-1.0, 1.0))
+    exit_threshold: float = setting(0.40, range=(-1.0, 1.0))
+    window: int = setting(10, range=(1, 1000))
+    min_votes: int = setting(6, range=(1, 1000))
+    no_face_frames: int = setting(3, range=(1, None))
+    max_gap_s: float = setting(2.0, range=(0.0, None))
+    min_face_px: int = setting(40, range=(0, None))
+    embed_interval_s: float = setting(0.0, range=(0.0, None))
 
     def __post_init__(self) -> None:
         for name in ("match_threshold", "enter_threshold", "exit_threshold"):

@@ -52,6 +52,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..config import setting
 from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
 from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner, check_single_link,
@@ -120,7 +121,7 @@ class GalleryConfig:
     key_file: str = ""
     key_env: str = DEFAULT_KEY_ENV
     keep_images: bool = False
-    max_templates: int = field(default=20, metadata={"range": (1, 1000)})
+    max_templates: int = setting(20, range=(1, 1000))
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_templates <= 1000:

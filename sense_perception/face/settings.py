@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config import section_from_params
+from ..config import section_from_params, setting
 from ..core.runtime.session import RuntimeConfig, RuntimeOptions
 from ..errors import ConfigError
 from .attention.state import AttentionConfig
@@ -37,13 +37,14 @@ class FaceConfig:
             driver head-on (steering column).
     """
 
-    score_threshold: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
-    nms_iou: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
-    max_side: int = field(default=640, metadata={"range": (64, 4096)})
-    top_k: int = field(default=20, metadata={"range": (1, 5000)})
-    driver_side: str = field(default="left", metadata={"range": ("left", "right")})
-    driver_region: list[float] = field(default_factory=list, metadata={
-        "range": "[x0, y0, x1, y1], each 0..1, x0 < x1 and y0 < y1; [] = the region for driver_side"})
+    score_threshold: float = setting(0.7, range=(0.0, 1.0))
+    nms_iou: float = setting(0.3, range=(0.0, 1.0))
+    max_side: int = setting(640, range=(64, 4096))
+    top_k: int = setting(20, range=(1, 5000))
+    driver_side: str = setting("left", range=("left", "right"))
+    driver_region: list[float] = setting(
+        [],
+        range="[x0, y0, x1, y1], each 0..1, x0 < x1 and y0 < y1; [] = the region for driver_side")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.score_threshold < 1.0:
@@ -73,10 +74,10 @@ class FaceConfig:
 class DriverMonitorSettings:
     """Everything the driver pipeline reads from the node parameters."""
 
-    camera_role: str = field(default="cabin", metadata={
-        "description": "camera this node watches; must be cabin: face identity is refused on any other "
-            "camera (people outside the car never consented)",
-        "range": ("cabin",)})
+    camera_role: str = setting(
+        "cabin", "camera this node watches; must be cabin: face identity is refused on any other "
+        "camera (people outside the car never consented)",
+        range=("cabin",))
     face: FaceConfig = field(default_factory=FaceConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)

@@ -1,9 +1,6 @@
 """``DIR/fleet_summary.json``, the exit status it means, and the table printed at the end of a run."""
 from __future__ import annotations
 
-import json
-import math
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ from rich.table import Table
 
 from ..result_console import result_console
 from ..face.safe_text import shown
+from ..fileio import write_summary_json
 
 
 STATUSES = ("done", "partial", "failed", "skipped")
@@ -101,35 +99,14 @@ def interrupted_entry(job: Any, signal_name: str) -> dict[str, Any]:
                                      "kept)"}, 0, None, None)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN / infinity replaced by None: JSON has no such numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def write_fleet_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Write ``summary`` as strict JSON (no NaN / Infinity), atomically: a whole file or none.
+    """Write ``fleet_summary.json`` (:func:`~sense_perception.fileio.write_summary_json`: strict
+    JSON, atomic, never through a planted link).
 
     Raises:
         OSError: it cannot be written (the temp file is removed).
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    text = json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n"
-    tmp.unlink(missing_ok=True)  # a link planted there is removed, never written through
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_summary_json(path, summary)
 
 
 def exit_code(summary: dict[str, Any]) -> int:

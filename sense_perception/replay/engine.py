@@ -19,7 +19,7 @@ The parts, one job each: :mod:`.reader` reads the bag, :mod:`.pipelines` runs th
 """
 from __future__ import annotations
 
-import contextlib
+import errno
 import logging
 import shutil
 import time
@@ -33,12 +33,12 @@ from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
 from ..core.frame_clock import FrameClock
-from ..core.geometry.calibration import rectified_topic
 from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
 from ..core.imaging.frame_guard import MIN_FRAME_PX, safe_decode
 from ..core.imaging.image_decode import ImageView
 from ..core.imaging.mono16_depth import Mono16DepthWatch
+from ..core.message_types import CAMERA_INFO, TF_MESSAGE, TF_STATIC
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (AUTOWARE_OBJECTS_SWITCH, AUTOWARE_SWITCH, CABIN_OUTPUTS,
                                          EXTERIOR_OUTPUTS, CabinFrame, ExteriorFrame, Message,
@@ -51,7 +51,8 @@ from ..core.output.status import (
     driver_values,
     driver_warnings,
 )
-from ..core.output.topics import camera_info_topic, image_base_topic, join_topic, output_namespaces
+from ..core.output.topics import (camera_info_topic, image_base_topic, join_topic, output_namespaces,
+                                  rectified_topic)
 from ..core.types import Detections, Header
 from ..errors import BagError, ConfigError, ImageDecodeError
 from ..face.privacy import check_cabin_not_exterior, check_identity_topic
@@ -79,8 +80,6 @@ from .writer import OutputBag, OutputWriteError
 
 LOG = logging.getLogger(__name__)
 
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-TF_STATIC, TF_MESSAGE = "/tf_static", "tf2_msgs/msg/TFMessage"
 
 # What --out receives; --force replaces exactly these, nothing else in the directory.
 BAG_DIR, VIDEO_DIR, SUMMARY_FILE = "bag", "video", "summary.json"
@@ -393,7 +392,7 @@ class Replayer:
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(exterior, rois, strict=True) if t}})
         core = build_core(self.options.config, bool(exterior), bool(cabin), self._detector,
-                          self._identifier)
+                          self._identifier, exterior_topics=exterior, autoware=self._autoware)
         self._limits, self._settings = core.limits, core.settings
         self._mono16_watch = Mono16DepthWatch()  # a 10/12-bit camera read as 16-bit: warned once
         self._health_settings = core.health
@@ -466,8 +465,11 @@ class Replayer:
             failure = exc
         # From the loop's end until summary.json is whole and the marker gone, a stop (Ctrl-C,
         # SIGTERM) waits for the block to end: it takes milliseconds, and a stop there lost the
-        # summary of a replay whose every frame was done.
-        with self._stops.held() if self._stops is not None else contextlib.nullcontext():
+        # summary of a replay whose every frame was done. Should the block fail (a full disk),
+        # the stop is raised all the same, naming the failure (its exit status 2 lost the stop).
+        if self._stops is None:
+            return self._conclude(bag, out, topics, skipped, wall0, failure)
+        with self._stops.obeyed(), self._stops.deferred():
             return self._conclude(bag, out, topics, skipped, wall0, failure)
 
     def _conclude(self, bag: Bag, out: Path, topics: list[str], skipped: SkipLog, wall0: float,
@@ -593,17 +595,66 @@ class Replayer:
             if target is None:
                 continue
             try:
-                closed = target.close()
+                if name == "_videos":
+                    videos, problems = target.close_each()
+                    self._videos_unfinished(problems, errors)
+                else:
+                    target.close()
             except Exception as exc:  # noqa: BLE001 - the other outputs must still be closed
                 errors.append(exc)
-                continue
-            if name == "_videos":
-                videos = closed
         if errors and failure is None:
             raise errors[0]
         for error in errors:
             LOG.debug("while closing the outputs after %r: %r", failure, error)
         return wall, videos
+
+    def _videos_unfinished(self, problems: list[tuple[str, OutputWriteError]],
+                           errors: list[BaseException]) -> None:
+        """A video that could not be finished is named in ``skipped`` (exit status 1) and the
+        replay's other outputs and summary.json are kept; on a full disk it is an error (R5: the
+        bag and summary.json cannot be finished either), added to ``errors``. It was always an
+        error: one camera's video cut short lost the summary of a replay whose every frame and
+        bag message were done (exit 2, REPLAY_INCOMPLETE.txt)."""
+        for topic, exc in problems:
+            if exc.disk_full:
+                errors.append(exc)
+                continue
+            self._skipped.add(topic, f"video {VIDEO_DIR}/{exc.path.name} could not be finished: "
+                              f"{str(exc)[:200]}")
+            LOG.warning("%s", exc)
+
+    def _output_failed(self, output: str, exc: Exception) -> None:
+        """One output of one frame could not be written (a message converted or serialised, a
+        video frame): counted under ``skipped`` by ``output`` (exit status 1), logged once per
+        output; the frame's other outputs and the later frames go on."""
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        where = output if output.startswith(VIDEO_DIR + "/") else f"{output} (the output bag)"
+        self._skipped.add(output, f"not written to {where}: {reason}")
+        if output not in self._told_output:
+            self._told_output.add(output)
+            LOG.warning("a frame's output could not be written to %s, the replay goes on "
+                        "(counted in summary.json's skipped): %s", where, reason)
+
+    def _write_video(self, topic: str, image: np.ndarray, t: float, private: bool = False) -> None:
+        """Add a frame to ``topic``'s video. A frame the video cannot take (OpenCV refusing it,
+        an I/O error on that file, the file not created) is counted under ``skipped`` and the
+        replay goes on (it ended the replay, its summary unwritten, the later frames lost); a
+        full disk stays the replay's end (R5)."""
+        videos = self._videos
+        assert videos is not None
+        where = f"{VIDEO_DIR}/{videos.name_of(topic)}"
+        try:
+            videos.write(topic, image, t, private=private)
+        except OutputWriteError as exc:
+            if exc.disk_full:
+                raise
+            self._output_failed(where, exc)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise OutputWriteError(videos.directory / videos.name_of(topic), exc) from exc
+            self._output_failed(where, exc)
+        except Exception as exc:  # noqa: BLE001 - counted, named; the replay goes on
+            self._output_failed(where, exc)
 
     def _setup(self, bag: Bag, out: Path, topics: list[str]) -> None:
         self._build_core(self._exterior, self._cabin)
@@ -641,7 +692,9 @@ class Replayer:
         # Copied cabin frames show the driver's face: that bag is private, as the cabin video is.
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag),
                               private=self.options.copy_input and self._cabin is not None)
-        self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None)
+        self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None,
+                                on_error=self._output_failed)
+        self._told_output: set[str] = set()  # outputs whose first failure was logged
         self._cameras = {
             role: CameraHealthBank(role_topics, self._health_settings[role])
             for role, role_topics in ((EXTERIOR, self._exterior),
@@ -919,11 +972,11 @@ class Replayer:
         self._summary.add_frame(frame.topic, names, latency_ms)
         self._role_health(frame.topic).frame_processed(latency_ms * 1e-3)
         if self._videos is not None and self.options.video:
-            self._videos.write(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names,
-                                                      _health_caption(result.health),
-                                                      captions=result.captions(),
-                                                      regions=result.ignore_regions),
-                               frame.seconds)
+            self._write_video(frame.topic, _annotate(_bgr(frame.image), dets, result.label_names,
+                                                     _health_caption(result.health),
+                                                     captions=result.captions(),
+                                                     regions=result.ignore_regions),
+                              frame.seconds)
 
     def _on_cabin(self, frame: DecodedFrame, cabin: CabinFrame, messages: list[Message]) -> None:
         latency_ms = frame.latency_ms
@@ -949,7 +1002,7 @@ class Replayer:
 
                 draw_attention(image, attention)
             # It shows the driver's face: mode 0600, as kept face crops (SECURITY.md P3).
-            self._videos.write(frame.topic, image, frame.seconds, private=True)
+            self._write_video(frame.topic, image, frame.seconds, private=True)
 
 
 def output_bag_name(bag: Path) -> str:

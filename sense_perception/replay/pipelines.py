@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -62,13 +62,19 @@ class ReplayCore:
 
 
 def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any = None,
-               identifier: Any = None) -> ReplayCore:
+               identifier: Any = None, exterior_topics: Sequence[str] = (),
+               autoware: AutowareConfig | None = None) -> ReplayCore:
     """Build what a replay needs from the config file, like the nodes do.
 
     Args:
         config: the ROS 2 parameter file (None: defaults).
         exterior, cabin: whether there are exterior cameras / a cabin camera to build for.
         detector, identifier: prebuilt ones to use instead (tests and the fleet share them).
+        exterior_topics: the exterior cameras: the mount parameters serve one camera only
+            (:func:`~sense_perception.core.geometry.positioner.check_one_mount`, before any
+            model loads).
+        autoware: the ``autoware.*`` settings: ``mount_height`` is refused with Autoware's
+            outputs on (:func:`~sense_perception.core.geometry.positioner.check_mount_for_autoware`).
 
     Raises:
         ConfigError / ModelError / PrivacyError from the core.
@@ -80,6 +86,13 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
                 CABIN: _node_settings(DriverMonitorNodeSettings, params[CABIN], source)}
     health = {role: health_settings_type(node).from_params(params[role], source)
               for role, node in NODES.items()}
+    if exterior_topics:
+        from ..core.geometry.positioner import check_mount_for_autoware, check_one_mount
+
+        check_one_mount(exterior_topics, settings[EXTERIOR].mount_parameter())
+        if autoware is not None:
+            check_mount_for_autoware(settings[EXTERIOR].mount_parameter(),
+                                     [autoware.rois_topic, autoware.objects_topic])
     if exterior and detector is None:
         from ..core.detection.detector_setup import build_detector
 

@@ -43,6 +43,7 @@ from rosbags.interfaces import (
 )
 from rosbags.rosbag2 import Reader
 
+from ..core.message_types import IMAGE_TYPES
 from ..bounded_yaml import MAX_YAML_BYTES, YamlLimitError, parse_bounded, yaml_problem
 from ..errors import BagError
 from ..fileio import NotRegularFileError, describe_mode, read_regular_file
@@ -50,7 +51,7 @@ from . import qos as _qos
 from .bounded import DecompressionLimitError, bounded_decompress, install, remove_dead_unpacks
 from .merge import Source, merge_by_time
 from .skips import ALL_TOPICS, SkipLog
-from .typestore import IMAGE_TYPES, make_typestore, register_bag_types
+from .typestore import make_typestore, register_bag_types
 
 LOG = logging.getLogger(__name__)
 install()  # rosbags decompresses chunks and messages through the bounded decompressor

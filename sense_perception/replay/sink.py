@@ -1,10 +1,10 @@
 """Where a replay's results go: the output bag and, with ``--publish``, a live ROS 2 graph."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..core.output.frame_outputs import Message
-from .writer import LATCHED_QOS, OutputBag
+from .writer import LATCHED_QOS, OutputBag, OutputWriteError
 
 
 class ResultSink:
@@ -14,16 +14,35 @@ class ResultSink:
     Args:
         bag: the output bag.
         publisher: a :class:`~.publish.LivePublisher`, or None.
+        on_error: gets the output topic and the exception of a message of a frame that could not
+            be written (converted, serialised); None: raised. The frame's other messages and
+            later frames are written all the same: one message's fault ended the whole replay,
+            its summary unwritten.
     """
 
-    def __init__(self, bag: OutputBag, publisher: Any = None) -> None:
+    def __init__(self, bag: OutputBag, publisher: Any = None,
+                 on_error: Callable[[str, Exception], None] | None = None) -> None:
         self.bag = bag
         self.publisher = publisher
+        self.on_error = on_error
 
     def write(self, timestamp: int, messages: Iterable[Message]) -> None:
-        """Write each message at bag time ``timestamp`` (ns); latched rows as transient-local."""
+        """Write each message at bag time ``timestamp`` (ns); latched rows as transient-local.
+
+        Raises:
+            OutputWriteError: the bag file cannot be written (a full disk: later writes fail
+                too, the replay ends, SECURITY.md R5); any error without ``on_error``.
+        """
         for m in messages:
-            self.emit(m.topic, m.msgtype, timestamp, m.message, LATCHED_QOS if m.output.latched else ())
+            try:
+                self.emit(m.topic, m.msgtype, timestamp, m.message,
+                          LATCHED_QOS if m.output.latched else ())
+            except OutputWriteError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - named by on_error, the rest goes on
+                if self.on_error is None:
+                    raise
+                self.on_error(m.topic, exc)
 
     def emit(self, topic: str, msgtype: str, timestamp: int, message: dict[str, Any],
              qos: Any = ()) -> None:

@@ -1,8 +1,6 @@
 """summary.json of a replay and the table printed at its end."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,6 +11,7 @@ from rich.table import Table
 from ..result_console import result_console
 from ..core.first_last import FirstLast
 from ..face.safe_text import shown
+from ..fileio import write_summary_json
 
 #: Latencies kept for the percentiles: every frame's up to this many frames, then a uniform random
 #: sample of this many (reservoir sampling, seeded): a long bag's summary no longer holds one
@@ -141,19 +140,13 @@ class SummaryBuilder:
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Write ``summary`` as indented JSON, atomically: a full file or none, never half of one.
+    """Write a replay's ``summary.json`` (:func:`~sense_perception.fileio.write_summary_json`:
+    strict JSON, atomic, never through a planted link), as fleet writes ``fleet_summary.json``.
 
     Raises:
         OSError: it cannot be written (the temp file is removed).
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_summary_json(path, summary)
 
 
 def render_table(summary: dict[str, Any], console: Console | None = None) -> None:

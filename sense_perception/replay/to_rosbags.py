@@ -17,7 +17,6 @@ both are tested with).
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -25,6 +24,8 @@ import numpy as np
 from rosbags.interfaces import Nodetype
 from rosbags.typesys.store import Typestore
 
+from ..core.output import field_values
+from ..core.output.field_values import FieldValueError, int_range
 from ..errors import BagError
 
 # rosbags' name of each primitive -> numpy dtype inside arrays and sequences, as rosbags'
@@ -35,10 +36,8 @@ _NP_DTYPES = {"bool": np.bool_, "byte": np.int8, "char": np.uint8, "float32": np
               "uint64": np.uint64}
 _STRING_TYPES = {"string", "wstring"}
 # Integer fields and the values rclpy lets into them (``char`` is a uint8 in ROS 2 messages).
-_INT_RANGE = {name: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
-              for name, dtype in _NP_DTYPES.items()
+_INT_RANGE = {name: int_range(dtype) for name, dtype in _NP_DTYPES.items()
               if np.issubdtype(dtype, np.integer) and name != "byte"}
-FLOAT32_MAX = 3.402823466e+38  # rclpy's bound for float32 fields (inf and nan pass)
 # Fields whose .msg definition declares a default other than zero: rosbags' definitions drop
 # declared defaults, rclpy's constructors apply them (a left-out orientation is the identity).
 DECLARED_DEFAULTS: dict[str, dict[str, Any]] = {"geometry_msgs/msg/Quaternion": {"w": 1.0}}
@@ -51,15 +50,6 @@ class _Missing:
 
 
 MISSING = _Missing()
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, (bool, np.bool_)))
-
-
-def _float32_ok(value: float) -> bool:
-    return not math.isfinite(value) or -FLOAT32_MAX <= value <= FLOAT32_MAX
 
 
 def _scalar(base: str, bound: int = 0) -> Converter:
@@ -100,11 +90,10 @@ def _scalar(base: str, bound: int = 0) -> Converter:
         def integer(value: Any, where: str) -> int:
             if value is MISSING:
                 return 0
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-                raise BagError(f"{where}: expected an int ({base}), got {value!r}")
-            if not lo <= value <= hi:
-                raise BagError(f"{where}: {value} is out of range for {base} [{lo}, {hi}]")
-            return int(value)
+            try:
+                return field_values.integer(value, base, lo, hi)
+            except FieldValueError as exc:
+                raise BagError(f"{where}: {exc}") from None
         return integer
     if base in ("float32", "float64"):
         single = base == "float32"
@@ -112,12 +101,10 @@ def _scalar(base: str, bound: int = 0) -> Converter:
         def real(value: Any, where: str) -> float:
             if value is MISSING:
                 return 0.0
-            if not _is_number(value):
-                raise BagError(f"{where}: expected a number ({base}), got {value!r}")
-            number = float(value)
-            if single and not _float32_ok(number):
-                raise BagError(f"{where}: {value} is out of range for float32")
-            return number
+            try:
+                return field_values.real(value, base, single)
+            except FieldValueError as exc:
+                raise BagError(f"{where}: {exc}") from None
         return real
     raise BagError(f"primitive type '{base}' is not supported by the message converter")
 
@@ -151,8 +138,6 @@ def _primitive_array(base: str, length: int | None, bound: int = 0) -> Converter
             return items
         return elements if base in _STRING_TYPES else _as_array(elements, _NP_DTYPES[base])
     dtype = np.dtype(_NP_DTYPES[base])
-    integer = np.issubdtype(dtype, np.integer)
-    lo, hi = _INT_RANGE.get(base, (0, 0))
 
     def numbers(value: Any, where: str) -> np.ndarray:
         if value is MISSING:
@@ -161,21 +146,9 @@ def _primitive_array(base: str, length: int | None, bound: int = 0) -> Converter
             arr = np.frombuffer(memoryview(value).cast("B"), np.uint8)
         else:
             try:
-                arr = np.asarray(value)
-                if arr.dtype.kind not in "biuf" or (arr.ndim > 1 and arr.dtype != dtype):
-                    raise TypeError(f"dtype {arr.dtype}, shape {arr.shape}")
-                if arr.dtype != dtype and integer and arr.size:
-                    if arr.dtype.kind == "f":
-                        raise TypeError("floats for an integer field")
-                    if arr.min() < lo or arr.max() > hi:
-                        raise ValueError(f"values outside [{lo}, {hi}]")
-                if dtype == np.float32 and arr.dtype != dtype and arr.size:
-                    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
-                    if finite.size and np.abs(finite).max() > FLOAT32_MAX:
-                        raise ValueError("values outside float32's range")
-            except (TypeError, ValueError) as exc:
-                raise BagError(f"{where}: expected numbers ({base}), got "
-                               f"{type(value).__name__}: {exc}") from exc
+                arr = field_values.numbers(value, dtype, base)
+            except FieldValueError as exc:
+                raise BagError(f"{where}: {exc}") from exc.__cause__
         _check_len(arr.size, length, bound, where)
         # A copy: the message must not alias (or be changed through) the caller's buffer.
         return np.array(arr.reshape(-1), dtype=dtype)

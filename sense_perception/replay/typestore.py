@@ -14,9 +14,6 @@ from ..interfaces import PACKAGES, definitions
 
 LOG = logging.getLogger(__name__)
 
-IMAGE = "sensor_msgs/msg/Image"
-COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
-IMAGE_TYPES = frozenset({IMAGE, COMPRESSED_IMAGE})
 
 # Separator rosbag2 puts between concatenated IDL definitions of one connection.
 _IDL_SEPARATOR = "=" * 80 + "\n"

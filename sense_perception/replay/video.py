@@ -149,18 +149,52 @@ class VideoSet:
         self.directory = Path(directory)
         self._fps = fps_by_topic
         self.videos: dict[str, CameraVideo] = {}
+        self._names: dict[str, str] = {}  # topic -> its file name, each name one topic's
+
+    def name_of(self, topic: str) -> str:
+        """The file name of ``topic``'s video: :func:`video_name`, with ``_2``, ``_3``... before
+        ``.mp4`` where another camera of this replay has that name. Two topics that differ only
+        in ``/`` against ``_`` (``/camera/front_left/image_raw``, ``/camera/front/left/image_raw``)
+        were written into one file, each camera's frames among the other's."""
+        name = self._names.get(topic)
+        if name is None:
+            taken = set(self._names.values())
+            name = first = video_name(topic)
+            number = 2
+            while name in taken:
+                name = f"{first[:-len('.mp4')]}_{number}.mp4"
+                number += 1
+            self._names[topic] = name
+        return name
 
     def write(self, topic: str, bgr: np.ndarray, t: float, private: bool = False) -> None:
         """Add an annotated frame of ``topic``; ``private``: its video is created mode 0600 (see
         :class:`CameraVideo`)."""
         video = self.videos.get(topic)
         if video is None:
-            video = self.videos[topic] = CameraVideo(self.directory / video_name(topic),
+            video = self.videos[topic] = CameraVideo(self.directory / self.name_of(topic),
                                                      self._fps.get(topic, 10.0), private=private)
         video.write(bgr, t)
 
     def close(self) -> list[Path]:
-        """Finish every video; returns their paths."""
-        for video in self.videos.values():
-            video.close()
-        return [v.path for v in self.videos.values()]
+        """Finish every video; returns their paths. One that cannot be finished does not keep
+        the others from being finished (their index written: it left them unplayable).
+
+        Raises:
+            OutputWriteError: the first video that could not be finished, once all are closed
+                (:meth:`close_each` tells them apart).
+        """
+        paths, problems = self.close_each()
+        if problems:
+            raise problems[0][1]
+        return paths
+
+    def close_each(self) -> tuple[list[Path], list[tuple[str, OutputWriteError]]]:
+        """Finish every video; their paths, and (topic, error) of each that could not be."""
+        problems: list[tuple[str, OutputWriteError]] = []
+        for topic, video in self.videos.items():
+            try:
+                video.close()
+            except OutputWriteError as exc:
+                problems.append((topic, exc))
+        return [v.path for v in self.videos.values()], problems

@@ -36,6 +36,12 @@ class OutputWriteError(BagError):
             reason += " (the output disk is full)"
         super().__init__(f"cannot write {path}: {reason}")
         self.path = Path(path)
+        self.errno = exc.errno
+
+    @property
+    def disk_full(self) -> bool:
+        """The disk (or the user's quota) is full: every later write fails too."""
+        return self.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class _NamedDir:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from ..core.autoware.rois import INDEX_PLACEHOLDER, camera_index, rois_topics
-from ..core.output.topics import check_topic_names
+from ..core.autoware.rois import AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index, rois_topics
+from ..core.output.topics import check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
 from . import launch_support
@@ -28,7 +28,8 @@ CAMERA_TOPIC = "/sensing/camera/camera{i}/image_rect_color"
 
 #: name -> (default, description). "" means "keep the config file's value".
 ARGUMENTS: dict[str, tuple[str, str]] = {
-    # "" = not given (1 and raw): given beside camera_topics they are refused, not ignored.
+    # "" = not given (1 and raw): beside camera_topics or input/image they are checked against
+    # the cameras named (an inherited one agreeing with them is taken, R57), never ignored.
     "image_number": ("", f"number of cameras, 1 to {MAX_CAMERAS}: Autoware's camera0.."
                          "camera<image_number - 1> ('' = 1)"),
     "image_transport": ("", "raw (sensor_msgs/Image on .../image_rect_color) or compressed "
@@ -52,6 +53,8 @@ YOLOX_MAPPED: dict[str, str] = {
     "camera_id": "with image_topic_name and no input/image: the camera "
                  "/sensing/camera/camera<camera_id>/<image_topic_name>, as yolox_s_plus_opt.launch.xml",
     "image_topic_name": "with camera_id (default image_raw there): see camera_id",
+    "yolox_node_name": "the node's name (default object_detector): each include one node, as "
+                       "multiple_yolox.launch.xml names them tensorrt_yolox0..7",
 }
 
 #: Autoware's camera topic arguments (tier4_perception_launch's perception.launch.xml declares
@@ -82,7 +85,6 @@ YOLOX_UNMAPPED: dict[str, str] = {
     "roi_remap_path": "labels map to Autoware's classes as docs/autoware.md says "
                       "(autoware.other_labels for the rest)",
     "roi_to_semantic_segmentation_remap_path": "no segmentation is published; remove it",
-    "yolox_node_name": "one node, object_detector, serves every camera (namespace:= moves it)",
     "image_transport_decompressor_node_name": "no decompressor is started; see use_decompress",
 }
 
@@ -134,13 +136,9 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     if image:
         topics = ",".join(launch_support.camera_topic_list(image))
     elif values["camera_topics"]:
-        given = [f"{name}:={values[name]}" for name in ("image_number", "image_transport")
-                 if values[name]]
-        if given:
-            raise ConfigError(f"launch argument camera_topics names the cameras itself; "
-                              f"{' and '.join(given)} would be ignored: give either camera_topics "
-                              "or image_number (and image_transport)")
         topics = ",".join(launch_support.camera_topic_list(values["camera_topics"]))
+        _check_autoware_cameras(topics.split(","), values, "camera_topics", "give either "
+                                "camera_topics or image_number (and image_transport)")
     else:
         topics = ",".join(camera_topics(values["image_number"] or "1",
                                         values["image_transport"] or "raw", image_raw))
@@ -149,6 +147,15 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         "autostart": values["autostart"], "camera_topics": topics})
     if yolox["output/objects"]:
         _yolox_rois_topic(yolox["output/objects"], params)
+    if not params.get("autoware.rois_topic") and not params.get("autoware.objects_topic"):
+        # the launch stands in for Autoware's camera detector: a node publishing nothing for
+        # Autoware was started without a word (a config based on perception.yaml)
+        raise ConfigError(
+            f"config:={values['config']} turns Autoware's outputs off (autoware.rois_topic and "
+            "autoware.objects_topic are ''), so this launch would publish no ROIs for Autoware; "
+            "fix: base the config on autoware (its first line '# base: autoware.yaml') or set "
+            f"autoware.rois_topic: {AUTOWARE_ROIS_TOPIC} in it, or use object_detector.launch.py "
+            "for the node without Autoware's outputs")
     if not values["use_sim_time"] and not _config_sets_sim_time(values["config"]):
         # A parameter given to the node would override Autoware's global SetParameter(use_sim_time).
         params.pop("use_sim_time", None)
@@ -205,16 +212,64 @@ def _yolox_camera(yolox: dict[str, str], values: dict[str, str]) -> str:
                  f"{yolox['image_topic_name'].strip() or 'image_raw'}")
     if not image:
         return ""
+    if _is_true(yolox.get("use_decompress", "")) and image_base_topic(image) == image.rstrip("/"):
+        # There a decompressor reads <input/image>/compressed and publishes <input/image>: the
+        # camera publishes the compressed topic, which this node reads itself.
+        image = image.rstrip("/") + "/compressed"
     source = "input/image" if yolox["input/image"].strip() else "camera_id/image_topic_name"
     check_topic_names([image], f"launch argument {source} (autoware_tensorrt_yolox's)")
-    given = [f"{name}:={values[name]}" for name in ("camera_topics", "image_number",
-                                                     "image_transport") if values[name]]
-    if given:
+    fix = ("give either input/image (one camera) or this launch's camera_topics / image_number")
+    if values["camera_topics"]:
         raise ConfigError(f"launch argument {source} (autoware_tensorrt_yolox's) names the camera "
-                          f"{image}, and {' and '.join(given)} names the cameras too: give "
-                          "either input/image (one camera) or this launch's camera_topics / "
-                          "image_number")
+                          f"{image}, and camera_topics:={values['camera_topics']} names the "
+                          f"cameras too: {fix}")
+    _check_autoware_cameras([image], values, f"{source} (autoware_tensorrt_yolox's)", fix)
     return image
+
+
+def _check_autoware_cameras(topics: list[str], values: dict[str, str], source: str,
+                            fix: str) -> None:
+    """Refuse ``image_number`` / ``image_transport`` given beside cameras named by topic
+    (``camera_topics``, ``input/image``) when they contradict them.
+
+    Launch configurations are inherited: an Autoware perception launch file declaring
+    ``image_number`` (6 in Autoware's) hands it to this launch, however it is included. It says
+    how many cameras Autoware has, and a camera named by topic that is one of them
+    (``camera<i>``, ``i`` < image_number) agrees with it, as does one whose topic has no index
+    (``/sensing/camera/front/image_raw``: nothing to compare); so does an ``image_transport`` that
+    the topics' own transport matches. Such values are taken as agreeing (:func:`camera_notes`
+    says so); a camera outside them, or a transport the topics do not have, is refused.
+
+    Raises:
+        ConfigError: naming both arguments and the fix.
+    """
+    number, transport = values["image_number"], values["image_transport"]
+    if number:
+        count = len(camera_topics(number, "raw"))  # refuses a number that is not 1 to 8
+        # a camera topic without an index (/sensing/camera/front/image_raw) contradicts nothing
+        outside = [t for t in topics if (index := camera_index(t)) is not None and index >= count]
+        if outside:
+            raise ConfigError(
+                f"launch argument {source} names {', '.join(outside)}, which is not one of "
+                f"image_number:={number}'s cameras camera0..camera{count - 1} (image_number "
+                f"may come from a launch file including this one): {fix}")
+    if transport:
+        camera_topics("1", transport)  # refuses a transport that is not raw or compressed
+        other = [t for t in topics if (image_base_topic(t) != t) != (transport == "compressed")]
+        if other:
+            raise ConfigError(
+                f"launch argument {source} names {', '.join(other)}, which image_transport:="
+                f"{transport} contradicts (image_transport may come from a launch file "
+                f"including this one): {fix}")
+
+
+_OUTPUT_OBJECTS_FIX = ("pass <arg name=\"output/objects\" value=\"/perception/object_recognition/"
+                       "detection/rois<i>\"/> (the camera's ROI topic) in the include, or "
+                       "value=\"\" (each camera's ROIs on its rois<i>)")
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() == "true"
 
 
 def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
@@ -222,40 +277,186 @@ def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
     ``autoware.rois_topic``.
 
     Raises:
-        ConfigError: several cameras (one topic cannot hold them all), or not a topic name.
+        ConfigError: several cameras (one topic cannot hold them all), not a topic name, or a
+            topic named ``.../objects`` (Autoware's DetectedObjects topics).
     """
     topic = topic.strip()
     check_topic_names([topic], "launch argument output/objects")
+    if topic.rstrip("/").rpartition("/")[2] == "objects":
+        # Launch configurations are inherited: Autoware's camera_lidar_fusion_based_detection
+        # launch declares output/objects (default 'objects', its own DetectedObjects output).
+        # Included there, the node published its ROIs on that name in the pushed namespace
+        # (/perception/object_recognition/detection/objects), not on rois<i>. Relative ROI names
+        # are Autoware's own (multiple_yolox.launch.xml gives rois0..rois7): only the name is told.
+        raise ConfigError(
+            f"launch argument output/objects:={topic} names a topic '.../objects', Autoware's name "
+            "for its DetectedObjects topics (/perception/object_recognition/detection/objects), "
+            "not a ROI topic (rois<i>): ROIs there would mix two message types. An including "
+            "launch file's own output/objects reaches this launch too (Autoware's "
+            "camera_lidar_fusion_based_detection.launch.xml declares output/objects:=objects, its "
+            f"DetectedObjects output); fix: {_OUTPUT_OBJECTS_FIX}")
     if len(params["camera_topics"]) != 1:
         raise ConfigError(f"launch argument output/objects:={topic} is one camera's ROI topic "
                           "(autoware_tensorrt_yolox runs one camera per launch), but this launch "
                           f"has {len(params['camera_topics'])} cameras: leave it out (camera i's "
-                          "ROIs go to rois<i>) or give one camera (input/image)")
+                          "ROIs go to rois<i>; an including launch file's own output/objects "
+                          "reaches this launch too: pass <arg name=\"output/objects\" "
+                          "value=\"\"/> in the include) or give one camera (input/image)")
     params["autoware.rois_topic"] = topic
+    objects = str(params.get("autoware.objects_topic", ""))
+    (camera,) = params["camera_topics"]
+    if INDEX_PLACEHOLDER in objects and camera_index(camera) is None:
+        # A camera named without an index (multiple_yolox.launch.xml passes any image_raw<i>
+        # with output/objects rois<i>): its objects take the ROI topic's index, as its ROIs do.
+        match = re.search(r"(\d+)$", topic.rstrip("/").rpartition("/")[2])
+        if match is None:
+            raise ConfigError(
+                f"autoware.objects_topic {objects!r} takes the camera's index from its topic, but "
+                f"neither input/image {camera} nor output/objects:={topic} ends in one; fix: give "
+                "output/objects as rois<i> (the camera's index), or a config:= whose "
+                "autoware.objects_topic names the topic without {index}")
+        params["autoware.objects_topic"] = objects.replace(INDEX_PLACEHOLDER, str(int(match.group(1))))
+
+
+def node_name(args: dict[str, str]) -> str:
+    """The node's name: autoware_tensorrt_yolox's ``yolox_node_name`` where given (Autoware's
+    multiple_yolox.launch.xml includes one launch per camera, naming each node
+    ``tensorrt_yolox<i>``: swapped for this launch, every include started a node named
+    object_detector, one name for several nodes), else ``object_detector``.
+
+    Raises:
+        ConfigError: not a ROS node name.
+    """
+    name = args.get("yolox_node_name", "").strip()
+    if not name:
+        return "object_detector"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigError(f"launch argument yolox_node_name:={name!r} (autoware_tensorrt_yolox's) "
+                          "is not a ROS node name (letters, digits and underscores, not starting "
+                          "with a digit)")
+    return name
 
 
 def yolox_notes(args: dict[str, str]) -> list[str]:
     """A warning for each autoware_tensorrt_yolox launch argument given that has no
     equivalent here (:data:`YOLOX_UNMAPPED`), naming what to use instead, and for camera_id /
     image_topic_name left unused beside input/image."""
+    has_camera = bool(args.get("input/image", "") or args.get("camera_id", "")
+                      or args.get("image_topic_name", ""))
+    # with a yolox camera, use_decompress says which topic it is (see _yolox_camera)
     notes = [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not used: "
-             f"{fix}" for name, fix in YOLOX_UNMAPPED.items() if args.get(name, "")]
+             f"{fix}" for name, fix in YOLOX_UNMAPPED.items()
+             if args.get(name, "") and not (name == "use_decompress" and has_camera)]
     if args.get("input/image", ""):
         notes += [f"launch argument {name}:={args[name]} (autoware_tensorrt_yolox's) is not "
                   "used: input/image names the camera"
                   for name in ("camera_id", "image_topic_name") if args.get(name, "")]
-    # Autoware's image_raw<i> name the cameras only with image_number: beside input/image or
-    # camera_topics they are warned about, not refused, as an including file's own reach here
-    # (Autoware's defaults, handed to every include, and the camera chosen are not named) (R54)
-    chosen = args.get("input/image", "") or args.get("camera_topics", "")
-    if chosen.strip():
-        source = "input/image" if args.get("input/image", "") else "camera_topics"
-        picked = {t.strip() for t in chosen.split(",")}
-        notes += [f"launch argument {name}:={args[name].strip()} (Autoware's camera {i}) is not "
-                  f"used: {source} names the cameras"
-                  for i, name in enumerate(IMAGE_RAW)
-                  if args.get(name, "").strip() not in ("", CAMERA_TOPIC.format(i=i), *picked)]
+    elif args.get("camera_id", "") or args.get("image_topic_name", ""):
+        # camera_id is a common name (camera drivers' launch files declare it), and launch
+        # configurations are inherited: say which camera it chose, not only that image_number agrees
+        [camera] = _named_cameras(args)[1]
+        notes.append(f"launch argument camera_id:={args.get('camera_id', '')} / image_topic_name:="
+                     f"{args.get('image_topic_name', '')} (autoware_tensorrt_yolox's, or a launch "
+                     f"file's including this one) chose the one camera {camera}; give input/image "
+                     "or camera_topics to name the cameras")
+    return notes + image_raw_notes(args)
+
+
+def _named_cameras(args: dict[str, str]) -> tuple[str, list[str]]:
+    """The cameras named by topic and the argument naming them: ``input/image`` (or
+    ``camera_id`` / ``image_topic_name``, with ``use_decompress``), else ``camera_topics``; or
+    ``("", [])`` where ``image_number`` (with ``image_raw<i>``) names them."""
+    yolox = {name: args.get(name, "") for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)}
+    image = _yolox_camera(yolox, {name: "" for name in ARGUMENTS})
+    if image:
+        return ("input/image" if yolox["input/image"].strip() else "camera_id/image_topic_name",
+                [image])
+    topics = [t.strip() for t in args.get("camera_topics", "").split(",") if t.strip()]
+    return ("camera_topics", topics) if topics else ("", [])
+
+
+def image_raw_notes(args: dict[str, str]) -> list[str]:
+    """A warning for each of Autoware's ``image_raw<i>`` naming another topic than this launch's
+    own camera ``i``.
+
+    With ``image_number`` they name its cameras (:func:`camera_topics`, R54). Beside
+    ``input/image``, ``camera_id`` or ``camera_topics``, which name the cameras themselves, they
+    are not used, and warned about, not refused: an including file's own reach this launch too
+    (launch configurations are inherited). Only an index this launch serves is looked at: there
+    Autoware's fusion pairs ``rois<i>`` with the camera ``image_raw<i>`` names (R57) and would get
+    no ROIs of it. The other indices are other includes' cameras (Autoware's multiple_yolox
+    starts one include per camera, each inheriting every ``image_raw<j>``), so warning about them
+    made every include of a correct set-up warn about all the others.
+    """
+    source, cameras = _named_cameras(args)
+    ours = {camera_index(camera): camera for camera in cameras}
+    notes = []
+    for i, name in enumerate(IMAGE_RAW):
+        theirs = args.get(name, "").strip()
+        if i not in ours or not theirs or any(
+                _same_topic(theirs, topic) for topic in (CAMERA_TOPIC.format(i=i), *cameras)):
+            continue
+        notes.append(f"launch argument {name}:={theirs} (Autoware's camera {i}) is not used: "
+                     f"{source} names the cameras; this launch's camera {i} is {ours[i]}, so "
+                     "Autoware's fusion would get no ROIs of that camera; fix: give camera_topics "
+                     f"(or input/image) as Autoware's {name}, or {name} as the camera this launch "
+                     "serves")
     return notes
+
+
+def camera_notes(args: dict[str, str]) -> list[str]:
+    """An info line for ``image_number`` / ``image_transport`` given beside cameras named by
+    topic and agreeing with them (:func:`_check_autoware_cameras`): taken as Autoware's camera
+    count and transport, the cameras being the ones named."""
+    named = "input/image" if args.get("input/image", "") else "camera_id" if (
+        args.get("camera_id", "") or args.get("image_topic_name", "")) else "camera_topics"
+    if named == "camera_topics" and not args.get("camera_topics", ""):
+        return []
+    return [f"launch argument {name}:={args[name]} (given here or by a launch file including "
+            f"this one) agrees with {named}, which names the cameras this launch serves"
+            for name in ("image_number", "image_transport") if args.get(name, "")]
+
+
+#: Autoware's per-camera ROI topic arguments (its perception and detection launch files declare
+#: ``detection_rois0`` .. ``detection_rois7``; an include of this launch there inherits them).
+#: Its ``image_raw<i>`` are this launch's own arguments (:data:`IMAGE_RAW`, :func:`image_raw_notes`).
+DETECTION_ROIS = tuple(f"detection_rois{i}" for i in range(MAX_CAMERAS))
+
+
+def autoware_camera_notes(params: dict[str, Any], configurations: dict[str, str]) -> list[str]:
+    """A warning for each of Autoware's own ``detection_rois<i>`` (inherited from an including
+    Autoware launch file) that names another topic than this launch's ROI topic of camera ``i``:
+    Autoware's fusion reads ``detection_rois<i>``, so a vehicle whose ROI topics are not
+    Autoware's defaults got no ROIs there, without a word (R57).
+
+    Args:
+        params: the node's parameters (:func:`node_parameters`).
+        configurations: the launch configurations (``detection_rois0``... where present).
+    """
+    rois = rois_topics(params["camera_topics"], str(params.get("autoware.rois_topic", "")))
+    notes = []
+    for camera, roi in zip(params["camera_topics"], rois, strict=True):
+        index = camera_index(camera)
+        if index is None or not roi:
+            continue
+        theirs = str(configurations.get(f"detection_rois{index}", "") or "").strip()
+        if theirs and not _same_topic(theirs, roi):
+            notes.append(
+                f"launch configuration detection_rois{index}:={theirs} (Autoware's ROI topic of "
+                f"camera {index}, from a launch file including this one) differs from this "
+                f"launch's {roi}: Autoware's fusion would get no ROIs of that camera; fix: give "
+                "output/objects or config:= with autoware.rois_topic as Autoware's launch names "
+                "them")
+    return notes
+
+
+def _same_topic(theirs: str, ours: str) -> bool:
+    """Whether two names are one topic, an image_transport sub-topic aside; a relative name of
+    ours (``rois3``, in the namespace an including file pushes) matches by its last names."""
+    theirs, ours = image_base_topic(theirs), image_base_topic(ours)
+    if ours.startswith("/") or not theirs.startswith("/"):
+        return theirs == ours
+    return theirs.endswith("/" + ours)
 
 
 def _config_sets_sim_time(config: str) -> bool:
@@ -293,10 +494,17 @@ def _node_actions(context: Any) -> list[Any]:
     args.update({name: context.launch_configurations.get(name, "")
                  for name in (*IMAGE_RAW, *YOLOX_MAPPED, *YOLOX_UNMAPPED)})
     params = node_parameters(args)
+    name = node_name(args)  # refused before the node starts
+    logger = get_logger("sense_perception.autoware_launch")
     for note in yolox_notes(args):
-        get_logger("sense_perception.autoware_launch").warning(note)
+        logger.warning(note)
+    for note in camera_notes(args):
+        logger.info(note)
+    autoware = {name: context.launch_configurations.get(name, "") for name in DETECTION_ROIS}
+    for note in autoware_camera_notes(params, autoware):
+        logger.warning(note)
     return [LifecycleNode(
-        package="sense_perception", executable="object_detector", name="object_detector",
+        package="sense_perception", executable="object_detector", name=name,
         namespace=args["namespace"], parameters=launch_support.launch_parameters(params),
         output="screen",
         emulate_tty=True, arguments=launch_support.log_level_arguments(args["log_level"]))]

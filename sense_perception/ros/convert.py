@@ -15,7 +15,6 @@ from __future__ import annotations
 import array
 import importlib
 import importlib.util
-import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any, Callable
 import numpy as np
 from rosidl_parser import definition as idl
 
+from ..core.output import field_values
+from ..core.output.field_values import FieldValueError, int_range
 from ..errors import SensePerceptionError
 
 Converter = Callable[[Any, str], Any]
@@ -35,9 +36,8 @@ _NUMERIC: dict[str, tuple[str, type]] = {
     "uint16": ("H", np.uint16), "int32": ("i", np.int32), "uint32": ("I", np.uint32),
     "int64": ("q", np.int64), "uint64": ("Q", np.uint64),
 }
-_INT_RANGE = {name: (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
-              for name, (_, dt) in _NUMERIC.items() if np.issubdtype(dt, np.integer)}
-FLOAT32_MAX = 3.402823466e+38  # rclpy's bound for float32 fields (inf and nan pass)
+_INT_RANGE = {name: int_range(dt) for name, (_, dt) in _NUMERIC.items()
+              if np.issubdtype(dt, np.integer)}
 
 
 class MessageConversionError(SensePerceptionError):
@@ -202,22 +202,19 @@ def _scalar(typename: str) -> Converter:
         lo, hi = _INT_RANGE[typename]
 
         def integer(value: Any, where: str) -> int:
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-                raise MessageConversionError(f"{where}: expected an int ({typename}), got {value!r}")
-            if not lo <= value <= hi:
-                raise MessageConversionError(f"{where}: {value} is out of range for {typename} [{lo}, {hi}]")
-            return int(value)
+            try:
+                return field_values.integer(value, typename, lo, hi)
+            except FieldValueError as exc:
+                raise MessageConversionError(f"{where}: {exc}") from None
         return integer
     if typename in _NUMERIC:
         single = typename == "float"
 
         def real(value: Any, where: str) -> float:
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise MessageConversionError(f"{where}: expected a number ({typename}), got {value!r}")
-            number = float(value)
-            if single and math.isfinite(number) and not -FLOAT32_MAX <= number <= FLOAT32_MAX:
-                raise MessageConversionError(f"{where}: {value} is out of range for float32")
-            return number
+            try:
+                return field_values.real(value, typename, single)
+            except FieldValueError as exc:
+                raise MessageConversionError(f"{where}: {exc}") from None
         return real
     if typename == "octet":
         def octet(value: Any, where: str) -> bytes:
@@ -260,23 +257,10 @@ def _collection(t: idl.AbstractNestedType) -> Converter:
                 out.frombytes(buf)  # one memcpy, not a per-byte Python loop
                 return out
             try:
-                arr = np.asarray(value)
-                if arr.dtype.kind not in "biuf" or (arr.ndim > 1 and arr.dtype != dtype):
-                    raise TypeError(f"dtype {arr.dtype}, shape {arr.shape}")
-                if arr.dtype != dtype and np.issubdtype(dtype, np.integer) and arr.size:
-                    if arr.dtype.kind == "f":
-                        raise TypeError("floats for an integer field")
-                    lo, hi = _INT_RANGE[vt.typename]
-                    if arr.min() < lo or arr.max() > hi:
-                        raise ValueError(f"values outside [{lo}, {hi}]")
-                if dtype is np.float32 and arr.dtype != dtype and arr.size:
-                    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
-                    if finite.size and np.abs(finite).max() > FLOAT32_MAX:
-                        raise ValueError("values outside float32's range")
-                arr = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
-            except (TypeError, ValueError) as exc:
-                raise MessageConversionError(
-                    f"{where}: expected numbers ({vt.typename}), got {type(value).__name__}: {exc}") from exc
+                arr = field_values.numbers(value, dtype, vt.typename)
+            except FieldValueError as exc:
+                raise MessageConversionError(f"{where}: {exc}") from exc.__cause__
+            arr = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
             check_len(arr.size, where)
             if size is not None:
                 return arr

@@ -34,16 +34,18 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo
 from std_srvs.srv import Trigger
 
-from ..core.geometry.calibration import rectified_topic
 from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
-from ..core.output.frame_outputs import CABIN_OUTPUTS, CabinFrame, judged_outputs, switches
+from ..core.output.frame_outputs import (CABIN_OUTPUTS, DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC,
+                                         CabinFrame, enabled_outputs, judged_outputs, output_topic,
+                                         switches, taken_topics)
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
-from ..core.output.topics import output_namespace
+from ..core.output.topics import output_namespace, output_namespaces, rectified_topic
 from ..core.types import Header
 from ..errors import SensePerceptionError
 from ..face.privacy import check_not_exterior
 from . import qos
+from .latched_inputs import LatchedInputs
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
 from .settings import DriverMonitorNodeSettings
@@ -64,6 +66,7 @@ class DriverMonitorNode(PerceptionNode):
         self._ns = ""
         self._pubs: dict[str, Any] = {}  # row name of CABIN_OUTPUTS -> publisher
         self._camera_info_sub: Any = None
+        self._latched_info: LatchedInputs | None = None  # the CameraInfo latched by its publisher
         self._last: dict[str, Any] = {}
         self._last_attention: Any = None
         self._reload_srv = self.create_service(Trigger, "~/reload_gallery", self._on_reload_gallery)
@@ -89,9 +92,43 @@ class DriverMonitorNode(PerceptionNode):
                            "remove the remap rule that joins them (--ros-args -r, a launch "
                            "file's remappings), or set camera_topic to the in-cabin camera")
 
+    def check_remapped_outputs(self, attention: bool) -> None:
+        """Refuse an output that the node's remap rules move onto its own camera or CameraInfo
+        input (it would read what it publishes), onto another of its outputs or endpoints of
+        another message type, onto an image topic, or onto an exterior camera or one of
+        object_detector's outputs (``exterior_camera_topics``): the publishers take the
+        remapped names, which the settings' checks of the names as given never saw. Only
+        object_detector's outputs were checked (R45); ``-r /cabin/faces:=/cabin/image_raw`` put
+        the faces on the image the node read, and ``annotations`` of the driver's face could be
+        moved onto an exterior camera's topics (R57).
+
+        Raises:
+            ConfigError: naming the remap, what it clashes with and the fix.
+        """
+        from ..core.output.remaps import Endpoint, check_remapped_outputs
+
+        settings = self.settings
+        on = switches(settings, attention=attention)
+        ns = output_namespace(settings.camera_topic)
+        ends = [Endpoint(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, "the /diagnostics output", True)]
+        ends += [Endpoint(topic, f"sensor_msgs/msg/{cls.__name__}",
+                          f"the image input of the cabin camera '{topic}'", False)
+                 for topic, cls in self._inputs]
+        ends += [Endpoint(output_topic(row, ns, on), row.msgtype, f"driver_monitor's {row.name} output",
+                          True) for row in enabled_outputs(CABIN_OUTPUTS, on)]
+        if attention and settings.camera_info():
+            ends.append(Endpoint(settings.camera_info(), "sensor_msgs/msg/CameraInfo",
+                                 "the cabin camera's CameraInfo input", False))
+        exterior = list(settings.exterior_camera_topics)
+        foreign = taken_topics(exterior, output_namespaces(exterior))
+        check_remapped_outputs(ends, self.resolve_topic_name,
+                               lambda t: self.resolve_topic_name(t, only_expand=True), foreign)
+
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..face.pipeline import DriverIdentifier
 
+        # before any model loads or the gallery is read: a refused remap costs nothing
+        self.check_remapped_outputs(bool(params.get("attention.enabled", True)))
         t0 = time.perf_counter()
         # Ctrl-C or SIGTERM shuts the context down: a wait for the gallery lock ends then (a
         # SIGTERM raises nothing in Python, so it waited its whole bound, 30 s)
@@ -113,6 +150,9 @@ class DriverMonitorNode(PerceptionNode):
             self._camera_info_sub = self.create_subscription(
                 CameraInfo, info_topic, self._on_camera_info, qos.profile("best_effort", 1),
                 event_callbacks=qos.subscription_events(info_topic, self.on_qos_event))
+            # a CameraInfo latched before the node started reaches no volatile subscription
+            self._latched_info = LatchedInputs(self, CameraInfo, {info_topic: self._on_camera_info})
+            self._latched_info.start()
 
     def release(self) -> None:
         self.destroy_publishers(self._pubs)
@@ -120,6 +160,9 @@ class DriverMonitorNode(PerceptionNode):
         if self._camera_info_sub is not None:
             self.destroy_subscription(self._camera_info_sub)
             self._camera_info_sub = None
+        if self._latched_info is not None:
+            self._latched_info.close()
+            self._latched_info = None
         with self._lock:
             self.identifier = None
         self._last = {}

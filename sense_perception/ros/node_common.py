@@ -25,6 +25,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from ..config import (Setting, check_names, check_value, is_ros_param, node_schema,
                       section_from_params)
 from ..core.frame_clock import FrameClock
+from ..core.message_types import COMPRESSED_IMAGE, IMAGE
 from ..core.output import messages
 from ..core.output.annotations import IMAGE_ANNOTATIONS
 from ..core.output.frame_outputs import (DIAGNOSTICS_TOPIC, Output, enabled_outputs, frame_messages,
@@ -36,7 +37,7 @@ from ..core.health.camera_health import CameraHealthBank
 from ..core.health.camera_settings import health_settings_type
 from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
-from ..core.output.status import camera_values, name_camera_faults
+from ..core.output.status import name_camera_faults
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
 from . import qos
@@ -52,8 +53,7 @@ from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, r
 # built) is left behind, named in an error line.
 JOIN_TIMEOUT_S = 10.0
 
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPE, COMPRESSED_TYPE = IMAGE, COMPRESSED_IMAGE
 
 #: Node parameters read once, when the node starts, and never again: a ``ros2 param set`` of
 #: another value was accepted and changed nothing. By name: what to do instead.
@@ -735,7 +735,12 @@ class PerceptionNode(LifecycleNode):
         if self.annotations_state and self.lifecycle_state != "unconfigured":
             extra["annotations"] = self.annotations_state
         cameras = self.camera_health if self.lifecycle_state == "active" else None
-        extra.update(camera_values(cameras))
+        # one moment of the cameras' health, checked for silence first: the node's status and
+        # the cameras' beside it disagreed (faults named before the check, statuses after it)
+        faults, camera_statuses = cameras.report(time.monotonic()) if cameras is not None \
+            else ("", [])
+        if cameras is not None:
+            extra["camera_faults"] = faults or "none"
         status = self.health.report(
             self.get_fully_qualified_name(), self.hardware_id(), extra, no_input,
             expect_input=self.lifecycle_state == "active")
@@ -749,12 +754,10 @@ class PerceptionNode(LifecycleNode):
             status["message"] = "; ".join(([] if status["level"] == messages.OK else [status["message"]])
                                           + warnings)
             status["level"] = max(status["level"], messages.WARN)
-        status = name_camera_faults(status, cameras)
+        status = name_camera_faults(status, faults)
         statuses = [status]
-        if cameras is not None:  # one status per camera, hardware_id = its topic
-            cameras.check(time.monotonic())
-            node = self.get_fully_qualified_name()
-            statuses += [{**c, "name": f"{node} {c['name']}"} for c in cameras.statuses()]
+        node = self.get_fully_qualified_name()  # one status per camera, hardware_id = its topic
+        statuses += [{**c, "name": f"{node} {c['name']}"} for c in camera_statuses]
         worker, slots = self._worker, self._slots
         # (slots closed: the thread was stopped on purpose, by a transition under way)
         if self.lifecycle_state == "active" and worker is not None and not worker.is_alive() \

@@ -44,6 +44,7 @@ from ..core.autoware.camera_info import CameraInfoWatch
 from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
 from ..core.exterior_steps import ExteriorSteps
 from ..core.health.inference_guard import safe_detect
+from ..core.message_types import CAMERA_INFO, TF_MESSAGE, TF_STATIC
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC, EXTERIOR_OUTPUTS,
                                          ExteriorFrame, enabled_outputs, frame_messages,
@@ -53,14 +54,13 @@ from ..core.output.topics import camera_info_topic, output_namespaces
 from ..core.types import Detections, Header
 from ..face.privacy import check_cabin_not_exterior
 from . import qos
+from .latched_inputs import LatchedInputs
 from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
 from .settings import ObjectDetectorSettings
 
 NODE_NAME = "object_detector"
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 
 
 class ObjectDetectorNode(PerceptionNode):
@@ -85,6 +85,7 @@ class ObjectDetectorNode(PerceptionNode):
         self._switches: dict[str, Any] = {}
         self.camera_infos: CameraInfoWatch | None = None  # while Autoware's ROIs are on
         self._camera_info_subs: list[Any] = []
+        self._latched_infos: LatchedInputs | None = None  # CameraInfo latched by its publisher
         self.positions: Any = None  # CameraPositions: the cameras' calibrations (3-D positions)
         self._calibration_subs: list[Any] = []
 
@@ -149,13 +150,14 @@ class ObjectDetectorNode(PerceptionNode):
                       for t in settings.camera_topics]
         ends += [Endpoint(t, CAMERA_INFO, "a CameraInfo input", False) for t in dict.fromkeys(infos) if t]
         if self.positions.mount is None:
-            ends.append(Endpoint("/tf_static", TF_MESSAGE, "the /tf_static input", False))
+            ends.append(Endpoint(TF_STATIC, TF_MESSAGE, f"the {TF_STATIC} input", False))
         foreign = taken_topics([], [], cabin=settings.cabin_camera_topic)
         check_remapped_outputs(ends, self.resolve_topic_name,
                                lambda t: self.resolve_topic_name(t, only_expand=True), foreign)
 
     def load(self, params: dict[str, Any], source: str) -> None:
         from ..core.detection.detector_setup import build_detector
+        from ..core.geometry.positioner import check_mount_for_autoware
         from ..core.geometry.positioner import CameraPositions
         from ..core.detection.ignore_regions import IgnoreRegions
         from ..core.tracking.ground_motion import VelocityConfig
@@ -182,6 +184,8 @@ class ObjectDetectorNode(PerceptionNode):
         objects = rois_topics(cameras, self.autoware.objects_topic, "autoware.objects_topic", {
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(cameras, rois, strict=True) if t}})
+        check_mount_for_autoware(self.settings.mount_parameter(),
+                                 [self.autoware.rois_topic, self.autoware.objects_topic])
         self.check_remapped_outputs()
         self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)
@@ -226,10 +230,13 @@ class ObjectDetectorNode(PerceptionNode):
     def _subscribe_camera_infos(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
         from sensor_msgs.msg import CameraInfo
 
-        for topic, callbacks in readers.items():
+        each = {topic: partial(_each, tuple(callbacks)) for topic, callbacks in readers.items()}
+        for topic, callback in each.items():
             self._camera_info_subs.append(self.create_subscription(
-                CameraInfo, topic, partial(_each, tuple(callbacks)),
-                qos.profile("best_effort", 1, what="input")))
+                CameraInfo, topic, callback, qos.profile("best_effort", 1, what="input")))
+        # a CameraInfo latched before the node started reaches no volatile subscription
+        self._latched_infos = LatchedInputs(self, CameraInfo, each)
+        self._latched_infos.start()
 
     def _watch_camera_infos(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
         """With Autoware's ROIs on, check each camera's CameraInfo for what Autoware's fusion would
@@ -277,7 +284,7 @@ class ObjectDetectorNode(PerceptionNode):
         latched = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                              reliability=ReliabilityPolicy.RELIABLE)
         self._calibration_subs.append(self.create_subscription(
-            TFMessage, "/tf_static", self._on_tf_static, latched))
+            TFMessage, TF_STATIC, self._on_tf_static, latched))
 
     def _on_tf_static(self, msg: Any) -> None:
         self.positions.tf_static(msg)
@@ -305,6 +312,9 @@ class ObjectDetectorNode(PerceptionNode):
         for sub in self._camera_info_subs:
             self.destroy_subscription(sub)
         self._camera_info_subs = []
+        if self._latched_infos is not None:
+            self._latched_infos.close()
+            self._latched_infos = None
         self.camera_infos = None
         for sub in self._calibration_subs:
             self.destroy_subscription(sub)

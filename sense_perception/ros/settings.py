@@ -178,6 +178,15 @@ class ObjectDetectorSettings(InputSettings):
                               f"{self.mount_pitch_sd}")
         self.check_declared_ranges()
         self.mount()  # the mount parameters checked wherever the settings are (node and replay)
+        from ..core.geometry.positioner import check_one_mount
+
+        check_one_mount(self.camera_topics, self.mount_parameter())
+
+    def mount_parameter(self) -> str:
+        """The mount parameter given (``mount_transform`` or ``mount_height``), "" = none."""
+        if list(self.mount_transform) != [0.0]:
+            return "mount_transform"
+        return "mount_height" if self.mount_height > 0 else ""
 
     def position_noise(self) -> Any:
         """The noise the 3-D positions assume, with ``mount_pitch_sd``

@@ -112,10 +112,13 @@ def test_calibrated_camera_publishes_detected_objects_and_roi_kinematics(graph, 
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
+    from sense_perception.core.geometry import mount_transform
     from sense_perception.ros import autoware_launch
 
+    # the mount as a transform: mount_height (base_link below the camera) is refused with
+    # Autoware's outputs, whose base_link is the rear axle (R57)
     params = {**autoware_launch.node_parameters({"image_number": "1"}),
-              "mount_height": 1.5, "mount_pitch": 0.02}
+              "mount_transform": mount_transform(1.5, 0.02).ravel().tolist()}
     node = start_node("object_detector_node", write_params(tmp_path / "p.yaml", {"object_detector": params}),
                       ros_env, tmp_path / "node.log")
     camera, info_topic = CAMERAS[0], CAMERAS[0].rsplit("/", 1)[0] + "/camera_info"

@@ -75,3 +75,17 @@ def test_a_remap_moving_an_output_onto_an_image_or_an_input_is_refused_at_config
         assert "remapped to" in node.config_error and "remove the remap rule" in node.config_error
     finally:
         node.destroy_node()
+
+
+def test_mount_height_with_autowares_outputs_fails_configure(context):
+    """mount_height places base_link's origin below the camera, Autoware's base_link is the rear
+    axle: the DetectedObjects and the ROIs' kinematics were off by the camera's offset (R57).
+    configure fails now, before any model loads, naming mount_transform and /tf_static."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = _detector(context, "aw57_mount", mount_height=1.4)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.detector is None and "Autoware's base_link is the centre of the rear axle" in node.config_error
+    finally:
+        node.destroy_node()

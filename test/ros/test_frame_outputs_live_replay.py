@@ -155,7 +155,8 @@ def test_exterior_frames_give_the_same_messages_live_and_in_replay(context, tmp_
         "width": 960, "height": 540, "T_base_link_camera": mount_transform(1.4, 0.03).tolist()}))
     info = CameraInfo(width=960, height=540, distortion_model="plumb_bob", d=[0.0] * 5, k=k)
     info.header.frame_id = "front_camera"
-    params["object_detector"].update({"mount_height": 1.4, "mount_pitch": 0.03,
+    # a transform: mount_height is refused with Autoware's outputs (base_link: the rear axle)
+    params["object_detector"].update({"mount_transform": mount_transform(1.4, 0.03).ravel().tolist(),
                                       "autoware.objects_topic": "/perception/objects_front"})
     replayed = _replay(tmp_path / "replay", [FRONT], None, _config(tmp_path, params), monkeypatch,
                        calibration)

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ...config import section_from_params
+from ...config import section_from_params, setting
 from ...errors import ConfigError, ImageDecodeError, ModelError
 from .calibration import ScoreCalibration, apply_maps, calibration_for
 from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_family,
@@ -74,42 +74,42 @@ class ClassThresholds:
     (``detector.calibrated_scores``), which keep the same detections.
     """
 
-    pedestrian: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.pedestrian"], metadata={
-        "description": "lowest score of pedestrian kept by the general model, 0..1; negative: "
-            "detector.score_threshold",
-        "range": (-1.0, 1.0)})
-    bicycle: float = field(default=-1.0, metadata={
-        "description": "lowest score of bicycle kept by the general model, 0..1; negative: "
-            "detector.score_threshold",
-        "range": (-1.0, 1.0)})
-    car: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.car"], metadata={
-        "description": "lowest score of car kept by the general model, 0..1; negative: "
-            "detector.score_threshold",
-        "range": (-1.0, 1.0)})
-    motorcycle: float = field(default=-1.0, metadata={
-        "description": "lowest score of motorcycle kept by the general model, 0..1; negative: "
-            "detector.score_threshold",
-        "range": (-1.0, 1.0)})
-    bus: float = field(default=-1.0, metadata={
-        "description": "lowest score of bus kept by the general model, 0..1; negative: "
-            "detector.score_threshold",
-        "range": (-1.0, 1.0)})
-    truck: float = field(default=CALIBRATED_DEFAULTS["class_thresholds.truck"], metadata={
-        "description": "lowest score of truck kept by the general model, 0..1; negative: "
-            "detector.score_threshold",
-        "range": (-1.0, 1.0)})
-    traffic_light: float = field(default=-1.0, metadata={
-        "description": "lowest score of traffic_light kept by the general model, 0..1; negative: "
-            "detector.score_threshold",
-        "range": (-1.0, 1.0)})
-    stop_sign: float = field(default=-1.0, metadata={
-        "description": "lowest score of stop_sign kept by the general model, 0..1; negative: "
-            "detector.score_threshold",
-        "range": (-1.0, 1.0)})
-    animal: float = field(default=-1.0, metadata={
-        "description": "lowest score of animal (detector.animals) kept by the general model, "
-            "0..1; negative: detector.score_threshold",
-        "range": (-1.0, 1.0)})
+    pedestrian: float = setting(
+        CALIBRATED_DEFAULTS["class_thresholds.pedestrian"], "lowest score of pedestrian kept by the general model, 0..1; negative: "
+        "detector.score_threshold",
+        range=(-1.0, 1.0))
+    bicycle: float = setting(
+        -1.0, "lowest score of bicycle kept by the general model, 0..1; negative: "
+        "detector.score_threshold",
+        range=(-1.0, 1.0))
+    car: float = setting(
+        CALIBRATED_DEFAULTS["class_thresholds.car"], "lowest score of car kept by the general model, 0..1; negative: "
+        "detector.score_threshold",
+        range=(-1.0, 1.0))
+    motorcycle: float = setting(
+        -1.0, "lowest score of motorcycle kept by the general model, 0..1; negative: "
+        "detector.score_threshold",
+        range=(-1.0, 1.0))
+    bus: float = setting(
+        -1.0, "lowest score of bus kept by the general model, 0..1; negative: "
+        "detector.score_threshold",
+        range=(-1.0, 1.0))
+    truck: float = setting(
+        CALIBRATED_DEFAULTS["class_thresholds.truck"], "lowest score of truck kept by the general model, 0..1; negative: "
+        "detector.score_threshold",
+        range=(-1.0, 1.0))
+    traffic_light: float = setting(
+        -1.0, "lowest score of traffic_light kept by the general model, 0..1; negative: "
+        "detector.score_threshold",
+        range=(-1.0, 1.0))
+    stop_sign: float = setting(
+        -1.0, "lowest score of stop_sign kept by the general model, 0..1; negative: "
+        "detector.score_threshold",
+        range=(-1.0, 1.0))
+    animal: float = setting(
+        -1.0, "lowest score of animal (detector.animals) kept by the general model, "
+        "0..1; negative: detector.score_threshold",
+        range=(-1.0, 1.0))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -211,58 +211,58 @@ class DetectorConfig:
 
     model: str = "picodet_s_416"
     pedestrian_model: str = "person_detection_0203"
-    pedestrian_threshold: float = field(default=CALIBRATED_DEFAULTS["pedestrian_threshold"],
-                                        metadata={"range": (0.0, 1.0)})
-    pedestrian_band: list[float] = field(default_factory=lambda: [0.25, 0.75], metadata={
-        "range": "[top, bottom] with 0 <= top < bottom <= 1, or [] (the whole frame)"})
-    pedestrian_band_input: list[int] = field(default_factory=lambda: [1280, 384], metadata={
-        "range": "[width, height] in pixels, each 32..4096"})
+    pedestrian_threshold: float = setting(
+        CALIBRATED_DEFAULTS["pedestrian_threshold"],
+        range=(0.0, 1.0))
+    pedestrian_band: list[float] = setting(
+        [0.25, 0.75],
+        range="[top, bottom] with 0 <= top < bottom <= 1, or [] (the whole frame)")
+    pedestrian_band_input: list[int] = setting(
+        [1280, 384],
+        range="[width, height] in pixels, each 32..4096")
     model_path: str = ""
     model_sha256: str = ""
-    model_family: str = field(default="", metadata={
-        "range": ("", "gfl", "yolox", "yolov8", "rtdetr", "picodet", "nanodet", "yolo11")})
+    model_family: str = setting(
+        "",
+        range=("", "gfl", "yolox", "yolov8", "rtdetr", "picodet", "nanodet", "yolo11"))
     labels_path: str = ""
-    score_threshold: float = field(default=CALIBRATED_DEFAULTS["score_threshold"],
-                                   metadata={"range": (0.0, 1.0)})
-    nms_iou: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
-    max_detections: int = field(default=100, metadata={
-        "description": "most detections per image after NMS, 1..1000 (the duplicate step compares "
-            "every pair: unbounded, a frame's candidates took seconds and gigabytes)",
-        "range": (1, MAX_DETECTIONS)})
+    score_threshold: float = setting(CALIBRATED_DEFAULTS["score_threshold"], range=(0.0, 1.0))
+    nms_iou: float = setting(0.5, range=(0.0, 1.0))
+    max_detections: int = setting(
+        100, "most detections per image after NMS, 1..1000 (the duplicate step compares "
+        "every pair: unbounded, a frame's candidates took seconds and gigabytes)",
+        range=(1, MAX_DETECTIONS))
     keep_other_classes: bool = False
     animals: bool = False
     batching: bool = True
-    max_batch: int = field(default=8, metadata={"range": (1, 64)})
-    input_width: int = field(default=0, metadata={
-        "description": "network input width for models with a dynamic input size (0: read it from the "
-            "model)",
-        "range": (0, 8192)})
-    input_height: int = field(default=0, metadata={
-        "description": "network input height for models with a dynamic input size (0: read it from the "
-            "model)",
-        "range": (0, 8192)})
-    resize: str = field(default="", metadata={
-        "range": ("", "stretch", "letterbox", "letterbox_center")})
-    color_order: str = field(default="", metadata={"range": ("", "rgb", "bgr")})
-    pixel_scale: float = field(default=0.0, metadata={
-        "range": "a factor; 0 or negative: the model's or family's default"})
-    mean: list[float] = field(default_factory=list, metadata={
-        "description": "per-channel mean subtracted before dividing by std (custom models); [] = the "
-            "model's default",
-        "range": "one value per channel, in the network's channel order; [] = the model's"})
-    std: list[float] = field(default_factory=list, metadata={
-        "description": "per-channel standard deviation the input is divided by (custom models); [] = the"
-            " model's default",
-        "range": "one value per channel, in the network's channel order; [] = the model's"})
-    pad_value: float = field(default=-1.0, metadata={
-        "range": "0..255; negative: the model's or family's default"})
-    interpolation: str = field(default="", metadata={
-        "range": ("", "linear", "cubic", "area", "nearest")})
-    score_activation: str = field(default="none", metadata={"range": ("none", "sigmoid")})
-    cell_offset: float = field(default=-1.0, metadata={
-        "range": "0..1 cells; negative: the layout's default"})
+    max_batch: int = setting(8, range=(1, 64))
+    input_width: int = setting(
+        0, "network input width for models with a dynamic input size (0: read it from the "
+        "model)",
+        range=(0, 8192))
+    input_height: int = setting(
+        0, "network input height for models with a dynamic input size (0: read it from the "
+        "model)",
+        range=(0, 8192))
+    resize: str = setting("", range=("", "stretch", "letterbox", "letterbox_center"))
+    color_order: str = setting("", range=("", "rgb", "bgr"))
+    pixel_scale: float = setting(
+        0.0,
+        range="a factor; 0 or negative: the model's or family's default")
+    mean: list[float] = setting(
+        [], "per-channel mean subtracted before dividing by std (custom models); [] = the "
+        "model's default",
+        range="one value per channel, in the network's channel order; [] = the model's")
+    std: list[float] = setting(
+        [], "per-channel standard deviation the input is divided by (custom models); [] = the"
+        " model's default",
+        range="one value per channel, in the network's channel order; [] = the model's")
+    pad_value: float = setting(-1.0, range="0..255; negative: the model's or family's default")
+    interpolation: str = setting("", range=("", "linear", "cubic", "area", "nearest"))
+    score_activation: str = setting("none", range=("none", "sigmoid"))
+    cell_offset: float = setting(-1.0, range="0..1 cells; negative: the layout's default")
     reduced_jpeg_decode: bool = True
-    preprocess: str = field(default="auto", metadata={"range": ("auto", "cpu", "gpu", "torch_cpu")})
+    preprocess: str = setting("auto", range=("auto", "cpu", "gpu", "torch_cpu"))
     calibrated_scores: bool = True
     class_thresholds: ClassThresholds = field(default_factory=ClassThresholds)
     duplicates: DuplicateSettings = field(default_factory=DuplicateSettings)

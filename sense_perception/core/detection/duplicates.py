@@ -48,10 +48,11 @@ Everything is vectorised over the boxes of an image (an N x N containment matrix
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from ...config import setting
 from ...errors import ConfigError
 from ..types import Detections
 
@@ -69,53 +70,53 @@ class DuplicateSettings:
     Measured on the developer set (docs/detection-quality.md, "Duplicates").
     """
 
-    nested_containment: float = field(default=0.8, metadata={
-        "description": "share of a box's area inside a larger, higher-scored box of the same label "
-            "at and above which it is a duplicate and dropped; 0: keep nested boxes",
-        "range": (0.0, 1.0)})
-    nested_keep_bottom_gap: float = field(default=0.2, metadata={
-        "description": "a nested box is kept as a second, farther object when its bottom edge lies "
-            "at least this share of the larger box's height above the larger box's bottom; above 1: "
-            "never kept",
-        "range": (0.0, 2.0)})
-    nested_keep_aspect: float = field(default=1.8, metadata={
-        "description": "... and when the two boxes' aspect ratios (width / height) differ by at most "
-            "this factor (the outline of a whole object, not a strip or slice of one)",
-        "range": (1.0, None)})
-    nested_keep_min_score: float = field(default=0.0, metadata={
-        "description": "... and when the nested box scores at least this (calibrated); above 1: a "
-            "nested box is never kept as a second object",
-        "range": (0.0, 2.0)})
-    nested_outer_score_ratio: float = field(default=0.3, metadata={
-        "description": "a larger box scoring under this share of the score of a box of its label "
-            "that it contains is a loose box around that object and dropped; 0: never, 1: always "
-            "the lower-scored box of a nested pair",
-        "range": (0.0, 1.0)})
-    nested_recheck_crops: int = field(default=1, metadata={
-        "description": "most boxes per frame that still hold a nested box of their label whose "
-            "crop (with a 20 % margin) is detected again by the general model; a nested box is "
-            "dropped where the crop shows the outer object again and nothing for the nested box "
-            "(core/detection/recheck.py); 0: off. Each crop is one more image through the model",
-        "range": (0, 100)})
-    nested_recheck_input: int = field(default=256, metadata={
-        "description": "side in pixels of the square model input the crops are detected at (the "
-            "same weights, the graph rewritten in memory, core/runtime/model_resize.py; a model "
-            "without a fixed input size runs at it as it is); 0: the "
-            "model's own input (PicoDet 416). A crop is one object and its margin: 320 costs about "
-            "0.6x a 416 crop (docs/detection-quality.md, \"Re-detection on a crop\")",
-        "range": "0, or a multiple of 32 within 128..1024"})
-    vehicle_nms_iou: float = field(default=0.5, metadata={
-        "description": "IoU at and above which boxes of different vehicle labels are one vehicle "
-            "(one box, one label kept); 0: off, vehicle labels never suppress each other; 1: only "
-            "boxes that coincide (one box scored with two labels)",
-        "range": (0.0, 1.0)})
-    vehicle_labels: list[str] = field(default_factory=lambda: ["car", "truck", "bus"], metadata={
-        "description": "labels that are all vehicles: one vehicle gets one of them",
-        "range": "driving labels, e.g. [car, truck, bus]; [] = no cross-class suppression"})
-    vehicle_label: str = field(default="score", metadata={
-        "description": "label of a vehicle seen as several: score (the best-scored box's) or vote "
-            "(the label with the most score summed over the overlapping boxes)",
-        "range": VOTE_RULES})
+    nested_containment: float = setting(
+        0.8, "share of a box's area inside a larger, higher-scored box of the same label "
+        "at and above which it is a duplicate and dropped; 0: keep nested boxes",
+        range=(0.0, 1.0))
+    nested_keep_bottom_gap: float = setting(
+        0.2, "a nested box is kept as a second, farther object when its bottom edge lies "
+        "at least this share of the larger box's height above the larger box's bottom; above 1: "
+        "never kept",
+        range=(0.0, 2.0))
+    nested_keep_aspect: float = setting(
+        1.8, "... and when the two boxes' aspect ratios (width / height) differ by at most "
+        "this factor (the outline of a whole object, not a strip or slice of one)",
+        range=(1.0, None))
+    nested_keep_min_score: float = setting(
+        0.0, "... and when the nested box scores at least this (calibrated); above 1: a "
+        "nested box is never kept as a second object",
+        range=(0.0, 2.0))
+    nested_outer_score_ratio: float = setting(
+        0.3, "a larger box scoring under this share of the score of a box of its label "
+        "that it contains is a loose box around that object and dropped; 0: never, 1: always "
+        "the lower-scored box of a nested pair",
+        range=(0.0, 1.0))
+    nested_recheck_crops: int = setting(
+        1, "most boxes per frame that still hold a nested box of their label whose "
+        "crop (with a 20 % margin) is detected again by the general model; a nested box is "
+        "dropped where the crop shows the outer object again and nothing for the nested box "
+        "(core/detection/recheck.py); 0: off. Each crop is one more image through the model",
+        range=(0, 100))
+    nested_recheck_input: int = setting(
+        256, "side in pixels of the square model input the crops are detected at (the "
+        "same weights, the graph rewritten in memory, core/runtime/model_resize.py; a model "
+        "without a fixed input size runs at it as it is); 0: the "
+        "model's own input (PicoDet 416). A crop is one object and its margin: 320 costs about "
+        "0.6x a 416 crop (docs/detection-quality.md, \"Re-detection on a crop\")",
+        range="0, or a multiple of 32 within 128..1024")
+    vehicle_nms_iou: float = setting(
+        0.5, "IoU at and above which boxes of different vehicle labels are one vehicle "
+        "(one box, one label kept); 0: off, vehicle labels never suppress each other; 1: only "
+        "boxes that coincide (one box scored with two labels)",
+        range=(0.0, 1.0))
+    vehicle_labels: list[str] = setting(
+        ["car", "truck", "bus"], "labels that are all vehicles: one vehicle gets one of them",
+        range="driving labels, e.g. [car, truck, bus]; [] = no cross-class suppression")
+    vehicle_label: str = setting(
+        "score", "label of a vehicle seen as several: score (the best-scored box's) or vote "
+        "(the label with the most score summed over the overlapping boxes)",
+        range=VOTE_RULES)
 
     def __post_init__(self) -> None:
         for key in ("nested_containment", "vehicle_nms_iou", "nested_outer_score_ratio"):

@@ -20,12 +20,13 @@ look-ups per box, no per-box Python loop.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ...config import setting
 from ...errors import ConfigError, ImageDecodeError
 from ..imaging.frame_guard import InputLimits
 from ..imaging.image_file import read_image_file
@@ -54,15 +55,15 @@ ASPECT_TOLERANCE = 0.02
 class IgnoreRegionSettings:
     """``detector.ignore_regions.*``: where each camera reports nothing."""
 
-    polygons: list[str] = field(default_factory=list, metadata={
-        "description": "per camera topic, an image area where nothing is reported: \"TOPIC: x,y x,y "
-            "x,y ...\" (a polygon in the camera's full-resolution pixels) or \"TOPIC: mask PATH\" (an "
-            "image whose non-zero pixels are the area); several entries per topic add up",
-        "range": "\"TOPIC: x,y x,y x,y [...]\" (3 points or more) or \"TOPIC: mask PATH\""})
-    min_overlap: float = field(default=0.5, metadata={
-        "description": "share of a box's area inside its camera's ignore region at and above which "
-            "the detection is dropped",
-        "range": (0.0, 1.0)})
+    polygons: list[str] = setting(
+        [], "per camera topic, an image area where nothing is reported: \"TOPIC: x,y x,y "
+        "x,y ...\" (a polygon in the camera's full-resolution pixels) or \"TOPIC: mask PATH\" (an "
+        "image whose non-zero pixels are the area); several entries per topic add up",
+        range="\"TOPIC: x,y x,y x,y [...]\" (3 points or more) or \"TOPIC: mask PATH\"")
+    min_overlap: float = setting(
+        0.5, "share of a box's area inside its camera's ignore region at and above which "
+        "the detection is dropped",
+        range=(0.0, 1.0))
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_overlap <= 1.0:

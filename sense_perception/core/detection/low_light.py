@@ -17,12 +17,13 @@ results do not change.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
+from ...config import setting
 from ...errors import ConfigError
 from ..imaging.image_decode import ImageView
 
@@ -33,22 +34,21 @@ MODES = ("off", "clahe")
 class LowLightSettings:
     """``detector.low_light.*``: what is done to dark frames before detection."""
 
-    mode: str = field(default="clahe", metadata={
-        "description": "contrast of dark frames: off or clahe (local contrast equalisation)",
-        "range": MODES})
-    dark_luma: float = field(default=60.0, metadata={
-        "description": "a frame whose mean luma (0..255) is below this is dark and brightened",
-        "range": (0.0, 255.0)})
-    clahe_clip: float = field(default=2.0, metadata={
-        "description": "CLAHE contrast limit (OpenCV clipLimit)", "range": (0.1, 40.0)})
-    denoise_sigma: float = field(default=0.7, metadata={
-        "description": "Gaussian blur (sigma in pixels) of a dark frame before its tone curve, "
-            "against the sensor noise of high gain; 0: none",
-        "range": (0.0, 5.0)})
-    chroma_sigma: float = field(default=6.0, metadata={
-        "description": "Gaussian blur (sigma in pixels) of a dark frame's colour (Cr, Cb of "
-            "YCrCb), against the colour noise of high gain; the luma keeps its detail; 0: none",
-        "range": (0.0, 20.0)})
+    mode: str = setting(
+        "clahe", "contrast of dark frames: off or clahe (local contrast equalisation)",
+        range=MODES)
+    dark_luma: float = setting(
+        60.0, "a frame whose mean luma (0..255) is below this is dark and brightened",
+        range=(0.0, 255.0))
+    clahe_clip: float = setting(2.0, "CLAHE contrast limit (OpenCV clipLimit)", range=(0.1, 40.0))
+    denoise_sigma: float = setting(
+        0.7, "Gaussian blur (sigma in pixels) of a dark frame before its tone curve, "
+        "against the sensor noise of high gain; 0: none",
+        range=(0.0, 5.0))
+    chroma_sigma: float = setting(
+        6.0, "Gaussian blur (sigma in pixels) of a dark frame's colour (Cr, Cb of "
+        "YCrCb), against the colour noise of high gain; the luma keeps its detail; 0: none",
+        range=(0.0, 20.0))
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

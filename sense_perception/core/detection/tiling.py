@@ -28,13 +28,14 @@ Everything works on all detections of a frame at once with numpy (a few hundred 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ...config import setting
 from ...errors import ConfigError
 from ..boxes import pairwise_iou
 from .postprocess import nms_class_aware
@@ -82,21 +83,21 @@ class TilingConfig:
             the full frame missed). Off by default: such a box is usually a real object.
     """
 
-    mode: str = field(default="off", metadata={"range": ("off", "horizon_bands")})
-    horizon_y: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
-    band_height: float = field(default=0.4, metadata={"range": (0.0, 1.0)})
-    columns: int = field(default=0, metadata={"range": (0, 64)})
-    tile_aspect: float = field(default=4.0 / 3.0, metadata={"range": (0.0, None)})
-    rows: int = field(default=1, metadata={"range": (1, 16)})
-    overlap: float = field(default=0.25, metadata={"range": (0.0, 1.0)})
+    mode: str = setting("off", range=("off", "horizon_bands"))
+    horizon_y: float = setting(0.5, range=(0.0, 1.0))
+    band_height: float = setting(0.4, range=(0.0, 1.0))
+    columns: int = setting(0, range=(0, 64))
+    tile_aspect: float = setting(4.0 / 3.0, range=(0.0, None))
+    rows: int = setting(1, range=(1, 16))
+    overlap: float = setting(0.25, range=(0.0, 1.0))
     include_full_frame: bool = True
-    min_image_width: int = field(default=960, metadata={"range": (0, None)})
-    min_tile_px: int = field(default=64, metadata={"range": (1, None)})
-    edge_margin_px: float = field(default=4.0, metadata={"range": (0.0, None)})
-    cover_threshold: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
-    fuse_min_overlap: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
-    large_object_fraction: float = field(default=0.5, metadata={"range": (0.0, None)})
-    cross_class_iou: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
+    min_image_width: int = setting(960, range=(0, None))
+    min_tile_px: int = setting(64, range=(1, None))
+    edge_margin_px: float = setting(4.0, range=(0.0, None))
+    cover_threshold: float = setting(0.7, range=(0.0, 1.0))
+    fuse_min_overlap: float = setting(0.5, range=(0.0, 1.0))
+    large_object_fraction: float = setting(0.5, range=(0.0, None))
+    cross_class_iou: float = setting(0.7, range=(0.0, 1.0))
     drop_uncovered_fragments: bool = False
 
     def __post_init__(self) -> None:

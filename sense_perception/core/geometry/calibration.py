@@ -22,7 +22,6 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...fileio import read_regular_file
-from ..output.topics import image_base_topic
 from .camera_info_fields import ROI_FIELDS, binning_and_roi, get_field, getter
 
 # distortion_model -> the numbers of coefficients D may have (ROS CameraInfo names).
@@ -276,14 +275,6 @@ def mount_transform(height: float, pitch: float = 0.0, roll: float = 0.0, yaw: f
     return T
 
 
-def rectified_topic(topic: str) -> bool:
-    """Whether an image topic carries rectified images, by image_pipeline's names: the image's
-    last name (an image_transport sub-topic aside) begins with ``image_rect`` (``image_rect``,
-    ``image_rect_color``: Autoware's camera input). Their CameraInfo is the raw camera's (K, D);
-    the rectified image's own intrinsics are its P and R (REP 104)."""
-    return image_base_topic(topic).rpartition("/")[2].startswith("image_rect")
-
-
 def _numbers(value: Any, name: str, where: str) -> np.ndarray:
     """A CameraInfo array field (a list, a message's array or None) as a flat float array."""
     try:
@@ -416,7 +407,7 @@ def from_camera_info(info: Any, T_base_link_camera: np.ndarray, where: str,
     parameters).
 
     Args:
-        rectified: the images are rectified (:func:`rectified_topic`): placed with the
+        rectified: the images are rectified (:func:`~sense_perception.core.output.topics.rectified_topic`): placed with the
             CameraInfo's P and R, no distortion (REP 104), as Autoware's fusion projects into a
             rectified image; K and D describe the raw image.
 

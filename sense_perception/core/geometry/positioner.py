@@ -24,11 +24,64 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from .calibration import CalibrationError, CameraCalibration, from_camera_info, rectified_topic
+from ..output.topics import rectified_topic
+from .calibration import CalibrationError, CameraCalibration, from_camera_info
 from .camera_info_fields import binning_and_roi, get_field, getter
 from .ground import GroundPositions, estimate_positions
 from .priors import DEFAULT_NOISE, PositionNoise
 from .tf_static import StaticTransforms
+
+
+def check_one_mount(camera_topics: Sequence[str], mount: str) -> None:
+    """Refuse the mount parameters for several cameras: they give one mount, and every camera
+    would be placed as if it were mounted there (a rear camera's pedestrian 5 m behind the car
+    published 5 m ahead, in ``detections_3d`` and Autoware's DetectedObjects).
+
+    Topics of one camera (``<ns>/image_raw``, ``<ns>/image_rect_color``, their ``/compressed``:
+    one namespace) share its mount and are one camera here.
+
+    Args:
+        camera_topics: the exterior cameras.
+        mount: the mount parameter given (``mount_transform``, ``mount_height``); "" = none.
+
+    Raises:
+        ConfigError: naming the cameras and the fix.
+    """
+    from ...errors import ConfigError
+    from ..output.topics import camera_namespace
+
+    cameras = list(dict.fromkeys(camera_namespace(t) for t in camera_topics))
+    if mount and len(cameras) > 1:
+        raise ConfigError(
+            f"parameter '{mount}' gives one camera mount, but the cameras {', '.join(cameras)} "
+            "would all be placed with it (each camera's 3-D positions as if seen from that one "
+            "mount); fix: publish each camera's mount in /tf_static (base_link -> the camera's "
+            f"frame_id) and leave {mount} unset, or run one object_detector per camera with its "
+            "own mount")
+
+
+def check_mount_for_autoware(mount: str, autoware_topics: Sequence[str]) -> None:
+    """Refuse ``mount_height`` with Autoware's outputs on: it places base_link's origin on the
+    road below the camera, while Autoware's base_link is the rear axle's centre, so every
+    DetectedObject (and the ROIs' kinematics) was off by the camera's offset along the car,
+    objects ahead of a windshield camera published about 2 m nearer than they are.
+
+    Args:
+        mount: the mount parameter given (``mount_transform``, ``mount_height``; "" = none).
+        autoware_topics: ``autoware.rois_topic`` and ``autoware.objects_topic`` ("" = off).
+
+    Raises:
+        ConfigError: naming the parameter and the fix.
+    """
+    from ...errors import ConfigError
+
+    if mount == "mount_height" and any(autoware_topics):
+        raise ConfigError(
+            "parameter 'mount_height' places base_link's origin on the road below the camera, but "
+            "Autoware's base_link is the centre of the rear axle: Autoware's DetectedObjects and "
+            "the ROIs' kinematics would be off by the camera's offset along the car; fix: publish "
+            "the camera's mount in /tf_static (Autoware's sensor kit description does), or give "
+            "mount_transform with the camera's position in base_link")
 
 
 @dataclass

@@ -6,6 +6,7 @@ notice a silent stream, and read :meth:`~CameraHealthMonitor.status` for the dia
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -199,6 +200,13 @@ def _pixels(image: Any, width: int) -> np.ndarray:
 class CameraHealthBank:
     """The health of every camera of a node (or of a replay's pipeline).
 
+    Thread-safe: a node judges its frames on its inference thread and checks for silence from
+    its diagnostics timer, on another thread. Every method holds one lock, so a check and a
+    frame never interleave: a check that read the old last arrival, then let the resumed
+    camera's frame clear ``silent``, then raised ``silent`` anyway kept a camera that had resumed
+    ``silent`` (ERROR) in ``/diagnostics`` until its next frame. :meth:`report` gives the faults
+    and the statuses of one moment.
+
     Args:
         topics: the camera topics.
         settings: the ``camera_health.*`` parameters.
@@ -220,9 +228,15 @@ class CameraHealthBank:
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
         self._last_arrival: dict[str, float] = {}
         self._unjudged: dict[str, int] = {}
+        # re-entrant: update() gives status(), report() calls check() and statuses()
+        self._lock = threading.RLock()
 
     def start(self, now: float) -> None:
         """Start every camera's silence clock (a node's activation, a replay's first message)."""
+        with self._lock:
+            self._start(now)
+
+    def _start(self, now: float) -> None:
         for topic, monitor in self.monitors.items():
             monitor.start(now)
             self._last_arrival.setdefault(topic, now)  # its silence is counted from now
@@ -230,12 +244,13 @@ class CameraHealthBank:
     def update(self, topic: str, image: Any, stamp: float, frame_id: str,
                arrival: float) -> dict[str, Any]:
         """Judge one frame of ``topic``; its camera's DiagnosticStatus dict after it."""
-        monitor = self.monitors[topic]
-        self._spend(topic, arrival)
-        events = monitor.update(_pixels(image, self.settings.width), stamp, frame_id, arrival)
-        if self.keep_events:
-            self._events[topic].extend(events)
-        return self.status(topic)
+        with self._lock:
+            monitor = self.monitors[topic]
+            self._spend(topic, arrival)
+            events = monitor.update(_pixels(image, self.settings.width), stamp, frame_id, arrival)
+            if self.keep_events:
+                self._events[topic].extend(events)
+            return self.status(topic)
 
     def judge(self, topic: str, image: Any, stamp: float, frame_id: str,
               arrival: float) -> tuple[dict[str, Any], Exception | None]:
@@ -244,6 +259,11 @@ class CameraHealthBank:
         status at level STALE naming the error (not a camera fault: :func:`in_fault` is false),
         and the error, for the caller to log; :meth:`summary` counts such frames per camera
         (``unjudged_frames``)."""
+        with self._lock:
+            return self._judge(topic, image, stamp, frame_id, arrival)
+
+    def _judge(self, topic: str, image: Any, stamp: float, frame_id: str,
+               arrival: float) -> tuple[dict[str, Any], Exception | None]:
         try:
             return self.update(topic, image, stamp, frame_id, arrival), None
         except Exception as exc:  # noqa: BLE001 - said in the status, counted, returned
@@ -255,7 +275,8 @@ class CameraHealthBank:
 
     def unjudged(self, topic: str) -> int:
         """How many frames of ``topic`` could not be judged (:meth:`judge`)."""
-        return self._unjudged.get(topic, 0)
+        with self._lock:
+            return self._unjudged.get(topic, 0)
 
     def _spend(self, topic: str, now: float) -> None:
         """Add the time since the last frame or check to the conditions ``topic`` holds.
@@ -277,27 +298,39 @@ class CameraHealthBank:
         """Raise ``silent`` on cameras that stopped (``now`` on the arrival clock), and count the
         time their conditions held since their last frame (a camera that stopped for good was
         ``silent`` for none of it)."""
-        for topic, monitor in self.monitors.items():
-            if topic in self._last_arrival:
-                self._spend(topic, now)
-            events = monitor.check(now)
-            if self.keep_events:
-                self._events[topic].extend(events)
+        with self._lock:
+            for topic, monitor in self.monitors.items():
+                if topic in self._last_arrival:
+                    self._spend(topic, now)
+                events = monitor.check(now)
+                if self.keep_events:
+                    self._events[topic].extend(events)
+
+    def report(self, now: float) -> tuple[str, list[dict[str, Any]]]:
+        """:meth:`check` at ``now``, then :meth:`fault_text` and :meth:`statuses`, all of one
+        moment (a node's ``/diagnostics``): its own status said ``camera_faults: none`` while the
+        camera's status beside it, checked after, said ``silent`` (ERROR)."""
+        with self._lock:
+            self.check(now)
+            return self.fault_text(), self.statuses()
 
     def status(self, topic: str) -> dict[str, Any]:
         """The DiagnosticStatus dict of one camera: named ``camera_health: <topic>``, hardware_id
         = its topic, the conditions in the message, the metrics in the values. The same live and
         in a replay (the node's name is added only in ``/diagnostics``)."""
-        m = self.monitors[topic]
-        return _diagnostic(topic, m.level, m.message(), m.values())
+        with self._lock:
+            m = self.monitors[topic]
+            return _diagnostic(topic, m.level, m.message(), m.values())
 
     def statuses(self) -> list[dict[str, Any]]:
         """One status per camera."""
-        return [self.status(t) for t in self.monitors]
+        with self._lock:
+            return [self.status(t) for t in self.monitors]
 
     def faults(self) -> dict[str, list[str]]:
         """The cameras in ERROR, with their conditions."""
-        return {t: m.conditions for t, m in self.monitors.items() if m.level == ERROR}
+        with self._lock:
+            return {t: m.conditions for t, m in self.monitors.items() if m.level == ERROR}
 
     def fault_text(self) -> str:
         """``/front/image_raw (blocked)`` for each camera in ERROR, joined; "" when none."""
@@ -308,6 +341,10 @@ class CameraHealthBank:
         events were left out (more than twice ``keep_each_end``), also ``events_total`` and
         ``events_left_out``: ``events`` then holds the first and the last ones; when frames could
         not be judged (:meth:`judge`), ``unjudged_frames``."""
+        with self._lock:
+            return self._summary()
+
+    def _summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for t in self.monitors:
             events = self._events[t]

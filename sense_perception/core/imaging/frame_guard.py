@@ -10,12 +10,12 @@ out-of-memory kill.
 from __future__ import annotations
 
 import array
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ...config import setting
 from ...errors import ImageDecodeError
 from .frame_errors import FrameErrorLedger
 from .image_decode import (FULL_DEPTH_BITS, MONO16_BITS_RANGE, ImageView, SizeFloor, decode_any,
@@ -40,11 +40,11 @@ class InputLimits:
             0-4095 needs 10 or 12, or its frames read as black.
     """
 
-    max_width: int = dataclasses.field(default=8192, metadata={"range": (1, None)})
-    max_height: int = dataclasses.field(default=8192, metadata={"range": (1, None)})
-    max_pixels: int = dataclasses.field(default=40_000_000, metadata={"range": (1, None)})
-    max_compressed_bytes: int = dataclasses.field(default=32 * 1024 * 1024, metadata={"range": (1, None)})
-    mono16_bits: int = dataclasses.field(default=FULL_DEPTH_BITS, metadata={"range": MONO16_BITS_RANGE})
+    max_width: int = setting(8192, range=(1, None))
+    max_height: int = setting(8192, range=(1, None))
+    max_pixels: int = setting(40_000_000, range=(1, None))
+    max_compressed_bytes: int = setting(32 * 1024 * 1024, range=(1, None))
+    mono16_bits: int = setting(FULL_DEPTH_BITS, range=MONO16_BITS_RANGE)
 
     def __post_init__(self) -> None:
         for name in ("max_width", "max_height", "max_pixels", "max_compressed_bytes"):

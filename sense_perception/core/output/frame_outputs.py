@@ -25,6 +25,7 @@ from ..autoware.objects import DETECTED_OBJECTS, detected_objects
 from ..autoware.rois import (DETECTED_OBJECTS_WITH_FEATURE, AutowareConfig,
                              detected_objects_with_feature, namespace_rois_topic)
 from ..geometry.ground import GroundPositions
+from ..message_types import IMAGE, TF_STATIC
 from ..tracking.ground_motion import GroundVelocities
 from ..types import Detections, Header
 from . import messages
@@ -37,7 +38,6 @@ DETECTION_3D_ARRAY = "vision_msgs/msg/Detection3DArray"
 LABEL_INFO = "vision_msgs/msg/LabelInfo"
 CLASSIFICATION = "vision_msgs/msg/Classification"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
-IMAGE = "sensor_msgs/msg/Image"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
 DIAGNOSTIC_STATUS = "diagnostic_msgs/msg/DiagnosticStatus"
 DIAGNOSTICS_TOPIC = "/diagnostics"
@@ -318,7 +318,7 @@ def taken_topics(camera_topics: Sequence[str], namespaces: Sequence[str],
     (topic -> what it is: a CameraInfo topic given by name).
     """
     taken: dict[str, str] = {DIAGNOSTICS_TOPIC: "the diagnostics topic",
-                             "/tf": "the transforms topic", "/tf_static": "the static transforms topic"}
+                             "/tf": "the transforms topic", TF_STATIC: "the static transforms topic"}
     for camera, ns in zip(camera_topics, namespaces, strict=True):
         taken[join_topic(ns, "camera_info")] = f"the CameraInfo topic of camera '{camera}'"
         for row in EXTERIOR_OUTPUTS:

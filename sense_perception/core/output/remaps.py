@@ -10,14 +10,13 @@ them; the node calls it at configure, before any model loads.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from ...errors import ConfigError
-from .topics import TRANSPORT_SUFFIXES, image_base_topic
+from .frame_outputs import IMAGE
+from .topics import is_debug_topic, looks_like_image
 
-IMAGE = "sensor_msgs/msg/Image"
 #: The fix every refusal names.
 REMAP_FIX = ("fix: remove the remap rule (--ros-args -r FROM:=TO, a launch file's remappings) or "
              "remap the output to a topic of its own")
@@ -40,22 +39,16 @@ class Endpoint:
     output: bool
 
 
-# image_transport's and image_pipeline's names of a camera's images.
-_IMAGE_NAME = re.compile(r"image(_raw|_color|_mono|_rect|_rect_color|_rect_mono|_rect_raw)?")
-
-
-def looks_like_image(topic: str) -> bool:
-    """A topic named as a camera's image is (``.../image_raw``, ``.../image_rect_color``,
-    ``.../image``...), or an image_transport sub-topic (``.../compressed``)."""
-    last = image_base_topic(topic).rstrip("/").rpartition("/")[2]
-    return bool(_IMAGE_NAME.fullmatch(last)) or topic.rstrip("/").rpartition("/")[2] in TRANSPORT_SUFFIXES
-
-
 def check_remapped_outputs(endpoints: Sequence[Endpoint], resolve: Callable[[str], str],
                            expand: Callable[[str], str],
                            foreign: Mapping[str, str] | None = None) -> None:
     """Refuse an endpoint that the remap rules move onto another one with an output involved,
     or an output they move onto an image topic or a topic of another node.
+
+    An image output (the drawn detections) may go to an image name in a ``debug`` namespace
+    (:func:`is_debug_topic`: ``/x/debug/image``): a debug image is no camera's. It was refused
+    as "a camera image topic" though no camera publishes there (R57); another message type
+    there still is (a viewer of that name expects images).
 
     Args:
         endpoints: the node's publishers and subscriptions.
@@ -87,7 +80,7 @@ def check_remapped_outputs(endpoints: Sequence[Endpoint], resolve: Callable[[str
         if user is not None:
             raise ConfigError(f"the node's remap rules put {_named(endpoint, resolved, moved)}, "
                               f"which is {user}; " + REMAP_FIX)
-        if looks_like_image(resolved):
+        if looks_like_image(resolved) and not (endpoint.msgtype == IMAGE and is_debug_topic(resolved)):
             clash = ("the drawn detections would mix with the camera's frames"
                      if endpoint.msgtype == IMAGE else
                      f"a {endpoint.msgtype} there clashes with the camera's images")
@@ -108,4 +101,4 @@ def _clash(a: Endpoint, b: Endpoint) -> str:
     return "two outputs would mix their messages"
 
 
-__all__ = ["Endpoint", "REMAP_FIX", "check_remapped_outputs", "looks_like_image"]
+__all__ = ["Endpoint", "REMAP_FIX", "check_remapped_outputs"]

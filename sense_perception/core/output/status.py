@@ -109,8 +109,12 @@ def camera_values(health: Any) -> dict[str, Any]:
 
 def name_camera_faults(status: dict[str, Any], health: Any) -> dict[str, Any]:
     """A node's status that also names its cameras in ERROR: at least WARN (its outputs keep
-    flowing, but a camera cannot be trusted), the cameras and conditions in the message."""
-    faults = health.fault_text() if health is not None else ""
+    flowing, but a camera cannot be trusted), the cameras and conditions in the message.
+    ``health``: the bank, or its :meth:`fault_text` already taken (``CameraHealthBank.report``)."""
+    if isinstance(health, str):
+        faults = health
+    else:
+        faults = health.fault_text() if health is not None else ""
     if faults:
         # an OK status's message is "ok": "ok; camera fault: ..." read as fine to a log grep
         before = [] if int(status["level"]) == OK else [status["message"]]

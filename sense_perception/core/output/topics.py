@@ -22,6 +22,37 @@ def image_base_topic(topic: str) -> str:
     return base if base and last in TRANSPORT_SUFFIXES else str(topic).rstrip("/")
 
 
+# image_transport's and image_pipeline's last names of a camera's images.
+_IMAGE_NAME = re.compile(r"image(_raw|_color|_mono|_rect|_rect_color|_rect_mono|_rect_raw)?")
+
+
+def image_name(topic: str) -> str:
+    """The last name of the image a topic carries, an image_transport sub-topic aside
+    (``/cam/image_rect_color/compressed`` -> ``image_rect_color``)."""
+    return image_base_topic(topic).rstrip("/").rpartition("/")[2]
+
+
+def looks_like_image(topic: str) -> bool:
+    """A topic named as a camera's image is (``.../image_raw``, ``.../image_rect_color``,
+    ``.../image``...), or an image_transport sub-topic (``.../compressed``)."""
+    return (bool(_IMAGE_NAME.fullmatch(image_name(topic)))
+            or str(topic).rstrip("/").rpartition("/")[2] in TRANSPORT_SUFFIXES)
+
+
+def is_debug_topic(topic: str) -> bool:
+    """A topic in a ``debug`` namespace (``/x/debug/image``, Autoware's ``~/debug/...``): a
+    node's debug output by ROS convention, never a camera driver's frames."""
+    return "debug" in str(topic).strip("/").split("/")[:-1]
+
+
+def rectified_topic(topic: str) -> bool:
+    """Whether an image topic carries rectified images, by image_pipeline's names: its
+    :func:`image_name` begins with ``image_rect`` (``image_rect``, ``image_rect_color``:
+    Autoware's camera input). Their CameraInfo is the raw camera's (K, D); the rectified image's
+    own intrinsics are its P and R (REP 104)."""
+    return image_name(topic).startswith("image_rect")
+
+
 def camera_namespace(topic: str) -> str:
     """Namespace of a camera image topic, where its perception outputs go.
 
@@ -89,4 +120,5 @@ def check_topic_names(topics: Sequence[str], name: str) -> None:
 
 
 __all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "check_topic_names",
-           "image_base_topic", "join_topic", "output_namespace", "output_namespaces"]
+           "image_base_topic", "image_name", "is_debug_topic", "join_topic", "looks_like_image",
+           "output_namespace", "output_namespaces", "rectified_topic"]

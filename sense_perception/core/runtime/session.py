@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
+from ...config import setting
 from ...errors import ModelError
 from ...limits import MAX_THREADS
 
@@ -86,13 +87,14 @@ class RuntimeConfig:
             pedestrian specialist: ``tools/quantize_specialist.py``); false: its original weights.
     """
 
-    providers: list[str] = field(default_factory=lambda: list(DEFAULT_PROVIDERS), metadata={
-        "range": "onnxruntime execution provider names, e.g. CPUExecutionProvider"})
-    intra_op_threads: int = field(default=0, metadata={"range": (0, MAX_THREADS)})
-    device_id: int = field(default=0, metadata={"range": (0, 255)})
+    providers: list[str] = setting(
+        list(DEFAULT_PROVIDERS),
+        range="onnxruntime execution provider names, e.g. CPUExecutionProvider")
+    intra_op_threads: int = setting(0, range=(0, MAX_THREADS))
+    device_id: int = setting(0, range=(0, 255))
     trt_cache_dir: str = ""
     trt_fp16: bool = True
-    openvino: str = field(default="auto", metadata={"range": ("auto", "off")})
+    openvino: str = setting("auto", range=("auto", "off"))
     openvino_int8: bool = True
 
     def __post_init__(self) -> None:

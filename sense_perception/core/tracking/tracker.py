@@ -27,13 +27,13 @@ when a track is confirmed, increase by one per new track and are never reused, e
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import lap
 import numpy as np
 
-from ...config import section_from_params
+from ...config import section_from_params, setting
 from ...errors import ConfigError
 from ..stamp_order import StampOrder
 from . import kalman
@@ -98,22 +98,23 @@ class TrackingConfig:
     """
 
     enabled: bool = True
-    high_threshold: float = field(default=0.575, metadata={"range": (0.0, 1.0)})
-    low_threshold: float = field(default=0.001, metadata={"range": (0.0, 1.0)})
-    new_track_threshold: float = field(default=0.738, metadata={"range": (0.0, 1.0)})
-    match_iou: float = field(default=0.2, metadata={"range": (0.0, 1.0)})
-    low_match_iou: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
-    tentative_match_iou: float = field(default=0.3, metadata={"range": (0.0, 1.0)})
+    high_threshold: float = setting(0.575, range=(0.0, 1.0))
+    low_threshold: float = setting(0.001, range=(0.0, 1.0))
+    new_track_threshold: float = setting(0.738, range=(0.0, 1.0))
+    match_iou: float = setting(0.2, range=(0.0, 1.0))
+    low_match_iou: float = setting(0.5, range=(0.0, 1.0))
+    tentative_match_iou: float = setting(0.3, range=(0.0, 1.0))
     fuse_score: bool = True
-    duplicate_iou: float = field(default=0.7, metadata={"range": (0.0, 1.0)})
-    min_hits: int = field(default=2, metadata={"range": (1, None)})
-    max_age: float = field(default=1.0, metadata={"range": (0.0, None)})
+    duplicate_iou: float = setting(0.7, range=(0.0, 1.0))
+    min_hits: int = setting(2, range=(1, None))
+    max_age: float = setting(1.0, range=(0.0, None))
     # At most MAX_FRAME_RATE: .inf (an open range let it through) made the nominal frame period 0,
     # and the motion model NaN on every frame with the stamp of the one before.
-    frame_rate: float = field(default=10.0, metadata={"range": (0.0, MAX_FRAME_RATE)})
+    frame_rate: float = setting(10.0, range=(0.0, MAX_FRAME_RATE))
     class_aware: bool = True
-    class_groups: list[str] = field(default_factory=lambda: list(DEFAULT_CLASS_GROUPS), metadata={
-        "range": "comma-separated label names per group, e.g. car,truck,bus"})
+    class_groups: list[str] = setting(
+        list(DEFAULT_CLASS_GROUPS),
+        range="comma-separated label names per group, e.g. car,truck,bus")
 
     PREFIX = "tracking."
 

@@ -55,11 +55,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 
+from ...config import setting
 from ...core.stamp_order import StampOrder
 from ...limits import MAX_THREADS
 
@@ -133,48 +134,49 @@ class AttentionConfig:
     """
 
     enabled: bool = True
-    intra_op_threads: int = field(default=1, metadata={"range": (0, MAX_THREADS)})
-    min_face_px: int = field(default=32, metadata={"range": (0, None)})
-    mesh_min_score: float = field(default=0.5, metadata={"range": (0.0, 1.0)})
-    calibration_s: float = field(default=5.0, metadata={"range": (0.0, None)})
-    recalibrate_after_s: float = field(default=10.0, metadata={"range": (0.0, None)})
-    neutral_yaw_deg: float = field(default=0.0, metadata={
-        "description": "yaw (degrees) of a driver watching the road, as this camera sees it: 0 for a "
-            "camera straight ahead of the face",
-        "range": (-180.0, 180.0)})
-    neutral_pitch_deg: float = field(default=0.0, metadata={
-        "description": "pitch (degrees) of a driver watching the road, as this camera sees it: 0 for a "
-            "camera straight ahead of the face",
-        "range": (-90.0, 90.0)})
-    max_neutral_offset_deg: float = field(default=30.0, metadata={"range": (0.0, None)})
-    yaw_limit_deg: float = field(default=29.0, metadata={"range": (0.0, None)})
-    pitch_down_limit_deg: float = field(default=18.5, metadata={"range": (0.0, None)})
-    pitch_up_limit_deg: float = field(default=30.0, metadata={"range": (0.0, None)})
-    cone_exit_fraction: float = field(default=0.8, metadata={"range": (0.0, 1.0)})
-    distracted_after_s: float = field(default=0.5, metadata={"range": (0.0, None)})
-    attentive_after_s: float = field(default=0.5, metadata={"range": (0.0, None)})
-    eye_closed_ratio: float = field(default=0.5, metadata={"range": (0.0, 1.5)})
-    eye_open_ratio: float = field(default=0.65, metadata={"range": (0.0, 1.5)})
-    eyes_closed_s: float = field(default=1.0, metadata={"range": (0.0, None)})
-    perclos_window_s: float = field(default=60.0, metadata={"range": (0.0, None)})
-    perclos_threshold: float = field(default=0.15, metadata={"range": (0.0, 1.0)})
-    perclos_exit_threshold: float = field(default=0.10, metadata={"range": (0.0, 1.0)})
-    perclos_min_s: float = field(default=20.0, metadata={"range": (0.0, None)})
-    no_face_s: float = field(default=0.5, metadata={"range": (0.0, None)})
+    intra_op_threads: int = setting(1, range=(0, MAX_THREADS))
+    min_face_px: int = setting(32, range=(0, None))
+    mesh_min_score: float = setting(0.5, range=(0.0, 1.0))
+    calibration_s: float = setting(5.0, range=(0.0, None))
+    recalibrate_after_s: float = setting(10.0, range=(0.0, None))
+    neutral_yaw_deg: float = setting(
+        0.0, "yaw (degrees) of a driver watching the road, as this camera sees it: 0 for a "
+        "camera straight ahead of the face",
+        range=(-180.0, 180.0))
+    neutral_pitch_deg: float = setting(
+        0.0, "pitch (degrees) of a driver watching the road, as this camera sees it: 0 for a "
+        "camera straight ahead of the face",
+        range=(-90.0, 90.0))
+    max_neutral_offset_deg: float = setting(30.0, range=(0.0, None))
+    yaw_limit_deg: float = setting(29.0, range=(0.0, None))
+    pitch_down_limit_deg: float = setting(18.5, range=(0.0, None))
+    pitch_up_limit_deg: float = setting(30.0, range=(0.0, None))
+    cone_exit_fraction: float = setting(0.8, range=(0.0, 1.0))
+    distracted_after_s: float = setting(0.5, range=(0.0, None))
+    attentive_after_s: float = setting(0.5, range=(0.0, None))
+    eye_closed_ratio: float = setting(0.5, range=(0.0, 1.5))
+    eye_open_ratio: float = setting(0.65, range=(0.0, 1.5))
+    eyes_closed_s: float = setting(1.0, range=(0.0, None))
+    perclos_window_s: float = setting(60.0, range=(0.0, None))
+    perclos_threshold: float = setting(0.15, range=(0.0, 1.0))
+    perclos_exit_threshold: float = setting(0.10, range=(0.0, 1.0))
+    perclos_min_s: float = setting(20.0, range=(0.0, None))
+    no_face_s: float = setting(0.5, range=(0.0, None))
     no_face_escalates: bool = True
-    level_times_s: list[float] = field(default_factory=lambda: [3.0, 5.0, 11.0], metadata={
-        "range": "three increasing positive seconds (levels 1, 2, 3)"})
-    recovery_factor_min: float = field(default=1.25, metadata={
-        "description": "while attentive the inattention timer runs back at least this much faster than "
-            "time (near 0)",
-        "range": (0.0, MAX_RECOVERY_FACTOR)})
-    recovery_factor_max: float = field(default=5.0, metadata={
-        "description": "while attentive the inattention timer runs back at most this much faster than "
-            "time (near the terminal time)",
-        "range": (0.0, MAX_RECOVERY_FACTOR)})
-    drowsy_min_level: int = field(default=1, metadata={"range": (0, 3)})
-    score_window_s: float = field(default=1.0, metadata={"range": (0.0, None)})
-    max_gap_s: float = field(default=1.0, metadata={"range": (0.0, None)})
+    level_times_s: list[float] = setting(
+        [3.0, 5.0, 11.0],
+        range="three increasing positive seconds (levels 1, 2, 3)")
+    recovery_factor_min: float = setting(
+        1.25, "while attentive the inattention timer runs back at least this much faster than "
+        "time (near 0)",
+        range=(0.0, MAX_RECOVERY_FACTOR))
+    recovery_factor_max: float = setting(
+        5.0, "while attentive the inattention timer runs back at most this much faster than "
+        "time (near the terminal time)",
+        range=(0.0, MAX_RECOVERY_FACTOR))
+    drowsy_min_level: int = setting(1, range=(0, 3))
+    score_window_s: float = setting(1.0, range=(0.0, None))
+    max_gap_s: float = setting(1.0, range=(0.0, None))
 
     def __post_init__(self) -> None:
         def positive(*names: str) -> None:

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -156,6 +156,29 @@ def best_class(scores: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarr
     idx = scores.argmax(axis=axis)
     best = np.take_along_axis(scores, np.expand_dims(idx, axis), axis=axis).squeeze(axis)
     return idx.astype(np.int32), best
+
+
+def kept_per_image(scores: np.ndarray, class_ids: np.ndarray, score_threshold: float,
+                   boxes: Callable[[int, np.ndarray], np.ndarray]) -> list[Candidates]:
+    """The :class:`Candidates` of each image of a batch: the entries scoring at least
+    ``score_threshold``.
+
+    Args:
+        scores: (B, N) probabilities of each entry's best class.
+        class_ids: (B, N) that class.
+        score_threshold: the lowest score kept.
+        boxes: (image index, kept entry indices) -> their (K, 4) x1, y1, x2, y2 boxes in
+            network-input pixels; called only for an image with an entry kept.
+    """
+    results = []
+    for b in range(scores.shape[0]):
+        keep = np.flatnonzero(scores[b] >= score_threshold)
+        if keep.size == 0:
+            results.append(Candidates.empty())
+            continue
+        results.append(Candidates(boxes(b, keep), scores[b, keep].astype(np.float32),
+                                  class_ids[b, keep]))
+    return results
 
 
 def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:

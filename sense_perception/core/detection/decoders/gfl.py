@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import (IMAGENET_MEAN, IMAGENET_STD, Candidates, Decoder, OutputFormatError, OutputLayout,
-                   anchor_grid, trained_input, total_cells)
+                   anchor_grid, kept_per_image, trained_input, total_cells)
 
 _STRIDE_CHOICES = (4, 8, 16, 32, 64, 128)
 _SINGLE_STRIDES = ((8, 16, 32, 64), (8, 16, 32))
@@ -123,20 +123,16 @@ class GFLDecoder(Decoder):
         best = self.activate(np.concatenate([self._gather_best(scores, idx) for (scores, _), idx
                                              in zip(levels, per_level, strict=True)], axis=1))
         bounds = np.cumsum([0] + [scores.shape[1] for scores, _ in levels])
-        results = []
-        for b in range(best.shape[0]):
-            keep = np.flatnonzero(best[b] >= score_threshold)
-            if keep.size == 0:
-                results.append(Candidates.empty())
-                continue
+
+        def boxes(b: int, keep: np.ndarray) -> np.ndarray:
             # Box distributions only for the anchors that pass, level by level: no copy of the
             # whole box maps.
             cuts = np.searchsorted(keep, bounds)
             dists = np.concatenate([reg[b, keep[lo:hi] - start] for (_, reg), lo, hi, start
                                     in zip(levels, cuts[:-1], cuts[1:], bounds[:-1], strict=True)])
-            results.append(Candidates(self._boxes(dists, keep), best[b, keep].astype(np.float32),
-                                      cls[b, keep].astype(np.int32)))
-        return results
+            return self._boxes(dists, keep)
+
+        return kept_per_image(best, cls.astype(np.int32), score_threshold, boxes)
 
     def _gather_best(self, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """``scores`` at ``idx`` along the class axis; cheaper than take_along_axis, and than a

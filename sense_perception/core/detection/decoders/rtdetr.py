@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, best_class, trained_input,
-                   xywh_to_xyxy)
+from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, best_class, kept_per_image,
+                   trained_input, xywh_to_xyxy)
 
 
 class RTDETRDecoder(Decoder):
@@ -65,13 +65,5 @@ class RTDETRDecoder(Decoder):
         else:
             boxes, scores = outputs[self._split[0]], outputs[self._split[1]]
         cls, best = best_class(scores)
-        best = self.activate(best)
-        results = []
-        for b in range(best.shape[0]):
-            keep = np.flatnonzero(best[b] >= score_threshold)
-            if keep.size == 0:
-                results.append(Candidates.empty())
-                continue
-            xyxy = xywh_to_xyxy(boxes[b, keep].astype(np.float32)) * self._size
-            results.append(Candidates(xyxy, best[b, keep].astype(np.float32), cls[b, keep]))
-        return results
+        return kept_per_image(self.activate(best), cls, score_threshold, lambda b, keep:
+                              xywh_to_xyxy(boxes[b, keep].astype(np.float32)) * self._size)

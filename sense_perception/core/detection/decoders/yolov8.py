@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, best_class, trained_input,
-                   xywh_to_xyxy)
+from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, best_class, kept_per_image,
+                   trained_input, xywh_to_xyxy)
 
 
 class YOLOv8Decoder(Decoder):
@@ -38,14 +38,6 @@ class YOLOv8Decoder(Decoder):
     def decode(self, outputs: Sequence[np.ndarray], score_threshold: float) -> list[Candidates]:
         out = outputs[0]
         cls, best = best_class(out[:, 4:, :], axis=1)
-        best = self.activate(best)
-        results = []
-        for b in range(out.shape[0]):
-            keep = np.flatnonzero(best[b] >= score_threshold)
-            if keep.size == 0:
-                results.append(Candidates.empty())
-                continue
-            xywh = out[b, :4, keep].astype(np.float32)  # fancy index last: (K, 4)
-            results.append(Candidates(xywh_to_xyxy(xywh), best[b, keep].astype(np.float32),
-                                      cls[b, keep]))
-        return results
+        # out[b, :4, keep]: the fancy index last gives (K, 4)
+        return kept_per_image(self.activate(best), cls, score_threshold, lambda b, keep:
+                              xywh_to_xyxy(out[b, :4, keep].astype(np.float32)))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import (Candidates, Decoder, OutputFormatError, OutputLayout, anchor_grid, best_class,
-                   total_cells, trained_input, xywh_to_xyxy)
+                   kept_per_image, total_cells, trained_input, xywh_to_xyxy)
 
 _STRIDE_SETS = ((8, 16, 32), (8, 16, 32, 64))
 
@@ -49,15 +49,11 @@ class YOLOXDecoder(Decoder):
         cls, cls_best = best_class(out[:, :, 5:])
         # obj * max(cls) == max(obj * cls) since obj >= 0, without a (B, N, C) product.
         scores = self.activate(out[:, :, 4]) * self.activate(cls_best)
-        results = []
-        for b in range(out.shape[0]):
-            keep = np.flatnonzero(scores[b] >= score_threshold)
-            if keep.size == 0:
-                results.append(Candidates.empty())
-                continue
+
+        def boxes(b: int, keep: np.ndarray) -> np.ndarray:
             raw = out[b, keep, :4].astype(np.float32)
             s = self._anchor_strides[keep, None]
-            xywh = np.concatenate([raw[:, :2] * s + self._grid[keep], np.exp(raw[:, 2:]) * s], 1)
-            results.append(Candidates(xywh_to_xyxy(xywh), scores[b, keep].astype(np.float32),
-                                      cls[b, keep]))
-        return results
+            return xywh_to_xyxy(np.concatenate([raw[:, :2] * s + self._grid[keep],
+                                                np.exp(raw[:, 2:]) * s], 1))
+
+        return kept_per_image(scores, cls, score_threshold, boxes)

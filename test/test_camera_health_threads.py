@@ -1,0 +1,84 @@
+"""Camera health shared by a node's two threads (SECURITY.md R55): the inference thread judges
+frames while the diagnostics timer checks for silence. The interleavings are driven explicitly
+(no timing assertion): the frame is handed to another thread at the exact point of the check
+where the old code let it in."""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from sense_perception.core.health.camera_health import ERROR, OK, CameraHealthBank
+from sense_perception.core.health.camera_settings import CameraHealthSettings
+from sense_perception.core.output.status import name_camera_faults
+
+from support import REPO
+
+TOPIC = "/cam/image_raw"
+STREET = REPO.parent / "shared" / "data" / "street_labelled" / "pandaset_seq002_front" / "00.jpg"
+
+
+def _frames() -> list[np.ndarray]:
+    street = cv2.resize(cv2.imread(str(STREET)), (320, 180))
+    rng = np.random.default_rng(0)
+    return [np.clip(street.astype(np.int16) + rng.integers(-3, 4, street.shape), 0, 255)
+            .astype(np.uint8) for _ in range(4)]
+
+
+def _bank_gone_silent() -> tuple[CameraHealthBank, list[np.ndarray]]:
+    """A 10 Hz camera that sent frames until t=100.3 s and then stopped (silent after 1 s)."""
+    frames = _frames()
+    bank = CameraHealthBank([TOPIC], CameraHealthSettings(expected_rate_hz=10.0), keep_events=False)
+    bank.start(100.0)
+    for i in range(3):
+        assert bank.update(TOPIC, frames[i], 100.0 + i / 10, "cam", 100.0 + i / 10)["level"] == OK
+    return bank, frames
+
+
+def test_a_frame_arriving_during_the_silence_check_leaves_the_camera_not_silent():
+    # The timer's check read the camera's last arrival (silent: 2 s without a frame), the
+    # resumed camera's frame was judged on the inference thread (silent stays clear: it was
+    # not raised yet), then the check raised `silent` from what it had read: the camera that
+    # had just resumed stayed `silent` (ERROR) in /diagnostics until its next frame.
+    bank, frames = _bank_gone_silent()
+    stream = bank.monitors[TOPIC]._stream
+    read_silence = stream.silent
+    judged: list[dict] = []
+    entered = threading.Event()
+
+    def frame_thread() -> None:
+        entered.set()
+        judged.append(bank.update(TOPIC, frames[3], 102.2, "cam", 102.2))
+
+    worker = threading.Thread(target=frame_thread)
+
+    def silent_then_a_frame(now: float) -> bool:
+        verdict = read_silence(now)  # the old last arrival: silent
+        worker.start()  # the camera resumes: its frame is judged now
+        assert entered.wait(10)
+        worker.join(0.3)  # done at once on the old code; waits for the check on the new one
+        return verdict
+
+    stream.silent = silent_then_a_frame  # type: ignore[method-assign]
+    bank.check(102.25)
+    worker.join(10)
+    assert not worker.is_alive()
+    # (a gap of 19 periods: late, WARN, as for any camera that resumes)
+    assert judged and judged[0]["message"] == "late, stamp_jump"
+    status = bank.status(TOPIC)
+    # was "silent, late, stamp_jump", ERROR, until the camera's next frame
+    assert status["message"] == "late, stamp_jump", status
+    assert bank.faults() == {}
+
+
+def test_one_diagnostics_report_never_disagrees_with_itself():
+    # The node named its cameras in ERROR (``camera_faults``, its own status's message) before
+    # the silence check and published the cameras' statuses after it: one /diagnostics array
+    # said "camera_faults: none" beside a camera status saying `silent` (ERROR).
+    bank, _ = _bank_gone_silent()
+    faults, statuses = bank.report(102.0)
+    assert [s["level"] for s in statuses] == [ERROR] and "silent" in statuses[0]["message"]
+    assert faults == f"{TOPIC} (silent)"
+    named = name_camera_faults({"level": OK, "message": "ok"}, faults)
+    assert named["message"] == f"camera fault: {TOPIC} (silent)"
