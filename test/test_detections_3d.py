@@ -195,7 +195,7 @@ def test_positioner_says_why_and_counts():
     # the two frames before the calibration was whole are counted with their reasons
     assert summary.pop("frames_without_positions") == {
         "no calibration: no sensor_msgs/CameraInfo on /cam/camera_info yet and no calibration "
-        "file (replay: --calibration FILE)": 1,
+        "file (replay: --calibration TOPIC=FILE)": 1,
         "no calibration: /tf_static has no chain of transforms from base_link to cam_optical "
         "(frames known: none); fix: publish the camera's static transform "
         "(robot_state_publisher or static_transform_publisher, parent base_link, child the "

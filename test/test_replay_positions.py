@@ -147,6 +147,42 @@ def test_without_calibration_no_3d_and_the_cli_says_why(tmp_path, capsys):
     assert summary["cameras"][FRONT]["positions"]["placed"] > 0
 
 
+def test_a_calibration_file_places_the_one_camera_it_names(tmp_path, detector, capsys):
+    """``--calibration FILE`` holds one camera's intrinsics and mount, and it was used for every
+    exterior camera of its image size: a surround rig's cameras (one sensor model) were all placed
+    as if mounted where that one is, a rear camera's road users ahead of the car. With several
+    exterior cameras a file alone is refused, naming them and the fix; ``TOPIC=FILE`` places that
+    camera with it and the others from the bag."""
+    from sense_perception.cli.replay import calibration_argument
+
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps({"K": [K[0:3], K[3:6], K[6:9]], "D": [], "distortion_model": "none",
+                               "width": WIDTH, "height": HEIGHT,
+                               "T_base_link_camera": mount_transform(1.4, 0.03).tolist()}))
+    out = tmp_path / "o"
+    assert main(["replay", str(SAMPLE_BAG), "--out", str(out), "--calibration", str(cal)]) == 2
+    err = capsys.readouterr().err
+    assert f"--calibration {cal} holds one camera's calibration and mount" in err
+    assert FRONT in err and WINDSHIELD in err and f"--calibration TOPIC={cal}" in err
+    assert not out.exists() or not any(out.iterdir())  # refused before anything is written
+    assert main(["replay", str(SAMPLE_BAG), "--out", str(out), "--calibration",
+                 f"/camera/nope/image_raw={cal}"]) == 2
+    assert "/camera/nope/image_raw is not an exterior camera of this replay" in capsys.readouterr().err
+    result = Replayer(ReplayOptions(SAMPLE_BAG, out, calibration=cal, calibration_camera=FRONT),
+                      detector=detector).run()
+    cameras = result.summary["cameras"]
+    assert cameras[FRONT]["positions"]["calibration"] == f"--calibration {cal}"
+    assert cameras[FRONT]["positions"]["placed"] > 0
+    assert cameras[WINDSHIELD]["positions"].get("calibration") != f"--calibration {cal}"
+    assert cameras[WINDSHIELD]["positions"]["placed"] == 0
+    # the option's form: an existing file whose name holds "=" is that file
+    odd = tmp_path / "a=b.json"
+    odd.write_text("{}")
+    assert calibration_argument(str(odd)) == ("", odd)
+    assert calibration_argument(f"{FRONT}={cal}") == (FRONT, cal)
+    assert calibration_argument(str(cal)) == ("", cal)
+
+
 def test_autoware_objects_and_roi_kinematics_with_the_bags_calibration(tmp_path, detector):
     """With autoware.objects_topic set, the output bag has one DetectedObjects per front frame
     (frame base_link, the image's stamp), and the ROIs of placed detections carry the same

@@ -64,11 +64,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--config", type=config_file, metavar="FILE", default=None,
                         help="ROS 2 parameter YAML the nodes use (object_detector and "
                              f"driver_monitor sections), {CONFIG_HELP}")
-    parser.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--calibration", type=calibration_argument, default=None,
+                        metavar="[TOPIC=]FILE",
                         help="camera calibration JSON (K, D, distortion_model, width, height, "
-                             "T_base_link_camera) for every exterior camera: publishes "
-                             "<ns>/detections_3d; default: each camera's camera_info topic in "
-                             "the bag plus /tf_static (no 3-D without them)")
+                             "T_base_link_camera) of one exterior camera: publishes its "
+                             "<ns>/detections_3d; TOPIC= names the camera (needed when more than "
+                             "one is replayed: its mount is one camera's; the others are placed "
+                             "from the bag); default: each camera's camera_info topic in the bag "
+                             "plus /tf_static (no 3-D without them)")
     parser.add_argument("--copy-input", action="store_true",
                         help="copy the input image messages, and the CameraInfo and /tf_static "
                              "messages the replay reads, into the output bag, byte for byte")
@@ -91,6 +94,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "is, holds or lies inside the input bag: refused)")
     parser.set_defaults(func=run)
     return parser
+
+
+def calibration_argument(text: str) -> tuple[str, Path]:
+    """``--calibration [TOPIC=]FILE``: (the camera topic, "" when not named; the file). A name
+    that exists as a file is the file whole, ``=`` and all; ``TOPIC`` is an absolute topic."""
+    topic, sep, path = text.partition("=")
+    if sep and topic.startswith("/") and path and not Path(text).exists():
+        return topic, Path(path)
+    return "", Path(text)
 
 
 def _rate(text: str) -> float:
@@ -148,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
                             video_cabin=args.video_cabin,
                             publish=args.publish, publish_results=not args.publish_input_only,
                             rate=1.0 if args.rate is None else args.rate, force=args.force,
-                            calibration=args.calibration)
+                            calibration=args.calibration[1] if args.calibration else None,
+                            calibration_camera=args.calibration[0] if args.calibration else "")
     console = Console(stderr=True)
     # SIGTERM (kill, a service manager, timeout) stops a replay as Ctrl-C does: the outputs are
     # closed and the summary written, never cut off half way (its default ended the process at once).

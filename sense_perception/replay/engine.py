@@ -118,9 +118,11 @@ class ReplayOptions:
     # Fleet replay: bags of a fleet differ (not every car has a cabin camera); a bag without the
     # ``cabin`` topic replays its exterior cameras with a note instead of failing.
     cabin_if_present: bool = False
-    # Camera calibration for every exterior camera (JSON, see core/geometry/calibration.py);
-    # None: each camera's CameraInfo in the bag plus /tf_static.
+    # Camera calibration (JSON, see core/geometry/calibration.py) of calibration_camera, or of
+    # the one exterior camera replayed ("": refused with several); None: each camera's
+    # CameraInfo in the bag plus /tf_static.
     calibration: Path | None = None
+    calibration_camera: str = ""
 
 
 @dataclass
@@ -436,6 +438,8 @@ class Replayer:
         check_has_frames(bag, topics)  # before anything in --out is replaced
         self._cabin = cabin if cabin in topics else None
         self._exterior = [t for t in topics if t != self._cabin]
+        if self._calibration is not None:
+            check_calibration_camera(opts.calibration, opts.calibration_camera, self._exterior)
         self._publisher = None
         if opts.publish:  # first: without rclpy this fails before models load or outputs exist
             from .publish import LivePublisher
@@ -682,7 +686,8 @@ class Replayer:
         # took /tf_static whatever mount_transform or mount_height said).
         self._positions = CameraPositions(self._calibration,
                                           mount=self._settings[EXTERIOR].mount(),
-                                          noise=self._settings[EXTERIOR].position_noise())
+                                          noise=self._settings[EXTERIOR].position_noise(),
+                                          calibrated_camera=self.options.calibration_camera)
         self._calibration_topics = self._calibration_inputs(bag)
         # Only now, with the topics checked and the models built, are earlier outputs replaced.
         clear_out(out)
@@ -803,11 +808,14 @@ class Replayer:
 
     def _calibration_inputs(self, bag: Bag) -> dict[str, str]:
         """What places the exterior cameras' detections: topic -> the camera it calibrates
-        (an exterior camera's CameraInfo), or ``TF_STATIC``. None with --calibration FILE."""
-        if self._calibration is not None:
+        (an exterior camera's CameraInfo), or ``TF_STATIC``. None for the camera of
+        --calibration [TOPIC=]FILE."""
+        if self._calibration is not None and not self.options.calibration_camera:
             return {}
         inputs = {}
         for camera in self._exterior:
+            if camera == self.options.calibration_camera and self._calibration is not None:
+                continue
             topic = camera_info_topic(camera, "auto")
             meta = bag.topics.get(topic)
             if meta is not None and meta.msgtype == CAMERA_INFO:
@@ -1010,6 +1018,30 @@ def output_bag_name(bag: Path) -> str:
     the rosbag2 directory ``drive/`` both give ``drive``)."""
     path = Path(bag)
     return path.stem if path.suffix in (".mcap", ".db3") else path.name
+
+
+def check_calibration_camera(path: Path | None, camera: str, exterior: list[str]) -> None:
+    """Refuse ``--calibration FILE`` that would place cameras with another camera's mount.
+
+    The file holds one camera's intrinsics and ``T_base_link_camera``: it was used for every
+    exterior camera of its image size, so the cameras of a surround rig (one sensor model, one
+    size) were all placed as if mounted where that one camera is; a rear camera's road users
+    ahead of the car.
+
+    Raises:
+        BagError: several exterior cameras and no camera named (``TOPIC=FILE``), or a named
+            camera that is not replayed; each names the cameras and the fix.
+    """
+    if camera and camera not in exterior:
+        raise BagError(f"--calibration {camera}={path}: {camera} is not an exterior camera of "
+                       f"this replay ({', '.join(exterior) or 'none'}); name one of them")
+    if not camera and len(exterior) > 1:
+        raise BagError(f"--calibration {path} holds one camera's calibration and mount, but this "
+                       f"replay has {len(exterior)} exterior cameras ({', '.join(exterior)}): "
+                       f"each would be placed as if mounted there; fix: --calibration "
+                       f"TOPIC={path} names the camera it is for (the others are placed from "
+                       "their CameraInfo and /tf_static in the bag), or --topics TOPIC replays "
+                       "that camera alone")
 
 
 def _mark_replay_output(out: Path) -> None:

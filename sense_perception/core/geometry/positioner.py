@@ -2,7 +2,8 @@
 
 Shared by the replay and the object_detector node. A camera's calibration comes from, in order:
 
-1. a calibration file (``--calibration FILE``), used for every camera it fits;
+1. a calibration file (``--calibration [TOPIC=]FILE``), used for its camera (the one
+   camera replayed, or ``TOPIC``);
 2. its sensor_msgs/CameraInfo (K, D, distortion_model, size; P and R for a rectified image
    topic, ``image_rect*``; binning and roi: REP 104) and its mount: the /tf_static chain
    from ``base_link`` to the images' ``frame_id`` (the CameraInfo's when the image has none), or
@@ -160,8 +161,10 @@ class CameraPositions:
     """Ground positions of every camera's detections, and the bookkeeping of why (not).
 
     Args:
-        calibration: a calibration for every camera (``--calibration FILE``); None: each camera's
+        calibration: a calibration for every camera (``--calibration FILE``), or for
+            ``calibrated_camera`` alone (``--calibration TOPIC=FILE``); None: each camera's
             CameraInfo plus its mount.
+        calibrated_camera: the one camera topic ``calibration`` is for; "": every camera.
         mount: ``T_base_link_camera`` given as parameters (4x4); None: from /tf_static.
         base_frame: the vehicle frame the mount is looked up from.
         noise: the noise the estimates assume (``mount_pitch_sd``).
@@ -176,8 +179,9 @@ class CameraPositions:
 
     def __init__(self, calibration: CameraCalibration | None = None,
                  mount: np.ndarray | None = None, base_frame: str = "base_link",
-                 noise: PositionNoise = DEFAULT_NOISE) -> None:
+                 noise: PositionNoise = DEFAULT_NOISE, calibrated_camera: str = "") -> None:
         self.fixed = calibration
+        self.fixed_camera = calibrated_camera
         self.noise = noise
         self.mount = None if mount is None else np.asarray(mount, np.float64)
         self.base_frame = base_frame
@@ -239,7 +243,7 @@ class CameraPositions:
         """The calibration for a frame, or None with the reason and whether it is a fault (a
         calibration received and refused) rather than a missing one."""
         cam = self._camera(camera)
-        if self.fixed is not None:
+        if self.fixed is not None and self.fixed_camera in ("", camera):
             try:
                 return self.fixed.for_image(width, height), "", False
             except CalibrationError as exc:
@@ -257,7 +261,7 @@ class CameraPositions:
         if cam.info is None:
             where = cam.info_topic or "its camera_info topic"
             return None, (f"no calibration: no sensor_msgs/CameraInfo on {where} yet and no "
-                          "calibration file (replay: --calibration FILE)"), False
+                          "calibration file (replay: --calibration TOPIC=FILE)"), False
         frame = self._frame(cam, frame_id)
         if cam.tried is not None and cam.tried[:2] == (self._tf_version, frame):
             # nothing changed since this failed: not again for every frame (a lookup walks the
