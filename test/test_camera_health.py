@@ -159,6 +159,30 @@ def test_frozen_stream_is_raised_within_a_second_and_a_standing_car_is_not():
     assert run(still, degrade.standing_still(frame, np.random.default_rng(2), 20)) == []
 
 
+@pytest.mark.parametrize("sim", ["carla", "awsim"])
+def test_a_simulators_still_rendered_scene_is_not_frozen_but_a_stalled_camera_is(sim):
+    """Rendered frames carry no sensor noise: an ego vehicle standing in a still scene renders
+    the same frame again and again, and with perception.yaml's pixel rule the simulator set-ups
+    raised `frozen` (ERROR; a cabin's put attention in camera_fault) in every such stop. The
+    set-ups turn the pixel rule off (`frozen_change: 0`); a camera whose stamps stand still is
+    still frozen, and the exterior and cabin settings both take it."""
+    from sense_perception.config import load_params
+    from sense_perception.core.health.camera_settings import CabinCameraHealthSettings
+
+    frame = cv2.imread(str(PANDASET / "10.jpg"))
+    still = degrade.repeated(frame, 20)  # the same rendering, stamps advancing at 20 Hz
+    assert "frozen" in {c for _, c, up in run(CameraHealthMonitor("/cam"), still, period=0.05) if up}
+    config = REPO / "config" / f"{sim}.yaml"
+    for node, cls in (("object_detector", CameraHealthSettings),
+                      ("driver_monitor", CabinCameraHealthSettings)):
+        settings = cls.from_params(load_params(config, node), str(config))
+        assert run(CameraHealthMonitor("/cam", settings), still, period=0.05) == [], node
+        stalled = CameraHealthMonitor("/cam", settings)
+        events = [stalled.update(f, stamp=5.0, frame_id="cam", arrival=i * 0.05)
+                  for i, f in enumerate(still[:8])]
+        assert [e.condition for batch in events for e in batch if e.raised] == ["frozen"], node
+
+
 def test_a_header_stamp_that_does_not_advance_is_frozen():
     frames = [cv2.imread(str(PANDASET / f"{i:02d}.jpg")) for i in range(8)]
     monitor = CameraHealthMonitor("/front/image_raw")
