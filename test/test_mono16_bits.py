@@ -68,6 +68,22 @@ def test_a_12_bit_camera_reads_as_its_picture_with_12_bits(big: bool) -> None:
     assert (picture[..., 0] == picture[..., 2]).all()
 
 
+@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize("pad", [1, 2, 3])
+def test_a_12_bit_frame_with_padded_rows_reads_as_its_picture(big: bool, pad: int) -> None:
+    """Rows padded by ``pad`` bytes (``step`` = width * 2 + pad): an odd pad leaves every other
+    row's 16-bit values at an odd address, which numpy reads but OpenCV's scaling did not (R61:
+    those rows came out as other values, many saturated at 255)."""
+    grey = grey_street()[:40, :60]
+    pixels = twelve_bit(grey).astype(">u2" if big else "<u2")
+    h, w = pixels.shape
+    data = b"".join(row.tobytes() + b"\x00" * pad for row in pixels)
+    msg = Image(h, w, "mono16", int(big), w * 2 + pad, data)
+    picture = decode_image(msg, mono16_bits=12)
+    np.testing.assert_allclose(picture[..., 0].astype(int), grey.astype(int), atol=1)
+    np.testing.assert_array_equal(decode_image(msg)[..., 0], twelve_bit(grey) >> 8)
+
+
 def test_16_bits_is_the_high_byte_as_before() -> None:
     pixels = np.array([[0, 255, 256, 65535], [0x1234, 0xABCD, 0x00FF, 0x8000]], np.uint16)
     out = decode_image(mono16(pixels), mono16_bits=16)[..., 0]
