@@ -163,6 +163,20 @@ def test_the_watch_names_the_setting_once_for_a_shallow_camera() -> None:
     assert Mono16DepthWatch().check("/a", mono8, 16) is None
 
 
+def test_the_watch_looks_at_the_first_frame_it_can_read() -> None:
+    """R61: the watch marked a camera as looked at before decoding its first mono16 frame, so a
+    first frame it could not read (cut short, a driver starting up) was the one looked at, and
+    the 12-bit frames after it never named the setting. The first readable frame is looked at."""
+    grey = grey_street()
+    good = mono16(twelve_bit(grey))
+    cut = Image(good.height, good.width, "mono16", 0, good.step, good.data[: good.step])
+    watch = Mono16DepthWatch()
+    assert watch.check("/cabin/image_raw", cut, 16) is None  # unreadable: nothing to judge yet
+    note = watch.check("/cabin/image_raw", good, 16)
+    assert note is not None and "input.mono16_bits" in note
+    assert watch.check("/cabin/image_raw", good, 16) is None  # once
+
+
 def _mono16_bag(path: Path, pixels: np.ndarray, frames: int = 3) -> Path:
     """A rosbag2 MCAP of ``frames`` mono16 Images (``pixels``) on /camera/ir/image_raw at 10 Hz."""
     from rosbags.rosbag2 import StoragePlugin, Writer
