@@ -1124,7 +1124,12 @@ class GalleryStore:
         if not self._images_dir_exists():
             return 0
         known, count = {d.id for d in drivers}, 0
-        for path in self.images_dir.iterdir():
+        try:
+            listed = list(self.images_dir.iterdir())
+        except OSError as exc:  # a traceback, exit 1, before (R61)
+            raise GalleryError(f"kept-images directory {self.images_dir} cannot be listed: "
+                               f"{exc.strerror or exc}") from exc
+        for path in listed:
             match = _KEPT_IMAGE.fullmatch(path.name)
             if match and match.group(1) not in known:
                 try:
