@@ -47,6 +47,13 @@ def exit_code(exc: KeyboardInterrupt) -> int:
     return 143 if isinstance(exc, Terminated) else 130
 
 
+def signal_of(exc: KeyboardInterrupt) -> int:
+    """The signal that stopped the run: SIGTERM or SIGINT (Ctrl-C)."""
+    if isinstance(exc, StoppedAfterFailure):
+        return exc.signum
+    return signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+
+
 def stopped_by(exc: KeyboardInterrupt) -> str:
     """What stopped the run, in words: "SIGTERM" or "Ctrl-C"."""
     if isinstance(exc, StoppedAfterFailure):
@@ -75,10 +82,12 @@ class Stops:
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        """Run the block whole: a stop arriving in it is raised once it ends."""
-        with self.deferred():
+        """Run the block whole: a stop arriving in it is raised once it ends, also when the
+        block fails: then as :class:`StoppedAfterFailure`, naming the failure (:meth:`obeyed`).
+        A failure left the stop kept and unraised: ``detect`` stopped by SIGTERM while its
+        results were written, whose write then failed, exited 2, not 143 (R61)."""
+        with self.obeyed(), self.deferred():
             yield
-        self.raise_pending()
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -134,4 +143,5 @@ def stop_signals() -> Iterator[Stops]:
             signal.signal(signum, handler)
 
 
-__all__ = ["StoppedAfterFailure", "Stops", "Terminated", "exit_code", "stop_signals", "stopped_by"]
+__all__ = ["StoppedAfterFailure", "Stops", "Terminated", "exit_code", "signal_of", "stop_signals",
+           "stopped_by"]

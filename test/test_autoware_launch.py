@@ -415,3 +415,21 @@ def test_autowares_image_raw_arguments_name_the_cameras_of_image_number():
 def test_image_raw_arguments_that_cannot_be_used_as_given_are_refused(args, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         autoware_launch.node_parameters(args)
+
+
+def test_use_decompress_is_read_as_ros_launch_reads_a_condition():
+    """R61: autoware_tensorrt_yolox starts its decompressor under ``if="$(var use_decompress)"``,
+    which ROS 2 launch reads as true for ``true`` or ``1`` (any case, spaces around) and refuses
+    for anything but those and ``false`` / ``0``. Only ``true`` was read as true here, so
+    ``use_decompress:=1``, which starts Autoware's decompressor, left the node on the raw
+    <input/image> that nobody published (nothing received, no word), and a value launch refuses
+    (``yes``) was taken as false. ``1`` is true now, and a value launch refuses is refused."""
+    args = {"input/image": CAM3}
+    for true in ("1", " TRUE ", "true"):
+        assert autoware_launch.node_parameters({**args, "use_decompress": true})[
+            "camera_topics"] == [CAM3 + "/compressed"], true
+    for false in ("0", "False", ""):
+        assert autoware_launch.node_parameters({**args, "use_decompress": false})[
+            "camera_topics"] == [CAM3], false
+    with pytest.raises(ConfigError, match="use_decompress:='yes' .*true, false, 1 or 0"):
+        autoware_launch.node_parameters({**args, "use_decompress": "yes"})

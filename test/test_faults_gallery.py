@@ -598,3 +598,53 @@ def test_a_stop_during_a_gallery_change_that_then_fails_exits_as_stopped_naming_
     assert f"error: {named}; stopped ({stopper}) after it" in err, err
     assert "Traceback" not in err
     assert store.path.read_bytes() == before  # nothing was changed
+
+
+@pytest.mark.parametrize("fault", ["forget_flush", "enroll_flush", "enroll_sweep"])
+def test_an_os_error_during_a_gallery_change_is_named_and_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        fault: str) -> None:
+    """R61: a raw OSError in a gallery change (the kept-images folder's listing, removal or
+    flush, an I/O error) ended the command in a traceback, exit 1: ``driver forget`` said nothing
+    of the forget it had made; a failed enrolment's own clean-up failing replaced its error;
+    and a failure of the sweep for orphan crops after enroll had written the gallery made enroll
+    erase the new driver's crops, which the gallery lists. Now each is a GalleryError naming
+    what happened (exit 2), and a written change is never undone."""
+    import errno
+
+    import sense_perception.face.gallery as gallery_module
+
+    store = GalleryStore(tmp_path / "gallery.json", keep_images=True)
+    crop = np.full((112, 112, 3), 9, np.uint8)
+    ada = store.enroll("Ada", np.repeat(templates_for("Ada", 1), 2, axis=0),
+                       ConsentRecord.now("Ada"), images=[crop, crop])
+
+    def io_error(*args: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    if fault == "enroll_sweep":
+        monkeypatch.setattr(GalleryStore, "_sweep_orphan_images", io_error)
+    else:
+        monkeypatch.setattr(gallery_module, "fsync_dir", io_error)
+    if fault == "forget_flush":
+        status = main(["driver", "forget", ada.id, "--gallery", str(store.path)])
+        err = " ".join(capsys.readouterr().err.split())
+        assert status == 2 and "Traceback" not in err, err
+        assert f"driver {ada.id} was forgotten" in err and "Input/output error" in err, err
+        assert f"driver forget {ada.id}` run again" in err and "Ada" not in err
+        assert names(store) == [] and copy_names(store.backup_path, tmp_path) == []
+        assert not list(store.images_dir.glob(f"{ada.id}_*"))  # the crops are erased
+        return
+    if fault == "enroll_sweep":  # the sweep is housekeeping once the gallery is written: warned
+        record = store.enroll("Bob", np.repeat(templates_for("Bob", 1), 2, axis=0),
+                              ConsentRecord.now("Bob"), images=[crop, crop])
+        assert names(store) == ["Ada", "Bob"]
+        assert [store.load_image(n).shape for n in record.images] == [(112, 112, 3)] * 2
+        return
+    with pytest.raises(GalleryError) as failed:
+        store.enroll("Bob", np.repeat(templates_for("Bob", 1), 2, axis=0),
+                     ConsentRecord.now("Bob"), images=[crop, crop])
+    message = str(failed.value)
+    assert "cannot be written: Input/output error; nothing was enrolled" in message, message
+    assert "could not all be erased" in message and "Bob" not in message, message
+    assert names(store) == ["Ada"]

@@ -696,3 +696,83 @@ def test_a_stop_just_after_an_annotated_copy_is_written_still_records_that_image
     assert json.loads((out / ".detect-annotated.json").read_text()) == ["img_0.jpg"]
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     assert f"holds the 1 image(s) processed before {by}" in " ".join(err.split())
+
+
+def _stop_here(signum: int) -> None:
+    """Send ``signum`` to this process; the handler runs at the next bytecode."""
+    import time
+
+    os.kill(os.getpid(), signum)
+    time.sleep(0.01)
+
+
+@pytest.mark.parametrize("case", ["stop_during_the_failed_write", "write_failing_after_a_stop",
+                                  "image_failing_with_a_stop_kept"])
+def test_a_stop_kept_by_detect_is_obeyed_and_the_failure_named(
+        tmp_path: Path, monkeypatch, capsys, case: str) -> None:
+    """R61: ``detect``'s held blocks (an image's copy and record; the results) lost a stop or a
+    failure as the gallery commands did before R55: SIGTERM while detections.json was written,
+    whose write then failed (a full disk), exited 2 (the stop lost); a write failing after a
+    Ctrl-C had ended the loop exited 2 too; a failure inside an image's block with a stop kept
+    ended in a traceback. Each is the stop's 130 / 143 now, the failure named on stderr."""
+    import errno
+    import signal
+
+    from sense_perception import fileio
+    from sense_perception.cli import detect
+    from sense_perception.cli.main import main
+    from sense_perception.core.detection import detector_setup
+    from sense_perception.core.types import Detections
+
+    class Detector:  # no model: what is tested is detect's handling of stops and failures
+        model_name, family, provider, preprocess_device = "fake", "fake", "cpu", "cpu"
+        batch_dynamic, min_score, label_names = False, 0.5, ["car"]
+
+        def detect(self, images: list) -> list:
+            return [Detections() for _ in images]
+
+    monkeypatch.setattr(detector_setup, "build_detector", lambda *a, **k: Detector())
+
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f"img_{i}.jpg"))
+        shutil.copy(STREET, paths[-1])
+    out = tmp_path / "out"
+    write_image = fileio.write_image
+
+    def full_disk(path: Path, *args: object, **kwargs: object) -> None:
+        if case == "stop_during_the_failed_write":
+            _stop_here(signal.SIGTERM)  # kept: the results are being written
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def copy_then_stop(path: Path, image: object) -> None:
+        write_image(path, image)
+        monkeypatch.setattr(fileio, "write_image", write_image)
+        _stop_here(signal.SIGINT)  # kept for the image's record, then ends the loop
+
+    def failing_record(*args: object) -> object:
+        _stop_here(signal.SIGTERM)
+        raise RuntimeError("the record cannot be made")
+
+    if case == "image_failing_with_a_stop_kept":
+        monkeypatch.setattr(detect, "_record", failing_record)
+    else:
+        monkeypatch.setattr(fileio, "write_result_json", full_disk)
+    if case == "write_failing_after_a_stop":
+        monkeypatch.setattr(fileio, "write_image", copy_then_stop)
+    code = main(["detect", *paths, "--out", str(out), "--config", config(tmp_path),
+                 "--batch-size", "1"])
+    err = " ".join(capsys.readouterr().err.split())
+    if case == "image_failing_with_a_stop_kept":
+        assert code == 143, err
+        assert "RuntimeError: the record cannot be made" in err, err
+        doc = json.loads((out / "detections.json").read_text())
+        assert doc["interrupted"] is True and doc["images"] == [], doc
+        assert doc["not_processed"] == paths
+    else:
+        assert code == (143 if case == "stop_during_the_failed_write" else 130), err
+        assert f"cannot write {out}" in err and "No space left on device" in err, err
+        by = "SIGTERM" if case == "stop_during_the_failed_write" else "Ctrl-C"
+        assert f"stopped ({by}) after it" in err, err
+        assert "holds the" not in err  # no detections.json was written: none is claimed
+        assert not (out / "detections.json").exists()

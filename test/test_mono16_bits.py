@@ -68,6 +68,22 @@ def test_a_12_bit_camera_reads_as_its_picture_with_12_bits(big: bool) -> None:
     assert (picture[..., 0] == picture[..., 2]).all()
 
 
+@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize("pad", [1, 2, 3])
+def test_a_12_bit_frame_with_padded_rows_reads_as_its_picture(big: bool, pad: int) -> None:
+    """Rows padded by ``pad`` bytes (``step`` = width * 2 + pad): an odd pad leaves every other
+    row's 16-bit values at an odd address, which numpy reads but OpenCV's scaling did not (R61:
+    those rows came out as other values, many saturated at 255)."""
+    grey = grey_street()[:40, :60]
+    pixels = twelve_bit(grey).astype(">u2" if big else "<u2")
+    h, w = pixels.shape
+    data = b"".join(row.tobytes() + b"\x00" * pad for row in pixels)
+    msg = Image(h, w, "mono16", int(big), w * 2 + pad, data)
+    picture = decode_image(msg, mono16_bits=12)
+    np.testing.assert_allclose(picture[..., 0].astype(int), grey.astype(int), atol=1)
+    np.testing.assert_array_equal(decode_image(msg)[..., 0], twelve_bit(grey) >> 8)
+
+
 def test_16_bits_is_the_high_byte_as_before() -> None:
     pixels = np.array([[0, 255, 256, 65535], [0x1234, 0xABCD, 0x00FF, 0x8000]], np.uint16)
     out = decode_image(mono16(pixels), mono16_bits=16)[..., 0]
@@ -145,6 +161,20 @@ def test_the_watch_names_the_setting_once_for_a_shallow_camera() -> None:
     assert Mono16DepthWatch().check("/a", mono16(twelve_bit(grey)), 12) is None
     mono8 = Image(grey.shape[0], grey.shape[1], "mono8", 0, grey.shape[1], grey.tobytes())
     assert Mono16DepthWatch().check("/a", mono8, 16) is None
+
+
+def test_the_watch_looks_at_the_first_frame_it_can_read() -> None:
+    """R61: the watch marked a camera as looked at before decoding its first mono16 frame, so a
+    first frame it could not read (cut short, a driver starting up) was the one looked at, and
+    the 12-bit frames after it never named the setting. The first readable frame is looked at."""
+    grey = grey_street()
+    good = mono16(twelve_bit(grey))
+    cut = Image(good.height, good.width, "mono16", 0, good.step, good.data[: good.step])
+    watch = Mono16DepthWatch()
+    assert watch.check("/cabin/image_raw", cut, 16) is None  # unreadable: nothing to judge yet
+    note = watch.check("/cabin/image_raw", good, 16)
+    assert note is not None and "input.mono16_bits" in note
+    assert watch.check("/cabin/image_raw", good, 16) is None  # once
 
 
 def _mono16_bag(path: Path, pixels: np.ndarray, frames: int = 3) -> Path:

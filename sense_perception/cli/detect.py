@@ -22,7 +22,7 @@ from typing import AbstractSet, Any
 
 from ..errors import ConfigError, ImageDecodeError, SensePerceptionError
 from ..out_lock import FolderLock
-from ..stops import exit_code, stop_signals, stopped_by
+from ..stops import StoppedAfterFailure, exit_code, signal_of, stop_signals, stopped_by
 from . import CONFIG_HELP, config_file, shown
 
 NODE_NAME = "object_detector"
@@ -390,6 +390,12 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
                         progress.advance(task)
         except KeyboardInterrupt as exc:
             stop = exc
+            if isinstance(exc, StoppedAfterFailure):  # an image's block failed, a stop kept (R61)
+                failure = exc.failure
+                text = str(failure) if isinstance(failure, SensePerceptionError) else \
+                    f"{type(failure).__name__}: {failure}"
+                errors.print(f"[red]error:[/red] {shown(text)}; stopped ({stopped_by(exc)}) "
+                             "after it", highlight=False, soft_wrap=True)
         note = positions_note(f"--calibration {args.calibration}" if calibration else None)
         document: dict[str, Any] = {"images": records, "positions": note}
         if calibration is not None:  # which images have none, and why (as eval.json says)
@@ -403,9 +409,15 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
                 # Only the copies really written join the list: a name whose write failed stays
                 # the user's.
                 _write_results(args.out, document, sorted(ours | made) if made else None)
+        except StoppedAfterFailure:
+            raise  # a stop kept while the write failed: its 130 / 143, the failure named (main)
         except KeyboardInterrupt:
             if stop is None:
                 raise  # every image is saved; the run ends as asked (exit 130)
+        except Exception as exc:
+            if stop is not None:  # the run was stopped: the stop's 130 / 143, naming the failure
+                raise StoppedAfterFailure(signal_of(stop), exc) from exc  # (it was exit 2: R61)
+            raise
     if stop is not None:
         errors.print(f"interrupted: {shown(args.out / 'detections.json')} holds the {len(records)} "
                      f"image(s) processed before {stopped_by(stop)}, marked \"interrupted\": "

@@ -776,7 +776,11 @@ class GalleryStore:
                 if target == self.backup_path and not removing:  # the gallery holds the change
                     raise CopyNotWritten("; ".join([str(exc), *unzeroed])) from exc
                 raise
-        self._sweep_orphan_images(drivers)
+        try:  # housekeeping once the change is written: a failure here never undoes it (R61)
+            self._sweep_orphan_images(drivers)
+        except (GalleryError, OSError) as exc:  # enroll then erased the crops the gallery lists
+            LOG.warning("kept images of drivers no gallery lists were not looked for: %s; the "
+                        "next enroll or forget looks again", exc)
         if unzeroed:  # raised last: the change is whole, only the zeroing is missing (R54)
             raise OldVersionNotZeroed("; ".join(unzeroed))
 
@@ -915,8 +919,14 @@ class GalleryStore:
                         f"driver {driver_id} was enrolled ({self.path} and its last good copy "
                         f"list them, with {t.shape[0]} template(s) and {len(record.images)} "
                         f"kept image(s)), but {exc}") from exc
-                except BaseException:
-                    self._erase_images(record)  # no orphan face image survives a failed enrolment
+                except BaseException as exc:
+                    try:  # no orphan face image survives a failed enrolment
+                        self._erase_images(record)
+                    except GalleryError as erase_exc:  # both said: it replaced the failure (R61)
+                        if not isinstance(exc, Exception):  # a stop stays a stop
+                            LOG.error("%s", erase_exc)
+                            raise exc from None
+                        raise GalleryError(f"{_failure_text(exc)}; and then {erase_exc}") from exc
                     raise
         return record
 
@@ -945,13 +955,29 @@ class GalleryStore:
                     # Both files no longer list the driver: their crops go too, and the error
                     # says the forget happened; it said "cannot be written" and left the crops
                     # until a forget run again found no such driver (R54).
-                    self._erase_images(gone[0])
+                    left = self._erase_images_after_forget(gone[0])
+                    erased = left or f"{len(gone[0].images)} kept image(s) erased"
                     raise GalleryError(
                         f"driver {printable(driver_id)} was forgotten ({self.path} and its last "
-                        f"good copy no longer list them; {len(gone[0].images)} kept image(s) "
-                        f"erased), but {exc}") from exc
-                self._erase_images(gone[0])
+                        f"good copy no longer list them; {erased}), but {exc}") from exc
+                left = self._erase_images_after_forget(gone[0])
+                if left is not None:
+                    raise GalleryError(
+                        f"driver {printable(driver_id)} was forgotten ({self.path} and its last "
+                        f"good copy no longer list them), but {left}")
         return gone[0]
+
+    def _erase_images_after_forget(self, record: DriverRecord) -> str | None:
+        """Erase a forgotten driver's kept crops (:meth:`_erase_images`) once neither gallery
+        file lists them; None when done, else why not all could be, with the fix. An error
+        there (a folder that cannot be listed, removed or flushed) ended forget in a traceback,
+        exit 1, although the driver was forgotten (R61)."""
+        try:
+            self._erase_images(record)
+        except GalleryError as exc:
+            return (f"{exc}; fix: `sense-perception driver forget {record.id}` run again erases "
+                    "what is left")
+        return None
 
     def _erase_leftovers(self, drivers: Sequence[DriverRecord]) -> str:
         """Erase what a stopped change left (kept crops no gallery lists, temp files), for a
@@ -961,8 +987,13 @@ class GalleryStore:
         lock. Returns a note naming what was erased ("" when nothing was)."""
         temps = self._sweep_temps()
         crops = self._sweep_orphan_images(drivers)
-        if self._images_dir_exists() and not any(self.images_dir.iterdir()):
-            self.images_dir.rmdir()
+        try:
+            if self._images_dir_exists() and not any(self.images_dir.iterdir()):
+                self.images_dir.rmdir()
+        except OSError as exc:  # a traceback, exit 1, before (R61)
+            raise GalleryError(f"kept-images directory {self.images_dir} cannot be removed: "
+                               f"{exc.strerror or exc}; fix: check that disk, then run the "
+                               "command again") from exc
         if not temps and not crops:
             return ""
         return (f" (erased now what an interrupted enroll or forget left: {crops} kept image(s) "
@@ -1048,7 +1079,12 @@ class GalleryStore:
 
         folder = self.images_dir
         if not self._images_dir_exists():
-            make_private_dirs(folder)
+            try:
+                make_private_dirs(folder)
+            except OSError as exc:  # a full disk: a traceback, exit 1, before (R61)
+                raise GalleryError(f"kept-images directory {folder} cannot be created: "
+                                   f"{exc.strerror or exc}; nothing was enrolled; fix: free space "
+                                   "on that disk, or enrol without --keep-images") from exc
         names = []
         suffix = ".png.enc" if self._cipher else ".png"
         for i, image in enumerate(images):
@@ -1075,7 +1111,12 @@ class GalleryStore:
                                    f"{exc.strerror or exc}; nothing was enrolled; fix: free space "
                                    "on that disk, or enrol without --keep-images") from None
             names.append(name)
-        fsync_dir(folder)
+        try:
+            fsync_dir(folder)
+        except OSError as exc:  # a traceback, exit 1, before (R61)
+            raise GalleryError(f"kept images in {folder} cannot be written: "
+                               f"{exc.strerror or exc}; nothing was enrolled; fix: check that "
+                               "disk, or enrol without --keep-images") from exc
         return names
 
     def _sweep_orphan_images(self, drivers: Sequence[DriverRecord]) -> int:
@@ -1086,7 +1127,12 @@ class GalleryStore:
         if not self._images_dir_exists():
             return 0
         known, count = {d.id for d in drivers}, 0
-        for path in self.images_dir.iterdir():
+        try:
+            listed = list(self.images_dir.iterdir())
+        except OSError as exc:  # a traceback, exit 1, before (R61)
+            raise GalleryError(f"kept-images directory {self.images_dir} cannot be listed: "
+                               f"{exc.strerror or exc}") from exc
+        for path in listed:
             match = _KEPT_IMAGE.fullmatch(path.name)
             if match and match.group(1) not in known:
                 try:
@@ -1097,19 +1143,38 @@ class GalleryStore:
         return count
 
     def _erase_images(self, record: DriverRecord) -> None:
+        """Zero and delete the kept crops of ``record``, and the folder once empty.
+
+        Raises:
+            GalleryError: a crop, the folder or its removal cannot be erased or flushed, naming
+                the driver's id (never the name) and the reason (an OSError from the folder's
+                listing, removal or flush ended the command in a traceback, exit 1: R61).
+        """
         folder = self.images_dir
         if not self._images_dir_exists():
             return
-        # Also catch files of this driver a crash left out of the record. Names come from the
-        # gallery file, which someone may have forged: only plain names inside the folder count.
-        prefix = f"{record.id}_"
-        paths = {p for p in folder.iterdir() if p.name.startswith(prefix)}
-        paths |= {folder / n for n in record.images if _plain_name(n)}
-        for path in paths:
-            erase_file(path, "kept image")
-        if not any(folder.iterdir()):
-            folder.rmdir()
-        fsync_dir(folder.parent)
+        try:
+            # Also catch files of this driver a crash left out of the record. Names come from
+            # the gallery file, which someone may have forged: only plain names inside the
+            # folder count.
+            prefix = f"{record.id}_"
+            paths = {p for p in folder.iterdir() if p.name.startswith(prefix)}
+            paths |= {folder / n for n in record.images if _plain_name(n)}
+            for path in paths:
+                erase_file(path, "kept image")
+            if not any(folder.iterdir()):
+                folder.rmdir()
+            fsync_dir(folder.parent)
+        except OSError as exc:
+            raise GalleryError(f"the kept images of driver {record.id} in {folder} could not all "
+                               f"be erased, or their removal flushed to disk: "
+                               f"{exc.strerror or exc} ({exc.filename or folder})"
+                               ) from exc
+
+
+def _failure_text(exc: BaseException) -> str:
+    """An error's text for a message: a GalleryError's own words, else its type and words."""
+    return str(exc) if isinstance(exc, GalleryError) else f"{type(exc).__name__}: {exc}"
 
 
 def _plain_name(name: str) -> bool:

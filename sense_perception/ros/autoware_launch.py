@@ -212,7 +212,8 @@ def _yolox_camera(yolox: dict[str, str], values: dict[str, str]) -> str:
                  f"{yolox['image_topic_name'].strip() or 'image_raw'}")
     if not image:
         return ""
-    if _is_true(yolox.get("use_decompress", "")) and image_base_topic(image) == image.rstrip("/"):
+    if _launch_condition("use_decompress", yolox.get("use_decompress", "")) \
+            and image_base_topic(image) == image.rstrip("/"):
         # There a decompressor reads <input/image>/compressed and publishes <input/image>: the
         # camera publishes the compressed topic, which this node reads itself.
         image = image.rstrip("/") + "/compressed"
@@ -268,8 +269,22 @@ _OUTPUT_OBJECTS_FIX = ("pass <arg name=\"output/objects\" value=\"/perception/ob
                        "value=\"\" (each camera's ROIs on its rois<i>)")
 
 
-def _is_true(value: str) -> bool:
-    return value.strip().lower() == "true"
+def _launch_condition(name: str, value: str) -> bool:
+    """A launch argument used as a condition, read as ROS 2 launch reads ``if="$(var NAME)"``:
+    ``true`` or ``1`` (any case, spaces around) is true, ``false``, ``0`` or not given ("") is
+    false. Only ``true`` was true here: ``use_decompress:=1``, which starts Autoware's
+    decompressor, left the node on the raw topic nobody published (R61).
+
+    Raises:
+        ConfigError: a value launch refuses as a condition, naming it.
+    """
+    word = value.strip().lower()
+    if word in ("true", "1"):
+        return True
+    if word in ("false", "0", ""):
+        return False
+    raise ConfigError(f"launch argument {name}:={value!r} (autoware_tensorrt_yolox's) is not a "
+                      "condition ROS 2 launch takes: give true, false, 1 or 0")
 
 
 def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:

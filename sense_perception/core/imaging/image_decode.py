@@ -76,8 +76,12 @@ def scale_16bit(pixels: np.ndarray, bits: int) -> np.ndarray:
             MONO16_BITS_RANGE[0] <= bits <= MONO16_BITS_RANGE[1]):
         raise ImageDecodeError("mono16_bits", f"must be an integer in {MONO16_BITS_RANGE[0]}.."
                                               f"{MONO16_BITS_RANGE[1]}, got {bits!r}")
-    # convertScaleAbs rounds and saturates in one pass; OpenCV needs native byte order.
-    return cv2.convertScaleAbs(pixels.astype(np.uint16, copy=False), alpha=2.0 ** (8 - bits))
+    # convertScaleAbs rounds and saturates in one pass. OpenCV needs native byte order and
+    # aligned values: a frame whose row step is odd (rows padded by an odd number of bytes) puts
+    # every other row's 16-bit values at odd addresses, which numpy reads but OpenCV read as other
+    # values (R61); np.require copies such a view into native, aligned uint16, and only then.
+    native = np.require(pixels, np.uint16, ("A",))
+    return cv2.convertScaleAbs(native, alpha=2.0 ** (8 - bits))
 
 
 def _mono16_bits_to_bgr(view: np.ndarray, bits: int) -> np.ndarray:

@@ -24,16 +24,19 @@ class Mono16DepthWatch:
         self._seen: set[str] = set()
 
     def check(self, topic: str, msg: object, mono16_bits: int) -> str | None:
-        """A warning naming ``input.mono16_bits`` when the first mono16 frame of ``topic`` uses at
-        most its 12 low bits; None otherwise, for any other frame, and for any later one."""
+        """A warning naming ``input.mono16_bits`` when the first readable mono16 frame of
+        ``topic`` uses at most its 12 low bits; None otherwise, for any other frame, and for any
+        later one. A frame that cannot be decoded is not looked at: the camera was marked before
+        its first frame was decoded, so an unreadable first frame (cut short) hid the note for
+        good (R61)."""
         if (mono16_bits != FULL_DEPTH_BITS or topic in self._seen
                 or getattr(msg, "encoding", None) != "mono16"):
             return None
-        self._seen.add(topic)
         try:
             peak = int(np.max(decode_mono16(msg)))
         except Exception:  # noqa: BLE001 - the decoder itself reports a bad frame
             return None
+        self._seen.add(topic)
         if peak >= 1 << _SHALLOW_BITS:
             return None
         return (f"{topic}: its first mono16 frame holds values up to {peak} only (of 65535), "
