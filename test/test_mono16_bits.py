@@ -20,18 +20,9 @@ from sense_perception.core.imaging.image_decode import decode_image, scale_16bit
 from sense_perception.core.imaging.image_file import read_image_file
 from sense_perception.core.imaging.mono16_depth import Mono16DepthWatch
 from sense_perception.errors import ImageDecodeError
+from support import RawImage as Image
 
 STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "street" / "pandaset_seq002_front_camera_10.jpg"
-
-
-@dataclass
-class Image:
-    height: int
-    width: int
-    encoding: str
-    is_bigendian: int
-    step: int
-    data: Any
 
 
 @dataclass

@@ -55,9 +55,9 @@ import numpy as np
 from ..config import setting
 from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
-from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner, check_single_link,
-                            erase_file, lstat_regular, make_private_dirs, open_regular, read_fd,
-                            refusal, scrub)
+from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner,
+                            check_owner, check_single_link, erase_file, lstat_regular,
+                            make_private_dirs, open_regular, read_fd, refusal, scrub)
 from .safe_text import printable, unsafe_text_error
 
 #: Length of a stored template: SFace embeddings are 128-D (checked against the model in tests).
@@ -577,13 +577,8 @@ class GalleryStore:
             raise GalleryError(
                 f"gallery {path} has mode {mode:04o}: other users can read its face templates "
                 f"(biometric data), so it is refused; fix: chmod 600 {path}")
-        me = os.geteuid()
-        if st.st_uid not in (me, 0):
-            raise GalleryError(
-                f"gallery {path} belongs to user id {st.st_uid}, not to this user ({me}): its "
-                "owner can change it, and with it who is recognised as the driver, whatever its "
-                f"mode; fix: if the gallery is yours, chown it to this user (as root: chown {me} "
-                f"{path}); otherwise enrol the driver again in a gallery of your own")
+        check_owner(path, st, "gallery", "change it, and with it who is recognised as the driver,",
+                    "enrol the driver again in a gallery of your own")
 
     def _read_file(self, path: Path) -> tuple[bytes, FileId] | None:
         """Bytes of ``path`` and its (st_dev, st_ino) after the type and permission checks; None

@@ -256,17 +256,30 @@ def check_key_folder(folder: Path, path: Path) -> None:
                  "put their own key in its place", "the key")
 
 
-def check_key_owner(path: Path, st: os.stat_result) -> None:
-    """Refuse a gallery key file that belongs to another user (root's is accepted): its owner
-    controls the key whatever its mode says.
+def check_owner(path: Path, st: os.stat_result, what: str, can: str, otherwise: str) -> None:
+    """Refuse the file ``path`` (a ``what``: ``gallery``, ``gallery key file``) when it belongs to
+    another user (root's is accepted): its owner ``can`` do what they like with it whatever its
+    mode (a process running as root reads another user's 0600 file); ``otherwise`` is the fix
+    for a file that is not the user's.
 
     Raises:
         GalleryError: naming the file, its owner and the fix.
     """
     me = os.geteuid()
     if st.st_uid not in (me, 0):
+        noun = what.split()[-1]
         raise GalleryError(
-            f"gallery key file {path} belongs to user id {st.st_uid}, not to this user ({me}): "
-            "its owner can change or read the key whatever its mode; fix: if the key is yours, "
-            f"chown it to this user (as root: chown {me} {path}); otherwise create a key of "
-            "your own with `sense-perception driver keygen`")
+            f"{what} {path} belongs to user id {st.st_uid}, not to this user ({me}): its owner "
+            f"can {can} whatever its mode; fix: if the {noun} is yours, chown it to this user "
+            f"(as root: chown {me} {path}); otherwise {otherwise}")
+
+
+def check_key_owner(path: Path, st: os.stat_result) -> None:
+    """Refuse a gallery key file that belongs to another user (root's is accepted): its owner
+    controls the key whatever its mode says (:func:`check_owner`).
+
+    Raises:
+        GalleryError: naming the file, its owner and the fix.
+    """
+    check_owner(path, st, "gallery key file", "change or read the key",
+                "create a key of your own with `sense-perception driver keygen`")
