@@ -42,9 +42,7 @@ def _signal_words(signum: int) -> str:
 
 def exit_code(exc: KeyboardInterrupt) -> int:
     """The exit status of a run stopped by ``exc``: 143 after SIGTERM, 130 after Ctrl-C."""
-    if isinstance(exc, StoppedAfterFailure):
-        return 143 if exc.signum == signal.SIGTERM else 130
-    return 143 if isinstance(exc, Terminated) else 130
+    return 143 if signal_of(exc) == signal.SIGTERM else 130
 
 
 def signal_of(exc: KeyboardInterrupt) -> int:
@@ -56,9 +54,7 @@ def signal_of(exc: KeyboardInterrupt) -> int:
 
 def stopped_by(exc: KeyboardInterrupt) -> str:
     """What stopped the run, in words: "SIGTERM" or "Ctrl-C"."""
-    if isinstance(exc, StoppedAfterFailure):
-        return _signal_words(exc.signum)
-    return "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+    return _signal_words(signal_of(exc))
 
 
 class Stops:
