@@ -67,7 +67,8 @@ LARGER = 0.8
 class DuplicateSettings:
     """``detector.duplicates.*``: what makes two boxes one object after the models' merge.
 
-    Measured on the developer set (docs/detection-quality.md, "Duplicates").
+    Measured on the developer set (docs/detection-quality.md, section "One object, one box
+    (duplicates)").
     """
 
     nested_containment: float = setting(
