@@ -69,7 +69,7 @@ def test_unreadable_images_are_named_skipped_and_counted(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr()
     assert "broken.jpg" in err.err and "missing.png" in err.err and "Traceback" not in err.err
-    assert "1 image judged, 0 with a condition, 2 unreadable (skipped)" in err.out
+    assert "1 image judged, 0 with a condition, 2 skipped (unreadable or partly transparent)" in err.out
     document = json.loads(out.read_text())
     assert [i["path"] for i in document["images"]] == [str(COMMA)]
     assert [s["path"] for s in document["skipped"]] == [str(broken), str(tmp_path / "missing.png")]
@@ -82,7 +82,7 @@ def test_json_prints_and_json_out_never_overwrites_a_photo(tmp_path, capsys):
     assert [i["path"] for i in document["images"]] == [str(COMMA)]
     # the documented shape, whole: `skipped` is there (empty) when nothing was skipped
     assert document["skipped"] == []
-    assert set(document["images"][0]) == {"path", "width", "height", "conditions", "metrics"}
+    assert set(document["images"][0]) == {"path", "width", "height", "frames", "conditions", "metrics"}
     victim = tmp_path / "victim.png"
     victim.write_bytes(COMMA.read_bytes())
     for target in (victim, tmp_path / "new.jpg", COMMA):  # an image, an image name, an input
@@ -216,3 +216,63 @@ def test_a_closed_stdout_pipe_still_writes_the_json_out_without_a_traceback(tmp_
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["images"][0]["path"] == str(COMMA)
+
+
+def _cut_out(image: np.ndarray, radius: int, feather: float) -> np.ndarray:
+    """``image`` as an editor exports a cut-out: a feathered transparent disc on the left, the
+    colour under it black (premultiplied), BGRA."""
+    height, width = image.shape[:2]
+    keep = np.ones((height, width), np.float32)
+    cv2.circle(keep, (width // 6, height * 3 // 4), radius, 0, -1)
+    keep = cv2.GaussianBlur(keep, (0, 0), feather)
+    return np.dstack([(image * keep[..., None]).astype(np.uint8), (keep * 255).astype(np.uint8)])
+
+
+def test_a_transparent_part_is_refused_not_judged_as_a_covered_or_dark_lens(tmp_path, capsys):
+    # OpenCV drops the alpha channel and gives the colour stored under it (black): a feathered
+    # cut-out read as `blocked`, a dim overcast scene cut out of a transparent sheet as `dark`
+    # (R64). A camera frame has no transparent part: such a file is named and skipped.
+    image = cv2.resize(cv2.imread(str(PANDASET)), (960, 540), interpolation=cv2.INTER_AREA)
+    feathered = tmp_path / "cut out.png"
+    cv2.imwrite(str(feathered), _cut_out(image, 250, 20))
+    dim = (50 + image.astype(np.float32) / 255 * 45).astype(np.uint8)
+    sheet = np.zeros((540, 960, 4), np.uint8)
+    sheet[100:400, 150:750, :3] = dim[100:400, 150:750]
+    sheet[100:400, 150:750, 3] = 255
+    overcast = tmp_path / "overcast.webp"
+    cv2.imwrite(str(overcast), sheet, [cv2.IMWRITE_WEBP_QUALITY, 101])  # lossless, alpha kept
+    opaque = tmp_path / "opaque.png"  # an alpha channel that is all opaque is a photo
+    cv2.imwrite(str(opaque), np.dstack([image, np.full((540, 960), 255, np.uint8)]))
+    code = main(["health", str(feathered), str(overcast), str(opaque), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    document = json.loads(captured.out)
+    assert [i["path"] for i in document["images"]] == [str(opaque)]
+    assert document["images"][0]["conditions"] == []
+    assert [s["path"] for s in document["skipped"]] == [str(feathered), str(overcast)]
+    for skipped in document["skipped"]:
+        assert "% of it is transparent" in skipped["error"]
+        assert "flatten it onto its background or save it as JPEG" in skipped["error"]
+    assert "cut out.png" in captured.err and "overcast.webp" in captured.err
+    # the pixels OpenCV gives them, judged as they were before: a covered lens, a dark frame
+    for path in (feathered, overcast):
+        cv2.imwrite(str(tmp_path / f"{path.stem}_flat.png"), cv2.imread(str(path)))
+    assert main(["health", str(tmp_path / "cut out_flat.png"), str(tmp_path / "overcast_flat.png"),
+                 "--json"]) == 0
+    flat = json.loads(capsys.readouterr().out)["images"]
+    assert [i["conditions"] for i in flat] == [["blocked"], ["dark"]]
+
+
+def test_a_file_of_several_frames_says_only_the_first_is_judged(tmp_path, capsys):
+    from PIL import Image
+
+    first = Image.open(PANDASET).resize((480, 270))
+    pages = tmp_path / "pages.tiff"
+    first.save(pages, save_all=True, append_images=[Image.new("RGB", (480, 270), "white")])
+    animation = tmp_path / "clip.gif"
+    first.save(animation, save_all=True, append_images=[first.rotate(5)], duration=100)
+    assert main(["health", str(pages), str(animation), str(PANDASET)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(frame 1 of 2: only the first is judged)") == 2
+    assert main(["health", str(pages), str(PANDASET), "--json"]) == 0
+    assert [i["frames"] for i in json.loads(capsys.readouterr().out)["images"]] == [2, 1]

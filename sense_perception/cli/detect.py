@@ -279,6 +279,7 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     from ..core.detection.detector_setup import build_detector
     from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
+    from ..core.imaging.image_layers import layer_notes
     from ..evaluation.outputs import check_not_eval_results
     from ..outpaths import check_not_in_an_output, check_writable_dir
 
@@ -345,6 +346,9 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
                     try:
                         images.append(read_image_file(path, limits))
                         batch.append(path)
+                        for layer_note in layer_notes(path, limits):  # R64: not silently
+                            errors.print(f"[yellow]note:[/yellow] {shown(layer_note)}",
+                                         highlight=False, soft_wrap=True)
                     except ImageDecodeError as exc:
                         skip(path, str(exc))
                 for path, image, dets in detect_each(detector, batch, images, skip):

@@ -62,8 +62,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     # .json name after --json (never an input or an image: `health a.jpg --json b.jpg` must not
     # overwrite a photo).
     parser.add_argument("--json", action=_PrintJson, nargs="?", default=False, metavar="OUT.json",
-                        help='print {"images": [{"path", "width", "height", "conditions", '
-                             '"metrics"}], "skipped": [{"path", "error"}]} instead of the text '
+                        help='print {"images": [{"path", "width", "height", "frames", '
+                             '"conditions", "metrics"}], "skipped": [{"path", "error"}]} instead of the text '
                              "lines; with a .json file name, also write it there (as "
                              "--json-out)")
     parser.add_argument("--json-out", metavar="FILE", type=Path, default=None,
@@ -80,18 +80,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def judge_file(path: str, settings: Any, limits: Any) -> dict[str, Any]:
-    """``{"path", "width", "height", "conditions", "metrics"}`` of one image file.
+    """``{"path", "width", "height", "frames", "conditions", "metrics"}`` of one image file:
+    its first frame judged (``frames``: how many the file holds, pages of a TIFF or frames of
+    an animation).
 
     Raises:
-        ImageDecodeError: the file is missing, too large, or not an image.
+        ImageDecodeError: the file is missing, too large, not an image, or partly transparent.
     """
     from ..core.health.camera_conditions import frame_metrics, image_conditions, small_copy
     from ..core.imaging.image_file import read_image_file
+    from ..core.imaging.image_layers import image_layers, refuse_transparent
 
     image = read_image_file(path, limits)
+    # a transparent part is no part of a camera's view: OpenCV gives the colour stored under it
+    # (black as a rule), which read as a covered lens or a dark frame (R64)
+    layers = image_layers(path, limits)
+    refuse_transparent(path, layers)
     metrics = frame_metrics(small_copy(image, settings.width), None, settings)
     height, width = image.shape[:2]
-    return {"path": str(path), "width": width, "height": height,
+    return {"path": str(path), "width": width, "height": height, "frames": layers.frames,
             "conditions": image_conditions(metrics, settings),
             "metrics": {k: v for k, v in metrics.as_dict().items() if v is not None}}
 
@@ -165,9 +172,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         m = record["metrics"]
         # a name with a line break or an escape sequence must not forge or hide a line
+        frames = (f"  (frame 1 of {record['frames']}: only the first is judged)"
+                  if record["frames"] > 1 else "")
         print(f"{printable(path)}  {record['width']}x{record['height']}  "
               f"{', '.join(record['conditions']) or 'ok'}  (mean {m['mean']:.0f}, sharp "
-              f"{m['sharp']:.2f}, flat {m['flat_dark']:.2f}, clipped {m['clipped']:.2f})")
+              f"{m['sharp']:.2f}, flat {m['flat_dark']:.2f}, clipped {m['clipped']:.2f}){frames}")
     # `skipped` is always there, as documented (and as driver attention and driver eval do): a
     # reader should not have to guess whether an absent list means "none" or "not reported".
     document = {"images": records, "skipped": skipped}
@@ -177,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         images = f"{len(records)} image{'' if len(records) == 1 else 's'}"
         print(f"{images} judged, {flagged} with a condition"
-              + (f", {len(skipped)} unreadable (skipped)" if skipped else ""))
+              + (f", {len(skipped)} skipped (unreadable or partly transparent)"
+                 if skipped else ""))
     if args.json_out is not None:  # last: a file that cannot be written never loses the results
         try:
             # replaced whole: a full disk keeps an earlier result intact
