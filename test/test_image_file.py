@@ -223,3 +223,47 @@ def test_write_image_encodes_by_suffix_and_names_what_it_cannot_encode(tmp_path:
     with pytest.raises(OSError, match=r"OpenCV cannot encode \.notanimage"):
         write_image(tmp_path / "x.notanimage", photo)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["high.jpg", "low.jpg"]
+
+
+def test_files_mistaken_for_photos_are_refused_naming_the_fix(tmp_path: Path) -> None:
+    # R64: each was "unknown format or corrupt header" (or "is a directory"), naming no fix
+    page = tmp_path / "street.jpg"  # a browser's "save as" of the image's web page
+    page.write_text("\n<!DOCTYPE html>\n<html><head><title>street</title></head></html>\n")
+    with pytest.raises(ImageDecodeError, match=r"street\.jpg: .*an HTML page, not an image.*"
+                                               r"Save image as"):
+        read_image_file(page)
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64))
+    with pytest.raises(ImageDecodeError, match=r"HEIC/HEIF file .*convert it to JPEG or PNG"):
+        read_image_file(heic)
+    with pytest.raises(ImageDecodeError, match=r"is a directory, not an image file; give the "
+                                               r"images in it \(DIR/\*\.jpg"):
+        read_image_file(tmp_path)
+    with pytest.raises(ImageDecodeError, match=r"no such file; the name is a pattern no shell "
+                                               r"expanded"):
+        read_image_file(tmp_path / "*.jpg")
+    with pytest.raises(ImageDecodeError, match=r"no such file$"):
+        read_image_file(tmp_path / "gone.jpg")
+
+
+def test_detect_notes_a_files_further_frames_and_transparent_part(tmp_path: Path) -> None:
+    # R64: detect took the first page of a TIFF, the first frame of a GIF, and a transparent
+    # part as the black under it, and said nothing
+    from PIL import Image
+
+    from sense_perception.core.imaging.image_layers import image_layers, layer_notes
+
+    still = Image.open(PANDASET).resize((320, 180))
+    gif = tmp_path / "clip.gif"
+    still.save(gif, save_all=True, append_images=[still.rotate(5)], duration=100)
+    assert layer_notes(gif) == [f"{gif} holds 2 frames (pages or an animation): only the first "
+                                "is detected"]
+    cut = still.convert("RGBA")
+    cut.putalpha(Image.new("L", (320, 180), 255).crop((0, 0, 320, 180)))
+    cut.paste((0, 0, 0, 0), (0, 0, 80, 180))  # a quarter transparent
+    png = tmp_path / "cut.png"
+    cut.save(png)
+    assert image_layers(png).transparent == pytest.approx(0.25)
+    assert layer_notes(png) == [f"25.00 % of {png} is transparent: it is detected as the colour "
+                                "stored under it (black as a rule), as OpenCV reads it"]
+    assert layer_notes(PANDASET) == [] and image_layers(PANDASET).frames == 1

@@ -37,15 +37,29 @@ def _error(path: str | Path, why: str) -> ImageDecodeError:
     return ImageDecodeError("file", f"cannot read {path}: {why}")
 
 
+#: a folder is given where its images were meant (R64: the message named no fix)
+_DIRECTORY = ("is a directory, not an image file; give the images in it (DIR/*.jpg DIR/*.png: "
+              "the shell expands the pattern)")
+
+
+def _pattern_hint(path: str | Path) -> str:
+    """The fix when a missing name holds a wildcard: the pattern reached us unexpanded (quoted,
+    or given where no shell expands it), and no file is named ``*.jpg``."""
+    if any(c in Path(path).name for c in "*?["):
+        return ("; the name is a pattern no shell expanded (it was quoted, or matched no file): "
+                "write it unquoted, or name the files")
+    return ""
+
+
 def _read_bytes(path: str | Path, limits: InputLimits) -> bytes:
     """The file's bytes; refuses what is not a readable regular file within max_compressed_bytes."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise _error(path, "no such file") from None
+        raise _error(path, "no such file" + _pattern_hint(path)) from None
     except IsADirectoryError:
-        raise _error(path, "is a directory, not an image file") from None
+        raise _error(path, _DIRECTORY) from None
     except PermissionError:
         raise _error(path, "permission denied") from None
     except OSError as exc:
@@ -56,7 +70,7 @@ def _read_bytes(path: str | Path, limits: InputLimits) -> bytes:
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise _error(path, "is a directory, not an image file")
+            raise _error(path, _DIRECTORY)
         if not stat.S_ISREG(info.st_mode):
             raise _error(path, "not a regular file (a FIFO, socket or device)")
         if info.st_size > limits.max_compressed_bytes:
@@ -205,6 +219,35 @@ def _exif_turns(data: bytes) -> bool:
         return False
 
 
+#: ISO base media brands of HEIF still images (iPhone photos: HEIC) and AVIF
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
+                b"avif", b"avis")
+
+
+def _unknown_format(data: bytes) -> str:
+    """Why no reader took ``data``, naming the fix for the files people mistake for photos: a
+    phone's HEIC/HEIF or AVIF photo (no reader here), a web page or SVG saved under an image's
+    name (a browser's "save as" of an image's page), a PDF. R64: all were "unknown format or
+    corrupt header", which names no fix."""
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+        return ("an AVIF file its reader cannot open (corrupt, truncated or an AVIF sequence); "
+                "convert it to JPEG or PNG")
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return ("a HEIC/HEIF file (a phone's photo format), a format not read here; convert it "
+                "to JPEG or PNG (the phone's export or share as JPEG, or heif-convert / "
+                "ImageMagick)")
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or (
+            head.startswith(b"<") and b"<html" in head):
+        return ("an HTML page, not an image: a web page saved under an image's name; open the "
+                "image itself (right-click it, \"Save image as\") and give that file")
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "an SVG drawing, not a photo; export it as PNG or JPEG"
+    if data.startswith(b"%PDF"):
+        return "a PDF document, not an image; export the page or the photo in it as PNG or JPEG"
+    return "unknown format or corrupt header"
+
+
 def _check_limits(path: str | Path, width: int, height: int, limits: InputLimits,
                   what: str) -> None:
     if width <= 0 or height <= 0:
@@ -225,8 +268,9 @@ def _checked_header(path: str | Path, limits: InputLimits) -> tuple[bytes, tuple
     data = _read_bytes(path, limits)
     size = image_file_size(path, data)
     if size is None:  # decoding a format whose size is unknown could allocate anything
-        raise _error(path, "not a decodable image (unknown format or corrupt header; readable: "
-                           "JPEG, PNG, BMP, TIFF, WebP, PNM and the other formats Pillow sizes)")
+        raise _error(path, f"not a decodable image ({_unknown_format(data)}; readable: "
+                           "JPEG, PNG, BMP, GIF, TIFF, WebP, AVIF, PNM and the other formats Pillow "
+                           "sizes)")
     _check_limits(path, *size, limits, "the header claims")
     return data, size
 
