@@ -14,6 +14,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sense_perception.cli.main import main
@@ -267,3 +268,25 @@ def test_detect_notes_a_files_further_frames_and_transparent_part(tmp_path: Path
     assert layer_notes(png) == [f"25.00 % of {png} is transparent: it is detected as the colour "
                                 "stored under it (black as a rule), as OpenCV reads it"]
     assert layer_notes(PANDASET) == [] and image_layers(PANDASET).frames == 1
+
+
+def test_a_portrait_avif_stands_as_a_viewer_shows_it(tmp_path: Path) -> None:
+    # R64: a phone's portrait AVIF keeps its turn in the HEIF `irot` box; OpenCV ignored it and
+    # gave the photo on its side, while the header check (Pillow) said it stood
+    from PIL import Image, features
+
+    from sense_perception.core.imaging.image_file import probe_image_header
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow writes no AVIF")
+    still = Image.open(PANDASET).resize((320, 180))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned 90 degrees clockwise to be shown
+    path = tmp_path / "portrait.avif"
+    still.save(path, exif=exif.tobytes(), quality=90)
+    shown = read_image_file(path)
+    assert shown.shape == (320, 180, 3)
+    assert probe_image_header(path).shown == (180, 320)
+    want = np.asarray(still.transpose(Image.Transpose.ROTATE_270))[..., ::-1]
+    assert np.abs(shown.astype(int) - want).mean() < 6
+    assert read_image_file(path, grey=True).shape == (320, 180)

@@ -275,6 +275,39 @@ def _checked_header(path: str | Path, limits: InputLimits) -> tuple[bytes, tuple
     return data, size
 
 
+def _is_avif(data: bytes) -> bool:
+    """Whether ``data`` is an AVIF file: an ISO base media ``ftyp`` box naming an AVIF brand."""
+    if data[4:8] != b"ftyp":
+        return False
+    box = data[8:min(struct.unpack(">I", data[:4])[0], 256)]
+    return any(box[i:i + 4] in (b"avif", b"avis") for i in range(0, len(box) - 3, 4))
+
+
+def _read_avif(path: str | Path, data: bytes, grey: bool) -> np.ndarray:
+    """An AVIF file's pixels as a viewer shows them, by Pillow. A phone's portrait AVIF keeps its
+    turn in the HEIF rotation and mirror boxes (``irot``, ``imir``), which every viewer applies;
+    OpenCV's reader ignores them and gave the photo lying on its side, while the header check
+    (Pillow's orientation, :func:`_exif_turns`) said it stood (R64). Pillow reads the boxes as
+    an EXIF orientation, applied here as for every other format.
+
+    Raises:
+        ImageDecodeError: the file cannot be decoded.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as opened:
+                shown = ImageOps.exif_transpose(opened)
+                if grey:
+                    return np.array(shown.convert("L"))
+                return cv2.cvtColor(np.asarray(shown.convert("RGB")), cv2.COLOR_RGB2BGR)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError,
+            Image.DecompressionBombError) as exc:
+        raise _error(path, f"not a decodable image (the AVIF decoder refused it: {exc})") from None
+
+
 class ImageHeader(NamedTuple):
     """What an image file's header says: its size as stored and whether its EXIF orientation
     turns it (:func:`read_image_file` then gives it ``height`` wide and ``width`` high)."""
@@ -330,7 +363,7 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None,
     The width and height the header claims are checked against ``input.max_width``,
     ``input.max_height`` and ``input.max_pixels``, and the file size against
     ``input.max_compressed_bytes``, before anything is decoded. EXIF orientation is applied, as
-    a photo viewer would. A 16-bit PNG is scaled to 8 bit with ``input.mono16_bits``, as a
+    a photo viewer would (an AVIF's HEIF rotation and mirror too: it is decoded by Pillow). A 16-bit PNG is scaled to 8 bit with ``input.mono16_bits``, as a
     16-bit frame of a camera is.
 
     Args:
@@ -346,6 +379,10 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None,
     """
     limits = limits or InputLimits()
     data, _ = _checked_header(path, limits)
+    if _is_avif(data):
+        shown = _read_avif(path, data, grey)
+        _check_limits(path, shown.shape[1], shown.shape[0], limits, "decoded")
+        return shown
     try:
         image = imdecode_bits(np.frombuffer(data, np.uint8),
                               cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR, limits.mono16_bits)
