@@ -290,3 +290,14 @@ def test_a_portrait_avif_stands_as_a_viewer_shows_it(tmp_path: Path) -> None:
     want = np.asarray(still.transpose(Image.Transpose.ROTATE_270))[..., ::-1]
     assert np.abs(shown.astype(int) - want).mean() < 6
     assert read_image_file(path, grey=True).shape == (320, 180)
+
+
+def test_a_48_mp_phone_photo_is_refused_naming_where_to_raise_the_limit(tmp_path: Path) -> None:
+    # R64: "raise input.max_pixels for images that large" said not where; a phone's 48 MP photo
+    # (8064 x 6048) is over the default 40 MP
+    phone = claiming(tmp_path / "IMG_0001.png", COMMA, 6048, 8000)  # 48.4 MP, both sides < 8192
+    with pytest.raises(ImageDecodeError, match=r"more than input\.max_pixels=40000000; for a "
+                                               r"photo that large .* raise input\.max_pixels in "
+                                               r"a --config YAML \(NODE: ros__parameters: input: "
+                                               r"max_pixels: N\) or downscale the photo"):
+        read_image_file(phone)

@@ -256,12 +256,19 @@ def _check_limits(path: str | Path, width: int, height: int, limits: InputLimits
         limit = getattr(limits, name)
         if value > limit:
             raise _error(path, f"{what} {width}x{height} px: {side} {value} exceeds "
-                               f"input.{name}={limit}; the file is corrupt or hostile, or raise "
-                               f"input.{name} for images that large")
+                               f"input.{name}={limit}; {_raise_limit(name)}")
     if width * height > limits.max_pixels:
         raise _error(path, f"{what} {width}x{height} = {width * height} px, more than "
-                           f"input.max_pixels={limits.max_pixels}; the file is corrupt or hostile, "
-                           "or raise input.max_pixels for images that large")
+                           f"input.max_pixels={limits.max_pixels}; {_raise_limit('max_pixels')}")
+
+
+def _raise_limit(name: str) -> str:
+    """The fix for a photo over an ``input.*`` size limit. A phone's 48 or 50 MP photo (8064 x
+    6048) is over the default ``max_pixels``: the message said only "raise input.max_pixels",
+    not where (R64)."""
+    return (f"for a photo that large (a 48 MP phone camera's) raise input.{name} in a --config "
+            f"YAML (NODE: ros__parameters: input: {name}: N) or downscale the photo; otherwise "
+            "the file is corrupt or hostile")
 
 
 def _checked_header(path: str | Path, limits: InputLimits) -> tuple[bytes, tuple[int, int]]:
