@@ -301,3 +301,15 @@ def test_a_48_mp_phone_photo_is_refused_naming_where_to_raise_the_limit(tmp_path
                                                r"a --config YAML \(NODE: ros__parameters: input: "
                                                r"max_pixels: N\) or downscale the photo"):
         read_image_file(phone)
+
+
+def test_a_whole_file_opencv_cannot_decode_is_named_for_what_it_is(tmp_path: Path) -> None:
+    # R64: a 32-bit float TIFF (a known format, whole) was "unknown format or truncated file"
+    from PIL import Image
+
+    path = tmp_path / "scan.tiff"
+    Image.fromarray(np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64)).save(path)
+    with pytest.raises(ImageDecodeError, match=r"scan\.tiff: not a decodable image \(OpenCV "
+                                               r"cannot decode this TIFF file of 32-bit float "
+                                               r"samples .* save it as an 8- or 16-bit JPEG"):
+        read_image_file(path)

@@ -282,6 +282,25 @@ def _checked_header(path: str | Path, limits: InputLimits) -> tuple[bytes, tuple
     return data, size
 
 
+def _undecoded(data: bytes) -> str:
+    """Why OpenCV gave no pixels for a file whose header was read: the format and sample layout
+    Pillow names, with the fix (a 32-bit float TIFF was "unknown format or truncated file",
+    though its format is known and it is whole, R64)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                samples = {"F": "32-bit float", "I": "32-bit integer"}.get(image.mode,
+                                                                          image.mode)
+                kind = f"{image.format} file of {samples} samples"
+    except Exception:  # noqa: BLE001 - only the message's detail: any failure gives the plain text
+        return "unknown format or truncated file"
+    return (f"OpenCV cannot decode this {kind} (a truncated file, or a sample layout its reader "
+            "does not take, such as 32-bit float); save it as an 8- or 16-bit JPEG, PNG or TIFF")
+
+
 def _is_avif(data: bytes) -> bool:
     """Whether ``data`` is an AVIF file: an ISO base media ``ftyp`` box naming an AVIF brand."""
     if data[4:8] != b"ftyp":
@@ -398,7 +417,7 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None,
         raise _error(path, f"not a decodable image (the decoder refused it: "
                            f"{detail.split(' error: ')[-1]})") from None
     if image is None:
-        raise _error(path, "not a decodable image (unknown format or truncated file)")
+        raise _error(path, f"not a decodable image ({_undecoded(data)})")
     # EXIF orientation may swap the sides: check what was decoded too.
     _check_limits(path, image.shape[1], image.shape[0], limits, "decoded")
     return image
