@@ -3,9 +3,9 @@
 
 Every degradation of :mod:`sense_perception.evaluation.degrade` (soiling, water drops, defocus,
 fog, exposure x0.1 and x4, black, white) and every scene proxy of the no-alarm cases (night with
-street lights, tunnel) is applied to each image; ``manifest.json`` lists each output with its
-source, degradation, the condition it must raise (none for a scene) and the seed. The same seed
-gives the same pixels.
+street lights, tunnel, snow under an overcast sky, a wet road at night or dusk, dusk) is applied
+to each image; ``manifest.json`` lists each output with its source, degradation, the condition
+it must raise (none for a scene) and the seed. The same seed gives the same pixels.
 
     python tools/make_degraded_frames.py ../shared/data/street/*.jpg --out /tmp/degraded --seed 1
     sense-perception health /tmp/degraded/*.png --json-out /tmp/degraded/health.json
@@ -28,7 +28,8 @@ from sense_perception.face.safe_text import printable  # noqa: E402
 from sense_perception.fileio import write_image, write_result_json  # noqa: E402
 from sense_perception.outpaths import OutputPathError, check_own_folder  # noqa: E402
 
-SCENES = {"night": degrade.night, "tunnel": degrade.tunnel}
+SCENES = {"night": degrade.night, "tunnel": degrade.tunnel, "snow": degrade.snow,
+          "wet_road": degrade.wet_road, "dusk": degrade.dusk}
 
 
 #: Hidden file by which this tool marks its output folder: only such a folder is written again.

@@ -123,11 +123,17 @@ def single_frames(images: dict[str, list[np.ndarray]], settings: CameraHealthSet
                               "conditions": sorted({c for f in found for c in f})}
     street = images["pandaset"] + images["street"]
     sky_rng = rng.spawn(1)[0]
+    # each later proxy its own generator, spawned after the first: every earlier figure's draws
+    # stay as they were
+    snow_rng, wet_rng, dusk_rng = rng.spawn(3)
     scenes: dict[str, list[np.ndarray]] = {
         "night_street_lights": [degrade.night(i, rng) for i in street],
         # its own generator: added later, it leaves every other figure's draws as they were
         "night_open_sky": [degrade.night_open_sky(i, sky_rng) for i in street],
         "tunnel": [degrade.tunnel(i, rng) for i in street],
+        "snow_overcast": [degrade.snow(i, snow_rng) for i in street],
+        "wet_road_night_or_dusk": [degrade.wet_road(i, wet_rng) for i in street],
+        "dusk": [degrade.dusk(i, dusk_rng) for i in street],
         "uniform_sky": [degrade.crop(i, (0, 0, 450, 110)) for i in images["pandaset"]],
         "vehicle_filling_view": vehicle_crops(data, vehicle_frames),
     }
