@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -128,6 +130,23 @@ def test_yolox_arguments_with_no_equivalent_are_warned_naming_what_to_use():
     assert autoware_launch.yolox_notes({}) == []
 
 
+def fake_launch(monkeypatch) -> dict[str, list]:
+    """Stand-ins for launch and launch_ros (no wheel here) that record what the launch does: the
+    nodes it starts (their keyword arguments) and what it logs (info, warnings)."""
+    made: dict[str, list] = {"nodes": [], "info": [], "warnings": []}
+    fakes = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.logging", "launch_ros", "launch_ros.actions")}
+    fakes["launch"].LaunchDescription = list
+    fakes["launch.actions"].DeclareLaunchArgument = lambda *a, **k: None
+    fakes["launch.actions"].OpaqueFunction = lambda function: function
+    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
+        warning=made["warnings"].append, info=made["info"].append)
+    fakes["launch_ros.actions"].LifecycleNode = lambda **k: made["nodes"].append(k)
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return made
+
+
 def test_launch_declares_the_yolox_arguments_and_hands_them_to_the_node(monkeypatch):
     """The launch itself, with stand-ins for launch and launch_ros (no wheel here): it declares
     autoware_tensorrt_yolox's arguments, reads them from the launch configurations, starts the
@@ -234,20 +253,7 @@ def test_the_launch_logs_that_an_inherited_image_number_agrees(monkeypatch):
     camera): a detection_rois<i> other than this launch's ROI topic of camera i is a warning
     (R57); an image_raw<i> beside cameras named by topic is R54's one warning (not used), which
     says so too where this launch's camera i is another topic, never two warnings."""
-    import sys
-    import types
-
-    made: dict[str, list] = {"nodes": [], "info": [], "warnings": []}
-    fakes = {name: types.ModuleType(name) for name in (
-        "launch", "launch.actions", "launch.logging", "launch_ros", "launch_ros.actions")}
-    fakes["launch"].LaunchDescription = list
-    fakes["launch.actions"].DeclareLaunchArgument = lambda *a, **k: None
-    fakes["launch.actions"].OpaqueFunction = lambda function: function
-    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
-        warning=made["warnings"].append, info=made["info"].append)
-    fakes["launch_ros.actions"].LifecycleNode = lambda **k: made["nodes"].append(k)
-    for name, module in fakes.items():
-        monkeypatch.setitem(sys.modules, name, module)
+    made = fake_launch(monkeypatch)
     autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
         "image_number": "6", "input/image": CAM3, "output/objects": ROIS + "3",
         "image_raw3": CAM3, "detection_rois3": ROIS + "3",
@@ -331,20 +337,7 @@ def test_yolox_node_name_names_the_node_so_per_camera_includes_do_not_share_one_
     they are, every include started a node named object_detector (one name for several nodes:
     their parameter and lifecycle services collide), with only a warning that the argument was
     unused (R57). It names the node now; a name ROS would refuse is refused before the start."""
-    import sys
-    import types
-
-    made: dict[str, list] = {"nodes": [], "warnings": []}
-    fakes = {name: types.ModuleType(name) for name in (
-        "launch", "launch.actions", "launch.logging", "launch_ros", "launch_ros.actions")}
-    fakes["launch"].LaunchDescription = list
-    fakes["launch.actions"].DeclareLaunchArgument = lambda *a, **k: None
-    fakes["launch.actions"].OpaqueFunction = lambda function: function
-    fakes["launch.logging"].get_logger = lambda name: types.SimpleNamespace(
-        warning=made["warnings"].append, info=lambda text: None)
-    fakes["launch_ros.actions"].LifecycleNode = lambda **k: made["nodes"].append(k)
-    for name, module in fakes.items():
-        monkeypatch.setitem(sys.modules, name, module)
+    made = fake_launch(monkeypatch)
     for i in range(2):
         autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
             "input/image": f"/sensing/camera/camera{i}/image_rect_color", "output/objects": f"rois{i}",
