@@ -111,7 +111,9 @@ def finite_json(value: Any) -> Any:
 def write_summary_json(path: Path, document: Any) -> None:
     """Write a run's summary (a replay's ``summary.json``, fleet's ``fleet_summary.json``) as
     strict, indented JSON (NaN / infinity as null: :func:`finite_json`), atomically: a whole file
-    or none.
+    or none, flushed to disk (the file before its rename, the folder after) as
+    :func:`atomic_write` is. Without the flush a power cut after the run could leave a summary of
+    zero length or none, and fleet's resume takes a bag whose summary.json exists as done.
 
     The temp file has the fixed name ``.<name>.tmp`` beside ``path`` (which a replay's
     ``--force`` clears and fleet reserves); a link or file planted under that name is removed,
@@ -128,10 +130,13 @@ def write_summary_json(path: Path, document: Any) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def write_image(path: Path, image: Any, params: Sequence[int] = ()) -> None:

@@ -132,6 +132,28 @@ def test_summary_is_written_as_fleet_writes_its_own(tmp_path):
     assert victim.read_text() == "precious" and not (tmp_path / ".s.json.tmp").exists()
 
 
+def test_a_summary_is_flushed_to_disk_before_and_after_its_rename(tmp_path, monkeypatch):
+    """write_summary_json renamed its temp file unflushed and never flushed the folder: a power
+    cut after a replay or a fleet bag could leave summary.json empty or missing, and fleet's
+    resume takes a bag whose summary.json exists as done. The file is fsynced before its rename
+    and the folder after, as atomic_write does."""
+    import os
+
+    from sense_perception import fileio
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
+    fileio.write_summary_json(tmp_path / "summary.json", {"frames": 1})
+    assert synced == [str(tmp_path / ".summary.json.tmp"), str(tmp_path)], synced
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"frames": 1}
+
+
 def test_video_holds_frames_over_gaps(tmp_path):
     video = CameraVideo(tmp_path / "v.mp4", fps=10.0)
     for t, level in [(0.0, 0), (0.1, 80), (0.5, 160)]:
