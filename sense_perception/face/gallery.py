@@ -508,7 +508,7 @@ class GalleryStore:
         elif not folder.is_dir():
             yield  # nothing to read and nothing to lock
             return
-        # Whoever owns or may write the folder can delete the gallery or swap in their own (R58).
+        # Whoever owns or may write the folder can delete the gallery or swap in their own (R59).
         check_folder(self.path, "gallery", "whoever can write it can delete the gallery or put "
                      "one of their own in its place, and with it decide who is recognised as the "
                      "driver", "the gallery")
@@ -570,7 +570,7 @@ class GalleryStore:
     def _check_mode(self, st: os.stat_result, path: Path | None = None) -> None:
         """Refuse a gallery file others may access, or that another user (root excepted) owns:
         its owner can change it, and with it who is recognised, whatever its mode (a node
-        running as root read a gallery another user had put in its place, R58)."""
+        running as root read a gallery another user had put in its place, R59)."""
         path = path or self.path
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:

@@ -423,9 +423,8 @@ def camera_notes(args: dict[str, str]) -> list[str]:
     """An info line for ``image_number`` / ``image_transport`` given beside cameras named by
     topic and agreeing with them (:func:`_check_autoware_cameras`): taken as Autoware's camera
     count and transport, the cameras being the ones named."""
-    named = "input/image" if args.get("input/image", "") else "camera_id" if (
-        args.get("camera_id", "") or args.get("image_topic_name", "")) else "camera_topics"
-    if named == "camera_topics" and not args.get("camera_topics", ""):
+    named, cameras = _named_cameras(args)
+    if not cameras:
         return []
     return [f"launch argument {name}:={args[name]} (given here or by a launch file including "
             f"this one) agrees with {named}, which names the cameras this launch serves"
