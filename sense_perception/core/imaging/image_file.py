@@ -230,7 +230,7 @@ def _unknown_format(data: bytes) -> str:
     name (a browser's "save as" of an image's page), a PDF. R64: all were "unknown format or
     corrupt header", which names no fix."""
     head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+    if _is_avif(data):
         return ("an AVIF file its reader cannot open (corrupt, truncated or an AVIF sequence); "
                 "convert it to JPEG or PNG")
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
@@ -389,8 +389,8 @@ def read_image_file(path: str | Path, limits: InputLimits | None = None,
     The width and height the header claims are checked against ``input.max_width``,
     ``input.max_height`` and ``input.max_pixels``, and the file size against
     ``input.max_compressed_bytes``, before anything is decoded. EXIF orientation is applied, as
-    a photo viewer would (an AVIF's HEIF rotation and mirror too: it is decoded by Pillow). A 16-bit PNG is scaled to 8 bit with ``input.mono16_bits``, as a
-    16-bit frame of a camera is.
+    a photo viewer would (an AVIF's HEIF rotation and mirror too: it is decoded by Pillow). A
+    16-bit PNG is scaled to 8 bit with ``input.mono16_bits``, as a 16-bit frame of a camera is.
 
     Args:
         path: the image file.
