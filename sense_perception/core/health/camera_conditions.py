@@ -15,6 +15,11 @@ The physics each test rests on:
   stays sharp. A uniform sky, a lit wall or a white truck side is flat but bright; a clear or
   dusk sky is flat but blue. Being out of focus, dirt on the lens also has a soft border, while
   a dark plain surface in the scene (a truck's side in shade) has its outline in focus.
+- **Lit surfaces**: dirt on the lens receives no light of its own, so it is never brighter than
+  the scene it hides. A flat part clearly brighter than the view's sharp part (a snow field or
+  an overcast sky metered down to mid-grey by auto-exposure, a white wall) is the scene, not
+  the lens: neither blockage nor texture lost, as long as the rest of the view is sharp. Fog
+  is flat and bright too, but it veils the whole view, so nothing of it stays sharp.
 - **Low visibility**: the coarse view has structure (a uniform sky is no evidence of fog), but
   little of its textured part shows sharp detail, or the finest scale has lost its share of the structure
   (defocus and water blur the finest scale first; fog lowers the contrast of all of them).
@@ -72,6 +77,8 @@ class FrameMetrics:
         clipped: share of pixels at or above the clipping level.
         sharp: share of the view with sharp detail.
         featureless: share of the view that is blue sky without texture: no detail there to lose.
+        lit_surface: share of the view that is a flat, lit surface of the scene (snow, an
+            overcast sky): no detail there to lose, and no blockage.
         flat_dark: share of the view that is flat and not brightly lit (candidate blockage).
         structure: mid-frequency contrast of the coarse view: mean absolute Laplacian of the
             means of cells two neighbourhoods wide, in grey levels (a smooth gradient has none).
@@ -94,6 +101,7 @@ class FrameMetrics:
     flat_dark: float
     structure: float
     fine: float
+    lit_surface: float = 0.0
     change: float | None = None
     contrast_lost: float | None = None
     flat_border_sharp: float | None = None
@@ -237,6 +245,28 @@ def sharp_border_share(grey: np.ndarray, flat: np.ndarray, cell: int, width: int
     return float(length[sharp].sum() / max(length.sum(), 1.0))
 
 
+def _lit_surface(flat: np.ndarray, sharp: np.ndarray, brightness: np.ndarray, sharp_share: float,
+                 featureless_share: float, settings: CameraHealthSettings) -> np.ndarray | None:
+    """The flat, non-blue neighbourhoods that are a lit surface of the scene (bool, as ``flat``),
+    or None when there is none.
+
+    A neighbourhood is one when it is at least ``lit_surface_ratio`` times as bright as the
+    sharp neighbourhoods on average (dirt on the lens is lit only through the scene behind it),
+    and only while the rest of the view, neither lit surface nor featureless sky, is sharp over
+    ``lit_surface_rest_sharp`` of it: a fog veil is flat and bright as well, but leaves nothing
+    sharp beside it.
+    """
+    if settings.lit_surface_ratio <= 0 or not sharp_share:
+        return None
+    lit_level = float(brightness[sharp].mean())
+    lit = flat & (brightness >= settings.lit_surface_ratio * lit_level)
+    share = float(np.count_nonzero(lit) / lit.size)
+    rest = 1.0 - featureless_share - share
+    if not share or sharp_share < settings.lit_surface_rest_sharp * rest:
+        return None
+    return lit
+
+
 def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
                   settings: CameraHealthSettings, cells: DetailCells | None = None) -> FrameMetrics:
     """Measure one small frame (from :func:`small_copy`) against the previous one; ``cells``
@@ -249,18 +279,32 @@ def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
     cell = max(1, settings.block_px // 2)
     brightness, texture = _box2(grey_cells), _box2(cells.texture)
     detail = texture / (brightness + settings.noise_floor)
-    flat_dark = (detail < settings.flat_detail) & (brightness <= settings.blocked_max_brightness)
+    flat = detail < settings.flat_detail
+    flat_dark = flat & (brightness <= settings.blocked_max_brightness)
     featureless = detail < settings.featureless_detail
     if small.ndim == 3:  # a clear or dusk sky is blue (Rayleigh scattering); mud, stickers, hands are not
         colour = _box2(_cell_means(small, cell).astype(np.float32))
         b, r = colour[:, :, 0], colour[:, :, 2]
         blue = (b - r) >= settings.sky_blue * (b + r + settings.noise_floor)
         flat_dark &= ~blue
+        flat &= ~blue
         featureless &= blue
     else:  # no colour, no sky: every featureless part counts as texture lost
         featureless[:] = False
+    sharp = detail >= settings.sharp_detail
+    sharp_share = float(np.count_nonzero(sharp) / detail.size)
+    featureless_share = float(np.count_nonzero(featureless) / detail.size)
+    lit = _lit_surface(flat, sharp, brightness, sharp_share, featureless_share, settings)
+    lit_share = 0.0
+    flat_outline = flat_dark
+    if lit is not None:
+        # a lit surface is not counted as covered, but the border judged stays that of the whole
+        # flat part: where soft mud meets a flat sky, the two are one flat expanse, and cutting
+        # the sky out would put the outline on the sky's sharp edges (roofs, poles)
+        flat_dark = flat_dark & ~lit
+        lit_share = float(np.count_nonzero(lit) / lit.size)
     flat_dark_share = float(np.count_nonzero(flat_dark) / flat_dark.size)
-    border_sharp = (sharp_border_share(grey, flat_dark, cell, settings.width)
+    border_sharp = (sharp_border_share(grey, flat_outline, cell, settings.width)
                     if flat_dark_share >= settings.blocked_fraction else None)
     coarse = _cell_means(grey_cells, 4)
     # mid-frequency structure: a smooth gradient (sky, vignetting) has no Laplacian
@@ -283,9 +327,9 @@ def frame_metrics(small: np.ndarray, previous: np.ndarray | None,
         change = float(_cell_means(diff.astype(np.float32), settings.block_px).max())
     return FrameMetrics(mean=float(cv2.mean(grey8)[0]), highlight=highlight,
                         clipped=float(hist[_CLIP_LEVEL:].sum() / cdf[-1]),
-                        sharp=float(np.count_nonzero(detail >= settings.sharp_detail) / detail.size),
-                        featureless=float(np.count_nonzero(featureless) / detail.size),
+                        sharp=sharp_share, featureless=featureless_share,
                         flat_dark=flat_dark_share, structure=structure, fine=fine,
+                        lit_surface=lit_share,
                         change=change, flat_border_sharp=border_sharp)
 
 
@@ -312,7 +356,7 @@ def image_conditions(m: FrameMetrics, settings: CameraHealthSettings) -> list[st
     # in the scene, whose border is a sharp edge (a truck's side filling most of the view)
     surface = m.flat_dark if (m.flat_border_sharp or 0.0) > settings.blocked_max_sharp_border \
         else 0.0
-    textured = 1.0 - m.featureless - surface
+    textured = 1.0 - m.featureless - m.lit_surface - surface
     if m.structure >= settings.low_visibility_min_structure and (
             m.sharp < settings.low_visibility_sharp_fraction * textured
             or m.fine < settings.low_visibility_fine_ratio):

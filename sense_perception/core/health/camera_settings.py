@@ -88,6 +88,14 @@ class CameraHealthSettings:
         blocked_max_sharp_border: a flat, dark part whose border is a sharp edge over more than
             this share of its length is a plain surface in the scene (a truck's side in shade),
             not dirt on the lens, which is out of focus; 1 turns this test off.
+        lit_surface_ratio: a flat part that is not blue and at least this many times as bright
+            as the view's sharp part is a lit surface of the scene (a snow field, an overcast
+            sky, a white wall): dirt on the lens receives no light of its own and is no
+            brighter than the scene behind it. Such a part is neither blockage nor texture
+            lost... (0 turns this off)
+        lit_surface_rest_sharp: ...while the rest of the view is sharp over at least this share
+            (a clear view's is about 0.8): fog veils the whole view, while snow or an overcast
+            sky leaves the scene beside it sharp.
         low_visibility_sharp_fraction: the view has low visibility when less than this share of
             its textured part (not featureless) is sharp...
         low_visibility_min_structure: ...and it still shows coarse structure (mean absolute
@@ -146,6 +154,8 @@ class CameraHealthSettings:
     sky_blue: float = setting(0.05, range=(0.0, 1.0))
     blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
     blocked_max_sharp_border: float = setting(0.6, range=(0.0, 1.0))
+    lit_surface_ratio: float = setting(1.15, range=(0.0, 100.0))
+    lit_surface_rest_sharp: float = setting(0.55, range=(0.0, 1.0))
     low_visibility_sharp_fraction: float = setting(0.4, range=(0.0, 1.0))
     low_visibility_min_structure: float = setting(5.5, range=(0.0, 255.0))
     low_visibility_fine_ratio: float = setting(0.47, range=(0.0, 10.0))
