@@ -426,3 +426,24 @@ def test_use_decompress_is_read_as_ros_launch_reads_a_condition():
             "camera_topics"] == [CAM3], false
     with pytest.raises(ConfigError, match="use_decompress:='yes' .*true, false, 1 or 0"):
         autoware_launch.node_parameters({**args, "use_decompress": "yes"})
+
+
+@pytest.mark.parametrize("topic", ["/perception/object_recognition/detection/objects",
+                                   "objects", "/perception/object_recognition/detection/camera{index}/objects"])
+def test_a_config_naming_autowares_objects_topic_as_the_roi_topic_is_refused(tmp_path, topic):
+    """R65: the launch refused a ROI topic named '.../objects' given as output/objects (R57), but
+    a config's autoware.rois_topic of that name was taken, by the launch, the node's loader and
+    the replay alike: Autoware's DetectedObjects topic received ROIs (two message types on one
+    topic). Refused now wherever the config is read, with the same message and the fix."""
+    own = tmp_path / "own.yaml"
+    own.write_text("# base: autoware.yaml\nobject_detector:\n  ros__parameters:\n"
+                   f"    autoware.rois_topic: {topic}\n")
+    message = f"autoware.rois_topic '{topic}' names a topic '.../objects', Autoware's name for its DetectedObjects topics"
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        autoware_launch.node_parameters({"config": str(own)})
+    assert f"fix: set autoware.rois_topic to {ROIS}{{index}}" in str(caught.value)
+    with pytest.raises(ConfigError, match=re.escape(f"invalid settings in {own}: {message}")):
+        section_from_params(AutowareConfig, load_params(own, "object_detector"), "autoware.", str(own))
+    # given by output/objects as the ROI topic, the config's objects are no ROI topic
+    assert autoware_launch.node_parameters({"config": str(own), "output/objects": "rois0"})[
+        "autoware.rois_topic"] == "rois0"

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from ..core.autoware.rois import AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index, rois_topics
+from ..core.autoware.rois import (AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index,
+                                  check_rois_topic_name, rois_topics)
 from ..core.output.topics import check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
@@ -147,6 +148,11 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         "autostart": values["autostart"], "camera_topics": topics})
     if yolox["output/objects"]:
         _yolox_rois_topic(yolox["output/objects"], params)
+    else:  # the config's: refused before the node starts (the node's loader refuses it too)
+        rois = str(params.get("autoware.rois_topic", ""))
+        check_rois_topic_name(rois, f"config:={values['config']}'s autoware.rois_topic {rois!r}",
+                              f"set autoware.rois_topic to {AUTOWARE_ROIS_TOPIC} (each camera's "
+                              "rois<i>) in it")
     if not params.get("autoware.rois_topic") and not params.get("autoware.objects_topic"):
         # the launch stands in for Autoware's camera detector: a node publishing nothing for
         # Autoware was started without a word (a config based on perception.yaml)
@@ -297,19 +303,16 @@ def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
     """
     topic = topic.strip()
     check_topic_names([topic], "launch argument output/objects")
-    if topic.rstrip("/").rpartition("/")[2] == "objects":
-        # Launch configurations are inherited: Autoware's camera_lidar_fusion_based_detection
-        # launch declares output/objects (default 'objects', its own DetectedObjects output).
-        # Included there, the node published its ROIs on that name in the pushed namespace
-        # (/perception/object_recognition/detection/objects), not on rois<i>. Relative ROI names
-        # are Autoware's own (multiple_yolox.launch.xml gives rois0..rois7): only the name is told.
-        raise ConfigError(
-            f"launch argument output/objects:={topic} names a topic '.../objects', Autoware's name "
-            "for its DetectedObjects topics (/perception/object_recognition/detection/objects), "
-            "not a ROI topic (rois<i>): ROIs there would mix two message types. An including "
-            "launch file's own output/objects reaches this launch too (Autoware's "
-            "camera_lidar_fusion_based_detection.launch.xml declares output/objects:=objects, its "
-            f"DetectedObjects output); fix: {_OUTPUT_OBJECTS_FIX}")
+    # Launch configurations are inherited: Autoware's camera_lidar_fusion_based_detection
+    # launch declares output/objects (default 'objects', its own DetectedObjects output).
+    # Included there, the node published its ROIs on that name in the pushed namespace
+    # (/perception/object_recognition/detection/objects), not on rois<i>. Relative ROI names
+    # are Autoware's own (multiple_yolox.launch.xml gives rois0..rois7): only the name is told.
+    check_rois_topic_name(
+        topic, f"launch argument output/objects:={topic}",
+        f"{_OUTPUT_OBJECTS_FIX}. An including launch file's own output/objects reaches this launch "
+        "too (Autoware's camera_lidar_fusion_based_detection.launch.xml declares "
+        "output/objects:=objects, its DetectedObjects output)")
     if len(params["camera_topics"]) != 1:
         raise ConfigError(f"launch argument output/objects:={topic} is one camera's ROI topic "
                           "(autoware_tensorrt_yolox runs one camera per launch), but this launch "

@@ -109,6 +109,12 @@ class AutowareConfig:
                                  "'' or a topic, optionally with {index}")
 
     def __post_init__(self) -> None:
+        try:  # a ValueError, as every check here: the loader names the file
+            check_rois_topic_name(self.rois_topic, f"autoware.rois_topic {self.rois_topic!r}",
+                                  f"set autoware.rois_topic to {AUTOWARE_ROIS_TOPIC} (each "
+                                  "camera's rois<i>)")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         if self.other_labels not in OTHER_LABELS:
             raise ValueError(f"autoware.other_labels is {self.other_labels!r}; valid: "
                              f"{', '.join(OTHER_LABELS)}")
@@ -122,6 +128,30 @@ class AutowareConfig:
     def enabled(self) -> bool:
         """The ROI output is on."""
         return bool(self.rois_topic)
+
+
+def check_rois_topic_name(topic: str, given: str, fix: str) -> None:
+    """Refuse a ROI topic whose last name is ``objects``: Autoware's name for its DetectedObjects
+    topics (``/perception/object_recognition/detection/objects``, and config/autoware.yaml's
+    ``camera{index}/objects``), never a ROI topic (``rois<i>``). ROIs there mix two message types:
+    Autoware's object topic receives DetectedObjectsWithFeature where its consumers read
+    DetectedObjects. The launch's ``output/objects`` was refused for this (R57); a config's
+    ``autoware.rois_topic`` of the same name was taken (R65).
+
+    Args:
+        topic: the ROI topic (template) given; "" (off) passes.
+        given: how the user gave it, for the message (``autoware.rois_topic '...'``).
+        fix: what to give instead.
+
+    Raises:
+        ConfigError: the topic's last name is ``objects``.
+    """
+    if topic.strip().rstrip("/").rpartition("/")[2] != "objects":
+        return
+    raise ConfigError(
+        f"{given} names a topic '.../objects', Autoware's name for its DetectedObjects topics "
+        "(/perception/object_recognition/detection/objects), not a ROI topic (rois<i>): ROIs "
+        f"there would mix two message types; fix: {fix}")
 
 
 def namespace_index(ns: str) -> int | None:
@@ -297,5 +327,5 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
 
 
 __all__ = ["AUTOWARE_LABELS", "AUTOWARE_OBJECTS_TOPIC", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
-           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "detected_objects_with_feature", "label_lookup",
+           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "check_rois_topic_name", "detected_objects_with_feature", "label_lookup",
            "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]
