@@ -447,3 +447,57 @@ def test_a_config_naming_autowares_objects_topic_as_the_roi_topic_is_refused(tmp
     # given by output/objects as the ROI topic, the config's objects are no ROI topic
     assert autoware_launch.node_parameters({"config": str(own), "output/objects": "rois0"})[
         "autoware.rois_topic"] == "rois0"
+
+
+def _settings(params: dict) -> ObjectDetectorSettings:
+    """object_detector's own settings from the launch's parameters, as the node reads them."""
+    settings = section_from_params(ObjectDetectorSettings, {k: v for k, v in params.items() if "." not in k},
+                                   "", "launch", strict=False)
+    settings.validate()
+    return settings
+
+
+def test_autowares_camera_info_arguments_name_the_cameras_calibration(monkeypatch):
+    """R65: Autoware's perception launch declares camera_info0 .. camera_info7 beside image_raw<i>
+    (its fusion reads camera_info<i> with rois<i>), and they reach an include; this launch
+    declared none and read <ns>/camera_info, so a vehicle whose CameraInfo is published elsewhere
+    had its 3-D positions and its CameraInfo check read another topic than the fusion, without a
+    word. With image_number, camera i's CameraInfo is camera_info<i> now (the positions'
+    camera_info_topics, which the check's auto follows); beside cameras named by topic it is not
+    used and, naming another topic than the camera's own, warned about, as image_raw<i> is."""
+    front = "/sensing/camera/front/camera0/image_raw"
+    info = "/sensing/camera/front/camera0/camera_info_rect"
+    args = {"image_number": "2", "image_raw0": front, "camera_info0": info,
+            "camera_info5": "/past/image_number"}
+    params = autoware_launch.node_parameters(args)
+    assert params["camera_info_topics"] == [info, "auto"]
+    settings = _settings(params)
+    both = [info, "/sensing/camera/camera1/camera_info"]
+    assert settings.info_topics() == both  # the 3-D positions
+    assert settings.autoware_info_topics("auto") == both  # the check of what the fusion ignores
+    assert settings.autoware_info_topics("") == ["", ""]
+    assert autoware_launch.node_parameters({"image_number": "2"})["camera_info_topics"] == ["auto"]
+    with pytest.raises(ConfigError, match=re.escape("launch argument camera_info1: '/a b' is not a ROS topic")):
+        autoware_launch.node_parameters({"image_number": "2", "camera_info1": "/a b"})
+    # through the launch itself: declared, handed over, nothing warned
+    made = fake_launch(monkeypatch)
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations=args))
+    [node] = made["nodes"]
+    assert node["parameters"][0]["camera_info_topics"] == [info, "auto"] and made["warnings"] == []
+    # beside cameras named by topic: not used, and warned about where the fusion reads another
+    # CameraInfo for this launch's camera (Autoware's default included); the other indices are
+    # other includes' cameras
+    made["nodes"].clear()
+    named = {"camera_topics": CAM3, "camera_info3": "/sensing/camera/camera3/camera_info",
+             "camera_info1": "/elsewhere/camera_info"}
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations=named))
+    [node] = made["nodes"]
+    assert node["parameters"][0]["camera_info_topics"] == ["auto"] and made["warnings"] == []
+    other = "/vehicle/camera3/image"
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+        **named, "camera_topics": other}))
+    [warning] = made["warnings"]
+    assert warning.startswith("launch argument camera_info3:=/sensing/camera/camera3/camera_info "
+                              "(Autoware's CameraInfo of camera 3, which its fusion reads with rois3) "
+                              "is not used: camera_topics names the cameras, and this launch's camera "
+                              f"3 ({other}) reads /vehicle/camera3/camera_info")

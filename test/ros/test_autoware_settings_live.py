@@ -89,3 +89,21 @@ def test_mount_height_with_autowares_outputs_fails_configure(context):
         assert node.detector is None and "Autoware's base_link is the centre of the rear axle" in node.config_error
     finally:
         node.destroy_node()
+
+
+def test_the_camera_info_check_reads_the_camera_info_the_positions_read(context):
+    """R65: autoware.camera_info_topic: auto read <ns>/camera_info whatever camera_info_topics
+    named, so autoware.launch.py's camera_info<i> (Autoware's CameraInfo of camera i, which its
+    fusion reads) reached the 3-D positions but the check of what the fusion ignores watched
+    another topic. auto follows the camera's camera_info_topics entry now: one subscription."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    info = "/sensing/camera/front/camera_info_rect"
+    node = _detector(context, "aw65_info", camera_info_topics=[info])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert [sub.topic_name for sub in node._camera_info_subs] == [info]
+        assert node.camera_infos is not None
+    finally:
+        node.stop()
+        node.destroy_node()

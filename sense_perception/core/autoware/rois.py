@@ -86,8 +86,10 @@ class AutowareConfig:
             Autoware's roi_pointcloud_fusion turns UNKNOWN ROIs into obstacle clusters: a traffic
             light or a sign would become an obstacle.
         camera_info_topic: the CameraInfo checked for what Autoware's fusion would silently
-            ignore (warned once, shown in /diagnostics): ``auto`` = ``<ns>/camera_info`` of each
-            camera (Autoware's ``/sensing/camera/camera{i}/camera_info``), "" = no check.
+            ignore (warned once, shown in /diagnostics): ``auto`` = each camera's CameraInfo,
+            its ``camera_info_topics`` entry where that names a topic (autoware.launch.py's
+            ``camera_info<i>``), else ``<ns>/camera_info`` (Autoware's
+            ``/sensing/camera/camera{i}/camera_info``; the replay's always), "" = no check.
         objects_topic: topic of each camera's autoware_perception_msgs/DetectedObjects (its
             placed road users in base_link, :mod:`.objects`); "" = off (the default); ``{index}``
             as in ``rois_topic``. Needs the camera's calibration (no calibration: no message).
@@ -101,7 +103,9 @@ class AutowareConfig:
                                         "or unknown (sent as UNKNOWN 0, which roi_pointcloud_fusion turns "
                                         "into obstacle clusters)", OTHER_LABELS)
     camera_info_topic: str = setting("auto", "CameraInfo checked for what Autoware's fusion ignores (while "
-                                             "rois_topic is set): auto = <ns>/camera_info, '' = no check",
+                                             "rois_topic is set): auto = each camera's CameraInfo (its "
+                                             "camera_info_topics entry, or <ns>/camera_info), '' = "
+                                             "no check",
                                      "auto, '' or a topic (one camera only)")
     objects_topic: str = setting("", "topic of each camera's autoware_perception_msgs/DetectedObjects "
                                      "(placed road users in base_link, with the twist when steady); "
