@@ -18,7 +18,7 @@ publishes, with the input header copied exactly:
 * ``<ns>/camera_health`` diagnostic_msgs/DiagnosticStatus, one per frame: whether the camera can
   be trusted (blocked, low_visibility, dark, bright, frozen, stream timing; ``camera_health.*``);
 * with ``autoware.rois_topic`` set, Autoware's ROIs (tier4_perception_msgs/DetectedObjectsWithFeature,
-  best effort, keep last 1) on that topic per camera, and a check of each camera's CameraInfo
+  reliable, keep last 1, as autoware_tensorrt_yolox) on that topic per camera, and a check of each camera's CameraInfo
   (:mod:`sense_perception.core.autoware`; docs/autoware.md); placed detections carry their
   kinematics and shape;
 * with ``autoware.objects_topic`` set, Autoware's autoware_perception_msgs/DetectedObjects of each
