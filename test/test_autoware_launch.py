@@ -449,6 +449,27 @@ def test_a_config_naming_autowares_objects_topic_as_the_roi_topic_is_refused(tmp
         "autoware.rois_topic"] == "rois0"
 
 
+@pytest.mark.parametrize("rois", ["", "/my/roi{index}"])
+def test_a_config_naming_autowares_roi_topics_as_the_objects_topic_is_refused(tmp_path, rois):
+    """R65: autoware.objects_topic named as Autoware's ROI topics (rois<i>) was refused only
+    where it was this node's own ROI topic too; with the ROIs off or elsewhere, the node's
+    DetectedObjects went to the rois<i> Autoware's fusion reads as DetectedObjectsWithFeature
+    (two message types on one topic: the fusion got nothing). Refused now, by name."""
+    own = tmp_path / "own.yaml"
+    topic = f"{ROIS}{{index}}"
+    own.write_text("# base: autoware.yaml\nobject_detector:\n  ros__parameters:\n"
+                   f"    autoware.rois_topic: '{rois}'\n    autoware.objects_topic: {topic}\n")
+    message = f"autoware.objects_topic '{topic}' names a topic 'rois<i>', Autoware's name for its ROI topics"
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        autoware_launch.node_parameters({"config": str(own)})
+    assert "fix: set autoware.objects_topic to /perception/object_recognition/detection/camera{index}/objects" \
+        in str(caught.value)
+    with pytest.raises(ConfigError, match=re.escape(f"invalid settings in {own}: {message}")):
+        section_from_params(AutowareConfig, load_params(own, "object_detector"), "autoware.", str(own))
+    AutowareConfig(objects_topic="/perception/object_recognition/detection/camera{index}/objects")
+    AutowareConfig(objects_topic="/perception/object_recognition/detection/roisx")
+
+
 def _settings(params: dict) -> ObjectDetectorSettings:
     """object_detector's own settings from the launch's parameters, as the node reads them."""
     settings = section_from_params(ObjectDetectorSettings, {k: v for k, v in params.items() if "." not in k},

@@ -15,7 +15,7 @@ import re
 from typing import Any, Sequence
 
 from ..core.autoware.rois import (AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index,
-                                  check_rois_topic_name, rois_topics)
+                                  check_objects_topic_name, check_rois_topic_name, rois_topics)
 from ..core.output.topics import camera_info_topic, check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
@@ -161,6 +161,7 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         check_rois_topic_name(rois, f"config:={values['config']}'s autoware.rois_topic {rois!r}",
                               f"set autoware.rois_topic to {AUTOWARE_ROIS_TOPIC} (each camera's "
                               "rois<i>) in it")
+    check_objects_topic_name(str(params.get("autoware.objects_topic", "")))
     if not params.get("autoware.rois_topic") and not params.get("autoware.objects_topic"):
         # the launch stands in for Autoware's camera detector: a node publishing nothing for
         # Autoware was started without a word (a config based on perception.yaml)

@@ -117,6 +117,7 @@ class AutowareConfig:
             check_rois_topic_name(self.rois_topic, f"autoware.rois_topic {self.rois_topic!r}",
                                   f"set autoware.rois_topic to {AUTOWARE_ROIS_TOPIC} (each "
                                   "camera's rois<i>)")
+            check_objects_topic_name(self.objects_topic)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         if self.other_labels not in OTHER_LABELS:
@@ -156,6 +157,30 @@ def check_rois_topic_name(topic: str, given: str, fix: str) -> None:
         f"{given} names a topic '.../objects', Autoware's name for its DetectedObjects topics "
         "(/perception/object_recognition/detection/objects), not a ROI topic (rois<i>): ROIs "
         f"there would mix two message types; fix: {fix}")
+
+
+#: The last name of Autoware's ROI topics: rois, rois<i>, and the template's rois{index}.
+_ROIS_NAME = re.compile(r"rois(\d*|" + re.escape(INDEX_PLACEHOLDER) + ")")
+
+
+def check_objects_topic_name(topic: str) -> None:
+    """Refuse ``autoware.objects_topic`` named as Autoware's ROI topics (``rois<i>``,
+    ``rois{index}``): Autoware's fusion, bytetrack and image_object_locator read them as
+    DetectedObjectsWithFeature, so DetectedObjects there were two message types on one topic and
+    they received nothing. Taken without a word where ``autoware.rois_topic`` was elsewhere or
+    off (R65; the same topic as the ROIs' was refused already).
+
+    Raises:
+        ConfigError: the topic's last name is ``rois``, ``rois<i>`` or ``rois{index}``.
+    """
+    if not _ROIS_NAME.fullmatch(topic.strip().rstrip("/").rpartition("/")[2]):
+        return
+    raise ConfigError(
+        f"autoware.objects_topic {topic!r} names a topic 'rois<i>', Autoware's name for its ROI "
+        "topics (/perception/object_recognition/detection/rois<i>, read as "
+        "tier4_perception_msgs/DetectedObjectsWithFeature by its fusion), not a DetectedObjects "
+        f"topic: DetectedObjects there would mix two message types; fix: set "
+        f"autoware.objects_topic to {AUTOWARE_OBJECTS_TOPIC} (or the input of your object merger)")
 
 
 def namespace_index(ns: str) -> int | None:
@@ -331,5 +356,5 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
 
 
 __all__ = ["AUTOWARE_LABELS", "AUTOWARE_OBJECTS_TOPIC", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
-           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "check_rois_topic_name", "detected_objects_with_feature", "label_lookup",
+           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "check_objects_topic_name", "check_rois_topic_name", "detected_objects_with_feature", "label_lookup",
            "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]
