@@ -522,3 +522,13 @@ def test_autowares_camera_info_arguments_name_the_cameras_calibration(monkeypatc
                               "(Autoware's CameraInfo of camera 3, which its fusion reads with rois3) "
                               "is not used: camera_topics names the cameras, and this launch's camera "
                               f"3 ({other}) reads /vehicle/camera3/camera_info")
+
+
+def test_an_image_raw_naming_the_compressed_topic_is_not_given_a_second_suffix():
+    """R65: with image_transport:=compressed, an image_raw<i> naming the compressed topic itself
+    became '.../compressed/compressed', refused as a camera topic without an index (a message
+    naming neither argument nor the doubling). It is that camera now."""
+    compressed = "/sensing/camera/camera0/image_raw/compressed"
+    params = autoware_launch.node_parameters({"image_number": "2", "image_transport": "compressed",
+                                              "image_raw0": compressed})
+    assert params["camera_topics"] == [compressed, "/sensing/camera/camera1/image_rect_color/compressed"]

@@ -125,7 +125,10 @@ def camera_topics(image_number: str, image_transport: str,
         topic = given[i].strip()
         if topic:
             check_topic_names([topic], f"launch argument image_raw{i}")
-        topics.append((topic or CAMERA_TOPIC.format(i=i)) + suffix)
+        topic = topic or CAMERA_TOPIC.format(i=i)
+        # an image_raw<i> naming the compressed topic itself: doubled, the camera was
+        # '.../compressed/compressed', refused as a topic without a camera index (R65)
+        topics.append(topic if image_base_topic(topic) != topic else topic + suffix)
     return topics
 
 
