@@ -426,3 +426,109 @@ def test_use_decompress_is_read_as_ros_launch_reads_a_condition():
             "camera_topics"] == [CAM3], false
     with pytest.raises(ConfigError, match="use_decompress:='yes' .*true, false, 1 or 0"):
         autoware_launch.node_parameters({**args, "use_decompress": "yes"})
+
+
+@pytest.mark.parametrize("topic", ["/perception/object_recognition/detection/objects",
+                                   "objects", "/perception/object_recognition/detection/camera{index}/objects"])
+def test_a_config_naming_autowares_objects_topic_as_the_roi_topic_is_refused(tmp_path, topic):
+    """R65: the launch refused a ROI topic named '.../objects' given as output/objects (R57), but
+    a config's autoware.rois_topic of that name was taken, by the launch, the node's loader and
+    the replay alike: Autoware's DetectedObjects topic received ROIs (two message types on one
+    topic). Refused now wherever the config is read, with the same message and the fix."""
+    own = tmp_path / "own.yaml"
+    own.write_text("# base: autoware.yaml\nobject_detector:\n  ros__parameters:\n"
+                   f"    autoware.rois_topic: {topic}\n")
+    message = f"autoware.rois_topic '{topic}' names a topic '.../objects', Autoware's name for its DetectedObjects topics"
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        autoware_launch.node_parameters({"config": str(own)})
+    assert f"fix: set autoware.rois_topic to {ROIS}{{index}}" in str(caught.value)
+    with pytest.raises(ConfigError, match=re.escape(f"invalid settings in {own}: {message}")):
+        section_from_params(AutowareConfig, load_params(own, "object_detector"), "autoware.", str(own))
+    # given by output/objects as the ROI topic, the config's objects are no ROI topic
+    assert autoware_launch.node_parameters({"config": str(own), "output/objects": "rois0"})[
+        "autoware.rois_topic"] == "rois0"
+
+
+@pytest.mark.parametrize("rois", ["", "/my/roi{index}"])
+def test_a_config_naming_autowares_roi_topics_as_the_objects_topic_is_refused(tmp_path, rois):
+    """R65: autoware.objects_topic named as Autoware's ROI topics (rois<i>) was refused only
+    where it was this node's own ROI topic too; with the ROIs off or elsewhere, the node's
+    DetectedObjects went to the rois<i> Autoware's fusion reads as DetectedObjectsWithFeature
+    (two message types on one topic: the fusion got nothing). Refused now, by name."""
+    own = tmp_path / "own.yaml"
+    topic = f"{ROIS}{{index}}"
+    own.write_text("# base: autoware.yaml\nobject_detector:\n  ros__parameters:\n"
+                   f"    autoware.rois_topic: '{rois}'\n    autoware.objects_topic: {topic}\n")
+    message = f"autoware.objects_topic '{topic}' names a topic 'rois<i>', Autoware's name for its ROI topics"
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        autoware_launch.node_parameters({"config": str(own)})
+    assert "fix: set autoware.objects_topic to /perception/object_recognition/detection/camera{index}/objects" \
+        in str(caught.value)
+    with pytest.raises(ConfigError, match=re.escape(f"invalid settings in {own}: {message}")):
+        section_from_params(AutowareConfig, load_params(own, "object_detector"), "autoware.", str(own))
+    AutowareConfig(objects_topic="/perception/object_recognition/detection/camera{index}/objects")
+    AutowareConfig(objects_topic="/perception/object_recognition/detection/roisx")
+
+
+def _settings(params: dict) -> ObjectDetectorSettings:
+    """object_detector's own settings from the launch's parameters, as the node reads them."""
+    settings = section_from_params(ObjectDetectorSettings, {k: v for k, v in params.items() if "." not in k},
+                                   "", "launch", strict=False)
+    settings.validate()
+    return settings
+
+
+def test_autowares_camera_info_arguments_name_the_cameras_calibration(monkeypatch):
+    """R65: Autoware's perception launch declares camera_info0 .. camera_info7 beside image_raw<i>
+    (its fusion reads camera_info<i> with rois<i>), and they reach an include; this launch
+    declared none and read <ns>/camera_info, so a vehicle whose CameraInfo is published elsewhere
+    had its 3-D positions and its CameraInfo check read another topic than the fusion, without a
+    word. With image_number, camera i's CameraInfo is camera_info<i> now (the positions'
+    camera_info_topics, which the check's auto follows); beside cameras named by topic it is not
+    used and, naming another topic than the camera's own, warned about, as image_raw<i> is."""
+    front = "/sensing/camera/front/camera0/image_raw"
+    info = "/sensing/camera/front/camera0/camera_info_rect"
+    args = {"image_number": "2", "image_raw0": front, "camera_info0": info,
+            "camera_info5": "/past/image_number"}
+    params = autoware_launch.node_parameters(args)
+    assert params["camera_info_topics"] == [info, "auto"]
+    settings = _settings(params)
+    both = [info, "/sensing/camera/camera1/camera_info"]
+    assert settings.info_topics() == both  # the 3-D positions
+    assert settings.autoware_info_topics("auto") == both  # the check of what the fusion ignores
+    assert settings.autoware_info_topics("") == ["", ""]
+    assert autoware_launch.node_parameters({"image_number": "2"})["camera_info_topics"] == ["auto"]
+    with pytest.raises(ConfigError, match=re.escape("launch argument camera_info1: '/a b' is not a ROS topic")):
+        autoware_launch.node_parameters({"image_number": "2", "camera_info1": "/a b"})
+    # through the launch itself: declared, handed over, nothing warned
+    made = fake_launch(monkeypatch)
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations=args))
+    [node] = made["nodes"]
+    assert node["parameters"][0]["camera_info_topics"] == [info, "auto"] and made["warnings"] == []
+    # beside cameras named by topic: not used, and warned about where the fusion reads another
+    # CameraInfo for this launch's camera (Autoware's default included); the other indices are
+    # other includes' cameras
+    made["nodes"].clear()
+    named = {"camera_topics": CAM3, "camera_info3": "/sensing/camera/camera3/camera_info",
+             "camera_info1": "/elsewhere/camera_info"}
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations=named))
+    [node] = made["nodes"]
+    assert node["parameters"][0]["camera_info_topics"] == ["auto"] and made["warnings"] == []
+    other = "/vehicle/camera3/image"
+    autoware_launch.launch_description()[-1](types.SimpleNamespace(launch_configurations={
+        **named, "camera_topics": other}))
+    [warning] = made["warnings"]
+    assert warning.startswith("launch argument camera_info3:=/sensing/camera/camera3/camera_info "
+                              "(Autoware's CameraInfo of camera 3, which its fusion reads with rois3) "
+                              "is not used: camera_topics names the cameras, and this launch's camera "
+                              f"3 ({other}) reads /vehicle/camera3/camera_info")
+
+
+def test_an_image_raw_naming_the_compressed_topic_is_not_given_a_second_suffix():
+    """R65: with image_transport:=compressed, an image_raw<i> naming the compressed topic itself
+    became '.../compressed/compressed', refused as a camera topic without an index (a message
+    naming neither argument nor the doubling). It is that camera now."""
+    compressed = "/sensing/camera/camera0/image_raw/compressed"
+    params = autoware_launch.node_parameters({"image_number": "2", "image_transport": "compressed",
+                                              "image_raw0": compressed})
+    assert params["camera_topics"] == [compressed, "/sensing/camera/camera1/image_rect_color/compressed"]

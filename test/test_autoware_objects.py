@@ -128,7 +128,7 @@ def test_the_objects_row_needs_its_switch_and_a_calibration():
     autoware = AutowareConfig(objects_topic="/perception/object_recognition/detection/camera{index}/objects")
     on = switches(ObjectDetectorSettings(), autoware=autoware)
     rows = [r for r in enabled_outputs(EXTERIOR_OUTPUTS, on, live=False) if r.name == "objects"]
-    assert rows and not rows[0].best_effort
+    assert rows and not rows[0].keep_last_one
     frame = ExteriorFrame(header, dets, NAMES, 0.3, (1280, 720), autoware=autoware,
                           positions=placed, motion=motion)
     [message] = frame_messages(rows, "/sensing/camera/camera2", frame, switches=on)

@@ -109,7 +109,7 @@ def test_autoware_rois_row_goes_to_the_cameras_own_rois_topic():
     assert [o.name for o in rows] == ["label_info", "detections", "detections_3d", "annotations", "rois",
                                       "camera_health"]
     rows = rows[:-1]  # the rois row last
-    assert rows[-1].best_effort  # keep last 1, best effort: as Autoware's fusion subscribes
+    assert rows[-1].keep_last_one  # reliable, keep last 1: as autoware_tensorrt_yolox publishes (R65)
     frame = ExteriorFrame(Header(7, 8, "camera3/camera_optical_link"), _frame().detections, NAMES, 0.35,
                           (640, 480), autoware=autoware)
     [rois] = frame_messages(rows[-1:], "/sensing/camera/camera3", frame, switches=on)

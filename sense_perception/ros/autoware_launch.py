@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from ..core.autoware.rois import AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index, rois_topics
-from ..core.output.topics import check_topic_names, image_base_topic
+from ..core.autoware.rois import (AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index,
+                                  check_objects_topic_name, check_rois_topic_name, rois_topics)
+from ..core.output.topics import camera_info_topic, check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
 from . import launch_support
@@ -60,6 +61,11 @@ YOLOX_MAPPED: dict[str, str] = {
 #: Autoware's camera topic arguments (tier4_perception_launch's perception.launch.xml declares
 #: them, tensorrt_yolo's yolo.launch.xml takes them beside image_number): camera i's image.
 IMAGE_RAW = tuple(f"image_raw{i}" for i in range(MAX_CAMERAS))
+#: Autoware's CameraInfo topic arguments, declared beside :data:`IMAGE_RAW` by the same launch
+#: files: camera i's CameraInfo, which Autoware's fusion pairs with ``rois<i>``.
+CAMERA_INFO = tuple(f"camera_info{i}" for i in range(MAX_CAMERAS))
+#: Autoware's default CameraInfo topic of camera i (and this node's ``auto`` for its default camera).
+CAMERA_INFO_TOPIC = "/sensing/camera/camera{i}/camera_info"
 
 _MODEL = ("the model is the config's detector.model (picodet_s_416, yolox_nano) or "
           "detector.model_path with detector.labels_path: give config:=<your parameter file>")
@@ -119,7 +125,10 @@ def camera_topics(image_number: str, image_transport: str,
         topic = given[i].strip()
         if topic:
             check_topic_names([topic], f"launch argument image_raw{i}")
-        topics.append((topic or CAMERA_TOPIC.format(i=i)) + suffix)
+        topic = topic or CAMERA_TOPIC.format(i=i)
+        # an image_raw<i> naming the compressed topic itself: doubled, the camera was
+        # '.../compressed/compressed', refused as a topic without a camera index (R65)
+        topics.append(topic if image_base_topic(topic) != topic else topic + suffix)
     return topics
 
 
@@ -132,6 +141,7 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     values = {name: args.get(name, default) for name, (default, _) in ARGUMENTS.items()}
     yolox = {name: args.get(name, "") for name in (*YOLOX_MAPPED, *YOLOX_UNMAPPED)}
     image_raw = [args.get(name, "") for name in IMAGE_RAW]
+    camera_info = [args.get(name, "") for name in CAMERA_INFO]
     image = _yolox_camera(yolox, values)  # autoware_tensorrt_yolox's one camera
     if image:
         topics = ",".join(launch_support.camera_topic_list(image))
@@ -145,8 +155,16 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     params = launch_support.node_parameters("object_detector", {
         "config": values["config"], "use_sim_time": values["use_sim_time"],
         "autostart": values["autostart"], "camera_topics": topics})
+    if not (image or values["camera_topics"]):
+        _take_camera_infos(params, camera_info)
     if yolox["output/objects"]:
         _yolox_rois_topic(yolox["output/objects"], params)
+    else:  # the config's: refused before the node starts (the node's loader refuses it too)
+        rois = str(params.get("autoware.rois_topic", ""))
+        check_rois_topic_name(rois, f"config:={values['config']}'s autoware.rois_topic {rois!r}",
+                              f"set autoware.rois_topic to {AUTOWARE_ROIS_TOPIC} (each camera's "
+                              "rois<i>) in it")
+    check_objects_topic_name(str(params.get("autoware.objects_topic", "")))
     if not params.get("autoware.rois_topic") and not params.get("autoware.objects_topic"):
         # the launch stands in for Autoware's camera detector: a node publishing nothing for
         # Autoware was started without a word (a config based on perception.yaml)
@@ -171,6 +189,35 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
             _check_image_raw_index(params["camera_topics"], image_raw, str(params.get(name, "")),
                                    name)
     return params
+
+
+def _take_camera_infos(params: dict[str, Any], camera_info: Sequence[str]) -> None:
+    """Camera i's CameraInfo is Autoware's ``camera_info<i>`` where given (with ``image_number``,
+    as ``image_raw<i>`` names its image; those past ``image_number`` are not used): it sets the
+    camera's entry of ``camera_info_topics`` (the 3-D positions), which ``autoware.camera_info_topic:
+    auto`` follows (the check of what Autoware's fusion ignores). They were declared nowhere and
+    unused without a word: a vehicle whose CameraInfo is not ``<ns>/camera_info`` got positions
+    and checks from a topic Autoware's fusion does not read (R65).
+
+    Raises:
+        ConfigError: a ``camera_info<i>`` in use is not a ROS topic name, or the config's
+            ``camera_info_topics`` has neither one entry nor one per camera.
+    """
+    count = len(params["camera_topics"])
+    given = {i: topic.strip() for i, topic in enumerate(camera_info[:count]) if topic.strip()}
+    if not given:
+        return
+    for i, topic in given.items():
+        check_topic_names([topic], f"launch argument camera_info{i}")
+    base = list(params.get("camera_info_topics", ["auto"]))
+    if len(base) == 1:
+        base *= count
+    if len(base) != count:
+        raise ConfigError(f"the config's camera_info_topics has {len(base)} entries for "
+                          f"{count} cameras, and launch argument(s) "
+                          f"{', '.join(f'camera_info{i}' for i in given)} name some of them: give "
+                          "camera_info_topics one entry (auto) or one per camera")
+    params["camera_info_topics"] = [given.get(i, entry) for i, entry in enumerate(base)]
 
 
 def _check_image_raw_index(topics: Sequence[str], image_raw: Sequence[str], template: str,
@@ -297,19 +344,16 @@ def _yolox_rois_topic(topic: str, params: dict[str, Any]) -> None:
     """
     topic = topic.strip()
     check_topic_names([topic], "launch argument output/objects")
-    if topic.rstrip("/").rpartition("/")[2] == "objects":
-        # Launch configurations are inherited: Autoware's camera_lidar_fusion_based_detection
-        # launch declares output/objects (default 'objects', its own DetectedObjects output).
-        # Included there, the node published its ROIs on that name in the pushed namespace
-        # (/perception/object_recognition/detection/objects), not on rois<i>. Relative ROI names
-        # are Autoware's own (multiple_yolox.launch.xml gives rois0..rois7): only the name is told.
-        raise ConfigError(
-            f"launch argument output/objects:={topic} names a topic '.../objects', Autoware's name "
-            "for its DetectedObjects topics (/perception/object_recognition/detection/objects), "
-            "not a ROI topic (rois<i>): ROIs there would mix two message types. An including "
-            "launch file's own output/objects reaches this launch too (Autoware's "
-            "camera_lidar_fusion_based_detection.launch.xml declares output/objects:=objects, its "
-            f"DetectedObjects output); fix: {_OUTPUT_OBJECTS_FIX}")
+    # Launch configurations are inherited: Autoware's camera_lidar_fusion_based_detection
+    # launch declares output/objects (default 'objects', its own DetectedObjects output).
+    # Included there, the node published its ROIs on that name in the pushed namespace
+    # (/perception/object_recognition/detection/objects), not on rois<i>. Relative ROI names
+    # are Autoware's own (multiple_yolox.launch.xml gives rois0..rois7): only the name is told.
+    check_rois_topic_name(
+        topic, f"launch argument output/objects:={topic}",
+        f"{_OUTPUT_OBJECTS_FIX}. An including launch file's own output/objects reaches this launch "
+        "too (Autoware's camera_lidar_fusion_based_detection.launch.xml declares "
+        "output/objects:=objects, its DetectedObjects output)")
     if len(params["camera_topics"]) != 1:
         raise ConfigError(f"launch argument output/objects:={topic} is one camera's ROI topic "
                           "(autoware_tensorrt_yolox runs one camera per launch), but this launch "
@@ -419,6 +463,42 @@ def image_raw_notes(args: dict[str, str]) -> list[str]:
     return notes
 
 
+def camera_info_notes(args: dict[str, str], params: dict[str, Any]) -> list[str]:
+    """A warning for each of Autoware's ``camera_info<i>`` naming another topic than the
+    CameraInfo this launch's camera ``i`` reads, where the cameras are named by topic
+    (``camera_topics``, ``input/image``, ``camera_id``): there, as :func:`image_raw_notes` says
+    of ``image_raw<i>``, they are not used (an including file's own reach this launch too), but
+    Autoware's fusion pairs ``rois<i>`` with ``camera_info<i>``: the node's 3-D positions and its
+    CameraInfo check would read another calibration than the fusion (R65). Autoware's default
+    (``/sensing/camera/camera<i>/camera_info``) is compared too: the fusion reads it all the same.
+
+    Args:
+        args: the launch arguments (``camera_info0``... where present).
+        params: the node's parameters (:func:`node_parameters`).
+    """
+    source, cameras = _named_cameras(args)
+    if not cameras:
+        return []
+    infos = list(params.get("camera_info_topics", ["auto"]))
+    infos = infos * len(params["camera_topics"]) if len(infos) == 1 else infos
+    notes = []
+    for camera, info in zip(params["camera_topics"], infos, strict=True):
+        i = camera_index(camera)
+        theirs = args.get(f"camera_info{i}", "").strip() if i is not None and i < MAX_CAMERAS else ""
+        # the CameraInfo the node reads for camera i (its check's, where positions read none)
+        ours = camera_info_topic(camera, info) or camera_info_topic(camera, "auto")
+        if not theirs or _same_topic(theirs, ours):
+            continue
+        notes.append(f"launch argument camera_info{i}:={theirs} (Autoware's CameraInfo of camera "
+                     f"{i}, which its fusion reads with rois{i}) is not used: {source} names the "
+                     f"cameras, and this launch's camera {i} ({camera}) reads {ours}, so the "
+                     "node's 3-D positions and CameraInfo check would read another calibration "
+                     f"than the fusion; fix: set Autoware's camera_info{i} (its perception launch "
+                     "file's argument) to that camera's CameraInfo, or give config:= with "
+                     "camera_info_topics naming the one the fusion reads")
+    return notes
+
+
 def camera_notes(args: dict[str, str]) -> list[str]:
     """An info line for ``image_number`` / ``image_transport`` given beside cameras named by
     topic and agreeing with them (:func:`_check_autoware_cameras`): taken as Autoware's camera
@@ -490,6 +570,10 @@ def launch_description() -> Any:
         f"camera {i}'s topic with image_number, as Autoware's perception launch names it ('' = "
         f"{CAMERA_TOPIC.format(i=i)})")) for i, name in enumerate(IMAGE_RAW)]
     declared += [DeclareLaunchArgument(name, default_value="", description=(
+        f"camera {i}'s CameraInfo topic with image_number, as Autoware's perception launch names "
+        "it ('' = the config's camera_info_topics: <ns>/camera_info)"))
+        for i, name in enumerate(CAMERA_INFO)]
+    declared += [DeclareLaunchArgument(name, default_value="", description=(
         f"autoware_tensorrt_yolox's argument, taken here as {text}"))
         for name, text in YOLOX_MAPPED.items()]
     declared += [DeclareLaunchArgument(name, default_value="", description=(
@@ -506,11 +590,13 @@ def _node_actions(context: Any) -> list[Any]:
     args = {name: context.launch_configurations.get(name, default)
             for name, (default, _) in ARGUMENTS.items()}
     args.update({name: context.launch_configurations.get(name, "")
-                 for name in (*IMAGE_RAW, *YOLOX_MAPPED, *YOLOX_UNMAPPED)})
+                 for name in (*IMAGE_RAW, *CAMERA_INFO, *YOLOX_MAPPED, *YOLOX_UNMAPPED)})
     params = node_parameters(args)
     name = node_name(args)  # refused before the node starts
     logger = get_logger("sense_perception.autoware_launch")
     for note in yolox_notes(args):
+        logger.warning(note)
+    for note in camera_info_notes(args, params):
         logger.warning(note)
     for note in camera_notes(args):
         logger.info(note)

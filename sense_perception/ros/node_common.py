@@ -688,7 +688,7 @@ class PerceptionNode(LifecycleNode):
             elif row in enabled_outputs([row], switches):
                 topic = output_topic(row, ns, switches)
                 profile = (qos.label_info_profile() if row.latched
-                           else qos.profile("best_effort", 1, what="output") if row.best_effort
+                           else qos.profile("reliable", 1, what="output") if row.keep_last_one
                            else self.output_qos())
                 pub = self.create_lifecycle_publisher(
                     msg_class(row.msgtype), topic, profile,

@@ -18,7 +18,7 @@ publishes, with the input header copied exactly:
 * ``<ns>/camera_health`` diagnostic_msgs/DiagnosticStatus, one per frame: whether the camera can
   be trusted (blocked, low_visibility, dark, bright, frozen, stream timing; ``camera_health.*``);
 * with ``autoware.rois_topic`` set, Autoware's ROIs (tier4_perception_msgs/DetectedObjectsWithFeature,
-  best effort, keep last 1) on that topic per camera, and a check of each camera's CameraInfo
+  reliable, keep last 1, as autoware_tensorrt_yolox) on that topic per camera, and a check of each camera's CameraInfo
   (:mod:`sense_perception.core.autoware`; docs/autoware.md); placed detections carry their
   kinematics and shape;
 * with ``autoware.objects_topic`` set, Autoware's autoware_perception_msgs/DetectedObjects of each
@@ -50,7 +50,7 @@ from ..core.output.frame_outputs import (DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC, EX
                                          ExteriorFrame, enabled_outputs, frame_messages,
                                          judged_outputs, output_topic, switches, taken_topics)
 from ..core.output.status import detector_hardware_id, detector_values
-from ..core.output.topics import camera_info_topic, output_namespaces
+from ..core.output.topics import output_namespaces
 from ..core.types import Detections, Header
 from ..face.privacy import check_cabin_not_exterior
 from . import qos
@@ -146,8 +146,7 @@ class ObjectDetectorNode(PerceptionNode):
                      for row in enabled_outputs(EXTERIOR_OUTPUTS, on)]
         infos = list(settings.info_topics())
         if self.autoware.enabled and self.autoware.camera_info_topic:
-            infos += [camera_info_topic(t, self.autoware.camera_info_topic)
-                      for t in settings.camera_topics]
+            infos += settings.autoware_info_topics(self.autoware.camera_info_topic)
         ends += [Endpoint(t, CAMERA_INFO, "a CameraInfo input", False) for t in dict.fromkeys(infos) if t]
         if self.positions.mount is None:
             ends.append(Endpoint(TF_STATIC, TF_MESSAGE, f"the {TF_STATIC} input", False))
@@ -245,8 +244,11 @@ class ObjectDetectorNode(PerceptionNode):
         if not self.autoware.enabled or not self.autoware.camera_info_topic:
             return
         watch = self.camera_infos = CameraInfoWatch(cameras)
+        topics = dict(zip(self.settings.camera_topics,
+                          self.settings.autoware_info_topics(self.autoware.camera_info_topic),
+                          strict=True))
         for camera in cameras:
-            topic = camera_info_topic(camera, self.autoware.camera_info_topic)
+            topic = topics[camera]
             readers.setdefault(topic, []).append(partial(self._check_camera_info, watch, camera))
 
     def _check_camera_info(self, watch: CameraInfoWatch, camera: str, msg: Any) -> None:

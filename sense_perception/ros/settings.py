@@ -203,6 +203,18 @@ class ObjectDetectorSettings(InputSettings):
             if len(self.camera_info_topics) == 1 else list(self.camera_info_topics)
         return [camera_info_topic(t, v) for t, v in zip(self.camera_topics, values, strict=True)]
 
+    def autoware_info_topics(self, setting: str) -> list[str]:
+        """Per camera topic: the CameraInfo checked for Autoware's fusion
+        (``autoware.camera_info_topic`` = ``setting``): ``auto`` = the camera's CameraInfo as
+        ``camera_info_topics`` names it (``<ns>/camera_info`` where that is ``auto`` or ""),
+        "" = none, else ``setting`` (one camera). ``auto`` read ``<ns>/camera_info`` whatever
+        ``camera_info_topics`` said, so autoware.launch.py's ``camera_info<i>`` (Autoware's own
+        CameraInfo topics, R65) reached the 3-D positions but not the check."""
+        if setting != "auto":
+            return [setting for _ in self.camera_topics]
+        return [info or camera_info_topic(camera, "auto")
+                for camera, info in zip(self.camera_topics, self.info_topics(), strict=True)]
+
     def mount(self) -> Any:
         """The mount given as parameters (4x4 numpy array), or None (from /tf_static).
 

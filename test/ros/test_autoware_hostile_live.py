@@ -19,8 +19,8 @@ CAMERAS = "[/sensing/camera/camera0/image_rect_color, /sensing/camera/camera1/im
     ("camera_topics: [/sensing/camera/camera0/image_rect_color]\n    autoware:\n"
      "      rois_topic: /camera/cabin/faces\n", "which is already driver_monitor's faces output"),
     # both Autoware outputs on one topic (two message types)
-    (f"camera_topics: {CAMERAS}\n    autoware:\n      rois_topic: /x/rois{{index}}\n"
-     "      objects_topic: /x/rois{index}\n", "which is already the ROI output of camera"),
+    (f"camera_topics: {CAMERAS}\n    autoware:\n      rois_topic: /x/roi{{index}}\n"
+     "      objects_topic: /x/roi{index}\n", "which is already the ROI output of camera"),
     ("camera_topics: ['/sensing/camera/camera0/image rect']\n", "is not a ROS topic name"),
     # one CameraInfo topic checked for two cameras
     (f"camera_topics: {CAMERAS}\n    autoware:\n      rois_topic: /x/rois{{index}}\n"

@@ -89,3 +89,46 @@ def test_mount_height_with_autowares_outputs_fails_configure(context):
         assert node.detector is None and "Autoware's base_link is the centre of the rear axle" in node.config_error
     finally:
         node.destroy_node()
+
+
+def test_the_camera_info_check_reads_the_camera_info_the_positions_read(context):
+    """R65: autoware.camera_info_topic: auto read <ns>/camera_info whatever camera_info_topics
+    named, so autoware.launch.py's camera_info<i> (Autoware's CameraInfo of camera i, which its
+    fusion reads) reached the 3-D positions but the check of what the fusion ignores watched
+    another topic. auto follows the camera's camera_info_topics entry now: one subscription."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    info = "/sensing/camera/front/camera_info_rect"
+    node = _detector(context, "aw65_info", camera_info_topics=[info])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert [sub.topic_name for sub in node._camera_info_subs] == [info]
+        assert node.camera_infos is not None
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+def test_the_rois_reach_a_reliable_subscriber_as_autowares_own_detector_serves_one(context):
+    """R65: the ROIs were published best effort, while autoware_tensorrt_yolox publishes them
+    reliable, keep last 1 (create_publisher(..., 1)), which serves best-effort subscribers (the
+    fusion) and reliable ones alike; Autoware's bytetrack (~/in/rect) and roi_based_detector
+    subscribe rois<i> reliable, and a best-effort publisher is incompatible with them: swapped in
+    for yolox, the node gave them nothing (an incompatible-QoS warning on their side only)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.qos import QoSCompatibility, qos_check_compatible
+
+    from sense_perception.ros import qos
+
+    node = _detector(context, "aw65_qos")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        [info] = node.get_publishers_info_by_topic(ROIS)
+        offered = info.qos_profile
+        for wanted in ("reliable", "best_effort"):  # bytetrack's; the fusion's
+            compatible, reason = qos_check_compatible(offered, qos.profile(wanted, 1))
+            # (a WARNING only says a system-default policy cannot be judged)
+            assert compatible != QoSCompatibility.ERROR, (wanted, reason)
+    finally:
+        node.stop()
+        node.destroy_node()

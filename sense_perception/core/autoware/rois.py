@@ -86,8 +86,10 @@ class AutowareConfig:
             Autoware's roi_pointcloud_fusion turns UNKNOWN ROIs into obstacle clusters: a traffic
             light or a sign would become an obstacle.
         camera_info_topic: the CameraInfo checked for what Autoware's fusion would silently
-            ignore (warned once, shown in /diagnostics): ``auto`` = ``<ns>/camera_info`` of each
-            camera (Autoware's ``/sensing/camera/camera{i}/camera_info``), "" = no check.
+            ignore (warned once, shown in /diagnostics): ``auto`` = each camera's CameraInfo,
+            its ``camera_info_topics`` entry where that names a topic (autoware.launch.py's
+            ``camera_info<i>``), else ``<ns>/camera_info`` (Autoware's
+            ``/sensing/camera/camera{i}/camera_info``; the replay's always), "" = no check.
         objects_topic: topic of each camera's autoware_perception_msgs/DetectedObjects (its
             placed road users in base_link, :mod:`.objects`); "" = off (the default); ``{index}``
             as in ``rois_topic``. Needs the camera's calibration (no calibration: no message).
@@ -101,7 +103,9 @@ class AutowareConfig:
                                         "or unknown (sent as UNKNOWN 0, which roi_pointcloud_fusion turns "
                                         "into obstacle clusters)", OTHER_LABELS)
     camera_info_topic: str = setting("auto", "CameraInfo checked for what Autoware's fusion ignores (while "
-                                             "rois_topic is set): auto = <ns>/camera_info, '' = no check",
+                                             "rois_topic is set): auto = each camera's CameraInfo (its "
+                                             "camera_info_topics entry, or <ns>/camera_info), '' = "
+                                             "no check",
                                      "auto, '' or a topic (one camera only)")
     objects_topic: str = setting("", "topic of each camera's autoware_perception_msgs/DetectedObjects "
                                      "(placed road users in base_link, with the twist when steady); "
@@ -109,6 +113,13 @@ class AutowareConfig:
                                  "'' or a topic, optionally with {index}")
 
     def __post_init__(self) -> None:
+        try:  # a ValueError, as every check here: the loader names the file
+            check_rois_topic_name(self.rois_topic, f"autoware.rois_topic {self.rois_topic!r}",
+                                  f"set autoware.rois_topic to {AUTOWARE_ROIS_TOPIC} (each "
+                                  "camera's rois<i>)")
+            check_objects_topic_name(self.objects_topic)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         if self.other_labels not in OTHER_LABELS:
             raise ValueError(f"autoware.other_labels is {self.other_labels!r}; valid: "
                              f"{', '.join(OTHER_LABELS)}")
@@ -122,6 +133,54 @@ class AutowareConfig:
     def enabled(self) -> bool:
         """The ROI output is on."""
         return bool(self.rois_topic)
+
+
+def check_rois_topic_name(topic: str, given: str, fix: str) -> None:
+    """Refuse a ROI topic whose last name is ``objects``: Autoware's name for its DetectedObjects
+    topics (``/perception/object_recognition/detection/objects``, and config/autoware.yaml's
+    ``camera{index}/objects``), never a ROI topic (``rois<i>``). ROIs there mix two message types:
+    Autoware's object topic receives DetectedObjectsWithFeature where its consumers read
+    DetectedObjects. The launch's ``output/objects`` was refused for this (R57); a config's
+    ``autoware.rois_topic`` of the same name was taken (R65).
+
+    Args:
+        topic: the ROI topic (template) given; "" (off) passes.
+        given: how the user gave it, for the message (``autoware.rois_topic '...'``).
+        fix: what to give instead.
+
+    Raises:
+        ConfigError: the topic's last name is ``objects``.
+    """
+    if topic.strip().rstrip("/").rpartition("/")[2] != "objects":
+        return
+    raise ConfigError(
+        f"{given} names a topic '.../objects', Autoware's name for its DetectedObjects topics "
+        "(/perception/object_recognition/detection/objects), not a ROI topic (rois<i>): ROIs "
+        f"there would mix two message types; fix: {fix}")
+
+
+#: The last name of Autoware's ROI topics: rois, rois<i>, and the template's rois{index}.
+_ROIS_NAME = re.compile(r"rois(\d*|" + re.escape(INDEX_PLACEHOLDER) + ")")
+
+
+def check_objects_topic_name(topic: str) -> None:
+    """Refuse ``autoware.objects_topic`` named as Autoware's ROI topics (``rois<i>``,
+    ``rois{index}``): Autoware's fusion, bytetrack and image_object_locator read them as
+    DetectedObjectsWithFeature, so DetectedObjects there were two message types on one topic and
+    they received nothing. Taken without a word where ``autoware.rois_topic`` was elsewhere or
+    off (R65; the same topic as the ROIs' was refused already).
+
+    Raises:
+        ConfigError: the topic's last name is ``rois``, ``rois<i>`` or ``rois{index}``.
+    """
+    if not _ROIS_NAME.fullmatch(topic.strip().rstrip("/").rpartition("/")[2]):
+        return
+    raise ConfigError(
+        f"autoware.objects_topic {topic!r} names a topic 'rois<i>', Autoware's name for its ROI "
+        "topics (/perception/object_recognition/detection/rois<i>, read as "
+        "tier4_perception_msgs/DetectedObjectsWithFeature by its fusion), not a DetectedObjects "
+        f"topic: DetectedObjects there would mix two message types; fix: set "
+        f"autoware.objects_topic to {AUTOWARE_OBJECTS_TOPIC} (or the input of your object merger)")
 
 
 def namespace_index(ns: str) -> int | None:
@@ -297,5 +356,5 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
 
 
 __all__ = ["AUTOWARE_LABELS", "AUTOWARE_OBJECTS_TOPIC", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
-           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "detected_objects_with_feature", "label_lookup",
+           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "check_objects_topic_name", "check_rois_topic_name", "detected_objects_with_feature", "label_lookup",
            "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]

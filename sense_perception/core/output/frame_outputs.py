@@ -134,8 +134,10 @@ class Output:
             debug image is ``--video``).
         topic: the row's topic from the camera's namespace and the switches, when it is not
             ``<ns>/<name>`` (Autoware's ROIs: a topic per camera index).
-        best_effort: best effort, keep last 1 (as Autoware's consumers subscribe) instead of the
-            outputs' reliable QoS.
+        keep_last_one: reliable, keep last 1, as autoware_tensorrt_yolox publishes its ROIs
+            (``create_publisher(..., 1)``), instead of the outputs' ``output_depth``. It serves
+            best-effort subscribers (the fusion) and reliable ones (Autoware's bytetrack,
+            roi_based_detector) alike; best effort, as it was, gave the reliable ones nothing (R65).
         judged: published for a frame whose detection (or a step after it) failed too: it
             carries the camera's judgement of the frame, not its results (``camera_health``), so a
             consumer synchronising on it sees no gap when things go wrong
@@ -150,7 +152,7 @@ class Output:
     on_demand: bool = False
     live_only: bool = False
     topic: Callable[[str, Mapping[str, Any]], str] | None = None
-    best_effort: bool = False
+    keep_last_one: bool = False
     judged: bool = False
 
 
@@ -257,7 +259,7 @@ EXTERIOR_OUTPUTS: tuple[Output, ...] = (
     Output("annotations", IMAGE_ANNOTATIONS, "publish_annotations", _exterior_annotations,
            on_demand=True),
     Output("rois", DETECTED_OBJECTS_WITH_FEATURE, AUTOWARE_SWITCH, _autoware_rois,
-           topic=_autoware_rois_topic, best_effort=True),
+           topic=_autoware_rois_topic, keep_last_one=True),
     # Reliable: Autoware's object consumers subscribe reliable, depth 1.
     Output("objects", DETECTED_OBJECTS, AUTOWARE_OBJECTS_SWITCH, _autoware_objects,
            topic=_autoware_objects_topic),
