@@ -66,6 +66,12 @@ def test_a_driver_monitor_reads_a_camera_info_latched_before_it_started(context,
         attention = node.identifier.attention
         assert spin_until(executor, lambda: attention.intrinsics is not None
                           and attention.intrinsics.matrix[0, 0] == 700.0, 15.0)
+        # R66: a failed look at the publishers shows in driver_monitor's status too
+        node._latched_info._failed("/cabin/camera_info", "RuntimeError: graph query failed")
+        assert any("/cabin/camera_info: cannot look for a latched publisher" in w
+                   for w in node.diagnostic_warnings())
+        assert node.diagnostic_extra()["latched_lookup_error[/cabin/camera_info]"] == \
+            "RuntimeError: graph query failed"
 
 
 def test_a_failed_lookup_of_the_latched_publishers_shows_in_diagnostics(context, monkeypatch):
