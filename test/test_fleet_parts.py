@@ -304,7 +304,8 @@ def test_a_published_bag_is_renamed_on_disk_before_the_old_output_goes(tmp_path,
     """publish renamed a bag's finished outputs into place without flushing DIR, then deleted
     the earlier outputs, and fleet_summary.json (flushed, R63) listed the bag as done: after a
     power cut the rename could be lost while the summary said done. DIR is now fsynced after
-    the rename, before the earlier outputs are deleted (R66)."""
+    the rename, before the earlier outputs are deleted, and the folder (its fleet marker)
+    before it (R66)."""
     import os
 
     from sense_perception.fleet import outputs
@@ -332,4 +333,6 @@ def test_a_published_bag_is_renamed_on_disk_before_the_old_output_goes(tmp_path,
             monkeypatch.setattr(outputs, "discard_ours", discard)
         publish(temp, out / "run1")
     assert (out / "run1" / "summary.json").read_text() == "new"
-    assert events[:2] == [f"fsync {out}", "discard .run1.replaced"], events
+    # the marker before the rename (a folder in place without it is refused as not fleet's)
+    assert events[:3] == [f"fsync {out}/.run1.partial/replay", f"fsync {out}",
+                          "discard .run1.replaced"], events

@@ -125,8 +125,8 @@ def publish(temp: Path, final: Path) -> None:
     ``temp`` gets the marker first. Both steps are renames within ``DIR``. The old outputs are
     moved aside first and deleted only once the new ones are in place; a crash between the two
     renames leaves no ``final`` (the next run replays the bag again), never a mix of old and new
-    files; ``DIR`` is flushed to disk after them, before the old outputs are deleted. The work
-    folder around ``temp`` is removed at the end.
+    files; the marker is flushed to disk before them and ``DIR`` after them, before the old
+    outputs are deleted. The work folder around ``temp`` is removed at the end.
 
     Raises:
         NotFleetOutput: ``final`` (or its ``.replaced`` twin) exists and fleet did not make it.
@@ -135,6 +135,9 @@ def publish(temp: Path, final: Path) -> None:
     check_ours(final)
     discard_ours(old)
     mark(temp)
+    # The marker on disk before the rename: a folder renamed into place without it would be
+    # refused as not fleet's (NotFleetOutput) by every later run, for good.
+    fsync_dir(temp)
     if final.exists():
         os.replace(final, old)
     os.replace(temp, final)
