@@ -21,6 +21,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a file its writer has finished and closed (an MCAP bag, an MP4 from OpenCV, whose
+    writers never flush to disk) before anything declares it finished (summary.json): once, at
+    the end, not per frame. Opened without following a link.
+
+    Raises:
+        OSError: it cannot be opened or flushed (EIO, ENOSPC: the kernel could not write back
+            data the writer had handed it; the file on disk is not whole).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
                  private: bool = True) -> None:
     """Replace ``path`` with ``data`` so a crash leaves either the old or the new file, never half.

@@ -82,3 +82,27 @@ def test_one_diagnostics_report_never_disagrees_with_itself():
     assert faults == f"{TOPIC} (silent)"
     named = name_camera_faults({"level": OK, "message": "ok"}, faults)
     assert named["message"] == f"camera fault: {TOPIC} (silent)"
+
+
+def test_a_frame_waiting_behind_a_slow_inference_is_no_silence():
+    """The silence was counted from the last frame judged: a 10 Hz camera whose frames waited
+    in the node while one inference took 3 s (a batch of many cameras on a CPU) was raised
+    ``silent`` (ERROR) in /diagnostics, and driver attention told of a camera fault, although
+    the camera sent at its rate. A frame received and not yet judged now counts (R66); one
+    taken and dropped unjudged (it could not be decoded) does not. Clocks injected."""
+    bank, frames = _bank_gone_silent()  # judged until 100.2 s
+    for i in range(3, 30):  # the camera goes on while the inference of 100.2's frame runs
+        bank.received(TOPIC, 100.0 + i / 10)
+    faults, [status] = bank.report(102.95)
+    assert faults == "" and status["level"] == OK and status["message"] == "ok"
+    # the frame taken next cannot be decoded (dropped unjudged): it proves nothing, and the
+    # camera sends nothing more: silent, counted from the last frame judged
+    bank.settle(TOPIC, 102.9)
+    faults, [status] = bank.report(102.95)
+    assert status["level"] == ERROR and "silent" in faults
+    # a newer frame waiting is not settled by an older one taken
+    bank.received(TOPIC, 103.5)
+    bank.settle(TOPIC, 103.4)
+    assert bank._waiting == {TOPIC: 103.5}
+    bank.update(TOPIC, frames[3], 103.5, "cam", 103.5)  # judged: nothing waits
+    assert bank._waiting == {} and "silent" not in bank.fault_text()

@@ -123,6 +123,14 @@ def test_eval_cli_reports_positions_and_writes_detections(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "1280x720 images but the image is 1920x1080" in captured.err
     assert "3-D positions: none" in captured.out
+    # R66: eval.json's list named each image by `image` (the ground truth's key) alone, and
+    # detections.json's by `path`: both now name the file by `path` (eval.json keeps `image`, as
+    # in its `skipped`)
+    left_out = json.loads((out / "eval.json").read_text())["positions_left_out"]
+    listed = json.loads((out / "detections.json").read_text())["positions_left_out"]
+    assert [e["path"] for e in left_out] == [e["path"] for e in listed]
+    assert [Path(e["path"]).name for e in left_out] == ["00.jpg", "40.jpg"]
+    assert [e["image"] for e in left_out] == ["front_camera/00", "front_camera/40"]
 
 
 @needs_dev_set

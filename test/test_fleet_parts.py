@@ -298,3 +298,41 @@ def test_a_failed_bags_work_folder_that_cannot_be_removed_still_ends_in_the_summ
     assert result.exit_code != 0
     note = next(n for n in result.notes if ".partial" in n)
     assert "could not be removed" in note and "Permission denied" in note, note
+
+
+def test_a_published_bag_is_renamed_on_disk_before_the_old_output_goes(tmp_path, monkeypatch):
+    """publish renamed a bag's finished outputs into place without flushing DIR, then deleted
+    the earlier outputs, and fleet_summary.json (flushed, R63) listed the bag as done: after a
+    power cut the rename could be lost while the summary said done. DIR is now fsynced after
+    the rename, before the earlier outputs are deleted, and the folder (its fleet marker)
+    before it (R66)."""
+    import os
+
+    from sense_perception.fleet import outputs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    events: list[str] = []
+    real_fsync, real_discard = os.fsync, outputs.discard_ours
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def discard(folder):
+        if folder.exists():
+            events.append(f"discard {folder.name}")
+        real_discard(folder)
+
+    for label in ("old", "new"):
+        temp = prepare_temp(out, "run1")
+        temp.mkdir()
+        (temp / "summary.json").write_text(label)
+        if label == "new":  # the second publish replaces the first
+            monkeypatch.setattr(os, "fsync", fsync)
+            monkeypatch.setattr(outputs, "discard_ours", discard)
+        publish(temp, out / "run1")
+    assert (out / "run1" / "summary.json").read_text() == "new"
+    # the marker before the rename (a folder in place without it is refused as not fleet's)
+    assert events[:3] == [f"fsync {out}/.run1.partial/replay", f"fsync {out}",
+                          "discard .run1.replaced"], events

@@ -176,3 +176,31 @@ def test_a_stop_while_the_outputs_are_finished_that_then_fail_is_still_a_stop(
     assert isinstance(failure, BagError) and "summary.json" in str(failure)
     assert "the output disk is full" in str(failure)
     assert (out / INCOMPLETE_FILE).exists()  # the partial outputs stay marked
+
+
+def test_the_bag_and_videos_are_on_disk_before_the_summary_declares_them(
+        tmp_path, detector, monkeypatch):
+    """The output bag (MCAP, metadata.yaml) and the videos were closed unflushed (rosbags and
+    OpenCV never fsync), while summary.json after them was flushed (R63): a power cut soon after
+    a replay could leave a summary (and a fleet bag resume takes as done) declaring a bag or a
+    video that is cut short or missing. Each is now fsynced once at close, then its folder and
+    --out, all before the summary's temp file (R66)."""
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    out = tmp_path / "out"
+    _replay(out, detector).run()
+    summary_at = synced.index(str(out / ".summary.json.tmp"))
+    before = synced[:summary_at]
+    [mcap] = (out / "bag").glob("*.mcap")
+    for path in (mcap, out / "bag" / "metadata.yaml", out / FRONT_VIDEO, out / WINDSHIELD_VIDEO,
+                 out / "bag", out / "video", out):
+        assert str(path) in before, (path, synced)
+    assert len(synced) < 20  # once per file at close, not per frame

@@ -224,7 +224,8 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     for key, reason in three_d.unplaced:
         console.print(f"[red]no positions:[/red] {shown(key)}: {shown(reason)}",
                       highlight=False, soft_wrap=True)
-    meta["positions_left_out"] = [{"image": k, "reason": r} for k, r in three_d.unplaced]
+    # each entry names the image file by `path`, as detections.json's list and `skipped` do
+    meta["positions_left_out"] = three_d.left_out
     unplaced = three_d.unplaced
     plot_bytes = plot_png(result)
     stale = args.out / PLOT_FILE

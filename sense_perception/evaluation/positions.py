@@ -326,12 +326,17 @@ class EvalPositions:
         report: :func:`position_report` (None when the ground truth has no positions or ranges).
         source: where the calibration came from (None: no 3-D).
         unplaced: (image key, reason) of images whose calibration does not fit them.
+        left_out: eval.json's ``positions_left_out``: ``{"image": key, "path": file, "reason"}``
+            per unplaced image, as eval.json's ``skipped`` entries; detections.json's list names
+            the same images by the same ``path`` (eval.json had ``image`` alone, the ground
+            truth's key, where detections.json had ``path``: one list, two shapes).
     """
 
     detections: dict[str, Any]
     report: dict[str, Any] | None
     source: str | None
     unplaced: list[tuple[str, str]]
+    left_out: list[dict[str, str]]
 
 
 def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
@@ -376,10 +381,10 @@ def evaluate_positions(ground_truth: Sequence[GroundTruthImage],
     reason = ("neither the ground truth's cameras nor --calibration FILE give a calibration (K, "
               "D, distortion_model, width, height, T_base_link_camera)" if not unplaced else
               "no calibration fits the images' size")
+    left_out = [{"image": key, "path": str(paths[key]), "reason": why} for key, why in unplaced]
     doc = {"images": records, "positions": positions_note(source, reason),
-           "positions_left_out": [{"path": str(paths[key]), "reason": why}
-                                  for key, why in unplaced]}
+           "positions_left_out": [{"path": e["path"], "reason": e["reason"]} for e in left_out]}
     has_truth = any(np.isfinite(t.ranges).any() for t in truth.values())
     report = position_report(ground_truth, detections, positions, truth, labels, iou) \
         if has_truth else None
-    return EvalPositions(doc, report, source, unplaced)
+    return EvalPositions(doc, report, source, unplaced, left_out)

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..fileio import fsync_dir
 from ..outpaths import FLEET_MARK
 from ..replay.engine import INCOMPLETE_FILE, SUMMARY_FILE
 
@@ -124,7 +125,8 @@ def publish(temp: Path, final: Path) -> None:
     ``temp`` gets the marker first. Both steps are renames within ``DIR``. The old outputs are
     moved aside first and deleted only once the new ones are in place; a crash between the two
     renames leaves no ``final`` (the next run replays the bag again), never a mix of old and new
-    files. The work folder around ``temp`` is removed at the end.
+    files; the marker is flushed to disk before them and ``DIR`` after them, before the old
+    outputs are deleted. The work folder around ``temp`` is removed at the end.
 
     Raises:
         NotFleetOutput: ``final`` (or its ``.replaced`` twin) exists and fleet did not make it.
@@ -133,9 +135,15 @@ def publish(temp: Path, final: Path) -> None:
     check_ours(final)
     discard_ours(old)
     mark(temp)
+    # The marker on disk before the rename: a folder renamed into place without it would be
+    # refused as not fleet's (NotFleetOutput) by every later run, for good.
+    fsync_dir(temp)
     if final.exists():
         os.replace(final, old)
     os.replace(temp, final)
+    # the renames on disk before the earlier outputs go and before fleet_summary.json lists the
+    # bag as done (the files inside were flushed by the replay: its bag, videos, summary.json)
+    fsync_dir(final.parent)
     discard_ours(old)
     if temp.parent.name.endswith(_PARTIAL):
         discard_ours(temp.parent)
@@ -163,6 +171,7 @@ def recover(out: Path, name: str) -> str | None:
             check_ours(old)
             check_ours(work_dir(out, name))
             os.replace(source, final)
+            fsync_dir(final.parent)
             discard_ours(old)
             discard_ours(work_dir(out, name))
             return f"{name}: put {what} in place, complete, as {final}"

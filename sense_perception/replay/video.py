@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import BagError
+from ..fileio import fsync_dir, fsync_file
 from .writer import OutputWriteError
 
 FOURCC = "mp4v"
@@ -110,17 +111,22 @@ class CameraVideo:
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the file, and check it holds every frame written.
+        """Finish the file, check it holds every frame written, and flush it to disk (a power
+        cut soon after the replay left an MP4 cut short beside a summary that declares it done).
 
         Raises:
             OutputWriteError: the finished file does not (OpenCV's writer reports no write error:
                 on a full disk it left an MP4 cut short, without its index, and the replay passed
-                it as done).
+                it as done), or it cannot be flushed to disk.
         """
         if self._writer is not None:
             self._writer.release()
             self._writer = None
             self._check_written()
+            try:  # OpenCV closes it unflushed: flushed once here, before a summary names it
+                fsync_file(self.path)
+            except OSError as exc:
+                raise OutputWriteError(self.path, exc) from exc
 
     def _check_written(self) -> None:
         capture = cv2.VideoCapture(str(self.path))
@@ -190,11 +196,22 @@ class VideoSet:
         return paths
 
     def close_each(self) -> tuple[list[Path], list[tuple[str, OutputWriteError]]]:
-        """Finish every video; their paths, and (topic, error) of each that could not be."""
+        """Finish every video (each flushed to disk, then their folder); their paths, and
+        (topic, error) of each that could not be.
+
+        Raises:
+            OutputWriteError: the folder's entries cannot be flushed to disk.
+        """
         problems: list[tuple[str, OutputWriteError]] = []
         for topic, video in self.videos.items():
             try:
                 video.close()
             except OutputWriteError as exc:
                 problems.append((topic, exc))
+        if self.videos:  # the videos' names in their folder, and the folder's in --out
+            for folder in (self.directory, self.directory.parent):
+                try:
+                    fsync_dir(folder)
+                except OSError as exc:
+                    raise OutputWriteError(folder, exc) from exc
         return [v.path for v in self.videos.values()], problems

@@ -256,10 +256,15 @@ class DriverMonitorNode(PerceptionNode):
         return driver_hardware_id(self.identifier)
 
     def diagnostic_extra(self) -> dict[str, Any]:
-        return driver_values(self.identifier, self._last, self._last_attention)
+        values = driver_values(self.identifier, self._last, self._last_attention)
+        latched = self._latched_info
+        if latched is not None:  # its CameraInfo topic's publishers cannot be looked at
+            values.update(latched.diagnostic_values())
+        return values
 
     def diagnostic_warnings(self) -> list[str]:
-        return driver_warnings(self.identifier)
+        latched = self._latched_info
+        return driver_warnings(self.identifier) + (latched.warnings() if latched is not None else [])
 
 
 def main(args: list[str] | None = None) -> int:

@@ -56,7 +56,9 @@ class LatchedInputs:
         self._msg_type = msg_type
         self._readers = dict(readers)
         self.subscriptions: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}  # topic -> why its publishers could not be looked at
+        # topic -> why its publishers could not be looked at (or its latched subscription made);
+        # shown in /diagnostics (:meth:`diagnostic_values`, :meth:`warnings`) until a poll works
+        self.errors: dict[str, str] = {}
         self._timer: Any = None
 
     def start(self) -> None:
@@ -71,24 +73,49 @@ class LatchedInputs:
 
     def poll(self) -> None:
         """Subscribe transient-local to each topic that has a latched publisher and no such
-        subscription yet; a graph query that fails is kept in :attr:`errors` (and retried)."""
+        subscription yet. A graph query (or the subscription) that fails is kept in
+        :attr:`errors`, logged when it starts or changes, and retried at the next poll: it never
+        ends the node (a timer callback that raised ended the executor's spin)."""
         for topic, callback in self._readers.items():
             if topic in self.subscriptions:
                 continue
             try:
                 profile = latched_profile(self._node.get_publishers_info_by_topic(topic))
+                if profile is not None:
+                    self.subscriptions[topic] = self._node.create_subscription(
+                        self._msg_type, topic, callback, profile,
+                        # a volatile publisher beside the latched one is read by the volatile
+                        # subscription
+                        event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
             except Exception as exc:  # noqa: BLE001 - a graph query must not end the node
-                self.errors[topic] = f"{type(exc).__name__}: {exc}"
+                self._failed(topic, f"{type(exc).__name__}: {exc}"[:300])
                 continue
-            self.errors.pop(topic, None)
-            if profile is None:
-                continue
-            self.subscriptions[topic] = self._node.create_subscription(
-                self._msg_type, topic, callback, profile,
-                # a volatile publisher beside the latched one is read by the volatile subscription
-                event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
-            self._node.get_logger().info(f"{topic}: a publisher latches it (transient local); "
-                                         "read from it too, what it published before included")
+            if self.errors.pop(topic, None) is not None:
+                self._node.get_logger().info(f"{topic}: its publishers can be looked at again")
+            if topic in self.subscriptions:
+                self._node.get_logger().info(f"{topic}: a publisher latches it (transient "
+                                             "local); read from it too, what it published "
+                                             "before included")
+
+    def _failed(self, topic: str, error: str) -> None:
+        """Keep ``error`` for ``topic`` (shown in /diagnostics); log it once, not every poll."""
+        if self.errors.get(topic) != error:
+            self._node.get_logger().warning(
+                f"{topic}: its publishers could not be looked at for one that latches it "
+                f"({error}); retried every {POLL_S:g} s, and a CameraInfo published once before "
+                "it works is not received; the volatile subscription goes on")
+        self.errors[topic] = error
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """``latched_lookup_error[<topic>]``: the last failure of each topic still failing."""
+        return {f"latched_lookup_error[{topic}]": error
+                for topic, error in list(self.errors.items())}
+
+    def warnings(self) -> list[str]:
+        """One line per topic whose publishers cannot be looked at (the node's status at least
+        WARN): a CameraInfo its driver latched before the node started is not read meanwhile."""
+        return [f"{topic}: cannot look for a latched publisher ({error}); retried every "
+                f"{POLL_S:g} s" for topic, error in list(self.errors.items())]
 
     def close(self) -> None:
         """Destroy the timer and the latched subscriptions."""

@@ -464,17 +464,20 @@ class PerceptionNode(LifecycleNode):
 
     def _make_callback(self, slots: LatestFrames, index: int, topic: str,
                        gaps: PublicationGaps) -> Callable[[Any, Any], None]:
-        health = self.health
+        health, cameras = self.health, self.camera_health
 
         # Two parameters: rclpy then passes the message info, whose publication sequence number
         # shows the frames DDS dropped before this callback (counted as lost[transport]).
         def on_image(msg: Any, info: Any) -> None:
+            arrival = time.monotonic()
             health.frame_received(topic)
             if isinstance(info, dict):
                 missed = gaps.observe(topic, info.get("publication_sequence_number"))
                 if missed:
                     health.frames_lost_in_transport(topic, missed)
-            slots.put(index, msg)
+            if cameras is not None:  # waiting behind an inference is not silence (before put)
+                cameras.received(topic, arrival)
+            slots.put(index, msg, arrival)
         return on_image
 
     def _stop_inputs(self) -> None:
@@ -586,6 +589,8 @@ class PerceptionNode(LifecycleNode):
             # HealthStats is the node's one count of lost frames: it also sets the diagnostic level.
             topic = self.input_topic(frame.source)
             self.health.decode_error(topic, error)
+            if self.camera_health is not None:  # taken, never judged: no proof of a live camera
+                self.camera_health.settle(topic, frame.received)
             self.get_logger().warning(f"cannot decode image on {topic}: {error}", throttle_duration_sec=5.0)
             return image
         note = self.mono16_watch.check(self.input_topic(frame.source), frame.msg, self.limits.mono16_bits)

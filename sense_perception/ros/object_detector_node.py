@@ -414,12 +414,18 @@ class ObjectDetectorNode(PerceptionNode):
             values.update({f"camera_info[{c}]": s for c, s in self.camera_infos.status().items()})
         if self.positions is not None:
             values.update(self.positions.diagnostic_values(self.settings.camera_topics))
+        latched = self._latched_infos
+        if latched is not None:  # a CameraInfo topic whose publishers cannot be looked at
+            values.update(latched.diagnostic_values())
         return values
 
     def diagnostic_warnings(self) -> list[str]:
         warnings = self.camera_infos.warnings() if self.camera_infos is not None else []
         if self.positions is not None:  # a calibration received but refused
             warnings += self.positions.warnings(self.settings.camera_topics)
+        latched = self._latched_infos
+        if latched is not None:
+            warnings += latched.warnings()
         return warnings
 
 

@@ -66,3 +66,58 @@ def test_a_driver_monitor_reads_a_camera_info_latched_before_it_started(context,
         attention = node.identifier.attention
         assert spin_until(executor, lambda: attention.intrinsics is not None
                           and attention.intrinsics.matrix[0, 0] == 700.0, 15.0)
+        # R66: a failed look at the publishers shows in driver_monitor's status too
+        node._latched_info._failed("/cabin/camera_info", "RuntimeError: graph query failed")
+        assert any("/cabin/camera_info: cannot look for a latched publisher" in w
+                   for w in node.diagnostic_warnings())
+        assert node.diagnostic_extra()["latched_lookup_error[/cabin/camera_info]"] == \
+            "RuntimeError: graph query failed"
+
+
+def test_a_failed_lookup_of_the_latched_publishers_shows_in_diagnostics(context, monkeypatch):
+    """A graph query of LatchedInputs that failed was kept in ``errors`` only: /diagnostics said
+    nothing (the node's status OK) while a CameraInfo latched before the node started could not
+    be found, and a subscription that could not be made raised out of the poll timer, ending
+    the executor's spin. The failure is now a WARN in the node's status naming the topic and
+    the error (``latched_lookup_error[<topic>]``), logged once, retried, and cleared when a
+    poll works; the node keeps running (R66)."""
+    import rclpy
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    probe = rclpy.create_node("latched_fault_probe", context=context)
+    node = ObjectDetectorNode("latched_fault", context=context, parameter_overrides=overrides(
+        camera_topics=[FRONT], **{"runtime.intra_op_threads": 1}))
+    fault = {"on": True}
+    real_query = node.get_publishers_info_by_topic
+
+    def query(topic):
+        if fault["on"]:
+            raise RuntimeError("rcl graph query failed")
+        return real_query(topic)
+
+    monkeypatch.setattr(node, "get_publishers_info_by_topic", query)
+    with _active(context, node, probe) as executor:
+        latched = node._latched_infos
+        assert latched.errors == {FRONT_INFO: "RuntimeError: rcl graph query failed"}
+        warnings = node.diagnostic_warnings()
+        assert any(FRONT_INFO in w and "cannot look for a latched publisher" in w
+                   for w in warnings), warnings
+        assert node.diagnostic_extra()[f"latched_lookup_error[{FRONT_INFO}]"] == \
+            "RuntimeError: rcl graph query failed"
+        # a subscription that cannot be made: kept and shown as well, never raised
+        fault["on"] = False
+        monkeypatch.setattr(node, "create_subscription", _raises)
+        monkeypatch.setattr("sense_perception.ros.latched_inputs.latched_profile",
+                            lambda publishers: object())
+        latched.poll()
+        assert "subscription refused" in latched.errors[FRONT_INFO]
+        monkeypatch.undo()  # the query works again: the next poll clears it
+        latched.poll()
+        assert latched.errors == {} and node.diagnostic_warnings() == []
+        executor.spin_once(timeout_sec=0.1)
+        assert node.lifecycle_state == "active"
+
+
+def _raises(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("subscription refused")

@@ -122,3 +122,39 @@ def test_one_frame_stamped_far_ahead_does_not_leave_the_camera_warning_for_ever(
     finally:
         node.stop()
         node.destroy_node()
+
+
+def test_a_frame_queued_behind_an_inference_keeps_its_camera_from_silent(context, monkeypatch):
+    """The node counted a camera's silence from its last frame judged: frames queued behind a
+    slow inference left a camera sending at its rate ``silent`` (ERROR). The transport callback
+    now tells the camera health a frame waits (R66); a frame taken that cannot be decoded does
+    not keep the camera from ``silent``. Arrivals injected, no sleep."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.core.health.publication_gaps import PublicationGaps
+    from sense_perception.ros.frame_slots import Frame, LatestFrames
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    cam = "/sp_queued/front/image_raw"
+    node = ObjectDetectorNode("queued_detector", context=context, parameter_overrides=overrides(**{
+        "camera_topics": [cam], "no_input_warn_s": 60.0, "runtime.intra_op_threads": 1,
+        "camera_health.expected_rate_hz": 10.0}))
+    record_published(monkeypatch)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        street = read_bgr(DATA / "street" / "pandaset_seq002_front_camera_10.jpg")[::2, ::2].copy()
+        node.process([Frame(0, image_msg(street, 5, 0, "front"), time.monotonic() - 2.0)])
+        slots = LatestFrames(1)  # the frame waits here, as behind an inference in flight
+        on_image = node._make_callback(slots, 0, cam, PublicationGaps(node.count_publishers))
+        on_image(image_msg(street, 7, 0, "front"), {})
+        faults, [camera] = node.camera_health.report(time.monotonic() + 0.5)
+        assert faults == "" and camera["message"] == "ok"  # judged 2.5 s ago, one waits 0.5 s
+        [frame] = slots.take(0.0)
+        frame.msg.height *= 2  # cannot be decoded: taken, never judged
+        assert node.decode(frame) is None
+        faults, [camera] = node.camera_health.report(time.monotonic() + 0.5)
+        assert "silent" in faults and camera["message"] == "silent"
+    finally:
+        node.stop()
+        node.destroy_node()

@@ -136,13 +136,17 @@ class CameraHealthMonitor:
             seen.add("blocked")
         return lost
 
-    def check(self, now: float) -> list[HealthEvent]:
+    def check(self, now: float, waiting: float | None = None) -> list[HealthEvent]:
         """Raise ``silent`` when no frame came for ``silent_periods`` expected periods (call from a
-        timer; ``now`` on the same clock as the arrivals)."""
+        timer; ``now`` on the same clock as the arrivals). ``waiting``: the arrival of a frame
+        the camera sent that is not judged yet (queued behind a slow inference): the camera is
+        not silent for the time its frames wait in the node."""
         silent = self._stream.silent(now)
         if self._stream.last_arrival is None and self._stream.period is not None \
                 and self._started is not None:
             silent = now - self._started > self.settings.silent_periods * self._stream.period
+        if silent and waiting is not None and self._stream.period is not None:
+            silent = now - waiting > self.settings.silent_periods * self._stream.period
         if not silent or not self._tracker.set("silent", True, now):
             return []
         # On the clock of the camera's other events, its stamps: the last one and the time since
@@ -228,6 +232,11 @@ class CameraHealthBank:
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
         self._last_arrival: dict[str, float] = {}
         self._unjudged: dict[str, int] = {}
+        # The newest arrival of a frame of each camera received and not yet judged nor dropped
+        # (:meth:`received`, :meth:`settle`), under a lock of its own: the transport callback
+        # never waits for a frame being judged.
+        self._waiting: dict[str, float] = {}
+        self._waiting_lock = threading.Lock()
         # re-entrant: update() gives status(), report() calls check() and statuses()
         self._lock = threading.RLock()
 
@@ -237,14 +246,38 @@ class CameraHealthBank:
             self._start(now)
 
     def _start(self, now: float) -> None:
+        with self._waiting_lock:  # frames of an earlier activation are gone with its inputs
+            self._waiting.clear()
         for topic, monitor in self.monitors.items():
             monitor.start(now)
             self._last_arrival.setdefault(topic, now)  # its silence is counted from now
+
+    def received(self, topic: str, arrival: float) -> None:
+        """A frame of ``topic`` arrived at ``arrival`` (the clock of the arrivals) and waits to be
+        judged: until it is judged or dropped (:meth:`settle`), :meth:`check` does not take the
+        camera for silent. Call it from the transport callback, before the frame is queued.
+
+        Without it a camera sending at its rate was raised ``silent`` (ERROR) whenever an
+        inference (of its previous frame, or a batch) took longer than ``silent_periods``
+        periods: its newer frames waited in the node, and the silence was counted from the
+        last frame judged."""
+        with self._waiting_lock:
+            if arrival > self._waiting.get(topic, float("-inf")):
+                self._waiting[topic] = arrival
+
+    def settle(self, topic: str, arrival: float) -> None:
+        """The frame of ``topic`` that arrived at ``arrival`` was taken: judged, or dropped
+        unjudged (it could not be decoded). A newer frame still waiting stays waiting; frames
+        that are never judged (a stream of undecodable frames) leave the camera ``silent``."""
+        with self._waiting_lock:
+            if self._waiting.get(topic, float("inf")) <= arrival:
+                del self._waiting[topic]
 
     def update(self, topic: str, image: Any, stamp: float, frame_id: str,
                arrival: float) -> dict[str, Any]:
         """Judge one frame of ``topic``; its camera's DiagnosticStatus dict after it."""
         with self._lock:
+            self.settle(topic, arrival)
             monitor = self.monitors[topic]
             self._spend(topic, arrival)
             events = monitor.update(_pixels(image, self.settings.width), stamp, frame_id, arrival)
@@ -302,7 +335,9 @@ class CameraHealthBank:
             for topic, monitor in self.monitors.items():
                 if topic in self._last_arrival:
                     self._spend(topic, now)
-                events = monitor.check(now)
+                with self._waiting_lock:
+                    waiting = self._waiting.get(topic)
+                events = monitor.check(now, waiting)
                 if self.keep_events:
                     self._events[topic].extend(events)
 
