@@ -532,3 +532,24 @@ def test_an_image_raw_naming_the_compressed_topic_is_not_given_a_second_suffix()
     params = autoware_launch.node_parameters({"image_number": "2", "image_transport": "compressed",
                                               "image_raw0": compressed})
     assert params["camera_topics"] == [compressed, "/sensing/camera/camera1/image_rect_color/compressed"]
+
+
+def test_an_image_raw_contradicting_image_transport_is_refused():
+    """R67: image_transport:=raw with an image_raw<i> naming the compressed topic was taken without
+    a word (the cameras said raw, the node read CompressedImage), and an image_raw<i> naming a
+    sub-topic the node cannot decode (.../theora) was read as a raw Image. Both are refused now,
+    naming the argument and the fix; image_transport not given takes a compressed topic as it is."""
+    compressed = "/sensing/camera/camera0/image_raw/compressed"
+    with pytest.raises(ConfigError, match=r"image_raw0:=.*/compressed names the compressed topic, "
+                                          r"but image_transport:=raw.*fix: give image_transport:="
+                                          r"compressed, or image_raw0:=/sensing/camera/camera0/"
+                                          r"image_raw for the raw image"):
+        autoware_launch.node_parameters({"image_number": "1", "image_transport": "raw",
+                                         "image_raw0": compressed})
+    for transport in ("raw", "compressed", ""):
+        with pytest.raises(ConfigError, match=r"image_raw1:=.*/theora names image_transport's "
+                                              r"'theora' sub-topic, which the node cannot decode"):
+            autoware_launch.node_parameters({"image_number": "2", "image_transport": transport,
+                                             "image_raw1": "/sensing/camera/camera1/image_raw/theora"})
+    params = autoware_launch.node_parameters({"image_number": "1", "image_raw0": compressed})
+    assert params["camera_topics"] == [compressed]

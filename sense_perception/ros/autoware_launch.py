@@ -115,7 +115,7 @@ def camera_topics(image_number: str, image_transport: str,
     if not 1 <= count <= MAX_CAMERAS:
         raise ConfigError(f"launch argument image_number:={image_number!r} must be a whole number "
                           f"from 1 to {MAX_CAMERAS}")
-    if image_transport not in IMAGE_TRANSPORTS:
+    if image_transport and image_transport not in IMAGE_TRANSPORTS:
         raise ConfigError(f"launch argument image_transport:={image_transport!r} must be one of "
                           f"{', '.join(IMAGE_TRANSPORTS)}")
     suffix = "/compressed" if image_transport == "compressed" else ""
@@ -125,11 +125,40 @@ def camera_topics(image_number: str, image_transport: str,
         topic = given[i].strip()
         if topic:
             check_topic_names([topic], f"launch argument image_raw{i}")
+            _check_image_raw_transport(i, topic, image_transport)
         topic = topic or CAMERA_TOPIC.format(i=i)
         # an image_raw<i> naming the compressed topic itself: doubled, the camera was
         # '.../compressed/compressed', refused as a topic without a camera index (R65)
         topics.append(topic if image_base_topic(topic) != topic else topic + suffix)
     return topics
+
+
+def _check_image_raw_transport(i: int, topic: str, image_transport: str) -> None:
+    """Refuse an ``image_raw<i>`` naming an image_transport sub-topic that ``image_transport``
+    contradicts: ``image_transport:=raw`` beside ``.../compressed`` (the node read the
+    CompressedImage topic while the launch was told the cameras are raw), or a sub-topic the node
+    cannot read at all (``.../theora``, ``.../zstd``: read as a raw Image). ``image_transport``
+    not given ("") takes a ``/compressed`` topic as what it is (R67).
+
+    Raises:
+        ConfigError: naming the argument, the transport and the fix.
+    """
+    kind = topic.rstrip("/").rpartition("/")[2] if image_base_topic(topic) != topic else ""
+    if not kind:
+        return
+    base = image_base_topic(topic)
+    if kind != "compressed":
+        raise ConfigError(
+            f"launch argument image_raw{i}:={topic} names image_transport's '{kind}' sub-topic, "
+            "which the node cannot decode (it reads sensor_msgs/Image and CompressedImage only; "
+            f"it would read it as a raw Image); fix: give image_raw{i}:={base} with "
+            f"image_transport:=raw, or {base}/compressed with image_transport:=compressed")
+    if image_transport == "raw":
+        raise ConfigError(
+            f"launch argument image_raw{i}:={topic} names the compressed topic, but "
+            "image_transport:=raw says the cameras publish raw sensor_msgs/Image (image_transport "
+            "may come from a launch file including this one); fix: give image_transport:="
+            f"compressed, or image_raw{i}:={base} for the raw image")
 
 
 def node_parameters(args: dict[str, str]) -> dict[str, Any]:
@@ -150,8 +179,9 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         _check_autoware_cameras(topics.split(","), values, "camera_topics", "give either "
                                 "camera_topics or image_number (and image_transport)")
     else:
+        # "" (not given) is raw, but leaves a compressed image_raw<i> as it is
         topics = ",".join(camera_topics(values["image_number"] or "1",
-                                        values["image_transport"] or "raw", image_raw))
+                                        values["image_transport"], image_raw))
     params = launch_support.node_parameters("object_detector", {
         "config": values["config"], "use_sim_time": values["use_sim_time"],
         "autostart": values["autostart"], "camera_topics": topics})
