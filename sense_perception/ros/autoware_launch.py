@@ -15,7 +15,8 @@ import re
 from typing import Any, Sequence
 
 from ..core.autoware.rois import (AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index,
-                                  check_objects_topic_name, check_rois_topic_name, rois_topics)
+                                  check_camera_info_topic, check_objects_topic_name,
+                                  check_rois_topic_name, rois_topics)
 from ..core.output.topics import camera_info_topic, check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
@@ -185,8 +186,9 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     params = launch_support.node_parameters("object_detector", {
         "config": values["config"], "use_sim_time": values["use_sim_time"],
         "autostart": values["autostart"], "camera_topics": topics})
+    infos: list[tuple[str, str]] = []
     if not (image or values["camera_topics"]):
-        _take_camera_infos(params, camera_info)
+        infos = _take_camera_infos(params, camera_info)
     if yolox["output/objects"]:
         _yolox_rois_topic(yolox["output/objects"], params)
     else:  # the config's: refused before the node starts (the node's loader refuses it too)
@@ -213,6 +215,13 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         check_cabin_not_exterior(cabin, params["camera_topics"],
                                  "object_detector's cabin_camera_topic", "launch argument "
                                  "camera_topics", "remove it from camera_topics")
+    if params.get("autoware.rois_topic"):  # the node's CameraInfo check runs with the ROIs on
+        # a named autoware.camera_info_topic other than the camera_info<i> the positions read
+        entries = [str(t) for t in params.get("camera_info_topics", ["auto"])]
+        infos = infos or [("the config's camera_info_topics", t) for t in entries * (
+            len(params["camera_topics"]) // len(entries) if entries else 0)]
+        check_camera_info_topic(params["camera_topics"],
+                                str(params.get("autoware.camera_info_topic", "auto")), infos)
     for name in ("autoware.rois_topic", "autoware.objects_topic"):
         rois_topics(params["camera_topics"], str(params.get(name, "")), name)
         if not (image or values["camera_topics"]):
@@ -221,13 +230,19 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     return params
 
 
-def _take_camera_infos(params: dict[str, Any], camera_info: Sequence[str]) -> None:
+def _take_camera_infos(params: dict[str, Any],
+                       camera_info: Sequence[str]) -> list[tuple[str, str]]:
     """Camera i's CameraInfo is Autoware's ``camera_info<i>`` where given (with ``image_number``,
     as ``image_raw<i>`` names its image; those past ``image_number`` are not used): it sets the
     camera's entry of ``camera_info_topics`` (the 3-D positions), which ``autoware.camera_info_topic:
     auto`` follows (the check of what Autoware's fusion ignores). They were declared nowhere and
     unused without a word: a vehicle whose CameraInfo is not ``<ns>/camera_info`` got positions
     and checks from a topic Autoware's fusion does not read (R65).
+
+    Returns:
+        per camera, (what names its CameraInfo, the topic as named): for
+        :func:`~sense_perception.core.autoware.rois.check_camera_info_topic`; empty where no
+        ``camera_info<i>`` is given (the node compares the config's own).
 
     Raises:
         ConfigError: a ``camera_info<i>`` in use is not a ROS topic name, or the config's
@@ -236,7 +251,7 @@ def _take_camera_infos(params: dict[str, Any], camera_info: Sequence[str]) -> No
     count = len(params["camera_topics"])
     given = {i: topic.strip() for i, topic in enumerate(camera_info[:count]) if topic.strip()}
     if not given:
-        return
+        return []
     for i, topic in given.items():
         check_topic_names([topic], f"launch argument camera_info{i}")
     base = list(params.get("camera_info_topics", ["auto"]))
@@ -248,6 +263,8 @@ def _take_camera_infos(params: dict[str, Any], camera_info: Sequence[str]) -> No
                           f"{', '.join(f'camera_info{i}' for i in given)} name some of them: give "
                           "camera_info_topics one entry (auto) or one per camera")
     params["camera_info_topics"] = [given.get(i, entry) for i, entry in enumerate(base)]
+    return [(f"launch argument camera_info{i}" if i in given else "the config's camera_info_topics",
+             str(topic)) for i, topic in enumerate(params["camera_info_topics"])]
 
 
 def _check_image_raw_index(topics: Sequence[str], image_raw: Sequence[str], template: str,

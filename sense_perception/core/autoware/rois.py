@@ -262,19 +262,38 @@ def rois_topics(camera_topics: Sequence[str], template: str,
     return topics
 
 
-def check_camera_info_topic(camera_topics: Sequence[str], setting: str) -> None:
+def check_camera_info_topic(camera_topics: Sequence[str], setting: str,
+                            info_topics: Sequence[tuple[str, str]] = ()) -> None:
     """Refuse one named ``autoware.camera_info_topic`` for several cameras: each camera has a
-    CameraInfo of its own (``auto`` takes ``<ns>/camera_info`` of each).
+    CameraInfo of its own (``auto`` takes ``<ns>/camera_info`` of each); and one that names
+    another topic than the CameraInfo a camera's 3-D positions read where that is named too
+    (``camera_info_topics``, autoware.launch.py's ``camera_info<i>``): the check watched one
+    calibration while the positions, and Autoware's fusion, read another (R67).
+
+    Args:
+        camera_topics: the cameras.
+        setting: ``autoware.camera_info_topic``.
+        info_topics: per camera, (what names it, the CameraInfo topic its positions read as
+            named: a topic, ``auto`` or ""); empty: not compared.
 
     Raises:
-        ConfigError: ``setting`` is a topic (not ``auto`` or "") and there is more than one camera.
+        ConfigError: ``setting`` is a topic (not ``auto`` or "") and there is more than one
+            camera, or a named CameraInfo of the camera differs from it.
     """
-    if setting not in ("auto", ""):
-        check_topic_names([setting], "autoware.camera_info_topic")
-    if setting not in ("auto", "") and len(camera_topics) > 1:
+    if setting in ("auto", ""):
+        return
+    check_topic_names([setting], "autoware.camera_info_topic")
+    if len(camera_topics) > 1:
         raise ConfigError(f"autoware.camera_info_topic '{setting}' names one CameraInfo topic for "
                           f"{len(camera_topics)} cameras, but each camera has its own: give auto "
                           "(each camera's <ns>/camera_info) or '' (no check)")
+    for camera, (what, info) in zip(camera_topics, info_topics):
+        if info not in ("auto", "", setting):
+            raise ConfigError(
+                f"autoware.camera_info_topic '{setting}' is the CameraInfo the Autoware check "
+                f"reads for camera '{camera}', but {what} names '{info}', which its 3-D positions "
+                "read: the check would watch another calibration than the one used; fix: set "
+                f"autoware.camera_info_topic: auto (it follows {what}), or name one topic in both")
 
 
 def label_lookup(label_names: Sequence[str], other_labels: str = "drop") -> np.ndarray:
