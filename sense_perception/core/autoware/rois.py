@@ -305,7 +305,7 @@ def check_camera_info_topic(camera_topics: Sequence[str], setting: str,
         raise ConfigError(f"autoware.camera_info_topic '{setting}' names one CameraInfo topic for "
                           f"{len(camera_topics)} cameras, but each camera has its own: give auto "
                           "(each camera's <ns>/camera_info) or '' (no check)")
-    for camera, (what, info) in zip(camera_topics, info_topics):
+    for camera, (what, info) in zip(camera_topics, info_topics, strict=False):  # () = none
         if info not in ("auto", "", setting):
             raise ConfigError(
                 f"autoware.camera_info_topic '{setting}' is the CameraInfo the Autoware check "
