@@ -23,7 +23,7 @@ frame; with the orientation unavailable that frame is the identity orientation i
 (vx, vy) are base_link's axes. Autoware's multi_object_tracker reads it as the velocity over the
 ground, so the outputs hand no velocities here (``motion`` None: ``has_twist`` false) unless
 ``autoware.twist: base_link`` says base_link stands still
-(:func:`~sense_perception.core.output.frame_outputs`, R67).
+(:mod:`sense_perception.core.output.frame_outputs`, R67).
 """
 from __future__ import annotations
 
