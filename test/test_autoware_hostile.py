@@ -15,7 +15,7 @@ from autoware_layout import ROIS as ROIS_TYPE
 from autoware_layout import published_typestore, roi_rows
 from replay_helpers import read_output, sample_front_frames
 from rosbags.rosbag2 import StoragePlugin, Writer
-from test_autoware_replay import CAM0, write_autoware_bag
+from test_autoware_replay import CAM0, CAM1, write_autoware_bag
 
 from sense_perception.cli.main import main
 from sense_perception.core.autoware.camera_info import MAX_TOLD
@@ -276,3 +276,35 @@ def test_ignore_regions_of_a_camera_whose_size_changes_every_frame_stay_bounded(
         tracemalloc.stop()
     assert len(regions._masks) <= MAX_SIZES and len(regions._outlines) <= MAX_SIZES
     assert current < 20e6, current  # 120 sizes kept were ~100 MB
+
+
+def test_the_replay_reads_the_camera_info_the_config_names(autoware_bag, tmp_path, capsys):
+    """R67: the replay read each camera's <ns>/camera_info whatever object_detector.camera_info_topics
+    named (the node reads the entry: for its 3-D positions, and for the Autoware check, whose auto
+    follows it), so a bag replayed with the vehicle's config checked and placed another
+    calibration than the node. It reads the named one now: camera0 given camera1's CameraInfo is
+    checked against it (its frame_id is camera1's), and a camera the per-camera entries do not
+    name is refused before any model loads, as is a check topic contradicting the entry."""
+    info1 = "/sensing/camera/camera1/camera_info"
+    config = _overlay(tmp_path, f"    camera_info_topics: [{info1}]\n")
+    out = tmp_path / "out"
+    assert main(["replay", str(autoware_bag), "--out", str(out), "--config", str(config),
+                 "--topics", CAM0]) == 0
+    statuses = [s for m in read_output(out / "bag") if m.channel.topic == "/diagnostics"
+                for s in m.ros_msg.status if s.name.endswith("object_detector")]
+    values = {kv.key: kv.value for kv in statuses[-1].values}
+    assert "camera1/camera_optical_link" in values[f"camera_info[{CAM0}]"], values
+    capsys.readouterr()
+    per_camera = _overlay(tmp_path, "    camera_topics: [/sensing/camera/camera0/image_rect_color, "
+                                    "/sensing/camera/camera5/image_rect_color]\n"
+                                    f"    camera_info_topics: [auto, {info1}]\n")
+    assert main(["replay", str(autoware_bag), "--out", str(tmp_path / "out2"), "--config",
+                 str(per_camera)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"the replayed camera {CAM1} is none of them, so nothing names its CameraInfo" in err, err
+    contradicting = _overlay(tmp_path, f"    camera_info_topics: [{info1}]\n    autoware:\n"
+                                       f"      camera_info_topic: {CAM0_INFO}\n")
+    assert main(["replay", str(autoware_bag), "--out", str(tmp_path / "out3"), "--config",
+                 str(contradicting), "--topics", CAM0]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"but object_detector.camera_info_topics of {contradicting} names '{info1}'" in err, err

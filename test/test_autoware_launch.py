@@ -532,3 +532,61 @@ def test_an_image_raw_naming_the_compressed_topic_is_not_given_a_second_suffix()
     params = autoware_launch.node_parameters({"image_number": "2", "image_transport": "compressed",
                                               "image_raw0": compressed})
     assert params["camera_topics"] == [compressed, "/sensing/camera/camera1/image_rect_color/compressed"]
+
+
+def test_an_image_raw_contradicting_image_transport_is_refused():
+    """R67: image_transport:=raw with an image_raw<i> naming the compressed topic was taken without
+    a word (the cameras said raw, the node read CompressedImage), and an image_raw<i> naming a
+    sub-topic the node cannot decode (.../theora) was read as a raw Image. Both are refused now,
+    naming the argument and the fix; image_transport not given takes a compressed topic as it is."""
+    compressed = "/sensing/camera/camera0/image_raw/compressed"
+    with pytest.raises(ConfigError, match=r"image_raw0:=.*/compressed names the compressed topic, "
+                                          r"but image_transport:=raw.*fix: give image_transport:="
+                                          r"compressed, or image_raw0:=/sensing/camera/camera0/"
+                                          r"image_raw for the raw image"):
+        autoware_launch.node_parameters({"image_number": "1", "image_transport": "raw",
+                                         "image_raw0": compressed})
+    for transport in ("raw", "compressed", ""):
+        with pytest.raises(ConfigError, match=r"image_raw1:=.*/theora names image_transport's "
+                                              r"'theora' sub-topic, which the node cannot decode"):
+            autoware_launch.node_parameters({"image_number": "2", "image_transport": transport,
+                                             "image_raw1": "/sensing/camera/camera1/image_raw/theora"})
+    params = autoware_launch.node_parameters({"image_number": "1", "image_raw0": compressed})
+    assert params["camera_topics"] == [compressed]
+
+
+def test_a_named_camera_info_check_contradicting_camera_info_is_refused(tmp_path):
+    """R67: a config naming autoware.camera_info_topic, with the launch's camera_info0 naming another
+    CameraInfo, had the node's check watch the config's topic while its 3-D positions (and
+    Autoware's fusion) read camera_info0, without a word. Refused now, naming both and the fix;
+    the same topic in both, or auto, is taken."""
+    own = tmp_path / "own.yaml"
+    own.write_text("# base: autoware.yaml\nobject_detector:\n  ros__parameters:\n"
+                   "    autoware:\n      camera_info_topic: /sensing/camera/camera0/camera_info\n")
+    info = "/sensing/camera/front/camera_info"
+    with pytest.raises(ConfigError, match=re.escape(
+            "autoware.camera_info_topic '/sensing/camera/camera0/camera_info' is the CameraInfo the "
+            "Autoware check reads for camera '/sensing/camera/camera0/image_rect_color', but launch "
+            f"argument camera_info0 names '{info}', which its 3-D positions read")) as caught:
+        autoware_launch.node_parameters({"config": str(own), "camera_info0": info})
+    assert "fix: set autoware.camera_info_topic: auto (it follows launch argument camera_info0)" \
+        in str(caught.value)
+    # the node's own settings: the config's camera_info_topics naming another topic
+    with pytest.raises(ConfigError, match=re.escape("but the config's camera_info_topics names")):
+        autoware_launch.node_parameters({
+            "config": str(_with(tmp_path, own, f"    camera_info_topics: [{info}]\n"))})
+    same = autoware_launch.node_parameters({"config": str(own),
+                                            "camera_info0": "/sensing/camera/camera0/camera_info"})
+    assert same["camera_info_topics"] == ["/sensing/camera/camera0/camera_info"]
+    assert autoware_launch.node_parameters({"camera_info0": info})["camera_info_topics"] == [info]
+    # the core check the node's configure and the replay make
+    from sense_perception.core.autoware.rois import check_camera_info_topic
+    with pytest.raises(ConfigError, match="but camera_info_topics names '/b'"):
+        check_camera_info_topic(["/cam/image_raw"], "/a", [("camera_info_topics", "/b")])
+    check_camera_info_topic(["/cam/image_raw"], "/a", [("camera_info_topics", "auto")])
+
+
+def _with(tmp_path, base, lines):
+    extended = tmp_path / "extended.yaml"
+    extended.write_text(base.read_text() + lines)
+    return extended

@@ -138,3 +138,49 @@ def test_the_objects_row_needs_its_switch_and_a_calibration():
     assert frame_messages(rows, "/sensing/camera/camera2", unplaced, switches=on) == []
     off = switches(ObjectDetectorSettings(), autoware=AutowareConfig())
     assert not [r for r in enabled_outputs(EXTERIOR_OUTPUTS, off) if r.name == "objects"]
+
+
+def test_autowares_outputs_carry_no_ego_relative_twist_unless_asked():
+    """R67: the DetectedObjects and the ROIs carried the tracked velocity with has_twist true, but
+    it is relative to the ego car, while Autoware's multi_object_tracker reads a twist as the
+    velocity over the ground (its trackers take their speed from it): driving at 10 m/s, a parked
+    car was handed to it moving backwards at 10 m/s. has_twist is false now unless autoware.twist:
+    base_link (a base_link standing still) asks for the velocity."""
+    rng = np.random.default_rng(5)
+    calib = from_dict(CALIB, "test")
+    bank = TrackerBank(label_names=NAMES)
+    labels = np.array([NAMES.index("car")], np.int32)
+    for k in range(30):  # the ego car drives at 10 m/s past a car parked 3 m to the left
+        boxes = np.array([project_box(CALIB, (40.0 - 1.0 * k, 3.0), "car")])
+        boxes += rng.normal(0.0, 0.5, boxes.shape)
+        header = Header(1000 + k // 10, (k % 10) * 100_000_000, "front_camera_optical")
+        dets = bank.update("cam", Detections(boxes.astype(np.float32), np.array([0.9], np.float32),
+                                             labels), header.seconds)
+        placed = estimate_positions(calib, dets.boxes, dets.labels, NAMES)
+        motion = bank.velocities("cam", dets, placed, header.seconds)
+    assert motion.steady[0] and motion.velocity[0, 0] < -8.0  # relative: the parked car "moves"
+    topics = {"objects_topic": "/perception/object_recognition/detection/camera{index}/objects",
+              "rois_topic": "/perception/object_recognition/detection/rois{index}"}
+    for twist, expected in (("none", False), ("base_link", True)):
+        autoware = AutowareConfig(**topics, twist=twist)
+        on = switches(ObjectDetectorSettings(), autoware=autoware)
+        rows = [r for r in enabled_outputs(EXTERIOR_OUTPUTS, on, live=False)
+                if r.name in ("objects", "rois")]
+        frame = ExteriorFrame(header, dets, NAMES, 0.3, (1280, 720), autoware=autoware,
+                              positions=placed, motion=motion)
+        messages = frame_messages(rows, "/sensing/camera/camera0", frame, switches=on)
+        assert len(messages) == 2
+        for message in messages:
+            msgtype = DETECTED_OBJECTS if message.topic.endswith("objects") else \
+                DETECTED_OBJECTS_WITH_FEATURE
+            decoded = _decode(msgtype, message.message)
+            objects = decoded.objects if msgtype == DETECTED_OBJECTS else \
+                [f.object for f in decoded.feature_objects]
+            [car] = objects
+            kin = car.kinematics
+            assert kin.has_twist is expected and kin.has_twist_covariance is expected
+            assert kin.has_position_covariance  # the position is still there
+            linear = kin.twist_with_covariance.twist.linear
+            assert (linear.x < -8.0) if expected else (linear.x, linear.y) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="autoware.twist is 'odom'; valid: none, base_link"):
+        AutowareConfig(twist="odom")

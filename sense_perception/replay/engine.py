@@ -66,6 +66,7 @@ from .pipelines import (
     CABIN,
     EXTERIOR,
     NODES,
+    camera_info_entries,
     CabinStage,
     DecodedFrame,
     ExteriorStage,
@@ -382,14 +383,21 @@ class Replayer:
     def _build_core(self, exterior: list[str], cabin: str | None) -> None:
         # Autoware's ROIs (autoware.*): a clash of ROI topics is refused before any model loads.
         self._autoware = autoware_settings(self.options.config)
+        # Each camera's CameraInfo as the config's camera_info_topics names it, as the node reads
+        # it (R67: the replay read <ns>/camera_info whatever it said).
+        entries = camera_info_entries(self.options.config, exterior)
+        self._info_topics = {camera: camera_info_topic(camera, entry)
+                             for camera, (_, entry) in zip(exterior, entries, strict=True)}
         # ... and so is a ROI or objects topic an input or another output of the replay has.
+        inputs = {**{topic: camera for camera, topic in self._info_topics.items() if topic},
+                  **{topic: camera for camera, topic in zip(exterior, self._checked_infos(exterior),
+                                                            strict=True) if topic}}
         taken = taken_topics(exterior, output_namespaces(exterior), {
-            camera_info_topic(camera, self._autoware.camera_info_topic):
-            f"the CameraInfo input of camera '{camera}'"
-            for camera in exterior if self._autoware.camera_info_topic}, cabin or "")
+            topic: f"the CameraInfo input of camera '{camera}'" for topic, camera in inputs.items()},
+            cabin or "")
         rois = rois_topics(exterior, self._autoware.rois_topic, taken=taken)
         if self._autoware.enabled:  # the CameraInfo check runs only with the ROIs on
-            check_camera_info_topic(exterior, self._autoware.camera_info_topic)
+            check_camera_info_topic(exterior, self._autoware.camera_info_topic, entries)
         rois_topics(exterior, self._autoware.objects_topic, "autoware.objects_topic", {
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(exterior, rois, strict=True) if t}})
@@ -767,15 +775,27 @@ class Replayer:
             return None
         return topic
 
-    def _exterior_camera_infos(self, bag: Bag) -> dict[str, str]:
-        """{CameraInfo topic: camera} of the exterior cameras checked for Autoware's fusion (only
+    def _checked_infos(self, exterior: list[str]) -> list[str]:
+        """Per exterior camera: the CameraInfo checked for Autoware's fusion
+        (``autoware.camera_info_topic``): ``auto`` = the camera's CameraInfo as
+        ``camera_info_topics`` names it (``<ns>/camera_info`` where it names none), as the
+        node's; "" = none, else the topic named."""
+        setting = self._autoware.camera_info_topic
+        if setting != "auto":
+            return [setting for _ in exterior]
+        return [self._info_topics.get(camera) or camera_info_topic(camera, "auto")
+                for camera in exterior]
+
+    def _exterior_camera_infos(self, bag: Bag) -> dict[str, list[str]]:
+        """{CameraInfo topic: cameras} of the exterior cameras checked for Autoware's fusion (only
         while Autoware's ROIs are on; the CameraInfo topics the bag has)."""
         self._camera_infos: CameraInfoWatch | None = None
-        setting = self._autoware.camera_info_topic
-        if not self._exterior or not self._autoware.enabled or not setting:
+        if not self._exterior or not self._autoware.enabled or not self._autoware.camera_info_topic:
             return {}
         self._camera_infos = CameraInfoWatch(list(self._exterior))
-        infos = {camera_info_topic(camera, setting): camera for camera in self._exterior}
+        infos: dict[str, list[str]] = {}
+        for camera, topic in zip(self._exterior, self._checked_infos(self._exterior), strict=True):
+            infos.setdefault(topic, []).append(camera)
         return {t: c for t, c in infos.items()
                 if (meta := bag.topics.get(t)) is not None and meta.msgtype == CAMERA_INFO}
 
@@ -806,24 +826,27 @@ class Replayer:
             self._note(f"{camera} CameraInfo: {problem}; Autoware's fusion would ignore or "
                        "misplace this camera")
 
-    def _calibration_inputs(self, bag: Bag) -> dict[str, str]:
-        """What places the exterior cameras' detections: topic -> the camera it calibrates
-        (an exterior camera's CameraInfo), or ``TF_STATIC``. None for the camera of
-        --calibration [TOPIC=]FILE."""
+    def _calibration_inputs(self, bag: Bag) -> dict[str, list[str]]:
+        """What places the exterior cameras' detections: topic -> the cameras it calibrates
+        (an exterior camera's CameraInfo, as ``camera_info_topics`` names it), or
+        ``TF_STATIC``. None for the camera of --calibration [TOPIC=]FILE."""
         if self._calibration is not None and not self.options.calibration_camera:
             return {}
-        inputs = {}
+        inputs: dict[str, list[str]] = {}
         for camera in self._exterior:
             if camera == self.options.calibration_camera and self._calibration is not None:
                 continue
-            topic = camera_info_topic(camera, "auto")
+            # the config's camera_info_topics entry ("" = none), as the node reads it (R67)
+            topic = self._info_topics.get(camera, "")
+            if not topic:
+                continue
             meta = bag.topics.get(topic)
             if meta is not None and meta.msgtype == CAMERA_INFO:
-                inputs[topic] = camera
+                inputs.setdefault(topic, []).append(camera)
             self._positions.camera_info_topic(camera, topic)
         meta = bag.topics.get(TF_STATIC)
         if meta is not None and meta.msgtype == TF_MESSAGE:
-            inputs[TF_STATIC] = TF_STATIC
+            inputs[TF_STATIC] = [TF_STATIC]
         return inputs
 
     def _on_calibration_input(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
@@ -833,7 +856,8 @@ class Replayer:
         if msg.topic == TF_STATIC:
             self._positions.tf_static(message)
         else:
-            self._positions.camera_info(self._calibration_topics[msg.topic], message, msg.topic)
+            for camera in self._calibration_topics[msg.topic]:
+                self._positions.camera_info(camera, message, msg.topic)
 
     def _on_camera_info(self, bag: Bag, msg: BagMessage, skipped: SkipLog) -> None:
         info = bag.deserialize_or_skip(msg, skipped)
@@ -868,9 +892,10 @@ class Replayer:
                     self._on_camera_info(bag, msg, skipped)
                     continue
                 if msg.topic in self._exterior_infos and self._camera_infos is not None:
-                    camera = self._exterior_infos[msg.topic]
                     if (info := bag.deserialize_or_skip(msg, skipped)) is not None:
-                        self._note_camera_info(camera, self._camera_infos.camera_info(camera, info))
+                        for camera in self._exterior_infos[msg.topic]:
+                            self._note_camera_info(camera,
+                                                   self._camera_infos.camera_info(camera, info))
                     continue
                 if calibration:
                     continue

@@ -122,6 +122,43 @@ def autoware_settings(config: Path | None) -> AutowareConfig:
     return section_from_params(AutowareConfig, load_params(config, NODES[EXTERIOR]), "autoware.", source)
 
 
+def camera_info_entries(config: Path | None, exterior: Sequence[str]) -> list[tuple[str, str]]:
+    """Per replayed exterior camera: (what names its CameraInfo, the entry of object_detector's
+    ``camera_info_topics`` for it: a topic, ``auto`` or ""), as the node reads it (R67: the replay
+    read ``<ns>/camera_info`` whatever the config said). One entry (or one value for all) serves
+    every camera; entries per camera of the config's ``camera_topics`` serve the replayed camera
+    of the same topic (either transport).
+
+    Raises:
+        ConfigError: the entries differ per camera and a replayed camera is none of the config's
+            ``camera_topics``, so nothing names its CameraInfo; naming it and the fix.
+    """
+    source = str(config) if config else "default parameters"
+    settings = _node_settings(ObjectDetectorSettings, load_params(config, NODES[EXTERIOR]), source)
+    entries = [str(e) for e in settings.camera_info_topics]
+    what = f"object_detector.camera_info_topics of {source}"
+    if len(set(entries)) == 1:
+        return [(what, entries[0]) for _ in exterior]
+    from ..core.output.topics import image_base_topic
+
+    by_camera = {image_base_topic(str(c)): e for c, e in zip(settings.camera_topics, entries,
+                                                              strict=True)}
+    out = []
+    for camera in exterior:
+        entry = by_camera.get(image_base_topic(camera))
+        if entry is None:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"{what} names each camera's CameraInfo by its camera_topics "
+                f"({', '.join(map(str, settings.camera_topics))}), but the replayed camera "
+                f"{camera} is none of them, so nothing names its CameraInfo; fix: pass --topics "
+                "with the config's cameras, or list it in camera_topics with its entry of "
+                "camera_info_topics (or give camera_info_topics one entry, auto)")
+        out.append((what, entry))
+    return out
+
+
 def _node_settings(cls: type, params: dict[str, Any], source: str) -> Any:
     """A node's own (top-level) parameters from its flattened parameters, defaults for the rest,
     checked as the node checks them (a mount_height of -1.5 placed objects below the road)."""

@@ -15,7 +15,8 @@ import re
 from typing import Any, Sequence
 
 from ..core.autoware.rois import (AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index,
-                                  check_objects_topic_name, check_rois_topic_name, rois_topics)
+                                  check_camera_info_topic, check_objects_topic_name,
+                                  check_rois_topic_name, rois_topics)
 from ..core.output.topics import camera_info_topic, check_topic_names, image_base_topic
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
@@ -115,7 +116,7 @@ def camera_topics(image_number: str, image_transport: str,
     if not 1 <= count <= MAX_CAMERAS:
         raise ConfigError(f"launch argument image_number:={image_number!r} must be a whole number "
                           f"from 1 to {MAX_CAMERAS}")
-    if image_transport not in IMAGE_TRANSPORTS:
+    if image_transport and image_transport not in IMAGE_TRANSPORTS:
         raise ConfigError(f"launch argument image_transport:={image_transport!r} must be one of "
                           f"{', '.join(IMAGE_TRANSPORTS)}")
     suffix = "/compressed" if image_transport == "compressed" else ""
@@ -125,11 +126,40 @@ def camera_topics(image_number: str, image_transport: str,
         topic = given[i].strip()
         if topic:
             check_topic_names([topic], f"launch argument image_raw{i}")
+            _check_image_raw_transport(i, topic, image_transport)
         topic = topic or CAMERA_TOPIC.format(i=i)
         # an image_raw<i> naming the compressed topic itself: doubled, the camera was
         # '.../compressed/compressed', refused as a topic without a camera index (R65)
         topics.append(topic if image_base_topic(topic) != topic else topic + suffix)
     return topics
+
+
+def _check_image_raw_transport(i: int, topic: str, image_transport: str) -> None:
+    """Refuse an ``image_raw<i>`` naming an image_transport sub-topic that ``image_transport``
+    contradicts: ``image_transport:=raw`` beside ``.../compressed`` (the node read the
+    CompressedImage topic while the launch was told the cameras are raw), or a sub-topic the node
+    cannot read at all (``.../theora``, ``.../zstd``: read as a raw Image). ``image_transport``
+    not given ("") takes a ``/compressed`` topic as what it is (R67).
+
+    Raises:
+        ConfigError: naming the argument, the transport and the fix.
+    """
+    kind = topic.rstrip("/").rpartition("/")[2] if image_base_topic(topic) != topic else ""
+    if not kind:
+        return
+    base = image_base_topic(topic)
+    if kind != "compressed":
+        raise ConfigError(
+            f"launch argument image_raw{i}:={topic} names image_transport's '{kind}' sub-topic, "
+            "which the node cannot decode (it reads sensor_msgs/Image and CompressedImage only; "
+            f"it would read it as a raw Image); fix: give image_raw{i}:={base} with "
+            f"image_transport:=raw, or {base}/compressed with image_transport:=compressed")
+    if image_transport == "raw":
+        raise ConfigError(
+            f"launch argument image_raw{i}:={topic} names the compressed topic, but "
+            "image_transport:=raw says the cameras publish raw sensor_msgs/Image (image_transport "
+            "may come from a launch file including this one); fix: give image_transport:="
+            f"compressed, or image_raw{i}:={base} for the raw image")
 
 
 def node_parameters(args: dict[str, str]) -> dict[str, Any]:
@@ -150,13 +180,15 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         _check_autoware_cameras(topics.split(","), values, "camera_topics", "give either "
                                 "camera_topics or image_number (and image_transport)")
     else:
+        # "" (not given) is raw, but leaves a compressed image_raw<i> as it is
         topics = ",".join(camera_topics(values["image_number"] or "1",
-                                        values["image_transport"] or "raw", image_raw))
+                                        values["image_transport"], image_raw))
     params = launch_support.node_parameters("object_detector", {
         "config": values["config"], "use_sim_time": values["use_sim_time"],
         "autostart": values["autostart"], "camera_topics": topics})
+    infos: list[tuple[str, str]] = []
     if not (image or values["camera_topics"]):
-        _take_camera_infos(params, camera_info)
+        infos = _take_camera_infos(params, camera_info)
     if yolox["output/objects"]:
         _yolox_rois_topic(yolox["output/objects"], params)
     else:  # the config's: refused before the node starts (the node's loader refuses it too)
@@ -183,6 +215,13 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
         check_cabin_not_exterior(cabin, params["camera_topics"],
                                  "object_detector's cabin_camera_topic", "launch argument "
                                  "camera_topics", "remove it from camera_topics")
+    if params.get("autoware.rois_topic"):  # the node's CameraInfo check runs with the ROIs on
+        # a named autoware.camera_info_topic other than the camera_info<i> the positions read
+        entries = [str(t) for t in params.get("camera_info_topics", ["auto"])]
+        infos = infos or [("the config's camera_info_topics", t) for t in entries * (
+            len(params["camera_topics"]) // len(entries) if entries else 0)]
+        check_camera_info_topic(params["camera_topics"],
+                                str(params.get("autoware.camera_info_topic", "auto")), infos)
     for name in ("autoware.rois_topic", "autoware.objects_topic"):
         rois_topics(params["camera_topics"], str(params.get(name, "")), name)
         if not (image or values["camera_topics"]):
@@ -191,13 +230,19 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     return params
 
 
-def _take_camera_infos(params: dict[str, Any], camera_info: Sequence[str]) -> None:
+def _take_camera_infos(params: dict[str, Any],
+                       camera_info: Sequence[str]) -> list[tuple[str, str]]:
     """Camera i's CameraInfo is Autoware's ``camera_info<i>`` where given (with ``image_number``,
     as ``image_raw<i>`` names its image; those past ``image_number`` are not used): it sets the
     camera's entry of ``camera_info_topics`` (the 3-D positions), which ``autoware.camera_info_topic:
     auto`` follows (the check of what Autoware's fusion ignores). They were declared nowhere and
     unused without a word: a vehicle whose CameraInfo is not ``<ns>/camera_info`` got positions
     and checks from a topic Autoware's fusion does not read (R65).
+
+    Returns:
+        per camera, (what names its CameraInfo, the topic as named): for
+        :func:`~sense_perception.core.autoware.rois.check_camera_info_topic`; empty where no
+        ``camera_info<i>`` is given (the node compares the config's own).
 
     Raises:
         ConfigError: a ``camera_info<i>`` in use is not a ROS topic name, or the config's
@@ -206,7 +251,7 @@ def _take_camera_infos(params: dict[str, Any], camera_info: Sequence[str]) -> No
     count = len(params["camera_topics"])
     given = {i: topic.strip() for i, topic in enumerate(camera_info[:count]) if topic.strip()}
     if not given:
-        return
+        return []
     for i, topic in given.items():
         check_topic_names([topic], f"launch argument camera_info{i}")
     base = list(params.get("camera_info_topics", ["auto"]))
@@ -218,6 +263,8 @@ def _take_camera_infos(params: dict[str, Any], camera_info: Sequence[str]) -> No
                           f"{', '.join(f'camera_info{i}' for i in given)} name some of them: give "
                           "camera_info_topics one entry (auto) or one per camera")
     params["camera_info_topics"] = [given.get(i, entry) for i, entry in enumerate(base)]
+    return [(f"launch argument camera_info{i}" if i in given else "the config's camera_info_topics",
+             str(topic)) for i, topic in enumerate(params["camera_info_topics"])]
 
 
 def _check_image_raw_index(topics: Sequence[str], image_raw: Sequence[str], template: str,

@@ -132,3 +132,20 @@ def test_the_rois_reach_a_reliable_subscriber_as_autowares_own_detector_serves_o
     finally:
         node.stop()
         node.destroy_node()
+
+
+def test_a_named_camera_info_check_other_than_the_positions_camera_info_fails_configure(context):
+    """R67: autoware.camera_info_topic naming one CameraInfo and camera_info_topics (the 3-D
+    positions', autoware.launch.py's camera_info<i>) another had the check watch a calibration
+    nobody used. configure fails now, before any model loads, naming both and the fix."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = _detector(context, "aw67_info", camera_info_topics=["/sensing/camera/front/camera_info"],
+                     **{"autoware.camera_info_topic": "/sensing/camera/camera0/camera_info"})
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.detector is None
+        assert "but camera_info_topics names '/sensing/camera/front/camera_info'" in node.config_error
+        assert "autoware.camera_info_topic: auto" in node.config_error
+    finally:
+        node.destroy_node()

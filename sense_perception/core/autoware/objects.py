@@ -20,7 +20,10 @@ One message per camera image (``autoware.objects_topic``), header stamp of the i
 The twist is the object's velocity **relative to base_link** (the ego car's motion is not
 subtracted: no odometry is read). Autoware expresses a DetectedObject's twist in the object's own
 frame; with the orientation unavailable that frame is the identity orientation in base_link, so
-(vx, vy) are base_link's axes.
+(vx, vy) are base_link's axes. Autoware's multi_object_tracker reads it as the velocity over the
+ground, so the outputs hand no velocities here (``motion`` None: ``has_twist`` false) unless
+``autoware.twist: base_link`` says base_link stands still
+(:mod:`sense_perception.core.output.frame_outputs`, R67).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ the way Autoware's own camera detector (autoware_tensorrt_yolox) fills it:
 * ``object.kinematics`` and ``object.shape``: for a detection placed on the road (the camera is
   calibrated: :mod:`..geometry.ground`), the same as in ``autoware.objects_topic``'s
   DetectedObjects (:func:`.objects.object_states`): the position in base_link with its covariance,
-  orientation UNAVAILABLE, the twist while the track's velocity is steady, CYLINDER for
+  orientation UNAVAILABLE, no twist unless ``autoware.twist`` asks for it, CYLINDER for
   pedestrians and BOUNDING_BOX for vehicles with the label's prior size. Unplaced detections (no
   calibration, labels without a size prior) keep the defaults, as Autoware's own detector leaves
   them. The pose is in base_link while the header names the camera frame (the ROIs' frame, which
@@ -57,6 +57,9 @@ AUTOWARE_LABELS: dict[str, int] = {
 
 #: What happens to a detection whose label has no Autoware class (``autoware.other_labels``).
 OTHER_LABELS = ("drop", "unknown")
+#: What the Autoware outputs' twist carries (``autoware.twist``): none (``has_twist`` false), or
+#: the tracked velocity relative to base_link, over the ground only where base_link stands still.
+TWIST_CHOICES = ("none", "base_link")
 
 #: The placeholder of ``autoware.rois_topic`` that takes each camera's own index.
 INDEX_PLACEHOLDER = "{index}"
@@ -93,6 +96,14 @@ class AutowareConfig:
         objects_topic: topic of each camera's autoware_perception_msgs/DetectedObjects (its
             placed road users in base_link, :mod:`.objects`); "" = off (the default); ``{index}``
             as in ``rois_topic``. Needs the camera's calibration (no calibration: no message).
+        twist: what the objects' twist (in the DetectedObjects and the ROIs) carries: ``none``
+            (the default: ``has_twist`` false) or ``base_link`` (the track's velocity relative
+            to base_link while steady). Autoware's multi_object_tracker reads a twist as the
+            velocity over the ground (its trackers start and update their speed from it, as
+            from a radar's ego-compensated one), while the velocity here is relative to the ego
+            car (no odometry is read): on a moving car a parked car had a twist of minus the
+            ego speed. ``base_link`` is right only where base_link stands still over the ground
+            (a fixed camera, a parked test vehicle) (R67).
     """
 
     rois_topic: str = setting("", "topic of each camera's tier4_perception_msgs/DetectedObjectsWithFeature "
@@ -108,9 +119,14 @@ class AutowareConfig:
                                              "no check",
                                      "auto, '' or a topic (one camera only)")
     objects_topic: str = setting("", "topic of each camera's autoware_perception_msgs/DetectedObjects "
-                                     "(placed road users in base_link, with the twist when steady); "
+                                     "(placed road users in base_link; the twist: autoware.twist); "
                                      "'' = off; {index} as in rois_topic",
                                  "'' or a topic, optionally with {index}")
+    twist: str = setting("none", "the objects' twist: none (has_twist false; the tracked velocity is "
+                                 "relative to the moving ego car, Autoware's tracker reads a twist "
+                                 "as the velocity over the ground), or base_link (the velocity "
+                                 "relative to base_link while steady: only where base_link stands "
+                                 "still, a fixed camera or a parked vehicle)", TWIST_CHOICES)
 
     def __post_init__(self) -> None:
         try:  # a ValueError, as every check here: the loader names the file
@@ -123,6 +139,8 @@ class AutowareConfig:
         if self.other_labels not in OTHER_LABELS:
             raise ValueError(f"autoware.other_labels is {self.other_labels!r}; valid: "
                              f"{', '.join(OTHER_LABELS)}")
+        if self.twist not in TWIST_CHOICES:
+            raise ValueError(f"autoware.twist is {self.twist!r}; valid: {', '.join(TWIST_CHOICES)}")
         for name in ("rois_topic", "objects_topic"):
             rest = getattr(self, name).replace(INDEX_PLACEHOLDER, "")
             if "{" in rest or "}" in rest:
@@ -262,19 +280,38 @@ def rois_topics(camera_topics: Sequence[str], template: str,
     return topics
 
 
-def check_camera_info_topic(camera_topics: Sequence[str], setting: str) -> None:
+def check_camera_info_topic(camera_topics: Sequence[str], setting: str,
+                            info_topics: Sequence[tuple[str, str]] = ()) -> None:
     """Refuse one named ``autoware.camera_info_topic`` for several cameras: each camera has a
-    CameraInfo of its own (``auto`` takes ``<ns>/camera_info`` of each).
+    CameraInfo of its own (``auto`` takes ``<ns>/camera_info`` of each); and one that names
+    another topic than the CameraInfo a camera's 3-D positions read where that is named too
+    (``camera_info_topics``, autoware.launch.py's ``camera_info<i>``): the check watched one
+    calibration while the positions, and Autoware's fusion, read another (R67).
+
+    Args:
+        camera_topics: the cameras.
+        setting: ``autoware.camera_info_topic``.
+        info_topics: per camera, (what names it, the CameraInfo topic its positions read as
+            named: a topic, ``auto`` or ""); empty: not compared.
 
     Raises:
-        ConfigError: ``setting`` is a topic (not ``auto`` or "") and there is more than one camera.
+        ConfigError: ``setting`` is a topic (not ``auto`` or "") and there is more than one
+            camera, or a named CameraInfo of the camera differs from it.
     """
-    if setting not in ("auto", ""):
-        check_topic_names([setting], "autoware.camera_info_topic")
-    if setting not in ("auto", "") and len(camera_topics) > 1:
+    if setting in ("auto", ""):
+        return
+    check_topic_names([setting], "autoware.camera_info_topic")
+    if len(camera_topics) > 1:
         raise ConfigError(f"autoware.camera_info_topic '{setting}' names one CameraInfo topic for "
                           f"{len(camera_topics)} cameras, but each camera has its own: give auto "
                           "(each camera's <ns>/camera_info) or '' (no check)")
+    for camera, (what, info) in zip(camera_topics, info_topics, strict=False):  # () = none
+        if info not in ("auto", "", setting):
+            raise ConfigError(
+                f"autoware.camera_info_topic '{setting}' is the CameraInfo the Autoware check "
+                f"reads for camera '{camera}', but {what} names '{info}', which its 3-D positions "
+                "read: the check would watch another calibration than the one used; fix: set "
+                f"autoware.camera_info_topic: auto (it follows {what}), or name one topic in both")
 
 
 def label_lookup(label_names: Sequence[str], other_labels: str = "drop") -> np.ndarray:
@@ -356,5 +393,5 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
 
 
 __all__ = ["AUTOWARE_LABELS", "AUTOWARE_OBJECTS_TOPIC", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
-           "OTHER_LABELS", "camera_index", "check_camera_info_topic", "check_objects_topic_name", "check_rois_topic_name", "detected_objects_with_feature", "label_lookup",
+           "OTHER_LABELS", "TWIST_CHOICES", "camera_index", "check_camera_info_topic", "check_objects_topic_name", "check_rois_topic_name", "detected_objects_with_feature", "label_lookup",
            "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]

@@ -179,7 +179,14 @@ def _autoware_rois(f: ExteriorFrame) -> dict[str, Any] | None:
     if f.autoware is None or not f.autoware.enabled:
         return None
     return detected_objects_with_feature(f.header, f.detections, f.label_names, f.image_size,
-                                         f.autoware.other_labels, f.positions, f.motion)
+                                         f.autoware.other_labels, f.positions, _autoware_motion(f))
+
+
+def _autoware_motion(f: ExteriorFrame) -> GroundVelocities | None:
+    """The velocities the Autoware outputs' twist carries: none unless ``autoware.twist:
+    base_link``. They are relative to the ego car, which Autoware's tracker would read as
+    velocities over the ground (R67)."""
+    return f.motion if f.autoware is not None and f.autoware.twist == "base_link" else None
 
 
 def _autoware_rois_topic(ns: str, on: Mapping[str, Any]) -> str:
@@ -189,7 +196,7 @@ def _autoware_rois_topic(ns: str, on: Mapping[str, Any]) -> str:
 def _autoware_objects(f: ExteriorFrame) -> dict[str, Any] | None:
     if f.autoware is None or not f.autoware.objects_topic or f.positions is None:
         return None  # off, or no calibration: nothing is guessed
-    return detected_objects(f.header, f.detections, f.label_names, f.positions, f.motion,
+    return detected_objects(f.header, f.detections, f.label_names, f.positions, _autoware_motion(f),
                             f.autoware.other_labels)
 
 
