@@ -481,7 +481,10 @@ class PerceptionNode(LifecycleNode):
                 if missed:
                     health.frames_lost_in_transport(topic, missed)
             if cameras is not None:  # waiting behind an inference is not silence (before put)
-                cameras.received(topic, arrival)
+                # and the stream timing measures what the camera sent, judged or not (R69)
+                h = msg.header
+                cameras.received(topic, arrival, h.stamp.sec + h.stamp.nanosec * 1e-9,
+                                 str(h.frame_id))
             slots.put(index, msg, arrival)
         return on_image
 

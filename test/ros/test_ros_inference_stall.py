@@ -84,9 +84,12 @@ def test_an_inference_that_never_returns_is_an_error_naming_the_stall(context, m
         release.set()  # it returns: the batch, then the newest frame waiting
         assert wait_for(lambda: node.health.snapshot().processed == 2)
         assert wait_for(lambda: node._watch.running_s() is None)
-        own = published_status(node)
+        own, camera = published_statuses(node)
         assert level(own) == 0 and own.message == "ok", own.message
         assert "inference_running_s" not in status_values(own)
+        # its stream timing measured every frame the camera sent, the two replaced unjudged
+        # too: stamps 0.1 s apart (was 0.3 s, the frames judged; R69)
+        assert status_values(camera)["stamp_step_s"] == "0.1", status_values(camera)
     finally:
         release.set()
         node.stop()
