@@ -106,3 +106,48 @@ def test_a_frame_waiting_behind_a_slow_inference_is_no_silence():
     assert bank._waiting == {TOPIC: 103.5}
     bank.update(TOPIC, frames[3], 103.5, "cam", 103.5)  # judged: nothing waits
     assert bank._waiting == {} and "silent" not in bank.fault_text()
+
+
+def test_a_slow_inference_is_no_late_or_rate_of_a_camera_sending_on_time():
+    """The stream timing measured the frames judged: a 10 Hz camera whose frames waited behind a
+    0.3 s inference (two of three replaced in the node's slot, unjudged) showed 3.3 Hz, ``rate``
+    (WARN) for as long as it ran, and one inference of 1.5 s made it ``late`` and
+    ``stamp_jump``, while the camera sent every frame on time. Every frame received is measured
+    now (R69); a camera that really pauses is still ``late``, judged or not."""
+    frames = _frames()
+    bank = CameraHealthBank([TOPIC], CameraHealthSettings(expected_rate_hz=10.0), keep_events=False)
+    bank.start(100.0)
+    judged = [i for i in range(0, 75, 3)] + [i for i in range(90, 120, 3)]  # 1.5 s at 75..90
+    for i in range(120):
+        t = 100.0 + i / 10
+        bank.received(TOPIC, t, t, "cam")
+        if i in judged:
+            status = bank.update(TOPIC, frames[i % 4], t, "cam", t)
+            # was `rate` from the 20th frame judged, `late, rate, stamp_jump` at 90
+            assert status["message"] == "ok", (i, status)
+    values = dict((v["key"], v["value"]) for v in status["values"])
+    assert values["rate_hz"] == "10.0" and values["gap_s"] == "0.1", values
+    # the camera itself pauses 1.5 s; the frame after the pause is replaced unjudged
+    bank.received(TOPIC, 113.5, 113.5, "cam")
+    bank.received(TOPIC, 113.6, 113.6, "cam")
+    status = bank.update(TOPIC, frames[0], 113.6, "cam", 113.6)
+    assert "late" in status["message"] and "stamp_jump" in status["message"], status
+
+
+def test_the_period_learnt_is_the_cameras_not_the_inferences():
+    """Without ``expected_rate_hz`` the period was learnt from the stamps of the frames judged:
+    behind a 0.3 s inference a 10 Hz camera was taken for a 3.3 Hz one (``expected_hz``), and
+    its silence counted in periods three times too long."""
+    frames = _frames()
+    bank = CameraHealthBank([TOPIC], CameraHealthSettings(), keep_events=False)
+    bank.start(100.0)
+    for i in range(45):
+        t = 100.0 + i / 10
+        bank.received(TOPIC, t, t, "cam")
+        if i % 3 == 0:
+            status = bank.update(TOPIC, frames[i % 4], t, "cam", t)
+    values = dict((v["key"], v["value"]) for v in status["values"])
+    assert values["expected_hz"] == "10.0" and status["message"] == "ok", status
+    # silence still counts from the last frame judged or waiting: 1.1 s after it, 11 periods
+    faults, _ = bank.report(104.4 + 1.1)
+    assert faults == f"{TOPIC} (silent)"

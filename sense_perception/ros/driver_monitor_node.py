@@ -51,6 +51,10 @@ from .node_common import PerceptionNode, resolve_transport
 from .settings import DriverMonitorNodeSettings
 
 NODE_NAME = "driver_monitor"
+#: How long the gallery service and a cleanup wait for the frame the driver pipeline is in (about
+#: 30 ms on a CPU): they run on the executor's thread, and a face model that never returns (a hung
+#: GPU call) held them, and with them every callback of the node (/diagnostics), for ever (R69).
+PIPELINE_WAIT_S = 1.0
 
 
 class DriverMonitorNode(PerceptionNode):
@@ -163,8 +167,17 @@ class DriverMonitorNode(PerceptionNode):
         if self._latched_info is not None:
             self._latched_info.close()
             self._latched_info = None
-        with self._lock:
+        if self._lock.acquire(timeout=PIPELINE_WAIT_S):
+            try:
+                self.identifier = None
+            finally:
+                self._lock.release()
+        else:  # the worker is stuck in the pipeline: it publishes nothing once it returns
             self.identifier = None
+            self.get_logger().error(
+                f"the driver pipeline has not returned from a frame for {PIPELINE_WAIT_S:g} s more; "
+                "the models are let go without it (it publishes nothing if it returns); restart "
+                "the node if its inference is hung")
         self._last = {}
         self._last_attention = None
 
@@ -220,30 +233,45 @@ class DriverMonitorNode(PerceptionNode):
         self.health.frame_processed(time.monotonic() - frame.received)
 
     def _on_reload_gallery(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        with self._lock:
-            identifier = self.identifier
-            if identifier is None:
-                response.success = False
-                # a node shut down cannot be configured again: "configure it first" led nowhere
-                response.message = ("node is finalized (shut down); restart it"
-                                    if self.lifecycle_state == "finalized"
-                                    else f"node is {self.lifecycle_state}; configure it first")
-                return response
-            try:
-                # wait=False: never hold up frames on a held lock; the same drivers keep the
-                # evidence gathered (a caller hammering the service must not reset it each time)
-                changed = identifier.reload_gallery(wait=False, keep_if_unchanged=True)
-            except SensePerceptionError as exc:
-                response.success = False
-                response.message = f"gallery reload failed: {exc}"
-                self.get_logger().error(response.message)
-                return response
-            n = len(identifier.index)
-            if changed:
-                # The last frame's driver was judged with the gallery before: a forgotten
-                # driver's id must not stay in /diagnostics until the next frame (never, with
-                # the camera off).
-                self._last = {"driver_state": "gallery reloaded: waiting for the next frame"}
+        if not self._lock.acquire(timeout=PIPELINE_WAIT_S):
+            running = self._watch.running_s()
+            response.success = False
+            response.message = (
+                "the gallery was not reloaded: the driver pipeline has not returned from a frame "
+                f"for {running or PIPELINE_WAIT_S:.1f} s (see /diagnostics); call again once it "
+                "has, or restart the node if its inference is hung")
+            self.get_logger().warning(response.message, throttle_duration_sec=5.0)
+            return response
+        try:
+            return self._reload_gallery(response)
+        finally:
+            self._lock.release()
+
+    def _reload_gallery(self, response: Trigger.Response) -> Trigger.Response:
+        """The service's work, with ``self._lock`` held."""
+        identifier = self.identifier
+        if identifier is None:
+            response.success = False
+            # a node shut down cannot be configured again: "configure it first" led nowhere
+            response.message = ("node is finalized (shut down); restart it"
+                                if self.lifecycle_state == "finalized"
+                                else f"node is {self.lifecycle_state}; configure it first")
+            return response
+        try:
+            # wait=False: never hold up frames on a held lock; the same drivers keep the
+            # evidence gathered (a caller hammering the service must not reset it each time)
+            changed = identifier.reload_gallery(wait=False, keep_if_unchanged=True)
+        except SensePerceptionError as exc:
+            response.success = False
+            response.message = f"gallery reload failed: {exc}"
+            self.get_logger().error(response.message)
+            return response
+        n = len(identifier.index)
+        if changed:
+            # The last frame's driver was judged with the gallery before: a forgotten
+            # driver's id must not stay in /diagnostics until the next frame (never, with
+            # the camera off).
+            self._last = {"driver_state": "gallery reloaded: waiting for the next frame"}
         response.success = True
         # read after this call began either way; the same drivers: identification goes on
         response.message = (f"gallery reloaded: {n} driver(s) enrolled"

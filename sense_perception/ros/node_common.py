@@ -35,6 +35,7 @@ from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
 from ..core.imaging.mono16_depth import Mono16DepthWatch
 from ..core.health.camera_health import CameraHealthBank
 from ..core.health.camera_settings import health_settings_type
+from ..core.health.inference_guard import InferenceWatch
 from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
 from ..core.output.status import name_camera_faults
@@ -201,6 +202,8 @@ class PerceptionNode(LifecycleNode):
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
         self._worker_error = ""  # why the inference thread ended while active
+        # how long the worker's batch has run: a hung inference is named in /diagnostics (R69)
+        self._watch = InferenceWatch()
         # (topic, types) of publishers of another message type already logged (/diagnostics
         # names them for as long as they last)
         self._told_foreign: set[tuple[str, tuple[str, ...]]] = set()
@@ -417,7 +420,9 @@ class PerceptionNode(LifecycleNode):
                     cls, topic, self._make_callback(slots, index, topic, gaps), profile,
                     event_callbacks=qos.subscription_events(topic, self.on_qos_event)))
             self._worker_error = ""
-            self._worker = threading.Thread(target=self._work, args=(slots,),
+            # a fresh watch per worker: one left hung by an earlier activation is not this one
+            self._watch = watch = InferenceWatch()
+            self._worker = threading.Thread(target=self._work, args=(slots, watch),
                                             name=f"{self.get_name()}-worker", daemon=True)
             self._worker.start()
             self.on_outputs_active()
@@ -476,7 +481,10 @@ class PerceptionNode(LifecycleNode):
                 if missed:
                     health.frames_lost_in_transport(topic, missed)
             if cameras is not None:  # waiting behind an inference is not silence (before put)
-                cameras.received(topic, arrival)
+                # and the stream timing measures what the camera sent, judged or not (R69)
+                h = msg.header
+                cameras.received(topic, arrival, h.stamp.sec + h.stamp.nanosec * 1e-9,
+                                 str(h.frame_id))
             slots.put(index, msg, arrival)
         return on_image
 
@@ -511,19 +519,20 @@ class PerceptionNode(LifecycleNode):
         self._worker = None
         self._slots = None
 
-    def _work(self, slots: LatestFrames) -> None:
+    def _work(self, slots: LatestFrames, watch: InferenceWatch | None = None) -> None:
         try:
-            self._work_loop(slots)
+            self._work_loop(slots, watch if watch is not None else InferenceWatch())
         except Exception as exc:  # noqa: BLE001  never end unseen: /diagnostics says so
             self._worker_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"inference thread stopped, no frame is processed any more: "
                                     f"{exc!r}; fix the cause, then deactivate and activate the node")
 
-    def _work_loop(self, slots: LatestFrames) -> None:
+    def _work_loop(self, slots: LatestFrames, watch: InferenceWatch) -> None:
         while not slots.closed:
             frames = slots.take(timeout=0.2, gather_s=self.GATHER_S)
             if not frames:
                 continue
+            watch.begin([self.input_topic(f.source) for f in frames], self.health.received_by_source())
             try:
                 self.process(frames)
             except Exception as exc:  # noqa: BLE001  a failed frame must never stop the node
@@ -537,6 +546,29 @@ class PerceptionNode(LifecycleNode):
                 self.health.inference_error(f"{type(exc).__name__}: {exc}", len(frames))
                 self.get_logger().error(f"dropped {len(frames)} frame(s): {exc!r}",
                                         throttle_duration_sec=5.0)
+            finally:
+                took = watch.end()
+                if took is not None:  # /diagnostics said it had stalled: say it is over
+                    self.get_logger().warning(f"inference returned after {took:.1f} s; frames "
+                                              "are processed again")
+
+    def _stalled(self) -> str | None:
+        """While active: the text naming a batch whose inference has not returned for
+        ``inference_stall_s`` (logged once per batch), else None.
+
+        A hung inference (a GPU call, a deadlocked execution provider) raises nothing: the frames
+        kept arriving (``frames_received`` grew, ``frames_processed`` stood still), every camera's
+        health stayed at its last frame judged, and the status said ``ok`` (R69)."""
+        if self.lifecycle_state != "active" or self.settings is None:
+            return None
+        stall = self._watch.stalled(self.settings.inference_stall_s,
+                                    self.health.received_by_source())
+        if stall is None:
+            return None
+        text, first = stall
+        if first:
+            self.get_logger().error(text)
+        return text
 
     def judge_camera(self, frame: Frame, image: Any) -> dict[str, Any] | None:
         """The camera's health after this decoded frame (arrival: when the callback got it, on
@@ -746,6 +778,9 @@ class PerceptionNode(LifecycleNode):
             else ("", [])
         if cameras is not None:
             extra["camera_faults"] = faults or "none"
+        stall = self._stalled()
+        if stall is not None:
+            extra["inference_running_s"] = f"{self._watch.running_s() or 0.0:.1f}"
         status = self.health.report(
             self.get_fully_qualified_name(), self.hardware_id(), extra, no_input,
             expect_input=self.lifecycle_state == "active")
@@ -763,6 +798,10 @@ class PerceptionNode(LifecycleNode):
         statuses = [status]
         node = self.get_fully_qualified_name()  # one status per camera, hardware_id = its topic
         statuses += [{**c, "name": f"{node} {c['name']}"} for c in camera_statuses]
+        if stall is not None:  # the cameras' statuses are those of their last frame judged
+            status["message"] = "; ".join([stall] + ([] if status["level"] == messages.OK
+                                                     else [status["message"]]))
+            status["level"] = messages.ERROR
         worker, slots = self._worker, self._slots
         # (slots closed: the thread was stopped on purpose, by a transition under way)
         if self.lifecycle_state == "active" and worker is not None and not worker.is_alive() \

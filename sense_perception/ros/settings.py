@@ -66,6 +66,10 @@ class InputSettings:
                                         "start-up and at every configure)", DIAGNOSTICS_PERIOD_S)
     no_input_warn_s: float = param(3.0, "diagnostics warn when an active input was silent this long; "
                                    "> 0", (0.0, None))
+    inference_stall_s: float = param(5.0, "diagnostics say ERROR while a batch's inference has "
+                                     "not returned for this long (a hung GPU call or provider: "
+                                     "frames wait, nothing is published); > 0, about 10x the "
+                                     "slowest batch on the node's hardware", (0.0, None))
     publish_annotations: bool = param(True, "publish <ns>/annotations (foxglove_msgs/ImageAnnotations: "
                                             "the boxes Foxglove's Image panel draws over the camera "
                                             "image) while it has subscribers")
@@ -80,7 +84,7 @@ class InputSettings:
             raise ConfigError(f"parameter 'diagnostics_period_s' must be in "
                               f"[{DIAGNOSTICS_PERIOD_S[0]}, {DIAGNOSTICS_PERIOD_S[1]}] s, got "
                               f"{self.diagnostics_period_s}")
-        for name in ("diagnostics_period_s", "no_input_warn_s"):
+        for name in ("diagnostics_period_s", "no_input_warn_s", "inference_stall_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
 

@@ -100,7 +100,8 @@ class CameraHealthMonitor:
             arrival: when it arrived (node clock, or the bag's receive time); the stamp if None.
         """
         arrival = stamp if arrival is None else arrival
-        stamp = self._clock.time(self.topic, stamp, arrival)  # unstamped: timed by the arrival
+        with self._stream.lock:  # arrived() times frames on the transport's thread
+            stamp = self._clock.time(self.topic, stamp, arrival)  # unstamped: by the arrival
         if self._started is None:
             self._started = arrival
         small = small_copy(image, self.settings.width)
@@ -120,6 +121,14 @@ class CameraHealthMonitor:
         if self._tracker.set("silent", False, stamp):
             changes.append(("silent", False))
         return [HealthEvent(stamp, name, raised) for name, raised in changes]
+
+    def arrived(self, stamp: float, frame_id: str, arrival: float) -> None:
+        """A frame of this camera arrived (stamp, frame_id and arrival as :meth:`update` takes
+        them): its stream timing is measured now, judged or not; the conditions it shows are
+        raised with the next frame judged. Thread-safe against :meth:`update` and :meth:`check`
+        (the stream timing's own lock), so the transport never waits for a frame being judged."""
+        with self._stream.lock:
+            self._stream.arrived(self._clock.time(self.topic, stamp, arrival), frame_id, arrival)
 
     def _judge_film(self, seen: set[str], brightness: np.ndarray, texture: np.ndarray,
                     stamp: float) -> float | None:
@@ -142,7 +151,7 @@ class CameraHealthMonitor:
         the camera sent that is not judged yet (queued behind a slow inference): the camera is
         not silent for the time its frames wait in the node."""
         silent = self._stream.silent(now)
-        if self._stream.last_arrival is None and self._stream.period is not None \
+        if self._stream.judged_arrival is None and self._stream.period is not None \
                 and self._started is not None:
             silent = now - self._started > self.settings.silent_periods * self._stream.period
         if silent and waiting is not None and self._stream.period is not None:
@@ -154,8 +163,8 @@ class CameraHealthMonitor:
         # wall-clock receive time (1.7e9 s) among events at its sim-time stamps (12 s), and its
         # clearing before its raising.
         timing = self._stream
-        at = now if timing.last_stamp is None or timing.last_arrival is None else \
-            timing.last_stamp + (now - timing.last_arrival)
+        at = now if timing.judged_stamp is None or timing.judged_arrival is None else \
+            timing.judged_stamp + (now - timing.judged_arrival)
         return [HealthEvent(at, "silent", True)]
 
     def start(self, now: float) -> None:
@@ -252,10 +261,16 @@ class CameraHealthBank:
             monitor.start(now)
             self._last_arrival.setdefault(topic, now)  # its silence is counted from now
 
-    def received(self, topic: str, arrival: float) -> None:
+    def received(self, topic: str, arrival: float, stamp: float | None = None,
+                 frame_id: str = "") -> None:
         """A frame of ``topic`` arrived at ``arrival`` (the clock of the arrivals) and waits to be
         judged: until it is judged or dropped (:meth:`settle`), :meth:`check` does not take the
         camera for silent. Call it from the transport callback, before the frame is queued.
+        With its header ``stamp`` (seconds) and ``frame_id``, the camera's stream timing (late,
+        rate, the stamps, the period learnt) is measured on every frame it sent, judged or not
+        (:meth:`CameraHealthMonitor.arrived`): measured on the frames judged, a camera sending
+        at its rate behind a slow inference was ``rate`` (WARN) and, behind an inference longer
+        than ``silent_periods`` periods, ``late`` and ``stamp_jump`` (R69).
 
         Without it a camera sending at its rate was raised ``silent`` (ERROR) whenever an
         inference (of its previous frame, or a batch) took longer than ``silent_periods``
@@ -264,6 +279,8 @@ class CameraHealthBank:
         with self._waiting_lock:
             if arrival > self._waiting.get(topic, float("-inf")):
                 self._waiting[topic] = arrival
+        if stamp is not None:  # never under self._lock: a frame being judged holds it
+            self.monitors[topic].arrived(stamp, frame_id, arrival)
 
     def settle(self, topic: str, arrival: float) -> None:
         """The frame of ``topic`` that arrived at ``arrival`` was taken: judged, or dropped

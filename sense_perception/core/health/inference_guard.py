@@ -1,13 +1,20 @@
-"""Batched detection that loses only the frame at fault: shared by the object_detector node and the replay.
+"""Inference that fails or hangs is seen: shared by the nodes and the replay.
 
 Frames of several cameras share one ``detect`` call. When that call raises (an onnxruntime error
 on one odd frame, a bug hit by one input), failing the whole batch would drop the other cameras'
 good frames too, so :func:`safe_detect` runs the batch again frame by frame and reports, per frame,
 its detections or the exception it raised alone. The extra calls happen only after a failure.
+
+An inference that never returns (a hung GPU call, a deadlocked execution provider) raises
+nothing: the node's worker thread stays inside it while the cameras' frames keep arriving and
+wait. :class:`InferenceWatch` is told when the worker takes a batch and when it is done with it,
+and says, for the node's ``/diagnostics``, when one has not returned for too long (R69).
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+import threading
+import time
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -57,4 +64,73 @@ def safe_detect(detector: Any, images: Sequence[np.ndarray | ImageView]) -> list
     return [safe_detect(detector, [image])[0] for image in images]
 
 
-__all__ = ["DetectFailed", "Detected", "DetectResult", "safe_detect"]
+class InferenceWatch:
+    """How long the batch the worker thread is in has run, and what arrived meanwhile.
+
+    Thread-safe: the worker calls :meth:`begin` and :meth:`end` around each batch, the diagnostics
+    timer :meth:`stalled`. One per worker thread (a node's activation).
+
+    Args:
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._topics: tuple[str, ...] = ()
+        self._received: dict[str, int] = {}
+        self._flagged = False
+
+    def begin(self, topics: Sequence[str], received: Mapping[str, int]) -> None:
+        """The worker took a batch of frames of ``topics``; ``received``: the frames received so
+        far per topic (:meth:`~.stats.HealthStats.received_by_source`)."""
+        with self._lock:
+            self._since = self.clock()
+            self._topics = tuple(dict.fromkeys(topics))
+            self._received = dict(received)
+            self._flagged = False
+
+    def end(self) -> float | None:
+        """The worker is done with its batch (returned or raised); how long it ran when
+        :meth:`stalled` had said so (for the caller to log that it returned), else None."""
+        with self._lock:
+            since, flagged = self._since, self._flagged
+            self._since, self._flagged = None, False
+        return None if since is None or not flagged else self.clock() - since
+
+    def running_s(self) -> float | None:
+        """Seconds the batch in flight has run; None while the worker waits for frames."""
+        with self._lock:
+            return None if self._since is None else self.clock() - self._since
+
+    def stalled(self, limit_s: float, received: Mapping[str, int]) -> tuple[str, bool] | None:
+        """The text naming a batch that has not returned for more than ``limit_s`` seconds, and
+        whether this is the first time it is said (to log it once); None when none has.
+
+        Args:
+            limit_s: ``inference_stall_s``.
+            received: the frames received so far per topic, now.
+        """
+        with self._lock:
+            if self._since is None:
+                return None
+            running = self.clock() - self._since
+            if running <= limit_s:
+                return None
+            first, self._flagged = not self._flagged, True
+            topics, before = self._topics, dict(self._received)
+        waiting = {t: n - before.get(t, 0) for t, n in received.items() if n > before.get(t, 0)}
+        if waiting:
+            since = (f"frames are waiting: {sum(waiting.values())} received since it began ("
+                     + ", ".join(f"{t}: {n}" for t, n in waiting.items()) + ")")
+        else:
+            since = "no frame has arrived since it began"
+        return (f"inference has not returned for {running:.0f} s (inference_stall_s "
+                f"{limit_s:g}; its batch: {', '.join(topics) or 'no frame'}); {since}, and nothing "
+                "is published or judged until it returns (a hung GPU call or execution provider; "
+                "a TensorRT engine built on a first frame can take minutes: runtime.trt_cache_dir "
+                "keeps it); if it never returns, restart the node"), first
+
+
+__all__ = ["DetectFailed", "Detected", "DetectResult", "InferenceWatch", "safe_detect"]

@@ -111,6 +111,11 @@ class HealthStats:
             s.last_time = t
             s.arrivals.append(t)
 
+    def received_by_source(self) -> dict[str, int]:
+        """The frames received so far, per source."""
+        with self._lock:
+            return {k: s.received for k, s in self._sources.items()}
+
     def frames_dropped_stale(self, n: int = 1) -> None:
         """``n`` frames were overwritten by newer ones before inference reached them (latest-first)."""
         self.ledger.record_stale(n)

@@ -3,10 +3,20 @@ a header stamp that does not advance (frozen), frame_id changing.
 
 Two clocks are involved: the header stamp the camera put on a frame, and the arrival time (the
 node's clock live, the bag's receive time in a replay). Gaps and the rate are measured on
-arrivals (what the pipeline sees); stamp order and jumps on the stamps.
+arrivals; stamp order and jumps on the stamps.
+
+Every frame the camera sent is measured, not only those judged: a node tells
+:meth:`StreamTiming.arrived` of each frame as it arrives (its header needs no decoding), and the
+conditions found up to a judged frame are raised with it. Measured on the judged frames alone, a
+camera sending at 10 Hz behind a 0.3 s inference showed 3.3 Hz (``rate``, WARN, with
+``expected_rate_hz`` set; a period learnt 3x too long without), and an inference longer than
+``silent_periods`` periods made it ``late`` and its stamps ``stamp_jump`` (R69). Silence is
+still counted from the frames judged (:meth:`StreamTiming.silent`): a frame that is never judged
+(it cannot be decoded) proves no live camera.
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -25,7 +35,9 @@ MIN_PERIOD_S = 1e-3
 
 @dataclass
 class StreamTiming:
-    """The timing checks of one camera stream; feed every frame to :meth:`frame`."""
+    """The timing checks of one camera stream; feed every frame to :meth:`frame` (a replay), or
+    every frame to :meth:`arrived` as it arrives and each frame judged to :meth:`frame` (a node).
+    Thread-safe: a node's transport callback and its inference thread both feed it."""
 
     settings: CameraHealthSettings
     period: float | None = None
@@ -34,13 +46,43 @@ class StreamTiming:
     last_arrival: float | None = None
     intervals: list[float] = field(default_factory=list)
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=_RATE_WINDOW))
+    #: The last frame judged (:meth:`frame`): its arrival, from which silence is counted.
+    judged_arrival: float | None = None
+    judged_stamp: float | None = None
 
     def __post_init__(self) -> None:
         if self.settings.expected_rate_hz > 0:
             self.period = 1.0 / self.settings.expected_rate_hz
+        self.lock = threading.RLock()
+        self._fed: float | None = None  # the newest arrival measured by arrived()
+        self._pending: list[str] = []  # conditions found since the last frame judged
+        self._pending_metrics: dict[str, float] = {}
+
+    def arrived(self, stamp: float, frame_id: str, arrival: float) -> None:
+        """Measure a frame the camera sent, as it arrives (before it waits to be judged, or is
+        replaced by a newer one unjudged); its conditions are raised with the next frame judged."""
+        with self.lock:
+            found, metrics = self._measure(stamp, frame_id, arrival)
+            self._pending += [c for c in found if c not in self._pending]
+            self._pending_metrics = metrics
+            self._fed = arrival if self._fed is None else max(self._fed, arrival)
 
     def frame(self, stamp: float, frame_id: str, arrival: float) -> tuple[list[str], dict[str, float]]:
-        """The stream conditions this frame shows, and the timing metrics behind them."""
+        """The stream conditions shown since the previous frame judged, up to this one, and the
+        timing metrics behind them. A frame not measured on arrival (:meth:`arrived`; a replay
+        judges every frame) is measured now."""
+        with self.lock:
+            if self._fed is None or arrival > self._fed:
+                found, metrics = self._measure(stamp, frame_id, arrival)
+                self._pending += [c for c in found if c not in self._pending]
+                self._pending_metrics = metrics
+            found, self._pending = self._pending, []
+            self.judged_arrival, self.judged_stamp = arrival, stamp
+            return found, dict(self._pending_metrics)
+
+    def _measure(self, stamp: float, frame_id: str,
+                 arrival: float) -> tuple[list[str], dict[str, float]]:
+        """The stream conditions one frame shows, and the timing metrics behind them."""
         s = self.settings
         found: list[str] = []
         metrics: dict[str, float] = {}
@@ -93,6 +135,8 @@ class StreamTiming:
         return (len(self.arrivals) - 1) / span if span > 0 else None
 
     def silent(self, now: float) -> bool:
-        """No frame for ``silent_periods`` expected periods (False until the period is known)."""
-        return (self.period is not None and self.last_arrival is not None
-                and now - self.last_arrival > self.settings.silent_periods * self.period)
+        """No frame judged for ``silent_periods`` expected periods (False until the period is
+        known)."""
+        with self.lock:
+            return (self.period is not None and self.judged_arrival is not None
+                    and now - self.judged_arrival > self.settings.silent_periods * self.period)
