@@ -124,6 +124,38 @@ def test_driver_monitor_refuses_a_camera_its_config_calls_exterior(tmp_path):
                     if "." not in k})
 
 
+def test_the_rectified_or_other_image_of_a_camera_is_that_camera(tmp_path):
+    """A camera's namespace holds its raw and its rectified images (image_proc's
+    `image_rect_color` beside the driver's `image_raw`). Only the topic and its image_transport
+    sub-topics counted as one camera (R70): object_detector took the cabin camera's
+    `image_rect_color` (its debug image and annotations publishing the driver's face),
+    driver_monitor and `replay --cabin` ran face identification on an exterior camera's
+    rectified image. Both are refused now; another camera's namespace is still taken."""
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    with pytest.raises(PrivacyError, match="image_rect_color .the same camera as "
+                       "/camera/cabin/image_raw/compressed. is the cabin camera"):
+        _validated(camera_topics=["/camera/front/image_raw", "/camera/cabin/image_rect_color"])
+    with pytest.raises(PrivacyError, match="cabin camera"):
+        _validated(camera_topics=["/camera/cabin/image/compressed"])
+    assert _validated(camera_topics=["/camera/cabin/depth/image_raw", "/camera/cabin_door/image_raw",
+                                     "/camera/image_raw"]).camera_topics
+    config = tmp_path / "c.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [/x/front/image_raw]\n"
+                      "driver_monitor:\n  ros__parameters:\n    camera_topic: /x/front/image_rect_color\n")
+    with pytest.raises(PrivacyError, match="refused on camera_topic /x/front/image_rect_color "
+                       ".the same camera as /x/front/image_raw."):
+        _monitor(**load_params(config, "driver_monitor"))
+    bag = REPO / "sense_perception" / "data" / "sample_bag"
+    for topic in ("/x/front/image_rect", "/x/front/image_color/compressed", "/x/front/image"):
+        with pytest.raises(PrivacyError, match=f"on --cabin {topic}"):
+            Replayer(ReplayOptions(bag=bag, out=tmp_path / "o", cabin=topic, config=config))
+    Replayer(ReplayOptions(bag=bag, out=tmp_path / "o", cabin="/x/cabin/image_rect", config=config))
+    assert _monitor(camera_topic="/x/front/depth/image_raw",
+                    exterior_camera_topics=["/x/front/image_raw"]).camera_topic
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_node_started_alone_reads_the_other_node_s_cameras_from_its_params_files(tmp_path):
     """`ros2 run` gives a node its own section of a --params-file only: driver_monitor knew no
     exterior camera of the file, object_detector not its cabin camera (test/ros: configure). The

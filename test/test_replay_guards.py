@@ -172,6 +172,28 @@ def test_the_cabin_camera_in_another_transport_is_never_an_exterior_camera(tmp_p
     assert _replayed(SAMPLE_BAG, None, cabin=car, fleet=True) == [FRONT, WINDSHIELD]
 
 
+def test_the_cabin_cameras_rectified_image_is_never_an_exterior_camera(tmp_path) -> None:
+    """A cabin camera recorded with image_proc's output beside its own (`image_raw` and
+    `image_rect_color`, a common recording): only the topic and its transports were the cabin
+    camera, so the rectified driver was replayed as an exterior camera (detector, annotations,
+    a `--video` of the driver's face under the umask's mode), without and with `--cabin`, and a
+    `--topics` naming it was taken (R70)."""
+    from sense_perception.errors import PrivacyError
+
+    rect = "/camera/cabin/image_rect_color/compressed"
+    both = copy_bag(SAMPLE_BAG, tmp_path / "rect", edit=lambda topic, msgtype, ts, raw: [
+        (topic, msgtype, ts, raw), *([(rect, msgtype, ts, raw)] if topic == CABIN else [])])
+    assert _replayed(both, None) == [FRONT, WINDSHIELD]
+    assert _replayed(both, None, cabin=CABIN) == [CABIN, FRONT, WINDSHIELD]
+    assert _replayed(both, None, cabin=rect) == [rect, FRONT, WINDSHIELD]
+    with pytest.raises(PrivacyError, match=f"topic {rect} .the same camera as {CABIN}. is the cabin"):
+        _replayed(both, None, topics=[FRONT, rect])
+    # a fleet bag recording only the rectified image of the --cabin camera: that is the cabin
+    moved = copy_bag(SAMPLE_BAG, tmp_path / "moved", edit=lambda topic, msgtype, ts, raw: [
+        (rect if topic == CABIN else topic, msgtype, ts, raw)])
+    assert _replayed(moved, None, cabin=CABIN, fleet=True) == [rect, FRONT, WINDSHIELD]
+
+
 def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> None:
     """`--copy-input --cabin` copies the cabin camera's frames (the driver's face) into the output
     bag, which was created 0755 with files under the umask (0666 under umask 0) while the

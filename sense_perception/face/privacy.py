@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..core.output.topics import image_base_topic
+from ..core.output.topics import same_camera
 from ..errors import PrivacyError
 
 #: The only camera role on which faces may be matched against the gallery.
@@ -39,7 +39,8 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
     camera. One check and one message for every place that takes both lists (``run``'s config,
     ``replay``'s ``--topics`` against the configured cabin camera or ``--cabin``, and
     object_detector's ``camera_topics`` against its ``cabin_camera_topic`` at configure). A
-    topic and its image_transport sub-topic (``<base>/compressed``) are one camera.
+    topic, its image_transport sub-topics (``<base>/compressed``) and the other images of its
+    namespace (``<ns>/image_rect_color``: :func:`~..core.output.topics.camera_of`) are one camera.
 
     Args:
         named_by: what makes ``cabin`` the cabin camera (``driver_monitor.camera_topic in FILE``).
@@ -49,7 +50,7 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
     Raises:
         PrivacyError: naming the topic, both places and the fix.
     """
-    same = [t for t in exterior if image_base_topic(t) == image_base_topic(cabin)]
+    same = [t for t in exterior if same_camera(t, cabin)]
     if same:
         which = cabin if same[0] == cabin else f"{same[0]} (the same camera as {cabin})"
         raise PrivacyError(f"topic {which} is the cabin camera ({named_by}) and is also listed in "
@@ -60,12 +61,14 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
 def check_not_exterior(topic: str, exterior: Iterable[str], named_by: str, listed_in: str,
                        fix: str) -> None:
     """Refuse face identity on ``topic`` when ``exterior`` (the exterior cameras) holds it, or
-    another image_transport topic of its camera (R40: driver_monitor's configure).
+    another topic of its camera (R40: driver_monitor's configure): an image_transport sub-topic,
+    or another image of its namespace (R70: ``/cam/image_rect_color`` beside ``/cam/image_raw``
+    is the same exterior camera, rectified).
 
     Raises:
         PrivacyError: naming the topic, where it is listed and the fix.
     """
-    same = [str(t) for t in exterior if image_base_topic(str(t)) == image_base_topic(topic)]
+    same = [str(t) for t in exterior if same_camera(str(t), topic)]
     if same:
         which = topic if same[0] == topic else f"{topic} (the same camera as {same[0]})"
         raise PrivacyError(f"face identification refused on {named_by} {which}: {listed_in} "
@@ -76,7 +79,7 @@ def check_not_exterior(topic: str, exterior: Iterable[str], named_by: str, liste
 
 def check_identity_topic(topic: str, config: str | Path | None, named_by: str, fix: str) -> None:
     """Refuse face identity on ``topic`` when ``config`` lists it (or another transport of the
-    same camera) in ``object_detector.camera_topics``: that config says it is an exterior camera,
+    same camera, :func:`~..core.output.topics.camera_of`) in ``object_detector.camera_topics``: that config says it is an exterior camera,
     whose people never consented to face recognition, whatever ``camera_role`` says of the cabin
     camera. ``config`` None (the built-in defaults, whose camera list is a placeholder) names
     no exterior camera.

@@ -51,7 +51,8 @@ from ..core.output.status import (
     driver_values,
     driver_warnings,
 )
-from ..core.output.topics import (camera_info_topic, image_base_topic, join_topic, output_namespaces,
+from ..core.output.topics import (camera_info_topic, camera_of, image_base_topic, join_topic,
+                                  output_namespaces, same_camera,
                                   rectified_topic)
 from ..core.types import Detections, Header
 from ..errors import BagError, ConfigError, ImageDecodeError
@@ -210,8 +211,11 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
     ``private`` (the bag's topic of the configured cabin camera when it is not ``cabin``) is never
     an exterior camera: left out of the automatic choice, refused in ``topics`` (``cabin`` in
     ``topics`` is refused by :class:`Replayer` before the bag is opened). A camera is its image
-    topic with every image_transport sub-topic (``<base>``, ``<base>/compressed``): any of them
-    of the cabin camera shows the driver, so none is taken as an exterior camera.
+    topic with every image_transport sub-topic (``<base>``, ``<base>/compressed``) and every
+    other image of its namespace (``<ns>/image_rect_color``, :func:`camera_of`): any of them of
+    the cabin camera shows the driver, so none is taken as an exterior camera (a bag recording
+    the cabin's ``image_raw`` and ``image_rect_color`` replayed the rectified one as an exterior
+    camera: detector, annotations and a ``--video`` of the driver's face, R70).
 
     Raises:
         BagError: a named topic is missing or not an image topic, or no image topic is left.
@@ -221,10 +225,10 @@ def select_topics(bag: Bag, topics: list[str] | None, cabin: str | None,
         check_cabin_not_exterior(private, topics or [], "driver_monitor.camera_topic", "--topics",
                                  f"pass --cabin {private} to replay it through the driver pipeline, "
                                  "or a --config whose camera_topic names the real cabin camera")
-    inside = {image_base_topic(t) for t in (private, cabin) if t}  # the driver's camera
-    auto = [t for t in bag.image_topics() if image_base_topic(t) not in inside]
+    inside = {camera_of(t) for t in (private, cabin) if t}  # the driver's camera
+    auto = [t for t in bag.image_topics() if camera_of(t) not in inside]
     available = ", ".join(t for t in bag.image_topics()
-                          if not private or image_base_topic(t) != image_base_topic(private)) or "none"
+                          if not private or not same_camera(t, private)) or "none"
     wanted = list(dict.fromkeys([*(auto if topics is None else topics),
                                  *([cabin] if cabin else [])]))
     selected = []
@@ -538,11 +542,14 @@ class Replayer:
         opts = self.options
         cabin = opts.cabin
         if cabin and opts.cabin_if_present and cabin not in bag.topics:
-            other = sorted(t for t in bag.image_topics()
-                           if image_base_topic(t) == image_base_topic(cabin))
+            # the same image in another transport first, then another image of that camera
+            wanted = image_base_topic(cabin)
+            other = sorted((t for t in bag.image_topics() if same_camera(t, cabin)),
+                           key=lambda t: (image_base_topic(t) != wanted, t))
             if other:
                 bag.notes.append(f"cabin topic {cabin} is not in this bag; {other[0]}, the same "
-                                 "camera in another transport, is replayed as the cabin camera")
+                                 "camera in another transport or image, is replayed as the cabin "
+                                 "camera")
                 cabin = other[0]
             else:
                 bag.notes.append(f"cabin topic {cabin} is not in this bag: exterior cameras only")
@@ -560,7 +567,8 @@ class Replayer:
         else None.
 
         It shows the driver: it is never treated as an exterior camera (detector, video). A
-        camera is its topic with every image_transport sub-topic: a bag recording
+        camera is its topic with every image_transport sub-topic and the other images of its
+        namespace (:func:`camera_of`: ``image_rect_color`` beside ``image_raw``): a bag recording
         ``/cam/image_raw/compressed`` for a configured ``/cam/image_raw`` (or the raw topic for
         the default compressed one) holds the cabin camera all the same; that recording was
         replayed as an exterior camera, its video filmed the driver. Notes a ``--cabin`` other
@@ -568,17 +576,20 @@ class Replayer:
         """
         configured = configured_cabin_topic(self.options.config)
         source = self.options.config or "the default parameters"
-        camera = image_base_topic(configured)
-        if cabin and image_base_topic(cabin) != camera:
+        camera = camera_of(configured)
+        if cabin and camera_of(cabin) != camera:
             note = (f"--cabin {self.options.cabin} is not the configured cabin camera (driver_monitor."
                     f"camera_topic {configured} in {source}); check the topic, or set camera_topic "
                     "in the --config")
             LOG.warning("%s", note)
             bag.notes.append(note)
-        held = sorted(t for t in bag.topics if image_base_topic(t) == camera and t != cabin)
+        # the configured topic first, then its other transports, then the camera's other images
+        held = sorted((t for t in bag.topics if camera_of(t) == camera and t != cabin),
+                      key=lambda t: (t != configured,
+                                     image_base_topic(t) != image_base_topic(configured), t))
         if not held:
             return None
-        if not self.options.topics and not (cabin and image_base_topic(cabin) == camera):
+        if not self.options.topics and not (cabin and camera_of(cabin) == camera):
             same = "" if held[0] == configured else f" (the camera of {configured})"
             bag.notes.append(f"{held[0]}{same} is the cabin camera (driver_monitor.camera_topic in "
                              f"{source}): not replayed without --cabin {held[0]}, never run "

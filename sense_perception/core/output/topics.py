@@ -32,6 +32,29 @@ def image_name(topic: str) -> str:
     return image_base_topic(topic).rstrip("/").rpartition("/")[2]
 
 
+def camera_of(topic: str) -> str:
+    """The camera an image topic shows, for telling whether two topics show one camera.
+
+    A camera is its image topic with every image_transport sub-topic (:func:`image_base_topic`)
+    and, in a namespace, every image image_pipeline and camera drivers publish there
+    (``image``, ``image_raw``, ``image_color``, ``image_mono``, ``image_rect``,
+    ``image_rect_color``...): ``/cam/image_raw``, ``/cam/image_rect_color/compressed`` and
+    ``/cam/image`` are all camera ``/cam/`` (the trailing slash marks a namespace). Any other
+    topic is its own camera (``/cam/image_raw`` and ``/cam/depth/image_raw`` are two).
+    """
+    base = image_base_topic(topic)
+    ns, _, name = base.rpartition("/")
+    if ns.strip("/") and _IMAGE_NAME.fullmatch(name):
+        return ns + "/"
+    return base
+
+
+def same_camera(a: str, b: str) -> bool:
+    """Whether topics ``a`` and ``b`` show one camera (:func:`camera_of`): the raw, rectified
+    and compressed images of a camera are that camera, the cabin camera's included (R70)."""
+    return camera_of(str(a)) == camera_of(str(b))
+
+
 def looks_like_image(topic: str) -> bool:
     """A topic named as a camera's image is (``.../image_raw``, ``.../image_rect_color``,
     ``.../image``...), or an image_transport sub-topic (``.../compressed``)."""
@@ -119,6 +142,6 @@ def check_topic_names(topics: Sequence[str], name: str) -> None:
                               "digit, no trailing slash)")
 
 
-__all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "check_topic_names",
-           "image_base_topic", "image_name", "is_debug_topic", "join_topic", "looks_like_image",
-           "output_namespace", "output_namespaces", "rectified_topic"]
+__all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "camera_of",
+           "check_topic_names", "image_base_topic", "image_name", "is_debug_topic", "join_topic",
+           "looks_like_image", "output_namespace", "output_namespaces", "rectified_topic", "same_camera"]
