@@ -208,6 +208,26 @@ def test_enrol_from_a_rosbag2_of_the_cabin_camera(tmp_path: Path, capsys) -> Non
     assert json.loads(out)[0]["driver_id"] == driver.id
 
 
+def test_enrol_refuses_two_people_with_several_faces_each(tmp_path: Path, capsys) -> None:
+    """A cabin bag over a change of driver (or two photos each of two people): the check compared
+    each face with the mean of all the others, in which its own person outweighed the other one,
+    so both people were enrolled as one driver, the second without consent, and identified as
+    them from then on (R70). Refused now, naming the two groups; nothing is written."""
+    obama, biden = cv2.imread(OBAMA_2), cv2.imread(BIDEN_1)
+    dim = {"alpha": 0.8, "beta": 0}  # consecutive frames of one person: alike, not identical
+    bag = tmp_path / "cabin_bag"
+    _write_bag(bag, [obama, cv2.convertScaleAbs(obama, **dim), obama,
+                     biden, cv2.convertScaleAbs(biden, **dim), biden], "/cabin/image/compressed")
+    gallery = tmp_path / "g.json"
+    code, _, err = cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag),
+                       "--topic", "/cabin/image/compressed", "--stride", "1", "--gallery", str(gallery))
+    assert code == 2 and "these faces look like two people: /cabin/image/compressed@0" in err, err
+    code, _, err = cli(capsys, "enroll", "--name", "X", "--consent", "--images", OBAMA_1, OBAMA_1,
+                       BIDEN_1, BIDEN_1, "--gallery", str(gallery))
+    assert code == 2 and f"two people: {OBAMA_1}, {OBAMA_1}; and {BIDEN_1}, {BIDEN_1}" in err, err
+    assert not gallery.exists()
+
+
 def test_identify_against_an_empty_gallery_says_nobody_is_enrolled(tmp_path: Path,
                                                                      capsys) -> None:
     """A fresh gallery has no best score to print: the line said `best score None` (R60)."""

@@ -188,6 +188,48 @@ def _check_one_person(embs: np.ndarray, labels: Sequence[str], threshold: float)
         names = ", ".join(f"{labels[i]} ({sims[i]:.2f})" for i in odd[:5])
         raise GalleryError(f"these faces do not look like the same person as the others: {names} "
                            f"(< {threshold:.2f}); enrol one person at a time")
+    split = _two_people(embs, threshold)
+    if split is not None:
+        first, second, similarity = split
+
+        def some(group: np.ndarray) -> str:
+            more = f" and {len(group) - 3} more" if len(group) > 3 else ""
+            return ", ".join(labels[i] for i in group[:3]) + more
+
+        raise GalleryError(f"these faces look like two people: {some(first)}; and {some(second)} "
+                           f"(the two groups' similarity {similarity:.2f} < {threshold:.2f}); "
+                           "enrol one person at a time (from a bag: --topic frames where only "
+                           "the consenting driver sits in the driver's seat)")
+
+
+def _two_people(embs: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Two groups of faces that are two people, else None (R70).
+
+    The leave-one-out check of :func:`_check_one_person` finds one stray face, not a second
+    person with as many faces as the first: each face's own person outweighs the other in the
+    mean of the others (two photos each of two people, or a bag over a change of driver, passed
+    and enrolled the second person under the first one's consent). Here the faces are split in
+    two about their least similar pair (two rounds of 2-means on the cosine) and the two groups'
+    mean faces are compared with the match threshold: one person's groups match each other,
+    two people's do not.
+    """
+    if embs.shape[0] < 3:
+        return None  # two faces: the leave-one-out check compared them
+    sims = embs @ embs.T
+    i, j = np.unravel_index(int(np.argmin(sims)), sims.shape)
+    if sims[i, j] >= threshold:
+        return None  # every pair matches: one person
+    centres = embs[[i, j]]
+    for _ in range(2):
+        second = (embs @ centres[1]) > (embs @ centres[0])
+        if second.all() or not second.any():
+            return None
+        centres = np.stack([embs[~second].sum(axis=0), embs[second].sum(axis=0)])
+        centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+    similarity = float(centres[0] @ centres[1])
+    if similarity >= threshold:
+        return None
+    return np.flatnonzero(~second), np.flatnonzero(second), similarity
 
 
 #: Longest line read as a name from stdin, in bytes (the gallery takes up to 200 characters).
