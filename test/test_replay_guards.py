@@ -194,6 +194,28 @@ def test_the_cabin_cameras_rectified_image_is_never_an_exterior_camera(tmp_path)
     assert _replayed(moved, None, cabin=CABIN, fleet=True) == [rect, FRONT, WINDSHIELD]
 
 
+def test_a_config_naming_the_cameras_relatively_keeps_them_apart(tmp_path) -> None:
+    """A config naming driver_monitor's camera_topic relatively (`camera/cabin/...`: the node
+    resolves it in its namespace, `/camera/cabin/...` at the root) was compared with the bag's
+    absolute topics as given: no topic matched, so the replay took the driver for an exterior
+    camera (detector, annotations, `--video`); a relative object_detector camera let `--cabin`
+    run face identification on that exterior camera (R70)."""
+    from sense_perception.errors import PrivacyError
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    for cabin in (CABIN.lstrip("/"), "~" + CABIN, "cabin/image_raw"):
+        config = tmp_path / "relative.yaml"
+        config.write_text(f"driver_monitor:\n  ros__parameters:\n    camera_topic: {cabin}\n")
+        assert _replayed(SAMPLE_BAG, config) == [FRONT, WINDSHIELD], cabin
+        with pytest.raises(PrivacyError, match=f"topic {CABIN} is the cabin camera"):
+            _replayed(SAMPLE_BAG, config, topics=[FRONT, CABIN])
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [front/image_raw]\n")
+    with pytest.raises(PrivacyError, match="refused on --cabin /car/front/image_rect"):
+        Replayer(ReplayOptions(bag=SAMPLE_BAG, out=tmp_path / "o", cabin="/car/front/image_rect",
+                               config=config))
+    Replayer(ReplayOptions(bag=SAMPLE_BAG, out=tmp_path / "o", cabin=CABIN, config=config))
+
+
 def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> None:
     """`--copy-input --cabin` copies the cabin camera's frames (the driver's face) into the output
     bag, which was created 0755 with files under the umask (0666 under umask 0) while the

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..core.output.topics import same_camera
+from ..core.output.topics import may_be_camera, same_camera
 from ..errors import PrivacyError
 
 #: The only camera role on which faces may be matched against the gallery.
@@ -59,16 +59,19 @@ def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str,
 
 
 def check_not_exterior(topic: str, exterior: Iterable[str], named_by: str, listed_in: str,
-                       fix: str) -> None:
+                       fix: str, unresolved: bool = False) -> None:
     """Refuse face identity on ``topic`` when ``exterior`` (the exterior cameras) holds it, or
     another topic of its camera (R40: driver_monitor's configure): an image_transport sub-topic,
     or another image of its namespace (R70: ``/cam/image_rect_color`` beside ``/cam/image_raw``
-    is the same exterior camera, rectified).
+    is the same exterior camera, rectified). ``unresolved``: ``exterior`` are names as a config
+    gives them and no node's namespace is known (a replay): a relative one is the camera of
+    every topic it may resolve to (:func:`~..core.output.topics.may_be_camera`).
 
     Raises:
         PrivacyError: naming the topic, where it is listed and the fix.
     """
-    same = [str(t) for t in exterior if same_camera(str(t), topic)]
+    same = [str(t) for t in exterior
+            if (may_be_camera(str(t), topic) if unresolved else same_camera(str(t), topic))]
     if same:
         which = topic if same[0] == topic else f"{topic} (the same camera as {same[0]})"
         raise PrivacyError(f"face identification refused on {named_by} {which}: {listed_in} "
@@ -78,8 +81,9 @@ def check_not_exterior(topic: str, exterior: Iterable[str], named_by: str, liste
 
 
 def check_identity_topic(topic: str, config: str | Path | None, named_by: str, fix: str) -> None:
-    """Refuse face identity on ``topic`` when ``config`` lists it (or another transport of the
-    same camera, :func:`~..core.output.topics.camera_of`) in ``object_detector.camera_topics``: that config says it is an exterior camera,
+    """Refuse face identity on ``topic`` when ``config`` lists it (or another topic of the same
+    camera, :func:`~..core.output.topics.camera_of`; a relative name as any camera it may resolve
+    to) in ``object_detector.camera_topics``: that config says it is an exterior camera,
     whose people never consented to face recognition, whatever ``camera_role`` says of the cabin
     camera. ``config`` None (the built-in defaults, whose camera list is a placeholder) names
     no exterior camera.
@@ -100,4 +104,4 @@ def check_identity_topic(topic: str, config: str | Path | None, named_by: str, f
     exterior = load_params(config, "object_detector").get("camera_topics")
     if isinstance(exterior, (list, tuple)):
         check_not_exterior(topic, exterior, named_by, f"object_detector.camera_topics in {config}",
-                           fix)
+                           fix, unresolved=True)

@@ -52,7 +52,7 @@ from ..core.output.status import (
     driver_warnings,
 )
 from ..core.output.topics import (camera_info_topic, camera_of, image_base_topic, join_topic,
-                                  output_namespaces, same_camera,
+                                  may_be_camera, output_namespaces, same_camera,
                                   rectified_topic)
 from ..core.types import Detections, Header
 from ..errors import BagError, ConfigError, ImageDecodeError
@@ -576,20 +576,22 @@ class Replayer:
         """
         configured = configured_cabin_topic(self.options.config)
         source = self.options.config or "the default parameters"
-        camera = camera_of(configured)
-        if cabin and camera_of(cabin) != camera:
+        if cabin and not may_be_camera(configured, cabin):
             note = (f"--cabin {self.options.cabin} is not the configured cabin camera (driver_monitor."
                     f"camera_topic {configured} in {source}); check the topic, or set camera_topic "
                     "in the --config")
             LOG.warning("%s", note)
             bag.notes.append(note)
         # the configured topic first, then its other transports, then the camera's other images
-        held = sorted((t for t in bag.topics if camera_of(t) == camera and t != cabin),
+        # a relative camera_topic (`cabin/image_raw`) resolves in the node's namespace: every
+        # bag topic it may resolve to is the cabin camera (R70; none was, the driver replayed
+        # as an exterior camera)
+        held = sorted((t for t in bag.topics if may_be_camera(configured, t) and t != cabin),
                       key=lambda t: (t != configured,
                                      image_base_topic(t) != image_base_topic(configured), t))
         if not held:
             return None
-        if not self.options.topics and not (cabin and camera_of(cabin) == camera):
+        if not self.options.topics and not (cabin and may_be_camera(configured, cabin)):
             same = "" if held[0] == configured else f" (the camera of {configured})"
             bag.notes.append(f"{held[0]}{same} is the cabin camera (driver_monitor.camera_topic in "
                              f"{source}): not replayed without --cabin {held[0]}, never run "

@@ -55,6 +55,27 @@ def same_camera(a: str, b: str) -> bool:
     return camera_of(str(a)) == camera_of(str(b))
 
 
+def may_be_camera(name: str, topic: str) -> bool:
+    """Whether ``name``, a camera as a config file gives it, may be the camera of ``topic`` once
+    a node resolves it, where no node's namespace is known (a replay, a fleet run, an enrolment
+    from a bag: the bag's topics are absolute).
+
+    An absolute ``name`` is :func:`same_camera`; a relative one (``cabin/image_raw``) or a
+    private one (``~/cabin/image_raw``) resolves in a node's namespace, so it is the camera of
+    every topic whose camera ends in it (``/cabin/image_raw``, ``/car/cabin/image_rect``). The
+    replay compared it as given: no bag topic is named ``cabin/image_raw``, so a config naming
+    the cabin camera relatively had the driver replayed as an exterior camera (R70).
+    """
+    if same_camera(name, topic):
+        return True
+    key, other = camera_of(str(name)), camera_of(str(topic))
+    if key.startswith("/"):
+        return False
+    key = key[1:] if key.startswith("~") else key
+    key = key.lstrip("/")
+    return bool(key) and (other == key or other.endswith("/" + key))
+
+
 def looks_like_image(topic: str) -> bool:
     """A topic named as a camera's image is (``.../image_raw``, ``.../image_rect_color``,
     ``.../image``...), or an image_transport sub-topic (``.../compressed``)."""
@@ -144,4 +165,4 @@ def check_topic_names(topics: Sequence[str], name: str) -> None:
 
 __all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "camera_of",
            "check_topic_names", "image_base_topic", "image_name", "is_debug_topic", "join_topic",
-           "looks_like_image", "output_namespace", "output_namespaces", "rectified_topic", "same_camera"]
+           "looks_like_image", "may_be_camera", "output_namespace", "output_namespaces", "rectified_topic", "same_camera"]
