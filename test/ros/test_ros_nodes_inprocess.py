@@ -362,6 +362,7 @@ def test_run_gives_object_detector_the_cabin_camera_as_driver_monitor_resolves_i
 
 @pytest.mark.parametrize("cli_args, camera_topic", [
     ([], "/sp_ext/front/image_raw/compressed"),  # named so (a config or -p slip)
+    ([], "/sp_ext/front/image_rect_color"),  # its rectified image is that camera (R70)
     (["--ros-args", "-r", "/sp_ext/cabin/image_raw:=/sp_ext/front/image_raw"],  # or remapped so
      "/sp_ext/cabin/image_raw"),
 ])
