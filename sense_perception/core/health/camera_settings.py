@@ -94,6 +94,11 @@ class CameraHealthSettings:
             brighter than the scene behind it. Such a part is neither blockage nor texture
             lost... (0 turns this off; otherwise at least 1, since a part darker than the
             sharp part is what a covered lens looks like)
+        lit_surface_bright_ratio: ...and at least this share of the brightness the brightest 5 %
+            of the sharp part reach: a lit surface of the scene (snow) is among the brightest
+            things in view, while a translucent film, a plastic bag or a white sticker on the
+            lens passes on only a part of the scene's light, which can still be well above the
+            mean of a sharp part that is mostly road and cars (0 leaves the mean alone)...
         lit_surface_rest_sharp: ...while the rest of the view is sharp over at least this share
             (a clear view's is about 0.8): fog veils the whole view, while snow or an overcast
             sky leaves the scene beside it sharp.
@@ -156,6 +161,7 @@ class CameraHealthSettings:
     blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
     blocked_max_sharp_border: float = setting(0.6, range=(0.0, 1.0))
     lit_surface_ratio: float = setting(1.15, range=(0.0, 100.0))
+    lit_surface_bright_ratio: float = setting(0.85, range=(0.0, 10.0))
     lit_surface_rest_sharp: float = setting(0.55, range=(0.0, 1.0))
     low_visibility_sharp_fraction: float = setting(0.4, range=(0.0, 1.0))
     low_visibility_min_structure: float = setting(5.5, range=(0.0, 255.0))
