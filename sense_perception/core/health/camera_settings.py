@@ -161,7 +161,7 @@ class CameraHealthSettings:
     blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
     blocked_max_sharp_border: float = setting(0.6, range=(0.0, 1.0))
     lit_surface_ratio: float = setting(1.15, range=(0.0, 100.0))
-    lit_surface_bright_ratio: float = setting(0.85, range=(0.0, 10.0))
+    lit_surface_bright_ratio: float = setting(0.75, range=(0.0, 10.0))
     lit_surface_rest_sharp: float = setting(0.55, range=(0.0, 1.0))
     low_visibility_sharp_fraction: float = setting(0.4, range=(0.0, 1.0))
     low_visibility_min_structure: float = setting(5.5, range=(0.0, 255.0))
