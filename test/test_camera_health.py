@@ -164,6 +164,31 @@ def test_mud_on_the_lens_is_no_lit_surface_however_bright_the_sky(street):
     assert all(judge(i) == ["blocked"] for i in soiled)
 
 
+def _white_film(image: np.ndarray, rng: np.random.Generator, coverage: float,
+                level: float) -> np.ndarray:
+    """A translucent white film (a plastic bag, frost, a white sticker) over ``coverage`` of the
+    lens: it passes on a part of the scene's light, diffused to a flat grey ``level`` with a
+    trace of the blurred scene."""
+    h, w = image.shape[:2]
+    mask = degrade._blob_mask((h, w), coverage, rng)[..., None] * 0.9
+    scattered = cv2.GaussianBlur(image, (0, 0), 0.03 * w).astype(np.float32)
+    return np.clip(image * (1 - mask) + (0.15 * scattered + 0.85 * level) * mask, 0,
+                   255).astype(np.uint8)
+
+
+def test_a_white_film_on_the_lens_is_no_lit_surface_though_brighter_than_the_road(street):
+    # R68: a film at grey 120 over 30 % of the view is brighter than 1.15 x the sharp part's mean
+    # (road and cars pull it down), so the lit-surface rule took it for snow: never blocked (0 of
+    # 20 tuning frames of a film at grey 95-150; 6 of 20 now, 13 with the rule off). A lit
+    # surface must also reach lit_surface_bright_ratio of the sharp part's brightest 5 %.
+    filmed = [_white_film(street[0], np.random.default_rng([3, 6, 0]), 0.3, 120.0),
+              _white_film(street[1], np.random.default_rng([3, 1, 1]), 0.3, 120.0)]
+    assert [judge(i) for i in filmed] == [["blocked"]] * 2
+    mean_only = CameraHealthSettings(lit_surface_bright_ratio=0.0)
+    assert [image_conditions(frame_metrics(small_copy(i), None, mean_only), mean_only)
+            for i in filmed] == [[]] * 2
+
+
 def test_small_copy_keeps_the_aspect_and_takes_grey_and_bgra(street):
     assert small_copy(street[0]).shape == (135, 240, 3)
     grey = cv2.cvtColor(street[0], cv2.COLOR_BGR2GRAY)

@@ -15,7 +15,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from sense_perception.cli.main import main
 from sense_perception.core.health.camera_health import CameraHealthBank, CameraHealthMonitor
-from sense_perception.core.health.camera_settings import CameraHealthSettings
+from sense_perception.core.health.camera_settings import CameraHealthSettings, health_settings_type
 from sense_perception.errors import ConfigError
 from sense_perception.evaluation import degrade
 
@@ -206,3 +206,18 @@ def test_an_rgb_camera_is_judged_at_the_configured_width_like_a_bgr_one(street, 
         view = ImageView(np.ascontiguousarray(frame[:, :, ::-1]), "rgb")
         assert bgr.update("/c", frame, i * 0.1, "c", i * 0.1) == \
             rgb.update("/c", view, i * 0.1, "c", i * 0.1)
+
+
+@pytest.mark.parametrize("node", ["object_detector", "driver_monitor"])
+def test_a_lit_surface_ratio_below_one_is_refused_by_name(node):
+    # R68: the range 0..100 took 0.5, which called a flat part half as bright as the view's
+    # sharp part a lit surface of the scene: mud on the lens, never blocked (opaque soiling of
+    # the street frames was blocked in 15 % of them instead of 65 %)
+    kind = health_settings_type(node)
+    for ratio in (0.5, 0.99):
+        with pytest.raises(ConfigError, match=r"camera_health\.lit_surface_ratio \(0\.\d+\) must "
+                                              r"be 0 \(off\) or at least 1"):
+            kind.from_params({"camera_health.lit_surface_ratio": ratio})
+    for ratio in (0.0, 1.0, 1.15, 100.0):
+        assert kind.from_params({"camera_health.lit_surface_ratio": ratio}).lit_surface_ratio \
+            == ratio

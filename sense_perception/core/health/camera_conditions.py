@@ -251,15 +251,23 @@ def _lit_surface(flat: np.ndarray, sharp: np.ndarray, brightness: np.ndarray, sh
     or None when there is none.
 
     A neighbourhood is one when it is at least ``lit_surface_ratio`` times as bright as the
-    sharp neighbourhoods on average (dirt on the lens is lit only through the scene behind it),
-    and only while the rest of the view, neither lit surface nor featureless sky, is sharp over
-    ``lit_surface_rest_sharp`` of it: a fog veil is flat and bright as well, but leaves nothing
-    sharp beside it.
+    sharp neighbourhoods on average (dirt on the lens is lit only through the scene behind it)
+    and at least ``lit_surface_bright_ratio`` of the brightness their brightest 5 % reach: a
+    lit surface of the scene (snow's albedo is about 0.8) is among the brightest things in
+    view, while a translucent film, a bag or a white sticker on the lens passes on a part of
+    the scene's light, which can still be well above the mean of a view whose sharp part is
+    mostly road and cars. Only while the rest of the view, neither lit surface nor featureless
+    sky, is sharp over ``lit_surface_rest_sharp`` of it: a fog veil is flat and bright as well,
+    but leaves nothing sharp beside it.
     """
     if settings.lit_surface_ratio <= 0 or not sharp_share:
         return None
-    lit_level = float(brightness[sharp].mean())
-    lit = flat & (brightness >= settings.lit_surface_ratio * lit_level)
+    sharp_levels = brightness[sharp]
+    lit_level = settings.lit_surface_ratio * float(sharp_levels.mean())
+    if settings.lit_surface_bright_ratio > 0:
+        lit_level = max(lit_level, settings.lit_surface_bright_ratio
+                        * float(np.percentile(sharp_levels, 95)))
+    lit = flat & (brightness >= lit_level)
     share = float(np.count_nonzero(lit) / lit.size)
     rest = 1.0 - featureless_share - share
     if not share or sharp_share < settings.lit_surface_rest_sharp * rest:

@@ -92,7 +92,13 @@ class CameraHealthSettings:
             as the view's sharp part is a lit surface of the scene (a snow field, an overcast
             sky, a white wall): dirt on the lens receives no light of its own and is no
             brighter than the scene behind it. Such a part is neither blockage nor texture
-            lost... (0 turns this off)
+            lost... (0 turns this off; otherwise at least 1, since a part darker than the
+            sharp part is what a covered lens looks like)
+        lit_surface_bright_ratio: ...and at least this share of the brightness the brightest 5 %
+            of the sharp part reach: a lit surface of the scene (snow) is among the brightest
+            things in view, while a translucent film, a plastic bag or a white sticker on the
+            lens passes on only a part of the scene's light, which can still be well above the
+            mean of a sharp part that is mostly road and cars (0 leaves the mean alone)...
         lit_surface_rest_sharp: ...while the rest of the view is sharp over at least this share
             (a clear view's is about 0.8): fog veils the whole view, while snow or an overcast
             sky leaves the scene beside it sharp.
@@ -155,6 +161,7 @@ class CameraHealthSettings:
     blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
     blocked_max_sharp_border: float = setting(0.6, range=(0.0, 1.0))
     lit_surface_ratio: float = setting(1.15, range=(0.0, 100.0))
+    lit_surface_bright_ratio: float = setting(0.75, range=(0.0, 10.0))
     lit_surface_rest_sharp: float = setting(0.55, range=(0.0, 1.0))
     low_visibility_sharp_fraction: float = setting(0.4, range=(0.0, 1.0))
     low_visibility_min_structure: float = setting(5.5, range=(0.0, 255.0))
@@ -197,6 +204,15 @@ class CameraHealthSettings:
             raise ValueError(f"camera_health.film_hold ({self.film_hold}) must be at least "
                              f"camera_health.film_drop ({self.film_drop}): a film is held "
                              "while its part stays dimmer than when it was found")
+        if 0.0 < self.lit_surface_ratio < 1.0:
+            # below 1 a flat part darker than the view's sharp part, which is what mud, a
+            # sticker or a hand on the lens looks like, was taken for a lit surface of the
+            # scene: at 0.5 opaque soiling was blocked on 15 % of street frames, not 65 % (R68)
+            raise ValueError(f"camera_health.lit_surface_ratio ({self.lit_surface_ratio}) must be "
+                             "0 (off) or at least 1: it is how many times brighter than the "
+                             "view's sharp part a flat part must be to be a lit surface of the "
+                             "scene; below 1 a covered, darker part would be taken for one and "
+                             "never judged blocked")
         if self.block_px * 2 > self.width:
             raise ValueError(f"camera_health.block_px ({self.block_px}) must be at most half of "
                              f"camera_health.width ({self.width})")
