@@ -223,6 +223,14 @@ class DriverMonitorNode(PerceptionNode):
                     self.get_logger().error(f"the camera health of a dropped frame was not "
                                             f"published: {pub_exc!r}", throttle_duration_sec=5.0)
                 return
+            if self.identifier is not identifier:
+                # a cleanup let this pipeline go while it was hung (PIPELINE_WAIT_S): its frame
+                # was judged with the models and gallery of before; set as the last driver or
+                # published (on the publishers of a later configure), a driver forgotten since
+                # stayed in /diagnostics and on the outputs (R71)
+                self.get_logger().warning("a frame the driver pipeline returned from after the "
+                                          "node's cleanup is dropped")
+                return
             # Published and kept under the lock: once a reload answered, no frame judged with
             # the drivers before it is published or shown in /diagnostics (a forgotten driver).
             self.publish_frame(self._pubs, CABIN_OUTPUTS, self._ns,

@@ -156,6 +156,15 @@ def test_a_stalled_face_model_is_an_error_and_holds_no_service_or_transition(con
         cleanup.join(10)
         assert len(answered) == 2, "cleanup waited for the hung face model"
         assert answered[1] == TransitionCallbackReturn.SUCCESS and node.identifier is None
+        worker = [t for t in threading.enumerate() if t.name == "stall_driver-worker"]
+        release.set()  # the hung model returns after the cleanup let its models go
+        for thread in worker:
+            thread.join(10)
+        # its frame, judged by a pipeline and a gallery the cleanup let go, is dropped: it set
+        # the driver state /diagnostics shows unconfigured (and, configured again, under the
+        # new gallery: a forgotten driver's id), and published on whatever publishers were
+        # there by then (R71)
+        assert node._last == {} and node._last_attention is None, node._last
     finally:
         release.set()
         node.stop()
