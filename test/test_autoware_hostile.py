@@ -308,3 +308,20 @@ def test_the_replay_reads_the_camera_info_the_config_names(autoware_bag, tmp_pat
                  str(contradicting), "--topics", CAM0]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"but object_detector.camera_info_topics of {contradicting} names '{info1}'" in err, err
+
+
+def test_the_replay_takes_a_cameras_other_image_for_its_camera_info_entry(tmp_path):
+    """R71: with per-camera camera_info_topics, a replayed camera was matched to the config's
+    camera_topics by image_transport sub-topic only, so a bag recording the rectified image of a
+    camera the config names raw (the same camera since R70), or the camera a relative name in the
+    config resolves to, was refused as a camera nothing names the CameraInfo of."""
+    from sense_perception.replay.pipelines import camera_info_entries
+
+    info1 = "/sensing/camera/camera1/camera_info"
+    config = _overlay(tmp_path, "    camera_topics: [/sensing/camera/camera0/image_raw, "
+                                "sensing/camera/camera1/image_raw]\n"
+                                f"    camera_info_topics: [auto, {info1}]\n")
+    assert [e for _, e in camera_info_entries(config, [CAM0, CAM1])] == ["auto", info1]
+    assert [e for _, e in camera_info_entries(config, [f"{CAM1}/compressed"])] == [info1]
+    with pytest.raises(ConfigError, match="nothing names its CameraInfo"):
+        camera_info_entries(config, ["/sensing/camera/camera2/image_rect_color"])

@@ -127,7 +127,8 @@ def camera_info_entries(config: Path | None, exterior: Sequence[str]) -> list[tu
     ``camera_info_topics`` for it: a topic, ``auto`` or ""), as the node reads it (R67: the replay
     read ``<ns>/camera_info`` whatever the config said). One entry (or one value for all) serves
     every camera; entries per camera of the config's ``camera_topics`` serve the replayed camera
-    of the same topic (either transport).
+    of the same camera (:func:`~..core.output.topics.same_camera`: another transport or image of
+    its namespace; a relative name: every camera it may resolve to).
 
     Raises:
         ConfigError: the entries differ per camera and a replayed camera is none of the config's
@@ -139,13 +140,17 @@ def camera_info_entries(config: Path | None, exterior: Sequence[str]) -> list[tu
     what = f"object_detector.camera_info_topics of {source}"
     if len(set(entries)) == 1:
         return [(what, entries[0]) for _ in exterior]
-    from ..core.output.topics import image_base_topic
+    from ..core.output.topics import may_be_camera, same_camera
 
-    by_camera = {image_base_topic(str(c)): e for c, e in zip(settings.camera_topics, entries,
-                                                              strict=True)}
+    named = list(zip(map(str, settings.camera_topics), entries, strict=True))
     out = []
     for camera in exterior:
-        entry = by_camera.get(image_base_topic(camera))
+        # the camera of the same topic first; else of the same camera (another image or
+        # transport of its namespace, R70), or that a relative name may resolve to: compared
+        # by transport alone, a bag of the rectified image of a camera the config names raw,
+        # or of a camera it names relatively, was refused (R71)
+        entry = next((e for test in (_same_image, same_camera, may_be_camera)
+                      for c, e in named if test(c, camera)), None)
         if entry is None:
             from ..errors import ConfigError
 
@@ -157,6 +162,13 @@ def camera_info_entries(config: Path | None, exterior: Sequence[str]) -> list[tu
                 "camera_info_topics (or give camera_info_topics one entry, auto)")
         out.append((what, entry))
     return out
+
+
+def _same_image(a: str, b: str) -> bool:
+    """Whether topics ``a`` and ``b`` carry one image (either transport)."""
+    from ..core.output.topics import image_base_topic
+
+    return image_base_topic(a) == image_base_topic(b)
 
 
 def _node_settings(cls: type, params: dict[str, Any], source: str) -> Any:
