@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry change (a rename) to disk."""
-    fd = os.open(path, os.O_RDONLY)
+def _fsync(path: Path, flags: int) -> None:
+    """Open ``path`` read-only with ``flags`` and flush it to disk."""
+    fd = os.open(path, os.O_RDONLY | flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry change (a rename) to disk."""
+    _fsync(path, 0)
 
 
 def fsync_file(path: Path) -> None:
@@ -30,11 +35,7 @@ def fsync_file(path: Path) -> None:
         OSError: it cannot be opened or flushed (EIO, ENOSPC: the kernel could not write back
             data the writer had handed it; the file on disk is not whole).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(path, os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
 
 
 def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
