@@ -62,9 +62,7 @@ class StreamTiming:
         """Measure a frame the camera sent, as it arrives (before it waits to be judged, or is
         replaced by a newer one unjudged); its conditions are raised with the next frame judged."""
         with self.lock:
-            found, metrics = self._measure(stamp, frame_id, arrival)
-            self._pending += [c for c in found if c not in self._pending]
-            self._pending_metrics = metrics
+            self._note(stamp, frame_id, arrival)
             self._fed = arrival if self._fed is None else max(self._fed, arrival)
 
     def frame(self, stamp: float, frame_id: str, arrival: float) -> tuple[list[str], dict[str, float]]:
@@ -73,12 +71,15 @@ class StreamTiming:
         judges every frame) is measured now."""
         with self.lock:
             if self._fed is None or arrival > self._fed:
-                found, metrics = self._measure(stamp, frame_id, arrival)
-                self._pending += [c for c in found if c not in self._pending]
-                self._pending_metrics = metrics
+                self._note(stamp, frame_id, arrival)
             found, self._pending = self._pending, []
             self.judged_arrival, self.judged_stamp = arrival, stamp
             return found, dict(self._pending_metrics)
+
+    def _note(self, stamp: float, frame_id: str, arrival: float) -> None:
+        """Measure one frame and keep what it shows until the next frame judged."""
+        found, self._pending_metrics = self._measure(stamp, frame_id, arrival)
+        self._pending += [c for c in found if c not in self._pending]
 
     def _measure(self, stamp: float, frame_id: str,
                  arrival: float) -> tuple[list[str], dict[str, float]]:
