@@ -31,7 +31,8 @@ import numpy as np
 
 from ..config import load_params
 from ..core.autoware.camera_info import CameraInfoWatch
-from ..core.autoware.rois import AutowareConfig, check_camera_info_topic, rois_topics
+from ..core.autoware.rois import (AutowareConfig, check_camera_info_topic,
+                                  checked_camera_info_topics, rois_topics)
 from ..core.frame_clock import FrameClock
 from ..core.geometry.positioner import CameraPositions
 from ..core.health.camera_health import CameraHealthBank
@@ -793,11 +794,9 @@ class Replayer:
         (``autoware.camera_info_topic``): ``auto`` = the camera's CameraInfo as
         ``camera_info_topics`` names it (``<ns>/camera_info`` where it names none), as the
         node's; "" = none, else the topic named."""
-        setting = self._autoware.camera_info_topic
-        if setting != "auto":
-            return [setting for _ in exterior]
-        return [self._info_topics.get(camera) or camera_info_topic(camera, "auto")
-                for camera in exterior]
+        return checked_camera_info_topics(
+            [(camera, self._info_topics.get(camera, "")) for camera in exterior],
+            self._autoware.camera_info_topic)
 
     def _exterior_camera_infos(self, bag: Bag) -> dict[str, list[str]]:
         """{CameraInfo topic: cameras} of the exterior cameras checked for Autoware's fusion (only

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 from ..core.autoware.rois import (AUTOWARE_ROIS_TOPIC, INDEX_PLACEHOLDER, camera_index,
                                   check_camera_info_topic, check_objects_topic_name,
                                   check_rois_topic_name, rois_topics)
-from ..core.output.topics import camera_info_topic, check_topic_names, image_base_topic
+from ..core.output.topics import (camera_info_topic, check_topic_names, image_base_topic,
+                                  per_camera)
 from ..errors import ConfigError
 from ..face.privacy import check_cabin_not_exterior
 from . import launch_support
@@ -218,8 +219,8 @@ def node_parameters(args: dict[str, str]) -> dict[str, Any]:
     if params.get("autoware.rois_topic"):  # the node's CameraInfo check runs with the ROIs on
         # a named autoware.camera_info_topic other than the camera_info<i> the positions read
         entries = [str(t) for t in params.get("camera_info_topics", ["auto"])]
-        infos = infos or [("the config's camera_info_topics", t) for t in entries * (
-            len(params["camera_topics"]) // len(entries) if entries else 0)]
+        infos = infos or [("the config's camera_info_topics", t)
+                          for t in per_camera(entries, len(params["camera_topics"]))]
         check_camera_info_topic(params["camera_topics"],
                                 str(params.get("autoware.camera_info_topic", "auto")), infos)
     for name in ("autoware.rois_topic", "autoware.objects_topic"):
@@ -254,11 +255,10 @@ def _take_camera_infos(params: dict[str, Any],
         return []
     for i, topic in given.items():
         check_topic_names([topic], f"launch argument camera_info{i}")
-    base = list(params.get("camera_info_topics", ["auto"]))
-    if len(base) == 1:
-        base *= count
-    if len(base) != count:
-        raise ConfigError(f"the config's camera_info_topics has {len(base)} entries for "
+    entries = list(params.get("camera_info_topics", ["auto"]))
+    base = per_camera(entries, count)
+    if not base:
+        raise ConfigError(f"the config's camera_info_topics has {len(entries)} entries for "
                           f"{count} cameras, and launch argument(s) "
                           f"{', '.join(f'camera_info{i}' for i in given)} name some of them: give "
                           "camera_info_topics one entry (auto) or one per camera")

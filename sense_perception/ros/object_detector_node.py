@@ -179,9 +179,8 @@ class ObjectDetectorNode(PerceptionNode):
             self.settings.cabin_camera_topic)
         rois = rois_topics(cameras, self.autoware.rois_topic, taken=taken)
         if self.autoware.enabled:  # the CameraInfo check runs only with the ROIs on
-            entries = list(self.settings.camera_info_topics)
             check_camera_info_topic(cameras, self.autoware.camera_info_topic, [
-                ("camera_info_topics", info) for info in entries * (len(cameras) // len(entries))])
+                ("camera_info_topics", info) for info in self.settings.info_entries()])
         objects = rois_topics(cameras, self.autoware.objects_topic, "autoware.objects_topic", {
             **taken, **{t: f"the ROI output of camera '{c}'"
                         for c, t in zip(cameras, rois, strict=True) if t}})

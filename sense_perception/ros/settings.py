@@ -7,7 +7,8 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ..config import Setting, check_names, check_ranges, setting
-from ..core.output.topics import camera_info_topic, check_topic_names
+from ..core.autoware.rois import checked_camera_info_topics
+from ..core.output.topics import camera_info_topic, check_topic_names, per_camera
 # Re-exported: the topic rules were first defined here and callers still import them from here.
 from ..core.output.topics import join_topic, output_namespace, output_namespaces  # noqa: F401
 from ..errors import ConfigError
@@ -203,9 +204,12 @@ class ObjectDetectorSettings(InputSettings):
 
     def info_topics(self) -> list[str]:
         """Per camera topic: its CameraInfo topic ("" = none)."""
-        values = self.camera_info_topics * len(self.camera_topics) \
-            if len(self.camera_info_topics) == 1 else list(self.camera_info_topics)
-        return [camera_info_topic(t, v) for t, v in zip(self.camera_topics, values, strict=True)]
+        return [camera_info_topic(t, v)
+                for t, v in zip(self.camera_topics, self.info_entries(), strict=True)]
+
+    def info_entries(self) -> list[str]:
+        """Per camera topic: its ``camera_info_topics`` entry as given (a topic, auto or "")."""
+        return per_camera(self.camera_info_topics, len(self.camera_topics))
 
     def autoware_info_topics(self, setting: str) -> list[str]:
         """Per camera topic: the CameraInfo checked for Autoware's fusion
@@ -214,10 +218,8 @@ class ObjectDetectorSettings(InputSettings):
         "" = none, else ``setting`` (one camera). ``auto`` read ``<ns>/camera_info`` whatever
         ``camera_info_topics`` said, so autoware.launch.py's ``camera_info<i>`` (Autoware's own
         CameraInfo topics, R65) reached the 3-D positions but not the check."""
-        if setting != "auto":
-            return [setting for _ in self.camera_topics]
-        return [info or camera_info_topic(camera, "auto")
-                for camera, info in zip(self.camera_topics, self.info_topics(), strict=True)]
+        return checked_camera_info_topics(
+            list(zip(self.camera_topics, self.info_topics(), strict=True)), setting)
 
     def mount(self) -> Any:
         """The mount given as parameters (4x4 numpy array), or None (from /tf_static).

@@ -38,7 +38,7 @@ from ...errors import ConfigError
 from ..geometry.ground import GroundPositions
 from ..tracking.ground_motion import GroundVelocities
 from ..output.messages import header_msg
-from ..output.topics import camera_namespace, check_topic_names
+from ..output.topics import camera_info_topic, camera_namespace, check_topic_names
 from ..types import Detections, Header
 
 DETECTED_OBJECTS_WITH_FEATURE = "tier4_perception_msgs/msg/DetectedObjectsWithFeature"
@@ -280,6 +280,24 @@ def rois_topics(camera_topics: Sequence[str], template: str,
     return topics
 
 
+def checked_camera_info_topics(info_topics: Sequence[tuple[str, str]],
+                               setting: str) -> list[str]:
+    """Per camera: the CameraInfo checked for Autoware's fusion (``autoware.camera_info_topic`` =
+    ``setting``): ``auto`` = the camera's CameraInfo (``info_topics``, what its 3-D positions
+    read: ``camera_info_topics``, autoware.launch.py's ``camera_info<i>``), or
+    ``<ns>/camera_info`` where that names none; "" = none; else ``setting`` (one camera). ``auto``
+    read ``<ns>/camera_info`` whatever ``camera_info_topics`` said, in the node and the replay
+    alike (R65, R67).
+
+    Args:
+        info_topics: per camera, (its topic, its CameraInfo topic; "" = none).
+        setting: ``autoware.camera_info_topic``.
+    """
+    if setting != "auto":
+        return [setting for _ in info_topics]
+    return [info or camera_info_topic(camera, "auto") for camera, info in info_topics]
+
+
 def check_camera_info_topic(camera_topics: Sequence[str], setting: str,
                             info_topics: Sequence[tuple[str, str]] = ()) -> None:
     """Refuse one named ``autoware.camera_info_topic`` for several cameras: each camera has a
@@ -393,5 +411,5 @@ def detected_objects_with_feature(header: Header, detections: Detections, label_
 
 
 __all__ = ["AUTOWARE_LABELS", "AUTOWARE_OBJECTS_TOPIC", "AUTOWARE_ROIS_TOPIC", "AutowareConfig", "DETECTED_OBJECTS_WITH_FEATURE",
-           "OTHER_LABELS", "TWIST_CHOICES", "camera_index", "check_camera_info_topic", "check_objects_topic_name", "check_rois_topic_name", "detected_objects_with_feature", "label_lookup",
+           "OTHER_LABELS", "TWIST_CHOICES", "camera_index", "check_camera_info_topic", "checked_camera_info_topics", "check_objects_topic_name", "check_rois_topic_name", "detected_objects_with_feature", "label_lookup",
            "namespace_index", "namespace_rois_topic", "pixel_rois", "rois_topics"]

@@ -145,6 +145,14 @@ def camera_info_topic(camera_topic: str, setting: str) -> str:
     return setting
 
 
+def per_camera(entries: Sequence[str], count: int) -> list[str]:
+    """A per-camera setting (``camera_info_topics``) for ``count`` cameras: one entry serves every
+    camera, else one entry per camera; [] when it has neither (for the caller to refuse)."""
+    if len(entries) == 1:
+        return list(entries) * count
+    return list(entries) if len(entries) == count else []
+
+
 # ROS 2 topic names: tokens of letters, digits and underscores, none starting with a digit,
 # separated by single slashes; absolute (/a/b), relative (a/b) or private (~/a).
 _TOPIC_NAME = re.compile(r"(/|~/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
@@ -165,4 +173,5 @@ def check_topic_names(topics: Sequence[str], name: str) -> None:
 
 __all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "camera_of",
            "check_topic_names", "image_base_topic", "image_name", "is_debug_topic", "join_topic",
-           "looks_like_image", "may_be_camera", "output_namespace", "output_namespaces", "rectified_topic", "same_camera"]
+           "looks_like_image", "may_be_camera", "output_namespace", "output_namespaces",
+           "per_camera", "rectified_topic", "same_camera"]
