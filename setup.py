@@ -65,6 +65,9 @@ setup(
         # `sense-perception fleet`: many bags on Ray actors (a local Ray instance or a cluster).
         # Nothing outside sense_perception/fleet imports it.
         "fleet": ["ray[client]>=2.9"],  # client: --address ray://HOST:10001 (Ray Client, grpcio)
+        # tools/camera_health_crosscheck.py: degradations of a generator that is not ours
+        # (2.0.8: the last release under the MIT licence)
+        "crosscheck": ["albumentations==2.0.8"],
         "test": [
             "pytest>=8.4",  # pytest.ini: faulthandler_exit_on_timeout
             "pytest-timeout>=2.1",  # pytest.ini: a hung test fails instead of holding the run
