@@ -252,6 +252,33 @@ def test_a_camera_named_with_no_namespace_is_never_guessed(tmp_path) -> None:
         camera_info_entries(config, [FRONT, WINDSHIELD])
 
 
+def test_a_cabin_camera_at_the_root_namespace_is_one_camera(tmp_path) -> None:
+    """R74: a camera driver started without a namespace (usb_cam's default `/image_raw`) and
+    image_proc beside it (`/image_rect_color`) are one camera, but only images of a namespace
+    were (R70): a cabin camera recorded so replayed its rectified image as an exterior camera
+    (detector, annotations, `--video` of the driver), and object_detector took it among its
+    `camera_topics` beside `cabin_camera_topic: /image_raw`."""
+    from sense_perception.errors import PrivacyError
+    from sense_perception.ros.settings import ObjectDetectorSettings
+
+    raw, rect = "/image_raw/compressed", "/image_rect_color/compressed"
+    bag = copy_bag(SAMPLE_BAG, tmp_path / "root", edit=lambda topic, msgtype, ts, data: [
+        (raw if topic == CABIN else topic, msgtype, ts, data),
+        *([(rect, msgtype, ts, data)] if topic == CABIN else [])])
+    config = tmp_path / "root.yaml"
+    config.write_text(f"driver_monitor:\n  ros__parameters:\n    camera_topic: {raw}\n")
+    assert _replayed(bag, config) == [FRONT, WINDSHIELD]
+    assert _replayed(bag, config, cabin=raw) == [raw, FRONT, WINDSHIELD]
+    with pytest.raises(PrivacyError, match=f"topic {rect} .the same camera as {raw}. is the cabin"):
+        _replayed(bag, config, topics=[FRONT, rect])
+    with pytest.raises(PrivacyError, match="/image_rect_color .the same camera as /image_raw."):
+        ObjectDetectorSettings(camera_topics=["/image_rect_color"],
+                               cabin_camera_topic="/image_raw").validate()
+    # another camera's namespace, or a topic that is no image name at the root, is another camera
+    ObjectDetectorSettings(camera_topics=["/front/image_rect_color", "/front_camera"],
+                           cabin_camera_topic="/image_raw").validate()
+
+
 def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> None:
     """`--copy-input --cabin` copies the cabin camera's frames (the driver's face) into the output
     bag, which was created 0755 with files under the umask (0666 under umask 0) while the

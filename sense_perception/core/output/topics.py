@@ -39,13 +39,19 @@ def camera_of(topic: str) -> str:
     and, in a namespace, every image image_pipeline and camera drivers publish there
     (``image``, ``image_raw``, ``image_color``, ``image_mono``, ``image_rect``,
     ``image_rect_color``...): ``/cam/image_raw``, ``/cam/image_rect_color/compressed`` and
-    ``/cam/image`` are all camera ``/cam/`` (the trailing slash marks a namespace). Any other
-    topic is its own camera (``/cam/image_raw`` and ``/cam/depth/image_raw`` are two).
+    ``/cam/image`` are all camera ``/cam/`` (the trailing slash marks a namespace). The root
+    namespace is a camera's too: ``/image_raw`` and ``/image_rect_color`` (a camera driver and
+    image_proc started without a namespace, as ``usb_cam`` publishes by default) are camera
+    ``/`` (R74: they were two, and the cabin camera's rectified image an exterior camera). Any
+    other topic is its own camera (``/cam/image_raw`` and ``/cam/depth/image_raw`` are two).
     """
     base = image_base_topic(topic)
     ns, _, name = base.rpartition("/")
-    if ns.strip("/") and _IMAGE_NAME.fullmatch(name):
-        return ns + "/"
+    if _IMAGE_NAME.fullmatch(name):
+        if ns.strip("/"):
+            return ns + "/"
+        if base.startswith("/"):
+            return "/"
     return base
 
 
@@ -69,7 +75,7 @@ def may_be_camera(name: str, topic: str) -> bool:
     A bare image name (``image_raw``, ``image_rect_color/compressed``, ``~/image_raw``: a node
     started in the camera's namespace) names no namespace: ROS 2 resolves it to
     ``<node namespace>/image_raw``, the camera ``<node namespace>/``, so it may be every camera
-    that has a namespace (and ``/image_raw`` itself, a node at the root). It was compared as
+    of a namespace (the root's, ``/``, a node started there, included). It was compared as
     ``/image_raw`` alone and matched none of a bag's cameras (R74).
     """
     if same_camera(name, topic):
@@ -77,9 +83,8 @@ def may_be_camera(name: str, topic: str) -> bool:
     key, other = camera_of(str(name)), camera_of(str(topic))
     if key.startswith("/"):
         return False
-    if names_no_namespace(name):
-        bare = key.lstrip("~/")
-        return other.endswith("/") or (bool(bare) and other == "/" + bare)
+    if names_no_namespace(name):  # any namespace, the root's (``/``) included
+        return other.endswith("/")
     key = key[1:] if key.startswith("~") else key
     key = key.lstrip("/")
     return bool(key) and (other == key or other.endswith("/" + key))
