@@ -216,6 +216,69 @@ def test_a_config_naming_the_cameras_relatively_keeps_them_apart(tmp_path) -> No
     Replayer(ReplayOptions(bag=SAMPLE_BAG, out=tmp_path / "o", cabin=CABIN, config=config))
 
 
+def test_a_camera_named_with_no_namespace_is_never_guessed(tmp_path) -> None:
+    """R74: a config's bare image name (`camera_topic: image_raw`, for a node started in the
+    camera's namespace: ROS 2 resolves it to `/<namespace>/image_raw`) was compared as
+    `/image_raw`, matched none of the bag's cameras, and the replay took the driver for an
+    exterior camera (detector, annotations, `--video`); a bare `object_detector.camera_topics`
+    entry let `--cabin` run face identification on an exterior camera it may name. Which
+    camera it is cannot be told without the node's namespace: the replay is refused naming the
+    cameras and the fix, unless `--cabin` names one of them; identity is refused on any camera
+    a bare exterior name may be; a bare name serving two cameras' CameraInfo is refused."""
+    from sense_perception.errors import ConfigError, PrivacyError
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+    from sense_perception.replay.pipelines import camera_info_entries
+
+    config = tmp_path / "bare.yaml"
+    for cabin in ("image_raw", "image_raw/compressed", "~/image_raw"):
+        config.write_text(f"driver_monitor:\n  ros__parameters:\n    camera_topic: {cabin}\n")
+        for topics in (None, [FRONT, WINDSHIELD]):
+            with pytest.raises(PrivacyError) as err:
+                _replayed(SAMPLE_BAG, config, topics=topics)
+            text = str(err.value)
+            assert all(t in text for t in (CABIN, FRONT, WINDSHIELD)), text
+            assert "may be any of 3 cameras" in text and "fix: set camera_topic" in text, text
+        assert _replayed(SAMPLE_BAG, config, cabin=CABIN) == [CABIN, FRONT, WINDSHIELD], cabin
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [image_rect]\n")
+    for cabin in ("/car/front/image_rect", CABIN):
+        with pytest.raises(PrivacyError, match=f"refused on --cabin {cabin} .a camera that "
+                                               "image_rect, a relative name, may be"):
+            Replayer(ReplayOptions(bag=SAMPLE_BAG, out=tmp_path / "o", cabin=cabin,
+                                   config=config))
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_topics: [image_raw, "
+                      "/x/image_raw]\n    camera_info_topics: [/a/camera_info, /b/camera_info]\n")
+    assert [e for _, e in camera_info_entries(config, [FRONT])] == ["/a/camera_info"]
+    with pytest.raises(ConfigError, match="the relative name image_raw may be each of"):
+        camera_info_entries(config, [FRONT, WINDSHIELD])
+
+
+def test_a_cabin_camera_at_the_root_namespace_is_one_camera(tmp_path) -> None:
+    """R74: a camera driver started without a namespace (usb_cam's default `/image_raw`) and
+    image_proc beside it (`/image_rect_color`) are one camera, but only images of a namespace
+    were (R70): a cabin camera recorded so replayed its rectified image as an exterior camera
+    (detector, annotations, `--video` of the driver), and object_detector took it among its
+    `camera_topics` beside `cabin_camera_topic: /image_raw`."""
+    from sense_perception.errors import PrivacyError
+    from sense_perception.ros.settings import ObjectDetectorSettings
+
+    raw, rect = "/image_raw/compressed", "/image_rect_color/compressed"
+    bag = copy_bag(SAMPLE_BAG, tmp_path / "root", edit=lambda topic, msgtype, ts, data: [
+        (raw if topic == CABIN else topic, msgtype, ts, data),
+        *([(rect, msgtype, ts, data)] if topic == CABIN else [])])
+    config = tmp_path / "root.yaml"
+    config.write_text(f"driver_monitor:\n  ros__parameters:\n    camera_topic: {raw}\n")
+    assert _replayed(bag, config) == [FRONT, WINDSHIELD]
+    assert _replayed(bag, config, cabin=raw) == [raw, FRONT, WINDSHIELD]
+    with pytest.raises(PrivacyError, match=f"topic {rect} .the same camera as {raw}. is the cabin"):
+        _replayed(bag, config, topics=[FRONT, rect])
+    with pytest.raises(PrivacyError, match="/image_rect_color .the same camera as /image_raw."):
+        ObjectDetectorSettings(camera_topics=["/image_rect_color"],
+                               cabin_camera_topic="/image_raw").validate()
+    # another camera's namespace, or a topic that is no image name at the root, is another camera
+    ObjectDetectorSettings(camera_topics=["/front/image_rect_color", "/front_camera"],
+                           cabin_camera_topic="/image_raw").validate()
+
+
 def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> None:
     """`--copy-input --cabin` copies the cabin camera's frames (the driver's face) into the output
     bag, which was created 0755 with files under the umask (0666 under umask 0) while the

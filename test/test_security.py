@@ -515,3 +515,41 @@ def test_a_crash_writes_no_core_file_of_the_decrypted_gallery(tmp_path: Path) ->
     call = ("from sense_perception.cli.main import main; "
             f"main(['driver', 'list', '--gallery', {str(gallery)!r}])")
     assert core_limit_after(call, "", tmp_path) == 0
+
+
+def test_a_crash_hands_no_core_to_a_crash_reporter(tmp_path: Path) -> None:
+    """R74: the core-file limit of 0 (R40) binds a core *file* only. Where `core_pattern` pipes
+    the dump to a crash reporter (Ubuntu's apport, systemd-coredump), the kernel ignores the limit
+    and streams the whole process memory (the decrypted gallery, camera frames) to it, and apport
+    writes a crash report holding it whatever the limit for a packaged executable such as
+    `/usr/bin/python3`. Every command now leaves its process non-dumpable: no core at all."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("prctl(2) is Linux's")
+    script = ("import ctypes\n"
+              "from sense_perception.cli.main import main\n"
+              "def dumpable():  # prctl(PR_GET_DUMPABLE)\n"
+              "    return ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)\n"
+              "before = dumpable()\n"
+              f"main(['driver', 'list', '--gallery', {str(tmp_path / 'gallery.json')!r}])\n"
+              "print('dumpable', before, dumpable())\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "dumpable" in done.stdout, done.stderr
+    before, after = map(int, done.stdout.rsplit("dumpable", 1)[1].split())
+    assert (before, after) == (1, 0), done.stdout
+    # a fleet run's Ray worker is a program of its own (dumpable again): its BagWorker makes it not
+    script = script.replace(
+        "from sense_perception.cli.main import main",
+        "from sense_perception.fleet.worker import BagWorker, WorkerSettings\n"
+        "from pathlib import Path").replace(
+        f"main(['driver', 'list', '--gallery', {str(tmp_path / 'gallery.json')!r}])",
+        f"BagWorker(WorkerSettings(out=Path({str(tmp_path)!r})))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "dumpable" in done.stdout, done.stderr
+    assert done.stdout.rsplit("dumpable", 1)[1].split() == ["1", "0"], done.stdout

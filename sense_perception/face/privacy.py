@@ -74,6 +74,10 @@ def check_not_exterior(topic: str, exterior: Iterable[str], named_by: str, liste
             if (may_be_camera(str(t), topic) if unresolved else same_camera(str(t), topic))]
     if same:
         which = topic if same[0] == topic else f"{topic} (the same camera as {same[0]})"
+        if unresolved and not same_camera(same[0], topic):  # R74: a name with no namespace
+            which = (f"{topic} (a camera that {same[0]}, a relative name, may be once a node "
+                     "resolves it in its namespace)")
+            fix = f"{fix}; or name the exterior cameras by their absolute topics"
         raise PrivacyError(f"face identification refused on {named_by} {which}: {listed_in} "
                            "lists it, so it is an exterior camera, and people seen there "
                            "(pedestrians, other drivers) have not consented to face recognition; "

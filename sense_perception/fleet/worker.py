@@ -94,7 +94,11 @@ class BagWorker:
         import cv2
 
         from ..core.detection.detector_setup import build_detector
+        from ..core_dumps import no_core_dumps
 
+        # a Ray worker is a program of its own: it inherits the core limit of 0, but starts
+        # dumpable, and it holds the gallery and the cabin frames of its bags (R74)
+        no_core_dumps()
         self.settings = settings
         # OpenCV's own pool would use every core of the node in every worker, like onnxruntime.
         cv2.setNumThreads(max(1, settings.cpus))

@@ -52,11 +52,11 @@ from ..core.output.status import (
     driver_values,
     driver_warnings,
 )
-from ..core.output.topics import (camera_info_topic, camera_of, image_base_topic, join_topic,
-                                  may_be_camera, output_namespaces, same_camera,
-                                  rectified_topic)
+from ..core.output.topics import (camera_info_topic, camera_of, cameras_it_may_be,
+                                  image_base_topic, join_topic, may_be_camera, output_namespaces,
+                                  rectified_topic, same_camera)
 from ..core.types import Detections, Header
-from ..errors import BagError, ConfigError, ImageDecodeError
+from ..errors import BagError, ConfigError, ImageDecodeError, PrivacyError
 from ..face.privacy import check_cabin_not_exterior, check_identity_topic
 from ..fileio import atomic_write
 from ..face.results import FACE_LABELS, state_name
@@ -590,6 +590,7 @@ class Replayer:
         held = sorted((t for t in bag.topics if may_be_camera(configured, t) and t != cabin),
                       key=lambda t: (t != configured,
                                      image_base_topic(t) != image_base_topic(configured), t))
+        held = self._one_cabin_camera(bag, configured, source, cabin, held)
         if not held:
             return None
         if not self.options.topics and not (cabin and may_be_camera(configured, cabin)):
@@ -598,6 +599,54 @@ class Replayer:
                              f"{source}): not replayed without --cabin {held[0]}, never run "
                              "through the object detector nor filmed as an exterior camera")
         return held[0]
+
+    def _one_cabin_camera(self, bag: Bag, configured: str, source: str | Path, cabin: str | None,
+                          held: list[str]) -> list[str]:
+        """``held`` (the bag's topics the configured cabin camera may be, ``cabin`` aside) when
+        they are one camera; else the choice ``--cabin`` makes, or a refusal.
+
+        A relative ``driver_monitor.camera_topic`` resolves in the node's namespace, which a
+        replay does not know: a bare ``image_raw`` may be every camera of the bag that has a
+        namespace (R74: it was compared as ``/image_raw``, matched no topic, and the driver was
+        replayed as an exterior camera), ``cabin/image_raw`` both ``/a/cabin/`` and
+        ``/b/cabin/``. Taking the first such camera as the driver's replayed the others, one of
+        them perhaps the driver, as exterior cameras. A ``--cabin`` among them names the one
+        (noted); without it the replay is refused, naming the cameras and the fix.
+
+        Raises:
+            PrivacyError: the configured camera may be several of the bag's cameras and no
+                ``--cabin`` among them says which.
+        """
+        def possible(topic: str) -> bool:  # an image, or a topic that might carry one
+            meta = bag.topics[topic]
+            return meta.is_image or not meta.known
+
+        chosen = bool(cabin) and may_be_camera(configured, str(cabin))
+        cameras = cameras_it_may_be(configured, [*([cabin] if chosen and cabin else []),
+                                                 *(t for t in held if possible(t))])
+        if len(cameras) <= 1:
+            return held
+        listed = [topics[0] for topics in cameras.values()]
+        more = f" and {len(listed) - 8} more" if len(listed) > 8 else ""
+        which = ", ".join(listed[:8]) + more
+        private = configured.startswith("~")
+        resolved = ("/<namespace>/<node name>/" if private else "/<namespace>/") + \
+            configured.lstrip("~/")
+        why = (f"driver_monitor.camera_topic {configured} in {source} is a "
+               f"{'private' if private else 'relative'} name: a ROS 2 node resolves it in its own "
+               f"namespace ({resolved}), "
+               f"which a replay does not know, so in bag {bag.path} it may be any of "
+               f"{len(listed)} cameras: {which}")
+        if chosen and cabin:
+            note = f"{why}; --cabin {cabin} is taken as the cabin camera, the others as exterior"
+            LOG.warning("%s", note)
+            bag.notes.append(note)
+            return [t for t in held if same_camera(t, cabin)]
+        raise PrivacyError(
+            f"{why}; the driver's camera is neither guessed nor replayed as an exterior camera "
+            f"(detector, annotations, --video); fix: set camera_topic in the --config to the "
+            f"bag's absolute topic of the cabin camera (such as {listed[0]}), or name it with "
+            f"--cabin TOPIC")
 
     def _finish(self, wall0: float, failure: BaseException | None) -> tuple[float, list[Path]]:
         """Flush pending frames and close every output; returns the wall time and the videos.

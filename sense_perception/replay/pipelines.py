@@ -144,13 +144,19 @@ def camera_info_entries(config: Path | None, exterior: Sequence[str]) -> list[tu
 
     named = list(zip(map(str, settings.camera_topics), entries, strict=True))
     out = []
+    guessed: dict[str, list[str]] = {}  # a relative name -> the replayed cameras it served
     for camera in exterior:
         # the camera of the same topic first; else of the same camera (another image or
         # transport of its namespace, R70), or that a relative name may resolve to: compared
         # by transport alone, a bag of the rectified image of a camera the config names raw,
         # or of a camera it names relatively, was refused (R71)
-        entry = next((e for test in (_same_image, same_camera, may_be_camera)
+        found = next(((c, e, test is may_be_camera)
+                      for test in (_same_image, same_camera, may_be_camera)
                       for c, e in named if test(c, camera)), None)
+        if found is not None and found[2]:
+            guessed.setdefault(found[0], []).append(camera)
+            _one_camera_per_name(found[0], guessed[found[0]], what)
+        entry = None if found is None else found[1]
         if entry is None:
             from ..errors import ConfigError
 
@@ -162,6 +168,25 @@ def camera_info_entries(config: Path | None, exterior: Sequence[str]) -> list[tu
                 "camera_info_topics (or give camera_info_topics one entry, auto)")
         out.append((what, entry))
     return out
+
+
+def _one_camera_per_name(name: str, cameras: list[str], what: str) -> None:
+    """Refuse one relative camera name serving several replayed cameras: a node resolves it in
+    its one namespace, so it is one camera, and a bare ``image_raw`` may be any of them (R74:
+    each would have been placed with that camera's CameraInfo).
+
+    Raises:
+        ConfigError: naming the name, the cameras and the fix.
+    """
+    if len(cameras) > 1:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"{what} names each camera's CameraInfo by its camera_topics, and the relative name "
+            f"{name} may be each of the replayed cameras {', '.join(cameras)} (a node resolves "
+            "it in its own namespace, which a replay does not know), but it is one camera; fix: "
+            "name the cameras by their absolute topics in camera_topics, or pass --topics with "
+            "the one it is")
 
 
 def _same_image(a: str, b: str) -> bool:

@@ -365,6 +365,8 @@ def test_run_gives_object_detector_the_cabin_camera_as_driver_monitor_resolves_i
     ([], "/sp_ext/front/image_rect_color"),  # its rectified image is that camera (R70)
     (["--ros-args", "-r", "/sp_ext/cabin/image_raw:=/sp_ext/front/image_raw"],  # or remapped so
      "/sp_ext/cabin/image_raw"),
+    # a bare name resolves in the node's namespace (R74: the replay, knowing none, never guesses)
+    (["--ros-args", "-r", "__ns:=/sp_ext/front"], "image_rect_color"),
 ])
 def test_driver_monitor_refuses_an_exterior_camera_at_configure(context, cli_args, camera_topic):
     """driver_monitor ran face identification on a camera object_detector's camera_topics name

@@ -39,13 +39,19 @@ def camera_of(topic: str) -> str:
     and, in a namespace, every image image_pipeline and camera drivers publish there
     (``image``, ``image_raw``, ``image_color``, ``image_mono``, ``image_rect``,
     ``image_rect_color``...): ``/cam/image_raw``, ``/cam/image_rect_color/compressed`` and
-    ``/cam/image`` are all camera ``/cam/`` (the trailing slash marks a namespace). Any other
-    topic is its own camera (``/cam/image_raw`` and ``/cam/depth/image_raw`` are two).
+    ``/cam/image`` are all camera ``/cam/`` (the trailing slash marks a namespace). The root
+    namespace is a camera's too: ``/image_raw`` and ``/image_rect_color`` (a camera driver and
+    image_proc started without a namespace, as ``usb_cam`` publishes by default) are camera
+    ``/`` (R74: they were two, and the cabin camera's rectified image an exterior camera). Any
+    other topic is its own camera (``/cam/image_raw`` and ``/cam/depth/image_raw`` are two).
     """
     base = image_base_topic(topic)
     ns, _, name = base.rpartition("/")
-    if ns.strip("/") and _IMAGE_NAME.fullmatch(name):
-        return ns + "/"
+    if _IMAGE_NAME.fullmatch(name):
+        if ns.strip("/"):
+            return ns + "/"
+        if base.startswith("/"):
+            return "/"
     return base
 
 
@@ -65,15 +71,49 @@ def may_be_camera(name: str, topic: str) -> bool:
     every topic whose camera ends in it (``/cabin/image_raw``, ``/car/cabin/image_rect``). The
     replay compared it as given: no bag topic is named ``cabin/image_raw``, so a config naming
     the cabin camera relatively had the driver replayed as an exterior camera (R70).
+
+    A bare image name (``image_raw``, ``image_rect_color/compressed``, ``~/image_raw``: a node
+    started in the camera's namespace) names no namespace: ROS 2 resolves it to
+    ``<node namespace>/image_raw``, the camera ``<node namespace>/``, so it may be every camera
+    of a namespace (the root's, ``/``, a node started there, included). It was compared as
+    ``/image_raw`` alone and matched none of a bag's cameras (R74).
     """
     if same_camera(name, topic):
         return True
     key, other = camera_of(str(name)), camera_of(str(topic))
     if key.startswith("/"):
         return False
+    if names_no_namespace(name):  # any namespace, the root's (``/``) included
+        return other.endswith("/")
     key = key[1:] if key.startswith("~") else key
     key = key.lstrip("/")
     return bool(key) and (other == key or other.endswith("/" + key))
+
+
+def names_no_namespace(name: str) -> bool:
+    """Whether ``name`` is a relative or private image name without a namespace part
+    (``image_raw``, ``image_rect/compressed``, ``~/image_raw``): where no node's namespace is
+    known it may be the image of any camera (:func:`may_be_camera`)."""
+    name = str(name)
+    if name.startswith("/"):
+        return False
+    key = camera_of(name)
+    key = key[1:] if key.startswith("~") else key
+    key = key.lstrip("/")
+    return not key or bool(_IMAGE_NAME.fullmatch(key))
+
+
+def cameras_it_may_be(name: str, topics: Sequence[str]) -> dict[str, list[str]]:
+    """The cameras (:func:`camera_of`) among ``topics`` that ``name``, a camera as a config
+    gives it, may be once a node resolves it (:func:`may_be_camera`), each with its topics in
+    the order given. An absolute name gives at most one camera; a relative one may give several
+    (``image_raw`` in a bag of ``/front/image_raw`` and ``/cabin/image_raw``), which a caller
+    without a node's namespace cannot choose between."""
+    found: dict[str, list[str]] = {}
+    for topic in topics:
+        if may_be_camera(name, topic):
+            found.setdefault(camera_of(topic), []).append(topic)
+    return found
 
 
 def looks_like_image(topic: str) -> bool:
@@ -172,6 +212,7 @@ def check_topic_names(topics: Sequence[str], name: str) -> None:
 
 
 __all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "camera_of",
-           "check_topic_names", "image_base_topic", "image_name", "is_debug_topic", "join_topic",
-           "looks_like_image", "may_be_camera", "output_namespace", "output_namespaces",
-           "per_camera", "rectified_topic", "same_camera"]
+           "cameras_it_may_be", "check_topic_names", "image_base_topic", "image_name",
+           "is_debug_topic", "join_topic", "looks_like_image", "may_be_camera",
+           "names_no_namespace", "output_namespace", "output_namespaces", "per_camera",
+           "rectified_topic", "same_camera"]
