@@ -11,7 +11,7 @@ import array
 import dataclasses
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -325,7 +325,7 @@ class PerceptionNode(LifecycleNode):
         """Node-specific problems that make the diagnostic level at least WARN."""
         return []
 
-    def latch_inputs(self, msg_type: type, readers: dict[str, Callable[[Any], None]]) -> None:
+    def latch_inputs(self, msg_type: type, readers: Mapping[str, Callable[[Any], None]]) -> None:
         """Subscribe transient-local, too, to the topics of ``readers`` whose publishers latch (a
         CameraInfo latched before the node started reaches no volatile subscription): one
         :class:`LatchedInputs` per node, shown in :meth:`status_values` and
