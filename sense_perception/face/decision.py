@@ -15,7 +15,7 @@ from enum import Enum
 
 import numpy as np
 
-from ..config import setting
+from ..config import check_settings, setting
 
 #: Calibrated on real photo pairs (test/data/face_pairs.csv) plus augmentations: see
 #: docs/driver-monitoring.md.
@@ -84,6 +84,7 @@ class IdentityConfig:
         if not 0.0 <= self.embed_interval_s < self.max_gap_s:
             raise ValueError(f"identity.embed_interval_s must be in [0, identity.max_gap_s "
                              f"({self.max_gap_s})), got {self.embed_interval_s}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 @dataclass

@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ConfigError
 from ..geometry.ground import GroundPositions
 from ..tracking.ground_motion import GroundVelocities
@@ -146,6 +146,7 @@ class AutowareConfig:
             if "{" in rest or "}" in rest:
                 raise ValueError(f"autoware.{name} {getattr(self, name)!r} may hold only the "
                                  f"placeholder {INDEX_PLACEHOLDER}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @property
     def enabled(self) -> bool:

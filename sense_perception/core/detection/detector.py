@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ...config import section_from_params, setting
+from ...config import check_settings, section_from_params, setting
 from ...errors import ConfigError, ImageDecodeError, ModelError
 from .calibration import ScoreCalibration, apply_maps, calibration_for
 from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_family,
@@ -117,6 +117,7 @@ class ClassThresholds:
             if value > 1.0:
                 raise ConfigError(f"detector.class_thresholds.{f.name} must be within 0..1 "
                                   f"(negative: detector.score_threshold), got {value}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def unset(cls, **own: float) -> ClassThresholds:
@@ -324,6 +325,7 @@ class DetectorConfig:
             raise ConfigError(f"detector.pedestrian_model {self.pedestrian_model!r} is not a "
                               f"bundled detector; use one of {', '.join(specialists)} or "
                               f"{NO_MODEL!r} (the general model finds pedestrians itself)")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def from_params(cls, params: dict, source: str = "config") -> DetectorConfig:

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ConfigError
 from ..boxes import pairwise_iou
 from .postprocess import nms_class_aware
@@ -124,6 +124,7 @@ class TilingConfig:
         if self.large_object_fraction <= 0:
             raise ConfigError(f"tiling.large_object_fraction must be > 0, "
                               f"got {self.large_object_fraction}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @property
     def enabled(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ...config import check_ranges, did_you_mean, section_from_params, setting
+from ...config import check_settings, did_you_mean, section_from_params, setting
 from ...errors import ConfigError
 
 #: Conditions judged from the pixels of one frame (the ``health`` command reports these).
@@ -33,22 +33,7 @@ class Hysteresis:
     clear_frames: int = setting(5, range=(1, 1000))
 
     def __post_init__(self) -> None:
-        _check_ranges(self, "")
-
-
-def _check_ranges(settings: Any, prefix: str) -> None:
-    """Refuse a number outside its field's declared ``range`` (the loader checks only types)."""
-    for f in fields(settings):
-        bounds, value = f.metadata.get("range"), getattr(settings, f.name)
-        if not isinstance(bounds, tuple) or len(bounds) != 2 or isinstance(value, bool) \
-                or not isinstance(value, (int, float)):
-            continue
-        low, high = bounds
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise ValueError(f"{prefix}{f.name} must be within {low}..{high}, got {value!r}")
-
-
-_HYSTERESIS_FIELDS = frozenset(f.name for f in fields(Hysteresis))
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 def _hysteresis(raise_frames: int, clear_frames: int) -> Any:
@@ -189,7 +174,7 @@ class CameraHealthSettings:
     stream: Hysteresis = _hysteresis(1, 10)
 
     def __post_init__(self) -> None:
-        _check_ranges(self, "camera_health.")
+        check_settings(self)  # the ranges and NaN first (NaN passes the comparisons below)
         if not self.featureless_detail <= self.flat_detail < self.sharp_detail:
             raise ValueError(f"camera_health.featureless_detail ({self.featureless_detail}) <= "
                              f"flat_detail ({self.flat_detail}) < sharp_detail "
@@ -238,14 +223,6 @@ class CameraHealthSettings:
                 raise ConfigError(f"unknown parameter '{key}' in {source}; "
                                   f"{did_you_mean(head, groups, 'camera_health.')}groups: "
                                   f"{', '.join('camera_health.' + g + '.*' for g in groups)}")
-        for name in groups:
-            # Named in full before Hysteresis's own check, which knows no group: "raise_frames
-            # must be within 1..1000, got 0" did not say which of the six groups was meant.
-            prefix = f"camera_health.{name}."
-            check_ranges(Hysteresis, {
-                k[len(prefix):]: v for k, v in params.items()
-                if k.startswith(prefix) and k[len(prefix):] in _HYSTERESIS_FIELDS
-                and isinstance(v, int) and not isinstance(v, bool)}, source, prefix)
         nested = {name: replace(default, **{
             k: v for k, v in vars(section_from_params(Hysteresis, params, f"camera_health.{name}.",
                                                       source)).items()

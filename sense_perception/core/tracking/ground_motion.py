@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ...config import section_from_params, setting
+from ...config import check_settings, section_from_params, setting
 from ..geometry.ground import BORDER, GroundPositions
 from ..stamp_order import StampOrder
 
@@ -95,6 +95,7 @@ class VelocityConfig:
         if self.min_updates < 2:
             raise ValueError(f"tracking.velocity.min_updates must be >= 2 (one position gives no "
                              f"velocity), got {self.min_updates}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> "VelocityConfig":

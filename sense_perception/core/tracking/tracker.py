@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import lap
 import numpy as np
 
-from ...config import section_from_params, setting
+from ...config import check_settings, section_from_params, setting
 from ...errors import ConfigError
 from ..stamp_order import StampOrder
 from . import kalman
@@ -134,6 +134,7 @@ class TrackingConfig:
         if not 0.0 < self.frame_rate <= MAX_FRAME_RATE:
             raise ConfigError(f"tracking.frame_rate must be > 0 and at most {MAX_FRAME_RATE:g} Hz, "
                               f"got {self.frame_rate}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> "TrackingConfig":

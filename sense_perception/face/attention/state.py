@@ -60,7 +60,7 @@ from enum import Enum
 
 import numpy as np
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...core.stamp_order import StampOrder
 from ...limits import MAX_THREADS
 
@@ -222,6 +222,7 @@ class AttentionConfig:
                              f"recovery_factor_min ({self.recovery_factor_min})")
         if not 0 <= self.drowsy_min_level <= 3:
             raise ValueError(f"attention.drowsy_min_level must be 0..3, got {self.drowsy_min_level}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 @dataclass(frozen=True)
