@@ -655,7 +655,8 @@ def is_ros_param(name: str) -> bool:
     return name in ROS_PARAMS or name.startswith(ROS_PARAM_PREFIXES)
 
 
-def setting(default: Any, description: str = "", range: Any = None) -> Any:  # noqa: A002
+def setting(default: Any, description: str = "", range: Any = None,  # noqa: A002
+            constraint: str = "") -> Any:
     """A settings dataclass field with what ``ros2 param describe`` shows.
 
     Args:
@@ -663,8 +664,12 @@ def setting(default: Any, description: str = "", range: Any = None) -> Any:  # n
         description: one line; "" takes the class docstring's ``Attributes:`` entry.
         range: ``(low, high)`` inclusive for a number (None for an open end), a tuple of the
             allowed strings, or a short text for anything else.
+        constraint: what the class's own checks refuse within ``range``, which ROS 2's
+            inclusive one-span ranges cannot hold (``0 (off) or at least 1``, an end left out,
+            a rule between settings): ``additional_constraints`` shows it after the range.
     """
-    metadata = {k: v for k, v in (("description", description), ("range", range)) if v}
+    metadata = {k: v for k, v in (("description", description), ("range", range),
+                                  ("constraint", constraint)) if v}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -679,6 +684,7 @@ class Setting:
     hint: Any
     description: str
     range: Any = None
+    constraint: str = ""
 
     @property
     def numeric(self) -> bool:
@@ -743,7 +749,7 @@ def _settings_of(cls: type, prefix: str, instance: Any = None) -> dict[str, Sett
             continue
         description = f.metadata.get("description") or docs.get(f.name, "")
         out[prefix + f.name] = Setting(prefix + f.name, default, hints[f.name], description,
-                                       f.metadata.get("range"))
+                                       f.metadata.get("range"), f.metadata.get("constraint", ""))
     return out
 
 

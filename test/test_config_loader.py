@@ -374,3 +374,60 @@ def _builds(cls, name, bad):
     except (ValueError, ConfigError):
         return False
     return True
+
+
+def test_ros2_param_describe_says_what_the_range_cannot():
+    """R75: ``ros2 param describe`` showed camera_health.lit_surface_ratio's range 0..100 while
+    0 < value < 1 is refused (R68, said only in the description), and 0..1 for the ends a class
+    refuses on its own (tracking.match_iou 0, tiling.overlap 1) or a rule between settings
+    (tracking.low_threshold above high_threshold): ROS 2's ranges are inclusive and one span, so
+    each such rule is declared beside the range (``setting(constraint=...)``) and shown after it
+    in additional_constraints; the loader's rules are unchanged."""
+    from sense_perception.config import node_sections
+    from sense_perception.core.health.camera_settings import CameraHealthSettings
+
+    lit = descriptor_fields(node_schema("object_detector")["camera_health.lit_surface_ratio"])
+    assert lit["additional_constraints"] == "0..100; 0 (off) or at least 1"
+    assert lit["range"] == (0.0, 100.0)  # what ROS enforces itself, as before
+    with pytest.raises(ConfigError, match=r"lit_surface_ratio \(0\.5\) must be 0 \(off\) or at"):
+        CameraHealthSettings.from_params({"camera_health.lit_surface_ratio": 0.5})
+    unsaid = []
+    for kind in NODE_KINDS:
+        schema = node_schema(kind)
+        for prefix, cls in node_sections(kind):
+            for key, cls_of, name, hint, span in _ranged_fields(prefix, cls):
+                for end in span:
+                    if end is None or _builds_with(cls_of, name, hint(end)):
+                        continue
+                    if ";" not in descriptor_fields(schema[key])["additional_constraints"]:
+                        unsaid.append(f"{key} {end}")
+    assert not unsaid, unsaid
+
+
+def _ranged_fields(prefix, cls):
+    """(key, class, field, type, (low, high)) of every number field with a declared range of
+    settings dataclass ``cls`` and the ones nested in it, but the nodes' own."""
+    import dataclasses
+    import typing
+
+    from sense_perception.config import numeric_range
+
+    if callable(getattr(cls, "validate", None)):
+        return
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+            else f.default
+        if dataclasses.is_dataclass(default):
+            yield from _ranged_fields(f"{prefix}{f.name}.", type(default))
+        span = numeric_range(f.metadata.get("range"))
+        if span and hints[f.name] in (int, float):
+            yield prefix + f.name, cls, f.name, hints[f.name], span
+
+
+def _builds_with(cls, name, value):
+    try:
+        cls(**{name: value})
+    except (ValueError, ConfigError):
+        return False
+    return True

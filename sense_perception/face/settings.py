@@ -37,8 +37,8 @@ class FaceConfig:
             driver head-on (steering column).
     """
 
-    score_threshold: float = setting(0.7, range=(0.0, 1.0))
-    nms_iou: float = setting(0.3, range=(0.0, 1.0))
+    score_threshold: float = setting(0.7, range=(0.0, 1.0), constraint="above 0 and below 1")
+    nms_iou: float = setting(0.3, range=(0.0, 1.0), constraint="above 0")
     max_side: int = setting(640, range=(64, 4096))
     top_k: int = setting(20, range=(1, 5000))
     driver_side: str = setting("left", range=("left", "right"))

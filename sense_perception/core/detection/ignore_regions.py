@@ -63,7 +63,7 @@ class IgnoreRegionSettings:
     min_overlap: float = setting(
         0.5, "share of a box's area inside its camera's ignore region at and above which "
         "the detection is dropped",
-        range=(0.0, 1.0))
+        range=(0.0, 1.0), constraint="above 0")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_overlap <= 1.0:

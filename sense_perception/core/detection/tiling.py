@@ -85,18 +85,18 @@ class TilingConfig:
 
     mode: str = setting("off", range=("off", "horizon_bands"))
     horizon_y: float = setting(0.5, range=(0.0, 1.0))
-    band_height: float = setting(0.4, range=(0.0, 1.0))
+    band_height: float = setting(0.4, range=(0.0, 1.0), constraint="above 0")
     columns: int = setting(0, range=(0, 64))
-    tile_aspect: float = setting(4.0 / 3.0, range=(0.0, None))
+    tile_aspect: float = setting(4.0 / 3.0, range=(0.0, None), constraint="above 0")
     rows: int = setting(1, range=(1, 16))
-    overlap: float = setting(0.25, range=(0.0, 1.0))
+    overlap: float = setting(0.25, range=(0.0, 1.0), constraint="below 1")
     include_full_frame: bool = True
     min_image_width: int = setting(960, range=(0, None))
     min_tile_px: int = setting(64, range=(1, None))
     edge_margin_px: float = setting(4.0, range=(0.0, None))
     cover_threshold: float = setting(0.7, range=(0.0, 1.0))
     fuse_min_overlap: float = setting(0.5, range=(0.0, 1.0))
-    large_object_fraction: float = setting(0.5, range=(0.0, None))
+    large_object_fraction: float = setting(0.5, range=(0.0, None), constraint="above 0")
     cross_class_iou: float = setting(0.7, range=(0.0, 1.0))
     drop_uncovered_fragments: bool = False
 

@@ -136,16 +136,16 @@ class CameraHealthSettings:
     width: int = setting(240, range=(64, 1024))
     block_px: int = setting(8, range=(4, 64))
     noise_floor: float = setting(8.0, range=(1.0, 255.0))
-    flat_detail: float = setting(0.03, range=(0.0, 1.0))
-    sharp_detail: float = setting(0.05, range=(0.0, 1.0))
-    featureless_detail: float = setting(0.012, range=(0.0, 1.0))
+    flat_detail: float = setting(0.03, range=(0.0, 1.0), constraint="featureless_detail <= flat_detail < sharp_detail")
+    sharp_detail: float = setting(0.05, range=(0.0, 1.0), constraint="featureless_detail <= flat_detail < sharp_detail")
+    featureless_detail: float = setting(0.012, range=(0.0, 1.0), constraint="featureless_detail <= flat_detail < sharp_detail")
     blocked_fraction: float = setting(0.14, range=(0.0, 1.0))
     blocked_max_brightness: float = setting(150.0, range=(0.0, 255.0))
     blocked_min_mean: float = setting(35.0, range=(0.0, 255.0))
     sky_blue: float = setting(0.05, range=(0.0, 1.0))
     blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
     blocked_max_sharp_border: float = setting(0.6, range=(0.0, 1.0))
-    lit_surface_ratio: float = setting(1.15, range=(0.0, 100.0))
+    lit_surface_ratio: float = setting(1.15, range=(0.0, 100.0), constraint="0 (off) or at least 1")
     lit_surface_bright_ratio: float = setting(0.75, range=(0.0, 10.0))
     lit_surface_rest_sharp: float = setting(0.55, range=(0.0, 1.0))
     low_visibility_sharp_fraction: float = setting(0.4, range=(0.0, 1.0))
@@ -155,10 +155,10 @@ class CameraHealthSettings:
     dark_mean: float = setting(50.0, range=(0.0, 255.0))
     bright_clipped_fraction: float = setting(0.12, range=(0.0, 1.0))
     frozen_change: float = setting(0.25, range=(0.0, 255.0))
-    film_drop: float = setting(0.55, range=(0.0, 0.99))
-    film_floor: float = setting(0.12, range=(0.0, 0.99))
+    film_drop: float = setting(0.55, range=(0.0, 0.99), constraint="0 (off) or above film_floor; at most film_hold")
+    film_floor: float = setting(0.12, range=(0.0, 0.99), constraint="below film_drop (unless film_drop is 0)")
     film_fraction: float = setting(0.12, range=(0.0, 1.0))
-    film_hold: float = setting(0.7, range=(0.01, 1.0))
+    film_hold: float = setting(0.7, range=(0.01, 1.0), constraint="at least film_drop")
     film_reference_s: float = setting(1.0, range=(0.05, 60.0))
     film_arrival_s: float = setting(0.2, range=(0.0, 10.0))
     film_brightness_change: float = setting(1.5, range=(1.01, 100.0))
@@ -241,7 +241,7 @@ class CabinCameraHealthSettings(CameraHealthSettings):
     ``camera_health.film_drop`` to turn it on for a cabin camera.
     """
 
-    film_drop: float = setting(0.0, range=(0.0, 0.99))
+    film_drop: float = setting(0.0, range=(0.0, 0.99), constraint="0 (off) or above film_floor; at most film_hold")
 
 
 def health_settings_type(kind: str) -> type[CameraHealthSettings]:

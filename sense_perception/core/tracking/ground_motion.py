@@ -74,14 +74,14 @@ class VelocityConfig:
     # At most MAX_ACCEL_SD: 1e200 (an open range let it through) overflowed squaring it, every
     # frame of a tracked, placed object raised; .inf made every velocity NaN.
     accel_sd: float = setting(1.0, "white-noise acceleration of the constant-velocity model of "
-                                   "each track's ground position (m/s^2)", (0.0, MAX_ACCEL_SD))
+                                   "each track's ground position (m/s^2)", (0.0, MAX_ACCEL_SD), constraint="above 0")
     min_updates: int = setting(5, "updates since a track's (re)start before its velocity can be "
                                   "steady", (2, None))
     steady_sd: float = setting(1.0, "a velocity is steady (published as the twist) when its larger "
-                                    "standard deviation is at most this (m/s)", (0.0, None))
+                                    "standard deviation is at most this (m/s)", (0.0, None), constraint="above 0")
     reset_gate: float = setting(13.8, "squared Mahalanobis distance of a position from its "
                                       "prediction beyond which the track's filter restarts (a jump)",
-                                (0.0, None))
+                                (0.0, None), constraint="above 0")
 
     PREFIX = "tracking.velocity."
 

@@ -98,19 +98,19 @@ class TrackingConfig:
     """
 
     enabled: bool = True
-    high_threshold: float = setting(0.575, range=(0.0, 1.0))
-    low_threshold: float = setting(0.001, range=(0.0, 1.0))
+    high_threshold: float = setting(0.575, range=(0.0, 1.0), constraint="at least tracking.low_threshold")
+    low_threshold: float = setting(0.001, range=(0.0, 1.0), constraint="at most tracking.high_threshold")
     new_track_threshold: float = setting(0.738, range=(0.0, 1.0))
-    match_iou: float = setting(0.2, range=(0.0, 1.0))
-    low_match_iou: float = setting(0.5, range=(0.0, 1.0))
-    tentative_match_iou: float = setting(0.3, range=(0.0, 1.0))
+    match_iou: float = setting(0.2, range=(0.0, 1.0), constraint="above 0")
+    low_match_iou: float = setting(0.5, range=(0.0, 1.0), constraint="above 0")
+    tentative_match_iou: float = setting(0.3, range=(0.0, 1.0), constraint="above 0")
     fuse_score: bool = True
-    duplicate_iou: float = setting(0.7, range=(0.0, 1.0))
+    duplicate_iou: float = setting(0.7, range=(0.0, 1.0), constraint="above 0")
     min_hits: int = setting(2, range=(1, None))
     max_age: float = setting(1.0, range=(0.0, None))
     # At most MAX_FRAME_RATE: .inf (an open range let it through) made the nominal frame period 0,
     # and the motion model NaN on every frame with the stamp of the one before.
-    frame_rate: float = setting(10.0, range=(0.0, MAX_FRAME_RATE))
+    frame_rate: float = setting(10.0, range=(0.0, MAX_FRAME_RATE), constraint="above 0")
     class_aware: bool = True
     class_groups: list[str] = setting(
         list(DEFAULT_CLASS_GROUPS),
