@@ -133,6 +133,22 @@ class ClassThresholds:
 PREPROCESS_CHOICES = ("auto", "cpu", "gpu", "torch_cpu")
 
 
+#: The settings of a model of your own (``detector.model_path``), which a bundled model does not
+#: read: :func:`use_bundled_model` drops them all.
+CUSTOM_MODEL_SETTINGS = ("model_path", "model_sha256", "model_family", "labels_path")
+
+
+def use_bundled_model(params: dict[str, Any], name: str) -> None:
+    """Run bundled model ``name`` (``detect`` and ``eval``'s ``--model``): set ``detector.model``
+    in the flattened ``params`` and drop the config's model of your own with every setting of it
+    (:data:`CUSTOM_MODEL_SETTINGS`). Only ``model_path`` was dropped: its ``model_sha256`` then
+    refused the run ("model_sha256 is set but model_path is empty", a key the user had not
+    touched), its ``labels_path`` and ``model_family`` were left over for the bundled model."""
+    params["detector.model"] = name
+    for key in CUSTOM_MODEL_SETTINGS:
+        params.pop(f"detector.{key}", None)
+
+
 @dataclass
 class DetectorConfig:
     """Settings of :class:`ObjectDetector`; parameters ``detector.*`` of the object_detector node.
@@ -304,6 +320,15 @@ class DetectorConfig:
                 "used (keep_other_classes reports the bundled models' animals under their own "
                 "names, dog, horse...); fix: set detector.animals: true, or "
                 "class_thresholds.animal: -1")
+        for key, what in (("labels_path", "labels"), ("model_family", "decoder family")):
+            if getattr(self, key) and not self.model_path:
+                # read only for a model of your own: the bundled model ran with its own, the
+                # setting taken without a word (R75)
+                raise ConfigError(
+                    f"detector.{key} is set ({getattr(self, key)!r}) but detector.model_path is "
+                    f"empty, so the bundled model detector.model ({self.model}) runs with its own "
+                    f"{what} and this one would be ignored; fix: clear detector.{key}, or set "
+                    "detector.model_path to the model it belongs to")
         if self.model_path and not self.labels_path:
             raise ConfigError("detector.model_path is set but detector.labels_path is empty; fix: "
                               "give the labels file of that model (one class name per line)")
