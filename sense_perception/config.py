@@ -21,6 +21,7 @@ no node reads, and :func:`section_from_params` fills a dataclass, rejecting wron
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import math
@@ -478,6 +479,26 @@ def numeric_range(bounds: Any) -> tuple[float | None, float | None] | None:
     return None
 
 
+def number_problem(value: Any, hint: Any, bounds: Any) -> str | None:
+    """What is wrong with ``value`` for a parameter of type ``hint`` and ``setting(range=...)``
+    ``bounds`` (``"must be within [0.0, 1.0], got nan"``), or None: the one rule
+    :func:`check_number` (the loader) and :func:`check_settings` (a settings class's
+    ``__post_init__``) apply."""
+    if hint in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        span = numeric_range(bounds)
+        if span is None:
+            return None if math.isfinite(value) else f"must be a finite number, got {value}"
+        low, high = span
+        if math.isnan(value) or (low is not None and value < low) or (
+                high is not None and value > high):
+            shown = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+            return f"must be within {shown}, got {value}"
+    elif typing.get_origin(hint) in (list, tuple) and isinstance(value, (list, tuple)):
+        if any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            return f"must hold finite numbers, got {_SHOWN.repr(list(value))}"
+    return None
+
+
 def check_number(key: str, value: Any, hint: Any, bounds: Any, source: str) -> None:
     """Refuse a number parameter ``key`` may not hold: outside its declared range (what ROS
     enforces on a node, and ``ros2 param describe`` shows), NaN (which every comparison lets
@@ -486,23 +507,9 @@ def check_number(key: str, value: Any, hint: Any, bounds: Any, source: str) -> N
     Raises:
         ConfigError: naming the parameter, the source, the rule and the value.
     """
-    if hint in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        span = numeric_range(bounds)
-        if span is None:
-            if not math.isfinite(value):
-                raise ConfigError(f"parameter '{key}' in {source} must be a finite number, got "
-                                  f"{value}")
-            return
-        low, high = span
-        if math.isnan(value) or (low is not None and value < low) or (
-                high is not None and value > high):
-            shown = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-            raise ConfigError(f"parameter '{key}' in {source} must be within {shown}, got {value}")
-    elif typing.get_origin(hint) in (list, tuple) and isinstance(value, (list, tuple)):
-        bad = next((v for v in value if isinstance(v, float) and not math.isfinite(v)), None)
-        if bad is not None:
-            raise ConfigError(f"parameter '{key}' in {source} must hold finite numbers, got "
-                              f"{_SHOWN.repr(list(value))}")
+    problem = number_problem(value, hint, bounds)
+    if problem is not None:
+        raise ConfigError(f"parameter '{key}' in {source} {problem}")
 
 
 def check_value(kind: str, name: str, value: Any, source: str) -> None:
@@ -557,10 +564,13 @@ def section_from_params(cls: type[T], params: dict[str, Any], prefix: str = "",
             raise ConfigError(f"unknown parameter '{key}' in {source}; "
                               f"{did_you_mean(name, names, prefix)}valid: "
                               f"{', '.join(prefix + n for n in sorted(names))}")
+    token = _BUILDING.set((cls, prefix, source))  # check_settings names the parameter as here
     try:
         settings = cls(**values)  # type: ignore[call-arg]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid settings in {source}: {exc}") from exc
+    finally:
+        _BUILDING.reset(token)
     # The declared ranges, where the class's own checks (with their own words) leave one out; a
     # class with a validate() (the nodes' own settings) checks them there, when its caller asks.
     if not callable(getattr(cls, "validate", None)):
@@ -579,6 +589,50 @@ def check_ranges(cls: type, values: dict[str, Any], source: str, prefix: str = "
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name, value in values.items():
         check_number(prefix + name, value, hints[name], fields[name].metadata.get("range"), source)
+
+
+#: (settings class, prefix, source) while :func:`section_from_params` builds one: its
+#: ``__post_init__``'s :func:`check_settings` then words a refusal as the loader does.
+_BUILDING: contextvars.ContextVar[tuple[type, str, str] | None] = contextvars.ContextVar(
+    "sense_perception_settings_building", default=None)
+
+
+_NUMBERS: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
+
+
+def _numbers_of(cls: type) -> tuple[tuple[str, Any, Any], ...]:
+    """(name, type, declared range) of each field of dataclass ``cls`` :func:`number_problem`
+    judges (numbers and lists), read once per class."""
+    if cls not in _NUMBERS:
+        hints = typing.get_type_hints(cls)
+        _NUMBERS[cls] = tuple(
+            (f.name, hints[f.name], f.metadata.get("range")) for f in dataclasses.fields(cls)
+            if hints[f.name] in (int, float) or typing.get_origin(hints[f.name]) in (list, tuple))
+    return _NUMBERS[cls]
+
+
+def check_settings(settings: Any) -> None:
+    """Refuse a settings dataclass holding a number its config key would be refused with: out of
+    its declared range, NaN, or infinite where no range allows it (:func:`number_problem`, the
+    loader's own rule). Each settings class calls it from ``__post_init__``, so settings built in
+    Python (the replay engine, fleet workers, tests) hold to what a YAML config must: they took
+    NaN, which passes every comparison and silently switches a check off (R75).
+
+    Raises:
+        ConfigError: built by :func:`section_from_params`, in its words (the parameter's key and
+            the source).
+        ValueError: built directly, naming the class and the field (a dataclass's own error).
+    """
+    cls = type(settings)
+    building = _BUILDING.get()
+    for name, hint, bounds in _numbers_of(cls):
+        problem = number_problem(getattr(settings, name), hint, bounds)
+        if problem is None:
+            continue
+        if building is not None and building[0] is cls:
+            raise ConfigError(f"parameter '{building[1]}{name}' in {building[2]} {problem}")
+        raise ValueError(f"{cls.__name__}.{name} {problem} (the rule a config file's value of "
+                         "it is held to)")
 
 
 def _finite(value: Any) -> bool:
@@ -601,7 +655,8 @@ def is_ros_param(name: str) -> bool:
     return name in ROS_PARAMS or name.startswith(ROS_PARAM_PREFIXES)
 
 
-def setting(default: Any, description: str = "", range: Any = None) -> Any:  # noqa: A002
+def setting(default: Any, description: str = "", range: Any = None,  # noqa: A002
+            constraint: str = "") -> Any:
     """A settings dataclass field with what ``ros2 param describe`` shows.
 
     Args:
@@ -609,8 +664,12 @@ def setting(default: Any, description: str = "", range: Any = None) -> Any:  # n
         description: one line; "" takes the class docstring's ``Attributes:`` entry.
         range: ``(low, high)`` inclusive for a number (None for an open end), a tuple of the
             allowed strings, or a short text for anything else.
+        constraint: what the class's own checks refuse within ``range``, which ROS 2's
+            inclusive one-span ranges cannot hold (``0 (off) or at least 1``, an end left out,
+            a rule between settings): ``additional_constraints`` shows it after the range.
     """
-    metadata = {k: v for k, v in (("description", description), ("range", range)) if v}
+    metadata = {k: v for k, v in (("description", description), ("range", range),
+                                  ("constraint", constraint)) if v}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -625,6 +684,7 @@ class Setting:
     hint: Any
     description: str
     range: Any = None
+    constraint: str = ""
 
     @property
     def numeric(self) -> bool:
@@ -689,7 +749,7 @@ def _settings_of(cls: type, prefix: str, instance: Any = None) -> dict[str, Sett
             continue
         description = f.metadata.get("description") or docs.get(f.name, "")
         out[prefix + f.name] = Setting(prefix + f.name, default, hints[f.name], description,
-                                       f.metadata.get("range"))
+                                       f.metadata.get("range"), f.metadata.get("constraint", ""))
     return out
 
 

@@ -583,7 +583,29 @@ def test_a_named_camera_info_check_contradicting_camera_info_is_refused(tmp_path
     from sense_perception.core.autoware.rois import check_camera_info_topic
     with pytest.raises(ConfigError, match="but camera_info_topics names '/b'"):
         check_camera_info_topic(["/cam/image_raw"], "/a", [("camera_info_topics", "/b")])
-    check_camera_info_topic(["/cam/image_raw"], "/a", [("camera_info_topics", "auto")])
+
+
+def test_a_named_camera_info_check_beside_an_auto_entry_is_refused(tmp_path):
+    """R75: camera_info_topics auto (the positions read <ns>/camera_info) beside a named
+    autoware.camera_info_topic was taken: the check read one topic, the positions another, and
+    nothing said which one the user meant. Refused now, naming both and the fix; a named check
+    equal to <ns>/camera_info, or beside an entry of "" (no positions), is one CameraInfo: taken."""
+    from sense_perception.core.autoware.rois import check_camera_info_topic
+    with pytest.raises(ConfigError, match=re.escape(
+            "but camera_info_topics is auto, so its 3-D positions read '/cam/camera_info': the "
+            "check would watch another calibration than the one used; fix: set "
+            "autoware.camera_info_topic: auto")):
+        check_camera_info_topic(["/cam/image_raw"], "/a", [("camera_info_topics", "auto")])
+    check_camera_info_topic(["/cam/image_raw"], "/cam/camera_info", [("camera_info_topics", "auto")])
+    check_camera_info_topic(["/cam/image_raw"], "/a", [("camera_info_topics", "")])
+    # the launch, with the config's camera_info_topics left at auto
+    own = tmp_path / "own.yaml"
+    own.write_text("# base: autoware.yaml\nobject_detector:\n  ros__parameters:\n"
+                   "    autoware:\n      camera_info_topic: /sensing/camera/front/camera_info\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            "but the config's camera_info_topics is auto, so its 3-D positions read "
+            "'/sensing/camera/camera0/camera_info'")):
+        autoware_launch.node_parameters({"config": str(own)})
 
 
 def _with(tmp_path, base, lines):

@@ -346,7 +346,7 @@ def test_settings_read_per_condition_hysteresis_and_refuse_typos_and_ranges():
     assert s.blocked == Hysteresis(9, SETTINGS.blocked.clear_frames) and s.dark_mean == 30.0
     for bad, words in [({"camera_health.blockd.raise_frames": 2}, "did you mean camera_health.blocked"),
                        ({"camera_health.blocked.raise_frame": 2}, "did you mean camera_health.blocked.raise_frames"),
-                       ({"camera_health.dark_mean": 400.0}, "dark_mean must be within"),
+                       ({"camera_health.dark_mean": 400.0}, "dark_mean. in config must be within"),
                        ({"camera_health.blocked.raise_frames": 0}, "camera_health.blocked.raise_frames.* must be within"),
                        ({"camera_health.flat_detail": 0.2}, "sharp_detail")]:
         with pytest.raises(ConfigError, match=words):

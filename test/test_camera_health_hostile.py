@@ -138,7 +138,7 @@ def test_film_settings_at_the_edge_of_their_range_judge_every_frame(film_drive, 
 
 def test_a_noise_floor_of_zero_is_refused_by_name():
     # 0 divided a black block's detail by zero: NaN detail, never flat, so never blocked
-    with pytest.raises(ConfigError, match=r"camera_health\.noise_floor must be within 1\.0"):
+    with pytest.raises(ConfigError, match=r"camera_health\.noise_floor' in config must be within \[1\.0"):
         CameraHealthSettings.from_params({"camera_health.noise_floor": 0.0})
     CameraHealthSettings.from_params({"camera_health.noise_floor": 1.0})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -306,3 +307,127 @@ def test_what_image_files_cannot_use_is_listed_when_it_differs_from_the_default(
     assert settings_not_for_files({"tracking.max_age": 3.0, "mount_height": 1.5,
                                    "detector.ignore_regions.polygons": ["/c: 0,0 1,0 1,1"]}) == [
         "detector.ignore_regions.polygons", "mount_height", "tracking.max_age"]
+
+
+def _settings_classes():
+    """Every settings dataclass the config loader fills (nested ones too), but the nodes' own
+    (ObjectDetectorSettings, DriverMonitorNodeSettings: their validate() is asked by every
+    builder), with the field of each that a NaN or a value past its range would break."""
+    import dataclasses
+    import typing
+
+    from sense_perception.config import node_sections, numeric_range
+
+    found: dict[type, list[tuple[str, object]]] = {}
+
+    def walk(cls):
+        if cls in found or callable(getattr(cls, "validate", None)):
+            return
+        found[cls] = []
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+                else f.default
+            if dataclasses.is_dataclass(default):
+                walk(type(default))
+            span = numeric_range(f.metadata.get("range"))
+            if hints[f.name] is float:
+                found[cls].append((f.name, math.nan))
+            elif hints[f.name] is int and span and span[1] is not None:
+                found[cls].append((f.name, span[1] + 1))
+    for kind in NODE_KINDS:
+        for _, cls in node_sections(kind):
+            walk(cls)
+    return [(cls, name, bad) for cls, fields in found.items() for name, bad in fields]
+
+
+def test_settings_built_in_python_are_held_to_the_loaders_rules():
+    """R75: the settings dataclasses the loader fills took NaN (and many a value past the range
+    a config key is refused outside) when built in Python, as the replay engine, fleet workers
+    and tests build them: CameraHealthSettings(dark_mean=nan) judged every frame not dark,
+    TilingConfig(columns=100) passed. Every number field is held to the loader's one rule now
+    (config.check_settings from each __post_init__); the loader's own words are unchanged."""
+    from sense_perception.core.health.camera_settings import CameraHealthSettings
+    from sense_perception.core.tracking.tracker import TrackingConfig
+
+    cases = _settings_classes()
+    assert len(cases) > 150  # every group, not a few
+    taken = [f"{cls.__name__}.{name}={bad}" for cls, name, bad in cases
+             if _builds(cls, name, bad)]
+    assert not taken, taken
+    with pytest.raises(ValueError, match=re.escape(
+            "CameraHealthSettings.dark_mean must be within [0.0, 255.0], got nan")):
+        CameraHealthSettings(dark_mean=math.nan)
+    # the loader: the key and the source, as before
+    with pytest.raises(ConfigError, match=re.escape(
+            "parameter 'camera_health.dark_mean' in c.yaml must be within [0.0, 255.0], got nan")):
+        CameraHealthSettings.from_params({"camera_health.dark_mean": math.nan}, "c.yaml")
+    with pytest.raises(ConfigError, match=re.escape(
+            "parameter 'camera_health.stream.clear_frames' in c.yaml must be within [1, 1000]")):
+        CameraHealthSettings.from_params({"camera_health.stream.clear_frames": 0}, "c.yaml")
+    assert TrackingConfig().enabled  # the defaults hold
+
+
+def _builds(cls, name, bad):
+    try:
+        cls(**{name: bad})
+    except (ValueError, ConfigError):
+        return False
+    return True
+
+
+def test_ros2_param_describe_says_what_the_range_cannot():
+    """R75: ``ros2 param describe`` showed camera_health.lit_surface_ratio's range 0..100 while
+    0 < value < 1 is refused (R68, said only in the description), and 0..1 for the ends a class
+    refuses on its own (tracking.match_iou 0, tiling.overlap 1) or a rule between settings
+    (tracking.low_threshold above high_threshold): ROS 2's ranges are inclusive and one span, so
+    each such rule is declared beside the range (``setting(constraint=...)``) and shown after it
+    in additional_constraints; the loader's rules are unchanged."""
+    from sense_perception.config import node_sections
+    from sense_perception.core.health.camera_settings import CameraHealthSettings
+
+    lit = descriptor_fields(node_schema("object_detector")["camera_health.lit_surface_ratio"])
+    assert lit["additional_constraints"] == "0..100; 0 (off) or at least 1"
+    assert lit["range"] == (0.0, 100.0)  # what ROS enforces itself, as before
+    with pytest.raises(ConfigError, match=r"lit_surface_ratio \(0\.5\) must be 0 \(off\) or at"):
+        CameraHealthSettings.from_params({"camera_health.lit_surface_ratio": 0.5})
+    unsaid = []
+    for kind in NODE_KINDS:
+        schema = node_schema(kind)
+        for prefix, cls in node_sections(kind):
+            for key, cls_of, name, hint, span in _ranged_fields(prefix, cls):
+                for end in span:
+                    if end is None or _builds_with(cls_of, name, hint(end)):
+                        continue
+                    if ";" not in descriptor_fields(schema[key])["additional_constraints"]:
+                        unsaid.append(f"{key} {end}")
+    assert not unsaid, unsaid
+
+
+def _ranged_fields(prefix, cls):
+    """(key, class, field, type, (low, high)) of every number field with a declared range of
+    settings dataclass ``cls`` and the ones nested in it, but the nodes' own."""
+    import dataclasses
+    import typing
+
+    from sense_perception.config import numeric_range
+
+    if callable(getattr(cls, "validate", None)):
+        return
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+            else f.default
+        if dataclasses.is_dataclass(default):
+            yield from _ranged_fields(f"{prefix}{f.name}.", type(default))
+        span = numeric_range(f.metadata.get("range"))
+        if span and hints[f.name] in (int, float):
+            yield prefix + f.name, cls, f.name, hints[f.name], span
+
+
+def _builds_with(cls, name, value):
+    try:
+        cls(**{name: value})
+    except (ValueError, ConfigError):
+        return False
+    return True

@@ -171,3 +171,28 @@ def test_family_defaults_are_a_copy(family):
     defaults = family_input_defaults(family)
     defaults["color"] = "changed"
     assert family_input_defaults(family)["color"] != "changed"
+
+
+def test_settings_of_a_model_of_your_own_are_never_left_to_a_bundled_model(tmp_path):
+    """R75: detector.labels_path and model_family are read only with model_path, and a config
+    giving them without it ran the bundled model with its own labels and family, the settings
+    taken without a word; they are refused now, naming the fix. ``detect``/``eval --model NAME``
+    dropped the config's model_path alone: its model_sha256 then refused the run with an error
+    about a key the user had not touched, and its labels and family were left over."""
+    import argparse
+
+    from sense_perception.cli.detect import _params
+    from sense_perception.errors import ConfigError
+
+    for key, value in (("labels_path", "/data/own_labels.txt"), ("model_family", "yolox")):
+        with pytest.raises(ConfigError, match=rf"detector\.{key} is set \('{value}'\) but "
+                                              r"detector\.model_path is empty.*fix: clear"):
+            DetectorConfig.from_params({f"detector.{key}": value}, "c.yaml")
+    config = tmp_path / "own.yaml"
+    config.write_text("detector:\n  model_path: /data/own.onnx\n  model_sha256: " + "a" * 64
+                      + "\n  labels_path: /data/own_labels.txt\n  model_family: yolox\n")
+    params = _params(argparse.Namespace(config=config, node_name="object_detector",
+                                        model="yolox_nano", score_threshold=None, tiling=None))
+    cfg = DetectorConfig.from_params(params, str(config))
+    assert (cfg.model, cfg.model_path, cfg.model_sha256, cfg.labels_path, cfg.model_family) == \
+        ("yolox_nano", "", "", "", "")

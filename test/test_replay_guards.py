@@ -667,3 +667,21 @@ def test_a_bag_where_some_cameras_are_empty_replays_the_others_and_names_them(tm
     # a bag with frames on every camera has no warnings
     assert _run(capsys, SAMPLE_BAG, "--out", tmp_path / "full", "--topics", FRONT, WINDSHIELD)[0] == 0
     assert "warnings" not in json.loads((tmp_path / "full" / "summary.json").read_text())
+
+
+def test_the_replay_reads_the_velocity_settings_with_tracking_off_as_the_node_does(tmp_path):
+    """R75: object_detector's configure reads tracking.velocity.* whether tracking is on or not
+    (a bad value fails it), while the replay read them only with tracking on: the same config was
+    refused by the node and replayed without a word. Both refuse it now, naming the setting."""
+    from support import FakeDetector
+
+    from sense_perception.errors import ConfigError
+    from sense_perception.replay.pipelines import build_core
+
+    config = tmp_path / "c.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    tracking:\n      enabled: false\n"
+                      "      velocity:\n        accel_sd: 0.0\n")
+    with pytest.raises(ConfigError, match=r"tracking\.velocity\.accel_sd must be > 0, got 0\.0"):
+        build_core(config, exterior=True, cabin=False, detector=FakeDetector())
+    config.write_text("object_detector:\n  ros__parameters:\n    tracking:\n      enabled: false\n")
+    assert build_core(config, exterior=True, cabin=False, detector=FakeDetector()).trackers is None

@@ -90,9 +90,10 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     from ..config import load_params
 
     params = load_params(args.config, args.node_name, kind=NODE_NAME)
-    if args.model is not None:
-        params["detector.model"] = args.model
-        params.pop("detector.model_path", None)
+    if args.model is not None:  # the bundled model, without the config's own model's settings
+        from ..core.detection.detector import use_bundled_model
+
+        use_bundled_model(params, args.model)
     if args.score_threshold is not None:
         params.update(every_threshold(args.score_threshold))
     if args.tiling is not None:

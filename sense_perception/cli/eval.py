@@ -165,9 +165,10 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     truth_3d = load_truth_3d(args.ground_truth) if args.format in ("auto", "project") else {}
     config = args.config  # resolved by the option (config_file), as for every command
     params = load_params(config, args.node_name, kind=NODE_NAME)
-    if args.model is not None:
-        params["detector.model"] = args.model
-        params.pop("detector.model_path", None)
+    if args.model is not None:  # the bundled model, without the config's own model's settings
+        from ..core.detection.detector import use_bundled_model
+
+        use_bundled_model(params, args.model)
     if args.pedestrian_model is not None:
         params["detector.pedestrian_model"] = args.pedestrian_model
     from ..ros.settings import position_noise

@@ -15,7 +15,7 @@ from enum import Enum
 
 import numpy as np
 
-from ..config import setting
+from ..config import check_settings, setting
 
 #: Calibrated on real photo pairs (test/data/face_pairs.csv) plus augmentations: see
 #: docs/driver-monitoring.md.
@@ -57,12 +57,12 @@ class IdentityConfig:
     """
 
     match_threshold: float = setting(DEFAULT_MATCH_THRESHOLD, range=(-1.0, 1.0))
-    enter_threshold: float = setting(0.50, range=(-1.0, 1.0))
-    exit_threshold: float = setting(0.40, range=(-1.0, 1.0))
-    window: int = setting(10, range=(1, 1000))
-    min_votes: int = setting(6, range=(1, 1000))
+    enter_threshold: float = setting(0.50, range=(-1.0, 1.0), constraint="at least identity.exit_threshold")
+    exit_threshold: float = setting(0.40, range=(-1.0, 1.0), constraint="at most identity.enter_threshold")
+    window: int = setting(10, range=(1, 1000), constraint="at least identity.min_votes")
+    min_votes: int = setting(6, range=(1, 1000), constraint="at most identity.window")
     no_face_frames: int = setting(3, range=(1, None))
-    max_gap_s: float = setting(2.0, range=(0.0, None))
+    max_gap_s: float = setting(2.0, range=(0.0, None), constraint="above 0")
     min_face_px: int = setting(40, range=(0, None))
     embed_interval_s: float = setting(0.0, range=(0.0, None))
 
@@ -84,6 +84,7 @@ class IdentityConfig:
         if not 0.0 <= self.embed_interval_s < self.max_gap_s:
             raise ValueError(f"identity.embed_interval_s must be in [0, identity.max_gap_s "
                              f"({self.max_gap_s})), got {self.embed_interval_s}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 @dataclass

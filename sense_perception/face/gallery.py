@@ -52,7 +52,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..config import setting
+from ..config import check_settings, setting
 from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
 from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner,
@@ -129,6 +129,7 @@ class GalleryConfig:
         if self.key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.key_env):
             raise ValueError(f"gallery.key_env must be an environment variable name, "
                              f"got {self.key_env!r}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 @dataclass(frozen=True)

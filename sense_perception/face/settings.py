@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config import section_from_params, setting
+from ..config import check_settings, section_from_params, setting
 from ..core.runtime.session import RuntimeConfig, RuntimeOptions
 from ..errors import ConfigError
 from .attention.state import AttentionConfig
@@ -37,8 +37,8 @@ class FaceConfig:
             driver head-on (steering column).
     """
 
-    score_threshold: float = setting(0.7, range=(0.0, 1.0))
-    nms_iou: float = setting(0.3, range=(0.0, 1.0))
+    score_threshold: float = setting(0.7, range=(0.0, 1.0), constraint="above 0 and below 1")
+    nms_iou: float = setting(0.3, range=(0.0, 1.0), constraint="above 0")
     max_side: int = setting(640, range=(64, 4096))
     top_k: int = setting(20, range=(1, 5000))
     driver_side: str = setting("left", range=("left", "right"))
@@ -56,6 +56,7 @@ class FaceConfig:
         if self.top_k < 1:
             raise ValueError(f"face.top_k must be >= 1, got {self.top_k}")
         validate_region(self.driver_region, self.driver_side)
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @property
     def region(self) -> tuple[float, float, float, float]:

@@ -110,9 +110,11 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
         ignore = IgnoreRegions.from_params(params[EXTERIOR], source)
 
         tracking = TrackingConfig.from_params(params[EXTERIOR], source)
+        # read with tracking off too, as the node's configure reads it: a bad tracking.velocity.*
+        # beside tracking.enabled: false failed the node and was ignored by the replay (R75)
+        velocity = VelocityConfig.from_params(params[EXTERIOR], source)
         if tracking.enabled:
-            trackers = TrackerBank(tracking, detector.label_names,
-                                   VelocityConfig.from_params(params[EXTERIOR], source))
+            trackers = TrackerBank(tracking, detector.label_names, velocity)
     return ReplayCore(limits, settings, health, detector, trackers, identifier, ignore)
 
 

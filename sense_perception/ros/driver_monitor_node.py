@@ -45,7 +45,6 @@ from ..core.types import Header
 from ..errors import SensePerceptionError
 from ..face.privacy import check_not_exterior
 from . import qos
-from .latched_inputs import LatchedInputs
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
 from .settings import DriverMonitorNodeSettings
@@ -70,7 +69,6 @@ class DriverMonitorNode(PerceptionNode):
         self._ns = ""
         self._pubs: dict[str, Any] = {}  # row name of CABIN_OUTPUTS -> publisher
         self._camera_info_sub: Any = None
-        self._latched_info: LatchedInputs | None = None  # the CameraInfo latched by its publisher
         self._last: dict[str, Any] = {}
         self._last_attention: Any = None
         self._reload_srv = self.create_service(Trigger, "~/reload_gallery", self._on_reload_gallery)
@@ -155,8 +153,7 @@ class DriverMonitorNode(PerceptionNode):
                 CameraInfo, info_topic, self._on_camera_info, qos.profile("best_effort", 1),
                 event_callbacks=qos.subscription_events(info_topic, self.on_qos_event))
             # a CameraInfo latched before the node started reaches no volatile subscription
-            self._latched_info = LatchedInputs(self, CameraInfo, {info_topic: self._on_camera_info})
-            self._latched_info.start()
+            self.latch_inputs(CameraInfo, {info_topic: self._on_camera_info})
 
     def release(self) -> None:
         self.destroy_publishers(self._pubs)
@@ -164,9 +161,6 @@ class DriverMonitorNode(PerceptionNode):
         if self._camera_info_sub is not None:
             self.destroy_subscription(self._camera_info_sub)
             self._camera_info_sub = None
-        if self._latched_info is not None:
-            self._latched_info.close()
-            self._latched_info = None
         if self._lock.acquire(timeout=PIPELINE_WAIT_S):
             try:
                 self.identifier = None
@@ -292,15 +286,10 @@ class DriverMonitorNode(PerceptionNode):
         return driver_hardware_id(self.identifier)
 
     def diagnostic_extra(self) -> dict[str, Any]:
-        values = driver_values(self.identifier, self._last, self._last_attention)
-        latched = self._latched_info
-        if latched is not None:  # its CameraInfo topic's publishers cannot be looked at
-            values.update(latched.diagnostic_values())
-        return values
+        return driver_values(self.identifier, self._last, self._last_attention)
 
     def diagnostic_warnings(self) -> list[str]:
-        latched = self._latched_info
-        return driver_warnings(self.identifier) + (latched.warnings() if latched is not None else [])
+        return driver_warnings(self.identifier)
 
 
 def main(args: list[str] | None = None) -> int:

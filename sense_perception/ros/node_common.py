@@ -11,7 +11,7 @@ import array
 import dataclasses
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -44,6 +44,7 @@ from ..errors import ConfigError, SensePerceptionError
 from . import qos
 from .convert import msg_class, to_msg
 from .frame_slots import Frame, LatestFrames
+from .latched_inputs import LatchedInputs
 from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, ros_default,
                        transport_kind)
 
@@ -197,6 +198,9 @@ class PerceptionNode(LifecycleNode):
         self.mono16_watch = Mono16DepthWatch()
         self.health = HealthStats()
         self.camera_health: CameraHealthBank | None = None  # camera_health.enabled
+        # transient-local twins of the CameraInfo inputs (latch_inputs): their lookup errors are
+        # shown here, for both nodes, and they are closed at release
+        self._latched: LatchedInputs | None = None
         # a camera stamping its frames 0: timed by its arrival, warned once
         self.frame_clock = FrameClock(self._warn_unstamped)
         self._slots: LatestFrames | None = None
@@ -321,6 +325,33 @@ class PerceptionNode(LifecycleNode):
         """Node-specific problems that make the diagnostic level at least WARN."""
         return []
 
+    def latch_inputs(self, msg_type: type, readers: Mapping[str, Callable[[Any], None]]) -> None:
+        """Subscribe transient-local, too, to the topics of ``readers`` whose publishers latch (a
+        CameraInfo latched before the node started reaches no volatile subscription): one
+        :class:`LatchedInputs` per node, shown in :meth:`status_values` and
+        :meth:`status_warnings` and closed at release, for both nodes alike."""
+        self._close_latched()
+        self._latched = LatchedInputs(self, msg_type, readers)
+        self._latched.start()
+
+    def _close_latched(self) -> None:
+        if self._latched is not None:
+            self._latched.close()
+            self._latched = None
+
+    def status_values(self) -> dict[str, Any]:
+        """The node's own key/values (:meth:`diagnostic_extra`), then those of its latched
+        inputs (a CameraInfo topic whose publishers cannot be looked at)."""
+        values = self.diagnostic_extra()
+        if self._latched is not None:
+            values.update(self._latched.diagnostic_values())
+        return values
+
+    def status_warnings(self) -> list[str]:
+        """The node's own warnings (:meth:`diagnostic_warnings`), then its latched inputs'."""
+        warnings = self.diagnostic_warnings()
+        return warnings + (self._latched.warnings() if self._latched is not None else [])
+
     def hardware_id(self) -> str:
         return ""
 
@@ -392,6 +423,7 @@ class PerceptionNode(LifecycleNode):
 
     def _safe_release(self) -> None:
         try:
+            self._close_latched()
             self.release()
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"release failed: {exc!r}")
@@ -766,7 +798,7 @@ class PerceptionNode(LifecycleNode):
         if self.lifecycle_state == "active" and settings is not None:
             extra["input_qos"] = qos.describe(self.input_qos())
         try:
-            extra.update(self.diagnostic_extra())
+            extra.update(self.status_values())
         except Exception as exc:  # noqa: BLE001
             extra["diagnostic_extra_error"] = repr(exc)
         if self.annotations_state and self.lifecycle_state != "unconfigured":
@@ -785,7 +817,7 @@ class PerceptionNode(LifecycleNode):
             self.get_fully_qualified_name(), self.hardware_id(), extra, no_input,
             expect_input=self.lifecycle_state == "active")
         try:
-            warnings = self.diagnostic_warnings()
+            warnings = self.status_warnings()
         except Exception as exc:  # noqa: BLE001
             warnings = [f"diagnostic_warnings failed: {exc!r}"]
         if self.lifecycle_state == "active" and settings is not None:

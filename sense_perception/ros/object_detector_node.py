@@ -54,7 +54,6 @@ from ..core.output.topics import output_namespaces
 from ..core.types import Detections, Header
 from ..face.privacy import check_cabin_not_exterior
 from . import qos
-from .latched_inputs import LatchedInputs
 from .convert import to_msg
 from .frame_slots import Frame
 from .node_common import PerceptionNode, resolve_transport
@@ -85,7 +84,6 @@ class ObjectDetectorNode(PerceptionNode):
         self._switches: dict[str, Any] = {}
         self.camera_infos: CameraInfoWatch | None = None  # while Autoware's ROIs are on
         self._camera_info_subs: list[Any] = []
-        self._latched_infos: LatchedInputs | None = None  # CameraInfo latched by its publisher
         self.positions: Any = None  # CameraPositions: the cameras' calibrations (3-D positions)
         self._calibration_subs: list[Any] = []
 
@@ -235,8 +233,7 @@ class ObjectDetectorNode(PerceptionNode):
             self._camera_info_subs.append(self.create_subscription(
                 CameraInfo, topic, callback, qos.profile("best_effort", 1, what="input")))
         # a CameraInfo latched before the node started reaches no volatile subscription
-        self._latched_infos = LatchedInputs(self, CameraInfo, each)
-        self._latched_infos.start()
+        self.latch_inputs(CameraInfo, each)
 
     def _watch_camera_infos(self, readers: dict[str, list[Callable[[Any], None]]]) -> None:
         """With Autoware's ROIs on, check each camera's CameraInfo for what Autoware's fusion would
@@ -315,9 +312,6 @@ class ObjectDetectorNode(PerceptionNode):
         for sub in self._camera_info_subs:
             self.destroy_subscription(sub)
         self._camera_info_subs = []
-        if self._latched_infos is not None:
-            self._latched_infos.close()
-            self._latched_infos = None
         self.camera_infos = None
         for sub in self._calibration_subs:
             self.destroy_subscription(sub)
@@ -415,18 +409,12 @@ class ObjectDetectorNode(PerceptionNode):
             values.update({f"camera_info[{c}]": s for c, s in self.camera_infos.status().items()})
         if self.positions is not None:
             values.update(self.positions.diagnostic_values(self.settings.camera_topics))
-        latched = self._latched_infos
-        if latched is not None:  # a CameraInfo topic whose publishers cannot be looked at
-            values.update(latched.diagnostic_values())
         return values
 
     def diagnostic_warnings(self) -> list[str]:
         warnings = self.camera_infos.warnings() if self.camera_infos is not None else []
         if self.positions is not None:  # a calibration received but refused
             warnings += self.positions.warnings(self.settings.camera_topics)
-        latched = self._latched_infos
-        if latched is not None:
-            warnings += latched.warnings()
         return warnings
 
 

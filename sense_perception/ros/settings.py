@@ -363,8 +363,9 @@ def ros_param_value(value: Any) -> Any:
 
 def descriptor_fields(item: Setting) -> dict[str, Any]:
     """What ``ros2 param describe`` shows of a core parameter, as ParameterDescriptor fields
-    (ROS-free): ``description``, ``additional_constraints`` and a numeric ``range`` (low, high),
-    whose open ends are the type's limits."""
+    (ROS-free): ``description``, ``additional_constraints`` (the range or the choices, then the
+    setting's ``constraint``: what an inclusive range cannot hold) and a numeric ``range`` (low,
+    high), whose open ends are the type's limits."""
     out: dict[str, Any] = {"description": item.description, "additional_constraints": ""}
     bound = item.range
     if isinstance(bound, tuple) and len(bound) == 2 and item.numeric and all(
@@ -381,6 +382,9 @@ def descriptor_fields(item: Setting) -> dict[str, Any]:
         out["additional_constraints"] = "one of: " + ", ".join(repr(b) if b == "" else b for b in bound)
     elif bound:
         out["additional_constraints"] = str(bound)
+    if item.constraint:  # what the range cannot say (R75: 0..100 for "0 or at least 1")
+        out["additional_constraints"] = "; ".join(
+            filter(None, (out["additional_constraints"], item.constraint)))
     return out
 
 

@@ -43,8 +43,8 @@ def test_a_camera_info_latched_before_the_node_started_is_used_and_a_volatile_on
                                lambda: node.positions._camera(LEFT).info is not None)
         # no transient-local subscription where no publisher latches: a volatile publisher
         # would log an incompatible-QoS warning for it
-        assert list(node._latched_infos.subscriptions) == [FRONT_INFO]
-        assert "no CameraInfo" not in str(node.diagnostic_extra())
+        assert list(node._latched.subscriptions) == [FRONT_INFO]
+        assert "no CameraInfo" not in str(node.status_values())
 
 
 def test_a_driver_monitor_reads_a_camera_info_latched_before_it_started(context, tmp_path):
@@ -67,10 +67,10 @@ def test_a_driver_monitor_reads_a_camera_info_latched_before_it_started(context,
         assert spin_until(executor, lambda: attention.intrinsics is not None
                           and attention.intrinsics.matrix[0, 0] == 700.0, 15.0)
         # R66: a failed look at the publishers shows in driver_monitor's status too
-        node._latched_info._failed("/cabin/camera_info", "RuntimeError: graph query failed")
+        node._latched._failed("/cabin/camera_info", "RuntimeError: graph query failed")
         assert any("/cabin/camera_info: cannot look for a latched publisher" in w
-                   for w in node.diagnostic_warnings())
-        assert node.diagnostic_extra()["latched_lookup_error[/cabin/camera_info]"] == \
+                   for w in node.status_warnings())
+        assert node.status_values()["latched_lookup_error[/cabin/camera_info]"] == \
             "RuntimeError: graph query failed"
 
 
@@ -98,12 +98,12 @@ def test_a_failed_lookup_of_the_latched_publishers_shows_in_diagnostics(context,
 
     monkeypatch.setattr(node, "get_publishers_info_by_topic", query)
     with _active(context, node, probe) as executor:
-        latched = node._latched_infos
+        latched = node._latched
         assert latched.errors == {FRONT_INFO: "RuntimeError: rcl graph query failed"}
-        warnings = node.diagnostic_warnings()
+        warnings = node.status_warnings()
         assert any(FRONT_INFO in w and "cannot look for a latched publisher" in w
                    for w in warnings), warnings
-        assert node.diagnostic_extra()[f"latched_lookup_error[{FRONT_INFO}]"] == \
+        assert node.status_values()[f"latched_lookup_error[{FRONT_INFO}]"] == \
             "RuntimeError: rcl graph query failed"
         # a subscription that cannot be made: kept and shown as well, never raised
         fault["on"] = False
@@ -114,7 +114,7 @@ def test_a_failed_lookup_of_the_latched_publishers_shows_in_diagnostics(context,
         assert "subscription refused" in latched.errors[FRONT_INFO]
         monkeypatch.undo()  # the query works again: the next poll clears it
         latched.poll()
-        assert latched.errors == {} and node.diagnostic_warnings() == []
+        assert latched.errors == {} and node.status_warnings() == []
         executor.spin_once(timeout_sec=0.1)
         assert node.lifecycle_state == "active"
 

@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ConfigError
 from ..geometry.ground import GroundPositions
 from ..tracking.ground_motion import GroundVelocities
@@ -146,6 +146,7 @@ class AutowareConfig:
             if "{" in rest or "}" in rest:
                 raise ValueError(f"autoware.{name} {getattr(self, name)!r} may hold only the "
                                  f"placeholder {INDEX_PLACEHOLDER}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @property
     def enabled(self) -> bool:
@@ -302,9 +303,12 @@ def check_camera_info_topic(camera_topics: Sequence[str], setting: str,
                             info_topics: Sequence[tuple[str, str]] = ()) -> None:
     """Refuse one named ``autoware.camera_info_topic`` for several cameras: each camera has a
     CameraInfo of its own (``auto`` takes ``<ns>/camera_info`` of each); and one that names
-    another topic than the CameraInfo a camera's 3-D positions read where that is named too
-    (``camera_info_topics``, autoware.launch.py's ``camera_info<i>``): the check watched one
-    calibration while the positions, and Autoware's fusion, read another (R67).
+    another topic than the CameraInfo a camera's 3-D positions read (``camera_info_topics``,
+    autoware.launch.py's ``camera_info<i>``): the check watched one calibration while the
+    positions, and Autoware's fusion, read another (R67). An entry of ``auto`` is the camera's
+    ``<ns>/camera_info``, compared as such: a named check beside it was taken and one of the two
+    CameraInfo topics silently went unused (R75). An entry of "" (no positions) leaves the named
+    check alone, the one CameraInfo read.
 
     Args:
         camera_topics: the cameras.
@@ -314,7 +318,7 @@ def check_camera_info_topic(camera_topics: Sequence[str], setting: str,
 
     Raises:
         ConfigError: ``setting`` is a topic (not ``auto`` or "") and there is more than one
-            camera, or a named CameraInfo of the camera differs from it.
+            camera, or the CameraInfo the camera's positions read differs from it.
     """
     if setting in ("auto", ""):
         return
@@ -324,12 +328,15 @@ def check_camera_info_topic(camera_topics: Sequence[str], setting: str,
                           f"{len(camera_topics)} cameras, but each camera has its own: give auto "
                           "(each camera's <ns>/camera_info) or '' (no check)")
     for camera, (what, info) in zip(camera_topics, info_topics, strict=False):  # () = none
-        if info not in ("auto", "", setting):
+        used = camera_info_topic(camera, info)  # "auto": <ns>/camera_info; "": no positions
+        if used not in ("", setting):
+            named = (f"{what} is auto, so its 3-D positions read '{used}'" if info == "auto"
+                     else f"{what} names '{info}', which its 3-D positions read")
             raise ConfigError(
                 f"autoware.camera_info_topic '{setting}' is the CameraInfo the Autoware check "
-                f"reads for camera '{camera}', but {what} names '{info}', which its 3-D positions "
-                "read: the check would watch another calibration than the one used; fix: set "
-                f"autoware.camera_info_topic: auto (it follows {what}), or name one topic in both")
+                f"reads for camera '{camera}', but {named}: the check would watch another "
+                f"calibration than the one used; fix: set autoware.camera_info_topic: auto (it "
+                f"follows {what}), or name one topic in both")
 
 
 def label_lookup(label_names: Sequence[str], other_labels: str = "drop") -> np.ndarray:

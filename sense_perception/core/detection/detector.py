@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ...config import section_from_params, setting
+from ...config import check_settings, section_from_params, setting
 from ...errors import ConfigError, ImageDecodeError, ModelError
 from .calibration import ScoreCalibration, apply_maps, calibration_for
 from .decoders import (FAMILIES, Candidates, Decoder, OutputLayout, canonical_family,
@@ -117,6 +117,7 @@ class ClassThresholds:
             if value > 1.0:
                 raise ConfigError(f"detector.class_thresholds.{f.name} must be within 0..1 "
                                   f"(negative: detector.score_threshold), got {value}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def unset(cls, **own: float) -> ClassThresholds:
@@ -130,6 +131,22 @@ class ClassThresholds:
 
 
 PREPROCESS_CHOICES = ("auto", "cpu", "gpu", "torch_cpu")
+
+
+#: The settings of a model of your own (``detector.model_path``), which a bundled model does not
+#: read: :func:`use_bundled_model` drops them all.
+CUSTOM_MODEL_SETTINGS = ("model_path", "model_sha256", "model_family", "labels_path")
+
+
+def use_bundled_model(params: dict[str, Any], name: str) -> None:
+    """Run bundled model ``name`` (``detect`` and ``eval``'s ``--model``): set ``detector.model``
+    in the flattened ``params`` and drop the config's model of your own with every setting of it
+    (:data:`CUSTOM_MODEL_SETTINGS`). Only ``model_path`` was dropped: its ``model_sha256`` then
+    refused the run ("model_sha256 is set but model_path is empty", a key the user had not
+    touched), its ``labels_path`` and ``model_family`` were left over for the bundled model."""
+    params["detector.model"] = name
+    for key in CUSTOM_MODEL_SETTINGS:
+        params.pop(f"detector.{key}", None)
 
 
 @dataclass
@@ -303,6 +320,15 @@ class DetectorConfig:
                 "used (keep_other_classes reports the bundled models' animals under their own "
                 "names, dog, horse...); fix: set detector.animals: true, or "
                 "class_thresholds.animal: -1")
+        for key, what in (("labels_path", "labels"), ("model_family", "decoder family")):
+            if getattr(self, key) and not self.model_path:
+                # read only for a model of your own: the bundled model ran with its own, the
+                # setting taken without a word (R75)
+                raise ConfigError(
+                    f"detector.{key} is set ({getattr(self, key)!r}) but detector.model_path is "
+                    f"empty, so the bundled model detector.model ({self.model}) runs with its own "
+                    f"{what} and this one would be ignored; fix: clear detector.{key}, or set "
+                    "detector.model_path to the model it belongs to")
         if self.model_path and not self.labels_path:
             raise ConfigError("detector.model_path is set but detector.labels_path is empty; fix: "
                               "give the labels file of that model (one class name per line)")
@@ -324,6 +350,7 @@ class DetectorConfig:
             raise ConfigError(f"detector.pedestrian_model {self.pedestrian_model!r} is not a "
                               f"bundled detector; use one of {', '.join(specialists)} or "
                               f"{NO_MODEL!r} (the general model finds pedestrians itself)")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def from_params(cls, params: dict, source: str = "config") -> DetectorConfig:

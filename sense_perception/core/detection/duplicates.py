@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ConfigError
 from ..types import Detections
 
@@ -146,6 +146,7 @@ class DuplicateSettings:
         if self.vehicle_label not in VOTE_RULES:
             raise ConfigError(f"detector.duplicates.vehicle_label must be one of "
                               f"{', '.join(VOTE_RULES)}, got {self.vehicle_label!r}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 def check_vehicle_labels(settings: DuplicateSettings, label_names: list[str], model: str) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ConfigError, ImageDecodeError
 from ..imaging.frame_guard import InputLimits
 from ..imaging.image_file import read_image_file
@@ -63,12 +63,13 @@ class IgnoreRegionSettings:
     min_overlap: float = setting(
         0.5, "share of a box's area inside its camera's ignore region at and above which "
         "the detection is dropped",
-        range=(0.0, 1.0))
+        range=(0.0, 1.0), constraint="above 0")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_overlap <= 1.0:
             raise ConfigError(f"detector.ignore_regions.min_overlap must be within (0, 1], got "
                               f"{self.min_overlap}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 @dataclass(frozen=True)

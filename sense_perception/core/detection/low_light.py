@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ConfigError
 from ..imaging.image_decode import ImageView
 
@@ -60,6 +60,7 @@ class LowLightSettings:
             if not low <= value <= high:
                 raise ConfigError(f"detector.low_light.{key} must be within {low:g}..{high:g}, "
                                   f"got {value}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 def mean_luma(image: np.ndarray) -> float:

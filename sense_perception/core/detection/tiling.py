@@ -35,7 +35,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ConfigError
 from ..boxes import pairwise_iou
 from .postprocess import nms_class_aware
@@ -85,18 +85,18 @@ class TilingConfig:
 
     mode: str = setting("off", range=("off", "horizon_bands"))
     horizon_y: float = setting(0.5, range=(0.0, 1.0))
-    band_height: float = setting(0.4, range=(0.0, 1.0))
+    band_height: float = setting(0.4, range=(0.0, 1.0), constraint="above 0")
     columns: int = setting(0, range=(0, 64))
-    tile_aspect: float = setting(4.0 / 3.0, range=(0.0, None))
+    tile_aspect: float = setting(4.0 / 3.0, range=(0.0, None), constraint="above 0")
     rows: int = setting(1, range=(1, 16))
-    overlap: float = setting(0.25, range=(0.0, 1.0))
+    overlap: float = setting(0.25, range=(0.0, 1.0), constraint="below 1")
     include_full_frame: bool = True
     min_image_width: int = setting(960, range=(0, None))
     min_tile_px: int = setting(64, range=(1, None))
     edge_margin_px: float = setting(4.0, range=(0.0, None))
     cover_threshold: float = setting(0.7, range=(0.0, 1.0))
     fuse_min_overlap: float = setting(0.5, range=(0.0, 1.0))
-    large_object_fraction: float = setting(0.5, range=(0.0, None))
+    large_object_fraction: float = setting(0.5, range=(0.0, None), constraint="above 0")
     cross_class_iou: float = setting(0.7, range=(0.0, 1.0))
     drop_uncovered_fragments: bool = False
 
@@ -124,6 +124,7 @@ class TilingConfig:
         if self.large_object_fraction <= 0:
             raise ConfigError(f"tiling.large_object_fraction must be > 0, "
                               f"got {self.large_object_fraction}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @property
     def enabled(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ...config import check_ranges, did_you_mean, section_from_params, setting
+from ...config import check_settings, did_you_mean, section_from_params, setting
 from ...errors import ConfigError
 
 #: Conditions judged from the pixels of one frame (the ``health`` command reports these).
@@ -33,22 +33,7 @@ class Hysteresis:
     clear_frames: int = setting(5, range=(1, 1000))
 
     def __post_init__(self) -> None:
-        _check_ranges(self, "")
-
-
-def _check_ranges(settings: Any, prefix: str) -> None:
-    """Refuse a number outside its field's declared ``range`` (the loader checks only types)."""
-    for f in fields(settings):
-        bounds, value = f.metadata.get("range"), getattr(settings, f.name)
-        if not isinstance(bounds, tuple) or len(bounds) != 2 or isinstance(value, bool) \
-                or not isinstance(value, (int, float)):
-            continue
-        low, high = bounds
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise ValueError(f"{prefix}{f.name} must be within {low}..{high}, got {value!r}")
-
-
-_HYSTERESIS_FIELDS = frozenset(f.name for f in fields(Hysteresis))
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 def _hysteresis(raise_frames: int, clear_frames: int) -> Any:
@@ -153,16 +138,16 @@ class CameraHealthSettings:
     width: int = setting(240, range=(64, 1024))
     block_px: int = setting(8, range=(4, 64))
     noise_floor: float = setting(8.0, range=(1.0, 255.0))
-    flat_detail: float = setting(0.03, range=(0.0, 1.0))
-    sharp_detail: float = setting(0.05, range=(0.0, 1.0))
-    featureless_detail: float = setting(0.012, range=(0.0, 1.0))
+    flat_detail: float = setting(0.03, range=(0.0, 1.0), constraint="featureless_detail <= flat_detail < sharp_detail")
+    sharp_detail: float = setting(0.05, range=(0.0, 1.0), constraint="featureless_detail <= flat_detail < sharp_detail")
+    featureless_detail: float = setting(0.012, range=(0.0, 1.0), constraint="featureless_detail <= flat_detail < sharp_detail")
     blocked_fraction: float = setting(0.14, range=(0.0, 1.0))
     blocked_max_brightness: float = setting(150.0, range=(0.0, 255.0))
     blocked_min_mean: float = setting(35.0, range=(0.0, 255.0))
     sky_blue: float = setting(0.05, range=(0.0, 1.0))
     blocked_min_sharp_fraction: float = setting(0.15, range=(0.0, 1.0))
     blocked_max_sharp_border: float = setting(0.6, range=(0.0, 1.0))
-    lit_surface_ratio: float = setting(1.15, range=(0.0, 100.0))
+    lit_surface_ratio: float = setting(1.15, range=(0.0, 100.0), constraint="0 (off) or at least 1")
     lit_surface_bright_ratio: float = setting(0.75, range=(0.0, 10.0))
     lit_surface_rest_sharp: float = setting(0.55, range=(0.0, 1.0))
     low_visibility_sharp_fraction: float = setting(0.4, range=(0.0, 1.0))
@@ -172,10 +157,10 @@ class CameraHealthSettings:
     dark_mean: float = setting(50.0, range=(0.0, 255.0))
     bright_clipped_fraction: float = setting(0.12, range=(0.0, 1.0))
     frozen_change: float = setting(0.25, range=(0.0, 255.0))
-    film_drop: float = setting(0.55, range=(0.0, 0.99))
-    film_floor: float = setting(0.12, range=(0.0, 0.99))
+    film_drop: float = setting(0.55, range=(0.0, 0.99), constraint="0 (off) or above film_floor; at most film_hold")
+    film_floor: float = setting(0.12, range=(0.0, 0.99), constraint="below film_drop (unless film_drop is 0)")
     film_fraction: float = setting(0.12, range=(0.0, 1.0))
-    film_hold: float = setting(0.7, range=(0.01, 1.0))
+    film_hold: float = setting(0.7, range=(0.01, 1.0), constraint="at least film_drop")
     film_reference_s: float = setting(1.0, range=(0.05, 60.0))
     film_arrival_s: float = setting(0.2, range=(0.0, 10.0))
     film_brightness_change: float = setting(1.5, range=(1.01, 100.0))
@@ -191,7 +176,7 @@ class CameraHealthSettings:
     stream: Hysteresis = _hysteresis(1, 10)
 
     def __post_init__(self) -> None:
-        _check_ranges(self, "camera_health.")
+        check_settings(self)  # the ranges and NaN first (NaN passes the comparisons below)
         if not self.featureless_detail <= self.flat_detail < self.sharp_detail:
             raise ValueError(f"camera_health.featureless_detail ({self.featureless_detail}) <= "
                              f"flat_detail ({self.flat_detail}) < sharp_detail "
@@ -240,14 +225,6 @@ class CameraHealthSettings:
                 raise ConfigError(f"unknown parameter '{key}' in {source}; "
                                   f"{did_you_mean(head, groups, 'camera_health.')}groups: "
                                   f"{', '.join('camera_health.' + g + '.*' for g in groups)}")
-        for name in groups:
-            # Named in full before Hysteresis's own check, which knows no group: "raise_frames
-            # must be within 1..1000, got 0" did not say which of the six groups was meant.
-            prefix = f"camera_health.{name}."
-            check_ranges(Hysteresis, {
-                k[len(prefix):]: v for k, v in params.items()
-                if k.startswith(prefix) and k[len(prefix):] in _HYSTERESIS_FIELDS
-                and isinstance(v, int) and not isinstance(v, bool)}, source, prefix)
         nested = {name: replace(default, **{
             k: v for k, v in vars(section_from_params(Hysteresis, params, f"camera_health.{name}.",
                                                       source)).items()
@@ -266,7 +243,7 @@ class CabinCameraHealthSettings(CameraHealthSettings):
     ``camera_health.film_drop`` to turn it on for a cabin camera.
     """
 
-    film_drop: float = setting(0.0, range=(0.0, 0.99))
+    film_drop: float = setting(0.0, range=(0.0, 0.99), constraint="0 (off) or above film_floor; at most film_hold")
 
 
 def health_settings_type(kind: str) -> type[CameraHealthSettings]:

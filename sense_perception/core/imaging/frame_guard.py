@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ImageDecodeError
 from .frame_errors import FrameErrorLedger
 from .image_decode import (FULL_DEPTH_BITS, MONO16_BITS_RANGE, ImageView, SizeFloor, decode_any,
@@ -57,6 +57,7 @@ class InputLimits:
             raise ValueError(f"input.mono16_bits must be an integer in {low}..{high} (the bits of "
                              f"a 16-bit grey pixel that carry the picture; 12 for a 12-bit "
                              f"sensor), got {bits!r}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> InputLimits:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...errors import ModelError
 from ...limits import MAX_THREADS
 
@@ -108,6 +108,7 @@ class RuntimeConfig:
         if self.openvino not in OPENVINO_CHOICES:
             raise ValueError(f"runtime.openvino must be one of {', '.join(OPENVINO_CHOICES)}, "
                              f"got {self.openvino!r}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def from_params(cls, params: dict, source: str = "config") -> "RuntimeConfig":

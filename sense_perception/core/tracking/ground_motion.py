@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ...config import section_from_params, setting
+from ...config import check_settings, section_from_params, setting
 from ..geometry.ground import BORDER, GroundPositions
 from ..stamp_order import StampOrder
 
@@ -74,14 +74,14 @@ class VelocityConfig:
     # At most MAX_ACCEL_SD: 1e200 (an open range let it through) overflowed squaring it, every
     # frame of a tracked, placed object raised; .inf made every velocity NaN.
     accel_sd: float = setting(1.0, "white-noise acceleration of the constant-velocity model of "
-                                   "each track's ground position (m/s^2)", (0.0, MAX_ACCEL_SD))
+                                   "each track's ground position (m/s^2)", (0.0, MAX_ACCEL_SD), constraint="above 0")
     min_updates: int = setting(5, "updates since a track's (re)start before its velocity can be "
                                   "steady", (2, None))
     steady_sd: float = setting(1.0, "a velocity is steady (published as the twist) when its larger "
-                                    "standard deviation is at most this (m/s)", (0.0, None))
+                                    "standard deviation is at most this (m/s)", (0.0, None), constraint="above 0")
     reset_gate: float = setting(13.8, "squared Mahalanobis distance of a position from its "
                                       "prediction beyond which the track's filter restarts (a jump)",
-                                (0.0, None))
+                                (0.0, None), constraint="above 0")
 
     PREFIX = "tracking.velocity."
 
@@ -95,6 +95,7 @@ class VelocityConfig:
         if self.min_updates < 2:
             raise ValueError(f"tracking.velocity.min_updates must be >= 2 (one position gives no "
                              f"velocity), got {self.min_updates}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> "VelocityConfig":

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import lap
 import numpy as np
 
-from ...config import section_from_params, setting
+from ...config import check_settings, section_from_params, setting
 from ...errors import ConfigError
 from ..stamp_order import StampOrder
 from . import kalman
@@ -98,19 +98,19 @@ class TrackingConfig:
     """
 
     enabled: bool = True
-    high_threshold: float = setting(0.575, range=(0.0, 1.0))
-    low_threshold: float = setting(0.001, range=(0.0, 1.0))
+    high_threshold: float = setting(0.575, range=(0.0, 1.0), constraint="at least tracking.low_threshold")
+    low_threshold: float = setting(0.001, range=(0.0, 1.0), constraint="at most tracking.high_threshold")
     new_track_threshold: float = setting(0.738, range=(0.0, 1.0))
-    match_iou: float = setting(0.2, range=(0.0, 1.0))
-    low_match_iou: float = setting(0.5, range=(0.0, 1.0))
-    tentative_match_iou: float = setting(0.3, range=(0.0, 1.0))
+    match_iou: float = setting(0.2, range=(0.0, 1.0), constraint="above 0")
+    low_match_iou: float = setting(0.5, range=(0.0, 1.0), constraint="above 0")
+    tentative_match_iou: float = setting(0.3, range=(0.0, 1.0), constraint="above 0")
     fuse_score: bool = True
-    duplicate_iou: float = setting(0.7, range=(0.0, 1.0))
+    duplicate_iou: float = setting(0.7, range=(0.0, 1.0), constraint="above 0")
     min_hits: int = setting(2, range=(1, None))
     max_age: float = setting(1.0, range=(0.0, None))
     # At most MAX_FRAME_RATE: .inf (an open range let it through) made the nominal frame period 0,
     # and the motion model NaN on every frame with the stamp of the one before.
-    frame_rate: float = setting(10.0, range=(0.0, MAX_FRAME_RATE))
+    frame_rate: float = setting(10.0, range=(0.0, MAX_FRAME_RATE), constraint="above 0")
     class_aware: bool = True
     class_groups: list[str] = setting(
         list(DEFAULT_CLASS_GROUPS),
@@ -134,6 +134,7 @@ class TrackingConfig:
         if not 0.0 < self.frame_rate <= MAX_FRAME_RATE:
             raise ConfigError(f"tracking.frame_rate must be > 0 and at most {MAX_FRAME_RATE:g} Hz, "
                               f"got {self.frame_rate}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "config") -> "TrackingConfig":

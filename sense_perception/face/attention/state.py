@@ -60,7 +60,7 @@ from enum import Enum
 
 import numpy as np
 
-from ...config import setting
+from ...config import check_settings, setting
 from ...core.stamp_order import StampOrder
 from ...limits import MAX_THREADS
 
@@ -136,8 +136,8 @@ class AttentionConfig:
     enabled: bool = True
     intra_op_threads: int = setting(1, range=(0, MAX_THREADS))
     min_face_px: int = setting(32, range=(0, None))
-    mesh_min_score: float = setting(0.5, range=(0.0, 1.0))
-    calibration_s: float = setting(5.0, range=(0.0, None))
+    mesh_min_score: float = setting(0.5, range=(0.0, 1.0), constraint="below 1")
+    calibration_s: float = setting(5.0, range=(0.0, None), constraint="above 0")
     recalibrate_after_s: float = setting(10.0, range=(0.0, None))
     neutral_yaw_deg: float = setting(
         0.0, "yaw (degrees) of a driver watching the road, as this camera sees it: 0 for a "
@@ -148,18 +148,18 @@ class AttentionConfig:
         "camera straight ahead of the face",
         range=(-90.0, 90.0))
     max_neutral_offset_deg: float = setting(30.0, range=(0.0, None))
-    yaw_limit_deg: float = setting(29.0, range=(0.0, None))
-    pitch_down_limit_deg: float = setting(18.5, range=(0.0, None))
-    pitch_up_limit_deg: float = setting(30.0, range=(0.0, None))
-    cone_exit_fraction: float = setting(0.8, range=(0.0, 1.0))
+    yaw_limit_deg: float = setting(29.0, range=(0.0, None), constraint="above 0")
+    pitch_down_limit_deg: float = setting(18.5, range=(0.0, None), constraint="above 0")
+    pitch_up_limit_deg: float = setting(30.0, range=(0.0, None), constraint="above 0")
+    cone_exit_fraction: float = setting(0.8, range=(0.0, 1.0), constraint="above 0")
     distracted_after_s: float = setting(0.5, range=(0.0, None))
     attentive_after_s: float = setting(0.5, range=(0.0, None))
-    eye_closed_ratio: float = setting(0.5, range=(0.0, 1.5))
-    eye_open_ratio: float = setting(0.65, range=(0.0, 1.5))
+    eye_closed_ratio: float = setting(0.5, range=(0.0, 1.5), constraint="above 0, at most eye_open_ratio")
+    eye_open_ratio: float = setting(0.65, range=(0.0, 1.5), constraint="at least eye_closed_ratio, below 1.5")
     eyes_closed_s: float = setting(1.0, range=(0.0, None))
-    perclos_window_s: float = setting(60.0, range=(0.0, None))
-    perclos_threshold: float = setting(0.15, range=(0.0, 1.0))
-    perclos_exit_threshold: float = setting(0.10, range=(0.0, 1.0))
+    perclos_window_s: float = setting(60.0, range=(0.0, None), constraint="above 0")
+    perclos_threshold: float = setting(0.15, range=(0.0, 1.0), constraint="at least perclos_exit_threshold")
+    perclos_exit_threshold: float = setting(0.10, range=(0.0, 1.0), constraint="above 0, at most perclos_threshold")
     perclos_min_s: float = setting(20.0, range=(0.0, None))
     no_face_s: float = setting(0.5, range=(0.0, None))
     no_face_escalates: bool = True
@@ -169,14 +169,14 @@ class AttentionConfig:
     recovery_factor_min: float = setting(
         1.25, "while attentive the inattention timer runs back at least this much faster than "
         "time (near 0)",
-        range=(0.0, MAX_RECOVERY_FACTOR))
+        range=(0.0, MAX_RECOVERY_FACTOR), constraint="above 0, at most recovery_factor_max")
     recovery_factor_max: float = setting(
         5.0, "while attentive the inattention timer runs back at most this much faster than "
         "time (near the terminal time)",
-        range=(0.0, MAX_RECOVERY_FACTOR))
+        range=(0.0, MAX_RECOVERY_FACTOR), constraint="at least recovery_factor_min")
     drowsy_min_level: int = setting(1, range=(0, 3))
-    score_window_s: float = setting(1.0, range=(0.0, None))
-    max_gap_s: float = setting(1.0, range=(0.0, None))
+    score_window_s: float = setting(1.0, range=(0.0, None), constraint="above 0")
+    max_gap_s: float = setting(1.0, range=(0.0, None), constraint="above 0")
 
     def __post_init__(self) -> None:
         def positive(*names: str) -> None:
@@ -222,6 +222,7 @@ class AttentionConfig:
                              f"recovery_factor_min ({self.recovery_factor_min})")
         if not 0 <= self.drowsy_min_level <= 3:
             raise ValueError(f"attention.drowsy_min_level must be 0..3, got {self.drowsy_min_level}")
+        check_settings(self)  # the ranges and NaN, as the loader refuses them
 
 
 @dataclass(frozen=True)
