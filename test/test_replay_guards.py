@@ -604,3 +604,44 @@ def test_a_bag_where_some_cameras_are_empty_replays_the_others_and_names_them(tm
     # a bag with frames on every camera has no warnings
     assert _run(capsys, SAMPLE_BAG, "--out", tmp_path / "full", "--topics", FRONT, WINDSHIELD)[0] == 0
     assert "warnings" not in json.loads((tmp_path / "full" / "summary.json").read_text())
+
+
+
+def test_an_earlier_output_is_marked_incomplete_before_force_deletes_any_of_it(
+        tmp_path, capsys, monkeypatch) -> None:
+    """`replay --force` deleted the earlier replay's bag/ and video/, then its summary.json, and
+    only then wrote REPLAY_INCOMPLETE.txt: a Ctrl-C or SIGTERM (or a kill, a power cut) while a
+    big bag/ was deleted left the earlier summary.json, which says the replay finished, beside a
+    bag cut short, and no marker. The marker is written (and flushed) first now; and it is
+    removed at the end of a good run with the folder flushed after, so a power cut after a run
+    declared complete cannot bring it back beside the summary (R73)."""
+    from sense_perception import fileio
+    from sense_perception.replay import engine
+
+    out = tmp_path / "out"
+    (out / "bag").mkdir(parents=True)
+    (out / ".sense-perception-replay").write_text("written by sense-perception replay\n")
+    (out / "bag" / "earlier.mcap").write_bytes(b"an earlier replay's bag")
+    (out / "summary.json").write_text('{"skipped": []}\n')
+    marker = out / engine.INCOMPLETE_FILE
+    seen: list[tuple[str, bool, bool]] = []  # (what, marker there, earlier summary there)
+    real_rmtree, real_fsync_dir = engine.shutil.rmtree, fileio.fsync_dir
+
+    def rmtree(path, *args, **kwargs):  # where a stop or a kill may cut the deletion short
+        seen.append(("delete " + Path(path).name, marker.is_file(), (out / "summary.json").exists()))
+        real_rmtree(path, *args, **kwargs)
+
+    def fsync_dir(path):
+        if Path(path) == out:
+            seen.append(("flush", marker.exists(), (out / "summary.json").exists()))
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(engine.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(engine, "fsync_dir", fsync_dir, raising=False)
+    monkeypatch.setattr(fileio, "fsync_dir", fsync_dir)
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")
+    assert code == 0, err
+    deleted = [s for s in seen if s[0].startswith("delete")]
+    assert deleted == [("delete bag", True, True)], seen  # marked before anything is deleted
+    assert seen[-1] == ("flush", False, True), seen  # the marker's removal is on disk
+    assert not marker.exists() and json.loads((out / "summary.json").read_text())["frames"]
