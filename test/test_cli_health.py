@@ -318,14 +318,15 @@ def test_json_out_replaces_only_an_earlier_result_of_its_own_command(tmp_path, c
 
 
 def test_sigterm_while_json_out_is_written_waits_for_it(tmp_path, capsys, monkeypatch):
-    """health installed no SIGTERM handler: a SIGTERM (a service manager, `timeout`) while its
-    --json-out was replaced ended the process there, the earlier file kept but the new one's
-    temp file left beside it. A stop there now waits for the file (written whole), then exits
-    143 (130 after Ctrl-C), no temp file left (R73)."""
+    """health, driver attention and driver eval installed no SIGTERM handler: a SIGTERM (a
+    service manager, `timeout`) while their --json-out was replaced ended the process there, the
+    earlier file kept but the new one's temp file left beside it. A stop there now waits for the
+    file (written whole), then exits 143 (130 after Ctrl-C), no temp file left (R73)."""
     import os
     import signal
 
     import sense_perception.fileio as fileio
+    from sense_perception.cli import driver
 
     class Unhandled(BaseException):
         pass
@@ -342,12 +343,22 @@ def test_sigterm_while_json_out_is_written_waits_for_it(tmp_path, capsys, monkey
 
     out = tmp_path / "h.json"
     out.write_text('{"images": [], "skipped": []}\n')
+    table = {"pairs": 1, "failed_detections": 0, "threshold": 0.45, "far": 0.0, "frr": 0.0,
+             "table": [], "skipped": []}
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"file_x,file_y,same\n{FACE},{FACE},1\n")
+    scores = tmp_path / "scores.json"
+    monkeypatch.setattr(driver, "_still_engine", lambda settings: None)  # no models: the write
+    monkeypatch.setattr(driver, "evaluate", lambda *args: table)         # is what is tested
     previous = signal.signal(signal.SIGTERM, unhandled)
     try:
         monkeypatch.setattr(fileio, "_write_temp_beside", then_sigterm)
         code = main(["health", str(COMMA), "--json-out", str(out)])
+        assert code == 143 and "Traceback" not in capsys.readouterr().err
+        code = main(["driver", "eval", "--pairs", str(pairs), "--json-out", str(scores)])
+        assert code == 143 and "Traceback" not in capsys.readouterr().err
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert code == 143 and "Traceback" not in capsys.readouterr().err
     assert [i["path"] for i in json.loads(out.read_text())["images"]] == [str(COMMA)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.json"]
+    assert json.loads(scores.read_text()) == table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.json", "pairs.csv", "scores.json"]

@@ -572,16 +572,21 @@ def _kept_files(args: argparse.Namespace) -> list[Path]:
 
 def _write_json(path: Path, doc: Any) -> None:
     """Write ``--json-out`` through a temp file renamed over it: a full disk or a kill leaves an
-    earlier result whole, never truncated (a link is written through to the file it names)."""
+    earlier result whole, never truncated (a link is written through to the file it names).
+    SIGTERM stops as Ctrl-C does, and a stop while the file is replaced waits for it (exit 143 /
+    130 after it): SIGTERM's default ended the process there, its temp file left (R73)."""
     from ..fileio import write_result_json
     from ..outpaths import OutputPathError
+    from ..stops import stop_signals
 
-    try:
-        write_result_json(Path(os.path.realpath(path)), doc, indent=2)
-    except OSError as exc:
-        raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}; "
-                              "the earlier file there is kept (the results are printed above); "
-                              "fix: free space on that disk or give another path") from None
+    with stop_signals() as stops, stops.held():
+        try:
+            write_result_json(Path(os.path.realpath(path)), doc, indent=2)
+        except OSError as exc:
+            raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}; "
+                                  "the earlier file there is kept (the results are printed "
+                                  "above); fix: free space on that disk or give another path"
+                                  ) from None
 
 
 def _measure_photo(path: str, args: argparse.Namespace, engine: Any,
