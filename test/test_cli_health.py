@@ -332,7 +332,7 @@ def test_sigterm_while_json_out_is_written_waits_for_it(tmp_path, capsys, monkey
         pass
 
     def unhandled(signum, frame):
-        raise Unhandled("SIGTERM reached no handler of health: the process would end here")
+        raise Unhandled("SIGTERM reached no handler of the command: the process would end here")
 
     real = fileio._write_temp_beside
 
