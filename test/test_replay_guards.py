@@ -645,3 +645,20 @@ def test_an_earlier_output_is_marked_incomplete_before_force_deletes_any_of_it(
     assert deleted == [("delete bag", True, True)], seen  # marked before anything is deleted
     assert seen[-1] == ("flush", False, True), seen  # the marker's removal is on disk
     assert not marker.exists() and json.loads((out / "summary.json").read_text())["frames"]
+
+
+def test_force_refuses_a_bag_or_video_that_is_not_a_folder_before_any_model(tmp_path, capsys):
+    """A file (or FIFO) named bag or video in a replay's marked --out ended `replay --force` in a
+    NotADirectoryError traceback (exit 1) once the models were built, from deleting it as a
+    folder; refused now with the other checks of --out, nothing touched (R73)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".sense-perception-replay").write_text("written by sense-perception replay\n")
+    (out / "summary.json").write_text('{"skipped": []}\n')
+    os.mkfifo(out / "video")
+    (out / "bag").write_text("a note of mine\n")
+    before = _tree(out)
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")
+    assert code == 2 and "Traceback" not in err, err
+    assert f"--out {out} holds bag, video that are not folders" in err, err
+    assert _tree(out) == before and not (out / "REPLAY_INCOMPLETE.txt").exists()

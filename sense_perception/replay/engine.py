@@ -182,6 +182,12 @@ def prepare_out(out: Path, force: bool, lock: FolderLock | None = None) -> None:
             raise BagError(f"--out {out} holds {', '.join(theirs)} that sense-perception replay did "
                            f"not write (no {REPLAY_MARKER} there), and --force replaces only a "
                            "replay's own outputs; move them away or choose another directory")
+        odd = [n for n in (BAG_DIR, VIDEO_DIR)
+               if (out / n).exists() and not (out / n).is_symlink() and not (out / n).is_dir()]
+        if odd:  # no replay writes them so: rmtree ended the run in a traceback, outputs marked
+            what = "is not a folder" if len(odd) == 1 else "are not folders"
+            raise BagError(f"--out {out} holds {', '.join(odd)} that {what} (a replay writes "
+                           "folders of those names); move them away or choose another directory")
 
 
 def clear_out(out: Path) -> None:
