@@ -512,3 +512,28 @@ def test_a_stop_while_eval_replaces_its_results_keeps_one_set(tmp_path: Path, ca
     assert all(after[n] != earlier[n] for n in ("eval.json", "detections.json",
                                                 "precision_recall.png")), after
     assert json.loads(after["eval.json"])["curve"] is True
+
+
+def test_detect_judges_its_out_again_once_it_holds_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    """detect judged --out (eval's marker, a detections.json of another command) before its model
+    loaded and took the folder's lock only after: an eval holding --out meanwhile, and done by
+    then, had its detections.json replaced by detect's (eval.json then scored detections no longer
+    there), exit 0. The folder is judged again under the lock: refused, eval's files kept (R73)."""
+    (tmp_path / "cpu.yaml").write_text(CPU + "    detector: {pedestrian_model: none}\n")  # quicker
+    out = tmp_path / "res"
+    out.mkdir()
+    evals = {EVAL_MARKER: b"eval's marker\n", "eval.json": b'{"classes": {}}\n',
+             "detections.json": b'{"images": [], "positions": {}}\n'}
+    real = detector_setup.build_detector
+
+    def meanwhile(*args: object, **kwargs: object) -> object:
+        for name, data in evals.items():  # an eval that held --out ends while the model loads
+            (out / name).write_bytes(data)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(detector_setup, "build_detector", meanwhile)
+    code = main(["detect", str(FRAME), "--out", str(out), "--no-annotate",
+                 "--config", str(tmp_path / "cpu.yaml")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and f"--out {out} holds the results of sense-perception eval" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == evals
