@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..out_lock import FolderLock
 from ..stops import Stops, stop_signals, stopped_by
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, lock: FolderLock, stops: Stops,
-         results_written: Any) -> int:
+         results_written: Callable[[], None]) -> int:
     """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists, before any model;
     ``stops`` defers a stop while the results are replaced, and ``results_written()`` is called
     once they are."""
