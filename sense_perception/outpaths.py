@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from .errors import SensePerceptionError
 
@@ -160,10 +160,13 @@ def check_writable_dir(path: Path, option: str = "--out", create: bool = True,
 
 
 def check_result_file(path: Path, inputs: Iterable[Path], option: str,
-                      json_only: bool = True) -> None:
+                      json_only: bool = True, own: OwnResult | None = None) -> None:
     """Refuse a result file ``path`` that is an input, an image, a directory or not writable,
     and (``json_only``, for JSON results) an existing file that is not JSON: a config, key,
-    CSV or note given by mistake is never replaced by a result (see :func:`not_json`).
+    CSV or note given by mistake is never replaced by a result (see :func:`not_json`). With
+    ``own``, an existing JSON file must be an earlier result of the command's own kind too
+    (:func:`check_own_result`): ``health --json-out`` replaced any JSON, eval's eval.json (its
+    set then broken) and a COCO ground truth among them.
 
     Nothing is created: the directory it goes to is only probed with a temporary file.
 
@@ -204,6 +207,8 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str,
         raise OutputPathError(f"{option} {path} is a driver gallery (enrolled drivers' face "
                               "templates); a result is never written over it: give a new file "
                               "name")
+    if own is not None and head is not None and _text_start(head):
+        check_own_result(path, option, own)
     folder = path.parent
     if not folder.is_dir():
         raise OutputPathError(f"{option} {path}: directory {folder} does not exist; create it "
@@ -216,6 +221,53 @@ def check_result_file(path: Path, inputs: Iterable[Path], option: str,
     except OSError as exc:
         raise OutputPathError(f"{option} {path} cannot be written: {exc.strerror or exc}; give a "
                               "path you can write to") from exc
+
+
+class OwnResult(NamedTuple):
+    """What a command's JSON result is, for :func:`check_own_result`.
+
+    Attributes:
+        command: the command, in the refusal (``health``).
+        is_own: True for a parsed JSON document the command writes.
+    """
+
+    command: str
+    is_own: Callable[[Any], bool]
+
+
+#: Largest earlier result :func:`check_own_result` reads to judge it (a health run over tens of
+#: thousands of images writes a few MB); a larger file is refused unread.
+MAX_RESULT_BYTES = 256 << 20
+
+
+def check_own_result(path: Path, option: str, own: OwnResult) -> None:
+    """Refuse an existing JSON file ``path`` that is not an earlier result of ``own.command`` (nor
+    an empty ``{}`` or ``[]``): another command's results (``eval``'s eval.json beside its detections.json, ``detect``'s
+    detections.json), a ground truth or a JSON file of the user's, each of which a result
+    replaced whole.
+
+    Raises:
+        OutputPathError: naming the path, how it begins and the fix.
+    """
+    import json
+
+    from .fileio import read_regular_file
+
+    what = f"{own.command}'s own result"
+    try:
+        document = json.loads(read_regular_file(path, MAX_RESULT_BYTES).decode("utf-8-sig"))
+        mine = document in ({}, []) or own.is_own(document)  # an empty one holds nothing
+    except OSError as exc:
+        raise OutputPathError(f"{option} {path} cannot be read to tell whether it is {what}: "
+                              f"{exc.strerror or exc}; give a new file name") from None
+    except ValueError:  # not JSON after all (or not UTF-8): nothing this command writes
+        mine = False
+    if not mine:
+        head = file_head(path) or b""
+        raise OutputPathError(f"{option} {path} already holds JSON that is not {what} (it begins "
+                              f"{head_start(head)}: another command's results, a ground truth "
+                              "or a file of yours); a result replaces only an earlier result of "
+                              "its own: give a new file name, or move that file away first")
 
 
 def check_video_dir(path: Path, option: str = "--out",
@@ -339,6 +391,7 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-__all__ = ["IMAGE_SUFFIXES", "OutputPathError", "check_apart", "check_own_folder",
-           "check_result_file", "file_head", "file_kind", "head_start", "is_gallery", "not_json",
-           "check_video_dir", "check_writable_dir", "overlap", "real_path", "same_file"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_RESULT_BYTES", "OutputPathError", "OwnResult", "check_apart",
+           "check_own_folder", "check_own_result", "check_result_file", "file_head", "file_kind",
+           "head_start", "is_gallery", "not_json", "check_video_dir", "check_writable_dir",
+           "overlap", "real_path", "same_file"]

@@ -276,3 +276,89 @@ def test_a_file_of_several_frames_says_only_the_first_is_judged(tmp_path, capsys
     assert out.count("(frame 1 of 2: only the first is judged)") == 2
     assert main(["health", str(pages), str(PANDASET), "--json"]) == 0
     assert [i["frames"] for i in json.loads(capsys.readouterr().out)["images"]] == [2, 1]
+
+
+def test_json_out_replaces_only_an_earlier_result_of_its_own_command(tmp_path, capsys):
+    """Any existing JSON file passed for an earlier result: `health --json-out` replaced eval's
+    eval.json in a folder eval marked as its own (its detections.json and plot then described
+    numbers no file held), `detect`'s detections.json and a COCO ground truth, and `driver
+    attention` / `driver eval --json-out` the same (exit 0, the file gone). An existing JSON file
+    is replaced now only when it is that command's own result (or empty), else refused before any
+    image is read (exit 2, nothing written), as eval keeps to its marked results (R73)."""
+    evals = tmp_path / "eval_out"
+    evals.mkdir()
+    (evals / ".sense-perception-eval").write_text("eval's marker\n")
+    files = {evals / "eval.json": '{"classes": {"car": {"ap": 0.7}}}\n',
+             tmp_path / "detections.json": '{"images": [{"path": "a.jpg", "detections": []}], '
+                                           '"positions": {}}\n',
+             tmp_path / "coco.json": '{"images": [{"id": 1}], "annotations": [], '
+                                     '"categories": []}\n',
+             tmp_path / "attention.json": '{"conventions": {}, "images": [], "skipped": []}\n'}
+    for path, text in files.items():
+        path.write_text(text)
+    face = ["driver", "attention", str(FACE), "--json-out"]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"file_x,file_y,same\n{FACE},{FACE},1\n")
+    cases = [(["health", str(COMMA), "--json-out"], p) for p in files] + \
+        [(face, evals / "eval.json"), (["driver", "eval", "--pairs", str(pairs), "--json-out"],
+                                       tmp_path / "attention.json")]
+    for argv, target in cases:
+        assert main([*argv, str(target)]) == 2, argv
+        err = " ".join(capsys.readouterr().err.split())
+        command = " ".join(argv[:2]) if argv[0] == "driver" else argv[0]
+        assert f"--json-out {target} already holds JSON that is not {command}'s own" in err, err
+        assert "Traceback" not in err
+    assert {p: p.read_text() for p in files} == files
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))
+    earlier = tmp_path / "health.json"  # its own earlier result (and an empty file) is replaced
+    for text in ('{"images": [{"path": "x.jpg", "conditions": []}], "skipped": []}\n', "{}"):
+        earlier.write_text(text)
+        assert main(["health", str(COMMA), "--json-out", str(earlier)]) == 0
+        assert [i["path"] for i in json.loads(earlier.read_text())["images"]] == [str(COMMA)]
+
+
+def test_sigterm_while_json_out_is_written_waits_for_it(tmp_path, capsys, monkeypatch):
+    """health, driver attention and driver eval installed no SIGTERM handler: a SIGTERM (a
+    service manager, `timeout`) while their --json-out was replaced ended the process there, the
+    earlier file kept but the new one's temp file left beside it. A stop there now waits for the
+    file (written whole), then exits 143 (130 after Ctrl-C), no temp file left (R73)."""
+    import os
+    import signal
+
+    import sense_perception.fileio as fileio
+    from sense_perception.cli import driver
+
+    class Unhandled(BaseException):
+        pass
+
+    def unhandled(signum, frame):
+        raise Unhandled("SIGTERM reached no handler of the command: the process would end here")
+
+    real = fileio._write_temp_beside
+
+    def then_sigterm(*args, **kwargs):
+        tmp = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return tmp
+
+    out = tmp_path / "h.json"
+    out.write_text('{"images": [], "skipped": []}\n')
+    table = {"pairs": 1, "failed_detections": 0, "threshold": 0.45, "far": 0.0, "frr": 0.0,
+             "table": [], "skipped": []}
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"file_x,file_y,same\n{FACE},{FACE},1\n")
+    scores = tmp_path / "scores.json"
+    monkeypatch.setattr(driver, "_still_engine", lambda settings: None)  # no models: the write
+    monkeypatch.setattr(driver, "evaluate", lambda *args: table)         # is what is tested
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        monkeypatch.setattr(fileio, "_write_temp_beside", then_sigterm)
+        code = main(["health", str(COMMA), "--json-out", str(out)])
+        assert code == 143 and "Traceback" not in capsys.readouterr().err
+        code = main(["driver", "eval", "--pairs", str(pairs), "--json-out", str(scores)])
+        assert code == 143 and "Traceback" not in capsys.readouterr().err
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert [i["path"] for i in json.loads(out.read_text())["images"]] == [str(COMMA)]
+    assert json.loads(scores.read_text()) == table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.json", "pairs.csv", "scores.json"]

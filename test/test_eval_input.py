@@ -436,3 +436,104 @@ def test_eval_on_a_full_disk_keeps_the_earlier_results_as_one_set(tmp_path: Path
     assert "the earlier results there are unchanged" in got["err"] and "Traceback" not in got["err"]
     assert set(got["before"]) == {"eval.json", "detections.json", EVAL_MARKER}
     assert got["after"] == got["before"], got  # no new file beside an old one, no temp left
+
+
+@pytest.fixture()
+def sigterm_guard():
+    """SIGTERM raises here unless the command installs its own handler: without one the default
+    action would end the test process (pytest with it), not fail the test."""
+    import signal
+
+    class Unhandled(BaseException):
+        pass
+
+    def unhandled(signum: int, frame: object) -> None:
+        raise Unhandled("SIGTERM reached no handler of the command: the process would end here")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    yield Unhandled
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_stop_while_eval_replaces_its_results_keeps_one_set(tmp_path: Path, capsys, monkeypatch,
+                                                              sigterm_guard) -> None:
+    """eval installed no stop handling: Ctrl-C between the renames of its results left this run's
+    detections.json beside the earlier run's eval.json (exit 130), and SIGTERM ended the process
+    there, the same mix plus the temp files of the others. A stop while the three are replaced
+    now waits for them (the new set whole, `wrote ...`), then exits 130 / 143; a stop before
+    that replaces nothing, says so and lets the folder's lock go (R73)."""
+    import signal
+
+    from sense_perception.out_lock import FolderLock
+
+    (tmp_path / "cpu.yaml").write_text(CPU + "    detector: {pedestrian_model: none}\n")  # quicker
+    gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {EVAL_MARKER: b"marker\n", "eval.json": b'{"earlier": 1}\n',
+               "detections.json": b'{"images": []}\n', "precision_recall.png": b"earlier plot"}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    argv = ["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml")]
+
+    # A stop while the images are detected: nothing replaced, the lock let go.
+    for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        def stopped(*args: object, signum: int = signum, **kwargs: object) -> None:
+            kwargs["before_detection"]([FRAME])  # the run's checks and lock, as before detection
+            os.kill(os.getpid(), signum)
+            raise AssertionError("the stop did not end the detection pass")
+
+        with monkeypatch.context() as m:
+            m.setattr(eval_run, "run_evaluation", stopped)
+            assert main(argv) == expected
+        err = capsys.readouterr().err
+        assert "before its results were written: nothing in --out" in err, err
+        assert "Traceback" not in err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+        lock = FolderLock("test", "", RuntimeError)
+        lock.acquire(out)  # free again (a second eval is refused while one holds it)
+        lock.release()
+
+    # A stop between two of the results' renames.
+    real = os.replace
+
+    def replace(src: object, dst: object) -> None:
+        real(src, dst)
+        if Path(str(dst)).name == "detections.json":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", replace)
+        assert main(argv) == 143
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and f"wrote {out / 'eval.json'}" in captured.out
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(after) == set(earlier)  # no temp file left
+    assert all(after[n] != earlier[n] for n in ("eval.json", "detections.json",
+                                                "precision_recall.png")), after
+    assert json.loads(after["eval.json"])["curve"] is True
+
+
+def test_detect_judges_its_out_again_once_it_holds_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    """detect judged --out (eval's marker, a detections.json of another command) before its model
+    loaded and took the folder's lock only after: an eval holding --out meanwhile, and done by
+    then, had its detections.json replaced by detect's (eval.json then scored detections no longer
+    there), exit 0. The folder is judged again under the lock: refused, eval's files kept (R73)."""
+    (tmp_path / "cpu.yaml").write_text(CPU + "    detector: {pedestrian_model: none}\n")  # quicker
+    out = tmp_path / "res"
+    out.mkdir()
+    evals = {EVAL_MARKER: b"eval's marker\n", "eval.json": b'{"classes": {}}\n',
+             "detections.json": b'{"images": [], "positions": {}}\n'}
+    real = detector_setup.build_detector
+
+    def meanwhile(*args: object, **kwargs: object) -> object:
+        for name, data in evals.items():  # an eval that held --out ends while the model loads
+            (out / name).write_bytes(data)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(detector_setup, "build_detector", meanwhile)
+    code = main(["detect", str(FRAME), "--out", str(out), "--no-annotate",
+                 "--config", str(tmp_path / "cpu.yaml")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and f"--out {out} holds the results of sense-perception eval" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == evals

@@ -685,3 +685,60 @@ def test_the_replay_reads_the_velocity_settings_with_tracking_off_as_the_node_do
         build_core(config, exterior=True, cabin=False, detector=FakeDetector())
     config.write_text("object_detector:\n  ros__parameters:\n    tracking:\n      enabled: false\n")
     assert build_core(config, exterior=True, cabin=False, detector=FakeDetector()).trackers is None
+
+
+def test_an_earlier_output_is_marked_incomplete_before_force_deletes_any_of_it(
+        tmp_path, capsys, monkeypatch) -> None:
+    """`replay --force` deleted the earlier replay's bag/ and video/, then its summary.json, and
+    only then wrote REPLAY_INCOMPLETE.txt: a Ctrl-C or SIGTERM (or a kill, a power cut) while a
+    big bag/ was deleted left the earlier summary.json, which says the replay finished, beside a
+    bag cut short, and no marker. The marker is written (and flushed) first now; and it is
+    removed at the end of a good run with the folder flushed after, so a power cut after a run
+    declared complete cannot bring it back beside the summary (R73)."""
+    from sense_perception import fileio
+    from sense_perception.replay import engine
+
+    out = tmp_path / "out"
+    (out / "bag").mkdir(parents=True)
+    (out / ".sense-perception-replay").write_text("written by sense-perception replay\n")
+    (out / "bag" / "earlier.mcap").write_bytes(b"an earlier replay's bag")
+    (out / "summary.json").write_text('{"skipped": []}\n')
+    marker = out / engine.INCOMPLETE_FILE
+    seen: list[tuple[str, bool, bool]] = []  # (what, marker there, earlier summary there)
+    real_rmtree, real_fsync_dir = engine.shutil.rmtree, fileio.fsync_dir
+
+    def rmtree(path, *args, **kwargs):  # where a stop or a kill may cut the deletion short
+        seen.append(("delete " + Path(path).name, marker.is_file(), (out / "summary.json").exists()))
+        real_rmtree(path, *args, **kwargs)
+
+    def fsync_dir(path):
+        if Path(path) == out:
+            seen.append(("flush", marker.exists(), (out / "summary.json").exists()))
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(engine.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(engine, "fsync_dir", fsync_dir, raising=False)
+    monkeypatch.setattr(fileio, "fsync_dir", fsync_dir)
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")
+    assert code == 0, err
+    deleted = [s for s in seen if s[0].startswith("delete")]
+    assert deleted == [("delete bag", True, True)], seen  # marked before anything is deleted
+    assert seen[-1] == ("flush", False, True), seen  # the marker's removal is on disk
+    assert not marker.exists() and json.loads((out / "summary.json").read_text())["frames"]
+
+
+def test_force_refuses_a_bag_or_video_that_is_not_a_folder_before_any_model(tmp_path, capsys):
+    """A file (or FIFO) named bag or video in a replay's marked --out ended `replay --force` in a
+    NotADirectoryError traceback (exit 1) once the models were built, from deleting it as a
+    folder; refused now with the other checks of --out, nothing touched (R73)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".sense-perception-replay").write_text("written by sense-perception replay\n")
+    (out / "summary.json").write_text('{"skipped": []}\n')
+    os.mkfifo(out / "video")
+    (out / "bag").write_text("a note of mine\n")
+    before = _tree(out)
+    code, _, err = _run(capsys, SAMPLE_BAG, "--out", out, "--topics", WINDSHIELD, "--force")
+    assert code == 2 and "Traceback" not in err, err
+    assert f"--out {out} holds bag, video that are not folders" in err, err
+    assert _tree(out) == before and not (out / "REPLAY_INCOMPLETE.txt").exists()

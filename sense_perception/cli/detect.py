@@ -308,6 +308,11 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     detector = build_detector(params, source=source)
     check_writable_dir(args.out, error=ConfigError)
     lock.acquire(args.out)  # before the earlier run's list of copies is read
+    # Judged again under the lock: an eval that held --out while the model loaded (seconds) and
+    # has since written its results there was refused by nothing, and its detections.json was
+    # replaced at the end (R73).
+    check_not_eval_results(args.out, "detect")
+    _check_earlier_detections(args.out)
     console.print(f"{detector.model_name} ({detector.family}) on {detector.provider}, "
                   f"pre-processing on {detector.preprocess_device}, "
                   f"batching {'on' if detector.batch_dynamic else 'off'}")

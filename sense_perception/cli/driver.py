@@ -14,7 +14,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -520,15 +520,31 @@ def _attention_row(path: str, faces: Any, measurement: Any) -> dict[str, Any]:
     return row
 
 
-def _json_out(args: argparse.Namespace, inputs: Sequence[str | Path]) -> Path | None:
+def _is_attention_result(document: Any) -> bool:
+    """True for a JSON document ``driver attention`` writes."""
+    return (isinstance(document, dict) and {"conventions", "images"} <= set(document)
+            <= {"conventions", "images", "skipped"})
+
+
+def _is_eval_result(document: Any) -> bool:
+    """True for a JSON document ``driver eval`` writes (the FAR/FRR table)."""
+    return (isinstance(document, dict) and {"pairs", "threshold", "far", "frr", "table"}
+            <= set(document) <= {"pairs", "failed_detections", "threshold", "far", "frr",
+                                 "table", "skipped"})
+
+
+def _json_out(args: argparse.Namespace, inputs: Sequence[str | Path], command: str,
+              is_own: Callable[[Any], bool]) -> Path | None:
     """``--json-out FILE`` checked before any work: never an input, an image or unwritable, nor
-    one of the files :func:`_kept_files` names."""
-    from ..outpaths import check_result_file
+    one of the files :func:`_kept_files` names, nor a JSON file that is no earlier result of the
+    same command (another command's results, a ground truth: R73)."""
+    from ..outpaths import OwnResult, check_result_file
 
     if not getattr(args, "json_out", None):
         return None
     path = Path(args.json_out)
-    check_result_file(path, [*map(Path, inputs), *_kept_files(args)], "--json-out")
+    check_result_file(path, [*map(Path, inputs), *_kept_files(args)], "--json-out",
+                      own=OwnResult(command, is_own))
     return path
 
 
@@ -556,16 +572,21 @@ def _kept_files(args: argparse.Namespace) -> list[Path]:
 
 def _write_json(path: Path, doc: Any) -> None:
     """Write ``--json-out`` through a temp file renamed over it: a full disk or a kill leaves an
-    earlier result whole, never truncated (a link is written through to the file it names)."""
+    earlier result whole, never truncated (a link is written through to the file it names).
+    SIGTERM stops as Ctrl-C does, and a stop while the file is replaced waits for it (exit 143 /
+    130 after it): SIGTERM's default ended the process there, its temp file left (R73)."""
     from ..fileio import write_result_json
     from ..outpaths import OutputPathError
+    from ..stops import stop_signals
 
-    try:
-        write_result_json(Path(os.path.realpath(path)), doc, indent=2)
-    except OSError as exc:
-        raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}; "
-                              "the earlier file there is kept (the results are printed above); "
-                              "fix: free space on that disk or give another path") from None
+    with stop_signals() as stops, stops.held():
+        try:
+            write_result_json(Path(os.path.realpath(path)), doc, indent=2)
+        except OSError as exc:
+            raise OutputPathError(f"--json-out {path} cannot be written: {exc.strerror or exc}; "
+                                  "the earlier file there is kept (the results are printed "
+                                  "above); fix: free space on that disk or give another path"
+                                  ) from None
 
 
 def _measure_photo(path: str, args: argparse.Namespace, engine: Any,
@@ -589,7 +610,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
     from ..errors import SensePerceptionError
     from ..face.attention.estimator import AttentionEstimator
 
-    json_out = _json_out(args, args.images)
+    json_out = _json_out(args, args.images, "driver attention", _is_attention_result)
     settings = _settings(args)
     engine = _still_engine(settings)
     estimator = AttentionEstimator(settings.attention, settings.attention_options())
@@ -744,7 +765,8 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
 def cmd_eval(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.pairs)
     root = Path(args.root) if args.root else Path(args.pairs).resolve().parent
-    json_out = _json_out(args, [args.pairs, *{root / p for pair in pairs for p in pair[:2]}])
+    json_out = _json_out(args, [args.pairs, *{root / p for pair in pairs for p in pair[:2]}],
+                         "driver eval", _is_eval_result)
     settings = _settings(args)
     threshold = settings.identity.match_threshold
     table = sorted(set(args.thresholds or DEFAULT_TABLE))

@@ -7,15 +7,16 @@ with ground positions when a calibration is known), and prints the same as table
 0 scored, 1 scored but some image was left out (unreadable, or too small to detect on: listed in
 eval.json's ``skipped``) or got no positions (its calibration is for another image size:
 ``positions_left_out``), 2 bad options, ground truth, calibration, config, model or output
-directory.
+directory, 130 / 143 stopped by Ctrl-C / SIGTERM (the earlier results kept, or this run's whole).
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..out_lock import FolderLock
+from ..stops import Stops, stop_signals, stopped_by
 from . import CONFIG_HELP, config_file
 
 NODE_NAME = "object_detector"
@@ -50,7 +51,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                "  format, with positions when calibrated)\n"
                "exit status: 0 scored, 1 scored but images left out (eval.json: skipped) or without\n"
                "  positions (calibration for another image size), 2 bad options, ground truth,\n"
-               "  calibration, config, model or --out")
+               "  calibration, config, model or --out, 130/143 stopped by Ctrl-C/SIGTERM (the\n"
+               "  earlier results kept, or this run's whole)")
     parser.add_argument("ground_truth", type=Path, metavar="GT",
                         help="ground-truth file (project or COCO json) or KITTI label_2 folder")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -124,19 +126,43 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``eval``; returns the exit status (errors raise and main() returns 2). One run at
     a time per ``--out``: two runs into one folder each replaced the other's results at their end
     (the first to end had printed figures that eval.json no longer held), and their renames could
-    interleave into one run's eval.json beside the other's detections.json (R40)."""
+    interleave into one run's eval.json beside the other's detections.json (R40).
+
+    SIGTERM stops it as Ctrl-C does (exit 143 / 130), and a stop while the three results are
+    replaced waits for them (milliseconds): a Ctrl-C between two renames left this run's
+    detections.json beside the earlier run's eval.json, and SIGTERM (no handler: the process
+    ended at once) left that mix and the temp files of the others (R73)."""
     from ..errors import ConfigError
 
     lock = FolderLock("eval", "its eval.json, detections.json and plot would replace this run's "
                       "(or this run's them)", ConfigError)
+    written = False
+
+    def results_written() -> None:
+        nonlocal written
+        written = True
+
     try:
-        return _run(args, lock)
+        with stop_signals() as stops:
+            return _run(args, lock, stops, results_written)
+    except KeyboardInterrupt as exc:
+        if not written:  # what the stop did to --out, as detect says it (R73)
+            import sys
+
+            from . import shown
+
+            print(f"eval stopped ({stopped_by(exc)}) before its results were written: nothing "
+                  f"in --out {shown(args.out)} was replaced", file=sys.stderr)
+        raise  # main(): 130 / 143, and the failure a kept stop met, if any
     finally:
         lock.release()
 
 
-def _run(args: argparse.Namespace, lock: FolderLock) -> int:
-    """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists, before any model."""
+def _run(args: argparse.Namespace, lock: FolderLock, stops: Stops,
+         results_written: Callable[[], None]) -> int:
+    """:func:`run`, which takes ``lock`` on ``--out`` once the folder exists, before any model;
+    ``stops`` defers a stop while the results are replaced, and ``results_written()`` is called
+    once they are."""
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -231,18 +257,25 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     plot_bytes = plot_png(result)
     stale = args.out / PLOT_FILE
     removed = plot_bytes is None and stale.is_file()  # an earlier run's curve would pass for ours
-    try:
-        # the three results replaced as one set: a full disk keeps the earlier run's set whole
-        write_results(args.out, to_dict(result, meta), three_d.detections, plot_bytes)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the results to --out {args.out}: "
-                          f"{exc.strerror or exc}; the earlier results there are unchanged") from None
-    if removed:
-        out.print(f"removed {shown(stale)} of an earlier run (no curve in this one)",
+    # A stop (Ctrl-C, SIGTERM) while the three are replaced waits for them and is raised once
+    # this run has said what it wrote: never one run's detections.json beside another's
+    # eval.json. Should the write fail, the stop is raised naming the failure (exit 130 / 143).
+    with stops.obeyed():
+        with stops.deferred():
+            try:
+                # the three results replaced as one set: a full disk keeps the earlier set whole
+                write_results(args.out, to_dict(result, meta), three_d.detections, plot_bytes)
+            except OSError as exc:
+                raise ConfigError(f"cannot write the results to --out {args.out}: "
+                                  f"{exc.strerror or exc}; the earlier results there are "
+                                  "unchanged") from None
+            results_written()
+        if removed:
+            out.print(f"removed {shown(stale)} of an earlier run (no curve in this one)",
+                      soft_wrap=True, highlight=False)
+        json_path, plot = args.out / EVAL_FILE, (stale if plot_bytes is not None else None)
+        out.print(f"wrote {shown(json_path)}, {shown(args.out / DETECTIONS_FILE)}"
+                  + (f" and {shown(plot)}" if plot else "")
+                  + (f"; {len(skipped)} image(s) skipped, not scored" if skipped else ""),
                   soft_wrap=True, highlight=False)
-    json_path, plot = args.out / EVAL_FILE, (stale if plot_bytes is not None else None)
-    out.print(f"wrote {shown(json_path)}, {shown(args.out / DETECTIONS_FILE)}"
-              + (f" and {shown(plot)}" if plot else "")
-              + (f"; {len(skipped)} image(s) skipped, not scored" if skipped else ""),
-              soft_wrap=True, highlight=False)
     return 1 if skipped or unplaced else 0

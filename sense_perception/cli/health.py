@@ -118,6 +118,14 @@ def _refuse_json_as_image(images: list[str]) -> None:
                               f"(--json {path}) or use --json-out {path}")
 
 
+def is_health_result(document: Any) -> bool:
+    """True for a JSON document ``health`` writes (``{"images": [{..., "conditions"}],
+    "skipped": [...]}``): the only JSON file ``--json-out`` replaces (R73)."""
+    return (isinstance(document, dict) and "images" in document
+            and set(document) <= {"images", "skipped"} and isinstance(document["images"], list)
+            and all(isinstance(r, dict) and "conditions" in r for r in document["images"]))
+
+
 def _json_file(args: argparse.Namespace) -> Path | None:
     """The one file the JSON is written to: ``--json OUT.json`` or ``--json-out FILE``.
 
@@ -140,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.imaging.frame_guard import InputLimits
     from ..face.safe_text import printable
     from ..fileio import write_result_json
-    from ..outpaths import check_result_file
+    from ..outpaths import OwnResult, check_result_file
+    from ..stops import stop_signals
 
     before, taken = getattr(args, "json_images", (True, []))
     args.images = [*args.images, *taken] if before else [*taken, *args.images]
@@ -152,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out is not None:  # before any image is read
         # never the config either: `--config c.yaml --json-out c.yaml` replaced it with the JSON
         check_result_file(args.json_out, [*map(Path, args.images),
-                                          *([Path(args.config)] if args.config else [])], option)
+                                          *([Path(args.config)] if args.config else [])], option,
+                          own=OwnResult("health", is_health_result))
     params = load_params(args.config, args.node_name)
     source = str(args.config or "defaults")
     settings = health_settings_type(args.node_name).from_params(params, source)
@@ -189,12 +199,16 @@ def run(args: argparse.Namespace) -> int:
               + (f", {len(skipped)} skipped (unreadable or partly transparent)"
                  if skipped else ""))
     if args.json_out is not None:  # last: a file that cannot be written never loses the results
-        try:
-            # replaced whole: a full disk keeps an earlier result intact
-            write_result_json(args.json_out, document)
-        except OSError as exc:
-            raise ConfigError(f"cannot write {option} {args.json_out}: {exc.strerror or exc}; "
-                              "the results are printed above; give a writable file path") from exc
+        # SIGTERM as Ctrl-C (exit 143 / 130), and a stop while the file is replaced waits for
+        # it: SIGTERM's default ended the process there, its temp file left beside OUT (R73).
+        with stop_signals() as stops, stops.held():
+            try:
+                # replaced whole: a full disk keeps an earlier result intact
+                write_result_json(args.json_out, document)
+            except OSError as exc:
+                raise ConfigError(f"cannot write {option} {args.json_out}: "
+                                  f"{exc.strerror or exc}; the results are printed above; give "
+                                  "a writable file path") from exc
     return 1 if skipped else 0
 
 

@@ -58,7 +58,7 @@ from ..core.output.topics import (camera_info_topic, camera_of, cameras_it_may_b
 from ..core.types import Detections, Header
 from ..errors import BagError, ConfigError, ImageDecodeError, PrivacyError
 from ..face.privacy import check_cabin_not_exterior, check_identity_topic
-from ..fileio import atomic_write
+from ..fileio import atomic_write, fsync_dir
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
 from ..out_lock import FolderLock
@@ -182,16 +182,23 @@ def prepare_out(out: Path, force: bool, lock: FolderLock | None = None) -> None:
             raise BagError(f"--out {out} holds {', '.join(theirs)} that sense-perception replay did "
                            f"not write (no {REPLAY_MARKER} there), and --force replaces only a "
                            "replay's own outputs; move them away or choose another directory")
+        odd = [n for n in (BAG_DIR, VIDEO_DIR)
+               if (out / n).exists() and not (out / n).is_symlink() and not (out / n).is_dir()]
+        if odd:  # no replay writes them so: rmtree ended the run in a traceback, outputs marked
+            what = "is not a folder" if len(odd) == 1 else "are not folders"
+            raise BagError(f"--out {out} holds {', '.join(odd)} that {what} (a replay writes "
+                           "folders of those names); move them away or choose another directory")
 
 
 def clear_out(out: Path) -> None:
-    """Delete an earlier replay's outputs in ``out`` (checked by :func:`prepare_out`)."""
+    """Delete an earlier replay's outputs in ``out`` (checked by :func:`prepare_out`) but its
+    :data:`INCOMPLETE_FILE`, which this replay has written over them first."""
     for name in (BAG_DIR, VIDEO_DIR):
         if (out / name).is_symlink():
             (out / name).unlink()  # the link only, never what it points to
         elif (out / name).exists():
             shutil.rmtree(out / name)
-    for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp", INCOMPLETE_FILE):
+    for name in (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp"):
         (out / name).unlink(missing_ok=True)
 
 
@@ -521,9 +528,16 @@ class Replayer:
                 write_summary(out / SUMMARY_FILE, summary)
             except OSError as exc:
                 raise OutputWriteError(out / SUMMARY_FILE, exc) from exc
+            # The marker's removal flushed too (summary.json is on disk by now): unflushed, a
+            # power cut after a run reported complete could bring it back beside the summary
+            # (fleet's resume then replays the bag again; a user reads the outputs as cut short).
+            (out / INCOMPLETE_FILE).unlink(missing_ok=True)
+            try:
+                fsync_dir(out)
+            except OSError as exc:
+                raise OutputWriteError(out, exc) from exc
         except OutputWriteError as exc:
             raise _incomplete(out, exc) from exc
-        (out / INCOMPLETE_FILE).unlink(missing_ok=True)
         return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos,
                             list(bag.notes) + self._all_notes())
 
@@ -760,11 +774,14 @@ class Replayer:
                                           noise=self._settings[EXTERIOR].position_noise(),
                                           calibrated_camera=self.options.calibration_camera)
         self._calibration_topics = self._calibration_inputs(bag)
-        # Only now, with the topics checked and the models built, are earlier outputs replaced.
-        clear_out(out)
+        # Only now, with the topics checked and the models built, are earlier outputs replaced:
+        # marked incomplete (on disk) before any of them is deleted. Deleted first, a stop or a
+        # kill while a big bag/ went left the earlier summary.json, which says the replay
+        # finished, beside a bag cut short and no marker (R73).
         _mark_replay_output(out)
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
+        clear_out(out)
         # Copied cabin frames show the driver's face: that bag is private, as the cabin video is.
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag),
                               private=self.options.copy_input and self._cabin is not None)
