@@ -141,6 +141,11 @@ class DriverMonitorNode(PerceptionNode):
         self.get_logger().info(f"face models loaded in {time.perf_counter() - t0:.1f} s; gallery "
                                f"{self.identifier.gallery.path}: {len(self.identifier.index)} driver(s)")
 
+    def warm_up(self) -> float | None:
+        from ..core.runtime.warm_up import warm_up_driver
+
+        return warm_up_driver(self.identifier)
+
     def make_outputs(self) -> None:
         self._ns = output_namespace(self.settings.camera_topic)
         on = switches(self.settings, attention=self.identifier.attention is not None)

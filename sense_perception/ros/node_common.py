@@ -310,6 +310,13 @@ class PerceptionNode(LifecycleNode):
     def on_outputs_active(self) -> None:
         """Called once the publishers are active (e.g. to publish latched messages)."""
 
+    def warm_up(self) -> float | None:
+        """Run each model once on blank input at configure, after :meth:`load` (see
+        :mod:`~sense_perception.core.runtime.warm_up`); the seconds it took, None when there is
+        nothing to warm. Raise SensePerceptionError (naming the model and the fix) to fail
+        configure."""
+        return None
+
     def release(self) -> None:
         """Drop the core objects and publishers (cleanup, failed configure, shutdown)."""
 
@@ -355,6 +362,10 @@ class PerceptionNode(LifecycleNode):
                     f"parameter '{k}' = {v!r} in {self.source} is outside its range "
                     f"{descriptor_fields(node_schema(self.SETTINGS.KIND)[k])['additional_constraints']}"
                     for k, v in self._refused_overrides.items()))
+            # Each model's first run (a TensorRT engine build, an OpenVINO or CUDA compile) here,
+            # before the node reports ready: on the first frame the stall watch took it for a
+            # hung inference, ERROR with nothing wrong (R72). A failure fails configure.
+            warm_s = self.warm_up()
             self.make_outputs()
         except SensePerceptionError as exc:
             if not self.context.ok():  # given up for Ctrl-C or SIGTERM (a lock wait): no fault
@@ -370,7 +381,8 @@ class PerceptionNode(LifecycleNode):
         self.config_error = ""
         self.lifecycle_state = "inactive"
         self.get_logger().info("configured: inputs " + ", ".join(
-            f"{t} ({c.__name__}, {qos.describe(self.input_qos())})" for t, c in self._inputs))
+            f"{t} ({c.__name__}, {qos.describe(self.input_qos())})" for t, c in self._inputs)
+            + ("" if warm_s is None else f"; warm-up inference on blank frames took {warm_s:.2f} s"))
         return TransitionCallbackReturn.SUCCESS
 
     def _apply_diagnostics_period(self, period_s: float) -> None:

@@ -212,6 +212,11 @@ class ObjectDetectorNode(PerceptionNode):
         for reason in self.detector.fallback_reasons:
             self.get_logger().info(f"provider fallback: {reason}")
 
+    def warm_up(self) -> float | None:
+        from ..core.runtime.warm_up import warm_up_detector
+
+        return warm_up_detector(self.detector, len(self._inputs))
+
     def make_outputs(self) -> None:
         spaces = output_namespaces([t for t, _ in self._inputs])
         on = self._switches = switches(self.settings, autoware=self.autoware)

@@ -129,7 +129,8 @@ class InferenceWatch:
         return (f"inference has not returned for {running:.0f} s (inference_stall_s "
                 f"{limit_s:g}; its batch: {', '.join(topics) or 'no frame'}); {since}, and nothing "
                 "is published or judged until it returns (a hung GPU call or execution provider; "
-                "a TensorRT engine built on a first frame can take minutes: runtime.trt_cache_dir "
+                "the models were warmed up at configure, but TensorRT builds an engine anew for "
+                "an input shape it has not met, which can take minutes: runtime.trt_cache_dir "
                 "keeps it); if it never returns, restart the node"), first
 
 
