@@ -35,7 +35,7 @@ from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
 from ..core.imaging.mono16_depth import Mono16DepthWatch
 from ..core.health.camera_health import CameraHealthBank
 from ..core.health.camera_settings import health_settings_type
-from ..core.health.inference_guard import InferenceWatch
+from ..core.health.inference_guard import InferenceWatch, waiting_camera
 from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
 from ..core.output.status import name_camera_faults
@@ -814,6 +814,10 @@ class PerceptionNode(LifecycleNode):
             status["message"] = "; ".join([stall] + ([] if status["level"] == messages.OK
                                                      else [status["message"]]))
             status["level"] = messages.ERROR
+            # each camera waits on it: each still said its last verdict (OK) beside the ERROR
+            running = self._watch.running_s() or 0.0
+            statuses[1:] = [waiting_camera(c, running, self.settings.inference_stall_s)
+                            for c in statuses[1:]]
         worker, slots = self._worker, self._slots
         # (slots closed: the thread was stopped on purpose, by a transition under way)
         if self.lifecycle_state == "active" and worker is not None and not worker.is_alive() \
