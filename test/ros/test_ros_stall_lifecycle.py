@@ -1,24 +1,31 @@
-"""The nodes' first inference (in-process, SECURITY.md R72).
+"""The nodes' first inference and their hung inference across lifecycle transitions (in-process,
+SECURITY.md R72).
 
 * A model's first run (a TensorRT engine build, an OpenVINO or CUDA compile) happened on the
   first camera frame, inside a batch the inference-stall watch (R69) times: a node with nothing
   wrong said ERROR, "inference has not returned". Each node now warms its models up at
   configure, before it reports ready; a warm-up that fails fails configure, naming the model.
+* A batch that hung past a deactivate (which waits ``JOIN_TIMEOUT_S`` for it, then leaves the
+  thread behind) and returned after the node was activated again was published on the active
+  publishers, its frames older than those already out; and behind a hung driver pipeline, each
+  later activation's worker waited for its lock for ever, one more thread left each cycle.
 
-The engine build's duration is an injected clock; nothing sleeps for it.
+The engine build's duration is an injected clock; the hangs are Events the test releases.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
 from ros_helpers import (DATA, image_msg, level, overrides, published_status, published_statuses,
-                         read_bgr, wait_for)
+                         read_bgr, record_published, status_values, wait_for)
 
 pytestmark = pytest.mark.ros
 
 STREET = DATA / "street" / "pandaset_seq002_front_camera_10.jpg"
+PORTRAIT = DATA / "faces" / "obama_1_official_portrait_2012.jpg"
 
 
 class _Clock:
@@ -29,6 +36,15 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def _hang(real: Any, entered: threading.Event, release: threading.Event) -> Any:
+    """``real`` that first waits for ``release`` (a model that does not return)."""
+    def hung(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+    return hung
 
 
 def _camera_callback(node: Any, topic: str) -> Any:
@@ -131,4 +147,113 @@ def test_a_warm_up_that_fails_fails_configure_naming_the_model(context, monkeypa
         assert "of picodet_s_416 on 1 blank 416x416 frame(s) failed" in own.message, own.message
         assert "CUDA failure 700" in own.message and "runtime.providers" in own.message
     finally:
+        node.destroy_node()
+
+
+def test_a_batch_returning_after_its_worker_was_let_go_is_dropped_not_published(context,
+                                                                             monkeypatch):
+    """deactivate waits ``JOIN_TIMEOUT_S`` for a hung batch, then leaves the (daemon) thread
+    behind; activate starts a new worker. The old batch, returning then, was published on the
+    publishers active again, older than the frames out before it."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import node_common
+
+    monkeypatch.setattr(node_common, "JOIN_TIMEOUT_S", 0.2)
+    cam = "/sp_late/front/image_raw"
+    node = _detector_node(context, "late_detector", cam, **ONE_MODEL)
+    published = record_published(monkeypatch)
+    entered, release = threading.Event(), threading.Event()
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        real = node.detector.detect
+        monkeypatch.setattr(node.detector, "detect", _hang(real, entered, release))
+        street = read_bgr(STREET)[::2, ::2].copy()
+        _camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
+        assert entered.wait(30)
+        old = node._worker
+        assert old.daemon  # never holds the process at exit
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS  # after 0.2 s
+        assert old.is_alive() and node._worker is None
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        monkeypatch.setattr(node.detector, "detect", real)
+        # the new worker takes a frame and waits behind the hung detect
+        _camera_callback(node, cam)(image_msg(street, 9, 0, "front"), {})
+        assert wait_for(lambda: node._slots._pending == 0)
+        release.set()  # the hung batch returns, the node active again
+        old.join(30)
+        assert not old.is_alive()
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        stamps = [m.message["header"]["stamp"]["sec"] for m in published
+                  if m.topic == "/sp_late/front/detections"]
+        assert stamps == [9], f"the late batch was published: {stamps}"
+        values = status_values(published_status(node))  # counted, as lost to the deactivate
+        assert values.get("lost[deactivated]") == "1", values
+    finally:
+        release.set()
+        node.stop()
+        node.destroy_node()
+
+
+
+def test_a_worker_behind_a_hung_driver_pipeline_ends_when_the_node_lets_it_go(context, tmp_path,
+                                                                             monkeypatch):
+    """driver_monitor: a face model hung in one activation holds the pipeline's lock. The next
+    activation's worker waited for that lock for ever, its frame with it; deactivated, it was
+    left behind too, one more thread (and frame) each deactivate and activate. And the lock
+    was the node's: after cleanup, configure and activate, the new pipeline's worker waited
+    for it too, so the node never processed a frame again. The waiting worker now gives up
+    once the node lets it go, each configure has a lock of its own, and the hung one's late
+    frame is dropped."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import driver_monitor_node, node_common
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    monkeypatch.setattr(node_common, "JOIN_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(node_common, "LOCK_POLL_S", 0.02, raising=False)  # (new here)
+    monkeypatch.setattr(driver_monitor_node, "PIPELINE_WAIT_S", 0.2)
+    gallery = tmp_path / "gallery"
+    gallery.mkdir(mode=0o700)
+    topic = "/sp_late/cabin/image_raw"
+    node = DriverMonitorNode("late_driver", context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "attention.enabled": False,
+        "gallery.path": str(gallery / "gallery.json"), "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    published = record_published(monkeypatch)
+    entered, release = threading.Event(), threading.Event()
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        monkeypatch.setattr(node.identifier, "process",
+                            _hang(node.identifier.process, entered, release))
+        face = read_bgr(PORTRAIT)
+        _camera_callback(node, topic)(image_msg(face, 1, 0, "cabin"), {})
+        assert entered.wait(30)
+        hung = node._worker
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        _camera_callback(node, topic)(image_msg(face, 2, 0, "cabin"), {})
+        waiting = node._worker  # takes the frame, then waits for the hung pipeline's lock
+        assert wait_for(lambda: node._slots._pending == 0)
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        waiting.join(10)
+        assert not waiting.is_alive(), "the worker still waits for the hung pipeline's lock"
+        # a new pipeline: its worker runs while the old one is still hung
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        _camera_callback(node, topic)(image_msg(face, 3, 0, "cabin"), {})
+        assert wait_for(lambda: node.health.snapshot().processed == 1, 15), \
+            "the new pipeline's worker waited for the hung one's lock"
+        assert hung.is_alive()
+        release.set()  # the hung one returns: its frame is of a pipeline gone
+        hung.join(30)
+        stamps = [m.message["header"]["stamp"]["sec"] for m in published
+                  if m.topic == "/sp_late/cabin/faces"]
+        assert stamps == [3], stamps
+    finally:
+        release.set()
+        node.stop()
         node.destroy_node()
