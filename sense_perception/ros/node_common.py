@@ -568,12 +568,17 @@ class PerceptionNode(LifecycleNode):
     @contextmanager
     def worker_lock(self, lock: Any, frames: Sequence[Frame]) -> Iterator[None]:
         """Hold ``lock`` (a threading.Lock a hung inference may hold) for the worker's batch.
-        A worker the node has let go gives up waiting for it (:class:`BatchRetired`): behind an
-        inference hung in an earlier activation, the next activation's worker waited for the
-        lock for ever, holding its frames, and so did the worker of every deactivate and
-        activate after it, one more thread left behind each time (R72)."""
+        A worker the node has let go, or is stopping (its inputs closed: a deactivate waits
+        for it), gives up waiting for it (:class:`BatchRetired`): behind an inference hung in
+        an earlier activation, the next activation's worker waited for the lock for ever,
+        holding its frames, and so did the worker of every deactivate and activate after it,
+        one more thread left behind each time, each deactivate waiting its whole
+        :data:`JOIN_TIMEOUT_S` for it (R72)."""
         while not lock.acquire(timeout=LOCK_POLL_S):
             self.drop_if_retired(frames)
+            slots = getattr(self._local, "slots", None)
+            if slots is not None and slots.closed:  # not yet in inference: nothing to finish
+                raise BatchRetired()
         try:
             yield
         finally:
@@ -581,6 +586,7 @@ class PerceptionNode(LifecycleNode):
 
     def _work_loop(self, slots: LatestFrames, watch: InferenceWatch) -> None:
         self._local.worker = True  # this thread is a worker (drop_if_retired)
+        self._local.slots = slots  # closed when the node stops it (worker_lock)
         while not slots.closed:
             frames = slots.take(timeout=0.2, gather_s=self.GATHER_S)
             if not frames:
@@ -620,10 +626,9 @@ class PerceptionNode(LifecycleNode):
         else:  # a configure since: its cameras may be others
             of = "of the configuration before the last cleanup"
         self.get_logger().warning(
-            f"a batch of {len(frames)} frame(s) ({of}) "
-            f"returned from inference after {running_s or 0.0:.1f} s, after the node had let its "
-            "worker go (deactivated, cleaned up or stopped meanwhile): dropped, nothing of it is "
-            "published or tracked")
+            f"a batch of {len(frames)} frame(s) ({of}) was dropped after {running_s or 0.0:.1f} "
+            "s: the node let its worker go (deactivated, cleaned up or stopped) while it was in "
+            "inference or waited for a hung one; nothing of it is published or tracked")
 
     def _stalled(self) -> str | None:
         """While active: the text naming a batch whose inference has not returned for

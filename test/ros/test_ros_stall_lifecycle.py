@@ -237,9 +237,11 @@ def test_a_worker_behind_a_hung_driver_pipeline_ends_when_the_node_lets_it_go(co
         _camera_callback(node, topic)(image_msg(face, 2, 0, "cabin"), {})
         waiting = node._worker  # takes the frame, then waits for the hung pipeline's lock
         assert wait_for(lambda: node._slots._pending == 0)
+        # its deactivate need not wait JOIN_TIMEOUT_S for it: its frame is not in inference
+        monkeypatch.setattr(node_common, "JOIN_TIMEOUT_S", 5.0)
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-        waiting.join(10)
         assert not waiting.is_alive(), "the worker still waits for the hung pipeline's lock"
+        monkeypatch.setattr(node_common, "JOIN_TIMEOUT_S", 0.2)
         # a new pipeline: its worker runs while the old one is still hung
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
