@@ -54,6 +54,11 @@ def test_the_cpu_runs_each_model_once_a_gpu_also_at_its_largest_input():
     warm_up_detector(gpu, 3)
     assert cpu.batches == [[(320, 416, 3)]]  # one blank frame of the network's input size
     assert gpu.batches == [[(320, 416, 3)], [(320, 416, 3)] * 3]  # and one per camera
+    wrapped = _Detector("CPUExecutionProvider")  # pre-processing on the GPU wraps the detector
+    outer = type("DeviceDetector", (), {"detector": wrapped, "providers": wrapped.providers,
+                                        "detect": wrapped.detect})()
+    warm_up_detector(outer, 1)
+    assert wrapped.batches == [[(320, 416, 3)]]
     model = _Model((None, 3, 64, 64))
     warm_up_model(model)
     assert model.runs == [(1, 3, 64, 64), (2, 3, 64, 64)]  # a free batch axis: 1 and 2

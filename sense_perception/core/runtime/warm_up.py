@@ -74,11 +74,13 @@ def warm_up_detector(detector: Any, cameras: int) -> float:
 
 
 def _detector_size(detector: Any) -> tuple[int, int]:
-    """The (width, height) of the detector's network input (its first member's, for several)."""
-    for candidate in (detector, *getattr(detector, "members", ())):
-        size = getattr(candidate, "input_size", None)
-        if size is not None:
-            return max(MIN_FRAME_PX, int(size[0])), max(MIN_FRAME_PX, int(size[1]))
+    """The (width, height) of the detector's network input (its first member's, for several;
+    the wrapped detector's, for one pre-processing on the GPU)."""
+    for member in (detector, *getattr(detector, "members", ())):
+        for candidate in (member, getattr(member, "detector", None)):
+            size = getattr(candidate, "input_size", None)
+            if size is not None:
+                return max(MIN_FRAME_PX, int(size[0])), max(MIN_FRAME_PX, int(size[1]))
     return 640, 480
 
 
