@@ -12,8 +12,8 @@ input the node will feed it (one image and a batch of every camera; for YuNet, w
 follows the frame's size, a minimal frame and one of ``face.max_side``), so an engine whose shape
 range is widened to the shapes it has seen (TensorRT's) covers those in between. On the CPU
 (onnxruntime's CPU provider, OpenVINO, which compiles at load) nothing is built per shape: each
-model runs once, on its smallest input, which keeps a configure cheap (about 0.2 s per node on
-2 cores, measured here, a cost the first frame paid before). A camera whose frames give the
+model runs once, on its smallest input, which keeps a configure cheap (0.03-0.22 s per node on
+2 shared cores, measured here, a cost the first frame paid before). A camera whose frames give the
 detector more tiles than a blank frame of the network's size (``tiling.*``) may still build on
 its first frame.
 """
