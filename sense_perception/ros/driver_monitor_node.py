@@ -131,6 +131,10 @@ class DriverMonitorNode(PerceptionNode):
 
         # before any model loads or the gallery is read: a refused remap costs nothing
         self.check_remapped_outputs(bool(params.get("attention.enabled", True)))
+        # A new lock with each pipeline: a face model hung in the pipeline a cleanup let go
+        # holds the old one for ever, and the worker of every later configure waited for it:
+        # the node never processed a frame again until it was restarted (R72).
+        self._lock = threading.Lock()
         t0 = time.perf_counter()
         # Ctrl-C or SIGTERM shuts the context down: a wait for the gallery lock ends then (a
         # SIGTERM raises nothing in Python, so it waited its whole bound, 30 s)
@@ -138,6 +142,11 @@ class DriverMonitorNode(PerceptionNode):
                                                        stopping=lambda: not self.context.ok())
         self.get_logger().info(f"face models loaded in {time.perf_counter() - t0:.1f} s; gallery "
                                f"{self.identifier.gallery.path}: {len(self.identifier.index)} driver(s)")
+
+    def warm_up(self) -> float | None:
+        from ..core.runtime.warm_up import warm_up_driver
+
+        return warm_up_driver(self.identifier)
 
     def make_outputs(self) -> None:
         self._ns = output_namespace(self.settings.camera_topic)
@@ -161,17 +170,19 @@ class DriverMonitorNode(PerceptionNode):
         if self._camera_info_sub is not None:
             self.destroy_subscription(self._camera_info_sub)
             self._camera_info_sub = None
-        if self._lock.acquire(timeout=PIPELINE_WAIT_S):
+        lock = self._lock  # (a configure makes a new one)
+        if lock.acquire(timeout=PIPELINE_WAIT_S):
             try:
                 self.identifier = None
             finally:
-                self._lock.release()
+                lock.release()
         else:  # the worker is stuck in the pipeline: it publishes nothing once it returns
             self.identifier = None
             self.get_logger().error(
                 f"the driver pipeline has not returned from a frame for {PIPELINE_WAIT_S:g} s more; "
-                "the models are let go without it (it publishes nothing if it returns); restart "
-                "the node if its inference is hung")
+                "the models are let go without it (it publishes nothing if it returns); the "
+                "next configure loads them anew, without waiting for it; restart the node if "
+                "its inference is hung again")
         self._last = {}
         self._last_attention = None
 
@@ -191,7 +202,8 @@ class DriverMonitorNode(PerceptionNode):
             return
         header = Header.from_msg(frame.msg.header)
         status = self.judge_camera(frame, image)
-        with self._lock:
+        # (a worker let go while it waits behind a hung pipeline gives up: R72)
+        with self.worker_lock(self._lock, frames):
             identifier = self.identifier
             if identifier is None:
                 return
@@ -217,6 +229,9 @@ class DriverMonitorNode(PerceptionNode):
                     self.get_logger().error(f"the camera health of a dropped frame was not "
                                             f"published: {pub_exc!r}", throttle_duration_sec=5.0)
                 return
+            # returned after a deactivate let this worker go: the node may be active again,
+            # its frame seconds old (R72)
+            self.drop_if_retired(frames)
             if self.identifier is not identifier:
                 # a cleanup let this pipeline go while it was hung (PIPELINE_WAIT_S): its frame
                 # was judged with the models and gallery of before; set as the last driver or
@@ -235,7 +250,8 @@ class DriverMonitorNode(PerceptionNode):
         self.health.frame_processed(time.monotonic() - frame.received)
 
     def _on_reload_gallery(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        if not self._lock.acquire(timeout=PIPELINE_WAIT_S):
+        lock = self._lock  # (a configure makes a new one)
+        if not lock.acquire(timeout=PIPELINE_WAIT_S):
             running = self._watch.running_s()
             response.success = False
             response.message = (
@@ -247,7 +263,7 @@ class DriverMonitorNode(PerceptionNode):
         try:
             return self._reload_gallery(response)
         finally:
-            self._lock.release()
+            lock.release()
 
     def _reload_gallery(self, response: Trigger.Response) -> Trigger.Response:
         """The service's work, with ``self._lock`` held."""

@@ -11,7 +11,8 @@ import array
 import dataclasses
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -35,7 +36,7 @@ from ..core.imaging.frame_guard import MIN_FRAME_PX, InputLimits, safe_decode
 from ..core.imaging.mono16_depth import Mono16DepthWatch
 from ..core.health.camera_health import CameraHealthBank
 from ..core.health.camera_settings import health_settings_type
-from ..core.health.inference_guard import InferenceWatch
+from ..core.health.inference_guard import InferenceWatch, waiting_camera
 from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
 from ..core.output.status import name_camera_faults
@@ -55,7 +56,16 @@ from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, r
 # built) is left behind, named in an error line.
 JOIN_TIMEOUT_S = 10.0
 
+#: How often a worker waiting for a lock a hung inference holds looks whether the node has let
+#: it go (:meth:`PerceptionNode.worker_lock`).
+LOCK_POLL_S = 0.1
+
 IMAGE_TYPE, COMPRESSED_TYPE = IMAGE, COMPRESSED_IMAGE
+
+
+class BatchRetired(Exception):
+    """Raised by :meth:`PerceptionNode.drop_if_retired` in a worker whose batch returned after the
+    node let the worker go; the worker loop counts the batch as lost and ends (R72)."""
 
 #: Node parameters read once, when the node starts, and never again: a ``ros2 param set`` of
 #: another value was accepted and changed nothing. By name: what to do instead.
@@ -206,6 +216,8 @@ class PerceptionNode(LifecycleNode):
         self._slots: LatestFrames | None = None
         self._worker: threading.Thread | None = None
         self._worker_error = ""  # why the inference thread ended while active
+        # set in each worker thread: a worker the node has let go drops its late batch (R72)
+        self._local = threading.local()
         # how long the worker's batch has run: a hung inference is named in /diagnostics (R69)
         self._watch = InferenceWatch()
         # (topic, types) of publishers of another message type already logged (/diagnostics
@@ -314,6 +326,13 @@ class PerceptionNode(LifecycleNode):
     def on_outputs_active(self) -> None:
         """Called once the publishers are active (e.g. to publish latched messages)."""
 
+    def warm_up(self) -> float | None:
+        """Run each model once on blank input at configure, after :meth:`load` (see
+        :mod:`~sense_perception.core.runtime.warm_up`); the seconds it took, None when there is
+        nothing to warm. Raise SensePerceptionError (naming the model and the fix) to fail
+        configure."""
+        return None
+
     def release(self) -> None:
         """Drop the core objects and publishers (cleanup, failed configure, shutdown)."""
 
@@ -386,6 +405,10 @@ class PerceptionNode(LifecycleNode):
                     f"parameter '{k}' = {v!r} in {self.source} is outside its range "
                     f"{descriptor_fields(node_schema(self.SETTINGS.KIND)[k])['additional_constraints']}"
                     for k, v in self._refused_overrides.items()))
+            # Each model's first run (a TensorRT engine build, an OpenVINO or CUDA compile) here,
+            # before the node reports ready: on the first frame the stall watch took it for a
+            # hung inference, ERROR with nothing wrong (R72). A failure fails configure.
+            warm_s = self.warm_up()
             self.make_outputs()
         except SensePerceptionError as exc:
             if not self.context.ok():  # given up for Ctrl-C or SIGTERM (a lock wait): no fault
@@ -401,7 +424,8 @@ class PerceptionNode(LifecycleNode):
         self.config_error = ""
         self.lifecycle_state = "inactive"
         self.get_logger().info("configured: inputs " + ", ".join(
-            f"{t} ({c.__name__}, {qos.describe(self.input_qos())})" for t, c in self._inputs))
+            f"{t} ({c.__name__}, {qos.describe(self.input_qos())})" for t, c in self._inputs)
+            + ("" if warm_s is None else f"; warm-up inference on blank frames took {warm_s:.2f} s"))
         return TransitionCallbackReturn.SUCCESS
 
     def _apply_diagnostics_period(self, period_s: float) -> None:
@@ -559,14 +583,53 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f"inference thread stopped, no frame is processed any more: "
                                     f"{exc!r}; fix the cause, then deactivate and activate the node")
 
+    def drop_if_retired(self, frames: Sequence[Frame]) -> None:
+        """Raise :class:`BatchRetired` when called from a worker thread the node has let go: a
+        deactivate (or cleanup, shutdown, a stop) waited :data:`JOIN_TIMEOUT_S` for its batch
+        and left it behind, hung in inference. Its frames are of an activation that has ended;
+        published on return, they went out on the publishers active by then (the node activated
+        again: frames seconds old, after newer ones) and ran through the trackers after newer
+        frames. A subclass calls this once its inference has returned, before its frames go
+        further. Called from any other thread (a test calling :meth:`process`): nothing.
+        """
+        if not frames or threading.current_thread() is self._worker:
+            return
+        if getattr(self._local, "worker", False):  # a worker thread, no longer the node's
+            raise BatchRetired()
+
+    @contextmanager
+    def worker_lock(self, lock: Any, frames: Sequence[Frame]) -> Iterator[None]:
+        """Hold ``lock`` (a threading.Lock a hung inference may hold) for the worker's batch.
+        A worker the node has let go, or is stopping (its inputs closed: a deactivate waits
+        for it), gives up waiting for it (:class:`BatchRetired`): behind an inference hung in
+        an earlier activation, the next activation's worker waited for the lock for ever,
+        holding its frames, and so did the worker of every deactivate and activate after it,
+        one more thread left behind each time, each deactivate waiting its whole
+        :data:`JOIN_TIMEOUT_S` for it (R72)."""
+        while not lock.acquire(timeout=LOCK_POLL_S):
+            self.drop_if_retired(frames)
+            slots = getattr(self._local, "slots", None)
+            if slots is not None and slots.closed:  # not yet in inference: nothing to finish
+                raise BatchRetired()
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _work_loop(self, slots: LatestFrames, watch: InferenceWatch) -> None:
+        self._local.worker = True  # this thread is a worker (drop_if_retired)
+        self._local.slots = slots  # closed when the node stops it (worker_lock)
         while not slots.closed:
             frames = slots.take(timeout=0.2, gather_s=self.GATHER_S)
             if not frames:
                 continue
+            health = self.health  # a configure after a cleanup makes a new one
             watch.begin([self.input_topic(f.source) for f in frames], self.health.received_by_source())
             try:
                 self.process(frames)
+            except BatchRetired:
+                self._retired_batch(frames, health, watch.running_s())
+                return
             except Exception as exc:  # noqa: BLE001  a failed frame must never stop the node
                 if slots.closed or not self.context.ok():
                     # Stopped while these frames were in flight (a signal invalidates the
@@ -583,6 +646,21 @@ class PerceptionNode(LifecycleNode):
                 if took is not None:  # /diagnostics said it had stalled: say it is over
                     self.get_logger().warning(f"inference returned after {took:.1f} s; frames "
                                               "are processed again")
+
+    def _retired_batch(self, frames: Sequence[Frame], health: HealthStats,
+                       running_s: float | None) -> None:
+        """Count and log the frames of a batch that returned after the node let its worker go."""
+        if health is self.health:  # still the stats they were received in: lost to the deactivate
+            topics = [self.input_topic(f.source) for f in frames]
+            for topic in topics:
+                health.frame_dropped_inactive(topic)
+            of = ", ".join(sorted(set(topics)))
+        else:  # a configure since: its cameras may be others
+            of = "of the configuration before the last cleanup"
+        self.get_logger().warning(
+            f"a batch of {len(frames)} frame(s) ({of}) was dropped after {running_s or 0.0:.1f} "
+            "s: the node let its worker go (deactivated, cleaned up or stopped) while it was in "
+            "inference or waited for a hung one; nothing of it is published or tracked")
 
     def _stalled(self) -> str | None:
         """While active: the text naming a batch whose inference has not returned for
@@ -834,6 +912,10 @@ class PerceptionNode(LifecycleNode):
             status["message"] = "; ".join([stall] + ([] if status["level"] == messages.OK
                                                      else [status["message"]]))
             status["level"] = messages.ERROR
+            # each camera waits on it: each still said its last verdict (OK) beside the ERROR
+            running = self._watch.running_s() or 0.0
+            statuses[1:] = [waiting_camera(c, running, self.settings.inference_stall_s)
+                            for c in statuses[1:]]
         worker, slots = self._worker, self._slots
         # (slots closed: the thread was stopped on purpose, by a transition under way)
         if self.lifecycle_state == "active" and worker is not None and not worker.is_alive() \

@@ -33,6 +33,7 @@ counted. All perception happens in :class:`sense_perception.core.detection.detec
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from functools import partial
 from typing import Any, Callable
@@ -86,6 +87,9 @@ class ObjectDetectorNode(PerceptionNode):
         self._camera_info_subs: list[Any] = []
         self.positions: Any = None  # CameraPositions: the cameras' calibrations (3-D positions)
         self._calibration_subs: list[Any] = []
+        # held around each batch's detect (worker_lock); a new one with each detector, so that
+        # one hung in a detector a cleanup let go never holds the next configure's worker
+        self._detect_lock = threading.Lock()
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -185,6 +189,7 @@ class ObjectDetectorNode(PerceptionNode):
         check_mount_for_autoware(self.settings.mount_parameter(),
                                  [self.autoware.rois_topic, self.autoware.objects_topic])
         self.check_remapped_outputs()
+        self._detect_lock = threading.Lock()
         self.detector = build_detector(params, source)
         tracking = TrackingConfig.from_params(params, source)
         velocity = VelocityConfig.from_params(params, source)
@@ -209,6 +214,11 @@ class ObjectDetectorNode(PerceptionNode):
             f"{'on' if self.trackers else 'off'}")
         for reason in self.detector.fallback_reasons:
             self.get_logger().info(f"provider fallback: {reason}")
+
+    def warm_up(self) -> float | None:
+        from ..core.runtime.warm_up import warm_up_detector
+
+        return warm_up_detector(self.detector, len(self._inputs))
 
     def make_outputs(self) -> None:
         spaces = output_namespaces([t for t, _ in self._inputs])
@@ -339,7 +349,11 @@ class ObjectDetectorNode(PerceptionNode):
         judged = [(frame, image, self.judge_camera(frame, image)) for frame, image in decoded]
         latencies = []
         # A failed batch is retried frame by frame: only the frame at fault is dropped and counted.
-        outcomes = safe_detect(self.detector, [img for _, img, _ in judged]) if judged else []
+        # The detector's own lock would hold this worker for ever behind a detect hung in an
+        # earlier activation; this one lets it go once the node does (R72).
+        with self.worker_lock(self._detect_lock, frames):
+            outcomes = safe_detect(self.detector, [img for _, img, _ in judged]) if judged else []
+        self.drop_if_retired(frames)  # returned after a deactivate let this worker go (R72)
         for (frame, image, status), outcome in zip(judged, outcomes, strict=True):
             if outcome.error is not None:
                 self._frame_failed(frame, "inference", outcome.error, status, image)

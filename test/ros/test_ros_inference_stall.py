@@ -80,13 +80,20 @@ def test_an_inference_that_never_returns_is_an_error_naming_the_stall(context, m
                                       f"it began ({cam}: 3)"), own.message
         assert values["frames_received"] == "4" and values["frames_processed"] == "0"
         assert values["inference_running_s"] == "3.0"
-        assert camera.hardware_id == cam and level(camera) == 0  # the camera itself is fine
+        # the camera waits on the stalled inference: it said its last verdict, OK, beside the
+        # node's ERROR (R72); at least WARN now, naming the stall, its last verdict kept
+        assert camera.hardware_id == cam and level(camera) == 1, camera.message
+        assert camera.message.startswith("waiting for the node's inference, which has not "
+                                         "returned for 3 s (inference_stall_s 2)"), camera.message
+        assert camera.message.endswith("its last frame judged said: ok"), camera.message
+        assert status_values(camera)["inference_running_s"] == "3.0"
         release.set()  # it returns: the batch, then the newest frame waiting
         assert wait_for(lambda: node.health.snapshot().processed == 2)
         assert wait_for(lambda: node._watch.running_s() is None)
         own, camera = published_statuses(node)
         assert level(own) == 0 and own.message == "ok", own.message
         assert "inference_running_s" not in status_values(own)
+        assert level(camera) == 0 and camera.message == "ok", camera.message  # frames flow again
         # its stream timing measured every frame the camera sent, the two replaced unjudged
         # too: stamps 0.1 s apart (was 0.3 s, the frames judged; R69)
         assert status_values(camera)["stamp_step_s"] == "0.1", status_values(camera)

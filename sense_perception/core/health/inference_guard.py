@@ -129,8 +129,28 @@ class InferenceWatch:
         return (f"inference has not returned for {running:.0f} s (inference_stall_s "
                 f"{limit_s:g}; its batch: {', '.join(topics) or 'no frame'}); {since}, and nothing "
                 "is published or judged until it returns (a hung GPU call or execution provider; "
-                "a TensorRT engine built on a first frame can take minutes: runtime.trt_cache_dir "
+                "the models were warmed up at configure, but TensorRT builds an engine anew for "
+                "an input shape it has not met, which can take minutes: runtime.trt_cache_dir "
                 "keeps it); if it never returns, restart the node"), first
 
 
-__all__ = ["DetectFailed", "Detected", "DetectResult", "InferenceWatch", "safe_detect"]
+def waiting_camera(status: dict[str, Any], running_s: float, limit_s: float) -> dict[str, Any]:
+    """A camera's ``/diagnostics`` status (a ``diagnostic_status`` dict) while the node's
+    inference has stalled: at least WARN, naming the stall, its last verdict kept in the message.
+
+    Every camera of a node waits on its one worker, so none is judged while a batch hangs: each
+    camera's status still said its last frame's verdict (``ok``) beside the node's ERROR (R72).
+    """
+    from ..output import messages
+
+    return {**status, "level": max(int(status["level"]), messages.WARN),
+            "message": (f"waiting for the node's inference, which has not returned for "
+                        f"{running_s:.0f} s (inference_stall_s {limit_s:g}): no frame of this "
+                        "camera is judged or published until it returns; its last frame judged "
+                        f"said: {status['message']}"),
+            "values": [*status["values"],
+                       {"key": "inference_running_s", "value": f"{running_s:.1f}"}]}
+
+
+__all__ = ["DetectFailed", "Detected", "DetectResult", "InferenceWatch", "safe_detect",
+           "waiting_camera"]

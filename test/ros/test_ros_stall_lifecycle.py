@@ -1,0 +1,261 @@
+"""The nodes' first inference and their hung inference across lifecycle transitions (in-process,
+SECURITY.md R72).
+
+* A model's first run (a TensorRT engine build, an OpenVINO or CUDA compile) happened on the
+  first camera frame, inside a batch the inference-stall watch (R69) times: a node with nothing
+  wrong said ERROR, "inference has not returned". Each node now warms its models up at
+  configure, before it reports ready; a warm-up that fails fails configure, naming the model.
+* A batch that hung past a deactivate (which waits ``JOIN_TIMEOUT_S`` for it, then leaves the
+  thread behind) and returned after the node was activated again was published on the active
+  publishers, its frames older than those already out; and behind a hung driver pipeline, each
+  later activation's worker waited for its lock for ever, one more thread left each cycle.
+
+The engine build's duration is an injected clock; the hangs are Events the test releases.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from ros_helpers import (DATA, image_msg, level, overrides, published_status, published_statuses,
+                         read_bgr, record_published, status_values, wait_for)
+
+pytestmark = pytest.mark.ros
+
+STREET = DATA / "street" / "pandaset_seq002_front_camera_10.jpg"
+PORTRAIT = DATA / "faces" / "obama_1_official_portrait_2012.jpg"
+
+
+class _Clock:
+    """The stall watch's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _hang(real: Any, entered: threading.Event, release: threading.Event) -> Any:
+    """``real`` that first waits for ``release`` (a model that does not return)."""
+    def hung(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+    return hung
+
+
+def _camera_callback(node: Any, topic: str) -> Any:
+    from sense_perception.core.health.publication_gaps import PublicationGaps
+
+    return node._make_callback(node._slots, 0, topic, PublicationGaps(node.count_publishers))
+
+
+def _detector_node(context: Any, name: str, cam: str, **more: Any) -> Any:
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    return ObjectDetectorNode(name, context=context, parameter_overrides=overrides(**{
+        "camera_topics": [cam], "no_input_warn_s": 60.0, "runtime.intra_op_threads": 1,
+        "inference_stall_s": 2.0, **more}))
+
+
+#: The general model alone: loads in a fraction of the time of both (the test is about neither).
+ONE_MODEL = {"detector.pedestrian_model": "none"}
+
+
+def _first_run_builds(monkeypatch: Any, on_first: Any) -> list[Any]:
+    """Every detector the node builds calls ``on_first(images)`` on its first ``detect`` (a
+    TensorRT engine build); returns the images of each first call."""
+    from sense_perception.core.detection import detector_setup
+
+    real_build = detector_setup.build_detector
+    firsts: list[Any] = []
+
+    def build(params: Any, source: str = "config") -> Any:
+        detector = real_build(params, source)
+        real = detector.detect
+
+        def detect(images: Any) -> Any:
+            if not firsts:
+                firsts.append(list(images))
+                on_first(images)
+            return real(images)
+        detector.detect = detect
+        return detector
+
+    monkeypatch.setattr(detector_setup, "build_detector", build)
+    return firsts
+
+
+def test_the_models_first_run_is_a_warm_up_at_configure_not_a_stall_on_the_first_frame(
+        context, monkeypatch):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.core.health.inference_guard import InferenceWatch
+    from sense_perception.ros import node_common
+
+    clock = _Clock()
+    monkeypatch.setattr(node_common, "InferenceWatch", lambda: InferenceWatch(clock))
+    cam = "/sp_warm/front/image_raw"
+    node = _detector_node(context, "warm_detector", cam, **ONE_MODEL)
+    during: list[Any] = []  # (lifecycle state, /diagnostics) while the engine is being built
+
+    def engine_build(images: Any) -> None:
+        clock.now += 30.0  # a TensorRT engine built on the first run: 30 s
+        during.append((node.lifecycle_state, published_statuses(node)))
+
+    firsts = _first_run_builds(monkeypatch, engine_build)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        street = read_bgr(STREET)[::2, ::2].copy()
+        _camera_callback(node, cam)(image_msg(street, 5, 0, "front"), {})
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        # the engine build never fell inside a batch the stall watch timed (was: ERROR,
+        # "inference has not returned for 30 s" on the first frame)
+        assert len(during) == 1
+        state, statuses = during[0]
+        assert level(statuses[0]) != 2, statuses[0].message
+        # it came at configure, on a blank frame of the network's input size
+        assert state == "unconfigured"
+        (blank,) = firsts[0]
+        assert blank.shape == (416, 416, 3) and not blank.any()
+        own = published_status(node)
+        assert level(own) == 0 and own.message == "ok", own.message
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+def test_a_warm_up_that_fails_fails_configure_naming_the_model(context, monkeypatch):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    def broken(images: Any) -> None:
+        raise RuntimeError("CUDA failure 700: an illegal memory access was encountered")
+
+    _first_run_builds(monkeypatch, broken)
+    node = _detector_node(context, "warm_fail_detector", "/sp_warm_fail/front/image_raw",
+                          **ONE_MODEL)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # was: SUCCESS
+        assert node.detector is None and node._outputs == []  # what configure built is let go
+        own = published_status(node)
+        assert level(own) == 2
+        assert own.message.startswith("not configured: the warm-up inference of "), own.message
+        assert "of picodet_s_416 on 1 blank 416x416 frame(s) failed" in own.message, own.message
+        assert "CUDA failure 700" in own.message and "runtime.providers" in own.message
+    finally:
+        node.destroy_node()
+
+
+def test_a_batch_returning_after_its_worker_was_let_go_is_dropped_not_published(context,
+                                                                             monkeypatch):
+    """deactivate waits ``JOIN_TIMEOUT_S`` for a hung batch, then leaves the (daemon) thread
+    behind; activate starts a new worker. The old batch, returning then, was published on the
+    publishers active again, older than the frames out before it."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import node_common
+
+    monkeypatch.setattr(node_common, "JOIN_TIMEOUT_S", 0.2)
+    cam = "/sp_late/front/image_raw"
+    node = _detector_node(context, "late_detector", cam, **ONE_MODEL)
+    published = record_published(monkeypatch)
+    entered, release = threading.Event(), threading.Event()
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        real = node.detector.detect
+        monkeypatch.setattr(node.detector, "detect", _hang(real, entered, release))
+        street = read_bgr(STREET)[::2, ::2].copy()
+        _camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
+        assert entered.wait(30)
+        old = node._worker
+        assert old.daemon  # never holds the process at exit
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS  # after 0.2 s
+        assert old.is_alive() and node._worker is None
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        monkeypatch.setattr(node.detector, "detect", real)
+        # the new worker takes a frame and waits behind the hung detect
+        _camera_callback(node, cam)(image_msg(street, 9, 0, "front"), {})
+        assert wait_for(lambda: node._slots._pending == 0)
+        release.set()  # the hung batch returns, the node active again
+        old.join(30)
+        assert not old.is_alive()
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        stamps = [m.message["header"]["stamp"]["sec"] for m in published
+                  if m.topic == "/sp_late/front/detections"]
+        assert stamps == [9], f"the late batch was published: {stamps}"
+        values = status_values(published_status(node))  # counted, as lost to the deactivate
+        assert values.get("lost[deactivated]") == "1", values
+    finally:
+        release.set()
+        node.stop()
+        node.destroy_node()
+
+
+
+def test_a_worker_behind_a_hung_driver_pipeline_ends_when_the_node_lets_it_go(context, tmp_path,
+                                                                             monkeypatch):
+    """driver_monitor: a face model hung in one activation holds the pipeline's lock. The next
+    activation's worker waited for that lock for ever, its frame with it; deactivated, it was
+    left behind too, one more thread (and frame) each deactivate and activate. And the lock
+    was the node's: after cleanup, configure and activate, the new pipeline's worker waited
+    for it too, so the node never processed a frame again. The waiting worker now gives up
+    once the node lets it go, each configure has a lock of its own, and the hung one's late
+    frame is dropped."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros import driver_monitor_node, node_common
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    monkeypatch.setattr(node_common, "JOIN_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(node_common, "LOCK_POLL_S", 0.02, raising=False)  # (new here)
+    monkeypatch.setattr(driver_monitor_node, "PIPELINE_WAIT_S", 0.2)
+    gallery = tmp_path / "gallery"
+    gallery.mkdir(mode=0o700)
+    topic = "/sp_late/cabin/image_raw"
+    node = DriverMonitorNode("late_driver", context=context, parameter_overrides=overrides(**{
+        "camera_topic": topic, "no_input_warn_s": 60.0, "attention.enabled": False,
+        "gallery.path": str(gallery / "gallery.json"), "runtime.providers": ["CPUExecutionProvider"],
+        "runtime.intra_op_threads": 1}))
+    published = record_published(monkeypatch)
+    entered, release = threading.Event(), threading.Event()
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        monkeypatch.setattr(node.identifier, "process",
+                            _hang(node.identifier.process, entered, release))
+        face = read_bgr(PORTRAIT)
+        _camera_callback(node, topic)(image_msg(face, 1, 0, "cabin"), {})
+        assert entered.wait(30)
+        hung = node._worker
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        _camera_callback(node, topic)(image_msg(face, 2, 0, "cabin"), {})
+        waiting = node._worker  # takes the frame, then waits for the hung pipeline's lock
+        assert wait_for(lambda: node._slots._pending == 0)
+        # its deactivate need not wait JOIN_TIMEOUT_S for it: its frame is not in inference
+        monkeypatch.setattr(node_common, "JOIN_TIMEOUT_S", 5.0)
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert not waiting.is_alive(), "the worker still waits for the hung pipeline's lock"
+        monkeypatch.setattr(node_common, "JOIN_TIMEOUT_S", 0.2)
+        # a new pipeline: its worker runs while the old one is still hung
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        _camera_callback(node, topic)(image_msg(face, 3, 0, "cabin"), {})
+        assert wait_for(lambda: node.health.snapshot().processed == 1, 15), \
+            "the new pipeline's worker waited for the hung one's lock"
+        assert hung.is_alive()
+        release.set()  # the hung one returns: its frame is of a pipeline gone
+        hung.join(30)
+        stamps = [m.message["header"]["stamp"]["sec"] for m in published
+                  if m.topic == "/sp_late/cabin/faces"]
+        assert stamps == [3], stamps
+    finally:
+        release.set()
+        node.stop()
+        node.destroy_node()
