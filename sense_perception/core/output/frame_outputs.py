@@ -31,7 +31,7 @@ from ..types import Detections, Header
 from . import messages
 from .annotations import IMAGE_ANNOTATIONS, image_annotations
 from .detections_3d import detection3d_array, range_captions
-from .topics import join_topic, output_namespace
+from .topics import camera_info_topic, join_topic, output_namespace
 
 DETECTION_ARRAY = "vision_msgs/msg/Detection2DArray"
 DETECTION_3D_ARRAY = "vision_msgs/msg/Detection3DArray"
@@ -330,6 +330,9 @@ def taken_topics(camera_topics: Sequence[str], namespaces: Sequence[str],
                              "/tf": "the transforms topic", TF_STATIC: "the static transforms topic"}
     for camera, ns in zip(camera_topics, namespaces, strict=True):
         taken[join_topic(ns, "camera_info")] = f"the CameraInfo topic of camera '{camera}'"
+        # a camera with no namespace: its CameraInfo is beside it (/camera_info), not in ns (R76)
+        taken.setdefault(camera_info_topic(camera, "auto"),
+                         f"the CameraInfo topic of camera '{camera}'")
         for row in EXTERIOR_OUTPUTS:
             if row.topic is None:
                 taken[join_topic(ns, row.name)] = f"the {row.name} output of camera '{camera}'"

@@ -178,9 +178,23 @@ def join_topic(ns: str, name: str) -> str:
 
 def camera_info_topic(camera_topic: str, setting: str) -> str:
     """The sensor_msgs/CameraInfo topic of a camera: ``auto`` = its namespace + ``/camera_info``
-    (image_transport's convention: ``/cam/image_raw`` -> ``/cam/camera_info``), "" = none, else
-    ``setting`` itself."""
+    (image_transport's convention, the sibling of the image's base topic: ``/cam/image_raw`` ->
+    ``/cam/camera_info``), "" = none, else ``setting`` itself.
+
+    An image with no namespace has its CameraInfo beside it too: ``/image_raw`` (a camera driver
+    started at the root, usb_cam's default) -> ``/camera_info``, and a bare relative
+    ``image_raw`` (a node started in the camera's namespace) -> ``camera_info``, which the node
+    resolves in that namespace. Both were taken as a namespace of their own
+    (:func:`output_namespace`, where a root camera's outputs go): ``/image_raw/camera_info`` and
+    ``image_raw/camera_info``, a topic no camera publishes, so the 3-D positions and the head pose
+    never got the calibration, while a replay of the same camera read it (R76). A topic of one
+    name that is no image's (``/front``) keeps its own namespace, as before.
+    """
     if setting == "auto":
+        base = image_base_topic(camera_topic)
+        ns, slash, name = base.rpartition("/")
+        if _IMAGE_NAME.fullmatch(name) and not ns.strip("/"):
+            return "/camera_info" if slash and not ns else "camera_info"
         return join_topic(output_namespace(camera_topic), "camera_info")
     return setting
 
