@@ -1,0 +1,72 @@
+"""Ground positions of road users the image border cuts (SECURITY.md R77).
+
+The camera is PandaSet's front camera (sequence 002, frame 00: K and the lidar-fitted mount of
+the developer set's ``ground_truth_3d.json``, copied here so that the test needs no data): 2.11 m
+up, the image's bottom row meets the road about 7 m ahead of it, so a car or a pedestrian nearer
+than that has its ground contact below the image.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sense_perception.core.geometry import estimate_positions, from_dict
+from sense_perception.core.geometry.ground import GROUND, SIZE, TOP, normalised_rays
+from sense_perception.core.geometry.priors import PRIORS
+from test_geometry import NAMES, project_box
+
+PANDASET_FRONT = {
+    "K": [[1970.0131, 0.0, 970.0002], [0.0, 1970.0091, 483.2988], [0.0, 0.0, 1.0]],
+    "D": [0.0, 0.0, 0.0, 0.0, 0.0], "distortion_model": "plumb_bob", "width": 1920,
+    "height": 1080,
+    "T_base_link_camera": [[-7.1e-05, -0.003648, 0.999993, 0.862343],
+                           [-0.999929, 0.011921, -2.8e-05, -0.060016],
+                           [-0.011921, -0.999922, -0.003648, 2.111054],
+                           [0.0, 0.0, 0.0, 1.0]]}
+
+
+def _place(box: list[float], label: str):
+    return estimate_positions(from_dict(PANDASET_FRONT, "pandaset"), np.array([box]),
+                              np.array([NAMES.index(label)]), NAMES)
+
+
+@pytest.mark.parametrize("label, truth", [("pedestrian", (5.2, 0.0)), ("car", (6.2, 0.0)),
+                                          ("car", (6.5, -1.5))])
+@pytest.mark.parametrize("gap_px", [0.0, 2.5, 6.0, 11.0])
+def test_a_box_ending_a_few_pixels_above_the_bottom_border_is_no_ground_contact(label, truth,
+                                                                                gap_px):
+    """A detector's box of an object whose ground contact is below the image ends a few pixels
+    short of the bottom row as often as on it (PandaSet frames 00-28: a car 7.8 m away, its box
+    3-11 px above the border). Only a box ending within 2 px of the border counted as cut: the
+    others were placed where the bottom row meets the road, a pedestrian 4.4 m from base_link at
+    8.5 m +- 0.9 m and a car 5.4 m away at 9.5 m, a confident wrong range (squared Mahalanobis
+    distance 20-40). An edge within its own noise of the border is the border's now: no ground
+    or size cue, the top ray places it, with its wide variance."""
+    box = project_box(PANDASET_FRONT, truth, label)
+    assert box[3] == 1080.0  # the object's contact is below the image
+    box[3] -= gap_px
+    pos = _place(box, label)
+    assert pos.valid[0] and pos.method[0] & TOP and not pos.method[0] & (GROUND | SIZE)
+    true_range = float(np.hypot(*truth))
+    assert abs(pos.range_m[0] - true_range) < 0.1 * true_range
+    d = pos.xyz[0, :2] - np.array(truth)
+    assert d @ np.linalg.solve(pos.covariance[0], d) < 4.0
+
+
+def test_a_bottom_cut_box_is_never_placed_beyond_where_its_bottom_ray_meets_the_road():
+    """The top ray of a box cut at the bottom meets the plane of the label's height prior: a van
+    taller than a car's prior, its top edge higher, was placed far beyond the road its box
+    shows (PandaSet frames 61-63: 12.5-12.9 m for a car 8.5-9.5 m away). Its contact is below
+    the box's bottom row, so its centre is at most that row's ground point plus half its
+    footprint."""
+    truth = (6.2, 0.0)
+    box = project_box(PANDASET_FRONT, truth, "car")
+    box[1] -= 120.0  # 0.5 m taller than the prior
+    pos = _place(box, "car")
+    calib = from_dict(PANDASET_FRONT, "pandaset")
+    ray = normalised_rays(calib, np.array([[0.5 * (box[0] + box[2]), box[3]]]))[0]
+    camera = calib.T_base_link_camera[:3, 3]
+    bound = camera[:2] + ray[:2] * camera[2] / -ray[2]
+    bound_range = float(np.hypot(*bound)) + 0.5 * PRIORS["car"].contact_length
+    assert pos.valid[0] and pos.method[0] == TOP
+    assert pos.range_m[0] <= bound_range + 0.05  # the top ray alone: 49.6 m
