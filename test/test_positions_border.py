@@ -70,3 +70,37 @@ def test_a_bottom_cut_box_is_never_placed_beyond_where_its_bottom_ray_meets_the_
     bound_range = float(np.hypot(*bound)) + 0.5 * PRIORS["car"].contact_length
     assert pos.valid[0] and pos.method[0] == TOP
     assert pos.range_m[0] <= bound_range + 0.05  # the top ray alone: 49.6 m
+
+
+@pytest.mark.parametrize("roll_deg", [15.0, 45.0, 80.0, -30.0])
+def test_a_camera_rolled_about_its_axis_is_refused_not_placed_metres_off(roll_deg):
+    """A camera rolled about its viewing direction (up to 89.9 degrees passed the checks, as a
+    mount_roll or from /tf_static) was placed as if level: the box's bottom centre taken for the
+    object's contact, along a row that is no longer level. Rolled 15 degrees, PandaSet's front
+    camera put cars and pedestrians 8-45 m away beyond 3 sigma; 45 degrees put a pedestrian 30 m
+    away at 46 m, 80 degrees (a portrait mount) at 110 m. A roll beyond 5 degrees is refused by
+    name now; within it, every placement stays inside its covariance (squared Mahalanobis
+    distance under 6; 4.3 at 5 degrees)."""
+    import math
+
+    from sense_perception.core.geometry import CalibrationError, mount_transform
+    from sense_perception.ros.settings import ObjectDetectorSettings
+    from sense_perception.errors import ConfigError
+
+    rolled = {**PANDASET_FRONT, "T_base_link_camera": mount_transform(
+        2.1, 0.01, math.radians(roll_deg)).tolist()}
+    with pytest.raises(CalibrationError, match=rf"rolls the camera {abs(roll_deg):.1f} degrees "
+                       r"about its viewing direction .* level within 5 degrees"):
+        from_dict(rolled, "pandaset")
+    with pytest.raises(ConfigError, match=r"rolls the camera"):
+        ObjectDetectorSettings(mount_height=1.5, mount_roll=math.radians(roll_deg)).validate()
+
+    level = {**PANDASET_FRONT, "T_base_link_camera": mount_transform(2.1, 0.01,
+                                                                    math.radians(4.9)).tolist()}
+    for label in ("pedestrian", "car"):
+        for truth in [(8.0, -2.0), (12.0, 3.0), (20.0, 0.0), (30.0, -3.0), (45.0, 5.0)]:
+            box = project_box(level, truth, label)
+            pos = estimate_positions(from_dict(level, "level"), np.array([box]),
+                                     np.array([NAMES.index(label)]), NAMES)
+            d = pos.xyz[0, :2] - np.array(truth)
+            assert d @ np.linalg.solve(pos.covariance[0], d) < 6.0, (label, truth)
