@@ -104,3 +104,41 @@ def test_a_camera_rolled_about_its_axis_is_refused_not_placed_metres_off(roll_de
                                      np.array([NAMES.index(label)]), NAMES)
             d = pos.xyz[0, :2] - np.array(truth)
             assert d @ np.linalg.solve(pos.covariance[0], d) < 6.0, (label, truth)
+
+
+def test_a_road_user_whose_feet_the_bonnet_hides_is_not_placed_at_the_bonnet_edge():
+    """A camera that sees the ego car's bonnet has it in an ignore region; a pedestrian right in
+    front of the car shows above it, its feet hidden, its box ending on the bonnet's edge. That
+    edge was taken for the feet: the ground ray placed them where the bonnet edge's row meets the
+    road, 11.1 m +- 1.0 m from base_link for a pedestrian 6 m away (squared Mahalanobis distance
+    25), in detections_3d and Autoware's objects. A box whose bottom lies on an ignore region
+    is cut there as at the image border now; one standing clear of it keeps its ground ray."""
+    from types import SimpleNamespace
+
+    from sense_perception.core.detection.ignore_regions import (IgnoreRegions,
+                                                                IgnoreRegionSettings)
+    from sense_perception.core.exterior_steps import ExteriorSteps
+    from sense_perception.core.geometry.positioner import CameraPositions
+    from sense_perception.core.types import Detections, Header
+
+    topic = "/camera/front/image_raw"
+    bonnet = IgnoreRegions(IgnoreRegionSettings([f"{topic}: 0,930 1920,930 1920,1080 0,1080"]))
+    steps = ExteriorSteps(SimpleNamespace(label_names=list(NAMES), min_score=0.3),
+                          positions=CameraPositions(from_dict(PANDASET_FRONT, "pandaset")),
+                          ignore=bonnet)
+    hidden, clear = (6.0, 0.5), (14.0, -2.0)
+    boxes = [project_box(PANDASET_FRONT, hidden, "pedestrian"),
+             project_box(PANDASET_FRONT, clear, "pedestrian")]
+    assert boxes[0][3] > 930 and boxes[1][3] < 900  # the feet behind the bonnet; in view
+    boxes[0][3] = 928.0  # the box ends where the bonnet begins
+    frame = steps.frame(topic, Header(1, 0, "front"), Detections(
+        np.array(boxes, np.float32), np.array([0.9, 0.9], np.float32),
+        np.zeros(2, np.int32)), (1920, 1080))
+    pos = frame.positions
+    assert pos is not None and pos.valid.all()
+    assert pos.method[0] & TOP and not pos.method[0] & (GROUND | SIZE)
+    assert pos.method[1] & GROUND
+    for k, truth in enumerate((hidden, clear)):
+        d = pos.xyz[k, :2] - np.array(truth)
+        assert abs(pos.range_m[k] - np.hypot(*truth)) < 0.1 * np.hypot(*truth), k
+        assert d @ np.linalg.solve(pos.covariance[k], d) < 4.0, k

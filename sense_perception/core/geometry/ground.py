@@ -94,9 +94,17 @@ def _near_distance_above(delta_s: np.ndarray, height: np.ndarray, cam_z: float,
     return (-b + np.sqrt(b * b + 4.0 * delta_s * cam_z * extent)) / (2.0 * delta_s)
 
 
+def border_margin_px(boxes: np.ndarray, noise: PositionNoise = DEFAULT_NOISE) -> np.ndarray:
+    """(N,) how near (pixels) a box edge may lie to what hides the view (the image border, an
+    ignore region such as the ego bonnet) and still be that border's rather than the object's:
+    one edge's noise (``edge_px`` + ``edge_rel`` of the box height), at least ``border_px``."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.maximum(noise.border_px, noise.edge_px + noise.edge_rel * (boxes[:, 3] - boxes[:, 1]))
+
+
 def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.ndarray,
-                       label_names: tuple[str, ...],
-                       noise: PositionNoise = DEFAULT_NOISE) -> GroundPositions:
+                       label_names: tuple[str, ...], noise: PositionNoise = DEFAULT_NOISE,
+                       bottom_hidden: np.ndarray | None = None) -> GroundPositions:
     """Ground positions, ranges and (x, y) covariances of detections.
 
     Args:
@@ -105,6 +113,8 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         labels: (N,) indices into ``label_names``.
         label_names: the detector's labels; those without a size prior get no position.
         noise: the noise magnitudes the variances are built from.
+        bottom_hidden: (N,) boxes whose bottom edge is cut by something else than the image
+            border (an ignore region: the ego bonnet hides their ground contact); None: none.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     n = len(boxes)
@@ -124,8 +134,10 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
     # front camera: a car 7.8 m away whose wheels are below the image, its box 3-11 px above the
     # bottom row, was placed at 10.1 m +- 0.9 by that row's ground ray). Such an edge is not the
     # object's: its bottom is no ground contact, its height no measure of its size.
-    margin = np.maximum(noise.border_px, edge)
+    margin = border_margin_px(boxes, noise)
     cut_bottom = y2 >= calib.height - margin
+    if bottom_hidden is not None:
+        cut_bottom = cut_bottom | np.asarray(bottom_hidden, bool).reshape(n)
     cut_top = y1 <= margin
     cut_side = (x1 <= margin) | (x2 >= calib.width - margin)
     uc, vc = 0.5 * (x1 + x2), 0.5 * (y1 + y2)
