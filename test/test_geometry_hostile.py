@@ -125,7 +125,8 @@ def test_no_camera_info_and_mount_that_passes_the_checks_gives_a_non_finite_posi
         k = [f, skew, rng.uniform(0, WIDTH), 0, f * pick([1, 0.5, 2]), rng.uniform(0, HEIGHT),
              0, 0, 1]
         T = mount_transform(pick([1e-9, 1.4, 9.9, 1e3, 1e150, 1e200]), rng.uniform(-0.6, 1.6),
-                            rng.uniform(-1.5, 1.5), rng.uniform(-3.2, 3.2),
+                            pick([0.0, 0.05, -0.08, rng.uniform(-1.5, 1.5)]),
+                            rng.uniform(-3.2, 3.2),
                             x=pick([0.0, -99.0, 1e6, 1e300]))
         info = _camera_info(k=k, d=d, distortion_model=model)
         try:

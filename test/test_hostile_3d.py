@@ -276,7 +276,7 @@ def test_mount_parameters_that_see_no_road_are_refused_with_the_settings(params,
 
     with pytest.raises(ConfigError, match=named):
         ObjectDetectorSettings(**params).validate()
-    ObjectDetectorSettings(mount_height=1.5, mount_pitch=-0.5, mount_roll=1.5).validate()
+    ObjectDetectorSettings(mount_height=1.5, mount_pitch=-0.5, mount_roll=0.08).validate()
 
 
 def test_the_replay_places_with_the_mount_parameters_as_the_node_does(tmp_path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .autoware.rois import AutowareConfig
 from .output.frame_outputs import ExteriorFrame
 from .types import Detections, Header
@@ -62,7 +64,7 @@ class ExteriorSteps:
             detections = self.trackers.update(topic, detections, t)
         placed = None if self.positions is None else self.positions.positions(
             topic, header.frame_id, width, height, detections.boxes, detections.labels,
-            label_names)
+            label_names, self._bottom_hidden(topic, detections, width, height))
         if placed is not None and self.trackers is not None:
             generation = self.positions.generation(topic)
             if self._generations.setdefault(topic, generation) != generation:
@@ -75,3 +77,20 @@ class ExteriorSteps:
         return ExteriorFrame(header, detections, label_names, self.detector.min_score, size, image,
                              autoware=self.autoware, positions=placed, motion=motion,
                              health=health, ignore_regions=regions)
+
+    def _bottom_hidden(self, topic: str, detections: Detections, width: int,
+                       height: int) -> Any:
+        """(N,) the boxes whose bottom edge lies on the camera's ignore region (the ego bonnet, a
+        mirror): the strip below it, as deep as the edge's noise, mostly inside. Their ground
+        contact is hidden as below the image border: the bottom row's ground ray placed a
+        pedestrian whose feet the bonnet hides at the bonnet edge's range, further than they
+        are (SECURITY.md R77). None without regions."""
+        if not self.ignore or not len(detections):
+            return None
+        from .geometry.ground import border_margin_px
+        from .geometry.priors import DEFAULT_NOISE
+
+        boxes = detections.boxes.astype(np.float64)
+        margin = border_margin_px(boxes, getattr(self.positions, "noise", DEFAULT_NOISE))
+        strip = np.stack([boxes[:, 0], boxes[:, 3], boxes[:, 2], boxes[:, 3] + margin], 1)
+        return self.ignore.inside_share(topic, strip, width, height) >= 0.5

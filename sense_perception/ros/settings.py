@@ -134,7 +134,8 @@ class ObjectDetectorSettings(InputSettings):
                                      "not set", (0.0, 10.0))
     mount_pitch: float = param(0.0, "with mount_height: camera pitch (rad, positive looks down, "
                                     "REP-103)", (-1.5708, 1.5708))
-    mount_roll: float = param(0.0, "with mount_height: camera roll (rad)", (-3.1416, 3.1416))
+    mount_roll: float = param(0.0, "with mount_height: camera roll (rad); ground positions need "
+                              "a camera level within 5 degrees (0.087 rad)", (-3.1416, 3.1416))
     mount_pitch_sd: float = param(0.5, "uncertainty of the camera's pitch against the road ahead "
                                        "(deg, 1 sigma: the vehicle pitching, the road's slope "
                                        "changing); widens the 3-D positions' covariance",
@@ -249,8 +250,9 @@ class ObjectDetectorSettings(InputSettings):
                 raise ConfigError(
                     f"parameter 'mount_roll' {self.mount_roll:g} rad turns the camera "
                     f"{math.degrees(abs(self.mount_roll)):.0f} degrees about its axis, so the "
-                    "image's y axis does not point down; fix: a roll within (-1.57, 1.57) rad, or "
-                    "give the mount as mount_transform (camera optical frame -> base_link)")
+                    "image's y axis does not point down; fix: a level camera (roll within 5 degrees, "
+                    "0.087 rad), or give the mount as mount_transform (camera optical frame -> "
+                    "base_link)")
             check_mount(T, "parameters 'mount_height', 'mount_pitch', 'mount_roll'")
             return T
         return None

@@ -15,7 +15,9 @@ A detection is dropped when at least ``min_overlap`` of its box's area lies in t
 region. The node and the replay apply it per frame after detection and before tracking, and draw
 the regions in the debug image and the Foxglove annotations. The share of each box inside is read
 from a summed-area table of the region's mask (built once per camera and frame size): four
-look-ups per box, no per-box Python loop.
+look-ups per box, no per-box Python loop. A box whose bottom edge lies on the region has its
+ground contact hidden there (:meth:`~sense_perception.core.exterior_steps.ExteriorSteps.frame`
+hands that to the ground positions, as a bottom cut by the image border).
 """
 from __future__ import annotations
 

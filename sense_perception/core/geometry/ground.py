@@ -94,9 +94,17 @@ def _near_distance_above(delta_s: np.ndarray, height: np.ndarray, cam_z: float,
     return (-b + np.sqrt(b * b + 4.0 * delta_s * cam_z * extent)) / (2.0 * delta_s)
 
 
+def border_margin_px(boxes: np.ndarray, noise: PositionNoise = DEFAULT_NOISE) -> np.ndarray:
+    """(N,) how near (pixels) a box edge may lie to what hides the view (the image border, an
+    ignore region such as the ego bonnet) and still be that border's rather than the object's:
+    one edge's noise (``edge_px`` + ``edge_rel`` of the box height), at least ``border_px``."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.maximum(noise.border_px, noise.edge_px + noise.edge_rel * (boxes[:, 3] - boxes[:, 1]))
+
+
 def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.ndarray,
-                       label_names: tuple[str, ...],
-                       noise: PositionNoise = DEFAULT_NOISE) -> GroundPositions:
+                       label_names: tuple[str, ...], noise: PositionNoise = DEFAULT_NOISE,
+                       bottom_hidden: np.ndarray | None = None) -> GroundPositions:
     """Ground positions, ranges and (x, y) covariances of detections.
 
     Args:
@@ -105,6 +113,8 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         labels: (N,) indices into ``label_names``.
         label_names: the detector's labels; those without a size prior get no position.
         noise: the noise magnitudes the variances are built from.
+        bottom_hidden: (N,) boxes whose bottom edge is cut by something else than the image
+            border (an ignore region: the ego bonnet hides their ground contact); None: none.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     n = len(boxes)
@@ -117,9 +127,19 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
     fx, fy = calib.focal
     cam = calib.T_base_link_camera[:3, 3]
     cam_z = calib.camera_height
-    cut_bottom = y2 >= calib.height - noise.border_px
-    cut_top = y1 <= noise.border_px
-    cut_side = (x1 <= noise.border_px) | (x2 >= calib.width - noise.border_px)
+    box_h, box_w = y2 - y1, x2 - x1
+    edge = noise.edge_px + noise.edge_rel * box_h  # one edge's noise, pixels
+    # An edge within its own noise of the image border may be the border: a detector's box of
+    # an object the border cuts ends a few pixels short of it as often as on it (PandaSet's
+    # front camera: a car 7.8 m away whose wheels are below the image, its box 3-11 px above the
+    # bottom row, was placed at 10.1 m +- 0.9 by that row's ground ray). Such an edge is not the
+    # object's: its bottom is no ground contact, its height no measure of its size.
+    margin = border_margin_px(boxes, noise)
+    cut_bottom = y2 >= calib.height - margin
+    if bottom_hidden is not None:
+        cut_bottom = cut_bottom | np.asarray(bottom_hidden, bool).reshape(n)
+    cut_top = y1 <= margin
+    cut_side = (x1 <= margin) | (x2 >= calib.width - margin)
     uc, vc = 0.5 * (x1 + x2), 0.5 * (y1 + y2)
     pixels = np.empty((4, n, 2))  # bottom centre, top centre, left middle, right middle
     pixels[0, :, 0] = pixels[1, :, 0] = uc
@@ -134,8 +154,6 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
     h0 = horizontal[0]
     c = np.divide(rays[0, :, 0], h0, out=np.ones(n), where=h0 > 0)
     s = np.divide(rays[0, :, 1], h0, out=np.zeros(n), where=h0 > 0)
-    box_h, box_w = y2 - y1, x2 - x1
-    edge = noise.edge_px + noise.edge_rel * box_h  # one edge's noise, pixels
     angle_var = (edge / fy) ** 2 + noise.pitch_rad ** 2
 
     # Footprints, aligned with the road: along the ray, the body's nearest face lies
@@ -219,6 +237,10 @@ def estimate_positions(calib: CameraCalibration, boxes: np.ndarray, labels: np.n
         # The pixel noise through the same (fixed) weights.
         px = np.where(oks, np.array([c[4] for c in cues]), 0.0)
         px_r = (weight ** 2 * px).sum(0) / total ** 2
+        # A box cut at the bottom stands nearer than where its bottom ray meets the road (its
+        # contact is below that row, or on it for a box only within noise of the border): the
+        # top ray, far from the road, must not place it beyond.
+        dist = np.where(cut_bottom & (s_bottom < -noise.min_slope), np.fmin(dist, d_g), dist)
     # Across the ray: the box centre's pixel noise; for an object seen at an angle, its visible
     # side (L |sin a| long) moves the box centre off the object's centre, anywhere over half of
     # it (a uniform spread: length / sqrt(12)); for a box cut at the side, the unseen part.

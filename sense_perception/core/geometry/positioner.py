@@ -291,9 +291,11 @@ class CameraPositions:
 
     @_locked
     def positions(self, camera: str, frame_id: str, width: int, height: int, boxes: np.ndarray,
-                  labels: np.ndarray, label_names: Sequence[str]) -> GroundPositions | None:
+                  labels: np.ndarray, label_names: Sequence[str],
+                  bottom_hidden: np.ndarray | None = None) -> GroundPositions | None:
         """The ground positions of a frame's detections, or None (no usable calibration: see
-        :meth:`reason`)."""
+        :meth:`reason`); ``bottom_hidden``: the boxes whose bottom an ignore region cuts
+        (:func:`~.ground.estimate_positions`)."""
         cam = self._camera(camera)
         calibration, error, fault = self._calibration(camera, frame_id, width, height)
         cam.frames += 1
@@ -308,7 +310,8 @@ class CameraPositions:
                 cam.generation += 1
             cam.used = calibration
         try:
-            out = estimate_positions(calibration, boxes, labels, tuple(label_names), self.noise)
+            out = estimate_positions(calibration, boxes, labels, tuple(label_names), self.noise,
+                                     bottom_hidden)
         except ArithmeticError as exc:
             # A finite but absurd calibration (a mount 1e200 m above the road) overflows: the
             # frame keeps its 2-D detections; only the positions are lost, and said why.
