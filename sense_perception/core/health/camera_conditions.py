@@ -355,11 +355,8 @@ def image_conditions(m: FrameMetrics, settings: CameraHealthSettings) -> list[st
         return found
     # both can hold: a lens 60 % covered by mud also sees little, water drops also hide a part
     # a night view's unlit sky is as flat and dark as a covered lens: one frame cannot tell them
-    # a view whose finest scale is lost everywhere (defocus, a fogged lens) is flat all over: its
-    # plain parts are the blur's doing, not a covered part (as with too little sharp detail)
     if (m.mean >= settings.blocked_min_mean and m.flat_dark >= settings.blocked_fraction
             and m.sharp >= settings.blocked_min_sharp_fraction
-            and m.fine >= settings.low_visibility_fine_ratio
             and (m.flat_border_sharp or 0.0) <= settings.blocked_max_sharp_border):
         found.append("blocked")
     # sharp detail is counted against the part of the view that has texture to lose: a lamp post

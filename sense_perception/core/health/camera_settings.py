@@ -93,9 +93,7 @@ class CameraHealthSettings:
             Laplacian of the means of cells two neighbourhoods wide, grey levels, above this): a
             uniform sky or wall is no evidence of fog. A view is also of low visibility when...
         low_visibility_fine_ratio: ...its finest structure is weaker than this share of the
-            structure one octave coarser (defocus and water remove the finest scale first);
-            such a view is not judged ``blocked`` from one frame either: blur makes every plain
-            part of it flat, so a flat part there is no covered part.
+            structure one octave coarser (defocus and water remove the finest scale first).
         dark_highlight: a frame whose brightest 0.01 % is darker than this grey level is dark (a
             night scene with a street light, headlights or a lit sign reaches it)...
         dark_mean: ...and whose mean is below this grey level.
