@@ -31,6 +31,12 @@ _RATE_WINDOW = 20  # arrivals the rate is measured over
 #: burst of frames stamped as they were sent) gave a period of 1 ns: every frame ``late``, the
 #: rate wrong for good, and ``silent`` (ERROR) raised at every check between two frames.
 MIN_PERIOD_S = 1e-3
+#: The period silence is counted in while none is known (``expected_rate_hz`` 0, the default, and
+#: fewer than two frames measured): a camera slower than 1 Hz sets ``expected_rate_hz``. Silence
+#: waited for the period learnt from ten stamp intervals, so with the shipped configuration a
+#: camera that never sent a frame (unplugged, a wrong topic), or stopped within its first ten,
+#: stayed ``ok`` for ever.
+UNLEARNT_PERIOD_S = 1.0
 
 
 @dataclass
@@ -153,9 +159,16 @@ class StreamTiming:
         span = self.arrivals[-1] - self.arrivals[0]
         return (len(self.arrivals) - 1) / span if span > 0 else None
 
-    def silent(self, now: float) -> bool:
-        """No frame judged for ``silent_periods`` expected periods (False until the period is
-        known)."""
+    def silence_period(self) -> float:
+        """The period silence is counted in: the expected one; while it is being learnt, the
+        median of the stamp intervals measured so far; before any, :data:`UNLEARNT_PERIOD_S`."""
         with self.lock:
-            return (self.period is not None and self.judged_arrival is not None
-                    and now - self.judged_arrival > self.settings.silent_periods * self.period)
+            if self.period is not None:
+                return self.period
+            return float(np.median(self.intervals)) if self.intervals else UNLEARNT_PERIOD_S
+
+    def silent(self, now: float) -> bool:
+        """No frame judged for ``silent_periods`` periods (:meth:`silence_period`)."""
+        with self.lock:
+            return (self.judged_arrival is not None and now - self.judged_arrival
+                    > self.settings.silent_periods * self.silence_period())
