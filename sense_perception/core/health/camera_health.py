@@ -151,7 +151,7 @@ class CameraHealthMonitor:
         the camera sent that is not judged yet (queued behind a slow inference): the camera is
         not silent for the time its frames wait in the node."""
         silent = self._stream.silent(now)
-        period = self._stream.silence_period()  # 1 s while none is known: never silent before
+        period = self._stream.silence_period()  # known or not (it waited for one: never silent)
         if self._stream.judged_arrival is None and self._started is not None:
             silent = now - self._started > self.settings.silent_periods * period
         if silent and waiting is not None:
