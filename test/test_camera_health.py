@@ -10,7 +10,8 @@ import pytest
 
 from sense_perception.core.health.camera_conditions import (frame_metrics, image_conditions,
                                                              small_copy)
-from sense_perception.core.health.camera_health import ERROR, OK, WARN, CameraHealthMonitor
+from sense_perception.core.health.camera_health import (ERROR, OK, WARN, CameraHealthBank,
+                                                       CameraHealthMonitor)
 from sense_perception.core.health.camera_settings import CameraHealthSettings, Hysteresis
 from sense_perception.core.health.hysteresis import ConditionTracker
 from sense_perception.errors import ConfigError
@@ -339,3 +340,25 @@ def test_settings_read_per_condition_hysteresis_and_refuse_typos_and_ranges():
                        ({"camera_health.flat_detail": 0.2}, "sharp_detail")]:
         with pytest.raises(ConfigError, match=words):
             CameraHealthSettings.from_params(bad)
+
+
+def test_a_camera_that_never_sends_or_stops_early_is_silent_without_an_expected_rate():
+    """With ``expected_rate_hz`` 0 (the shipped configuration) silence waited for the period
+    learnt from ten stamp intervals: a camera that never sent a frame (unplugged, a wrong
+    topic), and one that stopped after five, stayed ``ok`` for ever. Until a period is learnt,
+    the intervals so far give it, and 1 s before any."""
+    bank = CameraHealthBank(["/never", "/five", "/on"], CameraHealthSettings())
+    bank.start(0.0)
+    for i in range(120):
+        t = (i + 1) / 10
+        if i < 5:
+            bank.update("/five", tiny(i), t, "cam", t)
+        bank.update("/on", tiny(100 + i), t, "cam", t)
+        if i % 10 == 9:
+            bank.check(t)
+    faults = bank.faults()
+    assert faults == {"/never": ["silent"], "/five": ["silent"]}, faults
+    events = bank.summary()
+    # /five: silent 10 of its 0.1 s intervals after its last frame (0.5 s), at the next check
+    assert events["/five"]["events"] == [{"t": 2.0, "condition": "silent", "raised": True}]
+    assert events["/never"]["events"] == [{"t": 11.0, "condition": "silent", "raised": True}]

@@ -151,3 +151,27 @@ def test_the_period_learnt_is_the_cameras_not_the_inferences():
     # silence still counts from the last frame judged or waiting: 1.1 s after it, 11 periods
     faults, _ = bank.report(104.4 + 1.1)
     assert faults == f"{TOPIC} (silent)"
+
+
+def test_a_stamp_repeated_once_between_two_frames_judged_is_no_frozen_camera():
+    """A 15 Hz sensor whose driver publishes each frame twice at 30 Hz, with its capture stamp:
+    the replay, judging every frame, saw the stamp stand still on every other frame and never
+    raised ``frozen`` (5 in a row); a node judging every second or third frame (behind its
+    inference) carried the repeat to each frame judged and raised ``frozen`` (ERROR, a camera
+    fault) after five. A stream whose stamps stand still on every frame stays ``frozen``."""
+    frames = _frames()
+    for every in (1, 2, 3):
+        bank = CameraHealthBank([TOPIC], CameraHealthSettings(), keep_events=False)
+        bank.start(100.0)
+        for i in range(60):
+            t, stamp = 100.0 + i / 30, 100.0 + (i // 2) / 15
+            bank.received(TOPIC, t, stamp, "cam")
+            if i % every == every - 1:
+                status = bank.update(TOPIC, frames[(i // 2) % 4], stamp, "cam", t)
+                assert "frozen" not in status["message"], (every, i, status["message"])
+        # the stamps stand still from here: frozen on the frames judged, whichever they are
+        for i in range(60, 90):
+            bank.received(TOPIC, 100.0 + i / 30, 102.0, "cam")
+            if i % every == every - 1:
+                status = bank.update(TOPIC, frames[i % 4], 102.0, "cam", 100.0 + i / 30)
+        assert "frozen" in status["message"], (every, status["message"])

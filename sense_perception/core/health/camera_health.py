@@ -151,11 +151,11 @@ class CameraHealthMonitor:
         the camera sent that is not judged yet (queued behind a slow inference): the camera is
         not silent for the time its frames wait in the node."""
         silent = self._stream.silent(now)
-        if self._stream.judged_arrival is None and self._stream.period is not None \
-                and self._started is not None:
-            silent = now - self._started > self.settings.silent_periods * self._stream.period
-        if silent and waiting is not None and self._stream.period is not None:
-            silent = now - waiting > self.settings.silent_periods * self._stream.period
+        period = self._stream.silence_period()  # known or not (it waited for one: never silent)
+        if self._stream.judged_arrival is None and self._started is not None:
+            silent = now - self._started > self.settings.silent_periods * period
+        if silent and waiting is not None:
+            silent = now - waiting > self.settings.silent_periods * period
         if not silent or not self._tracker.set("silent", True, now):
             return []
         # On the clock of the camera's other events, its stamps: the last one and the time since

@@ -31,6 +31,12 @@ _RATE_WINDOW = 20  # arrivals the rate is measured over
 #: burst of frames stamped as they were sent) gave a period of 1 ns: every frame ``late``, the
 #: rate wrong for good, and ``silent`` (ERROR) raised at every check between two frames.
 MIN_PERIOD_S = 1e-3
+#: The period silence is counted in while none is known (``expected_rate_hz`` 0, the default, and
+#: fewer than two frames measured): a camera slower than 1 Hz sets ``expected_rate_hz``. Silence
+#: waited for the period learnt from ten stamp intervals, so with the shipped configuration a
+#: camera that never sent a frame (unplugged, a wrong topic), or stopped within its first ten,
+#: stayed ``ok`` for ever.
+UNLEARNT_PERIOD_S = 1.0
 
 
 @dataclass
@@ -57,6 +63,9 @@ class StreamTiming:
         self._fed: float | None = None  # the newest arrival measured by arrived()
         self._pending: list[str] = []  # conditions found since the last frame judged
         self._pending_metrics: dict[str, float] = {}
+        # whether the stamps stood still on every frame measured since the last frame judged
+        # (None: no step measured yet), :meth:`frame`'s `frozen`
+        self._stood: bool | None = None
 
     def arrived(self, stamp: float, frame_id: str, arrival: float) -> None:
         """Measure a frame the camera sent, as it arrives (before it waits to be judged, or is
@@ -73,13 +82,28 @@ class StreamTiming:
             if self._fed is None or arrival > self._fed:
                 self._note(stamp, frame_id, arrival)
             found, self._pending = self._pending, []
+            if not self._stood:  # one advance since the last frame judged: not stood still
+                found = [c for c in found if c != "frozen"]
+            self._stood = None
             self.judged_arrival, self.judged_stamp = arrival, stamp
             return found, dict(self._pending_metrics)
 
     def _note(self, stamp: float, frame_id: str, arrival: float) -> None:
-        """Measure one frame and keep what it shows until the next frame judged."""
+        """Measure one frame and keep what it shows until the next frame judged.
+
+        Every condition shown by one of those frames is raised with the frame judged (each is an
+        event: a gap, a step back, a new frame_id), except ``frozen`` from the stamps, which a
+        frame judged shows only when the stamps stood still on every frame since the last one
+        judged. A stamp is not frozen for one repeat: a 15 Hz sensor whose driver publishes
+        each frame twice at 30 Hz (with its capture stamp) showed it on every other frame, which
+        the replay, judging every frame, never raised (``raise_frames`` 5 in a row), while a
+        node judging every second or third frame (behind its inference) raised ``frozen``
+        (ERROR) after five of them."""
+        stepped = self.last_stamp is not None
         found, self._pending_metrics = self._measure(stamp, frame_id, arrival)
         self._pending += [c for c in found if c not in self._pending]
+        if stepped:
+            self._stood = "frozen" in found and self._stood is not False
 
     def _measure(self, stamp: float, frame_id: str,
                  arrival: float) -> tuple[list[str], dict[str, float]]:
@@ -135,9 +159,16 @@ class StreamTiming:
         span = self.arrivals[-1] - self.arrivals[0]
         return (len(self.arrivals) - 1) / span if span > 0 else None
 
-    def silent(self, now: float) -> bool:
-        """No frame judged for ``silent_periods`` expected periods (False until the period is
-        known)."""
+    def silence_period(self) -> float:
+        """The period silence is counted in: the expected one; while it is being learnt, the
+        median of the stamp intervals measured so far; before any, :data:`UNLEARNT_PERIOD_S`."""
         with self.lock:
-            return (self.period is not None and self.judged_arrival is not None
-                    and now - self.judged_arrival > self.settings.silent_periods * self.period)
+            if self.period is not None:
+                return self.period
+            return float(np.median(self.intervals)) if self.intervals else UNLEARNT_PERIOD_S
+
+    def silent(self, now: float) -> bool:
+        """No frame judged for ``silent_periods`` periods (:meth:`silence_period`)."""
+        with self.lock:
+            return (self.judged_arrival is not None and now - self.judged_arrival
+                    > self.settings.silent_periods * self.silence_period())
