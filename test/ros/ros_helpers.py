@@ -435,3 +435,31 @@ def spin_publishing(executor: Any, publish: Callable[[], None], done: Callable[[
         publish()
         executor.spin_once(timeout_sec=0.05)
     return result
+
+
+class StallClock:
+    """An inference-stall watch's clock, moved by the test (no test sleeps for a stall)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def hang(real: Any, entered: Any, release: Any) -> Any:
+    """``real`` that first waits for ``release`` (a threading.Event): a model that does not
+    return until the test lets it; ``entered`` is set once it is called."""
+    def hung(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+    return hung
+
+
+def camera_callback(node: Any, topic: str) -> Any:
+    """object_detector's subscription callback of its first camera, to feed frames without a
+    graph."""
+    from sense_perception.core.health.publication_gaps import PublicationGaps
+
+    return node._make_callback(node._slots, 0, topic, PublicationGaps(node.count_publishers))

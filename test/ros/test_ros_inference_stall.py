@@ -13,38 +13,14 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import (DATA, image_msg, level, overrides, published_status, published_statuses,
-                         read_bgr, record_published, status_values, wait_for)
+from ros_helpers import (DATA, StallClock, camera_callback, hang, image_msg, level, overrides,
+                         published_status, published_statuses, read_bgr, record_published,
+                         status_values, wait_for)
 
 pytestmark = pytest.mark.ros
 
 STREET = DATA / "street" / "pandaset_seq002_front_camera_10.jpg"
 PORTRAIT = DATA / "faces" / "obama_1_official_portrait_2012.jpg"
-
-
-class _Clock:
-    """The watch's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _hang(real: Any, entered: threading.Event, release: threading.Event) -> Any:
-    """``real`` that first waits for ``release`` (a model that does not return)."""
-    def hung(*args: Any, **kwargs: Any) -> Any:
-        entered.set()
-        release.wait(60)
-        return real(*args, **kwargs)
-    return hung
-
-
-def _camera_callback(node: Any, topic: str) -> Any:
-    from sense_perception.core.health.publication_gaps import PublicationGaps
-
-    return node._make_callback(node._slots, 0, topic, PublicationGaps(node.count_publishers))
 
 
 def test_an_inference_that_never_returns_is_an_error_naming_the_stall(context, monkeypatch):
@@ -61,10 +37,10 @@ def test_an_inference_that_never_returns_is_an_error_naming_the_stall(context, m
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        clock = node._watch.clock = _Clock()
-        monkeypatch.setattr(node.detector, "detect", _hang(node.detector.detect, entered, release))
+        clock = node._watch.clock = StallClock()
+        monkeypatch.setattr(node.detector, "detect", hang(node.detector.detect, entered, release))
         street = read_bgr(STREET)[::2, ::2].copy()
-        on_image = _camera_callback(node, cam)
+        on_image = camera_callback(node, cam)
         on_image(image_msg(street, 5, 0, "front"), {})
         assert entered.wait(30)  # the worker is inside detect, for good
         for i in range(1, 4):  # the camera goes on: its frames wait
@@ -129,15 +105,15 @@ def test_a_stalled_face_model_is_an_error_and_holds_no_service_or_transition(con
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        clock = node._watch.clock = _Clock()
+        clock = node._watch.clock = StallClock()
         face = read_bgr(PORTRAIT)
-        on_image = _camera_callback(node, topic)
+        on_image = camera_callback(node, topic)
         on_image(image_msg(face, 1, 0, "cabin"), {})
         assert wait_for(lambda: node.health.snapshot().processed == 1)
         before = status_values(published_status(node))
         assert before["attention_state"] == "attentive" and before["faces"] == "1"
         identifier = node.identifier
-        monkeypatch.setattr(identifier, "process", _hang(identifier.process, entered, release))
+        monkeypatch.setattr(identifier, "process", hang(identifier.process, entered, release))
         on_image(image_msg(face, 1, 100_000_000, "cabin"), {})
         assert entered.wait(30)
         on_image(image_msg(face, 1, 200_000_000, "cabin"), {})

@@ -19,38 +19,14 @@ from typing import Any
 
 import pytest
 
-from ros_helpers import (DATA, image_msg, level, overrides, published_status, published_statuses,
-                         read_bgr, record_published, status_values, wait_for)
+from ros_helpers import (DATA, StallClock, camera_callback, hang, image_msg, level, overrides,
+                         published_status, published_statuses, read_bgr, record_published,
+                         status_values, wait_for)
 
 pytestmark = pytest.mark.ros
 
 STREET = DATA / "street" / "pandaset_seq002_front_camera_10.jpg"
 PORTRAIT = DATA / "faces" / "obama_1_official_portrait_2012.jpg"
-
-
-class _Clock:
-    """The stall watch's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _hang(real: Any, entered: threading.Event, release: threading.Event) -> Any:
-    """``real`` that first waits for ``release`` (a model that does not return)."""
-    def hung(*args: Any, **kwargs: Any) -> Any:
-        entered.set()
-        release.wait(60)
-        return real(*args, **kwargs)
-    return hung
-
-
-def _camera_callback(node: Any, topic: str) -> Any:
-    from sense_perception.core.health.publication_gaps import PublicationGaps
-
-    return node._make_callback(node._slots, 0, topic, PublicationGaps(node.count_publishers))
 
 
 def _detector_node(context: Any, name: str, cam: str, **more: Any) -> Any:
@@ -96,7 +72,7 @@ def test_the_models_first_run_is_a_warm_up_at_configure_not_a_stall_on_the_first
     from sense_perception.core.health.inference_guard import InferenceWatch
     from sense_perception.ros import node_common
 
-    clock = _Clock()
+    clock = StallClock()
     monkeypatch.setattr(node_common, "InferenceWatch", lambda: InferenceWatch(clock))
     cam = "/sp_warm/front/image_raw"
     node = _detector_node(context, "warm_detector", cam, **ONE_MODEL)
@@ -111,7 +87,7 @@ def test_the_models_first_run_is_a_warm_up_at_configure_not_a_stall_on_the_first
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         street = read_bgr(STREET)[::2, ::2].copy()
-        _camera_callback(node, cam)(image_msg(street, 5, 0, "front"), {})
+        camera_callback(node, cam)(image_msg(street, 5, 0, "front"), {})
         assert wait_for(lambda: node.health.snapshot().processed == 1)
         # the engine build never fell inside a batch the stall watch timed (was: ERROR,
         # "inference has not returned for 30 s" on the first frame)
@@ -168,9 +144,9 @@ def test_a_batch_returning_after_its_worker_was_let_go_is_dropped_not_published(
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         real = node.detector.detect
-        monkeypatch.setattr(node.detector, "detect", _hang(real, entered, release))
+        monkeypatch.setattr(node.detector, "detect", hang(real, entered, release))
         street = read_bgr(STREET)[::2, ::2].copy()
-        _camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
+        camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
         assert entered.wait(30)
         old = node._worker
         assert old.daemon  # never holds the process at exit
@@ -179,7 +155,7 @@ def test_a_batch_returning_after_its_worker_was_let_go_is_dropped_not_published(
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         monkeypatch.setattr(node.detector, "detect", real)
         # the new worker takes a frame and waits behind the hung detect
-        _camera_callback(node, cam)(image_msg(street, 9, 0, "front"), {})
+        camera_callback(node, cam)(image_msg(street, 9, 0, "front"), {})
         assert wait_for(lambda: node._slots._pending == 0)
         release.set()  # the hung batch returns, the node active again
         old.join(30)
@@ -227,14 +203,14 @@ def test_a_worker_behind_a_hung_driver_pipeline_ends_when_the_node_lets_it_go(co
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         monkeypatch.setattr(node.identifier, "process",
-                            _hang(node.identifier.process, entered, release))
+                            hang(node.identifier.process, entered, release))
         face = read_bgr(PORTRAIT)
-        _camera_callback(node, topic)(image_msg(face, 1, 0, "cabin"), {})
+        camera_callback(node, topic)(image_msg(face, 1, 0, "cabin"), {})
         assert entered.wait(30)
         hung = node._worker
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        _camera_callback(node, topic)(image_msg(face, 2, 0, "cabin"), {})
+        camera_callback(node, topic)(image_msg(face, 2, 0, "cabin"), {})
         waiting = node._worker  # takes the frame, then waits for the hung pipeline's lock
         assert wait_for(lambda: node._slots._pending == 0)
         # its deactivate need not wait JOIN_TIMEOUT_S for it: its frame is not in inference
@@ -246,7 +222,7 @@ def test_a_worker_behind_a_hung_driver_pipeline_ends_when_the_node_lets_it_go(co
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        _camera_callback(node, topic)(image_msg(face, 3, 0, "cabin"), {})
+        camera_callback(node, topic)(image_msg(face, 3, 0, "cabin"), {})
         assert wait_for(lambda: node.health.snapshot().processed == 1, 15), \
             "the new pipeline's worker waited for the hung one's lock"
         assert hung.is_alive()
