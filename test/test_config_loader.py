@@ -368,9 +368,10 @@ def test_settings_built_in_python_are_held_to_the_loaders_rules():
     assert TrackingConfig().enabled  # the defaults hold
 
 
-def _builds(cls, name, bad):
+def _builds(cls, name, value):
+    """Whether settings class ``cls`` takes ``value`` for field ``name``."""
     try:
-        cls(**{name: bad})
+        cls(**{name: value})
     except (ValueError, ConfigError):
         return False
     return True
@@ -397,7 +398,7 @@ def test_ros2_param_describe_says_what_the_range_cannot():
         for prefix, cls in node_sections(kind):
             for key, cls_of, name, hint, span in _ranged_fields(prefix, cls):
                 for end in span:
-                    if end is None or _builds_with(cls_of, name, hint(end)):
+                    if end is None or _builds(cls_of, name, hint(end)):
                         continue
                     if ";" not in descriptor_fields(schema[key])["additional_constraints"]:
                         unsaid.append(f"{key} {end}")
@@ -423,11 +424,3 @@ def _ranged_fields(prefix, cls):
         span = numeric_range(f.metadata.get("range"))
         if span and hints[f.name] in (int, float):
             yield prefix + f.name, cls, f.name, hints[f.name], span
-
-
-def _builds_with(cls, name, value):
-    try:
-        cls(**{name: value})
-    except (ValueError, ConfigError):
-        return False
-    return True
