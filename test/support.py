@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -201,3 +203,25 @@ def session_processes(sid: int) -> list[int]:
             if int(fields[3]) == sid and fields[0] != b"Z":
                 found.append(int(entry))
     return found
+
+
+@pytest.fixture(autouse=True, scope="module")
+def private_fold_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Import into a module that runs ``sense-perception driver``: its folded face models are
+    cached in a folder of the module's own, and no gallery key leaks in from the environment."""
+    from sense_perception.face import model_fold
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
+    mp.delenv("SENSE_PERCEPTION_GALLERY_KEY", raising=False)
+    yield
+    mp.undo()
+
+
+def driver_cli(capsys: pytest.CaptureFixture, *argv: str | Path) -> tuple[int, str, str]:
+    """Run ``sense-perception driver ARGV...`` in this process: (exit code, stdout, stderr)."""
+    from sense_perception.cli.main import main
+
+    code = main(["driver", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err

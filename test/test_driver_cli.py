@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from sense_perception.cli.main import main
-from sense_perception.face import model_fold
 from sense_perception.face.gallery import GalleryStore
+from support import driver_cli, private_fold_cache  # noqa: F401  (an autouse fixture)
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 PAIRS = Path(__file__).resolve().parent / "data" / "face_pairs.csv"
@@ -23,19 +23,7 @@ BIDEN_1 = str(FACES / "biden_1_official_vp_portrait_2013.jpg")
 COLLINS = str(FACES / "eileen_collins_nasa_astronaut.png")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def fold_cache(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
-    mp.delenv("SENSE_PERCEPTION_GALLERY_KEY", raising=False)
-    yield
-    mp.undo()
-
-
-def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(["driver", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+cli = driver_cli
 
 
 def test_enrol_without_consent_is_refused_and_explains(tmp_path: Path, capsys) -> None:

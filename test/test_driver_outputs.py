@@ -14,9 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sense_perception.cli.main import main
-from sense_perception.face import model_fold
 from sense_perception.face.gallery import GalleryStore
+from support import driver_cli, private_fold_cache  # noqa: F401  (an autouse fixture)
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 PAIRS = Path(__file__).resolve().parent / "data" / "face_pairs.csv"
@@ -24,19 +23,7 @@ OBAMA_2 = FACES / "obama_2_congress_2009.jpg"
 COLLINS = FACES / "eileen_collins_nasa_astronaut.png"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def fold_cache(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv(model_fold.CACHE_ENV, str(tmp_path_factory.mktemp("fold_cache")))
-    mp.delenv("SENSE_PERCEPTION_GALLERY_KEY", raising=False)
-    yield
-    mp.undo()
-
-
-def cli(capsys: pytest.CaptureFixture, *argv: str | Path) -> tuple[int, str, str]:
-    code = main(["driver", *map(str, argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
+cli = driver_cli
 
 
 @pytest.fixture
