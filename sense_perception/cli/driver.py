@@ -817,7 +817,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "identity.*, gallery.*, input.* and runtime.* settings")
 
     parser = subparsers.add_parser(
-        "driver", help="enrol, list, forget and identify the consenting driver",
+        "driver", help="the consenting driver's gallery and identification (enroll, list, "
+                       "forget, identify, eval, keygen, restore) and attention on photos",
         description="Driver identity from the in-cabin camera. Face templates stay in a local "
                     "gallery (mode 0600, optionally AES-GCM encrypted); nobody is enrolled without "
                     "--consent, unknown faces are never enrolled, and `forget` erases a driver "
