@@ -50,6 +50,10 @@ setup(
         "openvino>=2024.0",  # the pedestrian specialist on the CPU (its IR reshapes to the band)
         "pycocotools>=2.0.7",  # eval: COCO matching and average precision
         "matplotlib>=3.7",  # eval: the precision-recall plot
+        # Imported by the package itself, not only by the libraries above that pull them in today:
+        "pillow>=9.1",  # image files: header sizes (BMP, TIFF, WebP, PNM), GIF, AVIF, EXIF rotation
+        "lz4>=3.1",  # replay: lz4-compressed MCAP chunks, decompressed within a size limit
+        'backports.zstd>=1.0; python_version < "3.14"',  # replay: zstd chunks (compression.zstd on 3.14)
         *WEIGHT_PACKAGES,
     ],
     extras_require={

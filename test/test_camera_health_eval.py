@@ -26,3 +26,17 @@ def test_split_is_seeded_disjoint_complete_and_by_source_image():
     assert ev.split(DATA, seed=ev.SPLIT_SEED + 1)["held_out"]["pandaset"] != held["pandaset"]
     # the held-out one-frame rates use frames no earlier tuning saw (odd frames)
     assert all(int(p.stem) % 2 == 1 for p in ev.clean_sets(held, 2, 1)["pandaset"])
+
+
+def test_the_crosscheck_tool_names_its_extra_when_albumentations_is_missing(monkeypatch, capsys):
+    """tools/camera_health_crosscheck.py without the crosscheck extra: exit 2 naming it (it died
+    with ModuleNotFoundError, `--help` included)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("crosscheck", REPO / "tools" / "camera_health_crosscheck.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setitem(sys.modules, "albumentations", None)  # as if not installed
+    assert tool.main([]) == 2
+    assert "pip install -e '.[crosscheck]'" in capsys.readouterr().err

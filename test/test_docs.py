@@ -121,3 +121,14 @@ def test_a_code_span_holding_a_bracket_does_not_stall_the_link_check(tmp_path):
     spans = " ".join(f"`--option-{i}`" for i in range(60))
     page.write_text(f"The pattern `[` then {spans} end ] no link.\n\n[the guide](guide.md)\n")
     assert relative_links(page) == ["guide.md"]
+
+
+def test_notice_names_every_shipped_model_file() -> None:
+    """Every weight, label and geometry file in sense_perception/models/ has its licence and origin in
+    NOTICE (the specialist's OpenVINO IR shipped without a line of its own); the score calibration
+    is the project's own."""
+    notice = (REPO / "NOTICE").read_text(encoding="utf-8")
+    own = {"score_calibration.json"}
+    unnamed = [p.name for p in sorted((REPO / "sense_perception" / "models").iterdir())
+               if p.is_file() and p.name not in own and p.name not in notice]
+    assert not unnamed, f"files in sense_perception/models/ that NOTICE does not name: {unnamed}"

@@ -101,6 +101,24 @@ def test_config_lists_every_parameter(node, name):
     assert params.get("use_sim_time", False) is (path != CONFIG)  # simulators: time from /clock
 
 
+@pytest.mark.parametrize("node", list(SECTIONS))
+def test_docs_name_every_parameter(node):
+    """docs/configuration.md, or the page its section links to (camera health, attention, ground
+    positions ...), names every parameter a node declares: `leaf`, `prefix.leaf` or `.leaf`.
+    (perception.yaml lists them all, test above; this keeps a new one from going unexplained.)"""
+    docs = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))
+    unnamed = []
+    for prefix, cls in SECTIONS[node]:
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(_default(f)):
+                continue
+            if prefix == "detector.class_thresholds.":  # documented as class_thresholds.<label>
+                continue
+            if not re.search(rf"[`.]{re.escape(f.name)}\b", docs):
+                unnamed.append(prefix + f.name)
+    assert not unnamed, f"{node} parameters no docs/*.md page names: {unnamed}"
+
+
 @pytest.mark.parametrize("node, cls", [("object_detector", ObjectDetectorSettings),
                                        ("driver_monitor", DriverMonitorNodeSettings)])
 def test_node_prefixes_are_the_config_sections(node, cls):

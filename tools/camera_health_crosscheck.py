@@ -76,8 +76,18 @@ def _cell(raised: list[list[str]], want: str) -> str:
     return f"{100 * hit / len(raised):.0f} % ({seen})"
 
 
-def main() -> int:
-    import albumentations as A
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                            epilog="albumentations comes with the crosscheck extra: "
+                                   "pip install -e '.[crosscheck]'").parse_args(argv)
+    try:
+        import albumentations as A
+    except ImportError:
+        print("error: albumentations is not installed; it comes with the crosscheck extra: "
+              ".venv/bin/pip install -e '.[crosscheck]'", file=sys.stderr)
+        return 2
 
     settings = CameraHealthSettings()
     subsets = ev.split(ev.DATA)

@@ -10,7 +10,8 @@ from ..face.safe_text import shown
 
 __all__ = ["CONFIG_HELP", "config_file", "shown"]
 
-CONFIG_HELP = f"or a bundled one by name: {', '.join(BUNDLED_CONFIGS)}"
+CONFIG_HELP = (f"or a bundled one by name: {', '.join(BUNDLED_CONFIGS)} (default: the built-in "
+               "defaults, which perception lists)")
 
 
 def config_file(value: str) -> Path:

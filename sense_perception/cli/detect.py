@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="ROS 2 parameter YAML, the same file the object_detector node reads "
                              f"(detector.*, runtime.*, tiling.*, input.* and mount_pitch_sd), {CONFIG_HELP}; options "
                              "below override it")
-    parser.add_argument("--node-name", default=NODE_NAME,
+    parser.add_argument("--node-name", default=NODE_NAME, metavar="NODE",
                         help="section of --config to read (ros__parameters of this node; "
                              "default: %(default)s)")
     parser.add_argument("--model", choices=detectors, default=None,

@@ -817,7 +817,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "identity.*, gallery.*, input.* and runtime.* settings")
 
     parser = subparsers.add_parser(
-        "driver", help="enrol, list, forget and identify the consenting driver",
+        "driver", help="the consenting driver's gallery and identification (enroll, list, "
+                       "forget, identify, eval, keygen, restore) and attention on photos",
         description="Driver identity from the in-cabin camera. Face templates stay in a local "
                     "gallery (mode 0600, optionally AES-GCM encrypted); nobody is enrolled without "
                     "--consent, unknown faces are never enrolled, and `forget` erases a driver "
@@ -845,19 +846,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument("--images", nargs="+", metavar="FILE",
                      help="photos, each showing only the driver's face")
     src.add_argument("--bag", metavar="BAG", help="rosbag2 (directory, .mcap or .db3) from the cabin camera")
-    p.add_argument("--topic", help="image topic in --bag (sensor_msgs/Image or CompressedImage)")
-    p.add_argument("--stride", type=int, default=None, help="use every N-th bag frame (default 5)")
+    p.add_argument("--topic", help="the cabin camera's image topic in --bag (sensor_msgs/Image or "
+                                   "CompressedImage; required with --bag)")
+    p.add_argument("--stride", type=int, default=None, metavar="N",
+                   help="use every N-th bag frame (default 5)")
     p.add_argument("--keep-images", action="store_true",
                    help="also store the aligned 112x112 face crops beside the gallery (off by "
                         "default: no face image is written)")
     p.set_defaults(func=_require_topic(p, cmd_enroll))
 
-    p = sub.add_parser("list", parents=[common], help="list enrolled drivers")
+    p = sub.add_parser("list", parents=[common], help="list enrolled drivers",
+                       description="List the gallery's drivers: id (for `forget`), name, when "
+                                   "enrolled, templates, kept face crops and the consent record "
+                                   "(who, when, consent text version).")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("forget", parents=[common],
-                       help="erase a driver: templates, consent record and kept images")
+                       help="erase a driver: templates, consent record and kept images",
+                       description="Erase a driver from the gallery and its last good copy "
+                                   "(<gallery>.bak): templates, consent record and kept face "
+                                   "crops. A running driver_monitor node re-reads the changed "
+                                   "gallery (checked every second).")
     p.add_argument("id", help="driver id from `driver list`")
     p.set_defaults(func=cmd_forget)
 
@@ -873,7 +883,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                                    "A photo that cannot be read is skipped and named; the others "
                                    "go on. Exit status: 0 every photo read, 1 some skipped, 2 "
                                    "none read or a bad argument.")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="photos (jpg, png, bmp, tiff, webp ...); the largest face of each is identified")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_identify)
 
@@ -893,7 +904,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                "reason}]}; the angles are null and reason says why when no face was measured. A "
                "photo that cannot be read is skipped, named and counted; the others go on. Exit "
                "status: 0 every photo read, 1 some skipped, 2 none read or a bad argument.")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="photos (jpg, png, bmp, tiff, webp ...); the largest face of each is measured")
     p.add_argument("--json", action="store_true",
                    help="print the results as JSON on stdout instead of the text lines")
     p.add_argument("--json-out", metavar="FILE",
@@ -920,10 +932,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="add pairs of altered copies (flip, crop, exposure, scale, blur, JPEG, "
                         "rotation, grey) of the same photos; easier than real pairs")
     p.add_argument("--thresholds", type=_threshold, nargs="+", metavar="T",
-                   help="thresholds of the table, each within -1..1 (cosine similarity)")
+                   help="thresholds of the table, each within -1..1 (cosine similarity; "
+                        "default: 0.20 to 0.70 in steps of 0.05)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("keygen", help="create a random gallery encryption key file (mode 0600)")
+    p = sub.add_parser("keygen", help="create a random gallery encryption key file (mode 0600)",
+                       description="Write a new random 256-bit AES key, as hex, to FILE (mode "
+                                   "0600; never over an existing file). Give it to the other "
+                                   "driver commands as --key-file FILE (or gallery.key_file in "
+                                   "the config) to keep the gallery encrypted at rest; keep a "
+                                   "backup: without it the encrypted gallery cannot be read.")
     p.add_argument("--out", required=True, metavar="FILE", help="key file to create (never overwritten)")
     p.set_defaults(func=cmd_keygen)
     return parser

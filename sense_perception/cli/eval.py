@@ -63,16 +63,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "tiling.*, runtime.*, input.* and mount_pitch_sd): the settings "
                              "being measured; "
                              f"{CONFIG_HELP}")
-    parser.add_argument("--node-name", default=NODE_NAME,
+    parser.add_argument("--node-name", default=NODE_NAME, metavar="NODE",
                         help="section of --config to read (default: %(default)s)")
     parser.add_argument("--iou", type=float, default=0.5, metavar="X",
                         help="IoU a detection needs with a box to be a hit (default: %(default)s; "
                              "0.3 suits boxes projected from 3-D cuboids, which are loose)")
     parser.add_argument("--model", default=None, metavar="NAME",
-                        help="general detector model (overrides detector.model)")
+                        help="bundled detector model, picodet_s_416 or yolox_nano (or "
+                             "person_detection_0203); overrides detector.model")
     parser.add_argument("--pedestrian-model", default=None, metavar="NAME",
-                        help="pedestrian specialist, or 'none' (overrides "
-                             "detector.pedestrian_model)")
+                        help="pedestrian specialist (person_detection_0203), or 'none': the "
+                             "general model's own pedestrians; overrides "
+                             "detector.pedestrian_model")
     parser.add_argument("--format", choices=FORMATS, default="auto",
                         help="ground-truth format (default: guessed from the path)")
     parser.add_argument("--images", type=Path, default=None, metavar="DIR",

@@ -16,13 +16,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "run", help="run the ROS 2 nodes (object_detector, driver_monitor) in one process",
         description="Run the perception nodes in one process with a multi-threaded executor. "
                     "Parameters come from --config (the ROS 2 parameter YAML of both nodes); anything "
-                    "after --ros-args goes to ROS (remaps, -p overrides, --log-level).")
+                    "after --ros-args goes to ROS (remaps, -p overrides, --log-level). Needs rclpy. "
+                    "It runs until Ctrl-C or SIGTERM, then exits 0; a node that cannot start "
+                    "is an error (exit 2).")
     p.add_argument("--config", metavar="FILE", type=config_file,
                    help="ROS 2 parameter YAML (sections object_detector and driver_monitor, or /**), "
-                        f"{CONFIG_HELP}; default: built-in defaults")
+                        f"{CONFIG_HELP}")
     p.add_argument("--nodes", nargs="+", choices=NODES, default=list(NODES), metavar="NODE",
                    help=f"which nodes to run (default: all: {' '.join(NODES)})")
-    p.add_argument("--namespace", default="", help="ROS namespace of the nodes")
+    p.add_argument("--namespace", default="", metavar="NS", help="ROS namespace of the nodes (default: none)")
     p.add_argument("ros_args", nargs=argparse.REMAINDER,
                    help="--ros-args ... passed to ROS, e.g. --ros-args -r /camera/image_raw:=/front/image")
     p.set_defaults(func=cmd_run)
