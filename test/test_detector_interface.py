@@ -196,3 +196,17 @@ def test_settings_of_a_model_of_your_own_are_never_left_to_a_bundled_model(tmp_p
     cfg = DetectorConfig.from_params(params, str(config))
     assert (cfg.model, cfg.model_path, cfg.model_sha256, cfg.labels_path, cfg.model_family) == \
         ("yolox_nano", "", "", "", "")
+
+
+def test_a_bundled_model_named_beside_a_model_of_your_own_is_refused() -> None:
+    """``detector.model: yolox_nano`` beside a ``model_path`` ran the model of the path and never
+    the one named, without a word; it is refused, naming the fix. The default name beside a
+    path is what every config that sets only the path holds, and stays accepted."""
+    from sense_perception.errors import ConfigError
+
+    own = {"detector.model_path": "/data/own.onnx", "detector.labels_path": "/data/own.txt"}
+    with pytest.raises(ConfigError, match=r"detector\.model is set \('yolox_nano'\) but "
+                                          r"detector\.model_path \(/data/own\.onnx\) replaces.*fix"):
+        DetectorConfig.from_params({**own, "detector.model": "yolox_nano"}, "c.yaml")
+    cfg = DetectorConfig.from_params({**own, "detector.model": "picodet_s_416"}, "c.yaml")
+    assert cfg.model_path == "/data/own.onnx"

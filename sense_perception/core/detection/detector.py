@@ -133,6 +133,9 @@ class ClassThresholds:
 PREPROCESS_CHOICES = ("auto", "cpu", "gpu", "torch_cpu")
 
 
+#: The bundled general model ``detector.model`` runs unless set otherwise.
+DEFAULT_GENERAL_MODEL = "picodet_s_416"
+
 #: The settings of a model of your own (``detector.model_path``), which a bundled model does not
 #: read: :func:`use_bundled_model` drops them all.
 CUSTOM_MODEL_SETTINGS = ("model_path", "model_sha256", "model_family", "labels_path")
@@ -154,8 +157,8 @@ class DetectorConfig:
     """Settings of :class:`ObjectDetector`; parameters ``detector.*`` of the object_detector node.
 
     Attributes:
-        model: bundled general model name (``picodet_s_416``, ``yolox_nano``); ignored if
-            model_path is set.
+        model: bundled general model name (``picodet_s_416``, ``yolox_nano``); with model_path
+            set, only the default is accepted (model_path replaces it).
         pedestrian_model: bundled pedestrian specialist (``person_detection_0203``) that owns the
             ``pedestrian`` label: the general model's pedestrians are then dropped, the two
             models' outputs merged into one result per image. ``none``: the general model alone.
@@ -226,7 +229,7 @@ class DetectorConfig:
             check its results on a machine without a GPU; slower).
     """
 
-    model: str = "picodet_s_416"
+    model: str = DEFAULT_GENERAL_MODEL
     pedestrian_model: str = "person_detection_0203"
     pedestrian_threshold: float = setting(
         CALIBRATED_DEFAULTS["pedestrian_threshold"],
@@ -329,6 +332,14 @@ class DetectorConfig:
                     f"empty, so the bundled model detector.model ({self.model}) runs with its own "
                     f"{what} and this one would be ignored; fix: clear detector.{key}, or set "
                     "detector.model_path to the model it belongs to")
+        if self.model_path and self.model != DEFAULT_GENERAL_MODEL:
+            # model_path replaces the bundled model: a bundled name chosen beside it ran nowhere,
+            # taken without a word
+            raise ConfigError(
+                f"detector.model is set ({self.model!r}) but detector.model_path "
+                f"({self.model_path}) replaces the bundled model, so {self.model} would never run; "
+                f"fix: leave detector.model at {DEFAULT_GENERAL_MODEL} with model_path, or clear "
+                "detector.model_path to run the bundled model")
         if self.model_path and not self.labels_path:
             raise ConfigError("detector.model_path is set but detector.labels_path is empty; fix: "
                               "give the labels file of that model (one class name per line)")
