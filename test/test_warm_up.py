@@ -1,15 +1,19 @@
-"""The nodes' warm-up (SECURITY.md R72), ROS-free: which shapes each model is run at, and a
-warm-up that raises named with its model and the fix. Fakes stand for the models (the real
+"""The nodes' warm-up (SECURITY.md R72, R81), ROS-free: which shapes each model is run at, a
+warm-up that raises named with its model and the fix, and one that never returns given up on
+after ``warm_up_timeout_s``. Fakes stand for the models (the real
 bundled ones are warmed in ``test/ros/test_ros_stall_lifecycle.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import threading
+
 import numpy as np
 import pytest
 
-from sense_perception.core.runtime.warm_up import on_gpu, warm_up_detector, warm_up_model
+from sense_perception.core.runtime.warm_up import (on_gpu, run_bounded, warm_up_detector,
+                                                   warm_up_model)
 from sense_perception.errors import ModelError
 
 
@@ -72,3 +76,43 @@ def test_a_warm_up_that_raises_names_the_model_and_the_fix():
                            "failed before the node reported ready (RuntimeError: TensorRT EP "
                            "failed to create engine from network); fix: check the model file "
                            "and runtime.providers"), text
+
+
+class _Clock:
+    """A monotonic clock each read of which moves a minute on (no test waits for a bound)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 60.0
+        return self.now
+
+
+def test_a_warm_up_that_never_returns_fails_after_warm_up_timeout_s_naming_the_model():
+    """R81: a model hung in its warm-up held configure, and the node's executor, for ever."""
+    entered, release, late = threading.Event(), threading.Event(), []
+
+    def hung(progress: Any) -> float:
+        progress.step("picodet_s_416", "1 blank 416x416 frame(s)")
+        entered.set()
+        release.wait(30)
+        late.append("returned")
+        return 1.0
+
+    with pytest.raises(ModelError) as caught:
+        run_bounded(hung, 600.0, clock=_Clock())
+    text = str(caught.value)
+    assert text.startswith("the warm-up inference of picodet_s_416 on 1 blank 416x416 frame(s) "
+                           "has not returned after 600 s (warm_up_timeout_s 600)"), text
+    assert "raise warm_up_timeout_s" in text and "runtime.trt_cache_dir" in text, text
+    assert entered.is_set() and not late
+    # a stop (Ctrl-C) ends the wait at once, whatever the bound
+    with pytest.raises(ModelError, match="stopped"):
+        run_bounded(hung, 600.0, stopping=lambda: True)
+    release.set()  # both return after the waits gave up on them: nothing reads their results
+    # a warm-up that returns or raises within its bound: its seconds, its own error
+    assert run_bounded(lambda progress: 0.25, 600.0) == 0.25
+    with pytest.raises(ModelError, match="TensorRT EP failed to create engine"):
+        run_bounded(lambda progress: warm_up_model(_Model((1, 3, 8, 8), fail=True), None,
+                                                   progress) or 0.0, 600.0)
