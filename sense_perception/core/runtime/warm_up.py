@@ -14,8 +14,11 @@ range is widened to the shapes it has seen (TensorRT's) covers those in between.
 (onnxruntime's CPU provider, OpenVINO, which compiles at load) nothing is built per shape: each
 model runs once, on its smallest input, which keeps a configure cheap (0.03-0.22 s per node on
 2 shared cores, measured here, a cost the first frame paid before). A camera whose frames give the
-detector more tiles than a blank frame of the network's size (``tiling.*``) may still build on
-its first frame.
+detector more tiles than a blank frame of the network's size (``tiling.*``) built on its first
+frame (R72); on a GPU provider each network of the detector is now also run at the least and the
+most images one call may give it (:func:`detector_feeds`: the whole frame, the ``tiling.*``
+tiles, the pedestrian specialist's band tiles, the nested-box re-check's crops at
+``nested_recheck_input``), from the settings, whatever the cameras' resolution (R81).
 
 Bounded: a warm-up inference that does not return (a hung GPU call, a deadlocked provider) held
 ``configure`` for ever, and with it the node's executor (no ``/diagnostics``, no ``shutdown``).
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -144,9 +148,103 @@ def _step(progress: WarmUpProgress | None, model: str, what: str) -> None:
         progress.step(model, what)
 
 
+# -- the shapes a detector's networks are fed ------------------------------------------------------
+
+def images_per_frame(tiling: Any) -> int:
+    """The most images one camera frame gives a network through its ``tiling.*`` settings (a
+    :class:`~sense_perception.core.detection.tiling.TilingConfig`, None: the whole frame): the
+    whole frame, plus ``rows`` x ``columns`` tiles (``columns`` 0: as many as the frame's width
+    asks for, at most :data:`~sense_perception.core.detection.tiling.MAX_AUTO_COLUMNS`). The
+    pedestrian specialist's band is such a tiling without the whole frame."""
+    if tiling is None or getattr(tiling, "mode", "off") == "off":
+        return 1
+    from ..detection.tiling import MAX_AUTO_COLUMNS
+
+    whole = 1 if tiling.include_full_frame else 0
+    return whole + int(tiling.rows) * (int(tiling.columns) or MAX_AUTO_COLUMNS)
+
+
+def batch_sizes(cameras: int, per_frame: int, max_batch: int) -> tuple[int, ...]:
+    """The least and the most images one inference call of a network takes: ``cameras`` frames
+    of ``per_frame`` images each, cut into calls of at most ``max_batch`` (the last call of a
+    batch may hold one image, and a camera whose frames are not tiled gives one)."""
+    most = max(1, min(int(max_batch), max(1, int(cameras)) * max(1, int(per_frame))))
+    return tuple(dict.fromkeys((1, most)))
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One network of a detector and the input shapes a node may feed it.
+
+    Attributes:
+        model: the network's name (with ``at nested_recheck_input N`` for the re-check's copy).
+        width, height: its input size.
+        batches: the batch sizes to warm: the least and the most one call takes (an engine
+            TensorRT widens to the shapes it has met covers those between).
+        why: what gives those images (the whole frame, tiles, band tiles, crops).
+        run: runs the network once on a blank batch of that many inputs.
+    """
+
+    model: str
+    width: int
+    height: int
+    batches: tuple[int, ...]
+    why: str
+    run: Callable[[int], Any]
+
+
+def _frame_images(tiling: Any) -> str:
+    """What one frame gives a network through ``tiling`` (see :func:`images_per_frame`)."""
+    per_frame = images_per_frame(tiling)
+    whole = tiling is None or getattr(tiling, "mode", "off") == "off" or tiling.include_full_frame
+    if per_frame == 1 and whole:
+        return "the whole frame"
+    return ("the whole frame and " if whole else "") + f"up to {per_frame - whole} tile(s)"
+
+
+def detector_feeds(detector: Any, cameras: int) -> list[Feed]:
+    """Every network of a built detector with the input shapes the node may feed it, from its
+    settings (:func:`images_per_frame`, :func:`batch_sizes`): the general model on the whole
+    frame and its ``tiling.*`` tiles, the pedestrian specialist on the band (one tile where
+    OpenVINO reshaped it, else tiles of its fixed size) or the whole frame, the nested-box
+    re-check's crops (``detector.duplicates.nested_recheck_crops`` a frame) at
+    ``nested_recheck_input`` (a network of its own) or at the general model's size.
+
+    Args:
+        detector: an ObjectDetector, a DeviceDetector around one, or a MultiModelDetector of them.
+        cameras: how many cameras the node reads (their frames share a call).
+    """
+    feeds: list[Feed] = []
+    cameras = max(1, int(cameras))
+    for member in getattr(detector, "members", None) or [detector]:
+        net = getattr(member, "detector", member)  # a DeviceDetector's own detector
+        dup = net.config.duplicates
+        crops = int(dup.nested_recheck_crops)
+        per_frame = images_per_frame(net.tiling)
+        crop_net = getattr(net, "crop_detector", None)
+        most = per_frame if crop_net is not None or not crops else max(per_frame, crops)
+        why = _frame_images(net.tiling)
+        if crop_net is None and crops:
+            why += f", or up to {crops} re-check crop(s)"
+        width, height = (int(v) for v in net.input_size)
+        feeds.append(Feed(net.model_name, width, height,
+                          batch_sizes(cameras, most, net.max_batch),
+                          f"{why} a frame, {cameras} camera(s), at most {net.max_batch} a call",
+                          net.run_blank))
+        if crop_net is not None and crops:
+            cw, ch = (int(v) for v in crop_net.input_size)
+            feeds.append(Feed(f"{net.model_name} at nested_recheck_input {dup.nested_recheck_input}",
+                              cw, ch, batch_sizes(cameras, crops, crop_net.max_batch),
+                              f"up to {crops} re-check crop(s) a frame, {cameras} camera(s), at "
+                              f"most {crop_net.max_batch} a call", crop_net.run_blank))
+    return feeds
+
+
 def warm_up_detector(detector: Any, cameras: int, progress: WarmUpProgress | None = None) -> float:
     """Run ``detector.detect`` on a blank frame of its network input size, and on a GPU provider
-    also on one per camera (the largest batch the node's worker takes together).
+    also on one per camera (the largest batch the node's worker takes together) and each of its
+    networks at every shape :func:`detector_feeds` names (R81: tiles, the band, re-check crops
+    built their engines on the first real frame, inside a batch the stall watch times).
 
     Args:
         detector: an ObjectDetector, MultiModelDetector or DeviceDetector.
@@ -172,6 +270,14 @@ def warm_up_detector(detector: Any, cameras: int, progress: WarmUpProgress | Non
             detector.detect([blank] * count)
         except Exception as exc:  # noqa: BLE001 - named, and configure fails on it
             raise _failed(name, what, exc) from exc
+    for feed in detector_feeds(detector, cameras) if gpu else []:
+        for batch in feed.batches:
+            what = f"a blank batch of {batch} {feed.width}x{feed.height} input(s) ({feed.why})"
+            _step(progress, feed.model, what)
+            try:
+                feed.run(batch)
+            except Exception as exc:  # noqa: BLE001 - named, and configure fails on it
+                raise _failed(feed.model, what, exc) from exc
     return time.perf_counter() - t0
 
 
@@ -243,5 +349,6 @@ def warm_up_model(model: Any, batches: Sequence[int] | None = None,
             raise _failed(name, what, exc) from exc
 
 
-__all__ = ["FIX", "WARM_UP_TIMEOUT_S", "WarmUpJob", "WarmUpProgress", "on_gpu", "run_bounded",
-           "warm_up_detector", "warm_up_driver", "warm_up_model"]
+__all__ = ["FIX", "WARM_UP_TIMEOUT_S", "Feed", "WarmUpJob", "WarmUpProgress", "batch_sizes",
+           "detector_feeds", "images_per_frame", "on_gpu", "run_bounded", "warm_up_detector",
+           "warm_up_driver", "warm_up_model"]
