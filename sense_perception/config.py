@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .core.output.topics import private_as_relative
 from .bounded_yaml import MAX_YAML_BYTES, YamlLimitError, parse_bounded, yaml_problem
 from .errors import ConfigError
 from .fileio import NotRegularFileError, read_regular_file
@@ -342,7 +343,9 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
     object_detector's ``cabin_camera_topic``, when the file does not give it, is the file's
     driver_monitor ``camera_topic``: the camera the detector must never take; driver_monitor's
     ``exterior_camera_topics`` the file's object_detector ``camera_topics``: the cameras face
-    identification must never run on.
+    identification must never run on. A private name handed over is the other node's
+    (:func:`~sense_perception.core.output.topics.private_as_relative`: driver_monitor's
+    ``~/image_raw`` is ``driver_monitor/image_raw`` to object_detector), as rclpy resolves it.
     """
     if path is None:
         return {}
@@ -353,14 +356,16 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
         # The cabin camera is named once, on driver_monitor; object_detector must never take it.
         cabin = _node_params(doc, path, "driver_monitor", "driver_monitor", False).get("camera_topic")
         if isinstance(cabin, str) and cabin:
-            params["cabin_camera_topic"] = cabin
+            # as object_detector resolves driver_monitor's topic: `~/x` is driver_monitor's (R81)
+            params["cabin_camera_topic"] = private_as_relative(cabin, "driver_monitor")
     if kind == "driver_monitor" and "exterior_camera_topics" not in params:
         # ... and driver_monitor never identifies faces on a camera the file calls exterior (R40)
         exterior = _node_params(doc, path, "object_detector", "object_detector",
                                 False).get("camera_topics")
         if isinstance(exterior, (list, tuple)) and exterior and \
                 all(isinstance(t, str) for t in exterior):
-            params["exterior_camera_topics"] = list(exterior)
+            params["exterior_camera_topics"] = [private_as_relative(t, "object_detector")
+                                                for t in exterior]
     return params
 
 

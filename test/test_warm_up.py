@@ -1,15 +1,24 @@
-"""The nodes' warm-up (SECURITY.md R72), ROS-free: which shapes each model is run at, and a
-warm-up that raises named with its model and the fix. Fakes stand for the models (the real
+"""The nodes' warm-up (SECURITY.md R72, R81), ROS-free: which shapes each model is run at, a
+warm-up that raises named with its model and the fix, one that never returns given up on after
+``warm_up_timeout_s``, and on a GPU provider every input shape the detector's settings can feed
+its networks (tiles, the pedestrian band, re-check crops). Fakes stand for the models (the real
 bundled ones are warmed in ``test/ros/test_ros_stall_lifecycle.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import threading
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from sense_perception.core.runtime.warm_up import on_gpu, warm_up_detector, warm_up_model
+from sense_perception.core.detection.band import band_tiling
+from sense_perception.core.detection.tiling import MAX_AUTO_COLUMNS, TilingConfig
+from sense_perception.core.runtime.warm_up import (batch_sizes, detector_feeds, images_per_frame,
+                                                   on_gpu, run_bounded, warm_up_detector,
+                                                   warm_up_model)
 from sense_perception.errors import ModelError
 
 
@@ -40,6 +49,13 @@ class _Detector:
         self.model_name, self.input_size = "picodet_s_416", (416, 320)
         self.providers = {"picodet_s_416": provider}
         self.batches: list[list[tuple]] = []
+        self.config = SimpleNamespace(duplicates=SimpleNamespace(nested_recheck_crops=0,
+                                                                 nested_recheck_input=0))
+        self.tiling, self.max_batch, self.crop_detector = None, 8, None
+        self.blank_runs: list[int] = []
+
+    def run_blank(self, batch: int) -> None:
+        self.blank_runs.append(batch)
 
     def detect(self, images: list) -> list:
         self.batches.append([image.shape for image in images])
@@ -54,6 +70,7 @@ def test_the_cpu_runs_each_model_once_a_gpu_also_at_its_largest_input():
     warm_up_detector(gpu, 3)
     assert cpu.batches == [[(320, 416, 3)]]  # one blank frame of the network's input size
     assert gpu.batches == [[(320, 416, 3)], [(320, 416, 3)] * 3]  # and one per camera
+    assert cpu.blank_runs == [] and gpu.blank_runs == [1, 3]  # and its network at 1 and 3
     wrapped = _Detector("CPUExecutionProvider")  # pre-processing on the GPU wraps the detector
     outer = type("DeviceDetector", (), {"detector": wrapped, "providers": wrapped.providers,
                                         "detect": wrapped.detect})()
@@ -72,3 +89,110 @@ def test_a_warm_up_that_raises_names_the_model_and_the_fix():
                            "failed before the node reported ready (RuntimeError: TensorRT EP "
                            "failed to create engine from network); fix: check the model file "
                            "and runtime.providers"), text
+
+
+class _Clock:
+    """A monotonic clock each read of which moves a minute on (no test waits for a bound)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 60.0
+        return self.now
+
+
+def test_a_warm_up_that_never_returns_fails_after_warm_up_timeout_s_naming_the_model():
+    """R81: a model hung in its warm-up held configure, and the node's executor, for ever."""
+    entered, release, late = threading.Event(), threading.Event(), []
+
+    def hung(progress: Any) -> float:
+        progress.step("picodet_s_416", "1 blank 416x416 frame(s)")
+        entered.set()
+        release.wait(30)
+        late.append("returned")
+        return 1.0
+
+    with pytest.raises(ModelError) as caught:
+        run_bounded(hung, 600.0, clock=_Clock())
+    text = str(caught.value)
+    assert text.startswith("the warm-up inference of picodet_s_416 on 1 blank 416x416 frame(s) "
+                           "has not returned after 600 s (warm_up_timeout_s 600)"), text
+    assert "raise warm_up_timeout_s" in text and "runtime.trt_cache_dir" in text, text
+    assert entered.is_set() and not late
+    # a stop (Ctrl-C) ends the wait at once, whatever the bound
+    with pytest.raises(ModelError, match="stopped"):
+        run_bounded(hung, 600.0, stopping=lambda: True)
+    release.set()  # both return after the waits gave up on them: nothing reads their results
+    # a warm-up that returns or raises within its bound: its seconds, its own error
+    assert run_bounded(lambda progress: 0.25, 600.0) == 0.25
+    with pytest.raises(ModelError, match="TensorRT EP failed to create engine"):
+        run_bounded(lambda progress: warm_up_model(_Model((1, 3, 8, 8), fail=True), None,
+                                                   progress) or 0.0, 600.0)
+
+
+def test_the_shapes_a_detectors_settings_can_feed_its_networks():
+    """R81: a pure function of the settings, whatever the cameras' resolution."""
+    assert images_per_frame(None) == 1
+    assert images_per_frame(TilingConfig()) == 1  # tiling.mode off: the whole frame
+    # the whole frame and up to 64 tiles across the band (columns 0: as the width asks)
+    assert images_per_frame(TilingConfig(mode="horizon_bands")) == 1 + MAX_AUTO_COLUMNS
+    assert images_per_frame(TilingConfig(mode="horizon_bands", columns=3, rows=2)) == 7
+    assert images_per_frame(band_tiling((0.25, 0.75), None)) == 1  # OpenVINO: one band tile
+    assert images_per_frame(band_tiling((0.25, 0.75), 864 / 480)) == MAX_AUTO_COLUMNS
+    assert batch_sizes(1, 1, 8) == (1,)
+    assert batch_sizes(2, 1, 8) == (1, 2)
+    assert batch_sizes(2, 1 + MAX_AUTO_COLUMNS, 8) == (1, 8)  # calls of at most max_batch
+    assert batch_sizes(4, 7, 1) == (1,)  # a network without a batch axis
+
+
+class _Recorder:
+    """An onnxruntime session stand-in on a GPU provider recording each input shape it is run
+    at: it runs the real model for the blank frames of ``detect`` (one and two) and only
+    records the rest (a warm-up's outputs are not read)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.provider, self.shapes = model, "TensorrtExecutionProvider", []
+        self.inputs, self.output_names = model.inputs, model.output_names
+        self.fallback_reasons, self.options = model.fallback_reasons, model.options
+
+    def run(self, feeds: dict) -> list:
+        (blob,) = feeds.values()
+        self.shapes.append(tuple(blob.shape))
+        return self.model.run(feeds) if blob.shape[0] <= 2 else []
+
+
+def test_on_a_gpu_the_warm_up_runs_every_network_at_every_shape_the_settings_can_feed():
+    """R81: TensorRT builds an engine per input shape; the warm-up ran the detector on blank
+    frames of its network's size, one tile each and no re-check crop, so the first real frame
+    built the engines of the tiles, the band's tiles and the re-check crops inside a batch the
+    stall watch times."""
+    from sense_perception.config import bundled_config, load_params
+    from sense_perception.core.detection.detector_setup import build_detector
+
+    params = {**load_params(bundled_config("perception"), "object_detector"),
+              "tiling.mode": "horizon_bands", "runtime.openvino": "off",
+              "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}
+    detector = build_detector(params, "test")
+    general, band = detector.members
+    crop = general.crop_detector
+    recorders = {}
+    for net in (general, crop, band):
+        net._model = recorders[net.model_name, net.input_size] = _Recorder(net._model)
+    warm_up_detector(detector, 2)
+    feeds = {(f.model, f.width, f.height): f.batches for f in detector_feeds(detector, 2)}
+    assert feeds == {("picodet_s_416", 416, 416): (1, 8),  # whole frame and tiles
+                     ("picodet_s_416 at nested_recheck_input 256", 256, 256): (1, 2),
+                     ("person_detection_0203", 864, 480): (1,)}  # band tiles, no batch axis
+    shapes = {key: set(r.shapes) for key, r in recorders.items()}
+    assert {(b, 3, 416, 416) for b in (1, 2, 8)} <= shapes["picodet_s_416", (416, 416)]
+    assert {(1, 3, 256, 256), (2, 3, 256, 256)} <= shapes["picodet_s_416", (256, 256)]
+    assert shapes["person_detection_0203", (864, 480)] == {(1, 3, 480, 864)}
+    # on the CPU nothing is built per shape: one blank frame through the detector, as before
+    for recorder in recorders.values():
+        recorder.provider, recorder.shapes = "CPUExecutionProvider", []
+    warm_up_detector(detector, 2)
+    assert {key: r.shapes for key, r in recorders.items()} == {
+        ("picodet_s_416", (416, 416)): [(1, 3, 416, 416)],
+        ("picodet_s_416", (256, 256)): [],
+        ("person_detection_0203", (864, 480)): [(1, 3, 480, 864)]}

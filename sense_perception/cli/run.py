@@ -111,12 +111,17 @@ def hand_exterior_cameras(detector: Any, monitor: Any) -> None:
     cameras = detector.get_parameter("camera_topics").value
     if not isinstance(cameras, (list, tuple)) or not all(isinstance(t, str) for t in cameras):
         return  # object_detector's configure names the wrong value
+    from ..core.output.topics import private_as_relative
+
     names = list(dict.fromkeys(str(t) for t in cameras if t))
     for topic in list(names):
         try:
             names.append(detector.resolve_topic_name(topic))
         except Exception:  # noqa: BLE001  an invalid name: object_detector's configure names it
             pass
+    # as given too (a relative name resolves alike in driver_monitor's namespace), but a private
+    # `~/x` is object_detector's: under driver_monitor's name it was driver_monitor's own (R81)
+    names = list(dict.fromkeys(private_as_relative(t, detector.get_name()) for t in names))
     given = monitor.get_parameter("exterior_camera_topics").value
     if isinstance(given, (list, tuple)):
         names = list(dict.fromkeys([*map(str, given), *names]))
@@ -137,11 +142,16 @@ def check_cabin_not_exterior(config: Any) -> None:
     from ..face.privacy import check_cabin_not_exterior as refuse
     from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
 
-    cabin = str(load_params(config, "driver_monitor").get(
-        "camera_topic", DriverMonitorNodeSettings.__dataclass_fields__["camera_topic"].default))
+    from ..core.output.topics import private_as_relative
+
+    # each node's private `~/x` is its own (R81): `~/image_raw` of both nodes is two cameras
+    cabin = private_as_relative(str(load_params(config, "driver_monitor").get(
+        "camera_topic", DriverMonitorNodeSettings.__dataclass_fields__["camera_topic"].default)),
+        "driver_monitor")
     exterior = load_params(config, "object_detector").get(
         "camera_topics", ObjectDetectorSettings().camera_topics)
     if isinstance(exterior, (list, tuple)):
+        exterior = [private_as_relative(str(t), "object_detector") for t in exterior]
         refuse(
             cabin, exterior, f"driver_monitor.camera_topic in {config or 'the default parameters'}",
             "object_detector.camera_topics",

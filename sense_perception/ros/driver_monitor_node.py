@@ -143,10 +143,13 @@ class DriverMonitorNode(PerceptionNode):
         self.get_logger().info(f"face models loaded in {time.perf_counter() - t0:.1f} s; gallery "
                                f"{self.identifier.gallery.path}: {len(self.identifier.index)} driver(s)")
 
-    def warm_up(self) -> float | None:
+    def warm_up_job(self) -> Any:
+        from functools import partial
+
         from ..core.runtime.warm_up import warm_up_driver
 
-        return warm_up_driver(self.identifier)
+        # bound now: a warm-up left hung by this configure never warms a later one's pipeline
+        return partial(warm_up_driver, self.identifier)
 
     def make_outputs(self) -> None:
         self._ns = output_namespace(self.settings.camera_topic)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import BUNDLED_CONFIGS, bundled_config, load_params, resolve_config
-from ..core.output.topics import check_topic_names
+from ..core.output.topics import check_topic_names, private_as_relative
 from ..errors import ConfigError
 from .settings import ros_param_value
 
@@ -81,7 +81,8 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
         # (or a blank) gave the node no camera at all
         params["camera_topics"] = camera_topic_list(values["camera_topics"])
     if node_name == "object_detector" and values["camera_topic"]:
-        params["cabin_camera_topic"] = values["camera_topic"]  # never among its cameras
+        # never among its cameras; driver_monitor's `~/x` is driver_monitor's, not its own (R81)
+        params["cabin_camera_topic"] = private_as_relative(values["camera_topic"], "driver_monitor")
     if node_name == "driver_monitor":
         if values["camera_topics"]:  # the exterior cameras: never face identification there
             # added to the config file's (load_params gives its object_detector.camera_topics),
@@ -89,7 +90,8 @@ def node_parameters(node_name: str, args: dict[str, str]) -> dict[str, Any]:
             # exterior could be given as camera_topic and identified on
             given = params.get("exterior_camera_topics") or []
             params["exterior_camera_topics"] = list(dict.fromkeys(
-                [*given, *camera_topic_list(values["camera_topics"])]))
+                [*given, *(private_as_relative(t, "object_detector")
+                           for t in camera_topic_list(values["camera_topics"]))]))
         if values["camera_topic"]:
             params["camera_topic"] = values["camera_topic"]
         if values["gallery_path"]:

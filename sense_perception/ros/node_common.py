@@ -326,12 +326,32 @@ class PerceptionNode(LifecycleNode):
     def on_outputs_active(self) -> None:
         """Called once the publishers are active (e.g. to publish latched messages)."""
 
-    def warm_up(self) -> float | None:
-        """Run each model once on blank input at configure, after :meth:`load` (see
-        :mod:`~sense_perception.core.runtime.warm_up`); the seconds it took, None when there is
-        nothing to warm. Raise SensePerceptionError (naming the model and the fix) to fail
-        configure."""
+    def warm_up_job(self) -> Any:
+        """The warm-up to run at configure, after :meth:`load`: each model once on blank input
+        (see :mod:`~sense_perception.core.runtime.warm_up`), a callable taking a
+        :class:`~sense_perception.core.runtime.warm_up.WarmUpProgress` and returning the
+        seconds it took, with the objects it warms bound to it (it runs in a thread of its own,
+        which a hung model may leave behind); None when there is nothing to warm. It raises
+        SensePerceptionError (naming the model and the fix) to fail configure."""
         return None
+
+    def warm_up(self, timeout_s: float) -> float | None:
+        """Run :meth:`warm_up_job` bounded (:func:`~sense_perception.core.runtime.warm_up.run_bounded`):
+        a warm-up inference that never returned held ``configure``, and with it the node's
+        executor (no ``/diagnostics``, no ``shutdown``), for ever (R81). The seconds it took,
+        None when there is nothing to warm.
+
+        Raises:
+            ModelError: it raised, ran past ``timeout_s`` (``warm_up_timeout_s``) or the node
+                is stopping.
+        """
+        from ..core.runtime.warm_up import run_bounded
+
+        job = self.warm_up_job()
+        if job is None:
+            return None
+        return run_bounded(job, timeout_s, stopping=lambda: not self.context.ok(),
+                           name=f"{self.get_name()}-warm-up")
 
     def release(self) -> None:
         """Drop the core objects and publishers (cleanup, failed configure, shutdown)."""
@@ -407,8 +427,9 @@ class PerceptionNode(LifecycleNode):
                     for k, v in self._refused_overrides.items()))
             # Each model's first run (a TensorRT engine build, an OpenVINO or CUDA compile) here,
             # before the node reports ready: on the first frame the stall watch took it for a
-            # hung inference, ERROR with nothing wrong (R72). A failure fails configure.
-            warm_s = self.warm_up()
+            # hung inference, ERROR with nothing wrong (R72). A failure fails configure, and so
+            # does one that has not returned after warm_up_timeout_s (R81).
+            warm_s = self.warm_up(settings.warm_up_timeout_s)
             self.make_outputs()
         except SensePerceptionError as exc:
             if not self.context.ok():  # given up for Ctrl-C or SIGTERM (a lock wait): no fault

@@ -215,10 +215,11 @@ class ObjectDetectorNode(PerceptionNode):
         for reason in self.detector.fallback_reasons:
             self.get_logger().info(f"provider fallback: {reason}")
 
-    def warm_up(self) -> float | None:
+    def warm_up_job(self) -> Any:
         from ..core.runtime.warm_up import warm_up_detector
 
-        return warm_up_detector(self.detector, len(self._inputs))
+        # bound now: a warm-up left hung by this configure never warms a later one's detector
+        return partial(warm_up_detector, self.detector, len(self._inputs))
 
     def make_outputs(self) -> None:
         spaces = output_namespaces([t for t, _ in self._inputs])

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from ..config import Setting, check_names, check_ranges, setting
 from ..core.autoware.rois import checked_camera_info_topics
 from ..core.output.topics import camera_info_topic, check_topic_names, per_camera
+from ..core.runtime.warm_up import WARM_UP_TIMEOUT_S
 # Re-exported: the topic rules were first defined here and callers still import them from here.
 from ..core.output.topics import join_topic, output_namespace, output_namespaces  # noqa: F401
 from ..errors import ConfigError
@@ -71,6 +72,12 @@ class InputSettings:
                                      "not returned for this long (a hung GPU call or provider: "
                                      "frames wait, nothing is published); > 0, about 10x the "
                                      "slowest batch on the node's hardware", (0.0, None))
+    warm_up_timeout_s: float = param(WARM_UP_TIMEOUT_S, "configure fails, naming the model, when one "
+                                     "warm-up inference (each model's first run on blank input "
+                                     "before the node reports ready) has not returned for this "
+                                     "long (a hung model or provider); > 0, minutes: a TensorRT "
+                                     "engine build without runtime.trt_cache_dir takes minutes "
+                                     "per input shape", (0.0, None))
     publish_annotations: bool = param(True, "publish <ns>/annotations (foxglove_msgs/ImageAnnotations: "
                                             "the boxes Foxglove's Image panel draws over the camera "
                                             "image) while it has subscribers")
@@ -85,7 +92,8 @@ class InputSettings:
             raise ConfigError(f"parameter 'diagnostics_period_s' must be in "
                               f"[{DIAGNOSTICS_PERIOD_S[0]}, {DIAGNOSTICS_PERIOD_S[1]}] s, got "
                               f"{self.diagnostics_period_s}")
-        for name in ("diagnostics_period_s", "no_input_warn_s", "inference_stall_s"):
+        for name in ("diagnostics_period_s", "no_input_warn_s", "inference_stall_s",
+                     "warm_up_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"parameter '{name}' must be > 0, got {getattr(self, name)}")
 

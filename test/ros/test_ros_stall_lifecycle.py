@@ -4,7 +4,9 @@ SECURITY.md R72).
 * A model's first run (a TensorRT engine build, an OpenVINO or CUDA compile) happened on the
   first camera frame, inside a batch the inference-stall watch (R69) times: a node with nothing
   wrong said ERROR, "inference has not returned". Each node now warms its models up at
-  configure, before it reports ready; a warm-up that fails fails configure, naming the model.
+  configure, before it reports ready; a warm-up that fails fails configure, naming the model,
+  and so does one that has not returned after ``warm_up_timeout_s`` (R81: it held configure,
+  and the node, for ever).
 * A batch that hung past a deactivate (which waits ``JOIN_TIMEOUT_S`` for it, then leaves the
   thread behind) and returned after the node was activated again was published on the active
   publishers, its frames older than those already out; and behind a hung driver pipeline, each
@@ -123,6 +125,56 @@ def test_a_warm_up_that_fails_fails_configure_naming_the_model(context, monkeypa
         assert "of picodet_s_416 on 1 blank 416x416 frame(s) failed" in own.message, own.message
         assert "CUDA failure 700" in own.message and "runtime.providers" in own.message
     finally:
+        node.destroy_node()
+
+
+def test_a_warm_up_that_never_returns_fails_configure_after_warm_up_timeout_s(context,
+                                                                            monkeypatch):
+    """R81: a model hung in its warm-up held configure, the transition and with it the node's
+    executor (no /diagnostics, no shutdown), for ever. It fails after warm_up_timeout_s, naming
+    the model, the time waited and the fix; the hung call, left behind, warms nothing of the
+    next configure and changes nothing when it returns."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    entered, release = threading.Event(), threading.Event()
+
+    def hung(images: Any) -> None:  # the first detector's warm-up, until the test lets it go
+        entered.set()
+        release.wait(20)
+
+    _first_run_builds(monkeypatch, hung)
+    published = record_published(monkeypatch)
+    cam = "/sp_warm_hung/front/image_raw"
+    node = _detector_node(context, "warm_hung_detector", cam, warm_up_timeout_s=0.5, **ONE_MODEL)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # was: never returned
+        assert entered.is_set() and node.detector is None and node._outputs == []
+        own = published_status(node)
+        assert level(own) == 2
+        assert own.message.startswith(
+            "not configured: the warm-up inference of picodet_s_416 on 1 blank 416x416 frame(s) "
+            "has not returned after "), own.message
+        assert "(warm_up_timeout_s 0.5)" in own.message and "raise warm_up_timeout_s" in own.message
+        left = [t for t in threading.enumerate() if t.name == "warm_hung_detector-warm-up"]
+        assert len(left) == 1 and left[0].daemon  # left behind: never holds the process
+        # the next configure warms its own detector while the hung call is still in the old one
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        release.set()  # the hung warm-up returns now: nothing of it is used
+        left[0].join(30)
+        assert not left[0].is_alive()
+        street = read_bgr(STREET)[::2, ::2].copy()
+        camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        assert node.lifecycle_state == "active" and node.config_error == ""
+        own = published_status(node)
+        assert level(own) == 0 and own.message == "ok", own.message
+        stamps = [m.message["header"]["stamp"]["sec"] for m in published
+                  if m.topic == "/sp_warm_hung/front/detections"]
+        assert stamps == [7], stamps
+    finally:
+        release.set()
+        node.stop()
         node.destroy_node()
 
 

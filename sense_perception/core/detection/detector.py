@@ -654,6 +654,20 @@ class ObjectDetector:
         return self.preprocess_spec.width, self.preprocess_spec.height
 
     @property
+    def crop_detector(self) -> ObjectDetector | None:
+        """The same model at ``detector.duplicates.nested_recheck_input`` that the nested-box
+        re-check's crops go through (None: this model at its own size, or no re-check)."""
+        return self._crop_model
+
+    def run_blank(self, batch: int) -> None:
+        """The network once on ``batch`` blank inputs at its input size: a node's warm-up of an
+        input shape on a GPU provider, where the first run at each shape builds (R81)."""
+        width, height = self.input_size
+        with self._lock:
+            self._model.run({self._input.name: np.zeros((int(batch), 3, height, width),
+                                                        self._input.dtype)})
+
+    @property
     def tiling_enabled(self) -> bool:
         """True when images are cut into tiles (``tiling.mode`` other than ``off``)."""
         return self.tiling is not None and getattr(self.tiling, "mode", "off") != "off"

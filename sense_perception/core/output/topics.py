@@ -72,11 +72,14 @@ def may_be_camera(name: str, topic: str) -> bool:
     replay compared it as given: no bag topic is named ``cabin/image_raw``, so a config naming
     the cabin camera relatively had the driver replayed as an exterior camera (R70).
 
-    A bare image name (``image_raw``, ``image_rect_color/compressed``, ``~/image_raw``: a node
-    started in the camera's namespace) names no namespace: ROS 2 resolves it to
-    ``<node namespace>/image_raw``, the camera ``<node namespace>/``, so it may be every camera
-    of a namespace (the root's, ``/``, a node started there, included). It was compared as
-    ``/image_raw`` alone and matched none of a bag's cameras (R74).
+    A bare image name (``image_raw``, ``image_rect_color/compressed``: a node started in the
+    camera's namespace) names no namespace: ROS 2 resolves it to ``<node namespace>/image_raw``,
+    the camera ``<node namespace>/``, so it may be every camera of a namespace (the root's, ``/``,
+    a node started there, included). It was compared as ``/image_raw`` alone and matched none of
+    a bag's cameras (R74). A private name (``~/image_raw``) resolves under the node's name too,
+    ``<namespace>/<node>/image_raw``, and a replay knows neither: it may be every camera whose
+    camera ends in its name without ``~/`` (for ``~/image_raw``, every camera of a namespace).
+    Between two nodes of one namespace the node's name is known: :func:`private_as_relative`.
     """
     if same_camera(name, topic):
         return True
@@ -90,10 +93,33 @@ def may_be_camera(name: str, topic: str) -> bool:
     return bool(key) and (other == key or other.endswith("/" + key))
 
 
+def private_as_relative(name: str, node: str) -> str:
+    """``name``, a topic as node ``node`` is given it, as any other node of its namespace (or a
+    reader of absolute topics knowing the node's name) must name that topic: rclpy resolves a
+    private name ``~/X`` to ``<namespace>/<node>/X``, so it is ``<node>/X``; any other name is
+    everyone's alike and stays as it is.
+
+    A node's camera handed to the other node (object_detector's ``cabin_camera_topic`` from
+    driver_monitor's ``camera_topic``, driver_monitor's ``exterior_camera_topics`` from
+    object_detector's ``camera_topics``: the config loader, the launch files, ``run``) went as
+    given, and ``~/image_raw`` resolved under the receiving node's own name: driver_monitor's
+    ``/driver_monitor/image_raw`` was no cabin camera to object_detector, which took it among
+    its cameras (the driver's face in its debug image and annotations), while two nodes'
+    private ``~/image_raw``, two cameras, were refused as one (R81). ``node`` is the node's name
+    as the launch files and ``run`` give it (the config section's). A replay knows neither the
+    nodes' namespace nor their names, and takes a private name as any camera it may be
+    (:func:`may_be_camera`).
+    """
+    name = str(name)
+    if name == "~":
+        return node
+    return f"{node}/{name[2:]}" if name.startswith("~/") else name
+
+
 def names_no_namespace(name: str) -> bool:
     """Whether ``name`` is a relative or private image name without a namespace part
-    (``image_raw``, ``image_rect/compressed``, ``~/image_raw``): where no node's namespace is
-    known it may be the image of any camera (:func:`may_be_camera`)."""
+    (``image_raw``, ``image_rect/compressed``, ``~/image_raw``): where no node's namespace (and
+    name) is known it may be the image of any camera (:func:`may_be_camera`)."""
     name = str(name)
     if name.startswith("/"):
         return False
@@ -229,4 +255,4 @@ __all__ = ["TRANSPORT_SUFFIXES", "camera_info_topic", "camera_namespace", "camer
            "cameras_it_may_be", "check_topic_names", "image_base_topic", "image_name",
            "is_debug_topic", "join_topic", "looks_like_image", "may_be_camera",
            "names_no_namespace", "output_namespace", "output_namespaces", "per_camera",
-           "rectified_topic", "same_camera"]
+           "private_as_relative", "rectified_topic", "same_camera"]

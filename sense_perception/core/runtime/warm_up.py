@@ -14,13 +14,25 @@ range is widened to the shapes it has seen (TensorRT's) covers those in between.
 (onnxruntime's CPU provider, OpenVINO, which compiles at load) nothing is built per shape: each
 model runs once, on its smallest input, which keeps a configure cheap (0.03-0.22 s per node on
 2 shared cores, measured here, a cost the first frame paid before). A camera whose frames give the
-detector more tiles than a blank frame of the network's size (``tiling.*``) may still build on
-its first frame.
+detector more tiles than a blank frame of the network's size (``tiling.*``) built on its first
+frame (R72); on a GPU provider each network of the detector is now also run at the least and the
+most images one call may give it (:func:`detector_feeds`: the whole frame, the ``tiling.*``
+tiles, the pedestrian specialist's band tiles, the nested-box re-check's crops at
+``nested_recheck_input``), from the settings, whatever the cameras' resolution (R81).
+
+Bounded: a warm-up inference that does not return (a hung GPU call, a deadlocked provider) held
+``configure`` for ever, and with it the node's executor (no ``/diagnostics``, no ``shutdown``).
+:func:`run_bounded` runs the warm-up in a thread of its own and gives up on an inference that has
+run ``warm_up_timeout_s`` (a node parameter, as ``inference_stall_s``), failing the configure
+naming the model, the time waited and the fix; the hung thread is left behind with the objects
+it was handed, and nothing it returns is used (R81).
 """
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,6 +42,92 @@ from ..imaging.frame_guard import MIN_FRAME_PX
 #: What to check when a warm-up fails: it is the model's first run on this runtime.
 FIX = ("fix: check the model file and runtime.providers (a GPU provider that cannot run it: "
        "list CPUExecutionProvider alone to confirm), then configure the node again")
+
+#: ``warm_up_timeout_s``'s default: one warm-up inference may take this long. A TensorRT engine
+#: build is the slowest first run (a minute or two for the bundled models on a desktop GPU, several
+#: on an embedded one, per input shape, without a ``runtime.trt_cache_dir`` cache), so minutes.
+WARM_UP_TIMEOUT_S = 600.0
+#: How often the configure waiting for a warm-up looks whether it is over, stopped or too long.
+POLL_S = 0.05
+
+
+class WarmUpProgress:
+    """What a warm-up runs now: the model and its input, since when (read by :func:`run_bounded`
+    when it gives up on it). One per warm-up: a hung one left behind writes only its own."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.model = "the first model"
+        self.what = "blank input"
+        self.since = clock()
+
+    def step(self, model: str, what: str) -> None:
+        """An inference of ``model`` on ``what`` begins."""
+        self.model, self.what, self.since = model, what, self.clock()
+
+    def running_s(self) -> float:
+        """Seconds the current inference has run."""
+        return self.clock() - self.since
+
+
+#: A warm-up to run bounded: the objects it warms bound to it, the progress it reports to given.
+WarmUpJob = Callable[[WarmUpProgress], float]
+
+
+def run_bounded(job: WarmUpJob, timeout_s: float, stopping: Callable[[], bool] = lambda: False,
+                clock: Callable[[], float] = time.monotonic, name: str = "warm-up") -> float:
+    """Run ``job`` in a daemon thread of its own and wait for it, giving up on an inference that
+    has run ``timeout_s`` (each inference its own bound: a GPU builds one engine per shape).
+
+    The job holds the objects it warms (bound before this call), so a later configure's objects
+    are never its; its result or error is read only here, so one returning after this gave up
+    changes nothing.
+
+    Args:
+        job: the warm-up, given a :class:`WarmUpProgress` to report each inference to.
+        timeout_s: ``warm_up_timeout_s``.
+        stopping: true once the node stops (Ctrl-C, SIGTERM): the wait ends at once.
+        clock: the monotonic clock the bound is counted on (a test moves it).
+        name: the thread's name.
+
+    Returns:
+        The seconds the warm-up took.
+
+    Raises:
+        ModelError: the warm-up raised (as the job says it), did not return within the bound
+            (naming the model, its input, the time waited and the fix) or was stopped.
+    """
+    progress = WarmUpProgress(clock)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["seconds"] = job(progress)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting configure
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread.start()
+    while True:
+        thread.join(POLL_S)
+        if not thread.is_alive():
+            break
+        if stopping():
+            raise ModelError(f"the warm-up of {progress.model} was stopped (the node is shutting "
+                             "down)")
+        waited = progress.running_s()
+        if waited >= timeout_s:
+            raise ModelError(
+                f"the warm-up inference of {progress.model} on {progress.what} has not returned "
+                f"after {waited:.0f} s (warm_up_timeout_s {timeout_s:g}), so the node did not "
+                "report ready; fix: if this hardware's first run of the model takes longer (a "
+                "TensorRT engine build, per input shape: keep runtime.trt_cache_dir so that it "
+                "is built once), raise warm_up_timeout_s; else the model or its provider hangs: "
+                "list CPUExecutionProvider alone in runtime.providers to confirm, then configure "
+                "the node again (the hung call is left behind; nothing it returns is used)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return float(outcome["seconds"])
 
 
 def on_gpu(providers: Sequence[str]) -> bool:
@@ -45,13 +143,113 @@ def _failed(model: str, what: str, exc: BaseException) -> ModelError:
                       f"reported ready ({type(exc).__name__}: {first}); {FIX}")
 
 
-def warm_up_detector(detector: Any, cameras: int) -> float:
+def _step(progress: WarmUpProgress | None, model: str, what: str) -> None:
+    if progress is not None:
+        progress.step(model, what)
+
+
+# -- the shapes a detector's networks are fed ------------------------------------------------------
+
+def images_per_frame(tiling: Any) -> int:
+    """The most images one camera frame gives a network through its ``tiling.*`` settings (a
+    :class:`~sense_perception.core.detection.tiling.TilingConfig`, None: the whole frame): the
+    whole frame, plus ``rows`` x ``columns`` tiles (``columns`` 0: as many as the frame's width
+    asks for, at most :data:`~sense_perception.core.detection.tiling.MAX_AUTO_COLUMNS`). The
+    pedestrian specialist's band is such a tiling without the whole frame."""
+    if tiling is None or getattr(tiling, "mode", "off") == "off":
+        return 1
+    from ..detection.tiling import MAX_AUTO_COLUMNS
+
+    whole = 1 if tiling.include_full_frame else 0
+    return whole + int(tiling.rows) * (int(tiling.columns) or MAX_AUTO_COLUMNS)
+
+
+def batch_sizes(cameras: int, per_frame: int, max_batch: int) -> tuple[int, ...]:
+    """The least and the most images one inference call of a network takes: ``cameras`` frames
+    of ``per_frame`` images each, cut into calls of at most ``max_batch`` (the last call of a
+    batch may hold one image, and a camera whose frames are not tiled gives one)."""
+    most = max(1, min(int(max_batch), max(1, int(cameras)) * max(1, int(per_frame))))
+    return tuple(dict.fromkeys((1, most)))
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One network of a detector and the input shapes a node may feed it.
+
+    Attributes:
+        model: the network's name (with ``at nested_recheck_input N`` for the re-check's copy).
+        width, height: its input size.
+        batches: the batch sizes to warm: the least and the most one call takes (an engine
+            TensorRT widens to the shapes it has met covers those between).
+        why: what gives those images (the whole frame, tiles, band tiles, crops).
+        run: runs the network once on a blank batch of that many inputs.
+    """
+
+    model: str
+    width: int
+    height: int
+    batches: tuple[int, ...]
+    why: str
+    run: Callable[[int], Any]
+
+
+def _frame_images(tiling: Any) -> str:
+    """What one frame gives a network through ``tiling`` (see :func:`images_per_frame`)."""
+    per_frame = images_per_frame(tiling)
+    whole = tiling is None or getattr(tiling, "mode", "off") == "off" or tiling.include_full_frame
+    if per_frame == 1 and whole:
+        return "the whole frame"
+    return ("the whole frame and " if whole else "") + f"up to {per_frame - whole} tile(s)"
+
+
+def detector_feeds(detector: Any, cameras: int) -> list[Feed]:
+    """Every network of a built detector with the input shapes the node may feed it, from its
+    settings (:func:`images_per_frame`, :func:`batch_sizes`): the general model on the whole
+    frame and its ``tiling.*`` tiles, the pedestrian specialist on the band (one tile where
+    OpenVINO reshaped it, else tiles of its fixed size) or the whole frame, the nested-box
+    re-check's crops (``detector.duplicates.nested_recheck_crops`` a frame) at
+    ``nested_recheck_input`` (a network of its own) or at the general model's size.
+
+    Args:
+        detector: an ObjectDetector, a DeviceDetector around one, or a MultiModelDetector of them.
+        cameras: how many cameras the node reads (their frames share a call).
+    """
+    feeds: list[Feed] = []
+    cameras = max(1, int(cameras))
+    for member in getattr(detector, "members", None) or [detector]:
+        net = getattr(member, "detector", member)  # a DeviceDetector's own detector
+        dup = net.config.duplicates
+        crops = int(dup.nested_recheck_crops)
+        per_frame = images_per_frame(net.tiling)
+        crop_net = getattr(net, "crop_detector", None)
+        most = per_frame if crop_net is not None or not crops else max(per_frame, crops)
+        why = _frame_images(net.tiling)
+        if crop_net is None and crops:
+            why += f", or up to {crops} re-check crop(s)"
+        width, height = (int(v) for v in net.input_size)
+        feeds.append(Feed(net.model_name, width, height,
+                          batch_sizes(cameras, most, net.max_batch),
+                          f"{why} a frame, {cameras} camera(s), at most {net.max_batch} a call",
+                          net.run_blank))
+        if crop_net is not None and crops:
+            cw, ch = (int(v) for v in crop_net.input_size)
+            feeds.append(Feed(f"{net.model_name} at nested_recheck_input {dup.nested_recheck_input}",
+                              cw, ch, batch_sizes(cameras, crops, crop_net.max_batch),
+                              f"up to {crops} re-check crop(s) a frame, {cameras} camera(s), at "
+                              f"most {crop_net.max_batch} a call", crop_net.run_blank))
+    return feeds
+
+
+def warm_up_detector(detector: Any, cameras: int, progress: WarmUpProgress | None = None) -> float:
     """Run ``detector.detect`` on a blank frame of its network input size, and on a GPU provider
-    also on one per camera (the largest batch the node's worker takes together).
+    also on one per camera (the largest batch the node's worker takes together) and each of its
+    networks at every shape :func:`detector_feeds` names (R81: tiles, the band, re-check crops
+    built their engines on the first real frame, inside a batch the stall watch times).
 
     Args:
         detector: an ObjectDetector, MultiModelDetector or DeviceDetector.
         cameras: how many cameras the node reads.
+        progress: told each inference as it begins (:func:`run_bounded`).
 
     Returns:
         The seconds it took.
@@ -64,12 +262,22 @@ def warm_up_detector(detector: Any, cameras: int) -> float:
     t0 = time.perf_counter()
     gpu = on_gpu(list(getattr(detector, "providers", {}).values())
                  or [getattr(detector, "provider", "")])
+    name = getattr(detector, "model_name", "the detector")
     for count in dict.fromkeys((1, max(1, int(cameras)) if gpu else 1)):
+        what = f"{count} blank {width}x{height} frame(s)"
+        _step(progress, name, what)
         try:
             detector.detect([blank] * count)
         except Exception as exc:  # noqa: BLE001 - named, and configure fails on it
-            raise _failed(getattr(detector, "model_name", "the detector"),
-                          f"{count} blank {width}x{height} frame(s)", exc) from exc
+            raise _failed(name, what, exc) from exc
+    for feed in detector_feeds(detector, cameras) if gpu else []:
+        for batch in feed.batches:
+            what = f"a blank batch of {batch} {feed.width}x{feed.height} input(s) ({feed.why})"
+            _step(progress, feed.model, what)
+            try:
+                feed.run(batch)
+            except Exception as exc:  # noqa: BLE001 - named, and configure fails on it
+                raise _failed(feed.model, what, exc) from exc
     return time.perf_counter() - t0
 
 
@@ -84,10 +292,14 @@ def _detector_size(detector: Any) -> tuple[int, int]:
     return 640, 480
 
 
-def warm_up_driver(identifier: Any) -> float:
+def warm_up_driver(identifier: Any, progress: WarmUpProgress | None = None) -> float:
     """Run each model of the driver pipeline on blank input: YuNet on a minimal blank frame (on a
     GPU provider also one of ``face.max_side`` a side), the embedder, face mesh and iris models on
     zeros (a blank frame has no face to reach them).
+
+    Args:
+        identifier: the DriverIdentifier.
+        progress: told each inference as it begins (:func:`run_bounded`).
 
     Returns:
         The seconds it took.
@@ -104,16 +316,19 @@ def warm_up_driver(identifier: Any) -> float:
     side = int(getattr(engine.detector, "max_side", 640)) if gpu else MIN_FRAME_PX
     t0 = time.perf_counter()
     for size in dict.fromkeys((MIN_FRAME_PX, side)):
+        what = f"a blank {size}x{size} frame"
+        _step(progress, "yunet", what)
         try:
             engine.detect(np.zeros((size, size, 3), np.uint8))
         except Exception as exc:  # noqa: BLE001 - named, and configure fails on it
-            raise _failed("yunet", f"a blank {size}x{size} frame", exc) from exc
+            raise _failed("yunet", what, exc) from exc
     for model in others:
-        warm_up_model(model, None if gpu else (1,))
+        warm_up_model(model, None if gpu else (1,), progress)
     return time.perf_counter() - t0
 
 
-def warm_up_model(model: Any, batches: Sequence[int] | None = None) -> None:
+def warm_up_model(model: Any, batches: Sequence[int] | None = None,
+                  progress: WarmUpProgress | None = None) -> None:
     """Run ``model`` (an OnnxModel or OpenVinoModel) on zeros: batch 1, and 2 where its batch
     axis is free (the iris model's two eyes).
 
@@ -121,15 +336,19 @@ def warm_up_model(model: Any, batches: Sequence[int] | None = None) -> None:
         ModelError: naming the model and the fix.
     """
     dynamic = bool(model.inputs) and model.inputs[0].shape[:1] == (None,)
+    name = getattr(model, "name", "a model")
     for batch in batches or ((1, 2) if dynamic else (1,)):
         feeds = {spec.name: np.zeros([batch if i == 0 and d is None else (d or 1)
                                       for i, d in enumerate(spec.shape)], spec.dtype)
                  for spec in model.inputs}
+        what = f"a blank input of batch {batch}"
+        _step(progress, name, what)
         try:
             model.run(feeds)
         except Exception as exc:  # noqa: BLE001 - named, and configure fails on it
-            raise _failed(getattr(model, "name", "a model"), f"a blank input of batch {batch}",
-                          exc) from exc
+            raise _failed(name, what, exc) from exc
 
 
-__all__ = ["FIX", "on_gpu", "warm_up_detector", "warm_up_driver", "warm_up_model"]
+__all__ = ["FIX", "WARM_UP_TIMEOUT_S", "Feed", "WarmUpJob", "WarmUpProgress", "batch_sizes",
+           "detector_feeds", "images_per_frame", "on_gpu", "run_bounded", "warm_up_detector",
+           "warm_up_driver", "warm_up_model"]
