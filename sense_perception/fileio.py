@@ -125,7 +125,7 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def write_summary_json(path: Path, document: Any) -> None:
+def write_summary_json(path: Path, document: Any, private: bool = False) -> None:
     """Write a run's summary (a replay's ``summary.json``, fleet's ``fleet_summary.json``) as
     strict, indented JSON (NaN / infinity as null: :func:`finite_json`), atomically: a whole file
     or none, flushed to disk (the file before its rename, the folder after) as
@@ -134,7 +134,8 @@ def write_summary_json(path: Path, document: Any) -> None:
 
     The temp file has the fixed name ``.<name>.tmp`` beside ``path`` (which a replay's
     ``--force`` clears and fleet reserves); a link or file planted under that name is removed,
-    never written through.
+    never written through. ``private``: mode 0600 whatever the umask (a cabin replay's summary
+    holds the driver's pseudonymous id and attention timeline), else 0644 less the umask.
 
     Raises:
         OSError: it cannot be written (the temp file is removed).
@@ -144,7 +145,8 @@ def write_summary_json(path: Path, document: Any) -> None:
     text = json.dumps(finite_json(document), indent=2, allow_nan=False) + "\n"
     tmp.unlink(missing_ok=True)  # a link planted there is removed, never written through
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o600 if private else 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

@@ -525,7 +525,9 @@ class Replayer:
                 summary["camera_health"] = {t: v for bank in self._cameras.values()
                                             for t, v in bank.summary().items()}
             try:
-                write_summary(out / SUMMARY_FILE, summary)
+                # a cabin replay's summary names the driver (pseudonymous id) and their
+                # attention over time: private, as its bag is (R80)
+                write_summary(out / SUMMARY_FILE, summary, private=self._cabin is not None)
             except OSError as exc:
                 raise OutputWriteError(out / SUMMARY_FILE, exc) from exc
             # The marker's removal flushed too (summary.json is on disk by now): unflushed, a
@@ -782,9 +784,12 @@ class Replayer:
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
         clear_out(out)
-        # Copied cabin frames show the driver's face: that bag is private, as the cabin video is.
+        # A cabin replay's bag holds the driver's face boxes, pseudonymous id, head pose and
+        # attention (and with --copy-input the face itself): private, as the cabin video is. It
+        # was private only with --copy-input: the results kept the umask's mode (0644, or 0666
+        # under umask 000), readable by every local user (R80).
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag),
-                              private=self.options.copy_input and self._cabin is not None)
+                              private=self._cabin is not None)
         self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None,
                                 on_error=self._output_failed)
         self._told_output: set[str] = set()  # outputs whose first failure was logged
