@@ -333,6 +333,57 @@ def test_every_output_of_a_cabin_replay_is_private_whatever_the_umask(tmp_path, 
     assert (tmp_path / "exterior.json").stat().st_mode & 0o777 == 0o644 & ~umask
 
 
+class _FakePublisher:
+    """LivePublisher's interface, recording what it would put on the graph (no rclpy here)."""
+
+    def __init__(self, rate: float = 1.0, skipped=None, **_: object) -> None:
+        self.advertised: list[str] = []
+        self.played: list[str] = []
+        _FakePublisher.last = self
+
+    def reserve(self, topics: set[str]) -> None:
+        pass
+
+    def advertise(self, topics) -> None:
+        self.advertised += [t for t, _, _ in topics]
+
+    def play(self, message, qos=()) -> None:
+        self.played.append(message.topic)
+
+    def publish(self, topic: str, msgtype: str, raw, qos=()) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("cabin, asked", [(None, False), (CABIN, False), (CABIN, True)])
+def test_publish_plays_the_cabin_camera_only_when_asked(tmp_path, monkeypatch, capsys, cabin,
+                                                        asked) -> None:
+    """R80: `replay --publish` played every topic of the bag into the graph, the cabin camera's
+    images (the driver's face) too, with or without `--cabin`, to every participant of the DDS
+    domain, while no file holds the face unless asked (`--video-cabin`). They are held back now,
+    a note naming `--publish-cabin`, which plays them; the other topics play as before."""
+    from sense_perception.replay import publish
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    monkeypatch.setattr(publish, "LivePublisher", _FakePublisher)
+    topics = [] if cabin else [WINDSHIELD]  # one camera is enough: the playing is looked at
+    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=topics, cabin=cabin,
+                                    publish=True, publish_cabin=asked)).run()
+    fake = _FakePublisher.last
+    for seen in (fake.advertised, fake.played):
+        assert (CABIN in seen) is asked, seen
+        assert "/camera/front/image_raw/compressed" in seen and "/tf_static" in seen
+    assert fake.played.count(CABIN) == (8 if asked else 0)
+    note = [n for n in result.notes if "pass --publish-cabin to publish them" in n]
+    assert bool(note) is not asked and result.summary["frames"] == (8 if cabin else 1)
+    if not cabin:
+        code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--publish-cabin")
+        assert code == 2 and "--publish-cabin only applies with --publish" in err
+        assert not (tmp_path / "o").exists()
+
+
 def test_video_cabin_without_cabin_is_refused_not_ignored(tmp_path, capsys) -> None:
     code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--video-cabin")
     assert code == 2 and "--video-cabin films the camera named by --cabin" in err
