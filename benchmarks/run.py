@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -157,12 +158,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+#: How a profile :func:`profile_pipeline` writes begins (pstats' first line): the only text file
+#: ``--profile`` replaces.
+PROFILE_START = re.compile(rb"\s*\d+ function calls")
+
+
+def is_results(document: Any) -> bool:
+    """True for a results document :func:`run` writes (``schema`` 1, the machine, the mode): the
+    only JSON file ``--out`` replaces or ``--merge`` merges into (R80)."""
+    return (isinstance(document, dict) and document.get("schema") == 1
+            and {"mode", "machine"} <= set(document))
+
+
 def check_outputs(args: argparse.Namespace) -> str | None:
     """Why ``--out`` or ``--profile`` cannot take the results, checked before any benchmark runs
     (a directory, an image, a FIFO or an unwritable path as --out ended a 30-minute run in a
     traceback that lost every figure); for ``--merge``, an existing --out must be a results file
     it can read. Missing parent folders are created. None when both can be written."""
-    from sense_perception.outpaths import OutputPathError, check_result_file
+    from sense_perception.outpaths import OutputPathError, OwnResult, check_result_file, file_head
 
     images = sorted(args.images.glob("*")) if args.images.is_dir() else []
     for option, path in (("--out", args.out or DEFAULT_OUT), ("--profile", args.profile)):
@@ -170,11 +183,21 @@ def check_outputs(args: argparse.Namespace) -> str | None:
             continue
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            check_result_file(path, images, option, json_only=option == "--out")
+            # an existing JSON file only when it is an earlier results file of this suite (R80:
+            # a COCO ground truth or another command's JSON was replaced, or --merge'd into)
+            check_result_file(path, images, option, json_only=option == "--out",
+                              own=OwnResult("benchmarks/run.py", is_results)
+                              if option == "--out" else None)
         except OutputPathError as exc:
             return str(exc)
         except OSError as exc:
             return f"{option} {path}: {exc.strerror or exc}; give a path you can write to"
+        head = file_head(path) if option == "--profile" else None
+        if head and head.strip() and not PROFILE_START.match(head):
+            return (f"--profile {path} already holds a file that is not a profile this suite "
+                    f"wrote (it begins {ascii(head.strip()[:24].decode('utf-8', 'replace'))}); a "
+                    "profile replaces only an earlier profile: give a new file name, or move "
+                    "that file away first")
     out = args.out or DEFAULT_OUT
     if args.merge and out.is_file():
         try:

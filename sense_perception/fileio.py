@@ -76,16 +76,21 @@ def _write_temp_beside(path: Path, data: bytes, private: bool, prefix: str | Non
     return tmp
 
 
-def replace_together(files: dict[Path, bytes | None], private: bool = True) -> None:
+def replace_together(files: dict[Path, bytes | None], private: bool = True,
+                     marker: tuple[Path, bytes] | None = None) -> None:
     """Replace several files as one set: each new content is written in full to a temp file
     beside its target (as :func:`atomic_write` does) before any target changes; only then are they
     renamed into place and the files given ``None`` removed.
 
     A full disk or a kill while writing keeps every earlier file whole, never the new version of
     one beside the old version of another. (The renames and removals at the end need no space.)
+    A ``kill -9`` or a power cut between two of the renames does leave a mixed set: with
+    ``marker`` (a path and its text) that file is on disk (flushed) before the first rename and
+    removed (flushed) after the last, so a mixed set is always marked as such.
 
     Raises:
-        OSError: a temp file cannot be written; every temp file is removed, no target changed.
+        OSError: a temp file cannot be written; every temp file is removed, no target changed
+            (and no marker written). Raised by a rename, the marker stays (the set may be mixed).
     """
     temps: list[tuple[str, Path]] = []
     try:
@@ -93,17 +98,24 @@ def replace_together(files: dict[Path, bytes | None], private: bool = True) -> N
             if data is None:
                 continue
             temps.append((_write_temp_beside(path, data, private), path))
-        for tmp, path in temps:
+        if marker is not None:
+            atomic_write(marker[0], marker[1], private=private)
+        for done, (tmp, path) in enumerate(temps):
             os.replace(tmp, path)
+            temps[done] = ("", path)  # in place: nothing left to remove
     except BaseException:
         for tmp, _ in temps:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
         raise
     for path, data in files.items():
         if data is None:
             path.unlink(missing_ok=True)
     for folder in {path.parent for path in files}:
         fsync_dir(folder)
+    if marker is not None:
+        marker[0].unlink()
+        fsync_dir(marker[0].parent)
 
 
 def write_result_json(path: Path, document: Any, indent: int | None = 1) -> None:
@@ -125,7 +137,7 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def write_summary_json(path: Path, document: Any) -> None:
+def write_summary_json(path: Path, document: Any, private: bool = False) -> None:
     """Write a run's summary (a replay's ``summary.json``, fleet's ``fleet_summary.json``) as
     strict, indented JSON (NaN / infinity as null: :func:`finite_json`), atomically: a whole file
     or none, flushed to disk (the file before its rename, the folder after) as
@@ -134,7 +146,8 @@ def write_summary_json(path: Path, document: Any) -> None:
 
     The temp file has the fixed name ``.<name>.tmp`` beside ``path`` (which a replay's
     ``--force`` clears and fleet reserves); a link or file planted under that name is removed,
-    never written through.
+    never written through. ``private``: mode 0600 whatever the umask (a cabin replay's summary
+    holds the driver's pseudonymous id and attention timeline), else 0644 less the umask.
 
     Raises:
         OSError: it cannot be written (the temp file is removed).
@@ -144,7 +157,8 @@ def write_summary_json(path: Path, document: Any) -> None:
     text = json.dumps(finite_json(document), indent=2, allow_nan=False) + "\n"
     tmp.unlink(missing_ok=True)  # a link planted there is removed, never written through
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o600 if private else 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

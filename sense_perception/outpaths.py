@@ -270,6 +270,31 @@ def check_own_result(path: Path, option: str, own: OwnResult) -> None:
                               "its own: give a new file name, or move that file away first")
 
 
+def earlier_result_problem(path: Path, own: OwnResult) -> str | None:
+    """Why the existing file ``path`` may not be replaced by ``own.command``'s result of that name
+    (a file it writes at a fixed place, fleet's ``fleet_summary.json``): it is not a regular
+    file, not JSON, or JSON that is not an earlier result of that command (:func:`check_own_result`);
+    None when ``path`` is absent, empty (``{}``, ``[]`` included) or such a result.
+    """
+    if not path.exists() and not path.is_symlink():
+        return None
+    head = file_head(path)
+    if head is None:
+        return f"is {file_kind(path)}, not a regular file" if path.exists() else \
+            "is a link that leads to no file"
+    if not _text_start(head):
+        return None
+    start = _not_json_head(head)
+    if start is not None:
+        return f"holds a file that is not a JSON result (it begins {start})"
+    try:
+        check_own_result(path, "", own)
+    except OutputPathError:
+        return (f"holds JSON that is not {own.command}'s own result (it begins "
+                f"{head_start(head)}: another command's results or a file of yours)")
+    return None
+
+
 def check_video_dir(path: Path, option: str = "--out",
                     error: type[SensePerceptionError] = OutputPathError) -> None:
     """Refuse a video output directory whose absolute path is not valid UTF-8.
@@ -392,6 +417,6 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_RESULT_BYTES", "OutputPathError", "OwnResult", "check_apart",
-           "check_own_folder", "check_own_result", "check_result_file", "file_head", "file_kind",
+           "check_own_folder", "check_own_result", "check_result_file", "earlier_result_problem", "file_head", "file_kind",
            "head_start", "is_gallery", "not_json", "check_video_dir", "check_writable_dir",
            "overlap", "real_path", "same_file"]

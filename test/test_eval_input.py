@@ -537,3 +537,66 @@ def test_detect_judges_its_out_again_once_it_holds_it(tmp_path: Path, capsys, mo
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and f"--out {out} holds the results of sense-perception eval" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == evals
+
+
+_KILLED_BETWEEN_RENAMES = """
+import os, sys
+from pathlib import Path
+from sense_perception.evaluation.outputs import write_results
+out = Path(sys.argv[1])
+write_results(out, {"run": "A"}, {"run": "A"}, b"plot A")
+real = os.replace
+def replace(src, dst):
+    real(src, dst)
+    if Path(str(dst)).name == "detections.json":
+        os._exit(9)  # as kill -9: no clean-up, no finally
+os.replace = replace
+write_results(out, {"run": "B"}, {"run": "B"}, b"plot B")
+"""
+
+
+def test_a_kill_between_the_renames_of_evals_results_is_marked_and_named(tmp_path: Path,
+                                                                          capsys, monkeypatch) -> None:
+    """R80: a `kill -9` or a power cut between two of the renames that replace eval's three
+    results left one run's detections.json beside the other's eval.json and plot, and nothing
+    told that set from a whole one (R73's stop handling covers Ctrl-C and SIGTERM only).
+    EVAL_INCOMPLETE.txt is on disk before the first rename and removed after the last: the mixed
+    set says so, the next eval into the folder names it before any model runs, replaces the set
+    whole, removes the marker and the killed run's temp files."""
+    import subprocess
+    import sys
+
+    from sense_perception.evaluation.outputs import (EVAL_INCOMPLETE, incomplete_note,
+                                                     write_results)
+    from sense_perception.errors import SensePerceptionError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    root = Path(__file__).resolve().parents[1]
+    child = subprocess.run([sys.executable, "-c", _KILLED_BETWEEN_RENAMES, str(out)],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": str(root)})
+    assert child.returncode == 9, child.stderr
+    assert json.loads((out / "detections.json").read_text()) == {"run": "B"}  # a mixed set
+    assert json.loads((out / "eval.json").read_text()) == {"run": "A"}
+    assert "may come from two runs" in (out / EVAL_INCOMPLETE).read_text()
+    assert [p.name for p in out.glob(".*.tmp")]  # the killed run's temp files
+    note = incomplete_note(out)
+    assert note and EVAL_INCOMPLETE in note and "this run replaces them as one set" in note
+
+    class Refused(SensePerceptionError):
+        pass
+
+    def checks_only(*args: object, **kwargs: object) -> None:
+        kwargs["before_detection"]([FRAME])  # the run's checks before any model loads
+        raise Refused("stopped here by the test")
+
+    gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
+    monkeypatch.setattr(eval_run, "run_evaluation", checks_only)
+    assert main(["eval", str(gt), "--out", str(out)]) == 2
+    assert note in " ".join(capsys.readouterr().err.split())  # named to the user
+    write_results(out, {"run": "C"}, {"run": "C"}, b"plot C")
+    assert sorted(p.name for p in out.iterdir()) == [
+        EVAL_MARKER, "detections.json", "eval.json", "precision_recall.png"]
+    assert (out / "precision_recall.png").read_bytes() == b"plot C"
+    assert incomplete_note(out) is None

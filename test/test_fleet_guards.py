@@ -277,6 +277,30 @@ def test_summary_path_taken_by_a_folder_is_refused_before_any_work(tmp_path, cap
     assert not (out / LOCK_FILE).exists()
 
 
+def test_a_file_of_the_users_named_fleet_summary_json_is_never_replaced(tmp_path, capsys):
+    """R80: a run wrote its summary over whatever `fleet_summary.json` its --out held (a user's
+    note, another tool's JSON, a text file), exit 0. Only an earlier run's summary is replaced:
+    anything else is refused before any work (exit 2, no lock taken), naming how it begins and
+    the fix, every byte kept. (The bag's output name is a user's folder here, so no Ray starts.)"""
+    out = tmp_path / "out"
+    (out / "sample_bag").mkdir(parents=True)
+    (out / "sample_bag" / "notes.txt").write_text("mine\n")
+    summary = out / "fleet_summary.json"
+    for mine, begins in (('{"my": "fleet notes"}\n', "holds JSON that is not fleet's own result"),
+                         ("bag, car, date\n", "holds a file that is not a JSON result")):
+        summary.write_text(mine)
+        code, err = _fleet(capsys, str(SAMPLE_BAG), "--out", str(out))
+        assert code == 2 and "Traceback" not in err, err
+        assert f"{summary} {begins}" in err and "move that file away, or choose another --out" in err
+        assert summary.read_text() == mine and not (out / LOCK_FILE).exists()
+    summary.unlink()
+    code, _ = _fleet(capsys, str(SAMPLE_BAG), "--out", str(out))  # its own summary, then again
+    first = json.loads(summary.read_text())
+    assert code == 2 and first["per_bag"][0]["status"] == "failed"
+    code, _ = _fleet(capsys, str(SAMPLE_BAG), "--out", str(out))
+    assert code == 2 and json.loads(summary.read_text())["wall_s"] is not None
+
+
 # -- bags behind links ---------------------------------------------------------------------------
 
 def test_linked_bag_folders_are_followed_once_and_loops_end(tmp_path):

@@ -161,7 +161,7 @@ def test_benchmark_and_camera_health_outputs_are_checked_before_the_long_run(tmp
              ([run_py, "--quick", "--out", str(tmp_path / "r.json"), "--profile", str(folder)],
               "--profile", "is a directory"),
              ([run_py, "--quick", "--only", "gallery", "--merge", "--out", str(broken)],
-              "--merge:", "is not a readable results file"),
+              "--out", "already holds JSON that is not benchmarks/run.py's own result"),
              (["-m", "sense_perception.evaluation.camera_health_eval", "--out", str(photo)],
               "--out", "is a file, not a directory"),
              (["-m", "sense_perception.evaluation.camera_health_eval", "--out", str(tmp_path)],
@@ -275,9 +275,68 @@ def test_score_calibration_fit_never_writes_over_its_ground_truth(tmp_path: Path
     notes = tmp_path / "notes.json"
     notes.write_text('{"my": "notes"}\n')
     result = tool("fit_score_calibration.py", str(gt), "--out", str(notes), cwd=tmp_path)
-    assert result.returncode == 2 and "is not a score calibration file" in result.stderr
+    assert result.returncode == 2 and ("already holds JSON that is not "
+                                       "tools/fit_score_calibration.py's own result") in result.stderr
     assert {p: p.read_bytes() for p in before} == before
     assert notes.read_text() == '{"my": "notes"}\n'
+
+
+def test_the_tools_replace_only_an_earlier_result_of_their_own(tmp_path: Path) -> None:
+    """R80: `tools/eval_velocity.py --json-out`, `tools/fit_score_calibration.py --out` and
+    `benchmarks/run.py --out` / `--merge` / `--profile` replaced any JSON file (a COCO ground
+    truth, another command's results; the calibration fit any JSON holding a `models` table,
+    its other keys lost), the benchmarks' profile any text file, after minutes of work. Each is
+    refused now before any work (exit 2), naming how the file begins and the fix, and keeps
+    every byte; each tool's own earlier result (or an empty file) is still replaced."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tools"))
+    import fit_score_calibration as fsc
+    from benchmarks.run import parse_args
+    from sense_perception.evaluation.velocity import is_velocity_report
+
+    coco = tmp_path / "coco.json"
+    coco.write_text('{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": []}\n')
+    zoo = tmp_path / "zoo.json"  # a JSON of the user's with a models table of its own
+    zoo.write_text('{"models": {"resnet": {"path": "/data/resnet.onnx"}}, "runs": [1, 2]}\n')
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    before = {p: p.read_bytes() for p in (coco, zoo, notes)}
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"cameras": {f"cam/{n}": {"image": f"{n}.png", "boxes": []}
+                                          for n in (0, 1)}}))
+    said = "already holds JSON that is not {}'s own result (it begins "
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "eval_velocity.py"), str(gt),
+                             "--json-out", str(coco)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"error: --json-out {coco} " + said.format(
+        "tools/eval_velocity.py")), result.stderr
+    assert "give a new file name, or move that file away first" in result.stderr
+    assert "are missing" not in result.stderr  # refused before the sequence is read
+    assert is_velocity_report({"iou": 0.5, "bands": [], "frames": 2, "all": {}, "parked": {},
+                               "skipped": [], "ground_truth": "gt.json", "config": "defaults"})
+    for out in (coco, zoo):
+        with pytest.raises(SystemExit) as exit_:
+            fsc.earlier_maps(argparse.Namespace(ground_truth=gt, check=None, out=out))
+        assert exit_.value.code == 2
+    shipped = ROOT / "sense_perception" / "models" / "score_calibration.json"
+    kept = fsc.earlier_maps(argparse.Namespace(ground_truth=gt, check=None, out=shipped))
+    assert set(kept["models"]) >= {"picodet_s_416"}  # its own file: its models are kept
+    for args in (["--quick", "--out", str(coco)],
+                 ["--quick", "--only", "gallery", "--merge", "--out", str(coco)],
+                 ["--quick", "--out", str(tmp_path / "r.json"), "--profile", str(notes)]):
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(args)
+        assert exit_.value.code == 2
+    results = tmp_path / "results.json"  # the suite's own results file, then its own profile
+    shutil.copy(ROOT / "benchmarks" / "results.json", results)
+    profile = tmp_path / "profile.txt"
+    profile.write_text("         1234 function calls (1200 primitive calls) in 0.5 seconds\n")
+    assert parse_args(["--quick", "--only", "gallery", "--merge", "--out", str(results),
+                       "--profile", str(profile)]).out == results
+    assert {p: p.read_bytes() for p in before} == before
 
 
 def test_a_link_loop_as_the_output_is_an_error_not_a_traceback(tmp_path: Path) -> None:

@@ -305,6 +305,85 @@ def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> N
     assert set(modes(exterior).values()) == {0o666}, modes(exterior)
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_every_output_of_a_cabin_replay_is_private_whatever_the_umask(tmp_path, umask) -> None:
+    """R80: a `--cabin` replay without `--copy-input` wrote its bag (the driver's face boxes,
+    pseudonymous id, head pose, attention, the cabin annotations) and its summary.json (the
+    driver's id timeline and attention alerts) under the umask: 0644, and 0666 under umask 000,
+    while the cabin video was 0600. The bag's folder is 0700 and every file of a cabin replay
+    0600 now (the cabin video already was), whatever the umask."""
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+    from sense_perception.replay.summary import write_summary
+
+    out = tmp_path / "out"
+    old = os.umask(umask)
+    try:  # the cabin camera alone (8 frames): what matters is what the replay writes
+        Replayer(ReplayOptions(SAMPLE_BAG, out, topics=[], cabin=CABIN, video_cabin=True)).run()
+        write_summary(tmp_path / "exterior.json", {})  # an exterior replay's: the umask's mode
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in out.rglob("*")
+             if not p.name.startswith(".")}
+    assert modes.pop("bag") == 0o700 and modes.pop("video") == 0o777 & ~umask, modes
+    assert modes == {"bag/sample_bag.mcap": 0o600, "bag/metadata.yaml": 0o600,
+                     "summary.json": 0o600, "video/camera_cabin_image_raw_compressed.mp4": 0o600}
+    with Reader(out / "bag") as reader:  # the owner reads it: the driver's results are there
+        assert reader.topics["/camera/cabin/driver_identity"].msgcount == 8
+    assert json.loads((out / "summary.json").read_text())["identity"]
+    assert (tmp_path / "exterior.json").stat().st_mode & 0o777 == 0o644 & ~umask
+
+
+class _FakePublisher:
+    """LivePublisher's interface, recording what it would put on the graph (no rclpy here)."""
+
+    def __init__(self, rate: float = 1.0, skipped=None, **_: object) -> None:
+        self.advertised: list[str] = []
+        self.played: list[str] = []
+        _FakePublisher.last = self
+
+    def reserve(self, topics: set[str]) -> None:
+        pass
+
+    def advertise(self, topics) -> None:
+        self.advertised += [t for t, _, _ in topics]
+
+    def play(self, message, qos=()) -> None:
+        self.played.append(message.topic)
+
+    def publish(self, topic: str, msgtype: str, raw, qos=()) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("cabin, asked", [(None, False), (CABIN, False), (CABIN, True)])
+def test_publish_plays_the_cabin_camera_only_when_asked(tmp_path, monkeypatch, capsys, cabin,
+                                                        asked) -> None:
+    """R80: `replay --publish` played every topic of the bag into the graph, the cabin camera's
+    images (the driver's face) too, with or without `--cabin`, to every participant of the DDS
+    domain, while no file holds the face unless asked (`--video-cabin`). They are held back now,
+    a note naming `--publish-cabin`, which plays them; the other topics play as before."""
+    from sense_perception.replay import publish
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    monkeypatch.setattr(publish, "LivePublisher", _FakePublisher)
+    topics = [] if cabin else [WINDSHIELD]  # one camera is enough: the playing is looked at
+    result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=topics, cabin=cabin,
+                                    publish=True, publish_cabin=asked)).run()
+    fake = _FakePublisher.last
+    for seen in (fake.advertised, fake.played):
+        assert (CABIN in seen) is asked, seen
+        assert "/camera/front/image_raw/compressed" in seen and "/tf_static" in seen
+    assert fake.played.count(CABIN) == (8 if asked else 0)
+    note = [n for n in result.notes if "pass --publish-cabin to publish them" in n]
+    assert bool(note) is not asked and result.summary["frames"] == (8 if cabin else 1)
+    if not cabin:
+        code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--publish-cabin")
+        assert code == 2 and "--publish-cabin only applies with --publish" in err
+        assert not (tmp_path / "o").exists()
+
+
 def test_video_cabin_without_cabin_is_refused_not_ignored(tmp_path, capsys) -> None:
     code, _, err = _run(capsys, SAMPLE_BAG, "--out", tmp_path / "o", "--video-cabin")
     assert code == 2 and "--video-cabin films the camera named by --cabin" in err

@@ -261,7 +261,9 @@ def test_json_out_is_written_through_a_temp_file_and_a_full_disk_keeps_the_earli
         "boxes": [{"label": "car", "bbox_xyxy": [714.3, 517.4, 1149.4, 915.3], "uuid": "a",
                    "position_base_link": [12.9 - 0.1 * n, 0.15, 0.0]}]} for n in range(2)}}))
     out = tmp_path / "velocity.json"
-    earlier = json.dumps({"earlier": "result", "pad": "x" * 300}) + "\n"
+    # an earlier report of the tool (R80: any other JSON file is refused, not replaced)
+    earlier = json.dumps({"iou": 0.5, "bands": [], "frames": 0, "all": {}, "parked": {},
+                          "ground_truth": "x" * 300}) + "\n"
     out.write_text(earlier)
 
     def full_disk() -> None:  # no write may grow a file past 600 bytes

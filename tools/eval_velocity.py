@@ -67,18 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true",
                         help="print the report as JSON instead of the table")
     parser.add_argument("--json-out", type=Path, default=None, metavar="FILE",
-                        help="also write the report as JSON to FILE (never over an input or an image)")
+                        help="also write the report as JSON to FILE (never over an input, an image or a "
+                             "JSON file that is not an earlier report of this tool)")
     args = parser.parse_args(argv)
 
-    from sense_perception.evaluation.velocity import (load_sequence, render_velocity,
-                                                      run_sequence, velocity_report)
+    from sense_perception.evaluation.velocity import (is_velocity_report, load_sequence,
+                                                      render_velocity, run_sequence,
+                                                      velocity_report)
     from sense_perception.fileio import write_result_json
-    from sense_perception.outpaths import check_result_file
+    from sense_perception.outpaths import OwnResult, check_result_file
 
     try:
         if args.json_out is not None:  # before any work
             config = [args.config] if args.config else []  # never the config either
-            check_result_file(args.json_out, [args.ground_truth, *config], "--json-out")
+            # an existing JSON file only when it is this tool's earlier report (R80)
+            check_result_file(args.json_out, [args.ground_truth, *config], "--json-out",
+                              own=OwnResult("tools/eval_velocity.py", is_velocity_report))
         if not 0.0 < args.iou <= 1.0:
             raise SensePerceptionError(f"--iou must be within (0, 1], got {args.iou}")
         frames = load_sequence(args.ground_truth, args.camera, args.fps)

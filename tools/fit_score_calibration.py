@@ -39,7 +39,7 @@ from sense_perception.core.runtime.model_registry import MODELS, sha256_file  # 
 from sense_perception.evaluation.ground_truth import load_ground_truth  # noqa: E402
 from sense_perception.evaluation.scoring import ImageDetections, match_detections  # noqa: E402
 from sense_perception.fileio import read_regular_file, write_result_json  # noqa: E402
-from sense_perception.outpaths import OutputPathError, check_result_file  # noqa: E402
+from sense_perception.outpaths import OutputPathError, OwnResult, check_result_file  # noqa: E402
 
 BATCH = 4
 BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
@@ -206,23 +206,32 @@ def calibration_error(data: dict[str, dict[str, Any]], models: dict[str, Any]) -
     return "\n".join(lines)
 
 
+def is_calibration_file(document: Any) -> bool:
+    """True for a score calibration file this tool writes (``about``, ``models``: per model a
+    table with its ``default`` map, ``operating_point``): the only JSON file ``--out`` replaces
+    (R80: a JSON file of the user's holding a ``models`` table of its own was replaced, its other
+    keys lost)."""
+    return (isinstance(document, dict) and "models" in document
+            and set(document) <= {"about", "models", "operating_point"}
+            and isinstance(document["models"], dict)
+            and all(isinstance(entry, dict) and "default" in entry
+                    for entry in document["models"].values()))
+
+
 def earlier_maps(args: argparse.Namespace) -> dict[str, Any]:
     """The calibration file ``--out`` holds (its models are kept), checked before any work: an
     ``--out`` that is one of the ground truths, an image, a directory or a FIFO, or an existing
     file that is no calibration, ends the tool (exit 2) naming it."""
     inputs = [args.ground_truth, *([args.check] if args.check else [])]
     try:
-        check_result_file(args.out, inputs, "--out")
-        old = json.loads(read_regular_file(args.out, 16 << 20)) if args.out.is_file() else {}
+        check_result_file(args.out, inputs, "--out",
+                          own=OwnResult("tools/fit_score_calibration.py", is_calibration_file))
+        data = read_regular_file(args.out, 16 << 20) if args.out.is_file() else b""
+        old = json.loads(data) if data.strip() else {}  # an empty file holds no model
     except (OutputPathError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if not isinstance(old, dict) or not isinstance(old.get("models", {}), dict) or (
-            old and "models" not in old):
-        print(f"error: --out {args.out} is not a score calibration file (no \"models\"); it "
-              "would be replaced: give the calibration file or a new name", file=sys.stderr)
-        raise SystemExit(2)
-    return old
+    return old if isinstance(old, dict) else {}  # an empty one ({}, []) holds no model
 
 
 def main() -> int:

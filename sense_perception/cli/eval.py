@@ -175,7 +175,7 @@ def _run(args: argparse.Namespace, lock: FolderLock, stops: Stops,
 
     from ..config import files_note, load_params
     from ..errors import ConfigError
-    from ..evaluation.outputs import check_own_results, write_results
+    from ..evaluation.outputs import check_own_results, incomplete_note, write_results
     from ..evaluation.report import PLOT_FILE, EVAL_FILE, plot_png, render, to_dict
     from ..evaluation.run import run_evaluation
     from ..outpaths import check_not_in_an_output, check_writable_dir
@@ -216,6 +216,9 @@ def _run(args: argparse.Namespace, lock: FolderLock, stops: Stops,
         def before_detection(paths: list[Path]) -> None:
             check_results_apart(args.out, paths)
             check_own_results(args.out)  # never another command's results (or the user's)
+            if (note := incomplete_note(args.out)) is not None:  # a set a kill -9 left mixed
+                console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                              soft_wrap=True)
             check_writable_dir(args.out, error=ConfigError)  # created and proven, before any model
             lock.acquire(args.out)  # held until the results are written
 

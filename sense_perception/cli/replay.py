@@ -87,6 +87,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="with --publish: play only the bag's messages and /clock, not the "
                              "replay's own results (when live nodes under test publish those "
                              "topics themselves)")
+    parser.add_argument("--publish-cabin", action="store_true",
+                        help="with --publish: also play the cabin camera's images into the graph; "
+                             "they show the driver's face, so they are published only on this "
+                             "explicit request")
     parser.add_argument("--rate", type=_rate, default=None, metavar="R",
                         help="playback speed factor with --publish, a number > 0 (default: 1)")
     parser.add_argument("--force", action="store_true",
@@ -129,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
     if args.publish_input_only and not args.publish:
         print("error: --publish-input-only only applies with --publish", file=sys.stderr)
         return EXIT_FATAL
+    if args.publish_cabin and not args.publish:
+        print("error: --publish-cabin only applies with --publish (it plays the cabin camera's "
+              "images into a live graph); add --publish or drop --publish-cabin", file=sys.stderr)
+        return EXIT_FATAL
     if args.rate is not None and not args.publish:
         print("error: --rate sets the playback speed of --publish; add --publish or drop --rate "
               "(without --publish the bag is replayed as fast as it can be)", file=sys.stderr)
@@ -159,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                             config=args.config, copy_input=args.copy_input, video=args.video,
                             video_cabin=args.video_cabin,
                             publish=args.publish, publish_results=not args.publish_input_only,
+                            publish_cabin=args.publish_cabin,
                             rate=1.0 if args.rate is None else args.rate, force=args.force,
                             calibration=args.calibration[1] if args.calibration else None,
                             calibration_camera=args.calibration[0] if args.calibration else "")

@@ -8,7 +8,10 @@ folder: eval replaces (or, without a curve, removes) them only where that marker
 before the model loads, a folder where one of them exists without it; ``detect`` refuses a
 folder with that marker (:func:`check_not_eval_results`). The three files are
 replaced together (:func:`~sense_perception.fileio.replace_together`): a full disk keeps the
-earlier run's set whole, never a new ``detections.json`` beside an old ``eval.json``.
+earlier run's set whole, never a new ``detections.json`` beside an old ``eval.json``. Only a
+``kill -9`` or a power cut between two of the renames can mix two runs' files: :data:`EVAL_INCOMPLETE`
+is on disk before the first rename and gone after the last, so such a set says so, and the next
+eval into the folder names it and replaces the set whole (R80).
 """
 from __future__ import annotations
 
@@ -25,6 +28,24 @@ RESULT_FILES = (EVAL_FILE, DETECTIONS_FILE, PLOT_FILE)
 _MARKER_TEXT = (b"Written by `sense-perception eval`: a later eval into this folder replaces "
                 b"eval.json, detections.json and precision_recall.png here. Remove this file to "
                 b"keep eval from touching them.\n")
+
+
+EVAL_INCOMPLETE = "EVAL_INCOMPLETE.txt"
+_INCOMPLETE_TEXT = (b"sense-perception eval was stopped (kill -9, a crash or a power cut) while it "
+                    b"replaced eval.json, detections.json and precision_recall.png in this folder: "
+                    b"they may come from two runs and do not describe one another. Run the eval "
+                    b"again into this folder: it replaces them as one set and removes this file.\n")
+
+
+def incomplete_note(out: Path) -> str | None:
+    """What to say when ``out`` holds :data:`EVAL_INCOMPLETE` (an eval killed between the renames
+    of its results), else None."""
+    marker = Path(out) / EVAL_INCOMPLETE
+    if not (marker.is_file() and not marker.is_symlink() and written_by_eval(out)):
+        return None
+    return (f"--out {out} holds {EVAL_INCOMPLETE}: an earlier eval was stopped while it replaced "
+            f"its results, so {', '.join(RESULT_FILES)} there may come from two runs; this run "
+            "replaces them as one set")
 
 
 def written_by_eval(out: Path) -> bool:
@@ -79,9 +100,16 @@ def write_results(out: Path, evaluation: dict[str, Any], detections: dict[str, A
     out = Path(out)
     if not written_by_eval(out):
         atomic_write(out / EVAL_MARKER, _MARKER_TEXT, private=False)
+    for name in RESULT_FILES:  # temp files a killed run left (replace_together's names)
+        for left in out.glob(f".{name}.*.tmp"):
+            if left.is_file() and not left.is_symlink():
+                left.unlink(missing_ok=True)
+    # EVAL_INCOMPLETE.txt from before the first rename to after the last: a kill -9 or power
+    # cut between them left a mixed set that nothing told from a whole one (R80)
     replace_together({out / DETECTIONS_FILE: _json(detections, 1),
                       out / EVAL_FILE: _json(evaluation, 2),
-                      out / PLOT_FILE: plot}, private=False)
+                      out / PLOT_FILE: plot}, private=False,
+                     marker=(out / EVAL_INCOMPLETE, _INCOMPLETE_TEXT))
 
 
 def _json(document: Any, indent: int) -> bytes:

@@ -362,6 +362,18 @@ def velocity_report(frames: Sequence[SequenceFrame], results: Sequence[FrameResu
     return out
 
 
+#: The keys of a report ``tools/eval_velocity.py`` writes (:func:`velocity_report` and the tool's own).
+REPORT_KEYS = frozenset({"iou", "bands", "expected_coverage_1sigma", "frames", "all", "parked",
+                         "skipped", "ground_truth", "config"})
+
+
+def is_velocity_report(document: Any) -> bool:
+    """True for a JSON document ``tools/eval_velocity.py --json-out`` writes: the only JSON file
+    it replaces (R80; a COCO ground truth or another command's results were replaced whole)."""
+    return (isinstance(document, dict) and {"bands", "all"} <= set(document) <= REPORT_KEYS
+            and isinstance(document["all"], dict))
+
+
 def render_velocity(report: dict[str, Any]) -> str:
     """The report as a plain text table (one row per label and band with tracked detections)."""
     lines = [f"velocity of matched detections (IoU {report['iou']:g}, {report['frames']} frames); "

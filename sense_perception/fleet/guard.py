@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import FleetError
-from ..outpaths import check_apart, check_not_in_an_output, check_writable_dir
+from ..outpaths import (OwnResult, check_apart, check_not_in_an_output, check_writable_dir,
+                        earlier_result_problem)
 from .outputs import FLEET_SUMMARY
+from .report import is_fleet_summary
 
 
 def check_out_apart(out: Path, inputs: Sequence[Path]) -> None:
@@ -61,4 +63,10 @@ def make_out(out: Path) -> Path:
     if summary.exists() and not summary.is_file():
         raise FleetError(f"{summary} exists and is not a file, so the run's summary could not be "
                          "written there; move it away, or choose another --out")
+    # R80: the run's summary replaced whatever file of that name --out held (a user's own, or
+    # another tool's JSON): only an earlier run's summary is replaced.
+    problem = earlier_result_problem(summary, OwnResult("fleet", is_fleet_summary))
+    if problem:
+        raise FleetError(f"{summary} {problem}; a fleet run writes its summary there and replaces "
+                         "only an earlier run's: move that file away, or choose another --out")
     return out.resolve()

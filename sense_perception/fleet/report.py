@@ -66,6 +66,13 @@ def build_summary(reports: list[dict[str, Any]], result: Any, request: Any,
     }
 
 
+def is_fleet_summary(document: Any) -> bool:
+    """True for a ``fleet_summary.json`` :func:`build_summary` wrote (``bags`` counts, ``per_bag``
+    entries, ``settings``): the only file of that name a run replaces (R80)."""
+    return (isinstance(document, dict) and {"bags", "per_bag", "settings"} <= set(document)
+            and isinstance(document["bags"], dict) and isinstance(document["per_bag"], list))
+
+
 def bag_entry(job: Any, outcome: dict[str, Any], attempts: int, worker: int | None,
               output: Path | None) -> dict[str, Any]:
     """The entry of one bag in fleet_summary.json ``per_bag``.

@@ -115,6 +115,9 @@ class ReplayOptions:
     # With publish: also publish the replay's own results (False: only the bag and /clock, for
     # live nodes under test that publish those topics themselves).
     publish_results: bool = True
+    # With publish: also play the cabin camera's images (the driver's face) into the graph; held
+    # back without it (R80), as the cabin video is written only on request.
+    publish_cabin: bool = False
     rate: float = 1.0
     force: bool = False
     batch_window_s: float = 0.05  # frames of different cameras this close in bag time share a batch
@@ -461,6 +464,7 @@ class Replayer:
         if self._calibration is not None:
             check_calibration_camera(opts.calibration, opts.calibration_camera, self._exterior)
         self._publisher = None
+        self._held_back: set[str] = set()  # bag topics --publish does not play
         if opts.publish:  # first: without rclpy this fails before models load or outputs exist
             from .publish import LivePublisher
 
@@ -469,12 +473,13 @@ class Replayer:
             reserved = _result_topics(topics, cabin if cabin in topics else None,
                                       autoware_settings(opts.config)) \
                 if opts.publish_results else set()
+            self._held_back = self._cabin_held_back(bag)
             self._publisher = LivePublisher(rate=opts.rate, skipped=skipped)
             self._publisher.reserve(reserved)
             # Before the models load: subscribers discover the publishers meanwhile, so the
             # first frames are not lost to discovery.
             self._publisher.advertise([(t, m.msgtype, m.qos) for t, m in bag.topics.items()
-                                       if m.known])
+                                       if m.known and t not in self._held_back])
         try:
             self._setup(bag, out, topics)
         except BaseException:
@@ -525,7 +530,9 @@ class Replayer:
                 summary["camera_health"] = {t: v for bank in self._cameras.values()
                                             for t, v in bank.summary().items()}
             try:
-                write_summary(out / SUMMARY_FILE, summary)
+                # a cabin replay's summary names the driver (pseudonymous id) and their
+                # attention over time: private, as its bag is (R80)
+                write_summary(out / SUMMARY_FILE, summary, private=self._cabin is not None)
             except OSError as exc:
                 raise OutputWriteError(out / SUMMARY_FILE, exc) from exc
             # The marker's removal flushed too (summary.json is on disk by now): unflushed, a
@@ -570,12 +577,34 @@ class Replayer:
                 bag.notes.append(f"cabin topic {cabin} is not in this bag: exterior cameras only")
                 cabin = None
         private = self._cabin_camera(bag, cabin)
+        # the driver's camera, every transport and image of it (camera_of), --cabin's or the
+        # configured one: --publish plays its images only with --publish-cabin
+        self._driver_cameras = {camera_of(t) for t in (private, cabin) if t}
         topics = select_topics(bag, opts.topics, cabin, bag.skipped, private)
         if opts.topics is None:
             note = unused_camera_topics(opts.config, [t for t in topics if t != cabin])
             if note:
                 bag.notes.append(note)
         return cabin, topics
+
+    def _cabin_held_back(self, bag: Bag) -> set[str]:
+        """The bag's topics of the driver's camera (:func:`camera_of`: every transport and image
+        of it) that ``--publish`` does not play without ``--publish-cabin``; notes them.
+
+        They show the driver's face, which no output holds unless asked (the cabin video needs
+        ``--video-cabin``), while ``--publish`` played every topic of the bag, the cabin camera's
+        too, with or without ``--cabin``, to every participant of the DDS domain (R80).
+        """
+        if self.options.publish_cabin:
+            return set()
+        held = {t for t in bag.topics if camera_of(t) in self._driver_cameras}
+        if held:
+            note = (f"--publish: the cabin camera's images ({', '.join(sorted(held))}) are not "
+                    "played into the graph: they show the driver's face; pass --publish-cabin "
+                    "to publish them (a driver_monitor under test needs them)")
+            LOG.warning("%s", note)
+            bag.notes.append(note)
+        return held
 
     def _cabin_camera(self, bag: Bag, cabin: str | None) -> str | None:
         """The bag's topic of the configured cabin camera, when it has one other than ``cabin``,
@@ -782,9 +811,12 @@ class Replayer:
         _mark_incomplete(out, "this replay has not finished (it is running, or it was stopped by "
                               "a crash, a kill or a write error); the outputs here are incomplete")
         clear_out(out)
-        # Copied cabin frames show the driver's face: that bag is private, as the cabin video is.
+        # A cabin replay's bag holds the driver's face boxes, pseudonymous id, head pose and
+        # attention (and with --copy-input the face itself): private, as the cabin video is. It
+        # was private only with --copy-input: the results kept the umask's mode (0644, or 0666
+        # under umask 000), readable by every local user (R80).
         self._out = OutputBag(out / BAG_DIR, bag.typestore, name=output_bag_name(self.options.bag),
-                              private=self.options.copy_input and self._cabin is not None)
+                              private=self._cabin is not None)
         self._sink = ResultSink(self._out, self._publisher if self.options.publish_results else None,
                                 on_error=self._output_failed)
         self._told_output: set[str] = set()  # outputs whose first failure was logged
@@ -953,7 +985,7 @@ class Replayer:
         read = list(bag.topics) if self._publisher else topics + sorted(set(extra) - set(topics))
         try:
             for msg in bag.messages(read):
-                if self._publisher is not None:
+                if self._publisher is not None and msg.topic not in self._held_back:
                     self._publisher.play(msg, bag.topics[msg.topic].qos)
                 if self.options.copy_input and msg.topic in extra:
                     # The calibration the replay read (CameraInfo, /tf_static) goes with the

@@ -139,14 +139,16 @@ class SummaryBuilder:
         return summary
 
 
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
+def write_summary(path: Path, summary: dict[str, Any], private: bool = False) -> None:
     """Write a replay's ``summary.json`` (:func:`~sense_perception.fileio.write_summary_json`:
-    strict JSON, atomic, never through a planted link), as fleet writes ``fleet_summary.json``.
+    strict JSON, atomic, never through a planted link), as fleet writes ``fleet_summary.json``;
+    ``private``: mode 0600 whatever the umask (a cabin replay's: the driver's pseudonymous id
+    timeline and attention alerts).
 
     Raises:
         OSError: it cannot be written (the temp file is removed).
     """
-    write_summary_json(path, summary)
+    write_summary_json(path, summary, private=private)
 
 
 def render_table(summary: dict[str, Any], console: Console | None = None) -> None:

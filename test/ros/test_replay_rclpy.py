@@ -104,12 +104,14 @@ def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):
 
     rclpy.init()
     node = rclpy.create_node("replay_listener")
-    got: dict[str, list] = {"clock": [], "image": [], "detections": []}
+    got: dict[str, list] = {"clock": [], "image": [], "detections": [], "cabin": []}
     node.create_subscription(Clock, "/clock", lambda m: got["clock"].append(
         m.clock.sec + m.clock.nanosec * 1e-9), 100)
     node.create_subscription(CompressedImage, FRONT, lambda m: got["image"].append(m), 10)
     node.create_subscription(Detection2DArray, "/camera/front/detections",
                              lambda m: got["detections"].append(m), 10)
+    # the cabin camera (the driver's face) is played only with --publish-cabin (R80)
+    node.create_subscription(CompressedImage, CABIN, lambda m: got["cabin"].append(m), 10)
     stop = threading.Event()
 
     def spin() -> None:
@@ -139,6 +141,7 @@ def test_publish_plays_bag_and_results_with_clock(tmp_path, ros_env):
     assert first - 1e-3 <= clock[0] and clock[-1] <= last + 1e-3
     # discovery may miss the very first frame; later ones must arrive, intact
     assert len(got["image"]) >= 2 and len(got["detections"]) >= 2
+    assert got["cabin"] == [] and any("--publish-cabin" in n for n in result.notes)
     store = make_typestore()
     with Reader(SAMPLE_BAG) as reader:
         recorded = [store.deserialize_cdr(raw, c.msgtype) for c, _, raw in reader.messages()
