@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from replay_helpers import ROOT, SAMPLE_BAG
@@ -207,19 +208,70 @@ def test_a_worker_keeps_its_temporary_files_only_where_nobody_else_can_reach_the
 
 _CONNECT = """
 import json, os, stat
+import ray
 from sense_perception.fleet import cluster
 run = cluster.connect(None, 1)
 mode = stat.S_IMODE(os.stat(run.session_dir).st_mode)
+answer = ray.get(ray.remote(lambda: 42).remote())  # a worker authenticates with the run's token
 run.close()
-print(json.dumps({"mode": mode}))
+home = os.path.expanduser("~")
+print(json.dumps({"mode": mode, "answer": answer, "auth_mode": os.environ.get("RAY_AUTH_MODE"),
+                  "token": bool(os.environ.get("RAY_AUTH_TOKEN")),
+                  "written": {str(p): stat.S_IMODE(os.lstat(os.path.join(d, p)).st_mode)
+                              for d, dirs, files in os.walk(home) for p in dirs + files}}))
 """
 
 
-def test_a_local_run_makes_its_ray_session_folder_private(ray_tmp) -> None:
+@pytest.fixture(scope="module")
+def local_run() -> Iterator[dict]:
+    """One local fleet instance started by ``connect`` as ``fleet`` starts it, under umask 022,
+    with a home folder of its own and none of Ray's token variables set: what it left."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    home = Path(tempfile.mkdtemp(prefix="home"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CONNECT], cwd=ROOT, capture_output=True,
+                              text=True, timeout=180, preexec_fn=lambda: os.umask(0o022),
+                              env={**env, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp),
+                                   "HOME": str(home)})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        yield json.loads(proc.stdout.splitlines()[-1])
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_local_run_makes_its_ray_session_folder_private(local_run) -> None:
     """Ray makes the session folder 0777: other local users could read the workers' logs (bag
     paths) and put their own files and links in it while the run lasts."""
-    proc = subprocess.run([sys.executable, "-c", _CONNECT], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp)})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.splitlines()[-1])["mode"] == 0o700
+    assert local_run["mode"] == 0o700
+
+
+def test_a_local_run_leaves_no_ray_token_others_can_read(local_run) -> None:
+    """Ray 2.59+ turns token authentication on for a new local instance and wrote the token it
+    generated to ~/.ray/auth_token under the umask (0644 in a 0755 ~/.ray), kept after the run
+    and taken again by every later local instance of the user: whoever read it could join a later
+    run's instance (GCS and raylet listen on every interface) and run code as the user, beside the
+    gallery and the cabin frames. The run's token is its own now, in its processes' environment
+    only: nothing is written to the home folder, and the workers still authenticate."""
+    assert local_run["written"] == {}, local_run["written"]  # was {'.ray': 0o755, 'auth_token': 0o644}
+    assert local_run["answer"] == 42
+    assert local_run["auth_mode"] == "token" and local_run["token"]
+
+
+def test_a_ray_token_choice_of_the_user_is_kept(monkeypatch) -> None:
+    """RAY_AUTH_MODE=disabled, a RAY_AUTH_TOKEN or a RAY_AUTH_TOKEN_PATH of the user's are theirs."""
+    from sense_perception.fleet import cluster
+
+    for given in ({"RAY_AUTH_MODE": "disabled"}, {"RAY_AUTH_TOKEN": "f" * 64},
+                  {"RAY_AUTH_TOKEN_PATH": "/etc/ray/token"}):
+        for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in given.items():
+            monkeypatch.setenv(name, value)
+        assert not cluster.private_auth_token()
+        assert {k: v for k, v in os.environ.items() if k.startswith("RAY_AUTH")} == given
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # token mode asked for, no token given
+    assert cluster.private_auth_token()
+    assert len(os.environ["RAY_AUTH_TOKEN"]) == 64 and os.environ["RAY_AUTH_MODE"] == "token"
