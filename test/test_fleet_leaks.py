@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -275,3 +276,22 @@ def test_a_ray_token_choice_of_the_user_is_kept(monkeypatch) -> None:
     monkeypatch.setenv("RAY_AUTH_MODE", "token")  # token mode asked for, no token given
     assert cluster.private_auth_token()
     assert len(os.environ["RAY_AUTH_TOKEN"]) == 64 and os.environ["RAY_AUTH_MODE"] == "token"
+
+
+def test_a_ray_token_file_others_can_read_is_reported(tmp_path, monkeypatch) -> None:
+    """A 0644 ~/.ray/auth_token that a run before R83 left is taken by the user's own `ray start`
+    clusters: named with the fix, never changed (it is Ray's file, maybe the user's token)."""
+    from sense_perception.fleet import cluster
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert cluster.readable_token_file() is None  # none there
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("f" * 64)
+    token.chmod(0o600)
+    assert cluster.readable_token_file() is None
+    token.chmod(0o644)
+    warning = cluster.readable_token_file()
+    assert warning and str(token) in warning and "0644" in warning and f"chmod 600 {token}" in warning
+    assert stat.S_IMODE(token.stat().st_mode) == 0o644 and token.read_text() == "f" * 64

@@ -160,6 +160,32 @@ def private_auth_token() -> bool:
     return True
 
 
+def readable_token_file() -> str | None:
+    """A warning when Ray's token file (``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``) may
+    be read by group or others (None when it may not, or there is none).
+
+    Such a file was left by a fleet run before R83 (0644 under the usual umask) and is taken by
+    this user's own ``ray start`` clusters and a ``ray.init`` without a token: whoever read it may
+    join them and run code as this user. Only reported: the file is Ray's, and may be the user's
+    token for a cluster of their own.
+    """
+    import stat
+
+    path = os.environ.get(AUTH_TOKEN_PATH_ENV) or os.path.join(os.path.expanduser("~"), ".ray",
+                                                               "auth_token")
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (f"Ray's token file {path} has mode {mode:04o}: other local users may read it, and "
+            "whoever holds it may join every Ray cluster that uses it (this user's `ray start` "
+            "clusters, a `ray.init` without a token) and run code as this user, next to the "
+            f"gallery and the cabin frames; fix: chmod 600 {path}, or delete it if no cluster of "
+            "yours uses it (a local fleet run uses a token of its own)")
+
+
 def local_cpus() -> int:
     """CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
     try:
@@ -193,6 +219,9 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
         raise FleetError(f"--cpus-per-worker {cpus_per_worker}: this machine has {num_cpus} "
                          f"CPUs, so not even one worker fits; give --cpus-per-worker "
                          f"{num_cpus} or less, or join a cluster with bigger nodes (--address)")
+    readable = readable_token_file()
+    if readable:
+        LOG.warning("%s", readable)
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     # Started first, so that a kill -9 while Ray starts is covered too.
     watch = reaper.start() if address is None else None
