@@ -136,7 +136,8 @@ def private_auth_token() -> bool:
     every interface, the token being all that keeps others out: whoever read it could join a
     later run's instance from any host that reaches it and run code as this user, next to the
     gallery, its key and the cabin frames of the bags. The token given here lives only in the
-    environment of this user's processes (workers are non-dumpable: R74) and ends with the run.
+    environment of this user's processes (``/proc/PID/environ``: their user and root; the
+    non-dumpable workers': root, R74) and ends with the run.
 
     A choice the user made is kept: ``RAY_AUTH_MODE`` other than ``token`` (``disabled``),
     ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` already set leave the environment as it is.
