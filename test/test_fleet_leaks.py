@@ -11,11 +11,13 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from replay_helpers import ROOT, SAMPLE_BAG
@@ -207,19 +209,131 @@ def test_a_worker_keeps_its_temporary_files_only_where_nobody_else_can_reach_the
 
 _CONNECT = """
 import json, os, stat
-from sense_perception.fleet import cluster
-run = cluster.connect(None, 1)
+import ray
+from sense_perception.fleet import cluster, reaper
+from sense_perception.fleet.key_env import key_kept_from_ray
+with key_kept_from_ray(None, None):  # as the runner starts a local Ray: no --cabin here
+    run = cluster.connect(None, 1)
 mode = stat.S_IMODE(os.stat(run.session_dir).st_mode)
+answer = ray.get(ray.remote(lambda: 42).remote())  # a worker authenticates with the run's token
+keyed = []  # Ray's processes (and the reaper) whose environment holds the gallery key
+for pid in reaper._descendants(os.getpid()):
+    try:
+        if b"SENSE_PERCEPTION_GALLERY_KEY=" in open(f"/proc/{pid}/environ", "rb").read():
+            keyed.append(open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")[0].decode())
+    except OSError:
+        pass
 run.close()
-print(json.dumps({"mode": mode}))
+home = os.path.expanduser("~")
+print(json.dumps({"mode": mode, "answer": answer, "auth_mode": os.environ.get("RAY_AUTH_MODE"),
+                  "token": bool(os.environ.get("RAY_AUTH_TOKEN")), "keyed": keyed,
+                  "key_back": os.environ.get("SENSE_PERCEPTION_GALLERY_KEY") == "ab" * 32,
+                  "written": {str(p): stat.S_IMODE(os.lstat(os.path.join(d, p)).st_mode)
+                              for d, dirs, files in os.walk(home) for p in dirs + files}}))
 """
 
 
-def test_a_local_run_makes_its_ray_session_folder_private(ray_tmp) -> None:
+@pytest.fixture(scope="module")
+def local_run() -> Iterator[dict]:
+    """One local fleet instance started by ``connect`` as ``fleet`` starts it, under umask 022,
+    with a home folder of its own, none of Ray's token variables set and a gallery key in the
+    environment that no worker reads (no ``--cabin``): what it left."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    home = Path(tempfile.mkdtemp(prefix="home"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CONNECT], cwd=ROOT, capture_output=True,
+                              text=True, timeout=180, preexec_fn=lambda: os.umask(0o022),
+                              env={**env, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp),
+                                   "HOME": str(home), "SENSE_PERCEPTION_GALLERY_KEY": "ab" * 32})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        yield json.loads(proc.stdout.splitlines()[-1])
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_local_run_makes_its_ray_session_folder_private(local_run) -> None:
     """Ray makes the session folder 0777: other local users could read the workers' logs (bag
     paths) and put their own files and links in it while the run lasts."""
-    proc = subprocess.run([sys.executable, "-c", _CONNECT], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp)})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.splitlines()[-1])["mode"] == 0o700
+    assert local_run["mode"] == 0o700
+
+
+def test_a_local_run_leaves_no_ray_token_others_can_read(local_run) -> None:
+    """Ray 2.59+ turns token authentication on for a new local instance and wrote the token it
+    generated to ~/.ray/auth_token under the umask (0644 in a 0755 ~/.ray), kept after the run
+    and taken again by every later local instance of the user: whoever read it could join a later
+    run's instance (GCS and raylet listen on every interface) and run code as the user, beside the
+    gallery and the cabin frames. The run's token is its own now, in its processes' environment
+    only: nothing is written to the home folder, and the workers still authenticate."""
+    assert local_run["written"] == {}, local_run["written"]  # was {'.ray': 0o755, 'auth_token': 0o644}
+    assert local_run["answer"] == 42
+    assert local_run["auth_mode"] == "token" and local_run["token"]
+
+
+def test_a_ray_token_choice_of_the_user_is_kept(monkeypatch) -> None:
+    """RAY_AUTH_MODE=disabled, a RAY_AUTH_TOKEN or a RAY_AUTH_TOKEN_PATH of the user's are theirs."""
+    from sense_perception.fleet import cluster
+
+    for given in ({"RAY_AUTH_MODE": "disabled"}, {"RAY_AUTH_TOKEN": "f" * 64},
+                  {"RAY_AUTH_TOKEN_PATH": "/etc/ray/token"}):
+        for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in given.items():
+            monkeypatch.setenv(name, value)
+        assert not cluster.private_auth_token()
+        assert {k: v for k, v in os.environ.items() if k.startswith("RAY_AUTH")} == given
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # token mode asked for, no token given
+    assert cluster.private_auth_token()
+    assert len(os.environ["RAY_AUTH_TOKEN"]) == 64 and os.environ["RAY_AUTH_MODE"] == "token"
+
+
+def test_a_ray_token_file_others_can_read_is_reported(tmp_path, monkeypatch) -> None:
+    """A 0644 ~/.ray/auth_token that a run before R83 left is taken by the user's own `ray start`
+    clusters: named with the fix, never changed (it is Ray's file, maybe the user's token)."""
+    from sense_perception.fleet import cluster
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert cluster.readable_token_file() is None  # none there
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("f" * 64)
+    token.chmod(0o600)
+    assert cluster.readable_token_file() is None
+    token.chmod(0o644)
+    warning = cluster.readable_token_file()
+    assert warning and str(token) in warning and "0644" in warning and f"chmod 600 {token}" in warning
+    assert stat.S_IMODE(token.stat().st_mode) == 0o644 and token.read_text() == "f" * 64
+
+
+def test_a_gallery_key_no_worker_reads_stays_out_of_ray_s_processes(local_run) -> None:
+    """A gallery key exported in the environment (a shell profile, a service's Environment=)
+    reached every process of the local Ray instance, GCS, raylet, its agents and the idle workers,
+    which stay dumpable (R74): a crash of one handed to a crash reporter wrote it there. Without
+    --cabin (or with gallery.key_file) no worker reads it: Ray starts without it, and this process
+    gets it back afterwards."""
+    assert local_run["keyed"] == [], local_run["keyed"]
+    assert local_run["key_back"]
+
+
+def test_a_gallery_key_the_workers_read_from_the_environment_is_warned_about(
+        tmp_path, monkeypatch, caplog) -> None:
+    from sense_perception.fleet.key_env import key_kept_from_ray, key_variable
+
+    monkeypatch.setenv("SENSE_PERCEPTION_GALLERY_KEY", "ab" * 32)
+    keyed = tmp_path / "keyed.yaml"
+    keyed.write_text("driver_monitor:\n  ros__parameters:\n    gallery:\n"
+                     f"      key_file: {tmp_path / 'key'}\n")
+    assert key_variable(None, None) == ("SENSE_PERCEPTION_GALLERY_KEY", False)
+    assert key_variable(keyed, "/cabin/image_raw") == ("SENSE_PERCEPTION_GALLERY_KEY", False)
+    with key_kept_from_ray(keyed, "/cabin/image_raw"):  # the workers read the key file
+        assert "SENSE_PERCEPTION_GALLERY_KEY" not in os.environ
+    assert os.environ["SENSE_PERCEPTION_GALLERY_KEY"] == "ab" * 32
+    assert not caplog.records
+    with key_kept_from_ray(None, "/cabin/image_raw"):  # they read the environment: kept, said
+        assert os.environ["SENSE_PERCEPTION_GALLERY_KEY"] == "ab" * 32
+    (record,) = caplog.records
+    assert "SENSE_PERCEPTION_GALLERY_KEY" in record.getMessage()
+    assert "gallery.key_file" in record.getMessage() and "ab" * 4 not in record.getMessage()

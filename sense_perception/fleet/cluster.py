@@ -119,6 +119,74 @@ def remove_session_dir(folder: Path) -> None:
         pass  # no link, or another session's: not ours
 
 
+# Ray's token authentication (the default of a new local instance since Ray 2.59): the token,
+# the variables that choose it, and the variable naming a token file.
+AUTH_MODE_ENV, AUTH_TOKEN_ENV, AUTH_TOKEN_PATH_ENV = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
+_RUN_TOKEN: str | None = None  # one per process: Ray's token loader caches the first it reads
+
+
+def private_auth_token() -> bool:
+    """Give the local Ray instance this run starts a token of its own, in this process's
+    environment (inherited by Ray's processes and its workers), so that Ray writes none to disk.
+
+    Ray (2.59 and later) turns token authentication on for a new local instance and, when no token
+    is set, generates one and writes it to ``~/.ray/auth_token`` under the umask (0644 in a 0755
+    ``~/.ray``: every local user who can enter the home folder reads it), where it stays after the
+    run and is taken again by every later local instance of this user. GCS and raylet listen on
+    every interface, the token being all that keeps others out: whoever read it could join a
+    later run's instance from any host that reaches it and run code as this user, next to the
+    gallery, its key and the cabin frames of the bags. The token given here lives only in the
+    environment of this user's processes (``/proc/PID/environ``: their user and root; the
+    non-dumpable workers': root, R74) and ends with the run.
+
+    A choice the user made is kept: ``RAY_AUTH_MODE`` other than ``token`` (``disabled``),
+    ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` already set leave the environment as it is.
+
+    Returns:
+        Whether the run's own token was put in the environment.
+    """
+    global _RUN_TOKEN
+    mode = os.environ.get(AUTH_MODE_ENV)
+    if (mode is not None and mode.lower() != "token") or os.environ.get(AUTH_TOKEN_ENV) \
+            or os.environ.get(AUTH_TOKEN_PATH_ENV):
+        return False
+    import secrets
+
+    if _RUN_TOKEN is None:
+        _RUN_TOKEN = secrets.token_hex(32)  # what Ray generates: 256 random bits
+    # The mode is left to Ray: it turns token authentication on for a new local instance and
+    # refreshes the settings it cached at import (a mode set here after the import was not seen
+    # by this process, and the GCS refused it as unauthenticated).
+    os.environ[AUTH_TOKEN_ENV] = _RUN_TOKEN
+    return True
+
+
+def readable_token_file() -> str | None:
+    """A warning when Ray's token file (``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``) may
+    be read by group or others (None when it may not, or there is none).
+
+    Such a file was left by a fleet run before R83 (0644 under the usual umask) and is taken by
+    this user's own ``ray start`` clusters and a ``ray.init`` without a token: whoever read it may
+    join them and run code as this user. Only reported: the file is Ray's, and may be the user's
+    token for a cluster of their own.
+    """
+    import stat
+
+    path = os.environ.get(AUTH_TOKEN_PATH_ENV) or os.path.join(os.path.expanduser("~"), ".ray",
+                                                               "auth_token")
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (f"Ray's token file {path} has mode {mode:04o}: other local users may read it, and "
+            "whoever holds it may join every Ray cluster that uses it (this user's `ray start` "
+            "clusters, a `ray.init` without a token) and run code as this user, next to the "
+            f"gallery and the cabin frames; fix: chmod 600 {path}, or delete it if no cluster of "
+            "yours uses it (a local fleet run uses a token of its own)")
+
+
 def local_cpus() -> int:
     """CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
     try:
@@ -152,11 +220,15 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
         raise FleetError(f"--cpus-per-worker {cpus_per_worker}: this machine has {num_cpus} "
                          f"CPUs, so not even one worker fits; give --cpus-per-worker "
                          f"{num_cpus} or less, or join a cluster with bigger nodes (--address)")
+    readable = readable_token_file()
+    if readable:
+        LOG.warning("%s", readable)
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     # Started first, so that a kill -9 while Ray starts is covered too.
     watch = reaper.start() if address is None else None
     try:
         if address is None:
+            private_auth_token()  # no token of Ray's in ~/.ray, readable by other users
             # "local" always starts a new instance, never attaches to one a `ray start` left.
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                      object_store_memory=OBJECT_STORE_BYTES, **quiet)

@@ -170,7 +170,13 @@ def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: lis
 
         cpus, gpus = request.cpus_per_worker, request.gpus_per_worker
         try:
-            session = _connect(connect, request.address, cpus)
+            if request.address is None:  # Ray's processes start here, with this environment
+                from .key_env import key_kept_from_ray
+
+                with key_kept_from_ray(request.config, request.cabin):
+                    session = _connect(connect, request.address, cpus)
+            else:
+                session = _connect(connect, request.address, cpus)
             try:
                 guard.install()  # ray.init put its own SIGTERM handler in place of ours
                 guard.check()  # a Ctrl-C while Ray started
