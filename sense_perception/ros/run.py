@@ -151,9 +151,11 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
         return 2
     if node_kwargs is None:  # a node started alone: the other node's cameras its files name
         node_kwargs = [alone_kwargs(factory, args or []) for factory in factories]
+    previous = _sigterm_as_ctrl_c()
     try:
         rclpy.init(args=list(args) if args is not None else None)
     except RCLError as exc:  # a malformed --ros-args (params file, -p, -r, --log-level)
+        _restore_sigterm(previous)
         print(f"error: {exc}; fix the arguments after --ros-args (-p NAME:=VALUE, -r FROM:=TO, "
               "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
         return 2
@@ -187,8 +189,39 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
         _stop_all(nodes)
     finally:
         rclpy.try_shutdown()
+        _restore_sigterm(previous)
     _leave_stuck_callbacks(executor, 0)
     return 0
+
+
+def _sigterm_as_ctrl_c() -> Any:
+    """Make SIGTERM stop the start-up as Ctrl-C does; the handler it replaces (None: not the main
+    thread, where no handler can be set).
+
+    rclpy's own SIGTERM handler only shuts the context down and raises nothing: a SIGTERM while
+    a node's configure loaded its models let the whole configure (every model, then the warm-up
+    inference) run on before the start noticed, seconds on a loaded machine, where Ctrl-C's
+    KeyboardInterrupt ends it after the model being loaded. rclpy's handler, installed after this
+    one, still shuts the context down and then calls it."""
+    import signal
+    import threading
+
+    from ..stops import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    return signal.signal(signal.SIGTERM, terminate)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stop_all(nodes: Sequence[Any]) -> None:
