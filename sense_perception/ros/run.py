@@ -151,9 +151,11 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
         return 2
     if node_kwargs is None:  # a node started alone: the other node's cameras its files name
         node_kwargs = [alone_kwargs(factory, args or []) for factory in factories]
+    sigterm = SigtermWhileStarting()
     try:
         rclpy.init(args=list(args) if args is not None else None)
     except RCLError as exc:  # a malformed --ros-args (params file, -p, -r, --log-level)
+        sigterm.restore()
         print(f"error: {exc}; fix the arguments after --ros-args (-p NAME:=VALUE, -r FROM:=TO, "
               "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
         return 2
@@ -181,14 +183,53 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
                 raise KeyboardInterrupt from None
             if not rclpy.ok():
                 raise KeyboardInterrupt
+        sigterm.raises = False  # from here rclpy's own handler ends the spin, as before
         executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
         spin(nodes, executor)
     except KeyboardInterrupt:
+        sigterm.raises = False  # a second one does not cut the stop short
         _stop_all(nodes)
     finally:
         rclpy.try_shutdown()
+        sigterm.restore()
     _leave_stuck_callbacks(executor, 0)
     return 0
+
+
+class SigtermWhileStarting:
+    """SIGTERM stops the start-up (nodes built, models loading) as Ctrl-C does.
+
+    rclpy's own SIGTERM handler only shuts the ROS context down and raises nothing: a SIGTERM
+    while a node's configure loaded its models let the whole configure (every model, then the
+    warm-up inference) run on before the start noticed, seconds on a loaded machine, where Ctrl-C's
+    KeyboardInterrupt ends it after the model being loaded. Installed before ``rclpy.init``, whose
+    handler shuts the context down and then calls this one, which raises
+    :class:`~sense_perception.stops.Terminated` while ``raises`` and does nothing once the start
+    is over or the stop has begun (a SIGTERM while spinning ends the spin through the context, as
+    it did). Only the main thread can set a handler; elsewhere this does nothing."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.raises = True
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        from ..stops import Terminated
+
+        if self.raises:
+            raise Terminated
+
+    def restore(self) -> None:
+        """Put back the handler this one replaced (after rclpy has put back this one)."""
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 def _stop_all(nodes: Sequence[Any]) -> None:

@@ -114,6 +114,9 @@ class Graph:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.diagnostics: dict[str, Any] = {}  # status name -> latest DiagnosticStatus
+        # status name -> its DiagnosticArray's stamp (s): the graph lives for a whole module, so the
+        # latest status of a node name may be that of an earlier test's process
+        self.stamps: dict[str, float] = {}
         self._entities: list[Any] = []
         from diagnostic_msgs.msg import DiagnosticArray
 
@@ -122,6 +125,7 @@ class Graph:
     def _on_diag(self, msg: Any) -> None:
         for status in msg.status:
             self.diagnostics[status.name] = status
+            self.stamps[status.name] = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
     def spin_until(self, predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
         """Spin until ``predicate()`` is truthy (returns it) or ``timeout`` s passed (returns it too)."""
@@ -197,6 +201,7 @@ class NodeProcess:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log_path = log
         self._log = open(log, "wb")
+        self.started = time.time()  # a node stamps its diagnostics with the system clock
         self.proc = subprocess.Popen([sys.executable, *args], env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=ROOT)
 
@@ -222,11 +227,19 @@ class NodeProcess:
 
 
 def wait_active(graph: Graph, proc: NodeProcess, node: str, timeout: float = 90.0) -> Any:
-    """Wait until ``node`` (in ``proc``) reports state ``active`` in /diagnostics; fail fast if it died."""
-    status = graph.spin_until(
-        lambda: (not proc.alive()) or (
-            (s := graph.diagnostics.get(node)) is not None and status_values(s).get("state") == "active"),
-        timeout)
+    """Wait until ``node`` (in ``proc``) reports state ``active`` in /diagnostics; fail fast if it died.
+
+    Only a status stamped since ``proc`` started counts (nodes on the system clock, no
+    use_sim_time): the module's graph keeps the last status of an earlier test's process of the
+    same node name, and may still have that process's last statuses queued, which said ``active``
+    at once. The module's second test then waited for nothing and left the new process's start-up
+    (models loading on a loaded CI machine) to its next, shorter wait."""
+    def active() -> bool:
+        s = graph.diagnostics.get(node)
+        return s is not None and graph.stamps[node] >= proc.started \
+            and status_values(s).get("state") == "active"
+
+    status = graph.spin_until(lambda: (not proc.alive()) or active(), timeout)
     if not proc.alive() or not status:
         raise AssertionError(f"{node} did not become active (exit code {proc.proc.poll()}; last status "
                              f"{describe_status(graph.diagnostics.get(node))}); its output:\n{proc.output()}")
