@@ -222,7 +222,8 @@ class CameraHealthBank:
 
     Args:
         topics: the camera topics.
-        settings: the ``camera_health.*`` parameters.
+        settings: the ``camera_health.*`` parameters (each camera judged at its
+            ``expected_rates_hz`` entry, :meth:`CameraHealthSettings.for_camera`).
         keep_events: keep the conditions raised or cleared for :meth:`summary` (a replay's
             report): the first and last ``keep_each_end`` per camera, with the count of the rest
             (a camera flickering between conditions raises or clears one every few frames, for
@@ -235,7 +236,8 @@ class CameraHealthBank:
                  keep_events: bool = True, keep_each_end: int = KEEP_EACH_END) -> None:
         self.settings = settings
         self.keep_events = keep_events
-        self.monitors = {t: CameraHealthMonitor(t, settings) for t in topics}
+        # each camera at its own rate (camera_health.expected_rates_hz)
+        self.monitors = {t: CameraHealthMonitor(t, settings.for_camera(t)) for t in topics}
         self._events: dict[str, FirstLast[HealthEvent]] = {
             t: FirstLast(keep_each_end, keep_each_end) for t in topics}
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}
