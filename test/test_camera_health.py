@@ -408,3 +408,28 @@ def test_a_camera_rate_for_no_camera_of_the_node_is_refused_and_noted():
         settings.camera_rates().check_topics(["/front/image_raw"], "my.yaml")
     settings.camera_rates().check_topics(["/rear/image_raw/compressed"], "my.yaml")
     assert settings.camera_rates().unmatched(["/front/image_raw"]) == ["/rear/image_raw"]
+
+
+@pytest.mark.parametrize("other", [(640, 360), (640, 480)])  # the same aspect, another aspect
+def test_two_sizes_alternating_are_said_and_a_frozen_view_is_still_frozen(other):
+    """Two resolutions alternating frame by frame (a driver switching modes, two cameras on one
+    topic): each frame was compared with one of the other size, so a frozen view was never
+    ``frozen``, the film watch started afresh at every frame, and the status said ``ok``. The
+    size change is ``size_changed`` (WARN) now, and a frame is compared with the last one of its
+    own size."""
+    frame = cv2.imread(str(PANDASET / "10.jpg"))
+    sizes = [(960, 540), other]
+    monitor = CameraHealthMonitor("/front/image_raw")
+    events = run(monitor, [cv2.resize(frame, sizes[i % 2], interpolation=cv2.INTER_AREA)
+                           for i in range(12)])
+    assert sorted({c for _, c, up in events if up}) == ["frozen", "size_changed"], events
+    assert monitor.message() == "frozen, size_changed" and monitor.level == ERROR
+    # a moving view alternating sizes is not frozen; a single change is said and clears
+    moving = CameraHealthMonitor("/front/image_raw")
+    frames = [cv2.resize(cv2.imread(str(PANDASET / f"{i:02d}.jpg")), sizes[i % 2],
+                         interpolation=cv2.INTER_AREA) for i in range(8)]
+    assert {c for _, c, up in run(moving, frames) if up} == {"size_changed"}
+    once = CameraHealthMonitor("/front/image_raw")
+    assert run(once, [tiny(i) for i in range(3)] + [cv2.resize(tiny(i), (32, 24)) for i in
+                                                    range(3, 15)]) == [
+        (0.3, "size_changed", True), (1.3, "size_changed", False)]

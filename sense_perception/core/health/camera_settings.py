@@ -18,7 +18,7 @@ from ..per_camera import PerCamera
 IMAGE_CONDITIONS = ("blocked", "low_visibility", "dark", "bright")
 #: Conditions judged from consecutive frames and their headers.
 STREAM_CONDITIONS = ("frozen", "silent", "late", "rate", "stamp_backwards", "stamp_jump",
-                     "frame_id_changed")
+                     "frame_id_changed", "size_changed")
 CONDITIONS = IMAGE_CONDITIONS + STREAM_CONDITIONS
 
 
@@ -150,7 +150,7 @@ class CameraHealthSettings:
         rate_tolerance: the measured rate may differ from the expected one by this share before
             ``rate`` is raised.
         stamp_jump_periods: a header stamp that advances by more than this many periods jumps.
-        stream: hysteresis of the stream conditions (late, rate, stamps, frame_id).
+        stream: hysteresis of the stream conditions (late, rate, stamps, frame_id, size).
     """
 
     enabled: bool = setting(True)
