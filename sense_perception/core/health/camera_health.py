@@ -205,6 +205,11 @@ class CameraHealthMonitor:
         if self.metrics is not None:
             out.update({k: v for k, v in self.metrics.as_dict().items() if v is not None})
         out.update(self.timing)
+        apart = self._film.apart_s
+        if apart is not None and self.settings.film_drop > 0:
+            # said, not silent: frames judged more than MAX_FILM_STEP_S apart are compared for
+            # no new film (a held one is held on)
+            out["film_watch_blind_s"] = round(apart, 3)
         return out
 
     def message(self) -> str:
