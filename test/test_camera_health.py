@@ -362,3 +362,74 @@ def test_a_camera_that_never_sends_or_stops_early_is_silent_without_an_expected_
     # /five: silent 10 of its 0.1 s intervals after its last frame (0.5 s), at the next check
     assert events["/five"]["events"] == [{"t": 2.0, "condition": "silent", "raised": True}]
     assert events["/never"]["events"] == [{"t": 11.0, "condition": "silent", "raised": True}]
+
+
+def test_each_camera_is_judged_at_its_own_rate():
+    """``expected_rate_hz`` was one value for every camera of a node: beside a 30 Hz front
+    camera set to 30, a 10 Hz side camera was ``rate`` (WARN) for good; set to 10, the front
+    camera's 0.6 s gap (18 of its periods) was never ``late`` (nor its stamps ``stamp_jump``). ``expected_rates_hz`` gives each
+    camera its own, by its topic in any transport; ``expected_rate_hz`` the others'."""
+    settings = CameraHealthSettings.from_params({
+        "camera_health.expected_rate_hz": 10.0,
+        "camera_health.expected_rates_hz": ["/front/image_raw/compressed: 30"]})
+    bank = CameraHealthBank(["/front/image_raw", "/side/image_raw"], settings)
+    for i in range(90):
+        t = i / 30 + (0.6 if i >= 60 else 0.0)  # the front camera pauses 0.6 s once
+        bank.update("/front/image_raw", tiny(i), t, "front", t)
+        if i % 3 == 0:
+            bank.update("/side/image_raw", tiny(1000 + i), t, "side", t)
+    raised = {topic: sorted({e["condition"] for e in s["events"] if e["raised"]})
+              for topic, s in bank.summary().items()}
+    assert raised == {"/front/image_raw": ["late", "stamp_jump"], "/side/image_raw": []}, raised
+    assert [m.values()["expected_hz"] for m in bank.monitors.values()] == [30.0, 10.0]
+    # 0 learns that camera's period though expected_rate_hz is set for the others
+    learnt = CameraHealthSettings(expected_rate_hz=30.0, expected_rates_hz=["/side/image_raw: 0"])
+    assert learnt.for_camera("/side/image_raw").expected_rate_hz == 0.0
+    assert learnt.for_camera("/front/image_raw") is learnt
+
+
+@pytest.mark.parametrize("entries,words", [
+    (["/front/image_raw 30"], r"expected_rates_hz\[0\] \('/front/image_raw 30'\): expected \"TOPIC: HZ\""),
+    (["/front/image_raw: fast"], r"expected_rates_hz\[0\].*number of Hz within \[0, 1000\]"),
+    (["/front/image_raw: nan"], r"expected_rates_hz\[0\].*within \[0, 1000\]"),
+    (["/front/image_raw: 2000"], r"expected_rates_hz\[0\].*within \[0, 1000\]"),
+    (["/a/image_raw: 30", "/a/image_raw/compressed: 10"], r"camera /a/image_raw 2 different rates \(30, 10\)")])
+def test_a_camera_rate_that_is_no_rate_is_refused_naming_it(entries, words):
+    with pytest.raises(ConfigError, match=words):
+        CameraHealthSettings.from_params({"camera_health.expected_rates_hz": entries}, "my.yaml")
+
+
+def test_a_camera_rate_for_no_camera_of_the_node_is_refused_and_noted():
+    """The node refuses a topic that is none of its cameras (it would never apply, as for
+    ``detector.ignore_regions.polygons``); the replay notes it (``unmatched``)."""
+    settings = CameraHealthSettings(expected_rates_hz=["/rear/image_raw: 30"])
+    with pytest.raises(ConfigError, match=r"camera_health.expected_rates_hz in my.yaml names "
+                                          r"/rear/image_raw, which is not a camera topic"):
+        settings.camera_rates().check_topics(["/front/image_raw"], "my.yaml")
+    settings.camera_rates().check_topics(["/rear/image_raw/compressed"], "my.yaml")
+    assert settings.camera_rates().unmatched(["/front/image_raw"]) == ["/rear/image_raw"]
+
+
+@pytest.mark.parametrize("other", [(640, 360), (640, 480)])  # the same aspect, another aspect
+def test_two_sizes_alternating_are_said_and_a_frozen_view_is_still_frozen(other):
+    """Two resolutions alternating frame by frame (a driver switching modes, two cameras on one
+    topic): each frame was compared with one of the other size, so a frozen view was never
+    ``frozen``, the film watch started afresh at every frame, and the status said ``ok``. The
+    size change is ``size_changed`` (WARN) now, and a frame is compared with the last one of its
+    own size."""
+    frame = cv2.imread(str(PANDASET / "10.jpg"))
+    sizes = [(960, 540), other]
+    monitor = CameraHealthMonitor("/front/image_raw")
+    events = run(monitor, [cv2.resize(frame, sizes[i % 2], interpolation=cv2.INTER_AREA)
+                           for i in range(12)])
+    assert sorted({c for _, c, up in events if up}) == ["frozen", "size_changed"], events
+    assert monitor.message() == "frozen, size_changed" and monitor.level == ERROR
+    # a moving view alternating sizes is not frozen; a single change is said and clears
+    moving = CameraHealthMonitor("/front/image_raw")
+    frames = [cv2.resize(cv2.imread(str(PANDASET / f"{i:02d}.jpg")), sizes[i % 2],
+                         interpolation=cv2.INTER_AREA) for i in range(8)]
+    assert {c for _, c, up in run(moving, frames) if up} == {"size_changed"}
+    once = CameraHealthMonitor("/front/image_raw")
+    assert run(once, [tiny(i) for i in range(3)] + [cv2.resize(tiny(i), (32, 24)) for i in
+                                                    range(3, 15)]) == [
+        (0.3, "size_changed", True), (1.3, "size_changed", False)]

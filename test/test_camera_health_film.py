@@ -178,3 +178,44 @@ def test_a_plain_side_filling_the_view_over_a_second_is_not_low_visibility(drive
         seg + seg[::-1], 90.0, np.random.default_rng(start), 10, (1.0, 1.0))
     found, monitor = events(frames)
     assert found == [] and monitor.conditions == [], found
+
+
+def judged_after_eleven(monitor: CameraHealthMonitor, frame: np.ndarray,
+                        t: float) -> list[tuple[str, bool]]:
+    """``frame`` judged at ``t``, after the eleven frames of the 10 Hz camera before it arrived
+    unjudged (a node judging every 12th frame behind its inference)."""
+    for j in range(11, 0, -1):
+        monitor.arrived(t - 0.1 * j, "cam", t - 0.1 * j)
+    return [(e.condition, e.raised) for e in monitor.update(frame, t, "cam", t)]
+
+
+def test_a_film_held_stays_held_when_frames_come_further_apart_and_the_watch_says_when_it_is_blind(drive):
+    """A node judging every Nth frame behind a slow inference (or a slow camera) judges frames
+    more than a second apart. A held film was forgotten at the first such step and ``blocked``
+    cleared while the film stayed on the lens; and a stream judged that slowly got no film watch
+    at all, without a word. The film is held on while its part stays dimmer than the rest (the
+    hold test needs no recent past); a new film is not looked for that far apart (the drive's
+    own change between frames 1.2-3 s apart held films on clean streams), and the status says so
+    (``film_watch_blind_s``: how far apart)."""
+    settings = CameraHealthSettings()
+    monitor = CameraHealthMonitor("/front/image_raw", settings)
+    events(drive[:20] + film(drive[20:40], 0.45), monitor=monitor)
+    assert "blocked" in monitor.conditions and "film_watch_blind_s" not in monitor.values()
+    slow = list(range(40, 80, 12)) + list(range(76, 0, -12)) + list(range(4, 80, 12))
+    found = []
+    for k, i in enumerate(slow):  # the inference slows down: every 12th frame, 1.2 s apart
+        t = 4.0 + 1.2 * (k + 1)
+        frame = degrade.soil_semi(drive[i], np.random.default_rng(3), 0.45)
+        found += judged_after_eleven(monitor, frame, t)
+    assert found == [] and "blocked" in monitor.conditions, found
+    assert monitor.values()["film_watch_blind_s"] == pytest.approx(1.2)
+    # wiped off while frames are slow: its part regains its contrast, the film is let go
+    t0 = 4.0 + 1.2 * (len(slow) + 1)
+    for k, i in enumerate(range(0, 80, 6)):
+        judged_after_eleven(monitor, drive[i], t0 + 1.2 * k)
+    assert monitor.conditions == [] and monitor.values()["film_watch_blind_s"] == pytest.approx(1.2)
+    # judged that slowly from the start: the status says the watch finds no film
+    fresh = CameraHealthMonitor("/front/image_raw", settings)
+    for k, i in enumerate(range(0, 80, 12)):
+        fresh.update(drive[i], 1.2 * k, "cam", 1.2 * k)
+    assert fresh.values()["film_watch_blind_s"] == pytest.approx(1.2)

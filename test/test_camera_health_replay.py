@@ -102,3 +102,38 @@ def test_the_video_shows_the_condition(replayed):
     bright = [int((f.max(axis=2) > 128).sum()) for f in frames]
     assert bright[6] == 0  # black, not yet raised: no caption
     assert all(b > 100 for b in bright[7:11]), bright
+
+
+def test_the_replay_judges_each_camera_at_its_config_rate_and_notes_a_rate_for_no_camera(
+        tmp_path, caplog):
+    """The replay reads ``camera_health.expected_rates_hz`` as the node does: a 3 Hz camera
+    listed beside ``expected_rate_hz: 30`` (the others') is no ``rate``; an entry naming a topic
+    that is none of the replayed cameras is noted in the log, not applied."""
+    import json
+    import logging
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    Time, Header = store.types["builtin_interfaces/msg/Time"], store.types["std_msgs/msg/Header"]
+    Compressed = store.types["sensor_msgs/msg/CompressedImage"]
+    with Writer(tmp_path / "slow", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection(TOPIC, "sensor_msgs/msg/CompressedImage", typestore=store)
+        for i in range(24):  # 3 Hz, 8 s
+            image = np.random.default_rng(i).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+            ok, buf = cv2.imencode(".jpg", image)
+            ns = BASE_NS + i * 333_333_333
+            msg = Compressed(header=Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9),
+                                           frame_id="front_camera"),
+                             format="jpeg", data=buf.reshape(-1))
+            writer.write(conn, ns + 5_000_000, store.serialize_cdr(msg, msg.__msgtype__))
+    config = tmp_path / "rates.yaml"
+    config.write_text("object_detector:\n  ros__parameters:\n    camera_health:\n"
+                      "      expected_rate_hz: 30.0\n"
+                      "      expected_rates_hz: ['/camera/front/image_raw: 3', "
+                      "'/camera/rear/image_raw: 10']\n")
+    with caplog.at_level(logging.WARNING):
+        assert main(["replay", str(tmp_path / "slow"), "--out", str(tmp_path / "out"),
+                     "--config", str(config)]) == 0
+    health = json.loads((tmp_path / "out" / "summary.json").read_text())["camera_health"][TOPIC]
+    assert health["conditions_s"] == {}, health
+    assert any("expected_rates_hz" in r.getMessage() and "/camera/rear/image_raw" in r.getMessage()
+               and "not applied" in r.getMessage() for r in caplog.records), caplog.text

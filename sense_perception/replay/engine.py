@@ -429,6 +429,14 @@ class Replayer:
                         "exterior camera of this replay (%s): not applied",
                         self.options.config or "the default parameters", topic,
                         ", ".join(exterior))
+        # a rate of a camera this replay does not judge (in any transport), per role
+        for role, topics in ((EXTERIOR, exterior), (CABIN, [cabin] if cabin else [])):
+            health = self._health_settings[role]
+            for topic in health.camera_rates().unmatched(topics) if health.enabled else []:
+                LOG.warning("camera_health.expected_rates_hz of %s in %s names %s, which is not "
+                            "a camera this replay judges for it (%s): not applied", NODES[role],
+                            self.options.config or "the default parameters", topic,
+                            ", ".join(topics) or "none")
 
     # -- run --------------------------------------------------------------------------------------
 

@@ -416,6 +416,9 @@ class PerceptionNode(LifecycleNode):
             self.health = HealthStats([t for t, _ in self._inputs])
             self.frame_clock = FrameClock(self._warn_unstamped)
             health = health_settings_type(self.SETTINGS.KIND).from_params(params, self.source)
+            # a rate given to a topic that is none of the node's cameras would never apply
+            health.camera_rates().check_topics([t for t, _ in self._inputs], self.source,
+                                               self.SETTINGS.CAMERAS_PARAMETER)
             # a node keeps the cameras' current state only, not every condition change for ever
             self.camera_health = CameraHealthBank([t for t, _ in self._inputs], health,
                                                   keep_events=False) if health.enabled else None

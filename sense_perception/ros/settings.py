@@ -51,6 +51,8 @@ class InputSettings:
 
     #: The node these are the parameters of (see :func:`sense_perception.config.node_schema`).
     KIND: ClassVar[str] = ""
+    #: The parameter naming the node's cameras (for messages).
+    CAMERAS_PARAMETER: ClassVar[str] = "camera_topics"
     #: First parts of the dotted parameters the node's core components read (``input.max_pixels``).
     PREFIXES: ClassVar[tuple[str, ...]] = ("input",)
 
@@ -279,6 +281,7 @@ class DriverMonitorNodeSettings(InputSettings):
     (:class:`~sense_perception.face.settings.DriverMonitorSettings`)."""
 
     KIND: ClassVar[str] = "driver_monitor"
+    CAMERAS_PARAMETER: ClassVar[str] = "camera_topic"
     PREFIXES: ClassVar[tuple[str, ...]] = ("input", "face", "identity", "gallery", "attention",
                                            "runtime", "camera_health")
 

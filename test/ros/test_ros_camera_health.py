@@ -158,3 +158,26 @@ def test_a_frame_queued_behind_an_inference_keeps_its_camera_from_silent(context
     finally:
         node.stop()
         node.destroy_node()
+
+
+def test_a_camera_rate_for_no_camera_of_the_node_is_refused_at_configure(context):
+    """``camera_health.expected_rates_hz`` naming a topic that is none of the node's cameras
+    would never apply: configure fails naming it (as for ``detector.ignore_regions.polygons``);
+    a camera's compressed topic names that camera."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    cams = ["/sp_rates/front/image_raw", "/sp_rates/left/image_raw"]
+    node = ObjectDetectorNode("rates_detector", context=context, parameter_overrides=overrides(**{
+        "camera_topics": cams, "runtime.intra_op_threads": 1,
+        "camera_health.expected_rates_hz": ["/sp_rates/front/image_raw/compressed: 30",
+                                            "/sp_rates/rear/image_raw: 10"]}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "camera_health.expected_rates_hz" in node.config_error
+        assert "names /sp_rates/rear/image_raw, which is not a camera topic" in node.config_error
+        assert "as camera_topics lists it" in node.config_error
+    finally:
+        node.stop()
+        node.destroy_node()

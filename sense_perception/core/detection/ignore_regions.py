@@ -32,6 +32,7 @@ from ...config import check_settings, setting
 from ...errors import ConfigError, ImageDecodeError
 from ..imaging.frame_guard import InputLimits
 from ..imaging.image_file import read_image_file
+from ..per_camera import PerCamera
 from ..output.topics import image_base_topic
 from ..types import Detections
 
@@ -105,14 +106,15 @@ def _read_mask(path: Path, where: str, limits: InputLimits) -> Mask:
     return Mask(path, pixels)
 
 
-def _parse(entry: str, index: int, limits: InputLimits) -> tuple[str, np.ndarray | Mask]:
-    where = f"detector.ignore_regions.polygons[{index}] ({entry!r})"
-    topic, sep, spec = entry.partition(":")
-    topic, spec = topic.strip(), spec.strip()
-    if not sep or not topic or not spec:
-        raise ConfigError(f"{where}: expected \"TOPIC: x,y x,y x,y ...\" or \"TOPIC: mask PATH\"")
+#: An entry of ``detector.ignore_regions.polygons``, for messages.
+FORM = "\"TOPIC: x,y x,y x,y ...\" or \"TOPIC: mask PATH\""
+
+
+def _parse(spec: str, where: str, limits: InputLimits) -> np.ndarray | Mask:
+    """The polygon or mask of one entry, ``spec`` its text after ``TOPIC:``
+    (:class:`~..per_camera.PerCamera` splits the entry)."""
     if spec.startswith(MASK):
-        return topic, _read_mask(Path(spec[len(MASK):].strip()).expanduser(), where, limits)
+        return _read_mask(Path(spec[len(MASK):].strip()).expanduser(), where, limits)
     try:
         points = np.array([[float(v) for v in p.split(",")] for p in spec.split()], np.float64)
     except ValueError:
@@ -126,7 +128,7 @@ def _parse(entry: str, index: int, limits: InputLimits) -> tuple[str, np.ndarray
         raise ConfigError(f"{where}: a point lies {np.abs(points).max():g} px from the image "
                           f"origin; fix: keep every point within {MAX_COORDINATE:,} px of it (a "
                           "point beyond the frame's edge already reaches past it)")
-    return topic, points
+    return points
 
 
 def _scaled_mask(mask: Mask, width: int, height: int) -> np.ndarray:
@@ -158,12 +160,9 @@ class IgnoreRegions:
         # By camera: an image topic and its image_transport sub-topics (`<base>/compressed`) are
         # one camera's frames. A region named by the node's raw topic was "not applied" to the
         # replay of a bag that recorded the camera compressed (the ego bonnet detected as a car).
-        self._shapes: dict[str, list[np.ndarray | Mask]] = {}
-        self._named: dict[str, str] = {}  # camera -> the topic the entries name it by
-        for index, entry in enumerate(self.settings.polygons):
-            topic, shape = _parse(entry, index, limits or InputLimits())
-            self._shapes.setdefault(image_base_topic(topic), []).append(shape)
-            self._named.setdefault(image_base_topic(topic), topic)
+        self._shapes: PerCamera[np.ndarray | Mask] = PerCamera(
+            "detector.ignore_regions.polygons", self.settings.polygons, FORM,
+            lambda spec, where: _parse(spec, where, limits or InputLimits()))
         self._masks: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._stretched: set[tuple[Path, int, int]] = set()  # masks warned about, per frame size
         self._outlines: dict[tuple[str, int, int], list[np.ndarray]] = {}
@@ -179,8 +178,7 @@ class IgnoreRegions:
     def unmatched(self, topics: list[str]) -> list[str]:
         """The topics the regions name that are no camera of ``topics`` (in any transport:
         ``/cam/image_raw`` and ``/cam/image_raw/compressed`` are one camera)."""
-        cameras = {image_base_topic(t) for t in topics}
-        return [self._named[c] for c in self._shapes if c not in cameras]
+        return self._shapes.unmatched(topics)
 
     def check_topics(self, topics: list[str], source: str = "config") -> None:
         """Refuse regions for topics that are not among the camera ``topics``: a region that
@@ -189,17 +187,12 @@ class IgnoreRegions:
         Raises:
             ConfigError: naming the topic and the camera topics.
         """
-        unknown = self.unmatched(topics)
-        if unknown:
-            raise ConfigError(f"detector.ignore_regions.polygons in {source} names "
-                              f"{', '.join(unknown)}, which is not a camera topic "
-                              f"({', '.join(topics)}); fix: use the camera topic as camera_topics "
-                              "lists it")
+        self._shapes.check_topics(topics, source)
 
     @property
     def topics(self) -> list[str]:
         """The camera topics that have a region (as the entries name them)."""
-        return list(self._named.values())
+        return self._shapes.topics
 
     def __bool__(self) -> bool:
         return bool(self._shapes)
@@ -210,7 +203,7 @@ class IgnoreRegions:
         key = (topic, width, height)
         if key not in self._masks:
             mask = np.zeros((height, width), np.uint8)
-            for shape in self._shapes[topic]:
+            for shape in self._shapes.get(topic):
                 if isinstance(shape, Mask):
                     self._check_aspect(topic, shape, width, height)
                     mask |= np.asarray(_scaled_mask(shape, width, height) > 0, np.uint8)
@@ -246,7 +239,7 @@ class IgnoreRegions:
         if key in self._outlines:
             return self._outlines[key]
         out: list[np.ndarray] = []
-        for shape in self._shapes.get(topic, []):
+        for shape in self._shapes.get(topic):
             if not isinstance(shape, Mask):
                 out.append(shape)
                 continue
@@ -266,7 +259,7 @@ class IgnoreRegions:
 
     def inside_share(self, topic: str, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
         """(N,) share of each xyxy box's area inside the region of ``topic`` (0 without one)."""
-        if image_base_topic(topic) not in self._shapes or not len(boxes):
+        if topic not in self._shapes or not len(boxes):
             return np.zeros(len(boxes))
         _, table = self._mask(topic, width, height)
         x = np.clip(np.rint(boxes[:, 0::2]), 0, width).astype(np.int64)
@@ -279,7 +272,7 @@ class IgnoreRegions:
     def apply(self, topic: str, dets: Detections, width: int, height: int) -> Detections:
         """``dets`` of a ``width`` x ``height`` frame of ``topic`` without those lying in its
         region (at least ``min_overlap`` of the box)."""
-        if image_base_topic(topic) not in self._shapes or not len(dets):
+        if topic not in self._shapes or not len(dets):
             return dets
         share = self.inside_share(topic, dets.boxes, width, height)
         drop = share >= self.settings.min_overlap

@@ -22,10 +22,11 @@ from .hysteresis import ConditionTracker
 from .stream_health import StreamTiming
 
 #: Conditions that make the camera's output untrustworthy (diagnostic level ERROR); the others
-#: (late, rate, stamps, frame_id) are WARN: the pixels are still good.
+#: (late, rate, stamps, frame_id, size) are WARN: the pixels are still good.
 ERROR_CONDITIONS = ("blocked", "low_visibility", "dark", "bright", "frozen", "silent")
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3  # diagnostic_msgs/DiagnosticStatus levels
+_SIZES_KEPT = 4  # frame sizes whose last frame is kept for `frozen` (a few small copies)
 
 
 def in_fault(status: dict[str, Any] | None) -> bool:
@@ -78,7 +79,12 @@ class CameraHealthMonitor:
         self._film = ContrastDropWatch(s.film_drop, s.film_floor, s.film_fraction, s.film_hold,
                                        s.film_reference_s, s.film_brightness_change,
                                        s.film_arrival_s)
-        self._previous: np.ndarray | None = None
+        # The last frame judged of each frame size (a few): a frame is compared, for `frozen`,
+        # with the last one of its own size. Two sizes alternating frame by frame (a driver
+        # switching modes, two cameras on one topic) compared every frame with one of the other
+        # size, resampled differently: a frozen view was never `frozen`, and nothing said why.
+        self._previous: dict[tuple[int, int], np.ndarray] = {}
+        self._size: tuple[int, int] | None = None  # the last frame judged's (height, width)
         self._started: float | None = None
         # A camera that leaves header.stamp unset (0, as many drivers do) is timed by the
         # arrivals until it stamps a frame, by the FrameClock that times its tracks or its driver
@@ -106,10 +112,18 @@ class CameraHealthMonitor:
             self._started = arrival
         small = small_copy(image, self.settings.width)
         cells = detail_cells(small, self.settings)
-        self.metrics = frame_metrics(small, self._previous, self.settings, cells)
-        self._previous = small
+        size = (int(image.shape[0]), int(image.shape[1]))
+        self.metrics = frame_metrics(small, self._previous.pop(size, None), self.settings, cells)
+        self._previous[size] = small
+        while len(self._previous) > _SIZES_KEPT:
+            del self._previous[next(iter(self._previous))]
         self.frames += 1
         seen = set(image_conditions(self.metrics, self.settings))
+        if self._size is not None and size != self._size:
+            # said (WARN): the film watch starts afresh at every new size, and `frozen` from the
+            # pixels compares frames of one size only
+            seen.add("size_changed")
+        self._size = size
         lost = self._judge_film(seen, cells.brightness, cells.texture, stamp)
         if lost is not None:
             self.metrics = replace(self.metrics, contrast_lost=lost)
@@ -191,6 +205,11 @@ class CameraHealthMonitor:
         if self.metrics is not None:
             out.update({k: v for k, v in self.metrics.as_dict().items() if v is not None})
         out.update(self.timing)
+        apart = self._film.apart_s
+        if apart is not None and self.settings.film_drop > 0:
+            # said, not silent: frames judged more than MAX_FILM_STEP_S apart are compared for
+            # no new film (a held one is held on)
+            out["film_watch_blind_s"] = round(apart, 3)
         return out
 
     def message(self) -> str:
@@ -222,7 +241,8 @@ class CameraHealthBank:
 
     Args:
         topics: the camera topics.
-        settings: the ``camera_health.*`` parameters.
+        settings: the ``camera_health.*`` parameters (each camera judged at its
+            ``expected_rates_hz`` entry, :meth:`CameraHealthSettings.for_camera`).
         keep_events: keep the conditions raised or cleared for :meth:`summary` (a replay's
             report): the first and last ``keep_each_end`` per camera, with the count of the rest
             (a camera flickering between conditions raises or clears one every few frames, for
@@ -235,7 +255,8 @@ class CameraHealthBank:
                  keep_events: bool = True, keep_each_end: int = KEEP_EACH_END) -> None:
         self.settings = settings
         self.keep_events = keep_events
-        self.monitors = {t: CameraHealthMonitor(t, settings) for t in topics}
+        # each camera at its own rate (camera_health.expected_rates_hz)
+        self.monitors = {t: CameraHealthMonitor(t, settings.for_camera(t)) for t in topics}
         self._events: dict[str, FirstLast[HealthEvent]] = {
             t: FirstLast(keep_each_end, keep_each_end) for t in topics}
         self._seconds: dict[str, dict[str, float]] = {t: {} for t in topics}

@@ -6,17 +6,19 @@ about 240 pixels wide, grey levels 0..255), so it does not depend on the camera'
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ...config import check_settings, did_you_mean, section_from_params, setting
 from ...errors import ConfigError
+from ..per_camera import PerCamera
 
 #: Conditions judged from the pixels of one frame (the ``health`` command reports these).
 IMAGE_CONDITIONS = ("blocked", "low_visibility", "dark", "bright")
 #: Conditions judged from consecutive frames and their headers.
 STREAM_CONDITIONS = ("frozen", "silent", "late", "rate", "stamp_backwards", "stamp_jump",
-                     "frame_id_changed")
+                     "frame_id_changed", "size_changed")
 CONDITIONS = IMAGE_CONDITIONS + STREAM_CONDITIONS
 
 
@@ -34,6 +36,19 @@ class Hysteresis:
 
     def __post_init__(self) -> None:
         check_settings(self)  # the ranges and NaN, as the loader refuses them
+
+
+def _rate(spec: str, where: str) -> float:
+    """The rate of one ``camera_health.expected_rates_hz`` entry, ``spec`` its text after
+    ``TOPIC:``."""
+    try:
+        rate = float(spec.removesuffix("Hz").removesuffix("hz").strip())
+    except ValueError:
+        rate = math.nan
+    if not 0.0 <= rate <= 1000.0:  # NaN too
+        raise ConfigError(f"{where}: the rate must be a number of Hz within [0, 1000] (0: "
+                          f"learnt from the first frames), got {spec!r}")
+    return rate
 
 
 def _hysteresis(raise_frames: int, clear_frames: int) -> Any:
@@ -123,13 +138,19 @@ class CameraHealthSettings:
         dark: hysteresis of ``dark``.
         bright: hysteresis of ``bright``.
         frozen: hysteresis of ``frozen``.
-        expected_rate_hz: the camera's frame rate; 0 learns it from the first frames.
+        expected_rate_hz: the camera's frame rate; 0 learns it from the first frames. The value
+            for every camera ``expected_rates_hz`` does not list.
+        expected_rates_hz: per camera topic, its frame rate, ``"TOPIC: HZ"`` (0 learns it):
+            object_detector takes several cameras, and a 30 Hz front camera beside 10 Hz side
+            cameras was judged against one period (``rate`` WARN on the others, or a late camera
+            missed). A topic names its camera in every image_transport; a node refuses a topic
+            that is none of its cameras, the replay notes it.
         silent_periods: no frame for this many expected periods is ``silent`` (and a gap this
             long between two frames is ``late``).
         rate_tolerance: the measured rate may differ from the expected one by this share before
             ``rate`` is raised.
         stamp_jump_periods: a header stamp that advances by more than this many periods jumps.
-        stream: hysteresis of the stream conditions (late, rate, stamps, frame_id).
+        stream: hysteresis of the stream conditions (late, rate, stamps, frame_id, size).
     """
 
     enabled: bool = setting(True)
@@ -168,6 +189,8 @@ class CameraHealthSettings:
     bright: Hysteresis = _hysteresis(3, 5)
     frozen: Hysteresis = _hysteresis(5, 2)
     expected_rate_hz: float = setting(0.0, range=(0.0, 1000.0))
+    expected_rates_hz: list[str] = setting(
+        [], range="\"TOPIC: HZ\", HZ within [0, 1000] (0: learnt from the first frames)")
     silent_periods: float = setting(10.0, range=(1.0, 1000.0))
     rate_tolerance: float = setting(0.5, range=(0.0, 10.0))
     stamp_jump_periods: float = setting(10.0, range=(1.0, 1000.0))
@@ -198,9 +221,36 @@ class CameraHealthSettings:
                              "view's sharp part a flat part must be to be a lit surface of the "
                              "scene; below 1 a covered, darker part would be taken for one and "
                              "never judged blocked")
+        self.camera_rates()  # refuses a malformed entry, naming it
         if self.block_px * 2 > self.width:
             raise ValueError(f"camera_health.block_px ({self.block_px}) must be at most half of "
                              f"camera_health.width ({self.width})")
+
+    def camera_rates(self) -> PerCamera[float]:
+        """``expected_rates_hz`` by camera (:class:`~..per_camera.PerCamera`).
+
+        Raises:
+            ConfigError: an entry that is no ``"TOPIC: HZ"``, a rate outside [0, 1000], or two
+                different rates for one camera, naming the entry.
+        """
+        rates = PerCamera("camera_health.expected_rates_hz", self.expected_rates_hz,
+                          '"TOPIC: HZ" (the camera\'s frame rate, 0 to learn it)', _rate)
+        for topic in rates.topics:
+            if len(set(rates.get(topic))) > 1:
+                raise ConfigError(f"camera_health.expected_rates_hz gives camera {topic} "
+                                  f"{len(rates.get(topic))} different rates "
+                                  f"({', '.join(f'{r:g}' for r in rates.get(topic))}); fix: "
+                                  "give each camera one (its raw and compressed topics are one "
+                                  "camera)")
+        return rates
+
+    def for_camera(self, topic: str) -> CameraHealthSettings:
+        """These settings as camera ``topic`` is judged: its ``expected_rates_hz`` entry as its
+        ``expected_rate_hz`` (this one's for a camera not listed)."""
+        rates = self.camera_rates().get(topic)
+        if not rates or rates[0] == self.expected_rate_hz:
+            return self
+        return replace(self, expected_rate_hz=rates[0])
 
     def hysteresis(self, condition: str) -> Hysteresis:
         """The hysteresis of ``condition`` (stream conditions share ``stream``)."""
