@@ -25,7 +25,9 @@ Bounded: a warm-up inference that does not return (a hung GPU call, a deadlocked
 :func:`run_bounded` runs the warm-up in a thread of its own and gives up on an inference that has
 run ``warm_up_timeout_s`` (a node parameter, as ``inference_stall_s``), failing the configure
 naming the model, the time waited and the fix; the hung thread is left behind with the objects
-it was handed, and nothing it returns is used (R81).
+it was handed, and nothing it returns is used (R81). The nodes' model load before the warm-up
+runs through :func:`run_bounded` too, each loader naming its step
+(:func:`~sense_perception.core.runtime.progress.loading`, R85).
 """
 from __future__ import annotations
 
