@@ -57,20 +57,12 @@ POLL_S = 0.05
 
 
 #: The jobs of :func:`run_bounded` whose thread has not finished (name, set once it has): ``run``
-#: waits for them as for its callbacks before the process ends, and ends it with ``os._exit``
-#: once one was given up on: a thread that returns from onnxruntime while Python finalizes
-#: aborts the process (``terminate called without an active exception``, R85). Tracked with an
-#: Event of its own: a ``join`` that a Ctrl-C interrupts marks the thread stopped in Python 3.11.
+#: waits for them as for its callbacks before the process ends (within its grace, else
+#: ``os._exit``): a thread that returns from onnxruntime while Python finalizes aborts the
+#: process (``terminate called without an active exception``, R85). Tracked with an Event of its
+#: own: a ``join`` that a Ctrl-C interrupts marks the thread stopped in Python 3.11.
 _RUNNING: dict[str, threading.Event] = {}
 _RUNNING_LOCK = threading.Lock()
-#: Set once :func:`run_bounded` gave up on a job (its bound, a stop, Ctrl-C) while it ran.
-_LEFT_BEHIND = threading.Event()
-
-
-def left_behind() -> bool:
-    """Whether a job was given up on while its thread ran (it may still be inside onnxruntime:
-    the process should end without Python's finalization)."""
-    return _LEFT_BEHIND.is_set()
 
 
 def bounded_jobs() -> dict[str, threading.Event]:
@@ -131,16 +123,12 @@ def run_bounded(job: Callable[[WarmUpProgress], T], timeout_s: float,
     with _RUNNING_LOCK:
         _RUNNING[f"{name} {id(done):x}"] = done
     thread.start()
-    try:
-        while not done.wait(POLL_S):
-            if stopping():
-                raise ModelError(f"{progress.doing()} was stopped (the node is shutting down)")
-            waited = progress.running_s()
-            if waited >= timeout_s:
-                raise ModelError(timed_out(progress, waited, timeout_s))
-    except BaseException:  # given up on (its bound, a stop, a Ctrl-C raised here)
-        _LEFT_BEHIND.set()
-        raise
+    while not done.wait(POLL_S):
+        if stopping():
+            raise ModelError(f"{progress.doing()} was stopped (the node is shutting down)")
+        waited = progress.running_s()
+        if waited >= timeout_s:
+            raise ModelError(timed_out(progress, waited, timeout_s))
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]  # type: ignore[no-any-return]
@@ -380,6 +368,6 @@ def warm_up_model(model: Any, batches: Sequence[int] | None = None,
 
 
 __all__ = ["FIX", "WARM_UP_TIMEOUT_S", "Feed", "WarmUpJob", "WarmUpProgress", "batch_sizes",
-           "detector_feeds", "images_per_frame", "on_gpu", "bounded_jobs", "left_behind", "run_bounded",
+           "detector_feeds", "images_per_frame", "on_gpu", "bounded_jobs", "run_bounded",
            "timed_out",
            "warm_up_detector", "warm_up_driver", "warm_up_model"]
