@@ -196,3 +196,37 @@ def test_on_a_gpu_the_warm_up_runs_every_network_at_every_shape_the_settings_can
         ("picodet_s_416", (416, 416)): [(1, 3, 416, 416)],
         ("picodet_s_416", (256, 256)): [],
         ("person_detection_0203", (864, 480)): [(1, 3, 480, 864)]}
+
+
+def test_a_hung_model_load_is_named_by_the_loader_it_hangs_in(monkeypatch):
+    """R85: a node's model load runs bounded as its warm-up (``run_bounded``); the loaders say
+    which model they load and how (an onnxruntime session, an OpenVINO compile), so the error
+    of one that never returns names it, the time waited and the fix. Outside a bounded job
+    (a command-line tool) they report to nobody."""
+    from sense_perception.core.runtime import openvino_session
+    from sense_perception.core.runtime.progress import current, loading
+
+    loading("yunet", "an onnxruntime session on CPUExecutionProvider")  # no job: a no-op
+    assert current() is None
+    entered, release = threading.Event(), threading.Event()
+
+    class _HungCore:
+        def read_model(self, path: str) -> Any:
+            entered.set()
+            release.wait(30)
+            raise RuntimeError("released")
+
+    monkeypatch.setattr(openvino_session, "_core", lambda: _HungCore())
+    try:
+        with pytest.raises(ModelError) as caught:
+            run_bounded(lambda progress: openvino_session.OpenVinoModel(
+                "/nonexistent/ped.xml", name="pedestrian_specialist"), 600.0, clock=_Clock())
+    finally:
+        release.set()
+    text = str(caught.value)
+    assert text.startswith("the load of pedestrian_specialist (OpenVINO's read and compile_model "
+                           "on the CPU) has not returned after 600 s (warm_up_timeout_s 600)"), text
+    assert "raise warm_up_timeout_s" in text and "OpenVINO compiles" in text, text
+    assert entered.is_set() and current() is None  # the caller's thread reports to nobody
+    # a load that returns in its bound: what it built
+    assert run_bounded(lambda progress: "built", 600.0) == "built"

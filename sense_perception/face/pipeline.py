@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..core.runtime.progress import loading
 from ..core.runtime.session import RuntimeOptions
 from ..errors import GalleryError
 from .align import ALIGNED_SIZE, align_faces
@@ -160,6 +161,8 @@ class DriverIdentifier:
         self._last_embed_t: float | None = None  # stamp of the last frame whose face was embedded
         self._last_embed_clock = 0.0  # the monotonic clock then
         self._previous: tuple[float, np.ndarray] | None = None  # previous frame: stamp, driver box
+        # a node's load is bounded (warm_up_timeout_s): a read that hangs is named (R85)
+        loading("the gallery", f"reading {self.gallery.path}, after any enrol or forget in progress")
         self.reload_gallery()
 
     @classmethod

@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from sensor_msgs.msg import CameraInfo
@@ -138,14 +139,20 @@ class DriverMonitorNode(PerceptionNode):
         t0 = time.perf_counter()
         # Ctrl-C or SIGTERM shuts the context down: a wait for the gallery lock ends then (a
         # SIGTERM raises nothing in Python, so it waited its whole bound, 30 s)
-        self.identifier = DriverIdentifier.from_params(params, source,
-                                                       stopping=lambda: not self.context.ok())
+        # The face models load (and the gallery is read) in a thread of their own, bounded as
+        # the warm-up: a session creation that hung held configure, and the executor, for ever
+        # (R85). What it builds is taken only here: one returning late is dropped.
+        self.identifier = self.load_bounded(
+            partial(DriverIdentifier.from_params, params, source, stopping=self._stopping),
+            "the face models", self.settings.warm_up_timeout_s)
         self.get_logger().info(f"face models loaded in {time.perf_counter() - t0:.1f} s; gallery "
                                f"{self.identifier.gallery.path}: {len(self.identifier.index)} driver(s)")
 
-    def warm_up_job(self) -> Any:
-        from functools import partial
+    def _stopping(self) -> bool:
+        """Whether Ctrl-C or SIGTERM shut the context down (ends a wait for the gallery lock)."""
+        return not self.context.ok()
 
+    def warm_up_job(self) -> Any:
         from ..core.runtime.warm_up import warm_up_driver
 
         # bound now: a warm-up left hung by this configure never warms a later one's pipeline

@@ -12,7 +12,7 @@ import dataclasses
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -49,6 +49,7 @@ from .latched_inputs import LatchedInputs
 from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, ros_default,
                        transport_kind)
 
+T = TypeVar("T")
 
 # How long a stop waits for the inference threads (all nodes together): the frame in flight
 # finishes first, as one onnxruntime run cannot be interrupted (0.5 s for a batch of four 1080p
@@ -352,6 +353,30 @@ class PerceptionNode(LifecycleNode):
             return None
         return run_bounded(job, timeout_s, stopping=lambda: not self.context.ok(),
                            name=f"{self.get_name()}-warm-up")
+
+    def load_bounded(self, job: Callable[[], T], models: str, timeout_s: float) -> T:
+        """Run a model load (``job``, building ``models``; the loaders report each model's
+        session creation, compile and first run at load to its thread's
+        :class:`~sense_perception.core.runtime.progress.WarmUpProgress`) in a thread of its own,
+        as the warm-up (:func:`~sense_perception.core.runtime.warm_up.run_bounded`): a load that
+        never returned (a provider's engine build or a GPU driver hung in the session creation,
+        an OpenVINO compile) held ``configure``, and with it the node's executor (no
+        ``/diagnostics``, no ``shutdown``), for ever (R85). ``job`` returns what it built and
+        never touches the node: one that returns after the configure gave up on it changes
+        nothing.
+
+        Raises:
+            ModelError: it raised (its own error), a step ran past ``timeout_s``
+                (``warm_up_timeout_s``) or the node is stopping.
+        """
+        from ..core.runtime.warm_up import run_bounded
+
+        def load(progress: Any) -> T:
+            progress.loading(models, "reading and preparing the model files")  # the first step
+            return job()
+
+        return run_bounded(load, timeout_s, stopping=lambda: not self.context.ok(),
+                           name=f"{self.get_name()}-load")
 
     def release(self) -> None:
         """Drop the core objects and publishers (cleanup, failed configure, shutdown)."""

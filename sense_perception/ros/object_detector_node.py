@@ -190,7 +190,12 @@ class ObjectDetectorNode(PerceptionNode):
                                  [self.autoware.rois_topic, self.autoware.objects_topic])
         self.check_remapped_outputs()
         self._detect_lock = threading.Lock()
-        self.detector = build_detector(params, source)
+        # The models load in a thread of their own, bounded as the warm-up: a session creation
+        # or a first run at load that hung held configure, and the executor, for ever (R85).
+        # What it builds is taken only here: one returning late is dropped.
+        self.detector = self.load_bounded(partial(build_detector, params, source),
+                                          "the detector's models",
+                                          self.settings.warm_up_timeout_s)
         tracking = TrackingConfig.from_params(params, source)
         velocity = VelocityConfig.from_params(params, source)
         self.trackers = TrackerBank(tracking, self.detector.label_names, velocity) \

@@ -248,7 +248,12 @@ def _leave_stuck_callbacks(executor: Any, code: int) -> None:
     for the gallery lock (for ever, before that wait was bounded), held the process after its
     nodes were gone, with nothing said. The pool is told to end; a thread still busy after
     :data:`CALLBACK_GRACE_S` is named on stderr and left behind (``os._exit``: its work is for
-    nodes already destroyed). Returns when every such thread has ended.
+    nodes already destroyed). A model load or warm-up the configure was stopped in (Ctrl-C,
+    SIGTERM) or gave up on runs in a daemon thread of its own (``run_bounded``, R81, R85): one
+    still in onnxruntime while Python finalized ended the process in ``terminate called without
+    an active exception`` (SIGABRT, exit -6) instead of 0 (nothing waited for it: a ``join`` a
+    Ctrl-C interrupts marks the thread stopped in Python 3.11): each is waited for likewise, by
+    the Event it sets when its job is over (``bounded_jobs``). Returns when all have ended.
     """
     import logging
     import os
@@ -261,20 +266,27 @@ def _leave_stuck_callbacks(executor: Any, code: int) -> None:
     pool = getattr(executor, "_executor", None)  # where rclpy's MultiThreadedExecutor runs them
     if isinstance(pool, ThreadPoolExecutor):
         pool.shutdown(wait=False, cancel_futures=True)  # its idle threads end; none is waited for
+    from ..core.runtime.warm_up import bounded_jobs
+
     busy = [t for t in threading.enumerate()
             if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    jobs = bounded_jobs()
     deadline = time.monotonic() + CALLBACK_GRACE_S
     try:
         for thread in busy:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for done in jobs.values():
+            done.wait(timeout=max(0.0, deadline - time.monotonic()))
     except KeyboardInterrupt:  # Ctrl-C again: wait no longer (Python would join them at exit)
         pass
     stuck = [t.name for t in busy if t.is_alive()]
+    stuck += [name.split(" ")[0] for name, done in jobs.items() if not done.is_set()]
     if not stuck:
         return
-    print(f"warning: a callback was still running {CALLBACK_GRACE_S:g} s after the stop (threads "
-          f"{', '.join(stuck)}: a lifecycle transition or service call, e.g. a configure loading "
-          "its models); the process ends without it", file=sys.stderr)
+    print(f"warning: a callback was still running {CALLBACK_GRACE_S:g} s after the stop "
+          f"(threads {', '.join(stuck)}: a lifecycle transition or service call, e.g. a "
+          "configure loading its models, or a model load or warm-up); the process ends "
+          "without it", file=sys.stderr)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -75,6 +75,7 @@ class InputSettings:
                                      "frames wait, nothing is published); > 0, about 10x the "
                                      "slowest batch on the node's hardware", (0.0, None))
     warm_up_timeout_s: float = param(WARM_UP_TIMEOUT_S, "configure fails, naming the model, when one "
+                                     "model's load (its session creation or compile) or one "
                                      "warm-up inference (each model's first run on blank input "
                                      "before the node reports ready) has not returned for this "
                                      "long (a hung model or provider); > 0, minutes: a TensorRT "

@@ -287,3 +287,125 @@ def test_a_worker_behind_a_hung_driver_pipeline_ends_when_the_node_lets_it_go(co
         release.set()
         node.stop()
         node.destroy_node()
+
+
+def _hung_first_session(monkeypatch: Any, entered: Any, release: Any) -> list[Any]:
+    """The first onnxruntime session the nodes create does not return until ``release`` (a
+    session creation hung in a provider's engine build or a GPU driver); the later ones load as
+    they do. Returns the threads that created the hung one."""
+    import onnxruntime
+
+    real = onnxruntime.InferenceSession
+    hung: list[Any] = []
+
+    def session(*args: Any, **kwargs: Any) -> Any:
+        if not hung:
+            hung.append(threading.current_thread())
+            entered.set()
+            release.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    return hung
+
+
+def test_a_model_load_that_never_returns_fails_configure_after_warm_up_timeout_s(context,
+                                                                               monkeypatch):
+    """R85: R81 bounded the warm-up, not the load before it: an onnxruntime session creation
+    that never returned held configure, and with it the node's executor (no /diagnostics, no
+    shutdown), for ever. The load runs in a thread of its own as the warm-up does and fails
+    after warm_up_timeout_s, naming the model, the time waited and the fix; the hung load,
+    left behind, gives the next configure nothing and publishes nothing when it returns."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    entered, release = threading.Event(), threading.Event()
+    hung = _hung_first_session(monkeypatch, entered, release)
+    published = record_published(monkeypatch)
+    cam = "/sp_load_hung/front/image_raw"
+    node = _detector_node(context, "load_hung_detector", cam, warm_up_timeout_s=0.5,
+                          **{"runtime.openvino": "off", "runtime.providers":
+                             ["CPUExecutionProvider"]}, **ONE_MODEL)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # was: never returned
+        assert entered.is_set() and node.detector is None and node._outputs == []
+        own = published_status(node)
+        assert level(own) == 2
+        assert own.message.startswith(
+            "not configured: the load of picodet_s_416 (an onnxruntime session on "
+            "CPUExecutionProvider) has not returned after "), own.message
+        assert "(warm_up_timeout_s 0.5)" in own.message and "raise warm_up_timeout_s" in own.message
+        assert "CPUExecutionProvider alone" in own.message, own.message
+        assert hung[0].name == "load_hung_detector-load" and hung[0].daemon and hung[0].is_alive()
+        # the next configure loads its own detector while the hung load is still in its session
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        mine = node.detector
+        release.set()  # the hung load returns now: what it built is used by nobody
+        hung[0].join(30)
+        assert not hung[0].is_alive() and node.detector is mine
+        street = read_bgr(STREET)[::2, ::2].copy()
+        camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
+        assert wait_for(lambda: node.health.snapshot().processed == 1)
+        assert node.lifecycle_state == "active" and node.config_error == ""
+        stamps = [m.message["header"]["stamp"]["sec"] for m in published
+                  if m.topic == "/sp_load_hung/front/detections"]
+        assert stamps == [7], stamps
+    finally:
+        release.set()
+        node.stop()
+        node.destroy_node()
+
+
+def test_driver_monitors_face_models_load_bounded_and_a_stop_ends_the_wait(context, tmp_path,
+                                                                            monkeypatch):
+    """R85, driver_monitor: its face models' load, hung, fails configure after
+    warm_up_timeout_s naming the model; the next configure works; and a stop (Ctrl-C, SIGTERM:
+    the context shut down) ends the wait at once, whatever the bound."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+
+    gallery = tmp_path / "gallery"
+    gallery.mkdir(mode=0o700)
+    entered, release = threading.Event(), threading.Event()
+    hung = _hung_first_session(monkeypatch, entered, release)
+    params = {"camera_topic": "/sp_load_hung/cabin/image_raw", "no_input_warn_s": 60.0,
+              "attention.enabled": False, "gallery.path": str(gallery / "gallery.json"),
+              "runtime.providers": ["CPUExecutionProvider"], "runtime.intra_op_threads": 1}
+    node = DriverMonitorNode("load_hung_driver", context=context, parameter_overrides=overrides(
+        **params, warm_up_timeout_s=0.5))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # was: never returned
+        assert entered.is_set() and node.identifier is None
+        assert node.config_error.startswith(
+            "the load of yunet (an onnxruntime session on CPUExecutionProvider) has not returned "
+            "after "), node.config_error
+        assert "(warm_up_timeout_s 0.5)" in node.config_error
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        release.set()
+        hung[0].join(30)
+    finally:
+        release.set()
+        node.destroy_node()
+    # a stop while a load hangs, the bound far off: the configure returns at once, no fault
+    entered.clear()
+    release.clear()
+    hung.clear()
+    node = DriverMonitorNode("load_stopped_driver", context=context,
+                             parameter_overrides=overrides(**params))
+    stopper = threading.Thread(target=lambda: entered.wait(30) and rclpy.try_shutdown(
+        context=context))
+    stopper.start()
+    try:
+        # the configure callback itself: rclpy cannot publish the transition of a context shut
+        # down (`run` stops there, test_ros_node_life.py)
+        result = node.on_configure(None)
+        assert entered.is_set() and not context.ok()
+        assert hung[0].is_alive()  # the load still hangs: the wait ended on the stop alone
+        assert result == TransitionCallbackReturn.FAILURE and node.config_error == ""
+    finally:
+        release.set()
+        stopper.join(30)
+        node.destroy_node()

@@ -34,6 +34,7 @@ from ..runtime.model_registry import MODELS, InputSpec, get_model, read_labels, 
 from .postprocess import finalize
 from .recheck import recheck_nested
 from .preprocess import Preprocessor, PreprocessSpec
+from ..runtime.progress import loading
 from ..runtime.session import OnnxModel, RuntimeConfig, RuntimeOptions, TensorSpec
 from ..types import Detections
 
@@ -721,6 +722,9 @@ class ObjectDetector:
     def _build_decoder(self, family: str, width: int, height: int, num_classes: int) -> Decoder:
         # Shapes come from a real run: exporters often leave output axes symbolic.
         zeros = np.zeros((1, 3, height, width), self._input.dtype)
+        # a node's load is bounded (warm_up_timeout_s): a first run that hangs is named (R85)
+        loading(self.model_name, f"its first run at load, on a blank {width}x{height} input on "
+                                 f"{self.provider} (reads its output shapes)")
         outputs = self._model.run({self._input.name: zeros})
         layout = OutputLayout(
             shapes=tuple(tuple(int(d) for d in o.shape) for o in outputs),

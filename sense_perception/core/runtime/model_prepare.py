@@ -28,6 +28,7 @@ from ...errors import ModelError
 from .graph_fusion import fuse_hard_swish
 from .model_resize import resize_input
 from .openvino_session import OpenVinoModel, openvino_available
+from .progress import loading
 from .session import OnnxModel, RuntimeOptions
 
 LOG = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ def _prepare_onnx(path: str | Path, options: RuntimeOptions, name: str,
     except ModelError as exc:
         ok, why = False, f"dynamic-batch model failed to load: {exc}"
     else:
+        loading(name, "the check of its batch axis: runs at batch 1 and 2 on CPUExecutionProvider")
         ok, why = batch_consistent(static, batched)
     if ok:
         notes.append(f"{reason}; verified: {why}")

@@ -18,6 +18,7 @@ from types import ModuleType
 import numpy as np
 
 from ...errors import ModelError
+from .progress import loading
 from .session import RuntimeOptions, TensorSpec
 
 LOG = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class OpenVinoModel:
                                         "INFERENCE_PRECISION_HINT": "f32"}
         if self.options.intra_op_threads:
             config["INFERENCE_NUM_THREADS"] = int(self.options.intra_op_threads)
+        # a node's load is bounded (warm_up_timeout_s): a compile that hangs is named (R85)
+        loading(name, "OpenVINO's read and compile_model on the CPU")
         try:
             core = _core()
             model = core.read_model(str(path))

@@ -13,6 +13,7 @@ import onnxruntime as ort
 from ...config import check_settings, setting
 from ...errors import ModelError
 from ...limits import MAX_THREADS
+from .progress import loading
 
 if TYPE_CHECKING:  # onnx is imported lazily at run time: only the rewrite path needs it
     import onnx
@@ -228,6 +229,9 @@ class OnnxModel:
         if "CPUExecutionProvider" not in wanted:
             wanted.append("CPUExecutionProvider")
         while wanted:
+            # a node's load is bounded (warm_up_timeout_s): a session creation that hangs (a
+            # provider's engine build, a deadlocked GPU driver) is named by this step (R85)
+            loading(self.name, f"an onnxruntime session on {', '.join(wanted)}")
             try:
                 session = ort.InferenceSession(
                     source, sess_options=self._session_options(),

@@ -25,19 +25,24 @@ Bounded: a warm-up inference that does not return (a hung GPU call, a deadlocked
 :func:`run_bounded` runs the warm-up in a thread of its own and gives up on an inference that has
 run ``warm_up_timeout_s`` (a node parameter, as ``inference_stall_s``), failing the configure
 naming the model, the time waited and the fix; the hung thread is left behind with the objects
-it was handed, and nothing it returns is used (R81).
+it was handed, and nothing it returns is used (R81). The nodes' model load before the warm-up
+runs through :func:`run_bounded` too, each loader naming its step
+(:func:`~sense_perception.core.runtime.progress.loading`, R85).
 """
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from ...errors import ModelError
 from ..imaging.frame_guard import MIN_FRAME_PX
+from .progress import WarmUpProgress, set_current
+
+T = TypeVar("T")
 
 #: What to check when a warm-up fails: it is the model's first run on this runtime.
 FIX = ("fix: check the model file and runtime.providers (a GPU provider that cannot run it: "
@@ -47,87 +52,100 @@ FIX = ("fix: check the model file and runtime.providers (a GPU provider that can
 #: build is the slowest first run (a minute or two for the bundled models on a desktop GPU, several
 #: on an embedded one, per input shape, without a ``runtime.trt_cache_dir`` cache), so minutes.
 WARM_UP_TIMEOUT_S = 600.0
-#: How often the configure waiting for a warm-up looks whether it is over, stopped or too long.
+#: How often the configure waiting for a load or a warm-up looks whether it is over, stopped or too long.
 POLL_S = 0.05
 
 
-class WarmUpProgress:
-    """What a warm-up runs now: the model and its input, since when (read by :func:`run_bounded`
-    when it gives up on it). One per warm-up: a hung one left behind writes only its own."""
+#: The jobs of :func:`run_bounded` whose thread has not finished (name, set once it has): ``run``
+#: waits for them as for its callbacks before the process ends (within its grace, else
+#: ``os._exit``): a thread that returns from onnxruntime while Python finalizes aborts the
+#: process (``terminate called without an active exception``, R85). Tracked with an Event of its
+#: own: a ``join`` that a Ctrl-C interrupts marks the thread stopped in Python 3.11.
+_RUNNING: dict[str, threading.Event] = {}
+_RUNNING_LOCK = threading.Lock()
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.model = "the first model"
-        self.what = "blank input"
-        self.since = clock()
 
-    def step(self, model: str, what: str) -> None:
-        """An inference of ``model`` on ``what`` begins."""
-        self.model, self.what, self.since = model, what, self.clock()
-
-    def running_s(self) -> float:
-        """Seconds the current inference has run."""
-        return self.clock() - self.since
+def bounded_jobs() -> dict[str, threading.Event]:
+    """The jobs of :func:`run_bounded` not finished yet: thread name -> Event set when it is."""
+    with _RUNNING_LOCK:
+        for key in [k for k, done in _RUNNING.items() if done.is_set()]:
+            del _RUNNING[key]
+        return dict(_RUNNING)
 
 
 #: A warm-up to run bounded: the objects it warms bound to it, the progress it reports to given.
 WarmUpJob = Callable[[WarmUpProgress], float]
 
 
-def run_bounded(job: WarmUpJob, timeout_s: float, stopping: Callable[[], bool] = lambda: False,
-                clock: Callable[[], float] = time.monotonic, name: str = "warm-up") -> float:
-    """Run ``job`` in a daemon thread of its own and wait for it, giving up on an inference that
-    has run ``timeout_s`` (each inference its own bound: a GPU builds one engine per shape).
+def run_bounded(job: Callable[[WarmUpProgress], T], timeout_s: float,
+                stopping: Callable[[], bool] = lambda: False,
+                clock: Callable[[], float] = time.monotonic, name: str = "warm-up") -> T:
+    """Run ``job`` in a daemon thread of its own and wait for it, giving up on a step (one
+    inference of a warm-up, one model's load) that has run ``timeout_s`` (each step its own
+    bound: a GPU builds one engine per shape, per model).
 
-    The job holds the objects it warms (bound before this call), so a later configure's objects
-    are never its; its result or error is read only here, so one returning after this gave up
-    changes nothing.
+    The job holds the objects it warms (bound before this call) or returns the ones it loads,
+    so a later configure's objects are never its; its result or error is read only here, so one
+    returning after this gave up changes nothing. The model loaders the job calls report their
+    steps to its progress (:func:`~sense_perception.core.runtime.progress.loading`, R85).
 
     Args:
-        job: the warm-up, given a :class:`WarmUpProgress` to report each inference to.
+        job: the warm-up or the load, given a :class:`WarmUpProgress` to report each step to.
         timeout_s: ``warm_up_timeout_s``.
         stopping: true once the node stops (Ctrl-C, SIGTERM): the wait ends at once.
         clock: the monotonic clock the bound is counted on (a test moves it).
         name: the thread's name.
 
     Returns:
-        The seconds the warm-up took.
+        What the job returned (a warm-up: the seconds it took; a load: what it built).
 
     Raises:
-        ModelError: the warm-up raised (as the job says it), did not return within the bound
-            (naming the model, its input, the time waited and the fix) or was stopped.
+        ModelError: the job raised (as the job says it), a step did not return within the bound
+            (naming the model, what was done with it, the time waited and the fix) or the node
+            was stopped.
     """
     progress = WarmUpProgress(clock)
     outcome: dict[str, Any] = {}
+    done = threading.Event()
 
     def work() -> None:
+        set_current(progress)  # the loaders deep in the core report to it
         try:
-            outcome["seconds"] = job(progress)
+            outcome["result"] = job(progress)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting configure
             outcome["error"] = exc
+        finally:
+            set_current(None)
+            done.set()
 
     thread = threading.Thread(target=work, name=name, daemon=True)
+    bounded_jobs()  # forgets those that finished
+    with _RUNNING_LOCK:
+        _RUNNING[f"{name} {id(done):x}"] = done
     thread.start()
-    while True:
-        thread.join(POLL_S)
-        if not thread.is_alive():
-            break
+    while not done.wait(POLL_S):
         if stopping():
-            raise ModelError(f"the warm-up of {progress.model} was stopped (the node is shutting "
-                             "down)")
+            raise ModelError(f"{progress.doing()} was stopped (the node is shutting down)")
         waited = progress.running_s()
         if waited >= timeout_s:
-            raise ModelError(
-                f"the warm-up inference of {progress.model} on {progress.what} has not returned "
-                f"after {waited:.0f} s (warm_up_timeout_s {timeout_s:g}), so the node did not "
-                "report ready; fix: if this hardware's first run of the model takes longer (a "
-                "TensorRT engine build, per input shape: keep runtime.trt_cache_dir so that it "
-                "is built once), raise warm_up_timeout_s; else the model or its provider hangs: "
-                "list CPUExecutionProvider alone in runtime.providers to confirm, then configure "
-                "the node again (the hung call is left behind; nothing it returns is used)")
+            raise ModelError(timed_out(progress, waited, timeout_s))
     if "error" in outcome:
         raise outcome["error"]
-    return float(outcome["seconds"])
+    return outcome["result"]  # type: ignore[no-any-return]
+
+
+def timed_out(progress: WarmUpProgress, waited: float, timeout_s: float) -> str:
+    """The error of a load or warm-up step that has run ``waited`` seconds, past ``timeout_s``:
+    what hung, the time waited and the fix."""
+    slow = ("its load (TensorRT builds its engines, OpenVINO compiles; keep "
+            "runtime.trt_cache_dir so that an engine is built once)" if progress.load else
+            "its first run (a TensorRT engine build, per input shape: keep runtime.trt_cache_dir "
+            "so that it is built once)")
+    return (f"{progress.doing()} has not returned after {waited:.0f} s (warm_up_timeout_s "
+            f"{timeout_s:g}), so the node did not report ready; fix: if this hardware takes "
+            f"longer for {slow}, raise warm_up_timeout_s; else the model or its provider hangs: "
+            "list CPUExecutionProvider alone in runtime.providers to confirm, then configure the "
+            "node again (the hung call is left behind; nothing it returns is used)")
 
 
 def on_gpu(providers: Sequence[str]) -> bool:
@@ -350,5 +368,6 @@ def warm_up_model(model: Any, batches: Sequence[int] | None = None,
 
 
 __all__ = ["FIX", "WARM_UP_TIMEOUT_S", "Feed", "WarmUpJob", "WarmUpProgress", "batch_sizes",
-           "detector_feeds", "images_per_frame", "on_gpu", "run_bounded", "warm_up_detector",
-           "warm_up_driver", "warm_up_model"]
+           "detector_feeds", "images_per_frame", "on_gpu", "bounded_jobs", "run_bounded",
+           "timed_out",
+           "warm_up_detector", "warm_up_driver", "warm_up_model"]
