@@ -268,9 +268,9 @@ from sense_perception.cli.main import main
 real = engine.write_summary
 
 
-def write_summary(path, summary):
+def write_summary(path, summary, **options):
     os.kill(os.getpid(), getattr(signal, sys.argv[3]))  # the stop arrives as the summary is written
-    real(path, summary)
+    real(path, summary, **options)
 
 
 engine.write_summary = write_summary

@@ -162,7 +162,7 @@ def test_a_stop_while_the_outputs_are_finished_that_then_fail_is_still_a_stop(
 
     stops = Stops()
 
-    def write_summary(path, summary):
+    def write_summary(path, summary, **options):
         stops.stop(signal.SIGTERM, None)  # as the signal handler does: kept for the block's end
         raise OSError(errno.ENOSPC, "No space left on device")
 
