@@ -273,15 +273,27 @@ def check_own_result(path: Path, option: str, own: OwnResult) -> None:
 def earlier_result_problem(path: Path, own: OwnResult) -> str | None:
     """Why the existing file ``path`` may not be replaced by ``own.command``'s result of that name
     (a file it writes at a fixed place, fleet's ``fleet_summary.json``): it is not a regular
-    file, not JSON, or JSON that is not an earlier result of that command (:func:`check_own_result`);
+    file, cannot be read (named as such, not as "a device"), not JSON, or JSON that is not an
+    earlier result of that command (:func:`check_own_result`);
     None when ``path`` is absent, empty (``{}``, ``[]`` included) or such a result.
     """
     if not path.exists() and not path.is_symlink():
         return None
     head = file_head(path)
     if head is None:
-        return f"is {file_kind(path)}, not a regular file" if path.exists() else \
-            "is a link that leads to no file"
+        if not path.exists():
+            return "is a link that leads to no file"
+        if not path.is_file():
+            return f"is {file_kind(path)}, not a regular file"
+        # a regular file this user cannot open (another user's, mode 0000): it was called
+        # "a device, not a regular file", a wrong cause and no way out
+        try:
+            os.close(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)))
+            why = "it could not be read"
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        return (f"cannot be read to tell whether it is {own.command}'s own result ({why}): "
+                "another user's file, or one without read permission")
     if not _text_start(head):
         return None
     start = _not_json_head(head)

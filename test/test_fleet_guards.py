@@ -301,6 +301,33 @@ def test_a_file_of_the_users_named_fleet_summary_json_is_never_replaced(tmp_path
     assert code == 2 and json.loads(summary.read_text())["wall_s"] is not None
 
 
+def test_an_unreadable_fleet_summary_json_is_named_as_unreadable(tmp_path, monkeypatch):
+    """R86: a `fleet_summary.json` this user cannot open (another user's, mode 0000) was refused as
+    "is a device, not a regular file": a wrong cause. It is named as unreadable now (with the
+    system's reason), still refused, every byte kept. (Opening is made to fail: root reads any
+    file whatever its mode.)"""
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = out / "fleet_summary.json"
+    summary.write_text('{"theirs": 1}\n')
+    opened = os.open
+
+    def refuse(path, *args, **kwargs):
+        if str(path) == str(summary):
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(FleetError) as caught:
+        make_out(out)
+    message = str(caught.value)
+    assert "device" not in message and "not a regular file" not in message, message
+    assert f"{summary} cannot be read to tell whether it is fleet's own result (Permission " \
+           "denied)" in message and "choose another --out" in message, message
+    monkeypatch.undo()
+    assert summary.read_text() == '{"theirs": 1}\n'
+
+
 # -- bags behind links ---------------------------------------------------------------------------
 
 def test_linked_bag_folders_are_followed_once_and_loops_end(tmp_path):
