@@ -393,7 +393,10 @@ def test_each_camera_is_judged_at_its_own_rate():
     (["/front/image_raw: fast"], r"expected_rates_hz\[0\].*number of Hz within \[0, 1000\]"),
     (["/front/image_raw: nan"], r"expected_rates_hz\[0\].*within \[0, 1000\]"),
     (["/front/image_raw: 2000"], r"expected_rates_hz\[0\].*within \[0, 1000\]"),
-    (["/a/image_raw: 30", "/a/image_raw/compressed: 10"], r"camera /a/image_raw 2 different rates \(30, 10\)")])
+    (["/a/image_raw: 30", "/a/image_raw/compressed: 10"], r"camera /a/image_raw 2 different rates \(30, 10\)"),
+    # R86: a rate repeated beside another was "3 different rates (30, 30, 10)"
+    (["/a/image_raw: 30", "/a/image_raw: 30", "/a/image_raw/compressed: 10"],
+     r"camera /a/image_raw 2 different rates \(30, 10\);")])
 def test_a_camera_rate_that_is_no_rate_is_refused_naming_it(entries, words):
     with pytest.raises(ConfigError, match=words):
         CameraHealthSettings.from_params({"camera_health.expected_rates_hz": entries}, "my.yaml")

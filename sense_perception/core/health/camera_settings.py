@@ -236,10 +236,12 @@ class CameraHealthSettings:
         rates = PerCamera("camera_health.expected_rates_hz", self.expected_rates_hz,
                           '"TOPIC: HZ" (the camera\'s frame rate, 0 to learn it)', _rate)
         for topic in rates.topics:
-            if len(set(rates.get(topic))) > 1:
+            # each rate once: a rate repeated beside another was counted and listed twice
+            distinct = list(dict.fromkeys(rates.get(topic)))
+            if len(distinct) > 1:
                 raise ConfigError(f"camera_health.expected_rates_hz gives camera {topic} "
-                                  f"{len(rates.get(topic))} different rates "
-                                  f"({', '.join(f'{r:g}' for r in rates.get(topic))}); fix: "
+                                  f"{len(distinct)} different rates "
+                                  f"({', '.join(f'{r:g}' for r in distinct)}); fix: "
                                   "give each camera one (its raw and compressed topics are one "
                                   "camera)")
         return rates
