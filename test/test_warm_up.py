@@ -230,3 +230,37 @@ def test_a_hung_model_load_is_named_by_the_loader_it_hangs_in(monkeypatch):
     assert entered.is_set() and current() is None  # the caller's thread reports to nobody
     # a load that returns in its bound: what it built
     assert run_bounded(lambda progress: "built", 600.0) == "built"
+
+
+def test_a_hung_gallery_read_at_load_names_the_gallery_fix_not_the_models(tmp_path, monkeypatch):
+    """R86: R85 bounds driver_monitor's gallery read at load as a model's load step, and its error
+    gave a model's fix (a TensorRT engine, "list CPUExecutionProvider alone"), which cannot help
+    a gallery on a disk that does not answer or behind a driver command's lock. It names the
+    gallery, its path and what to check now. (No model loads: the engine is a stand-in.)"""
+    from sense_perception.face.gallery import GalleryStore
+    from sense_perception.face.pipeline import DriverIdentifier
+    from sense_perception.face.settings import DriverMonitorSettings
+
+    path = tmp_path / "gallery.json"
+    settings = DriverMonitorSettings.from_params(
+        {"gallery.path": str(path), "attention.enabled": False}, "test")
+    entered, release = threading.Event(), threading.Event()
+
+    def hung_read(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        entered.set()
+        release.wait(30)
+        return []
+
+    monkeypatch.setattr(GalleryStore, "drivers", hung_read)
+    try:
+        with pytest.raises(ModelError) as caught:
+            run_bounded(lambda progress: DriverIdentifier(settings, GalleryStore(path),
+                                                          engine=SimpleNamespace()),
+                        600.0, clock=_Clock())
+    finally:
+        release.set()
+    text = str(caught.value)
+    assert entered.is_set(), text
+    assert text.startswith(f"the load of the gallery (reading {path}"), text
+    assert f"check that the disk of gallery.path ({path}) answers" in text, text
+    assert "CPUExecutionProvider" not in text and "TensorRT" not in text, text

@@ -22,7 +22,7 @@ from ..errors import GalleryError
 from .align import ALIGNED_SIZE, align_faces
 from .decision import DriverState, IdentityDecider
 from .driver_select import same_face, select_driver
-from .gallery import GalleryStore
+from .gallery import LOCK_WAIT_S, GalleryStore
 from .identify import TemplateIndex
 from .privacy import check_identity_allowed
 from .sface import SFaceEmbedder
@@ -162,7 +162,11 @@ class DriverIdentifier:
         self._last_embed_clock = 0.0  # the monotonic clock then
         self._previous: tuple[float, np.ndarray] | None = None  # previous frame: stamp, driver box
         # a node's load is bounded (warm_up_timeout_s): a read that hangs is named (R85)
-        loading("the gallery", f"reading {self.gallery.path}, after any enrol or forget in progress")
+        loading("the gallery", f"reading {self.gallery.path}, after any enrol or forget in progress",
+                fix=f"check that the disk of gallery.path ({self.gallery.path}) answers (a network "
+                    "mount that hangs) and that no `sense-perception driver` command holds the "
+                    f"gallery's lock (it is waited for at most {LOCK_WAIT_S:g} s: keep "
+                    "warm_up_timeout_s above that)")
         self.reload_gallery()
 
     @classmethod

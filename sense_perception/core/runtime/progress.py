@@ -28,16 +28,21 @@ class WarmUpProgress:
         self.model = "the first model"
         self.what = "blank input"
         self.load = False
+        #: The fix of a load step that is no model's (a file read): None gives the model's fix.
+        self.fix: str | None = None
         self.since = clock()
 
     def step(self, model: str, what: str) -> None:
         """A warm-up inference of ``model`` on ``what`` begins."""
         self.model, self.what, self.load, self.since = model, what, False, self.clock()
+        self.fix = None
 
-    def loading(self, model: str, what: str) -> None:
+    def loading(self, model: str, what: str, fix: str | None = None) -> None:
         """A step of loading ``model`` (``what``: an onnxruntime session on its providers, an
-        OpenVINO compile, its first run at load) begins."""
+        OpenVINO compile, its first run at load) begins; ``fix``: what to do when this step
+        hangs, for a step that is no model's (the gallery read), else None (the model's fix)."""
         self.model, self.what, self.load, self.since = model, what, True, self.clock()
+        self.fix = fix
 
     def doing(self) -> str:
         """The current step in words: ``the load of M (W)`` or ``the warm-up inference of M on W``."""
@@ -60,11 +65,12 @@ def set_current(progress: WarmUpProgress | None) -> None:
     _CURRENT.progress = progress
 
 
-def loading(model: str, what: str) -> None:
-    """Say that a step of loading ``model`` begins (a no-op outside a bounded job)."""
+def loading(model: str, what: str, fix: str | None = None) -> None:
+    """Say that a step of loading ``model`` begins (a no-op outside a bounded job); ``fix``: see
+    :meth:`WarmUpProgress.loading`."""
     progress = current()
     if progress is not None:
-        progress.loading(model, what)
+        progress.loading(model, what, fix)
 
 
 __all__ = ["WarmUpProgress", "current", "loading", "set_current"]

@@ -136,7 +136,13 @@ def run_bounded(job: Callable[[WarmUpProgress], T], timeout_s: float,
 
 def timed_out(progress: WarmUpProgress, waited: float, timeout_s: float) -> str:
     """The error of a load or warm-up step that has run ``waited`` seconds, past ``timeout_s``:
-    what hung, the time waited and the fix."""
+    what hung, the time waited and the fix (the step's own, for one that is no model's: the
+    gallery read was told to list CPUExecutionProvider alone)."""
+    if progress.fix:
+        return (f"{progress.doing()} has not returned after {waited:.0f} s (warm_up_timeout_s "
+                f"{timeout_s:g}), so the node did not report ready; fix: {progress.fix}, then "
+                "configure the node again (the hung call is left behind; nothing it returns is "
+                "used)")
     slow = ("its load (TensorRT builds its engines, OpenVINO compiles; keep "
             "runtime.trt_cache_dir so that an engine is built once)" if progress.load else
             "its first run (a TensorRT engine build, per input shape: keep runtime.trt_cache_dir "
