@@ -128,14 +128,49 @@ def test_a_warm_up_that_fails_fails_configure_naming_the_model(context, monkeypa
         node.destroy_node()
 
 
+def _configure_gives_up(node: Any, message_start: str) -> str:
+    """A configure behind a hung model call fails after warm_up_timeout_s (0.5 here), nothing
+    configured, the node's ERROR naming what hung, the bound and the fix; its message."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # was: never returned
+    assert node.detector is None and node._outputs == []
+    own = published_status(node)
+    assert level(own) == 2
+    assert own.message.startswith(message_start), own.message
+    assert "(warm_up_timeout_s 0.5)" in own.message and "raise warm_up_timeout_s" in own.message
+    return str(own.message)
+
+
+def _next_configure_is_untouched_by(hung: threading.Thread, release: threading.Event, node: Any,
+                                    cam: str, published: list[Any]) -> None:
+    """The next configure runs while ``hung`` is still in the old call; released then, that call
+    changes nothing: the node keeps its own detector, stays ok and publishes its frame alone."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    mine = node.detector
+    release.set()  # the hung call returns now: nothing of it is used
+    hung.join(30)
+    assert not hung.is_alive() and node.detector is mine
+    street = read_bgr(STREET)[::2, ::2].copy()
+    camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
+    assert wait_for(lambda: node.health.snapshot().processed == 1)
+    assert node.lifecycle_state == "active" and node.config_error == ""
+    own = published_status(node)
+    assert level(own) == 0 and own.message == "ok", own.message
+    stamps = [m.message["header"]["stamp"]["sec"] for m in published
+              if m.topic == f"{cam.rsplit('/', 1)[0]}/detections"]
+    assert stamps == [7], stamps
+
+
 def test_a_warm_up_that_never_returns_fails_configure_after_warm_up_timeout_s(context,
                                                                             monkeypatch):
     """R81: a model hung in its warm-up held configure, the transition and with it the node's
     executor (no /diagnostics, no shutdown), for ever. It fails after warm_up_timeout_s, naming
     the model, the time waited and the fix; the hung call, left behind, warms nothing of the
     next configure and changes nothing when it returns."""
-    from rclpy.lifecycle import TransitionCallbackReturn
-
     entered, release = threading.Event(), threading.Event()
 
     def hung(images: Any) -> None:  # the first detector's warm-up, until the test lets it go
@@ -147,31 +182,13 @@ def test_a_warm_up_that_never_returns_fails_configure_after_warm_up_timeout_s(co
     cam = "/sp_warm_hung/front/image_raw"
     node = _detector_node(context, "warm_hung_detector", cam, warm_up_timeout_s=0.5, **ONE_MODEL)
     try:
-        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # was: never returned
-        assert entered.is_set() and node.detector is None and node._outputs == []
-        own = published_status(node)
-        assert level(own) == 2
-        assert own.message.startswith(
-            "not configured: the warm-up inference of picodet_s_416 on 1 blank 416x416 frame(s) "
-            "has not returned after "), own.message
-        assert "(warm_up_timeout_s 0.5)" in own.message and "raise warm_up_timeout_s" in own.message
+        _configure_gives_up(node, "not configured: the warm-up inference of picodet_s_416 on 1 "
+                                  "blank 416x416 frame(s) has not returned after ")
+        assert entered.is_set()
         left = [t for t in threading.enumerate() if t.name == "warm_hung_detector-warm-up"]
         assert len(left) == 1 and left[0].daemon  # left behind: never holds the process
         # the next configure warms its own detector while the hung call is still in the old one
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        release.set()  # the hung warm-up returns now: nothing of it is used
-        left[0].join(30)
-        assert not left[0].is_alive()
-        street = read_bgr(STREET)[::2, ::2].copy()
-        camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
-        assert wait_for(lambda: node.health.snapshot().processed == 1)
-        assert node.lifecycle_state == "active" and node.config_error == ""
-        own = published_status(node)
-        assert level(own) == 0 and own.message == "ok", own.message
-        stamps = [m.message["header"]["stamp"]["sec"] for m in published
-                  if m.topic == "/sp_warm_hung/front/detections"]
-        assert stamps == [7], stamps
+        _next_configure_is_untouched_by(left[0], release, node, cam, published)
     finally:
         release.set()
         node.stop()
@@ -316,8 +333,6 @@ def test_a_model_load_that_never_returns_fails_configure_after_warm_up_timeout_s
     shutdown), for ever. The load runs in a thread of its own as the warm-up does and fails
     after warm_up_timeout_s, naming the model, the time waited and the fix; the hung load,
     left behind, gives the next configure nothing and publishes nothing when it returns."""
-    from rclpy.lifecycle import TransitionCallbackReturn
-
     entered, release = threading.Event(), threading.Event()
     hung = _hung_first_session(monkeypatch, entered, release)
     published = record_published(monkeypatch)
@@ -326,30 +341,13 @@ def test_a_model_load_that_never_returns_fails_configure_after_warm_up_timeout_s
                           **{"runtime.openvino": "off", "runtime.providers":
                              ["CPUExecutionProvider"]}, **ONE_MODEL)
     try:
-        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # was: never returned
-        assert entered.is_set() and node.detector is None and node._outputs == []
-        own = published_status(node)
-        assert level(own) == 2
-        assert own.message.startswith(
-            "not configured: the load of picodet_s_416 (an onnxruntime session on "
-            "CPUExecutionProvider) has not returned after "), own.message
-        assert "(warm_up_timeout_s 0.5)" in own.message and "raise warm_up_timeout_s" in own.message
-        assert "CPUExecutionProvider alone" in own.message, own.message
+        message = _configure_gives_up(node, "not configured: the load of picodet_s_416 (an "
+                                            "onnxruntime session on CPUExecutionProvider) has "
+                                            "not returned after ")
+        assert entered.is_set() and "CPUExecutionProvider alone" in message, message
         assert hung[0].name == "load_hung_detector-load" and hung[0].daemon and hung[0].is_alive()
         # the next configure loads its own detector while the hung load is still in its session
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        mine = node.detector
-        release.set()  # the hung load returns now: what it built is used by nobody
-        hung[0].join(30)
-        assert not hung[0].is_alive() and node.detector is mine
-        street = read_bgr(STREET)[::2, ::2].copy()
-        camera_callback(node, cam)(image_msg(street, 7, 0, "front"), {})
-        assert wait_for(lambda: node.health.snapshot().processed == 1)
-        assert node.lifecycle_state == "active" and node.config_error == ""
-        stamps = [m.message["header"]["stamp"]["sec"] for m in published
-                  if m.topic == "/sp_load_hung/front/detections"]
-        assert stamps == [7], stamps
+        _next_configure_is_untouched_by(hung[0], release, node, cam, published)
     finally:
         release.set()
         node.stop()
