@@ -42,6 +42,7 @@ from ..core.output.frame_outputs import (CABIN_OUTPUTS, DIAGNOSTIC_ARRAY, DIAGNO
                                          switches, taken_topics)
 from ..core.output.status import driver_hardware_id, driver_last, driver_values, driver_warnings
 from ..core.output.topics import output_namespace, output_namespaces, rectified_topic
+from ..core.runtime.warm_up import WarmUpJob
 from ..core.types import Header
 from ..errors import SensePerceptionError
 from ..face.privacy import check_not_exterior
@@ -148,11 +149,7 @@ class DriverMonitorNode(PerceptionNode):
         self.get_logger().info(f"face models loaded in {time.perf_counter() - t0:.1f} s; gallery "
                                f"{self.identifier.gallery.path}: {len(self.identifier.index)} driver(s)")
 
-    def _stopping(self) -> bool:
-        """Whether Ctrl-C or SIGTERM shut the context down (ends a wait for the gallery lock)."""
-        return not self.context.ok()
-
-    def warm_up_job(self) -> Any:
+    def warm_up_job(self) -> WarmUpJob | None:
         from ..core.runtime.warm_up import warm_up_driver
 
         # bound now: a warm-up left hung by this configure never warms a later one's pipeline

@@ -40,6 +40,7 @@ from ..core.health.inference_guard import InferenceWatch, waiting_camera
 from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
 from ..core.output.status import name_camera_faults
+from ..core.runtime.warm_up import WarmUpJob, run_bounded
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
 from . import qos
@@ -327,7 +328,7 @@ class PerceptionNode(LifecycleNode):
     def on_outputs_active(self) -> None:
         """Called once the publishers are active (e.g. to publish latched messages)."""
 
-    def warm_up_job(self) -> Any:
+    def warm_up_job(self) -> WarmUpJob | None:
         """The warm-up to run at configure, after :meth:`load`: each model once on blank input
         (see :mod:`~sense_perception.core.runtime.warm_up`), a callable taking a
         :class:`~sense_perception.core.runtime.warm_up.WarmUpProgress` and returning the
@@ -335,6 +336,11 @@ class PerceptionNode(LifecycleNode):
         which a hung model may leave behind); None when there is nothing to warm. It raises
         SensePerceptionError (naming the model and the fix) to fail configure."""
         return None
+
+    def _stopping(self) -> bool:
+        """Whether Ctrl-C or SIGTERM shut the context down: a bounded load or warm-up, and a
+        wait for the gallery lock, end then."""
+        return not self.context.ok()
 
     def warm_up(self, timeout_s: float) -> float | None:
         """Run :meth:`warm_up_job` bounded (:func:`~sense_perception.core.runtime.warm_up.run_bounded`):
@@ -346,12 +352,10 @@ class PerceptionNode(LifecycleNode):
             ModelError: it raised, ran past ``timeout_s`` (``warm_up_timeout_s``) or the node
                 is stopping.
         """
-        from ..core.runtime.warm_up import run_bounded
-
         job = self.warm_up_job()
         if job is None:
             return None
-        return run_bounded(job, timeout_s, stopping=lambda: not self.context.ok(),
+        return run_bounded(job, timeout_s, stopping=self._stopping,
                            name=f"{self.get_name()}-warm-up")
 
     def load_bounded(self, job: Callable[[], T], models: str, timeout_s: float) -> T:
@@ -369,13 +373,11 @@ class PerceptionNode(LifecycleNode):
             ModelError: it raised (its own error), a step ran past ``timeout_s``
                 (``warm_up_timeout_s``) or the node is stopping.
         """
-        from ..core.runtime.warm_up import run_bounded
-
         def load(progress: Any) -> T:
             progress.loading(models, "reading and preparing the model files")  # the first step
             return job()
 
-        return run_bounded(load, timeout_s, stopping=lambda: not self.context.ok(),
+        return run_bounded(load, timeout_s, stopping=self._stopping,
                            name=f"{self.get_name()}-load")
 
     def release(self) -> None:

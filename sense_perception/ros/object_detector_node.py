@@ -52,6 +52,7 @@ from ..core.output.frame_outputs import (DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC, EX
                                          judged_outputs, output_topic, switches, taken_topics)
 from ..core.output.status import detector_hardware_id, detector_values
 from ..core.output.topics import output_namespaces
+from ..core.runtime.warm_up import WarmUpJob
 from ..core.types import Detections, Header
 from ..face.privacy import check_cabin_not_exterior
 from . import qos
@@ -220,7 +221,7 @@ class ObjectDetectorNode(PerceptionNode):
         for reason in self.detector.fallback_reasons:
             self.get_logger().info(f"provider fallback: {reason}")
 
-    def warm_up_job(self) -> Any:
+    def warm_up_job(self) -> WarmUpJob | None:
         from ..core.runtime.warm_up import warm_up_detector
 
         # bound now: a warm-up left hung by this configure never warms a later one's detector
