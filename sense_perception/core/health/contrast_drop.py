@@ -160,9 +160,8 @@ class ContrastDropWatch:
         if self._film is None and share >= self.fraction and share > 0 \
                 and self._arrived(lost, share, stamp) >= self.fraction:
             self._film, self._film_contrast = lost, _contrast(self._level, lost)
-        elif self._film is not None and \
-                _contrast(log_detail, self._film) - self._film_contrast >= math.log(self.hold):
-            self._film = None  # the film's part regained its contrast: wiped off, or no film
+        elif self._film is not None and self._film_regained(log_detail):
+            self._film = None  # wiped off, or no film
         # the recent level follows the view, except where a film is held: a film is never
         # learnt as the view's normal contrast
         follow = np.full(log_detail.shape, recent, np.float32)
@@ -186,13 +185,19 @@ class ContrastDropWatch:
         assert self._film is not None and self._level is not None and self._structure is not None
         self._stamp, self._brightness = stamp, brightness
         self._recent.clear()
-        if _contrast(log_detail, self._film) - self._film_contrast >= math.log(self.hold):
+        if self._film_regained(log_detail):
             self._level, self._structure, self._film = log_detail, log_structure, None
-            return None  # its part regained its contrast: wiped off, or no film
+            return None  # wiped off, or no film
         rest = ~self._film
         self._level[rest] = log_detail[rest]
         self._structure[rest] = log_structure[rest]
         return self.film
+
+    def _film_regained(self, log_detail: np.ndarray) -> bool:
+        """Whether the held film's part has regained ``hold`` times the contrast against the rest
+        it had when the film came (the film's end, in one frame and across a long step alike)."""
+        assert self._film is not None
+        return _contrast(log_detail, self._film) - self._film_contrast >= math.log(self.hold)
 
     def _arrived(self, lost: np.ndarray, share: float, stamp: float) -> float:
         """Share of the view in ``lost`` (``share`` of it) that was not lost in the last frame
