@@ -1,6 +1,7 @@
 """One fleet run from start to end: find the bags, skip finished ones, run the rest on Ray, report."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -170,12 +171,11 @@ def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: lis
 
         cpus, gpus = request.cpus_per_worker, request.gpus_per_worker
         try:
-            if request.address is None:  # Ray's processes start here, with this environment
-                from .key_env import key_kept_from_ray
+            from .key_env import key_kept_from_ray
 
-                with key_kept_from_ray(request.config, request.cabin):
-                    session = _connect(connect, request.address, cpus)
-            else:
+            # a local Ray's processes start here, with this environment; a cluster's are its own
+            with key_kept_from_ray(request.config, request.cabin) if request.address is None \
+                    else contextlib.nullcontext():
                 session = _connect(connect, request.address, cpus)
             try:
                 guard.install()  # ray.init put its own SIGTERM handler in place of ours
