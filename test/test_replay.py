@@ -109,6 +109,15 @@ def test_golden_comparison_can_fail():
         ("/camera/front/annotations", lambda m: m["texts"][0].update(text="bus 0.99")),
         ("/camera/cabin/head_pose", lambda m: m["pose"]["position"].update(z=m["pose"]["position"]["z"] + 0.01)),
         ("/camera/front/label_info", lambda m: m.update(threshold=0.5)),
+        ("/camera/cabin/driver_attention",  # eye openness: within 1e-2
+         lambda m: m["results"][3].update(score=m["results"][3]["score"] + 0.02)),
+        ("/camera/front/detections_3d", lambda m: _moved_3d(m, "pose", 0.01)),
+        ("/camera/front/detections_3d", lambda m: _moved_3d(m, "bbox", 0.01)),
+        ("/camera/front/detections_3d",  # covariance: within 1 %
+         lambda m: m["detections"][0]["results"][0]["pose"]["covariance"].__setitem__(
+             0, m["detections"][0]["results"][0]["pose"]["covariance"][0] * 1.05)),
+        ("/camera/front/detections_3d",
+         lambda m: m["detections"][0]["results"][0]["hypothesis"].update(class_id="bus")),
     ]
     for topic, edit in edits:
         changed = copy.deepcopy(golden)
@@ -119,6 +128,18 @@ def test_golden_comparison_can_fail():
     fewer["/camera/cabin/faces"].pop()
     with pytest.raises(AssertionError):
         assert_matches_golden(fewer, golden)
+    fewer_3d = copy.deepcopy(golden)
+    fewer_3d["/camera/front/detections_3d"][0]["msg"]["detections"].pop()
+    with pytest.raises(AssertionError):
+        assert_matches_golden(fewer_3d, golden)
+
+
+def _moved_3d(msg: dict, part: str, metres: float) -> None:
+    """Move the first 3-D detection's pose (``pose``) or box centre (``bbox``) along x."""
+    detection = msg["detections"][0]
+    position = detection["results"][0]["pose"]["pose"]["position"] if part == "pose" else \
+        detection["bbox"]["center"]["position"]
+    position["x"] += metres
 
 
 def test_output_bag_is_named_after_the_input_bag(sample_run, tmp_path):
