@@ -327,6 +327,22 @@ def test_tracker_counts_consecutive_frames_only():
         t.update(["bright"], 0.0)
 
 
+
+def test_tracker_counts_the_cameras_frames_between_two_frames_judged_that_agree():
+    """Behind a slow inference each frame judged stands for the camera's frames since the one
+    before: counted in frames judged, ``raise_frames`` 3 took three frames judged. A lone frame
+    judged counts one (one glitch behind a 12-frame gap raises nothing), and a replay's frames
+    (1 each) count as before."""
+    t = ConditionTracker({"dark": Hysteresis(3, 2)})
+    assert t.update(["dark"], 0.0, frames=12) == []  # a lone frame: one, whatever it stands for
+    assert t.update([], 1.2, frames=12) == []  # it broke off: nothing raised
+    assert t.update(["dark"], 2.4, frames=12) == []
+    assert t.update(["dark"], 3.6, frames=12) == [("dark", True)]  # 1 + 12 frames >= 3
+    assert t.update([], 4.8, frames=12) == []
+    assert t.update([], 6.0, frames=12) == [("dark", False)]  # 1 + 12 >= 2
+    every = ConditionTracker({"dark": Hysteresis(3, 2)})  # every frame judged: three in a row
+    assert [every.update(["dark"], i / 10) for i in range(3)] == [[], [], [("dark", True)]]
+
 # -- settings -------------------------------------------------------------------------------------
 
 def test_settings_read_per_condition_hysteresis_and_refuse_typos_and_ranges():

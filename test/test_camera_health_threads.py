@@ -134,6 +134,35 @@ def test_a_slow_inference_is_no_late_or_rate_of_a_camera_sending_on_time():
     assert "late" in status["message"] and "stamp_jump" in status["message"], status
 
 
+
+def test_a_lens_covered_behind_a_slow_inference_is_raised_within_its_frames_not_five_inferences():
+    """The hysteresis counted frames judged: a 10 Hz camera judged every 12th frame (a 1.2 s
+    inference) turned black raised ``dark`` (3 frames) 2.4 s after the first black frame judged,
+    and ``blocked``-like conditions (5 frames) 4.8 s after it, while a replay of the same camera
+    raised them in 0.2 and 0.4 s. Each frame judged now stands for the frames received since
+    the one before; a replay of the same frames, every one judged, is unchanged."""
+    frames = _frames()
+    black = np.zeros_like(frames[0])
+
+    def run(every: int) -> float:
+        """When (seconds after the first black frame) ``dark`` is raised, judging every Nth."""
+        bank = CameraHealthBank([TOPIC], CameraHealthSettings(expected_rate_hz=10.0),
+                                keep_events=False)
+        bank.start(100.0)
+        for i in range(200):
+            t = 100.0 + i / 10
+            image = frames[i % 4] if i < 60 else black  # covered at 106.0 s
+            bank.received(TOPIC, t, t, "cam")
+            if i % every == 0:
+                status = bank.update(TOPIC, image, t, "cam", t)
+                if "dark" in status["message"]:
+                    assert i >= 60, (i, status)  # never before the lens is covered
+                    return round(t - 106.0, 3)
+        raise AssertionError("dark never raised")
+
+    assert run(12) == 1.2  # the second black frame judged (was 2.4: the third)
+    assert run(1) == 0.2  # every frame judged: three black frames, as before
+
 def test_the_period_learnt_is_the_cameras_not_the_inferences():
     """Without ``expected_rate_hz`` the period was learnt from the stamps of the frames judged:
     behind a 0.3 s inference a 10 Hz camera was taken for a 3.3 Hz one (``expected_hz``), and

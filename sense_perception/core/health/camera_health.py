@@ -131,7 +131,8 @@ class CameraHealthMonitor:
             seen.add("frozen")
         stream, self.timing = self._stream.frame(stamp, frame_id, arrival)
         seen.update(stream)
-        changes = self._tracker.update(seen, stamp)
+        # behind a slow inference each frame judged stands for the frames sent since the last
+        changes = self._tracker.update(seen, stamp, self._stream.frames_judged_for)
         if self._tracker.set("silent", False, stamp):
             changes.append(("silent", False))
         return [HealthEvent(stamp, name, raised) for name, raised in changes]

@@ -66,6 +66,10 @@ class StreamTiming:
         # whether the stamps stood still on every frame measured since the last frame judged
         # (None: no step measured yet), :meth:`frame`'s `frozen`
         self._stood: bool | None = None
+        self._measured = 0  # frames measured since the last frame judged
+        #: The camera's frames the last frame judged stands for: those measured since the frame
+        #: judged before it, itself included (1 where every frame is judged, as in a replay).
+        self.frames_judged_for = 1
 
     def arrived(self, stamp: float, frame_id: str, arrival: float) -> None:
         """Measure a frame the camera sent, as it arrives (before it waits to be judged, or is
@@ -82,6 +86,7 @@ class StreamTiming:
             if self._fed is None or arrival > self._fed:
                 self._note(stamp, frame_id, arrival)
             found, self._pending = self._pending, []
+            self.frames_judged_for, self._measured = max(1, self._measured), 0
             if not self._stood:  # one advance since the last frame judged: not stood still
                 found = [c for c in found if c != "frozen"]
             self._stood = None
@@ -100,6 +105,7 @@ class StreamTiming:
         node judging every second or third frame (behind its inference) raised ``frozen``
         (ERROR) after five of them."""
         stepped = self.last_stamp is not None
+        self._measured += 1
         found, self._pending_metrics = self._measure(stamp, frame_id, arrival)
         self._pending += [c for c in found if c not in self._pending]
         if stepped:
