@@ -40,7 +40,7 @@ from ..core.health.inference_guard import InferenceWatch, waiting_camera
 from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
 from ..core.output.status import name_camera_faults
-from ..core.runtime.warm_up import WarmUpJob, run_bounded
+from ..core.runtime.warm_up import WarmUpJob, load_bounded, run_bounded
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
 from . import qos
@@ -373,12 +373,8 @@ class PerceptionNode(LifecycleNode):
             ModelError: it raised (its own error), a step ran past ``timeout_s``
                 (``warm_up_timeout_s``) or the node is stopping.
         """
-        def load(progress: Any) -> T:
-            progress.loading(models, "reading and preparing the model files")  # the first step
-            return job()
-
-        return run_bounded(load, timeout_s, stopping=self._stopping,
-                           name=f"{self.get_name()}-load")
+        return load_bounded(job, models, timeout_s, stopping=self._stopping,
+                            name=f"{self.get_name()}-load")
 
     def release(self) -> None:
         """Drop the core objects and publishers (cleanup, failed configure, shutdown)."""
