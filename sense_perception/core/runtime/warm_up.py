@@ -27,7 +27,8 @@ run ``warm_up_timeout_s`` (a node parameter, as ``inference_stall_s``), failing 
 naming the model, the time waited and the fix; the hung thread is left behind with the objects
 it was handed, and nothing it returns is used (R81). The nodes' model load before the warm-up
 runs through :func:`run_bounded` too, each loader naming its step
-(:func:`~sense_perception.core.runtime.progress.loading`, R85).
+(:func:`~sense_perception.core.runtime.progress.loading`, R85), and so does the commands'
+(:func:`load_bounded`, :mod:`sense_perception.model_load`, R87).
 """
 from __future__ import annotations
 
