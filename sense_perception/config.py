@@ -798,10 +798,12 @@ def node_schema(kind: str) -> dict[str, Setting]:
 
 
 #: What ``detect`` and ``eval`` apply of object_detector's parameters to image files: the detector
-#: (its models, thresholds, duplicates, low light, tiling, runtime), the input limits and the
-#: positions' pitch uncertainty. Ignore regions belong to camera topics, tracking, camera health and
-#: Autoware to streams, the rest to the node.
-FILE_SETTINGS = ("detector.", "runtime.", "tiling.", "input.", "mount_pitch_sd")
+#: (its models, thresholds, duplicates, low light, tiling, runtime), the input limits, the
+#: positions' pitch uncertainty and the bound of the models' load (``warm_up_timeout_s``, R87).
+#: Ignore regions belong to camera topics, tracking, camera health and Autoware to streams, the
+#: rest to the node.
+FILE_SETTINGS = ("detector.", "runtime.", "tiling.", "input.", "mount_pitch_sd",
+                 "warm_up_timeout_s")
 STREAM_ONLY_SETTINGS = ("detector.ignore_regions.",)
 
 

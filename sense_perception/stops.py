@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 
 class Terminated(KeyboardInterrupt):
@@ -55,6 +55,23 @@ def signal_of(exc: KeyboardInterrupt) -> int:
 def stopped_by(exc: KeyboardInterrupt) -> str:
     """What stopped the run, in words: "SIGTERM" or "Ctrl-C"."""
     return _signal_words(signal_of(exc))
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` at once (``os._exit``: no finalization, no thread joined),
+    the log and the standard streams flushed first: what ``run`` and the commands do when a
+    thread they gave up on (a hung model load, a stuck callback) is still running (R85, R87)."""
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 class Stops:

@@ -304,7 +304,8 @@ def test_what_image_files_cannot_use_is_listed_when_it_differs_from_the_default(
     assert listed("perception") == [] and listed("quality") == []
     assert listed("autoware") == ["autoware.objects_topic", "autoware.rois_topic", "camera_topics"]
     assert settings_not_for_files({"tracking.max_age": 1.0, "detector.score_threshold": 0.9,
-                                   "input.max_width": 640, "mount_pitch_sd": 2.0}) == []
+                                   "input.max_width": 640, "mount_pitch_sd": 2.0,
+                                   "warm_up_timeout_s": 30.0}) == []  # applied (R87)
     assert settings_not_for_files({"tracking.max_age": 3.0, "mount_height": 1.5,
                                    "detector.ignore_regions.polygons": ["/c: 0,0 1,0 1,1"]}) == [
         "detector.ignore_regions.polygons", "mount_height", "tracking.max_age"]

@@ -17,6 +17,7 @@ import re
 import sys
 from collections import Counter
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import AbstractSet, Any
 
@@ -278,6 +279,7 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     from ..result_console import result_console
     from ..core.output.annotate import draw_detections
     from ..core.detection.detector_setup import build_detector
+    from ..model_load import load_models
     from ..core.imaging.frame_guard import InputLimits
     from ..core.imaging.image_file import read_image_file
     from ..core.imaging.image_layers import layer_notes
@@ -305,7 +307,9 @@ def _run(args: argparse.Namespace, lock: FolderLock) -> int:
     from ..ros.settings import position_noise
 
     noise = position_noise(params, source)
-    detector = build_detector(params, source=source)
+    # bounded as a node's load (R87): a session creation that never returns held detect for ever
+    detector = load_models(partial(build_detector, params, source=source), "the detector's models",
+                           params, source, "detect")
     check_writable_dir(args.out, error=ConfigError)
     lock.acquire(args.out)  # before the earlier run's list of copies is read
     # Judged again under the lock: an eval that held --out while the model loaded (seconds) and

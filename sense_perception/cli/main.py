@@ -139,11 +139,37 @@ def main(argv: list[str] | None = None) -> int:
     if stdout is not None and not isinstance(stdout, _ClosedPipeTolerant):
         sys.stdout = _ClosedPipeTolerant(stdout)  # type: ignore[assignment]
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:
         if sys.stdout is not stdout:
             sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
         sys.stdout = stdout
+    if argv is None:  # the process's own command line: this process ends with the command
+        leave_unfinished_loads(code)
+    return code
+
+
+#: How long a command that gave up on a model load (its bound, Ctrl-C) waits for it to return.
+LOAD_GRACE_S = 2.0
+
+
+def leave_unfinished_loads(code: int) -> None:
+    """End the process with ``code`` now (``os._exit``) if a model load the command gave up on
+    (``warm_up_timeout_s``, Ctrl-C; :func:`~sense_perception.model_load.load_models`) is still
+    running :data:`LOAD_GRACE_S` later: one returning from OpenVINO or onnxruntime while Python
+    finalized ended the process in ``terminate called without an active exception`` (SIGABRT,
+    exit 134, about 1 run in 2 of a ``detect`` whose bound ran out in an OpenVINO compile), the
+    error it had printed and its exit status 2 lost (R87)."""
+    import time
+
+    from ..core.runtime.warm_up import unfinished_jobs
+    from ..stops import exit_now
+
+    stuck = unfinished_jobs(time.monotonic() + LOAD_GRACE_S)
+    if stuck:
+        print(f"note: the model load this command gave up on is still running (threads "
+              f"{', '.join(stuck)}); the process ends without it", file=sys.stderr)
+        exit_now(code)
 
 
 def _main(argv: list[str] | None) -> int:

@@ -77,6 +77,7 @@ def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
 
     def driver_monitor(**kwargs: Any) -> Any:
         made["driver_monitor"] = node = monitor_class(**kwargs)
+        node.cameras_handed_resolved = True  # its camera_topic below, as it resolves it (R87)
         return node
 
     def object_detector(**kwargs: Any) -> Any:
@@ -93,6 +94,7 @@ def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
         node = detector_class(**kwargs)
         if monitor is not None:  # and driver_monitor never identifies on one of its cameras
             hand_exterior_cameras(node, monitor)
+            node.cameras_handed_resolved = True  # as it resolves them (R87)
         return node
 
     for factory, cls in ((driver_monitor, monitor_class), (object_detector, detector_class)):

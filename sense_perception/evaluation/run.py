@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,7 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
         ConfigError, ModelError: from the detector's parameters.
     """
     from ..core.detection.detector_setup import build_detector
+    from ..model_load import load_models
 
     if not 0.0 < iou <= 1.0:  # nan fails this too
         raise ConfigError(f"--iou must be within (0, 1], got {iou}")
@@ -164,7 +166,9 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
                           skipped, image_dir)
     if before_detection is not None:
         before_detection([g.path for g in images])
-    operating = build_detector(params, source)
+    # bounded as a node's load (R87): a session creation that never returns held eval for ever
+    operating = load_models(partial(build_detector, params, source), "the detector's models",
+                            params, source, "eval")
     if ANIMAL in operating.label_names:  # detector.animals: COCO's animal classes are one label
         images = [animal_labels(g) for g in images]
     labels, not_scored = scored_labels(images, operating.label_names)
@@ -174,7 +178,9 @@ def run_evaluation(ground_truth: Path, params: dict[str, Any], source: str = "co
             f"nothing would be scored; its classes: {', '.join(not_scored) or 'none (no boxes)'}; "
             f"the detector's: {', '.join(operating.label_names)}; fix: name the classes as the "
             "detector does (pedestrian, car, ...)")
-    curve_detector = build_detector(curve_params(params), source) if curve else None
+    curve_detector = load_models(partial(build_detector, curve_params(params), source),
+                                 "the detector's models (the --curve copy)", params, source,
+                                 "eval") if curve else None
     op_results: list[ImageDetections] = []
     curve_results: list[ImageDetections] = []
     scored: list[GroundTruthImage] = []

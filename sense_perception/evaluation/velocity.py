@@ -245,7 +245,7 @@ def run_sequence(frames: Sequence[SequenceFrame], config: Path | None = None,
     readable = {id(g) for g in check_images([f.image for f in frames],
                                             ground_truth or Path("the ground truth"), limits,
                                             skipped)}
-    core = build_core(config, exterior=True, cabin=False)
+    core = build_core(config, exterior=True, cabin=False, command="eval_velocity")
     if core.trackers is None:
         raise ConfigError(f"{config or 'the default parameters'}: tracking.enabled is false, so "
                           "there are no track velocities to evaluate; fix: enable tracking")

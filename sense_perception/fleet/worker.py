@@ -14,11 +14,13 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import load_params
 from ..errors import SensePerceptionError
+from ..model_load import load_models
 from ..replay.engine import ReplayOptions, Replayer
 from .discover import BagJob
 from .outputs import final_dir, is_complete, prepare_temp, publish, read_summary
@@ -80,6 +82,23 @@ def outcome_of(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: What a worker's load that did not return in ``warm_up_timeout_s`` means (R87).
+GAVE_UP = "so this fleet worker could not start"
+
+
+def _face_models(face: DriverMonitorSettings) -> tuple[FaceEngine, AttentionEstimator | None]:
+    """The face networks a worker loads once: detection and embedding, and with attention on,
+    the face mesh and iris models."""
+    from ..face.pipeline import FaceEngine
+
+    engine = FaceEngine(face.face, face.runtime.options())
+    if not face.attention.enabled:
+        return engine, None
+    from ..face.attention.estimator import AttentionEstimator
+
+    return engine, AttentionEstimator(face.attention, face.attention_options())
+
+
 class BagWorker:
     """Builds the detector (and, with a cabin topic, every face model) once; replays bags on request.
 
@@ -104,28 +123,29 @@ class BagWorker:
         cv2.setNumThreads(max(1, settings.cpus))
         source = str(settings.config) if settings.config else "default parameters"
         t0 = time.perf_counter()
-        self._detector = build_detector(
-            node_params(settings.config, "object_detector", settings.cpus), source)
+        # bounded as a node's load (R87): a worker whose load never returned held its slot until
+        # the fleet's start_timeout_s, with no word of the model that hung
+        detector_params = node_params(settings.config, "object_detector", settings.cpus)
+        self._detector = load_models(partial(build_detector, detector_params, source),
+                                     "the detector's models", detector_params, source, "fleet",
+                                     gave_up=GAVE_UP)
         self._face_settings: DriverMonitorSettings | None = None
         self._face_engine: FaceEngine | None = None
         self._attention: AttentionEstimator | None = None
         if settings.cabin:
-            from ..face.pipeline import FaceEngine
             from ..face.privacy import check_identity_allowed
             from ..face.settings import DriverMonitorSettings
 
-            face = DriverMonitorSettings.from_params(
-                node_params(settings.config, "driver_monitor", settings.cpus), source)
+            face_params = node_params(settings.config, "driver_monitor", settings.cpus)
+            face = DriverMonitorSettings.from_params(face_params, source)
             check_identity_allowed(face.camera_role)
             self._face_settings = face
             # Every face network loads here, once per worker: face detection and embedding, and
             # the attention's face mesh and iris models (stateless; the per-stream state lives in
             # the DriverIdentifier each bag gets).
-            self._face_engine = FaceEngine(face.face, face.runtime.options())
-            if face.attention.enabled:
-                from ..face.attention.estimator import AttentionEstimator
-
-                self._attention = AttentionEstimator(face.attention, face.attention_options())
+            self._face_engine, self._attention = load_models(
+                partial(_face_models, face), "the face models", face_params, source, "fleet",
+                "driver_monitor", GAVE_UP)
         self.load_s = time.perf_counter() - t0
         self._current: tuple[str, int, int | None] | None = None  # bag, frames read, expected
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -29,6 +30,7 @@ from ..core.output.frame_outputs import (CABIN_OUTPUTS, EXTERIOR_OUTPUTS, CabinF
                                          Message, Output, enabled_outputs, frame_messages,
                                          judged_outputs)
 from ..core.types import Header
+from ..model_load import load_models
 from ..ros.settings import DriverMonitorNodeSettings, ObjectDetectorSettings
 
 LOG = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class ReplayCore:
 
 def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any = None,
                identifier: Any = None, exterior_topics: Sequence[str] = (),
-               autoware: AutowareConfig | None = None) -> ReplayCore:
+               autoware: AutowareConfig | None = None, command: str = "replay") -> ReplayCore:
     """Build what a replay needs from the config file, like the nodes do.
 
     Args:
@@ -75,6 +77,8 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
             model loads).
         autoware: the ``autoware.*`` settings: ``mount_height`` is refused with Autoware's
             outputs on (:func:`~sense_perception.core.geometry.positioner.check_mount_for_autoware`).
+        command: the command that waits for the models' load, bounded by each node's
+            ``warm_up_timeout_s`` (:func:`~sense_perception.model_load.load_models`, R87).
 
     Raises:
         ConfigError / ModelError / PrivacyError from the core.
@@ -93,14 +97,18 @@ def build_core(config: Path | None, exterior: bool, cabin: bool, detector: Any =
         if autoware is not None:
             check_mount_for_autoware(settings[EXTERIOR].mount_parameter(),
                                      [autoware.rois_topic, autoware.objects_topic])
+    # the loads are bounded as the nodes' (R87): one that never returned held the replay for ever
     if exterior and detector is None:
         from ..core.detection.detector_setup import build_detector
 
-        detector = build_detector(params[EXTERIOR], source)
+        detector = load_models(partial(build_detector, params[EXTERIOR], source),
+                               "the detector's models", params[EXTERIOR], source, command)
     if cabin and identifier is None:
         from ..face.pipeline import DriverIdentifier
 
-        identifier = DriverIdentifier.from_params(params[CABIN], source)
+        identifier = load_models(partial(DriverIdentifier.from_params, params[CABIN], source),
+                                 "the face models", params[CABIN], source, command,
+                                 NODES[CABIN])
     trackers = ignore = None
     if exterior:
         from ..core.detection.ignore_regions import IgnoreRegions

@@ -77,6 +77,9 @@ class DriverMonitorNode(PerceptionNode):
 
     def inputs(self, settings: DriverMonitorNodeSettings) -> list[tuple[str, type]]:
         self.check_remapped_exterior(settings)
+        self.check_private_handover([settings.camera_topic], "camera_topic", "object_detector",
+                                    "cabin_camera_topic", "could run exterior detection on the "
+                                    "driver's face (its debug image and annotations publish it)")
         return [(settings.camera_topic, resolve_transport(settings.camera_topic, settings.camera_transport))]
 
     def check_remapped_exterior(self, settings: DriverMonitorNodeSettings) -> None:

@@ -40,7 +40,7 @@ from ..core.health.inference_guard import InferenceWatch, waiting_camera
 from ..core.health.publication_gaps import PublicationGaps
 from ..core.health.stats import HealthStats
 from ..core.output.status import name_camera_faults
-from ..core.runtime.warm_up import WarmUpJob, run_bounded
+from ..core.runtime.warm_up import WarmUpJob, load_bounded, run_bounded
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
 from . import qos
@@ -337,6 +337,57 @@ class PerceptionNode(LifecycleNode):
         SensePerceptionError (naming the model and the fix) to fail configure."""
         return None
 
+    #: Set by ``run`` (``cabin_first``), which hands each node's cameras to the other as this
+    #: node resolves them, under whatever name it runs: its private cameras are then handed right.
+    cameras_handed_resolved = False
+
+    def check_private_handover(self, names: Sequence[str], parameter: str, other: str,
+                               other_parameter: str, risk: str) -> None:
+        """Refuse a private camera (``~/X``) of a node that does not run under its own name.
+
+        The config loader and the launch files hand a node's private camera to the other node
+        as ``<node>/X`` (``private_as_relative``, R81), with ``<node>`` the name they give it
+        (``driver_monitor``, ``object_detector``). Renamed (``-r __node:=NEW``, a launch file's
+        or autoware.launch.py's ``yolox_node_name``), rclpy resolves ``~/X`` to
+        ``<ns>/NEW/X``, which the other node's exclusion never sees: driver_monitor's cabin
+        camera could be taken by object_detector (exterior detection on the driver's face), an
+        exterior camera identified on by driver_monitor. Only this node knows the name it runs
+        under, so it refuses (R87); ``run`` hands the resolved topics and is not refused.
+
+        Args:
+            names: this node's camera names, as given.
+            parameter: the parameter that names them (``camera_topic``).
+            other: the node they are handed to; other_parameter: its parameter that takes them.
+            risk: what the other node could do, not knowing the camera for this node's.
+
+        Raises:
+            PrivacyError: naming the camera, where it resolves, the name it is handed as, the
+                risk and the fix.
+        """
+        own = self.SETTINGS.KIND
+        if self.cameras_handed_resolved or self.get_name() == own:
+            return
+        from ..core.output.topics import private_as_relative
+        from ..errors import PrivacyError
+
+        for name in names:
+            name = str(name)
+            if name != "~" and not name.startswith("~/"):
+                continue
+            try:
+                resolved = self.resolve_topic_name(name)
+            except Exception:  # noqa: BLE001  an invalid name: the settings' checks name it
+                continue
+            raise PrivacyError(
+                f"{parameter} {name} is private: rclpy resolves it under this node's name "
+                f"{self.get_name()} (renamed from {own}: -r __node:=, a launch file's name) to "
+                f"{resolved}, but the config loader and the launch files hand it to {other} "
+                f"({other_parameter}) as {private_as_relative(name, own)}, under the name they "
+                f"give this node, so {other} would not know it for this node's camera and "
+                f"{risk}; fix: name the camera by its absolute topic ({parameter}: {resolved}, "
+                f"handed as it is), run the node under its name {own}, or start both nodes "
+                "with sense-perception run (which hands the topics as the nodes resolve them)")
+
     def _stopping(self) -> bool:
         """Whether Ctrl-C or SIGTERM shut the context down: a bounded load or warm-up, and a
         wait for the gallery lock, end then."""
@@ -373,12 +424,8 @@ class PerceptionNode(LifecycleNode):
             ModelError: it raised (its own error), a step ran past ``timeout_s``
                 (``warm_up_timeout_s``) or the node is stopping.
         """
-        def load(progress: Any) -> T:
-            progress.loading(models, "reading and preparing the model files")  # the first step
-            return job()
-
-        return run_bounded(load, timeout_s, stopping=self._stopping,
-                           name=f"{self.get_name()}-load")
+        return load_bounded(job, models, timeout_s, stopping=self._stopping,
+                            name=f"{self.get_name()}-load")
 
     def release(self) -> None:
         """Drop the core objects and publishers (cleanup, failed configure, shutdown)."""

@@ -96,6 +96,9 @@ class ObjectDetectorNode(PerceptionNode):
 
     def inputs(self, settings: ObjectDetectorSettings) -> list[tuple[str, type]]:
         self.check_remapped_cabin(settings)
+        self.check_private_handover(settings.camera_topics, "camera_topics entry",
+                                    "driver_monitor", "exterior_camera_topics",
+                                    "could run face identification on this exterior camera")
         return [(topic, resolve_transport(topic, tr))
                 for topic, tr in zip(settings.camera_topics, settings.transports(), strict=True)]
 

@@ -255,8 +255,6 @@ def _leave_stuck_callbacks(executor: Any, code: int) -> None:
     Ctrl-C interrupts marks the thread stopped in Python 3.11): each is waited for likewise, by
     the Event it sets when its job is over (``bounded_jobs``). Returns when all have ended.
     """
-    import logging
-    import os
     import sys
     import threading
     import time
@@ -266,31 +264,22 @@ def _leave_stuck_callbacks(executor: Any, code: int) -> None:
     pool = getattr(executor, "_executor", None)  # where rclpy's MultiThreadedExecutor runs them
     if isinstance(pool, ThreadPoolExecutor):
         pool.shutdown(wait=False, cancel_futures=True)  # its idle threads end; none is waited for
-    from ..core.runtime.warm_up import bounded_jobs
+    from ..core.runtime.warm_up import unfinished_jobs
+    from ..stops import exit_now
 
     busy = [t for t in threading.enumerate()
             if t is not threading.current_thread() and not t.daemon and t.is_alive()]
-    jobs = bounded_jobs()
     deadline = time.monotonic() + CALLBACK_GRACE_S
     try:
         for thread in busy:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        for done in jobs.values():
-            done.wait(timeout=max(0.0, deadline - time.monotonic()))
     except KeyboardInterrupt:  # Ctrl-C again: wait no longer (Python would join them at exit)
-        pass
-    stuck = [t.name for t in busy if t.is_alive()]
-    stuck += [name.split(" ")[0] for name, done in jobs.items() if not done.is_set()]
+        deadline = time.monotonic()
+    stuck = [t.name for t in busy if t.is_alive()] + unfinished_jobs(deadline)
     if not stuck:
         return
     print(f"warning: a callback was still running {CALLBACK_GRACE_S:g} s after the stop "
           f"(threads {', '.join(stuck)}: a lifecycle transition or service call, e.g. a "
           "configure loading its models, or a model load or warm-up); the process ends "
           "without it", file=sys.stderr)
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    exit_now(code)

@@ -334,13 +334,31 @@ def position_noise(params: dict[str, Any], source: str) -> Any:
     Raises:
         ConfigError: a wrong ``mount_pitch_sd``.
     """
+    return _own_settings(params, ("mount_pitch_sd",), source).position_noise()
+
+
+def warm_up_timeout(params: dict[str, Any], source: str) -> float:
+    """``warm_up_timeout_s`` from a node's flattened parameters, checked as the node checks it:
+    the bound of a command's model load (``detect``, ``replay``, ``eval``, the fleet's workers,
+    which have no node; R87).
+
+    Raises:
+        ConfigError: a wrong ``warm_up_timeout_s``.
+    """
+    return float(_own_settings(params, ("warm_up_timeout_s",), source).warm_up_timeout_s)
+
+
+def _own_settings(params: dict[str, Any], names: tuple[str, ...],
+                  source: str) -> ObjectDetectorSettings:
+    """object_detector's own settings with only ``names`` taken from ``params`` (defaults for the
+    rest), checked as the node checks them."""
     from ..config import section_from_params
 
     settings = section_from_params(ObjectDetectorSettings,
-                                   {k: v for k, v in params.items() if k == "mount_pitch_sd"}, "",
+                                   {k: v for k, v in params.items() if k in names}, "",
                                    source, strict=False)
     settings.validate()
-    return settings.position_noise()
+    return settings
 
 
 def check_param_names(params: dict[str, Any], settings_cls: type[InputSettings], source: str) -> None:

@@ -74,3 +74,72 @@ def test_run_hands_a_private_exterior_camera_as_object_detectors(context):
     finally:
         monitor.destroy_node()
         detector.destroy_node()
+
+
+def test_a_renamed_node_with_a_private_camera_is_refused_not_leaked(context, tmp_path):
+    """R87: the hand-over gives the other node a private camera as ``<node>/X`` under the name
+    the launch files and the config loader give the node; renamed (``-r __node:=NEW``), rclpy
+    resolves ``~/X`` to ``<ns>/NEW/X``, which the other node's exclusion does not see (here an
+    object_detector whose camera_topics names the renamed driver_monitor's cabin camera takes
+    it: that process cannot know the rename). The renamed node, which alone knows its name,
+    refuses its configure naming the camera and the fix (was: SUCCESS, nothing said); ``run``,
+    which hands the topics as the nodes resolve them, is not refused."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from sense_perception.config import load_params
+    from sense_perception.errors import PrivacyError
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+
+    ns, cabin = "/sp_renamed", "/sp_renamed/cabin_monitor/image_raw"
+    config = tmp_path / "private.yaml"
+    # object_detector's cameras given apart (its launch file's camera_topics:=, -p): the file's
+    # would reach driver_monitor's exterior_camera_topics, which refuses them itself
+    config.write_text("driver_monitor:\n  ros__parameters:\n    camera_topic: '~/image_raw'\n")
+    gallery = tmp_path / "gallery"
+    gallery.mkdir(mode=0o700)
+    rename = ["--ros-args", "-r", "__node:=cabin_monitor"]
+    monitor = DriverMonitorNode(namespace=ns, context=context, cli_args=rename,
+                                parameter_overrides=overrides(
+                                    **load_params(config, "driver_monitor"),
+                                    **{"attention.enabled": False,
+                                       "gallery.path": str(gallery / "gallery.json"),
+                                       "runtime.providers": ["CPUExecutionProvider"]}))
+    params = {**load_params(config, "object_detector"), "camera_topics": [cabin]}
+    detector = ObjectDetectorNode(namespace=ns, context=context,
+                                  parameter_overrides=overrides(**params))
+    renamed_detector = ObjectDetectorNode(namespace=ns, context=context,
+                                          cli_args=["--ros-args", "-r", "__node:=yolox"])
+    try:
+        assert monitor.get_name() == "cabin_monitor"
+        assert monitor.resolve_topic_name("~/image_raw") == cabin
+        # what object_detector was handed resolves under the name driver_monitor was not given
+        assert detector.resolve_topic_name(params["cabin_camera_topic"]) == \
+            f"{ns}/driver_monitor/image_raw"
+        settings = detector.SETTINGS(camera_topics=[cabin],
+                                     cabin_camera_topic=params["cabin_camera_topic"])
+        settings.validate()
+        assert [t for t, _ in detector.inputs(settings)] == [cabin]  # it cannot see it
+        # ... so the renamed driver_monitor refuses, naming what would leak and the fix
+        assert monitor.trigger_configure() == TransitionCallbackReturn.FAILURE  # was: SUCCESS
+        message = monitor.config_error
+        assert message.startswith("camera_topic ~/image_raw is private: rclpy resolves it under "
+                                  "this node's name cabin_monitor (renamed from driver_monitor"), \
+            message
+        assert f"to {cabin}" in message and "as driver_monitor/image_raw" in message, message
+        assert "exterior detection on the driver's face" in message, message
+        assert f"fix: name the camera by its absolute topic (camera_topic: {cabin}" in message
+        # a renamed object_detector's private camera, likewise (driver_monitor would not know
+        # it for an exterior camera)
+        private = renamed_detector.SETTINGS(camera_topics=["~/front"])
+        private.validate()
+        with pytest.raises(PrivacyError, match=f"camera_topics entry ~/front is private: .* to "
+                                               f"{ns}/yolox/front, .* as object_detector/front"):
+            renamed_detector.inputs(private)
+        # run hands the topics as the nodes resolve them: taken there
+        renamed_detector.cameras_handed_resolved = True
+        assert [t for t, _ in renamed_detector.inputs(private)] == ["~/front"]
+    finally:
+        renamed_detector.destroy_node()
+        detector.destroy_node()
+        monitor.destroy_node()

@@ -5,8 +5,9 @@ warm-up in a thread of its own and gives up on a step (one model's load, one inf
 run ``warm_up_timeout_s``; to name what hung it reads the :class:`WarmUpProgress` of that thread.
 The warm-up reports each inference to the progress it is handed; the model loaders (an
 onnxruntime session, an OpenVINO compile, a detector's first run at load) deep inside the core
-call :func:`loading`, which reports to the progress of the thread that runs them, if any (a
-command-line tool loads unbounded: nothing is reported).
+call :func:`loading`, which reports to the progress of the thread that runs them, if any (the
+commands load through the same bounded path since R87; a model built outside one, in a test or a
+benchmark, reports to nobody).
 """
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ run ``warm_up_timeout_s`` (a node parameter, as ``inference_stall_s``), failing 
 naming the model, the time waited and the fix; the hung thread is left behind with the objects
 it was handed, and nothing it returns is used (R81). The nodes' model load before the warm-up
 runs through :func:`run_bounded` too, each loader naming its step
-(:func:`~sense_perception.core.runtime.progress.loading`, R85).
+(:func:`~sense_perception.core.runtime.progress.loading`, R85), and so does the commands'
+(:func:`load_bounded`, :mod:`sense_perception.model_load`, R87).
 """
 from __future__ import annotations
 
@@ -73,13 +74,51 @@ def bounded_jobs() -> dict[str, threading.Event]:
         return dict(_RUNNING)
 
 
+@dataclass(frozen=True)
+class Waiter:
+    """Who waits for a bounded load or warm-up, as its error says it (:func:`timed_out`).
+
+    Attributes:
+        setting: the bound's name (``warm_up_timeout_s``).
+        where: where that setting is given, said after it in the fix ("" for a node's own).
+        gave_up: what the wait giving up means (``so the node did not report ready``).
+        again: what to do once fixed (``configure the node again``).
+    """
+
+    setting: str = "warm_up_timeout_s"
+    where: str = ""
+    gave_up: str = "so the node did not report ready"
+    again: str = "configure the node again"
+
+
+#: A node's configure waits (R81, R85).
+NODE = Waiter()
+
+
+def unfinished_jobs(deadline: float) -> list[str]:
+    """Wait until ``deadline`` (:func:`time.monotonic`) for the jobs of :func:`run_bounded` not
+    finished yet (a Ctrl-C ends the wait); the thread names of those still running then. A
+    process must not finalize while one may return: back from onnxruntime or OpenVINO during
+    Python's finalization, it ends the process in ``terminate called without an active
+    exception`` (SIGABRT), so ``run`` and the commands end with ``os._exit`` past the wait
+    (R85, R87)."""
+    jobs = bounded_jobs()
+    try:
+        for done in jobs.values():
+            done.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:  # Ctrl-C again: wait no longer
+        pass
+    return [name.split(" ")[0] for name, done in jobs.items() if not done.is_set()]
+
+
 #: A warm-up to run bounded: the objects it warms bound to it, the progress it reports to given.
 WarmUpJob = Callable[[WarmUpProgress], float]
 
 
 def run_bounded(job: Callable[[WarmUpProgress], T], timeout_s: float,
                 stopping: Callable[[], bool] = lambda: False,
-                clock: Callable[[], float] = time.monotonic, name: str = "warm-up") -> T:
+                clock: Callable[[], float] = time.monotonic, name: str = "warm-up",
+                waiter: Waiter | None = None) -> T:
     """Run ``job`` in a daemon thread of its own and wait for it, giving up on a step (one
     inference of a warm-up, one model's load) that has run ``timeout_s`` (each step its own
     bound: a GPU builds one engine per shape, per model).
@@ -95,6 +134,7 @@ def run_bounded(job: Callable[[WarmUpProgress], T], timeout_s: float,
         stopping: true once the node stops (Ctrl-C, SIGTERM): the wait ends at once.
         clock: the monotonic clock the bound is counted on (a test moves it).
         name: the thread's name.
+        waiter: who waits, as the error says it (default :data:`NODE`: a node's configure).
 
     Returns:
         What the job returned (a warm-up: the seconds it took; a load: what it built).
@@ -128,30 +168,54 @@ def run_bounded(job: Callable[[WarmUpProgress], T], timeout_s: float,
             raise ModelError(f"{progress.doing()} was stopped (the node is shutting down)")
         waited = progress.running_s()
         if waited >= timeout_s:
-            raise ModelError(timed_out(progress, waited, timeout_s))
+            raise ModelError(timed_out(progress, waited, timeout_s, waiter or NODE))
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]  # type: ignore[no-any-return]
 
 
-def timed_out(progress: WarmUpProgress, waited: float, timeout_s: float) -> str:
+def timed_out(progress: WarmUpProgress, waited: float, timeout_s: float,
+              waiter: Waiter | None = None) -> str:
     """The error of a load or warm-up step that has run ``waited`` seconds, past ``timeout_s``:
     what hung, the time waited and the fix (the step's own, for one that is no model's: the
-    gallery read was told to list CPUExecutionProvider alone)."""
+    gallery read was told to list CPUExecutionProvider alone), in the words of ``waiter``
+    (default :data:`NODE`)."""
+    waiter = waiter or NODE
+    head = (f"{progress.doing()} has not returned after {waited:.0f} s ({waiter.setting} "
+            f"{timeout_s:g}), {waiter.gave_up}; fix: ")
+    tail = (f", then {waiter.again} (the hung call is left behind; nothing it returns is "
+            "used)")
     if progress.fix:
-        return (f"{progress.doing()} has not returned after {waited:.0f} s (warm_up_timeout_s "
-                f"{timeout_s:g}), so the node did not report ready; fix: {progress.fix}, then "
-                "configure the node again (the hung call is left behind; nothing it returns is "
-                "used)")
+        return head + progress.fix + tail
     slow = ("its load (TensorRT builds its engines, OpenVINO compiles; keep "
             "runtime.trt_cache_dir so that an engine is built once)" if progress.load else
             "its first run (a TensorRT engine build, per input shape: keep runtime.trt_cache_dir "
             "so that it is built once)")
-    return (f"{progress.doing()} has not returned after {waited:.0f} s (warm_up_timeout_s "
-            f"{timeout_s:g}), so the node did not report ready; fix: if this hardware takes "
-            f"longer for {slow}, raise warm_up_timeout_s; else the model or its provider hangs: "
-            "list CPUExecutionProvider alone in runtime.providers to confirm, then configure the "
-            "node again (the hung call is left behind; nothing it returns is used)")
+    return (head + f"if this hardware takes longer for {slow}, raise {waiter.setting}"
+            f"{waiter.where}; else the model or its provider hangs: list CPUExecutionProvider "
+            "alone in runtime.providers to confirm" + tail)
+
+
+def load_bounded(job: Callable[[], T], models: str, timeout_s: float,
+                 stopping: Callable[[], bool] = lambda: False, name: str = "load",
+                 waiter: Waiter | None = None) -> T:
+    """Run a model load (``job``, building ``models``) bounded by :func:`run_bounded`: the one
+    bounded load of the nodes' configure (R85) and of the commands that load models (``detect``,
+    ``replay``, ``eval``, the fleet's workers, R87). The loaders report each model's session
+    creation, compile and first run at load to the job's progress; a load that hangs in plain
+    Python before any of them is named as ``the load of <models> (reading and preparing the
+    model files)``. ``job`` returns what it built and touches nothing else: one that returns
+    after the wait gave up on it changes nothing.
+
+    Raises:
+        ModelError: it raised (its own error), a step ran past ``timeout_s`` or ``stopping``
+            became true.
+    """
+    def load(progress: WarmUpProgress) -> T:
+        progress.loading(models, "reading and preparing the model files")  # the first step
+        return job()
+
+    return run_bounded(load, timeout_s, stopping=stopping, name=name, waiter=waiter)
 
 
 def on_gpu(providers: Sequence[str]) -> bool:
@@ -375,5 +439,5 @@ def warm_up_model(model: Any, batches: Sequence[int] | None = None,
 
 __all__ = ["FIX", "WARM_UP_TIMEOUT_S", "Feed", "WarmUpJob", "WarmUpProgress", "batch_sizes",
            "detector_feeds", "images_per_frame", "on_gpu", "bounded_jobs", "run_bounded",
-           "timed_out",
+           "load_bounded", "NODE", "Waiter", "timed_out", "unfinished_jobs",
            "warm_up_detector", "warm_up_driver", "warm_up_model"]
