@@ -134,9 +134,9 @@ def private_auth_token() -> bool:
     Ray (2.59 and later) turns token authentication on for a new local instance and, when no token
     is set, generates one and writes it to ``~/.ray/auth_token`` under the umask (0644 in a 0755
     ``~/.ray``: every local user who can enter the home folder reads it), where it stays after the
-    run and is taken again by every later local instance of this user. GCS and raylet listen on
-    every interface, the token being all that keeps others out: whoever read it could join a
-    later run's instance from any host that reaches it and run code as this user, next to the
+    run and is taken again by every later local instance of this user. GCS and raylet listened on
+    every interface (the loopback only since R88: :func:`loopback_only`), the token being all that
+    kept others out: whoever read it could join a later run's instance and run code as this user, next to the
     gallery, its key and the cabin frames of the bags. The token given here lives only in the
     environment of this user's processes (``/proc/PID/environ``: their user and root; the
     non-dumpable workers': root, R74) and ends with the run.
