@@ -38,12 +38,64 @@ def fsync_file(path: Path) -> None:
     _fsync(path, os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
 
 
+def umask_now() -> int:
+    """The process's umask (read by setting it and putting it back: there is no getter)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+# A shared output (a result, an exterior camera's video or copied frames) is never writable by
+# group or others, whatever the umask: under umask 000 a world-writable folder let another user
+# replace the files in it (a video swapped before OpenCV opened it by name, R88).
+NOT_SHARED_WRITE = 0o022
+
+
+def shared_mode(mode: int) -> int:
+    """``mode`` less the umask and less write permission for group and others."""
+    return mode & ~(umask_now() | NOT_SHARED_WRITE)
+
+
+def make_dirs(folder: Path, mode: int) -> None:
+    """Create ``folder`` and every missing parent with ``mode`` exactly (0700 for a private
+    folder, :func:`shared_mode` ``(0o777)`` for a shared one), whatever the umask.
+
+    ``Path.mkdir(parents=True, mode=...)`` gives the mode to the last folder only; the parents
+    get ``0777 & ~umask``, world-writable under ``umask 0``, and anyone who can write a folder on
+    the way can swap the folders below it. Existing folders are left as they are.
+
+    Raises:
+        OSError: a folder cannot be created.
+    """
+    folder = Path(folder)
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():  # a file where a folder should be: say so, as mkdir would
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=mode)
+        except FileExistsError:
+            continue  # made meanwhile by a concurrent command: it sets its own mode
+        # An umask with owner bits (0o277) must not leave it unusable; through a descriptor
+        # opened without following a link, so a folder swapped for a link changes nothing else.
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
                  private: bool = True) -> None:
     """Replace ``path`` with ``data`` so a crash leaves either the old or the new file, never half.
 
     The data goes to a temp file beside ``path`` (mode 0600, as mkstemp creates it; with
-    ``private`` false the mode a new file gets under the umask, for results the user shares), is
+    ``private`` false :func:`shared_mode`, for results the user shares: the umask's, never
+    writable by group or others), is
     fsynced, renamed over ``path``, and the directory is fsynced. ``temp_prefix`` names the temp
     file so a caller can find temp files a killed writer left.
     """
@@ -59,14 +111,12 @@ def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
 
 def _write_temp_beside(path: Path, data: bytes, private: bool, prefix: str | None = None) -> str:
     """``data`` written and fsynced to a new temp file beside ``path`` (0600, or with ``private``
-    false the mode a new file gets under the umask); its name. Removed again if writing fails."""
+    false :func:`shared_mode`); its name. Removed again if writing fails."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             if not private:
-                mask = os.umask(0o077)
-                os.umask(mask)
-                os.fchmod(f.fileno(), 0o666 & ~mask)
+                os.fchmod(f.fileno(), shared_mode(0o666))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

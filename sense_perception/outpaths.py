@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple
 
 from .errors import SensePerceptionError
+from .fileio import make_dirs, shared_mode
 
 #: Suffixes of image files a JSON or other result file is never written over.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -151,7 +152,8 @@ def check_writable_dir(path: Path, option: str = "--out", create: bool = True,
                         "directory; choose a directory you can write to")
     try:
         if create:
-            path.mkdir(parents=True, exist_ok=True)
+            # never writable by others, parents included (R88: 0777 under umask 000)
+            make_dirs(path, shared_mode(0o777))
         with tempfile.TemporaryFile(dir=probe, prefix=".write-check-"):
             pass
     except OSError as exc:

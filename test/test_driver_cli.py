@@ -421,6 +421,32 @@ def test_help_explains_the_commands(capsys) -> None:
         assert word in out
 
 
+@pytest.mark.parametrize("command", ["identify", "attention"])
+def test_photos_are_refused_with_a_config_that_names_an_exterior_camera_role(
+        tmp_path: Path, capsys, command: str) -> None:
+    """R88: `driver identify` and `driver attention` of photos ran whatever the --config's
+    driver_monitor.camera_role said (`front`: the face pipeline pointed outside the car, where no
+    face is ever recognised), the setting silently ignored, while `enroll --bag` and the replay
+    refuse it. Refused now, naming the setting, its file and the fix, before any photo, model or
+    gallery is read; the default role (cabin) still runs."""
+    gallery = tmp_path / "g" / "gallery.json"
+    assert cli(capsys, "enroll", "--name", "Barack", "--consent", "--gallery", str(gallery),
+               "--images", OBAMA_1)[0] == 0
+    config = tmp_path / "front.yaml"
+    config.write_text("driver_monitor:\n  ros__parameters:\n    camera_role: front\n")
+    before = gallery.read_bytes()
+    where = ["--gallery", str(gallery)] if command == "identify" else []  # attention reads none
+    code, out, err = cli(capsys, command, "--config", str(config), *where, OBAMA_2)
+    what = "face identification" if command == "identify" else "driver attention"
+    assert code == 2 and not out, (code, out, err)
+    assert f"{what} refused on camera_role 'front' (driver_monitor.camera_role in {config})" in err
+    assert "camera_role: cabin" in err and "Barack" not in err, err
+    assert gallery.read_bytes() == before
+    config.write_text("driver_monitor:\n  ros__parameters:\n    camera_role: cabin\n")
+    code, out, err = cli(capsys, command, "--config", str(config), *where, OBAMA_2)
+    assert code == 0 and out, err
+
+
 def test_enrol_from_a_bag_is_refused_when_the_camera_is_not_the_cabin(tmp_path: Path,
                                                                        capsys) -> None:
     """`replay --cabin` refuses identity when the config's camera_role is not cabin; enrolling

@@ -193,7 +193,10 @@ def test_the_cabin_video_is_private_whatever_the_umask(tmp_path):
     """`--video-cabin` films the driver's face, but the MP4 was created under the umask (0644,
     0666 under umask 0): any local account could watch it, while the 112x112 face crops of an
     enrolment are kept 0600. Fleet (and replay, the same engine) now create the cabin video 0600;
-    the exterior videos keep the umask's mode (results meant to be shared)."""
+    the exterior videos keep the umask's mode (results meant to be shared). R88: less write
+    permission for others (0666 under umask 0), and the cabin video's folder is 0700 (it was 0777:
+    another user could swap the video before OpenCV opened it by name), the run's folders never
+    writable by others."""
     from replay_helpers import CABIN
 
     inputs = _bags(tmp_path / "in", 1)
@@ -215,7 +218,13 @@ def test_the_cabin_video_is_private_whatever_the_umask(tmp_path):
         assert (out / "run1" / "video" / cabin).stat().st_size > 1000  # a real video, filled
     exterior = {p.name: p.stat().st_mode & 0o777 for p in (out / "run1" / "video").iterdir()}
     exterior.pop(cabin)
-    assert exterior and set(exterior.values()) == {0o666}, exterior
+    assert exterior and set(exterior.values()) == {0o644}, exterior
+    for video in (out / "run1" / "video", replayed / "video"):
+        assert video.stat().st_mode & 0o777 == 0o700, video
+    for folder in (out, out / "run1", replayed):
+        assert folder.stat().st_mode & 0o022 == 0, folder
+    everything = [p for p in (out / "run1").rglob("*")] + [p for p in replayed.rglob("*")]
+    assert not [p for p in everything if p.stat().st_mode & 0o002], everything  # marks included
 
 
 def test_replay_never_writes_into_a_fleet_runs_output(tmp_path):

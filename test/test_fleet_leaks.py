@@ -223,10 +223,20 @@ for pid in reaper._descendants(os.getpid()):
             keyed.append(open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")[0].decode())
     except OSError:
         pass
+import psutil
+listening = []  # (program, address) of every socket a process of the instance listens on
+for pid in reaper._descendants(os.getpid()):
+    try:
+        proc = psutil.Process(pid)
+        listening += [(proc.name(), c.laddr.ip) for c in proc.net_connections(kind="inet")
+                      if c.status == psutil.CONN_LISTEN]
+    except psutil.Error:
+        pass
 run.close()
 home = os.path.expanduser("~")
 print(json.dumps({"mode": mode, "answer": answer, "auth_mode": os.environ.get("RAY_AUTH_MODE"),
                   "token": bool(os.environ.get("RAY_AUTH_TOKEN")), "keyed": keyed,
+                  "listening": listening,
                   "key_back": os.environ.get("SENSE_PERCEPTION_GALLERY_KEY") == "ab" * 32,
                   "written": {str(p): stat.S_IMODE(os.lstat(os.path.join(d, p)).st_mode)
                               for d, dirs, files in os.walk(home) for p in dirs + files}}))
@@ -269,6 +279,31 @@ def test_a_local_run_leaves_no_ray_token_others_can_read(local_run) -> None:
     assert local_run["written"] == {}, local_run["written"]  # was {'.ray': 0o755, 'auth_token': 0o644}
     assert local_run["answer"] == 42
     assert local_run["auth_mode"] == "token" and local_run["token"]
+
+
+def test_a_local_run_s_ray_listens_on_the_loopback_only(local_run) -> None:
+    """R88: the local instance's GCS, raylet and idle workers listened on every interface (`::`),
+    its runtime-env agent on the machine's address, reachable from every host that reaches this
+    machine, the run's token all that kept them out. Ray's switch for a machine without a cluster
+    makes it take 127.0.0.1 for the node: every socket its processes listen on is the loopback."""
+    programs = {name for name, _ in local_run["listening"]}
+    assert {"gcs_server", "raylet"} <= programs, local_run["listening"]
+    assert {ip for _, ip in local_run["listening"]} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, \
+        local_run["listening"]
+
+
+def test_the_loopback_switch_is_put_back_after_a_local_start(monkeypatch) -> None:
+    """A later `--address` run of the same process must reach its cluster with the machine's
+    address: the switch and Ray's constant are as before once a local instance has started."""
+    from ray._private import ray_constants
+
+    from sense_perception.fleet import cluster
+
+    monkeypatch.delenv(cluster.LOCAL_ONLY_ENV, raising=False)
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    with cluster.loopback_only():
+        assert os.environ[cluster.LOCAL_ONLY_ENV] == "0" and not ray_constants.ENABLE_RAY_CLUSTER
+    assert cluster.LOCAL_ONLY_ENV not in os.environ and ray_constants.ENABLE_RAY_CLUSTER == before
 
 
 def test_a_ray_token_choice_of_the_user_is_kept(monkeypatch) -> None:
@@ -337,3 +372,25 @@ def test_a_gallery_key_the_workers_read_from_the_environment_is_warned_about(
     (record,) = caplog.records
     assert "SENSE_PERCEPTION_GALLERY_KEY" in record.getMessage()
     assert "gallery.key_file" in record.getMessage() and "ab" * 4 not in record.getMessage()
+
+
+def test_the_reaper_holds_no_gallery_key_nor_ray_token(monkeypatch) -> None:
+    """R88: the reaper a local run starts beside Ray took the run's whole environment, a gallery
+    key exported for a `--cabin` run whose workers read it there (`key_kept_from_ray` keeps it
+    then) and the instance's token among them, in a dumpable process that needs neither. It is
+    started with what Python needs to run it only, and still does its work."""
+    from sense_perception.fleet import reaper
+
+    monkeypatch.setenv("SENSE_PERCEPTION_GALLERY_KEY", "ab" * 32)
+    monkeypatch.setenv("MY_GALLERY_KEY", "cd" * 32)  # a gallery.key_env of the user's
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "ef" * 32)
+    proc = reaper.start()
+    assert proc is not None
+    try:
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
+        assert proc.poll() is None  # it started, and watches
+    finally:
+        reaper.stop(proc)
+    assert environ and b"PATH=" in environ
+    for secret in (b"ab" * 32, b"cd" * 32, b"ef" * 32):
+        assert secret not in environ

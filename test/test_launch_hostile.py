@@ -173,3 +173,25 @@ def test_the_empty_lists_parameter_file_is_removed_when_the_launch_ends(tmp_path
     path = Path(out.stdout.strip())
     assert path.parent == tmp_path and not path.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_gallery_key_in_the_launch_s_environment_is_warned_about(launched, tmp_path, monkeypatch):
+    """R88: a gallery key exported as SENSE_PERCEPTION_GALLERY_KEY (or the variable
+    gallery.key_env names) is in the environment of `ros2 launch` itself, ROS's process, which
+    stays dumpable and cannot be changed from a launch file: said at launch, naming the variable
+    and the fix (gallery.key_file), never the key; nothing said without it."""
+    monkeypatch.delenv("SENSE_PERCEPTION_GALLERY_KEY", raising=False)
+    _launch(["driver_monitor"], {})
+    assert launched["warnings"] == []
+    monkeypatch.setenv("SENSE_PERCEPTION_GALLERY_KEY", "ab" * 32)
+    _launch(["driver_monitor"], {})
+    (warning,) = launched["warnings"]
+    assert "SENSE_PERCEPTION_GALLERY_KEY" in warning and "`ros2 launch` itself" in warning
+    assert "gallery.key_file" in warning and "ab" * 4 not in warning
+    config = tmp_path / "keyed.yaml"  # the key comes from a file: the variable is for nothing
+    config.write_text("driver_monitor:\n  ros__parameters:\n    gallery:\n"
+                      f"      key_file: {tmp_path / 'key'}\n")
+    _launch(["driver_monitor"], {"config": str(config)})
+    assert "no node reads it" in launched["warnings"][-1]
+    _launch(["object_detector"], {})
+    assert "no node reads it" in launched["warnings"][-1] and len(launched["warnings"]) == 3

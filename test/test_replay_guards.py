@@ -283,7 +283,8 @@ def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> N
     """`--copy-input --cabin` copies the cabin camera's frames (the driver's face) into the output
     bag, which was created 0755 with files under the umask (0666 under umask 0) while the
     cabin video is 0600: any local account could read the face. That bag's folder is now 0700 and
-    its files 0600; a copied bag without the cabin camera keeps the umask's modes."""
+    its files 0600; a copied bag without the cabin camera keeps the umask's modes, less write
+    permission for others (R88: 0666 under umask 0)."""
     def replay(out: Path, *args: str) -> Path:
         proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
                                str(SAMPLE_BAG), "--out", str(out), "--copy-input", *args],
@@ -302,7 +303,7 @@ def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> N
         assert reader.topics[CABIN].msgcount == 8
     exterior = replay(tmp_path / "exterior", "--topics", WINDSHIELD)
     assert exterior.stat().st_mode & 0o777 == 0o755  # rosbags makes it 0755
-    assert set(modes(exterior).values()) == {0o666}, modes(exterior)
+    assert set(modes(exterior).values()) == {0o644}, modes(exterior)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o000])
@@ -311,7 +312,9 @@ def test_every_output_of_a_cabin_replay_is_private_whatever_the_umask(tmp_path, 
     pseudonymous id, head pose, attention, the cabin annotations) and its summary.json (the
     driver's id timeline and attention alerts) under the umask: 0644, and 0666 under umask 000,
     while the cabin video was 0600. The bag's folder is 0700 and every file of a cabin replay
-    0600 now (the cabin video already was), whatever the umask."""
+    0600 now (the cabin video already was), whatever the umask; R88: and the cabin video's folder
+    0700 (0777 under umask 000, where another user could swap the video before OpenCV opened it
+    by name)."""
     from sense_perception.replay.engine import ReplayOptions, Replayer
     from sense_perception.replay.summary import write_summary
 
@@ -324,13 +327,42 @@ def test_every_output_of_a_cabin_replay_is_private_whatever_the_umask(tmp_path, 
         os.umask(old)
     modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in out.rglob("*")
              if not p.name.startswith(".")}
-    assert modes.pop("bag") == 0o700 and modes.pop("video") == 0o777 & ~umask, modes
+    assert modes.pop("bag") == 0o700 and modes.pop("video") == 0o700, modes
     assert modes == {"bag/sample_bag.mcap": 0o600, "bag/metadata.yaml": 0o600,
                      "summary.json": 0o600, "video/camera_cabin_image_raw_compressed.mp4": 0o600}
     with Reader(out / "bag") as reader:  # the owner reads it: the driver's results are there
         assert reader.topics["/camera/cabin/driver_identity"].msgcount == 8
     assert json.loads((out / "summary.json").read_text())["identity"]
     assert (tmp_path / "exterior.json").stat().st_mode & 0o777 == 0o644 & ~umask
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o000])
+def test_no_output_of_a_replay_is_writable_by_others_whatever_the_umask(tmp_path, umask) -> None:
+    """R88: under umask 000 an exterior replay with `--video --copy-input` made its `--out` (and
+    the parents it created), `video/` and its marker 0777/0666, the exterior videos and the copied
+    bag's files 0666: another user could replace or rewrite a video (a folder they may write lets
+    them swap the file OpenCV then opens by name). Every folder and file it makes keeps the umask's
+    read bits and is never writable by group or others now."""
+    from sense_perception.replay.engine import ReplayOptions, Replayer
+
+    out = tmp_path / "made" / "out"
+    old = os.umask(umask)
+    try:
+        Replayer(ReplayOptions(SAMPLE_BAG, out, topics=[WINDSHIELD, FRONT], copy_input=True,
+                               video=True)).run()
+    finally:
+        os.umask(old)
+    made = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777
+            for p in [out.parent, *out.parent.rglob("*")]}
+    assert {"made/out/video/camera_windshield_image_raw.mp4", "made/out/bag/sample_bag.mcap",
+            "made/out/bag/metadata.yaml", "made/out/summary.json"} <= set(made), made
+    dirs = {name for name in made if (tmp_path / name).is_dir()}
+    assert dirs == {"made", "made/out", "made/out/bag", "made/out/video"}, dirs
+    assert {name: mode for name, mode in made.items() if name in dirs} == dict.fromkeys(dirs, 0o755)
+    assert {name: mode for name, mode in made.items() if name not in dirs} == {
+        name: 0o644 for name in made if name not in dirs}, made
+    with Reader(out / "bag") as reader:  # still a whole bag the owner reads
+        assert reader.topics[WINDSHIELD].msgcount > 0
 
 
 class _FakePublisher:

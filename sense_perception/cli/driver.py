@@ -50,6 +50,25 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings
 
 
+def _check_cabin_photos(args: argparse.Namespace, settings: Any, what: str) -> None:
+    """Refuse photos judged with a ``--config`` whose driver_monitor section names a camera role
+    other than ``cabin``: it says the face pipeline it sets up looks outside the car, where face
+    recognition is never run (P7). Photos come from no camera, and these commands ran all the
+    same, the setting silently ignored (R88).
+
+    Raises:
+        PrivacyError: naming the setting, its file and the fix.
+    """
+    from ..face.privacy import IDENTITY_ROLE, check_identity_allowed
+
+    config = getattr(args, "config", None)
+    check_identity_allowed(
+        settings.camera_role, f"{NODE_NAME}.camera_role in {config}", what,
+        f"these photos are judged as the in-cabin camera's; give a --config whose "
+        f"{NODE_NAME} section has camera_role: {IDENTITY_ROLE} (the default), or none; nothing "
+        "was read")
+
+
 def _input_limits(args: argparse.Namespace) -> Any:
     """The driver_monitor's ``input.*`` limits from ``--config`` (the defaults without one)."""
     from ..config import load_params
@@ -446,6 +465,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from ..face.identify import TemplateIndex
 
     settings = _settings(args)
+    _check_cabin_photos(args, settings, "face identification")  # before the gallery is read
     index = TemplateIndex(_store(settings).drivers())
     engine = _still_engine(settings)
     threshold = settings.identity.match_threshold
@@ -612,6 +632,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
 
     json_out = _json_out(args, args.images, "driver attention", _is_attention_result)
     settings = _settings(args)
+    _check_cabin_photos(args, settings, "driver attention")  # before any model loads
     engine = _still_engine(settings)
     estimator = AttentionEstimator(settings.attention, settings.attention_options())
     rows: list[dict[str, Any]] = []

@@ -19,6 +19,7 @@ import stat
 from pathlib import Path
 
 from ..errors import GalleryError
+from ..fileio import make_dirs
 
 #: Added to every open: no link followed, no wait on a FIFO, no descriptor leaked to children.
 SAFE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -175,35 +176,14 @@ def erase_file(path: Path, what: str) -> None:
 
 
 def make_private_dirs(folder: Path) -> None:
-    """Create ``folder`` and every missing parent with mode 0700, whatever the umask.
-
-    ``Path.mkdir(parents=True, mode=0o700)`` gives the mode to the last folder only; the parents
-    get ``0777 & ~umask``, world-writable under ``umask 0``, and anyone who can write a folder on
-    the way to the gallery or the key can swap the folders below it. Existing folders are left as
-    they are.
+    """Create ``folder`` and every missing parent with mode 0700, whatever the umask (see
+    :func:`~sense_perception.fileio.make_dirs`): anyone who can write a folder on the way to the
+    gallery or the key can swap the folders below it. Existing folders are left as they are.
 
     Raises:
         OSError: a folder cannot be created.
     """
-    folder = Path(folder)
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    if not folder.is_dir():  # a file where a folder should be: say so, as mkdir would
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=0o700)
-        except FileExistsError:
-            continue  # made meanwhile by a concurrent command: it sets the same mode
-        # An umask with owner bits (0o277) must not leave it unusable; through a descriptor
-        # opened without following a link, so a folder swapped for a link changes nothing else.
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | SAFE_FLAGS)
-        try:
-            os.fchmod(fd, 0o700)
-        finally:
-            os.close(fd)
+    make_dirs(folder, 0o700)
 
 
 def writable_by_others(st: os.stat_result) -> bool:

@@ -13,21 +13,28 @@ IDENTITY_ROLE = "cabin"
 KNOWN_ROLES = ("cabin", "front", "rear", "left", "right", "surround", "exterior")
 
 
-def check_identity_allowed(camera_role: str) -> None:
+def check_identity_allowed(camera_role: str, setting: str = "", what: str = "face identification",
+                           fix: str = "") -> None:
     """Raise PrivacyError unless ``camera_role`` is ``cabin``.
 
     Pedestrians, cyclists and other drivers seen by exterior cameras never consented to face
     recognition, so identity is refused there; face *detection* (e.g. for blurring) stays allowed.
+
+    Args:
+        setting: where the role was set (``driver_monitor.camera_role in FILE``), named in the error.
+        what: what is refused (``driver attention`` for the driver's head pose and gaze).
+        fix: what to do instead, appended to the message.
     """
     role = str(camera_role).strip().lower()
     if role == IDENTITY_ROLE:
         return
     kind = "an exterior camera" if role in KNOWN_ROLES else "not the in-cabin camera"
     raise PrivacyError(
-        f"face identification refused on camera_role '{camera_role}': it is {kind}, and people "
-        f"seen there (pedestrians, other drivers) have not consented to face recognition. Identity "
-        f"runs only with camera_role '{IDENTITY_ROLE}' pointed at the enrolled, consenting driver; "
-        f"use face detection only on other cameras")
+        f"{what} refused on camera_role '{camera_role}'" + (f" ({setting})" if setting else "")
+        + f": it is {kind}, and people seen there (pedestrians, other drivers) have not consented "
+        f"to face recognition. Identity runs only with camera_role '{IDENTITY_ROLE}' pointed at "
+        f"the enrolled, consenting driver; use face detection only on other cameras"
+        + (f"; fix: {fix}" if fix else ""))
 
 
 def check_cabin_not_exterior(cabin: str, exterior: Iterable[str], named_by: str, listed_in: str,

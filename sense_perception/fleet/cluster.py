@@ -2,6 +2,8 @@
 and check the cluster can place the workers asked for before any is started."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import math
 import os
@@ -10,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import FleetError
 from . import reaper
@@ -132,9 +134,9 @@ def private_auth_token() -> bool:
     Ray (2.59 and later) turns token authentication on for a new local instance and, when no token
     is set, generates one and writes it to ``~/.ray/auth_token`` under the umask (0644 in a 0755
     ``~/.ray``: every local user who can enter the home folder reads it), where it stays after the
-    run and is taken again by every later local instance of this user. GCS and raylet listen on
-    every interface, the token being all that keeps others out: whoever read it could join a
-    later run's instance from any host that reaches it and run code as this user, next to the
+    run and is taken again by every later local instance of this user. GCS and raylet listened on
+    every interface (the loopback only since R88: :func:`loopback_only`), the token being all that
+    kept others out: whoever read it could join a later run's instance and run code as this user, next to the
     gallery, its key and the cabin frames of the bags. The token given here lives only in the
     environment of this user's processes (``/proc/PID/environ``: their user and root; the
     non-dumpable workers': root, R74) and ends with the run.
@@ -187,6 +189,49 @@ def readable_token_file() -> str | None:
             "yours uses it (a local fleet run uses a token of its own)")
 
 
+# Ray's switch for clusters beyond this machine (``ray._private.ray_constants``, read from this
+# variable when Ray is imported). Off, Ray takes 127.0.0.1 for the node's address, and its GCS,
+# raylet, agents and workers then listen on the loopback only (Ray's C++ servers bind there when
+# the node's address is 127.0.0.1, every interface otherwise); ``_node_ip_address="127.0.0.1"``
+# is turned back into the machine's address by ray.init (``resolve_ip_for_localhost``).
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """While a local instance starts: Ray takes the node for one without a cluster, so it listens
+    on the loopback only (see :data:`LOCAL_ONLY_ENV`); the variable (for Ray's processes, which
+    read it at their import) and Ray's constant (read at this process's import, maybe earlier)
+    are put back afterwards, so that a later ``--address`` run of this process reaches a cluster.
+    Measured (R88): GCS, raylet and idle workers on ``*:PORT``, the runtime-env agent on the
+    machine's address; all on 127.0.0.1 with it."""
+    constants: Any = importlib.import_module("ray._private.ray_constants")  # Ray-private
+    before_env, before = os.environ.get(LOCAL_ONLY_ENV), getattr(constants, "ENABLE_RAY_CLUSTER", True)
+    os.environ[LOCAL_ONLY_ENV] = "0"
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[LOCAL_ONLY_ENV] = before_env
+
+
+def check_loopback(ray: ModuleType) -> None:
+    """Warn when the local instance's node address is not the loopback (a Ray that no longer
+    honours :func:`loopback_only`): its GCS and raylet then listen on every interface, the run's
+    token (R83) being all that keeps other hosts out."""
+    address = ray.util.get_node_ip_address()
+    if address not in LOOPBACK:
+        LOG.warning("the local Ray instance took %s for its address (this Ray version ignores "
+                    "%s=0), so its GCS and raylet listen on every interface of this machine, "
+                    "guarded by the run's own token only; fix: a firewall for Ray's ports, or "
+                    "a Ray version that keeps a local instance on 127.0.0.1", address, LOCAL_ONLY_ENV)
+
+
 def local_cpus() -> int:
     """CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
     try:
@@ -229,9 +274,12 @@ def connect(address: str | None, cpus_per_worker: int = 1) -> RaySession:
     try:
         if address is None:
             private_auth_token()  # no token of Ray's in ~/.ray, readable by other users
-            # "local" always starts a new instance, never attaches to one a `ray start` left.
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                     object_store_memory=OBJECT_STORE_BYTES, **quiet)
+            # "local" always starts a new instance, never attaches to one a `ray start` left;
+            # on the loopback only, as it has no other node (R88).
+            with loopback_only():
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                         object_store_memory=OBJECT_STORE_BYTES, **quiet)
+            check_loopback(ray)
         else:
             ray.init(address=address, **quiet)
         # Still inside the try: a step after ray.init that fails (the cluster's resources cannot

@@ -40,7 +40,10 @@ class NotFleetOutput(OSError):
 
 def mark(folder: Path) -> None:
     """Put the marker into ``folder``: fleet made it and may replace it."""
-    (Path(folder) / MARKER).write_text(_MARKER_TEXT)
+    # 0644 less the umask: write_text made it 0666 under umask 000, in every bag's output (R88)
+    fd = os.open(Path(folder) / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(_MARKER_TEXT)
 
 
 def is_marked(folder: Path) -> bool:
@@ -88,7 +91,7 @@ def prepare_temp(out: Path, name: str) -> Path:
     """
     work = work_dir(out, name)
     discard_ours(work)
-    work.mkdir()
+    work.mkdir(mode=0o700)  # the replay in it is moved out whole; 0777 under umask 000 (R88)
     mark(work)
     return temp_dir(out, name)
 

@@ -27,20 +27,28 @@ from typing import IO
 POLL_S = 1.0
 _DONE = b"done\n"  # the run ended normally: nothing to kill
 _SESSION = b"session "  # + the local Ray instance's session folder, one line
+# The only variables the reaper is started with: what Python needs to start and import this
+# package. It read the run's whole environment, a gallery key exported for a --cabin run (its
+# workers read it from there) and the Ray instance's token (R83) among them, and is dumpable:
+# /proc/PID/environ and a crash reporter's copy held them (R88). It needs neither.
+_ENVIRONMENT = ("PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH", "LD_LIBRARY_PATH", "LANG",
+                "LC_ALL", "LC_CTYPE", "TMPDIR", "HOME")
 
 
 def start() -> subprocess.Popen[bytes] | None:
     """Start the reaper for this process; None where it cannot run (no Linux /proc).
 
-    It gets its own session, so a Ctrl-C in the terminal reaches the fleet run, not it. Returns
-    once it has taken note of the processes already there (which it never kills).
+    It gets its own session, so a Ctrl-C in the terminal reaches the fleet run, not it, and only
+    the variables of :data:`_ENVIRONMENT` (no gallery key, no Ray token). Returns once it has
+    taken note of the processes already there (which it never kills).
     """
     if not os.path.isdir("/proc/self"):
         return None  # it reads the process tree from Linux's /proc
     try:
         proc = subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid())],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                env={k: v for k, v in os.environ.items() if k in _ENVIRONMENT})
     except OSError:
         return None
     assert proc.stdout is not None

@@ -852,7 +852,10 @@ class Replayer:
         if self.options.video or self.options.video_cabin:
             from .video import VideoSet
 
-            self._videos = VideoSet(out / VIDEO_DIR, self._fps_by_topic(bag, topics))
+            # The cabin video's folder is private too (R88: 0777 under umask 000, where another
+            # user could swap the 0600 video before OpenCV opened it by name).
+            self._videos = VideoSet(out / VIDEO_DIR, self._fps_by_topic(bag, topics),
+                                    private=self.options.video_cabin and self._cabin is not None)
 
     def _make_health(self) -> dict[str, PipelineHealth]:
         """One :class:`PipelineHealth` per pipeline this replay runs, keyed by camera role."""

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import BagError
-from ..fileio import fsync_dir, fsync_file
+from ..fileio import fsync_dir, fsync_file, make_dirs, shared_mode
 from .writer import OutputWriteError
 
 FOURCC = "mp4v"
@@ -46,13 +46,16 @@ class CameraVideo:
         fps: frame rate of the video grid, e.g. the camera's nominal rate.
         max_hold_s: longest gap filled by repeating the previous frame.
         private: create the file mode 0600 whatever the umask (the cabin camera's video shows
-            the driver's face: other users of the machine must not read it).
+            the driver's face: other users of the machine must not read it); else the umask's
+            mode, never writable by group or others (:func:`~sense_perception.fileio.shared_mode`).
+        private_folder: a folder made for it is 0700 (default: as ``private``), else shared.
     """
 
     def __init__(self, path: Path, fps: float, max_hold_s: float = 2.0,
-                 private: bool = False) -> None:
+                 private: bool = False, private_folder: bool | None = None) -> None:
         self.path = Path(path)
         self.private = private
+        self.private_folder = private if private_folder is None else private_folder
         self.fps = float(min(max(fps, 1.0), 60.0))
         self.max_hold = max(1, int(round(max_hold_s * self.fps)))
         self._writer: cv2.VideoWriter | None = None
@@ -64,17 +67,17 @@ class CameraVideo:
         self.frames = 0  # source frames written
 
     def _open(self, width: int, height: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.private:
-            # Made here first, 0600 and never through a link; OpenCV then truncates and fills
-            # this very file (it keeps the inode and the mode).
-            try:
-                self.path.unlink(missing_ok=True)
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                                 0o600))
-            except OSError as exc:
-                raise BagError(f"video {self.path} cannot be created: {exc.strerror or exc}; "
-                               "check the directory is writable") from exc
+        # Made here first, with its mode and never through a link; OpenCV then truncates and
+        # fills this very file (it keeps the inode and the mode). Left to OpenCV, an exterior
+        # video was 0666 under umask 000, its folder 0777 (R88).
+        try:
+            make_dirs(self.path.parent, 0o700 if self.private_folder else shared_mode(0o777))
+            self.path.unlink(missing_ok=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o600 if self.private else shared_mode(0o666)))
+        except OSError as exc:
+            raise BagError(f"video {self.path} cannot be created: {exc.strerror or exc}; "
+                           "check the directory is writable") from exc
         writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*FOURCC), self.fps, (width, height))
         if not writer.isOpened():
             raise BagError(f"video {self.path} cannot be written with OpenCV's '{FOURCC}' codec; "
@@ -149,10 +152,12 @@ class CameraVideo:
 
 
 class VideoSet:
-    """The videos of all cameras of a replay, in ``directory``."""
+    """The videos of all cameras of a replay, in ``directory``; ``private``: the folder is made
+    0700 whatever the umask (it holds the cabin video), else :func:`~sense_perception.fileio.shared_mode`."""
 
-    def __init__(self, directory: Path, fps_by_topic: dict[str, float]) -> None:
+    def __init__(self, directory: Path, fps_by_topic: dict[str, float], private: bool = False) -> None:
         self.directory = Path(directory)
+        self.private = private
         self._fps = fps_by_topic
         self.videos: dict[str, CameraVideo] = {}
         self._names: dict[str, str] = {}  # topic -> its file name, each name one topic's
@@ -179,7 +184,8 @@ class VideoSet:
         video = self.videos.get(topic)
         if video is None:
             video = self.videos[topic] = CameraVideo(self.directory / self.name_of(topic),
-                                                     self._fps.get(topic, 10.0), private=private)
+                                                     self._fps.get(topic, 10.0), private=private,
+                                                     private_folder=self.private)
         video.write(bgr, t)
 
     def close(self) -> list[Path]:

@@ -14,9 +14,10 @@ from rosbags.typesys.store import Typestore
 
 from ..core.output.topics import camera_namespace  # noqa: F401 - sense_perception.replay exports it
 from ..errors import BagError
-from ..fileio import fsync_dir, fsync_file
+from ..fileio import fsync_dir, fsync_file, shared_mode
 from .to_rosbags import MessageConverter
 
+_METADATA_TEMP = "metadata.yaml.tmp"  # rosbags' name for metadata.yaml being written
 _INFINITE = QosTime(sec=2147483647, nsec=4294967295)
 # LabelInfo is latched in vision_msgs' convention: late subscribers (ros2 bag play into a live graph)
 # must still get it, so the bag records it as offered with transient-local durability.
@@ -71,13 +72,17 @@ def _writer(path: Path, name: str, private: bool) -> Writer:
     writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
 
     def mcap(directory: Path, compression: Any) -> McapWriter:
-        if private:
-            # rosbags has just made the folder under the umask: closed to others before the
-            # first byte is written in it (a lookup in it is checked against its mode now).
-            _chmod(directory, 0o700, directory=True)
+        # rosbags has just made the folder 0755 less the umask and makes its files under the
+        # umask (0666 under umask 000, R88): each gets its mode before the first byte is written
+        # (a lookup in the folder is checked against its mode now).
+        _chmod(directory, 0o700 if private else shared_mode(0o777), directory=True)
         storage = McapWriter(cast(Path, _NamedDir(directory, name)), compression)
-        if private:
-            os.fchmod(storage.bio.fileno(), 0o600)
+        file_mode = 0o600 if private else shared_mode(0o666)
+        os.fchmod(storage.bio.fileno(), file_mode)
+        # rosbags writes metadata.yaml to this temporary name (truncating it, so keeping its
+        # mode) and renames it: made here, its mode is right from its first byte on.
+        os.close(os.open(directory / _METADATA_TEMP,
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode))
         return storage
 
     # rosbags has no option for the file name: its storage plugin table is per instance here.
@@ -98,7 +103,8 @@ class OutputBag:
         name: the MCAP file's name in it, without ``.mcap`` (the input bag's name); default the
             directory's name.
         private: the folder is made 0700 and its files 0600 whatever the umask (a bag holding
-            the cabin camera's frames shows the driver's face: other users must not read it).
+            the cabin camera's frames shows the driver's face: other users must not read it);
+            else they get the umask's modes, never writable by group or others (R88).
     """
 
     def __init__(self, path: Path, typestore: Typestore, name: str | None = None,
@@ -165,11 +171,6 @@ class OutputBag:
                     except OSError:
                         pass  # its unwritten buffer is lost either way
                 raise OutputWriteError(self.path, exc) from exc
-            if self.private:  # rosbags writes metadata.yaml under the umask, in the 0700 folder
-                try:
-                    _chmod(self._writer.metapath, 0o600)
-                except OSError as exc:
-                    raise OutputWriteError(self._writer.metapath, exc) from exc
             try:
                 self._flush_to_disk()
             except OSError as exc:

@@ -183,11 +183,42 @@ def launch_description(nodes: Sequence[str]) -> Any:
     return LaunchDescription([*declared, OpaqueFunction(function=_node_actions, args=[list(nodes)])])
 
 
+def key_in_launch_warning(nodes: Sequence[str], args: dict[str, str]) -> str | None:
+    """A warning when the gallery key's environment variable is set in ``ros2 launch``'s process.
+
+    That process is ROS's, not this package's: it keeps its environment and stays dumpable (the
+    nodes it starts make themselves non-dumpable, R74), so a crash of it handed to a crash
+    reporter (apport, systemd-coredump) writes the key there, and it hands the variable to every
+    node, object_detector too. Nothing here can take it out of that process (R88); the fix is
+    ``gallery.key_file``. None when the variable is not set.
+    """
+    from ..fleet.key_env import key_variable
+
+    config = args.get("config") or ARGUMENTS["config"][0]
+    path = resolve_config(config) if config else default_config()
+    name, read = key_variable(path, "driver_monitor" if "driver_monitor" in nodes else None)
+    if not name or not os.environ.get(name):
+        return None
+    held = (f"the gallery key in the environment variable {name} is in the environment of "
+            "`ros2 launch` itself, which stays dumpable (a crash of it handed to a crash reporter "
+            "writes the key there), and of every node it starts")
+    if read:
+        return (f"{held}; fix: give the key as gallery.key_file in the config's driver_monitor "
+                f"section (a file only you can read) and unset {name} before ros2 launch")
+    return (f"{held}, and no node reads it (gallery.key_file is set, or no driver_monitor is "
+            f"launched); fix: unset {name} before ros2 launch")
+
+
 def _node_actions(context: Any, nodes: list[str]) -> list[Any]:
     from launch_ros.actions import LifecycleNode
 
     args = {name: context.launch_configurations.get(name, default)
             for name, (default, _) in ARGUMENTS.items()}
+    warning = key_in_launch_warning(nodes, args)
+    if warning:
+        from launch.logging import get_logger
+
+        get_logger("sense_perception.launch").warning(warning)
     return [
         LifecycleNode(
             package="sense_perception", executable=name, name=name, namespace=args["namespace"],
