@@ -124,7 +124,10 @@ def test_more_cpus_per_worker_than_the_machine_is_refused_at_once(tmp_path):
     assert not (tmp_path / "out" / "fleet_summary.json").exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+# SIGHUP: the terminal closed (a dropped SSH session); its default ended the run at once, no
+# summary written (R89)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_signal_stops_cleanly_with_a_summary(tmp_path, sig):
     inputs = _bags(tmp_path / "in", 3)
     out = tmp_path / "out"

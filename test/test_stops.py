@@ -1,4 +1,5 @@
-"""sense_perception.stops: SIGTERM unwinds like Ctrl-C, with real signals sent to this process."""
+"""sense_perception.stops: SIGTERM and SIGHUP unwind like Ctrl-C, with real signals sent to this
+process."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from sense_perception.stops import Terminated, exit_code, stop_signals, stopped_by
+from sense_perception.stops import HungUp, Terminated, exit_code, stop_signals, stopped_by
 
 
 def _signal_self(signum: int) -> None:
@@ -21,12 +22,16 @@ def _signal_self(signum: int) -> None:
 @pytest.mark.parametrize("signum, kind, code, words", [
     (signal.SIGTERM, Terminated, 143, "SIGTERM"),
     (signal.SIGINT, KeyboardInterrupt, 130, "Ctrl-C"),
+    # the terminal closed (a dropped SSH session): its default ended the process at once (R89)
+    (signal.SIGHUP, HungUp, 129, "SIGHUP"),
 ])
 def test_a_signal_unwinds_the_block_and_names_its_exit_code(signum, kind, code, words) -> None:
-    before = signal.getsignal(signal.SIGTERM)
+    before, before_hup = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     cleaned = False
     with pytest.raises(KeyboardInterrupt) as caught:
         with stop_signals():
+            # handled: a default left in place would end this process (SIGHUP's, before R89)
+            assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.SIG_IGN)
             try:
                 _signal_self(signum)
             finally:
@@ -34,6 +39,21 @@ def test_a_signal_unwinds_the_block_and_names_its_exit_code(signum, kind, code, 
     assert type(caught.value) is kind and cleaned
     assert exit_code(caught.value) == code and stopped_by(caught.value) == words
     assert signal.getsignal(signal.SIGTERM) is before  # the earlier handler is back
+    assert signal.getsignal(signal.SIGHUP) == before_hup
+
+
+def test_an_ignored_sighup_stays_ignored() -> None:
+    """``nohup`` ignores SIGHUP so that a run outlives its terminal: stop_signals keeps it so."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        done = []
+        with stop_signals():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            _signal_self(signal.SIGHUP)
+            done.append("block")  # reached: nothing stopped the run
+        assert done == ["block"] and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_a_stop_inside_held_waits_for_the_block_to_end() -> None:

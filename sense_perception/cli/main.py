@@ -162,7 +162,8 @@ def _main(argv: list[str] | None) -> int:
 
         print(f"error: {printable(exc)}", file=sys.stderr)  # a file name cannot forge a line
         return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C (130), or SIGTERM where the command turns it into one (143)
+    # Ctrl-C (130), or SIGTERM / SIGHUP where the command turns it into one (143 / 129)
+    except KeyboardInterrupt as exc:
         from ..stops import StoppedAfterFailure, exit_code, stopped_by
 
         if isinstance(exc, StoppedAfterFailure):  # the stop waited for work that then failed

@@ -1,11 +1,15 @@
-"""Ctrl-C and SIGTERM during a fleet run: stop handing out bags, end the workers and Ray, and still
-write ``fleet_summary.json`` (unfinished bags marked ``interrupted``), then exit 128 + the signal.
+"""Ctrl-C, SIGTERM and SIGHUP during a fleet run: stop handing out bags, end the workers and Ray,
+and still write ``fleet_summary.json`` (unfinished bags marked ``interrupted``), then exit 128 + the signal.
 
 The handler only notes the signal; the dispatcher's loop, which wakes at least every quarter of
 a second, calls :meth:`InterruptGuard.check` and stops. (An exception raised by the handler
 itself would surface inside Ray's native calls, as a SystemError.) ``ray.init`` installs its own
 SIGTERM handler (``sys.exit``), which would end the run without a summary and with Ray's native
 stack dumps; :meth:`InterruptGuard.install` is therefore called again once Ray is up.
+
+SIGHUP (the terminal closed: a dropped SSH session) is caught only where its default is in place:
+that default ended the run at once, without a summary (R89); under ``nohup`` it stays ignored, so
+the run outlives its terminal as asked.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(BaseException):
@@ -32,18 +36,18 @@ class Interrupted(BaseException):
 
     @property
     def name(self) -> str:
-        """SIGINT or SIGTERM."""
+        """SIGINT, SIGTERM or SIGHUP."""
         return signal.Signals(self.signum).name
 
     @property
     def exit_code(self) -> int:
-        """128 + the signal number, as a shell reports a process ended by it (130, 143)."""
+        """128 + the signal number, as a shell reports a process ended by it (130, 143, 129)."""
         return 128 + self.signum
 
 
 class InterruptGuard:
-    """Notes the first SIGINT / SIGTERM (:meth:`check` raises :class:`Interrupted`); a second one
-    exits at once.
+    """Notes the first SIGINT / SIGTERM / SIGHUP (:meth:`check` raises :class:`Interrupted`); a
+    second one exits at once.
 
     Only in the main thread (Python delivers signals there); elsewhere it does nothing.
     """
@@ -57,6 +61,9 @@ class InterruptGuard:
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in SIGNALS:
+            if sig == signal.SIGHUP and sig not in self._old \
+                    and signal.getsignal(sig) != signal.SIG_DFL:
+                continue  # ignored (nohup) or someone's own handler: left as it is
             previous = signal.signal(sig, self._handle)
             self._old.setdefault(sig, previous)
 
@@ -70,7 +77,7 @@ class InterruptGuard:
         """Raise :class:`Interrupted` if a signal came.
 
         Raises:
-            Interrupted: the first SIGINT / SIGTERM since :meth:`install`.
+            Interrupted: the first SIGINT / SIGTERM / SIGHUP since :meth:`install`.
         """
         if self._caught is not None:
             raise Interrupted(self._caught)
