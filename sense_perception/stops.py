@@ -84,9 +84,16 @@ class Stops:
     def __init__(self) -> None:
         self._holding = False
         self._pending: int | None = None
+        self._hung_up = False
 
     def stop(self, signum: int, frame: Any) -> None:
-        """Signal handler: raise the stop now, or keep it for the end of the held block."""
+        """Signal handler: raise the stop now, or keep it for the end of the held block. A second
+        SIGHUP is ignored: a closed terminal's hangup comes twice (the kernel's, then the shell's,
+        passed on to its jobs), and the second cut short the cleanup the first began."""
+        if signum == signal.SIGHUP:
+            if self._hung_up:
+                return
+            self._hung_up = True
         if self._holding:
             self._pending = signum
             return

@@ -369,3 +369,38 @@ def test_interrupt_guard_takes_sighup_only_where_its_default_is(monkeypatch):
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_interrupt_guard_survives_a_hung_up_terminal(monkeypatch):
+    """After a closed terminal's SIGHUP a write to stderr fails (EIO): the guard's note raised in
+    the signal handler, inside Ray's native wait, as a SystemError that ended the run without its
+    summary, its work folders left; and the hangup comes twice (the kernel's, then the shell's),
+    the second taken as a user insisting: ``os._exit`` without cleaning up. The note is dropped
+    and the second SIGHUP ignored now; the first one's stop stands (R89)."""
+    import errno
+    import os
+    import signal
+    import time
+
+    from sense_perception.fleet.signals import InterruptGuard, Interrupted
+
+    class HungUpTerminal:
+        def write(self, text: str) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    def exit_now(code: int) -> None:
+        raise AssertionError(f"os._exit({code}): the run would end without its summary")
+
+    monkeypatch.setattr(sys, "stderr", HungUpTerminal())
+    monkeypatch.setattr(os, "_exit", exit_now)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with InterruptGuard() as guard:
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGHUP)
+                time.sleep(0.2)  # the handler runs between bytecodes
+            with pytest.raises(Interrupted) as caught:
+                guard.check()
+        assert caught.value.name == "SIGHUP"
+    finally:
+        signal.signal(signal.SIGHUP, previous)

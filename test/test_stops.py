@@ -120,3 +120,18 @@ def test_run_leaves_a_callback_still_running_after_the_stop_behind(monkeypatch, 
     assert exits == [0]
     err = capsys.readouterr().err
     assert "a callback was still running 0.2 s after the stop (threads ThreadPoolExecutor-" in err
+
+
+def test_a_second_sighup_never_cuts_the_cleanup_short() -> None:
+    """A closed terminal's hangup comes twice (the kernel's, then the shell's, passed on to its
+    jobs): the second raised again in the cleanup the first began (a bag's unpacked copy half
+    removed). It is ignored now; the first one's stop stands (R89)."""
+    cleaned = []
+    with pytest.raises(HungUp):
+        with stop_signals():
+            try:
+                _signal_self(signal.SIGHUP)
+            finally:
+                _signal_self(signal.SIGHUP)  # the shell's, while the cleanup runs
+                cleaned.append("whole")
+    assert cleaned == ["whole"]

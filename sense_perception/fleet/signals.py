@@ -85,13 +85,16 @@ class InterruptGuard:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._caught is None:
             self._caught = signum
-            sys.stderr.write(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and "
-                             "writing the summary (again to exit at once)\n")
+            _note(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and writing the "
+                  "summary (again to exit at once)\n")
+            return
+        if signum == signal.SIGHUP:
+            # Nobody insists: a closed terminal's hangup comes twice (the kernel's, then the
+            # shell's, passed on to its jobs), and the second ended the run without its summary.
             return
         # Cleanup is under way and the user insists: leave now. Ray's reaper process ends the
         # local instance's processes when this one is gone.
-        sys.stderr.write(f"\nfleet: {signal.Signals(signum).name} again: exiting without "
-                         "cleaning up\n")
+        _note(f"\nfleet: {signal.Signals(signum).name} again: exiting without cleaning up\n")
         os._exit(128 + signum)
 
     def __enter__(self) -> InterruptGuard:
@@ -100,3 +103,14 @@ class InterruptGuard:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
+
+
+def _note(text: str) -> None:
+    """Write ``text`` to stderr from the signal handler, which must never raise: after SIGHUP the
+    terminal is gone and a write there fails (EIO), and an exception raised in the handler
+    surfaced inside Ray's native call as a SystemError that ended the run without its summary,
+    its work folders left."""
+    try:
+        sys.stderr.write(text)
+    except (OSError, ValueError):  # a hung-up terminal, a closed stream
+        pass
