@@ -86,6 +86,11 @@ class Stops:
         self._pending: int | None = None
         self._hung_up = False
 
+    @property
+    def hung_up(self) -> bool:
+        """Whether a SIGHUP arrived (the terminal is gone)."""
+        return self._hung_up
+
     def stop(self, signum: int, frame: Any) -> None:
         """Signal handler: raise the stop now, or keep it for the end of the held block. A second
         SIGHUP is ignored: a closed terminal's hangup comes twice (the kernel's, then the shell's,
@@ -121,8 +126,8 @@ class Stops:
     def raise_pending(self) -> None:
         """Raise the stop that arrived in a :meth:`deferred` block, if one did."""
         pending, self._pending = self._pending, None
-        if pending is not None:
-            self.stop(pending, None)
+        if pending is not None:  # raised here, not by stop(), which ignores a SIGHUP seen before
+            raise _STOPS.get(pending, KeyboardInterrupt)
 
     @contextmanager
     def obeyed(self) -> Iterator[None]:
@@ -166,6 +171,10 @@ def stop_signals() -> Iterator[Stops]:
     try:
         yield stops
     finally:
+        if stops.hung_up and signal.SIGHUP in previous:
+            # the terminal is gone: the shell's second SIGHUP, arriving after the block, ended
+            # the process with SIGHUP's default (exit -1) where it was to exit 129
+            previous[signal.SIGHUP] = signal.SIG_IGN
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

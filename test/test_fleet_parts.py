@@ -359,7 +359,11 @@ def test_interrupt_guard_takes_sighup_only_where_its_default_is(monkeypatch):
             with pytest.raises(Interrupted) as caught:
                 guard.check()
         assert caught.value.name == "SIGHUP" and caught.value.exit_code == 129
-        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # put back
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # hung up: ignored from then on
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with InterruptGuard():
+            pass
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # none came: put back
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
         with InterruptGuard() as guard:
             assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
@@ -402,5 +406,8 @@ def test_interrupt_guard_survives_a_hung_up_terminal(monkeypatch):
             with pytest.raises(Interrupted) as caught:
                 guard.check()
         assert caught.value.name == "SIGHUP"
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # one more may come late
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.2)
     finally:
         signal.signal(signal.SIGHUP, previous)

@@ -28,18 +28,23 @@ def _signal_self(signum: int) -> None:
 def test_a_signal_unwinds_the_block_and_names_its_exit_code(signum, kind, code, words) -> None:
     before, before_hup = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     cleaned = False
-    with pytest.raises(KeyboardInterrupt) as caught:
-        with stop_signals():
-            # handled: a default left in place would end this process (SIGHUP's, before R89)
-            assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.SIG_IGN)
-            try:
-                _signal_self(signum)
-            finally:
-                cleaned = True  # a with/finally runs: the default SIGTERM skipped it
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            with stop_signals():
+                # handled: a default left in place would end this process (SIGHUP's, before R89)
+                assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.SIG_IGN)
+                try:
+                    _signal_self(signum)
+                finally:
+                    cleaned = True  # a with/finally runs: the default SIGTERM skipped it
+        after_hup = signal.getsignal(signal.SIGHUP)
+    finally:
+        signal.signal(signal.SIGHUP, before_hup)
     assert type(caught.value) is kind and cleaned
     assert exit_code(caught.value) == code and stopped_by(caught.value) == words
     assert signal.getsignal(signal.SIGTERM) is before  # the earlier handler is back
-    assert signal.getsignal(signal.SIGHUP) == before_hup
+    # after a hangup SIGHUP is ignored from then on (the shell's second one may come late)
+    assert after_hup == (signal.SIG_IGN if signum == signal.SIGHUP else before_hup)
 
 
 def test_an_ignored_sighup_stays_ignored() -> None:
@@ -126,12 +131,20 @@ def test_a_second_sighup_never_cuts_the_cleanup_short() -> None:
     """A closed terminal's hangup comes twice (the kernel's, then the shell's, passed on to its
     jobs): the second raised again in the cleanup the first began (a bag's unpacked copy half
     removed). It is ignored now; the first one's stop stands (R89)."""
-    cleaned = []
-    with pytest.raises(HungUp):
-        with stop_signals():
-            try:
-                _signal_self(signal.SIGHUP)
-            finally:
-                _signal_self(signal.SIGHUP)  # the shell's, while the cleanup runs
-                cleaned.append("whole")
-    assert cleaned == ["whole"]
+    cleaned, before = [], signal.getsignal(signal.SIGHUP)
+    try:
+        with pytest.raises(HungUp):
+            with stop_signals():
+                try:
+                    _signal_self(signal.SIGHUP)
+                finally:
+                    _signal_self(signal.SIGHUP)  # the shell's, while the cleanup runs
+                    cleaned.append("whole")
+        # or after the block, as the command exits: its default ended the process (exit -1,
+        # not 129), and with it what the caller still had to do
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        _signal_self(signal.SIGHUP)
+        cleaned.append("exit")
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert cleaned == ["whole", "exit"]

@@ -55,6 +55,7 @@ class InterruptGuard:
     def __init__(self) -> None:
         self._old: dict[int, Any] = {}
         self._caught: int | None = None
+        self._hung_up = False  # a SIGHUP came: the terminal is gone
 
     def install(self) -> None:
         """Install (again) the handlers; the first call remembers the previous ones."""
@@ -70,6 +71,8 @@ class InterruptGuard:
     def restore(self) -> None:
         """Put back the handlers found by the first :meth:`install`."""
         for sig, previous in self._old.items():
+            if sig == signal.SIGHUP and self._hung_up:
+                previous = signal.SIG_IGN  # hung up: the shell's second SIGHUP may come after
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
         self._old.clear()
 
@@ -83,14 +86,16 @@ class InterruptGuard:
             raise Interrupted(self._caught)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        hung_up, self._hung_up = self._hung_up, self._hung_up or signum == signal.SIGHUP
         if self._caught is None:
             self._caught = signum
             _note(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and writing the "
                   "summary (again to exit at once)\n")
             return
-        if signum == signal.SIGHUP:
+        if signum == signal.SIGHUP or hung_up:
             # Nobody insists: a closed terminal's hangup comes twice (the kernel's, then the
-            # shell's, passed on to its jobs), and the second ended the run without its summary.
+            # shell's, passed on to its jobs), and the second ended the run without its summary;
+            # after it, a SIGTERM is the logout's (systemd-logind's to the session), not a user's.
             return
         # Cleanup is under way and the user insists: leave now. Ray's reaper process ends the
         # local instance's processes when this one is gone.
