@@ -379,3 +379,15 @@ def test_a_json_out_nested_too_deeply_is_refused_naming_it_not_a_traceback(tmp_p
         assert f"--json-out {deep} already holds JSON that is not {command}'s own" in err, err
         assert "it begins '[[[[" in err
     assert deep.read_text() == text
+
+
+def test_a_json_out_with_a_long_valid_name_is_written(tmp_path, capsys):
+    """A ``--json-out`` (or ``detect``'s annotated copy of a photo) whose name is valid but over
+    241 bytes long failed with "File name too long": its temp file repeated the whole name, 14
+    bytes more. It is written now, and no temp file is left (R89)."""
+    for name in ("h" * 250 + ".json", "é" * 125 + ".json"):  # 255 bytes: the most a name may have
+        out = tmp_path / name
+        assert main(["health", str(COMMA), "--json-out", str(out)]) == 0, capsys.readouterr().err
+        assert [i["path"] for i in json.loads(out.read_text())["images"]] == [str(COMMA)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["h" * 250 + ".json", "é" * 125 + ".json"])
