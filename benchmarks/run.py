@@ -202,7 +202,7 @@ def check_outputs(args: argparse.Namespace) -> str | None:
     if args.merge and out.is_file():
         try:
             old = json.loads(out.read_text())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             return (f"--merge: {out} is not a readable results file ({exc}); the figures of "
                     "this run would have nothing to merge into: give --out a results file or "
                     "drop --merge")

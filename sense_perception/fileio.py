@@ -109,10 +109,20 @@ def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,
     fsync_dir(folder)
 
 
+#: The most bytes of the target's name a temp file's default name repeats: with the dots, the 8
+#: random characters and ``.tmp`` it stays within the 255 bytes a file name may have.
+_TEMP_NAME_BYTES = 200
+
+
 def _write_temp_beside(path: Path, data: bytes, private: bool, prefix: str | None = None) -> str:
     """``data`` written and fsynced to a new temp file beside ``path`` (0600, or with ``private``
-    false :func:`shared_mode`); its name. Removed again if writing fails."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.name}.", suffix=".tmp")
+    false :func:`shared_mode`); its name. Removed again if writing fails.
+
+    The default temp name repeats at most :data:`_TEMP_NAME_BYTES` bytes of ``path``'s name: the
+    whole name made a target of a valid name over 241 bytes (``detect``'s annotated copy of a
+    photo with a long name, a long ``--json-out``) fail with "File name too long" (R89)."""
+    short = os.fsdecode(os.fsencode(path.name)[:_TEMP_NAME_BYTES])
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{short}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             if not private:

@@ -262,8 +262,8 @@ def check_own_result(path: Path, option: str, own: OwnResult) -> None:
     except OSError as exc:
         raise OutputPathError(f"{option} {path} cannot be read to tell whether it is {what}: "
                               f"{exc.strerror or exc}; give a new file name") from None
-    except ValueError:  # not JSON after all (or not UTF-8): nothing this command writes
-        mine = False
+    except (ValueError, RecursionError):  # not JSON after all (or not UTF-8, or "[[[[..." a few
+        mine = False  # kB deep: a traceback before R89): nothing this command writes
     if not mine:
         head = file_head(path) or b""
         raise OutputPathError(f"{option} {path} already holds JSON that is not {what} (it begins "

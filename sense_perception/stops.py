@@ -1,10 +1,12 @@
-"""SIGTERM stops a command the way Ctrl-C does: one path for ``detect`` and the benchmarks.
+"""SIGTERM and SIGHUP stop a command the way Ctrl-C does: one path for every command.
 
-A service manager, ``kill`` or ``timeout`` sends SIGTERM, whose default ends the process at once:
-no ``finally``, no ``with`` block unwinds (a half-written output, a temporary folder of face
-templates left under /tmp). :func:`stop_signals` turns it into :class:`Terminated`, a
-KeyboardInterrupt, so the same cleanup runs as on Ctrl-C, and :func:`exit_code` gives the shell's
-status for either (143 = 128 + SIGTERM, 130 = 128 + SIGINT).
+A service manager, ``kill`` or ``timeout`` sends SIGTERM, and a terminal that closes (a dropped
+SSH session, a closed window) sends SIGHUP; the default of either ends the process at once: no
+``finally``, no ``with`` block unwinds (a half-written output, a temporary folder of face
+templates left under /tmp, an old gallery version unzeroed). :func:`stop_signals` turns them into
+:class:`Terminated` (:class:`HungUp` for SIGHUP), a KeyboardInterrupt, so the same cleanup runs as
+on Ctrl-C, and :func:`exit_code` gives the shell's status for each (143 = 128 + SIGTERM, 129 =
+128 + SIGHUP, 130 = 128 + SIGINT).
 """
 from __future__ import annotations
 
@@ -18,10 +20,22 @@ from typing import Any, NoReturn
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: unwind as on Ctrl-C (exit status 143)."""
 
+    signum: int = signal.SIGTERM
+
+
+class HungUp(Terminated):
+    """SIGHUP arrived (the command's terminal closed): unwind as on Ctrl-C (exit status 129)."""
+
+    signum: int = signal.SIGHUP
+
+
+#: The stops other than Ctrl-C (SIGINT): what each raises, by signal number.
+_STOPS: dict[int, type[KeyboardInterrupt]] = {signal.SIGTERM: Terminated, signal.SIGHUP: HungUp}
+
 
 class StoppedAfterFailure(KeyboardInterrupt):
     """A stop kept for the end of a block (:meth:`Stops.obeyed`) whose work then failed: the run
-    is stopped as asked (exit status 130 / 143), and ``failure`` is what went wrong first, for
+    is stopped as asked (exit status 130 / 143 / 129), and ``failure`` is what went wrong first, for
     the command to name (``error: ...``). The failure's exit status (2) lost the stop, and an
     error that is no SensePerceptionError ended in a traceback, exit status 1.
 
@@ -37,23 +51,24 @@ class StoppedAfterFailure(KeyboardInterrupt):
 
 
 def _signal_words(signum: int) -> str:
-    return "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    return signal.Signals(signum).name if signum in _STOPS else "Ctrl-C"
 
 
 def exit_code(exc: KeyboardInterrupt) -> int:
-    """The exit status of a run stopped by ``exc``: 143 after SIGTERM, 130 after Ctrl-C."""
-    return 143 if signal_of(exc) == signal.SIGTERM else 130
+    """The exit status of a run stopped by ``exc``: 128 + the signal (143 after SIGTERM, 129
+    after SIGHUP, 130 after Ctrl-C)."""
+    return 128 + signal_of(exc)
 
 
 def signal_of(exc: KeyboardInterrupt) -> int:
-    """The signal that stopped the run: SIGTERM or SIGINT (Ctrl-C)."""
-    if isinstance(exc, StoppedAfterFailure):
+    """The signal that stopped the run: SIGTERM, SIGHUP or SIGINT (Ctrl-C)."""
+    if isinstance(exc, (StoppedAfterFailure, Terminated)):
         return exc.signum
-    return signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+    return signal.SIGINT
 
 
 def stopped_by(exc: KeyboardInterrupt) -> str:
-    """What stopped the run, in words: "SIGTERM" or "Ctrl-C"."""
+    """What stopped the run, in words: "SIGTERM", "SIGHUP" or "Ctrl-C"."""
     return _signal_words(signal_of(exc))
 
 
@@ -75,8 +90,9 @@ def exit_now(code: int) -> NoReturn:
 
 
 class Stops:
-    """SIGINT and SIGTERM stop the run (KeyboardInterrupt, :class:`Terminated` for SIGTERM),
-    except inside :meth:`held`, where a stop waits for the block to end.
+    """SIGINT, SIGTERM and SIGHUP stop the run (KeyboardInterrupt, :class:`Terminated` for
+    SIGTERM, :class:`HungUp` for SIGHUP), except inside :meth:`held`, where a stop waits for the
+    block to end.
 
     ``detect``: an image's annotated copy and its record must land together: a stop between the
     copy's rename and its record left a copy on disk that detections.json and the manifest did not
@@ -85,13 +101,25 @@ class Stops:
     def __init__(self) -> None:
         self._holding = False
         self._pending: int | None = None
+        self._hung_up = False
+
+    @property
+    def hung_up(self) -> bool:
+        """Whether a SIGHUP arrived (the terminal is gone)."""
+        return self._hung_up
 
     def stop(self, signum: int, frame: Any) -> None:
-        """Signal handler: raise the stop now, or keep it for the end of the held block."""
+        """Signal handler: raise the stop now, or keep it for the end of the held block. A second
+        SIGHUP is ignored: a closed terminal's hangup comes twice (the kernel's, then the shell's,
+        passed on to its jobs), and the second cut short the cleanup the first began."""
+        if signum == signal.SIGHUP:
+            if self._hung_up:
+                return
+            self._hung_up = True
         if self._holding:
             self._pending = signum
             return
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise _STOPS.get(signum, KeyboardInterrupt)
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -115,8 +143,8 @@ class Stops:
     def raise_pending(self) -> None:
         """Raise the stop that arrived in a :meth:`deferred` block, if one did."""
         pending, self._pending = self._pending, None
-        if pending is not None:
-            self.stop(pending, None)
+        if pending is not None:  # raised here, not by stop(), which ignores a SIGHUP seen before
+            raise _STOPS.get(pending, KeyboardInterrupt)
 
     @contextmanager
     def obeyed(self) -> Iterator[None]:
@@ -138,10 +166,16 @@ class Stops:
 
 @contextmanager
 def stop_signals() -> Iterator[Stops]:
-    """Install :class:`Stops` for SIGTERM and for SIGINT where Python's own Ctrl-C handler is in
-    place (an ignored SIGINT, as in a background job, stays ignored); the earlier handlers come
-    back when the block ends. Off the main thread nothing is installed (signal handlers can only
-    be set there)."""
+    """Install :class:`Stops` for SIGTERM, for SIGINT where Python's own Ctrl-C handler is in
+    place (an ignored SIGINT, as in a background job, stays ignored) and for SIGHUP where its
+    default is (``nohup`` ignores it: such a run outlives its terminal, as asked); the earlier
+    handlers come back when the block ends. Off the main thread nothing is installed (signal
+    handlers can only be set there).
+
+    SIGHUP's default, left in place before R89, ended a command whose terminal closed (a dropped
+    SSH session) at once, wherever it was: ``driver forget`` between putting the new gallery in
+    place and zeroing the old version left the forgotten driver's name and templates on disk, as
+    SIGTERM's default did before R44."""
     stops = Stops()
     if threading.current_thread() is not threading.main_thread():
         yield stops
@@ -149,12 +183,18 @@ def stop_signals() -> Iterator[Stops]:
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, stops.stop)}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, stops.stop)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, stops.stop)
     try:
         yield stops
     finally:
+        if stops.hung_up and signal.SIGHUP in previous:
+            # the terminal is gone: the shell's second SIGHUP, arriving after the block, ended
+            # the process with SIGHUP's default (exit -1) where it was to exit 129
+            previous[signal.SIGHUP] = signal.SIG_IGN
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-__all__ = ["StoppedAfterFailure", "Stops", "Terminated", "exit_code", "signal_of", "stop_signals",
-           "stopped_by"]
+__all__ = ["HungUp", "StoppedAfterFailure", "Stops", "Terminated", "exit_code", "signal_of",
+           "stop_signals", "stopped_by"]

@@ -362,3 +362,32 @@ def test_sigterm_while_json_out_is_written_waits_for_it(tmp_path, capsys, monkey
     assert [i["path"] for i in json.loads(out.read_text())["images"]] == [str(COMMA)]
     assert json.loads(scores.read_text()) == table
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.json", "pairs.csv", "scores.json"]
+
+
+def test_a_json_out_nested_too_deeply_is_refused_naming_it_not_a_traceback(tmp_path, capsys):
+    """An existing ``--json-out`` file of nested brackets (``[[[[...``, a few kB: Python's JSON
+    parser gives up with a RecursionError) ended `health` and `driver attention` in a traceback,
+    exit 1, where any other JSON that is no earlier result is refused naming it (R73). It is
+    refused so now, exit 2, and left as it was (R89)."""
+    deep = tmp_path / "deep.json"
+    text = "[" * 5000 + "]" * 5000 + "\n"
+    deep.write_text(text)
+    for argv in (["health", str(COMMA)], ["driver", "attention", str(FACE)]):
+        assert main([*argv, "--json-out", str(deep)]) == 2, argv
+        err = " ".join(capsys.readouterr().err.split())
+        command = " ".join(argv[:2]) if argv[0] == "driver" else argv[0]
+        assert f"--json-out {deep} already holds JSON that is not {command}'s own" in err, err
+        assert "it begins '[[[[" in err
+    assert deep.read_text() == text
+
+
+def test_a_json_out_with_a_long_valid_name_is_written(tmp_path, capsys):
+    """A ``--json-out`` (or ``detect``'s annotated copy of a photo) whose name is valid but over
+    241 bytes long failed with "File name too long": its temp file repeated the whole name, 14
+    bytes more. It is written now, and no temp file is left (R89)."""
+    for name in ("h" * 250 + ".json", "é" * 125 + ".json"):  # 255 bytes: the most a name may have
+        out = tmp_path / name
+        assert main(["health", str(COMMA), "--json-out", str(out)]) == 0, capsys.readouterr().err
+        assert [i["path"] for i in json.loads(out.read_text())["images"]] == [str(COMMA)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["h" * 250 + ".json", "é" * 125 + ".json"])

@@ -389,9 +389,11 @@ def test_ctrl_c_while_forget_rewrites_the_gallery_still_zeroes_the_old_version(
     assert names(store) == [] and read_copy(store.backup_path, None, tmp_path) == []
 
 
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_while_forget_rewrites_the_gallery_still_zeroes_the_old_version(
-        tmp_path: Path) -> None:
-    """SIGTERM (a service manager, ``timeout``) ended the process at once at that moment."""
+        tmp_path: Path, signum: int, code: int) -> None:
+    """SIGTERM (a service manager, ``timeout``) ended the process at once at that moment; so did
+    SIGHUP (the terminal closed, an SSH session dropped: R89), its default left as it was."""
     import subprocess
     import sys
     import textwrap
@@ -407,7 +409,7 @@ def test_sigterm_while_forget_rewrites_the_gallery_still_zeroes_the_old_version(
         def scrub(fd):
             calls.append(fd)
             if len(calls) == 2:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), {int(signum)})
             real(fd)
         gallery.scrub = scrub
         from sense_perception.cli.main import main
@@ -415,7 +417,7 @@ def test_sigterm_while_forget_rewrites_the_gallery_still_zeroes_the_old_version(
     """)
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
                           timeout=60, cwd=Path(__file__).resolve().parents[1])
-    assert done.returncode == 143, done.stderr
+    assert done.returncode == code, done.stderr
     assert f"forgot {ada} 'Ada'" in done.stdout
     data = old.read_bytes()
     assert data == bytes(len(data))

@@ -124,7 +124,10 @@ def test_more_cpus_per_worker_than_the_machine_is_refused_at_once(tmp_path):
     assert not (tmp_path / "out" / "fleet_summary.json").exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+# SIGHUP: the terminal closed (a dropped SSH session); its default ended the run at once, no
+# summary written (R89)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_signal_stops_cleanly_with_a_summary(tmp_path, sig):
     inputs = _bags(tmp_path / "in", 3)
     out = tmp_path / "out"
@@ -154,6 +157,58 @@ def test_signal_stops_cleanly_with_a_summary(tmp_path, sig):
     assert all(f"stopped by {sig.name}" in r["reason"] for r in unfinished)
     assert "interrupted" in stdout
     # nothing half-written or locked is left, and no process of the run outlives it
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    deadline = time.monotonic() + 20
+    while session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert session_processes(proc.pid) == []
+
+
+def test_a_hung_up_terminal_stops_the_run_with_its_summary(tmp_path):
+    """The run's terminal hangs up for real (a dropped SSH session: its pty's other end closed),
+    then the shell passes the SIGHUP on to its job (Ray's processes included): SIGHUP's default
+    ended the run at once; caught, the note written to the dead terminal failed (EIO) inside
+    Ray's native wait (a SystemError: no summary, the work folder left, exit 1), and the second
+    SIGHUP would have exited without cleaning up. The run stops as on SIGTERM now (R89)."""
+    import fcntl
+    import select
+    import termios
+
+    inputs = _bags(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    master, terminal = os.openpty()
+
+    def controlling_terminal() -> None:  # a session of its own, the pty its terminal
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([*CMD, str(inputs), "--out", str(out), "--workers", "1"],
+                            stdin=terminal, stdout=terminal, stderr=terminal, env=ENV,
+                            preexec_fn=controlling_terminal)
+    os.close(terminal)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 240
+        while not any(p.name.endswith(".partial") for p in out.glob(".*")):
+            if select.select([master], [], [], 0.2)[0]:
+                shown += os.read(master, 65536)  # a full pty would hold the run up
+            assert proc.poll() is None, shown[-3000:]
+            assert time.monotonic() < deadline, "no bag started"
+        os.close(master)  # the kernel's SIGHUP, and EIO for every write from now on
+        master = -1
+        time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGHUP)  # the shell's, to its whole job
+        proc.wait(timeout=120)
+    finally:
+        if master >= 0:
+            os.close(master)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 129
+    summary = _summary(out)
+    assert summary["interrupted"] == "SIGHUP"
+    assert summary["bags"]["interrupted"] + summary["bags"]["done"] == 3
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     deadline = time.monotonic() + 20
     while session_processes(proc.pid) and time.monotonic() < deadline:

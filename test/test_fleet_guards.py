@@ -403,3 +403,36 @@ def test_reaper_ends_what_a_killed_run_left_and_only_that(end):
         for pid in (before, orphan):
             if _alive(pid):
                 os.kill(pid, 9)
+
+
+def test_files_of_out_nested_too_deeply_are_refused_or_ignored_not_a_traceback(tmp_path, capsys):
+    """JSON nested a few thousand levels deep (``[[[[...``: Python's parser gives up with a
+    RecursionError) under the names fleet reads in its ``--out`` ended the run in a traceback,
+    exit 1: as ``fleet_summary.json`` (where other JSON that is no fleet summary is refused,
+    naming it), as the lock file (4 kB read for the holder's name: the run never started) and as
+    a finished bag's ``summary.json`` (read when the bag is skipped as done). The summary is
+    refused as other JSON is, the other two are read as unreadable (R89)."""
+    from sense_perception.fleet.lock import _read
+    from sense_perception.fleet.outputs import read_summary
+
+    deep = "[" * 2040 + "]" * 2040  # fits the 4096 bytes the lock's holder is read from
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "fleet_summary.json").write_text(deep)
+    assert main(["fleet", str(SAMPLE_BAG), "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "fleet_summary.json holds JSON that is not fleet's own result" in err, err
+    assert (out / "fleet_summary.json").read_text() == deep
+    lock = out / LOCK_FILE
+    lock.write_text(deep)
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        assert _read(fd) == {}
+    finally:
+        os.close(fd)
+    with OutLock(out) as taken:  # a lock file holding anything is taken over, not a traceback
+        assert taken.path == lock
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "summary.json").write_text(deep)
+    assert read_summary(done) is None

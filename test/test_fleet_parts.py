@@ -336,3 +336,78 @@ def test_a_published_bag_is_renamed_on_disk_before_the_old_output_goes(tmp_path,
     # the marker before the rename (a folder in place without it is refused as not fleet's)
     assert events[:3] == [f"fsync {out}/.run1.partial/replay", f"fsync {out}",
                           "discard .run1.replaced"], events
+
+
+def test_interrupt_guard_takes_sighup_only_where_its_default_is(monkeypatch):
+    """A closed terminal's SIGHUP ended a fleet run at once, no summary written; it is noted as
+    SIGINT and SIGTERM are now (R89), but a run under ``nohup`` (SIGHUP ignored) outlives its
+    terminal as asked."""
+    import os
+    import signal
+    import time
+
+    from sense_perception.fleet.signals import InterruptGuard, Interrupted
+
+    monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))  # the guard's note
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with InterruptGuard() as guard:
+            # handled: the default left in place would end this process
+            assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, signal.SIG_IGN)
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)  # the handler runs between bytecodes
+            with pytest.raises(Interrupted) as caught:
+                guard.check()
+        assert caught.value.name == "SIGHUP" and caught.value.exit_code == 129
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # hung up: ignored from then on
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with InterruptGuard():
+            pass
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # none came: put back
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+        with InterruptGuard() as guard:
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            guard.install()  # again, as once Ray is up
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            guard.check()  # nothing caught
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_interrupt_guard_survives_a_hung_up_terminal(monkeypatch):
+    """After a closed terminal's SIGHUP a write to stderr fails (EIO): the guard's note raised in
+    the signal handler, inside Ray's native wait, as a SystemError that ended the run without its
+    summary, its work folders left; and the hangup comes twice (the kernel's, then the shell's),
+    the second taken as a user insisting: ``os._exit`` without cleaning up. The note is dropped
+    and the second SIGHUP ignored now; the first one's stop stands (R89)."""
+    import errno
+    import os
+    import signal
+    import time
+
+    from sense_perception.fleet.signals import InterruptGuard, Interrupted
+
+    class HungUpTerminal:
+        def write(self, text: str) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    def exit_now(code: int) -> None:
+        raise AssertionError(f"os._exit({code}): the run would end without its summary")
+
+    monkeypatch.setattr(sys, "stderr", HungUpTerminal())
+    monkeypatch.setattr(os, "_exit", exit_now)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with InterruptGuard() as guard:
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGHUP)
+                time.sleep(0.2)  # the handler runs between bytecodes
+            with pytest.raises(Interrupted) as caught:
+                guard.check()
+        assert caught.value.name == "SIGHUP"
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # one more may come late
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -776,3 +776,14 @@ def test_a_stop_kept_by_detect_is_obeyed_and_the_failure_named(
         assert f"stopped ({by}) after it" in err, err
         assert "holds the" not in err  # no detections.json was written: none is claimed
         assert not (out / "detections.json").exists()
+
+
+def test_a_detect_manifest_nested_too_deeply_names_no_earlier_copy(tmp_path):
+    """detect's hidden list of the annotated copies it wrote in ``--out``, found as nested
+    brackets a few kB deep (Python's JSON parser gives up with a RecursionError), ended detect in
+    a traceback, exit 1; it is read as unreadable now, so no file there counts as detect's to
+    replace (R89)."""
+    from sense_perception.cli.detect import MANIFEST, _earlier_outputs
+
+    (tmp_path / MANIFEST).write_text("[" * 5000 + "]" * 5000)
+    assert _earlier_outputs(tmp_path) == set()

@@ -1,4 +1,5 @@
-"""sense_perception.stops: SIGTERM unwinds like Ctrl-C, with real signals sent to this process."""
+"""sense_perception.stops: SIGTERM and SIGHUP unwind like Ctrl-C, with real signals sent to this
+process."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from sense_perception.stops import Terminated, exit_code, stop_signals, stopped_by
+from sense_perception.stops import HungUp, Terminated, exit_code, stop_signals, stopped_by
 
 
 def _signal_self(signum: int) -> None:
@@ -21,19 +22,43 @@ def _signal_self(signum: int) -> None:
 @pytest.mark.parametrize("signum, kind, code, words", [
     (signal.SIGTERM, Terminated, 143, "SIGTERM"),
     (signal.SIGINT, KeyboardInterrupt, 130, "Ctrl-C"),
+    # the terminal closed (a dropped SSH session): its default ended the process at once (R89)
+    (signal.SIGHUP, HungUp, 129, "SIGHUP"),
 ])
 def test_a_signal_unwinds_the_block_and_names_its_exit_code(signum, kind, code, words) -> None:
-    before = signal.getsignal(signal.SIGTERM)
+    before, before_hup = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     cleaned = False
-    with pytest.raises(KeyboardInterrupt) as caught:
-        with stop_signals():
-            try:
-                _signal_self(signum)
-            finally:
-                cleaned = True  # a with/finally runs: the default SIGTERM skipped it
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            with stop_signals():
+                # handled: a default left in place would end this process (SIGHUP's, before R89)
+                assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.SIG_IGN)
+                try:
+                    _signal_self(signum)
+                finally:
+                    cleaned = True  # a with/finally runs: the default SIGTERM skipped it
+        after_hup = signal.getsignal(signal.SIGHUP)
+    finally:
+        signal.signal(signal.SIGHUP, before_hup)
     assert type(caught.value) is kind and cleaned
     assert exit_code(caught.value) == code and stopped_by(caught.value) == words
     assert signal.getsignal(signal.SIGTERM) is before  # the earlier handler is back
+    # after a hangup SIGHUP is ignored from then on (the shell's second one may come late)
+    assert after_hup == (signal.SIG_IGN if signum == signal.SIGHUP else before_hup)
+
+
+def test_an_ignored_sighup_stays_ignored() -> None:
+    """``nohup`` ignores SIGHUP so that a run outlives its terminal: stop_signals keeps it so."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        done = []
+        with stop_signals():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            _signal_self(signal.SIGHUP)
+            done.append("block")  # reached: nothing stopped the run
+        assert done == ["block"] and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def test_a_stop_inside_held_waits_for_the_block_to_end() -> None:
@@ -100,3 +125,26 @@ def test_run_leaves_a_callback_still_running_after_the_stop_behind(monkeypatch, 
     assert exits == [0]
     err = capsys.readouterr().err
     assert "a callback was still running 0.2 s after the stop (threads ThreadPoolExecutor-" in err
+
+
+def test_a_second_sighup_never_cuts_the_cleanup_short() -> None:
+    """A closed terminal's hangup comes twice (the kernel's, then the shell's, passed on to its
+    jobs): the second raised again in the cleanup the first began (a bag's unpacked copy half
+    removed). It is ignored now; the first one's stop stands (R89)."""
+    cleaned, before = [], signal.getsignal(signal.SIGHUP)
+    try:
+        with pytest.raises(HungUp):
+            with stop_signals():
+                try:
+                    _signal_self(signal.SIGHUP)
+                finally:
+                    _signal_self(signal.SIGHUP)  # the shell's, while the cleanup runs
+                    cleaned.append("whole")
+        # or after the block, as the command exits: its default ended the process (exit -1,
+        # not 129), and with it what the caller still had to do
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        _signal_self(signal.SIGHUP)
+        cleaned.append("exit")
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert cleaned == ["whole", "exit"]

@@ -112,7 +112,7 @@ def _earlier_outputs(out: Path) -> set[str]:
 
     try:  # a FIFO or device planted under the hidden name is never waited on: no earlier copies
         names = json.loads(read_regular_file(out / MANIFEST, 16 << 20).decode("utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # nested too deeply: a traceback before R89
         return set()
     return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
 

@@ -6,8 +6,8 @@ outputs, under ``DIR/<bag name>/``; ``DIR/fleet_summary.json`` says what happene
 Exit status: 0 every bag done (in this run or an earlier one); 1 some bag partial (replayed with
 skips) or failed; 2 nothing could be replayed (bad arguments, --out overlapping an input,
 unwritable or in use by another run, Ray missing or unreachable, no bag found, no room for a
-worker on the cluster, or every bag failed); 130 / 143 stopped by SIGINT / SIGTERM (the summary
-is written, unfinished bags marked interrupted).
+worker on the cluster, or every bag failed); 130 / 143 / 129 stopped by SIGINT / SIGTERM / SIGHUP
+(the summary is written, unfinished bags marked interrupted).
 """
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                "retried once on a new worker, then reported failed; the other bags go on. "
                "DIR must lie outside every input. Fleet replaces only folders it wrote (they "
                "hold a .sense-perception-fleet file); one run at a time per DIR (DIR/.fleet.lock). "
-               "Ctrl-C or SIGTERM stops the workers and still writes the summary. "
+               "Ctrl-C, SIGTERM or SIGHUP (a closed terminal, unless under nohup) stops the "
+               "workers and still writes the summary. "
                "Exit status: 0 all bags done, 1 some partial or failed, 2 nothing could run, "
-               "130/143 stopped by SIGINT/SIGTERM.")
+               "130/143/129 stopped by SIGINT/SIGTERM/SIGHUP.")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="BAG_OR_DIR",
                         help="rosbag2 directories, .mcap/.db3 files, or folders searched for "
                              "them recursively")

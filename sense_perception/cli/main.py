@@ -6,6 +6,7 @@ Each sub-command module exposes ``add_parser(subparsers)`` (registers its parser
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -93,11 +94,15 @@ def tolerant_output() -> None:
 
 
 class _ClosedPipeTolerant:
-    """Standard output that a reader may close (``... --json | head -1``): once a write or flush
-    meets a closed pipe, the rest of the output goes to ``/dev/null`` and the command goes on.
+    """Standard output (or error) that a reader may close (``... --json | head -1``), or whose
+    terminal may hang up (a dropped SSH session: SIGHUP, then every write fails with EIO): once a
+    write or flush meets a closed pipe or a hung-up terminal, the rest of the output goes to
+    ``/dev/null`` and the command goes on.
 
     A BrokenPipeError ended the command with a traceback and exit status 1 in the middle of
-    printing, so what it writes after printing (``--json-out FILE``, written last) was lost."""
+    printing, so what it writes after printing (``--json-out FILE``, written last) was lost; so
+    did the EIO of a hung-up terminal, which also turned a SIGHUP's exit status 129 into 1 (R89).
+    """
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -113,15 +118,21 @@ class _ClosedPipeTolerant:
     def write(self, text: str) -> int:
         try:
             return int(self._stream.write(text))
-        except BrokenPipeError:
-            self._closed()
+        except OSError as exc:
+            self._gone(exc)
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            self._closed()
+        except OSError as exc:
+            self._gone(exc)
+
+    def _gone(self, exc: OSError) -> None:
+        """Send the rest to /dev/null when ``exc`` says the reader is gone, else raise it."""
+        if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EIO:
+            raise exc
+        self._closed()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -135,15 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     # included (the nodes' console scripts set it in ros.run.run_nodes, as they skip this main).
     no_core_dumps()
     tolerant_output()
-    stdout = sys.stdout
+    stdout, stderr = sys.stdout, sys.stderr
     if stdout is not None and not isinstance(stdout, _ClosedPipeTolerant):
         sys.stdout = _ClosedPipeTolerant(stdout)  # type: ignore[assignment]
+    if stderr is not None and not isinstance(stderr, _ClosedPipeTolerant):
+        sys.stderr = _ClosedPipeTolerant(stderr)  # type: ignore[assignment]
     try:
         code = _main(argv)
     finally:
-        if sys.stdout is not stdout:
-            sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
-        sys.stdout = stdout
+        for wrapped in (sys.stdout, sys.stderr):
+            if wrapped is not stdout and wrapped is not stderr:
+                wrapped.flush()  # what is still buffered meets a closed pipe here, not at exit
+        sys.stdout, sys.stderr = stdout, stderr
     if argv is None:  # the process's own command line: this process ends with the command
         leave_unfinished_loads(code)
     return code
@@ -188,7 +202,8 @@ def _main(argv: list[str] | None) -> int:
 
         print(f"error: {printable(exc)}", file=sys.stderr)  # a file name cannot forge a line
         return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C (130), or SIGTERM where the command turns it into one (143)
+    # Ctrl-C (130), or SIGTERM / SIGHUP where the command turns it into one (143 / 129)
+    except KeyboardInterrupt as exc:
         from ..stops import StoppedAfterFailure, exit_code, stopped_by
 
         if isinstance(exc, StoppedAfterFailure):  # the stop waited for work that then failed

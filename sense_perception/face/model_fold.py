@@ -196,7 +196,7 @@ def folded_model(name: str, directory: str | Path | None = None) -> bytes:
     if cached is not None and side is not None:
         try:
             meta = json.loads(side)
-        except ValueError:
+        except (ValueError, RecursionError):  # not the sidecar it wrote: rebuilt
             meta = {}
         if (isinstance(meta, dict) and meta.get("source_sha256") == spec.sha256
                 and meta.get("fold_version") == FOLD_VERSION

@@ -107,7 +107,7 @@ def read_summary(folder: Path) -> dict[str, Any] | None:
     """The replay summary in ``folder``, or None when it is missing or unreadable."""
     try:
         return json.loads((folder / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # nested too deeply: a traceback before R89
         return None
 
 

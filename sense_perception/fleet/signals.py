@@ -1,11 +1,15 @@
-"""Ctrl-C and SIGTERM during a fleet run: stop handing out bags, end the workers and Ray, and still
-write ``fleet_summary.json`` (unfinished bags marked ``interrupted``), then exit 128 + the signal.
+"""Ctrl-C, SIGTERM and SIGHUP during a fleet run: stop handing out bags, end the workers and Ray,
+and still write ``fleet_summary.json`` (unfinished bags marked ``interrupted``), then exit 128 + the signal.
 
 The handler only notes the signal; the dispatcher's loop, which wakes at least every quarter of
 a second, calls :meth:`InterruptGuard.check` and stops. (An exception raised by the handler
 itself would surface inside Ray's native calls, as a SystemError.) ``ray.init`` installs its own
 SIGTERM handler (``sys.exit``), which would end the run without a summary and with Ray's native
 stack dumps; :meth:`InterruptGuard.install` is therefore called again once Ray is up.
+
+SIGHUP (the terminal closed: a dropped SSH session) is caught only where its default is in place:
+that default ended the run at once, without a summary (R89); under ``nohup`` it stays ignored, so
+the run outlives its terminal as asked.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(BaseException):
@@ -32,18 +36,18 @@ class Interrupted(BaseException):
 
     @property
     def name(self) -> str:
-        """SIGINT or SIGTERM."""
+        """SIGINT, SIGTERM or SIGHUP."""
         return signal.Signals(self.signum).name
 
     @property
     def exit_code(self) -> int:
-        """128 + the signal number, as a shell reports a process ended by it (130, 143)."""
+        """128 + the signal number, as a shell reports a process ended by it (130, 143, 129)."""
         return 128 + self.signum
 
 
 class InterruptGuard:
-    """Notes the first SIGINT / SIGTERM (:meth:`check` raises :class:`Interrupted`); a second one
-    exits at once.
+    """Notes the first SIGINT / SIGTERM / SIGHUP (:meth:`check` raises :class:`Interrupted`); a
+    second one exits at once.
 
     Only in the main thread (Python delivers signals there); elsewhere it does nothing.
     """
@@ -51,18 +55,24 @@ class InterruptGuard:
     def __init__(self) -> None:
         self._old: dict[int, Any] = {}
         self._caught: int | None = None
+        self._hung_up = False  # a SIGHUP came: the terminal is gone
 
     def install(self) -> None:
         """Install (again) the handlers; the first call remembers the previous ones."""
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in SIGNALS:
+            if sig == signal.SIGHUP and sig not in self._old \
+                    and signal.getsignal(sig) != signal.SIG_DFL:
+                continue  # ignored (nohup) or someone's own handler: left as it is
             previous = signal.signal(sig, self._handle)
             self._old.setdefault(sig, previous)
 
     def restore(self) -> None:
         """Put back the handlers found by the first :meth:`install`."""
         for sig, previous in self._old.items():
+            if sig == signal.SIGHUP and self._hung_up:
+                previous = signal.SIG_IGN  # hung up: the shell's second SIGHUP may come after
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
         self._old.clear()
 
@@ -70,21 +80,26 @@ class InterruptGuard:
         """Raise :class:`Interrupted` if a signal came.
 
         Raises:
-            Interrupted: the first SIGINT / SIGTERM since :meth:`install`.
+            Interrupted: the first SIGINT / SIGTERM / SIGHUP since :meth:`install`.
         """
         if self._caught is not None:
             raise Interrupted(self._caught)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        hung_up, self._hung_up = self._hung_up, self._hung_up or signum == signal.SIGHUP
         if self._caught is None:
             self._caught = signum
-            sys.stderr.write(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and "
-                             "writing the summary (again to exit at once)\n")
+            _note(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and writing the "
+                  "summary (again to exit at once)\n")
+            return
+        if signum == signal.SIGHUP or hung_up:
+            # Nobody insists: a closed terminal's hangup comes twice (the kernel's, then the
+            # shell's, passed on to its jobs), and the second ended the run without its summary;
+            # after it, a SIGTERM is the logout's (systemd-logind's to the session), not a user's.
             return
         # Cleanup is under way and the user insists: leave now. Ray's reaper process ends the
         # local instance's processes when this one is gone.
-        sys.stderr.write(f"\nfleet: {signal.Signals(signum).name} again: exiting without "
-                         "cleaning up\n")
+        _note(f"\nfleet: {signal.Signals(signum).name} again: exiting without cleaning up\n")
         os._exit(128 + signum)
 
     def __enter__(self) -> InterruptGuard:
@@ -93,3 +108,14 @@ class InterruptGuard:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
+
+
+def _note(text: str) -> None:
+    """Write ``text`` to stderr from the signal handler, which must never raise: after SIGHUP the
+    terminal is gone and a write there fails (EIO), and an exception raised in the handler
+    surfaced inside Ray's native call as a SystemError that ended the run without its summary,
+    its work folders left."""
+    try:
+        sys.stderr.write(text)
+    except (OSError, ValueError):  # a hung-up terminal, a closed stream
+        pass

@@ -126,7 +126,7 @@ def load_calibrations(path: Path | None = None) -> dict[str, ScoreCalibration]:
     path = path or Path(str(resources.files("sense_perception") / CALIBRATION_RESOURCE))
     try:
         doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelError(f"score calibration {path} cannot be read: {exc}; fix: reinstall "
                          "sense_perception or refit it with tools/fit_score_calibration.py") from exc
     return _parse(doc, str(path))
