@@ -217,3 +217,63 @@ onnxruntime.InferenceSession = lambda *args, **kwargs: threading.Event().wait(60
 sys.argv = ["sense-perception", *sys.argv[1:]]
 sys.exit(cli.main())
 """
+
+
+FACES = ROOT.parent / "shared" / "data" / "faces"
+FACE = str(FACES / "obama_1_official_portrait_2012.jpg")
+FACE_CONFIG = """driver_monitor:
+  ros__parameters:
+    warm_up_timeout_s: {timeout}
+    runtime:
+      providers: [CPUExecutionProvider]
+"""
+
+
+def _driver_args(tmp_path: Path, command: str) -> list[str]:
+    gallery = ["--gallery", str(tmp_path / "g" / "gallery.json")]
+    if command == "enroll":
+        return ["--name", "Barack", "--consent", *gallery, "--images", FACE]
+    if command == "enroll-bag":
+        from test_driver_cli import _write_bag
+
+        bag = tmp_path / "cabin_bag"
+        _write_bag(bag, [cv2.imread(FACE)], "/cabin/image/compressed")
+        return ["--name", "Barack", "--consent", *gallery, "--bag", str(bag), "--topic",
+                "/cabin/image/compressed"]
+    if command == "identify":
+        return [*gallery, FACE]
+    (tmp_path / "out").mkdir()
+    if command == "attention":
+        return ["--json-out", str(tmp_path / "out" / "attention.json"), FACE]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"file_x,file_y,same\n{FACE},{FACE},1\n")
+    return ["--json-out", str(tmp_path / "out" / "eval.json"), "--pairs", str(pairs)]
+
+
+@pytest.mark.parametrize("command", ["enroll", "enroll-bag", "identify", "attention", "eval"])
+def test_a_hung_face_model_load_ends_the_driver_commands_naming_it(tmp_path, monkeypatch, capsys,
+                                                                   command):
+    """R90: the driver commands built their face models on the calling thread, unbounded (R87
+    left them): a session creation that never returned held them for ever. They give up after
+    driver_monitor's warm_up_timeout_s now (exit 2), as detect does, naming the model, the time
+    waited and the fix; nothing is written (no gallery, no result file)."""
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=0.5))
+    args = _driver_args(tmp_path, command)  # before the hang: a bag's frames are encoded here
+    name = command.split("-")[0]
+    hung = HungSession(monkeypatch)
+    try:
+        code = main(["driver", name, *args, "--config", str(config)])
+        assert hung.entered.is_set() and not hung.returned.is_set()  # it gave up on it, hung
+    finally:
+        hung.release()
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after enroll's note on --name
+    assert code == 2, err
+    assert err.startswith("error: the load of yunet (an onnxruntime session on "
+                          "CPUExecutionProvider) has not returned after "), err
+    assert "(driver_monitor's warm_up_timeout_s 0.5)" in err, err
+    assert f"so driver {name} stopped before writing anything" in err, err
+    assert "raise driver_monitor's warm_up_timeout_s in --config" in err, err
+    assert f"run driver {name} again" in err, err
+    assert hung.threads[0].name == f"driver {name}-load" and hung.threads[0].daemon
+    assert not (tmp_path / "g").exists() and not any((tmp_path / "out").glob("*"))
