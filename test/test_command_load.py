@@ -275,5 +275,53 @@ def test_a_hung_face_model_load_ends_the_driver_commands_naming_it(tmp_path, mon
     assert f"so driver {name} stopped before writing anything" in err, err
     assert "raise driver_monitor's warm_up_timeout_s in --config" in err, err
     assert f"run driver {name} again" in err, err
-    assert hung.threads[0].name == f"driver {name}-load" and hung.threads[0].daemon
+    assert hung.threads[0].name == f"driver-{name}-load" and hung.threads[0].daemon
     assert not (tmp_path / "g").exists() and not any((tmp_path / "out").glob("*"))
+
+
+#: benchmarks/run.py with every onnxruntime session the driver benchmark creates hung for good.
+HUNG_BENCH = """
+import runpy
+import sys
+import threading
+import traceback
+
+import onnxruntime
+
+real = onnxruntime.InferenceSession
+
+
+def session(*args, **kwargs):
+    if any(f.filename.endswith("bench_driver.py") for f in traceback.extract_stack()):
+        threading.Event().wait(600)
+    return real(*args, **kwargs)
+
+
+onnxruntime.InferenceSession = session
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_hung_face_model_load_ends_the_benchmarks_naming_it(tmp_path):
+    """R90: benchmarks/run.py built its models unbounded (R87 left it): a face model's session
+    creation that never returned held it for ever. It gives up after --warm-up-timeout now,
+    naming the model and the fix, exit 2, no results written, and the process ends without the
+    hung load (as the console script does). (The bound is generous: the detector's load before
+    the face models' is real.)"""
+    script = tmp_path / "hung_bench.py"
+    script.write_text(HUNG_BENCH)
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), str(ROOT / "benchmarks" / "run.py"),
+                           "--quick", "--only", "driver", "--out", str(out),
+                           "--warm-up-timeout", "30"],  # the detector's real load fits
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    err = done.stderr
+    assert done.returncode == 2, (done.returncode, err[-2000:])
+    assert ("error: the load of yunet (an onnxruntime session on CPUExecutionProvider) has not "
+            "returned after ") in err, err[-2000:]
+    assert "(--warm-up-timeout 30), so the benchmarks stopped before writing any result" in err
+    assert "raise --warm-up-timeout; else" in err and "run benchmarks/run.py again" in err, err
+    assert "the process ends without it" in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists()
