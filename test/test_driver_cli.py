@@ -487,6 +487,8 @@ def test_enrol_from_a_bag_is_refused_when_the_camera_is_not_the_cabin(tmp_path: 
                        "--topic", "/front/image/compressed", "--stride", "1", "--config",
                        str(config), "--gallery", str(gallery))
     assert code == 2 and "face identification refused on camera_role 'front'" in err, err
+    # R90: named as for photos: the setting, its file and the fix
+    assert f"(driver_monitor.camera_role in {config})" in err and "camera_role: cabin" in err, err
     assert not gallery.parent.exists()  # nothing read, nothing written
     # The same bag with the cabin role (the default) is enrolled.
     assert cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag), "--topic",

@@ -365,7 +365,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     if args.bag:  # camera frames: identity only where the config says the camera is the cabin's
         from ..face.privacy import check_identity_allowed, check_identity_topic
 
-        check_identity_allowed(settings.camera_role)
+        # named as for photos (R90: it named neither the setting nor its file, nor the fix)
+        check_identity_allowed(
+            settings.camera_role, f"{NODE_NAME}.camera_role in {getattr(args, 'config', None)}",
+            fix=f"enrol from the in-cabin camera's bag with a --config whose {NODE_NAME} section "
+                "has camera_role: cabin (the default), or none; nothing was read")
         check_identity_topic(args.topic, getattr(args, "config", None), "--topic",
                              "give --topic the in-cabin camera's topic, or remove it from "
                              "camera_topics if it is one")
