@@ -325,3 +325,22 @@ def test_a_hung_face_model_load_ends_the_benchmarks_naming_it(tmp_path):
     assert "raise --warm-up-timeout; else" in err and "run benchmarks/run.py again" in err, err
     assert "the process ends without it" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists()
+
+
+def test_a_driver_command_ends_its_process_naming_the_load_left_running(tmp_path):
+    """R90: as detect, `driver identify` ends its process without the hung face model load
+    (exit 2), and the note names the load's thread whole: the thread's name had the command's
+    space (``driver identify-load``), and the note, which names each load by its thread's first
+    word, said ``threads driver``."""
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=0.5))
+    script = tmp_path / "hung_driver.py"
+    script.write_text(HUNG_DETECT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), "driver", "identify", "--gallery",
+                           str(tmp_path / "g" / "gallery.json"), "--config", str(config), FACE],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert "error: the load of yunet" in done.stderr, done.stderr[-2000:]
+    assert "the model load this command gave up on is still running (threads "  \
+           "driver-identify-load); the process ends without it" in done.stderr, done.stderr
