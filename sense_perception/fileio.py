@@ -56,6 +56,21 @@ def shared_mode(mode: int) -> int:
     return mode & ~(umask_now() | NOT_SHARED_WRITE)
 
 
+def chmod_nofollow(path: Path, mode: int, directory: bool = False) -> None:
+    """Set ``path``'s mode through a descriptor opened without following a link, so a file or
+    folder swapped for a link changes nothing else.
+
+    Raises:
+        OSError: it cannot be opened (a link: ELOOP) or changed.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+                 | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def make_dirs(folder: Path, mode: int) -> None:
     """Create ``folder`` and every missing parent with ``mode`` exactly (0700 for a private
     folder, :func:`shared_mode` ``(0o777)`` for a shared one), whatever the umask.
@@ -79,14 +94,8 @@ def make_dirs(folder: Path, mode: int) -> None:
             path.mkdir(mode=mode)
         except FileExistsError:
             continue  # made meanwhile by a concurrent command: it sets its own mode
-        # An umask with owner bits (0o277) must not leave it unusable; through a descriptor
-        # opened without following a link, so a folder swapped for a link changes nothing else.
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK
-                     | getattr(os, "O_CLOEXEC", 0))
-        try:
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
+        # An umask with owner bits (0o277) must not leave it unusable
+        chmod_nofollow(path, mode, directory=True)
 
 
 def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,

@@ -14,7 +14,7 @@ from rosbags.typesys.store import Typestore
 
 from ..core.output.topics import camera_namespace  # noqa: F401 - sense_perception.replay exports it
 from ..errors import BagError
-from ..fileio import fsync_dir, fsync_file, shared_mode
+from ..fileio import chmod_nofollow, fsync_dir, fsync_file, shared_mode
 from .to_rosbags import MessageConverter
 
 _METADATA_TEMP = "metadata.yaml.tmp"  # rosbags' name for metadata.yaml being written
@@ -58,16 +58,6 @@ class _NamedDir:
         return self._path / other
 
 
-def _chmod(path: Path, mode: int, directory: bool = False) -> None:
-    """Set ``path``'s mode through a descriptor opened without following a link."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if directory else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-
-
 def _writer(path: Path, name: str, private: bool, made: list[int]) -> Writer:
     """rosbags' MCAP writer of the bag folder ``path``; a descriptor of the temporary metadata
     file it makes there is kept in ``made`` (held open, its inode cannot be another file's: to
@@ -78,7 +68,7 @@ def _writer(path: Path, name: str, private: bool, made: list[int]) -> Writer:
         # rosbags has just made the folder 0755 less the umask and makes its files under the
         # umask (0666 under umask 000, R88): each gets its mode before the first byte is written
         # (a lookup in the folder is checked against its mode now).
-        _chmod(directory, 0o700 if private else shared_mode(0o777), directory=True)
+        chmod_nofollow(directory, 0o700 if private else shared_mode(0o777), directory=True)
         storage = McapWriter(cast(Path, _NamedDir(directory, name)), compression)
         file_mode = 0o600 if private else shared_mode(0o666)
         os.fchmod(storage.bio.fileno(), file_mode)
