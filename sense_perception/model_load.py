@@ -8,6 +8,7 @@ driver) held the command for ever, with nothing said, and Ctrl-C could not end a
 code. They load through the same function now, under the same ``warm_up_timeout_s`` the config
 gives the node whose parameters they read, and fail naming the model, the time waited and the
 fix, before writing anything; Ctrl-C ends the wait at once (the waiting thread is in Python).
+The ``driver`` commands and ``benchmarks/run.py`` load theirs through it too (R90).
 """
 from __future__ import annotations
 
