@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .bench_pipeline import Pipeline, ros_messages
-from .common import Inputs, side_by_side
+from .common import Inputs, load, side_by_side
 
 
 def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
@@ -27,14 +27,14 @@ def run(inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
     from sense_perception.core.detection.detector_setup import build_detector
 
     cpu = {"runtime.providers": ["CPUExecutionProvider"]}
-    default = build_detector(cpu, "benchmark")
     no_recheck = {"detector.duplicates.nested_recheck_crops": 0}
-    picodet = build_detector({**cpu, **no_recheck, "detector.pedestrian_model": "none"},
-                             "benchmark")
-    without = build_detector({**cpu, **no_recheck}, "benchmark")
-    original = build_detector({**cpu, "runtime.openvino_int8": False}, "benchmark")
-    quality = build_detector({**load_params(bundled_config("quality"), "object_detector"), **cpu},
-                             "config/quality.yaml")
+    default, picodet, without, original, quality = load(lambda: (
+        build_detector(cpu, "benchmark"),
+        build_detector({**cpu, **no_recheck, "detector.pedestrian_model": "none"}, "benchmark"),
+        build_detector({**cpu, **no_recheck}, "benchmark"),
+        build_detector({**cpu, "runtime.openvino_int8": False}, "benchmark"),
+        build_detector({**load_params(bundled_config("quality"), "object_detector"), **cpu},
+                       "config/quality.yaml")), "the detectors' models")
     full_hd = [im for im in inputs.images if im.shape[:2] == (1080, 1920)]
     msgs = ros_messages(full_hd)
     n = len(msgs)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import SHARED_FACES, side_by_side
+from .common import SHARED_FACES, load, side_by_side
 from .tempdirs import private_folder
 
 FRAME_W, FRAME_H = 1280, 720
@@ -41,7 +41,8 @@ def cabin_frames(directory: Path = SHARED_FACES) -> tuple[list[str], list[list[n
     from sense_perception.core.runtime.session import RuntimeOptions
     from sense_perception.face.yunet import YuNetDetector
 
-    detector = YuNetDetector(options=RuntimeOptions(providers=("CPUExecutionProvider",)))
+    detector = load(lambda: YuNetDetector(options=RuntimeOptions(
+        providers=("CPUExecutionProvider",))), "the face detector")
     names, streams = [], []
     for path in sorted(p for p in Path(directory).glob("*") if p.suffix in (".jpg", ".png")):
         photo = cv2.imread(str(path))
@@ -78,14 +79,16 @@ def run(rounds: int) -> dict[str, Any]:
     with private_folder("driver") as tmp:
         base = {"gallery.path": str(tmp / "gallery.json"),
                 "runtime.providers": ["CPUExecutionProvider"]}
-        engine = FaceEngine(DriverMonitorSettings.from_params(base, "bench").face)
+        engine = load(lambda: FaceEngine(DriverMonitorSettings.from_params(base, "bench").face),
+                      "the face models")
         variants = {
             "identity": {"attention.enabled": False},
             "identity_attention": {},
             "identity_attention_interval": {"identity.embed_interval_s": 0.5},
         }
-        identifiers = {name: DriverIdentifier(DriverMonitorSettings.from_params(
-            {**base, **extra}, "bench"), engine=engine) for name, extra in variants.items()}
+        identifiers = load(lambda: {name: DriverIdentifier(DriverMonitorSettings.from_params(
+            {**base, **extra}, "bench"), engine=engine) for name, extra in variants.items()},
+            "the attention models")
         stages: dict[str, list[float]] = {}
         embedded = {name: 0 for name in variants}
         frames_seen = {name: 0 for name in variants}

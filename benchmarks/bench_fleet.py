@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from .bench_replay import CABIN, _gallery_config
-from .common import SAMPLE_BAG
+from .common import SAMPLE_BAG, load
 from .tempdirs import private_folder
 
 FLEET_WORKERS = (1, 2)
@@ -95,9 +95,10 @@ def _measure(ray: Any, bags: int, rounds: int) -> dict[str, Any]:
         config, gallery_note = _config(tmp)
         root = tmp / "bags"
         paths = [shutil.copytree(SAMPLE_BAG, root / f"bag{i:02d}") for i in range(bags)]
-        core = {"detector": build_detector(load_params(config, "object_detector"), "bench"),
-                "identifier": DriverIdentifier.from_params(load_params(config, "driver_monitor"),
-                                                           "bench")}
+        core = {"detector": load(lambda: build_detector(load_params(config, "object_detector"),
+                                                        "bench"), "the detector's models"),
+                "identifier": load(lambda: DriverIdentifier.from_params(
+                    load_params(config, "driver_monitor"), "bench"), "the face models")}
         ray.init(address="local", num_cpus=max(FLEET_WORKERS), include_dashboard=False,
                  object_store_memory=100 * 1024 * 1024, log_to_driver=False,
                  logging_level=logging.WARNING)

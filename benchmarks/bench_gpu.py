@@ -11,12 +11,13 @@ says plainly that nothing was measured and why. Per provider (TensorRT, then CUD
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import onnxruntime as ort
 
 from .bench_pipeline import _measure, ros_messages
-from .common import Inputs, match_detections, side_by_side
+from .common import Inputs, load, match_detections, side_by_side
 
 PROVIDER_SETS = (("TensorrtExecutionProvider", "CUDAExecutionProvider"), ("CUDAExecutionProvider",))
 
@@ -81,8 +82,8 @@ def run(cpu_detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str,
     out: dict[str, Any] = {"measured": True, "gpu": torch.cuda.get_device_name(0), "providers": {}}
     for providers in PROVIDER_SETS:
         key = providers[0]
-        detector = ObjectDetector(DetectorConfig(model=cpu_detector.model_name),
-                                  RuntimeOptions(providers=providers))
+        detector = load(partial(ObjectDetector, DetectorConfig(model=cpu_detector.model_name),
+                                RuntimeOptions(providers=providers)), "the detector's models")
         if detector.provider != key:
             out["providers"][key] = {"measured": False,
                                      "reason": "; ".join(detector.fallback_reasons)}

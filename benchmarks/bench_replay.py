@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import SAMPLE_BAG, SHARED_FACES
+from .common import SAMPLE_BAG, SHARED_FACES, load
 from .tempdirs import private_folder
 
 CABIN = "/camera/cabin/image_raw/compressed"
@@ -34,7 +34,8 @@ def _gallery_config(tmp: Path) -> tuple[Path, str]:
     note = "empty gallery (shared/data/faces not found)"
     photos = [SHARED_FACES / name for name in ENROL_PHOTOS]
     if all(p.is_file() for p in photos):
-        engine = FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]))
+        engine = load(lambda: FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0])),
+                      "the face models")
         embs = [engine.driver_embedding(cv2.imread(str(p)))[2] for p in photos]
         if all(e is not None for e in embs):
             GalleryStore(gallery).enroll("Barack Obama", np.stack(embs),
@@ -54,7 +55,8 @@ def run(detector: Any, runs: int) -> dict[str, Any]:
 
     with private_folder("replay") as tmp:
         config, gallery_note = _gallery_config(tmp)
-        identifier = DriverIdentifier.from_params(load_params(config, "driver_monitor"), "bench")
+        identifier = load(lambda: DriverIdentifier.from_params(
+            load_params(config, "driver_monitor"), "bench"), "the face models")
         fps, summaries = [], []
         for i in range(runs + 1):  # run 0 warms caches (first MCAP write, first face model run)
             result = Replayer(ReplayOptions(SAMPLE_BAG, tmp / f"out{i}", cabin=CABIN,

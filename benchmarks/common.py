@@ -19,6 +19,26 @@ SHARED_STREET = ROOT.parent / "shared" / "data" / "street"
 SHARED_FACES = ROOT.parent / "shared" / "data" / "faces"
 SAMPLE_BAG = ROOT / "sense_perception" / "data" / "sample_bag"
 
+#: The bound of each model load, in seconds (``run.py --warm-up-timeout``; the nodes' default).
+LOAD_TIMEOUT_S = {"value": 600.0}
+
+
+def load(job: Callable[[], Any], models: str) -> Any:
+    """Build ``models`` (``job``) bounded as the commands' loads are
+    (:func:`~sense_perception.model_load.load_models`, R87): a session creation or compile that
+    never returned held the benchmarks for ever, with nothing said (R90).
+
+    Raises:
+        ModelError: a step of the load has not returned after ``--warm-up-timeout`` seconds
+            (named, with the fix), or it raised.
+    """
+    from sense_perception.model_load import load_models
+
+    return load_models(job, models, {"warm_up_timeout_s": LOAD_TIMEOUT_S["value"]},
+                       "--warm-up-timeout", "benchmarks/run.py",
+                       gave_up="so the benchmarks stopped before writing any result",
+                       setting="--warm-up-timeout", where="")
+
 
 @dataclass
 class Inputs:

@@ -53,9 +53,10 @@ from benchmarks import (bench_batch, bench_camera_health, bench_cv2dnn,  # noqa:
                         bench_default, bench_driver, bench_fleet, bench_gallery,
                         bench_gpu, bench_memory, bench_pipeline, bench_positions,
                         bench_replay)
-from benchmarks.common import (ROOT, SHARED_STREET, load_average, load_inputs,  # noqa: E402
-                               machine_info, sha256_file)
+from benchmarks.common import (LOAD_TIMEOUT_S, ROOT, SHARED_STREET, load,  # noqa: E402
+                               load_average, load_inputs, machine_info, sha256_file)
 from benchmarks.tempdirs import remove_stale  # noqa: E402
+from sense_perception.errors import SensePerceptionError  # noqa: E402
 from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
 from sense_perception.stops import exit_code, stop_signals, stopped_by  # noqa: E402
 
@@ -140,11 +141,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="frames of the memory benchmark (default 10000)")
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
                         help="also profile 200 pipeline frames with cProfile into FILE")
+    parser.add_argument("--warm-up-timeout", type=float, default=LOAD_TIMEOUT_S["value"],
+                        metavar="S", help="seconds each model load may take, as a node's "
+                        "warm_up_timeout_s (default %(default)g)")
     parser.add_argument("--merge", action="store_true",
                         help="with --only: replace just those benchmarks' figures in the existing "
                              "results file and keep the others (each benchmark's detail says "
                              "when it ran and under what load)")
     args = parser.parse_args(argv)
+    if not 0 < args.warm_up_timeout < float("inf"):
+        parser.error(f"--warm-up-timeout must be a number of seconds above 0, got "
+                     f"{args.warm_up_timeout:g}")
     if args.quick and args.out is None:
         parser.error("--quick writes meaningless numbers: give --out elsewhere than "
                      f"{DEFAULT_OUT.relative_to(ROOT)}")
@@ -215,7 +222,8 @@ def build_detector() -> Any:
     """The default detector (bundled PicoDet) on the CPU provider, as the nodes build it."""
     from sense_perception.core.detection.detector import ObjectDetector
 
-    return ObjectDetector.from_params({"runtime.providers": ["CPUExecutionProvider"]}, "benchmark")
+    return load(lambda: ObjectDetector.from_params(
+        {"runtime.providers": ["CPUExecutionProvider"]}, "benchmark"), "the detector's models")
 
 
 def profile_pipeline(detector: Any, inputs: Any, path: Path, frames: int = 200) -> None:
@@ -386,9 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     for folder in remove_stale():
         print(f"[bench] removed {folder}: a temporary folder left by a killed run",
               file=sys.stderr)
+    LOAD_TIMEOUT_S["value"] = args.warm_up_timeout
     try:
         with stop_signals():
             doc = run(args)
+    except SensePerceptionError as exc:  # a model load that hung or failed (R90), as the CLI says it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         print(f"[bench] stopped ({stopped_by(exc)}): no results written, "
               "temporary folders removed", file=sys.stderr)
@@ -405,4 +417,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sense_perception.cli.main import leave_unfinished_loads
+
+    status = main()
+    leave_unfinished_loads(status)  # without a load it gave up on, still running (R87)
+    sys.exit(status)

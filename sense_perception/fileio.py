@@ -8,6 +8,7 @@ import math
 import os
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,11 +39,27 @@ def fsync_file(path: Path) -> None:
     _fsync(path, os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def umask_now() -> int:
-    """The process's umask (read by setting it and putting it back: there is no getter)."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
+    """The process's umask, read from ``/proc/self/status`` (Linux 4.7 and later), else by
+    setting it and putting it back (there is no getter) under a lock.
+
+    Set and put back, it was 077 for a moment, for every thread (a file another thread made then
+    got 077's mode), and two threads doing so at once could leave the process at 077 for good,
+    each putting back what the other had set (R90)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+        return mask
 
 
 # A shared output (a result, an exterior camera's video or copied frames) is never writable by
@@ -54,6 +71,21 @@ NOT_SHARED_WRITE = 0o022
 def shared_mode(mode: int) -> int:
     """``mode`` less the umask and less write permission for group and others."""
     return mode & ~(umask_now() | NOT_SHARED_WRITE)
+
+
+def chmod_nofollow(path: Path, mode: int, directory: bool = False) -> None:
+    """Set ``path``'s mode through a descriptor opened without following a link, so a file or
+    folder swapped for a link changes nothing else.
+
+    Raises:
+        OSError: it cannot be opened (a link: ELOOP) or changed.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+                 | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def make_dirs(folder: Path, mode: int) -> None:
@@ -79,14 +111,8 @@ def make_dirs(folder: Path, mode: int) -> None:
             path.mkdir(mode=mode)
         except FileExistsError:
             continue  # made meanwhile by a concurrent command: it sets its own mode
-        # An umask with owner bits (0o277) must not leave it unusable; through a descriptor
-        # opened without following a link, so a folder swapped for a link changes nothing else.
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK
-                     | getattr(os, "O_CLOEXEC", 0))
-        try:
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
+        # An umask with owner bits (0o277) must not leave it unusable
+        chmod_nofollow(path, mode, directory=True)
 
 
 def atomic_write(path: Path, data: bytes, temp_prefix: str | None = None,

@@ -217,3 +217,130 @@ onnxruntime.InferenceSession = lambda *args, **kwargs: threading.Event().wait(60
 sys.argv = ["sense-perception", *sys.argv[1:]]
 sys.exit(cli.main())
 """
+
+
+FACES = ROOT.parent / "shared" / "data" / "faces"
+FACE = str(FACES / "obama_1_official_portrait_2012.jpg")
+FACE_CONFIG = """driver_monitor:
+  ros__parameters:
+    warm_up_timeout_s: {timeout}
+    runtime:
+      providers: [CPUExecutionProvider]
+"""
+
+
+def _driver_args(tmp_path: Path, command: str) -> list[str]:
+    gallery = ["--gallery", str(tmp_path / "g" / "gallery.json")]
+    if command == "enroll":
+        return ["--name", "Barack", "--consent", *gallery, "--images", FACE]
+    if command == "enroll-bag":
+        from test_driver_cli import _write_bag
+
+        bag = tmp_path / "cabin_bag"
+        _write_bag(bag, [cv2.imread(FACE)], "/cabin/image/compressed")
+        return ["--name", "Barack", "--consent", *gallery, "--bag", str(bag), "--topic",
+                "/cabin/image/compressed"]
+    if command == "identify":
+        return [*gallery, FACE]
+    (tmp_path / "out").mkdir()
+    if command == "attention":
+        return ["--json-out", str(tmp_path / "out" / "attention.json"), FACE]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"file_x,file_y,same\n{FACE},{FACE},1\n")
+    return ["--json-out", str(tmp_path / "out" / "eval.json"), "--pairs", str(pairs)]
+
+
+@pytest.mark.parametrize("command", ["enroll", "enroll-bag", "identify", "attention", "eval"])
+def test_a_hung_face_model_load_ends_the_driver_commands_naming_it(tmp_path, monkeypatch, capsys,
+                                                                   command):
+    """R90: the driver commands built their face models on the calling thread, unbounded (R87
+    left them): a session creation that never returned held them for ever. They give up after
+    driver_monitor's warm_up_timeout_s now (exit 2), as detect does, naming the model, the time
+    waited and the fix; nothing is written (no gallery, no result file)."""
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=0.5))
+    args = _driver_args(tmp_path, command)  # before the hang: a bag's frames are encoded here
+    name = command.split("-")[0]
+    hung = HungSession(monkeypatch)
+    try:
+        code = main(["driver", name, *args, "--config", str(config)])
+        assert hung.entered.is_set() and not hung.returned.is_set()  # it gave up on it, hung
+    finally:
+        hung.release()
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after enroll's note on --name
+    assert code == 2, err
+    assert err.startswith("error: the load of yunet (an onnxruntime session on "
+                          "CPUExecutionProvider) has not returned after "), err
+    assert "(driver_monitor's warm_up_timeout_s 0.5)" in err, err
+    assert f"so driver {name} stopped before writing anything" in err, err
+    assert "raise driver_monitor's warm_up_timeout_s in --config" in err, err
+    assert f"run driver {name} again" in err, err
+    assert hung.threads[0].name == f"driver-{name}-load" and hung.threads[0].daemon
+    assert not (tmp_path / "g").exists() and not any((tmp_path / "out").glob("*"))
+
+
+#: benchmarks/run.py with every onnxruntime session the driver benchmark creates hung for good.
+HUNG_BENCH = """
+import runpy
+import sys
+import threading
+import traceback
+
+import onnxruntime
+
+real = onnxruntime.InferenceSession
+
+
+def session(*args, **kwargs):
+    if any(f.filename.endswith("bench_driver.py") for f in traceback.extract_stack()):
+        threading.Event().wait(600)
+    return real(*args, **kwargs)
+
+
+onnxruntime.InferenceSession = session
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_hung_face_model_load_ends_the_benchmarks_naming_it(tmp_path):
+    """R90: benchmarks/run.py built its models unbounded (R87 left it): a face model's session
+    creation that never returned held it for ever. It gives up after --warm-up-timeout now,
+    naming the model and the fix, exit 2, no results written, and the process ends without the
+    hung load (as the console script does). (The bound is generous: the detector's load before
+    the face models' is real.)"""
+    script = tmp_path / "hung_bench.py"
+    script.write_text(HUNG_BENCH)
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), str(ROOT / "benchmarks" / "run.py"),
+                           "--quick", "--only", "driver", "--out", str(out),
+                           "--warm-up-timeout", "30"],  # the detector's real load fits
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    err = done.stderr
+    assert done.returncode == 2, (done.returncode, err[-2000:])
+    assert ("error: the load of yunet (an onnxruntime session on CPUExecutionProvider) has not "
+            "returned after ") in err, err[-2000:]
+    assert "(--warm-up-timeout 30), so the benchmarks stopped before writing any result" in err
+    assert "raise --warm-up-timeout; else" in err and "run benchmarks/run.py again" in err, err
+    assert "the process ends without it" in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists()
+
+
+def test_a_driver_command_ends_its_process_naming_the_load_left_running(tmp_path):
+    """R90: as detect, `driver identify` ends its process without the hung face model load
+    (exit 2), and the note names the load's thread whole: the thread's name had the command's
+    space (``driver identify-load``), and the note, which names each load by its thread's first
+    word, said ``threads driver``."""
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=0.5))
+    script = tmp_path / "hung_driver.py"
+    script.write_text(HUNG_DETECT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), "driver", "identify", "--gallery",
+                           str(tmp_path / "g" / "gallery.json"), "--config", str(config), FACE],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert "error: the load of yunet" in done.stderr, done.stderr[-2000:]
+    assert "the model load this command gave up on is still running (threads "  \
+           "driver-identify-load); the process ends without it" in done.stderr, done.stderr

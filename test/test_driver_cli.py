@@ -447,6 +447,32 @@ def test_photos_are_refused_with_a_config_that_names_an_exterior_camera_role(
     assert code == 0 and out, err
 
 
+@pytest.mark.parametrize("command", ["enroll", "eval"])
+def test_enrolment_and_eval_of_photos_are_refused_with_an_exterior_camera_role(
+        tmp_path: Path, capsys, command: str) -> None:
+    """R90: `driver enroll --images` and `driver eval` ran whatever the --config's
+    driver_monitor.camera_role said (R88 refused identify and attention only): a config saying
+    the face pipeline looks outside the car, with face templates made and matched all the same.
+    Refused as identify is, naming the setting, its file and the fix, before any photo is read
+    or any template stored; the cabin role still runs."""
+    gallery = tmp_path / "g" / "gallery.json"
+    config = tmp_path / "front.yaml"
+    config.write_text("driver_monitor:\n  ros__parameters:\n    camera_role: front\n")
+    args = {"enroll": ["--name", "Barack", "--consent", "--gallery", str(gallery), "--images",
+                       OBAMA_1],
+            "eval": ["--pairs", str(PAIRS), "--root", str(FACES), "--json"]}[command]
+    code, out, err = cli(capsys, command, "--config", str(config), *args)
+    what = "face enrolment" if command == "enroll" else "face identification (driver eval)"
+    assert code == 2 and not out, (code, out, err)
+    assert f"{what} refused on camera_role 'front' (driver_monitor.camera_role in {config})" in err
+    assert "camera_role: cabin" in err, err
+    assert not gallery.parent.exists()  # nothing stored
+    config.write_text("driver_monitor:\n  ros__parameters:\n    camera_role: cabin\n")
+    code, out, err = cli(capsys, command, "--config", str(config), *args)
+    assert code == 0 and out, err
+    assert gallery.is_file() == (command == "enroll")
+
+
 def test_enrol_from_a_bag_is_refused_when_the_camera_is_not_the_cabin(tmp_path: Path,
                                                                        capsys) -> None:
     """`replay --cabin` refuses identity when the config's camera_role is not cabin; enrolling
@@ -461,6 +487,8 @@ def test_enrol_from_a_bag_is_refused_when_the_camera_is_not_the_cabin(tmp_path: 
                        "--topic", "/front/image/compressed", "--stride", "1", "--config",
                        str(config), "--gallery", str(gallery))
     assert code == 2 and "face identification refused on camera_role 'front'" in err, err
+    # R90: named as for photos: the setting, its file and the fix
+    assert f"(driver_monitor.camera_role in {config})" in err and "camera_role: cabin" in err, err
     assert not gallery.parent.exists()  # nothing read, nothing written
     # The same bag with the cabin role (the default) is enrolled.
     assert cli(capsys, "enroll", "--name", "Barack", "--consent", "--bag", str(bag), "--topic",

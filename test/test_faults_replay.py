@@ -94,6 +94,8 @@ def test_disk_full_during_replay_is_a_clear_error_and_marks_the_output(tmp_path:
     assert INCOMPLETE_FILE in report["files"], report["files"]
     assert report["marker"] is not None and "incomplete" in report["marker"]
     assert "summary.json" not in report["files"] and ".summary.json.tmp" not in report["files"]
+    # nor the bag's metadata.yaml being written (R90: left empty, or cut short, in bag/)
+    assert "bag/metadata.yaml.tmp" not in report["files"], report["files"]
     assert not (out.exists())  # the tmpfs lived only in the namespace: nothing leaked here
 
 

@@ -204,3 +204,39 @@ def test_the_bag_and_videos_are_on_disk_before_the_summary_declares_them(
                  out / "bag", out / "video", out):
         assert str(path) in before, (path, synced)
     assert len(synced) < 20  # once per file at close, not per frame
+
+
+def _failing_close(bag) -> None:
+    """rosbags' close fails as on a full disk (before metadata.yaml is renamed into place)."""
+    def close() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    bag._writer.close = close
+
+
+def test_a_bag_that_fails_before_it_is_closed_removes_its_metadata_temp_and_nothing_else(
+        tmp_path):
+    """R90: an output bag that failed before it was closed left the empty metadata.yaml.tmp the
+    writer made (R88) in bag/, beside the incomplete marker. It is removed now on that failure
+    path, and only if it is still the very file the bag made: another file put under its name
+    is left as it is."""
+    from rosbags.typesys import Stores, get_typestore
+
+    from sense_perception.replay.writer import OutputBag
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    bag = OutputBag(tmp_path / "ours", store, name="x")
+    assert (tmp_path / "ours" / "metadata.yaml.tmp").is_file()
+    _failing_close(bag)
+    with pytest.raises(OutputWriteError, match="the output disk is full"):
+        bag.close()
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == ["x.mcap"]
+
+    bag = OutputBag(tmp_path / "theirs", store, name="x")
+    temp = tmp_path / "theirs" / "metadata.yaml.tmp"
+    temp.unlink()
+    temp.write_text("not the bag's\n")  # another file (inode) under the name
+    _failing_close(bag)
+    with pytest.raises(OutputWriteError):
+        bag.close()
+    assert temp.read_text() == "not the bag's\n"

@@ -13,8 +13,9 @@ import json
 import math
 import os
 import sys
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from ..face.safe_text import printable
 from . import CONFIG_HELP, config_file
 
 NODE_NAME = "driver_monitor"
+T = TypeVar("T")
 DEFAULT_TABLE = (0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
 
 _CONSENT_HELP = (
@@ -103,6 +105,23 @@ def _still_engine(settings: Any) -> Any:
                       settings.runtime.options())
 
 
+def _load(args: argparse.Namespace, job: Callable[[], T], command: str) -> T:
+    """Build the face models (``job``) bounded by the ``--config``'s driver_monitor
+    ``warm_up_timeout_s``, as ``detect`` and ``replay`` load theirs
+    (:func:`~sense_perception.model_load.load_models`): an onnxruntime session creation that
+    never returned held ``command`` for ever, with nothing said (R90).
+
+    Raises:
+        ModelError: the load raised, or a step of it has not returned in time (named, with the fix).
+    """
+    from ..config import load_params
+    from ..model_load import load_models
+
+    config = getattr(args, "config", None)
+    return load_models(job, "the face models", load_params(config, NODE_NAME),
+                       str(config or "defaults"), command, NODE_NAME)
+
+
 # -- enroll ---------------------------------------------------------------------------------------
 
 def _bag_frames(bag_path: str, topic: str, stride: int, skipped: Any,
@@ -149,7 +168,7 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
     """Embeddings, aligned crops and source labels of the faces to enrol."""
     embs, crops, labels = [], [], []
     if args.images:
-        engine = _still_engine(settings)
+        engine = _load(args, partial(_still_engine, settings), "driver enroll")
         for path in args.images:
             image = _read_image(path, args)
             faces = engine.detect(image)
@@ -166,7 +185,8 @@ def _enrol_templates(args: argparse.Namespace, settings: Any) -> tuple[np.ndarra
 
         from ..replay.skips import SkipLog
 
-        engine = FaceEngine(settings.face, settings.runtime.options())
+        engine = _load(args, partial(FaceEngine, settings.face, settings.runtime.options()),
+                       "driver enroll")
         skipped = SkipLog()
         for label, image in _bag_frames(args.bag, args.topic, args.stride, skipped,
                                         _input_limits(args)):
@@ -341,16 +361,22 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         print(f"refused: --consent is required.\n{_CONSENT_HELP}\n\nConsent text (version "
               f"{CONSENT_TEXT_VERSION}):\n  {CONSENT_TEXT}", file=sys.stderr)
         return 2
-    _read_names(args)  # `-`: from stdin, out of /proc/PID/cmdline and shell history (R49)
-    _check_names(args)
     settings = _settings(args)
     if args.bag:  # camera frames: identity only where the config says the camera is the cabin's
         from ..face.privacy import check_identity_allowed, check_identity_topic
 
-        check_identity_allowed(settings.camera_role)
+        # named as for photos (R90: it named neither the setting nor its file, nor the fix)
+        check_identity_allowed(
+            settings.camera_role, f"{NODE_NAME}.camera_role in {getattr(args, 'config', None)}",
+            fix=f"enrol from the in-cabin camera's bag with a --config whose {NODE_NAME} section "
+                "has camera_role: cabin (the default), or none; nothing was read")
         check_identity_topic(args.topic, getattr(args, "config", None), "--topic",
                              "give --topic the in-cabin camera's topic, or remove it from "
                              "camera_topics if it is one")
+    else:  # photos: the templates are the cabin camera's driver's, as identify judges them (R90)
+        _check_cabin_photos(args, settings, "face enrolment")
+    _read_names(args)  # `-`: from stdin, out of /proc/PID/cmdline and shell history (R49)
+    _check_names(args)
     store = _store(settings)
     from ..stops import stop_signals
 
@@ -467,7 +493,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _check_cabin_photos(args, settings, "face identification")  # before the gallery is read
     index = TemplateIndex(_store(settings).drivers())
-    engine = _still_engine(settings)
+    engine = _load(args, partial(_still_engine, settings), "driver identify")
     threshold = settings.identity.match_threshold
     results = []
     skipped: list[str] = []
@@ -633,8 +659,8 @@ def cmd_attention(args: argparse.Namespace) -> int:
     json_out = _json_out(args, args.images, "driver attention", _is_attention_result)
     settings = _settings(args)
     _check_cabin_photos(args, settings, "driver attention")  # before any model loads
-    engine = _still_engine(settings)
-    estimator = AttentionEstimator(settings.attention, settings.attention_options())
+    engine, estimator = _load(args, lambda: (_still_engine(settings), AttentionEstimator(
+        settings.attention, settings.attention_options())), "driver attention")
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for path in args.images:
@@ -784,17 +810,20 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    # it embeds and matches faces as identify does, with the config's face pipeline (R90)
+    _check_cabin_photos(args, settings, "face identification (driver eval)")
     pairs = read_pairs(args.pairs)
     root = Path(args.root) if args.root else Path(args.pairs).resolve().parent
     json_out = _json_out(args, [args.pairs, *{root / p for pair in pairs for p in pair[:2]}],
                          "driver eval", _is_eval_result)
-    settings = _settings(args)
     threshold = settings.identity.match_threshold
     table = sorted(set(args.thresholds or DEFAULT_TABLE))
     # The config's input.* limits, as every other command that reads photos takes them: eval
     # read them with the defaults whatever --config said (R49).
     limits = _input_limits(args)
-    doc = evaluate(pairs, root, _still_engine(settings), threshold, table, args.augment, limits)
+    engine = _load(args, partial(_still_engine, settings), "driver eval")
+    doc = evaluate(pairs, root, engine, threshold, table, args.augment, limits)
     status = _print_eval(doc, args, threshold)
     if json_out is not None:  # last: a full disk never loses minutes of scoring unseen
         _write_json(json_out, doc)

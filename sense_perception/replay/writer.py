@@ -14,7 +14,7 @@ from rosbags.typesys.store import Typestore
 
 from ..core.output.topics import camera_namespace  # noqa: F401 - sense_perception.replay exports it
 from ..errors import BagError
-from ..fileio import fsync_dir, fsync_file, shared_mode
+from ..fileio import chmod_nofollow, fsync_dir, fsync_file, shared_mode
 from .to_rosbags import MessageConverter
 
 _METADATA_TEMP = "metadata.yaml.tmp"  # rosbags' name for metadata.yaml being written
@@ -58,31 +58,24 @@ class _NamedDir:
         return self._path / other
 
 
-def _chmod(path: Path, mode: int, directory: bool = False) -> None:
-    """Set ``path``'s mode through a descriptor opened without following a link."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if directory else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-
-
-def _writer(path: Path, name: str, private: bool) -> Writer:
+def _writer(path: Path, name: str, private: bool, made: list[int]) -> Writer:
+    """rosbags' MCAP writer of the bag folder ``path``; a descriptor of the temporary metadata
+    file it makes there is kept in ``made`` (held open, its inode cannot be another file's: to
+    remove that file on failure and nothing else)."""
     writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
 
     def mcap(directory: Path, compression: Any) -> McapWriter:
         # rosbags has just made the folder 0755 less the umask and makes its files under the
         # umask (0666 under umask 000, R88): each gets its mode before the first byte is written
         # (a lookup in the folder is checked against its mode now).
-        _chmod(directory, 0o700 if private else shared_mode(0o777), directory=True)
+        chmod_nofollow(directory, 0o700 if private else shared_mode(0o777), directory=True)
         storage = McapWriter(cast(Path, _NamedDir(directory, name)), compression)
         file_mode = 0o600 if private else shared_mode(0o666)
         os.fchmod(storage.bio.fileno(), file_mode)
         # rosbags writes metadata.yaml to this temporary name (truncating it, so keeping its
         # mode) and renames it: made here, its mode is right from its first byte on.
-        os.close(os.open(directory / _METADATA_TEMP,
-                         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode))
+        made.append(os.open(directory / _METADATA_TEMP,
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, file_mode))
         return storage
 
     # rosbags has no option for the file name: its storage plugin table is per instance here.
@@ -113,10 +106,12 @@ class OutputBag:
         self.typestore = typestore
         self.private = private
         self.convert = MessageConverter(typestore)
+        self._made: list[int] = []  # the metadata temporary file this bag made, held open
         try:
-            self._writer = _writer(self.path, name or self.path.name, private)
+            self._writer = _writer(self.path, name or self.path.name, private, self._made)
             self._writer.open()
         except Exception as exc:
+            self._remove_metadata_temp()
             raise BagError(f"output bag {self.path} cannot be created: {exc}") from exc
         self._connections: dict[str, Connection] = {}
         self.counts: dict[str, int] = {}
@@ -170,11 +165,39 @@ class OutputBag:
                         bio.close()
                     except OSError:
                         pass  # its unwritten buffer is lost either way
+                self._remove_metadata_temp()
                 raise OutputWriteError(self.path, exc) from exc
+            self._release_metadata_temp()  # renamed into metadata.yaml
             try:
                 self._flush_to_disk()
             except OSError as exc:
                 raise OutputWriteError(self.path, exc) from exc
+
+    def _remove_metadata_temp(self) -> None:
+        """Remove the temporary metadata file this bag made, which rosbags leaves (empty, or cut
+        short) when the bag fails before it is closed: it is a half-written file of an output
+        already marked incomplete (R90). Only that file: the same file (device and inode) as
+        the one made, held open since (so no other file can have its inode), still a regular
+        file under its name, in a folder this bag made, which no other user may write (0700, or
+        never writable by others: R88). Best effort: a failure
+        to remove it leaves it beside the marker, the output's real error unchanged."""
+        import stat
+
+        for made in self._made:
+            temp = self.path / _METADATA_TEMP
+            try:
+                now, ours = os.lstat(temp), os.fstat(made)
+                if stat.S_ISREG(now.st_mode) and (now.st_dev, now.st_ino) == (ours.st_dev,
+                                                                            ours.st_ino):
+                    temp.unlink()
+            except OSError:
+                pass  # gone (renamed into metadata.yaml), or not removable: left as it is
+        self._release_metadata_temp()
+
+    def _release_metadata_temp(self) -> None:
+        for made in self._made:
+            os.close(made)
+        self._made.clear()
 
     def _flush_to_disk(self) -> None:
         """fsync the finished bag's files (the MCAP, metadata.yaml), its folder and the folder
