@@ -344,3 +344,42 @@ def test_a_driver_command_ends_its_process_naming_the_load_left_running(tmp_path
     assert "error: the load of yunet" in done.stderr, done.stderr[-2000:]
     assert "the model load this command gave up on is still running (threads "  \
            "driver-identify-load); the process ends without it" in done.stderr, done.stderr
+
+
+class _HungUpTerminal:
+    """Standard error on a terminal that hung up: every write and flush fails with EIO."""
+
+    def write(self, text: str) -> int:
+        raise OSError(5, "Input/output error")  # errno.EIO
+
+    def flush(self) -> None:
+        raise OSError(5, "Input/output error")
+
+    def fileno(self) -> int:  # none to redirect: a test must not dup2 onto pytest's descriptors
+        raise OSError(9, "no descriptor here")
+
+
+def test_the_note_on_a_load_left_running_survives_a_hung_up_terminal(monkeypatch):
+    """R91: the console script's note on a load it gave up on (R87) was printed after main had put
+    the raw standard streams back, past R89's wrapper that sends a hung-up terminal's output to
+    /dev/null: a command stopped by SIGHUP during a hung load (exit 129) met EIO there, and the
+    OSError raised out of main, so the process never reached ``os._exit`` and finalized with the
+    load still running (``terminate called``, SIGABRT). The note goes through the wrapper now:
+    lost with the terminal, the process ends with the command's exit status."""
+    import sense_perception.core.runtime.warm_up as warm_up
+    import sense_perception.stops as stops
+
+    class Ended(Exception):
+        pass
+
+    def exit_now(code: int) -> None:
+        raise Ended(code)
+
+    monkeypatch.setattr(warm_up, "unfinished_jobs", lambda deadline: ["detect-load"])
+    monkeypatch.setattr(stops, "exit_now", exit_now)
+    monkeypatch.setattr(sys, "argv", ["sense-perception"])  # no command: help, exit 2
+    monkeypatch.setattr(sys, "stdout", _HungUpTerminal())
+    monkeypatch.setattr(sys, "stderr", _HungUpTerminal())
+    with pytest.raises(Ended) as ended:
+        main()
+    assert ended.value.args == (2,)

@@ -153,13 +153,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr = _ClosedPipeTolerant(stderr)  # type: ignore[assignment]
     try:
         code = _main(argv)
+        if argv is None:  # the process's own command line: this process ends with the command
+            # still through the wrappers: its note to a hung-up terminal (EIO) raised out of
+            # main with the load still running, never reaching os._exit (R91)
+            leave_unfinished_loads(code)
     finally:
         for wrapped in (sys.stdout, sys.stderr):
             if wrapped is not stdout and wrapped is not stderr:
                 wrapped.flush()  # what is still buffered meets a closed pipe here, not at exit
         sys.stdout, sys.stderr = stdout, stderr
-    if argv is None:  # the process's own command line: this process ends with the command
-        leave_unfinished_loads(code)
     return code
 
 
