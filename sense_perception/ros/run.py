@@ -188,6 +188,7 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
         spin(nodes, executor)
     except KeyboardInterrupt:
         sigterm.raises = False  # a second one does not cut the stop short
+        sigterm.stopping = True
         _stop_all(nodes)
     finally:
         rclpy.try_shutdown()
@@ -206,30 +207,55 @@ class SigtermWhileStarting:
     handler shuts the context down and then calls this one, which raises
     :class:`~sense_perception.stops.Terminated` while ``raises`` and does nothing once the start
     is over or the stop has begun (a SIGTERM while spinning ends the spin through the context, as
-    it did). Only the main thread can set a handler; elsewhere this does nothing."""
+    it did). Only the main thread can set a handler; elsewhere this does nothing.
+
+    SIGHUP (the terminal closed), which rclpy leaves at its default, ended ``run`` at once: no node
+    stopped, no inference thread joined (R91). It stops the run as Ctrl-C does now, starting or
+    spinning (:class:`~sense_perception.stops.HungUp`, exit 0 as after SIGTERM), once: the
+    shell's second SIGHUP is ignored up to the exit, as is one once a stop has begun. While
+    spinning the handler runs once the executor's wait returns (a frame, a timer: /diagnostics'
+    every ``diagnostics_period_s``). Under ``nohup`` (SIGHUP ignored) it stays ignored."""
 
     def __init__(self) -> None:
         import signal
         import threading
 
         self.raises = True
+        self.stopping = False  # a stop has begun: a SIGHUP then must not cut it short
         self._previous: Any = None
+        self._previous_hangup: Any = None
+        self._hung_up = False
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
+            if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
+                self._previous_hangup = signal.signal(signal.SIGHUP, self._hang_up)
 
     def _handle(self, signum: int, frame: Any) -> None:
         from ..stops import Terminated
 
+        self.stopping = True  # rclpy's handler, before this one, shut the context down
         if self.raises:
             raise Terminated
 
+    def _hang_up(self, signum: int, frame: Any) -> None:
+        from ..stops import HungUp
+
+        self._hung_up = True
+        if not self.stopping:  # nor the shell's second SIGHUP, nor one after SIGTERM, the stop
+            self.stopping = True
+            raise HungUp
+
     def restore(self) -> None:
-        """Put back the handler this one replaced (after rclpy has put back this one)."""
+        """Put back the handlers this one replaced (after rclpy has put back this one); after a
+        hangup SIGHUP stays ignored (the shell's second one ended the exit with exit -1)."""
         import signal
 
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
+        if self._previous_hangup is not None:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN if self._hung_up else self._previous_hangup)
+            self._previous_hangup = None
 
 
 def _stop_all(nodes: Sequence[Any]) -> None:

@@ -75,13 +75,14 @@ def test_lifecycle_cycles_leak_no_descriptor_thread_session_or_subscription(ros_
 
 # -- a stop by signal while frames are being processed -----------------------------------------------
 
-@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_run_stops_on_a_signal_within_seconds_while_frames_are_processed(ros_env, graph, tmp_path,
                                                                         signame):
     """`run` holds every node in its own process and starts no other (so a `kill -9` of it leaves
     no orphan). SIGINT or SIGTERM while cabin frames arrive and inference runs: the inference
     thread finishes its frame and is joined, the process exits 0 within 5 s (measured: 0.3-0.4 s),
-    no traceback."""
+    no traceback. SIGHUP (the terminal closed), which rclpy leaves at its default, ended `run` at
+    once (exit -1), its nodes never stopped; it stops `run` as SIGTERM does now (R91)."""
     import os
 
     from sensor_msgs.msg import Image
@@ -142,13 +143,14 @@ def _ppid(pid: str) -> int:
         return -1
 
 
-@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_while_the_models_load_stops_run_cleanly(ros_env, tmp_path, signame):
     """Ctrl-C while `run` was still starting (a node's configure loading its models) left rclpy
     unable to publish the lifecycle transition: a traceback (RCLError: publisher's context is
     invalid) and exit 1, after a 'configure failed unexpectedly' ERROR. Now the start stops there:
     the nodes are stopped and destroyed, exit 0 within 5 s, no traceback, no error line; SIGTERM
-    as Ctrl-C, after the model being loaded (R79)."""
+    as Ctrl-C, after the model being loaded (R79); SIGHUP likewise, where it ended the process
+    at once (exit -1) (R91)."""
     import time
 
     from ros_helpers import NodeProcess, write_params
