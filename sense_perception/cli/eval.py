@@ -51,8 +51,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                "  format, with positions when calibrated)\n"
                "exit status: 0 scored, 1 scored but images left out (eval.json: skipped) or without\n"
                "  positions (calibration for another image size), 2 bad options, ground truth,\n"
-               "  calibration, config, model or --out, 130/143 stopped by Ctrl-C/SIGTERM (the\n"
-               "  earlier results kept, or this run's whole)")
+               "  calibration, config, model or --out, 130/143/129 stopped by "
+               "Ctrl-C/SIGTERM/SIGHUP\n  (the earlier results kept, or this run's whole)")
     parser.add_argument("ground_truth", type=Path, metavar="GT",
                         help="ground-truth file (project or COCO json) or KITTI label_2 folder")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",

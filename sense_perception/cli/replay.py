@@ -39,10 +39,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "health, driver identity and attention, diagnostics; with --copy-input it "
                     "opens in Foxglove with the boxes drawn over the frames), DIR/summary.json "
                     "and, on request, annotated MP4s. Exit status: 0 all frames processed, 1 something "
-                    "was skipped (see summary.json 'skipped'; also after Ctrl-C or SIGTERM while "
-                    "the bag is read, the outputs closed), 2 fatal error (an output that "
+                    "was skipped (see summary.json 'skipped'; also after Ctrl-C, SIGTERM or "
+                    "SIGHUP while the bag is read, the outputs closed), 2 fatal error (an output that "
                     "could not be written, e.g. a full disk, leaves DIR/REPLAY_INCOMPLETE.txt "
-                    "beside the partial outputs), 130 / 143 stopped by SIGINT / SIGTERM before "
+                    "beside the partial outputs), 130 / 143 / 129 stopped by SIGINT / SIGTERM / "
+                    "SIGHUP before "
                     "the bag is read or while the outputs are closed.")
     parser.add_argument("bag", type=Path, metavar="BAG",
                         help="rosbag2 directory, or a single .mcap / .db3 file (also works when "
