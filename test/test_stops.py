@@ -127,6 +127,52 @@ def test_run_leaves_a_callback_still_running_after_the_stop_behind(monkeypatch, 
     assert "a callback was still running 0.2 s after the stop (threads ThreadPoolExecutor-" in err
 
 
+def test_run_leaves_a_stuck_callback_behind_after_its_terminal_hung_up(monkeypatch):
+    """R91: SIGHUP stops `run` and the nodes' own commands now (rclpy left it at its default);
+    their terminal is gone then, and the nodes' console scripts write to the raw standard error
+    (no wrapper of the CLI's main): the warning naming a callback still running met EIO, the
+    OSError raised out of `run` before ``os._exit``, and Python then waited at exit for the
+    callback's thread, for ever. The warning is lost with the terminal; the process ends."""
+    import logging
+    import os
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sense_perception.ros import run
+
+    class Executor:  # rclpy's MultiThreadedExecutor keeps its pool there
+        def __init__(self) -> None:
+            self._executor = ThreadPoolExecutor(1)
+
+    class HungUpTerminal:
+        def write(self, text: str) -> int:
+            raise OSError(5, "Input/output error")  # EIO
+
+        def flush(self) -> None:
+            raise OSError(5, "Input/output error")
+
+    exits: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(run, "CALLBACK_GRACE_S", 0.2)
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    busy, release = Executor(), threading.Event()
+    busy._executor.submit(release.wait)  # a configure that does not end
+    try:
+        monkeypatch.setattr(sys, "stderr", HungUpTerminal())
+        with pytest.raises(SystemExit):
+            run._leave_stuck_callbacks(busy, 0)
+    finally:
+        monkeypatch.undo()
+        release.set()
+        busy._executor.shutdown(wait=True)
+    assert exits == [0]
+
+
 def test_a_second_sighup_never_cuts_the_cleanup_short() -> None:
     """A closed terminal's hangup comes twice (the kernel's, then the shell's, passed on to its
     jobs): the second raised again in the cleanup the first began (a bag's unpacked copy half

@@ -304,8 +304,11 @@ def _leave_stuck_callbacks(executor: Any, code: int) -> None:
     stuck = [t.name for t in busy if t.is_alive()] + unfinished_jobs(deadline)
     if not stuck:
         return
-    print(f"warning: a callback was still running {CALLBACK_GRACE_S:g} s after the stop "
-          f"(threads {', '.join(stuck)}: a lifecycle transition or service call, e.g. a "
-          "configure loading its models, or a model load or warm-up); the process ends "
-          "without it", file=sys.stderr)
+    try:
+        print(f"warning: a callback was still running {CALLBACK_GRACE_S:g} s after the stop "
+              f"(threads {', '.join(stuck)}: a lifecycle transition or service call, e.g. a "
+              "configure loading its models, or a model load or warm-up); the process ends "
+              "without it", file=sys.stderr)
+    except OSError:  # a hung-up terminal (EIO; SIGHUP stops run, R91): the exit must still come
+        pass
     exit_now(code)
