@@ -194,3 +194,34 @@ def test_a_second_sighup_never_cuts_the_cleanup_short() -> None:
     finally:
         signal.signal(signal.SIGHUP, before)
     assert cleaned == ["whole", "exit"]
+
+
+def test_run_stops_once_on_sighup_and_leaves_it_ignored_after() -> None:
+    """R91: `run` and the nodes' commands (SigtermWhileStarting, around rclpy, which handles
+    SIGINT and SIGTERM only) turn the first SIGHUP into HungUp; the shell's second one, or one
+    once a stop has begun, is ignored, and SIGHUP stays ignored when the run ends (the shell's
+    late one ended the exit with exit -1); under ``nohup`` it is left ignored throughout."""
+    from sense_perception.ros.run import SigtermWhileStarting
+
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        guard = SigtermWhileStarting()
+        with pytest.raises(HungUp):
+            _signal_self(signal.SIGHUP)
+        _signal_self(signal.SIGHUP)  # the shell's: ignored, the stop goes on
+        guard.restore()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        guard = SigtermWhileStarting()
+        guard.stopping = True  # a Ctrl-C's or SIGTERM's stop under way: not cut short
+        _signal_self(signal.SIGHUP)
+        guard.restore()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+        guard = SigtermWhileStarting()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        _signal_self(signal.SIGHUP)
+        guard.restore()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
