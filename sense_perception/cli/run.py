@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from typing import Any
 
 from . import CONFIG_HELP, config_file
@@ -83,19 +84,19 @@ def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
 
     def object_detector(**kwargs: Any) -> Any:
         monitor = made.get("driver_monitor")
+        handed = [cabin_topic(monitor)] if monitor is not None else []
         if monitor is not None:
-            topic = str(monitor.get_parameter("camera_topic").value)
-            try:  # the name it subscribes to: its remap rules applied (R40)
-                topic = monitor.resolve_topic_name(topic)
-            except Exception:  # noqa: BLE001  an invalid name: driver_monitor's configure names it
-                pass
             kept = [p for p in kwargs.get("config_defaults", ()) if p.name != "cabin_camera_topic"]
             kwargs["config_defaults"] = [*kept, *to_parameters(
-                {"cabin_camera_topic": topic}, "driver_monitor's camera_topic")]
+                {"cabin_camera_topic": handed[0]}, "driver_monitor's camera_topic")]
         node = detector_class(**kwargs)
         if monitor is not None:  # and driver_monitor never identifies on one of its cameras
             hand_exterior_cameras(node, monitor)
             node.cameras_handed_resolved = True  # as it resolves them (R87)
+            # and again at each configure: a camera set at run time (`ros2 param set` between
+            # cleanup and configure) is the other node's too (R92)
+            monitor.take_peer_cameras = partial(hand_exterior_cameras, node, monitor)
+            node.take_peer_cameras = partial(hand_cabin_camera, node, monitor, handed)
         return node
 
     for factory, cls in ((driver_monitor, monitor_class), (object_detector, detector_class)):
@@ -103,10 +104,35 @@ def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
     return {"driver_monitor": driver_monitor, "object_detector": object_detector}
 
 
+def cabin_topic(monitor: Any) -> str:
+    """driver_monitor's ``camera_topic`` as it subscribes to it: its remap rules applied (R40)."""
+    topic = str(monitor.get_parameter("camera_topic").value)
+    try:
+        return str(monitor.resolve_topic_name(topic))
+    except Exception:  # noqa: BLE001  an invalid name: driver_monitor's configure names it
+        return topic
+
+
+def hand_cabin_camera(detector: Any, monitor: Any, handed: list[Any]) -> None:
+    """Give object_detector (about to configure) driver_monitor's ``camera_topic`` as it is now
+    as its ``cabin_camera_topic``, so its configure refuses that camera among ``camera_topics``
+    (P12) after driver_monitor was moved to another camera at run time (R92). ``handed`` holds
+    the value handed last; a ``cabin_camera_topic`` given otherwise (the command line, a
+    ``ros2 param set``) is the user's and wins, as when the nodes were built."""
+    from rclpy.parameter import Parameter
+
+    if detector.get_parameter("cabin_camera_topic").value != handed[0]:
+        return
+    topic = cabin_topic(monitor)
+    if topic != handed[0] and detector.set_parameters(
+            [Parameter("cabin_camera_topic", value=topic)])[0].successful:
+        handed[0] = topic
+
+
 def hand_exterior_cameras(detector: Any, monitor: Any) -> None:
-    """Give driver_monitor (created, not yet configured) object_detector's ``camera_topics`` as
-    it took them, command line included, and as its remap rules resolve them, as its
-    ``exterior_camera_topics`` (R40): `-p object_detector:camera_topics:=[C]` naming the camera
+    """Give driver_monitor (created, or about to configure: R92) object_detector's
+    ``camera_topics`` as it took them, command line included, and as its remap rules resolve
+    them, as its ``exterior_camera_topics`` (R40): `-p object_detector:camera_topics:=[C]` naming the camera
     driver_monitor watches made object_detector refuse it and driver_monitor run face
     identification on a camera that command line calls exterior."""
     from rclpy.parameter import Parameter

@@ -340,6 +340,10 @@ class PerceptionNode(LifecycleNode):
     #: Set by ``run`` (``cabin_first``), which hands each node's cameras to the other as this
     #: node resolves them, under whatever name it runs: its private cameras are then handed right.
     cameras_handed_resolved = False
+    #: Set by ``run`` (``cabin_first``): hands this node the other node's cameras as they are
+    #: now, at the start of each configure. Handed once, when the nodes were built, a camera
+    #: set with ``ros2 param set`` later was never seen by the other node (R92).
+    take_peer_cameras: Callable[[], None] | None = None
 
     def check_private_handover(self, names: Sequence[str], parameter: str, other: str,
                                other_parameter: str, risk: str) -> None:
@@ -475,6 +479,11 @@ class PerceptionNode(LifecycleNode):
         return f"parameters of node {self.get_fully_qualified_name()}"
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.take_peer_cameras is not None:
+            try:
+                self.take_peer_cameras()
+            except Exception as exc:  # noqa: BLE001  never configure without the other's cameras
+                return self._configure_failed(f"the other node's cameras could not be taken: {exc!r}")
         # Refused overrides take part so that the core names what is wrong with them.
         params = {**node_params(self), **self._refused_overrides}
         try:

@@ -416,6 +416,50 @@ def test_run_hands_driver_monitor_the_cameras_object_detector_took(context):
         monitor.destroy_node()
 
 
+def test_run_hands_the_cameras_set_at_run_time_over_at_each_configure(context):
+    """`run` handed each node the other's cameras once, when it built them: after `ros2 param
+    set /object_detector camera_topics [..., /side]` (cleanup, set, configure, as the refusal of a
+    set names) driver_monitor, set to /side in turn, configured and ran face identification on
+    that exterior camera; and object_detector, set to driver_monitor's new cabin camera, ran the
+    detector (its debug image and annotations) on the driver's face. Each configure takes the
+    other node's cameras as they are now."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from sense_perception.cli.run import cabin_first
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import to_parameters
+
+    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
+                       to_parameters)
+    monitor = made["driver_monitor"](node_name="inproc_rt_dm", context=context,
+                                     parameter_overrides=overrides(camera_topic="/sp_rt/cabin/image_raw"))
+    detector = made["object_detector"](node_name="inproc_rt_od", context=context,
+                                       parameter_overrides=overrides(**{
+                                           "camera_topics": ["/sp_rt/front/image_raw"],
+                                           "runtime.providers": ["CPUExecutionProvider"]}))
+    try:
+        # both unconfigured: `ros2 param set` is taken, read at the next configure
+        assert detector.set_parameters([Parameter("camera_topics", value=[
+            "/sp_rt/front/image_raw", "/sp_rt/side/image_raw"])])[0].successful
+        assert monitor.set_parameters([Parameter("camera_topic", value="/sp_rt/side/image_raw")])[0].successful
+        assert monitor.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "face identification refused on camera_topic /sp_rt/side/image_raw" in monitor.config_error
+        assert monitor.identifier is None and monitor.lifecycle_state == "unconfigured"
+        # the other way round: driver_monitor moved to another cabin camera, then object_detector
+        # pointed at it
+        assert monitor.set_parameters([Parameter("camera_topic", value="/sp_rt/cabin2/image_raw")])[0].successful
+        assert detector.set_parameters([Parameter("camera_topics", value=[
+            "/sp_rt/front/image_raw", "/sp_rt/cabin2/image_raw"])])[0].successful
+        assert detector.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "/sp_rt/cabin2/image_raw is the cabin camera" in detector.config_error
+        assert detector.detector is None and detector.lifecycle_state == "unconfigured"
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
+
+
 def test_a_node_started_alone_takes_the_other_node_s_cameras_from_its_params_file(context, tmp_path):
     """`ros2 run sense_perception driver_monitor --ros-args --params-file FILE` (the way
     docs/ros2-nodes.md starts it alone): rclpy gives the node its own section of FILE only, so
