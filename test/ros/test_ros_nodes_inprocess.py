@@ -460,6 +460,33 @@ def test_run_hands_the_cameras_set_at_run_time_over_at_each_configure(context):
         monitor.destroy_node()
 
 
+def test_a_cabin_camera_the_user_gave_object_detector_is_kept_at_each_configure(context):
+    """R92 hands driver_monitor's camera to object_detector at each configure; a
+    cabin_camera_topic the user gave object_detector wins over it, as when `run` built them."""
+    from rclpy.parameter import Parameter
+
+    from sense_perception.cli.run import cabin_first
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import to_parameters
+
+    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
+                       to_parameters)
+    monitor = made["driver_monitor"](node_name="inproc_rt2_dm", context=context,
+                                     parameter_overrides=overrides(camera_topic="/sp_rt2/cabin/image_raw"))
+    detector = made["object_detector"](node_name="inproc_rt2_od", context=context,
+                                       parameter_overrides=overrides(**{
+                                           "cabin_camera_topic": "/sp_rt2/mine/image_raw",
+                                           "camera_topics": ["/sp_rt2/front/image_raw"]}))
+    try:
+        assert monitor.set_parameters([Parameter("camera_topic", value="/sp_rt2/cabin2/image_raw")])[0].successful
+        detector.take_peer_cameras()  # what its configure does first
+        assert detector.get_parameter("cabin_camera_topic").value == "/sp_rt2/mine/image_raw"
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
+
+
 def test_a_node_started_alone_takes_the_other_node_s_cameras_from_its_params_file(context, tmp_path):
     """`ros2 run sense_perception driver_monitor --ros-args --params-file FILE` (the way
     docs/ros2-nodes.md starts it alone): rclpy gives the node its own section of FILE only, so
