@@ -85,21 +85,23 @@ def test_off_the_main_thread_nothing_is_installed() -> None:
     assert seen == [before]
 
 
-def test_run_leaves_a_callback_still_running_after_the_stop_behind(monkeypatch, capsys):
-    """R33: `run`'s MultiThreadedExecutor runs callbacks on a thread pool that Python joins at
-    exit: a transition asked for over ROS and still under way at Ctrl-C (models loading, a
-    TensorRT engine build) held the process after its nodes were destroyed, silent. The end of
-    `run` now lets the idle pool go, waits for a busy callback at most ``CALLBACK_GRACE_S``, then
-    names it and ends the process without it (``os._exit``, faked here)."""
+class _PoolExecutor:
+    """rclpy's MultiThreadedExecutor keeps its thread pool in ``_executor``."""
+
+    def __init__(self, workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._executor = ThreadPoolExecutor(workers)
+
+
+@pytest.fixture
+def leave_callbacks(monkeypatch):
+    """`run._leave_stuck_callbacks` with a 0.2 s grace and ``os._exit`` faked: yields the list of
+    exit codes it asked for."""
     import logging
     import os
-    from concurrent.futures import ThreadPoolExecutor
 
     from sense_perception.ros import run
-
-    class Executor:  # rclpy's MultiThreadedExecutor keeps its pool there
-        def __init__(self) -> None:
-            self._executor = ThreadPoolExecutor(2)
 
     exits: list[int] = []
 
@@ -110,11 +112,23 @@ def test_run_leaves_a_callback_still_running_after_the_stop_behind(monkeypatch, 
     monkeypatch.setattr(run, "CALLBACK_GRACE_S", 0.2)
     monkeypatch.setattr(os, "_exit", fake_exit)
     monkeypatch.setattr(logging, "shutdown", lambda: None)
-    idle = Executor()
+    return exits
+
+
+def test_run_leaves_a_callback_still_running_after_the_stop_behind(leave_callbacks, capsys):
+    """R33: `run`'s MultiThreadedExecutor runs callbacks on a thread pool that Python joins at
+    exit: a transition asked for over ROS and still under way at Ctrl-C (models loading, a
+    TensorRT engine build) held the process after its nodes were destroyed, silent. The end of
+    `run` now lets the idle pool go, waits for a busy callback at most ``CALLBACK_GRACE_S``, then
+    names it and ends the process without it (``os._exit``, faked here)."""
+    from sense_perception.ros import run
+
+    exits = leave_callbacks
+    idle = _PoolExecutor(2)
     idle._executor.submit(lambda: None).result()
     run._leave_stuck_callbacks(idle, 0)  # nothing running: returns, the pool's threads ended
     assert exits == [] and "warning" not in capsys.readouterr().err
-    busy, release = Executor(), threading.Event()
+    busy, release = _PoolExecutor(2), threading.Event()
     busy._executor.submit(release.wait)  # a configure that does not end
     try:
         with pytest.raises(SystemExit):
@@ -127,22 +141,15 @@ def test_run_leaves_a_callback_still_running_after_the_stop_behind(monkeypatch, 
     assert "a callback was still running 0.2 s after the stop (threads ThreadPoolExecutor-" in err
 
 
-def test_run_leaves_a_stuck_callback_behind_after_its_terminal_hung_up(monkeypatch):
+def test_run_leaves_a_stuck_callback_behind_after_its_terminal_hung_up(monkeypatch, leave_callbacks):
     """R91: SIGHUP stops `run` and the nodes' own commands now (rclpy left it at its default);
     their terminal is gone then, and the nodes' console scripts write to the raw standard error
     (no wrapper of the CLI's main): the warning naming a callback still running met EIO, the
     OSError raised out of `run` before ``os._exit``, and Python then waited at exit for the
     callback's thread, for ever. The warning is lost with the terminal; the process ends."""
-    import logging
-    import os
     import sys
-    from concurrent.futures import ThreadPoolExecutor
 
     from sense_perception.ros import run
-
-    class Executor:  # rclpy's MultiThreadedExecutor keeps its pool there
-        def __init__(self) -> None:
-            self._executor = ThreadPoolExecutor(1)
 
     class HungUpTerminal:
         def write(self, text: str) -> int:
@@ -151,16 +158,8 @@ def test_run_leaves_a_stuck_callback_behind_after_its_terminal_hung_up(monkeypat
         def flush(self) -> None:
             raise OSError(5, "Input/output error")
 
-    exits: list[int] = []
-
-    def fake_exit(code: int) -> None:
-        exits.append(code)
-        raise SystemExit(code)
-
-    monkeypatch.setattr(run, "CALLBACK_GRACE_S", 0.2)
-    monkeypatch.setattr(os, "_exit", fake_exit)
-    monkeypatch.setattr(logging, "shutdown", lambda: None)
-    busy, release = Executor(), threading.Event()
+    exits = leave_callbacks
+    busy, release = _PoolExecutor(1), threading.Event()
     busy._executor.submit(release.wait)  # a configure that does not end
     try:
         monkeypatch.setattr(sys, "stderr", HungUpTerminal())

@@ -3,6 +3,7 @@
 Fault tests that need a node's /diagnostics or an injected model fault are in test_ros_node_faults.py."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -10,6 +11,28 @@ import pytest
 from ros_helpers import DATA, image_msg, overrides, published_status, read_bgr, status_values, wait_for
 
 pytestmark = pytest.mark.ros
+
+
+@contextlib.contextmanager
+def run_pair(context, monitor: dict, detector: dict):
+    """driver_monitor and object_detector built as `run` builds them (cabin first, each handed
+    the other's cameras), with these keyword arguments each; both destroyed after."""
+    from sense_perception.cli.run import cabin_first
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import to_parameters
+
+    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
+                       to_parameters)
+    built = made["driver_monitor"](context=context, **monitor)
+    try:
+        other = made["object_detector"](context=context, **detector)
+        try:
+            yield built, other
+        finally:
+            other.destroy_node()
+    finally:
+        built.destroy_node()
 
 
 def test_inference_failure_drops_the_frame_counts_it_and_the_node_continues(context):
@@ -337,27 +360,15 @@ def test_run_gives_object_detector_the_cabin_camera_as_driver_monitor_resolves_i
     subscribes to is object_detector's cabin camera now."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from sense_perception.cli.run import cabin_first
-    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
-    from sense_perception.ros.object_detector_node import ObjectDetectorNode
-    from sense_perception.ros.run import to_parameters
-
-    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
-                       to_parameters)
-    monitor = made["driver_monitor"](
-        node_name="inproc_remap_dm", context=context,
-        cli_args=["--ros-args", "-r", "/sp_remap2/cabin/image_raw:=/sp_remap2/front/image_raw"],
-        parameter_overrides=overrides(camera_topic="/sp_remap2/cabin/image_raw"))
-    detector = made["object_detector"](
-        node_name="inproc_remap_od", context=context, parameter_overrides=overrides(**{
-            "camera_topics": ["/sp_remap2/front/image_raw"],
-            "runtime.providers": ["CPUExecutionProvider"]}))
-    try:
+    with run_pair(context, monitor=dict(
+            node_name="inproc_remap_dm",
+            cli_args=["--ros-args", "-r", "/sp_remap2/cabin/image_raw:=/sp_remap2/front/image_raw"],
+            parameter_overrides=overrides(camera_topic="/sp_remap2/cabin/image_raw")),
+            detector=dict(node_name="inproc_remap_od", parameter_overrides=overrides(**{
+                "camera_topics": ["/sp_remap2/front/image_raw"],
+                "runtime.providers": ["CPUExecutionProvider"]}))) as (_, detector):
         assert detector.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "/sp_remap2/front/image_raw is the cabin camera" in detector.config_error
-    finally:
-        detector.destroy_node()
-        monitor.destroy_node()
 
 
 @pytest.mark.parametrize("cli_args, camera_topic", [
@@ -396,24 +407,13 @@ def test_run_hands_driver_monitor_the_cameras_object_detector_took(context):
     that command line calls exterior. run hands driver_monitor object_detector's cameras."""
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from sense_perception.cli.run import cabin_first
-    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
-    from sense_perception.ros.object_detector_node import ObjectDetectorNode
-    from sense_perception.ros.run import to_parameters
-
-    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
-                       to_parameters)
-    monitor = made["driver_monitor"](node_name="inproc_ext_run_dm", context=context,
-                                     parameter_overrides=overrides(camera_topic="/sp_ext3/cam/image_raw"))
-    detector = made["object_detector"](node_name="inproc_ext_run_od", context=context,
-                                       parameter_overrides=overrides(camera_topics=["/sp_ext3/cam/image_raw"]))
-    try:
+    with run_pair(context, monitor=dict(
+            node_name="inproc_ext_run_dm", parameter_overrides=overrides(camera_topic="/sp_ext3/cam/image_raw")),
+            detector=dict(node_name="inproc_ext_run_od",
+                          parameter_overrides=overrides(camera_topics=["/sp_ext3/cam/image_raw"]))) as (monitor, _):
         assert monitor.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "face identification refused on camera_topic /sp_ext3/cam/image_raw" in \
             monitor.config_error
-    finally:
-        detector.destroy_node()
-        monitor.destroy_node()
 
 
 def test_run_hands_the_cameras_set_at_run_time_over_at_each_configure(context):
@@ -426,20 +426,11 @@ def test_run_hands_the_cameras_set_at_run_time_over_at_each_configure(context):
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
 
-    from sense_perception.cli.run import cabin_first
-    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
-    from sense_perception.ros.object_detector_node import ObjectDetectorNode
-    from sense_perception.ros.run import to_parameters
-
-    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
-                       to_parameters)
-    monitor = made["driver_monitor"](node_name="inproc_rt_dm", context=context,
-                                     parameter_overrides=overrides(camera_topic="/sp_rt/cabin/image_raw"))
-    detector = made["object_detector"](node_name="inproc_rt_od", context=context,
-                                       parameter_overrides=overrides(**{
-                                           "camera_topics": ["/sp_rt/front/image_raw"],
-                                           "runtime.providers": ["CPUExecutionProvider"]}))
-    try:
+    with run_pair(context, monitor=dict(
+            node_name="inproc_rt_dm", parameter_overrides=overrides(camera_topic="/sp_rt/cabin/image_raw")),
+            detector=dict(node_name="inproc_rt_od", parameter_overrides=overrides(**{
+                "camera_topics": ["/sp_rt/front/image_raw"],
+                "runtime.providers": ["CPUExecutionProvider"]}))) as (monitor, detector):
         # both unconfigured: `ros2 param set` is taken, read at the next configure
         assert detector.set_parameters([Parameter("camera_topics", value=[
             "/sp_rt/front/image_raw", "/sp_rt/side/image_raw"])])[0].successful
@@ -455,9 +446,6 @@ def test_run_hands_the_cameras_set_at_run_time_over_at_each_configure(context):
         assert detector.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert "/sp_rt/cabin2/image_raw is the cabin camera" in detector.config_error
         assert detector.detector is None and detector.lifecycle_state == "unconfigured"
-    finally:
-        detector.destroy_node()
-        monitor.destroy_node()
 
 
 def test_a_cabin_camera_the_user_gave_object_detector_is_kept_at_each_configure(context):
@@ -465,26 +453,14 @@ def test_a_cabin_camera_the_user_gave_object_detector_is_kept_at_each_configure(
     cabin_camera_topic the user gave object_detector wins over it, as when `run` built them."""
     from rclpy.parameter import Parameter
 
-    from sense_perception.cli.run import cabin_first
-    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
-    from sense_perception.ros.object_detector_node import ObjectDetectorNode
-    from sense_perception.ros.run import to_parameters
-
-    made = cabin_first({"driver_monitor": DriverMonitorNode, "object_detector": ObjectDetectorNode},
-                       to_parameters)
-    monitor = made["driver_monitor"](node_name="inproc_rt2_dm", context=context,
-                                     parameter_overrides=overrides(camera_topic="/sp_rt2/cabin/image_raw"))
-    detector = made["object_detector"](node_name="inproc_rt2_od", context=context,
-                                       parameter_overrides=overrides(**{
-                                           "cabin_camera_topic": "/sp_rt2/mine/image_raw",
-                                           "camera_topics": ["/sp_rt2/front/image_raw"]}))
-    try:
+    with run_pair(context, monitor=dict(
+            node_name="inproc_rt2_dm", parameter_overrides=overrides(camera_topic="/sp_rt2/cabin/image_raw")),
+            detector=dict(node_name="inproc_rt2_od", parameter_overrides=overrides(**{
+                "cabin_camera_topic": "/sp_rt2/mine/image_raw",
+                "camera_topics": ["/sp_rt2/front/image_raw"]}))) as (monitor, detector):
         assert monitor.set_parameters([Parameter("camera_topic", value="/sp_rt2/cabin2/image_raw")])[0].successful
         detector.take_peer_cameras()  # what its configure does first
         assert detector.get_parameter("cabin_camera_topic").value == "/sp_rt2/mine/image_raw"
-    finally:
-        detector.destroy_node()
-        monitor.destroy_node()
 
 
 def test_a_node_started_alone_takes_the_other_node_s_cameras_from_its_params_file(context, tmp_path):
