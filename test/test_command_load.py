@@ -383,3 +383,71 @@ def test_the_note_on_a_load_left_running_survives_a_hung_up_terminal(monkeypatch
     with pytest.raises(Ended) as ended:
         main()
     assert ended.value.args == (2,)
+
+
+#: The console script with the first onnxruntime session creation hung for good, a file made
+#: once it hangs (argv[1]), so that a test signals the command in its load, not before.
+HUNG_SAYING_SO = """
+import sys
+import threading
+from pathlib import Path
+
+import onnxruntime
+
+from sense_perception.cli import main as cli
+
+entered = Path(sys.argv[1])
+
+
+def session(*args, **kwargs):
+    entered.touch()
+    threading.Event().wait(600)
+
+
+onnxruntime.InferenceSession = session
+sys.argv = ["sense-perception", *sys.argv[2:]]
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("command, signame, code", [("identify", "SIGTERM", 143),
+                                                    ("identify", "SIGHUP", 129),
+                                                    ("attention", "SIGTERM", 143),
+                                                    ("eval", "SIGHUP", 129)])
+def test_sigterm_or_sighup_during_a_driver_commands_load_stops_it_as_the_others(
+        tmp_path, command, signame, code):
+    """R94: `driver identify` (and `attention`, `eval`) loaded the face models outside any
+    ``stop_signals`` block: SIGTERM (a service manager, ``timeout``) or SIGHUP (a closed
+    terminal) during the load ended the process at once by the signal's default (exit -15 /
+    -1), where ``enroll`` and the other commands stop (exit 143 / 129) and name the load left
+    running as the process ends. Sent here as a real signal to a real process, its load hung
+    (the bound far off)."""
+    import signal
+    import time
+
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=600))
+    script, entered = tmp_path / "hung_driver.py", tmp_path / "entered"
+    script.write_text(HUNG_SAYING_SO)
+    args = _driver_args(tmp_path, command)
+    proc = subprocess.Popen([sys.executable, str(script), str(entered), "driver", command, *args,
+                             "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while not entered.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the load never began"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signame))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err, err
+    assert (f"the model load this command gave up on is still running (threads "
+            f"driver-{command}-load); the process ends without it") in err, err
+    assert not (tmp_path / "g").exists() and not any((tmp_path / "out").glob("*"))

@@ -111,15 +111,23 @@ def _load(args: argparse.Namespace, job: Callable[[], T], command: str) -> T:
     (:func:`~sense_perception.model_load.load_models`): an onnxruntime session creation that
     never returned held ``command`` for ever, with nothing said (R90).
 
+    SIGTERM and SIGHUP stop the wait as Ctrl-C does (:func:`~sense_perception.stops.stop_signals`,
+    exit 143 / 129 / 130, the load left running named as it ends): ``identify``, ``attention``
+    and ``eval`` loaded outside any such block, so either signal during a load ended the process
+    at once by its default (R94). Inside ``enroll``'s block it changes nothing.
+
     Raises:
         ModelError: the load raised, or a step of it has not returned in time (named, with the fix).
     """
     from ..config import load_params
     from ..model_load import load_models
+    from ..stops import stop_signals
 
     config = getattr(args, "config", None)
-    return load_models(job, "the face models", load_params(config, NODE_NAME),
-                       str(config or "defaults"), command, NODE_NAME)
+    params = load_params(config, NODE_NAME)
+    with stop_signals():
+        return load_models(job, "the face models", params, str(config or "defaults"), command,
+                           NODE_NAME)
 
 
 # -- enroll ---------------------------------------------------------------------------------------
