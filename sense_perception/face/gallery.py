@@ -54,6 +54,7 @@ import numpy as np
 
 from ..config import check_settings, setting
 from ..errors import GalleryError
+from ..durations import duration
 from ..fileio import atomic_write, fsync_dir
 from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner,
                             check_owner, check_single_link, erase_file, lstat_regular,
@@ -555,7 +556,7 @@ class GalleryStore:
                         raise GalleryError(f"gallery {self.path} is locked by another process (an "
                                            "enrol or forget in progress?); it was not read now") from exc
                     raise GalleryError(
-                        f"gallery {self.path} stayed locked by another process for {wait_s:g} s "
+                        f"gallery {self.path} stayed locked by another process for {duration(wait_s)} "
                         f"(a change takes milliseconds: the holder of {lock_path} is stopped or "
                         "hung); nothing was read or written; fix: end that process (`fuser -v "
                         f"{lock_path}` names it), then try again") from exc
