@@ -11,6 +11,7 @@ import _thread
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -323,6 +324,44 @@ def test_a_hung_face_model_load_ends_the_benchmarks_naming_it(tmp_path):
             "returned after ") in err, err[-2000:]
     assert "(--warm-up-timeout 30), so the benchmarks stopped before writing any result" in err
     assert "raise --warm-up-timeout; else" in err and "run benchmarks/run.py again" in err, err
+    assert "the process ends without it" in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists()
+
+
+#: benchmarks/run.py with the OpenCV-DNN demo's readNetFromONNX hung for good.
+HUNG_CV2DNN = """
+import runpy
+import sys
+import threading
+
+import cv2
+
+cv2.dnn.readNetFromONNX = lambda *args, **kwargs: threading.Event().wait(600)
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_hung_cv2dnn_demo_load_ends_the_benchmarks_naming_it(tmp_path):
+    """R94: the cv2.dnn demo's ``readNetFromONNX`` ran on the calling thread, unbounded (R90's
+    row left it): one that never returned held ``benchmarks/run.py`` for ever. It is bounded by
+    --warm-up-timeout as every other load of the benchmarks, with the same error: exit 2,
+    naming the demo's model, no results written, the process ending without the hung load."""
+    script = tmp_path / "hung_cv2dnn.py"
+    script.write_text(HUNG_CV2DNN)
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), str(ROOT / "benchmarks" / "run.py"),
+                           "--quick", "--only", "cv2dnn", "--out", str(out),
+                           "--warm-up-timeout", "30"],  # the detector's real load fits
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    err = done.stderr
+    assert done.returncode == 2, (done.returncode, err[-2000:])
+    assert re.search(r"error: the load of picodet_s_416 in the OpenCV-DNN demo \(cv2\.dnn\."
+                     r"readNetFromONNX\) has not returned after 3\d s \(--warm-up-timeout 30\), "
+                     "so the benchmarks stopped before writing any result",
+                     " ".join(err.split())), err[-2000:]
+    assert "run benchmarks/run.py again" in err, err[-2000:]
     assert "the process ends without it" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists()
 
