@@ -650,3 +650,71 @@ def test_an_os_error_during_a_gallery_change_is_named_and_loses_nothing(
     assert "cannot be written: Input/output error; nothing was enrolled" in message, message
     assert "could not all be erased" in message and "Bob" not in message, message
     assert names(store) == ["Ada"]
+
+
+#: `driver restore` with the file size limit below the last good copy's size: its write fails
+#: with EFBIG as a full disk fails with ENOSPC (SIGXFSZ ignored, as a shell's `ulimit -f` leaves
+#: it to the program). Prints the exit status, stderr and the folder's files as JSON.
+_RESTORE_OVER_THE_LIMIT = """
+import contextlib, io, json, os, resource, signal, sys
+from sense_perception.cli.main import main
+
+gallery, limit = sys.argv[1], int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+err = io.StringIO()
+with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    code = main(["driver", "restore", "--gallery", gallery])
+print(json.dumps({"code": code, "stderr": err.getvalue(),
+                  "files": sorted(os.listdir(os.path.dirname(gallery)))}))
+"""
+
+
+@pytest.mark.parametrize("failure", ["file_size_limit", "full_disk"])
+def test_restore_that_cannot_write_names_the_fix_and_leaves_the_gallery_untouched(
+        tmp_path: Path, monkeypatch, capsys, failure: str) -> None:
+    """R94: `driver restore` whose write failed (a full disk, a file size limit) said only
+    `gallery PATH cannot be written: [Errno 27] File too large`, no fix, where the other driver
+    commands name one. It says now that the gallery and its last good copy are as they were and
+    what to do (by the error: free space, raise `ulimit -f`), exit 2; both files keep every byte
+    and no temp file is left. The file size limit is real (RLIMIT_FSIZE in a child process); the
+    full disk a fake write that fails with ENOSPC (no tmpfs can be mounted without root)."""
+    import errno
+    import subprocess
+    import sys
+
+    import sense_perception.fileio as fileio
+
+    gallery = tmp_path / "drivers" / "gallery.json"
+    gallery.parent.mkdir(mode=0o700)
+    store = GalleryStore(gallery)
+    enrol(store, "Ada")
+    enrol(store, "Bob")
+    gallery.write_bytes(gallery.read_bytes()[:40])  # corrupt: a restore is due
+    before = {p.name: p.read_bytes() for p in gallery.parent.iterdir()}
+    if failure == "file_size_limit":
+        script = tmp_path / "restore_over_the_limit.py"
+        script.write_text(_RESTORE_OVER_THE_LIMIT)
+        done = subprocess.run(
+            [sys.executable, str(script), str(gallery), str(store.backup_path.stat().st_size // 2)],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        code, err = report["code"], report["stderr"]
+        assert "File too large" in err and "fix: raise this process's file size limit " \
+            "(`ulimit -f`)" in err, err
+    else:
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(fileio, "_write_temp_beside", full)
+        code, err = main(["driver", "restore", "--gallery", str(gallery)]), capsys.readouterr().err
+        assert "No space left on device" in err and "fix: free space on that disk" in err, err
+    text = " ".join(err.split())
+    assert code == 2 and "Traceback" not in err, err
+    assert text.startswith(f"error: gallery {gallery} cannot be written: "), text
+    assert (f"{gallery} is as it was (still unreadable) and its last good copy "
+            f"{store.backup_path} is untouched; fix: ") in text, text
+    assert text.rstrip().endswith("then run `sense-perception driver restore` again"), text
+    assert {p.name: p.read_bytes() for p in gallery.parent.iterdir()} == before

@@ -53,8 +53,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..config import check_settings, setting
-from ..errors import GalleryError
 from ..durations import duration
+from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
 from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner,
                             check_owner, check_single_link, erase_file, lstat_regular,
@@ -97,6 +97,33 @@ CONSENT_TEXT = (
 
 class CopyNotWritten(GalleryError):
     """The gallery was replaced with the change, but its last good copy could not be."""
+
+
+class NotWritten(GalleryError):
+    """A gallery file could not be written (:meth:`GalleryStore._replace`): its temp file failed
+    (a full disk, a file size limit, a read-only folder), so the file is as it was.
+
+    Attributes:
+        error: the OSError it failed with.
+    """
+
+    def __init__(self, message: str, error: OSError) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+def write_fix(exc: OSError, folder: Path) -> str:
+    """What to do about a write into ``folder`` that failed with ``exc``, by its errno: free
+    space (ENOSPC, EDQUOT), raise the file size limit (EFBIG: ``ulimit -f``), make the folder
+    writable (EROFS, EACCES, EPERM), else check the disk."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free space on that disk"
+    if exc.errno == errno.EFBIG:
+        return ("raise this process's file size limit (`ulimit -f`), or keep the gallery on a "
+                "file system that takes files of its size")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"make {folder} writable by this user"
+    return "check that disk (an I/O error: the kernel log says more)"
 
 
 class OldVersionNotZeroed(GalleryError):
@@ -809,7 +836,7 @@ class GalleryStore:
         except OSError as exc:
             if old_fd is not None:
                 os.close(old_fd)
-            raise GalleryError(f"gallery {target} cannot be written: {exc}") from exc
+            raise NotWritten(f"gallery {target} cannot be written: {exc}", exc) from exc
         if old_fd is None:
             return []
         try:
@@ -1025,8 +1052,16 @@ class GalleryStore:
             drivers = self._decode(backup[0], self.backup_path)
             with self.changing():
                 self._sweep_temps()
-                unzeroed = self._replace(self.path, backup[0],
-                                         current[1] if current is not None else None)
+                try:
+                    unzeroed = self._replace(self.path, backup[0],
+                                             current[1] if current is not None else None)
+                except NotWritten as exc:  # no fix was named (R94): the others name theirs
+                    was = "still unreadable" if current is not None else "still missing"
+                    raise GalleryError(
+                        f"{exc}; {self.path} is as it was ({was}) and its last good copy "
+                        f"{self.backup_path} is untouched; fix: "
+                        f"{write_fix(exc.error, self.path.parent)}, then run `sense-perception "
+                        "driver restore` again") from exc
             if unzeroed:  # restored all the same: said so, not "cannot be written" (R54)
                 raise GalleryError(f"{self.path} was restored from {self.backup_path} "
                                    f"({len(drivers)} driver(s)), but {unzeroed[0]}")
