@@ -718,3 +718,44 @@ def test_restore_that_cannot_write_names_the_fix_and_leaves_the_gallery_untouche
             f"{store.backup_path} is untouched; fix: ") in text, text
     assert text.rstrip().endswith("then run `sense-perception driver restore` again"), text
     assert {p.name: p.read_bytes() for p in gallery.parent.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["g" * 242, "g" * 255, "é" * 126 + ".js"],
+                         ids=["242_bytes", "255_bytes", "255_bytes_utf8"])
+def test_a_gallery_with_a_long_valid_name_is_written_restored_and_forgotten(
+        tmp_path: Path, capsys, name: str) -> None:
+    """R94: a gallery whose file name is valid but over 241 bytes could not be written (its temp
+    files repeated the whole name: "File name too long"), over 249 had no kept-images folder name
+    and over 250 no lock file. Its temp, last good copy, lock and kept-images names are shortened
+    to fit now (``~`` and 16 hex digits of the name's SHA-256 before the suffix, where the whole
+    name does not fit); `driver restore` and `driver forget` find the copy, a killed writer's temp
+    file is swept, and a name that fitted keeps the names it had."""
+    folder = tmp_path / "drivers"
+    folder.mkdir(mode=0o700)
+    gallery = folder / name
+    assert len(os.fsencode(name)) in (242, 255)
+    store = GalleryStore(gallery)
+    ada = enrol(store, "Ada")  # failed: File name too long
+    enrol(store, "Bob")
+    from sense_perception.face.gallery import sidecar, temp_prefix
+
+    plain = Path("/x/gallery.json")  # a name that fits keeps its names
+    assert [sidecar(plain, s).name for s in (".bak", ".lock", ".images")] == [
+        "gallery.json.bak", "gallery.json.lock", "gallery.json.images"]
+    assert temp_prefix(plain) == ".gallery.json."
+    assert store.backup_path.read_bytes() == gallery.read_bytes()
+    assert all(len(os.fsencode(p.name)) <= 255 for p in folder.iterdir())
+    assert sorted(folder.iterdir()) == sorted([gallery, store.backup_path,
+                                               sidecar(gallery, ".lock")])
+    good = gallery.read_bytes()
+    gallery.write_bytes(good[:40])  # corrupt: restore puts the copy back
+    assert main(["driver", "restore", "--gallery", str(gallery)]) == 0
+    assert f"from its last good copy {store.backup_path}: 2 driver(s)" in capsys.readouterr().out
+    assert gallery.read_bytes() == good
+    stale = folder / (temp_prefix(gallery) + "abcdefgh.tmp")  # a killed writer's
+    stale.write_bytes(b"templates")
+    assert main(["driver", "forget", ada, "--gallery", str(gallery)]) == 0, capsys.readouterr()
+    assert names(store) == ["Bob"] == read_copy(store.backup_path, None, tmp_path)
+    assert not stale.exists()
+    assert sorted(folder.iterdir()) == sorted([gallery, store.backup_path,
+                                               sidecar(gallery, ".lock")])

@@ -611,12 +611,12 @@ def _kept_files(args: argparse.Namespace) -> list[Path]:
     enrolled driver with the FAR/FRR table (and the same name for the key file lost the
     encrypted gallery for good); ``--json-out`` naming ``--config`` replaced the config.
     """
-    from ..face.gallery import default_gallery_path
+    from ..face.gallery import default_gallery_path, sidecar
 
     settings = _settings(args)
     galleries = [Path(p).expanduser() for p in (settings.gallery.path,) if p] or [
         default_gallery_path(False), default_gallery_path(True)]
-    kept = [p for g in galleries for p in (g, g.with_name(g.name + ".bak"))]
+    kept = [p for g in galleries for p in (g, sidecar(g, ".bak"))]
     if settings.gallery.key_file:
         kept.append(Path(settings.gallery.key_file).expanduser())
     if getattr(args, "config", None):

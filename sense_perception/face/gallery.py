@@ -126,6 +126,42 @@ def write_fix(exc: OSError, folder: Path) -> str:
     return "check that disk (an I/O error: the kernel log says more)"
 
 
+#: The most bytes a file name may have (NAME_MAX of Linux's file systems).
+NAME_MAX = 255
+#: What a temp file's name adds to its prefix: ``tempfile``'s 8 random characters and ``.tmp``.
+_TEMP_TAIL = 12
+
+
+def _fitting(name: str, suffix: str, most: int = NAME_MAX) -> str:
+    """``name + suffix`` when it fits in ``most`` bytes; else ``name`` cut to fit, then ``~`` and
+    16 hex digits of its SHA-256 (one such name per gallery name, derived the same way by every
+    command), then ``suffix``."""
+    if len(os.fsencode(name + suffix)) <= most:
+        return name + suffix
+    tag = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    room = most - len(os.fsencode(tag + suffix))
+    head = name
+    while len(os.fsencode(head)) > room:  # whole characters: no UTF-8 sequence cut in two
+        head = head[:-1]
+    return head + tag + suffix
+
+
+def sidecar(gallery: Path, suffix: str) -> Path:
+    """A file kept beside ``gallery`` (``.bak``, the last good copy; ``.lock``; ``.images``, the
+    kept crops): ``<gallery><suffix>``, or for a gallery whose name is too long for that (over
+    255 bytes with the suffix) the name shortened to fit, ending ``~<16 hex digits><suffix>``
+    (:func:`_fitting`). A gallery name over 241 bytes could not be written at all, its temp
+    files repeating the whole name, nor over 250 have a lock file (R94)."""
+    return gallery.with_name(_fitting(gallery.name, suffix))
+
+
+def temp_prefix(gallery: Path) -> str:
+    """The name every temp file of ``gallery`` (and of its ``.bak``) begins with:
+    ``.<gallery name>.``, shortened as :func:`sidecar` shortens a name where the temp file's
+    name would be over 255 bytes; a killed writer's temp files are found by it."""
+    return "." + _fitting(gallery.name, ".", NAME_MAX - _TEMP_TAIL - 1)
+
+
 class OldVersionNotZeroed(GalleryError):
     """Every file of the change was written, but the content of an old version could not be
     zeroed (an I/O error, a full copy-on-write disk): the change happened, its old file is gone
@@ -444,8 +480,8 @@ def _check_default_pair(keyed: bool) -> None:
                                "$SENSE_PERCEPTION_GALLERY_KEY), or name a plain gallery "
                                "with --gallery to keep one beside it")
         return
-    left = [p for p in (plain, plain.with_name(plain.name + ".bak"),
-                        plain.with_name(plain.name + ".images")) if os.path.lexists(p)]
+    left = [p for p in (plain, sidecar(plain, ".bak"), sidecar(plain, ".images"))
+            if os.path.lexists(p)]
     if left:
         raise GalleryError(
             f"a key was given, so the default gallery is the encrypted {sealed}, but the plain "
@@ -514,18 +550,18 @@ class GalleryStore:
     @property
     def backup_path(self) -> Path:
         """The last good copy of the gallery, rewritten with it on every change."""
-        return self.path.with_name(self.path.name + ".bak")
+        return sidecar(self.path, ".bak")
 
     @property
     def images_dir(self) -> Path:
         """Directory of kept face crops (exists only when images were kept)."""
-        return self.path.with_name(self.path.name + ".images")
+        return sidecar(self.path, ".images")
 
     # -- locking and file I/O -------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool, wait: bool = True) -> Iterator[None]:
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path = sidecar(self.path, ".lock")
         folder = self.path.parent
         if exclusive:
             try:
@@ -832,7 +868,7 @@ class GalleryStore:
                     "and run the command again")
             if opened is not None and not verified:
                 check_single_link(target, "gallery", opened[1])
-            atomic_write(target, data, temp_prefix=f".{self.path.name}.")
+            atomic_write(target, data, temp_prefix=temp_prefix(self.path))
         except OSError as exc:
             if old_fd is not None:
                 os.close(old_fd)
@@ -857,7 +893,7 @@ class GalleryStore:
         non-regular file under a temp name is refused, never followed.
         """
         count = 0
-        for path in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
+        for path in self.path.parent.glob(f"{glob.escape(temp_prefix(self.path))}*.tmp"):
             erase_file(path, "stale gallery temp file")
             count += 1
         return count
