@@ -490,3 +490,65 @@ def test_sigterm_or_sighup_during_a_driver_commands_load_stops_it_as_the_others(
     assert (f"the model load this command gave up on is still running (threads "
             f"driver-{command}-load); the process ends without it") in err, err
     assert not (tmp_path / "g").exists() and not any((tmp_path / "out").glob("*"))
+
+
+#: The console script with the photo reading of `driver identify` hung after its first photo, a
+#: file made once it hangs (argv[1]).
+HUNG_PHOTO = """
+import sys
+import threading
+from pathlib import Path
+
+from sense_perception.cli import driver
+from sense_perception.cli import main as cli
+
+entered, real, read = Path(sys.argv[1]), driver._read_image, []
+
+
+def read_image(path, args):
+    if read:
+        entered.touch()
+        threading.Event().wait(600)
+    read.append(path)
+    return real(path, args)
+
+
+driver._read_image = read_image
+sys.argv = ["sense-perception", *sys.argv[2:]]
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_or_sighup_among_identifys_photos_stops_it_as_the_others(tmp_path, signame,
+                                                                         code):
+    """R94: past its load too, `driver identify` ran outside any ``stop_signals`` block: SIGTERM
+    or SIGHUP while it read its photos ended it by the signal's default (exit -15 / -1). It
+    stops as the other commands do now (exit 143 / 129, no traceback)."""
+    import signal
+    import time
+
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=600))
+    script, entered = tmp_path / "hung_photo.py", tmp_path / "entered"
+    script.write_text(HUNG_PHOTO)
+    proc = subprocess.Popen([sys.executable, str(script), str(entered), "driver", "identify",
+                             "--gallery", str(tmp_path / "g" / "gallery.json"), "--config",
+                             str(config), FACE, FACE], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 180
+        while not entered.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the second photo was never read"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err, err
+    assert out.startswith(f"{FACE}: unknown (nobody is enrolled"), out  # the first photo's line

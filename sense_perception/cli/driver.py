@@ -494,7 +494,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     """Exit status: 0 every photo read, 1 some skipped (named on stderr), 2 none could be read or
-    a bad argument."""
+    a bad argument; 143 / 129 / 130 stopped by SIGTERM / SIGHUP / Ctrl-C, as ``enroll`` (R94:
+    either signal's default ended it at once, in its load or among its photos)."""
+    from ..stops import stop_signals
+
+    with stop_signals():  # it writes nothing: no block need be held
+        return _identify(args)
+
+
+def _identify(args: argparse.Namespace) -> int:
+    """``driver identify``'s work (:func:`cmd_identify`)."""
     from ..errors import SensePerceptionError
     from ..face.identify import TemplateIndex
 
