@@ -653,8 +653,8 @@ def test_an_os_error_during_a_gallery_change_is_named_and_loses_nothing(
 
 
 #: `driver restore` with the file size limit below the last good copy's size: its write fails
-#: with EFBIG as a full disk fails with ENOSPC (SIGXFSZ ignored, as a shell's `ulimit -f` leaves
-#: it to the program). Prints the exit status, stderr and the folder's files as JSON.
+#: with EFBIG as a full disk fails with ENOSPC (SIGXFSZ ignored, as a parent may hand it down:
+#: its default ends the process). Prints the exit status, stderr and the folder's files as JSON.
 _RESTORE_OVER_THE_LIMIT = """
 import contextlib, io, json, os, resource, signal, sys
 from sense_perception.cli.main import main
