@@ -7,13 +7,26 @@ paired one-to-one (same label, IoU >= 0.9): the result says whether they agree.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sense_perception.core.detection.duplicates import DuplicateSettings
 from sense_perception.core.runtime.model_registry import get_model
+from sense_perception.core.runtime.progress import loading
+from sense_perception.errors import ModelError
 
-from .common import Inputs, match_detections, side_by_side
+from .common import Inputs, load, match_detections, side_by_side
 from .cv2dnn_demo import PicoDetCv2Demo
+
+
+def _demo(spec: Any, detector: Any, raw: dict[str, float]) -> PicoDetCv2Demo:
+    """The demo on the detector's model file, with the detector's raw thresholds."""
+    loading(f"{spec.name} in the OpenCV-DNN demo", "cv2.dnn.readNetFromONNX")  # named if it hangs
+    return PicoDetCv2Demo(spec.verified_path(), spec.labels(),
+                          # The demo thresholds raw scores: the detector's raw equivalents.
+                          score_threshold=min(raw.values()), nms_iou=detector.config.nms_iou,
+                          max_det=detector.config.max_detections,
+                          interpolation=detector._pre._interp, label_thresholds=raw)
 
 
 def run(detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str, Any]:
@@ -21,13 +34,11 @@ def run(detector: Any, inputs: Inputs, rounds: int, calls: int) -> dict[str, Any
     spec = get_model(detector.model_name)
     raw = {n: detector.raw_threshold(n) for n in detector.label_names}
     try:
-        demo = PicoDetCv2Demo(spec.verified_path(), spec.labels(),
-                              # The demo thresholds raw scores: the detector's raw equivalents.
-                              score_threshold=min(raw.values()),
-                              nms_iou=detector.config.nms_iou,
-                              max_det=detector.config.max_detections,
-                              interpolation=detector._pre._interp,
-                              label_thresholds=raw)
+        # bounded by --warm-up-timeout as every other load of the benchmarks: readNetFromONNX
+        # ran on the calling thread, so one that never returned held the run for ever (R94)
+        demo = load(partial(_demo, spec, detector, raw), f"the OpenCV-DNN demo's {spec.name}")
+    except ModelError:
+        raise  # it hung: the run ends naming it (exit 2), as for the detector's own load
     except Exception as exc:  # cv2.dnn raises cv2.error for graphs it cannot import
         return {"speedup_vs_cv2dnn": None,
                 "detail": {"error": f"cv2.dnn.readNetFromONNX cannot load {spec.name}: {exc}"}}

@@ -11,6 +11,7 @@ import _thread
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -327,6 +328,44 @@ def test_a_hung_face_model_load_ends_the_benchmarks_naming_it(tmp_path):
     assert not out.exists()
 
 
+#: benchmarks/run.py with the OpenCV-DNN demo's readNetFromONNX hung for good.
+HUNG_CV2DNN = """
+import runpy
+import sys
+import threading
+
+import cv2
+
+cv2.dnn.readNetFromONNX = lambda *args, **kwargs: threading.Event().wait(600)
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_hung_cv2dnn_demo_load_ends_the_benchmarks_naming_it(tmp_path):
+    """R94: the cv2.dnn demo's ``readNetFromONNX`` ran on the calling thread, unbounded (R90's
+    row left it): one that never returned held ``benchmarks/run.py`` for ever. It is bounded by
+    --warm-up-timeout as every other load of the benchmarks, with the same error: exit 2,
+    naming the demo's model, no results written, the process ending without the hung load."""
+    script = tmp_path / "hung_cv2dnn.py"
+    script.write_text(HUNG_CV2DNN)
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), str(ROOT / "benchmarks" / "run.py"),
+                           "--quick", "--only", "cv2dnn", "--out", str(out),
+                           "--warm-up-timeout", "30"],  # the detector's real load fits
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    err = done.stderr
+    assert done.returncode == 2, (done.returncode, err[-2000:])
+    assert re.search(r"error: the load of picodet_s_416 in the OpenCV-DNN demo \(cv2\.dnn\."
+                     r"readNetFromONNX\) has not returned after 3\d s \(--warm-up-timeout 30\), "
+                     "so the benchmarks stopped before writing any result",
+                     " ".join(err.split())), err[-2000:]
+    assert "run benchmarks/run.py again" in err, err[-2000:]
+    assert "the process ends without it" in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists()
+
+
 def test_a_driver_command_ends_its_process_naming_the_load_left_running(tmp_path):
     """R90: as detect, `driver identify` ends its process without the hung face model load
     (exit 2), and the note names the load's thread whole: the thread's name had the command's
@@ -383,3 +422,133 @@ def test_the_note_on_a_load_left_running_survives_a_hung_up_terminal(monkeypatch
     with pytest.raises(Ended) as ended:
         main()
     assert ended.value.args == (2,)
+
+
+#: The console script with the first onnxruntime session creation hung for good, a file made
+#: once it hangs (argv[1]), so that a test signals the command in its load, not before.
+HUNG_SAYING_SO = """
+import sys
+import threading
+from pathlib import Path
+
+import onnxruntime
+
+from sense_perception.cli import main as cli
+
+entered = Path(sys.argv[1])
+
+
+def session(*args, **kwargs):
+    entered.touch()
+    threading.Event().wait(600)
+
+
+onnxruntime.InferenceSession = session
+sys.argv = ["sense-perception", *sys.argv[2:]]
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("command, signame, code", [("identify", "SIGTERM", 143),
+                                                    ("identify", "SIGHUP", 129),
+                                                    ("attention", "SIGTERM", 143),
+                                                    ("eval", "SIGHUP", 129)])
+def test_sigterm_or_sighup_during_a_driver_commands_load_stops_it_as_the_others(
+        tmp_path, command, signame, code):
+    """R94: `driver identify` (and `attention`, `eval`) loaded the face models outside any
+    ``stop_signals`` block: SIGTERM (a service manager, ``timeout``) or SIGHUP (a closed
+    terminal) during the load ended the process at once by the signal's default (exit -15 /
+    -1), where ``enroll`` and the other commands stop (exit 143 / 129) and name the load left
+    running as the process ends. Sent here as a real signal to a real process, its load hung
+    (the bound far off)."""
+    import signal
+    import time
+
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=600))
+    script, entered = tmp_path / "hung_driver.py", tmp_path / "entered"
+    script.write_text(HUNG_SAYING_SO)
+    args = _driver_args(tmp_path, command)
+    proc = subprocess.Popen([sys.executable, str(script), str(entered), "driver", command, *args,
+                             "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while not entered.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the load never began"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signame))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err, err
+    assert (f"the model load this command gave up on is still running (threads "
+            f"driver-{command}-load); the process ends without it") in err, err
+    assert not (tmp_path / "g").exists() and not any((tmp_path / "out").glob("*"))
+
+
+#: The console script with the photo reading of `driver identify` hung after its first photo, a
+#: file made once it hangs (argv[1]).
+HUNG_PHOTO = """
+import sys
+import threading
+from pathlib import Path
+
+from sense_perception.cli import driver
+from sense_perception.cli import main as cli
+
+entered, real, read = Path(sys.argv[1]), driver._read_image, []
+
+
+def read_image(path, args):
+    if read:
+        entered.touch()
+        threading.Event().wait(600)
+    read.append(path)
+    return real(path, args)
+
+
+driver._read_image = read_image
+sys.argv = ["sense-perception", *sys.argv[2:]]
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_or_sighup_among_identifys_photos_stops_it_as_the_others(tmp_path, signame,
+                                                                         code):
+    """R94: past its load too, `driver identify` ran outside any ``stop_signals`` block: SIGTERM
+    or SIGHUP while it read its photos ended it by the signal's default (exit -15 / -1). It
+    stops as the other commands do now (exit 143 / 129, no traceback)."""
+    import signal
+    import time
+
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=600))
+    script, entered = tmp_path / "hung_photo.py", tmp_path / "entered"
+    script.write_text(HUNG_PHOTO)
+    proc = subprocess.Popen([sys.executable, str(script), str(entered), "driver", "identify",
+                             "--gallery", str(tmp_path / "g" / "gallery.json"), "--config",
+                             str(config), FACE, FACE], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 180
+        while not entered.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the second photo was never read"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err, err
+    assert out.startswith(f"{FACE}: unknown (nobody is enrolled"), out  # the first photo's line

@@ -650,3 +650,112 @@ def test_an_os_error_during_a_gallery_change_is_named_and_loses_nothing(
     assert "cannot be written: Input/output error; nothing was enrolled" in message, message
     assert "could not all be erased" in message and "Bob" not in message, message
     assert names(store) == ["Ada"]
+
+
+#: `driver restore` with the file size limit below the last good copy's size: its write fails
+#: with EFBIG as a full disk fails with ENOSPC (SIGXFSZ ignored, as a parent may hand it down:
+#: its default ends the process). Prints the exit status, stderr and the folder's files as JSON.
+_RESTORE_OVER_THE_LIMIT = """
+import contextlib, io, json, os, resource, signal, sys
+from sense_perception.cli.main import main
+
+gallery, limit = sys.argv[1], int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+err = io.StringIO()
+with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    code = main(["driver", "restore", "--gallery", gallery])
+print(json.dumps({"code": code, "stderr": err.getvalue(),
+                  "files": sorted(os.listdir(os.path.dirname(gallery)))}))
+"""
+
+
+@pytest.mark.parametrize("failure", ["file_size_limit", "full_disk"])
+def test_restore_that_cannot_write_names_the_fix_and_leaves_the_gallery_untouched(
+        tmp_path: Path, monkeypatch, capsys, failure: str) -> None:
+    """R94: `driver restore` whose write failed (a full disk, a file size limit) said only
+    `gallery PATH cannot be written: [Errno 27] File too large`, no fix, where the other driver
+    commands name one. It says now that the gallery and its last good copy are as they were and
+    what to do (by the error: free space, raise `ulimit -f`), exit 2; both files keep every byte
+    and no temp file is left. The file size limit is real (RLIMIT_FSIZE in a child process); the
+    full disk a fake write that fails with ENOSPC (no tmpfs can be mounted without root)."""
+    import errno
+    import subprocess
+    import sys
+
+    import sense_perception.fileio as fileio
+
+    gallery = tmp_path / "drivers" / "gallery.json"
+    gallery.parent.mkdir(mode=0o700)
+    store = GalleryStore(gallery)
+    enrol(store, "Ada")
+    enrol(store, "Bob")
+    gallery.write_bytes(gallery.read_bytes()[:40])  # corrupt: a restore is due
+    before = {p.name: p.read_bytes() for p in gallery.parent.iterdir()}
+    if failure == "file_size_limit":
+        script = tmp_path / "restore_over_the_limit.py"
+        script.write_text(_RESTORE_OVER_THE_LIMIT)
+        done = subprocess.run(
+            [sys.executable, str(script), str(gallery), str(store.backup_path.stat().st_size // 2)],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        code, err = report["code"], report["stderr"]
+        assert "File too large" in err and "fix: raise this process's file size limit " \
+            "(`ulimit -f`)" in err, err
+    else:
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(fileio, "_write_temp_beside", full)
+        code, err = main(["driver", "restore", "--gallery", str(gallery)]), capsys.readouterr().err
+        assert "No space left on device" in err and "fix: free space on that disk" in err, err
+    text = " ".join(err.split())
+    assert code == 2 and "Traceback" not in err, err
+    assert text.startswith(f"error: gallery {gallery} cannot be written: "), text
+    assert (f"{gallery} is as it was (still unreadable) and its last good copy "
+            f"{store.backup_path} is untouched; fix: ") in text, text
+    assert text.rstrip().endswith("then run `sense-perception driver restore` again"), text
+    assert {p.name: p.read_bytes() for p in gallery.parent.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["g" * 242, "g" * 255, "é" * 126 + ".js"],
+                         ids=["242_bytes", "255_bytes", "255_bytes_utf8"])
+def test_a_gallery_with_a_long_valid_name_is_written_restored_and_forgotten(
+        tmp_path: Path, capsys, name: str) -> None:
+    """R94: a gallery whose file name is valid but over 241 bytes could not be written (its temp
+    files repeated the whole name: "File name too long"), over 249 had no kept-images folder name
+    and over 250 no lock file. Its temp, last good copy, lock and kept-images names are shortened
+    to fit now (``~`` and 16 hex digits of the name's SHA-256 before the suffix, where the whole
+    name does not fit); `driver restore` and `driver forget` find the copy, a killed writer's temp
+    file is swept, and a name that fitted keeps the names it had."""
+    folder = tmp_path / "drivers"
+    folder.mkdir(mode=0o700)
+    gallery = folder / name
+    assert len(os.fsencode(name)) in (242, 255)
+    store = GalleryStore(gallery)
+    ada = enrol(store, "Ada")  # failed: File name too long
+    enrol(store, "Bob")
+    from sense_perception.face.gallery import sidecar, temp_prefix
+
+    plain = Path("/x/gallery.json")  # a name that fits keeps its names
+    assert [sidecar(plain, s).name for s in (".bak", ".lock", ".images")] == [
+        "gallery.json.bak", "gallery.json.lock", "gallery.json.images"]
+    assert temp_prefix(plain) == ".gallery.json."
+    assert store.backup_path.read_bytes() == gallery.read_bytes()
+    assert all(len(os.fsencode(p.name)) <= 255 for p in folder.iterdir())
+    assert sorted(folder.iterdir()) == sorted([gallery, store.backup_path,
+                                               sidecar(gallery, ".lock")])
+    good = gallery.read_bytes()
+    gallery.write_bytes(good[:40])  # corrupt: restore puts the copy back
+    assert main(["driver", "restore", "--gallery", str(gallery)]) == 0
+    assert f"from its last good copy {store.backup_path}: 2 driver(s)" in capsys.readouterr().out
+    assert gallery.read_bytes() == good
+    stale = folder / (temp_prefix(gallery) + "abcdefgh.tmp")  # a killed writer's
+    stale.write_bytes(b"templates")
+    assert main(["driver", "forget", ada, "--gallery", str(gallery)]) == 0, capsys.readouterr()
+    assert names(store) == ["Bob"] == read_copy(store.backup_path, None, tmp_path)
+    assert not stale.exists()
+    assert sorted(folder.iterdir()) == sorted([gallery, store.backup_path,
+                                               sidecar(gallery, ".lock")])

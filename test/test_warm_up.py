@@ -117,7 +117,7 @@ def test_a_warm_up_that_never_returns_fails_after_warm_up_timeout_s_naming_the_m
         run_bounded(hung, 600.0, clock=_Clock())
     text = str(caught.value)
     assert text.startswith("the warm-up inference of picodet_s_416 on 1 blank 416x416 frame(s) "
-                           "has not returned after 600 s (warm_up_timeout_s 600)"), text
+                           "has not returned after 10 min (warm_up_timeout_s 600)"), text
     assert "raise warm_up_timeout_s" in text and "runtime.trt_cache_dir" in text, text
     assert entered.is_set() and not late
     # a stop (Ctrl-C) ends the wait at once, whatever the bound
@@ -225,7 +225,7 @@ def test_a_hung_model_load_is_named_by_the_loader_it_hangs_in(monkeypatch):
         release.set()
     text = str(caught.value)
     assert text.startswith("the load of pedestrian_specialist (OpenVINO's read and compile_model "
-                           "on the CPU) has not returned after 600 s (warm_up_timeout_s 600)"), text
+                           "on the CPU) has not returned after 10 min (warm_up_timeout_s 600)"), text
     assert "raise warm_up_timeout_s" in text and "OpenVINO compiles" in text, text
     assert entered.is_set() and current() is None  # the caller's thread reports to nobody
     # a load that returns in its bound: what it built

@@ -111,15 +111,23 @@ def _load(args: argparse.Namespace, job: Callable[[], T], command: str) -> T:
     (:func:`~sense_perception.model_load.load_models`): an onnxruntime session creation that
     never returned held ``command`` for ever, with nothing said (R90).
 
+    SIGTERM and SIGHUP stop the wait as Ctrl-C does (:func:`~sense_perception.stops.stop_signals`,
+    exit 143 / 129 / 130, the load left running named as it ends): ``identify``, ``attention``
+    and ``eval`` loaded outside any such block, so either signal during a load ended the process
+    at once by its default (R94). Inside ``enroll``'s block it changes nothing.
+
     Raises:
         ModelError: the load raised, or a step of it has not returned in time (named, with the fix).
     """
     from ..config import load_params
     from ..model_load import load_models
+    from ..stops import stop_signals
 
     config = getattr(args, "config", None)
-    return load_models(job, "the face models", load_params(config, NODE_NAME),
-                       str(config or "defaults"), command, NODE_NAME)
+    params = load_params(config, NODE_NAME)
+    with stop_signals():
+        return load_models(job, "the face models", params, str(config or "defaults"), command,
+                           NODE_NAME)
 
 
 # -- enroll ---------------------------------------------------------------------------------------
@@ -486,7 +494,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     """Exit status: 0 every photo read, 1 some skipped (named on stderr), 2 none could be read or
-    a bad argument."""
+    a bad argument; 143 / 129 / 130 stopped by SIGTERM / SIGHUP / Ctrl-C, as ``enroll`` (R94:
+    either signal's default ended it at once, in its load or among its photos)."""
+    from ..stops import stop_signals
+
+    with stop_signals():  # it writes nothing: no block need be held
+        return _identify(args)
+
+
+def _identify(args: argparse.Namespace) -> int:
+    """``driver identify``'s work (:func:`cmd_identify`)."""
     from ..errors import SensePerceptionError
     from ..face.identify import TemplateIndex
 
@@ -603,12 +620,12 @@ def _kept_files(args: argparse.Namespace) -> list[Path]:
     enrolled driver with the FAR/FRR table (and the same name for the key file lost the
     encrypted gallery for good); ``--json-out`` naming ``--config`` replaced the config.
     """
-    from ..face.gallery import default_gallery_path
+    from ..face.gallery import default_gallery_path, sidecar
 
     settings = _settings(args)
     galleries = [Path(p).expanduser() for p in (settings.gallery.path,) if p] or [
         default_gallery_path(False), default_gallery_path(True)]
-    kept = [p for g in galleries for p in (g, g.with_name(g.name + ".bak"))]
+    kept = [p for g in galleries for p in (g, sidecar(g, ".bak"))]
     if settings.gallery.key_file:
         kept.append(Path(settings.gallery.key_file).expanduser())
     if getattr(args, "config", None):

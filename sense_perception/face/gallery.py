@@ -53,6 +53,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..config import check_settings, setting
+from ..durations import duration
 from ..errors import GalleryError
 from ..fileio import atomic_write, fsync_dir
 from .gallery_files import (UnsafeFileError, check_folder, check_key_folder, check_key_owner,
@@ -96,6 +97,69 @@ CONSENT_TEXT = (
 
 class CopyNotWritten(GalleryError):
     """The gallery was replaced with the change, but its last good copy could not be."""
+
+
+class NotWritten(GalleryError):
+    """A gallery file could not be written (:meth:`GalleryStore._replace`): its temp file failed
+    (a full disk, a file size limit, a read-only folder), so the file is as it was.
+
+    Attributes:
+        error: the OSError it failed with.
+    """
+
+    def __init__(self, message: str, error: OSError) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+def write_fix(exc: OSError, folder: Path) -> str:
+    """What to do about a write into ``folder`` that failed with ``exc``, by its errno: free
+    space (ENOSPC, EDQUOT), raise the file size limit (EFBIG: ``ulimit -f``), make the folder
+    writable (EROFS, EACCES, EPERM), else check the disk."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free space on that disk"
+    if exc.errno == errno.EFBIG:
+        return ("raise this process's file size limit (`ulimit -f`), or keep the gallery on a "
+                "file system that takes files of its size")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"make {folder} writable by this user"
+    return "check that disk (an I/O error: the kernel log says more)"
+
+
+#: The most bytes a file name may have (NAME_MAX of Linux's file systems).
+NAME_MAX = 255
+#: What a temp file's name adds to its prefix: ``tempfile``'s 8 random characters and ``.tmp``.
+_TEMP_TAIL = 12
+
+
+def _fitting(name: str, suffix: str, most: int = NAME_MAX) -> str:
+    """``name + suffix`` when it fits in ``most`` bytes; else ``name`` cut to fit, then ``~`` and
+    16 hex digits of its SHA-256 (one such name per gallery name, derived the same way by every
+    command), then ``suffix``."""
+    if len(os.fsencode(name + suffix)) <= most:
+        return name + suffix
+    tag = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    room = most - len(os.fsencode(tag + suffix))
+    head = name
+    while len(os.fsencode(head)) > room:  # whole characters: no UTF-8 sequence cut in two
+        head = head[:-1]
+    return head + tag + suffix
+
+
+def sidecar(gallery: Path, suffix: str) -> Path:
+    """A file kept beside ``gallery`` (``.bak``, the last good copy; ``.lock``; ``.images``, the
+    kept crops): ``<gallery><suffix>``, or for a gallery whose name is too long for that (over
+    255 bytes with the suffix) the name shortened to fit, ending ``~<16 hex digits><suffix>``
+    (:func:`_fitting`). A gallery name over 241 bytes could not be written at all, its temp
+    files repeating the whole name, nor over 250 have a lock file (R94)."""
+    return gallery.with_name(_fitting(gallery.name, suffix))
+
+
+def temp_prefix(gallery: Path) -> str:
+    """The name every temp file of ``gallery`` (and of its ``.bak``) begins with:
+    ``.<gallery name>.``, shortened as :func:`sidecar` shortens a name where the temp file's
+    name would be over 255 bytes; a killed writer's temp files are found by it."""
+    return "." + _fitting(gallery.name, ".", NAME_MAX - _TEMP_TAIL - 1)
 
 
 class OldVersionNotZeroed(GalleryError):
@@ -416,8 +480,8 @@ def _check_default_pair(keyed: bool) -> None:
                                "$SENSE_PERCEPTION_GALLERY_KEY), or name a plain gallery "
                                "with --gallery to keep one beside it")
         return
-    left = [p for p in (plain, plain.with_name(plain.name + ".bak"),
-                        plain.with_name(plain.name + ".images")) if os.path.lexists(p)]
+    left = [p for p in (plain, sidecar(plain, ".bak"), sidecar(plain, ".images"))
+            if os.path.lexists(p)]
     if left:
         raise GalleryError(
             f"a key was given, so the default gallery is the encrypted {sealed}, but the plain "
@@ -486,18 +550,18 @@ class GalleryStore:
     @property
     def backup_path(self) -> Path:
         """The last good copy of the gallery, rewritten with it on every change."""
-        return self.path.with_name(self.path.name + ".bak")
+        return sidecar(self.path, ".bak")
 
     @property
     def images_dir(self) -> Path:
         """Directory of kept face crops (exists only when images were kept)."""
-        return self.path.with_name(self.path.name + ".images")
+        return sidecar(self.path, ".images")
 
     # -- locking and file I/O -------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool, wait: bool = True) -> Iterator[None]:
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path = sidecar(self.path, ".lock")
         folder = self.path.parent
         if exclusive:
             try:
@@ -555,7 +619,7 @@ class GalleryStore:
                         raise GalleryError(f"gallery {self.path} is locked by another process (an "
                                            "enrol or forget in progress?); it was not read now") from exc
                     raise GalleryError(
-                        f"gallery {self.path} stayed locked by another process for {wait_s:g} s "
+                        f"gallery {self.path} stayed locked by another process for {duration(wait_s)} "
                         f"(a change takes milliseconds: the holder of {lock_path} is stopped or "
                         "hung); nothing was read or written; fix: end that process (`fuser -v "
                         f"{lock_path}` names it), then try again") from exc
@@ -804,11 +868,11 @@ class GalleryStore:
                     "and run the command again")
             if opened is not None and not verified:
                 check_single_link(target, "gallery", opened[1])
-            atomic_write(target, data, temp_prefix=f".{self.path.name}.")
+            atomic_write(target, data, temp_prefix=temp_prefix(self.path))
         except OSError as exc:
             if old_fd is not None:
                 os.close(old_fd)
-            raise GalleryError(f"gallery {target} cannot be written: {exc}") from exc
+            raise NotWritten(f"gallery {target} cannot be written: {exc}", exc) from exc
         if old_fd is None:
             return []
         try:
@@ -829,7 +893,7 @@ class GalleryStore:
         non-regular file under a temp name is refused, never followed.
         """
         count = 0
-        for path in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
+        for path in self.path.parent.glob(f"{glob.escape(temp_prefix(self.path))}*.tmp"):
             erase_file(path, "stale gallery temp file")
             count += 1
         return count
@@ -1024,8 +1088,16 @@ class GalleryStore:
             drivers = self._decode(backup[0], self.backup_path)
             with self.changing():
                 self._sweep_temps()
-                unzeroed = self._replace(self.path, backup[0],
-                                         current[1] if current is not None else None)
+                try:
+                    unzeroed = self._replace(self.path, backup[0],
+                                             current[1] if current is not None else None)
+                except NotWritten as exc:  # no fix was named (R94): the others name theirs
+                    was = "still unreadable" if current is not None else "still missing"
+                    raise GalleryError(
+                        f"{exc}; {self.path} is as it was ({was}) and its last good copy "
+                        f"{self.backup_path} is untouched; fix: "
+                        f"{write_fix(exc.error, self.path.parent)}, then run `sense-perception "
+                        "driver restore` again") from exc
             if unzeroed:  # restored all the same: said so, not "cannot be written" (R54)
                 raise GalleryError(f"{self.path} was restored from {self.backup_path} "
                                    f"({len(drivers)} driver(s)), but {unzeroed[0]}")

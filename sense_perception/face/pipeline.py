@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..durations import duration
 from ..core.runtime.progress import loading
 from ..core.runtime.session import RuntimeOptions
 from ..errors import GalleryError
@@ -165,7 +166,7 @@ class DriverIdentifier:
         loading("the gallery", f"reading {self.gallery.path}, after any enrol or forget in progress",
                 fix=f"check that the disk of gallery.path ({self.gallery.path}) answers (a network "
                     "mount that hangs) and that no `sense-perception driver` command holds the "
-                    f"gallery's lock (it is waited for at most {LOCK_WAIT_S:g} s: keep "
+                    f"gallery's lock (it is waited for at most {duration(LOCK_WAIT_S)}: keep "
                     "warm_up_timeout_s above that)")
         self.reload_gallery()
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Protocol
 
+from ..durations import duration
 from ..errors import FleetError
 from .discover import BagJob
 from .outputs import final_dir
@@ -328,11 +329,11 @@ class Dispatcher:
         for slot in list(self._slots):
             if limit and slot.job is not None and now - slot.started > limit:
                 self._kill(slot)
-                self._lost(slot, f"no result within the time limit of {limit:g} s (hung or too "
+                self._lost(slot, f"no result within the time limit of {duration(limit)} (hung or too "
                                  "slow): its worker was killed")
             elif slot.info is None and now - slot.spawned > self._options.start_timeout_s:
                 self._kill(slot)
-                reason = (f"no worker started within {self._options.start_timeout_s:g} s: the "
+                reason = (f"no worker started within {duration(self._options.start_timeout_s)}: the "
                           f"cluster has no free room for {self._options.cpus_per_worker} CPUs and "
                           f"{self._options.gpus_per_worker:g} GPUs per worker")
                 self._retire(slot, reason)

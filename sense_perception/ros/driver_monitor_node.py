@@ -35,6 +35,7 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo
 from std_srvs.srv import Trigger
 
+from ..durations import duration
 from ..core.health.camera_health import in_fault
 from ..core.output.annotations import image_size_of
 from ..core.output.frame_outputs import (CABIN_OUTPUTS, DIAGNOSTIC_ARRAY, DIAGNOSTICS_TOPIC,
@@ -189,7 +190,7 @@ class DriverMonitorNode(PerceptionNode):
         else:  # the worker is stuck in the pipeline: it publishes nothing once it returns
             self.identifier = None
             self.get_logger().error(
-                f"the driver pipeline has not returned from a frame for {PIPELINE_WAIT_S:g} s more; "
+                f"the driver pipeline has not returned from a frame for {duration(PIPELINE_WAIT_S)} more; "
                 "the models are let go without it (it publishes nothing if it returns); the "
                 "next configure loads them anew, without waiting for it; restart the node if "
                 "its inference is hung again")
@@ -266,7 +267,7 @@ class DriverMonitorNode(PerceptionNode):
             response.success = False
             response.message = (
                 "the gallery was not reloaded: the driver pipeline has not returned from a frame "
-                f"for {running or PIPELINE_WAIT_S:.1f} s (see /diagnostics); call again once it "
+                f"for {duration(running or PIPELINE_WAIT_S)} (see /diagnostics); call again once it "
                 "has, or restart the node if its inference is hung")
             self.get_logger().warning(response.message, throttle_duration_sec=5.0)
             return response

@@ -23,6 +23,8 @@ from typing import Any
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from ..durations import duration
+
 POLL_S = 1.0  # how often topics without a latched publisher yet are looked at again
 
 
@@ -102,7 +104,7 @@ class LatchedInputs:
         if self.errors.get(topic) != error:
             self._node.get_logger().warning(
                 f"{topic}: its publishers could not be looked at for one that latches it "
-                f"({error}); retried every {POLL_S:g} s, and a CameraInfo published once before "
+                f"({error}); retried every {duration(POLL_S)}, and a CameraInfo published once before "
                 "it works is not received; the volatile subscription goes on")
         self.errors[topic] = error
 
@@ -115,7 +117,7 @@ class LatchedInputs:
         """One line per topic whose publishers cannot be looked at (the node's status at least
         WARN): a CameraInfo its driver latched before the node started is not read meanwhile."""
         return [f"{topic}: cannot look for a latched publisher ({error}); retried every "
-                f"{POLL_S:g} s" for topic, error in list(self.errors.items())]
+                f"{duration(POLL_S)}" for topic, error in list(self.errors.items())]
 
     def close(self) -> None:
         """Destroy the timer and the latched subscriptions."""

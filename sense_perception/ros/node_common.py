@@ -23,6 +23,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
+from ..durations import duration
 from ..config import (Setting, check_names, check_value, is_ros_param, node_schema,
                       section_from_params)
 from ..core.frame_clock import FrameClock
@@ -674,7 +675,7 @@ class PerceptionNode(LifecycleNode):
             # The wait is the inference in flight: one onnxruntime run cannot be interrupted.
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
-                self.get_logger().error(f"worker thread did not stop within {JOIN_TIMEOUT_S:.0f} s "
+                self.get_logger().error(f"worker thread did not stop within {duration(JOIN_TIMEOUT_S)} "
                                         "(an inference still running); the node goes down without it")
         if slots is not None:  # received but never to be processed: counted, as every lost frame
             for source in slots.drop_all():
@@ -751,7 +752,7 @@ class PerceptionNode(LifecycleNode):
             finally:
                 took = watch.end()
                 if took is not None:  # /diagnostics said it had stalled: say it is over
-                    self.get_logger().warning(f"inference returned after {took:.1f} s; frames "
+                    self.get_logger().warning(f"inference returned after {duration(took)}; frames "
                                               "are processed again")
 
     def _retired_batch(self, frames: Sequence[Frame], health: HealthStats,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from ..durations import duration
 from ..errors import ConfigError
 
 # How long the end of `run` waits for a callback still running on the executor's threads (a
@@ -305,7 +306,7 @@ def _leave_stuck_callbacks(executor: Any, code: int) -> None:
     if not stuck:
         return
     try:
-        print(f"warning: a callback was still running {CALLBACK_GRACE_S:g} s after the stop "
+        print(f"warning: a callback was still running {duration(CALLBACK_GRACE_S)} after the stop "
               f"(threads {', '.join(stuck)}: a lifecycle transition or service call, e.g. a "
               "configure loading its models, or a model load or warm-up); the process ends "
               "without it", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from ...durations import duration
 from ..imaging.image_decode import ImageView
 from ..types import Detections
 
@@ -126,7 +127,7 @@ class InferenceWatch:
                      + ", ".join(f"{t}: {n}" for t, n in waiting.items()) + ")")
         else:
             since = "no frame has arrived since it began"
-        return (f"inference has not returned for {running:.0f} s (inference_stall_s "
+        return (f"inference has not returned for {duration(running)} (inference_stall_s "
                 f"{limit_s:g}; its batch: {', '.join(topics) or 'no frame'}); {since}, and nothing "
                 "is published or judged until it returns (a hung GPU call or execution provider; "
                 "the models were warmed up at configure, but TensorRT builds an engine anew for "
@@ -145,7 +146,7 @@ def waiting_camera(status: dict[str, Any], running_s: float, limit_s: float) -> 
 
     return {**status, "level": max(int(status["level"]), messages.WARN),
             "message": (f"waiting for the node's inference, which has not returned for "
-                        f"{running_s:.0f} s (inference_stall_s {limit_s:g}): no frame of this "
+                        f"{duration(running_s)} (inference_stall_s {limit_s:g}): no frame of this "
                         "camera is judged or published until it returns; its last frame judged "
                         f"said: {status['message']}"),
             "values": [*status["values"],

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...durations import duration
 from ...errors import ImageDecodeError
 from ..imaging.frame_errors import DECODE_PREFIX, INFERENCE, STALE, FrameErrorLedger, decode_kind
 from ..output import messages
@@ -243,7 +244,7 @@ class HealthStats:
             problems_error.append(f"inference failed {snap.new_inference_errors} time(s) "
                                   f"(last: {snap.last_error})")
         if silent:
-            problems_warn.append(f"no input for {no_input_after_s:g} s on {', '.join(silent)}: check the "
+            problems_warn.append(f"no input for {duration(no_input_after_s)} on {', '.join(silent)}: check the "
                                  "topic names/remapping, that the camera publishes, and QoS compatibility")
         if snap.new_qos_events:
             problems_warn.append(f"{snap.new_qos_events} incompatible QoS event(s) (last: {snap.last_qos_event})")

@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
+from ...durations import duration
 from ...errors import ModelError
 from ..imaging.frame_guard import MIN_FRAME_PX
 from .progress import WarmUpProgress, set_current
@@ -181,7 +182,7 @@ def timed_out(progress: WarmUpProgress, waited: float, timeout_s: float,
     gallery read was told to list CPUExecutionProvider alone), in the words of ``waiter``
     (default :data:`NODE`)."""
     waiter = waiter or NODE
-    head = (f"{progress.doing()} has not returned after {waited:.0f} s ({waiter.setting} "
+    head = (f"{progress.doing()} has not returned after {duration(waited)} ({waiter.setting} "
             f"{timeout_s:g}), {waiter.gave_up}; fix: ")
     tail = (f", then {waiter.again} (the hung call is left behind; nothing it returns is "
             "used)")
