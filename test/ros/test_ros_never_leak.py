@@ -237,3 +237,65 @@ def test_rosout_names_the_source_file_of_a_log_line_without_the_home_folder(grap
                 "log_line_without_the_home_folder"
     finally:
         node.destroy_node()
+
+
+def _sniff_loopback(seconds: float, pids: dict[str, int]) -> dict[str, list[bytes]]:
+    """Who of ``pids`` (label -> process id) announced Fast DDS's physical data (host, OS user,
+    process id) on the loopback interface within ``seconds``: label -> the property bytes seen."""
+    import socket
+    import time
+
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
+    except (PermissionError, AttributeError, OSError) as exc:
+        pytest.skip(f"reading the loopback interface needs CAP_NET_RAW on Linux: {exc}")
+    seen: dict[str, list[bytes]] = {label: [] for label in pids}
+    with sock:
+        sock.bind(("lo", 0))
+        sock.settimeout(0.2)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                data = sock.recv(65535)
+            except socket.timeout:
+                continue
+            at = data.find(b"fastdds.physical_data.host")
+            if at < 0:
+                continue
+            announced = data[at:at + 200]
+            for label, pid in pids.items():
+                if b"\x00" + str(pid).encode() + b"\x00" in announced:
+                    seen[label].append(announced)
+    return seen
+
+
+def test_the_nodes_do_not_announce_the_os_user_to_the_domain(ros_env, tmp_path):
+    """Fast DDS's discovery carried the OS user name, host name and process id of every node to
+    each participant of the domain (``fastdds.physical_data.user``). A node started without a
+    Fast DDS profile of the user's own now runs with the package's, which keeps them in the
+    process; a plain rclpy participant beside it, in the same environment, still announces them
+    (Fast DDS's default, and proof that the capture sees them)."""
+    import subprocess
+    import sys
+
+    from ros_helpers import ROOT, start_node
+
+    env = {k: v for k, v in ros_env.items()
+           if k not in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE",
+                        "FASTDDS_BUILTIN_TRANSPORTS")}
+    params = write_params(tmp_path / "params.yaml", {"driver_monitor": {
+        "camera_topic": "/sp_leak_dds/cabin/image_raw", "gallery": {"path": str(tmp_path / "g.json")},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    node = start_node("driver_monitor_node", params, env, tmp_path / "node.log")
+    plain = subprocess.Popen([sys.executable, "-c", "import rclpy, time; rclpy.init(); "
+                              "n = rclpy.create_node('sp_leak_plain'); time.sleep(30)"],
+                             env=env, cwd=ROOT)
+    try:
+        seen = _sniff_loopback(12.0, {"node": node.proc.pid, "plain": plain.pid})
+        assert node.alive(), node.output()  # announcing all along (unconfigured, no camera)
+    finally:
+        plain.kill()
+        plain.wait(timeout=10)
+        node.stop()
+    assert seen["plain"], "the capture saw no physical data of a plain participant"
+    assert seen["node"] == [], (seen["node"][:1], node.output())
