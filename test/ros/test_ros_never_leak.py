@@ -153,8 +153,10 @@ def test_no_display_name_or_home_path_reaches_the_domain(graph, ros_env, tmp_pat
             return publish_until(graph, pub, make, ids, accept=accept, timeout=timeout)[1]
 
         def status_until(predicate) -> dict[str, str]:
-            """Send frames until driver_monitor's /diagnostics satisfies ``predicate``."""
+            """Send frames until driver_monitor's /diagnostics satisfies ``predicate`` (statuses
+            received from now on)."""
             found: list[dict[str, str]] = []
+            statuses.clear()
 
             def seen(_msg: Any) -> bool:
                 for array_ in statuses:
