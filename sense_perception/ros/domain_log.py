@@ -15,7 +15,6 @@ import os
 from typing import Any, Callable
 
 from rclpy.impl import rcutils_logger
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.logging import LoggingSeverity
 
@@ -45,40 +44,19 @@ class DomainLogger(RcutilsLogger):
         self._redact = redact
 
     def log(self, message: Any, severity: Any, **kwargs: Any) -> bool:
-        """Log ``message`` as :meth:`RcutilsLogger.log` does (the same filters, kept per calling
-        line), with the message and the caller's source file redacted: ``/rosout``'s Log also
-        carries the file (``/home/alice/ros2_ws/install/...`` for a workspace in the home folder).
-        Mirrors rclpy's own body (Jazzy), which computes the caller and calls rcutils in one."""
-        if not self.is_enabled_for(severity):
-            return False
-        severity = LoggingSeverity(severity)
-        name = kwargs.pop("name", self.name)
-        detected_filters = rcutils_logger.get_filters_from_kwargs(**kwargs)
-        caller_id = rcutils_logger.CallerId()
-        context = self.contexts.get(caller_id)
-        if context is None:
-            context = {"name": name, "severity": severity}
-            for detected in detected_filters:
-                if detected in rcutils_logger.supported_filters:
-                    rcutils_logger.supported_filters[detected].initialize_context(context, **kwargs)
-            context["filters"] = detected_filters
-            self.contexts[caller_id] = context
-        elif (severity != context["severity"] or name != context["name"]
-              or detected_filters != context["filters"]):
-            raise ValueError("a log call's severity, name and filters cannot change between calls")
-        for detected in context["filters"]:
-            if not rcutils_logger.supported_filters[detected].should_log(context):
-                return False
+        """Log ``message`` as :meth:`RcutilsLogger.log` does (its filters, kept per calling line:
+        this file is one of rclpy's internal callers), its text redacted first. /rosout's Log
+        also carries the caller's source file, left as rclpy gives it (docs/driver-monitoring.md)."""
         text = str(message)
         try:
-            safe, source = self._redact(text), self._redact(caller_id.file_path)
+            safe = self._redact(text)
         except Exception:  # noqa: BLE001  a line is never lost to its redaction
-            safe, source = text, caller_id.file_path
-        _rclpy.rclpy_logging_rcutils_log(severity, name, safe, caller_id.function_name, source,
-                                        caller_id.line_number)
-        if safe != text:  # the full line, locally only
-            LOCAL.log(_LEVELS.get(severity, logging.WARNING), "[%s] %s", name, text)
-        return True
+            safe = text
+        logged = bool(super().log(safe, severity, **kwargs))
+        if logged and safe != text:  # the full line, locally only
+            LOCAL.log(_LEVELS.get(LoggingSeverity(severity), logging.WARNING), "[%s] %s",
+                      kwargs.get("name", self.name), text)
+        return logged
 
 
 __all__ = ["DomainLogger", "LOCAL"]
