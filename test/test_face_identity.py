@@ -307,6 +307,31 @@ def test_gallery_changes_on_disk_are_picked_up(tmp_path: Path, engine: FaceEngin
     assert ident.process(frame, 5.0).state is not DriverState.IDENTIFIED
 
 
+def test_a_failed_gallery_re_read_names_no_home_folder_or_gallery_path_in_diagnostics(
+        tmp_path: Path, engine: FaceEngine, embeddings: dict[str, np.ndarray],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """``gallery_error`` goes to /diagnostics, which the node and a replay played with
+    ``--publish`` put on the DDS domain: it named the gallery's full path (``/home/alice/...``);
+    the gallery by its setting now, the fix hint kept, the full path in the local log (R93)."""
+    from sense_perception.core.output.status import driver_values, driver_warnings
+
+    home = tmp_path / "qzhomeowner"
+    monkeypatch.setenv("HOME", str(home))
+    store = GalleryStore(home / "data" / "gallery.json")
+    enrol(store, "Zorbalina Quetzalfeather", embeddings[OTHERS[0]])
+    ident = DriverIdentifier(settings(store.path), store, engine)
+    store.path.chmod(0o644)  # a copy restored with cp: refused (others may read it)
+    store.path.write_bytes(store.path.read_bytes())  # a new mtime: re-read at the next check
+    with caplog.at_level("WARNING", logger="sense_perception.face.pipeline"):
+        ident.process(read(OTHERS[1]), 5.0)
+    shown = [driver_values(ident, None)["gallery_error"], *driver_warnings(ident)]
+    for text in shown:
+        assert "qzhomeowner" not in text and str(tmp_path) not in text, text
+        assert "Zorbalina" not in text
+        assert "<gallery.path> has mode 0644" in text and "chmod 600 <gallery.path>" in text, text
+    assert f"{store.path} has mode 0644" in caplog.text  # locally, in full
+
+
 # -- privacy, selection, settings ------------------------------------------------------------------
 
 @pytest.mark.parametrize("role", ["front", "rear", "exterior", "surround", "dashcam"])

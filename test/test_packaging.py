@@ -60,6 +60,7 @@ def test_wheel_holds_only_sense_perception_and_its_data(built: tuple[Path, str])
     assert top == {"sense_perception", f"sense_perception-{version}.data",
                    f"sense_perception-{version}.dist-info"}, sorted(top)
     for needed in ("sense_perception/data/sample_bag/sample_bag.mcap",
+                   "sense_perception/data/fastdds_private.xml",  # R93: read by the nodes
                    "sense_perception/data/sample_bag/metadata.yaml",
                    "sense_perception/data/sample_bag/ATTRIBUTION",
                    "sense_perception/models/picodet_s_416_coco.onnx",

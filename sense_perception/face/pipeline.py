@@ -22,6 +22,7 @@ from ..core.runtime.session import RuntimeOptions
 from ..errors import GalleryError
 from .align import ALIGNED_SIZE, align_faces
 from .decision import DriverState, IdentityDecider
+from .domain_text import gallery_paths, home_paths, redact_paths
 from .driver_select import same_face, select_driver
 from .gallery import LOCK_WAIT_S, GalleryStore
 from .identify import TemplateIndex
@@ -128,7 +129,9 @@ class DriverIdentifier:
 
     Attributes:
         gallery_error: why the last re-read of the gallery failed (None when it is current): the
-            frames go on with the drivers loaded before, and this is shown in ``/diagnostics``.
+            frames go on with the drivers loaded before, and this is shown in ``/diagnostics``,
+            with the gallery's paths labelled (``<gallery.path>``, ``~``: it reaches the DDS
+            domain); the full text is logged locally.
 
     Raises:
         PrivacyError: ``settings.camera_role`` is not ``cabin`` (checked before anything loads).
@@ -243,10 +246,15 @@ class DriverIdentifier:
         try:
             self.reload_gallery(wait=False)
         except GalleryError as exc:
-            error = (f"gallery reload failed, still using the {len(self.index)} driver(s) loaded "
-                     f"before: {exc}")
+            full = (f"gallery reload failed, still using the {len(self.index)} driver(s) loaded "
+                    f"before: {exc}")
+            # /diagnostics (the node's, a replay's played with --publish) reaches the whole DDS
+            # domain: the gallery by its setting, the home folder as ~; the local log keeps the
+            # full path (R93)
+            error = redact_paths(full, home_paths() + gallery_paths(
+                str(self.gallery.path), self.settings.gallery.key_file))
             if error != self.gallery_error:  # logged once per distinct failure, not every second
-                LOG.warning("%s", error)
+                LOG.warning("%s", full)
             self.gallery_error = error
 
     def _keep_decision(self, box: np.ndarray, t: float, clock: float) -> bool:

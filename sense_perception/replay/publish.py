@@ -78,6 +78,9 @@ class LivePublisher:
         from rclpy.context import Context
         from rclpy.signals import SignalHandlerOptions
 
+        from ..ros.dds_privacy import use_private_participant
+
+        use_private_participant()  # discovery would announce the OS user name (R93)
         self._context = Context()
         rclpy.init(context=self._context, signal_handler_options=SignalHandlerOptions.NO)
         try:

@@ -49,7 +49,7 @@ from ..errors import SensePerceptionError
 from ..face.privacy import check_not_exterior
 from . import qos
 from .frame_slots import Frame
-from .node_common import PerceptionNode, resolve_transport
+from .node_common import PerceptionNode, node_params, resolve_transport
 from .settings import DriverMonitorNodeSettings
 
 NODE_NAME = "driver_monitor"
@@ -292,8 +292,9 @@ class DriverMonitorNode(PerceptionNode):
             changed = identifier.reload_gallery(wait=False, keep_if_unchanged=True)
         except SensePerceptionError as exc:
             response.success = False
-            response.message = f"gallery reload failed: {exc}"
-            self.get_logger().error(response.message)
+            self.get_logger().error(f"gallery reload failed: {exc}")  # (full text: local log only)
+            # the caller may be any participant of the domain (R93)
+            response.message = self.for_domain(f"gallery reload failed: {exc}")
             return response
         n = len(identifier.index)
         if changed:
@@ -311,6 +312,21 @@ class DriverMonitorNode(PerceptionNode):
 
     def hardware_id(self) -> str:
         return driver_hardware_id(self.identifier)
+
+    def private_paths(self) -> list[tuple[str, str]]:
+        """The home folder, and the gallery's file, folder and key file as the node's
+        ``gallery.path`` and ``gallery.key_file`` name them now (default: both default gallery
+        names): a gallery error on ``/rosout`` or in ``/diagnostics`` named them in full (R93)."""
+        from ..face.domain_text import gallery_paths
+
+        try:
+            params = node_params(self)
+        except Exception:  # noqa: BLE001  rclpy still building the node: the default names
+            params = {}
+        gallery = params.get("gallery.path")
+        key_file = params.get("gallery.key_file")
+        return super().private_paths() + gallery_paths(
+            gallery if isinstance(gallery, str) else "", key_file if isinstance(key_file, str) else "")
 
     def diagnostic_extra(self) -> dict[str, Any]:
         return driver_values(self.identifier, self._last, self._last_attention)

@@ -44,8 +44,10 @@ from ..core.output.status import name_camera_faults
 from ..core.runtime.warm_up import WarmUpJob, load_bounded, run_bounded
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
+from ..face.domain_text import home_paths, redact_paths
 from . import qos
 from .convert import msg_class, to_msg
+from .domain_log import DomainLogger
 from .frame_slots import Frame, LatestFrames
 from .latched_inputs import LatchedInputs
 from .settings import (DIAGNOSTICS_PERIOD_S, InputSettings, descriptor_fields, ros_default,
@@ -472,6 +474,36 @@ class PerceptionNode(LifecycleNode):
 
     def hardware_id(self) -> str:
         return ""
+
+    # -- what the DDS domain reads (R93) ----------------------------------------------------------
+
+    def private_paths(self) -> list[tuple[str, str]]:
+        """Paths, each with its label, that the node's texts on the DDS domain never name: the
+        home folder (``~``: usually named after its user); driver_monitor adds the gallery's and
+        its key file's."""
+        return home_paths()
+
+    def for_domain(self, text: str) -> str:
+        """``text`` as ``/rosout``, ``/diagnostics`` and the node's service answers carry it: every
+        participant of the domain reads them (:mod:`sense_perception.face.domain_text`)."""
+        return redact_paths(text, self.private_paths())
+
+    def get_logger(self) -> DomainLogger:
+        """The node's logger, whose lines reach ``/rosout`` through :meth:`for_domain` (the full
+        line, when it differs, to the local log only: :class:`~.domain_log.DomainLogger`)."""
+        logger = self.__dict__.get("_domain_logger")
+        if logger is None:
+            logger = self._domain_logger = DomainLogger(super().get_logger().name, self.for_domain)
+        return logger
+
+    def _status_for_domain(self, status: dict[str, Any]) -> dict[str, Any]:
+        """A status (:func:`~..core.output.messages.diagnostic_status`) whose message and
+        values went through :meth:`for_domain`."""
+        paths = self.private_paths()
+        return {**status, "message": redact_paths(str(status.get("message", "")), paths),
+                "values": [{"key": redact_paths(v["key"], paths),
+                            "value": redact_paths(v["value"], paths)}
+                           for v in status.get("values", [])]}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -1045,6 +1077,8 @@ class PerceptionNode(LifecycleNode):
             status["level"] = max(status["level"], messages.WARN)
             status["message"] = "finalized: shut down, no frame is processed; restart the node"
         now = self.get_clock().now().seconds_nanoseconds()
+        # /diagnostics goes to every participant of the domain: no path that names a person
+        statuses = [self._status_for_domain(s) for s in statuses]
         array_ = messages.diagnostic_array(Header(int(now[0]), int(now[1]), ""), statuses)
         self._diag_pub.publish(to_msg(DiagnosticArray, array_))
 

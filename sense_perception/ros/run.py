@@ -152,6 +152,10 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
         return 2
     if node_kwargs is None:  # a node started alone: the other node's cameras its files name
         node_kwargs = [alone_kwargs(factory, args or []) for factory in factories]
+    # before the first participant: discovery would announce the OS user name (R93)
+    from .dds_privacy import use_private_participant
+
+    use_private_participant()
     sigterm = SigtermWhileStarting()
     try:
         rclpy.init(args=list(args) if args is not None else None)

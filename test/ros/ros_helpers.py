@@ -476,3 +476,31 @@ def camera_callback(node: Any, topic: str) -> Any:
     from sense_perception.core.health.publication_gaps import PublicationGaps
 
     return node._make_callback(node._slots, 0, topic, PublicationGaps(node.count_publishers))
+
+
+# -- the driver in the cabin ------------------------------------------------------------------------
+
+def enrol_driver(gallery: Any, name: str, photos: list[str]) -> str:
+    """Enrol ``name`` (consented) in the gallery file ``gallery`` from photos of shared/data/faces
+    (portraits: the face anywhere in the image); returns the driver id."""
+    from sense_perception.face import ConsentRecord, FaceConfig, FaceEngine, GalleryStore
+
+    engine = FaceEngine(FaceConfig(driver_region=[0.0, 0.0, 1.0, 1.0]))
+    embeddings = []
+    for photo in photos:
+        _, index, emb, _ = engine.driver_embedding(read_bgr(DATA / "faces" / photo))
+        assert index >= 0, f"no face found in {photo}"
+        embeddings.append(emb)
+    record = GalleryStore(gallery).enroll(name, np.stack(embeddings), ConsentRecord.now(name))
+    return record.id
+
+
+def cabin_stream(image: np.ndarray, start_sec: int) -> Callable[[int], Any]:
+    """Frames of a 10 Hz camera: stamps 0.1 s apart (the identity decision votes over time), each
+    with its own sensor noise as a real camera's: a still photo repeated exactly is a frozen
+    camera, which camera health raises and driver attention reports as camera_fault."""
+    def frame(i: int):
+        noise = np.random.default_rng(i).normal(0.0, 1.5, image.shape)
+        noisy = np.clip(image + noise, 0, 255).astype(np.uint8)
+        return compressed_msg(noisy, start_sec + i // 10, (i % 10) * 100_000_000, "cabin_optical")
+    return frame

@@ -8,10 +8,9 @@ intrinsics of a CameraInfo on the camera's camera_info topic.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from ros_helpers import (DATA, NodeProcess, compressed_msg, half_size, header_key, image_msg,
+from ros_helpers import (DATA, NodeProcess, cabin_stream, enrol_driver, half_size, header_key, image_msg,
                          publish_until, publish_until_status, read_bgr, status_values, wait_active, write_params)
 
 pytestmark = pytest.mark.ros
@@ -22,25 +21,12 @@ FACES = DATA / "faces"
 WHOLE_IMAGE = [0.0, 0.0, 1.0, 1.0]  # portraits: the face is anywhere, not at a driver's seat position
 
 
-def _enrol(gallery, name: str, photos: list[str]) -> str:
-    from sense_perception.face import ConsentRecord, FaceConfig, FaceEngine, GalleryStore
-
-    engine = FaceEngine(FaceConfig(driver_region=WHOLE_IMAGE))
-    embeddings = []
-    for photo in photos:
-        _, index, emb, _ = engine.driver_embedding(read_bgr(FACES / photo))
-        assert index >= 0, f"no face found in {photo}"
-        embeddings.append(emb)
-    record = GalleryStore(gallery).enroll(name, np.stack(embeddings), ConsentRecord.now(name))
-    return record.id
-
-
 @pytest.fixture(scope="module")
 def setup(ros_env, graph, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("driver_monitor")
     gallery = tmp / "gallery" / "gallery.json"
     gallery.parent.mkdir(mode=0o700)
-    obama = _enrol(gallery, "Barack Obama", ["obama_1_official_portrait_2012.jpg", "obama_2_congress_2009.jpg"])
+    obama = enrol_driver(gallery, "Barack Obama", ["obama_1_official_portrait_2012.jpg", "obama_2_congress_2009.jpg"])
     config = write_params(tmp / "perception.yaml", {
         "object_detector": {"camera_topics": [FRONT], "no_input_warn_s": 60.0,
                             "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}},
@@ -67,17 +53,6 @@ def _reliable():
     return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def _cabin_stream(image: np.ndarray, start_sec: int):
-    """Frames of a 10 Hz camera: stamps 0.1 s apart (the identity decision votes over time), each
-    with its own sensor noise as a real camera's: a still photo repeated exactly is a frozen
-    camera, which camera health raises and driver attention reports as camera_fault."""
-    def frame(i: int):
-        noise = np.random.default_rng(i).normal(0.0, 1.5, image.shape)
-        noisy = np.clip(image + noise, 0, 255).astype(np.uint8)
-        return compressed_msg(noisy, start_sec + i // 10, (i % 10) * 100_000_000, "cabin_optical")
-    return frame
-
-
 def _identity(probe):
     from sensor_msgs.msg import CompressedImage
     from vision_msgs.msg import Classification, Detection2DArray
@@ -95,7 +70,7 @@ def test_enrolled_driver_is_identified(setup, probe):
     annotations = probe.subscribe(ImageAnnotations, "/sp_test/cabin/annotations")
     pub, ids, faces = _identity(probe)
     photo = read_bgr(FACES / "obama_3_blue_room_2010.jpg")  # not one of the enrolment photos
-    sent, result = publish_until(probe, pub, _cabin_stream(photo, 1000), ids,
+    sent, result = publish_until(probe, pub, cabin_stream(photo, 1000), ids,
                                  accept=lambda r: r.results[0].class_id == setup["obama"], timeout=60.0)
     assert header_key(result) == header_key(sent)
     assert len(result.results) == 1 and result.results[0].score > 0.4
@@ -122,11 +97,11 @@ def test_enrolled_driver_is_identified(setup, probe):
 def test_stranger_is_unknown_and_empty_seat_is_no_face(setup, probe):
     pub, ids, _ = _identity(probe)
     stranger = read_bgr(FACES / "eileen_collins_nasa_astronaut.png")
-    _, result = publish_until(probe, pub, _cabin_stream(stranger, 2000), ids,
+    _, result = publish_until(probe, pub, cabin_stream(stranger, 2000), ids,
                               accept=lambda r: r.results[0].class_id == "unknown", timeout=60.0)
     assert result.results[0].class_id != setup["obama"]
     street = read_bgr(DATA / "street" / "comma2k19_highway280_rav4_preview.png")
-    publish_until(probe, pub, _cabin_stream(street, 3000), ids,
+    publish_until(probe, pub, cabin_stream(street, 3000), ids,
                   accept=lambda r: r.results[0].class_id == "no_face", timeout=30.0)
 
 
@@ -143,7 +118,7 @@ def test_driver_state_in_diagnostics(setup, probe):
 def test_reload_gallery_service_after_enrolment(setup, probe):
     from std_srvs.srv import Trigger
 
-    _enrol(setup["gallery"], "Joe Biden", ["biden_1_official_vp_portrait_2013.jpg"])
+    enrol_driver(setup["gallery"], "Joe Biden", ["biden_1_official_vp_portrait_2013.jpg"])
     response = probe.call(Trigger, "/driver_monitor/reload_gallery", Trigger.Request())
     assert response.success, response.message
     assert "2 driver(s)" in response.message
@@ -176,7 +151,7 @@ def test_attention_and_head_pose_for_a_driver_nobody_enrolled(setup, probe):
     pub, ids, _ = _identity(probe)
     stranger = read_bgr(FACES / "eileen_collins_nasa_astronaut.png")
     # Frames until the stranger is called unknown: attention must be there for those frames too.
-    sent, identity = publish_until(probe, pub, _cabin_stream(stranger, 5000), ids,
+    sent, identity = publish_until(probe, pub, cabin_stream(stranger, 5000), ids,
                                    accept=lambda r: r.results[0].class_id == "unknown", timeout=60.0)
     key = header_key(sent)
     assert probe.spin_until(lambda: [m for m in attention if header_key(m) == key]
@@ -217,7 +192,7 @@ def test_camera_info_sets_the_intrinsics(setup, probe):
 def test_attention_in_diagnostics(setup, probe):
     pub, ids, _ = _identity(probe)
     photo = read_bgr(FACES / "obama_2_congress_2009.jpg")
-    publish_until(probe, pub, _cabin_stream(photo, 6000), ids)
+    publish_until(probe, pub, cabin_stream(photo, 6000), ids)
     status = probe.wait_status("/driver_monitor",
                                lambda s: status_values(s).get("attention_state") in ATTENTION_STATES,
                                20.0)

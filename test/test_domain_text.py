@@ -1,0 +1,51 @@
+"""The texts the nodes put on the DDS domain name no path that names a person (R93):
+:mod:`sense_perception.face.domain_text`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sense_perception.face.domain_text import gallery_paths, home_paths, redact_paths
+
+
+def test_the_gallery_its_companions_folder_key_and_home_are_labelled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "alice"
+    monkeypatch.setenv("HOME", str(home))
+    gallery = home / ".local" / "share" / "sense_perception" / "gallery.json"
+    paths = home_paths() + gallery_paths("", str(home / "keys" / "gallery.key"))
+    text = (f"gallery {gallery} has mode 0644; fix: chmod 600 {gallery}; its copy {gallery}.bak, "
+            f"lock {gallery}.lock; folder {gallery.parent} (mode 0777); key {home}/keys/gallery.key; "
+            f"config {home}/perception.yaml; other {home}x/y, {tmp_path}/al")
+    assert redact_paths(text, paths) == (
+        "gallery <gallery.path> has mode 0644; fix: chmod 600 <gallery.path>; its copy "
+        "<gallery.path>.bak, lock <gallery.path>.lock; folder <gallery.path's folder> (mode 0777); "
+        f"key <gallery.key_file>; config ~/perception.yaml; other {home}x/y, {tmp_path}/al")
+    # the encrypted default and a gallery.path of the user's, ~ expanded
+    assert redact_paths(f"{gallery}.enc", paths) == "<gallery.path>"
+    assert redact_paths(f"{home}/g.json is a FIFO", gallery_paths("~/g.json", "")) == \
+        "<gallery.path> is a FIFO"
+
+
+def test_a_label_is_never_read_as_a_pattern(tmp_path: Path) -> None:
+    assert redact_paths(f"{tmp_path}/a", [(str(tmp_path), r"\1 \g<0>")]) == r"\1 \g<0>/a"
+    assert redact_paths("/ is the root", [("/", "<root>")]) == "/ is the root"  # never "/"
+
+
+def test_the_private_participant_profile_never_replaces_the_users_own(tmp_path: Path) -> None:
+    from sense_perception.ros.dds_privacy import PROFILE, PROFILE_ENV, use_private_participant
+
+    assert PROFILE.is_file() and b"fastdds.physical_data.user" in PROFILE.read_bytes()
+    env: dict[str, str] = {}
+    assert use_private_participant(env, tmp_path) == str(PROFILE)
+    assert all(env[name] == str(PROFILE) for name in PROFILE_ENV)
+    mine = {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"}
+    assert use_private_participant(mine, tmp_path) is None and mine == {
+        "FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"}
+    cyclone = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+    assert use_private_participant(cyclone, tmp_path) is None and len(cyclone) == 1
+    (tmp_path / "DEFAULT_FASTRTPS_PROFILES.xml").write_text("<profiles/>")
+    assert use_private_participant({}, tmp_path) is None  # Fast DDS reads that one
+    assert use_private_participant({"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}, tmp_path / "x") \
+        == str(PROFILE)
