@@ -162,15 +162,18 @@ def hand_exterior_cameras(detector: Any, monitor: Any,
         return  # object_detector's configure names the wrong value
     from ..core.output.topics import private_as_relative
 
-    names = list(dict.fromkeys(str(t) for t in cameras if t))
-    for topic in list(names):
+    names = []
+    for topic in dict.fromkeys(str(t) for t in cameras if t):
         try:
+            # as object_detector resolves it, only: as given too, a relative name (`image_raw`)
+            # was another camera in driver_monitor's namespace (`-r driver_monitor:__ns:=`),
+            # refused to it though no node calls it exterior (R95)
             names.append(detector.resolve_topic_name(topic))
         except Exception:  # noqa: BLE001  an invalid name: object_detector's configure names it
-            pass
-    # as given too (a relative name resolves alike in driver_monitor's namespace), but a private
-    # `~/x` is object_detector's: under driver_monitor's name it was driver_monitor's own (R81)
-    names = list(dict.fromkeys(private_as_relative(t, detector.get_name()) for t in names))
+            # as given, but a private `~/x` is object_detector's: under driver_monitor's name
+            # it was driver_monitor's own (R81)
+            names.append(private_as_relative(topic, detector.get_name()))
+    names = list(dict.fromkeys(names))
     given = monitor.get_parameter("exterior_camera_topics").value
     if not isinstance(given, (list, tuple)):
         given = []  # driver_monitor's configure names the wrong value
