@@ -318,7 +318,7 @@ def _is_node_section(value: Any) -> bool:
 
 
 def load_params(path: str | Path | None, node_name: str, kind: str | None = None,
-                check: bool = True) -> dict[str, Any]:
+                check: bool = True, hand_over: bool = True) -> dict[str, Any]:
     """The flattened parameters of node ``node_name`` in a config file: the one loader of every
     command, the launch files and ``sense-perception run``.
 
@@ -335,6 +335,8 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
             default ``node_name``.
         check: refuse unknown sections and names (see :func:`check_names`; names are checked
             only for the known node kinds); off only for tests that need a raw read.
+        hand_over: give each node the other node's cameras of the file (below); off for
+            ``run`` with both nodes, which hands them as the nodes take them, at each configure.
 
     Raises:
         ConfigError: unreadable file, a misplaced or unknown section, or an unknown parameter
@@ -352,13 +354,13 @@ def load_params(path: str | Path | None, node_name: str, kind: str | None = None
     kind = kind or node_name
     doc = read_config(path)  # read once: the cabin camera below comes from the same document
     params = _node_params(doc, path, node_name, kind, check)
-    if kind == "object_detector" and "cabin_camera_topic" not in params:
+    if kind == "object_detector" and "cabin_camera_topic" not in params and hand_over:
         # The cabin camera is named once, on driver_monitor; object_detector must never take it.
         cabin = _node_params(doc, path, "driver_monitor", "driver_monitor", False).get("camera_topic")
         if isinstance(cabin, str) and cabin:
             # as object_detector resolves driver_monitor's topic: `~/x` is driver_monitor's (R81)
             params["cabin_camera_topic"] = private_as_relative(cabin, "driver_monitor")
-    if kind == "driver_monitor" and "exterior_camera_topics" not in params:
+    if kind == "driver_monitor" and "exterior_camera_topics" not in params and hand_over:
         # ... and driver_monitor never identifies faces on a camera the file calls exterior (R40)
         exterior = _node_params(doc, path, "object_detector", "object_detector",
                                 False).get("camera_topics")

@@ -35,7 +35,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the selected nodes and spin until Ctrl-C."""
-    from ..config import load_params
     from ..ros.entry_points import is_missing_ros, ros_missing_message
 
     try:  # the node modules import rclpy and the message packages (sensor_msgs first)
@@ -48,24 +47,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(ros_missing_message("run", exc, "sense-perception run"), file=sys.stderr)
         return 2
 
-    classes: dict[str, Any] = {"object_detector": ObjectDetectorNode,
-                               "driver_monitor": DriverMonitorNode}
     if "object_detector" in args.nodes:
         check_cabin_not_exterior(args.config)
-    if set(NODES) <= set(args.nodes):
-        classes = cabin_first(classes, to_parameters)
-    factories, kwargs = [], []
-    # driver_monitor first: object_detector's cabin camera is its camera_topic as started
-    for name in sorted(args.nodes, key=lambda n: n != "driver_monitor"):
-        params = load_params(args.config, name)
-        factories.append(classes[name])
-        kwargs.append({"namespace": args.namespace,
-                       # the config under the command line: -p NAME:=VALUE wins, as in ROS
-                       "config_defaults": to_parameters(params, str(args.config or "defaults"))})
+    factories, kwargs = node_plan(args.config, args.nodes, args.namespace,
+                                  {"object_detector": ObjectDetectorNode,
+                                   "driver_monitor": DriverMonitorNode}, to_parameters)
     ros_args = list(args.ros_args)
     if ros_args and ros_args[0] == "--":
         ros_args = ros_args[1:]
     return run_nodes(factories, ["sense-perception", *ros_args], multi_threaded=True, node_kwargs=kwargs)
+
+
+def node_plan(config: Any, nodes: list[str], namespace: str, classes: dict[str, Any],
+              to_parameters: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The node factories of ``run`` and their keyword arguments, driver_monitor first (its
+    ``camera_topic`` as started is object_detector's cabin camera). With both nodes the
+    config's hand-over of the other node's cameras is left out: ``cabin_first`` hands them as
+    the nodes take them, at each configure; kept, the file's object_detector cameras stayed in
+    driver_monitor's ``exterior_camera_topics`` after ``camera_topics`` was set to others (R95)."""
+    from ..config import load_params
+
+    both = set(NODES) <= set(nodes)
+    if both:
+        classes = cabin_first(classes, to_parameters)
+    factories, kwargs = [], []
+    for name in sorted(nodes, key=lambda n: n != "driver_monitor"):
+        params = load_params(config, name, hand_over=not both)
+        factories.append(classes[name])
+        kwargs.append({"namespace": namespace,
+                       # the config under the command line: -p NAME:=VALUE wins, as in ROS
+                       "config_defaults": to_parameters(params, str(config or "defaults"))})
+    return factories, kwargs
 
 
 def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
@@ -91,11 +103,12 @@ def cabin_first(classes: dict[str, Any], to_parameters: Any) -> dict[str, Any]:
                 {"cabin_camera_topic": handed[0]}, "driver_monitor's camera_topic")]
         node = detector_class(**kwargs)
         if monitor is not None:  # and driver_monitor never identifies on one of its cameras
-            hand_exterior_cameras(node, monitor)
+            exterior: dict[str, list[str]] = {}  # the user's own, and the value handed last
+            hand_exterior_cameras(node, monitor, exterior)
             node.cameras_handed_resolved = True  # as it resolves them (R87)
             # and again at each configure: a camera set at run time (`ros2 param set` between
             # cleanup and configure) is the other node's too (R92)
-            monitor.take_peer_cameras = partial(hand_exterior_cameras, node, monitor)
+            monitor.take_peer_cameras = partial(hand_exterior_cameras, node, monitor, exterior)
             node.take_peer_cameras = partial(hand_cabin_camera, node, monitor, handed)
         return node
 
@@ -129,12 +142,19 @@ def hand_cabin_camera(detector: Any, monitor: Any, handed: list[Any]) -> None:
         handed[0] = topic
 
 
-def hand_exterior_cameras(detector: Any, monitor: Any) -> None:
+def hand_exterior_cameras(detector: Any, monitor: Any,
+                          handed: dict[str, list[str]] | None = None) -> None:
     """Give driver_monitor (created, or about to configure: R92) object_detector's
     ``camera_topics`` as it took them, command line included, and as its remap rules resolve
     them, as its ``exterior_camera_topics`` (R40): `-p object_detector:camera_topics:=[C]` naming the camera
     driver_monitor watches made object_detector refuse it and driver_monitor run face
-    identification on a camera that command line calls exterior."""
+    identification on a camera that command line calls exterior.
+
+    ``handed`` (``run``'s, kept from one hand-over to the next) holds the user's own
+    ``exterior_camera_topics`` (``own``: the value before the first hand-over, or one set since
+    with ``ros2 param set``) and the value handed last (``set``): each hand-over replaces the
+    last, so a camera object_detector no longer takes leaves the list (R95: it stayed until a
+    restart, and driver_monitor set to it was refused as exterior)."""
     from rclpy.parameter import Parameter
 
     cameras = detector.get_parameter("camera_topics").value
@@ -142,20 +162,34 @@ def hand_exterior_cameras(detector: Any, monitor: Any) -> None:
         return  # object_detector's configure names the wrong value
     from ..core.output.topics import private_as_relative
 
-    names = list(dict.fromkeys(str(t) for t in cameras if t))
-    for topic in list(names):
+    names = []
+    for topic in dict.fromkeys(str(t) for t in cameras if t):
         try:
+            # as object_detector resolves it, only: as given too, a relative name (`image_raw`)
+            # was another camera in driver_monitor's namespace (`-r driver_monitor:__ns:=`),
+            # refused to it though no node calls it exterior (R95)
             names.append(detector.resolve_topic_name(topic))
         except Exception:  # noqa: BLE001  an invalid name: object_detector's configure names it
-            pass
-    # as given too (a relative name resolves alike in driver_monitor's namespace), but a private
-    # `~/x` is object_detector's: under driver_monitor's name it was driver_monitor's own (R81)
-    names = list(dict.fromkeys(private_as_relative(t, detector.get_name()) for t in names))
+            # as given, but a private `~/x` is object_detector's: under driver_monitor's name
+            # it was driver_monitor's own (R81)
+            names.append(private_as_relative(topic, detector.get_name()))
+    names = list(dict.fromkeys(names))
     given = monitor.get_parameter("exterior_camera_topics").value
-    if isinstance(given, (list, tuple)):
-        names = list(dict.fromkeys([*map(str, given), *names]))
-    if names:
-        monitor.set_parameters([Parameter("exterior_camera_topics", value=names)])
+    if not isinstance(given, (list, tuple)):
+        given = []  # driver_monitor's configure names the wrong value
+    given = list(map(str, given))
+    if handed is not None:
+        if "set" in handed and given == handed["set"]:
+            given = handed["own"]  # unchanged since the last hand-over: only that is replaced
+        else:
+            handed["own"] = given
+    names = list(dict.fromkeys([*given, *names]))
+    current = list(map(str, monitor.get_parameter("exterior_camera_topics").value or []))
+    if names != current and monitor.set_parameters(
+            [Parameter("exterior_camera_topics", Parameter.Type.STRING_ARRAY, names)])[0].successful:
+        current = names
+    if handed is not None:
+        handed["set"] = current
 
 
 def check_cabin_not_exterior(config: Any) -> None:

@@ -190,7 +190,8 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
                 raise KeyboardInterrupt
         sigterm.raises = False  # from here rclpy's own handler ends the spin, as before
         executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
-        spin(nodes, executor)
+        with WakeOnSignal(executor):  # SIGHUP's stop begins at once, not at the next timer (R95)
+            spin(nodes, executor)
     except KeyboardInterrupt:
         sigterm.raises = False  # a second one does not cut the stop short
         sigterm.stopping = True
@@ -218,8 +219,8 @@ class SigtermWhileStarting:
     stopped, no inference thread joined (R91). It stops the run as Ctrl-C does now, starting or
     spinning (:class:`~sense_perception.stops.HungUp`, exit 0 as after SIGTERM), once: the
     shell's second SIGHUP is ignored up to the exit, as is one once a stop has begun. While
-    spinning the handler runs once the executor's wait returns (a frame, a timer: /diagnostics'
-    every ``diagnostics_period_s``). Under ``nohup`` (SIGHUP ignored) it stays ignored."""
+    spinning the handler runs once the executor's wait returns, which :class:`WakeOnSignal`
+    makes at once (R95). Under ``nohup`` (SIGHUP ignored) it stays ignored."""
 
     def __init__(self) -> None:
         import signal
@@ -261,6 +262,85 @@ class SigtermWhileStarting:
         if self._previous_hangup is not None:
             signal.signal(signal.SIGHUP, signal.SIG_IGN if self._hung_up else self._previous_hangup)
             self._previous_hangup = None
+
+
+class WakeOnSignal:
+    """Wake ``executor``'s wait as soon as a signal with a Python handler arrives.
+
+    Python runs a signal handler in the main thread between bytecodes, and while spinning the
+    main thread waits inside rcl until a frame or a timer wakes it. rclpy's own handler wakes
+    the executor on SIGINT and SIGTERM (a guard condition it triggers), but not on SIGHUP, whose
+    handler is ours (:class:`SigtermWhileStarting`): a closed terminal's stop began only at the
+    next /diagnostics (``diagnostics_period_s``, up to 3600 s) or frame (R95). Python's C-level
+    handler writes each signal's number to the wakeup fd (:func:`signal.set_wakeup_fd`); a thread
+    reading it calls ``executor.wake()``, whose guard condition ends the wait, and the handler
+    runs. A context manager; it does nothing off the main thread or where a wakeup fd is already
+    set (asyncio's), which it leaves as it is.
+    """
+
+    def __init__(self, executor: Any) -> None:
+        self._executor = executor
+        self._fds: tuple[int, int] | None = None
+        self._previous = -1
+        self._stopped = False
+        self._thread: Any = None
+
+    def __enter__(self) -> "WakeOnSignal":
+        import os
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)  # the C handler must never block on a full pipe
+        try:
+            self._previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            os.close(read_fd)
+            os.close(write_fd)
+            return self
+        if self._previous != -1:  # someone else's (asyncio's): theirs stays
+            signal.set_wakeup_fd(self._previous)
+            os.close(read_fd)
+            os.close(write_fd)
+            return self
+        self._fds = (read_fd, write_fd)
+        self._thread = threading.Thread(target=self._wake, args=(read_fd,), daemon=True,
+                                        name="signal-waker")
+        self._thread.start()
+        return self
+
+    def _wake(self, read_fd: int) -> None:
+        import os
+
+        try:
+            while os.read(read_fd, 64) and not self._stopped:
+                try:
+                    self._executor.wake()
+                except Exception:  # noqa: BLE001  an executor shut down meanwhile: none to wake
+                    pass
+        except OSError:
+            pass
+
+    def __exit__(self, *exc: Any) -> None:
+        import os
+        import signal
+
+        if self._fds is None:
+            return
+        read_fd, write_fd = self._fds
+        self._fds = None
+        signal.set_wakeup_fd(-1)
+        self._stopped = True
+        try:
+            os.write(write_fd, b"\0")  # the thread's read returns, and it ends
+        except OSError:
+            pass
+        self._thread.join(timeout=1.0)
+        os.close(write_fd)
+        if not self._thread.is_alive():  # else left to the daemon thread: closed at exit
+            os.close(read_fd)
 
 
 def _stop_all(nodes: Sequence[Any]) -> None:

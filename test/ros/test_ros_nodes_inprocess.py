@@ -448,6 +448,126 @@ def test_run_hands_the_cameras_set_at_run_time_over_at_each_configure(context):
         assert detector.detector is None and detector.lifecycle_state == "unconfigured"
 
 
+def test_a_camera_object_detector_no_longer_takes_leaves_driver_monitor_s_exterior_list(
+        context, tmp_path):
+    """`run` handed driver_monitor object_detector's cameras at each configure (R92) by adding
+    them to ``exterior_camera_topics``, and the config loader had put the file's there before:
+    a camera object_detector took once stayed exterior until a restart. After `ros2 param set
+    /object_detector camera_topics [/front]` (no longer /side), driver_monitor set to /side was
+    refused at configure ("face identification refused on camera_topic /side"), a camera no node
+    calls exterior. Each hand-over now replaces the last; the user's own entries stay (R95)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from ros_helpers import write_params
+
+    from sense_perception.cli.run import node_plan
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import to_parameters
+
+    front, side, rear = (f"/sp_stale/{c}/image_raw" for c in ("front", "side", "rear"))
+    config = write_params(tmp_path / "run.yaml", {
+        "object_detector": {"camera_topics": [front, side]},
+        "driver_monitor": {"camera_topic": "/sp_stale/cabin/image_raw",
+                           "gallery": {"path": str(tmp_path / "gallery.json")},
+                           "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    factories, kwargs = node_plan(str(config), ["object_detector", "driver_monitor"], "",
+                                  {"object_detector": ObjectDetectorNode,
+                                   "driver_monitor": DriverMonitorNode}, to_parameters)
+    names = ["inproc_stale_dm", "inproc_stale_od"]  # driver_monitor first, as run makes them
+    monitor, detector = (factory(node_name=name, context=context, **kw)
+                         for factory, kw, name in zip(factories, kwargs, names, strict=True))
+    try:
+        monitor.take_peer_cameras()  # what its configure does first
+        assert monitor.get_parameter("exterior_camera_topics").value == [front, side]
+        assert detector.set_parameters([Parameter("camera_topics", value=[front])])[0].successful
+        assert monitor.set_parameters([Parameter("camera_topic", value=side)])[0].successful
+        assert monitor.trigger_configure() == TransitionCallbackReturn.SUCCESS, monitor.config_error
+        assert monitor.get_parameter("exterior_camera_topics").value == [front]
+        assert monitor.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        # an exterior camera the user sets is theirs and stays; a camera object_detector takes
+        # again is exterior again at the next configure
+        assert monitor.set_parameters([Parameter("exterior_camera_topics", value=[rear])])[0].successful
+        assert detector.set_parameters([Parameter("camera_topics", value=[front, side])])[0].successful
+        assert monitor.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert f"face identification refused on camera_topic {side}" in monitor.config_error
+        assert monitor.get_parameter("exterior_camera_topics").value == [rear, front, side]
+        assert detector.set_parameters([Parameter("camera_topics", value=[front])])[0].successful
+        monitor.take_peer_cameras()
+        assert monitor.get_parameter("exterior_camera_topics").value == [rear, front]
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
+
+
+def _run_pair(context, tmp_path, tag, monitor_ns, monitor_camera, detector_ns, detector_cameras):
+    """driver_monitor and object_detector as `run` makes them, each in its own namespace as
+    `--ros-args -r driver_monitor:__ns:=NS` puts it (a node's own remap rule)."""
+    from ros_helpers import write_params
+
+    from sense_perception.cli.run import node_plan
+    from sense_perception.ros.driver_monitor_node import DriverMonitorNode
+    from sense_perception.ros.object_detector_node import ObjectDetectorNode
+    from sense_perception.ros.run import to_parameters
+
+    config = write_params(tmp_path / f"{tag}.yaml", {
+        "object_detector": {"camera_topics": detector_cameras,
+                            "runtime": {"providers": ["CPUExecutionProvider"]}},
+        "driver_monitor": {"camera_topic": monitor_camera,
+                           "gallery": {"path": str(tmp_path / f"{tag}.json")},
+                           "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    factories, kwargs = node_plan(str(config), ["object_detector", "driver_monitor"], "",
+                                  {"object_detector": ObjectDetectorNode,
+                                   "driver_monitor": DriverMonitorNode}, to_parameters)
+    made = [factory(node_name=f"inproc_{tag}_{i}", context=context,
+                    cli_args=["--ros-args", "-r", f"__ns:={ns}"], **kw)
+            for i, (factory, kw, ns) in enumerate(zip(factories, kwargs, (monitor_ns, detector_ns),
+                                                      strict=True))]
+    return made[0], made[1]
+
+
+@pytest.mark.parametrize("monitor_ns, monitor_camera, detector_ns, detector_camera", [
+    ("/sp_ns1/cabin", "image_raw", "/", "/sp_ns1/cabin/image_raw"),  # absolute onto relative
+    ("/sp_ns2/cabin", "image_raw", "/sp_ns2", "cabin/image_raw"),  # relative onto relative
+    ("/", "/sp_ns3/ext/image_raw", "/sp_ns3/ext", "image_raw"),  # relative onto absolute
+])
+def test_run_refuses_the_cabin_camera_across_namespaces(context, tmp_path, monitor_ns,
+                                                        monitor_camera, detector_ns, detector_camera):
+    """The nodes of `run` in different namespaces (`-r driver_monitor:__ns:=...`): a camera both
+    resolve alike is refused to each, whatever names they give it (probed: sound)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    monitor, detector = _run_pair(context, tmp_path, "nsx", monitor_ns, monitor_camera,
+                                  detector_ns, [detector_camera])
+    try:
+        assert monitor.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "face identification refused on camera_topic" in monitor.config_error
+        assert detector.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert "is the cabin camera" in detector.config_error, detector.config_error
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
+
+
+def test_run_does_not_refuse_a_camera_of_one_name_in_another_namespace(context, tmp_path):
+    """`run` handed driver_monitor object_detector's cameras as given as well as resolved,
+    assuming one namespace: with driver_monitor in /cabin on `image_raw` (/cabin/image_raw) and
+    object_detector in /front on `image_raw` (/front/image_raw), two cameras, driver_monitor was
+    refused at configure ("face identification refused on camera_topic image_raw"). A relative
+    name is handed as object_detector resolves it only now (R95)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    monitor, detector = _run_pair(context, tmp_path, "nsok", "/sp_nsok/cabin", "image_raw",
+                                  "/sp_nsok/front", ["image_raw"])
+    try:
+        assert monitor.trigger_configure() == TransitionCallbackReturn.SUCCESS, monitor.config_error
+        assert monitor.get_parameter("exterior_camera_topics").value == ["/sp_nsok/front/image_raw"]
+    finally:
+        detector.destroy_node()
+        monitor.destroy_node()
+
+
 def test_a_cabin_camera_the_user_gave_object_detector_is_kept_at_each_configure(context):
     """R92 hands driver_monitor's camera to object_detector at each configure; a
     cabin_camera_topic the user gave object_detector wins over it, as when `run` built them."""
