@@ -350,7 +350,7 @@ def test_run_stops_on_a_signal_at_once_while_idle_with_a_long_diagnostics_period
     generous, and still far under the period."""
     import time
 
-    from ros_helpers import NodeProcess, wait_active, write_params
+    from ros_helpers import NodeProcess, wait_for, write_params
 
     folder = tmp_path / "gallery"
     folder.mkdir(mode=0o700)
@@ -363,7 +363,9 @@ def test_run_stops_on_a_signal_at_once_while_idle_with_a_long_diagnostics_period
     proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor",
                         "--config", str(config)], ros_env, tmp_path / "run.log")
     try:
-        wait_active(graph, proc, "/driver_monitor")
+        # its log, not /diagnostics: the first status comes one diagnostics_period_s (60 s) on
+        assert wait_for(lambda: "[driver_monitor]: active" in proc.output() or not proc.alive(),
+                        90.0) and proc.alive(), proc.output()
         time.sleep(2.0)  # the start's own wake-ups over: the executor waits for the next timer
         code, took = _signal_and_wait(proc, signame, limit_s=20.0)
     finally:
