@@ -851,3 +851,22 @@ def test_enroll_or_forget_that_cannot_write_names_the_fix_and_what_changed(
     monkeypatch.undo()  # the disk has room again: forget run again finishes it
     assert main(["driver", "forget", ada, "--gallery", str(gallery)]) == 0
     assert names(store) == ["Bob"] and copy_names(store.backup_path, tmp_path) == ["Bob"]
+
+
+def test_the_suites_guard_names_and_undoes_a_leftover_signal_handler_or_mask() -> None:
+    """R96: the in-process stop tests above send a signal to this process and expect the
+    command's own handler to take it; a handler or a blocked signal an earlier test left (Ray's
+    SIGTERM handler stays after ``ray.shutdown()``) is named and undone by test/conftest.py
+    after the test that left it. Its check, run here on a leftover made on purpose."""
+    from conftest import restore_signal_state, signal_state
+
+    start = signal_state()
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGHUP])
+        left = restore_signal_state(start)
+        assert signal_state() == start
+    finally:
+        restore_signal_state(start)
+    assert len(left) == 2 and left[0].startswith("SIGINT handler <Handlers.SIG_IGN: 1>"), left
+    assert left[1].startswith(f"blocked signals [{int(signal.SIGHUP)}]"), left
