@@ -134,14 +134,18 @@ class Stops:
     def deferred(self) -> Iterator[None]:
         """Run the block whole: a stop arriving in it is kept for :meth:`raise_pending` (the
         caller first reports what the block did: ``driver forget`` says what it erased)."""
+        outer = self._holding  # a block held inside another (a nested stop_signals) keeps it
         try:
             self._holding = True  # inside try: a stop raised just before still clears it
             yield
         finally:
-            self._holding = False
+            self._holding = outer
 
     def raise_pending(self) -> None:
-        """Raise the stop that arrived in a :meth:`deferred` block, if one did."""
+        """Raise the stop that arrived in a :meth:`deferred` block, if one did; inside an outer
+        held block it stays kept, for that block's end."""
+        if self._holding:
+            return
         pending, self._pending = self._pending, None
         if pending is not None:  # raised here, not by stop(), which ignores a SIGHUP seen before
             raise _STOPS.get(pending, KeyboardInterrupt)
@@ -157,6 +161,8 @@ class Stops:
         try:
             yield
         except Exception as exc:
+            if self._holding:  # inside an outer held block: its obeyed() names the failure
+                raise
             pending, self._pending = self._pending, None
             if pending is not None:
                 raise StoppedAfterFailure(pending, exc) from exc
@@ -175,10 +181,21 @@ def stop_signals() -> Iterator[Stops]:
     SIGHUP's default, left in place before R89, ended a command whose terminal closed (a dropped
     SSH session) at once, wherever it was: ``driver forget`` between putting the new gallery in
     place and zeroing the old version left the forgotten driver's name and templates on disk, as
-    SIGTERM's default did before R44."""
+    SIGTERM's default did before R44.
+
+    Inside another ``stop_signals`` block (its :class:`Stops` handles SIGTERM) this one is that
+    block's :class:`Stops`: nothing is installed, and a :meth:`Stops.held` block in it holds
+    every stop the outer one took over. A new Stops took only SIGTERM there (SIGINT and SIGHUP
+    were no longer at their defaults), so a command run whole in the block could not hold its
+    ``--json-out`` write against Ctrl-C or SIGHUP; ``driver attention`` and ``eval`` ran their
+    photos outside one, ended by either signal's default (R96)."""
     stops = Stops()
     if threading.current_thread() is not threading.main_thread():
         yield stops
+        return
+    outer = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    if isinstance(outer, Stops):
+        yield outer
         return
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, stops.stop)}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:

@@ -552,3 +552,123 @@ def test_sigterm_or_sighup_among_identifys_photos_stops_it_as_the_others(tmp_pat
     assert proc.returncode == code, (proc.returncode, err[-2000:])
     assert "Traceback" not in err, err
     assert out.startswith(f"{FACE}: unknown (nobody is enrolled"), out  # the first photo's line
+
+
+#: The console script with the second photo read hung (a file made once it hangs: argv[1]) when
+#: argv[3] is "read", and the ``--json-out`` write held (a file made as it begins: argv[2]) until
+#: the stop the test sends has arrived (kept for the write's end); the command's arguments follow.
+HUNG_READ_OR_WRITE = """
+import signal
+import sys
+import time
+from pathlib import Path
+
+import sense_perception.core.imaging.image_file as image_file
+import sense_perception.fileio as fileio
+from sense_perception.cli import main as cli
+
+reading, writing, point = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+real_read, real_write, read = image_file.read_image_file, fileio.write_result_json, []
+
+
+def read_image_file(path, *args, **kwargs):
+    if read and point == "read":
+        reading.touch()
+        time.sleep(600)
+    read.append(path)
+    return real_read(path, *args, **kwargs)
+
+
+def write_result_json(*args, **kwargs):
+    writing.touch()
+    stops = signal.getsignal(signal.SIGTERM).__self__  # the Stops holding this write
+    deadline = time.monotonic() + 120
+    while stops._pending is None and time.monotonic() < deadline:  # the stop has arrived
+        time.sleep(0.05)
+    return real_write(*args, **kwargs)
+
+
+image_file.read_image_file = read_image_file
+fileio.write_result_json = write_result_json
+sys.argv = ["sense-perception", *sys.argv[4:]]
+sys.exit(cli.main())
+"""
+
+
+def _signal_at(tmp_path: Path, command: str, point: str, signame: str) -> tuple[int, str, Path]:
+    """Run `driver COMMAND` (two photos, ``--json-out``) as HUNG_READ_OR_WRITE does, send it
+    ``signame`` as its second photo is read (``point`` "read") or as its ``--json-out`` is
+    written ("write"); its exit status, stderr and the ``--json-out`` path."""
+    import signal
+    import time
+
+    config = tmp_path / "face.yaml"
+    config.write_text(FACE_CONFIG.format(timeout=600))
+    script = tmp_path / "hung_read_or_write.py"
+    script.write_text(HUNG_READ_OR_WRITE)
+    marks = [tmp_path / name for name in ("reading", "writing")]
+    out = tmp_path / "out" / f"{command}.json"
+    out.parent.mkdir()
+    other = str(FACES / "obama_2_congress_2009.jpg")
+    if command == "attention":
+        args = ["--json-out", str(out), FACE, other]
+    else:
+        pairs = tmp_path / "pairs.csv"
+        pairs.write_text(f"file_x,file_y,same\n{FACE},{other},1\n")
+        args = ["--json-out", str(out), "--pairs", str(pairs)]
+    proc = subprocess.Popen([sys.executable, str(script), *map(str, marks), point, "driver",
+                             command, *args, "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    mark = marks[0] if point == "read" else marks[1]
+    try:
+        deadline = time.monotonic() + 180
+        while not mark.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"the command never reached its {point}"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signame))
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err, out
+
+
+@pytest.mark.parametrize("command, signame, code", [("attention", "SIGTERM", 143),
+                                                    ("attention", "SIGHUP", 129),
+                                                    ("eval", "SIGTERM", 143),
+                                                    ("eval", "SIGHUP", 129)])
+def test_sigterm_or_sighup_among_attention_and_evals_photos_stops_them_as_the_others(
+        tmp_path, command, signame, code):
+    """R96: past their load, `driver attention` and `driver eval` ran outside any
+    ``stop_signals`` block (R94 wrapped only identify's run: theirs holds the ``--json-out``
+    write, which a block around the whole run took Ctrl-C and SIGHUP from): SIGTERM or SIGHUP
+    while they read their photos ended them by the signal's default (exit -15 / -1). They stop
+    as the others do now (exit 143 / 129, no traceback, no ``--json-out`` written). A real signal
+    to a real process, its second photo's read hung."""
+    status, err, out = _signal_at(tmp_path, command, "read", signame)
+    assert status == code, (status, err[-2000:])
+    assert "Traceback" not in err, err
+    assert not any(out.parent.iterdir())
+
+
+@pytest.mark.parametrize("command, signame, code", [("attention", "SIGINT", 130),
+                                                    ("attention", "SIGHUP", 129),
+                                                    ("eval", "SIGTERM", 143),
+                                                    ("eval", "SIGINT", 130)])
+def test_a_stop_while_attention_or_eval_writes_its_json_out_waits_for_the_write(
+        tmp_path, command, signame, code):
+    """R96: with attention's and eval's whole run in a ``stop_signals`` block, a stop that lands
+    while ``--json-out`` is written still waits for it (R73): the nested block is the outer
+    one's, holding all three stops (a new one took SIGTERM only, so Ctrl-C or SIGHUP there
+    stopped the write midway, its temp file left). The file is whole, the command then stops."""
+    from sense_perception.cli.driver import _is_attention_result, _is_eval_result
+
+    status, err, out = _signal_at(tmp_path, command, "write", signame)
+    assert status == code, (status, err[-2000:])
+    assert "Traceback" not in err, err
+    is_own = _is_attention_result if command == "attention" else _is_eval_result
+    assert is_own(json.loads(out.read_text()))
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temp file left

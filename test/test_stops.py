@@ -224,3 +224,28 @@ def test_run_stops_once_on_sighup_and_leaves_it_ignored_after() -> None:
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM])
+def test_a_held_block_in_a_nested_stop_signals_holds_every_stop(signum) -> None:
+    """R96: a stop_signals block inside another (``driver attention``'s whole run around its
+    ``--json-out`` write) made a new Stops that took only SIGTERM: Ctrl-C or SIGHUP inside its
+    held block were the outer handler's, raised at once, the write cut short. The nested block is
+    the outer one's Stops now: the stop waits for the held block, raised as it ends, once."""
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with stop_signals() as outer:
+                with stop_signals() as inner:
+                    assert inner is outer
+                    with inner.held():
+                        _signal_self(signum)
+                        done.append("whole")  # the stop was kept: the block ran to its end
+                done.append("after")  # never reached: the held block's end raised the stop
+        assert done == ["whole"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        # after a SIGHUP the outer block leaves it ignored (the shell's second one: R91)
+        assert signal.getsignal(signal.SIGHUP) == (
+            signal.SIG_IGN if signum == signal.SIGHUP else signal.SIG_DFL)
+    finally:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)

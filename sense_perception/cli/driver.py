@@ -114,7 +114,8 @@ def _load(args: argparse.Namespace, job: Callable[[], T], command: str) -> T:
     SIGTERM and SIGHUP stop the wait as Ctrl-C does (:func:`~sense_perception.stops.stop_signals`,
     exit 143 / 129 / 130, the load left running named as it ends): ``identify``, ``attention``
     and ``eval`` loaded outside any such block, so either signal during a load ended the process
-    at once by its default (R94). Inside ``enroll``'s block it changes nothing.
+    at once by its default (R94). Inside a command's own block (each has one now) it is that
+    block's (R96).
 
     Raises:
         ModelError: the load raised, or a step of it has not returned in time (named, with the fix).
@@ -669,7 +670,17 @@ def _measure_photo(path: str, args: argparse.Namespace, engine: Any,
 
 def cmd_attention(args: argparse.Namespace) -> int:
     """Exit status: 0 every photo read, 1 some skipped (named on stderr and under "skipped" in
-    the JSON), 2 none could be read or a bad argument."""
+    the JSON), 2 none could be read or a bad argument; 143 / 129 / 130 stopped by SIGTERM /
+    SIGHUP / Ctrl-C, at any point, a ``--json-out`` write in progress finished first (R96: either
+    signal's default ended it at once among its photos)."""
+    from ..stops import stop_signals
+
+    with stop_signals():  # _write_json's held block is this block's: it holds all three stops
+        return _attention(args)
+
+
+def _attention(args: argparse.Namespace) -> int:
+    """``driver attention``'s work (:func:`cmd_attention`)."""
     from ..errors import SensePerceptionError
     from ..face.attention.estimator import AttentionEstimator
 
@@ -827,6 +838,16 @@ def evaluate(pairs: Sequence[tuple[str, str, int]], root: Path, engine: Any, thr
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Exit status: 0 every photo read, 1 some skipped, 2 a bad argument; 143 / 129 / 130
+    stopped by SIGTERM / SIGHUP / Ctrl-C at any point, as :func:`cmd_attention` (R96)."""
+    from ..stops import stop_signals
+
+    with stop_signals():
+        return _eval(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """``driver eval``'s work (:func:`cmd_eval`)."""
     settings = _settings(args)
     # it embeds and matches faces as identify does, with the config's face pipeline (R90)
     _check_cabin_photos(args, settings, "face identification (driver eval)")

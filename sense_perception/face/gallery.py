@@ -107,9 +107,10 @@ class NotWritten(GalleryError):
         error: the OSError it failed with.
     """
 
-    def __init__(self, message: str, error: OSError) -> None:
+    def __init__(self, message: str, error: OSError, target: Path | None = None) -> None:
         super().__init__(message)
         self.error = error
+        self.target = target
 
 
 def write_fix(exc: OSError, folder: Path) -> str:
@@ -872,7 +873,7 @@ class GalleryStore:
         except OSError as exc:
             if old_fd is not None:
                 os.close(old_fd)
-            raise NotWritten(f"gallery {target} cannot be written: {exc}", exc) from exc
+            raise NotWritten(f"gallery {target} cannot be written: {exc}", exc, target) from exc
         if old_fd is None:
             return []
         try:
@@ -980,14 +981,24 @@ class GalleryStore:
                         f"list them, with {t.shape[0]} template(s) and {len(record.images)} "
                         f"kept image(s)), but {exc}") from exc
                 except BaseException as exc:
+                    failure = exc
+                    if isinstance(exc, NotWritten):  # the first write: no fix was named (R96)
+                        failure = GalleryError(
+                            f"{exc}; nothing was enrolled: {self.path} and its last good copy "
+                            f"{self.backup_path} are as they were; fix: "
+                            f"{write_fix(exc.error, self.path.parent)}, then run "
+                            "`sense-perception driver enroll` again")
                     try:  # no orphan face image survives a failed enrolment
                         self._erase_images(record)
                     except GalleryError as erase_exc:  # both said: it replaced the failure (R61)
                         if not isinstance(exc, Exception):  # a stop stays a stop
                             LOG.error("%s", erase_exc)
                             raise exc from None
-                        raise GalleryError(f"{_failure_text(exc)}; and then {erase_exc}") from exc
-                    raise
+                        raise GalleryError(f"{_failure_text(failure)}; and then {erase_exc}"
+                                           ) from exc
+                    if failure is exc:
+                        raise
+                    raise failure from exc
         return record
 
     def forget(self, driver_id: str) -> DriverRecord:
@@ -1011,6 +1022,8 @@ class GalleryStore:
                 try:
                     self._write([d for d in drivers if d.id != driver_id], gallery_id,
                                 removing=True)
+                except NotWritten as exc:  # no fix was named (R96): the others name theirs
+                    raise GalleryError(self._forget_not_written(exc, driver_id)) from exc
                 except OldVersionNotZeroed as exc:
                     # Both files no longer list the driver: their crops go too, and the error
                     # says the forget happened; it said "cannot be written" and left the crops
@@ -1026,6 +1039,23 @@ class GalleryStore:
                         f"driver {printable(driver_id)} was forgotten ({self.path} and its last "
                         f"good copy no longer list them), but {left}")
         return gone[0]
+
+    def _forget_not_written(self, exc: NotWritten, driver_id: str) -> str:
+        """What a forget whose write failed changed, and the fix: the last good copy is written
+        first (it never holds a driver the gallery no longer lists), so either nothing changed
+        (the copy failed) or the copy no longer lists the driver while the gallery, as it was,
+        still does (the gallery failed); the kept images are untouched either way."""
+        who = f"driver {printable(driver_id)}"
+        if exc.target == self.backup_path:
+            state = (f"nothing was changed: {who} is still enrolled, {self.path} and its last "
+                     f"good copy {self.backup_path} are as they were")
+        else:
+            state = (f"{who} is not forgotten yet: {self.path} is as it was and still lists "
+                     f"them, its last good copy {self.backup_path} no longer does (it was "
+                     "written first)")
+        return (f"{exc}; {state}, and their kept images are untouched; fix: "
+                f"{write_fix(exc.error, self.path.parent)}, then run `sense-perception driver "
+                f"forget {printable(driver_id)}` again")
 
     def _erase_images_after_forget(self, record: DriverRecord) -> str | None:
         """Erase a forgotten driver's kept crops (:meth:`_erase_images`) once neither gallery
