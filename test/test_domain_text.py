@@ -33,6 +33,26 @@ def test_a_label_is_never_read_as_a_pattern(tmp_path: Path) -> None:
     assert redact_paths("/ is the root", [("/", "<root>")]) == "/ is the root"  # never "/"
 
 
+def test_a_path_is_labelled_only_where_it_is_that_path_not_inside_another_or_a_word(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A home folder was taken out of a longer path that merely ended in its name (HOME=/data:
+    ``/mnt/data/g.json`` said ``/mnt~/g.json``), and a relative gallery name out of every word
+    and name it ended (``gallery`` in "gallery gallery: 1 driver(s)" and "the gallery key file",
+    ``gallery.json`` out of ``my_gallery.json``): garbled lines on the domain (R97)."""
+    monkeypatch.setenv("HOME", "/data")
+    home = [pair for pair in home_paths() if pair[0] == "/data"]
+    assert home == [("/data", "~")]
+    assert redact_paths("camera log /mnt/data/g.json; gallery /data/g.json", home) == \
+        "camera log /mnt/data/g.json; gallery ~/g.json"
+    monkeypatch.chdir(tmp_path)
+    line = "gallery gallery: 1 driver(s); the gallery key file; my_gallery.json, gallery.json"
+    assert redact_paths(line, gallery_paths("gallery", "key")) == line
+    assert redact_paths(line, gallery_paths("gallery.json", "")) == line
+    # the working folder's absolute forms are still labelled
+    assert redact_paths(f"{tmp_path}/gallery.json is a FIFO", gallery_paths("gallery.json", "")) \
+        == "<gallery.path> is a FIFO"
+
+
 def test_the_private_participant_profile_never_replaces_the_users_own(tmp_path: Path) -> None:
     from sense_perception.ros.dds_privacy import PROFILE, PROFILE_ENV, use_private_participant
 
