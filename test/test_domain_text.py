@@ -69,3 +69,47 @@ def test_the_private_participant_profile_never_replaces_the_users_own(tmp_path: 
     assert use_private_participant({}, tmp_path) is None  # Fast DDS reads that one
     assert use_private_participant({"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}, tmp_path / "x") \
         == str(PROFILE)
+
+
+def test_a_replay_published_to_the_domain_names_no_home_folder_in_its_diagnostics(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`replay --publish` put its /diagnostics on the domain as written to the output bag: a
+    status naming a path under the home folder (a provider's fallback reason, `session creation
+    failed: ...` with onnxruntime's text) reached every participant, where the node's own
+    /diagnostics labels it ``~`` (R93). The published copy is labelled; the bag keeps the full
+    text (R97)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    from sense_perception.core.output import messages
+    from sense_perception.core.output.frame_outputs import DIAGNOSTIC_ARRAY
+    from sense_perception.replay.sink import ResultSink
+    from sense_perception.replay.writer import OutputBag
+
+    home = tmp_path / "alice"
+    monkeypatch.setenv("HOME", str(home))
+    reason = f"yolo: TensorrtExecutionProvider skipped: cannot write {home}/.cache/trt/engine"
+    status = messages.diagnostic_status("sense_perception replay: object_detector", messages.WARN,
+                                        f"fell back ({reason})", "",
+                                        {"provider_fallback[yolo]": reason, "frames": 3})
+    array = messages.diagnostic_array(messages.Header(1, 2, ""), [status])
+
+    class Recorder:
+        published: list[bytes] = []
+
+        def publish(self, topic: str, msgtype: str, raw, qos=()) -> None:
+            self.published.append(bytes(raw))
+
+    bag = OutputBag(tmp_path / "out", get_typestore(Stores.ROS2_JAZZY), name="x")
+    written: list[bytes] = []
+    write_raw = bag.write_raw
+    monkeypatch.setattr(bag, "write_raw", lambda topic, msgtype, ts, raw, qos=(): (
+        written.append(bytes(raw)), write_raw(topic, msgtype, ts, raw, qos))[1])
+    sink = ResultSink(bag, Recorder())
+    sink.emit("/diagnostics", DIAGNOSTIC_ARRAY, 10, array)
+    sink.emit("/diagnostics", DIAGNOSTIC_ARRAY, 11, messages.diagnostic_array(
+        messages.Header(1, 3, ""), [{**status, "message": "ok", "values": []}]))
+    bag.close()
+    name = str(home).encode()
+    assert name in written[0] and b"alice" not in Recorder.published[0]
+    assert b"~/.cache/trt/engine" in Recorder.published[0] and b"frames" in Recorder.published[0]
+    assert Recorder.published[1] == written[1]  # nothing to label: the same bytes

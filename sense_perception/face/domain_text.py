@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 #: Label of the gallery file (also the start of its ``.bak``, ``.lock`` and ``.images`` names).
 GALLERY_LABEL = "<gallery.path>"
@@ -84,5 +84,15 @@ def redact_paths(text: str, paths: Iterable[tuple[str, str]]) -> str:
     return text
 
 
+def redact_status(status: dict[str, Any], paths: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A diagnostic status (:func:`~sense_perception.core.output.messages.diagnostic_status`)
+    whose message and values went through :func:`redact_paths`: a node's, and a replay's played
+    with ``--publish`` (R97)."""
+    pairs = list(paths)
+    return {**status, "message": redact_paths(str(status.get("message", "")), pairs),
+            "values": [{"key": redact_paths(v["key"], pairs), "value": redact_paths(v["value"], pairs)}
+                       for v in status.get("values", [])]}
+
+
 __all__ = ["GALLERY_FOLDER_LABEL", "GALLERY_LABEL", "HOME_LABEL", "KEY_FILE_LABEL", "gallery_paths",
-           "home_paths", "redact_paths"]
+           "home_paths", "redact_paths", "redact_status"]
