@@ -20,6 +20,16 @@ def test_a_duration_is_said_in_the_unit_a_reader_expects():
     assert {seconds: duration(seconds) for seconds in said} == said
 
 
+def test_a_duration_at_the_edges_is_said_plainly():
+    """At the edges the formatter said nonsense: ``1e-05 s`` for ten microseconds, ``60 s`` for
+    59.7 s and ``60 min`` for 3599 s (a value that rounds up to the next unit), ``-0 s`` (R97)."""
+    said = {1e-5: "0.00001 s", 5e-7: "0.0000005 s", 59.7: "1 min", 59.99: "1 min",
+            3599.0: "1 h", 3570.0: "1 h", 59.4: "59 s", 3540.0: "59 min", -0.0: "0 s",
+            9.96: "10 s", 119.0: "2 min"}
+    assert {seconds: duration(seconds) for seconds in said} == said
+    assert duration(math.nan) == "nan s" and duration(-1.0) == "-1 s"
+
+
 def test_a_load_given_up_after_half_a_second_says_half_a_second():
     progress = WarmUpProgress(lambda: 0.0)
     progress.loading("yunet", "an onnxruntime session on CPUExecutionProvider")

@@ -870,3 +870,22 @@ def test_the_suites_guard_names_and_undoes_a_leftover_signal_handler_or_mask() -
         restore_signal_state(start)
     assert len(left) == 2 and left[0].startswith("SIGINT handler <Handlers.SIG_IGN: 1>"), left
     assert left[1].startswith(f"blocked signals [{int(signal.SIGHUP)}]"), left
+
+
+def test_a_change_leaves_the_temp_files_of_a_gallery_whose_name_extends_its_own(
+        tmp_path: Path) -> None:
+    """The plain and the encrypted default gallery (``gallery.json``, ``gallery.json.enc``) lie
+    in one folder, each under its own lock: a change to the plain one erased the temp files of
+    the encrypted one's writer (``.gallery.json.enc.XXXXXXXX.tmp`` began with
+    ``.gallery.json.``), one being written at that moment among them, whose rename then failed
+    (R97). The change erases its own gallery's temp files only."""
+    store = GalleryStore(tmp_path / "gallery.json")
+    enrol(store, "Ada")
+    own = tmp_path / ".gallery.json.k1ll3d8x.tmp"  # a killed writer's of this gallery
+    own.write_bytes(b"{}")
+    theirs = tmp_path / ".gallery.json.enc.a1b2c3d4.tmp"  # the encrypted gallery's writer's
+    theirs.write_bytes(b"ciphertext being written")
+    theirs.chmod(0o600)
+    enrol(store, "Bob")
+    assert not own.exists()
+    assert theirs.read_bytes() == b"ciphertext being written"

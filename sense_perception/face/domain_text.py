@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 #: Label of the gallery file (also the start of its ``.bak``, ``.lock`` and ``.images`` names).
 GALLERY_LABEL = "<gallery.path>"
@@ -27,8 +27,11 @@ PathLabels = Sequence[tuple[str, str]]
 
 
 def _forms(path: str) -> set[str]:
-    """``path`` as given, absolute and with its links resolved: an error may name any of them."""
-    forms = {path, os.path.abspath(path)}
+    """``path`` absolute and with its links resolved: an error may name either. A relative
+    name as given is not one of them: it names no folder above the working one and is the
+    setting's own value (a parameter every participant reads), and a one-word name
+    (``gallery``) was taken out of every sentence that said the word (R97)."""
+    forms = {os.path.abspath(path)}
     try:
         forms.add(os.path.realpath(path))
     except (OSError, ValueError):
@@ -70,14 +73,26 @@ def _constant(label: str) -> Callable[[re.Match[str]], str]:
 def redact_paths(text: str, paths: Iterable[tuple[str, str]]) -> str:
     """``text`` with each path of ``paths`` (path, label) replaced by its label, longest first
     (the gallery file before its folder, both before the home folder). A path counts only where
-    the name it ends in ends too (``/home/al`` is not taken out of ``/home/alice``); a file's
-    ``.bak`` and ``.lock`` names keep their suffix (``<gallery.path>.bak``)."""
+    the name it ends in ends too (``/home/al`` is not taken out of ``/home/alice``) and where it
+    begins a path (a home ``/data`` is not taken out of ``/mnt/data``, which said ``/mnt~``,
+    R97); a file's ``.bak`` and ``.lock`` names keep their suffix (``<gallery.path>.bak``)."""
     for path, label in sorted(set(paths), key=lambda p: -len(p[0])):
         if len(path) > 1:
             # (a function: a label is never read as a pattern's replacement escapes)
-            text = re.sub(re.escape(path) + r"(?![\w\-])", _constant(label), text)
+            text = re.sub(r"(?<![\w\-.~])" + re.escape(path) + r"(?![\w\-])", _constant(label),
+                          text)
     return text
 
 
+def redact_status(status: dict[str, Any], paths: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A diagnostic status (:func:`~sense_perception.core.output.messages.diagnostic_status`)
+    whose message and values went through :func:`redact_paths`: a node's, and a replay's played
+    with ``--publish`` (R97)."""
+    pairs = list(paths)
+    return {**status, "message": redact_paths(str(status.get("message", "")), pairs),
+            "values": [{"key": redact_paths(v["key"], pairs), "value": redact_paths(v["value"], pairs)}
+                       for v in status.get("values", [])]}
+
+
 __all__ = ["GALLERY_FOLDER_LABEL", "GALLERY_LABEL", "HOME_LABEL", "KEY_FILE_LABEL", "gallery_paths",
-           "home_paths", "redact_paths"]
+           "home_paths", "redact_paths", "redact_status"]

@@ -891,10 +891,17 @@ class GalleryStore:
         """Zero and delete temp files a killed writer left (they may hold templates); how many.
 
         Called under the exclusive lock, so no live writer owns one of them. A link or other
-        non-regular file under a temp name is refused, never followed.
+        non-regular file under a temp name is refused, never followed. Only this gallery's: the
+        random part mkstemp puts between the prefix and ``.tmp`` has no dot, and another
+        gallery's prefix that begins with this one's has one more (``gallery.json.enc`` beside
+        ``gallery.json``, the two default names in one folder: its lock is not this one, and its
+        live writer's temp file was erased here, R97).
         """
         count = 0
-        for path in self.path.parent.glob(f"{glob.escape(temp_prefix(self.path))}*.tmp"):
+        prefix = temp_prefix(self.path)
+        for path in self.path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+            if "." in path.name[len(prefix):-len(".tmp")]:  # another gallery's
+                continue
             erase_file(path, "stale gallery temp file")
             count += 1
         return count

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from ..core.output.frame_outputs import Message
+from ..core.output.frame_outputs import DIAGNOSTIC_ARRAY, Message
+from ..face.domain_text import home_paths, redact_status
 from .writer import LATCHED_QOS, OutputBag, OutputWriteError
 
 
@@ -51,4 +52,17 @@ class ResultSink:
         raw = self.bag.typestore.serialize_cdr(obj, msgtype)
         self.bag.write_raw(topic, msgtype, timestamp, raw, qos or ())
         if self.publisher is not None:
+            if msgtype == DIAGNOSTIC_ARRAY:  # every participant of the domain reads it (R97)
+                raw = self._for_domain(msgtype, message, raw)
             self.publisher.publish(topic, msgtype, raw, qos or ())
+
+    def _for_domain(self, msgtype: str, message: dict[str, Any], raw: Any) -> Any:
+        """``raw`` as the DDS domain gets it: the statuses' messages and values with the home
+        folder labelled ``~`` (a provider's fallback reason names a path under it, as the node's
+        /diagnostics never does: :meth:`~..ros.node_common.PerceptionNode._status_for_domain`);
+        the output bag keeps the full text."""
+        paths = home_paths()
+        domain = {**message, "status": [redact_status(s, paths) for s in message.get("status", [])]}
+        if domain == message:
+            return raw
+        return self.bag.typestore.serialize_cdr(self.bag.convert(msgtype, domain), msgtype)

@@ -44,7 +44,7 @@ from ..core.output.status import name_camera_faults
 from ..core.runtime.warm_up import WarmUpJob, load_bounded, run_bounded
 from ..core.types import Header
 from ..errors import ConfigError, SensePerceptionError
-from ..face.domain_text import home_paths, redact_paths
+from ..face.domain_text import home_paths, redact_paths, redact_status
 from . import qos
 from .convert import msg_class, to_msg
 from .domain_log import DomainLogger
@@ -499,11 +499,7 @@ class PerceptionNode(LifecycleNode):
     def _status_for_domain(self, status: dict[str, Any]) -> dict[str, Any]:
         """A status (:func:`~..core.output.messages.diagnostic_status`) whose message and
         values went through :meth:`for_domain`."""
-        paths = self.private_paths()
-        return {**status, "message": redact_paths(str(status.get("message", "")), paths),
-                "values": [{"key": redact_paths(v["key"], paths),
-                            "value": redact_paths(v["value"], paths)}
-                           for v in status.get("values", [])]}
+        return redact_status(status, self.private_paths())
 
     # -- lifecycle --------------------------------------------------------------------------------
 
