@@ -102,6 +102,7 @@ class Stops:
         self._holding = False
         self._pending: int | None = None
         self._hung_up = False
+        self._in_force = False  # its stop_signals block is running: a nested one reuses it
 
     @property
     def hung_up(self) -> bool:
@@ -194,23 +195,45 @@ def stop_signals() -> Iterator[Stops]:
         yield stops
         return
     outer = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
-    if isinstance(outer, Stops):
+    if isinstance(outer, Stops) and outer._in_force:
         yield outer
         return
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, stops.stop)}
+    previous: dict[int, Any] = {}
+    # A stop while the handlers are set up or put back waits until they are (R98): one raised
+    # midway left this Stops installed for good, and since R96 every later block in the process
+    # took that dead Stops as its outer one and installed nothing. Kept, it is raised in the
+    # block (set-up) or once all are back (obeyed: also after a failure, never lost).
+    with stops.obeyed():
+        try:
+            with stops.deferred():
+                _install(stops, previous)
+            stops.raise_pending()
+            stops._in_force = True
+            yield stops
+        finally:
+            stops._in_force = False
+            with stops.deferred():
+                for signum in sorted(previous, key=lambda s: s == signal.SIGINT):
+                    # SIGINT's own handler raises at once: put back last. After a hangup SIGHUP
+                    # stays ignored: the terminal is gone, and the shell's second SIGHUP,
+                    # arriving after the block, ended the process by its default (exit -1)
+                    # where it was to exit 129
+                    hung_up = signum == signal.SIGHUP and stops.hung_up
+                    signal.signal(signum, signal.SIG_IGN if hung_up else previous[signum])
+
+
+def _install(stops: Stops, previous: dict[int, Any]) -> None:
+    """Make ``stops`` the handler of SIGTERM, of SIGINT where Python's own Ctrl-C handler is and
+    of SIGHUP where its default is, each earlier handler noted in ``previous`` before it is
+    replaced (so that a stop arriving in between leaves nothing unnoted)."""
+    wanted = [signal.SIGTERM]
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, stops.stop)
+        wanted.append(signal.SIGINT)
     if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
-        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, stops.stop)
-    try:
-        yield stops
-    finally:
-        if stops.hung_up and signal.SIGHUP in previous:
-            # the terminal is gone: the shell's second SIGHUP, arriving after the block, ended
-            # the process with SIGHUP's default (exit -1) where it was to exit 129
-            previous[signal.SIGHUP] = signal.SIG_IGN
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        wanted.append(signal.SIGHUP)
+    for signum in wanted:
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, stops.stop)
 
 
 __all__ = ["HungUp", "StoppedAfterFailure", "Stops", "Terminated", "exit_code", "signal_of",

@@ -249,3 +249,59 @@ def test_a_held_block_in_a_nested_stop_signals_holds_every_stop(signum) -> None:
             signal.SIG_IGN if signum == signal.SIGHUP else signal.SIG_DFL)
     finally:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def _signal_when_installing(monkeypatch, signum: int, installing: int, restoring: bool) -> None:
+    """Send ``signum`` to this process just after ``stop_signals`` sets (or, ``restoring``, puts
+    back) its handler for ``installing``: the moment a Ctrl-C pressed as a command begins or ends
+    meets it. Once only."""
+    from sense_perception import stops as stops_module
+
+    real, sent = signal.signal, []
+
+    def setting(sig, handler):
+        previous = real(sig, handler)
+        ours = getattr(handler, "__self__", None) is not None
+        if sig == installing and not sent and ours != restoring:
+            sent.append(sig)
+            _signal_self(signum)
+        return previous
+
+    monkeypatch.setattr(stops_module.signal, "signal", setting)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_the_handlers_are_set_up_leaves_none_installed(monkeypatch, signum) -> None:
+    """R98: a stop arriving while stop_signals set its handlers up (a Ctrl-C pressed as a command
+    began) was raised before the block's clean-up could run: its Stops stayed SIGTERM's handler
+    after the command. Since R96 a stop_signals block finding a Stops there is that Stops, so
+    every later block in the process (a test's second ``main([...])``) installed nothing: a
+    Ctrl-C or SIGHUP in its held block (a ``--json-out`` write) was raised at once. The stop is
+    now kept until the handlers are in place, raised in the block, and they are put back."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    _signal_when_installing(monkeypatch, signum, signal.SIGTERM, restoring=False)
+    with pytest.raises(KeyboardInterrupt):
+        with stop_signals():
+            pass
+    monkeypatch.undo()
+    assert {s: signal.getsignal(s) for s in before} == before  # nothing left installed
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with stop_signals() as stops, stops.held():  # the next command's block holds Ctrl-C
+            _signal_self(signal.SIGINT)
+            done.append("whole")
+    assert done == ["whole"]
+
+
+def test_a_stop_while_the_handlers_are_put_back_is_raised_and_leaves_none_installed(
+        monkeypatch) -> None:
+    """R98: a Ctrl-C arriving while the block put its handlers back (SIGTERM's first) was raised
+    there by the block's own SIGINT handler, leaving it and SIGHUP's installed for the rest of the
+    process; the stop is raised once all three are back."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    _signal_when_installing(monkeypatch, signal.SIGINT, signal.SIGTERM, restoring=True)
+    with pytest.raises(KeyboardInterrupt):  # never lost: the block ended as it arrived
+        with stop_signals():
+            pass
+    monkeypatch.undo()
+    assert {s: signal.getsignal(s) for s in before} == before
