@@ -189,7 +189,11 @@ def stop_signals() -> Iterator[Stops]:
     every stop the outer one took over. A new Stops took only SIGTERM there (SIGINT and SIGHUP
     were no longer at their defaults), so a command run whole in the block could not hold its
     ``--json-out`` write against Ctrl-C or SIGHUP; ``driver attention`` and ``eval`` ran their
-    photos outside one, ended by either signal's default (R96)."""
+    photos outside one, ended by either signal's default (R96). Only a Stops whose block is still
+    running is reused, and a stop arriving while the handlers are set up or put back is kept
+    until they are, then raised (R98): raised midway, it left a Stops installed after its block,
+    which every later block of the process (a test's second ``main([...])``) took for an outer
+    one, installing nothing, so Ctrl-C and SIGHUP were no longer held."""
     stops = Stops()
     if threading.current_thread() is not threading.main_thread():
         yield stops
