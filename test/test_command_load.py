@@ -230,6 +230,32 @@ FACE_CONFIG = """driver_monitor:
 """
 
 
+def _signal_once_marked(argv: list[str], mark: Path, signame: str, cwd: Path, what: str,
+                        start_s: float, end_s: float) -> tuple[int, str, str]:
+    """Run ``python ARGV`` (the checkout importable), send it ``signame`` once ``mark`` exists
+    (within ``start_s``, else fail saying it never reached ``what``); its exit status, standard
+    output and error (the process killed if it outlives ``end_s``)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + start_s
+        while not mark.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"the command never reached {what}"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=end_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
 def _driver_args(tmp_path: Path, command: str) -> list[str]:
     gallery = ["--gallery", str(tmp_path / "g" / "gallery.json")]
     if command == "enroll":
@@ -461,31 +487,15 @@ def test_sigterm_or_sighup_during_a_driver_commands_load_stops_it_as_the_others(
     -1), where ``enroll`` and the other commands stop (exit 143 / 129) and name the load left
     running as the process ends. Sent here as a real signal to a real process, its load hung
     (the bound far off)."""
-    import signal
-    import time
-
     config = tmp_path / "face.yaml"
     config.write_text(FACE_CONFIG.format(timeout=600))
     script, entered = tmp_path / "hung_driver.py", tmp_path / "entered"
     script.write_text(HUNG_SAYING_SO)
     args = _driver_args(tmp_path, command)
-    proc = subprocess.Popen([sys.executable, str(script), str(entered), "driver", command, *args,
-                             "--config", str(config)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        deadline = time.monotonic() + 120
-        while not entered.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the load never began"
-            time.sleep(0.05)
-        proc.send_signal(getattr(signal, signame))
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == code, (proc.returncode, err[-2000:])
+    returncode, _, err = _signal_once_marked(
+        [str(script), str(entered), "driver", command, *args, "--config", str(config)], entered,
+        signame, tmp_path, "its load", start_s=120, end_s=60)
+    assert returncode == code, (returncode, err[-2000:])
     assert "Traceback" not in err, err
     assert (f"the model load this command gave up on is still running (threads "
             f"driver-{command}-load); the process ends without it") in err, err
@@ -525,31 +535,15 @@ def test_sigterm_or_sighup_among_identifys_photos_stops_it_as_the_others(tmp_pat
     """R94: past its load too, `driver identify` ran outside any ``stop_signals`` block: SIGTERM
     or SIGHUP while it read its photos ended it by the signal's default (exit -15 / -1). It
     stops as the other commands do now (exit 143 / 129, no traceback)."""
-    import signal
-    import time
-
     config = tmp_path / "face.yaml"
     config.write_text(FACE_CONFIG.format(timeout=600))
     script, entered = tmp_path / "hung_photo.py", tmp_path / "entered"
     script.write_text(HUNG_PHOTO)
-    proc = subprocess.Popen([sys.executable, str(script), str(entered), "driver", "identify",
-                             "--gallery", str(tmp_path / "g" / "gallery.json"), "--config",
-                             str(config), FACE, FACE], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        deadline = time.monotonic() + 180
-        while not entered.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the second photo was never read"
-            time.sleep(0.05)
-        proc.send_signal(getattr(signal, signame))
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == code, (proc.returncode, err[-2000:])
+    returncode, out, err = _signal_once_marked(
+        [str(script), str(entered), "driver", "identify", "--gallery",
+         str(tmp_path / "g" / "gallery.json"), "--config", str(config), FACE, FACE], entered,
+        signame, tmp_path, "its second photo", start_s=180, end_s=60)
+    assert returncode == code, (returncode, err[-2000:])
     assert "Traceback" not in err, err
     assert out.startswith(f"{FACE}: unknown (nobody is enrolled"), out  # the first photo's line
 
@@ -599,9 +593,6 @@ def _signal_at(tmp_path: Path, command: str, point: str, signame: str) -> tuple[
     """Run `driver COMMAND` (two photos, ``--json-out``) as HUNG_READ_OR_WRITE does, send it
     ``signame`` as its second photo is read (``point`` "read") or as its ``--json-out`` is
     written ("write"); its exit status, stderr and the ``--json-out`` path."""
-    import signal
-    import time
-
     config = tmp_path / "face.yaml"
     config.write_text(FACE_CONFIG.format(timeout=600))
     script = tmp_path / "hung_read_or_write.py"
@@ -616,24 +607,11 @@ def _signal_at(tmp_path: Path, command: str, point: str, signame: str) -> tuple[
         pairs = tmp_path / "pairs.csv"
         pairs.write_text(f"file_x,file_y,same\n{FACE},{other},1\n")
         args = ["--json-out", str(out), "--pairs", str(pairs)]
-    proc = subprocess.Popen([sys.executable, str(script), *map(str, marks), point, "driver",
-                             command, *args, "--config", str(config)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    mark = marks[0] if point == "read" else marks[1]
-    try:
-        deadline = time.monotonic() + 180
-        while not mark.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, f"the command never reached its {point}"
-            time.sleep(0.05)
-        proc.send_signal(getattr(signal, signame))
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, err, out
+    returncode, _, err = _signal_once_marked(
+        [str(script), *map(str, marks), point, "driver", command, *args, "--config", str(config)],
+        marks[0] if point == "read" else marks[1], signame, tmp_path, f"its {point}",
+        start_s=180, end_s=180)
+    return returncode, err, out
 
 
 @pytest.mark.parametrize("command, signame, code", [("attention", "SIGTERM", 143),
