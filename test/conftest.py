@@ -5,6 +5,7 @@ import signal
 import warnings
 
 import pytest
+from support import LeftoverSignalState, restore_signal_state, signal_state
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -17,36 +18,6 @@ def pytest_configure(config: pytest.Config) -> None:
     tests of ``nohup`` itself set the ignore they test."""
     if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
-
-
-#: The signals whose handlers the commands take over in-process (stop_signals, fleet's guard).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class LeftoverSignalState(UserWarning):
-    """A test left a signal handler or the blocked-signal mask changed (restored after it)."""
-
-
-def signal_state() -> tuple[dict[int, object], frozenset[int]]:
-    """The handlers of :data:`STOP_SIGNALS` and the main thread's blocked signals."""
-    return ({s: signal.getsignal(s) for s in STOP_SIGNALS},
-            frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
-
-
-def restore_signal_state(start: tuple[dict[int, object], frozenset[int]]) -> list[str]:
-    """Put the handlers and the mask of ``start`` back; what differed, in words (empty: none)."""
-    handlers, mask = start
-    left = []
-    for signum, handler in handlers.items():
-        now = signal.getsignal(signum)
-        if now != handler:
-            left.append(f"{signal.Signals(signum).name} handler {now!r} (was {handler!r})")
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-    blocked = frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, []))
-    if blocked != mask:
-        left.append(f"blocked signals {sorted(map(int, blocked))} (were {sorted(map(int, mask))})")
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    return left
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -225,3 +226,33 @@ def driver_cli(capsys: pytest.CaptureFixture, *argv: str | Path) -> tuple[int, s
     code = main(["driver", *map(str, argv)])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+#: The signals whose handlers the commands take over in-process (stop_signals, fleet's guard).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class LeftoverSignalState(UserWarning):
+    """A test left a signal handler or the blocked-signal mask changed (restored after it)."""
+
+
+def signal_state() -> tuple[dict[int, object], frozenset[int]]:
+    """The handlers of :data:`STOP_SIGNALS` and the main thread's blocked signals."""
+    return ({s: signal.getsignal(s) for s in STOP_SIGNALS},
+            frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+
+
+def restore_signal_state(start: tuple[dict[int, object], frozenset[int]]) -> list[str]:
+    """Put the handlers and the mask of ``start`` back; what differed, in words (empty: none)."""
+    handlers, mask = start
+    left = []
+    for signum, handler in handlers.items():
+        now = signal.getsignal(signum)
+        if now != handler:
+            left.append(f"{signal.Signals(signum).name} handler {now!r} (was {handler!r})")
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+    blocked = frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    if blocked != mask:
+        left.append(f"blocked signals {sorted(map(int, blocked))} (were {sorted(map(int, mask))})")
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return left

@@ -858,7 +858,7 @@ def test_the_suites_guard_names_and_undoes_a_leftover_signal_handler_or_mask() -
     command's own handler to take it; a handler or a blocked signal an earlier test left (Ray's
     SIGTERM handler stays after ``ray.shutdown()``) is named and undone by test/conftest.py
     after the test that left it. Its check, run here on a leftover made on purpose."""
-    from conftest import restore_signal_state, signal_state
+    from support import restore_signal_state, signal_state
 
     start = signal_state()
     try:
