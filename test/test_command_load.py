@@ -330,20 +330,29 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def _run_hung_benchmarks(tmp_path: Path, wrapper: str, only: str
+                         ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``benchmarks/run.py --quick --only ONLY --warm-up-timeout 30`` run through ``wrapper`` (a
+    script that hangs one load, then runs the benchmarks); the finished process and the results
+    path it was given."""
+    script = tmp_path / "hung_benchmarks.py"
+    script.write_text(wrapper)
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, str(script), str(ROOT / "benchmarks" / "run.py"),
+                           "--quick", "--only", only, "--out", str(out),
+                           "--warm-up-timeout", "30"],  # the detector's real load fits
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=300, cwd=tmp_path)
+    return done, out
+
+
 def test_a_hung_face_model_load_ends_the_benchmarks_naming_it(tmp_path):
     """R90: benchmarks/run.py built its models unbounded (R87 left it): a face model's session
     creation that never returned held it for ever. It gives up after --warm-up-timeout now,
     naming the model and the fix, exit 2, no results written, and the process ends without the
     hung load (as the console script does). (The bound is generous: the detector's load before
     the face models' is real.)"""
-    script = tmp_path / "hung_bench.py"
-    script.write_text(HUNG_BENCH)
-    out = tmp_path / "results.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(script), str(ROOT / "benchmarks" / "run.py"),
-                           "--quick", "--only", "driver", "--out", str(out),
-                           "--warm-up-timeout", "30"],  # the detector's real load fits
-                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    done, out = _run_hung_benchmarks(tmp_path, HUNG_BENCH, "driver")
     err = done.stderr
     assert done.returncode == 2, (done.returncode, err[-2000:])
     assert ("error: the load of yunet (an onnxruntime session on CPUExecutionProvider) has not "
@@ -373,14 +382,7 @@ def test_a_hung_cv2dnn_demo_load_ends_the_benchmarks_naming_it(tmp_path):
     row left it): one that never returned held ``benchmarks/run.py`` for ever. It is bounded by
     --warm-up-timeout as every other load of the benchmarks, with the same error: exit 2,
     naming the demo's model, no results written, the process ending without the hung load."""
-    script = tmp_path / "hung_cv2dnn.py"
-    script.write_text(HUNG_CV2DNN)
-    out = tmp_path / "results.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(script), str(ROOT / "benchmarks" / "run.py"),
-                           "--quick", "--only", "cv2dnn", "--out", str(out),
-                           "--warm-up-timeout", "30"],  # the detector's real load fits
-                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    done, out = _run_hung_benchmarks(tmp_path, HUNG_CV2DNN, "cv2dnn")
     err = done.stderr
     assert done.returncode == 2, (done.returncode, err[-2000:])
     assert re.search(r"error: the load of picodet_s_416 in the OpenCV-DNN demo \(cv2\.dnn\."
