@@ -8,6 +8,12 @@ otherwise run on onnxruntime's CPU provider.
 
 Precision is pinned to f32: on CPUs with AVX-512 BF16 or AMX, OpenVINO would otherwise infer in
 bfloat16 by default, so results (and the thresholds tuned on them) would depend on the CPU.
+
+No model cache (``CACHE_DIR``, ``export_model``/``import_model``): with OpenVINO 2026.4 the
+specialist's 8-bit form imported from its cached blob runs another graph than a fresh compile
+(extra u8/f32 conversions around its normalisations) and loses pedestrians a fresh compile finds
+at scores up to 0.998 on every developer-set frame tried, and a blob with flipped bytes is
+imported unchecked (docs/performance.md#start-up-openvinos-model-cache; tools/openvino_cache_check.py).
 """
 from __future__ import annotations
 
