@@ -803,3 +803,57 @@ def test_a_detect_manifest_nested_too_deeply_names_no_earlier_copy(tmp_path):
     (tmp_path / MANIFEST).write_text("[" * 5000 + "]" * 5000)
     assert _earlier_outputs(tmp_path) == set()
 
+
+#: Runs the real `replay` on the sample bag, sending itself the first stop (argv[1]) as the first
+#: frame is decoded and a second one (argv[2], or "none") while summary.json is written.
+_REPLAY_STOPPED = """
+import os, signal, sys
+from sense_perception.replay import engine
+from sense_perception.cli.main import main
+
+first, second = sys.argv[1], sys.argv[2]
+decode, write_summary = engine.Replayer._decode, engine.write_summary
+
+def decode_then_stop(self, *args):
+    engine.Replayer._decode = decode
+    os.kill(os.getpid(), getattr(signal, first))  # the reading ends here: the rest not read
+    return decode(self, *args)
+
+def summary_then_stop(*args, **kwargs):
+    if second != "none":
+        os.kill(os.getpid(), getattr(signal, second))  # again, while the summary is written
+    return write_summary(*args, **kwargs)
+
+engine.Replayer._decode = decode_then_stop
+engine.write_summary = summary_then_stop
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("first, second, code, by", [
+    ("SIGTERM", "none", 143, "SIGTERM"), ("SIGHUP", "none", 129, "SIGHUP"),
+    ("SIGTERM", "SIGINT", 143, "SIGTERM"), ("SIGINT", "SIGTERM", 130, "Ctrl-C")])
+def test_a_stopped_replay_exits_as_the_first_stop_with_its_summary_marked(
+        tmp_path: Path, first: str, second: str, code: int, by: str) -> None:
+    """R99: `replay` stopped while it read the bag exited 1 (done, something skipped), where
+    every other command exits 128 + the signal (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C): a service
+    manager or script could not tell a stopped replay from one that skipped a corrupt frame. And a
+    second stop while its summary was written replaced the first (SIGTERM then Ctrl-C exited
+    130). It exits as the first stop now, its outputs closed, summary.json written with the frames
+    not read as one `skipped` entry naming that stop, and says what was kept."""
+    from replay_helpers import SAMPLE_BAG
+
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-c", _REPLAY_STOPPED, first, second, "replay", str(SAMPLE_BAG),
+         "--out", str(out), "--config", config(tmp_path)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        timeout=300)
+    err = " ".join(result.stderr.decode(errors="replace").split())
+    assert result.returncode == code and "Traceback" not in err, (result.returncode, err)
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(f"replay interrupted ({by}) before the end of the bag" in str(entry)
+               for entry in summary["skipped"]), summary["skipped"]
+    assert not (out / "REPLAY_INCOMPLETE.txt").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert f"hold what was replayed before {by}" in err, err
