@@ -6,7 +6,8 @@ SSH session, a closed window) sends SIGHUP; the default of either ends the proce
 templates left under /tmp, an old gallery version unzeroed). :func:`stop_signals` turns them into
 :class:`Terminated` (:class:`HungUp` for SIGHUP), a KeyboardInterrupt, so the same cleanup runs as
 on Ctrl-C, and :func:`exit_code` gives the shell's status for each (143 = 128 + SIGTERM, 129 =
-128 + SIGHUP, 130 = 128 + SIGINT).
+128 + SIGHUP, 130 = 128 + SIGINT). Only a block's first stop counts: a later one is ignored, so
+the cleanup the first began runs whole and the exit status is the first's (:meth:`Stops.stop`).
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def exit_now(code: int) -> NoReturn:
 class Stops:
     """SIGINT, SIGTERM and SIGHUP stop the run (KeyboardInterrupt, :class:`Terminated` for
     SIGTERM, :class:`HungUp` for SIGHUP), except inside :meth:`held`, where a stop waits for the
-    block to end.
+    block to end; once one has come, the later ones are ignored.
 
     ``detect``: an image's annotated copy and its record must land together: a stop between the
     copy's rename and its record left a copy on disk that detections.json and the manifest did not
@@ -101,6 +102,7 @@ class Stops:
     def __init__(self) -> None:
         self._holding = False
         self._pending: int | None = None
+        self._stopped = False  # a stop came (raised or kept): the later ones wait on its cleanup
         self._hung_up = False
         self._in_force = False  # its stop_signals block is running: a nested one reuses it
 
@@ -110,13 +112,19 @@ class Stops:
         return self._hung_up
 
     def stop(self, signum: int, frame: Any) -> None:
-        """Signal handler: raise the stop now, or keep it for the end of the held block. A second
-        SIGHUP is ignored: a closed terminal's hangup comes twice (the kernel's, then the shell's,
-        passed on to its jobs), and the second cut short the cleanup the first began."""
+        """Signal handler: raise the stop now, or keep it for the end of the held block. Only the
+        first stop counts: a later one (Ctrl-C pressed twice, a ``timeout`` or service manager's
+        SIGTERM after it, a closed terminal's second SIGHUP) is ignored, so the cleanup the first
+        began (the summary, the partial outputs, the gallery's change, a temp folder's removal)
+        runs whole and the exit status is the first stop's (R99). Raised there, a second one cut
+        that cleanup short (no detections.json beside this run's copies, an unpacked copy of the
+        driver's frames half removed from TMPDIR), and one kept beside the first replaced it
+        (SIGTERM then Ctrl-C exited 130)."""
         if signum == signal.SIGHUP:
-            if self._hung_up:
-                return
-            self._hung_up = True
+            self._hung_up = True  # the terminal is gone, whichever stop came first
+        if self._stopped:
+            return
+        self._stopped = True
         if self._holding:
             self._pending = signum
             return
@@ -148,7 +156,7 @@ class Stops:
         if self._holding:
             return
         pending, self._pending = self._pending, None
-        if pending is not None:  # raised here, not by stop(), which ignores a SIGHUP seen before
+        if pending is not None:  # raised here, not by stop(), which ignores every later stop
             raise _STOPS.get(pending, KeyboardInterrupt)
 
     @contextmanager

@@ -384,3 +384,48 @@ def test_a_run_whose_worker_cannot_start_ends_with_one_error(tmp_path):
     assert err.count("detector.labels_path is empty") == 1, err  # once, not once per bag
     assert "failed:" not in err and "Traceback" not in err, err
     assert sorted(p.name for p in out.iterdir()) == []  # no bag folder, no lock, no summary
+
+
+#: `fleet` on a bag whose output folder is a user's (refused: no Ray is started), a signal sent to
+#: itself as the bags are checked and a second while fleet_summary.json is written.
+_SIGNAL_TWICE = """
+import os, signal, sys
+from sense_perception.fleet import runner
+from sense_perception.cli.main import main
+
+sig = getattr(signal, sys.argv[1])
+refused, write = runner._refused, runner.write_fleet_summary
+
+def refused_then_stop(*args):
+    os.kill(os.getpid(), sig)  # the first stop: noted, the run winds up
+    return refused(*args)
+
+def write_then_stop(path, summary):
+    os.kill(os.getpid(), sig)  # pressed again: the summary is being written
+    return write(path, summary)
+
+runner._refused, runner.write_fleet_summary = refused_then_stop, write_then_stop
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_second_signal_while_the_summary_is_written_waits_for_it(tmp_path, signame):
+    """R99: a second Ctrl-C or SIGTERM exits fleet at once (the wait for the workers and Ray
+    protects no data), also while fleet_summary.json was written: the run ended between its temp
+    file and the rename, no summary, the temp file left in --out. And a stop the dispatcher never
+    saw (no Ray needed here) was lost (exit 2, the summary not marked). The summary's write is
+    held now: written, marked interrupted by the first stop, exit 128 + it."""
+    inputs = _bags(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    (out / "run1").mkdir(parents=True)  # a user's folder: the bag is refused, no Ray needed
+    done = subprocess.run([sys.executable, "-c", _SIGNAL_TWICE, signame, "fleet", str(inputs),
+                           "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          env=ENV)
+    assert done.returncode == 128 + getattr(signal, signame), done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    summary = _summary(out)
+    assert summary["interrupted"] == signame
+    assert summary["per_bag"][0]["status"] == "failed"  # the user's folder, as without a stop
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")], list(out.iterdir())
+    assert (out / "run1").is_dir()

@@ -637,14 +637,16 @@ def test_ctrl_c_during_detect_leaves_results_of_exactly_what_was_processed(
 
 #: Runs the real `detect` with the real writers, a signal sent to itself at an exact moment:
 #: right after the first annotated copy's rename (before detect has recorded it) and, with
-#: "twice", again while the results are written.
+#: "twice", again while the results are written; with a signal's name instead, that signal
+#: while detect, stopped, works out which images it did not process (before the results' write).
 _SIGNAL_AT = """
 import os, signal, sys
 from sense_perception import fileio
+from sense_perception.cli import detect
 from sense_perception.cli.main import main
 
 sig, twice = getattr(signal, sys.argv[1]), sys.argv[2] == "twice"
-write, write_json = fileio.atomic_write, fileio.write_result_json
+write, write_json, not_handled = fileio.atomic_write, fileio.write_result_json, detect._not_handled
 
 def copy_then_signal(path, *args, **kwargs):
     write(path, *args, **kwargs)
@@ -657,15 +659,23 @@ def result_then_signal(path, *args, **kwargs):
     fileio.write_result_json = write_json
     os.kill(os.getpid(), sig)  # the manifest is written, detections.json not yet
 
+def second_stop_in_the_cleanup(*args):
+    os.kill(os.getpid(), getattr(signal, sys.argv[2]))  # pressed again as the stop is handled
+    return not_handled(*args)
+
 fileio.atomic_write = copy_then_signal
 if twice:
     fileio.write_result_json = result_then_signal
+if sys.argv[2].startswith("SIG"):
+    detect._not_handled = second_stop_in_the_cleanup
 sys.exit(main(sys.argv[3:]))
 """
 
 
-@pytest.mark.parametrize("signame, twice, code, by", [("SIGINT", "once", 130, "Ctrl-C"),
-                                                      ("SIGTERM", "twice", 143, "SIGTERM")])
+@pytest.mark.parametrize("signame, twice, code, by", [
+    ("SIGINT", "once", 130, "Ctrl-C"), ("SIGTERM", "twice", 143, "SIGTERM"),
+    # R99: a second stop while the first is handled, outside the results' held write
+    ("SIGTERM", "SIGINT", 143, "SIGTERM"), ("SIGINT", "SIGINT", 130, "Ctrl-C")])
 def test_a_stop_just_after_an_annotated_copy_is_written_still_records_that_image(
         tmp_path: Path, signame: str, twice: str, code: int, by: str) -> None:
     """A stop landing after an annotated copy's rename but before detect recorded the image left
@@ -673,7 +683,12 @@ def test_a_stop_just_after_an_annotated_copy_is_written_still_records_that_image
     manifest (seen once in the test above under load). The copy and its record now land
     together: the stop waits for the record, so the image is listed. A second stop while the
     results are written waited for nothing: SIGTERM killed detect between the manifest and
-    detections.json, leaving no detections.json beside a manifest naming this run's copy."""
+    detections.json, leaving no detections.json beside a manifest naming this run's copy.
+
+    R99: a second stop (Ctrl-C pressed twice, Ctrl-C after a SIGTERM) while detect worked out
+    what it had not processed, before its held write, was raised there: no detections.json and
+    no manifest entry for the copy on disk, exit 130 whatever the first stop was. Only the first
+    stop counts now: the results are written and the exit status is the first's."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     paths = []
@@ -787,3 +802,58 @@ def test_a_detect_manifest_nested_too_deeply_names_no_earlier_copy(tmp_path):
 
     (tmp_path / MANIFEST).write_text("[" * 5000 + "]" * 5000)
     assert _earlier_outputs(tmp_path) == set()
+
+
+#: Runs the real `replay` on the sample bag, sending itself the first stop (argv[1]) as the first
+#: frame is decoded and a second one (argv[2], or "none") while summary.json is written.
+_REPLAY_STOPPED = """
+import os, signal, sys
+from sense_perception.replay import engine
+from sense_perception.cli.main import main
+
+first, second = sys.argv[1], sys.argv[2]
+decode, write_summary = engine.Replayer._decode, engine.write_summary
+
+def decode_then_stop(self, *args):
+    engine.Replayer._decode = decode
+    os.kill(os.getpid(), getattr(signal, first))  # the reading ends here: the rest not read
+    return decode(self, *args)
+
+def summary_then_stop(*args, **kwargs):
+    if second != "none":
+        os.kill(os.getpid(), getattr(signal, second))  # again, while the summary is written
+    return write_summary(*args, **kwargs)
+
+engine.Replayer._decode = decode_then_stop
+engine.write_summary = summary_then_stop
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("first, second, code, by", [
+    ("SIGTERM", "none", 143, "SIGTERM"), ("SIGHUP", "none", 129, "SIGHUP"),
+    ("SIGTERM", "SIGINT", 143, "SIGTERM"), ("SIGINT", "SIGTERM", 130, "Ctrl-C")])
+def test_a_stopped_replay_exits_as_the_first_stop_with_its_summary_marked(
+        tmp_path: Path, first: str, second: str, code: int, by: str) -> None:
+    """R99: `replay` stopped while it read the bag exited 1 (done, something skipped), where
+    every other command exits 128 + the signal (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C): a service
+    manager or script could not tell a stopped replay from one that skipped a corrupt frame. And a
+    second stop while its summary was written replaced the first (SIGTERM then Ctrl-C exited
+    130). It exits as the first stop now, its outputs closed, summary.json written with the frames
+    not read as one `skipped` entry naming that stop, and says what was kept."""
+    from replay_helpers import SAMPLE_BAG
+
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-c", _REPLAY_STOPPED, first, second, "replay", str(SAMPLE_BAG),
+         "--out", str(out), "--config", config(tmp_path)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        timeout=300)
+    err = " ".join(result.stderr.decode(errors="replace").split())
+    assert result.returncode == code and "Traceback" not in err, (result.returncode, err)
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(f"replay interrupted ({by}) before the end of the bag" in str(entry)
+               for entry in summary["skipped"]), summary["skipped"]
+    assert not (out / "REPLAY_INCOMPLETE.txt").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert f"hold what was replayed before {by}" in err, err

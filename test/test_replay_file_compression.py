@@ -259,25 +259,39 @@ def test_fleet_fails_the_bomb_alone_and_replays_the_other_bags(tmp_path) -> None
 
 
 _TERMINATED_ENROLMENT = """
-import os, signal, sys
+import os, signal, sys, tempfile
 from sense_perception.cli.main import main
 from sense_perception.face.pipeline import FaceEngine
+from sense_perception.replay.bounded import UNPACK_PREFIX
 def terminated(self, *args, **kwargs):  # SIGTERM (a service stop, `timeout`) mid-enrolment
     os.kill(os.getpid(), int(os.environ["STOP_SIGNAL"]))  # or SIGHUP: the terminal closed
     raise AssertionError("the signal did not stop the enrolment")
 FaceEngine.driver_embedding = terminated
+rmtree = tempfile.TemporaryDirectory._rmtree.__func__
+def rmtree_stopped_again(cls, name, *args, **kwargs):  # SECOND_SIGNAL: again, as it is removed
+    if UNPACK_PREFIX in name and os.environ.get("SECOND_SIGNAL"):
+        os.kill(os.getpid(), int(os.environ["SECOND_SIGNAL"]))
+    return rmtree(cls, name, *args, **kwargs)
+tempfile.TemporaryDirectory._rmtree = classmethod(rmtree_stopped_again)
 sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("signum, code, second", [
+    (signal.SIGTERM, 143, None), (signal.SIGHUP, 129, None),
+    # R99: pressed again (or a SIGTERM after the hangup) while the copy is removed
+    (signal.SIGINT, 130, signal.SIGINT), (signal.SIGHUP, 129, signal.SIGTERM)])
 def test_sigterm_during_an_enrolment_from_a_file_compressed_bag_removes_its_unpacked_copy(
-        tmp_path: Path, signum: int, code: int) -> None:
+        tmp_path: Path, signum: int, code: int, second: int | None) -> None:
     """`driver enroll --bag` reads a file-compressed bag through an unpacked copy in TMPDIR: the
     cabin camera's frames, the driver's face. SIGTERM's default ended the process at once and
     left the copy there (until some later replay opened a bag). SIGTERM unwinds as Ctrl-C now:
     the copy is removed, nothing is enrolled, exit status 143. SIGHUP (the terminal closed, an
-    SSH session dropped) did the same until R89; it unwinds too now (exit status 129)."""
+    SSH session dropped) did the same until R89; it unwinds too now (exit status 129).
+
+    R99: a second stop as the copy was removed (Ctrl-C pressed twice; the SIGTERM of a logout
+    after the hangup) was raised there, in the removal: the copy of the driver's frames stayed in
+    TMPDIR, and the exit status was the second's. Only the first stop counts now."""
     bag = _file_compressed_bag(tmp_path / "cabin_bag")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -288,7 +302,8 @@ def test_sigterm_during_an_enrolment_from_a_file_compressed_bag_removes_its_unpa
                            "Kim", "--bag", str(bag), "--topic", "/camera/cabin/image_raw/compressed",
                            "--gallery", str(gallery)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp),
-                               "STOP_SIGNAL": str(int(signum))})
+                               "STOP_SIGNAL": str(int(signum)),
+                               "SECOND_SIGNAL": "" if second is None else str(int(second))})
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert _leftovers(tmp) == [] and not gallery.exists()

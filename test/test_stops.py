@@ -251,6 +251,54 @@ def test_a_held_block_in_a_nested_stop_signals_holds_every_stop(signum) -> None:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
+@pytest.mark.parametrize("first, second, kind", [
+    (signal.SIGTERM, signal.SIGINT, Terminated), (signal.SIGINT, signal.SIGTERM, KeyboardInterrupt),
+    (signal.SIGINT, signal.SIGINT, KeyboardInterrupt), (signal.SIGHUP, signal.SIGTERM, HungUp)])
+def test_a_second_stop_never_cuts_the_cleanup_short_and_the_first_one_stands(
+        first, second, kind) -> None:
+    """R99: a second Ctrl-C or SIGTERM while the cleanup the first stop began ran (Ctrl-C pressed
+    twice; a service manager's SIGTERM after a Ctrl-C) was raised right there, the cleanup cut
+    short (only a second SIGHUP was ignored, R89), and the run ended as the second stop. Only the
+    first stop counts now: the cleanup runs whole and the stop is the first's."""
+    cleaned, before = [], signal.getsignal(signal.SIGHUP)
+    try:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            with stop_signals():
+                try:
+                    _signal_self(first)
+                finally:
+                    _signal_self(second)  # pressed again while the cleanup runs
+                    cleaned.append("whole")
+        assert type(stopped.value) is kind
+        assert cleaned == ["whole"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.parametrize("first, second, code", [
+    (signal.SIGTERM, signal.SIGINT, 143), (signal.SIGINT, signal.SIGTERM, 130),
+    (signal.SIGHUP, signal.SIGINT, 129), (signal.SIGINT, signal.SIGHUP, 130)])
+def test_a_held_block_raises_the_first_stop_it_kept_not_the_last(first, second, code) -> None:
+    """R99: a stop arriving while a held block kept another replaced it (SIGTERM, then Ctrl-C
+    while detect's results or a gallery change were written, exited 130). The first one is
+    raised at the block's end now, as a shell reports the first signal that stopped a job; a
+    SIGHUP among them still leaves SIGHUP ignored (the terminal is gone)."""
+    done, before = [], signal.getsignal(signal.SIGHUP)
+    try:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            with stop_signals() as stops, stops.held():
+                _signal_self(first)
+                _signal_self(second)
+                done.append("whole")
+        assert done == ["whole"]
+        assert exit_code(stopped.value) == code
+        assert signal.getsignal(signal.SIGHUP) == (
+            signal.SIG_IGN if signal.SIGHUP in (first, second) else before)
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def _signal_when_installing(monkeypatch, signum: int, installing: int, restoring: bool) -> None:
     """Send ``signum`` to this process just after ``stop_signals`` sets (or, ``restoring``, puts
     back) its handler for ``installing``: the moment a Ctrl-C pressed as a command begins or ends

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from ..result_console import result_console
     from ..replay.engine import ReplayOptions, replay
     from ..replay.summary import render_table
-    from ..stops import stop_signals
+    from ..stops import exit_code, stop_signals, stopped_by
 
     if args.publish_input_only and not args.publish:
         print("error: --publish-input-only only applies with --publish", file=sys.stderr)
@@ -193,4 +193,10 @@ def run(args: argparse.Namespace) -> int:
     for video in result.videos:
         print(f"video: {printable(video)}")
     print(f"summary: {printable(result.summary_path)}")
+    if result.stopped is not None:  # 130 / 143 / 129 as every command: it was exit 1 (R99)
+        console.print(f"interrupted: the outputs and {shown(result.summary_path)} hold what was "
+                      f"replayed before {stopped_by(result.stopped)}, the frames not read one "
+                      "`skipped` entry; run again to replay the whole bag", highlight=False,
+                      soft_wrap=True)
+        return exit_code(result.stopped)
     return EXIT_OK if result.complete else EXIT_SKIPPED

@@ -215,6 +215,11 @@ def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: lis
                         "by hand once the cause is fixed")
                 LOG.warning("%s", note)
                 notes.append(note)
+    if interrupted is None:
+        try:
+            guard.check()  # a stop the dispatcher never saw (no Ray, or its end): marked, not lost
+        except Interrupted as exc:
+            interrupted = exc
     if interrupted is not None:
         notes.append(f"stopped by {interrupted.name}: bags not finished are marked "
                      "interrupted; run the same command again to replay them")
@@ -235,7 +240,8 @@ def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: lis
     summary["interrupted"] = interrupted.name if interrupted else None
     path = out / FLEET_SUMMARY
     try:
-        write_fleet_summary(path, summary)  # atomic and strict JSON, like each bag's summary.json
+        with guard.protecting():  # a second signal waits for it (milliseconds), R99
+            write_fleet_summary(path, summary)  # atomic and strict JSON, as each bag's summary
     except OSError as exc:
         raise FleetError(f"cannot write {path}: {exc.strerror or exc} (the bags' outputs are in "
                          f"{out})") from exc

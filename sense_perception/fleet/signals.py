@@ -17,6 +17,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -47,7 +49,7 @@ class Interrupted(BaseException):
 
 class InterruptGuard:
     """Notes the first SIGINT / SIGTERM / SIGHUP (:meth:`check` raises :class:`Interrupted`); a
-    second one exits at once.
+    second one exits at once, except while :meth:`protecting` the summary's write.
 
     Only in the main thread (Python delivers signals there); elsewhere it does nothing.
     """
@@ -56,6 +58,7 @@ class InterruptGuard:
         self._old: dict[int, Any] = {}
         self._caught: int | None = None
         self._hung_up = False  # a SIGHUP came: the terminal is gone
+        self._protecting = False  # fleet_summary.json is being written: a second signal waits
 
     def install(self) -> None:
         """Install (again) the handlers; the first call remembers the previous ones."""
@@ -85,6 +88,19 @@ class InterruptGuard:
         if self._caught is not None:
             raise Interrupted(self._caught)
 
+    @contextmanager
+    def protecting(self) -> Iterator[None]:
+        """Run the block whole: a second signal in it is ignored (the first one's stop stands).
+        Around ``fleet_summary.json``'s write, which takes milliseconds: a second Ctrl-C there
+        ended the run between its temp file and the rename, no summary written and the temp
+        file left in ``--out`` (R99); the waits for the workers and Ray protect no data, and a
+        second signal still ends those at once."""
+        self._protecting = True
+        try:
+            yield
+        finally:
+            self._protecting = False
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         hung_up, self._hung_up = self._hung_up, self._hung_up or signum == signal.SIGHUP
         if self._caught is None:
@@ -92,7 +108,7 @@ class InterruptGuard:
             _note(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and writing the "
                   "summary (again to exit at once)\n")
             return
-        if signum == signal.SIGHUP or hung_up:
+        if signum == signal.SIGHUP or hung_up or self._protecting:
             # Nobody insists: a closed terminal's hangup comes twice (the kernel's, then the
             # shell's, passed on to its jobs), and the second ended the run without its summary;
             # after it, a SIGTERM is the logout's (systemd-logind's to the session), not a user's.

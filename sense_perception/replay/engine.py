@@ -62,7 +62,7 @@ from ..fileio import atomic_write, fsync_dir
 from ..face.results import FACE_LABELS, state_name
 from ..outpaths import REPLAY_MARK, check_apart, check_writable_dir
 from ..out_lock import FolderLock
-from ..stops import stopped_by
+from ..stops import StoppedAfterFailure, signal_of, stopped_by
 from .diagnostics import ArrivalClock, PipelineHealth, ReplayDiagnostics
 from .pipelines import (
     CABIN,
@@ -140,6 +140,9 @@ class ReplayResult:
     summary_path: Path
     videos: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The stop (Ctrl-C, SIGTERM, SIGHUP) that ended the reading early, if one did: the command
+    #: exits with its status (130 / 143 / 129), as every other command does (R99).
+    stopped: KeyboardInterrupt | None = None
 
     @property
     def complete(self) -> bool:
@@ -374,6 +377,7 @@ class Replayer:
                  detector: Any = None, identifier: Any = None, stops: Any = None) -> None:
         self.options = options
         self._stops = stops
+        self._stopped: KeyboardInterrupt | None = None  # the stop that ended the reading
         self.progress = progress
         self._detector = detector
         self._identifier = identifier
@@ -504,10 +508,15 @@ class Replayer:
         # SIGTERM) waits for the block to end: it takes milliseconds, and a stop there lost the
         # summary of a replay whose every frame was done. Should the block fail (a full disk),
         # the stop is raised all the same, naming the failure (its exit status 2 lost the stop).
-        if self._stops is None:
-            return self._conclude(bag, out, topics, skipped, wall0, failure)
-        with self._stops.obeyed(), self._stops.deferred():
-            return self._conclude(bag, out, topics, skipped, wall0, failure)
+        try:
+            if self._stops is None:
+                return self._conclude(bag, out, topics, skipped, wall0, failure)
+            with self._stops.obeyed(), self._stops.deferred():
+                return self._conclude(bag, out, topics, skipped, wall0, failure)
+        except Exception as exc:
+            if self._stopped is not None:  # the stop's 130 / 143 / 129, naming the failure (R99)
+                raise StoppedAfterFailure(signal_of(self._stopped), exc) from exc
+            raise
 
     def _conclude(self, bag: Bag, out: Path, topics: list[str], skipped: SkipLog, wall0: float,
                   failure: BaseException | None) -> ReplayResult:
@@ -554,7 +563,7 @@ class Replayer:
         except OutputWriteError as exc:
             raise _incomplete(out, exc) from exc
         return ReplayResult(summary, out / BAG_DIR, out / SUMMARY_FILE, videos,
-                            list(bag.notes) + self._all_notes())
+                            list(bag.notes) + self._all_notes(), stopped=self._stopped)
 
     def _choose_cameras(self, bag: Bag) -> tuple[str | None, list[str]]:
         """The cabin camera (None: none) and every camera topic to replay, checked; notes what
@@ -1044,6 +1053,7 @@ class Replayer:
                 if self.progress:
                     self.progress(done, expected)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM with the command's stop_signals
+            self._stopped = exc
             skipped.add(ALL_TOPICS, f"replay interrupted ({stopped_by(exc)}) before the end of "
                         "the bag", max((expected or 0) - done, 1))
 
