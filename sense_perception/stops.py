@@ -73,6 +73,22 @@ def stopped_by(exc: KeyboardInterrupt) -> str:
     return _signal_words(signal_of(exc))
 
 
+#: The later stops ignored while the first one's cleanup runs: the next one ends the process.
+FORCE_AFTER = 2
+
+
+def _say(text: str) -> None:
+    """A line on stderr from a signal handler: os.write, since the handler may have interrupted
+    a write to sys.stderr's buffer (a reentrant write raises); a closed terminal (EIO) is no
+    error."""
+    import os
+
+    try:
+        os.write(2, f"{text}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
 def exit_now(code: int) -> NoReturn:
     """End the process with ``code`` at once (``os._exit``: no finalization, no thread joined),
     the log and the standard streams flushed first: what ``run`` and the commands do when a
@@ -102,7 +118,8 @@ class Stops:
     def __init__(self) -> None:
         self._holding = False
         self._pending: int | None = None
-        self._stopped = False  # a stop came (raised or kept): the later ones wait on its cleanup
+        self._first: int | None = None  # the stop that came (raised or kept)
+        self._ignored = 0  # later stops, ignored while its cleanup runs, up to FORCE_AFTER
         self._hung_up = False
         self._in_force = False  # its stop_signals block is running: a nested one reuses it
 
@@ -119,12 +136,24 @@ class Stops:
         runs whole and the exit status is the first stop's (R99). Raised there, a second one cut
         that cleanup short (no detections.json beside this run's copies, an unpacked copy of the
         driver's frames half removed from TMPDIR), and one kept beside the first replaced it
-        (SIGTERM then Ctrl-C exited 130)."""
+        (SIGTERM then Ctrl-C exited 130). The second says so on stderr; a third ends the process
+        at once with the first's status (R100): a cleanup that hangs (a stalled disk) or a first
+        stop that Python swallowed (raised inside a finalizer) would otherwise leave only
+        SIGKILL."""
         if signum == signal.SIGHUP:
             self._hung_up = True  # the terminal is gone, whichever stop came first
-        if self._stopped:
+        if self._first is not None:
+            self._ignored += 1
+            if self._ignored >= FORCE_AFTER:  # the user insists: a cleanup that hangs holds no one
+                _say(f"{_signal_words(signum)} once more: stopping at once, the cleanup cut short "
+                     "(outputs may be incomplete or left as temp files)")
+                import os
+
+                os._exit(128 + self._first)
+            _say(f"{_signal_words(signum)} again: still stopping, keeping the outputs whole; "
+                 "stop once more to end at once")
             return
-        self._stopped = True
+        self._first = signum
         if self._holding:
             self._pending = signum
             return

@@ -353,3 +353,46 @@ def test_a_stop_while_the_handlers_are_put_back_is_raised_and_leaves_none_instal
             pass
     monkeypatch.undo()
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+_HUNG_CLEANUP = """
+import os, signal, sys, time
+from sense_perception.stops import exit_code, stop_signals
+stops = [getattr(signal, name) for name in sys.argv[1:]]
+try:
+    with stop_signals():
+        try:
+            os.kill(os.getpid(), stops[0])
+        finally:  # the cleanup the first stop began; the later stops arrive while it runs
+            for signum in stops[1:]:
+                os.kill(os.getpid(), signum)
+            print("cleanup whole", flush=True)
+            if len(stops) > 2:
+                time.sleep(60)  # a cleanup that hangs (a stalled disk)
+except KeyboardInterrupt as exc:  # as the commands end
+    sys.exit(exit_code(exc))
+"""
+
+
+@pytest.mark.parametrize("names, code, whole", [
+    (["SIGINT", "SIGINT"], 130, True),
+    (["SIGTERM", "SIGINT", "SIGINT"], 143, False),
+    (["SIGHUP", "SIGHUP", "SIGTERM"], 129, False)])
+def test_a_third_stop_ends_a_hung_cleanup_at_once_with_the_first_ones_status(
+        names, code, whole) -> None:
+    """R100: since R99 the stops after the first are ignored so that its cleanup runs whole; a
+    cleanup that then hung (or a first stop that Python swallowed in a finalizer) could be ended
+    by SIGKILL only. The second stop says the run is still stopping; a third ends it at once,
+    with the first stop's status."""
+    import subprocess
+    import sys
+
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", _HUNG_CLEANUP, *names], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == code, proc.stderr
+    assert "still stopping, keeping the outputs whole; stop once more to end at once" in proc.stderr
+    assert ("cleanup whole" in proc.stdout) is whole
+    assert ("stopping at once, the cleanup cut short" in proc.stderr) is not whole
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 45  # not the 60 s of the hung cleanup
