@@ -13,7 +13,8 @@ from sense_perception.config import load_params
 from sense_perception.core.detection.detector import DetectorConfig
 from sense_perception.core.detection.detector_setup import build_detector
 from sense_perception.core.detection.low_light import (LowLightSettings, brighten, brighten_input,
-                                                       mean_luma, smooth_chroma)
+                                                       mean_luma, noise_sigma, smooth_chroma,
+                                                       smoothing)
 from sense_perception.core.imaging.image_decode import ImageView
 from sense_perception.errors import ConfigError
 
@@ -22,6 +23,8 @@ DEV = ROOT.parent / "shared" / "data" / "street_labelled" / "pandaset_seq002_fro
 CPU = {"runtime.providers": ["CPUExecutionProvider"]}
 NO_STEP = {"detector.low_light.mode": "off", "detector.low_light.denoise_sigma": 0.0,
            "detector.low_light.chroma_sigma": 0.0}
+#: a dark frame's measured luma noise at which the smoothing is as set (the default's)
+REFERENCE = LowLightSettings().noise_reference
 sys.path.insert(0, str(ROOT / "tools"))
 from make_night_proxy import darken  # noqa: E402
 
@@ -70,6 +73,49 @@ def test_the_colour_noise_goes_the_luma_keeps_its_detail(night) -> None:
     np.testing.assert_array_equal(smooth_chroma(chroma, 1.0), cv2.GaussianBlur(chroma, (0, 0), 1.0))
 
 
+@pytest.mark.parametrize("sigma", [2.0, 4.0, 8.0])
+def test_the_noise_estimate_reads_a_known_noise(sigma) -> None:
+    """Grey noise of a known standard deviation on a scene of a ramp and hard-edged blocks (what a
+    Laplacian sees besides noise) is read within 10 %; the scene alone reads as next to none."""
+    rng = np.random.default_rng(1)
+    h, w = 540, 960
+    scene = np.tile(np.linspace(40, 200, w, dtype=np.float32), (h, 1))
+    scene[100:300, 200:400] = 30.0
+    scene[350:500, 600:900] = 220.0
+    noisy = np.clip(np.rint(scene + rng.normal(0.0, sigma, (h, w))), 0, 255).astype(np.uint8)
+    assert noise_sigma(cv2.merge([noisy] * 3)) == pytest.approx(sigma, rel=0.1)
+    assert noise_sigma(noisy) == noise_sigma(cv2.merge([noisy] * 3))
+    assert noise_sigma(cv2.merge([np.rint(scene).astype(np.uint8)] * 3)) < 0.3
+
+
+def test_a_quiet_dark_frame_is_smoothed_less_than_a_noisy_one(day) -> None:
+    """With ``noise_reference`` set, the smoothing follows each dark frame's measured noise: the
+    same scene at the same brightness, seen by a sensor with ten times the full well (a quiet
+    one) and by one at half the light and twice the gain (a noisy one), gets less and more
+    smoothing than the fixed values, and the step applies what :func:`smoothing` says."""
+    settings = LowLightSettings(noise_reference=REFERENCE, denoise_noise_power=1.0,
+                                chroma_noise_power=1.0)
+    quiet = darken(day, np.random.default_rng(3), full_well=20000.0, read_noise=1.0)
+    normal = darken(day, np.random.default_rng(3))
+    noisy = darken(day, np.random.default_rng(3), exposure=0.01, gain=3.0)
+    assert abs(mean_luma(quiet) - mean_luma(noisy)) < 3  # the same darkness
+    assert noise_sigma(quiet) < noise_sigma(normal) < noise_sigma(noisy)
+    (ql, qc), (nl, nc) = smoothing(quiet, settings), smoothing(noisy, settings)
+    assert ql < settings.denoise_sigma < nl and qc < settings.chroma_sigma < nc
+    fixed = LowLightSettings(denoise_sigma=ql, chroma_sigma=qc)
+    np.testing.assert_array_equal(brighten(quiet, settings), brighten(quiet, fixed))
+    # Fixed smoothing (noise_reference 0) is the same whatever the noise.
+    fixed = LowLightSettings(noise_reference=0.0)
+    assert smoothing(quiet, fixed) == smoothing(noisy, fixed) == (fixed.denoise_sigma,
+                                                                  fixed.chroma_sigma)
+    # The default: the luma's smoothing follows the noise, the colour's is fixed.
+    default = LowLightSettings()
+    (ql, qc), (nl, nc) = smoothing(quiet, default), smoothing(noisy, default)
+    assert ql < default.denoise_sigma < nl and qc == nc == default.chroma_sigma
+    # Daylight frames pass untouched, their noise never measured.
+    assert brighten(day, settings) is day and brighten(day, default) is day
+
+
 def test_image_views_keep_their_source_size(night) -> None:
     settings = LowLightSettings()
     rgb = np.ascontiguousarray(night[::2, ::2, ::-1])
@@ -85,7 +131,10 @@ def test_image_views_keep_their_source_size(night) -> None:
 @pytest.mark.parametrize("key,value,words", [("mode", "gamma", "off, clahe"),
                                              ("dark_luma", 300.0, "0..255"),
                                              ("denoise_sigma", -1.0, "0..5"),
-                                             ("chroma_sigma", 25.0, "0..20")])
+                                             ("chroma_sigma", 25.0, "0..20"),
+                                             ("noise_reference", 60.0, "0..50"),
+                                             ("denoise_noise_power", -0.5, "0..2"),
+                                             ("chroma_noise_power", 3.0, "0..2")])
 def test_bad_settings_are_refused(tmp_path: Path, key, value, words) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(f"detector:\n  low_light:\n    {key}: {json.dumps(value)}\n")
