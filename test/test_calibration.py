@@ -163,8 +163,16 @@ def frames() -> list[np.ndarray]:
     return [cv2.imread(str(p)) for p in FRAMES]
 
 
-def test_default_detector_keeps_the_raw_operating_point(frames: list[np.ndarray]) -> None:
-    calibrated, raw = build_detector(CPU), build_detector({**CPU, **RAW})
+@pytest.fixture(scope="module")
+def default_detector():
+    """The default detector on the CPU provider, built once for the module (its OpenVINO compile
+    of the specialist takes seconds); detection keeps no state from frame to frame."""
+    return build_detector(CPU)
+
+
+def test_default_detector_keeps_the_raw_operating_point(frames: list[np.ndarray],
+                                                        default_detector) -> None:
+    calibrated, raw = default_detector, build_detector({**CPU, **RAW})
     total = 0
     for i, (a, b) in enumerate(zip(calibrated.detect(frames), raw.detect(frames), strict=True)):
         assert len(a) == len(b), f"frame {i}: {len(a)} detections, raw {len(b)}"
@@ -182,10 +190,10 @@ def test_default_detector_keeps_the_raw_operating_point(frames: list[np.ndarray]
         np.testing.assert_allclose(a.scores, expected, atol=1e-5)
 
 
-def test_specialist_scores_now_read_as_precision(frames: list[np.ndarray]) -> None:
+def test_specialist_scores_now_read_as_precision(default_detector) -> None:
     # The specialist's true pedestrians score about 0.2-0.6 raw; calibrated they read like
     # PicoDet's confident cars (the pedestrian of frame 10 on the right pavement).
-    specialist = build_detector(CPU).members[1]
+    specialist = default_detector.members[1]
     found = specialist.detect([cv2.imread(str(STREET / "pandaset_seq002_front_camera_10.jpg"))])[0]
     centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
     near = np.hypot(centres[:, 0] - 1760, centres[:, 1] - 605) < 40
