@@ -34,17 +34,21 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check --select F,B sense_perception test tools benchmarks
 	$(VENV)/bin/mypy sense_perception
 
-# -rs: every skipped test prints its reason.
+# -rs: every skipped test prints its reason. A serial run kept about 1.1 of CI's 2 cores busy (the
+# tests wait on subprocesses, signals and ROS graphs): two pytest-xdist workers (XDIST=-n 0 for
+# one process); the tests that start Ray run one after another (test/conftest.py), and each
+# worker's ROS graphs get domains of their own (test/ros/ros_helpers.py).
+XDIST ?= -n 2 --dist loadgroup
 test-core: lint $(VENV)/.torch
-	$(VENV)/bin/python -m pytest -rs --durations=15 -m "not ros" test
+	$(VENV)/bin/python -m pytest -rs --durations=15 $(XDIST) -m "not ros" test
 
 test-ros: ros-env
-	$(ROS_VENV)/bin/python -m pytest -rs --durations=10 -m ros test
+	$(ROS_VENV)/bin/python -m pytest -rs --durations=10 $(XDIST) -m ros test
 
 # The inner loop: the core tests without the ROS graph and without those marked slow (whole-set
 # evaluations, packaging, benchmarks). `make test` stays the full suite.
 test-fast: $(VENV)/.torch
-	$(VENV)/bin/python -m pytest -rs -m "not ros and not slow" test
+	$(VENV)/bin/python -m pytest -rs $(XDIST) -m "not ros and not slow" test
 
 test: test-core test-ros
 

@@ -75,6 +75,7 @@ setup(
         "test": [
             "pytest>=8.4",  # pytest.ini: faulthandler_exit_on_timeout
             "pytest-timeout>=2.1",  # pytest.ini: a hung test fails instead of holding the run
+            "pytest-xdist>=3.5",  # `make test`: two workers (test/conftest.py groups the Ray tests)
             "hypothesis>=6",
             "mcap-ros2-support>=0.5",
             "rosbags-image>=0.10",  # test: cross-check of our image decoding

@@ -1,6 +1,8 @@
 """Suite-wide set-up of the tests (the ROS graph's own fixtures are in test/ros/conftest.py)."""
 from __future__ import annotations
 
+import inspect
+import re
 import signal
 import warnings
 
@@ -9,7 +11,7 @@ from support import LeftoverSignalState, restore_signal_state, signal_state
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """SIGHUP at its default, as in a terminal, whatever ignore the runner handed down.
+    """SIGHUP and SIGINT at their defaults, as in a terminal, whatever ignore the runner handed down.
 
     A runner that ignores SIGHUP (``nohup``, some CI services) passes the ignore to this process
     and to every command the tests start, and the commands keep an ignored SIGHUP ignored, as
@@ -18,6 +20,11 @@ def pytest_configure(config: pytest.Config) -> None:
     tests of ``nohup`` itself set the ignore they test."""
     if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    # A pytest-xdist worker starts with SIGINT ignored (its controller takes the terminal's
+    # Ctrl-C), and every command a test starts would inherit the ignore: Ctrl-C is Python's own
+    # KeyboardInterrupt again, as in a terminal.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
@@ -32,3 +39,39 @@ def _signal_state_restored(request: pytest.FixtureRequest):
     if left:
         warnings.warn(LeftoverSignalState(f"{request.node.nodeid} left {'; '.join(left)}; "
                                           "restored"), stacklevel=2)
+
+
+# A test that starts Ray (a fleet run, `ray start`, the benchmarks' fleet section) shares the machine
+# with Ray's own start-up files and may join a cluster another test started, so under pytest-xdist
+# (`make test`: `--dist loadgroup`) all of them run one after another on one worker. Matched on
+# the test's source and its fixtures' (parametrised cases included), erring towards the group.
+_STARTS_RAY = re.compile(r"\bray\b|[\"']fleet[\"']|\bfleet\.|run_fleet|RAY_")
+
+
+def _starts_ray(item: pytest.Item) -> bool:
+    """Whether the test's code or a fixture of its own module names Ray or a fleet run (their
+    docstrings left out, so a comment on Ray does not count)."""
+    if item.path.name.startswith("test_fleet"):
+        return True
+    func = getattr(item, "obj", None)
+    funcs = [func]
+    info = getattr(item, "_fixtureinfo", None)
+    module = getattr(func, "__module__", None)
+    for defs in (info.name2fixturedefs.values() if info else ()):
+        funcs.extend(d.func for d in defs if getattr(d.func, "__module__", None) == module)
+    for code in funcs:
+        try:
+            source = inspect.getsource(code)
+        except (OSError, TypeError):
+            continue
+        if _STARTS_RAY.search(source.replace(code.__doc__ or "\0", "")):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test that starts Ray in the one ``ray`` group of pytest-xdist."""
+    for item in items:
+        if _starts_ray(item):
+            item.add_marker(pytest.mark.xdist_group("ray"))

@@ -59,6 +59,18 @@ GRAPH_ENV_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR
 FASTDDS_PROFILE = Path(__file__).with_name("fastdds_large_frames.xml")
 
 
+def own_domain_id() -> int:
+    """A random ROS_DOMAIN_ID (1-200) from this process's own share of that range.
+
+    Under pytest-xdist (``make test-ros`` runs two workers) each worker draws from its own slice,
+    so two graphs running at once never share a domain; a lone run draws from all of it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    span = 200 // count
+    index = int(worker) % count if worker.isdigit() else 0
+    return 1 + index * span + random.SystemRandom().randrange(span)
+
+
 def make_ros_env(log_dir: Path) -> dict[str, str]:
     """Environment of this run's graph: own domain, localhost-only discovery, logs in ``log_dir``.
 
@@ -71,7 +83,7 @@ def make_ros_env(log_dir: Path) -> dict[str, str]:
     """
     env = dict(os.environ)
     env.update({
-        "ROS_DOMAIN_ID": str(random.SystemRandom().randint(1, 200)),
+        "ROS_DOMAIN_ID": str(own_domain_id()),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
         "ROS_LOG_DIR": str(log_dir),
         "FASTRTPS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE),

@@ -1,7 +1,6 @@
 """Replay outputs checked with real ROS 2 typesupport, and --publish into a live graph (.venv-ros)."""
 from __future__ import annotations
 
-import random
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ from sense_perception.replay.engine import ReplayOptions, Replayer
 from sense_perception.ros.convert import msg_class
 from sense_perception.replay.typestore import make_typestore
 
+from ros_helpers import own_domain_id
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = ROOT / "sense_perception" / "data" / "sample_bag"
 FRONT = "/camera/front/image_raw/compressed"
@@ -28,7 +29,7 @@ CABIN = "/camera/cabin/image_raw/compressed"
 def ros_env(monkeypatch, tmp_path):
     # no packet leaves the machine; parallel runs do not see each other
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(own_domain_id()))
     config = tmp_path / "params.yaml"  # an empty gallery of its own: identity runs, nobody is known
     config.write_text(f"driver_monitor:\n  ros__parameters:\n    gallery:\n"
                       f"      path: {tmp_path / 'gallery.json'}\n")
