@@ -35,15 +35,17 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy sense_perception
 
 # -rs: every skipped test prints its reason. A serial run kept about 1.1 of CI's 2 cores busy (the
-# tests wait on subprocesses, signals and ROS graphs): two pytest-xdist workers (XDIST=-n 0 for
-# one process); the tests that start Ray run one after another (test/conftest.py), and each
-# worker's ROS graphs get domains of their own (test/ros/ros_helpers.py).
+# tests wait on subprocesses and signals): the core tests run on two pytest-xdist workers
+# (XDIST="-n 0" for one process); the tests that start Ray run one after another
+# (test/conftest.py). The ROS graph tests stay in one process (ROS_XDIST): they bound how fast a
+# node reacts (warm-up, stall, clock), which a second worker on 2 cores starved (docs/testing.md).
 XDIST ?= -n 2 --dist loadgroup
+ROS_XDIST ?= -n 0
 test-core: lint $(VENV)/.torch
 	$(VENV)/bin/python -m pytest -rs --durations=15 $(XDIST) -m "not ros" test
 
 test-ros: ros-env
-	$(ROS_VENV)/bin/python -m pytest -rs --durations=10 $(XDIST) -m ros test
+	$(ROS_VENV)/bin/python -m pytest -rs --durations=10 $(ROS_XDIST) -m ros test
 
 # The inner loop: the core tests without the ROS graph and without those marked slow (whole-set
 # evaluations, packaging, benchmarks). `make test` stays the full suite.
