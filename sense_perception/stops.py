@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -73,8 +74,10 @@ def stopped_by(exc: KeyboardInterrupt) -> str:
     return _signal_words(signal_of(exc))
 
 
-#: The later stops ignored while the first one's cleanup runs: the next one ends the process.
-FORCE_AFTER = 2
+#: Seconds after the first stop from which a later one ends the process at once: the stops
+#: before are ignored (Ctrl-C pressed twice or thrice, a shell's second SIGHUP), since a cleanup
+#: (a summary, a gallery's change) takes a second or two, not this.
+FORCE_AFTER_S = 5.0
 
 
 def _say(text: str) -> None:
@@ -119,7 +122,7 @@ class Stops:
         self._holding = False
         self._pending: int | None = None
         self._first: int | None = None  # the stop that came (raised or kept)
-        self._ignored = 0  # later stops, ignored while its cleanup runs, up to FORCE_AFTER
+        self._first_at = 0.0  # when it came (time.monotonic)
         self._hung_up = False
         self._in_force = False  # its stop_signals block is running: a nested one reuses it
 
@@ -136,24 +139,25 @@ class Stops:
         runs whole and the exit status is the first stop's (R99). Raised there, a second one cut
         that cleanup short (no detections.json beside this run's copies, an unpacked copy of the
         driver's frames half removed from TMPDIR), and one kept beside the first replaced it
-        (SIGTERM then Ctrl-C exited 130). The second says so on stderr; a third ends the process
-        at once with the first's status (R100): a cleanup that hangs (a stalled disk) or a first
-        stop that Python swallowed (raised inside a finalizer) would otherwise leave only
-        SIGKILL."""
+        (SIGTERM then Ctrl-C exited 130). A later stop says so on stderr; one :data:`FORCE_AFTER_S`
+        or more after the first ends the process at once with the first's status (R100): a
+        cleanup that hangs (a stalled disk) or a first stop that Python swallowed (raised inside
+        a finalizer) would otherwise leave only SIGKILL."""
         if signum == signal.SIGHUP:
             self._hung_up = True  # the terminal is gone, whichever stop came first
         if self._first is not None:
-            self._ignored += 1
-            if self._ignored >= FORCE_AFTER:  # the user insists: a cleanup that hangs holds no one
-                _say(f"{_signal_words(signum)} once more: stopping at once, the cleanup cut short "
-                     "(outputs may be incomplete or left as temp files)")
+            waited = time.monotonic() - self._first_at
+            if waited >= FORCE_AFTER_S:  # the user insists: a cleanup that hangs holds no one
+                _say(f"{_signal_words(signum)} {waited:.0f} s after the first stop: stopping at "
+                     "once, the cleanup cut short (outputs may be incomplete or left as temp "
+                     "files)")
                 import os
 
                 os._exit(128 + self._first)
-            _say(f"{_signal_words(signum)} again: still stopping, keeping the outputs whole; "
-                 "stop once more to end at once")
+            _say(f"{_signal_words(signum)} again: still stopping, keeping the outputs whole; a "
+                 f"stop {FORCE_AFTER_S:g} s or more after the first ends the process at once")
             return
-        self._first = signum
+        self._first, self._first_at = signum, time.monotonic()
         if self._holding:
             self._pending = signum
             return

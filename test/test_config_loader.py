@@ -50,8 +50,8 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
     # Parameters added after the capture (autoware.*, the 3-D positions' camera_info_topics and
     # mount_*, camera_health.*, tracking.velocity.*, runtime.openvino_int8,
     # detector.duplicates.nested_recheck_crops and nested_recheck_input, detector.animals,
-    # detector.class_thresholds.animal, input.mono16_bits, inference_stall_s and
-    # warm_up_timeout_s) come from
+    # detector.class_thresholds.animal, input.mono16_bits, inference_stall_s,
+    # warm_up_timeout_s and detector.low_light's noise settings) come from
     # perception.yaml unchanged.
     added = set(params) - set(before)
     if node == "object_detector":  # derived: the file's own cabin camera, never a detector input
@@ -72,7 +72,10 @@ def test_simulator_overlays_give_the_settings_of_the_complete_files(name, node):
                         "detector.duplicates.nested_recheck_crops",
                         "detector.duplicates.nested_recheck_input", "detector.animals",
                         "detector.class_thresholds.animal", "input.mono16_bits",
-                        "inference_stall_s", "warm_up_timeout_s")
+                        "inference_stall_s", "warm_up_timeout_s",
+                        "detector.low_light.noise_reference",
+                        "detector.low_light.denoise_noise_power",
+                        "detector.low_light.chroma_noise_power")
                for k in added), added
     assert {k: v for k, v in params.items() if k not in added} == before
 

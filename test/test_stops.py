@@ -358,41 +358,47 @@ def test_a_stop_while_the_handlers_are_put_back_is_raised_and_leaves_none_instal
 _HUNG_CLEANUP = """
 import os, signal, sys, time
 from sense_perception.stops import exit_code, stop_signals
-stops = [getattr(signal, name) for name in sys.argv[1:]]
+late = getattr(signal, sys.argv[1]) if sys.argv[1] != "-" else None
+stops = [getattr(signal, name) for name in sys.argv[2:]]
 try:
     with stop_signals():
         try:
             os.kill(os.getpid(), stops[0])
         finally:  # the cleanup the first stop began; the later stops arrive while it runs
             for signum in stops[1:]:
-                os.kill(os.getpid(), signum)
+                os.kill(os.getpid(), signum)  # pressed again at once: ignored
+            if late:
+                time.sleep(5.5)  # a cleanup that hangs (a stalled disk)...
+                os.kill(os.getpid(), late)  # ...and the user presses again
+                time.sleep(60)
             print("cleanup whole", flush=True)
-            if len(stops) > 2:
-                time.sleep(60)  # a cleanup that hangs (a stalled disk)
 except KeyboardInterrupt as exc:  # as the commands end
     sys.exit(exit_code(exc))
 """
 
 
-@pytest.mark.parametrize("names, code, whole", [
-    (["SIGINT", "SIGINT"], 130, True),
-    (["SIGTERM", "SIGINT", "SIGINT"], 143, False),
-    (["SIGHUP", "SIGHUP", "SIGTERM"], 129, False)])
-def test_a_third_stop_ends_a_hung_cleanup_at_once_with_the_first_ones_status(
-        names, code, whole) -> None:
+@pytest.mark.parametrize("late, names, code, whole", [
+    ("-", ["SIGINT", "SIGINT", "SIGINT"], 130, True),
+    ("SIGINT", ["SIGTERM", "SIGINT"], 143, False),
+    ("SIGTERM", ["SIGHUP", "SIGHUP"], 129, False)])
+def test_a_stop_long_after_the_first_ends_a_hung_cleanup_with_the_first_ones_status(
+        late, names, code, whole) -> None:
     """R100: since R99 the stops after the first are ignored so that its cleanup runs whole; a
     cleanup that then hung (or a first stop that Python swallowed in a finalizer) could be ended
-    by SIGKILL only. The second stop says the run is still stopping; a third ends it at once,
-    with the first stop's status."""
+    by SIGKILL only. A later stop says the run is still stopping (Ctrl-C pressed thrice at once
+    still cuts nothing short); one 5 s or more after the first ends it at once, with the first
+    stop's status."""
     import subprocess
     import sys
 
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", _HUNG_CLEANUP, *names], capture_output=True,
-                          text=True, timeout=50)
+    proc = subprocess.run([sys.executable, "-c", _HUNG_CLEANUP, late, *names],
+                          capture_output=True, text=True, timeout=50)
     assert proc.returncode == code, proc.stderr
-    assert "still stopping, keeping the outputs whole; stop once more to end at once" in proc.stderr
+    assert "again: still stopping, keeping the outputs whole; a stop 5 s or more after the first " \
+           "ends the process at once" in proc.stderr
     assert ("cleanup whole" in proc.stdout) is whole
-    assert ("stopping at once, the cleanup cut short" in proc.stderr) is not whole
+    assert ("after the first stop: stopping at once, the cleanup cut short" in proc.stderr) \
+        is not whole
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 45  # not the 60 s of the hung cleanup
