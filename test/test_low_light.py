@@ -131,17 +131,28 @@ def test_image_views_keep_their_source_size(night) -> None:
 
 
 @pytest.mark.parametrize("key,value,words", [("mode", "gamma", "off, clahe"),
-                                             ("dark_luma", 300.0, "0..255"),
-                                             ("denoise_sigma", -1.0, "0..5"),
-                                             ("chroma_sigma", 25.0, "0..20"),
-                                             ("noise_reference", 60.0, "0..50"),
-                                             ("denoise_noise_power", -0.5, "0..2"),
-                                             ("chroma_noise_power", 3.0, "0..2")])
+                                             ("dark_luma", 300.0, r"\[0.0, 255.0\], got 300"),
+                                             ("denoise_sigma", -1.0, r"\[0.0, 5.0\], got -1"),
+                                             ("chroma_sigma", 25.0, r"\[0.0, 20.0\], got 25"),
+                                             ("noise_reference", 60.0, r"\[0.0, 50.0\], got 60"),
+                                             ("denoise_noise_power", -0.5, r"\[0.0, 2.0\]"),
+                                             ("chroma_noise_power", 3.0, r"\[0.0, 2.0\]")])
 def test_bad_settings_are_refused(tmp_path: Path, key, value, words) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(f"detector:\n  low_light:\n    {key}: {json.dumps(value)}\n")
-    with pytest.raises(ConfigError, match=rf"detector\.low_light\.{key}.*{words}"):
+    with pytest.raises(ConfigError, match=rf"detector\.low_light\.{key}.*{words}") as refused:
         DetectorConfig.from_params(load_params(path, "object_detector"), str(path))
+    if key != "mode":  # a range is refused in the loader's words, naming the file
+        assert "bad.yaml" in str(refused.value)
+
+
+def test_settings_built_in_python_are_held_to_the_same_ranges() -> None:
+    """The replay engine and tests build settings in Python: the declared ranges hold there too
+    (one check, the loader's; the class once repeated each range by hand)."""
+    with pytest.raises(ValueError, match=r"LowLightSettings\.dark_luma must be within \[0.0, 255.0\]"):
+        LowLightSettings(dark_luma=300.0)
+    with pytest.raises(ValueError, match=r"LowLightSettings\.noise_reference .*got nan"):
+        LowLightSettings(noise_reference=float("nan"))
 
 
 def test_the_specialist_shares_the_setting_and_night_detection_changes(day, night) -> None:
