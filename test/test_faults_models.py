@@ -328,3 +328,22 @@ def test_a_sticky_shared_folder_is_no_tensorrt_engine_cache(tmp_path: Path) -> N
     assert trt_cache_refusal(sticky) == "other users may write it (mode 1777)"
     os.chmod(sticky, 0o1755)  # the sticky bit alone: nobody else may write
     assert trt_cache_refusal(sticky) is None
+
+
+def test_every_cache_follows_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$XDG_CACHE_HOME moves the TensorRT engines with the folded face model: the TensorRT default
+    was fixed at import under ~/.cache, so a user who keeps caches elsewhere (a read-only home, a
+    cache volume) had engines written where they were not looked for."""
+    from sense_perception.core.runtime.session import RuntimeConfig
+
+    monkeypatch.delenv(model_fold.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert RuntimeOptions().trt_cache_dir == str(tmp_path / "xdg" / "sense_perception" / "trt")
+    assert RuntimeConfig().options().trt_cache_dir == RuntimeOptions().trt_cache_dir
+    assert model_fold.cache_dir() == tmp_path / "xdg" / "sense_perception" / "models"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")  # empty: the XDG default, as unset
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert RuntimeOptions().trt_cache_dir == str(tmp_path / "home" / ".cache" / "sense_perception"
+                                                 / "trt")
+    assert RuntimeConfig(trt_cache_dir=str(tmp_path / "own")).options().trt_cache_dir == str(
+        tmp_path / "own")

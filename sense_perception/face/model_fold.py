@@ -24,6 +24,7 @@ import numpy as np
 from ..core.runtime.model_registry import ModelSpec, get_model
 from ..errors import ModelError
 from ..fileio import atomic_write
+from ..user_cache import user_cache_dir
 
 if TYPE_CHECKING:
     import onnx
@@ -40,8 +41,7 @@ def cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sense_perception" / "models"
+    return user_cache_dir("models")
 
 
 def _dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -13,6 +13,7 @@ import onnxruntime as ort
 from ...config import check_settings, setting
 from ...errors import ModelError
 from ...limits import MAX_THREADS
+from ...user_cache import user_cache_dir
 from .progress import loading
 
 if TYPE_CHECKING:  # onnx is imported lazily at run time: only the rewrite path needs it
@@ -58,7 +59,8 @@ class RuntimeOptions:
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     intra_op_threads: int = 0  # 0 lets onnxruntime choose (one per physical core)
     device_id: int = 0
-    trt_cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "sense_perception", "trt")
+    # Resolved per instance: $XDG_CACHE_HOME moves it as it moves the folded face model's cache.
+    trt_cache_dir: str = field(default_factory=lambda: str(user_cache_dir("trt")))
     trt_fp16: bool = True
     openvino: str = "auto"
     openvino_int8: bool = True
@@ -79,7 +81,7 @@ class RuntimeConfig:
             the reason recorded (CPU is always appended last).
         intra_op_threads: threads per operator; 0 lets onnxruntime choose (one per physical core).
         device_id: GPU index for the CUDA and TensorRT providers.
-        trt_cache_dir: TensorRT engine/timing cache directory; "" = ~/.cache/sense_perception/trt.
+        trt_cache_dir: TensorRT engine/timing cache directory; "" = $XDG_CACHE_HOME (else ~/.cache)/sense_perception/trt.
         trt_fp16: let TensorRT build FP16 engines.
         openvino: ``auto``: bundled models that run faster on OpenVINO's CPU plugin use it
             when they would otherwise run on onnxruntime's CPU provider and the ``openvino``
