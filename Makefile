@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 ROS_VENV := .venv-ros
 
-.PHONY: demo test test-fast test-core test-ros lint bench ros-env venv clean golden
+.PHONY: demo test test-fast test-core test-ros lint bench ros-env ros-env-beside venv clean golden
 
 # setuptools >= 70.1 builds wheels by itself (test_packaging: `pip wheel --no-build-isolation`); a
 # fresh Python 3.11 venv has 65.5, which needs the separate `wheel` package for that; colcon-core
@@ -52,7 +52,16 @@ test-ros: ros-env
 test-fast: $(VENV)/.torch
 	$(VENV)/bin/python -m pytest -rs $(XDIST) -m "not ros and not slow" test
 
-test: test-core test-ros
+# The ROS environment (about 5 minutes, mostly compiling the message typesupport) builds beside
+# the core tests, at a lower priority (nice) so that it takes only the CPU they leave idle while
+# they wait on subprocesses, Ray and signals; -Oline keeps each line of the two outputs whole. The
+# ROS tests then run alone (ROS_XDIST above).
+test:
+	$(MAKE) --no-print-directory -j2 -Oline test-core ros-env-beside
+	$(MAKE) --no-print-directory test-ros
+
+ros-env-beside: $(VENV)/.installed
+	nice -n 10 bash tools/make_ros_env.sh $(ROS_VENV)
 
 # Regenerate test/data/golden_replay.json, the sample bag's replay outputs that test_replay.py
 # compares against (tolerances in test/golden_replay.py). Run it after a deliberate change of the
