@@ -57,7 +57,7 @@ test-fast: $(VENV)/.torch
 # they wait on subprocesses, Ray and signals; -Oline keeps each line of the two outputs whole. The
 # ROS tests then run alone (ROS_XDIST above).
 test:
-	$(MAKE) --no-print-directory -j2 -Oline test-core ros-env-beside
+	$(MAKE) --no-print-directory -j3 -Oline test-core ros-env-beside
 	$(MAKE) --no-print-directory test-ros
 
 ros-env-beside: $(VENV)/.installed
