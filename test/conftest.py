@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 import re
 import signal
+import sys
 import warnings
 
 import pytest
@@ -69,9 +70,67 @@ def _starts_ray(item: pytest.Item) -> bool:
     return False
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every test that starts Ray in the one ``ray`` group of pytest-xdist."""
+def _module_fixtures(item: pytest.Item) -> list[str]:
+    """The module-scoped fixtures the test uses: each is built once per module and worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    return sorted(name for name, defs in (info.name2fixturedefs.items() if info else ())
+                  if defs and defs[-1].scope == "module")
+
+
+def _shared_fixture_groups(items: list[pytest.Item]) -> dict[pytest.Item, str]:
+    """One pytest-xdist group per set of a module's tests joined by module-scoped fixtures.
+
+    pytest-xdist hands out tests one by one, so two workers each built a module fixture that both
+    ran tests of: the benchmarks' quick run (100 s) twice, a replay of the sample bag twice. Tests
+    linked through any such fixture (a union over the module's fixtures) run on one worker; the
+    module's other tests stay free."""
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(key: tuple[str, str]) -> tuple[str, str]:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    uses = {item: [(str(item.path), name) for name in _module_fixtures(item)] for item in items}
+    for keys in uses.values():
+        for key in keys[1:]:
+            parent[root(key)] = root(keys[0])
+    return {item: "module:" + "::".join(root(keys[0])) for item, keys in uses.items() if keys}
+
+
+@pytest.hookimpl(wrapper=True)  # around pytest-xdist's hook, which reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    """Put every test that starts Ray in the one ``ray`` group of pytest-xdist, and the tests that
+    share a module-scoped fixture in a group of their own (:func:`_shared_fixture_groups`); such a
+    group holding a test that starts Ray joins the ``ray`` group whole (its fixture built once).
+    Then check that pytest-xdist took the groups (:func:`_check_grouped`)."""
+    shared = _shared_fixture_groups(items)
+    ray = {item for item in items if _starts_ray(item)}
+    ray_shared = {shared[item] for item in ray if item in shared}
     for item in items:
-        if _starts_ray(item):
+        if item in ray or shared.get(item) in ray_shared:
             item.add_marker(pytest.mark.xdist_group("ray"))
+        elif item in shared:
+            item.add_marker(pytest.mark.xdist_group(shared[item]))
+    result = yield
+    _check_grouped(config, items)
+    return result
+
+
+def _check_grouped(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run when pytest-xdist's ``loadgroup`` does not group: it tells its scheduler a
+    test's group by a suffix to the test's id, which pytest 9.2 no longer lets it set
+    (pytest-xdist issue 1386), and the groups were then silently ignored: the Ray tests ran beside
+    each other and the shared fixtures were built on both workers (setup.py pins pytest below)."""
+    if not getattr(config, "workerinput", None) or not config.getvalue("loadgroup"):
+        return
+    lost = [item.nodeid for item in items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid.rsplit("]", 1)[-1]]
+    if lost:
+        message = (f"pytest-xdist's loadgroup does not group here (pytest {pytest.__version__}): "
+                   f"{len(lost)} grouped tests, e.g. {lost[0]}, would run on any worker; install "
+                   "the pytest that setup.py's test extra names (pip install -e '.[test]'), or "
+                   "run with XDIST='-n 0'")
+        # A worker's error reaches the controller as an internal error without its words.
+        sys.__stderr__.write(f"\n{message}\n")
+        raise pytest.UsageError(message)
