@@ -7,7 +7,8 @@ itself would surface inside Ray's native calls, as a SystemError.) ``ray.init`` 
 SIGTERM handler (``sys.exit``), which would end the run without a summary and with Ray's native
 stack dumps; :meth:`InterruptGuard.install` is therefore called again once Ray is up.
 
-SIGHUP (the terminal closed: a dropped SSH session) is caught only where its default is in place:
+SIGHUP (the terminal closed: a dropped SSH session) is caught only where its default is in place
+(or the command's stop block, :func:`~sense_perception.stops.stop_signals`, took it from there):
 that default ended the run at once, without a summary (R89); under ``nohup`` it stays ignored, so
 the run outlives its terminal as asked.
 """
@@ -21,7 +22,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..stops import Stops
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -139,7 +143,7 @@ class InterruptGuard:
         self.restore()
 
 
-def _stops_of(handler: Any) -> Any:
+def _stops_of(handler: Any) -> Stops | None:
     """The :class:`~sense_perception.stops.Stops` whose handler ``handler`` is, else None."""
     from ..stops import Stops
 
