@@ -58,7 +58,8 @@ from benchmarks.common import (LOAD_TIMEOUT_S, ROOT, SHARED_STREET, load,  # noq
 from benchmarks.tempdirs import remove_stale  # noqa: E402
 from sense_perception.errors import SensePerceptionError  # noqa: E402
 from sense_perception.fileio import atomic_write, write_result_json  # noqa: E402
-from sense_perception.stops import exit_code, stop_signals, stopped_by  # noqa: E402
+from sense_perception.stops import (StoppedAfterFailure, exit_code, stop_signals,  # noqa: E402
+                                    stopped_by)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
 BENCHMARKS = ("pipeline", "default", "cv2dnn", "batch", "gallery", "memory", "replay", "fleet",
@@ -384,7 +385,8 @@ def print_table(doc: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: remove the temporary folders of killed runs, run, print, write JSON (130 / 143
-    stopped by SIGINT / SIGTERM: nothing written, every temporary folder removed)."""
+    stopped by SIGINT / SIGTERM: every temporary folder removed, and nothing written unless the
+    stop came while the results were written, which then land whole first)."""
     logging.basicConfig(level=logging.WARNING)
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the benchmarks' TemporaryDirectory blocks remove their
@@ -395,26 +397,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] removed {folder}: a temporary folder left by a killed run",
               file=sys.stderr)
     LOAD_TIMEOUT_S["value"] = args.warm_up_timeout
+    out = args.out or DEFAULT_OUT
+    written = False
     try:
-        with stop_signals():
+        # The block covers the tail as well (R101): a stop while the table was printed or the
+        # results written met Python's default, and a SIGTERM between the temp file and its
+        # rename ended the process at once, the temp file left beside the results. The write is
+        # held (milliseconds): it lands whole, then the stop is obeyed.
+        with stop_signals() as stops:
             doc = run(args)
+            print_table(doc)
+            if args.merge and out.is_file():
+                doc = merge_results(json.loads(out.read_text()), doc)
+            with stops.deferred():
+                # temp file + rename: a full disk or a kill keeps the committed results whole,
+                # and a link under the name is replaced, never written through
+                write_result_json(out, doc, indent=2)
+                written = True
+                print(f"results: {out}")
+            stops.raise_pending()
     except SensePerceptionError as exc:  # a model load that hung or failed (R90), as the CLI says it
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"[bench] stopped ({stopped_by(exc)}): no results written, "
-              "temporary folders removed", file=sys.stderr)
+        if isinstance(exc, StoppedAfterFailure):  # the stop waited for a write that failed
+            print(f"error: {exc.failure}", file=sys.stderr)
+        print(f"[bench] stopped ({stopped_by(exc)}) " + (
+            f"after the results were written to {out}" if written else
+            "with no results written, temporary folders removed"), file=sys.stderr)
         return exit_code(exc)
-    print_table(doc)
-    out = args.out or DEFAULT_OUT
-    if args.merge and out.is_file():
-        doc = merge_results(json.loads(out.read_text()), doc)
-    # temp file + rename: a full disk or a kill keeps the committed results whole, and a link
-    # under the name is replaced, never written through
-    write_result_json(out, doc, indent=2)
-    print(f"results: {out}")
     return 0
-
 
 if __name__ == "__main__":
     from sense_perception.cli.main import leave_unfinished_loads

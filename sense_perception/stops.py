@@ -163,6 +163,18 @@ class Stops:
             return
         raise _STOPS.get(signum, KeyboardInterrupt)
 
+    def took(self, signum: int, at: float) -> None:
+        """Count a stop that another handler took in this block (fleet's
+        :class:`~sense_perception.fleet.signals.InterruptGuard`, which only notes it) as this
+        block's first, come at ``at`` (time.monotonic), unless one came before: a later stop is
+        then ignored or, :data:`FORCE_AFTER_S` after it, ends the process, as :meth:`stop` says.
+        Uncounted, a second stop in the command's tail (fleet's results table) counted as the
+        first: a Ctrl-C after a SIGTERM exited 130 (R101)."""
+        if signum == signal.SIGHUP:
+            self._hung_up = True
+        if self._first is None:
+            self._first, self._first_at = signum, at
+
     @contextmanager
     def held(self) -> Iterator[None]:
         """Run the block whole: a stop arriving in it is raised once it ends, also when the

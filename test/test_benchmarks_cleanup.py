@@ -8,6 +8,7 @@ removes the folders of dead runs (marked with their pid), and only those.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -96,3 +97,43 @@ def test_a_killed_benchmarks_folder_of_face_templates_goes_at_the_next_start(tmp
     assert f"[bench] removed {folder}: a temporary folder left by a killed run" in err
     # A set: the two names hold pids, whose digits need not sort in the order the folders were made.
     assert set(temp.glob("sp-bench-*")) == {live, unmarked} and not out.exists()
+
+
+#: A child that runs benchmarks/run.py's main with the measuring replaced by a ready document
+#: (the tail is what is tested) and a SIGTERM sent to itself once the results' temp file is
+#: written, before its rename: a stop arriving while the results file is written.
+_STOPPED_WHILE_WRITING = """
+import os, signal, sys
+sys.argv[0] = {run!r}
+sys.path.insert(0, {root!r})
+import benchmarks.run as bench
+from sense_perception import fileio
+
+bench.run = lambda args: {{"schema": 1}}
+bench.print_table = lambda doc: print("table")
+write_temp = fileio._write_temp_beside
+
+def write_then_stop(*args, **kwargs):
+    tmp = write_temp(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return tmp
+
+fileio._write_temp_beside = write_then_stop
+sys.exit(bench.main(["--quick", "--only", "default", "--out", {out!r}]))
+"""
+
+
+def test_a_stop_while_the_results_are_written_leaves_them_whole_and_no_temp_file(tmp_path) -> None:
+    """R101: a SIGTERM while results.json was written met Python's default (the stop block had
+    ended with the measuring): the process ended at once, its temp file left beside the results
+    and no results file. Now the write is held: it lands whole, the stop is obeyed after it
+    (exit 143, no traceback) and no temp file is left."""
+    out = tmp_path / "results.json"
+    script = _STOPPED_WHILE_WRITING.format(run=str(RUN), root=str(ROOT), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 143, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr
+    assert "stopped (SIGTERM) after the results were written" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert json.loads(out.read_text()) == {"schema": 1}

@@ -429,3 +429,68 @@ def test_a_second_signal_while_the_summary_is_written_waits_for_it(tmp_path, sig
     assert summary["per_bag"][0]["status"] == "failed"  # the user's folder, as without a stop
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")], list(out.iterdir())
     assert (out / "run1").is_dir()
+
+
+#: `fleet` on a refused bag (no Ray started), signals sent to itself at named points: argv[1] is
+#: ``POINT=SIGNAL,...`` with POINT one of ``refused`` (as the bags are checked), ``write`` (as
+#: fleet_summary.json is written) and ``table`` (as the results table is printed, after the run).
+_SIGNALS_AT = """
+import os, signal, sys
+from sense_perception.fleet import report, runner
+from sense_perception.cli.main import main
+
+at = dict(pair.split("=") for pair in sys.argv[1].split(","))
+
+def then(point, call):
+    def sent_first(*args, **kwargs):
+        if point in at:
+            os.kill(os.getpid(), getattr(signal, at[point]))
+        return call(*args, **kwargs)
+    return sent_first
+
+runner._refused = then("refused", runner._refused)
+runner.write_fleet_summary = then("write", runner.write_fleet_summary)
+report.render_fleet_table = then("table", report.render_fleet_table)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _fleet_signalled(tmp_path: Path, at: str) -> tuple[subprocess.CompletedProcess, Path]:
+    inputs = _bags(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    (out / "run1").mkdir(parents=True)  # a user's folder: the bag is refused, no Ray needed
+    done = subprocess.run([sys.executable, "-c", _SIGNALS_AT, at, "fleet", str(inputs), "--out",
+                           str(out)], capture_output=True, text=True, timeout=300, env=ENV)
+    return done, out
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_first_signal_while_the_summary_is_written_marks_it(tmp_path, signame):
+    """R101: a first stop arriving while fleet_summary.json was written (after the last check of
+    the guard) was lost: exit 2 as without it, the summary not marked interrupted. Now the summary
+    is written again, marked, with a note, and the exit status is 128 + the signal."""
+    done, out = _fleet_signalled(tmp_path, f"write={signame}")
+    assert done.returncode == 128 + getattr(signal, signame), done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    summary = _summary(out)
+    assert summary["interrupted"] == signame
+    assert f"stopped by {signame} as the summary was written: every bag had already ended" \
+        in summary["notes"]
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")], list(out.iterdir())
+
+
+@pytest.mark.parametrize("first, then, code", [("SIGTERM", "SIGINT", 143),
+                                               ("SIGINT", "SIGTERM", 130),
+                                               ("-", "SIGTERM", 143)])
+def test_a_signal_while_the_table_is_printed_meets_the_commands_stop_handling(tmp_path, first,
+                                                                              then, code):
+    """R101: once the run had ended, fleet's handlers were put back and the results table was
+    printed under Python's defaults: a second stop there replaced the first's exit status (a
+    Ctrl-C after a SIGTERM exited 130; a SIGTERM after a Ctrl-C ended the process by the signal),
+    and a first one ended it by the signal, unhandled. The command's stop block covers the table
+    now: a second stop is ignored (R99), a first is obeyed with its exit status, no traceback."""
+    at = f"table={then}" if first == "-" else f"refused={first},table={then}"
+    done, out = _fleet_signalled(tmp_path, at)
+    assert done.returncode == code, (done.returncode, done.stderr[-3000:])
+    assert "Traceback" not in done.stderr, done.stderr
+    assert _summary(out)["interrupted"] == (None if first == "-" else first)

@@ -402,3 +402,34 @@ def test_a_stop_long_after_the_first_ends_a_hung_cleanup_with_the_first_ones_sta
         is not whole
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 45  # not the 60 s of the hung cleanup
+
+
+def test_a_second_stop_while_eval_says_it_stopped_keeps_the_first_ones_status(
+        tmp_path, monkeypatch, capsys) -> None:
+    """R101: ``eval`` says what a stop did to --out ("eval stopped ... before its results were
+    written") after its stop block has ended: a Ctrl-C there (pressed after a SIGTERM) met
+    Python's own handler and the run exited 130, not the first stop's 143 (R99). cli.main's block
+    covers the command's tail now: the second stop is ignored, the note printed whole."""
+    from sense_perception import cli
+    from sense_perception.cli import eval as eval_cli
+    from sense_perception.cli.main import main
+
+    check_iou, shown = eval_cli._check_iou, cli.shown
+
+    def stopped_first(iou: float) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # the first stop, in eval's own block
+        check_iou(iou)
+
+    def stopped_again(*args: object) -> str:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the note is printed
+        return shown(*args)
+
+    monkeypatch.setattr(eval_cli, "_check_iou", stopped_first)
+    monkeypatch.setattr(cli, "shown", stopped_again)
+    out = tmp_path / "out"
+    assert main(["eval", str(tmp_path / "gt.json"), "--out", str(out)]) == 143
+    err = capsys.readouterr().err
+    assert f"eval stopped (SIGTERM) before its results were written: nothing in --out {out} " \
+           "was replaced" in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after main
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -152,11 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     if stderr is not None and not isinstance(stderr, _ClosedPipeTolerant):
         sys.stderr = _ClosedPipeTolerant(stderr)  # type: ignore[assignment]
     try:
-        code = _main(argv)
-        if argv is None:  # the process's own command line: this process ends with the command
-            # still through the wrappers: its note to a hung-up terminal (EIO) raised out of
-            # main with the load still running, never reaching os._exit (R91)
-            leave_unfinished_loads(code)
+        # argv None: the process's own command line, which ends with the command; still
+        # through the wrappers: its note to a hung-up terminal (EIO) raised out of main with the
+        # load still running, never reaching os._exit (R91)
+        code = _main(argv, leave_loads=argv is None)
     finally:
         for wrapped in (sys.stdout, sys.stderr):
             if wrapped is not stdout and wrapped is not stderr:
@@ -188,7 +187,12 @@ def leave_unfinished_loads(code: int) -> None:
         exit_now(code)
 
 
-def _main(argv: list[str] | None) -> int:
+#: Sub-commands that handle the stops themselves: ``run`` (rclpy's handlers and the nodes' own,
+#: :mod:`sense_perception.ros.run`) is left outside :func:`_main`'s stop block.
+OWN_STOPS = {"run"}
+
+
+def _main(argv: list[str] | None, leave_loads: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(ros_args_last(list(sys.argv[1:] if argv is None else argv)))
     verbosity = args.verbose + getattr(args, "sub_verbose", 0)
@@ -197,6 +201,30 @@ def _main(argv: list[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from contextlib import nullcontext
+
+    from ..stops import exit_code, stop_signals
+
+    # One stop block around the whole command, its tail included (R101): each command's own
+    # block is this one (stop_signals reuses it), so a stop after that block ended (as fleet
+    # printed its table, eval its "stopped" note, main the error a stop waited for, or in the
+    # wait for an abandoned model load) no longer met Python's defaults: a second stop replaced
+    # the first's exit status or ended the process by the signal, a first one ended it unhandled.
+    # A first stop there is obeyed (its exit status, no traceback), a later one is ignored (R99).
+    try:
+        with nullcontext() if args.command in OWN_STOPS else stop_signals():
+            code = _dispatch(args)
+            if leave_loads:
+                leave_unfinished_loads(code)  # its wait ends at a stop (unfinished_jobs)
+    except KeyboardInterrupt as exc:  # a first stop after the command's own handling
+        code = exit_code(exc)
+        if leave_loads:
+            leave_unfinished_loads(code)
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the sub-command ``args`` names; its exit status (an error or a stop reported)."""
     try:
         return int(args.func(args) or 0)
     except SensePerceptionError as exc:

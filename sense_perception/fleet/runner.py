@@ -239,12 +239,29 @@ def _run_locked(request: FleetRequest, listener: FleetListener | None, jobs: lis
                             notes)
     summary["interrupted"] = interrupted.name if interrupted else None
     path = out / FLEET_SUMMARY
-    try:
-        with guard.protecting():  # a second signal waits for it (milliseconds), R99
-            write_fleet_summary(path, summary)  # atomic and strict JSON, as each bag's summary
-    except OSError as exc:
-        raise FleetError(f"cannot write {path}: {exc.strerror or exc} (the bags' outputs are in "
-                         f"{out})") from exc
+    while True:
+        try:
+            with guard.protecting():  # a second signal waits for it (milliseconds), R99
+                write_fleet_summary(path, summary)  # atomic and strict JSON, as each bag's
+        except OSError as exc:
+            raise FleetError(f"cannot write {path}: {exc.strerror or exc} (the bags' outputs are "
+                             f"in {out})") from exc
+        if interrupted is not None:
+            break
+        try:
+            guard.check()
+        except Interrupted as exc:
+            # The first stop came after the last check, as the summary was built or written: it
+            # was lost (exit 0, 1 or 2 and the summary unmarked, R101). Every bag had ended, so
+            # the summary is written again only to say so, and the exit status is the stop's.
+            interrupted = exc
+            note = (f"stopped by {exc.name} as the summary was written: every bag had "
+                    "already ended")
+            notes.append(note)
+            summary["notes"] = [*summary.get("notes", []), note]
+            summary["interrupted"] = exc.name
+            continue
+        break
     code = interrupted.exit_code if interrupted else exit_code(summary)
     return FleetResult(summary, path, code, notes)
 

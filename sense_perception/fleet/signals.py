@@ -7,7 +7,8 @@ itself would surface inside Ray's native calls, as a SystemError.) ``ray.init`` 
 SIGTERM handler (``sys.exit``), which would end the run without a summary and with Ray's native
 stack dumps; :meth:`InterruptGuard.install` is therefore called again once Ray is up.
 
-SIGHUP (the terminal closed: a dropped SSH session) is caught only where its default is in place:
+SIGHUP (the terminal closed: a dropped SSH session) is caught only where its default is in place
+(or the command's stop block, :func:`~sense_perception.stops.stop_signals`, took it from there):
 that default ended the run at once, without a summary (R89); under ``nohup`` it stays ignored, so
 the run outlives its terminal as asked.
 """
@@ -17,10 +18,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..stops import Stops
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -57,6 +62,7 @@ class InterruptGuard:
     def __init__(self) -> None:
         self._old: dict[int, Any] = {}
         self._caught: int | None = None
+        self._caught_at = 0.0  # when (time.monotonic)
         self._hung_up = False  # a SIGHUP came: the terminal is gone
         self._protecting = False  # fleet_summary.json is being written: a second signal waits
 
@@ -66,13 +72,24 @@ class InterruptGuard:
             return
         for sig in SIGNALS:
             if sig == signal.SIGHUP and sig not in self._old \
-                    and signal.getsignal(sig) != signal.SIG_DFL:
-                continue  # ignored (nohup) or someone's own handler: left as it is
+                    and signal.getsignal(sig) != signal.SIG_DFL \
+                    and _stops_of(signal.getsignal(sig)) is None:
+                # ignored (nohup) or someone's own handler: left as it is; the command's
+                # stop_signals block (cli.main) took it from its default, as this would
+                continue
             previous = signal.signal(sig, self._handle)
             self._old.setdefault(sig, previous)
 
     def restore(self) -> None:
-        """Put back the handlers found by the first :meth:`install`."""
+        """Put back the handlers found by the first :meth:`install`. Where they are the command's
+        :class:`~sense_perception.stops.Stops` (cli.main's block), the stop noted here is handed
+        to it as its first (:meth:`~sense_perception.stops.Stops.took`): a later one, while the
+        results table is printed, is then a second stop, not a first."""
+        outer = _stops_of(self._old.get(signal.SIGTERM))
+        if outer is not None and self._caught is not None:
+            outer.took(self._caught, self._caught_at)
+            if self._hung_up:  # the terminal is gone, whichever stop came first
+                outer.took(signal.SIGHUP, self._caught_at)
         for sig, previous in self._old.items():
             if sig == signal.SIGHUP and self._hung_up:
                 previous = signal.SIG_IGN  # hung up: the shell's second SIGHUP may come after
@@ -104,7 +121,7 @@ class InterruptGuard:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         hung_up, self._hung_up = self._hung_up, self._hung_up or signum == signal.SIGHUP
         if self._caught is None:
-            self._caught = signum
+            self._caught, self._caught_at = signum, time.monotonic()
             _note(f"\nfleet: {signal.Signals(signum).name}: stopping the workers and writing the "
                   "summary (again to exit at once)\n")
             return
@@ -124,6 +141,14 @@ class InterruptGuard:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
+
+
+def _stops_of(handler: Any) -> Stops | None:
+    """The :class:`~sense_perception.stops.Stops` whose handler ``handler`` is, else None."""
+    from ..stops import Stops
+
+    owner = getattr(handler, "__self__", None)
+    return owner if isinstance(owner, Stops) else None
 
 
 def _note(text: str) -> None:
