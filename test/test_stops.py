@@ -196,31 +196,34 @@ def test_a_second_sighup_never_cuts_the_cleanup_short() -> None:
 
 
 def test_run_stops_once_on_sighup_and_leaves_it_ignored_after() -> None:
-    """R91: `run` and the nodes' commands (SigtermWhileStarting, around rclpy, which handles
-    SIGINT and SIGTERM only) turn the first SIGHUP into HungUp; the shell's second one, or one
-    once a stop has begun, is ignored, and SIGHUP stays ignored when the run ends (the shell's
-    late one ended the exit with exit -1); under ``nohup`` it is left ignored throughout."""
-    from sense_perception.ros.run import SigtermWhileStarting
-
+    """R91: `run` and the nodes' commands (around rclpy, which handles SIGINT and SIGTERM only)
+    turn the first SIGHUP into HungUp; the shell's second one, or one once a stop has begun, is
+    ignored, and SIGHUP stays ignored when the run ends (the shell's late one ended the exit with
+    exit -1); under ``nohup`` it is left ignored throughout. Since R102 they do it with
+    ``stop_signals`` (their own SIGTERM and SIGHUP handler let a second Ctrl-C through)."""
     before = signal.getsignal(signal.SIGHUP)
     try:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
-        guard = SigtermWhileStarting()
         with pytest.raises(HungUp):
-            _signal_self(signal.SIGHUP)
-        _signal_self(signal.SIGHUP)  # the shell's: ignored, the stop goes on
-        guard.restore()
+            with stop_signals():
+                try:
+                    _signal_self(signal.SIGHUP)
+                finally:
+                    _signal_self(signal.SIGHUP)  # the shell's: ignored, the stop goes on
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
-        guard = SigtermWhileStarting()
-        guard.stopping = True  # a Ctrl-C's or SIGTERM's stop under way: not cut short
-        _signal_self(signal.SIGHUP)
-        guard.restore()
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
-        guard = SigtermWhileStarting()
+        with pytest.raises(Terminated) as caught:
+            with stop_signals():
+                try:
+                    _signal_self(signal.SIGTERM)
+                finally:
+                    _signal_self(signal.SIGHUP)  # a stop under way: not cut short
+        assert type(caught.value) is Terminated  # the first stop's, not the hangup's
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
-        _signal_self(signal.SIGHUP)
-        guard.restore()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+        with stop_signals():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            _signal_self(signal.SIGHUP)
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)

@@ -18,9 +18,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Run the perception nodes in one process with a multi-threaded executor. "
                     "Parameters come from --config (the ROS 2 parameter YAML of both nodes); anything "
                     "after --ros-args goes to ROS (remaps, -p overrides, --log-level). Needs rclpy. "
-                    "It runs until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), then exits 0; a "
-                    "node that cannot start "
-                    "is an error (exit 2).")
+                    "It runs until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), then exits 0 "
+                    "once the nodes are down; a later stop is ignored, one 5 s or more after the "
+                    "first ends it at once (exit 128 + the first signal). A node that cannot "
+                    "start is an error (exit 2).")
     p.add_argument("--config", metavar="FILE", type=config_file,
                    help="ROS 2 parameter YAML (sections object_detector and driver_monitor, or /**), "
                         f"{CONFIG_HELP}")

@@ -156,112 +156,56 @@ def run_nodes(factories: Sequence[Callable[..., Any]], args: Sequence[str] | Non
     from .dds_privacy import use_private_participant
 
     use_private_participant()
-    sigterm = SigtermWhileStarting()
-    try:
-        rclpy.init(args=list(args) if args is not None else None)
-    except RCLError as exc:  # a malformed --ros-args (params file, -p, -r, --log-level)
-        sigterm.restore()
-        print(f"error: {exc}; fix the arguments after --ros-args (-p NAME:=VALUE, -r FROM:=TO, "
-              "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
-        return 2
-    nodes: list[Any] = []
-    executor: Any = None
-    try:
-        for i, factory in enumerate(factories):
-            kwargs = node_kwargs[i] if node_kwargs else {}
-            try:
-                nodes.append(factory(**kwargs))
-            except Exception as exc:  # noqa: BLE001  a bad -p / --namespace: one line, never a traceback
-                if not rclpy.ok():  # a signal arrived while the node was being created
-                    raise KeyboardInterrupt from exc
-                print(f"error: {_start_failure(factory, kwargs, exc)}", file=sys.stderr)
-                _stop_all(nodes)  # the nodes started before this one go down with it
-                return 2
-        for node in nodes:
-            try:
-                autostart(node)
-            except Exception:
-                if rclpy.ok():
-                    raise
-                # Ctrl-C or SIGTERM while the node was starting (models load in configure): rclpy's
-                # handler shut the context down, so the transition could not be published.
-                raise KeyboardInterrupt from None
-            if not rclpy.ok():
-                raise KeyboardInterrupt
-        sigterm.raises = False  # from here rclpy's own handler ends the spin, as before
-        executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
-        with WakeOnSignal(executor):  # SIGHUP's stop begins at once, not at the next timer (R95)
-            spin(nodes, executor)
-    except KeyboardInterrupt:
-        sigterm.raises = False  # a second one does not cut the stop short
-        sigterm.stopping = True
-        _stop_all(nodes)
-    finally:
-        rclpy.try_shutdown()
-        sigterm.restore()
-    _leave_stuck_callbacks(executor, 0)
+    from ..stops import stop_signals
+
+    # Before rclpy.init, whose handlers (SIGINT, SIGTERM: the ROS context shut down, the executor
+    # woken) call these after their own: one path for every stop, as in the other commands. The
+    # first stop raises (SIGTERM and SIGHUP as Ctrl-C, starting or spinning: R79, R91); a later
+    # one is said and ignored, and the stop the first began (the frames in flight, the nodes
+    # destroyed) runs whole; one FORCE_AFTER_S or more after the first ends the process at once
+    # with 128 + the first stop (R100). A second Ctrl-C raised out of the wait for the inference
+    # threads: the wait and the nodes' destruction cut short, or exit -2 (R102).
+    with stop_signals():
+        try:
+            rclpy.init(args=list(args) if args is not None else None)
+        except RCLError as exc:  # a malformed --ros-args (params file, -p, -r, --log-level)
+            print(f"error: {exc}; fix the arguments after --ros-args (-p NAME:=VALUE, -r FROM:=TO, "
+                  "--params-file FILE, --log-level LEVEL)", file=sys.stderr)
+            return 2
+        nodes: list[Any] = []
+        executor: Any = None
+        try:
+            for i, factory in enumerate(factories):
+                kwargs = node_kwargs[i] if node_kwargs else {}
+                try:
+                    nodes.append(factory(**kwargs))
+                except Exception as exc:  # noqa: BLE001  a bad -p / --namespace: one line, never a traceback
+                    if not rclpy.ok():  # a signal arrived while the node was being created
+                        raise KeyboardInterrupt from exc
+                    print(f"error: {_start_failure(factory, kwargs, exc)}", file=sys.stderr)
+                    _stop_all(nodes)  # the nodes started before this one go down with it
+                    return 2
+            for node in nodes:
+                try:
+                    autostart(node)
+                except Exception:
+                    if rclpy.ok():
+                        raise
+                    # Ctrl-C or SIGTERM while the node was starting (models load in configure):
+                    # rclpy's handler shut the context down, so the transition could not be published.
+                    raise KeyboardInterrupt from None
+                if not rclpy.ok():
+                    raise KeyboardInterrupt
+            executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
+            with WakeOnSignal(executor):  # SIGHUP's stop begins at once, not at the next timer (R95)
+                spin(nodes, executor)
+        except KeyboardInterrupt:
+            _stop_all(nodes)
+        finally:
+            rclpy.try_shutdown()
+        # in the block: a second stop while a callback is waited for is the first one's too
+        _leave_stuck_callbacks(executor, 0)
     return 0
-
-
-class SigtermWhileStarting:
-    """SIGTERM stops the start-up (nodes built, models loading) as Ctrl-C does.
-
-    rclpy's own SIGTERM handler only shuts the ROS context down and raises nothing: a SIGTERM
-    while a node's configure loaded its models let the whole configure (every model, then the
-    warm-up inference) run on before the start noticed, seconds on a loaded machine, where Ctrl-C's
-    KeyboardInterrupt ends it after the model being loaded. Installed before ``rclpy.init``, whose
-    handler shuts the context down and then calls this one, which raises
-    :class:`~sense_perception.stops.Terminated` while ``raises`` and does nothing once the start
-    is over or the stop has begun (a SIGTERM while spinning ends the spin through the context, as
-    it did). Only the main thread can set a handler; elsewhere this does nothing.
-
-    SIGHUP (the terminal closed), which rclpy leaves at its default, ended ``run`` at once: no node
-    stopped, no inference thread joined (R91). It stops the run as Ctrl-C does now, starting or
-    spinning (:class:`~sense_perception.stops.HungUp`, exit 0 as after SIGTERM), once: the
-    shell's second SIGHUP is ignored up to the exit, as is one once a stop has begun. While
-    spinning the handler runs once the executor's wait returns, which :class:`WakeOnSignal`
-    makes at once (R95). Under ``nohup`` (SIGHUP ignored) it stays ignored."""
-
-    def __init__(self) -> None:
-        import signal
-        import threading
-
-        self.raises = True
-        self.stopping = False  # a stop has begun: a SIGHUP then must not cut it short
-        self._previous: Any = None
-        self._previous_hangup: Any = None
-        self._hung_up = False
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-            if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
-                self._previous_hangup = signal.signal(signal.SIGHUP, self._hang_up)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        from ..stops import Terminated
-
-        self.stopping = True  # rclpy's handler, before this one, shut the context down
-        if self.raises:
-            raise Terminated
-
-    def _hang_up(self, signum: int, frame: Any) -> None:
-        from ..stops import HungUp
-
-        self._hung_up = True
-        if not self.stopping:  # nor the shell's second SIGHUP, nor one after SIGTERM, the stop
-            self.stopping = True
-            raise HungUp
-
-    def restore(self) -> None:
-        """Put back the handlers this one replaced (after rclpy has put back this one); after a
-        hangup SIGHUP stays ignored (the shell's second one ended the exit with exit -1)."""
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
-        if self._previous_hangup is not None:
-            signal.signal(signal.SIGHUP, signal.SIG_IGN if self._hung_up else self._previous_hangup)
-            self._previous_hangup = None
 
 
 class WakeOnSignal:
@@ -270,8 +214,8 @@ class WakeOnSignal:
     Python runs a signal handler in the main thread between bytecodes, and while spinning the
     main thread waits inside rcl until a frame or a timer wakes it. rclpy's own handler wakes
     the executor on SIGINT and SIGTERM (a guard condition it triggers), but not on SIGHUP, whose
-    handler is ours (:class:`SigtermWhileStarting`): a closed terminal's stop began only at the
-    next /diagnostics (``diagnostics_period_s``, up to 3600 s) or frame (R95). Python's C-level
+    handler is ours (:func:`~sense_perception.stops.stop_signals`): a closed terminal's stop began
+    only at the next /diagnostics (``diagnostics_period_s``, up to 3600 s) or frame (R95). Python's C-level
     handler writes each signal's number to the wakeup fd (:func:`signal.set_wakeup_fd`); a thread
     reading it calls ``executor.wake()``, whose guard condition ends the wait, and the handler
     runs. A context manager; it does nothing off the main thread or where a wakeup fd is already
@@ -384,7 +328,7 @@ def _leave_stuck_callbacks(executor: Any, code: int) -> None:
     try:
         for thread in busy:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    except KeyboardInterrupt:  # Ctrl-C again: wait no longer (Python would join them at exit)
+    except KeyboardInterrupt:  # the first stop (`run`'s later ones are ignored): wait no longer
         deadline = time.monotonic()
     stuck = [t.name for t in busy if t.is_alive()] + unfinished_jobs(deadline)
     if not stuck:
