@@ -200,6 +200,8 @@ def _main(argv: list[str] | None, leave_loads: bool = False) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
+        if leave_loads:  # as after a command: a load another caller left may still run (R91)
+            leave_unfinished_loads(2)
         return 2
     from contextlib import nullcontext
 
