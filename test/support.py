@@ -162,6 +162,15 @@ class FakeDetector:
         return self.detect([image])[0]
 
 
+# -- PicoDet alone, for commands whose detector is beside the point ---------------------------------
+
+#: A config of PicoDet alone on the CPU, for tests of a command's handling of paths, files,
+#: signals, disks, outputs and messages, which is the same whatever the detector: the default's
+#: second model (the pedestrian specialist) cost each run an OpenVINO compile of seconds (more
+#: than the rest of a command's load). Tests of what the default detector finds keep the default.
+PICODET_ONLY = REPO / "test" / "data" / "picodet_only.yaml"
+
+
 # -- a script run on a small private tmpfs (full-disk tests) -----------------------------------------
 
 def run_on_tmpfs(tmp_path: Path, script: str, args: list[Any], options: str = "size=64k") -> Any:

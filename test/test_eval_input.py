@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support import PICODET_ONLY
 
 from sense_perception.cli.main import main
 from sense_perception.core.detection import detector_setup
@@ -245,11 +246,10 @@ def test_unwritable_out_is_refused_before_detection(tmp_path: Path, capsys, no_d
 # -- what is scored ------------------------------------------------------------------------------
 
 def test_ground_truth_with_no_class_the_detector_reports_fails(tmp_path: Path, capsys) -> None:
-    (tmp_path / "cpu.yaml").write_text(CPU)
     gt = write_gt(tmp_path, project([{"label": "zebra", "bbox_xyxy": CAR},
                                      {"label": "cyclist", "bbox_xyxy": PERSON}]))
     code = main(["eval", str(gt), "--out", str(tmp_path / "out"), "--config",
-                 str(tmp_path / "cpu.yaml")])
+                 str(PICODET_ONLY)])
     err = capsys.readouterr().err
     assert code == 2 and "nothing would be scored" in err and "cyclist, zebra" in err, err
     assert not (tmp_path / "out" / "eval.json").exists()
@@ -257,7 +257,6 @@ def test_ground_truth_with_no_class_the_detector_reports_fails(tmp_path: Path, c
 
 def test_coco_names_and_case_are_scored_and_no_curve_means_no_ap(tmp_path: Path,
                                                                  capsys) -> None:
-    (tmp_path / "cpu.yaml").write_text(CPU)
     gt = write_gt(tmp_path, project([
         {"label": "Car", "bbox_xyxy": CAR},
         {"label": "person", "bbox_xyxy": PERSON, "difficult": False},
@@ -267,7 +266,7 @@ def test_coco_names_and_case_are_scored_and_no_curve_means_no_ap(tmp_path: Path,
     out.mkdir()
     shutil.copy(FRAME, out / "precision_recall.png")  # stands for an earlier run's plot
     (out / EVAL_MARKER).write_text("")  # which an earlier eval marks as its own
-    code = main(["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml"),
+    code = main(["eval", str(gt), "--out", str(out), "--config", str(PICODET_ONLY),
                  "--no-curve"])
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "eval.json").read_text())
@@ -282,7 +281,6 @@ def test_coco_names_and_case_are_scored_and_no_curve_means_no_ap(tmp_path: Path,
 
 def test_an_unreadable_and_a_1x1_image_are_skipped_counted_and_named(tmp_path: Path,
                                                                      capsys) -> None:
-    (tmp_path / "cpu.yaml").write_text(CPU)
     (tmp_path / "broken.jpg").write_bytes(FRAME.read_bytes()[:2000])  # header, no scan end
     cv2.imwrite(str(tmp_path / "tiny.png"), np.full((1, 1, 3), 90, np.uint8))
     shutil.copy(FRAME, tmp_path / "frame.jpg")
@@ -293,7 +291,7 @@ def test_an_unreadable_and_a_1x1_image_are_skipped_counted_and_named(tmp_path: P
                "d": {"image": "bomb.png", "boxes": []}}
     gt = write_gt(tmp_path, {"cameras": cameras})
     out = tmp_path / "out"
-    code = main(["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml")])
+    code = main(["eval", str(gt), "--out", str(out), "--config", str(PICODET_ONLY)])
     captured = capsys.readouterr()
     assert code == 1 and "Traceback" not in captured.err
     doc = json.loads((out / "eval.json").read_text())
@@ -346,8 +344,7 @@ def test_eval_replaces_only_its_own_results(tmp_path: Path, capsys) -> None:
     that it did not write, and replaces its own results on a re-run. (PicoDet alone: which
     detector made the results is beside the point, and the default's specialist cost each of the
     three model loads an OpenVINO compile.)"""
-    (tmp_path / "cpu.yaml").write_text(CPU + "    detector: {pedestrian_model: none}\n")
-    cpu = ["--config", str(tmp_path / "cpu.yaml")]
+    cpu = ["--config", str(PICODET_ONLY)]
     gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
     res = tmp_path / "res"
     assert main(["detect", str(FRAME), "--out", str(res), "--no-annotate", *cpu]) == 0
@@ -377,8 +374,7 @@ def test_detect_refuses_an_out_holding_evals_results(tmp_path: Path, capsys) -> 
     eval.json then scored detections that were no longer there. detect now refuses (exit 2,
     before the model loads, naming the fix) a folder marked by eval, the way eval refuses
     detect's folder, and leaves every byte."""
-    (tmp_path / "cpu.yaml").write_text(CPU)
-    cpu = ["--config", str(tmp_path / "cpu.yaml")]
+    cpu = ["--config", str(PICODET_ONLY)]
     gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
     res = tmp_path / "res"
     assert main(["eval", str(gt), "--out", str(res), *cpu]) == 0
@@ -426,13 +422,12 @@ def test_eval_on_a_full_disk_keeps_the_earlier_results_as_one_set(tmp_path: Path
     in full before any is replaced: the error (exit 2) keeps the earlier set whole."""
     from support import run_on_tmpfs
 
-    (tmp_path / "cpu.yaml").write_text(CPU)
     gt1 = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
     gt2 = tmp_path / "gt2.json"
     gt2.write_text(json.dumps({"cameras": {"front/01": {
         "image": str(DEV / "01.jpg"), "boxes": [{"label": "car", "bbox_xyxy": CAR}]}}}))
     got = run_on_tmpfs(tmp_path, _EVAL_ON_A_FULL_DISK,
-                       [gt1, gt2, tmp_path / "cpu.yaml"], options="size=256k")
+                       [gt1, gt2, PICODET_ONLY], options="size=256k")
     assert got["first"] == 0 and got["second"] == 2, got
     assert "cannot write the results to --out" in got["err"] and "No space left" in got["err"]
     assert "the earlier results there are unchanged" in got["err"] and "Traceback" not in got["err"]
@@ -468,7 +463,6 @@ def test_a_stop_while_eval_replaces_its_results_keeps_one_set(tmp_path: Path, ca
 
     from sense_perception.out_lock import FolderLock
 
-    (tmp_path / "cpu.yaml").write_text(CPU + "    detector: {pedestrian_model: none}\n")  # quicker
     gt = write_gt(tmp_path, project([{"label": "car", "bbox_xyxy": CAR}]))
     out = tmp_path / "out"
     out.mkdir()
@@ -476,7 +470,7 @@ def test_a_stop_while_eval_replaces_its_results_keeps_one_set(tmp_path: Path, ca
                "detections.json": b'{"images": []}\n', "precision_recall.png": b"earlier plot"}
     for name, data in earlier.items():
         (out / name).write_bytes(data)
-    argv = ["eval", str(gt), "--out", str(out), "--config", str(tmp_path / "cpu.yaml")]
+    argv = ["eval", str(gt), "--out", str(out), "--config", str(PICODET_ONLY)]
 
     # A stop while the images are detected: nothing replaced, the lock let go.
     for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
@@ -521,7 +515,6 @@ def test_detect_judges_its_out_again_once_it_holds_it(tmp_path: Path, capsys, mo
     loaded and took the folder's lock only after: an eval holding --out meanwhile, and done by
     then, had its detections.json replaced by detect's (eval.json then scored detections no longer
     there), exit 0. The folder is judged again under the lock: refused, eval's files kept (R73)."""
-    (tmp_path / "cpu.yaml").write_text(CPU + "    detector: {pedestrian_model: none}\n")  # quicker
     out = tmp_path / "res"
     out.mkdir()
     evals = {EVAL_MARKER: b"eval's marker\n", "eval.json": b'{"classes": {}}\n',
@@ -535,7 +528,7 @@ def test_detect_judges_its_out_again_once_it_holds_it(tmp_path: Path, capsys, mo
 
     monkeypatch.setattr(detector_setup, "build_detector", meanwhile)
     code = main(["detect", str(FRAME), "--out", str(out), "--no-annotate",
-                 "--config", str(tmp_path / "cpu.yaml")])
+                 "--config", str(PICODET_ONLY)])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and f"--out {out} holds the results of sense-perception eval" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == evals

@@ -2,6 +2,11 @@
 careless and hostile cases of issue 20: a user's folder where an output goes, bag names that
 collide with fleet's own files or escape --out, more workers or CPUs than the machine has, a
 second run into the same --out, SIGTERM / SIGINT, and kill -9.
+
+The runs these cases finish or kill at once use PicoDet alone (``--config``,
+support.PICODET_ONLY): they test paths, names, locks, Ray's processes and folders and file modes,
+the same whatever the detector, and each worker saves the specialist's OpenVINO compile. The
+signal cases keep the default detector: their stop must land while a bag is still replayed.
 """
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from replay_helpers import SAMPLE_BAG
-from support import session_processes
+from support import PICODET_ONLY, session_processes
 
 from sense_perception.fleet.cluster import local_cpus
 from sense_perception.fleet.lock import LOCK_FILE
@@ -69,6 +76,42 @@ def _wait_for_work(out: Path, proc: subprocess.Popen, timeout: float = 240) -> N
         time.sleep(0.2)
 
 
+@dataclass
+class FinishedRun:
+    """A local fleet run of two bags that ended normally, under a private ``RAY_TMPDIR``."""
+
+    proc: subprocess.CompletedProcess
+    inputs: Path
+    out: Path
+    config: str
+    env: dict[str, str]  # ENV with RAY_TMPDIR
+    ray_root: Path  # Ray's folder inside RAY_TMPDIR
+    other: Path  # another session's folder, planted there before the run: must stay
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FinishedRun]:
+    """One plain local run (2 bags, 1 worker, PicoDet alone), shared by the cases that check what
+    such a run leaves: its Ray session folder removed (test_a_local_run_removes_...) and its
+    output, where replay must not write (test_replay_never_writes_...); neither changes it."""
+    tmp = tmp_path_factory.mktemp("finished_run")
+    # Short: Ray's socket paths in it must fit the 107 bytes of a Unix socket address.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    try:
+        env = {**ENV, "RAY_TMPDIR": str(ray_tmp)}
+        root = ray_tmp / "ray"
+        other = root / "session_2026-01-01_00-00-00_000000_1"
+        (other / "logs").mkdir(parents=True)
+        (other / "logs" / "raylet.out").write_text("another session's log\n")
+        inputs, config = _bags(tmp / "in", 2), str(PICODET_ONLY)
+        proc = subprocess.run([*CMD, str(inputs), "--out", str(tmp / "out"), "--workers", "1",
+                               "--config", config], capture_output=True, text=True, timeout=300,
+                              env=env)
+        yield FinishedRun(proc, inputs, tmp / "out", config, env, root, other)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
 def test_user_folders_are_kept_and_names_are_safe(tmp_path):
     inputs = _bags(tmp_path / "in", 1)
     shutil.copy(SAMPLE_BAG / "sample_bag.mcap", inputs / "fleet_summary.json.mcap")
@@ -78,7 +121,8 @@ def test_user_folders_are_kept_and_names_are_safe(tmp_path):
     out = tmp_path / "out"
     (out / "run1").mkdir(parents=True)
     (out / "run1" / "my_notes.txt").write_text("precious")  # a user's folder, not fleet's
-    proc = _fleet(str(inputs), "--out", str(out), "--workers", "6")
+    config = str(PICODET_ONLY)
+    proc = _fleet(str(inputs), "--out", str(out), "--workers", "6", "--config", config)
     assert proc.returncode == 1, proc.stderr[-3000:]  # one bag not replayed
     assert "Traceback" not in proc.stderr
     summary = _summary(out)
@@ -105,7 +149,7 @@ def test_user_folders_are_kept_and_names_are_safe(tmp_path):
         assert any("6 workers asked for" in n for n in summary["notes"]), summary["notes"]
     # --force replaces fleet's own outputs, never the user's folder
     stamps = {n: (out / n / "summary.json").stat().st_mtime_ns for n in names}
-    proc = _fleet(str(inputs), "--out", str(out), "--force", "--workers", "1")
+    proc = _fleet(str(inputs), "--out", str(out), "--force", "--workers", "1", "--config", config)
     assert proc.returncode == 1, proc.stderr[-3000:]
     forced = {Path(r["bag"]).name: r for r in _summary(out)["per_bag"]}
     assert forced["run1"]["status"] == "failed" and "not written by" in forced["run1"]["reason"]
@@ -219,7 +263,8 @@ def test_a_hung_up_terminal_stops_the_run_with_its_summary(tmp_path):
 def test_kill_9_leaves_no_ray_processes_and_the_next_run_takes_over(tmp_path):
     inputs = _bags(tmp_path / "in", 2)
     out = tmp_path / "out"
-    proc = _start(str(inputs), "--out", str(out), "--workers", "1")
+    config = str(PICODET_ONLY)
+    proc = _start(str(inputs), "--out", str(out), "--workers", "1", "--config", config)
     try:
         _wait_for_work(out, proc)
         assert len(session_processes(proc.pid)) > 3  # Ray's GCS, raylet, agents, the worker
@@ -235,7 +280,7 @@ def test_kill_9_leaves_no_ray_processes_and_the_next_run_takes_over(tmp_path):
         except ProcessLookupError:
             pass
     assert json.loads((out / LOCK_FILE).read_text())["pid"] == proc.pid  # left by the killed run
-    again = _fleet(str(inputs), "--out", str(out), "--workers", "1")
+    again = _fleet(str(inputs), "--out", str(out), "--workers", "1", "--config", config)
     assert again.returncode == 0, again.stderr[-3000:]
     summary = _summary(out)
     assert summary["bags"]["done"] + summary["bags"]["skipped"] == 2
@@ -256,14 +301,17 @@ def test_the_cabin_video_is_private_whatever_the_umask(tmp_path):
 
     inputs = _bags(tmp_path / "in", 1)
     out = tmp_path / "out"
+    config = str(PICODET_ONLY)
     proc = subprocess.run([*CMD, str(inputs), "--out", str(out), "--workers", "1", "--cabin",
-                           CABIN, "--video", "--video-cabin"], capture_output=True, text=True,
+                           CABIN, "--video", "--video-cabin", "--config", config],
+                          capture_output=True, text=True,
                           timeout=300, env=ENV, preexec_fn=lambda: os.umask(0))
     assert proc.returncode == 0, proc.stderr[-3000:]
     replayed = tmp_path / "replayed"
     proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
                            str(SAMPLE_BAG), "--out", str(replayed), "--cabin", CABIN,
-                           "--video-cabin"], capture_output=True, text=True, timeout=300, env=ENV,
+                           "--video-cabin", "--config", config], capture_output=True, text=True,
+                          timeout=300, env=ENV,
                           preexec_fn=lambda: os.umask(0))
     assert proc.returncode == 0, proc.stderr[-3000:]
     cabin = "camera_cabin_image_raw_compressed.mp4"
@@ -282,7 +330,7 @@ def test_the_cabin_video_is_private_whatever_the_umask(tmp_path):
     assert not [p for p in everything if p.stat().st_mode & 0o002], everything  # marks included
 
 
-def test_replay_never_writes_into_a_fleet_runs_output(tmp_path):
+def test_replay_never_writes_into_a_fleet_runs_output(tmp_path, finished_run):
     """`replay BAG --force --out out/run1/bag`, a bag folder of a fleet run's output, was accepted:
     replay wrote its bag/, summary.json and marker into fleet's recording of results, and
     `--force --out out/run1` (which holds replay's marker too, from the worker) cleared fleet's
@@ -295,12 +343,12 @@ def test_replay_never_writes_into_a_fleet_runs_output(tmp_path):
 
     def replay(out: Path, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
-                               str(SAMPLE_BAG), "--out", str(out), *args], capture_output=True,
-                              text=True, timeout=300, env=ENV)
+                               str(SAMPLE_BAG), "--out", str(out), "--config",
+                               finished_run.config, *args], capture_output=True, text=True,
+                              timeout=300, env=ENV)
 
-    out = tmp_path / "out"
-    proc = _fleet(str(_bags(tmp_path / "in", 1)), "--out", str(out), "--workers", "1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = finished_run.out
+    assert finished_run.proc.returncode == 0, finished_run.proc.stderr[-3000:]
     run1 = out / "run1"
     before = snapshot(out)
     inside = f"lies inside {run1}, one bag's output folder of an earlier fleet run (it holds {MARKER})"
@@ -322,46 +370,35 @@ def test_replay_never_writes_into_a_fleet_runs_output(tmp_path):
     assert (replayed / "bag" / "metadata.yaml").is_file() and (replayed / "summary.json").is_file()
 
 
-def test_a_local_run_removes_its_own_ray_session_folder(tmp_path):
+def test_a_local_run_removes_its_own_ray_session_folder(tmp_path, finished_run):
     """Every local fleet run left its Ray session folder (logs, sockets: bag paths readable by
     other local users) in /tmp/ray; hundreds piled up. A run that started its own Ray removes its
     session folder (and Ray's session_latest link to it) when it ends, normally or on Ctrl-C;
     another session's folder is left alone. Ray's temporary folder is a private one here
     (RAY_TMPDIR), so runs of other tests or users cannot be mistaken for this one's."""
-    # Short: Ray's socket paths in it must fit the 107 bytes of a Unix socket address.
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    proc, root, other = finished_run.proc, finished_run.ray_root, finished_run.other
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _summary(finished_run.out)["ray"]["used"] is True  # Ray did start for it
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
+        [other.name]
+    assert (other / "logs" / "raylet.out").read_text() == "another session's log\n"
+    # Ctrl-C while a worker replays: the session folder goes too.
+    out = tmp_path / "stopped"
+    proc2 = _start(str(finished_run.inputs), "--out", str(out), "--workers", "1",
+                   "--config", finished_run.config, env=finished_run.env)
     try:
-        env = {**ENV, "RAY_TMPDIR": str(ray_tmp)}
-        root = ray_tmp / "ray"
-        other = root / "session_2026-01-01_00-00-00_000000_1"  # another run's: must stay
-        (other / "logs").mkdir(parents=True)
-        (other / "logs" / "raylet.out").write_text("another session's log\n")
-        inputs = _bags(tmp_path / "in", 2)
-        proc = subprocess.run([*CMD, str(inputs), "--out", str(tmp_path / "out"), "--workers",
-                               "1"], capture_output=True, text=True, timeout=300, env=env)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert _summary(tmp_path / "out")["ray"]["used"] is True  # Ray did start for it
-        assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
-            [other.name]
-        assert (other / "logs" / "raylet.out").read_text() == "another session's log\n"
-        # Ctrl-C while a worker replays: the session folder goes too.
-        out = tmp_path / "stopped"
-        proc2 = _start(str(inputs), "--out", str(out), "--workers", "1", env=env)
-        try:
-            _wait_for_work(out, proc2)
-            started = [p.name for p in root.iterdir() if p.name.startswith("session_2")]
-            assert len(started) == 2, started  # this run's own, beside the other one
-            proc2.send_signal(signal.SIGINT)
-            _, stderr = proc2.communicate(timeout=120)
-        finally:
-            if proc2.poll() is None:
-                os.killpg(proc2.pid, signal.SIGKILL)
-                proc2.wait()
-        assert proc2.returncode == 128 + signal.SIGINT, stderr[-3000:]
-        assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
-            [other.name]
+        _wait_for_work(out, proc2)
+        started = [p.name for p in root.iterdir() if p.name.startswith("session_2")]
+        assert len(started) == 2, started  # this run's own, beside the other one
+        proc2.send_signal(signal.SIGINT)
+        _, stderr = proc2.communicate(timeout=120)
     finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+        if proc2.poll() is None:
+            os.killpg(proc2.pid, signal.SIGKILL)
+            proc2.wait()
+    assert proc2.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith("session")) == \
+        [other.name]
 
 
 def test_a_run_whose_worker_cannot_start_ends_with_one_error(tmp_path):

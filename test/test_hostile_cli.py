@@ -16,22 +16,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import run_on_tmpfs
+from support import PICODET_ONLY, run_on_tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 STREET = SHARED / "street" / "pandaset_seq002_front_camera_40.jpg"
 FACE = SHARED / "faces" / "obama_1_official_portrait_2012.jpg"
-# PicoDet alone: what these cases test is the command's handling of paths, files, signals and
-# disks, which is the same whatever the detector; the default's second model (the pedestrian
-# specialist) cost each run an OpenVINO compile of seconds (more than the rest of a run's load).
-CPU_ONLY = """object_detector:
-  ros__parameters:
-    runtime:
-      providers: [CPUExecutionProvider]
-    detector:
-      pedestrian_model: none
-"""
+# PicoDet alone (support.PICODET_ONLY): what these cases test is the command's handling of paths,
+# files, signals and disks, which is the same whatever the detector.
+CONFIG = str(PICODET_ONLY)
 
 
 def sp(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
@@ -54,19 +47,13 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def config(tmp_path: Path) -> str:
-    path = tmp_path / "cpu.yaml"
-    path.write_text(CPU_ONLY)
-    return str(path)
-
-
 def test_detect_out_is_the_images_folder_keeps_the_images(tmp_path: Path) -> None:
     """`detect --out photos photos/a.jpg` once replaced a.jpg by its annotated copy."""
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(STREET, photos / "a.jpg")
     before = digest(photos / "a.jpg")
-    result = sp("detect", "--out", "photos", "photos/a.jpg", "--config", config(tmp_path),
+    result = sp("detect", "--out", "photos", "photos/a.jpg", "--config", CONFIG,
                 cwd=tmp_path)
     no_traceback(result)
     assert result.returncode == 0
@@ -80,7 +67,7 @@ def test_detect_file_name_not_utf8(tmp_path: Path) -> None:
     """A photo whose name is not UTF-8 once crashed the process (SIGSEGV in cv2.imwrite)."""
     name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 name from an old camera card
     shutil.copy(STREET, tmp_path / name)
-    result = sp("detect", "--out", "out", name, "--config", config(tmp_path), cwd=tmp_path)
+    result = sp("detect", "--out", "out", name, "--config", CONFIG, cwd=tmp_path)
     no_traceback(result)
     assert result.returncode == 0
     assert (tmp_path / "out" / name).stat().st_size > 0
@@ -182,7 +169,7 @@ def test_non_utf8_file_names_print_under_a_strict_utf8_locale(tmp_path: Path) ->
     shutil.copy(FACE, tmp_path / name)
     strict = {"PYTHONIOENCODING": "utf-8:strict",
               "SENSE_PERCEPTION_GALLERY": str(tmp_path / "g" / "gallery.json")}
-    for args in (["detect", "--out", "out", name, "--config", config(tmp_path)],
+    for args in (["detect", "--out", "out", name, "--config", CONFIG],
                  ["driver", "identify", name], ["driver", "attention", name]):
         result = sp(*args, cwd=tmp_path, env=strict)
         no_traceback(result)
@@ -360,7 +347,7 @@ def test_detect_never_overwrites_a_users_photo_of_the_same_name(tmp_path: Path) 
     shutil.copy(STREET, tmp_path / "other" / "holiday.jpg")
     before = digest(tmp_path / "pics" / "holiday.jpg")
     for _ in range(2):
-        result = sp("detect", "--out", "pics", "other/holiday.jpg", "--config", config(tmp_path),
+        result = sp("detect", "--out", "pics", "other/holiday.jpg", "--config", CONFIG,
                     cwd=tmp_path)
         no_traceback(result)
         assert result.returncode == 0, result.stderr.decode()
@@ -455,7 +442,7 @@ def test_detect_on_a_full_disk_keeps_the_earlier_results_and_leaves_no_truncated
     named and left out (exit 1), and detections.json that does not fit is a clear error (exit 2)
     that keeps the earlier file whole."""
     second = SHARED / "street" / "comma2k19_highway280_rav4_preview.png"
-    report = run_on_tmpfs(tmp_path, _DETECT_ON_A_FULL_DISK, [STREET, second, config(tmp_path)])
+    report = run_on_tmpfs(tmp_path, _DETECT_ON_A_FULL_DISK, [STREET, second, CONFIG])
     good, annotated, full = report["good"], report["annotated"], report["full"]
     assert good["code"] == 0 and good["files"] == ["detections.json"], good
     # Annotated copies that do not fit: named with the reason, no truncated file left behind.
@@ -502,7 +489,7 @@ def test_detect_never_waits_on_a_fifo_planted_as_its_hidden_copies_list(tmp_path
     out = tmp_path / "out"
     out.mkdir()
     os.mkfifo(out / ".detect-annotated.json")
-    result = sp("detect", str(STREET), "--out", str(out), "--config", config(tmp_path),
+    result = sp("detect", str(STREET), "--out", str(out), "--config", CONFIG,
                 cwd=tmp_path, timeout=120)
     no_traceback(result)
     assert result.returncode == 0
@@ -602,14 +589,14 @@ def test_ctrl_c_during_detect_leaves_results_of_exactly_what_was_processed(
         shutil.copy(STREET, inputs / f"{name}.jpg")
     out = tmp_path / "out"
     earlier = sp("detect", str(inputs / "old_a.jpg"), str(inputs / "old_b.jpg"), "--out", str(out),
-                 "--config", config(tmp_path), cwd=tmp_path)
+                 "--config", CONFIG, cwd=tmp_path)
     assert earlier.returncode == 0, no_traceback(earlier)
     paths = []
     for i in range(60):
         paths.append(str(inputs / f"img_{i:02d}.jpg"))
         shutil.copy(STREET, paths[-1])
     proc = subprocess.Popen([sys.executable, "-m", "sense_perception.cli.main", "detect", *paths,
-                             "--out", str(out), "--config", config(tmp_path), "--batch-size", "1"],
+                             "--out", str(out), "--config", CONFIG, "--batch-size", "1"],
                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -703,7 +690,7 @@ def test_a_stop_just_after_an_annotated_copy_is_written_still_records_that_image
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-c", _SIGNAL_AT, signame, twice, "detect", *paths, "--out", str(out),
-         "--config", config(tmp_path), "--batch-size", "1"],
+         "--config", CONFIG, "--batch-size", "1"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
         timeout=300)
     err = result.stderr.decode(errors="replace")
@@ -780,7 +767,7 @@ def test_a_stop_kept_by_detect_is_obeyed_and_the_failure_named(
         monkeypatch.setattr(fileio, "write_result_json", full_disk)
     if case == "write_failing_after_a_stop":
         monkeypatch.setattr(fileio, "write_image", copy_then_stop)
-    code = main(["detect", *paths, "--out", str(out), "--config", config(tmp_path),
+    code = main(["detect", *paths, "--out", str(out), "--config", CONFIG,
                  "--batch-size", "1"])
     err = " ".join(capsys.readouterr().err.split())
     if case == "image_failing_with_a_stop_kept":
@@ -851,7 +838,7 @@ def test_a_stopped_replay_exits_as_the_first_stop_with_its_summary_marked(
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-c", _REPLAY_STOPPED, first, second, "replay", str(SAMPLE_BAG),
-         "--out", str(out), "--config", config(tmp_path)],
+         "--out", str(out), "--config", CONFIG],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
         timeout=300)
     err = " ".join(result.stderr.decode(errors="replace").split())

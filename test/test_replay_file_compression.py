@@ -25,6 +25,7 @@ import pytest
 from replay_helpers import ROOT, SAMPLE_BAG
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from support import PICODET_ONLY
 
 from sense_perception.cli.main import main
 from sense_perception import owned_folders
@@ -82,7 +83,8 @@ def _leftovers(tmp: Path) -> list[Path]:
 def _replay(bag: Path, out: Path, tmp: Path, **popen: object) -> subprocess.Popen[str]:
     tmp.mkdir(exist_ok=True)
     return subprocess.Popen([sys.executable, "-m", "sense_perception.cli.main", "replay", str(bag),
-                             "--out", str(out)], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                             "--out", str(out), "--config", str(PICODET_ONLY)], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)},
                             **popen)  # type: ignore[call-overload]
@@ -243,7 +245,8 @@ def test_fleet_fails_the_bomb_alone_and_replays_the_other_bags(tmp_path) -> None
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "fleet", str(bags),
-                           "--out", str(tmp_path / "out"), "--workers", "1"], cwd=ROOT,
+                           "--out", str(tmp_path / "out"), "--workers", "1", "--config",
+                           str(PICODET_ONLY)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300,
                           # Ray's own folder stays /tmp/ray: its socket paths must stay short
                           env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp),

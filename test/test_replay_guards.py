@@ -16,6 +16,7 @@ from replay_helpers import (CABIN, FRONT, ROOT, SAMPLE_BAG, SHARED, WINDSHIELD, 
                             copy_dir, enrol_sample_driver, read_output)
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
+from support import PICODET_ONLY
 
 from sense_perception.cli.main import main
 from sense_perception.replay.engine import _identity_caption
@@ -24,7 +25,13 @@ STORE = get_typestore(Stores.ROS2_JAZZY)
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(["replay", *map(str, argv)])
+    """``replay ARGV`` in this process, with PicoDet alone (support.PICODET_ONLY) unless ARGV
+    names a --config: these cases test what the replay reads, refuses, writes and keeps, the same
+    whatever the detector (each run saves the specialist's OpenVINO compile)."""
+    args = [*map(str, argv)]
+    if "--config" not in args:
+        args += ["--config", str(PICODET_ONLY)]
+    code = main(["replay", *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -287,7 +294,8 @@ def test_a_bag_holding_cabin_frames_is_private_whatever_the_umask(tmp_path) -> N
     permission for others (R88: 0666 under umask 0)."""
     def replay(out: Path, *args: str) -> Path:
         proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
-                               str(SAMPLE_BAG), "--out", str(out), "--copy-input", *args],
+                               str(SAMPLE_BAG), "--out", str(out), "--copy-input", "--config",
+                               str(PICODET_ONLY), *args],
                               capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0),
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -349,7 +357,7 @@ def test_no_output_of_a_replay_is_writable_by_others_whatever_the_umask(tmp_path
     old = os.umask(umask)
     try:
         Replayer(ReplayOptions(SAMPLE_BAG, out, topics=[WINDSHIELD, FRONT], copy_input=True,
-                               video=True)).run()
+                               video=True, config=PICODET_ONLY)).run()
     finally:
         os.umask(old)
     made = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777
@@ -402,7 +410,7 @@ def test_publish_plays_the_cabin_camera_only_when_asked(tmp_path, monkeypatch, c
     monkeypatch.setattr(publish, "LivePublisher", _FakePublisher)
     topics = [] if cabin else [WINDSHIELD]  # one camera is enough: the playing is looked at
     result = Replayer(ReplayOptions(SAMPLE_BAG, tmp_path / "out", topics=topics, cabin=cabin,
-                                    publish=True, publish_cabin=asked)).run()
+                                    publish=True, publish_cabin=asked, config=PICODET_ONLY)).run()
     fake = _FakePublisher.last
     for seen in (fake.advertised, fake.played):
         assert (CABIN in seen) is asked, seen
@@ -713,8 +721,9 @@ def test_a_link_or_fifo_planted_as_the_replay_marker_is_replaced_never_written_t
     else:
         os.mkfifo(out / ".sense-perception-replay")
     proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay",
-                           str(SAMPLE_BAG), "--out", str(out), "--topics", WINDSHIELD, "--force"],
-                          capture_output=True, text=True, timeout=120,
+                           str(SAMPLE_BAG), "--out", str(out), "--topics", WINDSHIELD, "--force",
+                           "--config", str(PICODET_ONLY)], capture_output=True, text=True,
+                          timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert victim.read_bytes() == b"precious\n"

@@ -12,6 +12,7 @@ from sense_perception.core.health.camera_settings import CameraHealthSettings, H
 from sense_perception.evaluation import degrade
 
 from replay_helpers import SHARED
+from support import PICODET_ONLY  # the replays here: what is kept and written, whatever the detector
 
 TOPIC = "/camera/front/image_raw"
 
@@ -120,7 +121,8 @@ def test_a_frame_broken_differently_every_time_is_counted_not_listed_per_frame(t
 
     frames = MAX_REASONS_PER_TOPIC * 3
     bag = _raw_bag(tmp_path / "broken", frames, broken=lambda i: 100 + i)  # each its own length
-    assert main(["replay", str(bag), "--out", str(tmp_path / "out")]) == 1
+    assert main(["replay", str(bag), "--out", str(tmp_path / "out"), "--config",
+                 str(PICODET_ONLY)]) == 1
     skipped = json.loads((tmp_path / "out" / "summary.json").read_text())["skipped"]
     assert len(skipped) == MAX_REASONS_PER_TOPIC + 1  # not one entry per frame
     assert sum(item["count"] for item in skipped) == frames  # every frame still counted
@@ -188,7 +190,8 @@ from pathlib import Path
 from sense_perception.errors import BagError
 from sense_perception.replay.engine import ReplayOptions, replay
 
-disk, bag, video = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "video"
+disk, bag, video, config = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "video", \
+    Path(sys.argv[4])
 out = disk / "out"
 
 
@@ -204,7 +207,7 @@ def fill(done, expected):
 
 
 try:
-    replay(ReplayOptions(bag=bag, out=out, video=video), progress=fill)
+    replay(ReplayOptions(bag=bag, out=out, video=video, config=config), progress=fill)
     error = None
 except BagError as exc:
     error = str(exc)
@@ -220,7 +223,8 @@ def test_a_disk_full_at_the_end_of_a_replay_is_a_clear_error_never_a_half_summar
     from support import run_on_tmpfs
 
     bag = _raw_bag(tmp_path / "bag", 12)
-    report = run_on_tmpfs(tmp_path, _FULL_AT_THE_END, [bag, video], options="size=4m")
+    report = run_on_tmpfs(tmp_path, _FULL_AT_THE_END, [bag, video, PICODET_ONLY],
+                          options="size=4m")
     assert report["error"] is not None, report  # not a success
     assert "No space left on device" in report["error"] and "incomplete" in report["error"]
     assert "summary.json" not in report["files"] and ".summary.json.tmp" not in report["files"]
@@ -274,7 +278,7 @@ def write_summary(path, summary, **options):
 
 
 engine.write_summary = write_summary
-sys.exit(main(["replay", sys.argv[1], "--out", sys.argv[2]]))
+sys.exit(main(["replay", sys.argv[1], "--out", sys.argv[2], "--config", sys.argv[4]]))
 '''
 
 
@@ -292,7 +296,8 @@ def test_a_stop_while_the_summary_is_written_waits_for_it_then_exits(tmp_path, s
     script = tmp_path / "stop.py"
     script.write_text(_STOPPED_WHILE_THE_SUMMARY_IS_WRITTEN)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(script), str(bag), str(out), signame],
+    proc = subprocess.run([sys.executable, str(script), str(bag), str(out), signame,
+                           str(PICODET_ONLY)],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == code, proc.stderr  # the stop is obeyed, and said so ...

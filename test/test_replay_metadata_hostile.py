@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from replay_helpers import ROOT, SAMPLE_BAG, WINDSHIELD, copy_bag
 from rosbags.rosbag2 import StoragePlugin
+from support import PICODET_ONLY
 
 from sense_perception.bounded_yaml import MAX_YAML_BYTES
 from sense_perception.replay.reader import MAX_METADATA_ENTRIES, open_bag
@@ -64,7 +65,8 @@ def _bag(tmp_path: Path) -> Path:
 def _replay(bag: Path, out: Path) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay", str(bag),
-                           "--out", str(out), "--topics", WINDSHIELD], cwd=ROOT,
+                           "--out", str(out), "--topics", WINDSHIELD, "--config",
+                           str(PICODET_ONLY)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     return proc, time.monotonic() - start
@@ -128,7 +130,8 @@ def test_fleet_replays_a_bag_with_an_alias_bomb_for_metadata_and_names_it(tmp_pa
     out = tmp_path / "out"
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "fleet",
-                           str(tmp_path / "bags"), "--out", str(out), "--workers", "1"], cwd=ROOT,
+                           str(tmp_path / "bags"), "--out", str(out), "--workers", "1",
+                           "--config", str(PICODET_ONLY)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -25,6 +25,7 @@ from mcap.reader import make_reader
 from mcap.writer import CompressionType, Writer
 from replay_helpers import FRONT, ROOT, SAMPLE_BAG, copy_bag
 from rosbags.rosbag2 import StoragePlugin
+from support import PICODET_ONLY
 
 from sense_perception.replay.qos import (MAX_QOS_BYTES, MAX_QOS_ENTRIES, RefusedQos,
                                          parse_qos_bounded)
@@ -87,8 +88,9 @@ def _bag(folder: Path, qos: str) -> Path:
 def _replay(bag: Path, out: Path) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "sense_perception.cli.main", "replay", str(bag),
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                           "--out", str(out), "--config", str(PICODET_ONLY)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     return proc, time.monotonic() - start
 
 
