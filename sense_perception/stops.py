@@ -127,6 +127,11 @@ class Stops:
         self._in_force = False  # its stop_signals block is running: a nested one reuses it
 
     @property
+    def first(self) -> int | None:
+        """The signal of this block's first stop (raised, kept or :meth:`took`), else None."""
+        return self._first
+
+    @property
     def hung_up(self) -> bool:
         """Whether a SIGHUP arrived (the terminal is gone)."""
         return self._hung_up

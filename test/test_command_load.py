@@ -413,6 +413,57 @@ def test_a_driver_command_ends_its_process_naming_the_load_left_running(tmp_path
            "driver-identify-load); the process ends without it" in done.stderr, done.stderr
 
 
+#: HUNG_DETECT whose console script waits a minute for the load it gave up on, a file made
+#: (argv[1]) once that wait has begun, so that a test signals the command in it.
+HUNG_THEN_WAITING = """
+import sys
+import threading
+from pathlib import Path
+
+import onnxruntime
+
+import sense_perception.core.runtime.warm_up as warm_up
+from sense_perception.cli import main as cli
+
+waiting, real = Path(sys.argv[1]), warm_up.unfinished_jobs
+
+
+def unfinished_jobs(deadline):
+    waiting.touch()
+    return real(deadline)
+
+
+cli.LOAD_GRACE_S = 60.0
+warm_up.unfinished_jobs = unfinished_jobs
+onnxruntime.InferenceSession = lambda *args, **kwargs: threading.Event().wait(600)
+sys.argv = ["sense-perception", *sys.argv[2:]]
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stop_while_a_command_waits_for_the_load_it_gave_up_on_is_obeyed(tmp_path, signame,
+                                                                             code):
+    """R103: once a command has given up on its model load (its bound ran out: the error said,
+    exit 2), main waits a moment for the load's thread inside the command's stop block (R101),
+    which a stop ends; the stop was then lost (:func:`unfinished_jobs` catches it): a SIGTERM or
+    Ctrl-C there exited 2, as if none had come (before R101 SIGTERM's default ended the process
+    by the signal). The first stop is obeyed now: 143 / 130, the error and the note still said,
+    no traceback."""
+    script = tmp_path / "hung_waiting.py"
+    script.write_text(HUNG_THEN_WAITING)
+    waiting = tmp_path / "waiting"
+    code_, out, err = _signal_once_marked(
+        [str(script), str(waiting), "detect", str(STREET), "--out", str(tmp_path / "out"),
+         "--config", _config(tmp_path, 0.5)], waiting, signame, tmp_path,
+        "the wait for the load it gave up on", start_s=120, end_s=60)
+    assert code_ == code, (code_, err[-2000:])
+    assert "error: the load of picodet_s_416" in err, err[-2000:]
+    assert "the model load this command gave up on is still running (threads detect-load)" \
+        in err, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+
+
 class _HungUpTerminal:
     """Standard error on a terminal that hung up: every write and flush fails with EIO."""
 

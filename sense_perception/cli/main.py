@@ -11,9 +11,12 @@ import importlib
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SensePerceptionError
+
+if TYPE_CHECKING:
+    from ..stops import Stops
 
 # Modules are imported lazily by name so `sense-perception --help` stays fast and a sub-command's
 # heavy imports (rclpy for `run`) never load for another.
@@ -168,23 +171,31 @@ def main(argv: list[str] | None = None) -> int:
 LOAD_GRACE_S = 2.0
 
 
-def leave_unfinished_loads(code: int) -> None:
+def leave_unfinished_loads(code: int, stops: Stops | None = None) -> int:
     """End the process with ``code`` now (``os._exit``) if a model load the command gave up on
     (``warm_up_timeout_s``, Ctrl-C; :func:`~sense_perception.model_load.load_models`) is still
     running :data:`LOAD_GRACE_S` later: one returning from OpenVINO or onnxruntime while Python
     finalized ended the process in ``terminate called without an active exception`` (SIGABRT,
     exit 134, about 1 run in 2 of a ``detect`` whose bound ran out in an OpenVINO compile), the
-    error it had printed and its exit status 2 lost (R87)."""
+    error it had printed and its exit status 2 lost (R87). Else the exit status to return.
+
+    A first stop of the command's block ``stops`` that ends this wait (:func:`unfinished_jobs`
+    catches it) is obeyed: its 130 / 143 / 129, not ``code``. Lost there, a SIGTERM or SIGHUP
+    to a command that had given up on its load exited 2, as if no stop had come (R103)."""
     import time
 
     from ..core.runtime.warm_up import unfinished_jobs
     from ..stops import exit_now
 
+    before = None if stops is None else stops.first
     stuck = unfinished_jobs(time.monotonic() + LOAD_GRACE_S)
+    if stops is not None and before is None and stops.first is not None:
+        code = 128 + stops.first  # the stop that ended the wait is the first: the run stops as asked
     if stuck:
         print(f"note: the model load this command gave up on is still running (threads "
               f"{', '.join(stuck)}); the process ends without it", file=sys.stderr)
         exit_now(code)
+    return code
 
 
 #: Sub-commands that handle the stops themselves: ``run`` (rclpy's handlers and the nodes' own,
@@ -214,10 +225,10 @@ def _main(argv: list[str] | None, leave_loads: bool = False) -> int:
     # the first's exit status or ended the process by the signal, a first one ended it unhandled.
     # A first stop there is obeyed (its exit status, no traceback), a later one is ignored (R99).
     try:
-        with nullcontext() if args.command in OWN_STOPS else stop_signals():
+        with nullcontext() if args.command in OWN_STOPS else stop_signals() as stops:
             code = _dispatch(args)
-            if leave_loads:
-                leave_unfinished_loads(code)  # its wait ends at a stop (unfinished_jobs)
+            if leave_loads:  # its wait ends at a first stop, whose status it then is (R103)
+                code = leave_unfinished_loads(code, stops)
     except KeyboardInterrupt as exc:  # a first stop after the command's own handling
         code = exit_code(exc)
         if leave_loads:
