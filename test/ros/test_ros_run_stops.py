@@ -68,6 +68,14 @@ def _start_slow_run(ros_env, graph, tmp_path, name: str, seconds: float):
     return proc
 
 
+def _exit_code(proc, timeout: float, when: str) -> int:
+    """``proc``'s exit status within ``timeout`` seconds, else a failure showing its output."""
+    try:
+        return proc.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"`run` still running {when}:\n{proc.output()}") from exc
+
+
 @pytest.mark.parametrize("first", ["SIGINT", "SIGTERM"])
 def test_a_second_ctrl_c_while_run_stops_its_nodes_is_ignored_not_a_traceback(
         ros_env, graph, tmp_path, first):
@@ -87,11 +95,7 @@ def test_a_second_ctrl_c_while_run_stops_its_nodes_is_ignored_not_a_traceback(
             time.sleep(0.4)  # the stop has begun: `run` waits for the frame in flight
             if proc.alive():
                 proc.proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired as exc:
-            raise AssertionError(f"`run` still running 30 s after the stops:\n{proc.output()}") \
-                from exc
+        code = _exit_code(proc, 30, "30 s after the stops")
         took = time.monotonic() - start
     finally:
         graph.release()
@@ -120,11 +124,7 @@ def test_a_stop_long_after_the_first_ends_a_run_that_cannot_stop_its_nodes(ros_e
         assert proc.alive(), proc.output()  # still waiting for the frame (the join's 10 s)
         start = time.monotonic()
         proc.proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.proc.wait(timeout=4)  # at once, not the join's 10 s nor the frame's 60 s
-        except subprocess.TimeoutExpired as exc:
-            raise AssertionError(f"`run` still running after the late Ctrl-C:\n{proc.output()}") \
-                from exc
+        code = _exit_code(proc, 4, "after the late Ctrl-C")  # at once: not the join's 10 s
         took = time.monotonic() - start
     finally:
         graph.release()
