@@ -54,14 +54,19 @@ test-fast: $(VENV)/.torch
 
 # The ROS environment (about 5 minutes, mostly compiling the message typesupport) builds beside
 # the core tests, at a lower priority (nice) so that it takes only the CPU they leave idle while
-# they wait on subprocesses, Ray and signals; -Oline keeps each line of the two outputs whole. The
-# ROS tests then run alone (ROS_XDIST above).
+# they wait on subprocesses, Ray and signals; its output goes to a log (printed on a failure), so
+# the tests' progress stays readable. The ROS tests then run alone (ROS_XDIST above).
+ROS_ENV_LOG := .ros-build/make_ros_env.log
 test:
-	$(MAKE) --no-print-directory -j3 -Oline test-core ros-env-beside
+	$(MAKE) --no-print-directory -j3 test-core ros-env-beside
 	$(MAKE) --no-print-directory test-ros
 
 ros-env-beside: $(VENV)/.installed
-	nice -n 10 bash tools/make_ros_env.sh $(ROS_VENV)
+	@mkdir -p $(dir $(ROS_ENV_LOG))
+	@echo "building $(ROS_VENV) beside the core tests (log: $(ROS_ENV_LOG))"
+	@nice -n 10 bash tools/make_ros_env.sh $(ROS_VENV) > $(ROS_ENV_LOG) 2>&1 \
+		|| { tail -40 $(ROS_ENV_LOG); echo "building $(ROS_VENV) failed (log: $(ROS_ENV_LOG))"; exit 1; }
+	@tail -1 $(ROS_ENV_LOG)
 
 # Regenerate test/data/golden_replay.json, the sample bag's replay outputs that test_replay.py
 # compares against (tolerances in test/golden_replay.py). Run it after a deliberate change of the

@@ -4,11 +4,10 @@ from __future__ import annotations
 import inspect
 import re
 import signal
-import sys
 import warnings
 
 import pytest
-from support import LeftoverSignalState, restore_signal_state, signal_state
+from support import LeftoverSignalState, check_grouped, restore_signal_state, signal_state
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,6 +39,21 @@ def _signal_state_restored(request: pytest.FixtureRequest):
     if left:
         warnings.warn(LeftoverSignalState(f"{request.node.nodeid} left {'; '.join(left)}; "
                                           "restored"), stacklevel=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_signal_state_restored():
+    """Each module ends with the handlers and mask it began with: a module fixture that starts Ray
+    in this process (``ray.init`` leaves its SIGTERM handler, ``sys.exit``) is set up before each
+    test records its own start, so the per-test restore kept Ray's handler for the worker's later
+    modules (test_stops.py then found it in place of the default)."""
+    start = signal_state()
+    yield
+    restore_signal_state(start)
+
+
+#: Module fixtures every module has (this file's own, cheap): they make no xdist group.
+_EVERY_MODULE = frozenset({"_module_signal_state_restored"})
 
 
 # A test that starts Ray (a fleet run, `ray start`, the benchmarks' fleet section) shares the machine
@@ -74,7 +88,7 @@ def _module_fixtures(item: pytest.Item) -> list[str]:
     """The module-scoped fixtures the test uses: each is built once per module and worker."""
     info = getattr(item, "_fixtureinfo", None)
     return sorted(name for name, defs in (info.name2fixturedefs.items() if info else ())
-                  if defs and defs[-1].scope == "module")
+                  if defs and defs[-1].scope == "module" and name not in _EVERY_MODULE)
 
 
 def _shared_fixture_groups(items: list[pytest.Item]) -> dict[pytest.Item, str]:
@@ -103,7 +117,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Put every test that starts Ray in the one ``ray`` group of pytest-xdist, and the tests that
     share a module-scoped fixture in a group of their own (:func:`_shared_fixture_groups`); such a
     group holding a test that starts Ray joins the ``ray`` group whole (its fixture built once).
-    Then check that pytest-xdist took the groups (:func:`_check_grouped`)."""
+    Then check that pytest-xdist took the groups (:func:`support.check_grouped`)."""
     shared = _shared_fixture_groups(items)
     ray = {item for item in items if _starts_ray(item)}
     ray_shared = {shared[item] for item in ray if item in shared}
@@ -113,24 +127,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif item in shared:
             item.add_marker(pytest.mark.xdist_group(shared[item]))
     result = yield
-    _check_grouped(config, items)
+    check_grouped(config, items)
     return result
-
-
-def _check_grouped(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse to run when pytest-xdist's ``loadgroup`` does not group: it tells its scheduler a
-    test's group by a suffix to the test's id, which pytest 9.2 no longer lets it set
-    (pytest-xdist issue 1386), and the groups were then silently ignored: the Ray tests ran beside
-    each other and the shared fixtures were built on both workers (setup.py pins pytest below)."""
-    if not getattr(config, "workerinput", None) or not config.getvalue("loadgroup"):
-        return
-    lost = [item.nodeid for item in items
-            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid.rsplit("]", 1)[-1]]
-    if lost:
-        message = (f"pytest-xdist's loadgroup does not group here (pytest {pytest.__version__}): "
-                   f"{len(lost)} grouped tests, e.g. {lost[0]}, would run on any worker; install "
-                   "the pytest that setup.py's test extra names (pip install -e '.[test]'), or "
-                   "run with XDIST='-n 0'")
-        # A worker's error reaches the controller as an internal error without its words.
-        sys.__stderr__.write(f"\n{message}\n")
-        raise pytest.UsageError(message)

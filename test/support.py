@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -265,3 +266,22 @@ def restore_signal_state(start: tuple[dict[int, object], frozenset[int]]) -> lis
         left.append(f"blocked signals {sorted(map(int, blocked))} (were {sorted(map(int, mask))})")
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return left
+
+
+def check_grouped(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run when pytest-xdist's ``loadgroup`` does not group: it tells its scheduler a
+    test's group by a suffix to the test's id, which pytest 9.2 no longer lets it set
+    (pytest-xdist issue 1386), and the groups were then silently ignored: the Ray tests ran beside
+    each other and the shared fixtures were built on both workers (setup.py pins pytest below)."""
+    if not getattr(config, "workerinput", None) or not config.getvalue("loadgroup"):
+        return
+    lost = [item.nodeid for item in items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid.rsplit("]", 1)[-1]]
+    if lost:
+        message = (f"pytest-xdist's loadgroup does not group here (pytest {pytest.__version__}): "
+                   f"{len(lost)} grouped tests, e.g. {lost[0]}, would run on any worker; install "
+                   "the pytest that setup.py's test extra names (pip install -e '.[test]'), or "
+                   "run with XDIST='-n 0'")
+        # A worker's error reaches the controller as an internal error without its words.
+        sys.__stderr__.write(f"\n{message}\n")
+        raise pytest.UsageError(message)

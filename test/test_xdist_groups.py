@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import _check_grouped
+from support import check_grouped
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def test_a_worker_whose_groups_were_not_taken_refuses_to_run(nodeid: str, refuse
                            get_closest_marker=lambda name: object() if name == "xdist_group" else None)
     if refused:
         with pytest.raises(pytest.UsageError, match=r"loadgroup does not group.*setup\.py"):
-            _check_grouped(config, [item])  # type: ignore[arg-type]
+            check_grouped(config, [item])  # type: ignore[arg-type]
     else:
-        _check_grouped(config, [item])  # type: ignore[arg-type]
-    _check_grouped(SimpleNamespace(workerinput=None, getvalue=config.getvalue), [item])  # type: ignore[arg-type]
+        check_grouped(config, [item])  # type: ignore[arg-type]
+    check_grouped(SimpleNamespace(workerinput=None, getvalue=config.getvalue), [item])  # type: ignore[arg-type]
