@@ -209,11 +209,6 @@ def _main(argv: list[str] | None, leave_loads: bool = False) -> int:
     verbosity = args.verbose + getattr(args, "sub_verbose", 0)
     logging.basicConfig(level=log_level(args.command, verbosity),
                         format="%(levelname)s %(name)s: %(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        if leave_loads:  # as after a command: a load another caller left may still run (R91)
-            leave_unfinished_loads(2)
-        return 2
     from contextlib import nullcontext
 
     from ..stops import exit_code, stop_signals
@@ -226,7 +221,7 @@ def _main(argv: list[str] | None, leave_loads: bool = False) -> int:
     # A first stop there is obeyed (its exit status, no traceback), a later one is ignored (R99).
     try:
         with nullcontext() if args.command in OWN_STOPS else stop_signals() as stops:
-            code = _dispatch(args)
+            code = _dispatch(args, parser)
             if leave_loads:  # its wait ends at a first stop, whose status it then is (R103)
                 code = leave_unfinished_loads(code, stops)
     except KeyboardInterrupt as exc:  # a first stop after the command's own handling
@@ -236,8 +231,12 @@ def _main(argv: list[str] | None, leave_loads: bool = False) -> int:
     return code
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    """Run the sub-command ``args`` names; its exit status (an error or a stop reported)."""
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the sub-command ``args`` names; its exit status (an error or a stop reported). No
+    sub-command: the help, exit 2."""
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
     try:
         return int(args.func(args) or 0)
     except SensePerceptionError as exc:
