@@ -223,6 +223,14 @@ class NodeProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def exit_code(self, timeout: float, when: str) -> int:
+        """The exit status within ``timeout`` seconds, else an AssertionError saying the process
+        was still running ``when``, with its output."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"still running {when}:\n{self.output()}") from exc
+
     def stop(self) -> int:
         """SIGINT, then SIGKILL after 3 s; returns the exit code."""
         self.killed = False
@@ -270,6 +278,16 @@ def write_params(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
 
     path.write_text(yaml.safe_dump({node: {"ros__parameters": p} for node, p in sections.items()}))
     return path
+
+
+def cabin_run_config(tmp_path: Path, topic: str) -> Path:
+    """A config for `run --nodes driver_monitor`: ``topic`` its camera, its gallery in a private
+    folder of ``tmp_path``, CPU alone on one thread, no warning of a missing input for a minute."""
+    folder = tmp_path / "gallery"
+    folder.mkdir(mode=0o700)
+    return write_params(tmp_path / "run.yaml", {"driver_monitor": {
+        "camera_topic": topic, "no_input_warn_s": 60.0, "gallery": {"path": str(folder / "g.json")},
+        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
 
 
 def read_bgr(path: Path) -> np.ndarray:

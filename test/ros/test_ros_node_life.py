@@ -88,15 +88,11 @@ def test_run_stops_on_a_signal_within_seconds_while_frames_are_processed(ros_env
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
-    from ros_helpers import (DATA, NodeProcess, image_msg, publish_until, read_bgr, wait_active,
-                             write_params)
+    from ros_helpers import (DATA, NodeProcess, cabin_run_config, image_msg, publish_until,
+                             read_bgr, wait_active)
 
-    folder = tmp_path / "gallery"
-    folder.mkdir(mode=0o700)
     topic = f"/sp_life_{signame.lower()}/cabin/image_raw"
-    config = write_params(tmp_path / "run.yaml", {"driver_monitor": {
-        "camera_topic": topic, "no_input_warn_s": 60.0, "gallery": {"path": str(folder / "g.json")},
-        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    config = cabin_run_config(tmp_path, topic)
     proc = NodeProcess(["-m", "sense_perception.cli.main", "run", "--nodes", "driver_monitor",
                         "--config", str(config)], ros_env, tmp_path / "run.log")
     try:
@@ -127,11 +123,7 @@ def _signal_and_wait(proc, signame: str, limit_s: float = 5.0) -> tuple[int, flo
 
     start = time.monotonic()
     proc.proc.send_signal(getattr(signal, signame))
-    try:
-        code = proc.proc.wait(timeout=limit_s)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"`run` still running {limit_s} s after {signame}:\n"
-                             f"{proc.output()}") from exc
+    code = proc.exit_code(limit_s, f"{limit_s} s after {signame}")
     return code, time.monotonic() - start
 
 

@@ -15,7 +15,6 @@ as a slow accelerator or a loaded machine does.
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
@@ -46,14 +45,11 @@ def _start_slow_run(ros_env, graph, tmp_path, name: str, seconds: float):
     """A `run` of driver_monitor alone whose inference takes ``seconds``, a frame in flight."""
     from sensor_msgs.msg import Image
 
-    from ros_helpers import DATA, NodeProcess, image_msg, read_bgr, wait_active, wait_for, write_params
+    from ros_helpers import (DATA, NodeProcess, cabin_run_config, image_msg, read_bgr, wait_active,
+                             wait_for)
 
-    folder = tmp_path / "gallery"
-    folder.mkdir(mode=0o700)
     topic = f"/sp_run_stops_{name}/cabin/image_raw"
-    config = write_params(tmp_path / "run.yaml", {"driver_monitor": {
-        "camera_topic": topic, "no_input_warn_s": 60.0, "gallery": {"path": str(folder / "g.json")},
-        "runtime": {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}}})
+    config = cabin_run_config(tmp_path, topic)
     proc = NodeProcess(["-c", SLOW_RUN, str(seconds), "run", "--nodes", "driver_monitor",
                         "--config", str(config)], ros_env, tmp_path / "run.log")
     wait_active(graph, proc, "/driver_monitor")
@@ -66,14 +62,6 @@ def _start_slow_run(ros_env, graph, tmp_path, name: str, seconds: float):
             break
     assert began in proc.output() and proc.alive(), proc.output()
     return proc
-
-
-def _exit_code(proc, timeout: float, when: str) -> int:
-    """``proc``'s exit status within ``timeout`` seconds, else a failure showing its output."""
-    try:
-        return proc.proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"`run` still running {when}:\n{proc.output()}") from exc
 
 
 @pytest.mark.parametrize("first", ["SIGINT", "SIGTERM"])
@@ -95,7 +83,7 @@ def test_a_second_ctrl_c_while_run_stops_its_nodes_is_ignored_not_a_traceback(
             time.sleep(0.4)  # the stop has begun: `run` waits for the frame in flight
             if proc.alive():
                 proc.proc.send_signal(signal.SIGINT)
-        code = _exit_code(proc, 30, "30 s after the stops")
+        code = proc.exit_code(30, "30 s after the stops")
         took = time.monotonic() - start
     finally:
         graph.release()
@@ -124,7 +112,7 @@ def test_a_stop_long_after_the_first_ends_a_run_that_cannot_stop_its_nodes(ros_e
         assert proc.alive(), proc.output()  # still waiting for the frame (the join's 10 s)
         start = time.monotonic()
         proc.proc.send_signal(signal.SIGINT)
-        code = _exit_code(proc, 4, "after the late Ctrl-C")  # at once: not the join's 10 s
+        code = proc.exit_code(4, "after the late Ctrl-C")  # at once: not the join's 10 s
         took = time.monotonic() - start
     finally:
         graph.release()
